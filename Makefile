@@ -1,0 +1,67 @@
+# FunMagic — one entry point for developers and CI. `make help` lists the targets.
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON_BOOT ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STACK_DIR ?= $(CURDIR)/.stack
+export FUNMAGIC_STACK_DIR := $(STACK_DIR)
+export PYTHON := $(CURDIR)/$(PY)
+# Every recipe that talks to the stack loads the environment `stack.sh up` wrote.
+WITH_STACK_ENV := set -a; source $(STACK_DIR)/env; set +a;
+PACKAGES := libs/contracts libs/kit $(wildcard services/*)
+PYPROJECTS := $(addsuffix /pyproject.toml,$(PACKAGES))
+
+.PHONY: help setup stack-up stack-down stack-status run stop test test-unit test-integration e2e bench lint contracts
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
+
+setup: $(VENV)/.installed ## Create .venv with every package (editable) and the dev tools, pinned by constraints.txt
+
+$(VENV)/.installed: constraints.txt requirements-dev.txt $(PYPROJECTS)
+	@$(PYTHON_BOOT) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "Python 3.11+ is required"; exit 1; }
+	@test -x $(PY) || $(PYTHON_BOOT) -m venv $(VENV)
+	@echo "[setup] installing packages into $(VENV)"
+	@$(PY) -m pip install -q --upgrade pip -c constraints.txt 2>/dev/null || true
+	@$(PY) -m pip install -q -c constraints.txt -r requirements-dev.txt $(addprefix -e ,$(PACKAGES))
+	@touch $@
+
+stack-up: setup ## Start Kafka, Postgres, Redis and SeaweedFS (S3) locally; idempotent
+	@bash deploy/local/stack.sh up
+
+stack-down: ## Stop the services and the local stack (data stays under .stack/)
+	@if [ -f $(STACK_DIR)/env ]; then $(WITH_STACK_ENV) $(PY) deploy/local/run_services.py down || true; fi
+	@bash deploy/local/stack.sh down
+
+stack-status: ## Show which parts of the stack answer
+	@bash deploy/local/stack.sh status
+
+run: stack-up ## Start the stack and all six services; the gateway listens on :8000
+	@$(WITH_STACK_ENV) $(PY) deploy/local/run_services.py up
+
+stop: ## Stop the six services (the stack keeps running)
+	@$(WITH_STACK_ENV) $(PY) deploy/local/run_services.py down
+
+test: stack-up ## Install, start the stack and run every test (unit, integration, contract, e2e)
+	@$(WITH_STACK_ENV) $(PY) -m pytest -q libs services tests
+
+test-unit: setup ## Only the tests that need no running stack
+	@$(PY) -m pytest -q -m "not integration and not e2e" libs services tests
+
+e2e: stack-up ## Only the end-to-end tests (service processes driven from outside)
+	@$(WITH_STACK_ENV) $(PY) -m pytest -q tests/e2e
+
+bench: stack-up ## Run the benchmarks; results go to bench/results/
+	@$(WITH_STACK_ENV) $(PY) bench/run.py
+
+lint: setup ## ruff, formatting, import layering, and the contracts' exported files being current
+	@$(PY) -m ruff check .
+	@$(PY) -m ruff format --check .
+	@$(VENV)/bin/lint-imports
+	@$(PY) -m funmagic_contracts.export --check
+
+contracts: setup ## Re-export the contracts' JSON Schemas and AsyncAPI document
+	@$(PY) -m funmagic_contracts.export

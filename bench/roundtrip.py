@@ -1,0 +1,178 @@
+"""Outbox → Kafka → inbox against raw aiokafka produce → consume, in the same run.
+
+Latency: one event at a time, from just before the producing transaction commits (platform) or just
+before `send` (baseline) until the consuming handler has committed (platform) or `getone` returned
+(baseline). Throughput: a burst of events written as fast as possible until the last one is handled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import statistics
+import time
+import uuid
+from datetime import UTC, datetime
+
+import psycopg
+from aiokafka import AIOKafkaConsumer
+from faststream.kafka import KafkaBroker
+
+from funmagic_contracts.envelope import Envelope
+from funmagic_contracts.ids import uuid7
+from funmagic_kit.consumer import EventConsumer, Subscription
+from funmagic_kit.db import UnitOfWork, create_pool
+from funmagic_kit.failpoints import Failpoints
+from funmagic_kit.kafka import create_producer, create_topics
+from funmagic_kit.metrics import Metrics
+from funmagic_kit.migrations import apply_migrations, load_migrations
+from funmagic_kit.outbox import OutboxRelay, add_to_outbox
+
+LATENCY_SAMPLES = int(os.environ.get("BENCH_LATENCY_SAMPLES", "500"))
+BURST = int(os.environ.get("BENCH_BURST", "5000"))
+WARMUP = 50
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
+def summary(latencies_ms: list[float], burst_seconds: float, burst: int) -> dict[str, float]:
+    return {
+        "events_per_s": round(burst / burst_seconds, 1),
+        "p50_ms": round(statistics.median(latencies_ms), 3),
+        "p99_ms": round(percentile(latencies_ms, 0.99), 3),
+    }
+
+
+async def baseline(kafka: str) -> dict[str, float]:
+    topic = f"bench.raw.{uuid.uuid4().hex[:8]}"
+    await create_topics(kafka, [topic], partitions=6)
+    producer = await create_producer(kafka, client_id="bench-raw")
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=kafka, group_id=f"bench-raw-{uuid.uuid4().hex[:6]}",
+        auto_offset_reset="earliest", enable_auto_commit=False, fetch_max_wait_ms=10, consumer_timeout_ms=20,
+    )
+    await consumer.start()
+    try:
+        latencies = []
+        for i in range(WARMUP + LATENCY_SAMPLES):
+            started = time.perf_counter()
+            await producer.send(topic, b"x" * 300, key=f"k{i % 10}".encode())
+            await consumer.getone()
+            await consumer.commit()
+            if i >= WARMUP:
+                latencies.append((time.perf_counter() - started) * 1000)
+        started = time.perf_counter()
+        futures = [await producer.send(topic, b"x" * 300, key=f"k{i % 10}".encode()) for i in range(BURST)]
+        received = 0
+        while received < BURST:
+            batch = await consumer.getmany(timeout_ms=100)
+            received += sum(len(records) for records in batch.values())
+            if batch:
+                await consumer.commit()
+        burst_seconds = time.perf_counter() - started
+        await asyncio.gather(*futures)
+    finally:
+        await consumer.stop()
+        await producer.stop()
+    return summary(latencies, burst_seconds, BURST)
+
+
+async def platform_path(kafka: str, postgres_url: str) -> dict[str, float]:
+    name = f"bench_{uuid.uuid4().hex[:8]}"
+    async with await psycopg.AsyncConnection.connect(postgres_url, autocommit=True) as admin:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    dsn = f"{postgres_url.rstrip('/')}/{name}"
+    try:
+        async with await psycopg.AsyncConnection.connect(dsn) as conn:
+            await apply_migrations(conn, load_migrations("kit", "funmagic_kit.sql"))
+            await conn.execute("CREATE TABLE effects (event_id uuid PRIMARY KEY)")
+        return await _measure_platform(kafka, dsn)
+    finally:
+        async with await psycopg.AsyncConnection.connect(postgres_url, autocommit=True) as admin:
+            await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+
+
+async def _measure_platform(kafka: str, dsn: str) -> dict[str, float]:
+    topic = f"bench.platform.{uuid.uuid4().hex[:8]}"
+    await create_topics(kafka, [topic, f"{topic}.dlq"], partitions=6)
+    pool = await create_pool(dsn, min_size=4, max_size=8)
+    producer = await create_producer(kafka, client_id="bench-platform")
+    metrics = Metrics("bench")
+    arrived: dict[str, asyncio.Future[float]] = {}
+    handled = 0
+    all_handled = asyncio.Event()
+    burst_target = 0
+
+    async def on_event(envelope: Envelope, uow: UnitOfWork) -> None:
+        await uow.conn.execute("INSERT INTO effects (event_id) VALUES (%s)", (envelope.id,))
+
+    def on_processed(envelope: Envelope, outcome: str) -> None:
+        # Called by the consumer after the handler's transaction has committed.
+        nonlocal handled
+        handled += 1
+        waiter = arrived.pop(str(envelope.id), None)
+        if waiter is not None and not waiter.done():
+            waiter.set_result(time.perf_counter())
+        if burst_target and handled >= burst_target:
+            all_handled.set()
+
+    broker = KafkaBroker(kafka, graceful_timeout=10)
+    consumer = EventConsumer(name="bench", broker=broker, producer=producer, metrics=metrics, pool=pool,
+                             fetch_max_wait_ms=10, on_processed=on_processed)
+    consumer.subscribe(Subscription(topic, {"BenchEvent": on_event}))
+    relay = OutboxRelay(dsn=dsn, pool=pool, producer=producer, metrics=metrics, failpoints=Failpoints(""))
+    relay_task = asyncio.create_task(relay.run())
+    await broker.start()
+    try:
+        latencies = []
+        for i in range(WARMUP + LATENCY_SAMPLES):
+            envelope = _event(i)
+            waiter = asyncio.get_running_loop().create_future()
+            arrived[str(envelope.id)] = waiter
+            started = time.perf_counter()
+            async with UnitOfWork(pool) as uow:
+                await add_to_outbox(uow.conn, [(topic, envelope)])
+            finished = await asyncio.wait_for(waiter, timeout=30)
+            if i >= WARMUP:
+                latencies.append((finished - started) * 1000)
+        burst_target = handled + BURST
+        started = time.perf_counter()
+        for first in range(0, BURST, 100):
+            async with UnitOfWork(pool) as uow:
+                await add_to_outbox(uow.conn, [(topic, _event(first + n)) for n in range(100)])
+        await asyncio.wait_for(all_handled.wait(), timeout=300)
+        burst_seconds = time.perf_counter() - started
+    finally:
+        await broker.stop()
+        relay.stop()
+        await relay_task
+        await producer.stop()
+        await pool.close()
+    return summary(latencies, burst_seconds, BURST)
+
+
+def _event(i: int) -> Envelope:
+    return Envelope(
+        id=uuid7(), type="BenchEvent", version=1, source="bench", subject=f"k{i % 10}",
+        time=datetime.now(UTC), correlation_id=None, causation_id=None, data={"n": i, "pad": "x" * 200},
+    )
+
+
+async def run() -> dict[str, object]:
+    kafka = os.environ["KAFKA_BOOTSTRAP_SERVERS"]
+    postgres_url = os.environ["POSTGRES_URL"]
+    raw = await baseline(kafka)
+    print(f"  raw aiokafka produce→consume : {raw}", flush=True)
+    ours = await platform_path(kafka, postgres_url)
+    print(f"  outbox→Kafka→inbox           : {ours}", flush=True)
+    ratio = {
+        "throughput_ratio": round(ours["events_per_s"] / raw["events_per_s"], 3),
+        "p50_ratio": round(ours["p50_ms"] / raw["p50_ms"], 2),
+        "p99_ratio": round(ours["p99_ms"] / raw["p99_ms"], 2),
+    }
+    print(f"  platform / raw               : {ratio}", flush=True)
+    return {"baseline_raw_aiokafka": raw, "outbox_kafka_inbox": ours, "ratio": ratio,
+            "settings": {"latency_samples": LATENCY_SAMPLES, "burst": BURST, "partitions": 6}}

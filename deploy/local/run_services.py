@@ -1,0 +1,187 @@
+"""Start, check and stop the six FunMagic services as local processes against the local stack.
+
+    python deploy/local/run_services.py up [--port-base 8000] [--run-dir .stack/services]
+    python deploy/local/run_services.py down
+    python deploy/local/run_services.py status
+
+Reads the stack's environment (KAFKA_BOOTSTRAP_SERVERS, REDIS_URL, <SERVICE>_DATABASE_URL, S3_*), as
+written by `deploy/local/stack.sh up` to `.stack/env`. Each service gets its own DATABASE_URL and
+HTTP_PORT; logs go to `<run-dir>/<service>.log`. `up` returns once the gateway's /health/all is green.
+Importable, so e2e tests start the same processes on other ports.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+SERVICES = ("identity", "tasks", "credits", "storage", "providers", "gateway")  # gateway last: it checks the rest
+PORT_OFFSETS = {"gateway": 0, "identity": 1, "tasks": 2, "credits": 3, "storage": 4, "providers": 5}
+
+
+@dataclass
+class ServiceProcess:
+    name: str
+    port: int
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+def service_environment(name: str, base_env: dict[str, str], port_base: int) -> dict[str, str]:
+    env = dict(base_env)
+    env["HTTP_PORT"] = str(port_base + PORT_OFFSETS[name])
+    env.setdefault("LOG_LEVEL", "INFO")
+    if name != "gateway":
+        key = f"{name.upper()}_DATABASE_URL"
+        if key not in base_env:
+            raise SystemExit(f"{key} is not set: source .stack/env (make stack-up writes it)")
+        env["DATABASE_URL"] = base_env[key]
+    else:
+        for other in SERVICES[:-1]:
+            env[f"{other.upper()}_URL"] = f"http://127.0.0.1:{port_base + PORT_OFFSETS[other]}"
+    return env
+
+
+def start_service(name: str, base_env: dict[str, str], port_base: int, run_dir: Path) -> ServiceProcess:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    env = service_environment(name, base_env, port_base)
+    log_path = run_dir / f"{name}.log"
+    with log_path.open("ab") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", f"funmagic_{name}"], env=env, stdout=log, stderr=subprocess.STDOUT,
+            cwd=REPO, start_new_session=True,
+        )
+    (run_dir / f"{name}.pid").write_text(str(process.pid))
+    return ServiceProcess(name, int(env["HTTP_PORT"]), process, log_path)
+
+
+def get_json(url: str, timeout: float = 3.0) -> tuple[int, dict]:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read() or b"{}")
+
+
+def wait_until_healthy(service: ServiceProcess, path: str = "/health/all", timeout: float = 90.0) -> dict:
+    deadline = time.monotonic() + timeout
+    last: object = None
+    while time.monotonic() < deadline:
+        if service.process.poll() is not None:
+            tail = service.log_path.read_text(errors="replace")[-3000:]
+            raise RuntimeError(f"{service.name} exited with {service.process.returncode}:\n{tail}")
+        try:
+            status, body = get_json(service.url + path)
+            if status == 200:
+                return body
+            last = body
+        except (OSError, ValueError) as error:
+            last = error
+        time.sleep(0.2)
+    raise TimeoutError(f"{service.name} not healthy at {path} after {timeout}s: {last}")
+
+
+def start_all(base_env: dict[str, str], port_base: int, run_dir: Path) -> list[ServiceProcess]:
+    started: list[ServiceProcess] = []
+    try:
+        for name in SERVICES:
+            started.append(start_service(name, base_env, port_base, run_dir))
+        for service in started:
+            wait_until_healthy(service)
+    except BaseException:
+        stop_all(started)
+        raise
+    return started
+
+
+def stop_service(service: ServiceProcess, timeout: float = 30.0) -> int:
+    if service.process.poll() is None:
+        service.process.send_signal(signal.SIGTERM)
+        try:
+            service.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            service.process.kill()
+            service.process.wait()
+    return service.process.returncode
+
+
+def stop_all(services: list[ServiceProcess]) -> dict[str, int]:
+    return {s.name: stop_service(s) for s in reversed(services)}
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        return False
+    return True
+
+
+def _cmd_up(args: argparse.Namespace) -> int:
+    running = [n for n in SERVICES if _read_pid(args.run_dir, n) and _pid_alive(_read_pid(args.run_dir, n))]
+    if running:
+        print(f"[services] already running: {', '.join(running)} (run `down` first)")
+        return 0
+    started_at = time.monotonic()
+    services = start_all(dict(os.environ), args.port_base, args.run_dir)
+    _, health = get_json(services[-1].url + "/health/all")
+    print(f"[services] all six up in {time.monotonic() - started_at:.1f}s; gateway /health/all:")
+    print(json.dumps(health, indent=2))
+    print(f"[services] gateway: {services[-1].url}  logs: {args.run_dir}/<service>.log")
+    return 0
+
+
+def _read_pid(run_dir: Path, name: str) -> int | None:
+    path = run_dir / f"{name}.pid"
+    return int(path.read_text()) if path.exists() else None
+
+
+def _cmd_down(args: argparse.Namespace) -> int:
+    for name in reversed(SERVICES):
+        pid = _read_pid(args.run_dir, name)
+        if pid and _pid_alive(pid):
+            os.kill(pid, signal.SIGTERM)
+            deadline = time.monotonic() + 30
+            while _pid_alive(pid) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            if _pid_alive(pid):
+                os.kill(pid, signal.SIGKILL)
+            print(f"[services] {name} stopped")
+        (args.run_dir / f"{name}.pid").unlink(missing_ok=True)
+    return 0
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    for name in SERVICES:
+        pid = _read_pid(args.run_dir, name)
+        state = "running" if pid and _pid_alive(pid) else "stopped"
+        print(f"{name:10} {state}")
+    return 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("command", choices=["up", "down", "status"])
+    parser.add_argument("--port-base", type=int, default=int(os.environ.get("FUNMAGIC_PORT_BASE", "8000")))
+    parser.add_argument("--run-dir", type=Path,
+                        default=Path(os.environ.get("FUNMAGIC_STACK_DIR", REPO / ".stack")) / "services")
+    args = parser.parse_args()
+    return {"up": _cmd_up, "down": _cmd_down, "status": _cmd_status}[args.command](args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The shared runtime every FunMagic service is built on. See libs/kit/README.md."""

@@ -1,0 +1,185 @@
+"""The one consumer wrapper: at-least-once delivery, an inbox for idempotence, retries, a dead-letter topic.
+
+For every message, in order within its partition:
+1. decode the envelope (a message that is not one goes straight to the dead-letter topic);
+2. in one transaction, insert `processed_events(consumer, event_id)` and run the handler; if the row
+   already existed the event was handled before, and nothing else happens;
+3. only after that commit, commit the Kafka offset.
+A handler that raises is retried (the partition waits, keeping order) up to `max_attempts`, then the
+message goes to `<topic>.dlq` with the error in its headers and the consumer moves on. A handler that
+raises `PermanentError` is dead-lettered at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+
+from aiokafka import AIOKafkaProducer
+from faststream import AckPolicy
+from faststream.kafka import KafkaBroker, KafkaMessage
+from psycopg_pool import AsyncConnectionPool
+
+from funmagic_contracts.envelope import Envelope, decode
+from funmagic_contracts.topics import dead_letter_topic
+from funmagic_kit.db import UnitOfWork
+from funmagic_kit.errors import PermanentError
+from funmagic_kit.logs import bind_correlation_id
+from funmagic_kit.metrics import Metrics
+
+__all__ = ["EventConsumer", "EventHandler", "Subscription"]
+
+log = logging.getLogger(__name__)
+
+EventHandler = Callable[[Envelope, UnitOfWork | None], Awaitable[None]]
+
+_CLAIM_EVENT = """
+INSERT INTO processed_events (consumer, event_id, event_type, topic, kafka_partition, kafka_offset)
+VALUES (%s, %s, %s, %s, %s, %s)
+ON CONFLICT (consumer, event_id) DO NOTHING
+"""
+
+
+@dataclass(frozen=True)
+class Subscription:
+    """A topic and the handlers for the event types this consumer reacts to; other types are skipped."""
+
+    topic: str
+    handlers: Mapping[str, EventHandler] = field(default_factory=dict)
+
+
+class EventConsumer:
+    """Registers subscriptions on a FastStream broker under one consumer group.
+
+    With a `pool`, handlers get a unit of work and the inbox makes them idempotent. Without one (the
+    gateway has no database) handlers get `None` and must be idempotent by themselves.
+    """
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        broker: KafkaBroker,
+        producer: AIOKafkaProducer,
+        metrics: Metrics,
+        pool: AsyncConnectionPool | None = None,
+        max_attempts: int = 5,
+        retry_backoff_ms: int = 200,
+        fetch_max_wait_ms: int = 10,
+        on_processed: Callable[[Envelope, str], None] | None = None,
+    ) -> None:
+        self.name = name
+        self._broker = broker
+        self._producer = producer
+        self.metrics = metrics
+        self._pool = pool
+        self._max_attempts = max_attempts
+        self._retry_backoff_ms = retry_backoff_ms
+        self._fetch_max_wait_ms = fetch_max_wait_ms
+        self._attempts: dict[tuple[str, int, int], int] = {}
+        # Called with (envelope, outcome) once an event's transaction has committed, before the offset
+        # commit; lets a benchmark or a test observe completion without polling.
+        self._on_processed = on_processed
+
+    def subscribe(self, subscription: Subscription) -> None:
+        async def on_message(body: bytes, msg: KafkaMessage) -> None:
+            await self._on_message(subscription, body, msg)
+
+        self._broker.subscriber(
+            subscription.topic,
+            group_id=self.name,
+            ack_policy=AckPolicy.MANUAL,
+            auto_offset_reset="earliest",
+            fetch_max_wait_ms=self._fetch_max_wait_ms,
+            consumer_timeout_ms=20,
+            decoder=_raw_body,
+            title=f"{self.name}:{subscription.topic}",
+        )(on_message)
+
+    async def _on_message(self, subscription: Subscription, body: bytes, msg: KafkaMessage) -> None:
+        record = msg.raw_message
+        position = (record.topic, record.partition, record.offset)
+        try:
+            envelope = decode(body)
+        except ValueError as error:
+            await self._dead_letter(msg, error, attempts=1)
+            return
+        handler = subscription.handlers.get(envelope.type)
+        started = time.perf_counter()
+        with bind_correlation_id(envelope.correlation_id or str(envelope.id)):
+            try:
+                outcome = await self._handle(envelope, handler, record.topic, record.partition, record.offset)
+            except Exception as error:  # every failure ends as a retry or a dead letter, never a drop
+                attempts = self._attempts.get(position, 0) + 1
+                if isinstance(error, PermanentError) or attempts >= self._max_attempts:
+                    self._attempts.pop(position, None)
+                    await self._dead_letter(msg, error, attempts=attempts)
+                    return
+                self._attempts[position] = attempts
+                self.metrics.events_consumed.labels(self.name, "retried").inc()
+                log.warning(
+                    "event handler failed; retrying",
+                    extra={"event_type": envelope.type, "event_id": str(envelope.id), "attempt": attempts,
+                           "error": repr(error)},
+                )
+                await asyncio.sleep(self._retry_backoff_ms * 2 ** (attempts - 1) / 1000)
+                await msg.nack()  # seek back: the same message comes again, order kept
+                return
+        self._attempts.pop(position, None)
+        self.metrics.handler_seconds.labels(self.name).observe(time.perf_counter() - started)
+        self.metrics.events_consumed.labels(self.name, outcome).inc()
+        if self._on_processed is not None:
+            self._on_processed(envelope, outcome)
+        await msg.ack()
+
+    async def _handle(
+        self, envelope: Envelope, handler: EventHandler | None, topic: str, partition: int, offset: int
+    ) -> str:
+        if self._pool is None:
+            if handler is None:
+                return "skipped"
+            await handler(envelope, None)
+            return "handled"
+        async with UnitOfWork(self._pool) as uow:
+            cursor = await uow.conn.execute(
+                _CLAIM_EVENT, (self.name, envelope.id, envelope.type, topic, partition, offset)
+            )
+            if cursor.rowcount == 0:
+                return "duplicate"
+            if handler is None:
+                return "skipped"
+            await handler(envelope, uow)
+            return "handled"
+
+    async def _dead_letter(self, msg: KafkaMessage, error: BaseException, *, attempts: int) -> None:
+        record = msg.raw_message
+        headers = list(record.headers or ()) + [
+            ("dlq-error", _truncate(f"{type(error).__name__}: {error}").encode()),
+            ("dlq-consumer", self.name.encode()),
+            ("dlq-original-topic", record.topic.encode()),
+            ("dlq-original-partition", str(record.partition).encode()),
+            ("dlq-original-offset", str(record.offset).encode()),
+            ("dlq-attempts", str(attempts).encode()),
+        ]
+        await self._producer.send_and_wait(
+            dead_letter_topic(record.topic), value=record.value, key=record.key, headers=headers
+        )
+        self.metrics.events_consumed.labels(self.name, "dead_lettered").inc()
+        log.error(
+            "event dead-lettered",
+            extra={"topic": record.topic, "partition": record.partition, "offset": record.offset,
+                   "attempts": attempts, "error": repr(error)},
+        )
+        await msg.ack()
+
+
+def _raw_body(msg: KafkaMessage) -> bytes:
+    # Envelopes are decoded by contracts, not by FastStream's content-type guessing.
+    return msg.body
+
+
+def _truncate(text: str, limit: int = 2000) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -1,0 +1,72 @@
+"""Postgres access: one async connection pool per process and a unit of work per command or message."""
+
+from __future__ import annotations
+
+from types import TracebackType
+
+import psycopg
+from psycopg.rows import dict_row
+from psycopg_pool import AsyncConnectionPool
+
+from funmagic_kit.errors import ConcurrencyConflict, TransientError
+
+__all__ = ["UnitOfWork", "create_pool", "translate_db_error"]
+
+
+async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 10, name: str = "funmagic") -> AsyncConnectionPool:
+    pool = AsyncConnectionPool(
+        dsn,
+        min_size=min_size,
+        max_size=max_size,
+        name=name,
+        open=False,
+        kwargs={"row_factory": dict_row},
+        # Connections that died while idle (a Postgres restart) are replaced instead of handed out.
+        check=AsyncConnectionPool.check_connection,
+    )
+    await pool.open(wait=True, timeout=30)
+    return pool
+
+
+def translate_db_error(error: psycopg.Error) -> Exception:
+    """Map a driver error onto the platform hierarchy (the caller raises it `from` the original)."""
+    if isinstance(error, psycopg.errors.UniqueViolation | psycopg.errors.SerializationFailure):
+        return ConcurrencyConflict(str(error).splitlines()[0])
+    if isinstance(error, psycopg.OperationalError | psycopg.errors.DeadlockDetected):
+        return TransientError(str(error).splitlines()[0])
+    return error
+
+
+class UnitOfWork:
+    """One transaction: the state change, its outbox rows and its inbox row commit together or not at all.
+
+    `async with UnitOfWork(pool) as uow:` commits on a clean exit and rolls back on an exception;
+    handlers never call commit themselves.
+    """
+
+    def __init__(self, pool: AsyncConnectionPool) -> None:
+        self._pool = pool
+        self._conn_cm: object | None = None
+        self._tx_cm: object | None = None
+        self.conn: psycopg.AsyncConnection  # set on enter
+
+    async def __aenter__(self) -> UnitOfWork:
+        self._conn_cm = self._pool.connection()
+        self.conn = await self._conn_cm.__aenter__()  # type: ignore[attr-defined]
+        self._tx_cm = self.conn.transaction()
+        try:
+            await self._tx_cm.__aenter__()  # type: ignore[attr-defined]
+        except BaseException as e:
+            await self._conn_cm.__aexit__(type(e), e, e.__traceback__)  # type: ignore[attr-defined]
+            raise
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        try:
+            await self._tx_cm.__aexit__(exc_type, exc, tb)  # type: ignore[attr-defined]
+        except psycopg.Error as error:
+            await self._conn_cm.__aexit__(type(error), error, error.__traceback__)  # type: ignore[attr-defined]
+            raise translate_db_error(error) from error
+        await self._conn_cm.__aexit__(exc_type, exc, tb)  # type: ignore[attr-defined]

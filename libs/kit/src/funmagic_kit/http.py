@@ -1,0 +1,57 @@
+"""HTTP plumbing shared by every service: request ids, problem+json errors (RFC 9457), metrics, /metrics."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from funmagic_kit.logs import bind_correlation_id
+from funmagic_kit.metrics import CONTENT_TYPE_LATEST, Metrics
+
+__all__ = ["problem", "problem_middleware", "metrics_route"]
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def problem(status: int, title: str, detail: str | None = None, **extensions: object) -> web.Response:
+    body: dict[str, object] = {"type": "about:blank", "title": title, "status": status}
+    if detail:
+        body["detail"] = detail
+    body.update(extensions)
+    return web.json_response(body, status=status, content_type="application/problem+json")
+
+
+def problem_middleware(metrics: Metrics) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        request_id = request.headers.get("X-Request-Id") or str(uuid.uuid4())
+        route = request.match_info.route.resource.canonical if request.match_info.route.resource else "unmatched"
+        with bind_correlation_id(request_id):
+            try:
+                response = await handler(request)
+            except web.HTTPException as error:
+                response = (
+                    error
+                    if error.status < 400
+                    else problem(error.status, error.reason, error.text if error.text != error.reason else None)
+                )
+            except Exception:
+                log.exception("unhandled error", extra={"path": request.path, "method": request.method})
+                response = problem(500, "Internal Server Error", request_id=request_id)
+            response.headers["X-Request-Id"] = request_id
+            metrics.http_requests.labels(request.method, route, str(response.status)).inc()
+            return response
+
+    return middleware
+
+
+def metrics_route(metrics: Metrics) -> web.RouteDef:
+    async def handler(request: web.Request) -> web.Response:
+        return web.Response(body=metrics.exposition(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    return web.get("/metrics", handler)

@@ -1,0 +1,38 @@
+"""Prometheus metrics of the shared runtime, kept in a registry per process (not the global one) so
+several runtimes can live in one test process."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+__all__ = ["CONTENT_TYPE_LATEST", "Metrics"]
+
+
+class Metrics:
+    def __init__(self, service: str) -> None:
+        self.registry = CollectorRegistry()
+        labels = {"service": service}
+        self.outbox_published = Counter(
+            "funmagic_outbox_published", "Outbox rows published to Kafka.", registry=self.registry
+        )
+        self.events_consumed = Counter(
+            "funmagic_events_consumed",
+            "Events handled by a consumer, by outcome (handled, duplicate, skipped, retried, dead_lettered).",
+            ["consumer", "outcome"],
+            registry=self.registry,
+        )
+        self.handler_seconds = Histogram(
+            "funmagic_event_handler_seconds",
+            "Time to handle one event, including its transaction.",
+            ["consumer"],
+            registry=self.registry,
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+        )
+        self.http_requests = Counter(
+            "funmagic_http_requests", "HTTP requests served.", ["method", "route", "status"], registry=self.registry
+        )
+        self.service = labels["service"]
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,161 @@
+"""The transactional outbox and its relay.
+
+Writers add an envelope to `outbox` inside the transaction that changes state; a trigger notifies
+`funmagic_outbox` at commit. The relay publishes pending rows to Kafka and deletes them once acked.
+
+Ordering strategy (STYLE.md point 7): exactly one relay per database publishes at a time — it holds a
+session advisory lock, and standby replicas wait for it — and it reads rows by ascending id, sending a
+whole page through one idempotent producer before awaiting acks. It never tails a cursor, so a row that
+commits late with a lower id is simply picked up by the next page. Per-key order holds because writes
+to one aggregate are serialized by that aggregate's own lock (version uniqueness or row lock), so for
+one key id order is commit order. A crash after Kafka acked but before the delete re-publishes those
+rows: delivery is at-least-once and consumers deduplicate by event id (the inbox).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Sequence
+
+import psycopg
+from aiokafka import AIOKafkaProducer
+from psycopg_pool import AsyncConnectionPool
+
+from funmagic_contracts.envelope import Envelope, encode, kafka_headers
+from funmagic_kit.failpoints import Failpoints
+from funmagic_kit.metrics import Metrics
+
+__all__ = ["OutboxRelay", "add_to_outbox"]
+
+log = logging.getLogger(__name__)
+
+NOTIFY_CHANNEL = "funmagic_outbox"
+_RELAY_LOCK_KEY = 0x6F7574626F78  # "outbox"
+
+_INSERT = """
+INSERT INTO outbox (event_id, topic, key, payload, headers)
+VALUES (%(event_id)s, %(topic)s, %(key)s, %(payload)s, %(headers)s)
+"""
+_SELECT_PAGE = "SELECT id, topic, key, payload, headers FROM outbox ORDER BY id LIMIT %s"
+_DELETE = "DELETE FROM outbox WHERE id = ANY(%s)"
+
+
+async def add_to_outbox(conn: psycopg.AsyncConnection, envelopes: Sequence[tuple[str, Envelope]]) -> None:
+    """Write `(topic, envelope)` pairs in the caller's transaction."""
+    rows = [
+        {
+            "event_id": envelope.id,
+            "topic": topic,
+            "key": envelope.subject,
+            "payload": encode(envelope),
+            "headers": json.dumps([[k, v.decode()] for k, v in kafka_headers(envelope)]),
+        }
+        for topic, envelope in envelopes
+    ]
+    async with conn.cursor() as cursor:
+        await cursor.executemany(_INSERT, rows)
+
+
+class OutboxRelay:
+    def __init__(
+        self,
+        *,
+        dsn: str,
+        pool: AsyncConnectionPool,
+        producer: AIOKafkaProducer,
+        metrics: Metrics,
+        failpoints: Failpoints | None = None,
+        page_size: int = 500,
+        idle_poll_seconds: float = 1.0,
+    ) -> None:
+        self._dsn = dsn
+        self._pool = pool
+        self._producer = producer
+        self._metrics = metrics
+        self._failpoints = failpoints or Failpoints()
+        self._page_size = page_size
+        self._idle_poll_seconds = idle_poll_seconds
+        self._stopping = asyncio.Event()
+        self._publish_lock = asyncio.Lock()
+        self.is_leader = False
+
+    def stop(self) -> None:
+        """Ask the relay to flush pending rows once more and return from `run`."""
+        self._stopping.set()
+
+    async def run(self) -> None:
+        """Publish until stopped; reconnect after database or broker errors."""
+        while not self._stopping.is_set():
+            try:
+                await self._run_as_leader()
+            except (psycopg.Error, OSError) as error:
+                log.warning("outbox relay lost its database connection", extra={"error": str(error)})
+                await self._sleep(1.0)
+            finally:
+                self.is_leader = False
+
+    async def _run_as_leader(self) -> None:
+        async with await psycopg.AsyncConnection.connect(self._dsn, autocommit=True) as listener:
+            while not self._stopping.is_set():
+                cursor = await listener.execute("SELECT pg_try_advisory_lock(%s)", (_RELAY_LOCK_KEY,))
+                row = await cursor.fetchone()
+                if row and row[0]:
+                    break
+                await self._sleep(1.0)  # another replica's relay is publishing; stand by
+            else:
+                return
+            self.is_leader = True
+            await listener.execute(f"LISTEN {NOTIFY_CHANNEL}")
+            while not self._stopping.is_set():
+                try:
+                    await self.publish_all()
+                except Exception as error:  # broker unavailable: rows stay, try again shortly
+                    log.warning("outbox publish failed; will retry", extra={"error": repr(error)})
+                    await self._sleep(0.5)
+                    continue
+                async for _ in listener.notifies(timeout=self._idle_poll_seconds, stop_after=1):
+                    pass
+            # Stopping: flush what handlers committed before shutdown, while this relay still holds the lock.
+            flushed = await self.publish_all()
+            log.info("outbox flushed on shutdown", extra={"published": flushed})
+
+    async def publish_all(self) -> int:
+        """Publish every pending row; return how many were published."""
+        total = 0
+        while True:
+            published = await self._publish_page()
+            total += published
+            if published < self._page_size:
+                return total
+
+    async def _publish_page(self) -> int:
+        async with self._publish_lock:
+            async with self._pool.connection() as conn:
+                cursor = await conn.execute(_SELECT_PAGE, (self._page_size,))
+                rows = await cursor.fetchall()
+            if not rows:
+                return 0
+            await self._failpoints.reach("relay.before_publish")
+            futures = []
+            for row in rows:
+                headers = [(k, v.encode()) for k, v in row["headers"]]
+                futures.append(
+                    await self._producer.send(
+                        row["topic"], value=bytes(row["payload"]), key=row["key"].encode(), headers=headers
+                    )
+                )
+            await asyncio.gather(*futures)
+            await self._failpoints.reach("relay.after_publish")
+            async with self._pool.connection() as conn:
+                await conn.execute(_DELETE, ([row["id"] for row in rows],))
+            self._metrics.outbox_published.inc(len(rows))
+            return len(rows)
+
+    async def _sleep(self, seconds: float) -> None:
+        try:
+            await asyncio.wait_for(self._stopping.wait(), timeout=seconds)
+        except TimeoutError:
+            pass
+

@@ -1,0 +1,95 @@
+"""One way to load configuration: a pydantic-settings class per service, from the environment.
+
+Names follow the seed's environment variables (DATABASE_URL, REDIS_URL, S3_*, CDN_URL). Secrets have no
+defaults; a missing or invalid variable stops the process at start with a message naming it.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+from pydantic import Field, SecretStr, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from funmagic_kit.errors import ConfigError
+
+__all__ = [
+    "DatabaseSettings",
+    "S3Settings",
+    "ServiceSettings",
+    "load_settings",
+]
+
+
+class ServiceSettings(BaseSettings):
+    """What every service process needs."""
+
+    model_config = SettingsConfigDict(extra="ignore", frozen=True, case_sensitive=False)
+
+    http_host: str = Field("127.0.0.1", validation_alias="HTTP_HOST")
+    http_port: int = Field(validation_alias="HTTP_PORT", ge=1, le=65535)
+    kafka_bootstrap_servers: str = Field(validation_alias="KAFKA_BOOTSTRAP_SERVERS", min_length=1)
+    redis_url: str = Field(validation_alias="REDIS_URL", min_length=1)
+    log_level: str = Field("INFO", validation_alias="LOG_LEVEL")
+
+    # Consumer tuning. A short fetch wait keeps a local round trip at a few milliseconds; the broker
+    # still answers at once when data arrives (fetch.min.bytes=1), so this only bounds idle polls.
+    kafka_fetch_max_wait_ms: int = Field(10, validation_alias="KAFKA_FETCH_MAX_WAIT_MS", ge=0)
+    consumer_max_attempts: int = Field(5, validation_alias="CONSUMER_MAX_ATTEMPTS", ge=1)
+    consumer_retry_backoff_ms: int = Field(200, validation_alias="CONSUMER_RETRY_BACKOFF_MS", ge=0)
+    shutdown_grace_seconds: float = Field(15.0, validation_alias="SHUTDOWN_GRACE_SECONDS", gt=0)
+
+
+class DatabaseSettings(BaseSettings):
+    """Mixed into the settings of services that own a Postgres database."""
+
+    model_config = SettingsConfigDict(extra="ignore", frozen=True, case_sensitive=False)
+
+    database_url: SecretStr = Field(validation_alias="DATABASE_URL")
+    database_pool_min: int = Field(2, validation_alias="DATABASE_POOL_MIN", ge=1)
+    database_pool_max: int = Field(10, validation_alias="DATABASE_POOL_MAX", ge=1)
+
+
+class S3Settings(BaseSettings):
+    """The seed's S3 variables."""
+
+    model_config = SettingsConfigDict(extra="ignore", frozen=True, case_sensitive=False)
+
+    s3_endpoint: str = Field(validation_alias="S3_ENDPOINT")
+    s3_access_key: SecretStr = Field(validation_alias="S3_ACCESS_KEY")
+    s3_secret_key: SecretStr = Field(validation_alias="S3_SECRET_KEY")
+    s3_region: str = Field("us-east-1", validation_alias="S3_REGION")
+    s3_bucket_public: str = Field("funmagic-public", validation_alias="S3_BUCKET_PUBLIC")
+    s3_bucket_private: str = Field("funmagic-private", validation_alias="S3_BUCKET_PRIVATE")
+    s3_bucket_admin: str = Field("funmagic-admin", validation_alias="S3_BUCKET_ADMIN")
+    cdn_url: str = Field(validation_alias="CDN_URL")
+
+
+SettingsT = TypeVar("SettingsT", bound=BaseSettings)
+
+
+def load_settings(cls: type[SettingsT], env: dict[str, str] | None = None, **overrides: Any) -> SettingsT:
+    """Build settings from the environment (or from `env`, for tests), failing with a readable error.
+
+    Passing `env` reads only that mapping, so tests never touch `os.environ`.
+    """
+    try:
+        if env is None:
+            return cls(**overrides)
+        values = {**_by_alias(cls, env), **overrides}
+        return cls.model_validate(values)
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{'/'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in error.errors(include_url=False)
+        )
+        raise ConfigError(f"{cls.__name__} is invalid: {problems}") from None
+
+
+def _by_alias(cls: type[BaseSettings], env: dict[str, str]) -> dict[str, str]:
+    folded = {k.upper(): v for k, v in env.items()}
+    values: dict[str, str] = {}
+    for name, field in cls.model_fields.items():
+        alias = field.validation_alias if isinstance(field.validation_alias, str) else name
+        if alias.upper() in folded:
+            values[alias] = folded[alias.upper()]
+    return values

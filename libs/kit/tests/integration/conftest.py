@@ -1,0 +1,168 @@
+"""Fixtures over the real local stack: a fresh Postgres database and fresh Kafka topics per test."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import psycopg
+import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from faststream.kafka import KafkaBroker
+from psycopg_pool import AsyncConnectionPool
+
+from funmagic_contracts.envelope import Envelope
+from funmagic_contracts.ids import uuid7
+from funmagic_contracts.topics import dead_letter_topic
+from funmagic_kit.consumer import EventConsumer, Subscription
+from funmagic_kit.db import create_pool
+from funmagic_kit.kafka import create_producer, create_topics
+from funmagic_kit.metrics import Metrics
+from funmagic_kit.migrations import apply_migrations, load_migrations
+
+pytestmark = pytest.mark.integration
+
+TEST_TABLES = """
+CREATE TABLE counters (name text PRIMARY KEY, value integer NOT NULL);
+CREATE TABLE received (id bigserial PRIMARY KEY, key text NOT NULL, seq integer NOT NULL);
+CREATE TABLE orders (id text PRIMARY KEY);
+"""
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        item.add_marker(pytest.mark.integration)
+
+
+@dataclass(frozen=True)
+class Stack:
+    kafka: str
+    postgres_url: str
+    redis_url: str
+
+
+@pytest.fixture(scope="session")
+def stack() -> Stack:
+    missing = [v for v in ("KAFKA_BOOTSTRAP_SERVERS", "POSTGRES_URL", "REDIS_URL") if not os.environ.get(v)]
+    if missing:
+        pytest.fail(f"the local stack is not configured ({', '.join(missing)} unset): run `make test`")
+    return Stack(os.environ["KAFKA_BOOTSTRAP_SERVERS"], os.environ["POSTGRES_URL"], os.environ["REDIS_URL"])
+
+
+@pytest.fixture
+async def database_url(stack: Stack) -> AsyncIterator[str]:
+    """A new database with the kit's tables and the test tables; dropped afterwards."""
+    name = f"kit_test_{uuid.uuid4().hex[:12]}"
+    async with await psycopg.AsyncConnection.connect(stack.postgres_url, autocommit=True) as admin:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    url = f"{stack.postgres_url.rstrip('/')}/{name}"
+    async with await psycopg.AsyncConnection.connect(url) as conn:
+        await apply_migrations(conn, load_migrations("kit", "funmagic_kit.sql"))
+        await conn.execute(TEST_TABLES)
+    yield url
+    async with await psycopg.AsyncConnection.connect(stack.postgres_url, autocommit=True) as admin:
+        await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+async def pool(database_url: str) -> AsyncIterator[AsyncConnectionPool]:
+    pool = await create_pool(database_url, min_size=1, max_size=5)
+    yield pool
+    await pool.close()
+
+
+@pytest.fixture
+async def topic(stack: Stack) -> str:
+    name = f"test.{uuid.uuid4().hex[:12]}"
+    await create_topics(stack.kafka, [name, dead_letter_topic(name)], partitions=6)
+    return name
+
+
+@pytest.fixture
+async def producer(stack: Stack):  # noqa: ANN201
+    producer = await create_producer(stack.kafka, client_id="kit-tests")
+    yield producer
+    await producer.stop()
+
+
+def make_envelope(event_type: str, subject: str, data: dict | None = None) -> Envelope:
+    return Envelope(
+        id=uuid7(), type=event_type, version=1, source="kit-tests", subject=subject,
+        time=datetime.now(UTC), correlation_id=str(uuid.uuid4()), causation_id=None, data=data or {},
+    )
+
+
+async def wait_for(condition: Callable[[], Awaitable[bool]], *, timeout: float = 30.0, what: str = "") -> None:
+    """Poll a condition until it holds; fail with `what` after `timeout` seconds."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not await condition():
+        if asyncio.get_running_loop().time() > deadline:
+            pytest.fail(f"timed out after {timeout}s waiting for {what or condition}")
+        await asyncio.sleep(0.02)
+
+
+async def scalar(pool: AsyncConnectionPool, sql: str, *params: object) -> object:
+    async with pool.connection() as conn:
+        cursor = await conn.execute(sql, params)
+        row = await cursor.fetchone()
+        return next(iter(row.values())) if row else None
+
+
+@asynccontextmanager
+async def running_consumer(
+    stack: Stack, pool: AsyncConnectionPool | None, producer, subscription: Subscription, **options: object
+) -> AsyncIterator[EventConsumer]:
+    broker = KafkaBroker(stack.kafka, graceful_timeout=10)
+    metrics = Metrics("kit-tests")
+    consumer = EventConsumer(
+        name=f"test-consumer-{uuid.uuid4().hex[:8]}", broker=broker, producer=producer, metrics=metrics,
+        pool=pool, **options,
+    )
+    consumer.subscribe(subscription)
+    await broker.start()
+    try:
+        yield consumer
+    finally:
+        await broker.stop()
+
+
+def consumed(consumer: EventConsumer, outcome: str) -> float:
+    """How many events the consumer finished with this outcome, read from its Prometheus registry."""
+    value = consumer.metrics.registry.get_sample_value(
+        "funmagic_events_consumed_total", {"consumer": consumer.name, "outcome": outcome}
+    )
+    return value or 0.0
+
+
+async def read_all(stack: Stack, topic: str, expected: int, timeout: float = 30.0) -> list:
+    """Read a topic from the beginning until `expected` records arrived."""
+    reader = AIOKafkaConsumer(topic, bootstrap_servers=stack.kafka, auto_offset_reset="earliest",
+                              enable_auto_commit=False, group_id=None)
+    await reader.start()
+    records: list = []
+    try:
+        deadline = asyncio.get_running_loop().time() + timeout
+        while len(records) < expected and asyncio.get_running_loop().time() < deadline:
+            batch = await reader.getmany(timeout_ms=200)
+            for partition_records in batch.values():
+                records.extend(partition_records)
+    finally:
+        await reader.stop()
+    return records
+
+
+async def message_count(stack: Stack, topic: str) -> int:
+    reader = AIOKafkaConsumer(bootstrap_servers=stack.kafka, group_id=None)
+    await reader.start()
+    try:
+        partitions = [TopicPartition(topic, p) for p in (reader.partitions_for_topic(topic) or range(6))]
+        ends = await reader.end_offsets(partitions)
+        starts = await reader.beginning_offsets(partitions)
+        return sum(ends[tp] - starts[tp] for tp in partitions)
+    finally:
+        await reader.stop()

@@ -1,0 +1,49 @@
+"""Poison messages go to the dead-letter topic with their error, and the consumer goes on."""
+
+from funmagic_contracts.envelope import encode
+from funmagic_contracts.topics import dead_letter_topic
+from funmagic_kit.consumer import Subscription
+
+from .conftest import consumed, make_envelope, read_all, running_consumer, scalar, wait_for
+
+
+async def record(envelope, uow) -> None:
+    await uow.conn.execute("INSERT INTO orders (id) VALUES (%s)", (envelope.subject,))
+
+
+async def explode(envelope, uow) -> None:
+    raise RuntimeError(f"cannot handle {envelope.subject}")
+
+
+async def test_malformed_and_always_failing_messages_are_dead_lettered_and_the_next_is_handled(
+    stack, pool, producer, topic
+) -> None:
+    # One key, so all three land in one partition in this order: the good one must wait behind both.
+    await producer.send_and_wait(topic, b"{not json", key=b"k")
+    await producer.send_and_wait(topic, encode(make_envelope("OrderExploded", "order-1")), key=b"k")
+    await producer.send_and_wait(topic, encode(make_envelope("OrderPlaced", "order-2")), key=b"k")
+    subscription = Subscription(topic, {"OrderPlaced": record, "OrderExploded": explode})
+
+    async with running_consumer(
+        stack, pool, producer, subscription, max_attempts=3, retry_backoff_ms=5
+    ) as consumer:
+        await wait_for(lambda: _handled(consumer), what="the good message after the poison ones")
+
+    assert await scalar(pool, "SELECT count(*) FROM orders WHERE id = 'order-2'") == 1
+    assert consumed(consumer, "dead_lettered") == 2
+    assert consumed(consumer, "retried") == 2  # attempts 1 and 2 retried, attempt 3 dead-lettered
+
+    dead = await read_all(stack, dead_letter_topic(topic), expected=2)
+    assert len(dead) == 2
+    malformed, failing = sorted(dead, key=lambda r: int(dict(r.headers)["dlq-original-offset"]))
+    assert malformed.value == b"{not json"
+    assert dict(malformed.headers)["dlq-error"].startswith(b"ContractError")
+    assert dict(malformed.headers)["dlq-attempts"] == b"1"
+    assert dict(failing.headers)["dlq-error"] == b"RuntimeError: cannot handle order-1"
+    assert dict(failing.headers)["dlq-attempts"] == b"3"
+    assert dict(failing.headers)["dlq-original-topic"] == topic.encode()
+    assert dict(failing.headers)["dlq-consumer"] == consumer.name.encode()
+
+
+async def _handled(consumer) -> bool:
+    return consumed(consumer, "handled") >= 1

@@ -1,0 +1,59 @@
+"""The inbox: an event delivered more than once changes state once."""
+
+from funmagic_contracts.envelope import encode
+from funmagic_kit.consumer import Subscription
+
+from .conftest import consumed, make_envelope, running_consumer, scalar, wait_for
+
+
+async def increment_counter(envelope, uow) -> None:
+    await uow.conn.execute(
+        "INSERT INTO counters (name, value) VALUES (%s, 1) "
+        "ON CONFLICT (name) DO UPDATE SET value = counters.value + 1",
+        (envelope.subject,),
+    )
+
+
+async def test_the_same_event_delivered_twice_changes_state_once(stack, pool, producer, topic) -> None:
+    envelope = make_envelope("CounterIncremented", subject="counter-a")
+    raw = encode(envelope)
+    for _ in range(2):
+        await producer.send_and_wait(topic, raw, key=b"counter-a")
+    subscription = Subscription(topic, {"CounterIncremented": increment_counter})
+
+    async with running_consumer(stack, pool, producer, subscription) as consumer:
+        await wait_for(lambda: _done(consumer), what="both deliveries consumed")
+
+    assert await scalar(pool, "SELECT value FROM counters WHERE name = 'counter-a'") == 1
+    assert await scalar(pool, "SELECT count(*) FROM processed_events WHERE event_id = %s", envelope.id) == 1
+    assert consumed(consumer, "handled") == 1
+    assert consumed(consumer, "duplicate") == 1
+
+
+async def _done(consumer) -> bool:
+    return consumed(consumer, "handled") + consumed(consumer, "duplicate") >= 2
+
+
+async def test_a_handler_that_fails_rolls_back_its_inbox_row_and_is_retried(stack, pool, producer, topic) -> None:
+    calls = []
+
+    async def fails_once(envelope, uow) -> None:
+        await increment_counter(envelope, uow)
+        calls.append(envelope.id)
+        if len(calls) == 1:
+            raise ConnectionError("provider unavailable")
+
+    await producer.send_and_wait(topic, encode(make_envelope("CounterIncremented", "counter-b")), key=b"counter-b")
+    subscription = Subscription(topic, {"CounterIncremented": fails_once})
+
+    async with running_consumer(stack, pool, producer, subscription, retry_backoff_ms=10) as consumer:
+        await wait_for(lambda: _handled(consumer), what="the retried event handled")
+
+    assert len(calls) == 2
+    assert consumed(consumer, "retried") == 1
+    # The failed attempt's increment was rolled back with its inbox row: the effect happened once.
+    assert await scalar(pool, "SELECT value FROM counters WHERE name = 'counter-b'") == 1
+
+
+async def _handled(consumer) -> bool:
+    return consumed(consumer, "handled") >= 1

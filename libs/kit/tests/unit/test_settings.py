@@ -1,0 +1,43 @@
+import pytest
+
+from funmagic_kit.errors import ConfigError
+from funmagic_kit.settings import DatabaseSettings, ServiceSettings, load_settings
+
+
+class ExampleSettings(ServiceSettings, DatabaseSettings):
+    pass
+
+
+BASE_ENV = {
+    "HTTP_PORT": "8123",
+    "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:9092",
+    "REDIS_URL": "redis://127.0.0.1:6379/0",
+    "DATABASE_URL": "postgresql://u:secret-password@127.0.0.1/db",
+}
+
+
+def test_settings_are_read_from_the_given_environment() -> None:
+    settings = load_settings(ExampleSettings, env=BASE_ENV)
+
+    assert settings.http_port == 8123
+    assert settings.kafka_bootstrap_servers == "127.0.0.1:9092"
+    assert settings.database_url.get_secret_value().endswith("/db")
+
+
+def test_a_missing_variable_fails_at_start_naming_it() -> None:
+    env = {k: v for k, v in BASE_ENV.items() if k != "DATABASE_URL"}
+
+    with pytest.raises(ConfigError, match="DATABASE_URL"):
+        load_settings(ExampleSettings, env=env)
+
+
+def test_an_invalid_value_fails_naming_the_variable() -> None:
+    with pytest.raises(ConfigError, match="HTTP_PORT"):
+        load_settings(ExampleSettings, env={**BASE_ENV, "HTTP_PORT": "not-a-port"})
+
+
+def test_secrets_are_not_shown_when_settings_are_printed() -> None:
+    settings = load_settings(ExampleSettings, env=BASE_ENV)
+
+    assert "secret-password" not in repr(settings)
+    assert "secret-password" not in str(settings.model_dump())

@@ -1,0 +1,1 @@
+"""The credits service: the event-sourced credits ledger and commerce."""

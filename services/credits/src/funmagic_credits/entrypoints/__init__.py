@@ -1,0 +1,1 @@
+"""Entrypoints of credits: Kafka subscriptions and HTTP routes."""

@@ -1,0 +1,1 @@
+"""The gateway service: the public HTTP edge and SSE."""

@@ -1,0 +1,6 @@
+from funmagic_kit.runtime import main
+
+from funmagic_gateway.bootstrap import SPEC
+
+if __name__ == "__main__":
+    main(SPEC)

@@ -1,0 +1,1 @@
+"""Entrypoints of gateway: Kafka subscriptions and HTTP routes."""

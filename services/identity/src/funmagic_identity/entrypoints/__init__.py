@@ -1,0 +1,1 @@
+"""Entrypoints of identity: Kafka subscriptions and HTTP routes."""

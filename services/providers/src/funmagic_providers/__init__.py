@@ -1,0 +1,1 @@
+"""The providers service: provider registry, rate limiter, step execution."""

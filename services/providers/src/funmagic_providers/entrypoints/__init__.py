@@ -1,0 +1,1 @@
+"""Entrypoints of providers: Kafka subscriptions and HTTP routes."""

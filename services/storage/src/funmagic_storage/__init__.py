@@ -1,0 +1,1 @@
+"""The storage service: buckets, presigned uploads and downloads, assets."""

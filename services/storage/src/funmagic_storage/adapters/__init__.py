@@ -1,0 +1,1 @@
+"""Adapters of storage: Postgres, Redis, Kafka, S3 and HTTP clients."""

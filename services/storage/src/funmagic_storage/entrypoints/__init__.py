@@ -1,0 +1,1 @@
+"""Entrypoints of storage: Kafka subscriptions and HTTP routes."""

@@ -1,0 +1,1 @@
+"""The tasks service: tool catalog, tasks and their saga, banners."""

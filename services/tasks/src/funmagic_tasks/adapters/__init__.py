@@ -1,0 +1,1 @@
+"""Adapters of tasks: Postgres, Redis, Kafka, S3 and HTTP clients."""

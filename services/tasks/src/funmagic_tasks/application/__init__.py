@@ -1,0 +1,1 @@
+"""Commands, handlers and ports of tasks; one unit of work per command or message."""

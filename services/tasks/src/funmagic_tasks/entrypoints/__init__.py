@@ -1,0 +1,1 @@
+"""Entrypoints of tasks: Kafka subscriptions and HTTP routes."""
