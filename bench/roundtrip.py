@@ -35,7 +35,7 @@ WARMUP = 50
 
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 def summary(latencies_ms: list[float], burst_seconds: float, burst: int) -> dict[str, float]:
@@ -51,8 +51,13 @@ async def baseline(kafka: str) -> dict[str, float]:
     await create_topics(kafka, [topic], partitions=6)
     producer = await create_producer(kafka, client_id="bench-raw")
     consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=kafka, group_id=f"bench-raw-{uuid.uuid4().hex[:6]}",
-        auto_offset_reset="earliest", enable_auto_commit=False, fetch_max_wait_ms=10, consumer_timeout_ms=20,
+        topic,
+        bootstrap_servers=kafka,
+        group_id=f"bench-raw-{uuid.uuid4().hex[:6]}",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        fetch_max_wait_ms=10,
+        consumer_timeout_ms=20,
     )
     await consumer.start()
     try:
@@ -120,8 +125,15 @@ async def _measure_platform(kafka: str, dsn: str) -> dict[str, float]:
             all_handled.set()
 
     broker = KafkaBroker(kafka, graceful_timeout=10)
-    consumer = EventConsumer(name="bench", broker=broker, producer=producer, metrics=metrics, pool=pool,
-                             fetch_max_wait_ms=10, on_processed=on_processed)
+    consumer = EventConsumer(
+        name="bench",
+        broker=broker,
+        producer=producer,
+        metrics=metrics,
+        pool=pool,
+        fetch_max_wait_ms=10,
+        on_processed=on_processed,
+    )
     consumer.subscribe(Subscription(topic, {"BenchEvent": on_event}))
     relay = OutboxRelay(dsn=dsn, pool=pool, producer=producer, metrics=metrics, failpoints=Failpoints(""))
     relay_task = asyncio.create_task(relay.run())
@@ -156,8 +168,15 @@ async def _measure_platform(kafka: str, dsn: str) -> dict[str, float]:
 
 def _event(i: int) -> Envelope:
     return Envelope(
-        id=uuid7(), type="BenchEvent", version=1, source="bench", subject=f"k{i % 10}",
-        time=datetime.now(UTC), correlation_id=None, causation_id=None, data={"n": i, "pad": "x" * 200},
+        id=uuid7(),
+        type="BenchEvent",
+        version=1,
+        source="bench",
+        subject=f"k{i % 10}",
+        time=datetime.now(UTC),
+        correlation_id=str(uuid.uuid4()),
+        causation_id=None,
+        data={"n": i, "pad": "x" * 200},
     )
 
 
@@ -174,5 +193,9 @@ async def run() -> dict[str, object]:
         "p99_ratio": round(ours["p99_ms"] / raw["p99_ms"], 2),
     }
     print(f"  platform / raw               : {ratio}", flush=True)
-    return {"baseline_raw_aiokafka": raw, "outbox_kafka_inbox": ours, "ratio": ratio,
-            "settings": {"latency_samples": LATENCY_SAMPLES, "burst": BURST, "partitions": 6}}
+    return {
+        "baseline_raw_aiokafka": raw,
+        "outbox_kafka_inbox": ours,
+        "ratio": ratio,
+        "settings": {"latency_samples": LATENCY_SAMPLES, "burst": BURST, "partitions": 6},
+    }

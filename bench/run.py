@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import roundtrip  # noqa: E402
+import roundtrip
 
 BENCHMARKS = {"roundtrip": roundtrip.run}
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -54,9 +54,16 @@ def main() -> int:
         summary.append(record)
     lines = ["# Latest benchmark results", ""]
     for record in summary:
-        lines += [f"## {record['benchmark']} ({record['time']}, commit {record['commit']})", "", "```",
-                  json.dumps({k: v for k, v in record.items() if k not in {"benchmark", "time", "commit"}},
-                             indent=2), "```", ""]
+        lines += [
+            f"## {record['benchmark']} ({record['time']}, commit {record['commit']})",
+            "",
+            "```",
+            json.dumps(
+                {k: v for k, v in record.items() if k not in {"benchmark", "time", "commit"}}, indent=2
+            ),
+            "```",
+            "",
+        ]
     (RESULTS / "latest.md").write_text("\n".join(lines))
     return 0
 

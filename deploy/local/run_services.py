@@ -25,7 +25,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-SERVICES = ("identity", "tasks", "credits", "storage", "providers", "gateway")  # gateway last: it checks the rest
+SERVICES = (
+    "identity",
+    "tasks",
+    "credits",
+    "storage",
+    "providers",
+    "gateway",
+)  # gateway last: it checks the rest
 PORT_OFFSETS = {"gateway": 0, "identity": 1, "tasks": 2, "credits": 3, "storage": 4, "providers": 5}
 
 
@@ -62,8 +69,12 @@ def start_service(name: str, base_env: dict[str, str], port_base: int, run_dir: 
     log_path = run_dir / f"{name}.log"
     with log_path.open("ab") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", f"funmagic_{name}"], env=env, stdout=log, stderr=subprocess.STDOUT,
-            cwd=REPO, start_new_session=True,
+            [sys.executable, "-m", f"funmagic_{name}"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=REPO,
+            start_new_session=True,
         )
     (run_dir / f"{name}.pid").write_text(str(process.pid))
     return ServiceProcess(name, int(env["HTTP_PORT"]), process, log_path)
@@ -174,11 +185,16 @@ def _cmd_status(args: argparse.Namespace) -> int:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("command", choices=["up", "down", "status"])
     parser.add_argument("--port-base", type=int, default=int(os.environ.get("FUNMAGIC_PORT_BASE", "8000")))
-    parser.add_argument("--run-dir", type=Path,
-                        default=Path(os.environ.get("FUNMAGIC_STACK_DIR", REPO / ".stack")) / "services")
+    parser.add_argument(
+        "--run-dir",
+        type=Path,
+        default=Path(os.environ.get("FUNMAGIC_STACK_DIR", REPO / ".stack")) / "services",
+    )
     args = parser.parse_args()
     return {"up": _cmd_up, "down": _cmd_down, "status": _cmd_status}[args.command](args)
 

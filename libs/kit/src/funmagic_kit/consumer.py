@@ -24,7 +24,15 @@ from faststream.kafka import KafkaBroker, KafkaMessage
 from psycopg_pool import AsyncConnectionPool
 
 from funmagic_contracts.envelope import Envelope, decode
-from funmagic_contracts.topics import dead_letter_topic
+from funmagic_contracts.topics import (
+    DLQ_ATTEMPTS_HEADER,
+    DLQ_CONSUMER_HEADER,
+    DLQ_ERROR_HEADER,
+    DLQ_ORIGINAL_OFFSET_HEADER,
+    DLQ_ORIGINAL_PARTITION_HEADER,
+    DLQ_ORIGINAL_TOPIC_HEADER,
+    dead_letter_topic,
+)
 from funmagic_kit.db import UnitOfWork
 from funmagic_kit.errors import PermanentError
 from funmagic_kit.logs import bind_correlation_id
@@ -122,8 +130,12 @@ class EventConsumer:
                 self.metrics.events_consumed.labels(self.name, "retried").inc()
                 log.warning(
                     "event handler failed; retrying",
-                    extra={"event_type": envelope.type, "event_id": str(envelope.id), "attempt": attempts,
-                           "error": repr(error)},
+                    extra={
+                        "event_type": envelope.type,
+                        "event_id": str(envelope.id),
+                        "attempt": attempts,
+                        "error": repr(error),
+                    },
                 )
                 await asyncio.sleep(self._retry_backoff_ms * 2 ** (attempts - 1) / 1000)
                 await msg.nack()  # seek back: the same message comes again, order kept
@@ -156,13 +168,14 @@ class EventConsumer:
 
     async def _dead_letter(self, msg: KafkaMessage, error: BaseException, *, attempts: int) -> None:
         record = msg.raw_message
-        headers = list(record.headers or ()) + [
-            ("dlq-error", _truncate(f"{type(error).__name__}: {error}").encode()),
-            ("dlq-consumer", self.name.encode()),
-            ("dlq-original-topic", record.topic.encode()),
-            ("dlq-original-partition", str(record.partition).encode()),
-            ("dlq-original-offset", str(record.offset).encode()),
-            ("dlq-attempts", str(attempts).encode()),
+        headers = [
+            *(record.headers or ()),
+            (DLQ_ERROR_HEADER, _truncate(f"{type(error).__name__}: {error}").encode()),
+            (DLQ_CONSUMER_HEADER, self.name.encode()),
+            (DLQ_ORIGINAL_TOPIC_HEADER, record.topic.encode()),
+            (DLQ_ORIGINAL_PARTITION_HEADER, str(record.partition).encode()),
+            (DLQ_ORIGINAL_OFFSET_HEADER, str(record.offset).encode()),
+            (DLQ_ATTEMPTS_HEADER, str(attempts).encode()),
         ]
         await self._producer.send_and_wait(
             dead_letter_topic(record.topic), value=record.value, key=record.key, headers=headers
@@ -170,8 +183,13 @@ class EventConsumer:
         self.metrics.events_consumed.labels(self.name, "dead_lettered").inc()
         log.error(
             "event dead-lettered",
-            extra={"topic": record.topic, "partition": record.partition, "offset": record.offset,
-                   "attempts": attempts, "error": repr(error)},
+            extra={
+                "topic": record.topic,
+                "partition": record.partition,
+                "offset": record.offset,
+                "attempts": attempts,
+                "error": repr(error),
+            },
         )
         await msg.ack()
 

@@ -13,7 +13,9 @@ from funmagic_kit.errors import ConcurrencyConflict, TransientError
 __all__ = ["UnitOfWork", "create_pool", "translate_db_error"]
 
 
-async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 10, name: str = "funmagic") -> AsyncConnectionPool:
+async def create_pool(
+    dsn: str, *, min_size: int = 2, max_size: int = 10, name: str = "funmagic"
+) -> AsyncConnectionPool:
     pool = AsyncConnectionPool(
         dsn,
         min_size=min_size,

@@ -11,7 +11,7 @@ from aiohttp import web
 from funmagic_kit.logs import bind_correlation_id
 from funmagic_kit.metrics import CONTENT_TYPE_LATEST, Metrics
 
-__all__ = ["problem", "problem_middleware", "metrics_route"]
+__all__ = ["metrics_route", "problem", "problem_middleware"]
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +30,9 @@ def problem_middleware(metrics: Metrics) -> Callable[[web.Request, Handler], Awa
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         request_id = request.headers.get("X-Request-Id") or str(uuid.uuid4())
-        route = request.match_info.route.resource.canonical if request.match_info.route.resource else "unmatched"
+        route = (
+            request.match_info.route.resource.canonical if request.match_info.route.resource else "unmatched"
+        )
         with bind_correlation_id(request_id):
             try:
                 response = await handler(request)
@@ -38,7 +40,9 @@ def problem_middleware(metrics: Metrics) -> Callable[[web.Request, Handler], Awa
                 response = (
                     error
                     if error.status < 400
-                    else problem(error.status, error.reason, error.text if error.text != error.reason else None)
+                    else problem(
+                        error.status, error.reason, error.text if error.text != error.reason else None
+                    )
                 )
             except Exception:
                 log.exception("unhandled error", extra={"path": request.path, "method": request.method})

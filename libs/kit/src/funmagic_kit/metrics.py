@@ -30,7 +30,10 @@ class Metrics:
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
         )
         self.http_requests = Counter(
-            "funmagic_http_requests", "HTTP requests served.", ["method", "route", "status"], registry=self.registry
+            "funmagic_http_requests",
+            "HTTP requests served.",
+            ["method", "route", "status"],
+            registry=self.registry,
         )
         self.service = labels["service"]
 

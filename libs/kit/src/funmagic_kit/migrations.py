@@ -39,7 +39,9 @@ def load_migrations(component: str, package: str) -> list[Migration]:
     for entry in resources.files(package).iterdir():
         match = _FILE_NAME.match(entry.name)
         if match:
-            migrations.append(Migration(component, int(match[1]), match[2], entry.read_text(encoding="utf-8")))
+            migrations.append(
+                Migration(component, int(match[1]), match[2], entry.read_text(encoding="utf-8"))
+            )
     migrations.sort(key=lambda m: m.version)
     versions = [m.version for m in migrations]
     if len(set(versions)) != len(versions):
@@ -57,6 +59,8 @@ CREATE TABLE IF NOT EXISTS schema_migrations (
     PRIMARY KEY (component, version)
 )
 """
+
+_RECORD = "INSERT INTO schema_migrations (component, version, name, checksum) VALUES (%s, %s, %s, %s)"
 
 
 async def apply_migrations(conn: psycopg.AsyncConnection, migrations: list[Migration]) -> list[Migration]:
@@ -83,10 +87,11 @@ async def apply_migrations(conn: psycopg.AsyncConnection, migrations: list[Migra
             async with conn.transaction():
                 await conn.execute(migration.sql)  # type: ignore[arg-type]
                 await conn.execute(
-                    "INSERT INTO schema_migrations (component, version, name, checksum) VALUES (%s, %s, %s, %s)",
-                    (migration.component, migration.version, migration.name, migration.checksum),
+                    _RECORD, (migration.component, migration.version, migration.name, migration.checksum)
                 )
-            log.info("migration applied", extra={"migration": f"{migration.component}/{migration.version:03d}"})
+            log.info(
+                "migration applied", extra={"migration": f"{migration.component}/{migration.version:03d}"}
+            )
             applied_now.append(migration)
     finally:
         await conn.execute("SELECT pg_advisory_unlock(%s)", (_LOCK_KEY,))

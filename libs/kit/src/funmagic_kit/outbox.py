@@ -18,6 +18,7 @@ import asyncio
 import json
 import logging
 from collections.abc import Sequence
+from contextlib import suppress
 
 import psycopg
 from aiokafka import AIOKafkaProducer
@@ -154,8 +155,5 @@ class OutboxRelay:
             return len(rows)
 
     async def _sleep(self, seconds: float) -> None:
-        try:
+        with suppress(TimeoutError):
             await asyncio.wait_for(self._stopping.wait(), timeout=seconds)
-        except TimeoutError:
-            pass
-

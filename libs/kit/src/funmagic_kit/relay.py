@@ -39,7 +39,10 @@ async def run_relay(settings: RelaySettings) -> None:
     pool = await create_pool(dsn, min_size=1, max_size=2, name=settings.relay_name)
     producer = await create_producer(settings.kafka_bootstrap_servers, client_id=settings.relay_name)
     relay = OutboxRelay(
-        dsn=dsn, pool=pool, producer=producer, metrics=Metrics(settings.relay_name),
+        dsn=dsn,
+        pool=pool,
+        producer=producer,
+        metrics=Metrics(settings.relay_name),
         failpoints=Failpoints.from_environment(),
     )
     loop = asyncio.get_running_loop()

@@ -126,8 +126,15 @@ async def serve(spec: ServiceSpec, settings: Any, *, ready: asyncio.Event | None
             graceful_timeout=settings.shutdown_grace_seconds,
             logger=logging.getLogger(f"{spec.name}.broker"),
         )
-        runtime = Runtime(settings=settings, metrics=metrics, redis=redis, producer=producer, broker=broker,
-                          pool=pool, s3=s3)
+        runtime = Runtime(
+            settings=settings,
+            metrics=metrics,
+            redis=redis,
+            producer=producer,
+            broker=broker,
+            pool=pool,
+            s3=s3,
+        )
 
         consumer = EventConsumer(
             name=spec.name,
@@ -160,7 +167,7 @@ async def serve(spec: ServiceSpec, settings: Any, *, ready: asyncio.Event | None
         checks.add(HealthCheck("redis", redis.ping))
         checks.add(HealthCheck("kafka", lambda: kafka_is_reachable(producer)))
         if s3 is not None:
-            checks.add(HealthCheck("s3", lambda: s3.list_buckets()))
+            checks.add(HealthCheck("s3", lambda: _list_buckets(s3)))
         for check in spec.health_checks(runtime):
             checks.add(check)
 
@@ -191,6 +198,10 @@ async def serve(spec: ServiceSpec, settings: Any, *, ready: asyncio.Event | None
 async def _select_one(pool: AsyncConnectionPool) -> None:
     async with pool.connection() as conn:
         await conn.execute("SELECT 1")
+
+
+async def _list_buckets(s3: Any) -> None:
+    await s3.list_buckets()
 
 
 def main(spec: ServiceSpec, argv: Sequence[str] | None = None) -> None:

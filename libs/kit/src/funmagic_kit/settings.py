@@ -56,6 +56,9 @@ class S3Settings(BaseSettings):
     model_config = SettingsConfigDict(extra="ignore", frozen=True, case_sensitive=False)
 
     s3_endpoint: str = Field(validation_alias="S3_ENDPOINT")
+    # The host clients reach S3 at, when it differs from the one services use (presigned URLs are
+    # signed for this host). Unset means the same as S3_ENDPOINT.
+    s3_public_endpoint: str | None = Field(None, validation_alias="S3_PUBLIC_ENDPOINT")
     s3_access_key: SecretStr = Field(validation_alias="S3_ACCESS_KEY")
     s3_secret_key: SecretStr = Field(validation_alias="S3_SECRET_KEY")
     s3_region: str = Field("us-east-1", validation_alias="S3_REGION")

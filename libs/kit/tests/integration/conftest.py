@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -35,8 +36,11 @@ CREATE TABLE orders (id text PRIMARY KEY);
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # Hooks see every collected item, not only this folder's: mark just ours.
+    here = Path(__file__).parent
     for item in items:
-        item.add_marker(pytest.mark.integration)
+        if Path(str(item.fspath)).is_relative_to(here):
+            item.add_marker(pytest.mark.integration)
 
 
 @dataclass(frozen=True)
@@ -84,7 +88,7 @@ async def topic(stack: Stack) -> str:
 
 
 @pytest.fixture
-async def producer(stack: Stack):  # noqa: ANN201
+async def producer(stack: Stack):
     producer = await create_producer(stack.kafka, client_id="kit-tests")
     yield producer
     await producer.stop()
@@ -92,12 +96,21 @@ async def producer(stack: Stack):  # noqa: ANN201
 
 def make_envelope(event_type: str, subject: str, data: dict | None = None) -> Envelope:
     return Envelope(
-        id=uuid7(), type=event_type, version=1, source="kit-tests", subject=subject,
-        time=datetime.now(UTC), correlation_id=str(uuid.uuid4()), causation_id=None, data=data or {},
+        id=uuid7(),
+        type=event_type,
+        version=1,
+        source="kit-tests",
+        subject=subject,
+        time=datetime.now(UTC),
+        correlation_id=str(uuid.uuid4()),
+        causation_id=None,
+        data=data or {},
     )
 
 
-async def wait_for(condition: Callable[[], Awaitable[bool]], *, timeout: float = 30.0, what: str = "") -> None:
+async def wait_for(
+    condition: Callable[[], Awaitable[bool]], *, timeout: float = 30.0, what: str = ""
+) -> None:
     """Poll a condition until it holds; fail with `what` after `timeout` seconds."""
     deadline = asyncio.get_running_loop().time() + timeout
     while not await condition():
@@ -120,8 +133,12 @@ async def running_consumer(
     broker = KafkaBroker(stack.kafka, graceful_timeout=10)
     metrics = Metrics("kit-tests")
     consumer = EventConsumer(
-        name=f"test-consumer-{uuid.uuid4().hex[:8]}", broker=broker, producer=producer, metrics=metrics,
-        pool=pool, **options,
+        name=f"test-consumer-{uuid.uuid4().hex[:8]}",
+        broker=broker,
+        producer=producer,
+        metrics=metrics,
+        pool=pool,
+        **options,
     )
     consumer.subscribe(subscription)
     await broker.start()
@@ -141,8 +158,13 @@ def consumed(consumer: EventConsumer, outcome: str) -> float:
 
 async def read_all(stack: Stack, topic: str, expected: int, timeout: float = 30.0) -> list:
     """Read a topic from the beginning until `expected` records arrived."""
-    reader = AIOKafkaConsumer(topic, bootstrap_servers=stack.kafka, auto_offset_reset="earliest",
-                              enable_auto_commit=False, group_id=None)
+    reader = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=stack.kafka,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        group_id=None,
+    )
     await reader.start()
     records: list = []
     try:

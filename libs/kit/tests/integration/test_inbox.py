@@ -34,7 +34,9 @@ async def _done(consumer) -> bool:
     return consumed(consumer, "handled") + consumed(consumer, "duplicate") >= 2
 
 
-async def test_a_handler_that_fails_rolls_back_its_inbox_row_and_is_retried(stack, pool, producer, topic) -> None:
+async def test_a_handler_that_fails_rolls_back_its_inbox_row_and_is_retried(
+    stack, pool, producer, topic
+) -> None:
     calls = []
 
     async def fails_once(envelope, uow) -> None:
@@ -43,7 +45,9 @@ async def test_a_handler_that_fails_rolls_back_its_inbox_row_and_is_retried(stac
         if len(calls) == 1:
             raise ConnectionError("provider unavailable")
 
-    await producer.send_and_wait(topic, encode(make_envelope("CounterIncremented", "counter-b")), key=b"counter-b")
+    await producer.send_and_wait(
+        topic, encode(make_envelope("CounterIncremented", "counter-b")), key=b"counter-b"
+    )
     subscription = Subscription(topic, {"CounterIncremented": fails_once})
 
     async with running_consumer(stack, pool, producer, subscription, retry_backoff_ms=10) as consumer:

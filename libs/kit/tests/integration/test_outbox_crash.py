@@ -17,7 +17,9 @@ from .conftest import consumed, make_envelope, message_count, running_consumer, 
 from .test_inbox import increment_counter
 
 
-def start_relay(database_url: str, kafka: str, failpoint_dir: Path, failpoint: str | None) -> subprocess.Popen:
+def start_relay(
+    database_url: str, kafka: str, failpoint_dir: Path, failpoint: str | None
+) -> subprocess.Popen:
     env = {
         **os.environ,
         "DATABASE_URL": database_url,
@@ -72,9 +74,7 @@ async def test_a_relay_killed_around_publishing_delivers_the_event_exactly_once_
             await wait_for(lambda: _outbox_empty(pool), what="the restarted relay to publish")
             expected_messages = 1 if failpoint == "relay.before_publish" else 2
             assert await message_count(stack, topic) == expected_messages
-            await wait_for(
-                lambda: _consumed_all(consumer, expected_messages), what="every delivery consumed"
-            )
+            await wait_for(lambda: _consumed_all(consumer, expected_messages), what="every delivery consumed")
     finally:
         restarted.send_signal(signal.SIGTERM)
         assert await asyncio.to_thread(restarted.wait, 20) == 0

@@ -35,9 +35,15 @@ async def write_events_for(pool, topic: str, keys: list[str]) -> None:
             )
 
 
-async def test_a_thousand_events_over_ten_keys_arrive_in_per_key_order(stack, database_url, pool, producer, topic):
+async def test_a_thousand_events_over_ten_keys_arrive_in_per_key_order(
+    stack, database_url, pool, producer, topic
+):
     relay = OutboxRelay(
-        dsn=database_url, pool=pool, producer=producer, metrics=Metrics("kit-tests"), failpoints=Failpoints(""),
+        dsn=database_url,
+        pool=pool,
+        producer=producer,
+        metrics=Metrics("kit-tests"),
+        failpoints=Failpoints(""),
         page_size=97,  # not a divisor of anything above, so pages split transactions
     )
     relay_task = asyncio.create_task(relay.run())

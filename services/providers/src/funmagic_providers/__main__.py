@@ -1,5 +1,4 @@
 from funmagic_kit.runtime import main
-
 from funmagic_providers.bootstrap import SPEC
 
 if __name__ == "__main__":

@@ -1,7 +1,6 @@
 """The composition root of providers: the only place that names concrete classes."""
 
 from funmagic_kit.runtime import ServiceSpec
-
 from funmagic_providers.config import ProvidersSettings
 from funmagic_providers.entrypoints.http import routes
 from funmagic_providers.entrypoints.kafka import subscriptions

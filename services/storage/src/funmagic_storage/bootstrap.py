@@ -1,7 +1,6 @@
 """The composition root of storage: the only place that names concrete classes."""
 
 from funmagic_kit.runtime import ServiceSpec
-
 from funmagic_storage.config import StorageSettings
 from funmagic_storage.entrypoints.http import routes
 from funmagic_storage.entrypoints.kafka import subscriptions

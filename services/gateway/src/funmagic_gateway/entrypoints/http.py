@@ -1,6 +1,6 @@
 """Public HTTP routes of the gateway, and its view of the whole platform's health."""
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 import aiohttp
 from aiohttp import web
@@ -21,14 +21,16 @@ def health_checks(runtime: Runtime) -> Sequence[HealthCheck]:
     )
 
 
-def _service_is_healthy(base_url: str):  # noqa: ANN202 - returns the check coroutine function
+def _service_is_healthy(base_url: str) -> Callable[[], Awaitable[dict[str, object]]]:
     async def check() -> dict[str, object]:
-        async with aiohttp.ClientSession() as session:
-            async with session.get(f"{base_url.rstrip('/')}/health/all") as response:
-                body = await response.json()
-                if response.status != 200:
-                    failing = [n for n, c in body.get("checks", {}).items() if not c.get("ok")]
-                    raise RuntimeError(f"{body.get('service')} reports failing checks: {failing}")
-                return {name: check["ok"] for name, check in body["checks"].items()}
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(f"{base_url.rstrip('/')}/health/all") as response,
+        ):
+            body = await response.json()
+            if response.status != 200:
+                failing = [n for n, c in body.get("checks", {}).items() if not c.get("ok")]
+                raise RuntimeError(f"{body.get('service')} reports failing checks: {failing}")
+            return {name: check["ok"] for name, check in body["checks"].items()}
 
     return check

@@ -12,4 +12,4 @@ from funmagic_kit.runtime import Runtime
 
 
 def subscriptions(runtime: Runtime) -> Sequence[Subscription]:
-    return (Subscription(TASKS_EVENTS.name))
+    return (Subscription(TASKS_EVENTS.name),)

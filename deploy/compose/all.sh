@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Runs `docker compose` over the whole FunMagic stack: infra.yml first, then one file per service.
+#   deploy/compose/all.sh up -d --build        # build images, start everything
+#   deploy/compose/all.sh ps                   # state and health of every container
+#   deploy/compose/all.sh logs -f tasks        # follow one service
+#   deploy/compose/all.sh up -d --scale tasks=3 --no-recreate
+#   deploy/compose/all.sh down                 # stop (volumes are kept; add -v to drop the data)
+# Works from any directory. The env file is deploy/compose/.env unless FUNMAGIC_ENV_FILE names another.
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+env_file="${FUNMAGIC_ENV_FILE:-$here/.env}"
+
+if [[ ! -f "$env_file" ]]; then
+	echo "all.sh: $env_file not found; copy $here/.env.example to it and fill in the secrets" >&2
+	exit 2
+fi
+
+compose_files=(infra.yml identity.yml tasks.yml credits.yml storage.yml providers.yml gateway.yml)
+args=()
+for file in "${compose_files[@]}"; do
+	args+=(-f "$here/$file")
+done
+
+exec docker compose --project-directory "$here" --env-file "$env_file" "${args[@]}" "$@"

@@ -1,0 +1,105 @@
+"""Create every topic of the registry (funmagic_contracts.topics.ALL_TOPICS) on the local broker.
+
+Idempotent: topics that already exist are left alone (a differing partition count is only
+reported). Partitions come from FUNMAGIC_KAFKA_PARTITIONS (default 6), replication factor 1.
+
+    KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:9092 PYTHONPATH=libs/contracts/src \
+        python deploy/local/create_topics.py [--wait SECONDS]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+import time
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import for_code
+
+from funmagic_contracts.topics import ALL_TOPICS
+
+TOPIC_ALREADY_EXISTS = 36
+# Errors a broker that is still settling may answer with; worth another try.
+RETRIABLE = {5, 7, 41, 19}  # LEADER_NOT_AVAILABLE, REQUEST_TIMED_OUT, NOT_CONTROLLER, NOT_ENOUGH_REPLICAS
+
+
+async def create(bootstrap: str, partitions: int, wait: float) -> int:
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=bootstrap, request_timeout_ms=15000, client_id="funmagic-create-topics"
+    )
+    await admin.start()
+    try:
+        deadline = time.monotonic() + wait
+        while True:
+            existing = set(await admin.list_topics())
+            todo = [t for t in ALL_TOPICS if t.name not in existing]
+            if not todo:
+                break
+            response = await admin.create_topics(
+                [
+                    NewTopic(
+                        name=t.name,
+                        num_partitions=partitions,
+                        replication_factor=1,
+                        topic_configs=t.kafka_config(),
+                    )
+                    for t in todo
+                ],
+                timeout_ms=15000,
+            )
+            retry, failed = [], []
+            for name, code, *rest in response.topic_errors:
+                message = rest[0] if rest else None
+                if code == 0:
+                    print(f"kafka: created topic {name} ({partitions} partitions)")
+                elif code == TOPIC_ALREADY_EXISTS:
+                    pass
+                elif code in RETRIABLE:
+                    retry.append(name)
+                else:
+                    failed.append(f"{name}: {for_code(code).__name__} {message or ''}".strip())
+            if failed:
+                print("kafka: could not create topics:\n  " + "\n  ".join(failed), file=sys.stderr)
+                return 1
+            if not retry:
+                break
+            if time.monotonic() >= deadline:
+                print(f"kafka: topics still not created: {retry}", file=sys.stderr)
+                return 1
+            await asyncio.sleep(0.5)
+
+        # Report topics that exist with another partition count (left alone on purpose).
+        described = await admin.describe_topics([t.name for t in ALL_TOPICS])
+        for topic in described:
+            count = len(topic.get("partitions") or [])
+            if topic.get("error_code", 0) == 0 and count != partitions:
+                print(
+                    f"kafka: note: topic {topic['topic']} has {count} partitions "
+                    f"(FUNMAGIC_KAFKA_PARTITIONS={partitions}); left as is",
+                    file=sys.stderr,
+                )
+        print(f"kafka: {len(ALL_TOPICS)} topics present")
+        return 0
+    finally:
+        await admin.close()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--bootstrap", default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"))
+    parser.add_argument(
+        "--partitions", type=int, default=int(os.environ.get("FUNMAGIC_KAFKA_PARTITIONS", "6"))
+    )
+    parser.add_argument("--wait", type=float, default=30.0, help="retry retriable errors this long")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.CRITICAL)
+    return asyncio.run(create(args.bootstrap, args.partitions, args.wait))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

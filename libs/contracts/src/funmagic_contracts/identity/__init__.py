@@ -1,0 +1,3 @@
+"""Events the identity service publishes on ``identity.events``: see ``.events``."""
+
+__all__: list[str] = []

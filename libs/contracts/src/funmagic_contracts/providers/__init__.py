@@ -1,0 +1,3 @@
+"""Events the providers service publishes on ``providers.events``: see ``.events``."""
+
+__all__: list[str] = []

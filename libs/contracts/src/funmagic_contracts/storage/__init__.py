@@ -1,0 +1,3 @@
+"""Events the storage service publishes on ``storage.events``: see ``.events``."""
+
+__all__: list[str] = []

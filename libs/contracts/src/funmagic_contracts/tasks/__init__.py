@@ -1,0 +1,3 @@
+"""Events the tasks service publishes on ``tasks.events``: see ``.events``."""
+
+__all__: list[str] = []

@@ -1,0 +1,787 @@
+"""The Docker Compose deployment in deploy/compose, checked without a Docker engine.
+
+Every deploy/compose/*.yml is parsed with PyYAML and checked as one merged model (the files are
+used together: infra.yml first, then one file per service). The shell parts that compose would
+run — kafka-init, minio-init, the postgres init script, the image entrypoint and the services'
+healthchecks — are run here against stand-ins (fake kafka-topics.sh, mc and psql, a local HTTP
+server), so a mistake in them fails a test instead of a deployment.
+"""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import json
+import os
+import re
+import shlex
+import stat
+import subprocess
+import sys
+import threading
+import typing
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+COMPOSE_DIR = REPO_ROOT / "deploy" / "compose"
+DOCKERFILE = COMPOSE_DIR / "Dockerfile"
+POSTGRES_INIT_SCRIPT = COMPOSE_DIR / "postgres-init" / "01-create-service-databases.sh"
+
+try:
+    from funmagic_contracts.topics import ALL_TOPICS
+except ImportError:  # not installed: read it from the source tree
+    sys.path.insert(0, str(REPO_ROOT / "libs" / "contracts" / "src"))
+    from funmagic_contracts.topics import ALL_TOPICS
+
+PORTS = {
+    "gateway": 8000,
+    "identity": 8001,
+    "tasks": 8002,
+    "credits": 8003,
+    "storage": 8004,
+    "providers": 8005,
+}
+FUNMAGIC_SERVICES = tuple(PORTS)
+DATABASE_SERVICES = ("identity", "tasks", "credits", "storage", "providers")
+BACKEND_SERVICES = DATABASE_SERVICES
+
+COMMON_ENV = {"KAFKA_BOOTSTRAP_SERVERS", "REDIS_URL", "HTTP_HOST", "HTTP_PORT", "LOG_LEVEL"}
+STORAGE_ENV = {
+    "S3_ENDPOINT",
+    "S3_ACCESS_KEY",
+    "S3_SECRET_KEY",
+    "S3_REGION",
+    "S3_BUCKET_PUBLIC",
+    "S3_BUCKET_PRIVATE",
+    "S3_BUCKET_ADMIN",
+    "CDN_URL",
+}
+GATEWAY_ENV = {"IDENTITY_URL", "TASKS_URL", "CREDITS_URL", "STORAGE_URL", "PROVIDERS_URL", "CORS_ORIGINS"}
+BUCKETS = {
+    "S3_BUCKET_PUBLIC": "funmagic-public",
+    "S3_BUCKET_PRIVATE": "funmagic-private",
+    "S3_BUCKET_ADMIN": "funmagic-admin",
+}
+
+SECRET_NAME = re.compile(r"PASSWORD|SECRET|ACCESS_KEY|PRIVATE_KEY|API_KEY|TOKEN|ROOT_USER|REDISCLI_AUTH")
+REQUIRED_REFERENCE = re.compile(r"^\$\{([A-Z][A-Z0-9_]*):\?[^}]*\}$")
+URL_PASSWORD = re.compile(r"[a-z][a-z0-9+.-]*://[^/:@\s]*:(\$\{[^}]*\}|[^@\s/]+)@")
+COMPOSE_VARIABLE = re.compile(r"(?<!\$)\$\{([A-Za-z_][A-Za-z0-9_]*)(:?[?-])?")
+
+
+def expected_environment(service: str) -> set[str]:
+    names = set(COMMON_ENV)
+    if service in DATABASE_SERVICES:
+        names.add("DATABASE_URL")
+    if service == "storage":
+        names |= STORAGE_ENV
+    if service == "gateway":
+        names |= GATEWAY_ENV
+    return names
+
+
+# --- loading -----------------------------------------------------------------------------------
+
+
+def compose_paths() -> list[Path]:
+    return sorted(COMPOSE_DIR.glob("*.yml"))
+
+
+@functools.cache
+def compose_documents() -> dict[str, dict[str, Any]]:
+    return {path.name: yaml.safe_load(path.read_text()) for path in compose_paths()}
+
+
+@functools.cache
+def definitions() -> dict[str, list[str]]:
+    """Service name -> the files that define it."""
+    found: dict[str, list[str]] = {}
+    for name, doc in compose_documents().items():
+        for service in doc.get("services") or {}:
+            found.setdefault(service, []).append(name)
+    return found
+
+
+@functools.cache
+def merged_services() -> dict[str, dict[str, Any]]:
+    services: dict[str, dict[str, Any]] = {}
+    for doc in compose_documents().values():
+        services.update(doc.get("services") or {})
+    return services
+
+
+def service(name: str) -> dict[str, Any]:
+    services = merged_services()
+    assert name in services, f"no compose file defines the service {name!r}"
+    return services[name]
+
+
+def environment(definition: dict[str, Any]) -> dict[str, str]:
+    env = definition.get("environment") or {}
+    if isinstance(env, list):
+        env = dict(item.split("=", 1) if "=" in item else (item, "") for item in env)
+    return {key: "" if value is None else str(value) for key, value in env.items()}
+
+
+def is_one_shot(definition: dict[str, Any]) -> bool:
+    return definition.get("restart") == "no"
+
+
+def depends_on(definition: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    deps = definition.get("depends_on") or {}
+    if isinstance(deps, list):
+        return {name: {} for name in deps}
+    return {name: (spec or {}) for name, spec in deps.items()}
+
+
+def strings(value: Any) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield str(key)
+            yield from strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from strings(item)
+
+
+def seconds(duration: str) -> float:
+    total = 0.0
+    for amount, unit in re.findall(r"(\d+(?:\.\d+)?)(ms|s|m|h)", str(duration)):
+        total += float(amount) * {"ms": 0.001, "s": 1, "m": 60, "h": 3600}[unit]
+    return total
+
+
+def shell_script(definition: dict[str, Any]) -> str:
+    """The script a one-shot job runs, with compose's `$$` escapes undone."""
+    command = definition["command"]
+    assert isinstance(command, list), "the job's command should be a list holding one script"
+    assert len(command) == 1, "the job's command should be one script"
+    return command[0].replace("$$", "$")
+
+
+def executable(path: Path, text: str) -> Path:
+    path.write_text(text)
+    path.chmod(path.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+    return path
+
+
+def env_example() -> dict[str, str]:
+    values = {}
+    for line in (COMPOSE_DIR / ".env.example").read_text().splitlines():
+        line = line.strip()
+        if line and not line.startswith("#") and "=" in line:
+            key, value = line.split("=", 1)
+            values[key.strip()] = value.strip()
+    return values
+
+
+# --- the files ---------------------------------------------------------------------------------
+
+
+def test_the_deployment_has_an_infra_file_and_one_file_per_service():
+    names = {path.name for path in compose_paths()}
+    assert {"infra.yml", *(f"{s}.yml" for s in FUNMAGIC_SERVICES)} <= names
+    for extra in (".env.example", "README.md", "dockerignore.suggested", "all.sh"):
+        assert (COMPOSE_DIR / extra).is_file(), f"deploy/compose/{extra} is missing"
+
+
+@pytest.mark.parametrize("path", compose_paths(), ids=lambda p: p.name)
+def test_every_compose_file_parses_to_a_mapping_of_services(path):
+    doc = yaml.safe_load(path.read_text())
+    assert isinstance(doc, dict), f"{path.name} is not a YAML mapping"
+    assert isinstance(doc.get("services"), dict), f"{path.name} has no services mapping"
+    assert doc["services"], f"{path.name} defines no services"
+
+
+def test_no_service_is_defined_in_two_files():
+    twice = {name: files for name, files in definitions().items() if len(files) > 1}
+    assert not twice, f"services defined in more than one file (compose would merge them silently): {twice}"
+
+
+def test_all_sh_runs_compose_over_every_file_with_infra_first():
+    text = (COMPOSE_DIR / "all.sh").read_text()
+    assert os.access(COMPOSE_DIR / "all.sh", os.X_OK), "all.sh is not executable"
+    match = re.search(r"^compose_files=\(([^)]*)\)", text, re.MULTILINE)
+    assert match, "all.sh has no compose_files=(…) list"
+    listed = match.group(1).split()
+    assert listed[0] == "infra.yml", "infra.yml must come first (it holds the project name and network)"
+    assert sorted(listed) == sorted(p.name for p in compose_paths())
+    assert "docker compose" in text
+    assert "--env-file" in text
+
+
+# --- every service -----------------------------------------------------------------------------
+
+
+def test_every_service_has_an_image_or_a_build():
+    missing = [name for name, d in merged_services().items() if not (d.get("image") or d.get("build"))]
+    assert not missing, f"services without image or build: {missing}"
+
+
+def test_every_long_running_service_has_a_healthcheck():
+    unchecked = [
+        name
+        for name, d in merged_services().items()
+        if not is_one_shot(d) and not (d.get("healthcheck") or {}).get("test")
+    ]
+    assert not unchecked, f"long-running services without a healthcheck: {unchecked}"
+    disabled = [name for name, d in merged_services().items() if (d.get("healthcheck") or {}).get("disable")]
+    assert not disabled, f"healthchecks disabled for {disabled}"
+
+
+def test_one_shot_jobs_never_restart_and_are_awaited_until_they_succeed():
+    services = merged_services()
+    one_shots = {name for name, d in services.items() if not (d.get("healthcheck") or {}).get("test")}
+    assert {"kafka-init", "minio-init"} <= one_shots
+    for name in one_shots:
+        assert services[name].get("restart") == "no", (
+            f'{name} has no healthcheck, so it must be a job with restart: "no"'
+        )
+        awaited_by = [
+            other
+            for other, d in services.items()
+            if depends_on(d).get(name, {}).get("condition") == "service_completed_successfully"
+        ]
+        assert awaited_by, f"nothing waits for the job {name} with condition service_completed_successfully"
+
+
+def test_depends_on_names_only_services_defined_in_the_files():
+    services = merged_services()
+    unknown = {(name, dep) for name, d in services.items() for dep in depends_on(d) if dep not in services}
+    assert not unknown, f"depends_on names services no file defines: {sorted(unknown)}"
+
+
+def test_every_dependency_waits_for_the_right_condition():
+    services = merged_services()
+    for name, d in services.items():
+        for dep, spec in depends_on(d).items():
+            condition = spec.get("condition")
+            if is_one_shot(services[dep]):
+                assert condition == "service_completed_successfully", f"{name} -> job {dep}: {condition}"
+            else:
+                assert condition == "service_healthy", (
+                    f"{name} -> {dep} should wait for service_healthy, not {condition}"
+                )
+
+
+def test_all_services_share_the_one_network():
+    for name, doc in compose_documents().items():
+        declared = set(doc.get("networks") or {})
+        assert declared <= {"funmagic"}, f"{name} declares other networks: {declared}"
+    assert "funmagic" in (compose_documents()["infra.yml"].get("networks") or {})
+    for name, d in merged_services().items():
+        networks = d.get("networks")
+        assert networks is not None, f"{name} joins no network"
+        assert set(networks) == {"funmagic"}, f"{name} joins {networks}"
+
+
+# --- secrets -----------------------------------------------------------------------------------
+
+
+def test_no_secret_is_written_as_a_literal_value():
+    for name, d in merged_services().items():
+        for key, value in environment(d).items():
+            if SECRET_NAME.search(key):
+                assert REQUIRED_REFERENCE.match(value), (
+                    f"{name}: {key} must be a required ${{VAR:?…}} reference, not {value!r}"
+                )
+        for text in strings(d):
+            for password in URL_PASSWORD.findall(text):
+                assert REQUIRED_REFERENCE.match(password), (
+                    f"{name}: a URL carries the literal password {password!r}"
+                )
+
+
+def compose_variables() -> list[tuple[str, str, str]]:
+    """(file, variable, operator) for every ${…} compose interpolates (comments are not)."""
+    return [
+        (name, variable, operator)
+        for name, doc in compose_documents().items()
+        for text in strings(doc)
+        for variable, operator in COMPOSE_VARIABLE.findall(text)
+    ]
+
+
+def test_no_secret_has_a_default_anywhere_in_the_files():
+    secrets = [(name, v, op) for name, v, op in compose_variables() if SECRET_NAME.search(v)]
+    assert secrets, "no secret variables found in the compose files"
+    for name, variable, operator in secrets:
+        assert operator in (":?", "?"), f"{name}: ${{{variable}}} has a default or may be empty"
+
+
+def test_env_example_lists_every_setting_and_holds_no_secret():
+    example = env_example()
+    used = {v for _, v, _ in compose_variables()}
+    required = {v for _, v, op in compose_variables() if op in (":?", "?")}
+    assert required, "no required variables found in the compose files"
+    assert required <= set(example), (
+        f".env.example misses required settings: {sorted(required - set(example))}"
+    )
+    assert set(example) <= used, f".env.example has settings no file uses: {sorted(set(example) - used)}"
+    filled = {k: v for k, v in example.items() if SECRET_NAME.search(k) and v}
+    assert not filled, f".env.example must leave secrets empty: {sorted(filled)}"
+
+
+# --- the FunMagic services ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", FUNMAGIC_SERVICES)
+def test_each_funmagic_service_gets_exactly_the_settings_its_code_reads(name):
+    env = environment(service(name))
+    missing = expected_environment(name) - set(env)
+    assert not missing, f"{name} lacks {sorted(missing)}"
+    assert env["HTTP_HOST"] == "0.0.0.0"
+    assert env["KAFKA_BOOTSTRAP_SERVERS"] == "kafka:9092"
+    assert re.fullmatch(r"redis://:\$\{REDIS_PASSWORD:\?[^}]*\}@redis:6379/\d+", env["REDIS_URL"]), env[
+        "REDIS_URL"
+    ]
+    assert env["LOG_LEVEL"].startswith("${LOG_LEVEL")
+
+
+@pytest.mark.parametrize("name", FUNMAGIC_SERVICES)
+def test_each_funmagic_service_listens_on_its_own_port(name):
+    port = PORTS[name]
+    d = service(name)
+    assert environment(d)["HTTP_PORT"] == str(port)
+    assert str(port) in [str(p) for p in d.get("expose", [])]
+    assert str(d["build"]["args"]["HTTP_PORT"]) == str(port)
+    assert f"http://127.0.0.1:{port}/health'" in d["healthcheck"]["test"][-1]
+
+
+def test_only_the_gateway_is_published_on_the_host():
+    published = {name: service(name).get("ports") for name in FUNMAGIC_SERVICES if service(name).get("ports")}
+    assert set(published) == {"gateway"}, f"published FunMagic services: {sorted(published)}"
+    (mapping,) = published["gateway"]
+    assert str(mapping).endswith(":8000"), f"the gateway publishes {mapping!r}, not its port 8000"
+
+
+def test_the_gateway_reaches_each_service_at_its_internal_url():
+    env = environment(service("gateway"))
+    for name in BACKEND_SERVICES:
+        assert env[f"{name.upper()}_URL"] == f"http://{name}:{PORTS[name]}"
+
+
+@pytest.mark.parametrize("name", DATABASE_SERVICES)
+def test_each_service_with_a_database_uses_its_own_database_and_role(name):
+    url = environment(service(name))["DATABASE_URL"]
+    variable = f"{name.upper()}_DB_PASSWORD"
+    expected = rf"postgresql://funmagic_{name}:\$\{{{variable}:\?[^}}]*\}}@postgres:5432/funmagic_{name}"
+    assert re.fullmatch(expected, url), url
+    assert variable in environment(service("postgres")), (
+        f"postgres does not receive {variable} for its init script"
+    )
+
+
+def test_storage_uses_the_buckets_that_minio_init_creates():
+    env = environment(service("storage"))
+    for key, bucket in BUCKETS.items():
+        assert env[key] == bucket
+    assert env["S3_ENDPOINT"].endswith("http://minio:9000}") or env["S3_ENDPOINT"] == "http://minio:9000"
+
+
+@pytest.mark.parametrize("name", FUNMAGIC_SERVICES)
+def test_each_funmagic_service_is_built_from_the_shared_dockerfile(name):
+    build = service(name)["build"]
+    assert (COMPOSE_DIR / build["context"]).resolve() == REPO_ROOT, (
+        "the build context must be the repository root"
+    )
+    assert (REPO_ROOT / build["dockerfile"]).resolve() == DOCKERFILE
+    assert build["args"]["SERVICE"] == name
+    assert service(name)["image"] == f"funmagic/{name}:${{FUNMAGIC_VERSION:-dev}}"
+
+
+@pytest.mark.parametrize("name", FUNMAGIC_SERVICES)
+def test_each_funmagic_service_restarts_and_drains_on_stop(name):
+    d = service(name)
+    assert d.get("restart") in ("unless-stopped", "always")
+    assert d.get("stop_signal", "SIGTERM") == "SIGTERM"
+    drain = float(environment(d).get("SHUTDOWN_GRACE_SECONDS", "15"))  # funmagic_kit's default is 15 s
+    grace = seconds(d.get("stop_grace_period", "10s"))  # compose's default is 10 s
+    assert grace >= drain + 5, f"SIGKILL after {grace} s cuts a drain that may take {drain} s"
+
+
+@pytest.mark.parametrize("name", FUNMAGIC_SERVICES)
+def test_each_funmagic_service_waits_for_what_it_needs(name):
+    deps = depends_on(service(name))
+    needed = {
+        "redis": "service_healthy",
+        "kafka": "service_healthy",
+        "kafka-init": "service_completed_successfully",
+    }
+    if name in DATABASE_SERVICES:
+        needed |= {"postgres": "service_healthy", f"{name}-migrate": "service_completed_successfully"}
+    if name == "storage":
+        needed |= {"minio": "service_healthy", "minio-init": "service_completed_successfully"}
+    if name == "gateway":
+        needed |= {backend: "service_healthy" for backend in BACKEND_SERVICES}
+    for dep, condition in needed.items():
+        assert deps.get(dep, {}).get("condition") == condition, f"{name} should wait for {dep} ({condition})"
+
+
+@pytest.mark.parametrize("name", DATABASE_SERVICES)
+def test_migrations_run_once_before_each_service_with_a_database(name):
+    job = service(f"{name}-migrate")
+    main = service(name)
+    assert job["command"] == ["migrate"]
+    assert job["image"] == main["image"]
+    assert job["build"] == main["build"]
+    assert environment(job) == environment(main), "migrate must see the same settings as the service"
+    assert depends_on(job)["postgres"]["condition"] == "service_healthy"
+    assert is_one_shot(job)
+
+
+class _HealthHandler(http.server.BaseHTTPRequestHandler):
+    status = 200
+    paths: typing.ClassVar[list[str]] = []
+
+    def do_GET(self):
+        type(self).paths.append(self.path)
+        self.send_response(type(self).status)
+        self.end_headers()
+        self.wfile.write(b"{}")
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def health_server():
+    handler = type("Handler", (_HealthHandler,), {"status": 200, "paths": []})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server, handler
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.mark.parametrize("name", FUNMAGIC_SERVICES)
+def test_each_healthcheck_passes_on_a_healthy_service_and_fails_on_an_unhealthy_one(name, health_server):
+    server, handler = health_server
+    check = service(name)["healthcheck"]["test"]
+    assert check[:3] == ["CMD", "python", "-c"], "the slim image has python but no curl"
+    code = check[3]
+    assert "urllib" in code
+    assert f"127.0.0.1:{PORTS[name]}/" in code
+    code = code.replace(f"127.0.0.1:{PORTS[name]}/", f"127.0.0.1:{server.server_address[1]}/")
+
+    healthy = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=30)
+    assert healthy.returncode == 0, healthy.stderr.decode()
+    assert handler.paths == ["/health"]
+
+    handler.status = 503
+    unhealthy = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=30)
+    assert unhealthy.returncode != 0, "the healthcheck passed on a 503"
+
+
+# --- the Dockerfile ----------------------------------------------------------------------------
+
+
+def dockerfile_stages() -> tuple[dict[str, str], list[list[tuple[str, str]]]]:
+    """Global ARG defaults, and each stage's (INSTRUCTION, arguments) in order."""
+    text = re.sub(r"\\\n", " ", DOCKERFILE.read_text())
+    global_args: dict[str, str] = {}
+    stages: list[list[tuple[str, str]]] = []
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        instruction, _, rest = line.partition(" ")
+        instruction = instruction.upper()
+        if instruction == "FROM":
+            stages.append([])
+        if not stages:
+            if instruction == "ARG" and "=" in rest:
+                key, value = rest.split("=", 1)
+                global_args[key.strip()] = value.strip()
+            continue
+        stages[-1].append((instruction, rest.strip()))
+    return global_args, stages
+
+
+def test_the_dockerfile_is_multi_stage_on_python_3_11_slim():
+    global_args, stages = dockerfile_stages()
+    assert len(stages) >= 2, "build and runtime should be separate stages"
+    for stage in stages:
+        base = stage[0][1].split()[0]
+        base = re.sub(r"\$\{(\w+)\}", lambda m: global_args.get(m.group(1), m.group(0)), base)
+        assert base == "python:3.11-slim", base
+    final = stages[-1]
+    assert any(i == "COPY" and a.startswith("--from=") for i, a in final), (
+        "the runtime stage copies nothing from the build"
+    )
+
+
+def test_the_dockerfile_installs_contracts_kit_and_the_service_with_the_constraints():
+    _, stages = dockerfile_stages()
+    installs = [a for stage in stages for i, a in stage if i == "RUN" and "pip install" in a]
+    assert installs, "no pip install"
+    (install,) = installs
+    words = install.split("pip install", 1)[1]
+    assert re.search(r"(-c|--constraint)\s+constraints\.txt", words)
+    for package in ("libs/contracts", "libs/kit", "services/${SERVICE}"):
+        assert package in words, f"pip install does not install {package}"
+    copied = " ".join(a for stage in stages for i, a in stage if i == "COPY")
+    assert "constraints.txt" in copied
+    assert "services/${SERVICE}" in copied
+
+
+def test_the_dockerfile_takes_the_service_as_a_build_arg_and_runs_as_a_non_root_user():
+    _, stages = dockerfile_stages()
+    final = stages[-1]
+    args = [a.split("=")[0] for i, a in final if i == "ARG"]
+    assert "SERVICE" in args, "ARG SERVICE must be declared in the runtime stage too"
+    assert all("SERVICE" in [a.split("=")[0] for i, a in stage if i == "ARG"] for stage in stages)
+    users = [a for i, a in final if i == "USER"]
+    assert users, "the runtime stage sets no USER"
+    user = users[-1].split(":")[0]
+    assert user not in ("root", "0"), f"the image runs as {users[-1]}"
+    assert ("STOPSIGNAL", "SIGTERM") in final
+    exposes = [a for i, a in final if i == "EXPOSE"]
+    assert exposes == ["${HTTP_PORT}"], exposes
+    assert "HTTP_PORT" in args
+
+
+def test_the_image_entrypoint_runs_the_service_module_with_its_subcommand(tmp_path):
+    _, stages = dockerfile_stages()
+    final = dict(stages[-1])
+    assert re.search(r"FUNMAGIC_SERVICE=\$\{SERVICE\}", final["ENV"]), (
+        "FUNMAGIC_SERVICE must come from ARG SERVICE"
+    )
+    entrypoint = json.loads(final["ENTRYPOINT"])
+    assert json.loads(final["CMD"]) == ["serve"]
+    fake_bin = tmp_path / "bin"
+    fake_bin.mkdir()
+    executable(fake_bin / "python", '#!/bin/sh\nprintf "%s\\n" "$@"\n')
+    env = {"PATH": f"{fake_bin}:/usr/bin:/bin", "FUNMAGIC_SERVICE": "credits"}
+    for args, expected in (
+        (["serve"], ["-m", "funmagic_credits", "serve"]),
+        (["migrate"], ["-m", "funmagic_credits", "migrate"]),
+    ):
+        run = subprocess.run(entrypoint + args, capture_output=True, text=True, env=env, timeout=30)
+        assert run.returncode == 0, run.stderr
+        assert run.stdout.split("\n")[:-1] == expected
+
+
+# --- infrastructure ----------------------------------------------------------------------------
+
+
+def test_infra_runs_the_chosen_images():
+    assert service("postgres")["image"] == "postgres:18"
+    assert service("redis")["image"] == "redis:7.4"
+    assert service("kafka")["image"] == "apache/kafka:4.1.1"
+    assert service("kafka-init")["image"] == "apache/kafka:4.1.1"
+    assert "minio/minio" in service("minio")["image"]
+    assert "minio/mc" in service("minio-init")["image"]
+
+
+def test_infra_keeps_its_data_in_named_volumes():
+    declared = set(compose_documents()["infra.yml"].get("volumes") or {})
+    targets = {
+        "postgres": "/var/lib/postgresql",
+        "redis": "/data",
+        "kafka": "/var/lib/kafka/data",
+        "minio": "/data",
+    }
+    for name, target in targets.items():
+        mounts = [str(v).split(":") for v in service(name).get("volumes", [])]
+        named = [m for m in mounts if m[0] in declared]
+        assert any(m[1] == target for m in named), (
+            f"{name} keeps no named volume at {target} (postgres 18 wants /var/lib/postgresql)"
+        )
+
+
+def test_kafka_runs_kraft_combined_mode_and_advertises_the_address_services_use():
+    env = environment(service("kafka"))
+    assert set(env["KAFKA_PROCESS_ROLES"].split(",")) == {"broker", "controller"}
+    assert env["KAFKA_CONTROLLER_QUORUM_VOTERS"] == f"{env['KAFKA_NODE_ID']}@kafka:9093"
+    assert env["CLUSTER_ID"]
+    advertised = {entry.split("://", 1)[1] for entry in env["KAFKA_ADVERTISED_LISTENERS"].split(",")}
+    for name in FUNMAGIC_SERVICES:
+        assert environment(service(name))["KAFKA_BOOTSTRAP_SERVERS"] in advertised
+    assert env["KAFKA_AUTO_CREATE_TOPICS_ENABLE"] == "false", (
+        "topics must come from kafka-init with their contract config"
+    )
+    assert env["KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR"] == "1"
+    assert env["KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR"] == "1"
+
+
+def kafka_init_topic_list() -> list[str]:
+    script = shell_script(service("kafka-init"))
+    match = re.search(r"for topic in(.*?);\s*do", script, re.DOTALL)
+    assert match, "kafka-init has no `for topic in …; do` loop"
+    return match.group(1).replace("\\", " ").split()
+
+
+def test_kafka_init_lists_exactly_the_contract_topics():
+    assert sorted(kafka_init_topic_list()) == sorted(t.name for t in ALL_TOPICS)
+
+
+def _run_kafka_init(
+    tmp_path: Path, existing: list[str], list_fails: bool = False
+) -> tuple[subprocess.CompletedProcess, list[list[str]]]:
+    d = service("kafka-init")
+    log = tmp_path / "calls.log"
+    bin_dir = tmp_path / "kafka-bin"
+    bin_dir.mkdir()
+    existing_file = tmp_path / "existing"
+    existing_file.write_text("".join(f"{t}\n" for t in existing))
+    on_list = "exit 3" if list_fails else f"cat {shlex.quote(str(existing_file))}"
+    executable(
+        bin_dir / "kafka-topics.sh",
+        f"""#!/bin/bash
+printf '%q ' "$@" >> {shlex.quote(str(log))}; echo >> {shlex.quote(str(log))}
+for a in "$@"; do
+  if [ "$a" = --list ]; then {on_list}; fi
+done
+""",
+    )
+    script = shell_script(d).replace("/opt/kafka/bin/", f"{bin_dir}/")
+    entrypoint = d["entrypoint"]
+    run = subprocess.run([*entrypoint, script], capture_output=True, text=True, timeout=60)
+    calls = [shlex.split(line) for line in log.read_text().splitlines()] if log.exists() else []
+    return run, calls
+
+
+def _created_topics(calls: list[list[str]]) -> dict[str, list[str]]:
+    created = {}
+    for call in calls:
+        if "--create" in call:
+            created[call[call.index("--topic") + 1]] = call
+    return created
+
+
+def test_kafka_init_creates_every_contract_topic_with_six_partitions_and_its_config(tmp_path):
+    run, calls = _run_kafka_init(tmp_path, existing=[])
+    assert run.returncode == 0, run.stderr
+    created = _created_topics(calls)
+    assert sorted(created) == sorted(t.name for t in ALL_TOPICS)
+    for topic in ALL_TOPICS:
+        call = created[topic.name]
+        assert call[call.index("--partitions") + 1] == "6"
+        assert call[call.index("--bootstrap-server") + 1] == "kafka:9092"
+        configs = {call[i + 1] for i, word in enumerate(call) if word == "--config"}
+        expected = {f"{k}={v}" for k, v in topic.kafka_config().items()}
+        assert expected <= configs, f"{topic.name}: created with {configs}, the contract says {expected}"
+
+
+def test_kafka_init_leaves_existing_topics_alone_and_creates_the_rest(tmp_path):
+    run, calls = _run_kafka_init(tmp_path, existing=["identity.events", "__consumer_offsets"])
+    assert run.returncode == 0, run.stderr
+    created = _created_topics(calls)
+    assert "identity.events" not in created
+    assert sorted(created) == sorted(t.name for t in ALL_TOPICS if t.name != "identity.events")
+
+
+def test_kafka_init_fails_when_the_broker_cannot_list_topics(tmp_path):
+    run, calls = _run_kafka_init(tmp_path, existing=[], list_fails=True)
+    assert run.returncode != 0
+    assert not _created_topics(calls)
+
+
+def _run_minio_init(
+    tmp_path: Path, attached: bool
+) -> tuple[subprocess.CompletedProcess, list[list[str]], Path]:
+    d = service("minio-init")
+    log = tmp_path / "mc.log"
+    policy_line = "echo 'PolicyName: funmagic-storage'" if attached else ":"
+    bin_dir = tmp_path / "mc-bin"
+    bin_dir.mkdir()
+    executable(
+        bin_dir / "mc",
+        f"""#!/bin/sh
+for a in "$@"; do printf '%s\\037' "$a"; done >> {shlex.quote(str(log))}; echo >> {shlex.quote(str(log))}
+if [ "$1 $2 $3" = "admin user info" ]; then echo "AccessKey: $5"; {policy_line}; fi
+""",
+    )
+    policy = tmp_path / "policy.json"
+    script = shell_script(d).replace("/tmp/funmagic-storage-policy.json", str(policy))
+    env = {
+        "PATH": f"{bin_dir}:/usr/bin:/bin",
+        "MINIO_ROOT_USER": "root-user",
+        "MINIO_ROOT_PASSWORD": "root-password",
+        "S3_ACCESS_KEY": "storage-key",
+        "S3_SECRET_KEY": "storage-secret",
+    }
+    assert set(env) - {"PATH"} <= set(environment(d)), "minio-init does not receive the credentials it uses"
+    run = subprocess.run(d["entrypoint"] + [script], capture_output=True, text=True, env=env, timeout=60)
+    calls = [line.split("\037")[:-1] for line in log.read_text().splitlines()] if log.exists() else []
+    return run, calls, policy
+
+
+def test_minio_init_creates_the_buckets_and_opens_only_the_public_one(tmp_path):
+    run, calls, policy = _run_minio_init(tmp_path, attached=False)
+    assert run.returncode == 0, run.stderr
+    assert ["alias", "set", "funmagic", "http://minio:9000", "root-user", "root-password"] in calls
+    made = {call[-1].split("/", 1)[1] for call in calls if call[:1] == ["mb"]}
+    assert made == set(BUCKETS.values())
+    anonymous = {call[-1].split("/", 1)[1]: call[2] for call in calls if call[:2] == ["anonymous", "set"]}
+    assert anonymous == {"funmagic-public": "download", "funmagic-private": "none", "funmagic-admin": "none"}
+    assert ["admin", "user", "add", "funmagic", "storage-key", "storage-secret"] in calls
+    assert ["admin", "policy", "attach", "funmagic", "funmagic-storage", "--user", "storage-key"] in calls
+    statements = json.loads(policy.read_text())["Statement"]
+    resources = {r for s in statements for r in s["Resource"]}
+    assert {r.split(":::")[1].split("/")[0] for r in resources} == set(BUCKETS.values())
+
+
+def test_minio_init_can_run_again_on_every_start(tmp_path):
+    run, calls, _ = _run_minio_init(tmp_path, attached=True)
+    assert run.returncode == 0, run.stderr
+    assert all(call[:1] != ["mb"] or "--ignore-existing" in call for call in calls)
+    assert not [call for call in calls if call[:3] == ["admin", "policy", "attach"]]
+
+
+def _run_postgres_init(
+    tmp_path: Path, passwords: dict[str, str]
+) -> tuple[subprocess.CompletedProcess, list[tuple[list[str], str]]]:
+    bin_dir = tmp_path / "pg-bin"
+    bin_dir.mkdir()
+    calls_dir = tmp_path / "psql-calls"
+    calls_dir.mkdir()
+    executable(
+        bin_dir / "psql",
+        f"""#!/bin/sh
+n=$(ls {shlex.quote(str(calls_dir))} | wc -l)
+for a in "$@"; do printf '%s\\037' "$a"; done > {shlex.quote(str(calls_dir))}/$n.args
+cat > {shlex.quote(str(calls_dir))}/$n.sql
+""",
+    )
+    env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "POSTGRES_USER": "postgres", **passwords}
+    run = subprocess.run(
+        ["bash", str(POSTGRES_INIT_SCRIPT)], capture_output=True, text=True, env=env, timeout=60
+    )
+    calls = []
+    for args_file in sorted(calls_dir.glob("*.args"), key=lambda p: int(p.stem)):
+        calls.append((args_file.read_text().split("\037")[:-1], args_file.with_suffix(".sql").read_text()))
+    return run, calls
+
+
+def test_the_postgres_init_script_creates_one_owned_database_per_service(tmp_path):
+    postgres = service("postgres")
+    assert "./postgres-init:/docker-entrypoint-initdb.d:ro" in postgres["volumes"]
+    passwords = {f"{s.upper()}_DB_PASSWORD": f"pw-{s}-'\"" for s in DATABASE_SERVICES}
+    run, calls = _run_postgres_init(tmp_path, passwords)
+    assert run.returncode == 0, run.stderr
+    seen = {}
+    for args, sql in calls:
+        assert "ON_ERROR_STOP=1" in args
+        settings = dict(a.split("=", 1)[1].split("=", 1) for a in args if a.startswith("--set="))
+        seen[settings["role"]] = settings["password"]
+        assert 'CREATE DATABASE :"role" OWNER :"role"' in sql
+        assert "CREATE ROLE :\"role\" LOGIN PASSWORD :'password'" in sql
+    assert seen == {f"funmagic_{s}": passwords[f"{s.upper()}_DB_PASSWORD"] for s in DATABASE_SERVICES}
+
+
+def test_the_postgres_init_script_refuses_to_run_without_a_password(tmp_path):
+    passwords = {f"{s.upper()}_DB_PASSWORD": "pw" for s in DATABASE_SERVICES}
+    passwords["CREDITS_DB_PASSWORD"] = ""
+    run, _ = _run_postgres_init(tmp_path, passwords)
+    assert run.returncode != 0
+    assert "CREDITS_DB_PASSWORD" in run.stderr
