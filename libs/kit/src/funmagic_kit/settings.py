@@ -36,6 +36,9 @@ class ServiceSettings(BaseSettings):
     # still answers at once when data arrives (fetch.min.bytes=1), so this only bounds idle polls.
     kafka_fetch_max_wait_ms: int = Field(10, validation_alias="KAFKA_FETCH_MAX_WAIT_MS", ge=0)
     consumer_max_attempts: int = Field(5, validation_alias="CONSUMER_MAX_ATTEMPTS", ge=1)
+    # Kafka consumers per subscription: partitions are handled in parallel (each still in order). Keep
+    # DATABASE_POOL_MAX at least this high.
+    consumer_concurrency: int = Field(1, validation_alias="CONSUMER_CONCURRENCY", ge=1)
     consumer_retry_backoff_ms: int = Field(200, validation_alias="CONSUMER_RETRY_BACKOFF_MS", ge=0)
     shutdown_grace_seconds: float = Field(15.0, validation_alias="SHUTDOWN_GRACE_SECONDS", gt=0)
 

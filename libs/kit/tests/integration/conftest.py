@@ -14,7 +14,6 @@ from pathlib import Path
 import psycopg
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from faststream.kafka import KafkaBroker
 from psycopg_pool import AsyncConnectionPool
 
 from funmagic_contracts.envelope import Envelope
@@ -22,7 +21,7 @@ from funmagic_contracts.ids import uuid7
 from funmagic_contracts.topics import dead_letter_topic
 from funmagic_kit.consumer import EventConsumer, Subscription
 from funmagic_kit.db import create_pool
-from funmagic_kit.kafka import create_producer, create_topics
+from funmagic_kit.kafka import create_broker, create_producer, create_topics
 from funmagic_kit.metrics import Metrics
 from funmagic_kit.migrations import apply_migrations, load_migrations
 
@@ -130,7 +129,7 @@ async def scalar(pool: AsyncConnectionPool, sql: str, *params: object) -> object
 async def running_consumer(
     stack: Stack, pool: AsyncConnectionPool | None, producer, subscription: Subscription, **options: object
 ) -> AsyncIterator[EventConsumer]:
-    broker = KafkaBroker(stack.kafka, graceful_timeout=10)
+    broker = create_broker(stack.kafka, client_id="kit-tests", graceful_timeout=10)
     metrics = Metrics("kit-tests")
     consumer = EventConsumer(
         name=f"test-consumer-{uuid.uuid4().hex[:8]}",
@@ -145,6 +144,7 @@ async def running_consumer(
     try:
         yield consumer
     finally:
+        await consumer.prepare_to_stop()
         await broker.stop()
 
 

@@ -2,6 +2,8 @@
 
 import asyncio
 
+import pytest
+
 from funmagic_kit.consumer import Subscription
 from funmagic_kit.db import UnitOfWork
 from funmagic_kit.failpoints import Failpoints
@@ -35,8 +37,9 @@ async def write_events_for(pool, topic: str, keys: list[str]) -> None:
             )
 
 
+@pytest.mark.parametrize("workers", [1, 3])
 async def test_a_thousand_events_over_ten_keys_arrive_in_per_key_order(
-    stack, database_url, pool, producer, topic
+    stack, database_url, pool, producer, topic, workers
 ):
     relay = OutboxRelay(
         dsn=database_url,
@@ -49,7 +52,7 @@ async def test_a_thousand_events_over_ten_keys_arrive_in_per_key_order(
     relay_task = asyncio.create_task(relay.run())
     subscription = Subscription(topic, {"Sequenced": record_arrival})
     try:
-        async with running_consumer(stack, pool, producer, subscription):
+        async with running_consumer(stack, pool, producer, subscription, concurrency=workers):
             groups = [KEYS[i::WRITERS] for i in range(WRITERS)]
             await asyncio.gather(*(write_events_for(pool, topic, group) for group in groups))
             await wait_for(
