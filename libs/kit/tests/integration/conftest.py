@@ -127,12 +127,17 @@ async def scalar(pool: AsyncConnectionPool, sql: str, *params: object) -> object
 
 @asynccontextmanager
 async def running_consumer(
-    stack: Stack, pool: AsyncConnectionPool | None, producer, subscription: Subscription, **options: object
+    stack: Stack,
+    pool: AsyncConnectionPool | None,
+    producer,
+    subscription: Subscription,
+    name: str | None = None,
+    **options: object,
 ) -> AsyncIterator[EventConsumer]:
     broker = create_broker(stack.kafka, client_id="kit-tests", graceful_timeout=10)
     metrics = Metrics("kit-tests")
     consumer = EventConsumer(
-        name=f"test-consumer-{uuid.uuid4().hex[:8]}",
+        name=name or f"test-consumer-{uuid.uuid4().hex[:8]}",
         broker=broker,
         producer=producer,
         metrics=metrics,
