@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import platform
 import subprocess
 import sys
@@ -35,8 +36,13 @@ def _commit() -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument("names", nargs="*", choices=[[], *BENCHMARKS], default=list(BENCHMARKS))
+    parser.add_argument(
+        "names", nargs="*", metavar="benchmark", help=f"any of {', '.join(BENCHMARKS)} (default: all)"
+    )
     args = parser.parse_args()
+    unknown = set(args.names) - set(BENCHMARKS)
+    if unknown:
+        parser.error(f"unknown benchmark(s): {', '.join(sorted(unknown))}; known: {', '.join(BENCHMARKS)}")
     RESULTS.mkdir(exist_ok=True)
     summary = []
     for name in args.names or list(BENCHMARKS):
@@ -46,7 +52,7 @@ def main() -> int:
             "benchmark": name,
             "time": datetime.now(UTC).isoformat(timespec="seconds"),
             "commit": _commit(),
-            "machine": {"cpus": __import__("os").cpu_count(), "python": platform.python_version()},
+            "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
             **result,
         }
         with (RESULTS / f"{name}.jsonl").open("a") as out:

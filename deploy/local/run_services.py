@@ -150,8 +150,13 @@ def _cmd_up(args: argparse.Namespace) -> int:
     started_at = time.monotonic()
     services = start_all(dict(os.environ), args.port_base, args.run_dir)
     _, health = get_json(services[-1].url + "/health/all")
-    print(f"[services] all six up in {time.monotonic() - started_at:.1f}s; gateway /health/all:")
-    print(json.dumps(health, indent=2))
+    elapsed = time.monotonic() - started_at
+    print(f"[services] all six up in {elapsed:.1f}s; gateway /health/all: {health['status']}")
+    for name, check in health["checks"].items():
+        detail = " ".join(f"{k}={'ok' if v else 'FAIL'}" for k, v in check.get("detail", {}).items())
+        print(
+            f"  {name:10} {'ok' if check['ok'] else 'FAIL':4} {check.get('latency_ms', '-'):>7} ms  {detail}"
+        )
     print(f"[services] gateway: {services[-1].url}  logs: {args.run_dir}/<service>.log")
     return 0
 

@@ -39,7 +39,7 @@ from funmagic_kit.redis import create_redis
 from funmagic_kit.s3 import open_s3_client
 from funmagic_kit.settings import DatabaseSettings, S3Settings, ServiceSettings, load_settings
 
-__all__ = ["Runtime", "ServiceSpec", "main", "serve"]
+__all__ = ["RUNTIME_KEY", "Runtime", "ServiceSpec", "main", "serve"]
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +56,9 @@ class Runtime:
     pool: AsyncConnectionPool | None = None
     s3: Any = None
     state: dict[str, Any] = field(default_factory=dict)
+
+
+RUNTIME_KEY: web.AppKey[Runtime] = web.AppKey("runtime", Runtime)
 
 
 def _no_subscriptions(runtime: Runtime) -> Sequence[Subscription]:
@@ -101,7 +104,17 @@ async def serve(spec: ServiceSpec, settings: Any, *, ready: asyncio.Event | None
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    try:
+        await _serve_until(stop, spec, settings, ready)
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+    log.info("stopped")
 
+
+async def _serve_until(
+    stop: asyncio.Event, spec: ServiceSpec, settings: Any, ready: asyncio.Event | None
+) -> None:
     metrics = Metrics(spec.name)
     async with AsyncExitStack() as stack:
         pool = None
@@ -173,7 +186,7 @@ async def serve(spec: ServiceSpec, settings: Any, *, ready: asyncio.Event | None
 
         app = web.Application(middlewares=[problem_middleware(metrics)], client_max_size=1024**2)
         app.add_routes([*checks.routes(), metrics_route(metrics), *spec.routes(runtime)])
-        app["runtime"] = runtime
+        app[RUNTIME_KEY] = runtime
         http_runner = web.AppRunner(app, access_log=None, shutdown_timeout=settings.shutdown_grace_seconds)
         await http_runner.setup()
         site = web.TCPSite(http_runner, settings.http_host, settings.http_port)
@@ -193,7 +206,6 @@ async def serve(spec: ServiceSpec, settings: Any, *, ready: asyncio.Event | None
         if relay is not None and relay_task is not None:
             relay.stop()  # flushes what the handlers above committed, then returns
             await relay_task
-    log.info("stopped")
 
 
 async def _select_one(pool: AsyncConnectionPool) -> None:

@@ -14,6 +14,7 @@ from pathlib import Path
 import psycopg
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 from psycopg_pool import AsyncConnectionPool
 
 from funmagic_contracts.envelope import Envelope
@@ -184,10 +185,17 @@ async def read_all(stack: Stack, topic: str, expected: int, timeout: float = 30.
 
 
 async def message_count(stack: Stack, topic: str) -> int:
+    """How many records the topic holds, over all its partitions."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=stack.kafka)
+    await admin.start()
+    try:
+        (description,) = await admin.describe_topics([topic])
+    finally:
+        await admin.close()
+    partitions = [TopicPartition(topic, p["partition"]) for p in description["partitions"]]
     reader = AIOKafkaConsumer(bootstrap_servers=stack.kafka, group_id=None)
     await reader.start()
     try:
-        partitions = [TopicPartition(topic, p) for p in (reader.partitions_for_topic(topic) or range(6))]
         ends = await reader.end_offsets(partitions)
         starts = await reader.beginning_offsets(partitions)
         return sum(ends[tp] - starts[tp] for tp in partitions)
