@@ -136,6 +136,11 @@ class EventConsumer:
             await self._dead_letter(msg, error, attempts=1)
             return
         handler = subscription.handlers.get(envelope.type)
+        if handler is None:
+            # Not an event this service reacts to: nothing changes, so no transaction and no inbox row.
+            self.metrics.events_consumed.labels(self.name, "skipped").inc()
+            await self._offsets.mark_done(msg)
+            return
         started = time.perf_counter()
         with bind_correlation_id(envelope.correlation_id or str(envelope.id)):
             try:
@@ -168,11 +173,9 @@ class EventConsumer:
         await self._offsets.mark_done(msg)
 
     async def _handle(
-        self, envelope: Envelope, handler: EventHandler | None, topic: str, partition: int, offset: int
+        self, envelope: Envelope, handler: EventHandler, topic: str, partition: int, offset: int
     ) -> str:
         if self._pool is None:
-            if handler is None:
-                return "skipped"
             await handler(envelope, None)
             return "handled"
         async with UnitOfWork(self._pool) as uow:
@@ -181,12 +184,23 @@ class EventConsumer:
             )
             if cursor.rowcount == 0:
                 return "duplicate"
-            if handler is None:
-                return "skipped"
             await handler(envelope, uow)
             return "handled"
 
     async def _dead_letter(self, msg: KafkaMessage, error: BaseException, *, attempts: int) -> None:
+        """Move the message to `<topic>.dlq` and past it; if even that fails, retry it later."""
+        try:
+            await self._publish_dead_letter(msg, error, attempts=attempts)
+        except Exception as publish_error:  # the broker is unreachable: never skip the message silently
+            log.error(
+                "dead-lettering failed; the message will be retried", extra={"error": repr(publish_error)}
+            )
+            await asyncio.sleep(self._retry_backoff_ms / 1000)
+            await msg.nack()
+            return
+        await self._offsets.mark_done(msg)
+
+    async def _publish_dead_letter(self, msg: KafkaMessage, error: BaseException, *, attempts: int) -> None:
         record = msg.raw_message
         headers = [
             *(record.headers or ()),
@@ -211,7 +225,6 @@ class EventConsumer:
                 "error": repr(error),
             },
         )
-        await self._offsets.mark_done(msg)
 
 
 class _OffsetCommitter:

@@ -61,3 +61,18 @@ async def test_a_handler_that_fails_rolls_back_its_inbox_row_and_is_retried(
 
 async def _handled(consumer) -> bool:
     return consumed(consumer, "handled") >= 1
+
+
+async def test_an_event_type_without_a_handler_is_passed_over_without_a_transaction(
+    stack, pool, producer, topic
+) -> None:
+    await producer.send_and_wait(topic, encode(make_envelope("SomethingElseHappened", "c")), key=b"c")
+    await producer.send_and_wait(topic, encode(make_envelope("CounterIncremented", "c")), key=b"c")
+    subscription = Subscription(topic, {"CounterIncremented": increment_counter})
+
+    async with running_consumer(stack, pool, producer, subscription) as consumer:
+        await wait_for(lambda: _handled(consumer), what="the handled event after the skipped one")
+
+    assert consumed(consumer, "skipped") == 1
+    assert await scalar(pool, "SELECT count(*) FROM processed_events") == 1
+    assert await scalar(pool, "SELECT value FROM counters WHERE name = 'c'") == 1
