@@ -162,8 +162,6 @@ async def _serve_until(
         for subscription in spec.subscriptions(runtime):
             consumer.subscribe(subscription)
 
-        relay = None
-        relay_task = None
         if pool is not None:
             relay = OutboxRelay(
                 dsn=settings.database_url.get_secret_value(),
@@ -173,6 +171,9 @@ async def _serve_until(
                 failpoints=Failpoints.from_environment(),
             )
             relay_task = asyncio.create_task(relay.run(), name=f"{spec.name}-outbox-relay")
+            # Runs after the consumers and HTTP have stopped (the exit stack unwinds in reverse), so it
+            # flushes what their last handlers committed.
+            stack.push_async_callback(_stop_relay, relay, relay_task)
 
         checks = HealthChecks(spec.name)
         if pool is not None:
@@ -189,23 +190,27 @@ async def _serve_until(
         app[RUNTIME_KEY] = runtime
         http_runner = web.AppRunner(app, access_log=None, shutdown_timeout=settings.shutdown_grace_seconds)
         await http_runner.setup()
+        stack.push_async_callback(http_runner.cleanup)  # lets in-flight requests finish
         site = web.TCPSite(http_runner, settings.http_host, settings.http_port)
 
         await broker.start()
+        stack.push_async_callback(broker.stop)  # waits for in-flight handlers up to the grace period
+        stack.push_async_callback(consumer.prepare_to_stop)
         await site.start()
+        stack.push_async_callback(site.stop)  # first of all: take no new requests
         log.info("service started", extra={"port": settings.http_port})
         if ready is not None:
             ready.set()
 
         await stop.wait()
+        # Unwinding the exit stack shuts down in the order that loses nothing: no new requests, no new
+        # messages, in-flight handlers finish, the outbox is flushed, then connections close.
         log.info("shutting down")
-        await site.stop()  # stop accepting connections; in-flight requests finish below
-        await consumer.prepare_to_stop()
-        await broker.stop()  # stop consuming; waits for in-flight handlers up to the grace period
-        await http_runner.cleanup()
-        if relay is not None and relay_task is not None:
-            relay.stop()  # flushes what the handlers above committed, then returns
-            await relay_task
+
+
+async def _stop_relay(relay: OutboxRelay, relay_task: asyncio.Task[None]) -> None:
+    relay.stop()  # flushes pending rows, then returns
+    await relay_task
 
 
 async def _select_one(pool: AsyncConnectionPool) -> None:
