@@ -17,7 +17,7 @@ PYPROJECTS := $(addsuffix /pyproject.toml,$(PACKAGES))
 .PHONY: help setup stack-up stack-down stack-status run stop test test-unit test-integration e2e bench lint contracts
 
 help: ## List the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
 
 setup: $(VENV)/.installed ## Create .venv with every package (editable) and the dev tools, pinned by constraints.txt
 
