@@ -154,6 +154,17 @@ async def running_consumer(
         await broker.stop()
 
 
+async def wait_until_consumed(
+    consumer: EventConsumer, expected: int, *, outcomes: tuple[str, ...] = ("handled",), what: str
+) -> None:
+    """Wait until the consumer finished `expected` events with any of these outcomes."""
+
+    async def enough() -> bool:
+        return sum(consumed(consumer, outcome) for outcome in outcomes) >= expected
+
+    await wait_for(enough, what=what)
+
+
 def consumed(consumer: EventConsumer, outcome: str) -> float:
     """How many events the consumer finished with this outcome, read from its Prometheus registry."""
     value = consumer.metrics.registry.get_sample_value(

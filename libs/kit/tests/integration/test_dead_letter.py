@@ -4,7 +4,7 @@ from funmagic_contracts.envelope import encode
 from funmagic_contracts.topics import dead_letter_topic
 from funmagic_kit.consumer import Subscription
 
-from .conftest import consumed, make_envelope, read_all, running_consumer, scalar, wait_for
+from .conftest import consumed, make_envelope, read_all, running_consumer, scalar, wait_until_consumed
 
 
 async def record(envelope, uow) -> None:
@@ -27,7 +27,7 @@ async def test_malformed_and_always_failing_messages_are_dead_lettered_and_the_n
     async with running_consumer(
         stack, pool, producer, subscription, max_attempts=3, retry_backoff_ms=5
     ) as consumer:
-        await wait_for(lambda: _handled(consumer), what="the good message after the poison ones")
+        await wait_until_consumed(consumer, 1, what="the good message after the poison ones")
 
     assert await scalar(pool, "SELECT count(*) FROM orders WHERE id = 'order-2'") == 1
     assert consumed(consumer, "dead_lettered") == 2
@@ -43,7 +43,3 @@ async def test_malformed_and_always_failing_messages_are_dead_lettered_and_the_n
     assert dict(failing.headers)["dlq-attempts"] == b"3"
     assert dict(failing.headers)["dlq-original-topic"] == topic.encode()
     assert dict(failing.headers)["dlq-consumer"] == consumer.name.encode()
-
-
-async def _handled(consumer) -> bool:
-    return consumed(consumer, "handled") >= 1

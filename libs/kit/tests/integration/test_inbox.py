@@ -3,7 +3,7 @@
 from funmagic_contracts.envelope import encode
 from funmagic_kit.consumer import Subscription
 
-from .conftest import consumed, make_envelope, running_consumer, scalar, wait_for
+from .conftest import consumed, make_envelope, running_consumer, scalar, wait_until_consumed
 
 
 async def increment_counter(envelope, uow) -> None:
@@ -22,16 +22,14 @@ async def test_the_same_event_delivered_twice_changes_state_once(stack, pool, pr
     subscription = Subscription(topic, {"CounterIncremented": increment_counter})
 
     async with running_consumer(stack, pool, producer, subscription) as consumer:
-        await wait_for(lambda: _done(consumer), what="both deliveries consumed")
+        await wait_until_consumed(
+            consumer, 2, outcomes=("handled", "duplicate"), what="both deliveries consumed"
+        )
 
     assert await scalar(pool, "SELECT value FROM counters WHERE name = 'counter-a'") == 1
     assert await scalar(pool, "SELECT count(*) FROM processed_events WHERE event_id = %s", envelope.id) == 1
     assert consumed(consumer, "handled") == 1
     assert consumed(consumer, "duplicate") == 1
-
-
-async def _done(consumer) -> bool:
-    return consumed(consumer, "handled") + consumed(consumer, "duplicate") >= 2
 
 
 async def test_a_handler_that_fails_rolls_back_its_inbox_row_and_is_retried(
@@ -51,16 +49,12 @@ async def test_a_handler_that_fails_rolls_back_its_inbox_row_and_is_retried(
     subscription = Subscription(topic, {"CounterIncremented": fails_once})
 
     async with running_consumer(stack, pool, producer, subscription, retry_backoff_ms=10) as consumer:
-        await wait_for(lambda: _handled(consumer), what="the retried event handled")
+        await wait_until_consumed(consumer, 1, what="the retried event handled")
 
     assert len(calls) == 2
     assert consumed(consumer, "retried") == 1
     # The failed attempt's increment was rolled back with its inbox row: the effect happened once.
     assert await scalar(pool, "SELECT value FROM counters WHERE name = 'counter-b'") == 1
-
-
-async def _handled(consumer) -> bool:
-    return consumed(consumer, "handled") >= 1
 
 
 async def test_an_event_type_without_a_handler_is_passed_over_without_a_transaction(
@@ -71,7 +65,7 @@ async def test_an_event_type_without_a_handler_is_passed_over_without_a_transact
     subscription = Subscription(topic, {"CounterIncremented": increment_counter})
 
     async with running_consumer(stack, pool, producer, subscription) as consumer:
-        await wait_for(lambda: _handled(consumer), what="the handled event after the skipped one")
+        await wait_until_consumed(consumer, 1, what="the handled event after the skipped one")
 
     assert consumed(consumer, "skipped") == 1
     assert await scalar(pool, "SELECT count(*) FROM processed_events") == 1

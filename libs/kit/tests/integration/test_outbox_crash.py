@@ -13,7 +13,15 @@ from funmagic_kit.consumer import Subscription
 from funmagic_kit.db import UnitOfWork
 from funmagic_kit.outbox import add_to_outbox
 
-from .conftest import consumed, make_envelope, message_count, running_consumer, scalar, wait_for
+from .conftest import (
+    consumed,
+    make_envelope,
+    message_count,
+    running_consumer,
+    scalar,
+    wait_for,
+    wait_until_consumed,
+)
 from .test_inbox import increment_counter
 
 
@@ -74,7 +82,9 @@ async def test_a_relay_killed_around_publishing_delivers_the_event_exactly_once_
             await wait_for(lambda: _outbox_empty(pool), what="the restarted relay to publish")
             expected_messages = 1 if failpoint == "relay.before_publish" else 2
             assert await message_count(stack, topic) == expected_messages
-            await wait_for(lambda: _consumed_all(consumer, expected_messages), what="every delivery consumed")
+            await wait_until_consumed(
+                consumer, expected_messages, outcomes=("handled", "duplicate"), what="every delivery consumed"
+            )
     finally:
         restarted.send_signal(signal.SIGTERM)
         assert await asyncio.to_thread(restarted.wait, 20) == 0
@@ -86,7 +96,3 @@ async def test_a_relay_killed_around_publishing_delivers_the_event_exactly_once_
 
 async def _outbox_empty(pool) -> bool:
     return await scalar(pool, "SELECT count(*) FROM outbox") == 0
-
-
-async def _consumed_all(consumer, expected: int) -> bool:
-    return consumed(consumer, "handled") + consumed(consumer, "duplicate") >= expected
