@@ -52,12 +52,17 @@ def service_environment(name: str, base_env: dict[str, str], port_base: int) -> 
     env = dict(base_env)
     env["HTTP_PORT"] = str(port_base + PORT_OFFSETS[name])
     env.setdefault("LOG_LEVEL", "INFO")
+    identity_url = f"http://127.0.0.1:{port_base + PORT_OFFSETS['identity']}"
+    env.setdefault("AUTH_JWKS_URL", f"{identity_url}/.well-known/jwks.json")
+    env.setdefault("PUBLIC_API_URL", f"http://127.0.0.1:{port_base + PORT_OFFSETS['gateway']}")
     if name != "gateway":
         key = f"{name.upper()}_DATABASE_URL"
         if key not in base_env:
             raise SystemExit(f"{key} is not set: source .stack/env (make stack-up writes it)")
         env["DATABASE_URL"] = base_env[key]
     else:
+        # Plain-http localhost: browsers drop Secure cookies there. Production keeps the default (true).
+        env.setdefault("COOKIE_SECURE", "false")
         for other in SERVICES[:-1]:
             env[f"{other.upper()}_URL"] = f"http://127.0.0.1:{port_base + PORT_OFFSETS[other]}"
     return env

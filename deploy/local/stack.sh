@@ -170,6 +170,26 @@ export_connection_env() {
   export S3_BUCKET_PUBLIC=funmagic-public S3_BUCKET_PRIVATE=funmagic-private S3_BUCKET_ADMIN=funmagic-admin
   export CDN_URL="$S3_ENDPOINT/$S3_BUCKET_PUBLIC"
   export FUNMAGIC_KAFKA_PARTITIONS=$KAFKA_PARTITIONS
+  load_dev_secrets
+}
+
+# Secrets of the local platform (the internal service credential, the key that encrypts secrets at rest),
+# generated once per stack and kept with its data: identity's encrypted signing keys outlive a restart.
+load_dev_secrets() {
+  local file=$STACK/secrets.env
+  if [[ ! -s $file ]]; then
+    mkdir -p "$STACK"
+    (
+      umask 077
+      printf 'INTERNAL_API_TOKEN=%s\nSECRET_KEY=%s\n' \
+        "$(head -c 32 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')" \
+        "$(head -c 32 /dev/urandom | base64 | tr '+/' '-_' | tr -d '\n')" >"$file.tmp"
+    )
+    mv -f "$file.tmp" "$file"
+  fi
+  INTERNAL_API_TOKEN=$(sed -n 's/^INTERNAL_API_TOKEN=//p' "$file")
+  SECRET_KEY=$(sed -n 's/^SECRET_KEY=//p' "$file")
+  export INTERNAL_API_TOKEN SECRET_KEY
 }
 
 write_env_file() {
@@ -180,8 +200,9 @@ write_env_file() {
     for v in KAFKA_BOOTSTRAP_SERVERS REDIS_URL POSTGRES_URL; do printf 'export %s=%s\n' "$v" "${!v}"; done
     for db in "${DATABASES[@]}"; do v=${db^^}_DATABASE_URL && printf 'export %s=%s\n' "$v" "${!v}"; done
     for v in S3_ENDPOINT S3_ACCESS_KEY S3_SECRET_KEY S3_REGION S3_BUCKET_PUBLIC S3_BUCKET_PRIVATE \
-      S3_BUCKET_ADMIN CDN_URL; do printf 'export %s=%s\n' "$v" "${!v}"; done
+      S3_BUCKET_ADMIN CDN_URL INTERNAL_API_TOKEN SECRET_KEY; do printf 'export %s=%s\n' "$v" "${!v}"; done
   } >"$tmp"
+  chmod 600 "$tmp"
   mv -f "$tmp" "$ENV_FILE"
 }
 

@@ -11,11 +11,36 @@ from aiohttp import web
 from funmagic_kit.logs import bind_correlation_id
 from funmagic_kit.metrics import CONTENT_TYPE_LATEST, Metrics
 
-__all__ = ["metrics_route", "problem", "problem_middleware"]
+__all__ = ["HttpProblem", "metrics_route", "problem", "problem_middleware"]
 
 log = logging.getLogger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class HttpProblem(Exception):
+    """Raised by handlers to answer with a problem+json body (RFC 9457); mapped by `problem_middleware`."""
+
+    def __init__(
+        self,
+        status: int,
+        title: str,
+        detail: str | None = None,
+        *,
+        headers: dict[str, str] | None = None,
+        **extensions: object,
+    ) -> None:
+        super().__init__(detail or title)
+        self.status = status
+        self.title = title
+        self.detail = detail
+        self.headers = headers or {}
+        self.extensions = extensions
+
+    def response(self) -> web.Response:
+        response = problem(self.status, self.title, self.detail, **self.extensions)
+        response.headers.update(self.headers)
+        return response
 
 
 def problem(status: int, title: str, detail: str | None = None, **extensions: object) -> web.Response:
@@ -36,14 +61,19 @@ def problem_middleware(metrics: Metrics) -> Callable[[web.Request, Handler], Awa
         with bind_correlation_id(request_id):
             try:
                 response = await handler(request)
+            except HttpProblem as error:
+                response = error.response()
             except web.HTTPException as error:
-                response = (
-                    error
-                    if error.status < 400
-                    else problem(
+                if error.status < 400:
+                    response = error
+                else:
+                    response = problem(
                         error.status, error.reason, error.text if error.text != error.reason else None
                     )
-                )
+                    # Keep what outer middlewares or the handler added (Retry-After, CORS, Allow…).
+                    for name, value in error.headers.items():
+                        if name.lower() not in ("content-type", "content-length"):
+                            response.headers[name] = value
             except Exception:
                 log.exception("unhandled error", extra={"path": request.path, "method": request.method})
                 response = problem(500, "Internal Server Error", request_id=request_id)

@@ -13,10 +13,10 @@ import argparse
 import asyncio
 import logging
 import signal
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from aiohttp import web
 from aiokafka import AIOKafkaProducer
@@ -24,6 +24,7 @@ from faststream.kafka import KafkaBroker
 from psycopg_pool import AsyncConnectionPool
 from redis.asyncio import Redis
 
+from funmagic_kit.auth import JwksSource, TokenVerifier, caller_middleware
 from funmagic_kit.consumer import EventConsumer, Subscription
 from funmagic_kit.db import create_pool
 from funmagic_kit.errors import ConfigError
@@ -39,7 +40,7 @@ from funmagic_kit.redis import create_redis
 from funmagic_kit.s3 import open_s3_client
 from funmagic_kit.settings import DatabaseSettings, S3Settings, ServiceSettings, load_settings
 
-__all__ = ["RUNTIME_KEY", "Runtime", "ServiceSpec", "main", "serve"]
+__all__ = ["RUNTIME_KEY", "BackgroundWorker", "Runtime", "ServiceSpec", "main", "serve"]
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +56,22 @@ class Runtime:
     broker: KafkaBroker
     pool: AsyncConnectionPool | None = None
     s3: Any = None
+    verifier: TokenVerifier | None = None
+    # Closes what a service's startup opened (HTTP client sessions…), after HTTP and consumers stopped.
+    exit_stack: AsyncExitStack | None = None
     state: dict[str, Any] = field(default_factory=dict)
+
+
+class BackgroundWorker(Protocol):
+    """A loop the service runs beside HTTP and Kafka (e.g. a mail dispatcher); stopped before the pool."""
+
+    async def run(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+Middleware = Callable[[web.Request, Callable[[web.Request], Awaitable[web.StreamResponse]]], Awaitable[Any]]
+Command = Callable[[Any, Sequence[str]], Awaitable[int]]
 
 
 RUNTIME_KEY: web.AppKey[Runtime] = web.AppKey("runtime", Runtime)
@@ -73,6 +89,18 @@ def _no_checks(runtime: Runtime) -> Sequence[HealthCheck]:
     return ()
 
 
+def _no_middlewares(runtime: Runtime) -> Sequence[Middleware]:
+    return ()
+
+
+def _no_workers(runtime: Runtime) -> Sequence[BackgroundWorker]:
+    return ()
+
+
+async def _no_startup(runtime: Runtime) -> None:
+    return None
+
+
 @dataclass(frozen=True)
 class ServiceSpec:
     name: str
@@ -81,6 +109,16 @@ class ServiceSpec:
     subscriptions: Callable[[Runtime], Sequence[Subscription]] = _no_subscriptions
     routes: Callable[[Runtime], Sequence[web.RouteDef]] = _no_routes
     health_checks: Callable[[Runtime], Sequence[HealthCheck]] = _no_checks
+    # Run after the service's own middlewares are known; internal services also get the caller check.
+    middlewares: Callable[[Runtime], Sequence[Middleware]] = _no_middlewares
+    workers: Callable[[Runtime], Sequence[BackgroundWorker]] = _no_workers
+    # Awaited once the adapters exist and before traffic is taken (e.g. make sure a signing key exists).
+    startup: Callable[[Runtime], Awaitable[None]] = _no_startup
+    # Extra CLI commands: `python -m funmagic_<svc> <name> [args...]`, each returning an exit code.
+    commands: Mapping[str, Command] = field(default_factory=dict)
+    # The gateway authenticates users itself; every other service refuses callers without credentials.
+    requires_caller: bool = True
+    client_max_size: int = 1024**2
 
     @property
     def uses_database(self) -> bool:
@@ -138,6 +176,12 @@ async def _serve_until(
             client_id=spec.name,
             graceful_timeout=settings.shutdown_grace_seconds,
         )
+        verifier = TokenVerifier(
+            JwksSource.from_url(settings.auth_jwks_url),
+            redis,
+            issuer=settings.auth_issuer,
+            audience=settings.auth_audience,
+        )
         runtime = Runtime(
             settings=settings,
             metrics=metrics,
@@ -146,7 +190,10 @@ async def _serve_until(
             broker=broker,
             pool=pool,
             s3=s3,
+            verifier=verifier,
+            exit_stack=stack,
         )
+        await spec.startup(runtime)
 
         consumer = EventConsumer(
             name=spec.name,
@@ -185,7 +232,18 @@ async def _serve_until(
         for check in spec.health_checks(runtime):
             checks.add(check)
 
-        app = web.Application(middlewares=[problem_middleware(metrics)], client_max_size=1024**2)
+        for worker in spec.workers(runtime):
+            worker_task = asyncio.create_task(worker.run(), name=f"{spec.name}-{type(worker).__name__}")
+            stack.push_async_callback(_stop_worker, worker, worker_task)
+
+        middlewares: list[Any] = [problem_middleware(metrics)]
+        if spec.requires_caller:
+            middlewares.append(caller_middleware(verifier, settings.internal_api_tokens()))
+        middlewares += spec.middlewares(runtime)
+        max_body = getattr(
+            settings, "max_body_bytes", spec.client_max_size
+        )  # a service may make it a setting
+        app = web.Application(middlewares=middlewares, client_max_size=max_body)
         app.add_routes([*checks.routes(), metrics_route(metrics), *spec.routes(runtime)])
         app[RUNTIME_KEY] = runtime
         http_runner = web.AppRunner(app, access_log=None, shutdown_timeout=settings.shutdown_grace_seconds)
@@ -213,6 +271,11 @@ async def _stop_relay(relay: OutboxRelay, relay_task: asyncio.Task[None]) -> Non
     await relay_task
 
 
+async def _stop_worker(worker: BackgroundWorker, task: asyncio.Task[None]) -> None:
+    worker.stop()
+    await task
+
+
 async def _select_one(pool: AsyncConnectionPool) -> None:
     async with pool.connection() as conn:
         await conn.execute("SELECT 1")
@@ -223,9 +286,10 @@ async def _list_buckets(s3: Any) -> None:
 
 
 def main(spec: ServiceSpec, argv: Sequence[str] | None = None) -> None:
-    """`python -m funmagic_<service> [serve|migrate]`."""
+    """`python -m funmagic_<service> [serve|migrate|<service command> ...]`."""
     parser = argparse.ArgumentParser(prog=f"python -m funmagic_{spec.name}")
-    parser.add_argument("command", nargs="?", default="serve", choices=["serve", "migrate"])
+    parser.add_argument("command", nargs="?", default="serve", choices=["serve", "migrate", *spec.commands])
+    parser.add_argument("arguments", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
     try:
         settings = load_settings(spec.settings_class)
@@ -234,5 +298,7 @@ def main(spec: ServiceSpec, argv: Sequence[str] | None = None) -> None:
     configure_logging(spec.name, settings.log_level)
     if args.command == "migrate":
         asyncio.run(migrate(spec, settings))
+    elif args.command in spec.commands:
+        raise SystemExit(asyncio.run(spec.commands[args.command](settings, args.arguments)))
     else:
         asyncio.run(serve(spec, settings))

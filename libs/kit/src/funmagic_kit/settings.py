@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
-from pydantic import Field, SecretStr, ValidationError
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from funmagic_kit.errors import ConfigError
@@ -41,6 +41,25 @@ class ServiceSettings(BaseSettings):
     consumer_concurrency: int = Field(1, validation_alias="CONSUMER_CONCURRENCY", ge=1)
     consumer_retry_backoff_ms: int = Field(200, validation_alias="CONSUMER_RETRY_BACKOFF_MS", ge=0)
     shutdown_grace_seconds: float = Field(15.0, validation_alias="SHUTDOWN_GRACE_SECONDS", gt=0)
+
+    # Who may call: services refuse requests without this credential or a valid user token. A
+    # comma-separated list is accepted so the credential can be rotated without downtime.
+    internal_api_token: SecretStr = Field(validation_alias="INTERNAL_API_TOKEN")
+    # Where the public keys of identity's access tokens are published, and the claims they must carry.
+    auth_jwks_url: str = Field(validation_alias="AUTH_JWKS_URL", min_length=1)
+    auth_issuer: str = Field("funmagic", validation_alias="AUTH_ISSUER", min_length=1)
+    auth_audience: str = Field("funmagic-api", validation_alias="AUTH_AUDIENCE", min_length=1)
+
+    def internal_api_tokens(self) -> list[str]:
+        return [t.strip() for t in self.internal_api_token.get_secret_value().split(",") if t.strip()]
+
+    @field_validator("internal_api_token")
+    @classmethod
+    def _internal_token_is_long(cls, value: SecretStr) -> SecretStr:
+        tokens = [t.strip() for t in value.get_secret_value().split(",") if t.strip()]
+        if not tokens or any(len(t) < 24 for t in tokens):
+            raise ValueError("each internal API token must be at least 24 characters")
+        return value
 
 
 class DatabaseSettings(BaseSettings):

@@ -51,6 +51,8 @@ async def test_sigterm_during_a_handler_finishes_it_and_publishes_its_event(
             "KAFKA_BOOTSTRAP_SERVERS": stack.kafka,
             "REDIS_URL": stack.redis_url,
             "DATABASE_URL": database_url,
+            "INTERNAL_API_TOKEN": "graceful-shutdown-test-internal-token",
+            "AUTH_JWKS_URL": "http://127.0.0.1:1/.well-known/jwks.json",
         },
     )
     ready = asyncio.Event()

@@ -13,6 +13,8 @@ BASE_ENV = {
     "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:9092",
     "REDIS_URL": "redis://127.0.0.1:6379/0",
     "DATABASE_URL": "postgresql://u:secret-password@127.0.0.1/db",
+    "INTERNAL_API_TOKEN": "an-internal-token-of-enough-length",
+    "AUTH_JWKS_URL": "http://127.0.0.1:8001/.well-known/jwks.json",
 }
 
 
@@ -41,3 +43,18 @@ def test_secrets_are_not_shown_when_settings_are_printed() -> None:
 
     assert "secret-password" not in repr(settings)
     assert "secret-password" not in str(settings.model_dump())
+
+
+def test_a_short_internal_token_is_refused_without_showing_it() -> None:
+    with pytest.raises(ConfigError, match="INTERNAL_API_TOKEN") as error:
+        load_settings(ExampleSettings, env={**BASE_ENV, "INTERNAL_API_TOKEN": "short-token"})
+
+    assert "short-token" not in str(error.value)
+
+
+def test_internal_tokens_can_be_rotated_with_a_list() -> None:
+    env = {**BASE_ENV, "INTERNAL_API_TOKEN": "old-token-of-enough-length-1, new-token-of-enough-length-2"}
+
+    settings = load_settings(ExampleSettings, env=env)
+
+    assert settings.internal_api_tokens() == ["old-token-of-enough-length-1", "new-token-of-enough-length-2"]

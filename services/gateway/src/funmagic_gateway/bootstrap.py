@@ -1,9 +1,94 @@
 """The composition root of gateway: the only place that names concrete classes."""
 
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import aiohttp
+from aiohttp import web
+
+from funmagic_gateway.adapters.rate_limiter import RateLimitSettingsStore, RedisRateLimiter
+from funmagic_gateway.adapters.services import ServiceClient
 from funmagic_gateway.config import GatewaySettings
-from funmagic_gateway.entrypoints.http import health_checks, routes
+from funmagic_gateway.entrypoints.auth import CookiePolicy, authentication_middleware, csrf_middleware
+from funmagic_gateway.entrypoints.auth_routes import AuthRoutes
+from funmagic_gateway.entrypoints.edge import (
+    cors_middleware,
+    parse_trusted_proxies,
+    rate_limit_middleware,
+    security_headers_middleware,
+)
+from funmagic_gateway.entrypoints.http import PublicApi, health_checks, rate_limit_operations
 from funmagic_gateway.entrypoints.kafka import subscriptions
-from funmagic_kit.runtime import ServiceSpec
+from funmagic_kit.errors import ConfigError
+from funmagic_kit.runtime import Middleware, Runtime, ServiceSpec
+
+__all__ = ["SPEC"]
+
+# Pre-authentication actions carry no ambient authority; a foreign Origin is still refused for them.
+CSRF_EXEMPT = (
+    "/api/auth/sign-in/email",
+    "/api/auth/sign-up/email",
+    "/api/auth/forgot-password",
+    "/api/auth/reset-password",
+    "/api/auth/verify-email",
+)
+
+
+@dataclass
+class Wiring:
+    api: PublicApi
+    rate_limits: RateLimitSettingsStore
+    limiter: RedisRateLimiter
+    trusted_proxies: tuple
+
+
+async def startup(runtime: Runtime) -> None:
+    settings: GatewaySettings = runtime.settings
+    assert runtime.exit_stack is not None
+    try:
+        trusted_proxies = parse_trusted_proxies(settings.trusted_proxies)
+    except ValueError as error:
+        raise ConfigError(f"TRUSTED_PROXIES: {error}") from None
+    http = aiohttp.ClientSession(
+        timeout=aiohttp.ClientTimeout(total=settings.upstream_timeout_seconds),
+        connector=aiohttp.TCPConnector(limit=200),
+    )
+    runtime.exit_stack.push_async_callback(http.close)
+    identity = ServiceClient("identity", settings.identity_url, settings.internal_api_tokens()[0], http)
+    cookies = CookiePolicy(
+        secure=settings.cookie_secure,
+        domain=settings.cookie_domain or None,
+        samesite=settings.cookie_samesite,
+    )
+    rate_limits = RateLimitSettingsStore(runtime.redis)
+    auth = AuthRoutes(identity, cookies, app_url=settings.public_app_url)
+    api = PublicApi([*auth.operations(), *rate_limit_operations(rate_limits)], identity)
+    runtime.state["gateway"] = Wiring(api, rate_limits, RedisRateLimiter(runtime.redis), trusted_proxies)
+
+
+def _wiring(runtime: Runtime) -> Wiring:
+    return runtime.state["gateway"]
+
+
+def routes(runtime: Runtime) -> Sequence[web.RouteDef]:
+    return _wiring(runtime).api.routes()
+
+
+def middlewares(runtime: Runtime) -> Sequence[Middleware]:
+    """Outermost first: headers on every answer, then who is calling, then limits, then CSRF."""
+    settings: GatewaySettings = runtime.settings
+    wiring = _wiring(runtime)
+    assert runtime.verifier is not None
+    return (
+        security_headers_middleware(hsts=settings.hsts),
+        cors_middleware(settings.allowed_origins()),
+        authentication_middleware(runtime.verifier),
+        rate_limit_middleware(wiring.limiter, wiring.rate_limits, wiring.trusted_proxies),
+        csrf_middleware(settings.allowed_origins(), exempt_paths=CSRF_EXEMPT),
+    )
+
 
 SPEC = ServiceSpec(
     name="gateway",
@@ -11,4 +96,7 @@ SPEC = ServiceSpec(
     subscriptions=subscriptions,
     routes=routes,
     health_checks=health_checks,
+    startup=startup,
+    middlewares=middlewares,
+    requires_caller=False,
 )

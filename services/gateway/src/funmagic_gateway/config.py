@@ -1,5 +1,7 @@
 """Settings of the gateway, read from the environment."""
 
+from typing import Literal
+
 from pydantic import Field
 
 from funmagic_kit.settings import ServiceSettings
@@ -12,7 +14,20 @@ class GatewaySettings(ServiceSettings):
     credits_url: str = Field(validation_alias="CREDITS_URL")
     storage_url: str = Field(validation_alias="STORAGE_URL")
     providers_url: str = Field(validation_alias="PROVIDERS_URL")
+    # Exact browser origins allowed to call with credentials, comma-separated (no `*`).
     cors_origins: str = Field("", validation_alias="CORS_ORIGINS")
+    # Addresses of reverse proxies whose X-Forwarded-For is believed (comma-separated IPs/CIDRs).
+    trusted_proxies: str = Field("", validation_alias="TRUSTED_PROXIES")
+    # Where the SPA lives: OAuth sign-ins end there.
+    public_app_url: str = Field("http://localhost:5173", validation_alias="PUBLIC_APP_URL")
+    # Cookies: Secure can be turned off only for plain-http localhost development.
+    cookie_secure: bool = Field(True, validation_alias="COOKIE_SECURE")
+    # Set to the parent domain (e.g. `funmagic.ai`) when the SPA and the API live on sibling subdomains.
+    cookie_domain: str | None = Field(None, validation_alias="COOKIE_DOMAIN")
+    cookie_samesite: Literal["Lax", "Strict", "None"] = Field("Lax", validation_alias="COOKIE_SAMESITE")
+    max_body_bytes: int = Field(1024**2, validation_alias="MAX_BODY_BYTES", ge=1024)
+    hsts: bool = Field(False, validation_alias="HSTS")
+    upstream_timeout_seconds: float = Field(15.0, validation_alias="UPSTREAM_TIMEOUT_SECONDS", gt=0)
 
     def service_urls(self) -> dict[str, str]:
         return {
@@ -22,3 +37,6 @@ class GatewaySettings(ServiceSettings):
             "storage": self.storage_url,
             "providers": self.providers_url,
         }
+
+    def allowed_origins(self) -> list[str]:
+        return [o.strip() for o in self.cors_origins.split(",") if o.strip()]

@@ -1,16 +1,90 @@
-"""Public HTTP routes of the gateway, and its view of the whole platform's health."""
+"""Public HTTP routes of the gateway, its OpenAPI document, and its view of the whole platform's health."""
+
+from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 
 import aiohttp
 from aiohttp import web
 
+from funmagic_gateway.adapters.rate_limiter import RateLimitSettingsStore
+from funmagic_gateway.adapters.services import ServiceClient
+from funmagic_gateway.domain.rate_limits import RateLimitSettings
+from funmagic_kit.api import Operation, build_openapi, docs_page, json_body, read_body
 from funmagic_kit.health import HealthCheck
 from funmagic_kit.runtime import Runtime
 
+__all__ = ["PublicApi", "health_checks", "rate_limit_operations"]
 
-def routes(runtime: Runtime) -> Sequence[web.RouteDef]:
-    return ()
+API_TITLE = "FunMagic API"
+API_VERSION = "1.0.0"
+API_DESCRIPTION = (
+    "The public API of FunMagic. Browsers authenticate with HttpOnly cookies and send the `fm_csrf` "
+    "cookie's value in `X-CSRF-Token` on state changes; API clients use `Authorization: Bearer`. "
+    "Errors are `application/problem+json` (RFC 9457). Limits are announced in `X-RateLimit-*` headers."
+)
+
+
+def rate_limit_operations(store: RateLimitSettingsStore) -> list[Operation]:
+    async def get_rate_limits(request: web.Request) -> web.Response:
+        return json_body(await store.get())
+
+    async def put_rate_limits(request: web.Request) -> web.Response:
+        settings = await read_body(request, RateLimitSettings)
+        await store.put(settings)
+        return json_body(settings)
+
+    return [
+        Operation(
+            "GET",
+            "/api/admin/settings/rate-limit",
+            get_rate_limits,
+            "API rate limits",
+            "admin: settings",
+            access="admin",
+            response=RateLimitSettings,
+        ),
+        Operation(
+            "PUT",
+            "/api/admin/settings/rate-limit",
+            put_rate_limits,
+            "Change API rate limits (all gateway replicas apply them within a second)",
+            "admin: settings",
+            access="admin",
+            body=RateLimitSettings,
+            response=RateLimitSettings,
+        ),
+    ]
+
+
+class PublicApi:
+    def __init__(self, operations: Sequence[Operation], identity: ServiceClient) -> None:
+        self._operations = list(operations)
+        self._identity = identity
+        self._document = build_openapi(API_TITLE, API_VERSION, self._operations, description=API_DESCRIPTION)
+
+    @property
+    def document(self) -> dict:
+        return self._document
+
+    def routes(self) -> list[web.RouteDef]:
+        return [
+            *(op.route() for op in self._operations),
+            web.get("/openapi.json", self.openapi),
+            web.get("/docs", self.docs),
+            web.get("/.well-known/jwks.json", self.jwks),
+        ]
+
+    async def openapi(self, request: web.Request) -> web.Response:
+        return web.json_response(self._document)
+
+    async def docs(self, request: web.Request) -> web.Response:
+        return web.Response(text=docs_page(API_TITLE, "/openapi.json"), content_type="text/html")
+
+    async def jwks(self, request: web.Request) -> web.Response:
+        reply = await self._identity.call("GET", "/.well-known/jwks.json")
+        reply.raise_for_problem()
+        return web.json_response(reply.body, headers={"Cache-Control": "public, max-age=60"})
 
 
 def health_checks(runtime: Runtime) -> Sequence[HealthCheck]:

@@ -1,11 +1,370 @@
-"""Internal HTTP routes of identity (health and /metrics come from the kit)."""
+"""Internal HTTP API of identity, called by the gateway (health and /metrics come from the kit).
 
-from collections.abc import Sequence
+Every route needs the internal credential or a user token (the kit's caller check). Routes acting for a
+user take them from the forwarded, verified access token (`request["principal"]`), never from the body.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from http import HTTPStatus
+from typing import Any
 
 from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field
 
-from funmagic_kit.runtime import Runtime
+from funmagic_identity.application.handlers import ClientContext, IdentityHandlers, SignedIn
+from funmagic_identity.application.ports import SessionRecord
+from funmagic_identity.domain import errors
+from funmagic_identity.domain.users import Role, User
+from funmagic_kit.api import read_body, read_query
+from funmagic_kit.auth import PRINCIPAL_KEY, Principal
+from funmagic_kit.errors import TransientError
+from funmagic_kit.http import HttpProblem, problem
+
+__all__ = ["IdentityApp", "error_middleware"]
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def routes(runtime: Runtime) -> Sequence[web.RouteDef]:
-    return ()
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_max_length=4096)
+
+
+class SignUpBody(_Body):
+    email: str = Field(min_length=3, max_length=254)
+    password: str = Field(min_length=1, max_length=256)
+    name: str = Field("", max_length=100)
+
+
+class SignInBody(_Body):
+    email: str = Field(min_length=1, max_length=254)
+    password: str = Field(min_length=1, max_length=256)
+
+
+class RefreshBody(_Body):
+    refresh_token: str = Field(min_length=10, max_length=512)
+
+
+class SignOutBody(_Body):
+    refresh_token: str | None = Field(None, max_length=512)
+
+
+class TokenBody(_Body):
+    token: str = Field(min_length=10, max_length=512)
+
+
+class EmailBody(_Body):
+    email: str = Field(min_length=1, max_length=254)
+
+
+class ResetPasswordBody(_Body):
+    token: str = Field(min_length=10, max_length=512)
+    password: str = Field(min_length=1, max_length=256)
+
+
+class DeleteAccountBody(_Body):
+    password: str | None = Field(None, max_length=256)
+
+
+class OAuthStartBody(_Body):
+    redirect_to: str = Field("/", max_length=2048)
+    link: bool = False
+
+
+class OAuthCallbackBody(_Body):
+    code: str = Field(min_length=1, max_length=2048)
+    state: str = Field(min_length=10, max_length=512)
+
+
+class RoleBody(_Body):
+    role: Role
+
+
+class StatusBody(_Body):
+    reason: str = Field(min_length=1, max_length=500)
+
+
+class UserQuery(_Body):
+    query: str | None = Field(None, max_length=200)
+    role: Role | None = None
+    limit: int = Field(20, ge=1, le=100)
+    cursor: str | None = Field(None, max_length=200)
+
+
+class DevMailQuery(_Body):
+    to: str = Field(min_length=3, max_length=254)
+
+
+def user_view(user: User) -> dict[str, Any]:
+    return user.model_dump(mode="json")
+
+
+def session_view(session: SessionRecord, current_session_id: str | None = None) -> dict[str, Any]:
+    return {
+        "id": session.id,
+        "created_at": session.created_at.isoformat(),
+        "last_refreshed_at": session.last_refreshed_at.isoformat(),
+        "expires_at": session.expires_at.isoformat(),
+        "ip_address": session.ip_address,
+        "user_agent": session.user_agent,
+        "current": session.id == current_session_id,
+    }
+
+
+def signed_in_view(result: SignedIn) -> dict[str, Any]:
+    return {
+        "user": user_view(result.user),
+        "session": session_view(result.session, result.session.id),
+        "access_token": result.access_token,
+        "access_token_expires_at": result.access_token_expires_at.isoformat(),
+        "refresh_token": result.refresh_token,
+        "refresh_token_expires_at": result.session.expires_at.isoformat(),
+        "created": result.created,
+        "redirect_to": result.redirect_to,
+    }
+
+
+_STATUS: list[tuple[type[Exception], int]] = [
+    (errors.EmailAlreadyRegistered, 409),
+    (errors.WeakPassword, 422),
+    (errors.InvalidCredentials, 401),
+    (errors.AccountDisabled, 403),
+    (errors.InvalidVerificationToken, 400),
+    (errors.SessionExpired, 401),
+    (errors.UserNotFound, 404),
+    (errors.LastSuperAdmin, 409),
+    (errors.NotAllowed, 403),
+    (errors.OAuthFailed, 400),
+]
+
+
+def error_middleware() -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
+    """Maps identity's refusals to HTTP, here and only here."""
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except errors.IdentityError as error:
+            status = next((s for cls, s in _STATUS if isinstance(error, cls)), 400)
+            extensions: dict[str, object] = {"code": error.code}
+            if isinstance(error, errors.WeakPassword):
+                extensions["problems"] = error.problems
+            return problem(status, HTTPStatus(status).phrase, str(error), **extensions)
+        except ValueError as error:
+            return problem(422, "Unprocessable Content", str(error).splitlines()[0], code="invalid_input")
+        except TransientError as error:
+            return problem(503, "Service Unavailable", str(error), code="unavailable")
+
+    return middleware
+
+
+class IdentityApp:
+    def __init__(
+        self, handlers: IdentityHandlers, *, dev_mailbox: Any | None, jwks: Callable[[], list]
+    ) -> None:
+        self._handlers = handlers
+        self._dev_mailbox = dev_mailbox
+        self._jwks = jwks
+
+    def routes(self) -> Sequence[web.RouteDef]:
+        routes = [
+            web.get("/.well-known/jwks.json", self.jwks),
+            web.post("/v1/users", self.sign_up),
+            web.post("/v1/sessions", self.sign_in),
+            web.post("/v1/sessions/refresh", self.refresh),
+            web.post("/v1/sessions/sign-out", self.sign_out),
+            web.post("/v1/sessions/revoke-all", self.sign_out_everywhere),
+            web.get("/v1/sessions", self.list_sessions),
+            web.delete("/v1/sessions/{session_id}", self.revoke_session),
+            web.get("/v1/me", self.me),
+            web.delete("/v1/me", self.delete_account),
+            web.post("/v1/email-verifications", self.resend_verification),
+            web.post("/v1/email-verifications/confirm", self.verify_email),
+            web.post("/v1/password-resets", self.forgot_password),
+            web.post("/v1/password-resets/confirm", self.reset_password),
+            web.get("/v1/oauth/providers", self.oauth_providers),
+            web.post("/v1/oauth/{provider}/start", self.oauth_start),
+            web.post("/v1/oauth/{provider}/callback", self.oauth_callback),
+            web.get("/v1/users", self.search_users),
+            web.get("/v1/users/{user_id}", self.get_user),
+            web.put("/v1/users/{user_id}/role", self.change_role),
+            web.post("/v1/users/{user_id}/disable", self.disable_user),
+            web.post("/v1/users/{user_id}/enable", self.enable_user),
+        ]
+        if self._dev_mailbox is not None:
+            routes.append(web.get("/v1/dev/mail", self.dev_mail))
+        return routes
+
+    async def jwks(self, request: web.Request) -> web.Response:
+        return web.json_response({"keys": self._jwks()}, headers={"Cache-Control": "public, max-age=60"})
+
+    async def sign_up(self, request: web.Request) -> web.Response:
+        body = await read_body(request, SignUpBody)
+        result = await self._handlers.sign_up(body.email, body.password, body.name, _context(request))
+        return web.json_response(signed_in_view(result), status=201)
+
+    async def sign_in(self, request: web.Request) -> web.Response:
+        body = await read_body(request, SignInBody)
+        result = await self._handlers.sign_in(body.email, body.password, _context(request))
+        return web.json_response(signed_in_view(result), status=201)
+
+    async def refresh(self, request: web.Request) -> web.Response:
+        body = await read_body(request, RefreshBody)
+        return web.json_response(signed_in_view(await self._handlers.refresh(body.refresh_token)))
+
+    async def sign_out(self, request: web.Request) -> web.Response:
+        body = await read_body(request, SignOutBody)
+        principal = request.get(PRINCIPAL_KEY)
+        await self._handlers.sign_out(
+            user_id=principal.user_id if principal else None,
+            session_id=principal.session_id if principal else None,
+            refresh_token=body.refresh_token,
+        )
+        return web.Response(status=204)
+
+    async def sign_out_everywhere(self, request: web.Request) -> web.Response:
+        principal = _principal(request)
+        revoked = await self._handlers.sign_out_everywhere(principal.user_id)
+        return web.json_response({"revoked_sessions": revoked})
+
+    async def list_sessions(self, request: web.Request) -> web.Response:
+        principal = _principal(request)
+        sessions = await self._handlers.list_sessions(principal.user_id)
+        return web.json_response({"items": [session_view(s, principal.session_id) for s in sessions]})
+
+    async def revoke_session(self, request: web.Request) -> web.Response:
+        principal = _principal(request)
+        await self._handlers.revoke_session(principal.user_id, request.match_info["session_id"])
+        return web.Response(status=204)
+
+    async def me(self, request: web.Request) -> web.Response:
+        principal = _principal(request)
+        return web.json_response(user_view(await self._handlers.current_user(principal.user_id)))
+
+    async def delete_account(self, request: web.Request) -> web.Response:
+        body = await read_body(request, DeleteAccountBody)
+        await self._handlers.delete_account(_principal(request).user_id, body.password)
+        return web.Response(status=204)
+
+    async def resend_verification(self, request: web.Request) -> web.Response:
+        sent = await self._handlers.resend_verification(_principal(request).user_id)
+        return web.json_response({"sent": sent}, status=202)
+
+    async def verify_email(self, request: web.Request) -> web.Response:
+        body = await read_body(request, TokenBody)
+        return web.json_response(user_view(await self._handlers.verify_email(body.token)))
+
+    async def forgot_password(self, request: web.Request) -> web.Response:
+        body = await read_body(request, EmailBody)
+        await self._handlers.request_password_reset(body.email)
+        return web.json_response({"status": "if the account exists, a reset link was sent"}, status=202)
+
+    async def reset_password(self, request: web.Request) -> web.Response:
+        body = await read_body(request, ResetPasswordBody)
+        await self._handlers.reset_password(body.token, body.password)
+        return web.Response(status=204)
+
+    async def oauth_providers(self, request: web.Request) -> web.Response:
+        return web.json_response({"providers": self._handlers.oauth_providers()})
+
+    async def oauth_start(self, request: web.Request) -> web.Response:
+        body = await read_body(request, OAuthStartBody)
+        principal: Principal | None = request.get(PRINCIPAL_KEY)
+        if body.link and principal is None:
+            raise HttpProblem(401, "Unauthorized", "sign in before linking an account")
+        started = await self._handlers.start_oauth(
+            request.match_info["provider"],
+            redirect_to=body.redirect_to,
+            link_user_id=principal.user_id if body.link and principal else None,
+        )
+        return web.json_response({"authorization_url": started.authorization_url, "state": started.state})
+
+    async def oauth_callback(self, request: web.Request) -> web.Response:
+        body = await read_body(request, OAuthCallbackBody)
+        result = await self._handlers.finish_oauth(
+            request.match_info["provider"], code=body.code, state=body.state, context=_context(request)
+        )
+        return web.json_response(signed_in_view(result), status=201)
+
+    async def search_users(self, request: web.Request) -> web.Response:
+        _admin(request)
+        query = read_query(request, UserQuery)
+        try:
+            page = await self._handlers.search_users(
+                query=query.query, role=query.role, limit=query.limit, cursor=query.cursor
+            )
+        except ValueError:
+            raise HttpProblem(422, "Unprocessable Content", "the cursor is invalid") from None
+        return web.json_response(
+            {"items": [user_view(u) for u in page.users], "next_cursor": page.next_cursor}
+        )
+
+    async def get_user(self, request: web.Request) -> web.Response:
+        _admin(request)
+        return web.json_response(user_view(await self._handlers.current_user(_user_id(request))))
+
+    async def change_role(self, request: web.Request) -> web.Response:
+        actor = _admin(request)
+        body = await read_body(request, RoleBody)
+        user = await self._handlers.change_role(
+            actor_id=actor.user_id, actor_role=actor.role, user_id=_user_id(request), new_role=body.role
+        )
+        return web.json_response(user_view(user))
+
+    async def disable_user(self, request: web.Request) -> web.Response:
+        return await self._set_disabled(request, True)
+
+    async def enable_user(self, request: web.Request) -> web.Response:
+        return await self._set_disabled(request, False)
+
+    async def _set_disabled(self, request: web.Request, disabled: bool) -> web.Response:
+        actor = _admin(request)
+        body = await read_body(request, StatusBody)
+        user = await self._handlers.set_disabled(
+            actor_id=actor.user_id,
+            actor_role=actor.role,
+            user_id=_user_id(request),
+            disabled=disabled,
+            reason=body.reason,
+        )
+        return web.json_response(user_view(user))
+
+    async def dev_mail(self, request: web.Request) -> web.Response:
+        query = read_query(request, DevMailQuery)
+        messages = await self._dev_mailbox.messages_to(query.to.strip().lower())
+        return web.json_response({"items": messages})
+
+
+def _context(request: web.Request) -> ClientContext:
+    # Only the gateway (internal credential) may state the end user's address and agent.
+    if not request.get("internal_caller"):
+        return ClientContext(ip_address=request.remote, user_agent=request.headers.get("User-Agent"))
+    return ClientContext(
+        ip_address=request.headers.get("X-Client-Ip") or None,
+        user_agent=request.headers.get("X-Client-User-Agent") or None,
+    )
+
+
+def _principal(request: web.Request) -> Principal:
+    principal = request.get(PRINCIPAL_KEY)
+    if principal is None:
+        raise HttpProblem(401, "Unauthorized", "sign in first")
+    return principal
+
+
+def _admin(request: web.Request) -> Principal:
+    principal = _principal(request)
+    if not principal.has_role("admin"):
+        raise HttpProblem(403, "Forbidden", "admins only")
+    return principal
+
+
+def _user_id(request: web.Request) -> str:
+    value = request.match_info["user_id"]
+    try:
+        return str(uuid.UUID(value))
+    except ValueError:
+        raise HttpProblem(404, "Not Found", "no such user") from None

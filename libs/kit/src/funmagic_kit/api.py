@@ -1,0 +1,275 @@
+"""HTTP API operations declared once: the route, its pydantic models, and the OpenAPI 3.1 document.
+
+A handler reads its input with `read_body` / `read_query` (malformed JSON → 400, a wrong content type →
+415, an invalid or unknown field → 422, never echoing the values sent, which may be passwords) and answers
+with `json_body`. The OpenAPI document is generated from the same `Operation` list, so it cannot drift
+from the routes.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, TypeVar
+
+from aiohttp import web
+from pydantic import BaseModel, ValidationError
+from pydantic.json_schema import models_json_schema
+
+from funmagic_kit.auth import PRINCIPAL_KEY
+from funmagic_kit.http import HttpProblem
+
+AUTH_ERROR_KEY = "auth_error"
+
+__all__ = [
+    "AUTH_ERROR_KEY",
+    "Access",
+    "Operation",
+    "Problem",
+    "build_openapi",
+    "docs_page",
+    "enforce_access",
+    "json_body",
+    "read_body",
+    "read_query",
+]
+
+Access = Literal["public", "user", "admin", "super_admin", "internal"]
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+_PATH_PARAM = re.compile(r"{(\w+)}")
+_STATUS_TITLES = {
+    302: "Found",
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    409: "Conflict",
+    413: "Content Too Large",
+    415: "Unsupported Media Type",
+    422: "Unprocessable Content",
+    429: "Too Many Requests",
+    503: "Service Unavailable",
+}
+
+
+class Problem(BaseModel):
+    """An error, as RFC 9457 problem details (`application/problem+json`)."""
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str | None = None
+
+
+@dataclass(frozen=True)
+class Operation:
+    method: str
+    path: str
+    handler: Handler
+    summary: str
+    tag: str
+    access: Access = "public"
+    body: type[BaseModel] | None = None
+    query: type[BaseModel] | None = None
+    response: type[BaseModel] | None = None
+    status: int = 200
+    errors: tuple[int, ...] = ()
+    description: str = ""
+    cookie_auth: bool = True
+    extra_responses: dict[int, str] = field(default_factory=dict)
+
+    def route(self) -> web.RouteDef:
+        """The aiohttp route, with the declared access enforced before the handler runs."""
+        return web.route(self.method, self.path, enforce_access(self.access, self.handler))
+
+    @property
+    def operation_id(self) -> str:
+        return getattr(self.handler, "__name__", f"{self.method}_{self.path}")
+
+    def error_statuses(self) -> list[int]:
+        statuses = set(self.errors)
+        if self.body is not None:
+            statuses |= {400, 413, 415, 422}
+        if self.query is not None or _PATH_PARAM.search(self.path):
+            statuses.add(422 if self.query is not None else 404)
+        if self.access != "public":
+            statuses.add(401)
+        if self.access in ("admin", "super_admin"):
+            statuses.add(403)
+        if self.path.startswith("/api/"):
+            statuses.add(429)
+        return sorted(statuses)
+
+
+def enforce_access(access: Access, handler: Handler) -> Handler:
+    """401 without a verified user (with the reason the token was refused), 403 without the role."""
+    if access == "public":
+        return handler
+
+    @functools.wraps(handler)
+    async def guarded(request: web.Request) -> web.StreamResponse:
+        if access == "internal":
+            if not request.get("internal_caller"):
+                raise HttpProblem(401, "Unauthorized", "this route is for services only")
+            return await handler(request)
+        principal = request.get(PRINCIPAL_KEY)
+        if principal is None:
+            reason = request.get(AUTH_ERROR_KEY) or "sign in first"
+            raise HttpProblem(401, "Unauthorized", reason, headers={"WWW-Authenticate": "Bearer"})
+        if not principal.has_role(access):
+            raise HttpProblem(403, "Forbidden", f"this needs the {access} role")
+        return await handler(request)
+
+    return guarded
+
+
+async def read_body(request: web.Request, model: type[ModelT]) -> ModelT:
+    if request.content_type != "application/json":
+        raise HttpProblem(415, "Unsupported Media Type", "send the body as application/json")
+    raw = await request.read()  # raises 413 past the app's client_max_size
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise HttpProblem(400, "Bad Request", "the body is not valid JSON") from None
+    return _validate(model, data)
+
+
+def read_query(request: web.Request, model: type[ModelT]) -> ModelT:
+    return _validate(model, dict(request.query))
+
+
+def _validate(model: type[ModelT], data: object) -> ModelT:
+    try:
+        return model.model_validate(data)
+    except ValidationError as error:
+        # `input` is left out on purpose: it would echo passwords and tokens back.
+        problems = [
+            {"loc": [str(p) for p in e["loc"]], "msg": e["msg"], "type": e["type"]}
+            for e in error.errors(include_url=False, include_input=False, include_context=False)
+        ]
+        raise HttpProblem(422, "Unprocessable Content", "the request is invalid", errors=problems) from None
+
+
+def json_body(model: BaseModel, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(
+        text=model.model_dump_json(), status=status, content_type="application/json", headers=headers
+    )
+
+
+def build_openapi(
+    title: str, version: str, operations: Sequence[Operation], *, description: str = ""
+) -> dict[str, Any]:
+    models: list[type[BaseModel]] = [Problem]
+    for op in operations:
+        models += [m for m in (op.body, op.response) if m is not None]
+    unique = list(dict.fromkeys(models))
+    _, definitions = models_json_schema(
+        [(m, "validation") for m in unique], ref_template="#/components/schemas/{model}"
+    )
+    paths: dict[str, dict[str, Any]] = {}
+    for op in operations:
+        paths.setdefault(op.path, {})[op.method.lower()] = _operation_object(op)
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": title, "version": version, "description": description},
+        "paths": paths,
+        "components": {
+            "schemas": definitions.get("$defs", {}),
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
+                "cookie": {"type": "apiKey", "in": "cookie", "name": "fm_access"},
+            },
+        },
+    }
+
+
+def _ref(model: type[BaseModel]) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{model.__name__}"}
+
+
+def _operation_object(op: Operation) -> dict[str, Any]:
+    parameters: list[dict[str, Any]] = [
+        {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+        for name in _PATH_PARAM.findall(op.path)
+    ]
+    if op.query is not None:
+        schema = op.query.model_json_schema(ref_template="#/components/schemas/{model}")
+        required = set(schema.get("required", []))
+        for name, prop in schema.get("properties", {}).items():
+            parameters.append({"name": name, "in": "query", "required": name in required, "schema": prop})
+    success: dict[str, Any] = {"description": op.summary}
+    if op.response is not None:
+        success["content"] = {"application/json": {"schema": _ref(op.response)}}
+    responses: dict[str, Any] = {str(op.status): success}
+    for status, text in op.extra_responses.items():
+        responses[str(status)] = {"description": text}
+    for status in op.error_statuses():
+        responses[str(status)] = {
+            "description": _STATUS_TITLES.get(status, "Error"),
+            "content": {"application/problem+json": {"schema": _ref(Problem)}},
+        }
+    operation: dict[str, Any] = {
+        "operationId": op.operation_id,
+        "summary": op.summary,
+        "tags": [op.tag],
+        "responses": responses,
+    }
+    if op.description:
+        operation["description"] = op.description
+    if parameters:
+        operation["parameters"] = parameters
+    if op.body is not None:
+        operation["requestBody"] = {
+            "required": True,
+            "content": {"application/json": {"schema": _ref(op.body)}},
+        }
+    if op.access != "public":
+        operation["security"] = [{"bearer": []}, {"cookie": []}] if op.cookie_auth else [{"bearer": []}]
+    return operation
+
+
+def docs_page(title: str, openapi_url: str) -> str:
+    """A self-contained page (no CDN) that lists the operations of the OpenAPI document."""
+    return _DOCS_TEMPLATE.replace("{title}", title).replace("{openapi_url}", openapi_url)
+
+
+_DOCS_TEMPLATE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{title}</title>
+<style>
+body{font:15px/1.5 system-ui,sans-serif;margin:2rem auto;max-width:960px;padding:0 1rem;color:#222}
+h2{border-bottom:1px solid #ddd;margin-top:2rem}
+details{border:1px solid #e3e3e3;border-radius:6px;margin:.4rem 0;padding:.4rem .8rem}
+summary{cursor:pointer}
+code.m{display:inline-block;width:4.5rem;font-weight:bold}
+pre{background:#f6f8fa;padding:.6rem;overflow:auto;font-size:13px}
+</style></head>
+<body><h1>{title}</h1><p>Machine-readable: <a href="{openapi_url}">{openapi_url}</a></p>
+<div id="ops">Loading…</div>
+<script>
+fetch("{openapi_url}").then(r => r.json()).then(doc => {
+  const byTag = {};
+  for (const [path, item] of Object.entries(doc.paths))
+    for (const [method, op] of Object.entries(item))
+      (byTag[op.tags[0]] ||= []).push([method, path, op]);
+  const root = document.getElementById("ops"); root.textContent = "";
+  for (const [tag, ops] of Object.entries(byTag)) {
+    const h = document.createElement("h2"); h.textContent = tag; root.append(h);
+    for (const [method, path, op] of ops) {
+      const d = document.createElement("details");
+      const s = document.createElement("summary");
+      s.innerHTML = `<code class="m"></code><code class="p"></code> — <span></span>`;
+      s.querySelector(".m").textContent = method.toUpperCase();
+      s.querySelector(".p").textContent = path;
+      s.querySelector("span").textContent = op.summary;
+      const pre = document.createElement("pre"); pre.textContent = JSON.stringify(op, null, 2);
+      d.append(s, pre); root.append(d);
+    }
+  }
+});
+</script></body></html>
+"""

@@ -1,0 +1,267 @@
+"""Who is calling: access-token verification, session revocation keys, and the caller check of services.
+
+Identity signs short-lived access tokens (ES256 JWTs with a `kid`) and publishes its public keys as a JWKS.
+Every other process verifies them here, the same way:
+
+- only the algorithms in `ALLOWED_ALGORITHMS` are accepted, whatever the token header says, so `alg: none`
+  and an HS256 token "signed" with the public key are refused;
+- the key is chosen by `kid` from the JWKS; an unknown `kid` refetches the JWKS (a rotation) at most once
+  per `refetch_interval`, and is refused if still unknown;
+- issuer, audience and expiry are checked;
+- Redis says whether the session was revoked or the user's tokens were invalidated after this one was
+  issued (sign-out, role change, disable). One MGET per request, so a revocation is seen by every replica at
+  once, not when the token expires.
+
+Services behind the gateway also require a caller: the internal service credential (`X-Internal-Token`)
+or a valid user token. A request that reaches a service directly with neither is refused.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import aiohttp
+import jwt
+from aiohttp import web
+from redis.asyncio import Redis
+
+from funmagic_kit.errors import PlatformError, TransientError
+from funmagic_kit.http import problem
+
+__all__ = [
+    "ALLOWED_ALGORITHMS",
+    "INTERNAL_TOKEN_HEADER",
+    "PRINCIPAL_KEY",
+    "InvalidToken",
+    "JwksSource",
+    "Principal",
+    "TokenVerifier",
+    "bearer_token",
+    "caller_middleware",
+    "mark_session_revoked",
+    "mark_tokens_invalid_before",
+    "revocation_keys",
+]
+
+log = logging.getLogger(__name__)
+
+ALLOWED_ALGORITHMS = ("ES256",)
+INTERNAL_TOKEN_HEADER = "X-Internal-Token"
+PRINCIPAL_KEY = "principal"
+Role = Literal["user", "admin", "super_admin"]
+ROLE_RANK = {"user": 0, "admin": 1, "super_admin": 2}
+
+
+class InvalidToken(PlatformError):
+    """The token is not one we issued, or no longer valid; `reason` is safe to show to the caller."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The signed-in user a request acts for, as stated by a verified access token."""
+
+    user_id: str
+    session_id: str
+    role: Role
+    email: str
+    name: str
+    email_verified: bool
+    issued_at: float
+    expires_at: float
+    token: str
+
+    def has_role(self, role: Role) -> bool:
+        return ROLE_RANK[self.role] >= ROLE_RANK[role]
+
+    @classmethod
+    def from_claims(cls, claims: dict[str, Any], token: str) -> Principal:
+        role = claims.get("role")
+        if role not in ROLE_RANK:
+            raise InvalidToken("token has no valid role")
+        return cls(
+            user_id=str(claims["sub"]),
+            session_id=str(claims["sid"]),
+            role=role,
+            email=str(claims.get("email", "")),
+            name=str(claims.get("name", "")),
+            email_verified=bool(claims.get("email_verified", False)),
+            issued_at=float(claims["iat"]),
+            expires_at=float(claims["exp"]),
+            token=token,
+        )
+
+
+def revocation_keys(user_id: str, session_id: str) -> tuple[str, str]:
+    """Redis keys: (this session revoked, the user's tokens invalid before). One hash tag: one slot."""
+    return f"auth:{{{user_id}}}:revoked:{session_id}", f"auth:{{{user_id}}}:valid-after"
+
+
+async def mark_session_revoked(redis: Redis, user_id: str, session_id: str, ttl_seconds: int) -> None:
+    """Refuse this session's access tokens from now on (they expire within `ttl_seconds` anyway)."""
+    revoked_key, _ = revocation_keys(user_id, session_id)
+    await redis.set(revoked_key, "1", ex=ttl_seconds)
+
+
+async def mark_tokens_invalid_before(redis: Redis, user_id: str, moment: float, ttl_seconds: int) -> None:
+    """Refuse every access token of this user issued before `moment` (role change, disable, reset)."""
+    _, valid_after_key = revocation_keys(user_id, "-")
+    await redis.set(valid_after_key, repr(moment), ex=ttl_seconds)
+
+
+JwksFetcher = Callable[[], Awaitable[dict[str, Any]]]
+
+
+class JwksSource:
+    """Public keys by `kid`, cached; refetched when an unknown `kid` shows up (key rotation)."""
+
+    def __init__(
+        self,
+        fetch: JwksFetcher,
+        *,
+        refetch_interval: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._fetch = fetch
+        self._refetch_interval = refetch_interval
+        self._clock = clock
+        self._keys: dict[str, Any] = {}
+        self._fetched_at: float | None = None
+        self._lock = asyncio.Lock()
+
+    @classmethod
+    def from_url(cls, url: str, **kwargs: Any) -> JwksSource:
+        async def fetch() -> dict[str, Any]:
+            timeout = aiohttp.ClientTimeout(total=5)
+            async with aiohttp.ClientSession(timeout=timeout) as session, session.get(url) as response:
+                response.raise_for_status()
+                return await response.json()
+
+        return cls(fetch, **kwargs)
+
+    async def key_for(self, kid: str) -> Any:
+        if kid in self._keys:
+            return self._keys[kid]
+        async with self._lock:
+            now = self._clock()
+            recently = self._fetched_at is not None and now - self._fetched_at < self._refetch_interval
+            if kid not in self._keys and not recently:
+                await self._refresh(now)
+        if kid not in self._keys:
+            raise InvalidToken("token signed with an unknown key")
+        return self._keys[kid]
+
+    async def _refresh(self, now: float) -> None:
+        try:
+            document = await self._fetch()
+        except Exception as error:
+            raise TransientError(f"cannot fetch the signing keys: {type(error).__name__}") from error
+        self._fetched_at = now
+        self._keys = {
+            jwk["kid"]: jwt.PyJWK.from_dict(jwk).key
+            for jwk in document.get("keys", [])
+            if jwk.get("kid") and jwk.get("alg") in ALLOWED_ALGORITHMS
+        }
+
+
+class TokenVerifier:
+    def __init__(self, jwks: JwksSource, redis: Redis, *, issuer: str, audience: str) -> None:
+        self._jwks = jwks
+        self._redis = redis
+        self._issuer = issuer
+        self._audience = audience
+
+    async def verify(self, token: str) -> Principal:
+        claims = await self.verify_signature(token)
+        principal = Principal.from_claims(claims, token)
+        revoked_key, valid_after_key = revocation_keys(principal.user_id, principal.session_id)
+        try:
+            revoked, valid_after = await self._redis.mget(revoked_key, valid_after_key)
+        except Exception as error:
+            # Fail closed: without Redis we cannot know whether the session was revoked.
+            raise TransientError("cannot check the session's revocation") from error
+        if revoked is not None:
+            raise InvalidToken("session has been signed out or revoked")
+        if valid_after is not None and principal.issued_at < float(valid_after):
+            raise InvalidToken("token was issued before the account changed; refresh it")
+        return principal
+
+    async def verify_signature(self, token: str) -> dict[str, Any]:
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError:
+            raise InvalidToken("malformed token") from None
+        if header.get("alg") not in ALLOWED_ALGORITHMS:
+            raise InvalidToken("token algorithm not accepted")
+        kid = header.get("kid")
+        if not isinstance(kid, str) or not kid:
+            raise InvalidToken("token has no key id")
+        key = await self._jwks.key_for(kid)
+        try:
+            return jwt.decode(
+                token,
+                key,
+                algorithms=list(ALLOWED_ALGORITHMS),
+                audience=self._audience,
+                issuer=self._issuer,
+                options={"require": ["exp", "iat", "sub", "sid", "iss", "aud"]},
+            )
+        except jwt.ExpiredSignatureError:
+            raise InvalidToken("token has expired") from None
+        except jwt.PyJWTError:
+            raise InvalidToken("token signature or claims are invalid") from None
+
+
+def bearer_token(request: web.Request) -> str | None:
+    header = request.headers.get("Authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return value.strip()
+    return None
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def caller_middleware(
+    verifier: TokenVerifier,
+    internal_tokens: Iterable[str],
+    *,
+    open_paths: tuple[str, ...] = ("/health", "/metrics", "/.well-known/"),
+) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
+    """Services: every request needs the internal credential or a valid user token (health stays open).
+
+    A forwarded user token, when present, is always verified and becomes `request["principal"]`, so a
+    handler acting for a user knows who it is even when the gateway called.
+    """
+    accepted = tuple(t.encode() for t in internal_tokens if t)
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.path.startswith(open_paths):
+            return await handler(request)
+        presented = request.headers.get(INTERNAL_TOKEN_HEADER, "").encode()
+        is_internal = bool(presented) and any(hmac.compare_digest(presented, t) for t in accepted)
+        request["internal_caller"] = is_internal
+        token = bearer_token(request)
+        if token is not None:
+            try:
+                request[PRINCIPAL_KEY] = await verifier.verify(token)
+            except InvalidToken as error:
+                return problem(401, "Unauthorized", error.reason)
+            except TransientError as error:
+                return problem(503, "Service Unavailable", str(error))
+        elif not is_internal:
+            return problem(401, "Unauthorized", "this service needs a service credential or a user token")
+        return await handler(request)
+
+    return middleware

@@ -1,0 +1,169 @@
+"""The public API's request and response models: validated at the edge, and the source of /openapi.json."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Role = Literal["user", "admin", "super_admin"]
+AuthMode = Literal["cookie", "token"]
+
+
+class Request(BaseModel):
+    """Unknown fields are refused, so a typo is an error instead of a silently ignored value."""
+
+    model_config = ConfigDict(extra="forbid", str_max_length=4096)
+
+
+class Reply(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+class SignUpRequest(Request):
+    email: str = Field(min_length=3, max_length=254, examples=["ada@example.com"])
+    password: str = Field(min_length=1, max_length=256, description="10–128 characters, not a common one.")
+    name: str = Field("", max_length=100)
+    mode: AuthMode = Field(
+        "cookie",
+        description="`cookie` sets HttpOnly cookies (browsers); `token` returns the tokens (API clients).",
+    )
+
+
+class SignInRequest(Request):
+    email: str = Field(min_length=1, max_length=254)
+    password: str = Field(min_length=1, max_length=256)
+    mode: AuthMode = "cookie"
+
+
+class RefreshRequest(Request):
+    refresh_token: str | None = Field(
+        None, max_length=512, description="Token mode only; browsers send the refresh cookie instead."
+    )
+
+
+class SignOutRequest(Request):
+    refresh_token: str | None = Field(None, max_length=512)
+
+
+class VerifyEmailRequest(Request):
+    token: str = Field(min_length=10, max_length=512)
+
+
+class ForgotPasswordRequest(Request):
+    email: str = Field(min_length=1, max_length=254)
+
+
+class ResetPasswordRequest(Request):
+    token: str = Field(min_length=10, max_length=512)
+    password: str = Field(min_length=1, max_length=256)
+
+
+class DeleteAccountRequest(Request):
+    password: str | None = Field(
+        None, max_length=256, description="Required when the account has a password."
+    )
+
+
+class OAuthStartQuery(Request):
+    redirect_to: str = Field("/", max_length=2048, description="A path of the app to return to.")
+    link: bool = Field(False, description="Link the provider to the signed-in account instead of signing in.")
+
+
+class OAuthCallbackQuery(Request):
+    model_config = ConfigDict(extra="ignore")  # providers add their own parameters (scope, authuser…)
+
+    code: str | None = Field(None, max_length=2048)
+    state: str | None = Field(None, max_length=512)
+    error: str | None = Field(None, max_length=200)
+
+
+class UserView(Reply):
+    id: str
+    email: str
+    name: str
+    image: str | None = None
+    role: Role
+    email_verified: bool
+    has_password: bool = False
+    disabled: bool = False
+    created_at: datetime
+    updated_at: datetime
+
+
+class SessionView(Reply):
+    id: str
+    created_at: datetime
+    last_refreshed_at: datetime
+    expires_at: datetime
+    ip_address: str | None = None
+    user_agent: str | None = None
+    current: bool = False
+
+
+class AuthResult(Reply):
+    user: UserView
+    session: SessionView
+    access_token_expires_at: datetime
+    access_token: str | None = Field(None, description="Token mode only.")
+    refresh_token: str | None = Field(None, description="Token mode only.")
+    refresh_token_expires_at: datetime | None = None
+
+
+class SessionUser(Reply):
+    id: str
+    email: str
+    name: str
+    role: Role
+    email_verified: bool
+
+
+class CurrentSession(Reply):
+    id: str
+    access_token_expires_at: datetime
+
+
+class SessionInfo(Reply):
+    user: SessionUser
+    session: CurrentSession
+
+
+class SessionList(Reply):
+    items: list[SessionView]
+
+
+class RevokedSessions(Reply):
+    revoked_sessions: int
+
+
+class Accepted(Reply):
+    status: str
+
+
+class VerificationSent(Reply):
+    sent: bool
+
+
+class OAuthProviders(Reply):
+    providers: list[str]
+
+
+class UserListQuery(Request):
+    query: str | None = Field(None, max_length=200, description="Part of an email or name.")
+    role: Role | None = None
+    limit: int = Field(20, ge=1, le=100)
+    cursor: str | None = Field(None, max_length=200, description="`next_cursor` of the previous page.")
+
+
+class UserList(Reply):
+    items: list[UserView]
+    next_cursor: str | None = None
+
+
+class RoleChangeRequest(Request):
+    role: Role
+
+
+class StatusChangeRequest(Request):
+    reason: str = Field(min_length=1, max_length=500)

@@ -1,0 +1,70 @@
+"""Fixtures over the real local Redis (no fakes): a client per test and unique key prefixes."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import pytest
+from redis.asyncio import Redis
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # Hooks see every collected item, not only this folder's: mark just ours.
+    here = Path(__file__).parent
+    for item in items:
+        if Path(str(item.fspath)).is_relative_to(here):
+            item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    url = os.environ.get("REDIS_URL")
+    if not url:
+        pytest.fail("REDIS_URL is unset: start the local stack (`make stack-up`) and source .stack/env")
+    return url
+
+
+@pytest.fixture
+async def redis(redis_url: str) -> AsyncIterator[Redis]:
+    client = Redis.from_url(redis_url, decode_responses=False)
+    try:
+        await client.ping()
+    except Exception as error:
+        await client.aclose()
+        pytest.fail(f"Redis at {redis_url} does not answer: {error}")
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+async def prefix(redis: Redis) -> AsyncIterator[str]:
+    """A key prefix no other test uses; its keys are deleted afterwards."""
+    value = f"test-rl-{uuid.uuid4().hex[:12]}"
+    yield value
+    keys = [key async for key in redis.scan_iter(match=f"{value}*")]
+    if keys:
+        await redis.delete(*keys)
+
+
+WaitFor = Callable[..., Awaitable[None]]
+
+
+async def _wait_for(
+    condition: Callable[[], Awaitable[bool]], *, timeout: float = 10.0, what: str = ""
+) -> None:
+    """Poll a condition until it holds; fail with `what` after `timeout` seconds."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not await condition():
+        if asyncio.get_running_loop().time() > deadline:
+            pytest.fail(f"timed out after {timeout}s waiting for {what or condition}")
+        await asyncio.sleep(0.05)
+
+
+@pytest.fixture
+def wait_for() -> WaitFor:
+    """`await wait_for(condition, timeout=..., what=...)`: a deadline loop instead of a fixed sleep."""
+    return _wait_for

@@ -1,0 +1,206 @@
+"""The pure rate-limit rules: which limits a request counts against, the settings, the decisions."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from funmagic_gateway.domain.rate_limits import (
+    RateLimit,
+    RateLimitCategory,
+    RateLimitDecision,
+    RateLimitSettings,
+    SubjectKind,
+    most_constraining,
+    requests_to_limit,
+)
+
+G = RateLimitCategory.GLOBAL_API
+U = RateLimitCategory.USER_API
+T = RateLimitCategory.TASK_CREATION
+UP = RateLimitCategory.UPLOAD
+S = RateLimitCategory.AUTH_SESSION
+A = RateLimitCategory.AUTH_ACTION
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "authenticated", "expected"),
+    [
+        # Not the API: never limited.
+        ("GET", "/health", False, []),
+        ("GET", "/health/all", True, []),
+        ("GET", "/metrics", False, []),
+        ("GET", "/openapi.json", False, []),
+        ("GET", "/.well-known/jwks.json", False, []),
+        ("GET", "/apix/tasks", True, []),
+        # Every API call counts globally, per IP.
+        ("GET", "/api/tools", False, [G]),
+        ("GET", "/api/", False, [G]),
+        ("GET", "/api", False, [G]),
+        # Session reads.
+        ("GET", "/api/auth/session", False, [G, S]),
+        ("GET", "/api/auth/session/", False, [G, S]),
+        ("HEAD", "/api/auth/session", False, [G, S]),
+        ("POST", "/api/auth/session", False, [G]),
+        ("GET", "/api/auth/session", True, [G, S, U]),
+        # Auth actions are POSTs only.
+        ("POST", "/api/auth/sign-in/email", False, [G, A]),
+        ("POST", "/api/auth/sign-in/social", False, [G, A]),
+        ("POST", "/api/auth/sign-up/email", False, [G, A]),
+        ("POST", "/api/auth/forgot-password", False, [G, A]),
+        ("POST", "/api/auth/reset-password", False, [G, A]),
+        ("POST", "/api/auth/verify-email", False, [G, A]),
+        ("post", "/api/auth/sign-in/email", False, [G, A]),
+        ("GET", "/api/auth/sign-in/social/callback", False, [G]),
+        ("POST", "/api/auth/sign-out", True, [G, U]),
+        ("POST", "/api/auth/sign-involved", False, [G]),
+        # Signed-in calls also count per user.
+        ("GET", "/api/me", True, [G, U]),
+        ("GET", "/api/me", False, [G]),
+        # Only creating a task is task creation (the original also counted listing).
+        ("POST", "/api/tasks", True, [G, U, T]),
+        ("POST", "/api/tasks/", True, [G, U, T]),
+        ("post", "/api/tasks", True, [G, U, T]),
+        ("GET", "/api/tasks", True, [G, U]),
+        ("POST", "/api/tasks/123/cancel", True, [G, U]),
+        ("GET", "/api/tasks/123", True, [G, U]),
+        # Uploads count per user.
+        ("POST", "/api/assets/upload", True, [G, U, UP]),
+        ("POST", "/api/assets/upload-url", True, [G, U, UP]),
+        ("POST", "/api/assets/upload/complete", True, [G, U, UP]),
+        ("GET", "/api/assets/upload", True, [G, U]),
+        ("GET", "/api/assets", True, [G, U]),
+        # Per-user limits need a user: anonymous creation is left to auth (401) and the global limit.
+        ("POST", "/api/tasks", False, [G]),
+        ("POST", "/api/assets/upload", False, [G]),
+    ],
+)
+def test_requests_to_limit(
+    method: str, path: str, authenticated: bool, expected: list[RateLimitCategory]
+) -> None:
+    assert requests_to_limit(method, path, authenticated) == expected
+
+
+@pytest.mark.parametrize(
+    ("category", "kind"),
+    [
+        (G, SubjectKind.IP),
+        (S, SubjectKind.IP),
+        (A, SubjectKind.IP),
+        (U, SubjectKind.USER),
+        (T, SubjectKind.USER),
+        (UP, SubjectKind.USER),
+    ],
+)
+def test_each_category_is_keyed_by_ip_or_user(category: RateLimitCategory, kind: SubjectKind) -> None:
+    assert category.subject_kind is kind
+
+
+def test_category_values_are_the_stable_wire_names() -> None:
+    assert [c.value for c in RateLimitCategory] == [
+        "global_api",
+        "user_api",
+        "task_creation",
+        "upload",
+        "auth_session",
+        "auth_action",
+    ]
+
+
+def test_defaults_match_the_original_limits_per_minute() -> None:
+    settings = RateLimitSettings()
+    expected = {G: 500, U: 200, T: 10, UP: 20, S: 60, A: 10}
+    for category, limit in expected.items():
+        assert settings.for_category(category) == RateLimit(limit=limit, window_seconds=60)
+
+
+def test_for_category_returns_each_categorys_own_limit() -> None:
+    settings = RateLimitSettings(upload=RateLimit(limit=3, window_seconds=5))
+    assert settings.for_category(RateLimitCategory.UPLOAD) == RateLimit(limit=3, window_seconds=5)
+    assert settings.for_category(RateLimitCategory.TASK_CREATION).limit == 10
+
+
+def test_settings_round_trip_through_json() -> None:
+    settings = RateLimitSettings(auth_action=RateLimit(limit=5, window_seconds=900))
+    assert RateLimitSettings.model_validate_json(settings.model_dump_json()) == settings
+
+
+def test_partial_settings_json_keeps_defaults_for_the_rest() -> None:
+    settings = RateLimitSettings.model_validate_json('{"user_api": {"limit": 7, "window_seconds": 10}}')
+    assert settings.user_api == RateLimit(limit=7, window_seconds=10)
+    assert settings.global_api.limit == 500
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"limit": 0, "window_seconds": 60},
+        {"limit": -1, "window_seconds": 60},
+        {"limit": 1_000_001, "window_seconds": 60},
+        {"limit": 10, "window_seconds": 0},
+        {"limit": 10, "window_seconds": -60},
+        {"limit": 10, "window_seconds": 86_401},
+        {"limit": "10", "window_seconds": 60},
+        {"limit": 10.5, "window_seconds": 60},
+        {"limit": 10},
+        {"limit": 10, "window_seconds": 60, "burst": 5},
+    ],
+)
+def test_rate_limit_rejects_invalid_values(fields: dict[str, object]) -> None:
+    with pytest.raises(ValidationError):
+        RateLimit.model_validate(fields)
+
+
+def test_rate_limit_accepts_the_bounds() -> None:
+    assert RateLimit(limit=1, window_seconds=1).limit == 1
+    assert RateLimit(limit=1_000_000, window_seconds=86_400).window_seconds == 86_400
+
+
+def test_settings_reject_unknown_categories() -> None:
+    with pytest.raises(ValidationError, match="extra"):
+        RateLimitSettings.model_validate({"gloabl_api": {"limit": 1, "window_seconds": 1}})
+
+
+def test_settings_are_immutable() -> None:
+    settings = RateLimitSettings()
+    with pytest.raises(ValidationError):
+        settings.global_api = RateLimit(limit=1, window_seconds=1)  # type: ignore[misc]
+
+
+def decision(
+    category: RateLimitCategory, *, allowed: bool = True, remaining: int = 5, reset: int = 30
+) -> RateLimitDecision:
+    return RateLimitDecision(category, allowed, limit=10, remaining=remaining, reset_seconds=reset)
+
+
+def test_most_constraining_of_nothing_is_none() -> None:
+    assert most_constraining([]) is None
+
+
+def test_a_denial_wins_over_fewer_remaining() -> None:
+    denied = decision(T, allowed=False, remaining=0, reset=5)
+    assert most_constraining([decision(G, remaining=0), denied, decision(U, remaining=1)]) is denied
+
+
+def test_among_denials_the_latest_reset_wins() -> None:
+    # The request cannot pass before both windows reset, so Retry-After must be the longer one.
+    early = decision(G, allowed=False, remaining=0, reset=5)
+    late = decision(T, allowed=False, remaining=0, reset=50)
+    assert most_constraining([early, late]) is late
+    assert most_constraining([late, early]) is late
+
+
+def test_without_denials_the_fewest_remaining_wins() -> None:
+    tight = decision(T, remaining=1)
+    assert most_constraining(iter([decision(G, remaining=400), tight, decision(U, remaining=3)])) is tight
+
+
+def test_remaining_ties_are_broken_by_the_later_reset() -> None:
+    later = decision(U, remaining=2, reset=40)
+    assert most_constraining([decision(G, remaining=2, reset=10), later]) is later
+
+
+@pytest.mark.parametrize(("remaining", "reset"), [(-1, 10), (0, 0), (3, -5)])
+def test_decision_refuses_impossible_numbers(remaining: int, reset: int) -> None:
+    with pytest.raises(ValueError, match="must be"):
+        RateLimitDecision(G, True, limit=10, remaining=remaining, reset_seconds=reset)

@@ -1,0 +1,347 @@
+"""The identity store on Postgres, and the unit of work that commits it with the outbox."""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import datetime
+from typing import Any
+
+import psycopg
+from psycopg_pool import AsyncConnectionPool
+
+from funmagic_contracts.base import IntegrationEvent
+from funmagic_contracts.envelope import Envelope
+from funmagic_identity.application.ports import OutgoingMail, SessionRecord, UserPage
+from funmagic_identity.domain.users import Role, User
+from funmagic_kit.crypto import SecretBox
+from funmagic_kit.db import UnitOfWork
+from funmagic_kit.logs import current_correlation_id
+from funmagic_kit.outbox import add_to_outbox
+
+__all__ = ["PostgresIdentityStore", "PostgresUnitOfWork", "unit_of_work_factory"]
+
+_USER_COLUMNS = (
+    "id::text, email, name, image, role, email_verified, password_hash IS NOT NULL AS has_password, "
+    "disabled_at IS NOT NULL AS disabled, created_at, updated_at"
+)
+_UPDATABLE = {
+    "email_verified",
+    "role",
+    "name",
+    "image",
+    "disabled_at",
+    "disabled_reason",
+    "deleted_at",
+}
+_SESSION_COLUMNS = (
+    "id::text, user_id::text, created_at, last_refreshed_at, expires_at, ip_address, user_agent, revoked_at"
+)
+
+SELECT_USER_BY_ID = f"SELECT {_USER_COLUMNS} FROM users WHERE id = %s AND deleted_at IS NULL"
+SELECT_USER_BY_EMAIL = f"SELECT {_USER_COLUMNS} FROM users WHERE email = %s AND deleted_at IS NULL"
+INSERT_USER = """
+INSERT INTO users (id, email, name, image, role, email_verified, password_hash, created_at, updated_at)
+VALUES (%(id)s, %(email)s, %(name)s, %(image)s, %(role)s, %(email_verified)s, %(password_hash)s,
+        %(created_at)s, %(updated_at)s)
+"""
+INSERT_SESSION = """
+INSERT INTO sessions (id, user_id, expires_at, ip_address, user_agent, created_at, last_refreshed_at)
+VALUES (%s, %s, %s, %s, %s, %s, %s)
+"""
+INSERT_REFRESH_TOKEN = "INSERT INTO refresh_tokens (token_hash, session_id, created_at) VALUES (%s, %s, %s)"
+SELECT_SESSION_BY_REFRESH = f"""
+SELECT {", ".join("s." + c.strip() for c in _SESSION_COLUMNS.split(","))}, r.rotated_at IS NOT NULL AS rotated
+FROM refresh_tokens r JOIN sessions s ON s.id = r.session_id WHERE r.token_hash = %s
+"""
+RETIRE_REFRESH_TOKEN = """
+UPDATE refresh_tokens SET rotated_at = %s WHERE token_hash = %s AND session_id = %s AND rotated_at IS NULL
+"""
+REVOKE_SESSION = """
+UPDATE sessions SET revoked_at = %s, revoked_reason = %s WHERE id = %s AND revoked_at IS NULL
+"""
+REVOKE_USER_SESSIONS = """
+UPDATE sessions SET revoked_at = %s, revoked_reason = %s WHERE user_id = %s AND revoked_at IS NULL
+RETURNING id::text
+"""
+SELECT_ACTIVE_SESSIONS = f"""
+SELECT {_SESSION_COLUMNS} FROM sessions
+WHERE user_id = %s AND revoked_at IS NULL AND expires_at > %s ORDER BY created_at DESC LIMIT 100
+"""
+CONSUME_VERIFICATION = """
+UPDATE verifications SET consumed_at = %(now)s
+WHERE value = %(value)s AND consumed_at IS NULL AND expires_at > %(now)s AND identifier LIKE %(prefix)s
+RETURNING split_part(identifier, ':', 2) AS user_id
+"""
+UPSERT_ACCOUNT = """
+INSERT INTO accounts
+    (id, user_id, provider_id, account_id, access_token, refresh_token, created_at, updated_at)
+VALUES
+    (gen_random_uuid(), %(user_id)s, %(provider)s, %(account_id)s, %(access)s, %(refresh)s, %(now)s, %(now)s)
+ON CONFLICT (provider_id, account_id) DO UPDATE
+SET access_token = EXCLUDED.access_token,
+    refresh_token = COALESCE(EXCLUDED.refresh_token, accounts.refresh_token),
+    updated_at = EXCLUDED.updated_at
+"""
+INSERT_MAIL = """
+INSERT INTO outgoing_mail (id, recipient, subject, body, purpose, created_at)
+VALUES (gen_random_uuid(), %s, %s, %s, %s, %s)
+"""
+
+
+def _user(row: dict[str, Any]) -> User:
+    return User(**row)
+
+
+def _session(row: dict[str, Any]) -> SessionRecord:
+    return SessionRecord(
+        id=row["id"],
+        user_id=row["user_id"],
+        created_at=row["created_at"],
+        last_refreshed_at=row["last_refreshed_at"],
+        expires_at=row["expires_at"],
+        ip_address=row["ip_address"],
+        user_agent=row["user_agent"],
+        revoked_at=row["revoked_at"],
+    )
+
+
+def encode_cursor(created_at: datetime, user_id: str) -> str:
+    return base64.urlsafe_b64encode(json.dumps([created_at.isoformat(), user_id]).encode()).decode()
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        created_at, user_id = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+        return datetime.fromisoformat(created_at), str(user_id)
+    except (ValueError, TypeError) as error:
+        raise ValueError("invalid cursor") from error
+
+
+class PostgresIdentityStore:
+    def __init__(self, conn: psycopg.AsyncConnection, secrets: SecretBox) -> None:
+        self._conn = conn
+        self._secrets = secrets
+
+    async def _one(self, sql: str, params: Any) -> dict[str, Any] | None:
+        cursor = await self._conn.execute(sql, params)
+        return await cursor.fetchone()
+
+    async def add_user(self, user: User, password_hash: str | None) -> None:
+        await self._conn.execute(INSERT_USER, {**user.model_dump(), "password_hash": password_hash})
+
+    async def user_by_id(self, user_id: str, *, for_update: bool = False) -> User | None:
+        try:
+            row = await self._one(SELECT_USER_BY_ID + (" FOR UPDATE" if for_update else ""), (user_id,))
+        except psycopg.errors.InvalidTextRepresentation:
+            raise ValueError("not a user id") from None
+        return _user(row) if row else None
+
+    async def user_by_email(self, email: str, *, for_update: bool = False) -> User | None:
+        row = await self._one(SELECT_USER_BY_EMAIL + (" FOR UPDATE" if for_update else ""), (email,))
+        return _user(row) if row else None
+
+    async def password_hash(self, user_id: str) -> str | None:
+        row = await self._one("SELECT password_hash FROM users WHERE id = %s", (user_id,))
+        return row["password_hash"] if row else None
+
+    async def set_password_hash(self, user_id: str, password_hash: str | None, now: datetime) -> None:
+        await self._conn.execute(
+            "UPDATE users SET password_hash = %s, updated_at = %s WHERE id = %s",
+            (password_hash, now, user_id),
+        )
+
+    async def update_user(self, user_id: str, now: datetime, **changes: Any) -> User:
+        unknown = set(changes) - _UPDATABLE
+        if unknown:
+            raise ValueError(f"cannot update {sorted(unknown)}")
+        assignments = ", ".join(f"{column} = %({column})s" for column in changes)
+        row = await self._one(
+            f"UPDATE users SET {assignments}, updated_at = %(now)s WHERE id = %(id)s "
+            f"RETURNING {_USER_COLUMNS}",
+            {**changes, "now": now, "id": user_id},
+        )
+        if row is None:
+            raise LookupError(f"user {user_id} vanished")
+        return _user(row)
+
+    async def count_super_admins(self) -> int:
+        row = await self._one(
+            "SELECT count(*) AS n FROM users WHERE role = 'super_admin' AND deleted_at IS NULL", ()
+        )
+        return int(row["n"]) if row else 0
+
+    async def search_users(
+        self, *, query: str | None, role: Role | None, limit: int, cursor: str | None
+    ) -> UserPage:
+        conditions = ["deleted_at IS NULL"]
+        params: dict[str, Any] = {"limit": limit + 1}
+        if query:
+            conditions.append("(email ILIKE %(pattern)s OR name ILIKE %(pattern)s)")
+            escaped = query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            params["pattern"] = f"%{escaped}%"
+        if role:
+            conditions.append("role = %(role)s")
+            params["role"] = role
+        if cursor:
+            params["after_created"], params["after_id"] = decode_cursor(cursor)
+            conditions.append("(created_at, id) < (%(after_created)s, %(after_id)s::uuid)")
+        cursor_rows = await self._conn.execute(
+            f"SELECT {_USER_COLUMNS} FROM users WHERE {' AND '.join(conditions)} "
+            "ORDER BY created_at DESC, id DESC LIMIT %(limit)s",
+            params,
+        )
+        rows = await cursor_rows.fetchall()
+        users = [_user(r) for r in rows[:limit]]
+        next_cursor = encode_cursor(users[-1].created_at, users[-1].id) if len(rows) > limit else None
+        return UserPage(users=users, next_cursor=next_cursor)
+
+    async def add_session(self, session: SessionRecord, refresh_token_hash: bytes) -> None:
+        await self._conn.execute(
+            INSERT_SESSION,
+            (
+                session.id,
+                session.user_id,
+                session.expires_at,
+                session.ip_address,
+                session.user_agent,
+                session.created_at,
+                session.last_refreshed_at,
+            ),
+        )
+        await self._conn.execute(INSERT_REFRESH_TOKEN, (refresh_token_hash, session.id, session.created_at))
+
+    async def session(self, session_id: str, *, for_update: bool = False) -> SessionRecord | None:
+        try:
+            row = await self._one(
+                f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE id = %s"
+                + (" FOR UPDATE" if for_update else ""),
+                (session_id,),
+            )
+        except psycopg.errors.InvalidTextRepresentation:
+            return None
+        return _session(row) if row else None
+
+    async def session_by_refresh_hash(self, token_hash: bytes) -> tuple[SessionRecord, bool] | None:
+        row = await self._one(SELECT_SESSION_BY_REFRESH, (token_hash,))
+        return (_session(row), bool(row["rotated"])) if row else None
+
+    async def rotate_refresh_token(
+        self, session_id: str, old_hash: bytes, new_hash: bytes, now: datetime
+    ) -> bool:
+        cursor = await self._conn.execute(RETIRE_REFRESH_TOKEN, (now, old_hash, session_id))
+        if cursor.rowcount != 1:
+            return False
+        await self._conn.execute(INSERT_REFRESH_TOKEN, (new_hash, session_id, now))
+        await self._conn.execute(
+            "UPDATE sessions SET last_refreshed_at = %s WHERE id = %s", (now, session_id)
+        )
+        return True
+
+    async def revoke_session(self, session_id: str, reason: str, now: datetime) -> bool:
+        cursor = await self._conn.execute(REVOKE_SESSION, (now, reason, session_id))
+        return cursor.rowcount == 1
+
+    async def revoke_user_sessions(self, user_id: str, reason: str, now: datetime) -> list[str]:
+        cursor = await self._conn.execute(REVOKE_USER_SESSIONS, (now, reason, user_id))
+        return [row["id"] for row in await cursor.fetchall()]
+
+    async def sessions_of(self, user_id: str, now: datetime) -> list[SessionRecord]:
+        cursor = await self._conn.execute(SELECT_ACTIVE_SESSIONS, (user_id, now))
+        return [_session(row) for row in await cursor.fetchall()]
+
+    async def add_verification(
+        self, identifier: str, token_hash: bytes, expires_at: datetime, now: datetime
+    ) -> None:
+        await self._conn.execute(
+            "INSERT INTO verifications (id, identifier, value, expires_at, created_at) "
+            "VALUES (gen_random_uuid(), %s, %s, %s, %s)",
+            (identifier, token_hash, expires_at, now),
+        )
+
+    async def consume_verification(self, token_hash: bytes, purpose: str, now: datetime) -> str | None:
+        row = await self._one(
+            CONSUME_VERIFICATION, {"now": now, "value": token_hash, "prefix": f"{purpose}:%"}
+        )
+        return row["user_id"] if row else None
+
+    async def drop_verifications(self, identifier: str, now: datetime) -> None:
+        await self._conn.execute(
+            "UPDATE verifications SET consumed_at = %s WHERE identifier = %s AND consumed_at IS NULL",
+            (now, identifier),
+        )
+
+    async def account_user(self, provider: str, account_id: str) -> str | None:
+        row = await self._one(
+            "SELECT a.user_id::text AS user_id FROM accounts a JOIN users u ON u.id = a.user_id "
+            "WHERE a.provider_id = %s AND a.account_id = %s AND u.deleted_at IS NULL",
+            (provider, account_id),
+        )
+        return row["user_id"] if row else None
+
+    async def link_account(
+        self,
+        user_id: str,
+        provider: str,
+        account_id: str,
+        access_token: str,
+        refresh_token: str | None,
+        now: datetime,
+    ) -> None:
+        purpose = f"oauth:{provider}"
+        await self._conn.execute(
+            UPSERT_ACCOUNT,
+            {
+                "user_id": user_id,
+                "provider": provider,
+                "account_id": account_id,
+                "access": self._secrets.encrypt(access_token.encode(), purpose=purpose + ":access"),
+                "refresh": (
+                    self._secrets.encrypt(refresh_token.encode(), purpose=purpose + ":refresh")
+                    if refresh_token
+                    else None
+                ),
+                "now": now,
+            },
+        )
+
+    async def queue_mail(self, mail: OutgoingMail, now: datetime) -> None:
+        body = self._secrets.encrypt(mail.body.encode(), purpose="mail-body")
+        await self._conn.execute(INSERT_MAIL, (mail.recipient, mail.subject, body, mail.purpose, now))
+
+
+class PostgresUnitOfWork:
+    def __init__(self, pool: AsyncConnectionPool, secrets: SecretBox) -> None:
+        self._inner = UnitOfWork(pool)
+        self._secrets = secrets
+        self._events: list[IntegrationEvent] = []
+        self.store: PostgresIdentityStore
+
+    async def __aenter__(self) -> PostgresUnitOfWork:
+        await self._inner.__aenter__()
+        self.store = PostgresIdentityStore(self._inner.conn, self._secrets)
+        return self
+
+    async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if exc_type is None and self._events:
+            try:
+                correlation_id = current_correlation_id() or None
+                envelopes = [
+                    (event.TOPIC, Envelope.wrap(event, correlation_id=correlation_id))
+                    for event in self._events
+                ]
+                await add_to_outbox(self._inner.conn, envelopes)
+            except BaseException as error:
+                await self._inner.__aexit__(type(error), error, error.__traceback__)
+                raise
+        await self._inner.__aexit__(exc_type, exc, tb)
+
+    def publish(self, event: IntegrationEvent) -> None:
+        self._events.append(event)
+
+
+def unit_of_work_factory(pool: AsyncConnectionPool, secrets: SecretBox):
+    def create() -> PostgresUnitOfWork:
+        return PostgresUnitOfWork(pool, secrets)
+
+    return create

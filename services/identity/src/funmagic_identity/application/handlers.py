@@ -1,0 +1,613 @@
+"""The identity use cases: one unit of work each, events through the outbox in the same transaction."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from funmagic_contracts.identity.events import (
+    UserDeleted,
+    UserDisabled,
+    UserEmailVerified,
+    UserEnabled,
+    UserRegistered,
+    UserRoleChanged,
+)
+from funmagic_identity.application.ports import (
+    AccessTokenIssuer,
+    Clock,
+    IdentityUnitOfWork,
+    OAuthGateway,
+    OAuthProfile,
+    OAuthStates,
+    OutgoingMail,
+    PasswordHasher,
+    Revocations,
+    SessionRecord,
+    UnitOfWorkFactory,
+    UserPage,
+)
+from funmagic_identity.domain.errors import (
+    AccountDisabled,
+    EmailAlreadyRegistered,
+    InvalidCredentials,
+    InvalidVerificationToken,
+    NotAllowed,
+    OAuthFailed,
+    SessionExpired,
+    UserNotFound,
+)
+from funmagic_identity.domain.users import (
+    Role,
+    User,
+    check_password_policy,
+    normalise_email,
+    role_change_is_allowed,
+    status_change_is_allowed,
+)
+
+__all__ = ["ClientContext", "IdentityHandlers", "IdentityPolicy", "OAuthStart", "SignedIn", "hash_token"]
+
+EMAIL_VERIFICATION = "email-verification"
+PASSWORD_RESET = "password-reset"
+
+
+def hash_token(token: str) -> bytes:
+    return hashlib.sha256(token.encode()).digest()
+
+
+def _new_token() -> str:
+    return secrets.token_urlsafe(32)
+
+
+@dataclass(frozen=True)
+class IdentityPolicy:
+    session_ttl: timedelta = timedelta(days=30)
+    email_verification_ttl: timedelta = timedelta(hours=24)
+    password_reset_ttl: timedelta = timedelta(minutes=30)
+    oauth_state_ttl: timedelta = timedelta(minutes=10)
+    app_url: str = "http://localhost:5173"
+
+
+@dataclass(frozen=True)
+class ClientContext:
+    ip_address: str | None = None
+    user_agent: str | None = None
+
+
+@dataclass(frozen=True)
+class SignedIn:
+    user: User
+    session: SessionRecord
+    access_token: str
+    access_token_expires_at: datetime
+    refresh_token: str
+    created: bool = False
+    redirect_to: str | None = None
+
+
+@dataclass(frozen=True)
+class OAuthStart:
+    authorization_url: str
+    state: str
+
+
+class IdentityHandlers:
+    def __init__(
+        self,
+        *,
+        uow: UnitOfWorkFactory,
+        hasher: PasswordHasher,
+        tokens: AccessTokenIssuer,
+        revocations: Revocations,
+        oauth: OAuthGateway,
+        oauth_states: OAuthStates,
+        clock: Clock,
+        policy: IdentityPolicy,
+    ) -> None:
+        self._uow = uow
+        self._hasher = hasher
+        self._tokens = tokens
+        self._revocations = revocations
+        self._oauth = oauth
+        self._oauth_states = oauth_states
+        self._clock = clock
+        self._policy = policy
+
+    # --- email and password -------------------------------------------------------------------------
+
+    async def sign_up(self, email: str, password: str, name: str, context: ClientContext) -> SignedIn:
+        email = normalise_email(email)
+        name = name.strip() or email.split("@", 1)[0]
+        check_password_policy(password, email=email, name=name)
+        password_hash = await self._hasher.hash(password)
+        now = self._clock.now()
+        user = User(
+            id=str(uuid.uuid4()),
+            email=email,
+            name=name,
+            has_password=True,
+            created_at=now,
+            updated_at=now,
+        )
+        async with self._uow() as uow:
+            if await uow.store.user_by_email(email) is not None:
+                raise EmailAlreadyRegistered("an account with this email already exists")
+            await uow.store.add_user(user, password_hash)
+            uow.publish(
+                UserRegistered(user_id=user.id, email=email, name=name, method="email", registered_at=now)
+            )
+            await self._send_verification(uow, user, now)
+            signed_in = await self._open_session(uow, user, context, now)
+        return SignedIn(**{**signed_in.__dict__, "created": True})
+
+    async def sign_in(self, email: str, password: str, context: ClientContext) -> SignedIn:
+        try:
+            email = normalise_email(email)
+        except ValueError:
+            await self._hasher.burn(password)
+            raise InvalidCredentials("email or password is wrong") from None
+        async with self._uow() as uow:
+            user = await uow.store.user_by_email(email)
+            password_hash = await uow.store.password_hash(user.id) if user else None
+        if user is None or password_hash is None:
+            await self._hasher.burn(password)
+            raise InvalidCredentials("email or password is wrong")
+        if not await self._hasher.verify(password_hash, password):
+            raise InvalidCredentials("email or password is wrong")
+        if user.disabled:
+            raise AccountDisabled("this account is disabled")
+        now = self._clock.now()
+        async with self._uow() as uow:
+            return await self._open_session(uow, user, context, now)
+
+    async def refresh(self, refresh_token: str) -> SignedIn:
+        now = self._clock.now()
+        old_hash = hash_token(refresh_token)
+        async with self._uow() as uow:
+            found = await uow.store.session_by_refresh_hash(old_hash)
+            if found is None:
+                raise SessionExpired("sign in again")
+            session, already_rotated = found
+            if already_rotated:
+                # An old refresh token came back: it leaked. The revocation commits before the refusal.
+                await uow.store.revoke_session(session.id, "refresh_token_reused", now)
+            else:
+                return await self._rotate(uow, session.id, old_hash, now)
+        await self._revocations.session_revoked(session.user_id, session.id)
+        raise SessionExpired("this refresh token was already used; the session is revoked for safety")
+
+    async def _rotate(
+        self, uow: IdentityUnitOfWork, session_id: str, old_hash: bytes, now: datetime
+    ) -> SignedIn:
+        session = await uow.store.session(session_id, for_update=True)
+        if session is None or session.revoked_at is not None or session.expires_at <= now:
+            raise SessionExpired("sign in again")
+        user = await uow.store.user_by_id(session.user_id)
+        if user is None or user.disabled:
+            raise SessionExpired("sign in again")
+        new_refresh = f"{session.id}.{_new_token()}"
+        if not await uow.store.rotate_refresh_token(session.id, old_hash, hash_token(new_refresh), now):
+            # A concurrent refresh with the same token won the row lock; this one just loses.
+            raise SessionExpired("this refresh token was just used; use the newest one")
+        return SignedIn(
+            user=user,
+            session=session,
+            access_token=self._tokens.issue(user, session.id, now),
+            access_token_expires_at=now + timedelta(seconds=self._tokens.ttl_seconds),
+            refresh_token=new_refresh,
+        )
+
+    async def sign_out(
+        self, *, user_id: str | None, session_id: str | None, refresh_token: str | None
+    ) -> None:
+        now = self._clock.now()
+        async with self._uow() as uow:
+            session = None
+            if refresh_token:
+                found = await uow.store.session_by_refresh_hash(hash_token(refresh_token))
+                session = found[0] if found else None
+            if session is None and session_id:
+                session = await uow.store.session(session_id)
+                if session is not None and session.user_id != user_id:
+                    session = None
+            if session is None:
+                return
+            await uow.store.revoke_session(session.id, "signed_out", now)
+        await self._revocations.session_revoked(session.user_id, session.id)
+
+    async def sign_out_everywhere(self, user_id: str) -> int:
+        now = self._clock.now()
+        async with self._uow() as uow:
+            revoked = await uow.store.revoke_user_sessions(user_id, "signed_out_everywhere", now)
+        await self._revocations.tokens_invalid_before(user_id, now)
+        return len(revoked)
+
+    async def list_sessions(self, user_id: str) -> list[SessionRecord]:
+        async with self._uow() as uow:
+            return await uow.store.sessions_of(user_id, self._clock.now())
+
+    async def revoke_session(self, user_id: str, session_id: str) -> None:
+        now = self._clock.now()
+        async with self._uow() as uow:
+            session = await uow.store.session(session_id)
+            if session is None or session.user_id != user_id:
+                raise UserNotFound("no such session")  # another user's session id is simply not found
+            await uow.store.revoke_session(session_id, "revoked_by_user", now)
+        await self._revocations.session_revoked(user_id, session_id)
+
+    async def current_user(self, user_id: str) -> User:
+        async with self._uow() as uow:
+            user = await uow.store.user_by_id(user_id)
+        if user is None:
+            raise UserNotFound("no such user")
+        return user
+
+    # --- verification and reset ----------------------------------------------------------------------
+
+    async def resend_verification(self, user_id: str) -> bool:
+        now = self._clock.now()
+        async with self._uow() as uow:
+            user = await uow.store.user_by_id(user_id)
+            if user is None:
+                raise UserNotFound("no such user")
+            if user.email_verified:
+                return False
+            await self._send_verification(uow, user, now)
+        return True
+
+    async def verify_email(self, token: str) -> User:
+        now = self._clock.now()
+        async with self._uow() as uow:
+            user_id = await uow.store.consume_verification(hash_token(token), EMAIL_VERIFICATION, now)
+            if user_id is None:
+                raise InvalidVerificationToken("this link is invalid, used or expired")
+            user = await uow.store.user_by_id(user_id, for_update=True)
+            if user is None:
+                raise InvalidVerificationToken("this link is invalid, used or expired")
+            if not user.email_verified:
+                user = await uow.store.update_user(user.id, now, email_verified=True)
+                uow.publish(UserEmailVerified(user_id=user.id, email=user.email))
+        await self._revocations.tokens_invalid_before(user.id, now)  # tokens carry email_verified
+        return user
+
+    async def request_password_reset(self, email: str) -> None:
+        """Always succeeds from the caller's view, so it does not tell which emails have accounts."""
+        try:
+            email = normalise_email(email)
+        except ValueError:
+            return
+        now = self._clock.now()
+        async with self._uow() as uow:
+            user = await uow.store.user_by_email(email)
+            if user is None or user.disabled:
+                return
+            identifier = f"{PASSWORD_RESET}:{user.id}"
+            await uow.store.drop_verifications(identifier, now)  # only the newest link works
+            token = _new_token()
+            await uow.store.add_verification(
+                identifier, hash_token(token), now + self._policy.password_reset_ttl, now
+            )
+            minutes = int(self._policy.password_reset_ttl.total_seconds() // 60)
+            await uow.store.queue_mail(
+                OutgoingMail(
+                    recipient=user.email,
+                    subject="Reset your FunMagic password",
+                    body=(
+                        f"Hello {user.name},\n\n"
+                        "Someone asked to reset the password of your FunMagic account.\n"
+                        f"Choose a new one here (valid {minutes} minutes, once):\n"
+                        f"{self._policy.app_url}/reset-password?token={token}\n\n"
+                        "If it was not you, ignore this mail; your password stays as it is.\n"
+                    ),
+                    purpose=PASSWORD_RESET,
+                ),
+                now,
+            )
+
+    async def reset_password(self, token: str, password: str) -> None:
+        now = self._clock.now()
+        async with self._uow() as uow:
+            user_id = await uow.store.consume_verification(hash_token(token), PASSWORD_RESET, now)
+            user = await uow.store.user_by_id(user_id, for_update=True) if user_id else None
+            if user is None or user.disabled:
+                raise InvalidVerificationToken("this link is invalid, used or expired")
+            check_password_policy(password, email=user.email, name=user.name)
+            await uow.store.set_password_hash(user.id, await self._hasher.hash(password), now)
+            if not user.email_verified:
+                # The link reached the mailbox, which proves ownership of the address.
+                await uow.store.update_user(user.id, now, email_verified=True)
+                uow.publish(UserEmailVerified(user_id=user.id, email=user.email))
+            await uow.store.revoke_user_sessions(user.id, "password_reset", now)
+        await self._revocations.tokens_invalid_before(user.id, now)
+
+    async def delete_account(self, user_id: str, password: str | None) -> None:
+        now = self._clock.now()
+        async with self._uow() as uow:
+            user = await uow.store.user_by_id(user_id, for_update=True)
+            if user is None:
+                raise UserNotFound("no such user")
+            password_hash = await uow.store.password_hash(user_id)
+            if password_hash is not None and not (
+                password and await self._hasher.verify(password_hash, password)
+            ):
+                raise InvalidCredentials("confirm with your current password")
+            if user.role == "super_admin" and await uow.store.count_super_admins() <= 1:
+                raise NotAllowed("the last super_admin cannot delete their account")
+            await uow.store.revoke_user_sessions(user_id, "account_deleted", now)
+            await uow.store.update_user(user_id, now, deleted_at=now)
+            uow.publish(UserDeleted(user_id=user_id))
+        await self._revocations.tokens_invalid_before(user_id, now)
+
+    # --- OAuth ---------------------------------------------------------------------------------------
+
+    def oauth_providers(self) -> list[str]:
+        return list(self._oauth.provider_names())
+
+    async def start_oauth(self, provider: str, *, redirect_to: str, link_user_id: str | None) -> OAuthStart:
+        if provider not in self._oauth.provider_names():
+            raise UserNotFound(f"unknown sign-in provider {provider!r}")
+        state = _new_token()
+        verifier = _new_token() + _new_token()  # 86 characters: within PKCE's 43–128
+        challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+        await self._oauth_states.put(
+            state,
+            {
+                "provider": provider,
+                "verifier": verifier,
+                "redirect_to": redirect_to,
+                "link_user_id": link_user_id,
+            },
+            int(self._policy.oauth_state_ttl.total_seconds()),
+        )
+        return OAuthStart(
+            self._oauth.authorization_url(provider, state=state, code_challenge=challenge), state
+        )
+
+    async def finish_oauth(self, provider: str, *, code: str, state: str, context: ClientContext) -> SignedIn:
+        started = await self._oauth_states.take(state)
+        if started is None or started.get("provider") != provider:
+            raise OAuthFailed("the sign-in attempt is unknown or expired; start again")
+        profile = await self._oauth.fetch_profile(provider, code=code, code_verifier=str(started["verifier"]))
+        now = self._clock.now()
+        async with self._uow() as uow:
+            user, created = await self._user_for_profile(uow, profile, started.get("link_user_id"), now)
+            if user.disabled:
+                raise AccountDisabled("this account is disabled")
+            signed_in = await self._open_session(uow, user, context, now)
+        return SignedIn(
+            **{**signed_in.__dict__, "created": created, "redirect_to": started.get("redirect_to")}
+        )
+
+    async def _user_for_profile(
+        self, uow: IdentityUnitOfWork, profile: OAuthProfile, link_user_id: str | None, now: datetime
+    ) -> tuple[User, bool]:
+        store = uow.store
+        linked_user_id = await store.account_user(profile.provider, profile.account_id)
+        if linked_user_id is not None:
+            if link_user_id is not None and link_user_id != linked_user_id:
+                raise OAuthFailed(f"this {profile.provider} account is linked to another user")
+            user = await store.user_by_id(linked_user_id)
+            if user is None:
+                raise OAuthFailed("the account linked to this sign-in no longer exists")
+            await store.link_account(
+                user.id,
+                profile.provider,
+                profile.account_id,
+                profile.access_token,
+                profile.refresh_token,
+                now,
+            )
+            return user, False
+        if link_user_id is not None:
+            user = await store.user_by_id(link_user_id)
+            if user is None:
+                raise OAuthFailed("sign in again before linking an account")
+            await store.link_account(
+                user.id,
+                profile.provider,
+                profile.account_id,
+                profile.access_token,
+                profile.refresh_token,
+                now,
+            )
+            return user, False
+        if not profile.email:
+            raise OAuthFailed(f"{profile.provider} did not share an email address")
+        email = normalise_email(profile.email)
+        existing = await store.user_by_email(email, for_update=True)
+        if existing is not None:
+            if not profile.email_verified:
+                raise OAuthFailed(
+                    "an account with this email exists; sign in with your password and link "
+                    f"{profile.provider} from your profile (its email is not verified there)"
+                )
+            if not existing.email_verified:
+                # Someone registered this address without proving it. The provider proved it now, so the
+                # unproven password (perhaps set by an impostor) and its sessions go.
+                await store.set_password_hash(existing.id, None, now)
+                await store.revoke_user_sessions(existing.id, "email_proven_by_oauth", now)
+                existing = await store.update_user(existing.id, now, email_verified=True)
+                uow.publish(UserEmailVerified(user_id=existing.id, email=existing.email))
+                await self._revocations.tokens_invalid_before(existing.id, now)
+            await store.link_account(
+                existing.id,
+                profile.provider,
+                profile.account_id,
+                profile.access_token,
+                profile.refresh_token,
+                now,
+            )
+            return existing, False
+        user = User(
+            id=str(uuid.uuid4()),
+            email=email,
+            name=profile.name.strip() or email.split("@", 1)[0],
+            image=profile.image,
+            email_verified=profile.email_verified,
+            created_at=now,
+            updated_at=now,
+        )
+        await store.add_user(user, None)
+        await store.link_account(
+            user.id, profile.provider, profile.account_id, profile.access_token, profile.refresh_token, now
+        )
+        method = profile.provider if profile.provider in ("google", "github") else "email"
+        uow.publish(
+            UserRegistered(user_id=user.id, email=email, name=user.name, method=method, registered_at=now)
+        )
+        if user.email_verified:
+            uow.publish(UserEmailVerified(user_id=user.id, email=email))
+        else:
+            await self._send_verification(uow, user, now)
+        return user, True
+
+    # --- administration ------------------------------------------------------------------------------
+
+    async def search_users(
+        self, *, query: str | None, role: Role | None, limit: int, cursor: str | None
+    ) -> UserPage:
+        async with self._uow() as uow:
+            return await uow.store.search_users(query=query, role=role, limit=limit, cursor=cursor)
+
+    async def change_role(self, *, actor_id: str, actor_role: Role, user_id: str, new_role: Role) -> User:
+        now = self._clock.now()
+        async with self._uow() as uow:
+            target = await uow.store.user_by_id(user_id, for_update=True)
+            if target is None:
+                raise UserNotFound("no such user")
+            if target.role == new_role:
+                return target
+            role_change_is_allowed(
+                actor_id=actor_id,
+                actor_role=actor_role,
+                target=target,
+                new_role=new_role,
+                super_admins=await uow.store.count_super_admins(),
+            )
+            updated = await uow.store.update_user(user_id, now, role=new_role)
+            uow.publish(
+                UserRoleChanged(user_id=user_id, old_role=target.role, new_role=new_role, changed_by=actor_id)
+            )
+        await self._revocations.tokens_invalid_before(user_id, now)
+        return updated
+
+    async def set_disabled(
+        self, *, actor_id: str, actor_role: Role, user_id: str, disabled: bool, reason: str
+    ) -> User:
+        now = self._clock.now()
+        async with self._uow() as uow:
+            target = await uow.store.user_by_id(user_id, for_update=True)
+            if target is None:
+                raise UserNotFound("no such user")
+            status_change_is_allowed(actor_id=actor_id, actor_role=actor_role, target=target)
+            if target.disabled == disabled:
+                return target
+            if disabled:
+                updated = await uow.store.update_user(user_id, now, disabled_at=now, disabled_reason=reason)
+                await uow.store.revoke_user_sessions(user_id, "account_disabled", now)
+                uow.publish(UserDisabled(user_id=user_id, by=actor_id, reason=reason))
+            else:
+                updated = await uow.store.update_user(user_id, now, disabled_at=None, disabled_reason=None)
+                uow.publish(UserEnabled(user_id=user_id, by=actor_id, reason=reason))
+        if disabled:
+            await self._revocations.tokens_invalid_before(user_id, now)
+        return updated
+
+    async def create_super_admin(self, email: str, password: str | None, name: str) -> tuple[User, bool]:
+        """The operator's way in (CLI): a new verified super_admin, or an existing user promoted."""
+        email = normalise_email(email)
+        now = self._clock.now()
+        async with self._uow() as uow:
+            existing = await uow.store.user_by_email(email, for_update=True)
+            if existing is not None:
+                if existing.role != "super_admin":
+                    existing = await uow.store.update_user(existing.id, now, role="super_admin")
+                    uow.publish(
+                        UserRoleChanged(
+                            user_id=existing.id,
+                            old_role="user",
+                            new_role="super_admin",
+                            changed_by=existing.id,
+                        )
+                    )
+                created, user = False, existing
+            else:
+                if password is None:
+                    raise InvalidCredentials("a new super_admin needs a password")
+                check_password_policy(password, email=email, name=name)
+                user = User(
+                    id=str(uuid.uuid4()),
+                    email=email,
+                    name=name.strip() or email.split("@", 1)[0],
+                    role="super_admin",
+                    email_verified=True,
+                    has_password=True,
+                    created_at=now,
+                    updated_at=now,
+                )
+                await uow.store.add_user(user, await self._hasher.hash(password))
+                uow.publish(
+                    UserRegistered(
+                        user_id=user.id, email=email, name=user.name, method="email", registered_at=now
+                    )
+                )
+                uow.publish(UserEmailVerified(user_id=user.id, email=email))
+                uow.publish(
+                    UserRoleChanged(
+                        user_id=user.id, old_role="user", new_role="super_admin", changed_by=user.id
+                    )
+                )
+                created = True
+        await self._revocations.tokens_invalid_before(user.id, now)
+        return user, created
+
+    # --- helpers -------------------------------------------------------------------------------------
+
+    async def _open_session(
+        self, uow: IdentityUnitOfWork, user: User, context: ClientContext, now: datetime
+    ) -> SignedIn:
+        session = SessionRecord(
+            id=str(uuid.uuid4()),
+            user_id=user.id,
+            created_at=now,
+            last_refreshed_at=now,
+            expires_at=now + self._policy.session_ttl,
+            ip_address=context.ip_address,
+            user_agent=(context.user_agent or "")[:512] or None,
+            revoked_at=None,
+        )
+        refresh_token = f"{session.id}.{_new_token()}"
+        await uow.store.add_session(session, hash_token(refresh_token))
+        return SignedIn(
+            user=user,
+            session=session,
+            access_token=self._tokens.issue(user, session.id, now),
+            access_token_expires_at=now + timedelta(seconds=self._tokens.ttl_seconds),
+            refresh_token=refresh_token,
+        )
+
+    async def _send_verification(self, uow: IdentityUnitOfWork, user: User, now: datetime) -> None:
+        identifier = f"{EMAIL_VERIFICATION}:{user.id}"
+        await uow.store.drop_verifications(identifier, now)
+        token = _new_token()
+        await uow.store.add_verification(
+            identifier, hash_token(token), now + self._policy.email_verification_ttl, now
+        )
+        await uow.store.queue_mail(
+            OutgoingMail(
+                recipient=user.email,
+                subject="Confirm your email for FunMagic",
+                body=(
+                    f"Hello {user.name},\n\nConfirm that this is your email address:\n"
+                    f"{self._policy.app_url}/verify-email?token={token}\n\n"
+                    "The link works once, for 24 hours. If you did not sign up, ignore this mail.\n"
+                ),
+                purpose=EMAIL_VERIFICATION,
+            ),
+            now,
+        )

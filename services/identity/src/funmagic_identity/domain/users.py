@@ -1,0 +1,119 @@
+"""Users and the rules about them: emails, passwords, roles. Pure: no I/O."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from funmagic_identity.domain.errors import LastSuperAdmin, NotAllowed, WeakPassword
+
+__all__ = [
+    "ROLES",
+    "Role",
+    "User",
+    "check_password_policy",
+    "normalise_email",
+    "role_change_is_allowed",
+    "status_change_is_allowed",
+]
+
+Role = Literal["user", "admin", "super_admin"]
+ROLES: tuple[Role, ...] = ("user", "admin", "super_admin")
+
+PASSWORD_MIN_LENGTH = 10
+PASSWORD_MAX_LENGTH = 128
+# The most common passwords of public breach lists that pass the length rule; a real deployment can add a
+# breached-password check, this keeps the obvious ones out.
+COMMON_PASSWORDS = frozenset(
+    {
+        "1234567890",
+        "0123456789",
+        "12345678910",
+        "qwertyuiop",
+        "password123",
+        "password1234",
+        "passwordpassword",
+        "iloveyou123",
+        "1q2w3e4r5t",
+        "qwerty12345",
+        "abcdefghij",
+        "letmein1234",
+        "welcome1234",
+        "administrator",
+    }
+)
+_EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s.]+(\.[^@\s.]+)+$")
+
+
+class User(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    email: str
+    name: str
+    image: str | None = None
+    role: Role = "user"
+    email_verified: bool = False
+    has_password: bool = False
+    disabled: bool = False
+    created_at: datetime
+    updated_at: datetime
+
+
+def normalise_email(email: str) -> str:
+    """One spelling per mailbox: NFKC, trimmed, lower-cased. Raises ValueError when it is not an address."""
+    value = unicodedata.normalize("NFKC", email).strip().lower()
+    if len(value) > 254 or not _EMAIL.match(value):
+        raise ValueError("not a valid email address")
+    return value
+
+
+def check_password_policy(password: str, *, email: str = "", name: str = "") -> None:
+    problems: list[str] = []
+    if len(password) < PASSWORD_MIN_LENGTH:
+        problems.append(f"use at least {PASSWORD_MIN_LENGTH} characters")
+    if len(password) > PASSWORD_MAX_LENGTH:
+        problems.append(f"use at most {PASSWORD_MAX_LENGTH} characters")
+    if password.strip() != password or not password.strip():
+        problems.append("do not start or end with spaces")
+    if len(set(password)) < 4:
+        problems.append("use more than three different characters")
+    lowered = password.lower()
+    if lowered in COMMON_PASSWORDS:
+        problems.append("this password is too common")
+    local_part = email.split("@", 1)[0].lower()
+    if (local_part and len(local_part) >= 4 and local_part in lowered) or (
+        name and len(name) >= 4 and name.lower() in lowered
+    ):
+        problems.append("do not use your email or name in the password")
+    if problems:
+        raise WeakPassword(problems)
+
+
+def role_change_is_allowed(
+    *, actor_id: str, actor_role: Role, target: User, new_role: Role, super_admins: int
+) -> None:
+    """Only a super_admin grants or removes admin rights; nobody demotes the last super_admin."""
+    if actor_role != "super_admin":
+        raise NotAllowed("only a super_admin can change roles")
+    if target.role == "super_admin" and new_role != "super_admin" and super_admins <= 1:
+        raise LastSuperAdmin("the last super_admin cannot be demoted")
+    if target.disabled and new_role != "user":
+        raise NotAllowed("enable the account before granting a role")
+    del actor_id  # a super_admin may demote themselves while another super_admin remains
+
+
+def status_change_is_allowed(*, actor_id: str, actor_role: Role, target: User) -> None:
+    """Admins disable users, only a super_admin disables an admin, nobody a super_admin or themselves."""
+    if actor_id == target.id:
+        raise NotAllowed("you cannot disable or enable your own account")
+    if target.role == "super_admin":
+        raise NotAllowed("a super_admin cannot be disabled; demote them first")
+    if target.role == "admin" and actor_role != "super_admin":
+        raise NotAllowed("only a super_admin can disable or enable an admin")
+    if actor_role not in ("admin", "super_admin"):
+        raise NotAllowed("only admins can disable or enable accounts")
