@@ -1,7 +1,13 @@
-"""E2E fixtures: the six services as separate processes on their own ports, driven from outside."""
+"""E2E fixtures: the six services as separate processes on their own ports, driven from outside.
+
+Identity signs in with Google and GitHub against a fake OAuth provider (a real HTTP server, see
+tests/fakes/oauth_provider.py). The platform uses its own Redis database, so its rate-limit counters and
+settings never mix with a developer's `make run`.
+"""
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from collections.abc import Iterator
@@ -11,10 +17,24 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "deploy" / "local"))
+sys.path.insert(0, str(REPO / "tests" / "fakes"))
+sys.path.insert(0, str(Path(__file__).parent))
 
+import oauth_provider  # noqa: E402
 import run_services  # noqa: E402
 
 E2E_PORT_BASE = int(os.environ.get("FUNMAGIC_E2E_PORT_BASE", "18000"))
+E2E_REDIS_DB = 3
+GATEWAY_URL = f"http://127.0.0.1:{E2E_PORT_BASE}"
+OAUTH_CLIENTS = {
+    "google": ("e2e-google-client", "e2e-google-secret"),
+    "github": ("e2e-github-client", "e2e-github-secret"),
+}
+# High enough that the suite itself is never throttled; the throttling test tightens them on purpose.
+RELAXED_RATE_LIMITS = {
+    name: {"limit": 100_000, "window_seconds": 60}
+    for name in ("global_api", "user_api", "task_creation", "upload", "auth_session", "auth_action")
+}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -25,7 +45,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.fixture(scope="session")
 def stack_env() -> dict[str, str]:
-    needed = ["KAFKA_BOOTSTRAP_SERVERS", "REDIS_URL", "POSTGRES_URL", "S3_ENDPOINT"]
+    needed = ["KAFKA_BOOTSTRAP_SERVERS", "REDIS_URL", "POSTGRES_URL", "S3_ENDPOINT", "INTERNAL_API_TOKEN"]
     missing = [v for v in needed if not os.environ.get(v)]
     if missing:
         pytest.fail(f"the local stack is not configured ({', '.join(missing)} unset): run `make test`")
@@ -33,10 +53,62 @@ def stack_env() -> dict[str, str]:
 
 
 @pytest.fixture(scope="session")
-def platform(stack_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
+def oauth_fake() -> Iterator[oauth_provider.FakeOAuthProvider]:
+    running = oauth_provider.start_in_thread()
+    for provider, (client_id, secret) in OAUTH_CLIENTS.items():
+        callback = f"{GATEWAY_URL}/api/auth/oauth/{provider}/callback"
+        running.fake.register_client(provider, client_id, secret, [callback])
+    try:
+        yield running.fake
+    finally:
+        running.stop()
+
+
+def _oauth_env(fake: oauth_provider.FakeOAuthProvider) -> dict[str, str]:
+    env = {"OAUTH_PROVIDERS": "google,github"}
+    for provider, (client_id, secret) in OAUTH_CLIENTS.items():
+        prefix = f"OAUTH_{provider.upper()}_"
+        endpoints = fake.endpoints(provider)
+        env |= {
+            prefix + "CLIENT_ID": client_id,
+            prefix + "CLIENT_SECRET": secret,
+            prefix + "AUTHORIZE_URL": endpoints["authorize_url"],
+            prefix + "TOKEN_URL": endpoints["token_url"],
+            prefix + "USERINFO_URL": endpoints["userinfo_url"],
+        }
+        if "emails_url" in endpoints:
+            env[prefix + "EMAILS_URL"] = endpoints["emails_url"]
+    return env
+
+
+@pytest.fixture(scope="session")
+def e2e_redis_url(stack_env: dict[str, str]) -> str:
+    return stack_env["REDIS_URL"].rsplit("/", 1)[0] + f"/{E2E_REDIS_DB}"
+
+
+@pytest.fixture(scope="session")
+def platform(
+    stack_env: dict[str, str],
+    oauth_fake: oauth_provider.FakeOAuthProvider,
+    e2e_redis_url: str,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[dict]:
     """All six services, started once for the e2e session and stopped with SIGTERM at its end."""
+    import redis
+
+    client = redis.Redis.from_url(e2e_redis_url)
+    client.flushdb()
+    client.set("ratelimit:settings", json.dumps(RELAXED_RATE_LIMITS))
+    client.close()
     run_dir = tmp_path_factory.mktemp("services")
-    services = run_services.start_all(stack_env, E2E_PORT_BASE, run_dir)
+    env = {
+        **stack_env,
+        **_oauth_env(oauth_fake),
+        "REDIS_URL": e2e_redis_url,
+        "PUBLIC_APP_URL": "http://app.test",
+        "CORS_ORIGINS": "http://app.test",
+    }
+    services = run_services.start_all(env, E2E_PORT_BASE, run_dir)
     by_name = {s.name: s for s in services}
     try:
         yield by_name
