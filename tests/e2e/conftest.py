@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,6 +27,7 @@ import run_services  # noqa: E402
 
 E2E_PORT_BASE = int(os.environ.get("FUNMAGIC_E2E_PORT_BASE", "18000"))
 E2E_REDIS_DB = 3
+SERVICES_WITH_DATABASE = ("identity", "tasks", "credits", "storage", "providers")
 GATEWAY_URL = f"http://127.0.0.1:{E2E_PORT_BASE}"
 OAUTH_CLIENTS = {
     "google": ("e2e-google-client", "e2e-google-secret"),
@@ -87,30 +90,64 @@ def e2e_redis_url(stack_env: dict[str, str]) -> str:
 
 
 @pytest.fixture(scope="session")
-def platform(
-    stack_env: dict[str, str],
-    oauth_fake: oauth_provider.FakeOAuthProvider,
-    e2e_redis_url: str,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[dict]:
-    """All six services, started once for the e2e session and stopped with SIGTERM at its end."""
+def platform_env(
+    stack_env: dict[str, str], oauth_fake: oauth_provider.FakeOAuthProvider, e2e_redis_url: str
+) -> Iterator[dict[str, str]]:
+    """The environment of the e2e services: fresh databases per session, so counts (super_admins…) are exact."""
+    import psycopg
     import redis
 
+    suffix = uuid.uuid4().hex[:8]
+    databases = {name: f"funmagic_{name}_e2e_{suffix}" for name in SERVICES_WITH_DATABASE}
+    admin_url = stack_env["POSTGRES_URL"] + "/postgres"
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        for database in databases.values():
+            conn.execute(f'CREATE DATABASE "{database}"')
     client = redis.Redis.from_url(e2e_redis_url)
     client.flushdb()
     client.set("ratelimit:settings", json.dumps(RELAXED_RATE_LIMITS))
     client.close()
-    run_dir = tmp_path_factory.mktemp("services")
     env = {
         **stack_env,
         **_oauth_env(oauth_fake),
+        **{f"{name.upper()}_DATABASE_URL": f"{stack_env['POSTGRES_URL']}/{db}" for name, db in databases.items()},
         "REDIS_URL": e2e_redis_url,
         "PUBLIC_APP_URL": "http://app.test",
         "CORS_ORIGINS": "http://app.test",
     }
-    services = run_services.start_all(env, E2E_PORT_BASE, run_dir)
+    try:
+        yield env
+    finally:
+        with psycopg.connect(admin_url, autocommit=True) as conn:
+            for database in databases.values():
+                conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def platform(platform_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
+    """All six services, started once for the e2e session and stopped with SIGTERM at its end."""
+    run_dir = tmp_path_factory.mktemp("services")
+    services = run_services.start_all(platform_env, E2E_PORT_BASE, run_dir)
     by_name = {s.name: s for s in services}
     try:
         yield by_name
     finally:
         run_services.stop_all(services)
+
+
+@pytest.fixture(scope="session")
+def identity_command(platform_env: dict[str, str]):  # noqa: ANN201
+    """Runs `python -m funmagic_identity <args>` against the e2e platform's database and Redis."""
+
+    def run(*args: str, extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        env = run_services.service_environment("identity", platform_env, E2E_PORT_BASE)
+        return subprocess.run(
+            [sys.executable, "-m", "funmagic_identity", *args],
+            env={**env, **(extra_env or {})},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+    return run

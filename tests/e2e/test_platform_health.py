@@ -31,9 +31,9 @@ def test_each_service_answers_its_dependency_routes(platform) -> None:
             assert body[dependency]["ok"] is True
 
 
-def test_each_service_applied_its_migrations_on_start(platform, stack_env) -> None:
+def test_each_service_applied_its_migrations_on_start(platform, platform_env) -> None:
     for name in SERVICES_WITH_DATABASE:
-        with psycopg.connect(stack_env[f"{name.upper()}_DATABASE_URL"]) as conn:
+        with psycopg.connect(platform_env[f"{name.upper()}_DATABASE_URL"]) as conn:
             tables = {
                 row[0] for row in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
             }
