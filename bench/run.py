@@ -21,9 +21,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import auth_session
 import roundtrip
 
-BENCHMARKS = {"roundtrip": roundtrip.run}
+BENCHMARKS = {"roundtrip": roundtrip.run, "auth_session": auth_session.run}
 RESULTS = Path(__file__).resolve().parent / "results"
 
 

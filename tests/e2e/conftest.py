@@ -93,7 +93,7 @@ def e2e_redis_url(stack_env: dict[str, str]) -> str:
 def platform_env(
     stack_env: dict[str, str], oauth_fake: oauth_provider.FakeOAuthProvider, e2e_redis_url: str
 ) -> Iterator[dict[str, str]]:
-    """The environment of the e2e services: fresh databases per session, so counts (super_admins…) are exact."""
+    """The e2e services' environment: fresh databases per session, so counts (super_admins…) are exact."""
     import psycopg
     import redis
 
@@ -110,10 +110,15 @@ def platform_env(
     env = {
         **stack_env,
         **_oauth_env(oauth_fake),
-        **{f"{name.upper()}_DATABASE_URL": f"{stack_env['POSTGRES_URL']}/{db}" for name, db in databases.items()},
+        **{
+            f"{name.upper()}_DATABASE_URL": f"{stack_env['POSTGRES_URL']}/{db}"
+            for name, db in databases.items()
+        },
         "REDIS_URL": e2e_redis_url,
         "PUBLIC_APP_URL": "http://app.test",
         "CORS_ORIGINS": "http://app.test",
+        # Tests act as a proxy in front of the gateway to give requests addresses of their own.
+        "TRUSTED_PROXIES": "127.0.0.1/32",
     }
     try:
         yield env
@@ -136,7 +141,7 @@ def platform(platform_env: dict[str, str], tmp_path_factory: pytest.TempPathFact
 
 
 @pytest.fixture(scope="session")
-def identity_command(platform_env: dict[str, str]):  # noqa: ANN201
+def identity_command(platform_env: dict[str, str]):
     """Runs `python -m funmagic_identity <args>` against the e2e platform's database and Redis."""
 
     def run(*args: str, extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

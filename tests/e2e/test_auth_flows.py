@@ -24,13 +24,15 @@ async def test_sign_up_verify_sign_in_refresh_and_sign_out(platform, stack_env) 
         assert signed_up["user"]["email"] == email
         assert signed_up["user"]["email_verified"] is False
         assert signed_up["access_token"] is None, "cookie mode must not put tokens in the body"
-        assert cookie(client, "fm_access") and cookie(client, "fm_refresh") and cookie(client, "fm_csrf")
+        assert cookie(client, "fm_access")
+        assert cookie(client, "fm_refresh")
+        assert cookie(client, "fm_csrf")
 
         token = await token_from_mail(email, "email-verification", internal_token)
         status, verified, _ = await call(client, "POST", "/api/auth/verify-email", json={"token": token})
         assert status == 200, verified
         assert verified["email_verified"] is True
-        status, again, _ = await call(client, "POST", "/api/auth/verify-email", json={"token": token})
+        status, _again, _ = await call(client, "POST", "/api/auth/verify-email", json={"token": token})
         assert status == 400, "a verification link works once"
 
     async with browser() as client:
@@ -87,7 +89,8 @@ async def test_a_password_reset_replaces_the_password_and_ends_every_session(pla
         status, weak, _ = await call(
             client, "POST", "/api/auth/reset-password", json={"token": token, "password": "short"}
         )
-        assert status == 422 and weak["code"] == "weak_password", weak
+        assert status == 422, weak
+        assert weak["code"] == "weak_password"
         status, _, _ = await call(
             client, "POST", "/api/auth/reset-password", json={"token": token, "password": new_password}
         )
@@ -141,13 +144,18 @@ async def test_sessions_can_be_listed_and_revoked_one_by_one_or_all(platform) ->
         _, laptop = await sign_in(client, email, mode="token")
         _, phone = await sign_in(client, email, mode="token")
 
-        status, listed, _ = await call(client, "GET", "/api/auth/sessions", headers=bearer(laptop["access_token"]))
+        status, listed, _ = await call(
+            client, "GET", "/api/auth/sessions", headers=bearer(laptop["access_token"])
+        )
         assert status == 200
         assert len(listed["items"]) == 3
         assert [s["current"] for s in listed["items"]].count(True) == 1
 
         status, _, _ = await call(
-            client, "DELETE", f"/api/auth/sessions/{phone['session']['id']}", headers=bearer(laptop["access_token"])
+            client,
+            "DELETE",
+            f"/api/auth/sessions/{phone['session']['id']}",
+            headers=bearer(laptop["access_token"]),
         )
         assert status == 204
         status, _, _ = await call(client, "GET", "/api/auth/session", headers=bearer(phone["access_token"]))
@@ -155,14 +163,18 @@ async def test_sessions_can_be_listed_and_revoked_one_by_one_or_all(platform) ->
 
         other = await sign_up(client, unique_email("other"), mode="token")
         status, _, _ = await call(
-            client, "DELETE", f"/api/auth/sessions/{laptop['session']['id']}", headers=bearer(other["access_token"])
+            client,
+            "DELETE",
+            f"/api/auth/sessions/{laptop['session']['id']}",
+            headers=bearer(other["access_token"]),
         )
         assert status == 404, "another user's session is not yours to revoke"
 
         status, revoked, _ = await call(
             client, "POST", "/api/auth/sign-out-everywhere", headers=bearer(laptop["access_token"])
         )
-        assert status == 200 and revoked["revoked_sessions"] == 2
+        assert status == 200
+        assert revoked["revoked_sessions"] == 2
         status, _, _ = await call(client, "GET", "/api/auth/session", headers=bearer(laptop["access_token"]))
         assert status == 401
 
@@ -174,14 +186,16 @@ async def test_sign_up_refuses_a_taken_email_and_a_weak_password(platform) -> No
         status, taken, _ = await call(
             client, "POST", "/api/auth/sign-up/email", json={"email": email, "password": PASSWORD}
         )
-        assert status == 409 and taken["code"] == "email_taken"
+        assert status == 409
+        assert taken["code"] == "email_taken"
         status, weak, _ = await call(
             client,
             "POST",
             "/api/auth/sign-up/email",
             json={"email": unique_email("weak"), "password": "1234567890"},
         )
-        assert status == 422 and weak["code"] == "weak_password"
+        assert status == 422
+        assert weak["code"] == "weak_password"
         assert "1234567890" not in str(weak), "the password is never echoed back"
 
 
@@ -194,7 +208,9 @@ async def test_a_deleted_account_can_no_longer_sign_in(platform, stack_env) -> N
             client, "DELETE", "/api/auth/me", json={"password": "not my password 123"}, headers=bearer(token)
         )
         assert status == 401, problem
-        status, _, _ = await call(client, "DELETE", "/api/auth/me", json={"password": PASSWORD}, headers=bearer(token))
+        status, _, _ = await call(
+            client, "DELETE", "/api/auth/me", json={"password": PASSWORD}, headers=bearer(token)
+        )
         assert status == 204
         assert (await sign_in(client, email))[0] == 401
         status, _, _ = await call(client, "GET", "/api/auth/session", headers=bearer(token))

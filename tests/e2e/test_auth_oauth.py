@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import random
-from urllib.parse import parse_qs, urlsplit
 
 import aiohttp
 import pytest
@@ -13,9 +12,10 @@ from oauth_provider import Denial, GitHubEmail, GitHubIdentity, GoogleIdentity
 
 async def _follow_provider(client: aiohttp.ClientSession, location: str) -> str:
     """What the browser does at the provider: load the consent page, which redirects back to us."""
-    async with aiohttp.ClientSession() as provider_browser, provider_browser.get(
-        location, allow_redirects=False
-    ) as response:
+    async with (
+        aiohttp.ClientSession() as provider_browser,
+        provider_browser.get(location, allow_redirects=False) as response,
+    ):
         assert response.status == 302, await response.text()
         return response.headers["Location"]
 
@@ -143,7 +143,9 @@ async def test_a_verified_provider_email_links_to_the_existing_account_and_voids
 
     async with browser() as squatter:
         assert (await sign_in(squatter, email, mode="token"))[0] == 401, "the unproven password is gone"
-        status, _, _ = await call(squatter, "GET", "/api/auth/session", headers=bearer(squatted["access_token"]))
+        status, _, _ = await call(
+            squatter, "GET", "/api/auth/session", headers=bearer(squatted["access_token"])
+        )
         assert status == 401, "and so are its sessions"
 
 
@@ -200,7 +202,9 @@ async def test_a_denied_consent_signs_nobody_in(platform, oauth_fake) -> None:
         assert cookie(client, "fm_access") is None
 
 
-async def test_a_provider_rate_limit_is_reported_as_unavailable_and_retrying_works(platform, oauth_fake) -> None:
+async def test_a_provider_rate_limit_is_reported_as_unavailable_and_retrying_works(
+    platform, oauth_fake
+) -> None:
     email = unique_email("throttled")
     oauth_fake.fail_next("google", "token", 429, retry_after=1)
     oauth_fake.queue_identity("google", GoogleIdentity(sub=f"g-{email}", email=email))

@@ -54,7 +54,9 @@ async def test_create_admin_promotes_an_existing_user_and_is_idempotent(
         assert status == 200, user
 
 
-async def test_only_a_super_admin_grants_admin_and_admins_cannot_escalate(platform, super_admin_email) -> None:
+async def test_only_a_super_admin_grants_admin_and_admins_cannot_escalate(
+    platform, super_admin_email
+) -> None:
     root = await _token(super_admin_email)
     admin_email, admin_id, _ = await _new_user("admin")
     _, target_id, user_token = await _new_user("target")
@@ -62,24 +64,33 @@ async def test_only_a_super_admin_grants_admin_and_admins_cannot_escalate(platfo
         status, _, _ = await call(client, "GET", "/api/admin/users", headers=bearer(user_token))
         assert status == 403, "users are not admins"
         status, _, _ = await call(
-            client, "PUT", f"/api/admin/users/{target_id}/role", json={"role": "admin"}, headers=bearer(user_token)
+            client,
+            "PUT",
+            f"/api/admin/users/{target_id}/role",
+            json={"role": "admin"},
+            headers=bearer(user_token),
         )
         assert status == 403
 
         status, granted, _ = await call(
             client, "PUT", f"/api/admin/users/{admin_id}/role", json={"role": "admin"}, headers=bearer(root)
         )
-        assert status == 200 and granted["role"] == "admin", granted
+        assert status == 200, granted
+        assert granted["role"] == "admin"
         admin = await _token(admin_email)
 
-        status, listed, _ = await call(client, "GET", "/api/admin/users", headers=bearer(admin))
+        status, _listed, _ = await call(client, "GET", "/api/admin/users", headers=bearer(admin))
         assert status == 200, "admins read the user list"
-        status, problem, _ = await call(
+        status, _, _ = await call(
             client, "PUT", f"/api/admin/users/{target_id}/role", json={"role": "admin"}, headers=bearer(admin)
         )
         assert status == 403, "an admin cannot grant admin"
-        status, problem, _ = await call(
-            client, "PUT", f"/api/admin/users/{admin_id}/role", json={"role": "super_admin"}, headers=bearer(admin)
+        status, _problem, _ = await call(
+            client,
+            "PUT",
+            f"/api/admin/users/{admin_id}/role",
+            json={"role": "super_admin"},
+            headers=bearer(admin),
         )
         assert status == 403, "nor make themselves super_admin"
 
@@ -97,18 +108,24 @@ async def test_the_last_super_admin_cannot_be_demoted(platform, super_admin_emai
         status, problem, _ = await call(
             client, "PUT", f"/api/admin/users/{root_id}/role", json={"role": "admin"}, headers=bearer(root)
         )
-        assert status == 409 and problem["code"] == "last_super_admin", problem
+        assert status == 409, problem
+        assert problem["code"] == "last_super_admin"
 
         second_email, second_id, _ = await _new_user("second-root")
         status, _, _ = await call(
-            client, "PUT", f"/api/admin/users/{second_id}/role", json={"role": "super_admin"}, headers=bearer(root)
+            client,
+            "PUT",
+            f"/api/admin/users/{second_id}/role",
+            json={"role": "super_admin"},
+            headers=bearer(root),
         )
         assert status == 200
         second = await _token(second_email)
         status, demoted, _ = await call(
             client, "PUT", f"/api/admin/users/{second_id}/role", json={"role": "user"}, headers=bearer(second)
         )
-        assert status == 200 and demoted["role"] == "user", "with two, one may step down"
+        assert status == 200, "with two, one may step down"
+        assert demoted["role"] == "user"
 
 
 async def test_a_disabled_user_is_signed_out_everywhere_until_enabled(platform, super_admin_email) -> None:
@@ -116,18 +133,29 @@ async def test_a_disabled_user_is_signed_out_everywhere_until_enabled(platform, 
     email, user_id, token = await _new_user("disabled")
     async with browser() as client:
         status, user, _ = await call(
-            client, "POST", f"/api/admin/users/{user_id}/disable", json={"reason": "abuse"}, headers=bearer(root)
+            client,
+            "POST",
+            f"/api/admin/users/{user_id}/disable",
+            json={"reason": "abuse"},
+            headers=bearer(root),
         )
-        assert status == 200 and user["disabled"] is True
+        assert status == 200
+        assert user["disabled"] is True
         status, _, _ = await call(client, "GET", "/api/auth/session", headers=bearer(token))
         assert status == 401
         status, problem = await sign_in(client, email, mode="token")
-        assert status == 403 and problem["code"] == "account_disabled"
+        assert status == 403
+        assert problem["code"] == "account_disabled"
 
         status, user, _ = await call(
-            client, "POST", f"/api/admin/users/{user_id}/enable", json={"reason": "appeal"}, headers=bearer(root)
+            client,
+            "POST",
+            f"/api/admin/users/{user_id}/enable",
+            json={"reason": "appeal"},
+            headers=bearer(root),
         )
-        assert status == 200 and user["disabled"] is False
+        assert status == 200
+        assert user["disabled"] is False
         assert (await sign_in(client, email, mode="token"))[0] == 201
 
 
@@ -159,7 +187,9 @@ async def test_the_user_list_is_paginated_and_searchable(platform, super_admin_e
     async with browser() as client:
         while True:
             params = {"query": marker, "limit": "2", **({"cursor": cursor} if cursor else {})}
-            status, page, _ = await call(client, "GET", "/api/admin/users", params=params, headers=bearer(root))
+            status, page, _ = await call(
+                client, "GET", "/api/admin/users", params=params, headers=bearer(root)
+            )
             assert status == 200, page
             assert len(page["items"]) <= 2
             seen += [u["email"] for u in page["items"]]
