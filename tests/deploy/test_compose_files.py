@@ -5,12 +5,18 @@ used together: infra.yml first, then one file per service). The shell parts that
 run — kafka-init, minio-init, the postgres init script, the image entrypoint and the services'
 healthchecks — are run here against stand-ins (fake kafka-topics.sh, mc and psql, a local HTTP
 server), so a mistake in them fails a test instead of a deployment.
+
+What each FunMagic service must receive is read from its pydantic-settings class (the one in
+funmagic_<service>.config): every field without a default must be set, and a required secret must come
+from .env as `${VAR:?…}`. A setting added to the code is thereby checked here without editing this file.
 """
 
 from __future__ import annotations
 
+import base64
 import functools
 import http.server
+import importlib
 import json
 import os
 import re
@@ -20,12 +26,17 @@ import subprocess
 import sys
 import threading
 import typing
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
+from secrets import token_hex
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
+from pydantic import AliasChoices, SecretBytes, SecretStr
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_DIR = REPO_ROOT / "deploy" / "compose"
@@ -37,6 +48,13 @@ try:
 except ImportError:  # not installed: read it from the source tree
     sys.path.insert(0, str(REPO_ROOT / "libs" / "contracts" / "src"))
     from funmagic_contracts.topics import ALL_TOPICS
+try:
+    from funmagic_kit.crypto import SecretBox
+    from funmagic_kit.settings import ServiceSettings, load_settings
+except ImportError:  # not installed: read it from the source tree
+    sys.path.insert(0, str(REPO_ROOT / "libs" / "kit" / "src"))
+    from funmagic_kit.crypto import SecretBox
+    from funmagic_kit.settings import ServiceSettings, load_settings
 
 PORTS = {
     "gateway": 8000,
@@ -69,9 +87,17 @@ BUCKETS = {
 }
 
 SECRET_NAME = re.compile(r"PASSWORD|SECRET|ACCESS_KEY|PRIVATE_KEY|API_KEY|TOKEN|ROOT_USER|REDISCLI_AUTH")
+# A duration or a size is no secret, whatever its name holds (ACCESS_TOKEN_TTL_SECONDS).
+NOT_A_SECRET = re.compile(r"_(SECONDS|MINUTES|HOURS|DAYS|BYTES)$")
 REQUIRED_REFERENCE = re.compile(r"^\$\{([A-Z][A-Z0-9_]*):\?[^}]*\}$")
+# `${VAR?…}`: the variable must be defined in .env but may be empty (an optional secret, no default).
+DEFINED_REFERENCE = re.compile(r"^\$\{([A-Z][A-Z0-9_]*)\?[^}]*\}$")
 URL_PASSWORD = re.compile(r"[a-z][a-z0-9+.-]*://[^/:@\s]*:(\$\{[^}]*\}|[^@\s/]+)@")
 COMPOSE_VARIABLE = re.compile(r"(?<!\$)\$\{([A-Za-z_][A-Za-z0-9_]*)(:?[?-])?")
+
+
+def is_secret_name(name: str) -> bool:
+    return bool(SECRET_NAME.search(name)) and not NOT_A_SECRET.search(name)
 
 
 def expected_environment(service: str) -> set[str]:
@@ -178,8 +204,146 @@ def env_example() -> dict[str, str]:
         line = line.strip()
         if line and not line.startswith("#") and "=" in line:
             key, value = line.split("=", 1)
-            values[key.strip()] = value.strip()
+            value = value.strip()
+            if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+                value = value[1:-1]  # compose strips the quotes
+            values[key.strip()] = value
     return values
+
+
+def compose_variables() -> list[tuple[str, str, str]]:
+    """(file, variable, operator) for every ${…} compose interpolates (comments are not)."""
+    return [
+        (name, variable, operator)
+        for name, doc in compose_documents().items()
+        for text in strings(doc)
+        for variable, operator in COMPOSE_VARIABLE.findall(text)
+    ]
+
+
+class MissingVariable(Exception):
+    """Compose would refuse to start: a `${VAR:?…}` is unset or empty, or a `${VAR?…}` is unset."""
+
+
+INTERPOLATION = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?])([^}]*))?\}")
+
+
+def interpolate(text: str, variables: Mapping[str, str]) -> str:
+    """What compose makes of a value: `${VAR}`, `${VAR:-default}`, `${VAR-default}`, `${VAR:?…}`, `${VAR?…}`.
+
+    Nested references and `$VAR` without braces are not handled: the files use neither.
+    """
+
+    def replace(match: re.Match[str]) -> str:
+        if match.group(0) == "$$":
+            return "$"
+        variable, operator, argument = match.groups()
+        value = variables.get(variable)
+        if operator == ":-":
+            return value or argument
+        if operator == "-":
+            return argument if value is None else value
+        if (operator == ":?" and not value) or (operator == "?" and value is None):
+            raise MissingVariable(f"{variable}: {argument}")
+        return value or ""
+
+    return INTERPOLATION.sub(replace, text)
+
+
+def can_be_empty(value: str) -> bool:
+    """Whether compose may hand this value over empty (a literal never is; `${VAR:?…}` refuses)."""
+    try:
+        return not interpolate(value, {v: "" for v, _ in COMPOSE_VARIABLE.findall(value)}).strip()
+    except MissingVariable:
+        return False
+
+
+def secret_key_command() -> str:
+    """The command .env.example gives for SECRET_KEY, from the comments just above it."""
+    text = (COMPOSE_DIR / ".env.example").read_text()
+    assert "\nSECRET_KEY=" in text, ".env.example has no SECRET_KEY"
+    comments = text.split("\nSECRET_KEY=", 1)[0].rsplit("\n\n", 1)[-1]
+    match = re.search(r'python3? -c "([^"]+)"', comments)
+    assert match, '.env.example should say above SECRET_KEY how to generate it (python -c "…")'
+    return match.group(1)
+
+
+@functools.cache
+def generated_secret_key() -> str:
+    run = subprocess.run(
+        [sys.executable, "-c", secret_key_command()], capture_output=True, text=True, timeout=30
+    )
+    assert run.returncode == 0, run.stderr
+    return run.stdout.strip()
+
+
+def filled_env_file() -> dict[str, str]:
+    """.env.example with every required variable filled in the way its comments say."""
+    values = env_example()
+    for variable in {v for _, v, op in compose_variables() if op == ":?"}:
+        if not values.get(variable):
+            values[variable] = generated_secret_key() if variable == "SECRET_KEY" else token_hex(32)
+    return values
+
+
+# --- the settings classes ----------------------------------------------------------------------
+
+
+@functools.cache
+def settings_class(name: str) -> type[BaseSettings]:
+    """The pydantic-settings class `python -m funmagic_<name>` loads: the one its config module defines."""
+    module_name = f"funmagic_{name}.config"
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as error:
+        if error.name != f"funmagic_{name}":
+            raise
+        sys.path.insert(0, str(REPO_ROOT / "services" / name / "src"))  # not installed: the source tree
+        module = importlib.import_module(module_name)
+    found = [
+        value
+        for value in vars(module).values()
+        if isinstance(value, type) and issubclass(value, ServiceSettings) and value.__module__ == module_name
+    ]
+    assert len(found) == 1, f"{module_name} should define exactly one ServiceSettings class, not {found}"
+    return found[0]
+
+
+def setting_name(cls: type[BaseSettings], field_name: str, field: FieldInfo) -> str:
+    """The environment variable a field is read from (settings are case-insensitive: upper case here)."""
+    alias = field.validation_alias
+    if isinstance(alias, AliasChoices):
+        alias = next((choice for choice in alias.choices if isinstance(choice, str)), None)
+    if isinstance(alias, str):
+        return alias.upper()
+    return (cls.model_config.get("env_prefix", "") + (field.alias or field_name)).upper()
+
+
+def is_secret_type(annotation: Any) -> bool:
+    if annotation in (SecretStr, SecretBytes):
+        return True
+    return any(is_secret_type(arg) for arg in typing.get_args(annotation))
+
+
+def required_settings(name: str) -> set[str]:
+    """The variables service `name` cannot start without: its settings fields that have no default."""
+    cls = settings_class(name)
+    return {setting_name(cls, n, f) for n, f in cls.model_fields.items() if f.is_required()}
+
+
+def secret_settings(name: str) -> set[str]:
+    cls = settings_class(name)
+    return {setting_name(cls, n, f) for n, f in cls.model_fields.items() if is_secret_type(f.annotation)}
+
+
+def funmagic_service_of(definition: dict[str, Any]) -> str | None:
+    """Which FunMagic service a container runs (the service itself or its one-shot jobs), if any."""
+    build = definition.get("build")
+    return build.get("args", {}).get("SERVICE") if isinstance(build, dict) else None
+
+
+def containers_of(name: str) -> list[str]:
+    return sorted(c for c, d in merged_services().items() if funmagic_service_of(d) == name)
 
 
 # --- the files ---------------------------------------------------------------------------------
@@ -287,11 +451,22 @@ def test_all_services_share_the_one_network():
 
 def test_no_secret_is_written_as_a_literal_value():
     for name, d in merged_services().items():
+        service_name = funmagic_service_of(d)
+        required = required_settings(service_name) if service_name else None
         for key, value in environment(d).items():
-            if SECRET_NAME.search(key):
-                assert REQUIRED_REFERENCE.match(value), (
-                    f"{name}: {key} must be a required ${{VAR:?…}} reference, not {value!r}"
-                )
+            if not is_secret_name(key) or REQUIRED_REFERENCE.match(value):
+                continue
+            # A secret the service can do without (SMTP_PASSWORD, an OAuth client secret) must still
+            # be written in .env, but may be empty there.
+            assert required is not None, (
+                f"{name}: {key} must be a required ${{VAR:?…}} reference, not {value!r}"
+            )
+            assert key not in required, (
+                f"{name}: {key} is required by its settings: it must be ${{{key}:?…}}, not {value!r}"
+            )
+            assert DEFINED_REFERENCE.match(value), (
+                f"{name}: {key} must be ${{VAR:?…}}, or ${{VAR?…}} if it may be empty, not {value!r}"
+            )
         for text in strings(d):
             for password in URL_PASSWORD.findall(text):
                 assert REQUIRED_REFERENCE.match(password), (
@@ -299,21 +474,11 @@ def test_no_secret_is_written_as_a_literal_value():
                 )
 
 
-def compose_variables() -> list[tuple[str, str, str]]:
-    """(file, variable, operator) for every ${…} compose interpolates (comments are not)."""
-    return [
-        (name, variable, operator)
-        for name, doc in compose_documents().items()
-        for text in strings(doc)
-        for variable, operator in COMPOSE_VARIABLE.findall(text)
-    ]
-
-
 def test_no_secret_has_a_default_anywhere_in_the_files():
-    secrets = [(name, v, op) for name, v, op in compose_variables() if SECRET_NAME.search(v)]
-    assert secrets, "no secret variables found in the compose files"
-    for name, variable, operator in secrets:
-        assert operator in (":?", "?"), f"{name}: ${{{variable}}} has a default or may be empty"
+    found = [(name, v, op) for name, v, op in compose_variables() if is_secret_name(v)]
+    assert found, "no secret variables found in the compose files"
+    for name, variable, operator in found:
+        assert operator in (":?", "?"), f"{name}: ${{{variable}}} has a default or may be unset"
 
 
 def test_env_example_lists_every_setting_and_holds_no_secret():
@@ -325,8 +490,134 @@ def test_env_example_lists_every_setting_and_holds_no_secret():
         f".env.example misses required settings: {sorted(required - set(example))}"
     )
     assert set(example) <= used, f".env.example has settings no file uses: {sorted(set(example) - used)}"
-    filled = {k: v for k, v in example.items() if SECRET_NAME.search(k) and v}
+    filled = {k: v for k, v in example.items() if is_secret_name(k) and v}
     assert not filled, f".env.example must leave secrets empty: {sorted(filled)}"
+
+
+def test_env_example_says_how_to_generate_a_secret_key_that_identity_accepts():
+    key = generated_secret_key()
+    SecretBox.from_base64(key)  # ConfigError unless it is base64 of exactly 32 bytes
+    assert len(base64.urlsafe_b64decode(key + "=" * (-len(key) % 4))) == 32
+
+
+# --- what the settings classes require -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", FUNMAGIC_SERVICES)
+def test_each_funmagic_service_sets_every_setting_its_settings_class_requires(name):
+    cls = settings_class(name)
+    required = required_settings(name)
+    assert {"KAFKA_BOOTSTRAP_SERVERS", "REDIS_URL", "INTERNAL_API_TOKEN", "AUTH_JWKS_URL"} <= required, (
+        f"{cls.__name__}: the required settings were not read right: {sorted(required)}"
+    )
+    for container in containers_of(name):
+        env = environment(service(container))
+        missing = sorted(required - set(env))
+        assert not missing, f"{container} lacks {missing}, which {cls.__name__} requires (no default)"
+        empty = sorted(key for key in required if can_be_empty(env[key]))
+        assert not empty, f"{container}: {empty} may be handed over empty, but {cls.__name__} requires them"
+
+
+@pytest.mark.parametrize("name", FUNMAGIC_SERVICES)
+def test_each_required_secret_comes_from_env_with_no_default(name):
+    cls = settings_class(name)
+    secret = secret_settings(name)
+    for container in containers_of(name):
+        env = environment(service(container))
+        for key in sorted(required_settings(name) & secret):
+            value = env.get(key)
+            assert value is not None, f"{container} lacks the secret {key} ({cls.__name__} requires it)"
+            passwords = URL_PASSWORD.findall(value)
+            assert REQUIRED_REFERENCE.match(value) or (
+                passwords and all(REQUIRED_REFERENCE.match(p) for p in passwords)
+            ), f"{container}: the required secret {key} must come from .env as ${{VAR:?…}}, not {value!r}"
+        for key in sorted((secret - required_settings(name)) & set(env)):
+            assert REQUIRED_REFERENCE.match(env[key]) or DEFINED_REFERENCE.match(env[key]), (
+                f"{container}: the secret {key} must come from .env (${{VAR:?…}} or ${{VAR?…}}), "
+                f"not {env[key]!r}"
+            )
+
+
+@pytest.mark.parametrize("name", FUNMAGIC_SERVICES)
+def test_each_funmagic_service_accepts_the_settings_compose_gives_it(name):
+    variables = filled_env_file()
+    env = {key: interpolate(value, variables) for key, value in environment(service(name)).items()}
+    settings = load_settings(settings_class(name), env=env)
+    assert settings.http_port == PORTS[name]
+    assert settings.internal_api_tokens() == [variables["INTERNAL_API_TOKEN"]]
+
+
+def test_compose_refuses_to_start_identity_without_its_secrets():
+    env = environment(service("identity"))
+    for variable in ("INTERNAL_API_TOKEN", "SECRET_KEY", "IDENTITY_DB_PASSWORD", "REDIS_PASSWORD"):
+        variables = {k: v for k, v in filled_env_file().items() if k != variable}
+        with pytest.raises(MissingVariable, match=variable):
+            interpolate("\n".join(env.values()), variables)
+
+
+def test_identity_uses_the_secret_key_and_oauth_clients_from_env():
+    from funmagic_identity.config import oauth_providers_from_env
+
+    variables = filled_env_file() | {
+        "OAUTH_PROVIDERS": "google,github",
+        "OAUTH_GOOGLE_CLIENT_ID": "google-client",
+        "OAUTH_GOOGLE_CLIENT_SECRET": "google-secret",
+        "OAUTH_GITHUB_CLIENT_ID": "github-client",
+        "OAUTH_GITHUB_CLIENT_SECRET": "github-secret",
+        "PUBLIC_API_URL": "https://api.example.com",
+    }
+    env = {key: interpolate(value, variables) for key, value in environment(service("identity")).items()}
+    settings = load_settings(settings_class("identity"), env=env)
+    SecretBox.from_base64(settings.secret_key.get_secret_value())
+    providers = oauth_providers_from_env(settings.oauth_providers, settings.public_api_url, env)
+    assert sorted(providers) == ["github", "google"]
+    for name, provider in providers.items():
+        assert provider.client_id == f"{name}-client"
+        assert provider.client_secret.get_secret_value() == f"{name}-secret"
+        assert provider.redirect_uri == f"https://api.example.com/api/auth/oauth/{name}/callback"
+    # As .env.example ships: no provider, and the empty client settings are ignored.
+    env = {
+        key: interpolate(value, filled_env_file()) for key, value in environment(service("identity")).items()
+    }
+    assert oauth_providers_from_env(env["OAUTH_PROVIDERS"], env["PUBLIC_API_URL"], env) == {}
+
+
+def test_every_service_verifies_tokens_with_identitys_keys_and_shares_one_credential():
+    jwks_url = f"http://identity:{PORTS['identity']}/.well-known/jwks.json"
+    identity_http = (
+        REPO_ROOT / "services" / "identity" / "src" / "funmagic_identity" / "entrypoints" / "http.py"
+    )
+    assert f'"{urlsplit(jwks_url).path}"' in identity_http.read_text(), "identity serves its JWKS elsewhere"
+    envs = {name: environment(service(name)) for name in FUNMAGIC_SERVICES}
+    for name, env in envs.items():
+        assert env["AUTH_JWKS_URL"] == jwks_url, f"{name} fetches signing keys from {env['AUTH_JWKS_URL']}"
+        match = REQUIRED_REFERENCE.match(env["INTERNAL_API_TOKEN"])
+        assert match, f"{name}: INTERNAL_API_TOKEN is {env['INTERNAL_API_TOKEN']!r}"
+        assert match.group(1) == "INTERNAL_API_TOKEN", f"{name} reads its credential from {match.group(1)}"
+    # identity signs with these claims and every service checks them: one value (or the default) for all.
+    for claim in ("AUTH_ISSUER", "AUTH_AUDIENCE"):
+        values = {env.get(claim) for env in envs.values()}
+        assert len(values) == 1, f"services disagree on {claim}: {values}"
+
+
+def test_identity_and_the_gateway_agree_on_where_the_app_lives():
+    identity, gateway = environment(service("identity")), environment(service("gateway"))
+    assert identity["PUBLIC_APP_URL"] == gateway["PUBLIC_APP_URL"]
+    variables = filled_env_file()
+    app = urlsplit(interpolate(gateway["PUBLIC_APP_URL"], variables))
+    origins = [o.strip() for o in interpolate(gateway["CORS_ORIGINS"], variables).split(",")]
+    assert f"{app.scheme}://{app.netloc}" in origins, "the app's own origin must be allowed by CORS"
+    assert interpolate(gateway["COOKIE_SECURE"], variables) == "true", "cookies must be Secure by default"
+
+
+def test_the_readme_shows_the_identity_commands_that_exist():
+    from funmagic_identity.cli import COMMANDS
+
+    text = (COMPOSE_DIR / "README.md").read_text()
+    shown = re.findall(r"all\.sh run --rm (?:-e [A-Z_]+ )*identity ([a-z][a-z-]*)", text)
+    assert "create-admin" in shown, "README.md should show how to create the first super_admin"
+    unknown = set(shown) - {*COMMANDS, "serve", "migrate"}
+    assert not unknown, f"README.md shows identity commands that do not exist: {sorted(unknown)}"
 
 
 # --- the FunMagic services ---------------------------------------------------------------------

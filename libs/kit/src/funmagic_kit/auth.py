@@ -22,6 +22,7 @@ import asyncio
 import hmac
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -174,11 +175,17 @@ class JwksSource:
 
 
 class TokenVerifier:
-    def __init__(self, jwks: JwksSource, redis: Redis, *, issuer: str, audience: str) -> None:
+    def __init__(
+        self, jwks: JwksSource, redis: Redis, *, issuer: str, audience: str, cache_size: int = 10_000
+    ) -> None:
         self._jwks = jwks
         self._redis = redis
         self._issuer = issuer
         self._audience = audience
+        # Signature checks of tokens seen recently (a client sends the same token for minutes). Only the
+        # signature and claims are cached; expiry and revocation are checked on every request.
+        self._verified: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        self._cache_size = cache_size
 
     async def verify(self, token: str) -> Principal:
         claims = await self.verify_signature(token)
@@ -196,6 +203,20 @@ class TokenVerifier:
         return principal
 
     async def verify_signature(self, token: str) -> dict[str, Any]:
+        claims = self._verified.get(token)
+        if claims is not None:
+            if claims["exp"] <= time.time():
+                del self._verified[token]
+                raise InvalidToken("token has expired")
+            self._verified.move_to_end(token)
+            return claims
+        claims = await self._decode(token)
+        self._verified[token] = claims
+        if len(self._verified) > self._cache_size:
+            self._verified.popitem(last=False)
+        return claims
+
+    async def _decode(self, token: str) -> dict[str, Any]:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError:

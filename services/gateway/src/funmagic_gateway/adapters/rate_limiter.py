@@ -11,7 +11,7 @@ import asyncio
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from pydantic import ValidationError
 from redis.asyncio import Redis
@@ -51,6 +51,7 @@ class RateLimiterUnavailable(Exception):
 class RedisRateLimiter:
     def __init__(self, redis: Redis, *, prefix: str = "rl") -> None:
         self._prefix = prefix
+        self._redis = redis
         # Registered once: redis-py calls EVALSHA and loads the script only when Redis lacks it.
         self._script = redis.register_script(_FIXED_WINDOW_LUA)
 
@@ -60,13 +61,30 @@ class RedisRateLimiter:
 
     async def hit(self, category: RateLimitCategory, subject: str, limit: RateLimit) -> RateLimitDecision:
         """Count one request of `subject` against `limit` and say whether it may proceed."""
+        return (await self.hit_many([(category, subject, limit)]))[0]
+
+    async def hit_many(
+        self, hits: Sequence[tuple[RateLimitCategory, str, RateLimit]]
+    ) -> list[RateLimitDecision]:
+        """Several counters of one request in one round trip (a pipeline; each script stays atomic)."""
         try:
-            count, ttl_ms = await self._script(
-                keys=[self.key(category, subject)], args=[limit.window_seconds * 1000]
-            )
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for category, subject, limit in hits:
+                    await self._script(
+                        keys=[self.key(category, subject)], args=[limit.window_seconds * 1000], client=pipe
+                    )
+                replies = await pipe.execute()
         except (RedisError, OSError) as error:
             raise RateLimiterUnavailable(f"rate limiter unavailable: {error}") from error
-        count = int(count)
+        return [
+            self._decision(category, limit, int(count), int(ttl_ms))
+            for (category, _, limit), (count, ttl_ms) in zip(hits, replies, strict=True)
+        ]
+
+    @staticmethod
+    def _decision(
+        category: RateLimitCategory, limit: RateLimit, count: int, ttl_ms: int
+    ) -> RateLimitDecision:
         return RateLimitDecision(
             category=RateLimitCategory(category),
             allowed=count <= limit.limit,

@@ -177,11 +177,8 @@ def rate_limit_middleware(
             # Bounded: a Redis that hangs instead of refusing must not hang the API either.
             async with asyncio.timeout(redis_timeout_seconds):
                 settings = await settings_store.get()
-                decisions = await asyncio.gather(
-                    *(
-                        limiter.hit(c, _subject(c, request, principal), settings.for_category(c))
-                        for c in categories
-                    )
+                decisions = await limiter.hit_many(
+                    [(c, _subject(c, request, principal), settings.for_category(c)) for c in categories]
                 )
         except (RateLimiterUnavailable, TimeoutError) as error:
             # Fail open: with Redis down every request would otherwise fail, and keeping the API
