@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 
@@ -14,6 +15,7 @@ from funmagic_kit.metrics import CONTENT_TYPE_LATEST, Metrics
 __all__ = ["HttpProblem", "metrics_route", "problem", "problem_middleware"]
 
 log = logging.getLogger(__name__)
+access_log = logging.getLogger("funmagic.access")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -54,6 +56,7 @@ def problem(status: int, title: str, detail: str | None = None, **extensions: ob
 def problem_middleware(metrics: Metrics) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        started = time.perf_counter()
         request_id = request.headers.get("X-Request-Id") or str(uuid.uuid4())
         route = (
             request.match_info.route.resource.canonical if request.match_info.route.resource else "unmatched"
@@ -79,6 +82,19 @@ def problem_middleware(metrics: Metrics) -> Callable[[web.Request, Handler], Awa
                 response = problem(500, "Internal Server Error", request_id=request_id)
             response.headers["X-Request-Id"] = request_id
             metrics.http_requests.labels(request.method, route, str(response.status)).inc()
+            principal = request.get("principal")
+            # The path only: query strings can carry one-time codes (OAuth) and must not reach the logs.
+            access_log.info(
+                "request",
+                extra={
+                    "method": request.method,
+                    "path": request.path,
+                    "route": route,
+                    "status": response.status,
+                    "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                    "user_id": getattr(principal, "user_id", None),
+                },
+            )
             return response
 
     return middleware

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import logging
 import secrets
 import uuid
 from dataclasses import dataclass
@@ -51,6 +52,8 @@ from funmagic_identity.domain.users import (
 )
 
 __all__ = ["ClientContext", "IdentityHandlers", "IdentityPolicy", "OAuthStart", "SignedIn", "hash_token"]
+
+log = logging.getLogger(__name__)
 
 EMAIL_VERIFICATION = "email-verification"
 PASSWORD_RESET = "password-reset"
@@ -143,6 +146,7 @@ class IdentityHandlers:
             )
             await self._send_verification(uow, user, now)
             signed_in = await self._open_session(uow, user, context, now)
+        log.info("user signed up", extra={"user_id": user.id, "session_id": signed_in.session.id})
         return SignedIn(**{**signed_in.__dict__, "created": True})
 
     async def sign_in(self, email: str, password: str, context: ClientContext) -> SignedIn:
@@ -158,12 +162,15 @@ class IdentityHandlers:
             await self._hasher.burn(password)
             raise InvalidCredentials("email or password is wrong")
         if not await self._hasher.verify(password_hash, password):
+            log.info("sign-in refused: wrong password", extra={"user_id": user.id})
             raise InvalidCredentials("email or password is wrong")
         if user.disabled:
             raise AccountDisabled("this account is disabled")
         now = self._clock.now()
         async with self._uow() as uow:
-            return await self._open_session(uow, user, context, now)
+            signed_in = await self._open_session(uow, user, context, now)
+        log.info("user signed in", extra={"user_id": user.id, "session_id": signed_in.session.id})
+        return signed_in
 
     async def refresh(self, refresh_token: str) -> SignedIn:
         now = self._clock.now()
@@ -179,6 +186,10 @@ class IdentityHandlers:
             else:
                 return await self._rotate(uow, session.id, old_hash, now)
         await self._revocations.session_revoked(session.user_id, session.id)
+        log.warning(
+            "refresh token reused: session revoked",
+            extra={"user_id": session.user_id, "session_id": session.id},
+        )
         raise SessionExpired("this refresh token was already used; the session is revoked for safety")
 
     async def _rotate(
@@ -324,6 +335,7 @@ class IdentityHandlers:
                 uow.publish(UserEmailVerified(user_id=user.id, email=user.email))
             await uow.store.revoke_user_sessions(user.id, "password_reset", now)
         await self._revocations.tokens_invalid_before(user.id, now)
+        log.info("password reset", extra={"user_id": user.id})
 
     async def delete_account(self, user_id: str, password: str | None) -> None:
         now = self._clock.now()
@@ -494,6 +506,7 @@ class IdentityHandlers:
                 UserRoleChanged(user_id=user_id, old_role=target.role, new_role=new_role, changed_by=actor_id)
             )
         await self._revocations.tokens_invalid_before(user_id, now)
+        log.info("role changed", extra={"user_id": user_id, "new_role": new_role, "by": actor_id})
         return updated
 
     async def set_disabled(
