@@ -16,7 +16,8 @@ def test_the_gateway_reports_every_dependency_and_service_green(platform) -> Non
     assert status == 200, body
     assert body["status"] == "ok"
     checks = body["checks"]
-    assert set(checks) == {"redis", "kafka", *SERVICES_WITH_DATABASE}
+    assert set(checks) == {"redis", "kafka", "db", *SERVICES_WITH_DATABASE}
+    assert checks["db"]["detail"] == dict.fromkeys(SERVICES_WITH_DATABASE, True)
     assert all(check["ok"] for check in checks.values()), checks
     # Each service's own checks, as the gateway saw them.
     assert checks["credits"]["detail"] == {"db": True, "redis": True, "kafka": True}

@@ -88,11 +88,28 @@ class PublicApi:
 
 
 def health_checks(runtime: Runtime) -> Sequence[HealthCheck]:
-    """One check per internal service: green when that service's own `/health/all` is green."""
-    return tuple(
-        HealthCheck(name, _service_is_healthy(url), timeout_seconds=3.0)
-        for name, url in runtime.settings.service_urls().items()
-    )
+    """One check per internal service (its own `/health/all`), and `db`: every service's database.
+
+    The gateway owns no database; its `/health/db` answers for the platform's databases as a whole.
+    """
+    urls = runtime.settings.service_urls()
+    checks = [HealthCheck(name, _service_is_healthy(url), timeout_seconds=3.0) for name, url in urls.items()]
+    checks.append(HealthCheck("db", _databases_are_healthy(urls), timeout_seconds=3.0))
+    return tuple(checks)
+
+
+def _databases_are_healthy(urls: dict[str, str]) -> Callable[[], Awaitable[dict[str, object]]]:
+    async def check() -> dict[str, object]:
+        async with aiohttp.ClientSession() as session:
+            results = {}
+            for name, base_url in urls.items():
+                async with session.get(f"{base_url.rstrip('/')}/health/db") as response:
+                    results[name] = response.status == 200
+        if not all(results.values()):
+            raise RuntimeError(f"databases failing: {[n for n, ok in results.items() if not ok]}")
+        return results
+
+    return check
 
 
 def _service_is_healthy(base_url: str) -> Callable[[], Awaitable[dict[str, object]]]:
