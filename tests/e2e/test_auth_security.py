@@ -328,3 +328,33 @@ async def test_a_service_reached_directly_refuses_callers_without_credentials(ac
             f"{IDENTITY_URL}/v1/users", headers=bearer(account["access_token"])
         ) as response:
             assert response.status == 403
+
+
+async def test_an_account_is_protected_from_guessing_spread_over_many_addresses(platform) -> None:
+    email = unique_email("guessed")
+    async with browser() as client:
+        await sign_up(client, email, mode="token")
+        statuses = []
+        for attempt in range(12):
+            # A different address each time: the per-IP limit never triggers, the per-account one does.
+            headers = {"X-Forwarded-For": f"10.99.{attempt}.{random.randint(1, 254)}"}
+            status, _, response = await call(
+                client,
+                "POST",
+                "/api/auth/sign-in/email",
+                json={"email": email, "password": f"guess number {attempt:03d}", "mode": "token"},
+                headers=headers,
+            )
+            statuses.append(status)
+        assert statuses[:10] == [401] * 10, statuses
+        assert statuses[10:] == [429, 429], statuses
+        assert int(response.headers["Retry-After"]) > 0
+        status, problem, _ = await call(
+            client,
+            "POST",
+            "/api/auth/sign-in/email",
+            json={"email": email, "password": PASSWORD, "mode": "token"},
+            headers={"X-Forwarded-For": "10.99.200.1"},
+        )
+        assert status == 429, "even the right password waits: the guesser must not learn it is right"
+        assert problem["code"] == "too_many_attempts"

@@ -12,7 +12,7 @@ from funmagic_identity.adapters.mail import DevMailbox, SmtpDispatcher, SmtpSett
 from funmagic_identity.adapters.oauth import GenericOAuthClient
 from funmagic_identity.adapters.passwords import Argon2PasswordHasher
 from funmagic_identity.adapters.postgres import unit_of_work_factory
-from funmagic_identity.adapters.redis_state import RedisOAuthStates, RedisRevocations
+from funmagic_identity.adapters.redis_state import RedisOAuthStates, RedisRevocations, RedisSignInGuard
 from funmagic_identity.adapters.signing_keys import JwtAccessTokenIssuer, SigningKeyRing
 from funmagic_identity.application.handlers import IdentityHandlers, IdentityPolicy
 from funmagic_identity.cli import COMMANDS
@@ -58,6 +58,11 @@ def build_handlers(settings: IdentitySettings, runtime: Runtime, keys: SigningKe
         ),
         oauth=GenericOAuthClient(oauth_providers_from_env(settings.oauth_providers, settings.public_api_url)),
         oauth_states=RedisOAuthStates(runtime.redis),
+        sign_in_guard=RedisSignInGuard(
+            runtime.redis,
+            max_failures=settings.sign_in_max_failures,
+            window_seconds=settings.sign_in_failure_window_seconds,
+        ),
         clock=SystemClock(),
         policy=IdentityPolicy(
             session_ttl=timedelta(days=settings.session_ttl_days), app_url=settings.public_app_url.rstrip("/")

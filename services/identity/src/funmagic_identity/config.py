@@ -40,6 +40,9 @@ class IdentitySettings(ServiceSettings, DatabaseSettings):
     smtp_username: str = Field("", validation_alias="SMTP_USERNAME")
     smtp_password: SecretStr = Field(SecretStr(""), validation_alias="SMTP_PASSWORD")
     smtp_starttls: bool = Field(True, validation_alias="SMTP_STARTTLS")
+    # Per account, whatever the caller's address: wrong passwords allowed per window before a pause.
+    sign_in_max_failures: int = Field(10, validation_alias="SIGN_IN_MAX_FAILURES", ge=1)
+    sign_in_failure_window_seconds: int = Field(900, validation_alias="SIGN_IN_FAILURE_WINDOW_SECONDS", ge=1)
     password_hash_time_cost: int = Field(2, validation_alias="PASSWORD_HASH_TIME_COST", ge=1, le=10)
     password_hash_memory_kib: int = Field(19_456, validation_alias="PASSWORD_HASH_MEMORY_KIB", ge=8_192)
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
@@ -22,10 +22,15 @@ __all__ = ["ServiceClient", "ServiceReply"]
 log = logging.getLogger(__name__)
 
 
+# Headers of a service's reply that mean something to the gateway's caller.
+PASSED_THROUGH_HEADERS = ("Retry-After",)
+
+
 @dataclass(frozen=True)
 class ServiceReply:
     status: int
     body: Any
+    headers: dict[str, str] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -41,6 +46,7 @@ class ServiceReply:
             self.status,
             str(body.get("title") or "Upstream Error"),
             body.get("detail"),
+            headers=self.headers,
             **extensions,
         )
 
@@ -83,6 +89,7 @@ class ServiceClient:
             ) as response:
                 text = await response.text()
                 status = response.status
+                headers = {h: response.headers[h] for h in PASSED_THROUGH_HEADERS if h in response.headers}
         except (aiohttp.ClientError, TimeoutError) as error:
             log.warning("service unreachable", extra={"service": self._name, "error": type(error).__name__})
             raise HttpProblem(503, "Service Unavailable", f"{self._name} is not reachable; retry") from None
@@ -92,4 +99,4 @@ class ServiceClient:
             body = None
         if status >= 500:
             log.warning("service failed", extra={"service": self._name, "status": status, "path": path})
-        return ServiceReply(status, body)
+        return ServiceReply(status, body, headers)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from datetime import datetime
 
@@ -9,7 +10,7 @@ from redis.asyncio import Redis
 
 from funmagic_kit.auth import mark_session_revoked, mark_tokens_invalid_before
 
-__all__ = ["RedisOAuthStates", "RedisRevocations"]
+__all__ = ["RedisOAuthStates", "RedisRevocations", "RedisSignInGuard"]
 
 
 class RedisRevocations:
@@ -23,6 +24,34 @@ class RedisRevocations:
 
     async def tokens_invalid_before(self, user_id: str, moment: datetime) -> None:
         await mark_tokens_invalid_before(self._redis, user_id, moment.timestamp(), self._ttl)
+
+
+class RedisSignInGuard:
+    """At most `max_failures` wrong passwords per account per `window_seconds` (a fixed window)."""
+
+    def __init__(self, redis: Redis, *, max_failures: int = 10, window_seconds: int = 900) -> None:
+        self._redis = redis
+        self._max_failures = max_failures
+        self._window = window_seconds
+
+    def _key(self, email: str) -> str:
+        # Hashed: Redis never holds the address itself.
+        return "signin-failures:{" + hashlib.sha256(email.encode()).hexdigest()[:32] + "}"
+
+    async def retry_after(self, email: str) -> int | None:
+        key = self._key(email)
+        failures, ttl = await self._redis.pipeline(transaction=False).get(key).ttl(key).execute()
+        if failures is not None and int(failures) >= self._max_failures:
+            return max(1, int(ttl))
+        return None
+
+    async def failed(self, email: str) -> None:
+        key = self._key(email)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            await pipe.incr(key).expire(key, self._window, nx=True).execute()
+
+    async def succeeded(self, email: str) -> None:
+        await self._redis.delete(self._key(email))
 
 
 class RedisOAuthStates:

@@ -29,6 +29,7 @@ from funmagic_identity.application.ports import (
     PasswordHasher,
     Revocations,
     SessionRecord,
+    SignInGuard,
     UnitOfWorkFactory,
     UserPage,
 )
@@ -40,6 +41,7 @@ from funmagic_identity.domain.errors import (
     NotAllowed,
     OAuthFailed,
     SessionExpired,
+    TooManyAttempts,
     UserNotFound,
 )
 from funmagic_identity.domain.users import (
@@ -111,7 +113,9 @@ class IdentityHandlers:
         oauth_states: OAuthStates,
         clock: Clock,
         policy: IdentityPolicy,
+        sign_in_guard: SignInGuard,
     ) -> None:
+        self._sign_in_guard = sign_in_guard
         self._uow = uow
         self._hasher = hasher
         self._tokens = tokens
@@ -155,15 +159,21 @@ class IdentityHandlers:
         except ValueError:
             await self._hasher.burn(password)
             raise InvalidCredentials("email or password is wrong") from None
+        retry_after = await self._sign_in_guard.retry_after(email)
+        if retry_after is not None:
+            raise TooManyAttempts(retry_after)
         async with self._uow() as uow:
             user = await uow.store.user_by_email(email)
             password_hash = await uow.store.password_hash(user.id) if user else None
         if user is None or password_hash is None:
             await self._hasher.burn(password)
+            await self._sign_in_guard.failed(email)
             raise InvalidCredentials("email or password is wrong")
         if not await self._hasher.verify(password_hash, password):
+            await self._sign_in_guard.failed(email)
             log.info("sign-in refused: wrong password", extra={"user_id": user.id})
             raise InvalidCredentials("email or password is wrong")
+        await self._sign_in_guard.succeeded(email)
         if user.disabled:
             raise AccountDisabled("this account is disabled")
         now = self._clock.now()

@@ -22,6 +22,7 @@ __all__ = [
     "PasswordHasher",
     "Revocations",
     "SessionRecord",
+    "SignInGuard",
     "UnitOfWorkFactory",
     "UserPage",
 ]
@@ -44,6 +45,17 @@ class AccessTokenIssuer(Protocol):
     ttl_seconds: int
 
     def issue(self, user: User, session_id: str, now: datetime) -> str: ...
+
+
+class SignInGuard(Protocol):
+    """Counts wrong passwords per account, so a distributed guesser is slowed down too."""
+
+    async def retry_after(self, email: str) -> int | None:
+        """Seconds until the account may be tried again, or None when it may be tried now."""
+
+    async def failed(self, email: str) -> None: ...
+
+    async def succeeded(self, email: str) -> None: ...
 
 
 class Revocations(Protocol):

@@ -12,6 +12,7 @@ __all__ = [
     "NotAllowed",
     "OAuthFailed",
     "SessionExpired",
+    "TooManyAttempts",
     "UserNotFound",
     "WeakPassword",
 ]
@@ -37,6 +38,16 @@ class WeakPassword(IdentityError):
 
 class InvalidCredentials(IdentityError):
     code = "invalid_credentials"
+
+
+class TooManyAttempts(IdentityError):
+    """Too many wrong passwords for one account: it is protected for a while, whatever the caller's IP."""
+
+    code = "too_many_attempts"
+
+    def __init__(self, retry_after_seconds: int) -> None:
+        super().__init__(f"too many failed sign-ins for this account; retry in {retry_after_seconds} s")
+        self.retry_after_seconds = retry_after_seconds
 
 
 class AccountDisabled(IdentityError):

@@ -128,6 +128,7 @@ def signed_in_view(result: SignedIn) -> dict[str, Any]:
 
 _STATUS: list[tuple[type[Exception], int]] = [
     (errors.EmailAlreadyRegistered, 409),
+    (errors.TooManyAttempts, 429),
     (errors.WeakPassword, 422),
     (errors.InvalidCredentials, 401),
     (errors.AccountDisabled, 403),
@@ -152,7 +153,10 @@ def error_middleware() -> Callable[[web.Request, Handler], Awaitable[web.StreamR
             extensions: dict[str, object] = {"code": error.code}
             if isinstance(error, errors.WeakPassword):
                 extensions["problems"] = error.problems
-            return problem(status, HTTPStatus(status).phrase, str(error), **extensions)
+            response = problem(status, HTTPStatus(status).phrase, str(error), **extensions)
+            if isinstance(error, errors.TooManyAttempts):
+                response.headers["Retry-After"] = str(error.retry_after_seconds)
+            return response
         except ValueError as error:
             return problem(422, "Unprocessable Content", str(error).splitlines()[0], code="invalid_input")
         except TransientError as error:
