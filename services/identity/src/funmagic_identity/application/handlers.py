@@ -21,6 +21,7 @@ from funmagic_contracts.identity.events import (
 from funmagic_identity.application.ports import (
     AccessTokenIssuer,
     Clock,
+    IdentityStore,
     IdentityUnitOfWork,
     OAuthGateway,
     OAuthProfile,
@@ -416,27 +417,13 @@ class IdentityHandlers:
             user = await store.user_by_id(linked_user_id)
             if user is None:
                 raise OAuthFailed("the account linked to this sign-in no longer exists")
-            await store.link_account(
-                user.id,
-                profile.provider,
-                profile.account_id,
-                profile.access_token,
-                profile.refresh_token,
-                now,
-            )
+            await _link(store, user.id, profile, now)
             return user, False
         if link_user_id is not None:
             user = await store.user_by_id(link_user_id)
             if user is None:
                 raise OAuthFailed("sign in again before linking an account")
-            await store.link_account(
-                user.id,
-                profile.provider,
-                profile.account_id,
-                profile.access_token,
-                profile.refresh_token,
-                now,
-            )
+            await _link(store, user.id, profile, now)
             return user, False
         if not profile.email:
             raise OAuthFailed(f"{profile.provider} did not share an email address")
@@ -456,14 +443,7 @@ class IdentityHandlers:
                 existing = await store.update_user(existing.id, now, email_verified=True)
                 uow.publish(UserEmailVerified(user_id=existing.id, email=existing.email))
                 await self._revocations.tokens_invalid_before(existing.id, now)
-            await store.link_account(
-                existing.id,
-                profile.provider,
-                profile.account_id,
-                profile.access_token,
-                profile.refresh_token,
-                now,
-            )
+            await _link(store, existing.id, profile, now)
             return existing, False
         user = User(
             id=str(uuid.uuid4()),
@@ -475,9 +455,7 @@ class IdentityHandlers:
             updated_at=now,
         )
         await store.add_user(user, None)
-        await store.link_account(
-            user.id, profile.provider, profile.account_id, profile.access_token, profile.refresh_token, now
-        )
+        await _link(store, user.id, profile, now)
         method = profile.provider if profile.provider in ("google", "github") else "email"
         uow.publish(
             UserRegistered(user_id=user.id, email=email, name=user.name, method=method, registered_at=now)
@@ -634,3 +612,9 @@ class IdentityHandlers:
             ),
             now,
         )
+
+
+async def _link(store: IdentityStore, user_id: str, profile: OAuthProfile, now: datetime) -> None:
+    await store.link_account(
+        user_id, profile.provider, profile.account_id, profile.access_token, profile.refresh_token, now
+    )
