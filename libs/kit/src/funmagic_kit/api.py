@@ -166,20 +166,24 @@ def build_openapi(
 ) -> dict[str, Any]:
     models: list[type[BaseModel]] = [Problem]
     for op in operations:
-        models += [m for m in (op.body, op.response) if m is not None]
+        models += [m for m in (op.body, op.response, op.query) if m is not None]
     unique = list(dict.fromkeys(models))
-    _, definitions = models_json_schema(
+    # pydantic decides each component's name (generics and clashing names get qualified ones), so the
+    # references come from its mapping, never from `__name__`.
+    mapping, definitions = models_json_schema(
         [(m, "validation") for m in unique], ref_template="#/components/schemas/{model}"
     )
+    schemas = definitions.get("$defs", {})
+    refs = {model: mapping[(model, "validation")] for model in unique}
     paths: dict[str, dict[str, Any]] = {}
     for op in operations:
-        paths.setdefault(op.path, {})[op.method.lower()] = _operation_object(op)
+        paths.setdefault(op.path, {})[op.method.lower()] = _operation_object(op, refs, schemas)
     return {
         "openapi": "3.1.0",
         "info": {"title": title, "version": version, "description": description},
         "paths": paths,
         "components": {
-            "schemas": definitions.get("$defs", {}),
+            "schemas": schemas,
             "securitySchemes": {
                 "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
                 "cookie": {"type": "apiKey", "in": "cookie", "name": "fm_access"},
@@ -188,30 +192,28 @@ def build_openapi(
     }
 
 
-def _ref(model: type[BaseModel]) -> dict[str, str]:
-    return {"$ref": f"#/components/schemas/{model.__name__}"}
-
-
-def _operation_object(op: Operation) -> dict[str, Any]:
+def _operation_object(
+    op: Operation, refs: dict[type[BaseModel], dict[str, Any]], schemas: dict[str, Any]
+) -> dict[str, Any]:
     parameters: list[dict[str, Any]] = [
         {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
         for name in _PATH_PARAM.findall(op.path)
     ]
     if op.query is not None:
-        schema = op.query.model_json_schema(ref_template="#/components/schemas/{model}")
-        required = set(schema.get("required", []))
-        for name, prop in schema.get("properties", {}).items():
+        query_schema = _resolve(refs[op.query], schemas)
+        required = set(query_schema.get("required", []))
+        for name, prop in query_schema.get("properties", {}).items():
             parameters.append({"name": name, "in": "query", "required": name in required, "schema": prop})
     success: dict[str, Any] = {"description": op.summary}
     if op.response is not None:
-        success["content"] = {"application/json": {"schema": _ref(op.response)}}
+        success["content"] = {"application/json": {"schema": refs[op.response]}}
     responses: dict[str, Any] = {str(op.status): success}
     for status, text in op.extra_responses.items():
         responses[str(status)] = {"description": text}
     for status in op.error_statuses():
         responses[str(status)] = {
             "description": _STATUS_TITLES.get(status, "Error"),
-            "content": {"application/problem+json": {"schema": _ref(Problem)}},
+            "content": {"application/problem+json": {"schema": refs[Problem]}},
         }
     operation: dict[str, Any] = {
         "operationId": op.operation_id,
@@ -226,11 +228,16 @@ def _operation_object(op: Operation) -> dict[str, Any]:
     if op.body is not None:
         operation["requestBody"] = {
             "required": True,
-            "content": {"application/json": {"schema": _ref(op.body)}},
+            "content": {"application/json": {"schema": refs[op.body]}},
         }
     if op.access != "public":
         operation["security"] = [{"bearer": []}, {"cookie": []}] if op.cookie_auth else [{"bearer": []}]
     return operation
+
+
+def _resolve(schema: dict[str, Any], schemas: dict[str, Any]) -> dict[str, Any]:
+    ref = schema.get("$ref", "")
+    return schemas[ref.rsplit("/", 1)[-1]] if ref else schema
 
 
 def docs_page(title: str, openapi_url: str) -> str:

@@ -257,7 +257,7 @@ def caller_middleware(
     verifier: TokenVerifier,
     internal_tokens: Iterable[str],
     *,
-    open_paths: tuple[str, ...] = ("/health", "/metrics", "/.well-known/"),
+    open_paths: tuple[str, ...] = ("/health", "/metrics", "/.well-known"),
 ) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
     """Services: every request needs the internal credential or a valid user token (health stays open).
 
@@ -268,7 +268,7 @@ def caller_middleware(
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.path.startswith(open_paths):
+        if _is_open(request.path, open_paths):
             return await handler(request)
         presented = request.headers.get(INTERNAL_TOKEN_HEADER, "").encode()
         is_internal = bool(presented) and any(hmac.compare_digest(presented, t) for t in accepted)
@@ -286,3 +286,8 @@ def caller_middleware(
         return await handler(request)
 
     return middleware
+
+
+def _is_open(path: str, open_paths: tuple[str, ...]) -> bool:
+    """`/health` and `/health/db` are open; `/healthy-things` is not (whole path segments only)."""
+    return any(path == p or path.startswith(p + "/") for p in open_paths)

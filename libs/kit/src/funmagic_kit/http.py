@@ -68,7 +68,9 @@ def problem_middleware(metrics: Metrics) -> Callable[[web.Request, Handler], Awa
                 response = error.response()
             except web.HTTPException as error:
                 if error.status < 400:
-                    response = error
+                    # A redirect or other non-error: answered as a plain response (returning the exception
+                    # object itself is deprecated in aiohttp).
+                    response = web.Response(status=error.status, headers=error.headers)
                 else:
                     response = problem(
                         error.status, error.reason, error.text if error.text != error.reason else None

@@ -13,6 +13,7 @@ from psycopg_pool import AsyncConnectionPool
 from funmagic_contracts.base import IntegrationEvent
 from funmagic_contracts.envelope import Envelope
 from funmagic_identity.application.ports import OutgoingMail, SessionRecord, UserPage
+from funmagic_identity.domain.errors import EmailAlreadyRegistered
 from funmagic_identity.domain.users import Role, User
 from funmagic_kit.crypto import SecretBox
 from funmagic_kit.db import UnitOfWork
@@ -128,7 +129,11 @@ class PostgresIdentityStore:
         return await cursor.fetchone()
 
     async def add_user(self, user: User, password_hash: str | None) -> None:
-        await self._conn.execute(INSERT_USER, {**user.model_dump(), "password_hash": password_hash})
+        try:
+            await self._conn.execute(INSERT_USER, {**user.model_dump(), "password_hash": password_hash})
+        except psycopg.errors.UniqueViolation as error:
+            # Two sign-ups for one address raced past the lookup; the index decides, the loser hears why.
+            raise EmailAlreadyRegistered("an account with this email already exists") from error
 
     async def user_by_id(self, user_id: str, *, for_update: bool = False) -> User | None:
         try:

@@ -526,12 +526,15 @@ class IdentityHandlers:
         async with self._uow() as uow:
             existing = await uow.store.user_by_email(email, for_update=True)
             if existing is not None:
+                if existing.disabled:
+                    raise NotAllowed("enable the account before making it a super_admin")
                 if existing.role != "super_admin":
+                    old_role = existing.role
                     existing = await uow.store.update_user(existing.id, now, role="super_admin")
                     uow.publish(
                         UserRoleChanged(
                             user_id=existing.id,
-                            old_role="user",
+                            old_role=old_role,
                             new_role="super_admin",
                             changed_by=existing.id,
                         )

@@ -1,0 +1,213 @@
+"""problem_middleware over a real server: problem+json errors, kept headers, request ids, access log."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator
+
+import aiohttp
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+
+from funmagic_kit.http import HttpProblem, metrics_route, problem_middleware
+from funmagic_kit.logs import JsonFormatter
+from funmagic_kit.metrics import Metrics
+
+
+async def ok(request: web.Request) -> web.Response:
+    return web.json_response({"ok": True})
+
+
+async def throttled(request: web.Request) -> web.Response:
+    raise web.HTTPTooManyRequests(headers={"Retry-After": "3"})
+
+
+async def gone(request: web.Request) -> web.Response:
+    raise web.HTTPGone(text="this link was used already")
+
+
+async def conflict(request: web.Request) -> web.Response:
+    raise HttpProblem(409, "Conflict", "already exists", headers={"ETag": '"v2"'}, current_version=2)
+
+
+async def moved(request: web.Request) -> web.Response:
+    raise web.HTTPFound("/elsewhere")
+
+
+async def broken(request: web.Request) -> web.Response:
+    raise RuntimeError("secret internals")
+
+
+@pytest.fixture
+def metrics() -> Metrics:
+    return Metrics("test")
+
+
+@pytest.fixture
+async def client(metrics: Metrics) -> AsyncIterator[aiohttp.ClientSession]:
+    app = web.Application(middlewares=[problem_middleware(metrics)])
+    app.add_routes(
+        [
+            web.get("/x", ok),
+            web.get("/items/{item_id}", ok),
+            web.get("/throttled", throttled),
+            web.get("/gone", gone),
+            web.get("/conflict", conflict),
+            web.get("/moved", moved),
+            web.get("/broken", broken),
+            metrics_route(metrics),
+        ]
+    )
+    server = TestServer(app)
+    await server.start_server()
+    async with aiohttp.ClientSession(base_url=f"http://{server.host}:{server.port}") as session:
+        yield session
+    await server.close()
+
+
+async def problem_of(response: aiohttp.ClientResponse, status: int) -> dict:
+    assert response.status == status
+    assert response.content_type == "application/problem+json"
+    body = await response.json(content_type=None)
+    assert body["status"] == status
+    return body
+
+
+async def test_a_raised_too_many_requests_keeps_its_retry_after_header(client: aiohttp.ClientSession) -> None:
+    async with client.get("/throttled") as response:
+        body = await problem_of(response, 429)
+        assert response.headers["Retry-After"] == "3"
+        assert response.headers["X-Request-Id"]
+    assert body["title"] == "Too Many Requests"
+
+
+async def test_a_method_not_allowed_keeps_its_allow_header(client: aiohttp.ClientSession) -> None:
+    async with client.post("/x") as response:
+        await problem_of(response, 405)
+        assert "GET" in response.headers["Allow"]
+
+
+async def test_an_http_exception_with_its_own_text_becomes_the_detail(client: aiohttp.ClientSession) -> None:
+    async with client.get("/gone") as response:
+        body = await problem_of(response, 410)
+    assert body == {
+        "type": "about:blank",
+        "title": "Gone",
+        "status": 410,
+        "detail": "this link was used already",
+    }
+
+
+async def test_an_http_problem_keeps_its_headers_and_extensions(client: aiohttp.ClientSession) -> None:
+    async with client.get("/conflict") as response:
+        body = await problem_of(response, 409)
+        assert response.headers["ETag"] == '"v2"'
+    assert body == {
+        "type": "about:blank",
+        "title": "Conflict",
+        "status": 409,
+        "detail": "already exists",
+        "current_version": 2,
+    }
+
+
+async def test_a_redirect_passes_through_with_its_location(client: aiohttp.ClientSession) -> None:
+    async with client.get("/moved", allow_redirects=False) as response:
+        assert response.status == 302
+        assert response.headers["Location"] == "/elsewhere"
+
+
+async def test_a_redirect_is_answered_without_relying_on_a_deprecated_aiohttp_behaviour(
+    client: aiohttp.ClientSession, recwarn: pytest.WarningsRecorder
+) -> None:
+    async with client.get("/moved", allow_redirects=False) as response:
+        assert response.status == 302
+        assert response.headers["X-Request-Id"]
+
+    deprecated = [str(w.message) for w in recwarn if issubclass(w.category, DeprecationWarning)]
+    assert not [m for m in deprecated if "HTTPException" in m]
+
+
+async def test_an_unknown_path_is_a_404_problem(client: aiohttp.ClientSession) -> None:
+    async with client.get("/nowhere") as response:
+        await problem_of(response, 404)
+
+
+async def test_an_unhandled_error_is_a_500_problem_with_the_request_id_and_no_internals(
+    client: aiohttp.ClientSession, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.ERROR, logger="funmagic_kit.http"):
+        async with client.get("/broken", headers={"X-Request-Id": "req-42"}) as response:
+            text = await response.text()
+            body = await problem_of(response, 500)
+            assert response.headers["X-Request-Id"] == "req-42"
+
+    assert body["request_id"] == "req-42"
+    assert "secret internals" not in text
+    assert any(r.exc_info and "secret internals" in str(r.exc_info[1]) for r in caplog.records)
+
+
+async def test_a_request_id_is_made_up_when_none_is_sent_and_echoed_when_one_is(
+    client: aiohttp.ClientSession,
+) -> None:
+    async with client.get("/x") as first, client.get("/x") as second:
+        assert first.headers["X-Request-Id"] != second.headers["X-Request-Id"]
+    async with client.get("/x", headers={"X-Request-Id": "abc-123"}) as echoed:
+        assert echoed.headers["X-Request-Id"] == "abc-123"
+
+
+async def test_requests_are_counted_by_route_template_and_status(
+    client: aiohttp.ClientSession, metrics: Metrics
+) -> None:
+    for item_id in ("a", "b"):
+        async with client.get(f"/items/{item_id}") as response:
+            assert response.status == 200
+    async with client.get("/throttled") as response:
+        assert response.status == 429
+
+    def count(route: str, status: str) -> float | None:
+        labels = {"method": "GET", "route": route, "status": status}
+        return metrics.registry.get_sample_value("funmagic_http_requests_total", labels)
+
+    assert count("/items/{item_id}", "200") == 2
+    assert count("/throttled", "429") == 1
+
+
+def access_records(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if r.name == "funmagic.access"]
+
+
+async def test_the_access_log_line_has_method_path_and_status_but_not_the_query_string(
+    client: aiohttp.ClientSession, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO, logger="funmagic.access"):
+        async with client.get("/x?code=secret-code&state=s1") as response:
+            assert response.status == 200
+
+    (record,) = access_records(caplog)
+    assert (record.method, record.path, record.route, record.status) == ("GET", "/x", "/x", 200)
+    assert isinstance(record.duration_ms, float)
+    line = JsonFormatter("test").format(record)
+    assert json.loads(line)["path"] == "/x"
+    assert "secret-code" not in line
+    assert "code=" not in line
+
+
+async def test_error_responses_are_access_logged_without_the_query_string_too(
+    client: aiohttp.ClientSession, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO, logger="funmagic.access"):
+        async with client.get("/throttled?code=secret-code") as response:
+            assert response.status == 429
+        async with client.get("/nowhere?code=secret-code") as response:
+            assert response.status == 404
+
+    records = access_records(caplog)
+    assert [(r.path, r.route, r.status) for r in records] == [
+        ("/throttled", "/throttled", 429),
+        ("/nowhere", "unmatched", 404),
+    ]
+    for record in records:
+        assert "secret-code" not in JsonFormatter("test").format(record)
