@@ -19,10 +19,8 @@ from aiohttp import web
 from pydantic import BaseModel, ValidationError
 from pydantic.json_schema import models_json_schema
 
-from funmagic_kit.auth import PRINCIPAL_KEY
 from funmagic_kit.http import HttpProblem
-
-AUTH_ERROR_KEY = "auth_error"
+from funmagic_kit.request_keys import AUTH_ERROR_KEY, INTERNAL_CALLER_KEY, PRINCIPAL_KEY
 
 __all__ = [
     "AUTH_ERROR_KEY",
@@ -114,7 +112,7 @@ def enforce_access(access: Access, handler: Handler) -> Handler:
     @functools.wraps(handler)
     async def guarded(request: web.Request) -> web.StreamResponse:
         if access == "internal":
-            if not request.get("internal_caller"):
+            if not request.get(INTERNAL_CALLER_KEY):
                 raise HttpProblem(401, "Unauthorized", "this route is for services only")
             return await handler(request)
         principal = request.get(PRINCIPAL_KEY)

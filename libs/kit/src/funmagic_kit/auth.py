@@ -24,16 +24,16 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import aiohttp
 import jwt
 from aiohttp import web
 from redis.asyncio import Redis
 
-from funmagic_kit.errors import PlatformError, TransientError
+from funmagic_kit.errors import TransientError
 from funmagic_kit.http import problem
+from funmagic_kit.request_keys import INTERNAL_CALLER_KEY, PRINCIPAL_KEY, InvalidToken, Principal
 
 __all__ = [
     "ALLOWED_ALGORITHMS",
@@ -54,52 +54,6 @@ log = logging.getLogger(__name__)
 
 ALLOWED_ALGORITHMS = ("ES256",)
 INTERNAL_TOKEN_HEADER = "X-Internal-Token"
-PRINCIPAL_KEY = "principal"
-Role = Literal["user", "admin", "super_admin"]
-ROLE_RANK = {"user": 0, "admin": 1, "super_admin": 2}
-
-
-class InvalidToken(PlatformError):
-    """The token is not one we issued, or no longer valid; `reason` is safe to show to the caller."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-
-
-@dataclass(frozen=True)
-class Principal:
-    """The signed-in user a request acts for, as stated by a verified access token."""
-
-    user_id: str
-    session_id: str
-    role: Role
-    email: str
-    name: str
-    email_verified: bool
-    issued_at: float
-    expires_at: float
-    token: str
-
-    def has_role(self, role: Role) -> bool:
-        return ROLE_RANK[self.role] >= ROLE_RANK[role]
-
-    @classmethod
-    def from_claims(cls, claims: dict[str, Any], token: str) -> Principal:
-        role = claims.get("role")
-        if role not in ROLE_RANK:
-            raise InvalidToken("token has no valid role")
-        return cls(
-            user_id=str(claims["sub"]),
-            session_id=str(claims["sid"]),
-            role=role,
-            email=str(claims.get("email", "")),
-            name=str(claims.get("name", "")),
-            email_verified=bool(claims.get("email_verified", False)),
-            issued_at=float(claims["iat"]),
-            expires_at=float(claims["exp"]),
-            token=token,
-        )
 
 
 def revocation_keys(user_id: str, session_id: str) -> tuple[str, str]:
@@ -261,7 +215,7 @@ def caller_middleware(
 ) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
     """Services: every request needs the internal credential or a valid user token (health stays open).
 
-    A forwarded user token, when present, is always verified and becomes `request["principal"]`, so a
+    A forwarded user token, when present, is always verified and becomes `request[PRINCIPAL_KEY]`, so a
     handler acting for a user knows who it is even when the gateway called.
     """
     accepted = tuple(t.encode() for t in internal_tokens if t)
@@ -272,7 +226,7 @@ def caller_middleware(
             return await handler(request)
         presented = request.headers.get(INTERNAL_TOKEN_HEADER, "").encode()
         is_internal = bool(presented) and any(hmac.compare_digest(presented, t) for t in accepted)
-        request["internal_caller"] = is_internal
+        request[INTERNAL_CALLER_KEY] = is_internal
         token = bearer_token(request)
         if token is not None:
             try:

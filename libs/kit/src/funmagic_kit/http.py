@@ -11,6 +11,7 @@ from aiohttp import web
 
 from funmagic_kit.logs import bind_correlation_id
 from funmagic_kit.metrics import CONTENT_TYPE_LATEST, Metrics
+from funmagic_kit.request_keys import PRINCIPAL_KEY
 
 __all__ = ["HttpProblem", "metrics_route", "problem", "problem_middleware"]
 
@@ -84,7 +85,7 @@ def problem_middleware(metrics: Metrics) -> Callable[[web.Request, Handler], Awa
                 response = problem(500, "Internal Server Error", request_id=request_id)
             response.headers["X-Request-Id"] = request_id
             metrics.http_requests.labels(request.method, route, str(response.status)).inc()
-            principal = request.get("principal")
+            principal = request.get(PRINCIPAL_KEY)
             # The path only: query strings can carry one-time codes (OAuth) and must not reach the logs.
             access_log.info(
                 "request",

@@ -22,6 +22,7 @@ from funmagic_kit.auth import (
 )
 from funmagic_kit.http import metrics_route, problem_middleware
 from funmagic_kit.metrics import Metrics
+from funmagic_kit.request_keys import INTERNAL_CALLER_KEY
 
 from .signing import AUDIENCE, ISSUER, PublishedKeys, SigningKey, claims_for
 
@@ -32,7 +33,7 @@ async def whoami(request: web.Request) -> web.Response:
     principal = request.get(PRINCIPAL_KEY)
     return web.json_response(
         {
-            "internal_caller": request["internal_caller"],
+            "internal_caller": request[INTERNAL_CALLER_KEY],
             "user_id": principal.user_id if principal else None,
         }
     )

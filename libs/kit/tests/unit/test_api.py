@@ -19,7 +19,6 @@ from openapi_spec_validator import validate
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from funmagic_kit.api import (
-    AUTH_ERROR_KEY,
     Operation,
     Problem,
     build_openapi,
@@ -29,9 +28,9 @@ from funmagic_kit.api import (
     read_body,
     read_query,
 )
-from funmagic_kit.auth import PRINCIPAL_KEY, Principal
 from funmagic_kit.http import problem_middleware
 from funmagic_kit.metrics import Metrics
+from funmagic_kit.request_keys import AUTH_ERROR_KEY, INTERNAL_CALLER_KEY, PRINCIPAL_KEY, Principal
 
 # Stand-ins for what the gateway and caller middlewares put on the request.
 TEST_ROLE = "X-Test-Role"
@@ -161,7 +160,7 @@ async def fake_callers(request: web.Request, handler):
         request[PRINCIPAL_KEY] = principal_with(role)
     if reason := request.headers.get(TEST_AUTH_ERROR):
         request[AUTH_ERROR_KEY] = reason
-    request["internal_caller"] = request.headers.get(TEST_INTERNAL) == "yes"
+    request[INTERNAL_CALLER_KEY] = request.headers.get(TEST_INTERNAL) == "yes"
     return await handler(request)
 
 

@@ -16,6 +16,7 @@ from redis.asyncio import Redis
 from funmagic_gateway.adapters.rate_limiter import RateLimitSettingsStore, RedisRateLimiter
 from funmagic_gateway.domain.rate_limits import RateLimit, RateLimitSettings
 from funmagic_gateway.entrypoints.edge import (
+    CLIENT_IP_KEY,
     IPNetwork,
     cors_middleware,
     parse_trusted_proxies,
@@ -24,10 +25,7 @@ from funmagic_gateway.entrypoints.edge import (
 )
 from funmagic_kit.http import HttpProblem, problem_middleware
 from funmagic_kit.metrics import Metrics
-
-# The request keys "principal" and "client_ip" are the gateway's agreed names; aiohttp only suggests
-# typed RequestKeys (and hides this warning itself outside pytest).
-pytestmark = pytest.mark.filterwarnings("ignore::aiohttp.web.NotAppKeyWarning")
+from funmagic_kit.request_keys import PRINCIPAL_KEY
 
 ORIGIN = "https://app.funmagic.test"
 LOCALHOST = parse_trusted_proxies("127.0.0.1/32")
@@ -52,12 +50,12 @@ async def fake_auth(
 ) -> web.StreamResponse:
     """Stands in for the auth middleware: `X-Test-User: alice` signs the request in as alice."""
     user = request.headers.get("X-Test-User")
-    request["principal"] = Principal(user) if user else None
+    request[PRINCIPAL_KEY] = Principal(user) if user else None
     return await handler(request)
 
 
 async def echo_client_ip(request: web.Request) -> web.Response:
-    return web.json_response({"client_ip": request["client_ip"]})
+    return web.json_response({"client_ip": request[CLIENT_IP_KEY]})
 
 
 async def create_task(request: web.Request) -> web.Response:

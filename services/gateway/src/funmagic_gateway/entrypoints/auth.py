@@ -16,10 +16,10 @@ from datetime import datetime
 
 from aiohttp import web
 
-from funmagic_kit.api import AUTH_ERROR_KEY
-from funmagic_kit.auth import PRINCIPAL_KEY, InvalidToken, TokenVerifier, bearer_token
+from funmagic_kit.auth import InvalidToken, TokenVerifier, bearer_token
 from funmagic_kit.errors import TransientError
 from funmagic_kit.http import problem
+from funmagic_kit.request_keys import AUTH_ERROR_KEY, PRINCIPAL_KEY
 
 __all__ = [
     "ACCESS_COOKIE",
@@ -36,7 +36,7 @@ REFRESH_COOKIE = "fm_refresh"
 CSRF_COOKIE = "fm_csrf"
 OAUTH_STATE_COOKIE = "fm_oauth_state"
 CSRF_HEADER = "X-CSRF-Token"
-AUTH_VIA_KEY = "auth_via"
+AUTH_VIA_KEY: web.RequestKey[str] = web.RequestKey("auth_via", str)  # "bearer" or "cookie"
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]

@@ -16,6 +16,7 @@ from aiohttp import web
 
 from funmagic_gateway.adapters.services import ServiceClient, ServiceReply
 from funmagic_gateway.entrypoints.auth import OAUTH_STATE_COOKIE, REFRESH_COOKIE, CookiePolicy
+from funmagic_gateway.entrypoints.edge import CLIENT_IP_KEY
 from funmagic_gateway.entrypoints.schemas import (
     Accepted,
     AuthResult,
@@ -41,8 +42,8 @@ from funmagic_gateway.entrypoints.schemas import (
     VerifyEmailRequest,
 )
 from funmagic_kit.api import Operation, json_body, read_body, read_query
-from funmagic_kit.auth import PRINCIPAL_KEY, Principal
 from funmagic_kit.http import HttpProblem
+from funmagic_kit.request_keys import PRINCIPAL_KEY, Principal
 
 __all__ = ["AuthRoutes"]
 
@@ -472,7 +473,7 @@ class AuthRoutes:
             json_body=payload,
             params=params,
             user_token=principal.token if principal else None,
-            client_ip=request.get("client_ip") or request.remote,
+            client_ip=request.get(CLIENT_IP_KEY) or request.remote,
             user_agent=request.headers.get("User-Agent"),
         )
 

@@ -31,8 +31,10 @@ from funmagic_gateway.domain.rate_limits import (
     requests_to_limit,
 )
 from funmagic_kit.http import HttpProblem, problem
+from funmagic_kit.request_keys import PRINCIPAL_KEY, Principal
 
 __all__ = [
+    "CLIENT_IP_KEY",
     "IPNetwork",
     "client_ip",
     "cors_middleware",
@@ -48,6 +50,8 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 Middleware = Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]
 Headers = MutableMapping[str, str]
+# The caller's address as the gateway believes it (see `client_ip`), for later middlewares and handlers.
+CLIENT_IP_KEY: web.RequestKey[str] = web.RequestKey("client_ip", str)
 
 
 async def _handle_and_decorate(
@@ -157,13 +161,13 @@ def rate_limit_middleware(
     settings_store: RateLimitSettingsStore,
     trusted_proxies: Sequence[IPNetwork],
     *,
-    principal_key: str = "principal",
+    principal_key: web.RequestKey[Principal] = PRINCIPAL_KEY,
     redis_timeout_seconds: float = 0.5,
 ) -> Middleware:
     """Count each request against its limits; 429 when one is exhausted.
 
     `request[principal_key]` (set by an earlier middleware, None or absent when anonymous) must have a
-    `user_id`. Sets `request["client_ip"]` for every request, API or not.
+    `user_id`. Sets `request[CLIENT_IP_KEY]` for every request, API or not.
     """
     trusted = tuple(trusted_proxies)
     outage_warning = _ThrottledWarning(_FAIL_OPEN_LOG_INTERVAL_SECONDS)
@@ -189,7 +193,7 @@ def rate_limit_middleware(
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        request["client_ip"] = client_ip(request, trusted)
+        request[CLIENT_IP_KEY] = client_ip(request, trusted)
         decision = await decide(request)
         if decision is None:
             return await handler(request)
@@ -205,7 +209,7 @@ def rate_limit_middleware(
 def _subject(category: RateLimitCategory, request: web.Request, principal: object) -> str:
     if category.subject_kind is SubjectKind.USER:
         return str(principal.user_id)  # type: ignore[attr-defined]
-    return str(request["client_ip"])
+    return request[CLIENT_IP_KEY]
 
 
 def _set_rate_limit_headers(headers: Headers, decision: RateLimitDecision) -> None:

@@ -1,7 +1,7 @@
 """Internal HTTP API of identity, called by the gateway (health and /metrics come from the kit).
 
 Every route needs the internal credential or a user token (the kit's caller check). Routes acting for a
-user take them from the forwarded, verified access token (`request["principal"]`), never from the body.
+user take them from the forwarded, verified access token (`request[PRINCIPAL_KEY]`), never from the body.
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ from funmagic_identity.application.ports import SessionRecord
 from funmagic_identity.domain import errors
 from funmagic_identity.domain.users import Role, User
 from funmagic_kit.api import read_body, read_query
-from funmagic_kit.auth import PRINCIPAL_KEY, Principal
 from funmagic_kit.errors import TransientError
 from funmagic_kit.http import HttpProblem, problem
+from funmagic_kit.request_keys import INTERNAL_CALLER_KEY, PRINCIPAL_KEY, Principal
 
 __all__ = ["IdentityApp", "error_middleware"]
 
@@ -344,7 +344,7 @@ class IdentityApp:
 
 def _context(request: web.Request) -> ClientContext:
     # Only the gateway (internal credential) may state the end user's address and agent.
-    if not request.get("internal_caller"):
+    if not request.get(INTERNAL_CALLER_KEY):
         return ClientContext(ip_address=request.remote, user_agent=request.headers.get("User-Agent"))
     return ClientContext(
         ip_address=request.headers.get("X-Client-Ip") or None,
