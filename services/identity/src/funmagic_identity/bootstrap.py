@@ -19,9 +19,9 @@ from funmagic_identity.cli import COMMANDS
 from funmagic_identity.config import IdentitySettings, oauth_providers_from_env
 from funmagic_identity.entrypoints.http import IdentityApp, error_middleware
 from funmagic_identity.entrypoints.kafka import subscriptions
-from funmagic_identity.entrypoints.workers import SigningKeyReloader
 from funmagic_kit.crypto import SecretBox
 from funmagic_kit.runtime import BackgroundWorker, Middleware, Runtime, ServiceSpec
+from funmagic_kit.workers import Periodic
 
 __all__ = ["SPEC", "SystemClock", "build_handlers"]
 
@@ -77,7 +77,8 @@ async def startup(runtime: Runtime) -> None:
     keys = SigningKeyRing(runtime.pool, secrets)
     await keys.ensure_key(SystemClock().now())
     handlers = build_handlers(settings, runtime, keys)
-    workers: list[BackgroundWorker] = [SigningKeyReloader(keys, SystemClock())]
+    # Keys rotated by the CLI or another replica are picked up within this interval.
+    workers: list[BackgroundWorker] = [Periodic("signing-keys", lambda: keys.load(SystemClock().now()), 30.0)]
     dev_mailbox = None
     if settings.mail_mode == "sink":
         dev_mailbox = DevMailbox(runtime.pool, secrets)
@@ -90,7 +91,7 @@ async def startup(runtime: Runtime) -> None:
             starttls=settings.smtp_starttls,
             sender=settings.mail_from,
         )
-        workers.append(SmtpDispatcher(runtime.pool, secrets, smtp))
+        workers.append(Periodic("mail", SmtpDispatcher(runtime.pool, secrets, smtp).deliver_pending, 2.0))
     app = IdentityApp(handlers, dev_mailbox=dev_mailbox, jwks=keys.published_keys)
     runtime.state["identity"] = Wiring(handlers, keys, app, workers)
 

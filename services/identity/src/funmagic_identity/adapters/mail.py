@@ -8,10 +8,10 @@ links that should not outlive their delivery.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import smtplib
 import ssl
+from dataclasses import dataclass
 from email.message import EmailMessage
 from typing import Any
 
@@ -57,38 +57,29 @@ class DevMailbox:
         ]
 
 
+@dataclass(frozen=True)
 class SmtpSettings:
-    def __init__(
-        self, *, host: str, port: int, username: str, password: str, starttls: bool, sender: str
-    ) -> None:
-        self.host, self.port, self.username, self.password = host, port, username, password
-        self.starttls, self.sender = starttls, sender
+    host: str
+    port: int
+    username: str
+    password: str
+    starttls: bool
+    sender: str
 
 
 class SmtpDispatcher:
-    """A background worker: delivers unsent mail, oldest first, one row lock per message."""
+    """Delivers unsent mail, oldest first, one row lock per message (run it with `Periodic`)."""
 
-    def __init__(
-        self, pool: AsyncConnectionPool, secrets: SecretBox, smtp: SmtpSettings, *, poll_seconds: float = 2.0
-    ) -> None:
+    def __init__(self, pool: AsyncConnectionPool, secrets: SecretBox, smtp: SmtpSettings) -> None:
         self._pool = pool
         self._secrets = secrets
         self._smtp = smtp
-        self._poll_seconds = poll_seconds
-        self._stopping = asyncio.Event()
 
-    def stop(self) -> None:
-        self._stopping.set()
-
-    async def run(self) -> None:
-        while not self._stopping.is_set():
-            try:
-                while await self.deliver_one():
-                    pass
-            except Exception:
-                log.exception("mail delivery failed")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), timeout=self._poll_seconds)
+    async def deliver_pending(self) -> int:
+        delivered = 0
+        while await self.deliver_one():
+            delivered += 1
+        return delivered
 
     async def deliver_one(self) -> bool:
         async with self._pool.connection() as conn, conn.transaction():

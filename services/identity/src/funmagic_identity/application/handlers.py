@@ -216,13 +216,7 @@ class IdentityHandlers:
         if not await uow.store.rotate_refresh_token(session.id, old_hash, hash_token(new_refresh), now):
             # A concurrent refresh with the same token won the row lock; this one just loses.
             raise SessionExpired("this refresh token was just used; use the newest one")
-        return SignedIn(
-            user=user,
-            session=session,
-            access_token=self._tokens.issue(user, session.id, now),
-            access_token_expires_at=now + timedelta(seconds=self._tokens.ttl_seconds),
-            refresh_token=new_refresh,
-        )
+        return self._signed_in(user, session, new_refresh, now)
 
     async def sign_out(
         self, *, user_id: str | None, session_id: str | None, refresh_token: str | None
@@ -587,6 +581,9 @@ class IdentityHandlers:
         )
         refresh_token = f"{session.id}.{_new_token()}"
         await uow.store.add_session(session, hash_token(refresh_token))
+        return self._signed_in(user, session, refresh_token, now)
+
+    def _signed_in(self, user: User, session: SessionRecord, refresh_token: str, now: datetime) -> SignedIn:
         return SignedIn(
             user=user,
             session=session,
