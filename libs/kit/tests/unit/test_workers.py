@@ -7,12 +7,6 @@ import asyncio
 from funmagic_kit.workers import Periodic
 
 
-async def _until(condition, timeout: float = 5.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not condition():
-            await asyncio.sleep(0.005)  # the polling interval of a wait-until loop
-
-
 async def test_a_failing_step_is_retried_on_the_next_tick() -> None:
     calls: list[int] = []
     three_steps = asyncio.Event()
