@@ -1,0 +1,126 @@
+"""The credits use cases: one command, one transaction — lock the stream, decide, append, project, publish."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from funmagic_contracts.base import IntegrationEvent
+from funmagic_contracts.credits.events import (
+    CreditsAdjusted,
+    CreditsGranted,
+    CreditsPurchased,
+    CreditsReleased,
+    CreditsReservationRejected,
+    CreditsReserved,
+    CreditsSpent,
+)
+from funmagic_contracts.envelope import Envelope
+from funmagic_credits.application.ports import Clock, LedgerStoreFactory, StoredEvent
+from funmagic_credits.domain.ledger import (
+    Adjusted,
+    Command,
+    Granted,
+    LedgerEvent,
+    Purchased,
+    Released,
+    ReservationRejected,
+    Reserved,
+    Spent,
+    check_invariants,
+    decide,
+    fold,
+    idempotency_key,
+)
+
+__all__ = ["Ledger", "to_integration_event"]
+
+log = logging.getLogger(__name__)
+
+
+class Ledger:
+    def __init__(self, *, stores: LedgerStoreFactory, clock: Clock) -> None:
+        self._stores = stores
+        self._clock = clock
+
+    async def execute(
+        self, conn: Any, command: Command, *, caused_by: Envelope | None = None
+    ) -> list[StoredEvent]:
+        """Runs `command` in the caller's transaction (`conn`); a repeated cause records nothing."""
+        store = self._stores(conn)
+        account = await store.lock_account(command.user_id)
+        key = idempotency_key(command)
+        if await store.cause_already_applied(command.user_id, key):
+            log.info("ledger command already applied", extra={"user_id": command.user_id, "key": key})
+            return []
+        events = decide(command, account)
+        if not events:
+            return []
+        updated = fold(account, events)
+        check_invariants(updated)
+        now = self._clock.now()
+        stored = await store.append(account, events, key, now)
+        await store.save_account(updated)
+        await store.project(stored, updated, now)
+        store.publish([(s, to_integration_event(command.user_id, s.event)) for s in stored], caused_by)
+        await store.flush()
+        return stored
+
+
+def to_integration_event(user_id: str, event: LedgerEvent) -> IntegrationEvent:
+    match event:
+        case Granted():
+            return CreditsGranted(
+                user_id=user_id,
+                amount=event.amount,
+                reason=event.reason,
+                reference_id=event.reference_id,
+                balance_after=event.balance_after,
+            )
+        case Purchased():
+            return CreditsPurchased(
+                user_id=user_id,
+                amount=event.amount,
+                package_id=event.package_id,
+                payment_reference=event.payment_reference,
+                price_minor=event.price_minor,
+                currency=event.currency,
+                balance_after=event.balance_after,
+            )
+        case Reserved():
+            return CreditsReserved(
+                user_id=user_id,
+                reservation_id=event.reservation_id,
+                amount=event.amount,
+                balance_after=event.balance_after,
+                reserved_after=event.reserved_after,
+            )
+        case ReservationRejected():
+            return CreditsReservationRejected(
+                user_id=user_id, reservation_id=event.reservation_id, amount=event.amount, reason=event.reason
+            )
+        case Spent():
+            return CreditsSpent(
+                user_id=user_id,
+                reservation_id=event.reservation_id,
+                amount=event.amount,
+                balance_after=event.balance_after,
+                reserved_after=event.reserved_after,
+            )
+        case Released():
+            return CreditsReleased(
+                user_id=user_id,
+                reservation_id=event.reservation_id,
+                amount=event.amount,
+                balance_after=event.balance_after,
+                reserved_after=event.reserved_after,
+            )
+        case Adjusted():
+            return CreditsAdjusted(
+                user_id=user_id,
+                amount=event.amount,
+                admin_id=event.admin_id,
+                reason=event.reason,
+                balance_after=event.balance_after,
+            )
+    raise TypeError(f"not a ledger event: {event!r}")

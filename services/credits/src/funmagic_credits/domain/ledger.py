@@ -1,0 +1,393 @@
+"""A user's credit account as an event-sourced aggregate: `decide(state, command) -> events`, `evolve`.
+
+Pure: no I/O. The rules are named (`reservation_must_not_exceed_balance`…) and every state the functions
+produce satisfies `check_invariants`. Money is integer credits.
+
+- `balance` is what the user can spend; `reserved` is held for running tasks (one open reservation per
+  task); a reservation moves credits from balance to reserved, settling it spends the charged part and
+  releases the rest back to the balance.
+- `balance + reserved == lifetime_earned - lifetime_spent + adjustments` at all times.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from functools import singledispatch
+from typing import Literal
+
+__all__ = [
+    "Account",
+    "AdjustCredits",
+    "Adjusted",
+    "GrantCredits",
+    "Granted",
+    "InvalidAmount",
+    "LedgerEvent",
+    "LedgerRuleBroken",
+    "Purchased",
+    "RecordPurchase",
+    "Released",
+    "ReservationRejected",
+    "ReserveCredits",
+    "Reserved",
+    "SettleReservation",
+    "Spent",
+    "WouldGoNegative",
+    "check_invariants",
+    "decide",
+    "evolve",
+    "fold",
+    "idempotency_key",
+]
+
+
+class LedgerRuleBroken(Exception):
+    """A command the ledger refuses outright (nothing is recorded)."""
+
+
+class InvalidAmount(LedgerRuleBroken):
+    pass
+
+
+class WouldGoNegative(LedgerRuleBroken):
+    pass
+
+
+# --- state ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Account:
+    user_id: str
+    version: int = 0
+    balance: int = 0
+    reserved: int = 0
+    lifetime_earned: int = 0
+    lifetime_spent: int = 0
+    adjustments: int = 0
+    # reservation id (the task id) -> credits held; settled ones are removed.
+    open_reservations: dict[str, int] = field(default_factory=dict)
+
+
+# --- commands ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GrantCredits:
+    user_id: str
+    amount: int
+    reason: Literal["signup_bonus", "promotion"]
+    reference_id: str
+
+
+@dataclass(frozen=True)
+class RecordPurchase:
+    user_id: str
+    amount: int
+    package_id: str
+    payment_reference: str
+    price_minor: int
+    currency: str
+
+
+@dataclass(frozen=True)
+class ReserveCredits:
+    user_id: str
+    reservation_id: str
+    amount: int
+
+
+@dataclass(frozen=True)
+class SettleReservation:
+    user_id: str
+    reservation_id: str
+    charged: int
+    outcome: Literal["completed", "failed", "cancelled"]
+
+
+@dataclass(frozen=True)
+class AdjustCredits:
+    user_id: str
+    amount: int
+    admin_id: str
+    reason: str
+    reference_id: str
+
+
+Command = GrantCredits | RecordPurchase | ReserveCredits | SettleReservation | AdjustCredits
+
+
+def idempotency_key(command: Command) -> str:
+    """What makes a command the same command again: its cause (a task, a payment, a grant reference)."""
+    match command:
+        case GrantCredits():
+            return f"grant:{command.reason}:{command.reference_id}"
+        case RecordPurchase():
+            return f"purchase:{command.payment_reference}"
+        case ReserveCredits():
+            return f"reserve:{command.reservation_id}"
+        case SettleReservation():
+            return f"settle:{command.reservation_id}"
+        case AdjustCredits():
+            return f"adjust:{command.reference_id}"
+    raise TypeError(f"not a ledger command: {command!r}")
+
+
+# --- events --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Granted:
+    amount: int
+    reason: str
+    reference_id: str
+    balance_after: int
+
+
+@dataclass(frozen=True)
+class Purchased:
+    amount: int
+    package_id: str
+    payment_reference: str
+    price_minor: int
+    currency: str
+    balance_after: int
+
+
+@dataclass(frozen=True)
+class Reserved:
+    reservation_id: str
+    amount: int
+    balance_after: int
+    reserved_after: int
+
+
+@dataclass(frozen=True)
+class ReservationRejected:
+    reservation_id: str
+    amount: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class Spent:
+    reservation_id: str
+    amount: int
+    balance_after: int
+    reserved_after: int
+
+
+@dataclass(frozen=True)
+class Released:
+    reservation_id: str
+    amount: int
+    balance_after: int
+    reserved_after: int
+
+
+@dataclass(frozen=True)
+class Adjusted:
+    amount: int
+    admin_id: str
+    reason: str
+    balance_after: int
+
+
+LedgerEvent = Granted | Purchased | Reserved | ReservationRejected | Spent | Released | Adjusted
+
+
+# --- rules ---------------------------------------------------------------------------------------------
+
+
+def amount_must_be_positive(amount: int) -> None:
+    if not isinstance(amount, int) or isinstance(amount, bool) or amount <= 0:
+        raise InvalidAmount(f"amounts are positive whole credits, not {amount!r}")
+
+
+def reservation_must_not_exceed_balance(account: Account, amount: int) -> bool:
+    return amount <= account.balance
+
+
+def adjustment_must_not_go_below_zero(account: Account, amount: int) -> None:
+    if account.balance + amount < 0:
+        raise WouldGoNegative(
+            f"an adjustment of {amount} would leave {account.balance + amount} credits; the balance is "
+            f"{account.balance} (credits held for running tasks cannot be taken)"
+        )
+
+
+# --- decide --------------------------------------------------------------------------------------------
+
+
+@singledispatch
+def decide(command: object, account: Account) -> list[LedgerEvent]:
+    raise TypeError(f"not a ledger command: {command!r}")
+
+
+@decide.register
+def _grant(command: GrantCredits, account: Account) -> list[LedgerEvent]:
+    amount_must_be_positive(command.amount)
+    return [Granted(command.amount, command.reason, command.reference_id, account.balance + command.amount)]
+
+
+@decide.register
+def _purchase(command: RecordPurchase, account: Account) -> list[LedgerEvent]:
+    amount_must_be_positive(command.amount)
+    return [
+        Purchased(
+            command.amount,
+            command.package_id,
+            command.payment_reference,
+            command.price_minor,
+            command.currency,
+            account.balance + command.amount,
+        )
+    ]
+
+
+@decide.register
+def _reserve(command: ReserveCredits, account: Account) -> list[LedgerEvent]:
+    if command.amount < 0 or isinstance(command.amount, bool):
+        raise InvalidAmount(f"a reservation cannot be {command.amount!r}")
+    if command.reservation_id in account.open_reservations:
+        return []  # already held: the same task asked twice
+    if not reservation_must_not_exceed_balance(account, command.amount):
+        return [ReservationRejected(command.reservation_id, command.amount, "insufficient_credits")]
+    return [
+        Reserved(
+            command.reservation_id,
+            command.amount,
+            account.balance - command.amount,
+            account.reserved + command.amount,
+        )
+    ]
+
+
+@decide.register
+def _settle(command: SettleReservation, account: Account) -> list[LedgerEvent]:
+    held = account.open_reservations.get(command.reservation_id)
+    if held is None:
+        return []  # never reserved (rejected) or already settled: nothing is held
+    if command.charged < 0:
+        raise InvalidAmount(f"a charge cannot be {command.charged!r}")
+    # Never more than was held: a task cannot cost more than its price.
+    spent = min(command.charged, held)
+    released = held - spent
+    events: list[LedgerEvent] = []
+    balance, reserved = account.balance, account.reserved
+    if spent:
+        reserved -= spent
+        events.append(Spent(command.reservation_id, spent, balance, reserved))
+    if released or not spent:
+        reserved -= released
+        balance += released
+        events.append(Released(command.reservation_id, released, balance, reserved))
+    return events
+
+
+@decide.register
+def _adjust(command: AdjustCredits, account: Account) -> list[LedgerEvent]:
+    if command.amount == 0 or isinstance(command.amount, bool) or not isinstance(command.amount, int):
+        raise InvalidAmount("an adjustment is a non-zero whole number of credits")
+    if not command.reason.strip():
+        raise InvalidAmount("an adjustment needs a reason")
+    adjustment_must_not_go_below_zero(account, command.amount)
+    return [Adjusted(command.amount, command.admin_id, command.reason, account.balance + command.amount)]
+
+
+# --- evolve --------------------------------------------------------------------------------------------
+
+
+@singledispatch
+def evolve(event: object, account: Account) -> Account:
+    raise TypeError(f"not a ledger event: {event!r}")
+
+
+@evolve.register
+def _granted(event: Granted, account: Account) -> Account:
+    return _earned(account, event.amount)
+
+
+@evolve.register
+def _purchased(event: Purchased, account: Account) -> Account:
+    return _earned(account, event.amount)
+
+
+def _earned(account: Account, amount: int) -> Account:
+    return _next(account, balance=account.balance + amount, lifetime_earned=account.lifetime_earned + amount)
+
+
+@evolve.register
+def _reserved(event: Reserved, account: Account) -> Account:
+    return _next(
+        account,
+        balance=account.balance - event.amount,
+        reserved=account.reserved + event.amount,
+        open_reservations={**account.open_reservations, event.reservation_id: event.amount},
+    )
+
+
+@evolve.register
+def _rejected(event: ReservationRejected, account: Account) -> Account:
+    return _next(account)
+
+
+@evolve.register
+def _spent(event: Spent, account: Account) -> Account:
+    remaining = account.open_reservations[event.reservation_id] - event.amount
+    return _next(
+        account,
+        reserved=account.reserved - event.amount,
+        lifetime_spent=account.lifetime_spent + event.amount,
+        open_reservations=_shrink(account.open_reservations, event.reservation_id, remaining),
+    )
+
+
+@evolve.register
+def _released(event: Released, account: Account) -> Account:
+    remaining = account.open_reservations[event.reservation_id] - event.amount
+    return _next(
+        account,
+        balance=account.balance + event.amount,
+        reserved=account.reserved - event.amount,
+        open_reservations=_shrink(account.open_reservations, event.reservation_id, remaining),
+    )
+
+
+@evolve.register
+def _adjusted(event: Adjusted, account: Account) -> Account:
+    return _next(
+        account, balance=account.balance + event.amount, adjustments=account.adjustments + event.amount
+    )
+
+
+def _shrink(reservations: dict[str, int], reservation_id: str, remaining: int) -> dict[str, int]:
+    # A settlement ends the reservation: what it did not spend was released in the same decision.
+    rest = dict(reservations)
+    if remaining <= 0:
+        rest.pop(reservation_id, None)
+    else:
+        rest[reservation_id] = remaining
+    return rest
+
+
+def _next(account: Account, **changes: object) -> Account:
+    return replace(account, version=account.version + 1, **changes)  # type: ignore[arg-type]
+
+
+def fold(account: Account, events: list[LedgerEvent]) -> Account:
+    for event in events:
+        account = evolve(event, account)
+    return account
+
+
+def check_invariants(account: Account) -> None:
+    """Raises AssertionError naming the broken invariant."""
+    assert account.balance >= 0, f"balance {account.balance} < 0"
+    assert account.reserved >= 0, f"reserved {account.reserved} < 0"
+    assert account.reserved == sum(account.open_reservations.values()), "reserved != open reservations"
+    expected = account.lifetime_earned - account.lifetime_spent + account.adjustments
+    assert account.balance + account.reserved == expected, (
+        f"balance + reserved = {account.balance + account.reserved}, "
+        f"earned - spent ± adjustments = {expected}"
+    )
