@@ -12,6 +12,9 @@ import aiohttp
 GATEWAY_URL = f"http://127.0.0.1:{int(os.environ.get('FUNMAGIC_E2E_PORT_BASE', '18000'))}"
 IDENTITY_URL = f"http://127.0.0.1:{int(os.environ.get('FUNMAGIC_E2E_PORT_BASE', '18000')) + 1}"
 PASSWORD = "a long test passphrase 42"
+# The e2e platform's Stripe credentials (the fake Stripe server knows the same ones).
+STRIPE_SECRET_KEY = "sk_test_e2e_secret_key"
+STRIPE_WEBHOOK_SECRET = "whsec_e2e_webhook_secret"
 _TOKEN = re.compile(r"token=([A-Za-z0-9_\-]+)")
 
 

@@ -24,6 +24,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 import oauth_provider  # noqa: E402
 import run_services  # noqa: E402
+import stripe_api  # noqa: E402
+from clients import STRIPE_SECRET_KEY, STRIPE_WEBHOOK_SECRET  # noqa: E402
 
 E2E_PORT_BASE = int(os.environ.get("FUNMAGIC_E2E_PORT_BASE", "18000"))
 E2E_REDIS_DB = 3
@@ -85,13 +87,25 @@ def _oauth_env(fake: oauth_provider.FakeOAuthProvider) -> dict[str, str]:
 
 
 @pytest.fixture(scope="session")
+def stripe_fake() -> Iterator[stripe_api.RunningFake]:
+    running = stripe_api.start_in_thread(secret_key=STRIPE_SECRET_KEY)
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+@pytest.fixture(scope="session")
 def e2e_redis_url(stack_env: dict[str, str]) -> str:
     return stack_env["REDIS_URL"].rsplit("/", 1)[0] + f"/{E2E_REDIS_DB}"
 
 
 @pytest.fixture(scope="session")
 def platform_env(
-    stack_env: dict[str, str], oauth_fake: oauth_provider.FakeOAuthProvider, e2e_redis_url: str
+    stack_env: dict[str, str],
+    oauth_fake: oauth_provider.FakeOAuthProvider,
+    stripe_fake: stripe_api.RunningFake,
+    e2e_redis_url: str,
 ) -> Iterator[dict[str, str]]:
     """The e2e services' environment: fresh databases per session, so counts (super_admins…) are exact."""
     import psycopg
@@ -119,6 +133,9 @@ def platform_env(
         "CORS_ORIGINS": "http://app.test",
         # Tests act as a proxy in front of the gateway to give requests addresses of their own.
         "TRUSTED_PROXIES": "127.0.0.1/32",
+        "STRIPE_API_BASE": stripe_fake.url,
+        "STRIPE_SECRET_KEY": STRIPE_SECRET_KEY,
+        "STRIPE_WEBHOOK_SECRET": STRIPE_WEBHOOK_SECRET,
     }
     try:
         yield env

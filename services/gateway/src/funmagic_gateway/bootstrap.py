@@ -13,6 +13,7 @@ from funmagic_gateway.adapters.services import ServiceClient
 from funmagic_gateway.config import GatewaySettings
 from funmagic_gateway.entrypoints.auth import CookiePolicy, authentication_middleware, csrf_middleware
 from funmagic_gateway.entrypoints.auth_routes import AuthRoutes
+from funmagic_gateway.entrypoints.credits_routes import CreditsRoutes
 from funmagic_gateway.entrypoints.edge import (
     cors_middleware,
     parse_trusted_proxies,
@@ -56,7 +57,9 @@ async def startup(runtime: Runtime) -> None:
         connector=aiohttp.TCPConnector(limit=200),
     )
     runtime.exit_stack.push_async_callback(http.close)
-    identity = ServiceClient("identity", settings.identity_url, settings.internal_api_tokens()[0], http)
+    internal_token = settings.internal_api_tokens()[0]
+    identity = ServiceClient("identity", settings.identity_url, internal_token, http)
+    credits = ServiceClient("credits", settings.credits_url, internal_token, http)
     cookies = CookiePolicy(
         secure=settings.cookie_secure,
         domain=settings.cookie_domain or None,
@@ -64,7 +67,12 @@ async def startup(runtime: Runtime) -> None:
     )
     rate_limits = RateLimitSettingsStore(runtime.redis)
     auth = AuthRoutes(identity, cookies, app_url=settings.public_app_url)
-    api = PublicApi([*auth.operations(), *rate_limit_operations(rate_limits)], identity)
+    operations = [
+        *auth.operations(),
+        *CreditsRoutes(credits).operations(),
+        *rate_limit_operations(rate_limits),
+    ]
+    api = PublicApi(operations, identity)
     runtime.state["gateway"] = Wiring(api, rate_limits, RedisRateLimiter(runtime.redis), trusted_proxies)
 
 

@@ -8,6 +8,7 @@ from openapi_spec_validator import validate
 from funmagic_gateway.adapters.services import ServiceClient
 from funmagic_gateway.entrypoints.auth import CookiePolicy
 from funmagic_gateway.entrypoints.auth_routes import AuthRoutes
+from funmagic_gateway.entrypoints.credits_routes import CreditsRoutes
 from funmagic_gateway.entrypoints.http import PublicApi, rate_limit_operations
 
 NOT_IN_THE_API = {("GET", "/openapi.json"), ("GET", "/docs"), ("GET", "/.well-known/jwks.json")}
@@ -17,7 +18,12 @@ async def _public_api() -> tuple[PublicApi, aiohttp.ClientSession]:
     http = aiohttp.ClientSession()  # never used: building the document makes no calls
     identity = ServiceClient("identity", "http://127.0.0.1:1", "x" * 32, http)
     auth = AuthRoutes(identity, CookiePolicy(secure=True, domain=None, samesite="Lax"), app_url="http://app")
-    operations = [*auth.operations(), *rate_limit_operations(store=None)]  # type: ignore[arg-type]
+    credits = ServiceClient("credits", "http://127.0.0.1:1", "x" * 32, http)
+    operations = [
+        *auth.operations(),
+        *CreditsRoutes(credits).operations(),
+        *rate_limit_operations(store=None),  # type: ignore[arg-type]
+    ]
     return PublicApi(operations, identity), http
 
 

@@ -64,6 +64,8 @@ class ServiceClient:
         path: str,
         *,
         json_body: Any = None,
+        raw_body: bytes | None = None,
+        extra_headers: dict[str, str] | None = None,
         params: dict[str, str] | None = None,
         user_token: str | None = None,
         client_ip: str | None = None,
@@ -76,6 +78,7 @@ class ServiceClient:
             headers["X-Client-Ip"] = client_ip
         if user_agent:
             headers["X-Client-User-Agent"] = user_agent[:512]
+        headers.update(extra_headers or {})
         correlation_id = current_correlation_id()
         if correlation_id:
             headers["X-Request-Id"] = correlation_id
@@ -83,7 +86,8 @@ class ServiceClient:
             async with self._session.request(
                 method,
                 f"{self._base_url}{path}",
-                json=json_body,
+                json=json_body if raw_body is None else None,
+                data=raw_body,
                 params=params,
                 headers=headers,
             ) as response:

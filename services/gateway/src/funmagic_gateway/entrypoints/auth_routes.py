@@ -16,7 +16,7 @@ from aiohttp import web
 
 from funmagic_gateway.adapters.services import ServiceClient, ServiceReply
 from funmagic_gateway.entrypoints.auth import OAUTH_STATE_COOKIE, REFRESH_COOKIE, CookiePolicy
-from funmagic_gateway.entrypoints.edge import CLIENT_IP_KEY
+from funmagic_gateway.entrypoints.forwarding import forward, relay, safe_id
 from funmagic_gateway.entrypoints.schemas import (
     Accepted,
     AuthResult,
@@ -347,7 +347,7 @@ class AuthRoutes:
 
     async def revoke_session(self, request: web.Request) -> web.Response:
         session_id = request.match_info["session_id"]
-        return await self._relay(request, "DELETE", f"/v1/sessions/{_safe_id(session_id)}", None, None)
+        return await self._relay(request, "DELETE", f"/v1/sessions/{safe_id(session_id)}", None, None)
 
     async def me(self, request: web.Request) -> web.Response:
         return await self._relay(request, "GET", "/v1/me", None, UserView)
@@ -386,7 +386,7 @@ class AuthRoutes:
 
     async def oauth_start(self, request: web.Request) -> web.Response:
         query = read_query(request, OAuthStartQuery)
-        provider = _safe_id(request.match_info["provider"])
+        provider = safe_id(request.match_info["provider"])
         if query.link and request.get(PRINCIPAL_KEY) is None:
             raise HttpProblem(401, "Unauthorized", "sign in before linking an account")
         payload = {"redirect_to": _app_path(query.redirect_to), "link": query.link}
@@ -398,7 +398,7 @@ class AuthRoutes:
 
     async def oauth_callback(self, request: web.Request) -> web.Response:
         query = read_query(request, OAuthCallbackQuery)
-        provider = _safe_id(request.match_info["provider"])
+        provider = safe_id(request.match_info["provider"])
         expected = request.cookies.get(OAUTH_STATE_COOKIE, "")
         if (
             not query.state
@@ -435,24 +435,24 @@ class AuthRoutes:
         return json_body(UserList.model_validate(reply.body))
 
     async def get_user(self, request: web.Request) -> web.Response:
-        user_id = _safe_id(request.match_info["user_id"])
+        user_id = safe_id(request.match_info["user_id"])
         return await self._relay(request, "GET", f"/v1/users/{user_id}", None, UserView)
 
     async def change_role(self, request: web.Request) -> web.Response:
         if request[PRINCIPAL_KEY].role != "super_admin":
             raise HttpProblem(403, "Forbidden", "only a super_admin can change roles", code="not_allowed")
         body = await read_body(request, RoleChangeRequest)
-        user_id = _safe_id(request.match_info["user_id"])
+        user_id = safe_id(request.match_info["user_id"])
         return await self._relay(request, "PUT", f"/v1/users/{user_id}/role", body.model_dump(), UserView)
 
     async def disable_user(self, request: web.Request) -> web.Response:
         body = await read_body(request, StatusChangeRequest)
-        user_id = _safe_id(request.match_info["user_id"])
+        user_id = safe_id(request.match_info["user_id"])
         return await self._relay(request, "POST", f"/v1/users/{user_id}/disable", body.model_dump(), UserView)
 
     async def enable_user(self, request: web.Request) -> web.Response:
         body = await read_body(request, StatusChangeRequest)
-        user_id = _safe_id(request.match_info["user_id"])
+        user_id = safe_id(request.match_info["user_id"])
         return await self._relay(request, "POST", f"/v1/users/{user_id}/enable", body.model_dump(), UserView)
 
     # --- helpers -------------------------------------------------------------------------------------
@@ -466,25 +466,12 @@ class AuthRoutes:
         *,
         params: dict[str, str] | None = None,
     ) -> ServiceReply:
-        principal: Principal | None = request.get(PRINCIPAL_KEY)
-        return await self._identity.call(
-            method,
-            path,
-            json_body=payload,
-            params=params,
-            user_token=principal.token if principal else None,
-            client_ip=request.get(CLIENT_IP_KEY) or request.remote,
-            user_agent=request.headers.get("User-Agent"),
-        )
+        return await forward(self._identity, request, method, path, payload=payload, params=params)
 
     async def _relay(
         self, request: web.Request, method: str, path: str, payload: Any, model: type | None
     ) -> web.Response:
-        reply = await self._call(request, method, path, payload)
-        reply.raise_for_problem()
-        if model is None or reply.body is None:
-            return web.Response(status=reply.status)
-        return json_body(model.model_validate(reply.body), status=reply.status)
+        return await relay(self._identity, request, method, path, model, payload=payload)
 
     def _signed_in(self, reply: ServiceReply, mode: str, status: int = 200) -> web.Response:
         reply.raise_for_problem()
@@ -517,13 +504,6 @@ async def _optional_body(request: web.Request, model: type[Any]) -> Any:
     if not request.can_read_body:
         return model()
     return await read_body(request, model)
-
-
-def _safe_id(value: str) -> str:
-    """Path segments forwarded to a service: letters, digits, `-` and `_` only (no `../`, no query)."""
-    if not value or len(value) > 64 or not all(c.isalnum() or c in "-_" for c in value):
-        raise HttpProblem(404, "Not Found", "no such resource")
-    return value
 
 
 def _app_path(redirect_to: str) -> str:
