@@ -22,6 +22,7 @@ __all__ = [
     "GrantCredits",
     "Granted",
     "InvalidAmount",
+    "InvariantViolated",
     "LedgerEvent",
     "LedgerRuleBroken",
     "Purchased",
@@ -381,13 +382,23 @@ def fold(account: Account, events: list[LedgerEvent]) -> Account:
     return account
 
 
+class InvariantViolated(AssertionError):
+    """A state the ledger must never reach; raised even under `python -O` (not an `assert`)."""
+
+
 def check_invariants(account: Account) -> None:
-    """Raises AssertionError naming the broken invariant."""
-    assert account.balance >= 0, f"balance {account.balance} < 0"
-    assert account.reserved >= 0, f"reserved {account.reserved} < 0"
-    assert account.reserved == sum(account.open_reservations.values()), "reserved != open reservations"
+    """Raises InvariantViolated naming the broken invariant."""
     expected = account.lifetime_earned - account.lifetime_spent + account.adjustments
-    assert account.balance + account.reserved == expected, (
-        f"balance + reserved = {account.balance + account.reserved}, "
-        f"earned - spent ± adjustments = {expected}"
-    )
+    broken = [
+        (account.balance < 0, f"balance {account.balance} < 0"),
+        (account.reserved < 0, f"reserved {account.reserved} < 0"),
+        (account.reserved != sum(account.open_reservations.values()), "reserved != the open reservations"),
+        (
+            account.balance + account.reserved != expected,
+            f"balance + reserved = {account.balance + account.reserved}, "
+            f"earned - spent ± adjustments = {expected}",
+        ),
+    ]
+    for is_broken, message in broken:
+        if is_broken:
+            raise InvariantViolated(message)
