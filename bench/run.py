@@ -22,9 +22,14 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import auth_session
+import credits_ledger
 import roundtrip
 
-BENCHMARKS = {"roundtrip": roundtrip.run, "auth_session": auth_session.run}
+BENCHMARKS = {
+    "roundtrip": roundtrip.run,
+    "auth_session": auth_session.run,
+    "credits_ledger": credits_ledger.run,
+}
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
