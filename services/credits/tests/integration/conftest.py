@@ -3,16 +3,27 @@
 from __future__ import annotations
 
 import os
+import sys
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import psycopg
 import pytest
+from aiokafka import AIOKafkaProducer
 from psycopg_pool import AsyncConnectionPool
 
+from funmagic_contracts.topics import dead_letter_topic
 from funmagic_kit.db import create_pool
+from funmagic_kit.kafka import create_producer, create_topics
 from funmagic_kit.migrations import migrate_database
+
+# The tests' shared helpers live beside this file. No __init__.py here on purpose: with one, this folder
+# would be the package `integration`, as the kit's tests are, and collecting the whole repository would
+# fail; the helpers' module has a name no other tests use.
+sys.path.insert(0, str(Path(__file__).parent))
+
+from credits_test_support import PrivateTopics
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -45,3 +56,33 @@ async def pool(database_url: str) -> AsyncIterator[AsyncConnectionPool]:
         yield pool
     finally:
         await pool.close()
+
+
+# --- Kafka (private topics per test, as the kit's own integration tests do) ------------------------------
+
+
+@pytest.fixture
+def kafka() -> str:
+    servers = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    if not servers:
+        pytest.fail("KAFKA_BOOTSTRAP_SERVERS is unset: run the tests with the local stack (make test)")
+    return servers
+
+
+@pytest.fixture
+async def producer(kafka: str) -> AsyncIterator[AIOKafkaProducer]:
+    producer = await create_producer(kafka, client_id="credits-tests")
+    try:
+        yield producer
+    finally:
+        await producer.stop()
+
+
+@pytest.fixture
+async def private_topics(kafka: str) -> PrivateTopics:
+    """A fresh identity-like and tasks-like topic (6 partitions each) with their dead-letter topics."""
+    suffix = uuid.uuid4().hex[:12]
+    topics = PrivateTopics(identity=f"test.credits.identity.{suffix}", tasks=f"test.credits.tasks.{suffix}")
+    names = [topics.identity, topics.tasks]
+    await create_topics(kafka, [*names, *(dead_letter_topic(n) for n in names)], partitions=6)
+    return topics

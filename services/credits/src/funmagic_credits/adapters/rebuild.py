@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import psycopg
@@ -29,6 +30,8 @@ class Replay:
     accounts: dict[str, Account] = field(default_factory=dict)
     transactions: list[tuple] = field(default_factory=list)
     events: int = 0
+    # When each account last changed: its last event's time, which the live projection stores too.
+    updated_at: dict[str, datetime] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,7 @@ async def replay_events(
                 stored = event_from_row(row)
                 account = replay.accounts.get(stored.user_id) or Account(user_id=stored.user_id)
                 replay.accounts[stored.user_id] = evolve(stored.event, account)
+                replay.updated_at[stored.user_id] = stored.occurred_at
                 if keep_transactions:
                     transaction = transaction_row(stored)
                     if transaction is not None:
@@ -74,7 +78,10 @@ async def rebuild_projections(conn: psycopg.AsyncConnection, *, progress: Progre
     """Run inside a transaction: the old projections stay visible until it commits."""
     await conn.execute("LOCK TABLE ledger_accounts IN SHARE MODE")  # no ledger writes while replaying
     replay = await replay_events(conn, keep_transactions=True, progress=progress)
-    await conn.execute("TRUNCATE credits, credit_transactions")
+    # DELETE, not TRUNCATE: TRUNCATE's exclusive lock would stall every reader until the commit, while
+    # under MVCC readers keep seeing the old rows.
+    await conn.execute("DELETE FROM credit_transactions")
+    await conn.execute("DELETE FROM credits")
     async with conn.cursor() as cursor:
         async with cursor.copy(
             "COPY credits (user_id, balance, reserved_balance, lifetime_earned, lifetime_spent, adjustments, "
@@ -90,7 +97,7 @@ async def rebuild_projections(conn: psycopg.AsyncConnection, *, progress: Progre
                         account.lifetime_spent,
                         account.adjustments,
                         account.version,
-                        "now",
+                        replay.updated_at[account.user_id],
                     )
                 )
         async with cursor.copy(

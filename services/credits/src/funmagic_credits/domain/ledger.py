@@ -205,6 +205,10 @@ def amount_must_be_positive(amount: int) -> None:
         raise InvalidAmount(f"amounts are positive whole credits, not {amount!r}")
 
 
+def _whole(amount: object) -> bool:
+    return isinstance(amount, int) and not isinstance(amount, bool)
+
+
 def reservation_must_not_exceed_balance(account: Account, amount: int) -> bool:
     return amount <= account.balance
 
@@ -248,7 +252,7 @@ def _purchase(command: RecordPurchase, account: Account) -> list[LedgerEvent]:
 
 @decide.register
 def _reserve(command: ReserveCredits, account: Account) -> list[LedgerEvent]:
-    if command.amount < 0 or isinstance(command.amount, bool):
+    if not _whole(command.amount) or command.amount < 0:
         raise InvalidAmount(f"a reservation cannot be {command.amount!r}")
     if command.reservation_id in account.open_reservations:
         return []  # already held: the same task asked twice
@@ -269,7 +273,7 @@ def _settle(command: SettleReservation, account: Account) -> list[LedgerEvent]:
     held = account.open_reservations.get(command.reservation_id)
     if held is None:
         return []  # never reserved (rejected) or already settled: nothing is held
-    if command.charged < 0:
+    if not _whole(command.charged) or command.charged < 0:
         raise InvalidAmount(f"a charge cannot be {command.charged!r}")
     # Never more than was held: a task cannot cost more than its price.
     spent = min(command.charged, held)
