@@ -37,7 +37,9 @@ def _schemathesis(token: str, report_dir: Path, *path_filter: str) -> tuple[int,
         "--phases=examples,coverage,fuzzing",
         "--max-examples=25",
         "--seed=20261125",
-        "--workers=2",
+        # One worker: hypothesis describing filters from several threads at once trips a CPython 3.11 ast
+        # bug ("AST constructor recursion depth mismatch").
+        "--workers=1",
         "--max-redirects=0",
         f"--header=Authorization: Bearer {token}",
         *path_filter,
@@ -81,6 +83,10 @@ async def test_schemathesis_finds_no_server_error_as_a_super_admin(
     assert result.returncode == 0, result.stderr
     async with browser() as client:
         _, signed_in = await sign_in(client, email, mode="token")
+        _, document, _ = await call(client, "GET", "/openapi.json")
+    admin_user_operations = sum(
+        len(item) for path, item in document["paths"].items() if path.startswith("/api/admin/users")
+    )
 
     # The rate-limit settings are left alone: fuzzed limits would throttle the rest of the suite.
     returncode, report, output = await asyncio.to_thread(
@@ -89,4 +95,4 @@ async def test_schemathesis_finds_no_server_error_as_a_super_admin(
 
     assert returncode == 0, output
     assert report.get("failures") == "0", output
-    assert int(report.get("tests")) == 5, output
+    assert int(report.get("tests")) == admin_user_operations, output
