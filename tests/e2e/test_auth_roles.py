@@ -100,10 +100,23 @@ async def test_the_last_super_admin_cannot_be_demoted(platform, super_admin_emai
     async with browser() as client:
         _, me, _ = await call(client, "GET", "/api/auth/session", headers=bearer(root))
         root_id = me["user"]["id"]
+        # Modules that ran before made their own super_admins: step them down, leaving root the last one.
+        _, listed, _ = await call(
+            client,
+            "GET",
+            "/api/admin/users",
+            params={"role": "super_admin", "limit": "100"},
+            headers=bearer(root),
+        )
+        for other in [u["id"] for u in listed["items"] if u["id"] != root_id]:
+            status, _, _ = await call(
+                client, "PUT", f"/api/admin/users/{other}/role", json={"role": "user"}, headers=bearer(root)
+            )
+            assert status == 200
         _, listed, _ = await call(
             client, "GET", "/api/admin/users", params={"role": "super_admin"}, headers=bearer(root)
         )
-        assert [u["id"] for u in listed["items"]] == [root_id], "this session's database has one super_admin"
+        assert [u["id"] for u in listed["items"]] == [root_id]
 
         status, problem, _ = await call(
             client, "PUT", f"/api/admin/users/{root_id}/role", json={"role": "admin"}, headers=bearer(root)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import json
 import re
+import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
@@ -20,7 +21,7 @@ from pydantic import BaseModel, ValidationError
 from pydantic.json_schema import models_json_schema
 
 from funmagic_kit.http import HttpProblem
-from funmagic_kit.request_keys import AUTH_ERROR_KEY, INTERNAL_CALLER_KEY, PRINCIPAL_KEY
+from funmagic_kit.request_keys import AUTH_ERROR_KEY, INTERNAL_CALLER_KEY, PRINCIPAL_KEY, Principal, Role
 
 __all__ = [
     "AUTH_ERROR_KEY",
@@ -31,8 +32,11 @@ __all__ = [
     "docs_page",
     "enforce_access",
     "json_body",
+    "path_uuid",
     "read_body",
     "read_query",
+    "require_principal",
+    "require_role",
 ]
 
 Access = Literal["public", "user", "admin", "super_admin", "internal"]
@@ -114,16 +118,36 @@ def enforce_access(access: Access, handler: Handler) -> Handler:
         if access == "internal":
             if not request.get(INTERNAL_CALLER_KEY):
                 raise HttpProblem(401, "Unauthorized", "this route is for services only")
-            return await handler(request)
-        principal = request.get(PRINCIPAL_KEY)
-        if principal is None:
-            reason = request.get(AUTH_ERROR_KEY) or "sign in first"
-            raise HttpProblem(401, "Unauthorized", reason, headers={"WWW-Authenticate": "Bearer"})
-        if not principal.has_role(access):
-            raise HttpProblem(403, "Forbidden", f"this needs the {access} role")
+        else:
+            require_role(request, access)
         return await handler(request)
 
     return guarded
+
+
+def require_principal(request: web.Request) -> Principal:
+    """The verified user of the request, or 401 saying why there is none."""
+    principal = request.get(PRINCIPAL_KEY)
+    if principal is None:
+        reason = request.get(AUTH_ERROR_KEY) or "sign in first"
+        raise HttpProblem(401, "Unauthorized", reason, headers={"WWW-Authenticate": "Bearer"})
+    return principal
+
+
+def require_role(request: web.Request, role: Role) -> Principal:
+    """The verified user, if they have at least `role` (super_admin > admin > user); else 401/403."""
+    principal = require_principal(request)
+    if not principal.has_role(role):
+        raise HttpProblem(403, "Forbidden", f"this needs the {role} role")
+    return principal
+
+
+def path_uuid(request: web.Request, name: str, what: str = "resource") -> str:
+    """A UUID path segment in canonical form; anything else is simply not found."""
+    try:
+        return str(uuid.UUID(request.match_info[name]))
+    except ValueError:
+        raise HttpProblem(404, "Not Found", f"no such {what}") from None
 
 
 async def read_body(request: web.Request, model: type[ModelT]) -> ModelT:

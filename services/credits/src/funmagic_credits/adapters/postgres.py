@@ -41,6 +41,7 @@ __all__ = [
     "account_from_json",
     "account_to_json",
     "event_from_row",
+    "projection_of",
     "transaction_row",
 ]
 
@@ -62,8 +63,8 @@ SAVE_ACCOUNT = "UPDATE ledger_accounts SET version = %s, state = %s WHERE user_i
 UPSERT_CREDITS = """
 INSERT INTO credits
     (user_id, balance, reserved_balance, lifetime_earned, lifetime_spent, adjustments, version, updated_at)
-VALUES (%(user_id)s, %(balance)s, %(reserved)s, %(lifetime_earned)s, %(lifetime_spent)s, %(adjustments)s,
-        %(version)s, %(now)s)
+VALUES (%(user_id)s, %(balance)s, %(reserved_balance)s, %(lifetime_earned)s, %(lifetime_spent)s,
+        %(adjustments)s, %(version)s, %(now)s)
 ON CONFLICT (user_id) DO UPDATE SET
     balance = EXCLUDED.balance, reserved_balance = EXCLUDED.reserved_balance,
     lifetime_earned = EXCLUDED.lifetime_earned, lifetime_spent = EXCLUDED.lifetime_spent,
@@ -177,7 +178,9 @@ class PostgresLedgerStore:
         await self._conn.execute(SAVE_ACCOUNT, (account.version, account_to_json(account), account.user_id))
 
     async def project(self, stored: Sequence[StoredEvent], account: Account, now: datetime) -> None:
-        await self._conn.execute(UPSERT_CREDITS, {**_balances(account), "now": now})
+        await self._conn.execute(
+            UPSERT_CREDITS, {**projection_of(account), "user_id": account.user_id, "now": now}
+        )
         rows = [r for r in (transaction_row(s) for s in stored) if r is not None]
         if rows:
             async with self._conn.cursor() as cursor:
@@ -203,11 +206,11 @@ class PostgresLedgerStore:
             self._outbox = []
 
 
-def _balances(account: Account) -> dict[str, Any]:
+def projection_of(account: Account) -> dict[str, Any]:
+    """The `credits` row of an account, by column name (live projection, rebuild and verify share it)."""
     return {
-        "user_id": account.user_id,
         "balance": account.balance,
-        "reserved": account.reserved,
+        "reserved_balance": account.reserved,
         "lifetime_earned": account.lifetime_earned,
         "lifetime_spent": account.lifetime_spent,
         "adjustments": account.adjustments,

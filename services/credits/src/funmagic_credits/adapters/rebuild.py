@@ -12,11 +12,10 @@ import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
 import psycopg
 
-from funmagic_credits.adapters.postgres import event_from_row, transaction_row
+from funmagic_credits.adapters.postgres import event_from_row, projection_of, transaction_row
 from funmagic_credits.domain.ledger import Account, evolve
 
 __all__ = ["Difference", "Replay", "rebuild_projections", "replay_events", "verify_projections"]
@@ -121,7 +120,7 @@ async def verify_projections(
     live = {row["user_id"]: row for row in await cursor.fetchall()}
     for user_id in sorted(set(live) | set(replay.accounts)):
         account = replay.accounts.get(user_id)
-        replayed = _projection(account) if account else None
+        replayed = projection_of(account) if account else None
         row = live.get(user_id)
         if row is None or replayed is None:
             differences.append(Difference(user_id, "row", row is not None, replayed is not None))
@@ -157,17 +156,6 @@ async def verify_projections(
                 )
             )
     return differences
-
-
-def _projection(account: Account) -> dict[str, Any]:
-    return {
-        "balance": account.balance,
-        "reserved_balance": account.reserved,
-        "lifetime_earned": account.lifetime_earned,
-        "lifetime_spent": account.lifetime_spent,
-        "adjustments": account.adjustments,
-        "version": account.version,
-    }
 
 
 def balances_from_published(values: Iterator[bytes]) -> dict[str, dict[str, int]]:

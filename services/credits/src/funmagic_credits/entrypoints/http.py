@@ -19,11 +19,10 @@ from funmagic_credits.adapters.stripe import InvalidSignature, StripeRefused
 from funmagic_credits.application.commerce import Commerce, PackageUnavailable, UnknownPackage
 from funmagic_credits.application.ledger import Ledger
 from funmagic_credits.domain.ledger import AdjustCredits, LedgerRuleBroken, WouldGoNegative
-from funmagic_kit.api import read_body, read_query
+from funmagic_kit.api import path_uuid, read_body, read_query, require_principal, require_role
 from funmagic_kit.db import UnitOfWork
 from funmagic_kit.errors import TransientError
 from funmagic_kit.http import HttpProblem, problem
-from funmagic_kit.request_keys import PRINCIPAL_KEY, Principal
 
 __all__ = ["CreditsApp", "error_middleware"]
 
@@ -113,12 +112,12 @@ class CreditsApp:
     # --- the caller's own credits --------------------------------------------------------------------
 
     async def my_balance(self, request: web.Request) -> web.Response:
-        principal = _principal(request)
+        principal = require_principal(request)
         async with self._pool.connection() as conn:
             return web.json_response(await balance_of(conn, principal.user_id))
 
     async def my_transactions(self, request: web.Request) -> web.Response:
-        principal = _principal(request)
+        principal = require_principal(request)
         query = read_query(request, PageQuery)
         async with self._pool.connection() as conn:
             page = await transactions_page(
@@ -132,7 +131,7 @@ class CreditsApp:
         return web.json_response({"items": [_package_view(p) for p in packages]})
 
     async def checkout(self, request: web.Request) -> web.Response:
-        principal = _principal(request)
+        principal = require_principal(request)
         body = await read_body(request, CheckoutBody)
         key = request.headers.get("Idempotency-Key") or uuid.uuid4().hex
         result = await self._commerce.checkout(principal.user_id, body.package_id, key[:200])
@@ -146,8 +145,8 @@ class CreditsApp:
     # --- administration ------------------------------------------------------------------------------
 
     async def user_credits(self, request: web.Request) -> web.Response:
-        _admin(request)
-        user_id = _user_id(request)
+        require_role(request, "admin")
+        user_id = path_uuid(request, "user_id", "user")
         query = read_query(request, PageQuery)
         async with self._pool.connection() as conn:
             balance = await balance_of(conn, user_id)
@@ -157,16 +156,18 @@ class CreditsApp:
         return web.json_response({**balance, "transactions": transactions})
 
     async def user_ledger(self, request: web.Request) -> web.Response:
-        _admin(request)
+        require_role(request, "admin")
         query = read_query(request, PageQuery)
         async with self._pool.connection() as conn:
-            page = await ledger_page(conn, _user_id(request), limit=query.limit, before=_cursor(query.cursor))
+            page = await ledger_page(
+                conn, path_uuid(request, "user_id", "user"), limit=query.limit, before=_cursor(query.cursor)
+            )
         return web.json_response(page)
 
     async def adjust(self, request: web.Request) -> web.Response:
-        admin = _admin(request)
+        admin = require_role(request, "admin")
         body = await read_body(request, AdjustmentBody)
-        user_id = _user_id(request)
+        user_id = path_uuid(request, "user_id", "user")
         # A retried request (same Idempotency-Key) adjusts once.
         reference = request.headers.get("Idempotency-Key") or uuid.uuid4().hex
         command = AdjustCredits(user_id, body.amount, admin.user_id, body.reason.strip(), reference[:200])
@@ -176,20 +177,20 @@ class CreditsApp:
             return web.json_response(await balance_of(conn, user_id), status=201)
 
     async def all_packages(self, request: web.Request) -> web.Response:
-        _admin(request)
+        require_role(request, "admin")
         async with self._pool.connection() as conn:
             packages = await CommerceStore(conn).packages(active_only=False)
         return web.json_response({"items": [_package_view(p) for p in packages]})
 
     async def add_package(self, request: web.Request) -> web.Response:
-        _admin(request)
+        require_role(request, "admin")
         body = await read_body(request, PackageBody)
         async with UnitOfWork(self._pool) as uow:
             package = await CommerceStore(uow.conn).add_package(body.model_dump(), self._clock.now())
         return web.json_response(_package_view(package), status=201)
 
     async def update_package(self, request: web.Request) -> web.Response:
-        _admin(request)
+        require_role(request, "admin")
         body = await read_body(request, PackageBody)
         async with UnitOfWork(self._pool) as uow:
             package = await CommerceStore(uow.conn).update_package(
@@ -200,7 +201,7 @@ class CreditsApp:
         return web.json_response(_package_view(package))
 
     async def delete_package(self, request: web.Request) -> web.Response:
-        _admin(request)
+        require_role(request, "admin")
         async with UnitOfWork(self._pool) as uow:
             deleted = await CommerceStore(uow.conn).delete_package(
                 request.match_info["package_id"], self._clock.now()
@@ -216,25 +217,3 @@ def _package_view(row: dict[str, Any]) -> dict[str, Any]:
 
 def _cursor(value: str | None) -> int | None:
     return int(value) if value else None
-
-
-def _principal(request: web.Request) -> Principal:
-    principal = request.get(PRINCIPAL_KEY)
-    if principal is None:
-        raise HttpProblem(401, "Unauthorized", "sign in first")
-    return principal
-
-
-def _admin(request: web.Request) -> Principal:
-    principal = _principal(request)
-    if not principal.has_role("admin"):
-        raise HttpProblem(403, "Forbidden", "admins only")
-    return principal
-
-
-def _user_id(request: web.Request) -> str:
-    value = request.match_info["user_id"]
-    try:
-        return str(uuid.UUID(value))
-    except ValueError:
-        raise HttpProblem(404, "Not Found", "no such user") from None

@@ -6,7 +6,6 @@ user take them from the forwarded, verified access token (`request[PRINCIPAL_KEY
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from http import HTTPStatus
 from typing import Any
@@ -18,7 +17,7 @@ from funmagic_identity.application.handlers import ClientContext, IdentityHandle
 from funmagic_identity.application.ports import SessionRecord
 from funmagic_identity.domain import errors
 from funmagic_identity.domain.users import Role, User
-from funmagic_kit.api import read_body, read_query
+from funmagic_kit.api import path_uuid, read_body, read_query, require_principal, require_role
 from funmagic_kit.errors import TransientError
 from funmagic_kit.http import HttpProblem, problem
 from funmagic_kit.request_keys import INTERNAL_CALLER_KEY, PRINCIPAL_KEY, Principal
@@ -230,31 +229,31 @@ class IdentityApp:
         return web.Response(status=204)
 
     async def sign_out_everywhere(self, request: web.Request) -> web.Response:
-        principal = _principal(request)
+        principal = require_principal(request)
         revoked = await self._handlers.sign_out_everywhere(principal.user_id)
         return web.json_response({"revoked_sessions": revoked})
 
     async def list_sessions(self, request: web.Request) -> web.Response:
-        principal = _principal(request)
+        principal = require_principal(request)
         sessions = await self._handlers.list_sessions(principal.user_id)
         return web.json_response({"items": [session_view(s, principal.session_id) for s in sessions]})
 
     async def revoke_session(self, request: web.Request) -> web.Response:
-        principal = _principal(request)
+        principal = require_principal(request)
         await self._handlers.revoke_session(principal.user_id, request.match_info["session_id"])
         return web.Response(status=204)
 
     async def me(self, request: web.Request) -> web.Response:
-        principal = _principal(request)
+        principal = require_principal(request)
         return web.json_response(user_view(await self._handlers.current_user(principal.user_id)))
 
     async def delete_account(self, request: web.Request) -> web.Response:
         body = await read_body(request, DeleteAccountBody)
-        await self._handlers.delete_account(_principal(request).user_id, body.password)
+        await self._handlers.delete_account(require_principal(request).user_id, body.password)
         return web.Response(status=204)
 
     async def resend_verification(self, request: web.Request) -> web.Response:
-        sent = await self._handlers.resend_verification(_principal(request).user_id)
+        sent = await self._handlers.resend_verification(require_principal(request).user_id)
         return web.json_response({"sent": sent}, status=202)
 
     async def verify_email(self, request: web.Request) -> web.Response:
@@ -294,7 +293,7 @@ class IdentityApp:
         return web.json_response(signed_in_view(result), status=201)
 
     async def search_users(self, request: web.Request) -> web.Response:
-        _admin(request)
+        require_role(request, "admin")
         query = read_query(request, UserQuery)
         try:
             page = await self._handlers.search_users(
@@ -307,14 +306,19 @@ class IdentityApp:
         )
 
     async def get_user(self, request: web.Request) -> web.Response:
-        _admin(request)
-        return web.json_response(user_view(await self._handlers.current_user(_user_id(request))))
+        require_role(request, "admin")
+        return web.json_response(
+            user_view(await self._handlers.current_user(path_uuid(request, "user_id", "user")))
+        )
 
     async def change_role(self, request: web.Request) -> web.Response:
-        actor = _admin(request)
+        actor = require_role(request, "admin")
         body = await read_body(request, RoleBody)
         user = await self._handlers.change_role(
-            actor_id=actor.user_id, actor_role=actor.role, user_id=_user_id(request), new_role=body.role
+            actor_id=actor.user_id,
+            actor_role=actor.role,
+            user_id=path_uuid(request, "user_id", "user"),
+            new_role=body.role,
         )
         return web.json_response(user_view(user))
 
@@ -325,12 +329,12 @@ class IdentityApp:
         return await self._set_disabled(request, False)
 
     async def _set_disabled(self, request: web.Request, disabled: bool) -> web.Response:
-        actor = _admin(request)
+        actor = require_role(request, "admin")
         body = await read_body(request, StatusBody)
         user = await self._handlers.set_disabled(
             actor_id=actor.user_id,
             actor_role=actor.role,
-            user_id=_user_id(request),
+            user_id=path_uuid(request, "user_id", "user"),
             disabled=disabled,
             reason=body.reason,
         )
@@ -350,25 +354,3 @@ def _context(request: web.Request) -> ClientContext:
         ip_address=request.headers.get("X-Client-Ip") or None,
         user_agent=request.headers.get("X-Client-User-Agent") or None,
     )
-
-
-def _principal(request: web.Request) -> Principal:
-    principal = request.get(PRINCIPAL_KEY)
-    if principal is None:
-        raise HttpProblem(401, "Unauthorized", "sign in first")
-    return principal
-
-
-def _admin(request: web.Request) -> Principal:
-    principal = _principal(request)
-    if not principal.has_role("admin"):
-        raise HttpProblem(403, "Forbidden", "admins only")
-    return principal
-
-
-def _user_id(request: web.Request) -> str:
-    value = request.match_info["user_id"]
-    try:
-        return str(uuid.UUID(value))
-    except ValueError:
-        raise HttpProblem(404, "Not Found", "no such user") from None
