@@ -53,6 +53,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 ALLOWED_ALGORITHMS = ("ES256",)
+CLOCK_SKEW_SECONDS = 5
 INTERNAL_TOKEN_HEADER = "X-Internal-Token"
 
 
@@ -188,6 +189,9 @@ class TokenVerifier:
                 algorithms=list(ALLOWED_ALGORITHMS),
                 audience=self._audience,
                 issuer=self._issuer,
+                # Clocks of the issuing and the verifying hosts differ a little: a token issued "now" on a
+                # host a second ahead must not look issued in the future.
+                leeway=CLOCK_SKEW_SECONDS,
                 options={"require": ["exp", "iat", "sub", "sid", "iss", "aud"]},
             )
         except jwt.ExpiredSignatureError:

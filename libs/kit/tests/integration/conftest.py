@@ -25,6 +25,7 @@ from funmagic_kit.db import create_pool
 from funmagic_kit.kafka import create_broker, create_producer, create_topics
 from funmagic_kit.metrics import Metrics
 from funmagic_kit.migrations import apply_migrations, load_migrations
+from funmagic_kit.testing import drop_database
 
 pytestmark = pytest.mark.integration
 
@@ -69,8 +70,7 @@ async def database_url(stack: Stack) -> AsyncIterator[str]:
         await apply_migrations(conn, load_migrations("kit", "funmagic_kit.sql"))
         await conn.execute(TEST_TABLES)
     yield url
-    async with await psycopg.AsyncConnection.connect(stack.postgres_url, autocommit=True) as admin:
-        await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+    await drop_database(stack.postgres_url.rstrip("/"), name)
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import psycopg
 import pytest
 from aiokafka import AIOKafkaProducer
 from psycopg_pool import AsyncConnectionPool
@@ -16,7 +15,7 @@ from psycopg_pool import AsyncConnectionPool
 from funmagic_contracts.topics import dead_letter_topic
 from funmagic_kit.db import create_pool
 from funmagic_kit.kafka import create_producer, create_topics
-from funmagic_kit.migrations import migrate_database
+from funmagic_kit.testing import scratch_database
 
 # The tests' shared helpers live beside this file. No __init__.py here on purpose: with one, this folder
 # would be the package `integration`, as the kit's tests are, and collecting the whole repository would
@@ -37,16 +36,10 @@ async def database_url() -> AsyncIterator[str]:
     postgres_url = os.environ.get("POSTGRES_URL")
     if not postgres_url:
         pytest.fail("POSTGRES_URL is unset: run the tests with the local stack (make test)")
-    name = f"credits_test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(postgres_url + "/postgres", autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = f"{postgres_url}/{name}"
-    try:
-        await migrate_database(url, ("credits", "funmagic_credits.migrations"))
+    async with scratch_database(
+        postgres_url, "credits_test", ("credits", "funmagic_credits.migrations")
+    ) as url:
         yield url
-    finally:
-        with psycopg.connect(postgres_url + "/postgres", autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture

@@ -7,19 +7,16 @@ create databases.
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
-import psycopg
 import pytest
-from psycopg.conninfo import make_conninfo
 from psycopg_pool import AsyncConnectionPool
 
 from funmagic_identity.adapters.postgres import PostgresUnitOfWork, unit_of_work_factory
 from funmagic_kit.crypto import SecretBox, generate_secret_key
 from funmagic_kit.db import create_pool
-from funmagic_kit.migrations import migrate_database
+from funmagic_kit.testing import scratch_database
 
 IDENTITY_MIGRATIONS = ("identity", "funmagic_identity.migrations")
 
@@ -42,17 +39,9 @@ def postgres_url() -> str:
 
 @pytest.fixture
 async def database_url(postgres_url: str) -> AsyncIterator[str]:
-    """A new database with the kit's and identity's tables; dropped (forcibly) afterwards."""
-    name = f"identity_test_{uuid.uuid4().hex[:12]}"
-    async with await psycopg.AsyncConnection.connect(postgres_url, autocommit=True) as admin:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        url = make_conninfo(postgres_url, dbname=name)
-        await migrate_database(url, IDENTITY_MIGRATIONS)
+    """A new database with the kit's and identity's tables; dropped afterwards."""
+    async with scratch_database(postgres_url, "identity_test", IDENTITY_MIGRATIONS) as url:
         yield url
-    finally:
-        async with await psycopg.AsyncConnection.connect(postgres_url, autocommit=True) as admin:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import os
 import socket
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from email import message_from_bytes
 
-import psycopg
 import pytest
 from aiosmtpd.controller import Controller
 from psycopg_pool import AsyncConnectionPool
@@ -19,7 +17,7 @@ from funmagic_identity.adapters.postgres import PostgresUnitOfWork
 from funmagic_identity.application.ports import OutgoingMail
 from funmagic_kit.crypto import SecretBox, generate_secret_key
 from funmagic_kit.db import create_pool
-from funmagic_kit.migrations import migrate_database
+from funmagic_kit.testing import scratch_database
 
 pytestmark = pytest.mark.integration
 
@@ -56,20 +54,14 @@ async def mail_pool() -> AsyncIterator[AsyncConnectionPool]:
     postgres_url = os.environ.get("POSTGRES_URL")
     if not postgres_url:
         pytest.fail("POSTGRES_URL is unset: run the tests with the local stack (make test)")
-    name = f"identity_mail_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(postgres_url + "/postgres", autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    dsn = f"{postgres_url}/{name}"
-    try:
-        await migrate_database(dsn, ("identity", "funmagic_identity.migrations"))
+    async with scratch_database(
+        postgres_url, "identity_mail", ("identity", "funmagic_identity.migrations")
+    ) as dsn:
         pool = await create_pool(dsn, min_size=1, max_size=2)
         try:
             yield pool
         finally:
             await pool.close()
-    finally:
-        with psycopg.connect(postgres_url + "/postgres", autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def _settings(port: int) -> SmtpSettings:
