@@ -7,6 +7,7 @@ settings never mix with a developer's `make run`.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -26,6 +27,8 @@ import oauth_provider  # noqa: E402
 import run_services  # noqa: E402
 import stripe_api  # noqa: E402
 from clients import STRIPE_SECRET_KEY, STRIPE_WEBHOOK_SECRET  # noqa: E402
+
+from funmagic_kit.testing import drop_database  # noqa: E402
 
 E2E_PORT_BASE = int(os.environ.get("FUNMAGIC_E2E_PORT_BASE", "18000"))
 E2E_REDIS_DB = 3
@@ -140,9 +143,8 @@ def platform_env(
     try:
         yield env
     finally:
-        with psycopg.connect(admin_url, autocommit=True) as conn:
-            for database in databases.values():
-                conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+        for database in databases.values():
+            asyncio.run(drop_database(stack_env["POSTGRES_URL"], database))
 
 
 @pytest.fixture(scope="session")
