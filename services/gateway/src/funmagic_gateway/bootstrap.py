@@ -22,6 +22,7 @@ from funmagic_gateway.entrypoints.edge import (
 )
 from funmagic_gateway.entrypoints.http import PublicApi, health_checks, rate_limit_operations
 from funmagic_gateway.entrypoints.kafka import subscriptions
+from funmagic_gateway.entrypoints.storage_routes import StorageRoutes
 from funmagic_kit.errors import ConfigError
 from funmagic_kit.runtime import Middleware, Runtime, ServiceSpec
 
@@ -60,6 +61,7 @@ async def startup(runtime: Runtime) -> None:
     internal_token = settings.internal_api_tokens()[0]
     identity = ServiceClient("identity", settings.identity_url, internal_token, http)
     credits = ServiceClient("credits", settings.credits_url, internal_token, http)
+    storage = ServiceClient("storage", settings.storage_url, internal_token, http)
     cookies = CookiePolicy(
         secure=settings.cookie_secure,
         domain=settings.cookie_domain or None,
@@ -70,6 +72,7 @@ async def startup(runtime: Runtime) -> None:
     operations = [
         *auth.operations(),
         *CreditsRoutes(credits).operations(),
+        *StorageRoutes(storage).operations(),
         *rate_limit_operations(rate_limits),
     ]
     api = PublicApi(operations, identity)

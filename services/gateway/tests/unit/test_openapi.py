@@ -10,6 +10,7 @@ from funmagic_gateway.entrypoints.auth import CookiePolicy
 from funmagic_gateway.entrypoints.auth_routes import AuthRoutes
 from funmagic_gateway.entrypoints.credits_routes import CreditsRoutes
 from funmagic_gateway.entrypoints.http import PublicApi, rate_limit_operations
+from funmagic_gateway.entrypoints.storage_routes import StorageRoutes
 
 NOT_IN_THE_API = {("GET", "/openapi.json"), ("GET", "/docs"), ("GET", "/.well-known/jwks.json")}
 
@@ -22,6 +23,7 @@ async def _public_api() -> tuple[PublicApi, aiohttp.ClientSession]:
     operations = [
         *auth.operations(),
         *CreditsRoutes(credits).operations(),
+        *StorageRoutes(credits).operations(),
         *rate_limit_operations(store=None),  # type: ignore[arg-type]
     ]
     return PublicApi(operations, identity), http

@@ -1,11 +1,155 @@
-"""Internal HTTP routes of storage (health and /metrics come from the kit)."""
+"""Internal HTTP API of storage, called by the gateway and by other services (health/metrics: the kit)."""
 
-from collections.abc import Sequence
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Literal
 
 from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field
 
-from funmagic_kit.runtime import Runtime
+from funmagic_kit.api import path_uuid, read_body, read_query, require_principal, require_role
+from funmagic_kit.errors import TransientError
+from funmagic_kit.http import HttpProblem, problem
+from funmagic_kit.request_keys import INTERNAL_CALLER_KEY
+from funmagic_storage.application.assets import AssetNotFound, AssetService, UploadNotReady
+from funmagic_storage.domain.assets import UploadRefused
+
+__all__ = ["StorageApp", "error_middleware"]
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def routes(runtime: Runtime) -> Sequence[web.RouteDef]:
-    return ()
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_max_length=1024)
+
+
+class UploadBody(_Body):
+    filename: str = Field(min_length=1, max_length=1024)
+    content_type: str = Field(min_length=3, max_length=100)
+    size: int = Field(gt=0, le=10 * 1024**3)
+    module: str = Field(min_length=1, max_length=40)
+
+
+class ListQuery(_Body):
+    module: str | None = Field(None, max_length=40)
+    limit: int = Field(20, ge=1, le=100)
+    cursor: str | None = Field(None, max_length=200)
+
+
+class StoreQuery(_Body):
+    user_id: str = Field(min_length=1, max_length=64)
+    module: str = Field(min_length=1, max_length=40)
+    filename: str = Field(min_length=1, max_length=1024)
+    visibility: Literal["private", "admin-private"] = "private"
+    task_id: str | None = Field(None, max_length=64)
+
+
+def error_middleware() -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except AssetNotFound as error:
+            return problem(404, "Not Found", str(error), code="not_found")
+        except UploadRefused as error:
+            status = 413 if error.code == "too_large" else 422
+            return problem(
+                status,
+                "Content Too Large" if status == 413 else "Unprocessable Content",
+                str(error),
+                code=error.code,
+            )
+        except UploadNotReady as error:
+            return problem(409, "Conflict", str(error), code=error.code)
+        except TransientError as error:
+            return problem(503, "Service Unavailable", str(error), code="unavailable")
+
+    return middleware
+
+
+class StorageApp:
+    def __init__(self, assets: AssetService) -> None:
+        self._assets = assets
+
+    def routes(self) -> Sequence[web.RouteDef]:
+        return [
+            web.post("/v1/uploads", self.create_upload),
+            web.post("/v1/uploads/{upload_id}/complete", self.complete_upload),
+            web.get("/v1/assets", self.list_assets),
+            web.get("/v1/assets/{asset_id}", self.get_asset),
+            web.delete("/v1/assets/{asset_id}", self.delete_asset),
+            web.post("/v1/assets/{asset_id}/publish", self.publish),
+            web.post("/v1/assets/{asset_id}/unpublish", self.unpublish),
+            web.post("/v1/admin/uploads", self.create_admin_upload),
+            web.get("/v1/admin/assets/{asset_id}", self.get_any_asset),
+            web.post("/v1/internal/assets", self.store_bytes),
+        ]
+
+    async def create_upload(self, request: web.Request) -> web.Response:
+        principal = require_principal(request)
+        body = await read_body(request, UploadBody)
+        upload = await self._assets.create_upload(principal.user_id, **body.model_dump())
+        return web.json_response(upload, status=201)
+
+    async def create_admin_upload(self, request: web.Request) -> web.Response:
+        principal = require_role(request, "admin")
+        body = await read_body(request, UploadBody)
+        upload = await self._assets.create_upload(
+            principal.user_id, **body.model_dump(), visibility="admin-private"
+        )
+        return web.json_response(upload, status=201)
+
+    async def complete_upload(self, request: web.Request) -> web.Response:
+        principal = require_principal(request)
+        upload_id = path_uuid(request, "upload_id", "upload")
+        return web.json_response(await self._assets.complete_upload(principal.user_id, upload_id), status=201)
+
+    async def list_assets(self, request: web.Request) -> web.Response:
+        principal = require_principal(request)
+        query = read_query(request, ListQuery)
+        try:
+            page = await self._assets.list(
+                principal.user_id, module=query.module, limit=query.limit, cursor=query.cursor
+            )
+        except ValueError:
+            raise HttpProblem(422, "Unprocessable Content", "the cursor is invalid") from None
+        return web.json_response(page)
+
+    async def get_asset(self, request: web.Request) -> web.Response:
+        principal = require_principal(request)
+        return web.json_response(
+            await self._assets.get(principal.user_id, path_uuid(request, "asset_id", "asset"))
+        )
+
+    async def get_any_asset(self, request: web.Request) -> web.Response:
+        principal = require_role(request, "admin")
+        asset_id = path_uuid(request, "asset_id", "asset")
+        return web.json_response(await self._assets.get(principal.user_id, asset_id, admin=True))
+
+    async def delete_asset(self, request: web.Request) -> web.Response:
+        principal = require_principal(request)
+        await self._assets.delete(principal.user_id, path_uuid(request, "asset_id", "asset"))
+        return web.Response(status=204)
+
+    async def publish(self, request: web.Request) -> web.Response:
+        principal = require_principal(request)
+        return web.json_response(
+            await self._assets.publish(principal.user_id, path_uuid(request, "asset_id", "asset"))
+        )
+
+    async def unpublish(self, request: web.Request) -> web.Response:
+        principal = require_principal(request)
+        asset_id = path_uuid(request, "asset_id", "asset")
+        return web.json_response(await self._assets.unpublish(principal.user_id, asset_id))
+
+    async def store_bytes(self, request: web.Request) -> web.Response:
+        """For other services only (the internal credential): the body is the file."""
+        if not request.get(INTERNAL_CALLER_KEY):
+            raise HttpProblem(403, "Forbidden", "services only")
+        query = read_query(request, StoreQuery)
+        data = await request.read()
+        asset = await self._assets.store_bytes(
+            **query.model_dump(), content_type=request.content_type or "application/octet-stream", data=data
+        )
+        return web.json_response(asset, status=201)

@@ -1,0 +1,84 @@
+"""Objects in S3 (any S3: SeaweedFS locally, MinIO or AWS in production) through aiobotocore.
+
+Presigned URLs are signed by a second client configured with the endpoint clients reach
+(`S3_PUBLIC_ENDPOINT`); signing is local computation, that client never opens a connection.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from funmagic_kit.errors import TransientError
+
+__all__ = ["ObjectInfo", "S3ObjectStore"]
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    size: int
+    content_type: str
+
+
+class S3ObjectStore:
+    def __init__(self, client: Any, presigner: Any) -> None:
+        self._client = client
+        self._presigner = presigner
+
+    async def ensure_buckets(self, *names: str) -> None:
+        existing = {b["Name"] for b in (await self._client.list_buckets()).get("Buckets", [])}
+        for name in names:
+            if name not in existing:
+                await self._client.create_bucket(Bucket=name)
+
+    async def presign_put(
+        self, bucket: str, key: str, *, content_type: str, size: int, ttl_seconds: int
+    ) -> str:
+        # Content type and length are part of the signature: S3 refuses a different body.
+        return await self._presigner.generate_presigned_url(
+            "put_object",
+            Params={"Bucket": bucket, "Key": key, "ContentType": content_type, "ContentLength": size},
+            ExpiresIn=ttl_seconds,
+        )
+
+    async def presign_get(
+        self, bucket: str, key: str, *, ttl_seconds: int, filename: str | None = None
+    ) -> str:
+        params: dict[str, Any] = {"Bucket": bucket, "Key": key}
+        return await self._presigner.generate_presigned_url(
+            "get_object", Params=params, ExpiresIn=ttl_seconds
+        )
+
+    async def head(self, bucket: str, key: str) -> ObjectInfo | None:
+        try:
+            response = await self._client.head_object(Bucket=bucket, Key=key)
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return None
+            raise TransientError(f"S3 HEAD failed: {error}") from error
+        return ObjectInfo(int(response["ContentLength"]), str(response.get("ContentType", "")))
+
+    async def read_head(self, bucket: str, key: str, length: int = 32) -> bytes:
+        response = await self._client.get_object(Bucket=bucket, Key=key, Range=f"bytes=0-{length - 1}")
+        async with response["Body"] as body:
+            return await body.read()
+
+    async def put(self, bucket: str, key: str, body: bytes, *, content_type: str) -> None:
+        await self._client.put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type)
+
+    async def copy_public(
+        self, source_bucket: str, source_key: str, bucket: str, key: str, content_type: str
+    ) -> None:
+        await self._client.copy_object(
+            Bucket=bucket,
+            Key=key,
+            CopySource={"Bucket": source_bucket, "Key": source_key},
+            MetadataDirective="REPLACE",
+            ContentType=content_type,
+            CacheControl="max-age=31536000, immutable",
+        )
+
+    async def delete(self, bucket: str, key: str) -> None:
+        await self._client.delete_object(Bucket=bucket, Key=key)

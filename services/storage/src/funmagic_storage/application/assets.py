@@ -1,0 +1,371 @@
+"""The storage use cases: presigned uploads, confirmation, server-side writes, downloads, publishing.
+
+Every asset belongs to one user; another user's asset is simply not found. Users write only to the private
+bucket; publishing copies into the public one; the admin bucket is reached only through admin routes.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, Protocol
+
+from funmagic_contracts.base import IntegrationEvent
+from funmagic_contracts.storage.events import AssetCreated, AssetDeleted, AssetPublished, AssetUnpublished
+from funmagic_storage.domain.assets import (
+    USER_UPLOAD_TYPES,
+    UploadRefused,
+    Visibility,
+    check_module,
+    check_upload,
+    public_key,
+    sanitize_filename,
+    sniff_image_type,
+    storage_key,
+)
+
+__all__ = ["AssetNotFound", "AssetService", "StoragePolicy", "UploadNotReady"]
+
+log = logging.getLogger(__name__)
+
+
+class AssetNotFound(LookupError):
+    pass
+
+
+class UploadNotReady(ValueError):
+    """The upload cannot be confirmed (not uploaded yet, or not what was declared)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass(frozen=True)
+class StoragePolicy:
+    bucket_public: str
+    bucket_private: str
+    bucket_admin: str
+    cdn_url: str
+    download_ttl: timedelta = timedelta(hours=1)
+    upload_ttl: timedelta = timedelta(minutes=15)
+    pending_ttl: timedelta = timedelta(hours=1)
+    max_bytes: int = 20 * 1024 * 1024
+    module_max_bytes: dict[str, int] | None = None
+    user_types: frozenset[str] = USER_UPLOAD_TYPES
+
+    def bucket_for(self, visibility: Visibility) -> str:
+        return {
+            "public": self.bucket_public,
+            "private": self.bucket_private,
+            "admin-private": self.bucket_admin,
+        }[visibility]
+
+    def limit_for(self, module: str) -> int:
+        return (self.module_max_bytes or {}).get(module, self.max_bytes)
+
+
+class ObjectStore(Protocol):
+    async def presign_put(
+        self, bucket: str, key: str, *, content_type: str, size: int, ttl_seconds: int
+    ) -> str: ...
+    async def presign_get(self, bucket: str, key: str, *, ttl_seconds: int) -> str: ...
+    async def head(self, bucket: str, key: str) -> Any: ...
+    async def read_head(self, bucket: str, key: str, length: int = 32) -> bytes: ...
+    async def put(self, bucket: str, key: str, body: bytes, *, content_type: str) -> None: ...
+    async def copy_public(
+        self, source_bucket: str, source_key: str, bucket: str, key: str, content_type: str
+    ) -> None: ...
+    async def delete(self, bucket: str, key: str) -> None: ...
+
+
+Publish = Callable[[Any, Sequence[IntegrationEvent]], Any]
+
+
+class AssetService:
+    def __init__(
+        self,
+        *,
+        uow: Callable[[], Any],
+        records: Callable[[Any], Any],
+        publish: Publish,
+        objects: ObjectStore,
+        policy: StoragePolicy,
+        clock: Any,
+    ) -> None:
+        self._uow = uow
+        self._records = records
+        self._publish = publish
+        self._objects = objects
+        self._policy = policy
+        self._clock = clock
+
+    # --- uploads -------------------------------------------------------------------------------------
+
+    async def create_upload(
+        self,
+        user_id: str,
+        *,
+        filename: str,
+        content_type: str,
+        size: int,
+        module: str,
+        visibility: Visibility = "private",
+    ) -> dict[str, Any]:
+        content_type = content_type.split(";", 1)[0].strip().lower()
+        check_upload(
+            content_type=content_type,
+            size=size,
+            module=module,
+            max_bytes=self._policy.limit_for(module),
+            allowed_types=self._policy.user_types,
+        )
+        if visibility == "public":
+            raise UploadRefused("visibility", "uploads are private; publish an asset to make it public")
+        now = self._clock.now()
+        name = sanitize_filename(filename)
+        bucket = self._policy.bucket_for(visibility)
+        key = storage_key(user_id, module, int(now.timestamp() * 1000), name)
+        upload = {
+            "id": str(uuid.uuid4()),
+            "user_id": user_id,
+            "bucket": bucket,
+            "storage_key": key,
+            "visibility": visibility,
+            "module": module,
+            "filename": name,
+            "content_type": content_type,
+            "size": size,
+            "created_at": now,
+            "expires_at": now + self._policy.pending_ttl,
+        }
+        url = await self._objects.presign_put(
+            bucket,
+            key,
+            content_type=content_type,
+            size=size,
+            ttl_seconds=int(self._policy.upload_ttl.total_seconds()),
+        )
+        async with self._uow() as uow:
+            await self._records(uow.conn).add_upload(upload)
+        return {
+            "upload_id": upload["id"],
+            "method": "PUT",
+            "url": url,
+            "headers": {"Content-Type": content_type, "Content-Length": str(size)},
+            "filename": name,
+            "expires_at": (now + self._policy.upload_ttl).isoformat(),
+        }
+
+    async def complete_upload(self, user_id: str, upload_id: str) -> dict[str, Any]:
+        now = self._clock.now()
+        async with self._uow() as uow:
+            records = self._records(uow.conn)
+            upload = await records.upload(upload_id, for_update=True)
+            if upload is None or upload["user_id"] != user_id:
+                raise AssetNotFound("no such upload")
+            if upload["completed_at"] is not None:  # a retried confirmation answers the same asset
+                asset = await records.asset(upload["asset_id"])
+                assert asset is not None
+                return await self._view(asset, user_id)
+            if upload["expires_at"] <= now:
+                raise UploadNotReady("expired", "this upload expired; start a new one")
+            await self._check_object(upload)
+            asset = await records.add_asset(
+                {
+                    "id": str(uuid.uuid4()),
+                    "user_id": user_id,
+                    "bucket": upload["bucket"],
+                    "storage_key": upload["storage_key"],
+                    "visibility": upload["visibility"],
+                    "module": upload["module"],
+                    "filename": upload["filename"],
+                    "mime_type": upload["content_type"],
+                    "size": upload["size"],
+                    "task_id": None,
+                    "now": now,
+                }
+            )
+            await records.complete_upload(upload_id, asset["id"], now)
+            await self._publish(uow.conn, [_created(asset)])
+        return await self._view(asset, user_id)
+
+    async def _check_object(self, upload: dict[str, Any]) -> None:
+        info = await self._objects.head(upload["bucket"], upload["storage_key"])
+        if info is None:
+            raise UploadNotReady("not_uploaded", "nothing was uploaded yet")
+        if info.size != upload["size"]:
+            raise UploadNotReady(
+                "size_mismatch", f"the object has {info.size} bytes, {upload['size']} were declared"
+            )
+        declared = upload["content_type"]
+        if info.content_type.split(";", 1)[0].strip().lower() != declared:
+            raise UploadNotReady(
+                "type_mismatch", f"the object is {info.content_type}, {declared} was declared"
+            )
+        if declared.startswith("image/"):
+            sniffed = sniff_image_type(await self._objects.read_head(upload["bucket"], upload["storage_key"]))
+            if sniffed != declared:
+                raise UploadNotReady("content_mismatch", f"the bytes are not a {declared} image")
+
+    async def store_bytes(
+        self,
+        *,
+        user_id: str,
+        module: str,
+        filename: str,
+        content_type: str,
+        data: bytes,
+        visibility: Visibility,
+        task_id: str | None,
+    ) -> dict[str, Any]:
+        """Server-side writes for other services (outputs of providers, admin files): store and register."""
+        check_module(module)
+        if visibility == "public":
+            raise UploadRefused("visibility", "store privately, then publish")
+        now = self._clock.now()
+        name = sanitize_filename(filename)
+        bucket = self._policy.bucket_for(visibility)
+        key = storage_key(user_id, module, int(now.timestamp() * 1000), name)
+        await self._objects.put(bucket, key, data, content_type=content_type)
+        async with self._uow() as uow:
+            asset = await self._records(uow.conn).add_asset(
+                {
+                    "id": str(uuid.uuid4()),
+                    "user_id": user_id,
+                    "bucket": bucket,
+                    "storage_key": key,
+                    "visibility": visibility,
+                    "module": module,
+                    "filename": name,
+                    "mime_type": content_type,
+                    "size": len(data),
+                    "task_id": task_id,
+                    "now": now,
+                }
+            )
+            await self._publish(uow.conn, [_created(asset)])
+        return await self._view(asset, user_id, admin=True)
+
+    # --- reading -------------------------------------------------------------------------------------
+
+    async def get(self, user_id: str, asset_id: str, *, admin: bool = False) -> dict[str, Any]:
+        async with self._uow() as uow:
+            asset = await self._records(uow.conn).asset(asset_id)
+        return await self._view(self._owned(asset, user_id, admin=admin), user_id, admin=admin)
+
+    async def list(
+        self, user_id: str, *, module: str | None, limit: int, cursor: str | None
+    ) -> dict[str, Any]:
+        async with self._uow() as uow:
+            items, next_cursor = await self._records(uow.conn).assets_of(
+                user_id, module=module, limit=limit, cursor=cursor
+            )
+        return {"items": [await self._view(a, user_id) for a in items], "next_cursor": next_cursor}
+
+    # --- publishing and deleting ---------------------------------------------------------------------
+
+    async def publish(self, user_id: str, asset_id: str) -> dict[str, Any]:
+        now = self._clock.now()
+        async with self._uow() as uow:
+            records = self._records(uow.conn)
+            asset = self._owned(await records.asset(asset_id, for_update=True), user_id)
+            if asset["public_key"]:
+                return await self._view(asset, user_id)
+            key = public_key(user_id, asset["id"], asset["filename"])
+            await self._objects.copy_public(
+                asset["bucket"], asset["storage_key"], self._policy.bucket_public, key, asset["mime_type"]
+            )
+            asset = await records.set_publication(asset_id, key, now)
+            await self._publish(
+                uow.conn,
+                [AssetPublished(asset_id=asset_id, user_id=user_id, public_key=key, cdn_url=self._cdn(key))],
+            )
+        return await self._view(asset, user_id)
+
+    async def unpublish(self, user_id: str, asset_id: str) -> dict[str, Any]:
+        now = self._clock.now()
+        async with self._uow() as uow:
+            records = self._records(uow.conn)
+            asset = self._owned(await records.asset(asset_id, for_update=True), user_id)
+            if asset["public_key"]:
+                await self._objects.delete(self._policy.bucket_public, asset["public_key"])
+                asset = await records.set_publication(asset_id, None, now)
+                await self._publish(uow.conn, [AssetUnpublished(asset_id=asset_id, user_id=user_id)])
+        return await self._view(asset, user_id)
+
+    async def delete(self, user_id: str, asset_id: str) -> None:
+        now = self._clock.now()
+        async with self._uow() as uow:
+            records = self._records(uow.conn)
+            asset = self._owned(await records.asset(asset_id, for_update=True), user_id)
+            if asset["public_key"]:
+                await self._objects.delete(self._policy.bucket_public, asset["public_key"])
+            await self._objects.delete(asset["bucket"], asset["storage_key"])
+            await records.delete_asset(asset_id, now)
+            await self._publish(uow.conn, [AssetDeleted(asset_id=asset_id, user_id=user_id)])
+
+    async def sweep_expired_uploads(self) -> int:
+        """Removes uploads never confirmed in time, and whatever object they left behind."""
+        now = self._clock.now()
+        async with self._uow() as uow:
+            records = self._records(uow.conn)
+            expired = await records.expired_uploads(now)
+            for upload in expired:
+                await self._objects.delete(upload["bucket"], upload["storage_key"])
+                await records.drop_upload(upload["id"])
+        if expired:
+            log.info("expired uploads removed", extra={"count": len(expired)})
+        return len(expired)
+
+    # --- helpers -------------------------------------------------------------------------------------
+
+    def _owned(self, asset: dict[str, Any] | None, user_id: str, *, admin: bool = False) -> dict[str, Any]:
+        # Another user's asset and an admin-only asset look exactly like a missing one.
+        if asset is None or (asset["user_id"] != user_id and not admin):
+            raise AssetNotFound("no such asset")
+        if asset["visibility"] == "admin-private" and not admin:
+            raise AssetNotFound("no such asset")
+        return asset
+
+    def _cdn(self, key: str) -> str:
+        return f"{self._policy.cdn_url.rstrip('/')}/{key}"
+
+    async def _view(self, asset: dict[str, Any], user_id: str, *, admin: bool = False) -> dict[str, Any]:
+        if asset["public_key"]:
+            url = self._cdn(asset["public_key"])
+        else:
+            url = await self._objects.presign_get(
+                asset["bucket"],
+                asset["storage_key"],
+                ttl_seconds=int(self._policy.download_ttl.total_seconds()),
+            )
+        return {
+            "id": asset["id"],
+            "user_id": asset["user_id"],
+            "visibility": asset["visibility"],
+            "module": asset["module"],
+            "filename": asset["filename"],
+            "mime_type": asset["mime_type"],
+            "size": asset["size"],
+            "task_id": asset["task_id"],
+            "url": url,
+            "created_at": asset["created_at"].isoformat(),
+        }
+
+
+def _created(asset: dict[str, Any]) -> AssetCreated:
+    return AssetCreated(
+        asset_id=asset["id"],
+        user_id=asset["user_id"],
+        bucket=asset["bucket"],
+        storage_key=asset["storage_key"],
+        visibility=asset["visibility"],
+        module=asset["module"],
+        mime_type=asset["mime_type"],
+        size=asset["size"],
+        task_id=asset["task_id"],
+    )

@@ -1,0 +1,105 @@
+"""Storage rules: buckets by visibility, keys, filenames, modules, sizes and content types. Pure."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from typing import Literal
+
+__all__ = [
+    "USER_UPLOAD_TYPES",
+    "UploadRefused",
+    "Visibility",
+    "check_upload",
+    "public_key",
+    "sanitize_filename",
+    "sniff_image_type",
+    "storage_key",
+]
+
+Visibility = Literal["public", "private", "admin-private"]
+MAX_FILENAME_BYTES = 120
+_MODULE = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
+# What a user may upload: raster images only. SVG, HTML and other active content could run script when
+# served from our domains, so they are refused.
+USER_UPLOAD_TYPES = frozenset({"image/png", "image/jpeg", "image/webp", "image/gif"})
+ACTIVE_CONTENT = frozenset(
+    {
+        "image/svg+xml",
+        "text/html",
+        "application/xhtml+xml",
+        "application/javascript",
+        "text/javascript",
+        "application/xml",
+        "text/xml",
+    }
+)
+
+
+class UploadRefused(ValueError):
+    """The upload is not allowed; `code` is stable for clients."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def sanitize_filename(name: str) -> str:
+    """A safe, readable file name: no path separators, control characters or `..`; unicode kept (NFC);
+    at most 120 bytes of UTF-8 with the extension preserved."""
+    text = unicodedata.normalize("NFC", name)
+    text = "".join("_" if ch in "/\\" else ch for ch in text if unicodedata.category(ch) not in ("Cc", "Cf"))
+    text = re.sub(r"\.{2,}", ".", text)
+    text = re.sub(r"\s+", " ", text).strip(" ._")
+    if not text:
+        return "file"
+    stem, dot, extension = text.rpartition(".")
+    if not dot or not stem or len(extension.encode()) > 16:
+        stem, extension = text, ""
+    suffix = f".{extension}" if extension else ""
+    budget = MAX_FILENAME_BYTES - len(suffix.encode())
+    while len(stem.encode()) > budget:
+        stem = stem[:-1]
+    return (stem.rstrip(" ._") or "file") + suffix
+
+
+def check_module(module: str) -> str:
+    if not _MODULE.match(module):
+        raise UploadRefused("invalid_module", "a module is 1–40 lower-case letters, digits or dashes")
+    return module
+
+
+def check_upload(
+    *, content_type: str, size: int, module: str, max_bytes: int, allowed_types: frozenset[str]
+) -> None:
+    check_module(module)
+    kind = content_type.split(";", 1)[0].strip().lower()
+    if kind in ACTIVE_CONTENT:
+        raise UploadRefused("active_content", f"{kind} can carry scripts and is not accepted")
+    if kind not in allowed_types:
+        raise UploadRefused("unsupported_type", f"{kind} is not accepted; use one of {sorted(allowed_types)}")
+    if size <= 0:
+        raise UploadRefused("empty_file", "the file is empty")
+    if size > max_bytes:
+        raise UploadRefused("too_large", f"{size} bytes is over the {max_bytes}-byte limit for {module}")
+
+
+def storage_key(user_id: str, module: str, timestamp_ms: int, filename: str) -> str:
+    return f"{user_id}/{module}/{timestamp_ms}_{filename}"
+
+
+def public_key(user_id: str, asset_id: str, filename: str) -> str:
+    return f"shared/{user_id}/{asset_id}/{filename}"
+
+
+def sniff_image_type(head: bytes) -> str | None:
+    """The image type the first bytes prove, or None."""
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "image/png"
+    if head.startswith(b"\xff\xd8\xff"):
+        return "image/jpeg"
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "image/webp"
+    if head[:6] in (b"GIF87a", b"GIF89a"):
+        return "image/gif"
+    return None
