@@ -24,11 +24,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import auth_session
 import credits_ledger
 import roundtrip
+import storage_presign
 
 BENCHMARKS = {
     "roundtrip": roundtrip.run,
     "auth_session": auth_session.run,
     "credits_ledger": credits_ledger.run,
+    "storage_presign": storage_presign.run,
 }
 RESULTS = Path(__file__).resolve().parent / "results"
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import uuid
 from datetime import datetime
 from typing import Any
 
@@ -26,6 +27,7 @@ INSERT INTO pending_uploads
      expires_at)
 VALUES (%(id)s, %(user_id)s, %(bucket)s, %(storage_key)s, %(visibility)s, %(module)s, %(filename)s,
         %(content_type)s, %(size)s, %(created_at)s, %(expires_at)s)
+ON CONFLICT (bucket, storage_key) DO NOTHING
 """
 INSERT_ASSET = f"""
 INSERT INTO assets
@@ -44,7 +46,8 @@ def encode_cursor(created_at: datetime, asset_id: str) -> str:
 def decode_cursor(cursor: str) -> tuple[datetime, str]:
     try:
         created_at, asset_id = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-        return datetime.fromisoformat(created_at), str(asset_id)
+        # The id is checked here: a forged cursor must be a ValueError, not a database error.
+        return datetime.fromisoformat(created_at), str(uuid.UUID(str(asset_id)))
     except (ValueError, TypeError) as error:
         raise ValueError("invalid cursor") from error
 
@@ -53,11 +56,10 @@ class AssetRecords:
     def __init__(self, conn: psycopg.AsyncConnection) -> None:
         self._conn = conn
 
-    async def add_upload(self, upload: dict[str, Any]) -> None:
-        await self._conn.execute(
-            INSERT_UPLOAD,
-            upload,
-        )
+    async def add_upload(self, upload: dict[str, Any]) -> bool:
+        """False when another upload already holds this key."""
+        cursor = await self._conn.execute(INSERT_UPLOAD, upload)
+        return cursor.rowcount == 1
 
     async def upload(self, upload_id: str, *, for_update: bool = False) -> dict[str, Any] | None:
         try:

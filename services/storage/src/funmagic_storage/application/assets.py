@@ -10,8 +10,9 @@ import logging
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Protocol
+from urllib.parse import quote
 
 from funmagic_contracts.base import IntegrationEvent
 from funmagic_contracts.storage.events import AssetCreated, AssetDeleted, AssetPublished, AssetUnpublished
@@ -128,29 +129,23 @@ class AssetService:
         now = self._clock.now()
         name = sanitize_filename(filename)
         bucket = self._policy.bucket_for(visibility)
-        key = storage_key(user_id, module, int(now.timestamp() * 1000), name)
-        upload = {
-            "id": str(uuid.uuid4()),
-            "user_id": user_id,
-            "bucket": bucket,
-            "storage_key": key,
-            "visibility": visibility,
-            "module": module,
-            "filename": name,
-            "content_type": content_type,
-            "size": size,
-            "created_at": now,
-            "expires_at": now + self._policy.pending_ttl,
-        }
+        upload = await self._reserve_key(
+            user_id=user_id,
+            bucket=bucket,
+            visibility=visibility,
+            module=module,
+            filename=name,
+            content_type=content_type,
+            size=size,
+            now=now,
+        )
         url = await self._objects.presign_put(
             bucket,
-            key,
+            upload["storage_key"],
             content_type=content_type,
             size=size,
             ttl_seconds=int(self._policy.upload_ttl.total_seconds()),
         )
-        async with self._uow() as uow:
-            await self._records(uow.conn).add_upload(upload)
         return {
             "upload_id": upload["id"],
             "method": "PUT",
@@ -169,7 +164,8 @@ class AssetService:
                 raise AssetNotFound("no such upload")
             if upload["completed_at"] is not None:  # a retried confirmation answers the same asset
                 asset = await records.asset(upload["asset_id"])
-                assert asset is not None
+                if asset is None:  # confirmed, then deleted
+                    raise AssetNotFound("no such asset")
                 return await self._view(asset, user_id)
             if upload["expires_at"] <= now:
                 raise UploadNotReady("expired", "this upload expired; start a new one")
@@ -229,10 +225,22 @@ class AssetService:
         now = self._clock.now()
         name = sanitize_filename(filename)
         bucket = self._policy.bucket_for(visibility)
-        key = storage_key(user_id, module, int(now.timestamp() * 1000), name)
+        # Reserved like an upload first: if registering fails after the write, the sweep removes the object.
+        reserved = await self._reserve_key(
+            user_id=user_id,
+            bucket=bucket,
+            visibility=visibility,
+            module=module,
+            filename=name,
+            content_type=content_type,
+            size=len(data),
+            now=now,
+        )
+        key = reserved["storage_key"]
         await self._objects.put(bucket, key, data, content_type=content_type)
         async with self._uow() as uow:
-            asset = await self._records(uow.conn).add_asset(
+            records = self._records(uow.conn)
+            asset = await records.add_asset(
                 {
                     "id": str(uuid.uuid4()),
                     "user_id": user_id,
@@ -247,8 +255,44 @@ class AssetService:
                     "now": now,
                 }
             )
+            await records.complete_upload(reserved["id"], asset["id"], now)
             await self._publish(uow.conn, [_created(asset)])
         return await self._view(asset, user_id, admin=True)
+
+    async def _reserve_key(
+        self,
+        *,
+        user_id: str,
+        bucket: str,
+        visibility: Visibility,
+        module: str,
+        filename: str,
+        content_type: str,
+        size: int,
+        now: datetime,
+    ) -> dict[str, Any]:
+        """A pending upload holding a key no other upload has: two files of the same name in the same
+        millisecond get the next free millisecond instead of overwriting each other."""
+        timestamp_ms = int(now.timestamp() * 1000)
+        async with self._uow() as uow:
+            records = self._records(uow.conn)
+            while True:
+                upload = {
+                    "id": str(uuid.uuid4()),
+                    "user_id": user_id,
+                    "bucket": bucket,
+                    "storage_key": storage_key(user_id, module, timestamp_ms, filename),
+                    "visibility": visibility,
+                    "module": module,
+                    "filename": filename,
+                    "content_type": content_type,
+                    "size": size,
+                    "created_at": now,
+                    "expires_at": now + self._policy.pending_ttl,
+                }
+                if await records.add_upload(upload):
+                    return upload
+                timestamp_ms += 1
 
     # --- reading -------------------------------------------------------------------------------------
 
@@ -332,7 +376,8 @@ class AssetService:
         return asset
 
     def _cdn(self, key: str) -> str:
-        return f"{self._policy.cdn_url.rstrip('/')}/{key}"
+        # Percent-encoded: a file name may hold "#", "?", "%" or spaces, which would break a raw URL.
+        return f"{self._policy.cdn_url.rstrip('/')}/{quote(key)}"
 
     async def _view(self, asset: dict[str, Any], user_id: str, *, admin: bool = False) -> dict[str, Any]:
         if asset["public_key"]:

@@ -64,7 +64,7 @@ def sanitize_filename(name: str) -> str:
 
 
 def check_module(module: str) -> str:
-    if not _MODULE.match(module):
+    if not _MODULE.fullmatch(module):
         raise UploadRefused("invalid_module", "a module is 1–40 lower-case letters, digits or dashes")
     return module
 
