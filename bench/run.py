@@ -23,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import auth_session
 import credits_ledger
+import provider_limiter
 import roundtrip
 import storage_presign
 
@@ -31,6 +32,7 @@ BENCHMARKS = {
     "auth_session": auth_session.run,
     "credits_ledger": credits_ledger.run,
     "storage_presign": storage_presign.run,
+    "provider_limiter": provider_limiter.run,
 }
 RESULTS = Path(__file__).resolve().parent / "results"
 

@@ -63,7 +63,9 @@ def service_environment(name: str, base_env: dict[str, str], port_base: int) -> 
     else:
         # Plain-http localhost: browsers drop Secure cookies there. Production keeps the default (true).
         env.setdefault("COOKIE_SECURE", "false")
-        for other in SERVICES[:-1]:
+    # Where the others listen (the gateway calls all of them; providers calls storage).
+    for other in SERVICES[:-1]:
+        if other != name:
             env[f"{other.upper()}_URL"] = f"http://127.0.0.1:{port_base + PORT_OFFSETS[other]}"
     return env
 

@@ -139,6 +139,10 @@ def platform_env(
         "STRIPE_API_BASE": stripe_fake.url,
         "STRIPE_SECRET_KEY": STRIPE_SECRET_KEY,
         "STRIPE_WEBHOOK_SECRET": STRIPE_WEBHOOK_SECRET,
+        # Short leases and polls so the crash and provider tests take seconds, not minutes.
+        "STEP_LEASE_SECONDS": "3",
+        "LIMITER_LEASE_SECONDS": "10",
+        "PROVIDER_POLL_INTERVAL_SECONDS": "0.1",
     }
     try:
         yield env
@@ -156,7 +160,8 @@ def platform(platform_env: dict[str, str], tmp_path_factory: pytest.TempPathFact
     try:
         yield by_name
     finally:
-        run_services.stop_all(services)
+        # By name: a test that restarts a service (after a SIGKILL) puts the new process in its place.
+        run_services.stop_all(list(by_name.values()))
 
 
 @pytest.fixture(scope="session")

@@ -22,6 +22,7 @@ from funmagic_gateway.entrypoints.edge import (
 )
 from funmagic_gateway.entrypoints.http import PublicApi, health_checks, rate_limit_operations
 from funmagic_gateway.entrypoints.kafka import subscriptions
+from funmagic_gateway.entrypoints.provider_routes import ProviderRoutes
 from funmagic_gateway.entrypoints.storage_routes import StorageRoutes
 from funmagic_kit.errors import ConfigError
 from funmagic_kit.runtime import Middleware, Runtime, ServiceSpec
@@ -62,6 +63,7 @@ async def startup(runtime: Runtime) -> None:
     identity = ServiceClient("identity", settings.identity_url, internal_token, http)
     credits = ServiceClient("credits", settings.credits_url, internal_token, http)
     storage = ServiceClient("storage", settings.storage_url, internal_token, http)
+    providers = ServiceClient("providers", settings.providers_url, internal_token, http)
     cookies = CookiePolicy(
         secure=settings.cookie_secure,
         domain=settings.cookie_domain or None,
@@ -73,6 +75,7 @@ async def startup(runtime: Runtime) -> None:
         *auth.operations(),
         *CreditsRoutes(credits).operations(),
         *StorageRoutes(storage).operations(),
+        *ProviderRoutes(providers).operations(),
         *rate_limit_operations(rate_limits),
     ]
     api = PublicApi(operations, identity)

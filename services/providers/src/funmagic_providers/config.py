@@ -1,9 +1,34 @@
 """Settings of the providers service, read from the environment."""
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 
 from funmagic_kit.settings import DatabaseSettings, ServiceSettings
 
 
 class ProvidersSettings(ServiceSettings, DatabaseSettings):
     http_port: int = Field(8005, validation_alias="HTTP_PORT", ge=1, le=65535)
+    # Where the storage service listens (inputs are read and outputs stored through it).
+    storage_url: str = Field(validation_alias="STORAGE_URL", min_length=1)
+    # AES-256-GCM master keys for provider API keys: `id:base64,id:base64`, the current one first. Unset,
+    # SECRET_KEY is the one key (id `default`). Rotate: `python -m funmagic_providers rotate-provider-keys`.
+    secret_key: SecretStr = Field(validation_alias="SECRET_KEY")
+    provider_master_keys: SecretStr = Field(SecretStr(""), validation_alias="PROVIDER_MASTER_KEYS")
+    # Step jobs: calls in flight per process, how long a runner's claim lasts without renewal (a crashed
+    # runner's jobs run again after this), and how often due jobs are looked for besides wake-ups.
+    step_concurrency: int = Field(16, validation_alias="STEP_CONCURRENCY", ge=1, le=512)
+    step_lease_seconds: float = Field(30.0, validation_alias="STEP_LEASE_SECONDS", ge=0.5, le=3600)
+    step_poll_interval_seconds: float = Field(0.5, validation_alias="STEP_POLL_INTERVAL_SECONDS", gt=0, le=60)
+    # Rate-limiter leases: a crashed holder's slot frees after this (long calls renew it).
+    limiter_lease_seconds: float = Field(60.0, validation_alias="LIMITER_LEASE_SECONDS", ge=1)
+    circuit_failure_threshold: int = Field(5, validation_alias="CIRCUIT_FAILURE_THRESHOLD", ge=1)
+    circuit_cooldown_seconds: float = Field(30.0, validation_alias="CIRCUIT_COOLDOWN_SECONDS", gt=0)
+    # How often fal.ai and Tripo are polled for a running request.
+    provider_poll_interval_seconds: float = Field(
+        1.0, validation_alias="PROVIDER_POLL_INTERVAL_SECONDS", gt=0, le=60
+    )
+    provider_call_timeout_seconds: float = Field(
+        600.0, validation_alias="PROVIDER_CALL_TIMEOUT_SECONDS", gt=0
+    )
+    health_check_interval_seconds: float = Field(
+        300.0, validation_alias="HEALTH_CHECK_INTERVAL_SECONDS", gt=0
+    )

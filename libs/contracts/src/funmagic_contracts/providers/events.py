@@ -35,7 +35,7 @@ __all__ = [
     "StepStarted",
 ]
 
-DelayReason = Literal["rate_limited", "provider_429", "circuit_open"]
+DelayReason = Literal["rate_limited", "provider_429", "provider_error", "circuit_open"]
 
 
 class _ProvidersEvent(IntegrationEvent):

@@ -1,11 +1,137 @@
-"""Internal HTTP routes of providers (health and /metrics come from the kit)."""
+"""Internal HTTP API of providers: the admin registry (health and /metrics come from the kit).
 
-from collections.abc import Sequence
+Web-scope providers are managed by admins; admin-scope (studio) providers by super_admins only. Bodies
+never echo a key back; answers show `api_key_hint`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Literal
 
 from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field
 
-from funmagic_kit.runtime import Runtime
+from funmagic_kit.api import path_uuid, read_body, read_query, require_role
+from funmagic_kit.http import problem
+from funmagic_providers.application.registry import ProviderExists, ProviderNotFound, ProviderRegistry
+from funmagic_providers.domain.providers import InvalidProvider, Scope
+
+__all__ = ["ProvidersApp", "error_middleware"]
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def routes(runtime: Runtime) -> Sequence[web.RouteDef]:
-    return ()
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_max_length=2048)
+
+
+class CreateProvider(_Body):
+    name: str = Field(min_length=1, max_length=63)
+    type: Literal["openai", "fal", "tripo", "local"]
+    display_name: str | None = Field(None, max_length=120)
+    api_key: str | None = Field(None, min_length=1, max_length=1024)
+    base_url: str | None = Field(None, max_length=500)
+    config: dict[str, Any] = Field(default_factory=dict)
+    is_active: bool = True
+
+
+class UpdateProvider(_Body):
+    display_name: str | None = Field(None, max_length=120)
+    api_key: str | None = Field(None, max_length=1024)
+    base_url: str | None = Field(None, max_length=500)
+    config: dict[str, Any] | None = None
+    is_active: bool | None = None
+
+
+class ListQuery(_Body):
+    limit: int = Field(50, ge=1, le=200)
+    cursor: str | None = Field(None, max_length=63)
+
+
+def error_middleware() -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except ProviderNotFound as error:
+            return problem(404, "Not Found", str(error), code="not_found")
+        except ProviderExists as error:
+            return problem(409, "Conflict", str(error), code="provider_exists")
+        except InvalidProvider as error:
+            return problem(422, "Unprocessable Content", str(error), code="invalid_provider")
+
+    return middleware
+
+
+class ProvidersApp:
+    def __init__(self, registry: ProviderRegistry) -> None:
+        self._registry = registry
+
+    def routes(self) -> Sequence[web.RouteDef]:
+        routes: list[web.RouteDef] = []
+        for scope, prefix in (("web", "/v1/admin/providers"), ("admin", "/v1/admin/admin-providers")):
+            routes += [
+                web.get(prefix, self._list(scope)),
+                web.post(prefix, self._create(scope)),
+                web.get(prefix + "/{provider_id}", self._get(scope)),
+                web.patch(prefix + "/{provider_id}", self._update(scope)),
+                web.delete(prefix + "/{provider_id}", self._delete(scope)),
+                web.post(prefix + "/{provider_id}/health-check", self._health_check(scope)),
+            ]
+        return routes
+
+    def _list(self, scope: Scope) -> Handler:
+        async def handler(request: web.Request) -> web.Response:
+            _authorize(request, scope)
+            query = read_query(request, ListQuery)
+            return web.json_response(await self._registry.list(scope, limit=query.limit, cursor=query.cursor))
+
+        return handler
+
+    def _create(self, scope: Scope) -> Handler:
+        async def handler(request: web.Request) -> web.Response:
+            _authorize(request, scope)
+            body = await read_body(request, CreateProvider)
+            return web.json_response(await self._registry.create(scope, **body.model_dump()), status=201)
+
+        return handler
+
+    def _get(self, scope: Scope) -> Handler:
+        async def handler(request: web.Request) -> web.Response:
+            _authorize(request, scope)
+            return web.json_response(await self._registry.get(scope, _provider_id(request)))
+
+        return handler
+
+    def _update(self, scope: Scope) -> Handler:
+        async def handler(request: web.Request) -> web.Response:
+            _authorize(request, scope)
+            body = await read_body(request, UpdateProvider)
+            changes = body.model_dump(exclude_unset=True)
+            return web.json_response(await self._registry.update(scope, _provider_id(request), changes))
+
+        return handler
+
+    def _delete(self, scope: Scope) -> Handler:
+        async def handler(request: web.Request) -> web.Response:
+            _authorize(request, scope)
+            await self._registry.delete(scope, _provider_id(request))
+            return web.Response(status=204)
+
+        return handler
+
+    def _health_check(self, scope: Scope) -> Handler:
+        async def handler(request: web.Request) -> web.Response:
+            _authorize(request, scope)
+            return web.json_response(await self._registry.check_health(scope, _provider_id(request)))
+
+        return handler
+
+
+def _authorize(request: web.Request, scope: Scope) -> None:
+    require_role(request, "super_admin" if scope == "admin" else "admin")
+
+
+def _provider_id(request: web.Request) -> str:
+    return path_uuid(request, "provider_id", "provider")

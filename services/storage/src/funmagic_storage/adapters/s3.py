@@ -65,6 +65,14 @@ class S3ObjectStore:
         async with response["Body"] as body:
             return await body.read()
 
+    async def read(self, bucket: str, key: str) -> bytes:
+        try:
+            response = await self._client.get_object(Bucket=bucket, Key=key)
+        except ClientError as error:
+            raise TransientError(f"S3 GET failed: {error}") from error
+        async with response["Body"] as body:
+            return await body.read()
+
     async def put(self, bucket: str, key: str, body: bytes, *, content_type: str) -> None:
         await self._client.put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type)
 

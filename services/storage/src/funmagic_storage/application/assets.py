@@ -76,6 +76,7 @@ class ObjectStore(Protocol):
     async def presign_get(self, bucket: str, key: str, *, ttl_seconds: int) -> str: ...
     async def head(self, bucket: str, key: str) -> Any: ...
     async def read_head(self, bucket: str, key: str, length: int = 32) -> bytes: ...
+    async def read(self, bucket: str, key: str) -> bytes: ...
     async def put(self, bucket: str, key: str, body: bytes, *, content_type: str) -> None: ...
     async def copy_public(
         self, source_bucket: str, source_key: str, bucket: str, key: str, content_type: str
@@ -300,6 +301,17 @@ class AssetService:
         async with self._uow() as uow:
             asset = await self._records(uow.conn).asset(asset_id)
         return await self._view(self._owned(asset, user_id, admin=admin), user_id, admin=admin)
+
+    async def read_owned(self, user_id: str, asset_id: str) -> tuple[dict[str, Any], bytes]:
+        """For other services working on the owner's behalf (a provider reading a step's input): the
+        record and the bytes, only if `user_id` owns the asset (admin-only assets included: the owner is an
+        admin whose studio task reads them)."""
+        async with self._uow() as uow:
+            asset = await self._records(uow.conn).asset(asset_id)
+        if asset is None or asset["user_id"] != user_id:
+            raise AssetNotFound("no such asset")
+        data = await self._objects.read(asset["bucket"], asset["storage_key"])
+        return asset, data
 
     async def list(
         self, user_id: str, *, module: str | None, limit: int, cursor: str | None

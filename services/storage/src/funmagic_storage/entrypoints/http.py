@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Literal
+from urllib.parse import quote
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
@@ -35,6 +36,10 @@ class ListQuery(_Body):
     module: str | None = Field(None, max_length=40)
     limit: int = Field(20, ge=1, le=100)
     cursor: str | None = Field(None, max_length=200)
+
+
+class OwnerQuery(_Body):
+    user_id: str = Field(min_length=1, max_length=64)
 
 
 class StoreQuery(_Body):
@@ -84,6 +89,7 @@ class StorageApp:
             web.post("/v1/admin/uploads", self.create_admin_upload),
             web.get("/v1/admin/assets/{asset_id}", self.get_any_asset),
             web.post("/v1/internal/assets", self.store_bytes),
+            web.get("/v1/internal/assets/{asset_id}/content", self.read_content),
         ]
 
     async def create_upload(self, request: web.Request) -> web.Response:
@@ -153,3 +159,15 @@ class StorageApp:
             **query.model_dump(), content_type=request.content_type or "application/octet-stream", data=data
         )
         return web.json_response(asset, status=201)
+
+    async def read_content(self, request: web.Request) -> web.Response:
+        """For other services only: the bytes of an asset the given user owns (404 otherwise)."""
+        if not request.get(INTERNAL_CALLER_KEY):
+            raise HttpProblem(403, "Forbidden", "services only")
+        query = read_query(request, OwnerQuery)
+        asset, data = await self._assets.read_owned(query.user_id, path_uuid(request, "asset_id", "asset"))
+        return web.Response(
+            body=data,
+            content_type=asset["mime_type"],
+            headers={"X-Asset-Filename": quote(asset["filename"]), "X-Asset-Module": asset["module"]},
+        )

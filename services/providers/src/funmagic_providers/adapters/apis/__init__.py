@@ -1,0 +1,1 @@
+"""One adapter per provider type, all implementing `domain.steps.ProviderAdapter`."""

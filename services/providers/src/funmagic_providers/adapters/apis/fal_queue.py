@@ -1,0 +1,152 @@
+"""fal.ai background removal through the queue API (PROVIDERS.md section 2).
+
+submit → poll `status_url` → GET `response_url` → download the result image. The URLs come from the
+submit answer (the model's subpath is only in the submit URL). The input image travels as a data URI,
+so fal never needs to reach our storage. Cancelling the step cancels the fal request (`PUT cancel_url`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from typing import Any
+
+import aiohttp
+
+from funmagic_providers.adapters.apis.http_errors import error_for_status, transport_error
+from funmagic_providers.domain.errors import (
+    BadProviderResponse,
+    InvalidStepInput,
+    ProviderRejected,
+    UnsupportedStep,
+)
+from funmagic_providers.domain.steps import OutputFile, ProgressReporter, ProviderAccess, StepCall, StepResult
+
+__all__ = ["FalQueue"]
+
+_NAME = "fal.ai"
+_PASSED_OPTIONS = ("model", "operating_resolution", "output_format", "crop_to_bbox")
+
+
+class FalQueue:
+    def __init__(self, session: aiohttp.ClientSession, *, poll_interval_seconds: float = 1.0) -> None:
+        self._session = session
+        self._poll_interval = poll_interval_seconds
+
+    async def run(self, call: StepCall, progress: ProgressReporter) -> StepResult:
+        if call.step_type != "remove-bg":
+            raise UnsupportedStep(f"fal.ai cannot run a {call.step_type} step")
+        if not call.inputs:
+            raise InvalidStepInput("background removal needs an input image")
+        source = call.inputs[0]
+        body: dict[str, Any] = {
+            "image_url": f"data:{source.content_type};base64,{base64.b64encode(source.data).decode()}",
+            **{k: call.options[k] for k in _PASSED_OPTIONS if k in call.options},
+        }
+        headers = _auth(call.provider)
+        submitted = await self._json("POST", f"{call.provider.base_url}/{call.model}", headers, json=body)
+        try:
+            request_id = str(submitted["request_id"])
+            status_url, response_url = str(submitted["status_url"]), str(submitted["response_url"])
+            cancel_url = str(submitted.get("cancel_url") or "")
+        except KeyError as missing:
+            raise BadProviderResponse(f"fal.ai's submit answer lacks {missing}") from None
+        await progress(10, "Queued at fal.ai")
+        try:
+            await self._wait_until_done(status_url, headers, progress)
+        except asyncio.CancelledError:
+            if cancel_url:
+                await asyncio.shield(self._cancel(cancel_url, headers))
+            raise
+        result = await self._json("GET", response_url, headers)
+        image = result.get("image") if isinstance(result, dict) else None
+        if not isinstance(image, dict) or not image.get("url"):
+            raise BadProviderResponse("fal.ai's result has no image")
+        await progress(90, "Downloading the result")
+        data = await self._download(str(image["url"]))
+        content_type = str(image.get("content_type") or "image/png")
+        extension = content_type.rsplit("/", 1)[-1]
+        return StepResult(
+            (OutputFile("image", f"background_removed.{extension}", content_type, data),),
+            provider_request_id=request_id,
+            metadata={k: image[k] for k in ("width", "height") if isinstance(image.get(k), int)},
+        )
+
+    async def check_health(self, provider: ProviderAccess) -> bool:
+        try:
+            async with self._session.get(
+                f"{provider.base_url}/", headers=_auth(provider), timeout=aiohttp.ClientTimeout(total=5)
+            ) as response:
+                return response.status < 500 and response.status not in (401, 403)
+        except (aiohttp.ClientError, TimeoutError):
+            return False
+
+    async def _wait_until_done(
+        self, status_url: str, headers: dict[str, str], progress: ProgressReporter
+    ) -> None:
+        reported = 10
+        while True:
+            status = await self._json("GET", status_url, headers, params={"logs": "1"}, accept=(200, 202))
+            state = status.get("status")
+            if state == "COMPLETED":
+                if status.get("error"):
+                    raise ProviderRejected(
+                        f"fal.ai could not process the image: {str(status['error'])[:300]}",
+                        code="provider_failed",
+                    )
+                return
+            if state == "IN_PROGRESS":
+                # fal reports no percentage; the original's estimate: 30 + 10 per log line, at most 90.
+                percent = min(30 + 10 * len(status.get("logs") or ()), 90)
+                if percent > reported:
+                    reported = percent
+                    await progress(percent, "Removing the background")
+            elif state != "IN_QUEUE":
+                raise BadProviderResponse(f"fal.ai reported an unknown status {str(state)[:40]!r}")
+            await asyncio.sleep(self._poll_interval)
+
+    async def _cancel(self, cancel_url: str, headers: dict[str, str]) -> None:
+        try:
+            async with self._session.put(cancel_url, headers=headers, timeout=aiohttp.ClientTimeout(total=5)):
+                pass
+        except (aiohttp.ClientError, TimeoutError):
+            pass  # best effort: the request's result is simply never fetched
+
+    async def _json(
+        self,
+        method: str,
+        url: str,
+        headers: dict[str, str],
+        *,
+        json: Any = None,
+        params: dict[str, str] | None = None,
+        accept: tuple[int, ...] = (200,),
+    ) -> dict[str, Any]:
+        try:
+            async with self._session.request(
+                method, url, headers=headers, json=json, params=params
+            ) as response:
+                if response.status not in accept:
+                    raise error_for_status(_NAME, response.status, response.headers, await response.text())
+                try:
+                    payload = await response.json(content_type=None)
+                except ValueError:
+                    raise BadProviderResponse("fal.ai answered with something that is not JSON") from None
+        except (aiohttp.ClientError, TimeoutError) as error:
+            raise transport_error(_NAME, error) from None
+        if not isinstance(payload, dict):
+            raise BadProviderResponse("fal.ai answered with an unexpected JSON shape")
+        return payload
+
+    async def _download(self, url: str) -> bytes:
+        try:
+            async with self._session.get(url) as response:
+                if response.status != 200:
+                    raise error_for_status(_NAME, response.status, response.headers, "downloading the result")
+                return await response.read()
+        except (aiohttp.ClientError, TimeoutError) as error:
+            raise transport_error(_NAME, error) from None
+
+
+def _auth(provider: ProviderAccess) -> dict[str, str]:
+    return {"Authorization": f"Key {provider.api_key or ''}"}

@@ -1,0 +1,124 @@
+"""The built-in `local` provider: no key, no network; really computes its outputs with Pillow/numpy.
+
+- `image-gen`: a procedural image from the prompt; with an input image, a style transfer stand-in
+  (`options.style`: vintage, sketch, posterize).
+- `remove-bg`: background removal for plain backgrounds (RGBA PNG).
+- `3d-gen`: a heightfield mesh (GLB) from the image, with the image as preview.
+- `point-cloud`: a coloured point cloud (PLY), one vertex per sampled pixel.
+
+`options.durationMs` spreads the work over that time with progress on the way, for demos and for tests
+that need a step to be in flight; it is capped so a tool config cannot park a runner for long.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+from funmagic_providers.adapters import local_compute
+from funmagic_providers.domain.errors import InvalidStepInput, UnsupportedStep
+from funmagic_providers.domain.steps import (
+    InputFile,
+    OutputFile,
+    ProgressReporter,
+    ProviderAccess,
+    StepCall,
+    StepResult,
+)
+
+__all__ = ["LocalProvider"]
+
+_MAX_DURATION_SECONDS = 120.0
+
+
+class LocalProvider:
+    async def run(self, call: StepCall, progress: ProgressReporter) -> StepResult:
+        work = self._work_for(call)
+        await self._pace(call, progress)
+        try:
+            files, metadata = await asyncio.to_thread(work)
+        except local_compute.LocalComputeError as error:
+            raise InvalidStepInput(str(error)) from None
+        await progress(95, "Saving the result")
+        return StepResult(tuple(files), provider_request_id=None, metadata=metadata)
+
+    async def check_health(self, provider: ProviderAccess) -> bool:
+        return True
+
+    def _work_for(self, call: StepCall) -> Callable[[], tuple[list[OutputFile], dict]]:
+        source = call.inputs[0] if call.inputs else None
+        options = call.options
+        if call.step_type == "image-gen":
+            if source is None:
+                if not call.prompt:
+                    raise InvalidStepInput("an image-gen step needs a prompt or an input image")
+                width, height = _size(str(options.get("size", "512x512")))
+                prompt = call.prompt
+                return lambda: (
+                    [OutputFile("image", "generated.png", "image/png",
+                                local_compute.generate_image(prompt, width=width, height=height))],
+                    {"width": width, "height": height},
+                )  # fmt: skip
+            style = str(options.get("style", "vintage"))
+            return lambda: (
+                [
+                    OutputFile(
+                        "image", f"{style}.png", "image/png", local_compute.stylize(source.data, style=style)
+                    )
+                ],
+                {"style": style},
+            )
+        needed = _needs_input(call, source)
+        if call.step_type == "remove-bg":
+            return lambda: (
+                [OutputFile("image", "background_removed.png", "image/png",
+                            local_compute.remove_plain_background(needed.data))],
+                {},
+            )  # fmt: skip
+        if call.step_type == "3d-gen":
+            grid = int(options.get("grid", 64))
+
+            def model() -> tuple[list[OutputFile], dict]:
+                glb = local_compute.heightfield_glb(needed.data, grid=grid)
+                return (
+                    [OutputFile("model", "model.glb", "model/gltf-binary", glb),
+                     OutputFile("preview", "preview.png", needed.content_type, needed.data)],
+                    {"grid": grid},
+                )  # fmt: skip
+
+            return model
+        if call.step_type == "point-cloud":
+            max_points = int(options.get("maxPoints", 20_000))
+
+            def cloud() -> tuple[list[OutputFile], dict]:
+                ply, count = local_compute.point_cloud_ply(needed.data, max_points=max_points)
+                return [OutputFile("point_cloud", "point_cloud.ply", "application/x-ply", ply)], {
+                    "pointCount": count
+                }
+
+            return cloud
+        raise UnsupportedStep(f"the local provider cannot run a {call.step_type} step")
+
+    async def _pace(self, call: StepCall, progress: ProgressReporter) -> None:
+        duration = min(max(float(call.options.get("durationMs", 0) or 0) / 1000, 0.0), _MAX_DURATION_SECONDS)
+        await progress(10, "Working on this machine")
+        if duration <= 0:
+            return
+        ticks = 8
+        for tick in range(1, ticks + 1):
+            await asyncio.sleep(duration / ticks)
+            await progress(10 + int(80 * tick / ticks), "Working on this machine")
+
+
+def _needs_input(call: StepCall, source: InputFile | None) -> InputFile:
+    if source is None:
+        raise InvalidStepInput(f"a {call.step_type} step needs an input image")
+    return source
+
+
+def _size(value: str) -> tuple[int, int]:
+    try:
+        width, height = (int(part) for part in value.lower().split("x", 1))
+    except ValueError:
+        raise InvalidStepInput(f"size must look like 512x512, not {value[:20]!r}") from None
+    return width, height

@@ -1,0 +1,305 @@
+"""The per-provider rate limiter in Redis (DESIGN.md §5): concurrency, calls per minute, calls per day.
+
+Keys of one provider in one scope, the provider name in braces as a Redis Cluster hash tag so the one
+Lua script touches a single slot:
+
+    prl:{scope}:{<provider>}:config             cached `rateLimit` JSON, `config_ttl_seconds`
+    prl:{scope}:{<provider>}:sem                sorted set of leases, score = lease expiry (ms)
+    prl:{scope}:{<provider>}:rpm                calls in the current minute (fixed window from the first)
+    prl:{scope}:{<provider>}:rpd:{YYYY-MM-DD}   calls on that UTC day
+
+What the original got wrong (ORIGINAL.md, provider layer) and how this differs:
+- Its three gates ran as separate commands with non-atomic rollbacks; here one script checks all limits
+  and takes all of them, or none.
+- Its semaphore entries were scored with the start time and swept after 10 min, and never renewed;
+  here a lease carries its expiry, long calls `renew` it, and a crashed worker's slot frees itself when
+  the lease ends (the set also expires once every lease in it has).
+- It released the slot in a `finally` even after a timeout, while the provider call was still running.
+  `release` is for calls that have ended; an abandoned call that may still be running keeps its lease
+  until it expires.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from funmagic_providers.domain.rate_limit import InvalidRateLimitConfig, RateLimitConfig
+
+__all__ = ["SCOPES", "Admission", "ProviderRateLimiter", "RateLimiterUnavailable", "utc_now"]
+
+SCOPES = frozenset({"web", "admin"})
+# After a concurrency denial nobody knows when a holder releases; the hint is the time until the
+# earliest lease expires, kept between these bounds so a retry neither spins nor waits a whole lease.
+_CONCURRENCY_WAIT_MIN_MS = 10
+_LIMIT_NAMES = {1: "concurrency", 2: "per_minute", 3: "per_day"}
+
+# KEYS: sem, rpm, rpd. ARGV: now_ms, lease_ms, lease_id, max_concurrency, max_per_minute, max_per_day
+# (0 = not limited), ms until the UTC day ends, shortest and longest concurrency hint in ms.
+# The minute window is 60000 ms from its first call; the day counter lives 86400 s from its first call.
+# Returns {1, 0, 0} when admitted, else {0, retry_after_ms, limit} with limit 1 concurrency,
+# 2 per minute, 3 per day: of the limits that deny, the one with the longest wait, so the caller does
+# not retry at a concurrency hint only to meet a daily limit. Nothing is written on a denial.
+_ACQUIRE_LUA = """
+local sem, rpm, rpd = KEYS[1], KEYS[2], KEYS[3]
+local now, lease_ms, lease = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
+local max_concurrency, max_rpm, max_rpd = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
+local day_left_ms, wait_min, wait_max = tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9])
+
+local function keep_sem_until_last_lease()
+  -- Every lease in the set ends within lease_ms, so the set need not outlive that.
+  if redis.call('PTTL', sem) < lease_ms then redis.call('PEXPIRE', sem, lease_ms) end
+end
+
+redis.call('ZREMRANGEBYSCORE', sem, '-inf', now)
+-- The same lease asking again (a retry after a lost reply) already holds its slot and was counted.
+if redis.call('ZSCORE', sem, lease) then
+  redis.call('ZADD', sem, now + lease_ms, lease)
+  keep_sem_until_last_lease()
+  return {1, 0, 0}
+end
+
+local wait, limit = -1, 0
+if max_concurrency > 0 and redis.call('ZCARD', sem) >= max_concurrency then
+  local earliest = redis.call('ZRANGE', sem, 0, 0, 'WITHSCORES')
+  local w = math.min(math.max(tonumber(earliest[2]) - now, wait_min), wait_max)
+  if w > wait then wait, limit = w, 1 end
+end
+if max_rpm > 0 and tonumber(redis.call('GET', rpm) or '0') >= max_rpm then
+  local w = redis.call('PTTL', rpm)
+  if w < 0 then
+    -- A counter without expiry (written by hand) would deny forever: give it its window.
+    redis.call('PEXPIRE', rpm, 60000)
+    w = 60000
+  end
+  if w > wait then wait, limit = w, 2 end
+end
+if max_rpd > 0 and tonumber(redis.call('GET', rpd) or '0') >= max_rpd then
+  -- The key names the day, so the next day starts from zero whatever its TTL says.
+  local w = math.max(day_left_ms, 1)
+  if w > wait then wait, limit = w, 3 end
+end
+if limit > 0 then return {0, wait, limit} end
+
+redis.call('ZADD', sem, now + lease_ms, lease)
+keep_sem_until_last_lease()
+if max_rpm > 0 and redis.call('INCR', rpm) == 1 then redis.call('PEXPIRE', rpm, 60000) end
+-- A day of TTL from the first call of the day outlives the day.
+if max_rpd > 0 and redis.call('INCR', rpd) == 1 then redis.call('EXPIRE', rpd, 86400) end
+return {1, 0, 0}
+"""
+
+# KEYS: sem. ARGV: now_ms, lease_ms, lease_id. Returns 1 if the lease was still held and now runs
+# lease_ms from now, 0 if it was released or had expired (its slot may already be someone else's).
+_RENEW_LUA = """
+local score = redis.call('ZSCORE', KEYS[1], ARGV[3])
+local now, lease_ms = tonumber(ARGV[1]), tonumber(ARGV[2])
+if not score or tonumber(score) <= now then return 0 end
+redis.call('ZADD', KEYS[1], 'XX', now + lease_ms, ARGV[3])
+if redis.call('PTTL', KEYS[1]) < lease_ms then redis.call('PEXPIRE', KEYS[1], lease_ms) end
+return 1
+"""
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class RateLimiterUnavailable(Exception):
+    """Redis could not be reached or did not answer; the caller decides whether to delay or fail."""
+
+
+@dataclass(frozen=True)
+class Admission:
+    admitted: bool
+    retry_after: float = 0.0  # seconds until a slot may be free (denied only)
+    limit: str | None = None  # "concurrency" | "per_minute" | "per_day" when denied
+
+
+ConfigLoader = Callable[[str, str], Awaitable[Mapping[str, Any] | None]]
+
+
+class ProviderRateLimiter:
+    """Admission of provider calls per (scope, provider).
+
+    `acquire` before the call; on admission the caller holds a lease for `lease_seconds` and must
+    `renew` it (every third of the lease or so) while a call runs longer, then `release` it once the
+    call has ended. On a denial, delay the job by `retry_after`; it is not a failure.
+    """
+
+    def __init__(
+        self,
+        redis: Redis,
+        load_config: ConfigLoader,
+        *,
+        lease_seconds: float = 60.0,
+        config_ttl_seconds: int = 300,
+        clock: Callable[[], datetime] = utc_now,
+        concurrency_retry_seconds: float = 1.0,
+    ) -> None:
+        if lease_seconds <= 0 or config_ttl_seconds <= 0 or concurrency_retry_seconds <= 0:
+            raise ValueError("lease_seconds, config_ttl_seconds and concurrency_retry_seconds must be > 0")
+        self._redis = redis
+        self._load_config = load_config
+        self._lease_ms = max(1, round(lease_seconds * 1000))
+        self._config_ttl_seconds = config_ttl_seconds
+        self._clock = clock
+        self._concurrency_wait_max_ms = max(_CONCURRENCY_WAIT_MIN_MS, round(concurrency_retry_seconds * 1000))
+        # Registered once: redis-py sends EVALSHA and loads the script only when Redis lacks it.
+        self._acquire_script = redis.register_script(_ACQUIRE_LUA)
+        self._renew_script = redis.register_script(_RENEW_LUA)
+        # One database load per cold (scope, provider) in this process, however many jobs ask at once.
+        self._loading: dict[tuple[str, str], asyncio.Future[RateLimitConfig]] = {}
+
+    @staticmethod
+    def key(scope: str, provider: str, suffix: str) -> str:
+        """`prl:{scope}:{<provider>}:{suffix}`; the braces are the Redis Cluster hash tag."""
+        if scope not in SCOPES:
+            raise ValueError(f"scope must be one of {sorted(SCOPES)}, got {scope!r}")
+        if not isinstance(provider, str) or not provider or "{" in provider or "}" in provider:
+            # A brace would end the hash tag early and scatter one provider's keys over several slots.
+            raise ValueError(f"provider name must be non-empty and without braces, got {provider!r}")
+        return f"prl:{scope}:{{{provider}}}:{suffix}"
+
+    async def config(self, scope: str, provider: str) -> RateLimitConfig:
+        """The provider's limits, from the Redis cache or else the loader (then cached, "none" too)."""
+        key = self.key(scope, provider, "config")
+        with _unavailable("read the rate limit config"):
+            raw = await self._redis.get(key)
+        if raw is not None:
+            cached = _parse_cached(raw)
+            if cached is not None:
+                return cached
+        flight = self._loading.get((scope, provider))
+        if flight is None:
+            flight = asyncio.ensure_future(self._load_and_cache(scope, provider, key))
+            self._loading[(scope, provider)] = flight
+            flight.add_done_callback(lambda done: self._forget_flight(scope, provider, done))
+        # Shielded: one waiter being cancelled must not cancel the load the others wait on.
+        return await asyncio.shield(flight)
+
+    async def acquire(self, scope: str, provider: str, lease_id: str) -> Admission:
+        """Take a slot for one call, or say which limit denies it and when to try again."""
+        _check_lease_id(lease_id)
+        config = await self.config(scope, provider)
+        if not config.limits_admission:
+            return Admission(admitted=True)  # no limits: no script, no keys
+        now = self._now()
+        keys = [
+            self.key(scope, provider, "sem"),
+            self.key(scope, provider, "rpm"),
+            self.key(scope, provider, f"rpd:{now:%Y-%m-%d}"),
+        ]
+        args = [
+            _epoch_ms(now),
+            self._lease_ms,
+            lease_id,
+            config.max_concurrency or 0,
+            config.max_per_minute or 0,
+            config.max_per_day or 0,
+            _ms_until_next_utc_day(now),
+            _CONCURRENCY_WAIT_MIN_MS,
+            self._concurrency_wait_max_ms,
+        ]
+        with _unavailable("acquire a provider slot"):
+            admitted, wait_ms, limit = await self._acquire_script(keys=keys, args=args)
+        if int(admitted):
+            return Admission(admitted=True)
+        return Admission(admitted=False, retry_after=int(wait_ms) / 1000, limit=_LIMIT_NAMES[int(limit)])
+
+    async def release(self, scope: str, provider: str, lease_id: str) -> None:
+        """Give the slot back once the call has ended. Idempotent; an unknown lease is ignored.
+
+        Not after a timeout while the provider may still be working on the call: that would admit
+        another call over the limit. Let such a lease expire instead.
+        """
+        _check_lease_id(lease_id)
+        # No config lookup: a limit changed since the acquire must not strand the lease.
+        with _unavailable("release a provider slot"):
+            await self._redis.zrem(self.key(scope, provider, "sem"), lease_id)
+
+    async def renew(self, scope: str, provider: str, lease_id: str) -> bool:
+        """Extend a held lease to `lease_seconds` from now; False if it was released or had expired.
+
+        A provider without limits holds no leases, so there is nothing to lose: True.
+        """
+        _check_lease_id(lease_id)
+        if not (await self.config(scope, provider)).limits_admission:
+            return True
+        args = [_epoch_ms(self._now()), self._lease_ms, lease_id]
+        with _unavailable("renew a provider lease"):
+            held = await self._renew_script(keys=[self.key(scope, provider, "sem")], args=args)
+        return bool(int(held))
+
+    async def forget_config(self, scope: str, provider: str) -> None:
+        """Drop the cached config so an admin's edit applies to the next acquire, in every worker.
+
+        Call it after the edit has been committed. A load that read the old row just before the commit
+        and writes just after this delete can still cache the old limits for one TTL; the window is one
+        database read long.
+        """
+        key = self.key(scope, provider, "config")
+        # A load in flight may have read the old row: its waiters keep it, later callers start afresh.
+        self._loading.pop((scope, provider), None)
+        with _unavailable("forget the rate limit config"):
+            await self._redis.delete(key)
+
+    async def _load_and_cache(self, scope: str, provider: str, key: str) -> RateLimitConfig:
+        # Invalid configs raise here and are not cached: the next job reads the (fixed) row again.
+        config = RateLimitConfig.from_provider_config(await self._load_config(scope, provider))
+        # Only the normalised `rateLimit` part is cached: the rest of a provider's config (credentials,
+        # endpoints) has no business in Redis. "No limits" is cached too, as a config without limits.
+        with _unavailable("cache the rate limit config"):
+            await self._redis.set(key, json.dumps(config.to_json()), ex=self._config_ttl_seconds)
+        return config
+
+    def _forget_flight(self, scope: str, provider: str, done: asyncio.Future[RateLimitConfig]) -> None:
+        if self._loading.get((scope, provider)) is done:
+            del self._loading[(scope, provider)]
+        if not done.cancelled():
+            done.exception()  # retrieved: a failed load is reported to its waiters, not logged again
+
+    def _now(self) -> datetime:
+        now = self._clock()
+        if now.tzinfo is None:
+            # The day key is a UTC date; a naive time would be read as local time and shift it.
+            raise ValueError("the rate limiter's clock must return an aware datetime")
+        return now.astimezone(UTC)
+
+
+def _parse_cached(raw: bytes | str) -> RateLimitConfig | None:
+    """The cached config, or None when the cache holds something unusable (then it is reloaded)."""
+    try:
+        return RateLimitConfig.from_provider_config({"rateLimit": json.loads(raw)})
+    except (ValueError, TypeError, InvalidRateLimitConfig):
+        return None
+
+
+def _check_lease_id(lease_id: str) -> None:
+    if not isinstance(lease_id, str) or not lease_id:
+        raise ValueError(f"lease_id must be a non-empty string, got {lease_id!r}")
+
+
+def _epoch_ms(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
+
+
+def _ms_until_next_utc_day(now: datetime) -> int:
+    next_day = datetime.combine(now.date() + timedelta(days=1), datetime.min.time(), tzinfo=UTC)
+    return max(1, int((next_day - now).total_seconds() * 1000))
+
+
+@contextmanager
+def _unavailable(action: str) -> Iterator[None]:
+    try:
+        yield
+    except (RedisError, OSError) as error:
+        raise RateLimiterUnavailable(f"cannot {action}: {error}") from error

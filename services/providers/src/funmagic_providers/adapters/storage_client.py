@@ -1,0 +1,64 @@
+"""The storage service's internal API, as providers uses it: read a step's input, store its outputs."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import unquote
+
+import aiohttp
+
+from funmagic_kit.auth import INTERNAL_TOKEN_HEADER
+from funmagic_kit.errors import TransientError
+from funmagic_providers.domain.errors import InvalidStepInput
+from funmagic_providers.domain.steps import InputFile
+
+__all__ = ["StorageClient"]
+
+
+class StorageClient:
+    def __init__(self, base_url: str, internal_token: str, session: aiohttp.ClientSession) -> None:
+        self._base_url = base_url.rstrip("/")
+        self._headers = {INTERNAL_TOKEN_HEADER: internal_token}
+        self._session = session
+
+    async def read_asset(self, user_id: str, asset_id: str) -> InputFile:
+        """The bytes of an asset `user_id` owns; another user's (or a missing) asset is an input error."""
+        url = f"{self._base_url}/v1/internal/assets/{asset_id}/content"
+        try:
+            async with self._session.get(url, params={"user_id": user_id}, headers=self._headers) as response:
+                if response.status in (404, 422):
+                    raise InvalidStepInput(f"input asset {asset_id} does not exist or is not yours")
+                if response.status != 200:
+                    raise TransientError(f"storage answered {response.status} reading asset {asset_id}")
+                data = await response.read()
+                filename = unquote(response.headers.get("X-Asset-Filename", "input"))
+                return InputFile(asset_id, filename, response.content_type, data)
+        except aiohttp.ClientError as error:
+            raise TransientError(f"storage unreachable: {error}") from error
+
+    async def store_output(
+        self,
+        *,
+        user_id: str,
+        task_id: str,
+        module: str,
+        filename: str,
+        content_type: str,
+        data: bytes,
+        visibility: str,
+    ) -> dict[str, Any]:
+        params = {
+            "user_id": user_id, "task_id": task_id, "module": module, "filename": filename,
+            "visibility": visibility,
+        }  # fmt: skip
+        headers = {**self._headers, "Content-Type": content_type}
+        try:
+            async with self._session.post(
+                f"{self._base_url}/v1/internal/assets", params=params, data=data, headers=headers
+            ) as response:
+                if response.status != 201:
+                    detail = (await response.text())[:300]
+                    raise TransientError(f"storage refused an output ({response.status}): {detail}")
+                return await response.json()
+        except aiohttp.ClientError as error:
+            raise TransientError(f"storage unreachable: {error}") from error

@@ -1,0 +1,87 @@
+"""Integration fixtures of providers, on the local stack (`set -a; source .stack/env; set +a`).
+
+Redis: the stack's server, database 9, which no other suite uses (e2e uses 3, the rest 0), so a stray
+key here never meets another suite's. Tests still name their keys uniquely and delete them afterwards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+from redis.asyncio import Redis
+
+PROVIDERS_REDIS_DB = 9
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # Hooks see every collected item, not only this folder's: mark just ours.
+    for item in items:
+        if Path(str(item.fspath)).is_relative_to(Path(__file__).parent):
+            item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    url = os.environ.get("REDIS_URL")
+    if not url:
+        pytest.fail("REDIS_URL is unset: start the local stack (`make stack-up`) and source .stack/env")
+    # The database is the URL's path; from_url prefers it to a db= argument, so it is replaced here.
+    return urlunsplit(urlsplit(url)._replace(path=f"/{PROVIDERS_REDIS_DB}"))
+
+
+@pytest.fixture
+async def redis(redis_url: str) -> AsyncIterator[Redis]:
+    client = Redis.from_url(redis_url, decode_responses=False)
+    try:
+        await client.ping()
+    except Exception as error:
+        await client.aclose()
+        pytest.fail(f"Redis at {redis_url} does not answer: {error}")
+    yield client
+    await client.aclose()
+
+
+WaitFor = Callable[..., Awaitable[None]]
+
+
+async def _wait_for(
+    condition: Callable[[], Awaitable[bool]], *, timeout: float = 10.0, what: str = ""
+) -> None:
+    """Poll a condition until it holds; fail with `what` after `timeout` seconds."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not await condition():
+        if asyncio.get_running_loop().time() > deadline:
+            pytest.fail(f"timed out after {timeout}s waiting for {what or condition}")
+        await asyncio.sleep(0.01)
+
+
+@pytest.fixture
+def wait_for() -> WaitFor:
+    """`await wait_for(condition, timeout=..., what=...)`: a deadline loop instead of a fixed sleep."""
+    return _wait_for
+
+
+# --- Postgres: a fresh, migrated providers database per test ----------------------------------------
+
+
+@pytest.fixture
+async def pool() -> AsyncIterator[object]:
+    from funmagic_kit.db import create_pool
+    from funmagic_kit.testing import scratch_database
+
+    postgres_url = os.environ.get("POSTGRES_URL")
+    if not postgres_url:
+        pytest.fail("POSTGRES_URL is unset: start the local stack (`make stack-up`) and source .stack/env")
+    async with scratch_database(
+        postgres_url, "providers_test", ("providers", "funmagic_providers.migrations")
+    ) as url:
+        pool = await create_pool(url, min_size=1, max_size=5, name="providers-tests")
+        try:
+            yield pool
+        finally:
+            await pool.close()

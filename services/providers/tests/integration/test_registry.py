@@ -1,0 +1,190 @@
+"""The provider registry on real Postgres and Redis: keys are ciphertext at rest, rotate, never shown;
+a wrong master key is caught at start; health checks record changes as events."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from funmagic_kit.crypto import generate_secret_key
+from funmagic_kit.db import UnitOfWork
+from funmagic_kit.errors import ConfigError
+from funmagic_kit.settings import load_settings
+from funmagic_providers.application.registry import ProviderExists, ProviderNotFound, ProviderRegistry
+from funmagic_providers.bootstrap import build_registry
+from funmagic_providers.config import ProvidersSettings
+from funmagic_providers.domain.errors import ProviderRejected
+from funmagic_providers.domain.providers import InvalidProvider
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[4] / "tests" / "fakes"))
+
+from openai_api import FakeOpenAI
+
+KEY_A, KEY_B = generate_secret_key(), generate_secret_key()
+SECRET = "sk-test-very-secret-0123456789abcd"
+
+
+def settings(master_keys: str = f"a:{KEY_A}") -> ProvidersSettings:
+    return load_settings(
+        ProvidersSettings,
+        env={
+            "KAFKA_BOOTSTRAP_SERVERS": "unused:9092", "REDIS_URL": "redis://unused", "DATABASE_URL": "postgresql://x",
+            "INTERNAL_API_TOKEN": "t" * 32, "AUTH_JWKS_URL": "http://unused", "STORAGE_URL": "http://unused",
+            "SECRET_KEY": KEY_A, "PROVIDER_MASTER_KEYS": master_keys,
+        },
+    )  # fmt: skip
+
+
+@pytest.fixture
+async def session() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as session:
+        yield session
+
+
+@pytest.fixture
+def registry_for(pool, redis, session):
+    def build(master_keys: str = f"a:{KEY_A}") -> ProviderRegistry:
+        return build_registry(settings(master_keys), pool, redis, session)[0]
+
+    return build
+
+
+async def raw_rows(pool) -> list[dict]:
+    async with UnitOfWork(pool) as uow:
+        cursor = await uow.conn.execute("SELECT * FROM providers UNION ALL SELECT * FROM admin_providers")
+        return await cursor.fetchall()
+
+
+async def outbox_types(pool) -> list[str]:
+    async with UnitOfWork(pool) as uow:
+        cursor = await uow.conn.execute("SELECT headers FROM outbox ORDER BY id")
+        rows = await cursor.fetchall()
+    return [dict((k, v) for k, v in row["headers"]).get("type", "") for row in rows]
+
+
+async def test_the_stored_key_is_ciphertext_and_answers_show_only_a_hint(pool, registry_for) -> None:
+    registry = registry_for()
+    view = await registry.create(
+        "web", name="openai", type="openai", api_key=SECRET, base_url="https://api.x/v1"
+    )
+    assert view["api_key_hint"] == "••••abcd"
+    assert view["has_api_key"] is True
+    assert SECRET not in repr(view)
+    (row,) = await raw_rows(pool)
+    assert row["api_key_id"] == "a"
+    assert SECRET.encode() not in bytes(row["api_key_ciphertext"])
+    assert len(row["api_key_ciphertext"]) > len(SECRET)
+    access = await registry.access("web", "openai")
+    assert access.api_key == SECRET
+    assert SECRET not in repr(access)
+
+
+async def test_rotation_re_encrypts_every_key_under_the_new_master_key(pool, registry_for) -> None:
+    await registry_for().create("web", name="fal", type="fal", api_key="fal-key-1", base_url="https://q.fal")
+    await registry_for().create(
+        "admin", name="tripo", type="tripo", api_key="tsk_key_2", base_url="https://t"
+    )
+    before = {r["name"]: bytes(r["api_key_ciphertext"]) for r in await raw_rows(pool)}
+    rotating = registry_for(f"b:{KEY_B},a:{KEY_A}")
+    assert await rotating.rotate_keys() == 2
+    rows = await raw_rows(pool)
+    assert {r["api_key_id"] for r in rows} == {"b"}
+    assert all(bytes(r["api_key_ciphertext"]) != before[r["name"]] for r in rows)
+    only_new = registry_for(f"b:{KEY_B}")
+    assert await only_new.verify_keys() == 2
+    assert (await only_new.access("admin", "tripo")).api_key == "tsk_key_2"
+    assert await rotating.rotate_keys() == 0
+
+
+async def test_a_wrong_master_key_fails_loudly_at_start(registry_for) -> None:
+    await registry_for().create("web", name="openai", type="openai", api_key=SECRET, base_url="https://a/v1")
+    with pytest.raises(ConfigError, match="cannot decrypt the API key"):
+        await registry_for(f"a:{KEY_B}").verify_keys()
+    with pytest.raises(ConfigError, match="cannot decrypt"):
+        await registry_for(f"c:{KEY_B}").verify_keys()
+
+
+async def test_crud_with_validation_and_conflicts(registry_for) -> None:
+    registry = registry_for()
+    created = await registry.create(
+        "web", name="tripo", type="tripo", api_key="tsk_1", base_url="https://t/v2"
+    )
+    with pytest.raises(ProviderExists):
+        await registry.create("web", name="tripo", type="tripo", api_key="tsk_2", base_url="https://t/v2")
+    # The same name in the other scope is another provider.
+    await registry.create("admin", name="tripo", type="tripo", api_key="tsk_3", base_url="https://t/v2")
+    with pytest.raises(InvalidProvider, match="apiKey"):
+        await registry.create("web", name="fal", type="fal", base_url="https://q.fal")
+    updated = await registry.update(
+        "web", created["id"], {"config": {"rateLimit": {"maxConcurrency": 2}}, "api_key": "tsk_new_key_5678"}
+    )
+    assert updated["config"] == {"rateLimit": {"maxConcurrency": 2}}
+    assert updated["api_key_hint"] == "••••5678"
+    assert (await registry.access("web", "tripo")).api_key == "tsk_new_key_5678"
+    page = await registry.list("web", limit=10, cursor=None)
+    assert [p["name"] for p in page["items"]] == ["tripo"]
+    await registry.delete("web", created["id"])
+    with pytest.raises(ProviderNotFound):
+        await registry.get("web", created["id"])
+    with pytest.raises(ProviderRejected, match="no web provider"):
+        await registry.access("web", "tripo")
+
+
+async def test_pages_are_cut_in_sql_by_name(registry_for) -> None:
+    registry = registry_for()
+    for name in ("p3", "p1", "p2", "p5", "p4"):
+        await registry.create("web", name=name, type="local")
+    first = await registry.list("web", limit=2, cursor=None)
+    second = await registry.list("web", limit=2, cursor=first["next_cursor"])
+    third = await registry.list("web", limit=2, cursor=second["next_cursor"])
+    assert [p["name"] for p in first["items"] + second["items"] + third["items"]] == [
+        "p1",
+        "p2",
+        "p3",
+        "p4",
+        "p5",
+    ]
+    assert third["next_cursor"] is None
+
+
+async def test_an_inactive_provider_refuses_steps_and_local_works_without_a_row(registry_for) -> None:
+    registry = registry_for()
+    created = await registry.create("web", name="fal", type="fal", api_key="k" * 20, base_url="https://q.fal")
+    await registry.update("web", created["id"], {"is_active": False})
+    with pytest.raises(ProviderRejected, match="turned off"):
+        await registry.access("web", "fal")
+    local = await registry.access("web", "local")
+    assert (local.type, local.api_key) == ("local", None)
+
+
+async def test_an_edit_clears_the_cached_rate_limit_config(pool, redis, session) -> None:
+    registry, limiter = build_registry(settings(), pool, redis, session)
+    created = await registry.create(
+        "web", name="openai", type="openai", api_key=SECRET, base_url="https://a/v1",
+        config={"rateLimit": {"maxConcurrency": 1}},
+    )  # fmt: skip
+    assert (await limiter.config("web", "openai")).max_concurrency == 1
+    await registry.update("web", created["id"], {"config": {"rateLimit": {"maxConcurrency": 7}}})
+    assert (await limiter.config("web", "openai")).max_concurrency == 7
+    await redis.delete("prl:web:{openai}:config")
+
+
+async def test_health_checks_record_changes_as_events(pool, registry_for) -> None:
+    async with FakeOpenAI(api_key=SECRET) as fake:
+        registry = registry_for()
+        created = await registry.create(
+            "web", name="openai", type="openai", api_key=SECRET, base_url=fake.url
+        )
+        checked = await registry.check_health("web", created["id"])
+        assert checked["is_healthy"] is True
+        assert datetime.fromisoformat(checked["health_checked_at"]) <= datetime.now(UTC)
+        await registry.check_health("web", created["id"])  # unchanged: no second event
+        await registry.update("web", created["id"], {"api_key": "sk-wrong-key-000000000"})
+        assert (await registry.check_health("web", created["id"]))["is_healthy"] is False
+        assert await registry.check_all() == 1
+    assert (await outbox_types(pool)).count("ProviderHealthChanged") == 2

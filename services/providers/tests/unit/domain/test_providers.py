@@ -1,0 +1,54 @@
+"""What a provider record may hold, and how much of its key anyone sees."""
+
+import pytest
+
+from funmagic_providers.domain.providers import (
+    InvalidProvider,
+    check_base_url,
+    check_config,
+    check_name,
+    key_hint,
+)
+
+
+@pytest.mark.parametrize("name", ["openai", "fal-ai", "tripo.v2", "local_1"])
+def test_plain_lower_case_names_are_accepted(name: str) -> None:
+    assert check_name(name) == name
+
+
+@pytest.mark.parametrize("name", ["", "OpenAI", "{openai}", "a b", "-x", "x" * 64, "name:with:colons"])
+def test_names_that_would_break_redis_keys_or_logs_are_refused(name: str) -> None:
+    with pytest.raises(InvalidProvider, match="name"):
+        check_name(name)
+
+
+def test_remote_providers_need_an_http_base_url_and_lose_the_trailing_slash() -> None:
+    assert check_base_url("https://api.openai.com/v1/", "openai") == "https://api.openai.com/v1"
+    with pytest.raises(InvalidProvider, match="baseUrl"):
+        check_base_url(None, "fal")
+    with pytest.raises(InvalidProvider, match="baseUrl"):
+        check_base_url("ftp://files.example.com", "tripo")
+    with pytest.raises(InvalidProvider, match="baseUrl"):
+        check_base_url("https://api.example.com/v1?key=secret", "openai")
+
+
+def test_the_local_provider_needs_no_base_url() -> None:
+    assert check_base_url(None, "local") is None
+
+
+def test_config_accepts_a_rate_limit_and_refuses_unknown_keys() -> None:
+    config = {"rateLimit": {"maxConcurrency": 5, "maxPerMinute": 100, "retryOn429": True}}
+    assert check_config(config) == config
+    with pytest.raises(InvalidProvider, match="unknown keys"):
+        check_config({"rateLimits": {}})
+
+
+def test_an_invalid_rate_limit_is_refused_with_its_field() -> None:
+    with pytest.raises(InvalidProvider, match=r"config\.rateLimit"):
+        check_config({"rateLimit": {"maxConcurrency": -1}})
+
+
+def test_the_key_hint_shows_only_the_last_four_characters() -> None:
+    assert key_hint("sk-test-abcdefghijkl1234") == "••••1234"
+    assert key_hint("short-key") == "••••"  # a short key would give too much away
+    assert key_hint(None) is None
