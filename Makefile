@@ -14,7 +14,7 @@ WITH_STACK_ENV := set -a; source $(STACK_DIR)/env; set +a;
 PACKAGES := libs/contracts libs/kit $(wildcard services/*)
 PYPROJECTS := $(addsuffix /pyproject.toml,$(PACKAGES))
 
-.PHONY: help setup stack-up stack-down stack-status run stop test test-unit test-integration e2e bench lint contracts
+.PHONY: help setup stack-up stack-down stack-status run seed demo stop test test-unit test-integration e2e bench lint contracts
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -39,8 +39,18 @@ stack-down: ## Stop the services and the local stack (data stays under .stack/)
 stack-status: ## Show which parts of the stack answer
 	@bash deploy/local/stack.sh status
 
-run: stack-up ## Start the stack and all six services; the gateway listens on :8000
+run: stack-up ## Start everything, seed tools and a demo admin, then run the demo (gateway on :8000)
 	@$(WITH_STACK_ENV) $(PY) deploy/local/run_services.py up
+	@$(MAKE) --no-print-directory seed
+	@$(MAKE) --no-print-directory demo
+
+seed: ## Seed the tools (local provider) and the demo admin into the running platform; idempotent
+	@$(WITH_STACK_ENV) $(PY) deploy/local/run_services.py command tasks seed
+	@$(WITH_STACK_ENV) FUNMAGIC_ADMIN_PASSWORD="$${FUNMAGIC_DEMO_PASSWORD:-funmagic demo passphrase}" \
+		$(PY) deploy/local/run_services.py command identity create-admin --email "$${FUNMAGIC_DEMO_ADMIN_EMAIL:-admin@funmagic.local}"
+
+demo: ## Run a tool end to end from the command line: upload, task, live progress, output saved locally
+	@$(PY) deploy/local/demo.py $(DEMO_ARGS)
 
 stop: ## Stop the six services (the stack keeps running)
 	@$(WITH_STACK_ENV) $(PY) deploy/local/run_services.py down

@@ -196,11 +196,25 @@ def _cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_command(args: argparse.Namespace) -> int:
+    """Run a service's CLI command with that service's environment (its own database)."""
+    if not args.arguments:
+        raise SystemExit("usage: run_services.py command <service> <command> [args...]")
+    service, *rest = args.arguments
+    if service not in SERVICES:
+        raise SystemExit(f"unknown service {service!r}; one of {', '.join(SERVICES)}")
+    env = service_environment(service, dict(os.environ), args.port_base)
+    return subprocess.run([sys.executable, "-m", f"funmagic_{service}", *rest], env=env, cwd=REPO).returncode
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("command", choices=["up", "down", "status"])
+    parser.add_argument("command", choices=["up", "down", "status", "command"])
+    parser.add_argument(
+        "arguments", nargs=argparse.REMAINDER, help="for `command`: <service> <command> [args]"
+    )
     parser.add_argument("--port-base", type=int, default=int(os.environ.get("FUNMAGIC_PORT_BASE", "8000")))
     parser.add_argument(
         "--run-dir",
@@ -208,7 +222,8 @@ def main() -> int:
         default=Path(os.environ.get("FUNMAGIC_STACK_DIR", REPO / ".stack")) / "services",
     )
     args = parser.parse_args()
-    return {"up": _cmd_up, "down": _cmd_down, "status": _cmd_status}[args.command](args)
+    commands = {"up": _cmd_up, "down": _cmd_down, "status": _cmd_status, "command": _cmd_command}
+    return commands[args.command](args)
 
 
 if __name__ == "__main__":

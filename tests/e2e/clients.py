@@ -101,3 +101,119 @@ async def token_from_mail(email: str, purpose: str, internal_token: str) -> str:
     match = _TOKEN.search(messages[0]["body"])
     assert match, messages[0]["body"]
     return match.group(1)
+
+
+# --- files: a small PNG, upload through the presigned flow, download through the asset's URL ---------
+
+
+def png(width: int = 64, height: int = 48, background: tuple[int, int, int] = (255, 255, 255)) -> bytes:
+    """A real PNG: a red rectangle on a plain background (what the local background removal expects)."""
+    import io
+
+    from PIL import Image, ImageDraw
+
+    image = Image.new("RGB", (width, height), background)
+    box = (width // 4, height // 4, 3 * width // 4, 3 * height // 4)
+    ImageDraw.Draw(image).rectangle(box, fill=(200, 20, 20))
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+async def upload(token: str, data: bytes, filename: str = "input.png") -> str:
+    """Upload → PUT to S3 → complete; returns the new asset's id."""
+    ticket_request = {
+        "filename": filename,
+        "content_type": "image/png",
+        "size": len(data),
+        "module": "uploads",
+    }
+    async with browser() as client:
+        status, ticket, _ = await call(
+            client, "POST", "/api/assets/uploads", headers=bearer(token), json=ticket_request
+        )
+        assert status == 201, ticket
+        async with (
+            aiohttp.ClientSession() as http,
+            http.put(ticket["url"], data=data, headers=ticket["headers"]) as response,
+        ):
+            assert response.status == 200
+        status, asset, _ = await call(
+            client, "POST", f"/api/assets/uploads/{ticket['upload_id']}/complete", headers=bearer(token)
+        )
+        assert status == 201, asset
+    return asset["id"]
+
+
+async def download(token: str, asset_id: str) -> tuple[dict[str, Any], bytes]:
+    async with browser() as client:
+        status, asset, _ = await call(client, "GET", f"/api/assets/{asset_id}", headers=bearer(token))
+        assert status == 200, asset
+    async with aiohttp.ClientSession() as http, http.get(asset["url"]) as response:
+        assert response.status == 200
+        return asset, await response.read()
+
+
+# --- Server-Sent Events -------------------------------------------------------------------------
+
+
+class SseEvent:
+    def __init__(self, event: str, data: Any, id: str | None) -> None:
+        self.event, self.data, self.id = event, data, id
+
+    def __repr__(self) -> str:
+        return f"SseEvent({self.event!r}, id={self.id!r})"
+
+
+async def read_sse(
+    token: str,
+    path: str,
+    *,
+    last_event_id: str | None = None,
+    stop_after: Any = None,
+    timeout: float = 60.0,
+) -> tuple[int, list[SseEvent], str | None]:
+    """Open an SSE stream and read events until the server ends it, `stop_after(event)` is true, or the
+    timeout passes. Returns (status, events, the `retry:` hint)."""
+    import asyncio
+    import json
+
+    headers = bearer(token) | ({"Last-Event-ID": last_event_id} if last_event_id else {})
+    events: list[SseEvent] = []
+    retry: str | None = None
+    async with (
+        aiohttp.ClientSession(base_url=GATEWAY_URL) as http,
+        http.get(path, headers=headers, timeout=aiohttp.ClientTimeout(total=timeout + 5)) as response,
+    ):
+        if response.status != 200:
+            return response.status, events, None
+        assert response.headers["Content-Type"].startswith("text/event-stream")
+        fields: dict[str, str] = {}
+
+        async def read() -> None:
+            nonlocal retry
+            async for raw in response.content:
+                line = raw.decode().rstrip("\r\n")
+                if line.startswith(":"):
+                    continue
+                if line == "":
+                    if "event" in fields or "data" in fields:
+                        data = fields.get("data")
+                        event = SseEvent(fields.get("event", "message"), json.loads(data) if data else None,
+                                         fields.get("id"))  # fmt: skip
+                        events.append(event)
+                        if stop_after is not None and stop_after(event):
+                            return
+                    fields.clear()
+                    continue
+                name, _, value = line.partition(":")
+                value = value[1:] if value.startswith(" ") else value
+                if name == "retry":
+                    retry = value
+                elif name == "data" and "data" in fields:
+                    fields["data"] += "\n" + value
+                else:
+                    fields[name] = value
+
+        await asyncio.wait_for(read(), timeout)
+    return 200, events, retry

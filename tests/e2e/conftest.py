@@ -180,3 +180,54 @@ def identity_command(platform_env: dict[str, str]):
         )
 
     return run
+
+
+@pytest.fixture(scope="session")
+def service_command(platform_env: dict[str, str]):
+    """Runs `python -m funmagic_<service> <args>` against the e2e platform's databases and Redis."""
+
+    def run(
+        service: str, *args: str, extra_env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        env = run_services.service_environment(service, platform_env, E2E_PORT_BASE)
+        return subprocess.run(
+            [sys.executable, "-m", f"funmagic_{service}", *args],
+            env={**env, **(extra_env or {})},
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def seeded_tools(platform, service_command) -> None:
+    """The product's tools, on the local provider (idempotent: every module may ask for it)."""
+    result = service_command("tasks", "seed")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.fixture(scope="session")
+def admin_email(platform, identity_command) -> str:
+    """A super_admin created once for the e2e session."""
+    from clients import PASSWORD, unique_email
+
+    email = unique_email("e2e-root")
+    result = identity_command(
+        "create-admin", "--email", email, extra_env={"FUNMAGIC_ADMIN_PASSWORD": PASSWORD}
+    )
+    assert result.returncode == 0, result.stderr
+    return email
+
+
+@pytest.fixture
+async def admin_token(admin_email: str) -> str:
+    """A fresh access token of the session's super_admin (tokens live five minutes)."""
+    from clients import browser, sign_in
+
+    async with browser() as client:
+        status, body = await sign_in(client, admin_email, mode="token")
+    assert status in (200, 201), body
+    return body["access_token"]

@@ -20,16 +20,17 @@ import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
-import aiohttp
 import pytest
 import run_services
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from clients import PASSWORD, bearer, browser, call, sign_in, sign_up, unique_email
+from clients import PASSWORD, bearer, browser, call, png, sign_in, sign_up, unique_email
+from clients import download as download_asset
+from clients import upload as upload_asset
 from conftest import E2E_PORT_BASE
 from fal_api import FakeFal
 from faults import Fault
 from openai_api import FakeOpenAI
-from PIL import Image, ImageDraw
+from PIL import Image
 from tripo_api import FakeTripo
 
 from funmagic_contracts.envelope import Envelope, decode, encode, kafka_headers, kafka_key
@@ -183,50 +184,12 @@ async def register(
     return created
 
 
-def png(width: int = 64, height: int = 48, background=(255, 255, 255)) -> bytes:
-    image = Image.new("RGB", (width, height), background)
-    ImageDraw.Draw(image).rectangle(
-        (width // 4, height // 4, 3 * width // 4, 3 * height // 4), fill=(200, 20, 20)
-    )
-    buffer = io.BytesIO()
-    image.save(buffer, "PNG")
-    return buffer.getvalue()
-
-
 async def upload(user: dict, data: bytes) -> str:
-    async with browser() as client:
-        ticket_request = {
-            "filename": "input.png",
-            "content_type": "image/png",
-            "size": len(data),
-            "module": "uploads",
-        }
-        status, ticket, _ = await call(
-            client, "POST", "/api/assets/uploads", headers=bearer(user["token"]), json=ticket_request
-        )
-        assert status == 201, ticket
-        async with (
-            aiohttp.ClientSession() as http,
-            http.put(ticket["url"], data=data, headers=ticket["headers"]) as r,
-        ):
-            assert r.status == 200
-        status, asset, _ = await call(
-            client,
-            "POST",
-            f"/api/assets/uploads/{ticket['upload_id']}/complete",
-            headers=bearer(user["token"]),
-        )
-        assert status == 201, asset
-    return asset["id"]
+    return await upload_asset(user["token"], data)
 
 
 async def download(user: dict, asset_id: str) -> tuple[dict, bytes]:
-    async with browser() as client:
-        status, asset, _ = await call(client, "GET", f"/api/assets/{asset_id}", headers=bearer(user["token"]))
-        assert status == 200, asset
-    async with aiohttp.ClientSession() as http, http.get(asset["url"]) as response:
-        assert response.status == 200
-        return asset, await response.read()
+    return await download_asset(user["token"], asset_id)
 
 
 def output_assets(completed: Envelope) -> dict[str, str]:

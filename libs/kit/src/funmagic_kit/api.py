@@ -84,6 +84,8 @@ class Operation:
     description: str = ""
     cookie_auth: bool = True
     extra_responses: dict[int, str] = field(default_factory=dict)
+    # The OpenAPI operationId; by default the handler's name (give one when handlers are shared or built).
+    name: str | None = None
 
     def route(self) -> web.RouteDef:
         """The aiohttp route, with the declared access enforced before the handler runs."""
@@ -91,7 +93,7 @@ class Operation:
 
     @property
     def operation_id(self) -> str:
-        return getattr(self.handler, "__name__", f"{self.method}_{self.path}")
+        return self.name or getattr(self.handler, "__name__", f"{self.method}_{self.path}")
 
     def error_statuses(self) -> list[int]:
         statuses = set(self.errors)
@@ -197,6 +199,11 @@ def build_openapi(
     )
     schemas = definitions.get("$defs", {})
     refs = {model: mapping[(model, "validation")] for model in unique}
+    seen = [op.operation_id for op in operations]
+    duplicates = sorted({name for name in seen if seen.count(name) > 1})
+    if duplicates:
+        # Client generators name functions after these: two operations must never share one.
+        raise ValueError(f"operationIds used more than once: {', '.join(duplicates)}; give each a `name`")
     paths: dict[str, dict[str, Any]] = {}
     for op in operations:
         paths.setdefault(op.path, {})[op.method.lower()] = _operation_object(op, refs, schemas)

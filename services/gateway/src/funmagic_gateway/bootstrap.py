@@ -10,9 +10,11 @@ from aiohttp import web
 
 from funmagic_gateway.adapters.rate_limiter import RateLimitSettingsStore, RedisRateLimiter
 from funmagic_gateway.adapters.services import ServiceClient
+from funmagic_gateway.adapters.task_streams import TaskStreams, create_stream_read_client
 from funmagic_gateway.config import GatewaySettings
 from funmagic_gateway.entrypoints.auth import CookiePolicy, authentication_middleware, csrf_middleware
 from funmagic_gateway.entrypoints.auth_routes import AuthRoutes
+from funmagic_gateway.entrypoints.catalog_routes import CatalogRoutes
 from funmagic_gateway.entrypoints.credits_routes import CreditsRoutes
 from funmagic_gateway.entrypoints.edge import (
     cors_middleware,
@@ -21,9 +23,11 @@ from funmagic_gateway.entrypoints.edge import (
     security_headers_middleware,
 )
 from funmagic_gateway.entrypoints.http import PublicApi, health_checks, rate_limit_operations
-from funmagic_gateway.entrypoints.kafka import subscriptions
+from funmagic_gateway.entrypoints.kafka import TASK_STREAMS, subscriptions
 from funmagic_gateway.entrypoints.provider_routes import ProviderRoutes
+from funmagic_gateway.entrypoints.sse_routes import SseRoutes, task_owner_check
 from funmagic_gateway.entrypoints.storage_routes import StorageRoutes
+from funmagic_gateway.entrypoints.task_routes import TaskRoutes
 from funmagic_kit.errors import ConfigError
 from funmagic_kit.runtime import Middleware, Runtime, ServiceSpec
 
@@ -64,6 +68,19 @@ async def startup(runtime: Runtime) -> None:
     credits = ServiceClient("credits", settings.credits_url, internal_token, http)
     storage = ServiceClient("storage", settings.storage_url, internal_token, http)
     providers = ServiceClient("providers", settings.providers_url, internal_token, http)
+    tasks = ServiceClient("tasks", settings.tasks_url, internal_token, http)
+    # Task progress (SSE): the projector appends through the shared client; each open stream's blocking
+    # reads use a separate pool, so they never starve the rate limiter and the token checks.
+    stream_reads = create_stream_read_client(
+        settings.redis_url,
+        max_connections=settings.sse_redis_max_connections,
+        block_seconds=settings.sse_heartbeat_seconds,
+    )
+    runtime.exit_stack.push_async_callback(stream_reads.aclose)
+    runtime.state[TASK_STREAMS] = TaskStreams(runtime.redis, stream_reads)
+    sse = SseRoutes(
+        runtime.state[TASK_STREAMS], task_owner_check(tasks), heartbeat_seconds=settings.sse_heartbeat_seconds
+    )
     cookies = CookiePolicy(
         secure=settings.cookie_secure,
         domain=settings.cookie_domain or None,
@@ -77,6 +94,9 @@ async def startup(runtime: Runtime) -> None:
         *StorageRoutes(storage).operations(),
         *ProviderRoutes(providers).operations(),
         *rate_limit_operations(rate_limits),
+        *CatalogRoutes(tasks).operations(),
+        *TaskRoutes(tasks).operations(),
+        *sse.operations(),
     ]
     api = PublicApi(operations, identity)
     runtime.state["gateway"] = Wiring(api, rate_limits, RedisRateLimiter(runtime.redis), trusted_proxies)

@@ -28,6 +28,11 @@ class GatewaySettings(ServiceSettings):
     max_body_bytes: int = Field(1024**2, validation_alias="MAX_BODY_BYTES", ge=1024)
     hsts: bool = Field(False, validation_alias="HSTS")
     upstream_timeout_seconds: float = Field(15.0, validation_alias="UPSTREAM_TIMEOUT_SECONDS", gt=0)
+    # SSE: a `: heartbeat` comment after this many quiet seconds (also the longest blocking XREAD).
+    sse_heartbeat_seconds: float = Field(15.0, validation_alias="SSE_HEARTBEAT_SECONDS", gt=0, le=60)
+    # SSE: Redis connections for blocking stream reads, one per open stream (a separate pool); streams
+    # beyond it wait for a free connection.
+    sse_redis_max_connections: int = Field(1000, validation_alias="SSE_REDIS_MAX_CONNECTIONS", ge=1)
 
     def service_urls(self) -> dict[str, str]:
         return {

@@ -8,9 +8,13 @@ from openapi_spec_validator import validate
 from funmagic_gateway.adapters.services import ServiceClient
 from funmagic_gateway.entrypoints.auth import CookiePolicy
 from funmagic_gateway.entrypoints.auth_routes import AuthRoutes
+from funmagic_gateway.entrypoints.catalog_routes import CatalogRoutes
 from funmagic_gateway.entrypoints.credits_routes import CreditsRoutes
 from funmagic_gateway.entrypoints.http import PublicApi, rate_limit_operations
+from funmagic_gateway.entrypoints.provider_routes import ProviderRoutes
+from funmagic_gateway.entrypoints.sse_routes import SseRoutes
 from funmagic_gateway.entrypoints.storage_routes import StorageRoutes
+from funmagic_gateway.entrypoints.task_routes import TaskRoutes
 
 NOT_IN_THE_API = {("GET", "/openapi.json"), ("GET", "/docs"), ("GET", "/.well-known/jwks.json")}
 
@@ -24,6 +28,10 @@ async def _public_api() -> tuple[PublicApi, aiohttp.ClientSession]:
         *auth.operations(),
         *CreditsRoutes(credits).operations(),
         *StorageRoutes(credits).operations(),
+        *ProviderRoutes(credits).operations(),
+        *CatalogRoutes(credits).operations(),
+        *TaskRoutes(credits).operations(),
+        *SseRoutes(None, None).operations(),  # type: ignore[arg-type]
         *rate_limit_operations(store=None),  # type: ignore[arg-type]
     ]
     return PublicApi(operations, identity), http

@@ -86,20 +86,23 @@ class ProviderRoutes:
         for public, internal, access, what in families:
             tag = f"admin: {public.rsplit('/', 1)[-1]}"
             item = public + "/{provider_id}"
+            noun = "studio_provider" if access == "super_admin" else "provider"
             operations += [
                 Operation("GET", public, self._list(internal), f"List {what}", tag, access=access,
-                          query=ProviderQuery, response=ProviderPage),
+                          query=ProviderQuery, response=ProviderPage, name=f"list_{noun}s"),
                 Operation("POST", public, self._create(internal), f"Add one of the {what}", tag,
                           access=access, body=ProviderCreate, response=Provider, status=201,
-                          errors=(409, 422)),
+                          errors=(409, 422), name=f"create_{noun}"),
                 Operation("GET", item, self._item("GET", internal), f"One of the {what}", tag, access=access,
-                          response=Provider, errors=(404,)),
+                          response=Provider, errors=(404,), name=f"get_{noun}"),
                 Operation("PATCH", item, self._update(internal), f"Change one of the {what}", tag,
-                          access=access, body=ProviderUpdate, response=Provider, errors=(404, 422)),
+                          access=access, body=ProviderUpdate, response=Provider, errors=(404, 422),
+                          name=f"update_{noun}"),
                 Operation("DELETE", item, self._item("DELETE", internal), f"Remove one of the {what}", tag,
-                          access=access, status=204, errors=(404,)),
+                          access=access, status=204, errors=(404,), name=f"delete_{noun}"),
                 Operation("POST", item + "/health-check", self._item("POST", internal, "/health-check"),
-                          "Check the provider now", tag, access=access, response=Provider, errors=(404,)),
+                          "Check the provider now", tag, access=access, response=Provider, errors=(404,),
+                          name=f"check_{noun}_health"),
             ]  # fmt: skip
         return operations
 

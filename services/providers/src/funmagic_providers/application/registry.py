@@ -200,6 +200,14 @@ class ProviderRegistry:
             raise ProviderRejected(f"the {scope} provider {name!r} is turned off", code="provider_inactive")
         return self._access(row)
 
+    async def exists(self, scope: Scope, name: str) -> bool:
+        """Can steps name this provider? (`local` always can.)"""
+        if name == LOCAL_PROVIDER:
+            return True
+        async with self._uow() as uow:
+            row = await self._records(uow.conn, scope).by_name(name)
+        return row is not None and bool(row["is_active"])
+
     async def rate_limit_source(self, scope: str, name: str) -> Mapping[str, Any] | None:
         """The provider's config as the rate limiter loads it (None: no provider, no limits)."""
         async with self._uow() as uow:

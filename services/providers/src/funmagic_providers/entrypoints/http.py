@@ -13,7 +13,8 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
 from funmagic_kit.api import path_uuid, read_body, read_query, require_role
-from funmagic_kit.http import problem
+from funmagic_kit.http import HttpProblem, problem
+from funmagic_kit.request_keys import INTERNAL_CALLER_KEY
 from funmagic_providers.application.registry import ProviderExists, ProviderNotFound, ProviderRegistry
 from funmagic_providers.domain.providers import InvalidProvider, Scope
 
@@ -79,7 +80,19 @@ class ProvidersApp:
                 web.delete(prefix + "/{provider_id}", self._delete(scope)),
                 web.post(prefix + "/{provider_id}/health-check", self._health_check(scope)),
             ]
+        routes.append(web.get("/v1/internal/providers/{scope}/{name}", self.provider_exists))
         return routes
+
+    async def provider_exists(self, request: web.Request) -> web.Response:
+        """For other services (tasks validating a tool's steps): 200 if the provider can run steps."""
+        if not request.get(INTERNAL_CALLER_KEY):
+            raise HttpProblem(403, "Forbidden", "services only")
+        scope = request.match_info["scope"]
+        if scope not in ("web", "admin"):
+            raise HttpProblem(404, "Not Found", "no such scope")
+        if not await self._registry.exists(scope, request.match_info["name"]):  # type: ignore[arg-type]
+            raise HttpProblem(404, "Not Found", "no such provider")
+        return web.json_response({"name": request.match_info["name"], "scope": scope})
 
     def _list(self, scope: Scope) -> Handler:
         async def handler(request: web.Request) -> web.Response:

@@ -302,6 +302,18 @@ class AssetService:
             asset = await self._records(uow.conn).asset(asset_id)
         return await self._view(self._owned(asset, user_id, admin=admin), user_id, admin=admin)
 
+    async def owned_record(self, user_id: str, asset_id: str) -> dict[str, Any]:
+        """For other services checking a reference (a task's input): the record, if `user_id` owns it."""
+        async with self._uow() as uow:
+            asset = await self._records(uow.conn).asset(asset_id)
+        if asset is None or asset["user_id"] != user_id:
+            raise AssetNotFound("no such asset")
+        return {
+            "id": asset["id"], "user_id": asset["user_id"], "visibility": asset["visibility"],
+            "module": asset["module"], "filename": asset["filename"], "mime_type": asset["mime_type"],
+            "size": asset["size"], "task_id": asset["task_id"],
+        }  # fmt: skip
+
     async def read_owned(self, user_id: str, asset_id: str) -> tuple[dict[str, Any], bytes]:
         """For other services working on the owner's behalf (a provider reading a step's input): the
         record and the bytes, only if `user_id` owns the asset (admin-only assets included: the owner is an

@@ -89,6 +89,7 @@ class StorageApp:
             web.post("/v1/admin/uploads", self.create_admin_upload),
             web.get("/v1/admin/assets/{asset_id}", self.get_any_asset),
             web.post("/v1/internal/assets", self.store_bytes),
+            web.get("/v1/internal/assets/{asset_id}", self.owned_asset),
             web.get("/v1/internal/assets/{asset_id}/content", self.read_content),
         ]
 
@@ -171,3 +172,11 @@ class StorageApp:
             content_type=asset["mime_type"],
             headers={"X-Asset-Filename": quote(asset["filename"]), "X-Asset-Module": asset["module"]},
         )
+
+    async def owned_asset(self, request: web.Request) -> web.Response:
+        """For other services only: an asset's record if the given user owns it (404 otherwise)."""
+        if not request.get(INTERNAL_CALLER_KEY):
+            raise HttpProblem(403, "Forbidden", "services only")
+        query = read_query(request, OwnerQuery)
+        asset = await self._assets.owned_record(query.user_id, path_uuid(request, "asset_id", "asset"))
+        return web.json_response(asset)

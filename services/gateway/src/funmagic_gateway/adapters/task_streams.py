@@ -1,0 +1,255 @@
+"""Task progress in Redis streams: the projector's idempotent appends and the SSE endpoints' reads.
+
+Keys (the braces are Redis Cluster hash tags, so every script touches one slot):
+
+    sse:{task:<task_id>}:events    stream, one entry per SSE event (field `event`: {"type", "data"} JSON)
+    sse:{task:<task_id>}:seen      sorted set of the logical keys appended (score: entry time in ms)
+    sse:{task:<task_id>}:terminal  the id of the task's terminal entry, once there is one
+    sse:{user:<user_id>}:events / :seen   the same, for every task of one user
+
+Kafka delivers at least once and the gateway has no inbox, so each append is one Lua script that checks the
+logical key and appends atomically. A task's stream is frozen after its terminal entry; the user's stream
+receives exactly what the task's stream accepted (checked first, since the two keys live in different
+slots). Streams are capped (XADD MAXLEN ~) and expire `retention_seconds` after their last entry — for a
+task stream that is its terminal entry — together with their seen set and marker.
+
+Reads use their own client (`create_stream_read_client`): a blocking XREAD holds a connection for up to a
+heartbeat interval, and one per open SSE stream must not starve the gateway's other Redis use.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from redis.asyncio import BlockingConnectionPool, Redis
+from redis.exceptions import RedisError
+
+from funmagic_gateway.domain.sse import Projection, SseEntry
+from funmagic_kit.errors import TransientError
+
+__all__ = [
+    "AppendResult",
+    "Outcome",
+    "StoredEntry",
+    "StreamUnavailable",
+    "TaskStreams",
+    "create_stream_read_client",
+    "task_stream_key",
+    "user_stream_key",
+]
+
+log = logging.getLogger(__name__)
+
+TASK_STREAM_MAXLEN = 1000
+USER_STREAM_MAXLEN = 10_000
+RETENTION_SECONDS = 7 * 24 * 3600
+START = "0-0"
+
+# KEYS[1] stream, KEYS[2] seen set, KEYS[3] (task streams only) terminal marker.
+# ARGV[1] MAXLEN, ARGV[2] TTL in s, ARGV[3] how many logical keys to remember, then per entry:
+# logical key, entry JSON, "1" if terminal. Returns per entry its new id, "duplicate" or "dropped".
+# The seen set is trimmed to its newest keys (redeliveries come soon after the original; an unbounded
+# set would grow with a busy user's every progress event for as long as the stream lives).
+_APPEND_LUA = """
+local stream, seen, marker = KEYS[1], KEYS[2], KEYS[3]
+local maxlen, ttl, remember = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local results = {}
+local appended = false
+for i = 4, #ARGV, 3 do
+  local key = ARGV[i]
+  if redis.call('ZSCORE', seen, key) then
+    results[#results + 1] = 'duplicate'
+  elseif marker and redis.call('EXISTS', marker) == 1 then
+    results[#results + 1] = 'dropped'
+  else
+    local id = redis.call('XADD', stream, 'MAXLEN', '~', maxlen, '*', 'event', ARGV[i + 1])
+    redis.call('ZADD', seen, tonumber(string.match(id, '^(%d+)')), key)
+    if marker and ARGV[i + 2] == '1' then
+      redis.call('SET', marker, id)
+    end
+    appended = true
+    results[#results + 1] = id
+  end
+end
+if appended then
+  redis.call('ZREMRANGEBYRANK', seen, 0, -(remember + 1))
+  redis.call('EXPIRE', stream, ttl)
+  redis.call('EXPIRE', seen, ttl)
+  if marker then
+    redis.call('EXPIRE', marker, ttl)
+  end
+end
+return results
+"""
+
+
+def task_stream_key(task_id: str) -> str:
+    return f"sse:{{task:{task_id}}}:events"
+
+
+def user_stream_key(user_id: str) -> str:
+    return f"sse:{{user:{user_id}}}:events"
+
+
+def _companion_key(stream_key: str, suffix: str) -> str:
+    return stream_key.removesuffix(":events") + f":{suffix}"
+
+
+class StreamUnavailable(TransientError):
+    """Redis did not answer a stream append or read."""
+
+
+class Outcome(StrEnum):
+    APPENDED = "appended"
+    DUPLICATE = "duplicate"  # this logical event is already in the stream
+    DROPPED = "dropped"  # the task's stream already ended (a terminal entry came first)
+
+
+@dataclass(frozen=True)
+class AppendResult:
+    """What happened to each entry of a projection, in order, on the task's and on the user's stream."""
+
+    task: tuple[Outcome, ...]
+    user: tuple[Outcome, ...]
+
+
+@dataclass(frozen=True)
+class StoredEntry:
+    id: str
+    type: str
+    data: dict[str, Any]
+
+
+def create_stream_read_client(
+    url: str, *, max_connections: int, block_seconds: float, wait_for_connection_seconds: float = 5.0
+) -> Redis:
+    """A client for blocking stream reads: a pool that waits for a free connection rather than failing
+    (redis-py's default asyncio pool raises "Too many connections"), and a socket timeout longer than the
+    longest XREAD BLOCK."""
+    pool = BlockingConnectionPool.from_url(
+        url,
+        max_connections=max_connections,
+        timeout=wait_for_connection_seconds,
+        socket_timeout=block_seconds + 10,
+        socket_connect_timeout=5,
+        health_check_interval=30,
+    )
+    return Redis.from_pool(pool)
+
+
+class TaskStreams:
+    def __init__(
+        self,
+        redis: Redis,
+        reads: Redis,
+        *,
+        task_maxlen: int = TASK_STREAM_MAXLEN,
+        user_maxlen: int = USER_STREAM_MAXLEN,
+        retention_seconds: int = RETENTION_SECONDS,
+    ) -> None:
+        self._redis = redis
+        self._reads = reads
+        self._task_maxlen = task_maxlen
+        self._user_maxlen = user_maxlen
+        self._retention_seconds = retention_seconds
+        # Registered once: redis-py calls EVALSHA and loads the script only when Redis lacks it.
+        self._append = redis.register_script(_APPEND_LUA)
+
+    async def append(self, projection: Projection) -> AppendResult:
+        """Append a projection's entries to the task's stream, then what it accepted to the user's.
+
+        Idempotent: run again with the same projection (a redelivery), it appends nothing new — and after
+        a failure between the two scripts, it completes the user's stream.
+        """
+        entries = projection.entries
+        task_key = task_stream_key(projection.task_id)
+        task = await self._append_to(
+            task_key,
+            entries,
+            maxlen=self._task_maxlen,
+            terminal_marker=_companion_key(task_key, "terminal"),
+        )
+        # "duplicate" on the task stream still goes on: the previous delivery may have stopped before the
+        # user's stream (whose own seen set then says duplicate too).
+        accepted = [entry for entry, outcome in zip(entries, task, strict=True) if outcome != Outcome.DROPPED]
+        user_outcomes = iter(
+            await self._append_to(user_stream_key(projection.user_id), accepted, maxlen=self._user_maxlen)
+        )
+        user = tuple(Outcome.DROPPED if t == Outcome.DROPPED else next(user_outcomes) for t in task)
+        return AppendResult(task, user)
+
+    async def _append_to(
+        self, stream_key: str, entries: Sequence[SseEntry], *, maxlen: int, terminal_marker: str | None = None
+    ) -> tuple[Outcome, ...]:
+        if not entries:
+            return ()
+        keys = [stream_key, _companion_key(stream_key, "seen")]
+        if terminal_marker is not None:
+            keys.append(terminal_marker)
+        args: list[str | int] = [maxlen, self._retention_seconds, 2 * maxlen]
+        for entry in entries:
+            args += [entry.logical_key, entry.to_json(), "1" if entry.terminal else "0"]
+        try:
+            replies = await self._append(keys=keys, args=args)
+        except (RedisError, OSError) as error:
+            raise StreamUnavailable(f"cannot append to {stream_key}: {error}") from error
+        return tuple(_outcome(reply) for reply in replies)
+
+    async def terminal_entry_id(self, task_id: str) -> str | None:
+        """The id of the task's terminal entry, or None while the task runs (or once it expired)."""
+        marker = _companion_key(task_stream_key(task_id), "terminal")
+        try:
+            value = await self._redis.get(marker)
+        except (RedisError, OSError) as error:
+            raise StreamUnavailable(f"cannot read {marker}: {error}") from error
+        return value.decode() if isinstance(value, bytes) else value
+
+    async def read(
+        self, stream_key: str, after: str | None, *, block_seconds: float, count: int = 100
+    ) -> list[StoredEntry]:
+        """Entries after `after` (exclusive; None: from the start), waiting up to `block_seconds` for one.
+
+        An empty list means nothing arrived in time.
+        """
+        block_ms = max(1, round(block_seconds * 1000))  # BLOCK 0 would wait forever
+        try:
+            reply = await self._reads.xread({stream_key: after or START}, count=count, block=block_ms)
+        except (RedisError, OSError) as error:
+            raise StreamUnavailable(f"cannot read {stream_key}: {error}") from error
+        return [entry for entry in map(_stored_entry, _stream_messages(reply)) if entry is not None]
+
+
+def _outcome(reply: bytes | str) -> Outcome:
+    text = reply.decode() if isinstance(reply, bytes) else reply
+    if text == "duplicate":
+        return Outcome.DUPLICATE
+    if text == "dropped":
+        return Outcome.DROPPED
+    return Outcome.APPENDED
+
+
+def _stream_messages(reply: Any) -> list[tuple[Any, dict[Any, Any]]]:
+    # One stream was asked for: RESP2 answers [[key, messages]], RESP3 {key: [messages]}; None on timeout.
+    if not reply:
+        return []
+    if isinstance(reply, dict):
+        return [message for messages in reply.values() for message in messages]
+    return [message for _key, messages in reply for message in messages]
+
+
+def _stored_entry(message: tuple[Any, dict[Any, Any]]) -> StoredEntry | None:
+    raw_id, fields = message
+    entry_id = raw_id.decode() if isinstance(raw_id, bytes) else str(raw_id)
+    raw = fields.get(b"event", fields.get("event"))
+    try:
+        value = json.loads(raw)
+        return StoredEntry(entry_id, str(value["type"]), dict(value["data"]))
+    except (TypeError, ValueError, KeyError):
+        # Written by nothing of ours: skipped rather than ending every stream that replays it.
+        log.warning("unreadable stream entry skipped", extra={"entry_id": entry_id})
+        return None

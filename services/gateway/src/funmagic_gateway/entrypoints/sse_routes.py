@@ -1,0 +1,296 @@
+"""`GET /api/tasks/{task_id}/stream` and `GET /api/stream`: task progress as Server-Sent Events.
+
+Every replica serves every client: the events are in Redis streams (see `adapters.task_streams`), written
+by the projector in `entrypoints.kafka`. A client gets, in order:
+
+    retry: 3000                                 (once)
+    event: connected / data: {...}              (no id: it never moves the resume point)
+    id: <stream entry id> / event: <type> / data: <json>    per event: history first, then live
+    : heartbeat                                 (a comment, after each quiet `heartbeat_seconds`)
+
+and resumes after `Last-Event-ID` (header, or `?lastEventId=` for polyfills). A task's stream ends after
+its terminal event (`completed`, `failed`, `cancelled`); a reconnect past that point is answered 204, which
+tells `EventSource` to stop reconnecting. `/api/stream` (all the caller's tasks on one connection: browsers
+allow six per site) never ends by itself.
+
+The response is an `EventStreamResponse`: like aiohttp's `FileResponse`, it writes its body when aiohttp
+prepares it, after the handler returned through every middleware, so CORS, security, rate-limit and
+request-id headers decorate it as they do every other answer (a response prepared inside the handler would
+have sent its headers before any middleware saw them).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+from pydantic import ConfigDict, Field
+
+from funmagic_gateway.adapters.services import ServiceClient
+from funmagic_gateway.adapters.task_streams import (
+    StoredEntry,
+    StreamUnavailable,
+    TaskStreams,
+    task_stream_key,
+    user_stream_key,
+)
+from funmagic_gateway.domain.sse import (
+    HEARTBEAT_FRAME,
+    RETRY_FRAME,
+    TERMINAL_TYPES,
+    InvalidLastEventId,
+    connected_frame,
+    event_frame,
+    parse_last_event_id,
+)
+from funmagic_gateway.entrypoints.forwarding import forward
+from funmagic_gateway.entrypoints.schemas import Request
+from funmagic_kit.api import Operation, path_uuid, read_query, require_principal
+from funmagic_kit.http import HttpProblem
+from funmagic_kit.logs import bind_correlation_id
+
+__all__ = ["EventStreamResponse", "MayListen", "SseRoutes", "StreamQuery", "task_owner_check"]
+
+log = logging.getLogger(__name__)
+
+MayListen = Callable[[web.Request, str], Awaitable[bool]]
+"""Whether the request's user may follow the task (its owner, or an admin)."""
+
+SSE_HEADERS = {
+    "Content-Type": "text/event-stream",
+    "Cache-Control": "no-cache",
+    # nginx and similar proxies would otherwise buffer the stream.
+    "X-Accel-Buffering": "no",
+}
+
+_WIRE_FORMAT = (
+    "`text/event-stream`. First `retry: 3000`, then `event: connected` (no `id:`), then one frame per "
+    "event, `id: <stream entry id>`, `event: <type>`, `data: <JSON, camelCase>`: the history first "
+    "(after `Last-Event-ID` when given), then live; a `: heartbeat` comment whenever nothing happened "
+    "for 15 s. Types: `step_started {taskId, stepId, stepName, attempt}`, `progress {taskId, stepId, "
+    "progress, message}`, `delayed {taskId, stepId, reason, retryAt}`, `step_completed {taskId, stepId, "
+    "output: {assets: [{assetId, role, url}], metadata}}`, `completed {taskId, output: {assets}, "
+    "chargedCredits}`, `failed {taskId, error, code, chargedCredits}`, `cancelled {taskId, "
+    "chargedCredits}`. Resume with the `Last-Event-ID` header (EventSource sends it by itself) or "
+    "`?lastEventId=`."
+)
+
+
+class StreamQuery(Request):
+    # Polyfills add parameters of their own (cache busters): ignored rather than refused.
+    model_config = ConfigDict(extra="ignore")
+
+    last_event_id: str | None = Field(
+        None,
+        alias="lastEventId",
+        description="For clients that cannot set `Last-Event-ID`: resume after this entry id (the header "
+        "wins when both are sent).",
+    )
+
+
+def task_owner_check(tasks: ServiceClient) -> MayListen:
+    """Ask the tasks service, with the caller's token: it answers 200 to the owner and to admins only."""
+
+    async def may_listen(request: web.Request, task_id: str) -> bool:
+        reply = await forward(tasks, request, "GET", f"/v1/tasks/{task_id}")
+        if reply.ok:
+            return True
+        if reply.status in (403, 404):
+            return False
+        reply.raise_for_problem()  # 401, 503…: the caller sees the service's problem
+        return False
+
+    return may_listen
+
+
+WriteEvents = Callable[["EventStreamResponse", web.BaseRequest], Awaitable[None]]
+
+
+class EventStreamResponse(web.StreamResponse):
+    """An SSE answer whose events are written when aiohttp prepares it (see the module's docstring)."""
+
+    def __init__(self, write_events: WriteEvents) -> None:
+        super().__init__(status=200, headers=SSE_HEADERS)
+        self._write_events = write_events
+
+    async def prepare(self, request: web.BaseRequest) -> Any:
+        if self.prepared:
+            return await super().prepare(request)
+        writer = await super().prepare(request)
+        await self._write_events(self, request)
+        return writer
+
+
+class SseRoutes:
+    def __init__(
+        self,
+        streams: TaskStreams,
+        may_listen: MayListen,
+        *,
+        heartbeat_seconds: float = 15.0,
+        disconnect_poll_seconds: float = 1.0,
+    ) -> None:
+        self._streams = streams
+        self._may_listen = may_listen
+        self._heartbeat_seconds = heartbeat_seconds
+        self._disconnect_poll_seconds = disconnect_poll_seconds
+        self._open = 0
+        self._closing = False
+
+    @property
+    def open_streams(self) -> int:
+        """Streams being written now on this replica."""
+        return self._open
+
+    def close(self) -> None:
+        """End every open stream within `disconnect_poll_seconds` (clients resume on another replica).
+
+        For a graceful shutdown: call it before the HTTP server waits for in-flight requests, or streams
+        that never end by themselves (`/api/stream`) hold the shutdown for its whole grace period.
+        """
+        self._closing = True
+
+    def operations(self) -> list[Operation]:
+        return [
+            Operation(
+                "GET",
+                "/api/tasks/{task_id}/stream",
+                self.stream_task_progress,
+                "Follow one task's progress (Server-Sent Events)",
+                "tasks",
+                access="user",
+                query=StreamQuery,
+                errors=(400, 404, 503),
+                description=f"The owner of the task, or an admin. {_WIRE_FORMAT} The stream ends after "
+                "`completed`, `failed` or `cancelled`; a reconnect after that point gets 204.",
+                extra_responses={204: "The task's stream already ended before `Last-Event-ID`."},
+            ),
+            Operation(
+                "GET",
+                "/api/stream",
+                self.stream_my_tasks,
+                "Follow all of my tasks on one connection (Server-Sent Events)",
+                "tasks",
+                access="user",
+                query=StreamQuery,
+                errors=(400,),
+                description=f"Every task of the caller, multiplexed (`taskId` in each event). {_WIRE_FORMAT} "
+                "Never ends by itself.",
+            ),
+        ]
+
+    async def stream_task_progress(self, request: web.Request) -> web.StreamResponse:
+        task_id = path_uuid(request, "task_id", "task")
+        after = _resume_point(request)
+        if not await self._may_listen(request, task_id):
+            # The same answer for someone else's task and for no task: ids reveal nothing.
+            raise HttpProblem(404, "Not Found", "no such task")
+        if after is not None and await self._ended_at_or_before(task_id, after):
+            return web.Response(status=204)
+        return self._event_stream(task_stream_key(task_id), after, {"taskId": task_id}, ends_with_task=True)
+
+    async def stream_my_tasks(self, request: web.Request) -> web.StreamResponse:
+        principal = require_principal(request)
+        after = _resume_point(request)
+        return self._event_stream(
+            user_stream_key(principal.user_id), after, {"userId": principal.user_id}, ends_with_task=False
+        )
+
+    async def _ended_at_or_before(self, task_id: str, after: str) -> bool:
+        try:
+            terminal = await self._streams.terminal_entry_id(task_id)
+        except StreamUnavailable:
+            raise HttpProblem(503, "Service Unavailable", "task progress is unavailable; retry") from None
+        return terminal is not None and _id_key(after) >= _id_key(terminal)
+
+    def _event_stream(
+        self, key: str, after: str | None, connected: dict[str, str], *, ends_with_task: bool
+    ) -> EventStreamResponse:
+        async def write_events(response: EventStreamResponse, request: web.BaseRequest) -> None:
+            self._open += 1
+            # The request's own id (set by the problem middleware) for the logs of the whole stream.
+            with bind_correlation_id(response.headers.get("X-Request-Id") or key):
+                try:
+                    await response.write((RETRY_FRAME + connected_frame(connected)).encode())
+                    await self._follow(response, request, key, after, ends_with_task)
+                except ConnectionError:
+                    pass  # the client went away mid-write
+                except StreamUnavailable as error:
+                    # Ends the stream; the client reconnects after `retry` and resumes where it was.
+                    log.warning("event stream ended: Redis unavailable", extra={"error": str(error)})
+                finally:
+                    self._open -= 1
+
+        return EventStreamResponse(write_events)
+
+    async def _follow(
+        self,
+        response: EventStreamResponse,
+        request: web.BaseRequest,
+        key: str,
+        cursor: str | None,
+        ends_with_task: bool,
+    ) -> None:
+        while True:
+            entries = await self._next_entries(request, key, cursor)
+            if entries is None:
+                return  # the client went away
+            if not entries:
+                await response.write(HEARTBEAT_FRAME.encode())
+                continue
+            frames = []
+            for entry in entries:
+                frames.append(event_frame(entry.id, entry.type, entry.data))
+                cursor = entry.id
+                if ends_with_task and entry.type in TERMINAL_TYPES:
+                    await response.write("".join(frames).encode())
+                    return
+            await response.write("".join(frames).encode())
+
+    async def _next_entries(
+        self, request: web.BaseRequest, key: str, cursor: str | None
+    ) -> list[StoredEntry] | None:
+        """The next entries (empty after a quiet heartbeat interval), or None once the client has gone
+        (or `close` was called).
+
+        aiohttp does not cancel a handler when its client disconnects (`handler_cancellation` is off), and
+        a blocking XREAD would notice only at the next write: the connection is checked while waiting, so
+        a closed tab frees its Redis connection within `disconnect_poll_seconds`.
+        """
+        if self._closing or _client_left(request):
+            return None
+        read = asyncio.ensure_future(self._streams.read(key, cursor, block_seconds=self._heartbeat_seconds))
+        try:
+            while True:
+                done, _ = await asyncio.wait({read}, timeout=self._disconnect_poll_seconds)
+                if done:
+                    return read.result()
+                if self._closing or _client_left(request):
+                    return None
+        finally:
+            if not read.done():
+                read.cancel()
+                with contextlib.suppress(asyncio.CancelledError, StreamUnavailable):
+                    await read
+
+
+def _resume_point(request: web.Request) -> str | None:
+    query = read_query(request, StreamQuery)
+    try:
+        return parse_last_event_id([request.headers.get("Last-Event-ID"), query.last_event_id])
+    except InvalidLastEventId as error:
+        raise HttpProblem(400, "Bad Request", str(error)) from None
+
+
+def _id_key(entry_id: str) -> tuple[int, int]:
+    ms, seq = entry_id.split("-")
+    return int(ms), int(seq)
+
+
+def _client_left(request: web.BaseRequest) -> bool:
+    transport = request.transport
+    return transport is None or transport.is_closing()

@@ -1,0 +1,660 @@
+"""Task progress over SSE against the real local Redis: the projector's appends, and the SSE endpoints
+served by a real aiohttp server (no handler cancellation, as in production) to a real HTTP client."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from urllib.parse import urlsplit, urlunsplit
+
+import aiohttp
+import pytest
+from aiohttp import web
+from redis.asyncio import Redis
+
+from funmagic_contracts.base import IntegrationEvent, OutputAsset
+from funmagic_contracts.envelope import Envelope
+from funmagic_contracts.providers.events import (
+    StepCompleted,
+    StepDelayed,
+    StepOutput,
+    StepProgressed,
+    StepStarted,
+)
+from funmagic_contracts.tasks.events import TaskCancelled, TaskCompleted, TaskFailed, TaskOutput
+from funmagic_gateway.adapters.task_streams import (
+    Outcome,
+    TaskStreams,
+    create_stream_read_client,
+    task_stream_key,
+    user_stream_key,
+)
+from funmagic_gateway.domain.sse import project
+from funmagic_gateway.entrypoints.edge import cors_middleware, security_headers_middleware
+from funmagic_gateway.entrypoints.kafka import SseProjector
+from funmagic_gateway.entrypoints.sse_routes import SseRoutes
+from funmagic_kit.http import problem_middleware
+from funmagic_kit.metrics import Metrics
+from funmagic_kit.request_keys import PRINCIPAL_KEY, Principal
+
+# Databases 0, 3 and 9 belong to other suites; this one is ours alone.
+SSE_REDIS_DB = 11
+ORIGIN = "https://app.funmagic.test"
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """Overrides the folder's fixture: the same server, our own database."""
+    url = os.environ.get("REDIS_URL")
+    if not url:
+        pytest.fail("REDIS_URL is unset: start the local stack (`make stack-up`) and source .stack/env")
+    # The database is the URL's path; from_url prefers it to a db= argument, so it is replaced here.
+    return urlunsplit(urlsplit(url)._replace(path=f"/{SSE_REDIS_DB}"))
+
+
+# --- fixtures ------------------------------------------------------------------------------------
+
+
+@dataclass
+class Ids:
+    """Fresh task and user ids for one test; their keys are deleted afterwards."""
+
+    used: list[str] = field(default_factory=list)
+
+    def task(self) -> str:
+        return self._new("task")
+
+    def user(self) -> str:
+        return self._new("user")
+
+    def _new(self, kind: str) -> str:
+        value = str(uuid.uuid4())
+        self.used.append(f"sse:{{{kind}:{value}}}:*")
+        return value
+
+
+@pytest.fixture
+async def ids(redis: Redis) -> AsyncIterator[Ids]:
+    created = Ids()
+    yield created
+    for pattern in created.used:
+        keys = [key async for key in redis.scan_iter(match=pattern)]
+        if keys:
+            await redis.delete(*keys)
+
+
+@pytest.fixture
+async def reads(redis_url: str) -> AsyncIterator[Redis]:
+    client = create_stream_read_client(redis_url, max_connections=16, block_seconds=30)
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+def streams(redis: Redis, reads: Redis) -> TaskStreams:
+    assert redis.connection_pool.connection_kwargs["db"] == SSE_REDIS_DB
+    return TaskStreams(redis, reads)
+
+
+@pytest.fixture
+def projector(streams: TaskStreams) -> SseProjector:
+    return SseProjector(streams)
+
+
+async def publish(projector: SseProjector, event: IntegrationEvent) -> Envelope:
+    """What the consumer does with one Kafka message: the envelope goes to the projector's handler."""
+    envelope = Envelope.wrap(event)
+    await projector.project(envelope, None)
+    return envelope
+
+
+async def stream_types(redis: Redis, key: str) -> list[str]:
+    return [json.loads(fields[b"event"])["type"] for _id, fields in await redis.xrange(key)]
+
+
+async def stream_ids(redis: Redis, key: str) -> list[str]:
+    return [entry_id.decode() for entry_id, _fields in await redis.xrange(key)]
+
+
+def started(task: str, user: str, step: str = "image-gen", attempt: int = 1) -> StepStarted:
+    return StepStarted(task_id=task, user_id=user, step_id=step, provider="openai", attempt=attempt)
+
+
+def progressed(task: str, user: str, progress: int, step: str = "image-gen") -> StepProgressed:
+    return StepProgressed(
+        task_id=task, user_id=user, step_id=step, attempt=1, progress=progress, message=f"{progress}%"
+    )
+
+
+def step_completed(
+    task: str, user: str, asset: str, step: str = "image-gen", attempt: int = 1
+) -> StepCompleted:
+    output = StepOutput(assets=(OutputAsset(asset_id=asset, role="image"),), metadata={"w": 1})
+    return StepCompleted(task_id=task, user_id=user, step_id=step, attempt=attempt, output=output)
+
+
+def task_completed(
+    task: str, user: str, asset: str, step: str = "image-gen", attempt: int = 1
+) -> TaskCompleted:
+    steps = [{"step_id": step, "attempt": attempt, "assets": [{"asset_id": asset, "role": "image"}]}]
+    output = TaskOutput(assets=(OutputAsset(asset_id=asset, role="image"),), metadata={"steps": steps})
+    return TaskCompleted(task_id=task, user_id=user, output=output, charged_credits=10)
+
+
+def task_failed(task: str, user: str) -> TaskFailed:
+    return TaskFailed(
+        task_id=task, user_id=user, error_code="provider_error", error_message="It broke", charged_credits=0
+    )
+
+
+# --- the projector -------------------------------------------------------------------------------
+
+
+async def test_a_redelivered_event_is_appended_once_to_each_stream(
+    redis: Redis, streams: TaskStreams, projector: SseProjector, ids: Ids
+) -> None:
+    task, user = ids.task(), ids.user()
+    envelope = Envelope.wrap(progressed(task, user, 10))
+
+    for _delivery in range(3):
+        await projector.project(envelope, None)
+
+    assert await stream_types(redis, task_stream_key(task)) == ["progress"]
+    assert await stream_types(redis, user_stream_key(user)) == ["progress"]
+    again = await streams.append(project(str(envelope.id), progressed(task, user, 10)))  # type: ignore[arg-type]
+    assert again.task == again.user == (Outcome.DUPLICATE,)
+
+
+async def test_completed_before_the_late_step_completed_keeps_the_story_in_order(
+    redis: Redis, projector: SseProjector, ids: Ids
+) -> None:
+    task, user = ids.task(), ids.user()
+    await publish(projector, started(task, user))
+    await publish(projector, progressed(task, user, 30))
+    await publish(projector, progressed(task, user, 90))
+    # tasks.events overtakes providers.events: the outcome is projected before the step's completion.
+    await publish(projector, task_completed(task, user, "asset-1"))
+    late = await publish(projector, step_completed(task, user, "asset-1"))
+    await projector.project(late, None)  # and it is redelivered, too
+
+    expected = ["step_started", "progress", "progress", "step_completed", "completed"]
+    assert await stream_types(redis, task_stream_key(task)) == expected
+    assert await stream_types(redis, user_stream_key(user)) == expected
+
+
+async def test_the_step_completed_that_came_first_is_not_repeated_by_completed(
+    redis: Redis, projector: SseProjector, ids: Ids
+) -> None:
+    task, user = ids.task(), ids.user()
+    await publish(projector, started(task, user))
+    await publish(projector, step_completed(task, user, "asset-1"))
+    await publish(projector, task_completed(task, user, "asset-1"))
+
+    entries = await redis.xrange(task_stream_key(task))
+    assert [json.loads(f[b"event"])["type"] for _, f in entries] == [
+        "step_started",
+        "step_completed",
+        "completed",
+    ]
+    # The step's own event won: it has the provider's metadata, which TaskCompleted does not repeat.
+    assert json.loads(entries[1][1][b"event"])["data"]["output"]["metadata"] == {"w": 1}
+
+
+async def test_nothing_follows_a_terminal_entry(
+    redis: Redis, streams: TaskStreams, projector: SseProjector, ids: Ids
+) -> None:
+    task, user = ids.task(), ids.user()
+    await publish(projector, started(task, user))
+    await publish(projector, task_failed(task, user))
+    await publish(projector, progressed(task, user, 99))
+    await publish(projector, step_completed(task, user, "asset-1"))
+    await publish(projector, TaskCancelled(task_id=task, user_id=user, charged_credits=0))
+
+    assert await stream_types(redis, task_stream_key(task)) == ["step_started", "failed"]
+    assert await stream_types(redis, user_stream_key(user)) == ["step_started", "failed"]
+    terminal_id = (await stream_ids(redis, task_stream_key(task)))[-1]
+    assert await streams.terminal_entry_id(task) == terminal_id
+
+
+async def test_the_user_stream_holds_every_task_of_its_user_only(
+    redis: Redis, projector: SseProjector, ids: Ids
+) -> None:
+    user, someone_else = ids.user(), ids.user()
+    first, second, theirs = ids.task(), ids.task(), ids.task()
+    await publish(projector, started(first, user))
+    await publish(projector, started(second, user))
+    await publish(projector, started(theirs, someone_else))
+    await publish(projector, progressed(first, user, 50))
+    await publish(projector, task_failed(second, user))
+
+    entries = await redis.xrange(user_stream_key(user))
+    seen = [(json.loads(f[b"event"])["type"], json.loads(f[b"event"])["data"]["taskId"]) for _, f in entries]
+    assert seen == [
+        ("step_started", first),
+        ("step_started", second),
+        ("progress", first),
+        ("failed", second),
+    ]
+    assert await stream_types(redis, user_stream_key(someone_else)) == ["step_started"]
+
+
+async def test_streams_are_capped_and_expire_with_their_companions(
+    redis: Redis, reads: Redis, ids: Ids
+) -> None:
+    streams = TaskStreams(redis, reads, task_maxlen=10, user_maxlen=20, retention_seconds=3600)
+    projector = SseProjector(streams)
+    task, user = ids.task(), ids.user()
+    for percent in range(300):
+        await publish(projector, progressed(task, user, percent % 101))
+    await publish(projector, task_failed(task, user))
+
+    task_key, user_key = task_stream_key(task), user_stream_key(user)
+    # MAXLEN ~ trims whole macro nodes (100 entries by default): close to the cap, never far past it.
+    assert await redis.xlen(task_key) <= 10 + 100
+    assert await redis.xlen(user_key) <= 20 + 100
+    assert await redis.zcard(f"sse:{{task:{task}}}:seen") == 20
+    assert await redis.zcard(f"sse:{{user:{user}}}:seen") == 40
+    for key in (task_key, f"sse:{{task:{task}}}:seen", f"sse:{{task:{task}}}:terminal", user_key):
+        assert 3500 < await redis.ttl(key) <= 3600, key
+
+
+# --- the HTTP endpoints --------------------------------------------------------------------------
+
+
+Frame = list[str]
+
+
+class SseReader:
+    """A minimal SSE parser over a live response: frames are the lines up to a blank line."""
+
+    def __init__(self, response: aiohttp.ClientResponse) -> None:
+        self._response = response
+
+    async def frame(self, timeout: float = 5.0) -> Frame | None:
+        """The next frame's lines (without line ends), or None at the end of the stream."""
+        lines: list[str] = []
+        async with asyncio.timeout(timeout):
+            while True:
+                raw = await self._response.content.readline()
+                if not raw:
+                    assert not lines, f"stream ended inside a frame: {lines}"
+                    return None
+                line = raw.decode().removesuffix("\n")
+                if line == "":
+                    return lines
+                lines.append(line)
+
+    async def frames_until_end(self, timeout: float = 5.0) -> list[Frame]:
+        frames = []
+        while (frame := await self.frame(timeout)) is not None:
+            frames.append(frame)
+        return frames
+
+
+def data_of(frame: Frame) -> dict:
+    (data,) = [line for line in frame if line.startswith("data: ")]
+    return json.loads(data.removeprefix("data: "))
+
+
+@dataclass
+class Gateway:
+    routes: SseRoutes
+    session: aiohttp.ClientSession
+    owned: dict[str, str]  # task id → owner user id
+
+    @asynccontextmanager
+    async def get(
+        self, path: str, user: str | None, headers: dict[str, str] | None = None, role: str = "user"
+    ) -> AsyncIterator[aiohttp.ClientResponse]:
+        sent = dict(headers or {})
+        if user is not None:
+            sent |= {"X-Test-User": user, "X-Test-Role": role}
+        async with self.session.get(path, headers=sent) as response:
+            yield response
+
+
+@web.middleware
+async def fake_auth(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """Stands in for the auth middleware: `X-Test-User: <id>` signs the request in."""
+    user = request.headers.get("X-Test-User")
+    if user:
+        request[PRINCIPAL_KEY] = Principal(
+            user_id=user,
+            session_id="s",
+            role=request.headers.get("X-Test-Role", "user"),  # type: ignore[arg-type]
+            email="",
+            name="",
+            email_verified=True,
+            issued_at=0,
+            expires_at=0,
+            token="t",
+        )
+    return await handler(request)
+
+
+@pytest.fixture
+def serve(streams: TaskStreams) -> Callable[..., AbstractAsyncContextManager[Gateway]]:
+    @asynccontextmanager
+    async def start(
+        *, heartbeat_seconds: float = 30.0, disconnect_poll_seconds: float = 0.05
+    ) -> AsyncIterator[Gateway]:
+        owned: dict[str, str] = {}
+
+        async def may_listen(request: web.Request, task_id: str) -> bool:
+            principal = request[PRINCIPAL_KEY]
+            return owned.get(task_id) == principal.user_id or principal.has_role("admin")
+
+        routes = SseRoutes(
+            streams,
+            may_listen,
+            heartbeat_seconds=heartbeat_seconds,
+            disconnect_poll_seconds=disconnect_poll_seconds,
+        )
+        app = web.Application(
+            middlewares=[
+                problem_middleware(Metrics("gateway-test")),
+                security_headers_middleware(hsts=False),
+                cors_middleware([ORIGIN]),
+                fake_auth,
+            ]
+        )
+        app.add_routes([op.route() for op in routes.operations()])
+        # As in production (funmagic_kit.runtime): no handler cancellation when a client disconnects.
+        runner = web.AppRunner(app, access_log=None, shutdown_timeout=1)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        host, port = runner.addresses[0][:2]
+        try:
+            async with aiohttp.ClientSession(f"http://{host}:{port}") as session:
+                yield Gateway(routes, session, owned)
+        finally:
+            await runner.cleanup()
+
+    return start
+
+
+async def test_a_finished_task_replays_its_whole_story_and_the_stream_ends(
+    redis: Redis, projector: SseProjector, serve: Callable, ids: Ids
+) -> None:
+    task, user = ids.task(), ids.user()
+    await publish(projector, started(task, user))
+    await publish(projector, progressed(task, user, 50))
+    await publish(projector, task_completed(task, user, "asset-1"))
+    entry_ids = await stream_ids(redis, task_stream_key(task))
+
+    async with serve() as gateway:
+        gateway.owned[task] = user
+        async with gateway.get(f"/api/tasks/{task}/stream", user, {"Origin": ORIGIN}) as response:
+            assert response.status == 200
+            frames = await SseReader(response).frames_until_end()
+
+    assert response.headers["Content-Type"] == "text/event-stream"
+    assert response.headers["Cache-Control"] == "no-cache"
+    assert response.headers["X-Accel-Buffering"] == "no"
+    # Every middleware decorated the stream, as any other answer.
+    assert response.headers["Access-Control-Allow-Origin"] == ORIGIN
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert response.headers["X-Request-Id"]
+    asset = {"assetId": "asset-1", "role": "image", "url": "/api/assets/asset-1"}
+    assert frames == [
+        ["retry: 3000"],
+        ["event: connected", f'data: {{"taskId":"{task}"}}'],
+        [
+            f"id: {entry_ids[0]}",
+            "event: step_started",
+            f'data: {{"taskId":"{task}","stepId":"image-gen","stepName":"image-gen","attempt":1}}',
+        ],
+        [
+            f"id: {entry_ids[1]}",
+            "event: progress",
+            f'data: {{"taskId":"{task}","stepId":"image-gen","progress":50,"message":"50%"}}',
+        ],
+        [
+            f"id: {entry_ids[2]}",
+            "event: step_completed",
+            "data: "
+            + json.dumps(
+                {"taskId": task, "stepId": "image-gen", "output": {"assets": [asset], "metadata": {}}},
+                separators=(",", ":"),
+            ),
+        ],
+        [
+            f"id: {entry_ids[3]}",
+            "event: completed",
+            "data: "
+            + json.dumps(
+                {"taskId": task, "output": {"assets": [asset]}, "chargedCredits": 10}, separators=(",", ":")
+            ),
+        ],
+    ]
+
+
+async def test_a_connected_client_receives_events_as_they_happen(
+    projector: SseProjector, serve: Callable, ids: Ids
+) -> None:
+    task, user = ids.task(), ids.user()
+    async with serve() as gateway:
+        gateway.owned[task] = user
+        async with gateway.get(f"/api/tasks/{task}/stream", user) as response:
+            reader = SseReader(response)
+            assert await reader.frame() == ["retry: 3000"]
+            assert (await reader.frame())[0] == "event: connected"  # type: ignore[index]
+
+            await publish(projector, started(task, user))
+            frame = await reader.frame()
+            assert frame is not None
+            assert frame[1:] == [
+                "event: step_started",
+                f'data: {{"taskId":"{task}","stepId":"image-gen","stepName":"image-gen","attempt":1}}',
+            ]
+
+            retry_at = datetime.now(UTC) + timedelta(seconds=30)
+            delay = StepDelayed(
+                task_id=task,
+                user_id=user,
+                step_id="image-gen",
+                attempt=1,
+                reason="provider_429",
+                retry_at=retry_at,
+            )
+            await publish(projector, delay)
+            delayed = await reader.frame()
+            assert delayed is not None
+            assert delayed[1] == "event: delayed"
+            assert data_of(delayed)["reason"] == "provider_429"
+
+            await publish(projector, task_failed(task, user))
+            failed = await reader.frame()
+            assert failed is not None
+            assert failed[1:] == [
+                "event: failed",
+                f'data: {{"taskId":"{task}","error":"It broke","code":"provider_error","chargedCredits":0}}',
+            ]
+            assert await reader.frame() is None  # the stream ended after the terminal event
+
+
+async def test_last_event_id_resumes_after_exactly_that_entry(
+    redis: Redis, projector: SseProjector, serve: Callable, ids: Ids
+) -> None:
+    task, user = ids.task(), ids.user()
+    for percent in (10, 20, 30):
+        await publish(projector, progressed(task, user, percent))
+    await publish(projector, task_failed(task, user))
+    entry_ids = await stream_ids(redis, task_stream_key(task))
+
+    async with serve() as gateway:
+        gateway.owned[task] = user
+        path = f"/api/tasks/{task}/stream"
+        async with gateway.get(path, user, {"Last-Event-ID": entry_ids[1]}) as response:
+            frames = await SseReader(response).frames_until_end()
+        # A polyfill's query parameter does the same.
+        async with gateway.get(f"{path}?lastEventId={entry_ids[2]}&_=123", user) as response:
+            from_query = await SseReader(response).frames_until_end()
+
+    assert [f[0] for f in frames[2:]] == [f"id: {entry_ids[2]}", f"id: {entry_ids[3]}"]
+    assert data_of(frames[2])["progress"] == 30
+    assert [f[0] for f in from_query[2:]] == [f"id: {entry_ids[3]}"]
+
+
+async def test_reconnecting_after_the_end_is_told_to_stop(
+    redis: Redis, projector: SseProjector, serve: Callable, ids: Ids
+) -> None:
+    task, user = ids.task(), ids.user()
+    await publish(projector, task_failed(task, user))
+    (terminal_id,) = await stream_ids(redis, task_stream_key(task))
+
+    async with serve() as gateway:
+        gateway.owned[task] = user
+        async with gateway.get(f"/api/tasks/{task}/stream", user, {"Last-Event-ID": terminal_id}) as response:
+            # 204 is what makes EventSource stop reconnecting.
+            assert response.status == 204
+
+
+async def test_a_quiet_stream_gets_heartbeats(projector: SseProjector, serve: Callable, ids: Ids) -> None:
+    task, user = ids.task(), ids.user()
+    async with serve(heartbeat_seconds=0.2) as gateway:
+        gateway.owned[task] = user
+        async with gateway.get(f"/api/tasks/{task}/stream", user) as response:
+            reader = SseReader(response)
+            assert await reader.frame() == ["retry: 3000"]
+            assert (await reader.frame())[0] == "event: connected"  # type: ignore[index]
+            assert await reader.frame(timeout=2) == [": heartbeat"]
+            assert await reader.frame(timeout=2) == [": heartbeat"]
+            await publish(projector, progressed(task, user, 5))
+            frame = await reader.frame(timeout=2)
+            while frame == [": heartbeat"]:
+                frame = await reader.frame(timeout=2)
+            assert frame is not None
+            assert frame[1] == "event: progress"
+
+
+async def test_a_client_that_leaves_ends_the_server_loop_at_once(
+    serve: Callable, ids: Ids, wait_for: Callable
+) -> None:
+    user = ids.user()
+    # Heartbeats far apart: only the disconnect check can notice the client left within the wait.
+    async with serve(heartbeat_seconds=60) as gateway:
+        response = await gateway.session.get("/api/stream", headers={"X-Test-User": user})
+        reader = SseReader(response)
+        assert await reader.frame() == ["retry: 3000"]
+        assert await reader.frame() == ["event: connected", f'data: {{"userId":"{user}"}}']
+        assert gateway.routes.open_streams == 1
+
+        response.close()
+
+        async def loop_ended() -> bool:
+            return gateway.routes.open_streams == 0
+
+        await wait_for(loop_ended, timeout=5, what="the server's stream loop to end")
+
+
+async def test_the_user_stream_multiplexes_every_task_and_does_not_end(
+    redis: Redis, projector: SseProjector, serve: Callable, ids: Ids
+) -> None:
+    user = ids.user()
+    first, second = ids.task(), ids.task()
+    await publish(projector, started(first, user))
+    await publish(projector, started(second, user))
+    await publish(projector, task_completed(first, user, "asset-1"))
+    entry_ids = await stream_ids(redis, user_stream_key(user))
+
+    async with serve(heartbeat_seconds=0.2) as gateway:
+        async with gateway.get("/api/stream", user) as response:
+            reader = SseReader(response)
+            assert await reader.frame() == ["retry: 3000"]
+            assert await reader.frame() == ["event: connected", f'data: {{"userId":"{user}"}}']
+            replayed = [await reader.frame() for _ in entry_ids]
+            # `completed` of one task does not end the user's stream: it goes on with heartbeats.
+            assert await reader.frame(timeout=2) == [": heartbeat"]
+            await publish(projector, progressed(second, user, 70))
+            live = await reader.frame(timeout=2)
+            while live == [": heartbeat"]:
+                live = await reader.frame(timeout=2)
+
+        async with gateway.get("/api/stream", user, {"Last-Event-ID": entry_ids[1]}) as response:
+            reader = SseReader(response)
+            resumed = [await reader.frame() for _ in range(4)]
+
+    assert [(f[0], f[1], data_of(f)["taskId"]) for f in replayed] == [  # type: ignore[index]
+        (f"id: {entry_ids[0]}", "event: step_started", first),
+        (f"id: {entry_ids[1]}", "event: step_started", second),
+        (f"id: {entry_ids[2]}", "event: step_completed", first),
+        (f"id: {entry_ids[3]}", "event: completed", first),
+    ]
+    assert live is not None
+    assert (live[1], data_of(live)["taskId"]) == ("event: progress", second)
+    assert [f[1] for f in resumed[2:]] == ["event: step_completed", "event: completed"]  # type: ignore[index]
+
+
+async def test_someone_elses_task_is_not_found(projector: SseProjector, serve: Callable, ids: Ids) -> None:
+    task, owner, stranger, admin = ids.task(), ids.user(), ids.user(), ids.user()
+    await publish(projector, task_failed(task, owner))
+
+    async with serve() as gateway:
+        gateway.owned[task] = owner
+        async with gateway.get(f"/api/tasks/{task}/stream", stranger) as response:
+            assert response.status == 404
+            assert response.headers["Content-Type"].startswith("application/problem+json")
+            body = await response.json(content_type=None)
+        async with gateway.get(f"/api/tasks/{uuid.uuid4()}/stream", stranger) as missing:
+            assert missing.status == 404
+            assert await missing.json(content_type=None) == body
+        async with gateway.get("/api/tasks/not-a-uuid/stream", stranger) as malformed:
+            assert malformed.status == 404
+        async with gateway.get(f"/api/tasks/{task}/stream", admin, role="admin") as response:
+            assert response.status == 200
+            frames = await SseReader(response).frames_until_end()
+
+    assert body["title"] == "Not Found"
+    assert task not in json.dumps(body)
+    assert frames[-1][1] == "event: failed"
+
+
+async def test_a_malformed_last_event_id_is_a_400_problem(serve: Callable, ids: Ids) -> None:
+    task, user = ids.task(), ids.user()
+    async with serve() as gateway:
+        gateway.owned[task] = user
+        async with gateway.get(f"/api/tasks/{task}/stream", user, {"Last-Event-ID": "abc"}) as response:
+            assert response.status == 400
+            assert response.headers["Content-Type"].startswith("application/problem+json")
+        async with gateway.get("/api/stream?lastEventId=1-2-3", user) as response:
+            assert response.status == 400
+        assert gateway.routes.open_streams == 0
+
+
+async def test_streams_need_a_signed_in_user(serve: Callable, ids: Ids) -> None:
+    async with serve() as gateway:
+        for path in (f"/api/tasks/{ids.task()}/stream", "/api/stream"):
+            async with gateway.get(path, None) as response:
+                assert response.status == 401
+
+
+async def test_closing_ends_every_open_stream_for_a_quick_shutdown(
+    projector: SseProjector, serve: Callable, ids: Ids
+) -> None:
+    task, user = ids.task(), ids.user()
+    async with serve(heartbeat_seconds=60) as gateway:
+        gateway.owned[task] = user
+        async with (
+            gateway.get("/api/stream", user) as mine,
+            gateway.get(f"/api/tasks/{task}/stream", user) as one_task,
+        ):
+            readers = [SseReader(mine), SseReader(one_task)]
+            for reader in readers:
+                assert await reader.frame() == ["retry: 3000"]
+                assert (await reader.frame())[0] == "event: connected"  # type: ignore[index]
+
+            gateway.routes.close()
+
+            for reader in readers:
+                assert await reader.frame(timeout=5) is None
+        assert gateway.routes.open_streams == 0

@@ -1,0 +1,42 @@
+"""Other services' internal APIs as tasks uses them: does a user own an asset, does a provider exist."""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+import aiohttp
+
+from funmagic_kit.auth import INTERNAL_TOKEN_HEADER
+from funmagic_kit.errors import TransientError
+
+__all__ = ["ProvidersDirectory", "StorageAssets"]
+
+
+class _InternalClient:
+    def __init__(self, base_url: str, internal_token: str, session: aiohttp.ClientSession) -> None:
+        self._base_url = base_url.rstrip("/")
+        self._headers = {INTERNAL_TOKEN_HEADER: internal_token}
+        self._session = session
+
+    async def _exists(self, path: str, params: dict[str, str] | None = None) -> bool:
+        try:
+            async with self._session.get(
+                self._base_url + path, params=params, headers=self._headers
+            ) as response:
+                if response.status == 200:
+                    return True
+                if response.status in (404, 422):
+                    return False
+                raise TransientError(f"{self._base_url} answered {response.status} for {path}")
+        except (aiohttp.ClientError, TimeoutError) as error:
+            raise TransientError(f"{self._base_url} unreachable: {error}") from error
+
+
+class StorageAssets(_InternalClient):
+    async def owns(self, user_id: str, asset_id: str) -> bool:
+        return await self._exists(f"/v1/internal/assets/{quote(asset_id, safe='')}", {"user_id": user_id})
+
+
+class ProvidersDirectory(_InternalClient):
+    async def exists(self, name: str, scope: str = "web") -> bool:
+        return await self._exists(f"/v1/internal/providers/{scope}/{quote(name, safe='')}")

@@ -1,0 +1,710 @@
+"""The tool catalog's rules: tool types, tools and their step configs, banners, and localisation.
+
+Pure: no I/O. Every rule that decides what may be stored lives here, so the HTTP API, the seed command and
+the task saga all see the same catalog. A rule that fails raises `InvalidCatalogEntry(field, message)`
+naming the field at fault as the API spells it (`config.steps[1].provider.name`, `link`, `translations.de`).
+
+Tool configs are JSON documents in camelCase (as the admin SPA writes them):
+
+    {"steps": [{"id", "name", "type", "provider": {"name", "model", "options"}, "cost", "timeoutSeconds",
+                "prompt", "input": {"image", "prompt"}}, ...],
+     "styleReferences": [{"id", "name", "prompt", "assetId"}, ...],
+     "pipeline": true}
+
+A step after the first may take the previous step's output as its image: that is how a pipeline task
+(every step in order) and a chained task (`parentTaskId`, the next step on the parent's output) work, so no
+field says so. A tool's price (`credits_cost`) is the sum of its steps' costs, computed, never typed.
+
+Localisation: base columns are English; `translations` holds per-locale overrides, field by field. A
+request for `de-AT` looks at `de-AT`, then `de`, then the English base, for each field on its own.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from types import MappingProxyType
+from typing import Any
+
+__all__ = [
+    "BANNER_TYPES",
+    "DEFAULT_TIMEOUT_SECONDS",
+    "INPUT_MODES",
+    "LINK_TARGETS",
+    "LOCAL_PROVIDER",
+    "MAX_PROMPT_LENGTH",
+    "MAX_STEPS",
+    "MAX_STYLE_REFERENCES",
+    "STEP_TYPES",
+    "CatalogConflict",
+    "CatalogError",
+    "CatalogNotFound",
+    "InvalidCatalogEntry",
+    "ProviderRef",
+    "StepSpec",
+    "StyleReference",
+    "Tool",
+    "ToolConfig",
+    "banner_is_live",
+    "check_banner",
+    "check_link",
+    "check_locale",
+    "check_slug",
+    "check_tool",
+    "check_tool_type",
+    "check_translations",
+    "config_to_json",
+    "credits_cost",
+    "locale_chain",
+    "localize",
+    "localize_config",
+    "parse_tool_config",
+    "provider_names",
+    "public_config",
+]
+
+STEP_TYPES: tuple[str, ...] = ("image-gen", "remove-bg", "3d-gen", "point-cloud")
+INPUT_MODES: tuple[str, ...] = ("required", "optional", "none")
+BANNER_TYPES: tuple[str, ...] = ("main", "side")
+LINK_TARGETS: tuple[str, ...] = ("_self", "_blank")
+# The built-in provider of the providers service: no key and no registry row needed, so always there.
+LOCAL_PROVIDER = "local"
+# Steps that work on an image and nothing else: they cannot be told to take none.
+IMAGE_ONLY_STEP_TYPES = frozenset({"remove-bg", "point-cloud"})
+
+MAX_STEPS = 8
+MAX_STYLE_REFERENCES = 16
+MAX_PROMPT_LENGTH = 4000
+MAX_STEP_COST = 1_000_000
+MIN_TIMEOUT_SECONDS, MAX_TIMEOUT_SECONDS, DEFAULT_TIMEOUT_SECONDS = 10, 3600, 600
+MAX_OPTIONS_BYTES = 8 * 1024
+MAX_OPTIONS_DEPTH = 4
+MAX_LOCALES = 50
+MAX_SORT = 1_000_000  # sort_order and position: far inside a Postgres integer
+NAME_LENGTH, TITLE_LENGTH, DESCRIPTION_LENGTH, SHORT_LENGTH, LINK_LENGTH = 120, 200, 2000, 80, 2048
+
+_SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+_PROVIDER_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")  # as the providers service names them
+_LOCALE = re.compile(r"^[a-z]{2}(-[A-Z]{2})?$")
+# A colour goes into the SPA's styles: a hex colour or a plain token (`red`, `primary-500`), nothing else.
+_COLOR = re.compile(r"^(#[0-9a-fA-F]{3,8}|[a-z][a-z0-9-]{0,31})$")
+_HTTP_URL = re.compile(r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?([/?#][^\s]*)?$")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+_CONFIG_KEYS = frozenset({"steps", "styleReferences", "pipeline"})
+_STEP_KEYS = frozenset({"id", "name", "type", "provider", "cost", "timeoutSeconds", "prompt", "input"})
+_PROVIDER_KEYS = frozenset({"name", "model", "options"})
+_INPUT_KEYS = frozenset({"image", "prompt"})
+_STYLE_KEYS = frozenset({"id", "name", "prompt", "assetId"})
+
+
+# --- errors -------------------------------------------------------------------------------------------
+
+
+class CatalogError(Exception):
+    """Root of the catalog's own errors."""
+
+
+class InvalidCatalogEntry(CatalogError, ValueError):
+    """A catalog entry that may not be stored, with the field at fault."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+class CatalogNotFound(CatalogError, LookupError):
+    """No live (non-deleted) entry with that id or slug; for public reads, none that is shown."""
+
+
+class CatalogConflict(CatalogError):
+    """The change clashes with what is stored: a taken name or slug, a tool type still in use."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+# --- the model the task saga reads ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ProviderRef:
+    name: str
+    model: str
+    options: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class StepSpec:
+    id: str
+    name: str
+    type: str
+    provider: ProviderRef
+    cost: int
+    timeout_seconds: int
+    prompt: str | None
+    image_input: str  # "required" | "optional" | "none"
+    prompt_input: str  # "required" | "optional" | "none"
+
+
+@dataclass(frozen=True)
+class StyleReference:
+    id: str
+    name: str
+    prompt: str
+    asset_id: str | None
+
+
+@dataclass(frozen=True)
+class ToolConfig:
+    steps: tuple[StepSpec, ...]
+    style_references: tuple[StyleReference, ...]
+    pipeline: bool
+
+    def step(self, step_id: str) -> StepSpec | None:
+        return next((s for s in self.steps if s.id == step_id), None)
+
+
+@dataclass(frozen=True)
+class Tool:
+    id: str
+    slug: str
+    title: str
+    is_active: bool
+    credits_cost: int
+    config: ToolConfig
+
+
+# --- tool configs -------------------------------------------------------------------------------------
+
+
+def parse_tool_config(raw: Mapping[str, Any]) -> ToolConfig:
+    """The config of a tool, checked rule by rule; the first broken rule raises `InvalidCatalogEntry`."""
+    where = "config"
+    _mapping(raw, where)
+    _known_keys(raw, _CONFIG_KEYS, where)
+    steps_raw = raw.get("steps")
+    if not isinstance(steps_raw, list) or not steps_raw:
+        raise InvalidCatalogEntry(f"{where}.steps", f"a tool needs 1–{MAX_STEPS} steps")
+    if len(steps_raw) > MAX_STEPS:
+        raise InvalidCatalogEntry(f"{where}.steps", f"at most {MAX_STEPS} steps")
+    steps: list[StepSpec] = []
+    for index, step_raw in enumerate(steps_raw):
+        step = _parse_step(step_raw, f"{where}.steps[{index}]")
+        if any(s.id == step.id for s in steps):
+            raise InvalidCatalogEntry(f"{where}.steps[{index}].id", f"the step id {step.id!r} is used twice")
+        steps.append(step)
+    styles_raw = raw.get("styleReferences", [])
+    if styles_raw is None:
+        styles_raw = []
+    if not isinstance(styles_raw, list):
+        raise InvalidCatalogEntry(f"{where}.styleReferences", "must be a list")
+    if len(styles_raw) > MAX_STYLE_REFERENCES:
+        raise InvalidCatalogEntry(
+            f"{where}.styleReferences", f"at most {MAX_STYLE_REFERENCES} style references"
+        )
+    styles: list[StyleReference] = []
+    for index, style_raw in enumerate(styles_raw):
+        style = _parse_style(style_raw, f"{where}.styleReferences[{index}]")
+        if any(s.id == style.id for s in styles):
+            raise InvalidCatalogEntry(
+                f"{where}.styleReferences[{index}].id", f"the style reference id {style.id!r} is used twice"
+            )
+        styles.append(style)
+    pipeline = raw.get("pipeline", True)
+    if not isinstance(pipeline, bool):
+        raise InvalidCatalogEntry(f"{where}.pipeline", "must be true or false")
+    return ToolConfig(steps=tuple(steps), style_references=tuple(styles), pipeline=pipeline)
+
+
+def _parse_step(raw: Any, where: str) -> StepSpec:
+    _mapping(raw, where)
+    _known_keys(raw, _STEP_KEYS, where)
+    step_id = check_slug(raw.get("id"), f"{where}.id")
+    name = _text(raw.get("name"), f"{where}.name", NAME_LENGTH)
+    step_type = raw.get("type")
+    if step_type not in STEP_TYPES:
+        raise InvalidCatalogEntry(f"{where}.type", f"must be one of {', '.join(STEP_TYPES)}")
+    provider = _parse_provider(raw.get("provider"), f"{where}.provider")
+    cost = _integer(raw.get("cost"), f"{where}.cost", 0, MAX_STEP_COST)
+    timeout = raw.get("timeoutSeconds", DEFAULT_TIMEOUT_SECONDS)
+    timeout = _integer(timeout, f"{where}.timeoutSeconds", MIN_TIMEOUT_SECONDS, MAX_TIMEOUT_SECONDS)
+    prompt = _optional_text(raw.get("prompt"), f"{where}.prompt", MAX_PROMPT_LENGTH, multiline=True)
+    input_raw = {} if raw.get("input") is None else raw["input"]
+    _mapping(input_raw, f"{where}.input")
+    _known_keys(input_raw, _INPUT_KEYS, f"{where}.input")
+    modes = {}
+    for key in ("image", "prompt"):
+        mode = input_raw.get(key, "optional")
+        if mode not in INPUT_MODES:
+            raise InvalidCatalogEntry(f"{where}.input.{key}", f"must be one of {', '.join(INPUT_MODES)}")
+        modes[key] = mode
+    if step_type in IMAGE_ONLY_STEP_TYPES and modes["image"] == "none":
+        raise InvalidCatalogEntry(f"{where}.input.image", f"a {step_type} step works on an image")
+    return StepSpec(
+        id=step_id,
+        name=name,
+        type=step_type,
+        provider=provider,
+        cost=cost,
+        timeout_seconds=timeout,
+        prompt=prompt or None,
+        image_input=modes["image"],
+        prompt_input=modes["prompt"],
+    )
+
+
+def _parse_provider(raw: Any, where: str) -> ProviderRef:
+    _mapping(raw, where)
+    _known_keys(raw, _PROVIDER_KEYS, where)
+    name = raw.get("name")
+    if not isinstance(name, str) or not _PROVIDER_NAME.match(name):
+        raise InvalidCatalogEntry(
+            f"{where}.name", "a provider name: 1–63 lower-case letters, digits, '.', '_', '-'"
+        )
+    model = "default" if raw.get("model") is None else raw["model"]
+    model = _text(model, f"{where}.model", 200)
+    options = {} if raw.get("options") is None else raw["options"]
+    _mapping(options, f"{where}.options")
+    _check_json(options, f"{where}.options")
+    if len(json.dumps(options)) > MAX_OPTIONS_BYTES:
+        raise InvalidCatalogEntry(f"{where}.options", f"at most {MAX_OPTIONS_BYTES} bytes of JSON")
+    return ProviderRef(name=name, model=model, options=MappingProxyType(dict(options)))
+
+
+def _parse_style(raw: Any, where: str) -> StyleReference:
+    _mapping(raw, where)
+    _known_keys(raw, _STYLE_KEYS, where)
+    return StyleReference(
+        id=check_slug(raw.get("id"), f"{where}.id"),
+        name=_text(raw.get("name"), f"{where}.name", NAME_LENGTH),
+        prompt=_text(raw.get("prompt"), f"{where}.prompt", MAX_PROMPT_LENGTH, multiline=True),
+        asset_id=_optional_uuid(raw.get("assetId"), f"{where}.assetId"),
+    )
+
+
+def config_to_json(config: ToolConfig) -> dict[str, Any]:
+    """The canonical stored form: every field present, defaults filled in."""
+    return {
+        "steps": [
+            {
+                "id": s.id,
+                "name": s.name,
+                "type": s.type,
+                "provider": {
+                    "name": s.provider.name,
+                    "model": s.provider.model,
+                    "options": dict(s.provider.options),
+                },
+                "cost": s.cost,
+                "timeoutSeconds": s.timeout_seconds,
+                "prompt": s.prompt,
+                "input": {"image": s.image_input, "prompt": s.prompt_input},
+            }
+            for s in config.steps
+        ],
+        "styleReferences": [
+            {"id": r.id, "name": r.name, "prompt": r.prompt, "assetId": r.asset_id}
+            for r in config.style_references
+        ],
+        "pipeline": config.pipeline,
+    }
+
+
+def public_config(config: ToolConfig) -> dict[str, Any]:
+    """What users see of a config: no providers, models, options, timeouts or default prompts."""
+    return {
+        "steps": [
+            {
+                "id": s.id,
+                "name": s.name,
+                "type": s.type,
+                "cost": s.cost,
+                "input": {"image": s.image_input, "prompt": s.prompt_input},
+            }
+            for s in config.steps
+        ],
+        "styleReferences": [
+            {"id": r.id, "name": r.name, "prompt": r.prompt, "assetId": r.asset_id}
+            for r in config.style_references
+        ],
+        "pipeline": config.pipeline,
+    }
+
+
+def credits_cost(config: ToolConfig) -> int:
+    """A tool's price: what running every step costs."""
+    return sum(step.cost for step in config.steps)
+
+
+def provider_names(config: ToolConfig) -> list[str]:
+    """The providers a config names, each once, in step order."""
+    return list(dict.fromkeys(step.provider.name for step in config.steps))
+
+
+# --- entries ------------------------------------------------------------------------------------------
+
+
+def check_slug(value: Any, field: str = "slug") -> str:
+    if not isinstance(value, str) or not _SLUG.match(value):
+        raise InvalidCatalogEntry(
+            field, "use 1–63 lower-case letters, digits or '-', starting with a letter or digit"
+        )
+    return value
+
+
+def check_tool_type(entry: Mapping[str, Any]) -> dict[str, Any]:
+    """A whole tool type (after a change is applied to the stored one), normalised."""
+    return {
+        "name": check_slug(entry.get("name"), "name"),
+        "display_name": _text(entry.get("display_name"), "display_name", NAME_LENGTH),
+        "description": _optional_text(
+            entry.get("description"), "description", DESCRIPTION_LENGTH, multiline=True
+        ),
+        "icon": _optional_text(entry.get("icon"), "icon", 64),
+        "color": _optional_color(entry.get("color"), "color"),
+        "sort_order": _integer(entry.get("sort_order", 0), "sort_order", -MAX_SORT, MAX_SORT),
+        "is_active": _boolean(entry.get("is_active", True), "is_active"),
+        "translations": check_translations(entry.get("translations"), "tool_type"),
+    }
+
+
+def check_tool(entry: Mapping[str, Any]) -> tuple[dict[str, Any], ToolConfig]:
+    """A whole tool, normalised, with its parsed config (whose providers the caller still has to check)."""
+    values = {
+        "slug": check_slug(entry.get("slug"), "slug"),
+        "title": _text(entry.get("title"), "title", TITLE_LENGTH),
+        "description": _optional_text(
+            entry.get("description"), "description", DESCRIPTION_LENGTH, multiline=True
+        )
+        or "",
+        "thumbnail_asset_id": _optional_uuid(entry.get("thumbnail_asset_id"), "thumbnail_asset_id"),
+        "tool_type_id": _uuid(entry.get("tool_type_id"), "tool_type_id"),
+        "is_active": _boolean(entry.get("is_active", True), "is_active"),
+        "is_featured": _boolean(entry.get("is_featured", False), "is_featured"),
+        "translations": check_translations(entry.get("translations"), "tool"),
+    }
+    raw_config = entry.get("config")
+    if raw_config is None:
+        raise InvalidCatalogEntry("config", "a tool needs a config with at least one step")
+    config = parse_tool_config(raw_config)
+    values["config"] = config_to_json(config)
+    values["credits_cost"] = credits_cost(config)
+    return values, config
+
+
+def check_banner(entry: Mapping[str, Any]) -> dict[str, Any]:
+    """A whole banner, normalised."""
+    link_target = entry.get("link_target", "_self")
+    if link_target not in LINK_TARGETS:
+        raise InvalidCatalogEntry("link_target", f"must be one of {', '.join(LINK_TARGETS)}")
+    banner_type = entry.get("type", "main")
+    if banner_type not in BANNER_TYPES:
+        raise InvalidCatalogEntry("type", f"must be one of {', '.join(BANNER_TYPES)}")
+    starts_at = _optional_time(entry.get("starts_at"), "starts_at")
+    ends_at = _optional_time(entry.get("ends_at"), "ends_at")
+    if starts_at is not None and ends_at is not None and ends_at <= starts_at:
+        raise InvalidCatalogEntry("ends_at", "must be after starts_at")
+    return {
+        "title": _text(entry.get("title"), "title", TITLE_LENGTH),
+        "description": _optional_text(
+            entry.get("description"), "description", DESCRIPTION_LENGTH, multiline=True
+        ),
+        "thumbnail_asset_id": _optional_uuid(entry.get("thumbnail_asset_id"), "thumbnail_asset_id"),
+        "link": check_link(entry.get("link")),
+        "link_text": _optional_text(entry.get("link_text"), "link_text", SHORT_LENGTH),
+        "link_target": link_target,
+        "type": banner_type,
+        "position": _integer(entry.get("position", 0), "position", -MAX_SORT, MAX_SORT),
+        "badge": _optional_text(entry.get("badge"), "badge", 40),
+        "badge_color": _optional_color(entry.get("badge_color"), "badge_color"),
+        "is_active": _boolean(entry.get("is_active", True), "is_active"),
+        "starts_at": starts_at,
+        "ends_at": ends_at,
+        "translations": check_translations(entry.get("translations"), "banner"),
+    }
+
+
+def check_link(link: Any, field: str = "link") -> str | None:
+    """An `https://…` or `http://…` URL, or a path of this site (`/tools/figme`); never `javascript:`,
+    `data:`, a protocol-relative `//host` or a backslash a browser would read as a slash."""
+    if link is None or link == "":
+        return None
+    if not isinstance(link, str) or len(link) > LINK_LENGTH:
+        raise InvalidCatalogEntry(field, f"a URL or path of at most {LINK_LENGTH} characters")
+    if _CONTROL.search(link) or "\\" in link or any(c.isspace() for c in link):
+        raise InvalidCatalogEntry(field, "no spaces, backslashes or control characters")
+    if link.startswith("/"):
+        if link.startswith("//"):
+            raise InvalidCatalogEntry(field, "a path starts with a single '/'")
+        return link
+    if _HTTP_URL.match(link):
+        return link
+    raise InvalidCatalogEntry(field, "must be an https:// or http:// URL or a path starting with '/'")
+
+
+def banner_is_live(
+    *, is_active: bool, starts_at: datetime | None, ends_at: datetime | None, now: datetime
+) -> bool:
+    """Shown to users: switched on, and `starts_at <= now < ends_at` (a missing bound is open)."""
+    return is_active and (starts_at is None or starts_at <= now) and (ends_at is None or now < ends_at)
+
+
+# --- translations and localisation ------------------------------------------------------------------
+
+_TRANSLATED_FIELDS: dict[str, dict[str, int]] = {
+    "tool_type": {"display_name": NAME_LENGTH, "description": DESCRIPTION_LENGTH},
+    "tool": {"title": TITLE_LENGTH, "description": DESCRIPTION_LENGTH},
+    "banner": {
+        "title": TITLE_LENGTH,
+        "description": DESCRIPTION_LENGTH,
+        "link_text": SHORT_LENGTH,
+        "badge": 40,
+    },
+}
+# Tools also translate the names of their steps and style references: {"steps": {"<stepId>": {"name"}}}.
+_TOOL_NESTED = ("steps", "styleReferences")
+
+
+def check_locale(locale: Any, field: str = "locale") -> str:
+    if not isinstance(locale, str) or not _LOCALE.match(locale):
+        raise InvalidCatalogEntry(field, "a locale such as 'de' or 'de-AT'")
+    return locale
+
+
+def check_translations(raw: Any, kind: str) -> dict[str, Any]:
+    """`{"<locale>": {field: text}}` for the fields of `kind` ("tool_type", "tool", "banner")."""
+    if raw is None:
+        return {}
+    _mapping(raw, "translations")
+    if len(raw) > MAX_LOCALES:
+        raise InvalidCatalogEntry("translations", f"at most {MAX_LOCALES} locales")
+    fields = _TRANSLATED_FIELDS[kind]
+    result: dict[str, Any] = {}
+    for locale, texts in raw.items():
+        where = f"translations.{_label(locale)}"
+        check_locale(locale, where)
+        _mapping(texts, where)
+        allowed = set(fields) | (set(_TOOL_NESTED) if kind == "tool" else set())
+        _known_keys(texts, frozenset(allowed), where)
+        checked: dict[str, Any] = {}
+        for key, value in texts.items():
+            if key in _TOOL_NESTED:
+                if value is not None:
+                    checked[key] = _check_named(value, f"{where}.{key}")
+            elif value is not None:
+                checked[key] = _text(
+                    value, f"{where}.{key}", fields[key], multiline=key == "description", empty=True
+                )
+        result[locale] = checked
+    return result
+
+
+def _check_named(raw: Any, where: str) -> dict[str, dict[str, str]]:
+    """`{"<id>": {"name": text}}`: translated names of steps or style references."""
+    _mapping(raw, where)
+    if len(raw) > max(MAX_STEPS, MAX_STYLE_REFERENCES):
+        raise InvalidCatalogEntry(where, "too many entries")
+    result = {}
+    for item_id, names in raw.items():
+        item = f"{where}.{_label(item_id)}"
+        check_slug(item_id, item)
+        _mapping(names, item)
+        _known_keys(names, frozenset({"name"}), item)
+        result[item_id] = {"name": _text(names.get("name"), f"{item}.name", NAME_LENGTH, empty=True)}
+    return result
+
+
+def locale_chain(locale: str | None) -> tuple[str, ...]:
+    """Where to look for a locale's texts, most specific first: `de-AT` → (`de-AT`, `de`). The English base
+    columns come after the chain; no locale means the base alone."""
+    if not locale:
+        return ()
+    check_locale(locale)
+    language = locale.split("-", 1)[0]
+    return (locale, language) if language != locale else (locale,)
+
+
+def _translated(translations: Mapping[str, Any], chain: Sequence[str], *path: str) -> str | None:
+    for locale in chain:
+        node: Any = translations.get(locale)
+        for key in path:
+            node = node.get(key) if isinstance(node, Mapping) else None
+        if isinstance(node, str) and node.strip():
+            return node
+    return None
+
+
+def localize(
+    base: Mapping[str, Any], translations: Mapping[str, Any] | None, locale: str | None, fields: Sequence[str]
+) -> dict[str, Any]:
+    """`base` with each of `fields` taken from the first locale of the chain that has it (non-empty), else
+    kept as it is (English)."""
+    result = dict(base)
+    chain = locale_chain(locale)
+    for field in fields:
+        text = _translated(translations or {}, chain, field)
+        if text is not None:
+            result[field] = text
+    return result
+
+
+def localize_config(
+    config: Mapping[str, Any], translations: Mapping[str, Any] | None, locale: str | None
+) -> dict[str, Any]:
+    """A (public) config with its step and style-reference names in the locale, falling back per name."""
+    chain = locale_chain(locale)
+    translations = translations or {}
+
+    def named(items: Sequence[Mapping[str, Any]], group: str) -> list[dict[str, Any]]:
+        return [
+            {**item, "name": _translated(translations, chain, group, item["id"], "name") or item["name"]}
+            for item in items
+        ]
+
+    return {
+        **config,
+        "steps": named(config.get("steps", []), "steps"),
+        "styleReferences": named(config.get("styleReferences", []), "styleReferences"),
+    }
+
+
+# --- small checks -------------------------------------------------------------------------------------
+
+
+def _mapping(value: Any, field: str) -> None:
+    if not isinstance(value, Mapping):
+        raise InvalidCatalogEntry(field, "must be an object")
+    if not all(isinstance(key, str) for key in value):
+        raise InvalidCatalogEntry(field, "keys must be strings")
+
+
+def _known_keys(value: Mapping[str, Any], known: frozenset[str], field: str) -> None:
+    unknown = sorted(set(value) - known)
+    if unknown:
+        raise InvalidCatalogEntry(
+            f"{field}.{_label(unknown[0])}", f"unknown field; known: {', '.join(sorted(known))}"
+        )
+
+
+def _label(key: Any) -> str:
+    """A key a caller sent, fit to name a field in an error: short and printable."""
+    text = str(key)
+    return text if len(text) <= 40 and text.isprintable() else repr(text[:40])
+
+
+def _storable(value: str, field: str) -> None:
+    # Postgres text and jsonb refuse NUL, and lone surrogates cannot be encoded as UTF-8.
+    if "\x00" in value:
+        raise InvalidCatalogEntry(field, "must not contain NUL characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidCatalogEntry(field, "must be valid Unicode text") from None
+
+
+def _text(value: Any, field: str, max_length: int, *, multiline: bool = False, empty: bool = False) -> str:
+    if not isinstance(value, str):
+        raise InvalidCatalogEntry(field, "must be text")
+    _storable(value, field)
+    stripped = value.strip()
+    if not stripped and not empty:
+        raise InvalidCatalogEntry(field, "must not be empty")
+    if len(stripped) > max_length:
+        raise InvalidCatalogEntry(field, f"at most {max_length} characters")
+    # Line breaks and tabs are fine in descriptions and prompts; no other control character anywhere.
+    checked = stripped.replace("\n", "").replace("\r", "").replace("\t", "") if multiline else stripped
+    if _CONTROL.search(checked):
+        raise InvalidCatalogEntry(field, "must not contain control characters")
+    return stripped
+
+
+def _optional_text(value: Any, field: str, max_length: int, *, multiline: bool = False) -> str | None:
+    if value is None:
+        return None
+    text = _text(value, field, max_length, multiline=multiline, empty=True)
+    return text or None
+
+
+def _optional_color(value: Any, field: str) -> str | None:
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str) or not _COLOR.match(value):
+        raise InvalidCatalogEntry(field, "a hex colour (#1e90ff) or a colour token (primary, red-500)")
+    return value
+
+
+def _integer(value: Any, field: str, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidCatalogEntry(field, "must be a whole number")
+    if not low <= value <= high:
+        raise InvalidCatalogEntry(field, f"must be between {low} and {high}")
+    return value
+
+
+def _boolean(value: Any, field: str) -> bool:
+    if not isinstance(value, bool):
+        raise InvalidCatalogEntry(field, "must be true or false")
+    return value
+
+
+def _uuid(value: Any, field: str) -> str:
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, str):
+        try:
+            return str(uuid.UUID(value))
+        except ValueError:
+            pass
+    raise InvalidCatalogEntry(field, "must be a UUID")
+
+
+def _optional_uuid(value: Any, field: str) -> str | None:
+    return None if value is None else _uuid(value, field)
+
+
+def _optional_time(value: Any, field: str) -> datetime | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            raise InvalidCatalogEntry(field, "an ISO 8601 time with its offset") from None
+    if not isinstance(value, datetime) or value.tzinfo is None or value.utcoffset() is None:
+        raise InvalidCatalogEntry(field, "an ISO 8601 time with its offset")
+    return value
+
+
+def _check_json(value: Any, field: str, depth: int = 0) -> None:
+    """Plain JSON that Postgres jsonb stores as given: finite numbers, storable text, bounded depth."""
+    if depth > MAX_OPTIONS_DEPTH:
+        raise InvalidCatalogEntry(field, f"nested at most {MAX_OPTIONS_DEPTH} levels deep")
+    if value is None or isinstance(value, bool | int):
+        return
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise InvalidCatalogEntry(field, "numbers must be finite")
+        return
+    if isinstance(value, str):
+        _storable(value, field)
+        return
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise InvalidCatalogEntry(field, "keys must be strings")
+            _storable(key, field)
+            _check_json(item, f"{field}.{_label(key)}", depth + 1)
+        return
+    if isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            _check_json(item, f"{field}[{index}]", depth + 1)
+        return
+    raise InvalidCatalogEntry(field, "must be plain JSON")

@@ -1,0 +1,644 @@
+"""The catalog on real Postgres: CRUD, uniqueness among live rows, the tool type guard, keyset pages, literal
+search, what the public sees, locales, outbox events, the seed, the saga's `tool_by_slug`, and the internal
+HTTP API (problem+json, roles) in front of it."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+from psycopg_pool import AsyncConnectionPool
+
+from funmagic_contracts.base import IntegrationEvent
+from funmagic_contracts.envelope import Envelope
+from funmagic_kit.db import UnitOfWork
+from funmagic_kit.http import problem_middleware
+from funmagic_kit.metrics import Metrics
+from funmagic_kit.request_keys import PRINCIPAL_KEY, Principal
+from funmagic_tasks.adapters.catalog_records import CatalogRecords, publish_to_outbox
+from funmagic_tasks.application.catalog import Catalog
+from funmagic_tasks.domain.catalog import (
+    CatalogConflict,
+    CatalogNotFound,
+    InvalidCatalogEntry,
+    Tool,
+    parse_tool_config,
+)
+from funmagic_tasks.entrypoints.catalog_http import CatalogApp, catalog_error_middleware
+from funmagic_tasks.seed import seed_catalog
+
+
+class TestClock:
+    __test__ = False
+
+    def __init__(self) -> None:
+        self.moment = datetime(2030, 6, 1, 12, 0, tzinfo=UTC)
+
+    def now(self) -> datetime:
+        return self.moment
+
+
+@dataclass
+class Providers:
+    """The providers service as the catalog sees it: these names exist; every question is recorded."""
+
+    known: set[str] = field(default_factory=lambda: {"openai", "fal", "tripo"})
+    asked: list[str] = field(default_factory=list)
+
+    async def exists(self, name: str) -> bool:
+        self.asked.append(name)
+        return name in self.known
+
+
+@dataclass
+class World:
+    catalog: Catalog
+    pool: AsyncConnectionPool
+    clock: TestClock
+    providers: Providers
+
+    async def outbox(self) -> list[Envelope]:
+        async with self.pool.connection() as conn:
+            rows = await (await conn.execute("SELECT payload FROM outbox ORDER BY id")).fetchall()
+        return [Envelope.model_validate_json(bytes(row["payload"])) for row in rows]
+
+    async def count(self, table: str, where: str = "TRUE") -> int:
+        async with self.pool.connection() as conn:
+            row = await (await conn.execute(f"SELECT count(*) AS n FROM {table} WHERE {where}")).fetchone()
+        return int(row["n"])
+
+
+@pytest.fixture
+def world(pool: AsyncConnectionPool) -> World:
+    clock, providers = TestClock(), Providers()
+
+    async def publish(conn: Any, events: Sequence[IntegrationEvent]) -> None:
+        await publish_to_outbox(conn, events)
+
+    catalog = Catalog(
+        uow=lambda: UnitOfWork(pool),
+        records=CatalogRecords,
+        publish=publish,
+        provider_exists=providers.exists,
+        clock=clock,
+    )
+    return World(catalog, pool, clock, providers)
+
+
+def step(step_id: str = "remove-bg", *, provider: str = "local", cost: int = 5, **overrides: Any) -> dict:
+    return {
+        "id": step_id, "name": step_id.replace("-", " ").title(), "type": "remove-bg",
+        "provider": {"name": provider, "model": "default", "options": {}}, "cost": cost,
+        "input": {"image": "required", "prompt": "none"}, **overrides,
+    }  # fmt: skip
+
+
+def tool_config(*steps: dict) -> dict:
+    return {
+        "steps": list(steps) or [step()],
+        "styleReferences": [{"id": "style-anime", "name": "Anime", "prompt": "Anime style", "assetId": None}],
+    }
+
+
+async def a_type(world: World, name: str = "image", **fields: Any) -> dict:
+    return await world.catalog.create_tool_type(name=name, display_name=name.title(), **fields)
+
+
+async def a_tool(world: World, type_id: str, slug: str = "background-remove", **fields: Any) -> dict:
+    values = {"title": slug.replace("-", " ").title(), "config": tool_config(), **fields}
+    return await world.catalog.create_tool(slug=slug, tool_type_id=type_id, **values)
+
+
+async def a_banner(world: World, title: str = "Hello", **fields: Any) -> dict:
+    return await world.catalog.create_banner(title=title, **fields)
+
+
+# --- CRUD and uniqueness -------------------------------------------------------------------------------
+
+
+async def test_tool_types_are_created_read_changed_and_deleted(world: World) -> None:
+    created = await a_type(world, "image", color="#123456", translations={"de": {"display_name": "Bild"}})
+
+    assert (await world.catalog.admin_tool_type(created["id"]))["color"] == "#123456"
+    changed = await world.catalog.update_tool_type(created["id"], {"display_name": "Images", "sort_order": 3})
+    assert (changed["display_name"], changed["sort_order"], changed["name"]) == ("Images", 3, "image")
+    assert changed["translations"] == {"de": {"display_name": "Bild"}}
+    await world.catalog.delete_tool_type(created["id"])
+    with pytest.raises(CatalogNotFound):
+        await world.catalog.admin_tool_type(created["id"])
+    with pytest.raises(CatalogNotFound):
+        await world.catalog.delete_tool_type(created["id"])
+
+
+async def test_a_name_is_unique_among_live_tool_types_and_free_again_after_a_delete(world: World) -> None:
+    first = await a_type(world, "image")
+    with pytest.raises(CatalogConflict) as caught:
+        await a_type(world, "image")
+    assert caught.value.code == "tool_type_exists"
+    other = await a_type(world, "video")
+    with pytest.raises(CatalogConflict):
+        await world.catalog.update_tool_type(other["id"], {"name": "image"})
+
+    await world.catalog.delete_tool_type(first["id"])
+    again = await a_type(world, "image")
+
+    assert again["id"] != first["id"]
+    assert await world.count("tool_types", "name = 'image'") == 2
+
+
+async def test_a_slug_is_unique_among_live_tools_and_free_again_after_a_delete(world: World) -> None:
+    image = await a_type(world)
+    first = await a_tool(world, image["id"], "figme")
+    with pytest.raises(CatalogConflict) as caught:
+        await a_tool(world, image["id"], "figme")
+    assert caught.value.code == "tool_exists"
+    other = await a_tool(world, image["id"], "other")
+    with pytest.raises(CatalogConflict):
+        await world.catalog.update_tool(other["id"], {"slug": "figme"})
+
+    await world.catalog.delete_tool(first["id"])
+    again = await a_tool(world, image["id"], "figme")
+
+    assert again["id"] != first["id"]
+    with pytest.raises(CatalogNotFound):
+        await world.catalog.admin_tool(first["id"])
+
+
+async def test_a_tool_type_in_use_cannot_be_deleted(world: World) -> None:
+    image = await a_type(world)
+    tool = await a_tool(world, image["id"], is_active=False)  # inactive tools count too
+
+    with pytest.raises(CatalogConflict) as caught:
+        await world.catalog.delete_tool_type(image["id"])
+    assert caught.value.code == "tool_type_in_use"
+    assert (await world.catalog.admin_tool_type(image["id"]))["tools_count"] == 1
+
+    await world.catalog.delete_tool(tool["id"])
+    await world.catalog.delete_tool_type(image["id"])
+    with pytest.raises(InvalidCatalogEntry) as refused:
+        await a_tool(world, image["id"], "late")
+    assert refused.value.field == "tool_type_id"
+
+
+async def test_a_tool_is_priced_by_its_steps_and_repriced_when_they_change(world: World) -> None:
+    image = await a_type(world)
+    tool = await a_tool(world, image["id"], config=tool_config(step("a", cost=20), step("b", cost=30)))
+    assert tool["credits_cost"] == 50
+    assert tool["config"]["steps"][0]["timeoutSeconds"] == 600  # stored in canonical form
+
+    changed = await world.catalog.update_tool(tool["id"], {"config": tool_config(step("a", cost=7))})
+    assert changed["credits_cost"] == 7
+    renamed = await world.catalog.update_tool(tool["id"], {"title": "Renamed"})
+    assert (renamed["credits_cost"], renamed["title"]) == (7, "Renamed")
+    with pytest.raises(InvalidCatalogEntry) as caught:
+        await world.catalog.update_tool(tool["id"], {"credits_cost": 1})
+    assert caught.value.field == "credits_cost"
+
+
+async def test_each_provider_of_a_config_must_exist_and_local_always_does(world: World) -> None:
+    image = await a_type(world)
+
+    with pytest.raises(InvalidCatalogEntry) as caught:
+        await a_tool(
+            world, image["id"], config=tool_config(step("a", provider="fal"), step("b", provider="ghost"))
+        )
+    assert caught.value.field == "config.steps[1].provider.name"
+    assert await world.count("tools") == 0
+
+    tool = await a_tool(world, image["id"], config=tool_config(step("a"), step("b", provider="fal")))
+    assert world.providers.asked == ["fal", "ghost", "fal"]  # never asked about `local`
+    with pytest.raises(InvalidCatalogEntry):
+        await world.catalog.update_tool(tool["id"], {"config": tool_config(step(provider="ghost"))})
+
+
+async def test_an_invalid_config_is_refused_naming_the_field(world: World) -> None:
+    image = await a_type(world)
+
+    with pytest.raises(InvalidCatalogEntry) as caught:
+        await a_tool(world, image["id"], config=tool_config(step(timeoutSeconds=5)))
+
+    assert caught.value.field == "config.steps[0].timeoutSeconds"
+
+
+async def test_banners_are_created_changed_and_deleted(world: World) -> None:
+    banner = await a_banner(world, link="https://example.com/sale", type="side", position=2)
+
+    changed = await world.catalog.update_banner(banner["id"], {"link": "/tools/figme", "badge": "New"})
+    assert (changed["link"], changed["badge"], changed["type"]) == ("/tools/figme", "New", "side")
+    with pytest.raises(InvalidCatalogEntry) as caught:
+        await world.catalog.update_banner(banner["id"], {"link": "javascript:alert(1)"})
+    assert caught.value.field == "link"
+    with pytest.raises(InvalidCatalogEntry) as caught:
+        await world.catalog.update_banner(banner["id"], {"starts_at": world.clock.now(),
+                                                         "ends_at": world.clock.now()})  # fmt: skip
+    assert caught.value.field == "ends_at"
+
+    await world.catalog.delete_banner(banner["id"])
+    with pytest.raises(CatalogNotFound):
+        await world.catalog.admin_banner(banner["id"])
+
+
+# --- lists ---------------------------------------------------------------------------------------------
+
+
+async def test_tools_come_in_keyset_pages_featured_first(world: World) -> None:
+    image = await a_type(world)
+    for slug in ("e-tool", "b-tool", "d-tool", "a-tool", "c-tool"):
+        await a_tool(world, image["id"], slug, is_featured=slug == "d-tool")
+
+    seen, cursor, pages = [], None, 0
+    while True:
+        page = await world.catalog.tools(limit=2, cursor=cursor)
+        pages += 1
+        assert len(page["items"]) <= 2
+        seen += [t["slug"] for t in page["items"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+
+    assert seen == ["d-tool", "a-tool", "b-tool", "c-tool", "e-tool"]
+    assert pages == 3
+    with pytest.raises(InvalidCatalogEntry) as caught:
+        await world.catalog.tools(cursor="bm90IGEgY3Vyc29y")
+    assert caught.value.field == "cursor"
+
+
+async def test_tool_types_and_banners_come_in_keyset_pages(world: World) -> None:
+    for index, name in enumerate(("c", "a", "b")):
+        await a_type(world, name, sort_order=index % 2)
+    for position, banner_type in ((5, "side"), (1, "main"), (0, "side"), (3, "main")):
+        await a_banner(world, f"{banner_type}-{position}", type=banner_type, position=position)
+
+    types = await world.catalog.admin_tool_types(limit=2)
+    more = await world.catalog.admin_tool_types(limit=2, cursor=types["next_cursor"])
+    banners = await world.catalog.banners(limit=3)
+    rest = await world.catalog.banners(limit=3, cursor=banners["next_cursor"])
+
+    assert [t["name"] for t in types["items"] + more["items"]] == ["b", "c", "a"]
+    assert more["next_cursor"] is None
+    assert [b["title"] for b in banners["items"] + rest["items"]] == ["main-1", "main-3", "side-0", "side-5"]
+    assert rest["next_cursor"] is None
+
+
+async def test_search_treats_wildcards_literally(world: World) -> None:
+    image = await a_type(world)
+    for slug, title in (("full", "100% Magic"), ("plain", "100 Magic"), ("snake", "snake_case"),
+                        ("camel", "snakeXcase"), ("slash", "back\\slash")):  # fmt: skip
+        await a_tool(world, image["id"], slug, title=title)
+
+    async def found(q: str) -> set[str]:
+        return {t["slug"] for t in (await world.catalog.tools(q=q))["items"]}
+
+    assert await found("100%") == {"full"}
+    assert await found("e_c") == {"snake"}
+    assert await found("%") == {"full"}
+    assert await found("_") == {"snake"}
+    assert await found("k\\s") == {"slash"}
+    assert await found("MAGIC") == {"full", "plain"}
+
+
+async def test_search_and_type_filter_also_look_at_the_locale_and_the_tool_type(world: World) -> None:
+    image, three_d = await a_type(world, "image"), await a_type(world, "3d")
+    await a_tool(world, image["id"], "background-remove",
+                 translations={"de": {"title": "Hintergrund entfernen"}})  # fmt: skip
+    await a_tool(world, three_d["id"], "image-to-3d")
+
+    assert [t["slug"] for t in (await world.catalog.tools(q="hintergrund", locale="de-AT"))["items"]] == [
+        "background-remove"
+    ]
+    assert (await world.catalog.tools(q="hintergrund"))["items"] == []
+    assert [t["slug"] for t in (await world.catalog.tools(type="3d"))["items"]] == ["image-to-3d"]
+    assert [t["slug"] for t in (await world.catalog.tools(featured=True))["items"]] == []
+
+
+# --- what the public sees -------------------------------------------------------------------------------
+
+
+async def test_the_public_sees_active_live_tools_without_provider_details(world: World) -> None:
+    image = await a_type(world)
+    secret_step = step(provider="openai", prompt="house prompt")
+    shown = await a_tool(world, image["id"], "shown", config=tool_config(secret_step))
+    hidden = await a_tool(world, image["id"], "hidden", is_active=False)
+    gone = await a_tool(world, image["id"], "gone")
+    await world.catalog.delete_tool(gone["id"])
+
+    listed = await world.catalog.tools()
+    detail = await world.catalog.tool("shown")
+
+    assert [t["slug"] for t in listed["items"]] == ["shown"]
+    assert detail["id"] == shown["id"]
+    assert detail["config"]["steps"] == [
+        {"id": "remove-bg", "name": "Remove Bg", "type": "remove-bg", "cost": 5,
+         "input": {"image": "required", "prompt": "none"}}
+    ]  # fmt: skip
+    assert "openai" not in repr(detail)
+    assert "house prompt" not in repr(detail)
+    for slug in ("hidden", "gone", "missing", "NOT A SLUG"):
+        with pytest.raises(CatalogNotFound):
+            await world.catalog.tool(slug)
+    admin = await world.catalog.admin_tools()
+    assert {t["slug"] for t in admin["items"]} == {"shown", "hidden"}
+    assert {t["slug"] for t in (await world.catalog.admin_tools(active=False))["items"]} == {"hidden"}
+    assert (await world.catalog.admin_tool(hidden["id"]))["config"]["steps"][0]["provider"]["name"] == "local"
+
+
+async def test_the_public_sees_active_tool_types_only(world: World) -> None:
+    await a_type(world, "image")
+    await a_type(world, "video", is_active=False)
+
+    assert [t["name"] for t in (await world.catalog.tool_types())["items"]] == ["image"]
+    assert {t["name"] for t in (await world.catalog.admin_tool_types())["items"]} == {"image", "video"}
+
+
+async def test_the_public_sees_active_banners_inside_their_window_main_first(world: World) -> None:
+    now = world.clock.now()
+    hour = timedelta(hours=1)
+    await a_banner(world, "side-open", type="side", position=0)
+    await a_banner(world, "main-second", position=2, starts_at=now - hour, ends_at=now + hour)
+    await a_banner(world, "main-first", position=1, starts_at=now)  # starts exactly now: shown
+    await a_banner(world, "ended", ends_at=now)  # ends exactly now: gone
+    await a_banner(world, "future", starts_at=now + hour)
+    await a_banner(world, "off", is_active=False)
+    deleted = await a_banner(world, "deleted")
+    await world.catalog.delete_banner(deleted["id"])
+
+    shown = await world.catalog.banners()
+    side = await world.catalog.banners(type="side")
+
+    assert [b["title"] for b in shown["items"]] == ["main-first", "main-second", "side-open"]
+    assert [b["title"] for b in side["items"]] == ["side-open"]
+    world.clock.moment = now + 2 * hour
+    assert [b["title"] for b in (await world.catalog.banners())["items"]] == [
+        "future",
+        "main-first",
+        "side-open",
+    ]
+    assert len((await world.catalog.admin_banners())["items"]) == 6
+
+
+async def test_texts_come_in_the_locale_with_english_fallback_per_field(world: World) -> None:
+    image = await a_type(world, "image", translations={"de": {"display_name": "Bild"}})
+    translations = {
+        "de": {
+            "title": "Hintergrund entfernen",
+            "steps": {"remove-bg": {"name": "Freistellen"}},
+            "styleReferences": {"style-anime": {"name": "Manga"}},
+        },
+        "de-AT": {"description": "Freistellen, bitte"},
+    }
+    await a_tool(
+        world, image["id"], "background-remove", title="Background Remove", description="Cut it out",
+        translations=translations,
+    )  # fmt: skip
+    await a_banner(world, "Sale", link_text="Shop now", translations={"fr": {"title": "Soldes"}})
+
+    de_at = await world.catalog.tool("background-remove", locale="de-AT")
+    de = (await world.catalog.tools(locale="de"))["items"][0]
+    fr = await world.catalog.tool("background-remove", locale="fr")
+    banner = (await world.catalog.banners(locale="fr-CA"))["items"][0]
+    tool_types = await world.catalog.tool_types(locale="de")
+
+    assert (de_at["title"], de_at["description"]) == ("Hintergrund entfernen", "Freistellen, bitte")
+    assert de_at["config"]["steps"][0]["name"] == "Freistellen"
+    assert de_at["config"]["styleReferences"][0]["name"] == "Manga"
+    assert de_at["tool_type"]["display_name"] == "Bild"
+    assert (de["title"], de["description"]) == ("Hintergrund entfernen", "Cut it out")
+    assert (fr["title"], fr["config"]["steps"][0]["name"]) == ("Background Remove", "Remove Bg")
+    assert (banner["title"], banner["link_text"]) == ("Soldes", "Shop now")
+    assert tool_types["items"][0]["display_name"] == "Bild"
+    with pytest.raises(InvalidCatalogEntry):
+        await world.catalog.tools(locale="german")
+
+
+# --- events --------------------------------------------------------------------------------------------
+
+
+async def test_changes_are_announced_in_the_outbox(world: World) -> None:
+    image = await a_type(world)
+    tool = await a_tool(world, image["id"], "figme")
+    await world.catalog.update_tool(tool["id"], {"title": "FigMe!"})
+    await world.catalog.update_tool(tool["id"], {"title": "FigMe!"})  # no change, no event
+    await world.catalog.delete_tool(tool["id"])
+    banner = await a_banner(world)
+    await world.catalog.update_banner(banner["id"], {"position": 4})
+    await world.catalog.delete_banner(banner["id"])
+
+    envelopes = await world.outbox()
+
+    assert [(e.type, e.subject, e.data["action"]) for e in envelopes] == [
+        ("ToolChanged", tool["id"], "created"),
+        ("ToolChanged", tool["id"], "updated"),
+        ("ToolChanged", tool["id"], "deleted"),
+        ("BannerChanged", banner["id"], "created"),
+        ("BannerChanged", banner["id"], "updated"),
+        ("BannerChanged", banner["id"], "deleted"),
+    ]
+    assert envelopes[0].data["slug"] == "figme"
+
+
+async def test_a_refused_change_leaves_no_event(world: World) -> None:
+    image = await a_type(world)
+    await a_tool(world, image["id"], "figme")
+    before = len(await world.outbox())
+
+    with pytest.raises(CatalogConflict):
+        await a_tool(world, image["id"], "figme")
+
+    assert len(await world.outbox()) == before
+
+
+# --- the saga's view -----------------------------------------------------------------------------------
+
+
+async def test_tool_by_slug_returns_the_parsed_domain_tool(world: World) -> None:
+    image = await a_type(world)
+    config = tool_config(step("a", cost=20, provider="openai"), step("b", cost=30))
+    created = await a_tool(world, image["id"], "figme", config=config)
+    off = await a_tool(world, image["id"], "off", is_active=False)
+    gone = await a_tool(world, image["id"], "gone")
+    await world.catalog.delete_tool(gone["id"])
+
+    async with UnitOfWork(world.pool) as uow:
+        tool = await CatalogRecords(uow.conn).tool_by_slug("figme")
+        inactive = await CatalogRecords(uow.conn).tool_by_slug("off")
+        deleted = await CatalogRecords(uow.conn).tool_by_slug("gone")
+
+    assert tool == Tool(
+        id=created["id"], slug="figme", title="Figme", is_active=True, credits_cost=50,
+        config=parse_tool_config(config),
+    )  # fmt: skip
+    assert tool.config.step("a").provider.name == "openai"
+    assert inactive is not None
+    assert inactive.id == off["id"]
+    assert inactive.is_active is False
+    assert deleted is None
+    assert await world.catalog.tool_by_slug("figme") == tool
+
+
+# --- the seed ------------------------------------------------------------------------------------------
+
+
+async def snapshot(world: World) -> dict[str, list[tuple]]:
+    async with world.pool.connection() as conn:
+        result = {}
+        for table, key in (("tool_types", "name"), ("tools", "slug"), ("banners", "id::text")):
+            rows = await (
+                await conn.execute(f"SELECT {key} AS key, id::text, updated_at FROM {table} ORDER BY 1")
+            ).fetchall()
+            result[table] = [(r["key"], r["id"], r["updated_at"]) for r in rows]
+    return result
+
+
+async def test_the_seed_creates_the_catalog_once(world: World) -> None:
+    first = await seed_catalog(world.catalog)
+    after_first = await snapshot(world)
+    events = len(await world.outbox())
+    world.clock.moment += timedelta(minutes=1)
+
+    second = await seed_catalog(world.catalog)
+
+    assert set(first["tools"]) == {
+        "figme",
+        "background-remove",
+        "crystal-memory",
+        "vintage-trace",
+        "image-to-3d",
+    }
+    assert set(first["tools"].values()) == {"created"}
+    assert set(first["tool_types"]) == {"image", "3d"}
+    assert len(first["banners"]) == 2
+    assert all(action == "unchanged" for group in second.values() for action in group.values())
+    assert await snapshot(world) == after_first
+    assert len(await world.outbox()) == events
+    assert world.providers.asked == []  # the seed's tools run on `local`
+    figme = await world.catalog.tool("figme")
+    assert [s["id"] for s in figme["config"]["steps"]] == ["image-gen", "3d-gen"]
+    assert (figme["credits_cost"], len(figme["config"]["styleReferences"])) == (50, 3)
+    crystal = await world.catalog.tool_by_slug("crystal-memory")
+    assert [(s.type, s.cost) for s in crystal.config.steps] == [("remove-bg", 5), ("point-cloud", 15)]
+    assert len((await world.catalog.banners())["items"]) == 2
+
+
+async def test_the_seed_can_switch_to_real_providers_and_keeps_admin_deletions(world: World) -> None:
+    first = await seed_catalog(world.catalog)
+    banner_id = next(iter(first["banners"]))
+    await world.catalog.delete_banner(banner_id)
+    world.clock.moment += timedelta(minutes=1)
+
+    report = await seed_catalog(world.catalog, image_provider="openai", background_provider="fal",
+                                model_provider="tripo", update_existing=True)  # fmt: skip
+
+    assert report["banners"][banner_id] == "skipped"
+    assert report["tools"]["figme"] == "updated"
+    assert report["tool_types"] == {"image": "unchanged", "3d": "unchanged"}
+    figme = await world.catalog.tool_by_slug("figme")
+    assert [(s.provider.name, s.provider.model) for s in figme.config.steps] == [
+        ("openai", "gpt-image-1"), ("tripo", "v2.5-20250123")]  # fmt: skip
+    background = await world.catalog.tool_by_slug("background-remove")
+    assert background.config.steps[0].provider.model == "fal-ai/imageutils/rembg"
+    assert await world.count("tools") == 5
+    assert await world.count("banners", "deleted_at IS NULL") == 1
+
+
+# --- the internal HTTP API -----------------------------------------------------------------------------
+
+
+def principal(role: str) -> Principal:
+    return Principal(
+        user_id=str(uuid.uuid4()), session_id="s", role=role, email="a@example.com", name="A",  # type: ignore[arg-type]
+        email_verified=True, issued_at=0, expires_at=0, token="t",
+    )  # fmt: skip
+
+
+@web.middleware
+async def fake_principal(request: web.Request, handler: Any) -> web.StreamResponse:
+    """Stands in for the kit's caller check: `X-Test-Role` names the verified user's role."""
+    role = request.headers.get("X-Test-Role")
+    if role:
+        request[PRINCIPAL_KEY] = principal(role)
+    return await handler(request)
+
+
+@pytest.fixture
+async def http(world: World) -> AsyncIterator[aiohttp.ClientSession]:
+    app = web.Application(
+        middlewares=[problem_middleware(Metrics("tasks-test")), fake_principal, catalog_error_middleware()]
+    )
+    app.add_routes(CatalogApp(world.catalog).routes())
+    async with TestServer(app) as server, aiohttp.ClientSession(str(server.make_url("/"))) as session:
+        yield session
+
+
+ADMIN = {"X-Test-Role": "admin"}
+
+
+async def test_the_http_api_creates_and_reads_the_catalog(http: aiohttp.ClientSession) -> None:
+    async with http.post("/v1/admin/tool-types", json={"name": "image", "display_name": "Image"},
+                         headers=ADMIN) as response:  # fmt: skip
+        assert response.status == 201
+        image = await response.json()
+    body = {"slug": "figme", "title": "FigMe", "tool_type_id": image["id"], "config": tool_config(),
+            "translations": {"de": {"title": "FigMich"}}}  # fmt: skip
+    async with http.post("/v1/admin/tools", json=body, headers=ADMIN) as response:
+        assert response.status == 201
+        tool = await response.json()
+    async with http.get("/v1/tools/figme", params={"locale": "de-AT"}) as response:
+        assert response.status == 200
+        shown = await response.json()
+    async with http.get("/v1/tools", params={"type": "image", "q": "fig"}) as response:
+        listed = await response.json()
+    async with http.patch(
+        f"/v1/admin/tools/{tool['id']}", json={"is_featured": True}, headers=ADMIN
+    ) as response:
+        assert (await response.json())["is_featured"] is True
+
+    assert shown["title"] == "FigMich"
+    assert "provider" not in shown["config"]["steps"][0]
+    assert [t["slug"] for t in listed["items"]] == ["figme"]
+    assert tool["config"]["steps"][0]["provider"]["name"] == "local"
+
+
+async def test_the_http_api_answers_problems(http: aiohttp.ClientSession) -> None:
+    async with http.post("/v1/admin/tool-types", json={"name": "image", "display_name": "Image"},
+                         headers=ADMIN) as response:  # fmt: skip
+        image = await response.json()
+    bad_config = tool_config(step(type="video"))
+    body = {"slug": "figme", "title": "FigMe", "tool_type_id": image["id"], "config": bad_config}
+
+    async with http.post("/v1/admin/tools", json=body, headers=ADMIN) as response:
+        assert response.status == 422
+        assert response.content_type == "application/problem+json"
+        assert (await response.json())["field"] == "config.steps[0].type"
+    async with http.post("/v1/admin/tools", json={**body, "credits_cost": 3}, headers=ADMIN) as response:
+        assert response.status == 422
+    async with http.post("/v1/admin/tools", json=body, headers={"X-Test-Role": "user"}) as response:
+        assert response.status == 403
+    async with http.get("/v1/admin/banners") as response:
+        assert response.status == 401
+    async with http.post("/v1/admin/tool-types", json={"name": "image", "display_name": "Again"},
+                         headers=ADMIN) as response:  # fmt: skip
+        assert response.status == 409
+    async with http.delete(f"/v1/admin/tool-types/{uuid.uuid4()}", headers=ADMIN) as response:
+        assert response.status == 404
+    async with http.get("/v1/admin/tools/not-a-uuid", headers=ADMIN) as response:
+        assert response.status == 404
+    async with http.get("/v1/tools", params={"q": "a\x00b"}) as response:
+        assert response.status == 422
+    async with http.get("/v1/banners", params={"locale": "xx_YY"}) as response:
+        assert response.status == 422
+    async with http.get("/v1/tools", params={"cursor": "forged"}) as response:
+        assert response.status == 422
+        assert (await response.json())["field"] == "cursor"
+    async with http.post("/v1/admin/banners", json={"title": "T", "link": "javascript:alert(1)"},
+                         headers=ADMIN) as response:  # fmt: skip
+        assert response.status == 422
+        assert (await response.json())["field"] == "link"
+    async with http.post("/v1/admin/banners", json={"title": "T\u0000"}, headers=ADMIN) as response:
+        assert response.status == 422
