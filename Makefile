@@ -46,8 +46,8 @@ run: stack-up ## Start everything, seed tools and a demo admin, then run the dem
 
 seed: ## Seed the tools (local provider) and the demo admin into the running platform; idempotent
 	@$(WITH_STACK_ENV) $(PY) deploy/local/run_services.py command tasks seed
-	@$(WITH_STACK_ENV) FUNMAGIC_ADMIN_PASSWORD="$${FUNMAGIC_DEMO_PASSWORD:-funmagic demo passphrase}" \
-		$(PY) deploy/local/run_services.py command identity create-admin --email "$${FUNMAGIC_DEMO_ADMIN_EMAIL:-admin@funmagic.local}"
+	@$(WITH_STACK_ENV) FUNMAGIC_ADMIN_PASSWORD="$${FUNMAGIC_DEMO_PASSWORD:-sunny lighthouse passphrase 42}" \
+		$(PY) deploy/local/run_services.py command identity create-admin --email "$${FUNMAGIC_DEMO_ADMIN_EMAIL:-demo-admin@funmagic.local}"
 
 demo: ## Run a tool end to end from the command line: upload, task, live progress, output saved locally
 	@$(PY) deploy/local/demo.py $(DEMO_ARGS)
