@@ -55,16 +55,23 @@ demo: ## Run a tool end to end from the command line: upload, task, live progres
 stop: ## Stop the six services (the stack keeps running)
 	@$(WITH_STACK_ENV) $(PY) deploy/local/run_services.py down
 
+# Test and benchmark platforms share the stack's Kafka topics with `make run`'s services: those would take
+# their events (same consumer groups, same topics), so they are stopped first.
+STOP_DEV_SERVICES := $(WITH_STACK_ENV) $(PY) deploy/local/run_services.py --quiet down
+
 test: stack-up ## Install, start the stack and run every test (unit, integration, contract, e2e)
+	@$(STOP_DEV_SERVICES)
 	@$(WITH_STACK_ENV) $(PY) -m pytest -q libs services tests
 
 test-unit: setup ## Only the tests that need no running stack
 	@$(PY) -m pytest -q -m "not integration and not e2e" libs services tests
 
 e2e: stack-up ## Only the end-to-end tests (service processes driven from outside)
+	@$(STOP_DEV_SERVICES)
 	@$(WITH_STACK_ENV) $(PY) -m pytest -q tests/e2e
 
 bench: stack-up ## Run the benchmarks; results go to bench/results/
+	@$(STOP_DEV_SERVICES)
 	@$(WITH_STACK_ENV) $(PY) bench/run.py
 
 lint: setup ## ruff, formatting, import layering, and the contracts' exported files being current

@@ -23,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import auth_session
 import credits_ledger
+import e2e_tasks
 import provider_limiter
 import roundtrip
 import storage_presign
@@ -33,6 +34,7 @@ BENCHMARKS = {
     "credits_ledger": credits_ledger.run,
     "storage_presign": storage_presign.run,
     "provider_limiter": provider_limiter.run,
+    "e2e_tasks": e2e_tasks.run,
 }
 RESULTS = Path(__file__).resolve().parent / "results"
 

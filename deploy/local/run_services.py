@@ -174,6 +174,9 @@ def _read_pid(run_dir: Path, name: str) -> int | None:
 
 
 def _cmd_down(args: argparse.Namespace) -> int:
+    running = [n for n in SERVICES if (pid := _read_pid(args.run_dir, n)) and _pid_alive(pid)]
+    if running and args.quiet:
+        print(f"[services] stopping the dev services first ({', '.join(running)}): they share the topics")
     for name in reversed(SERVICES):
         pid = _read_pid(args.run_dir, name)
         if pid and _pid_alive(pid):
@@ -183,7 +186,8 @@ def _cmd_down(args: argparse.Namespace) -> int:
                 time.sleep(0.1)
             if _pid_alive(pid):
                 os.kill(pid, signal.SIGKILL)
-            print(f"[services] {name} stopped")
+            if not args.quiet:
+                print(f"[services] {name} stopped")
         (args.run_dir / f"{name}.pid").unlink(missing_ok=True)
     return 0
 

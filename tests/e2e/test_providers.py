@@ -23,7 +23,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import run_services
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from clients import PASSWORD, bearer, browser, call, png, sign_in, sign_up, unique_email
+from clients import bearer, browser, call, png, sign_in, sign_up, unique_email
 from clients import download as download_asset
 from clients import upload as upload_asset
 from conftest import E2E_PORT_BASE
@@ -44,22 +44,6 @@ TERMINAL = {"StepCompleted", "StepFailed"}
 
 
 # --- fixtures and helpers -----------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def super_admin(platform, identity_command) -> str:
-    email = unique_email("providers-root")
-    result = identity_command(
-        "create-admin", "--email", email, extra_env={"FUNMAGIC_ADMIN_PASSWORD": PASSWORD}
-    )
-    assert result.returncode == 0, result.stderr
-
-    async def token() -> str:
-        async with browser() as client:
-            _, body = await sign_in(client, email, mode="token")
-            return body["access_token"]
-
-    return asyncio.run(token())
 
 
 @pytest.fixture
@@ -199,13 +183,13 @@ def output_assets(completed: Envelope) -> dict[str, str]:
 # --- the registry through the gateway -----------------------------------------------------------
 
 
-async def test_admins_register_providers_and_never_see_their_keys(platform, super_admin, user) -> None:
-    created = await register(super_admin, "openai", "https://api.example.com/v1/", OPENAI_KEY,
+async def test_admins_register_providers_and_never_see_their_keys(platform, admin_token, user) -> None:
+    created = await register(admin_token, "openai", "https://api.example.com/v1/", OPENAI_KEY,
                              {"rateLimit": {"maxConcurrency": 2}})  # fmt: skip
     assert created["api_key_hint"] == "••••" + OPENAI_KEY[-4:]
     assert created["base_url"] == "https://api.example.com/v1"
     async with browser() as client:
-        admin = bearer(super_admin)
+        admin = bearer(admin_token)
         status, page, _ = await call(client, "GET", "/api/admin/providers?limit=200", headers=admin)
         assert status == 200
         assert created["id"] in {p["id"] for p in page["items"]}
@@ -223,7 +207,7 @@ async def test_admins_register_providers_and_never_see_their_keys(platform, supe
         body = {"name": created["name"], "type": "openai", "base_url": "https://a/v1", "api_key": "sk-x"}
         status, _, _ = await call(client, "POST", "/api/admin/providers", json=body, headers=admin)
         assert status == 409
-        # A user is refused; the studio's providers are a super_admin's only.
+        # A user is refused; the studio's providers are a admin_token's only.
         status, _, _ = await call(client, "GET", "/api/admin/providers", headers=bearer(user["token"]))
         assert status == 403
         status, studio, _ = await call(
@@ -241,13 +225,13 @@ async def test_admins_register_providers_and_never_see_their_keys(platform, supe
         assert status == 404
 
 
-async def test_a_plain_admin_manages_web_providers_but_not_studio_ones(platform, super_admin) -> None:
+async def test_a_plain_admin_manages_web_providers_but_not_studio_ones(platform, admin_token) -> None:
     email = unique_email("providers-admin")
     async with browser() as client:
         account = await sign_up(client, email, mode="token")
         status, _, _ = await call(
             client, "PUT", f"/api/admin/users/{account['user']['id']}/role", json={"role": "admin"},
-            headers=bearer(super_admin),
+            headers=bearer(admin_token),
         )  # fmt: skip
         assert status == 200
         _, signed_in = await sign_in(client, email, mode="token")
@@ -268,7 +252,7 @@ async def test_local_background_removal_makes_the_corners_transparent(
     requested = step(user, "local", "remove-bg", assets=(source,))
     await produce(stack_env, requested)
     completed = await events.finished(requested.task_id)
-    assert completed.type == "StepCompleted", completed.data
+    assert completed.type == "StepCompleted", (completed.data.get("error_code"), completed.data.get("error_message"))
     types = events.types(requested.task_id)
     assert types[0] == "StepStarted"
     assert "StepProgressed" in types
@@ -287,7 +271,7 @@ async def test_local_point_cloud_has_one_vertex_per_sampled_pixel(platform, stac
     requested = step(user, "local", "point-cloud", assets=(source,), options={"maxPoints": 20000})
     await produce(stack_env, requested)
     completed = await events.finished(requested.task_id)
-    assert completed.type == "StepCompleted", completed.data
+    assert completed.type == "StepCompleted", (completed.data.get("error_code"), completed.data.get("error_message"))
     assert completed.data["output"]["metadata"]["pointCount"] == 40 * 30
     _, data = await download(user, output_assets(completed)["point_cloud"])
     header, _, body = data.partition(b"end_header\n")
@@ -301,7 +285,7 @@ async def test_local_image_to_3d_gives_a_glb_model_and_a_preview(platform, stack
     requested = step(user, "local", "3d-gen", assets=(source,))
     await produce(stack_env, requested)
     completed = await events.finished(requested.task_id)
-    assert completed.type == "StepCompleted", completed.data
+    assert completed.type == "StepCompleted", (completed.data.get("error_code"), completed.data.get("error_message"))
     assets = output_assets(completed)
     asset, model = await download(user, assets["model"])
     assert model[:4] == b"glTF"
@@ -326,9 +310,9 @@ async def test_an_asset_of_another_user_is_refused_as_input(platform, stack_env,
 # --- remote providers through their fakes ------------------------------------------------------
 
 
-async def test_openai_generates_and_edits_images(platform, stack_env, super_admin, user, events) -> None:
+async def test_openai_generates_and_edits_images(platform, stack_env, admin_token, user, events) -> None:
     async with FakeOpenAI(api_key=OPENAI_KEY) as fake:
-        provider = await register(super_admin, "openai", fake.url, OPENAI_KEY)
+        provider = await register(admin_token, "openai", fake.url, OPENAI_KEY)
         generate = step(user, provider["name"], "image-gen", prompt="a red fox", model="gpt-image-1",
                         options={"size": "1024x1024"})  # fmt: skip
         source = await upload(user, png())
@@ -337,7 +321,7 @@ async def test_openai_generates_and_edits_images(platform, stack_env, super_admi
         await produce(stack_env, generate, edit)
         for requested in (generate, edit):
             completed = await events.finished(requested.task_id)
-            assert completed.type == "StepCompleted", completed.data
+            assert completed.type == "StepCompleted", (completed.data.get("error_code"), completed.data.get("error_message"))
             _, data = await download(user, output_assets(completed)["image"])
             assert Image.open(io.BytesIO(data)).format == "PNG"
         paths = sorted(r.path for r in fake.requests)
@@ -345,17 +329,17 @@ async def test_openai_generates_and_edits_images(platform, stack_env, super_admi
 
 
 async def test_fal_removes_a_background_through_its_queue(
-    platform, stack_env, super_admin, user, events
+    platform, stack_env, admin_token, user, events
 ) -> None:
     async with FakeFal(api_key=FAL_KEY) as fake:
-        provider = await register(super_admin, "fal", fake.url, FAL_KEY)
+        provider = await register(admin_token, "fal", fake.url, FAL_KEY)
         source = await upload(user, png())
         requested = step(
             user, provider["name"], "remove-bg", assets=(source,), model="fal-ai/imageutils/rembg"
         )
         await produce(stack_env, requested)
         completed = await events.finished(requested.task_id)
-        assert completed.type == "StepCompleted", completed.data
+        assert completed.type == "StepCompleted", (completed.data.get("error_code"), completed.data.get("error_message"))
         _, data = await download(user, output_assets(completed)["image"])
         image = Image.open(io.BytesIO(data))
         assert image.mode == "RGBA"
@@ -363,14 +347,14 @@ async def test_fal_removes_a_background_through_its_queue(
         assert completed.data["output"]["provider_request_id"]
 
 
-async def test_tripo_turns_an_image_into_a_model(platform, stack_env, super_admin, user, events) -> None:
+async def test_tripo_turns_an_image_into_a_model(platform, stack_env, admin_token, user, events) -> None:
     async with FakeTripo(api_key=TRIPO_KEY) as fake:
-        provider = await register(super_admin, "tripo", fake.url, TRIPO_KEY)
+        provider = await register(admin_token, "tripo", fake.url, TRIPO_KEY)
         source = await upload(user, png())
         requested = step(user, provider["name"], "3d-gen", assets=(source,), model="v2.5-20250123")
         await produce(stack_env, requested)
         completed = await events.finished(requested.task_id)
-        assert completed.type == "StepCompleted", completed.data
+        assert completed.type == "StepCompleted", (completed.data.get("error_code"), completed.data.get("error_message"))
         assets = output_assets(completed)
         _, model = await download(user, assets["model"])
         assert model[:4] == b"glTF"
@@ -385,11 +369,11 @@ async def test_tripo_turns_an_image_into_a_model(platform, stack_env, super_admi
 
 
 async def test_a_429_storm_is_retried_with_backoff_then_succeeds(
-    platform, stack_env, super_admin, user, events
+    platform, stack_env, admin_token, user, events
 ) -> None:
     async with FakeOpenAI(api_key=OPENAI_KEY) as fake:
         config = {"rateLimit": {"maxRetries": 5, "baseBackoffMs": 200}}
-        provider = await register(super_admin, "openai", fake.url, OPENAI_KEY, config)
+        provider = await register(admin_token, "openai", fake.url, OPENAI_KEY, config)
         # The provider's Retry-After wins for the first; then 0.4 s and 0.8 s (base 0.2 s doubling).
         fake.faults.queue(
             "generations", Fault.rate_limited(retry_after=1.0), Fault.rate_limited(), Fault.rate_limited()
@@ -397,7 +381,7 @@ async def test_a_429_storm_is_retried_with_backoff_then_succeeds(
         requested = step(user, provider["name"], "image-gen", prompt="a storm", model="gpt-image-1")
         await produce(stack_env, requested)
         completed = await events.finished(requested.task_id)
-        assert completed.type == "StepCompleted", completed.data
+        assert completed.type == "StepCompleted", (completed.data.get("error_code"), completed.data.get("error_message"))
         delays = [e for e in events.of(requested.task_id) if e.type == "StepDelayed"]
         assert [e.data["reason"] for e in delays] == ["provider_429"] * 3
         arrivals = [r.received_at for r in fake.requests]
@@ -408,11 +392,11 @@ async def test_a_429_storm_is_retried_with_backoff_then_succeeds(
 
 
 async def test_exhausted_retries_fail_with_a_readable_error(
-    platform, stack_env, super_admin, user, events
+    platform, stack_env, admin_token, user, events
 ) -> None:
     async with FakeOpenAI(api_key=OPENAI_KEY) as fake:
         config = {"rateLimit": {"maxRetries": 2, "baseBackoffMs": 100}}
-        provider = await register(super_admin, "openai", fake.url, OPENAI_KEY, config)
+        provider = await register(admin_token, "openai", fake.url, OPENAI_KEY, config)
         fake.faults.always("generations", Fault.server_error(502))
         requested = step(user, provider["name"], "image-gen", prompt="never", model="gpt-image-1")
         await produce(stack_env, requested)
@@ -424,10 +408,10 @@ async def test_exhausted_retries_fail_with_a_readable_error(
         assert len(fake.requests) == 3
 
 
-async def test_a_permanent_refusal_fails_at_once(platform, stack_env, super_admin, user, events) -> None:
+async def test_a_permanent_refusal_fails_at_once(platform, stack_env, admin_token, user, events) -> None:
     async with FakeOpenAI(api_key=OPENAI_KEY) as fake:
         provider = await register(
-            super_admin, "openai", fake.url, OPENAI_KEY, {"rateLimit": {"maxRetries": 5}}
+            admin_token, "openai", fake.url, OPENAI_KEY, {"rateLimit": {"maxRetries": 5}}
         )
         requested = step(
             user, provider["name"], "image-gen", prompt="something forbidden", model="gpt-image-1"
@@ -441,11 +425,11 @@ async def test_a_permanent_refusal_fails_at_once(platform, stack_env, super_admi
 
 
 async def test_jobs_denied_by_the_limiter_are_delayed_not_failed(
-    platform, stack_env, super_admin, user, events
+    platform, stack_env, admin_token, user, events
 ) -> None:
     async with FakeOpenAI(api_key=OPENAI_KEY) as fake:
         provider = await register(
-            super_admin, "openai", fake.url, OPENAI_KEY, {"rateLimit": {"maxConcurrency": 1}}
+            admin_token, "openai", fake.url, OPENAI_KEY, {"rateLimit": {"maxConcurrency": 1}}
         )
         fake.faults.set_latency("generations", 0.8)
         steps = [
@@ -464,10 +448,10 @@ async def test_jobs_denied_by_the_limiter_are_delayed_not_failed(
 
 
 async def test_cancelling_a_task_stops_its_job_and_cancels_upstream(
-    platform, stack_env, super_admin, user, events
+    platform, stack_env, admin_token, user, events
 ) -> None:
     async with FakeFal(api_key=FAL_KEY, polls_until_done=100_000) as fake:
-        provider = await register(super_admin, "fal", fake.url, FAL_KEY)
+        provider = await register(admin_token, "fal", fake.url, FAL_KEY)
         source = await upload(user, png())
         requested = step(
             user, provider["name"], "remove-bg", assets=(source,), model="fal-ai/imageutils/rembg"
@@ -493,10 +477,10 @@ async def wait_for(predicate, timeout: float = 30.0) -> None:
 
 
 async def test_a_job_interrupted_by_sigkill_runs_again_and_completes_once(
-    platform, platform_env, stack_env, super_admin, user, events, tmp_path
+    platform, platform_env, stack_env, admin_token, user, events, tmp_path
 ) -> None:
     async with FakeOpenAI(api_key=OPENAI_KEY) as fake:
-        provider = await register(super_admin, "openai", fake.url, OPENAI_KEY)
+        provider = await register(admin_token, "openai", fake.url, OPENAI_KEY)
         fake.faults.set_latency("generations", 2.0)
         requested = step(user, provider["name"], "image-gen", prompt="survive", model="gpt-image-1")
         await produce(stack_env, requested)
@@ -509,14 +493,14 @@ async def test_a_job_interrupted_by_sigkill_runs_again_and_completes_once(
         platform["providers"] = restarted
         await asyncio.to_thread(run_services.wait_until_healthy, restarted, "/health")
         completed = await events.finished(requested.task_id, timeout=90)
-        assert completed.type == "StepCompleted", completed.data
+        assert completed.type == "StepCompleted", (completed.data.get("error_code"), completed.data.get("error_message"))
         assert len(fake.requests) >= 2, "the job ran again after the crash"
         await events.drain()
         assert events.types(requested.task_id).count("StepCompleted") == 1
 
 
-async def test_a_wrong_master_key_stops_the_service_at_start(platform, platform_env, super_admin) -> None:
-    await register(super_admin, "tripo", "https://tripo.example/v2/openapi", TRIPO_KEY)
+async def test_a_wrong_master_key_stops_the_service_at_start(platform, platform_env, admin_token) -> None:
+    await register(admin_token, "tripo", "https://tripo.example/v2/openapi", TRIPO_KEY)
     env = run_services.service_environment("providers", platform_env, E2E_PORT_BASE + 50)
     env["SECRET_KEY"] = "A" * 43 + "="
     result = await asyncio.to_thread(
