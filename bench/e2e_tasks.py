@@ -28,6 +28,18 @@ is measured once before the first level and subtracted. The Kafka messages of ea
 back and counted by type, keeping only those keyed by this run's users and tasks (the topics are shared
 with anything else using the stack).
 
+Where the time goes: CPU seconds of every process (each service, Postgres, Kafka, Redis, S3, this
+client) over the level, per task; and, per task, the producer timestamps of its events along the critical
+path (POST → TaskRequested → CreditsReserved → StepRequested → StepStarted → 2 × StepProgressed →
+AssetCreated → StepCompleted → TaskCompleted → `completed` received), as p50/p99/max per hop. Tasks whose
+`step_started` or `step_completed` never reached the client before `completed` are counted (they are
+still completed tasks: charged, with their output). At the end every user's balance must show one credit
+spent per completed task and nothing reserved.
+
+The run refuses to start while other FunMagic services run on this machine (an e2e session, `make run`):
+they join the same Kafka consumer groups and would take this run's events (and this run theirs); a level
+during which one appears, or foreign messages show up on the topics, is flagged `disturbed`.
+
 Baseline, in the same run before the services start: the foundation's round trip (outbox → Kafka →
 inbox, one consumer worker, as every service runs by default) from `roundtrip.py`, with fewer samples.
 `BENCH_E2E_BASELINE=recorded` reads the latest `bench/results/roundtrip.jsonl` record instead.
@@ -458,8 +470,8 @@ CHAIN = (
 )  # fmt: skip
 
 
-def timeline(stamps: dict[str, dict[str, int]], walls: dict[str, tuple[float, float]]) -> dict[str, float]:
-    """Median ms between consecutive points of CHAIN over the tasks that have them all."""
+def timeline(stamps: dict[str, dict[str, int]], walls: dict[str, tuple[float, float]]) -> dict[str, Any]:
+    """Per hop of CHAIN, [p50, p99, max] in ms over the tasks that have every point."""
     gaps: dict[str, list[float]] = {f"{a} → {b}": [] for a, b in itertools.pairwise(CHAIN)}
     for task, (posted, completed) in walls.items():
         points = {**stamps.get(task, {}), "post": posted, "sse_completed": completed}
@@ -467,7 +479,11 @@ def timeline(stamps: dict[str, dict[str, int]], walls: dict[str, tuple[float, fl
             continue
         for a, b in itertools.pairwise(CHAIN):
             gaps[f"{a} → {b}"].append(points[b] - points[a])
-    return {gap: round(statistics.median(values), 1) for gap, values in gaps.items() if values}
+    return {
+        gap: [round(statistics.median(v), 1), round(percentile(v, 0.99), 1), round(max(v), 1)]
+        for gap, v in gaps.items()
+        if v
+    }
 
 
 # --- CPU ------------------------------------------------------------------------------------------------
@@ -769,7 +785,7 @@ async def _measure(
                 g: round(v * 1000 / done, 1) for g, v in sorted(cpu.items(), key=lambda i: -i[1]) if v > 0
             },
             "machine_cpu_busy": round(busy, 3),
-            "median_ms_along_the_path": timeline(stamps, level.walls),
+            "ms_along_the_path_p50_p99_max": timeline(stamps, level.walls),
         }
         row = _row(level, cost)
         others = sorted(others_seen[0]) if isinstance(others_seen[0], set) else []
@@ -974,6 +990,13 @@ async def run() -> dict[str, object]:
     _print_table(rows)
     for key, value in ratio.items():
         print(f"  ratio {key}: {value}", flush=True)
+    for r in rows:
+        hops = r["ms_along_the_path_p50_p99_max"].items()
+        path = ", ".join(f"{gap.split(' → ')[1]} +{p50:g}/{p99:g}" for gap, (p50, p99, _) in hops)
+        print(f"  {r['clients']} client(s), ms along the path (p50/p99 per hop): post, {path}", flush=True)
+        print(
+            f"    CPU ms per task ({r['cpu_ms_per_task']:g}): {r['cpu_ms_per_task_by_process']}", flush=True
+        )
     return {
         "levels": rows,
         "baseline_roundtrip": baseline,

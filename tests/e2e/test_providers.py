@@ -176,6 +176,10 @@ async def download(user: dict, asset_id: str) -> tuple[dict, bytes]:
     return await download_asset(user["token"], asset_id)
 
 
+def assert_completed(event: Envelope) -> None:
+    assert event.type == "StepCompleted", (event.data.get("error_code"), event.data.get("error_message"))
+
+
 def output_assets(completed: Envelope) -> dict[str, str]:
     return {a["role"]: a["asset_id"] for a in completed.data["output"]["assets"]}
 
@@ -252,7 +256,7 @@ async def test_local_background_removal_makes_the_corners_transparent(
     requested = step(user, "local", "remove-bg", assets=(source,))
     await produce(stack_env, requested)
     completed = await events.finished(requested.task_id)
-    assert completed.type == "StepCompleted", (completed.data.get("error_code"), completed.data.get("error_message"))
+    assert_completed(completed)
     types = events.types(requested.task_id)
     assert types[0] == "StepStarted"
     assert "StepProgressed" in types
@@ -271,7 +275,7 @@ async def test_local_point_cloud_has_one_vertex_per_sampled_pixel(platform, stac
     requested = step(user, "local", "point-cloud", assets=(source,), options={"maxPoints": 20000})
     await produce(stack_env, requested)
     completed = await events.finished(requested.task_id)
-    assert completed.type == "StepCompleted", (completed.data.get("error_code"), completed.data.get("error_message"))
+    assert_completed(completed)
     assert completed.data["output"]["metadata"]["pointCount"] == 40 * 30
     _, data = await download(user, output_assets(completed)["point_cloud"])
     header, _, body = data.partition(b"end_header\n")
@@ -285,7 +289,7 @@ async def test_local_image_to_3d_gives_a_glb_model_and_a_preview(platform, stack
     requested = step(user, "local", "3d-gen", assets=(source,))
     await produce(stack_env, requested)
     completed = await events.finished(requested.task_id)
-    assert completed.type == "StepCompleted", (completed.data.get("error_code"), completed.data.get("error_message"))
+    assert_completed(completed)
     assets = output_assets(completed)
     asset, model = await download(user, assets["model"])
     assert model[:4] == b"glTF"
@@ -321,7 +325,7 @@ async def test_openai_generates_and_edits_images(platform, stack_env, admin_toke
         await produce(stack_env, generate, edit)
         for requested in (generate, edit):
             completed = await events.finished(requested.task_id)
-            assert completed.type == "StepCompleted", (completed.data.get("error_code"), completed.data.get("error_message"))
+            assert_completed(completed)
             _, data = await download(user, output_assets(completed)["image"])
             assert Image.open(io.BytesIO(data)).format == "PNG"
         paths = sorted(r.path for r in fake.requests)
@@ -339,7 +343,7 @@ async def test_fal_removes_a_background_through_its_queue(
         )
         await produce(stack_env, requested)
         completed = await events.finished(requested.task_id)
-        assert completed.type == "StepCompleted", (completed.data.get("error_code"), completed.data.get("error_message"))
+        assert_completed(completed)
         _, data = await download(user, output_assets(completed)["image"])
         image = Image.open(io.BytesIO(data))
         assert image.mode == "RGBA"
@@ -354,7 +358,7 @@ async def test_tripo_turns_an_image_into_a_model(platform, stack_env, admin_toke
         requested = step(user, provider["name"], "3d-gen", assets=(source,), model="v2.5-20250123")
         await produce(stack_env, requested)
         completed = await events.finished(requested.task_id)
-        assert completed.type == "StepCompleted", (completed.data.get("error_code"), completed.data.get("error_message"))
+        assert_completed(completed)
         assets = output_assets(completed)
         _, model = await download(user, assets["model"])
         assert model[:4] == b"glTF"
@@ -381,7 +385,7 @@ async def test_a_429_storm_is_retried_with_backoff_then_succeeds(
         requested = step(user, provider["name"], "image-gen", prompt="a storm", model="gpt-image-1")
         await produce(stack_env, requested)
         completed = await events.finished(requested.task_id)
-        assert completed.type == "StepCompleted", (completed.data.get("error_code"), completed.data.get("error_message"))
+        assert_completed(completed)
         delays = [e for e in events.of(requested.task_id) if e.type == "StepDelayed"]
         assert [e.data["reason"] for e in delays] == ["provider_429"] * 3
         arrivals = [r.received_at for r in fake.requests]
@@ -493,7 +497,7 @@ async def test_a_job_interrupted_by_sigkill_runs_again_and_completes_once(
         platform["providers"] = restarted
         await asyncio.to_thread(run_services.wait_until_healthy, restarted, "/health")
         completed = await events.finished(requested.task_id, timeout=90)
-        assert completed.type == "StepCompleted", (completed.data.get("error_code"), completed.data.get("error_message"))
+        assert_completed(completed)
         assert len(fake.requests) >= 2, "the job ran again after the crash"
         await events.drain()
         assert events.types(requested.task_id).count("StepCompleted") == 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from types import TracebackType
 
 import psycopg
@@ -50,7 +51,13 @@ class UnitOfWork:
         self._pool = pool
         self._conn_cm: object | None = None
         self._tx_cm: object | None = None
+        self._after_commit: list[Callable[[], None]] = []
         self.conn: psycopg.AsyncConnection  # set on enter
+
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        """Call `callback` once the transaction has committed (never if it rolls back): e.g. wake a worker
+        that must see the rows this unit of work wrote."""
+        self._after_commit.append(callback)
 
     async def __aenter__(self) -> UnitOfWork:
         self._conn_cm = self._pool.connection()
@@ -72,3 +79,6 @@ class UnitOfWork:
             await self._conn_cm.__aexit__(type(error), error, error.__traceback__)  # type: ignore[attr-defined]
             raise translate_db_error(error) from error
         await self._conn_cm.__aexit__(exc_type, exc, tb)  # type: ignore[attr-defined]
+        if exc_type is None:
+            for callback in self._after_commit:
+                callback()

@@ -244,6 +244,28 @@ async def test_the_user_stream_holds_every_task_of_its_user_only(
     assert await stream_types(redis, user_stream_key(someone_else)) == ["step_started"]
 
 
+async def test_the_same_step_of_two_tasks_reaches_the_user_stream_twice(
+    redis: Redis, projector: SseProjector, ids: Ids
+) -> None:
+    user = ids.user()
+    first, second = ids.task(), ids.task()
+    for task in (first, second):
+        await publish(projector, started(task, user))
+        await publish(projector, step_completed(task, user, "asset-" + task[:4]))
+    seen = await stream_types(redis, user_stream_key(user))
+    assert seen == ["step_started", "step_completed", "step_started", "step_completed"]
+
+
+async def test_completed_before_any_step_event_tells_the_whole_story_once(
+    redis: Redis, projector: SseProjector, ids: Ids
+) -> None:
+    task, user = ids.task(), ids.user()
+    await publish(projector, task_completed(task, user, "asset-1"))
+    await publish(projector, started(task, user))
+    await publish(projector, step_completed(task, user, "asset-1"))
+    assert await stream_types(redis, task_stream_key(task)) == ["step_started", "step_completed", "completed"]
+
+
 async def test_streams_are_capped_and_expire_with_their_companions(
     redis: Redis, reads: Redis, ids: Ids
 ) -> None:

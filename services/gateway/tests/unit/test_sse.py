@@ -49,7 +49,7 @@ def only_entry(event: object) -> SseEntry:
     return projection.entries[0]
 
 
-def test_step_started_names_the_step_by_its_id() -> None:
+def test_step_started_names_the_step_by_its_id_and_is_keyed_by_task_step_and_attempt() -> None:
     entry = only_entry(
         StepStarted(task_id=TASK, user_id=USER, step_id="image-gen", provider="openai", attempt=2)
     )
@@ -57,7 +57,7 @@ def test_step_started_names_the_step_by_its_id() -> None:
     assert entry == SseEntry(
         "step_started",
         {"taskId": TASK, "stepId": "image-gen", "stepName": "image-gen", "attempt": 2},
-        EVENT_ID,
+        f"step_started:{TASK}:image-gen:2",
     )
     assert not entry.terminal
 
@@ -85,7 +85,7 @@ def test_step_delayed_says_why_and_until_when_in_utc() -> None:
     )
 
 
-def test_step_completed_refers_to_assets_by_id_and_url_and_is_keyed_by_step_and_attempt() -> None:
+def test_step_completed_refers_to_assets_by_id_and_url_and_is_keyed_by_task_step_and_attempt() -> None:
     output = StepOutput(
         assets=(OutputAsset(asset_id="a-1", role="image"), OutputAsset(asset_id="a-2", role="preview")),
         provider_request_id="req-9",
@@ -108,11 +108,11 @@ def test_step_completed_refers_to_assets_by_id_and_url_and_is_keyed_by_step_and_
                 "metadata": {"width": 1024},
             },
         },
-        "step_completed:image-gen:3",
+        f"step_completed:{TASK}:image-gen:3",
     )
 
 
-def test_task_completed_first_repeats_the_steps_it_lists_under_their_step_keys() -> None:
+def test_task_completed_first_repeats_the_steps_it_lists_started_and_completed_under_their_keys() -> None:
     output = TaskOutput(
         assets=(OutputAsset(asset_id="m-1", role="model"),),
         metadata={
@@ -133,11 +133,13 @@ def test_task_completed_first_repeats_the_steps_it_lists_under_their_step_keys()
 
     assert projection is not None
     assert [(e.type, e.logical_key) for e in projection.entries] == [
-        ("step_completed", "step_completed:image-gen:1"),
-        ("step_completed", "step_completed:3d-gen:2"),
+        ("step_started", f"step_started:{TASK}:image-gen:1"),
+        ("step_completed", f"step_completed:{TASK}:image-gen:1"),
+        ("step_started", f"step_started:{TASK}:3d-gen:2"),
+        ("step_completed", f"step_completed:{TASK}:3d-gen:2"),
         ("completed", EVENT_ID),
     ]
-    assert projection.entries[1].data == {
+    assert projection.entries[3].data == {
         "taskId": TASK,
         "stepId": "3d-gen",
         "output": {

@@ -117,16 +117,7 @@ def project(event_id: str, event: IntegrationEvent) -> Projection | None:
     """The SSE entries of one integration event (`event_id` is its envelope id), or None to ignore it."""
     match event:
         case StepStarted():
-            entry = SseEntry(
-                "step_started",
-                {
-                    "taskId": event.task_id,
-                    "stepId": event.step_id,
-                    "stepName": event.step_id,
-                    "attempt": event.attempt,
-                },
-                event_id,
-            )
+            entry = _step_started(event.task_id, event.step_id, event.attempt)
         case StepProgressed():
             entry = SseEntry(
                 "progress",
@@ -155,11 +146,16 @@ def project(event_id: str, event: IntegrationEvent) -> Projection | None:
             )
         case TaskCompleted():
             # tasks.events and providers.events are consumed independently, so this may arrive before the
-            # last StepCompleted: the steps it lists come first (same logical keys, so a late
-            # StepCompleted is then a duplicate), and the stream stays step_completed… → completed.
+            # step events it follows (and after it a task's stream takes nothing more): the steps it lists
+            # come first, started and completed (same logical keys, so the late real ones are duplicates),
+            # and the story stays step_started → … → step_completed → completed.
             steps = tuple(
-                _step_completed(event.task_id, step.step_id, step.attempt, step.assets, step.metadata)
+                entry
                 for step in _listed_steps(event.output.metadata)
+                for entry in (
+                    _step_started(event.task_id, step.step_id, step.attempt),
+                    _step_completed(event.task_id, step.step_id, step.attempt, step.assets, step.metadata),
+                )
             )
             completed = SseEntry(
                 "completed",
@@ -191,10 +187,20 @@ def project(event_id: str, event: IntegrationEvent) -> Projection | None:
     return Projection(event.task_id, event.user_id, (entry,))
 
 
+def _step_started(task_id: str, step_id: str, attempt: int) -> SseEntry:
+    # Keyed by task, step and attempt (not the envelope id): TaskCompleted may report the same start.
+    return SseEntry(
+        "step_started",
+        {"taskId": task_id, "stepId": step_id, "stepName": step_id, "attempt": attempt},
+        step_key("step_started", task_id, step_id, attempt),
+    )
+
+
 def _step_completed(
     task_id: str, step_id: str, attempt: int, assets: Iterable[OutputAsset], metadata: dict[str, Any]
 ) -> SseEntry:
-    # Keyed by step and attempt, not by envelope id: TaskCompleted reports the same completion (see project).
+    # Keyed by task, step and attempt, not by envelope id: TaskCompleted reports the same completion (see
+    # project). The task id matters: a user's stream dedupes across all of that user's tasks.
     return SseEntry(
         "step_completed",
         {
@@ -202,12 +208,12 @@ def _step_completed(
             "stepId": step_id,
             "output": {"assets": _assets(assets), "metadata": metadata},
         },
-        step_completed_key(step_id, attempt),
+        step_key("step_completed", task_id, step_id, attempt),
     )
 
 
-def step_completed_key(step_id: str, attempt: int) -> str:
-    return f"step_completed:{step_id}:{attempt}"
+def step_key(kind: str, task_id: str, step_id: str, attempt: int) -> str:
+    return f"{kind}:{task_id}:{step_id}:{attempt}"
 
 
 def _assets(assets: Iterable[OutputAsset]) -> list[dict[str, str]]:

@@ -84,8 +84,8 @@ class StepJobs:
         self._runner = runner
         self._jobs = jobs
 
-    async def accept(self, conn: psycopg.AsyncConnection, envelope: Envelope, event: StepRequested) -> None:
-        added = await self._jobs(conn).add(
+    async def accept(self, uow: UnitOfWork, envelope: Envelope, event: StepRequested) -> None:
+        added = await self._jobs(uow.conn).add(
             {
                 "task_id": event.task_id,
                 "user_id": event.user_id,
@@ -102,7 +102,8 @@ class StepJobs:
             }
         )
         if added:
-            self._runner.wake_after_commit(conn)
+            # After the commit: a runner woken earlier would not see the row yet and wait for its next poll.
+            uow.after_commit(self._runner.wake)
 
     async def cancel(self, conn: psycopg.AsyncConnection, task_id: str) -> int:
         cancelled = await self._jobs(conn).cancel_task(task_id)
@@ -141,8 +142,8 @@ class StepRunner:
 
     # --- the loop ----------------------------------------------------------------------------------
 
-    def wake_after_commit(self, conn: psycopg.AsyncConnection) -> None:
-        # Waking before the commit would look for a row not visible yet; the poll catches it anyway.
+    def wake(self) -> None:
+        """Look for due jobs now (a job was just committed here)."""
         self._wake.set()
 
     def stop(self) -> None:

@@ -36,7 +36,7 @@ class ProvidersReactions:
         event = parse_event(envelope)
         assert isinstance(event, StepRequested)
         assert uow is not None
-        await self._jobs.accept(uow.conn, envelope, event)
+        await self._jobs.accept(uow, envelope, event)
 
     async def task_cancel_requested(self, envelope: Envelope, uow: UnitOfWork | None) -> None:
         event = parse_event(envelope)
