@@ -9,26 +9,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from clients import PASSWORD, bearer, browser, call, sign_in, sign_up, unique_email
-
-
-@pytest.fixture(scope="module")
-def catalog_admin_email(platform, identity_command) -> str:
-    email = unique_email("catalog-admin")
-    result = identity_command(
-        "create-admin", "--email", email, extra_env={"FUNMAGIC_ADMIN_PASSWORD": PASSWORD}
-    )
-    assert result.returncode == 0, result.stderr
-    return email
+from clients import bearer, browser, call, sign_up, unique_email
 
 
 @pytest.fixture
-async def admin(catalog_admin_email: str) -> dict[str, str]:
-    """Headers of the catalog admin, with a fresh token (tokens live five minutes)."""
-    async with browser() as client:
-        status, body = await sign_in(client, catalog_admin_email, mode="token")
-    assert status in (200, 201), body
-    return bearer(body["access_token"])
+def admin(admin_token: str) -> dict[str, str]:
+    """Headers of the session's super_admin, with a fresh token."""
+    return bearer(admin_token)
 
 
 @pytest.fixture
