@@ -216,6 +216,7 @@ def main() -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("command", choices=["up", "down", "status", "command"])
+    parser.add_argument("--quiet", action="store_true", help="for `down`: print only when something runs")
     parser.add_argument(
         "arguments", nargs=argparse.REMAINDER, help="for `command`: <service> <command> [args]"
     )
