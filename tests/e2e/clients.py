@@ -9,8 +9,10 @@ from typing import Any
 
 import aiohttp
 
-GATEWAY_URL = f"http://127.0.0.1:{int(os.environ.get('FUNMAGIC_E2E_PORT_BASE', '18000'))}"
-IDENTITY_URL = f"http://127.0.0.1:{int(os.environ.get('FUNMAGIC_E2E_PORT_BASE', '18000')) + 1}"
+# The e2e platform's ports: the gateway on the base, the others after it (run_services.PORT_OFFSETS).
+E2E_PORT_BASE = int(os.environ.get("FUNMAGIC_E2E_PORT_BASE", "18000"))
+GATEWAY_URL = f"http://127.0.0.1:{E2E_PORT_BASE}"
+IDENTITY_URL = f"http://127.0.0.1:{E2E_PORT_BASE + 1}"
 PASSWORD = "a long test passphrase 42"
 # The e2e platform's Stripe credentials (the fake Stripe server knows the same ones).
 STRIPE_SECRET_KEY = "sk_test_e2e_secret_key"

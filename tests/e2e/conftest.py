@@ -26,14 +26,12 @@ sys.path.insert(0, str(Path(__file__).parent))
 import oauth_provider  # noqa: E402
 import run_services  # noqa: E402
 import stripe_api  # noqa: E402
-from clients import STRIPE_SECRET_KEY, STRIPE_WEBHOOK_SECRET  # noqa: E402
+from clients import E2E_PORT_BASE, GATEWAY_URL, STRIPE_SECRET_KEY, STRIPE_WEBHOOK_SECRET  # noqa: E402
 
 from funmagic_kit.testing import drop_database  # noqa: E402
 
-E2E_PORT_BASE = int(os.environ.get("FUNMAGIC_E2E_PORT_BASE", "18000"))
 E2E_REDIS_DB = 3
 SERVICES_WITH_DATABASE = ("identity", "tasks", "credits", "storage", "providers")
-GATEWAY_URL = f"http://127.0.0.1:{E2E_PORT_BASE}"
 OAUTH_CLIENTS = {
     "google": ("e2e-google-client", "e2e-google-secret"),
     "github": ("e2e-github-client", "e2e-github-secret"),

@@ -23,10 +23,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import run_services
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from clients import bearer, browser, call, png, sign_in, sign_up, unique_email
+from clients import E2E_PORT_BASE, bearer, browser, call, png, sign_in, sign_up, unique_email
 from clients import download as download_asset
 from clients import upload as upload_asset
-from conftest import E2E_PORT_BASE
 from fal_api import FakeFal
 from faults import Fault
 from openai_api import FakeOpenAI

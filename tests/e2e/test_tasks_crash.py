@@ -9,8 +9,7 @@ import signal
 import time
 
 import run_services
-from clients import bearer, browser, call, png, sign_up, unique_email, upload
-from conftest import E2E_PORT_BASE
+from clients import E2E_PORT_BASE, bearer, browser, call, png, sign_up, unique_email, upload
 
 USERS = 20
 TASKS_PER_USER = 10  # the per-user cap on tasks running at once

@@ -35,6 +35,7 @@ __all__ = [
     "path_uuid",
     "read_body",
     "read_query",
+    "require_internal_caller",
     "require_principal",
     "require_role",
 ]
@@ -125,6 +126,12 @@ def enforce_access(access: Access, handler: Handler) -> Handler:
         return await handler(request)
 
     return guarded
+
+
+def require_internal_caller(request: web.Request) -> None:
+    """403 unless the caller presented the internal service credential (routes other services call)."""
+    if not request.get(INTERNAL_CALLER_KEY):
+        raise HttpProblem(403, "Forbidden", "services only")
 
 
 def require_principal(request: web.Request) -> Principal:

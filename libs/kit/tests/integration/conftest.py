@@ -25,7 +25,7 @@ from funmagic_kit.db import create_pool
 from funmagic_kit.kafka import create_broker, create_producer, create_topics
 from funmagic_kit.metrics import Metrics
 from funmagic_kit.migrations import apply_migrations, load_migrations
-from funmagic_kit.testing import drop_database
+from funmagic_kit.testing import drop_database, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -111,12 +111,8 @@ def make_envelope(event_type: str, subject: str, data: dict | None = None) -> En
 async def wait_for(
     condition: Callable[[], Awaitable[bool]], *, timeout: float = 30.0, what: str = ""
 ) -> None:
-    """Poll a condition until it holds; fail with `what` after `timeout` seconds."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not await condition():
-        if asyncio.get_running_loop().time() > deadline:
-            pytest.fail(f"timed out after {timeout}s waiting for {what or condition}")
-        await asyncio.sleep(0.02)
+    """Poll a condition until it holds; fail naming `what` after `timeout` seconds."""
+    await wait_until(condition, timeout=timeout, what=what, interval=0.02)
 
 
 async def scalar(pool: AsyncConnectionPool, sql: str, *params: object) -> object:

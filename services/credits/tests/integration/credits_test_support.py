@@ -11,7 +11,6 @@ from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 from typing import Any
 
-import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from psycopg_pool import AsyncConnectionPool
@@ -31,6 +30,7 @@ from funmagic_kit.consumer import EventConsumer, Subscription
 from funmagic_kit.db import UnitOfWork
 from funmagic_kit.kafka import create_broker
 from funmagic_kit.metrics import Metrics
+from funmagic_kit.testing import wait_until
 
 
 @dataclass(frozen=True)
@@ -74,12 +74,7 @@ async def wait_for(
     condition: Callable[[], Awaitable[bool]], *, timeout: float = 60.0, what: str = ""
 ) -> None:
     """Poll a condition until it holds; fail naming `what` after `timeout` seconds."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not await condition():
-        if loop.time() > deadline:
-            pytest.fail(f"timed out after {timeout}s waiting for {what or condition}")
-        await asyncio.sleep(0.02)
+    await wait_until(condition, timeout=timeout, what=what, interval=0.02)
 
 
 # --- activity --------------------------------------------------------------------------------------------

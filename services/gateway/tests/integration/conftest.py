@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -10,6 +9,8 @@ from pathlib import Path
 
 import pytest
 from redis.asyncio import Redis
+
+from funmagic_kit.testing import wait_until
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -56,12 +57,8 @@ WaitFor = Callable[..., Awaitable[None]]
 async def _wait_for(
     condition: Callable[[], Awaitable[bool]], *, timeout: float = 10.0, what: str = ""
 ) -> None:
-    """Poll a condition until it holds; fail with `what` after `timeout` seconds."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not await condition():
-        if asyncio.get_running_loop().time() > deadline:
-            pytest.fail(f"timed out after {timeout}s waiting for {what or condition}")
-        await asyncio.sleep(0.05)
+    """Poll a condition until it holds; fail naming `what` after `timeout` seconds."""
+    await wait_until(condition, timeout=timeout, what=what, interval=0.05)
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ key here never meets another suite's. Tests still name their keys uniquely and d
 
 from __future__ import annotations
 
-import asyncio
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -14,6 +13,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 from redis.asyncio import Redis
+
+from funmagic_kit.testing import wait_until
 
 PROVIDERS_REDIS_DB = 9
 
@@ -52,12 +53,8 @@ WaitFor = Callable[..., Awaitable[None]]
 async def _wait_for(
     condition: Callable[[], Awaitable[bool]], *, timeout: float = 10.0, what: str = ""
 ) -> None:
-    """Poll a condition until it holds; fail with `what` after `timeout` seconds."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not await condition():
-        if asyncio.get_running_loop().time() > deadline:
-            pytest.fail(f"timed out after {timeout}s waiting for {what or condition}")
-        await asyncio.sleep(0.01)
+    """Poll a condition until it holds; fail naming `what` after `timeout` seconds."""
+    await wait_until(condition, timeout=timeout, what=what, interval=0.01)
 
 
 @pytest.fixture

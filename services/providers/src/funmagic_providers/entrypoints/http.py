@@ -12,9 +12,8 @@ from typing import Any, Literal
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
-from funmagic_kit.api import path_uuid, read_body, read_query, require_role
+from funmagic_kit.api import path_uuid, read_body, read_query, require_internal_caller, require_role
 from funmagic_kit.http import HttpProblem, problem
-from funmagic_kit.request_keys import INTERNAL_CALLER_KEY
 from funmagic_providers.application.registry import ProviderExists, ProviderNotFound, ProviderRegistry
 from funmagic_providers.domain.providers import InvalidProvider, Scope
 
@@ -85,8 +84,7 @@ class ProvidersApp:
 
     async def provider_exists(self, request: web.Request) -> web.Response:
         """For other services (tasks validating a tool's steps): 200 if the provider can run steps."""
-        if not request.get(INTERNAL_CALLER_KEY):
-            raise HttpProblem(403, "Forbidden", "services only")
+        require_internal_caller(request)
         scope = request.match_info["scope"]
         if scope not in ("web", "admin"):
             raise HttpProblem(404, "Not Found", "no such scope")

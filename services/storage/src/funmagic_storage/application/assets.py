@@ -304,10 +304,7 @@ class AssetService:
 
     async def owned_record(self, user_id: str, asset_id: str) -> dict[str, Any]:
         """For other services checking a reference (a task's input): the record, if `user_id` owns it."""
-        async with self._uow() as uow:
-            asset = await self._records(uow.conn).asset(asset_id)
-        if asset is None or asset["user_id"] != user_id:
-            raise AssetNotFound("no such asset")
+        asset = await self._owned_by(user_id, asset_id)
         return {
             "id": asset["id"], "user_id": asset["user_id"], "visibility": asset["visibility"],
             "module": asset["module"], "filename": asset["filename"], "mime_type": asset["mime_type"],
@@ -318,12 +315,17 @@ class AssetService:
         """For other services working on the owner's behalf (a provider reading a step's input): the
         record and the bytes, only if `user_id` owns the asset (admin-only assets included: the owner is an
         admin whose studio task reads them)."""
+        asset = await self._owned_by(user_id, asset_id)
+        data = await self._objects.read(asset["bucket"], asset["storage_key"])
+        return asset, data
+
+    async def _owned_by(self, user_id: str, asset_id: str) -> dict[str, Any]:
+        """The asset if `user_id` owns it, whatever its visibility (service-to-service reads only)."""
         async with self._uow() as uow:
             asset = await self._records(uow.conn).asset(asset_id)
         if asset is None or asset["user_id"] != user_id:
             raise AssetNotFound("no such asset")
-        data = await self._objects.read(asset["bucket"], asset["storage_key"])
-        return asset, data
+        return asset
 
     async def list(
         self, user_id: str, *, module: str | None, limit: int, cursor: str | None

@@ -9,10 +9,16 @@ from urllib.parse import quote
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
-from funmagic_kit.api import path_uuid, read_body, read_query, require_principal, require_role
+from funmagic_kit.api import (
+    path_uuid,
+    read_body,
+    read_query,
+    require_internal_caller,
+    require_principal,
+    require_role,
+)
 from funmagic_kit.errors import TransientError
 from funmagic_kit.http import HttpProblem, problem
-from funmagic_kit.request_keys import INTERNAL_CALLER_KEY
 from funmagic_storage.application.assets import AssetNotFound, AssetService, UploadNotReady
 from funmagic_storage.domain.assets import UploadRefused
 
@@ -152,8 +158,7 @@ class StorageApp:
 
     async def store_bytes(self, request: web.Request) -> web.Response:
         """For other services only (the internal credential): the body is the file."""
-        if not request.get(INTERNAL_CALLER_KEY):
-            raise HttpProblem(403, "Forbidden", "services only")
+        require_internal_caller(request)
         query = read_query(request, StoreQuery)
         data = await request.read()
         asset = await self._assets.store_bytes(
@@ -163,8 +168,7 @@ class StorageApp:
 
     async def read_content(self, request: web.Request) -> web.Response:
         """For other services only: the bytes of an asset the given user owns (404 otherwise)."""
-        if not request.get(INTERNAL_CALLER_KEY):
-            raise HttpProblem(403, "Forbidden", "services only")
+        require_internal_caller(request)
         query = read_query(request, OwnerQuery)
         asset, data = await self._assets.read_owned(query.user_id, path_uuid(request, "asset_id", "asset"))
         return web.Response(
@@ -175,8 +179,7 @@ class StorageApp:
 
     async def owned_asset(self, request: web.Request) -> web.Response:
         """For other services only: an asset's record if the given user owns it (404 otherwise)."""
-        if not request.get(INTERNAL_CALLER_KEY):
-            raise HttpProblem(403, "Forbidden", "services only")
+        require_internal_caller(request)
         query = read_query(request, OwnerQuery)
         asset = await self._assets.owned_record(query.user_id, path_uuid(request, "asset_id", "asset"))
         return web.json_response(asset)
