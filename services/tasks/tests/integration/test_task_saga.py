@@ -170,3 +170,12 @@ async def test_the_sweeper_ends_a_task_whose_credits_never_answered(pool, servic
     assert await service.sweep_overdue() == 1
     row = await task(pool, task_id)
     assert (row["status"], row["error_code"], row["charged_credits"]) == ("failed", "reservation_timeout", 0)
+
+
+async def test_news_about_a_task_that_is_not_ours_is_passed_over(pool, service) -> None:
+    # Reservations and step events of other producers share the topics; ids need not even be UUIDs.
+    async with UnitOfWork(pool) as uow:
+        await service.credits_reserved(uow.conn, "task-a", cause())
+        await service.credits_reserved(uow.conn, str(uuid.uuid4()), cause())
+        await service.step_failed(uow.conn, "task-b", "one", 1, "x", "y", cause())
+    assert await events(pool) == []

@@ -59,6 +59,12 @@ class TaskRecords:
         return True
 
     async def get(self, task_id: str, *, for_update: bool = False) -> dict[str, Any] | None:
+        """The task and its payload; None for an id that is not one of ours (not even a UUID: events of
+        other producers on the shared topics are passed over, not retried into the dead-letter topic)."""
+        try:
+            uuid.UUID(task_id)
+        except ValueError:
+            return None
         lock = " FOR UPDATE OF t" if for_update else ""
         cursor = await self._conn.execute(
             f"""SELECT {TASK_COLUMNS}, {PAYLOAD_COLUMNS} FROM tasks t JOIN task_payloads p ON p.task_id = t.id
