@@ -31,6 +31,7 @@ __all__ = [
     "build_openapi",
     "docs_page",
     "enforce_access",
+    "idempotency_key",
     "json_body",
     "path_uuid",
     "read_body",
@@ -149,6 +150,20 @@ def require_role(request: web.Request, role: Role) -> Principal:
     if not principal.has_role(role):
         raise HttpProblem(403, "Forbidden", f"this needs the {role} role")
     return principal
+
+
+IDEMPOTENCY_KEY_HEADER = "Idempotency-Key"
+
+
+def idempotency_key(request: web.Request) -> str | None:
+    """The client's `Idempotency-Key` (a retried request with it acts once), checked: 1–200 printable
+    characters, else 422. The gateway and the service it forwards to use this same check."""
+    key = request.headers.get(IDEMPOTENCY_KEY_HEADER)
+    if key is None:
+        return None
+    if not (1 <= len(key) <= 200 and key.isprintable()):
+        raise HttpProblem(422, "Unprocessable Content", "Idempotency-Key must be 1–200 printable characters")
+    return key
 
 
 def path_uuid(request: web.Request, name: str, what: str = "resource") -> str:

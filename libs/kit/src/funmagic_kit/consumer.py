@@ -1,7 +1,12 @@
 """The one consumer wrapper: at-least-once delivery, an inbox for idempotence, retries, a dead-letter topic.
 
+Subscriptions are typed: a handler is registered for a contract class
+(`Subscription(TASKS_EVENTS).on(TaskRequested, reserve)`) and receives the parsed event, the envelope it
+came in (for `caused_by`) and the unit of work — `async def reserve(event: TaskRequested, envelope, uow)`.
+
 For every message, in order within its partition:
-1. decode the envelope (a message that is not one goes straight to the dead-letter topic);
+1. decode the envelope and, for a type this consumer handles, parse the event (a message that is not an
+   envelope, or an event that does not match its contract, goes straight to the dead-letter topic);
 2. in one transaction, insert `processed_events(consumer, event_id)` and run the handler; if the row
    already existed the event was handled before, and nothing else happens;
 3. only after that commit, mark the Kafka offset as done; done offsets are committed to Kafka in the
@@ -19,14 +24,16 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Generic, TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker, KafkaMessage
-from psycopg_pool import AsyncConnectionPool
+from pydantic import ValidationError
 
-from funmagic_contracts.envelope import Envelope, decode
+from funmagic_contracts.base import IntegrationEvent
+from funmagic_contracts.envelope import ContractError, Envelope, decode
 from funmagic_contracts.topics import (
     DLQ_ATTEMPTS_HEADER,
     DLQ_CONSUMER_HEADER,
@@ -34,9 +41,10 @@ from funmagic_contracts.topics import (
     DLQ_ORIGINAL_OFFSET_HEADER,
     DLQ_ORIGINAL_PARTITION_HEADER,
     DLQ_ORIGINAL_TOPIC_HEADER,
+    TopicSpec,
     dead_letter_topic,
 )
-from funmagic_kit.db import UnitOfWork
+from funmagic_kit.db import PostgresUnitOfWork
 from funmagic_kit.errors import PermanentError
 from funmagic_kit.logs import bind_correlation_id
 from funmagic_kit.metrics import Metrics
@@ -45,7 +53,12 @@ __all__ = ["EventConsumer", "EventHandler", "Subscription"]
 
 log = logging.getLogger(__name__)
 
-EventHandler = Callable[[Envelope, UnitOfWork | None], Awaitable[None]]
+EventT = TypeVar("EventT", bound=IntegrationEvent)
+UnitOfWorkT = TypeVar("UnitOfWorkT")
+
+EventHandler = Callable[[EventT, Envelope, UnitOfWorkT], Awaitable[None]]
+"""`await handler(event, envelope, uow)`: the parsed event, its envelope, the unit of work (None without a
+database)."""
 
 _CLAIM_EVENT = """
 INSERT INTO processed_events (consumer, event_id, event_type, topic, kafka_partition, kafka_offset)
@@ -54,19 +67,41 @@ ON CONFLICT (consumer, event_id) DO NOTHING
 """
 
 
-@dataclass(frozen=True)
-class Subscription:
-    """A topic and the handlers for the event types this consumer reacts to; other types are skipped."""
+class Subscription(Generic[UnitOfWorkT]):
+    """A topic and a handler per contract class this consumer reacts to; other types are skipped.
 
-    topic: str
-    handlers: Mapping[str, EventHandler] = field(default_factory=dict)
+    Built fluently, and typed: `on(TaskRequested, handler)` accepts only a handler of `TaskRequested`.
+    """
+
+    def __init__(self, topic: TopicSpec | str) -> None:
+        self.topic = topic if isinstance(topic, str) else topic.name
+        self._handlers: dict[str, tuple[type[IntegrationEvent], EventHandler[Any, UnitOfWorkT]]] = {}
+
+    def on(
+        self, event_class: type[EventT], handler: EventHandler[EventT, UnitOfWorkT]
+    ) -> Subscription[UnitOfWorkT]:
+        if self.topic != event_class.TOPIC:
+            raise ValueError(f"{event_class.EVENT_TYPE} travels on {event_class.TOPIC}, not {self.topic}")
+        if event_class.EVENT_TYPE in self._handlers:
+            raise ValueError(f"{event_class.EVENT_TYPE} already has a handler on {self.topic}")
+        self._handlers[event_class.EVENT_TYPE] = (event_class, handler)
+        return self
+
+    @property
+    def handlers(self) -> Mapping[str, tuple[type[IntegrationEvent], EventHandler[Any, UnitOfWorkT]]]:
+        """Event type name → (contract class, handler)."""
+        return MappingProxyType(self._handlers)
+
+    @property
+    def event_types(self) -> tuple[str, ...]:
+        return tuple(self._handlers)
 
 
 class EventConsumer:
     """Registers subscriptions on a FastStream broker under one consumer group.
 
-    With a `pool`, handlers get a unit of work and the inbox makes them idempotent. Without one (the
-    gateway has no database) handlers get `None` and must be idempotent by themselves.
+    With a `unit_of_work` factory, handlers get a unit of work and the inbox makes them idempotent. Without
+    one (the gateway has no database) handlers get `None` and must be idempotent by themselves.
     """
 
     def __init__(
@@ -76,7 +111,7 @@ class EventConsumer:
         broker: KafkaBroker,
         producer: AIOKafkaProducer,
         metrics: Metrics,
-        pool: AsyncConnectionPool | None = None,
+        unit_of_work: Callable[[], PostgresUnitOfWork] | None = None,
         max_attempts: int = 5,
         retry_backoff_ms: int = 200,
         fetch_max_wait_ms: int = 10,
@@ -89,7 +124,7 @@ class EventConsumer:
         self._broker = broker
         self._producer = producer
         self.metrics = metrics
-        self._pool = pool
+        self._unit_of_work = unit_of_work
         self._max_attempts = max_attempts
         self._retry_backoff_ms = retry_backoff_ms
         self._fetch_max_wait_ms = fetch_max_wait_ms
@@ -108,7 +143,7 @@ class EventConsumer:
         """Commit done offsets now and at once from here on; call before stopping the broker."""
         await self._offsets.commit_immediately_from_now_on()
 
-    def subscribe(self, subscription: Subscription) -> None:
+    def subscribe(self, subscription: Subscription[Any]) -> None:
         async def on_message(body: bytes) -> None:
             # The broker runs without FastStream's dependency injection (see create_broker), so the
             # message comes from its context rather than from a typed parameter.
@@ -127,7 +162,7 @@ class EventConsumer:
             title=f"{self.name}:{subscription.topic}",
         )(on_message)
 
-    async def _on_message(self, subscription: Subscription, body: bytes, msg: KafkaMessage) -> None:
+    async def _on_message(self, subscription: Subscription[Any], body: bytes, msg: KafkaMessage) -> None:
         record = msg.raw_message
         position = (record.topic, record.partition, record.offset)
         try:
@@ -135,16 +170,24 @@ class EventConsumer:
         except ValueError as error:
             await self._dead_letter(msg, error, attempts=1)
             return
-        handler = subscription.handlers.get(envelope.type)
-        if handler is None:
+        registered = subscription.handlers.get(envelope.type)
+        if registered is None:
             # Not an event this service reacts to: nothing changes, so no transaction and no inbox row.
             self.metrics.events_consumed.labels(self.name, "skipped").inc()
             await self._offsets.mark_done(msg)
             return
+        event_class, handler = registered
+        try:
+            event = _parse(envelope, event_class)
+        except ContractError as error:  # retrying cannot make it match its contract
+            await self._dead_letter(msg, error, attempts=1)
+            return
         started = time.perf_counter()
         with bind_correlation_id(envelope.correlation_id or str(envelope.id)):
             try:
-                outcome = await self._handle(envelope, handler, record.topic, record.partition, record.offset)
+                outcome = await self._handle(
+                    event, envelope, handler, record.topic, record.partition, record.offset
+                )
             except Exception as error:  # every failure ends as a retry or a dead letter, never a drop
                 attempts = self._attempts.get(position, 0) + 1
                 if isinstance(error, PermanentError) or attempts >= self._max_attempts:
@@ -173,18 +216,24 @@ class EventConsumer:
         await self._offsets.mark_done(msg)
 
     async def _handle(
-        self, envelope: Envelope, handler: EventHandler, topic: str, partition: int, offset: int
+        self,
+        event: IntegrationEvent,
+        envelope: Envelope,
+        handler: EventHandler[Any, Any],
+        topic: str,
+        partition: int,
+        offset: int,
     ) -> str:
-        if self._pool is None:
-            await handler(envelope, None)
+        if self._unit_of_work is None:
+            await handler(event, envelope, None)
             return "handled"
-        async with UnitOfWork(self._pool) as uow:
+        async with self._unit_of_work() as uow:
             cursor = await uow.conn.execute(
                 _CLAIM_EVENT, (self.name, envelope.id, envelope.type, topic, partition, offset)
             )
             if cursor.rowcount == 0:
                 return "duplicate"
-            await handler(envelope, uow)
+            await handler(event, envelope, uow)
             return "handled"
 
     async def _dead_letter(self, msg: KafkaMessage, error: BaseException, *, attempts: int) -> None:
@@ -282,6 +331,23 @@ class _OffsetCommitter:
                 log.warning(
                     "offset commit failed; those events may be redelivered", extra={"error": repr(error)}
                 )
+
+
+def _parse(envelope: Envelope, event_class: type[EventT]) -> EventT:
+    """The event in `envelope` as `event_class`; ContractError when it is another version, does not match
+    the class's schema, or its subject is not the event's aggregate id."""
+    if envelope.version != event_class.EVENT_VERSION:
+        raise ContractError(
+            f"{envelope.type} v{envelope.version} is not the v{event_class.EVENT_VERSION} this consumer reads"
+        )
+    try:
+        event = event_class.model_validate(envelope.data)
+    except ValidationError as error:
+        fields = ", ".join(".".join(map(str, e["loc"])) or "(root)" for e in error.errors())
+        raise ContractError(f"invalid {envelope.type} v{envelope.version} data at {fields}") from error
+    if event.get_subject() != envelope.subject:
+        raise ContractError(f"{envelope.type} envelope subject is not its {event_class.SUBJECT_FIELD}")
+    return event
 
 
 async def _raw_body(msg: KafkaMessage) -> bytes:

@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 from types import TracebackType
+from typing import Self
+from uuid import UUID
 
 import psycopg
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
+from funmagic_contracts.base import IntegrationEvent
+from funmagic_contracts.envelope import Envelope
 from funmagic_kit.errors import ConcurrencyConflict, TransientError
+from funmagic_kit.logs import current_correlation_id
+from funmagic_kit.outbox import add_to_outbox
 
-__all__ = ["UnitOfWork", "create_pool", "translate_db_error"]
+__all__ = ["PostgresUnitOfWork", "create_pool", "translate_db_error"]
 
 
 async def create_pool(
@@ -40,11 +47,15 @@ def translate_db_error(error: psycopg.Error) -> Exception:
     return error
 
 
-class UnitOfWork:
+class PostgresUnitOfWork:
     """One transaction: the state change, its outbox rows and its inbox row commit together or not at all.
 
-    `async with UnitOfWork(pool) as uow:` commits on a clean exit and rolls back on an exception;
-    handlers never call commit themselves.
+    `async with PostgresUnitOfWork(pool) as uow:` commits on a clean exit and rolls back on an exception;
+    handlers never call commit themselves. Events given to `publish` are written to the outbox just before
+    the commit, in the same transaction: the one way any service publishes.
+
+    A service subclasses it to bind its stores to the connection (`bind`), so application code reaches
+    them as `uow.tasks`… and never sees the connection or the driver.
     """
 
     def __init__(self, pool: AsyncConnectionPool) -> None:
@@ -52,25 +63,67 @@ class UnitOfWork:
         self._conn_cm: object | None = None
         self._tx_cm: object | None = None
         self._after_commit: list[Callable[[], None]] = []
+        self._outbox: list[tuple[str, Envelope]] = []
         self.conn: psycopg.AsyncConnection  # set on enter
+
+    def bind(self, conn: psycopg.AsyncConnection) -> None:
+        """Called once the transaction is open: a subclass creates its stores on `conn` here."""
+
+    def publish(
+        self,
+        event: IntegrationEvent,
+        *,
+        caused_by: Envelope | None = None,
+        correlation_id: str | None = None,
+        causation_id: str | None = None,
+        event_id: UUID | None = None,
+        time: datetime | None = None,
+    ) -> None:
+        # Wrapped now, so an invalid event fails where it is published, not at commit.
+        if caused_by is None and correlation_id is None:
+            correlation_id = current_correlation_id() or None
+        envelope = Envelope.wrap(
+            event,
+            caused_by=caused_by,
+            correlation_id=correlation_id,
+            causation_id=causation_id,
+            id=event_id,
+            time=time,
+        )
+        self._outbox.append((event.TOPIC, envelope))
 
     def after_commit(self, callback: Callable[[], None]) -> None:
         """Call `callback` once the transaction has committed (never if it rolls back): e.g. wake a worker
         that must see the rows this unit of work wrote."""
         self._after_commit.append(callback)
 
-    async def __aenter__(self) -> UnitOfWork:
+    async def __aenter__(self) -> Self:
         self._conn_cm = self._pool.connection()
         self.conn = await self._conn_cm.__aenter__()  # type: ignore[attr-defined]
         self._tx_cm = self.conn.transaction()
         try:
             await self._tx_cm.__aenter__()  # type: ignore[attr-defined]
+            self.bind(self.conn)
         except BaseException as e:
             await self._conn_cm.__aexit__(type(e), e, e.__traceback__)  # type: ignore[attr-defined]
             raise
         return self
 
     async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if exc_type is None and self._outbox:
+            try:
+                await add_to_outbox(self.conn, self._outbox)
+            except BaseException as error:
+                exc_type, exc, tb = type(error), error, error.__traceback__
+                await self._finish(exc_type, exc, tb)
+                raise
+            finally:
+                self._outbox = []
+        await self._finish(exc_type, exc, tb)
+
+    async def _finish(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         try:

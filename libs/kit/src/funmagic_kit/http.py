@@ -9,11 +9,23 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from funmagic_kit.errors import (
+    Conflict,
+    Forbidden,
+    LimitReached,
+    Malformed,
+    NotFound,
+    Refused,
+    TooLarge,
+    TransientError,
+    Unauthenticated,
+    UpstreamRefused,
+)
 from funmagic_kit.logs import bind_correlation_id
 from funmagic_kit.metrics import CONTENT_TYPE_LATEST, Metrics
 from funmagic_kit.request_keys import PRINCIPAL_KEY
 
-__all__ = ["HttpProblem", "metrics_route", "problem", "problem_middleware"]
+__all__ = ["HttpProblem", "metrics_route", "problem", "problem_middleware", "refusal_problem"]
 
 log = logging.getLogger(__name__)
 access_log = logging.getLogger("funmagic.access")
@@ -54,6 +66,35 @@ def problem(status: int, title: str, detail: str | None = None, **extensions: ob
     return web.json_response(body, status=status, content_type="application/problem+json")
 
 
+# Each kind of refusal has one status, here and nowhere else (most specific kind first).
+_REFUSAL_STATUS: tuple[tuple[type[Refused], int, str], ...] = (
+    (Malformed, 400, "Bad Request"),
+    (Unauthenticated, 401, "Unauthorized"),
+    (Forbidden, 403, "Forbidden"),
+    (NotFound, 404, "Not Found"),
+    (Conflict, 409, "Conflict"),
+    (TooLarge, 413, "Content Too Large"),
+    (LimitReached, 429, "Too Many Requests"),
+    (UpstreamRefused, 502, "Bad Gateway"),
+    (Refused, 422, "Unprocessable Content"),
+)
+# How long a client should wait when a dependency of ours is down.
+TRANSIENT_RETRY_AFTER_SECONDS = 2
+
+
+def refusal_problem(error: Refused) -> web.Response:
+    """The problem+json answer to a domain's refusal: its kind's status, its code, field and details."""
+    status, title = next((s, t) for kind, s, t in _REFUSAL_STATUS if isinstance(error, kind))
+    extensions: dict[str, object] = {"code": error.code}
+    if error.field:
+        extensions["field"] = error.field
+    extensions.update(error.details)
+    response = problem(status, title, str(error), **extensions)
+    if isinstance(error, LimitReached) and error.retry_after_seconds is not None:
+        response.headers["Retry-After"] = str(error.retry_after_seconds)
+    return response
+
+
 def problem_middleware(metrics: Metrics) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -67,6 +108,12 @@ def problem_middleware(metrics: Metrics) -> Callable[[web.Request, Handler], Awa
                 response = await handler(request)
             except HttpProblem as error:
                 response = error.response()
+            except Refused as error:
+                response = refusal_problem(error)
+            except TransientError as error:
+                log.warning("dependency unavailable", extra={"path": request.path, "error": str(error)})
+                response = problem(503, "Service Unavailable", str(error), code="unavailable")
+                response.headers["Retry-After"] = str(TRANSIENT_RETRY_AFTER_SECONDS)
             except web.HTTPException as error:
                 if error.status < 400:
                     # A redirect or other non-error: answered as a plain response (returning the exception

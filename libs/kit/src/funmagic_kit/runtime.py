@@ -1,10 +1,14 @@
 """The service runtime: what every service process does between start and SIGTERM.
 
-A service describes itself with a `ServiceSpec` (its name, migrations, subscriptions, routes); `serve`
-builds the concrete adapters (pool, Redis, producer, broker, S3), runs migrations, starts the outbox
-relay, the consumers and the HTTP server, and on SIGTERM/SIGINT shuts down in the order that loses
-nothing: stop taking HTTP requests and messages, let in-flight handlers finish, flush the outbox,
-then close connections.
+A service describes itself with a `ServiceSpec`: its name, settings, migrations, commands and `build`, the
+service's composition root. `serve` opens the concrete adapters (pool, Redis, producer, broker, S3) as a
+`Runtime`, runs migrations, awaits `build(runtime)` for the service's `ServiceParts` (routes,
+subscriptions, workers, its unit of work…), starts the outbox relay, the consumers and the HTTP server, and
+on SIGTERM/SIGINT shuts down in the order that loses nothing: stop taking HTTP requests and messages, let
+in-flight handlers finish, flush the outbox, then close connections.
+
+Operator commands (`python -m funmagic_<service> <command>`) open the same adapters with `open_runtime`
+(no HTTP, no consumers) and call the service's composition root like `serve` does.
 """
 
 from __future__ import annotations
@@ -13,8 +17,8 @@ import argparse
 import asyncio
 import logging
 import signal
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from contextlib import AsyncExitStack
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -26,7 +30,7 @@ from redis.asyncio import Redis
 
 from funmagic_kit.auth import JwksSource, TokenVerifier, caller_middleware
 from funmagic_kit.consumer import EventConsumer, Subscription
-from funmagic_kit.db import create_pool
+from funmagic_kit.db import PostgresUnitOfWork, create_pool
 from funmagic_kit.errors import ConfigError
 from funmagic_kit.failpoints import Failpoints
 from funmagic_kit.health import HealthCheck, HealthChecks
@@ -40,7 +44,16 @@ from funmagic_kit.redis import create_redis
 from funmagic_kit.s3 import open_s3_client
 from funmagic_kit.settings import DatabaseSettings, S3Settings, ServiceSettings, load_settings
 
-__all__ = ["RUNTIME_KEY", "BackgroundWorker", "Runtime", "ServiceSpec", "main", "serve"]
+__all__ = [
+    "RUNTIME_KEY",
+    "BackgroundWorker",
+    "Runtime",
+    "ServiceParts",
+    "ServiceSpec",
+    "main",
+    "open_runtime",
+    "serve",
+]
 
 log = logging.getLogger(__name__)
 
@@ -52,14 +65,19 @@ class Runtime:
     settings: Any
     metrics: Metrics
     redis: Redis
-    producer: AIOKafkaProducer
-    broker: KafkaBroker
+    # None when an operator command opened the runtime (no Kafka there).
+    producer: AIOKafkaProducer | None
+    broker: KafkaBroker | None
     pool: AsyncConnectionPool | None = None
     s3: Any = None
     verifier: TokenVerifier | None = None
-    # Closes what a service's startup opened (HTTP client sessions…), after HTTP and consumers stopped.
-    exit_stack: AsyncExitStack | None = None
-    state: dict[str, Any] = field(default_factory=dict)
+    # Closes what a service's build opened (HTTP client sessions…), after HTTP and consumers stopped.
+    exit_stack: AsyncExitStack = field(default_factory=AsyncExitStack)
+
+    def require_pool(self) -> AsyncConnectionPool:
+        if self.pool is None:
+            raise ConfigError("this service has no database settings")
+        return self.pool
 
 
 class BackgroundWorker(Protocol):
@@ -71,34 +89,30 @@ class BackgroundWorker(Protocol):
 
 
 Middleware = Callable[[web.Request, Callable[[web.Request], Awaitable[web.StreamResponse]]], Awaitable[Any]]
-Command = Callable[[Any, Sequence[str]], Awaitable[int]]
+Command = Callable[["Runtime", Sequence[str]], Awaitable[int]]
+"""`await command(runtime, argv)`: an operator command, run with the service's adapters open."""
 
 
 RUNTIME_KEY: web.AppKey[Runtime] = web.AppKey("runtime", Runtime)
 
 
-def _no_subscriptions(runtime: Runtime) -> Sequence[Subscription]:
-    return ()
+@dataclass(frozen=True)
+class ServiceParts:
+    """What a service's composition root builds from the runtime's adapters."""
+
+    routes: Sequence[web.RouteDef] = ()
+    subscriptions: Sequence[Subscription[Any]] = ()
+    # The service's unit of work (a PostgresUnitOfWork subclass binding its stores): consumers run their
+    # handlers in it, with the inbox row. None: the kit's plain one (services with a database).
+    unit_of_work: Callable[[], PostgresUnitOfWork] | None = None
+    workers: Sequence[BackgroundWorker] = ()
+    health_checks: Sequence[HealthCheck] = ()
+    # Run after the kit's own (problem+json, caller check).
+    middlewares: Sequence[Middleware] = ()
 
 
-def _no_routes(runtime: Runtime) -> Sequence[web.RouteDef]:
-    return ()
-
-
-def _no_checks(runtime: Runtime) -> Sequence[HealthCheck]:
-    return ()
-
-
-def _no_middlewares(runtime: Runtime) -> Sequence[Middleware]:
-    return ()
-
-
-def _no_workers(runtime: Runtime) -> Sequence[BackgroundWorker]:
-    return ()
-
-
-async def _no_startup(runtime: Runtime) -> None:
-    return None
+async def _nothing(runtime: Runtime) -> ServiceParts:
+    return ServiceParts()
 
 
 @dataclass(frozen=True)
@@ -106,14 +120,8 @@ class ServiceSpec:
     name: str
     settings_class: type[ServiceSettings]
     migrations_package: str | None = None
-    subscriptions: Callable[[Runtime], Sequence[Subscription]] = _no_subscriptions
-    routes: Callable[[Runtime], Sequence[web.RouteDef]] = _no_routes
-    health_checks: Callable[[Runtime], Sequence[HealthCheck]] = _no_checks
-    # Run after the service's own middlewares are known; internal services also get the caller check.
-    middlewares: Callable[[Runtime], Sequence[Middleware]] = _no_middlewares
-    workers: Callable[[Runtime], Sequence[BackgroundWorker]] = _no_workers
-    # Awaited once the adapters exist and before traffic is taken (e.g. make sure a signing key exists).
-    startup: Callable[[Runtime], Awaitable[None]] = _no_startup
+    # The composition root: awaited once the adapters exist and before traffic is taken.
+    build: Callable[[Runtime], Awaitable[ServiceParts]] = _nothing
     # Extra CLI commands: `python -m funmagic_<svc> <name> [args...]`, each returning an exit code.
     commands: Mapping[str, Command] = field(default_factory=dict)
     # The gateway authenticates users itself; every other service refuses callers without credentials.
@@ -150,63 +158,85 @@ async def serve(spec: ServiceSpec, settings: Any, *, ready: asyncio.Event | None
     log.info("stopped")
 
 
-async def _serve_until(
-    stop: asyncio.Event, spec: ServiceSpec, settings: Any, ready: asyncio.Event | None
-) -> None:
-    metrics = Metrics(spec.name)
-    async with AsyncExitStack() as stack:
-        pool = None
-        if spec.uses_database:
-            await migrate(spec, settings)
-            pool = await create_pool(
-                settings.database_url.get_secret_value(),
-                min_size=settings.database_pool_min,
-                max_size=settings.database_pool_max,
-                name=spec.name,
-            )
-            stack.push_async_callback(pool.close)
-        redis = await create_redis(settings.redis_url)
-        stack.push_async_callback(redis.aclose)
+async def _open_adapters(
+    spec: ServiceSpec, settings: Any, stack: AsyncExitStack, *, metrics: Metrics, kafka: bool, pool_max: int
+) -> Runtime:
+    pool = None
+    if spec.uses_database:
+        await migrate(spec, settings)
+        pool = await create_pool(
+            settings.database_url.get_secret_value(),
+            min_size=min(settings.database_pool_min, pool_max),
+            max_size=pool_max,
+            name=spec.name,
+        )
+        stack.push_async_callback(pool.close)
+    redis = await create_redis(settings.redis_url)
+    stack.push_async_callback(redis.aclose)
+    producer = broker = None
+    if kafka:
         producer = await create_producer(settings.kafka_bootstrap_servers, client_id=spec.name)
         stack.push_async_callback(producer.stop)
-        s3 = await open_s3_client(settings, stack) if spec.uses_s3 else None
-
         broker = create_broker(
             settings.kafka_bootstrap_servers,
             client_id=spec.name,
             graceful_timeout=settings.shutdown_grace_seconds,
         )
-        verifier = TokenVerifier(
-            JwksSource.from_url(settings.auth_jwks_url),
-            redis,
-            issuer=settings.auth_issuer,
-            audience=settings.auth_audience,
+    s3 = await open_s3_client(settings, stack) if spec.uses_s3 else None
+    verifier = TokenVerifier(
+        JwksSource.from_url(settings.auth_jwks_url),
+        redis,
+        issuer=settings.auth_issuer,
+        audience=settings.auth_audience,
+    )
+    return Runtime(
+        settings=settings,
+        metrics=metrics,
+        redis=redis,
+        producer=producer,
+        broker=broker,
+        pool=pool,
+        s3=s3,
+        verifier=verifier,
+        exit_stack=stack,
+    )
+
+
+@asynccontextmanager
+async def open_runtime(spec: ServiceSpec, settings: Any) -> AsyncIterator[Runtime]:
+    """The service's adapters for an operator command: the migrated database (a small pool), Redis and S3;
+    no Kafka (events a command publishes wait in the outbox for the service's relay). Closed on exit."""
+    async with AsyncExitStack() as stack:
+        yield await _open_adapters(
+            spec, settings, stack, metrics=Metrics(f"{spec.name}_cli"), kafka=False, pool_max=2
         )
-        runtime = Runtime(
-            settings=settings,
-            metrics=metrics,
-            redis=redis,
-            producer=producer,
-            broker=broker,
-            pool=pool,
-            s3=s3,
-            verifier=verifier,
-            exit_stack=stack,
-        )
-        await spec.startup(runtime)
+
+
+async def _serve_until(
+    stop: asyncio.Event, spec: ServiceSpec, settings: Any, ready: asyncio.Event | None
+) -> None:
+    metrics = Metrics(spec.name)
+    async with AsyncExitStack() as stack:
+        pool_max = settings.database_pool_max if spec.uses_database else 0
+        runtime = await _open_adapters(spec, settings, stack, metrics=metrics, kafka=True, pool_max=pool_max)
+        pool, redis, s3, verifier = runtime.pool, runtime.redis, runtime.s3, runtime.verifier
+        producer, broker = runtime.producer, runtime.broker
+        if producer is None or broker is None or verifier is None:
+            raise ConfigError("serving needs Kafka and a token verifier")
+        parts = await spec.build(runtime)
 
         consumer = EventConsumer(
             name=spec.name,
             broker=broker,
             producer=producer,
             metrics=metrics,
-            pool=pool,
+            unit_of_work=_unit_of_work(parts, pool),
             max_attempts=settings.consumer_max_attempts,
             retry_backoff_ms=settings.consumer_retry_backoff_ms,
             fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
             concurrency=settings.consumer_concurrency,
         )
-        for subscription in spec.subscriptions(runtime):
+        for subscription in parts.subscriptions:
             consumer.subscribe(subscription)
 
         if pool is not None:
@@ -229,22 +259,22 @@ async def _serve_until(
         checks.add(HealthCheck("kafka", lambda: kafka_is_reachable(producer)))
         if s3 is not None:
             checks.add(HealthCheck("s3", lambda: _list_buckets(s3)))
-        for check in spec.health_checks(runtime):
+        for check in parts.health_checks:
             checks.add(check)
 
-        for worker in spec.workers(runtime):
+        for worker in parts.workers:
             worker_task = asyncio.create_task(worker.run(), name=f"{spec.name}-{type(worker).__name__}")
             stack.push_async_callback(_stop_worker, worker, worker_task)
 
         middlewares: list[Any] = [problem_middleware(metrics)]
         if spec.requires_caller:
             middlewares.append(caller_middleware(verifier, settings.internal_api_tokens()))
-        middlewares += spec.middlewares(runtime)
+        middlewares += parts.middlewares
         max_body = getattr(
             settings, "max_body_bytes", spec.client_max_size
         )  # a service may make it a setting
         app = web.Application(middlewares=middlewares, client_max_size=max_body)
-        app.add_routes([*checks.routes(), metrics_route(metrics), *spec.routes(runtime)])
+        app.add_routes([*checks.routes(), metrics_route(metrics), *parts.routes])
         app[RUNTIME_KEY] = runtime
         http_runner = web.AppRunner(app, access_log=None, shutdown_timeout=settings.shutdown_grace_seconds)
         await http_runner.setup()
@@ -264,6 +294,16 @@ async def _serve_until(
         # Unwinding the exit stack shuts down in the order that loses nothing: no new requests, no new
         # messages, in-flight handlers finish, the outbox is flushed, then connections close.
         log.info("shutting down")
+
+
+def _unit_of_work(
+    parts: ServiceParts, pool: AsyncConnectionPool | None
+) -> Callable[[], PostgresUnitOfWork] | None:
+    if parts.unit_of_work is not None:
+        return parts.unit_of_work
+    if pool is None:
+        return None
+    return lambda: PostgresUnitOfWork(pool)
 
 
 async def _stop_relay(relay: OutboxRelay, relay_task: asyncio.Task[None]) -> None:
@@ -299,6 +339,11 @@ def main(spec: ServiceSpec, argv: Sequence[str] | None = None) -> None:
     if args.command == "migrate":
         asyncio.run(migrate(spec, settings))
     elif args.command in spec.commands:
-        raise SystemExit(asyncio.run(spec.commands[args.command](settings, args.arguments)))
+        raise SystemExit(asyncio.run(_run_command(spec, settings, args.command, args.arguments)))
     else:
         asyncio.run(serve(spec, settings))
+
+
+async def _run_command(spec: ServiceSpec, settings: Any, name: str, argv: Sequence[str]) -> int:
+    async with open_runtime(spec, settings) as runtime:
+        return await spec.commands[name](runtime, argv)

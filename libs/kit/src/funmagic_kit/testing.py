@@ -1,5 +1,6 @@
-"""Helpers for tests and benchmarks: scratch databases (created fresh, migrated, dropped afterwards) and a
-deadline loop to wait on a condition instead of sleeping.
+"""Helpers for tests and benchmarks: scratch databases (created fresh, migrated, dropped afterwards), a
+deadline loop to wait on a condition instead of sleeping, and the kit's consumer on FastStream's in-memory
+test broker (fast handler tests: the same routing, parsing, inbox and dead-lettering as on Kafka).
 
 `DROP DATABASE … WITH (FORCE)` can race an autovacuum worker that just started on the new database (the
 server refuses to terminate it for a non-superuser); the drop is retried until that worker is gone.
@@ -9,14 +10,24 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
 
 import psycopg
+from faststream.kafka import TestKafkaBroker
 
+from funmagic_contracts.base import IntegrationEvent
+from funmagic_contracts.envelope import Envelope, encode, kafka_headers
+from funmagic_contracts.topics import topic_for_source
+from funmagic_kit.consumer import EventConsumer, Subscription
+from funmagic_kit.db import PostgresUnitOfWork
+from funmagic_kit.kafka import create_broker
+from funmagic_kit.metrics import Metrics
 from funmagic_kit.migrations import migrate_database
 
-__all__ = ["drop_database", "scratch_database", "wait_until"]
+__all__ = ["InMemoryConsumer", "drop_database", "in_memory_consumer", "scratch_database", "wait_until"]
 
 
 async def wait_until(
@@ -60,3 +71,79 @@ async def scratch_database(
         yield url
     finally:
         await drop_database(postgres_url, name)
+
+
+@dataclass
+class _DeadLetters:
+    """Stands in for the producer the consumer dead-letters with: records what it would have sent."""
+
+    sent: list[tuple[str, bytes, list[tuple[str, bytes]]]] = field(default_factory=list)
+
+    async def send_and_wait(
+        self, topic: str, value: bytes, key: bytes | None = None, headers: Any = None
+    ) -> None:
+        self.sent.append((topic, value, list(headers or ())))
+
+
+@dataclass
+class InMemoryConsumer:
+    """A service's subscriptions on FastStream's in-memory broker; `deliver` runs one event through them."""
+
+    broker: Any
+    outcomes: dict[str, str]
+    dead_letters: _DeadLetters
+
+    async def deliver(self, envelope: Envelope) -> str:
+        """Publish `envelope` to its topic and return what the consumer did: `handled`, `duplicate`,
+        `skipped` or `dead_lettered`."""
+        dead_before = len(self.dead_letters.sent)
+        await self.broker.publish(
+            encode(envelope),
+            _topic_of(envelope),
+            key=envelope.subject.encode(),
+            headers={k: v.decode() for k, v in kafka_headers(envelope)},
+        )
+        if len(self.dead_letters.sent) > dead_before:
+            return "dead_lettered"
+        return self.outcomes.get(str(envelope.id), "skipped")
+
+    async def deliver_event(self, event: IntegrationEvent, *, caused_by: Envelope | None = None) -> Envelope:
+        envelope = Envelope.wrap(event, caused_by=caused_by)
+        outcome = await self.deliver(envelope)
+        if outcome != "handled":
+            raise AssertionError(f"{event.EVENT_TYPE} was {outcome}, not handled")
+        return envelope
+
+
+def _topic_of(envelope: Envelope) -> str:
+    return topic_for_source(envelope.source).name
+
+
+@asynccontextmanager
+async def in_memory_consumer(
+    name: str,
+    subscriptions: Sequence[Subscription[Any]],
+    *,
+    unit_of_work: Callable[[], PostgresUnitOfWork] | None = None,
+) -> AsyncIterator[InMemoryConsumer]:
+    """The kit's consumer, named `name`, with `subscriptions`, on FastStream's in-memory broker.
+
+    Handlers run in `unit_of_work` with the inbox row, as in production; only Kafka is replaced, so these
+    tests run in milliseconds beside the real-Kafka ones.
+    """
+    broker = create_broker("127.0.0.1:9", client_id=name)  # never dialled: the test broker replaces it
+    outcomes: dict[str, str] = {}
+    dead_letters = _DeadLetters()
+    consumer = EventConsumer(
+        name=name,
+        broker=broker,
+        producer=dead_letters,  # type: ignore[arg-type]
+        metrics=Metrics(name),
+        unit_of_work=unit_of_work,
+        max_attempts=1,
+        on_processed=lambda envelope, outcome: outcomes.__setitem__(str(envelope.id), outcome),
+    )
+    for subscription in subscriptions:
+        consumer.subscribe(subscription)
+    async with TestKafkaBroker(broker, connect_only=False) as test_broker:
+        yield InMemoryConsumer(test_broker, outcomes, dead_letters)

@@ -10,18 +10,21 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import ClassVar
 
 import psycopg
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from psycopg_pool import AsyncConnectionPool
+from pydantic import ConfigDict, create_model
 
+from funmagic_contracts.base import IntegrationEvent
 from funmagic_contracts.envelope import Envelope
 from funmagic_contracts.ids import uuid7
 from funmagic_contracts.topics import dead_letter_topic
 from funmagic_kit.consumer import EventConsumer, Subscription
-from funmagic_kit.db import create_pool
+from funmagic_kit.db import PostgresUnitOfWork, create_pool
 from funmagic_kit.kafka import create_broker, create_producer, create_topics
 from funmagic_kit.metrics import Metrics
 from funmagic_kit.migrations import apply_migrations, load_migrations
@@ -94,6 +97,32 @@ async def producer(stack: Stack):
     await producer.stop()
 
 
+class _TestEvent(IntegrationEvent):
+    """Ad-hoc events on a test's own topic: a `subject` and any other data."""
+
+    model_config = ConfigDict(frozen=True, extra="allow")
+    EVENT_VERSION: ClassVar[int] = 1
+    SUBJECT_FIELD: ClassVar[str] = "subject"
+
+    subject: str
+
+
+def event_class(event_type: str, topic: str) -> type[IntegrationEvent]:
+    """A contract class for `event_type` on `topic`, to subscribe the kit's consumer to."""
+    model = create_model(event_type, __base__=_TestEvent)
+    model.EVENT_TYPE = event_type
+    model.TOPIC = topic
+    return model
+
+
+def typed_subscription(topic: str, handlers: dict) -> Subscription:
+    """A typed subscription to ad-hoc test events: `{"CounterIncremented": handler, …}`."""
+    built: Subscription = Subscription(topic)
+    for event_type, handler in handlers.items():
+        built.on(event_class(event_type, topic), handler)
+    return built
+
+
 def make_envelope(event_type: str, subject: str, data: dict | None = None) -> Envelope:
     return Envelope(
         id=uuid7(),
@@ -104,7 +133,7 @@ def make_envelope(event_type: str, subject: str, data: dict | None = None) -> En
         time=datetime.now(UTC),
         correlation_id=str(uuid.uuid4()),
         causation_id=None,
-        data=data or {},
+        data={"subject": subject, **(data or {})},
     )
 
 
@@ -138,7 +167,7 @@ async def running_consumer(
         broker=broker,
         producer=producer,
         metrics=metrics,
-        pool=pool,
+        unit_of_work=(lambda: PostgresUnitOfWork(pool)) if pool is not None else None,
         **options,
     )
     consumer.subscribe(subscription)

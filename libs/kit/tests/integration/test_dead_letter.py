@@ -2,16 +2,23 @@
 
 from funmagic_contracts.envelope import encode
 from funmagic_contracts.topics import dead_letter_topic
-from funmagic_kit.consumer import Subscription
 
-from .conftest import consumed, make_envelope, read_all, running_consumer, scalar, wait_until_consumed
+from .conftest import (
+    consumed,
+    make_envelope,
+    read_all,
+    running_consumer,
+    scalar,
+    typed_subscription,
+    wait_until_consumed,
+)
 
 
-async def record(envelope, uow) -> None:
+async def record(event, envelope, uow) -> None:
     await uow.conn.execute("INSERT INTO orders (id) VALUES (%s)", (envelope.subject,))
 
 
-async def explode(envelope, uow) -> None:
+async def explode(event, envelope, uow) -> None:
     raise RuntimeError(f"cannot handle {envelope.subject}")
 
 
@@ -22,7 +29,7 @@ async def test_malformed_and_always_failing_messages_are_dead_lettered_and_the_n
     await producer.send_and_wait(topic, b"{not json", key=b"k")
     await producer.send_and_wait(topic, encode(make_envelope("OrderExploded", "order-1")), key=b"k")
     await producer.send_and_wait(topic, encode(make_envelope("OrderPlaced", "order-2")), key=b"k")
-    subscription = Subscription(topic, {"OrderPlaced": record, "OrderExploded": explode})
+    subscription = typed_subscription(topic, {"OrderPlaced": record, "OrderExploded": explode})
 
     async with running_consumer(
         stack, pool, producer, subscription, max_attempts=3, retry_backoff_ms=5

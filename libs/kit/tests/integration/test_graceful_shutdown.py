@@ -10,10 +10,10 @@ from funmagic_contracts.envelope import encode
 from funmagic_kit.consumer import Subscription
 from funmagic_kit.kafka import create_topics
 from funmagic_kit.outbox import add_to_outbox
-from funmagic_kit.runtime import ServiceSpec, serve
+from funmagic_kit.runtime import ServiceParts, ServiceSpec, serve
 from funmagic_kit.settings import DatabaseSettings, ServiceSettings, load_settings
 
-from .conftest import make_envelope, message_count, scalar
+from .conftest import make_envelope, message_count, scalar, typed_subscription
 
 
 class ExampleSettings(ServiceSettings, DatabaseSettings):
@@ -33,7 +33,7 @@ async def test_sigterm_during_a_handler_finishes_it_and_publishes_its_event(
     await create_topics(stack.kafka, [announced], partitions=1)
     handler_started = asyncio.Event()
 
-    async def place_order_slowly(envelope, uow) -> None:
+    async def place_order_slowly(event, envelope, uow) -> None:
         handler_started.set()
         await asyncio.sleep(0.5)  # simulated slow work; SIGTERM arrives meanwhile
         await uow.conn.execute("INSERT INTO orders (id) VALUES (%s)", (envelope.subject,))
@@ -42,7 +42,7 @@ async def test_sigterm_during_a_handler_finishes_it_and_publishes_its_event(
     spec = ServiceSpec(
         name=f"shutdown-{uuid.uuid4().hex[:8]}",
         settings_class=ExampleSettings,
-        subscriptions=lambda runtime: [Subscription(topic, {"PlaceOrder": place_order_slowly})],
+        build=lambda runtime: _parts(typed_subscription(topic, {"PlaceOrder": place_order_slowly})),
     )
     settings = load_settings(
         ExampleSettings,
@@ -68,3 +68,7 @@ async def test_sigterm_during_a_handler_finishes_it_and_publishes_its_event(
     assert await scalar(pool, "SELECT count(*) FROM processed_events") == 1
     assert await scalar(pool, "SELECT count(*) FROM outbox") == 0
     assert await message_count(stack, announced) == 1
+
+
+async def _parts(*subscriptions: Subscription) -> ServiceParts:
+    return ServiceParts(subscriptions=subscriptions)

@@ -1,12 +1,18 @@
 """The inbox: an event delivered more than once changes state once."""
 
 from funmagic_contracts.envelope import encode
-from funmagic_kit.consumer import Subscription
 
-from .conftest import consumed, make_envelope, running_consumer, scalar, wait_until_consumed
+from .conftest import (
+    consumed,
+    make_envelope,
+    running_consumer,
+    scalar,
+    typed_subscription,
+    wait_until_consumed,
+)
 
 
-async def increment_counter(envelope, uow) -> None:
+async def increment_counter(event, envelope, uow) -> None:
     await uow.conn.execute(
         "INSERT INTO counters (name, value) VALUES (%s, 1) "
         "ON CONFLICT (name) DO UPDATE SET value = counters.value + 1",
@@ -19,7 +25,7 @@ async def test_the_same_event_delivered_twice_changes_state_once(stack, pool, pr
     raw = encode(envelope)
     for _ in range(2):
         await producer.send_and_wait(topic, raw, key=b"counter-a")
-    subscription = Subscription(topic, {"CounterIncremented": increment_counter})
+    subscription = typed_subscription(topic, {"CounterIncremented": increment_counter})
 
     async with running_consumer(stack, pool, producer, subscription) as consumer:
         await wait_until_consumed(
@@ -37,8 +43,8 @@ async def test_a_handler_that_fails_rolls_back_its_inbox_row_and_is_retried(
 ) -> None:
     calls = []
 
-    async def fails_once(envelope, uow) -> None:
-        await increment_counter(envelope, uow)
+    async def fails_once(event, envelope, uow) -> None:
+        await increment_counter(event, envelope, uow)
         calls.append(envelope.id)
         if len(calls) == 1:
             raise ConnectionError("provider unavailable")
@@ -46,7 +52,7 @@ async def test_a_handler_that_fails_rolls_back_its_inbox_row_and_is_retried(
     await producer.send_and_wait(
         topic, encode(make_envelope("CounterIncremented", "counter-b")), key=b"counter-b"
     )
-    subscription = Subscription(topic, {"CounterIncremented": fails_once})
+    subscription = typed_subscription(topic, {"CounterIncremented": fails_once})
 
     async with running_consumer(stack, pool, producer, subscription, retry_backoff_ms=10) as consumer:
         await wait_until_consumed(consumer, 1, what="the retried event handled")
@@ -62,7 +68,7 @@ async def test_an_event_type_without_a_handler_is_passed_over_without_a_transact
 ) -> None:
     await producer.send_and_wait(topic, encode(make_envelope("SomethingElseHappened", "c")), key=b"c")
     await producer.send_and_wait(topic, encode(make_envelope("CounterIncremented", "c")), key=b"c")
-    subscription = Subscription(topic, {"CounterIncremented": increment_counter})
+    subscription = typed_subscription(topic, {"CounterIncremented": increment_counter})
 
     async with running_consumer(stack, pool, producer, subscription) as consumer:
         await wait_until_consumed(consumer, 1, what="the handled event after the skipped one")

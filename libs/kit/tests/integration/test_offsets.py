@@ -5,9 +5,8 @@ import uuid
 import pytest
 
 from funmagic_contracts.envelope import encode
-from funmagic_kit.consumer import Subscription
 
-from .conftest import consumed, make_envelope, running_consumer, wait_until_consumed
+from .conftest import consumed, make_envelope, running_consumer, typed_subscription, wait_until_consumed
 from .test_inbox import increment_counter
 
 
@@ -23,7 +22,7 @@ async def test_a_consumer_group_restarted_after_a_clean_stop_reads_nothing_twice
     stack, pool, producer, topic, workers
 ) -> None:
     group = f"resume-{uuid.uuid4().hex[:8]}"
-    subscription = Subscription(topic, {"CounterIncremented": increment_counter})
+    subscription = typed_subscription(topic, {"CounterIncremented": increment_counter})
     await send_increments(producer, topic, range(30))
 
     async with running_consumer(

@@ -9,8 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from funmagic_kit.consumer import Subscription
-from funmagic_kit.db import UnitOfWork
+from funmagic_kit.db import PostgresUnitOfWork
 from funmagic_kit.outbox import add_to_outbox
 
 from .conftest import (
@@ -19,6 +18,7 @@ from .conftest import (
     message_count,
     running_consumer,
     scalar,
+    typed_subscription,
     wait_for,
     wait_until_consumed,
 )
@@ -40,7 +40,7 @@ def start_relay(
 
 async def place_order_and_announce_it(pool, topic: str, order_id: str):
     envelope = make_envelope("CounterIncremented", subject=order_id)
-    async with UnitOfWork(pool) as uow:
+    async with PostgresUnitOfWork(pool) as uow:
         await uow.conn.execute("INSERT INTO orders (id) VALUES (%s)", (order_id,))
         await add_to_outbox(uow.conn, [(topic, envelope)])
     return envelope
@@ -77,7 +77,7 @@ async def test_a_relay_killed_around_publishing_delivers_the_event_exactly_once_
 
     restarted = start_relay(database_url, stack.kafka, tmp_path, None)
     try:
-        subscription = Subscription(topic, {"CounterIncremented": increment_counter})
+        subscription = typed_subscription(topic, {"CounterIncremented": increment_counter})
         async with running_consumer(stack, pool, producer, subscription) as consumer:
             await wait_for(lambda: _outbox_empty(pool), what="the restarted relay to publish")
             expected_messages = 1 if failpoint == "relay.before_publish" else 2

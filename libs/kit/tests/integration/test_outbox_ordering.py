@@ -4,20 +4,19 @@ import asyncio
 
 import pytest
 
-from funmagic_kit.consumer import Subscription
-from funmagic_kit.db import UnitOfWork
+from funmagic_kit.db import PostgresUnitOfWork
 from funmagic_kit.failpoints import Failpoints
 from funmagic_kit.metrics import Metrics
 from funmagic_kit.outbox import OutboxRelay, add_to_outbox
 
-from .conftest import make_envelope, running_consumer, scalar, wait_for
+from .conftest import make_envelope, running_consumer, scalar, typed_subscription, wait_for
 
 KEYS = [f"aggregate-{n}" for n in range(10)]
 EVENTS_PER_KEY = 100
 WRITERS = 5
 
 
-async def record_arrival(envelope, uow) -> None:
+async def record_arrival(event, envelope, uow) -> None:
     await uow.conn.execute(
         "INSERT INTO received (key, seq) VALUES (%s, %s)", (envelope.subject, envelope.data["seq"])
     )
@@ -26,7 +25,7 @@ async def record_arrival(envelope, uow) -> None:
 async def write_events_for(pool, topic: str, keys: list[str]) -> None:
     """One writer per group of aggregates, several events per transaction, interleaving its keys."""
     for start in range(0, EVENTS_PER_KEY, 10):
-        async with UnitOfWork(pool) as uow:
+        async with PostgresUnitOfWork(pool) as uow:
             await add_to_outbox(
                 uow.conn,
                 [
@@ -50,7 +49,7 @@ async def test_a_thousand_events_over_ten_keys_arrive_in_per_key_order(
         page_size=97,  # not a divisor of anything above, so pages split transactions
     )
     relay_task = asyncio.create_task(relay.run())
-    subscription = Subscription(topic, {"Sequenced": record_arrival})
+    subscription = typed_subscription(topic, {"Sequenced": record_arrival})
     try:
         async with running_consumer(stack, pool, producer, subscription, concurrency=workers):
             groups = [KEYS[i::WRITERS] for i in range(WRITERS)]

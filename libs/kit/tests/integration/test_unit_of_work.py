@@ -1,21 +1,27 @@
-"""A unit of work runs its after-commit callbacks only once its transaction has committed."""
+"""The unit of work: one transaction for the state change and the events it publishes; after-commit callbacks
+run only once it has committed."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 
-from funmagic_kit.db import UnitOfWork
+from funmagic_contracts.envelope import ContractError, Envelope, decode
+from funmagic_contracts.identity.events import UserRegistered
+from funmagic_kit.db import PostgresUnitOfWork
+from funmagic_kit.logs import bind_correlation_id
 
 
 async def test_after_commit_callbacks_run_once_the_rows_are_visible(pool) -> None:
     seen: list[int] = []
 
     async def count_outbox() -> int:
-        async with UnitOfWork(pool) as other:
+        async with PostgresUnitOfWork(pool) as other:
             row = await (await other.conn.execute("SELECT count(*) AS n FROM outbox")).fetchone()
             return row["n"]
 
-    async with UnitOfWork(pool) as uow:
+    async with PostgresUnitOfWork(pool) as uow:
         await uow.conn.execute(
             "INSERT INTO outbox (event_id, topic, key, payload) VALUES (gen_random_uuid(), 't', 'k', 'x')"
         )
@@ -29,10 +35,92 @@ async def test_after_commit_callbacks_never_run_on_rollback(pool) -> None:
     seen: list[int] = []
 
     async def failing_handler() -> None:
-        async with UnitOfWork(pool) as uow:
+        async with PostgresUnitOfWork(pool) as uow:
             uow.after_commit(lambda: seen.append(1))
             raise RuntimeError("the handler failed")
 
     with pytest.raises(RuntimeError):
         await failing_handler()
     assert seen == []
+
+
+def _registered(user_id: str) -> UserRegistered:
+    return UserRegistered(
+        user_id=user_id,
+        email="ada@example.com",
+        name="Ada",
+        method="email",
+        registered_at=datetime.now(UTC),
+    )
+
+
+async def _outbox_envelopes(pool) -> list[Envelope]:
+    async with pool.connection() as conn:
+        rows = await (await conn.execute("SELECT payload FROM outbox ORDER BY id")).fetchall()
+    return [decode(bytes(row["payload"])) for row in rows]
+
+
+async def test_published_events_reach_the_outbox_with_the_commit_in_publishing_order(pool) -> None:
+    async with PostgresUnitOfWork(pool) as uow:
+        uow.publish(_registered("user-1"))
+        uow.publish(_registered("user-2"))
+        assert await _outbox_envelopes(pool) == []  # nothing before the commit
+
+    envelopes = await _outbox_envelopes(pool)
+    assert [e.subject for e in envelopes] == ["user-1", "user-2"]
+    assert all(e.type == "UserRegistered" and e.source == "identity" for e in envelopes)
+
+
+async def test_a_rolled_back_unit_of_work_publishes_nothing(pool) -> None:
+    async def failing_use_case() -> None:
+        async with PostgresUnitOfWork(pool) as uow:
+            uow.publish(_registered("user-3"))
+            raise RuntimeError("the use case failed after publishing")
+
+    with pytest.raises(RuntimeError):
+        await failing_use_case()
+
+    assert await _outbox_envelopes(pool) == []
+
+
+async def test_an_event_caused_by_another_carries_its_correlation_and_causation(pool) -> None:
+    cause = Envelope.wrap(_registered("user-4"), correlation_id="flow-42")
+
+    async with PostgresUnitOfWork(pool) as uow:
+        uow.publish(_registered("user-4"), caused_by=cause)
+
+    (envelope,) = await _outbox_envelopes(pool)
+    assert envelope.correlation_id == "flow-42"
+    assert envelope.causation_id == str(cause.id)
+
+
+async def test_without_a_cause_the_request_correlation_id_is_used(pool) -> None:
+    with bind_correlation_id("request-7"):
+        async with PostgresUnitOfWork(pool) as uow:
+            uow.publish(_registered("user-5"))
+
+    (envelope,) = await _outbox_envelopes(pool)
+    assert envelope.correlation_id == "request-7"
+    assert envelope.causation_id is None
+
+
+async def test_an_invalid_event_fails_where_it_is_published_not_at_commit(pool) -> None:
+    class NotAnEvent:
+        pass
+
+    async with PostgresUnitOfWork(pool) as uow:
+        with pytest.raises(ContractError):
+            uow.publish(NotAnEvent())  # type: ignore[arg-type]
+    assert await _outbox_envelopes(pool) == []
+
+
+class _CountingUnitOfWork(PostgresUnitOfWork):
+    """A service's unit of work binds its stores to the connection when the transaction opens."""
+
+    def bind(self, conn) -> None:
+        self.bound_to = conn
+
+
+async def test_a_subclass_binds_its_stores_to_the_open_transaction(pool) -> None:
+    async with _CountingUnitOfWork(pool) as uow:
+        assert uow.bound_to is uow.conn

@@ -1,0 +1,55 @@
+"""What application code sees of the runtime, as Protocols: no driver is imported here or by its users.
+
+A service's application layer types its unit of work as a Protocol that extends `UnitOfWork` with the
+stores it needs (`uow.tasks`, `uow.catalog`…); the adapters layer provides the concrete class
+(`funmagic_kit.db.PostgresUnitOfWork` and a subclass that binds the stores to its connection).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from types import TracebackType
+from typing import Protocol, Self, TypeVar
+from uuid import UUID
+
+from funmagic_contracts.base import IntegrationEvent
+from funmagic_contracts.envelope import Envelope
+
+__all__ = ["UnitOfWork", "UnitOfWorkFactory"]
+
+
+class UnitOfWork(Protocol):
+    """One transaction: state changes, the events they imply and (in a consumer) the inbox row commit
+    together or not at all. `async with` commits on a clean exit and rolls back on an exception."""
+
+    def publish(
+        self,
+        event: IntegrationEvent,
+        *,
+        caused_by: Envelope | None = None,
+        correlation_id: str | None = None,
+        causation_id: str | None = None,
+        event_id: UUID | None = None,
+        time: datetime | None = None,
+    ) -> None:
+        """Put `event` in the outbox with this transaction. `caused_by` (the event being handled) gives
+        its correlation and causation; without it the current request's correlation id is used."""
+        ...
+
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        """Call `callback` once the transaction has committed (never if it rolls back)."""
+        ...
+
+    async def __aenter__(self) -> Self: ...
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None: ...
+
+
+UnitOfWorkT_co = TypeVar("UnitOfWorkT_co", bound=UnitOfWork, covariant=True)
+
+
+class UnitOfWorkFactory(Protocol[UnitOfWorkT_co]):
+    def __call__(self) -> UnitOfWorkT_co: ...
