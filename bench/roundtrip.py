@@ -17,15 +17,17 @@ from datetime import UTC, datetime
 import psycopg
 from aiokafka import AIOKafkaConsumer
 
+from funmagic_contracts.base import IntegrationEvent
 from funmagic_contracts.envelope import Envelope
 from funmagic_contracts.ids import uuid7
 from funmagic_kit.consumer import EventConsumer, Subscription
-from funmagic_kit.db import UnitOfWork, create_pool
+from funmagic_kit.db import PostgresUnitOfWork, create_pool
 from funmagic_kit.failpoints import Failpoints
 from funmagic_kit.kafka import create_broker, create_producer, create_topics
 from funmagic_kit.metrics import Metrics
 from funmagic_kit.migrations import apply_migrations, load_migrations
 from funmagic_kit.outbox import OutboxRelay, add_to_outbox
+from funmagic_kit.testing import adhoc_event_class
 
 LATENCY_SAMPLES = int(os.environ.get("BENCH_LATENCY_SAMPLES", "500"))
 BURST = int(os.environ.get("BENCH_BURST", "5000"))
@@ -110,7 +112,7 @@ async def _measure_platform(kafka: str, dsn: str, workers: int) -> dict[str, flo
     all_handled = asyncio.Event()
     burst_target = 0
 
-    async def on_event(envelope: Envelope, uow: UnitOfWork) -> None:
+    async def on_event(event: IntegrationEvent, envelope: Envelope, uow: PostgresUnitOfWork) -> None:
         await uow.conn.execute("INSERT INTO effects (event_id) VALUES (%s)", (envelope.id,))
 
     def on_processed(envelope: Envelope, outcome: str) -> None:
@@ -129,12 +131,12 @@ async def _measure_platform(kafka: str, dsn: str, workers: int) -> dict[str, flo
         broker=broker,
         producer=producer,
         metrics=metrics,
-        pool=pool,
+        unit_of_work=lambda: PostgresUnitOfWork(pool),
         fetch_max_wait_ms=10,
         on_processed=on_processed,
         concurrency=workers,
     )
-    consumer.subscribe(Subscription(topic, {"BenchEvent": on_event}))
+    consumer.subscribe(Subscription(topic).on(adhoc_event_class("BenchEvent", topic), on_event))
     relay = OutboxRelay(dsn=dsn, pool=pool, producer=producer, metrics=metrics, failpoints=Failpoints(""))
     relay_task = asyncio.create_task(relay.run())
     await broker.start()
@@ -145,7 +147,7 @@ async def _measure_platform(kafka: str, dsn: str, workers: int) -> dict[str, flo
             waiter = asyncio.get_running_loop().create_future()
             arrived[str(envelope.id)] = waiter
             started = time.perf_counter()
-            async with UnitOfWork(pool) as uow:
+            async with PostgresUnitOfWork(pool) as uow:
                 await add_to_outbox(uow.conn, [(topic, envelope)])
             finished = await asyncio.wait_for(waiter, timeout=30)
             if i >= WARMUP:
@@ -153,7 +155,7 @@ async def _measure_platform(kafka: str, dsn: str, workers: int) -> dict[str, flo
         burst_target = handled + BURST
         started = time.perf_counter()
         for first in range(0, BURST, 100):
-            async with UnitOfWork(pool) as uow:
+            async with PostgresUnitOfWork(pool) as uow:
                 await add_to_outbox(uow.conn, [(topic, _event(first + n)) for n in range(100)])
         await asyncio.wait_for(all_handled.wait(), timeout=300)
         burst_seconds = time.perf_counter() - started
@@ -177,7 +179,7 @@ def _event(i: int) -> Envelope:
         time=datetime.now(UTC),
         correlation_id=str(uuid.uuid4()),
         causation_id=None,
-        data={"n": i, "pad": "x" * 200},
+        data={"subject": f"k{i % 10}", "n": i, "pad": "x" * 200},
     )
 
 

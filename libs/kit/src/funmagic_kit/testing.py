@@ -13,10 +13,11 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import psycopg
 from faststream.kafka import TestKafkaBroker
+from pydantic import ConfigDict, create_model
 
 from funmagic_contracts.base import IntegrationEvent
 from funmagic_contracts.envelope import Envelope, encode, kafka_headers
@@ -27,7 +28,14 @@ from funmagic_kit.kafka import create_broker
 from funmagic_kit.metrics import Metrics
 from funmagic_kit.migrations import migrate_database
 
-__all__ = ["InMemoryConsumer", "drop_database", "in_memory_consumer", "scratch_database", "wait_until"]
+__all__ = [
+    "InMemoryConsumer",
+    "adhoc_event_class",
+    "drop_database",
+    "in_memory_consumer",
+    "scratch_database",
+    "wait_until",
+]
 
 
 async def wait_until(
@@ -71,6 +79,25 @@ async def scratch_database(
         yield url
     finally:
         await drop_database(postgres_url, name)
+
+
+class _AdhocEvent(IntegrationEvent):
+    """Events on a test's or a benchmark's own topic: a `subject` and any other data."""
+
+    model_config = ConfigDict(frozen=True, extra="allow")
+    EVENT_VERSION: ClassVar[int] = 1
+    SUBJECT_FIELD: ClassVar[str] = "subject"
+
+    subject: str
+
+
+def adhoc_event_class(event_type: str, topic: str) -> type[IntegrationEvent]:
+    """A contract class for `event_type` on a scratch `topic`, so the kit's consumer can be subscribed to
+    events that are not in the platform's catalog (their envelopes carry `{"subject": …, …}` as data)."""
+    model = create_model(event_type, __base__=_AdhocEvent)
+    model.EVENT_TYPE = event_type
+    model.TOPIC = topic
+    return model
 
 
 @dataclass

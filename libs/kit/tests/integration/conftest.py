@@ -10,16 +10,13 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import ClassVar
 
 import psycopg
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from psycopg_pool import AsyncConnectionPool
-from pydantic import ConfigDict, create_model
 
-from funmagic_contracts.base import IntegrationEvent
 from funmagic_contracts.envelope import Envelope
 from funmagic_contracts.ids import uuid7
 from funmagic_contracts.topics import dead_letter_topic
@@ -28,7 +25,7 @@ from funmagic_kit.db import PostgresUnitOfWork, create_pool
 from funmagic_kit.kafka import create_broker, create_producer, create_topics
 from funmagic_kit.metrics import Metrics
 from funmagic_kit.migrations import apply_migrations, load_migrations
-from funmagic_kit.testing import drop_database, wait_until
+from funmagic_kit.testing import adhoc_event_class, drop_database, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -97,29 +94,11 @@ async def producer(stack: Stack):
     await producer.stop()
 
 
-class _TestEvent(IntegrationEvent):
-    """Ad-hoc events on a test's own topic: a `subject` and any other data."""
-
-    model_config = ConfigDict(frozen=True, extra="allow")
-    EVENT_VERSION: ClassVar[int] = 1
-    SUBJECT_FIELD: ClassVar[str] = "subject"
-
-    subject: str
-
-
-def event_class(event_type: str, topic: str) -> type[IntegrationEvent]:
-    """A contract class for `event_type` on `topic`, to subscribe the kit's consumer to."""
-    model = create_model(event_type, __base__=_TestEvent)
-    model.EVENT_TYPE = event_type
-    model.TOPIC = topic
-    return model
-
-
 def typed_subscription(topic: str, handlers: dict) -> Subscription:
     """A typed subscription to ad-hoc test events: `{"CounterIncremented": handler, …}`."""
     built: Subscription = Subscription(topic)
     for event_type, handler in handlers.items():
-        built.on(event_class(event_type, topic), handler)
+        built.on(adhoc_event_class(event_type, topic), handler)
     return built
 
 

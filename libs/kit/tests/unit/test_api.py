@@ -14,7 +14,7 @@ from typing import Any, Generic, TypeVar
 import aiohttp
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestServer
+from aiohttp.test_utils import TestServer, make_mocked_request
 from openapi_spec_validator import validate
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
@@ -24,11 +24,12 @@ from funmagic_kit.api import (
     build_openapi,
     docs_page,
     enforce_access,
+    idempotency_key,
     json_body,
     read_body,
     read_query,
 )
-from funmagic_kit.http import problem_middleware
+from funmagic_kit.http import HttpProblem, problem_middleware
 from funmagic_kit.metrics import Metrics
 from funmagic_kit.request_keys import AUTH_ERROR_KEY, INTERNAL_CALLER_KEY, PRINCIPAL_KEY, Principal
 
@@ -540,3 +541,21 @@ def test_the_docs_page_points_at_the_openapi_document_without_a_cdn() -> None:
     assert "{title}" not in page
     assert "<script src=" not in page
     assert "https://" not in page
+
+
+def test_an_idempotency_key_is_passed_on_as_sent_and_absent_is_none() -> None:
+    from aiohttp.test_utils import make_mocked_request
+
+    from funmagic_kit.api import idempotency_key
+
+    assert (
+        idempotency_key(make_mocked_request("POST", "/", headers={"Idempotency-Key": "retry-1"})) == "retry-1"
+    )
+    assert idempotency_key(make_mocked_request("POST", "/")) is None
+
+
+@pytest.mark.parametrize("key", ["", "x" * 201, "line\nbreak", "tab\there"])
+def test_an_unusable_idempotency_key_is_422(key: str) -> None:
+    with pytest.raises(HttpProblem) as refused:
+        idempotency_key(make_mocked_request("POST", "/", headers={"Idempotency-Key": key}))
+    assert refused.value.status == 422
