@@ -14,9 +14,9 @@ the end).
    with the rows, so the ratio is the cost of replaying and writing the projections on top of the read
    (the driver's decoding of the rows, `jsonb` included, is in both).
 2. Reservations. `CONCURRENCY` asyncio workers share a pool of `POOL_SIZE` connections; each reservation is
-   one `UnitOfWork` running `Ledger.execute(ReserveCredits)` (lock the stream, idempotency check, decide,
+   one unit of work running `Ledger.apply(ReserveCredits)` (lock the stream, idempotency check, decide,
    append, snapshot, projection, outbox). The baseline is one guarded `UPDATE` of a plain balances table
-   in the same `UnitOfWork`, pool and concurrency, so the ratio is the ledger's work per reservation.
+   in the same kind of unit of work, pool and concurrency, so the ratio is the ledger's work per reservation.
    Both are measured on distinct users (the generated users, each reservation on the next one) and on one
    contended user with a large balance. Latency runs from asking for a connection to the commit, so the
    wait for the pool is included. On one user every reservation stays open, so that stream's snapshot
@@ -46,9 +46,11 @@ from psycopg.rows import dict_row
 
 from funmagic_credits.adapters.postgres import EVENT_CLASSES, account_to_json, event_to_json
 from funmagic_credits.adapters.rebuild import BATCH, rebuild_projections
-from funmagic_credits.bootstrap import build_ledger
+from funmagic_credits.adapters.unit_of_work import CreditsUnitOfWork
+from funmagic_credits.application.ledger import Ledger
 from funmagic_credits.domain.ledger import Account, GrantCredits, ReserveCredits, Reserved
-from funmagic_kit.db import UnitOfWork, create_pool
+from funmagic_kit.clock import SystemClock
+from funmagic_kit.db import PostgresUnitOfWork, create_pool
 from funmagic_kit.migrations import migrate_database
 
 USERS = int(os.environ.get("BENCH_LEDGER_USERS", "20000"))
@@ -463,7 +465,6 @@ async def reservations(dsn: str, generated: _Generated) -> dict[str, Any]:
     # Users that can afford a few reservations each even if the window wraps round the list.
     users = [s.user_id for s in generated.streams if s.balance >= 4 * RESERVE_AMOUNT]
     contended = _user_id(USERS + 1)
-    ledger = build_ledger()
     async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
         await conn.execute(BASELINE_TABLE)
         async with conn.cursor() as cursor, cursor.copy("COPY balances FROM STDIN") as copy:
@@ -472,18 +473,13 @@ async def reservations(dsn: str, generated: _Generated) -> dict[str, Any]:
             await copy.write_row((contended, CONTENDED_BALANCE, 0))
         await conn.execute("ANALYZE balances")
     pool = await create_pool(dsn, min_size=POOL_SIZE, max_size=POOL_SIZE, name="bench-credits")
+    ledger = Ledger(uow=lambda: CreditsUnitOfWork(pool), clock=SystemClock())
     try:
-        async with UnitOfWork(pool) as uow:
-            await ledger.execute(
-                uow.conn, GrantCredits(contended, CONTENDED_BALANCE, "promotion", "bench-contended")
-            )
+        await ledger.apply(GrantCredits(contended, CONTENDED_BALANCE, "promotion", "bench-contended"))
 
         def ledger_op(pick: Callable[[int], str]) -> Callable[[int], Awaitable[None]]:
             async def op(n: int) -> None:
-                async with UnitOfWork(pool) as uow:
-                    stored = await ledger.execute(
-                        uow.conn, ReserveCredits(pick(n), str(uuid.uuid4()), RESERVE_AMOUNT)
-                    )
+                stored = await ledger.apply(ReserveCredits(pick(n), str(uuid.uuid4()), RESERVE_AMOUNT))
                 if len(stored) != 1 or not isinstance(stored[0].event, Reserved):
                     raise AssertionError(f"reservation {n} was not held: {stored}")
 
@@ -491,7 +487,7 @@ async def reservations(dsn: str, generated: _Generated) -> dict[str, Any]:
 
         def baseline_op(pick: Callable[[int], str]) -> Callable[[int], Awaitable[None]]:
             async def op(n: int) -> None:
-                async with UnitOfWork(pool) as uow:
+                async with PostgresUnitOfWork(pool) as uow:
                     cursor = await uow.conn.execute(
                         BASELINE_UPDATE, {"amount": RESERVE_AMOUNT, "user_id": pick(n)}
                     )

@@ -611,12 +611,12 @@ def test_identity_and_the_gateway_agree_on_where_the_app_lives():
 
 
 def test_the_readme_shows_the_identity_commands_that_exist():
-    from funmagic_identity.cli import COMMANDS
+    from funmagic_identity.bootstrap import SPEC
 
     text = (COMPOSE_DIR / "README.md").read_text()
     shown = re.findall(r"all\.sh run --rm (?:-e [A-Z_]+ )*identity ([a-z][a-z-]*)", text)
     assert "create-admin" in shown, "README.md should show how to create the first super_admin"
-    unknown = set(shown) - {*COMMANDS, "serve", "migrate"}
+    unknown = set(shown) - {*SPEC.commands, "serve", "migrate"}
     assert not unknown, f"README.md shows identity commands that do not exist: {sorted(unknown)}"
 
 

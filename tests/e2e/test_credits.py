@@ -23,6 +23,7 @@ from clients import (
 from funmagic_contracts.envelope import Envelope, encode, kafka_headers, kafka_key
 from funmagic_contracts.tasks.events import TaskCompleted, TaskFailed, TaskOutput, TaskRequested
 from funmagic_contracts.topics import TASKS_EVENTS
+from funmagic_kit.testing import wait_until
 
 WEBHOOK_URL = f"{GATEWAY_URL}/api/webhooks/stripe"
 
@@ -35,13 +36,15 @@ async def _balance(token: str) -> dict:
 
 
 async def _wait_for_balance(token: str, expected: dict, timeout: float = 30.0) -> dict:
-    deadline = time.monotonic() + timeout
-    while True:
-        body = await _balance(token)
-        if all(body[k] == v for k, v in expected.items()) or time.monotonic() > deadline:
-            assert all(body[k] == v for k, v in expected.items()), body
-            return body
-        await asyncio.sleep(0.1)  # the polling interval of a wait-until loop
+    """The balance once it shows every `expected` value."""
+    latest: list[dict] = []
+
+    async def shows_expected() -> bool:
+        latest[:] = [await _balance(token)]
+        return all(latest[0][k] == v for k, v in expected.items())
+
+    await wait_until(shows_expected, timeout=timeout, what=f"the balance to show {expected}", interval=0.1)
+    return latest[0]
 
 
 async def _new_user(prefix: str) -> dict:

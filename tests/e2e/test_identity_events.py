@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import time
-
 from aiokafka import AIOKafkaConsumer
 from clients import PASSWORD, bearer, browser, call, sign_in, sign_up, token_from_mail, unique_email
 
 from funmagic_contracts.envelope import decode
+from funmagic_kit.testing import wait_until
 
 
 async def _consumer_at_the_end(bootstrap: str) -> AIOKafkaConsumer:
@@ -28,8 +27,10 @@ async def _events_of(
     consumer: AIOKafkaConsumer, user_id: str, wanted: set[str], timeout: float = 30.0
 ) -> list:
     seen = []
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and not wanted <= {e.type for e in seen}:
+
+    async def all_wanted_seen() -> bool:
+        if wanted <= {e.type for e in seen}:
+            return True
         batches = await consumer.getmany(timeout_ms=500)
         for records in batches.values():
             for record in records:
@@ -37,6 +38,10 @@ async def _events_of(
                 if envelope.subject == user_id:
                     assert record.key == user_id.encode(), "the key is the user id: per-user order"
                     seen.append(envelope)
+        return False
+
+    # getmany waits up to half a second for records: no pause between polls is needed.
+    await wait_until(all_wanted_seen, timeout=timeout, what=f"{sorted(wanted)} of {user_id}", interval=0)
     return seen
 
 

@@ -15,9 +15,8 @@ import signal
 import struct
 import subprocess
 import sys
-import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -35,6 +34,7 @@ from tripo_api import FakeTripo
 from funmagic_contracts.envelope import Envelope, decode, encode, kafka_headers, kafka_key
 from funmagic_contracts.tasks.events import StepInput, StepRequested, TaskCancelRequested
 from funmagic_contracts.topics import PROVIDERS_EVENTS, TASKS_EVENTS
+from funmagic_kit.testing import wait_until
 
 OPENAI_KEY = "sk-e2e-openai-" + uuid.uuid4().hex
 FAL_KEY = "fal-e2e-" + uuid.uuid4().hex
@@ -78,11 +78,15 @@ class TaskEvents:
         self.consumer = consumer
         self.by_task: dict[str, list[Envelope]] = {}
 
-    async def until(self, predicate, timeout: float = 60.0) -> None:
-        deadline = time.monotonic() + timeout
-        while not predicate():
-            assert time.monotonic() < deadline, f"timed out; seen: {self.summary()}"
+    async def until(self, predicate, timeout: float = 60.0, what: str = "events on providers.events") -> None:
+        async def holds_after_polling() -> bool:
+            if predicate():
+                return True
             await self._poll()
+            return False
+
+        # _poll waits up to 200 ms for records: no pause between polls is needed.
+        await wait_until(holds_after_polling, timeout=timeout, what=what, interval=0)
 
     async def _poll(self) -> None:
         batches = await self.consumer.getmany(timeout_ms=200)
@@ -92,19 +96,25 @@ class TaskEvents:
                 self.by_task.setdefault(envelope.subject, []).append(envelope)
 
     async def finished(self, task_id: str, timeout: float = 60.0) -> Envelope:
-        await self.until(lambda: any(e.type in TERMINAL for e in self.of(task_id)), timeout)
+        await self.until(
+            lambda: any(e.type in TERMINAL for e in self.of(task_id)), timeout, what=f"the end of {task_id}"
+        )
         return next(e for e in self.of(task_id) if e.type in TERMINAL)
 
     async def drain(self, timeout: float = 30.0) -> None:
         """Read up to the topic's current end: whatever was published before now is in `by_task`."""
         ends = await self.consumer.end_offsets(list(self.consumer.assignment()))
-        deadline = time.monotonic() + timeout
-        while True:
+
+        async def at_the_end() -> bool:
             positions = {tp: await self.consumer.position(tp) for tp in ends}
             if all(positions[tp] >= end for tp, end in ends.items()):
-                return
-            assert time.monotonic() < deadline, "timed out reading to the end of providers.events"
+                return True
             await self._poll()
+            return False
+
+        await wait_until(
+            at_the_end, timeout=timeout, what="reading to the end of providers.events", interval=0
+        )
 
     def of(self, task_id: str) -> list[Envelope]:
         return self.by_task.get(task_id, [])
@@ -461,19 +471,24 @@ async def test_cancelling_a_task_stops_its_job_and_cancels_upstream(
         )
         await produce(stack_env, requested)
         await events.until(lambda: "StepStarted" in events.types(requested.task_id))
-        await wait_for(lambda: any(r.path.endswith("/status") for r in fake.requests))
+        await wait_for(lambda: any(r.path.endswith("/status") for r in fake.requests), "a status poll")
         cancel = TaskCancelRequested(task_id=requested.task_id, user_id=user["id"], by=user["id"])
         await produce(stack_env, cancel)
-        await wait_for(lambda: any(r.method == "PUT" and r.path.endswith("/cancel") for r in fake.requests))
+        await wait_for(
+            lambda: any(r.method == "PUT" and r.path.endswith("/cancel") for r in fake.requests),
+            "the job's cancellation at fal",
+        )
         await events.drain()
         assert not TERMINAL & set(events.types(requested.task_id))
 
 
-async def wait_for(predicate, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.05)
+async def wait_for(predicate: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
+    """Until `predicate()` holds: the fake servers record the requests they get as they come."""
+
+    async def holds() -> bool:
+        return predicate()
+
+    await wait_until(holds, timeout=timeout, what=what, interval=0.05)
 
 
 # --- crashes ---------------------------------------------------------------------------------
@@ -487,7 +502,7 @@ async def test_a_job_interrupted_by_sigkill_runs_again_and_completes_once(
         fake.faults.set_latency("generations", 2.0)
         requested = step(user, provider["name"], "image-gen", prompt="survive", model="gpt-image-1")
         await produce(stack_env, requested)
-        await wait_for(lambda: len(fake.requests) == 1)
+        await wait_for(lambda: len(fake.requests) == 1, "the first generation request")
         old = platform["providers"]
         os.kill(old.process.pid, signal.SIGKILL)
         old.process.wait(10)

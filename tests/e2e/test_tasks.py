@@ -4,15 +4,15 @@ local provider; third-party failures come from the fake OpenAI server."""
 
 from __future__ import annotations
 
-import asyncio
 import io
-import time
 import uuid
 
 from clients import bearer, browser, call, download, png, read_sse, sign_up, unique_email, upload
 from faults import Fault
 from openai_api import FakeOpenAI
 from PIL import Image
+
+from funmagic_kit.testing import wait_until
 
 TERMINAL = {"completed", "failed", "cancelled"}
 
@@ -41,13 +41,17 @@ async def balance(user: dict) -> dict:
 
 
 async def until_balance(user: dict, predicate, timeout: float = 30.0) -> dict:
-    deadline = time.monotonic() + timeout
-    while True:
-        current = await balance(user)
-        if predicate(current):
-            return current
-        assert time.monotonic() < deadline, f"balance never got there: {current}"
-        await asyncio.sleep(0.1)
+    """The user's balance once `predicate` holds for it."""
+    latest: list[dict] = []
+
+    async def got_there() -> bool:
+        latest[:] = [await balance(user)]
+        return predicate(latest[0])
+
+    await wait_until(
+        got_there, timeout=timeout, what=f"the balance of {user['id']} to get there", interval=0.1
+    )
+    return latest[0]
 
 
 async def start_task(user: dict, body: dict, key: str | None = None) -> tuple[int, dict]:
@@ -64,14 +68,17 @@ async def get_task(user: dict, task_id: str) -> tuple[int, dict]:
 
 
 async def until_task(user: dict, task_id: str, statuses=TERMINAL, timeout: float = 60.0) -> dict:
-    deadline = time.monotonic() + timeout
-    while True:
+    """The task once its status is one of `statuses`."""
+    latest: list[dict] = []
+
+    async def in_statuses() -> bool:
         status, task = await get_task(user, task_id)
         assert status == 200, task
-        if task["status"] in statuses:
-            return task
-        assert time.monotonic() < deadline, f"task stuck in {task['status']}"
-        await asyncio.sleep(0.1)
+        latest[:] = [task]
+        return task["status"] in statuses
+
+    await wait_until(in_statuses, timeout=timeout, what=f"task {task_id} in {sorted(statuses)}", interval=0.1)
+    return latest[0]
 
 
 def types(events) -> list[str]:

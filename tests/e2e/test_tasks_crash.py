@@ -6,10 +6,11 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import time
 
 import run_services
 from clients import E2E_PORT_BASE, bearer, browser, call, png, sign_up, unique_email, upload
+
+from funmagic_kit.testing import wait_until
 
 USERS = 20
 TASKS_PER_USER = 10  # the per-user cap on tasks running at once
@@ -21,10 +22,11 @@ async def _user() -> dict:
     async with browser() as client:
         account = await sign_up(client, unique_email("crash"), mode="token")
     user = {"id": account["user"]["id"], "token": account["access_token"]}
-    deadline = time.monotonic() + 30
-    while (await _balance(user))["balance"] < TASKS_PER_USER * PRICE:
-        assert time.monotonic() < deadline, "no sign-up bonus"
-        await asyncio.sleep(0.1)
+
+    async def bonus_granted() -> bool:
+        return (await _balance(user))["balance"] >= TASKS_PER_USER * PRICE
+
+    await wait_until(bonus_granted, timeout=30, what=f"the sign-up bonus of {user['id']}", interval=0.1)
     user["image"] = await upload(user["token"], png(32, 24))
     return user
 
@@ -34,6 +36,19 @@ async def _balance(user: dict) -> dict:
         status, body, _ = await call(client, "GET", "/api/credits/balance", headers=bearer(user["token"]))
     assert status == 200, body
     return body
+
+
+async def _settled_balance(user: dict, charged: int) -> dict:
+    """The balance once nothing is reserved and `charged` is spent: settlements travel through Kafka after
+    the task's last change."""
+    latest: list[dict] = []
+
+    async def settled() -> bool:
+        latest[:] = [await _balance(user)]
+        return latest[0]["reserved_balance"] == 0 and latest[0]["lifetime_spent"] == charged
+
+    await wait_until(settled, timeout=60, what=f"{user['id']} settled at {charged} spent", interval=0.2)
+    return latest[0]
 
 
 async def _start(user: dict) -> str:
@@ -70,26 +85,19 @@ async def test_every_task_ends_and_the_ledger_balances_after_crashes(
     for name in ("tasks", "credits", "providers"):
         await _kill_and_restart(platform, platform_env, name)
 
-    deadline = time.monotonic() + 240
-    while True:
-        tasks = [t for u in users for t in await _tasks_of(u)]
-        unfinished = [t for t in tasks if t["status"] not in TERMINAL]
-        if not unfinished:
-            break
-        assert time.monotonic() < deadline, f"{len(unfinished)} tasks never ended: {unfinished[:3]}"
-        await asyncio.sleep(1)
+    tasks: list[dict] = []
+
+    async def every_task_ended() -> bool:
+        tasks[:] = [t for u in users for t in await _tasks_of(u)]
+        return all(t["status"] in TERMINAL for t in tasks)
+
+    await wait_until(every_task_ended, timeout=240, what=f"all {len(task_ids)} tasks to end", interval=1)
     assert {t["id"] for t in tasks} == set(task_ids)
 
     for user in users:
         mine = await _tasks_of(user)
         charged = sum(t["charged_credits"] or 0 for t in mine)
-        deadline = time.monotonic() + 60
-        while True:  # settlements travel through Kafka after the task's last change
-            balance = await _balance(user)
-            if balance["reserved_balance"] == 0 and balance["lifetime_spent"] == charged:
-                break
-            assert time.monotonic() < deadline, (balance, charged)
-            await asyncio.sleep(0.2)
+        balance = await _settled_balance(user, charged)
         assert balance["balance"] == TASKS_PER_USER * PRICE - charged
         assert all(t["charged_credits"] in (0, PRICE) for t in mine)
         assert all(t["charged_credits"] == PRICE for t in mine if t["status"] == "completed")

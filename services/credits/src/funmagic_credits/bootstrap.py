@@ -2,98 +2,106 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 import aiohttp
-from aiohttp import web
+from psycopg_pool import AsyncConnectionPool
 
-from funmagic_credits.adapters.commerce import CommerceStore
-from funmagic_credits.adapters.postgres import PostgresLedgerStore
-from funmagic_credits.adapters.stripe import StripeClient, verify_signature
+from funmagic_credits.adapters.maintenance import LedgerMaintenance
+from funmagic_credits.adapters.queries import CreditsReads
+from funmagic_credits.adapters.stripe import StripeClient, StripeWebhooks
+from funmagic_credits.adapters.unit_of_work import CreditsUnitOfWork
 from funmagic_credits.application.commerce import Commerce
 from funmagic_credits.application.ledger import Ledger
-from funmagic_credits.cli import COMMANDS
+from funmagic_credits.application.ports import PaymentGateway
 from funmagic_credits.config import CreditsSettings
-from funmagic_credits.entrypoints.http import CreditsApp, error_middleware
-from funmagic_credits.entrypoints.kafka import CreditsReactions
-from funmagic_kit.consumer import Subscription
-from funmagic_kit.db import UnitOfWork
-from funmagic_kit.runtime import Middleware, Runtime, ServiceSpec
+from funmagic_credits.entrypoints import cli, kafka
+from funmagic_credits.entrypoints.http import CreditsApp
+from funmagic_kit.clock import Clock, SystemClock
+from funmagic_kit.errors import ConfigError
+from funmagic_kit.runtime import Command, Runtime, ServiceParts, ServiceSpec
 
-__all__ = ["SPEC", "SystemClock", "build_ledger"]
-
-
-class SystemClock:
-    def now(self) -> datetime:
-        return datetime.now(UTC)
+__all__ = ["SPEC", "Credits", "build"]
 
 
-@dataclass
-class Wiring:
-    app: CreditsApp
-    reactions: CreditsReactions
+@dataclass(frozen=True)
+class Credits:
+    ledger: Ledger
+    commerce: Commerce
+    maintenance: LedgerMaintenance
+    parts: ServiceParts
 
 
-def build_ledger() -> Ledger:
-    return Ledger(stores=PostgresLedgerStore, clock=SystemClock())
+def build(
+    settings: CreditsSettings,
+    *,
+    pool: AsyncConnectionPool,
+    http: aiohttp.ClientSession | None,
+    clock: Clock | None = None,
+    payments: PaymentGateway | None = None,
+) -> Credits:
+    """Credits' application objects and what the runtime serves. `http` reaches Stripe; a test may pass
+    None with a stand-in for Stripe's API as `payments` (webhook signatures are always checked for real)."""
+    clock = clock or SystemClock()
+    if payments is None:
+        if http is None:
+            raise ConfigError("credits needs an HTTP session to reach Stripe")
+        payments = StripeClient(settings.stripe_api_base, settings.stripe_secret_key.get_secret_value(), http)
 
+    def unit_of_work() -> CreditsUnitOfWork:
+        return CreditsUnitOfWork(pool)
 
-async def startup(runtime: Runtime) -> None:
-    settings: CreditsSettings = runtime.settings
-    assert runtime.pool is not None
-    assert runtime.exit_stack is not None
-    pool = runtime.pool
-    http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=15))
-    runtime.exit_stack.push_async_callback(http.close)
-    ledger = build_ledger()
-    webhook_secret = settings.stripe_webhook_secret.get_secret_value()
-
-    def verify(payload: bytes, header: str) -> int:
-        return verify_signature(
-            payload, header, webhook_secret, tolerance_seconds=settings.stripe_webhook_tolerance_seconds
-        )
-
+    ledger = Ledger(uow=unit_of_work, clock=clock)
     commerce = Commerce(
-        uow=lambda: UnitOfWork(pool),
-        commerce_stores=CommerceStore,
+        uow=unit_of_work,
         ledger=ledger,
-        payments=StripeClient(settings.stripe_api_base, settings.stripe_secret_key.get_secret_value(), http),
-        verify_signature=verify,
-        clock=SystemClock(),
+        payments=payments,
+        webhooks=StripeWebhooks(
+            settings.stripe_webhook_secret.get_secret_value(),
+            tolerance_seconds=settings.stripe_webhook_tolerance_seconds,
+        ),
+        clock=clock,
         success_url=settings.checkout_success_url,
         cancel_url=settings.checkout_cancel_url,
     )
-    runtime.state["credits"] = Wiring(
-        app=CreditsApp(pool=pool, ledger=ledger, commerce=commerce, clock=SystemClock()),
-        reactions=CreditsReactions(ledger, signup_bonus=settings.signup_bonus_credits),
+    parts = ServiceParts(
+        routes=CreditsApp(ledger=ledger, commerce=commerce, reads=CreditsReads(pool)).routes(),
+        subscriptions=kafka.subscriptions(ledger, signup_bonus=settings.signup_bonus_credits),
+        unit_of_work=unit_of_work,
     )
+    maintenance = LedgerMaintenance(pool, settings.kafka_bootstrap_servers)
+    return Credits(ledger=ledger, commerce=commerce, maintenance=maintenance, parts=parts)
 
 
-def _wiring(runtime: Runtime) -> Wiring:
-    return runtime.state["credits"]
+async def _build_with(runtime: Runtime) -> Credits:
+    http = await runtime.exit_stack.enter_async_context(
+        aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=15))
+    )
+    return build(runtime.settings, pool=runtime.require_pool(), http=http)
 
 
-def routes(runtime: Runtime) -> Sequence[web.RouteDef]:
-    return _wiring(runtime).app.routes()
+async def _build_from_runtime(runtime: Runtime) -> ServiceParts:
+    return (await _build_with(runtime)).parts
 
 
-def subscriptions(runtime: Runtime) -> Sequence[Subscription]:
-    return _wiring(runtime).reactions.subscriptions()
+def _maintenance_command(
+    command: Callable[[LedgerMaintenance, Sequence[str]], Awaitable[int]],
+) -> Command:
+    async def run(runtime: Runtime, argv: Sequence[str]) -> int:
+        return await command((await _build_with(runtime)).maintenance, argv)
 
-
-def middlewares(runtime: Runtime) -> Sequence[Middleware]:
-    return (error_middleware(),)
+    return run
 
 
 SPEC = ServiceSpec(
     name="credits",
     settings_class=CreditsSettings,
     migrations_package="funmagic_credits.migrations",
-    subscriptions=subscriptions,
-    routes=routes,
-    startup=startup,
-    middlewares=middlewares,
-    commands=COMMANDS,
+    build=_build_from_runtime,
+    commands={
+        "rebuild": _maintenance_command(cli.rebuild),
+        "verify": _maintenance_command(cli.verify),
+        "replay-topic": _maintenance_command(cli.replay_topic),
+    },
 )

@@ -1,14 +1,15 @@
-"""Helpers shared by the credits integration tests: run ledger commands, read tables, wait on conditions,
-run a credits consumer over private topics."""
+"""Helpers shared by the credits integration tests: the service as bootstrap builds it (Stripe's API stood
+in for), run ledger commands, read tables, wait on conditions, run a credits consumer over private topics."""
 
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager, suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -16,8 +17,10 @@ from aiokafka.admin import AIOKafkaAdminClient
 from psycopg_pool import AsyncConnectionPool
 
 from funmagic_contracts.envelope import Envelope, encode, kafka_headers, kafka_key
-from funmagic_credits.application.ports import StoredEvent
-from funmagic_credits.bootstrap import build_ledger
+from funmagic_contracts.topics import IDENTITY_EVENTS, TASKS_EVENTS
+from funmagic_credits.application.ports import CheckoutSession, StoredEvent
+from funmagic_credits.bootstrap import Credits, build
+from funmagic_credits.config import CreditsSettings
 from funmagic_credits.domain.ledger import (
     AdjustCredits,
     GrantCredits,
@@ -26,11 +29,15 @@ from funmagic_credits.domain.ledger import (
     ReserveCredits,
     SettleReservation,
 )
+from funmagic_kit.clock import Clock
 from funmagic_kit.consumer import EventConsumer, Subscription
-from funmagic_kit.db import UnitOfWork
 from funmagic_kit.kafka import create_broker
 from funmagic_kit.metrics import Metrics
+from funmagic_kit.settings import load_settings
 from funmagic_kit.testing import wait_until
+
+STRIPE_WEBHOOK_SECRET = "whsec_credits_tests"
+SIGNUP_BONUS = 50
 
 
 @dataclass(frozen=True)
@@ -39,12 +46,63 @@ class PrivateTopics:
     tasks: str
 
 
+def credits_settings(**env: str) -> CreditsSettings:
+    """Settings as `build` reads them; nothing here is dialled (Stripe is a stand-in unless a test says)."""
+    return load_settings(
+        CreditsSettings,
+        env={
+            "KAFKA_BOOTSTRAP_SERVERS": os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9"),
+            "REDIS_URL": "redis://127.0.0.1:9",
+            "INTERNAL_API_TOKEN": "credits-tests-internal-token-0123456789",
+            "AUTH_JWKS_URL": "http://127.0.0.1:9/jwks",
+            "DATABASE_URL": "postgresql://unused",
+            "SIGNUP_BONUS_CREDITS": str(SIGNUP_BONUS),
+            "STRIPE_API_BASE": "http://127.0.0.1:9",
+            "STRIPE_WEBHOOK_SECRET": STRIPE_WEBHOOK_SECRET,
+            **env,
+        },
+    )
+
+
+@dataclass
+class FakePayments:
+    """Stripe's API as credits sees it: every Checkout Session asked for is created and recorded."""
+
+    created: list[dict[str, Any]] = field(default_factory=list)
+
+    async def create_checkout_session(self, **request: Any) -> CheckoutSession:
+        self.created.append(request)
+        session_id = f"cs_test_{uuid.uuid4().hex}"
+        return CheckoutSession(
+            id=session_id,
+            url=f"https://checkout.example.test/{session_id}",
+            amount_total=request["unit_amount"],
+            currency=request["currency"].lower(),
+        )
+
+
+def credits_service(
+    pool: AsyncConnectionPool,
+    *,
+    clock: Clock | None = None,
+    payments: FakePayments | None = None,
+    settings: CreditsSettings | None = None,
+) -> Credits:
+    """The service as bootstrap builds it, with Stripe's API stood in for."""
+    return build(
+        settings or credits_settings(),
+        pool=pool,
+        http=None,
+        clock=clock,
+        payments=payments or FakePayments(),
+    )
+
+
 async def run(
     pool: AsyncConnectionPool, command: Any, caused_by: Envelope | None = None
 ) -> list[StoredEvent]:
-    """One ledger command in its own transaction, as the HTTP and Kafka entrypoints run it."""
-    async with UnitOfWork(pool) as uow:
-        return await build_ledger().execute(uow.conn, command, caused_by=caused_by)
+    """One ledger command in its own transaction, as the HTTP entrypoint runs it."""
+    return await credits_service(pool).ledger.apply(command, caused_by=caused_by)
 
 
 async def scalar(pool: AsyncConnectionPool, sql: str, *params: object) -> Any:
@@ -161,12 +219,28 @@ async def wait_until_consumed(
     await wait_for(enough, what=what, timeout=timeout)
 
 
+def on_private_topics(credits: Credits, topics: PrivateTopics) -> list[Subscription[Any]]:
+    """The service's own subscriptions and handlers, moved to this test's private topics: each event class
+    is re-homed on its private topic (same type and fields), as the consumer registers handlers by class."""
+    private = {IDENTITY_EVENTS.name: topics.identity, TASKS_EVENTS.name: topics.tasks}
+    moved: list[Subscription[Any]] = []
+    for subscription in credits.parts.subscriptions:
+        topic = private[subscription.topic]
+        retargeted: Subscription[Any] = Subscription(topic)
+        for event_class, handler in subscription.handlers.values():
+            rehomed = type(event_class.__name__, (event_class,), {"__module__": __name__})
+            rehomed.TOPIC = topic
+            retargeted.on(rehomed, handler)
+        moved.append(retargeted)
+    return moved
+
+
 @asynccontextmanager
 async def running_consumer(
     kafka: str,
-    pool: AsyncConnectionPool,
+    credits: Credits,
     producer: AIOKafkaProducer,
-    subscriptions: Sequence[Subscription],
+    subscriptions: Sequence[Subscription[Any]],
     **options: Any,
 ) -> AsyncIterator[EventConsumer]:
     """An EventConsumer in a fresh consumer group, the way the runtime builds it for the service."""
@@ -176,7 +250,7 @@ async def running_consumer(
         broker=broker,
         producer=producer,
         metrics=Metrics("credits-tests"),
-        pool=pool,
+        unit_of_work=credits.parts.unit_of_work,
         retry_backoff_ms=20,
         **options,
     )

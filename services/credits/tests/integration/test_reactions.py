@@ -1,7 +1,7 @@
 """The Kafka reactions of credits, end to end through the kit's consumer, real Kafka and real Postgres.
 
 Each test has its own topics (6 partitions) and consumer group; the handlers are the service's own
-(`CreditsReactions.subscriptions()`), only pointed at the private topics.
+(`build(...).parts.subscriptions`), only pointed at the private topics.
 """
 
 from __future__ import annotations
@@ -11,10 +11,14 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
 from credits_test_support import (
+    SIGNUP_BONUS,
     PrivateTopics,
     consumed,
+    credits_service,
     message_count,
+    on_private_topics,
     produce,
     rows,
     run,
@@ -28,18 +32,20 @@ from funmagic_contracts.envelope import Envelope, decode
 from funmagic_contracts.identity.events import UserRegistered
 from funmagic_contracts.tasks.events import TaskCompleted, TaskFailed, TaskOutput, TaskRequested
 from funmagic_contracts.topics import IDENTITY_EVENTS, TASKS_EVENTS, dead_letter_topic
-from funmagic_credits.bootstrap import build_ledger
+from funmagic_credits.bootstrap import Credits
 from funmagic_credits.domain.ledger import GrantCredits
-from funmagic_credits.entrypoints.kafka import CreditsReactions
 from funmagic_kit.consumer import Subscription
 
-SIGNUP_BONUS = 50
+
+@pytest.fixture
+def credits(pool: AsyncConnectionPool) -> Credits:
+    return credits_service(pool)
 
 
-def subscriptions(topics: PrivateTopics) -> Sequence[Subscription]:
-    identity, tasks = CreditsReactions(build_ledger(), signup_bonus=SIGNUP_BONUS).subscriptions()
+def subscriptions(credits: Credits, topics: PrivateTopics) -> Sequence[Subscription[Any]]:
+    identity, tasks = credits.parts.subscriptions
     assert (identity.topic, tasks.topic) == (IDENTITY_EVENTS.name, TASKS_EVENTS.name)
-    return (Subscription(topics.identity, identity.handlers), Subscription(topics.tasks, tasks.handlers))
+    return on_private_topics(credits, topics)
 
 
 def new_id() -> str:
@@ -110,13 +116,13 @@ async def assert_nothing_dead_lettered(kafka: str, topics: PrivateTopics, consum
 
 
 async def test_a_registration_grants_the_signup_bonus_once_however_often_it_arrives(
-    kafka, pool, producer, private_topics
+    kafka, pool, credits, producer, private_topics
 ) -> None:
     user = new_id()
     registered = user_registered(user)
     registered_again = user_registered(user)  # a different event for the same user
 
-    async with running_consumer(kafka, pool, producer, subscriptions(private_topics)) as consumer:
+    async with running_consumer(kafka, credits, producer, subscriptions(credits, private_topics)) as consumer:
         await produce(producer, private_topics.identity, [registered, registered, registered])
         await wait_until_consumed(consumer, 3, what="the same registration three times")
         await produce(producer, private_topics.identity, [registered_again])
@@ -134,14 +140,14 @@ async def test_a_registration_grants_the_signup_bonus_once_however_often_it_arri
     await assert_nothing_dead_lettered(kafka, private_topics, consumer)
 
 
-async def test_the_same_task_request_reserves_once(kafka, pool, producer, private_topics) -> None:
+async def test_the_same_task_request_reserves_once(kafka, pool, credits, producer, private_topics) -> None:
     user, redelivered, resent = new_id(), new_id(), new_id()
     await run(pool, GrantCredits(user, 100, "promotion", "start"))
     same_envelope = task_requested(user, redelivered, 10)
     # Three different envelopes (the tasks service retried its publish) for one task.
     resends = [task_requested(user, resent, 20) for _ in range(3)]
 
-    async with running_consumer(kafka, pool, producer, subscriptions(private_topics)) as consumer:
+    async with running_consumer(kafka, credits, producer, subscriptions(credits, private_topics)) as consumer:
         await produce(producer, private_topics.tasks, [same_envelope] * 3 + resends)
         await wait_until_consumed(consumer, 6, what="six task requests")
 
@@ -154,7 +160,7 @@ async def test_the_same_task_request_reserves_once(kafka, pool, producer, privat
 
 
 async def test_task_outcomes_spend_what_was_used_and_release_the_rest(
-    kafka, pool, producer, private_topics
+    kafka, pool, credits, producer, private_topics
 ) -> None:
     user = new_id()
     failed, completed, partly = new_id(), new_id(), new_id()
@@ -169,7 +175,7 @@ async def test_task_outcomes_spend_what_was_used_and_release_the_rest(
         task_completed(user, partly, 15),
     ]
 
-    async with running_consumer(kafka, pool, producer, subscriptions(private_topics)) as consumer:
+    async with running_consumer(kafka, credits, producer, subscriptions(credits, private_topics)) as consumer:
         await produce(producer, private_topics.tasks, envelopes)
         await wait_until_consumed(consumer, len(envelopes), what="three tasks requested and ended")
 
@@ -191,13 +197,13 @@ async def test_task_outcomes_spend_what_was_used_and_release_the_rest(
 
 
 async def test_a_task_above_the_balance_is_rejected_and_the_rejection_published(
-    kafka, pool, producer, private_topics
+    kafka, pool, credits, producer, private_topics
 ) -> None:
     user, task = new_id(), new_id()
     await run(pool, GrantCredits(user, 10, "promotion", "start"))
     request = task_requested(user, task, 11)
 
-    async with running_consumer(kafka, pool, producer, subscriptions(private_topics)) as consumer:
+    async with running_consumer(kafka, credits, producer, subscriptions(credits, private_topics)) as consumer:
         await produce(producer, private_topics.tasks, [request, task_failed(user, task)])
         await wait_until_consumed(consumer, 2, what="a task request above the balance and its failure")
 
@@ -217,7 +223,7 @@ async def test_a_task_above_the_balance_is_rejected_and_the_rejection_published(
 
 
 async def test_200_requests_over_all_partitions_and_six_workers_reserve_exactly_the_balance(
-    kafka, pool, producer, private_topics
+    kafka, pool, credits, producer, private_topics
 ) -> None:
     user = new_id()
     await run(pool, GrantCredits(user, 50, "promotion", "start"))
@@ -226,7 +232,7 @@ async def test_200_requests_over_all_partitions_and_six_workers_reserve_exactly_
     partitions = await produce(producer, private_topics.tasks, requests)
     assert partitions == set(range(6)), "the requests are spread over every partition"
     async with running_consumer(
-        kafka, pool, producer, subscriptions(private_topics), concurrency=6
+        kafka, credits, producer, subscriptions(credits, private_topics), concurrency=6
     ) as consumer:
         await wait_until_consumed(consumer, 200, outcomes=("handled",), what="200 task requests", timeout=120)
 

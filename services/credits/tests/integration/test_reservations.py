@@ -5,16 +5,14 @@ from __future__ import annotations
 import asyncio
 import uuid
 
+from credits_test_support import credits_service
 from psycopg_pool import AsyncConnectionPool
 
-from funmagic_credits.bootstrap import build_ledger
 from funmagic_credits.domain.ledger import GrantCredits, ReserveCredits, SettleReservation
-from funmagic_kit.db import UnitOfWork
 
 
 async def _run(pool: AsyncConnectionPool, command) -> list:
-    async with UnitOfWork(pool) as uow:
-        return await build_ledger().execute(uow.conn, command)
+    return await credits_service(pool).ledger.apply(command)
 
 
 async def _scalar(pool: AsyncConnectionPool, sql: str, *params: object) -> object:

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import aiohttp
-from aiohttp import web
+from redis.asyncio import Redis
 
 from funmagic_gateway.adapters.rate_limiter import RateLimitSettingsStore, RedisRateLimiter
 from funmagic_gateway.adapters.services import ServiceClient
@@ -14,8 +13,8 @@ from funmagic_gateway.adapters.task_streams import TaskStreams, create_stream_re
 from funmagic_gateway.config import GatewaySettings
 from funmagic_gateway.entrypoints.auth import CookiePolicy, authentication_middleware, csrf_middleware
 from funmagic_gateway.entrypoints.auth_routes import AuthRoutes
-from funmagic_gateway.entrypoints.catalog_routes import CatalogRoutes
-from funmagic_gateway.entrypoints.credits_routes import CreditsRoutes
+from funmagic_gateway.entrypoints.catalog_routes import catalog_operations
+from funmagic_gateway.entrypoints.credits_routes import credits_operations
 from funmagic_gateway.entrypoints.edge import (
     cors_middleware,
     parse_trusted_proxies,
@@ -23,15 +22,17 @@ from funmagic_gateway.entrypoints.edge import (
     security_headers_middleware,
 )
 from funmagic_gateway.entrypoints.http import PublicApi, health_checks, rate_limit_operations
-from funmagic_gateway.entrypoints.kafka import TASK_STREAMS, subscriptions
-from funmagic_gateway.entrypoints.provider_routes import ProviderRoutes
+from funmagic_gateway.entrypoints.kafka import SseProjector
+from funmagic_gateway.entrypoints.provider_routes import provider_operations
 from funmagic_gateway.entrypoints.sse_routes import SseRoutes, task_owner_check
-from funmagic_gateway.entrypoints.storage_routes import StorageRoutes
-from funmagic_gateway.entrypoints.task_routes import TaskRoutes
+from funmagic_gateway.entrypoints.storage_routes import storage_operations
+from funmagic_gateway.entrypoints.task_routes import task_operations
+from funmagic_kit.auth import TokenVerifier
+from funmagic_kit.clock import Clock, SystemClock
 from funmagic_kit.errors import ConfigError
-from funmagic_kit.runtime import Middleware, Runtime, ServiceSpec
+from funmagic_kit.runtime import Runtime, ServiceParts, ServiceSpec
 
-__all__ = ["SPEC"]
+__all__ = ["SPEC", "Gateway", "build"]
 
 # Pre-authentication actions carry no ambient authority; a foreign Origin is still refused for them.
 CSRF_EXEMPT = (
@@ -43,94 +44,100 @@ CSRF_EXEMPT = (
 )
 
 
-@dataclass
-class Wiring:
+@dataclass(frozen=True)
+class Gateway:
     api: PublicApi
+    task_streams: TaskStreams
+    sse: SseRoutes
     rate_limits: RateLimitSettingsStore
-    limiter: RedisRateLimiter
-    trusted_proxies: tuple
+    parts: ServiceParts
 
 
-async def startup(runtime: Runtime) -> None:
-    settings: GatewaySettings = runtime.settings
-    assert runtime.exit_stack is not None
+def build(
+    settings: GatewaySettings,
+    *,
+    redis: Redis,
+    stream_reads: Redis,
+    http: aiohttp.ClientSession,
+    verifier: TokenVerifier,
+    clock: Clock | None = None,
+) -> Gateway:
+    """The gateway over its adapters: `redis` (rate limits, the projector's appends), `stream_reads` (the
+    SSE streams' blocking reads, a pool of their own), `http` (calls to the services), `verifier` (tokens)."""
     try:
         trusted_proxies = parse_trusted_proxies(settings.trusted_proxies)
     except ValueError as error:
         raise ConfigError(f"TRUSTED_PROXIES: {error}") from None
-    http = aiohttp.ClientSession(
-        timeout=aiohttp.ClientTimeout(total=settings.upstream_timeout_seconds),
-        connector=aiohttp.TCPConnector(limit=200),
-    )
-    runtime.exit_stack.push_async_callback(http.close)
     internal_token = settings.internal_api_tokens()[0]
-    identity = ServiceClient("identity", settings.identity_url, internal_token, http)
-    credits = ServiceClient("credits", settings.credits_url, internal_token, http)
-    storage = ServiceClient("storage", settings.storage_url, internal_token, http)
-    providers = ServiceClient("providers", settings.providers_url, internal_token, http)
-    tasks = ServiceClient("tasks", settings.tasks_url, internal_token, http)
-    # Task progress (SSE): the projector appends through the shared client; each open stream's blocking
-    # reads use a separate pool, so they never starve the rate limiter and the token checks.
-    stream_reads = create_stream_read_client(
-        settings.redis_url,
-        max_connections=settings.sse_redis_max_connections,
-        block_seconds=settings.sse_heartbeat_seconds,
-    )
-    runtime.exit_stack.push_async_callback(stream_reads.aclose)
-    runtime.state[TASK_STREAMS] = TaskStreams(runtime.redis, stream_reads)
+    services = {
+        name: ServiceClient(name, url, internal_token, http) for name, url in settings.service_urls().items()
+    }
+    task_streams = TaskStreams(redis, stream_reads)
     sse = SseRoutes(
-        runtime.state[TASK_STREAMS], task_owner_check(tasks), heartbeat_seconds=settings.sse_heartbeat_seconds
+        task_streams, task_owner_check(services["tasks"]), heartbeat_seconds=settings.sse_heartbeat_seconds
     )
     cookies = CookiePolicy(
         secure=settings.cookie_secure,
         domain=settings.cookie_domain or None,
         samesite=settings.cookie_samesite,
     )
-    rate_limits = RateLimitSettingsStore(runtime.redis)
-    auth = AuthRoutes(identity, cookies, app_url=settings.public_app_url)
+    auth = AuthRoutes(services["identity"], cookies, clock or SystemClock(), app_url=settings.public_app_url)
+    rate_limits = RateLimitSettingsStore(redis)
     operations = [
         *auth.operations(),
-        *CreditsRoutes(credits).operations(),
-        *StorageRoutes(storage).operations(),
-        *ProviderRoutes(providers).operations(),
+        *credits_operations(services["credits"]),
+        *storage_operations(services["storage"]),
+        *provider_operations(services["providers"]),
         *rate_limit_operations(rate_limits),
-        *CatalogRoutes(tasks).operations(),
-        *TaskRoutes(tasks).operations(),
+        *catalog_operations(services["tasks"]),
+        *task_operations(services["tasks"]),
         *sse.operations(),
     ]
-    api = PublicApi(operations, identity)
-    runtime.state["gateway"] = Wiring(api, rate_limits, RedisRateLimiter(runtime.redis), trusted_proxies)
-
-
-def _wiring(runtime: Runtime) -> Wiring:
-    return runtime.state["gateway"]
-
-
-def routes(runtime: Runtime) -> Sequence[web.RouteDef]:
-    return _wiring(runtime).api.routes()
-
-
-def middlewares(runtime: Runtime) -> Sequence[Middleware]:
-    """Outermost first: headers on every answer, then who is calling, then limits, then CSRF."""
-    settings: GatewaySettings = runtime.settings
-    wiring = _wiring(runtime)
-    assert runtime.verifier is not None
-    return (
+    api = PublicApi(operations, services["identity"])
+    origins = settings.allowed_origins()
+    # Outermost first: headers on every answer, then who is calling, then limits, then CSRF.
+    middlewares = (
         security_headers_middleware(hsts=settings.hsts),
-        cors_middleware(settings.allowed_origins()),
-        authentication_middleware(runtime.verifier),
-        rate_limit_middleware(wiring.limiter, wiring.rate_limits, wiring.trusted_proxies),
-        csrf_middleware(settings.allowed_origins(), exempt_paths=CSRF_EXEMPT),
+        cors_middleware(origins),
+        authentication_middleware(verifier),
+        rate_limit_middleware(RedisRateLimiter(redis), rate_limits, trusted_proxies),
+        csrf_middleware(origins, exempt_paths=CSRF_EXEMPT),
     )
+    parts = ServiceParts(
+        routes=api.routes(),
+        subscriptions=SseProjector(task_streams).subscriptions(),
+        health_checks=health_checks(settings.service_urls()),
+        middlewares=middlewares,
+    )
+    return Gateway(api, task_streams, sse, rate_limits, parts)
+
+
+async def _build_from_runtime(runtime: Runtime) -> ServiceParts:
+    settings: GatewaySettings = runtime.settings
+    if runtime.verifier is None:
+        raise ConfigError("the gateway verifies every caller's token: the runtime has no token verifier")
+    http = await runtime.exit_stack.enter_async_context(
+        aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(total=settings.upstream_timeout_seconds),
+            connector=aiohttp.TCPConnector(limit=200),
+        )
+    )
+    # Each open SSE stream's blocking reads use a pool of their own, so they never starve the rate
+    # limiter and the token checks of the shared client.
+    stream_reads = create_stream_read_client(
+        settings.redis_url,
+        max_connections=settings.sse_redis_max_connections,
+        block_seconds=settings.sse_heartbeat_seconds,
+    )
+    runtime.exit_stack.push_async_callback(stream_reads.aclose)
+    return build(
+        settings, redis=runtime.redis, stream_reads=stream_reads, http=http, verifier=runtime.verifier
+    ).parts
 
 
 SPEC = ServiceSpec(
     name="gateway",
     settings_class=GatewaySettings,
-    subscriptions=subscriptions,
-    routes=routes,
-    health_checks=health_checks,
-    startup=startup,
-    middlewares=middlewares,
+    build=_build_from_runtime,
     requires_caller=False,
 )

@@ -27,7 +27,13 @@ from funmagic_contracts.providers.events import (
     StepProgressed,
     StepStarted,
 )
-from funmagic_contracts.tasks.events import TaskCancelled, TaskCompleted, TaskFailed, TaskOutput
+from funmagic_contracts.tasks.events import (
+    TaskCancelled,
+    TaskCompleted,
+    TaskFailed,
+    TaskOutput,
+    TaskStarted,
+)
 from funmagic_gateway.adapters.task_streams import (
     Outcome,
     TaskStreams,
@@ -42,6 +48,7 @@ from funmagic_gateway.entrypoints.sse_routes import SseRoutes
 from funmagic_kit.http import problem_middleware
 from funmagic_kit.metrics import Metrics
 from funmagic_kit.request_keys import PRINCIPAL_KEY, Principal
+from funmagic_kit.testing import InMemoryConsumer, in_memory_consumer
 
 # Databases 0, 3 and 9 belong to other suites; this one is ours alone.
 SSE_REDIS_DB = 11
@@ -102,16 +109,27 @@ def streams(redis: Redis, reads: Redis) -> TaskStreams:
     return TaskStreams(redis, reads)
 
 
+@asynccontextmanager
+async def projecting(streams: TaskStreams) -> AsyncIterator[InMemoryConsumer]:
+    """The projector's subscriptions on the kit's consumer (FastStream's in-memory broker for Kafka)."""
+    async with in_memory_consumer("gateway", SseProjector(streams).subscriptions()) as consumer:
+        yield consumer
+
+
 @pytest.fixture
-def projector(streams: TaskStreams) -> SseProjector:
-    return SseProjector(streams)
+async def projector(streams: TaskStreams) -> AsyncIterator[InMemoryConsumer]:
+    async with projecting(streams) as consumer:
+        yield consumer
 
 
-async def publish(projector: SseProjector, event: IntegrationEvent) -> Envelope:
-    """What the consumer does with one Kafka message: the envelope goes to the projector's handler."""
-    envelope = Envelope.wrap(event)
-    await projector.project(envelope, None)
-    return envelope
+async def publish(projector: InMemoryConsumer, event: IntegrationEvent) -> Envelope:
+    """One Kafka message through the consumer to the projector's handler (which must have handled it)."""
+    return await projector.deliver_event(event)
+
+
+async def redeliver(projector: InMemoryConsumer, envelope: Envelope) -> None:
+    """The same message again (Kafka delivers at least once): the gateway has no inbox, so it is handled."""
+    assert await projector.deliver(envelope) == "handled"
 
 
 async def stream_types(redis: Redis, key: str) -> list[str]:
@@ -157,13 +175,13 @@ def task_failed(task: str, user: str) -> TaskFailed:
 
 
 async def test_a_redelivered_event_is_appended_once_to_each_stream(
-    redis: Redis, streams: TaskStreams, projector: SseProjector, ids: Ids
+    redis: Redis, streams: TaskStreams, projector: InMemoryConsumer, ids: Ids
 ) -> None:
     task, user = ids.task(), ids.user()
     envelope = Envelope.wrap(progressed(task, user, 10))
 
     for _delivery in range(3):
-        await projector.project(envelope, None)
+        await redeliver(projector, envelope)
 
     assert await stream_types(redis, task_stream_key(task)) == ["progress"]
     assert await stream_types(redis, user_stream_key(user)) == ["progress"]
@@ -171,8 +189,29 @@ async def test_a_redelivered_event_is_appended_once_to_each_stream(
     assert again.task == again.user == (Outcome.DUPLICATE,)
 
 
+async def test_an_event_that_breaks_its_contract_is_dead_lettered_and_appends_nothing(
+    redis: Redis, projector: InMemoryConsumer, ids: Ids
+) -> None:
+    task, user = ids.task(), ids.user()
+    good = Envelope.wrap(progressed(task, user, 10))
+    forged = good.model_copy(update={"data": {**good.data, "progress": "most of it"}})
+
+    assert await projector.deliver(forged) == "dead_lettered"
+    assert await redis.exists(task_stream_key(task), user_stream_key(user)) == 0
+
+
+async def test_events_the_projector_does_not_show_are_skipped(
+    redis: Redis, projector: InMemoryConsumer, ids: Ids
+) -> None:
+    task, user = ids.task(), ids.user()
+    started_task = Envelope.wrap(TaskStarted(task_id=task, user_id=user, reservation_id="r"))
+
+    assert await projector.deliver(started_task) == "skipped"
+    assert await redis.exists(task_stream_key(task), user_stream_key(user)) == 0
+
+
 async def test_completed_before_the_late_step_completed_keeps_the_story_in_order(
-    redis: Redis, projector: SseProjector, ids: Ids
+    redis: Redis, projector: InMemoryConsumer, ids: Ids
 ) -> None:
     task, user = ids.task(), ids.user()
     await publish(projector, started(task, user))
@@ -181,7 +220,7 @@ async def test_completed_before_the_late_step_completed_keeps_the_story_in_order
     # tasks.events overtakes providers.events: the outcome is projected before the step's completion.
     await publish(projector, task_completed(task, user, "asset-1"))
     late = await publish(projector, step_completed(task, user, "asset-1"))
-    await projector.project(late, None)  # and it is redelivered, too
+    await redeliver(projector, late)  # and it is redelivered, too
 
     expected = ["step_started", "progress", "progress", "step_completed", "completed"]
     assert await stream_types(redis, task_stream_key(task)) == expected
@@ -189,7 +228,7 @@ async def test_completed_before_the_late_step_completed_keeps_the_story_in_order
 
 
 async def test_the_step_completed_that_came_first_is_not_repeated_by_completed(
-    redis: Redis, projector: SseProjector, ids: Ids
+    redis: Redis, projector: InMemoryConsumer, ids: Ids
 ) -> None:
     task, user = ids.task(), ids.user()
     await publish(projector, started(task, user))
@@ -207,7 +246,7 @@ async def test_the_step_completed_that_came_first_is_not_repeated_by_completed(
 
 
 async def test_nothing_follows_a_terminal_entry(
-    redis: Redis, streams: TaskStreams, projector: SseProjector, ids: Ids
+    redis: Redis, streams: TaskStreams, projector: InMemoryConsumer, ids: Ids
 ) -> None:
     task, user = ids.task(), ids.user()
     await publish(projector, started(task, user))
@@ -223,7 +262,7 @@ async def test_nothing_follows_a_terminal_entry(
 
 
 async def test_the_user_stream_holds_every_task_of_its_user_only(
-    redis: Redis, projector: SseProjector, ids: Ids
+    redis: Redis, projector: InMemoryConsumer, ids: Ids
 ) -> None:
     user, someone_else = ids.user(), ids.user()
     first, second, theirs = ids.task(), ids.task(), ids.task()
@@ -245,7 +284,7 @@ async def test_the_user_stream_holds_every_task_of_its_user_only(
 
 
 async def test_the_same_step_of_two_tasks_reaches_the_user_stream_twice(
-    redis: Redis, projector: SseProjector, ids: Ids
+    redis: Redis, projector: InMemoryConsumer, ids: Ids
 ) -> None:
     user = ids.user()
     first, second = ids.task(), ids.task()
@@ -257,7 +296,7 @@ async def test_the_same_step_of_two_tasks_reaches_the_user_stream_twice(
 
 
 async def test_completed_before_any_step_event_tells_the_whole_story_once(
-    redis: Redis, projector: SseProjector, ids: Ids
+    redis: Redis, projector: InMemoryConsumer, ids: Ids
 ) -> None:
     task, user = ids.task(), ids.user()
     await publish(projector, task_completed(task, user, "asset-1"))
@@ -270,11 +309,11 @@ async def test_streams_are_capped_and_expire_with_their_companions(
     redis: Redis, reads: Redis, ids: Ids
 ) -> None:
     streams = TaskStreams(redis, reads, task_maxlen=10, user_maxlen=20, retention_seconds=3600)
-    projector = SseProjector(streams)
     task, user = ids.task(), ids.user()
-    for percent in range(300):
-        await publish(projector, progressed(task, user, percent % 101))
-    await publish(projector, task_failed(task, user))
+    async with projecting(streams) as projector:
+        for percent in range(300):
+            await publish(projector, progressed(task, user, percent % 101))
+        await publish(projector, task_failed(task, user))
 
     task_key, user_key = task_stream_key(task), user_stream_key(user)
     # MAXLEN ~ trims whole macro nodes (100 entries by default): close to the cap, never far past it.
@@ -405,7 +444,7 @@ def serve(streams: TaskStreams) -> Callable[..., AbstractAsyncContextManager[Gat
 
 
 async def test_a_finished_task_replays_its_whole_story_and_the_stream_ends(
-    redis: Redis, projector: SseProjector, serve: Callable, ids: Ids
+    redis: Redis, projector: InMemoryConsumer, serve: Callable, ids: Ids
 ) -> None:
     task, user = ids.task(), ids.user()
     await publish(projector, started(task, user))
@@ -461,7 +500,7 @@ async def test_a_finished_task_replays_its_whole_story_and_the_stream_ends(
 
 
 async def test_a_connected_client_receives_events_as_they_happen(
-    projector: SseProjector, serve: Callable, ids: Ids
+    projector: InMemoryConsumer, serve: Callable, ids: Ids
 ) -> None:
     task, user = ids.task(), ids.user()
     async with serve() as gateway:
@@ -505,7 +544,7 @@ async def test_a_connected_client_receives_events_as_they_happen(
 
 
 async def test_last_event_id_resumes_after_exactly_that_entry(
-    redis: Redis, projector: SseProjector, serve: Callable, ids: Ids
+    redis: Redis, projector: InMemoryConsumer, serve: Callable, ids: Ids
 ) -> None:
     task, user = ids.task(), ids.user()
     for percent in (10, 20, 30):
@@ -528,7 +567,7 @@ async def test_last_event_id_resumes_after_exactly_that_entry(
 
 
 async def test_reconnecting_after_the_end_is_told_to_stop(
-    redis: Redis, projector: SseProjector, serve: Callable, ids: Ids
+    redis: Redis, projector: InMemoryConsumer, serve: Callable, ids: Ids
 ) -> None:
     task, user = ids.task(), ids.user()
     await publish(projector, task_failed(task, user))
@@ -541,7 +580,7 @@ async def test_reconnecting_after_the_end_is_told_to_stop(
             assert response.status == 204
 
 
-async def test_a_quiet_stream_gets_heartbeats(projector: SseProjector, serve: Callable, ids: Ids) -> None:
+async def test_a_quiet_stream_gets_heartbeats(projector: InMemoryConsumer, serve: Callable, ids: Ids) -> None:
     task, user = ids.task(), ids.user()
     async with serve(heartbeat_seconds=0.2) as gateway:
         gateway.owned[task] = user
@@ -580,7 +619,7 @@ async def test_a_client_that_leaves_ends_the_server_loop_at_once(
 
 
 async def test_the_user_stream_multiplexes_every_task_and_does_not_end(
-    redis: Redis, projector: SseProjector, serve: Callable, ids: Ids
+    redis: Redis, projector: InMemoryConsumer, serve: Callable, ids: Ids
 ) -> None:
     user = ids.user()
     first, second = ids.task(), ids.task()
@@ -617,7 +656,9 @@ async def test_the_user_stream_multiplexes_every_task_and_does_not_end(
     assert [f[1] for f in resumed[2:]] == ["event: step_completed", "event: completed"]  # type: ignore[index]
 
 
-async def test_someone_elses_task_is_not_found(projector: SseProjector, serve: Callable, ids: Ids) -> None:
+async def test_someone_elses_task_is_not_found(
+    projector: InMemoryConsumer, serve: Callable, ids: Ids
+) -> None:
     task, owner, stranger, admin = ids.task(), ids.user(), ids.user(), ids.user()
     await publish(projector, task_failed(task, owner))
 
@@ -661,7 +702,7 @@ async def test_streams_need_a_signed_in_user(serve: Callable, ids: Ids) -> None:
 
 
 async def test_closing_ends_every_open_stream_for_a_quick_shutdown(
-    projector: SseProjector, serve: Callable, ids: Ids
+    projector: InMemoryConsumer, serve: Callable, ids: Ids
 ) -> None:
     task, user = ids.task(), ids.user()
     async with serve(heartbeat_seconds=60) as gateway:

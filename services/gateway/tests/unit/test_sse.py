@@ -20,6 +20,7 @@ from funmagic_contracts.providers.events import (
 )
 from funmagic_contracts.tasks.events import TaskCancelled, TaskCompleted, TaskFailed, TaskOutput, TaskStarted
 from funmagic_gateway.adapters.services import ServiceClient
+from funmagic_gateway.bootstrap import Gateway
 from funmagic_gateway.domain.sse import (
     HEARTBEAT_FRAME,
     PROJECTED_EVENT_TYPES,
@@ -32,7 +33,6 @@ from funmagic_gateway.domain.sse import (
     project,
 )
 from funmagic_gateway.entrypoints.http import PublicApi
-from funmagic_gateway.entrypoints.sse_routes import SseRoutes
 
 TASK, USER, EVENT_ID = (
     "0190a8c2-0000-7000-8000-000000000001",
@@ -205,6 +205,12 @@ def test_other_events_are_ignored() -> None:
     assert set(PROJECTED_EVENT_TYPES["tasks.events"]) == {"TaskCompleted", "TaskFailed", "TaskCancelled"}
 
 
+def test_the_projector_subscribes_to_exactly_the_projected_event_types(gateway: Gateway) -> None:
+    subscribed = {s.topic: set(s.event_types) for s in gateway.parts.subscriptions}
+
+    assert subscribed == {topic: set(types) for topic, types in PROJECTED_EVENT_TYPES.items()}
+
+
 def test_an_asset_id_is_escaped_in_its_url() -> None:
     output = StepOutput(assets=(OutputAsset(asset_id="../x?y", role="image"),))
     entry = only_entry(StepCompleted(task_id=TASK, user_id=USER, step_id="s", attempt=1, output=output))
@@ -278,11 +284,10 @@ def test_a_malformed_resume_point_is_refused(value: str) -> None:
 # --- the OpenAPI document ------------------------------------------------------------------------
 
 
-async def test_the_stream_operations_keep_the_openapi_document_valid() -> None:
+async def test_the_stream_operations_keep_the_openapi_document_valid(gateway: Gateway) -> None:
     async with aiohttp.ClientSession() as http:  # never used: building the document makes no calls
         identity = ServiceClient("identity", "http://127.0.0.1:1", "x" * 32, http)
-        routes = SseRoutes(streams=None, may_listen=None)  # type: ignore[arg-type]
-        api = PublicApi(routes.operations(), identity)
+        api = PublicApi(gateway.sse.operations(), identity)
 
     validate(api.document)
     paths = api.document["paths"]

@@ -1,49 +1,75 @@
-"""The composition root of identity: the only place that names concrete classes."""
+"""The composition root of identity: the only place that names concrete classes.
+
+Identity subscribes to no other service's events: it only publishes (users registered, verified, changed),
+through its unit of work's outbox.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
-from aiohttp import web
+from psycopg_pool import AsyncConnectionPool
+from redis.asyncio import Redis
 
-from funmagic_identity.adapters.mail import DevMailbox, SmtpDispatcher, SmtpSettings
+from funmagic_identity.adapters.mail import DevMailbox, MailDispatcher, MailSender, SmtpSender, SmtpSettings
 from funmagic_identity.adapters.oauth import GenericOAuthClient
 from funmagic_identity.adapters.passwords import Argon2PasswordHasher
-from funmagic_identity.adapters.postgres import unit_of_work_factory
+from funmagic_identity.adapters.postgres import IdentityUnitOfWork
 from funmagic_identity.adapters.redis_state import RedisOAuthStates, RedisRevocations, RedisSignInGuard
 from funmagic_identity.adapters.signing_keys import JwtAccessTokenIssuer, SigningKeyRing
 from funmagic_identity.application.handlers import IdentityHandlers, IdentityPolicy
-from funmagic_identity.cli import COMMANDS
+from funmagic_identity.application.ports import OAuthGateway
 from funmagic_identity.config import IdentitySettings, oauth_providers_from_env
-from funmagic_identity.entrypoints.http import IdentityApp, error_middleware
-from funmagic_identity.entrypoints.kafka import subscriptions
+from funmagic_identity.entrypoints import cli
+from funmagic_identity.entrypoints.http import IdentityApp
+from funmagic_kit.clock import Clock, SystemClock
 from funmagic_kit.crypto import SecretBox
-from funmagic_kit.runtime import BackgroundWorker, Middleware, Runtime, ServiceSpec
+from funmagic_kit.runtime import BackgroundWorker, Runtime, ServiceParts, ServiceSpec
 from funmagic_kit.workers import Periodic
 
-__all__ = ["SPEC", "SystemClock", "build_handlers"]
+__all__ = ["SPEC", "Identity", "build"]
+
+# Keys rotated by the CLI or another replica are picked up within this interval.
+SIGNING_KEYS_RELOAD_SECONDS = 30.0
+MAIL_DELIVERY_INTERVAL_SECONDS = 2.0
 
 
-class SystemClock:
-    def now(self) -> datetime:
-        return datetime.now(UTC)
-
-
-@dataclass
-class Wiring:
+@dataclass(frozen=True)
+class Identity:
     handlers: IdentityHandlers
-    keys: SigningKeyRing
-    app: IdentityApp
-    workers: list[BackgroundWorker]
+    signing_keys: SigningKeyRing
+    clock: Clock
+    parts: ServiceParts
 
 
-def build_handlers(settings: IdentitySettings, runtime: Runtime, keys: SigningKeyRing) -> IdentityHandlers:
+def build(
+    settings: IdentitySettings,
+    *,
+    pool: AsyncConnectionPool,
+    redis: Redis,
+    clock: Clock | None = None,
+    mail: MailSender | None = None,
+    oauth: OAuthGateway | None = None,
+    signing_keys: SigningKeyRing | None = None,
+) -> Identity:
+    """Identity's application objects and what the runtime serves.
+
+    `mail` delivers queued mail in `smtp` mode (default: the SMTP server of the settings; `sink` mode keeps
+    it in the database for the dev mailbox). `oauth` reaches the sign-in providers (default: the ones the
+    settings configure). `signing_keys` is the ring tokens are signed with (default: the one on this
+    database); it must be loaded (`ensure_key`) before a token is issued, as `_build_from_runtime` does.
+    """
+    clock = clock or SystemClock()
     secrets = SecretBox.from_base64(settings.secret_key.get_secret_value())
-    assert runtime.pool is not None
-    return IdentityHandlers(
-        uow=unit_of_work_factory(runtime.pool, secrets),
+    keys = signing_keys or SigningKeyRing(pool, secrets)
+
+    def unit_of_work() -> IdentityUnitOfWork:
+        return IdentityUnitOfWork(pool, secrets)
+
+    handlers = IdentityHandlers(
+        uow=unit_of_work,
         hasher=Argon2PasswordHasher(
             time_cost=settings.password_hash_time_cost, memory_cost=settings.password_hash_memory_kib
         ),
@@ -53,74 +79,69 @@ def build_handlers(settings: IdentitySettings, runtime: Runtime, keys: SigningKe
             audience=settings.auth_audience,
             ttl_seconds=settings.access_token_ttl_seconds,
         ),
-        revocations=RedisRevocations(
-            runtime.redis, access_token_ttl_seconds=settings.access_token_ttl_seconds
-        ),
-        oauth=GenericOAuthClient(oauth_providers_from_env(settings.oauth_providers, settings.public_api_url)),
-        oauth_states=RedisOAuthStates(runtime.redis),
+        revocations=RedisRevocations(redis, access_token_ttl_seconds=settings.access_token_ttl_seconds),
+        oauth=oauth
+        or GenericOAuthClient(oauth_providers_from_env(settings.oauth_providers, settings.public_api_url)),
+        oauth_states=RedisOAuthStates(redis),
         sign_in_guard=RedisSignInGuard(
-            runtime.redis,
+            redis,
             max_failures=settings.sign_in_max_failures,
             window_seconds=settings.sign_in_failure_window_seconds,
         ),
-        clock=SystemClock(),
+        clock=clock,
         policy=IdentityPolicy(
             session_ttl=timedelta(days=settings.session_ttl_days), app_url=settings.public_app_url.rstrip("/")
         ),
     )
-
-
-async def startup(runtime: Runtime) -> None:
-    settings: IdentitySettings = runtime.settings
-    assert runtime.pool is not None
-    secrets = SecretBox.from_base64(settings.secret_key.get_secret_value())
-    keys = SigningKeyRing(runtime.pool, secrets)
-    await keys.ensure_key(SystemClock().now())
-    handlers = build_handlers(settings, runtime, keys)
-    # Keys rotated by the CLI or another replica are picked up within this interval.
-    workers: list[BackgroundWorker] = [Periodic("signing-keys", lambda: keys.load(SystemClock().now()), 30.0)]
+    workers: list[BackgroundWorker] = [
+        Periodic("signing-keys", lambda: keys.load(clock.now()), SIGNING_KEYS_RELOAD_SECONDS)
+    ]
     dev_mailbox = None
     if settings.mail_mode == "sink":
-        dev_mailbox = DevMailbox(runtime.pool, secrets)
+        dev_mailbox = DevMailbox(pool, secrets)
     else:
-        smtp = SmtpSettings(
-            host=settings.smtp_host,
-            port=settings.smtp_port,
-            username=settings.smtp_username,
-            password=settings.smtp_password.get_secret_value(),
-            starttls=settings.smtp_starttls,
-            sender=settings.mail_from,
+        sender = mail or SmtpSender(
+            SmtpSettings(
+                host=settings.smtp_host,
+                port=settings.smtp_port,
+                username=settings.smtp_username,
+                password=settings.smtp_password.get_secret_value(),
+                starttls=settings.smtp_starttls,
+                sender=settings.mail_from,
+            )
         )
-        workers.append(Periodic("mail", SmtpDispatcher(runtime.pool, secrets, smtp).deliver_pending, 2.0))
+        dispatcher = MailDispatcher(pool, secrets, sender)
+        workers.append(Periodic("mail", dispatcher.deliver_pending, MAIL_DELIVERY_INTERVAL_SECONDS))
     app = IdentityApp(handlers, dev_mailbox=dev_mailbox, jwks=keys.published_keys)
-    runtime.state["identity"] = Wiring(handlers, keys, app, workers)
+    parts = ServiceParts(routes=app.routes(), unit_of_work=unit_of_work, workers=workers)
+    return Identity(handlers=handlers, signing_keys=keys, clock=clock, parts=parts)
 
 
-def _wiring(runtime: Runtime) -> Wiring:
-    return runtime.state["identity"]
+def _build_with(runtime: Runtime) -> Identity:
+    return build(runtime.settings, pool=runtime.require_pool(), redis=runtime.redis)
 
 
-def routes(runtime: Runtime) -> Sequence[web.RouteDef]:
-    return _wiring(runtime).app.routes()
+async def _build_from_runtime(runtime: Runtime) -> ServiceParts:
+    identity = _build_with(runtime)
+    # Before any traffic: a usable signing key exists (one replica creates it) and is loaded.
+    await identity.signing_keys.ensure_key(identity.clock.now())
+    return identity.parts
 
 
-def middlewares(runtime: Runtime) -> Sequence[Middleware]:
-    return (error_middleware(),)
+async def _create_admin_command(runtime: Runtime, argv: Sequence[str]) -> int:
+    return await cli.create_admin(_build_with(runtime).handlers, argv)
 
 
-def workers(runtime: Runtime) -> Sequence[BackgroundWorker]:
-    return _wiring(runtime).workers
+async def _rotate_signing_key_command(runtime: Runtime, argv: Sequence[str]) -> int:
+    identity = _build_with(runtime)
+    return await cli.rotate_signing_key(identity.signing_keys, identity.clock, argv)
 
 
 SPEC = ServiceSpec(
     name="identity",
     settings_class=IdentitySettings,
     migrations_package="funmagic_identity.migrations",
-    subscriptions=subscriptions,
-    routes=routes,
-    startup=startup,
-    middlewares=middlewares,
-    workers=workers,
-    commands=COMMANDS,
+    build=_build_from_runtime,
+    commands={"create-admin": _create_admin_command, "rotate-signing-key": _rotate_signing_key_command},
     client_max_size=64 * 1024,
 )

@@ -13,10 +13,12 @@ from urllib.parse import parse_qs, urlsplit
 
 import aiohttp
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
 
 from funmagic_identity.adapters.oauth import GenericOAuthClient
 from funmagic_identity.config import PRESETS, oauth_providers_from_env
-from funmagic_identity.domain.errors import OAuthFailed
+from funmagic_identity.domain.errors import InvalidInput, OAuthFailed
 from funmagic_kit.errors import ConfigError, TransientError
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[4] / "tests" / "fakes"))
@@ -279,6 +281,24 @@ async def test_an_unreachable_token_endpoint_is_a_transient_error(fake: FakeOAut
 
     with pytest.raises(TransientError, match="unreachable"):
         await client.fetch_profile("google", code="any", code_verifier=new_verifier())
+
+
+async def test_a_profile_that_is_not_json_is_invalid_input(fake: FakeOAuthProvider) -> None:
+    async def html_page(request: web.Request) -> web.Response:
+        return web.Response(text="<html>a login wall</html>", content_type="text/html")
+
+    app = web.Application()
+    app.router.add_get("/userinfo", html_page)
+    async with TestServer(app) as html:
+        env = env_for(fake, OAUTH_GOOGLE_USERINFO_URL=str(html.make_url("/userinfo")))
+        client = GenericOAuthClient(oauth_providers_from_env("google", PUBLIC_API_URL, env))
+        verifier = new_verifier()
+        code = await authorize(client, "google", verifier)
+
+        with pytest.raises(InvalidInput, match="google returned a userinfo that is not JSON") as caught:
+            await client.fetch_profile("google", code=code, code_verifier=verifier)
+
+    assert caught.value.code == "invalid_input"
 
 
 # --- oauth_providers_from_env -----------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""PostgresIdentityStore and PostgresUnitOfWork on a fresh database: what the handlers rely on holds."""
+"""PostgresIdentityStore and IdentityUnitOfWork on a fresh database: what the handlers rely on holds."""
 
 from __future__ import annotations
 
@@ -13,13 +13,14 @@ from psycopg_pool import AsyncConnectionPool
 
 from funmagic_contracts.envelope import decode, parse_event
 from funmagic_contracts.identity.events import UserEmailVerified, UserRegistered
-from funmagic_identity.adapters.postgres import PostgresUnitOfWork
+from funmagic_identity.adapters.postgres import IdentityUnitOfWork
 from funmagic_identity.application.ports import OutgoingMail, SessionRecord
 from funmagic_identity.domain.errors import EmailAlreadyRegistered
 from funmagic_identity.domain.users import Role, User
 from funmagic_kit.crypto import SecretBox
+from funmagic_kit.pagination import InvalidCursor, encode_cursor
 
-UowFactory = Callable[[], PostgresUnitOfWork]
+UowFactory = Callable[[], IdentityUnitOfWork]
 NOW = datetime.now(UTC).replace(microsecond=0)
 
 
@@ -422,8 +423,16 @@ async def test_search_treats_percent_and_underscore_in_the_query_literally(uow: 
 
 async def test_search_refuses_a_cursor_it_did_not_make(uow: UowFactory) -> None:
     async with uow() as work:
-        with pytest.raises(ValueError, match="invalid cursor"):
+        with pytest.raises(InvalidCursor, match="cursor is invalid"):
             await work.store.search_users(query=None, role=None, limit=10, cursor="bm90LWEtY3Vyc29y")
+
+
+async def test_search_refuses_a_well_formed_cursor_whose_id_is_not_a_user_id(uow: UowFactory) -> None:
+    forged = encode_cursor(NOW, "1; DROP TABLE users")
+    async with uow() as work:
+        with pytest.raises(InvalidCursor):
+            await work.store.search_users(query=None, role=None, limit=10, cursor=forged)
+        assert await work.store.count_super_admins() == 0, "the transaction is still usable"
 
 
 async def test_search_leaves_out_deleted_users(uow: UowFactory) -> None:

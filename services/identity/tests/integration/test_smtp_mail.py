@@ -12,8 +12,8 @@ import pytest
 from aiosmtpd.controller import Controller
 from psycopg_pool import AsyncConnectionPool
 
-from funmagic_identity.adapters.mail import SmtpDispatcher, SmtpSettings
-from funmagic_identity.adapters.postgres import PostgresUnitOfWork
+from funmagic_identity.adapters.mail import MailDispatcher, SmtpSender, SmtpSettings
+from funmagic_identity.adapters.postgres import IdentityUnitOfWork
 from funmagic_identity.application.ports import OutgoingMail
 from funmagic_kit.crypto import SecretBox, generate_secret_key
 from funmagic_kit.db import create_pool
@@ -76,7 +76,7 @@ def _settings(port: int) -> SmtpSettings:
 
 
 async def _queue(pool: AsyncConnectionPool, secrets: SecretBox, body: str) -> None:
-    async with PostgresUnitOfWork(pool, secrets) as uow:
+    async with IdentityUnitOfWork(pool, secrets) as uow:
         mail = OutgoingMail(
             recipient="ada@example.com", subject="Confirm", body=body, purpose="email-verification"
         )
@@ -87,7 +87,7 @@ async def test_a_queued_mail_is_sent_and_its_link_erased(mail_pool, smtp_server)
     inbox, port = smtp_server
     secrets = SecretBox.from_base64(generate_secret_key())
     await _queue(mail_pool, secrets, "Click https://app/verify-email?token=one-time-token-123")
-    dispatcher = SmtpDispatcher(mail_pool, secrets, _settings(port))
+    dispatcher = MailDispatcher(mail_pool, secrets, SmtpSender(_settings(port)))
 
     assert await dispatcher.deliver_one() is True
     assert await dispatcher.deliver_one() is False, "nothing else waits"
@@ -108,7 +108,7 @@ async def test_an_unreachable_smtp_server_keeps_the_mail_for_a_retry(mail_pool, 
     inbox, port = smtp_server
     secrets = SecretBox.from_base64(generate_secret_key())
     await _queue(mail_pool, secrets, "a body")
-    down = SmtpDispatcher(mail_pool, secrets, _settings(_free_port()))
+    down = MailDispatcher(mail_pool, secrets, SmtpSender(_settings(_free_port())))
 
     assert await down.deliver_one() is False
 
@@ -121,5 +121,5 @@ async def test_an_unreachable_smtp_server_keeps_the_mail_for_a_retry(mail_pool, 
     assert row["attempts"] == 1
     assert "ConnectionRefusedError" in row["last_error"]
 
-    assert await SmtpDispatcher(mail_pool, secrets, _settings(port)).deliver_one() is True
+    assert await MailDispatcher(mail_pool, secrets, SmtpSender(_settings(port))).deliver_one() is True
     assert len(inbox.messages) == 1

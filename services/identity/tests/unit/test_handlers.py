@@ -10,15 +10,18 @@ import base64
 import copy
 import hashlib
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from types import TracebackType
 from typing import Any, TypeVar
 from urllib.parse import parse_qs, urlsplit
+from uuid import UUID
 
 import pytest
 
 from funmagic_contracts.base import IntegrationEvent
+from funmagic_contracts.envelope import Envelope
 from funmagic_contracts.identity.events import (
     UserDisabled,
     UserEmailVerified,
@@ -53,6 +56,7 @@ from funmagic_identity.domain.errors import (
     WeakPassword,
 )
 from funmagic_identity.domain.users import Role, User
+from funmagic_kit.clock import ManualClock
 
 E = TypeVar("E", bound=IntegrationEvent)
 START = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -248,6 +252,7 @@ class FakeUnitOfWork:
         self._database = database
         self._working = _State()
         self._pending: list[IntegrationEvent] = []
+        self._after_commit: list[Callable[[], None]] = []
 
     async def __aenter__(self) -> FakeUnitOfWork:
         self._working = copy.deepcopy(self._database.committed)
@@ -255,13 +260,29 @@ class FakeUnitOfWork:
         self.store = InMemoryIdentityStore(self._working)
         return self
 
-    async def __aexit__(self, *exc: object) -> None:
-        if exc[0] is None:
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if exc_type is None:
             self._working.events.extend(self._pending)
             self._database.committed = self._working
+            for callback in self._after_commit:
+                callback()
 
-    def publish(self, event: IntegrationEvent) -> None:
+    def publish(
+        self,
+        event: IntegrationEvent,
+        *,
+        caused_by: Envelope | None = None,
+        correlation_id: str | None = None,
+        causation_id: str | None = None,
+        event_id: UUID | None = None,
+        time: datetime | None = None,
+    ) -> None:
         self._pending.append(event)
+
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        self._after_commit.append(callback)
 
 
 class FakeHasher:
@@ -350,17 +371,6 @@ class FakeOAuthStates:
 
 
 @dataclass
-class FixedClock:
-    moment: datetime = START
-
-    def now(self) -> datetime:
-        return self.moment
-
-    def advance(self, delta: timedelta) -> None:
-        self.moment += delta
-
-
-@dataclass
 class World:
     handlers: IdentityHandlers
     db: FakeDatabase
@@ -369,7 +379,7 @@ class World:
     revocations: RecordingRevocations
     oauth: FakeOAuthGateway
     states: FakeOAuthStates
-    clock: FixedClock
+    clock: ManualClock
 
     @property
     def events(self) -> list[IntegrationEvent]:
@@ -418,7 +428,7 @@ class World:
 def world() -> World:
     db = FakeDatabase()
     hasher, guard, revocations = FakeHasher(), CountingSignInGuard(), RecordingRevocations()
-    oauth, states, clock = FakeOAuthGateway(), FakeOAuthStates(), FixedClock()
+    oauth, states, clock = FakeOAuthGateway(), FakeOAuthStates(), ManualClock(START)
     handlers = IdentityHandlers(
         uow=db.unit_of_work,
         hasher=hasher,
@@ -647,7 +657,7 @@ async def test_sign_in_to_a_disabled_account_is_refused_as_disabled(world: World
 
 async def test_refresh_rotates_the_refresh_token(world: World) -> None:
     signed_up = await world.sign_up()
-    world.clock.advance(timedelta(minutes=10))
+    world.clock.advance(minutes=10)
 
     refreshed = await world.handlers.refresh(signed_up.refresh_token)
 
@@ -683,7 +693,7 @@ async def test_an_unknown_refresh_token_is_refused_without_revoking_anything(wor
 
 async def test_an_expired_session_cannot_be_refreshed(world: World) -> None:
     signed_up = await world.sign_up()
-    world.clock.advance(timedelta(days=30))
+    world.clock.advance(days=30)
     with pytest.raises(SessionExpired):
         await world.handlers.refresh(signed_up.refresh_token)
 
@@ -724,7 +734,7 @@ async def test_a_user_cannot_revoke_another_users_session(world: World) -> None:
 async def test_verify_email_marks_the_user_verified_and_publishes_once(world: World) -> None:
     signed_up = await world.sign_up()
     token = world.last_link("email-verification")
-    world.clock.advance(timedelta(hours=1))
+    world.clock.advance(hours=1)
 
     user = await world.handlers.verify_email(token)
 
@@ -742,7 +752,7 @@ async def test_verify_email_marks_the_user_verified_and_publishes_once(world: Wo
 async def test_a_verification_link_expires_after_a_day(world: World) -> None:
     await world.sign_up()
     token = world.last_link("email-verification")
-    world.clock.advance(timedelta(hours=24))
+    world.clock.advance(hours=24)
     with pytest.raises(InvalidVerificationToken):
         await world.handlers.verify_email(token)
     assert of_type(world.events, UserEmailVerified) == []
@@ -777,9 +787,9 @@ async def test_reset_password_sets_the_new_password_revokes_sessions_and_invalid
     signed_up = await world.sign_up()
     await world.handlers.sign_in("alice@example.com", PASSWORD, CONTEXT)
     await world.handlers.request_password_reset("Alice@Example.com")
-    world.clock.advance(timedelta(minutes=5))
+    world.clock.advance(minutes=5)
 
-    await world.handlers.reset_password(world.last_link("password-reset"), NEW_PASSWORD)
+    assert await world.handlers.reset_password(world.last_link("password-reset"), NEW_PASSWORD) is None
 
     assert world.active_sessions(signed_up.user.id) == []
     assert set(world.db.committed.revoked_reasons.values()) == {"password_reset"}
@@ -794,7 +804,7 @@ async def test_reset_password_sets_the_new_password_revokes_sessions_and_invalid
 async def test_reset_password_proves_the_mailbox_and_verifies_the_email(world: World) -> None:
     signed_up = await world.sign_up()
     await world.handlers.request_password_reset("alice@example.com")
-    await world.handlers.reset_password(world.last_link("password-reset"), NEW_PASSWORD)
+    assert await world.handlers.reset_password(world.last_link("password-reset"), NEW_PASSWORD) is None
     assert world.user(signed_up.user.id).email_verified
     assert of_type(world.events, UserEmailVerified) == [
         UserEmailVerified(user_id=signed_up.user.id, email="alice@example.com")
@@ -809,7 +819,7 @@ async def test_a_weak_new_password_leaves_the_reset_link_usable(world: World) ->
     with pytest.raises(WeakPassword):
         await world.handlers.reset_password(token, "abcabcabcabc")
 
-    await world.handlers.reset_password(token, NEW_PASSWORD)
+    assert await world.handlers.reset_password(token, NEW_PASSWORD) is None
     with pytest.raises(InvalidVerificationToken):
         await world.handlers.reset_password(token, "yet another passphrase")
 
@@ -817,15 +827,15 @@ async def test_a_weak_new_password_leaves_the_reset_link_usable(world: World) ->
 async def test_a_password_reset_link_expires_after_thirty_minutes(world: World) -> None:
     await world.sign_up()
     await world.handlers.request_password_reset("alice@example.com")
-    world.clock.advance(timedelta(minutes=30))
+    world.clock.advance(minutes=30)
     with pytest.raises(InvalidVerificationToken):
         await world.handlers.reset_password(world.last_link("password-reset"), NEW_PASSWORD)
     assert world.revocations.invalid_before == []
 
 
 async def test_a_reset_request_for_an_unknown_email_sends_nothing_and_does_not_fail(world: World) -> None:
-    await world.handlers.request_password_reset("nobody@example.com")
-    await world.handlers.request_password_reset("not an email")
+    assert await world.handlers.request_password_reset("nobody@example.com") is None
+    assert await world.handlers.request_password_reset("not an email") is None
     assert world.mail == []
 
 
@@ -836,7 +846,7 @@ async def test_change_role_publishes_the_change_and_invalidates_the_users_tokens
     boss = await world.sign_up("boss@example.com", "Boss")
     await world.make_admin(boss.user.id, "super_admin")
     alice = await world.sign_up()
-    world.clock.advance(timedelta(minutes=1))
+    world.clock.advance(minutes=1)
 
     updated = await world.handlers.change_role(
         actor_id=boss.user.id, actor_role="super_admin", user_id=alice.user.id, new_role="admin"
@@ -1096,7 +1106,7 @@ async def test_oauth_without_an_email_is_refused(world: World) -> None:
 
 async def test_a_verified_provider_email_takes_over_an_unverified_password_account(world: World) -> None:
     squatter = await world.sign_up("gina@example.com", "Impostor")
-    world.clock.advance(timedelta(minutes=1))
+    world.clock.advance(minutes=1)
 
     signed_in = await world.oauth_sign_in(google_profile("gina@example.com"))
 

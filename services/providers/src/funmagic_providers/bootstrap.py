@@ -2,103 +2,84 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 import aiohttp
-from aiohttp import web
+from psycopg_pool import AsyncConnectionPool
+from redis.asyncio import Redis
 
-from funmagic_contracts.envelope import Envelope
-from funmagic_kit.db import UnitOfWork
-from funmagic_kit.logs import current_correlation_id
-from funmagic_kit.outbox import add_to_outbox
-from funmagic_kit.runtime import BackgroundWorker, Middleware, Runtime, ServiceSpec
+from funmagic_kit.clock import Clock, SystemClock
+from funmagic_kit.runtime import Runtime, ServiceParts, ServiceSpec
 from funmagic_kit.workers import Periodic
 from funmagic_providers.adapters.apis.fal_queue import FalQueue
 from funmagic_providers.adapters.apis.local import LocalProvider
 from funmagic_providers.adapters.apis.openai_images import OpenAIImages
 from funmagic_providers.adapters.apis.tripo import Tripo
 from funmagic_providers.adapters.keyring import ProviderKeyring
-from funmagic_providers.adapters.postgres import ProviderRecords, StepJobRecords
+from funmagic_providers.adapters.postgres import ProvidersUnitOfWork
 from funmagic_providers.adapters.rate_limiter import ProviderRateLimiter
 from funmagic_providers.adapters.storage_client import StorageClient
+from funmagic_providers.application.ports import Storage
 from funmagic_providers.application.registry import ProviderRegistry
 from funmagic_providers.application.steps import RunnerSettings, StepJobs, StepRunner
-from funmagic_providers.cli import COMMANDS
 from funmagic_providers.config import ProvidersSettings
-from funmagic_providers.entrypoints.http import ProvidersApp, error_middleware
-from funmagic_providers.entrypoints.kafka import ProvidersReactions
+from funmagic_providers.domain.documents import JsonObject
+from funmagic_providers.domain.steps import ProviderAdapter
+from funmagic_providers.entrypoints import cli, kafka
+from funmagic_providers.entrypoints.http import ProvidersApp
 
-__all__ = ["SPEC", "build_registry"]
-
-
-class SystemClock:
-    def now(self) -> datetime:
-        return datetime.now(UTC)
+__all__ = ["SPEC", "Providers", "build"]
 
 
-async def publish(conn, events) -> None:
-    correlation_id = current_correlation_id()
-    await add_to_outbox(conn, [(e.TOPIC, Envelope.wrap(e, correlation_id=correlation_id)) for e in events])
-
-
-@dataclass
-class Wiring:
+@dataclass(frozen=True)
+class Providers:
     registry: ProviderRegistry
     runner: StepRunner
-    app: ProvidersApp
-    reactions: ProvidersReactions
+    jobs: StepJobs
+    parts: ServiceParts
 
 
-def build_registry(
-    settings: ProvidersSettings, pool, redis, session: aiohttp.ClientSession
-) -> tuple[ProviderRegistry, ProviderRateLimiter]:
-    keyring = ProviderKeyring.from_settings(
-        settings.provider_master_keys.get_secret_value(), settings.secret_key.get_secret_value()
-    )
-    registry: ProviderRegistry
+def build(
+    settings: ProvidersSettings,
+    *,
+    pool: AsyncConnectionPool,
+    redis: Redis,
+    http: aiohttp.ClientSession,
+    clock: Clock | None = None,
+    storage: Storage | None = None,
+    adapters: Mapping[str, ProviderAdapter] | None = None,
+    owner: str | None = None,
+) -> Providers:
+    """`adapters` replace the provider APIs of those types (fakes of third parties in tests); `owner`
+    names this process's runner in job leases."""
+    clock = clock or SystemClock()
 
-    async def load_config(scope: str, provider: str):
+    def unit_of_work() -> ProvidersUnitOfWork:
+        return ProvidersUnitOfWork(pool)
+
+    # The limiter loads a provider's limits through the registry, and the registry clears the limiter's
+    # cached copy when an admin edits them: the loader closes over the registry built just after it.
+    async def load_limits(scope: str, provider: str) -> JsonObject | None:
         return await registry.rate_limit_source(scope, provider)
 
-    limiter = ProviderRateLimiter(redis, load_config, lease_seconds=settings.limiter_lease_seconds)
-    poll = settings.provider_poll_interval_seconds
+    limiter = ProviderRateLimiter(
+        redis, load_limits, lease_seconds=settings.limiter_lease_seconds, clock=clock.now
+    )
     registry = ProviderRegistry(
-        uow=lambda: UnitOfWork(pool),
-        records=ProviderRecords,
-        keyring=keyring,
-        adapters={
-            "openai": OpenAIImages(timeout_seconds=settings.provider_call_timeout_seconds),
-            "fal": FalQueue(session, poll_interval_seconds=poll),
-            "tripo": Tripo(session, poll_interval_seconds=poll),
-            "local": LocalProvider(),
-        },
+        uow=unit_of_work,
+        keyring=ProviderKeyring.from_settings(
+            settings.provider_master_keys.get_secret_value(), settings.secret_key.get_secret_value()
+        ),
+        adapters={**_provider_apis(settings, http), **(adapters or {})},
         config_cache=limiter,
-        publish=publish,
-        clock=SystemClock(),
+        clock=clock,
     )
-    return registry, limiter
-
-
-async def startup(runtime: Runtime) -> None:
-    settings: ProvidersSettings = runtime.settings
-    assert runtime.pool is not None
-    assert runtime.exit_stack is not None
-    pool = runtime.pool
-    session = await runtime.exit_stack.enter_async_context(
-        aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=settings.provider_call_timeout_seconds))
-    )
-    registry, limiter = build_registry(settings, pool, runtime.redis, session)
-    # A wrong master key must stop the service here, not fail every step later.
-    await registry.verify_keys()
-    storage = StorageClient(settings.storage_url, settings.internal_api_tokens()[0], session)
     runner = StepRunner(
-        uow=lambda: UnitOfWork(pool),
-        jobs=StepJobRecords,
+        uow=unit_of_work,
         registry=registry,
         limiter=limiter,
-        storage=storage,
+        storage=storage or StorageClient(settings.storage_url, settings.internal_api_tokens()[0], http),
         settings=RunnerSettings(
             concurrency=settings.step_concurrency,
             lease_seconds=settings.step_lease_seconds,
@@ -106,42 +87,50 @@ async def startup(runtime: Runtime) -> None:
             circuit_failure_threshold=settings.circuit_failure_threshold,
             circuit_cooldown_seconds=settings.circuit_cooldown_seconds,
         ),
+        clock=clock,
+        owner=owner,
     )
-    runtime.state["providers"] = Wiring(
-        registry, runner, ProvidersApp(registry), ProvidersReactions(StepJobs(runner, StepJobRecords))
+    jobs = StepJobs(runner, clock)
+    health_checks = Periodic("provider-health", registry.check_all, settings.health_check_interval_seconds)
+    parts = ServiceParts(
+        routes=ProvidersApp(registry).routes(),
+        subscriptions=kafka.subscriptions(jobs),
+        unit_of_work=unit_of_work,
+        workers=(runner, health_checks),
     )
+    return Providers(registry=registry, runner=runner, jobs=jobs, parts=parts)
 
 
-def _wiring(runtime: Runtime) -> Wiring:
-    return runtime.state["providers"]
+def _provider_apis(settings: ProvidersSettings, http: aiohttp.ClientSession) -> dict[str, ProviderAdapter]:
+    poll = settings.provider_poll_interval_seconds
+    return {
+        "openai": OpenAIImages(timeout_seconds=settings.provider_call_timeout_seconds),
+        "fal": FalQueue(http, poll_interval_seconds=poll),
+        "tripo": Tripo(http, poll_interval_seconds=poll),
+        "local": LocalProvider(),
+    }
 
 
-def subscriptions(runtime: Runtime):
-    return _wiring(runtime).reactions.subscriptions()
+async def _build_from_runtime(runtime: Runtime) -> ServiceParts:
+    settings: ProvidersSettings = runtime.settings
+    timeout = aiohttp.ClientTimeout(total=settings.provider_call_timeout_seconds)
+    http = await runtime.exit_stack.enter_async_context(aiohttp.ClientSession(timeout=timeout))
+    providers = build(settings, pool=runtime.require_pool(), redis=runtime.redis, http=http)
+    # A wrong master key must stop the service here, not fail every step later.
+    await providers.registry.verify_keys()
+    return providers.parts
 
 
-def routes(runtime: Runtime) -> Sequence[web.RouteDef]:
-    return _wiring(runtime).app.routes()
-
-
-def middlewares(runtime: Runtime) -> Sequence[Middleware]:
-    return (error_middleware(),)
-
-
-def workers(runtime: Runtime) -> Sequence[BackgroundWorker]:
-    wiring = _wiring(runtime)
-    interval = runtime.settings.health_check_interval_seconds
-    return (wiring.runner, Periodic("provider-health", wiring.registry.check_all, interval))
+async def _rotate_provider_keys(runtime: Runtime, argv: Sequence[str]) -> int:
+    http = await runtime.exit_stack.enter_async_context(aiohttp.ClientSession())
+    providers = build(runtime.settings, pool=runtime.require_pool(), redis=runtime.redis, http=http)
+    return await cli.rotate_provider_keys(providers.registry, argv)
 
 
 SPEC = ServiceSpec(
     name="providers",
     settings_class=ProvidersSettings,
     migrations_package="funmagic_providers.migrations",
-    subscriptions=subscriptions,
-    routes=routes,
-    startup=startup,
-    middlewares=middlewares,
-    workers=workers,
-    commands=COMMANDS,
+    build=_build_from_runtime,
+    commands={"rotate-provider-keys": _rotate_provider_keys},
 )

@@ -7,14 +7,23 @@ key here never meets another suite's. Tests still name their keys uniquely and d
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+import aiohttp
 import pytest
 from redis.asyncio import Redis
 
 from funmagic_kit.testing import wait_until
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from providers_test_support import FakeStorage, providers_settings
+
+from funmagic_providers.bootstrap import Providers, build
 
 PROVIDERS_REDIS_DB = 9
 
@@ -67,8 +76,7 @@ def wait_for() -> WaitFor:
 
 
 @pytest.fixture
-async def pool() -> AsyncIterator[object]:
-    from funmagic_kit.db import create_pool
+async def database_url() -> AsyncIterator[str]:
     from funmagic_kit.testing import scratch_database
 
     postgres_url = os.environ.get("POSTGRES_URL")
@@ -77,8 +85,43 @@ async def pool() -> AsyncIterator[object]:
     async with scratch_database(
         postgres_url, "providers_test", ("providers", "funmagic_providers.migrations")
     ) as url:
-        pool = await create_pool(url, min_size=1, max_size=5, name="providers-tests")
-        try:
-            yield pool
-        finally:
-            await pool.close()
+        yield url
+
+
+@pytest.fixture
+async def pool(database_url: str) -> AsyncIterator[object]:
+    from funmagic_kit.db import create_pool
+
+    pool = await create_pool(database_url, min_size=1, max_size=5, name="providers-tests")
+    try:
+        yield pool
+    finally:
+        await pool.close()
+
+
+# --- the service, built as production builds it (with a stand-in for storage) -------------------------
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as session:
+        yield session
+
+
+@pytest.fixture
+def storage() -> FakeStorage:
+    return FakeStorage()
+
+
+BuildProviders = Callable[..., Providers]
+
+
+@pytest.fixture
+def build_providers(pool, redis, http, storage) -> BuildProviders:
+    """`build_providers(clock=…, owner=…, **settings_env)`: the service's application objects."""
+
+    def build_them(**options: Any) -> Providers:
+        env = {key: str(options.pop(key)) for key in list(options) if key.isupper()}
+        return build(providers_settings(**env), pool=pool, redis=redis, http=http, storage=storage, **options)
+
+    return build_them

@@ -12,11 +12,12 @@ import aiohttp
 import pytest
 
 from funmagic_kit.crypto import generate_secret_key
-from funmagic_kit.db import UnitOfWork
+from funmagic_kit.db import PostgresUnitOfWork
 from funmagic_kit.errors import ConfigError
 from funmagic_kit.settings import load_settings
+from funmagic_providers.adapters.rate_limiter import ProviderRateLimiter
 from funmagic_providers.application.registry import ProviderExists, ProviderNotFound, ProviderRegistry
-from funmagic_providers.bootstrap import build_registry
+from funmagic_providers.bootstrap import build
 from funmagic_providers.config import ProvidersSettings
 from funmagic_providers.domain.errors import ProviderRejected
 from funmagic_providers.domain.providers import InvalidProvider
@@ -48,20 +49,20 @@ async def session() -> AsyncIterator[aiohttp.ClientSession]:
 
 @pytest.fixture
 def registry_for(pool, redis, session):
-    def build(master_keys: str = f"a:{KEY_A}") -> ProviderRegistry:
-        return build_registry(settings(master_keys), pool, redis, session)[0]
+    def registry(master_keys: str = f"a:{KEY_A}") -> ProviderRegistry:
+        return build(settings(master_keys), pool=pool, redis=redis, http=session).registry
 
-    return build
+    return registry
 
 
 async def raw_rows(pool) -> list[dict]:
-    async with UnitOfWork(pool) as uow:
+    async with PostgresUnitOfWork(pool) as uow:
         cursor = await uow.conn.execute("SELECT * FROM providers UNION ALL SELECT * FROM admin_providers")
         return await cursor.fetchall()
 
 
 async def outbox_types(pool) -> list[str]:
-    async with UnitOfWork(pool) as uow:
+    async with PostgresUnitOfWork(pool) as uow:
         cursor = await uow.conn.execute("SELECT headers FROM outbox ORDER BY id")
         rows = await cursor.fetchall()
     return [dict((k, v) for k, v in row["headers"]).get("type", "") for row in rows]
@@ -163,7 +164,9 @@ async def test_an_inactive_provider_refuses_steps_and_local_works_without_a_row(
 
 
 async def test_an_edit_clears_the_cached_rate_limit_config(pool, redis, session) -> None:
-    registry, limiter = build_registry(settings(), pool, redis, session)
+    registry = build(settings(), pool=pool, redis=redis, http=session).registry
+    # The service's limiter caches limits in Redis; this one (as another replica's) reads that cache.
+    limiter = ProviderRateLimiter(redis, registry.rate_limit_source)
     created = await registry.create(
         "web", name="openai", type="openai", api_key=SECRET, base_url="https://a/v1",
         config={"rateLimit": {"maxConcurrency": 1}},

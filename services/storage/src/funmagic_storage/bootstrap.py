@@ -2,47 +2,43 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
 
-from aiohttp import web
+from psycopg_pool import AsyncConnectionPool
 
-from funmagic_contracts.envelope import Envelope
-from funmagic_kit.db import UnitOfWork
-from funmagic_kit.logs import current_correlation_id
-from funmagic_kit.outbox import add_to_outbox
-from funmagic_kit.runtime import BackgroundWorker, Middleware, Runtime, ServiceSpec
+from funmagic_kit.clock import Clock, SystemClock
+from funmagic_kit.runtime import Runtime, ServiceParts, ServiceSpec
 from funmagic_kit.s3 import open_presigning_client
 from funmagic_kit.workers import Periodic
-from funmagic_storage.adapters.postgres import AssetRecords
 from funmagic_storage.adapters.s3 import S3ObjectStore
+from funmagic_storage.adapters.unit_of_work import StorageUnitOfWork
 from funmagic_storage.application.assets import AssetService, StoragePolicy
 from funmagic_storage.config import StorageSettings
-from funmagic_storage.entrypoints.http import StorageApp, error_middleware
-from funmagic_storage.entrypoints.kafka import subscriptions
+from funmagic_storage.entrypoints.http import StorageApp
 
-__all__ = ["SPEC"]
-
-
-class SystemClock:
-    def now(self) -> datetime:
-        return datetime.now(UTC)
+__all__ = ["SPEC", "Storage", "build"]
 
 
-async def publish(conn, events) -> None:
-    correlation_id = current_correlation_id()
-    await add_to_outbox(conn, [(e.TOPIC, Envelope.wrap(e, correlation_id=correlation_id)) for e in events])
+@dataclass(frozen=True)
+class Storage:
+    assets: AssetService
+    objects: S3ObjectStore
+    policy: StoragePolicy
+    parts: ServiceParts
 
 
-async def startup(runtime: Runtime) -> None:
-    settings: StorageSettings = runtime.settings
-    assert runtime.pool is not None
-    assert runtime.exit_stack is not None
-    pool = runtime.pool
-    objects = S3ObjectStore(runtime.s3, await open_presigning_client(settings, runtime.exit_stack))
-    await objects.ensure_buckets(
-        settings.s3_bucket_public, settings.s3_bucket_private, settings.s3_bucket_admin
-    )
+def build(
+    settings: StorageSettings,
+    *,
+    pool: AsyncConnectionPool,
+    s3: Any,
+    presigner: Any,
+    clock: Clock | None = None,
+) -> Storage:
+    """Storage's application objects and what the runtime serves. `s3` is the aiobotocore client that
+    connects; `presigner` the one that only signs URLs, for the endpoint clients reach."""
     policy = StoragePolicy(
         bucket_public=settings.s3_bucket_public,
         bucket_private=settings.s3_bucket_private,
@@ -54,42 +50,31 @@ async def startup(runtime: Runtime) -> None:
         max_bytes=settings.upload_max_bytes,
         module_max_bytes=settings.module_limits(),
     )
-    assets = AssetService(
-        uow=lambda: UnitOfWork(pool),
-        records=AssetRecords,
-        publish=publish,
-        objects=objects,
-        policy=policy,
-        clock=SystemClock(),
+    objects = S3ObjectStore(s3, presigner)
+
+    def unit_of_work() -> StorageUnitOfWork:
+        return StorageUnitOfWork(pool)
+
+    assets = AssetService(uow=unit_of_work, objects=objects, policy=policy, clock=clock or SystemClock())
+    sweep = Periodic("upload-sweep", assets.sweep_expired_uploads, settings.upload_sweep_interval_seconds)
+    parts = ServiceParts(routes=StorageApp(assets).routes(), unit_of_work=unit_of_work, workers=(sweep,))
+    return Storage(assets=assets, objects=objects, policy=policy, parts=parts)
+
+
+async def _build_from_runtime(runtime: Runtime) -> ServiceParts:
+    settings: StorageSettings = runtime.settings
+    presigner = await open_presigning_client(settings, runtime.exit_stack)
+    storage = build(settings, pool=runtime.require_pool(), s3=runtime.s3, presigner=presigner)
+    await storage.objects.ensure_buckets(
+        settings.s3_bucket_public, settings.s3_bucket_private, settings.s3_bucket_admin
     )
-    runtime.state["storage"] = (StorageApp(assets), assets)
-
-
-def routes(runtime: Runtime) -> Sequence[web.RouteDef]:
-    return runtime.state["storage"][0].routes()
-
-
-def middlewares(runtime: Runtime) -> Sequence[Middleware]:
-    return (error_middleware(),)
-
-
-def workers(runtime: Runtime) -> Sequence[BackgroundWorker]:
-    assets: AssetService = runtime.state["storage"][1]
-    return (
-        Periodic(
-            "upload-sweep", assets.sweep_expired_uploads, runtime.settings.upload_sweep_interval_seconds
-        ),
-    )
+    return storage.parts
 
 
 SPEC = ServiceSpec(
     name="storage",
     settings_class=StorageSettings,
     migrations_package="funmagic_storage.migrations",
-    subscriptions=subscriptions,
-    routes=routes,
-    startup=startup,
-    middlewares=middlewares,
-    workers=workers,
+    build=_build_from_runtime,
     client_max_size=64 * 1024 * 1024,  # server-side writes of provider outputs (a 3D model can be large)
 )

@@ -1,24 +1,39 @@
-"""Helpers of storage's integration tests: the test clock, the fixture's bundle, the publish function."""
+"""Helpers of storage's integration tests: the test clock, the settings, and the fixture's bundle."""
 
 from __future__ import annotations
 
+import os
+import struct
 import uuid
-from collections.abc import Callable, Sequence
+import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import psycopg
 from psycopg_pool import AsyncConnectionPool
 
-from funmagic_contracts.base import IntegrationEvent
 from funmagic_contracts.envelope import Envelope
-from funmagic_kit.outbox import add_to_outbox
-from funmagic_kit.settings import S3Settings
+from funmagic_kit.settings import load_settings
 from funmagic_storage.adapters.s3 import S3ObjectStore
 from funmagic_storage.application.assets import AssetService, StoragePolicy
+from funmagic_storage.config import StorageSettings
 
-__all__ = ["Storage", "TestClock", "publish"]
+__all__ = ["PNG", "Storage", "TestClock", "png", "storage_settings"]
+
+
+def png(width: int = 1, height: int = 1) -> bytes:
+    """A valid PNG of `width` × `height` black pixels."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    pixels = zlib.compress(b"".join(b"\x00" + b"\x00" * width for _ in range(height)))
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b"")
+
+
+PNG = png(3, 2)
 
 
 class TestClock:
@@ -43,9 +58,25 @@ class TestClock:
         self.frozen = self.now()
 
 
+def storage_settings() -> StorageSettings:
+    """The service's settings: S3 from the stack's environment, the rest never dialled by these tests."""
+    return load_settings(
+        StorageSettings,
+        env={
+            **{name: value for name, value in os.environ.items() if name.startswith(("S3_", "CDN_"))},
+            "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:9",
+            "REDIS_URL": "redis://127.0.0.1:9",
+            "INTERNAL_API_TOKEN": "storage-tests-internal-token-0123456789",
+            "AUTH_JWKS_URL": "http://127.0.0.1:9/jwks",
+            "DATABASE_URL": "postgresql://unused",
+        },
+    )
+
+
 @dataclass
 class Storage:
-    """What a test needs: the service, its parts, and fresh user ids (whose objects are removed later)."""
+    """What a test needs: the service as bootstrap builds it, its parts, and fresh user ids (whose objects
+    are removed later). `build(**settings)` builds it again with other settings, on the same clock."""
 
     assets: AssetService
     policy: StoragePolicy
@@ -54,7 +85,7 @@ class Storage:
     presigner: Any  # the signing one
     pool: AsyncConnectionPool
     clock: TestClock
-    settings: S3Settings
+    settings: StorageSettings
     build: Callable[..., AssetService]
     users: list[str] = field(default_factory=list)
 
@@ -68,8 +99,3 @@ class Storage:
             cursor = await conn.execute("SELECT payload FROM outbox ORDER BY id")
             rows = await cursor.fetchall()
         return [Envelope.model_validate_json(bytes(row["payload"])) for row in rows]
-
-
-async def publish(conn: psycopg.AsyncConnection, events: Sequence[IntegrationEvent]) -> None:
-    """As bootstrap publishes: each event in an envelope, in the caller's transaction, to the outbox."""
-    await add_to_outbox(conn, [(e.TOPIC, Envelope.wrap(e)) for e in events])

@@ -7,32 +7,17 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import struct
-import zlib
 from datetime import timedelta
 from typing import Any
 
 import aiohttp
 import pytest
-from storage_test_support import Storage
+from storage_test_support import PNG, Storage, png
 from yarl import URL
 
-from funmagic_storage.application.assets import AssetNotFound, UploadNotReady
-from funmagic_storage.domain.assets import UploadRefused
+from funmagic_kit.pagination import InvalidCursor
+from funmagic_storage.domain.assets import AssetNotFound, UploadNotReady, UploadRefused
 
-
-def png(width: int = 1, height: int = 1) -> bytes:
-    """A valid PNG of `width` × `height` black pixels."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    pixels = zlib.compress(b"".join(b"\x00" + b"\x00" * width for _ in range(height)))
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b"")
-
-
-PNG = png(3, 2)
 GIF = (  # a 1 × 1 GIF
     b"GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\xff\xff\xff!\xf9\x04\x01\x00\x00\x00\x00"
     b",\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00;"
@@ -645,7 +630,7 @@ async def test_the_sweep_removes_an_expired_pending_upload_and_its_object(
     storage: Storage, http: aiohttp.ClientSession
 ) -> None:
     user = storage.new_user()
-    hasty = storage.build(pending_ttl=timedelta(0))
+    hasty = storage.build(pending_upload_ttl_seconds=0)
     ticket = await hasty.create_upload(
         user, filename="a.png", content_type="image/png", size=len(PNG), module="uploads"
     )
@@ -736,11 +721,12 @@ async def test_list_pages_through_assets_created_at_the_same_instant(storage: St
     assert set(flat) == ids
 
 
-async def test_list_refuses_a_cursor_that_is_not_one_with_a_value_error(storage: Storage) -> None:
+async def test_list_refuses_a_cursor_that_is_not_one_with_an_invalid_cursor_refusal(storage: Storage) -> None:
     user = storage.new_user()
     await store(storage, user, "uploads", "a.png")
     forged = json.dumps(["2026-01-01T00:00:00+00:00", "not-a-uuid"])
     forged = base64.urlsafe_b64encode(forged.encode()).decode()
     for cursor in ("garbage!", base64.urlsafe_b64encode(b"[1]").decode(), forged):
-        with pytest.raises(ValueError, match="cursor"):
+        with pytest.raises(InvalidCursor, match="cursor") as caught:
             await storage.assets.list(user, module=None, limit=10, cursor=cursor)
+        assert (caught.value.code, caught.value.field) == ("invalid_cursor", "cursor")

@@ -4,115 +4,108 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import aiohttp
-from aiohttp import web
+from psycopg_pool import AsyncConnectionPool
 
-from funmagic_contracts.envelope import Envelope
-from funmagic_kit.db import UnitOfWork
-from funmagic_kit.logs import current_correlation_id
-from funmagic_kit.outbox import add_to_outbox
-from funmagic_kit.runtime import BackgroundWorker, Middleware, Runtime, ServiceSpec
+from funmagic_kit.clock import Clock, SystemClock
+from funmagic_kit.errors import ConfigError
+from funmagic_kit.runtime import Runtime, ServiceParts, ServiceSpec
 from funmagic_kit.workers import Periodic
-from funmagic_tasks.adapters.catalog_records import CatalogRecords
 from funmagic_tasks.adapters.services import ProvidersDirectory, StorageAssets
-from funmagic_tasks.adapters.task_records import TaskRecords
+from funmagic_tasks.adapters.unit_of_work import TasksUnitOfWork
 from funmagic_tasks.application.catalog import Catalog
-from funmagic_tasks.application.tasks import TaskPolicy, TaskService
-from funmagic_tasks.cli import COMMANDS
+from funmagic_tasks.application.ports import Assets, Providers
+from funmagic_tasks.application.tasks import TaskService
 from funmagic_tasks.config import TasksSettings
-from funmagic_tasks.entrypoints.catalog_http import CatalogApp, catalog_error_middleware
-from funmagic_tasks.entrypoints.kafka import TaskReactions
-from funmagic_tasks.entrypoints.tasks_http import TasksApp, tasks_error_middleware
+from funmagic_tasks.domain.task import TaskPolicy
+from funmagic_tasks.entrypoints import cli, kafka
+from funmagic_tasks.entrypoints.catalog_http import CatalogApp
+from funmagic_tasks.entrypoints.tasks_http import TasksApp
 
-__all__ = ["SPEC", "SystemClock", "publish"]
-
-
-class SystemClock:
-    def now(self) -> datetime:
-        return datetime.now(UTC)
+__all__ = ["SPEC", "Tasks", "build"]
 
 
-async def publish(conn, events, caused_by: Envelope | None = None) -> None:
-    """Events into the outbox, in the caller's transaction; reactions carry their cause's correlation."""
-    if caused_by is not None:
-        envelopes = [Envelope.wrap(e, caused_by=caused_by) for e in events]
-    else:
-        envelopes = [Envelope.wrap(e, correlation_id=current_correlation_id()) for e in events]
-    await add_to_outbox(conn, [(e.TOPIC, envelope) for e, envelope in zip(events, envelopes, strict=True)])
-
-
-@dataclass
-class Wiring:
+@dataclass(frozen=True)
+class Tasks:
     tasks: TaskService
     catalog: Catalog
-    reactions: TaskReactions
+    parts: ServiceParts
 
 
-async def startup(runtime: Runtime) -> None:
-    settings: TasksSettings = runtime.settings
-    assert runtime.pool is not None
-    assert runtime.exit_stack is not None
-    pool = runtime.pool
-    session = await runtime.exit_stack.enter_async_context(
-        aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
-    )
-    token = settings.internal_api_tokens()[0]
-    providers = ProvidersDirectory(settings.providers_url, token, session)
-    catalog = Catalog(
-        uow=lambda: UnitOfWork(pool),
-        records=CatalogRecords,
-        publish=publish,
-        provider_exists=providers.exists,
-        clock=SystemClock(),
-    )
+def build(
+    settings: TasksSettings,
+    *,
+    pool: AsyncConnectionPool,
+    http: aiohttp.ClientSession | None,
+    clock: Clock | None = None,
+    assets: Assets | None = None,
+    providers: Providers | None = None,
+) -> Tasks:
+    """Tasks' application objects and what the runtime serves. `http` reaches storage and providers; a
+    test may pass None with both of their ports given."""
+    clock = clock or SystemClock()
+    if assets is None or providers is None:
+        if http is None:
+            raise ConfigError("tasks needs an HTTP session to reach storage and providers")
+        token = settings.internal_api_tokens()[0]
+        assets = assets or StorageAssets(settings.storage_url, token, http)
+        providers = providers or ProvidersDirectory(settings.providers_url, token, http)
+
+    def unit_of_work() -> TasksUnitOfWork:
+        return TasksUnitOfWork(pool)
+
+    catalog = Catalog(uow=unit_of_work, providers=providers, clock=clock)
     tasks = TaskService(
-        uow=lambda: UnitOfWork(pool),
-        tasks=TaskRecords,
-        catalog=CatalogRecords,
-        assets=StorageAssets(settings.storage_url, token, session),
-        publish=publish,
-        clock=SystemClock(),
+        uow=unit_of_work,
+        assets=assets,
+        clock=clock,
         policy=TaskPolicy(
             max_active_per_user=settings.max_active_tasks_per_user,
             deadline_grace=timedelta(seconds=settings.step_deadline_grace_seconds),
             pending_timeout=timedelta(seconds=settings.pending_timeout_seconds),
         ),
     )
-    runtime.state["tasks"] = Wiring(tasks, catalog, TaskReactions(tasks))
+    parts = ServiceParts(
+        routes=[*TasksApp(tasks).routes(), *CatalogApp(catalog).routes()],
+        subscriptions=kafka.subscriptions(tasks),
+        unit_of_work=unit_of_work,
+        workers=(Periodic("overdue-tasks", tasks.sweep_overdue, settings.sweep_interval_seconds),),
+    )
+    return Tasks(tasks=tasks, catalog=catalog, parts=parts)
 
 
-def _wiring(runtime: Runtime) -> Wiring:
-    return runtime.state["tasks"]
+async def _http_session(runtime: Runtime) -> aiohttp.ClientSession:
+    return await runtime.exit_stack.enter_async_context(
+        aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
+    )
 
 
-def subscriptions(runtime: Runtime):
-    return _wiring(runtime).reactions.subscriptions()
+async def _build_from_runtime(runtime: Runtime) -> ServiceParts:
+    http = await _http_session(runtime)
+    return build(runtime.settings, pool=runtime.require_pool(), http=http).parts
 
 
-def routes(runtime: Runtime) -> Sequence[web.RouteDef]:
-    wiring = _wiring(runtime)
-    return [*TasksApp(wiring.tasks).routes(), *CatalogApp(wiring.catalog).routes()]
+class _EveryProviderExists:
+    """The seed names providers without asking the providers service: it runs before that service is up
+    (`make run` seeds first) or without it at all. Every seed tool runs on `local` unless the operator names
+    other providers; a provider that is then missing fails the task's step with `provider_not_found`."""
+
+    async def exists(self, name: str) -> bool:
+        return True
 
 
-def middlewares(runtime: Runtime) -> Sequence[Middleware]:
-    return (tasks_error_middleware(), catalog_error_middleware())
-
-
-def workers(runtime: Runtime) -> Sequence[BackgroundWorker]:
-    interval = runtime.settings.sweep_interval_seconds
-    return (Periodic("overdue-tasks", _wiring(runtime).tasks.sweep_overdue, interval),)
+async def _seed_command(runtime: Runtime, argv: Sequence[str]) -> int:
+    http = await _http_session(runtime)
+    built = build(runtime.settings, pool=runtime.require_pool(), http=http, providers=_EveryProviderExists())
+    return await cli.seed(built.catalog, argv)
 
 
 SPEC = ServiceSpec(
     name="tasks",
     settings_class=TasksSettings,
     migrations_package="funmagic_tasks.migrations",
-    subscriptions=subscriptions,
-    routes=routes,
-    startup=startup,
-    middlewares=middlewares,
-    workers=workers,
-    commands=COMMANDS,
+    build=_build_from_runtime,
+    commands={"seed": _seed_command},
 )

@@ -7,14 +7,26 @@ Postgres: a fresh database per test, migrated with the kit's tables (outbox, inb
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
+import uuid
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, cast
 
+import aiohttp
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
 from psycopg_pool import AsyncConnectionPool
 
 from funmagic_kit.db import create_pool
+from funmagic_kit.http import problem_middleware
+from funmagic_kit.metrics import Metrics
+from funmagic_kit.request_keys import PRINCIPAL_KEY, Principal, Role
+from funmagic_kit.settings import load_settings
 from funmagic_kit.testing import scratch_database
+from funmagic_tasks.config import TasksSettings
 
 TASKS_MIGRATIONS = ("tasks", "funmagic_tasks.migrations")
 
@@ -35,10 +47,105 @@ def postgres_url() -> str:
 
 
 @pytest.fixture
-async def pool(postgres_url: str) -> AsyncIterator[AsyncConnectionPool]:
+async def database_url(postgres_url: str) -> AsyncIterator[str]:
     async with scratch_database(postgres_url, "tasks_test", TASKS_MIGRATIONS) as url:
-        pool = await create_pool(url, min_size=1, max_size=5, name="tasks-tests")
-        try:
-            yield pool
-        finally:
-            await pool.close()
+        yield url
+
+
+@pytest.fixture
+async def pool(database_url: str) -> AsyncIterator[AsyncConnectionPool]:
+    pool = await create_pool(database_url, min_size=1, max_size=5, name="tasks-tests")
+    try:
+        yield pool
+    finally:
+        await pool.close()
+
+
+@pytest.fixture
+def settings(database_url: str) -> TasksSettings:
+    """Settings of the test's database and the stack's Redis; Kafka and the other services are never
+    dialled (tests pass fakes of storage and providers)."""
+    return load_settings(
+        TasksSettings,
+        env={
+            "DATABASE_URL": database_url,
+            "REDIS_URL": os.environ.get("REDIS_URL", "redis://127.0.0.1:6379"),
+            "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:9",
+            "INTERNAL_API_TOKEN": "tasks-tests-internal-token-0123456789",
+            "AUTH_JWKS_URL": "http://127.0.0.1:9/jwks",
+            "STORAGE_URL": "http://127.0.0.1:9",
+            "PROVIDERS_URL": "http://127.0.0.1:9",
+        },
+    )
+
+
+@dataclass
+class FakeAssets:
+    """Storage as tasks sees it: the user owns exactly the assets listed (any, when the list is None)."""
+
+    owned: set[tuple[str, str]] | None = None
+    asked: list[tuple[str, str]] = field(default_factory=list)
+
+    async def owns(self, user_id: str, asset_id: str) -> bool:
+        self.asked.append((user_id, asset_id))
+        return self.owned is None or (user_id, asset_id) in self.owned
+
+
+@dataclass
+class FakeProviders:
+    """The providers service as the catalog sees it: these names exist; every question is recorded."""
+
+    known: set[str] = field(default_factory=lambda: {"openai", "fal", "tripo"})
+    asked: list[str] = field(default_factory=list)
+
+    async def exists(self, name: str) -> bool:
+        self.asked.append(name)
+        return name in self.known
+
+
+@pytest.fixture
+def assets() -> FakeAssets:
+    return FakeAssets()
+
+
+@pytest.fixture
+def providers() -> FakeProviders:
+    return FakeProviders()
+
+
+@web.middleware
+async def _test_principal(request: web.Request, handler: Any) -> web.StreamResponse:
+    """Stands in for the kit's caller check: `X-Test-Role` names the verified user's role, `X-Test-User`
+    their id (a new one per request without it)."""
+    role = request.headers.get("X-Test-Role")
+    if role:
+        request[PRINCIPAL_KEY] = Principal(
+            user_id=request.headers.get("X-Test-User") or str(uuid.uuid4()),
+            session_id="s",
+            role=cast(Role, role),
+            email="a@example.com",
+            name="A",
+            email_verified=True,
+            issued_at=0,
+            expires_at=0,
+            token="t",
+        )
+    return await handler(request)
+
+
+Serve = Callable[[Sequence[web.RouteDef]], AbstractAsyncContextManager[aiohttp.ClientSession]]
+
+
+@pytest.fixture
+def serve() -> Serve:
+    """`async with serve(routes) as http:` the routes behind the kit's problem+json middleware, as the
+    runtime serves them, with a test stand-in for the caller check."""
+
+    @asynccontextmanager
+    async def serving(routes: Sequence[web.RouteDef]) -> AsyncIterator[aiohttp.ClientSession]:
+        app = web.Application(middlewares=[problem_middleware(Metrics("tasks-test")), _test_principal])
+        app.add_routes(routes)
+        async with TestServer(app) as server, aiohttp.ClientSession(str(server.make_url("/"))) as session:
+            yield session
+
+    return serving

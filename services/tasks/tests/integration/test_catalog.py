@@ -5,25 +5,20 @@ HTTP API (problem+json, roles) in front of it."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp import web
-from aiohttp.test_utils import TestServer
 from psycopg_pool import AsyncConnectionPool
 
-from funmagic_contracts.base import IntegrationEvent
 from funmagic_contracts.envelope import Envelope
-from funmagic_kit.db import UnitOfWork
-from funmagic_kit.http import problem_middleware
-from funmagic_kit.metrics import Metrics
-from funmagic_kit.request_keys import PRINCIPAL_KEY, Principal
-from funmagic_tasks.adapters.catalog_records import CatalogRecords, publish_to_outbox
+from funmagic_kit.clock import ManualClock
+from funmagic_tasks.adapters.unit_of_work import TasksUnitOfWork
 from funmagic_tasks.application.catalog import Catalog
+from funmagic_tasks.bootstrap import build
 from funmagic_tasks.domain.catalog import (
     CatalogConflict,
     CatalogNotFound,
@@ -31,38 +26,19 @@ from funmagic_tasks.domain.catalog import (
     Tool,
     parse_tool_config,
 )
-from funmagic_tasks.entrypoints.catalog_http import CatalogApp, catalog_error_middleware
+from funmagic_tasks.entrypoints.catalog_http import CatalogApp
 from funmagic_tasks.seed import seed_catalog
 
-
-class TestClock:
-    __test__ = False
-
-    def __init__(self) -> None:
-        self.moment = datetime(2030, 6, 1, 12, 0, tzinfo=UTC)
-
-    def now(self) -> datetime:
-        return self.moment
-
-
-@dataclass
-class Providers:
-    """The providers service as the catalog sees it: these names exist; every question is recorded."""
-
-    known: set[str] = field(default_factory=lambda: {"openai", "fal", "tripo"})
-    asked: list[str] = field(default_factory=list)
-
-    async def exists(self, name: str) -> bool:
-        self.asked.append(name)
-        return name in self.known
+T0 = datetime(2030, 6, 1, 12, 0, tzinfo=UTC)
 
 
 @dataclass
 class World:
     catalog: Catalog
     pool: AsyncConnectionPool
-    clock: TestClock
-    providers: Providers
+    clock: ManualClock
+    providers: Any  # the conftest's FakeProviders
+    unit_of_work: Callable[[], TasksUnitOfWork]
 
     async def outbox(self) -> list[Envelope]:
         async with self.pool.connection() as conn:
@@ -76,20 +52,10 @@ class World:
 
 
 @pytest.fixture
-def world(pool: AsyncConnectionPool) -> World:
-    clock, providers = TestClock(), Providers()
-
-    async def publish(conn: Any, events: Sequence[IntegrationEvent]) -> None:
-        await publish_to_outbox(conn, events)
-
-    catalog = Catalog(
-        uow=lambda: UnitOfWork(pool),
-        records=CatalogRecords,
-        publish=publish,
-        provider_exists=providers.exists,
-        clock=clock,
-    )
-    return World(catalog, pool, clock, providers)
+def world(settings, pool: AsyncConnectionPool, assets, providers) -> World:
+    clock = ManualClock(T0)
+    app = build(settings, pool=pool, http=None, clock=clock, assets=assets, providers=providers)
+    return World(app.catalog, pool, clock, providers, app.parts.unit_of_work)
 
 
 def step(step_id: str = "remove-bg", *, provider: str = "local", cost: int = 5, **overrides: Any) -> dict:
@@ -374,7 +340,7 @@ async def test_the_public_sees_active_banners_inside_their_window_main_first(wor
 
     assert [b["title"] for b in shown["items"]] == ["main-first", "main-second", "side-open"]
     assert [b["title"] for b in side["items"]] == ["side-open"]
-    world.clock.moment = now + 2 * hour
+    world.clock.set(now + 2 * hour)
     assert [b["title"] for b in (await world.catalog.banners())["items"]] == [
         "future",
         "main-first",
@@ -465,10 +431,11 @@ async def test_tool_by_slug_returns_the_parsed_domain_tool(world: World) -> None
     gone = await a_tool(world, image["id"], "gone")
     await world.catalog.delete_tool(gone["id"])
 
-    async with UnitOfWork(world.pool) as uow:
-        tool = await CatalogRecords(uow.conn).tool_by_slug("figme")
-        inactive = await CatalogRecords(uow.conn).tool_by_slug("off")
-        deleted = await CatalogRecords(uow.conn).tool_by_slug("gone")
+    uow: TasksUnitOfWork
+    async with world.unit_of_work() as uow:
+        tool = await uow.catalog.tool_by_slug("figme")
+        inactive = await uow.catalog.tool_by_slug("off")
+        deleted = await uow.catalog.tool_by_slug("gone")
 
     assert tool == Tool(
         id=created["id"], slug="figme", title="Figme", is_active=True, credits_cost=50,
@@ -500,7 +467,7 @@ async def test_the_seed_creates_the_catalog_once(world: World) -> None:
     first = await seed_catalog(world.catalog)
     after_first = await snapshot(world)
     events = len(await world.outbox())
-    world.clock.moment += timedelta(minutes=1)
+    world.clock.advance(minutes=1)
 
     second = await seed_catalog(world.catalog)
 
@@ -530,7 +497,7 @@ async def test_the_seed_can_switch_to_real_providers_and_keeps_admin_deletions(w
     first = await seed_catalog(world.catalog)
     banner_id = next(iter(first["banners"]))
     await world.catalog.delete_banner(banner_id)
-    world.clock.moment += timedelta(minutes=1)
+    world.clock.advance(minutes=1)
 
     report = await seed_catalog(world.catalog, image_provider="openai", background_provider="fal",
                                 model_provider="tripo", update_existing=True)  # fmt: skip
@@ -550,29 +517,9 @@ async def test_the_seed_can_switch_to_real_providers_and_keeps_admin_deletions(w
 # --- the internal HTTP API -----------------------------------------------------------------------------
 
 
-def principal(role: str) -> Principal:
-    return Principal(
-        user_id=str(uuid.uuid4()), session_id="s", role=role, email="a@example.com", name="A",  # type: ignore[arg-type]
-        email_verified=True, issued_at=0, expires_at=0, token="t",
-    )  # fmt: skip
-
-
-@web.middleware
-async def fake_principal(request: web.Request, handler: Any) -> web.StreamResponse:
-    """Stands in for the kit's caller check: `X-Test-Role` names the verified user's role."""
-    role = request.headers.get("X-Test-Role")
-    if role:
-        request[PRINCIPAL_KEY] = principal(role)
-    return await handler(request)
-
-
 @pytest.fixture
-async def http(world: World) -> AsyncIterator[aiohttp.ClientSession]:
-    app = web.Application(
-        middlewares=[problem_middleware(Metrics("tasks-test")), fake_principal, catalog_error_middleware()]
-    )
-    app.add_routes(CatalogApp(world.catalog).routes())
-    async with TestServer(app) as server, aiohttp.ClientSession(str(server.make_url("/"))) as session:
+async def http(world: World, serve) -> AsyncIterator[aiohttp.ClientSession]:
+    async with serve(CatalogApp(world.catalog).routes()) as session:
         yield session
 
 

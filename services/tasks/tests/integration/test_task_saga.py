@@ -7,81 +7,102 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from psycopg_pool import AsyncConnectionPool
 
+from funmagic_contracts.base import OutputAsset
+from funmagic_contracts.credits.events import CreditsReservationRejected, CreditsReserved
 from funmagic_contracts.envelope import Envelope
+from funmagic_contracts.providers.events import StepCompleted, StepFailed, StepOutput
 from funmagic_contracts.tasks.events import TaskCancelRequested
-from funmagic_kit.db import UnitOfWork
-from funmagic_tasks.adapters.catalog_records import CatalogRecords
-from funmagic_tasks.adapters.task_records import TaskRecords
-from funmagic_tasks.application.tasks import TaskPolicy, TaskService
-from funmagic_tasks.bootstrap import publish
+from funmagic_kit.clock import ManualClock
+from funmagic_tasks.application.tasks import TaskService
+from funmagic_tasks.bootstrap import Tasks, build
+from funmagic_tasks.domain.task import ResolvedInput, Task
+from funmagic_tasks.domain.tasks import PlannedStep, TaskInput, TaskRequest
 
 T0 = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
-PLAN = [
-    {"id": "one", "name": "One", "type": "remove-bg", "provider": "local", "model": "default", "options": {},
-     "cost": 5, "timeout_seconds": 60, "prompt": None, "image_input": "required"},
-    {"id": "two", "name": "Two", "type": "3d-gen", "provider": "local", "model": "default", "options": {},
-     "cost": 7, "timeout_seconds": 60, "prompt": None, "image_input": "optional"},
-]  # fmt: skip
-
-
-class Clock:
-    def __init__(self, now: datetime) -> None:
-        self.current = now
-
-    def now(self) -> datetime:
-        return self.current
+PLAN = (
+    PlannedStep(id="one", name="One", type="remove-bg", provider="local", model="default", options={},
+                cost=5, timeout_seconds=60, prompt=None, image_input="required"),
+    PlannedStep(id="two", name="Two", type="3d-gen", provider="local", model="default", options={},
+                cost=7, timeout_seconds=60, prompt=None, image_input="optional"),
+)  # fmt: skip
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock(T0)
+def clock() -> ManualClock:
+    return ManualClock(T0)
 
 
 @pytest.fixture
-def service(pool, clock) -> TaskService:
-    return TaskService(
-        uow=lambda: UnitOfWork(pool), tasks=TaskRecords, catalog=CatalogRecords, assets=None,  # type: ignore[arg-type]
-        publish=publish, clock=clock,
-        policy=TaskPolicy(deadline_grace=timedelta(seconds=30), pending_timeout=timedelta(minutes=10)),
+def app(settings, pool, clock, assets, providers) -> Tasks:
+    # The settings' defaults: a 30 s grace on step deadlines, 10 minutes for credits to answer.
+    return build(settings, pool=pool, http=None, clock=clock, assets=assets, providers=providers)
+
+
+@pytest.fixture
+def service(app: Tasks) -> TaskService:
+    return app.tasks
+
+
+async def add_task(app: Tasks, *, created_at: datetime = T0) -> str:
+    task = Task(
+        id=str(uuid.uuid4()), user_id="user-1", tool_id=str(uuid.uuid4()), tool_slug="slow",
+        parent_task_id=None, plan=PLAN, price=12,
+        request=TaskRequest("slow", input=TaskInput(image_asset_id="img-1")),
+        resolved=ResolvedInput(prompt=None, image_asset_id="img-1"),
+        idempotency_key=None, request_hash="h", created_at=created_at, updated_at=created_at,
     )  # fmt: skip
-
-
-async def add_task(pool, *, created_at: datetime = T0) -> str:
-    task_id = str(uuid.uuid4())
-    async with UnitOfWork(pool) as uow:
-        await TaskRecords(uow.conn).add(
-            {"id": task_id, "user_id": "user-1", "tool_id": str(uuid.uuid4()), "tool_slug": "slow",
-             "parent_task_id": None, "plan": PLAN, "step_ids": ["one", "two"], "price": 12,
-             "idempotency_key": None, "request_hash": "h", "now": created_at},
-            {"request": {"toolSlug": "slow", "input": {"imageAssetId": "img-1"}},
-             "resolved": {"prompt": None, "image_asset_id": "img-1"}},
-        )  # fmt: skip
-    return task_id
+    async with app.parts.unit_of_work() as uow:
+        await uow.tasks.add(task)
+    return task.id
 
 
 def cause() -> Envelope:
     return Envelope.wrap(TaskCancelRequested(task_id=str(uuid.uuid4()), user_id="u", by="u"))
 
 
-async def events(pool) -> list[tuple[str, dict]]:
-    async with UnitOfWork(pool) as uow:
-        rows = await (await uow.conn.execute("SELECT payload FROM outbox ORDER BY id")).fetchall()
+def reserved(task_id: str) -> CreditsReserved:
+    return CreditsReserved(
+        user_id="user-1", reservation_id=task_id, amount=12, balance_after=0, reserved_after=12
+    )
+
+
+def rejected(task_id: str, reason: str) -> CreditsReservationRejected:
+    return CreditsReservationRejected(user_id="user-1", reservation_id=task_id, amount=12, reason=reason)
+
+
+def step_completed(task_id: str, step_id: str, attempt: int, *assets: tuple[str, str]) -> StepCompleted:
+    output = StepOutput(assets=tuple(OutputAsset(asset_id=a, role=r) for a, r in assets))
+    return StepCompleted(task_id=task_id, user_id="user-1", step_id=step_id, attempt=attempt, output=output)
+
+
+def step_failed(task_id: str, step_id: str, attempt: int, code: str, message: str) -> StepFailed:
+    return StepFailed(
+        task_id=task_id, user_id="user-1", step_id=step_id, attempt=attempt, error_code=code,
+        error_message=message, retryable=False,
+    )  # fmt: skip
+
+
+async def events(pool: AsyncConnectionPool) -> list[tuple[str, dict]]:
+    async with pool.connection() as conn:
+        rows = await (await conn.execute("SELECT payload FROM outbox ORDER BY id")).fetchall()
     decoded = [Envelope.model_validate_json(bytes(row["payload"])) for row in rows]
     return [(e.type, e.data) for e in decoded]
 
 
-async def task(pool, task_id: str) -> dict:
-    async with UnitOfWork(pool) as uow:
-        row = await TaskRecords(uow.conn).get(task_id)
+async def task(pool: AsyncConnectionPool, task_id: str) -> dict:
+    """The task's row as stored."""
+    async with pool.connection() as conn:
+        row = await (await conn.execute("SELECT * FROM tasks WHERE id = %s", (task_id,))).fetchone()
     assert row is not None
     return row
 
 
-async def test_a_reserved_task_runs_its_first_step(pool, service) -> None:
-    task_id = await add_task(pool)
-    async with UnitOfWork(pool) as uow:
-        await service.credits_reserved(uow.conn, task_id, cause())
+async def test_a_reserved_task_runs_its_first_step(pool, app, service) -> None:
+    task_id = await add_task(app)
+    async with app.parts.unit_of_work() as uow:
+        await service.credits_reserved(reserved(task_id), cause(), uow)
     row = await task(pool, task_id)
     assert (row["status"], row["current_step_id"]) == ("running", "one")
     assert row["step_deadline_at"] == T0 + timedelta(seconds=60 + 30)
@@ -92,27 +113,25 @@ async def test_a_reserved_task_runs_its_first_step(pool, service) -> None:
     assert requested[1]["deadline_at"].startswith("2026-11-25T12:01:00")
 
 
-async def test_steps_run_in_order_and_stale_or_repeated_news_changes_nothing(pool, service) -> None:
-    task_id = await add_task(pool)
-    async with UnitOfWork(pool) as uow:
-        await service.credits_reserved(uow.conn, task_id, cause())
-    output = {"assets": [{"asset_id": "cut-1", "role": "image"}], "metadata": {}}
+async def test_steps_run_in_order_and_stale_or_repeated_news_changes_nothing(pool, app, service) -> None:
+    task_id = await add_task(app)
+    async with app.parts.unit_of_work() as uow:
+        await service.credits_reserved(reserved(task_id), cause(), uow)
+    output = ("cut-1", "image")
     for step_id, attempt in (("one", 2), ("two", 1)):  # another attempt, another step: stale
-        async with UnitOfWork(pool) as uow:
-            await service.step_completed(uow.conn, task_id, step_id, attempt, output, cause())
+        async with app.parts.unit_of_work() as uow:
+            await service.step_completed(step_completed(task_id, step_id, attempt, output), cause(), uow)
     assert (await task(pool, task_id))["completed_steps"] == []
     for _ in range(2):  # a redelivery of the real one
-        async with UnitOfWork(pool) as uow:
-            await service.step_completed(uow.conn, task_id, "one", 1, output, cause())
+        async with app.parts.unit_of_work() as uow:
+            await service.step_completed(step_completed(task_id, "one", 1, output), cause(), uow)
     row = await task(pool, task_id)
     assert (row["completed_steps"], row["current_step_id"]) == (["one"], "two")
     step_requests = [e for e in await events(pool) if e[0] == "StepRequested"]
     assert [e[1]["step_id"] for e in step_requests] == ["one", "two"]
     assert step_requests[1][1]["input"]["asset_ids"] == ["cut-1"]
-    async with UnitOfWork(pool) as uow:
-        await service.step_completed(
-            uow.conn, task_id, "two", 1, {"assets": [{"asset_id": "m", "role": "model"}]}, cause()
-        )
+    async with app.parts.unit_of_work() as uow:
+        await service.step_completed(step_completed(task_id, "two", 1, ("m", "model")), cause(), uow)
     row = await task(pool, task_id)
     assert (row["status"], row["charged_credits"]) == ("completed", 12)
     completed = next(e for e in await events(pool) if e[0] == "TaskCompleted")
@@ -120,13 +139,14 @@ async def test_steps_run_in_order_and_stale_or_repeated_news_changes_nothing(poo
     assert [s["step_id"] for s in completed[1]["output"]["metadata"]["steps"]] == ["one", "two"]
 
 
-async def test_a_failed_step_charges_only_the_steps_done(pool, service) -> None:
-    task_id = await add_task(pool)
-    async with UnitOfWork(pool) as uow:
-        await service.credits_reserved(uow.conn, task_id, cause())
-        done = {"assets": [{"asset_id": "a", "role": "image"}]}
-        await service.step_completed(uow.conn, task_id, "one", 1, done, cause())
-        await service.step_failed(uow.conn, task_id, "two", 1, "provider_unavailable", "it broke", cause())
+async def test_a_failed_step_charges_only_the_steps_done(pool, app, service) -> None:
+    task_id = await add_task(app)
+    async with app.parts.unit_of_work() as uow:
+        await service.credits_reserved(reserved(task_id), cause(), uow)
+        await service.step_completed(step_completed(task_id, "one", 1, ("a", "image")), cause(), uow)
+        await service.step_failed(
+            step_failed(task_id, "two", 1, "provider_unavailable", "it broke"), cause(), uow
+        )
     row = await task(pool, task_id)
     assert (row["status"], row["charged_credits"], row["error_code"]) == ("failed", 5, "provider_unavailable")
     failed = next(e for e in await events(pool) if e[0] == "TaskFailed")
@@ -134,26 +154,26 @@ async def test_a_failed_step_charges_only_the_steps_done(pool, service) -> None:
     assert "step 'two' failed: it broke" in failed[1]["error_message"]
 
 
-async def test_a_rejected_reservation_fails_the_task_with_nothing_charged(pool, service) -> None:
-    task_id = await add_task(pool)
-    async with UnitOfWork(pool) as uow:
-        await service.reservation_rejected(uow.conn, task_id, "insufficient_credits", cause())
-        await service.credits_reserved(uow.conn, task_id, cause())  # too late: nothing happens
+async def test_a_rejected_reservation_fails_the_task_with_nothing_charged(pool, app, service) -> None:
+    task_id = await add_task(app)
+    async with app.parts.unit_of_work() as uow:
+        await service.reservation_rejected(rejected(task_id, "insufficient_credits"), cause(), uow)
+        await service.credits_reserved(reserved(task_id), cause(), uow)  # too late: nothing happens
     row = await task(pool, task_id)
     assert (row["status"], row["charged_credits"], row["error_code"]) == ("failed", 0, "insufficient_credits")
     assert "not enough credits: this task costs 12" in row["error_message"]
     assert [e[0] for e in await events(pool)] == ["TaskFailed"]
 
 
-async def test_the_sweeper_ends_a_step_past_its_deadline_and_stops_its_job(pool, service, clock) -> None:
-    task_id = await add_task(pool)
-    on_time = await add_task(pool)
-    async with UnitOfWork(pool) as uow:
-        await service.credits_reserved(uow.conn, task_id, cause())
-    clock.current = T0 + timedelta(seconds=60)
-    async with UnitOfWork(pool) as uow:
-        await service.credits_reserved(uow.conn, on_time, cause())
-    clock.current = T0 + timedelta(seconds=91)
+async def test_the_sweeper_ends_a_step_past_its_deadline_and_stops_its_job(pool, app, service, clock) -> None:
+    task_id = await add_task(app)
+    on_time = await add_task(app)
+    async with app.parts.unit_of_work() as uow:
+        await service.credits_reserved(reserved(task_id), cause(), uow)
+    clock.set(T0 + timedelta(seconds=60))
+    async with app.parts.unit_of_work() as uow:
+        await service.credits_reserved(reserved(on_time), cause(), uow)
+    clock.set(T0 + timedelta(seconds=91))
     assert await service.sweep_overdue() == 1
     row = await task(pool, task_id)
     assert (row["status"], row["error_code"], row["charged_credits"]) == ("failed", "step_timeout", 0)
@@ -164,18 +184,18 @@ async def test_the_sweeper_ends_a_step_past_its_deadline_and_stops_its_job(pool,
     assert await service.sweep_overdue() == 0
 
 
-async def test_the_sweeper_ends_a_task_whose_credits_never_answered(pool, service, clock) -> None:
-    task_id = await add_task(pool, created_at=T0)
-    clock.current = T0 + timedelta(minutes=10, seconds=1)
+async def test_the_sweeper_ends_a_task_whose_credits_never_answered(pool, app, service, clock) -> None:
+    task_id = await add_task(app, created_at=T0)
+    clock.set(T0 + timedelta(minutes=10, seconds=1))
     assert await service.sweep_overdue() == 1
     row = await task(pool, task_id)
     assert (row["status"], row["error_code"], row["charged_credits"]) == ("failed", "reservation_timeout", 0)
 
 
-async def test_news_about_a_task_that_is_not_ours_is_passed_over(pool, service) -> None:
+async def test_news_about_a_task_that_is_not_ours_is_passed_over(pool, app, service) -> None:
     # Reservations and step events of other producers share the topics; ids need not even be UUIDs.
-    async with UnitOfWork(pool) as uow:
-        await service.credits_reserved(uow.conn, "task-a", cause())
-        await service.credits_reserved(uow.conn, str(uuid.uuid4()), cause())
-        await service.step_failed(uow.conn, "task-b", "one", 1, "x", "y", cause())
+    async with app.parts.unit_of_work() as uow:
+        await service.credits_reserved(reserved("task-a"), cause(), uow)
+        await service.credits_reserved(reserved(str(uuid.uuid4())), cause(), uow)
+        await service.step_failed(step_failed("task-b", "one", 1, "x", "y"), cause(), uow)
     assert await events(pool) == []

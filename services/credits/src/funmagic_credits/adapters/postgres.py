@@ -13,12 +13,9 @@ import json
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
-from uuid import UUID
 
 import psycopg
 
-from funmagic_contracts.base import IntegrationEvent
-from funmagic_contracts.envelope import Envelope
 from funmagic_contracts.ids import uuid7
 from funmagic_credits.application.ports import StoredEvent
 from funmagic_credits.domain.ledger import (
@@ -32,8 +29,6 @@ from funmagic_credits.domain.ledger import (
     Reserved,
     Spent,
 )
-from funmagic_kit.logs import current_correlation_id
-from funmagic_kit.outbox import add_to_outbox
 
 __all__ = [
     "EVENT_CLASSES",
@@ -137,7 +132,6 @@ def transaction_row(stored: StoredEvent) -> tuple | None:
 class PostgresLedgerStore:
     def __init__(self, conn: psycopg.AsyncConnection) -> None:
         self._conn = conn
-        self._outbox: list[tuple[str, Envelope]] = []
 
     async def lock_account(self, user_id: str) -> Account:
         await self._conn.execute(ENSURE_ACCOUNT, (user_id, "{}"))
@@ -185,25 +179,6 @@ class PostgresLedgerStore:
         if rows:
             async with self._conn.cursor() as cursor:
                 await cursor.executemany(INSERT_TRANSACTION, rows)
-
-    def publish(
-        self, events: Sequence[tuple[StoredEvent, IntegrationEvent]], caused_by: Envelope | None
-    ) -> None:
-        correlation_id = None if caused_by else current_correlation_id()
-        for stored, event in events:
-            envelope = Envelope.wrap(
-                event,
-                id=UUID(stored.event_id),
-                time=stored.occurred_at,
-                caused_by=caused_by,
-                correlation_id=correlation_id,
-            )
-            self._outbox.append((event.TOPIC, envelope))
-
-    async def flush(self) -> None:
-        if self._outbox:
-            await add_to_outbox(self._conn, self._outbox)
-            self._outbox = []
 
 
 def projection_of(account: Account) -> dict[str, Any]:

@@ -9,31 +9,26 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import time
-from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
 
-from funmagic_kit.errors import PermanentError, TransientError
+from funmagic_credits.application.ports import CheckoutSession, CheckoutSessionReport, PaymentEvent
+from funmagic_kit.errors import Malformed, TransientError, UpstreamRefused
 
-__all__ = ["CheckoutSession", "InvalidSignature", "StripeClient", "StripeRefused", "verify_signature"]
-
-
-class InvalidSignature(PermanentError):
-    pass
+__all__ = ["InvalidSignature", "StripeClient", "StripeRefused", "StripeWebhooks", "verify_signature"]
 
 
-class StripeRefused(PermanentError):
+class InvalidSignature(Malformed):
+    code = "invalid_signature"
+
+
+class StripeRefused(UpstreamRefused):
     """Stripe answered 4xx: the request itself is wrong (unknown price, bad key…)."""
 
-
-@dataclass(frozen=True)
-class CheckoutSession:
-    id: str
-    url: str
-    amount_total: int
-    currency: str
+    code = "payment_provider_refused"
 
 
 def verify_signature(
@@ -112,3 +107,41 @@ class StripeClient:
             error = (body or {}).get("error", {}) if isinstance(body, dict) else {}
             raise StripeRefused(f"Stripe refused: {error.get('code') or error.get('type') or status}")
         return body
+
+
+class StripeWebhooks:
+    """Reads Stripe's webhook deliveries: the signature first, then the event's few fields we use."""
+
+    def __init__(self, secret: str, *, tolerance_seconds: int) -> None:
+        self._secret = secret
+        self._tolerance_seconds = tolerance_seconds
+
+    def read(self, payload: bytes, signature_header: str) -> PaymentEvent:
+        verify_signature(payload, signature_header, self._secret, tolerance_seconds=self._tolerance_seconds)
+        try:
+            event = json.loads(payload)
+        except ValueError:
+            raise Malformed("the webhook body is not JSON") from None
+        if not isinstance(event, dict) or "id" not in event:
+            raise Malformed("the webhook body is not a Stripe event")
+        data = event.get("data")
+        session = data.get("object") if isinstance(data, dict) else None
+        return PaymentEvent(
+            id=str(event["id"]),
+            type=str(event.get("type")),
+            session=_session_report(session) if isinstance(session, dict) and "id" in session else None,
+        )
+
+
+def _session_report(session: dict[str, Any]) -> CheckoutSessionReport:
+    metadata = session.get("metadata") or {}
+    amount_total = session.get("amount_total")
+    currency = session.get("currency")
+    return CheckoutSessionReport(
+        id=str(session["id"]),
+        payment_status=session.get("payment_status"),
+        amount_total=int(amount_total) if amount_total else None,
+        currency=str(currency) if currency else None,
+        user_id=str(session.get("client_reference_id") or metadata.get("user_id") or "") or None,
+        package_id=str(metadata.get("package_id", "")),
+    )

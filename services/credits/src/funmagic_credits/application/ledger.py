@@ -1,9 +1,9 @@
-"""The credits use cases: one command, one transaction — lock the stream, decide, append, project, publish."""
+"""The ledger use case: one command, one transaction — lock the stream, decide, append, project, publish."""
 
 from __future__ import annotations
 
 import logging
-from typing import Any
+from uuid import UUID
 
 from funmagic_contracts.base import IntegrationEvent
 from funmagic_contracts.credits.events import (
@@ -16,7 +16,7 @@ from funmagic_contracts.credits.events import (
     CreditsSpent,
 )
 from funmagic_contracts.envelope import Envelope
-from funmagic_credits.application.ports import Clock, LedgerStoreFactory, StoredEvent
+from funmagic_credits.application.ports import CreditsUnitOfWork, StoredEvent
 from funmagic_credits.domain.ledger import (
     Adjusted,
     Command,
@@ -32,6 +32,8 @@ from funmagic_credits.domain.ledger import (
     fold,
     idempotency_key,
 )
+from funmagic_kit.clock import Clock
+from funmagic_kit.ports import UnitOfWorkFactory
 
 __all__ = ["Ledger", "to_integration_event"]
 
@@ -39,15 +41,20 @@ log = logging.getLogger(__name__)
 
 
 class Ledger:
-    def __init__(self, *, stores: LedgerStoreFactory, clock: Clock) -> None:
-        self._stores = stores
+    def __init__(self, *, uow: UnitOfWorkFactory[CreditsUnitOfWork], clock: Clock) -> None:
+        self._uow = uow
         self._clock = clock
 
+    async def apply(self, command: Command, *, caused_by: Envelope | None = None) -> list[StoredEvent]:
+        """Runs `command` in a transaction of its own."""
+        async with self._uow() as uow:
+            return await self.execute(uow, command, caused_by=caused_by)
+
     async def execute(
-        self, conn: Any, command: Command, *, caused_by: Envelope | None = None
+        self, uow: CreditsUnitOfWork, command: Command, *, caused_by: Envelope | None = None
     ) -> list[StoredEvent]:
-        """Runs `command` in the caller's transaction (`conn`); a repeated cause records nothing."""
-        store = self._stores(conn)
+        """Runs `command` in the caller's transaction; a repeated cause records nothing."""
+        store = uow.ledger
         account = await store.lock_account(command.user_id)
         key = idempotency_key(command)
         if await store.cause_already_applied(command.user_id, key):
@@ -62,8 +69,15 @@ class Ledger:
         stored = await store.append(account, events, key, now)
         await store.save_account(updated)
         await store.project(stored, updated, now)
-        store.publish([(s, to_integration_event(command.user_id, s.event)) for s in stored], caused_by)
-        await store.flush()
+        for each in stored:
+            # Published under the ledger's own event id and time: consumers of credits.events and the
+            # replay/verify tooling match envelopes to ledger events by it.
+            uow.publish(
+                to_integration_event(command.user_id, each.event),
+                caused_by=caused_by,
+                event_id=UUID(each.event_id),
+                time=each.occurred_at,
+            )
         return stored
 
 

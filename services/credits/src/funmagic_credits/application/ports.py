@@ -1,21 +1,28 @@
-"""What the credits use cases need from the outside world, as Protocols; adapters implement them."""
+"""What the credits use cases need from the outside world, as Protocols: the stores a transaction binds,
+the transaction itself, and the payment provider. The adapters layer provides the concrete classes."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Protocol
 
-from funmagic_contracts.base import IntegrationEvent
-from funmagic_contracts.envelope import Envelope
+from funmagic_credits.domain.commerce import CreditPackage, PackageEntry, Purchase
 from funmagic_credits.domain.ledger import Account, LedgerEvent
+from funmagic_kit.ports import UnitOfWork
 
-__all__ = ["Clock", "LedgerStore", "LedgerStoreFactory", "StoredEvent", "UnitOfWorkFactory"]
-
-
-class Clock(Protocol):
-    def now(self) -> datetime: ...
+__all__ = [
+    "CheckoutSession",
+    "CheckoutSessionReport",
+    "CommerceStore",
+    "CreditsUnitOfWork",
+    "LedgerStore",
+    "PaymentEvent",
+    "PaymentGateway",
+    "PaymentWebhooks",
+    "StoredEvent",
+]
 
 
 @dataclass(frozen=True)
@@ -29,10 +36,11 @@ class StoredEvent:
 
 
 class LedgerStore(Protocol):
-    """The event store, its snapshots and projections, inside one transaction (one connection)."""
+    """The event store, its snapshots and projections, inside one transaction."""
 
     async def lock_account(self, user_id: str) -> Account:
         """The user's account, locked until the transaction ends (created empty when new)."""
+        ...
 
     async def cause_already_applied(self, user_id: str, key: str) -> bool: ...
 
@@ -40,23 +48,106 @@ class LedgerStore(Protocol):
         self, account: Account, events: Sequence[LedgerEvent], key: str, now: datetime
     ) -> list[StoredEvent]:
         """Appends after `account.version` (unique (user, version) guards it); returns them with positions."""
+        ...
 
     async def save_account(self, account: Account) -> None: ...
 
     async def project(self, stored: Sequence[StoredEvent], account: Account, now: datetime) -> None:
         """Updates the `credits` and `credit_transactions` projections in the same transaction."""
+        ...
 
-    def publish(
-        self, events: Sequence[tuple[StoredEvent, IntegrationEvent]], caused_by: Envelope | None
+
+class CommerceStore(Protocol):
+    """Credit packages, checkout purchases and the payment provider's events already handled."""
+
+    async def packages(self, *, active_only: bool) -> list[CreditPackage]: ...
+
+    async def package(self, package_id: str) -> CreditPackage | None:
+        """None for an id that is not one of a live package (not even a UUID included)."""
+        ...
+
+    async def add_package(self, entry: PackageEntry, now: datetime) -> CreditPackage: ...
+
+    async def update_package(
+        self, package_id: str, entry: PackageEntry, now: datetime
+    ) -> CreditPackage | None:
+        """None when there is no such live package."""
+        ...
+
+    async def delete_package(self, package_id: str, now: datetime) -> bool:
+        """False when there is no such live package."""
+        ...
+
+    async def add_purchase(
+        self, session_id: str, user_id: str, package: CreditPackage, now: datetime
     ) -> None:
-        """Adds the events to the outbox under their ledger ids; written by `flush`, in this transaction."""
+        """Records a pending purchase; a session already recorded is left as it is."""
+        ...
 
-    async def flush(self) -> None: ...
+    async def purchase(self, session_id: str, *, for_update: bool = False) -> Purchase | None: ...
+
+    async def complete_purchase(self, session_id: str, now: datetime) -> None: ...
+
+    async def remember_payment_event(self, event_id: str, event_type: str, now: datetime) -> bool:
+        """False when this event of the payment provider was handled before (it redelivers)."""
+        ...
 
 
-class LedgerStoreFactory(Protocol):
-    def __call__(self, conn: Any) -> LedgerStore: ...
+class CreditsUnitOfWork(UnitOfWork, Protocol):
+    ledger: LedgerStore
+    commerce: CommerceStore
 
 
-class UnitOfWorkFactory(Protocol):
-    def __call__(self) -> Any: ...
+@dataclass(frozen=True)
+class CheckoutSession:
+    id: str
+    url: str
+    amount_total: int
+    currency: str
+
+
+@dataclass(frozen=True)
+class CheckoutSessionReport:
+    """What a payment event says about a Checkout Session."""
+
+    id: str
+    payment_status: str | None
+    amount_total: int | None
+    currency: str | None
+    # Whom and what it was for: the session's client reference (or metadata) and its metadata.
+    user_id: str | None
+    package_id: str
+
+
+@dataclass(frozen=True)
+class PaymentEvent:
+    """An event the payment provider sent us, its signature verified."""
+
+    id: str
+    type: str
+    session: CheckoutSessionReport | None  # None when the event is not about a Checkout Session
+
+
+class PaymentGateway(Protocol):
+    async def create_checkout_session(
+        self,
+        *,
+        price_id: str | None,
+        name: str,
+        unit_amount: int,
+        currency: str,
+        user_id: str,
+        package_id: str,
+        success_url: str,
+        cancel_url: str,
+        idempotency_key: str,
+    ) -> CheckoutSession:
+        """Raises an `UpstreamRefused` when the provider refuses, a `TransientError` when unreachable."""
+        ...
+
+
+class PaymentWebhooks(Protocol):
+    def read(self, payload: bytes, signature_header: str) -> PaymentEvent:
+        """The event in a webhook delivery; raises a `Malformed` refusal for a wrong or stale signature
+        before anything else is read."""
+        ...

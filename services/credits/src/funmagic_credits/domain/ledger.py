@@ -15,6 +15,8 @@ from dataclasses import dataclass, field, replace
 from functools import singledispatch
 from typing import Literal
 
+from funmagic_kit.errors import Conflict, Refused
+
 __all__ = [
     "Account",
     "AdjustCredits",
@@ -42,16 +44,18 @@ __all__ = [
 ]
 
 
-class LedgerRuleBroken(Exception):
+class LedgerRuleBroken(Refused):
     """A command the ledger refuses outright (nothing is recorded)."""
+
+    code = "ledger_rule_broken"
 
 
 class InvalidAmount(LedgerRuleBroken):
-    pass
+    code = "invalid_amount"
 
 
-class WouldGoNegative(LedgerRuleBroken):
-    pass
+class WouldGoNegative(LedgerRuleBroken, Conflict):
+    code = "would_go_negative"
 
 
 # --- state ---------------------------------------------------------------------------------------------

@@ -1,32 +1,34 @@
 """Internal HTTP API of credits, called by the gateway (health and /metrics come from the kit).
 
 Routes acting for a user take them from the forwarded, verified access token, never from the body; admin
-routes check the role again here.
+routes check the role again here. Refusals are the domain's own errors, answered as problem+json by the
+kit's middleware.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
-from funmagic_credits.adapters.commerce import CommerceStore
-from funmagic_credits.adapters.queries import balance_of, ledger_page, transactions_page
-from funmagic_credits.adapters.stripe import InvalidSignature, StripeRefused
-from funmagic_credits.application.commerce import Commerce, PackageUnavailable, UnknownPackage
+from funmagic_credits.adapters.queries import CreditsReads
+from funmagic_credits.application.commerce import Commerce
 from funmagic_credits.application.ledger import Ledger
-from funmagic_credits.domain.ledger import AdjustCredits, LedgerRuleBroken, WouldGoNegative
-from funmagic_kit.api import path_uuid, read_body, read_query, require_principal, require_role
-from funmagic_kit.db import UnitOfWork
-from funmagic_kit.errors import TransientError
-from funmagic_kit.http import HttpProblem, problem
+from funmagic_credits.domain.commerce import CreditPackage, PackageEntry
+from funmagic_credits.domain.ledger import AdjustCredits
+from funmagic_kit.api import (
+    idempotency_key,
+    path_uuid,
+    read_body,
+    read_query,
+    require_principal,
+    require_role,
+)
 
-__all__ = ["CreditsApp", "error_middleware"]
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+__all__ = ["CreditsApp"]
 
 
 class _Body(BaseModel):
@@ -35,7 +37,11 @@ class _Body(BaseModel):
 
 class PageQuery(_Body):
     limit: int = Field(20, ge=1, le=100)
-    cursor: str | None = Field(None, pattern=r"^[0-9]{1,19}$")
+    cursor: str | None = Field(None, pattern=r"^[0-9]{1,19}$")  # the position the next page starts below
+
+    @property
+    def before(self) -> int | None:
+        return int(self.cursor) if self.cursor else None
 
 
 class CheckoutBody(_Body):
@@ -56,42 +62,15 @@ class PackageBody(_Body):
     is_active: bool = True
     sort_order: int = Field(0, ge=-1_000_000, le=1_000_000)
 
-
-def error_middleware() -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
-    """Maps credits' refusals to HTTP, here and only here."""
-
-    @web.middleware
-    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        try:
-            return await handler(request)
-        except WouldGoNegative as error:
-            return problem(409, "Conflict", str(error), code="would_go_negative")
-        except LedgerRuleBroken as error:
-            return problem(422, "Unprocessable Content", str(error), code="invalid_amount")
-        except InvalidSignature as error:
-            return problem(400, "Bad Request", str(error), code="invalid_signature")
-        except UnknownPackage as error:
-            # Checking out an unknown package is a missing resource; a paid session naming one is bad input.
-            status = 404 if request.path == "/v1/checkout" else 400
-            return problem(
-                status, "Not Found" if status == 404 else "Bad Request", str(error), code="unknown_package"
-            )
-        except PackageUnavailable as error:
-            return problem(409, "Conflict", str(error), code="package_unavailable")
-        except StripeRefused as error:
-            return problem(502, "Bad Gateway", str(error), code="payment_provider_refused")
-        except TransientError as error:
-            return problem(503, "Service Unavailable", str(error), code="unavailable")
-
-    return middleware
+    def entry(self) -> PackageEntry:
+        return PackageEntry(**self.model_dump())
 
 
 class CreditsApp:
-    def __init__(self, *, pool: Any, ledger: Ledger, commerce: Commerce, clock: Any) -> None:
-        self._pool = pool
+    def __init__(self, *, ledger: Ledger, commerce: Commerce, reads: CreditsReads) -> None:
         self._ledger = ledger
         self._commerce = commerce
-        self._clock = clock
+        self._reads = reads
 
     def routes(self) -> Sequence[web.RouteDef]:
         return [
@@ -113,29 +92,25 @@ class CreditsApp:
 
     async def my_balance(self, request: web.Request) -> web.Response:
         principal = require_principal(request)
-        async with self._pool.connection() as conn:
-            return web.json_response(await balance_of(conn, principal.user_id))
+        return web.json_response(await self._reads.balance(principal.user_id))
 
     async def my_transactions(self, request: web.Request) -> web.Response:
         principal = require_principal(request)
         query = read_query(request, PageQuery)
-        async with self._pool.connection() as conn:
-            page = await transactions_page(
-                conn, principal.user_id, limit=query.limit, before=_cursor(query.cursor)
-            )
+        page = await self._reads.transactions(principal.user_id, limit=query.limit, before=query.before)
         return web.json_response(page)
 
     async def active_packages(self, request: web.Request) -> web.Response:
-        async with self._pool.connection() as conn:
-            packages = await CommerceStore(conn).packages(active_only=True)
+        packages = await self._commerce.packages(active_only=True)
         return web.json_response({"items": [_package_view(p) for p in packages]})
 
     async def checkout(self, request: web.Request) -> web.Response:
         principal = require_principal(request)
         body = await read_body(request, CheckoutBody)
-        key = request.headers.get("Idempotency-Key") or uuid.uuid4().hex
-        result = await self._commerce.checkout(principal.user_id, body.package_id, key[:200])
-        return web.json_response(result, status=201)
+        key = idempotency_key(request) or uuid.uuid4().hex
+        return web.json_response(
+            await self._commerce.checkout(principal.user_id, body.package_id, key), status=201
+        )
 
     async def stripe_webhook(self, request: web.Request) -> web.Response:
         payload = await request.read()
@@ -148,72 +123,59 @@ class CreditsApp:
         require_role(request, "admin")
         user_id = path_uuid(request, "user_id", "user")
         query = read_query(request, PageQuery)
-        async with self._pool.connection() as conn:
-            balance = await balance_of(conn, user_id)
-            transactions = await transactions_page(
-                conn, user_id, limit=query.limit, before=_cursor(query.cursor)
-            )
+        balance = await self._reads.balance(user_id)
+        transactions = await self._reads.transactions(user_id, limit=query.limit, before=query.before)
         return web.json_response({**balance, "transactions": transactions})
 
     async def user_ledger(self, request: web.Request) -> web.Response:
         require_role(request, "admin")
         query = read_query(request, PageQuery)
-        async with self._pool.connection() as conn:
-            page = await ledger_page(
-                conn, path_uuid(request, "user_id", "user"), limit=query.limit, before=_cursor(query.cursor)
-            )
-        return web.json_response(page)
+        user_id = path_uuid(request, "user_id", "user")
+        return web.json_response(await self._reads.ledger(user_id, limit=query.limit, before=query.before))
 
     async def adjust(self, request: web.Request) -> web.Response:
         admin = require_role(request, "admin")
         body = await read_body(request, AdjustmentBody)
         user_id = path_uuid(request, "user_id", "user")
         # A retried request (same Idempotency-Key) adjusts once.
-        reference = request.headers.get("Idempotency-Key") or uuid.uuid4().hex
-        command = AdjustCredits(user_id, body.amount, admin.user_id, body.reason.strip(), reference[:200])
-        async with UnitOfWork(self._pool) as uow:
-            await self._ledger.execute(uow.conn, command)
-        async with self._pool.connection() as conn:
-            return web.json_response(await balance_of(conn, user_id), status=201)
+        reference = idempotency_key(request) or uuid.uuid4().hex
+        await self._ledger.apply(
+            AdjustCredits(user_id, body.amount, admin.user_id, body.reason.strip(), reference)
+        )
+        return web.json_response(await self._reads.balance(user_id), status=201)
 
     async def all_packages(self, request: web.Request) -> web.Response:
         require_role(request, "admin")
-        async with self._pool.connection() as conn:
-            packages = await CommerceStore(conn).packages(active_only=False)
+        packages = await self._commerce.packages(active_only=False)
         return web.json_response({"items": [_package_view(p) for p in packages]})
 
     async def add_package(self, request: web.Request) -> web.Response:
         require_role(request, "admin")
         body = await read_body(request, PackageBody)
-        async with UnitOfWork(self._pool) as uow:
-            package = await CommerceStore(uow.conn).add_package(body.model_dump(), self._clock.now())
-        return web.json_response(_package_view(package), status=201)
+        return web.json_response(_package_view(await self._commerce.add_package(body.entry())), status=201)
 
     async def update_package(self, request: web.Request) -> web.Response:
         require_role(request, "admin")
         body = await read_body(request, PackageBody)
-        async with UnitOfWork(self._pool) as uow:
-            package = await CommerceStore(uow.conn).update_package(
-                request.match_info["package_id"], body.model_dump(), self._clock.now()
-            )
-        if package is None:
-            raise HttpProblem(404, "Not Found", "no such credit package")
+        package = await self._commerce.update_package(request.match_info["package_id"], body.entry())
         return web.json_response(_package_view(package))
 
     async def delete_package(self, request: web.Request) -> web.Response:
         require_role(request, "admin")
-        async with UnitOfWork(self._pool) as uow:
-            deleted = await CommerceStore(uow.conn).delete_package(
-                request.match_info["package_id"], self._clock.now()
-            )
-        if not deleted:
-            raise HttpProblem(404, "Not Found", "no such credit package")
+        await self._commerce.delete_package(request.match_info["package_id"])
         return web.Response(status=204)
 
 
-def _package_view(row: dict[str, Any]) -> dict[str, Any]:
-    return {**row, "created_at": row["created_at"].isoformat(), "updated_at": row["updated_at"].isoformat()}
-
-
-def _cursor(value: str | None) -> int | None:
-    return int(value) if value else None
+def _package_view(package: CreditPackage) -> dict[str, Any]:
+    return {
+        "id": package.id,
+        "name": package.name,
+        "credits": package.credits,
+        "price_minor": package.price_minor,
+        "currency": package.currency,
+        "stripe_price_id": package.stripe_price_id,
+        "is_active": package.is_active,
+        "sort_order": package.sort_order,
+        "created_at": package.created_at.isoformat(),
+        "updated_at": package.updated_at.isoformat(),
+    }

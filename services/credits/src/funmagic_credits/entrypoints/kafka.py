@@ -8,56 +8,66 @@ the ledger change, its outbox rows and the inbox row commit together.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from typing import Literal
 
-from funmagic_contracts.envelope import Envelope, parse_event
+from funmagic_contracts.envelope import Envelope
 from funmagic_contracts.identity.events import UserRegistered
 from funmagic_contracts.tasks.events import TaskCancelled, TaskCompleted, TaskFailed, TaskRequested
 from funmagic_contracts.topics import IDENTITY_EVENTS, TASKS_EVENTS
 from funmagic_credits.application.ledger import Ledger
+from funmagic_credits.application.ports import CreditsUnitOfWork
 from funmagic_credits.domain.ledger import GrantCredits, ReserveCredits, SettleReservation
 from funmagic_kit.consumer import Subscription
-from funmagic_kit.db import UnitOfWork
 
-__all__ = ["CreditsReactions"]
+__all__ = ["CreditsReactions", "subscriptions"]
+
+TaskEnded = TaskCompleted | TaskFailed | TaskCancelled
 
 
 class CreditsReactions:
+    """Each reaction turns its event into a ledger command, run in the consumer's transaction."""
+
     def __init__(self, ledger: Ledger, *, signup_bonus: int) -> None:
         self._ledger = ledger
         self._signup_bonus = signup_bonus
 
-    def subscriptions(self) -> Sequence[Subscription]:
-        return (
-            Subscription(IDENTITY_EVENTS.name, {"UserRegistered": self.user_registered}),
-            Subscription(
-                TASKS_EVENTS.name,
-                {
-                    "TaskRequested": self.task_requested,
-                    "TaskCompleted": self.task_ended,
-                    "TaskFailed": self.task_ended,
-                    "TaskCancelled": self.task_ended,
-                },
-            ),
-        )
-
-    async def user_registered(self, envelope: Envelope, uow: UnitOfWork) -> None:
-        event = parse_event(envelope)
-        assert isinstance(event, UserRegistered)
+    async def user_registered(
+        self, event: UserRegistered, envelope: Envelope, uow: CreditsUnitOfWork
+    ) -> None:
         if self._signup_bonus <= 0:
             return
         command = GrantCredits(event.user_id, self._signup_bonus, "signup_bonus", event.user_id)
-        await self._ledger.execute(uow.conn, command, caused_by=envelope)
+        await self._ledger.execute(uow, command, caused_by=envelope)
 
-    async def task_requested(self, envelope: Envelope, uow: UnitOfWork) -> None:
-        event = parse_event(envelope)
-        assert isinstance(event, TaskRequested)
+    async def task_requested(self, event: TaskRequested, envelope: Envelope, uow: CreditsUnitOfWork) -> None:
         command = ReserveCredits(event.user_id, event.task_id, event.price)
-        await self._ledger.execute(uow.conn, command, caused_by=envelope)
+        await self._ledger.execute(uow, command, caused_by=envelope)
 
-    async def task_ended(self, envelope: Envelope, uow: UnitOfWork) -> None:
-        event = parse_event(envelope)
-        assert isinstance(event, TaskCompleted | TaskFailed | TaskCancelled)
-        outcome = {TaskCompleted: "completed", TaskFailed: "failed", TaskCancelled: "cancelled"}[type(event)]
-        command = SettleReservation(event.user_id, event.task_id, event.charged_credits, outcome)
-        await self._ledger.execute(uow.conn, command, caused_by=envelope)
+    async def task_ended(self, event: TaskEnded, envelope: Envelope, uow: CreditsUnitOfWork) -> None:
+        command = SettleReservation(event.user_id, event.task_id, event.charged_credits, _outcome(event))
+        await self._ledger.execute(uow, command, caused_by=envelope)
+
+
+def _outcome(event: TaskEnded) -> Literal["completed", "failed", "cancelled"]:
+    match event:
+        case TaskCompleted():
+            return "completed"
+        case TaskFailed():
+            return "failed"
+        case TaskCancelled():
+            return "cancelled"
+
+
+def subscriptions(ledger: Ledger, *, signup_bonus: int) -> tuple[Subscription[CreditsUnitOfWork], ...]:
+    reactions = CreditsReactions(ledger, signup_bonus=signup_bonus)
+    identity: Subscription[CreditsUnitOfWork] = Subscription(IDENTITY_EVENTS).on(
+        UserRegistered, reactions.user_registered
+    )
+    tasks: Subscription[CreditsUnitOfWork] = (
+        Subscription(TASKS_EVENTS)
+        .on(TaskRequested, reactions.task_requested)
+        .on(TaskCompleted, reactions.task_ended)
+        .on(TaskFailed, reactions.task_ended)
+        .on(TaskCancelled, reactions.task_ended)
+    )
+    return identity, tasks

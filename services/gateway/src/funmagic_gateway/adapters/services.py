@@ -51,12 +51,15 @@ class ServiceReply:
         )
 
 
+@dataclass(frozen=True)
 class ServiceClient:
-    def __init__(self, name: str, base_url: str, internal_token: str, session: aiohttp.ClientSession) -> None:
-        self._name = name
-        self._base_url = base_url.rstrip("/")
-        self._internal_token = internal_token
-        self._session = session
+    """One internal service (`name` in logs and problems) at `base_url`, called over the shared `session`
+    with the internal credential."""
+
+    name: str
+    base_url: str
+    internal_token: str
+    session: aiohttp.ClientSession
 
     async def call(
         self,
@@ -71,7 +74,7 @@ class ServiceClient:
         client_ip: str | None = None,
         user_agent: str | None = None,
     ) -> ServiceReply:
-        headers = {INTERNAL_TOKEN_HEADER: self._internal_token}
+        headers = {INTERNAL_TOKEN_HEADER: self.internal_token}
         if user_token:
             headers["Authorization"] = f"Bearer {user_token}"
         if client_ip:
@@ -83,9 +86,9 @@ class ServiceClient:
         if correlation_id:
             headers["X-Request-Id"] = correlation_id
         try:
-            async with self._session.request(
+            async with self.session.request(
                 method,
-                f"{self._base_url}{path}",
+                f"{self.base_url.rstrip('/')}{path}",
                 json=json_body if raw_body is None else None,
                 data=raw_body,
                 params=params,
@@ -95,12 +98,12 @@ class ServiceClient:
                 status = response.status
                 headers = {h: response.headers[h] for h in PASSED_THROUGH_HEADERS if h in response.headers}
         except (aiohttp.ClientError, TimeoutError) as error:
-            log.warning("service unreachable", extra={"service": self._name, "error": type(error).__name__})
-            raise HttpProblem(503, "Service Unavailable", f"{self._name} is not reachable; retry") from None
+            log.warning("service unreachable", extra={"service": self.name, "error": type(error).__name__})
+            raise HttpProblem(503, "Service Unavailable", f"{self.name} is not reachable; retry") from None
         try:
             body = json.loads(text) if text else None
         except ValueError:
             body = None
         if status >= 500:
-            log.warning("service failed", extra={"service": self._name, "status": status, "path": path})
+            log.warning("service failed", extra={"service": self.name, "status": status, "path": path})
         return ServiceReply(status, body, headers)

@@ -15,10 +15,9 @@ import json
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
 from urllib.parse import quote
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError
 
 from funmagic_contracts.base import IntegrationEvent, OutputAsset
 from funmagic_contracts.providers.events import StepCompleted, StepDelayed, StepProgressed, StepStarted
@@ -32,6 +31,7 @@ __all__ = [
     "RETRY_MILLISECONDS",
     "TERMINAL_TYPES",
     "InvalidLastEventId",
+    "JsonObject",
     "Projection",
     "SseEntry",
     "connected_frame",
@@ -39,6 +39,9 @@ __all__ = [
     "parse_last_event_id",
     "project",
 ]
+
+JsonObject = dict[str, JsonValue]
+"""An SSE event's data (and a step's metadata): a JSON object."""
 
 RETRY_MILLISECONDS = 3000
 """How long a browser waits before reconnecting a dropped stream (the `retry:` field)."""
@@ -75,7 +78,7 @@ class SseEntry:
     """
 
     type: str
-    data: dict[str, Any]
+    data: JsonObject
     logical_key: str
 
     @property
@@ -110,7 +113,7 @@ class _StepReference(BaseModel):
     step_id: str = Field(min_length=1)
     attempt: int = Field(ge=1)
     assets: tuple[OutputAsset, ...] = ()
-    metadata: dict[str, Any] = Field(default_factory=dict)
+    metadata: JsonObject = Field(default_factory=dict)
 
 
 def project(event_id: str, event: IntegrationEvent) -> Projection | None:
@@ -197,7 +200,7 @@ def _step_started(task_id: str, step_id: str, attempt: int) -> SseEntry:
 
 
 def _step_completed(
-    task_id: str, step_id: str, attempt: int, assets: Iterable[OutputAsset], metadata: dict[str, Any]
+    task_id: str, step_id: str, attempt: int, assets: Iterable[OutputAsset], metadata: JsonObject
 ) -> SseEntry:
     # Keyed by task, step and attempt, not by envelope id: TaskCompleted reports the same completion (see
     # project). The task id matters: a user's stream dedupes across all of that user's tasks.
@@ -216,14 +219,14 @@ def step_key(kind: str, task_id: str, step_id: str, attempt: int) -> str:
     return f"{kind}:{task_id}:{step_id}:{attempt}"
 
 
-def _assets(assets: Iterable[OutputAsset]) -> list[dict[str, str]]:
+def _assets(assets: Iterable[OutputAsset]) -> list[JsonValue]:
     return [
         {"assetId": a.asset_id, "role": a.role, "url": f"/api/assets/{quote(a.asset_id, safe='')}"}
         for a in assets
     ]
 
 
-def _listed_steps(metadata: dict[str, Any]) -> list[_StepReference]:
+def _listed_steps(metadata: JsonObject) -> list[_StepReference]:
     """The steps a TaskCompleted lists; malformed elements are left out (the StepCompleted still counts)."""
     listed = metadata.get("steps")
     if not isinstance(listed, list):
@@ -245,12 +248,12 @@ def _iso(value: str) -> str:
 # --- the wire format -----------------------------------------------------------------------------
 
 
-def event_frame(entry_id: str, type_: str, data: dict[str, Any]) -> str:
+def event_frame(entry_id: str, type_: str, data: JsonObject) -> str:
     """One SSE event: `id:` (the Redis stream entry id, what the client resumes from), `event:`, `data:`."""
     return f"id: {entry_id}\nevent: {type_}\ndata: {_dumps(data)}\n\n"
 
 
-def connected_frame(data: dict[str, Any]) -> str:
+def connected_frame(data: JsonObject) -> str:
     """The first event of every stream; no `id:`, so it never moves the client's resume point."""
     return f"event: connected\ndata: {_dumps(data)}\n\n"
 
@@ -270,7 +273,7 @@ def parse_last_event_id(values: Sequence[str | None]) -> str | None:
     return None
 
 
-def _dumps(value: Any) -> str:
+def _dumps(value: JsonValue) -> str:
     # Compact and ASCII: CR, LF and every other character some reader might take for a line break (NEL,
     # U+2028…) are escaped, so a value can never end a `data:` line.
     return json.dumps(value, separators=(",", ":"), ensure_ascii=True)

@@ -1,560 +1,107 @@
 """`/api/tool-types`, `/api/tools`, `/api/banners` (public) and `/api/admin/{tool-types,tools,banners}`
-(admins): the public face of the tasks service's catalog.
+(admins): the public face of the tasks service's catalog, every route a declared forward.
 
-Public answers never carry a step's provider, model, options or default prompt: the reply models below have
-no such fields, so even a service answer that held them would lose them here. Texts come in `?locale=`
-(`de`, `de-AT`; a regional locale falls back to its language, then to English), field by field.
+Public answers never carry a step's provider, model, options or default prompt: the public reply models
+(`funmagic_contracts.api.catalog`) have no such fields, so even a service answer that held them would lose
+them here.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Annotated, Any, Literal
-
-from aiohttp import web
-from pydantic import AwareDatetime, BaseModel, Field
-
+from funmagic_contracts.api.catalog import (
+    AdminBannerPage,
+    AdminBannerQuery,
+    AdminBannerView,
+    AdminToolPage,
+    AdminToolQuery,
+    AdminToolTypePage,
+    AdminToolTypeQuery,
+    AdminToolTypeView,
+    AdminToolView,
+    BannerCreate,
+    BannerListQuery,
+    BannerPage,
+    BannerUpdate,
+    ToolCreate,
+    ToolDetail,
+    ToolDetailQuery,
+    ToolListQuery,
+    ToolPage,
+    ToolTypeCreate,
+    ToolTypePage,
+    ToolTypeQuery,
+    ToolTypeUpdate,
+    ToolUpdate,
+)
 from funmagic_gateway.adapters.services import ServiceClient
-from funmagic_gateway.entrypoints.forwarding import relay, safe_id
-from funmagic_gateway.entrypoints.schemas import Reply, Request
-from funmagic_kit.api import Operation, read_body, read_query
-
-__all__ = ["CatalogRoutes"]
-
-SLUG = r"^[a-z0-9][a-z0-9-]{0,62}$"
-LOCALE = r"^[a-z]{2}(-[A-Z]{2})?$"
-UUID = r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$"
-SEARCH = r"^[^\x00-\x1f\x7f]*$"
-
-Slug = Annotated[str, Field(pattern=SLUG, examples=["figme"])]
-Locale = Annotated[str, Field(pattern=LOCALE, examples=["de"])]
-AssetId = Annotated[str, Field(pattern=UUID, description="An asset of storage (its id).")]
-InputMode = Literal["required", "optional", "none"]
-StepType = Literal["image-gen", "remove-bg", "3d-gen", "point-cloud"]
-LOCALE_DOC = "`de`, `de-AT`…: texts in that locale, falling back to the language, then English, per field."
-
-
-# --- tool configs ---------------------------------------------------------------------------------------
-
-
-class ProviderChoice(Request):
-    name: str = Field(min_length=1, max_length=63, examples=["local"], description="A provider's name.")
-    model: str = Field("default", min_length=1, max_length=200, examples=["gpt-image-1"])
-    options: dict[str, Any] = Field(default_factory=dict, description="Passed to the provider as they are.")
-
-
-class StepInputModes(Request):
-    image: InputMode = Field("optional", description="Whether the step takes an image.")
-    prompt: InputMode = Field("optional", description="Whether the step takes a prompt.")
-
-
-class StepConfig(Request):
-    id: Slug
-    name: str = Field(min_length=1, max_length=120)
-    type: StepType
-    provider: ProviderChoice
-    cost: int = Field(ge=0, le=1_000_000, description="Credits; the tool's price is the sum of its steps.")
-    timeoutSeconds: int = Field(600, ge=10, le=3600)
-    prompt: str | None = Field(None, max_length=4000, description="The default prompt.")
-    input: StepInputModes = Field(
-        default_factory=StepInputModes,
-        description="A step after the first may take the previous step's output as its image.",
-    )
-
-
-class StyleReferenceConfig(Request):
-    id: Slug
-    name: str = Field(min_length=1, max_length=120)
-    prompt: str = Field(min_length=1, max_length=4000)
-    assetId: AssetId | None = None
-
-
-class ToolConfigBody(Request):
-    steps: list[StepConfig] = Field(min_length=1, max_length=8)
-    styleReferences: list[StyleReferenceConfig] = Field(default_factory=list, max_length=16)
-    pipeline: bool = Field(True, description="A task without `stepId` runs every step in order.")
-
-
-# --- translations ---------------------------------------------------------------------------------------
-
-
-class NameTranslation(Request):
-    name: str = Field(max_length=120)
-
-
-class ToolTypeTranslation(Request):
-    display_name: str | None = Field(None, max_length=120)
-    description: str | None = Field(None, max_length=2000)
-
-
-class ToolTranslation(Request):
-    title: str | None = Field(None, max_length=200)
-    description: str | None = Field(None, max_length=2000)
-    steps: dict[Slug, NameTranslation] | None = Field(None, description="Step names by step id.")
-    styleReferences: dict[Slug, NameTranslation] | None = Field(None, description="By style reference id.")
-
-
-class BannerTranslation(Request):
-    title: str | None = Field(None, max_length=200)
-    description: str | None = Field(None, max_length=2000)
-    link_text: str | None = Field(None, max_length=80)
-    badge: str | None = Field(None, max_length=40)
-
-
-# --- requests -------------------------------------------------------------------------------------------
-
-
-class ToolTypeCreate(Request):
-    name: Slug = Field(description="Unique among live tool types; the `type` filter of /api/tools.")
-    display_name: str = Field(min_length=1, max_length=120)
-    description: str | None = Field(None, max_length=2000)
-    icon: str | None = Field(None, max_length=64)
-    color: str | None = Field(None, max_length=32, examples=["#6366f1"])
-    sort_order: int = Field(0, ge=-1_000_000, le=1_000_000)
-    is_active: bool = True
-    translations: dict[Locale, ToolTypeTranslation] = Field(default_factory=dict)
-
-
-class ToolTypeUpdate(Request):
-    name: Slug | None = None
-    display_name: str | None = Field(None, min_length=1, max_length=120)
-    description: str | None = Field(None, max_length=2000)
-    icon: str | None = Field(None, max_length=64)
-    color: str | None = Field(None, max_length=32)
-    sort_order: int | None = Field(None, ge=-1_000_000, le=1_000_000)
-    is_active: bool | None = None
-    translations: dict[Locale, ToolTypeTranslation] | None = None
-
-
-class ToolCreate(Request):
-    slug: Slug = Field(description="Unique among live tools.")
-    title: str = Field(min_length=1, max_length=200)
-    description: str | None = Field(None, max_length=2000)
-    thumbnail_asset_id: AssetId | None = None
-    tool_type_id: str = Field(pattern=UUID)
-    config: ToolConfigBody
-    is_active: bool = True
-    is_featured: bool = False
-    translations: dict[Locale, ToolTranslation] = Field(default_factory=dict)
-
-
-class ToolUpdate(Request):
-    slug: Slug | None = None
-    title: str | None = Field(None, min_length=1, max_length=200)
-    description: str | None = Field(None, max_length=2000)
-    thumbnail_asset_id: AssetId | None = None
-    tool_type_id: str | None = Field(None, pattern=UUID)
-    config: ToolConfigBody | None = None
-    is_active: bool | None = None
-    is_featured: bool | None = None
-    translations: dict[Locale, ToolTranslation] | None = None
-
-
-class BannerCreate(Request):
-    title: str = Field(min_length=1, max_length=200)
-    description: str | None = Field(None, max_length=2000)
-    thumbnail_asset_id: AssetId | None = None
-    link: str | None = Field(
-        None, max_length=2048, description="`https://…`, `http://…` or a path of the site (`/tools/figme`)."
-    )
-    link_text: str | None = Field(None, max_length=80)
-    link_target: Literal["_self", "_blank"] = "_self"
-    type: Literal["main", "side"] = "main"
-    position: int = Field(0, ge=-1_000_000, le=1_000_000)
-    badge: str | None = Field(None, max_length=40)
-    badge_color: str | None = Field(None, max_length=32)
-    is_active: bool = True
-    starts_at: AwareDatetime | None = Field(None, description="Shown from this moment (none: at once).")
-    ends_at: AwareDatetime | None = Field(None, description="Shown until just before this moment.")
-    translations: dict[Locale, BannerTranslation] = Field(default_factory=dict)
-
-
-class BannerUpdate(Request):
-    title: str | None = Field(None, min_length=1, max_length=200)
-    description: str | None = Field(None, max_length=2000)
-    thumbnail_asset_id: AssetId | None = None
-    link: str | None = Field(None, max_length=2048)
-    link_text: str | None = Field(None, max_length=80)
-    link_target: Literal["_self", "_blank"] | None = None
-    type: Literal["main", "side"] | None = None
-    position: int | None = Field(None, ge=-1_000_000, le=1_000_000)
-    badge: str | None = Field(None, max_length=40)
-    badge_color: str | None = Field(None, max_length=32)
-    is_active: bool | None = None
-    starts_at: AwareDatetime | None = None
-    ends_at: AwareDatetime | None = None
-    translations: dict[Locale, BannerTranslation] | None = None
-
-
-class _PageQuery(Request):
-    cursor: str | None = Field(None, max_length=300, description="`next_cursor` of the previous page.")
-
-
-class ToolTypeQuery(_PageQuery):
-    locale: Locale | None = Field(None, description=LOCALE_DOC)
-    limit: int = Field(100, ge=1, le=200)
-
-
-class ToolListQuery(_PageQuery):
-    type: Slug | None = Field(None, description="A tool type's `name`.")
-    q: str | None = Field(None, max_length=100, pattern=SEARCH, description="Part of a title or description.")
-    featured: bool | None = None
-    locale: Locale | None = Field(None, description=LOCALE_DOC)
-    limit: int = Field(24, ge=1, le=100)
-
-
-class ToolDetailQuery(Request):
-    locale: Locale | None = Field(None, description=LOCALE_DOC)
-
-
-class BannerListQuery(_PageQuery):
-    type: Literal["main", "side"] | None = None
-    locale: Locale | None = Field(None, description=LOCALE_DOC)
-    limit: int = Field(20, ge=1, le=100)
-
-
-class AdminToolTypeQuery(_PageQuery):
-    active: bool | None = None
-    limit: int = Field(100, ge=1, le=200)
-
-
-class AdminToolQuery(_PageQuery):
-    type: Slug | None = None
-    q: str | None = Field(None, max_length=100, pattern=SEARCH)
-    active: bool | None = None
-    featured: bool | None = None
-    limit: int = Field(50, ge=1, le=100)
-
-
-class AdminBannerQuery(_PageQuery):
-    type: Literal["main", "side"] | None = None
-    active: bool | None = None
-    limit: int = Field(50, ge=1, le=100)
-
-
-# --- replies --------------------------------------------------------------------------------------------
-
-
-class ToolTypeView(Reply):
-    id: str
-    name: str
-    display_name: str
-    description: str | None = None
-    icon: str | None = None
-    color: str | None = None
-    sort_order: int
-
-
-class ToolTypePage(Reply):
-    items: list[ToolTypeView]
-    next_cursor: str | None = None
-
-
-class AdminToolTypeView(ToolTypeView):
-    is_active: bool
-    translations: dict[str, Any]
-    tools_count: int = Field(description="Live tools of this type (a type with tools cannot be deleted).")
-    active_tools_count: int
-    created_at: datetime
-    updated_at: datetime
-
-
-class AdminToolTypePage(Reply):
-    items: list[AdminToolTypeView]
-    next_cursor: str | None = None
-
-
-class ToolTypeRef(Reply):
-    id: str
-    name: str
-    display_name: str
-
-
-class StepInputView(Reply):
-    image: str
-    prompt: str
-
-
-class ProviderView(Reply):
-    name: str
-    model: str
-    options: dict[str, Any]
-
-
-class PublicStep(Reply):
-    id: str
-    name: str
-    type: str
-    cost: int
-    input: StepInputView
-
-
-class PublicStyleReference(Reply):
-    id: str
-    name: str
-    prompt: str
-    assetId: str | None = None
-
-
-class PublicToolConfig(Reply):
-    steps: list[PublicStep]
-    styleReferences: list[PublicStyleReference]
-    pipeline: bool
-
-
-class ToolSummary(Reply):
-    id: str
-    slug: str
-    title: str
-    description: str
-    thumbnail_asset_id: str | None = None
-    credits_cost: int = Field(description="Credits for running every step.")
-    is_featured: bool
-    tool_type: ToolTypeRef
-
-
-class ToolPage(Reply):
-    items: list[ToolSummary]
-    next_cursor: str | None = None
-
-
-class ToolDetail(ToolSummary):
-    config: PublicToolConfig
-
-
-class AdminStep(Reply):
-    id: str
-    name: str
-    type: str
-    provider: ProviderView
-    cost: int
-    timeoutSeconds: int
-    prompt: str | None = None
-    input: StepInputView
-
-
-class AdminToolConfig(Reply):
-    steps: list[AdminStep]
-    styleReferences: list[PublicStyleReference]
-    pipeline: bool
-
-
-class AdminToolView(Reply):
-    id: str
-    slug: str
-    title: str
-    description: str
-    thumbnail_asset_id: str | None = None
-    tool_type_id: str
-    tool_type: ToolTypeRef
-    config: AdminToolConfig
-    credits_cost: int = Field(description="Computed: the sum of the steps' costs.")
-    is_active: bool
-    is_featured: bool
-    translations: dict[str, Any]
-    created_at: datetime
-    updated_at: datetime
-
-
-class AdminToolPage(Reply):
-    items: list[AdminToolView]
-    next_cursor: str | None = None
-
-
-class BannerView(Reply):
-    id: str
-    title: str
-    description: str | None = None
-    thumbnail_asset_id: str | None = None
-    link: str | None = None
-    link_text: str | None = None
-    link_target: str
-    type: str
-    position: int
-    badge: str | None = None
-    badge_color: str | None = None
-    starts_at: datetime | None = None
-    ends_at: datetime | None = None
-
-
-class BannerPage(Reply):
-    items: list[BannerView]
-    next_cursor: str | None = None
-
-
-class AdminBannerView(BannerView):
-    is_active: bool
-    translations: dict[str, Any]
-    created_at: datetime
-    updated_at: datetime
-
-
-class AdminBannerPage(Reply):
-    items: list[AdminBannerView]
-    next_cursor: str | None = None
-
-
-def _params(query: BaseModel) -> dict[str, str]:
-    return {
-        k: (str(v).lower() if isinstance(v, bool) else str(v))
-        for k, v in query.model_dump(exclude_none=True).items()
-    }
-
-
-class CatalogRoutes:
-    def __init__(self, tasks: ServiceClient) -> None:
-        self._tasks = tasks
-
-    def operations(self) -> list[Operation]:
-        public, admin = "catalog", "admin: catalog"
-        types_item, tools_item = "/api/admin/tool-types/{type_id}", "/api/admin/tools/{tool_id}"
-        banners_item = "/api/admin/banners/{banner_id}"
-        return [
-            Operation("GET", "/api/tool-types", self.tool_types, "Tool types (categories), in order", public,
-                      query=ToolTypeQuery, response=ToolTypePage),
-            Operation("GET", "/api/tools", self.tools, "Active tools, featured first", public,
-                      query=ToolListQuery, response=ToolPage),
-            Operation("GET", "/api/tools/{slug}", self.tool, "One active tool, with its steps", public,
-                      query=ToolDetailQuery, response=ToolDetail, errors=(404,)),
-            Operation("GET", "/api/banners", self.banners, "Banners shown now: main first, then by position",
-                      public, query=BannerListQuery, response=BannerPage),
-            Operation("GET", "/api/admin/tool-types", self.admin_tool_types, "All tool types", admin,
-                      access="admin", query=AdminToolTypeQuery, response=AdminToolTypePage),
-            Operation("POST", "/api/admin/tool-types", self.create_tool_type, "Add a tool type", admin,
-                      access="admin", body=ToolTypeCreate, response=AdminToolTypeView, status=201,
-                      errors=(409, 422)),
-            Operation("GET", types_item, self.admin_tool_type, "One tool type", admin, access="admin",
-                      response=AdminToolTypeView, errors=(404,)),
-            Operation("PATCH", types_item, self.update_tool_type, "Change a tool type", admin, access="admin",
-                      body=ToolTypeUpdate, response=AdminToolTypeView, errors=(404, 409, 422)),
-            Operation("DELETE", types_item, self.delete_tool_type, "Delete a tool type no tool uses", admin,
-                      access="admin", status=204, errors=(404, 409)),
-            Operation("GET", "/api/admin/tools", self.admin_tools, "All tools, inactive ones too", admin,
-                      access="admin", query=AdminToolQuery, response=AdminToolPage),
-            Operation("POST", "/api/admin/tools", self.create_tool, "Add a tool", admin, access="admin",
-                      body=ToolCreate, response=AdminToolView, status=201, errors=(409, 422),
-                      description="Every provider a step names must exist (`local` always does); the "
-                                  "price is computed from the steps' costs."),
-            Operation("GET", tools_item, self.admin_tool, "One tool, with its full config", admin,
-                      access="admin", response=AdminToolView, errors=(404,)),
-            Operation("PATCH", tools_item, self.update_tool, "Change a tool", admin, access="admin",
-                      body=ToolUpdate, response=AdminToolView, errors=(404, 409, 422)),
-            Operation("DELETE", tools_item, self.delete_tool, "Delete a tool", admin, access="admin",
-                      status=204, errors=(404,)),
-            Operation("GET", "/api/admin/banners", self.admin_banners, "All banners", admin, access="admin",
-                      query=AdminBannerQuery, response=AdminBannerPage),
-            Operation("POST", "/api/admin/banners", self.create_banner, "Add a banner", admin, access="admin",
-                      body=BannerCreate, response=AdminBannerView, status=201, errors=(422,)),
-            Operation("GET", banners_item, self.admin_banner, "One banner", admin, access="admin",
-                      response=AdminBannerView, errors=(404,)),
-            Operation("PATCH", banners_item, self.update_banner, "Change a banner", admin, access="admin",
-                      body=BannerUpdate, response=AdminBannerView, errors=(404, 422)),
-            Operation("DELETE", banners_item, self.delete_banner, "Delete a banner", admin, access="admin",
-                      status=204, errors=(404,)),
-        ]  # fmt: skip
-
-    # --- public ---------------------------------------------------------------------------------------
-
-    async def tool_types(self, request: web.Request) -> web.Response:
-        params = _params(read_query(request, ToolTypeQuery))
-        return await relay(self._tasks, request, "GET", "/v1/tool-types", ToolTypePage, params=params)
-
-    async def tools(self, request: web.Request) -> web.Response:
-        params = _params(read_query(request, ToolListQuery))
-        return await relay(self._tasks, request, "GET", "/v1/tools", ToolPage, params=params)
-
-    async def tool(self, request: web.Request) -> web.Response:
-        params = _params(read_query(request, ToolDetailQuery))
-        slug = safe_id(request.match_info["slug"])
-        return await relay(self._tasks, request, "GET", f"/v1/tools/{slug}", ToolDetail, params=params)
-
-    async def banners(self, request: web.Request) -> web.Response:
-        params = _params(read_query(request, BannerListQuery))
-        return await relay(self._tasks, request, "GET", "/v1/banners", BannerPage, params=params)
-
-    # --- admin: tool types ----------------------------------------------------------------------------
-
-    async def admin_tool_types(self, request: web.Request) -> web.Response:
-        params = _params(read_query(request, AdminToolTypeQuery))
-        return await relay(
-            self._tasks, request, "GET", "/v1/admin/tool-types", AdminToolTypePage, params=params
-        )
-
-    async def create_tool_type(self, request: web.Request) -> web.Response:
-        body = await read_body(request, ToolTypeCreate)
-        return await relay(
-            self._tasks, request, "POST", "/v1/admin/tool-types", AdminToolTypeView,
-            payload=body.model_dump(mode="json"),
-        )  # fmt: skip
-
-    async def admin_tool_type(self, request: web.Request) -> web.Response:
-        path = f"/v1/admin/tool-types/{safe_id(request.match_info['type_id'])}"
-        return await relay(self._tasks, request, "GET", path, AdminToolTypeView)
-
-    async def update_tool_type(self, request: web.Request) -> web.Response:
-        body = await read_body(request, ToolTypeUpdate)
-        path = f"/v1/admin/tool-types/{safe_id(request.match_info['type_id'])}"
-        payload = body.model_dump(mode="json", exclude_unset=True)
-        return await relay(self._tasks, request, "PATCH", path, AdminToolTypeView, payload=payload)
-
-    async def delete_tool_type(self, request: web.Request) -> web.Response:
-        path = f"/v1/admin/tool-types/{safe_id(request.match_info['type_id'])}"
-        return await relay(self._tasks, request, "DELETE", path, None)
-
-    # --- admin: tools ---------------------------------------------------------------------------------
-
-    async def admin_tools(self, request: web.Request) -> web.Response:
-        params = _params(read_query(request, AdminToolQuery))
-        return await relay(self._tasks, request, "GET", "/v1/admin/tools", AdminToolPage, params=params)
-
-    async def create_tool(self, request: web.Request) -> web.Response:
-        body = await read_body(request, ToolCreate)
-        return await relay(
-            self._tasks,
-            request,
-            "POST",
-            "/v1/admin/tools",
-            AdminToolView,
-            payload=body.model_dump(mode="json"),
-        )
-
-    async def admin_tool(self, request: web.Request) -> web.Response:
-        path = f"/v1/admin/tools/{safe_id(request.match_info['tool_id'])}"
-        return await relay(self._tasks, request, "GET", path, AdminToolView)
-
-    async def update_tool(self, request: web.Request) -> web.Response:
-        body = await read_body(request, ToolUpdate)
-        path = f"/v1/admin/tools/{safe_id(request.match_info['tool_id'])}"
-        payload = body.model_dump(mode="json", exclude_unset=True)
-        return await relay(self._tasks, request, "PATCH", path, AdminToolView, payload=payload)
-
-    async def delete_tool(self, request: web.Request) -> web.Response:
-        path = f"/v1/admin/tools/{safe_id(request.match_info['tool_id'])}"
-        return await relay(self._tasks, request, "DELETE", path, None)
-
-    # --- admin: banners -------------------------------------------------------------------------------
-
-    async def admin_banners(self, request: web.Request) -> web.Response:
-        params = _params(read_query(request, AdminBannerQuery))
-        return await relay(self._tasks, request, "GET", "/v1/admin/banners", AdminBannerPage, params=params)
-
-    async def create_banner(self, request: web.Request) -> web.Response:
-        body = await read_body(request, BannerCreate)
-        return await relay(
-            self._tasks, request, "POST", "/v1/admin/banners", AdminBannerView,
-            payload=body.model_dump(mode="json"),
-        )  # fmt: skip
-
-    async def admin_banner(self, request: web.Request) -> web.Response:
-        path = f"/v1/admin/banners/{safe_id(request.match_info['banner_id'])}"
-        return await relay(self._tasks, request, "GET", path, AdminBannerView)
-
-    async def update_banner(self, request: web.Request) -> web.Response:
-        body = await read_body(request, BannerUpdate)
-        path = f"/v1/admin/banners/{safe_id(request.match_info['banner_id'])}"
-        payload = body.model_dump(mode="json", exclude_unset=True)
-        return await relay(self._tasks, request, "PATCH", path, AdminBannerView, payload=payload)
-
-    async def delete_banner(self, request: web.Request) -> web.Response:
-        path = f"/v1/admin/banners/{safe_id(request.match_info['banner_id'])}"
-        return await relay(self._tasks, request, "DELETE", path, None)
+from funmagic_gateway.entrypoints.forwarding import Forward, operations
+from funmagic_kit.api import Operation
+
+__all__ = ["catalog_operations"]
+
+
+def catalog_operations(tasks: ServiceClient) -> list[Operation]:
+    public, admin = "catalog", "admin: catalog"
+    types_item, tools_item = "/api/admin/tool-types/{type_id}", "/api/admin/tools/{tool_id}"
+    banners_item = "/api/admin/banners/{banner_id}"
+    # Each forward: where (method, public path, service, service path), then what (summary, tag, name…).
+    return operations(
+        Forward("GET", "/api/tool-types", tasks, "/v1/tool-types",
+                "Tool types (categories), in order", public, "tool_types", query=ToolTypeQuery,
+                reply=ToolTypePage),
+        Forward("GET", "/api/tools", tasks, "/v1/tools",
+                "Active tools, featured first", public, "tools", query=ToolListQuery, reply=ToolPage),
+        Forward("GET", "/api/tools/{slug}", tasks, "/v1/tools/{slug}",
+                "One active tool, with its steps", public, "tool", query=ToolDetailQuery, reply=ToolDetail,
+                errors=(404,)),
+        Forward("GET", "/api/banners", tasks, "/v1/banners",
+                "Banners shown now: main first, then by position", public, "banners", query=BannerListQuery,
+                reply=BannerPage),
+        # --- admin: tool types
+        Forward("GET", "/api/admin/tool-types", tasks, "/v1/admin/tool-types",
+                "All tool types", admin, "admin_tool_types", access="admin", query=AdminToolTypeQuery,
+                reply=AdminToolTypePage),
+        Forward("POST", "/api/admin/tool-types", tasks, "/v1/admin/tool-types",
+                "Add a tool type", admin, "create_tool_type", access="admin", body=ToolTypeCreate,
+                reply=AdminToolTypeView, status=201, errors=(409, 422)),
+        Forward("GET", types_item, tasks, "/v1/admin/tool-types/{type_id}",
+                "One tool type", admin, "admin_tool_type", access="admin", reply=AdminToolTypeView,
+                errors=(404,)),
+        Forward("PATCH", types_item, tasks, "/v1/admin/tool-types/{type_id}",
+                "Change a tool type", admin, "update_tool_type", access="admin", body=ToolTypeUpdate,
+                dump="exclude_unset", reply=AdminToolTypeView, errors=(404, 409, 422)),
+        Forward("DELETE", types_item, tasks, "/v1/admin/tool-types/{type_id}",
+                "Delete a tool type no tool uses", admin, "delete_tool_type", access="admin", status=204,
+                errors=(404, 409)),
+        # --- admin: tools
+        Forward("GET", "/api/admin/tools", tasks, "/v1/admin/tools",
+                "All tools, inactive ones too", admin, "admin_tools", access="admin", query=AdminToolQuery,
+                reply=AdminToolPage),
+        Forward("POST", "/api/admin/tools", tasks, "/v1/admin/tools",
+                "Add a tool", admin, "create_tool", access="admin", body=ToolCreate, reply=AdminToolView,
+                status=201, errors=(409, 422),
+                description="Every provider a step names must exist (`local` always does); the price is "
+                            "computed from the steps' costs."),
+        Forward("GET", tools_item, tasks, "/v1/admin/tools/{tool_id}",
+                "One tool, with its full config", admin, "admin_tool", access="admin", reply=AdminToolView,
+                errors=(404,)),
+        Forward("PATCH", tools_item, tasks, "/v1/admin/tools/{tool_id}",
+                "Change a tool", admin, "update_tool", access="admin", body=ToolUpdate, dump="exclude_unset",
+                reply=AdminToolView, errors=(404, 409, 422)),
+        Forward("DELETE", tools_item, tasks, "/v1/admin/tools/{tool_id}",
+                "Delete a tool", admin, "delete_tool", access="admin", status=204, errors=(404,)),
+        # --- admin: banners
+        Forward("GET", "/api/admin/banners", tasks, "/v1/admin/banners",
+                "All banners", admin, "admin_banners", access="admin", query=AdminBannerQuery,
+                reply=AdminBannerPage),
+        Forward("POST", "/api/admin/banners", tasks, "/v1/admin/banners",
+                "Add a banner", admin, "create_banner", access="admin", body=BannerCreate,
+                reply=AdminBannerView, status=201, errors=(422,)),
+        Forward("GET", banners_item, tasks, "/v1/admin/banners/{banner_id}",
+                "One banner", admin, "admin_banner", access="admin", reply=AdminBannerView, errors=(404,)),
+        Forward("PATCH", banners_item, tasks, "/v1/admin/banners/{banner_id}",
+                "Change a banner", admin, "update_banner", access="admin", body=BannerUpdate,
+                dump="exclude_unset", reply=AdminBannerView, errors=(404, 422)),
+        Forward("DELETE", banners_item, tasks, "/v1/admin/banners/{banner_id}",
+                "Delete a banner", admin, "delete_banner", access="admin", status=204, errors=(404,)),
+    )  # fmt: skip

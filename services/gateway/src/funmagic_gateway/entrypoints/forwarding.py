@@ -1,19 +1,138 @@
-"""Forwarding a public request to an internal service: the caller's token, address and agent go along."""
+"""Forwarding a public request to an internal service: the caller's token, address and agent go along.
+
+A route that only forwards is declared, not written: a `Forward` names the public route (method, path,
+summary, tag, access, models) and where it goes (the service and its path), and `forwarding_operation`
+turns it into the kit `Operation` (route and OpenAPI entry) with the handler every forward shares:
+
+1. the declared `guard`, if any (a check that needs no input, such as a role finer than `access`);
+2. the query, then the body, validated with their models (400/415/422 at the edge, never upstream);
+3. the path parameters, each checked with `safe_id` (else 404) and put into the upstream path;
+4. the client's `Idempotency-Key`, where declared, checked once (`funmagic_kit.api.idempotency_key`);
+5. the call, and the answer: the service's problem as it is, else its body validated by the reply model
+   (None: no body) with the service's status.
+
+Routes that do more (cookies, redirects, a raw body, streams) are written by hand with `forward` and
+`answer`, the same two steps.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
 
 from aiohttp import web
 from pydantic import BaseModel
 
 from funmagic_gateway.adapters.services import ServiceClient, ServiceReply
 from funmagic_gateway.entrypoints.edge import CLIENT_IP_KEY
-from funmagic_kit.api import json_body
+from funmagic_kit.api import (
+    IDEMPOTENCY_KEY_HEADER,
+    Access,
+    Operation,
+    idempotency_key,
+    json_body,
+    read_body,
+    read_query,
+)
 from funmagic_kit.http import HttpProblem
 from funmagic_kit.request_keys import PRINCIPAL_KEY
 
-__all__ = ["forward", "idempotency_key_header", "relay", "safe_id"]
+__all__ = [
+    "BodyDump",
+    "Forward",
+    "answer",
+    "forward",
+    "forwarding_operation",
+    "operations",
+    "query_params",
+    "safe_id",
+    "upstream_path",
+]
+
+BodyDump = Literal["all", "exclude_none", "exclude_unset"]
+"""Which fields of the validated body go upstream: all (defaults filled in), those not None, those sent."""
+
+_PATH_PARAMETER = re.compile(r"{(\w+)}")
+
+
+@dataclass(frozen=True)
+class Forward:
+    """A public route that forwards to one route of one service."""
+
+    method: str
+    path: str
+    upstream: ServiceClient
+    upstream_path: str
+    summary: str
+    tag: str
+    # The OpenAPI operationId (and the generated handler's name).
+    name: str
+    access: Access = "public"
+    body: type[BaseModel] | None = None
+    dump: BodyDump = "all"
+    query: type[BaseModel] | None = None
+    # None: the answer has no body, only the service's status.
+    reply: type[BaseModel] | None = None
+    status: int = 200
+    errors: tuple[int, ...] = ()
+    description: str = ""
+    # Pass the client's Idempotency-Key on (the service then acts once for retries of one request).
+    idempotent: bool = False
+    guard: Callable[[web.Request], None] | None = None
+
+    def __post_init__(self) -> None:
+        unknown = set(_PATH_PARAMETER.findall(self.upstream_path)) - set(_PATH_PARAMETER.findall(self.path))
+        if unknown:
+            # A typo here would otherwise be a KeyError on every request instead of one at start-up.
+            raise ValueError(f"{self.upstream_path} names {sorted(unknown)}, which {self.path} lacks")
+
+
+def forwarding_operation(declared: Forward) -> Operation:
+    """The kit operation of a declared forward: its route, its OpenAPI entry, and the generated handler."""
+
+    async def handler(request: web.Request) -> web.Response:
+        if declared.guard is not None:
+            declared.guard(request)
+        params = query_params(read_query(request, declared.query)) if declared.query else None
+        payload = None
+        if declared.body is not None:
+            payload = _dumped(await read_body(request, declared.body), declared.dump)
+        path = upstream_path(declared.upstream_path, request)
+        headers = _idempotency_header(request) if declared.idempotent else None
+        reply = await forward(
+            declared.upstream,
+            request,
+            declared.method,
+            path,
+            payload=payload,
+            params=params,
+            extra_headers=headers,
+        )
+        return answer(reply, declared.reply)
+
+    handler.__name__ = handler.__qualname__ = declared.name
+    return Operation(
+        declared.method,
+        declared.path,
+        handler,
+        declared.summary,
+        declared.tag,
+        access=declared.access,
+        body=declared.body,
+        query=declared.query,
+        response=declared.reply,
+        status=declared.status,
+        errors=declared.errors,
+        description=declared.description,
+        name=declared.name,
+    )
+
+
+def operations(*declared: Forward | Operation) -> list[Operation]:
+    """A route family's operations in the order given: forwards generated, hand-written ones as they are."""
+    return [forwarding_operation(d) if isinstance(d, Forward) else d for d in declared]
 
 
 async def forward(
@@ -39,30 +158,25 @@ async def forward(
     )
 
 
-async def relay(
-    service: ServiceClient,
-    request: web.Request,
-    method: str,
-    path: str,
-    model: type[BaseModel] | None,
-    **kwargs: Any,
-) -> web.Response:
-    """Forward, then answer with the service's reply validated by `model` (or its problem)."""
-    reply = await forward(service, request, method, path, **kwargs)
+def answer(reply: ServiceReply, model: type[BaseModel] | None) -> web.Response:
+    """The service's problem as it is; else its body as `model` shows it (None: no body), its status."""
     reply.raise_for_problem()
     if model is None or reply.body is None:
         return web.Response(status=reply.status)
     return json_body(model.model_validate(reply.body), status=reply.status)
 
 
-def idempotency_key_header(request: web.Request) -> dict[str, str] | None:
-    """The client's `Idempotency-Key`, checked, to pass along (a retried POST then acts once)."""
-    key = request.headers.get("Idempotency-Key")
-    if key is None:
-        return None
-    if not (1 <= len(key) <= 200 and key.isprintable()):
-        raise HttpProblem(422, "Unprocessable Content", "Idempotency-Key must be 1–200 printable characters")
-    return {"Idempotency-Key": key}
+def query_params(query: BaseModel) -> dict[str, str]:
+    """A validated query as the string parameters a service reads (`true`/`false` for booleans)."""
+    return {
+        name: str(value).lower() if isinstance(value, bool) else str(value)
+        for name, value in query.model_dump(exclude_none=True).items()
+    }
+
+
+def upstream_path(template: str, request: web.Request) -> str:
+    """`template` with each `{name}` replaced by the request's path parameter of that name, checked."""
+    return _PATH_PARAMETER.sub(lambda match: safe_id(request.match_info[match[1]]), template)
 
 
 def safe_id(value: str) -> str:
@@ -70,3 +184,14 @@ def safe_id(value: str) -> str:
     if not value or len(value) > 64 or not all(c.isalnum() or c in "-_" for c in value):
         raise HttpProblem(404, "Not Found", "no such resource")
     return value
+
+
+def _dumped(body: BaseModel, dump: BodyDump) -> Any:
+    return body.model_dump(
+        mode="json", exclude_none=dump == "exclude_none", exclude_unset=dump == "exclude_unset"
+    )
+
+
+def _idempotency_header(request: web.Request) -> dict[str, str] | None:
+    key = idempotency_key(request)
+    return None if key is None else {IDEMPOTENCY_KEY_HEADER: key}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 import aiohttp
 from aiohttp import web
@@ -12,7 +12,6 @@ from funmagic_gateway.adapters.services import ServiceClient
 from funmagic_gateway.domain.rate_limits import RateLimitSettings
 from funmagic_kit.api import Operation, build_openapi, docs_page, json_body, read_body
 from funmagic_kit.health import HealthCheck
-from funmagic_kit.runtime import Runtime
 
 __all__ = ["PublicApi", "health_checks", "rate_limit_operations"]
 
@@ -87,12 +86,12 @@ class PublicApi:
         return web.json_response(reply.body, headers={"Cache-Control": "public, max-age=60"})
 
 
-def health_checks(runtime: Runtime) -> Sequence[HealthCheck]:
+def health_checks(service_urls: Mapping[str, str]) -> tuple[HealthCheck, ...]:
     """One check per internal service (its own `/health/all`), and `db`: every service's database.
 
     The gateway owns no database; its `/health/db` answers for the platform's databases as a whole.
     """
-    urls = runtime.settings.service_urls()
+    urls = dict(service_urls)
     checks = [HealthCheck(name, _service_is_healthy(url), timeout_seconds=3.0) for name, url in urls.items()]
     checks.append(HealthCheck("db", _databases_are_healthy(urls), timeout_seconds=3.0))
     return tuple(checks)

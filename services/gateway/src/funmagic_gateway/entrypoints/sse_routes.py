@@ -30,6 +30,7 @@ from typing import Any
 from aiohttp import web
 from pydantic import ConfigDict, Field
 
+from funmagic_contracts.api import Request
 from funmagic_gateway.adapters.services import ServiceClient
 from funmagic_gateway.adapters.task_streams import (
     StoredEntry,
@@ -48,7 +49,6 @@ from funmagic_gateway.domain.sse import (
     parse_last_event_id,
 )
 from funmagic_gateway.entrypoints.forwarding import forward
-from funmagic_gateway.entrypoints.schemas import Request
 from funmagic_kit.api import Operation, path_uuid, read_query, require_principal
 from funmagic_kit.http import HttpProblem
 from funmagic_kit.logs import bind_correlation_id

@@ -1,8 +1,9 @@
 """Mail: queued in `outgoing_mail` by the handlers' units of work, delivered here.
 
 `sink` mode (development, tests) keeps every message in the table, readable through the dev mailbox.
-`smtp` mode delivers queued messages with retries and then erases the body, which carries single-use
-links that should not outlive their delivery.
+`smtp` mode delivers queued messages with retries (`MailDispatcher`, through a `MailSender`: the SMTP
+server, or a stand-in in tests) and then erases the body, which carries single-use links that should not
+outlive their delivery.
 """
 
 from __future__ import annotations
@@ -13,13 +14,14 @@ import smtplib
 import ssl
 from dataclasses import dataclass
 from email.message import EmailMessage
-from typing import Any
+from typing import Any, Protocol
 
 from psycopg_pool import AsyncConnectionPool
 
 from funmagic_kit.crypto import SecretBox
+from funmagic_kit.errors import TransientError
 
-__all__ = ["DevMailbox", "SmtpDispatcher", "SmtpSettings"]
+__all__ = ["DevMailbox", "MailDispatcher", "MailSender", "SmtpSender", "SmtpSettings"]
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +59,12 @@ class DevMailbox:
         ]
 
 
+class MailSender(Protocol):
+    async def send(self, recipient: str, subject: str, body: str) -> None:
+        """Hands one message over for delivery; a TransientError when it could not (tried again later)."""
+        ...
+
+
 @dataclass(frozen=True)
 class SmtpSettings:
     host: str
@@ -67,13 +75,39 @@ class SmtpSettings:
     sender: str
 
 
-class SmtpDispatcher:
+class SmtpSender:
+    """Sends through an SMTP server, off the event loop (smtplib blocks)."""
+
+    def __init__(self, smtp: SmtpSettings) -> None:
+        self._smtp = smtp
+
+    async def send(self, recipient: str, subject: str, body: str) -> None:
+        try:
+            await asyncio.to_thread(self._send, recipient, subject, body)
+        except (OSError, smtplib.SMTPException) as error:
+            raise TransientError(f"{type(error).__name__}: {error}") from error
+
+    def _send(self, recipient: str, subject: str, body: str) -> None:
+        message = EmailMessage()
+        message["From"] = self._smtp.sender
+        message["To"] = recipient
+        message["Subject"] = subject
+        message.set_content(body)
+        with smtplib.SMTP(self._smtp.host, self._smtp.port, timeout=15) as client:
+            if self._smtp.starttls:
+                client.starttls(context=ssl.create_default_context())
+            if self._smtp.username:
+                client.login(self._smtp.username, self._smtp.password)
+            client.send_message(message)
+
+
+class MailDispatcher:
     """Delivers unsent mail, oldest first, one row lock per message (run it with `Periodic`)."""
 
-    def __init__(self, pool: AsyncConnectionPool, secrets: SecretBox, smtp: SmtpSettings) -> None:
+    def __init__(self, pool: AsyncConnectionPool, secrets: SecretBox, sender: MailSender) -> None:
         self._pool = pool
         self._secrets = secrets
-        self._smtp = smtp
+        self._sender = sender
 
     async def deliver_pending(self) -> int:
         delivered = 0
@@ -93,11 +127,11 @@ class SmtpDispatcher:
                 return False
             body = self._secrets.decrypt(bytes(row["body"]), purpose=_PURPOSE).decode()
             try:
-                await asyncio.to_thread(self._send, row["recipient"], row["subject"], body)
-            except (OSError, smtplib.SMTPException) as error:
+                await self._sender.send(row["recipient"], row["subject"], body)
+            except TransientError as error:
                 await conn.execute(
                     "UPDATE outgoing_mail SET attempts = attempts + 1, last_error = %s WHERE id = %s",
-                    (f"{type(error).__name__}: {error}"[:300], row["id"]),
+                    (str(error)[:300], row["id"]),
                 )
                 return False
             await conn.execute(
@@ -106,16 +140,3 @@ class SmtpDispatcher:
                 (row["id"],),
             )
             return True
-
-    def _send(self, recipient: str, subject: str, body: str) -> None:
-        message = EmailMessage()
-        message["From"] = self._smtp.sender
-        message["To"] = recipient
-        message["Subject"] = subject
-        message.set_content(body)
-        with smtplib.SMTP(self._smtp.host, self._smtp.port, timeout=15) as client:
-            if self._smtp.starttls:
-                client.starttls(context=ssl.create_default_context())
-            if self._smtp.username:
-                client.login(self._smtp.username, self._smtp.password)
-            client.send_message(message)

@@ -17,7 +17,7 @@ import aiohttp
 
 from funmagic_identity.application.ports import OAuthProfile
 from funmagic_identity.config import OAuthProviderConfig
-from funmagic_identity.domain.errors import OAuthFailed
+from funmagic_identity.domain.errors import InvalidInput, OAuthFailed
 from funmagic_kit.errors import TransientError
 
 __all__ = ["GenericOAuthClient"]
@@ -120,7 +120,11 @@ class GenericOAuthClient:
                     raise TransientError(f"{provider} {what} answered {response.status}")
                 if response.status >= 400:
                     raise OAuthFailed(f"{provider} refused to share the {what} ({response.status})")
-                return await response.json(content_type=None)
+                try:
+                    return await response.json(content_type=None)
+                except ValueError:
+                    # Answered as it always was (422 invalid_input), not as a crash.
+                    raise InvalidInput(f"{provider} returned a {what} that is not JSON") from None
         except (aiohttp.ClientError, TimeoutError) as error:
             raise TransientError(f"{provider} {what} unreachable: {type(error).__name__}") from error
 

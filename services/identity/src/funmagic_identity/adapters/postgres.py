@@ -1,26 +1,22 @@
-"""The identity store on Postgres, and the unit of work that commits it with the outbox."""
+"""The identity store on Postgres, and identity's unit of work: the kit's, with the store bound to it."""
 
 from __future__ import annotations
 
-import base64
-import json
+import uuid
 from datetime import datetime
 from typing import Any
 
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
-from funmagic_contracts.base import IntegrationEvent
-from funmagic_contracts.envelope import Envelope
 from funmagic_identity.application.ports import OutgoingMail, SessionRecord, UserPage
-from funmagic_identity.domain.errors import EmailAlreadyRegistered
+from funmagic_identity.domain.errors import EmailAlreadyRegistered, InvalidInput
 from funmagic_identity.domain.users import Role, User
 from funmagic_kit.crypto import SecretBox
-from funmagic_kit.db import UnitOfWork
-from funmagic_kit.logs import current_correlation_id
-from funmagic_kit.outbox import add_to_outbox
+from funmagic_kit.db import PostgresUnitOfWork
+from funmagic_kit.pagination import decode_cursor, page_of
 
-__all__ = ["PostgresIdentityStore", "PostgresUnitOfWork", "unit_of_work_factory"]
+__all__ = ["IdentityUnitOfWork", "PostgresIdentityStore"]
 
 _USER_COLUMNS = (
     "id::text, email, name, image, role, email_verified, password_hash IS NOT NULL AS has_password, "
@@ -45,6 +41,15 @@ INSERT_USER = """
 INSERT INTO users (id, email, name, image, role, email_verified, password_hash, created_at, updated_at)
 VALUES (%(id)s, %(email)s, %(name)s, %(image)s, %(role)s, %(email_verified)s, %(password_hash)s,
         %(created_at)s, %(updated_at)s)
+"""
+# Newest first, by the unique (created_at, id) the cursors carry; a filter given as NULL is not applied.
+SEARCH_USERS = f"""
+SELECT {_USER_COLUMNS} FROM users
+WHERE deleted_at IS NULL
+  AND (%(pattern)s::text IS NULL OR email ILIKE %(pattern)s OR name ILIKE %(pattern)s)
+  AND (%(role)s::text IS NULL OR role = %(role)s)
+  AND (%(after_created)s::timestamptz IS NULL OR (created_at, id) < (%(after_created)s, %(after_id)s::uuid))
+ORDER BY created_at DESC, id DESC LIMIT %(limit)s
 """
 INSERT_SESSION = """
 INSERT INTO sessions (id, user_id, expires_at, ip_address, user_agent, created_at, last_refreshed_at)
@@ -94,6 +99,11 @@ def _user(row: dict[str, Any]) -> User:
     return User(**row)
 
 
+def _like_literal(text: str) -> str:
+    """`text` matched literally by LIKE: its backslashes, % and _ escaped (backslash is LIKE's escape)."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
 def _session(row: dict[str, Any]) -> SessionRecord:
     return SessionRecord(
         id=row["id"],
@@ -105,18 +115,6 @@ def _session(row: dict[str, Any]) -> SessionRecord:
         user_agent=row["user_agent"],
         revoked_at=row["revoked_at"],
     )
-
-
-def encode_cursor(created_at: datetime, user_id: str) -> str:
-    return base64.urlsafe_b64encode(json.dumps([created_at.isoformat(), user_id]).encode()).decode()
-
-
-def decode_cursor(cursor: str) -> tuple[datetime, str]:
-    try:
-        created_at, user_id = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-        return datetime.fromisoformat(created_at), str(user_id)
-    except (ValueError, TypeError) as error:
-        raise ValueError("invalid cursor") from error
 
 
 class PostgresIdentityStore:
@@ -139,7 +137,7 @@ class PostgresIdentityStore:
         try:
             row = await self._one(SELECT_USER_BY_ID + (" FOR UPDATE" if for_update else ""), (user_id,))
         except psycopg.errors.InvalidTextRepresentation:
-            raise ValueError("not a user id") from None
+            raise InvalidInput("not a user id") from None
         return _user(row) if row else None
 
     async def user_by_email(self, email: str, *, for_update: bool = False) -> User | None:
@@ -179,26 +177,20 @@ class PostgresIdentityStore:
     async def search_users(
         self, *, query: str | None, role: Role | None, limit: int, cursor: str | None
     ) -> UserPage:
-        conditions = ["deleted_at IS NULL"]
-        params: dict[str, Any] = {"limit": limit + 1}
-        if query:
-            conditions.append("(email ILIKE %(pattern)s OR name ILIKE %(pattern)s)")
-            escaped = query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-            params["pattern"] = f"%{escaped}%"
-        if role:
-            conditions.append("role = %(role)s")
-            params["role"] = role
-        if cursor:
-            params["after_created"], params["after_id"] = decode_cursor(cursor)
-            conditions.append("(created_at, id) < (%(after_created)s, %(after_id)s::uuid)")
-        cursor_rows = await self._conn.execute(
-            f"SELECT {_USER_COLUMNS} FROM users WHERE {' AND '.join(conditions)} "
-            "ORDER BY created_at DESC, id DESC LIMIT %(limit)s",
-            params,
+        after_created, after_id = decode_cursor(cursor, datetime, uuid.UUID) if cursor else (None, None)
+        rows = await self._conn.execute(
+            SEARCH_USERS,
+            {
+                "pattern": f"%{_like_literal(query)}%" if query else None,
+                "role": role,
+                "after_created": after_created,
+                "after_id": after_id,
+                "limit": limit + 1,
+            },
         )
-        rows = await cursor_rows.fetchall()
-        users = [_user(r) for r in rows[:limit]]
-        next_cursor = encode_cursor(users[-1].created_at, users[-1].id) if len(rows) > limit else None
+        users, next_cursor = page_of(
+            [_user(row) for row in await rows.fetchall()], limit, key=lambda u: (u.created_at, u.id)
+        )
         return UserPage(users=users, next_cursor=next_cursor)
 
     async def add_session(self, session: SessionRecord, refresh_token_hash: bytes) -> None:
@@ -315,38 +307,15 @@ class PostgresIdentityStore:
         await self._conn.execute(INSERT_MAIL, (mail.recipient, mail.subject, body, mail.purpose, now))
 
 
-class PostgresUnitOfWork:
+class IdentityUnitOfWork(PostgresUnitOfWork):
+    """One transaction with the identity store bound to it. The kit's unit of work commits or rolls back,
+    and writes what `publish` collected to the outbox just before the commit."""
+
+    store: PostgresIdentityStore
+
     def __init__(self, pool: AsyncConnectionPool, secrets: SecretBox) -> None:
-        self._inner = UnitOfWork(pool)
+        super().__init__(pool)
         self._secrets = secrets
-        self._events: list[IntegrationEvent] = []
-        self.store: PostgresIdentityStore
 
-    async def __aenter__(self) -> PostgresUnitOfWork:
-        await self._inner.__aenter__()
-        self.store = PostgresIdentityStore(self._inner.conn, self._secrets)
-        return self
-
-    async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
-        if exc_type is None and self._events:
-            try:
-                correlation_id = current_correlation_id() or None
-                envelopes = [
-                    (event.TOPIC, Envelope.wrap(event, correlation_id=correlation_id))
-                    for event in self._events
-                ]
-                await add_to_outbox(self._inner.conn, envelopes)
-            except BaseException as error:
-                await self._inner.__aexit__(type(error), error, error.__traceback__)
-                raise
-        await self._inner.__aexit__(exc_type, exc, tb)
-
-    def publish(self, event: IntegrationEvent) -> None:
-        self._events.append(event)
-
-
-def unit_of_work_factory(pool: AsyncConnectionPool, secrets: SecretBox):
-    def create() -> PostgresUnitOfWork:
-        return PostgresUnitOfWork(pool, secrets)
-
-    return create
+    def bind(self, conn: psycopg.AsyncConnection) -> None:
+        self.store = PostgresIdentityStore(conn, self._secrets)

@@ -20,7 +20,6 @@ from funmagic_contracts.identity.events import (
 )
 from funmagic_identity.application.ports import (
     AccessTokenIssuer,
-    Clock,
     IdentityStore,
     IdentityUnitOfWork,
     OAuthGateway,
@@ -38,6 +37,7 @@ from funmagic_identity.domain.errors import (
     AccountDisabled,
     EmailAlreadyRegistered,
     InvalidCredentials,
+    InvalidInput,
     InvalidVerificationToken,
     NotAllowed,
     OAuthFailed,
@@ -53,6 +53,7 @@ from funmagic_identity.domain.users import (
     role_change_is_allowed,
     status_change_is_allowed,
 )
+from funmagic_kit.clock import Clock
 
 __all__ = ["ClientContext", "IdentityHandlers", "IdentityPolicy", "OAuthStart", "SignedIn", "hash_token"]
 
@@ -102,29 +103,19 @@ class OAuthStart:
     state: str
 
 
+@dataclass(frozen=True, kw_only=True)
 class IdentityHandlers:
-    def __init__(
-        self,
-        *,
-        uow: UnitOfWorkFactory,
-        hasher: PasswordHasher,
-        tokens: AccessTokenIssuer,
-        revocations: Revocations,
-        oauth: OAuthGateway,
-        oauth_states: OAuthStates,
-        clock: Clock,
-        policy: IdentityPolicy,
-        sign_in_guard: SignInGuard,
-    ) -> None:
-        self._sign_in_guard = sign_in_guard
-        self._uow = uow
-        self._hasher = hasher
-        self._tokens = tokens
-        self._revocations = revocations
-        self._oauth = oauth
-        self._oauth_states = oauth_states
-        self._clock = clock
-        self._policy = policy
+    """The use cases, over the ports they need (the composition root passes the concrete ones)."""
+
+    uow: UnitOfWorkFactory
+    hasher: PasswordHasher
+    tokens: AccessTokenIssuer
+    revocations: Revocations
+    oauth: OAuthGateway
+    oauth_states: OAuthStates
+    sign_in_guard: SignInGuard
+    clock: Clock
+    policy: IdentityPolicy
 
     # --- email and password -------------------------------------------------------------------------
 
@@ -132,8 +123,8 @@ class IdentityHandlers:
         email = normalise_email(email)
         name = name.strip() or email.split("@", 1)[0]
         check_password_policy(password, email=email, name=name)
-        password_hash = await self._hasher.hash(password)
-        now = self._clock.now()
+        password_hash = await self.hasher.hash(password)
+        now = self.clock.now()
         user = User(
             id=str(uuid.uuid4()),
             email=email,
@@ -142,7 +133,7 @@ class IdentityHandlers:
             created_at=now,
             updated_at=now,
         )
-        async with self._uow() as uow:
+        async with self.uow() as uow:
             if await uow.store.user_by_email(email) is not None:
                 raise EmailAlreadyRegistered("an account with this email already exists")
             await uow.store.add_user(user, password_hash)
@@ -157,36 +148,36 @@ class IdentityHandlers:
     async def sign_in(self, email: str, password: str, context: ClientContext) -> SignedIn:
         try:
             email = normalise_email(email)
-        except ValueError:
-            await self._hasher.burn(password)
+        except InvalidInput:
+            await self.hasher.burn(password)
             raise InvalidCredentials("email or password is wrong") from None
-        retry_after = await self._sign_in_guard.retry_after(email)
+        retry_after = await self.sign_in_guard.retry_after(email)
         if retry_after is not None:
             raise TooManyAttempts(retry_after)
-        async with self._uow() as uow:
+        async with self.uow() as uow:
             user = await uow.store.user_by_email(email)
             password_hash = await uow.store.password_hash(user.id) if user else None
         if user is None or password_hash is None:
-            await self._hasher.burn(password)
-            await self._sign_in_guard.failed(email)
+            await self.hasher.burn(password)
+            await self.sign_in_guard.failed(email)
             raise InvalidCredentials("email or password is wrong")
-        if not await self._hasher.verify(password_hash, password):
-            await self._sign_in_guard.failed(email)
+        if not await self.hasher.verify(password_hash, password):
+            await self.sign_in_guard.failed(email)
             log.info("sign-in refused: wrong password", extra={"user_id": user.id})
             raise InvalidCredentials("email or password is wrong")
-        await self._sign_in_guard.succeeded(email)
+        await self.sign_in_guard.succeeded(email)
         if user.disabled:
             raise AccountDisabled("this account is disabled")
-        now = self._clock.now()
-        async with self._uow() as uow:
+        now = self.clock.now()
+        async with self.uow() as uow:
             signed_in = await self._open_session(uow, user, context, now)
         log.info("user signed in", extra={"user_id": user.id, "session_id": signed_in.session.id})
         return signed_in
 
     async def refresh(self, refresh_token: str) -> SignedIn:
-        now = self._clock.now()
+        now = self.clock.now()
         old_hash = hash_token(refresh_token)
-        async with self._uow() as uow:
+        async with self.uow() as uow:
             found = await uow.store.session_by_refresh_hash(old_hash)
             if found is None:
                 raise SessionExpired("sign in again")
@@ -196,7 +187,7 @@ class IdentityHandlers:
                 await uow.store.revoke_session(session.id, "refresh_token_reused", now)
             else:
                 return await self._rotate(uow, session.id, old_hash, now)
-        await self._revocations.session_revoked(session.user_id, session.id)
+        await self.revocations.session_revoked(session.user_id, session.id)
         log.warning(
             "refresh token reused: session revoked",
             extra={"user_id": session.user_id, "session_id": session.id},
@@ -221,8 +212,8 @@ class IdentityHandlers:
     async def sign_out(
         self, *, user_id: str | None, session_id: str | None, refresh_token: str | None
     ) -> None:
-        now = self._clock.now()
-        async with self._uow() as uow:
+        now = self.clock.now()
+        async with self.uow() as uow:
             session = None
             if refresh_token:
                 found = await uow.store.session_by_refresh_hash(hash_token(refresh_token))
@@ -234,30 +225,30 @@ class IdentityHandlers:
             if session is None:
                 return
             await uow.store.revoke_session(session.id, "signed_out", now)
-        await self._revocations.session_revoked(session.user_id, session.id)
+        await self.revocations.session_revoked(session.user_id, session.id)
 
     async def sign_out_everywhere(self, user_id: str) -> int:
-        now = self._clock.now()
-        async with self._uow() as uow:
+        now = self.clock.now()
+        async with self.uow() as uow:
             revoked = await uow.store.revoke_user_sessions(user_id, "signed_out_everywhere", now)
-        await self._revocations.tokens_invalid_before(user_id, now)
+        await self.revocations.tokens_invalid_before(user_id, now)
         return len(revoked)
 
     async def list_sessions(self, user_id: str) -> list[SessionRecord]:
-        async with self._uow() as uow:
-            return await uow.store.sessions_of(user_id, self._clock.now())
+        async with self.uow() as uow:
+            return await uow.store.sessions_of(user_id, self.clock.now())
 
     async def revoke_session(self, user_id: str, session_id: str) -> None:
-        now = self._clock.now()
-        async with self._uow() as uow:
+        now = self.clock.now()
+        async with self.uow() as uow:
             session = await uow.store.session(session_id)
             if session is None or session.user_id != user_id:
                 raise UserNotFound("no such session")  # another user's session id is simply not found
             await uow.store.revoke_session(session_id, "revoked_by_user", now)
-        await self._revocations.session_revoked(user_id, session_id)
+        await self.revocations.session_revoked(user_id, session_id)
 
     async def current_user(self, user_id: str) -> User:
-        async with self._uow() as uow:
+        async with self.uow() as uow:
             user = await uow.store.user_by_id(user_id)
         if user is None:
             raise UserNotFound("no such user")
@@ -266,8 +257,8 @@ class IdentityHandlers:
     # --- verification and reset ----------------------------------------------------------------------
 
     async def resend_verification(self, user_id: str) -> bool:
-        now = self._clock.now()
-        async with self._uow() as uow:
+        now = self.clock.now()
+        async with self.uow() as uow:
             user = await uow.store.user_by_id(user_id)
             if user is None:
                 raise UserNotFound("no such user")
@@ -277,8 +268,8 @@ class IdentityHandlers:
         return True
 
     async def verify_email(self, token: str) -> User:
-        now = self._clock.now()
-        async with self._uow() as uow:
+        now = self.clock.now()
+        async with self.uow() as uow:
             user_id = await uow.store.consume_verification(hash_token(token), EMAIL_VERIFICATION, now)
             if user_id is None:
                 raise InvalidVerificationToken("this link is invalid, used or expired")
@@ -288,17 +279,17 @@ class IdentityHandlers:
             if not user.email_verified:
                 user = await uow.store.update_user(user.id, now, email_verified=True)
                 uow.publish(UserEmailVerified(user_id=user.id, email=user.email))
-        await self._revocations.tokens_invalid_before(user.id, now)  # tokens carry email_verified
+        await self.revocations.tokens_invalid_before(user.id, now)  # tokens carry email_verified
         return user
 
     async def request_password_reset(self, email: str) -> None:
         """Always succeeds from the caller's view, so it does not tell which emails have accounts."""
         try:
             email = normalise_email(email)
-        except ValueError:
+        except InvalidInput:
             return
-        now = self._clock.now()
-        async with self._uow() as uow:
+        now = self.clock.now()
+        async with self.uow() as uow:
             user = await uow.store.user_by_email(email)
             if user is None or user.disabled:
                 return
@@ -306,9 +297,9 @@ class IdentityHandlers:
             await uow.store.drop_verifications(identifier, now)  # only the newest link works
             token = _new_token()
             await uow.store.add_verification(
-                identifier, hash_token(token), now + self._policy.password_reset_ttl, now
+                identifier, hash_token(token), now + self.policy.password_reset_ttl, now
             )
-            minutes = int(self._policy.password_reset_ttl.total_seconds() // 60)
+            minutes = int(self.policy.password_reset_ttl.total_seconds() // 60)
             await uow.store.queue_mail(
                 OutgoingMail(
                     recipient=user.email,
@@ -317,7 +308,7 @@ class IdentityHandlers:
                         f"Hello {user.name},\n\n"
                         "Someone asked to reset the password of your FunMagic account.\n"
                         f"Choose a new one here (valid {minutes} minutes, once):\n"
-                        f"{self._policy.app_url}/reset-password?token={token}\n\n"
+                        f"{self.policy.app_url}/reset-password?token={token}\n\n"
                         "If it was not you, ignore this mail; your password stays as it is.\n"
                     ),
                     purpose=PASSWORD_RESET,
@@ -326,31 +317,31 @@ class IdentityHandlers:
             )
 
     async def reset_password(self, token: str, password: str) -> None:
-        now = self._clock.now()
-        async with self._uow() as uow:
+        now = self.clock.now()
+        async with self.uow() as uow:
             user_id = await uow.store.consume_verification(hash_token(token), PASSWORD_RESET, now)
             user = await uow.store.user_by_id(user_id, for_update=True) if user_id else None
             if user is None or user.disabled:
                 raise InvalidVerificationToken("this link is invalid, used or expired")
             check_password_policy(password, email=user.email, name=user.name)
-            await uow.store.set_password_hash(user.id, await self._hasher.hash(password), now)
+            await uow.store.set_password_hash(user.id, await self.hasher.hash(password), now)
             if not user.email_verified:
                 # The link reached the mailbox, which proves ownership of the address.
                 await uow.store.update_user(user.id, now, email_verified=True)
                 uow.publish(UserEmailVerified(user_id=user.id, email=user.email))
             await uow.store.revoke_user_sessions(user.id, "password_reset", now)
-        await self._revocations.tokens_invalid_before(user.id, now)
+        await self.revocations.tokens_invalid_before(user.id, now)
         log.info("password reset", extra={"user_id": user.id})
 
     async def delete_account(self, user_id: str, password: str | None) -> None:
-        now = self._clock.now()
-        async with self._uow() as uow:
+        now = self.clock.now()
+        async with self.uow() as uow:
             user = await uow.store.user_by_id(user_id, for_update=True)
             if user is None:
                 raise UserNotFound("no such user")
             password_hash = await uow.store.password_hash(user_id)
             if password_hash is not None and not (
-                password and await self._hasher.verify(password_hash, password)
+                password and await self.hasher.verify(password_hash, password)
             ):
                 raise InvalidCredentials("confirm with your current password")
             if user.role == "super_admin" and await uow.store.count_super_admins() <= 1:
@@ -358,20 +349,20 @@ class IdentityHandlers:
             await uow.store.revoke_user_sessions(user_id, "account_deleted", now)
             await uow.store.update_user(user_id, now, deleted_at=now)
             uow.publish(UserDeleted(user_id=user_id))
-        await self._revocations.tokens_invalid_before(user_id, now)
+        await self.revocations.tokens_invalid_before(user_id, now)
 
     # --- OAuth ---------------------------------------------------------------------------------------
 
     def oauth_providers(self) -> list[str]:
-        return list(self._oauth.provider_names())
+        return list(self.oauth.provider_names())
 
     async def start_oauth(self, provider: str, *, redirect_to: str, link_user_id: str | None) -> OAuthStart:
-        if provider not in self._oauth.provider_names():
+        if provider not in self.oauth.provider_names():
             raise UserNotFound(f"unknown sign-in provider {provider!r}")
         state = _new_token()
         verifier = _new_token() + _new_token()  # 86 characters: within PKCE's 43–128
         challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
-        await self._oauth_states.put(
+        await self.oauth_states.put(
             state,
             {
                 "provider": provider,
@@ -379,19 +370,19 @@ class IdentityHandlers:
                 "redirect_to": redirect_to,
                 "link_user_id": link_user_id,
             },
-            int(self._policy.oauth_state_ttl.total_seconds()),
+            int(self.policy.oauth_state_ttl.total_seconds()),
         )
         return OAuthStart(
-            self._oauth.authorization_url(provider, state=state, code_challenge=challenge), state
+            self.oauth.authorization_url(provider, state=state, code_challenge=challenge), state
         )
 
     async def finish_oauth(self, provider: str, *, code: str, state: str, context: ClientContext) -> SignedIn:
-        started = await self._oauth_states.take(state)
+        started = await self.oauth_states.take(state)
         if started is None or started.get("provider") != provider:
             raise OAuthFailed("the sign-in attempt is unknown or expired; start again")
-        profile = await self._oauth.fetch_profile(provider, code=code, code_verifier=str(started["verifier"]))
-        now = self._clock.now()
-        async with self._uow() as uow:
+        profile = await self.oauth.fetch_profile(provider, code=code, code_verifier=str(started["verifier"]))
+        now = self.clock.now()
+        async with self.uow() as uow:
             user, created = await self._user_for_profile(uow, profile, started.get("link_user_id"), now)
             if user.disabled:
                 raise AccountDisabled("this account is disabled")
@@ -436,7 +427,7 @@ class IdentityHandlers:
                 await store.revoke_user_sessions(existing.id, "email_proven_by_oauth", now)
                 existing = await store.update_user(existing.id, now, email_verified=True)
                 uow.publish(UserEmailVerified(user_id=existing.id, email=existing.email))
-                await self._revocations.tokens_invalid_before(existing.id, now)
+                await self.revocations.tokens_invalid_before(existing.id, now)
             await _link(store, existing.id, profile, now)
             return existing, False
         user = User(
@@ -465,12 +456,12 @@ class IdentityHandlers:
     async def search_users(
         self, *, query: str | None, role: Role | None, limit: int, cursor: str | None
     ) -> UserPage:
-        async with self._uow() as uow:
+        async with self.uow() as uow:
             return await uow.store.search_users(query=query, role=role, limit=limit, cursor=cursor)
 
     async def change_role(self, *, actor_id: str, actor_role: Role, user_id: str, new_role: Role) -> User:
-        now = self._clock.now()
-        async with self._uow() as uow:
+        now = self.clock.now()
+        async with self.uow() as uow:
             target = await uow.store.user_by_id(user_id, for_update=True)
             if target is None:
                 raise UserNotFound("no such user")
@@ -487,15 +478,15 @@ class IdentityHandlers:
             uow.publish(
                 UserRoleChanged(user_id=user_id, old_role=target.role, new_role=new_role, changed_by=actor_id)
             )
-        await self._revocations.tokens_invalid_before(user_id, now)
+        await self.revocations.tokens_invalid_before(user_id, now)
         log.info("role changed", extra={"user_id": user_id, "new_role": new_role, "by": actor_id})
         return updated
 
     async def set_disabled(
         self, *, actor_id: str, actor_role: Role, user_id: str, disabled: bool, reason: str
     ) -> User:
-        now = self._clock.now()
-        async with self._uow() as uow:
+        now = self.clock.now()
+        async with self.uow() as uow:
             target = await uow.store.user_by_id(user_id, for_update=True)
             if target is None:
                 raise UserNotFound("no such user")
@@ -510,14 +501,14 @@ class IdentityHandlers:
                 updated = await uow.store.update_user(user_id, now, disabled_at=None, disabled_reason=None)
                 uow.publish(UserEnabled(user_id=user_id, by=actor_id, reason=reason))
         if disabled:
-            await self._revocations.tokens_invalid_before(user_id, now)
+            await self.revocations.tokens_invalid_before(user_id, now)
         return updated
 
     async def create_super_admin(self, email: str, password: str | None, name: str) -> tuple[User, bool]:
         """The operator's way in (CLI): a new verified super_admin, or an existing user promoted."""
         email = normalise_email(email)
-        now = self._clock.now()
-        async with self._uow() as uow:
+        now = self.clock.now()
+        async with self.uow() as uow:
             existing = await uow.store.user_by_email(email, for_update=True)
             if existing is not None:
                 if existing.disabled:
@@ -548,7 +539,7 @@ class IdentityHandlers:
                     created_at=now,
                     updated_at=now,
                 )
-                await uow.store.add_user(user, await self._hasher.hash(password))
+                await uow.store.add_user(user, await self.hasher.hash(password))
                 uow.publish(
                     UserRegistered(
                         user_id=user.id, email=email, name=user.name, method="email", registered_at=now
@@ -561,7 +552,7 @@ class IdentityHandlers:
                     )
                 )
                 created = True
-        await self._revocations.tokens_invalid_before(user.id, now)
+        await self.revocations.tokens_invalid_before(user.id, now)
         return user, created
 
     # --- helpers -------------------------------------------------------------------------------------
@@ -574,7 +565,7 @@ class IdentityHandlers:
             user_id=user.id,
             created_at=now,
             last_refreshed_at=now,
-            expires_at=now + self._policy.session_ttl,
+            expires_at=now + self.policy.session_ttl,
             ip_address=context.ip_address,
             user_agent=(context.user_agent or "")[:512] or None,
             revoked_at=None,
@@ -587,8 +578,8 @@ class IdentityHandlers:
         return SignedIn(
             user=user,
             session=session,
-            access_token=self._tokens.issue(user, session.id, now),
-            access_token_expires_at=now + timedelta(seconds=self._tokens.ttl_seconds),
+            access_token=self.tokens.issue(user, session.id, now),
+            access_token_expires_at=now + timedelta(seconds=self.tokens.ttl_seconds),
             refresh_token=refresh_token,
         )
 
@@ -597,7 +588,7 @@ class IdentityHandlers:
         await uow.store.drop_verifications(identifier, now)
         token = _new_token()
         await uow.store.add_verification(
-            identifier, hash_token(token), now + self._policy.email_verification_ttl, now
+            identifier, hash_token(token), now + self.policy.email_verification_ttl, now
         )
         await uow.store.queue_mail(
             OutgoingMail(
@@ -605,7 +596,7 @@ class IdentityHandlers:
                 subject="Confirm your email for FunMagic",
                 body=(
                     f"Hello {user.name},\n\nConfirm that this is your email address:\n"
-                    f"{self._policy.app_url}/verify-email?token={token}\n\n"
+                    f"{self.policy.app_url}/verify-email?token={token}\n\n"
                     "The link works once, for 24 hours. If you did not sign up, ignore this mail.\n"
                 ),
                 purpose=EMAIL_VERIFICATION,

@@ -1,4 +1,6 @@
-"""What the identity handlers need from the outside world, as Protocols; adapters implement them."""
+"""What the identity handlers need from the outside world, as Protocols: the store a transaction binds,
+the transaction itself, hashing, tokens, revocations and OAuth. The adapters layer provides the concrete
+classes."""
 
 from __future__ import annotations
 
@@ -7,12 +9,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from funmagic_contracts.base import IntegrationEvent
 from funmagic_identity.domain.users import Role, User
+from funmagic_kit.ports import UnitOfWork
 
 __all__ = [
     "AccessTokenIssuer",
-    "Clock",
     "IdentityStore",
     "IdentityUnitOfWork",
     "OAuthGateway",
@@ -26,10 +27,6 @@ __all__ = [
     "UnitOfWorkFactory",
     "UserPage",
 ]
-
-
-class Clock(Protocol):
-    def now(self) -> datetime: ...
 
 
 class PasswordHasher(Protocol):
@@ -130,7 +127,8 @@ class IdentityStore(Protocol):
     async def count_super_admins(self) -> int: ...
     async def search_users(
         self, *, query: str | None, role: Role | None, limit: int, cursor: str | None
-    ) -> UserPage: ...
+    ) -> UserPage:
+        """Newest first; `cursor` is a page's `next_cursor` (another is refused: the kit's InvalidCursor)."""
 
     async def add_session(self, session: SessionRecord, refresh_token_hash: bytes) -> None: ...
     async def session(self, session_id: str, *, for_update: bool = False) -> SessionRecord | None: ...
@@ -168,14 +166,10 @@ class IdentityStore(Protocol):
     async def queue_mail(self, mail: OutgoingMail, now: datetime) -> None: ...
 
 
-class IdentityUnitOfWork(Protocol):
+class IdentityUnitOfWork(UnitOfWork, Protocol):
+    """One transaction over the identity store; `publish` puts events in the outbox with it."""
+
     store: IdentityStore
-
-    async def __aenter__(self) -> IdentityUnitOfWork: ...
-    async def __aexit__(self, *exc: object) -> None: ...
-
-    def publish(self, event: IntegrationEvent) -> None:
-        """Adds the event to the outbox, committed with the rest of the unit of work."""
 
 
 class UnitOfWorkFactory(Protocol):

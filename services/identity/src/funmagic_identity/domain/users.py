@@ -9,7 +9,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from funmagic_identity.domain.errors import LastSuperAdmin, NotAllowed, WeakPassword
+from funmagic_identity.domain.errors import InvalidInput, LastSuperAdmin, NotAllowed, WeakPassword
 
 __all__ = [
     "ROLES",
@@ -65,10 +65,11 @@ class User(BaseModel):
 
 
 def normalise_email(email: str) -> str:
-    """One spelling per mailbox: NFKC, trimmed, lower-cased. Raises ValueError when it is not an address."""
+    """One spelling per mailbox: NFKC, trimmed, lower-cased. Raises InvalidInput (a ValueError) when it is
+    not an address."""
     value = unicodedata.normalize("NFKC", email).strip().lower()
     if len(value) > 254 or not _EMAIL.match(value):
-        raise ValueError("not a valid email address")
+        raise InvalidInput("not a valid email address")
     return value
 
 

@@ -2,29 +2,26 @@
 
 Every route needs the internal credential or a user token (the kit's caller check). Routes acting for a
 user take them from the forwarded, verified access token (`request[PRINCIPAL_KEY]`), never from the body.
+Refusals are the domain's errors, answered as problem+json by the kit's middleware.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
-from http import HTTPStatus
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
+from funmagic_identity.adapters.mail import DevMailbox
 from funmagic_identity.application.handlers import ClientContext, IdentityHandlers, SignedIn
 from funmagic_identity.application.ports import SessionRecord
-from funmagic_identity.domain import errors
 from funmagic_identity.domain.users import Role, User
 from funmagic_kit.api import path_uuid, read_body, read_query, require_principal, require_role
-from funmagic_kit.errors import TransientError
-from funmagic_kit.http import HttpProblem, problem
+from funmagic_kit.http import HttpProblem
 from funmagic_kit.request_keys import INTERNAL_CALLER_KEY, PRINCIPAL_KEY, Principal
 
-__all__ = ["IdentityApp", "error_middleware"]
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+__all__ = ["IdentityApp", "dev_mail_route"]
 
 
 class _Body(BaseModel):
@@ -125,48 +122,13 @@ def signed_in_view(result: SignedIn) -> dict[str, Any]:
     }
 
 
-_STATUS: list[tuple[type[Exception], int]] = [
-    (errors.EmailAlreadyRegistered, 409),
-    (errors.TooManyAttempts, 429),
-    (errors.WeakPassword, 422),
-    (errors.InvalidCredentials, 401),
-    (errors.AccountDisabled, 403),
-    (errors.InvalidVerificationToken, 400),
-    (errors.SessionExpired, 401),
-    (errors.UserNotFound, 404),
-    (errors.LastSuperAdmin, 409),
-    (errors.NotAllowed, 403),
-    (errors.OAuthFailed, 400),
-]
-
-
-def error_middleware() -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
-    """Maps identity's refusals to HTTP, here and only here."""
-
-    @web.middleware
-    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        try:
-            return await handler(request)
-        except errors.IdentityError as error:
-            status = next((s for cls, s in _STATUS if isinstance(error, cls)), 400)
-            extensions: dict[str, object] = {"code": error.code}
-            if isinstance(error, errors.WeakPassword):
-                extensions["problems"] = error.problems
-            response = problem(status, HTTPStatus(status).phrase, str(error), **extensions)
-            if isinstance(error, errors.TooManyAttempts):
-                response.headers["Retry-After"] = str(error.retry_after_seconds)
-            return response
-        except ValueError as error:
-            return problem(422, "Unprocessable Content", str(error).splitlines()[0], code="invalid_input")
-        except TransientError as error:
-            return problem(503, "Service Unavailable", str(error), code="unavailable")
-
-    return middleware
-
-
 class IdentityApp:
     def __init__(
-        self, handlers: IdentityHandlers, *, dev_mailbox: Any | None, jwks: Callable[[], list]
+        self,
+        handlers: IdentityHandlers,
+        *,
+        dev_mailbox: DevMailbox | None,
+        jwks: Callable[[], list[dict[str, Any]]],
     ) -> None:
         self._handlers = handlers
         self._dev_mailbox = dev_mailbox
@@ -198,7 +160,7 @@ class IdentityApp:
             web.post("/v1/users/{user_id}/enable", self.enable_user),
         ]
         if self._dev_mailbox is not None:
-            routes.append(web.get("/v1/dev/mail", self.dev_mail))
+            routes.append(dev_mail_route(self._dev_mailbox))
         return routes
 
     async def jwks(self, request: web.Request) -> web.Response:
@@ -295,12 +257,9 @@ class IdentityApp:
     async def search_users(self, request: web.Request) -> web.Response:
         require_role(request, "admin")
         query = read_query(request, UserQuery)
-        try:
-            page = await self._handlers.search_users(
-                query=query.query, role=query.role, limit=query.limit, cursor=query.cursor
-            )
-        except ValueError:
-            raise HttpProblem(422, "Unprocessable Content", "the cursor is invalid") from None
+        page = await self._handlers.search_users(
+            query=query.query, role=query.role, limit=query.limit, cursor=query.cursor
+        )
         return web.json_response(
             {"items": [user_view(u) for u in page.users], "next_cursor": page.next_cursor}
         )
@@ -340,10 +299,15 @@ class IdentityApp:
         )
         return web.json_response(user_view(user))
 
-    async def dev_mail(self, request: web.Request) -> web.Response:
+
+def dev_mail_route(mailbox: DevMailbox) -> web.RouteDef:
+    """GET /v1/dev/mail?to=…: the mail the sink kept for an address (sink mode: development and tests)."""
+
+    async def dev_mail(request: web.Request) -> web.Response:
         query = read_query(request, DevMailQuery)
-        messages = await self._dev_mailbox.messages_to(query.to.strip().lower())
-        return web.json_response({"items": messages})
+        return web.json_response({"items": await mailbox.messages_to(query.to.strip().lower())})
+
+    return web.get("/v1/dev/mail", dev_mail)
 
 
 def _context(request: web.Request) -> ClientContext:

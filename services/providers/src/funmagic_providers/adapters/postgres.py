@@ -1,102 +1,154 @@
-"""The provider registry and the step jobs on Postgres.
+"""The provider registry and the step jobs on Postgres, and the service's unit of work binding them.
 
 The two registry tables have one shape; `ProviderRecords` picks one by scope from a fixed map, never from
-text a caller typed. Step-job claims use `FOR UPDATE SKIP LOCKED` so replicas never take the same job, and
-every change a runner makes is fenced by its lease (`lease_owner`): a runner that lost its lease (it
-stalled past the lease and another runner took the job) changes nothing.
+text a caller typed. Step-job claims use `FOR UPDATE SKIP LOCKED` so replicas never take the same job;
+every other change to a job is made on the row locked with `lock`, decided by `domain.step_job` (which
+fences it by the lease) and written back with `save`.
 """
 
 from __future__ import annotations
 
-import uuid
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
 import psycopg
 from psycopg.types.json import Jsonb
 
-from funmagic_providers.domain.providers import Scope
+from funmagic_kit.db import PostgresUnitOfWork
+from funmagic_providers.domain.providers import SCOPES, Provider, Scope, SealedKey
+from funmagic_providers.domain.step_job import StepError, StepJob, StepJobInput
 
-__all__ = ["ProviderRecords", "StepJobRecords"]
+__all__ = ["ProviderRecords", "ProvidersUnitOfWork", "StepJobRecords"]
+
+Row = dict[str, Any]  # a row as psycopg's dict_row gives it, mapped to a domain object right away
 
 _TABLES: dict[Scope, str] = {"web": "providers", "admin": "admin_providers"}
 PROVIDER_COLUMNS = (
     "id::text, name, display_name, type, api_key_ciphertext, api_key_id, api_key_hint, base_url, config, "
     "is_active, is_healthy, health_checked_at, created_at, updated_at"
 )
-JOB_COLUMNS = (
-    "id::text, task_id, user_id, step_id, attempt, step_type, provider, model, scope, input, deadline_at, "
-    "correlation_id, causation_id, "
-    "status, run_at, retries, delays, claims, lease_owner, lease_until, provider_request_id, error_code, "
-    "error_message, created_at, finished_at"
-)
+
+
+def _provider(row: Row) -> Provider:
+    key = None
+    if row["api_key_ciphertext"] is not None:
+        key = SealedKey(row["api_key_id"], bytes(row["api_key_ciphertext"]))
+    return Provider(
+        id=row["id"],
+        name=row["name"],
+        display_name=row["display_name"],
+        type=row["type"],
+        base_url=row["base_url"],
+        config=row["config"] or {},
+        is_active=row["is_active"],
+        key=key,
+        key_hint=row["api_key_hint"],
+        is_healthy=row["is_healthy"],
+        health_checked_at=row["health_checked_at"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+    )
+
+
+def _provider_values(provider: Provider) -> Row:
+    return {
+        "id": provider.id,
+        "name": provider.name,
+        "display_name": provider.display_name,
+        "type": provider.type,
+        "api_key_ciphertext": provider.key.ciphertext if provider.key else None,
+        "api_key_id": provider.key.key_id if provider.key else None,
+        "api_key_hint": provider.key_hint,
+        "base_url": provider.base_url,
+        "config": Jsonb(dict(provider.config)),
+        "is_active": provider.is_active,
+        "is_healthy": provider.is_healthy,
+        "health_checked_at": provider.health_checked_at,
+        "created_at": provider.created_at,
+        "updated_at": provider.updated_at,
+    }
 
 
 class ProviderRecords:
+    """The live (not deleted) providers of one scope."""
+
     def __init__(self, conn: psycopg.AsyncConnection, scope: Scope) -> None:
         self._conn = conn
         self._table = _TABLES[scope]
 
-    async def add(self, row: dict[str, Any]) -> dict[str, Any] | None:
+    async def add(self, provider: Provider) -> Provider | None:
         """None when a live provider of that name exists."""
         cursor = await self._conn.execute(
             f"""INSERT INTO {self._table}
                   (id, name, display_name, type, api_key_ciphertext, api_key_id, api_key_hint, base_url,
                    config, is_active, created_at, updated_at)
                 VALUES (%(id)s, %(name)s, %(display_name)s, %(type)s, %(api_key_ciphertext)s, %(api_key_id)s,
-                        %(api_key_hint)s, %(base_url)s, %(config)s, %(is_active)s, %(now)s, %(now)s)
+                        %(api_key_hint)s, %(base_url)s, %(config)s, %(is_active)s, %(created_at)s,
+                        %(updated_at)s)
                 ON CONFLICT (name) WHERE deleted_at IS NULL DO NOTHING
                 RETURNING {PROVIDER_COLUMNS}""",
-            {**row, "config": Jsonb(row["config"])},
+            _provider_values(provider),
         )
-        return await cursor.fetchone()
+        return await self._one(cursor)
 
-    async def get(self, provider_id: str, *, for_update: bool = False) -> dict[str, Any] | None:
+    async def get(self, provider_id: str, *, for_update: bool = False) -> Provider | None:
         lock = " FOR UPDATE" if for_update else ""
         cursor = await self._conn.execute(
             f"SELECT {PROVIDER_COLUMNS} FROM {self._table} WHERE id = %s AND deleted_at IS NULL{lock}",
             (provider_id,),
         )
-        return await cursor.fetchone()
+        return await self._one(cursor)
 
-    async def by_name(self, name: str) -> dict[str, Any] | None:
+    async def by_name(self, name: str) -> Provider | None:
         cursor = await self._conn.execute(
             f"SELECT {PROVIDER_COLUMNS} FROM {self._table} WHERE name = %s AND deleted_at IS NULL",
             (name,),
         )
-        return await cursor.fetchone()
+        return await self._one(cursor)
 
-    async def page(self, *, limit: int, after_name: str | None) -> list[dict[str, Any]]:
+    async def page(self, *, limit: int, after_name: str | None) -> list[Provider]:
         cursor = await self._conn.execute(
             f"""SELECT {PROVIDER_COLUMNS} FROM {self._table}
                 WHERE deleted_at IS NULL AND (%(after)s::text IS NULL OR name > %(after)s)
                 ORDER BY name LIMIT %(limit)s""",
             {"after": after_name, "limit": limit},
         )
-        return await cursor.fetchall()
+        return [_provider(row) for row in await cursor.fetchall()]
 
-    async def all_live(self) -> list[dict[str, Any]]:
+    async def all_live(self) -> list[Provider]:
         cursor = await self._conn.execute(
             f"SELECT {PROVIDER_COLUMNS} FROM {self._table} WHERE deleted_at IS NULL ORDER BY name"
         )
-        return await cursor.fetchall()
+        return [_provider(row) for row in await cursor.fetchall()]
 
-    async def update(self, provider_id: str, changes: dict[str, Any], now: datetime) -> dict[str, Any]:
-        allowed = {
-            "display_name", "base_url", "config", "is_active", "api_key_ciphertext", "api_key_id",
-            "api_key_hint", "is_healthy", "health_checked_at",
-        }  # fmt: skip
-        assert set(changes) <= allowed, set(changes) - allowed
-        values = {k: Jsonb(v) if k == "config" else v for k, v in changes.items()}
-        assignments = ", ".join(f"{column} = %({column})s" for column in values)
-        cursor = await self._conn.execute(
-            f"""UPDATE {self._table} SET {assignments}, updated_at = %(now)s
-                WHERE id = %(id)s AND deleted_at IS NULL RETURNING {PROVIDER_COLUMNS}""",
-            {**values, "id": provider_id, "now": now},
+    async def with_keys(self, *, not_under: str | None = None) -> list[Provider]:
+        """Providers holding a key (those not under master key `not_under`, locked, when it is given)."""
+        if not_under is None:
+            cursor = await self._conn.execute(
+                f"""SELECT {PROVIDER_COLUMNS} FROM {self._table}
+                    WHERE deleted_at IS NULL AND api_key_ciphertext IS NOT NULL ORDER BY name"""
+            )
+        else:
+            cursor = await self._conn.execute(
+                f"""SELECT {PROVIDER_COLUMNS} FROM {self._table}
+                    WHERE deleted_at IS NULL AND api_key_ciphertext IS NOT NULL AND api_key_id <> %s
+                    ORDER BY name FOR UPDATE""",
+                (not_under,),
+            )
+        return [_provider(row) for row in await cursor.fetchall()]
+
+    async def save(self, provider: Provider) -> None:
+        """Write what may change of a provider (its name, type and creation are fixed)."""
+        await self._conn.execute(
+            f"""UPDATE {self._table} SET display_name = %(display_name)s, base_url = %(base_url)s,
+                       config = %(config)s, is_active = %(is_active)s,
+                       api_key_ciphertext = %(api_key_ciphertext)s, api_key_id = %(api_key_id)s,
+                       api_key_hint = %(api_key_hint)s, is_healthy = %(is_healthy)s,
+                       health_checked_at = %(health_checked_at)s, updated_at = %(updated_at)s
+                WHERE id = %(id)s AND deleted_at IS NULL""",
+            _provider_values(provider),
         )
-        row = await cursor.fetchone()
-        assert row is not None
-        return row
 
     async def delete(self, provider_id: str, now: datetime) -> bool:
         # Soft delete: the row stays for audits, its key is erased and its name is free again.
@@ -109,164 +161,189 @@ class ProviderRecords:
         )
         return cursor.rowcount == 1
 
-    async def set_health(self, provider_id: str, healthy: bool, now: datetime) -> bool | None:
-        """Store a check's result; returns the previous health (None if never checked)."""
-        cursor = await self._conn.execute(
-            f"""UPDATE {self._table} AS p SET is_healthy = %(healthy)s, health_checked_at = %(now)s
-                FROM (SELECT id, is_healthy FROM {self._table} WHERE id = %(id)s FOR UPDATE) AS before
-                WHERE p.id = before.id RETURNING before.is_healthy AS previous""",
-            {"id": provider_id, "healthy": healthy, "now": now},
-        )
+    @staticmethod
+    async def _one(cursor: psycopg.AsyncCursor[Row]) -> Provider | None:
         row = await cursor.fetchone()
-        return None if row is None else row["previous"]
+        return None if row is None else _provider(row)
 
-    async def keys_not_under(self, key_id: str) -> list[dict[str, Any]]:
-        cursor = await self._conn.execute(
-            f"""SELECT id::text, api_key_ciphertext, api_key_id FROM {self._table}
-                WHERE api_key_ciphertext IS NOT NULL AND api_key_id <> %s FOR UPDATE""",
-            (key_id,),
-        )
-        return await cursor.fetchall()
 
-    async def all_keys(self) -> list[dict[str, Any]]:
-        cursor = await self._conn.execute(
-            f"""SELECT id::text, api_key_ciphertext, api_key_id FROM {self._table}
-                WHERE api_key_ciphertext IS NOT NULL"""
-        )
-        return await cursor.fetchall()
+# --- step jobs -----------------------------------------------------------------------------------------
+
+JOB_COLUMNS = (
+    "id::text, task_id, user_id, step_id, attempt, step_type, provider, model, scope, input, deadline_at, "
+    "correlation_id, causation_id, status, run_at, retries, delays, claims, progress, lease_owner, "
+    "lease_until, provider_request_id, error_code, error_message"
+)
+
+# Leases and due times are on the database's clock, so every replica reads them alike (`claim_due`
+# compares them with `now()`). A transition is decided on the runner's clock, though (a ManualClock in
+# tests), so a time it sets is written as the same distance from the database's `now()` as it was from
+# the runner's `decided_at`: "lease for 30 s", "retry in 2 s" mean the same on both clocks and no replica
+# trusts its own wall clock against another's. A time the transition left alone stays as stored.
+_REBASED = """CASE WHEN %({name})s::timestamptz IS NULL THEN NULL
+                   WHEN %({name})s::timestamptz = {name} THEN {name}
+                   ELSE now() + (%({name})s::timestamptz - %(decided_at)s::timestamptz) END"""
+
+_INSERT_JOB = """
+INSERT INTO step_jobs
+  (id, task_id, user_id, step_id, attempt, step_type, provider, model, scope, input, deadline_at,
+   correlation_id, causation_id, status, run_at)
+VALUES (%(id)s, %(task_id)s, %(user_id)s, %(step_id)s, %(attempt)s, %(step_type)s, %(provider)s, %(model)s,
+        %(scope)s, %(input)s, %(deadline_at)s, %(correlation_id)s, %(causation_id)s, %(status)s,
+        now() + (%(run_at)s::timestamptz - %(decided_at)s::timestamptz))
+ON CONFLICT (task_id, step_id, attempt) DO NOTHING
+"""
+
+_CLAIM_DUE = f"""
+UPDATE step_jobs SET status = 'running', lease_owner = %(owner)s,
+       lease_until = now() + make_interval(secs => %(lease)s), claims = claims + 1, updated_at = now()
+WHERE id IN (
+    SELECT id FROM step_jobs
+    WHERE (status = 'queued' AND run_at <= now())
+       OR (status = 'running' AND lease_until < now())
+    ORDER BY run_at LIMIT %(limit)s FOR UPDATE SKIP LOCKED)
+RETURNING {JOB_COLUMNS}
+"""
+
+_SAVE_JOB = f"""
+UPDATE step_jobs SET status = %(status)s,
+       run_at = {_REBASED.format(name="run_at")},
+       lease_until = {_REBASED.format(name="lease_until")},
+       lease_owner = %(lease_owner)s, retries = %(retries)s, delays = %(delays)s, claims = %(claims)s,
+       progress = %(progress)s, provider_request_id = %(provider_request_id)s,
+       error_code = %(error_code)s, error_message = %(error_message)s,
+       finished_at = CASE WHEN %(status)s IN ('completed', 'failed', 'cancelled')
+                          THEN COALESCE(finished_at, now()) END,
+       updated_at = now()
+WHERE id = %(id)s
+"""
+
+
+def _job(row: Row) -> StepJob:
+    raw_input = row["input"]
+    error = None
+    if row["error_code"] is not None:
+        error = StepError(row["error_code"], row["error_message"] or "")
+    return StepJob(
+        id=row["id"],
+        task_id=row["task_id"],
+        user_id=row["user_id"],
+        step_id=row["step_id"],
+        attempt=row["attempt"],
+        step_type=row["step_type"],
+        provider=row["provider"],
+        model=row["model"],
+        scope=row["scope"],
+        input=StepJobInput(
+            asset_ids=tuple(raw_input.get("asset_ids") or ()),
+            prompt=raw_input.get("prompt"),
+            options=raw_input.get("options") or {},
+        ),
+        deadline_at=row["deadline_at"],
+        correlation_id=row["correlation_id"],
+        causation_id=row["causation_id"],
+        status=row["status"],
+        run_at=row["run_at"],
+        retries=row["retries"],
+        delays=row["delays"],
+        claims=row["claims"],
+        progress=row["progress"],
+        lease_owner=row["lease_owner"],
+        lease_until=row["lease_until"],
+        provider_request_id=row["provider_request_id"],
+        error=error,
+    )
+
+
+def _job_values(job: StepJob, decided_at: datetime) -> Row:
+    return {
+        "id": job.id,
+        "task_id": job.task_id,
+        "user_id": job.user_id,
+        "step_id": job.step_id,
+        "attempt": job.attempt,
+        "step_type": job.step_type,
+        "provider": job.provider,
+        "model": job.model,
+        "scope": job.scope,
+        "input": Jsonb(
+            {
+                "asset_ids": list(job.input.asset_ids),
+                "prompt": job.input.prompt,
+                "options": dict(job.input.options),
+            }
+        ),
+        "deadline_at": job.deadline_at,
+        "correlation_id": job.correlation_id,
+        "causation_id": job.causation_id,
+        "status": job.status,
+        "run_at": job.run_at,
+        "retries": job.retries,
+        "delays": job.delays,
+        "claims": job.claims,
+        "progress": job.progress,
+        "lease_owner": job.lease_owner,
+        "lease_until": job.lease_until,
+        "provider_request_id": job.provider_request_id,
+        "error_code": job.error.code if job.error else None,
+        "error_message": job.error.message if job.error else None,
+        "decided_at": decided_at,
+    }
 
 
 class StepJobRecords:
     def __init__(self, conn: psycopg.AsyncConnection) -> None:
         self._conn = conn
 
-    async def add(self, job: dict[str, Any]) -> bool:
-        """False when this (task, step, attempt) is already known: StepRequested was redelivered."""
-        cursor = await self._conn.execute(
-            """INSERT INTO step_jobs
-                 (id, task_id, user_id, step_id, attempt, step_type, provider, model, scope, input,
-                  deadline_at, correlation_id, causation_id, status, run_at)
-               VALUES (%(id)s, %(task_id)s, %(user_id)s, %(step_id)s, %(attempt)s, %(step_type)s,
-                       %(provider)s, %(model)s, %(scope)s, %(input)s, %(deadline_at)s, %(correlation_id)s,
-                       %(causation_id)s, 'queued', now())
-               ON CONFLICT (task_id, step_id, attempt) DO NOTHING""",
-            {**job, "id": str(uuid.uuid4()), "input": Jsonb(job["input"])},
-        )
+    async def add(self, job: StepJob, *, decided_at: datetime) -> bool:
+        """False when this (task, step, attempt) is already known: StepRequested came again."""
+        cursor = await self._conn.execute(_INSERT_JOB, _job_values(job, decided_at))
         return cursor.rowcount == 1
 
-    async def claim_due(self, owner: str, *, limit: int, lease_seconds: float) -> list[dict[str, Any]]:
-        """Take up to `limit` due jobs: queued ones whose time has come and running ones whose runner's
-        lease ran out (it crashed). Database time throughout, so replicas agree on what is due."""
+    async def claim_due(self, owner: str, *, limit: int, lease_seconds: float) -> list[StepJob]:
+        """Take up to `limit` due jobs (`step_job.claim` for many jobs in one statement): queued ones whose
+        time has come and running ones whose runner's lease ran out (it crashed). Database time
+        throughout, so replicas agree on what is due; SKIP LOCKED, so two never take the same job."""
         cursor = await self._conn.execute(
-            f"""UPDATE step_jobs SET status = 'running', lease_owner = %(owner)s,
-                       lease_until = now() + make_interval(secs => %(lease)s), claims = claims + 1,
-                       updated_at = now()
-                WHERE id IN (
-                    SELECT id FROM step_jobs
-                    WHERE (status = 'queued' AND run_at <= now())
-                       OR (status = 'running' AND lease_until < now())
-                    ORDER BY run_at LIMIT %(limit)s FOR UPDATE SKIP LOCKED)
-                RETURNING {JOB_COLUMNS}""",
-            {"owner": owner, "lease": lease_seconds, "limit": limit},
+            _CLAIM_DUE, {"owner": owner, "lease": lease_seconds, "limit": limit}
         )
-        return await cursor.fetchall()
+        return [_job(row) for row in await cursor.fetchall()]
 
-    async def renew_lease(self, job_id: str, owner: str, lease_seconds: float) -> str | None:
-        """Extend my lease; returns the job's status, or None if the job is no longer mine."""
+    async def lock(self, job_id: str) -> StepJob | None:
+        """The job, locked until the transaction ends."""
         cursor = await self._conn.execute(
-            """UPDATE step_jobs SET lease_until = now() + make_interval(secs => %(lease)s)
-               WHERE id = %(id)s AND lease_owner = %(owner)s AND status = 'running'
-               RETURNING status""",
-            {"id": job_id, "owner": owner, "lease": lease_seconds},
+            f"SELECT {JOB_COLUMNS} FROM step_jobs WHERE id = %s FOR UPDATE", (job_id,)
         )
         row = await cursor.fetchone()
-        if row is not None:
-            return row["status"]
-        cursor = await self._conn.execute(
-            "SELECT status, lease_owner FROM step_jobs WHERE id = %s", (job_id,)
-        )
-        row = await cursor.fetchone()
-        return row["status"] if row is not None and row["lease_owner"] == owner else None
+        return None if row is None else _job(row)
 
-    async def postpone(
-        self, job_id: str, owner: str, *, delay_seconds: float, retries: int | None, counts_as_delay: bool
-    ) -> bool:
-        """Back to the queue until `now + delay`; a retry records the retries used, a delay does not."""
-        cursor = await self._conn.execute(
-            """UPDATE step_jobs SET status = 'queued', lease_owner = NULL, lease_until = NULL,
-                      run_at = now() + make_interval(secs => %(delay)s),
-                      retries = COALESCE(%(retries)s, retries),
-                      delays = delays + CASE WHEN %(counts_as_delay)s THEN 1 ELSE 0 END,
-                      updated_at = now()
-               WHERE id = %(id)s AND lease_owner = %(owner)s AND status = 'running'""",
-            {
-                "id": job_id,
-                "owner": owner,
-                "delay": max(delay_seconds, 0.0),
-                "retries": retries,
-                "counts_as_delay": counts_as_delay,
-            },
-        )
-        return cursor.rowcount == 1
+    async def save(self, job: StepJob, *, decided_at: datetime) -> None:
+        """Write a job `lock` loaded and a transition changed at `decided_at` (the runner's clock)."""
+        await self._conn.execute(_SAVE_JOB, _job_values(job, decided_at))
 
-    async def finish(
-        self,
-        job_id: str,
-        owner: str,
-        status: str,
-        *,
-        error_code: str | None = None,
-        error_message: str | None = None,
-        provider_request_id: str | None = None,
-    ) -> bool:
-        """End the job (completed/failed); False if it was not mine any more (or was cancelled)."""
+    async def running_of_task(self, task_id: str) -> list[StepJob]:
+        """The task's unfinished jobs (queued or running), locked: the ones a cancel stops."""
         cursor = await self._conn.execute(
-            """UPDATE step_jobs SET status = %(status)s, lease_owner = NULL, lease_until = NULL,
-                      error_code = %(error_code)s, error_message = %(error_message)s,
-                      provider_request_id = COALESCE(%(request_id)s, provider_request_id),
-                      finished_at = now(), updated_at = now()
-               WHERE id = %(id)s AND lease_owner = %(owner)s AND status = 'running'""",
-            {
-                "id": job_id,
-                "owner": owner,
-                "status": status,
-                "error_code": error_code,
-                "error_message": error_message,
-                "request_id": provider_request_id,
-            },
-        )
-        return cursor.rowcount == 1
-
-    async def still_mine(self, job_id: str, owner: str) -> bool:
-        cursor = await self._conn.execute(
-            "SELECT 1 FROM step_jobs WHERE id = %s AND lease_owner = %s AND status = 'running'",
-            (job_id, owner),
-        )
-        return await cursor.fetchone() is not None
-
-    async def set_provider_request(self, job_id: str, owner: str, request_id: str) -> None:
-        await self._conn.execute(
-            "UPDATE step_jobs SET provider_request_id = %s WHERE id = %s AND lease_owner = %s",
-            (request_id, job_id, owner),
-        )
-
-    async def cancel_task(self, task_id: str) -> list[dict[str, Any]]:
-        """Cancel the task's unfinished jobs; returns them (with the runner that holds each, if any)."""
-        cursor = await self._conn.execute(
-            f"""UPDATE step_jobs SET status = 'cancelled', finished_at = now(), updated_at = now(),
-                       lease_until = NULL
-                WHERE task_id = %s AND status IN ('queued', 'running')
-                RETURNING {JOB_COLUMNS}""",
+            f"""SELECT {JOB_COLUMNS} FROM step_jobs
+                WHERE task_id = %s AND status IN ('queued', 'running') ORDER BY created_at FOR UPDATE""",
             (task_id,),
         )
-        return await cursor.fetchall()
+        return [_job(row) for row in await cursor.fetchall()]
 
-    async def get(self, job_id: str) -> dict[str, Any] | None:
-        cursor = await self._conn.execute(f"SELECT {JOB_COLUMNS} FROM step_jobs WHERE id = %s", (job_id,))
-        return await cursor.fetchone()
-
-    async def of_task(self, task_id: str) -> list[dict[str, Any]]:
+    async def of_task(self, task_id: str) -> list[StepJob]:
+        """Every job of the task, oldest first (for operators and tests; nothing is locked)."""
         cursor = await self._conn.execute(
             f"SELECT {JOB_COLUMNS} FROM step_jobs WHERE task_id = %s ORDER BY created_at", (task_id,)
         )
-        return await cursor.fetchall()
+        return [_job(row) for row in await cursor.fetchall()]
+
+
+class ProvidersUnitOfWork(PostgresUnitOfWork):
+    """One transaction of providers, with its stores: `uow.jobs` and `uow.providers[scope]`."""
+
+    jobs: StepJobRecords
+    providers: Mapping[Scope, ProviderRecords]
+
+    def bind(self, conn: psycopg.AsyncConnection) -> None:
+        self.jobs = StepJobRecords(conn)
+        self.providers = {scope: ProviderRecords(conn, scope) for scope in SCOPES}

@@ -23,18 +23,19 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from funmagic_kit.clock import SystemClock
+from funmagic_providers.domain.documents import JsonObject
 from funmagic_providers.domain.rate_limit import InvalidRateLimitConfig, RateLimitConfig
 
-__all__ = ["SCOPES", "Admission", "ProviderRateLimiter", "RateLimiterUnavailable", "utc_now"]
+__all__ = ["SCOPES", "Admission", "ProviderRateLimiter", "RateLimiterUnavailable"]
 
 SCOPES = frozenset({"web", "admin"})
 # After a concurrency denial nobody knows when a holder releases; the hint is the time until the
@@ -109,10 +110,6 @@ return 1
 """
 
 
-def utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
 class RateLimiterUnavailable(Exception):
     """Redis could not be reached or did not answer; the caller decides whether to delay or fail."""
 
@@ -124,7 +121,7 @@ class Admission:
     limit: str | None = None  # "concurrency" | "per_minute" | "per_day" when denied
 
 
-ConfigLoader = Callable[[str, str], Awaitable[Mapping[str, Any] | None]]
+ConfigLoader = Callable[[str, str], Awaitable[JsonObject | None]]
 
 
 class ProviderRateLimiter:
@@ -142,7 +139,7 @@ class ProviderRateLimiter:
         *,
         lease_seconds: float = 60.0,
         config_ttl_seconds: int = 300,
-        clock: Callable[[], datetime] = utc_now,
+        clock: Callable[[], datetime] | None = None,
         concurrency_retry_seconds: float = 1.0,
     ) -> None:
         if lease_seconds <= 0 or config_ttl_seconds <= 0 or concurrency_retry_seconds <= 0:
@@ -151,7 +148,7 @@ class ProviderRateLimiter:
         self._load_config = load_config
         self._lease_ms = max(1, round(lease_seconds * 1000))
         self._config_ttl_seconds = config_ttl_seconds
-        self._clock = clock
+        self._clock = clock or SystemClock().now
         self._concurrency_wait_max_ms = max(_CONCURRENCY_WAIT_MIN_MS, round(concurrency_retry_seconds * 1000))
         # Registered once: redis-py sends EVALSHA and loads the script only when Redis lacks it.
         self._acquire_script = redis.register_script(_ACQUIRE_LUA)

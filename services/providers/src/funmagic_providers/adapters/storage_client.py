@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
 from urllib.parse import unquote
 
 import aiohttp
@@ -10,7 +9,7 @@ import aiohttp
 from funmagic_kit.auth import INTERNAL_TOKEN_HEADER
 from funmagic_kit.errors import TransientError
 from funmagic_providers.domain.errors import InvalidStepInput
-from funmagic_providers.domain.steps import InputFile
+from funmagic_providers.domain.steps import InputFile, StoredAsset
 
 __all__ = ["StorageClient"]
 
@@ -46,7 +45,7 @@ class StorageClient:
         content_type: str,
         data: bytes,
         visibility: str,
-    ) -> dict[str, Any]:
+    ) -> StoredAsset:
         params = {
             "user_id": user_id, "task_id": task_id, "module": module, "filename": filename,
             "visibility": visibility,
@@ -59,6 +58,7 @@ class StorageClient:
                 if response.status != 201:
                     detail = (await response.text())[:300]
                     raise TransientError(f"storage refused an output ({response.status}): {detail}")
-                return await response.json()
+                asset = await response.json()
+                return StoredAsset(asset_id=str(asset["id"]))
         except aiohttp.ClientError as error:
             raise TransientError(f"storage unreachable: {error}") from error

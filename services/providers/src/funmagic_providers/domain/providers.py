@@ -3,15 +3,21 @@
 Two scopes with the same shape: `web` (the `providers` table, user tasks) and `admin` (the
 `admin_providers` table, the admin studio). A key is write-only: it is stored encrypted and shown only
 as a hint of its last four characters.
+
+`Provider` is one record of either table; the refusals an admin can meet (`InvalidProvider`,
+`ProviderNotFound`, `ProviderExists`) derive from the kit's refusal kinds, so the HTTP edge maps them.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
-from typing import Any, Literal, get_args
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Literal, get_args
 
-from funmagic_providers.domain.errors import ProvidersError
+from funmagic_contracts.providers.events import ProviderHealthChanged
+from funmagic_kit.errors import Conflict, NotFound, Refused
+from funmagic_providers.domain.documents import JsonObject, JsonValue
 from funmagic_providers.domain.rate_limit import RateLimitConfig
 
 __all__ = [
@@ -19,12 +25,17 @@ __all__ = [
     "PROVIDER_TYPES",
     "SCOPES",
     "InvalidProvider",
+    "Provider",
+    "ProviderExists",
+    "ProviderNotFound",
     "ProviderType",
     "Scope",
+    "SealedKey",
     "check_base_url",
     "check_config",
     "check_name",
     "key_hint",
+    "record_health",
 ]
 
 Scope = Literal["web", "admin"]
@@ -39,12 +50,50 @@ _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
 _CONFIG_KEYS = frozenset({"rateLimit", "models", "options", "healthCheckPath", "pollIntervalMs"})
 
 
-class InvalidProvider(ProvidersError, ValueError):
+class InvalidProvider(Refused):
     """A provider record that may not be stored, with the field at fault."""
 
+    code = "invalid_provider"
+
     def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
+        super().__init__(f"{field}: {message}", field=field)
+
+
+class ProviderNotFound(NotFound):
+    """No live provider with that id (or name) in that scope."""
+
+
+class ProviderExists(Conflict):
+    """A live provider already has that name in that scope."""
+
+    code = "provider_exists"
+
+
+@dataclass(frozen=True)
+class SealedKey:
+    """A provider's API key as stored: encrypted under the master key `key_id`, bound to its row id."""
+
+    key_id: str
+    ciphertext: bytes = field(repr=False)
+
+
+@dataclass(frozen=True)
+class Provider:
+    """One provider record of a scope's table (deleted records are never loaded)."""
+
+    id: str
+    name: str
+    display_name: str | None
+    type: ProviderType
+    base_url: str | None
+    config: JsonObject
+    is_active: bool
+    key: SealedKey | None
+    key_hint: str | None
+    is_healthy: bool | None
+    health_checked_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
 
 
 def check_name(name: str) -> str:
@@ -65,13 +114,13 @@ def check_base_url(base_url: str | None, provider_type: ProviderType) -> str | N
     return base_url.rstrip("/")
 
 
-def check_config(config: Mapping[str, Any]) -> dict[str, Any]:
+def check_config(config: JsonObject) -> dict[str, JsonValue]:
     unknown = sorted(set(config) - _CONFIG_KEYS)
     if unknown:
         raise InvalidProvider("config", f"unknown keys {unknown}; known: {sorted(_CONFIG_KEYS)}")
     try:
         RateLimitConfig.from_provider_config(config)
-    except ValueError as error:
+    except ValueError as error:  # InvalidRateLimitConfig
         raise InvalidProvider("config.rateLimit", str(error)) from None
     return dict(config)
 
@@ -81,3 +130,17 @@ def key_hint(api_key: str | None) -> str | None:
     if not api_key:
         return None
     return "••••" + (api_key[-4:] if len(api_key) >= 12 else "")
+
+
+def record_health(
+    provider: Provider, scope: Scope, *, healthy: bool, now: datetime
+) -> tuple[Provider, ProviderHealthChanged | None]:
+    """A health check's result: stored on the provider, and said as an event only when it changed (a
+    provider never checked before changes to whatever the first check finds)."""
+    checked = replace(provider, is_healthy=healthy, health_checked_at=now)
+    if provider.is_healthy is healthy:
+        return checked, None
+    changed = ProviderHealthChanged(
+        provider_id=provider.id, name=provider.name, scope=scope, is_healthy=healthy, checked_at=now
+    )
+    return checked, changed

@@ -10,7 +10,8 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+
+from funmagic_providers.domain.documents import JsonObject
 
 __all__ = ["InvalidRateLimitConfig", "RateLimitConfig", "backoff_seconds"]
 
@@ -56,7 +57,7 @@ class RateLimitConfig:
         _require_int("base_backoff_ms", self.base_backoff_ms, minimum=1)
 
     @classmethod
-    def from_provider_config(cls, config: Mapping[str, Any] | None) -> RateLimitConfig:
+    def from_provider_config(cls, config: JsonObject | None) -> RateLimitConfig:
         """Read `config["rateLimit"]`; no config, no `rateLimit` or null means no limits.
 
         Every field is optional; a null field takes its default. Keys this version does not know are
@@ -81,7 +82,7 @@ class RateLimitConfig:
         """Whether any of the three admission limits is set (otherwise every call is admitted)."""
         return any(getattr(self, name) is not None for name in _LIMITS)
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> dict[str, int | bool]:
         """The `rateLimit` object as stored (camelCase); unset limits are left out."""
         return {
             key: getattr(self, field)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Literal
 
 from funmagic_providers.domain.errors import ProviderError, ProviderRateLimited
 from funmagic_providers.domain.rate_limit import RateLimitConfig, backoff_seconds
@@ -21,7 +22,7 @@ __all__ = ["FailStep", "RetryStep", "decide_after_error"]
 @dataclass(frozen=True)
 class RetryStep:
     retry_at: datetime
-    reason: str  # a StepDelayed reason: "provider_429" or "provider_error"
+    reason: Literal["provider_429", "provider_error"]  # as StepDelayed says it
     retry_number: int
 
 

@@ -7,9 +7,11 @@ returns files, and the runner stores them as assets.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
+
+from funmagic_providers.domain.documents import JsonObject
 
 __all__ = [
     "STEP_TYPES",
@@ -20,6 +22,7 @@ __all__ = [
     "ProviderAdapter",
     "StepCall",
     "StepResult",
+    "StoredAsset",
 ]
 
 # The kinds of work a tool step does (tools' `steps[].type`).
@@ -43,7 +46,7 @@ class ProviderAccess:
     type: str
     base_url: str | None
     api_key: str | None = field(repr=False)  # in clear for this call only: never logged, never stored
-    config: Mapping[str, Any] = field(default_factory=dict)
+    config: JsonObject = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -54,7 +57,7 @@ class StepCall:
     step_type: str
     model: str
     prompt: str | None
-    options: Mapping[str, Any]
+    options: JsonObject
     inputs: tuple[InputFile, ...]
     provider: ProviderAccess
 
@@ -71,7 +74,14 @@ class OutputFile:
 class StepResult:
     files: tuple[OutputFile, ...]
     provider_request_id: str | None = None
-    metadata: Mapping[str, Any] = field(default_factory=dict)
+    metadata: JsonObject = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class StoredAsset:
+    """An output file once storage has registered it as an asset of the task's user."""
+
+    asset_id: str
 
 
 class ProviderAdapter(Protocol):

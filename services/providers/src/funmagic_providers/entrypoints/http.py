@@ -1,23 +1,23 @@
 """Internal HTTP API of providers: the admin registry (health and /metrics come from the kit).
 
 Web-scope providers are managed by admins; admin-scope (studio) providers by super_admins only. Bodies
-never echo a key back; answers show `api_key_hint`.
+never echo a key back; answers show `api_key_hint`. Refusals (not found, a name taken, an invalid
+record) are domain errors; the kit's problem middleware answers them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, Literal
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 from funmagic_kit.api import path_uuid, read_body, read_query, require_internal_caller, require_role
-from funmagic_kit.http import HttpProblem, problem
-from funmagic_providers.application.registry import ProviderExists, ProviderNotFound, ProviderRegistry
-from funmagic_providers.domain.providers import InvalidProvider, Scope
+from funmagic_kit.http import HttpProblem
+from funmagic_providers.application.registry import ProviderChanges, ProviderRegistry
+from funmagic_providers.domain.providers import SCOPES, ProviderType, Scope
 
-__all__ = ["ProvidersApp", "error_middleware"]
+__all__ = ["ProvidersApp"]
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -28,11 +28,11 @@ class _Body(BaseModel):
 
 class CreateProvider(_Body):
     name: str = Field(min_length=1, max_length=63)
-    type: Literal["openai", "fal", "tripo", "local"]
+    type: ProviderType
     display_name: str | None = Field(None, max_length=120)
     api_key: str | None = Field(None, min_length=1, max_length=1024)
     base_url: str | None = Field(None, max_length=500)
-    config: dict[str, Any] = Field(default_factory=dict)
+    config: dict[str, JsonValue] = Field(default_factory=dict)
     is_active: bool = True
 
 
@@ -40,28 +40,13 @@ class UpdateProvider(_Body):
     display_name: str | None = Field(None, max_length=120)
     api_key: str | None = Field(None, max_length=1024)
     base_url: str | None = Field(None, max_length=500)
-    config: dict[str, Any] | None = None
+    config: dict[str, JsonValue] | None = None
     is_active: bool | None = None
 
 
 class ListQuery(_Body):
     limit: int = Field(50, ge=1, le=200)
     cursor: str | None = Field(None, max_length=63)
-
-
-def error_middleware() -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
-    @web.middleware
-    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        try:
-            return await handler(request)
-        except ProviderNotFound as error:
-            return problem(404, "Not Found", str(error), code="not_found")
-        except ProviderExists as error:
-            return problem(409, "Conflict", str(error), code="provider_exists")
-        except InvalidProvider as error:
-            return problem(422, "Unprocessable Content", str(error), code="invalid_provider")
-
-    return middleware
 
 
 class ProvidersApp:
@@ -85,10 +70,10 @@ class ProvidersApp:
     async def provider_exists(self, request: web.Request) -> web.Response:
         """For other services (tasks validating a tool's steps): 200 if the provider can run steps."""
         require_internal_caller(request)
-        scope = request.match_info["scope"]
-        if scope not in ("web", "admin"):
+        scope = next((scope for scope in SCOPES if scope == request.match_info["scope"]), None)
+        if scope is None:
             raise HttpProblem(404, "Not Found", "no such scope")
-        if not await self._registry.exists(scope, request.match_info["name"]):  # type: ignore[arg-type]
+        if not await self._registry.exists(scope, request.match_info["name"]):
             raise HttpProblem(404, "Not Found", "no such provider")
         return web.json_response({"name": request.match_info["name"], "scope": scope})
 
@@ -119,7 +104,7 @@ class ProvidersApp:
         async def handler(request: web.Request) -> web.Response:
             _authorize(request, scope)
             body = await read_body(request, UpdateProvider)
-            changes = body.model_dump(exclude_unset=True)
+            changes = ProviderChanges(**body.model_dump(exclude_unset=True))
             return web.json_response(await self._registry.update(scope, _provider_id(request), changes))
 
         return handler

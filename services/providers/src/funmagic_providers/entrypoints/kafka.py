@@ -10,36 +10,24 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from funmagic_contracts.envelope import Envelope, parse_event
+from funmagic_contracts.envelope import Envelope
 from funmagic_contracts.tasks.events import StepRequested, TaskCancelRequested
 from funmagic_contracts.topics import TASKS_EVENTS
 from funmagic_kit.consumer import Subscription
-from funmagic_kit.db import UnitOfWork
+from funmagic_providers.application.ports import ProvidersUnitOfWork
 from funmagic_providers.application.steps import StepJobs
 
-__all__ = ["ProvidersReactions"]
+__all__ = ["subscriptions"]
 
 
-class ProvidersReactions:
-    def __init__(self, jobs: StepJobs) -> None:
-        self._jobs = jobs
+def subscriptions(jobs: StepJobs) -> Sequence[Subscription[ProvidersUnitOfWork]]:
+    async def step_requested(event: StepRequested, envelope: Envelope, uow: ProvidersUnitOfWork) -> None:
+        await jobs.accept(event, envelope, uow)
 
-    def subscriptions(self) -> Sequence[Subscription]:
-        return (
-            Subscription(
-                TASKS_EVENTS.name,
-                {"StepRequested": self.step_requested, "TaskCancelRequested": self.task_cancel_requested},
-            ),
-        )
+    async def task_cancel_requested(
+        event: TaskCancelRequested, envelope: Envelope, uow: ProvidersUnitOfWork
+    ) -> None:
+        await jobs.cancel(event, uow)
 
-    async def step_requested(self, envelope: Envelope, uow: UnitOfWork | None) -> None:
-        event = parse_event(envelope)
-        assert isinstance(event, StepRequested)
-        assert uow is not None
-        await self._jobs.accept(uow, envelope, event)
-
-    async def task_cancel_requested(self, envelope: Envelope, uow: UnitOfWork | None) -> None:
-        event = parse_event(envelope)
-        assert isinstance(event, TaskCancelRequested)
-        assert uow is not None
-        await self._jobs.cancel(uow.conn, event.task_id)
+    tasks_events = Subscription[ProvidersUnitOfWork](TASKS_EVENTS)
+    return (tasks_events.on(StepRequested, step_requested).on(TaskCancelRequested, task_cancel_requested),)

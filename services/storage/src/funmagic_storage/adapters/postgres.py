@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-import base64
-import json
+import dataclasses
 import uuid
 from datetime import datetime
 from typing import Any
 
 import psycopg
 
-__all__ = ["AssetRecords", "decode_cursor", "encode_cursor"]
+from funmagic_kit.pagination import decode_cursor, page_of
+from funmagic_storage.domain.assets import AssetRecord, PendingUpload
+
+__all__ = ["AssetRecords"]
 
 ASSET_COLUMNS = (
     "id::text, user_id, bucket, storage_key, visibility, module, filename, mime_type, size, task_id, "
@@ -34,43 +36,45 @@ INSERT INTO assets
     (id, user_id, bucket, storage_key, visibility, module, filename, mime_type, size, task_id, created_at,
      updated_at)
 VALUES (%(id)s, %(user_id)s, %(bucket)s, %(storage_key)s, %(visibility)s, %(module)s, %(filename)s,
-        %(mime_type)s, %(size)s, %(task_id)s, %(now)s, %(now)s)
+        %(mime_type)s, %(size)s, %(task_id)s, %(created_at)s, %(updated_at)s)
+RETURNING {ASSET_COLUMNS}
+"""
+SET_PUBLICATION = f"""
+UPDATE assets SET public_key = %s, visibility = CASE WHEN %s::text IS NULL THEN 'private' ELSE 'public' END,
+    updated_at = %s
+WHERE id = %s
 RETURNING {ASSET_COLUMNS}
 """
 
 
-def encode_cursor(created_at: datetime, asset_id: str) -> str:
-    return base64.urlsafe_b64encode(json.dumps([created_at.isoformat(), asset_id]).encode()).decode()
-
-
-def decode_cursor(cursor: str) -> tuple[datetime, str]:
+def _is_uuid(value: str) -> bool:
+    # Checked before querying: a malformed id would abort the caller's whole transaction.
     try:
-        created_at, asset_id = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-        # The id is checked here: a forged cursor must be a ValueError, not a database error.
-        return datetime.fromisoformat(created_at), str(uuid.UUID(str(asset_id)))
-    except (ValueError, TypeError) as error:
-        raise ValueError("invalid cursor") from error
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True
 
 
 class AssetRecords:
     def __init__(self, conn: psycopg.AsyncConnection) -> None:
         self._conn = conn
 
-    async def add_upload(self, upload: dict[str, Any]) -> bool:
+    async def add_upload(self, upload: PendingUpload) -> bool:
         """False when another upload already holds this key."""
-        cursor = await self._conn.execute(INSERT_UPLOAD, upload)
+        cursor = await self._conn.execute(INSERT_UPLOAD, dataclasses.asdict(upload))
         return cursor.rowcount == 1
 
-    async def upload(self, upload_id: str, *, for_update: bool = False) -> dict[str, Any] | None:
-        try:
-            cursor = await self._conn.execute(
-                f"SELECT {UPLOAD_COLUMNS} FROM pending_uploads WHERE id = %s"
-                + (" FOR UPDATE" if for_update else ""),
-                (upload_id,),
-            )
-        except psycopg.errors.InvalidTextRepresentation:
+    async def upload(self, upload_id: str, *, for_update: bool = False) -> PendingUpload | None:
+        if not _is_uuid(upload_id):
             return None
-        return await cursor.fetchone()
+        cursor = await self._conn.execute(
+            f"SELECT {UPLOAD_COLUMNS} FROM pending_uploads WHERE id = %s"
+            + (" FOR UPDATE" if for_update else ""),
+            (upload_id,),
+        )
+        row = await cursor.fetchone()
+        return PendingUpload(**row) if row else None
 
     async def complete_upload(self, upload_id: str, asset_id: str, now: datetime) -> None:
         await self._conn.execute(
@@ -78,60 +82,49 @@ class AssetRecords:
             (now, asset_id, upload_id),
         )
 
-    async def expired_uploads(self, now: datetime, limit: int = 100) -> list[dict[str, Any]]:
+    async def expired_uploads(self, now: datetime, limit: int = 100) -> list[PendingUpload]:
         cursor = await self._conn.execute(
             f"SELECT {UPLOAD_COLUMNS} FROM pending_uploads WHERE completed_at IS NULL AND expires_at < %s "
             "ORDER BY expires_at LIMIT %s FOR UPDATE SKIP LOCKED",
             (now, limit),
         )
-        return list(await cursor.fetchall())
+        return [PendingUpload(**row) for row in await cursor.fetchall()]
 
     async def drop_upload(self, upload_id: str) -> None:
         await self._conn.execute("DELETE FROM pending_uploads WHERE id = %s", (upload_id,))
 
-    async def add_asset(self, asset: dict[str, Any]) -> dict[str, Any]:
-        cursor = await self._conn.execute(
-            INSERT_ASSET,
-            asset,
-        )
-        row = await cursor.fetchone()
-        assert row is not None
-        return row
+    async def add_asset(self, asset: AssetRecord) -> AssetRecord:
+        cursor = await self._conn.execute(INSERT_ASSET, dataclasses.asdict(asset))
+        return _asset(await cursor.fetchone())
 
-    async def asset(self, asset_id: str, *, for_update: bool = False) -> dict[str, Any] | None:
-        try:
-            cursor = await self._conn.execute(
-                f"SELECT {ASSET_COLUMNS} FROM assets WHERE id = %s AND deleted_at IS NULL"
-                + (" FOR UPDATE" if for_update else ""),
-                (asset_id,),
-            )
-        except psycopg.errors.InvalidTextRepresentation:
+    async def asset(self, asset_id: str, *, for_update: bool = False) -> AssetRecord | None:
+        if not _is_uuid(asset_id):
             return None
-        return await cursor.fetchone()
-
-    async def set_publication(self, asset_id: str, public_key: str | None, now: datetime) -> dict[str, Any]:
         cursor = await self._conn.execute(
-            "UPDATE assets SET public_key = %s, visibility = CASE WHEN %s::text IS NULL THEN 'private' "
-            f"ELSE 'public' END, updated_at = %s WHERE id = %s RETURNING {ASSET_COLUMNS}",
-            (public_key, public_key, now, asset_id),
+            f"SELECT {ASSET_COLUMNS} FROM assets WHERE id = %s AND deleted_at IS NULL"
+            + (" FOR UPDATE" if for_update else ""),
+            (asset_id,),
         )
         row = await cursor.fetchone()
-        assert row is not None
-        return row
+        return _asset(row) if row else None
+
+    async def set_publication(self, asset_id: str, public_key: str | None, now: datetime) -> AssetRecord:
+        cursor = await self._conn.execute(SET_PUBLICATION, (public_key, public_key, now, asset_id))
+        return _asset(await cursor.fetchone())
 
     async def delete_asset(self, asset_id: str, now: datetime) -> None:
         await self._conn.execute("UPDATE assets SET deleted_at = %s WHERE id = %s", (now, asset_id))
 
     async def assets_of(
         self, user_id: str, *, module: str | None, limit: int, cursor: str | None
-    ) -> tuple[list[dict[str, Any]], str | None]:
+    ) -> tuple[list[AssetRecord], str | None]:
         conditions = ["user_id = %(user_id)s", "deleted_at IS NULL", "visibility <> 'admin-private'"]
         params: dict[str, Any] = {"user_id": user_id, "limit": limit + 1}
         if module:
             conditions.append("module = %(module)s")
             params["module"] = module
         if cursor:
-            params["after_created"], params["after_id"] = decode_cursor(cursor)
+            params["after_created"], params["after_id"] = decode_cursor(cursor, datetime, uuid.UUID)
             conditions.append("(created_at, id) < (%(after_created)s, %(after_id)s::uuid)")
         rows = await (
             await self._conn.execute(
@@ -140,6 +133,10 @@ class AssetRecords:
                 params,
             )
         ).fetchall()
-        items = rows[:limit]
-        next_cursor = encode_cursor(items[-1]["created_at"], items[-1]["id"]) if len(rows) > limit else None
-        return items, next_cursor
+        return page_of([_asset(row) for row in rows], limit, key=lambda asset: (asset.created_at, asset.id))
+
+
+def _asset(row: dict[str, Any] | None) -> AssetRecord:
+    if row is None:  # an INSERT or UPDATE … RETURNING of a row that exists
+        raise LookupError("the asset row was not returned")
+    return AssetRecord(**row)

@@ -6,20 +6,14 @@ Presigned URLs are signed by a second client configured with the endpoint client
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from botocore.exceptions import ClientError
 
 from funmagic_kit.errors import TransientError
+from funmagic_storage.application.ports import ObjectInfo
 
-__all__ = ["ObjectInfo", "S3ObjectStore"]
-
-
-@dataclass(frozen=True)
-class ObjectInfo:
-    size: int
-    content_type: str
+__all__ = ["S3ObjectStore"]
 
 
 class S3ObjectStore:

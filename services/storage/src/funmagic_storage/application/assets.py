@@ -8,16 +8,21 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import TypedDict
 from urllib.parse import quote
 
-from funmagic_contracts.base import IntegrationEvent
 from funmagic_contracts.storage.events import AssetCreated, AssetDeleted, AssetPublished, AssetUnpublished
+from funmagic_kit.clock import Clock
+from funmagic_kit.ports import UnitOfWorkFactory
+from funmagic_storage.application.ports import ObjectStore, StorageUnitOfWork
 from funmagic_storage.domain.assets import (
     USER_UPLOAD_TYPES,
+    AssetNotFound,
+    AssetRecord,
+    PendingUpload,
+    UploadNotReady,
     UploadRefused,
     Visibility,
     check_module,
@@ -28,21 +33,9 @@ from funmagic_storage.domain.assets import (
     storage_key,
 )
 
-__all__ = ["AssetNotFound", "AssetService", "StoragePolicy", "UploadNotReady"]
+__all__ = ["AssetPage", "AssetService", "AssetView", "OwnedAsset", "StoragePolicy", "UploadTicket"]
 
 log = logging.getLogger(__name__)
-
-
-class AssetNotFound(LookupError):
-    pass
-
-
-class UploadNotReady(ValueError):
-    """The upload cannot be confirmed (not uploaded yet, or not what was declared)."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
 
 
 @dataclass(frozen=True)
@@ -55,7 +48,7 @@ class StoragePolicy:
     upload_ttl: timedelta = timedelta(minutes=15)
     pending_ttl: timedelta = timedelta(hours=1)
     max_bytes: int = 20 * 1024 * 1024
-    module_max_bytes: dict[str, int] | None = None
+    module_max_bytes: dict[str, int] = field(default_factory=dict)
     user_types: frozenset[str] = USER_UPLOAD_TYPES
 
     def bucket_for(self, visibility: Visibility) -> str:
@@ -66,41 +59,55 @@ class StoragePolicy:
         }[visibility]
 
     def limit_for(self, module: str) -> int:
-        return (self.module_max_bytes or {}).get(module, self.max_bytes)
+        return self.module_max_bytes.get(module, self.max_bytes)
 
 
-class ObjectStore(Protocol):
-    async def presign_put(
-        self, bucket: str, key: str, *, content_type: str, size: int, ttl_seconds: int
-    ) -> str: ...
-    async def presign_get(self, bucket: str, key: str, *, ttl_seconds: int) -> str: ...
-    async def head(self, bucket: str, key: str) -> Any: ...
-    async def read_head(self, bucket: str, key: str, length: int = 32) -> bytes: ...
-    async def read(self, bucket: str, key: str) -> bytes: ...
-    async def put(self, bucket: str, key: str, body: bytes, *, content_type: str) -> None: ...
-    async def copy_public(
-        self, source_bucket: str, source_key: str, bucket: str, key: str, content_type: str
-    ) -> None: ...
-    async def delete(self, bucket: str, key: str) -> None: ...
+class UploadTicket(TypedDict):
+    """Where and how the client PUTs the file (the URL is signed for exactly this type and size)."""
+
+    upload_id: str
+    method: str
+    url: str
+    headers: dict[str, str]
+    filename: str
+    expires_at: str
 
 
-Publish = Callable[[Any, Sequence[IntegrationEvent]], Any]
+class OwnedAsset(TypedDict):
+    """An asset's record as other services see it (no URL)."""
+
+    id: str
+    user_id: str
+    visibility: Visibility
+    module: str
+    filename: str
+    mime_type: str
+    size: int
+    task_id: str | None
+
+
+class AssetView(OwnedAsset):
+    """An asset as its owner sees it: with a URL to download it (the CDN's once published)."""
+
+    url: str
+    created_at: str
+
+
+class AssetPage(TypedDict):
+    items: list[AssetView]
+    next_cursor: str | None
 
 
 class AssetService:
     def __init__(
         self,
         *,
-        uow: Callable[[], Any],
-        records: Callable[[Any], Any],
-        publish: Publish,
+        uow: UnitOfWorkFactory[StorageUnitOfWork],
         objects: ObjectStore,
         policy: StoragePolicy,
-        clock: Any,
+        clock: Clock,
     ) -> None:
         self._uow = uow
-        self._records = records
-        self._publish = publish
         self._objects = objects
         self._policy = policy
         self._clock = clock
@@ -116,7 +123,7 @@ class AssetService:
         size: int,
         module: str,
         visibility: Visibility = "private",
-    ) -> dict[str, Any]:
+    ) -> UploadTicket:
         content_type = content_type.split(";", 1)[0].strip().lower()
         check_upload(
             content_type=content_type,
@@ -126,7 +133,7 @@ class AssetService:
             allowed_types=self._policy.user_types,
         )
         if visibility == "public":
-            raise UploadRefused("visibility", "uploads are private; publish an asset to make it public")
+            raise UploadRefused("uploads are private; publish an asset to make it public", code="visibility")
         now = self._clock.now()
         name = sanitize_filename(filename)
         bucket = self._policy.bucket_for(visibility)
@@ -142,13 +149,13 @@ class AssetService:
         )
         url = await self._objects.presign_put(
             bucket,
-            upload["storage_key"],
+            upload.storage_key,
             content_type=content_type,
             size=size,
             ttl_seconds=int(self._policy.upload_ttl.total_seconds()),
         )
         return {
-            "upload_id": upload["id"],
+            "upload_id": upload.id,
             "method": "PUT",
             "url": url,
             "headers": {"Content-Type": content_type, "Content-Length": str(size)},
@@ -156,57 +163,42 @@ class AssetService:
             "expires_at": (now + self._policy.upload_ttl).isoformat(),
         }
 
-    async def complete_upload(self, user_id: str, upload_id: str) -> dict[str, Any]:
+    async def complete_upload(self, user_id: str, upload_id: str) -> AssetView:
         now = self._clock.now()
         async with self._uow() as uow:
-            records = self._records(uow.conn)
-            upload = await records.upload(upload_id, for_update=True)
-            if upload is None or upload["user_id"] != user_id:
+            upload = await uow.assets.upload(upload_id, for_update=True)
+            if upload is None or upload.user_id != user_id:
                 raise AssetNotFound("no such upload")
-            if upload["completed_at"] is not None:  # a retried confirmation answers the same asset
-                asset = await records.asset(upload["asset_id"])
+            if upload.completed_at is not None:  # a retried confirmation answers the same asset
+                asset = await uow.assets.asset(upload.asset_id) if upload.asset_id else None
                 if asset is None:  # confirmed, then deleted
                     raise AssetNotFound("no such asset")
-                return await self._view(asset, user_id)
-            if upload["expires_at"] <= now:
-                raise UploadNotReady("expired", "this upload expired; start a new one")
+                return await self._view(asset)
+            if upload.expires_at <= now:
+                raise UploadNotReady("this upload expired; start a new one", code="expired")
             await self._check_object(upload)
-            asset = await records.add_asset(
-                {
-                    "id": str(uuid.uuid4()),
-                    "user_id": user_id,
-                    "bucket": upload["bucket"],
-                    "storage_key": upload["storage_key"],
-                    "visibility": upload["visibility"],
-                    "module": upload["module"],
-                    "filename": upload["filename"],
-                    "mime_type": upload["content_type"],
-                    "size": upload["size"],
-                    "task_id": None,
-                    "now": now,
-                }
-            )
-            await records.complete_upload(upload_id, asset["id"], now)
-            await self._publish(uow.conn, [_created(asset)])
-        return await self._view(asset, user_id)
+            asset = await uow.assets.add_asset(_new_asset(upload, mime_type=upload.content_type, now=now))
+            await uow.assets.complete_upload(upload_id, asset.id, now)
+            uow.publish(_created(asset))
+        return await self._view(asset)
 
-    async def _check_object(self, upload: dict[str, Any]) -> None:
-        info = await self._objects.head(upload["bucket"], upload["storage_key"])
+    async def _check_object(self, upload: PendingUpload) -> None:
+        info = await self._objects.head(upload.bucket, upload.storage_key)
         if info is None:
-            raise UploadNotReady("not_uploaded", "nothing was uploaded yet")
-        if info.size != upload["size"]:
+            raise UploadNotReady("nothing was uploaded yet", code="not_uploaded")
+        if info.size != upload.size:
             raise UploadNotReady(
-                "size_mismatch", f"the object has {info.size} bytes, {upload['size']} were declared"
+                f"the object has {info.size} bytes, {upload.size} were declared", code="size_mismatch"
             )
-        declared = upload["content_type"]
+        declared = upload.content_type
         if info.content_type.split(";", 1)[0].strip().lower() != declared:
             raise UploadNotReady(
-                "type_mismatch", f"the object is {info.content_type}, {declared} was declared"
+                f"the object is {info.content_type}, {declared} was declared", code="type_mismatch"
             )
         if declared.startswith("image/"):
-            sniffed = sniff_image_type(await self._objects.read_head(upload["bucket"], upload["storage_key"]))
+            sniffed = sniff_image_type(await self._objects.read_head(upload.bucket, upload.storage_key))
             if sniffed != declared:
-                raise UploadNotReady("content_mismatch", f"the bytes are not a {declared} image")
+                raise UploadNotReady(f"the bytes are not a {declared} image", code="content_mismatch")
 
     async def store_bytes(
         self,
@@ -218,47 +210,31 @@ class AssetService:
         data: bytes,
         visibility: Visibility,
         task_id: str | None,
-    ) -> dict[str, Any]:
+    ) -> AssetView:
         """Server-side writes for other services (outputs of providers, admin files): store and register."""
         check_module(module)
         if visibility == "public":
-            raise UploadRefused("visibility", "store privately, then publish")
+            raise UploadRefused("store privately, then publish", code="visibility")
         now = self._clock.now()
-        name = sanitize_filename(filename)
-        bucket = self._policy.bucket_for(visibility)
         # Reserved like an upload first: if registering fails after the write, the sweep removes the object.
         reserved = await self._reserve_key(
             user_id=user_id,
-            bucket=bucket,
+            bucket=self._policy.bucket_for(visibility),
             visibility=visibility,
             module=module,
-            filename=name,
+            filename=sanitize_filename(filename),
             content_type=content_type,
             size=len(data),
             now=now,
         )
-        key = reserved["storage_key"]
-        await self._objects.put(bucket, key, data, content_type=content_type)
+        await self._objects.put(reserved.bucket, reserved.storage_key, data, content_type=content_type)
         async with self._uow() as uow:
-            records = self._records(uow.conn)
-            asset = await records.add_asset(
-                {
-                    "id": str(uuid.uuid4()),
-                    "user_id": user_id,
-                    "bucket": bucket,
-                    "storage_key": key,
-                    "visibility": visibility,
-                    "module": module,
-                    "filename": name,
-                    "mime_type": content_type,
-                    "size": len(data),
-                    "task_id": task_id,
-                    "now": now,
-                }
+            asset = await uow.assets.add_asset(
+                _new_asset(reserved, mime_type=content_type, now=now, task_id=task_id)
             )
-            await records.complete_upload(reserved["id"], asset["id"], now)
-            await self._publish(uow.conn, [_created(asset)])
-        return await self._view(asset, user_id, admin=True)
+            await uow.assets.complete_upload(reserved.id, asset.id, now)
+            uow.publish(_created(asset))
+        return await self._view(asset)
 
     async def _reserve_key(
         self,
@@ -271,172 +247,184 @@ class AssetService:
         content_type: str,
         size: int,
         now: datetime,
-    ) -> dict[str, Any]:
+    ) -> PendingUpload:
         """A pending upload holding a key no other upload has: two files of the same name in the same
         millisecond get the next free millisecond instead of overwriting each other."""
         timestamp_ms = int(now.timestamp() * 1000)
         async with self._uow() as uow:
-            records = self._records(uow.conn)
             while True:
-                upload = {
-                    "id": str(uuid.uuid4()),
-                    "user_id": user_id,
-                    "bucket": bucket,
-                    "storage_key": storage_key(user_id, module, timestamp_ms, filename),
-                    "visibility": visibility,
-                    "module": module,
-                    "filename": filename,
-                    "content_type": content_type,
-                    "size": size,
-                    "created_at": now,
-                    "expires_at": now + self._policy.pending_ttl,
-                }
-                if await records.add_upload(upload):
+                upload = PendingUpload(
+                    id=str(uuid.uuid4()),
+                    user_id=user_id,
+                    bucket=bucket,
+                    storage_key=storage_key(user_id, module, timestamp_ms, filename),
+                    visibility=visibility,
+                    module=module,
+                    filename=filename,
+                    content_type=content_type,
+                    size=size,
+                    created_at=now,
+                    expires_at=now + self._policy.pending_ttl,
+                )
+                if await uow.assets.add_upload(upload):
                     return upload
                 timestamp_ms += 1
 
     # --- reading -------------------------------------------------------------------------------------
 
-    async def get(self, user_id: str, asset_id: str, *, admin: bool = False) -> dict[str, Any]:
+    async def get(self, user_id: str, asset_id: str, *, admin: bool = False) -> AssetView:
         async with self._uow() as uow:
-            asset = await self._records(uow.conn).asset(asset_id)
-        return await self._view(self._owned(asset, user_id, admin=admin), user_id, admin=admin)
+            asset = await uow.assets.asset(asset_id)
+        return await self._view(_owned(asset, user_id, admin=admin))
 
-    async def owned_record(self, user_id: str, asset_id: str) -> dict[str, Any]:
+    async def owned_record(self, user_id: str, asset_id: str) -> OwnedAsset:
         """For other services checking a reference (a task's input): the record, if `user_id` owns it."""
         asset = await self._owned_by(user_id, asset_id)
         return {
-            "id": asset["id"], "user_id": asset["user_id"], "visibility": asset["visibility"],
-            "module": asset["module"], "filename": asset["filename"], "mime_type": asset["mime_type"],
-            "size": asset["size"], "task_id": asset["task_id"],
+            "id": asset.id, "user_id": asset.user_id, "visibility": asset.visibility, "module": asset.module,
+            "filename": asset.filename, "mime_type": asset.mime_type, "size": asset.size,
+            "task_id": asset.task_id,
         }  # fmt: skip
 
-    async def read_owned(self, user_id: str, asset_id: str) -> tuple[dict[str, Any], bytes]:
+    async def read_owned(self, user_id: str, asset_id: str) -> tuple[AssetRecord, bytes]:
         """For other services working on the owner's behalf (a provider reading a step's input): the
         record and the bytes, only if `user_id` owns the asset (admin-only assets included: the owner is an
         admin whose studio task reads them)."""
         asset = await self._owned_by(user_id, asset_id)
-        data = await self._objects.read(asset["bucket"], asset["storage_key"])
+        data = await self._objects.read(asset.bucket, asset.storage_key)
         return asset, data
 
-    async def _owned_by(self, user_id: str, asset_id: str) -> dict[str, Any]:
+    async def _owned_by(self, user_id: str, asset_id: str) -> AssetRecord:
         """The asset if `user_id` owns it, whatever its visibility (service-to-service reads only)."""
         async with self._uow() as uow:
-            asset = await self._records(uow.conn).asset(asset_id)
-        if asset is None or asset["user_id"] != user_id:
+            asset = await uow.assets.asset(asset_id)
+        if asset is None or asset.user_id != user_id:
             raise AssetNotFound("no such asset")
         return asset
 
-    async def list(
-        self, user_id: str, *, module: str | None, limit: int, cursor: str | None
-    ) -> dict[str, Any]:
+    async def list(self, user_id: str, *, module: str | None, limit: int, cursor: str | None) -> AssetPage:
         async with self._uow() as uow:
-            items, next_cursor = await self._records(uow.conn).assets_of(
+            items, next_cursor = await uow.assets.assets_of(
                 user_id, module=module, limit=limit, cursor=cursor
             )
-        return {"items": [await self._view(a, user_id) for a in items], "next_cursor": next_cursor}
+        return {"items": [await self._view(a) for a in items], "next_cursor": next_cursor}
 
     # --- publishing and deleting ---------------------------------------------------------------------
 
-    async def publish(self, user_id: str, asset_id: str) -> dict[str, Any]:
+    async def publish(self, user_id: str, asset_id: str) -> AssetView:
         now = self._clock.now()
         async with self._uow() as uow:
-            records = self._records(uow.conn)
-            asset = self._owned(await records.asset(asset_id, for_update=True), user_id)
-            if asset["public_key"]:
-                return await self._view(asset, user_id)
-            key = public_key(user_id, asset["id"], asset["filename"])
+            asset = _owned(await uow.assets.asset(asset_id, for_update=True), user_id)
+            if asset.public_key:
+                return await self._view(asset)
+            key = public_key(user_id, asset.id, asset.filename)
             await self._objects.copy_public(
-                asset["bucket"], asset["storage_key"], self._policy.bucket_public, key, asset["mime_type"]
+                asset.bucket, asset.storage_key, self._policy.bucket_public, key, asset.mime_type
             )
-            asset = await records.set_publication(asset_id, key, now)
-            await self._publish(
-                uow.conn,
-                [AssetPublished(asset_id=asset_id, user_id=user_id, public_key=key, cdn_url=self._cdn(key))],
+            asset = await uow.assets.set_publication(asset_id, key, now)
+            uow.publish(
+                AssetPublished(asset_id=asset_id, user_id=user_id, public_key=key, cdn_url=self._cdn(key))
             )
-        return await self._view(asset, user_id)
+        return await self._view(asset)
 
-    async def unpublish(self, user_id: str, asset_id: str) -> dict[str, Any]:
+    async def unpublish(self, user_id: str, asset_id: str) -> AssetView:
         now = self._clock.now()
         async with self._uow() as uow:
-            records = self._records(uow.conn)
-            asset = self._owned(await records.asset(asset_id, for_update=True), user_id)
-            if asset["public_key"]:
-                await self._objects.delete(self._policy.bucket_public, asset["public_key"])
-                asset = await records.set_publication(asset_id, None, now)
-                await self._publish(uow.conn, [AssetUnpublished(asset_id=asset_id, user_id=user_id)])
-        return await self._view(asset, user_id)
+            asset = _owned(await uow.assets.asset(asset_id, for_update=True), user_id)
+            if asset.public_key:
+                await self._objects.delete(self._policy.bucket_public, asset.public_key)
+                asset = await uow.assets.set_publication(asset_id, None, now)
+                uow.publish(AssetUnpublished(asset_id=asset_id, user_id=user_id))
+        return await self._view(asset)
 
     async def delete(self, user_id: str, asset_id: str) -> None:
         now = self._clock.now()
         async with self._uow() as uow:
-            records = self._records(uow.conn)
-            asset = self._owned(await records.asset(asset_id, for_update=True), user_id)
-            if asset["public_key"]:
-                await self._objects.delete(self._policy.bucket_public, asset["public_key"])
-            await self._objects.delete(asset["bucket"], asset["storage_key"])
-            await records.delete_asset(asset_id, now)
-            await self._publish(uow.conn, [AssetDeleted(asset_id=asset_id, user_id=user_id)])
+            asset = _owned(await uow.assets.asset(asset_id, for_update=True), user_id)
+            if asset.public_key:
+                await self._objects.delete(self._policy.bucket_public, asset.public_key)
+            await self._objects.delete(asset.bucket, asset.storage_key)
+            await uow.assets.delete_asset(asset_id, now)
+            uow.publish(AssetDeleted(asset_id=asset_id, user_id=user_id))
 
     async def sweep_expired_uploads(self) -> int:
         """Removes uploads never confirmed in time, and whatever object they left behind."""
         now = self._clock.now()
         async with self._uow() as uow:
-            records = self._records(uow.conn)
-            expired = await records.expired_uploads(now)
+            expired = await uow.assets.expired_uploads(now)
             for upload in expired:
-                await self._objects.delete(upload["bucket"], upload["storage_key"])
-                await records.drop_upload(upload["id"])
+                await self._objects.delete(upload.bucket, upload.storage_key)
+                await uow.assets.drop_upload(upload.id)
         if expired:
             log.info("expired uploads removed", extra={"count": len(expired)})
         return len(expired)
 
     # --- helpers -------------------------------------------------------------------------------------
 
-    def _owned(self, asset: dict[str, Any] | None, user_id: str, *, admin: bool = False) -> dict[str, Any]:
-        # Another user's asset and an admin-only asset look exactly like a missing one.
-        if asset is None or (asset["user_id"] != user_id and not admin):
-            raise AssetNotFound("no such asset")
-        if asset["visibility"] == "admin-private" and not admin:
-            raise AssetNotFound("no such asset")
-        return asset
-
     def _cdn(self, key: str) -> str:
         # Percent-encoded: a file name may hold "#", "?", "%" or spaces, which would break a raw URL.
         return f"{self._policy.cdn_url.rstrip('/')}/{quote(key)}"
 
-    async def _view(self, asset: dict[str, Any], user_id: str, *, admin: bool = False) -> dict[str, Any]:
-        if asset["public_key"]:
-            url = self._cdn(asset["public_key"])
+    async def _view(self, asset: AssetRecord) -> AssetView:
+        if asset.public_key:
+            url = self._cdn(asset.public_key)
         else:
             url = await self._objects.presign_get(
-                asset["bucket"],
-                asset["storage_key"],
-                ttl_seconds=int(self._policy.download_ttl.total_seconds()),
+                asset.bucket, asset.storage_key, ttl_seconds=int(self._policy.download_ttl.total_seconds())
             )
         return {
-            "id": asset["id"],
-            "user_id": asset["user_id"],
-            "visibility": asset["visibility"],
-            "module": asset["module"],
-            "filename": asset["filename"],
-            "mime_type": asset["mime_type"],
-            "size": asset["size"],
-            "task_id": asset["task_id"],
+            "id": asset.id,
+            "user_id": asset.user_id,
+            "visibility": asset.visibility,
+            "module": asset.module,
+            "filename": asset.filename,
+            "mime_type": asset.mime_type,
+            "size": asset.size,
+            "task_id": asset.task_id,
             "url": url,
-            "created_at": asset["created_at"].isoformat(),
+            "created_at": asset.created_at.isoformat(),
         }
 
 
-def _created(asset: dict[str, Any]) -> AssetCreated:
+def _owned(asset: AssetRecord | None, user_id: str, *, admin: bool = False) -> AssetRecord:
+    # Another user's asset and an admin-only asset look exactly like a missing one.
+    if asset is None or (asset.user_id != user_id and not admin):
+        raise AssetNotFound("no such asset")
+    if asset.visibility == "admin-private" and not admin:
+        raise AssetNotFound("no such asset")
+    return asset
+
+
+def _new_asset(
+    upload: PendingUpload, *, mime_type: str, now: datetime, task_id: str | None = None
+) -> AssetRecord:
+    """The asset an upload becomes once its object is in place."""
+    return AssetRecord(
+        id=str(uuid.uuid4()),
+        user_id=upload.user_id,
+        bucket=upload.bucket,
+        storage_key=upload.storage_key,
+        visibility=upload.visibility,
+        module=upload.module,
+        filename=upload.filename,
+        mime_type=mime_type,
+        size=upload.size,
+        task_id=task_id,
+        public_key=None,
+        created_at=now,
+        updated_at=now,
+    )
+
+
+def _created(asset: AssetRecord) -> AssetCreated:
     return AssetCreated(
-        asset_id=asset["id"],
-        user_id=asset["user_id"],
-        bucket=asset["bucket"],
-        storage_key=asset["storage_key"],
-        visibility=asset["visibility"],
-        module=asset["module"],
-        mime_type=asset["mime_type"],
-        size=asset["size"],
-        task_id=asset["task_id"],
+        asset_id=asset.id,
+        user_id=asset.user_id,
+        bucket=asset.bucket,
+        storage_key=asset.storage_key,
+        visibility=asset.visibility,
+        module=asset.module,
+        mime_type=asset.mime_type,
+        size=asset.size,
+        task_id=asset.task_id,
     )

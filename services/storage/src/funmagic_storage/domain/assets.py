@@ -1,15 +1,26 @@
-"""Storage rules: buckets by visibility, keys, filenames, modules, sizes and content types. Pure."""
+"""Storage rules: buckets by visibility, keys, filenames, modules, sizes and content types; the records of
+assets and pending uploads, and the refusals. Pure."""
 
 from __future__ import annotations
 
 import re
 import unicodedata
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Literal
+
+from funmagic_kit.errors import Conflict, NotFound, Refused, TooLarge
 
 __all__ = [
     "USER_UPLOAD_TYPES",
+    "AssetNotFound",
+    "AssetRecord",
+    "PendingUpload",
+    "UploadNotReady",
     "UploadRefused",
+    "UploadTooLarge",
     "Visibility",
+    "check_module",
     "check_upload",
     "public_key",
     "sanitize_filename",
@@ -36,12 +47,60 @@ ACTIVE_CONTENT = frozenset(
 )
 
 
-class UploadRefused(ValueError):
-    """The upload is not allowed; `code` is stable for clients."""
+class UploadRefused(Refused):
+    """The upload is not allowed; `code` says why (stable for clients)."""
 
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
+    code = "upload_refused"
+
+
+class UploadTooLarge(UploadRefused, TooLarge):
+    code = "too_large"
+
+
+class AssetNotFound(NotFound):
+    """No such asset or upload for this caller (another user's looks exactly like a missing one)."""
+
+
+class UploadNotReady(Conflict):
+    """The upload cannot be confirmed (not uploaded yet, or not what was declared); `code` says why."""
+
+    code = "upload_not_ready"
+
+
+@dataclass(frozen=True)
+class PendingUpload:
+    """A key reserved for an object on its way (a presigned upload, or a server-side write)."""
+
+    id: str
+    user_id: str
+    bucket: str
+    storage_key: str
+    visibility: Visibility
+    module: str
+    filename: str
+    content_type: str
+    size: int
+    created_at: datetime
+    expires_at: datetime
+    completed_at: datetime | None = None
+    asset_id: str | None = None  # once confirmed
+
+
+@dataclass(frozen=True)
+class AssetRecord:
+    id: str
+    user_id: str
+    bucket: str
+    storage_key: str
+    visibility: Visibility
+    module: str
+    filename: str
+    mime_type: str
+    size: int
+    task_id: str | None
+    public_key: str | None  # its key in the public bucket while published
+    created_at: datetime
+    updated_at: datetime
 
 
 def sanitize_filename(name: str) -> str:
@@ -65,7 +124,7 @@ def sanitize_filename(name: str) -> str:
 
 def check_module(module: str) -> str:
     if not _MODULE.fullmatch(module):
-        raise UploadRefused("invalid_module", "a module is 1–40 lower-case letters, digits or dashes")
+        raise UploadRefused("a module is 1–40 lower-case letters, digits or dashes", code="invalid_module")
     return module
 
 
@@ -75,13 +134,15 @@ def check_upload(
     check_module(module)
     kind = content_type.split(";", 1)[0].strip().lower()
     if kind in ACTIVE_CONTENT:
-        raise UploadRefused("active_content", f"{kind} can carry scripts and is not accepted")
+        raise UploadRefused(f"{kind} can carry scripts and is not accepted", code="active_content")
     if kind not in allowed_types:
-        raise UploadRefused("unsupported_type", f"{kind} is not accepted; use one of {sorted(allowed_types)}")
+        raise UploadRefused(
+            f"{kind} is not accepted; use one of {sorted(allowed_types)}", code="unsupported_type"
+        )
     if size <= 0:
-        raise UploadRefused("empty_file", "the file is empty")
+        raise UploadRefused("the file is empty", code="empty_file")
     if size > max_bytes:
-        raise UploadRefused("too_large", f"{size} bytes is over the {max_bytes}-byte limit for {module}")
+        raise UploadTooLarge(f"{size} bytes is over the {max_bytes}-byte limit for {module}")
 
 
 def storage_key(user_id: str, module: str, timestamp_ms: int, filename: str) -> str:

@@ -1,8 +1,10 @@
-"""Internal HTTP API of storage, called by the gateway and by other services (health/metrics: the kit)."""
+"""Internal HTTP API of storage, called by the gateway and by other services (health/metrics: the kit).
+
+Refusals are the domain's own errors, answered as problem+json by the kit's middleware."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from typing import Literal
 from urllib.parse import quote
 
@@ -17,14 +19,9 @@ from funmagic_kit.api import (
     require_principal,
     require_role,
 )
-from funmagic_kit.errors import TransientError
-from funmagic_kit.http import HttpProblem, problem
-from funmagic_storage.application.assets import AssetNotFound, AssetService, UploadNotReady
-from funmagic_storage.domain.assets import UploadRefused
+from funmagic_storage.application.assets import AssetService
 
-__all__ = ["StorageApp", "error_middleware"]
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+__all__ = ["StorageApp"]
 
 
 class _Body(BaseModel):
@@ -54,29 +51,6 @@ class StoreQuery(_Body):
     filename: str = Field(min_length=1, max_length=1024)
     visibility: Literal["private", "admin-private"] = "private"
     task_id: str | None = Field(None, max_length=64)
-
-
-def error_middleware() -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
-    @web.middleware
-    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        try:
-            return await handler(request)
-        except AssetNotFound as error:
-            return problem(404, "Not Found", str(error), code="not_found")
-        except UploadRefused as error:
-            status = 413 if error.code == "too_large" else 422
-            return problem(
-                status,
-                "Content Too Large" if status == 413 else "Unprocessable Content",
-                str(error),
-                code=error.code,
-            )
-        except UploadNotReady as error:
-            return problem(409, "Conflict", str(error), code=error.code)
-        except TransientError as error:
-            return problem(503, "Service Unavailable", str(error), code="unavailable")
-
-    return middleware
 
 
 class StorageApp:
@@ -121,12 +95,9 @@ class StorageApp:
     async def list_assets(self, request: web.Request) -> web.Response:
         principal = require_principal(request)
         query = read_query(request, ListQuery)
-        try:
-            page = await self._assets.list(
-                principal.user_id, module=query.module, limit=query.limit, cursor=query.cursor
-            )
-        except ValueError:
-            raise HttpProblem(422, "Unprocessable Content", "the cursor is invalid") from None
+        page = await self._assets.list(
+            principal.user_id, module=query.module, limit=query.limit, cursor=query.cursor
+        )
         return web.json_response(page)
 
     async def get_asset(self, request: web.Request) -> web.Response:
@@ -173,8 +144,8 @@ class StorageApp:
         asset, data = await self._assets.read_owned(query.user_id, path_uuid(request, "asset_id", "asset"))
         return web.Response(
             body=data,
-            content_type=asset["mime_type"],
-            headers={"X-Asset-Filename": quote(asset["filename"]), "X-Asset-Module": asset["module"]},
+            content_type=asset.mime_type,
+            headers={"X-Asset-Filename": quote(asset.filename), "X-Asset-Module": asset.module},
         )
 
     async def owned_asset(self, request: web.Request) -> web.Response:

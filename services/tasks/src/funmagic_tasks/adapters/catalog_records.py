@@ -1,4 +1,4 @@
-"""The tool catalog and the banners on Postgres, and the outbox writer the catalog publishes through.
+"""The tool catalog and the banners on Postgres, rows mapped to the catalog's entries and back.
 
 Lists are keyset pages in SQL: tool types by (sort_order, name), tools by (featured first, slug), banners by
 (main first, position, id). Names and slugs are unique among live rows (partial unique indexes); a clash
@@ -8,26 +8,35 @@ is a `CatalogConflict`. A tool type is locked `FOR SHARE` while a tool is writte
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, TypeVar
 
 import psycopg
 from psycopg.types.json import Jsonb
 
-from funmagic_contracts.base import IntegrationEvent
-from funmagic_contracts.envelope import Envelope
-from funmagic_kit.logs import current_correlation_id
-from funmagic_kit.outbox import add_to_outbox
-from funmagic_tasks.domain.catalog import CatalogConflict, InvalidCatalogEntry, Tool, parse_tool_config
+from funmagic_kit.pagination import InvalidCursor, decode_cursor, page_of
+from funmagic_tasks.application.ports import RowLock
+from funmagic_tasks.domain.catalog import (
+    BannerEntry,
+    BannerRecord,
+    CatalogConflict,
+    InvalidCatalogEntry,
+    Tool,
+    ToolEntry,
+    ToolRecord,
+    ToolTypeEntry,
+    ToolTypeLabel,
+    ToolTypeRecord,
+    config_to_json,
+    parse_tool_config,
+)
 
-__all__ = ["CatalogRecords", "decode_cursor", "encode_cursor", "publish_to_outbox"]
+__all__ = ["CatalogRecords"]
 
-Lock = Literal["update", "share"] | None
+Row = Mapping[str, Any]
+RecordT = TypeVar("RecordT")
 
 TYPE_COLUMNS = (
     "tt.id::text, tt.name, tt.display_name, tt.description, tt.icon, tt.color, tt.sort_order, tt.is_active, "
@@ -70,6 +79,27 @@ VALUES (%(id)s, %(slug)s, %(title)s, %(description)s, %(thumbnail_asset_id)s, %(
 ON CONFLICT (slug) WHERE deleted_at IS NULL DO NOTHING
 RETURNING id::text
 """
+UPDATE_TYPE = """
+UPDATE tool_types SET name = %(name)s, display_name = %(display_name)s, description = %(description)s,
+    icon = %(icon)s, color = %(color)s, sort_order = %(sort_order)s, is_active = %(is_active)s,
+    translations = %(translations)s, updated_at = %(now)s
+WHERE id = %(id)s AND deleted_at IS NULL
+"""
+UPDATE_TOOL = """
+UPDATE tools SET slug = %(slug)s, title = %(title)s, description = %(description)s,
+    thumbnail_asset_id = %(thumbnail_asset_id)s, tool_type_id = %(tool_type_id)s, config = %(config)s,
+    credits_cost = %(credits_cost)s, is_active = %(is_active)s, is_featured = %(is_featured)s,
+    translations = %(translations)s, updated_at = %(now)s
+WHERE id = %(id)s AND deleted_at IS NULL
+"""
+UPDATE_BANNER = """
+UPDATE banners SET title = %(title)s, description = %(description)s,
+    thumbnail_asset_id = %(thumbnail_asset_id)s, link = %(link)s, link_text = %(link_text)s,
+    link_target = %(link_target)s, type = %(type)s, position = %(position)s, badge = %(badge)s,
+    badge_color = %(badge_color)s, is_active = %(is_active)s, starts_at = %(starts_at)s,
+    ends_at = %(ends_at)s, translations = %(translations)s, updated_at = %(now)s
+WHERE id = %(id)s AND deleted_at IS NULL
+"""
 INSERT_BANNER = f"""
 INSERT INTO banners AS b
     (id, title, description, thumbnail_asset_id, link, link_text, link_target, type, position, badge,
@@ -81,45 +111,17 @@ ON CONFLICT (id) DO NOTHING
 RETURNING {BANNER_COLUMNS}
 """
 
-_TYPE_FIELDS = frozenset(
-    {"name", "display_name", "description", "icon", "color", "sort_order", "is_active", "translations"}
-)
-_TOOL_FIELDS = frozenset(
-    {
-        "slug", "title", "description", "thumbnail_asset_id", "tool_type_id", "config", "credits_cost",
-        "is_active", "is_featured", "translations",
-    }
-)  # fmt: skip
-_BANNER_FIELDS = frozenset(
-    {
-        "title", "description", "thumbnail_asset_id", "link", "link_text", "link_target", "type", "position",
-        "badge", "badge_color", "is_active", "starts_at", "ends_at", "translations",
-    }
-)  # fmt: skip
-_JSON_FIELDS = frozenset({"config", "translations"})
-
 
 # --- cursors ------------------------------------------------------------------------------------------
 
 
-def encode_cursor(*values: Any) -> str:
-    return base64.urlsafe_b64encode(json.dumps(list(values), separators=(",", ":")).encode()).decode()
-
-
-def decode_cursor(cursor: str, *types: type) -> list[Any]:
-    """The values of a cursor, each checked against its type; anything forged is `InvalidCatalogEntry`."""
+def _cursor(cursor: str, *types: type) -> tuple[Any, ...]:
+    """The key of a page's cursor; a forged one is refused as an invalid catalog entry (the code clients
+    have always seen for it)."""
     try:
-        values = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-    except (ValueError, binascii.Error, UnicodeError):
-        values = None
-    if (
-        not isinstance(values, list)
-        or len(values) != len(types)
-        or not all(type(v) is t for v, t in zip(values, types, strict=True))  # bool is not int here
-        or any(isinstance(v, str) and (len(v) > 100 or "\x00" in v) for v in values)
-    ):
-        raise InvalidCatalogEntry("cursor", "the cursor is invalid; start again without it")
-    return values
+        return decode_cursor(cursor, *types)
+    except InvalidCursor:
+        raise InvalidCatalogEntry("cursor", "the cursor is invalid; start again without it") from None
 
 
 def _uuid_or_none(value: str) -> str | None:
@@ -129,21 +131,8 @@ def _uuid_or_none(value: str) -> str | None:
         return None
 
 
-def _lock_clause(lock: Lock, table: str) -> str:
+def _lock_clause(lock: RowLock, table: str) -> str:
     return {None: "", "update": f" FOR UPDATE OF {table}", "share": f" FOR SHARE OF {table}"}[lock]
-
-
-def _stored(values: dict[str, Any]) -> dict[str, Any]:
-    return {k: Jsonb(v) if k in _JSON_FIELDS else v for k, v in values.items()}
-
-
-# --- the outbox -----------------------------------------------------------------------------------------
-
-
-async def publish_to_outbox(conn: psycopg.AsyncConnection, events: Sequence[IntegrationEvent]) -> None:
-    """Each event in an envelope, in the caller's transaction (the relay of the running service sends it)."""
-    correlation_id = current_correlation_id()
-    await add_to_outbox(conn, [(e.TOPIC, Envelope.wrap(e, correlation_id=correlation_id)) for e in events])
 
 
 # --- records --------------------------------------------------------------------------------------------
@@ -155,12 +144,13 @@ class CatalogRecords:
 
     # --- tool types ---------------------------------------------------------------------------------------
 
-    async def add_tool_type(self, row: dict[str, Any]) -> dict[str, Any] | None:
+    async def add_tool_type(self, type_id: str, entry: ToolTypeEntry, now: datetime) -> ToolTypeRecord | None:
         """None when a live tool type has that name."""
-        cursor = await self._conn.execute(INSERT_TYPE, _stored(row))
-        return await cursor.fetchone()
+        cursor = await self._conn.execute(INSERT_TYPE, {**_type_columns(entry), "id": type_id, "now": now})
+        row = await cursor.fetchone()
+        return None if row is None else _tool_type(row)
 
-    async def tool_type(self, type_id: str, *, lock: Lock = None) -> dict[str, Any] | None:
+    async def tool_type(self, type_id: str, *, lock: RowLock = None) -> ToolTypeRecord | None:
         if _uuid_or_none(type_id) is None:
             return None
         cursor = await self._conn.execute(
@@ -168,30 +158,26 @@ class CatalogRecords:
             f"AND tt.deleted_at IS NULL{_lock_clause(lock, 'tt')}",
             (type_id,),
         )
-        return await cursor.fetchone()
+        row = await cursor.fetchone()
+        return None if row is None else _tool_type(row)
 
-    async def tool_type_by_name(self, name: str) -> dict[str, Any] | None:
+    async def tool_type_by_name(self, name: str) -> ToolTypeRecord | None:
         cursor = await self._conn.execute(
             f"SELECT {TYPE_COLUMNS}, {TYPE_COUNTS} FROM tool_types tt WHERE tt.name = %s "
             "AND tt.deleted_at IS NULL",
             (name,),
         )
-        return await cursor.fetchone()
+        row = await cursor.fetchone()
+        return None if row is None else _tool_type(row)
 
-    async def update_tool_type(self, type_id: str, values: dict[str, Any], now: datetime) -> dict[str, Any]:
-        assert set(values) <= _TYPE_FIELDS, set(values) - _TYPE_FIELDS
-        if values:
-            assignments = ", ".join(f"{column} = %({column})s" for column in values)
-            await self._unique_update(
-                f"UPDATE tool_types SET {assignments}, updated_at = %(now)s "
-                "WHERE id = %(id)s AND deleted_at IS NULL",
-                {**_stored(values), "id": type_id, "now": now},
-                "tool_type_exists",
-                f"a tool type named {values.get('name')!r} exists already",
-            )
-        row = await self.tool_type(type_id)
-        assert row is not None
-        return row
+    async def update_tool_type(self, type_id: str, entry: ToolTypeEntry, now: datetime) -> ToolTypeRecord:
+        await self._unique_update(
+            UPDATE_TYPE,
+            {**_type_columns(entry), "id": type_id, "now": now},
+            "tool_type_exists",
+            f"a tool type named {entry.name!r} exists already",
+        )
+        return await _must_be_there(self.tool_type(type_id))
 
     async def tools_using(self, type_id: str) -> int:
         """Live tools (active or not) of a tool type."""
@@ -211,14 +197,14 @@ class CatalogRecords:
 
     async def tool_types_page(
         self, *, active: bool | None, limit: int, cursor: str | None
-    ) -> tuple[list[dict[str, Any]], str | None]:
+    ) -> tuple[list[ToolTypeRecord], str | None]:
         conditions = ["tt.deleted_at IS NULL"]
-        params: dict[str, Any] = {"limit": limit + 1}
+        params: dict[str, object] = {"limit": limit + 1}
         if active is not None:
             conditions.append("tt.is_active = %(active)s")
             params["active"] = active
         if cursor:
-            params["after_sort"], params["after_name"] = decode_cursor(cursor, int, str)
+            params["after_sort"], params["after_name"] = _cursor(cursor, int, str)
             conditions.append("(tt.sort_order, tt.name) > (%(after_sort)s, %(after_name)s)")
         rows = await (
             await self._conn.execute(
@@ -227,64 +213,50 @@ class CatalogRecords:
                 params,
             )
         ).fetchall()
-        items = rows[:limit]
-        next_cursor = encode_cursor(items[-1]["sort_order"], items[-1]["name"]) if len(rows) > limit else None
-        return items, next_cursor
+        records = [_tool_type(row) for row in rows]
+        return page_of(records, limit, key=lambda r: (r.entry.sort_order, r.entry.name))
 
     # --- tools ------------------------------------------------------------------------------------------
 
-    async def add_tool(self, row: dict[str, Any]) -> dict[str, Any] | None:
+    async def add_tool(self, tool_id: str, entry: ToolEntry, now: datetime) -> ToolRecord | None:
         """None when a live tool has that slug."""
-        cursor = await self._conn.execute(INSERT_TOOL, _stored(row))
+        cursor = await self._conn.execute(INSERT_TOOL, {**_tool_columns(entry), "id": tool_id, "now": now})
         added = await cursor.fetchone()
         return None if added is None else await self.tool(added["id"])
 
-    async def tool(self, tool_id: str, *, for_update: bool = False) -> dict[str, Any] | None:
+    async def tool(self, tool_id: str, *, lock: RowLock = None) -> ToolRecord | None:
         if _uuid_or_none(tool_id) is None:
             return None
-        lock = " FOR UPDATE OF t" if for_update else ""
         cursor = await self._conn.execute(
-            f"SELECT {TOOL_COLUMNS} FROM {TOOL_FROM} WHERE t.id = %s AND t.deleted_at IS NULL{lock}",
+            f"SELECT {TOOL_COLUMNS} FROM {TOOL_FROM} WHERE t.id = %s AND t.deleted_at IS NULL"
+            f"{_lock_clause(lock, 't')}",
             (tool_id,),
         )
-        return await cursor.fetchone()
+        row = await cursor.fetchone()
+        return None if row is None else _tool_record(row)
 
-    async def tool_row_by_slug(self, slug: str, *, active_only: bool = False) -> dict[str, Any] | None:
+    async def tool_record_by_slug(self, slug: str, *, active_only: bool = False) -> ToolRecord | None:
         active = " AND t.is_active" if active_only else ""
         cursor = await self._conn.execute(
             f"SELECT {TOOL_COLUMNS} FROM {TOOL_FROM} WHERE t.slug = %s AND t.deleted_at IS NULL{active}",
             (slug,),
         )
-        return await cursor.fetchone()
+        row = await cursor.fetchone()
+        return None if row is None else _tool_record(row)
 
     async def tool_by_slug(self, slug: str) -> Tool | None:
         """The live tool with that slug as the task saga uses it (an inactive one has `is_active` False)."""
-        row = await self.tool_row_by_slug(slug)
-        if row is None:
-            return None
-        return Tool(
-            id=row["id"],
-            slug=row["slug"],
-            title=row["title"],
-            is_active=row["is_active"],
-            credits_cost=row["credits_cost"],
-            config=parse_tool_config(row["config"]),
-        )
+        record = await self.tool_record_by_slug(slug)
+        return None if record is None else record.as_tool()
 
-    async def update_tool(self, tool_id: str, values: dict[str, Any], now: datetime) -> dict[str, Any]:
-        assert set(values) <= _TOOL_FIELDS, set(values) - _TOOL_FIELDS
-        if values:
-            assignments = ", ".join(f"{column} = %({column})s" for column in values)
-            await self._unique_update(
-                f"UPDATE tools SET {assignments}, updated_at = %(now)s "
-                "WHERE id = %(id)s AND deleted_at IS NULL",
-                {**_stored(values), "id": tool_id, "now": now},
-                "tool_exists",
-                f"a tool with the slug {values.get('slug')!r} exists already",
-            )
-        row = await self.tool(tool_id)
-        assert row is not None
-        return row
+    async def update_tool(self, tool_id: str, entry: ToolEntry, now: datetime) -> ToolRecord:
+        await self._unique_update(
+            UPDATE_TOOL,
+            {**_tool_columns(entry), "id": tool_id, "now": now},
+            "tool_exists",
+            f"a tool with the slug {entry.slug!r} exists already",
+        )
+        return await _must_be_there(self.tool(tool_id))
 
     async def delete_tool(self, tool_id: str, now: datetime) -> bool:
         cursor = await self._conn.execute(
@@ -304,11 +276,11 @@ class CatalogRecords:
         locales: Sequence[str] = (),
         limit: int,
         cursor: str | None,
-    ) -> tuple[list[dict[str, Any]], str | None]:
+    ) -> tuple[list[ToolRecord], str | None]:
         """Featured first, then by slug. `query` matches title or description (English, or the texts of
         `locales`) as a literal substring: `%`, `_` and `\\` in it are escaped."""
         conditions = ["t.deleted_at IS NULL"]
-        params: dict[str, Any] = {"limit": limit + 1}
+        params: dict[str, object] = {"limit": limit + 1}
         if active is not None:
             conditions.append("t.is_active = %(active)s")
             params["active"] = active
@@ -331,7 +303,9 @@ class CatalogRecords:
                 ]
             conditions.append(f"({' OR '.join(matches)})")
         if cursor:
-            params["after_unfeatured"], params["after_slug"] = decode_cursor(cursor, bool, str)
+            # (0 featured, 1 not, slug): the kit's cursors carry numbers and text, not booleans.
+            unfeatured, params["after_slug"] = _cursor(cursor, int, str)
+            params["after_unfeatured"] = unfeatured == 1
             conditions.append("((NOT t.is_featured), t.slug) > (%(after_unfeatured)s, %(after_slug)s)")
         rows = await (
             await self._conn.execute(
@@ -340,41 +314,33 @@ class CatalogRecords:
                 params,
             )
         ).fetchall()
-        items = rows[:limit]
-        next_cursor = (
-            encode_cursor(not items[-1]["is_featured"], items[-1]["slug"]) if len(rows) > limit else None
-        )
-        return items, next_cursor
+        records = [_tool_record(row) for row in rows]
+        return page_of(records, limit, key=lambda r: (0 if r.entry.is_featured else 1, r.entry.slug))
 
     # --- banners ----------------------------------------------------------------------------------------
 
-    async def add_banner(self, row: dict[str, Any]) -> dict[str, Any] | None:
+    async def add_banner(self, banner_id: str, entry: BannerEntry, now: datetime) -> BannerRecord | None:
         """None when a banner with that id exists (a deleted one too)."""
-        cursor = await self._conn.execute(INSERT_BANNER, _stored(row))
-        return await cursor.fetchone()
+        cursor = await self._conn.execute(
+            INSERT_BANNER, {**_banner_columns(entry), "id": banner_id, "now": now}
+        )
+        row = await cursor.fetchone()
+        return None if row is None else _banner(row)
 
-    async def banner(self, banner_id: str, *, for_update: bool = False) -> dict[str, Any] | None:
+    async def banner(self, banner_id: str, *, lock: RowLock = None) -> BannerRecord | None:
         if _uuid_or_none(banner_id) is None:
             return None
-        lock = " FOR UPDATE" if for_update else ""
         cursor = await self._conn.execute(
-            f"SELECT {BANNER_COLUMNS} FROM banners b WHERE b.id = %s AND b.deleted_at IS NULL{lock}",
+            f"SELECT {BANNER_COLUMNS} FROM banners b WHERE b.id = %s AND b.deleted_at IS NULL"
+            f"{_lock_clause(lock, 'b')}",
             (banner_id,),
         )
-        return await cursor.fetchone()
+        row = await cursor.fetchone()
+        return None if row is None else _banner(row)
 
-    async def update_banner(self, banner_id: str, values: dict[str, Any], now: datetime) -> dict[str, Any]:
-        assert set(values) <= _BANNER_FIELDS, set(values) - _BANNER_FIELDS
-        if values:
-            assignments = ", ".join(f"{column} = %({column})s" for column in values)
-            await self._conn.execute(
-                f"UPDATE banners SET {assignments}, updated_at = %(now)s "
-                "WHERE id = %(id)s AND deleted_at IS NULL",
-                {**_stored(values), "id": banner_id, "now": now},
-            )
-        row = await self.banner(banner_id)
-        assert row is not None
-        return row
+    async def update_banner(self, banner_id: str, entry: BannerEntry, now: datetime) -> BannerRecord:
+        await self._conn.execute(UPDATE_BANNER, {**_banner_columns(entry), "id": banner_id, "now": now})
+        return await _must_be_there(self.banner(banner_id))
 
     async def delete_banner(self, banner_id: str, now: datetime) -> bool:
         cursor = await self._conn.execute(
@@ -392,11 +358,11 @@ class CatalogRecords:
         active: bool | None = None,
         limit: int,
         cursor: str | None,
-    ) -> tuple[list[dict[str, Any]], str | None]:
+    ) -> tuple[list[BannerRecord], str | None]:
         """Main banners first, then by position. `live_at`: only those shown at that moment (active and
         `starts_at <= live_at < ends_at`, a null bound open)."""
         conditions = ["b.deleted_at IS NULL"]
-        params: dict[str, Any] = {"limit": limit + 1}
+        params: dict[str, object] = {"limit": limit + 1}
         if live_at is not None:
             conditions += [
                 "b.is_active",
@@ -411,9 +377,7 @@ class CatalogRecords:
             conditions.append("b.type = %(type)s")
             params["type"] = banner_type
         if cursor:
-            rank, position, after_id = decode_cursor(cursor, int, int, str)
-            if _uuid_or_none(after_id) is None:
-                raise InvalidCatalogEntry("cursor", "the cursor is invalid; start again without it")
+            rank, position, after_id = _cursor(cursor, int, int, uuid.UUID)
             params |= {"after_rank": rank, "after_position": position, "after_id": after_id}
             conditions.append(
                 f"({BANNER_RANK}, b.position, b.id) "
@@ -426,19 +390,149 @@ class CatalogRecords:
                 params,
             )
         ).fetchall()
-        items = rows[:limit]
-        next_cursor = None
-        if len(rows) > limit:
-            last = items[-1]
-            next_cursor = encode_cursor(0 if last["type"] == "main" else 1, last["position"], last["id"])
-        return items, next_cursor
+        records = [_banner(row) for row in rows]
+        return page_of(
+            records, limit, key=lambda r: (0 if r.entry.type == "main" else 1, r.entry.position, r.id)
+        )
 
     # --- helpers ----------------------------------------------------------------------------------------
 
-    async def _unique_update(self, sql: str, params: dict[str, Any], code: str, message: str) -> None:
+    async def _unique_update(self, sql: str, params: Mapping[str, object], code: str, message: str) -> None:
         # A savepoint: the clash is reported and the caller's transaction stays usable (it rolls back anyway).
         try:
             async with self._conn.transaction():
                 await self._conn.execute(sql, params)
         except psycopg.errors.UniqueViolation:
             raise CatalogConflict(code, message) from None
+
+
+async def _must_be_there(read: Awaitable[RecordT | None]) -> RecordT:
+    """A row this transaction just wrote (and holds locked), read back."""
+    record = await read
+    if record is None:
+        raise LookupError("a row written in this transaction is gone")
+    return record
+
+
+# --- entries → columns ---------------------------------------------------------------------------------
+
+
+def _type_columns(entry: ToolTypeEntry) -> dict[str, object]:
+    return {
+        "name": entry.name,
+        "display_name": entry.display_name,
+        "description": entry.description,
+        "icon": entry.icon,
+        "color": entry.color,
+        "sort_order": entry.sort_order,
+        "is_active": entry.is_active,
+        "translations": Jsonb(entry.translations),
+    }
+
+
+def _tool_columns(entry: ToolEntry) -> dict[str, object]:
+    return {
+        "slug": entry.slug,
+        "title": entry.title,
+        "description": entry.description,
+        "thumbnail_asset_id": entry.thumbnail_asset_id,
+        "tool_type_id": entry.tool_type_id,
+        "config": Jsonb(config_to_json(entry.config)),
+        "credits_cost": entry.credits_cost,
+        "is_active": entry.is_active,
+        "is_featured": entry.is_featured,
+        "translations": Jsonb(entry.translations),
+    }
+
+
+def _banner_columns(entry: BannerEntry) -> dict[str, object]:
+    return {
+        "title": entry.title,
+        "description": entry.description,
+        "thumbnail_asset_id": entry.thumbnail_asset_id,
+        "link": entry.link,
+        "link_text": entry.link_text,
+        "link_target": entry.link_target,
+        "type": entry.type,
+        "position": entry.position,
+        "badge": entry.badge,
+        "badge_color": entry.badge_color,
+        "is_active": entry.is_active,
+        "starts_at": entry.starts_at,
+        "ends_at": entry.ends_at,
+        "translations": Jsonb(entry.translations),
+    }
+
+
+# --- rows → records ------------------------------------------------------------------------------------
+
+
+def _tool_type(row: Row) -> ToolTypeRecord:
+    return ToolTypeRecord(
+        id=row["id"],
+        entry=ToolTypeEntry(
+            name=row["name"],
+            display_name=row["display_name"],
+            description=row["description"],
+            icon=row["icon"],
+            color=row["color"],
+            sort_order=row["sort_order"],
+            is_active=row["is_active"],
+            translations=row["translations"],
+        ),
+        tools_count=int(row["tools_count"]),
+        active_tools_count=int(row["active_tools_count"]),
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+    )
+
+
+def _tool_record(row: Row) -> ToolRecord:
+    return ToolRecord(
+        id=row["id"],
+        entry=ToolEntry(
+            slug=row["slug"],
+            title=row["title"],
+            description=row["description"],
+            thumbnail_asset_id=row["thumbnail_asset_id"],
+            tool_type_id=row["tool_type_id"],
+            # Stored in canonical form (checked on the way in), parsed back into the domain's model.
+            config=parse_tool_config(row["config"]),
+            is_active=row["is_active"],
+            is_featured=row["is_featured"],
+            translations=row["translations"],
+        ),
+        credits_cost=row["credits_cost"],
+        tool_type=ToolTypeLabel(
+            id=row["tool_type_id"],
+            name=row["tool_type_name"],
+            display_name=row["tool_type_display_name"],
+            translations=row["tool_type_translations"],
+        ),
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+    )
+
+
+def _banner(row: Row) -> BannerRecord:
+    return BannerRecord(
+        id=row["id"],
+        entry=BannerEntry(
+            title=row["title"],
+            description=row["description"],
+            thumbnail_asset_id=row["thumbnail_asset_id"],
+            link=row["link"],
+            link_text=row["link_text"],
+            link_target=row["link_target"],
+            type=row["type"],
+            position=row["position"],
+            badge=row["badge"],
+            badge_color=row["badge_color"],
+            is_active=row["is_active"],
+            starts_at=row["starts_at"],
+            ends_at=row["ends_at"],
+            translations=row["translations"],
+        ),
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+    )

@@ -1,85 +1,141 @@
-"""Tasks and their payloads on Postgres. Lists are cut in SQL with keyset cursors, never in memory."""
+"""Tasks and their payloads on Postgres, mapped to and from the `Task` aggregate.
+
+A task is two rows: `tasks` (the saga's state, small and indexed) and `task_payloads` (the request, the
+step results, the output and the error text, JSON). Both are read with one join and written with one
+statement (a data-modifying CTE), so a transition costs one round trip. Lists are keyset pages cut in SQL.
+"""
 
 from __future__ import annotations
 
-import base64
-import json
 import uuid
+from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from types import MappingProxyType
+from typing import Any, cast
 
 import psycopg
 from psycopg.types.json import Jsonb
 
-__all__ = ["TaskRecords", "decode_cursor", "encode_cursor"]
+from funmagic_kit.db import translate_db_error
+from funmagic_kit.pagination import decode_cursor, page_of
+from funmagic_tasks.domain.json_values import JsonObject
+from funmagic_tasks.domain.task import (
+    ResolvedInput,
+    StepResult,
+    Task,
+    TaskError,
+    TaskResult,
+    step_result_document,
+    task_result_document,
+)
+from funmagic_tasks.domain.tasks import (
+    PlannedStep,
+    ProducedAsset,
+    TaskInput,
+    TaskRequest,
+    TaskStatus,
+    request_document,
+)
+
+__all__ = ["TaskRecords"]
+
+Row = Mapping[str, Any]
 
 TASK_COLUMNS = (
     "t.id::text, t.user_id, t.tool_id::text, t.tool_slug, t.parent_task_id::text, t.status, t.plan, "
-    "t.step_ids, "
     "t.current_step_id, t.completed_steps, t.attempt, t.price, t.charged_credits, t.step_deadline_at, "
     "t.idempotency_key, t.request_hash, t.error_code, t.error_message, t.created_at, t.updated_at, "
-    "t.started_at, t.finished_at"
+    "t.started_at, t.finished_at, p.input, p.steps, p.output"
 )
-PAYLOAD_COLUMNS = "p.input, p.steps, p.output, p.error"
+SELECT_TASK = f"SELECT {TASK_COLUMNS} FROM tasks t JOIN task_payloads p ON p.task_id = t.id"
 
+INSERT_TASK = f"""
+WITH t AS (
+    INSERT INTO tasks
+        (id, user_id, tool_id, tool_slug, parent_task_id, status, plan, step_ids, current_step_id,
+         completed_steps, attempt, price, charged_credits, step_deadline_at, idempotency_key, request_hash,
+         error_code, error_message, created_at, updated_at, started_at, finished_at)
+    VALUES (%(id)s, %(user_id)s, %(tool_id)s, %(tool_slug)s, %(parent_task_id)s, %(status)s, %(plan)s,
+            %(step_ids)s, %(current_step_id)s, %(completed_steps)s, %(attempt)s, %(price)s,
+            %(charged_credits)s, %(step_deadline_at)s, %(idempotency_key)s, %(request_hash)s, %(error_code)s,
+            %(error_message)s, %(created_at)s, %(updated_at)s, %(started_at)s, %(finished_at)s)
+    RETURNING *
+), p AS (
+    INSERT INTO task_payloads (task_id, input, steps, output, error)
+    SELECT t.id, %(input)s, %(steps)s, %(output)s, %(error)s FROM t
+    RETURNING *
+)
+SELECT {TASK_COLUMNS} FROM t JOIN p ON p.task_id = t.id
+"""
 
-def encode_cursor(created_at: datetime, task_id: str) -> str:
-    return base64.urlsafe_b64encode(json.dumps([created_at.isoformat(), task_id]).encode()).decode()
+# Only what a transition can change; the rest of a task is fixed when it is requested.
+SAVE_TASK = f"""
+WITH t AS (
+    UPDATE tasks SET status = %(status)s, current_step_id = %(current_step_id)s,
+        completed_steps = %(completed_steps)s, attempt = %(attempt)s, charged_credits = %(charged_credits)s,
+        step_deadline_at = %(step_deadline_at)s, error_code = %(error_code)s,
+        error_message = %(error_message)s, started_at = %(started_at)s, finished_at = %(finished_at)s,
+        updated_at = %(updated_at)s
+    WHERE id = %(id)s
+    RETURNING *
+), p AS (
+    UPDATE task_payloads SET steps = %(steps)s, output = %(output)s, error = %(error)s
+    WHERE task_id = %(id)s
+    RETURNING *
+)
+SELECT {TASK_COLUMNS} FROM t JOIN p ON p.task_id = t.id
+"""
 
+PAGE = f"""
+{SELECT_TASK}
+WHERE (%(user_id)s::text IS NULL OR t.user_id = %(user_id)s)
+  AND (%(status)s::text IS NULL OR t.status = %(status)s)
+  AND (%(tool)s::text IS NULL OR t.tool_slug = %(tool)s)
+  AND (%(after_created)s::timestamptz IS NULL
+       OR (t.created_at, t.id) < (%(after_created)s, %(after_id)s::uuid))
+ORDER BY t.created_at DESC, t.id DESC LIMIT %(limit)s
+"""
 
-def decode_cursor(cursor: str) -> tuple[datetime, str]:
-    try:
-        created_at, task_id = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-        return datetime.fromisoformat(created_at), str(uuid.UUID(str(task_id)))
-    except (ValueError, TypeError) as error:
-        raise ValueError("invalid cursor") from error
+OVERDUE = """
+SELECT id::text FROM tasks
+WHERE (status = 'running' AND step_deadline_at < %(now)s)
+   OR (status = 'pending' AND created_at < %(pending_before)s)
+ORDER BY created_at LIMIT %(limit)s
+"""
 
 
 class TaskRecords:
     def __init__(self, conn: psycopg.AsyncConnection) -> None:
         self._conn = conn
 
-    async def add(self, task: dict[str, Any], task_input: dict[str, Any]) -> bool:
-        """False when this user already has a task with this idempotency key."""
-        cursor = await self._conn.execute(
-            """INSERT INTO tasks
-                   (id, user_id, tool_id, tool_slug, parent_task_id, status, plan, step_ids, price,
-                    idempotency_key, request_hash, created_at, updated_at)
-               VALUES (%(id)s, %(user_id)s, %(tool_id)s, %(tool_slug)s, %(parent_task_id)s, 'pending',
-                       %(plan)s, %(step_ids)s, %(price)s, %(idempotency_key)s, %(request_hash)s, %(now)s,
-                       %(now)s)
-               ON CONFLICT (user_id, idempotency_key) DO NOTHING""",
-            {**task, "plan": Jsonb(task["plan"])},
-        )
-        if cursor.rowcount != 1:
-            return False
-        await self._conn.execute(
-            "INSERT INTO task_payloads (task_id, input) VALUES (%s, %s)", (task["id"], Jsonb(task_input))
-        )
-        return True
+    async def lock(self, task_id: str) -> Task | None:
+        return await self._one_by_id(task_id, lock=True)
 
-    async def get(self, task_id: str, *, for_update: bool = False) -> dict[str, Any] | None:
-        """The task and its payload; None for an id that is not one of ours (not even a UUID: events of
-        other producers on the shared topics are passed over, not retried into the dead-letter topic)."""
+    async def get(self, task_id: str) -> Task | None:
+        return await self._one_by_id(task_id, lock=False)
+
+    async def _one_by_id(self, task_id: str, *, lock: bool) -> Task | None:
+        # None for an id that is not one of ours (not even a UUID: events of other producers on the
+        # shared topics are passed over, not retried into the dead-letter topic).
         try:
             uuid.UUID(task_id)
         except ValueError:
             return None
-        lock = " FOR UPDATE OF t" if for_update else ""
         cursor = await self._conn.execute(
-            f"""SELECT {TASK_COLUMNS}, {PAYLOAD_COLUMNS} FROM tasks t JOIN task_payloads p ON p.task_id = t.id
-                WHERE t.id = %s{lock}""",
-            (task_id,),
+            f"{SELECT_TASK} WHERE t.id = %s{' FOR UPDATE OF t' if lock else ''}", (task_id,)
         )
-        return await cursor.fetchone()
+        row = await cursor.fetchone()
+        return None if row is None else _task(row)
 
-    async def by_idempotency_key(self, user_id: str, key: str) -> dict[str, Any] | None:
+    async def by_idempotency_key(self, user_id: str, key: str) -> Task | None:
         cursor = await self._conn.execute(
-            f"""SELECT {TASK_COLUMNS}, {PAYLOAD_COLUMNS} FROM tasks t JOIN task_payloads p ON p.task_id = t.id
-                WHERE t.user_id = %s AND t.idempotency_key = %s""",
-            (user_id, key),
+            f"{SELECT_TASK} WHERE t.user_id = %s AND t.idempotency_key = %s", (user_id, key)
         )
-        return await cursor.fetchone()
+        row = await cursor.fetchone()
+        return None if row is None else _task(row)
+
+    async def hold_creations_of(self, user_id: str) -> None:
+        await self._conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"tasks:{user_id}",))
 
     async def active_count(self, user_id: str) -> int:
         cursor = await self._conn.execute(
@@ -89,66 +145,193 @@ class TaskRecords:
         row = await cursor.fetchone()
         return int(row["n"]) if row else 0
 
+    async def add(self, task: Task) -> Task:
+        params = {
+            **_state(task),
+            "user_id": task.user_id,
+            "tool_id": task.tool_id,
+            "tool_slug": task.tool_slug,
+            "parent_task_id": task.parent_task_id,
+            "plan": Jsonb([_planned_step_document(step) for step in task.plan]),
+            "step_ids": list(task.step_ids),
+            "price": task.price,
+            "idempotency_key": task.idempotency_key,
+            "request_hash": task.request_hash,
+            "created_at": task.created_at,
+            "input": Jsonb(_input_document(task)),
+        }
+        try:
+            cursor = await self._conn.execute(INSERT_TASK, params)
+        except psycopg.errors.UniqueViolation as error:  # (user_id, idempotency_key) taken
+            raise translate_db_error(error) from error
+        return _task(await _fetched(cursor))
+
+    async def save(self, task: Task) -> Task:
+        cursor = await self._conn.execute(SAVE_TASK, _state(task))
+        return _task(await _fetched(cursor))
+
     async def page(
         self,
         *,
         user_id: str | None,
-        status: str | None,
+        status: TaskStatus | None,
         tool_slug: str | None,
         limit: int,
         cursor: str | None,
-    ) -> tuple[list[dict[str, Any]], str | None]:
-        params: dict[str, Any] = {"user_id": user_id, "status": status, "tool": tool_slug, "limit": limit + 1}
-        after = ""
-        if cursor:
-            params["after_created"], params["after_id"] = decode_cursor(cursor)
-            after = "AND (t.created_at, t.id) < (%(after_created)s, %(after_id)s::uuid)"
-        rows = await (
-            await self._conn.execute(
-                f"""SELECT {TASK_COLUMNS} FROM tasks t
-                    WHERE (%(user_id)s::text IS NULL OR t.user_id = %(user_id)s)
-                      AND (%(status)s::text IS NULL OR t.status = %(status)s)
-                      AND (%(tool)s::text IS NULL OR t.tool_slug = %(tool)s)
-                      {after}
-                    ORDER BY t.created_at DESC, t.id DESC LIMIT %(limit)s""",
-                params,
-            )
-        ).fetchall()
-        items = rows[:limit]
-        next_cursor = encode_cursor(items[-1]["created_at"], items[-1]["id"]) if len(rows) > limit else None
-        return items, next_cursor
-
-    async def update(self, task_id: str, changes: dict[str, Any], now: datetime) -> None:
-        allowed = {
-            "status", "current_step_id", "completed_steps", "attempt", "charged_credits", "step_deadline_at",
-            "error_code", "error_message", "started_at", "finished_at",
-        }  # fmt: skip
-        assert set(changes) <= allowed, set(changes) - allowed
-        assignments = ", ".join(f"{column} = %({column})s" for column in changes)
-        await self._conn.execute(
-            f"UPDATE tasks SET {assignments}, updated_at = %(now)s WHERE id = %(id)s",
-            {**changes, "id": task_id, "now": now},
-        )
-
-    async def add_step_output(self, task_id: str, step_output: dict[str, Any]) -> None:
-        await self._conn.execute(
-            "UPDATE task_payloads SET steps = steps || %s WHERE task_id = %s", (Jsonb([step_output]), task_id)
-        )
-
-    async def finish_payload(self, task_id: str, *, output: dict[str, Any] | None, error: str | None) -> None:
-        await self._conn.execute(
-            "UPDATE task_payloads SET output = %s, error = %s WHERE task_id = %s",
-            (Jsonb(output) if output is not None else None, error, task_id),
-        )
+    ) -> tuple[list[Task], str | None]:
+        after_created, after_id = decode_cursor(cursor, datetime, uuid.UUID) if cursor else (None, None)
+        params = {
+            "user_id": user_id,
+            "status": status,
+            "tool": tool_slug,
+            "after_created": after_created,
+            "after_id": after_id,
+            "limit": limit + 1,
+        }
+        rows = await (await self._conn.execute(PAGE, params)).fetchall()
+        return page_of([_task(row) for row in rows], limit, key=lambda task: (task.created_at, task.id))
 
     async def overdue(self, now: datetime, *, pending_before: datetime, limit: int) -> list[str]:
-        """Tasks that should have moved by now: a running step past its deadline, or a task still
-        waiting for its credits long after it was asked for."""
         cursor = await self._conn.execute(
-            """SELECT id::text FROM tasks
-               WHERE (status = 'running' AND step_deadline_at < %(now)s)
-                  OR (status = 'pending' AND created_at < %(pending_before)s)
-               ORDER BY created_at LIMIT %(limit)s""",
-            {"now": now, "pending_before": pending_before, "limit": limit},
+            OVERDUE, {"now": now, "pending_before": pending_before, "limit": limit}
         )
         return [row["id"] for row in await cursor.fetchall()]
+
+
+async def _fetched(cursor: psycopg.AsyncCursor[Any]) -> Row:
+    row = await cursor.fetchone()
+    if row is None:
+        raise LookupError("the task row to write is gone")
+    return cast(Row, row)
+
+
+# --- Task → row ----------------------------------------------------------------------------------------
+
+
+def _state(task: Task) -> dict[str, object]:
+    """The columns a transition changes, with the payload it writes."""
+    return {
+        "id": task.id,
+        "status": task.status,
+        "current_step_id": task.current_step_id,
+        "completed_steps": list(task.completed_steps),
+        "attempt": task.attempt,
+        "charged_credits": task.charged_credits,
+        "step_deadline_at": task.step_deadline_at,
+        "error_code": task.error.code if task.error else None,
+        "error_message": task.error.message if task.error else None,
+        "started_at": task.started_at,
+        "finished_at": task.finished_at,
+        "updated_at": task.updated_at,
+        "steps": Jsonb([step_result_document(result) for result in task.step_results]),
+        "output": Jsonb(task_result_document(task.output)) if task.output is not None else None,
+        "error": task.error.message if task.error else None,
+    }
+
+
+def _planned_step_document(step: PlannedStep) -> JsonObject:
+    return {
+        "id": step.id,
+        "name": step.name,
+        "type": step.type,
+        "provider": step.provider,
+        "model": step.model,
+        "options": dict(step.options),
+        "cost": step.cost,
+        "timeout_seconds": step.timeout_seconds,
+        "prompt": step.prompt,
+        "image_input": step.image_input,
+    }
+
+
+def _input_document(task: Task) -> JsonObject:
+    return {
+        "request": request_document(task.request),
+        "resolved": {"prompt": task.resolved.prompt, "image_asset_id": task.resolved.image_asset_id},
+    }
+
+
+# --- row → Task ----------------------------------------------------------------------------------------
+
+
+def _task(row: Row) -> Task:
+    stored_input = row["input"]
+    error = TaskError(row["error_code"], row["error_message"] or "") if row["error_code"] else None
+    return Task(
+        id=row["id"],
+        user_id=row["user_id"],
+        tool_id=row["tool_id"],
+        tool_slug=row["tool_slug"],
+        parent_task_id=row["parent_task_id"],
+        plan=tuple(_planned_step(step) for step in row["plan"]),
+        price=row["price"],
+        request=_request(stored_input["request"]),
+        resolved=ResolvedInput(
+            prompt=stored_input["resolved"]["prompt"],
+            image_asset_id=stored_input["resolved"]["image_asset_id"],
+        ),
+        idempotency_key=row["idempotency_key"],
+        request_hash=row["request_hash"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        status=cast(TaskStatus, row["status"]),
+        current_step_id=row["current_step_id"],
+        attempt=row["attempt"],
+        completed_steps=tuple(row["completed_steps"]),
+        step_results=tuple(_step_result(result) for result in row["steps"]),
+        output=_task_result(row["output"]) if row["output"] is not None else None,
+        charged_credits=row["charged_credits"],
+        error=error,
+        step_deadline_at=row["step_deadline_at"],
+        started_at=row["started_at"],
+        finished_at=row["finished_at"],
+    )
+
+
+def _planned_step(document: Row) -> PlannedStep:
+    return PlannedStep(
+        id=document["id"],
+        name=document["name"],
+        type=document["type"],
+        provider=document["provider"],
+        model=document["model"],
+        options=MappingProxyType(dict(document.get("options") or {})),
+        cost=int(document["cost"]),
+        timeout_seconds=int(document["timeout_seconds"]),
+        prompt=document.get("prompt"),
+        image_input=document["image_input"],
+    )
+
+
+def _request(document: Row) -> TaskRequest:
+    given = document.get("input") or {}
+    return TaskRequest(
+        tool_slug=document["toolSlug"],
+        step_id=document.get("stepId"),
+        parent_task_id=document.get("parentTaskId"),
+        input=TaskInput(
+            image_asset_id=given.get("imageAssetId"),
+            prompt=given.get("prompt"),
+            style_reference_id=given.get("styleReferenceId"),
+        ),
+    )
+
+
+def _assets(documents: list[Row]) -> tuple[ProducedAsset, ...]:
+    return tuple(ProducedAsset(asset_id=a["asset_id"], role=a["role"]) for a in documents)
+
+
+def _step_result(document: Row) -> StepResult:
+    return StepResult(
+        step_id=document["step_id"],
+        attempt=int(document["attempt"]),
+        assets=_assets(document["assets"]),
+        metadata=dict(document.get("metadata") or {}),
+    )
+
+
+def _task_result(document: Row) -> TaskResult:
+    return TaskResult(
+        assets=_assets(document["assets"]),
+        steps=tuple(_step_result(step) for step in document["metadata"]["steps"]),
+    )

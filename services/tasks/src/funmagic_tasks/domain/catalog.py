@@ -21,15 +21,18 @@ request for `de-AT` looks at `de-AT`, then `de`, then the English base, for each
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import re
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from types import MappingProxyType
-from typing import Any
+
+from funmagic_kit.errors import Conflict, NotFound, Refused
+from funmagic_tasks.domain.json_values import JsonObject, JsonValue
 
 __all__ = [
     "BANNER_TYPES",
@@ -41,6 +44,8 @@ __all__ = [
     "MAX_STEPS",
     "MAX_STYLE_REFERENCES",
     "STEP_TYPES",
+    "BannerEntry",
+    "BannerRecord",
     "CatalogConflict",
     "CatalogError",
     "CatalogNotFound",
@@ -50,7 +55,13 @@ __all__ = [
     "StyleReference",
     "Tool",
     "ToolConfig",
+    "ToolEntry",
+    "ToolRecord",
+    "ToolTypeEntry",
+    "ToolTypeLabel",
+    "ToolTypeRecord",
     "banner_is_live",
+    "changed_fields",
     "check_banner",
     "check_link",
     "check_locale",
@@ -107,28 +118,29 @@ _STYLE_KEYS = frozenset({"id", "name", "prompt", "assetId"})
 
 
 class CatalogError(Exception):
-    """Root of the catalog's own errors."""
+    """Root of the catalog's own errors (each one is also a kit refusal kind, which says how the edge
+    answers)."""
 
 
-class InvalidCatalogEntry(CatalogError, ValueError):
+class InvalidCatalogEntry(CatalogError, Refused, ValueError):
     """A catalog entry that may not be stored, with the field at fault."""
 
+    code = "invalid_catalog_entry"
+
     def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
+        super().__init__(f"{field}: {message}", field=field)
         self.message = message
 
 
-class CatalogNotFound(CatalogError, LookupError):
+class CatalogNotFound(CatalogError, NotFound, LookupError):
     """No live (non-deleted) entry with that id or slug; for public reads, none that is shown."""
 
 
-class CatalogConflict(CatalogError):
+class CatalogConflict(CatalogError, Conflict):
     """The change clashes with what is stored: a taken name or slug, a tool type still in use."""
 
     def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
+        super().__init__(message, code=code)
 
 
 # --- the model the task saga reads ------------------------------------------------------------------
@@ -138,7 +150,7 @@ class CatalogConflict(CatalogError):
 class ProviderRef:
     name: str
     model: str
-    options: Mapping[str, Any]
+    options: Mapping[str, JsonValue]
 
 
 @dataclass(frozen=True)
@@ -182,13 +194,146 @@ class Tool:
     config: ToolConfig
 
 
+# --- entries: what an admin writes, checked whole ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ToolTypeEntry:
+    name: str
+    display_name: str
+    description: str | None = None
+    icon: str | None = None
+    color: str | None = None
+    sort_order: int = 0
+    is_active: bool = True
+    translations: JsonObject = dataclasses.field(default_factory=dict)
+
+    def as_fields(self) -> dict[str, object]:
+        """The entry as the API's fields, to apply a change to and check again."""
+        return {name: getattr(self, name) for name in TOOL_TYPE_FIELDS}
+
+
+@dataclass(frozen=True)
+class ToolEntry:
+    slug: str
+    title: str
+    description: str
+    thumbnail_asset_id: str | None
+    tool_type_id: str
+    config: ToolConfig
+    is_active: bool = True
+    is_featured: bool = False
+    translations: JsonObject = dataclasses.field(default_factory=dict)
+
+    @property
+    def credits_cost(self) -> int:
+        return credits_cost(self.config)
+
+    def as_fields(self) -> dict[str, object]:
+        fields = {name: getattr(self, name) for name in TOOL_FIELDS}
+        fields["config"] = config_to_json(self.config)
+        return fields
+
+
+@dataclass(frozen=True)
+class BannerEntry:
+    title: str
+    description: str | None = None
+    thumbnail_asset_id: str | None = None
+    link: str | None = None
+    link_text: str | None = None
+    link_target: str = "_self"
+    type: str = "main"
+    position: int = 0
+    badge: str | None = None
+    badge_color: str | None = None
+    is_active: bool = True
+    starts_at: datetime | None = None
+    ends_at: datetime | None = None
+    translations: JsonObject = dataclasses.field(default_factory=dict)
+
+    def as_fields(self) -> dict[str, object]:
+        return {name: getattr(self, name) for name in BANNER_FIELDS}
+
+
+TOOL_TYPE_FIELDS = ("name", "display_name", "description", "icon", "color", "sort_order", "is_active",
+                    "translations")  # fmt: skip
+TOOL_FIELDS = ("slug", "title", "description", "thumbnail_asset_id", "tool_type_id", "config", "is_active",
+               "is_featured", "translations")  # fmt: skip
+BANNER_FIELDS = ("title", "description", "thumbnail_asset_id", "link", "link_text", "link_target",
+                 "type", "position", "badge", "badge_color", "is_active", "starts_at", "ends_at",
+                 "translations")  # fmt: skip
+
+
+def changed_fields(
+    before: ToolTypeEntry | ToolEntry | BannerEntry,
+    after: ToolTypeEntry | ToolEntry | BannerEntry,
+    asked: Iterable[str],
+) -> list[str]:
+    """The fields a change asked for whose value it really changes."""
+    return sorted(name for name in asked if getattr(before, name) != getattr(after, name))
+
+
+# --- stored entries, as the store reads them -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ToolTypeRecord:
+    id: str
+    entry: ToolTypeEntry
+    # Live tools of this type (active or not), and the active ones among them.
+    tools_count: int
+    active_tools_count: int
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class ToolTypeLabel:
+    """The tool type as a tool shows it."""
+
+    id: str
+    name: str
+    display_name: str
+    translations: JsonObject
+
+
+@dataclass(frozen=True)
+class ToolRecord:
+    id: str
+    entry: ToolEntry
+    credits_cost: int
+    tool_type: ToolTypeLabel
+    created_at: datetime
+    updated_at: datetime
+
+    def as_tool(self) -> Tool:
+        """The tool as the task saga uses it (an inactive one has `is_active` False)."""
+        return Tool(
+            id=self.id,
+            slug=self.entry.slug,
+            title=self.entry.title,
+            is_active=self.entry.is_active,
+            credits_cost=self.credits_cost,
+            config=self.entry.config,
+        )
+
+
+@dataclass(frozen=True)
+class BannerRecord:
+    id: str
+    entry: BannerEntry
+    created_at: datetime
+    updated_at: datetime
+
+
 # --- tool configs -------------------------------------------------------------------------------------
 
 
-def parse_tool_config(raw: Mapping[str, Any]) -> ToolConfig:
+def parse_tool_config(document: object) -> ToolConfig:
     """The config of a tool, checked rule by rule; the first broken rule raises `InvalidCatalogEntry`."""
     where = "config"
-    _mapping(raw, where)
+    raw = _mapping(document, where)
     _known_keys(raw, _CONFIG_KEYS, where)
     steps_raw = raw.get("steps")
     if not isinstance(steps_raw, list) or not steps_raw:
@@ -224,26 +369,25 @@ def parse_tool_config(raw: Mapping[str, Any]) -> ToolConfig:
     return ToolConfig(steps=tuple(steps), style_references=tuple(styles), pipeline=pipeline)
 
 
-def _parse_step(raw: Any, where: str) -> StepSpec:
-    _mapping(raw, where)
+def _parse_step(document: object, where: str) -> StepSpec:
+    raw = _mapping(document, where)
     _known_keys(raw, _STEP_KEYS, where)
     step_id = check_slug(raw.get("id"), f"{where}.id")
     name = _text(raw.get("name"), f"{where}.name", NAME_LENGTH)
     step_type = raw.get("type")
-    if step_type not in STEP_TYPES:
+    if not isinstance(step_type, str) or step_type not in STEP_TYPES:
         raise InvalidCatalogEntry(f"{where}.type", f"must be one of {', '.join(STEP_TYPES)}")
     provider = _parse_provider(raw.get("provider"), f"{where}.provider")
     cost = _integer(raw.get("cost"), f"{where}.cost", 0, MAX_STEP_COST)
     timeout = raw.get("timeoutSeconds", DEFAULT_TIMEOUT_SECONDS)
     timeout = _integer(timeout, f"{where}.timeoutSeconds", MIN_TIMEOUT_SECONDS, MAX_TIMEOUT_SECONDS)
     prompt = _optional_text(raw.get("prompt"), f"{where}.prompt", MAX_PROMPT_LENGTH, multiline=True)
-    input_raw = {} if raw.get("input") is None else raw["input"]
-    _mapping(input_raw, f"{where}.input")
+    input_raw = _mapping({} if raw.get("input") is None else raw["input"], f"{where}.input")
     _known_keys(input_raw, _INPUT_KEYS, f"{where}.input")
-    modes = {}
+    modes: dict[str, str] = {}
     for key in ("image", "prompt"):
         mode = input_raw.get(key, "optional")
-        if mode not in INPUT_MODES:
+        if not isinstance(mode, str) or mode not in INPUT_MODES:
             raise InvalidCatalogEntry(f"{where}.input.{key}", f"must be one of {', '.join(INPUT_MODES)}")
         modes[key] = mode
     if step_type in IMAGE_ONLY_STEP_TYPES and modes["image"] == "none":
@@ -261,8 +405,8 @@ def _parse_step(raw: Any, where: str) -> StepSpec:
     )
 
 
-def _parse_provider(raw: Any, where: str) -> ProviderRef:
-    _mapping(raw, where)
+def _parse_provider(document: object, where: str) -> ProviderRef:
+    raw = _mapping(document, where)
     _known_keys(raw, _PROVIDER_KEYS, where)
     name = raw.get("name")
     if not isinstance(name, str) or not _PROVIDER_NAME.match(name):
@@ -271,16 +415,15 @@ def _parse_provider(raw: Any, where: str) -> ProviderRef:
         )
     model = "default" if raw.get("model") is None else raw["model"]
     model = _text(model, f"{where}.model", 200)
-    options = {} if raw.get("options") is None else raw["options"]
-    _mapping(options, f"{where}.options")
-    _check_json(options, f"{where}.options")
-    if len(json.dumps(options)) > MAX_OPTIONS_BYTES:
+    options = _mapping({} if raw.get("options") is None else raw["options"], f"{where}.options")
+    checked = _check_json_object(options, f"{where}.options")
+    if len(json.dumps(checked)) > MAX_OPTIONS_BYTES:
         raise InvalidCatalogEntry(f"{where}.options", f"at most {MAX_OPTIONS_BYTES} bytes of JSON")
-    return ProviderRef(name=name, model=model, options=MappingProxyType(dict(options)))
+    return ProviderRef(name=name, model=model, options=MappingProxyType(checked))
 
 
-def _parse_style(raw: Any, where: str) -> StyleReference:
-    _mapping(raw, where)
+def _parse_style(document: object, where: str) -> StyleReference:
+    raw = _mapping(document, where)
     _known_keys(raw, _STYLE_KEYS, where)
     return StyleReference(
         id=check_slug(raw.get("id"), f"{where}.id"),
@@ -290,7 +433,7 @@ def _parse_style(raw: Any, where: str) -> StyleReference:
     )
 
 
-def config_to_json(config: ToolConfig) -> dict[str, Any]:
+def config_to_json(config: ToolConfig) -> JsonObject:
     """The canonical stored form: every field present, defaults filled in."""
     return {
         "steps": [
@@ -318,7 +461,7 @@ def config_to_json(config: ToolConfig) -> dict[str, Any]:
     }
 
 
-def public_config(config: ToolConfig) -> dict[str, Any]:
+def public_config(config: ToolConfig) -> JsonObject:
     """What users see of a config: no providers, models, options, timeouts or default prompts."""
     return {
         "steps": [
@@ -352,7 +495,7 @@ def provider_names(config: ToolConfig) -> list[str]:
 # --- entries ------------------------------------------------------------------------------------------
 
 
-def check_slug(value: Any, field: str = "slug") -> str:
+def check_slug(value: object, field: str = "slug") -> str:
     if not isinstance(value, str) or not _SLUG.match(value):
         raise InvalidCatalogEntry(
             field, "use 1–63 lower-case letters, digits or '-', starting with a letter or digit"
@@ -360,79 +503,81 @@ def check_slug(value: Any, field: str = "slug") -> str:
     return value
 
 
-def check_tool_type(entry: Mapping[str, Any]) -> dict[str, Any]:
+def check_tool_type(entry: Mapping[str, object]) -> ToolTypeEntry:
     """A whole tool type (after a change is applied to the stored one), normalised."""
-    return {
-        "name": check_slug(entry.get("name"), "name"),
-        "display_name": _text(entry.get("display_name"), "display_name", NAME_LENGTH),
-        "description": _optional_text(
+    return ToolTypeEntry(
+        name=check_slug(entry.get("name"), "name"),
+        display_name=_text(entry.get("display_name"), "display_name", NAME_LENGTH),
+        description=_optional_text(
             entry.get("description"), "description", DESCRIPTION_LENGTH, multiline=True
         ),
-        "icon": _optional_text(entry.get("icon"), "icon", 64),
-        "color": _optional_color(entry.get("color"), "color"),
-        "sort_order": _integer(entry.get("sort_order", 0), "sort_order", -MAX_SORT, MAX_SORT),
-        "is_active": _boolean(entry.get("is_active", True), "is_active"),
-        "translations": check_translations(entry.get("translations"), "tool_type"),
-    }
+        icon=_optional_text(entry.get("icon"), "icon", 64),
+        color=_optional_color(entry.get("color"), "color"),
+        sort_order=_integer(entry.get("sort_order", 0), "sort_order", -MAX_SORT, MAX_SORT),
+        is_active=_boolean(entry.get("is_active", True), "is_active"),
+        translations=check_translations(entry.get("translations"), "tool_type"),
+    )
 
 
-def check_tool(entry: Mapping[str, Any]) -> tuple[dict[str, Any], ToolConfig]:
+def check_tool(entry: Mapping[str, object]) -> ToolEntry:
     """A whole tool, normalised, with its parsed config (whose providers the caller still has to check)."""
-    values = {
-        "slug": check_slug(entry.get("slug"), "slug"),
-        "title": _text(entry.get("title"), "title", TITLE_LENGTH),
-        "description": _optional_text(
-            entry.get("description"), "description", DESCRIPTION_LENGTH, multiline=True
-        )
-        or "",
-        "thumbnail_asset_id": _optional_uuid(entry.get("thumbnail_asset_id"), "thumbnail_asset_id"),
-        "tool_type_id": _uuid(entry.get("tool_type_id"), "tool_type_id"),
-        "is_active": _boolean(entry.get("is_active", True), "is_active"),
-        "is_featured": _boolean(entry.get("is_featured", False), "is_featured"),
-        "translations": check_translations(entry.get("translations"), "tool"),
-    }
+    slug = check_slug(entry.get("slug"), "slug")
+    title = _text(entry.get("title"), "title", TITLE_LENGTH)
+    description = _optional_text(entry.get("description"), "description", DESCRIPTION_LENGTH, multiline=True)
+    thumbnail_asset_id = _optional_uuid(entry.get("thumbnail_asset_id"), "thumbnail_asset_id")
+    tool_type_id = _uuid(entry.get("tool_type_id"), "tool_type_id")
+    is_active = _boolean(entry.get("is_active", True), "is_active")
+    is_featured = _boolean(entry.get("is_featured", False), "is_featured")
+    translations = check_translations(entry.get("translations"), "tool")
     raw_config = entry.get("config")
     if raw_config is None:
         raise InvalidCatalogEntry("config", "a tool needs a config with at least one step")
-    config = parse_tool_config(raw_config)
-    values["config"] = config_to_json(config)
-    values["credits_cost"] = credits_cost(config)
-    return values, config
+    return ToolEntry(
+        slug=slug,
+        title=title,
+        description=description or "",
+        thumbnail_asset_id=thumbnail_asset_id,
+        tool_type_id=tool_type_id,
+        config=parse_tool_config(raw_config),
+        is_active=is_active,
+        is_featured=is_featured,
+        translations=translations,
+    )
 
 
-def check_banner(entry: Mapping[str, Any]) -> dict[str, Any]:
+def check_banner(entry: Mapping[str, object]) -> BannerEntry:
     """A whole banner, normalised."""
     link_target = entry.get("link_target", "_self")
-    if link_target not in LINK_TARGETS:
+    if not isinstance(link_target, str) or link_target not in LINK_TARGETS:
         raise InvalidCatalogEntry("link_target", f"must be one of {', '.join(LINK_TARGETS)}")
     banner_type = entry.get("type", "main")
-    if banner_type not in BANNER_TYPES:
+    if not isinstance(banner_type, str) or banner_type not in BANNER_TYPES:
         raise InvalidCatalogEntry("type", f"must be one of {', '.join(BANNER_TYPES)}")
     starts_at = _optional_time(entry.get("starts_at"), "starts_at")
     ends_at = _optional_time(entry.get("ends_at"), "ends_at")
     if starts_at is not None and ends_at is not None and ends_at <= starts_at:
         raise InvalidCatalogEntry("ends_at", "must be after starts_at")
-    return {
-        "title": _text(entry.get("title"), "title", TITLE_LENGTH),
-        "description": _optional_text(
+    return BannerEntry(
+        title=_text(entry.get("title"), "title", TITLE_LENGTH),
+        description=_optional_text(
             entry.get("description"), "description", DESCRIPTION_LENGTH, multiline=True
         ),
-        "thumbnail_asset_id": _optional_uuid(entry.get("thumbnail_asset_id"), "thumbnail_asset_id"),
-        "link": check_link(entry.get("link")),
-        "link_text": _optional_text(entry.get("link_text"), "link_text", SHORT_LENGTH),
-        "link_target": link_target,
-        "type": banner_type,
-        "position": _integer(entry.get("position", 0), "position", -MAX_SORT, MAX_SORT),
-        "badge": _optional_text(entry.get("badge"), "badge", 40),
-        "badge_color": _optional_color(entry.get("badge_color"), "badge_color"),
-        "is_active": _boolean(entry.get("is_active", True), "is_active"),
-        "starts_at": starts_at,
-        "ends_at": ends_at,
-        "translations": check_translations(entry.get("translations"), "banner"),
-    }
+        thumbnail_asset_id=_optional_uuid(entry.get("thumbnail_asset_id"), "thumbnail_asset_id"),
+        link=check_link(entry.get("link")),
+        link_text=_optional_text(entry.get("link_text"), "link_text", SHORT_LENGTH),
+        link_target=link_target,
+        type=banner_type,
+        position=_integer(entry.get("position", 0), "position", -MAX_SORT, MAX_SORT),
+        badge=_optional_text(entry.get("badge"), "badge", 40),
+        badge_color=_optional_color(entry.get("badge_color"), "badge_color"),
+        is_active=_boolean(entry.get("is_active", True), "is_active"),
+        starts_at=starts_at,
+        ends_at=ends_at,
+        translations=check_translations(entry.get("translations"), "banner"),
+    )
 
 
-def check_link(link: Any, field: str = "link") -> str | None:
+def check_link(link: object, field: str = "link") -> str | None:
     """An `https://…` or `http://…` URL, or a path of this site (`/tools/figme`); never `javascript:`,
     `data:`, a protocol-relative `//host` or a backslash a browser would read as a slash."""
     if link is None or link == "":
@@ -473,28 +618,28 @@ _TRANSLATED_FIELDS: dict[str, dict[str, int]] = {
 _TOOL_NESTED = ("steps", "styleReferences")
 
 
-def check_locale(locale: Any, field: str = "locale") -> str:
+def check_locale(locale: object, field: str = "locale") -> str:
     if not isinstance(locale, str) or not _LOCALE.match(locale):
         raise InvalidCatalogEntry(field, "a locale such as 'de' or 'de-AT'")
     return locale
 
 
-def check_translations(raw: Any, kind: str) -> dict[str, Any]:
+def check_translations(document: object, kind: str) -> JsonObject:
     """`{"<locale>": {field: text}}` for the fields of `kind` ("tool_type", "tool", "banner")."""
-    if raw is None:
+    if document is None:
         return {}
-    _mapping(raw, "translations")
+    raw = _mapping(document, "translations")
     if len(raw) > MAX_LOCALES:
         raise InvalidCatalogEntry("translations", f"at most {MAX_LOCALES} locales")
     fields = _TRANSLATED_FIELDS[kind]
-    result: dict[str, Any] = {}
-    for locale, texts in raw.items():
+    result: JsonObject = {}
+    for locale, locale_texts in raw.items():
         where = f"translations.{_label(locale)}"
         check_locale(locale, where)
-        _mapping(texts, where)
+        texts = _mapping(locale_texts, where)
         allowed = set(fields) | (set(_TOOL_NESTED) if kind == "tool" else set())
         _known_keys(texts, frozenset(allowed), where)
-        checked: dict[str, Any] = {}
+        checked: JsonObject = {}
         for key, value in texts.items():
             if key in _TOOL_NESTED:
                 if value is not None:
@@ -507,16 +652,16 @@ def check_translations(raw: Any, kind: str) -> dict[str, Any]:
     return result
 
 
-def _check_named(raw: Any, where: str) -> dict[str, dict[str, str]]:
+def _check_named(document: object, where: str) -> JsonObject:
     """`{"<id>": {"name": text}}`: translated names of steps or style references."""
-    _mapping(raw, where)
+    raw = _mapping(document, where)
     if len(raw) > max(MAX_STEPS, MAX_STYLE_REFERENCES):
         raise InvalidCatalogEntry(where, "too many entries")
-    result = {}
-    for item_id, names in raw.items():
+    result: JsonObject = {}
+    for item_id, item_names in raw.items():
         item = f"{where}.{_label(item_id)}"
         check_slug(item_id, item)
-        _mapping(names, item)
+        names = _mapping(item_names, item)
         _known_keys(names, frozenset({"name"}), item)
         result[item_id] = {"name": _text(names.get("name"), f"{item}.name", NAME_LENGTH, empty=True)}
     return result
@@ -532,19 +677,19 @@ def locale_chain(locale: str | None) -> tuple[str, ...]:
     return (locale, language) if language != locale else (locale,)
 
 
-def _translated(translations: Mapping[str, Any], chain: Sequence[str], *path: str) -> str | None:
+def _translated(translations: Mapping[str, JsonValue], chain: Sequence[str], *path: str) -> str | None:
     for locale in chain:
-        node: Any = translations.get(locale)
+        node = translations.get(locale)
         for key in path:
-            node = node.get(key) if isinstance(node, Mapping) else None
+            node = node.get(key) if isinstance(node, dict) else None
         if isinstance(node, str) and node.strip():
             return node
     return None
 
 
 def localize(
-    base: Mapping[str, Any], translations: Mapping[str, Any] | None, locale: str | None, fields: Sequence[str]
-) -> dict[str, Any]:
+    base: JsonObject, translations: Mapping[str, JsonValue] | None, locale: str | None, fields: Sequence[str]
+) -> JsonObject:
     """`base` with each of `fields` taken from the first locale of the chain that has it (non-empty), else
     kept as it is (English)."""
     result = dict(base)
@@ -557,16 +702,17 @@ def localize(
 
 
 def localize_config(
-    config: Mapping[str, Any], translations: Mapping[str, Any] | None, locale: str | None
-) -> dict[str, Any]:
+    config: JsonObject, translations: Mapping[str, JsonValue] | None, locale: str | None
+) -> JsonObject:
     """A (public) config with its step and style-reference names in the locale, falling back per name."""
     chain = locale_chain(locale)
-    translations = translations or {}
+    texts = translations or {}
 
-    def named(items: Sequence[Mapping[str, Any]], group: str) -> list[dict[str, Any]]:
+    def named(items: JsonValue, group: str) -> list[JsonValue]:
         return [
-            {**item, "name": _translated(translations, chain, group, item["id"], "name") or item["name"]}
-            for item in items
+            {**item, "name": _translated(texts, chain, group, str(item["id"]), "name") or item["name"]}
+            for item in (items if isinstance(items, list) else [])
+            if isinstance(item, dict)
         ]
 
     return {
@@ -579,14 +725,16 @@ def localize_config(
 # --- small checks -------------------------------------------------------------------------------------
 
 
-def _mapping(value: Any, field: str) -> None:
+def _mapping(value: object, field: str) -> Mapping[str, object]:
+    """`value` if it is a JSON object (a mapping with text keys)."""
     if not isinstance(value, Mapping):
         raise InvalidCatalogEntry(field, "must be an object")
     if not all(isinstance(key, str) for key in value):
         raise InvalidCatalogEntry(field, "keys must be strings")
+    return value
 
 
-def _known_keys(value: Mapping[str, Any], known: frozenset[str], field: str) -> None:
+def _known_keys(value: Mapping[str, object], known: frozenset[str], field: str) -> None:
     unknown = sorted(set(value) - known)
     if unknown:
         raise InvalidCatalogEntry(
@@ -594,7 +742,7 @@ def _known_keys(value: Mapping[str, Any], known: frozenset[str], field: str) -> 
         )
 
 
-def _label(key: Any) -> str:
+def _label(key: object) -> str:
     """A key a caller sent, fit to name a field in an error: short and printable."""
     text = str(key)
     return text if len(text) <= 40 and text.isprintable() else repr(text[:40])
@@ -610,7 +758,7 @@ def _storable(value: str, field: str) -> None:
         raise InvalidCatalogEntry(field, "must be valid Unicode text") from None
 
 
-def _text(value: Any, field: str, max_length: int, *, multiline: bool = False, empty: bool = False) -> str:
+def _text(value: object, field: str, max_length: int, *, multiline: bool = False, empty: bool = False) -> str:
     if not isinstance(value, str):
         raise InvalidCatalogEntry(field, "must be text")
     _storable(value, field)
@@ -626,14 +774,14 @@ def _text(value: Any, field: str, max_length: int, *, multiline: bool = False, e
     return stripped
 
 
-def _optional_text(value: Any, field: str, max_length: int, *, multiline: bool = False) -> str | None:
+def _optional_text(value: object, field: str, max_length: int, *, multiline: bool = False) -> str | None:
     if value is None:
         return None
     text = _text(value, field, max_length, multiline=multiline, empty=True)
     return text or None
 
 
-def _optional_color(value: Any, field: str) -> str | None:
+def _optional_color(value: object, field: str) -> str | None:
     if value is None or value == "":
         return None
     if not isinstance(value, str) or not _COLOR.match(value):
@@ -641,7 +789,7 @@ def _optional_color(value: Any, field: str) -> str | None:
     return value
 
 
-def _integer(value: Any, field: str, low: int, high: int) -> int:
+def _integer(value: object, field: str, low: int, high: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise InvalidCatalogEntry(field, "must be a whole number")
     if not low <= value <= high:
@@ -649,13 +797,13 @@ def _integer(value: Any, field: str, low: int, high: int) -> int:
     return value
 
 
-def _boolean(value: Any, field: str) -> bool:
+def _boolean(value: object, field: str) -> bool:
     if not isinstance(value, bool):
         raise InvalidCatalogEntry(field, "must be true or false")
     return value
 
 
-def _uuid(value: Any, field: str) -> str:
+def _uuid(value: object, field: str) -> str:
     if isinstance(value, uuid.UUID):
         return str(value)
     if isinstance(value, str):
@@ -666,11 +814,11 @@ def _uuid(value: Any, field: str) -> str:
     raise InvalidCatalogEntry(field, "must be a UUID")
 
 
-def _optional_uuid(value: Any, field: str) -> str | None:
+def _optional_uuid(value: object, field: str) -> str | None:
     return None if value is None else _uuid(value, field)
 
 
-def _optional_time(value: Any, field: str) -> datetime | None:
+def _optional_time(value: object, field: str) -> datetime | None:
     if value is None:
         return None
     if isinstance(value, str):
@@ -683,28 +831,32 @@ def _optional_time(value: Any, field: str) -> datetime | None:
     return value
 
 
-def _check_json(value: Any, field: str, depth: int = 0) -> None:
-    """Plain JSON that Postgres jsonb stores as given: finite numbers, storable text, bounded depth."""
+def _check_json(value: object, field: str, depth: int = 0) -> JsonValue:
+    """Plain JSON that Postgres jsonb stores as given (finite numbers, storable text, bounded depth), as
+    plain dicts and lists."""
     if depth > MAX_OPTIONS_DEPTH:
         raise InvalidCatalogEntry(field, f"nested at most {MAX_OPTIONS_DEPTH} levels deep")
     if value is None or isinstance(value, bool | int):
-        return
+        return value
     if isinstance(value, float):
         if not math.isfinite(value):
             raise InvalidCatalogEntry(field, "numbers must be finite")
-        return
+        return value
     if isinstance(value, str):
         _storable(value, field)
-        return
+        return value
     if isinstance(value, Mapping):
-        for key, item in value.items():
-            if not isinstance(key, str):
-                raise InvalidCatalogEntry(field, "keys must be strings")
-            _storable(key, field)
-            _check_json(item, f"{field}.{_label(key)}", depth + 1)
-        return
+        return _check_json_object(value, field, depth)
     if isinstance(value, list | tuple):
-        for index, item in enumerate(value):
-            _check_json(item, f"{field}[{index}]", depth + 1)
-        return
+        return [_check_json(item, f"{field}[{index}]", depth + 1) for index, item in enumerate(value)]
     raise InvalidCatalogEntry(field, "must be plain JSON")
+
+
+def _check_json_object(value: Mapping[object, object], field: str, depth: int = 0) -> JsonObject:
+    checked: JsonObject = {}
+    for key, item in value.items():
+        if not isinstance(key, str):
+            raise InvalidCatalogEntry(field, "keys must be strings")
+        _storable(key, field)
+        checked[key] = _check_json(item, f"{field}.{_label(key)}", depth + 1)
+    return checked

@@ -1,32 +1,53 @@
-"""The task saga's rules: what a request may ask for, what it costs, which step runs next, what is charged.
+"""What a task request may ask for, what it costs, which step runs next, what is charged.
 
-Pure decisions; the application applies them in one transaction with the events they imply. The flow
-(DESIGN §4): pending → (credits reserved) running → step after step → completed | failed | cancelled.
-A task runs either one step of a tool (`stepId`, or a tool that is not a pipeline) or every step in
-order (a pipeline). A chained task (`parentTaskId`) runs a later step on its parent's output.
+Pure planning rules; the task aggregate (`domain/task.py`) applies them. The flow (DESIGN §4): pending →
+(credits reserved) running → step after step → completed | failed | cancelled. A task runs either one
+step of a tool (`stepId`, or a tool that is not a pipeline) or every step in order (a pipeline). A chained
+task (`parentTaskId`) runs a later step on its parent's output.
+
+Refusals derive from the kit's kinds, which say how the edge answers (404 for a missing tool or parent,
+409 for a reused Idempotency-Key, 429 for too many tasks, 422 for the rest); the `code` is what clients
+read.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, Literal
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Literal
 
+from funmagic_contracts.tasks.events import StepInput
+from funmagic_kit.errors import Conflict, LimitReached, NotFound, Refused
 from funmagic_tasks.domain.catalog import StepSpec, Tool
+from funmagic_tasks.domain.json_values import JsonObject, JsonValue
 
 __all__ = [
     "ACTIVE_STATUSES",
     "MAX_PROMPT_LENGTH",
     "TERMINAL_STATUSES",
+    "IdempotencyKeyReused",
+    "ParentNotFound",
     "ParentTask",
+    "PlannedStep",
+    "ProducedAsset",
     "TaskInput",
+    "TaskNotFound",
     "TaskPlan",
     "TaskRefused",
+    "TaskRequest",
+    "TaskStatus",
+    "TooManyTasks",
+    "ToolNotFound",
     "charged_for",
+    "fingerprint",
     "next_step",
     "plan_steps",
     "plan_task",
     "primary_asset",
+    "request_document",
     "resolve_prompt",
     "step_input",
 ]
@@ -37,14 +58,36 @@ TERMINAL_STATUSES: tuple[TaskStatus, ...] = ("completed", "failed", "cancelled")
 MAX_PROMPT_LENGTH = 4000
 
 
-class TaskRefused(ValueError):
-    """The request cannot become a task; `code` and `field` say why, for a 4xx answer."""
+# --- refusals ------------------------------------------------------------------------------------------
 
-    def __init__(self, code: str, message: str, *, field: str | None = None, status: int = 422) -> None:
-        super().__init__(message)
-        self.code = code
-        self.field = field
-        self.status = status
+
+class TaskRefused(Refused):
+    """The request cannot become a task; `code` and `field` say why."""
+
+    code = "task_refused"
+
+
+class TaskNotFound(NotFound):
+    """No such task for this caller (another user's task looks exactly like a missing one)."""
+
+
+class ToolNotFound(NotFound):
+    code = "tool_not_found"
+
+
+class ParentNotFound(NotFound):
+    code = "parent_not_found"
+
+
+class IdempotencyKeyReused(Conflict):
+    code = "idempotency_key_reused"
+
+
+class TooManyTasks(LimitReached):
+    code = "too_many_tasks"
+
+
+# --- values --------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -55,12 +98,32 @@ class TaskInput:
 
 
 @dataclass(frozen=True)
+class TaskRequest:
+    """What a user asked for, as the API received it."""
+
+    tool_slug: str
+    step_id: str | None = None
+    parent_task_id: str | None = None
+    input: TaskInput = field(default_factory=TaskInput)
+
+
+@dataclass(frozen=True)
+class ProducedAsset:
+    """An asset a step produced, with the part it plays (`image`, `model`…)."""
+
+    asset_id: str
+    role: str
+
+
+@dataclass(frozen=True)
 class ParentTask:
+    """What a chained task needs to know of the task it continues."""
+
     id: str
     tool_id: str
-    status: str
+    status: TaskStatus
     step_ids: tuple[str, ...]
-    output_assets: tuple[Mapping[str, Any], ...]
+    output_assets: tuple[ProducedAsset, ...]
 
 
 @dataclass(frozen=True)
@@ -71,16 +134,60 @@ class TaskPlan:
     image_asset_id: str | None
 
 
+@dataclass(frozen=True)
+class PlannedStep:
+    """One step of a task as it was when the task was created: a later edit of the tool changes nothing
+    for the task (not its price, not its providers)."""
+
+    id: str
+    name: str
+    type: str
+    provider: str
+    model: str
+    options: Mapping[str, JsonValue]
+    cost: int
+    timeout_seconds: int
+    prompt: str | None
+    image_input: str  # "required" | "optional" | "none"
+
+
+# --- the request ---------------------------------------------------------------------------------------
+
+
+def request_document(request: TaskRequest) -> JsonObject:
+    """The request as the API spells it, without the fields left out (what is stored with the task)."""
+    document: JsonObject = {"toolSlug": request.tool_slug}
+    if request.step_id is not None:
+        document["stepId"] = request.step_id
+    if request.parent_task_id is not None:
+        document["parentTaskId"] = request.parent_task_id
+    given = (
+        ("imageAssetId", request.input.image_asset_id),
+        ("prompt", request.input.prompt),
+        ("styleReferenceId", request.input.style_reference_id),
+    )
+    document["input"] = {name: value for name, value in given if value is not None}
+    return document
+
+
+def fingerprint(request: TaskRequest) -> str:
+    """What makes a retried request the same request (compared under one Idempotency-Key)."""
+    return hashlib.sha256(json.dumps(request_document(request), sort_keys=True).encode()).hexdigest()
+
+
+# --- planning ------------------------------------------------------------------------------------------
+
+
 def plan_task(tool: Tool, step_id: str | None, parent: ParentTask | None, task_input: TaskInput) -> TaskPlan:
     if not tool.is_active:
-        raise TaskRefused("tool_inactive", f"the tool {tool.slug!r} is not available", field="toolSlug")
+        raise TaskRefused(f"the tool {tool.slug!r} is not available", code="tool_inactive", field="toolSlug")
     steps = tool.config.steps
     if step_id is not None:
         spec = tool.config.step(step_id)
         if spec is None:
             known = ", ".join(s.id for s in steps)
             raise TaskRefused(
-                "unknown_step", f"{tool.slug!r} has no step {step_id!r} (steps: {known})", field="stepId"
+                f"{tool.slug!r} has no step {step_id!r} (steps: {known})", code="unknown_step", field="stepId"
             )
         chosen: tuple[StepSpec, ...] = (spec,)
     else:
@@ -91,8 +198,8 @@ def plan_task(tool: Tool, step_id: str | None, parent: ParentTask | None, task_i
         image = _image_from_parent(tool, first, parent, image)
     elif first is not steps[0] and image is None and first.image_input == "required":
         raise TaskRefused(
-            "parent_required",
             f"step {first.id!r} continues an earlier step: give parentTaskId (or an image)",
+            code="parent_required",
             field="parentTaskId",
         )
     _check_input(tool, first, task_input, image)
@@ -101,20 +208,24 @@ def plan_task(tool: Tool, step_id: str | None, parent: ParentTask | None, task_i
 
 def _image_from_parent(tool: Tool, first: StepSpec, parent: ParentTask, image: str | None) -> str | None:
     if parent.tool_id != tool.id:
-        raise TaskRefused("parent_mismatch", "the parent task ran another tool", field="parentTaskId")
+        raise TaskRefused("the parent task ran another tool", code="parent_mismatch", field="parentTaskId")
     if parent.status != "completed":
-        raise TaskRefused("parent_not_completed", "the parent task has not completed", field="parentTaskId")
+        raise TaskRefused(
+            "the parent task has not completed", code="parent_not_completed", field="parentTaskId"
+        )
     index = next(i for i, s in enumerate(tool.config.steps) if s.id == first.id)
     if index == 0 or tool.config.steps[index - 1].id not in parent.step_ids:
         raise TaskRefused(
-            "parent_mismatch", f"step {first.id!r} does not continue the parent's steps", field="parentTaskId"
+            f"step {first.id!r} does not continue the parent's steps",
+            code="parent_mismatch",
+            field="parentTaskId",
         )
     if image is not None:
         return image
     asset = primary_asset(parent.output_assets)
     if asset is None:
         raise TaskRefused(
-            "parent_without_output", "the parent task has no output to continue", field="parentTaskId"
+            "the parent task has no output to continue", code="parent_without_output", field="parentTaskId"
         )
     return asset
 
@@ -122,50 +233,55 @@ def _image_from_parent(tool: Tool, first: StepSpec, parent: ParentTask, image: s
 def _check_input(tool: Tool, first: StepSpec, task_input: TaskInput, image: str | None) -> None:
     if first.image_input == "required" and image is None:
         raise TaskRefused(
-            "image_required",
             f"step {first.id!r} needs an image (input.imageAssetId)",
+            code="image_required",
             field="input.imageAssetId",
         )
     if first.image_input == "none" and task_input.image_asset_id is not None:
         raise TaskRefused(
-            "image_not_accepted", f"step {first.id!r} takes no image", field="input.imageAssetId"
+            f"step {first.id!r} takes no image", code="image_not_accepted", field="input.imageAssetId"
         )
     prompt = task_input.prompt
     if prompt is not None and len(prompt) > MAX_PROMPT_LENGTH:
         raise TaskRefused(
-            "prompt_too_long", f"a prompt has at most {MAX_PROMPT_LENGTH} characters", field="input.prompt"
+            f"a prompt has at most {MAX_PROMPT_LENGTH} characters",
+            code="prompt_too_long",
+            field="input.prompt",
         )
     if first.prompt_input == "none" and prompt:
-        raise TaskRefused("prompt_not_accepted", f"step {first.id!r} takes no prompt", field="input.prompt")
+        raise TaskRefused(
+            f"step {first.id!r} takes no prompt", code="prompt_not_accepted", field="input.prompt"
+        )
     style = task_input.style_reference_id
     if style is not None and not any(s.id == style for s in tool.config.style_references):
         raise TaskRefused(
-            "unknown_style", f"{tool.slug!r} has no style reference {style!r}", field="input.styleReferenceId"
+            f"{tool.slug!r} has no style reference {style!r}",
+            code="unknown_style",
+            field="input.styleReferenceId",
         )
     has_prompt = bool(prompt) or style is not None or bool(first.prompt)
     if first.prompt_input == "required" and not has_prompt:
-        raise TaskRefused("prompt_required", f"step {first.id!r} needs a prompt", field="input.prompt")
+        raise TaskRefused(f"step {first.id!r} needs a prompt", code="prompt_required", field="input.prompt")
 
 
-def plan_steps(tool: Tool, step_ids: Sequence[str]) -> list[dict[str, Any]]:
-    """The steps a task runs, as they are when it is created: an edit of the tool later changes nothing
-    for it (not its price, not its providers)."""
+def plan_steps(tool: Tool, step_ids: Sequence[str]) -> tuple[PlannedStep, ...]:
+    """The steps a task runs, as they are when it is created."""
     specs = {s.id: s for s in tool.config.steps}
-    return [
-        {
-            "id": specs[step_id].id,
-            "name": specs[step_id].name,
-            "type": specs[step_id].type,
-            "provider": specs[step_id].provider.name,
-            "model": specs[step_id].provider.model,
-            "options": dict(specs[step_id].provider.options),
-            "cost": specs[step_id].cost,
-            "timeout_seconds": specs[step_id].timeout_seconds,
-            "prompt": specs[step_id].prompt,
-            "image_input": specs[step_id].image_input,
-        }
-        for step_id in step_ids
-    ]
+    return tuple(
+        PlannedStep(
+            id=spec.id,
+            name=spec.name,
+            type=spec.type,
+            provider=spec.provider.name,
+            model=spec.provider.model,
+            options=MappingProxyType(dict(spec.provider.options)),
+            cost=spec.cost,
+            timeout_seconds=spec.timeout_seconds,
+            prompt=spec.prompt,
+            image_input=spec.image_input,
+        )
+        for spec in (specs[step_id] for step_id in step_ids)
+    )
 
 
 def resolve_prompt(tool: Tool, task_input: TaskInput) -> str | None:
@@ -178,33 +294,31 @@ def resolve_prompt(tool: Tool, task_input: TaskInput) -> str | None:
     return None
 
 
-def step_input(
-    plan_step: Mapping[str, Any], prompt: str | None, image_asset_id: str | None
-) -> dict[str, Any]:
+def step_input(step: PlannedStep, prompt: str | None, image_asset_id: str | None) -> StepInput:
     """What providers gets for a step: asset ids, the prompt to use, the tool's provider options."""
-    takes_image = image_asset_id is not None and plan_step["image_input"] != "none"
-    return {
-        "asset_ids": [image_asset_id] if takes_image else [],
-        "prompt": prompt or plan_step.get("prompt"),
-        "options": dict(plan_step.get("options") or {}),
-    }
+    takes_image = image_asset_id is not None and step.image_input != "none"
+    return StepInput(
+        asset_ids=(image_asset_id,) if takes_image and image_asset_id is not None else (),
+        prompt=prompt or step.prompt,
+        options=dict(step.options),
+    )
 
 
-def primary_asset(assets: Sequence[Mapping[str, Any]]) -> str | None:
+def primary_asset(assets: Sequence[ProducedAsset]) -> str | None:
     """The asset the next step works on: the image if there is one, else the first output."""
     for asset in assets:
-        if asset.get("role") == "image":
-            return str(asset["asset_id"])
-    return str(assets[0]["asset_id"]) if assets else None
+        if asset.role == "image":
+            return asset.asset_id
+    return assets[0].asset_id if assets else None
 
 
-def charged_for(plan: Sequence[Mapping[str, Any]], completed_step_ids: Sequence[str]) -> int:
+def charged_for(plan: Sequence[PlannedStep], completed_step_ids: Sequence[str]) -> int:
     """What a task that ends now pays: the cost of the steps it completed, nothing for the rest."""
     done = set(completed_step_ids)
-    return sum(int(step["cost"]) for step in plan if step["id"] in done)
+    return sum(step.cost for step in plan if step.id in done)
 
 
-def next_step(plan: Sequence[Mapping[str, Any]], step_id: str) -> Mapping[str, Any] | None:
-    ids = [step["id"] for step in plan]
+def next_step(plan: Sequence[PlannedStep], step_id: str) -> PlannedStep | None:
+    ids = [step.id for step in plan]
     index = ids.index(step_id)
     return plan[index + 1] if index + 1 < len(plan) else None

@@ -1,1 +1,1 @@
-"""Entrypoints of tasks: Kafka subscriptions and HTTP routes."""
+"""Entrypoints of tasks: HTTP routes, Kafka subscriptions and operator commands."""

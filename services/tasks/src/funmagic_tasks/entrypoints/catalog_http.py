@@ -7,21 +7,16 @@ errors name the field (`config.steps[0].provider.name`) in a 422 problem.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from typing import Any, Literal
 
 from aiohttp import web
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from funmagic_kit.api import path_uuid, read_body, read_query, require_role
-from funmagic_kit.errors import TransientError
-from funmagic_kit.http import problem
 from funmagic_tasks.application.catalog import Catalog
-from funmagic_tasks.domain.catalog import CatalogConflict, CatalogNotFound, InvalidCatalogEntry
 
-__all__ = ["CatalogApp", "catalog_error_middleware"]
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+__all__ = ["CatalogApp"]
 
 SLUG = r"^[a-z0-9][a-z0-9-]{0,62}$"
 LOCALE = r"^[a-z]{2}(-[A-Z]{2})?$"
@@ -156,25 +151,6 @@ class AdminBannersQuery(_Query):
     type: Literal["main", "side"] | None = None
     active: bool | None = None
     limit: int = Field(50, ge=1, le=100)
-
-
-def catalog_error_middleware() -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
-    @web.middleware
-    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        try:
-            return await handler(request)
-        except CatalogNotFound as error:
-            return problem(404, "Not Found", str(error), code="not_found")
-        except CatalogConflict as error:
-            return problem(409, "Conflict", str(error), code=error.code)
-        except InvalidCatalogEntry as error:
-            return problem(
-                422, "Unprocessable Content", str(error), code="invalid_catalog_entry", field=error.field
-            )
-        except TransientError as error:
-            return problem(503, "Service Unavailable", str(error), code="unavailable")
-
-    return middleware
 
 
 class CatalogApp:

@@ -3,22 +3,24 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
-from typing import Literal
+from collections.abc import Sequence
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from funmagic_kit.api import path_uuid, read_body, read_query, require_principal, require_role
-from funmagic_kit.errors import TransientError
-from funmagic_kit.http import HttpProblem, problem
-from funmagic_tasks.application.tasks import TaskNotFound, TaskService
-from funmagic_tasks.domain.tasks import MAX_PROMPT_LENGTH, TaskRefused
+from funmagic_kit.api import (
+    idempotency_key,
+    path_uuid,
+    read_body,
+    read_query,
+    require_principal,
+    require_role,
+)
+from funmagic_tasks.application.tasks import TaskService
+from funmagic_tasks.domain.json_values import JsonObject
+from funmagic_tasks.domain.tasks import MAX_PROMPT_LENGTH, TaskInput, TaskRequest, TaskStatus
 
-__all__ = ["TasksApp", "tasks_error_middleware"]
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-Status = Literal["pending", "running", "completed", "failed", "cancelled"]
+__all__ = ["TasksApp"]
 
 
 class _Body(BaseModel):
@@ -47,9 +49,21 @@ class CreateTaskBody(_Body):
     def _uuid(cls, value: str | None) -> str | None:
         return None if value is None else str(uuid.UUID(value))
 
+    def as_request(self) -> TaskRequest:
+        return TaskRequest(
+            tool_slug=self.toolSlug,
+            step_id=self.stepId,
+            parent_task_id=self.parentTaskId,
+            input=TaskInput(
+                image_asset_id=self.input.imageAssetId,
+                prompt=self.input.prompt,
+                style_reference_id=self.input.styleReferenceId,
+            ),
+        )
+
 
 class TaskQuery(_Body):
-    status: Status | None = None
+    status: TaskStatus | None = None
     tool: str | None = Field(None, max_length=63)
     limit: int = Field(20, ge=1, le=100)
     cursor: str | None = Field(None, max_length=300)
@@ -57,29 +71,6 @@ class TaskQuery(_Body):
 
 class AdminTaskQuery(TaskQuery):
     user_id: str | None = Field(None, max_length=64)
-
-
-def tasks_error_middleware() -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
-    @web.middleware
-    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        try:
-            return await handler(request)
-        except TaskNotFound as error:
-            return problem(404, "Not Found", str(error), code="not_found")
-        except TaskRefused as error:
-            titles = {404: "Not Found", 409: "Conflict", 429: "Too Many Requests"}
-            extra = {"field": error.field} if error.field else {}
-            return problem(
-                error.status,
-                titles.get(error.status, "Unprocessable Content"),
-                str(error),
-                code=error.code,
-                **extra,
-            )
-        except TransientError as error:
-            return problem(503, "Service Unavailable", str(error), code="unavailable")
-
-    return middleware
 
 
 class TasksApp:
@@ -98,12 +89,8 @@ class TasksApp:
     async def create(self, request: web.Request) -> web.Response:
         principal = require_principal(request)
         body = await read_body(request, CreateTaskBody)
-        key = request.headers.get("Idempotency-Key")
-        if key is not None and not (1 <= len(key) <= 200 and key.isprintable()):
-            raise HttpProblem(
-                422, "Unprocessable Content", "Idempotency-Key must be 1–200 printable characters"
-            )
-        task, created = await self._tasks.create(principal.user_id, body.model_dump(exclude_none=True), key)
+        key = idempotency_key(request)
+        task, created = await self._tasks.create(principal.user_id, body.as_request(), key)
         return web.json_response(task, status=202 if created else 200)
 
     async def list_mine(self, request: web.Request) -> web.Response:
@@ -116,17 +103,10 @@ class TasksApp:
         query = read_query(request, AdminTaskQuery)
         return web.json_response(await self._page(query.user_id, query))
 
-    async def _page(self, user_id: str | None, query: TaskQuery) -> dict:
-        try:
-            return await self._tasks.list(
-                user_id=user_id,
-                status=query.status,
-                tool_slug=query.tool,
-                limit=query.limit,
-                cursor=query.cursor,
-            )
-        except ValueError:
-            raise HttpProblem(422, "Unprocessable Content", "the cursor is invalid") from None
+    async def _page(self, user_id: str | None, query: TaskQuery) -> JsonObject:
+        return await self._tasks.list(
+            user_id=user_id, status=query.status, tool_slug=query.tool, limit=query.limit, cursor=query.cursor
+        )
 
     async def get(self, request: web.Request) -> web.Response:
         principal = require_principal(request)

@@ -270,16 +270,15 @@ def tool_entry(**overrides: Any) -> dict[str, Any]:
 
 
 def test_a_tool_is_normalised_with_its_price_computed() -> None:
-    values, parsed = check_tool(
-        tool_entry(config=config(step("a", cost=2), step("b", cost=3)), title=" FigMe ")
-    )
+    values = check_tool(tool_entry(config=config(step("a", cost=2), step("b", cost=3)), title=" FigMe "))
+    parsed = parse_tool_config(config(step("a", cost=2), step("b", cost=3)))
 
-    assert values["credits_cost"] == 5
-    assert values["title"] == "FigMe"
-    assert values["description"] == ""
-    assert values["is_active"] is True
-    assert values["is_featured"] is False
-    assert values["config"] == config_to_json(parsed)
+    assert values.credits_cost == 5
+    assert values.title == "FigMe"
+    assert values.description == ""
+    assert values.is_active is True
+    assert values.is_featured is False
+    assert config_to_json(values.config) == config_to_json(parsed)
 
 
 @pytest.mark.parametrize(
@@ -306,15 +305,15 @@ def test_tool_fields_are_checked_by_name(overrides: dict[str, Any], field: str) 
 
 
 def test_a_slug_of_63_characters_is_fine() -> None:
-    assert check_tool(tool_entry(slug="a" * 63))[0]["slug"] == "a" * 63
+    assert check_tool(tool_entry(slug="a" * 63)).slug == "a" * 63
 
 
 def test_a_tool_type_is_a_slug_name_with_a_display_name_and_a_safe_colour() -> None:
     values = check_tool_type({"name": "image", "display_name": "Image", "color": "#6366f1"})
 
-    assert values["sort_order"] == 0
-    assert values["is_active"] is True
-    assert values["translations"] == {}
+    assert values.sort_order == 0
+    assert values.is_active is True
+    assert values.translations == {}
     for bad, field in (
         ({"name": "Image"}, "name"),
         ({"display_name": ""}, "display_name"),
@@ -374,7 +373,7 @@ def test_a_banner_checks_its_type_target_window_and_link() -> None:
 
     values = check_banner(ok)
 
-    assert (values["type"], values["link_target"], values["position"]) == ("main", "_self", 0)
+    assert (values.type, values.link_target, values.position) == ("main", "_self", 0)
     for bad, field in (
         ({"type": "top"}, "type"),
         ({"link_target": "_parent"}, "link_target"),

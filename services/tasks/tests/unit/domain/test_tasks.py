@@ -1,10 +1,15 @@
 """The saga's rules: what a task request may ask for, what it costs, what runs next, what is charged."""
 
+from dataclasses import replace
+
 import pytest
 
+from funmagic_contracts.tasks.events import StepInput
 from funmagic_tasks.domain.catalog import Tool, parse_tool_config
 from funmagic_tasks.domain.tasks import (
     ParentTask,
+    PlannedStep,
+    ProducedAsset,
     TaskInput,
     TaskRefused,
     charged_for,
@@ -64,7 +69,7 @@ def test_one_named_step_costs_that_step() -> None:
 
 
 def test_a_chained_task_continues_on_its_parents_output() -> None:
-    parent = ParentTask("p", "tool-1", "completed", ("image-gen",), ({"asset_id": "out-1", "role": "image"},))
+    parent = ParentTask("p", "tool-1", "completed", ("image-gen",), (ProducedAsset("out-1", "image"),))
     plan = plan_task(FIGME, "3d-gen", parent, TaskInput())
     assert (plan.step_ids, plan.price, plan.image_asset_id) == (("3d-gen",), 30, "out-1")
 
@@ -72,7 +77,7 @@ def test_a_chained_task_continues_on_its_parents_output() -> None:
 @pytest.mark.parametrize(
     ("parent", "code"),
     [
-        (ParentTask("p", "other-tool", "completed", ("image-gen",), ({"asset_id": "o", "role": "image"},)),
+        (ParentTask("p", "other-tool", "completed", ("image-gen",), (ProducedAsset("o", "image"),)),
          "parent_mismatch"),
         (ParentTask("p", "tool-1", "running", ("image-gen",), ()), "parent_not_completed"),
         (ParentTask("p", "tool-1", "completed", (), ()), "parent_mismatch"),
@@ -105,11 +110,11 @@ def test_a_later_step_without_a_parent_needs_one() -> None:
 
 def test_the_plan_is_a_snapshot_of_the_steps() -> None:
     (first, second) = plan_steps(FIGME, ("image-gen", "3d-gen"))
-    assert first == {
-        "id": "image-gen", "name": "Image-Gen", "type": "image-gen", "provider": "local", "model": "default",
-        "options": {"style": "vintage"}, "cost": 20, "timeout_seconds": 600, "prompt": None,
-        "image_input": "required",
-    }  # fmt: skip
+    assert first == PlannedStep(
+        id="image-gen", name="Image-Gen", type="image-gen", provider="local", model="default",
+        options={"style": "vintage"}, cost=20, timeout_seconds=600, prompt=None,
+        image_input="required",
+    )  # fmt: skip
     assert next_step([first, second], "image-gen") == second
     assert next_step([first, second], "3d-gen") is None
 
@@ -122,18 +127,18 @@ def test_the_prompt_is_the_users_then_the_styles() -> None:
 
 def test_a_step_gets_references_and_the_tools_options() -> None:
     (first,) = plan_steps(FIGME, ("image-gen",))
-    assert step_input(first, "p", IMAGE) == {
-        "asset_ids": [IMAGE],
-        "prompt": "p",
-        "options": {"style": "vintage"},
-    }
-    assert step_input({**first, "image_input": "none"}, None, IMAGE)["asset_ids"] == []
+    assert step_input(first, "p", IMAGE) == StepInput(
+        asset_ids=(IMAGE,),
+        prompt="p",
+        options={"style": "vintage"},
+    )
+    assert step_input(replace(first, image_input="none"), None, IMAGE).asset_ids == ()
 
 
 def test_the_next_step_works_on_the_image_output_first() -> None:
-    assets = [{"asset_id": "m", "role": "model"}, {"asset_id": "i", "role": "image"}]
+    assets = [ProducedAsset("m", "model"), ProducedAsset("i", "image")]
     assert primary_asset(assets) == "i"
-    assert primary_asset([{"asset_id": "m", "role": "model"}]) == "m"
+    assert primary_asset([ProducedAsset("m", "model")]) == "m"
     assert primary_asset([]) is None
 
 

@@ -1,24 +1,66 @@
-"""The public API's request and response models: validated at the edge, and the source of /openapi.json."""
+"""`/api/auth/*` and `/api/admin/users*`: the models of identity's public face.
+
+Request models and the identity route whose body (or query) they are — the same fields and rules:
+
+    SignUpRequest          POST /v1/users (without `mode`, which only the gateway reads)
+    SignInRequest          POST /v1/sessions (without `mode`)
+    SignOutRequest         POST /v1/sessions/sign-out
+    VerifyEmailRequest     POST /v1/email-verifications/confirm
+    ForgotPasswordRequest  POST /v1/password-resets
+    ResetPasswordRequest   POST /v1/password-resets/confirm
+    DeleteAccountRequest   DELETE /v1/me
+    UserListQuery          GET /v1/users (query)
+    RoleChangeRequest      PUT /v1/users/{user_id}/role
+    StatusChangeRequest    POST /v1/users/{user_id}/disable and /enable
+
+`RefreshRequest` (the token may come as a cookie instead), `OAuthStartQuery` (sent on as the body of
+POST /v1/oauth/{provider}/start) and `OAuthCallbackQuery` are the gateway's own.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
+
+from funmagic_contracts.api.base import Reply, Request
+
+__all__ = [
+    "Accepted",
+    "AuthMode",
+    "AuthResult",
+    "CurrentSession",
+    "DeleteAccountRequest",
+    "ForgotPasswordRequest",
+    "OAuthCallbackQuery",
+    "OAuthProviders",
+    "OAuthStartQuery",
+    "RefreshRequest",
+    "ResetPasswordRequest",
+    "RevokedSessions",
+    "Role",
+    "RoleChangeRequest",
+    "SessionInfo",
+    "SessionList",
+    "SessionUser",
+    "SessionView",
+    "SignInRequest",
+    "SignOutRequest",
+    "SignUpRequest",
+    "StatusChangeRequest",
+    "UserList",
+    "UserListQuery",
+    "UserView",
+    "VerificationSent",
+    "VerifyEmailRequest",
+]
 
 Role = Literal["user", "admin", "super_admin"]
 AuthMode = Literal["cookie", "token"]
 
 
-class Request(BaseModel):
-    """Unknown fields are refused, so a typo is an error instead of a silently ignored value."""
-
-    model_config = ConfigDict(extra="forbid", str_max_length=4096)
-
-
-class Reply(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+# --- requests -------------------------------------------------------------------------------------------
 
 
 class SignUpRequest(Request):
@@ -79,6 +121,25 @@ class OAuthCallbackQuery(Request):
     error: str | None = Field(None, max_length=200)
 
 
+class UserListQuery(Request):
+    query: str | None = Field(None, max_length=200, description="Part of an email or name.")
+    role: Role | None = None
+    limit: int = Field(20, ge=1, le=100)
+    cursor: str | None = Field(None, max_length=200, description="`next_cursor` of the previous page.")
+
+
+class RoleChangeRequest(Request):
+    role: Role
+
+
+class StatusChangeRequest(Request):
+    reason: str = Field(min_length=1, max_length=500)
+
+
+# --- replies --------------------------------------------------------------------------------------------
+
+
+# An account: GET /v1/me, GET /v1/users/{user_id}, and every admin change of a user.
 class UserView(Reply):
     id: str
     email: str
@@ -102,6 +163,8 @@ class SessionView(Reply):
     current: bool = False
 
 
+# Sign-up, sign-in, refresh and the OAuth callback. Identity also answers `created` and `redirect_to`,
+# which the gateway reads itself (the OAuth redirect) and does not pass on.
 class AuthResult(Reply):
     user: UserView
     session: SessionView
@@ -124,6 +187,7 @@ class CurrentSession(Reply):
     access_token_expires_at: datetime
 
 
+# GET /api/auth/session: answered by the gateway from the verified token, without calling identity.
 class SessionInfo(Reply):
     user: SessionUser
     session: CurrentSession
@@ -149,21 +213,6 @@ class OAuthProviders(Reply):
     providers: list[str]
 
 
-class UserListQuery(Request):
-    query: str | None = Field(None, max_length=200, description="Part of an email or name.")
-    role: Role | None = None
-    limit: int = Field(20, ge=1, le=100)
-    cursor: str | None = Field(None, max_length=200, description="`next_cursor` of the previous page.")
-
-
 class UserList(Reply):
     items: list[UserView]
     next_cursor: str | None = None
-
-
-class RoleChangeRequest(Request):
-    role: Role
-
-
-class StatusChangeRequest(Request):
-    reason: str = Field(min_length=1, max_length=500)

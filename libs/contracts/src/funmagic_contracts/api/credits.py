@@ -1,0 +1,143 @@
+"""`/api/credits/*`, `/api/webhooks/stripe` and the admin credit routes: the models of credits' public face.
+
+Request models and the credits route they are the body (or query) of — the same fields and rules:
+
+    PageQuery          GET /v1/credits/me/transactions, /v1/admin/users/{user_id}/credits and /ledger (query)
+    CheckoutRequest    POST /v1/checkout
+    AdjustmentRequest  POST /v1/admin/users/{user_id}/adjustments
+    PackageRequest     POST /v1/admin/packages, PUT /v1/admin/packages/{package_id}
+
+`StripeEvent` documents what Stripe posts to /api/webhooks/stripe; the gateway forwards those bytes
+unparsed (the signature covers them).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from funmagic_contracts.api.base import Reply, Request
+
+__all__ = [
+    "AdjustmentRequest",
+    "AdminUserCredits",
+    "Balance",
+    "CheckoutRequest",
+    "CheckoutResult",
+    "LedgerEntry",
+    "LedgerPage",
+    "Package",
+    "PackageList",
+    "PackageRequest",
+    "PageQuery",
+    "StripeEvent",
+    "Transaction",
+    "TransactionPage",
+    "WebhookReceipt",
+]
+
+
+class Balance(Reply):
+    user_id: str
+    balance: int = Field(description="Credits the user can spend now.")
+    reserved_balance: int = Field(description="Credits held for running tasks.")
+    lifetime_earned: int
+    lifetime_spent: int
+
+
+class Transaction(Reply):
+    id: str
+    type: str = Field(description="purchase, spend, refund, bonus or admin_adjust")
+    amount: int
+    balance_after: int
+    reference_id: str | None = None
+    description: str
+    created_at: datetime
+
+
+class TransactionPage(Reply):
+    items: list[Transaction]
+    next_cursor: str | None = None
+
+
+class AdminUserCredits(Balance):
+    transactions: TransactionPage
+
+
+class LedgerEntry(Reply):
+    position: int
+    event_id: str
+    version: int
+    type: str
+    data: dict[str, Any]
+    occurred_at: datetime
+
+
+class LedgerPage(Reply):
+    items: list[LedgerEntry]
+    next_cursor: str | None = None
+
+
+class Package(Reply):
+    id: str
+    name: str
+    credits: int
+    price_minor: int
+    currency: str
+    stripe_price_id: str | None = None
+    is_active: bool
+    sort_order: int
+
+
+class PackageList(Reply):
+    items: list[Package]
+
+
+class PageQuery(Request):
+    limit: int = Field(20, ge=1, le=100)
+    cursor: str | None = Field(
+        None, pattern=r"^[0-9]{1,19}$", description="`next_cursor` of the previous page."
+    )
+
+
+class CheckoutRequest(Request):
+    package_id: str = Field(min_length=1, max_length=64)
+
+
+class CheckoutResult(Reply):
+    session_id: str
+    url: str = Field(description="Stripe's hosted payment page: send the browser there.")
+
+
+class AdjustmentRequest(Request):
+    amount: int = Field(
+        ge=-1_000_000_000, le=1_000_000_000, description="Signed; the balance never goes below 0."
+    )
+    reason: str = Field(min_length=1, max_length=500)
+
+
+class PackageRequest(Request):
+    name: str = Field(min_length=1, max_length=100)
+    credits: int = Field(gt=0, le=100_000_000)
+    price_minor: int = Field(ge=0, le=100_000_000, description="Price in the currency's minor unit (cents).")
+    currency: str = Field(pattern=r"^[A-Z]{3}$")
+    stripe_price_id: str | None = Field(None, max_length=100)
+    is_active: bool = True
+    sort_order: int = Field(0, ge=-1_000_000, le=1_000_000)
+
+
+class StripeEvent(BaseModel):
+    """A Stripe event, delivered by Stripe and verified by its `Stripe-Signature` header."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: str
+    type: str
+    data: dict[str, Any]
+
+
+class WebhookReceipt(Reply):
+    received: bool
+    outcome: str

@@ -1,0 +1,97 @@
+"""`/api/tasks*` and `/api/admin/tasks*`: the models of the tasks service's public face.
+
+Request models and the tasks route they are the body (or query) of — the same fields:
+
+    CreateTask (with TaskInput)   POST /v1/tasks (the gateway drops unset fields: `exclude_none`)
+    TaskQuery                     GET /v1/tasks (query)
+    AdminTaskQuery                GET /v1/admin/tasks (query)
+
+`Task` is the answer of creating, reading and cancelling a task; `TaskPage` of the two lists.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import Field
+
+from funmagic_contracts.api.base import Reply, Request
+
+__all__ = [
+    "AdminTaskQuery",
+    "CreateTask",
+    "Task",
+    "TaskError",
+    "TaskInput",
+    "TaskPage",
+    "TaskQuery",
+    "TaskStatus",
+]
+
+TaskStatus = Literal["pending", "running", "completed", "failed", "cancelled"]
+
+
+# --- requests -------------------------------------------------------------------------------------------
+
+
+class TaskInput(Request):
+    imageAssetId: str | None = Field(None, description="An asset of yours (upload it first).")
+    prompt: str | None = Field(None, max_length=4000)
+    styleReferenceId: str | None = Field(None, max_length=64)
+
+
+class CreateTask(Request):
+    toolSlug: str = Field(min_length=1, max_length=63, examples=["background-remove"])
+    stepId: str | None = Field(
+        None,
+        max_length=63,
+        description="Run only this step (default: the whole pipeline, or the first step).",
+    )
+    parentTaskId: str | None = Field(
+        None, description="A completed task of yours whose output this step continues."
+    )
+    input: TaskInput = Field(default_factory=TaskInput)
+
+
+class TaskQuery(Request):
+    status: TaskStatus | None = None
+    tool: str | None = Field(None, max_length=63)
+    limit: int = Field(20, ge=1, le=100)
+    cursor: str | None = Field(None, max_length=300)
+
+
+class AdminTaskQuery(TaskQuery):
+    user_id: str | None = Field(None, max_length=64)
+
+
+# --- replies --------------------------------------------------------------------------------------------
+
+
+class TaskError(Reply):
+    code: str
+    message: str | None = None
+
+
+class Task(Reply):
+    id: str
+    user_id: str
+    tool_id: str
+    tool_slug: str
+    parent_task_id: str | None = None
+    status: TaskStatus
+    step_ids: list[str]
+    current_step_id: str | None = None
+    completed_step_ids: list[str]
+    price: int
+    charged_credits: int | None = None
+    error: TaskError | None = None
+    created_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    payload: dict[str, Any] | None = Field(None, description="input, per-step outputs, output, error")
+
+
+class TaskPage(Reply):
+    items: list[Task]
+    next_cursor: str | None = None

@@ -1,0 +1,148 @@
+"""The step runner end to end inside the service, with no third party: the built-in `local` provider
+really computes its outputs; storage (another service) is a stand-in implementing the `Storage` port;
+Postgres and Redis are real."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import pytest
+from providers_test_support import FakeStorage, jobs_of, outbox_events, step_requested
+from redis.asyncio import Redis
+
+from funmagic_contracts.base import IntegrationEvent
+from funmagic_contracts.providers.events import StepCompleted, StepFailed, StepProgressed, StepStarted
+from funmagic_contracts.tasks.events import StepRequested, TaskCancelRequested
+from funmagic_kit.testing import in_memory_consumer, wait_until
+from funmagic_providers.application.steps import StepRunner
+from funmagic_providers.bootstrap import Providers
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(autouse=True)
+async def forget_cached_limits(redis: Redis) -> AsyncIterator[None]:
+    yield
+    await redis.delete("prl:web:{local}:config", "prl:web:{nobody}:config")
+
+
+@asynccontextmanager
+async def running(runner: StepRunner) -> AsyncIterator[None]:
+    task = asyncio.create_task(runner.run())
+    try:
+        yield
+    finally:
+        runner.stop()
+        await asyncio.wait_for(task, timeout=10)
+
+
+async def deliver(providers: Providers, *events: IntegrationEvent) -> None:
+    async with in_memory_consumer(
+        "providers", providers.parts.subscriptions, unit_of_work=providers.parts.unit_of_work
+    ) as consumer:
+        for event in events:
+            await consumer.deliver_event(event)
+
+
+async def events_of(pool, task_id: str) -> list[IntegrationEvent]:
+    return [e for e in await outbox_events(pool) if getattr(e, "task_id", None) == task_id]
+
+
+async def wait_for_event(pool, task_id: str, kind: type[IntegrationEvent], timeout: float = 20) -> None:
+    async def seen() -> bool:
+        return any(isinstance(e, kind) for e in await events_of(pool, task_id))
+
+    await wait_until(seen, timeout=timeout, what=f"{kind.__name__} of {task_id}")
+
+
+async def test_a_queued_job_runs_to_step_completed_with_its_output_stored(
+    pool, build_providers, storage: FakeStorage
+) -> None:
+    providers = build_providers()
+    requested = step_requested(options={"size": "96x64"})
+    await deliver(providers, requested)
+
+    async with running(providers.runner):
+        await wait_for_event(pool, requested.task_id, StepCompleted)
+
+    events = await events_of(pool, requested.task_id)
+    assert type(events[0]) is StepStarted
+    assert type(events[-1]) is StepCompleted
+    assert {type(e) for e in events[1:-1]} == {StepProgressed}
+    progress = [e.progress for e in events if isinstance(e, StepProgressed)]
+    assert progress == sorted(progress)
+    assert len(set(progress)) == len(progress)
+    completed = events[-1]
+    assert isinstance(completed, StepCompleted)
+    (stored,) = storage.outputs
+    assert [(a.asset_id, a.role) for a in completed.output.assets] == [(stored.asset_id, "image")]
+    assert completed.output.metadata == {"width": 96, "height": 64}
+    assert stored.data.startswith(PNG_SIGNATURE)
+    assert (stored.user_id, stored.task_id, stored.module, stored.visibility) == (
+        "user-1",
+        requested.task_id,
+        "image-gen",
+        "private",
+    )
+    (job,) = await jobs_of(pool, requested.task_id)
+    assert (job.status, job.claims, job.lease_owner) == ("completed", 1, None)
+
+
+async def test_a_step_for_a_provider_nobody_configured_fails_at_once(pool, build_providers, storage) -> None:
+    providers = build_providers()
+    requested = step_requested(provider="nobody")
+    await deliver(providers, requested)
+
+    async with running(providers.runner):
+        await wait_for_event(pool, requested.task_id, StepFailed)
+
+    (failed,) = await events_of(pool, requested.task_id)
+    assert isinstance(failed, StepFailed)
+    assert (failed.error_code, failed.retryable) == ("provider_not_found", False)
+    assert storage.outputs == []
+
+
+async def test_cancelling_a_running_job_stops_its_call(pool, build_providers, storage) -> None:
+    providers = build_providers()
+    requested = step_requested(options={"durationMs": 1500, "size": "64x64"})
+    await deliver(providers, requested)
+
+    async with running(providers.runner):
+        await wait_for_event(pool, requested.task_id, StepStarted)
+        await deliver(providers, cancel_of(requested))
+        await asyncio.sleep(2.5)  # past the call's own duration: had it gone on, it would have stored
+
+    assert storage.outputs == [], "the call stopped before storing anything"
+    assert not [e for e in await events_of(pool, requested.task_id) if isinstance(e, StepCompleted)]
+    (job,) = await jobs_of(pool, requested.task_id)
+    assert job.status == "cancelled"
+
+
+async def test_a_stopping_runner_hands_its_job_back_and_another_finishes_it_once(
+    pool, build_providers, storage
+) -> None:
+    first = build_providers(owner="runner-first")
+    second = build_providers(owner="runner-second")
+    requested = step_requested(options={"durationMs": 3000, "size": "64x64"})
+    await deliver(first, requested)
+
+    async with running(first.runner):
+        await wait_for_event(pool, requested.task_id, StepStarted)
+    (handed_back,) = await jobs_of(pool, requested.task_id)
+    assert (handed_back.status, handed_back.lease_owner, handed_back.retries) == ("queued", None, 0)
+
+    async with running(second.runner):
+        await wait_for_event(pool, requested.task_id, StepCompleted)
+
+    events = await events_of(pool, requested.task_id)
+    assert [type(e) for e in events].count(StepStarted) == 2
+    assert [type(e) for e in events].count(StepCompleted) == 1
+    (job,) = await jobs_of(pool, requested.task_id)
+    assert (job.status, job.claims) == ("completed", 2)
+    assert len(storage.outputs) == 1
+
+
+def cancel_of(requested: StepRequested) -> TaskCancelRequested:
+    return TaskCancelRequested(task_id=requested.task_id, user_id=requested.user_id, by=requested.user_id)

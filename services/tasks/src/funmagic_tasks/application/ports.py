@@ -1,0 +1,182 @@
+"""What the use cases of tasks need from the outside, as Protocols: the stores a transaction binds, the
+transaction itself, and the other services' answers (storage: does a user own an asset; providers: does a
+provider exist). The adapters layer provides the concrete classes."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Literal, Protocol, TypeAlias, TypeVar
+
+from funmagic_kit.ports import UnitOfWork
+from funmagic_tasks.domain.catalog import (
+    BannerEntry,
+    BannerRecord,
+    Tool,
+    ToolEntry,
+    ToolRecord,
+    ToolTypeEntry,
+    ToolTypeRecord,
+)
+from funmagic_tasks.domain.task import Task
+from funmagic_tasks.domain.tasks import TaskStatus
+
+__all__ = [
+    "Assets",
+    "CatalogStore",
+    "Page",
+    "Providers",
+    "RowLock",
+    "TaskStore",
+    "TasksUnitOfWork",
+    "UnitOfWorkFactory",
+]
+
+RowLock = Literal["update", "share"] | None
+"""How a read locks the row for the rest of the transaction: FOR UPDATE, FOR SHARE, or not at all."""
+
+ItemT = TypeVar("ItemT")
+Page: TypeAlias = tuple[list[ItemT], str | None]
+"""One page of a list and the cursor of the next one (None at the end)."""
+
+
+class TaskStore(Protocol):
+    async def lock(self, task_id: str) -> Task | None:
+        """The task, locked for the rest of the transaction; None for an id that is not one of ours (not
+        even a UUID: other producers' events on the shared topics)."""
+        ...
+
+    async def get(self, task_id: str) -> Task | None: ...
+
+    async def by_idempotency_key(self, user_id: str, key: str) -> Task | None: ...
+
+    async def hold_creations_of(self, user_id: str) -> None:
+        """Let one creation of this user's tasks run at a time, until the transaction ends."""
+        ...
+
+    async def active_count(self, user_id: str) -> int: ...
+
+    async def add(self, task: Task) -> Task:
+        """The new task as stored (read back: the answer shows it exactly as every later read will).
+        Raises ConcurrencyConflict when the user's idempotency key is taken (callers hold
+        `hold_creations_of` and look the key up first, so only a retry ends up here)."""
+        ...
+
+    async def save(self, task: Task) -> Task:
+        """The task as stored now."""
+        ...
+
+    async def page(
+        self,
+        *,
+        user_id: str | None,
+        status: TaskStatus | None,
+        tool_slug: str | None,
+        limit: int,
+        cursor: str | None,
+    ) -> Page[Task]:
+        """Newest first."""
+        ...
+
+    async def overdue(self, now: datetime, *, pending_before: datetime, limit: int) -> list[str]:
+        """Ids of tasks that should have moved by now: a running step past its deadline, or a task still
+        waiting for its credits since before `pending_before`."""
+        ...
+
+
+class CatalogStore(Protocol):
+    # --- tool types ---
+    async def add_tool_type(self, type_id: str, entry: ToolTypeEntry, now: datetime) -> ToolTypeRecord | None:
+        """None when a live tool type has that name."""
+        ...
+
+    async def tool_type(self, type_id: str, *, lock: RowLock = None) -> ToolTypeRecord | None: ...
+
+    async def tool_type_by_name(self, name: str) -> ToolTypeRecord | None: ...
+
+    async def update_tool_type(self, type_id: str, entry: ToolTypeEntry, now: datetime) -> ToolTypeRecord:
+        """Raises CatalogConflict when another live tool type has the name."""
+        ...
+
+    async def tools_using(self, type_id: str) -> int: ...
+
+    async def delete_tool_type(self, type_id: str, now: datetime) -> bool: ...
+
+    async def tool_types_page(
+        self, *, active: bool | None, limit: int, cursor: str | None
+    ) -> Page[ToolTypeRecord]: ...
+
+    # --- tools ---
+    async def add_tool(self, tool_id: str, entry: ToolEntry, now: datetime) -> ToolRecord | None:
+        """None when a live tool has that slug."""
+        ...
+
+    async def tool(self, tool_id: str, *, lock: RowLock = None) -> ToolRecord | None: ...
+
+    async def tool_record_by_slug(self, slug: str, *, active_only: bool = False) -> ToolRecord | None: ...
+
+    async def tool_by_slug(self, slug: str) -> Tool | None:
+        """The live tool as the task saga uses it (an inactive one too, with `is_active` False)."""
+        ...
+
+    async def update_tool(self, tool_id: str, entry: ToolEntry, now: datetime) -> ToolRecord:
+        """Raises CatalogConflict when another live tool has the slug."""
+        ...
+
+    async def delete_tool(self, tool_id: str, now: datetime) -> bool: ...
+
+    async def tools_page(
+        self,
+        *,
+        active: bool | None,
+        type_name: str | None = None,
+        query: str | None = None,
+        featured: bool | None = None,
+        locales: Sequence[str] = (),
+        limit: int,
+        cursor: str | None,
+    ) -> Page[ToolRecord]: ...
+
+    # --- banners ---
+    async def add_banner(self, banner_id: str, entry: BannerEntry, now: datetime) -> BannerRecord | None:
+        """None when a banner with that id exists (a deleted one too)."""
+        ...
+
+    async def banner(self, banner_id: str, *, lock: RowLock = None) -> BannerRecord | None: ...
+
+    async def update_banner(self, banner_id: str, entry: BannerEntry, now: datetime) -> BannerRecord: ...
+
+    async def delete_banner(self, banner_id: str, now: datetime) -> bool: ...
+
+    async def banners_page(
+        self,
+        *,
+        live_at: datetime | None,
+        banner_type: str | None = None,
+        active: bool | None = None,
+        limit: int,
+        cursor: str | None,
+    ) -> Page[BannerRecord]: ...
+
+
+class TasksUnitOfWork(UnitOfWork, Protocol):
+    tasks: TaskStore
+    catalog: CatalogStore
+
+
+class UnitOfWorkFactory(Protocol):
+    def __call__(self) -> TasksUnitOfWork: ...
+
+
+class Assets(Protocol):
+    """Storage's answer for task inputs."""
+
+    async def owns(self, user_id: str, asset_id: str) -> bool: ...
+
+
+class Providers(Protocol):
+    """The providers service's answer for tool configs."""
+
+    async def exists(self, name: str) -> bool:
+        """Whether steps can run with that (web-scope) provider."""
+        ...
