@@ -18,6 +18,7 @@ import subprocess
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -59,6 +60,7 @@ def main() -> int:
     summary = []
     for name in args.names or list(BENCHMARKS):
         print(f"== {name}", flush=True)
+        previous = _last_record(name)
         result = asyncio.run(BENCHMARKS[name]())
         record = {
             "benchmark": name,
@@ -70,6 +72,8 @@ def main() -> int:
         with (RESULTS / f"{name}.jsonl").open("a") as out:
             out.write(json.dumps(record) + "\n")
         summary.append(record)
+        if previous is not None:
+            print(_beside_previous(previous, record), flush=True)
     lines = ["# Latest benchmark results", ""]
     for record in summary:
         lines += [
@@ -84,6 +88,39 @@ def main() -> int:
         ]
     (RESULTS / "latest.md").write_text("\n".join(lines))
     return 0
+
+
+# The figures worth comparing run to run: ratios to the baseline measured in the same run, rates, latencies.
+_COMPARED = ("ratio", "per_s", "p50_ms", "p99_ms", "cpu_ms")
+
+
+def _last_record(name: str) -> dict[str, Any] | None:
+    path = RESULTS / f"{name}.jsonl"
+    if not path.exists():
+        return None
+    lines = [line for line in path.read_text().splitlines() if line.strip()]
+    return json.loads(lines[-1]) if lines else None
+
+
+def _leaves(value: object, prefix: str = "") -> dict[str, float]:
+    if isinstance(value, dict):
+        found: dict[str, float] = {}
+        for key, inner in value.items():
+            found.update(_leaves(inner, f"{prefix}.{key}" if prefix else str(key)))
+        return found
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return {prefix: float(value)}
+    return {}
+
+
+def _beside_previous(previous: dict[str, Any], current: dict[str, Any]) -> str:
+    """This run's figures beside the last recorded run's (its commit and time), one line each."""
+    before, now = _leaves(previous), _leaves(current)
+    lines = [f"-- beside the previous record (commit {previous.get('commit')}, {previous.get('time')}):"]
+    for key in sorted(now):
+        if key in before and any(marker in key.rsplit(".", 1)[-1] for marker in _COMPARED):
+            lines.append(f"   {key}: {before[key]:g} → {now[key]:g}")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -57,11 +57,17 @@ class PermanentError(PlatformError):
 class Refused(PlatformError):
     """A request the domain refuses: invalid for a business rule (the plain kind).
 
-    `code` is stable for clients (a subclass sets a default, a raise may override it); `field` names the
-    input at fault; `details` are extra members of the answer (e.g. the list of password problems).
+    `code` is stable for clients: a subclass declares its default in its header
+    (`class EmailTaken(Conflict, code="email_taken")`) and a raise may override it; `field` names the input
+    at fault; `details` are extra members of the answer (e.g. the list of password problems).
     """
 
     code: str = "refused"
+
+    def __init_subclass__(cls, *, code: str | None = None, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        if code is not None:
+            cls.code = code
 
     def __init__(
         self,

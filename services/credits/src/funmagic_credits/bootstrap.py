@@ -22,8 +22,6 @@ from funmagic_kit.clock import Clock, SystemClock
 from funmagic_kit.errors import ConfigError
 from funmagic_kit.runtime import Command, Runtime, ServiceParts, ServiceSpec
 
-__all__ = ["SPEC", "Credits", "build"]
-
 
 @dataclass(frozen=True)
 class Credits:
@@ -37,12 +35,13 @@ def build(
     settings: CreditsSettings,
     *,
     pool: AsyncConnectionPool,
-    http: aiohttp.ClientSession | None,
+    http: aiohttp.ClientSession | None = None,
     clock: Clock | None = None,
     payments: PaymentGateway | None = None,
 ) -> Credits:
-    """Credits' application objects and what the runtime serves. `http` reaches Stripe; a test may pass
-    None with a stand-in for Stripe's API as `payments` (webhook signatures are always checked for real)."""
+    """Credits' application objects and what the runtime serves. `http` reaches Stripe; a test may leave it
+    out and pass a stand-in for Stripe's API as `payments` (webhook signatures are always checked for
+    real)."""
     clock = clock or SystemClock()
     if payments is None:
         if http is None:

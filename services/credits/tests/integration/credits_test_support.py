@@ -21,6 +21,7 @@ from funmagic_contracts.topics import IDENTITY_EVENTS, TASKS_EVENTS
 from funmagic_credits.application.ports import CheckoutSession, StoredEvent
 from funmagic_credits.bootstrap import Credits, build
 from funmagic_credits.config import CreditsSettings
+from funmagic_credits.domain.commerce import CreditPackage
 from funmagic_credits.domain.ledger import (
     AdjustCredits,
     GrantCredits,
@@ -70,14 +71,14 @@ class FakePayments:
 
     created: list[dict[str, Any]] = field(default_factory=list)
 
-    async def create_checkout_session(self, **request: Any) -> CheckoutSession:
-        self.created.append(request)
+    async def create_checkout_session(self, package: CreditPackage, **request: Any) -> CheckoutSession:
+        self.created.append({"package": package, **request})
         session_id = f"cs_test_{uuid.uuid4().hex}"
         return CheckoutSession(
             id=session_id,
             url=f"https://checkout.example.test/{session_id}",
-            amount_total=request["unit_amount"],
-            currency=request["currency"].lower(),
+            amount_total=package.price_minor,
+            currency=package.currency.lower(),
         )
 
 

@@ -136,7 +136,8 @@ async def test_a_checkout_opens_a_stripe_session_keyed_by_the_idempotency_key(ht
     (request,) = payments.created
     assert started == {"session_id": started["session_id"], "url": started["url"]}
     assert request["idempotency_key"] == f"checkout:{user}:{package['id']}:checkout-1"
-    assert (request["user_id"], request["package_id"], request["unit_amount"]) == (user, package["id"], 999)
+    sold = request["package"]
+    assert (request["user_id"], sold.id, sold.price_minor) == (user, package["id"], 999)
     assert await scalar(
         pool, "SELECT status FROM purchases WHERE session_id = %s", started["session_id"]
     ) == ("pending")

@@ -32,8 +32,6 @@ from funmagic_kit.clock import Clock, SystemClock
 from funmagic_kit.errors import ConfigError
 from funmagic_kit.runtime import Runtime, ServiceParts, ServiceSpec
 
-__all__ = ["SPEC", "Gateway", "build"]
-
 # Pre-authentication actions carry no ambient authority; a foreign Origin is still refused for them.
 CSRF_EXEMPT = (
     "/api/auth/sign-in/email",

@@ -29,8 +29,6 @@ from funmagic_kit.crypto import SecretBox
 from funmagic_kit.runtime import BackgroundWorker, Runtime, ServiceParts, ServiceSpec
 from funmagic_kit.workers import Periodic
 
-__all__ = ["SPEC", "Identity", "build"]
-
 # Keys rotated by the CLI or another replica are picked up within this interval.
 SIGNING_KEYS_RELOAD_SECONDS = 30.0
 MAIL_DELIVERY_INTERVAL_SECONDS = 2.0

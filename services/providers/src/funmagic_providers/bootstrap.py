@@ -12,6 +12,7 @@ from redis.asyncio import Redis
 from funmagic_kit.clock import Clock, SystemClock
 from funmagic_kit.runtime import Runtime, ServiceParts, ServiceSpec
 from funmagic_kit.workers import Periodic
+from funmagic_providers import migrations
 from funmagic_providers.adapters.apis.fal_queue import FalQueue
 from funmagic_providers.adapters.apis.local import LocalProvider
 from funmagic_providers.adapters.apis.openai_images import OpenAIImages
@@ -22,14 +23,12 @@ from funmagic_providers.adapters.rate_limiter import ProviderRateLimiter
 from funmagic_providers.adapters.storage_client import StorageClient
 from funmagic_providers.application.ports import Storage
 from funmagic_providers.application.registry import ProviderRegistry
-from funmagic_providers.application.steps import RunnerSettings, StepJobs, StepRunner
+from funmagic_providers.application.steps import StepJobs, StepRunner
 from funmagic_providers.config import ProvidersSettings
 from funmagic_providers.domain.documents import JsonObject
 from funmagic_providers.domain.steps import ProviderAdapter
 from funmagic_providers.entrypoints import cli, kafka
 from funmagic_providers.entrypoints.http import ProvidersApp
-
-__all__ = ["SPEC", "Providers", "build"]
 
 
 @dataclass(frozen=True)
@@ -80,17 +79,11 @@ def build(
         registry=registry,
         limiter=limiter,
         storage=storage or StorageClient(settings.storage_url, settings.internal_api_tokens()[0], http),
-        settings=RunnerSettings(
-            concurrency=settings.step_concurrency,
-            lease_seconds=settings.step_lease_seconds,
-            poll_interval_seconds=settings.step_poll_interval_seconds,
-            circuit_failure_threshold=settings.circuit_failure_threshold,
-            circuit_cooldown_seconds=settings.circuit_cooldown_seconds,
-        ),
+        settings=settings,
         clock=clock,
         owner=owner,
     )
-    jobs = StepJobs(runner, clock)
+    jobs = StepJobs(runner=runner, clock=clock)
     health_checks = Periodic("provider-health", registry.check_all, settings.health_check_interval_seconds)
     parts = ServiceParts(
         routes=ProvidersApp(registry).routes(),
@@ -130,7 +123,7 @@ async def _rotate_provider_keys(runtime: Runtime, argv: Sequence[str]) -> int:
 SPEC = ServiceSpec(
     name="providers",
     settings_class=ProvidersSettings,
-    migrations_package="funmagic_providers.migrations",
+    migrations_package=migrations.__name__,
     build=_build_from_runtime,
     commands={"rotate-provider-keys": _rotate_provider_keys},
 )

@@ -18,8 +18,6 @@ from funmagic_storage.application.assets import AssetService, StoragePolicy
 from funmagic_storage.config import StorageSettings
 from funmagic_storage.entrypoints.http import StorageApp
 
-__all__ = ["SPEC", "Storage", "build"]
-
 
 @dataclass(frozen=True)
 class Storage:
@@ -61,7 +59,7 @@ def build(
     return Storage(assets=assets, objects=objects, policy=policy, parts=parts)
 
 
-async def _build_from_runtime(runtime: Runtime) -> ServiceParts:
+async def _from_runtime(runtime: Runtime) -> ServiceParts:
     settings: StorageSettings = runtime.settings
     presigner = await open_presigning_client(settings, runtime.exit_stack)
     storage = build(settings, pool=runtime.require_pool(), s3=runtime.s3, presigner=presigner)
@@ -71,10 +69,13 @@ async def _build_from_runtime(runtime: Runtime) -> ServiceParts:
     return storage.parts
 
 
+# Server-side writes of provider outputs come in one request, and a 3D model can be large.
+MAX_REQUEST_BYTES = 64 * 1024 * 1024
+
 SPEC = ServiceSpec(
-    name="storage",
-    settings_class=StorageSettings,
-    migrations_package="funmagic_storage.migrations",
-    build=_build_from_runtime,
-    client_max_size=64 * 1024 * 1024,  # server-side writes of provider outputs (a 3D model can be large)
+    "storage",
+    StorageSettings,
+    "funmagic_storage.migrations",
+    build=_from_runtime,
+    client_max_size=MAX_REQUEST_BYTES,
 )

@@ -24,8 +24,6 @@ from funmagic_tasks.entrypoints import cli, kafka
 from funmagic_tasks.entrypoints.catalog_http import CatalogApp
 from funmagic_tasks.entrypoints.tasks_http import TasksApp
 
-__all__ = ["SPEC", "Tasks", "build"]
-
 
 @dataclass(frozen=True)
 class Tasks:
@@ -82,7 +80,7 @@ async def _http_session(runtime: Runtime) -> aiohttp.ClientSession:
     )
 
 
-async def _build_from_runtime(runtime: Runtime) -> ServiceParts:
+async def _from_runtime(runtime: Runtime) -> ServiceParts:
     http = await _http_session(runtime)
     return build(runtime.settings, pool=runtime.require_pool(), http=http).parts
 
@@ -96,16 +94,12 @@ class _EveryProviderExists:
         return True
 
 
-async def _seed_command(runtime: Runtime, argv: Sequence[str]) -> int:
+async def _seed(runtime: Runtime, argv: Sequence[str]) -> int:
     http = await _http_session(runtime)
     built = build(runtime.settings, pool=runtime.require_pool(), http=http, providers=_EveryProviderExists())
     return await cli.seed(built.catalog, argv)
 
 
 SPEC = ServiceSpec(
-    name="tasks",
-    settings_class=TasksSettings,
-    migrations_package="funmagic_tasks.migrations",
-    build=_build_from_runtime,
-    commands={"seed": _seed_command},
+    "tasks", TasksSettings, "funmagic_tasks.migrations", build=_from_runtime, commands={"seed": _seed}
 )

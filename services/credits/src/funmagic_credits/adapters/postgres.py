@@ -29,9 +29,11 @@ from funmagic_credits.domain.ledger import (
     Reserved,
     Spent,
 )
+from funmagic_kit.rows import to_row
 
 __all__ = [
     "EVENT_CLASSES",
+    "PROJECTED",
     "PostgresLedgerStore",
     "account_from_json",
     "account_to_json",
@@ -44,6 +46,9 @@ EVENT_CLASSES: dict[str, type] = {
     cls.__name__: cls
     for cls in (Granted, Purchased, Reserved, ReservationRejected, Spent, Released, Adjusted)
 }
+
+# The columns of `credits` an account projects to (all but `user_id` and `updated_at`).
+PROJECTED = ("balance", "reserved_balance", "lifetime_earned", "lifetime_spent", "adjustments", "version")
 
 ENSURE_ACCOUNT = """
 INSERT INTO ledger_accounts (user_id, version, state) VALUES (%s, 0, %s) ON CONFLICT (user_id) DO NOTHING
@@ -182,12 +187,7 @@ class PostgresLedgerStore:
 
 
 def projection_of(account: Account) -> dict[str, Any]:
-    """The `credits` row of an account, by column name (live projection, rebuild and verify share it)."""
-    return {
-        "balance": account.balance,
-        "reserved_balance": account.reserved,
-        "lifetime_earned": account.lifetime_earned,
-        "lifetime_spent": account.lifetime_spent,
-        "adjustments": account.adjustments,
-        "version": account.version,
-    }
+    """The `credits` row of an account, by column name in the order of PROJECTED (live projection, rebuild
+    and verify share it): the account's counters, `reserved` as `reserved_balance`."""
+    counters = to_row(account, reserved_balance=account.reserved)
+    return {column: counters[column] for column in PROJECTED}

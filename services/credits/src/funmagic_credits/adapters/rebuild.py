@@ -15,12 +15,13 @@ from datetime import datetime
 
 import psycopg
 
-from funmagic_credits.adapters.postgres import event_from_row, projection_of, transaction_row
+from funmagic_credits.adapters.postgres import PROJECTED, event_from_row, projection_of, transaction_row
 from funmagic_credits.domain.ledger import Account, evolve
 
 __all__ = ["Difference", "Replay", "rebuild_projections", "replay_events", "verify_projections"]
 
 BATCH = 10_000
+COPY_CREDITS = f"COPY credits (user_id, {', '.join(PROJECTED)}, updated_at) FROM STDIN"
 Progress = Callable[[int, int], None]
 
 
@@ -82,23 +83,10 @@ async def rebuild_projections(conn: psycopg.AsyncConnection, *, progress: Progre
     await conn.execute("DELETE FROM credit_transactions")
     await conn.execute("DELETE FROM credits")
     async with conn.cursor() as cursor:
-        async with cursor.copy(
-            "COPY credits (user_id, balance, reserved_balance, lifetime_earned, lifetime_spent, adjustments, "
-            "version, updated_at) FROM STDIN"
-        ) as copy:
+        async with cursor.copy(COPY_CREDITS) as copy:
             for account in replay.accounts.values():
-                await copy.write_row(
-                    (
-                        account.user_id,
-                        account.balance,
-                        account.reserved,
-                        account.lifetime_earned,
-                        account.lifetime_spent,
-                        account.adjustments,
-                        account.version,
-                        replay.updated_at[account.user_id],
-                    )
-                )
+                projection = projection_of(account).values()
+                await copy.write_row((account.user_id, *projection, replay.updated_at[account.user_id]))
         async with cursor.copy(
             "COPY credit_transactions (position, user_id, type, amount, balance_after, reference_id, "
             "description, created_at) FROM STDIN"
@@ -106,9 +94,6 @@ async def rebuild_projections(conn: psycopg.AsyncConnection, *, progress: Progre
             for row in replay.transactions:
                 await copy.write_row(row)
     return replay
-
-
-PROJECTED = ("balance", "reserved_balance", "lifetime_earned", "lifetime_spent", "adjustments", "version")
 
 
 async def verify_projections(

@@ -16,19 +16,18 @@ from typing import Any
 import aiohttp
 
 from funmagic_credits.application.ports import CheckoutSession, CheckoutSessionReport, PaymentEvent
+from funmagic_credits.domain.commerce import CreditPackage
 from funmagic_kit.errors import Malformed, TransientError, UpstreamRefused
 
 __all__ = ["InvalidSignature", "StripeClient", "StripeRefused", "StripeWebhooks", "verify_signature"]
 
 
-class InvalidSignature(Malformed):
-    code = "invalid_signature"
+class InvalidSignature(Malformed, code="invalid_signature"):
+    """A webhook whose Stripe-Signature does not verify (forged, stale, or signed with another secret)."""
 
 
-class StripeRefused(UpstreamRefused):
+class StripeRefused(UpstreamRefused, code="payment_provider_refused"):
     """Stripe answered 4xx: the request itself is wrong (unknown price, bad key…)."""
-
-    code = "payment_provider_refused"
 
 
 def verify_signature(
@@ -62,13 +61,9 @@ class StripeClient:
 
     async def create_checkout_session(
         self,
+        package: CreditPackage,
         *,
-        price_id: str | None,
-        name: str,
-        unit_amount: int,
-        currency: str,
         user_id: str,
-        package_id: str,
         success_url: str,
         cancel_url: str,
         idempotency_key: str,
@@ -79,15 +74,15 @@ class StripeClient:
             "cancel_url": cancel_url,
             "client_reference_id": user_id,
             "metadata[user_id]": user_id,
-            "metadata[package_id]": package_id,
+            "metadata[package_id]": package.id,
             "line_items[0][quantity]": "1",
         }
-        if price_id:
-            form["line_items[0][price]"] = price_id
-        else:
-            form["line_items[0][price_data][currency]"] = currency.lower()
-            form["line_items[0][price_data][unit_amount]"] = str(unit_amount)
-            form["line_items[0][price_data][product_data][name]"] = name
+        if package.stripe_price_id:
+            form["line_items[0][price]"] = package.stripe_price_id
+        else:  # a package without a Stripe price is sold at its own price, under its name
+            form["line_items[0][price_data][currency]"] = package.currency.lower()
+            form["line_items[0][price_data][unit_amount]"] = str(package.price_minor)
+            form["line_items[0][price_data][product_data][name]"] = package.name
         body = await self._post("/v1/checkout/sessions", form, idempotency_key)
         return CheckoutSession(
             id=body["id"], url=body["url"], amount_total=int(body["amount_total"]), currency=body["currency"]

@@ -3,6 +3,8 @@ exactly once."""
 
 from __future__ import annotations
 
+__all__ = ["CheckoutStarted", "Commerce", "WebhookOutcome"]
+
 import logging
 from dataclasses import dataclass
 from datetime import datetime
@@ -29,8 +31,6 @@ from funmagic_kit.clock import Clock
 from funmagic_kit.errors import Malformed
 from funmagic_kit.ports import UnitOfWorkFactory
 
-__all__ = ["CheckoutStarted", "Commerce", "WebhookOutcome"]
-
 log = logging.getLogger(__name__)
 
 PAID_EVENTS = ("checkout.session.completed", "checkout.session.async_payment_succeeded")
@@ -47,74 +47,63 @@ class WebhookOutcome:
     credits: int = 0
 
 
+@dataclass(frozen=True, kw_only=True)
 class Commerce:
-    def __init__(
-        self,
-        *,
-        uow: UnitOfWorkFactory[CreditsUnitOfWork],
-        ledger: Ledger,
-        payments: PaymentGateway,
-        webhooks: PaymentWebhooks,
-        clock: Clock,
-        success_url: str,
-        cancel_url: str,
-    ) -> None:
-        self._uow = uow
-        self._ledger = ledger
-        self._payments = payments
-        self._webhooks = webhooks
-        self._clock = clock
-        self._success_url = success_url
-        self._cancel_url = cancel_url
+    """The shop and its payments, over the ports they need; `success_url` and `cancel_url` are where the
+    provider's payment page sends the user back to."""
+
+    uow: UnitOfWorkFactory[CreditsUnitOfWork]
+    ledger: Ledger
+    payments: PaymentGateway
+    webhooks: PaymentWebhooks
+    clock: Clock
+    success_url: str
+    cancel_url: str
 
     # --- the shop --------------------------------------------------------------------------------------
 
     async def packages(self, *, active_only: bool) -> list[CreditPackage]:
-        async with self._uow() as uow:
+        async with self.uow() as uow:
             return await uow.commerce.packages(active_only=active_only)
 
     async def add_package(self, entry: PackageEntry) -> CreditPackage:
-        async with self._uow() as uow:
-            return await uow.commerce.add_package(entry, self._clock.now())
+        async with self.uow() as uow:
+            return await uow.commerce.add_package(entry, self.clock.now())
 
     async def update_package(self, package_id: str, entry: PackageEntry) -> CreditPackage:
-        async with self._uow() as uow:
-            package = await uow.commerce.update_package(package_id, entry, self._clock.now())
+        async with self.uow() as uow:
+            package = await uow.commerce.update_package(package_id, entry, self.clock.now())
         if package is None:
             raise UnknownPackage("no such credit package")
         return package
 
     async def delete_package(self, package_id: str) -> None:
-        async with self._uow() as uow:
-            deleted = await uow.commerce.delete_package(package_id, self._clock.now())
+        async with self.uow() as uow:
+            deleted = await uow.commerce.delete_package(package_id, self.clock.now())
         if not deleted:
             raise UnknownPackage("no such credit package")
 
     # --- paying ----------------------------------------------------------------------------------------
 
     async def checkout(self, user_id: str, package_id: str, idempotency_key: str) -> CheckoutStarted:
-        async with self._uow() as uow:
+        async with self.uow() as uow:
             package = package_must_be_for_sale(await uow.commerce.package(package_id))
         # Outside any transaction: no connection is held while the provider answers.
-        session = await self._payments.create_checkout_session(
-            price_id=package.stripe_price_id,
-            name=package.name,
-            unit_amount=package.price_minor,
-            currency=package.currency,
+        session = await self.payments.create_checkout_session(
+            package,
             user_id=user_id,
-            package_id=package.id,
-            success_url=self._success_url,
-            cancel_url=self._cancel_url,
+            success_url=self.success_url,
+            cancel_url=self.cancel_url,
             idempotency_key=f"checkout:{user_id}:{package_id}:{idempotency_key}",
         )
-        async with self._uow() as uow:
-            await uow.commerce.add_purchase(session.id, user_id, package, self._clock.now())
+        async with self.uow() as uow:
+            await uow.commerce.add_purchase(session.id, user_id, package, self.clock.now())
         return {"session_id": session.id, "url": session.url}
 
     async def handle_webhook(self, payload: bytes, signature_header: str) -> WebhookOutcome:
-        event = self._webhooks.read(payload, signature_header)  # refuses before anything is stored
-        now = self._clock.now()
-        async with self._uow() as uow:
+        event = self.webhooks.read(payload, signature_header)  # refuses before anything is stored
+        now = self.clock.now()
+        async with self.uow() as uow:
             store = uow.commerce
             if not await store.remember_payment_event(event.id, event.type, now):
                 return WebhookOutcome("duplicate")
@@ -134,7 +123,7 @@ class Commerce:
                 price_minor=session.amount_total or purchase.price_minor,
                 currency=(session.currency or purchase.currency).upper(),
             )
-            stored = await self._ledger.execute(uow, command)
+            stored = await self.ledger.execute(uow, command)
             await store.complete_purchase(session.id, now)
         log.info("purchase credited", extra={"user_id": purchase.user_id, "session_id": session.id})
         return WebhookOutcome("credited" if stored else "duplicate", purchase.credits if stored else 0)

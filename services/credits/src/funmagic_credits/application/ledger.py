@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+__all__ = ["Ledger", "to_integration_event"]
+
 import logging
+from dataclasses import dataclass
 from uuid import UUID
 
 from funmagic_contracts.base import IntegrationEvent
@@ -35,19 +38,17 @@ from funmagic_credits.domain.ledger import (
 from funmagic_kit.clock import Clock
 from funmagic_kit.ports import UnitOfWorkFactory
 
-__all__ = ["Ledger", "to_integration_event"]
-
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True, kw_only=True)
 class Ledger:
-    def __init__(self, *, uow: UnitOfWorkFactory[CreditsUnitOfWork], clock: Clock) -> None:
-        self._uow = uow
-        self._clock = clock
+    uow: UnitOfWorkFactory[CreditsUnitOfWork]
+    clock: Clock
 
     async def apply(self, command: Command, *, caused_by: Envelope | None = None) -> list[StoredEvent]:
         """Runs `command` in a transaction of its own."""
-        async with self._uow() as uow:
+        async with self.uow() as uow:
             return await self.execute(uow, command, caused_by=caused_by)
 
     async def execute(
@@ -65,7 +66,7 @@ class Ledger:
             return []
         updated = fold(account, events)
         check_invariants(updated)
-        now = self._clock.now()
+        now = self.clock.now()
         stored = await store.append(account, events, key, now)
         await store.save_account(updated)
         await store.project(stored, updated, now)

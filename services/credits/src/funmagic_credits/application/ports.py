@@ -131,18 +131,15 @@ class PaymentEvent:
 class PaymentGateway(Protocol):
     async def create_checkout_session(
         self,
+        package: CreditPackage,
         *,
-        price_id: str | None,
-        name: str,
-        unit_amount: int,
-        currency: str,
         user_id: str,
-        package_id: str,
         success_url: str,
         cancel_url: str,
         idempotency_key: str,
     ) -> CheckoutSession:
-        """Raises an `UpstreamRefused` when the provider refuses, a `TransientError` when unreachable."""
+        """A payment page selling `package` to `user_id`, who comes back to `success_url` or `cancel_url`.
+        Raises an `UpstreamRefused` when the provider refuses, a `TransientError` when unreachable."""
         ...
 
 

@@ -53,18 +53,16 @@ class Purchase:
     status: str  # pending | completed
 
 
-class UnknownPackage(NotFound):
-    code = "unknown_package"
+class UnknownPackage(NotFound, code="unknown_package"):
+    """No credit package with this id (or it was deleted)."""
 
 
-class UnknownPaidPackage(Malformed):
+class UnknownPaidPackage(Malformed, code="unknown_package"):
     """A paid session names no package we know: the report itself is wrong, not a missing resource."""
 
-    code = "unknown_package"
 
-
-class PackageUnavailable(Conflict):
-    code = "package_unavailable"
+class PackageUnavailable(Conflict, code="package_unavailable"):
+    """A checkout for a package that exists but is not for sale now."""
 
 
 def package_must_be_for_sale(package: CreditPackage | None) -> CreditPackage:

@@ -44,18 +44,16 @@ __all__ = [
 ]
 
 
-class LedgerRuleBroken(Refused):
+class LedgerRuleBroken(Refused, code="ledger_rule_broken"):
     """A command the ledger refuses outright (nothing is recorded)."""
 
-    code = "ledger_rule_broken"
+
+class InvalidAmount(LedgerRuleBroken, code="invalid_amount"):
+    """An amount that is not a positive whole number of credits (or a charge above the hold)."""
 
 
-class InvalidAmount(LedgerRuleBroken):
-    code = "invalid_amount"
-
-
-class WouldGoNegative(LedgerRuleBroken, Conflict):
-    code = "would_go_negative"
+class WouldGoNegative(LedgerRuleBroken, Conflict, code="would_go_negative"):
+    """The command would take the balance (or a hold) below zero."""
 
 
 # --- state ---------------------------------------------------------------------------------------------

@@ -1,14 +1,18 @@
 """Internal HTTP API of credits, called by the gateway (health and /metrics come from the kit).
 
 Routes acting for a user take them from the forwarded, verified access token, never from the body; admin
-routes check the role again here. Refusals are the domain's own errors, answered as problem+json by the
-kit's middleware.
+routes check the role again here, as the route table says. Refusals are the domain's own errors, answered as
+problem+json by the kit's middleware.
 """
 
 from __future__ import annotations
 
+__all__ = ["CreditsApp"]
+
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from aiohttp import web
@@ -20,15 +24,14 @@ from funmagic_credits.application.ledger import Ledger
 from funmagic_credits.domain.commerce import CreditPackage, PackageEntry
 from funmagic_credits.domain.ledger import AdjustCredits
 from funmagic_kit.api import (
+    enforce_access,
     idempotency_key,
     path_uuid,
     read_body,
     read_query,
     require_principal,
-    require_role,
 )
-
-__all__ = ["CreditsApp"]
+from funmagic_kit.rows import to_row
 
 
 class _Body(BaseModel):
@@ -66,42 +69,43 @@ class PackageBody(_Body):
         return PackageEntry(**self.model_dump())
 
 
+@dataclass(frozen=True, kw_only=True)
 class CreditsApp:
-    def __init__(self, *, ledger: Ledger, commerce: Commerce, reads: CreditsReads) -> None:
-        self._ledger = ledger
-        self._commerce = commerce
-        self._reads = reads
+    ledger: Ledger
+    commerce: Commerce
+    reads: CreditsReads
 
     def routes(self) -> Sequence[web.RouteDef]:
+        admin = partial(enforce_access, "admin")  # checked before the handler runs: 401, or 403
         return [
             web.get("/v1/credits/me", self.my_balance),
             web.get("/v1/credits/me/transactions", self.my_transactions),
             web.get("/v1/packages", self.active_packages),
             web.post("/v1/checkout", self.checkout),
             web.post("/v1/webhooks/stripe", self.stripe_webhook),
-            web.get("/v1/admin/users/{user_id}/credits", self.user_credits),
-            web.get("/v1/admin/users/{user_id}/ledger", self.user_ledger),
-            web.post("/v1/admin/users/{user_id}/adjustments", self.adjust),
-            web.get("/v1/admin/packages", self.all_packages),
-            web.post("/v1/admin/packages", self.add_package),
-            web.put("/v1/admin/packages/{package_id}", self.update_package),
-            web.delete("/v1/admin/packages/{package_id}", self.delete_package),
+            web.get("/v1/admin/users/{user_id}/credits", admin(self.user_credits)),
+            web.get("/v1/admin/users/{user_id}/ledger", admin(self.user_ledger)),
+            web.post("/v1/admin/users/{user_id}/adjustments", admin(self.adjust)),
+            web.get("/v1/admin/packages", admin(self.all_packages)),
+            web.post("/v1/admin/packages", admin(self.add_package)),
+            web.put("/v1/admin/packages/{package_id}", admin(self.update_package)),
+            web.delete("/v1/admin/packages/{package_id}", admin(self.delete_package)),
         ]
 
     # --- the caller's own credits --------------------------------------------------------------------
 
     async def my_balance(self, request: web.Request) -> web.Response:
         principal = require_principal(request)
-        return web.json_response(await self._reads.balance(principal.user_id))
+        return web.json_response(await self.reads.balance(principal.user_id))
 
     async def my_transactions(self, request: web.Request) -> web.Response:
         principal = require_principal(request)
         query = read_query(request, PageQuery)
-        page = await self._reads.transactions(principal.user_id, limit=query.limit, before=query.before)
+        page = await self.reads.transactions(principal.user_id, limit=query.limit, before=query.before)
         return web.json_response(page)
 
     async def active_packages(self, request: web.Request) -> web.Response:
-        packages = await self._commerce.packages(active_only=True)
+        packages = await self.commerce.packages(active_only=True)
         return web.json_response({"items": [_package_view(p) for p in packages]})
 
     async def checkout(self, request: web.Request) -> web.Response:
@@ -109,73 +113,58 @@ class CreditsApp:
         body = await read_body(request, CheckoutBody)
         key = idempotency_key(request) or uuid.uuid4().hex
         return web.json_response(
-            await self._commerce.checkout(principal.user_id, body.package_id, key), status=201
+            await self.commerce.checkout(principal.user_id, body.package_id, key), status=201
         )
 
     async def stripe_webhook(self, request: web.Request) -> web.Response:
         payload = await request.read()
-        outcome = await self._commerce.handle_webhook(payload, request.headers.get("Stripe-Signature", ""))
+        outcome = await self.commerce.handle_webhook(payload, request.headers.get("Stripe-Signature", ""))
         return web.json_response({"received": True, "outcome": outcome.status})
 
     # --- administration ------------------------------------------------------------------------------
 
     async def user_credits(self, request: web.Request) -> web.Response:
-        require_role(request, "admin")
         user_id = path_uuid(request, "user_id", "user")
         query = read_query(request, PageQuery)
-        balance = await self._reads.balance(user_id)
-        transactions = await self._reads.transactions(user_id, limit=query.limit, before=query.before)
+        balance = await self.reads.balance(user_id)
+        transactions = await self.reads.transactions(user_id, limit=query.limit, before=query.before)
         return web.json_response({**balance, "transactions": transactions})
 
     async def user_ledger(self, request: web.Request) -> web.Response:
-        require_role(request, "admin")
         query = read_query(request, PageQuery)
         user_id = path_uuid(request, "user_id", "user")
-        return web.json_response(await self._reads.ledger(user_id, limit=query.limit, before=query.before))
+        return web.json_response(await self.reads.ledger(user_id, limit=query.limit, before=query.before))
 
     async def adjust(self, request: web.Request) -> web.Response:
-        admin = require_role(request, "admin")
+        admin = require_principal(request)  # an admin: the route checked the role
         body = await read_body(request, AdjustmentBody)
         user_id = path_uuid(request, "user_id", "user")
         # A retried request (same Idempotency-Key) adjusts once.
         reference = idempotency_key(request) or uuid.uuid4().hex
-        await self._ledger.apply(
+        await self.ledger.apply(
             AdjustCredits(user_id, body.amount, admin.user_id, body.reason.strip(), reference)
         )
-        return web.json_response(await self._reads.balance(user_id), status=201)
+        return web.json_response(await self.reads.balance(user_id), status=201)
 
     async def all_packages(self, request: web.Request) -> web.Response:
-        require_role(request, "admin")
-        packages = await self._commerce.packages(active_only=False)
+        packages = await self.commerce.packages(active_only=False)
         return web.json_response({"items": [_package_view(p) for p in packages]})
 
     async def add_package(self, request: web.Request) -> web.Response:
-        require_role(request, "admin")
         body = await read_body(request, PackageBody)
-        return web.json_response(_package_view(await self._commerce.add_package(body.entry())), status=201)
+        return web.json_response(_package_view(await self.commerce.add_package(body.entry())), status=201)
 
     async def update_package(self, request: web.Request) -> web.Response:
-        require_role(request, "admin")
         body = await read_body(request, PackageBody)
-        package = await self._commerce.update_package(request.match_info["package_id"], body.entry())
+        package = await self.commerce.update_package(request.match_info["package_id"], body.entry())
         return web.json_response(_package_view(package))
 
     async def delete_package(self, request: web.Request) -> web.Response:
-        require_role(request, "admin")
-        await self._commerce.delete_package(request.match_info["package_id"])
+        await self.commerce.delete_package(request.match_info["package_id"])
         return web.Response(status=204)
 
 
 def _package_view(package: CreditPackage) -> dict[str, Any]:
-    return {
-        "id": package.id,
-        "name": package.name,
-        "credits": package.credits,
-        "price_minor": package.price_minor,
-        "currency": package.currency,
-        "stripe_price_id": package.stripe_price_id,
-        "is_active": package.is_active,
-        "sort_order": package.sort_order,
-        "created_at": package.created_at.isoformat(),
-        "updated_at": package.updated_at.isoformat(),
-    }
+    return to_row(
+        package, created_at=package.created_at.isoformat(), updated_at=package.updated_at.isoformat()
+    )

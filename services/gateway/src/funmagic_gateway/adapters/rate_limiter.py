@@ -7,6 +7,8 @@ all of it atomically, and honours each limit's window instead of a hard-coded 60
 
 from __future__ import annotations
 
+__all__ = ["RateLimitSettingsStore", "RateLimiterUnavailable", "RedisRateLimiter"]
+
 import asyncio
 import logging
 import math
@@ -23,8 +25,6 @@ from funmagic_gateway.domain.rate_limits import (
     RateLimitDecision,
     RateLimitSettings,
 )
-
-__all__ = ["RateLimitSettingsStore", "RateLimiterUnavailable", "RedisRateLimiter"]
 
 log = logging.getLogger(__name__)
 

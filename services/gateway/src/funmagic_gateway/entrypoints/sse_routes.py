@@ -25,6 +25,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import KW_ONLY, dataclass, field
 from typing import Any
 
 from aiohttp import web
@@ -125,21 +126,16 @@ class EventStreamResponse(web.StreamResponse):
         return writer
 
 
+@dataclass(eq=False)
 class SseRoutes:
-    def __init__(
-        self,
-        streams: TaskStreams,
-        may_listen: MayListen,
-        *,
-        heartbeat_seconds: float = 15.0,
-        disconnect_poll_seconds: float = 1.0,
-    ) -> None:
-        self._streams = streams
-        self._may_listen = may_listen
-        self._heartbeat_seconds = heartbeat_seconds
-        self._disconnect_poll_seconds = disconnect_poll_seconds
-        self._open = 0
-        self._closing = False
+    streams: TaskStreams
+    may_listen: MayListen
+    _: KW_ONLY
+    heartbeat_seconds: float = 15.0
+    disconnect_poll_seconds: float = 1.0
+    # Streams being written now on this replica, and whether `close` asked them to end.
+    _open: int = field(init=False, default=0)
+    _closing: bool = field(init=False, default=False)
 
     @property
     def open_streams(self) -> int:
@@ -186,7 +182,7 @@ class SseRoutes:
     async def stream_task_progress(self, request: web.Request) -> web.StreamResponse:
         task_id = path_uuid(request, "task_id", "task")
         after = _resume_point(request)
-        if not await self._may_listen(request, task_id):
+        if not await self.may_listen(request, task_id):
             # The same answer for someone else's task and for no task: ids reveal nothing.
             raise HttpProblem(404, "Not Found", "no such task")
         if after is not None and await self._ended_at_or_before(task_id, after):
@@ -202,7 +198,7 @@ class SseRoutes:
 
     async def _ended_at_or_before(self, task_id: str, after: str) -> bool:
         try:
-            terminal = await self._streams.terminal_entry_id(task_id)
+            terminal = await self.streams.terminal_entry_id(task_id)
         except StreamUnavailable:
             raise HttpProblem(503, "Service Unavailable", "task progress is unavailable; retry") from None
         return terminal is not None and _id_key(after) >= _id_key(terminal)
@@ -263,10 +259,10 @@ class SseRoutes:
         """
         if self._closing or _client_left(request):
             return None
-        read = asyncio.ensure_future(self._streams.read(key, cursor, block_seconds=self._heartbeat_seconds))
+        read = asyncio.ensure_future(self.streams.read(key, cursor, block_seconds=self.heartbeat_seconds))
         try:
             while True:
-                done, _ = await asyncio.wait({read}, timeout=self._disconnect_poll_seconds)
+                done, _ = await asyncio.wait({read}, timeout=self.disconnect_poll_seconds)
                 if done:
                     return read.result()
                 if self._closing or _client_left(request):

@@ -15,6 +15,7 @@ from funmagic_identity.domain.users import Role, User
 from funmagic_kit.crypto import SecretBox
 from funmagic_kit.db import PostgresUnitOfWork
 from funmagic_kit.pagination import decode_cursor, page_of
+from funmagic_kit.rows import from_row, to_row
 
 __all__ = ["IdentityUnitOfWork", "PostgresIdentityStore"]
 
@@ -53,7 +54,8 @@ ORDER BY created_at DESC, id DESC LIMIT %(limit)s
 """
 INSERT_SESSION = """
 INSERT INTO sessions (id, user_id, expires_at, ip_address, user_agent, created_at, last_refreshed_at)
-VALUES (%s, %s, %s, %s, %s, %s, %s)
+VALUES (%(id)s, %(user_id)s, %(expires_at)s, %(ip_address)s, %(user_agent)s, %(created_at)s,
+        %(last_refreshed_at)s)
 """
 INSERT_REFRESH_TOKEN = "INSERT INTO refresh_tokens (token_hash, session_id, created_at) VALUES (%s, %s, %s)"
 SELECT_SESSION_BY_REFRESH = f"""
@@ -105,16 +107,7 @@ def _like_literal(text: str) -> str:
 
 
 def _session(row: dict[str, Any]) -> SessionRecord:
-    return SessionRecord(
-        id=row["id"],
-        user_id=row["user_id"],
-        created_at=row["created_at"],
-        last_refreshed_at=row["last_refreshed_at"],
-        expires_at=row["expires_at"],
-        ip_address=row["ip_address"],
-        user_agent=row["user_agent"],
-        revoked_at=row["revoked_at"],
-    )
+    return from_row(SessionRecord, row)
 
 
 class PostgresIdentityStore:
@@ -194,18 +187,7 @@ class PostgresIdentityStore:
         return UserPage(users=users, next_cursor=next_cursor)
 
     async def add_session(self, session: SessionRecord, refresh_token_hash: bytes) -> None:
-        await self._conn.execute(
-            INSERT_SESSION,
-            (
-                session.id,
-                session.user_id,
-                session.expires_at,
-                session.ip_address,
-                session.user_agent,
-                session.created_at,
-                session.last_refreshed_at,
-            ),
-        )
+        await self._conn.execute(INSERT_SESSION, to_row(session))
         await self._conn.execute(INSERT_REFRESH_TOKEN, (refresh_token_hash, session.id, session.created_at))
 
     async def session(self, session_id: str, *, for_update: bool = False) -> SessionRecord | None:

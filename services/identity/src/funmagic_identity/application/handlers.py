@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+__all__ = ["ClientContext", "IdentityHandlers", "IdentityPolicy", "OAuthStart", "SignedIn", "hash_token"]
+
 import base64
 import hashlib
 import logging
@@ -9,6 +11,7 @@ import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from funmagic_contracts.identity.events import (
     UserDeleted,
@@ -49,13 +52,12 @@ from funmagic_identity.domain.users import (
     Role,
     User,
     check_password_policy,
+    display_name,
     normalise_email,
     role_change_is_allowed,
     status_change_is_allowed,
 )
 from funmagic_kit.clock import Clock
-
-__all__ = ["ClientContext", "IdentityHandlers", "IdentityPolicy", "OAuthStart", "SignedIn", "hash_token"]
 
 log = logging.getLogger(__name__)
 
@@ -121,18 +123,11 @@ class IdentityHandlers:
 
     async def sign_up(self, email: str, password: str, name: str, context: ClientContext) -> SignedIn:
         email = normalise_email(email)
-        name = name.strip() or email.split("@", 1)[0]
+        name = display_name(name, email)
         check_password_policy(password, email=email, name=name)
         password_hash = await self.hasher.hash(password)
         now = self.clock.now()
-        user = User(
-            id=str(uuid.uuid4()),
-            email=email,
-            name=name,
-            has_password=True,
-            created_at=now,
-            updated_at=now,
-        )
+        user = _new_user(email, name, now, has_password=True)
         async with self.uow() as uow:
             if await uow.store.user_by_email(email) is not None:
                 raise EmailAlreadyRegistered("an account with this email already exists")
@@ -430,15 +425,7 @@ class IdentityHandlers:
                 await self.revocations.tokens_invalid_before(existing.id, now)
             await _link(store, existing.id, profile, now)
             return existing, False
-        user = User(
-            id=str(uuid.uuid4()),
-            email=email,
-            name=profile.name.strip() or email.split("@", 1)[0],
-            image=profile.image,
-            email_verified=profile.email_verified,
-            created_at=now,
-            updated_at=now,
-        )
+        user = _new_user(email, profile.name, now, image=profile.image, email_verified=profile.email_verified)
         await store.add_user(user, None)
         await _link(store, user.id, profile, now)
         method = profile.provider if profile.provider in ("google", "github") else "email"
@@ -529,16 +516,7 @@ class IdentityHandlers:
                 if password is None:
                     raise InvalidCredentials("a new super_admin needs a password")
                 check_password_policy(password, email=email, name=name)
-                user = User(
-                    id=str(uuid.uuid4()),
-                    email=email,
-                    name=name.strip() or email.split("@", 1)[0],
-                    role="super_admin",
-                    email_verified=True,
-                    has_password=True,
-                    created_at=now,
-                    updated_at=now,
-                )
+                user = _new_user(email, name, now, role="super_admin", email_verified=True, has_password=True)
                 await uow.store.add_user(user, await self.hasher.hash(password))
                 uow.publish(
                     UserRegistered(
@@ -603,6 +581,19 @@ class IdentityHandlers:
             ),
             now,
         )
+
+
+def _new_user(email: str, name: str, now: datetime, **traits: Any) -> User:
+    """A user about to be added: a new id, their display name, created now; `traits` set the rest (role,
+    email_verified, has_password, image), each the model's default when not given."""
+    return User(
+        id=str(uuid.uuid4()),
+        email=email,
+        name=display_name(name, email),
+        created_at=now,
+        updated_at=now,
+        **traits,
+    )
 
 
 async def _link(store: IdentityStore, user_id: str, profile: OAuthProfile, now: datetime) -> None:

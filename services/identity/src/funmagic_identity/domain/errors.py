@@ -32,21 +32,19 @@ __all__ = [
 ]
 
 
-class InvalidInput(Refused, ValueError):
+class InvalidInput(Refused, ValueError, code="invalid_input"):
     """A value that is not what it claims to be: an email that is not an address, an id that is not one.
 
     Also a `ValueError`, as it always was: it is the answer to a bad value, whoever checks it.
     """
 
-    code = "invalid_input"
+
+class EmailAlreadyRegistered(Conflict, code="email_taken"):
+    """Signing up with an email another account already has (also when two sign-ups race)."""
 
 
-class EmailAlreadyRegistered(Conflict):
-    code = "email_taken"
-
-
-class WeakPassword(Refused):
-    code = "weak_password"
+class WeakPassword(Refused, code="weak_password"):
+    """A new password breaks the password policy; `problems` lists every rule it breaks."""
 
     def __init__(self, problems: list[str]) -> None:
         # Every broken rule at once, as `problems` in the answer, so a form can list them all.
@@ -54,14 +52,12 @@ class WeakPassword(Refused):
         self.problems = problems
 
 
-class InvalidCredentials(Unauthenticated):
-    code = "invalid_credentials"
+class InvalidCredentials(Unauthenticated, code="invalid_credentials"):
+    """A wrong email or password (never saying which), or a password missing where one is needed."""
 
 
-class TooManyAttempts(LimitReached):
+class TooManyAttempts(LimitReached, code="too_many_attempts"):
     """Too many wrong passwords for one account: it is protected for a while, whatever the caller's IP."""
-
-    code = "too_many_attempts"
 
     def __init__(self, retry_after_seconds: int) -> None:
         super().__init__(
@@ -71,33 +67,29 @@ class TooManyAttempts(LimitReached):
         self.retry_after_seconds: int = retry_after_seconds
 
 
-class AccountDisabled(Forbidden):
-    code = "account_disabled"
+class AccountDisabled(Forbidden, code="account_disabled"):
+    """A disabled account tries to sign in, by password or through a provider."""
 
 
-class InvalidVerificationToken(Malformed):
-    code = "invalid_token"
+class InvalidVerificationToken(Malformed, code="invalid_token"):
+    """An email-verification or password-reset link that is unknown, used or expired."""
 
 
-class SessionExpired(Unauthenticated):
+class SessionExpired(Unauthenticated, code="session_expired"):
     """The refresh token is unknown, expired, revoked, or was reused (which revokes its session)."""
 
-    code = "session_expired"
+
+class UserNotFound(NotFound, code="user_not_found"):
+    """No such user for this caller (nor such a session of theirs, nor such a sign-in provider)."""
 
 
-class UserNotFound(NotFound):
-    code = "user_not_found"
+class NotAllowed(Forbidden, code="not_allowed"):
+    """The caller's role or the target's state does not allow this change to an account."""
 
 
-class NotAllowed(Forbidden):
-    code = "not_allowed"
-
-
-class LastSuperAdmin(Conflict):
+class LastSuperAdmin(Conflict, code="last_super_admin"):
     """Demoting the only super_admin would leave nobody able to grant roles."""
 
-    code = "last_super_admin"
 
-
-class OAuthFailed(Malformed):
-    code = "oauth_failed"
+class OAuthFailed(Malformed, code="oauth_failed"):
+    """A provider sign-in that cannot complete: an unknown attempt, a refusal, an unusable profile."""

@@ -16,6 +16,7 @@ __all__ = [
     "Role",
     "User",
     "check_password_policy",
+    "display_name",
     "normalise_email",
     "role_change_is_allowed",
     "status_change_is_allowed",
@@ -71,6 +72,11 @@ def normalise_email(email: str) -> str:
     if len(value) > 254 or not _EMAIL.match(value):
         raise InvalidInput("not a valid email address")
     return value
+
+
+def display_name(name: str, email: str) -> str:
+    """The name a user goes by: the one given, trimmed, or else their email's local part."""
+    return name.strip() or email.split("@", 1)[0]
 
 
 def check_password_policy(password: str, *, email: str = "", name: str = "") -> None:

@@ -16,6 +16,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from funmagic_kit.db import PostgresUnitOfWork
+from funmagic_kit.rows import from_row, to_row
 from funmagic_providers.domain.providers import SCOPES, Provider, Scope, SealedKey
 from funmagic_providers.domain.step_job import StepError, StepJob, StepJobInput
 
@@ -24,50 +25,27 @@ __all__ = ["ProviderRecords", "ProvidersUnitOfWork", "StepJobRecords"]
 Row = dict[str, Any]  # a row as psycopg's dict_row gives it, mapped to a domain object right away
 
 _TABLES: dict[Scope, str] = {"web": "providers", "admin": "admin_providers"}
+# Under the names of `Provider`'s fields; the key's two columns become its `SealedKey`.
 PROVIDER_COLUMNS = (
-    "id::text, name, display_name, type, api_key_ciphertext, api_key_id, api_key_hint, base_url, config, "
-    "is_active, is_healthy, health_checked_at, created_at, updated_at"
+    "id::text AS id, name, display_name, type, api_key_ciphertext, api_key_id, api_key_hint AS key_hint, "
+    "base_url, config, is_active, is_healthy, health_checked_at, created_at, updated_at"
 )
 
 
 def _provider(row: Row) -> Provider:
-    key = None
-    if row["api_key_ciphertext"] is not None:
-        key = SealedKey(row["api_key_id"], bytes(row["api_key_ciphertext"]))
-    return Provider(
-        id=row["id"],
-        name=row["name"],
-        display_name=row["display_name"],
-        type=row["type"],
-        base_url=row["base_url"],
-        config=row["config"] or {},
-        is_active=row["is_active"],
-        key=key,
-        key_hint=row["api_key_hint"],
-        is_healthy=row["is_healthy"],
-        health_checked_at=row["health_checked_at"],
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-    )
+    ciphertext = row["api_key_ciphertext"]
+    key = None if ciphertext is None else SealedKey(row["api_key_id"], bytes(ciphertext))
+    return from_row(Provider, row, config=row["config"] or {}, key=key)
 
 
 def _provider_values(provider: Provider) -> Row:
-    return {
-        "id": provider.id,
-        "name": provider.name,
-        "display_name": provider.display_name,
-        "type": provider.type,
-        "api_key_ciphertext": provider.key.ciphertext if provider.key else None,
-        "api_key_id": provider.key.key_id if provider.key else None,
-        "api_key_hint": provider.key_hint,
-        "base_url": provider.base_url,
-        "config": Jsonb(dict(provider.config)),
-        "is_active": provider.is_active,
-        "is_healthy": provider.is_healthy,
-        "health_checked_at": provider.health_checked_at,
-        "created_at": provider.created_at,
-        "updated_at": provider.updated_at,
-    }
+    key = provider.key
+    return to_row(
+        provider,
+        config=Jsonb(dict(provider.config)),
+        api_key_ciphertext=key.ciphertext if key else None,
+        api_key_id=key.key_id if key else None,
+    )
 
 
 class ProviderRecords:
@@ -84,7 +62,7 @@ class ProviderRecords:
                   (id, name, display_name, type, api_key_ciphertext, api_key_id, api_key_hint, base_url,
                    config, is_active, created_at, updated_at)
                 VALUES (%(id)s, %(name)s, %(display_name)s, %(type)s, %(api_key_ciphertext)s, %(api_key_id)s,
-                        %(api_key_hint)s, %(base_url)s, %(config)s, %(is_active)s, %(created_at)s,
+                        %(key_hint)s, %(base_url)s, %(config)s, %(is_active)s, %(created_at)s,
                         %(updated_at)s)
                 ON CONFLICT (name) WHERE deleted_at IS NULL DO NOTHING
                 RETURNING {PROVIDER_COLUMNS}""",
@@ -144,7 +122,7 @@ class ProviderRecords:
             f"""UPDATE {self._table} SET display_name = %(display_name)s, base_url = %(base_url)s,
                        config = %(config)s, is_active = %(is_active)s,
                        api_key_ciphertext = %(api_key_ciphertext)s, api_key_id = %(api_key_id)s,
-                       api_key_hint = %(api_key_hint)s, is_healthy = %(is_healthy)s,
+                       api_key_hint = %(key_hint)s, is_healthy = %(is_healthy)s,
                        health_checked_at = %(health_checked_at)s, updated_at = %(updated_at)s
                 WHERE id = %(id)s AND deleted_at IS NULL""",
             _provider_values(provider),
@@ -169,10 +147,11 @@ class ProviderRecords:
 
 # --- step jobs -----------------------------------------------------------------------------------------
 
+# Under the names of `StepJob`'s fields; the error's two columns become its `StepError`.
 JOB_COLUMNS = (
-    "id::text, task_id, user_id, step_id, attempt, step_type, provider, model, scope, input, deadline_at, "
-    "correlation_id, causation_id, status, run_at, retries, delays, claims, progress, lease_owner, "
-    "lease_until, provider_request_id, error_code, error_message"
+    "id::text AS id, task_id, user_id, step_id, attempt, step_type, provider, model, scope, input, "
+    "deadline_at, correlation_id, causation_id, status, run_at, retries, delays, claims, progress, "
+    "lease_owner, lease_until, provider_request_id, error_code, error_message"
 )
 
 # Leases and due times are on the database's clock, so every replica reads them alike (`claim_due`
@@ -220,75 +199,30 @@ WHERE id = %(id)s
 
 
 def _job(row: Row) -> StepJob:
-    raw_input = row["input"]
-    error = None
-    if row["error_code"] is not None:
-        error = StepError(row["error_code"], row["error_message"] or "")
-    return StepJob(
-        id=row["id"],
-        task_id=row["task_id"],
-        user_id=row["user_id"],
-        step_id=row["step_id"],
-        attempt=row["attempt"],
-        step_type=row["step_type"],
-        provider=row["provider"],
-        model=row["model"],
-        scope=row["scope"],
-        input=StepJobInput(
-            asset_ids=tuple(raw_input.get("asset_ids") or ()),
-            prompt=raw_input.get("prompt"),
-            options=raw_input.get("options") or {},
-        ),
-        deadline_at=row["deadline_at"],
-        correlation_id=row["correlation_id"],
-        causation_id=row["causation_id"],
-        status=row["status"],
-        run_at=row["run_at"],
-        retries=row["retries"],
-        delays=row["delays"],
-        claims=row["claims"],
-        progress=row["progress"],
-        lease_owner=row["lease_owner"],
-        lease_until=row["lease_until"],
-        provider_request_id=row["provider_request_id"],
-        error=error,
+    stored_input = row["input"]
+    job_input = StepJobInput(
+        asset_ids=tuple(stored_input.get("asset_ids") or ()),
+        prompt=stored_input.get("prompt"),
+        options=stored_input.get("options") or {},
     )
+    error = None if row["error_code"] is None else StepError(row["error_code"], row["error_message"] or "")
+    return from_row(StepJob, row, input=job_input, error=error)
 
 
 def _job_values(job: StepJob, decided_at: datetime) -> Row:
-    return {
-        "id": job.id,
-        "task_id": job.task_id,
-        "user_id": job.user_id,
-        "step_id": job.step_id,
-        "attempt": job.attempt,
-        "step_type": job.step_type,
-        "provider": job.provider,
-        "model": job.model,
-        "scope": job.scope,
-        "input": Jsonb(
-            {
-                "asset_ids": list(job.input.asset_ids),
-                "prompt": job.input.prompt,
-                "options": dict(job.input.options),
-            }
-        ),
-        "deadline_at": job.deadline_at,
-        "correlation_id": job.correlation_id,
-        "causation_id": job.causation_id,
-        "status": job.status,
-        "run_at": job.run_at,
-        "retries": job.retries,
-        "delays": job.delays,
-        "claims": job.claims,
-        "progress": job.progress,
-        "lease_owner": job.lease_owner,
-        "lease_until": job.lease_until,
-        "provider_request_id": job.provider_request_id,
-        "error_code": job.error.code if job.error else None,
-        "error_message": job.error.message if job.error else None,
-        "decided_at": decided_at,
+    job_input = {
+        "asset_ids": list(job.input.asset_ids),
+        "prompt": job.input.prompt,
+        "options": dict(job.input.options),
     }
+    error = job.error
+    return to_row(
+        job,
+        input=Jsonb(job_input),
+        error_code=error.code if error else None,
+        error_message=error.message if error else None,
+        decided_at=decided_at,
+    )
 
 
 class StepJobRecords:

@@ -19,6 +19,7 @@ __all__ = [
     "Limiter",
     "ProviderStore",
     "ProvidersUnitOfWork",
+    "RunnerSettings",
     "StepJobStore",
     "Storage",
 ]
@@ -107,6 +108,17 @@ class Limiter(Protocol):
     async def release(self, scope: str, provider: str, lease_id: str) -> None: ...
 
     async def renew(self, scope: str, provider: str, lease_id: str) -> bool: ...
+
+
+class RunnerSettings(Protocol):
+    """What a step runner reads of the service's settings (their meanings, defaults and bounds are in
+    `ProvidersSettings`)."""
+
+    step_concurrency: int
+    step_lease_seconds: float
+    step_poll_interval_seconds: float
+    circuit_failure_threshold: int
+    circuit_cooldown_seconds: float
 
 
 class Storage(Protocol):

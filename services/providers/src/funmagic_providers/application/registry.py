@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import TypedDict
 
 from funmagic_kit.clock import Clock
@@ -84,21 +84,13 @@ class ProviderChanges(TypedDict, total=False):
     is_active: bool | None
 
 
+@dataclass(frozen=True, kw_only=True)
 class ProviderRegistry:
-    def __init__(
-        self,
-        *,
-        uow: UnitOfWorkFactory[ProvidersUnitOfWork],
-        keyring: Keyring,
-        adapters: Mapping[str, ProviderAdapter],
-        config_cache: ConfigCache,
-        clock: Clock,
-    ) -> None:
-        self._uow = uow
-        self._keyring = keyring
-        self._adapters = adapters
-        self._config_cache = config_cache
-        self._clock = clock
+    uow: UnitOfWorkFactory[ProvidersUnitOfWork]
+    keyring: Keyring
+    adapters: Mapping[str, ProviderAdapter]
+    config_cache: ConfigCache
+    clock: Clock
 
     # --- admin CRUD ------------------------------------------------------------------------------
 
@@ -117,7 +109,7 @@ class ProviderRegistry:
         provider_id = str(uuid.uuid4())
         if type != "local" and not api_key:
             raise InvalidProvider("apiKey", f"a {type} provider needs an API key")
-        now = self._clock.now()
+        now = self.clock.now()
         provider = Provider(
             id=provider_id,
             name=check_name(name),
@@ -133,40 +125,40 @@ class ProviderRegistry:
             created_at=now,
             updated_at=now,
         )
-        async with self._uow() as uow:
+        async with self.uow() as uow:
             created = await uow.providers[scope].add(provider)
         if created is None:
             raise ProviderExists(f"a {scope} provider named {name!r} exists already")
-        await self._config_cache.forget_config(scope, created.name)
+        await self.config_cache.forget_config(scope, created.name)
         log.info("provider created", extra={"scope": scope, "provider": created.name})
         return _view(scope, created)
 
     async def list(self, scope: Scope, *, limit: int, cursor: str | None) -> ProviderPage:
         """A page in name order; the cursor is the last name shown (names are unique in a scope, and
         clients and the gateway's API contract know this cursor as a name of at most 63 characters)."""
-        async with self._uow() as uow:
+        async with self.uow() as uow:
             providers = await uow.providers[scope].page(limit=limit + 1, after_name=cursor)
         items = [_view(scope, provider) for provider in providers[:limit]]
         return {"items": items, "next_cursor": items[-1]["name"] if len(providers) > limit else None}
 
     async def get(self, scope: Scope, provider_id: str) -> ProviderView:
-        async with self._uow() as uow:
+        async with self.uow() as uow:
             provider = await uow.providers[scope].get(provider_id)
         if provider is None:
             raise ProviderNotFound("no such provider")
         return _view(scope, provider)
 
     async def update(self, scope: Scope, provider_id: str, changes: ProviderChanges) -> ProviderView:
-        async with self._uow() as uow:
+        async with self.uow() as uow:
             records = uow.providers[scope]
             provider = await records.get(provider_id, for_update=True)
             if provider is None:
                 raise ProviderNotFound("no such provider")
             edited = self._edited(provider, changes)
             if changes:
-                edited = replace(edited, updated_at=self._clock.now())
+                edited = replace(edited, updated_at=self.clock.now())
                 await records.save(edited)
-        await self._config_cache.forget_config(scope, provider.name)
+        await self.config_cache.forget_config(scope, provider.name)
         log.info(
             "provider updated", extra={"scope": scope, "provider": provider.name, "fields": sorted(changes)}
         )
@@ -190,19 +182,19 @@ class ProviderRegistry:
         return edited
 
     async def delete(self, scope: Scope, provider_id: str) -> None:
-        async with self._uow() as uow:
+        async with self.uow() as uow:
             records = uow.providers[scope]
             provider = await records.get(provider_id, for_update=True)
-            if provider is None or not await records.delete(provider_id, self._clock.now()):
+            if provider is None or not await records.delete(provider_id, self.clock.now()):
                 raise ProviderNotFound("no such provider")
-        await self._config_cache.forget_config(scope, provider.name)
+        await self.config_cache.forget_config(scope, provider.name)
         log.info("provider deleted", extra={"scope": scope, "provider": provider.name})
 
     # --- for the step runner and the rate limiter ---------------------------------------------------
 
     async def access(self, scope: Scope, name: str) -> ProviderAccess:
         """The provider a step names, with its key decrypted for this one call."""
-        async with self._uow() as uow:
+        async with self.uow() as uow:
             provider = await uow.providers[scope].by_name(name)
         if provider is None:
             if name == LOCAL_PROVIDER:
@@ -218,23 +210,23 @@ class ProviderRegistry:
         """Can steps name this provider? (`local` always can.)"""
         if name == LOCAL_PROVIDER:
             return True
-        async with self._uow() as uow:
+        async with self.uow() as uow:
             provider = await uow.providers[scope].by_name(name)
         return provider is not None and provider.is_active
 
     async def rate_limit_source(self, scope: str, name: str) -> JsonObject | None:
         """The provider's config as the rate limiter loads it (None: no provider, no limits)."""
-        async with self._uow() as uow:
+        async with self.uow() as uow:
             provider = await uow.providers[_scope(scope)].by_name(name)
         return None if provider is None else provider.config
 
     def adapter_for(self, provider_type: str) -> ProviderAdapter:
-        return self._adapters[provider_type]
+        return self.adapters[provider_type]
 
     # --- health ------------------------------------------------------------------------------------
 
     async def check_health(self, scope: Scope, provider_id: str) -> ProviderView:
-        async with self._uow() as uow:
+        async with self.uow() as uow:
             provider = await uow.providers[scope].get(provider_id)
         if provider is None:
             raise ProviderNotFound("no such provider")
@@ -244,7 +236,7 @@ class ProviderRegistry:
         """One round of health checks over every live provider of both scopes; returns how many."""
         checked = 0
         for scope in SCOPES:
-            async with self._uow() as uow:
+            async with self.uow() as uow:
                 providers = await uow.providers[scope].all_live()
             for provider in providers:
                 if provider.is_active:
@@ -254,18 +246,18 @@ class ProviderRegistry:
 
     async def _check(self, scope: Scope, provider: Provider) -> Provider:
         try:
-            healthy = await self._adapters[provider.type].check_health(self._access(provider))
+            healthy = await self.adapters[provider.type].check_health(self._access(provider))
         except Exception as error:  # a check must never stop the round; the reason is logged
             log.warning(
                 "health check failed", extra={"provider": provider.name, "error": type(error).__name__}
             )
             healthy = False
-        async with self._uow() as uow:
+        async with self.uow() as uow:
             records = uow.providers[scope]
             current = await records.get(provider.id, for_update=True)
             if current is None:  # deleted while it was being checked
                 return provider
-            checked, changed = record_health(current, scope, healthy=healthy, now=self._clock.now())
+            checked, changed = record_health(current, scope, healthy=healthy, now=self.clock.now())
             await records.save(checked)
             if changed is not None:
                 uow.publish(changed)
@@ -277,7 +269,7 @@ class ProviderRegistry:
         """Decrypt every stored key once: a wrong master key stops the service at start, loudly."""
         count = 0
         for scope in SCOPES:
-            async with self._uow() as uow:
+            async with self.uow() as uow:
                 providers = await uow.providers[scope].with_keys()
             for provider in providers:
                 try:
@@ -294,11 +286,11 @@ class ProviderRegistry:
     async def rotate_keys(self) -> int:
         """Re-encrypt every key not under the current master key; returns how many rows changed."""
         rotated = 0
-        now = self._clock.now()
+        now = self.clock.now()
         for scope in SCOPES:
-            async with self._uow() as uow:
+            async with self.uow() as uow:
                 records = uow.providers[scope]
-                for provider in await records.with_keys(not_under=self._keyring.current):
+                for provider in await records.with_keys(not_under=self.keyring.current):
                     resealed = self._seal(self._open(provider), provider.id)
                     await records.save(replace(provider, key=resealed, updated_at=now))
                     rotated += 1
@@ -307,13 +299,13 @@ class ProviderRegistry:
     def _seal(self, api_key: str | None, provider_id: str) -> SealedKey | None:
         if not api_key:
             return None
-        key_id, ciphertext = self._keyring.encrypt(api_key, row_id=provider_id)
+        key_id, ciphertext = self.keyring.encrypt(api_key, row_id=provider_id)
         return SealedKey(key_id, ciphertext)
 
     def _open(self, provider: Provider) -> str | None:
         if provider.key is None:
             return None
-        return self._keyring.decrypt(provider.key.key_id, provider.key.ciphertext, row_id=provider.id)
+        return self.keyring.decrypt(provider.key.key_id, provider.key.ciphertext, row_id=provider.id)
 
     def _access(self, provider: Provider) -> ProviderAccess:
         return ProviderAccess(

@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from funmagic_contracts.base import OutputAsset
@@ -29,7 +29,7 @@ from funmagic_kit.clock import Clock
 from funmagic_kit.errors import TransientError
 from funmagic_kit.logs import bind_correlation_id, get_logger
 from funmagic_kit.ports import UnitOfWorkFactory
-from funmagic_providers.application.ports import Limiter, ProvidersUnitOfWork, Storage
+from funmagic_providers.application.ports import Limiter, ProvidersUnitOfWork, RunnerSettings, Storage
 from funmagic_providers.application.registry import ProviderRegistry
 from funmagic_providers.domain import step_job
 from funmagic_providers.domain.circuit import CircuitBreaker
@@ -38,34 +38,26 @@ from funmagic_providers.domain.step_job import StepJob, StepJobChange
 from funmagic_providers.domain.step_policy import FailStep
 from funmagic_providers.domain.steps import ProviderAccess, StepCall, StepResult
 
-__all__ = ["RunnerSettings", "StepJobs", "StepRunner"]
+__all__ = ["StepJobs", "StepRunner"]
 
 log = get_logger(__name__)
+
+# A storage hiccup (our own infrastructure) puts the job back for this long without using a retry.
+INFRASTRUCTURE_RETRY = timedelta(seconds=1)
 
 Transition = Callable[[StepJob, datetime], StepJobChange | None]
 """A decision on a locked job at a time: `lambda job, now: step_job.start(job, owner=…)`."""
 
 
-@dataclass(frozen=True)
-class RunnerSettings:
-    concurrency: int = 8
-    lease_seconds: float = 30.0
-    poll_interval_seconds: float = 0.5
-    circuit_failure_threshold: int = 5
-    circuit_cooldown_seconds: float = 30.0
-    # A storage hiccup (our own infrastructure) puts the job back for this long without using a retry.
-    infrastructure_retry_seconds: float = 1.0
-
-
+@dataclass(frozen=True, kw_only=True)
 class StepJobs:
     """The Kafka side: record requested steps, cancel a task's steps."""
 
-    def __init__(self, runner: StepRunner, clock: Clock) -> None:
-        self._runner = runner
-        self._clock = clock
+    runner: StepRunner
+    clock: Clock
 
     async def accept(self, requested: StepRequested, envelope: Envelope, uow: ProvidersUnitOfWork) -> None:
-        now = self._clock.now()
+        now = self.clock.now()
         change = step_job.accept(
             requested,
             job_id=str(uuid.uuid4()),
@@ -75,10 +67,10 @@ class StepJobs:
         )
         if await uow.jobs.add(change.job, decided_at=now):
             # After the commit: a runner woken earlier would not see the row yet and wait for its next poll.
-            uow.after_commit(self._runner.wake)
+            uow.after_commit(self.runner.wake)
 
     async def cancel(self, cancel: TaskCancelRequested, uow: ProvidersUnitOfWork) -> int:
-        now = self._clock.now()
+        now = self.clock.now()
         cancelled = 0
         for job in await uow.jobs.running_of_task(cancel.task_id):
             change = step_job.cancel(job)
@@ -87,36 +79,31 @@ class StepJobs:
             await uow.jobs.save(change.job, decided_at=now)
             # A call in flight here stops once the cancel is committed; one on another replica stops at
             # its next lease renewal, which finds the job no longer running.
-            uow.after_commit(lambda job_id=job.id: self._runner.cancel_local(job_id))
+            uow.after_commit(lambda job_id=job.id: self.runner.cancel_local(job_id))
             cancelled += 1
         return cancelled
 
 
+@dataclass(kw_only=True, eq=False)
 class StepRunner:
-    """A background worker: claims due step jobs and runs up to `concurrency` of them at a time."""
+    """A background worker: claims due step jobs and runs up to `settings.step_concurrency` of them at a
+    time."""
 
-    def __init__(
-        self,
-        *,
-        uow: UnitOfWorkFactory[ProvidersUnitOfWork],
-        registry: ProviderRegistry,
-        limiter: Limiter,
-        storage: Storage,
-        settings: RunnerSettings,
-        clock: Clock,
-        owner: str | None = None,
-    ) -> None:
-        self._uow = uow
-        self._registry = registry
-        self._limiter = limiter
-        self._storage = storage
-        self._settings = settings
-        self._clock = clock
-        self.owner = owner or f"runner-{uuid.uuid4()}"
-        self._wake = asyncio.Event()
-        self._stopping = asyncio.Event()
-        self._running: dict[str, asyncio.Task[None]] = {}
-        self._breakers: dict[tuple[str, str], CircuitBreaker] = {}
+    uow: UnitOfWorkFactory[ProvidersUnitOfWork]
+    registry: ProviderRegistry
+    limiter: Limiter
+    storage: Storage
+    settings: RunnerSettings
+    clock: Clock
+    owner: str | None = None  # this runner's name in job leases (a new one when not given)
+    # The loop's own state:
+    _wake: asyncio.Event = field(init=False, default_factory=asyncio.Event)
+    _stopping: asyncio.Event = field(init=False, default_factory=asyncio.Event)
+    _running: dict[str, asyncio.Task[None]] = field(init=False, default_factory=dict)
+    _breakers: dict[tuple[str, str], CircuitBreaker] = field(init=False, default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.owner = self.owner or f"runner-{uuid.uuid4()}"
 
     # --- the loop ----------------------------------------------------------------------------------
 
@@ -131,22 +118,24 @@ class StepRunner:
     async def run(self) -> None:
         try:
             while not self._stopping.is_set():
-                free = self._settings.concurrency - len(self._running)
+                free = self.settings.step_concurrency - len(self._running)
                 if free > 0:
                     try:
                         await self._claim_and_start(free)
                     except Exception:  # the database is away: the next round tries again
                         log.exception("claiming step jobs failed; retrying")
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout=self._settings.poll_interval_seconds)
+                    await asyncio.wait_for(
+                        self._wake.wait(), timeout=self.settings.step_poll_interval_seconds
+                    )
                 self._wake.clear()
         finally:
             await self._hand_back_running()
 
     async def _claim_and_start(self, free: int) -> None:
-        async with self._uow() as uow:
+        async with self.uow() as uow:
             jobs = await uow.jobs.claim_due(
-                self.owner, limit=free, lease_seconds=self._settings.lease_seconds
+                self.owner, limit=free, lease_seconds=self.settings.step_lease_seconds
             )
         for job in jobs:
             task = asyncio.create_task(self._execute(job), name=f"step-job-{job.id}")
@@ -174,8 +163,8 @@ class StepRunner:
     async def _decide(self, job: StepJob, transition: Transition) -> StepJobChange | None:
         """Lock the job, decide, save, publish — one unit of work. None: the decision changed nothing
         (the job is no longer this runner's, or there was nothing new to say)."""
-        now = self._clock.now()
-        async with self._uow() as uow:
+        now = self.clock.now()
+        async with self.uow() as uow:
             current = await uow.jobs.lock(job.id)
             change = None if current is None else transition(current, now)
             if change is None:
@@ -201,20 +190,20 @@ class StepRunner:
                 log.exception("step job crashed; it will be claimed again", extra={"job_id": job.id})
 
     async def _execute_job(self, job: StepJob) -> None:
-        if step_job.is_past_deadline(job, self._clock.now()):
+        if step_job.is_past_deadline(job, self.clock.now()):
             await self._fail(job, step_job.DEADLINE_EXCEEDED)
             return
         try:
-            access = await self._registry.access(job.scope, job.provider)
+            access = await self.registry.access(job.scope, job.provider)
         except ProviderError as error:
             await self._fail(job, FailStep(error.code, str(error), retryable=False))
             return
         breaker = self._breaker(job.scope, job.provider)
-        now = self._clock.now()
+        now = self.clock.now()
         if not breaker.allows(now):
             await self._delay(job, breaker.retry_at(now), "circuit_open")
             return
-        admission = await self._limiter.acquire(job.scope, job.provider, job.id)
+        admission = await self.limiter.acquire(job.scope, job.provider, job.id)
         if not admission.admitted:
             breaker.record_neutral()
             await self._delay(job, now + timedelta(seconds=admission.retry_after), "rate_limited")
@@ -222,7 +211,7 @@ class StepRunner:
         try:
             await self._call(job, access, breaker)
         finally:
-            await asyncio.shield(self._limiter.release(job.scope, job.provider, job.id))
+            await asyncio.shield(self.limiter.release(job.scope, job.provider, job.id))
 
     async def _call(self, job: StepJob, access: ProviderAccess, breaker: CircuitBreaker) -> None:
         owner = self.owner
@@ -231,19 +220,19 @@ class StepRunner:
             return
         try:
             inputs = tuple(
-                [await self._storage.read_asset(job.user_id, asset_id) for asset_id in job.input.asset_ids]
+                [await self.storage.read_asset(job.user_id, asset_id) for asset_id in job.input.asset_ids]
             )
             call = StepCall(
                 task_id=job.task_id, user_id=job.user_id, step_id=job.step_id, step_type=job.step_type,
                 model=job.model, prompt=job.input.prompt, options=job.input.options, inputs=inputs,
                 provider=access,
             )  # fmt: skip
-            adapter = self._registry.adapter_for(access.type)
+            adapter = self.registry.adapter_for(access.type)
             result = await self._with_lease(job, adapter.run(call, self._progress_reporter(job)))
             output = await self._store(job, result)
         except ProviderError as error:
             if error.transient:
-                breaker.record_failure(self._clock.now())
+                breaker.record_failure(self.clock.now())
             else:
                 breaker.record_neutral()
             await self._after_error(job, error)
@@ -253,7 +242,7 @@ class StepRunner:
             log.warning(
                 "step job waits for our infrastructure", extra={"job_id": job.id, "error": str(error)}
             )
-            until = self._clock.now() + timedelta(seconds=self._settings.infrastructure_retry_seconds)
+            until = self.clock.now() + INFRASTRUCTURE_RETRY
             await self._decide(job, lambda current, now: step_job.postpone(current, owner=owner, until=until))
             return
         breaker.record_success()
@@ -263,8 +252,8 @@ class StepRunner:
         """Run the call while renewing the job's lease (and the limiter's); stop it if the job was
         cancelled or taken over, and when the step's deadline passes."""
         call_task = asyncio.ensure_future(call)
-        remaining = (job.deadline_at - self._clock.now()).total_seconds()
-        lease_seconds = self._settings.lease_seconds
+        remaining = (job.deadline_at - self.clock.now()).total_seconds()
+        lease_seconds = self.settings.step_lease_seconds
         interval = max(lease_seconds / 3, 0.05)
         try:
             async with asyncio.timeout(max(remaining, 0.001)):
@@ -278,7 +267,7 @@ class StepRunner:
                             current, owner=self.owner, now=now, lease_seconds=lease_seconds
                         ),
                     )
-                    await self._limiter.renew(job.scope, job.provider, job.id)
+                    await self.limiter.renew(job.scope, job.provider, job.id)
                     if renewed is None:
                         raise asyncio.CancelledError("the job is no longer ours (cancelled or taken over)")
         except TimeoutError:
@@ -294,7 +283,7 @@ class StepRunner:
         visibility = "admin-private" if job.scope == "admin" else "private"
         assets = []
         for output in result.files:
-            stored = await self._storage.store_output(
+            stored = await self.storage.store_output(
                 user_id=job.user_id, task_id=job.task_id, module=job.step_type, filename=output.filename,
                 content_type=output.content_type, data=output.data, visibility=visibility,
             )  # fmt: skip
@@ -321,7 +310,7 @@ class StepRunner:
     # --- outcomes ----------------------------------------------------------------------------------
 
     async def _after_error(self, job: StepJob, error: ProviderError) -> None:
-        config = await self._limiter.config(job.scope, job.provider)
+        config = await self.limiter.config(job.scope, job.provider)
         change = await self._decide(
             job,
             lambda current, now: step_job.after_provider_error(
@@ -352,8 +341,8 @@ class StepRunner:
         key = (scope, provider)
         if key not in self._breakers:
             self._breakers[key] = CircuitBreaker(
-                failure_threshold=self._settings.circuit_failure_threshold,
-                cooldown=timedelta(seconds=self._settings.circuit_cooldown_seconds),
+                failure_threshold=self.settings.circuit_failure_threshold,
+                cooldown=timedelta(seconds=self.settings.circuit_cooldown_seconds),
             )
         return self._breakers[key]
 

@@ -24,10 +24,18 @@ class ProvidersError(Exception):
 
 
 class ProviderError(ProvidersError):
-    """A provider call did not produce a result."""
+    """A provider call did not produce a result. A subclass declares its `code` and whether the same call
+    may succeed later (`transient`) in its header."""
 
     code: str = "provider_error"
     transient: bool = False
+
+    def __init_subclass__(cls, *, code: str | None = None, transient: bool | None = None) -> None:
+        super().__init_subclass__()
+        if code is not None:
+            cls.code = code
+        if transient is not None:
+            cls.transient = transient
 
     def __init__(self, message: str, *, code: str | None = None) -> None:
         super().__init__(message)
@@ -35,43 +43,29 @@ class ProviderError(ProvidersError):
             self.code = code
 
 
-class ProviderRateLimited(ProviderError):
+class ProviderRateLimited(ProviderError, code="provider_rate_limited", transient=True):
     """The provider answered 429; `retry_after` is its hint in seconds, when it gave one."""
-
-    code = "provider_rate_limited"
-    transient = True
 
     def __init__(self, message: str, *, retry_after: float | None = None, code: str | None = None) -> None:
         super().__init__(message, code=code)
         self.retry_after = retry_after
 
 
-class ProviderUnavailable(ProviderError):
+class ProviderUnavailable(ProviderError, code="provider_unavailable", transient=True):
     """A timeout, a connection failure or a 5xx: the same call may succeed later."""
 
-    code = "provider_unavailable"
-    transient = True
 
-
-class ProviderRejected(ProviderError):
+class ProviderRejected(ProviderError, code="provider_rejected"):
     """The provider refused the request for good (bad input, content policy, auth, no credit)."""
 
-    code = "provider_rejected"
 
-
-class BadProviderResponse(ProviderError):
+class BadProviderResponse(ProviderError, code="provider_bad_response"):
     """The provider answered success with something we cannot use."""
 
-    code = "provider_bad_response"
 
-
-class InvalidStepInput(ProviderError):
+class InvalidStepInput(ProviderError, code="invalid_input"):
     """The step's input cannot be processed (an asset that is not an image, a missing prompt…)."""
 
-    code = "invalid_input"
 
-
-class UnsupportedStep(ProviderError):
+class UnsupportedStep(ProviderError, code="unsupported_step"):
     """The provider has no implementation of this step type."""
-
-    code = "unsupported_step"

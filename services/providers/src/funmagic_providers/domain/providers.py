@@ -50,25 +50,6 @@ _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
 _CONFIG_KEYS = frozenset({"rateLimit", "models", "options", "healthCheckPath", "pollIntervalMs"})
 
 
-class InvalidProvider(Refused):
-    """A provider record that may not be stored, with the field at fault."""
-
-    code = "invalid_provider"
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}", field=field)
-
-
-class ProviderNotFound(NotFound):
-    """No live provider with that id (or name) in that scope."""
-
-
-class ProviderExists(Conflict):
-    """A live provider already has that name in that scope."""
-
-    code = "provider_exists"
-
-
 @dataclass(frozen=True)
 class SealedKey:
     """A provider's API key as stored: encrypted under the master key `key_id`, bound to its row id."""
@@ -94,6 +75,21 @@ class Provider:
     health_checked_at: datetime | None
     created_at: datetime
     updated_at: datetime
+
+
+class InvalidProvider(Refused, code="invalid_provider"):
+    """A provider record that may not be stored, with the field at fault."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}", field=field)
+
+
+class ProviderNotFound(NotFound):
+    """No live provider with that id (or name) in that scope."""
+
+
+class ProviderExists(Conflict, code="provider_exists"):
+    """A live provider already has that name in that scope."""
 
 
 def check_name(name: str) -> str:

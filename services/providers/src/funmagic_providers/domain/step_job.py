@@ -102,12 +102,16 @@ class StepJobInput:
 
 @dataclass(frozen=True)
 class StepError:
+    """Why a job failed, as its `StepFailed` said it."""
+
     code: str
     message: str
 
 
 @dataclass(frozen=True)
 class StepJob:
+    """One requested (task, step, attempt) and where it stands; changed only by the transitions below."""
+
     id: str
     task_id: str
     user_id: str

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import uuid
 from datetime import datetime
 from typing import Any
@@ -10,17 +9,19 @@ from typing import Any
 import psycopg
 
 from funmagic_kit.pagination import decode_cursor, page_of
+from funmagic_kit.rows import from_row, to_row
 from funmagic_storage.domain.assets import AssetRecord, PendingUpload
 
 __all__ = ["AssetRecords"]
 
+# Named like the fields of `AssetRecord` and `PendingUpload` (`from_row`).
 ASSET_COLUMNS = (
-    "id::text, user_id, bucket, storage_key, visibility, module, filename, mime_type, size, task_id, "
+    "id::text AS id, user_id, bucket, storage_key, visibility, module, filename, mime_type, size, task_id, "
     "public_key, created_at, updated_at"
 )
 UPLOAD_COLUMNS = (
-    "id::text, user_id, bucket, storage_key, visibility, module, filename, content_type, size, created_at, "
-    "expires_at, completed_at, asset_id::text"
+    "id::text AS id, user_id, bucket, storage_key, visibility, module, filename, content_type, size, "
+    "created_at, expires_at, completed_at, asset_id::text AS asset_id"
 )
 
 INSERT_UPLOAD = """
@@ -62,7 +63,7 @@ class AssetRecords:
 
     async def add_upload(self, upload: PendingUpload) -> bool:
         """False when another upload already holds this key."""
-        cursor = await self._conn.execute(INSERT_UPLOAD, dataclasses.asdict(upload))
+        cursor = await self._conn.execute(INSERT_UPLOAD, to_row(upload))
         return cursor.rowcount == 1
 
     async def upload(self, upload_id: str, *, for_update: bool = False) -> PendingUpload | None:
@@ -74,7 +75,7 @@ class AssetRecords:
             (upload_id,),
         )
         row = await cursor.fetchone()
-        return PendingUpload(**row) if row else None
+        return from_row(PendingUpload, row) if row else None
 
     async def complete_upload(self, upload_id: str, asset_id: str, now: datetime) -> None:
         await self._conn.execute(
@@ -88,13 +89,13 @@ class AssetRecords:
             "ORDER BY expires_at LIMIT %s FOR UPDATE SKIP LOCKED",
             (now, limit),
         )
-        return [PendingUpload(**row) for row in await cursor.fetchall()]
+        return [from_row(PendingUpload, row) for row in await cursor.fetchall()]
 
     async def drop_upload(self, upload_id: str) -> None:
         await self._conn.execute("DELETE FROM pending_uploads WHERE id = %s", (upload_id,))
 
     async def add_asset(self, asset: AssetRecord) -> AssetRecord:
-        cursor = await self._conn.execute(INSERT_ASSET, dataclasses.asdict(asset))
+        cursor = await self._conn.execute(INSERT_ASSET, to_row(asset))
         return _asset(await cursor.fetchone())
 
     async def asset(self, asset_id: str, *, for_update: bool = False) -> AssetRecord | None:
@@ -139,4 +140,4 @@ class AssetRecords:
 def _asset(row: dict[str, Any] | None) -> AssetRecord:
     if row is None:  # an INSERT or UPDATE … RETURNING of a row that exists
         raise LookupError("the asset row was not returned")
-    return AssetRecord(**row)
+    return from_row(AssetRecord, row)

@@ -6,6 +6,8 @@ bucket; publishing copies into the public one; the admin bucket is reached only 
 
 from __future__ import annotations
 
+__all__ = ["AssetPage", "AssetService", "AssetView", "OwnedAsset", "StoragePolicy", "UploadTicket"]
+
 import logging
 import uuid
 from dataclasses import dataclass, field
@@ -32,8 +34,6 @@ from funmagic_storage.domain.assets import (
     sniff_image_type,
     storage_key,
 )
-
-__all__ = ["AssetPage", "AssetService", "AssetView", "OwnedAsset", "StoragePolicy", "UploadTicket"]
 
 log = logging.getLogger(__name__)
 
@@ -98,19 +98,12 @@ class AssetPage(TypedDict):
     next_cursor: str | None
 
 
+@dataclass(frozen=True, kw_only=True)
 class AssetService:
-    def __init__(
-        self,
-        *,
-        uow: UnitOfWorkFactory[StorageUnitOfWork],
-        objects: ObjectStore,
-        policy: StoragePolicy,
-        clock: Clock,
-    ) -> None:
-        self._uow = uow
-        self._objects = objects
-        self._policy = policy
-        self._clock = clock
+    uow: UnitOfWorkFactory[StorageUnitOfWork]
+    objects: ObjectStore
+    policy: StoragePolicy
+    clock: Clock
 
     # --- uploads -------------------------------------------------------------------------------------
 
@@ -129,43 +122,40 @@ class AssetService:
             content_type=content_type,
             size=size,
             module=module,
-            max_bytes=self._policy.limit_for(module),
-            allowed_types=self._policy.user_types,
+            max_bytes=self.policy.limit_for(module),
+            allowed_types=self.policy.user_types,
         )
         if visibility == "public":
             raise UploadRefused("uploads are private; publish an asset to make it public", code="visibility")
-        now = self._clock.now()
-        name = sanitize_filename(filename)
-        bucket = self._policy.bucket_for(visibility)
+        now = self.clock.now()
         upload = await self._reserve_key(
-            user_id=user_id,
-            bucket=bucket,
+            user_id,
             visibility=visibility,
             module=module,
-            filename=name,
+            filename=filename,
             content_type=content_type,
             size=size,
             now=now,
         )
-        url = await self._objects.presign_put(
-            bucket,
+        url = await self.objects.presign_put(
+            upload.bucket,
             upload.storage_key,
             content_type=content_type,
             size=size,
-            ttl_seconds=int(self._policy.upload_ttl.total_seconds()),
+            ttl_seconds=int(self.policy.upload_ttl.total_seconds()),
         )
         return {
             "upload_id": upload.id,
             "method": "PUT",
             "url": url,
             "headers": {"Content-Type": content_type, "Content-Length": str(size)},
-            "filename": name,
-            "expires_at": (now + self._policy.upload_ttl).isoformat(),
+            "filename": upload.filename,
+            "expires_at": (now + self.policy.upload_ttl).isoformat(),
         }
 
     async def complete_upload(self, user_id: str, upload_id: str) -> AssetView:
-        now = self._clock.now()
-        async with self._uow() as uow:
+        now = self.clock.now()
+        async with self.uow() as uow:
             upload = await uow.assets.upload(upload_id, for_update=True)
             if upload is None or upload.user_id != user_id:
                 raise AssetNotFound("no such upload")
@@ -177,13 +167,11 @@ class AssetService:
             if upload.expires_at <= now:
                 raise UploadNotReady("this upload expired; start a new one", code="expired")
             await self._check_object(upload)
-            asset = await uow.assets.add_asset(_new_asset(upload, mime_type=upload.content_type, now=now))
-            await uow.assets.complete_upload(upload_id, asset.id, now)
-            uow.publish(_created(asset))
+            asset = await _register(uow, upload, now)
         return await self._view(asset)
 
     async def _check_object(self, upload: PendingUpload) -> None:
-        info = await self._objects.head(upload.bucket, upload.storage_key)
+        info = await self.objects.head(upload.bucket, upload.storage_key)
         if info is None:
             raise UploadNotReady("nothing was uploaded yet", code="not_uploaded")
         if info.size != upload.size:
@@ -196,7 +184,7 @@ class AssetService:
                 f"the object is {info.content_type}, {declared} was declared", code="type_mismatch"
             )
         if declared.startswith("image/"):
-            sniffed = sniff_image_type(await self._objects.read_head(upload.bucket, upload.storage_key))
+            sniffed = sniff_image_type(await self.objects.read_head(upload.bucket, upload.storage_key))
             if sniffed != declared:
                 raise UploadNotReady(f"the bytes are not a {declared} image", code="content_mismatch")
 
@@ -215,32 +203,26 @@ class AssetService:
         check_module(module)
         if visibility == "public":
             raise UploadRefused("store privately, then publish", code="visibility")
-        now = self._clock.now()
+        now = self.clock.now()
         # Reserved like an upload first: if registering fails after the write, the sweep removes the object.
         reserved = await self._reserve_key(
-            user_id=user_id,
-            bucket=self._policy.bucket_for(visibility),
+            user_id,
             visibility=visibility,
             module=module,
-            filename=sanitize_filename(filename),
+            filename=filename,
             content_type=content_type,
             size=len(data),
             now=now,
         )
-        await self._objects.put(reserved.bucket, reserved.storage_key, data, content_type=content_type)
-        async with self._uow() as uow:
-            asset = await uow.assets.add_asset(
-                _new_asset(reserved, mime_type=content_type, now=now, task_id=task_id)
-            )
-            await uow.assets.complete_upload(reserved.id, asset.id, now)
-            uow.publish(_created(asset))
+        await self.objects.put(reserved.bucket, reserved.storage_key, data, content_type=content_type)
+        async with self.uow() as uow:
+            asset = await _register(uow, reserved, now, task_id=task_id)
         return await self._view(asset)
 
     async def _reserve_key(
         self,
-        *,
         user_id: str,
-        bucket: str,
+        *,
         visibility: Visibility,
         module: str,
         filename: str,
@@ -248,10 +230,13 @@ class AssetService:
         size: int,
         now: datetime,
     ) -> PendingUpload:
-        """A pending upload holding a key no other upload has: two files of the same name in the same
-        millisecond get the next free millisecond instead of overwriting each other."""
+        """A pending upload in the bucket of `visibility`, under the file name made safe, holding a key no
+        other upload has: two files of the same name in the same millisecond get the next free millisecond
+        instead of overwriting each other."""
+        bucket = self.policy.bucket_for(visibility)
+        filename = sanitize_filename(filename)
         timestamp_ms = int(now.timestamp() * 1000)
-        async with self._uow() as uow:
+        async with self.uow() as uow:
             while True:
                 upload = PendingUpload(
                     id=str(uuid.uuid4()),
@@ -264,7 +249,7 @@ class AssetService:
                     content_type=content_type,
                     size=size,
                     created_at=now,
-                    expires_at=now + self._policy.pending_ttl,
+                    expires_at=now + self.policy.pending_ttl,
                 )
                 if await uow.assets.add_upload(upload):
                     return upload
@@ -273,37 +258,32 @@ class AssetService:
     # --- reading -------------------------------------------------------------------------------------
 
     async def get(self, user_id: str, asset_id: str, *, admin: bool = False) -> AssetView:
-        async with self._uow() as uow:
+        async with self.uow() as uow:
             asset = await uow.assets.asset(asset_id)
         return await self._view(_owned(asset, user_id, admin=admin))
 
     async def owned_record(self, user_id: str, asset_id: str) -> OwnedAsset:
         """For other services checking a reference (a task's input): the record, if `user_id` owns it."""
-        asset = await self._owned_by(user_id, asset_id)
-        return {
-            "id": asset.id, "user_id": asset.user_id, "visibility": asset.visibility, "module": asset.module,
-            "filename": asset.filename, "mime_type": asset.mime_type, "size": asset.size,
-            "task_id": asset.task_id,
-        }  # fmt: skip
+        return _record(await self._owned_by(user_id, asset_id))
 
     async def read_owned(self, user_id: str, asset_id: str) -> tuple[AssetRecord, bytes]:
         """For other services working on the owner's behalf (a provider reading a step's input): the
         record and the bytes, only if `user_id` owns the asset (admin-only assets included: the owner is an
         admin whose studio task reads them)."""
         asset = await self._owned_by(user_id, asset_id)
-        data = await self._objects.read(asset.bucket, asset.storage_key)
+        data = await self.objects.read(asset.bucket, asset.storage_key)
         return asset, data
 
     async def _owned_by(self, user_id: str, asset_id: str) -> AssetRecord:
         """The asset if `user_id` owns it, whatever its visibility (service-to-service reads only)."""
-        async with self._uow() as uow:
+        async with self.uow() as uow:
             asset = await uow.assets.asset(asset_id)
         if asset is None or asset.user_id != user_id:
             raise AssetNotFound("no such asset")
         return asset
 
     async def list(self, user_id: str, *, module: str | None, limit: int, cursor: str | None) -> AssetPage:
-        async with self._uow() as uow:
+        async with self.uow() as uow:
             items, next_cursor = await uow.assets.assets_of(
                 user_id, module=module, limit=limit, cursor=cursor
             )
@@ -312,14 +292,14 @@ class AssetService:
     # --- publishing and deleting ---------------------------------------------------------------------
 
     async def publish(self, user_id: str, asset_id: str) -> AssetView:
-        now = self._clock.now()
-        async with self._uow() as uow:
+        now = self.clock.now()
+        async with self.uow() as uow:
             asset = _owned(await uow.assets.asset(asset_id, for_update=True), user_id)
             if asset.public_key:
                 return await self._view(asset)
             key = public_key(user_id, asset.id, asset.filename)
-            await self._objects.copy_public(
-                asset.bucket, asset.storage_key, self._policy.bucket_public, key, asset.mime_type
+            await self.objects.copy_public(
+                asset.bucket, asset.storage_key, self.policy.bucket_public, key, asset.mime_type
             )
             asset = await uow.assets.set_publication(asset_id, key, now)
             uow.publish(
@@ -328,32 +308,32 @@ class AssetService:
         return await self._view(asset)
 
     async def unpublish(self, user_id: str, asset_id: str) -> AssetView:
-        now = self._clock.now()
-        async with self._uow() as uow:
+        now = self.clock.now()
+        async with self.uow() as uow:
             asset = _owned(await uow.assets.asset(asset_id, for_update=True), user_id)
             if asset.public_key:
-                await self._objects.delete(self._policy.bucket_public, asset.public_key)
+                await self.objects.delete(self.policy.bucket_public, asset.public_key)
                 asset = await uow.assets.set_publication(asset_id, None, now)
                 uow.publish(AssetUnpublished(asset_id=asset_id, user_id=user_id))
         return await self._view(asset)
 
     async def delete(self, user_id: str, asset_id: str) -> None:
-        now = self._clock.now()
-        async with self._uow() as uow:
+        now = self.clock.now()
+        async with self.uow() as uow:
             asset = _owned(await uow.assets.asset(asset_id, for_update=True), user_id)
             if asset.public_key:
-                await self._objects.delete(self._policy.bucket_public, asset.public_key)
-            await self._objects.delete(asset.bucket, asset.storage_key)
+                await self.objects.delete(self.policy.bucket_public, asset.public_key)
+            await self.objects.delete(asset.bucket, asset.storage_key)
             await uow.assets.delete_asset(asset_id, now)
             uow.publish(AssetDeleted(asset_id=asset_id, user_id=user_id))
 
     async def sweep_expired_uploads(self) -> int:
         """Removes uploads never confirmed in time, and whatever object they left behind."""
-        now = self._clock.now()
-        async with self._uow() as uow:
+        now = self.clock.now()
+        async with self.uow() as uow:
             expired = await uow.assets.expired_uploads(now)
             for upload in expired:
-                await self._objects.delete(upload.bucket, upload.storage_key)
+                await self.objects.delete(upload.bucket, upload.storage_key)
                 await uow.assets.drop_upload(upload.id)
         if expired:
             log.info("expired uploads removed", extra={"count": len(expired)})
@@ -363,27 +343,29 @@ class AssetService:
 
     def _cdn(self, key: str) -> str:
         # Percent-encoded: a file name may hold "#", "?", "%" or spaces, which would break a raw URL.
-        return f"{self._policy.cdn_url.rstrip('/')}/{quote(key)}"
+        return f"{self.policy.cdn_url.rstrip('/')}/{quote(key)}"
 
     async def _view(self, asset: AssetRecord) -> AssetView:
         if asset.public_key:
             url = self._cdn(asset.public_key)
         else:
-            url = await self._objects.presign_get(
-                asset.bucket, asset.storage_key, ttl_seconds=int(self._policy.download_ttl.total_seconds())
+            url = await self.objects.presign_get(
+                asset.bucket, asset.storage_key, ttl_seconds=int(self.policy.download_ttl.total_seconds())
             )
-        return {
-            "id": asset.id,
-            "user_id": asset.user_id,
-            "visibility": asset.visibility,
-            "module": asset.module,
-            "filename": asset.filename,
-            "mime_type": asset.mime_type,
-            "size": asset.size,
-            "task_id": asset.task_id,
-            "url": url,
-            "created_at": asset.created_at.isoformat(),
-        }
+        return AssetView(**_record(asset), url=url, created_at=asset.created_at.isoformat())
+
+
+def _record(asset: AssetRecord) -> OwnedAsset:
+    return {
+        "id": asset.id,
+        "user_id": asset.user_id,
+        "visibility": asset.visibility,
+        "module": asset.module,
+        "filename": asset.filename,
+        "mime_type": asset.mime_type,
+        "size": asset.size,
+        "task_id": asset.task_id,
+    }
 
 
 def _owned(asset: AssetRecord | None, user_id: str, *, admin: bool = False) -> AssetRecord:
@@ -395,10 +377,31 @@ def _owned(asset: AssetRecord | None, user_id: str, *, admin: bool = False) -> A
     return asset
 
 
-def _new_asset(
-    upload: PendingUpload, *, mime_type: str, now: datetime, task_id: str | None = None
+async def _register(
+    uow: StorageUnitOfWork, upload: PendingUpload, now: datetime, *, task_id: str | None = None
 ) -> AssetRecord:
-    """The asset an upload becomes once its object is in place."""
+    """The upload, its object in place, becomes an asset: recorded, the upload completed and AssetCreated
+    published, in the caller's transaction."""
+    asset = await uow.assets.add_asset(_new_asset(upload, now, task_id))
+    await uow.assets.complete_upload(upload.id, asset.id, now)
+    uow.publish(
+        AssetCreated(
+            asset_id=asset.id,
+            user_id=asset.user_id,
+            bucket=asset.bucket,
+            storage_key=asset.storage_key,
+            visibility=asset.visibility,
+            module=asset.module,
+            mime_type=asset.mime_type,
+            size=asset.size,
+            task_id=asset.task_id,
+        )
+    )
+    return asset
+
+
+def _new_asset(upload: PendingUpload, now: datetime, task_id: str | None) -> AssetRecord:
+    """The asset an upload becomes: its object, as declared when the upload was reserved."""
     return AssetRecord(
         id=str(uuid.uuid4()),
         user_id=upload.user_id,
@@ -407,24 +410,10 @@ def _new_asset(
         visibility=upload.visibility,
         module=upload.module,
         filename=upload.filename,
-        mime_type=mime_type,
+        mime_type=upload.content_type,
         size=upload.size,
         task_id=task_id,
         public_key=None,
         created_at=now,
         updated_at=now,
-    )
-
-
-def _created(asset: AssetRecord) -> AssetCreated:
-    return AssetCreated(
-        asset_id=asset.id,
-        user_id=asset.user_id,
-        bucket=asset.bucket,
-        storage_key=asset.storage_key,
-        visibility=asset.visibility,
-        module=asset.module,
-        mime_type=asset.mime_type,
-        size=asset.size,
-        task_id=asset.task_id,
     )

@@ -47,24 +47,20 @@ ACTIVE_CONTENT = frozenset(
 )
 
 
-class UploadRefused(Refused):
+class UploadRefused(Refused, code="upload_refused"):
     """The upload is not allowed; `code` says why (stable for clients)."""
 
-    code = "upload_refused"
 
-
-class UploadTooLarge(UploadRefused, TooLarge):
-    code = "too_large"
+class UploadTooLarge(UploadRefused, TooLarge, code="too_large"):
+    """The declared or uploaded size is over the module's limit."""
 
 
 class AssetNotFound(NotFound):
     """No such asset or upload for this caller (another user's looks exactly like a missing one)."""
 
 
-class UploadNotReady(Conflict):
+class UploadNotReady(Conflict, code="upload_not_ready"):
     """The upload cannot be confirmed (not uploaded yet, or not what was declared); `code` says why."""
-
-    code = "upload_not_ready"
 
 
 @dataclass(frozen=True)

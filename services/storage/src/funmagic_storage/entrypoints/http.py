@@ -4,7 +4,10 @@ Refusals are the domain's own errors, answered as problem+json by the kit's midd
 
 from __future__ import annotations
 
+__all__ = ["StorageApp"]
+
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import quote
 
@@ -20,8 +23,6 @@ from funmagic_kit.api import (
     require_role,
 )
 from funmagic_storage.application.assets import AssetService
-
-__all__ = ["StorageApp"]
 
 
 class _Body(BaseModel):
@@ -53,9 +54,9 @@ class StoreQuery(_Body):
     task_id: str | None = Field(None, max_length=64)
 
 
+@dataclass(frozen=True)
 class StorageApp:
-    def __init__(self, assets: AssetService) -> None:
-        self._assets = assets
+    assets: AssetService
 
     def routes(self) -> Sequence[web.RouteDef]:
         return [
@@ -76,13 +77,13 @@ class StorageApp:
     async def create_upload(self, request: web.Request) -> web.Response:
         principal = require_principal(request)
         body = await read_body(request, UploadBody)
-        upload = await self._assets.create_upload(principal.user_id, **body.model_dump())
+        upload = await self.assets.create_upload(principal.user_id, **body.model_dump())
         return web.json_response(upload, status=201)
 
     async def create_admin_upload(self, request: web.Request) -> web.Response:
         principal = require_role(request, "admin")
         body = await read_body(request, UploadBody)
-        upload = await self._assets.create_upload(
+        upload = await self.assets.create_upload(
             principal.user_id, **body.model_dump(), visibility="admin-private"
         )
         return web.json_response(upload, status=201)
@@ -90,12 +91,12 @@ class StorageApp:
     async def complete_upload(self, request: web.Request) -> web.Response:
         principal = require_principal(request)
         upload_id = path_uuid(request, "upload_id", "upload")
-        return web.json_response(await self._assets.complete_upload(principal.user_id, upload_id), status=201)
+        return web.json_response(await self.assets.complete_upload(principal.user_id, upload_id), status=201)
 
     async def list_assets(self, request: web.Request) -> web.Response:
         principal = require_principal(request)
         query = read_query(request, ListQuery)
-        page = await self._assets.list(
+        page = await self.assets.list(
             principal.user_id, module=query.module, limit=query.limit, cursor=query.cursor
         )
         return web.json_response(page)
@@ -103,36 +104,36 @@ class StorageApp:
     async def get_asset(self, request: web.Request) -> web.Response:
         principal = require_principal(request)
         return web.json_response(
-            await self._assets.get(principal.user_id, path_uuid(request, "asset_id", "asset"))
+            await self.assets.get(principal.user_id, path_uuid(request, "asset_id", "asset"))
         )
 
     async def get_any_asset(self, request: web.Request) -> web.Response:
         principal = require_role(request, "admin")
         asset_id = path_uuid(request, "asset_id", "asset")
-        return web.json_response(await self._assets.get(principal.user_id, asset_id, admin=True))
+        return web.json_response(await self.assets.get(principal.user_id, asset_id, admin=True))
 
     async def delete_asset(self, request: web.Request) -> web.Response:
         principal = require_principal(request)
-        await self._assets.delete(principal.user_id, path_uuid(request, "asset_id", "asset"))
+        await self.assets.delete(principal.user_id, path_uuid(request, "asset_id", "asset"))
         return web.Response(status=204)
 
     async def publish(self, request: web.Request) -> web.Response:
         principal = require_principal(request)
         return web.json_response(
-            await self._assets.publish(principal.user_id, path_uuid(request, "asset_id", "asset"))
+            await self.assets.publish(principal.user_id, path_uuid(request, "asset_id", "asset"))
         )
 
     async def unpublish(self, request: web.Request) -> web.Response:
         principal = require_principal(request)
         asset_id = path_uuid(request, "asset_id", "asset")
-        return web.json_response(await self._assets.unpublish(principal.user_id, asset_id))
+        return web.json_response(await self.assets.unpublish(principal.user_id, asset_id))
 
     async def store_bytes(self, request: web.Request) -> web.Response:
         """For other services only (the internal credential): the body is the file."""
         require_internal_caller(request)
         query = read_query(request, StoreQuery)
         data = await request.read()
-        asset = await self._assets.store_bytes(
+        asset = await self.assets.store_bytes(
             **query.model_dump(), content_type=request.content_type or "application/octet-stream", data=data
         )
         return web.json_response(asset, status=201)
@@ -141,7 +142,7 @@ class StorageApp:
         """For other services only: the bytes of an asset the given user owns (404 otherwise)."""
         require_internal_caller(request)
         query = read_query(request, OwnerQuery)
-        asset, data = await self._assets.read_owned(query.user_id, path_uuid(request, "asset_id", "asset"))
+        asset, data = await self.assets.read_owned(query.user_id, path_uuid(request, "asset_id", "asset"))
         return web.Response(
             body=data,
             content_type=asset.mime_type,
@@ -152,5 +153,5 @@ class StorageApp:
         """For other services only: an asset's record if the given user owns it (404 otherwise)."""
         require_internal_caller(request)
         query = read_query(request, OwnerQuery)
-        asset = await self._assets.owned_record(query.user_id, path_uuid(request, "asset_id", "asset"))
+        asset = await self.assets.owned_record(query.user_id, path_uuid(request, "asset_id", "asset"))
         return web.json_response(asset)

@@ -17,6 +17,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from funmagic_kit.pagination import InvalidCursor, decode_cursor, page_of
+from funmagic_kit.rows import from_row, to_row
 from funmagic_tasks.application.ports import RowLock
 from funmagic_tasks.domain.catalog import (
     BannerEntry,
@@ -38,9 +39,10 @@ __all__ = ["CatalogRecords"]
 Row = Mapping[str, Any]
 RecordT = TypeVar("RecordT")
 
+# Selected under the names of the records' and entries' fields (`from_row`).
 TYPE_COLUMNS = (
-    "tt.id::text, tt.name, tt.display_name, tt.description, tt.icon, tt.color, tt.sort_order, tt.is_active, "
-    "tt.translations, tt.created_at, tt.updated_at"
+    "tt.id::text AS id, tt.name, tt.display_name, tt.description, tt.icon, tt.color, tt.sort_order, "
+    "tt.is_active, tt.translations, tt.created_at, tt.updated_at"
 )
 TYPE_COUNTS = (
     "(SELECT count(*) FROM tools t WHERE t.tool_type_id = tt.id AND t.deleted_at IS NULL) AS tools_count, "
@@ -48,16 +50,16 @@ TYPE_COUNTS = (
     "AS active_tools_count"
 )
 TOOL_COLUMNS = (
-    "t.id::text, t.slug, t.title, t.description, t.thumbnail_asset_id::text, t.tool_type_id::text, t.config, "
-    "t.credits_cost, t.is_active, t.is_featured, t.translations, t.created_at, t.updated_at, "
-    "tt.name AS tool_type_name, tt.display_name AS tool_type_display_name, "
-    "tt.translations AS tool_type_translations"
+    "t.id::text AS id, t.slug, t.title, t.description, t.thumbnail_asset_id::text AS thumbnail_asset_id, "
+    "t.tool_type_id::text AS tool_type_id, t.config, t.credits_cost, t.is_active, t.is_featured, "
+    "t.translations, t.created_at, t.updated_at, tt.name AS tool_type_name, "
+    "tt.display_name AS tool_type_display_name, tt.translations AS tool_type_translations"
 )
 TOOL_FROM = "tools t JOIN tool_types tt ON tt.id = t.tool_type_id"
 BANNER_COLUMNS = (
-    "b.id::text, b.title, b.description, b.thumbnail_asset_id::text, b.link, b.link_text, b.link_target, "
-    "b.type, b.position, b.badge, b.badge_color, b.is_active, b.starts_at, b.ends_at, b.translations, "
-    "b.created_at, b.updated_at"
+    "b.id::text AS id, b.title, b.description, b.thumbnail_asset_id::text AS thumbnail_asset_id, b.link, "
+    "b.link_text, b.link_target, b.type, b.position, b.badge, b.badge_color, b.is_active, b.starts_at, "
+    "b.ends_at, b.translations, b.created_at, b.updated_at"
 )
 BANNER_RANK = "(CASE WHEN b.type = 'main' THEN 0 ELSE 1 END)"
 
@@ -415,124 +417,44 @@ async def _must_be_there(read: Awaitable[RecordT | None]) -> RecordT:
 
 
 # --- entries → columns ---------------------------------------------------------------------------------
+# The columns are named like the entries' fields; JSON documents are converted.
 
 
 def _type_columns(entry: ToolTypeEntry) -> dict[str, object]:
-    return {
-        "name": entry.name,
-        "display_name": entry.display_name,
-        "description": entry.description,
-        "icon": entry.icon,
-        "color": entry.color,
-        "sort_order": entry.sort_order,
-        "is_active": entry.is_active,
-        "translations": Jsonb(entry.translations),
-    }
+    return to_row(entry, translations=Jsonb(entry.translations))
 
 
 def _tool_columns(entry: ToolEntry) -> dict[str, object]:
-    return {
-        "slug": entry.slug,
-        "title": entry.title,
-        "description": entry.description,
-        "thumbnail_asset_id": entry.thumbnail_asset_id,
-        "tool_type_id": entry.tool_type_id,
-        "config": Jsonb(config_to_json(entry.config)),
-        "credits_cost": entry.credits_cost,
-        "is_active": entry.is_active,
-        "is_featured": entry.is_featured,
-        "translations": Jsonb(entry.translations),
-    }
+    return to_row(
+        entry,
+        config=Jsonb(config_to_json(entry.config)),
+        credits_cost=entry.credits_cost,
+        translations=Jsonb(entry.translations),
+    )
 
 
 def _banner_columns(entry: BannerEntry) -> dict[str, object]:
-    return {
-        "title": entry.title,
-        "description": entry.description,
-        "thumbnail_asset_id": entry.thumbnail_asset_id,
-        "link": entry.link,
-        "link_text": entry.link_text,
-        "link_target": entry.link_target,
-        "type": entry.type,
-        "position": entry.position,
-        "badge": entry.badge,
-        "badge_color": entry.badge_color,
-        "is_active": entry.is_active,
-        "starts_at": entry.starts_at,
-        "ends_at": entry.ends_at,
-        "translations": Jsonb(entry.translations),
-    }
+    return to_row(entry, translations=Jsonb(entry.translations))
 
 
 # --- rows → records ------------------------------------------------------------------------------------
 
 
 def _tool_type(row: Row) -> ToolTypeRecord:
-    return ToolTypeRecord(
-        id=row["id"],
-        entry=ToolTypeEntry(
-            name=row["name"],
-            display_name=row["display_name"],
-            description=row["description"],
-            icon=row["icon"],
-            color=row["color"],
-            sort_order=row["sort_order"],
-            is_active=row["is_active"],
-            translations=row["translations"],
-        ),
-        tools_count=int(row["tools_count"]),
-        active_tools_count=int(row["active_tools_count"]),
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-    )
+    return from_row(ToolTypeRecord, row, entry=from_row(ToolTypeEntry, row))
 
 
 def _tool_record(row: Row) -> ToolRecord:
-    return ToolRecord(
-        id=row["id"],
-        entry=ToolEntry(
-            slug=row["slug"],
-            title=row["title"],
-            description=row["description"],
-            thumbnail_asset_id=row["thumbnail_asset_id"],
-            tool_type_id=row["tool_type_id"],
-            # Stored in canonical form (checked on the way in), parsed back into the domain's model.
-            config=parse_tool_config(row["config"]),
-            is_active=row["is_active"],
-            is_featured=row["is_featured"],
-            translations=row["translations"],
-        ),
-        credits_cost=row["credits_cost"],
-        tool_type=ToolTypeLabel(
-            id=row["tool_type_id"],
-            name=row["tool_type_name"],
-            display_name=row["tool_type_display_name"],
-            translations=row["tool_type_translations"],
-        ),
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
+    # The config is stored in canonical form (checked on the way in) and parsed back into the domain's model.
+    entry = from_row(ToolEntry, row, config=parse_tool_config(row["config"]))
+    tool_type = ToolTypeLabel(
+        id=row["tool_type_id"],
+        name=row["tool_type_name"],
+        display_name=row["tool_type_display_name"],
+        translations=row["tool_type_translations"],
     )
+    return from_row(ToolRecord, row, entry=entry, tool_type=tool_type)
 
 
 def _banner(row: Row) -> BannerRecord:
-    return BannerRecord(
-        id=row["id"],
-        entry=BannerEntry(
-            title=row["title"],
-            description=row["description"],
-            thumbnail_asset_id=row["thumbnail_asset_id"],
-            link=row["link"],
-            link_text=row["link_text"],
-            link_target=row["link_target"],
-            type=row["type"],
-            position=row["position"],
-            badge=row["badge"],
-            badge_color=row["badge_color"],
-            is_active=row["is_active"],
-            starts_at=row["starts_at"],
-            ends_at=row["ends_at"],
-            translations=row["translations"],
-        ),
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-    )
+    return from_row(BannerRecord, row, entry=from_row(BannerEntry, row))

@@ -18,7 +18,7 @@ from psycopg.types.json import Jsonb
 
 from funmagic_kit.db import translate_db_error
 from funmagic_kit.pagination import decode_cursor, page_of
-from funmagic_tasks.domain.json_values import JsonObject
+from funmagic_kit.rows import from_row, to_row
 from funmagic_tasks.domain.task import (
     ResolvedInput,
     StepResult,
@@ -41,11 +41,13 @@ __all__ = ["TaskRecords"]
 
 Row = Mapping[str, Any]
 
+# Named like `Task`'s fields (`from_row`); the rest is converted in `_task`.
 TASK_COLUMNS = (
-    "t.id::text, t.user_id, t.tool_id::text, t.tool_slug, t.parent_task_id::text, t.status, t.plan, "
-    "t.current_step_id, t.completed_steps, t.attempt, t.price, t.charged_credits, t.step_deadline_at, "
-    "t.idempotency_key, t.request_hash, t.error_code, t.error_message, t.created_at, t.updated_at, "
-    "t.started_at, t.finished_at, p.input, p.steps, p.output"
+    "t.id::text AS id, t.user_id, t.tool_id::text AS tool_id, t.tool_slug, "
+    "t.parent_task_id::text AS parent_task_id, t.status, t.plan, t.current_step_id, t.completed_steps, "
+    "t.attempt, t.price, t.charged_credits, t.step_deadline_at, t.idempotency_key, t.request_hash, "
+    "t.error_code, t.error_message, t.created_at, t.updated_at, t.started_at, t.finished_at, "
+    "p.input, p.steps, p.output"
 )
 SELECT_TASK = f"SELECT {TASK_COLUMNS} FROM tasks t JOIN task_payloads p ON p.task_id = t.id"
 
@@ -146,28 +148,14 @@ class TaskRecords:
         return int(row["n"]) if row else 0
 
     async def add(self, task: Task) -> Task:
-        params = {
-            **_state(task),
-            "user_id": task.user_id,
-            "tool_id": task.tool_id,
-            "tool_slug": task.tool_slug,
-            "parent_task_id": task.parent_task_id,
-            "plan": Jsonb([_planned_step_document(step) for step in task.plan]),
-            "step_ids": list(task.step_ids),
-            "price": task.price,
-            "idempotency_key": task.idempotency_key,
-            "request_hash": task.request_hash,
-            "created_at": task.created_at,
-            "input": Jsonb(_input_document(task)),
-        }
         try:
-            cursor = await self._conn.execute(INSERT_TASK, params)
+            cursor = await self._conn.execute(INSERT_TASK, _columns(task))
         except psycopg.errors.UniqueViolation as error:  # (user_id, idempotency_key) taken
             raise translate_db_error(error) from error
         return _task(await _fetched(cursor))
 
     async def save(self, task: Task) -> Task:
-        cursor = await self._conn.execute(SAVE_TASK, _state(task))
+        cursor = await self._conn.execute(SAVE_TASK, _columns(task))
         return _task(await _fetched(cursor))
 
     async def page(
@@ -208,47 +196,22 @@ async def _fetched(cursor: psycopg.AsyncCursor[Any]) -> Row:
 # --- Task → row ----------------------------------------------------------------------------------------
 
 
-def _state(task: Task) -> dict[str, object]:
-    """The columns a transition changes, with the payload it writes."""
-    return {
-        "id": task.id,
-        "status": task.status,
-        "current_step_id": task.current_step_id,
-        "completed_steps": list(task.completed_steps),
-        "attempt": task.attempt,
-        "charged_credits": task.charged_credits,
-        "step_deadline_at": task.step_deadline_at,
-        "error_code": task.error.code if task.error else None,
-        "error_message": task.error.message if task.error else None,
-        "started_at": task.started_at,
-        "finished_at": task.finished_at,
-        "updated_at": task.updated_at,
-        "steps": Jsonb([step_result_document(result) for result in task.step_results]),
-        "output": Jsonb(task_result_document(task.output)) if task.output is not None else None,
-        "error": task.error.message if task.error else None,
-    }
-
-
-def _planned_step_document(step: PlannedStep) -> JsonObject:
-    return {
-        "id": step.id,
-        "name": step.name,
-        "type": step.type,
-        "provider": step.provider,
-        "model": step.model,
-        "options": dict(step.options),
-        "cost": step.cost,
-        "timeout_seconds": step.timeout_seconds,
-        "prompt": step.prompt,
-        "image_input": step.image_input,
-    }
-
-
-def _input_document(task: Task) -> JsonObject:
-    return {
-        "request": request_document(task.request),
-        "resolved": {"prompt": task.resolved.prompt, "image_asset_id": task.resolved.image_asset_id},
-    }
+def _columns(task: Task) -> dict[str, object]:
+    """The task as the statements' parameters: `Task`'s fields under their own names (the columns are
+    named alike), and converted here what is stored in another form. `add` writes them all, `save` what a
+    transition changes."""
+    return to_row(
+        task,
+        plan=Jsonb([to_row(step, options=dict(step.options)) for step in task.plan]),
+        step_ids=list(task.step_ids),
+        completed_steps=list(task.completed_steps),
+        error_code=task.error.code if task.error else None,
+        error_message=task.error.message if task.error else None,
+        input=Jsonb({"request": request_document(task.request), "resolved": to_row(task.resolved)}),
+        steps=Jsonb([step_result_document(result) for result in task.step_results]),
+        output=Jsonb(task_result_document(task.output)) if task.output is not None else None,
+        error=task.error.message if task.error else None,
+    )
 
 
 # --- row → Task ----------------------------------------------------------------------------------------
@@ -256,50 +219,27 @@ def _input_document(task: Task) -> JsonObject:
 
 def _task(row: Row) -> Task:
     stored_input = row["input"]
-    error = TaskError(row["error_code"], row["error_message"] or "") if row["error_code"] else None
-    return Task(
-        id=row["id"],
-        user_id=row["user_id"],
-        tool_id=row["tool_id"],
-        tool_slug=row["tool_slug"],
-        parent_task_id=row["parent_task_id"],
+    return from_row(
+        Task,
+        row,
         plan=tuple(_planned_step(step) for step in row["plan"]),
-        price=row["price"],
         request=_request(stored_input["request"]),
-        resolved=ResolvedInput(
-            prompt=stored_input["resolved"]["prompt"],
-            image_asset_id=stored_input["resolved"]["image_asset_id"],
-        ),
-        idempotency_key=row["idempotency_key"],
-        request_hash=row["request_hash"],
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-        status=cast(TaskStatus, row["status"]),
-        current_step_id=row["current_step_id"],
-        attempt=row["attempt"],
+        resolved=from_row(ResolvedInput, stored_input["resolved"]),
         completed_steps=tuple(row["completed_steps"]),
         step_results=tuple(_step_result(result) for result in row["steps"]),
         output=_task_result(row["output"]) if row["output"] is not None else None,
-        charged_credits=row["charged_credits"],
-        error=error,
-        step_deadline_at=row["step_deadline_at"],
-        started_at=row["started_at"],
-        finished_at=row["finished_at"],
+        error=TaskError(row["error_code"], row["error_message"] or "") if row["error_code"] else None,
     )
 
 
 def _planned_step(document: Row) -> PlannedStep:
-    return PlannedStep(
-        id=document["id"],
-        name=document["name"],
-        type=document["type"],
-        provider=document["provider"],
-        model=document["model"],
+    return from_row(
+        PlannedStep,
+        document,
         options=MappingProxyType(dict(document.get("options") or {})),
         cost=int(document["cost"]),
         timeout_seconds=int(document["timeout_seconds"]),
         prompt=document.get("prompt"),
-        image_input=document["image_input"],
     )
 
 

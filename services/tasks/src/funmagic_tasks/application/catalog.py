@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 from funmagic_contracts.tasks.events import BannerChanged, CatalogAction, ToolChanged
@@ -55,18 +56,18 @@ __all__ = ["Catalog"]
 log = get_logger(__name__)
 
 
+@dataclass(frozen=True, kw_only=True)
 class Catalog:
-    def __init__(self, *, uow: UnitOfWorkFactory, providers: Providers, clock: Clock) -> None:
-        self._uow = uow
-        self._providers = providers
-        self._clock = clock
+    uow: UnitOfWorkFactory
+    providers: Providers
+    clock: Clock
 
     # --- tool types (admin) -----------------------------------------------------------------------------
 
     async def create_tool_type(self, **fields: object) -> JsonObject:
         entry = check_tool_type(_only(fields, TOOL_TYPE_FIELDS))
-        async with self._uow() as uow:
-            record = await uow.catalog.add_tool_type(str(uuid.uuid4()), entry, self._clock.now())
+        async with self.uow() as uow:
+            record = await uow.catalog.add_tool_type(str(uuid.uuid4()), entry, self.clock.now())
         if record is None:
             raise CatalogConflict("tool_type_exists", f"a tool type named {entry.name!r} exists already")
         log.info("tool type created", extra={"tool_type": entry.name})
@@ -75,39 +76,39 @@ class Catalog:
     async def admin_tool_types(
         self, *, active: bool | None = None, limit: int = 100, cursor: str | None = None
     ) -> JsonObject:
-        async with self._uow() as uow:
+        async with self.uow() as uow:
             records, next_cursor = await uow.catalog.tool_types_page(
                 active=active, limit=limit, cursor=cursor
             )
         return {"items": [_admin_type_view(r) for r in records], "next_cursor": next_cursor}
 
     async def admin_tool_type(self, type_id: str) -> JsonObject:
-        async with self._uow() as uow:
+        async with self.uow() as uow:
             record = await uow.catalog.tool_type(type_id)
         if record is None:
             raise CatalogNotFound("no such tool type")
         return _admin_type_view(record)
 
     async def tool_type_by_name(self, name: str) -> JsonObject | None:
-        async with self._uow() as uow:
+        async with self.uow() as uow:
             record = await uow.catalog.tool_type_by_name(name)
         return None if record is None else _admin_type_view(record)
 
     async def update_tool_type(self, type_id: str, changes: Mapping[str, object]) -> JsonObject:
         changes = _only(changes, TOOL_TYPE_FIELDS)
-        async with self._uow() as uow:
+        async with self.uow() as uow:
             record = await uow.catalog.tool_type(type_id, lock="update")
             if record is None:
                 raise CatalogNotFound("no such tool type")
             entry = check_tool_type({**record.entry.as_fields(), **changes})
             changed = changed_fields(record.entry, entry, changes)
             if changed:
-                record = await uow.catalog.update_tool_type(type_id, entry, self._clock.now())
+                record = await uow.catalog.update_tool_type(type_id, entry, self.clock.now())
         log.info("tool type updated", extra={"tool_type": record.entry.name, "fields": changed})
         return _admin_type_view(record)
 
     async def delete_tool_type(self, type_id: str) -> None:
-        async with self._uow() as uow:
+        async with self.uow() as uow:
             record = await uow.catalog.tool_type(type_id, lock="update")
             if record is None:
                 raise CatalogNotFound("no such tool type")
@@ -118,7 +119,7 @@ class Catalog:
                     "tool_type_in_use",
                     f"{in_use} tool(s) use the tool type {record.entry.name!r}; move or delete them first",
                 )
-            await uow.catalog.delete_tool_type(type_id, self._clock.now())
+            await uow.catalog.delete_tool_type(type_id, self.clock.now())
         log.info("tool type deleted", extra={"tool_type": record.entry.name})
 
     # --- tools (admin) ----------------------------------------------------------------------------------
@@ -126,9 +127,9 @@ class Catalog:
     async def create_tool(self, **fields: object) -> JsonObject:
         entry = check_tool(_only(fields, TOOL_FIELDS))
         await self._check_providers(entry.config)
-        async with self._uow() as uow:
+        async with self.uow() as uow:
             await _live_type(uow.catalog, entry.tool_type_id)
-            record = await uow.catalog.add_tool(str(uuid.uuid4()), entry, self._clock.now())
+            record = await uow.catalog.add_tool(str(uuid.uuid4()), entry, self.clock.now())
             if record is None:
                 raise CatalogConflict("tool_exists", f"a tool with the slug {entry.slug!r} exists already")
             _tool_changed(uow, record, "created")
@@ -146,21 +147,21 @@ class Catalog:
         cursor: str | None = None,
     ) -> JsonObject:
         """Live tools, inactive ones too unless `active` says otherwise."""
-        async with self._uow() as uow:
+        async with self.uow() as uow:
             records, next_cursor = await uow.catalog.tools_page(
                 active=active, type_name=type, query=q, featured=featured, limit=limit, cursor=cursor
             )
         return {"items": [_admin_tool_view(r) for r in records], "next_cursor": next_cursor}
 
     async def admin_tool(self, tool_id: str) -> JsonObject:
-        async with self._uow() as uow:
+        async with self.uow() as uow:
             record = await uow.catalog.tool(tool_id)
         if record is None:
             raise CatalogNotFound("no such tool")
         return _admin_tool_view(record)
 
     async def admin_tool_by_slug(self, slug: str) -> JsonObject | None:
-        async with self._uow() as uow:
+        async with self.uow() as uow:
             record = await uow.catalog.tool_record_by_slug(slug)
         return None if record is None else _admin_tool_view(record)
 
@@ -169,7 +170,7 @@ class Catalog:
         if changes.get("config") is not None:
             # Before the transaction: a call to the providers service holds no lock and no connection.
             await self._check_providers(parse_tool_config(changes["config"]))
-        async with self._uow() as uow:
+        async with self.uow() as uow:
             record = await uow.catalog.tool(tool_id, lock="update")
             if record is None:
                 raise CatalogNotFound("no such tool")
@@ -181,7 +182,7 @@ class Catalog:
             if entry.credits_cost != record.credits_cost:
                 changed = sorted({*changed, "credits_cost"})
             if changed:
-                record = await uow.catalog.update_tool(tool_id, entry, self._clock.now())
+                record = await uow.catalog.update_tool(tool_id, entry, self.clock.now())
                 _tool_changed(uow, record, "updated")
         log.info("tool updated", extra={"tool": record.entry.slug, "fields": changed})
         return _admin_tool_view(record)
@@ -189,9 +190,9 @@ class Catalog:
     async def delete_tool(self, tool_id: str) -> None:
         """Soft delete: tasks that ran it keep their history, its slug is free again, new tasks are
         refused."""
-        async with self._uow() as uow:
+        async with self.uow() as uow:
             record = await uow.catalog.tool(tool_id, lock="update")
-            if record is None or not await uow.catalog.delete_tool(tool_id, self._clock.now()):
+            if record is None or not await uow.catalog.delete_tool(tool_id, self.clock.now()):
                 raise CatalogNotFound("no such tool")
             _tool_changed(uow, record, "deleted")
         log.info("tool deleted", extra={"tool": record.entry.slug})
@@ -201,8 +202,8 @@ class Catalog:
     async def create_banner(self, *, banner_id: str | None = None, **fields: object) -> JsonObject:
         """`banner_id` is for the seed (a fixed id makes it idempotent); the API leaves it out."""
         entry = check_banner(_only(fields, BANNER_FIELDS))
-        async with self._uow() as uow:
-            record = await uow.catalog.add_banner(banner_id or str(uuid.uuid4()), entry, self._clock.now())
+        async with self.uow() as uow:
+            record = await uow.catalog.add_banner(banner_id or str(uuid.uuid4()), entry, self.clock.now())
             if record is None:
                 raise CatalogConflict("banner_exists", "a banner with that id exists (or existed)")
             uow.publish(BannerChanged(banner_id=record.id, action="created"))
@@ -217,14 +218,14 @@ class Catalog:
         limit: int = 50,
         cursor: str | None = None,
     ) -> JsonObject:
-        async with self._uow() as uow:
+        async with self.uow() as uow:
             records, next_cursor = await uow.catalog.banners_page(
                 live_at=None, banner_type=type, active=active, limit=limit, cursor=cursor
             )
         return {"items": [_admin_banner_view(r) for r in records], "next_cursor": next_cursor}
 
     async def admin_banner(self, banner_id: str) -> JsonObject:
-        async with self._uow() as uow:
+        async with self.uow() as uow:
             record = await uow.catalog.banner(banner_id)
         if record is None:
             raise CatalogNotFound("no such banner")
@@ -232,19 +233,19 @@ class Catalog:
 
     async def update_banner(self, banner_id: str, changes: Mapping[str, object]) -> JsonObject:
         changes = _only(changes, BANNER_FIELDS)
-        async with self._uow() as uow:
+        async with self.uow() as uow:
             record = await uow.catalog.banner(banner_id, lock="update")
             if record is None:
                 raise CatalogNotFound("no such banner")
             entry = check_banner({**record.entry.as_fields(), **changes})
             if changed_fields(record.entry, entry, changes):
-                record = await uow.catalog.update_banner(banner_id, entry, self._clock.now())
+                record = await uow.catalog.update_banner(banner_id, entry, self.clock.now())
                 uow.publish(BannerChanged(banner_id=banner_id, action="updated"))
         return _admin_banner_view(record)
 
     async def delete_banner(self, banner_id: str) -> None:
-        async with self._uow() as uow:
-            if not await uow.catalog.delete_banner(banner_id, self._clock.now()):
+        async with self.uow() as uow:
+            if not await uow.catalog.delete_banner(banner_id, self.clock.now()):
                 raise CatalogNotFound("no such banner")
             uow.publish(BannerChanged(banner_id=banner_id, action="deleted"))
         log.info("banner deleted", extra={"banner_id": banner_id})
@@ -255,7 +256,7 @@ class Catalog:
         self, *, locale: str | None = None, limit: int = 100, cursor: str | None = None
     ) -> JsonObject:
         locale_chain(locale)  # an invalid locale is refused before any query
-        async with self._uow() as uow:
+        async with self.uow() as uow:
             records, next_cursor = await uow.catalog.tool_types_page(active=True, limit=limit, cursor=cursor)
         return {"items": [_public_type_view(r, locale) for r in records], "next_cursor": next_cursor}
 
@@ -270,7 +271,7 @@ class Catalog:
         cursor: str | None = None,
     ) -> JsonObject:
         chain = locale_chain(locale)
-        async with self._uow() as uow:
+        async with self.uow() as uow:
             records, next_cursor = await uow.catalog.tools_page(
                 active=True, type_name=type, query=q, featured=featured, locales=chain, limit=limit,
                 cursor=cursor,
@@ -284,7 +285,7 @@ class Catalog:
             check_slug(slug)
         except InvalidCatalogEntry:
             raise CatalogNotFound("no such tool") from None
-        async with self._uow() as uow:
+        async with self.uow() as uow:
             record = await uow.catalog.tool_record_by_slug(slug, active_only=True)
         if record is None:
             raise CatalogNotFound("no such tool")
@@ -296,7 +297,7 @@ class Catalog:
 
     async def tool_by_slug(self, slug: str) -> Tool | None:
         """The live tool as the task saga uses it (inactive ones too, with `is_active` False)."""
-        async with self._uow() as uow:
+        async with self.uow() as uow:
             return await uow.catalog.tool_by_slug(slug)
 
     async def banners(
@@ -309,9 +310,9 @@ class Catalog:
     ) -> JsonObject:
         """Active banners inside their window now: main ones first, then by position."""
         locale_chain(locale)
-        async with self._uow() as uow:
+        async with self.uow() as uow:
             records, next_cursor = await uow.catalog.banners_page(
-                live_at=self._clock.now(), banner_type=type, limit=limit, cursor=cursor
+                live_at=self.clock.now(), banner_type=type, limit=limit, cursor=cursor
             )
         return {"items": [_public_banner_view(r, locale) for r in records], "next_cursor": next_cursor}
 
@@ -322,7 +323,7 @@ class Catalog:
         for index, step in enumerate(config.steps):
             name = step.provider.name
             if name not in checked:
-                checked[name] = await self._providers.exists(name)
+                checked[name] = await self.providers.exists(name)
             if not checked[name]:
                 raise InvalidCatalogEntry(
                     f"config.steps[{index}].provider.name", f"no provider named {name!r} is configured"

@@ -11,6 +11,7 @@ nothing (stale or redelivered news), and nothing is written.
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 
 from funmagic_contracts.credits.events import CreditsReservationRejected, CreditsReserved
@@ -43,12 +44,12 @@ __all__ = ["TaskService", "task_view"]
 log = get_logger(__name__)
 
 
+@dataclass(frozen=True, kw_only=True)
 class TaskService:
-    def __init__(self, *, uow: UnitOfWorkFactory, assets: Assets, clock: Clock, policy: TaskPolicy) -> None:
-        self._uow = uow
-        self._assets = assets
-        self._clock = clock
-        self._policy = policy
+    uow: UnitOfWorkFactory
+    assets: Assets
+    clock: Clock
+    policy: TaskPolicy
 
     # --- HTTP: create, read, cancel ------------------------------------------------------------
 
@@ -57,20 +58,20 @@ class TaskService:
     ) -> tuple[JsonObject, bool]:
         """(task view, created?) — a retried request with the same key and body gets the same task."""
         if idempotency_key:
-            async with self._uow() as uow:
+            async with self.uow() as uow:
                 existing = await uow.tasks.by_idempotency_key(user_id, idempotency_key)
             if existing is not None:
                 return _replayed(existing, request), False
-        async with self._uow() as uow:
+        async with self.uow() as uow:
             tool = await uow.catalog.tool_by_slug(request.tool_slug)
             parent = await uow.tasks.get(request.parent_task_id) if request.parent_task_id else None
         if tool is None:
-            raise ToolNotFound(f"no tool {request.tool_slug!r}", field="toolSlug")
+            raise ToolNotFound(request.tool_slug)
         if request.parent_task_id and (parent is None or parent.user_id != user_id):
-            raise ParentNotFound("no such parent task", field="parentTaskId")
+            raise ParentNotFound()
         plan = plan_task(tool, request.step_id, rules.parent_of(parent) if parent else None, request.input)
         # Every referenced asset must be the caller's: a task never works on another user's file.
-        if plan.image_asset_id is not None and not await self._assets.owns(user_id, plan.image_asset_id):
+        if plan.image_asset_id is not None and not await self.assets.owns(user_id, plan.image_asset_id):
             raise TaskRefused("no such asset of yours", code="asset_not_found", field="input.imageAssetId")
         change = rules.request_task(
             task_id=str(uuid.uuid4()),
@@ -79,17 +80,15 @@ class TaskService:
             request=request,
             plan=plan,
             idempotency_key=idempotency_key,
-            now=self._clock.now(),
+            now=self.clock.now(),
         )
-        async with self._uow() as uow:
+        async with self.uow() as uow:
             # One creation per user at a time, so the cap on running tasks holds under concurrency.
             await uow.tasks.hold_creations_of(user_id)
             if idempotency_key and (existing := await uow.tasks.by_idempotency_key(user_id, idempotency_key)):
                 return _replayed(existing, request), False
-            if not rules.may_request_another(await uow.tasks.active_count(user_id), self._policy):
-                raise TooManyTasks(
-                    f"at most {self._policy.max_active_per_user} tasks may run at once; wait for one to end"
-                )
+            if not rules.may_request_another(await uow.tasks.active_count(user_id), self.policy):
+                raise TooManyTasks(self.policy.max_active_per_user)
             created = await uow.tasks.add(change.task)
             _publish(uow, change, None)
         log.info(
@@ -98,7 +97,7 @@ class TaskService:
         return task_view(created), True
 
     async def get(self, user_id: str, task_id: str, *, admin: bool = False) -> JsonObject:
-        async with self._uow() as uow:
+        async with self.uow() as uow:
             task = await uow.tasks.get(task_id)
         if task is None or not rules.visible_to(task, user_id, admin=admin):
             raise TaskNotFound("no such task")
@@ -113,18 +112,18 @@ class TaskService:
         limit: int,
         cursor: str | None,
     ) -> JsonObject:
-        async with self._uow() as uow:
+        async with self.uow() as uow:
             tasks, next_cursor = await uow.tasks.page(
                 user_id=user_id, status=status, tool_slug=tool_slug, limit=limit, cursor=cursor
             )
         return {"items": [task_view(task) for task in tasks], "next_cursor": next_cursor}
 
     async def cancel(self, user_id: str, task_id: str, *, admin: bool = False) -> JsonObject:
-        async with self._uow() as uow:
+        async with self.uow() as uow:
             task = await uow.tasks.lock(task_id)
             if task is None or not rules.visible_to(task, user_id, admin=admin):
                 raise TaskNotFound("no such task")
-            cancelled = await _apply(uow, rules.cancel(task, by=user_id, now=self._clock.now()), None)
+            cancelled = await _apply(uow, rules.cancel(task, by=user_id, now=self.clock.now()), None)
         return task_view(cancelled, with_payload=True)
 
     # --- reactions (in the consumer's unit of work) ---------------------------------------------
@@ -134,14 +133,14 @@ class TaskService:
     ) -> None:
         task = await uow.tasks.lock(event.reservation_id)
         if task is not None:
-            await _apply(uow, rules.start(task, now=self._clock.now(), policy=self._policy), envelope)
+            await _apply(uow, rules.start(task, now=self.clock.now(), policy=self.policy), envelope)
 
     async def reservation_rejected(
         self, event: CreditsReservationRejected, envelope: Envelope, uow: TasksUnitOfWork
     ) -> None:
         task = await uow.tasks.lock(event.reservation_id)
         if task is not None:
-            change = rules.reject_reservation(task, reason=event.reason, now=self._clock.now())
+            change = rules.reject_reservation(task, reason=event.reason, now=self.clock.now())
             await _apply(uow, change, envelope)
 
     async def step_completed(self, event: StepCompleted, envelope: Envelope, uow: TasksUnitOfWork) -> None:
@@ -153,8 +152,8 @@ class TaskService:
                 attempt=event.attempt,
                 assets=[ProducedAsset(a.asset_id, a.role) for a in event.output.assets],
                 metadata=event.output.metadata,
-                now=self._clock.now(),
-                policy=self._policy,
+                now=self.clock.now(),
+                policy=self.policy,
             )
             await _apply(uow, change, envelope)
 
@@ -167,7 +166,7 @@ class TaskService:
                 attempt=event.attempt,
                 code=event.error_code,
                 message=event.error_message,
-                now=self._clock.now(),
+                now=self.clock.now(),
             )
             await _apply(uow, change, envelope)
 
@@ -175,18 +174,18 @@ class TaskService:
 
     async def sweep_overdue(self, limit: int = 100) -> int:
         """End tasks that can no longer end by themselves; returns how many were ended."""
-        now = self._clock.now()
-        async with self._uow() as uow:
+        now = self.clock.now()
+        async with self.uow() as uow:
             overdue = await uow.tasks.overdue(
-                now, pending_before=now - self._policy.pending_timeout, limit=limit
+                now, pending_before=now - self.policy.pending_timeout, limit=limit
             )
         ended = 0
         for task_id in overdue:  # one transaction each: one stuck task never holds back the others
-            async with self._uow() as uow:
+            async with self.uow() as uow:
                 task = await uow.tasks.lock(task_id)
                 if task is None:
                     continue
-                change = rules.time_out(task, now=now, policy=self._policy)
+                change = rules.time_out(task, now=now, policy=self.policy)
                 await _apply(uow, change, None)
             if change.changed:
                 ended += 1
@@ -221,9 +220,7 @@ def _publish(uow: TasksUnitOfWork, change: TaskChange, caused_by: Envelope | Non
 
 def _replayed(existing: Task, request: TaskRequest) -> JsonObject:
     if existing.request_hash != fingerprint(request):
-        raise IdempotencyKeyReused(
-            "this Idempotency-Key was used for a different request", field="Idempotency-Key"
-        )
+        raise IdempotencyKeyReused()
     return task_view(existing)
 
 

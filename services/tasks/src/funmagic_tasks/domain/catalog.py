@@ -122,10 +122,8 @@ class CatalogError(Exception):
     answers)."""
 
 
-class InvalidCatalogEntry(CatalogError, Refused, ValueError):
+class InvalidCatalogEntry(CatalogError, Refused, ValueError, code="invalid_catalog_entry"):
     """A catalog entry that may not be stored, with the field at fault."""
-
-    code = "invalid_catalog_entry"
 
     def __init__(self, field: str, message: str) -> None:
         super().__init__(f"{field}: {message}", field=field)

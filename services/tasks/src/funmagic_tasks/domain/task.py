@@ -139,6 +139,8 @@ class TaskResult:
 
 @dataclass(frozen=True)
 class TaskError:
+    """Why a task failed: a stable `code` clients read, and a message (at most MAX_ERROR_LENGTH)."""
+
     code: str
     message: str
 
@@ -269,13 +271,13 @@ def request_task(
     )
     requested = TaskRequested(
         task_id=task.id,
-        user_id=user_id,
-        tool_id=tool.id,
-        tool_slug=tool.slug,
+        user_id=task.user_id,
+        tool_id=task.tool_id,
+        tool_slug=task.tool_slug,
         step_ids=task.step_ids,
         price=task.price,
         parent_task_id=task.parent_task_id,
-        idempotency_key=idempotency_key,
+        idempotency_key=task.idempotency_key,
     )
     return _changed(task, requested)
 

@@ -61,30 +61,40 @@ MAX_PROMPT_LENGTH = 4000
 # --- refusals ------------------------------------------------------------------------------------------
 
 
-class TaskRefused(Refused):
+class TaskRefused(Refused, code="task_refused"):
     """The request cannot become a task; `code` and `field` say why."""
-
-    code = "task_refused"
 
 
 class TaskNotFound(NotFound):
     """No such task for this caller (another user's task looks exactly like a missing one)."""
 
 
-class ToolNotFound(NotFound):
-    code = "tool_not_found"
+class ToolNotFound(NotFound, code="tool_not_found"):
+    """The request names a tool that does not exist (or no longer does)."""
+
+    def __init__(self, slug: str) -> None:
+        super().__init__(f"no tool {slug!r}", field="toolSlug")
 
 
-class ParentNotFound(NotFound):
-    code = "parent_not_found"
+class ParentNotFound(NotFound, code="parent_not_found"):
+    """The request continues a task that does not exist or is another user's."""
+
+    def __init__(self) -> None:
+        super().__init__("no such parent task", field="parentTaskId")
 
 
-class IdempotencyKeyReused(Conflict):
-    code = "idempotency_key_reused"
+class IdempotencyKeyReused(Conflict, code="idempotency_key_reused"):
+    """The user sent this Idempotency-Key before, with a different request."""
+
+    def __init__(self) -> None:
+        super().__init__("this Idempotency-Key was used for a different request", field="Idempotency-Key")
 
 
-class TooManyTasks(LimitReached):
-    code = "too_many_tasks"
+class TooManyTasks(LimitReached, code="too_many_tasks"):
+    """The user already has as many pending and running tasks as the policy allows."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"at most {limit} tasks may run at once; wait for one to end")
 
 
 # --- values --------------------------------------------------------------------------------------------
@@ -92,6 +102,8 @@ class TooManyTasks(LimitReached):
 
 @dataclass(frozen=True)
 class TaskInput:
+    """What the first step works on, as the user gave it; the step says which parts it needs."""
+
     image_asset_id: str | None = None
     prompt: str | None = None
     style_reference_id: str | None = None

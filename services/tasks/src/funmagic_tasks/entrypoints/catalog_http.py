@@ -8,6 +8,7 @@ errors name the field (`config.steps[0].provider.name`) in a 422 problem.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from aiohttp import web
@@ -153,9 +154,9 @@ class AdminBannersQuery(_Query):
     limit: int = Field(50, ge=1, le=100)
 
 
+@dataclass(frozen=True)
 class CatalogApp:
-    def __init__(self, catalog: Catalog) -> None:
-        self._catalog = catalog
+    catalog: Catalog
 
     def routes(self) -> Sequence[web.RouteDef]:
         return [
@@ -184,47 +185,47 @@ class CatalogApp:
 
     async def tool_types(self, request: web.Request) -> web.Response:
         query = read_query(request, ToolTypesQuery)
-        return web.json_response(await self._catalog.tool_types(**query.model_dump()))
+        return web.json_response(await self.catalog.tool_types(**query.model_dump()))
 
     async def tools(self, request: web.Request) -> web.Response:
         query = read_query(request, ToolsQuery)
-        return web.json_response(await self._catalog.tools(**query.model_dump()))
+        return web.json_response(await self.catalog.tools(**query.model_dump()))
 
     async def tool(self, request: web.Request) -> web.Response:
         query = read_query(request, ToolQuery)
-        return web.json_response(await self._catalog.tool(request.match_info["slug"], locale=query.locale))
+        return web.json_response(await self.catalog.tool(request.match_info["slug"], locale=query.locale))
 
     async def banners(self, request: web.Request) -> web.Response:
         query = read_query(request, BannersQuery)
-        return web.json_response(await self._catalog.banners(**query.model_dump()))
+        return web.json_response(await self.catalog.banners(**query.model_dump()))
 
     # --- admin: tool types ------------------------------------------------------------------------------
 
     async def admin_tool_types(self, request: web.Request) -> web.Response:
         require_role(request, "admin")
         query = read_query(request, AdminToolTypesQuery)
-        return web.json_response(await self._catalog.admin_tool_types(**query.model_dump()))
+        return web.json_response(await self.catalog.admin_tool_types(**query.model_dump()))
 
     async def create_tool_type(self, request: web.Request) -> web.Response:
         require_role(request, "admin")
         body = await read_body(request, ToolTypeBody)
-        return web.json_response(await self._catalog.create_tool_type(**body.model_dump()), status=201)
+        return web.json_response(await self.catalog.create_tool_type(**body.model_dump()), status=201)
 
     async def admin_tool_type(self, request: web.Request) -> web.Response:
         require_role(request, "admin")
-        return web.json_response(await self._catalog.admin_tool_type(_id(request, "type_id", "tool type")))
+        return web.json_response(await self.catalog.admin_tool_type(_id(request, "type_id", "tool type")))
 
     async def update_tool_type(self, request: web.Request) -> web.Response:
         require_role(request, "admin")
         type_id = _id(request, "type_id", "tool type")
         body = await read_body(request, ToolTypeChanges)
         return web.json_response(
-            await self._catalog.update_tool_type(type_id, body.model_dump(exclude_unset=True))
+            await self.catalog.update_tool_type(type_id, body.model_dump(exclude_unset=True))
         )
 
     async def delete_tool_type(self, request: web.Request) -> web.Response:
         require_role(request, "admin")
-        await self._catalog.delete_tool_type(_id(request, "type_id", "tool type"))
+        await self.catalog.delete_tool_type(_id(request, "type_id", "tool type"))
         return web.Response(status=204)
 
     # --- admin: tools -----------------------------------------------------------------------------------
@@ -232,28 +233,26 @@ class CatalogApp:
     async def admin_tools(self, request: web.Request) -> web.Response:
         require_role(request, "admin")
         query = read_query(request, AdminToolsQuery)
-        return web.json_response(await self._catalog.admin_tools(**query.model_dump()))
+        return web.json_response(await self.catalog.admin_tools(**query.model_dump()))
 
     async def create_tool(self, request: web.Request) -> web.Response:
         require_role(request, "admin")
         body = await read_body(request, ToolBody)
-        return web.json_response(await self._catalog.create_tool(**body.model_dump()), status=201)
+        return web.json_response(await self.catalog.create_tool(**body.model_dump()), status=201)
 
     async def admin_tool(self, request: web.Request) -> web.Response:
         require_role(request, "admin")
-        return web.json_response(await self._catalog.admin_tool(_id(request, "tool_id", "tool")))
+        return web.json_response(await self.catalog.admin_tool(_id(request, "tool_id", "tool")))
 
     async def update_tool(self, request: web.Request) -> web.Response:
         require_role(request, "admin")
         tool_id = _id(request, "tool_id", "tool")
         body = await read_body(request, ToolChanges)
-        return web.json_response(
-            await self._catalog.update_tool(tool_id, body.model_dump(exclude_unset=True))
-        )
+        return web.json_response(await self.catalog.update_tool(tool_id, body.model_dump(exclude_unset=True)))
 
     async def delete_tool(self, request: web.Request) -> web.Response:
         require_role(request, "admin")
-        await self._catalog.delete_tool(_id(request, "tool_id", "tool"))
+        await self.catalog.delete_tool(_id(request, "tool_id", "tool"))
         return web.Response(status=204)
 
     # --- admin: banners ---------------------------------------------------------------------------------
@@ -261,28 +260,28 @@ class CatalogApp:
     async def admin_banners(self, request: web.Request) -> web.Response:
         require_role(request, "admin")
         query = read_query(request, AdminBannersQuery)
-        return web.json_response(await self._catalog.admin_banners(**query.model_dump()))
+        return web.json_response(await self.catalog.admin_banners(**query.model_dump()))
 
     async def create_banner(self, request: web.Request) -> web.Response:
         require_role(request, "admin")
         body = await read_body(request, BannerBody)
-        return web.json_response(await self._catalog.create_banner(**body.model_dump()), status=201)
+        return web.json_response(await self.catalog.create_banner(**body.model_dump()), status=201)
 
     async def admin_banner(self, request: web.Request) -> web.Response:
         require_role(request, "admin")
-        return web.json_response(await self._catalog.admin_banner(_id(request, "banner_id", "banner")))
+        return web.json_response(await self.catalog.admin_banner(_id(request, "banner_id", "banner")))
 
     async def update_banner(self, request: web.Request) -> web.Response:
         require_role(request, "admin")
         banner_id = _id(request, "banner_id", "banner")
         body = await read_body(request, BannerChanges)
         return web.json_response(
-            await self._catalog.update_banner(banner_id, body.model_dump(exclude_unset=True))
+            await self.catalog.update_banner(banner_id, body.model_dump(exclude_unset=True))
         )
 
     async def delete_banner(self, request: web.Request) -> web.Response:
         require_role(request, "admin")
-        await self._catalog.delete_banner(_id(request, "banner_id", "banner"))
+        await self.catalog.delete_banner(_id(request, "banner_id", "banner"))
         return web.Response(status=204)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -73,9 +74,9 @@ class AdminTaskQuery(TaskQuery):
     user_id: str | None = Field(None, max_length=64)
 
 
+@dataclass(frozen=True)
 class TasksApp:
-    def __init__(self, tasks: TaskService) -> None:
-        self._tasks = tasks
+    tasks: TaskService
 
     def routes(self) -> Sequence[web.RouteDef]:
         return [
@@ -90,7 +91,7 @@ class TasksApp:
         principal = require_principal(request)
         body = await read_body(request, CreateTaskBody)
         key = idempotency_key(request)
-        task, created = await self._tasks.create(principal.user_id, body.as_request(), key)
+        task, created = await self.tasks.create(principal.user_id, body.as_request(), key)
         return web.json_response(task, status=202 if created else 200)
 
     async def list_mine(self, request: web.Request) -> web.Response:
@@ -104,7 +105,7 @@ class TasksApp:
         return web.json_response(await self._page(query.user_id, query))
 
     async def _page(self, user_id: str | None, query: TaskQuery) -> JsonObject:
-        return await self._tasks.list(
+        return await self.tasks.list(
             user_id=user_id, status=query.status, tool_slug=query.tool, limit=query.limit, cursor=query.cursor
         )
 
@@ -112,12 +113,12 @@ class TasksApp:
         principal = require_principal(request)
         task_id = path_uuid(request, "task_id", "task")
         return web.json_response(
-            await self._tasks.get(principal.user_id, task_id, admin=principal.has_role("admin"))
+            await self.tasks.get(principal.user_id, task_id, admin=principal.has_role("admin"))
         )
 
     async def cancel(self, request: web.Request) -> web.Response:
         principal = require_principal(request)
         task_id = path_uuid(request, "task_id", "task")
         return web.json_response(
-            await self._tasks.cancel(principal.user_id, task_id, admin=principal.has_role("admin"))
+            await self.tasks.cancel(principal.user_id, task_id, admin=principal.has_role("admin"))
         )
