@@ -6,8 +6,9 @@ Public answers never carry a step's provider, model, options or default prompt: 
 at the gateway. Texts come in `?locale=` (`de`, `de-AT`; a regional locale falls back to its language, then
 to English), field by field.
 
-Request models and the tasks route they are the body (or query) of — these check every field (slugs,
-locales, lengths), where the service's own models take the same names and leave the rules to its domain:
+Request models and the tasks route they are the body (or query) of — they check every field (slugs,
+locales, lengths), and the service reads its input with them too, but for a tool's `config`, which it takes
+as a plain object for its domain to parse (a refusal there names the field, `config.steps[0].type`):
 
     ToolTypeQuery / ToolListQuery / ToolDetailQuery / BannerListQuery
                                   GET /v1/tool-types, /v1/tools, /v1/tools/{slug}, /v1/banners (query)

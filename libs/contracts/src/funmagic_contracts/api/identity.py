@@ -1,10 +1,7 @@
 """`/api/auth/*` and `/api/admin/users*`: the models of identity's public face.
 
-Request models and the identity route whose body (or query) they are — the same fields and rules:
+Request models identity reads its route's body (or query) with, as the gateway forwards them:
 
-    SignUpRequest          POST /v1/users (without `mode`, which only the gateway reads)
-    SignInRequest          POST /v1/sessions (without `mode`)
-    SignOutRequest         POST /v1/sessions/sign-out
     VerifyEmailRequest     POST /v1/email-verifications/confirm
     ForgotPasswordRequest  POST /v1/password-resets
     ResetPasswordRequest   POST /v1/password-resets/confirm
@@ -13,8 +10,11 @@ Request models and the identity route whose body (or query) they are — the sam
     RoleChangeRequest      PUT /v1/users/{user_id}/role
     StatusChangeRequest    POST /v1/users/{user_id}/disable and /enable
 
-`RefreshRequest` (the token may come as a cookie instead), `OAuthStartQuery` (sent on as the body of
-POST /v1/oauth/{provider}/start) and `OAuthCallbackQuery` are the gateway's own.
+The others are the gateway's own, from which it composes identity's body (identity has a model of each):
+`SignUpRequest` and `SignInRequest` go on without `mode` (POST /v1/users, POST /v1/sessions);
+`RefreshRequest` and `SignOutRequest` may leave the token to the refresh cookie (POST /v1/sessions/refresh,
+/sign-out); `OAuthStartQuery` becomes the body of POST /v1/oauth/{provider}/start with `redirect_to`
+reduced to a path of the app; `OAuthCallbackQuery` gives the callback's `code` and `state`.
 """
 
 from __future__ import annotations

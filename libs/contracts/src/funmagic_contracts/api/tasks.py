@@ -6,15 +6,21 @@ Request models and the tasks route they are the body (or query) of — the same 
     TaskQuery                     GET /v1/tasks (query)
     AdminTaskQuery                GET /v1/admin/tasks (query)
 
+The service reads them with these same classes, so both edges refuse alike: `imageAssetId` and
+`parentTaskId` must be UUIDs (passed on in canonical form) and `stepId`, when given, must not be empty.
+Those rules are validators, not schema keywords: /openapi.json shows these fields as plain strings.
+
 `Task` is the answer of creating, reading and cancelling a task; `TaskPage` of the two lists.
 """
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
+from pydantic_core import PydanticCustomError
 
 from funmagic_contracts.api.base import Reply, Request
 
@@ -40,6 +46,11 @@ class TaskInput(Request):
     prompt: str | None = Field(None, max_length=4000)
     styleReferenceId: str | None = Field(None, max_length=64)
 
+    @field_validator("imageAssetId")
+    @classmethod
+    def _asset_id(cls, value: str | None) -> str | None:
+        return _canonical_uuid(value)
+
 
 class CreateTask(Request):
     toolSlug: str = Field(min_length=1, max_length=63, examples=["background-remove"])
@@ -53,6 +64,21 @@ class CreateTask(Request):
     )
     input: TaskInput = Field(default_factory=TaskInput)
 
+    @field_validator("parentTaskId")
+    @classmethod
+    def _parent_id(cls, value: str | None) -> str | None:
+        return _canonical_uuid(value)
+
+    @field_validator("stepId")
+    @classmethod
+    def _step_named(cls, value: str | None) -> str | None:
+        # The error `min_length=1` gives, without the `minLength` it would add to the published schema.
+        if value == "":
+            raise PydanticCustomError(
+                "string_too_short", "String should have at least 1 character", {"min_length": 1}
+            )
+        return value
+
 
 class TaskQuery(Request):
     status: TaskStatus | None = None
@@ -63,6 +89,11 @@ class TaskQuery(Request):
 
 class AdminTaskQuery(TaskQuery):
     user_id: str | None = Field(None, max_length=64)
+
+
+def _canonical_uuid(value: str | None) -> str | None:
+    """Ids are UUIDs, passed on in canonical form (lower case, hyphens): a ValueError names anything else."""
+    return None if value is None else str(uuid.UUID(value))
 
 
 # --- replies --------------------------------------------------------------------------------------------

@@ -16,8 +16,8 @@ from functools import partial
 from typing import Any
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field
 
+from funmagic_contracts.api.credits import AdjustmentRequest, CheckoutRequest, PackageRequest, PageQuery
 from funmagic_credits.adapters.queries import CreditsReads
 from funmagic_credits.application.commerce import Commerce
 from funmagic_credits.application.ledger import Ledger
@@ -32,41 +32,6 @@ from funmagic_kit.api import (
     require_principal,
 )
 from funmagic_kit.rows import to_row
-
-
-class _Body(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_max_length=2048)
-
-
-class PageQuery(_Body):
-    limit: int = Field(20, ge=1, le=100)
-    cursor: str | None = Field(None, pattern=r"^[0-9]{1,19}$")  # the position the next page starts below
-
-    @property
-    def before(self) -> int | None:
-        return int(self.cursor) if self.cursor else None
-
-
-class CheckoutBody(_Body):
-    package_id: str = Field(min_length=1, max_length=64)
-
-
-class AdjustmentBody(_Body):
-    amount: int = Field(ge=-1_000_000_000, le=1_000_000_000)
-    reason: str = Field(min_length=1, max_length=500)
-
-
-class PackageBody(_Body):
-    name: str = Field(min_length=1, max_length=100)
-    credits: int = Field(gt=0, le=100_000_000)
-    price_minor: int = Field(ge=0, le=100_000_000)
-    currency: str = Field(pattern=r"^[A-Z]{3}$")
-    stripe_price_id: str | None = Field(None, max_length=100)
-    is_active: bool = True
-    sort_order: int = Field(0, ge=-1_000_000, le=1_000_000)
-
-    def entry(self) -> PackageEntry:
-        return PackageEntry(**self.model_dump())
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -101,7 +66,7 @@ class CreditsApp:
     async def my_transactions(self, request: web.Request) -> web.Response:
         principal = require_principal(request)
         query = read_query(request, PageQuery)
-        page = await self.reads.transactions(principal.user_id, limit=query.limit, before=query.before)
+        page = await self.reads.transactions(principal.user_id, limit=query.limit, before=_before(query))
         return web.json_response(page)
 
     async def active_packages(self, request: web.Request) -> web.Response:
@@ -110,7 +75,7 @@ class CreditsApp:
 
     async def checkout(self, request: web.Request) -> web.Response:
         principal = require_principal(request)
-        body = await read_body(request, CheckoutBody)
+        body = await read_body(request, CheckoutRequest)
         key = idempotency_key(request) or uuid.uuid4().hex
         return web.json_response(
             await self.commerce.checkout(principal.user_id, body.package_id, key), status=201
@@ -127,17 +92,17 @@ class CreditsApp:
         user_id = path_uuid(request, "user_id", "user")
         query = read_query(request, PageQuery)
         balance = await self.reads.balance(user_id)
-        transactions = await self.reads.transactions(user_id, limit=query.limit, before=query.before)
+        transactions = await self.reads.transactions(user_id, limit=query.limit, before=_before(query))
         return web.json_response({**balance, "transactions": transactions})
 
     async def user_ledger(self, request: web.Request) -> web.Response:
         query = read_query(request, PageQuery)
         user_id = path_uuid(request, "user_id", "user")
-        return web.json_response(await self.reads.ledger(user_id, limit=query.limit, before=query.before))
+        return web.json_response(await self.reads.ledger(user_id, limit=query.limit, before=_before(query)))
 
     async def adjust(self, request: web.Request) -> web.Response:
         admin = require_principal(request)  # an admin: the route checked the role
-        body = await read_body(request, AdjustmentBody)
+        body = await read_body(request, AdjustmentRequest)
         user_id = path_uuid(request, "user_id", "user")
         # A retried request (same Idempotency-Key) adjusts once.
         reference = idempotency_key(request) or uuid.uuid4().hex
@@ -151,17 +116,26 @@ class CreditsApp:
         return web.json_response({"items": [_package_view(p) for p in packages]})
 
     async def add_package(self, request: web.Request) -> web.Response:
-        body = await read_body(request, PackageBody)
-        return web.json_response(_package_view(await self.commerce.add_package(body.entry())), status=201)
+        body = await read_body(request, PackageRequest)
+        return web.json_response(_package_view(await self.commerce.add_package(_entry(body))), status=201)
 
     async def update_package(self, request: web.Request) -> web.Response:
-        body = await read_body(request, PackageBody)
-        package = await self.commerce.update_package(request.match_info["package_id"], body.entry())
+        body = await read_body(request, PackageRequest)
+        package = await self.commerce.update_package(request.match_info["package_id"], _entry(body))
         return web.json_response(_package_view(package))
 
     async def delete_package(self, request: web.Request) -> web.Response:
         await self.commerce.delete_package(request.match_info["package_id"])
         return web.Response(status=204)
+
+
+def _before(query: PageQuery) -> int | None:
+    """The position the next page starts below (the cursor is the last position of the previous page)."""
+    return int(query.cursor) if query.cursor else None
+
+
+def _entry(body: PackageRequest) -> PackageEntry:
+    return PackageEntry(**body.model_dump())
 
 
 def _package_view(package: CreditPackage) -> dict[str, Any]:

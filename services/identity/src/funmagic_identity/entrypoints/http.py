@@ -11,12 +11,22 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
+from funmagic_contracts.api import Request
+from funmagic_contracts.api.identity import (
+    DeleteAccountRequest,
+    ForgotPasswordRequest,
+    ResetPasswordRequest,
+    RoleChangeRequest,
+    StatusChangeRequest,
+    UserListQuery,
+    VerifyEmailRequest,
+)
 from funmagic_identity.adapters.mail import DevMailbox
 from funmagic_identity.application.handlers import ClientContext, IdentityHandlers, SignedIn
 from funmagic_identity.application.ports import SessionRecord
-from funmagic_identity.domain.users import Role, User
+from funmagic_identity.domain.users import User
 from funmagic_kit.api import path_uuid, read_body, read_query, require_principal, require_role
 from funmagic_kit.http import HttpProblem
 from funmagic_kit.request_keys import INTERNAL_CALLER_KEY, PRINCIPAL_KEY, Principal
@@ -24,72 +34,47 @@ from funmagic_kit.request_keys import INTERNAL_CALLER_KEY, PRINCIPAL_KEY, Princi
 __all__ = ["IdentityApp", "dev_mail_route"]
 
 
-class _Body(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_max_length=4096)
+# Bodies and queries the gateway forwards as the client sent them are read with the public models of
+# `funmagic_contracts.api.identity`. The bodies below the gateway composes instead (from the client's body,
+# its cookies, the provider's redirect), so they are the service's own.
 
 
-class SignUpBody(_Body):
+# Sign-up and sign-in: the public body less `mode`, which only the gateway reads (cookies or tokens).
+class SignUpBody(Request):
     email: str = Field(min_length=3, max_length=254)
     password: str = Field(min_length=1, max_length=256)
     name: str = Field("", max_length=100)
 
 
-class SignInBody(_Body):
+class SignInBody(Request):
     email: str = Field(min_length=1, max_length=254)
     password: str = Field(min_length=1, max_length=256)
 
 
-class RefreshBody(_Body):
+# Refresh and sign-out: the token from the public body or, in cookie mode, from the refresh cookie; a refresh
+# always has one.
+class RefreshBody(Request):
     refresh_token: str = Field(min_length=10, max_length=512)
 
 
-class SignOutBody(_Body):
+class SignOutBody(Request):
     refresh_token: str | None = Field(None, max_length=512)
 
 
-class TokenBody(_Body):
-    token: str = Field(min_length=10, max_length=512)
-
-
-class EmailBody(_Body):
-    email: str = Field(min_length=1, max_length=254)
-
-
-class ResetPasswordBody(_Body):
-    token: str = Field(min_length=10, max_length=512)
-    password: str = Field(min_length=1, max_length=256)
-
-
-class DeleteAccountBody(_Body):
-    password: str | None = Field(None, max_length=256)
-
-
-class OAuthStartBody(_Body):
+# OAuth: the public query, turned into a body with `redirect_to` reduced to a path of the app (start), and the
+# provider's `code` and `state` once the gateway has checked the state cookie (callback).
+class OAuthStartBody(Request):
     redirect_to: str = Field("/", max_length=2048)
     link: bool = False
 
 
-class OAuthCallbackBody(_Body):
+class OAuthCallbackBody(Request):
     code: str = Field(min_length=1, max_length=2048)
     state: str = Field(min_length=10, max_length=512)
 
 
-class RoleBody(_Body):
-    role: Role
-
-
-class StatusBody(_Body):
-    reason: str = Field(min_length=1, max_length=500)
-
-
-class UserQuery(_Body):
-    query: str | None = Field(None, max_length=200)
-    role: Role | None = None
-    limit: int = Field(20, ge=1, le=100)
-    cursor: str | None = Field(None, max_length=200)
-
-
-class DevMailQuery(_Body):
+# Not a public route: the development mail sink.
+class DevMailQuery(Request):
     to: str = Field(min_length=3, max_length=254)
 
 
@@ -210,7 +195,7 @@ class IdentityApp:
         return web.json_response(user_view(await self._handlers.current_user(principal.user_id)))
 
     async def delete_account(self, request: web.Request) -> web.Response:
-        body = await read_body(request, DeleteAccountBody)
+        body = await read_body(request, DeleteAccountRequest)
         await self._handlers.delete_account(require_principal(request).user_id, body.password)
         return web.Response(status=204)
 
@@ -219,16 +204,16 @@ class IdentityApp:
         return web.json_response({"sent": sent}, status=202)
 
     async def verify_email(self, request: web.Request) -> web.Response:
-        body = await read_body(request, TokenBody)
+        body = await read_body(request, VerifyEmailRequest)
         return web.json_response(user_view(await self._handlers.verify_email(body.token)))
 
     async def forgot_password(self, request: web.Request) -> web.Response:
-        body = await read_body(request, EmailBody)
+        body = await read_body(request, ForgotPasswordRequest)
         await self._handlers.request_password_reset(body.email)
         return web.json_response({"status": "if the account exists, a reset link was sent"}, status=202)
 
     async def reset_password(self, request: web.Request) -> web.Response:
-        body = await read_body(request, ResetPasswordBody)
+        body = await read_body(request, ResetPasswordRequest)
         await self._handlers.reset_password(body.token, body.password)
         return web.Response(status=204)
 
@@ -256,7 +241,7 @@ class IdentityApp:
 
     async def search_users(self, request: web.Request) -> web.Response:
         require_role(request, "admin")
-        query = read_query(request, UserQuery)
+        query = read_query(request, UserListQuery)
         page = await self._handlers.search_users(
             query=query.query, role=query.role, limit=query.limit, cursor=query.cursor
         )
@@ -272,7 +257,7 @@ class IdentityApp:
 
     async def change_role(self, request: web.Request) -> web.Response:
         actor = require_role(request, "admin")
-        body = await read_body(request, RoleBody)
+        body = await read_body(request, RoleChangeRequest)
         user = await self._handlers.change_role(
             actor_id=actor.user_id,
             actor_role=actor.role,
@@ -289,7 +274,7 @@ class IdentityApp:
 
     async def _set_disabled(self, request: web.Request, disabled: bool) -> web.Response:
         actor = require_role(request, "admin")
-        body = await read_body(request, StatusBody)
+        body = await read_body(request, StatusChangeRequest)
         user = await self._handlers.set_disabled(
             actor_id=actor.user_id,
             actor_role=actor.role,

@@ -10,43 +10,16 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
+from funmagic_contracts.api.providers import ProviderCreate, ProviderQuery, ProviderUpdate
 from funmagic_kit.api import path_uuid, read_body, read_query, require_internal_caller, require_role
 from funmagic_kit.http import HttpProblem
 from funmagic_providers.application.registry import ProviderChanges, ProviderRegistry
-from funmagic_providers.domain.providers import SCOPES, ProviderType, Scope
+from funmagic_providers.domain.providers import SCOPES, Scope
 
 __all__ = ["ProvidersApp"]
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-class _Body(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_max_length=2048)
-
-
-class CreateProvider(_Body):
-    name: str = Field(min_length=1, max_length=63)
-    type: ProviderType
-    display_name: str | None = Field(None, max_length=120)
-    api_key: str | None = Field(None, min_length=1, max_length=1024)
-    base_url: str | None = Field(None, max_length=500)
-    config: dict[str, JsonValue] = Field(default_factory=dict)
-    is_active: bool = True
-
-
-class UpdateProvider(_Body):
-    display_name: str | None = Field(None, max_length=120)
-    api_key: str | None = Field(None, max_length=1024)
-    base_url: str | None = Field(None, max_length=500)
-    config: dict[str, JsonValue] | None = None
-    is_active: bool | None = None
-
-
-class ListQuery(_Body):
-    limit: int = Field(50, ge=1, le=200)
-    cursor: str | None = Field(None, max_length=63)
 
 
 class ProvidersApp:
@@ -80,7 +53,7 @@ class ProvidersApp:
     def _list(self, scope: Scope) -> Handler:
         async def handler(request: web.Request) -> web.Response:
             _authorize(request, scope)
-            query = read_query(request, ListQuery)
+            query = read_query(request, ProviderQuery)
             return web.json_response(await self._registry.list(scope, limit=query.limit, cursor=query.cursor))
 
         return handler
@@ -88,7 +61,7 @@ class ProvidersApp:
     def _create(self, scope: Scope) -> Handler:
         async def handler(request: web.Request) -> web.Response:
             _authorize(request, scope)
-            body = await read_body(request, CreateProvider)
+            body = await read_body(request, ProviderCreate)
             return web.json_response(await self._registry.create(scope, **body.model_dump()), status=201)
 
         return handler
@@ -103,7 +76,7 @@ class ProvidersApp:
     def _update(self, scope: Scope) -> Handler:
         async def handler(request: web.Request) -> web.Response:
             _authorize(request, scope)
-            body = await read_body(request, UpdateProvider)
+            body = await read_body(request, ProviderUpdate)
             changes = ProviderChanges(**body.model_dump(exclude_unset=True))
             return web.json_response(await self._registry.update(scope, _provider_id(request), changes))
 

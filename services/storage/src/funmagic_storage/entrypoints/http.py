@@ -14,6 +14,7 @@ from urllib.parse import quote
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
+from funmagic_contracts.api.storage import AssetQuery, UploadRequest
 from funmagic_kit.api import (
     path_uuid,
     read_body,
@@ -25,21 +26,10 @@ from funmagic_kit.api import (
 from funmagic_storage.application.assets import AssetService
 
 
+# The public bodies and queries are `funmagic_contracts.api.storage`'s; these two are of the internal routes
+# other services call.
 class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid", str_max_length=1024)
-
-
-class UploadBody(_Body):
-    filename: str = Field(min_length=1, max_length=1024)
-    content_type: str = Field(min_length=3, max_length=100)
-    size: int = Field(gt=0, le=10 * 1024**3)
-    module: str = Field(min_length=1, max_length=40)
-
-
-class ListQuery(_Body):
-    module: str | None = Field(None, max_length=40)
-    limit: int = Field(20, ge=1, le=100)
-    cursor: str | None = Field(None, max_length=200)
 
 
 class OwnerQuery(_Body):
@@ -76,13 +66,13 @@ class StorageApp:
 
     async def create_upload(self, request: web.Request) -> web.Response:
         principal = require_principal(request)
-        body = await read_body(request, UploadBody)
+        body = await read_body(request, UploadRequest)
         upload = await self.assets.create_upload(principal.user_id, **body.model_dump())
         return web.json_response(upload, status=201)
 
     async def create_admin_upload(self, request: web.Request) -> web.Response:
         principal = require_role(request, "admin")
-        body = await read_body(request, UploadBody)
+        body = await read_body(request, UploadRequest)
         upload = await self.assets.create_upload(
             principal.user_id, **body.model_dump(), visibility="admin-private"
         )
@@ -95,7 +85,7 @@ class StorageApp:
 
     async def list_assets(self, request: web.Request) -> web.Response:
         principal = require_principal(request)
-        query = read_query(request, ListQuery)
+        query = read_query(request, AssetQuery)
         page = await self.assets.list(
             principal.user_id, module=query.module, limit=query.limit, cursor=query.cursor
         )

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from funmagic_contracts.api.tasks import AdminTaskQuery, CreateTask, TaskQuery
 from funmagic_kit.api import (
     idempotency_key,
     path_uuid,
@@ -19,36 +18,14 @@ from funmagic_kit.api import (
 )
 from funmagic_tasks.application.tasks import TaskService
 from funmagic_tasks.domain.json_values import JsonObject
-from funmagic_tasks.domain.tasks import MAX_PROMPT_LENGTH, TaskInput, TaskRequest, TaskStatus
+from funmagic_tasks.domain.tasks import TaskInput, TaskRequest
 
 __all__ = ["TasksApp"]
 
 
-class _Body(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_max_length=MAX_PROMPT_LENGTH + 1)
-
-
-class TaskInputBody(_Body):
-    imageAssetId: str | None = None
-    prompt: str | None = Field(None, max_length=MAX_PROMPT_LENGTH)
-    styleReferenceId: str | None = Field(None, max_length=64)
-
-    @field_validator("imageAssetId")
-    @classmethod
-    def _uuid(cls, value: str | None) -> str | None:
-        return None if value is None else str(uuid.UUID(value))
-
-
-class CreateTaskBody(_Body):
-    toolSlug: str = Field(min_length=1, max_length=63)
-    stepId: str | None = Field(None, min_length=1, max_length=63)
-    parentTaskId: str | None = None
-    input: TaskInputBody = Field(default_factory=TaskInputBody)
-
-    @field_validator("parentTaskId")
-    @classmethod
-    def _uuid(cls, value: str | None) -> str | None:
-        return None if value is None else str(uuid.UUID(value))
+class CreateTaskBody(CreateTask):
+    """The public body (`funmagic_contracts.api.tasks.CreateTask`: its fields and rules, ids canonical),
+    and the request it is for the use case."""
 
     def as_request(self) -> TaskRequest:
         return TaskRequest(
@@ -61,17 +38,6 @@ class CreateTaskBody(_Body):
                 style_reference_id=self.input.styleReferenceId,
             ),
         )
-
-
-class TaskQuery(_Body):
-    status: TaskStatus | None = None
-    tool: str | None = Field(None, max_length=63)
-    limit: int = Field(20, ge=1, le=100)
-    cursor: str | None = Field(None, max_length=300)
-
-
-class AdminTaskQuery(TaskQuery):
-    user_id: str | None = Field(None, max_length=64)
 
 
 @dataclass(frozen=True)
