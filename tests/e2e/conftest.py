@@ -89,7 +89,12 @@ def _oauth_env(fake: oauth_provider.FakeOAuthProvider) -> dict[str, str]:
 
 @pytest.fixture(scope="session")
 def stripe_fake() -> Iterator[stripe_api.RunningFake]:
-    running = stripe_api.start_in_thread(secret_key=STRIPE_SECRET_KEY)
+    # Its hosted checkout page can pay (test mode), delivering the webhook to the e2e gateway like Stripe.
+    running = stripe_api.start_in_thread(
+        secret_key=STRIPE_SECRET_KEY,
+        webhook_url=f"{GATEWAY_URL}/api/webhooks/stripe",
+        webhook_secret=STRIPE_WEBHOOK_SECRET,
+    )
     try:
         yield running
     finally:

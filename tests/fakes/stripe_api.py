@@ -213,8 +213,18 @@ def _random_id(prefix: str, length: int) -> str:
 
 
 class FakeStripe:
-    def __init__(self, secret_key: str = DEFAULT_SECRET_KEY) -> None:
+    def __init__(
+        self,
+        secret_key: str = DEFAULT_SECRET_KEY,
+        *,
+        webhook_url: str | None = None,
+        webhook_secret: str | None = None,
+    ) -> None:
         self.secret_key = secret_key
+        # Where the hosted page's "Pay" button sends `checkout.session.completed` (test mode for people
+        # and browser tests); without it the page cannot pay and tests complete sessions themselves.
+        self.webhook_url = webhook_url
+        self.webhook_secret = webhook_secret
         self.requests: list[RecordedRequest] = []
         self.events: list[dict[str, Any]] = []
         self.deliveries: list[Delivery] = []
@@ -407,6 +417,7 @@ class FakeStripe:
         app.router.add_post(_SESSIONS_PATH, self._create_session, name="create_session")
         app.router.add_get(_SESSIONS_PATH + "/{id}", self._retrieve_session, name="retrieve_session")
         app.router.add_get("/pay/{id}", self._hosted_page)
+        app.router.add_post("/pay/{id}", self._hosted_pay)
         app.router.add_post("/_control/prices", self._control_prices)
         app.router.add_post("/_control/sessions/{id}/complete", self._control_complete)
         app.router.add_post("/_control/sessions/{id}/settle", self._control_settle)
@@ -590,19 +601,45 @@ class FakeStripe:
         return web.json_response(session)
 
     async def _hosted_page(self, request: web.Request) -> web.Response:
-        """Stands in for checkout.stripe.com so a redirected browser lands somewhere; it cannot pay."""
+        """Stands in for checkout.stripe.com. With a webhook endpoint configured it has a Pay button (test
+        mode: no card, no money); without one it cannot pay and tests complete the session themselves."""
         with self._lock:
             session = copy.deepcopy(self._sessions.get(request.match_info["id"]))
         if session is None:
             return web.Response(status=404, text="No such checkout session.")
         amount = f"{session['amount_total'] / 100:.2f} {session['currency'].upper()}"
+        payable = self.webhook_url is not None and session["status"] == "open"
+        if payable:
+            actions = f'<form method="post"><button type="submit">Pay {escape(amount)}</button></form>'
+            if session["cancel_url"]:
+                actions += f'<p><a href="{escape(session["cancel_url"])}">Cancel</a></p>'
+        else:
+            actions = (
+                "<p>Tests complete it with complete_session() or "
+                "POST /_control/sessions/&lt;id&gt;/complete.</p>"
+            )
         body = (
-            f"<!doctype html><html><head><title>Fake Stripe Checkout</title></head><body>"
+            "<!doctype html><html><head><title>Fake Stripe Checkout</title>"
+            '<meta name="viewport" content="width=device-width, initial-scale=1"></head>'
+            '<body style="font-family: system-ui; max-width: 420px; margin: 48px auto; padding: 0 16px">'
+            "<p><strong>TEST MODE</strong>: a local stand-in for Stripe Checkout. No card, no money.</p>"
             f"<h1>Pay {escape(amount)}</h1><p>Session {escape(session['id'])} is {session['status']}.</p>"
-            f"<p>Tests complete it with complete_session() or POST /_control/sessions/&lt;id&gt;/complete."
-            f"</p></body></html>"
+            f"{actions}</body></html>"
         )
         return web.Response(text=body, content_type="text/html")
+
+    async def _hosted_pay(self, request: web.Request) -> web.StreamResponse:
+        """The Pay button: complete the session, deliver the webhook as Stripe would, go to success_url."""
+        if self.webhook_url is None or self.webhook_secret is None:
+            return web.Response(status=404, text="This fake has no webhook endpoint to pay to.")
+        session_id = request.match_info["id"]
+        try:
+            event = self.complete_session(session_id)
+        except (KeyError, ValueError) as error:
+            return web.Response(status=409, text=str(error))
+        await self.deliver(event, self.webhook_url, self.webhook_secret)
+        success = event["data"]["object"]["success_url"].replace("{CHECKOUT_SESSION_ID}", session_id)
+        raise web.HTTPSeeOther(success)
 
     # --- HTTP control API ---
 
@@ -778,12 +815,17 @@ def _run_loop(loop: asyncio.AbstractEventLoop) -> None:
 
 
 def start_in_thread(
-    host: str = "127.0.0.1", port: int = 0, *, secret_key: str = DEFAULT_SECRET_KEY
+    host: str = "127.0.0.1",
+    port: int = 0,
+    *,
+    secret_key: str = DEFAULT_SECRET_KEY,
+    webhook_url: str | None = None,
+    webhook_secret: str | None = None,
 ) -> RunningFake:
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=_run_loop, args=(loop,), name="fake-stripe", daemon=True)
     thread.start()
-    fake = FakeStripe(secret_key)
+    fake = FakeStripe(secret_key, webhook_url=webhook_url, webhook_secret=webhook_secret)
     try:
         asyncio.run_coroutine_threadsafe(fake.start(host, port), loop).result(timeout=10)
     except BaseException:
@@ -799,7 +841,7 @@ def _price_arg(text: str) -> tuple[str, int, str, str]:
 
 
 async def _serve(args: argparse.Namespace) -> None:
-    fake = FakeStripe(args.secret_key)
+    fake = FakeStripe(args.secret_key, webhook_url=args.webhook_url, webhook_secret=args.webhook_secret)
     for price in args.price:
         fake.register_price(*price)
     url = await fake.start(args.host, args.port)
@@ -822,6 +864,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=12111)
     parser.add_argument("--secret-key", default=DEFAULT_SECRET_KEY)
+    parser.add_argument("--webhook-url", help="where the hosted page's Pay button delivers the webhook")
+    parser.add_argument("--webhook-secret", help="the webhook signing secret (whsec_…)")
     parser.add_argument(
         "--price",
         type=_price_arg,

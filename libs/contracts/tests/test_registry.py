@@ -15,7 +15,7 @@ IRREGULAR_PAST_TENSE = {"Spent", "Sent", "Paid", "Built", "Made", "Held", "Lost"
 CATALOG = {
     "UserRegistered", "UserEmailVerified", "UserRoleChanged", "UserDisabled", "UserEnabled", "UserDeleted",
     "TaskRequested", "TaskStarted", "StepRequested", "TaskCancelRequested", "TaskCompleted", "TaskFailed",
-    "TaskCancelled", "ToolChanged", "BannerChanged",
+    "TaskCancelled", "TaskDeleted", "ToolChanged", "ToolTypeChanged", "BannerChanged",
     "CreditsGranted", "CreditsPurchased", "CreditsReserved", "CreditsReservationRejected", "CreditsSpent",
     "CreditsReleased", "CreditsAdjusted",
     "StepStarted", "StepProgressed", "StepDelayed", "StepCompleted", "StepFailed", "ProviderHealthChanged",

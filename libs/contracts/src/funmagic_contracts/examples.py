@@ -42,11 +42,13 @@ from funmagic_contracts.tasks.events import (
     TaskCancelled,
     TaskCancelRequested,
     TaskCompleted,
+    TaskDeleted,
     TaskFailed,
     TaskOutput,
     TaskRequested,
     TaskStarted,
     ToolChanged,
+    ToolTypeChanged,
 )
 
 __all__ = ["EXAMPLES", "example_envelope"]
@@ -57,6 +59,7 @@ ADMIN = "0194690a-7c00-7000-8000-00000000a0ad"
 TASK = "0194690a-7c00-7000-8000-00000000b001"
 PARENT_TASK = "0194690a-7c00-7000-8000-00000000b000"
 TOOL = "0194690a-7c00-7000-8000-00000000c001"
+TOOL_TYPE = "0194690a-7c00-7000-8000-00000000c101"
 ASSET = "0194690a-7c00-7000-8000-00000000d001"
 SOURCE_ASSET = "0194690a-7c00-7000-8000-00000000d000"
 PREVIEW_ASSET = "0194690a-7c00-7000-8000-00000000d002"
@@ -114,7 +117,9 @@ _EXAMPLES: tuple[IntegrationEvent, ...] = (
         charged_credits=0,
     ),
     TaskCancelled(task_id=TASK, user_id=USER, charged_credits=0),
+    TaskDeleted(task_id=PARENT_TASK, user_id=USER, deleted_task_ids=(PARENT_TASK, TASK), by=USER),
     ToolChanged(tool_id=TOOL, slug="figme", action="updated"),
+    ToolTypeChanged(tool_type_id=TOOL_TYPE, name="image", change="created", is_active=True),
     BannerChanged(banner_id="0194690a-7c00-7000-8000-00000000f001", action="created"),
     CreditsGranted(
         user_id=USER, amount=50, reason="signup_bonus", reference_id="signup:" + USER, balance_after=50

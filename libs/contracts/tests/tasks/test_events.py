@@ -4,7 +4,14 @@ import pytest
 from pydantic import ValidationError
 
 from funmagic_contracts.tasks import events
-from funmagic_contracts.tasks.events import StepInput, StepRequested, TaskRequested, ToolChanged
+from funmagic_contracts.tasks.events import (
+    StepInput,
+    StepRequested,
+    TaskDeleted,
+    TaskRequested,
+    ToolChanged,
+    ToolTypeChanged,
+)
 
 REQUIRED = dict(task_id="t", user_id="u", tool_id="tool", tool_slug="figme", step_ids=["image-gen"], price=20)
 
@@ -15,6 +22,7 @@ def test_task_events_are_keyed_by_task_and_catalog_events_by_their_own_id():
     assert {m.TOPIC for m in keyed_by_task} == {"tasks.events"}
     assert {m.EVENT_TYPE: m.SUBJECT_FIELD for m in keyed_by_task if m.SUBJECT_FIELD != "task_id"} == {
         "ToolChanged": "tool_id",
+        "ToolTypeChanged": "tool_type_id",
         "BannerChanged": "banner_id",
     }
 
@@ -61,3 +69,19 @@ def test_a_tool_change_is_created_updated_or_deleted():
 
     with pytest.raises(ValidationError, match="action"):
         ToolChanged(tool_id="t", action="renamed")
+
+
+def test_a_deleted_task_names_itself_and_its_children_and_who_deleted_it():
+    event = TaskDeleted(task_id="t", user_id="u", deleted_task_ids=["t", "c"], by="admin")
+
+    assert event.deleted_task_ids == ("t", "c")
+    with pytest.raises(ValidationError, match="deleted_task_ids"):
+        TaskDeleted(task_id="t", user_id="u", deleted_task_ids=[], by="u")
+
+
+def test_a_tool_type_change_says_its_name_whether_it_is_active_and_what_changed():
+    event = ToolTypeChanged(tool_type_id="tt", name="image", change="deleted", is_active=False)
+
+    assert (event.name, event.change, event.is_active) == ("image", "deleted", False)
+    with pytest.raises(ValidationError, match="change"):
+        ToolTypeChanged(tool_type_id="tt", name="image", change="renamed", is_active=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 import logging
 import time
 import uuid
@@ -150,8 +151,26 @@ def problem_middleware(metrics: Metrics) -> Callable[[web.Request, Handler], Awa
     return middleware
 
 
-def metrics_route(metrics: Metrics) -> web.RouteDef:
+def metrics_route(metrics: Metrics, *, token: str | None = None) -> web.RouteDef:
+    """`GET /metrics`: Prometheus text. With a `token` (METRICS_AUTH_TOKEN), only for a scraper that sends
+    `Authorization: Bearer <token>` (compared in constant time); anyone else gets a 401 problem."""
+    expected = token.encode() if token else None
+
     async def handler(request: web.Request) -> web.Response:
+        if expected is not None and not _bearer_matches(request, expected):
+            raise HttpProblem(
+                401,
+                "Unauthorized",
+                "the metrics need the metrics bearer token",
+                headers={"WWW-Authenticate": 'Bearer realm="metrics"'},
+            )
         return web.Response(body=metrics.exposition(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     return web.get("/metrics", handler)
+
+
+def _bearer_matches(request: web.Request, expected: bytes) -> bool:
+    scheme, _, presented = request.headers.get("Authorization", "").partition(" ")
+    # compare_digest even for a wrong scheme or an empty value: the answer takes as long either way.
+    matches = hmac.compare_digest(presented.strip().encode(), expected)
+    return scheme.lower() == "bearer" and matches

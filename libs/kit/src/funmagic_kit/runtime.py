@@ -274,7 +274,9 @@ async def _serve_until(
             settings, "max_body_bytes", spec.client_max_size
         )  # a service may make it a setting
         app = web.Application(middlewares=middlewares, client_max_size=max_body)
-        app.add_routes([*checks.routes(), metrics_route(metrics), *parts.routes])
+        # Open, or behind METRICS_AUTH_TOKEN (the kit's caller check leaves /metrics to this route).
+        metrics_endpoint = metrics_route(metrics, token=settings.metrics_token())
+        app.add_routes([*checks.routes(), metrics_endpoint, *parts.routes])
         app[RUNTIME_KEY] = runtime
         http_runner = web.AppRunner(app, access_log=None, shutdown_timeout=settings.shutdown_grace_seconds)
         await http_runner.setup()

@@ -49,6 +49,14 @@ class ServiceSettings(BaseSettings):
     auth_jwks_url: str = Field(validation_alias="AUTH_JWKS_URL", min_length=1)
     auth_issuer: str = Field("funmagic", validation_alias="AUTH_ISSUER", min_length=1)
     auth_audience: str = Field("funmagic-api", validation_alias="AUTH_AUDIENCE", min_length=1)
+    # When set, `/metrics` answers only `Authorization: Bearer <this>`; unset (or empty), it is open.
+    metrics_auth_token: SecretStr | None = Field(None, validation_alias="METRICS_AUTH_TOKEN")
+
+    def metrics_token(self) -> str | None:
+        """The bearer token `/metrics` asks for, or None when the metrics are open."""
+        if self.metrics_auth_token is None:
+            return None
+        return self.metrics_auth_token.get_secret_value().strip() or None
 
     def internal_api_tokens(self) -> list[str]:
         return [t.strip() for t in self.internal_api_token.get_secret_value().split(",") if t.strip()]

@@ -211,3 +211,51 @@ async def test_error_responses_are_access_logged_without_the_query_string_too(
     ]
     for record in records:
         assert "secret-code" not in JsonFormatter("test").format(record)
+
+
+# --- /metrics behind METRICS_AUTH_TOKEN --------------------------------------------------------------
+
+METRICS_TOKEN = "a-metrics-scraper-token-0123"
+
+
+@pytest.fixture
+async def guarded_metrics(metrics: Metrics) -> AsyncIterator[aiohttp.ClientSession]:
+    app = web.Application(middlewares=[problem_middleware(metrics)])
+    app.add_routes([metrics_route(metrics, token=METRICS_TOKEN)])
+    server = TestServer(app)
+    await server.start_server()
+    async with aiohttp.ClientSession(base_url=f"http://{server.host}:{server.port}") as session:
+        yield session
+    await server.close()
+
+
+async def test_metrics_are_open_without_a_token(client: aiohttp.ClientSession) -> None:
+    async with client.get("/metrics") as response:
+        assert response.status == 200
+        assert "funmagic_http_requests" in await response.text()
+
+
+async def test_metrics_with_a_token_answer_the_scraper_that_sends_it(
+    guarded_metrics: aiohttp.ClientSession,
+) -> None:
+    headers = {"Authorization": f"Bearer {METRICS_TOKEN}"}
+    async with guarded_metrics.get("/metrics", headers=headers) as response:
+        assert response.status == 200
+        assert response.headers["Content-Type"].startswith("text/plain")
+        assert "funmagic_http_requests" in await response.text()
+
+
+@pytest.mark.parametrize(
+    "authorization",
+    [None, "", "Bearer", "Bearer wrong-token", f"Basic {METRICS_TOKEN}", f"Bearer {METRICS_TOKEN}x"],
+)
+async def test_metrics_with_a_token_refuse_anyone_else_with_a_401_problem(
+    guarded_metrics: aiohttp.ClientSession, authorization: str | None
+) -> None:
+    headers = {} if authorization is None else {"Authorization": authorization}
+    async with guarded_metrics.get("/metrics", headers=headers) as response:
+        body = await problem_of(response, 401)
+        assert response.headers["WWW-Authenticate"].startswith("Bearer")
+        text = json.dumps(body)
+    assert "funmagic_http_requests" not in text
+    assert METRICS_TOKEN not in text

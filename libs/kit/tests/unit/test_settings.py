@@ -58,3 +58,13 @@ def test_internal_tokens_can_be_rotated_with_a_list() -> None:
     settings = load_settings(ExampleSettings, env=env)
 
     assert settings.internal_api_tokens() == ["old-token-of-enough-length-1", "new-token-of-enough-length-2"]
+
+
+def test_the_metrics_are_open_unless_a_metrics_token_is_set() -> None:
+    assert load_settings(ExampleSettings, env=BASE_ENV).metrics_token() is None
+    assert load_settings(ExampleSettings, env={**BASE_ENV, "METRICS_AUTH_TOKEN": ""}).metrics_token() is None
+
+    guarded = load_settings(ExampleSettings, env={**BASE_ENV, "METRICS_AUTH_TOKEN": "scrape-me-please"})
+
+    assert guarded.metrics_token() == "scrape-me-please"
+    assert "scrape-me-please" not in repr(guarded)

@@ -23,7 +23,7 @@ from funmagic_kit.db import create_pool
 from funmagic_kit.http import problem_middleware
 from funmagic_kit.kafka import create_producer, create_topics
 from funmagic_kit.metrics import Metrics
-from funmagic_kit.request_keys import PRINCIPAL_KEY, Principal, Role
+from funmagic_kit.request_keys import INTERNAL_CALLER_KEY, PRINCIPAL_KEY, Principal, Role
 from funmagic_kit.testing import scratch_database
 
 # The tests' shared helpers live beside this file. No __init__.py here on purpose: with one, this folder
@@ -95,7 +95,9 @@ async def private_topics(kafka: str) -> PrivateTopics:
 
 @web.middleware
 async def _signed_in_as(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Stands in for the kit's caller check: `X-Test-User` is the verified user, `X-Test-Role` their role."""
+    """Stands in for the kit's caller check: `X-Test-User` is the verified user, `X-Test-Role` their role,
+    `X-Test-Internal: yes` the internal credential (another service calling)."""
+    request[INTERNAL_CALLER_KEY] = request.headers.get("X-Test-Internal") == "yes"
     user_id = request.headers.get("X-Test-User")
     if user_id:
         request[PRINCIPAL_KEY] = Principal(

@@ -304,3 +304,43 @@ async def test_changing_or_deleting_an_unknown_package_is_not_found(http) -> Non
         assert response.status == 204
     async with http.get("/v1/packages") as response:
         assert (await response.json())["items"] == []
+
+
+# --- other services --------------------------------------------------------------------------------------
+
+
+async def paid_purchase(http: aiohttp.ClientSession, user: str, package: dict[str, Any]) -> None:
+    async with http.post("/v1/checkout", json={"package_id": package["id"]}, headers=as_user(user)) as r:
+        session_id = (await r.json())["session_id"]
+    payload, headers = signed(session_event(session_id))
+    async with http.post("/v1/webhooks/stripe", data=payload, headers=headers) as response:
+        assert (await response.json())["outcome"] == "credited"
+
+
+async def test_a_users_lifetime_purchases_count_what_they_bought_and_nothing_else(http) -> None:
+    user, internal = new_id(), {"X-Test-Internal": "yes"}
+    purchases = f"/v1/internal/users/{user}/purchases"
+    async with http.get(purchases, headers=internal) as response:
+        assert response.status == 200
+        assert await response.json() == {"user_id": user, "lifetime_purchased": 0}
+
+    small, large = await add_package(http, credits=100), await add_package(http, credits=1000)
+    await paid_purchase(http, user, small)
+    await paid_purchase(http, user, large)
+    adjust = f"/v1/admin/users/{user}/adjustments"
+    async with http.post(adjust, json={"amount": 5, "reason": "gift"}, headers=as_admin()) as response:
+        assert response.status == 201
+
+    async with http.get(purchases, headers=internal) as response:
+        assert await response.json() == {"user_id": user, "lifetime_purchased": 1100}
+    async with http.get(f"/v1/internal/users/{new_id()}/purchases", headers=internal) as response:
+        assert (await response.json())["lifetime_purchased"] == 0, "another user bought nothing"
+
+
+async def test_lifetime_purchases_are_for_services_only(http) -> None:
+    user = new_id()
+    for headers in (as_user(user), as_admin()):
+        async with http.get(f"/v1/internal/users/{user}/purchases", headers=headers) as response:
+            assert response.status == 401
+    async with http.get("/v1/internal/users/not-a-user/purchases", headers={"X-Test-Internal": "yes"}) as r:
+        assert r.status == 404

@@ -7,10 +7,23 @@ from dataclasses import dataclass
 import aiohttp
 from redis.asyncio import Redis
 
-from funmagic_gateway.adapters.rate_limiter import RateLimitSettingsStore, RedisRateLimiter
-from funmagic_gateway.adapters.services import ServiceClient
+from funmagic_gateway.adapters.rate_limiter import (
+    PurchasedCredits,
+    RateLimitSettingsStore,
+    RedisRateLimiter,
+)
+from funmagic_gateway.adapters.services import (
+    CreditsClient,
+    IdentityClient,
+    ServiceClient,
+    StorageClient,
+    TasksClient,
+)
 from funmagic_gateway.adapters.task_streams import TaskStreams, create_stream_read_client
+from funmagic_gateway.application.task_views import TaskViews
+from funmagic_gateway.application.user_overview import UserOverviews
 from funmagic_gateway.config import GatewaySettings
+from funmagic_gateway.entrypoints.admin_routes import admin_user_operations
 from funmagic_gateway.entrypoints.auth import CookiePolicy, authentication_middleware, csrf_middleware
 from funmagic_gateway.entrypoints.auth_routes import AuthRoutes
 from funmagic_gateway.entrypoints.catalog_routes import catalog_operations
@@ -22,7 +35,7 @@ from funmagic_gateway.entrypoints.edge import (
     security_headers_middleware,
 )
 from funmagic_gateway.entrypoints.http import PublicApi, health_checks, rate_limit_operations
-from funmagic_gateway.entrypoints.kafka import SseProjector
+from funmagic_gateway.entrypoints.kafka import PurchasesWatcher, SseProjector
 from funmagic_gateway.entrypoints.provider_routes import provider_operations
 from funmagic_gateway.entrypoints.sse_routes import SseRoutes, task_owner_check
 from funmagic_gateway.entrypoints.storage_routes import storage_operations
@@ -48,6 +61,9 @@ class Gateway:
     task_streams: TaskStreams
     sse: SseRoutes
     rate_limits: RateLimitSettingsStore
+    purchased: PurchasedCredits
+    task_views: TaskViews
+    user_overviews: UserOverviews
     parts: ServiceParts
 
 
@@ -80,15 +96,22 @@ def build(
         samesite=settings.cookie_samesite,
     )
     auth = AuthRoutes(services["identity"], cookies, clock or SystemClock(), app_url=settings.public_app_url)
-    rate_limits = RateLimitSettingsStore(redis)
+    identity, credits = IdentityClient(services["identity"]), CreditsClient(services["credits"])
+    tasks = TasksClient(services["tasks"])
+    # The limits are kept by identity and cached in Redis; what users bought is asked of credits.
+    rate_limits = RateLimitSettingsStore(redis, identity)
+    purchased = PurchasedCredits(redis, credits)
+    task_views = TaskViews(tasks=tasks, assets=StorageClient(services["storage"]))
+    user_overviews = UserOverviews(users=identity, credits=credits, tasks=tasks)
     operations = [
         *auth.operations(),
+        *admin_user_operations(user_overviews),
         *credits_operations(services["credits"]),
         *storage_operations(services["storage"]),
         *provider_operations(services["providers"]),
         *rate_limit_operations(rate_limits),
         *catalog_operations(services["tasks"]),
-        *task_operations(services["tasks"]),
+        *task_operations(services["tasks"], task_views),
         *sse.operations(),
     ]
     api = PublicApi(operations, services["identity"])
@@ -98,16 +121,19 @@ def build(
         security_headers_middleware(hsts=settings.hsts),
         cors_middleware(origins),
         authentication_middleware(verifier),
-        rate_limit_middleware(RedisRateLimiter(redis), rate_limits, trusted_proxies),
+        rate_limit_middleware(RedisRateLimiter(redis), rate_limits, trusted_proxies, purchased=purchased),
         csrf_middleware(origins, exempt_paths=CSRF_EXEMPT),
     )
     parts = ServiceParts(
         routes=api.routes(),
-        subscriptions=SseProjector(task_streams).subscriptions(),
+        subscriptions=[
+            *SseProjector(task_streams).subscriptions(),
+            *PurchasesWatcher(purchased).subscriptions(),
+        ],
         health_checks=health_checks(settings.service_urls()),
         middlewares=middlewares,
     )
-    return Gateway(api, task_streams, sse, rate_limits, parts)
+    return Gateway(api, task_streams, sse, rate_limits, purchased, task_views, user_overviews, parts)
 
 
 async def _build_from_runtime(runtime: Runtime) -> ServiceParts:

@@ -1,8 +1,10 @@
-"""Fixtures over the real local Redis (no fakes): a client per test and unique key prefixes."""
+"""Fixtures over the real local Redis: a client per test, unique key prefixes, and stand-ins for the services
+behind the gateway's Redis caches (identity keeping the rate limits)."""
 
 from __future__ import annotations
 
 import os
+import sys
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -11,6 +13,12 @@ import pytest
 from redis.asyncio import Redis
 
 from funmagic_kit.testing import wait_until
+
+# The tests' shared fakes live beside this file, in a module whose name no other tests use (no
+# __init__.py here: with one, collecting the whole repository would clash with the other `integration`s).
+sys.path.insert(0, str(Path(__file__).parent))
+
+from gateway_test_support import KeptSettings
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -65,3 +73,9 @@ async def _wait_for(
 def wait_for() -> WaitFor:
     """`await wait_for(condition, timeout=..., what=...)`: a deadline loop instead of a fixed sleep."""
     return _wait_for
+
+
+@pytest.fixture
+def kept() -> KeptSettings:
+    """Identity's settings store, one per test (every store of the test shares it, as replicas do)."""
+    return KeptSettings()

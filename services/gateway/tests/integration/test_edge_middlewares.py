@@ -11,10 +11,16 @@ import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
+from gateway_test_support import KeptSettings
 from redis.asyncio import Redis
 
-from funmagic_gateway.adapters.rate_limiter import RateLimitSettingsStore, RedisRateLimiter
-from funmagic_gateway.domain.rate_limits import RateLimit, RateLimitSettings
+from funmagic_gateway.adapters.rate_limiter import (
+    PurchasedCredits,
+    RateLimitSettingsStore,
+    RedisRateLimiter,
+)
+from funmagic_gateway.application.ports import Caller
+from funmagic_gateway.domain.rate_limits import RateLimit, RateLimitSettings, RateLimitTier
 from funmagic_gateway.entrypoints.edge import (
     CLIENT_IP_KEY,
     IPNetwork,
@@ -81,14 +87,15 @@ ROUTES = [
 
 @dataclass
 class Edge:
-    """What a test configures: the limits in Redis, the trusted proxies, whether HSTS is on."""
+    """What a test configures: the limits (kept, and in Redis), the trusted proxies, whether HSTS is on."""
 
     redis: Redis
     prefix: str
+    kept: KeptSettings
 
     async def settings(self, **limits: RateLimit) -> RateLimitSettingsStore:
-        store = RateLimitSettingsStore(self.redis, key=f"{self.prefix}:settings")
-        await store.put(RateLimitSettings(**limits))
+        store = RateLimitSettingsStore(self.redis, self.kept, key=f"{self.prefix}:settings")
+        await store.put(RateLimitSettings(**limits), Caller(token="an-admins-token"))
         return store
 
     @asynccontextmanager
@@ -100,6 +107,7 @@ class Edge:
         hsts: bool = True,
         limiter: RedisRateLimiter | None = None,
         outermost: Sequence[Callable] = (),
+        purchased: PurchasedCredits | None = None,
     ) -> AsyncIterator[aiohttp.ClientSession]:
         limiter = limiter or RedisRateLimiter(self.redis, prefix=self.prefix)
         app = web.Application(
@@ -108,7 +116,7 @@ class Edge:
                 security_headers_middleware(hsts=hsts),
                 cors_middleware([ORIGIN]),
                 fake_auth,
-                rate_limit_middleware(limiter, store, trusted),
+                rate_limit_middleware(limiter, store, trusted, purchased=purchased),
             ]
         )
         app.add_routes(ROUTES)
@@ -117,8 +125,8 @@ class Edge:
 
 
 @pytest.fixture
-def edge(redis: Redis, prefix: str) -> Edge:
-    return Edge(redis, prefix)
+def edge(redis: Redis, prefix: str, kept: KeptSettings) -> Edge:
+    return Edge(redis, prefix, kept)
 
 
 def per_minute(limit: int) -> RateLimit:
@@ -319,7 +327,7 @@ async def test_security_headers_without_hsts(edge: Edge) -> None:
 
 async def test_redis_down_fails_open_and_warns_once(edge: Edge, caplog: pytest.LogCaptureFixture) -> None:
     down = Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=1)
-    store = RateLimitSettingsStore(down, key="unused")
+    store = RateLimitSettingsStore(down, edge.kept, key="unused")
     limiter = RedisRateLimiter(down, prefix="unused")
     try:
         with caplog.at_level(logging.WARNING, logger="funmagic_gateway.entrypoints.edge"):
@@ -332,3 +340,87 @@ async def test_redis_down_fails_open_and_warns_once(edge: Edge, caplog: pytest.L
         await down.aclose()
     warnings = [r for r in caplog.records if "rate limiter unavailable" in r.getMessage()]
     assert len(warnings) == 1
+
+
+# --- tiers: what a user bought multiplies their per-user limits ---------------------------------------
+
+
+class Bought:
+    """Stands in for credits' purchases route: what each user bought in all; counts the questions."""
+
+    def __init__(self, **bought: int) -> None:
+        self.bought = bought
+        self.asked: list[str] = []
+
+    async def lifetime_purchased(self, user_id: str) -> int:
+        self.asked.append(user_id)
+        return self.bought.get(user_id, 0)
+
+
+async def create_tasks(client: aiohttp.ClientSession, user: str, times: int) -> list[aiohttp.ClientResponse]:
+    answers = []
+    for _ in range(times):
+        async with client.post("/api/tasks", headers={"X-Test-User": user}) as response:
+            answers.append(response)
+    return answers
+
+
+async def test_each_user_gets_the_task_creation_limit_of_their_tier(edge: Edge) -> None:
+    store = await edge.settings(task_creation=per_minute(2))
+    bought = Bought(basic=1, premium=1000)
+    purchased = PurchasedCredits(edge.redis, bought, prefix=f"{edge.prefix}:purchased")
+    async with edge.serve(store, purchased=purchased) as client:
+        free, basic, premium = [await create_tasks(client, user, 7) for user in ("free", "basic", "premium")]
+
+    assert [r.status for r in free] == [201] * 2 + [429] * 5
+    assert [r.status for r in basic] == [201] * 4 + [429] * 3
+    assert [r.status for r in premium] == [201] * 6 + [429] * 1
+    assert [r.headers["X-RateLimit-Limit"] for r in (free[0], basic[0], premium[0])] == ["2", "4", "6"]
+    assert sorted(bought.asked) == ["basic", "free", "premium"], "credits asked once per user, then cached"
+
+
+async def test_a_purchase_raises_the_limit_within_the_running_window(edge: Edge) -> None:
+    store = await edge.settings(task_creation=per_minute(2))
+    bought = Bought()
+    purchased = PurchasedCredits(edge.redis, bought, prefix=f"{edge.prefix}:purchased")
+    async with edge.serve(store, purchased=purchased) as client:
+        before = await create_tasks(client, "buyer", 3)
+        bought.bought["buyer"] = 500
+        await purchased.refresh("buyer")  # what the CreditsPurchased event does
+        after = await create_tasks(client, "buyer", 2)
+
+    assert [r.status for r in before] == [201, 201, 429]
+    # The window goes on counting (3 so far): with 2× the limit is 4, so one more passes.
+    assert [r.status for r in after] == [201, 429]
+    assert after[0].headers["X-RateLimit-Limit"] == "4"
+    assert after[0].headers["X-RateLimit-Remaining"] == "0"
+
+
+async def test_tiers_leave_the_per_ip_limits_and_anonymous_callers_alone(edge: Edge) -> None:
+    store = await edge.settings(global_api=per_minute(3), user_api=per_minute(100))
+    bought = Bought(premium=1000)
+    purchased = PurchasedCredits(edge.redis, bought, prefix=f"{edge.prefix}:purchased")
+    async with edge.serve(store, purchased=purchased) as client:
+        statuses = []
+        for _ in range(4):
+            async with client.get("/api/items", headers={"X-Test-User": "premium"}) as response:
+                statuses.append(response.status)
+        async with client.get("/api/items", headers={"X-Forwarded-For": "203.0.113.50"}) as response:
+            anonymous = response.status
+
+    assert statuses == [200, 200, 200, 429], "global_api is per IP and never multiplied"
+    assert anonymous == 429  # the same client address: no proxy is trusted here
+    assert bought.asked == ["premium"]
+
+
+async def test_without_a_tier_that_multiplies_what_users_bought_is_never_read(edge: Edge) -> None:
+    tiers = (RateLimitTier(name="everyone", min_purchased=0, multiplier=1),)
+    store = await edge.settings(task_creation=per_minute(2))
+    await store.put(RateLimitSettings(task_creation=per_minute(2), tiers=tiers), Caller())
+    bought = Bought(premium=1000)
+    purchased = PurchasedCredits(edge.redis, bought, prefix=f"{edge.prefix}:purchased")
+    async with edge.serve(store, purchased=purchased) as client:
+        answers = await create_tasks(client, "premium", 3)
+
+    assert [r.status for r in answers] == [201, 201, 429]
+    assert bought.asked == []

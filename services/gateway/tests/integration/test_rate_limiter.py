@@ -7,14 +7,18 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
+from gateway_test_support import KeptSettings
 from redis.asyncio import Redis
 
 from funmagic_gateway.adapters.rate_limiter import (
+    PurchasedCredits,
     RateLimiterUnavailable,
     RateLimitSettingsStore,
     RedisRateLimiter,
 )
+from funmagic_gateway.application.ports import Caller
 from funmagic_gateway.domain.rate_limits import RateLimit, RateLimitCategory, RateLimitSettings
+from funmagic_kit.http import HttpProblem
 
 WaitFor = Callable[..., Awaitable[None]]
 GLOBAL = RateLimitCategory.GLOBAL_API
@@ -127,8 +131,27 @@ async def test_an_unreachable_redis_is_reported_as_unavailable(unreachable_redis
         await limiter.hit(GLOBAL, "198.51.100.7", RateLimit(limit=1, window_seconds=1))
 
 
+async def test_the_counters_and_another_key_of_the_subject_are_read_in_one_round_trip(
+    limiter: RedisRateLimiter, redis: Redis, prefix: str
+) -> None:
+    await redis.set(f"{prefix}:extra:{{user-7}}", b"1200")
+    windows = [(GLOBAL, "198.51.100.8", 60), (UPLOAD, "user-7", 30)]
+
+    counted = await limiter.count(windows, also_get=f"{prefix}:extra:{{user-7}}")
+    again = await limiter.count(windows)
+
+    assert [count for count, _ in counted.counts] == [1, 1]
+    assert all(0 < ttl_ms <= 60_000 for _, ttl_ms in counted.counts)
+    assert counted.extra == b"1200"
+    assert [count for count, _ in again.counts] == [2, 2]
+    assert again.extra is None
+    missing = await limiter.count(windows, also_get=f"{prefix}:extra:{{nobody}}")
+    assert missing.extra is None
+
+
 # --- settings store -------------------------------------------------------------------------------
 
+ADMIN = Caller(token="an-admins-token")
 CUSTOM = RateLimitSettings(
     task_creation=RateLimit(limit=3, window_seconds=10),
     upload=RateLimit(limit=7, window_seconds=3600),
@@ -145,16 +168,18 @@ class FakeClock:
         return self.now
 
 
-async def test_missing_settings_are_the_defaults(redis: Redis, prefix: str) -> None:
-    store = RateLimitSettingsStore(redis, key=f"{prefix}:settings")
+async def test_missing_settings_are_the_defaults(redis: Redis, prefix: str, kept: KeptSettings) -> None:
+    store = RateLimitSettingsStore(redis, kept, key=f"{prefix}:settings")
     assert await store.get() == RateLimitSettings()
 
 
-async def test_settings_written_by_one_replica_are_read_by_another(redis: Redis, prefix: str) -> None:
-    writer = RateLimitSettingsStore(redis, key=f"{prefix}:settings")
-    reader = RateLimitSettingsStore(redis, key=f"{prefix}:settings")
+async def test_settings_written_by_one_replica_are_read_by_another(
+    redis: Redis, prefix: str, kept: KeptSettings
+) -> None:
+    writer = RateLimitSettingsStore(redis, kept, key=f"{prefix}:settings")
+    reader = RateLimitSettingsStore(redis, kept, key=f"{prefix}:settings")
 
-    await writer.put(CUSTOM)
+    await writer.put(CUSTOM, ADMIN)
 
     assert await reader.get() == CUSTOM
     stored = await redis.get(f"{prefix}:settings")
@@ -171,10 +196,10 @@ async def test_settings_written_by_one_replica_are_read_by_another(redis: Redis,
     ],
 )
 async def test_corrupt_settings_fall_back_to_the_defaults_with_a_warning(
-    redis: Redis, prefix: str, raw: bytes, caplog: pytest.LogCaptureFixture
+    redis: Redis, prefix: str, raw: bytes, caplog: pytest.LogCaptureFixture, kept: KeptSettings
 ) -> None:
     await redis.set(f"{prefix}:settings", raw)
-    store = RateLimitSettingsStore(redis, key=f"{prefix}:settings")
+    store = RateLimitSettingsStore(redis, kept, key=f"{prefix}:settings")
 
     with caplog.at_level(logging.WARNING, logger="funmagic_gateway.adapters.rate_limiter"):
         settings = await store.get()
@@ -183,13 +208,15 @@ async def test_corrupt_settings_fall_back_to_the_defaults_with_a_warning(
     assert any("invalid" in record.getMessage() for record in caplog.records)
 
 
-async def test_the_cache_holds_for_cache_seconds_then_refreshes(redis: Redis, prefix: str) -> None:
+async def test_the_cache_holds_for_cache_seconds_then_refreshes(
+    redis: Redis, prefix: str, kept: KeptSettings
+) -> None:
     clock = FakeClock()
-    replica = RateLimitSettingsStore(redis, key=f"{prefix}:settings", cache_seconds=1.0, clock=clock)
-    admin = RateLimitSettingsStore(redis, key=f"{prefix}:settings")
+    replica = RateLimitSettingsStore(redis, kept, key=f"{prefix}:settings", cache_seconds=1.0, clock=clock)
+    admin = RateLimitSettingsStore(redis, kept, key=f"{prefix}:settings")
     assert await replica.get() == RateLimitSettings()
 
-    await admin.put(CUSTOM)
+    await admin.put(CUSTOM, ADMIN)
     clock.now += 0.5
     assert await replica.get() == RateLimitSettings(), "served from the cache within cache_seconds"
 
@@ -197,22 +224,22 @@ async def test_the_cache_holds_for_cache_seconds_then_refreshes(redis: Redis, pr
     assert await replica.get() == CUSTOM, "re-read once cache_seconds have passed"
 
 
-async def test_put_refreshes_the_local_cache_at_once(redis: Redis, prefix: str) -> None:
+async def test_put_refreshes_the_local_cache_at_once(redis: Redis, prefix: str, kept: KeptSettings) -> None:
     clock = FakeClock()
-    store = RateLimitSettingsStore(redis, key=f"{prefix}:settings", clock=clock)
+    store = RateLimitSettingsStore(redis, kept, key=f"{prefix}:settings", clock=clock)
     assert await store.get() == RateLimitSettings()
 
-    await store.put(CUSTOM)
+    await store.put(CUSTOM, ADMIN)
 
     assert await store.get() == CUSTOM
 
 
 async def test_a_change_reaches_other_replicas_within_about_a_second(
-    redis: Redis, prefix: str, wait_for: WaitFor
+    redis: Redis, prefix: str, wait_for: WaitFor, kept: KeptSettings
 ) -> None:
-    replica = RateLimitSettingsStore(redis, key=f"{prefix}:settings")
+    replica = RateLimitSettingsStore(redis, kept, key=f"{prefix}:settings")
     assert await replica.get() == RateLimitSettings()
-    await RateLimitSettingsStore(redis, key=f"{prefix}:settings").put(CUSTOM)
+    await RateLimitSettingsStore(redis, kept, key=f"{prefix}:settings").put(CUSTOM, ADMIN)
 
     async def applied() -> bool:
         return await replica.get() == CUSTOM
@@ -222,9 +249,244 @@ async def test_a_change_reaches_other_replicas_within_about_a_second(
     assert asyncio.get_running_loop().time() - started < 2.0
 
 
-async def test_an_unreachable_settings_store_is_reported_as_unavailable(unreachable_redis: Redis) -> None:
-    store = RateLimitSettingsStore(unreachable_redis)
+async def test_an_unreachable_settings_store_is_reported_as_unavailable(
+    unreachable_redis: Redis, kept: KeptSettings
+) -> None:
+    store = RateLimitSettingsStore(unreachable_redis, kept)
     with pytest.raises(RateLimiterUnavailable):
         await store.get()
     with pytest.raises(RateLimiterUnavailable):
-        await store.put(RateLimitSettings())
+        await store.put(RateLimitSettings(), ADMIN)
+
+
+# --- the settings survive Redis: identity keeps them -------------------------------------------------
+
+
+async def test_a_change_is_kept_by_identity_first_with_who_made_it(
+    redis: Redis, prefix: str, kept: KeptSettings
+) -> None:
+    store = RateLimitSettingsStore(redis, kept, key=f"{prefix}:settings")
+
+    await store.put(CUSTOM, ADMIN)
+
+    assert kept.settings == CUSTOM
+    assert kept.saved_by == [ADMIN]
+    assert RateLimitSettings.model_validate_json(await redis.get(f"{prefix}:settings")) == CUSTOM
+    assert 0 < await redis.ttl(f"{prefix}:settings") <= 300, "Redis holds a cache, not the settings"
+
+
+async def test_a_redis_that_lost_the_settings_reads_them_back_from_identity(
+    redis: Redis, prefix: str, kept: KeptSettings
+) -> None:
+    await RateLimitSettingsStore(redis, kept, key=f"{prefix}:settings").put(CUSTOM, ADMIN)
+    await redis.delete(f"{prefix}:settings")  # what a restart without persistence leaves
+
+    fresh_replica = RateLimitSettingsStore(redis, kept, key=f"{prefix}:settings")
+
+    assert await fresh_replica.get() == CUSTOM, "not the defaults"
+    cached = await redis.get(f"{prefix}:settings")
+    assert cached is not None, "the cache is filled again"
+    assert RateLimitSettings.model_validate_json(cached) == CUSTOM
+
+
+async def test_settings_identity_never_kept_are_the_defaults_and_cached_as_such(
+    redis: Redis, prefix: str, kept: KeptSettings
+) -> None:
+    store = RateLimitSettingsStore(redis, kept, key=f"{prefix}:settings")
+
+    assert await store.get() == RateLimitSettings()
+    assert kept.loads == 1
+    assert await redis.get(f"{prefix}:settings") is not None
+
+
+class SlowKeptSettings(KeptSettings):
+    """Identity answering a read only when told to: a change may land while the read is on its way."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reading = asyncio.Event()
+        self.answer = asyncio.Event()
+
+    async def load(self) -> RateLimitSettings | None:
+        before = self.settings
+        self.reading.set()
+        await self.answer.wait()
+        return before
+
+
+async def test_a_read_from_identity_overtaken_by_a_change_never_overwrites_the_change(
+    redis: Redis, prefix: str
+) -> None:
+    slow = SlowKeptSettings()
+    reader = RateLimitSettingsStore(redis, slow, key=f"{prefix}:settings")
+    admin = RateLimitSettingsStore(redis, slow, key=f"{prefix}:settings")
+
+    read = asyncio.create_task(reader.get())
+    await asyncio.wait_for(slow.reading.wait(), 5)
+    await admin.put(CUSTOM, ADMIN)  # lands while the read is on its way
+    slow.answer.set()
+
+    assert await read == RateLimitSettings(), "the read answers what identity said then"
+    stored = await redis.get(f"{prefix}:settings")
+    assert RateLimitSettings.model_validate_json(stored) == CUSTOM, "the change stays in the cache"
+    assert await RateLimitSettingsStore(redis, slow, key=f"{prefix}:settings").get() == CUSTOM
+
+
+class UnreachableKeptSettings(KeptSettings):
+    async def load(self) -> RateLimitSettings | None:
+        raise HttpProblem(503, "Service Unavailable", "identity is not reachable; retry")
+
+    async def save(self, settings: RateLimitSettings, caller: Caller) -> None:
+        raise HttpProblem(503, "Service Unavailable", "identity is not reachable; retry")
+
+
+async def test_while_identity_is_down_a_cache_miss_uses_the_defaults_without_caching_them(
+    redis: Redis, prefix: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = RateLimitSettingsStore(redis, UnreachableKeptSettings(), key=f"{prefix}:settings")
+
+    with caplog.at_level(logging.WARNING, logger="funmagic_gateway.adapters.rate_limiter"):
+        assert await store.get() == RateLimitSettings()
+
+    assert await redis.get(f"{prefix}:settings") is None, "the next read asks identity again"
+    assert any("cannot be read from their store" in r.getMessage() for r in caplog.records)
+
+
+async def test_a_change_identity_cannot_keep_changes_nothing(redis: Redis, prefix: str) -> None:
+    await redis.set(f"{prefix}:settings", CUSTOM.model_dump_json())
+    store = RateLimitSettingsStore(redis, UnreachableKeptSettings(), key=f"{prefix}:settings")
+
+    with pytest.raises(HttpProblem) as refused:
+        await store.put(RateLimitSettings(), ADMIN)
+
+    assert refused.value.status == 503
+    assert RateLimitSettings.model_validate_json(await redis.get(f"{prefix}:settings")) == CUSTOM
+    assert await store.get() == CUSTOM
+
+
+async def test_an_invalid_cached_value_is_replaced_by_what_identity_keeps(
+    redis: Redis, prefix: str, kept: KeptSettings
+) -> None:
+    kept.settings = CUSTOM
+    await redis.set(f"{prefix}:settings", b"{not json")
+
+    assert await RateLimitSettingsStore(redis, kept, key=f"{prefix}:settings").get() == CUSTOM
+    assert RateLimitSettings.model_validate_json(await redis.get(f"{prefix}:settings")) == CUSTOM
+
+
+# --- what users bought, for their tier ---------------------------------------------------------------
+
+
+class FakePurchases:
+    """Stands in for credits' purchases route: what each user bought, and who was asked about."""
+
+    def __init__(self, bought: dict[str, int] | None = None, *, delay: float = 0.0) -> None:
+        self.bought = dict(bought or {})
+        self.asked: list[str] = []
+        self.delay = delay
+        self.failure: Exception | None = None
+
+    async def lifetime_purchased(self, user_id: str) -> int:
+        self.asked.append(user_id)
+        answer = self.bought.get(user_id, 0)  # what credits knew when asked, answered after the delay
+        await asyncio.sleep(self.delay)
+        if self.failure is not None:
+            raise self.failure
+        return answer
+
+
+@pytest.fixture
+def purchases() -> FakePurchases:
+    return FakePurchases({"buyer": 1000})
+
+
+@pytest.fixture
+def purchased(redis: Redis, prefix: str, purchases: FakePurchases) -> PurchasedCredits:
+    return PurchasedCredits(redis, purchases, prefix=f"{prefix}:purchased", lookup_timeout_seconds=0.5)
+
+
+async def test_a_cached_value_is_used_without_asking_credits(
+    purchased: PurchasedCredits, purchases: FakePurchases
+) -> None:
+    assert purchased.key("buyer").endswith(":purchased:{buyer}"), "hash-tagged like the user's counters"
+
+    assert await purchased.lifetime_purchased("buyer", b"25") == 25
+    assert purchases.asked == []
+
+
+async def test_on_a_miss_credits_is_asked_once_and_the_answer_cached_for_five_minutes(
+    redis: Redis, purchased: PurchasedCredits, purchases: FakePurchases
+) -> None:
+    purchases.delay = 0.05
+
+    answers = await asyncio.gather(*(purchased.lifetime_purchased("buyer", None) for _ in range(10)))
+
+    assert answers == [1000] * 10
+    assert purchases.asked == ["buyer"], "concurrent misses share one lookup"
+    assert await redis.get(purchased.key("buyer")) == b"1000"
+    assert 290 <= await redis.ttl(purchased.key("buyer")) <= 300
+    assert await purchased.lifetime_purchased("newcomer", b"not a number") == 0
+
+
+@pytest.mark.parametrize(
+    "failure", [HttpProblem(503, "Service Unavailable", "credits is not reachable"), TimeoutError()]
+)
+async def test_while_credits_cannot_say_nothing_bought_is_assumed_and_nothing_cached(
+    redis: Redis, purchased: PurchasedCredits, purchases: FakePurchases, failure: Exception
+) -> None:
+    purchases.failure = failure
+
+    assert await purchased.lifetime_purchased("buyer", None) is None
+    assert await redis.get(purchased.key("buyer")) is None
+
+
+async def test_a_slow_credits_is_given_up_on(purchased: PurchasedCredits, purchases: FakePurchases) -> None:
+    purchases.delay = 2.0
+
+    assert await purchased.lifetime_purchased("buyer", None) is None
+
+
+async def test_a_purchase_refreshes_the_cached_value_at_once(
+    redis: Redis, purchased: PurchasedCredits, purchases: FakePurchases
+) -> None:
+    await redis.set(purchased.key("buyer"), 0, ex=300)
+    purchases.bought["buyer"] = 1500
+
+    await purchased.refresh("buyer")
+
+    assert await redis.get(purchased.key("buyer")) == b"1500"
+    assert purchases.asked == ["buyer"]
+
+
+async def test_a_lookup_from_before_a_purchase_never_replaces_the_refreshed_value(
+    redis: Redis, purchased: PurchasedCredits, purchases: FakePurchases
+) -> None:
+    purchases.bought["late"] = 0
+    purchases.delay = 0.2
+    stale = asyncio.create_task(purchased.lifetime_purchased("late", None))
+    await asyncio.sleep(0.05)  # credits was asked (and will answer 0)
+    purchases.bought["late"] = 100
+    purchases.delay = 0.0
+
+    await purchased.refresh("late")  # the purchase's event, handled while the old lookup is on its way
+
+    assert await stale == 0, "the old lookup answers what credits said then"
+    assert await redis.get(purchased.key("late")) == b"100", "and does not overwrite the refreshed value"
+
+
+async def test_a_refresh_while_credits_is_down_still_drops_the_old_value(
+    redis: Redis, purchased: PurchasedCredits, purchases: FakePurchases
+) -> None:
+    await redis.set(purchased.key("buyer"), 0, ex=300)
+    purchases.failure = HttpProblem(503, "Service Unavailable", "credits is not reachable")
+
+    await purchased.refresh("buyer")
+
+    assert await redis.get(purchased.key("buyer")) is None, "the next request asks credits again"
+
+
+async def test_a_refresh_without_redis_is_reported_so_the_event_is_retried(
+    unreachable_redis: Redis, purchases: FakePurchases
+) -> None:
+    with pytest.raises(RateLimiterUnavailable):
+        await PurchasedCredits(unreachable_redis, purchases).refresh("buyer")

@@ -15,7 +15,10 @@ def test_the_parts_are_the_public_api_the_projector_and_the_edge(gateway: Gatewa
     parts = gateway.parts
 
     assert [(r.method, r.path) for r in parts.routes] == [(r.method, r.path) for r in gateway.api.routes()]
-    assert {s.topic for s in parts.subscriptions} == {"tasks.events", "providers.events"}
+    # The SSE projector's topics, and credits' for the purchases that raise a user's rate-limit tier.
+    assert {s.topic for s in parts.subscriptions} == {"tasks.events", "providers.events", "credits.events"}
+    (purchases,) = [s for s in parts.subscriptions if s.topic == "credits.events"]
+    assert purchases.event_types == ("CreditsPurchased",)
     assert parts.unit_of_work is None  # no database: the projector's appends are idempotent by themselves
     assert len(parts.middlewares) == 5  # security headers, CORS, authentication, rate limits, CSRF
     assert {c.name for c in parts.health_checks} == {

@@ -37,3 +37,39 @@ async def test_protected_operations_declare_their_security_and_errors(gateway: G
     assert sign_in["requestBody"]["content"]["application/json"]["schema"] == {
         "$ref": "#/components/schemas/SignInRequest"
     }
+
+
+def _answer_schema(document: dict, method: str, path: str, status: str = "200") -> dict | None:
+    content = document["paths"][path][method]["responses"][status].get("content")
+    return content["application/json"]["schema"] if content else None
+
+
+async def test_the_routes_of_backend_parity_are_documented_with_their_answers(gateway: Gateway) -> None:
+    document = gateway.api.document
+    ref = "#/components/schemas/{}".format
+    answers = {
+        ("get", "/api/tasks"): ref("CreationPage"),
+        ("get", "/api/tasks/{task_id}"): ref("TaskDetail"),
+        ("get", "/api/admin/tasks/{task_id}"): ref("TaskDetail"),
+        ("get", "/api/admin/users/{user_id}/overview"): ref("AdminUserOverview"),
+        ("get", "/api/admin/tool-types/{type_id}/active-tools-count"): ref("ActiveToolsCount"),
+        ("get", "/api/assets"): ref("AssetPage"),
+        ("get", "/api/admin/settings/rate-limit"): ref("RateLimitSettings"),
+    }
+    for (method, path), schema in answers.items():
+        assert _answer_schema(document, method, path) == {"$ref": schema}, (method, path)
+    for path in ("/api/tasks/{task_id}", "/api/admin/tasks/{task_id}"):
+        assert "204" in document["paths"][path]["delete"]["responses"]
+        assert _answer_schema(document, "delete", path, "204") is None
+    schemas = document["components"]["schemas"]
+    assert "thumbnail_url" in schemas["Creation"]["properties"]
+    assert "url" in schemas["OutputAsset"]["properties"]
+    assert "session_count" in schemas["UserView"]["properties"]
+    assert "tiers" in schemas["RateLimitSettings"]["properties"]
+    assert {"name", "min_purchased", "multiplier"} <= set(schemas["RateLimitTier"]["properties"])
+    assert "kind" in {p["name"] for p in document["paths"]["/api/assets"]["get"]["parameters"]}
+    assert "category" in {p["name"] for p in document["paths"]["/api/tasks"]["get"]["parameters"]}
+    assert "counts" in schemas["AssetPage"]["properties"]
+    for public in ("ToolSummary", "BannerView"):
+        assert "thumbnail_url" in schemas[public]["properties"], public
+    assert "image_url" in schemas["PublicStyleReference"]["properties"]

@@ -6,11 +6,14 @@ import pytest
 from pydantic import ValidationError
 
 from funmagic_gateway.domain.rate_limits import (
+    DEFAULT_TIERS,
     RateLimit,
     RateLimitCategory,
     RateLimitDecision,
     RateLimitSettings,
+    RateLimitTier,
     SubjectKind,
+    decide,
     most_constraining,
     requests_to_limit,
 )
@@ -165,6 +168,126 @@ def test_settings_are_immutable() -> None:
     settings = RateLimitSettings()
     with pytest.raises(ValidationError):
         settings.global_api = RateLimit(limit=1, window_seconds=1)  # type: ignore[misc]
+
+
+# --- tiers ------------------------------------------------------------------------------------------
+
+
+def tier(name: str, min_purchased: int, multiplier: int) -> RateLimitTier:
+    return RateLimitTier(name=name, min_purchased=min_purchased, multiplier=multiplier)
+
+
+def test_the_default_tiers_are_the_originals() -> None:
+    assert (
+        RateLimitSettings().tiers
+        == DEFAULT_TIERS
+        == (
+            tier("free", 0, 1),
+            tier("basic", 1, 2),
+            tier("premium", 1000, 3),
+        )
+    )
+
+
+@pytest.mark.parametrize(
+    ("purchased", "expected"),
+    [(0, "free"), (1, "basic"), (500, "basic"), (999, "basic"), (1000, "premium"), (10**9, "premium")],
+)
+def test_a_users_tier_is_the_highest_threshold_their_purchases_reach(purchased: int, expected: str) -> None:
+    chosen = RateLimitSettings().tier_for(purchased)
+
+    assert chosen is not None
+    assert chosen.name == expected
+
+
+def test_the_tier_does_not_depend_on_the_order_the_tiers_are_listed_in() -> None:
+    settings = RateLimitSettings(tiers=(tier("gold", 50, 5), tier("free", 0, 1), tier("silver", 10, 2)))
+
+    assert [settings.multiplier_for(p) for p in (0, 9, 10, 49, 50, 51)] == [1, 1, 2, 2, 5, 5]
+
+
+def test_without_a_tier_reached_or_an_unknown_history_the_multiplier_is_one() -> None:
+    paying_only = RateLimitSettings(tiers=(tier("paid", 1, 4),))
+
+    assert paying_only.tier_for(0) is None
+    assert paying_only.multiplier_for(0) == 1
+    assert paying_only.multiplier_for(None) == 1, "an unknown history counts as nothing bought"
+    assert paying_only.multiplier_for(3) == 4
+    assert RateLimitSettings(tiers=()).multiplier_for(10**6) == 1
+
+
+def test_a_tier_multiplies_the_per_user_api_and_task_creation_limits_only() -> None:
+    settings = RateLimitSettings(task_creation=RateLimit(limit=10, window_seconds=30))
+
+    assert settings.for_category(T, 3) == RateLimit(limit=30, window_seconds=30)
+    assert settings.for_category(U, 3) == RateLimit(limit=600, window_seconds=60)
+    for category in (G, UP, S, A):
+        assert settings.for_category(category, 3) == settings.for_category(category)
+
+
+def test_a_multiplied_limit_may_pass_what_an_admin_may_set() -> None:
+    settings = RateLimitSettings(user_api=RateLimit(limit=1_000_000, window_seconds=60))
+
+    assert settings.for_category(U, 100).limit == 100_000_000
+
+
+def test_tiers_round_trip_through_json_and_old_settings_get_the_default_tiers() -> None:
+    settings = RateLimitSettings(tiers=(tier("free", 0, 1), tier("vip", 5, 10)))
+
+    assert RateLimitSettings.model_validate_json(settings.model_dump_json()) == settings
+    before_tiers = '{"task_creation": {"limit": 7, "window_seconds": 60}}'
+    assert RateLimitSettings.model_validate_json(before_tiers).tiers == DEFAULT_TIERS
+
+
+@pytest.mark.parametrize(
+    ("tiers", "message"),
+    [
+        ([tier("a", 0, 1), tier("a", 1, 2)], "names must be unique; repeated: a"),
+        ([tier("a", 5, 1), tier("b", 5, 2)], "min_purchased values must be unique; repeated: 5"),
+    ],
+)
+def test_tiers_must_be_unambiguous(tiers: list[RateLimitTier], message: str) -> None:
+    with pytest.raises(ValidationError, match=message):
+        RateLimitSettings(tiers=tiers)
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"name": "x", "min_purchased": -1, "multiplier": 1},
+        {"name": "x", "min_purchased": 0, "multiplier": 0},
+        {"name": "x", "min_purchased": 0, "multiplier": 101},
+        {"name": "x", "min_purchased": "1", "multiplier": 2},
+        {"name": "x", "min_purchased": 1, "multiplier": 1.5},
+        {"name": "", "min_purchased": 1, "multiplier": 2},
+        {"name": "x", "min_purchased": 1},
+        {"name": "x", "min_purchased": 1, "multiplier": 2, "bonus": 3},
+    ],
+)
+def test_a_tier_rejects_invalid_values(fields: dict[str, object]) -> None:
+    with pytest.raises(ValidationError):
+        RateLimitTier.model_validate(fields)
+
+
+def test_a_tier_accepts_the_bounds() -> None:
+    assert tier("floor", 0, 1).multiplier == 1
+    assert tier("ceiling", 1_000_000_000, 100).multiplier == 100
+
+
+def test_too_many_tiers_are_refused() -> None:
+    with pytest.raises(ValidationError):
+        RateLimitSettings(tiers=[tier(f"t{i}", i, 1) for i in range(21)])
+
+
+# --- decisions --------------------------------------------------------------------------------------
+
+
+def test_a_decision_is_read_from_the_count_and_the_time_left() -> None:
+    limit = RateLimit(limit=3, window_seconds=60)
+
+    assert decide(T, limit, 1, 59_001) == RateLimitDecision(T, True, limit=3, remaining=2, reset_seconds=60)
+    assert decide(T, limit, 3, 1) == RateLimitDecision(T, True, limit=3, remaining=0, reset_seconds=1)
+    assert decide(T, limit, 4, 0) == RateLimitDecision(T, False, limit=3, remaining=0, reset_seconds=1)
 
 
 def decision(

@@ -21,6 +21,7 @@ from funmagic_identity.adapters.redis_state import RedisOAuthStates, RedisRevoca
 from funmagic_identity.adapters.signing_keys import JwtAccessTokenIssuer, SigningKeyRing
 from funmagic_identity.application.handlers import IdentityHandlers, IdentityPolicy
 from funmagic_identity.application.ports import OAuthGateway
+from funmagic_identity.application.settings import PlatformSettings
 from funmagic_identity.config import IdentitySettings, oauth_providers_from_env
 from funmagic_identity.entrypoints import cli
 from funmagic_identity.entrypoints.http import IdentityApp
@@ -110,7 +111,8 @@ def build(
         )
         dispatcher = MailDispatcher(pool, secrets, sender)
         workers.append(Periodic("mail", dispatcher.deliver_pending, MAIL_DELIVERY_INTERVAL_SECONDS))
-    app = IdentityApp(handlers, dev_mailbox=dev_mailbox, jwks=keys.published_keys)
+    platform_settings = PlatformSettings(uow=unit_of_work, clock=clock)
+    app = IdentityApp(handlers, settings=platform_settings, dev_mailbox=dev_mailbox, jwks=keys.published_keys)
     parts = ServiceParts(routes=app.routes(), unit_of_work=unit_of_work, workers=workers)
     return Identity(handlers=handlers, signing_keys=keys, clock=clock, parts=parts)
 

@@ -24,7 +24,7 @@ from funmagic_identity.config import IdentitySettings
 from funmagic_kit.clock import ManualClock
 from funmagic_kit.http import problem_middleware
 from funmagic_kit.metrics import Metrics
-from funmagic_kit.request_keys import PRINCIPAL_KEY, Principal, Role
+from funmagic_kit.request_keys import INTERNAL_CALLER_KEY, PRINCIPAL_KEY, Principal, Role
 from funmagic_kit.workers import Periodic
 
 PASSWORD = "correct horse battery staple"
@@ -32,6 +32,8 @@ PASSWORD = "correct horse battery staple"
 
 @web.middleware
 async def signed_in_as(request: web.Request, handler: Handler) -> web.StreamResponse:
+    # `X-Test-Internal: yes` stands for the internal credential (another service calling).
+    request[INTERNAL_CALLER_KEY] = request.headers.get("X-Test-Internal") == "yes"
     user_id = request.headers.get("X-Test-User")
     if user_id:
         request[PRINCIPAL_KEY] = Principal(
@@ -257,6 +259,84 @@ async def test_the_user_list_pages_with_kit_cursors_and_refuses_a_forged_one(
         http, "GET", "/v1/users", params={"cursor": "not-a-cursor"}, headers=admin
     )
     assert (status, problem["code"], problem["field"]) == (422, "invalid_cursor", "cursor")
+
+
+async def test_an_admin_sees_how_many_sessions_a_user_has_open(http: aiohttp.ClientSession) -> None:
+    email = an_email()
+    user_id = (await sign_up(http, email))["user"]["id"]  # the first session
+    status, signed_in, _ = await send(
+        http, "POST", "/v1/sessions", json={"email": email, "password": PASSWORD}
+    )
+    assert status == 201
+    status, _, _ = await send(
+        http,
+        "POST",
+        "/v1/sessions/sign-out",
+        json={"refresh_token": signed_in["refresh_token"]},
+        headers=as_user(user_id),
+    )
+    assert status == 204
+    status, _, _ = await send(http, "POST", "/v1/sessions", json={"email": email, "password": PASSWORD})
+    assert status == 201
+
+    status, user, _ = await send(http, "GET", f"/v1/users/{user_id}", headers=as_user(user_id, "admin"))
+
+    assert status == 200, user
+    assert (user["email"], user["session_count"]) == (email, 2)
+    status, mine, _ = await send(http, "GET", "/v1/me", headers=as_user(user_id))
+    assert status == 200
+    assert "session_count" not in mine, "only an admin's view of one user counts sessions"
+
+
+# --- platform settings (the gateway's rate limits) -------------------------------------------------------
+
+INTERNAL = {"X-Test-Internal": "yes"}
+RATE_LIMIT_SETTING = "/v1/internal/settings/rate-limit"
+
+
+async def test_a_setting_never_stored_is_404_setting_not_set(http: aiohttp.ClientSession) -> None:
+    assert await refusal(http, "GET", RATE_LIMIT_SETTING, headers=INTERNAL) == (404, "setting_not_set")
+
+
+async def test_a_stored_setting_is_read_back_whole_with_who_changed_it(
+    http: aiohttp.ClientSession, pool: AsyncConnectionPool
+) -> None:
+    admin_id = str(uuid.uuid4())
+    document = {
+        "task_creation": {"limit": 10, "window_seconds": 60},
+        "tiers": [{"name": "free", "min_purchased": 0, "multiplier": 1}],
+    }
+    status, stored, _ = await send(
+        http, "PUT", RATE_LIMIT_SETTING, json=document, headers={**INTERNAL, **as_user(admin_id, "admin")}
+    )
+    assert (status, stored) == (200, document)
+
+    status, read, _ = await send(http, "GET", RATE_LIMIT_SETTING, headers=INTERNAL)
+
+    assert (status, read) == (200, document)
+    async with pool.connection() as conn:
+        row = await (await conn.execute("SELECT updated_by FROM platform_settings")).fetchone()
+    assert row == {"updated_by": admin_id}
+
+
+async def test_settings_are_for_services_only(http: aiohttp.ClientSession) -> None:
+    admin = as_user(str(uuid.uuid4()), "super_admin")
+    status, _, _ = await send(http, "GET", RATE_LIMIT_SETTING, headers=admin)
+    assert status == 401
+    status, _, _ = await send(http, "PUT", RATE_LIMIT_SETTING, json={"a": 1}, headers=admin)
+    assert status == 401
+
+
+async def test_unknown_settings_and_documents_that_are_not_objects_are_refused(
+    http: aiohttp.ClientSession,
+) -> None:
+    unknown = "/v1/internal/settings/payments"
+    assert await refusal(http, "GET", unknown, headers=INTERNAL) == (404, "unknown_setting")
+    assert await refusal(http, "PUT", unknown, json={"a": 1}, headers=INTERNAL) == (404, "unknown_setting")
+    for not_an_object in ([1, 2], "text", 3):
+        status, _, _ = await send(http, "PUT", RATE_LIMIT_SETTING, json=not_an_object, headers=INTERNAL)
+        assert status == 422
+    assert await refusal(http, "GET", RATE_LIMIT_SETTING, headers=INTERNAL) == (404, "setting_not_set")
 
 
 # --- what build serves --------------------------------------------------------------------------------

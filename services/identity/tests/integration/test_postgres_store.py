@@ -16,6 +16,7 @@ from funmagic_contracts.identity.events import UserEmailVerified, UserRegistered
 from funmagic_identity.adapters.postgres import IdentityUnitOfWork
 from funmagic_identity.application.ports import OutgoingMail, SessionRecord
 from funmagic_identity.domain.errors import EmailAlreadyRegistered
+from funmagic_identity.domain.settings import StoredSetting
 from funmagic_identity.domain.users import Role, User
 from funmagic_kit.crypto import SecretBox
 from funmagic_kit.pagination import InvalidCursor, encode_cursor
@@ -346,6 +347,45 @@ async def test_sessions_of_leaves_out_expired_sessions(uow: UowFactory) -> None:
         await work.store.add_session(short, digest("short"))
         in_two_minutes = await work.store.sessions_of(user.id, NOW + timedelta(minutes=2))
     assert [s.id for s in in_two_minutes] == [live.id]
+
+
+async def test_active_sessions_are_counted_without_revoked_or_expired_ones(uow: UowFactory) -> None:
+    user, other = new_user("counted@example.com"), new_user("other@example.com")
+    live, revoked = new_session(user.id), new_session(user.id)
+    short = new_session(user.id, expires_in=timedelta(minutes=1))
+    await add_users(uow, user, other)
+    async with uow() as work:
+        for index, session in enumerate((live, revoked, short, new_session(other.id))):
+            await work.store.add_session(session, digest(f"count-{index}"))
+        await work.store.revoke_session(revoked.id, "signed_out", NOW)
+
+    async with uow() as work:
+        assert await work.store.count_active_sessions(user.id, NOW) == 2
+        assert await work.store.count_active_sessions(user.id, NOW + timedelta(minutes=2)) == 1
+        assert await work.store.count_active_sessions(str(uuid.uuid4()), NOW) == 0
+
+
+# --- platform settings --------------------------------------------------------------------------------
+
+
+async def test_a_setting_is_stored_whole_and_replaced_whole(uow: UowFactory) -> None:
+    first = StoredSetting(
+        name="rate-limit",
+        document={"user_api": {"limit": 5, "window_seconds": 60}, "tiers": [{"name": "free"}]},
+        updated_at=NOW,
+        updated_by="admin-1",
+    )
+    second = StoredSetting(
+        name="rate-limit", document={"upload": {"limit": 7}}, updated_at=NOW + timedelta(1), updated_by=None
+    )
+    async with uow() as work:
+        assert await work.settings.setting("rate-limit") is None
+        await work.settings.save_setting(first)
+    async with uow() as work:
+        assert await work.settings.setting("rate-limit") == first
+        await work.settings.save_setting(second)
+    async with uow() as work:
+        assert await work.settings.setting("rate-limit") == second
 
 
 # --- search -----------------------------------------------------------------------------------------

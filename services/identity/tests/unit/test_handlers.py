@@ -199,6 +199,9 @@ class InMemoryIdentityStore:
             if s.user_id == user_id and s.revoked_at is None and s.expires_at > now
         ]
 
+    async def count_active_sessions(self, user_id: str, now: datetime) -> int:
+        return len(await self.sessions_of(user_id, now))
+
     async def add_verification(
         self, identifier: str, token_hash: bytes, expires_at: datetime, now: datetime
     ) -> None:
@@ -837,6 +840,27 @@ async def test_a_reset_request_for_an_unknown_email_sends_nothing_and_does_not_f
     assert await world.handlers.request_password_reset("nobody@example.com") is None
     assert await world.handlers.request_password_reset("not an email") is None
     assert world.mail == []
+
+
+# --- administration ---------------------------------------------------------------------------------
+
+
+async def test_an_admin_sees_a_user_with_their_active_sessions_counted(world: World) -> None:
+    alice = await world.sign_up()
+    await world.handlers.sign_in("alice@example.com", PASSWORD, CONTEXT)
+    signed_out = await world.handlers.sign_in("alice@example.com", PASSWORD, CONTEXT)
+    await world.handlers.sign_out(user_id=None, session_id=None, refresh_token=signed_out.refresh_token)
+
+    detail = await world.handlers.user_for_admin(alice.user.id)
+
+    assert (detail.user.id, detail.session_count) == (alice.user.id, 2)
+    world.clock.advance(days=31)
+    assert (await world.handlers.user_for_admin(alice.user.id)).session_count == 0, "all expired"
+
+
+async def test_an_admin_asking_for_an_unknown_user_is_told_so(world: World) -> None:
+    with pytest.raises(UserNotFound):
+        await world.handlers.user_for_admin("00000000-0000-0000-0000-000000000000")
 
 
 # --- roles and status -------------------------------------------------------------------------------

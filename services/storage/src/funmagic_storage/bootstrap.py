@@ -16,6 +16,7 @@ from funmagic_storage.adapters.s3 import S3ObjectStore
 from funmagic_storage.adapters.unit_of_work import StorageUnitOfWork
 from funmagic_storage.application.assets import AssetService, StoragePolicy
 from funmagic_storage.config import StorageSettings
+from funmagic_storage.entrypoints import kafka
 from funmagic_storage.entrypoints.http import StorageApp
 
 
@@ -55,7 +56,12 @@ def build(
 
     assets = AssetService(uow=unit_of_work, objects=objects, policy=policy, clock=clock or SystemClock())
     sweep = Periodic("upload-sweep", assets.sweep_expired_uploads, settings.upload_sweep_interval_seconds)
-    parts = ServiceParts(routes=StorageApp(assets).routes(), unit_of_work=unit_of_work, workers=(sweep,))
+    parts = ServiceParts(
+        routes=StorageApp(assets).routes(),
+        subscriptions=kafka.subscriptions(assets),
+        unit_of_work=unit_of_work,
+        workers=(sweep,),
+    )
     return Storage(assets=assets, objects=objects, policy=policy, parts=parts)
 
 
@@ -63,9 +69,10 @@ async def _from_runtime(runtime: Runtime) -> ServiceParts:
     settings: StorageSettings = runtime.settings
     presigner = await open_presigning_client(settings, runtime.exit_stack)
     storage = build(settings, pool=runtime.require_pool(), s3=runtime.s3, presigner=presigner)
-    await storage.objects.ensure_buckets(
-        settings.s3_bucket_public, settings.s3_bucket_private, settings.s3_bucket_admin
-    )
+    buckets = (settings.s3_bucket_public, settings.s3_bucket_private, settings.s3_bucket_admin)
+    await storage.objects.ensure_buckets(*buckets)
+    if settings.cors_origins():
+        await storage.objects.allow_browsers(settings.cors_origins(), *buckets)
     return storage.parts
 
 

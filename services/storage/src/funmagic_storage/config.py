@@ -18,6 +18,13 @@ class StorageSettings(ServiceSettings, DatabaseSettings, S3Settings):
     # Per-module limits, e.g. `avatar=2097152,image-gen=31457280`.
     upload_module_max_bytes: str = Field("avatar=5242880", validation_alias="UPLOAD_MODULE_MAX_BYTES")
 
+    # Origins of the web apps: browsers PUT uploads to presigned URLs and fetch 3D outputs cross-origin, so
+    # every bucket answers CORS for these (comma-separated; empty: no CORS rules are set).
+    s3_cors_origins: str = Field("", validation_alias="S3_CORS_ORIGINS")
+
+    def cors_origins(self) -> list[str]:
+        return [origin.strip().rstrip("/") for origin in self.s3_cors_origins.split(",") if origin.strip()]
+
     def module_limits(self) -> dict[str, int]:
         limits = {}
         for part in self.upload_module_max_bytes.split(","):

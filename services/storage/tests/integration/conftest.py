@@ -101,6 +101,7 @@ async def storage(s3_settings: StorageSettings, pool: AsyncConnectionPool) -> As
         )
         storage = Storage(
             assets=built.assets,
+            parts=built.parts,
             policy=built.policy,
             objects=built.objects,
             s3=client,

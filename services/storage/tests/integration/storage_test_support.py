@@ -1,4 +1,5 @@
-"""Helpers of storage's integration tests: the test clock, the settings, and the fixture's bundle."""
+"""Helpers of storage's integration tests: the test clock, the settings, the fixture's bundle, and plain HTTP
+to presigned URLs as a browser does it (uploads, downloads)."""
 
 from __future__ import annotations
 
@@ -11,15 +12,18 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import aiohttp
 from psycopg_pool import AsyncConnectionPool
+from yarl import URL
 
 from funmagic_contracts.envelope import Envelope
+from funmagic_kit.runtime import ServiceParts
 from funmagic_kit.settings import load_settings
 from funmagic_storage.adapters.s3 import S3ObjectStore
 from funmagic_storage.application.assets import AssetService, StoragePolicy
 from funmagic_storage.config import StorageSettings
 
-__all__ = ["PNG", "Storage", "TestClock", "png", "storage_settings"]
+__all__ = ["PNG", "Storage", "TestClock", "get", "key_of", "png", "put", "storage_settings", "upload"]
 
 
 def png(width: int = 1, height: int = 1) -> bytes:
@@ -79,6 +83,7 @@ class Storage:
     are removed later). `build(**settings)` builds it again with other settings, on the same clock."""
 
     assets: AssetService
+    parts: ServiceParts  # the subscriptions and the unit of work they run in
     policy: StoragePolicy
     objects: S3ObjectStore
     s3: Any  # the connecting aiobotocore client
@@ -99,3 +104,44 @@ class Storage:
             cursor = await conn.execute("SELECT payload FROM outbox ORDER BY id")
             rows = await cursor.fetchall()
         return [Envelope.model_validate_json(bytes(row["payload"])) for row in rows]
+
+
+async def put(
+    http: aiohttp.ClientSession, ticket: dict[str, Any], body: bytes, headers: dict[str, str] | None = None
+) -> tuple[int, str]:
+    """PUT `body` to a presigned URL exactly as a browser would: no SDK, only the URL and headers."""
+    async with http.put(
+        URL(ticket["url"], encoded=True), data=body, headers=headers or ticket["headers"]
+    ) as response:
+        return response.status, await response.text()
+
+
+def key_of(ticket: dict[str, Any]) -> str:
+    """The storage key a presigned URL points at (path-style: /bucket/key)."""
+    return URL(ticket["url"], encoded=True).path.split("/", 2)[2]
+
+
+async def get(http: aiohttp.ClientSession, url: str) -> tuple[int, bytes, dict[str, str]]:
+    """GET a URL as a browser would: anonymously, with what it does not encode itself encoded."""
+    async with http.get(URL(url)) as response:
+        return response.status, await response.read(), dict(response.headers)
+
+
+async def upload(
+    storage: Storage,
+    http: aiohttp.ClientSession,
+    user_id: str,
+    body: bytes = PNG,
+    *,
+    content_type: str = "image/png",
+    filename: str = "photo.png",
+    module: str = "uploads",
+    **kwargs: Any,
+) -> dict[str, Any]:
+    """A confirmed upload: the asset's view."""
+    ticket = await storage.assets.create_upload(
+        user_id, filename=filename, content_type=content_type, size=len(body), module=module, **kwargs
+    )
+    status, text = await put(http, ticket, body)
+    assert status == 200, text
+    return await storage.assets.complete_upload(user_id, ticket["upload_id"])

@@ -12,7 +12,7 @@ from typing import Any
 
 import aiohttp
 import pytest
-from storage_test_support import PNG, Storage, png
+from storage_test_support import PNG, Storage, get, key_of, png, put, upload
 from yarl import URL
 
 from funmagic_kit.pagination import InvalidCursor
@@ -22,47 +22,6 @@ GIF = (  # a 1 × 1 GIF
     b"GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\xff\xff\xff!\xf9\x04\x01\x00\x00\x00\x00"
     b",\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00;"
 )
-
-
-async def put(
-    http: aiohttp.ClientSession, ticket: dict[str, Any], body: bytes, headers: dict[str, str] | None = None
-) -> tuple[int, str]:
-    """PUT `body` to a presigned URL exactly as a browser would: no SDK, only the URL and headers."""
-    async with http.put(
-        URL(ticket["url"], encoded=True), data=body, headers=headers or ticket["headers"]
-    ) as response:
-        return response.status, await response.text()
-
-
-def key_of(ticket: dict[str, Any]) -> str:
-    """The storage key a presigned URL points at (path-style: /bucket/key)."""
-    return URL(ticket["url"], encoded=True).path.split("/", 2)[2]
-
-
-async def get(http: aiohttp.ClientSession, url: str) -> tuple[int, bytes, dict[str, str]]:
-    """GET a URL as a browser would: anonymously, with what it does not encode itself encoded."""
-    async with http.get(URL(url)) as response:
-        return response.status, await response.read(), dict(response.headers)
-
-
-async def upload(
-    storage: Storage,
-    http: aiohttp.ClientSession,
-    user_id: str,
-    body: bytes = PNG,
-    *,
-    content_type: str = "image/png",
-    filename: str = "photo.png",
-    module: str = "uploads",
-    **kwargs: Any,
-) -> dict[str, Any]:
-    """A confirmed upload: the asset's view."""
-    ticket = await storage.assets.create_upload(
-        user_id, filename=filename, content_type=content_type, size=len(body), module=module, **kwargs
-    )
-    status, text = await put(http, ticket, body)
-    assert status == 200, text
-    return await storage.assets.complete_upload(user_id, ticket["upload_id"])
 
 
 async def not_ready(storage: Storage, user_id: str, upload_id: str) -> str:

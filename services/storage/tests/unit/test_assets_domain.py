@@ -1,8 +1,11 @@
-"""The storage rules: safe file names, what a user may upload, which bytes prove an image, keys and limits."""
+"""The storage rules: safe file names, what a user may upload, which bytes prove an image, keys and limits,
+what kind of thing an asset is, and which outputs go with a deleted task."""
 
 from __future__ import annotations
 
 import unicodedata
+from dataclasses import replace
+from datetime import UTC, datetime
 
 import pytest
 
@@ -12,10 +15,14 @@ from funmagic_storage.config import StorageSettings
 from funmagic_storage.domain.assets import (
     MAX_FILENAME_BYTES,
     USER_UPLOAD_TYPES,
+    AssetRecord,
     UploadRefused,
+    asset_kind,
     check_module,
     check_upload,
+    outputs_deleted_with_their_tasks,
     public_key,
+    published_assets_outlive_their_task,
     sanitize_filename,
     sniff_image_type,
     storage_key,
@@ -422,3 +429,80 @@ def test_buckets_follow_visibility() -> None:
     assert policy.bucket_for("public") == "pub"
     assert policy.bucket_for("private") == "priv"
     assert policy.bucket_for("admin-private") == "adm"
+
+    assert policy.visibility_of("adm") == "admin-private"
+    assert policy.visibility_of("priv") == "private"
+
+
+# --- kinds ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("mime_type", "kind"),
+    [
+        ("image/png", "image"),
+        ("image/jpeg", "image"),
+        ("IMAGE/WEBP; q=1", "image"),
+        ("image/svg+xml", "image"),
+        ("model/gltf-binary", "model"),
+        ("model/gltf+json", "model"),
+        ("model/obj", "model"),
+        ("application/x-ply", "pointcloud"),
+        ("model/ply", "pointcloud"),
+        ("model/stl", "other"),
+        ("application/json", "other"),
+        ("application/octet-stream", "other"),
+        ("video/mp4", "other"),
+        ("", "other"),
+    ],
+)
+def test_the_kind_of_an_asset_follows_its_mime_type(mime_type: str, kind: str) -> None:
+    assert asset_kind(mime_type) == kind
+
+
+# --- outputs of deleted tasks ---------------------------------------------------------------------
+
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+OUTPUT = AssetRecord(
+    id="a-1",
+    user_id="u-1",
+    bucket="priv",
+    storage_key="u-1/image-gen/1_out.png",
+    visibility="private",
+    module="image-gen",
+    filename="out.png",
+    mime_type="image/png",
+    kind="image",
+    size=10,
+    task_id="t-1",
+    public_key=None,
+    created_at=NOW,
+    updated_at=NOW,
+)
+
+
+def test_given_a_deleted_tasks_private_and_admin_only_outputs_when_deleted_then_they_go() -> None:
+    private = OUTPUT
+    admin_only = replace(OUTPUT, id="a-2", visibility="admin-private", bucket="adm", task_id="t-2")
+
+    doomed = outputs_deleted_with_their_tasks([private, admin_only], user_id="u-1", task_ids=["t-1", "t-2"])
+
+    assert doomed == [private, admin_only]
+
+
+def test_given_a_published_output_when_its_task_is_deleted_then_it_stays() -> None:
+    published = replace(OUTPUT, visibility="public", public_key="shared/u-1/a-1/out.png")
+
+    assert published_assets_outlive_their_task(published)
+    assert not published_assets_outlive_their_task(OUTPUT)
+    assert outputs_deleted_with_their_tasks([published], user_id="u-1", task_ids=["t-1"]) == []
+
+
+def test_outputs_of_other_tasks_other_users_or_no_task_stay() -> None:
+    others = [
+        replace(OUTPUT, id="a-2", task_id="t-9"),
+        replace(OUTPUT, id="a-3", user_id="u-2"),
+        replace(OUTPUT, id="a-4", task_id=None),
+    ]
+
+    assert outputs_deleted_with_their_tasks(others, user_id="u-1", task_ids=["t-1"]) == []

@@ -13,10 +13,10 @@ from funmagic_kit.clock import Clock, SystemClock
 from funmagic_kit.errors import ConfigError
 from funmagic_kit.runtime import Runtime, ServiceParts, ServiceSpec
 from funmagic_kit.workers import Periodic
-from funmagic_tasks.adapters.services import ProvidersDirectory, StorageAssets
+from funmagic_tasks.adapters.services import ProvidersDirectory, StorageAssets, StorageCatalogImages
 from funmagic_tasks.adapters.unit_of_work import TasksUnitOfWork
 from funmagic_tasks.application.catalog import Catalog
-from funmagic_tasks.application.ports import Assets, Providers
+from funmagic_tasks.application.ports import Assets, CatalogImages, Providers
 from funmagic_tasks.application.tasks import TaskService
 from funmagic_tasks.config import TasksSettings
 from funmagic_tasks.domain.task import TaskPolicy
@@ -40,21 +40,23 @@ def build(
     clock: Clock | None = None,
     assets: Assets | None = None,
     providers: Providers | None = None,
+    catalog_images: CatalogImages | None = None,
 ) -> Tasks:
     """Tasks' application objects and what the runtime serves. `http` reaches storage and providers; a
-    test may pass None with both of their ports given."""
+    test may pass None with all of their ports given."""
     clock = clock or SystemClock()
-    if assets is None or providers is None:
+    if assets is None or providers is None or catalog_images is None:
         if http is None:
             raise ConfigError("tasks needs an HTTP session to reach storage and providers")
         token = settings.internal_api_tokens()[0]
         assets = assets or StorageAssets(settings.storage_url, token, http)
         providers = providers or ProvidersDirectory(settings.providers_url, token, http)
+        catalog_images = catalog_images or StorageCatalogImages(settings.storage_url, token, http)
 
     def unit_of_work() -> TasksUnitOfWork:
         return TasksUnitOfWork(pool)
 
-    catalog = Catalog(uow=unit_of_work, providers=providers, clock=clock)
+    catalog = Catalog(uow=unit_of_work, providers=providers, images=catalog_images, clock=clock)
     tasks = TaskService(
         uow=unit_of_work,
         assets=assets,

@@ -103,9 +103,39 @@ class FakeProviders:
         return name in self.known
 
 
+@dataclass
+class FakeCatalogImages:
+    """Storage's `publish-for-catalog` as tasks sees it: every asset but the `missing` ones is published at
+    `url(asset_id)`; each request is recorded."""
+
+    missing: set[str] = field(default_factory=set)
+    published: list[str] = field(default_factory=list)
+
+    @staticmethod
+    def url(asset_id: str) -> str:
+        return f"https://cdn.test/catalog/{asset_id}.png"
+
+    async def publish(self, asset_id: str) -> str | None:
+        self.published.append(asset_id)
+        return None if asset_id in self.missing else self.url(asset_id)
+
+
 @pytest.fixture
 def assets() -> FakeAssets:
     return FakeAssets()
+
+
+@pytest.fixture
+def catalog_images() -> FakeCatalogImages:
+    return FakeCatalogImages()
+
+
+@pytest.fixture
+def ports(
+    assets: FakeAssets, providers: FakeProviders, catalog_images: FakeCatalogImages
+) -> dict[str, object]:
+    """The other services as `build` takes them: `build(settings, …, **ports)` with the fakes above."""
+    return {"assets": assets, "providers": providers, "catalog_images": catalog_images}
 
 
 @pytest.fixture

@@ -27,6 +27,8 @@ async def test_the_service_serves_its_routes_subscriptions_unit_of_work_and_swee
 
     paths = {route.path for route in parts.routes}
     assert {"/v1/tasks", "/v1/tasks/{task_id}/cancel", "/v1/tools/{slug}", "/v1/admin/banners"} <= paths
+    assert ("DELETE", "/v1/tasks/{task_id}") in {(route.method, route.path) for route in parts.routes}
+    assert "/v1/admin/tool-types/{type_id}/active-tools-count" in paths
     assert {s.topic: set(s.event_types) for s in parts.subscriptions} == {
         "credits.events": {"CreditsReserved", "CreditsReservationRejected"},
         "providers.events": {"StepCompleted", "StepFailed"},

@@ -1,6 +1,7 @@
-"""The catalog on real Postgres: CRUD, uniqueness among live rows, the tool type guard, keyset pages, literal
-search, what the public sees, locales, outbox events, the seed, the saga's `tool_by_slug`, and the internal
-HTTP API (problem+json, roles) in front of it."""
+"""The catalog on real Postgres: CRUD, uniqueness among live rows, the tool type guard, deleting a tool that
+tasks ran (kept, hidden) or not (removed), keyset pages, literal search, what the public sees, locales,
+images published by storage and shown as CDN URLs, outbox events, the seed, the saga's `tool_by_slug`, and
+the internal HTTP API (problem+json, roles) in front of it."""
 
 from __future__ import annotations
 
@@ -14,10 +15,13 @@ import aiohttp
 import pytest
 from psycopg_pool import AsyncConnectionPool
 
+from funmagic_contracts.api import catalog as api
+from funmagic_contracts.api.coverage import assert_reply_covers
 from funmagic_contracts.envelope import Envelope
 from funmagic_kit.clock import ManualClock
 from funmagic_tasks.adapters.unit_of_work import TasksUnitOfWork
 from funmagic_tasks.application.catalog import Catalog
+from funmagic_tasks.application.tasks import TaskService
 from funmagic_tasks.bootstrap import build
 from funmagic_tasks.domain.catalog import (
     CatalogConflict,
@@ -26,10 +30,12 @@ from funmagic_tasks.domain.catalog import (
     Tool,
     parse_tool_config,
 )
+from funmagic_tasks.domain.tasks import TaskInput, TaskRequest, ToolNotFound
 from funmagic_tasks.entrypoints.catalog_http import CatalogApp
 from funmagic_tasks.seed import seed_catalog
 
 T0 = datetime(2030, 6, 1, 12, 0, tzinfo=UTC)
+IMAGE = str(uuid.uuid4())
 
 
 @dataclass
@@ -39,6 +45,8 @@ class World:
     clock: ManualClock
     providers: Any  # the conftest's FakeProviders
     unit_of_work: Callable[[], TasksUnitOfWork]
+    tasks: TaskService
+    images: Any  # the conftest's FakeCatalogImages
 
     async def outbox(self) -> list[Envelope]:
         async with self.pool.connection() as conn:
@@ -52,10 +60,10 @@ class World:
 
 
 @pytest.fixture
-def world(settings, pool: AsyncConnectionPool, assets, providers) -> World:
+def world(settings, pool: AsyncConnectionPool, ports, providers, catalog_images) -> World:
     clock = ManualClock(T0)
-    app = build(settings, pool=pool, http=None, clock=clock, assets=assets, providers=providers)
-    return World(app.catalog, pool, clock, providers, app.parts.unit_of_work)
+    app = build(settings, pool=pool, http=None, clock=clock, **ports)
+    return World(app.catalog, pool, clock, providers, app.parts.unit_of_work, app.tasks, catalog_images)
 
 
 def step(step_id: str = "remove-bg", *, provider: str = "local", cost: int = 5, **overrides: Any) -> dict:
@@ -151,6 +159,89 @@ async def test_a_tool_type_in_use_cannot_be_deleted(world: World) -> None:
     with pytest.raises(InvalidCatalogEntry) as refused:
         await a_tool(world, image["id"], "late")
     assert refused.value.field == "tool_type_id"
+
+
+async def a_task_on(world: World, slug: str) -> str:
+    view, _ = await world.tasks.create(
+        "user-1", TaskRequest(slug, input=TaskInput(image_asset_id=IMAGE)), None
+    )
+    return str(view["id"])
+
+
+async def test_a_tool_tasks_ran_is_kept_hidden_and_one_no_task_ran_is_removed(world: World) -> None:
+    image = await a_type(world)
+    ran = await a_tool(world, image["id"], "ran")
+    unused = await a_tool(world, image["id"], "unused")
+    task_id = await a_task_on(world, "ran")
+    world.clock.advance(minutes=1)
+
+    await world.catalog.delete_tool(ran["id"])
+    await world.catalog.delete_tool(unused["id"])
+
+    assert await world.count("tools", f"id = '{unused['id']}'") == 0
+    kept = await world.catalog.admin_tool(ran["id"])
+    assert_reply_covers(api.AdminToolView, kept)
+    assert kept["deleted_at"] == (T0 + timedelta(minutes=1)).isoformat()
+    assert (kept["is_active"], kept["slug"]) == (False, "ran")
+    with pytest.raises(CatalogNotFound):
+        await world.catalog.tool("ran")
+    assert (await world.catalog.tools())["items"] == []
+    assert [t["id"] for t in (await world.catalog.admin_tools())["items"]] == [ran["id"]]
+    assert (await world.catalog.admin_tools(deleted=False))["items"] == []
+    assert [t["id"] for t in (await world.catalog.admin_tools(deleted=True))["items"]] == [ran["id"]]
+    for change in (
+        world.catalog.delete_tool(ran["id"]),
+        world.catalog.update_tool(ran["id"], {"title": "X"}),
+    ):
+        with pytest.raises(CatalogNotFound):
+            await change
+    with pytest.raises(ToolNotFound):
+        await a_task_on(world, "ran")
+    assert (await world.tasks.get("user-1", task_id))["tool_slug"] == "ran"  # the task keeps its history
+    # A deleted tool no longer holds its type back.
+    await world.catalog.delete_tool_type(image["id"])
+
+
+async def test_a_task_being_created_holds_its_tool_and_a_deleted_tool_is_not_held(world: World) -> None:
+    image = await a_type(world)
+    tool = await a_tool(world, image["id"], "held")
+
+    async with world.unit_of_work() as uow:
+        held = await uow.catalog.hold_tool(tool["id"])
+    await world.catalog.delete_tool(tool["id"])
+    async with world.unit_of_work() as uow:
+        gone = await uow.catalog.hold_tool(tool["id"])
+
+    assert (held, gone) == (True, False)
+
+
+async def test_a_tool_type_counts_its_active_tools_and_announces_its_changes(world: World) -> None:
+    image = await a_type(world)
+    await a_tool(world, image["id"], "on")
+    await a_tool(world, image["id"], "off", is_active=False)
+    before = len(await world.outbox())
+
+    count = await world.catalog.active_tools_count(image["id"])
+    await world.catalog.update_tool_type(image["id"], {"is_active": False})
+    await world.catalog.update_tool_type(image["id"], {"is_active": False})  # no change, no event
+    empty = await a_type(world, "empty")
+    await world.catalog.delete_tool_type(empty["id"])
+
+    assert count == {"count": 1}
+    assert_reply_covers(api.ActiveToolsCount, count)
+    assert_reply_covers(api.AdminToolTypeView, await world.catalog.admin_tool_type(image["id"]))
+    assert (await world.catalog.admin_tool_type(image["id"]))["active_tools_count"] == 1
+    changes = [(e.type, e.subject, e.data) for e in (await world.outbox())[before:]]
+    assert changes == [
+        ("ToolTypeChanged", image["id"],
+         {"tool_type_id": image["id"], "name": "image", "change": "updated", "is_active": False}),
+        ("ToolTypeChanged", empty["id"],
+         {"tool_type_id": empty["id"], "name": "empty", "change": "created", "is_active": True}),
+        ("ToolTypeChanged", empty["id"],
+         {"tool_type_id": empty["id"], "name": "empty", "change": "deleted", "is_active": False}),
+    ]  # fmt: skip
+    with pytest.raises(CatalogNotFound):
+        await world.catalog.active_tools_count(empty["id"])
 
 
 async def test_a_tool_is_priced_by_its_steps_and_repriced_when_they_change(world: World) -> None:
@@ -315,6 +406,87 @@ async def test_the_public_sees_active_live_tools_without_provider_details(world:
     assert (await world.catalog.admin_tool(hidden["id"]))["config"]["steps"][0]["provider"]["name"] == "local"
 
 
+# --- images ----------------------------------------------------------------------------------------------
+
+
+THUMBNAIL, NEW_THUMBNAIL, STYLE_IMAGE = (str(uuid.uuid4()) for _ in range(3))
+
+
+def styled_config(asset_id: str | None) -> dict:
+    config = tool_config()
+    config["styleReferences"][0]["assetId"] = asset_id
+    return config
+
+
+async def test_images_are_published_when_saved_and_shown_as_cdn_urls(world: World) -> None:
+    image = await a_type(world)
+    tool = await a_tool(world, image["id"], "figme", thumbnail_asset_id=THUMBNAIL,
+                        config=styled_config(STYLE_IMAGE))  # fmt: skip
+    banner = await a_banner(world, thumbnail_asset_id=THUMBNAIL)
+
+    listed = (await world.catalog.tools())["items"][0]
+    detail = await world.catalog.tool("figme", locale="de")
+    shown_banner = (await world.catalog.banners())["items"][0]
+    assert_reply_covers(api.ToolPage, await world.catalog.tools())
+    assert_reply_covers(api.ToolDetail, detail)
+    assert_reply_covers(api.BannerPage, await world.catalog.banners())
+    assert_reply_covers(api.AdminToolView, tool)
+    assert_reply_covers(api.AdminBannerView, banner)
+
+    assert world.images.published == [THUMBNAIL, STYLE_IMAGE, THUMBNAIL]
+    assert (tool["thumbnail_url"], listed["thumbnail_url"], detail["thumbnail_url"]) == (
+        world.images.url(THUMBNAIL),
+    ) * 3
+    assert detail["config"]["styleReferences"][0]["image_url"] == world.images.url(STYLE_IMAGE)
+    assert detail["config"]["styleReferences"][0]["assetId"] == STYLE_IMAGE
+    assert (banner["thumbnail_url"], shown_banner["thumbnail_url"]) == (world.images.url(THUMBNAIL),) * 2
+    assert "image_url" not in repr(tool["config"])  # the admin's config stays as the admin writes it
+
+
+async def test_a_changed_image_is_published_and_the_old_url_dropped(world: World) -> None:
+    image = await a_type(world)
+    tool = await a_tool(world, image["id"], "figme", thumbnail_asset_id=THUMBNAIL,
+                        config=styled_config(STYLE_IMAGE))  # fmt: skip
+    banner = await a_banner(world)
+    world.images.published.clear()
+
+    retitled = await world.catalog.update_tool(tool["id"], {"title": "New"})
+    changed = await world.catalog.update_tool(
+        tool["id"], {"thumbnail_asset_id": NEW_THUMBNAIL, "config": styled_config(None)}
+    )
+    cleared = await world.catalog.update_tool(tool["id"], {"thumbnail_asset_id": None})
+    pictured = await world.catalog.update_banner(banner["id"], {"thumbnail_asset_id": NEW_THUMBNAIL})
+
+    assert world.images.published == [NEW_THUMBNAIL, NEW_THUMBNAIL]
+    assert retitled["thumbnail_url"] == world.images.url(THUMBNAIL)
+    assert changed["thumbnail_url"] == world.images.url(NEW_THUMBNAIL)
+    assert (await world.catalog.tool("figme"))["config"]["styleReferences"][0]["image_url"] is None
+    assert cleared["thumbnail_url"] is None
+    assert pictured["thumbnail_url"] == world.images.url(NEW_THUMBNAIL)
+    async with world.pool.connection() as conn:
+        row = await (
+            await conn.execute("SELECT image_urls FROM tools WHERE id = %s", (tool["id"],))
+        ).fetchone()
+    assert row["image_urls"] == {}
+
+
+async def test_an_image_storage_does_not_have_is_refused_naming_its_field(world: World) -> None:
+    image = await a_type(world)
+    world.images.missing = {STYLE_IMAGE}
+    tool = await a_tool(world, image["id"], "figme")
+
+    with pytest.raises(InvalidCatalogEntry) as on_create:
+        await a_tool(world, image["id"], "other", config=styled_config(STYLE_IMAGE))
+    with pytest.raises(InvalidCatalogEntry) as on_update:
+        await world.catalog.update_tool(tool["id"], {"thumbnail_asset_id": STYLE_IMAGE})
+    with pytest.raises(InvalidCatalogEntry) as on_banner:
+        await a_banner(world, thumbnail_asset_id=STYLE_IMAGE)
+
+    assert on_create.value.field == "config.styleReferences[0].assetId"
+    assert (on_update.value.field, on_banner.value.field) == ("thumbnail_asset_id", "thumbnail_asset_id")
+    assert await world.count("tools") == 1
+
+
 async def test_the_public_sees_active_tool_types_only(world: World) -> None:
     await a_type(world, "image")
     await a_type(world, "video", is_active=False)
@@ -398,7 +570,8 @@ async def test_changes_are_announced_in_the_outbox(world: World) -> None:
 
     envelopes = await world.outbox()
 
-    assert [(e.type, e.subject, e.data["action"]) for e in envelopes] == [
+    assert [(e.type, e.subject, e.data.get("action", e.data.get("change"))) for e in envelopes] == [
+        ("ToolTypeChanged", image["id"], "created"),
         ("ToolChanged", tool["id"], "created"),
         ("ToolChanged", tool["id"], "updated"),
         ("ToolChanged", tool["id"], "deleted"),
@@ -406,7 +579,9 @@ async def test_changes_are_announced_in_the_outbox(world: World) -> None:
         ("BannerChanged", banner["id"], "updated"),
         ("BannerChanged", banner["id"], "deleted"),
     ]
-    assert envelopes[0].data["slug"] == "figme"
+    assert envelopes[0].data == {
+        "tool_type_id": image["id"], "name": "image", "change": "created", "is_active": True}  # fmt: skip
+    assert envelopes[1].data["slug"] == "figme"
 
 
 async def test_a_refused_change_leaves_no_event(world: World) -> None:
@@ -574,6 +749,12 @@ async def test_the_http_api_answers_problems(http: aiohttp.ClientSession) -> Non
         assert response.status == 409
     async with http.delete(f"/v1/admin/tool-types/{uuid.uuid4()}", headers=ADMIN) as response:
         assert response.status == 404
+    async with http.get(f"/v1/admin/tool-types/{image['id']}/active-tools-count", headers=ADMIN) as response:
+        assert (response.status, await response.json()) == (200, {"count": 0})
+    async with http.get(f"/v1/admin/tool-types/{uuid.uuid4()}/active-tools-count", headers=ADMIN) as response:
+        assert response.status == 404
+    async with http.get(f"/v1/admin/tool-types/{image['id']}/active-tools-count") as response:
+        assert response.status == 401
     async with http.get("/v1/admin/tools/not-a-uuid", headers=ADMIN) as response:
         assert response.status == 404
     async with http.get("/v1/tools", params={"q": "a\x00b"}) as response:

@@ -27,8 +27,8 @@ IMAGE = "5b0c2d7e-6a2f-4a57-9f0e-2f0f9d1f2a11"
 
 
 @pytest.fixture
-def app(settings, pool, assets, providers) -> Tasks:
-    return build(settings, pool=pool, http=None, clock=ManualClock(T0), assets=assets, providers=providers)
+def app(settings, pool, ports) -> Tasks:
+    return build(settings, pool=pool, http=None, clock=ManualClock(T0), **ports)
 
 
 @pytest.fixture

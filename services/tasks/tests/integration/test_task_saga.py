@@ -35,9 +35,9 @@ def clock() -> ManualClock:
 
 
 @pytest.fixture
-def app(settings, pool, clock, assets, providers) -> Tasks:
+def app(settings, pool, clock, ports) -> Tasks:
     # The settings' defaults: a 30 s grace on step deadlines, 10 minutes for credits to answer.
-    return build(settings, pool=pool, http=None, clock=clock, assets=assets, providers=providers)
+    return build(settings, pool=pool, http=None, clock=clock, **ports)
 
 
 @pytest.fixture

@@ -29,6 +29,8 @@ TASK_FIELDS = {
     "id", "user_id", "tool_id", "tool_slug", "parent_task_id", "status", "step_ids", "current_step_id",
     "completed_step_ids", "price", "charged_credits", "error", "created_at", "started_at", "finished_at",
 }  # fmt: skip
+# A top-level task in the user's list also has its family folded in (issue 17).
+FAMILY_FIELDS = {"children", "effective_status", "credits_total", "thumbnail_asset_id", "tool_type"}
 
 
 @pytest.fixture
@@ -37,10 +39,10 @@ def clock() -> ManualClock:
 
 
 @pytest.fixture
-def app(settings: TasksSettings, pool, clock, assets, providers) -> Tasks:
+def app(settings: TasksSettings, pool, clock, assets, ports) -> Tasks:
     assets.owned = {(OWNER, IMAGE)}
     capped = settings.model_copy(update={"max_active_tasks_per_user": 3})
-    return build(capped, pool=pool, http=None, clock=clock, assets=assets, providers=providers)
+    return build(capped, pool=pool, http=None, clock=clock, **ports)
 
 
 @pytest.fixture
@@ -95,7 +97,8 @@ async def test_a_created_task_is_answered_with_every_field_and_read_back_with_it
     status, read = await call(http, "GET", f"/v1/tasks/{task['id']}", AS_OWNER)
 
     assert status == 200
-    assert set(read) == TASK_FIELDS | {"payload"}
+    assert set(read) == TASK_FIELDS | {"payload", "children"}
+    assert read["children"] == []
     assert (read["status"], read["current_step_id"], read["completed_step_ids"]) == (
         "running",
         "model",
@@ -208,7 +211,8 @@ async def test_tasks_are_listed_newest_first_in_keyset_pages(http, clock) -> Non
 
     assert [t["id"] for t in first["items"] + rest["items"]] == created[::-1]
     assert rest["next_cursor"] is None
-    assert all(set(t) == TASK_FIELDS for t in first["items"])
+    assert all(set(t) == TASK_FIELDS | FAMILY_FIELDS for t in first["items"])
+    assert all(set(t) == TASK_FIELDS | {"deleted_at"} for t in admin["items"])
     assert [t["id"] for t in cancelled["items"]] == [created[0]]
     assert theirs == {"items": [], "next_cursor": None}
     assert len(admin["items"]) == 3

@@ -4,7 +4,9 @@
 Public answers never carry a step's provider, model, options or default prompt: the public reply models
 (`ToolDetail`, `PublicStep`…) have no such fields, so even a service answer that held them would lose them
 at the gateway. Texts come in `?locale=` (`de`, `de-AT`; a regional locale falls back to its language, then
-to English), field by field.
+to English), field by field. Images an admin gave by asset id (a tool's or banner's thumbnail, a style
+reference's image) are published by storage when the entry is saved; views show their CDN URLs beside the
+ids (`thumbnail_url`, `image_url`; null where there is no image, or none published yet).
 
 Request models and the tasks route they are the body (or query) of — they check every field (slugs,
 locales, lengths), and the service reads its input with them too, but for a tool's `config`, which it takes
@@ -18,6 +20,10 @@ as a plain object for its domain to parse (a refusal there names the field, `con
                                   POST /v1/admin/tool-types, /v1/admin/tools, /v1/admin/banners
     ToolTypeUpdate / ToolUpdate / BannerUpdate
                                   PATCH /v1/admin/…/{id} (only the fields sent: `exclude_unset`)
+    (no body)                     DELETE /v1/admin/tool-types/{id} (409 `tool_type_in_use` while it has
+                                  tools), DELETE /v1/admin/tools/{id} (a tool tasks ran is kept, hidden:
+                                  `deleted_at`), DELETE /v1/admin/banners/{id} → 204
+    ActiveToolsCount              GET /v1/admin/tool-types/{id}/active-tools-count (the answer)
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from pydantic import AwareDatetime, Field
 from funmagic_contracts.api.base import Reply, Request
 
 __all__ = [
+    "ActiveToolsCount",
     "AdminBannerPage",
     "AdminBannerQuery",
     "AdminBannerView",
@@ -277,6 +284,9 @@ class AdminToolQuery(_PageQuery):
     q: str | None = Field(None, max_length=100, pattern=SEARCH)
     active: bool | None = None
     featured: bool | None = None
+    deleted: bool | None = Field(
+        None, description="Deleted tools (kept as tasks ran them) only, or live ones only; both if unset."
+    )
     limit: int = Field(50, ge=1, le=100)
 
 
@@ -311,6 +321,10 @@ class AdminToolTypeView(ToolTypeView):
     active_tools_count: int
     created_at: datetime
     updated_at: datetime
+
+
+class ActiveToolsCount(Reply):
+    count: int = Field(description="Active, live tools of the tool type.")
 
 
 class AdminToolTypePage(Reply):
@@ -348,6 +362,7 @@ class PublicStyleReference(Reply):
     name: str
     prompt: str
     assetId: str | None = None
+    image_url: str | None = Field(None, description="The CDN URL of the image `assetId` names.")
 
 
 class PublicToolConfig(Reply):
@@ -362,6 +377,7 @@ class ToolSummary(Reply):
     title: str
     description: str
     thumbnail_asset_id: str | None = None
+    thumbnail_url: str | None = Field(None, description="The CDN URL of the thumbnail.")
     credits_cost: int = Field(description="Credits for running every step.")
     is_featured: bool
     tool_type: ToolTypeRef
@@ -399,6 +415,7 @@ class AdminToolView(Reply):
     title: str
     description: str
     thumbnail_asset_id: str | None = None
+    thumbnail_url: str | None = None
     tool_type_id: str
     tool_type: ToolTypeRef
     config: AdminToolConfig
@@ -408,6 +425,9 @@ class AdminToolView(Reply):
     translations: dict[str, Any]
     created_at: datetime
     updated_at: datetime
+    deleted_at: datetime | None = Field(
+        None, description="Set on a tool deleted while tasks referred to it: hidden from users, kept for them"
+    )
 
 
 class AdminToolPage(Reply):
@@ -420,6 +440,7 @@ class BannerView(Reply):
     title: str
     description: str | None = None
     thumbnail_asset_id: str | None = None
+    thumbnail_url: str | None = Field(None, description="The CDN URL of the thumbnail.")
     link: str | None = None
     link_text: str | None = None
     link_target: str

@@ -8,7 +8,8 @@ Request models and the credits route they are the body (or query) of — the sam
     PackageRequest     POST /v1/admin/packages, PUT /v1/admin/packages/{package_id}
 
 `StripeEvent` documents what Stripe posts to /api/webhooks/stripe; the gateway forwards those bytes
-unparsed (the signature covers them).
+unparsed (the signature covers them). `LifetimePurchases` is the answer of the internal
+`GET /v1/internal/users/{user_id}/purchases` (the gateway's rate-limit tiers read it).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ __all__ = [
     "CheckoutResult",
     "LedgerEntry",
     "LedgerPage",
+    "LifetimePurchases",
     "Package",
     "PackageList",
     "PackageRequest",
@@ -78,6 +80,11 @@ class LedgerEntry(Reply):
 class LedgerPage(Reply):
     items: list[LedgerEntry]
     next_cursor: str | None = None
+
+
+class LifetimePurchases(Reply):
+    user_id: str
+    lifetime_purchased: int = Field(ge=0, description="Credits the user ever bought (bonuses included).")
 
 
 class Package(Reply):

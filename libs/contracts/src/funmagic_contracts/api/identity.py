@@ -151,6 +151,9 @@ class UserView(Reply):
     disabled: bool = False
     created_at: datetime
     updated_at: datetime
+    session_count: int | None = Field(
+        None, description="An admin's view of one user only (GET /v1/users/{user_id}): active sessions."
+    )
 
 
 class SessionView(Reply):

@@ -5,12 +5,16 @@ Request models and the tasks route they are the body (or query) of — the same 
     CreateTask (with TaskInput)   POST /v1/tasks (the gateway drops unset fields: `exclude_none`)
     TaskQuery                     GET /v1/tasks (query)
     AdminTaskQuery                GET /v1/admin/tasks (query)
+    (no body)                     DELETE /v1/tasks/{task_id} → 204 (the owner, or an admin)
 
 The service reads them with these same classes, so both edges refuse alike: `imageAssetId` and
 `parentTaskId` must be UUIDs (passed on in canonical form) and `stepId`, when given, must not be empty.
 Those rules are validators, not schema keywords: /openapi.json shows these fields as plain strings.
 
-`Task` is the answer of creating, reading and cancelling a task; `TaskPage` of the two lists.
+`Task` is the answer of creating, reading (with `children`) and cancelling a task; `TaskPage` of the two
+lists. The user's list (`GET /v1/tasks`) has top-level tasks only, each a `TaskListItem`: its child tasks
+folded in (`children`), the family's `effective_status`, `credits_total` and `thumbnail_asset_id`, and its
+`tool_type`; the admin search lists every task as it is (those fields null), with `deleted_at`.
 """
 
 from __future__ import annotations
@@ -27,15 +31,24 @@ from funmagic_contracts.api.base import Reply, Request
 __all__ = [
     "AdminTaskQuery",
     "CreateTask",
+    "EffectiveStatus",
     "Task",
     "TaskError",
     "TaskInput",
+    "TaskListItem",
     "TaskPage",
     "TaskQuery",
     "TaskStatus",
+    "TaskToolType",
 ]
 
 TaskStatus = Literal["pending", "running", "completed", "failed", "cancelled"]
+EffectiveStatus = Literal["pending", "running", "completed", "failed", "cancelled", "action_required"]
+EFFECTIVE_STATUS_DOC = (
+    "The status of the task with its child tasks: `running` while any of them is pending or running; "
+    "`action_required` when the last completed step is not the tool's last and the tool is not a "
+    "pipeline (the next step waits for you); else the status of the latest of them."
+)
 
 
 # --- requests -------------------------------------------------------------------------------------------
@@ -80,15 +93,21 @@ class CreateTask(Request):
         return value
 
 
-class TaskQuery(Request):
-    status: TaskStatus | None = None
-    tool: str | None = Field(None, max_length=63)
+class _TaskListQuery(Request):
+    tool: str | None = Field(None, max_length=63, description="A tool's slug.")
+    category: str | None = Field(None, max_length=63, description="A tool type's `name`.")
     limit: int = Field(20, ge=1, le=100)
-    cursor: str | None = Field(None, max_length=300)
+    cursor: str | None = Field(None, max_length=300, description="`next_cursor` of the previous page.")
 
 
-class AdminTaskQuery(TaskQuery):
+class TaskQuery(_TaskListQuery):
+    status: EffectiveStatus | None = Field(None, description=EFFECTIVE_STATUS_DOC)
+
+
+class AdminTaskQuery(_TaskListQuery):
+    status: TaskStatus | None = Field(None, description="The task's own status.")
     user_id: str | None = Field(None, max_length=64)
+    include_deleted: bool = Field(False, description="List deleted tasks too (with their `deleted_at`).")
 
 
 def _canonical_uuid(value: str | None) -> str | None:
@@ -121,8 +140,32 @@ class Task(Reply):
     started_at: datetime | None = None
     finished_at: datetime | None = None
     payload: dict[str, Any] | None = Field(None, description="input, per-step outputs, output, error")
+    children: list[Task] | None = Field(
+        None,
+        description="Its child tasks (the chained steps, and theirs), oldest first: in one task's answer "
+        "with their payloads, in the list of my tasks without.",
+    )
+    deleted_at: datetime | None = Field(None, description="Admin search only: when it was deleted.")
+
+
+class TaskToolType(Reply):
+    id: str
+    name: str
+
+
+class TaskListItem(Task):
+    """A top-level task of my list with its child tasks folded in (the admin search leaves the family's
+    fields null)."""
+
+    effective_status: EffectiveStatus | None = Field(None, description=EFFECTIVE_STATUS_DOC)
+    credits_total: int | None = Field(None, description="Credits charged for the task and its child tasks.")
+    thumbnail_asset_id: str | None = Field(
+        None,
+        description="The first image output of the latest completed task of the family, else its preview.",
+    )
+    tool_type: TaskToolType | None = Field(None, description="The tool's type (its category).")
 
 
 class TaskPage(Reply):
-    items: list[Task]
+    items: list[TaskListItem]
     next_cursor: str | None = None

@@ -1,7 +1,7 @@
 """Integration events of the tasks service. Topic ``tasks.events``.
 
 Subject (Kafka key) = ``task_id`` for task and step events, so one task's events stay in order;
-``tool_id`` / ``banner_id`` for the catalogue change notifications.
+``tool_id`` / ``tool_type_id`` / ``banner_id`` for the catalogue change notifications.
 """
 
 from __future__ import annotations
@@ -31,11 +31,13 @@ __all__ = [
     "TaskCancelRequested",
     "TaskCancelled",
     "TaskCompleted",
+    "TaskDeleted",
     "TaskFailed",
     "TaskOutput",
     "TaskRequested",
     "TaskStarted",
     "ToolChanged",
+    "ToolTypeChanged",
 ]
 
 CatalogAction = Literal["created", "updated", "deleted"]
@@ -152,6 +154,21 @@ class TaskCancelled(_TaskEvent):
     charged_credits: Credits
 
 
+class TaskDeleted(_TaskEvent):
+    """The owner or an admin deleted a task and its child tasks (soft delete: the ledger and the audit keep
+    them, lists do not show them). Any of them still pending or running was cancelled first (its own
+    ``TaskCancelled`` came before this). Storage deletes their outputs (published ones excepted)."""
+
+    EVENT_TYPE: ClassVar[str] = "TaskDeleted"
+
+    task_id: Id
+    user_id: Id = Field(description="The tasks' owner.")
+    deleted_task_ids: tuple[Id, ...] = Field(
+        min_length=1, description="The task and its child tasks deleted with it (the task first)."
+    )
+    by: Id = Field(description="User id of who deleted (the owner or an admin).")
+
+
 class ToolChanged(_TaskEvent):
     """A tool was created, updated or deleted (for caches, e.g. in the gateway)."""
 
@@ -161,6 +178,18 @@ class ToolChanged(_TaskEvent):
     tool_id: Id
     slug: str | None = None
     action: CatalogAction
+
+
+class ToolTypeChanged(_TaskEvent):
+    """A tool type (category) was created, updated or deleted (for caches, e.g. in the gateway)."""
+
+    EVENT_TYPE: ClassVar[str] = "ToolTypeChanged"
+    SUBJECT_FIELD: ClassVar[str] = "tool_type_id"
+
+    tool_type_id: Id
+    name: str = Field(min_length=1, description="Its name as it is now (the `category` of task lists).")
+    change: CatalogAction
+    is_active: bool
 
 
 class BannerChanged(_TaskEvent):

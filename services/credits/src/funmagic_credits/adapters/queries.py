@@ -20,6 +20,11 @@ TRANSACTIONS = """
 SELECT position, type, amount, balance_after, reference_id, description, created_at
 FROM credit_transactions WHERE user_id = %s AND position < %s ORDER BY position DESC LIMIT %s
 """
+# What the user ever bought: the amounts of their ledger's purchases (bonus credits of a package included).
+LIFETIME_PURCHASED = """
+SELECT coalesce(sum((data->>'amount')::bigint), 0) AS lifetime_purchased
+FROM ledger_events WHERE user_id = %s AND event_type = 'Purchased'
+"""
 LEDGER = """
 SELECT position, event_id::text, version, event_type, data, occurred_at
 FROM ledger_events WHERE user_id = %s AND position < %s ORDER BY position DESC LIMIT %s
@@ -37,6 +42,11 @@ class CreditsReads:
         async with self._pool.connection() as conn:
             row = await (await conn.execute(BALANCE, (user_id,))).fetchone()
         return {"user_id": user_id, **(row or _NO_CREDITS)}
+
+    async def purchases(self, user_id: str) -> dict[str, Any]:
+        async with self._pool.connection() as conn:
+            row = await (await conn.execute(LIFETIME_PURCHASED, (user_id,))).fetchone()
+        return {"user_id": user_id, "lifetime_purchased": int(row["lifetime_purchased"]) if row else 0}
 
     async def transactions(self, user_id: str, *, limit: int, before: int | None) -> dict[str, Any]:
         rows = await self._newest(TRANSACTIONS, user_id, limit=limit, before=before)

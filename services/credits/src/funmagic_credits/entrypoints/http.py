@@ -42,6 +42,7 @@ class CreditsApp:
 
     def routes(self) -> Sequence[web.RouteDef]:
         admin = partial(enforce_access, "admin")  # checked before the handler runs: 401, or 403
+        internal = partial(enforce_access, "internal")  # other services only (the internal credential)
         return [
             web.get("/v1/credits/me", self.my_balance),
             web.get("/v1/credits/me/transactions", self.my_transactions),
@@ -55,6 +56,7 @@ class CreditsApp:
             web.post("/v1/admin/packages", admin(self.add_package)),
             web.put("/v1/admin/packages/{package_id}", admin(self.update_package)),
             web.delete("/v1/admin/packages/{package_id}", admin(self.delete_package)),
+            web.get("/v1/internal/users/{user_id}/purchases", internal(self.user_purchases)),
         ]
 
     # --- the caller's own credits --------------------------------------------------------------------
@@ -127,6 +129,12 @@ class CreditsApp:
     async def delete_package(self, request: web.Request) -> web.Response:
         await self.commerce.delete_package(request.match_info["package_id"])
         return web.Response(status=204)
+
+    # --- other services ------------------------------------------------------------------------------
+
+    async def user_purchases(self, request: web.Request) -> web.Response:
+        """For other services only (the gateway's rate-limit tiers): the credits a user ever bought."""
+        return web.json_response(await self.reads.purchases(path_uuid(request, "user_id", "user")))
 
 
 def _before(query: PageQuery) -> int | None:

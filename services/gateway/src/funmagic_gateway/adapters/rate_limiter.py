@@ -1,30 +1,45 @@
-"""Rate limiting in Redis: fixed-window counters and the shared limit settings.
+"""Rate limiting in Redis: fixed-window counters, the shared limit settings, and what users bought.
 
 The original ran INCR, EXPIRE and TTL as three separate commands (ORIGINAL.md §3): a crash between
 INCR and EXPIRE left a counter with no expiry, blocking its subject forever. Here one Lua script does
 all of it atomically, and honours each limit's window instead of a hard-coded 60 s.
+
+The settings are kept by identity (Postgres) and cached in Redis: a Redis that restarted empty reads them
+back from identity, so it no longer resets them to the defaults (the original's did). A user's tier comes
+from the credits they ever bought, cached in Redis beside the counters (one GET in the counters' round
+trip) and refreshed by credits' `CreditsPurchased` events (`entrypoints.kafka`).
 """
 
 from __future__ import annotations
 
-__all__ = ["RateLimitSettingsStore", "RateLimiterUnavailable", "RedisRateLimiter"]
+__all__ = [
+    "CountedWindows",
+    "PurchasedCredits",
+    "RateLimitSettingsStore",
+    "RateLimiterUnavailable",
+    "RedisRateLimiter",
+]
 
 import asyncio
 import logging
-import math
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from pydantic import ValidationError
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from funmagic_gateway.application.ports import Caller, Purchases, RateLimitSettingsRecords
 from funmagic_gateway.domain.rate_limits import (
     RateLimit,
     RateLimitCategory,
     RateLimitDecision,
     RateLimitSettings,
+    decide,
 )
+from funmagic_kit.errors import TransientError
+from funmagic_kit.http import HttpProblem
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +59,18 @@ return {count, ttl}
 """
 
 
-class RateLimiterUnavailable(Exception):
-    """Redis could not be reached or did not answer; callers decide whether to fail open."""
+class RateLimiterUnavailable(TransientError):
+    """Redis could not be reached or did not answer; callers decide whether to fail open (an admin's
+    request for the settings is a 503)."""
+
+
+@dataclass(frozen=True)
+class CountedWindows:
+    """One request's counters after its hits, `(count, ms until the window ends)` each in the order
+    asked, and the value of the extra key read in the same round trip (None: absent or not asked)."""
+
+    counts: list[tuple[int, int]]
+    extra: bytes | str | None = None
 
 
 class RedisRateLimiter:
@@ -67,52 +92,58 @@ class RedisRateLimiter:
         self, hits: Sequence[tuple[RateLimitCategory, str, RateLimit]]
     ) -> list[RateLimitDecision]:
         """Several counters of one request in one round trip (a pipeline; each script stays atomic)."""
+        counted = await self.count([(c, subject, limit.window_seconds) for c, subject, limit in hits])
+        return [
+            decide(category, limit, count, ttl_ms)
+            for (category, _, limit), (count, ttl_ms) in zip(hits, counted.counts, strict=True)
+        ]
+
+    async def count(
+        self, windows: Sequence[tuple[RateLimitCategory, str, int]], *, also_get: str | None = None
+    ) -> CountedWindows:
+        """Count one hit in each `(category, subject, window seconds)` window and read `also_get` (a key
+        of the same subject, such as its purchased credits), all in one round trip: the limits are decided
+        afterwards (`domain.rate_limits.decide`), once what the extra key says is known."""
         try:
             async with self._redis.pipeline(transaction=False) as pipe:
-                for category, subject, limit in hits:
+                for category, subject, window_seconds in windows:
                     await self._script(
-                        keys=[self.key(category, subject)], args=[limit.window_seconds * 1000], client=pipe
+                        keys=[self.key(category, subject)], args=[window_seconds * 1000], client=pipe
                     )
+                if also_get is not None:
+                    pipe.get(also_get)
                 replies = await pipe.execute()
         except (RedisError, OSError) as error:
             raise RateLimiterUnavailable(f"rate limiter unavailable: {error}") from error
-        return [
-            self._decision(category, limit, int(count), int(ttl_ms))
-            for (category, _, limit), (count, ttl_ms) in zip(hits, replies, strict=True)
-        ]
-
-    @staticmethod
-    def _decision(
-        category: RateLimitCategory, limit: RateLimit, count: int, ttl_ms: int
-    ) -> RateLimitDecision:
-        return RateLimitDecision(
-            category=RateLimitCategory(category),
-            allowed=count <= limit.limit,
-            limit=limit.limit,
-            remaining=max(0, limit.limit - count),
-            # Rounded up, so a client that waits this long finds a fresh window.
-            reset_seconds=max(1, math.ceil(int(ttl_ms) / 1000)),
-        )
+        counts = [(int(count), int(ttl_ms)) for count, ttl_ms in replies[: len(windows)]]
+        return CountedWindows(counts, replies[len(windows)] if also_get is not None else None)
 
 
 class RateLimitSettingsStore:
-    """The limits every gateway replica applies, as JSON under one Redis key.
+    """The limits every gateway replica applies: kept by identity (`records`, its Postgres), cached as JSON
+    under one Redis key for `cache_ttl_seconds`, and in each replica for `cache_seconds`.
 
-    Each replica keeps a copy for `cache_seconds`, so an admin's change applies everywhere within
-    about that long while costing one GET per replica per period instead of one per request.
+    A change is stored by identity first, then written to Redis, so an admin's change applies on every
+    replica within about `cache_seconds` while costing one GET per replica per period instead of one per
+    request. A Redis that lost the key (restarted, evicted) reads it back from identity: the cache is filled
+    only where it is empty (SET NX), so a value read before a change never overwrites the change.
     """
 
     def __init__(
         self,
         redis: Redis,
+        records: RateLimitSettingsRecords,
         *,
         key: str = "ratelimit:settings",
         cache_seconds: float = 1.0,
+        cache_ttl_seconds: int = 300,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._redis = redis
+        self._records = records
         self._key = key
         self._cache_seconds = cache_seconds
+        self._cache_ttl_seconds = cache_ttl_seconds
         self._clock = clock
         self._cached: RateLimitSettings | None = None
         self._cached_at = 0.0
@@ -128,15 +159,20 @@ class RateLimitSettingsStore:
             cached = self._fresh_cache()
             if cached is not None:
                 return cached
-            settings = self._parse(await self._read())
+            settings = await self._read_through()
             self._remember(settings)
             return settings
 
-    async def put(self, settings: RateLimitSettings) -> None:
+    async def put(self, settings: RateLimitSettings, caller: Caller) -> None:
+        """Stores the settings with identity, then in the cache; returns once both hold them (identity
+        refusing or unreachable: its problem, and nothing changed)."""
+        await self._records.save(settings, caller)
         try:
-            await self._redis.set(self._key, settings.model_dump_json())
+            await self._redis.set(self._key, settings.model_dump_json(), ex=self._cache_ttl_seconds)
         except (RedisError, OSError) as error:
-            raise RateLimiterUnavailable(f"cannot store rate limit settings: {error}") from error
+            raise RateLimiterUnavailable(
+                f"the settings are stored, but not yet applied (the cache is unavailable: {error}); retry"
+            ) from error
         self._remember(settings)
 
     def _fresh_cache(self) -> RateLimitSettings | None:
@@ -148,6 +184,36 @@ class RateLimitSettingsStore:
         self._cached = settings
         self._cached_at = self._clock()
 
+    async def _read_through(self) -> RateLimitSettings:
+        raw = await self._read()
+        if raw is not None:
+            try:
+                return RateLimitSettings.model_validate_json(raw)
+            except ValidationError as error:
+                # A bad write to the cache must not take the API down or lift all limits.
+                log.warning(
+                    "rate limit settings in Redis are invalid; reading them from their store",
+                    extra={"key": self._key, "error": str(error)},
+                )
+        settings, stored = await self._load()
+        if stored:
+            # Over an invalid value; else only into an empty key: a change written meanwhile stays.
+            await self._write(settings, only_if_absent=raw is None)
+        return settings
+
+    async def _load(self) -> tuple[RateLimitSettings, bool]:
+        """The kept settings (the defaults when none were ever kept) and True; while identity cannot say,
+        the defaults (safe limits) and False, so they are not cached in its place."""
+        try:
+            settings = await self._records.load()
+        except (HttpProblem, ValueError) as error:
+            log.warning(
+                "rate limit settings cannot be read from their store; using the defaults for now",
+                extra={"error": str(error)},
+            )
+            return RateLimitSettings(), False
+        return settings or RateLimitSettings(), True
+
     async def _read(self) -> bytes | str | None:
         try:
             raw: bytes | str | None = await self._redis.get(self._key)
@@ -155,15 +221,103 @@ class RateLimitSettingsStore:
             raise RateLimiterUnavailable(f"cannot read rate limit settings: {error}") from error
         return raw
 
-    def _parse(self, raw: bytes | str | None) -> RateLimitSettings:
-        if raw is None:
-            return RateLimitSettings()
+    async def _write(self, settings: RateLimitSettings, *, only_if_absent: bool) -> None:
         try:
-            return RateLimitSettings.model_validate_json(raw)
-        except ValidationError as error:
-            # A bad write must not take the API down or lift all limits: the defaults are safe limits.
-            log.warning(
-                "rate limit settings in Redis are invalid; using the defaults",
-                extra={"key": self._key, "error": str(error)},
+            await self._redis.set(
+                self._key, settings.model_dump_json(), ex=self._cache_ttl_seconds, nx=only_if_absent
             )
-            return RateLimitSettings()
+        except (RedisError, OSError) as error:
+            raise RateLimiterUnavailable(f"cannot cache rate limit settings: {error}") from error
+
+
+class PurchasedCredits:
+    """How many credits each user ever bought, for their tier: cached in Redis for `ttl_seconds` (read in
+    the rate limiter's round trip, see `key`), asked of credits on a miss.
+
+    After a purchase (`CreditsPurchased`), `refresh` drops the cached value and puts credits' new answer in
+    its place, so the higher tier applies within the event's delivery. A lookup on a miss fills the cache
+    only where it is empty (SET NX): an answer read just before a purchase never replaces the refreshed one.
+    """
+
+    def __init__(
+        self,
+        redis: Redis,
+        purchases: Purchases,
+        *,
+        prefix: str = "ratelimit:purchased",
+        ttl_seconds: int = 300,
+        lookup_timeout_seconds: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._redis = redis
+        self._purchases = purchases
+        self._prefix = prefix
+        self._ttl_seconds = ttl_seconds
+        self._lookup_timeout_seconds = lookup_timeout_seconds
+        self._clock = clock
+        # One lookup per user at a time in this replica; concurrent requests share its answer.
+        self._lookups: dict[str, asyncio.Future[int | None]] = {}
+        self._last_warning: float | None = None
+
+    def key(self, user_id: str) -> str:
+        # Hash-tagged like the user's counters, so it can be read in their pipeline on a Redis Cluster too.
+        return f"{self._prefix}:{{{user_id}}}"
+
+    async def lifetime_purchased(self, user_id: str, cached: bytes | str | None) -> int | None:
+        """What the user bought: `cached` (the key's value, read with the counters) or, on a miss, credits'
+        answer (then cached). None while credits cannot say: the caller counts that as nothing bought."""
+        value = _purchased(cached)
+        if value is not None:
+            return value
+        lookup = self._lookups.get(user_id)
+        if lookup is None:
+            lookup = asyncio.ensure_future(self._look_up(user_id, only_if_absent=True))
+            self._lookups[user_id] = lookup
+            lookup.add_done_callback(lambda done: self._forget_lookup(user_id, done))
+        # Shielded: a request that gives up waiting does not cancel the lookup the others wait for.
+        return await asyncio.shield(lookup)
+
+    async def refresh(self, user_id: str) -> None:
+        """After a purchase: the cached value goes at once, and credits' new answer takes its place (if
+        credits does not answer, the next request asks it again)."""
+        try:
+            await self._redis.delete(self.key(user_id))
+        except (RedisError, OSError) as error:
+            raise RateLimiterUnavailable(
+                f"cannot drop what {user_id} bought from the cache: {error}"
+            ) from error
+        await self._look_up(user_id, only_if_absent=False)
+
+    async def _look_up(self, user_id: str, *, only_if_absent: bool) -> int | None:
+        try:
+            async with asyncio.timeout(self._lookup_timeout_seconds):
+                value = await self._purchases.lifetime_purchased(user_id)
+        except (HttpProblem, TimeoutError, ValueError) as error:
+            self._warn("cannot ask credits what a user bought; their tier counts nothing bought", error)
+            return None
+        try:
+            await self._redis.set(self.key(user_id), value, ex=self._ttl_seconds, nx=only_if_absent)
+        except (RedisError, OSError) as error:
+            self._warn("cannot cache what a user bought", error)
+        return value
+
+    def _forget_lookup(self, user_id: str, done: asyncio.Future[int | None]) -> None:
+        if self._lookups.get(user_id) is done:
+            del self._lookups[user_id]
+
+    def _warn(self, message: str, error: BaseException) -> None:
+        # Once a minute at most: while credits is down, every uncached user would log it.
+        now = self._clock()
+        if self._last_warning is None or now - self._last_warning >= 60.0:
+            self._last_warning = now
+            log.warning(message, extra={"error": str(error) or type(error).__name__})
+
+
+def _purchased(raw: bytes | str | None) -> int | None:
+    if raw is None:
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        return None
+    return value if value >= 0 else None

@@ -5,22 +5,31 @@ Pure rules, no I/O: the Redis counter lives in `adapters.rate_limiter`, the HTTP
 - the window of each limit is honoured (the original hard-coded 60 s);
 - uploads are counted per user (the original keyed them by IP, so one NAT shared one bucket);
 - only `POST /api/tasks` counts as task creation (the original also counted listing tasks).
+
+Tiers are the original's: a user's tier is the one with the highest `min_purchased` their lifetime
+purchased credits reach (free 0 → 1×, basic 1 → 2×, premium 1,000 → 3×), and its multiplier applies to the
+per-user API and task-creation limits only.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 __all__ = [
+    "DEFAULT_TIERS",
+    "TIERED_CATEGORIES",
     "RateLimit",
     "RateLimitCategory",
     "RateLimitDecision",
     "RateLimitSettings",
+    "RateLimitTier",
     "SubjectKind",
+    "decide",
     "most_constraining",
     "requests_to_limit",
 ]
@@ -70,8 +79,28 @@ def _per_minute(limit: int) -> RateLimit:
     return RateLimit(limit=limit, window_seconds=60)
 
 
+class RateLimitTier(BaseModel):
+    """Users who bought at least `min_purchased` credits in all get `multiplier` times the per-user limits."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str = Field(min_length=1, max_length=40, strict=True)
+    min_purchased: int = Field(ge=0, le=1_000_000_000, strict=True)
+    multiplier: int = Field(ge=1, le=100, strict=True)
+
+
+DEFAULT_TIERS: tuple[RateLimitTier, ...] = (
+    RateLimitTier(name="free", min_purchased=0, multiplier=1),
+    RateLimitTier(name="basic", min_purchased=1, multiplier=2),
+    RateLimitTier(name="premium", min_purchased=1000, multiplier=3),
+)
+# The limits a tier multiplies: the per-user API limit and task creation (as in the original).
+TIERED_CATEGORIES = frozenset({RateLimitCategory.USER_API, RateLimitCategory.TASK_CREATION})
+
+
 class RateLimitSettings(BaseModel):
-    """One limit per category; field names equal the category values. Defaults match the original."""
+    """One limit per category (field names equal the category values) and the tiers. Defaults match the
+    original."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -81,10 +110,42 @@ class RateLimitSettings(BaseModel):
     upload: RateLimit = _per_minute(20)
     auth_session: RateLimit = _per_minute(60)
     auth_action: RateLimit = _per_minute(10)
+    tiers: tuple[RateLimitTier, ...] = Field(
+        DEFAULT_TIERS,
+        max_length=20,
+        description="A user's tier is the one with the highest `min_purchased` their lifetime purchased "
+        "credits reach (none: 1×); its multiplier applies to `user_api` and `task_creation`. Names and "
+        "thresholds are unique.",
+    )
 
-    def for_category(self, category: RateLimitCategory) -> RateLimit:
+    @model_validator(mode="after")
+    def _tiers_are_unambiguous(self) -> RateLimitSettings:
+        for what, values in (
+            ("names", [tier.name for tier in self.tiers]),
+            ("min_purchased values", [tier.min_purchased for tier in self.tiers]),
+        ):
+            repeated = sorted({str(v) for v in values if values.count(v) > 1})
+            if repeated:
+                raise ValueError(f"tier {what} must be unique; repeated: {', '.join(repeated)}")
+        return self
+
+    def for_category(self, category: RateLimitCategory, multiplier: int = 1) -> RateLimit:
+        """The category's limit; a tiered category's multiplied by the user's tier `multiplier`."""
         limit: RateLimit = getattr(self, RateLimitCategory(category).value)
-        return limit
+        if multiplier == 1 or category not in TIERED_CATEGORIES:
+            return limit
+        # Not validated again: a multiplied limit may exceed what an admin may set directly.
+        return limit.model_copy(update={"limit": limit.limit * multiplier})
+
+    def tier_for(self, lifetime_purchased: int) -> RateLimitTier | None:
+        """The tier with the highest `min_purchased` that `lifetime_purchased` reaches, or None."""
+        reached = [tier for tier in self.tiers if tier.min_purchased <= lifetime_purchased]
+        return max(reached, key=lambda tier: tier.min_purchased, default=None)
+
+    def multiplier_for(self, lifetime_purchased: int | None) -> int:
+        """The multiplier of a user's tier; an unknown purchase history counts as none (0 bought)."""
+        tier = self.tier_for(lifetime_purchased or 0)
+        return tier.multiplier if tier is not None else 1
 
 
 @dataclass(frozen=True)
@@ -103,6 +164,18 @@ class RateLimitDecision:
             raise ValueError(f"remaining must be >= 0, got {self.remaining}")
         if self.reset_seconds < 1:
             raise ValueError(f"reset_seconds must be >= 1, got {self.reset_seconds}")
+
+
+def decide(category: RateLimitCategory, limit: RateLimit, count: int, ttl_ms: int) -> RateLimitDecision:
+    """The decision for a request that made a window's counter `count`, `ttl_ms` before it resets."""
+    return RateLimitDecision(
+        category=RateLimitCategory(category),
+        allowed=count <= limit.limit,
+        limit=limit.limit,
+        remaining=max(0, limit.limit - count),
+        # Rounded up, so a client that waits this long finds a fresh window.
+        reset_seconds=max(1, math.ceil(int(ttl_ms) / 1000)),
+    )
 
 
 def most_constraining(decisions: Iterable[RateLimitDecision]) -> RateLimitDecision | None:

@@ -9,6 +9,7 @@ them here.
 from __future__ import annotations
 
 from funmagic_contracts.api.catalog import (
+    ActiveToolsCount,
     AdminBannerPage,
     AdminBannerQuery,
     AdminBannerView,
@@ -72,7 +73,11 @@ def catalog_operations(tasks: ServiceClient) -> list[Operation]:
                 dump="exclude_unset", reply=AdminToolTypeView, errors=(404, 409, 422)),
         Forward("DELETE", types_item, tasks, "/v1/admin/tool-types/{type_id}",
                 "Delete a tool type no tool uses", admin, "delete_tool_type", access="admin", status=204,
-                errors=(404, 409)),
+                errors=(404, 409), description="Refused (409 `tool_type_in_use`) while any tool has it."),
+        Forward("GET", types_item + "/active-tools-count", tasks,
+                "/v1/admin/tool-types/{type_id}/active-tools-count",
+                "How many active tools a tool type has", admin, "active_tools_count", access="admin",
+                reply=ActiveToolsCount, errors=(404,)),
         # --- admin: tools
         Forward("GET", "/api/admin/tools", tasks, "/v1/admin/tools",
                 "All tools, inactive ones too", admin, "admin_tools", access="admin", query=AdminToolQuery,
@@ -89,7 +94,8 @@ def catalog_operations(tasks: ServiceClient) -> list[Operation]:
                 "Change a tool", admin, "update_tool", access="admin", body=ToolUpdate, dump="exclude_unset",
                 reply=AdminToolView, errors=(404, 409, 422)),
         Forward("DELETE", tools_item, tasks, "/v1/admin/tools/{tool_id}",
-                "Delete a tool", admin, "delete_tool", access="admin", status=204, errors=(404,)),
+                "Delete a tool", admin, "delete_tool", access="admin", status=204, errors=(404,),
+                description="A tool tasks ran is kept, hidden from users (`deleted_at`), for their history."),
         # --- admin: banners
         Forward("GET", "/api/admin/banners", tasks, "/v1/admin/banners",
                 "All banners", admin, "admin_banners", access="admin", query=AdminBannerQuery,

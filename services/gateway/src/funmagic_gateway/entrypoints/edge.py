@@ -19,14 +19,18 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from funmagic_gateway.adapters.rate_limiter import (
+    PurchasedCredits,
     RateLimiterUnavailable,
     RateLimitSettingsStore,
     RedisRateLimiter,
 )
 from funmagic_gateway.domain.rate_limits import (
+    TIERED_CATEGORIES,
     RateLimitCategory,
     RateLimitDecision,
+    RateLimitSettings,
     SubjectKind,
+    decide,
     most_constraining,
     requests_to_limit,
 )
@@ -161,6 +165,7 @@ def rate_limit_middleware(
     settings_store: RateLimitSettingsStore,
     trusted_proxies: Sequence[IPNetwork],
     *,
+    purchased: PurchasedCredits | None = None,
     principal_key: web.RequestKey[Principal] = PRINCIPAL_KEY,
     redis_timeout_seconds: float = 0.5,
 ) -> Middleware:
@@ -168,11 +173,15 @@ def rate_limit_middleware(
 
     `request[principal_key]` (set by an earlier middleware, None or absent when anonymous) must have a
     `user_id`. Sets `request[CLIENT_IP_KEY]` for every request, API or not.
+
+    A signed-in user's per-user limits are multiplied by their tier's multiplier, from the credits they
+    ever bought (`purchased`; None: every user counts as having bought nothing). That value is read in the
+    counters' own round trip, so it costs no extra one; only when it is not cached is credits asked.
     """
     trusted = tuple(trusted_proxies)
     outage_warning = _ThrottledWarning(_FAIL_OPEN_LOG_INTERVAL_SECONDS)
 
-    async def decide(request: web.Request) -> RateLimitDecision | None:
+    async def limit(request: web.Request) -> RateLimitDecision | None:
         principal = request.get(principal_key)
         categories = requests_to_limit(request.method, request.path, principal is not None)
         if not categories:
@@ -181,20 +190,33 @@ def rate_limit_middleware(
             # Bounded: a Redis that hangs instead of refusing must not hang the API either.
             async with asyncio.timeout(redis_timeout_seconds):
                 settings = await settings_store.get()
-                decisions = await limiter.hit_many(
-                    [(c, _subject(c, request, principal), settings.for_category(c)) for c in categories]
+                # The user whose tier counts here (None: anonymous, or no tier changes these limits).
+                tiered_user = _tiered_user(principal, purchased, settings, categories)
+                windows = [
+                    (c, _subject(c, request, principal), settings.for_category(c).window_seconds)
+                    for c in categories
+                ]
+                counted = await limiter.count(
+                    windows, also_get=purchased.key(tiered_user) if purchased and tiered_user else None
                 )
         except (RateLimiterUnavailable, TimeoutError) as error:
             # Fail open: with Redis down every request would otherwise fail, and keeping the API
             # available matters more than enforcing limits for the minutes an outage lasts.
             outage_warning.warn("rate limiter unavailable; requests are not rate limited", error)
             return None
-        return most_constraining(decisions)
+        bought = None
+        if purchased and tiered_user:
+            bought = await purchased.lifetime_purchased(tiered_user, counted.extra)
+        multiplier = settings.multiplier_for(bought)
+        return most_constraining(
+            decide(c, settings.for_category(c, multiplier), count, ttl_ms)
+            for c, (count, ttl_ms) in zip(categories, counted.counts, strict=True)
+        )
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         request[CLIENT_IP_KEY] = client_ip(request, trusted)
-        decision = await decide(request)
+        decision = await limit(request)
         if decision is None:
             return await handler(request)
         if not decision.allowed:
@@ -204,6 +226,19 @@ def rate_limit_middleware(
         )
 
     return middleware
+
+
+def _tiered_user(
+    principal: Principal | None,
+    purchased: PurchasedCredits | None,
+    settings: RateLimitSettings,
+    categories: Sequence[RateLimitCategory],
+) -> str | None:
+    """The signed-in user whose tier can change this request's limits: a tiered category is counted and
+    some tier multiplies (else the purchases need not be read at all)."""
+    if principal is None or purchased is None or not any(c in TIERED_CATEGORIES for c in categories):
+        return None
+    return str(principal.user_id) if any(t.multiplier != 1 for t in settings.tiers) else None
 
 
 def _subject(category: RateLimitCategory, request: web.Request, principal: object) -> str:

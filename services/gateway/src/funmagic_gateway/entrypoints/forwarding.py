@@ -25,7 +25,8 @@ from typing import Any, Literal
 from aiohttp import web
 from pydantic import BaseModel
 
-from funmagic_gateway.adapters.services import ServiceClient, ServiceReply
+from funmagic_gateway.adapters.services import ServiceClient, ServiceReply, query_params
+from funmagic_gateway.application.ports import Caller
 from funmagic_gateway.entrypoints.edge import CLIENT_IP_KEY
 from funmagic_kit.api import (
     IDEMPOTENCY_KEY_HEADER,
@@ -43,6 +44,7 @@ __all__ = [
     "BodyDump",
     "Forward",
     "answer",
+    "caller_of",
     "forward",
     "forwarding_operation",
     "operations",
@@ -145,14 +147,24 @@ async def forward(
     params: dict[str, str] | None = None,
     extra_headers: dict[str, str] | None = None,
 ) -> ServiceReply:
-    principal = request.get(PRINCIPAL_KEY)
+    caller = caller_of(request)
     return await service.call(
         method,
         path,
         json_body=payload,
         params=params,
         extra_headers=extra_headers,
-        user_token=principal.token if principal else None,
+        user_token=caller.token,
+        client_ip=caller.client_ip,
+        user_agent=caller.user_agent,
+    )
+
+
+def caller_of(request: web.Request) -> Caller:
+    """Who the request is for, as the services are told: the verified user's token, the client."""
+    principal = request.get(PRINCIPAL_KEY)
+    return Caller(
+        token=principal.token if principal else None,
         client_ip=request.get(CLIENT_IP_KEY) or request.remote,
         user_agent=request.headers.get("User-Agent"),
     )
@@ -164,14 +176,6 @@ def answer(reply: ServiceReply, model: type[BaseModel] | None) -> web.Response:
     if model is None or reply.body is None:
         return web.Response(status=reply.status)
     return json_body(model.model_validate(reply.body), status=reply.status)
-
-
-def query_params(query: BaseModel) -> dict[str, str]:
-    """A validated query as the string parameters a service reads (`true`/`false` for booleans)."""
-    return {
-        name: str(value).lower() if isinstance(value, bool) else str(value)
-        for name, value in query.model_dump(exclude_none=True).items()
-    }
 
 
 def upstream_path(template: str, request: web.Request) -> str:

@@ -10,6 +10,7 @@ from aiohttp import web
 from funmagic_gateway.adapters.rate_limiter import RateLimitSettingsStore
 from funmagic_gateway.adapters.services import ServiceClient
 from funmagic_gateway.domain.rate_limits import RateLimitSettings
+from funmagic_gateway.entrypoints.forwarding import caller_of
 from funmagic_kit.api import Operation, build_openapi, docs_page, json_body, read_body
 from funmagic_kit.health import HealthCheck
 
@@ -30,7 +31,7 @@ def rate_limit_operations(store: RateLimitSettingsStore) -> list[Operation]:
 
     async def put_rate_limits(request: web.Request) -> web.Response:
         settings = await read_body(request, RateLimitSettings)
-        await store.put(settings)
+        await store.put(settings, caller_of(request))
         return json_body(settings)
 
     return [
@@ -38,20 +39,25 @@ def rate_limit_operations(store: RateLimitSettingsStore) -> list[Operation]:
             "GET",
             "/api/admin/settings/rate-limit",
             get_rate_limits,
-            "API rate limits",
+            "API rate limits and tiers",
             "admin: settings",
             access="admin",
             response=RateLimitSettings,
+            errors=(503,),
         ),
         Operation(
             "PUT",
             "/api/admin/settings/rate-limit",
             put_rate_limits,
-            "Change API rate limits (all gateway replicas apply them within a second)",
+            "Change API rate limits and tiers (stored durably; every gateway replica applies them within "
+            "a second)",
             "admin: settings",
             access="admin",
             body=RateLimitSettings,
             response=RateLimitSettings,
+            errors=(503,),
+            description="The whole set: a category left out returns to its default, and so do the tiers. "
+            "Tier names and thresholds must be unique.",
         ),
     ]
 

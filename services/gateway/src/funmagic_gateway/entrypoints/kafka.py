@@ -1,25 +1,30 @@
-"""Kafka subscriptions of gateway (consumer group `gateway`): the SSE projector.
+"""Kafka subscriptions of gateway (consumer group `gateway`): the SSE projector and the purchases watcher.
 
 Step events (providers.events) and task outcomes (tasks.events) become entries of the task's and the
 owner's Redis streams, which `entrypoints.sse_routes` serves (mapping: `domain.sse.project`). One handler
 per projected event type; the kit's consumer parses each event (one that does not match its contract is
 dead-lettered there) and skips every other type. The gateway has no database, hence no inbox: the appends
 are idempotent by themselves (see `adapters.task_streams`), so a redelivered event changes nothing.
+
+A purchase (credits.events `CreditsPurchased`) refreshes the buyer's cached lifetime purchases, so their
+higher rate-limit tier applies within seconds; refreshing again changes nothing either.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+from funmagic_contracts.credits.events import CreditsPurchased
 from funmagic_contracts.envelope import Envelope
 from funmagic_contracts.providers.events import StepCompleted, StepDelayed, StepProgressed, StepStarted
 from funmagic_contracts.tasks.events import TaskCancelled, TaskCompleted, TaskFailed
-from funmagic_contracts.topics import PROVIDERS_EVENTS, TASKS_EVENTS
+from funmagic_contracts.topics import CREDITS_EVENTS, PROVIDERS_EVENTS, TASKS_EVENTS
+from funmagic_gateway.adapters.rate_limiter import PurchasedCredits
 from funmagic_gateway.adapters.task_streams import TaskStreams
 from funmagic_gateway.domain.sse import project
 from funmagic_kit.consumer import Subscription
 
-__all__ = ["ProjectedEvent", "SseProjector"]
+__all__ = ["ProjectedEvent", "PurchasesWatcher", "SseProjector"]
 
 ProjectedEvent = (
     StepStarted | StepProgressed | StepDelayed | StepCompleted | TaskCompleted | TaskFailed | TaskCancelled
@@ -47,3 +52,14 @@ class SseProjector:
             .on(StepDelayed, self.project)
             .on(StepCompleted, self.project),
         )
+
+
+class PurchasesWatcher:
+    def __init__(self, purchased: PurchasedCredits) -> None:
+        self._purchased = purchased
+
+    async def purchased(self, event: CreditsPurchased, envelope: Envelope, uow: None) -> None:
+        await self._purchased.refresh(event.user_id)  # RateLimiterUnavailable (Redis down): retried
+
+    def subscriptions(self) -> Sequence[Subscription[None]]:
+        return (Subscription[None](CREDITS_EVENTS).on(CreditsPurchased, self.purchased),)

@@ -1,40 +1,65 @@
-"""`/api/tasks/*` and `/api/admin/tasks/*`: the public face of the tasks service, every route a declared
-forward (progress streams are in `sse_routes`)."""
+"""`/api/tasks/*` and `/api/admin/tasks/*`: the public face of the tasks service. Routes that only forward
+are declared; my tasks and a task's page are composed (`application.task_views`: tasks' answer with the
+URLs of its files from storage). Progress streams are in `sse_routes`."""
 
 from __future__ import annotations
 
 from dataclasses import replace
 
+from aiohttp import web
+
 from funmagic_contracts.api.tasks import AdminTaskQuery, CreateTask, Task, TaskPage, TaskQuery
 from funmagic_gateway.adapters.services import ServiceClient
-from funmagic_gateway.entrypoints.forwarding import Forward, operations
-from funmagic_kit.api import Operation
+from funmagic_gateway.application.task_views import TaskViews
+from funmagic_gateway.application.views import CreationPage, TaskDetail
+from funmagic_gateway.entrypoints.forwarding import Forward, caller_of, operations, safe_id
+from funmagic_kit.api import Operation, json_body, read_query, require_principal
 
 __all__ = ["task_operations"]
 
 
-def task_operations(tasks: ServiceClient) -> list[Operation]:
+def task_operations(tasks: ServiceClient, views: TaskViews) -> list[Operation]:
     tag, admin, task = "tasks", "admin: tasks", "/v1/tasks/{task_id}"
-    get = Forward("GET", "/api/tasks/{task_id}", tasks, task,
-                  "One of my tasks, with its input and output", tag, "get", access="user", reply=Task,
-                  errors=(404,))  # fmt: skip
+
+    async def list_mine(request: web.Request) -> web.Response:
+        query = read_query(request, TaskQuery)
+        user_id = require_principal(request).user_id
+        return json_body(await views.my_tasks(caller_of(request), user_id, query))
+
+    async def get(request: web.Request) -> web.Response:
+        task_id = safe_id(request.match_info["task_id"])
+        return json_body(await views.task(caller_of(request), task_id))
+
+    shown = Operation("GET", "/api/tasks/{task_id}", get,
+                      "One of my tasks, with its input, its outputs (with URLs) and its child tasks", tag,
+                      access="user", response=TaskDetail, errors=(404, 503), name="get")  # fmt: skip
     cancel = Forward("POST", "/api/tasks/{task_id}/cancel", tasks, task + "/cancel",
                      "Cancel a task; what it did not use is given back", tag, "cancel", access="user",
                      reply=Task, errors=(404,))  # fmt: skip
+    delete = Forward("DELETE", "/api/tasks/{task_id}", tasks, task,
+                     "Delete a task and its child tasks (a running one is cancelled first)", tag, "delete",
+                     access="user", status=204, errors=(404,),
+                     description="Gone from my lists; kept for the credit history and the audit. Its "
+                                 "outputs are deleted, but for the ones I published.")  # fmt: skip
     return operations(
         Forward("POST", "/api/tasks", tasks, "/v1/tasks",
                 "Start a tool task (send an Idempotency-Key to retry safely)", tag, "create", access="user",
                 body=CreateTask, dump="exclude_none", reply=Task, status=202, errors=(404, 409, 422, 429),
                 idempotent=True),
-        Forward("GET", "/api/tasks", tasks, "/v1/tasks",
-                "My tasks, newest first", tag, "list_mine", access="user", query=TaskQuery, reply=TaskPage),
-        get,
+        Operation("GET", "/api/tasks", list_mine,
+                  "My creations: my tasks, newest first, each with its child tasks and thumbnail", tag,
+                  access="user", query=TaskQuery, response=CreationPage, errors=(503,), name="list_mine"),
+        shown,
         cancel,
+        delete,
         Forward("GET", "/api/admin/tasks", tasks, "/v1/admin/tasks",
                 "Search all tasks", admin, "search", access="admin", query=AdminTaskQuery, reply=TaskPage),
-        # Admins read and cancel any task through the same service routes (the service checks the role).
-        replace(get, path="/api/admin/tasks/{task_id}", summary="Any task, with its payload", tag=admin,
+        # Admins read, cancel and delete any task through the same service routes (the service checks the
+        # role); a task's files are its owner's, and their URLs come with it.
+        replace(shown, path="/api/admin/tasks/{task_id}", summary="Any task, with its payload", tag=admin,
                 name="admin_get_task", access="admin"),
         replace(cancel, path="/api/admin/tasks/{task_id}/cancel", summary="Cancel any task", tag=admin,
                 name="admin_cancel_task", access="admin"),
+        replace(delete, path="/api/admin/tasks/{task_id}", summary="Delete any task and its child tasks",
+                tag=admin, name="admin_delete_task", access="admin"),
     )  # fmt: skip

@@ -7,17 +7,19 @@ from datetime import datetime
 from typing import Any
 
 import psycopg
+from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
 from funmagic_identity.application.ports import OutgoingMail, SessionRecord, UserPage
 from funmagic_identity.domain.errors import EmailAlreadyRegistered, InvalidInput
+from funmagic_identity.domain.settings import SettingName, StoredSetting
 from funmagic_identity.domain.users import Role, User
 from funmagic_kit.crypto import SecretBox
 from funmagic_kit.db import PostgresUnitOfWork
 from funmagic_kit.pagination import decode_cursor, page_of
 from funmagic_kit.rows import from_row, to_row
 
-__all__ = ["IdentityUnitOfWork", "PostgresIdentityStore"]
+__all__ = ["IdentityUnitOfWork", "PostgresIdentityStore", "PostgresSettingsStore"]
 
 _USER_COLUMNS = (
     "id::text, email, name, image, role, email_verified, password_hash IS NOT NULL AS has_password, "
@@ -75,6 +77,16 @@ RETURNING id::text
 SELECT_ACTIVE_SESSIONS = f"""
 SELECT {_SESSION_COLUMNS} FROM sessions
 WHERE user_id = %s AND revoked_at IS NULL AND expires_at > %s ORDER BY created_at DESC LIMIT 100
+"""
+COUNT_ACTIVE_SESSIONS = """
+SELECT count(*) AS n FROM sessions WHERE user_id = %s AND revoked_at IS NULL AND expires_at > %s
+"""
+SELECT_SETTING = "SELECT name, document, updated_at, updated_by FROM platform_settings WHERE name = %s"
+UPSERT_SETTING = """
+INSERT INTO platform_settings (name, document, updated_at, updated_by)
+VALUES (%(name)s, %(document)s, %(updated_at)s, %(updated_by)s)
+ON CONFLICT (name) DO UPDATE
+SET document = EXCLUDED.document, updated_at = EXCLUDED.updated_at, updated_by = EXCLUDED.updated_by
 """
 CONSUME_VERIFICATION = """
 UPDATE verifications SET consumed_at = %(now)s
@@ -229,6 +241,10 @@ class PostgresIdentityStore:
         cursor = await self._conn.execute(SELECT_ACTIVE_SESSIONS, (user_id, now))
         return [_session(row) for row in await cursor.fetchall()]
 
+    async def count_active_sessions(self, user_id: str, now: datetime) -> int:
+        row = await self._one(COUNT_ACTIVE_SESSIONS, (user_id, now))
+        return int(row["n"]) if row else 0
+
     async def add_verification(
         self, identifier: str, token_hash: bytes, expires_at: datetime, now: datetime
     ) -> None:
@@ -289,11 +305,27 @@ class PostgresIdentityStore:
         await self._conn.execute(INSERT_MAIL, (mail.recipient, mail.subject, body, mail.purpose, now))
 
 
+class PostgresSettingsStore:
+    """The platform settings identity keeps for other services, one `platform_settings` row per name."""
+
+    def __init__(self, conn: psycopg.AsyncConnection) -> None:
+        self._conn = conn
+
+    async def setting(self, name: SettingName) -> StoredSetting | None:
+        cursor = await self._conn.execute(SELECT_SETTING, (name,))
+        row = await cursor.fetchone()
+        return from_row(StoredSetting, row) if row else None
+
+    async def save_setting(self, setting: StoredSetting) -> None:
+        await self._conn.execute(UPSERT_SETTING, to_row(setting, document=Jsonb(setting.document)))
+
+
 class IdentityUnitOfWork(PostgresUnitOfWork):
-    """One transaction with the identity store bound to it. The kit's unit of work commits or rolls back,
+    """One transaction with the identity stores bound to it. The kit's unit of work commits or rolls back,
     and writes what `publish` collected to the outbox just before the commit."""
 
     store: PostgresIdentityStore
+    settings: PostgresSettingsStore
 
     def __init__(self, pool: AsyncConnectionPool, secrets: SecretBox) -> None:
         super().__init__(pool)
@@ -301,3 +333,4 @@ class IdentityUnitOfWork(PostgresUnitOfWork):
 
     def bind(self, conn: psycopg.AsyncConnection) -> None:
         self.store = PostgresIdentityStore(conn, self._secrets)
+        self.settings = PostgresSettingsStore(conn)

@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-__all__ = ["ClientContext", "IdentityHandlers", "IdentityPolicy", "OAuthStart", "SignedIn", "hash_token"]
+__all__ = [
+    "AdminUserDetail",
+    "ClientContext",
+    "IdentityHandlers",
+    "IdentityPolicy",
+    "OAuthStart",
+    "SignedIn",
+    "hash_token",
+]
 
 import base64
 import hashlib
@@ -103,6 +111,14 @@ class SignedIn:
 class OAuthStart:
     authorization_url: str
     state: str
+
+
+@dataclass(frozen=True)
+class AdminUserDetail:
+    """An account as an admin sees it: the user and how many sessions they have open."""
+
+    user: User
+    session_count: int
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -445,6 +461,15 @@ class IdentityHandlers:
     ) -> UserPage:
         async with self.uow() as uow:
             return await uow.store.search_users(query=query, role=role, limit=limit, cursor=cursor)
+
+    async def user_for_admin(self, user_id: str) -> AdminUserDetail:
+        """The account with its active (neither revoked nor expired) sessions counted."""
+        async with self.uow() as uow:
+            user = await uow.store.user_by_id(user_id)
+            if user is None:
+                raise UserNotFound("no such user")
+            sessions = await uow.store.count_active_sessions(user_id, self.clock.now())
+        return AdminUserDetail(user=user, session_count=sessions)
 
     async def change_role(self, *, actor_id: str, actor_role: Role, user_id: str, new_role: Role) -> User:
         now = self.clock.now()

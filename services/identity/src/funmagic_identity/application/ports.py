@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
+from funmagic_identity.domain.settings import SettingName, StoredSetting
 from funmagic_identity.domain.users import Role, User
 from funmagic_kit.ports import UnitOfWork
 
@@ -23,6 +24,7 @@ __all__ = [
     "PasswordHasher",
     "Revocations",
     "SessionRecord",
+    "SettingsStore",
     "SignInGuard",
     "UnitOfWorkFactory",
     "UserPage",
@@ -143,6 +145,8 @@ class IdentityStore(Protocol):
     async def revoke_session(self, session_id: str, reason: str, now: datetime) -> bool: ...
     async def revoke_user_sessions(self, user_id: str, reason: str, now: datetime) -> list[str]: ...
     async def sessions_of(self, user_id: str, now: datetime) -> list[SessionRecord]: ...
+    async def count_active_sessions(self, user_id: str, now: datetime) -> int:
+        """Sessions of the user neither revoked nor expired at `now`."""
 
     async def add_verification(
         self, identifier: str, token_hash: bytes, expires_at: datetime, now: datetime
@@ -166,10 +170,19 @@ class IdentityStore(Protocol):
     async def queue_mail(self, mail: OutgoingMail, now: datetime) -> None: ...
 
 
+class SettingsStore(Protocol):
+    """The platform settings identity keeps for other services (one row per name)."""
+
+    async def setting(self, name: SettingName) -> StoredSetting | None: ...
+    async def save_setting(self, setting: StoredSetting) -> None:
+        """Stores the setting whole, in place of what was stored under its name."""
+
+
 class IdentityUnitOfWork(UnitOfWork, Protocol):
     """One transaction over the identity store; `publish` puts events in the outbox with it."""
 
     store: IdentityStore
+    settings: SettingsStore
 
 
 class UnitOfWorkFactory(Protocol):

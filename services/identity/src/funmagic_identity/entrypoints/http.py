@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from aiohttp import web
-from pydantic import Field
+from pydantic import Field, JsonValue, RootModel
 
 from funmagic_contracts.api import Request
 from funmagic_contracts.api.identity import (
@@ -26,8 +26,9 @@ from funmagic_contracts.api.identity import (
 from funmagic_identity.adapters.mail import DevMailbox
 from funmagic_identity.application.handlers import ClientContext, IdentityHandlers, SignedIn
 from funmagic_identity.application.ports import SessionRecord
+from funmagic_identity.application.settings import PlatformSettings
 from funmagic_identity.domain.users import User
-from funmagic_kit.api import path_uuid, read_body, read_query, require_principal, require_role
+from funmagic_kit.api import enforce_access, path_uuid, read_body, read_query, require_principal, require_role
 from funmagic_kit.http import HttpProblem
 from funmagic_kit.request_keys import INTERNAL_CALLER_KEY, PRINCIPAL_KEY, Principal
 
@@ -78,6 +79,12 @@ class DevMailQuery(Request):
     to: str = Field(min_length=3, max_length=254)
 
 
+# Not a public route: a platform setting as its owner (the gateway) sends it, any JSON object (the owner
+# validated it with its own model).
+class SettingDocument(RootModel[dict[str, JsonValue]]):
+    pass
+
+
 def user_view(user: User) -> dict[str, Any]:
     return user.model_dump(mode="json")
 
@@ -112,10 +119,12 @@ class IdentityApp:
         self,
         handlers: IdentityHandlers,
         *,
+        settings: PlatformSettings,
         dev_mailbox: DevMailbox | None,
         jwks: Callable[[], list[dict[str, Any]]],
     ) -> None:
         self._handlers = handlers
+        self._settings = settings
         self._dev_mailbox = dev_mailbox
         self._jwks = jwks
 
@@ -143,6 +152,9 @@ class IdentityApp:
             web.put("/v1/users/{user_id}/role", self.change_role),
             web.post("/v1/users/{user_id}/disable", self.disable_user),
             web.post("/v1/users/{user_id}/enable", self.enable_user),
+            # For other services only (the internal credential): 401 for anyone else.
+            web.get("/v1/internal/settings/{name}", enforce_access("internal", self.get_setting)),
+            web.put("/v1/internal/settings/{name}", enforce_access("internal", self.put_setting)),
         ]
         if self._dev_mailbox is not None:
             routes.append(dev_mail_route(self._dev_mailbox))
@@ -251,9 +263,8 @@ class IdentityApp:
 
     async def get_user(self, request: web.Request) -> web.Response:
         require_role(request, "admin")
-        return web.json_response(
-            user_view(await self._handlers.current_user(path_uuid(request, "user_id", "user")))
-        )
+        detail = await self._handlers.user_for_admin(path_uuid(request, "user_id", "user"))
+        return web.json_response({**user_view(detail.user), "session_count": detail.session_count})
 
     async def change_role(self, request: web.Request) -> web.Response:
         actor = require_role(request, "admin")
@@ -283,6 +294,21 @@ class IdentityApp:
             reason=body.reason,
         )
         return web.json_response(user_view(user))
+
+    async def get_setting(self, request: web.Request) -> web.Response:
+        """The stored document (404 `setting_not_set` when it never was)."""
+        stored = await self._settings.get(request.match_info["name"])
+        return web.json_response(stored.document)
+
+    async def put_setting(self, request: web.Request) -> web.Response:
+        """Stores the document whole; the user whose change it is (the forwarded token, if any) is recorded
+        as `updated_by`. Answers the stored document once it is committed."""
+        body = await read_body(request, SettingDocument)
+        principal = request.get(PRINCIPAL_KEY)
+        stored = await self._settings.put(
+            request.match_info["name"], body.root, by=principal.user_id if principal else None
+        )
+        return web.json_response(stored.document)
 
 
 def dev_mail_route(mailbox: DevMailbox) -> web.RouteDef:

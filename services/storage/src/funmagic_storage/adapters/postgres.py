@@ -1,8 +1,9 @@
-"""Asset records and pending uploads on Postgres."""
+"""Asset records, pending uploads and the tasks known to be deleted, on Postgres."""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
@@ -10,14 +11,14 @@ import psycopg
 
 from funmagic_kit.pagination import decode_cursor, page_of
 from funmagic_kit.rows import from_row, to_row
-from funmagic_storage.domain.assets import AssetRecord, PendingUpload
+from funmagic_storage.domain.assets import ASSET_KINDS, AssetKind, AssetRecord, PendingUpload, Visibility
 
 __all__ = ["AssetRecords"]
 
 # Named like the fields of `AssetRecord` and `PendingUpload` (`from_row`).
 ASSET_COLUMNS = (
-    "id::text AS id, user_id, bucket, storage_key, visibility, module, filename, mime_type, size, task_id, "
-    "public_key, created_at, updated_at"
+    "id::text AS id, user_id, bucket, storage_key, visibility, module, filename, mime_type, kind, size, "
+    "task_id, public_key, created_at, updated_at"
 )
 UPLOAD_COLUMNS = (
     "id::text AS id, user_id, bucket, storage_key, visibility, module, filename, content_type, size, "
@@ -34,17 +35,34 @@ ON CONFLICT (bucket, storage_key) DO NOTHING
 """
 INSERT_ASSET = f"""
 INSERT INTO assets
-    (id, user_id, bucket, storage_key, visibility, module, filename, mime_type, size, task_id, created_at,
-     updated_at)
+    (id, user_id, bucket, storage_key, visibility, module, filename, mime_type, kind, size, task_id,
+     created_at, updated_at)
 VALUES (%(id)s, %(user_id)s, %(bucket)s, %(storage_key)s, %(visibility)s, %(module)s, %(filename)s,
-        %(mime_type)s, %(size)s, %(task_id)s, %(created_at)s, %(updated_at)s)
+        %(mime_type)s, %(kind)s, %(size)s, %(task_id)s, %(created_at)s, %(updated_at)s)
 RETURNING {ASSET_COLUMNS}
 """
 SET_PUBLICATION = f"""
-UPDATE assets SET public_key = %s, visibility = CASE WHEN %s::text IS NULL THEN 'private' ELSE 'public' END,
-    updated_at = %s
+UPDATE assets SET public_key = %s, visibility = %s, updated_at = %s
 WHERE id = %s
 RETURNING {ASSET_COLUMNS}
+"""
+OWNED_ASSETS = f"""
+SELECT {ASSET_COLUMNS} FROM assets
+WHERE id = ANY(%s::uuid[]) AND user_id = %s AND deleted_at IS NULL
+"""
+# Locked: the outputs are deleted in this transaction, and a concurrent publish waits for it.
+OUTPUTS_OF_TASKS = f"""
+SELECT {ASSET_COLUMNS} FROM assets
+WHERE task_id = ANY(%s) AND user_id = %s AND deleted_at IS NULL
+ORDER BY created_at, id
+FOR UPDATE
+"""
+# One lock per task id (a hash of it: a collision only makes two tasks wait for each other), held to the end
+# of the transaction: deleting a task's outputs and registering a new output of it take turns.
+LOCK_TASK = "SELECT pg_advisory_xact_lock(hashtext('storage:task:' || %s))"
+INSERT_DELETED_TASK = """
+INSERT INTO deleted_tasks (task_id, user_id, deleted_at) VALUES (%s, %s, %s)
+ON CONFLICT (task_id) DO NOTHING
 """
 
 
@@ -109,21 +127,52 @@ class AssetRecords:
         row = await cursor.fetchone()
         return _asset(row) if row else None
 
-    async def set_publication(self, asset_id: str, public_key: str | None, now: datetime) -> AssetRecord:
-        cursor = await self._conn.execute(SET_PUBLICATION, (public_key, public_key, now, asset_id))
+    async def owned_assets(self, user_id: str, asset_ids: Iterable[str]) -> list[AssetRecord]:
+        ids = [asset_id for asset_id in dict.fromkeys(asset_ids) if _is_uuid(asset_id)]
+        if not ids:
+            return []
+        cursor = await self._conn.execute(OWNED_ASSETS, (ids, user_id))
+        return [_asset(row) for row in await cursor.fetchall()]
+
+    async def set_publication(
+        self, asset_id: str, public_key: str | None, visibility: Visibility, now: datetime
+    ) -> AssetRecord:
+        cursor = await self._conn.execute(SET_PUBLICATION, (public_key, visibility, now, asset_id))
         return _asset(await cursor.fetchone())
 
     async def delete_asset(self, asset_id: str, now: datetime) -> None:
         await self._conn.execute("UPDATE assets SET deleted_at = %s WHERE id = %s", (now, asset_id))
 
+    async def lock_tasks(self, task_ids: Iterable[str]) -> None:
+        for task_id in sorted(set(task_ids)):  # always in the same order: no deadlock between two lockers
+            await self._conn.execute(LOCK_TASK, (task_id,))
+
+    async def mark_tasks_deleted(self, task_ids: Iterable[str], user_id: str, now: datetime) -> None:
+        for task_id in sorted(set(task_ids)):
+            await self._conn.execute(INSERT_DELETED_TASK, (task_id, user_id, now))
+
+    async def task_is_deleted(self, task_id: str) -> bool:
+        cursor = await self._conn.execute("SELECT 1 FROM deleted_tasks WHERE task_id = %s", (task_id,))
+        return await cursor.fetchone() is not None
+
+    async def outputs_of_tasks(self, user_id: str, task_ids: Iterable[str]) -> list[AssetRecord]:
+        cursor = await self._conn.execute(OUTPUTS_OF_TASKS, (sorted(set(task_ids)), user_id))
+        return [_asset(row) for row in await cursor.fetchall()]
+
     async def assets_of(
-        self, user_id: str, *, module: str | None, limit: int, cursor: str | None
+        self,
+        user_id: str,
+        *,
+        module: str | None,
+        kind: AssetKind | None = None,
+        limit: int,
+        cursor: str | None,
     ) -> tuple[list[AssetRecord], str | None]:
-        conditions = ["user_id = %(user_id)s", "deleted_at IS NULL", "visibility <> 'admin-private'"]
-        params: dict[str, Any] = {"user_id": user_id, "limit": limit + 1}
-        if module:
-            conditions.append("module = %(module)s")
-            params["module"] = module
+        conditions, params = _visible_to(user_id, module)
+        params["limit"] = limit + 1
+        if kind:
+            conditions.append("kind = %(kind)s")
+            params["kind"] = kind
         if cursor:
             params["after_created"], params["after_id"] = decode_cursor(cursor, datetime, uuid.UUID)
             conditions.append("(created_at, id) < (%(after_created)s, %(after_id)s::uuid)")
@@ -135,6 +184,28 @@ class AssetRecords:
             )
         ).fetchall()
         return page_of([_asset(row) for row in rows], limit, key=lambda asset: (asset.created_at, asset.id))
+
+    async def kind_counts(self, user_id: str, *, module: str | None) -> dict[AssetKind, int]:
+        conditions, params = _visible_to(user_id, module)
+        rows = await (
+            await self._conn.execute(
+                f"SELECT kind, count(*) AS n FROM assets WHERE {' AND '.join(conditions)} GROUP BY kind",
+                params,
+            )
+        ).fetchall()
+        counted = {row["kind"]: int(row["n"]) for row in rows}
+        return {kind: counted.get(kind, 0) for kind in ASSET_KINDS}
+
+
+def _visible_to(user_id: str, module: str | None) -> tuple[list[str], dict[str, Any]]:
+    """The conditions (and their parameters) of the assets a user sees in their list: theirs, live, not
+    admin-only, of `module` if given."""
+    conditions = ["user_id = %(user_id)s", "deleted_at IS NULL", "visibility <> 'admin-private'"]
+    params: dict[str, Any] = {"user_id": user_id}
+    if module:
+        conditions.append("module = %(module)s")
+        params["module"] = module
+    return conditions, params
 
 
 def _asset(row: dict[str, Any] | None) -> AssetRecord:

@@ -27,6 +27,18 @@ class S3ObjectStore:
             if name not in existing:
                 await self._client.create_bucket(Bucket=name)
 
+    async def allow_browsers(self, origins: list[str], *names: str) -> None:
+        """CORS rules so the apps' pages can PUT to presigned URLs and GET outputs from these origins."""
+        rule = {
+            "AllowedOrigins": origins,
+            "AllowedMethods": ["GET", "PUT", "HEAD"],
+            "AllowedHeaders": ["*"],
+            "ExposeHeaders": ["ETag", "Content-Length", "Content-Type"],
+            "MaxAgeSeconds": 3600,
+        }
+        for name in names:
+            await self._client.put_bucket_cors(Bucket=name, CORSConfiguration={"CORSRules": [rule]})
+
     async def presign_put(
         self, bucket: str, key: str, *, content_type: str, size: int, ttl_seconds: int
     ) -> str:

@@ -1,34 +1,51 @@
-"""The storage use cases: presigned uploads, confirmation, server-side writes, downloads, publishing.
+"""The storage use cases: presigned uploads, confirmation, server-side writes, downloads, publishing, and
+the outputs of deleted tasks.
 
 Every asset belongs to one user; another user's asset is simply not found. Users write only to the private
-bucket; publishing copies into the public one; the admin bucket is reached only through admin routes.
+bucket; publishing copies into the public one; the admin bucket is reached only through admin routes (and
+by the catalog's publication of an admin's upload, `publish_for_catalog`).
 """
 
 from __future__ import annotations
 
-__all__ = ["AssetPage", "AssetService", "AssetView", "OwnedAsset", "StoragePolicy", "UploadTicket"]
+__all__ = [
+    "AssetPage",
+    "AssetService",
+    "AssetUrl",
+    "AssetView",
+    "CatalogAsset",
+    "OwnedAsset",
+    "StoragePolicy",
+    "UploadTicket",
+]
 
 import logging
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TypedDict
 from urllib.parse import quote
 
+from funmagic_contracts.envelope import Envelope
 from funmagic_contracts.storage.events import AssetCreated, AssetDeleted, AssetPublished, AssetUnpublished
 from funmagic_kit.clock import Clock
 from funmagic_kit.ports import UnitOfWorkFactory
 from funmagic_storage.application.ports import ObjectStore, StorageUnitOfWork
 from funmagic_storage.domain.assets import (
     USER_UPLOAD_TYPES,
+    AssetKind,
     AssetNotFound,
     AssetRecord,
+    OutputOfDeletedTask,
     PendingUpload,
     UploadNotReady,
     UploadRefused,
     Visibility,
+    asset_kind,
     check_module,
     check_upload,
+    outputs_deleted_with_their_tasks,
     public_key,
     sanitize_filename,
     sniff_image_type,
@@ -61,6 +78,10 @@ class StoragePolicy:
     def limit_for(self, module: str) -> int:
         return self.module_max_bytes.get(module, self.max_bytes)
 
+    def visibility_of(self, bucket: str) -> Visibility:
+        """What an asset kept in `bucket` is when not published."""
+        return "admin-private" if bucket == self.bucket_admin else "private"
+
 
 class UploadTicket(TypedDict):
     """Where and how the client PUTs the file (the URL is signed for exactly this type and size)."""
@@ -87,8 +108,10 @@ class OwnedAsset(TypedDict):
 
 
 class AssetView(OwnedAsset):
-    """An asset as its owner sees it: with a URL to download it (the CDN's once published)."""
+    """An asset as its owner sees it: what kind of thing it is, and a URL to download it (the CDN's once
+    published)."""
 
+    kind: AssetKind
     url: str
     created_at: str
 
@@ -96,6 +119,23 @@ class AssetView(OwnedAsset):
 class AssetPage(TypedDict):
     items: list[AssetView]
     next_cursor: str | None
+    counts: dict[AssetKind, int]  # every kind, whatever the page and the kind asked for
+
+
+class AssetUrl(TypedDict):
+    """Where to fetch an asset from, for other services composing views (a task's thumbnail)."""
+
+    url: str
+    kind: AssetKind
+    mime_type: str
+    filename: str
+
+
+class CatalogAsset(TypedDict):
+    """An asset published for the catalog, at its immutable CDN URL."""
+
+    asset_id: str
+    url: str
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -282,12 +322,37 @@ class AssetService:
             raise AssetNotFound("no such asset")
         return asset
 
-    async def list(self, user_id: str, *, module: str | None, limit: int, cursor: str | None) -> AssetPage:
+    async def list(
+        self,
+        user_id: str,
+        *,
+        module: str | None,
+        kind: AssetKind | None = None,
+        limit: int,
+        cursor: str | None,
+    ) -> AssetPage:
         async with self.uow() as uow:
             items, next_cursor = await uow.assets.assets_of(
-                user_id, module=module, limit=limit, cursor=cursor
+                user_id, module=module, kind=kind, limit=limit, cursor=cursor
             )
-        return {"items": [await self._view(a) for a in items], "next_cursor": next_cursor}
+            counts = await uow.assets.kind_counts(user_id, module=module)
+        return {"items": [await self._view(a) for a in items], "next_cursor": next_cursor, "counts": counts}
+
+    async def urls(self, user_id: str, asset_ids: Iterable[str]) -> dict[str, AssetUrl]:
+        """For other services composing a user's views (thumbnails of tasks): a URL for each of `asset_ids`
+        that `user_id` owns, whatever its visibility (the owner of an admin-only output is the admin whose
+        studio task made it); the others are simply absent."""
+        async with self.uow() as uow:
+            assets = await uow.assets.owned_assets(user_id, asset_ids)
+        return {
+            asset.id: {
+                "url": await self._url(asset),
+                "kind": asset.kind,
+                "mime_type": asset.mime_type,
+                "filename": asset.filename,
+            }
+            for asset in assets
+        }
 
     # --- publishing and deleting ---------------------------------------------------------------------
 
@@ -295,17 +360,34 @@ class AssetService:
         now = self.clock.now()
         async with self.uow() as uow:
             asset = _owned(await uow.assets.asset(asset_id, for_update=True), user_id)
-            if asset.public_key:
-                return await self._view(asset)
-            key = public_key(user_id, asset.id, asset.filename)
-            await self.objects.copy_public(
-                asset.bucket, asset.storage_key, self.policy.bucket_public, key, asset.mime_type
-            )
-            asset = await uow.assets.set_publication(asset_id, key, now)
-            uow.publish(
-                AssetPublished(asset_id=asset_id, user_id=user_id, public_key=key, cdn_url=self._cdn(key))
-            )
+            asset = await self._publish(uow, asset, now)
         return await self._view(asset)
+
+    async def publish_for_catalog(self, asset_id: str) -> CatalogAsset:
+        """For tasks, when an admin puts an asset (their upload, in any bucket) on a tool or a banner: the
+        asset published, and its immutable CDN URL. Publishing a published asset changes nothing."""
+        now = self.clock.now()
+        async with self.uow() as uow:
+            asset = await uow.assets.asset(asset_id, for_update=True)
+            if asset is None:
+                raise AssetNotFound("no such asset")
+            asset = await self._publish(uow, asset, now)
+        return {"asset_id": asset.id, "url": await self._url(asset)}  # published: the CDN's URL
+
+    async def _publish(self, uow: StorageUnitOfWork, asset: AssetRecord, now: datetime) -> AssetRecord:
+        """A copy in the public bucket, the record pointing at it and AssetPublished, in `uow` (the asset
+        locked by the caller); an asset already published as it is."""
+        if asset.public_key:
+            return asset
+        key = public_key(asset.user_id, asset.id, asset.filename)
+        await self.objects.copy_public(
+            asset.bucket, asset.storage_key, self.policy.bucket_public, key, asset.mime_type
+        )
+        published = await uow.assets.set_publication(asset.id, key, "public", now)
+        uow.publish(
+            AssetPublished(asset_id=asset.id, user_id=asset.user_id, public_key=key, cdn_url=self._cdn(key))
+        )
+        return published
 
     async def unpublish(self, user_id: str, asset_id: str) -> AssetView:
         now = self.clock.now()
@@ -313,7 +395,8 @@ class AssetService:
             asset = _owned(await uow.assets.asset(asset_id, for_update=True), user_id)
             if asset.public_key:
                 await self.objects.delete(self.policy.bucket_public, asset.public_key)
-                asset = await uow.assets.set_publication(asset_id, None, now)
+                visibility = self.policy.visibility_of(asset.bucket)
+                asset = await uow.assets.set_publication(asset_id, None, visibility, now)
                 uow.publish(AssetUnpublished(asset_id=asset_id, user_id=user_id))
         return await self._view(asset)
 
@@ -326,6 +409,32 @@ class AssetService:
             await self.objects.delete(asset.bucket, asset.storage_key)
             await uow.assets.delete_asset(asset_id, now)
             uow.publish(AssetDeleted(asset_id=asset_id, user_id=user_id))
+
+    async def delete_task_outputs(
+        self, uow: StorageUnitOfWork, *, user_id: str, task_ids: Iterable[str], caused_by: Envelope
+    ) -> int:
+        """When `user_id`'s tasks are deleted (in the consumer's `uow`): their outputs go, objects and
+        records, each with AssetDeleted — except the published ones, which stay (someone may hold their
+        public link). The tasks are remembered, so an output stored for one of them later is refused.
+        Returns how many assets were deleted."""
+        now = self.clock.now()
+        task_ids = sorted(set(task_ids))
+        await uow.assets.lock_tasks(task_ids)
+        await uow.assets.mark_tasks_deleted(task_ids, user_id, now)
+        outputs = await uow.assets.outputs_of_tasks(user_id, task_ids)
+        doomed = outputs_deleted_with_their_tasks(outputs, user_id=user_id, task_ids=task_ids)
+        for asset in doomed:
+            await uow.assets.delete_asset(asset.id, now)
+            uow.publish(AssetDeleted(asset_id=asset.id, user_id=asset.user_id), caused_by=caused_by)
+        # The objects last: a failure before here leaves them all, and the redelivered event tries again.
+        for asset in doomed:
+            await self.objects.delete(asset.bucket, asset.storage_key)
+        if doomed:
+            log.info(
+                "outputs of deleted tasks removed",
+                extra={"count": len(doomed), "kept": len(outputs) - len(doomed)},
+            )
+        return len(doomed)
 
     async def sweep_expired_uploads(self) -> int:
         """Removes uploads never confirmed in time, and whatever object they left behind."""
@@ -345,14 +454,21 @@ class AssetService:
         # Percent-encoded: a file name may hold "#", "?", "%" or spaces, which would break a raw URL.
         return f"{self.policy.cdn_url.rstrip('/')}/{quote(key)}"
 
-    async def _view(self, asset: AssetRecord) -> AssetView:
+    async def _url(self, asset: AssetRecord) -> str:
+        """The CDN's URL once published, else a presigned GET valid for the download TTL."""
         if asset.public_key:
-            url = self._cdn(asset.public_key)
-        else:
-            url = await self.objects.presign_get(
-                asset.bucket, asset.storage_key, ttl_seconds=int(self.policy.download_ttl.total_seconds())
-            )
-        return AssetView(**_record(asset), url=url, created_at=asset.created_at.isoformat())
+            return self._cdn(asset.public_key)
+        return await self.objects.presign_get(
+            asset.bucket, asset.storage_key, ttl_seconds=int(self.policy.download_ttl.total_seconds())
+        )
+
+    async def _view(self, asset: AssetRecord) -> AssetView:
+        return AssetView(
+            **_record(asset),
+            kind=asset.kind,
+            url=await self._url(asset),
+            created_at=asset.created_at.isoformat(),
+        )
 
 
 def _record(asset: AssetRecord) -> OwnedAsset:
@@ -381,7 +497,12 @@ async def _register(
     uow: StorageUnitOfWork, upload: PendingUpload, now: datetime, *, task_id: str | None = None
 ) -> AssetRecord:
     """The upload, its object in place, becomes an asset: recorded, the upload completed and AssetCreated
-    published, in the caller's transaction."""
+    published, in the caller's transaction. An output of a task deleted meanwhile is refused (its object,
+    never registered, goes with the sweep of unconfirmed uploads)."""
+    if task_id is not None:
+        await uow.assets.lock_tasks([task_id])  # taking turns with the deletion of the task's outputs
+        if await uow.assets.task_is_deleted(task_id):
+            raise OutputOfDeletedTask(f"task {task_id} was deleted; its outputs are not kept")
     asset = await uow.assets.add_asset(_new_asset(upload, now, task_id))
     await uow.assets.complete_upload(upload.id, asset.id, now)
     uow.publish(
@@ -411,6 +532,7 @@ def _new_asset(upload: PendingUpload, now: datetime, task_id: str | None) -> Ass
         module=upload.module,
         filename=upload.filename,
         mime_type=upload.content_type,
+        kind=asset_kind(upload.content_type),
         size=upload.size,
         task_id=task_id,
         public_key=None,

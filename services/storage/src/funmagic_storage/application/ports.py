@@ -3,12 +3,13 @@ the transaction itself, and the object store. The adapters layer provides the co
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
 from funmagic_kit.ports import UnitOfWork
-from funmagic_storage.domain.assets import AssetRecord, PendingUpload
+from funmagic_storage.domain.assets import AssetKind, AssetRecord, PendingUpload, Visibility
 
 __all__ = ["AssetStore", "ObjectInfo", "ObjectStore", "StorageUnitOfWork"]
 
@@ -40,17 +41,47 @@ class AssetStore(Protocol):
         """None for an id that is not one of a live asset (not even a UUID included)."""
         ...
 
-    async def set_publication(self, asset_id: str, public_key: str | None, now: datetime) -> AssetRecord:
-        """Published under `public_key`, or private again with None."""
+    async def owned_assets(self, user_id: str, asset_ids: Iterable[str]) -> list[AssetRecord]:
+        """The live assets among `asset_ids` that `user_id` owns, whatever their visibility (ids that are
+        not an asset's, not even UUIDs, are left out)."""
+        ...
+
+    async def set_publication(
+        self, asset_id: str, public_key: str | None, visibility: Visibility, now: datetime
+    ) -> AssetRecord:
+        """Published under `public_key` (visibility public), or back to `visibility` with None."""
         ...
 
     async def delete_asset(self, asset_id: str, now: datetime) -> None: ...
 
+    async def lock_tasks(self, task_ids: Iterable[str]) -> None:
+        """Until the transaction ends, nobody else deletes these tasks' outputs or registers one."""
+        ...
+
+    async def mark_tasks_deleted(self, task_ids: Iterable[str], user_id: str, now: datetime) -> None: ...
+
+    async def task_is_deleted(self, task_id: str) -> bool: ...
+
+    async def outputs_of_tasks(self, user_id: str, task_ids: Iterable[str]) -> list[AssetRecord]:
+        """The live assets `user_id` owns that these tasks produced, locked for the transaction."""
+        ...
+
     async def assets_of(
-        self, user_id: str, *, module: str | None, limit: int, cursor: str | None
+        self,
+        user_id: str,
+        *,
+        module: str | None,
+        kind: AssetKind | None = None,
+        limit: int,
+        cursor: str | None,
     ) -> tuple[list[AssetRecord], str | None]:
-        """The user's assets a user sees (not admin-only ones), newest first, and the next page's cursor.
-        A cursor that is not one is an `InvalidCursor`."""
+        """The user's assets a user sees (not admin-only ones), newest first, of `module` and `kind` if
+        given, and the next page's cursor. A cursor that is not one is an `InvalidCursor`."""
+        ...
+
+    async def kind_counts(self, user_id: str, *, module: str | None) -> dict[AssetKind, int]:
+        """How many assets of each kind the user sees in their list (of `module` if given); every kind is
+        there, 0 when there are none."""
         ...
 
 

@@ -1,10 +1,12 @@
-"""Storage rules: buckets by visibility, keys, filenames, modules, sizes and content types; the records of
-assets and pending uploads, and the refusals. Pure."""
+"""Storage rules: buckets by visibility, keys, filenames, modules, sizes and content types; what kind of
+thing an asset is; which outputs go with a deleted task; the records of assets and pending uploads, and the
+refusals. Pure."""
 
 from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
@@ -12,23 +14,34 @@ from typing import Literal
 from funmagic_kit.errors import Conflict, NotFound, Refused, TooLarge
 
 __all__ = [
+    "ASSET_KINDS",
     "USER_UPLOAD_TYPES",
+    "AssetKind",
     "AssetNotFound",
     "AssetRecord",
+    "OutputOfDeletedTask",
     "PendingUpload",
     "UploadNotReady",
     "UploadRefused",
     "UploadTooLarge",
     "Visibility",
+    "asset_kind",
     "check_module",
     "check_upload",
+    "outputs_deleted_with_their_tasks",
     "public_key",
+    "published_assets_outlive_their_task",
     "sanitize_filename",
     "sniff_image_type",
     "storage_key",
 ]
 
 Visibility = Literal["public", "private", "admin-private"]
+AssetKind = Literal["image", "model", "pointcloud", "other"]
+ASSET_KINDS: tuple[AssetKind, ...] = ("image", "model", "pointcloud", "other")
+# The same rule as the backfill of migration 003: change both together.
+MODEL_TYPES = frozenset({"model/gltf-binary", "model/gltf+json", "model/obj"})
+POINT_CLOUD_TYPES = frozenset({"application/x-ply", "model/ply"})
 MAX_FILENAME_BYTES = 120
 _MODULE = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
 # What a user may upload: raster images only. SVG, HTML and other active content could run script when
@@ -63,6 +76,10 @@ class UploadNotReady(Conflict, code="upload_not_ready"):
     """The upload cannot be confirmed (not uploaded yet, or not what was declared); `code` says why."""
 
 
+class OutputOfDeletedTask(Conflict, code="task_deleted"):
+    """An output arrived for a task that was deleted: its outputs went with it, and so does this one."""
+
+
 @dataclass(frozen=True)
 class PendingUpload:
     """A key reserved for an object on its way (a presigned upload, or a server-side write)."""
@@ -92,6 +109,7 @@ class AssetRecord:
     module: str
     filename: str
     mime_type: str
+    kind: AssetKind  # from mime_type (`asset_kind`), stored so that lists filter and count in SQL
     size: int
     task_id: str | None
     public_key: str | None  # its key in the public bucket while published
@@ -139,6 +157,39 @@ def check_upload(
         raise UploadRefused("the file is empty", code="empty_file")
     if size > max_bytes:
         raise UploadTooLarge(f"{size} bytes is over the {max_bytes}-byte limit for {module}")
+
+
+def asset_kind(mime_type: str) -> AssetKind:
+    """What an asset is, from its MIME type: `image/*` an image; glTF (binary or JSON) and OBJ a model; PLY
+    a point cloud; anything else other."""
+    essence = mime_type.split(";", 1)[0].strip().lower()
+    if essence.startswith("image/"):
+        return "image"
+    if essence in MODEL_TYPES:
+        return "model"
+    if essence in POINT_CLOUD_TYPES:
+        return "pointcloud"
+    return "other"
+
+
+def published_assets_outlive_their_task(asset: AssetRecord) -> bool:
+    """A published output stays when its task is deleted: someone may hold its public link."""
+    return asset.visibility == "public"
+
+
+def outputs_deleted_with_their_tasks(
+    assets: Iterable[AssetRecord], *, user_id: str, task_ids: Iterable[str]
+) -> list[AssetRecord]:
+    """Of `assets`, those that go when `user_id` deletes the tasks `task_ids`: the tasks' outputs that user
+    owns, except the published ones."""
+    deleted = set(task_ids)
+    return [
+        asset
+        for asset in assets
+        if asset.task_id in deleted
+        and asset.user_id == user_id
+        and not published_assets_outlive_their_task(asset)
+    ]
 
 
 def storage_key(user_id: str, module: str, timestamp_ms: int, filename: str) -> str:

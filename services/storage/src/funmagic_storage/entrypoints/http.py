@@ -14,7 +14,7 @@ from urllib.parse import quote
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
-from funmagic_contracts.api.storage import AssetQuery, UploadRequest
+from funmagic_contracts.api.storage import AssetQuery, AssetUrlsRequest, UploadRequest
 from funmagic_kit.api import (
     path_uuid,
     read_body,
@@ -26,14 +26,18 @@ from funmagic_kit.api import (
 from funmagic_storage.application.assets import AssetService
 
 
-# The public bodies and queries are `funmagic_contracts.api.storage`'s; these two are of the internal routes
-# other services call.
+# The public bodies and queries are `funmagic_contracts.api.storage`'s (and so is the body of the internal
+# `…/urls`); these are of the other internal routes other services call.
 class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid", str_max_length=1024)
 
 
 class OwnerQuery(_Body):
     user_id: str = Field(min_length=1, max_length=64)
+
+
+class NoBody(_Body):
+    """`{}`: nothing to say."""
 
 
 class StoreQuery(_Body):
@@ -60,8 +64,10 @@ class StorageApp:
             web.post("/v1/admin/uploads", self.create_admin_upload),
             web.get("/v1/admin/assets/{asset_id}", self.get_any_asset),
             web.post("/v1/internal/assets", self.store_bytes),
+            web.post("/v1/internal/assets/urls", self.asset_urls),
             web.get("/v1/internal/assets/{asset_id}", self.owned_asset),
             web.get("/v1/internal/assets/{asset_id}/content", self.read_content),
+            web.post("/v1/internal/assets/{asset_id}/publish-for-catalog", self.publish_for_catalog),
         ]
 
     async def create_upload(self, request: web.Request) -> web.Response:
@@ -87,7 +93,7 @@ class StorageApp:
         principal = require_principal(request)
         query = read_query(request, AssetQuery)
         page = await self.assets.list(
-            principal.user_id, module=query.module, limit=query.limit, cursor=query.cursor
+            principal.user_id, module=query.module, kind=query.kind, limit=query.limit, cursor=query.cursor
         )
         return web.json_response(page)
 
@@ -145,3 +151,19 @@ class StorageApp:
         query = read_query(request, OwnerQuery)
         asset = await self.assets.owned_record(query.user_id, path_uuid(request, "asset_id", "asset"))
         return web.json_response(asset)
+
+    async def asset_urls(self, request: web.Request) -> web.Response:
+        """For other services only: a URL (and kind, type, name) for each of the assets the given user
+        owns among those asked for; the others are simply absent."""
+        require_internal_caller(request)
+        body = await read_body(request, AssetUrlsRequest)
+        return web.json_response({"urls": await self.assets.urls(body.user_id, body.asset_ids)})
+
+    async def publish_for_catalog(self, request: web.Request) -> web.Response:
+        """For other services only (tasks, for a tool's or banner's image): publish the asset, whoever owns
+        it and in whichever bucket, and answer its CDN URL. The body is `{}` (or nothing)."""
+        require_internal_caller(request)
+        if request.can_read_body:
+            await read_body(request, NoBody)
+        asset_id = path_uuid(request, "asset_id", "asset")
+        return web.json_response(await self.assets.publish_for_catalog(asset_id))

@@ -1,9 +1,12 @@
 """The tool catalog and the banners on Postgres, rows mapped to the catalog's entries and back.
 
-Lists are keyset pages in SQL: tool types by (sort_order, name), tools by (featured first, slug), banners by
-(main first, position, id). Names and slugs are unique among live rows (partial unique indexes); a clash
-is a `CatalogConflict`. A tool type is locked `FOR SHARE` while a tool is written against it and
-`FOR UPDATE` while it is deleted, so a delete never slips past a tool being created.
+Lists are keyset pages in SQL: tool types by (sort_order, name), tools by (featured first, slug, id: a
+deleted tool may share its slug with a live one), banners by (main first, position, id). Names and slugs
+are unique among live rows (partial unique indexes); a clash is a `CatalogConflict`. A tool type is locked
+`FOR SHARE` while a tool is written against it and `FOR UPDATE` while it is deleted, so a delete never
+slips past a tool being created; likewise a tool is locked `FOR SHARE` while a task is created on it and
+`FOR UPDATE` while it is deleted, so whether tasks ran it (soft delete) or not (hard delete) is decided on
+what is committed.
 """
 
 from __future__ import annotations
@@ -52,14 +55,14 @@ TYPE_COUNTS = (
 TOOL_COLUMNS = (
     "t.id::text AS id, t.slug, t.title, t.description, t.thumbnail_asset_id::text AS thumbnail_asset_id, "
     "t.tool_type_id::text AS tool_type_id, t.config, t.credits_cost, t.is_active, t.is_featured, "
-    "t.translations, t.created_at, t.updated_at, tt.name AS tool_type_name, "
+    "t.translations, t.created_at, t.updated_at, t.deleted_at, t.image_urls, tt.name AS tool_type_name, "
     "tt.display_name AS tool_type_display_name, tt.translations AS tool_type_translations"
 )
 TOOL_FROM = "tools t JOIN tool_types tt ON tt.id = t.tool_type_id"
 BANNER_COLUMNS = (
     "b.id::text AS id, b.title, b.description, b.thumbnail_asset_id::text AS thumbnail_asset_id, b.link, "
     "b.link_text, b.link_target, b.type, b.position, b.badge, b.badge_color, b.is_active, b.starts_at, "
-    "b.ends_at, b.translations, b.created_at, b.updated_at"
+    "b.ends_at, b.translations, b.created_at, b.updated_at, b.image_urls"
 )
 BANNER_RANK = "(CASE WHEN b.type = 'main' THEN 0 ELSE 1 END)"
 
@@ -75,9 +78,9 @@ RETURNING {TYPE_COLUMNS}, 0::bigint AS tools_count, 0::bigint AS active_tools_co
 INSERT_TOOL = """
 INSERT INTO tools
     (id, slug, title, description, thumbnail_asset_id, tool_type_id, config, credits_cost, is_active,
-     is_featured, translations, created_at, updated_at)
+     is_featured, translations, image_urls, created_at, updated_at)
 VALUES (%(id)s, %(slug)s, %(title)s, %(description)s, %(thumbnail_asset_id)s, %(tool_type_id)s, %(config)s,
-        %(credits_cost)s, %(is_active)s, %(is_featured)s, %(translations)s, %(now)s, %(now)s)
+        %(credits_cost)s, %(is_active)s, %(is_featured)s, %(translations)s, %(image_urls)s, %(now)s, %(now)s)
 ON CONFLICT (slug) WHERE deleted_at IS NULL DO NOTHING
 RETURNING id::text
 """
@@ -91,7 +94,7 @@ UPDATE_TOOL = """
 UPDATE tools SET slug = %(slug)s, title = %(title)s, description = %(description)s,
     thumbnail_asset_id = %(thumbnail_asset_id)s, tool_type_id = %(tool_type_id)s, config = %(config)s,
     credits_cost = %(credits_cost)s, is_active = %(is_active)s, is_featured = %(is_featured)s,
-    translations = %(translations)s, updated_at = %(now)s
+    translations = %(translations)s, image_urls = %(image_urls)s, updated_at = %(now)s
 WHERE id = %(id)s AND deleted_at IS NULL
 """
 UPDATE_BANNER = """
@@ -99,16 +102,16 @@ UPDATE banners SET title = %(title)s, description = %(description)s,
     thumbnail_asset_id = %(thumbnail_asset_id)s, link = %(link)s, link_text = %(link_text)s,
     link_target = %(link_target)s, type = %(type)s, position = %(position)s, badge = %(badge)s,
     badge_color = %(badge_color)s, is_active = %(is_active)s, starts_at = %(starts_at)s,
-    ends_at = %(ends_at)s, translations = %(translations)s, updated_at = %(now)s
+    ends_at = %(ends_at)s, translations = %(translations)s, image_urls = %(image_urls)s, updated_at = %(now)s
 WHERE id = %(id)s AND deleted_at IS NULL
 """
 INSERT_BANNER = f"""
 INSERT INTO banners AS b
     (id, title, description, thumbnail_asset_id, link, link_text, link_target, type, position, badge,
-     badge_color, is_active, starts_at, ends_at, translations, created_at, updated_at)
+     badge_color, is_active, starts_at, ends_at, translations, image_urls, created_at, updated_at)
 VALUES (%(id)s, %(title)s, %(description)s, %(thumbnail_asset_id)s, %(link)s, %(link_text)s, %(link_target)s,
         %(type)s, %(position)s, %(badge)s, %(badge_color)s, %(is_active)s, %(starts_at)s, %(ends_at)s,
-        %(translations)s, %(now)s, %(now)s)
+        %(translations)s, %(image_urls)s, %(now)s, %(now)s)
 ON CONFLICT (id) DO NOTHING
 RETURNING {BANNER_COLUMNS}
 """
@@ -220,22 +223,34 @@ class CatalogRecords:
 
     # --- tools ------------------------------------------------------------------------------------------
 
-    async def add_tool(self, tool_id: str, entry: ToolEntry, now: datetime) -> ToolRecord | None:
+    async def add_tool(
+        self, tool_id: str, entry: ToolEntry, now: datetime, image_urls: Mapping[str, str]
+    ) -> ToolRecord | None:
         """None when a live tool has that slug."""
-        cursor = await self._conn.execute(INSERT_TOOL, {**_tool_columns(entry), "id": tool_id, "now": now})
+        cursor = await self._conn.execute(
+            INSERT_TOOL, {**_tool_columns(entry, image_urls), "id": tool_id, "now": now}
+        )
         added = await cursor.fetchone()
         return None if added is None else await self.tool(added["id"])
 
-    async def tool(self, tool_id: str, *, lock: RowLock = None) -> ToolRecord | None:
+    async def tool(
+        self, tool_id: str, *, lock: RowLock = None, include_deleted: bool = False
+    ) -> ToolRecord | None:
         if _uuid_or_none(tool_id) is None:
             return None
+        live = "" if include_deleted else " AND t.deleted_at IS NULL"
         cursor = await self._conn.execute(
-            f"SELECT {TOOL_COLUMNS} FROM {TOOL_FROM} WHERE t.id = %s AND t.deleted_at IS NULL"
-            f"{_lock_clause(lock, 't')}",
+            f"SELECT {TOOL_COLUMNS} FROM {TOOL_FROM} WHERE t.id = %s{live}{_lock_clause(lock, 't')}",
             (tool_id,),
         )
         row = await cursor.fetchone()
         return None if row is None else _tool_record(row)
+
+    async def hold_tool(self, tool_id: str) -> bool:
+        cursor = await self._conn.execute(
+            "SELECT 1 FROM tools WHERE id = %s AND deleted_at IS NULL FOR SHARE", (tool_id,)
+        )
+        return await cursor.fetchone() is not None
 
     async def tool_record_by_slug(self, slug: str, *, active_only: bool = False) -> ToolRecord | None:
         active = " AND t.is_active" if active_only else ""
@@ -251,10 +266,12 @@ class CatalogRecords:
         record = await self.tool_record_by_slug(slug)
         return None if record is None else record.as_tool()
 
-    async def update_tool(self, tool_id: str, entry: ToolEntry, now: datetime) -> ToolRecord:
+    async def update_tool(
+        self, tool_id: str, entry: ToolEntry, now: datetime, image_urls: Mapping[str, str]
+    ) -> ToolRecord:
         await self._unique_update(
             UPDATE_TOOL,
-            {**_tool_columns(entry), "id": tool_id, "now": now},
+            {**_tool_columns(entry, image_urls), "id": tool_id, "now": now},
             "tool_exists",
             f"a tool with the slug {entry.slug!r} exists already",
         )
@@ -268,6 +285,10 @@ class CatalogRecords:
         )
         return cursor.rowcount == 1
 
+    async def remove_tool(self, tool_id: str) -> bool:
+        cursor = await self._conn.execute("DELETE FROM tools WHERE id = %s", (tool_id,))
+        return cursor.rowcount == 1
+
     async def tools_page(
         self,
         *,
@@ -275,13 +296,19 @@ class CatalogRecords:
         type_name: str | None = None,
         query: str | None = None,
         featured: bool | None = None,
+        deleted: bool | None = False,
         locales: Sequence[str] = (),
         limit: int,
         cursor: str | None,
     ) -> tuple[list[ToolRecord], str | None]:
-        """Featured first, then by slug. `query` matches title or description (English, or the texts of
-        `locales`) as a literal substring: `%`, `_` and `\\` in it are escaped."""
-        conditions = ["t.deleted_at IS NULL"]
+        """Featured first, then by slug (and id). `query` matches title or description (English, or the
+        texts of `locales`) as a literal substring: `%`, `_` and `\\` in it are escaped. `deleted`: live
+        tools (False), soft-deleted ones (True), both (None)."""
+        conditions = {
+            False: ["t.deleted_at IS NULL"],
+            True: ["t.deleted_at IS NOT NULL"],
+            None: [],
+        }[deleted]
         params: dict[str, object] = {"limit": limit + 1}
         if active is not None:
             conditions.append("t.is_active = %(active)s")
@@ -305,26 +332,31 @@ class CatalogRecords:
                 ]
             conditions.append(f"({' OR '.join(matches)})")
         if cursor:
-            # (0 featured, 1 not, slug): the kit's cursors carry numbers and text, not booleans.
-            unfeatured, params["after_slug"] = _cursor(cursor, int, str)
+            # (0 featured, 1 not, slug, id): the kit's cursors carry numbers and text, not booleans.
+            unfeatured, params["after_slug"], params["after_id"] = _cursor(cursor, int, str, uuid.UUID)
             params["after_unfeatured"] = unfeatured == 1
-            conditions.append("((NOT t.is_featured), t.slug) > (%(after_unfeatured)s, %(after_slug)s)")
+            conditions.append(
+                "((NOT t.is_featured), t.slug, t.id) "
+                "> (%(after_unfeatured)s, %(after_slug)s, %(after_id)s::uuid)"
+            )
         rows = await (
             await self._conn.execute(
-                f"SELECT {TOOL_COLUMNS} FROM {TOOL_FROM} WHERE {' AND '.join(conditions)} "
-                "ORDER BY (NOT t.is_featured), t.slug LIMIT %(limit)s",
+                f"SELECT {TOOL_COLUMNS} FROM {TOOL_FROM} WHERE {' AND '.join(conditions) or 'TRUE'} "
+                "ORDER BY (NOT t.is_featured), t.slug, t.id LIMIT %(limit)s",
                 params,
             )
         ).fetchall()
         records = [_tool_record(row) for row in rows]
-        return page_of(records, limit, key=lambda r: (0 if r.entry.is_featured else 1, r.entry.slug))
+        return page_of(records, limit, key=lambda r: (0 if r.entry.is_featured else 1, r.entry.slug, r.id))
 
     # --- banners ----------------------------------------------------------------------------------------
 
-    async def add_banner(self, banner_id: str, entry: BannerEntry, now: datetime) -> BannerRecord | None:
+    async def add_banner(
+        self, banner_id: str, entry: BannerEntry, now: datetime, image_urls: Mapping[str, str]
+    ) -> BannerRecord | None:
         """None when a banner with that id exists (a deleted one too)."""
         cursor = await self._conn.execute(
-            INSERT_BANNER, {**_banner_columns(entry), "id": banner_id, "now": now}
+            INSERT_BANNER, {**_banner_columns(entry, image_urls), "id": banner_id, "now": now}
         )
         row = await cursor.fetchone()
         return None if row is None else _banner(row)
@@ -340,8 +372,12 @@ class CatalogRecords:
         row = await cursor.fetchone()
         return None if row is None else _banner(row)
 
-    async def update_banner(self, banner_id: str, entry: BannerEntry, now: datetime) -> BannerRecord:
-        await self._conn.execute(UPDATE_BANNER, {**_banner_columns(entry), "id": banner_id, "now": now})
+    async def update_banner(
+        self, banner_id: str, entry: BannerEntry, now: datetime, image_urls: Mapping[str, str]
+    ) -> BannerRecord:
+        await self._conn.execute(
+            UPDATE_BANNER, {**_banner_columns(entry, image_urls), "id": banner_id, "now": now}
+        )
         return await _must_be_there(self.banner(banner_id))
 
     async def delete_banner(self, banner_id: str, now: datetime) -> bool:
@@ -424,17 +460,18 @@ def _type_columns(entry: ToolTypeEntry) -> dict[str, object]:
     return to_row(entry, translations=Jsonb(entry.translations))
 
 
-def _tool_columns(entry: ToolEntry) -> dict[str, object]:
+def _tool_columns(entry: ToolEntry, image_urls: Mapping[str, str]) -> dict[str, object]:
     return to_row(
         entry,
         config=Jsonb(config_to_json(entry.config)),
         credits_cost=entry.credits_cost,
         translations=Jsonb(entry.translations),
+        image_urls=Jsonb(dict(image_urls)),
     )
 
 
-def _banner_columns(entry: BannerEntry) -> dict[str, object]:
-    return to_row(entry, translations=Jsonb(entry.translations))
+def _banner_columns(entry: BannerEntry, image_urls: Mapping[str, str]) -> dict[str, object]:
+    return to_row(entry, translations=Jsonb(entry.translations), image_urls=Jsonb(dict(image_urls)))
 
 
 # --- rows → records ------------------------------------------------------------------------------------

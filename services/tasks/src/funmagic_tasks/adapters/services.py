@@ -1,4 +1,5 @@
-"""Other services' internal APIs as tasks uses them: does a user own an asset, does a provider exist."""
+"""Other services' internal APIs as tasks uses them: does a user own an asset, publish an image for the
+catalog, does a provider exist."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import aiohttp
 from funmagic_kit.auth import INTERNAL_TOKEN_HEADER
 from funmagic_kit.errors import TransientError
 
-__all__ = ["ProvidersDirectory", "StorageAssets"]
+__all__ = ["ProvidersDirectory", "StorageAssets", "StorageCatalogImages"]
 
 
 class _InternalClient:
@@ -35,6 +36,26 @@ class _InternalClient:
 class StorageAssets(_InternalClient):
     async def owns(self, user_id: str, asset_id: str) -> bool:
         return await self._exists(f"/v1/internal/assets/{quote(asset_id, safe='')}", {"user_id": user_id})
+
+
+class StorageCatalogImages(_InternalClient):
+    async def publish(self, asset_id: str) -> str | None:
+        """Storage's `publish-for-catalog`: the asset's immutable CDN URL (published first if it is not yet;
+        idempotent); None when storage has no such asset."""
+        path = f"/v1/internal/assets/{quote(asset_id, safe='')}/publish-for-catalog"
+        try:
+            async with self._session.post(self._base_url + path, json={}, headers=self._headers) as response:
+                if response.status in (404, 422):
+                    return None
+                if response.status != 200:
+                    raise TransientError(f"{self._base_url} answered {response.status} for {path}")
+                body = await response.json()
+        except (aiohttp.ClientError, TimeoutError, ValueError) as error:
+            raise TransientError(f"{self._base_url} unreachable: {error}") from error
+        url = body.get("url") if isinstance(body, dict) else None
+        if not isinstance(url, str) or not url:
+            raise TransientError(f"{self._base_url} answered no url for {path}")
+        return url
 
 
 class ProvidersDirectory(_InternalClient):

@@ -3,6 +3,12 @@
 A task is two rows: `tasks` (the saga's state, small and indexed) and `task_payloads` (the request, the
 step results, the output and the error text, JSON). Both are read with one join and written with one
 statement (a data-modifying CTE), so a transition costs one round trip. Lists are keyset pages cut in SQL.
+
+A task's family is the task and its descendants (child tasks chain a tool's later steps on their parent's
+output, and may have children of their own), found with a recursive query on `parent_task_id`. The
+creations list (`families`) computes each family's effective status, credits and thumbnail in SQL, in a
+lateral subquery per top-level task of the page, so a status filter and the keyset cut are the database's
+and no page reads more than the families it shows (and those it passes over to fill a filtered page).
 """
 
 from __future__ import annotations
@@ -20,10 +26,12 @@ from funmagic_kit.db import translate_db_error
 from funmagic_kit.pagination import decode_cursor, page_of
 from funmagic_kit.rows import from_row, to_row
 from funmagic_tasks.domain.task import (
+    EffectiveStatus,
     ResolvedInput,
     StepResult,
     Task,
     TaskError,
+    TaskFamily,
     TaskResult,
     step_result_document,
     task_result_document,
@@ -46,7 +54,7 @@ TASK_COLUMNS = (
     "t.id::text AS id, t.user_id, t.tool_id::text AS tool_id, t.tool_slug, "
     "t.parent_task_id::text AS parent_task_id, t.status, t.plan, t.current_step_id, t.completed_steps, "
     "t.attempt, t.price, t.charged_credits, t.step_deadline_at, t.idempotency_key, t.request_hash, "
-    "t.error_code, t.error_message, t.created_at, t.updated_at, t.started_at, t.finished_at, "
+    "t.error_code, t.error_message, t.created_at, t.updated_at, t.started_at, t.finished_at, t.deleted_at, "
     "p.input, p.steps, p.output"
 )
 SELECT_TASK = f"SELECT {TASK_COLUMNS} FROM tasks t JOIN task_payloads p ON p.task_id = t.id"
@@ -77,7 +85,7 @@ WITH t AS (
         completed_steps = %(completed_steps)s, attempt = %(attempt)s, charged_credits = %(charged_credits)s,
         step_deadline_at = %(step_deadline_at)s, error_code = %(error_code)s,
         error_message = %(error_message)s, started_at = %(started_at)s, finished_at = %(finished_at)s,
-        updated_at = %(updated_at)s
+        deleted_at = %(deleted_at)s, updated_at = %(updated_at)s
     WHERE id = %(id)s
     RETURNING *
 ), p AS (
@@ -91,11 +99,79 @@ SELECT {TASK_COLUMNS} FROM t JOIN p ON p.task_id = t.id
 PAGE = f"""
 {SELECT_TASK}
 WHERE (%(user_id)s::text IS NULL OR t.user_id = %(user_id)s)
+  AND (%(include_deleted)s OR t.deleted_at IS NULL)
   AND (%(status)s::text IS NULL OR t.status = %(status)s)
   AND (%(tool)s::text IS NULL OR t.tool_slug = %(tool)s)
+  AND (%(category)s::text IS NULL OR t.tool_id IN (
+        SELECT tl.id FROM tools tl JOIN tool_types tt ON tt.id = tl.tool_type_id
+        WHERE tt.name = %(category)s))
   AND (%(after_created)s::timestamptz IS NULL
        OR (t.created_at, t.id) < (%(after_created)s, %(after_id)s::uuid))
 ORDER BY t.created_at DESC, t.id DESC LIMIT %(limit)s
+"""
+
+# The user's live top-level tasks, newest first, each with its family's values (see `TaskFamily` for the
+# rules). `family` is the task and its live descendants; `done` its latest completed member; the tool's
+# config says whether it is a pipeline and which step is its last.
+FAMILIES = f"""
+SELECT {TASK_COLUMNS}, tt.id::text AS tool_type_id, tt.name AS tool_type_name,
+       f.effective_status, f.credits_total, f.thumbnail_asset_id
+FROM tasks t
+JOIN task_payloads p ON p.task_id = t.id
+LEFT JOIN tools tl ON tl.id = t.tool_id
+LEFT JOIN tool_types tt ON tt.id = tl.tool_type_id
+CROSS JOIN LATERAL (
+    WITH RECURSIVE family AS (
+        SELECT t.id, t.status, t.completed_steps, t.charged_credits, t.created_at
+        UNION ALL
+        SELECT c.id, c.status, c.completed_steps, c.charged_credits, c.created_at
+        FROM tasks c JOIN family m ON c.parent_task_id = m.id
+        WHERE c.deleted_at IS NULL
+    ), done AS (
+        SELECT id, completed_steps FROM family WHERE status = 'completed'
+        ORDER BY created_at DESC, id DESC LIMIT 1
+    )
+    SELECT
+        CASE
+            WHEN EXISTS (SELECT 1 FROM family WHERE status IN ('pending', 'running')) THEN 'running'
+            WHEN NOT coalesce((tl.config ->> 'pipeline')::boolean, true) AND EXISTS (
+                SELECT 1 FROM done
+                WHERE done.completed_steps[cardinality(done.completed_steps)]
+                      IS DISTINCT FROM tl.config -> 'steps' -> -1 ->> 'id'
+            ) THEN 'action_required'
+            ELSE (SELECT status FROM family ORDER BY created_at DESC, id DESC LIMIT 1)
+        END AS effective_status,
+        (SELECT coalesce(sum(charged_credits), 0) FROM family)::integer AS credits_total,
+        (SELECT a.asset ->> 'asset_id'
+         FROM done
+         JOIN task_payloads dp ON dp.task_id = done.id
+         CROSS JOIN LATERAL jsonb_array_elements(dp.steps) WITH ORDINALITY AS s (step, step_n)
+         CROSS JOIN LATERAL jsonb_array_elements(s.step -> 'assets') WITH ORDINALITY AS a (asset, asset_n)
+         WHERE a.asset ->> 'role' IN ('image', 'preview')
+         ORDER BY (a.asset ->> 'role') = 'preview', s.step_n, a.asset_n
+         LIMIT 1) AS thumbnail_asset_id
+) f
+WHERE t.user_id = %(user_id)s AND t.parent_task_id IS NULL AND t.deleted_at IS NULL
+  AND (%(tool)s::text IS NULL OR t.tool_slug = %(tool)s)
+  AND (%(category)s::text IS NULL OR tt.name = %(category)s)
+  AND (%(status)s::text IS NULL OR f.effective_status = %(status)s)
+  AND (%(after_created)s::timestamptz IS NULL
+       OR (t.created_at, t.id) < (%(after_created)s, %(after_id)s::uuid))
+ORDER BY t.created_at DESC, t.id DESC LIMIT %(limit)s
+"""
+
+# The live descendants of some tasks (`ancestor_id`: which of them each descends from), oldest first.
+DESCENDANTS = f"""
+WITH RECURSIVE family AS (
+    SELECT c.id, c.parent_task_id AS ancestor_id FROM tasks c
+    WHERE c.parent_task_id = ANY(%(ids)s::uuid[]) AND c.deleted_at IS NULL
+    UNION ALL
+    SELECT c.id, m.ancestor_id FROM tasks c JOIN family m ON c.parent_task_id = m.id
+    WHERE c.deleted_at IS NULL
+)
+SELECT {TASK_COLUMNS}, f.ancestor_id::text AS ancestor_id
+FROM family f JOIN tasks t ON t.id = f.id JOIN task_payloads p ON p.task_id = t.id
+ORDER BY t.created_at, t.id
 """
 
 OVERDUE = """
@@ -119,15 +195,37 @@ class TaskRecords:
     async def _one_by_id(self, task_id: str, *, lock: bool) -> Task | None:
         # None for an id that is not one of ours (not even a UUID: events of other producers on the
         # shared topics are passed over, not retried into the dead-letter topic).
-        try:
-            uuid.UUID(task_id)
-        except ValueError:
+        if _uuid_or_none(task_id) is None:
             return None
         cursor = await self._conn.execute(
             f"{SELECT_TASK} WHERE t.id = %s{' FOR UPDATE OF t' if lock else ''}", (task_id,)
         )
         row = await cursor.fetchone()
         return None if row is None else _task(row)
+
+    async def descendants(self, task_id: str, *, lock: bool = False) -> list[Task]:
+        if _uuid_or_none(task_id) is None:
+            return []
+        return (await self._descendants_of([task_id], lock=lock)).get(task_id, [])
+
+    async def _descendants_of(self, task_ids: list[str], *, lock: bool = False) -> dict[str, list[Task]]:
+        """The live descendants of each task, oldest first."""
+        if not task_ids:
+            return {}
+        cursor = await self._conn.execute(
+            DESCENDANTS + (" FOR UPDATE OF t" if lock else ""), {"ids": task_ids}
+        )
+        found: dict[str, list[Task]] = {}
+        for row in await cursor.fetchall():
+            found.setdefault(row["ancestor_id"], []).append(_task(row))
+        return found
+
+    async def ran_tool(self, tool_id: str) -> bool:
+        cursor = await self._conn.execute(
+            "SELECT EXISTS (SELECT 1 FROM tasks WHERE tool_id = %s) AS ran", (tool_id,)
+        )
+        row = await cursor.fetchone()
+        return bool(row and row["ran"])
 
     async def by_idempotency_key(self, user_id: str, key: str) -> Task | None:
         cursor = await self._conn.execute(
@@ -164,26 +262,64 @@ class TaskRecords:
         user_id: str | None,
         status: TaskStatus | None,
         tool_slug: str | None,
+        category: str | None = None,
+        include_deleted: bool = False,
         limit: int,
         cursor: str | None,
     ) -> tuple[list[Task], str | None]:
-        after_created, after_id = decode_cursor(cursor, datetime, uuid.UUID) if cursor else (None, None)
         params = {
             "user_id": user_id,
             "status": status,
             "tool": tool_slug,
-            "after_created": after_created,
-            "after_id": after_id,
+            "category": category,
+            "include_deleted": include_deleted,
+            **_after(cursor),
             "limit": limit + 1,
         }
         rows = await (await self._conn.execute(PAGE, params)).fetchall()
         return page_of([_task(row) for row in rows], limit, key=lambda task: (task.created_at, task.id))
+
+    async def families(
+        self,
+        *,
+        user_id: str,
+        status: EffectiveStatus | None,
+        tool_slug: str | None,
+        category: str | None,
+        limit: int,
+        cursor: str | None,
+    ) -> tuple[list[TaskFamily], str | None]:
+        params = {
+            "user_id": user_id,
+            "status": status,
+            "tool": tool_slug,
+            "category": category,
+            **_after(cursor),
+            "limit": limit + 1,
+        }
+        rows = await (await self._conn.execute(FAMILIES, params)).fetchall()
+        rows, next_cursor = page_of(rows, limit, key=lambda row: (row["created_at"], row["id"]))
+        children = await self._descendants_of([row["id"] for row in rows])
+        return [_family(row, children.get(row["id"], [])) for row in rows], next_cursor
 
     async def overdue(self, now: datetime, *, pending_before: datetime, limit: int) -> list[str]:
         cursor = await self._conn.execute(
             OVERDUE, {"now": now, "pending_before": pending_before, "limit": limit}
         )
         return [row["id"] for row in await cursor.fetchall()]
+
+
+def _uuid_or_none(value: str) -> str | None:
+    try:
+        return str(uuid.UUID(value))
+    except ValueError:
+        return None
+
+
+def _after(cursor: str | None) -> dict[str, object]:
+    """The keyset of a newest-first page: the (created_at, id) of the last task of the previous page."""
+    after_created, after_id = decode_cursor(cursor, datetime, uuid.UUID) if cursor else (None, None)
+    return {"after_created": after_created, "after_id": after_id}
 
 
 async def _fetched(cursor: psycopg.AsyncCursor[Any]) -> Row:
@@ -229,6 +365,16 @@ def _task(row: Row) -> Task:
         step_results=tuple(_step_result(result) for result in row["steps"]),
         output=_task_result(row["output"]) if row["output"] is not None else None,
         error=TaskError(row["error_code"], row["error_message"] or "") if row["error_code"] else None,
+    )
+
+
+def _family(row: Row, children: list[Task]) -> TaskFamily:
+    return from_row(
+        TaskFamily,
+        row,
+        task=_task(row),
+        children=tuple(children),
+        effective_status=cast(EffectiveStatus, row["effective_status"]),
     )
 
 

@@ -1,10 +1,16 @@
 """The catalog use cases: admin CRUD of tool types, tools and banners, and the public reads.
 
 Every change is checked whole by the domain (the stored entry with the change applied), written in one
-unit of work, and announced in the same transaction (`ToolChanged`, `BannerChanged`, published through the
-unit of work). A tool's config names providers; each one but the built-in `local` is checked with the
-`Providers` port before anything is written (the providers service answers; a provider that does not
-exist is a 422 on `config.steps[i].provider.name`).
+unit of work, and announced in the same transaction (`ToolTypeChanged`, `ToolChanged`, `BannerChanged`,
+published through the unit of work). A tool's config names providers; each one but the built-in `local` is
+checked with the `Providers` port before anything is written (the providers service answers; a provider
+that does not exist is a 422 on `config.steps[i].provider.name`). The images a change names (thumbnails,
+style references) are published by storage (`CatalogImages`) before the transaction too, and their CDN URLs
+stored with the entry (an image storage does not have is a 422 on the field naming it).
+
+Deleting: a tool type is refused while live tools have it (409 `tool_type_in_use`); a tool that tasks ran
+is soft-deleted (hidden from users, its row kept for those tasks, still listed to admins with
+`deleted_at`), one that no task ran is removed.
 
 Public reads show only what users may see: active, live tools (without provider details), active tool
 types, banners inside their time window; texts come in the requested locale with an English fallback.
@@ -19,10 +25,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from funmagic_contracts.tasks.events import BannerChanged, CatalogAction, ToolChanged
+from funmagic_contracts.tasks.events import BannerChanged, CatalogAction, ToolChanged, ToolTypeChanged
 from funmagic_kit.clock import Clock
 from funmagic_kit.logs import get_logger
-from funmagic_tasks.application.ports import CatalogStore, Providers, TasksUnitOfWork, UnitOfWorkFactory
+from funmagic_tasks.application.ports import (
+    CatalogImages,
+    CatalogStore,
+    Providers,
+    TasksUnitOfWork,
+    UnitOfWorkFactory,
+)
 from funmagic_tasks.domain.catalog import (
     BANNER_FIELDS,
     LOCAL_PROVIDER,
@@ -30,6 +42,7 @@ from funmagic_tasks.domain.catalog import (
     TOOL_TYPE_FIELDS,
     BannerRecord,
     CatalogConflict,
+    CatalogImage,
     CatalogNotFound,
     InvalidCatalogEntry,
     Tool,
@@ -37,17 +50,21 @@ from funmagic_tasks.domain.catalog import (
     ToolRecord,
     ToolTypeLabel,
     ToolTypeRecord,
+    banner_images,
     changed_fields,
     check_banner,
     check_slug,
     check_tool,
     check_tool_type,
     config_to_json,
+    image_urls_of,
+    images_named,
     locale_chain,
     localize,
     localize_config,
     parse_tool_config,
     public_config,
+    tool_images,
 )
 from funmagic_tasks.domain.json_values import JsonObject
 
@@ -60,6 +77,7 @@ log = get_logger(__name__)
 class Catalog:
     uow: UnitOfWorkFactory
     providers: Providers
+    images: CatalogImages
     clock: Clock
 
     # --- tool types (admin) -----------------------------------------------------------------------------
@@ -68,8 +86,9 @@ class Catalog:
         entry = check_tool_type(_only(fields, TOOL_TYPE_FIELDS))
         async with self.uow() as uow:
             record = await uow.catalog.add_tool_type(str(uuid.uuid4()), entry, self.clock.now())
-        if record is None:
-            raise CatalogConflict("tool_type_exists", f"a tool type named {entry.name!r} exists already")
+            if record is None:
+                raise CatalogConflict("tool_type_exists", f"a tool type named {entry.name!r} exists already")
+            _tool_type_changed(uow, record, "created")
         log.info("tool type created", extra={"tool_type": entry.name})
         return _admin_type_view(record)
 
@@ -104,6 +123,7 @@ class Catalog:
             changed = changed_fields(record.entry, entry, changes)
             if changed:
                 record = await uow.catalog.update_tool_type(type_id, entry, self.clock.now())
+                _tool_type_changed(uow, record, "updated")
         log.info("tool type updated", extra={"tool_type": record.entry.name, "fields": changed})
         return _admin_type_view(record)
 
@@ -120,16 +140,26 @@ class Catalog:
                     f"{in_use} tool(s) use the tool type {record.entry.name!r}; move or delete them first",
                 )
             await uow.catalog.delete_tool_type(type_id, self.clock.now())
+            _tool_type_changed(uow, record, "deleted")
         log.info("tool type deleted", extra={"tool_type": record.entry.name})
+
+    async def active_tools_count(self, type_id: str) -> JsonObject:
+        """How many live, active tools have the tool type."""
+        async with self.uow() as uow:
+            record = await uow.catalog.tool_type(type_id)
+        if record is None:
+            raise CatalogNotFound("no such tool type")
+        return {"count": record.active_tools_count}
 
     # --- tools (admin) ----------------------------------------------------------------------------------
 
     async def create_tool(self, **fields: object) -> JsonObject:
         entry = check_tool(_only(fields, TOOL_FIELDS))
         await self._check_providers(entry.config)
+        image_urls = await self._publish(tool_images(entry))
         async with self.uow() as uow:
             await _live_type(uow.catalog, entry.tool_type_id)
-            record = await uow.catalog.add_tool(str(uuid.uuid4()), entry, self.clock.now())
+            record = await uow.catalog.add_tool(str(uuid.uuid4()), entry, self.clock.now(), image_urls)
             if record is None:
                 raise CatalogConflict("tool_exists", f"a tool with the slug {entry.slug!r} exists already")
             _tool_changed(uow, record, "created")
@@ -143,19 +173,23 @@ class Catalog:
         q: str | None = None,
         active: bool | None = None,
         featured: bool | None = None,
+        deleted: bool | None = None,
         limit: int = 50,
         cursor: str | None = None,
     ) -> JsonObject:
-        """Live tools, inactive ones too unless `active` says otherwise."""
+        """Tools, inactive ones too unless `active` says otherwise, and deleted ones (tasks ran them) unless
+        `deleted` says otherwise."""
         async with self.uow() as uow:
             records, next_cursor = await uow.catalog.tools_page(
-                active=active, type_name=type, query=q, featured=featured, limit=limit, cursor=cursor
-            )
+                active=active, type_name=type, query=q, featured=featured, deleted=deleted, limit=limit,
+                cursor=cursor,
+            )  # fmt: skip
         return {"items": [_admin_tool_view(r) for r in records], "next_cursor": next_cursor}
 
     async def admin_tool(self, tool_id: str) -> JsonObject:
+        """A tool, a deleted one too (with `deleted_at`)."""
         async with self.uow() as uow:
-            record = await uow.catalog.tool(tool_id)
+            record = await uow.catalog.tool(tool_id, include_deleted=True)
         if record is None:
             raise CatalogNotFound("no such tool")
         return _admin_tool_view(record)
@@ -167,9 +201,11 @@ class Catalog:
 
     async def update_tool(self, tool_id: str, changes: Mapping[str, object]) -> JsonObject:
         changes = _only(changes, TOOL_FIELDS)
-        if changes.get("config") is not None:
+        config = parse_tool_config(changes["config"]) if changes.get("config") is not None else None
+        if config is not None:
             # Before the transaction: a call to the providers service holds no lock and no connection.
-            await self._check_providers(parse_tool_config(changes["config"]))
+            await self._check_providers(config)
+        published = await self._publish(images_named(changes, config))
         async with self.uow() as uow:
             record = await uow.catalog.tool(tool_id, lock="update")
             if record is None:
@@ -181,29 +217,42 @@ class Catalog:
             # The price follows the config: it changes when (and only when) the config does.
             if entry.credits_cost != record.credits_cost:
                 changed = sorted({*changed, "credits_cost"})
+            image_urls = image_urls_of(tool_images(entry), {**record.image_urls, **published})
+            if image_urls != record.image_urls:
+                changed = sorted({*changed, "image_urls"})
             if changed:
-                record = await uow.catalog.update_tool(tool_id, entry, self.clock.now())
+                record = await uow.catalog.update_tool(tool_id, entry, self.clock.now(), image_urls)
                 _tool_changed(uow, record, "updated")
         log.info("tool updated", extra={"tool": record.entry.slug, "fields": changed})
         return _admin_tool_view(record)
 
     async def delete_tool(self, tool_id: str) -> None:
-        """Soft delete: tasks that ran it keep their history, its slug is free again, new tasks are
-        refused."""
+        """A tool tasks ran is soft-deleted: those tasks keep their history, users no longer see it, new
+        tasks are refused, admins still list it (`deleted_at`). One no task ran is removed. Either way its
+        slug is free again."""
         async with self.uow() as uow:
+            # Locked first: a task being created on it holds it FOR SHARE, so this sees that task.
             record = await uow.catalog.tool(tool_id, lock="update")
-            if record is None or not await uow.catalog.delete_tool(tool_id, self.clock.now()):
+            if record is None:
                 raise CatalogNotFound("no such tool")
+            kept = await uow.tasks.ran_tool(tool_id)
+            if kept:
+                await uow.catalog.delete_tool(tool_id, self.clock.now())
+            else:
+                await uow.catalog.remove_tool(tool_id)
             _tool_changed(uow, record, "deleted")
-        log.info("tool deleted", extra={"tool": record.entry.slug})
+        log.info("tool deleted", extra={"tool": record.entry.slug, "kept_for_tasks": kept})
 
     # --- banners (admin) --------------------------------------------------------------------------------
 
     async def create_banner(self, *, banner_id: str | None = None, **fields: object) -> JsonObject:
         """`banner_id` is for the seed (a fixed id makes it idempotent); the API leaves it out."""
         entry = check_banner(_only(fields, BANNER_FIELDS))
+        image_urls = await self._publish(banner_images(entry))
         async with self.uow() as uow:
-            record = await uow.catalog.add_banner(banner_id or str(uuid.uuid4()), entry, self.clock.now())
+            record = await uow.catalog.add_banner(
+                banner_id or str(uuid.uuid4()), entry, self.clock.now(), image_urls
+            )
             if record is None:
                 raise CatalogConflict("banner_exists", "a banner with that id exists (or existed)")
             uow.publish(BannerChanged(banner_id=record.id, action="created"))
@@ -233,13 +282,15 @@ class Catalog:
 
     async def update_banner(self, banner_id: str, changes: Mapping[str, object]) -> JsonObject:
         changes = _only(changes, BANNER_FIELDS)
+        published = await self._publish(images_named(changes, None))
         async with self.uow() as uow:
             record = await uow.catalog.banner(banner_id, lock="update")
             if record is None:
                 raise CatalogNotFound("no such banner")
             entry = check_banner({**record.entry.as_fields(), **changes})
-            if changed_fields(record.entry, entry, changes):
-                record = await uow.catalog.update_banner(banner_id, entry, self.clock.now())
+            image_urls = image_urls_of(banner_images(entry), {**record.image_urls, **published})
+            if changed_fields(record.entry, entry, changes) or image_urls != record.image_urls:
+                record = await uow.catalog.update_banner(banner_id, entry, self.clock.now(), image_urls)
                 uow.publish(BannerChanged(banner_id=banner_id, action="updated"))
         return _admin_banner_view(record)
 
@@ -291,7 +342,7 @@ class Catalog:
             raise CatalogNotFound("no such tool")
         view = _public_tool_view(record, locale)
         view["config"] = localize_config(
-            public_config(record.entry.config), record.entry.translations, locale
+            public_config(record.entry.config, record.image_urls), record.entry.translations, locale
         )
         return view
 
@@ -329,6 +380,18 @@ class Catalog:
                     f"config.steps[{index}].provider.name", f"no provider named {name!r} is configured"
                 )
 
+    async def _publish(self, images: Sequence[CatalogImage]) -> dict[str, str]:
+        """Each image's CDN URL, storage publishing it (idempotent) before anything is written."""
+        urls: dict[str, str] = {}
+        for image in images:
+            if image.asset_id in urls:
+                continue
+            url = await self.images.publish(image.asset_id)
+            if url is None:
+                raise InvalidCatalogEntry(image.field, "no such image in storage: upload it first")
+            urls[image.asset_id] = url
+        return urls
+
 
 async def _live_type(catalog: CatalogStore, type_id: str) -> ToolTypeRecord:
     # FOR SHARE: a concurrent delete of the tool type waits for this transaction, then sees the tool.
@@ -340,6 +403,17 @@ async def _live_type(catalog: CatalogStore, type_id: str) -> ToolTypeRecord:
 
 def _tool_changed(uow: TasksUnitOfWork, record: ToolRecord, action: CatalogAction) -> None:
     uow.publish(ToolChanged(tool_id=record.id, slug=record.entry.slug, action=action))
+
+
+def _tool_type_changed(uow: TasksUnitOfWork, record: ToolTypeRecord, change: CatalogAction) -> None:
+    uow.publish(
+        ToolTypeChanged(
+            tool_type_id=record.id,
+            name=record.entry.name,
+            change=change,
+            is_active=record.entry.is_active and change != "deleted",
+        )
+    )
 
 
 def _only(fields: Mapping[str, object], allowed: Sequence[str]) -> dict[str, object]:
@@ -354,6 +428,10 @@ def _only(fields: Mapping[str, object], allowed: Sequence[str]) -> dict[str, obj
 
 def _time(value: datetime | None) -> str | None:
     return None if value is None else value.isoformat()
+
+
+def _url(image_urls: Mapping[str, str], asset_id: str | None) -> str | None:
+    return image_urls.get(asset_id) if asset_id else None
 
 
 def _admin_type_view(record: ToolTypeRecord) -> JsonObject:
@@ -401,6 +479,7 @@ def _admin_tool_view(record: ToolRecord) -> JsonObject:
         "title": entry.title,
         "description": entry.description,
         "thumbnail_asset_id": entry.thumbnail_asset_id,
+        "thumbnail_url": _url(record.image_urls, entry.thumbnail_asset_id),
         "tool_type_id": entry.tool_type_id,
         "config": config_to_json(entry.config),
         "is_active": entry.is_active,
@@ -411,6 +490,7 @@ def _admin_tool_view(record: ToolRecord) -> JsonObject:
         "tool_type": _tool_type_of(record.tool_type),
         "created_at": _time(record.created_at),
         "updated_at": _time(record.updated_at),
+        "deleted_at": _time(record.deleted_at),
     }
 
 
@@ -422,6 +502,7 @@ def _public_tool_view(record: ToolRecord, locale: str | None) -> JsonObject:
         "title": entry.title,
         "description": entry.description,
         "thumbnail_asset_id": entry.thumbnail_asset_id,
+        "thumbnail_url": _url(record.image_urls, entry.thumbnail_asset_id),
         "credits_cost": record.credits_cost,
         "is_featured": entry.is_featured,
         "tool_type": _tool_type_of(record.tool_type, locale),
@@ -435,6 +516,7 @@ def _banner_texts(record: BannerRecord) -> JsonObject:
         "title": entry.title,
         "description": entry.description,
         "thumbnail_asset_id": entry.thumbnail_asset_id,
+        "thumbnail_url": _url(record.image_urls, entry.thumbnail_asset_id),
         "link": entry.link,
         "link_text": entry.link_text,
         "link_target": entry.link_target,

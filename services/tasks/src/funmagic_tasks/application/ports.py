@@ -1,10 +1,10 @@
 """What the use cases of tasks need from the outside, as Protocols: the stores a transaction binds, the
-transaction itself, and the other services' answers (storage: does a user own an asset; providers: does a
-provider exist). The adapters layer provides the concrete classes."""
+transaction itself, and the other services' answers (storage: does a user own an asset, publish an image
+for the catalog; providers: does a provider exist). The adapters layer provides the concrete classes."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Literal, Protocol, TypeAlias, TypeVar
 
@@ -18,11 +18,12 @@ from funmagic_tasks.domain.catalog import (
     ToolTypeEntry,
     ToolTypeRecord,
 )
-from funmagic_tasks.domain.task import Task
+from funmagic_tasks.domain.task import EffectiveStatus, Task, TaskFamily
 from funmagic_tasks.domain.tasks import TaskStatus
 
 __all__ = [
     "Assets",
+    "CatalogImages",
     "CatalogStore",
     "Page",
     "Providers",
@@ -46,7 +47,18 @@ class TaskStore(Protocol):
         even a UUID: other producers' events on the shared topics)."""
         ...
 
-    async def get(self, task_id: str) -> Task | None: ...
+    async def get(self, task_id: str) -> Task | None:
+        """The task, a deleted one too (the use case decides who sees it)."""
+        ...
+
+    async def descendants(self, task_id: str, *, lock: bool = False) -> list[Task]:
+        """The task's live (not deleted) child tasks and theirs, oldest first; `lock`: locked for the rest of
+        the transaction."""
+        ...
+
+    async def ran_tool(self, tool_id: str) -> bool:
+        """Whether any task (a deleted one too) ran the tool."""
+        ...
 
     async def by_idempotency_key(self, user_id: str, key: str) -> Task | None: ...
 
@@ -72,10 +84,26 @@ class TaskStore(Protocol):
         user_id: str | None,
         status: TaskStatus | None,
         tool_slug: str | None,
+        category: str | None = None,
+        include_deleted: bool = False,
         limit: int,
         cursor: str | None,
     ) -> Page[Task]:
-        """Newest first."""
+        """Every task (child tasks too) as it is, newest first: the admin search."""
+        ...
+
+    async def families(
+        self,
+        *,
+        user_id: str,
+        status: EffectiveStatus | None,
+        tool_slug: str | None,
+        category: str | None,
+        limit: int,
+        cursor: str | None,
+    ) -> Page[TaskFamily]:
+        """The user's live top-level tasks with their families (`TaskFamily`), newest first; `status`
+        filters on the family's effective status."""
         ...
 
     async def overdue(self, now: datetime, *, pending_before: datetime, limit: int) -> list[str]:
@@ -107,11 +135,15 @@ class CatalogStore(Protocol):
     ) -> Page[ToolTypeRecord]: ...
 
     # --- tools ---
-    async def add_tool(self, tool_id: str, entry: ToolEntry, now: datetime) -> ToolRecord | None:
-        """None when a live tool has that slug."""
+    async def add_tool(
+        self, tool_id: str, entry: ToolEntry, now: datetime, image_urls: Mapping[str, str]
+    ) -> ToolRecord | None:
+        """None when a live tool has that slug. `image_urls`: the CDN URL of each image it names."""
         ...
 
-    async def tool(self, tool_id: str, *, lock: RowLock = None) -> ToolRecord | None: ...
+    async def tool(
+        self, tool_id: str, *, lock: RowLock = None, include_deleted: bool = False
+    ) -> ToolRecord | None: ...
 
     async def tool_record_by_slug(self, slug: str, *, active_only: bool = False) -> ToolRecord | None: ...
 
@@ -119,11 +151,24 @@ class CatalogStore(Protocol):
         """The live tool as the task saga uses it (an inactive one too, with `is_active` False)."""
         ...
 
-    async def update_tool(self, tool_id: str, entry: ToolEntry, now: datetime) -> ToolRecord:
+    async def update_tool(
+        self, tool_id: str, entry: ToolEntry, now: datetime, image_urls: Mapping[str, str]
+    ) -> ToolRecord:
         """Raises CatalogConflict when another live tool has the slug."""
         ...
 
-    async def delete_tool(self, tool_id: str, now: datetime) -> bool: ...
+    async def hold_tool(self, tool_id: str) -> bool:
+        """Keep the live tool from being deleted until the transaction ends (FOR SHARE); False when it is
+        gone already."""
+        ...
+
+    async def delete_tool(self, tool_id: str, now: datetime) -> bool:
+        """Soft delete: the row stays (with `deleted_at`) for the tasks that ran it."""
+        ...
+
+    async def remove_tool(self, tool_id: str) -> bool:
+        """Hard delete, for a tool no task ran."""
+        ...
 
     async def tools_page(
         self,
@@ -132,19 +177,26 @@ class CatalogStore(Protocol):
         type_name: str | None = None,
         query: str | None = None,
         featured: bool | None = None,
+        deleted: bool | None = False,
         locales: Sequence[str] = (),
         limit: int,
         cursor: str | None,
-    ) -> Page[ToolRecord]: ...
+    ) -> Page[ToolRecord]:
+        """`deleted`: live tools (False), the soft-deleted ones (True) or both (None)."""
+        ...
 
     # --- banners ---
-    async def add_banner(self, banner_id: str, entry: BannerEntry, now: datetime) -> BannerRecord | None:
+    async def add_banner(
+        self, banner_id: str, entry: BannerEntry, now: datetime, image_urls: Mapping[str, str]
+    ) -> BannerRecord | None:
         """None when a banner with that id exists (a deleted one too)."""
         ...
 
     async def banner(self, banner_id: str, *, lock: RowLock = None) -> BannerRecord | None: ...
 
-    async def update_banner(self, banner_id: str, entry: BannerEntry, now: datetime) -> BannerRecord: ...
+    async def update_banner(
+        self, banner_id: str, entry: BannerEntry, now: datetime, image_urls: Mapping[str, str]
+    ) -> BannerRecord: ...
 
     async def delete_banner(self, banner_id: str, now: datetime) -> bool: ...
 
@@ -172,6 +224,15 @@ class Assets(Protocol):
     """Storage's answer for task inputs."""
 
     async def owns(self, user_id: str, asset_id: str) -> bool: ...
+
+
+class CatalogImages(Protocol):
+    """Storage publishing an admin's upload for the catalog (thumbnails, style-reference images)."""
+
+    async def publish(self, asset_id: str) -> str | None:
+        """The asset's immutable CDN URL, publishing it first if it is not yet (idempotent); None when
+        storage has no such asset."""
+        ...
 
 
 class Providers(Protocol):

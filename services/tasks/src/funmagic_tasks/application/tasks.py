@@ -1,5 +1,5 @@
-"""The task use cases (DESIGN §4): creation, reads and cancellation over HTTP, then the saga's reactions to
-credits and providers events, and the sweeper.
+"""The task use cases (DESIGN §4): creation, reads, cancellation and deletion over HTTP, then the saga's
+reactions to credits and providers events, and the sweeper.
 
 Every change is lock → load → decide → save → publish in one unit of work: the task row is locked, the
 aggregate (`domain/task.py`) decides, the new state is saved and the change's events go to the outbox in
@@ -22,8 +22,8 @@ from funmagic_kit.clock import Clock
 from funmagic_kit.logs import get_logger
 from funmagic_tasks.application.ports import Assets, TasksUnitOfWork, UnitOfWorkFactory
 from funmagic_tasks.domain import task as rules  # the aggregate's transitions and rules
-from funmagic_tasks.domain.json_values import JsonObject
-from funmagic_tasks.domain.task import Task, TaskChange, TaskPolicy
+from funmagic_tasks.domain.json_values import JsonObject, JsonValue
+from funmagic_tasks.domain.task import EffectiveStatus, Task, TaskChange, TaskFamily, TaskPolicy
 from funmagic_tasks.domain.tasks import (
     IdempotencyKeyReused,
     ParentNotFound,
@@ -39,7 +39,7 @@ from funmagic_tasks.domain.tasks import (
     request_document,
 )
 
-__all__ = ["TaskService", "task_view"]
+__all__ = ["TaskService", "family_view", "task_view"]
 
 log = get_logger(__name__)
 
@@ -51,7 +51,7 @@ class TaskService:
     clock: Clock
     policy: TaskPolicy
 
-    # --- HTTP: create, read, cancel ------------------------------------------------------------
+    # --- HTTP: create, read, cancel, delete ----------------------------------------------------
 
     async def create(
         self, user_id: str, request: TaskRequest, idempotency_key: str | None
@@ -67,7 +67,7 @@ class TaskService:
             parent = await uow.tasks.get(request.parent_task_id) if request.parent_task_id else None
         if tool is None:
             raise ToolNotFound(request.tool_slug)
-        if request.parent_task_id and (parent is None or parent.user_id != user_id):
+        if request.parent_task_id and (parent is None or not rules.visible_to(parent, user_id, admin=False)):
             raise ParentNotFound()
         plan = plan_task(tool, request.step_id, rules.parent_of(parent) if parent else None, request.input)
         # Every referenced asset must be the caller's: a task never works on another user's file.
@@ -89,6 +89,14 @@ class TaskService:
                 return _replayed(existing, request), False
             if not rules.may_request_another(await uow.tasks.active_count(user_id), self.policy):
                 raise TooManyTasks(self.policy.max_active_per_user)
+            # The tool stays until this commits: deleting it then sees this task and keeps the tool.
+            if not await uow.catalog.hold_tool(tool.id):
+                raise ToolNotFound(request.tool_slug)
+            # And the parent is still there: deleting it waits for this task, and deletes it too.
+            if request.parent_task_id:
+                held = await uow.tasks.lock(request.parent_task_id)
+                if held is None or not rules.visible_to(held, user_id, admin=False):
+                    raise ParentNotFound()
             created = await uow.tasks.add(change.task)
             _publish(uow, change, None)
         log.info(
@@ -97,26 +105,53 @@ class TaskService:
         return task_view(created), True
 
     async def get(self, user_id: str, task_id: str, *, admin: bool = False) -> JsonObject:
+        """The task with its payload and its child tasks (and theirs) with theirs, oldest first."""
         async with self.uow() as uow:
             task = await uow.tasks.get(task_id)
-        if task is None or not rules.visible_to(task, user_id, admin=admin):
-            raise TaskNotFound("no such task")
-        return task_view(task, with_payload=True)
+            if task is None or not rules.visible_to(task, user_id, admin=admin):
+                raise TaskNotFound("no such task")
+            children = await uow.tasks.descendants(task_id)
+        view = task_view(task, with_payload=True)
+        view["children"] = [task_view(child, with_payload=True) for child in children]
+        return view
 
-    async def list(
+    async def list_mine(
+        self,
+        user_id: str,
+        *,
+        status: EffectiveStatus | None = None,
+        tool_slug: str | None = None,
+        category: str | None = None,
+        limit: int = 20,
+        cursor: str | None = None,
+    ) -> JsonObject:
+        """The creations page: the user's top-level tasks, newest first, each with its family folded in."""
+        async with self.uow() as uow:
+            families, next_cursor = await uow.tasks.families(
+                user_id=user_id, status=status, tool_slug=tool_slug, category=category, limit=limit,
+                cursor=cursor,
+            )  # fmt: skip
+        return {"items": [family_view(family) for family in families], "next_cursor": next_cursor}
+
+    async def search(
         self,
         *,
-        user_id: str | None,
-        status: TaskStatus | None,
-        tool_slug: str | None,
-        limit: int,
-        cursor: str | None,
+        user_id: str | None = None,
+        status: TaskStatus | None = None,
+        tool_slug: str | None = None,
+        category: str | None = None,
+        include_deleted: bool = False,
+        limit: int = 20,
+        cursor: str | None = None,
     ) -> JsonObject:
+        """The admin search: every task as it is (child tasks too), newest first; deleted ones on request."""
         async with self.uow() as uow:
             tasks, next_cursor = await uow.tasks.page(
-                user_id=user_id, status=status, tool_slug=tool_slug, limit=limit, cursor=cursor
-            )
-        return {"items": [task_view(task) for task in tasks], "next_cursor": next_cursor}
+                user_id=user_id, status=status, tool_slug=tool_slug, category=category,
+                include_deleted=include_deleted, limit=limit, cursor=cursor,
+            )  # fmt: skip
+        items: list[JsonValue] = [{**task_view(task), "deleted_at": _iso(task.deleted_at)} for task in tasks]
+        return {"items": items, "next_cursor": next_cursor}
 
     async def cancel(self, user_id: str, task_id: str, *, admin: bool = False) -> JsonObject:
         async with self.uow() as uow:
@@ -125,6 +160,25 @@ class TaskService:
                 raise TaskNotFound("no such task")
             cancelled = await _apply(uow, rules.cancel(task, by=user_id, now=self.clock.now()), None)
         return task_view(cancelled, with_payload=True)
+
+    async def delete(self, user_id: str, task_id: str, *, admin: bool = False) -> None:
+        """Soft-delete the task and its descendants, cancelling first any that still runs (what they did not
+        use goes back to the user); one TaskDeleted tells storage to delete their outputs."""
+        async with self.uow() as uow:
+            task = await uow.tasks.lock(task_id)
+            if task is None or not rules.visible_to(task, user_id, admin=admin):
+                raise TaskNotFound("no such task")
+            # Locked after the task, oldest first: a reaction locks one task, so no order deadlocks.
+            descendants = await uow.tasks.descendants(task_id, lock=True)
+            deletion = rules.delete(task, descendants=descendants, by=user_id, now=self.clock.now())
+            for deleted in deletion.tasks:
+                await uow.tasks.save(deleted)
+            for event in deletion.events:
+                uow.publish(event)
+        log.info(
+            "task deleted",
+            extra={"task_id": task_id, "tasks": len(deletion.tasks), "by_admin": task.user_id != user_id},
+        )
 
     # --- reactions (in the consumer's unit of work) ---------------------------------------------
 
@@ -254,6 +308,23 @@ def task_view(task: Task, *, with_payload: bool = False) -> JsonObject:
             "error": task.error.message if task.error else None,
         }
     return view
+
+
+def family_view(family: TaskFamily) -> JsonObject:
+    """A top-level task of the creations page: its view, its child tasks', and the family's values."""
+    tool_type = (
+        {"id": family.tool_type_id, "name": family.tool_type_name}
+        if family.tool_type_id is not None
+        else None
+    )
+    return {
+        **task_view(family.task),
+        "children": [task_view(child) for child in family.children],
+        "effective_status": family.effective_status,
+        "credits_total": family.credits_total,
+        "thumbnail_asset_id": family.thumbnail_asset_id,
+        "tool_type": tool_type,
+    }
 
 
 def _iso(value: datetime | None) -> str | None:

@@ -15,6 +15,10 @@ A step after the first may take the previous step's output as its image: that is
 (every step in order) and a chained task (`parentTaskId`, the next step on the parent's output) work, so no
 field says so. A tool's price (`credits_cost`) is the sum of its steps' costs, computed, never typed.
 
+Images: a tool's or banner's thumbnail and a style reference's image are assets of storage, named by id.
+When an entry is saved, storage publishes each image it names for the catalog and tasks keeps the image's
+CDN URL beside it (`image_urls`, by asset id), so public views show URLs, not ids.
+
 Localisation: base columns are English; `translations` holds per-locale overrides, field by field. A
 request for `de-AT` looks at `de-AT`, then `de`, then the English base, for each field on its own.
 """
@@ -48,6 +52,7 @@ __all__ = [
     "BannerRecord",
     "CatalogConflict",
     "CatalogError",
+    "CatalogImage",
     "CatalogNotFound",
     "InvalidCatalogEntry",
     "ProviderRef",
@@ -60,6 +65,7 @@ __all__ = [
     "ToolTypeEntry",
     "ToolTypeLabel",
     "ToolTypeRecord",
+    "banner_images",
     "banner_is_live",
     "changed_fields",
     "check_banner",
@@ -71,12 +77,15 @@ __all__ = [
     "check_translations",
     "config_to_json",
     "credits_cost",
+    "image_urls_of",
+    "images_named",
     "locale_chain",
     "localize",
     "localize_config",
     "parse_tool_config",
     "provider_names",
     "public_config",
+    "tool_images",
 ]
 
 STEP_TYPES: tuple[str, ...] = ("image-gen", "remove-bg", "3d-gen", "point-cloud")
@@ -304,6 +313,10 @@ class ToolRecord:
     tool_type: ToolTypeLabel
     created_at: datetime
     updated_at: datetime
+    # Set on a tool deleted while tasks referred to it: hidden from users, kept for those tasks' history.
+    deleted_at: datetime | None = None
+    # The CDN URL of each image the entry names, by asset id (none for an image not published yet).
+    image_urls: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
     def as_tool(self) -> Tool:
         """The tool as the task saga uses it (an inactive one has `is_active` False)."""
@@ -323,6 +336,46 @@ class BannerRecord:
     entry: BannerEntry
     created_at: datetime
     updated_at: datetime
+    image_urls: Mapping[str, str] = dataclasses.field(default_factory=dict)
+
+
+# --- images ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CatalogImage:
+    """An image an entry names: the asset, and the field that names it (for a refusal)."""
+
+    field: str
+    asset_id: str
+
+
+def images_named(fields: Mapping[str, object], config: ToolConfig | None) -> tuple[CatalogImage, ...]:
+    """The images a body (a whole entry, or a change) names: its thumbnail, its config's style references'.
+    A thumbnail id that is not a UUID is refused here, before storage is asked about it."""
+    thumbnail = _optional_uuid(fields.get("thumbnail_asset_id"), "thumbnail_asset_id")
+    images = [CatalogImage("thumbnail_asset_id", thumbnail)] if thumbnail else []
+    if config is not None:
+        images += [
+            CatalogImage(f"config.styleReferences[{index}].assetId", style.asset_id)
+            for index, style in enumerate(config.style_references)
+            if style.asset_id
+        ]
+    return tuple(images)
+
+
+def tool_images(entry: ToolEntry) -> tuple[CatalogImage, ...]:
+    return images_named({"thumbnail_asset_id": entry.thumbnail_asset_id}, entry.config)
+
+
+def banner_images(entry: BannerEntry) -> tuple[CatalogImage, ...]:
+    return images_named({"thumbnail_asset_id": entry.thumbnail_asset_id}, None)
+
+
+def image_urls_of(images: Iterable[CatalogImage], known: Mapping[str, str]) -> dict[str, str]:
+    """The URLs of `images` among the `known` ones (stored before, or just published): what an entry keeps,
+    so an image it no longer names loses its URL."""
+    return {image.asset_id: known[image.asset_id] for image in images if image.asset_id in known}
 
 
 # --- tool configs -------------------------------------------------------------------------------------
@@ -459,8 +512,10 @@ def config_to_json(config: ToolConfig) -> JsonObject:
     }
 
 
-def public_config(config: ToolConfig) -> JsonObject:
-    """What users see of a config: no providers, models, options, timeouts or default prompts."""
+def public_config(config: ToolConfig, image_urls: Mapping[str, str] | None = None) -> JsonObject:
+    """What users see of a config: no providers, models, options, timeouts or default prompts; each style
+    reference's image as its CDN URL (`image_url`, from `image_urls`) beside its asset id."""
+    urls = image_urls or {}
     return {
         "steps": [
             {
@@ -473,7 +528,13 @@ def public_config(config: ToolConfig) -> JsonObject:
             for s in config.steps
         ],
         "styleReferences": [
-            {"id": r.id, "name": r.name, "prompt": r.prompt, "assetId": r.asset_id}
+            {
+                "id": r.id,
+                "name": r.name,
+                "prompt": r.prompt,
+                "assetId": r.asset_id,
+                "image_url": urls.get(r.asset_id) if r.asset_id else None,
+            }
             for r in config.style_references
         ],
         "pipeline": config.pipeline,

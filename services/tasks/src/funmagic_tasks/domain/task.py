@@ -11,6 +11,9 @@ contract events other services react to (credits holds and settles, providers ru
                         ├─reject_reservation / time_out (credits never answered) ──► failed
                         └───────────── cancel (pending or running) ──► cancelled
 
+    delete (any state, with the task's child tasks): a pending or running one is cancelled first, then
+    each is marked deleted (`deleted_at`; kept for the ledger and the audit) and one TaskDeleted says so.
+
 News that is not about the task's current state — a step event of another step or attempt, anything
 after the task ended, a redelivery of what was already applied — is a `TaskChange` with no events and
 the task unchanged, so redeliveries are harmless. Every state a transition produces satisfies
@@ -22,6 +25,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from typing import Literal
 
 from funmagic_contracts.base import OutputAsset
 from funmagic_contracts.tasks.events import (
@@ -30,6 +34,7 @@ from funmagic_contracts.tasks.events import (
     TaskCancelled,
     TaskCancelRequested,
     TaskCompleted,
+    TaskDeleted,
     TaskFailed,
     TaskOutput,
     TaskRequested,
@@ -57,13 +62,16 @@ from funmagic_tasks.domain.tasks import (
 
 __all__ = [
     "MAX_ERROR_LENGTH",
+    "EffectiveStatus",
     "InvariantViolated",
     "ResolvedInput",
     "StepResult",
     "Task",
     "TaskChange",
+    "TaskDeletion",
     "TaskError",
     "TaskEvent",
+    "TaskFamily",
     "TaskPolicy",
     "TaskResult",
     "cancel",
@@ -71,6 +79,7 @@ __all__ = [
     "check_invariants",
     "complete_step",
     "credits_are_overdue",
+    "delete",
     "event_is_about_the_current_step",
     "fail_step",
     "may_request_another",
@@ -96,6 +105,7 @@ TaskEvent = (
     | TaskFailed
     | TaskCancelRequested
     | TaskCancelled
+    | TaskDeleted
 )
 
 
@@ -172,6 +182,8 @@ class Task:
     step_deadline_at: datetime | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
+    # Set when the owner or an admin deleted it: no list or read shows it, the ledger and the audit keep it.
+    deleted_at: datetime | None = None
 
     @property
     def step_ids(self) -> tuple[str, ...]:
@@ -182,8 +194,47 @@ class Task:
         return self.status in ACTIVE_STATUSES
 
     @property
+    def is_deleted(self) -> bool:
+        return self.deleted_at is not None
+
+    @property
     def current_step(self) -> PlannedStep | None:
         return next((step for step in self.plan if step.id == self.current_step_id), None)
+
+
+EffectiveStatus = Literal["pending", "running", "completed", "failed", "cancelled", "action_required"]
+
+
+@dataclass(frozen=True)
+class TaskFamily:
+    """A top-level task as the user's list shows it: with its child tasks (chained steps, and theirs; oldest
+    first) and what the family adds up to. Read as it is stored; the store computes the family's values in
+    SQL (the list filters on `effective_status`), by these rules:
+
+    - `effective_status`: `running` while any member is pending or running; `action_required` when the
+      tool is not a pipeline and the last step the family completed (of its latest completed member) is
+      not the tool's last step, so the next step waits for the user; else the latest member's status.
+    - `credits_total`: what the members were charged (0 while nothing is).
+    - `thumbnail_asset_id`: the first `image` output of the latest completed member, else its `preview`.
+    """
+
+    task: Task
+    children: tuple[Task, ...]
+    effective_status: EffectiveStatus
+    credits_total: int
+    thumbnail_asset_id: str | None
+    # The type of the tool it ran (its category on the creations page); None once the tool is gone.
+    tool_type_id: str | None
+    tool_type_name: str | None
+
+
+@dataclass(frozen=True)
+class TaskDeletion:
+    """The tasks a delete marked deleted (the task first, then its descendants) and the events of it: each
+    cancellation of a member that was still active, then one `TaskDeleted`. No tasks: nothing changed."""
+
+    tasks: tuple[Task, ...]
+    events: tuple[TaskEvent, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -221,8 +272,9 @@ def credits_are_overdue(task: Task, now: datetime, policy: TaskPolicy) -> bool:
 
 
 def visible_to(task: Task, user_id: str, *, admin: bool) -> bool:
-    """A user sees their own tasks; an admin sees every task."""
-    return admin or task.user_id == user_id
+    """A user sees their own tasks; an admin sees every task. A deleted task is seen by no one (only the
+    admin search that asks for deleted tasks lists it)."""
+    return not task.is_deleted and (admin or task.user_id == user_id)
 
 
 def may_request_another(active_tasks: int, policy: TaskPolicy) -> bool:
@@ -397,6 +449,32 @@ def cancel(task: Task, *, by: str, now: datetime) -> TaskChange:
     )
 
 
+def delete(task: Task, *, descendants: Sequence[Task], by: str, now: datetime) -> TaskDeletion:
+    """The owner or an admin deletes a task with its descendants (child tasks, and theirs). A member still
+    pending or running is cancelled first (`cancel`: it pays for the steps it completed, providers are asked
+    to stop, credits releases the rest of its hold); then each is marked deleted, and one `TaskDeleted`
+    names them all. A descendant deleted before stays as it is; a deleted task is not deleted twice."""
+    if task.is_deleted:
+        return TaskDeletion(())
+    deleted: list[Task] = []
+    events: list[TaskEvent] = []
+    for member in (task, *(d for d in descendants if not d.is_deleted)):
+        cancelled = cancel(member, by=by, now=now)
+        gone = replace(cancelled.task, deleted_at=now, updated_at=now)
+        check_invariants(gone)
+        deleted.append(gone)
+        events.extend(cancelled.events)
+    events.append(
+        TaskDeleted(
+            task_id=task.id,
+            user_id=task.user_id,
+            deleted_task_ids=tuple(member.id for member in deleted),
+            by=by,
+        )
+    )
+    return TaskDeletion(tuple(deleted), tuple(events))
+
+
 def time_out(task: Task, *, now: datetime, policy: TaskPolicy) -> TaskChange:
     """End a task that can no longer end by itself: its step ran past the deadline (providers are asked to
     stop it), or credits never answered. Any other task stays as it is."""
@@ -528,6 +606,7 @@ def check_invariants(task: Task) -> None:
             "a completed task, and only one, has output",
         ),
         (task.status == "completed" and done != step_ids, "a completed task completed every step"),
+        (task.is_deleted and not terminal, "a deleted task has ended (an active one is cancelled first)"),
     ]
     for is_broken, message in broken:
         if is_broken:

@@ -62,6 +62,7 @@ class CatalogApp:
             web.get("/v1/admin/tool-types/{type_id}", self.admin_tool_type),
             web.patch("/v1/admin/tool-types/{type_id}", self.update_tool_type),
             web.delete("/v1/admin/tool-types/{type_id}", self.delete_tool_type),
+            web.get("/v1/admin/tool-types/{type_id}/active-tools-count", self.active_tools_count),
             web.get("/v1/admin/tools", self.admin_tools),
             web.post("/v1/admin/tools", self.create_tool),
             web.get("/v1/admin/tools/{tool_id}", self.admin_tool),
@@ -120,6 +121,10 @@ class CatalogApp:
         require_role(request, "admin")
         await self.catalog.delete_tool_type(_id(request, "type_id", "tool type"))
         return web.Response(status=204)
+
+    async def active_tools_count(self, request: web.Request) -> web.Response:
+        require_role(request, "admin")
+        return web.json_response(await self.catalog.active_tools_count(_id(request, "type_id", "tool type")))
 
     # --- admin: tools -----------------------------------------------------------------------------------
 

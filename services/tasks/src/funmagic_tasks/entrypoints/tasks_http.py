@@ -1,4 +1,4 @@
-"""Internal HTTP API of tasks for the gateway: create, list, read and cancel tasks (user and admin)."""
+"""Internal HTTP API of tasks for the gateway: create, list, read, cancel and delete tasks (user, admin)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,6 @@ from funmagic_kit.api import (
     require_role,
 )
 from funmagic_tasks.application.tasks import TaskService
-from funmagic_tasks.domain.json_values import JsonObject
 from funmagic_tasks.domain.tasks import TaskInput, TaskRequest
 
 __all__ = ["TasksApp"]
@@ -50,6 +49,7 @@ class TasksApp:
             web.get("/v1/tasks", self.list_mine),
             web.get("/v1/tasks/{task_id}", self.get),
             web.post("/v1/tasks/{task_id}/cancel", self.cancel),
+            web.delete("/v1/tasks/{task_id}", self.delete),
             web.get("/v1/admin/tasks", self.search),
         ]
 
@@ -63,17 +63,22 @@ class TasksApp:
     async def list_mine(self, request: web.Request) -> web.Response:
         principal = require_principal(request)
         query = read_query(request, TaskQuery)
-        return web.json_response(await self._page(principal.user_id, query))
+        return web.json_response(
+            await self.tasks.list_mine(
+                principal.user_id, status=query.status, tool_slug=query.tool, category=query.category,
+                limit=query.limit, cursor=query.cursor,
+            )
+        )  # fmt: skip
 
     async def search(self, request: web.Request) -> web.Response:
         require_role(request, "admin")
         query = read_query(request, AdminTaskQuery)
-        return web.json_response(await self._page(query.user_id, query))
-
-    async def _page(self, user_id: str | None, query: TaskQuery) -> JsonObject:
-        return await self.tasks.list(
-            user_id=user_id, status=query.status, tool_slug=query.tool, limit=query.limit, cursor=query.cursor
-        )
+        return web.json_response(
+            await self.tasks.search(
+                user_id=query.user_id, status=query.status, tool_slug=query.tool, category=query.category,
+                include_deleted=query.include_deleted, limit=query.limit, cursor=query.cursor,
+            )
+        )  # fmt: skip
 
     async def get(self, request: web.Request) -> web.Response:
         principal = require_principal(request)
@@ -88,3 +93,10 @@ class TasksApp:
         return web.json_response(
             await self.tasks.cancel(principal.user_id, task_id, admin=principal.has_role("admin"))
         )
+
+    async def delete(self, request: web.Request) -> web.Response:
+        """The owner deletes their task; an admin any task (the same route, the role decides)."""
+        principal = require_principal(request)
+        task_id = path_uuid(request, "task_id", "task")
+        await self.tasks.delete(principal.user_id, task_id, admin=principal.has_role("admin"))
+        return web.Response(status=204)

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from funmagic_tasks.domain.catalog import (
+    CatalogImage,
     InvalidCatalogEntry,
     banner_is_live,
     check_banner,
@@ -19,6 +20,8 @@ from funmagic_tasks.domain.catalog import (
     check_translations,
     config_to_json,
     credits_cost,
+    image_urls_of,
+    images_named,
     locale_chain,
     localize,
     localize_config,
@@ -254,10 +257,54 @@ def test_the_public_config_hides_providers_timeouts_and_default_prompts() -> Non
          "input": {"image": "required", "prompt": "none"}}
     ]  # fmt: skip
     assert shown["styleReferences"] == [
-        {"id": "style-anime", "name": "Anime", "prompt": "Transform into anime style", "assetId": None}
-    ]
+        {"id": "style-anime", "name": "Anime", "prompt": "Transform into anime style", "assetId": None,
+         "image_url": None}
+    ]  # fmt: skip
     assert "secret sauce" not in repr(shown)
     assert "openai" not in repr(shown)
+
+
+# --- images ----------------------------------------------------------------------------------------
+
+
+THUMBNAIL, STYLE_A, STYLE_C = (str(uuid.uuid4()) for _ in range(3))
+STYLES = [
+    {"id": "a", "name": "A", "prompt": "a", "assetId": STYLE_A},
+    {"id": "b", "name": "B", "prompt": "b", "assetId": None},
+    {"id": "c", "name": "C", "prompt": "c", "assetId": STYLE_C},
+]
+
+
+def test_the_images_an_entry_names_are_its_thumbnail_and_its_style_references_images() -> None:
+    parsed = parse_tool_config(config(styleReferences=STYLES))
+
+    assert images_named({"thumbnail_asset_id": THUMBNAIL.upper()}, parsed) == (
+        CatalogImage("thumbnail_asset_id", THUMBNAIL),
+        CatalogImage("config.styleReferences[0].assetId", STYLE_A),
+        CatalogImage("config.styleReferences[2].assetId", STYLE_C),
+    )
+    assert images_named({"title": "no images"}, None) == ()
+    assert images_named({"thumbnail_asset_id": None}, None) == ()
+    with pytest.raises(InvalidCatalogEntry) as caught:
+        images_named({"thumbnail_asset_id": "not-a-uuid"}, None)
+    assert caught.value.field == "thumbnail_asset_id"
+
+
+def test_an_entry_keeps_the_urls_of_the_images_it_still_names() -> None:
+    known = {THUMBNAIL: "https://cdn/t.png", STYLE_A: "https://cdn/a.png"}
+    images = [CatalogImage("thumbnail_asset_id", THUMBNAIL), CatalogImage("x", STYLE_C)]
+
+    assert image_urls_of(images, known) == {THUMBNAIL: "https://cdn/t.png"}
+    assert image_urls_of([], known) == {}
+
+
+def test_the_public_config_shows_each_style_references_image_url() -> None:
+    parsed = parse_tool_config(config(styleReferences=STYLES))
+
+    shown = public_config(parsed, {STYLE_A: "https://cdn/a.png"})
+
+    assert [s["image_url"] for s in shown["styleReferences"]] == ["https://cdn/a.png", None, None]
+    assert [s["assetId"] for s in shown["styleReferences"]] == [STYLE_A, None, STYLE_C]
 
 
 # --- entries ----------------------------------------------------------------------------------------

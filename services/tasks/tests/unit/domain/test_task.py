@@ -20,6 +20,7 @@ from funmagic_contracts.tasks.events import (
     TaskCancelled,
     TaskCancelRequested,
     TaskCompleted,
+    TaskDeleted,
     TaskFailed,
     TaskOutput,
     TaskRequested,
@@ -32,6 +33,7 @@ from funmagic_tasks.domain.task import (
     StepResult,
     Task,
     TaskChange,
+    TaskDeletion,
     TaskError,
     TaskPolicy,
     TaskResult,
@@ -39,6 +41,7 @@ from funmagic_tasks.domain.task import (
     charged_is_the_cost_of_completed_steps,
     check_invariants,
     complete_step,
+    delete,
     event_is_about_the_current_step,
     fail_step,
     may_request_another,
@@ -62,6 +65,7 @@ from funmagic_tasks.domain.tasks import (
 T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 USER, ADMIN, STRANGER = "user-1", "admin-1", "user-2"
 TASK_ID = "7d1f3c2a-0b4e-4c55-9a7e-1f2e3d4c5b6a"
+CHILD_ID, SECOND_CHILD_ID = "7d1f3c2a-0b4e-4c55-9a7e-00000000c001", "7d1f3c2a-0b4e-4c55-9a7e-00000000c002"
 IMAGE = "5b0c2d7e-6a2f-4a57-9f0e-2f0f9d1f2a11"
 POLICY = TaskPolicy(
     max_active_per_user=3, deadline_grace=timedelta(seconds=30), pending_timeout=timedelta(minutes=10)
@@ -123,6 +127,7 @@ def request(
     parent: Task | None = None,
     key: str | None = None,
     now: datetime = T0,
+    task_id: str = TASK_ID,
 ) -> TaskChange:
     """A user's request for a task on `on`, planned and decided."""
     wanted = TaskRequest(
@@ -134,7 +139,7 @@ def request(
     plan = plan_task(on, step_id, parent_of(parent) if parent else None, wanted.input)
     return when(
         request_task(
-            task_id=TASK_ID, user_id=USER, tool=on, request=wanted, plan=plan, idempotency_key=key, now=now
+            task_id=task_id, user_id=USER, tool=on, request=wanted, plan=plan, idempotency_key=key, now=now
         )
     )
 
@@ -541,6 +546,91 @@ def test_cancelling_an_ended_task_changes_nothing() -> None:
     then_nothing_changed(completed, cancel(completed, by=USER, now=at(2)))
 
 
+# --- deleting ------------------------------------------------------------------------------------------
+
+
+def a_family() -> tuple[Task, Task, Task]:
+    """A task that ran `cut` and completed, a child that ran `model` on its output and completed, and a
+    second child (a retry of `model`) still running."""
+    parent = a_task_past(when(start(a_pending_task(step_id="cut"), now=T0, policy=POLICY)).task, "cut")
+    children = []
+    for child_id in (CHILD_ID, SECOND_CHILD_ID):
+        child = request(step_id="model", image=None, parent=parent, task_id=child_id).task
+        children.append(when(start(child, now=at(1), policy=POLICY)).task)
+    return parent, a_task_past(children[0], "model"), children[1]
+
+
+def deleted(deletion: TaskDeletion) -> TaskDeletion:
+    """The decision, after checking that each task it deleted holds together."""
+    for task in deletion.tasks:
+        check_invariants(task)
+    return deletion
+
+
+def test_deleting_an_ended_task_marks_it_deleted_and_says_so() -> None:
+    completed = a_completed_task()
+
+    deletion = deleted(delete(completed, descendants=(), by=USER, now=at(5)))
+
+    assert deletion.events == (
+        TaskDeleted(task_id=TASK_ID, user_id=USER, deleted_task_ids=(TASK_ID,), by=USER),
+    )
+    assert deletion.tasks == (replace(completed, deleted_at=at(5), updated_at=at(5)),)
+    assert deletion.tasks[0].status == "completed"  # as it ended: the ledger and the audit keep it
+
+
+def test_deleting_a_running_task_cancels_it_first_charging_the_steps_done() -> None:
+    running = a_task_past(a_running_task(), "cut")
+
+    deletion = deleted(delete(running, descendants=(), by=ADMIN, now=at(5)))
+
+    assert deletion.events == (
+        TaskCancelRequested(task_id=TASK_ID, user_id=USER, by=ADMIN),
+        TaskCancelled(task_id=TASK_ID, user_id=USER, charged_credits=5),
+        TaskDeleted(task_id=TASK_ID, user_id=USER, deleted_task_ids=(TASK_ID,), by=ADMIN),
+    )
+    (gone,) = deletion.tasks
+    assert (gone.status, gone.charged_credits, gone.finished_at, gone.deleted_at) == (
+        "cancelled", 5, at(5), at(5))  # fmt: skip
+
+
+def test_deleting_a_task_deletes_its_children_cancelling_those_still_running() -> None:
+    parent, done, running = a_family()
+
+    deletion = deleted(delete(parent, descendants=(done, running), by=USER, now=at(9)))
+
+    assert deletion.events == (
+        TaskCancelRequested(task_id=SECOND_CHILD_ID, user_id=USER, by=USER),
+        TaskCancelled(task_id=SECOND_CHILD_ID, user_id=USER, charged_credits=0),
+        TaskDeleted(
+            task_id=TASK_ID, user_id=USER, deleted_task_ids=(TASK_ID, CHILD_ID, SECOND_CHILD_ID), by=USER
+        ),
+    )
+    assert [(t.id, t.status, t.deleted_at) for t in deletion.tasks] == [
+        (TASK_ID, "completed", at(9)), (CHILD_ID, "completed", at(9)), (SECOND_CHILD_ID, "cancelled", at(9))
+    ]  # fmt: skip
+
+
+def test_a_deleted_task_is_not_deleted_again_nor_is_a_child_deleted_before() -> None:
+    parent, done, running = a_family()
+    child_deleted_before = deleted(delete(running, descendants=(), by=USER, now=at(2))).tasks[0]
+
+    deletion = deleted(delete(parent, descendants=(done, child_deleted_before), by=USER, now=at(3)))
+    again = delete(deletion.tasks[0], descendants=deletion.tasks[1:], by=USER, now=at(4))
+
+    assert deletion.events == (
+        TaskDeleted(task_id=TASK_ID, user_id=USER, deleted_task_ids=(TASK_ID, CHILD_ID), by=USER),
+    )
+    assert again == TaskDeletion(())
+
+
+def test_a_deleted_task_is_visible_to_no_one() -> None:
+    gone = deleted(delete(a_completed_task(), descendants=(), by=USER, now=at(1))).tasks[0]
+
+    assert not visible_to(gone, USER, admin=False)
+    assert not visible_to(gone, ADMIN, admin=True)
+
+
 # --- deadlines -----------------------------------------------------------------------------------------
 
 
@@ -639,6 +729,7 @@ def _broken_states() -> list[tuple[Task, str]]:
         (replace(failed, error=None), "has an error"),
         (replace(failed, error=TaskError("x", "y" * 1001)), "at most 1000"),
         (replace(failed, step_deadline_at=T0), "no deadline"),
+        (replace(running, deleted_at=T0), "a deleted task has ended"),
     ]
 
 

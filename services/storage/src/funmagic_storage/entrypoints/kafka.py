@@ -1,0 +1,38 @@
+"""Kafka reactions of storage (consumer group `storage`): each runs in the consumer's unit of work, so the
+records' change, its outbox rows and the inbox row commit together.
+
+- TaskDeleted → the deleted tasks' outputs go (objects and records, AssetDeleted each), except the
+  published ones.
+"""
+
+from __future__ import annotations
+
+from funmagic_contracts.envelope import Envelope
+from funmagic_contracts.tasks.events import TaskDeleted
+from funmagic_contracts.topics import TASKS_EVENTS
+from funmagic_kit.consumer import Subscription
+from funmagic_storage.application.assets import AssetService
+from funmagic_storage.application.ports import StorageUnitOfWork
+
+__all__ = ["StorageReactions", "subscriptions"]
+
+
+class StorageReactions:
+    def __init__(self, assets: AssetService) -> None:
+        self._assets = assets
+
+    async def task_deleted(self, event: TaskDeleted, envelope: Envelope, uow: StorageUnitOfWork) -> None:
+        await self._assets.delete_task_outputs(
+            uow,
+            user_id=event.user_id,
+            task_ids=(event.task_id, *event.deleted_task_ids),
+            caused_by=envelope,
+        )
+
+
+def subscriptions(assets: AssetService) -> tuple[Subscription[StorageUnitOfWork], ...]:
+    reactions = StorageReactions(assets)
+    tasks: Subscription[StorageUnitOfWork] = Subscription(TASKS_EVENTS).on(
+        TaskDeleted, reactions.task_deleted
+    )
+    return (tasks,)
