@@ -14,12 +14,16 @@ WITH_STACK_ENV := set -a; source $(STACK_DIR)/env; set +a;
 PACKAGES := libs/contracts libs/kit $(wildcard services/*)
 PYPROJECTS := $(addsuffix /pyproject.toml,$(PACKAGES))
 
-.PHONY: help setup stack-up stack-down stack-status run seed demo stop test test-unit test-integration e2e bench lint contracts
+WEB := apps/web
+NODE_STAMP := $(WEB)/node_modules/.installed
+
+.PHONY: help setup stack-up stack-down stack-status run seed demo mail stop test test-unit test-integration e2e bench lint contracts \
+	web-build web-types web-dev browser
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
 
-setup: $(VENV)/.installed ## Create .venv with every package (editable) and the dev tools, pinned by constraints.txt
+setup: $(VENV)/.installed $(NODE_STAMP) ## Create .venv (every package, pinned) and the web app's node_modules (npm ci)
 
 $(VENV)/.installed: constraints.txt requirements-dev.txt $(PYPROJECTS)
 	@$(PYTHON_BOOT) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "Python 3.11+ is required"; exit 1; }
@@ -28,6 +32,26 @@ $(VENV)/.installed: constraints.txt requirements-dev.txt $(PYPROJECTS)
 	@$(PY) -m pip install -q --upgrade pip -c constraints.txt 2>/dev/null || true
 	@$(PY) -m pip install -q -c constraints.txt -r requirements-dev.txt $(addprefix -e ,$(PACKAGES))
 	@touch $@
+
+$(NODE_STAMP): $(WEB)/package-lock.json $(WEB)/package.json
+	@command -v npm >/dev/null || { echo "Node.js 20+ and npm are required (apps/web)"; exit 1; }
+	@echo "[setup] npm ci in $(WEB)"
+	@cd $(WEB) && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+browser: ## Install Debian's chromium for the browser tests (Playwright drives it; no browser download)
+	@command -v chromium >/dev/null || { echo "[setup] installing chromium"; \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null; }
+
+web-build: setup ## Type-check and build the web app into apps/web/dist (the gateway serves it at /)
+	@cd $(WEB) && npm run --silent build
+
+web-types: setup ## Regenerate the web app's API types from the gateway's OpenAPI document
+	@tmp=$$(mktemp --suffix=.json); $(PY) deploy/local/openapi_document.py $$tmp; \
+		cd $(WEB) && npx openapi-typescript $$tmp --default-non-nullable false -o src/api/schema.d.ts; rm -f $$tmp
+
+web-dev: setup ## Vite's dev server for the web app (proxies /api to the gateway on :8000)
+	@cd $(WEB) && npx vite
 
 stack-up: setup ## Start Kafka, Postgres, Redis and SeaweedFS (S3) locally; idempotent
 	@bash deploy/local/stack.sh up
@@ -39,18 +63,24 @@ stack-down: ## Stop the services and the local stack (data stays under .stack/)
 stack-status: ## Show which parts of the stack answer
 	@bash deploy/local/stack.sh status
 
-run: stack-up ## Start everything, seed tools and a demo admin, then run the demo (gateway on :8000)
+run: stack-up web-build ## Start everything with the web app on :8000, seed tools, packages and a demo admin
 	@$(WITH_STACK_ENV) $(PY) deploy/local/run_services.py up
 	@$(MAKE) --no-print-directory seed
-	@$(MAKE) --no-print-directory demo
+	@echo
+	@echo "  open http://127.0.0.1:$${FUNMAGIC_PORT_BASE:-8000}/"
+	@echo "  mail (verification, password reset): make mail    ·    stop: make stop    ·    CLI demo: make demo"
 
-seed: ## Seed the tools (local provider) and the demo admin into the running platform; idempotent
+seed: ## Seed the tools (local provider), the credit packages and the demo admin; idempotent
 	@$(WITH_STACK_ENV) $(PY) deploy/local/run_services.py command tasks seed
+	@$(WITH_STACK_ENV) $(PY) deploy/local/run_services.py command credits seed-packages
 	@$(WITH_STACK_ENV) FUNMAGIC_ADMIN_PASSWORD="$${FUNMAGIC_DEMO_PASSWORD:-sunny lighthouse passphrase 42}" \
 		$(PY) deploy/local/run_services.py command identity create-admin --email "$${FUNMAGIC_DEMO_ADMIN_EMAIL:-demo-admin@funmagic.local}"
 
 demo: ## Run a tool end to end from the command line: upload, task, live progress, output saved locally
 	@$(PY) deploy/local/demo.py $(DEMO_ARGS)
+
+mail: ## The mail the local platform kept in its dev sink, newest first, with its links (TO=address to filter)
+	@$(WITH_STACK_ENV) $(PY) deploy/local/mail.py $(if $(TO),--to "$(TO)")
 
 stop: ## Stop the six services (the stack keeps running)
 	@$(WITH_STACK_ENV) $(PY) deploy/local/run_services.py down
@@ -59,8 +89,9 @@ stop: ## Stop the six services (the stack keeps running)
 # their events (same consumer groups, same topics), so they are stopped first.
 STOP_DEV_SERVICES := $(WITH_STACK_ENV) $(PY) deploy/local/run_services.py --quiet down
 
-test: stack-up ## Install, start the stack and run every test (unit, integration, contract, e2e)
+test: stack-up browser web-build ## Install, start the stack and run every test (unit, integration, contract, e2e, browser)
 	@$(STOP_DEV_SERVICES)
+	@cd $(WEB) && npx vitest run --reporter=dot
 	@$(WITH_STACK_ENV) $(PY) -m pytest -q libs services tests
 
 test-unit: setup ## Only the tests that need no running stack
@@ -70,7 +101,7 @@ e2e: stack-up ## Only the end-to-end tests (service processes driven from outsid
 	@$(STOP_DEV_SERVICES)
 	@$(WITH_STACK_ENV) $(PY) -m pytest -q tests/e2e
 
-bench: stack-up ## Run the benchmarks; results go to bench/results/
+bench: stack-up web-build ## Run the benchmarks; results go to bench/results/
 	@$(STOP_DEV_SERVICES)
 	@$(WITH_STACK_ENV) $(PY) bench/run.py
 
@@ -79,6 +110,7 @@ lint: setup ## ruff, formatting, import layering, and the contracts' exported fi
 	@$(PY) -m ruff format --check .
 	@$(VENV)/bin/lint-imports
 	@$(PY) -m funmagic_contracts.export --check
+	@cd $(WEB) && npx eslint . && npx vue-tsc -b
 
 contracts: setup ## Re-export the contracts' JSON Schemas and AsyncAPI document
 	@$(PY) -m funmagic_contracts.export

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs `docker compose` over the whole FunMagic stack: infra.yml first, then one file per service.
+# Runs `docker compose` over the whole FunMagic stack: infra.yml first, then one file per service,
+# web.yml (the nginx edge) last.
 #   deploy/compose/all.sh up -d --build        # build images, start everything
 #   deploy/compose/all.sh ps                   # state and health of every container
 #   deploy/compose/all.sh logs -f tasks        # follow one service
@@ -16,7 +17,7 @@ if [[ ! -f "$env_file" ]]; then
 	exit 2
 fi
 
-compose_files=(infra.yml identity.yml tasks.yml credits.yml storage.yml providers.yml gateway.yml)
+compose_files=(infra.yml identity.yml tasks.yml credits.yml storage.yml providers.yml gateway.yml web.yml)
 args=()
 for file in "${compose_files[@]}"; do
 	args+=(-f "$here/$file")

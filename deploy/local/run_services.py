@@ -8,6 +8,10 @@ Reads the stack's environment (KAFKA_BOOTSTRAP_SERVERS, REDIS_URL, <SERVICE>_DAT
 written by `deploy/local/stack.sh up` to `.stack/env`. Each service gets its own DATABASE_URL and
 HTTP_PORT; logs go to `<run-dir>/<service>.log`. `up` returns once the gateway's /health/all is green.
 Importable, so e2e tests start the same processes on other ports.
+
+With no STRIPE_SECRET_KEY set, `up` also starts the fake Stripe server (tests/fakes/stripe_api.py) on
+port base + 9, in Stripe's test mode: Buy → its Pay button → webhook → credited works on a laptop, and
+the pricing page says that no money moves.
 """
 
 from __future__ import annotations
@@ -34,6 +38,11 @@ SERVICES = (
     "gateway",
 )  # gateway last: it checks the rest
 PORT_OFFSETS = {"gateway": 0, "identity": 1, "tasks": 2, "credits": 3, "storage": 4, "providers": 5}
+FAKE_STRIPE_OFFSET = 9
+FAKE_STRIPE = "fake-stripe"
+# Test-mode credentials of the local fake only (`sk_test_`: Stripe's own prefix for test keys).
+FAKE_STRIPE_SECRET_KEY = "sk_test_local_fake_stripe"
+FAKE_STRIPE_WEBHOOK_SECRET = "whsec_local_fake_stripe"
 
 
 @dataclass
@@ -55,6 +64,16 @@ def service_environment(name: str, base_env: dict[str, str], port_base: int) -> 
     identity_url = f"http://127.0.0.1:{port_base + PORT_OFFSETS['identity']}"
     env.setdefault("AUTH_JWKS_URL", f"{identity_url}/.well-known/jwks.json")
     env.setdefault("PUBLIC_API_URL", f"http://127.0.0.1:{port_base + PORT_OFFSETS['gateway']}")
+    gateway_port = port_base + PORT_OFFSETS["gateway"]
+    gateway_origin = f"http://127.0.0.1:{gateway_port}"
+    # The apps are served by the gateway: mail links and the end of OAuth sign-ins lead there.
+    env.setdefault("PUBLIC_APP_URL", gateway_origin)
+    # Back from Stripe Checkout to the web app's pricing pages.
+    env.setdefault("CHECKOUT_SUCCESS_URL", f"{gateway_origin}/pricing/success")
+    env.setdefault("CHECKOUT_CANCEL_URL", f"{gateway_origin}/pricing/cancel")
+    # The browser reaches the object store directly (presigned uploads, 3D downloads): its buckets answer
+    # CORS for the gateway's origin, where the apps are served.
+    env.setdefault("S3_CORS_ORIGINS", f"{gateway_origin},http://localhost:{gateway_port}")
     if name != "gateway":
         key = f"{name.upper()}_DATABASE_URL"
         if key not in base_env:
@@ -63,11 +82,27 @@ def service_environment(name: str, base_env: dict[str, str], port_base: int) -> 
     else:
         # Plain-http localhost: browsers drop Secure cookies there. Production keeps the default (true).
         env.setdefault("COOKIE_SECURE", "false")
+        # The built apps (make web-build), served on the gateway's own origin; the page may load pictures and
+        # models from the object store and the CDN.
+        env.setdefault("WEB_APP_DIR", str(REPO / "apps" / "web" / "dist"))
+        env.setdefault("WEB_CONTENT_ORIGINS", " ".join(_content_origins(base_env)))
     # Where the others listen (the gateway calls all of them; providers calls storage).
     for other in SERVICES[:-1]:
         if other != name:
             env[f"{other.upper()}_URL"] = f"http://127.0.0.1:{port_base + PORT_OFFSETS[other]}"
     return env
+
+
+def _content_origins(env: dict[str, str]) -> list[str]:
+    origins = []
+    for name in ("S3_PUBLIC_ENDPOINT", "S3_ENDPOINT", "CDN_URL"):
+        value = env.get(name, "")
+        if value.startswith(("http://", "https://")):
+            parts = value.split("/")
+            origin = "/".join(parts[:3])
+            if origin not in origins:
+                origins.append(origin)
+    return origins
 
 
 def start_service(name: str, base_env: dict[str, str], port_base: int, run_dir: Path) -> ServiceProcess:
@@ -149,13 +184,53 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def start_fake_stripe(port_base: int, run_dir: Path, timeout: float = 30.0) -> dict[str, str]:
+    """Starts the fake Stripe server for `make run`; returns the credits service's Stripe settings."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    log_path = run_dir / f"{FAKE_STRIPE}.log"
+    log_path.write_bytes(b"")
+    gateway = f"http://127.0.0.1:{port_base + PORT_OFFSETS['gateway']}"
+    with log_path.open("ab") as log:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                str(REPO / "tests" / "fakes" / "stripe_api.py"),
+                f"--port={port_base + FAKE_STRIPE_OFFSET}",
+                f"--secret-key={FAKE_STRIPE_SECRET_KEY}",
+                f"--webhook-url={gateway}/api/webhooks/stripe",
+                f"--webhook-secret={FAKE_STRIPE_WEBHOOK_SECRET}",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=REPO,
+            start_new_session=True,
+        )
+    (run_dir / f"{FAKE_STRIPE}.pid").write_text(str(process.pid))
+    deadline = time.monotonic() + timeout
+    while "FAKE_STRIPE_URL=" not in (text := log_path.read_text(errors="replace")):
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"the fake Stripe server did not start:\n{text[-2000:]}")
+        time.sleep(0.1)
+    url = text.split("FAKE_STRIPE_URL=", 1)[1].split()[0]
+    return {
+        "STRIPE_API_BASE": url,
+        "STRIPE_SECRET_KEY": FAKE_STRIPE_SECRET_KEY,
+        "STRIPE_WEBHOOK_SECRET": FAKE_STRIPE_WEBHOOK_SECRET,
+    }
+
+
 def _cmd_up(args: argparse.Namespace) -> int:
     running = [n for n in SERVICES if _read_pid(args.run_dir, n) and _pid_alive(_read_pid(args.run_dir, n))]
     if running:
         print(f"[services] already running: {', '.join(running)} (run `down` first)")
         return 0
     started_at = time.monotonic()
-    services = start_all(dict(os.environ), args.port_base, args.run_dir)
+    base_env = dict(os.environ)
+    if not base_env.get("STRIPE_SECRET_KEY"):
+        base_env.update(start_fake_stripe(args.port_base, args.run_dir))
+        fake = base_env["STRIPE_API_BASE"]
+        print(f"[services] payments: TEST MODE, fake Stripe at {fake} (no money moves)")
+    services = start_all(base_env, args.port_base, args.run_dir)
     _, health = get_json(services[-1].url + "/health/all")
     elapsed = time.monotonic() - started_at
     print(f"[services] all six up in {elapsed:.1f}s; gateway /health/all: {health['status']}")
@@ -177,7 +252,7 @@ def _cmd_down(args: argparse.Namespace) -> int:
     running = [n for n in SERVICES if (pid := _read_pid(args.run_dir, n)) and _pid_alive(pid)]
     if running and args.quiet:
         print(f"[services] stopping the dev services first ({', '.join(running)}): they share the topics")
-    for name in reversed(SERVICES):
+    for name in (*reversed(SERVICES), FAKE_STRIPE):
         pid = _read_pid(args.run_dir, name)
         if pid and _pid_alive(pid):
             os.kill(pid, signal.SIGTERM)
@@ -193,10 +268,10 @@ def _cmd_down(args: argparse.Namespace) -> int:
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
-    for name in SERVICES:
+    for name in (*SERVICES, FAKE_STRIPE):
         pid = _read_pid(args.run_dir, name)
         state = "running" if pid and _pid_alive(pid) else "stopped"
-        print(f"{name:10} {state}")
+        print(f"{name:11} {state}")
     return 0
 
 

@@ -9,18 +9,26 @@ server), so a mistake in them fails a test instead of a deployment.
 What each FunMagic service must receive is read from its pydantic-settings class (the one in
 funmagic_<service>.config): every field without a default must be set, and a required secret must come
 from .env as `${VAR:?…}`. A setting added to the code is thereby checked here without editing this file.
+
+The web edge (web.yml: nginx serving the built apps/web, the one published port) is checked the same
+way: its Dockerfile is read stage by stage, and its nginx template (nginx/web.conf) is rendered the way
+the nginx image's entrypoint does and parsed, so the locations a request would reach are checked
+against what the gateway reserves and sends (funmagic_gateway.entrypoints.web_apps).
 """
 
 from __future__ import annotations
 
 import base64
+import dataclasses
 import functools
 import http.server
 import importlib
+import ipaddress
 import json
 import os
 import re
 import shlex
+import shutil
 import stat
 import subprocess
 import sys
@@ -41,6 +49,10 @@ from pydantic_settings import BaseSettings
 REPO_ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_DIR = REPO_ROOT / "deploy" / "compose"
 DOCKERFILE = COMPOSE_DIR / "Dockerfile"
+WEB_DOCKERFILE = COMPOSE_DIR / "web.Dockerfile"
+NGINX_TEMPLATE = COMPOSE_DIR / "nginx" / "web.conf"
+WEB_APP_DIR = REPO_ROOT / "apps" / "web"
+WEB_PORT = 8080
 POSTGRES_INIT_SCRIPT = COMPOSE_DIR / "postgres-init" / "01-create-service-databases.sh"
 
 try:
@@ -376,6 +388,7 @@ def test_all_sh_runs_compose_over_every_file_with_infra_first():
     assert match, "all.sh has no compose_files=(…) list"
     listed = match.group(1).split()
     assert listed[0] == "infra.yml", "infra.yml must come first (it holds the project name and network)"
+    assert listed[-1] == "web.yml", "web.yml (the edge, which waits for the gateway) comes last"
     assert sorted(listed) == sorted(p.name for p in compose_paths())
     assert "docker compose" in text
     assert "--env-file" in text
@@ -646,11 +659,14 @@ def test_each_funmagic_service_listens_on_its_own_port(name):
     assert f"http://127.0.0.1:{port}/health'" in d["healthcheck"]["test"][-1]
 
 
-def test_only_the_gateway_is_published_on_the_host():
-    published = {name: service(name).get("ports") for name in FUNMAGIC_SERVICES if service(name).get("ports")}
-    assert set(published) == {"gateway"}, f"published FunMagic services: {sorted(published)}"
-    (mapping,) = published["gateway"]
-    assert str(mapping).endswith(":8000"), f"the gateway publishes {mapping!r}, not its port 8000"
+def test_only_the_web_edge_is_published_on_the_host():
+    names = (*FUNMAGIC_SERVICES, "web")
+    published = {name: service(name).get("ports") for name in names if service(name).get("ports")}
+    assert set(published) == {"web"}, f"published FunMagic services: {sorted(published)}"
+    (mapping,) = published["web"]
+    assert str(mapping).endswith(f":{WEB_PORT}"), f"web publishes {mapping!r}, not nginx's port {WEB_PORT}"
+    # The gateway stays reachable inside the network, where nginx passes the API to it.
+    assert str(PORTS["gateway"]) in [str(p) for p in service("gateway").get("expose", [])]
 
 
 def test_the_gateway_reaches_each_service_at_its_internal_url():
@@ -775,9 +791,9 @@ def test_each_healthcheck_passes_on_a_healthy_service_and_fails_on_an_unhealthy_
 # --- the Dockerfile ----------------------------------------------------------------------------
 
 
-def dockerfile_stages() -> tuple[dict[str, str], list[list[tuple[str, str]]]]:
+def dockerfile_stages(path: Path = DOCKERFILE) -> tuple[dict[str, str], list[list[tuple[str, str]]]]:
     """Global ARG defaults, and each stage's (INSTRUCTION, arguments) in order."""
-    text = re.sub(r"\\\n", " ", DOCKERFILE.read_text())
+    text = re.sub(r"\\\n", " ", path.read_text())
     global_args: dict[str, str] = {}
     stages: list[list[tuple[str, str]]] = []
     for raw in text.splitlines():
@@ -859,6 +875,459 @@ def test_the_image_entrypoint_runs_the_service_module_with_its_subcommand(tmp_pa
         run = subprocess.run(entrypoint + args, capture_output=True, text=True, env=env, timeout=30)
         assert run.returncode == 0, run.stderr
         assert run.stdout.split("\n")[:-1] == expected
+
+
+# --- the web edge: nginx serving the web app (web.yml, web.Dockerfile, nginx/web.conf) -------------
+
+# Reserved gateway paths the edge answers 404 itself instead of passing on: Prometheus scrapes
+# gateway:8000/metrics inside the network.
+NOT_PUBLISHED = {"/metrics"}
+SSE_PATHS = ("/api/stream", "/api/tasks/{task_id}/stream")
+
+
+@functools.cache
+def gateway_module(name: str) -> Any:
+    settings_class("gateway")  # puts the gateway's source tree on sys.path when it is not installed
+    return importlib.import_module(f"funmagic_gateway.{name}")
+
+
+def dockerfile_env(path: Path) -> dict[str, str]:
+    """The ENV the final stage of a Dockerfile sets (`ENV KEY=value …` only)."""
+    _, stages = dockerfile_stages(path)
+    env: dict[str, str] = {}
+    for instruction, arguments in stages[-1]:
+        if instruction == "ENV":
+            items = shlex.split(arguments)
+            assert all("=" in item for item in items), f"write ENV as KEY=value: {arguments!r}"
+            env.update(item.split("=", 1) for item in items)
+    return env
+
+
+def web_container_environment(variables: Mapping[str, str]) -> dict[str, str]:
+    """What the web container's environment holds: the image's ENV, then web.yml's (which wins)."""
+    env = dockerfile_env(WEB_DOCKERFILE)
+    env.update({key: interpolate(value, variables) for key, value in environment(service("web")).items()})
+    return env
+
+
+def render_like_the_nginx_image(template: str, env: Mapping[str, str]) -> str:
+    """The official image's 20-envsubst-on-templates.sh: envsubst with only the defined variables whose
+    name matches NGINX_ENVSUBST_FILTER (every defined variable when it is unset)."""
+    pattern = env.get("NGINX_ENVSUBST_FILTER", "")
+    names = [name for name in env if re.search(pattern, name)]
+    for name in names:
+        template = re.sub(rf"\$(?:\{{{name}\}}|{name}(?!\w))", lambda _m, n=name: env[n], template)
+    return template
+
+
+@dataclasses.dataclass
+class NginxBlock:
+    directives: list[tuple[str, list[str]]]
+    blocks: list[tuple[str, list[str], NginxBlock]]
+
+    def values(self, name: str) -> list[list[str]]:
+        return [args for directive, args in self.directives if directive == name]
+
+    def value(self, name: str) -> list[str] | None:
+        found = self.values(name)
+        return found[-1] if found else None
+
+    def block(self, name: str) -> NginxBlock:
+        (found,) = [block for directive, _, block in self.blocks if directive == name]
+        return found
+
+
+NGINX_TOKEN = re.compile(r""""(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'|#[^\n]*|[{};]|[^\s{};"'#]+""")
+
+
+def parse_nginx(text: str) -> NginxBlock:
+    tokens = [token for token in NGINX_TOKEN.findall(text) if not token.startswith("#")]
+    position = 0
+
+    def block(nested: bool) -> NginxBlock:
+        nonlocal position
+        node = NginxBlock([], [])
+        words: list[str] = []
+        while position < len(tokens):
+            token = tokens[position]
+            position += 1
+            if token == ";":
+                node.directives.append((words[0], words[1:]))
+                words = []
+            elif token == "{":
+                node.blocks.append((words[0], words[1:], block(nested=True)))
+                words = []
+            elif token == "}":
+                assert nested, "unbalanced } in the nginx configuration"
+                assert not words, f"a directive before }} lacks its ;: {words}"
+                return node
+            else:
+                words.append(token[1:-1] if token[0] in "\"'" else token)
+        assert not nested, "a block of the nginx configuration is never closed"
+        assert not words, f"a directive lacks its ;: {words}"
+        return node
+
+    return block(nested=False)
+
+
+@functools.cache
+def nginx_template() -> str:
+    return NGINX_TEMPLATE.read_text()
+
+
+def nginx_server(text: str | None = None) -> NginxBlock:
+    """The one server block of the template (rendered, when `text` is given)."""
+    return parse_nginx(nginx_template() if text is None else text).block("server")
+
+
+def nginx_location(server: NginxBlock, path: str) -> NginxBlock:
+    """The location nginx picks for a request path: `=`, then the longest prefix (final with `^~`),
+    then the first matching regex, then that longest prefix."""
+    locations = [(args, block) for name, args, block in server.blocks if name == "location"]
+    for args, block in locations:
+        if args[0] == "=" and args[1] == path:
+            return block
+    prefixes = [
+        (args[-1], args[0] == "^~", block) for args, block in locations if len(args) == 1 or args[0] == "^~"
+    ]
+    matching = [prefix for prefix in prefixes if path.startswith(prefix[0])]
+    longest = max(matching, key=lambda prefix: len(prefix[0]), default=None)
+    if longest and longest[1]:
+        return longest[2]
+    for args, block in locations:
+        if args[0] in ("~", "~*") and re.search(args[1], path, re.IGNORECASE if args[0] == "~*" else 0):
+            return block
+    assert longest, f"no location of nginx/web.conf serves {path}"
+    return longest[2]
+
+
+def nginx_inherited(server: NginxBlock, location: NginxBlock, name: str) -> list[list[str]]:
+    """An array directive (proxy_set_header, add_header): the location's own, or else all of the server's."""
+    return location.values(name) or server.values(name)
+
+
+def nginx_setting(server: NginxBlock, location: NginxBlock, name: str) -> list[str] | None:
+    return location.value(name) or server.value(name)
+
+
+def nginx_headers(server: NginxBlock, location: NginxBlock) -> dict[str, tuple[str, bool]]:
+    """add_header name -> (value, `always`)."""
+    headers = nginx_inherited(server, location, "add_header")
+    return {args[0]: (args[1], args[2:] == ["always"]) for args in headers}
+
+
+def nginx_proxy_target(server: NginxBlock, location: NginxBlock) -> str | None:
+    target = location.value("proxy_pass")
+    if target is None:
+        return None
+    (url,) = target
+    if url.startswith("$"):
+        # A variable makes nginx resolve the name per request (Docker's DNS): a resolver must be set.
+        assert nginx_setting(server, location, "resolver"), "proxy_pass with a variable needs a resolver"
+        defined = {args[0]: args[1] for args in [*server.values("set"), *location.values("set")]}
+        assert url in defined, f"proxy_pass {url} is never set"
+        url = defined[url]
+    return url
+
+
+def nginx_size(value: str) -> int:
+    match = re.fullmatch(r"(\d+)([kKmMgG]?)", value)
+    assert match, value
+    return int(match.group(1)) * 1024 ** " kmg".index(match.group(2).lower() or " ")
+
+
+def test_the_web_edge_is_built_from_its_dockerfile_at_the_repository_root():
+    web = service("web")
+    build = web["build"]
+    assert (COMPOSE_DIR / build["context"]).resolve() == REPO_ROOT, (
+        "the build context must be the repository root"
+    )
+    assert (REPO_ROOT / build["dockerfile"]).resolve() == WEB_DOCKERFILE
+    assert web["image"] == "funmagic/web:${FUNMAGIC_VERSION:-dev}"
+    assert web.get("restart") in ("unless-stopped", "always")
+    assert depends_on(web)["gateway"]["condition"] == "service_healthy"
+    assert str(WEB_PORT) in [str(p) for p in web.get("expose", [])]
+
+
+def test_the_web_dockerfile_builds_the_app_with_node_and_serves_the_build_with_nginx():
+    global_args, stages = dockerfile_stages(WEB_DOCKERFILE)
+    assert len(stages) == 2, "a node stage that builds, and the nginx stage that serves"
+    bases = [
+        re.sub(r"\$\{(\w+)\}", lambda m: global_args.get(m.group(1), m.group(0)), stage[0][1].split()[0])
+        for stage in stages
+    ]
+    assert bases == ["node:20-bookworm-slim", "nginx:1.27-bookworm"], bases
+    build, final = stages
+    words = build[0][1].split()
+    assert len(words) == 3, "the node stage needs a name to copy from (FROM … AS build)"
+    assert words[1].upper() == "AS"
+    workdir = dict(build)["WORKDIR"]
+    copies = [shlex.split(a) for i, a in final if i == "COPY"]
+    assert [f"--from={words[2]}", f"{workdir}/dist/", "/usr/share/nginx/html/"] in copies, (
+        f"the nginx stage should copy {workdir}/dist/ (what `npm run build` writes) to /usr/share/nginx/html/"
+    )
+    # The nginx image's entrypoint renders /etc/nginx/templates/*.template into /etc/nginx/conf.d/.
+    template = ["deploy/compose/nginx/web.conf", "/etc/nginx/templates/default.conf.template"]
+    assert template in copies
+    assert (REPO_ROOT / template[0]).resolve() == NGINX_TEMPLATE
+    assert not [c for c in copies if c[-1].startswith("/etc/nginx/conf.d")], "conf.d is the template's output"
+    assert not [a for i, a in final if i == "USER"], "nginx runs as the image sets it up (workers as nginx)"
+    assert [a for i, a in final if i == "EXPOSE"] == [str(WEB_PORT)]
+
+
+def test_the_web_dockerfile_installs_the_node_packages_from_the_committed_lock():
+    _, stages = dockerfile_stages(WEB_DOCKERFILE)
+    build = stages[0]
+    runs = [(n, a) for n, (i, a) in enumerate(build) if i == "RUN"]
+    assert not [a for _, a in runs if re.search(r"npm (install|i)\b", a)], "npm install may change the lock"
+    (ci,) = [n for n, a in runs if re.search(r"\bnpm ci\b", a)]
+    (npm_build,) = [n for n, a in runs if "npm run build" in a]
+    copies = [(n, shlex.split(a)) for n, (i, a) in enumerate(build) if i == "COPY"]
+    manifests = [(n, words) for n, words in copies if "apps/web/package-lock.json" in words[:-1]]
+    assert manifests, "the lock is never copied"
+    ((manifest, copied),) = manifests
+    assert {"apps/web/package.json", "apps/web/.npmrc"} <= set(copied), "copy them with the lock"
+    sources = [n for n, words in copies if words[:-1] == ["apps/web/"]]
+    assert sources, "the rest of apps/web is never copied"
+    assert manifest < ci < sources[0] < npm_build, (
+        "copy package.json, package-lock.json and .npmrc, run npm ci, copy the rest, then npm run build"
+    )
+
+    package = json.loads((WEB_APP_DIR / "package.json").read_text())
+    lock = json.loads((WEB_APP_DIR / "package-lock.json").read_text())
+    assert "build" in package["scripts"]
+    # npm ci refuses a lock that does not match package.json: catch that here, not in a build.
+    assert lock["lockfileVersion"] >= 2
+    root = lock["packages"][""]
+    for field in ("dependencies", "devDependencies"):
+        assert root.get(field, {}) == package.get(field, {}), f"package-lock.json is stale ({field})"
+    if (REPO_ROOT / ".git").exists() and shutil.which("git"):
+        tracked = subprocess.run(
+            ["git", "-C", str(REPO_ROOT), "ls-files", "--error-unmatch", "apps/web/package-lock.json"],
+            capture_output=True,
+            timeout=30,
+        )
+        assert tracked.returncode == 0, "apps/web/package-lock.json is not committed"
+
+
+def dockerignore_patterns() -> list[str]:
+    lines = (COMPOSE_DIR / "dockerignore.suggested").read_text().splitlines()
+    return [line.strip() for line in lines if line.strip() and not line.strip().startswith("#")]
+
+
+def dockerignore_regex(pattern: str) -> re.Pattern[str]:
+    """Docker's .dockerignore syntax: Go filepath.Match from the context root, plus `**`."""
+    out, i = "", 0
+    while i < len(pattern):
+        if pattern.startswith("**/", i):
+            out, i = out + "(?:.*/)?", i + 3
+        elif pattern.startswith("**", i):
+            out, i = out + ".*", i + 2
+        elif pattern[i] == "*":
+            out, i = out + "[^/]*", i + 1
+        elif pattern[i] == "?":
+            out, i = out + "[^/]", i + 1
+        elif pattern[i] == "[":
+            end = pattern.index("]", i)
+            out, i = out + pattern[i : end + 1].replace("[!", "[^"), end + 1
+        else:
+            out, i = out + re.escape(pattern[i]), i + 1
+    return re.compile(out)
+
+
+def dockerignored(path: str, patterns: list[str]) -> bool:
+    """Whether the build context leaves `path` out: it or a parent folder matches; the last match wins."""
+    parts = path.split("/")
+    candidates = ["/".join(parts[: n + 1]) for n in range(len(parts))]
+    excluded = False
+    for pattern in patterns:
+        negated = pattern.startswith("!")
+        regex = dockerignore_regex(pattern.lstrip("!").strip("/"))
+        if any(regex.fullmatch(candidate) for candidate in candidates):
+            excluded = not negated
+    return excluded
+
+
+def test_the_suggested_dockerignore_keeps_what_the_web_build_needs_and_drops_its_output():
+    patterns = dockerignore_patterns()
+    needed = ["deploy/compose/nginx/web.conf"]
+    for directory, folders, files in os.walk(WEB_APP_DIR):
+        folders[:] = [f for f in folders if f not in ("node_modules", "dist")]
+        needed += [(Path(directory) / f).relative_to(REPO_ROOT).as_posix() for f in files]
+    for name in ("package.json", "package-lock.json", ".npmrc", "index.html", "vite.config.ts"):
+        assert f"apps/web/{name}" in needed, f"apps/web/{name} is missing"
+    assert [f for f in needed if f.startswith("apps/web/src/")], "apps/web/src is empty"
+    left_out = [f for f in needed if dockerignored(f, patterns)]
+    assert not left_out, f"dockerignore.suggested leaves out files the web image is built from: {left_out}"
+    for output in ("apps/web/node_modules/vite/package.json", "apps/web/dist/index.html"):
+        assert dockerignored(output, patterns), f"{output} would be sent to the builder"
+
+
+def test_the_web_edge_listens_on_its_port_without_telling_its_version():
+    server = nginx_server()
+    assert server.value("listen")[0] == str(WEB_PORT)
+    assert server.value("server_tokens") == ["off"]
+    assert server.value("root") == ["/usr/share/nginx/html"]
+    assert server.value("gzip") == ["on"]
+    assert server.value("gzip_static") == ["on"], "the build's .gz twins (precompress.mjs) go out as they are"
+    types = set(server.value("gzip_types"))
+    assert {"application/javascript", "text/css", "application/json", "image/svg+xml"} <= types
+
+
+def test_the_web_edge_takes_the_same_request_bodies_as_the_gateway():
+    limit = nginx_size(nginx_server().value("client_max_body_size")[0])
+    gateway_default = settings_class("gateway").model_fields["max_body_bytes"].default
+    composed = interpolate(environment(service("gateway"))["MAX_BODY_BYTES"], filled_env_file())
+    assert limit == gateway_default == int(composed), (limit, gateway_default, composed)
+
+
+def test_the_web_edge_passes_every_reserved_gateway_path_to_the_gateway():
+    server = nginx_server()
+    reserved = gateway_module("entrypoints.web_apps")._RESERVED
+    assert "/api/" in reserved, "the gateway's reserved paths were not read right"
+    for prefix in reserved:
+        for path in {prefix, prefix + "x" if prefix.endswith("/") else prefix + "/x"}:
+            location = nginx_location(server, path)
+            if prefix in NOT_PUBLISHED:
+                assert location.value("return") == ["404"], f"{path} should be refused at the edge"
+                continue
+            target = nginx_proxy_target(server, location)
+            assert target == f"http://gateway:{PORTS['gateway']}", f"{path} goes to {target}, not the gateway"
+            assert nginx_setting(server, location, "proxy_http_version") == ["1.1"]
+            headers = {args[0]: args[1] for args in nginx_inherited(server, location, "proxy_set_header")}
+            assert headers == {
+                "Host": "$host",
+                "X-Forwarded-For": "$proxy_add_x_forwarded_for",
+                "X-Forwarded-Proto": "$scheme",
+            }, f"{path}: {headers}"
+
+
+def test_the_sse_streams_go_out_unbuffered_and_stay_open():
+    sse_routes = Path(gateway_module("entrypoints.sse_routes").__file__).read_text()
+    server = nginx_server()
+    for route in SSE_PATHS:
+        assert f'"{route}"' in sse_routes, f"the gateway no longer streams at {route}"
+        path = route.replace("{task_id}", "0b7c2d4e-9f1a-4c3b-8d5e-6f7a8b9c0d1e")
+        location = nginx_location(server, path)
+        assert nginx_proxy_target(server, location) == f"http://gateway:{PORTS['gateway']}"
+        assert nginx_setting(server, location, "proxy_buffering") == ["off"], f"{path} is buffered"
+        timeout = seconds(nginx_setting(server, location, "proxy_read_timeout")[0])
+        assert timeout >= 3600, f"{path}: nginx closes a quiet stream after {timeout} s"
+    plain = nginx_location(server, "/api/tasks/0b7c2d4e-9f1a-4c3b-8d5e-6f7a8b9c0d1e")
+    assert plain.value("proxy_buffering") is None, "only the streams need buffering off"
+
+
+def test_hashed_assets_are_cached_for_a_year_and_a_missing_one_is_404():
+    web_apps = gateway_module("entrypoints.web_apps")
+    server = nginx_server()
+    location = nginx_location(server, "/assets/index-BVNCUu4B.js")
+    assert location.value("try_files") == ["$uri", "=404"], "a missing asset must be 404, never index.html"
+    value, always = nginx_headers(server, location)["Cache-Control"]
+    assert value == web_apps.IMMUTABLE
+    assert not always, "with `always` the 404 for a missing asset would be cached for a year"
+
+
+def test_deep_links_get_index_html_which_is_never_cached():
+    web_apps = gateway_module("entrypoints.web_apps")
+    server = nginx_server()
+    for path in ("/", "/ja/tools/figme", "/creations"):
+        location = nginx_location(server, path)
+        assert location.value("try_files") == ["$uri", "/index.html"], f"{path} is no deep link"
+    index = nginx_location(server, "/index.html")
+    assert nginx_headers(server, index)["Cache-Control"][0] == web_apps.NO_CACHE
+
+
+def test_dotfiles_of_the_build_are_not_served():
+    server = nginx_server()
+    for path in ("/.vite/manifest.json", "/.env", "/ja/.hidden"):
+        assert nginx_location(server, path).value("return") == ["404"], f"{path} would be served"
+    well_known = nginx_location(server, "/.well-known/jwks.json")
+    assert nginx_proxy_target(server, well_known) == f"http://gateway:{PORTS['gateway']}"
+
+
+def test_index_html_carries_the_gateways_content_security_policy():
+    web_apps = gateway_module("entrypoints.web_apps")
+    variables = filled_env_file()
+    env = web_container_environment(variables)
+    rendered = render_like_the_nginx_image(nginx_template(), env)
+    server = nginx_server(rendered)
+    origins = env["WEB_CONTENT_ORIGINS"].split()
+    policy, always = nginx_headers(server, nginx_location(server, "/index.html"))["Content-Security-Policy"]
+    assert policy == web_apps.content_security_policy(origins)
+    assert always
+    # By default and as .env.example ships, the pages may load from and upload to the object store and
+    # the CDN that storage hands out URLs for.
+    storage, web = environment(service("storage")), environment(service("web"))
+    for variables in ({}, filled_env_file()):
+        allowed = interpolate(web["WEB_CONTENT_ORIGINS"], variables).split()
+        for key in ("S3_PUBLIC_ENDPOINT", "CDN_URL"):
+            url = urlsplit(interpolate(storage[key], variables))
+            origin = f"{url.scheme}://{url.netloc}"
+            assert origin in allowed, f"the pages' CSP does not allow {key} ({origin})"
+
+
+def test_the_template_substitutes_only_what_web_yml_sets_and_leaves_nginx_variables_alone():
+    template = nginx_template()
+    env = web_container_environment(filled_env_file())
+    pattern = env.get("NGINX_ENVSUBST_FILTER")
+    assert pattern, "without NGINX_ENVSUBST_FILTER every defined variable is substituted"
+    substituted = set(re.findall(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}", template))
+    assert substituted, "the template takes nothing from the environment"
+    assert substituted <= set(environment(service("web"))), (
+        f"web.yml does not set {sorted(substituted - set(environment(service('web'))))}"
+    )
+    assert all(re.search(pattern, name) for name in substituted), f"{pattern} does not match {substituted}"
+    nginx_variables = set(re.findall(r"\$([A-Za-z_][A-Za-z0-9_]*)", template))
+    assert {"uri", "host", "proxy_add_x_forwarded_for", "scheme"} <= nginx_variables
+    assert not [name for name in nginx_variables if re.search(pattern, name)]
+    # Even with an environment that happens to define them, nginx's variables stay as they are.
+    rendered = render_like_the_nginx_image(template, {**env, **{name: "X" for name in nginx_variables}})
+    assert "${" not in rendered
+    assert set(re.findall(r"\$([A-Za-z_][A-Za-z0-9_]*)", rendered)) == nginx_variables
+
+
+def test_the_web_healthcheck_passes_on_nginx_health_and_fails_otherwise(health_server):
+    server = nginx_server()
+    assert nginx_location(server, "/nginx-health").value("return")[0] == "200"
+    check = service("web")["healthcheck"]["test"]
+    assert check[:2] == ["CMD", "curl"], "the nginx bookworm image has curl, not python"
+    url = f"http://127.0.0.1:{WEB_PORT}/nginx-health"
+    assert check[-1] == url
+    short_options = "".join(a for a in check if a.startswith("-") and not a.startswith("--"))
+    assert "f" in short_options, "without -f curl succeeds on an error status"
+    if not shutil.which("curl"):
+        pytest.skip("curl is not installed here")
+    httpd, handler = health_server
+    command = [*check[1:-1], url.replace(f":{WEB_PORT}/", f":{httpd.server_address[1]}/")]
+    healthy = subprocess.run(command, capture_output=True, timeout=30)
+    assert healthy.returncode == 0, healthy.stderr.decode()
+    assert handler.paths == ["/nginx-health"]
+    handler.status = 503
+    assert subprocess.run(command, capture_output=True, timeout=30).returncode != 0
+
+
+def test_the_gateway_believes_x_forwarded_for_from_the_web_edges_network():
+    network = compose_documents()["infra.yml"]["networks"]["funmagic"]
+    (subnet,) = [ipaddress.ip_network(c["subnet"]) for c in network["ipam"]["config"]]
+    parse_trusted_proxies = gateway_module("entrypoints.edge").parse_trusted_proxies
+    value = environment(service("gateway"))["TRUSTED_PROXIES"]
+    for variables in ({}, filled_env_file()):  # the file's default, and .env.example's value
+        trusted = parse_trusted_proxies(interpolate(value, variables))
+        assert any(subnet.subnet_of(net) for net in trusted if net.version == subnet.version), (
+            f"nginx connects from {subnet}, the gateway trusts {trusted}"
+        )
+
+
+def test_the_app_and_the_api_live_on_the_web_edge():
+    gateway, identity = environment(service("gateway")), environment(service("identity"))
+    (mapping,) = service("web")["ports"]
+    for variables in ({}, filled_env_file()):  # the files' defaults, and .env.example's values
+        edge = f"http://localhost:{interpolate(str(mapping), variables).split(':')[-2]}"
+        app = {interpolate(env["PUBLIC_APP_URL"], variables) for env in (gateway, identity)}
+        assert app == {edge}, f"the app is served at {edge}, not {app}"
+        api = interpolate(identity["PUBLIC_API_URL"], variables)
+        assert api == edge, f"browsers reach the API (and OAuth callbacks) through nginx at {edge}, not {api}"
+        assert edge in [o.strip() for o in interpolate(gateway["CORS_ORIGINS"], variables).split(",")]
 
 
 # --- infrastructure ----------------------------------------------------------------------------

@@ -50,9 +50,10 @@ def test_every_service_serves_prometheus_metrics(platform) -> None:
         assert "funmagic_http_requests_total" in text, service.name
 
 
-def test_an_unknown_route_is_a_problem_json_404(platform) -> None:
+def test_an_unknown_api_route_is_a_problem_json_404(platform) -> None:
+    # Other unknown paths are the web app's deep links: it answers them with its own 404 page.
     with pytest.raises(urllib.error.HTTPError) as raised:
-        urllib.request.urlopen(platform["gateway"].url + "/no/such/route", timeout=5)
+        urllib.request.urlopen(platform["gateway"].url + "/api/no/such/route", timeout=5)
 
     error = raised.value
     assert error.code == 404

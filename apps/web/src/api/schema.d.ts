@@ -362,6 +362,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/admin/users/{user_id}/overview": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * One user at a glance: account and sessions, balance, latest transactions and tasks
+         * @description All or nothing: when identity, credits or tasks cannot answer, a 503 (never a partial view).
+         */
+        get: operations["user_overview"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/credits/balance": {
         parameters: {
             query?: never;
@@ -770,9 +790,12 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** API rate limits */
+        /** API rate limits and tiers */
         get: operations["get_rate_limits"];
-        /** Change API rate limits (all gateway replicas apply them within a second) */
+        /**
+         * Change API rate limits and tiers (stored durably; every gateway replica applies them within a second)
+         * @description The whole set: a category left out returns to its default, and so do the tiers. Tier names and thresholds must be unique.
+         */
         put: operations["put_rate_limits"];
         post?: never;
         delete?: never;
@@ -878,12 +901,32 @@ export interface paths {
         get: operations["admin_tool_type"];
         put?: never;
         post?: never;
-        /** Delete a tool type no tool uses */
+        /**
+         * Delete a tool type no tool uses
+         * @description Refused (409 `tool_type_in_use`) while any tool has it.
+         */
         delete: operations["delete_tool_type"];
         options?: never;
         head?: never;
         /** Change a tool type */
         patch: operations["update_tool_type"];
+        trace?: never;
+    };
+    "/api/admin/tool-types/{type_id}/active-tools-count": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** How many active tools a tool type has */
+        get: operations["active_tools_count"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
         trace?: never;
     };
     "/api/admin/tools": {
@@ -918,7 +961,10 @@ export interface paths {
         get: operations["admin_tool"];
         put?: never;
         post?: never;
-        /** Delete a tool */
+        /**
+         * Delete a tool
+         * @description A tool tasks ran is kept, hidden from users (`deleted_at`), for their history.
+         */
         delete: operations["delete_tool"];
         options?: never;
         head?: never;
@@ -970,7 +1016,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** My tasks, newest first */
+        /** My creations: my tasks, newest first, each with its child tasks and thumbnail */
         get: operations["list_mine"];
         put?: never;
         /** Start a tool task (send an Idempotency-Key to retry safely) */
@@ -988,11 +1034,15 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** One of my tasks, with its input and output */
+        /** One of my tasks, with its input, its outputs (with URLs) and its child tasks */
         get: operations["get"];
         put?: never;
         post?: never;
-        delete?: never;
+        /**
+         * Delete a task and its child tasks (a running one is cancelled first)
+         * @description Gone from my lists; kept for the credit history and the audit. Its outputs are deleted, but for the ones I published.
+         */
+        delete: operations["delete"];
         options?: never;
         head?: never;
         patch?: never;
@@ -1043,7 +1093,11 @@ export interface paths {
         get: operations["admin_get_task"];
         put?: never;
         post?: never;
-        delete?: never;
+        /**
+         * Delete any task and its child tasks
+         * @description Gone from my lists; kept for the credit history and the audit. Its outputs are deleted, but for the ones I published.
+         */
+        delete: operations["admin_delete_task"];
         options?: never;
         head?: never;
         patch?: never;
@@ -1115,6 +1169,14 @@ export interface components {
             /** Status */
             status: string;
         };
+        /** ActiveToolsCount */
+        ActiveToolsCount: {
+            /**
+             * Count
+             * @description Active, live tools of the tool type.
+             */
+            count: number;
+        };
         /** AdjustmentRequest */
         AdjustmentRequest: {
             /**
@@ -1175,6 +1237,12 @@ export interface components {
              * @default null
              */
             thumbnail_asset_id?: string | null;
+            /**
+             * Thumbnail Url
+             * @description The CDN URL of the thumbnail.
+             * @default null
+             */
+            thumbnail_url?: string | null;
             /**
              * Link
              * @default null
@@ -1251,15 +1319,17 @@ export interface components {
         /** AdminTaskQuery */
         AdminTaskQuery: {
             /**
-             * Status
-             * @default null
-             */
-            status?: ("pending" | "running" | "completed" | "failed" | "cancelled") | null;
-            /**
              * Tool
+             * @description A tool's slug.
              * @default null
              */
             tool?: string | null;
+            /**
+             * Category
+             * @description A tool type's `name`.
+             * @default null
+             */
+            category?: string | null;
             /**
              * Limit
              * @default 20
@@ -1267,14 +1337,27 @@ export interface components {
             limit?: number;
             /**
              * Cursor
+             * @description `next_cursor` of the previous page.
              * @default null
              */
             cursor?: string | null;
+            /**
+             * Status
+             * @description The task's own status.
+             * @default null
+             */
+            status?: ("pending" | "running" | "completed" | "failed" | "cancelled") | null;
             /**
              * User Id
              * @default null
              */
             user_id?: string | null;
+            /**
+             * Include Deleted
+             * @description List deleted tasks too (with their `deleted_at`).
+             * @default false
+             */
+            include_deleted?: boolean;
         };
         /** AdminToolConfig */
         AdminToolConfig: {
@@ -1323,6 +1406,12 @@ export interface components {
              * @default null
              */
             featured?: boolean | null;
+            /**
+             * Deleted
+             * @description Deleted tools (kept as tasks ran them) only, or live ones only; both if unset.
+             * @default null
+             */
+            deleted?: boolean | null;
             /**
              * Limit
              * @default 50
@@ -1422,6 +1511,11 @@ export interface components {
              * @default null
              */
             thumbnail_asset_id?: string | null;
+            /**
+             * Thumbnail Url
+             * @default null
+             */
+            thumbnail_url?: string | null;
             /** Tool Type Id */
             tool_type_id: string;
             tool_type: components["schemas"]["ToolTypeRef"];
@@ -1449,6 +1543,12 @@ export interface components {
              * Format: date-time
              */
             updated_at: string;
+            /**
+             * Deleted At
+             * @description Set on a tool deleted while tasks referred to it: hidden from users, kept for them
+             * @default null
+             */
+            deleted_at?: string | null;
         };
         /** AdminUserCredits */
         AdminUserCredits: {
@@ -1470,6 +1570,22 @@ export interface components {
             lifetime_spent: number;
             transactions: components["schemas"]["TransactionPage"];
         };
+        /** AdminUserOverview */
+        AdminUserOverview: {
+            /** @description The account, with `session_count`. */
+            user: components["schemas"]["UserView"];
+            credits: components["schemas"]["Balance"];
+            /**
+             * Transactions
+             * @description The latest credit transactions, newest first.
+             */
+            transactions: components["schemas"]["Transaction"][];
+            /**
+             * Tasks
+             * @description The latest tasks of the user (child tasks too), newest first.
+             */
+            tasks: components["schemas"]["TaskListItem"][];
+        };
         /** Asset */
         Asset: {
             /** Id */
@@ -1484,6 +1600,12 @@ export interface components {
             filename: string;
             /** Mime Type */
             mime_type: string;
+            /**
+             * Kind
+             * @description What the asset is, from its MIME type.
+             * @enum {string}
+             */
+            kind: "image" | "model" | "pointcloud" | "other";
             /** Size */
             size: number;
             /**
@@ -1502,6 +1624,32 @@ export interface components {
              */
             created_at: string;
         };
+        /**
+         * AssetCounts
+         * @description How many of my assets there are of each kind (within the `module` asked for, if any).
+         */
+        AssetCounts: {
+            /**
+             * Image
+             * @default 0
+             */
+            image?: number;
+            /**
+             * Model
+             * @default 0
+             */
+            model?: number;
+            /**
+             * Pointcloud
+             * @default 0
+             */
+            pointcloud?: number;
+            /**
+             * Other
+             * @default 0
+             */
+            other?: number;
+        };
         /** AssetPage */
         AssetPage: {
             /** Items */
@@ -1511,6 +1659,8 @@ export interface components {
              * @default null
              */
             next_cursor?: string | null;
+            /** @description My assets per kind, whatever the page and the `kind` filter: the tabs' numbers. */
+            counts?: components["schemas"]["AssetCounts"];
         };
         /** AssetQuery */
         AssetQuery: {
@@ -1519,6 +1669,12 @@ export interface components {
              * @default null
              */
             module?: string | null;
+            /**
+             * Kind
+             * @description Only assets of this kind.
+             * @default null
+             */
+            kind?: ("image" | "model" | "pointcloud" | "other") | null;
             /**
              * Limit
              * @default 20
@@ -1800,6 +1956,12 @@ export interface components {
              */
             thumbnail_asset_id?: string | null;
             /**
+             * Thumbnail Url
+             * @description The CDN URL of the thumbnail.
+             * @default null
+             */
+            thumbnail_url?: string | null;
+            /**
              * Link
              * @default null
              */
@@ -1871,6 +2033,205 @@ export interface components {
              */
             parentTaskId?: string | null;
             input?: components["schemas"]["TaskInput"];
+        };
+        /** Creation */
+        Creation: {
+            /** Id */
+            id: string;
+            /** User Id */
+            user_id: string;
+            /** Tool Id */
+            tool_id: string;
+            /** Tool Slug */
+            tool_slug: string;
+            /**
+             * Parent Task Id
+             * @default null
+             */
+            parent_task_id?: string | null;
+            /**
+             * Status
+             * @enum {string}
+             */
+            status: "pending" | "running" | "completed" | "failed" | "cancelled";
+            /** Step Ids */
+            step_ids: string[];
+            /**
+             * Current Step Id
+             * @default null
+             */
+            current_step_id?: string | null;
+            /** Completed Step Ids */
+            completed_step_ids: string[];
+            /** Price */
+            price: number;
+            /**
+             * Charged Credits
+             * @default null
+             */
+            charged_credits?: number | null;
+            /** @default null */
+            error?: components["schemas"]["TaskError"] | null;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /**
+             * Started At
+             * @default null
+             */
+            started_at?: string | null;
+            /**
+             * Finished At
+             * @default null
+             */
+            finished_at?: string | null;
+            /**
+             * Payload
+             * @description input, per-step outputs, output, error
+             * @default null
+             */
+            payload?: {
+                [key: string]: unknown;
+            } | null;
+            /**
+             * Children
+             * @description Its child tasks (the chained steps, and theirs), oldest first.
+             * @default null
+             */
+            children?: components["schemas"]["CreationChild"][] | null;
+            /**
+             * Deleted At
+             * @description Admin search only: when it was deleted.
+             * @default null
+             */
+            deleted_at?: string | null;
+            /**
+             * Effective Status
+             * @description The status of the task with its child tasks: `running` while any of them is pending or running; `action_required` when the last completed step is not the tool's last and the tool is not a pipeline (the next step waits for you); else the status of the latest of them.
+             * @default null
+             */
+            effective_status?: ("pending" | "running" | "completed" | "failed" | "cancelled" | "action_required") | null;
+            /**
+             * Credits Total
+             * @description Credits charged for the task and its child tasks.
+             * @default null
+             */
+            credits_total?: number | null;
+            /**
+             * Thumbnail Asset Id
+             * @description The first image output of the latest completed task of the family, else its preview.
+             * @default null
+             */
+            thumbnail_asset_id?: string | null;
+            /**
+             * @description The tool's type (its category).
+             * @default null
+             */
+            tool_type?: components["schemas"]["TaskToolType"] | null;
+            /**
+             * Thumbnail Url
+             * @description The thumbnail (`thumbnail_asset_id`) as a URL to show; null without one.
+             * @default null
+             */
+            thumbnail_url?: string | null;
+        };
+        /** CreationChild */
+        CreationChild: {
+            /** Id */
+            id: string;
+            /** User Id */
+            user_id: string;
+            /** Tool Id */
+            tool_id: string;
+            /** Tool Slug */
+            tool_slug: string;
+            /**
+             * Parent Task Id
+             * @default null
+             */
+            parent_task_id?: string | null;
+            /**
+             * Status
+             * @enum {string}
+             */
+            status: "pending" | "running" | "completed" | "failed" | "cancelled";
+            /** Step Ids */
+            step_ids: string[];
+            /**
+             * Current Step Id
+             * @default null
+             */
+            current_step_id?: string | null;
+            /** Completed Step Ids */
+            completed_step_ids: string[];
+            /** Price */
+            price: number;
+            /**
+             * Charged Credits
+             * @default null
+             */
+            charged_credits?: number | null;
+            /** @default null */
+            error?: components["schemas"]["TaskError"] | null;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /**
+             * Started At
+             * @default null
+             */
+            started_at?: string | null;
+            /**
+             * Finished At
+             * @default null
+             */
+            finished_at?: string | null;
+            /**
+             * Payload
+             * @description input, per-step outputs, output, error
+             * @default null
+             */
+            payload?: {
+                [key: string]: unknown;
+            } | null;
+            /**
+             * Children
+             * @description Its child tasks (the chained steps, and theirs), oldest first: in one task's answer with their payloads, in the list of my tasks without.
+             * @default null
+             */
+            children?: components["schemas"]["Task"][] | null;
+            /**
+             * Deleted At
+             * @description Admin search only: when it was deleted.
+             * @default null
+             */
+            deleted_at?: string | null;
+            /**
+             * Thumbnail Asset Id
+             * @description The child task's own thumbnail, when tasks names one.
+             * @default null
+             */
+            thumbnail_asset_id?: string | null;
+            /**
+             * Thumbnail Url
+             * @description The thumbnail (`thumbnail_asset_id`) as a URL to show; null without one.
+             * @default null
+             */
+            thumbnail_url?: string | null;
+        };
+        /** CreationPage */
+        CreationPage: {
+            /** Items */
+            items: components["schemas"]["Creation"][];
+            /**
+             * Next Cursor
+             * @default null
+             */
+            next_cursor?: string | null;
         };
         /** CurrentSession */
         CurrentSession: {
@@ -1969,6 +2330,24 @@ export interface components {
              */
             link?: boolean;
         };
+        /** OutputAsset */
+        OutputAsset: {
+            /** Asset Id */
+            asset_id: string;
+            /**
+             * Role
+             * @default null
+             */
+            role?: string | null;
+            /**
+             * Url
+             * @description Where to fetch the file: its CDN URL when published, else a presigned URL valid for about an hour; null when the file is gone (deleted).
+             * @default null
+             */
+            url?: string | null;
+        } & {
+            [key: string]: unknown;
+        };
         /** Package */
         Package: {
             /** Id */
@@ -1995,6 +2374,12 @@ export interface components {
         PackageList: {
             /** Items */
             items: components["schemas"]["Package"][];
+            /**
+             * Test Mode
+             * @description Payments go to Stripe's test mode (a test key): no money moves; say so to the buyer.
+             * @default false
+             */
+            test_mode?: boolean;
         };
         /** PackageRequest */
         PackageRequest: {
@@ -2271,6 +2656,12 @@ export interface components {
              * @default null
              */
             assetId?: string | null;
+            /**
+             * Image Url
+             * @description The CDN URL of the image `assetId` names.
+             * @default null
+             */
+            image_url?: string | null;
         };
         /** PublicToolConfig */
         PublicToolConfig: {
@@ -2293,7 +2684,8 @@ export interface components {
         };
         /**
          * RateLimitSettings
-         * @description One limit per category; field names equal the category values. Defaults match the original.
+         * @description One limit per category (field names equal the category values) and the tiers. Defaults match the
+         *     original.
          */
         RateLimitSettings: {
             /**
@@ -2338,6 +2730,40 @@ export interface components {
              *     }
              */
             auth_action?: components["schemas"]["RateLimit"];
+            /**
+             * Tiers
+             * @description A user's tier is the one with the highest `min_purchased` their lifetime purchased credits reach (none: 1×); its multiplier applies to `user_api` and `task_creation`. Names and thresholds are unique.
+             * @default [
+             *       {
+             *         "name": "free",
+             *         "min_purchased": 0,
+             *         "multiplier": 1
+             *       },
+             *       {
+             *         "name": "basic",
+             *         "min_purchased": 1,
+             *         "multiplier": 2
+             *       },
+             *       {
+             *         "name": "premium",
+             *         "min_purchased": 1000,
+             *         "multiplier": 3
+             *       }
+             *     ]
+             */
+            tiers?: components["schemas"]["RateLimitTier"][];
+        };
+        /**
+         * RateLimitTier
+         * @description Users who bought at least `min_purchased` credits in all get `multiplier` times the per-user limits.
+         */
+        RateLimitTier: {
+            /** Name */
+            name: string;
+            /** Min Purchased */
+            min_purchased: number;
+            /** Multiplier */
+            multiplier: number;
         };
         /** RefreshRequest */
         RefreshRequest: {
@@ -2538,6 +2964,15 @@ export interface components {
             /** Prompt */
             prompt: string;
         };
+        /** StepResult */
+        StepResult: {
+            /** Step Id */
+            step_id: string;
+            /** Assets */
+            assets?: components["schemas"]["OutputAsset"][];
+        } & {
+            [key: string]: unknown;
+        };
         /** StreamQuery */
         StreamQuery: {
             /**
@@ -2641,6 +3076,89 @@ export interface components {
             payload?: {
                 [key: string]: unknown;
             } | null;
+            /**
+             * Children
+             * @description Its child tasks (the chained steps, and theirs), oldest first: in one task's answer with their payloads, in the list of my tasks without.
+             * @default null
+             */
+            children?: components["schemas"]["Task"][] | null;
+            /**
+             * Deleted At
+             * @description Admin search only: when it was deleted.
+             * @default null
+             */
+            deleted_at?: string | null;
+        };
+        /** TaskDetail */
+        TaskDetail: {
+            /** Id */
+            id: string;
+            /** User Id */
+            user_id: string;
+            /** Tool Id */
+            tool_id: string;
+            /** Tool Slug */
+            tool_slug: string;
+            /**
+             * Parent Task Id
+             * @default null
+             */
+            parent_task_id?: string | null;
+            /**
+             * Status
+             * @enum {string}
+             */
+            status: "pending" | "running" | "completed" | "failed" | "cancelled";
+            /** Step Ids */
+            step_ids: string[];
+            /**
+             * Current Step Id
+             * @default null
+             */
+            current_step_id?: string | null;
+            /** Completed Step Ids */
+            completed_step_ids: string[];
+            /** Price */
+            price: number;
+            /**
+             * Charged Credits
+             * @default null
+             */
+            charged_credits?: number | null;
+            /** @default null */
+            error?: components["schemas"]["TaskError"] | null;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /**
+             * Started At
+             * @default null
+             */
+            started_at?: string | null;
+            /**
+             * Finished At
+             * @default null
+             */
+            finished_at?: string | null;
+            /**
+             * @description input, per-step outputs, output, error
+             * @default null
+             */
+            payload?: components["schemas"]["TaskPayload"] | null;
+            /**
+             * Children
+             * @description Its child tasks (the chained steps, and theirs), oldest first, with payloads.
+             * @default null
+             */
+            children?: components["schemas"]["TaskDetail"][] | null;
+            /**
+             * Deleted At
+             * @description Admin search only: when it was deleted.
+             * @default null
+             */
+            deleted_at?: string | null;
         };
         /** TaskError */
         TaskError: {
@@ -2671,28 +3189,146 @@ export interface components {
              */
             styleReferenceId?: string | null;
         };
+        /**
+         * TaskListItem
+         * @description A top-level task of my list with its child tasks folded in (the admin search leaves the family's
+         *     fields null).
+         */
+        TaskListItem: {
+            /** Id */
+            id: string;
+            /** User Id */
+            user_id: string;
+            /** Tool Id */
+            tool_id: string;
+            /** Tool Slug */
+            tool_slug: string;
+            /**
+             * Parent Task Id
+             * @default null
+             */
+            parent_task_id?: string | null;
+            /**
+             * Status
+             * @enum {string}
+             */
+            status: "pending" | "running" | "completed" | "failed" | "cancelled";
+            /** Step Ids */
+            step_ids: string[];
+            /**
+             * Current Step Id
+             * @default null
+             */
+            current_step_id?: string | null;
+            /** Completed Step Ids */
+            completed_step_ids: string[];
+            /** Price */
+            price: number;
+            /**
+             * Charged Credits
+             * @default null
+             */
+            charged_credits?: number | null;
+            /** @default null */
+            error?: components["schemas"]["TaskError"] | null;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /**
+             * Started At
+             * @default null
+             */
+            started_at?: string | null;
+            /**
+             * Finished At
+             * @default null
+             */
+            finished_at?: string | null;
+            /**
+             * Payload
+             * @description input, per-step outputs, output, error
+             * @default null
+             */
+            payload?: {
+                [key: string]: unknown;
+            } | null;
+            /**
+             * Children
+             * @description Its child tasks (the chained steps, and theirs), oldest first: in one task's answer with their payloads, in the list of my tasks without.
+             * @default null
+             */
+            children?: components["schemas"]["Task"][] | null;
+            /**
+             * Deleted At
+             * @description Admin search only: when it was deleted.
+             * @default null
+             */
+            deleted_at?: string | null;
+            /**
+             * Effective Status
+             * @description The status of the task with its child tasks: `running` while any of them is pending or running; `action_required` when the last completed step is not the tool's last and the tool is not a pipeline (the next step waits for you); else the status of the latest of them.
+             * @default null
+             */
+            effective_status?: ("pending" | "running" | "completed" | "failed" | "cancelled" | "action_required") | null;
+            /**
+             * Credits Total
+             * @description Credits charged for the task and its child tasks.
+             * @default null
+             */
+            credits_total?: number | null;
+            /**
+             * Thumbnail Asset Id
+             * @description The first image output of the latest completed task of the family, else its preview.
+             * @default null
+             */
+            thumbnail_asset_id?: string | null;
+            /**
+             * @description The tool's type (its category).
+             * @default null
+             */
+            tool_type?: components["schemas"]["TaskToolType"] | null;
+        };
         /** TaskPage */
         TaskPage: {
             /** Items */
-            items: components["schemas"]["Task"][];
+            items: components["schemas"]["TaskListItem"][];
             /**
              * Next Cursor
              * @default null
              */
             next_cursor?: string | null;
         };
+        /** TaskPayload */
+        TaskPayload: {
+            /**
+             * Steps
+             * @description Each completed step's outputs.
+             */
+            steps?: components["schemas"]["StepResult"][];
+            /**
+             * @description The task's result, once it completed.
+             * @default null
+             */
+            output?: components["schemas"]["TaskResult"] | null;
+        } & {
+            [key: string]: unknown;
+        };
         /** TaskQuery */
         TaskQuery: {
             /**
-             * Status
-             * @default null
-             */
-            status?: ("pending" | "running" | "completed" | "failed" | "cancelled") | null;
-            /**
              * Tool
+             * @description A tool's slug.
              * @default null
              */
             tool?: string | null;
+            /**
+             * Category
+             * @description A tool type's `name`.
+             * @default null
+             */
+            category?: string | null;
             /**
              * Limit
              * @default 20
@@ -2700,9 +3336,30 @@ export interface components {
             limit?: number;
             /**
              * Cursor
+             * @description `next_cursor` of the previous page.
              * @default null
              */
             cursor?: string | null;
+            /**
+             * Status
+             * @description The status of the task with its child tasks: `running` while any of them is pending or running; `action_required` when the last completed step is not the tool's last and the tool is not a pipeline (the next step waits for you); else the status of the latest of them.
+             * @default null
+             */
+            status?: ("pending" | "running" | "completed" | "failed" | "cancelled" | "action_required") | null;
+        };
+        /** TaskResult */
+        TaskResult: {
+            /** Assets */
+            assets?: components["schemas"]["OutputAsset"][];
+        } & {
+            [key: string]: unknown;
+        };
+        /** TaskToolType */
+        TaskToolType: {
+            /** Id */
+            id: string;
+            /** Name */
+            name: string;
         };
         /** ToolConfigBody */
         ToolConfigBody: {
@@ -2770,6 +3427,12 @@ export interface components {
              * @default null
              */
             thumbnail_asset_id?: string | null;
+            /**
+             * Thumbnail Url
+             * @description The CDN URL of the thumbnail.
+             * @default null
+             */
+            thumbnail_url?: string | null;
             /**
              * Credits Cost
              * @description Credits for running every step.
@@ -2851,6 +3514,12 @@ export interface components {
              * @default null
              */
             thumbnail_asset_id?: string | null;
+            /**
+             * Thumbnail Url
+             * @description The CDN URL of the thumbnail.
+             * @default null
+             */
+            thumbnail_url?: string | null;
             /**
              * Credits Cost
              * @description Credits for running every step.
@@ -3257,6 +3926,12 @@ export interface components {
              * Format: date-time
              */
             updated_at: string;
+            /**
+             * Session Count
+             * @description An admin's view of one user only (GET /v1/users/{user_id}): active sessions.
+             * @default null
+             */
+            session_count?: number | null;
         };
         /** VerificationSent */
         VerificationSent: {
@@ -4754,6 +5429,73 @@ export interface operations {
             };
         };
     };
+    user_overview: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                user_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description One user at a glance: account and sessions, balance, latest transactions and tasks */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AdminUserOverview"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     balance: {
         parameters: {
             query?: never;
@@ -5747,6 +6489,7 @@ export interface operations {
         parameters: {
             query?: {
                 module?: string | null;
+                kind?: ("image" | "model" | "pointcloud" | "other") | null;
                 limit?: number;
                 cursor?: string | null;
             };
@@ -6992,7 +7735,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description API rate limits */
+            /** @description API rate limits and tiers */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -7028,6 +7771,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
         };
     };
     put_rate_limits: {
@@ -7043,7 +7795,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Change API rate limits (all gateway replicas apply them within a second) */
+            /** @description Change API rate limits and tiers (stored durably; every gateway replica applies them within a second) */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -7108,6 +7860,15 @@ export interface operations {
             };
             /** @description Too Many Requests */
             429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -7684,6 +8445,64 @@ export interface operations {
             };
         };
     };
+    active_tools_count: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                type_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description How many active tools a tool type has */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ActiveToolsCount"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     admin_tools: {
         parameters: {
             query?: {
@@ -7692,6 +8511,7 @@ export interface operations {
                 q?: string | null;
                 active?: boolean | null;
                 featured?: boolean | null;
+                deleted?: boolean | null;
                 limit?: number;
             };
             header?: never;
@@ -8427,10 +9247,11 @@ export interface operations {
     list_mine: {
         parameters: {
             query?: {
-                status?: ("pending" | "running" | "completed" | "failed" | "cancelled") | null;
                 tool?: string | null;
+                category?: string | null;
                 limit?: number;
                 cursor?: string | null;
+                status?: ("pending" | "running" | "completed" | "failed" | "cancelled" | "action_required") | null;
             };
             header?: never;
             path?: never;
@@ -8438,13 +9259,13 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description My tasks, newest first */
+            /** @description My creations: my tasks, newest first, each with its child tasks and thumbnail */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["TaskPage"];
+                    "application/json": components["schemas"]["CreationPage"];
                 };
             };
             /** @description Unauthorized */
@@ -8467,6 +9288,15 @@ export interface operations {
             };
             /** @description Too Many Requests */
             429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -8583,14 +9413,70 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description One of my tasks, with its input and output */
+            /** @description One of my tasks, with its input, its outputs (with URLs) and its child tasks */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Task"];
+                    "application/json": components["schemas"]["TaskDetail"];
                 };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                task_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Delete a task and its child tasks (a running one is cancelled first) */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
             /** @description Unauthorized */
             401: {
@@ -8673,11 +9559,13 @@ export interface operations {
     search: {
         parameters: {
             query?: {
-                status?: ("pending" | "running" | "completed" | "failed" | "cancelled") | null;
                 tool?: string | null;
+                category?: string | null;
                 limit?: number;
                 cursor?: string | null;
+                status?: ("pending" | "running" | "completed" | "failed" | "cancelled") | null;
                 user_id?: string | null;
+                include_deleted?: boolean;
             };
             header?: never;
             path?: never;
@@ -8749,8 +9637,73 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Task"];
+                    "application/json": components["schemas"]["TaskDetail"];
                 };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    admin_delete_task: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                task_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Delete any task and its child tasks */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
             /** @description Unauthorized */
             401: {

@@ -156,13 +156,11 @@ export default {
     deleteAccount: 'Mein Konto löschen',
     lastActive: 'zuletzt aktiv: {when}',
     kind: {
-      signup_bonus: 'Willkommensbonus',
+      bonus: 'Willkommensbonus',
       purchase: 'Kauf',
-      reservation: 'Für eine Aufgabe reserviert',
-      usage: 'Von einer Aufgabe verbraucht',
-      release: 'Zurückgebucht',
-      adjustment: 'Korrektur',
-      promotion: 'Aktion',
+      spend: 'Von einer Aufgabe verbraucht',
+      refund: 'Zurückgebucht',
+      admin_adjust: 'Korrektur',
     },
   },
   creations: {

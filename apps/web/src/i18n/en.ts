@@ -156,13 +156,11 @@ export default {
     deleteAccount: 'Delete my account',
     lastActive: 'last active {when}',
     kind: {
-      signup_bonus: 'Welcome bonus',
+      bonus: 'Welcome bonus',
       purchase: 'Purchase',
-      reservation: 'Held for a task',
-      usage: 'Used by a task',
-      release: 'Returned',
-      adjustment: 'Adjustment',
-      promotion: 'Promotion',
+      spend: 'Used by a task',
+      refund: 'Returned',
+      admin_adjust: 'Adjustment',
     },
   },
   creations: {

@@ -156,13 +156,11 @@ export default {
     deleteAccount: 'Eliminar mi cuenta',
     lastActive: 'última actividad: {when}',
     kind: {
-      signup_bonus: 'Bono de bienvenida',
+      bonus: 'Bono de bienvenida',
       purchase: 'Compra',
-      reservation: 'Reservado para una tarea',
-      usage: 'Usado en una tarea',
-      release: 'Devuelto',
-      adjustment: 'Ajuste',
-      promotion: 'Promoción',
+      spend: 'Usado en una tarea',
+      refund: 'Devuelto',
+      admin_adjust: 'Ajuste',
     },
   },
   creations: {

@@ -157,13 +157,11 @@ export default {
     deleteAccount: 'Supprimer mon compte',
     lastActive: 'dernière activité : {when}',
     kind: {
-      signup_bonus: 'Bonus de bienvenue',
+      bonus: 'Bonus de bienvenue',
       purchase: 'Achat',
-      reservation: 'Réservé pour une tâche',
-      usage: 'Utilisé par une tâche',
-      release: 'Restitué',
-      adjustment: 'Ajustement',
-      promotion: 'Promotion',
+      spend: 'Utilisé par une tâche',
+      refund: 'Restitué',
+      admin_adjust: 'Ajustement',
     },
   },
   creations: {

@@ -156,13 +156,11 @@ export default {
     deleteAccount: 'アカウントを削除する',
     lastActive: '最終アクティブ：{when}',
     kind: {
-      signup_bonus: 'ウェルカムボーナス',
+      bonus: 'ウェルカムボーナス',
       purchase: '購入',
-      reservation: 'タスク用に確保',
-      usage: 'タスクで使用',
-      release: '返却',
-      adjustment: '調整',
-      promotion: 'キャンペーン',
+      spend: 'タスクで使用',
+      refund: '返却',
+      admin_adjust: '調整',
     },
   },
   creations: {

@@ -156,13 +156,11 @@ export default {
     deleteAccount: '내 계정 삭제',
     lastActive: '마지막 활동: {when}',
     kind: {
-      signup_bonus: '가입 환영 보너스',
+      bonus: '가입 환영 보너스',
       purchase: '구매',
-      reservation: '작업에 예약됨',
-      usage: '작업에 사용됨',
-      release: '반환됨',
-      adjustment: '조정',
-      promotion: '프로모션',
+      spend: '작업에 사용됨',
+      refund: '반환됨',
+      admin_adjust: '조정',
     },
   },
   creations: {

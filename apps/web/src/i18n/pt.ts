@@ -156,13 +156,11 @@ export default {
     deleteAccount: 'Excluir minha conta',
     lastActive: 'última atividade: {when}',
     kind: {
-      signup_bonus: 'Bônus de boas-vindas',
+      bonus: 'Bônus de boas-vindas',
       purchase: 'Compra',
-      reservation: 'Reservado para uma tarefa',
-      usage: 'Usado por uma tarefa',
-      release: 'Devolvido',
-      adjustment: 'Ajuste',
-      promotion: 'Promoção',
+      spend: 'Usado por uma tarefa',
+      refund: 'Devolvido',
+      admin_adjust: 'Ajuste',
     },
   },
   creations: {

@@ -156,13 +156,11 @@ export default {
     deleteAccount: 'Xóa tài khoản của tôi',
     lastActive: 'hoạt động lần cuối: {when}',
     kind: {
-      signup_bonus: 'Quà chào mừng',
+      bonus: 'Quà chào mừng',
       purchase: 'Mua',
-      reservation: 'Giữ cho tác vụ',
-      usage: 'Tác vụ đã dùng',
-      release: 'Hoàn lại',
-      adjustment: 'Điều chỉnh',
-      promotion: 'Khuyến mãi',
+      spend: 'Tác vụ đã dùng',
+      refund: 'Hoàn lại',
+      admin_adjust: 'Điều chỉnh',
     },
   },
   creations: {

@@ -156,13 +156,11 @@ export default {
     deleteAccount: '删除我的账号',
     lastActive: '最近活跃：{when}',
     kind: {
-      signup_bonus: '新用户奖励',
+      bonus: '新用户奖励',
       purchase: '购买',
-      reservation: '任务预留',
-      usage: '任务消耗',
-      release: '已退回',
-      adjustment: '调整',
-      promotion: '活动赠送',
+      spend: '任务消耗',
+      refund: '已退回',
+      admin_adjust: '调整',
     },
   },
   creations: {

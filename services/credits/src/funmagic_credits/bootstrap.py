@@ -65,7 +65,13 @@ def build(
         cancel_url=settings.checkout_cancel_url,
     )
     parts = ServiceParts(
-        routes=CreditsApp(ledger=ledger, commerce=commerce, reads=CreditsReads(pool)).routes(),
+        routes=CreditsApp(
+            ledger=ledger,
+            commerce=commerce,
+            reads=CreditsReads(pool),
+            # Stripe's own test keys: nothing is charged, and the pricing page says so.
+            payments_test_mode=settings.stripe_secret_key.get_secret_value().startswith("sk_test_"),
+        ).routes(),
         subscriptions=kafka.subscriptions(ledger, signup_bonus=settings.signup_bonus_credits),
         unit_of_work=unit_of_work,
     )
@@ -93,6 +99,10 @@ def _maintenance_command(
     return run
 
 
+async def _seed_packages(runtime: Runtime, argv: Sequence[str]) -> int:
+    return await cli.seed_packages((await _build_with(runtime)).commerce, argv)
+
+
 SPEC = ServiceSpec(
     name="credits",
     settings_class=CreditsSettings,
@@ -102,5 +112,6 @@ SPEC = ServiceSpec(
         "rebuild": _maintenance_command(cli.rebuild),
         "verify": _maintenance_command(cli.verify),
         "replay-topic": _maintenance_command(cli.replay_topic),
+        "seed-packages": _seed_packages,
     },
 )

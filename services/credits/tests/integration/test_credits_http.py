@@ -306,6 +306,18 @@ async def test_changing_or_deleting_an_unknown_package_is_not_found(http) -> Non
         assert (await response.json())["items"] == []
 
 
+@pytest.mark.parametrize(("secret_key", "test_mode"), [("sk_test_local", True), ("sk_live_shop", False)])
+async def test_the_shop_says_when_payments_are_stripes_test_mode(
+    pool, serve, secret_key: str, test_mode: bool
+) -> None:
+    credits = credits_service(pool, settings=credits_settings(STRIPE_SECRET_KEY=secret_key))
+    async with serve(credits.parts.routes) as http:
+        async with http.get("/v1/packages") as response:
+            assert (await response.json())["test_mode"] is test_mode
+        async with http.get("/v1/admin/packages", headers=as_admin()) as response:
+            assert (await response.json())["test_mode"] is test_mode
+
+
 # --- other services --------------------------------------------------------------------------------------
 
 

@@ -562,3 +562,15 @@ async def test_the_commands_work_on_an_empty_ledger(database_url) -> None:
     code, out, err = await run_cli(database_url, "rebuild")
     assert code == 0, (out, err)
     assert "rebuilt 0 accounts and 0 transactions from 0 events" in out
+
+
+async def test_seed_packages_fills_an_empty_shop_once(database_url, pool) -> None:
+    code, out, err = await run_cli(database_url, "seed-packages")
+    assert code == 0, (out, err)
+    assert "added Starter, Creator, Studio" in out
+
+    code, out, err = await run_cli(database_url, "seed-packages")
+
+    assert code == 0, (out, err)
+    assert "3 already there, none added" in out
+    assert await scalar(pool, "SELECT count(*) FROM credit_packages WHERE is_active") == 3

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import aiohttp
 from redis.asyncio import Redis
@@ -40,6 +41,7 @@ from funmagic_gateway.entrypoints.provider_routes import provider_operations
 from funmagic_gateway.entrypoints.sse_routes import SseRoutes, task_owner_check
 from funmagic_gateway.entrypoints.storage_routes import storage_operations
 from funmagic_gateway.entrypoints.task_routes import task_operations
+from funmagic_gateway.entrypoints.web_apps import WebApp, web_app_routes
 from funmagic_kit.auth import TokenVerifier
 from funmagic_kit.clock import Clock, SystemClock
 from funmagic_kit.errors import ConfigError
@@ -124,8 +126,12 @@ def build(
         rate_limit_middleware(RedisRateLimiter(redis), rate_limits, trusted_proxies, purchased=purchased),
         csrf_middleware(origins, exempt_paths=CSRF_EXEMPT),
     )
+    apps = [WebApp(Path(settings.web_admin_app_dir), "/admin/")] if settings.web_admin_app_dir else []
+    if settings.web_app_dir:
+        apps.append(WebApp(Path(settings.web_app_dir), "/"))
     parts = ServiceParts(
-        routes=api.routes(),
+        # The apps' catch-all comes last: every API route is matched before it.
+        routes=[*api.routes(), *web_app_routes(apps, content_origins=settings.content_origins())],
         subscriptions=[
             *SseProjector(task_streams).subscriptions(),
             *PurchasesWatcher(purchased).subscriptions(),

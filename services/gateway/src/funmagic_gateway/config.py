@@ -1,5 +1,6 @@
 """Settings of the gateway, read from the environment."""
 
+import re
 from typing import Literal
 
 from pydantic import Field
@@ -33,6 +34,12 @@ class GatewaySettings(ServiceSettings):
     # SSE: Redis connections for blocking stream reads, one per open stream (a separate pool); streams
     # beyond it wait for a free connection.
     sse_redis_max_connections: int = Field(1000, validation_alias="SSE_REDIS_MAX_CONNECTIONS", ge=1)
+    # The built web apps the gateway serves on its own origin (empty, or no index.html there: not served).
+    web_app_dir: str = Field("", validation_alias="WEB_APP_DIR")
+    web_admin_app_dir: str = Field("", validation_alias="WEB_ADMIN_APP_DIR")
+    # Origins the apps' pages load pictures and 3D files from and upload to (the object store, the CDN),
+    # for their Content-Security-Policy; space- or comma-separated.
+    web_content_origins: str = Field("", validation_alias="WEB_CONTENT_ORIGINS")
 
     def service_urls(self) -> dict[str, str]:
         return {
@@ -42,6 +49,9 @@ class GatewaySettings(ServiceSettings):
             "storage": self.storage_url,
             "providers": self.providers_url,
         }
+
+    def content_origins(self) -> list[str]:
+        return [o.strip() for o in re.split(r"[,\s]+", self.web_content_origins) if o.strip()]
 
     def allowed_origins(self) -> list[str]:
         return [o.strip() for o in self.cors_origins.split(",") if o.strip()]

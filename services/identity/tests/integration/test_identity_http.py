@@ -197,6 +197,21 @@ async def test_the_verification_link_in_the_dev_mailbox_verifies_the_email(
     assert (status, user["email"], user["email_verified"]) == (200, email, True)
 
 
+async def test_the_dev_mailbox_without_an_address_lists_the_mail_to_anyone(
+    http: aiohttp.ClientSession,
+) -> None:
+    first, second = an_email(), an_email()
+    await sign_up(http, first)
+    await sign_up(http, second)
+
+    status, mailbox, _ = await send(http, "GET", "/v1/dev/mail", params={"limit": "100"})
+    status_one, just_one, _ = await send(http, "GET", "/v1/dev/mail", params={"limit": "1"})
+
+    assert status == 200, mailbox
+    assert {first, second} <= {mail["to"] for mail in mailbox["items"]}
+    assert (status_one, len(just_one["items"])) == (200, 1)
+
+
 async def test_an_oauth_callback_for_a_flow_never_started_is_400_oauth_failed(
     http: aiohttp.ClientSession,
 ) -> None:

@@ -100,6 +100,10 @@ class Package(Reply):
 
 class PackageList(Reply):
     items: list[Package]
+    test_mode: bool = Field(
+        False,
+        description="Payments go to Stripe's test mode (a test key): no money moves; say so to the buyer.",
+    )
 
 
 class PageQuery(Request):

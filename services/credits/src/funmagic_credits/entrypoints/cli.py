@@ -3,6 +3,7 @@
 python -m funmagic_credits rebuild        drop and replay the projections from the event store
 python -m funmagic_credits verify         replay into memory and report differences (exit 1 if any)
 python -m funmagic_credits replay-topic   fold credits.events from offset 0 and compare balances
+python -m funmagic_credits seed-packages  the starter credit packages, when the shop has none (idempotent)
 
 Each takes the maintenance adapter the composition root built, its arguments and where to print.
 """
@@ -15,8 +16,17 @@ from collections.abc import Sequence
 from typing import TextIO
 
 from funmagic_credits.adapters.maintenance import LedgerMaintenance
+from funmagic_credits.application.commerce import Commerce
+from funmagic_credits.domain.commerce import PackageEntry
 
-__all__ = ["ProgressBar", "rebuild", "replay_topic", "verify"]
+__all__ = ["STARTER_PACKAGES", "ProgressBar", "rebuild", "replay_topic", "seed_packages", "verify"]
+
+# What a fresh local platform sells (`make run`); admins change them in the admin app.
+STARTER_PACKAGES = (
+    PackageEntry("Starter", 100, 499, "USD", None, True, 1),
+    PackageEntry("Creator", 500, 1999, "USD", None, True, 2),
+    PackageEntry("Studio", 1500, 4999, "USD", None, True, 3),
+)
 
 
 class ProgressBar:
@@ -78,3 +88,14 @@ async def replay_topic(maintenance: LedgerMaintenance, argv: Sequence[str], out:
         print(f"{user_id}: live={live} from credits.events={replayed}", file=out)
     print(f"{events:,} published events folded; {len(differences)} difference(s)", file=out)
     return 1 if differences else 0
+
+
+async def seed_packages(commerce: Commerce, argv: Sequence[str], out: TextIO = sys.stdout) -> int:
+    existing = await commerce.packages(active_only=False)
+    if existing:
+        print(f"credit packages: {len(existing)} already there, none added", file=out)
+        return 0
+    for entry in STARTER_PACKAGES:
+        await commerce.add_package(entry)
+    print(f"credit packages: added {', '.join(p.name for p in STARTER_PACKAGES)}", file=out)
+    return 0

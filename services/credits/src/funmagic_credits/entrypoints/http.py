@@ -39,6 +39,7 @@ class CreditsApp:
     ledger: Ledger
     commerce: Commerce
     reads: CreditsReads
+    payments_test_mode: bool = False
 
     def routes(self) -> Sequence[web.RouteDef]:
         admin = partial(enforce_access, "admin")  # checked before the handler runs: 401, or 403
@@ -73,7 +74,8 @@ class CreditsApp:
 
     async def active_packages(self, request: web.Request) -> web.Response:
         packages = await self.commerce.packages(active_only=True)
-        return web.json_response({"items": [_package_view(p) for p in packages]})
+        items = [_package_view(p) for p in packages]
+        return web.json_response({"items": items, "test_mode": self.payments_test_mode})
 
     async def checkout(self, request: web.Request) -> web.Response:
         principal = require_principal(request)
@@ -115,7 +117,8 @@ class CreditsApp:
 
     async def all_packages(self, request: web.Request) -> web.Response:
         packages = await self.commerce.packages(active_only=False)
-        return web.json_response({"items": [_package_view(p) for p in packages]})
+        items = [_package_view(p) for p in packages]
+        return web.json_response({"items": items, "test_mode": self.payments_test_mode})
 
     async def add_package(self, request: web.Request) -> web.Response:
         body = await read_body(request, PackageRequest)

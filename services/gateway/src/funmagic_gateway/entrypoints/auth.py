@@ -105,6 +105,9 @@ class CookiePolicy:
 def authentication_middleware(verifier: TokenVerifier) -> Middleware:
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if not request.path.startswith("/api/"):
+            # The apps' files, health and metrics: who is calling does not matter there.
+            return await handler(request)
         token = bearer_token(request)
         via = "bearer"
         if token is None:

@@ -82,8 +82,13 @@ def _answer(app: WebApp, relative: str, policy: str) -> web.StreamResponse:
     root = app.directory.resolve()
     if relative and not relative.endswith("/"):
         candidate = (root / relative).resolve()
-        # Never outside the build folder (`..`, symlinks), never a dotfile.
-        if candidate.is_relative_to(root) and candidate.is_file() and not candidate.name.startswith("."):
+        # Never outside the build folder (`..`, symlinks), never a dotfile or a dot folder (`.vite/`).
+        hidden = (
+            any(part.startswith(".") for part in candidate.relative_to(root).parts)
+            if candidate.is_relative_to(root)
+            else True
+        )
+        if not hidden and candidate.is_file():
             cache = IMMUTABLE if relative.startswith("assets/") else "public, max-age=3600"
             return web.FileResponse(candidate, headers={"Cache-Control": cache})
         if relative.startswith("assets/"):

@@ -36,12 +36,13 @@ class DevMailbox:
         self._pool = pool
         self._secrets = secrets
 
-    async def messages_to(self, recipient: str, limit: int = 20) -> list[dict[str, Any]]:
+    async def messages_to(self, recipient: str | None, limit: int = 20) -> list[dict[str, Any]]:
+        """The messages to `recipient`, or to anyone when it is None."""
         async with self._pool.connection() as conn:
             cursor = await conn.execute(
                 "SELECT id::text, recipient, subject, body, purpose, created_at FROM outgoing_mail "
-                "WHERE recipient = %s ORDER BY created_at DESC LIMIT %s",
-                (recipient, limit),
+                "WHERE %(to)s::text IS NULL OR recipient = %(to)s ORDER BY created_at DESC LIMIT %(limit)s",
+                {"to": recipient, "limit": limit},
             )
             rows = await cursor.fetchall()
         return [

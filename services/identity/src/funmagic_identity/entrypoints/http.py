@@ -76,7 +76,10 @@ class OAuthCallbackBody(Request):
 
 # Not a public route: the development mail sink.
 class DevMailQuery(Request):
-    to: str = Field(min_length=3, max_length=254)
+    to: str | None = Field(
+        None, min_length=3, max_length=254, description="Without it: the newest mail to anyone."
+    )
+    limit: int = Field(20, ge=1, le=100)
 
 
 # Not a public route: a platform setting as its owner (the gateway) sends it, any JSON object (the owner
@@ -312,11 +315,13 @@ class IdentityApp:
 
 
 def dev_mail_route(mailbox: DevMailbox) -> web.RouteDef:
-    """GET /v1/dev/mail?to=…: the mail the sink kept for an address (sink mode: development and tests)."""
+    """GET /v1/dev/mail[?to=…]: the mail the sink kept, newest first, for an address or for anyone (sink
+    mode: development and tests; `make mail` reads it)."""
 
     async def dev_mail(request: web.Request) -> web.Response:
         query = read_query(request, DevMailQuery)
-        return web.json_response({"items": await mailbox.messages_to(query.to.strip().lower())})
+        recipient = query.to.strip().lower() if query.to else None
+        return web.json_response({"items": await mailbox.messages_to(recipient, limit=query.limit)})
 
     return web.get("/v1/dev/mail", dev_mail)
 

@@ -1,0 +1,19 @@
+// Writes a gzip twin (`name.js.gz`) beside every text file of the build: the gateway (aiohttp) and nginx
+// (`gzip_static`) send it to browsers that accept gzip, so pages transfer compressed without compressing
+// on every request. Run after `vite build`.
+import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { gzipSync } from 'node:zlib'
+
+const root = new URL('../dist/', import.meta.url).pathname
+const compressible = /\.(js|css|html|svg|json|txt|map)$/
+
+function walk(dir) {
+  for (const name of readdirSync(dir)) {
+    const path = join(dir, name)
+    if (statSync(path).isDirectory()) walk(path)
+    else if (compressible.test(name)) writeFileSync(`${path}.gz`, gzipSync(readFileSync(path), { level: 9 }))
+  }
+}
+
+walk(root)
