@@ -3,10 +3,15 @@
 import json
 
 import run_services
+from clients import E2E_PORT_BASE
 
 
 def test_each_service_stops_cleanly_on_sigterm(stack_env, tmp_path) -> None:
-    services = run_services.start_all(stack_env, run_services_port_base(), tmp_path)
+    # Storage sets the buckets' CORS rules at start: keep the session platform's origin in them, or the
+    # browser tests that run later could not upload to the shared buckets.
+    session_platform = run_services.service_environment("storage", stack_env, E2E_PORT_BASE)
+    env = {**stack_env, "S3_CORS_ORIGINS": session_platform["S3_CORS_ORIGINS"]}
+    services = run_services.start_all(env, run_services_port_base(), tmp_path)
 
     exit_codes = run_services.stop_all(services)
 

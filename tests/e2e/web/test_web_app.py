@@ -308,7 +308,7 @@ async def test_a_375px_phone_never_scrolls_sideways(browser: Browser, path: str)
     await expect(page.locator("main h1").first).to_be_visible()
     await expect(page.locator(".n-skeleton")).to_have_count(0)
     assert await horizontal_overflow(page) <= 0
-    if path in ("/", "/tools/figme", "/profile"):
+    if path in ("/", "/tools/figme", "/pricing", "/profile"):
         await screenshot(page, "phone-" + (path.strip("/").replace("/", "-") or "home"))
 
 

@@ -106,7 +106,7 @@ export default {
     successDone: 'Deine Credits sind da. Guthaben: {n} Credits.',
     cancelTitle: 'Zahlung abgebrochen',
     cancelBody: 'Es wurde nichts berechnet. Du kannst jederzeit Credits kaufen.',
-    testMode: 'Testmodus: Zahlungen gehen an einen lokalen Testserver, es fließt kein echtes Geld.',
+    testMode: 'Testmodus: Die Zahlung läuft über eine Testseite, es fließt kein echtes Geld.',
     none: 'Derzeit sind keine Credit-Pakete im Angebot.',
   },
   auth: {

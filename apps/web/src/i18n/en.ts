@@ -106,7 +106,7 @@ export default {
     successDone: 'Your credits are ready. Balance: {n} credits.',
     cancelTitle: 'Payment cancelled',
     cancelBody: 'Nothing was charged. You can buy credits any time.',
-    testMode: 'Test mode: payments go to a local test server, no real money moves.',
+    testMode: 'Test mode: checkout uses a test payment page; no real money moves.',
     none: 'No credit packages are on sale right now.',
   },
   auth: {

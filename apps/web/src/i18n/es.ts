@@ -106,7 +106,7 @@ export default {
     successDone: 'Tus créditos ya están disponibles. Saldo: {n} créditos.',
     cancelTitle: 'Pago cancelado',
     cancelBody: 'No se ha cobrado nada. Puedes comprar créditos cuando quieras.',
-    testMode: 'Modo de prueba: los pagos van a un servidor de prueba local; no se mueve dinero real.',
+    testMode: 'Modo de prueba: el pago usa una página de prueba; no se cobra dinero real.',
     none: 'Ahora mismo no hay paquetes de créditos a la venta.',
   },
   auth: {

@@ -107,7 +107,7 @@ export default {
     successDone: 'Vos crédits sont disponibles. Solde : {n} crédits.',
     cancelTitle: 'Paiement annulé',
     cancelBody: 'Rien n’a été débité. Vous pouvez acheter des crédits à tout moment.',
-    testMode: 'Mode test : les paiements sont envoyés à un serveur de test local, aucun argent réel n’est débité.',
+    testMode: 'Mode test : le paiement passe par une page de test, aucun argent réel n’est débité.',
     none: 'Aucun pack de crédits n’est en vente pour le moment.',
   },
   auth: {

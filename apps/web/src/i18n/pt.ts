@@ -106,7 +106,7 @@ export default {
     successDone: 'Seus créditos estão prontos. Saldo: {n} créditos.',
     cancelTitle: 'Pagamento cancelado',
     cancelBody: 'Nada foi cobrado. Você pode comprar créditos quando quiser.',
-    testMode: 'Modo de teste: os pagamentos vão para um servidor de teste local, nenhum dinheiro real é movimentado.',
+    testMode: 'Modo de teste: o pagamento usa uma página de teste; nenhum dinheiro real é cobrado.',
     none: 'No momento, não há pacotes de créditos à venda.',
   },
   auth: {

@@ -106,7 +106,7 @@ export default {
     successDone: 'Tín dụng của bạn đã sẵn sàng. Số dư: {n} tín dụng.',
     cancelTitle: 'Đã hủy thanh toán',
     cancelBody: 'Bạn chưa bị trừ tiền. Bạn có thể mua tín dụng bất cứ lúc nào.',
-    testMode: 'Chế độ thử nghiệm: thanh toán được gửi đến máy chủ thử nghiệm cục bộ, không có tiền thật nào được chuyển.',
+    testMode: 'Chế độ thử nghiệm: thanh toán dùng trang thử, không có tiền thật bị trừ.',
     none: 'Hiện chưa có gói tín dụng nào được bán.',
   },
   auth: {

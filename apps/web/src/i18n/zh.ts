@@ -106,7 +106,7 @@ export default {
     successDone: '积分已到账。当前余额：{n} 积分。',
     cancelTitle: '付款已取消',
     cancelBody: '没有产生任何扣款。你可以随时购买积分。',
-    testMode: '测试模式：付款会发送到本地测试服务器，不涉及真实资金。',
+    testMode: '测试模式：结账使用测试支付页面，不会产生真实扣款。',
     none: '目前没有在售的积分套餐。',
   },
   auth: {
