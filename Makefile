@@ -15,7 +15,9 @@ PACKAGES := libs/contracts libs/kit $(wildcard services/*)
 PYPROJECTS := $(addsuffix /pyproject.toml,$(PACKAGES))
 
 WEB := apps/web
+ADMIN := apps/admin
 NODE_STAMP := $(WEB)/node_modules/.installed
+ADMIN_NODE_STAMP := $(ADMIN)/node_modules/.installed
 
 .PHONY: help setup stack-up stack-down stack-status run seed demo mail stop test test-unit test-integration e2e bench lint contracts \
 	web-build web-types web-dev browser
@@ -23,7 +25,7 @@ NODE_STAMP := $(WEB)/node_modules/.installed
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
 
-setup: $(VENV)/.installed $(NODE_STAMP) ## Create .venv (every package, pinned) and the web app's node_modules (npm ci)
+setup: $(VENV)/.installed $(NODE_STAMP) $(ADMIN_NODE_STAMP) ## Create .venv (every package, pinned) and the apps' node_modules (npm ci)
 
 $(VENV)/.installed: constraints.txt requirements-dev.txt $(PYPROJECTS)
 	@$(PYTHON_BOOT) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "Python 3.11+ is required"; exit 1; }
@@ -39,12 +41,18 @@ $(NODE_STAMP): $(WEB)/package-lock.json $(WEB)/package.json
 	@cd $(WEB) && npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
+$(ADMIN_NODE_STAMP): $(ADMIN)/package-lock.json $(ADMIN)/package.json
+	@echo "[setup] npm ci in $(ADMIN)"
+	@cd $(ADMIN) && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
 browser: ## Install Debian's chromium for the browser tests (Playwright drives it; no browser download)
 	@command -v chromium >/dev/null || { echo "[setup] installing chromium"; \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null; }
 
-web-build: setup ## Type-check and build the web app into apps/web/dist (the gateway serves it at /)
+web-build: setup ## Type-check and build the apps into apps/*/dist (the gateway serves them at / and /admin/)
 	@cd $(WEB) && npm run --silent build
+	@cd $(ADMIN) && npm run --silent build
 
 web-types: setup ## Regenerate the web app's API types from the gateway's OpenAPI document
 	@tmp=$$(mktemp --suffix=.json); $(PY) deploy/local/openapi_document.py $$tmp; \
@@ -92,6 +100,7 @@ STOP_DEV_SERVICES := $(WITH_STACK_ENV) $(PY) deploy/local/run_services.py --quie
 test: stack-up browser web-build ## Install, start the stack and run every test (unit, integration, contract, e2e, browser)
 	@$(STOP_DEV_SERVICES)
 	@cd $(WEB) && npx vitest run --reporter=dot
+	@cd $(ADMIN) && npx vitest run --reporter=dot
 	@$(WITH_STACK_ENV) $(PY) -m pytest -q libs services tests
 
 test-unit: setup ## Only the tests that need no running stack
@@ -111,6 +120,7 @@ lint: setup ## ruff, formatting, import layering, and the contracts' exported fi
 	@$(VENV)/bin/lint-imports
 	@$(PY) -m funmagic_contracts.export --check
 	@cd $(WEB) && npx eslint . && npx vue-tsc -b
+	@cd $(ADMIN) && npx eslint . && npx vue-tsc -b
 
 contracts: setup ## Re-export the contracts' JSON Schemas and AsyncAPI document
 	@$(PY) -m funmagic_contracts.export

@@ -82,9 +82,10 @@ def service_environment(name: str, base_env: dict[str, str], port_base: int) -> 
     else:
         # Plain-http localhost: browsers drop Secure cookies there. Production keeps the default (true).
         env.setdefault("COOKIE_SECURE", "false")
-        # The built apps (make web-build), served on the gateway's own origin; the page may load pictures and
-        # models from the object store and the CDN.
+        # The built apps (make web-build), served on the gateway's own origin (the admin app at /admin/);
+        # their pages may load pictures and models from the object store and the CDN.
         env.setdefault("WEB_APP_DIR", str(REPO / "apps" / "web" / "dist"))
+        env.setdefault("WEB_ADMIN_APP_DIR", str(REPO / "apps" / "admin" / "dist"))
         env.setdefault("WEB_CONTENT_ORIGINS", " ".join(_content_origins(base_env)))
     # Where the others listen (the gateway calls all of them; providers calls storage).
     for other in SERVICES[:-1]:

@@ -1,11 +1,12 @@
 // Writes a gzip twin (`name.js.gz`) beside every text file of the build: the gateway (aiohttp) and nginx
 // (`gzip_static`) send it to browsers that accept gzip, so pages transfer compressed without compressing
-// on every request. Run after `vite build`.
+// on every request. Run after `vite build`, in the app's folder (apps/web, apps/admin): `node …/precompress.mjs`
+// compresses `./dist`.
 import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { gzipSync } from 'node:zlib'
 
-const root = new URL('../dist/', import.meta.url).pathname
+const root = join(process.cwd(), 'dist')
 const compressible = /\.(js|css|html|svg|json|txt|map)$/
 
 function walk(dir) {

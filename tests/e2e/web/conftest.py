@@ -85,4 +85,5 @@ async def page(browser: Browser) -> Page:
 
 async def screenshot(page: Page, name: str) -> None:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    await page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=False)
+    # Transitions finished: a screenshot right after a click shows the state it led to.
+    await page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=False, animations="disabled")

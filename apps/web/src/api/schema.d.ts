@@ -382,6 +382,60 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/admin/stats/overview": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The overview page: tasks per bucket and their outcomes, active users, credits sold and spent, provider health
+         * @description Tasks, credits and providers are asked at once; all or nothing: when one cannot answer, a 503 (never a partial overview).
+         */
+        get: operations["stats_overview"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/stats/tasks": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Tasks' figures over a window */
+        get: operations["task_stats"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/stats/credits": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Credits' figures over a window */
+        get: operations["credit_stats"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/credits/balance": {
         parameters: {
             query?: never;
@@ -1295,6 +1349,35 @@ export interface components {
              * Format: date-time
              */
             updated_at: string;
+        };
+        /** AdminStatsOverview */
+        AdminStatsOverview: {
+            /**
+             * Window
+             * @enum {string}
+             */
+            window: "1h" | "24h" | "7d" | "30d";
+            /**
+             * Since
+             * Format: date-time
+             * @description The period's start (inclusive), the same for tasks and credits.
+             */
+            since: string;
+            /**
+             * Until
+             * Format: date-time
+             * @description The period's end (exclusive): the end of the current bucket.
+             */
+            until: string;
+            /** @description Tasks per bucket, outcomes, success rate, active users. */
+            tasks: components["schemas"]["TaskStats"];
+            /** @description Credits sold (and what they paid), spent, refunded, granted. */
+            credits: components["schemas"]["CreditStats"];
+            /**
+             * Providers
+             * @description Every provider of user tools (web scope) with its last health check, by name.
+             */
+            providers: components["schemas"]["ProviderHealth"][];
         };
         /** AdminStep */
         AdminStep: {
@@ -2233,6 +2316,61 @@ export interface components {
              */
             next_cursor?: string | null;
         };
+        /** CreditStats */
+        CreditStats: {
+            /**
+             * Window
+             * @enum {string}
+             */
+            window: "1h" | "24h" | "7d" | "30d";
+            /**
+             * Since
+             * Format: date-time
+             * @description The period's start (inclusive).
+             */
+            since: string;
+            /**
+             * Until
+             * Format: date-time
+             * @description The period's end (exclusive): the end of the current bucket.
+             */
+            until: string;
+            /**
+             * Credits Sold
+             * @description Credits bought in the window (a package's bonus credits included).
+             */
+            credits_sold: number;
+            /**
+             * Purchases
+             * @description Paid purchases credited in the window.
+             */
+            purchases: number;
+            /**
+             * Revenue
+             * @description What those purchases paid, per currency.
+             */
+            revenue: components["schemas"]["Revenue"][];
+            /**
+             * Credits Spent
+             * @description Credits charged for tasks in the window. A task holds its price while it runs and is charged only what it used; the rest goes back (`credits_refunded`) and was never spent.
+             */
+            credits_spent: number;
+            /**
+             * Credits Refunded
+             * @description Held credits given back in the window: the unused part of tasks that failed, were cancelled or cost less than held.
+             */
+            credits_refunded: number;
+            /**
+             * Bonus Granted
+             * @description Bonus credits granted in the window (sign-up bonuses, promotions).
+             */
+            bonus_granted: number;
+            /**
+             * Credits Adjusted
+             * @description The net of admins' adjustments in the window (signed).
+             */
+            credits_adjusted: number;
+        };
         /** CurrentSession */
         CurrentSession: {
             /** Id */
@@ -2566,6 +2704,37 @@ export interface components {
              */
             is_active?: boolean;
         };
+        /** ProviderHealth */
+        ProviderHealth: {
+            /** Id */
+            id: string;
+            /** Name */
+            name: string;
+            /**
+             * Display Name
+             * @default null
+             */
+            display_name?: string | null;
+            /**
+             * Type
+             * @description openai, fal, tripo or local
+             */
+            type: string;
+            /** Is Active */
+            is_active: boolean;
+            /**
+             * Is Healthy
+             * @description The last health check's result; null: never checked.
+             * @default null
+             */
+            is_healthy?: boolean | null;
+            /**
+             * Health Checked At
+             * @description When it was last checked.
+             * @default null
+             */
+            health_checked_at?: string | null;
+        };
         /** ProviderPage */
         ProviderPage: {
             /** Items */
@@ -2781,6 +2950,21 @@ export interface components {
             /** Password */
             password: string;
         };
+        /** Revenue */
+        Revenue: {
+            /**
+             * Currency
+             * @description ISO 4217, upper case.
+             */
+            currency: string;
+            /**
+             * Amount Minor
+             * @description What was paid, in the currency's minor unit (cents).
+             */
+            amount_minor: number;
+            /** Purchases */
+            purchases: number;
+        };
         /** RevokedSessions */
         RevokedSessions: {
             /** Revoked Sessions */
@@ -2900,6 +3084,16 @@ export interface components {
              * @enum {string}
              */
             mode?: "cookie" | "token";
+        };
+        /** StatsQuery */
+        StatsQuery: {
+            /**
+             * Window
+             * @description The period the figures cover: the last hour, day, 7 or 30 days, in buckets of 1 min, 15 min, 2 h or 12 h (aligned on UTC; the last bucket is the current one).
+             * @default 24h
+             * @enum {string}
+             */
+            window?: "1h" | "24h" | "7d" | "30d";
         };
         /** StatusChangeRequest */
         StatusChangeRequest: {
@@ -3290,6 +3484,19 @@ export interface components {
              */
             tool_type?: components["schemas"]["TaskToolType"] | null;
         };
+        /** TaskOutcomes */
+        TaskOutcomes: {
+            /**
+             * Completed
+             * @description Tasks that completed in the window (whenever created).
+             */
+            completed: number;
+            /**
+             * Failed
+             * @description Tasks that failed in the window (whenever created).
+             */
+            failed: number;
+        };
         /** TaskPage */
         TaskPage: {
             /** Items */
@@ -3353,6 +3560,92 @@ export interface components {
             assets?: components["schemas"]["OutputAsset"][];
         } & {
             [key: string]: unknown;
+        };
+        /** TaskStats */
+        TaskStats: {
+            /**
+             * Window
+             * @enum {string}
+             */
+            window: "1h" | "24h" | "7d" | "30d";
+            /**
+             * Since
+             * Format: date-time
+             * @description The period's start (inclusive).
+             */
+            since: string;
+            /**
+             * Until
+             * Format: date-time
+             * @description The period's end (exclusive): the end of the current bucket.
+             */
+            until: string;
+            /**
+             * Bucket Seconds
+             * @description The size of each bucket of `series`.
+             */
+            bucket_seconds: number;
+            /**
+             * Created
+             * @description Tasks created in the window (child tasks and deleted ones too).
+             */
+            created: number;
+            /** @description The tasks created in the window by their status now (they add up to `created`). */
+            by_status: components["schemas"]["TaskStatusCounts"];
+            finished: components["schemas"]["TaskOutcomes"];
+            /**
+             * Success Rate
+             * @description completed / (completed + failed) of the tasks that ended so in the window; null when none did.
+             * @default null
+             */
+            success_rate?: number | null;
+            /**
+             * Active Users
+             * @description Distinct users who created a task in the window.
+             */
+            active_users: number;
+            /**
+             * Series
+             * @description Every bucket of the window, oldest first, empty ones included (zeros).
+             */
+            series: components["schemas"]["TaskStatsPoint"][];
+        };
+        /** TaskStatsPoint */
+        TaskStatsPoint: {
+            /**
+             * At
+             * Format: date-time
+             * @description The bucket's start; it lasts `bucket_seconds`.
+             */
+            at: string;
+            /**
+             * Created
+             * @description Tasks created in the bucket.
+             */
+            created: number;
+            /**
+             * Completed
+             * @description Tasks that completed in the bucket.
+             */
+            completed: number;
+            /**
+             * Failed
+             * @description Tasks that failed in the bucket.
+             */
+            failed: number;
+        };
+        /** TaskStatusCounts */
+        TaskStatusCounts: {
+            /** Pending */
+            pending: number;
+            /** Running */
+            running: number;
+            /** Completed */
+            completed: number;
+            /** Failed */
+            failed: number;
+            /** Cancelled */
+            cancelled: number;
         };
         /** TaskToolType */
         TaskToolType: {
@@ -5487,6 +5780,189 @@ export interface operations {
             };
             /** @description Service Unavailable */
             503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    stats_overview: {
+        parameters: {
+            query?: {
+                window?: "1h" | "24h" | "7d" | "30d";
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The overview page: tasks per bucket and their outcomes, active users, credits sold and spent, provider health */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AdminStatsOverview"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Content */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    task_stats: {
+        parameters: {
+            query?: {
+                window?: "1h" | "24h" | "7d" | "30d";
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Tasks' figures over a window */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TaskStats"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Content */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    credit_stats: {
+        parameters: {
+            query?: {
+                window?: "1h" | "24h" | "7d" | "30d";
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Credits' figures over a window */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CreditStats"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Content */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
                 headers: {
                     [name: string]: unknown;
                 };

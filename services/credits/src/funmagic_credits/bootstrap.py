@@ -69,6 +69,7 @@ def build(
             ledger=ledger,
             commerce=commerce,
             reads=CreditsReads(pool),
+            clock=clock,
             # Stripe's own test keys: nothing is charged, and the pricing page says so.
             payments_test_mode=settings.stripe_secret_key.get_secret_value().startswith("sk_test_"),
         ).routes(),

@@ -16,15 +16,17 @@ from funmagic_gateway.adapters.rate_limiter import (
 from funmagic_gateway.adapters.services import (
     CreditsClient,
     IdentityClient,
+    ProvidersClient,
     ServiceClient,
     StorageClient,
     TasksClient,
 )
 from funmagic_gateway.adapters.task_streams import TaskStreams, create_stream_read_client
+from funmagic_gateway.application.admin_stats import AdminStats
 from funmagic_gateway.application.task_views import TaskViews
 from funmagic_gateway.application.user_overview import UserOverviews
 from funmagic_gateway.config import GatewaySettings
-from funmagic_gateway.entrypoints.admin_routes import admin_user_operations
+from funmagic_gateway.entrypoints.admin_routes import admin_stats_operations, admin_user_operations
 from funmagic_gateway.entrypoints.auth import CookiePolicy, authentication_middleware, csrf_middleware
 from funmagic_gateway.entrypoints.auth_routes import AuthRoutes
 from funmagic_gateway.entrypoints.catalog_routes import catalog_operations
@@ -66,6 +68,7 @@ class Gateway:
     purchased: PurchasedCredits
     task_views: TaskViews
     user_overviews: UserOverviews
+    admin_stats: AdminStats
     parts: ServiceParts
 
 
@@ -105,9 +108,11 @@ def build(
     purchased = PurchasedCredits(redis, credits)
     task_views = TaskViews(tasks=tasks, assets=StorageClient(services["storage"]))
     user_overviews = UserOverviews(users=identity, credits=credits, tasks=tasks)
+    admin_stats = AdminStats(tasks=tasks, credits=credits, providers=ProvidersClient(services["providers"]))
     operations = [
         *auth.operations(),
         *admin_user_operations(user_overviews),
+        *admin_stats_operations(admin_stats, services["tasks"], services["credits"]),
         *credits_operations(services["credits"]),
         *storage_operations(services["storage"]),
         *provider_operations(services["providers"]),
@@ -139,7 +144,9 @@ def build(
         health_checks=health_checks(settings.service_urls()),
         middlewares=middlewares,
     )
-    return Gateway(api, task_streams, sse, rate_limits, purchased, task_views, user_overviews, parts)
+    return Gateway(
+        api, task_streams, sse, rate_limits, purchased, task_views, user_overviews, admin_stats, parts
+    )
 
 
 async def _build_from_runtime(runtime: Runtime) -> ServiceParts:

@@ -55,6 +55,9 @@ async def test_the_routes_of_backend_parity_are_documented_with_their_answers(ga
         ("get", "/api/admin/tool-types/{type_id}/active-tools-count"): ref("ActiveToolsCount"),
         ("get", "/api/assets"): ref("AssetPage"),
         ("get", "/api/admin/settings/rate-limit"): ref("RateLimitSettings"),
+        ("get", "/api/admin/stats/overview"): ref("AdminStatsOverview"),
+        ("get", "/api/admin/stats/tasks"): ref("TaskStats"),
+        ("get", "/api/admin/stats/credits"): ref("CreditStats"),
     }
     for (method, path), schema in answers.items():
         assert _answer_schema(document, method, path) == {"$ref": schema}, (method, path)
@@ -73,3 +76,18 @@ async def test_the_routes_of_backend_parity_are_documented_with_their_answers(ga
     for public in ("ToolSummary", "BannerView"):
         assert "thumbnail_url" in schemas[public]["properties"], public
     assert "image_url" in schemas["PublicStyleReference"]["properties"]
+
+
+async def test_the_admin_stats_routes_take_the_window_and_say_who_may_read_them(gateway: Gateway) -> None:
+    document = gateway.api.document
+    for path in ("/api/admin/stats/overview", "/api/admin/stats/tasks", "/api/admin/stats/credits"):
+        operation = document["paths"][path]["get"]
+        (window,) = [p for p in operation["parameters"] if p["name"] == "window"]
+        assert window["schema"]["enum"] == ["1h", "24h", "7d", "30d"], path
+        assert window["schema"]["default"] == "24h", path
+        assert {"401", "403", "422"} <= set(operation["responses"]), path
+    assert "503" in document["paths"]["/api/admin/stats/overview"]["get"]["responses"]
+    schemas = document["components"]["schemas"]
+    assert {"series", "success_rate", "active_users", "by_status"} <= set(schemas["TaskStats"]["properties"])
+    assert {"credits_sold", "revenue", "credits_spent"} <= set(schemas["CreditStats"]["properties"])
+    assert {"is_healthy", "health_checked_at"} <= set(schemas["ProviderHealth"]["properties"])

@@ -4,6 +4,7 @@
     catalog    /api/tool-types, /api/tools, /api/banners and their admin routes
     credits    /api/credits/*, /api/webhooks/stripe, admin credits and packages
     storage    /api/assets*                             providers  /api/admin/providers, admin-providers
+    stats      the `?window=` of /api/admin/stats/* (tasks' and credits' figures are in their modules)
 
 The gateway declares its routes with them (and /openapi.json is generated from them). `Request` models
 (extra fields refused) are the bodies and queries the gateway forwards to a service as they are, so the

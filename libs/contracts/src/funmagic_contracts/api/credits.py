@@ -6,6 +6,7 @@ Request models and the credits route they are the body (or query) of — the sam
     CheckoutRequest    POST /v1/checkout
     AdjustmentRequest  POST /v1/admin/users/{user_id}/adjustments
     PackageRequest     POST /v1/admin/packages, PUT /v1/admin/packages/{package_id}
+    StatsQuery         GET /v1/admin/stats/credits (query; `funmagic_contracts.api.stats`) → CreditStats
 
 `StripeEvent` documents what Stripe posts to /api/webhooks/stripe; the gateway forwards those bytes
 unparsed (the signature covers them). `LifetimePurchases` is the answer of the internal
@@ -20,6 +21,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from funmagic_contracts.api.base import Reply, Request
+from funmagic_contracts.api.stats import StatsWindow
 
 __all__ = [
     "AdjustmentRequest",
@@ -27,6 +29,7 @@ __all__ = [
     "Balance",
     "CheckoutRequest",
     "CheckoutResult",
+    "CreditStats",
     "LedgerEntry",
     "LedgerPage",
     "LifetimePurchases",
@@ -34,6 +37,7 @@ __all__ = [
     "PackageList",
     "PackageRequest",
     "PageQuery",
+    "Revenue",
     "StripeEvent",
     "Transaction",
     "TransactionPage",
@@ -152,3 +156,35 @@ class StripeEvent(BaseModel):
 class WebhookReceipt(Reply):
     received: bool
     outcome: str
+
+
+# --- the admin overview's figures ----------------------------------------------------------------------
+
+
+class Revenue(Reply):
+    currency: str = Field(description="ISO 4217, upper case.")
+    amount_minor: int = Field(description="What was paid, in the currency's minor unit (cents).")
+    purchases: int = Field(ge=0)
+
+
+class CreditStats(Reply):
+    window: StatsWindow
+    since: datetime = Field(description="The period's start (inclusive).")
+    until: datetime = Field(description="The period's end (exclusive): the end of the current bucket.")
+    credits_sold: int = Field(
+        description="Credits bought in the window (a package's bonus credits included)."
+    )
+    purchases: int = Field(ge=0, description="Paid purchases credited in the window.")
+    revenue: list[Revenue] = Field(description="What those purchases paid, per currency.")
+    credits_spent: int = Field(
+        description="Credits charged for tasks in the window. A task holds its price while it runs and is "
+        "charged only what it used; the rest goes back (`credits_refunded`) and was never spent."
+    )
+    credits_refunded: int = Field(
+        description="Held credits given back in the window: the unused part of tasks that failed, were "
+        "cancelled or cost less than held."
+    )
+    bonus_granted: int = Field(
+        description="Bonus credits granted in the window (sign-up bonuses, promotions)."
+    )
+    credits_adjusted: int = Field(description="The net of admins' adjustments in the window (signed).")

@@ -5,6 +5,7 @@ Request models and the tasks route they are the body (or query) of — the same 
     CreateTask (with TaskInput)   POST /v1/tasks (the gateway drops unset fields: `exclude_none`)
     TaskQuery                     GET /v1/tasks (query)
     AdminTaskQuery                GET /v1/admin/tasks (query)
+    StatsQuery (api.stats)        GET /v1/admin/stats/tasks (query) → TaskStats
     (no body)                     DELETE /v1/tasks/{task_id} → 204 (the owner, or an admin)
 
 The service reads them with these same classes, so both edges refuse alike: `imageAssetId` and
@@ -15,6 +16,9 @@ Those rules are validators, not schema keywords: /openapi.json shows these field
 lists. The user's list (`GET /v1/tasks`) has top-level tasks only, each a `TaskListItem`: its child tasks
 folded in (`children`), the family's `effective_status`, `credits_total` and `thumbnail_asset_id`, and its
 `tool_type`; the admin search lists every task as it is (those fields null), with `deleted_at`.
+
+`TaskStats` is the admin overview's part of tasks: counted in SQL over every task (child tasks and deleted
+ones too: they happened) in the window's period (`funmagic_contracts.api.stats.period_of`).
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from pydantic import Field, field_validator
 from pydantic_core import PydanticCustomError
 
 from funmagic_contracts.api.base import Reply, Request
+from funmagic_contracts.api.stats import StatsWindow
 
 __all__ = [
     "AdminTaskQuery",
@@ -36,9 +41,13 @@ __all__ = [
     "TaskError",
     "TaskInput",
     "TaskListItem",
+    "TaskOutcomes",
     "TaskPage",
     "TaskQuery",
+    "TaskStats",
+    "TaskStatsPoint",
     "TaskStatus",
+    "TaskStatusCounts",
     "TaskToolType",
 ]
 
@@ -169,3 +178,49 @@ class TaskListItem(Task):
 class TaskPage(Reply):
     items: list[TaskListItem]
     next_cursor: str | None = None
+
+
+# --- the admin overview's figures ----------------------------------------------------------------------
+
+
+class TaskStatusCounts(Reply):
+    pending: int = Field(ge=0)
+    running: int = Field(ge=0)
+    completed: int = Field(ge=0)
+    failed: int = Field(ge=0)
+    cancelled: int = Field(ge=0)
+
+
+class TaskOutcomes(Reply):
+    completed: int = Field(ge=0, description="Tasks that completed in the window (whenever created).")
+    failed: int = Field(ge=0, description="Tasks that failed in the window (whenever created).")
+
+
+class TaskStatsPoint(Reply):
+    at: datetime = Field(description="The bucket's start; it lasts `bucket_seconds`.")
+    created: int = Field(ge=0, description="Tasks created in the bucket.")
+    completed: int = Field(ge=0, description="Tasks that completed in the bucket.")
+    failed: int = Field(ge=0, description="Tasks that failed in the bucket.")
+
+
+class TaskStats(Reply):
+    window: StatsWindow
+    since: datetime = Field(description="The period's start (inclusive).")
+    until: datetime = Field(description="The period's end (exclusive): the end of the current bucket.")
+    bucket_seconds: int = Field(gt=0, description="The size of each bucket of `series`.")
+    created: int = Field(ge=0, description="Tasks created in the window (child tasks and deleted ones too).")
+    by_status: TaskStatusCounts = Field(
+        description="The tasks created in the window by their status now (they add up to `created`)."
+    )
+    finished: TaskOutcomes
+    success_rate: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description="completed / (completed + failed) of the tasks that ended so in the window; null when "
+        "none did.",
+    )
+    active_users: int = Field(ge=0, description="Distinct users who created a task in the window.")
+    series: list[TaskStatsPoint] = Field(
+        description="Every bucket of the window, oldest first, empty ones included (zeros)."
+    )

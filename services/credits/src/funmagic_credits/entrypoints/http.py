@@ -18,6 +18,7 @@ from typing import Any
 from aiohttp import web
 
 from funmagic_contracts.api.credits import AdjustmentRequest, CheckoutRequest, PackageRequest, PageQuery
+from funmagic_contracts.api.stats import StatsQuery, period_of
 from funmagic_credits.adapters.queries import CreditsReads
 from funmagic_credits.application.commerce import Commerce
 from funmagic_credits.application.ledger import Ledger
@@ -31,6 +32,7 @@ from funmagic_kit.api import (
     read_query,
     require_principal,
 )
+from funmagic_kit.clock import Clock
 from funmagic_kit.rows import to_row
 
 
@@ -39,6 +41,7 @@ class CreditsApp:
     ledger: Ledger
     commerce: Commerce
     reads: CreditsReads
+    clock: Clock
     payments_test_mode: bool = False
 
     def routes(self) -> Sequence[web.RouteDef]:
@@ -57,6 +60,7 @@ class CreditsApp:
             web.post("/v1/admin/packages", admin(self.add_package)),
             web.put("/v1/admin/packages/{package_id}", admin(self.update_package)),
             web.delete("/v1/admin/packages/{package_id}", admin(self.delete_package)),
+            web.get("/v1/admin/stats/credits", admin(self.stats)),
             web.get("/v1/internal/users/{user_id}/purchases", internal(self.user_purchases)),
         ]
 
@@ -132,6 +136,16 @@ class CreditsApp:
     async def delete_package(self, request: web.Request) -> web.Response:
         await self.commerce.delete_package(request.match_info["package_id"])
         return web.Response(status=204)
+
+    async def stats(self, request: web.Request) -> web.Response:
+        """The admin overview's figures of credits over the window up to now (`CreditStats`)."""
+        query = read_query(request, StatsQuery)
+        period = period_of(query.window, self.clock.now())
+        figures = await self.reads.period(period.since, period.until)
+        return web.json_response(
+            {"window": query.window, "since": period.since.isoformat(), "until": period.until.isoformat(),
+             **figures}
+        )  # fmt: skip
 
     # --- other services ------------------------------------------------------------------------------
 

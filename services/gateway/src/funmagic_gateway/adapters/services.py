@@ -19,10 +19,12 @@ from typing import Any, TypeVar
 import aiohttp
 from pydantic import BaseModel
 
-from funmagic_contracts.api.credits import AdminUserCredits, LifetimePurchases
+from funmagic_contracts.api.credits import AdminUserCredits, CreditStats, LifetimePurchases
 from funmagic_contracts.api.identity import UserView
+from funmagic_contracts.api.providers import Provider, ProviderPage
+from funmagic_contracts.api.stats import StatsQuery
 from funmagic_contracts.api.storage import AssetUrl, AssetUrls, AssetUrlsRequest
-from funmagic_contracts.api.tasks import AdminTaskQuery, TaskPage, TaskQuery
+from funmagic_contracts.api.tasks import AdminTaskQuery, TaskPage, TaskQuery, TaskStats
 from funmagic_gateway.application.ports import Caller
 from funmagic_gateway.application.views import CreationPage, TaskDetail
 from funmagic_gateway.domain.rate_limits import RateLimitSettings
@@ -33,6 +35,7 @@ from funmagic_kit.logs import current_correlation_id
 __all__ = [
     "CreditsClient",
     "IdentityClient",
+    "ProvidersClient",
     "ServiceClient",
     "ServiceReply",
     "StorageClient",
@@ -189,6 +192,10 @@ class TasksClient:
         reply = await _call(self.service, caller, "GET", "/v1/admin/tasks", params=query_params(query))
         return _read(reply, TaskPage, self.service.name)
 
+    async def task_stats(self, caller: Caller, query: StatsQuery) -> TaskStats:
+        reply = await _call(self.service, caller, "GET", "/v1/admin/stats/tasks", params=query_params(query))
+        return _read(reply, TaskStats, self.service.name)
+
 
 @dataclass(frozen=True)
 class StorageClient:
@@ -239,7 +246,31 @@ class CreditsClient:
         reply = await _call(self.service, caller, "GET", path, params=params)
         return _read(reply, AdminUserCredits, self.service.name)
 
+    async def credit_stats(self, caller: Caller, query: StatsQuery) -> CreditStats:
+        params = query_params(query)
+        reply = await _call(self.service, caller, "GET", "/v1/admin/stats/credits", params=params)
+        return _read(reply, CreditStats, self.service.name)
+
     async def lifetime_purchased(self, user_id: str) -> int:
         path = f"/v1/internal/users/{user_id}/purchases"
         reply = await _call(self.service, Caller(), "GET", path)
         return _read(reply, LifetimePurchases, self.service.name).lifetime_purchased
+
+
+@dataclass(frozen=True)
+class ProvidersClient:
+    service: ServiceClient
+    # The registry's largest page: the admin overview shows every provider of user tools at once.
+    page_size: int = 200
+
+    async def web_providers(self, caller: Caller) -> Sequence[Provider]:
+        """Every web-scope provider, page after page (one page but for a very large registry)."""
+        found: list[Provider] = []
+        params = {"limit": str(self.page_size)}
+        while True:
+            reply = await _call(self.service, caller, "GET", "/v1/admin/providers", params=params)
+            page = _read(reply, ProviderPage, self.service.name)
+            found += page.items
+            if not page.next_cursor or not page.items:
+                return found
+            params = {**params, "cursor": page.next_cursor}

@@ -11,18 +11,23 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from funmagic_contracts.api.credits import AdminUserCredits
+from funmagic_contracts.api.credits import AdminUserCredits, CreditStats
 from funmagic_contracts.api.identity import UserView
+from funmagic_contracts.api.providers import Provider
+from funmagic_contracts.api.stats import StatsQuery
 from funmagic_contracts.api.storage import AssetUrl
-from funmagic_contracts.api.tasks import AdminTaskQuery, TaskPage, TaskQuery
+from funmagic_contracts.api.tasks import AdminTaskQuery, TaskPage, TaskQuery, TaskStats
 from funmagic_gateway.application.views import CreationPage, TaskDetail
 from funmagic_gateway.domain.rate_limits import RateLimitSettings
 
 __all__ = [
     "AssetUrls",
     "Caller",
+    "CreditFigures",
+    "ProviderRegistry",
     "Purchases",
     "RateLimitSettingsRecords",
+    "TaskFigures",
     "Tasks",
     "UserCredits",
     "Users",
@@ -48,6 +53,22 @@ class Tasks(Protocol):
 
     async def search(self, caller: Caller, query: AdminTaskQuery) -> TaskPage:
         """Any tasks (the caller must be an admin)."""
+
+
+class TaskFigures(Protocol):
+    async def task_stats(self, caller: Caller, query: StatsQuery) -> TaskStats:
+        """Tasks' figures over the window (the caller must be an admin)."""
+
+
+class CreditFigures(Protocol):
+    async def credit_stats(self, caller: Caller, query: StatsQuery) -> CreditStats:
+        """Credits' figures over the window (the caller must be an admin)."""
+
+
+class ProviderRegistry(Protocol):
+    async def web_providers(self, caller: Caller) -> Sequence[Provider]:
+        """The providers of user tools (web scope), with their last health check (the caller must be an
+        admin)."""
 
 
 class AssetUrls(Protocol):

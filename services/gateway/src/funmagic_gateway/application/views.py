@@ -7,23 +7,30 @@ with what the gateway adds, so nothing a service answers is lost on the way.
                         output asset of its steps and its result, and of its children's
     AdminUserOverview   GET /api/admin/users/{user_id}/overview: identity's user, credits' balance and latest
                         transactions, tasks' latest tasks of the user
+    AdminStatsOverview  GET /api/admin/stats/overview: tasks' and credits' figures over one window, and each
+                        provider of user tools with its last health check (providers)
 """
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from pydantic import ConfigDict, Field
 
 from funmagic_contracts.api import Reply
-from funmagic_contracts.api.credits import Balance, Transaction
+from funmagic_contracts.api.credits import Balance, CreditStats, Transaction
 from funmagic_contracts.api.identity import UserView
-from funmagic_contracts.api.tasks import Task, TaskListItem
+from funmagic_contracts.api.stats import StatsWindow
+from funmagic_contracts.api.tasks import Task, TaskListItem, TaskStats
 
 __all__ = [
+    "AdminStatsOverview",
     "AdminUserOverview",
     "Creation",
     "CreationChild",
     "CreationPage",
     "OutputAsset",
+    "ProviderHealth",
     "StepResult",
     "TaskDetail",
     "TaskPayload",
@@ -129,4 +136,28 @@ class AdminUserOverview(Reply):
     transactions: list[Transaction] = Field(description="The latest credit transactions, newest first.")
     tasks: list[TaskListItem] = Field(
         description="The latest tasks of the user (child tasks too), newest first."
+    )
+
+
+# --- the admin app's overview ----------------------------------------------------------------------------
+
+
+class ProviderHealth(Reply):
+    id: str
+    name: str
+    display_name: str | None = None
+    type: str = Field(description="openai, fal, tripo or local")
+    is_active: bool
+    is_healthy: bool | None = Field(None, description="The last health check's result; null: never checked.")
+    health_checked_at: datetime | None = Field(None, description="When it was last checked.")
+
+
+class AdminStatsOverview(Reply):
+    window: StatsWindow
+    since: datetime = Field(description="The period's start (inclusive), the same for tasks and credits.")
+    until: datetime = Field(description="The period's end (exclusive): the end of the current bucket.")
+    tasks: TaskStats = Field(description="Tasks per bucket, outcomes, success rate, active users.")
+    credits: CreditStats = Field(description="Credits sold (and what they paid), spent, refunded, granted.")
+    providers: list[ProviderHealth] = Field(
+        description="Every provider of user tools (web scope) with its last health check, by name."
     )

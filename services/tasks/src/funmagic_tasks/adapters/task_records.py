@@ -9,13 +9,16 @@ output, and may have children of their own), found with a recursive query on `pa
 creations list (`families`) computes each family's effective status, credits and thumbnail in SQL, in a
 lateral subquery per top-level task of the page, so a status filter and the keyset cut are the database's
 and no page reads more than the families it shows (and those it passes over to fill a filtered page).
+
+The admin overview's figures (`figures`) are one aggregate statement, so its totals and its series are of one
+snapshot: never rows loaded into Python.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from types import MappingProxyType
 from typing import Any, cast
 
@@ -25,6 +28,7 @@ from psycopg.types.json import Jsonb
 from funmagic_kit.db import translate_db_error
 from funmagic_kit.pagination import decode_cursor, page_of
 from funmagic_kit.rows import from_row, to_row
+from funmagic_tasks.domain.stats import StatsBucket, TaskFigures
 from funmagic_tasks.domain.task import (
     EffectiveStatus,
     ResolvedInput,
@@ -48,6 +52,7 @@ from funmagic_tasks.domain.tasks import (
 __all__ = ["TaskRecords"]
 
 Row = Mapping[str, Any]
+STATUSES: tuple[TaskStatus, ...] = ("pending", "running", "completed", "failed", "cancelled")
 
 # Named like `Task`'s fields (`from_row`); the rest is converted in `_task`.
 TASK_COLUMNS = (
@@ -172,6 +177,51 @@ WITH RECURSIVE family AS (
 SELECT {TASK_COLUMNS}, f.ancestor_id::text AS ancestor_id
 FROM family f JOIN tasks t ON t.id = f.id JOIN task_payloads p ON p.task_id = t.id
 ORDER BY t.created_at, t.id
+"""
+
+# The admin overview: the tasks created in [since, until) (by `tasks_listing_idx`) and those that ended
+# completed or failed in it (by `tasks_finished_idx`), totalled and counted per bucket; every bucket of the
+# period is a row (`generate_series`), carrying the totals along.
+FIGURES = """
+WITH created AS (
+    SELECT created_at, status, user_id FROM tasks
+    WHERE created_at >= %(since)s AND created_at < %(until)s
+), ended AS (
+    SELECT finished_at, status FROM tasks
+    WHERE finished_at >= %(since)s AND finished_at < %(until)s AND status IN ('completed', 'failed')
+), totals AS (
+    SELECT count(*) AS created,
+           count(*) FILTER (WHERE status = 'pending') AS pending,
+           count(*) FILTER (WHERE status = 'running') AS running,
+           count(*) FILTER (WHERE status = 'completed') AS completed,
+           count(*) FILTER (WHERE status = 'failed') AS failed,
+           count(*) FILTER (WHERE status = 'cancelled') AS cancelled,
+           count(DISTINCT user_id) AS active_users
+    FROM created
+), ended_totals AS (
+    SELECT count(*) FILTER (WHERE status = 'completed') AS ended_completed,
+           count(*) FILTER (WHERE status = 'failed') AS ended_failed
+    FROM ended
+), buckets AS (
+    SELECT generate_series(%(since)s::timestamptz, %(until)s::timestamptz - %(bucket)s::interval,
+                           %(bucket)s::interval) AS at
+), created_per AS (
+    SELECT date_bin(%(bucket)s::interval, created_at, %(since)s::timestamptz) AS at, count(*) AS n
+    FROM created GROUP BY 1
+), ended_per AS (
+    SELECT date_bin(%(bucket)s::interval, finished_at, %(since)s::timestamptz) AS at,
+           count(*) FILTER (WHERE status = 'completed') AS completed,
+           count(*) FILTER (WHERE status = 'failed') AS failed
+    FROM ended GROUP BY 1
+)
+SELECT b.at, coalesce(c.n, 0) AS bucket_created, coalesce(e.completed, 0) AS bucket_completed,
+       coalesce(e.failed, 0) AS bucket_failed, t.*, et.*
+FROM buckets b
+CROSS JOIN totals t
+CROSS JOIN ended_totals et
+LEFT JOIN created_per c ON c.at = b.at
+LEFT JOIN ended_per e ON e.at = b.at
+ORDER BY b.at
 """
 
 OVERDUE = """
@@ -301,6 +351,30 @@ class TaskRecords:
         rows, next_cursor = page_of(rows, limit, key=lambda row: (row["created_at"], row["id"]))
         children = await self._descendants_of([row["id"] for row in rows])
         return [_family(row, children.get(row["id"], [])) for row in rows], next_cursor
+
+    async def figures(self, since: datetime, until: datetime, bucket: timedelta) -> TaskFigures:
+        rows = await (
+            await self._conn.execute(FIGURES, {"since": since, "until": until, "bucket": bucket})
+        ).fetchall()
+        if not rows:  # an empty period (since == until): no bucket, nothing counted
+            return TaskFigures(0, dict.fromkeys(STATUSES, 0), 0, 0, 0, ())
+        first = rows[0]
+        return TaskFigures(
+            created=int(first["created"]),
+            by_status={status: int(first[status]) for status in STATUSES},
+            completed=int(first["ended_completed"]),
+            failed=int(first["ended_failed"]),
+            active_users=int(first["active_users"]),
+            series=tuple(
+                StatsBucket(
+                    at=row["at"],
+                    created=int(row["bucket_created"]),
+                    completed=int(row["bucket_completed"]),
+                    failed=int(row["bucket_failed"]),
+                )
+                for row in rows
+            ),
+        )
 
     async def overdue(self, now: datetime, *, pending_before: datetime, limit: int) -> list[str]:
         cursor = await self._conn.execute(

@@ -5,7 +5,7 @@ for the catalog; providers: does a provider exist). The adapters layer provides 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Literal, Protocol, TypeAlias, TypeVar
 
 from funmagic_kit.ports import UnitOfWork
@@ -18,6 +18,7 @@ from funmagic_tasks.domain.catalog import (
     ToolTypeEntry,
     ToolTypeRecord,
 )
+from funmagic_tasks.domain.stats import TaskFigures
 from funmagic_tasks.domain.task import EffectiveStatus, Task, TaskFamily
 from funmagic_tasks.domain.tasks import TaskStatus
 
@@ -104,6 +105,11 @@ class TaskStore(Protocol):
     ) -> Page[TaskFamily]:
         """The user's live top-level tasks with their families (`TaskFamily`), newest first; `status`
         filters on the family's effective status."""
+        ...
+
+    async def figures(self, since: datetime, until: datetime, bucket: timedelta) -> TaskFigures:
+        """The admin overview's figures of every task (child tasks and deleted ones too) in
+        [since, until), with a series of `bucket`-long buckets starting at `since`: counted in SQL."""
         ...
 
     async def overdue(self, now: datetime, *, pending_before: datetime, limit: int) -> list[str]:

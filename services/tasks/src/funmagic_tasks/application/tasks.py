@@ -14,6 +14,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
+from funmagic_contracts.api.stats import StatsWindow, period_of
 from funmagic_contracts.credits.events import CreditsReservationRejected, CreditsReserved
 from funmagic_contracts.envelope import Envelope
 from funmagic_contracts.providers.events import StepCompleted, StepFailed
@@ -23,6 +24,7 @@ from funmagic_kit.logs import get_logger
 from funmagic_tasks.application.ports import Assets, TasksUnitOfWork, UnitOfWorkFactory
 from funmagic_tasks.domain import task as rules  # the aggregate's transitions and rules
 from funmagic_tasks.domain.json_values import JsonObject, JsonValue
+from funmagic_tasks.domain.stats import success_rate
 from funmagic_tasks.domain.task import EffectiveStatus, Task, TaskChange, TaskFamily, TaskPolicy
 from funmagic_tasks.domain.tasks import (
     IdempotencyKeyReused,
@@ -152,6 +154,28 @@ class TaskService:
             )  # fmt: skip
         items: list[JsonValue] = [{**task_view(task), "deleted_at": _iso(task.deleted_at)} for task in tasks]
         return {"items": items, "next_cursor": next_cursor}
+
+    async def stats(self, window: StatsWindow) -> JsonObject:
+        """The admin overview's figures of tasks over `window` up to now (`TaskStats`), counted in SQL."""
+        period = period_of(window, self.clock.now())
+        async with self.uow() as uow:
+            figures = await uow.tasks.figures(period.since, period.until, period.bucket)
+        series: list[JsonValue] = [
+            {"at": _iso(b.at), "created": b.created, "completed": b.completed, "failed": b.failed}
+            for b in figures.series
+        ]
+        return {
+            "window": window,
+            "since": _iso(period.since),
+            "until": _iso(period.until),
+            "bucket_seconds": period.bucket_seconds,
+            "created": figures.created,
+            "by_status": dict(figures.by_status),
+            "finished": {"completed": figures.completed, "failed": figures.failed},
+            "success_rate": success_rate(figures.completed, figures.failed),
+            "active_users": figures.active_users,
+            "series": series,
+        }
 
     async def cancel(self, user_id: str, task_id: str, *, admin: bool = False) -> JsonObject:
         async with self.uow() as uow:

@@ -1,4 +1,5 @@
-"""Internal HTTP API of tasks for the gateway: create, list, read, cancel and delete tasks (user, admin)."""
+"""Internal HTTP API of tasks for the gateway: create, list, read, cancel and delete tasks (user, admin), and
+the admin overview's figures of tasks."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from funmagic_contracts.api.stats import StatsQuery
 from funmagic_contracts.api.tasks import AdminTaskQuery, CreateTask, TaskQuery
 from funmagic_kit.api import (
     idempotency_key,
@@ -51,6 +53,7 @@ class TasksApp:
             web.post("/v1/tasks/{task_id}/cancel", self.cancel),
             web.delete("/v1/tasks/{task_id}", self.delete),
             web.get("/v1/admin/tasks", self.search),
+            web.get("/v1/admin/stats/tasks", self.stats),
         ]
 
     async def create(self, request: web.Request) -> web.Response:
@@ -79,6 +82,11 @@ class TasksApp:
                 include_deleted=query.include_deleted, limit=query.limit, cursor=query.cursor,
             )
         )  # fmt: skip
+
+    async def stats(self, request: web.Request) -> web.Response:
+        require_role(request, "admin")
+        query = read_query(request, StatsQuery)
+        return web.json_response(await self.tasks.stats(query.window))
 
     async def get(self, request: web.Request) -> web.Response:
         principal = require_principal(request)

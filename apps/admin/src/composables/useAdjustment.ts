@@ -1,0 +1,45 @@
+/**
+ * A credit adjustment as a form: one Idempotency-Key per intended adjustment, kept until it succeeds, so a
+ * retry (a double click, a timeout, "try again") applies it once; a new key after success or a change of
+ * amount or reason.
+ */
+
+import { ref, watch } from 'vue'
+import { api, ProblemError, unwrap } from '@/api'
+
+export function useAdjustment(userId: () => string, onApplied: () => void) {
+  const amount = ref<number | null>(null)
+  const reason = ref('')
+  const busy = ref(false)
+  const error = ref<string | null>(null)
+  let key = crypto.randomUUID()
+
+  watch([amount, reason], () => (key = crypto.randomUUID()))
+
+  async function apply(): Promise<boolean> {
+    if (amount.value === null || amount.value === 0 || reason.value.trim() === '') return false
+    busy.value = true
+    error.value = null
+    try {
+      await unwrap(
+        api.POST('/api/admin/users/{user_id}/credits', {
+          params: { path: { user_id: userId() } },
+          body: { amount: amount.value, reason: reason.value.trim() },
+          headers: { 'Idempotency-Key': key },
+        }),
+      )
+      amount.value = null
+      reason.value = ''
+      key = crypto.randomUUID()
+      onApplied()
+      return true
+    } catch (problem) {
+      error.value = problem instanceof ProblemError ? problem.message : String(problem)
+      return false
+    } finally {
+      busy.value = false
+    }
+  }
+
+  return { amount, reason, busy, error, apply, currentKey: () => key }
+}

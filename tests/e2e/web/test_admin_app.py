@@ -1,0 +1,131 @@
+"""The admin app (`/admin/`), as operators use it: in headless Chromium against the running platform. The
+server decides who is an admin; the app only follows (a plain user who opens it is refused by the API)."""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+import pytest
+from clients import GATEWAY_URL, PASSWORD, call, sign_up, unique_email
+from clients import browser as api_session
+from playwright.async_api import Browser, Page, expect
+
+from .conftest import new_page, page_errors, screenshot
+
+pytestmark = pytest.mark.usefixtures("platform")
+
+
+async def signed_in_user(browser: Browser) -> tuple[Page, dict]:
+    async with api_session() as client:
+        account = await sign_up(client, unique_email("admin-app-user"))
+        cookies = [
+            {"name": c.key, "value": c.value, "url": GATEWAY_URL + (c["path"] or "/")}
+            for c in client.cookie_jar
+        ]
+    page = await new_page(browser)
+    await page.context.add_cookies(cookies)
+    return page, account
+
+
+async def sign_in_through_the_form(page: Page, email: str) -> None:
+    await page.goto("/admin/")
+    await expect(page).to_have_url(re.compile(r"/admin/sign-in"))
+    await page.get_by_label("Email").fill(email)
+    await page.get_by_label("Password").fill(PASSWORD)
+    await page.get_by_test_id("sign-in").click()
+
+
+async def test_a_plain_user_is_refused_by_the_server_not_only_the_menu(browser: Browser) -> None:
+    page, _ = await signed_in_user(browser)
+    await page.goto("/admin/users")
+    await expect(page.get_by_test_id("not-authorised")).to_be_visible()
+    refused = await page.request.get("/api/admin/users")
+    assert refused.status == 403
+    assert (await refused.json())["status"] == 403
+
+
+async def test_an_admin_finds_a_user_and_adjusts_credits_once_per_key(browser: Browser, admin_email) -> None:
+    customer_email = unique_email("admin-app-customer")
+    async with api_session() as client:
+        customer = await sign_up(client, customer_email)
+    page = await new_page(browser)
+    await sign_in_through_the_form(page, admin_email)
+    await page.get_by_role("link", name="Users", exact=True).click()
+    await expect(page).to_have_url(re.compile(r"/admin/users"))
+
+    await page.get_by_test_id("user-search").locator("input").fill(customer_email)
+    await page.get_by_role("link", name=customer_email).click()
+    await expect(page.get_by_test_id("user-balance")).to_have_text("50")
+    await page.get_by_label("Amount").fill("7")
+    await page.get_by_label("Reason", exact=True).fill("goodwill")
+    await page.get_by_test_id("adjust").click()
+    await expect(page.get_by_test_id("user-balance")).to_have_text("57")
+    await screenshot(page, "admin-user")
+
+    # A client retrying one adjustment with the same key: applied once.
+    key = str(uuid.uuid4())
+    path = f"/api/admin/users/{customer['user']['id']}/credits"
+    csrf = next(c["value"] for c in await page.context.cookies() if c["name"] == "fm_csrf")
+    for _ in range(2):
+        response = await page.request.post(
+            path,
+            data={"amount": 3, "reason": "retried"},
+            headers={"Idempotency-Key": key, "X-CSRF-Token": csrf},
+        )
+        assert response.status in (200, 201), await response.text()
+    balance = await (await page.request.get(path)).json()
+    assert balance["balance"] == 60
+    assert page_errors(page) == []
+
+
+async def test_the_overview_shows_the_platforms_numbers_for_the_chosen_window(
+    browser: Browser, admin_email
+) -> None:
+    page = await new_page(browser)
+    await sign_in_through_the_form(page, admin_email)
+    await expect(page.get_by_test_id("stat-created")).to_be_visible()
+    await page.get_by_text("Last 7 days").click()
+    await expect(page.get_by_test_id("window-7d")).to_have_attribute("aria-pressed", "true")
+
+    async def shown_and_served() -> tuple[str, int, int]:
+        served = await (await page.request.get("/api/admin/stats/overview?window=7d")).json()
+        return (
+            await page.get_by_test_id("stat-created").inner_text(),
+            served["tasks"]["created"],
+            served["credits"]["credits_spent"],
+        )
+
+    # The page and the API agree (read back to back: nothing runs between them in this test's session).
+    shown, created, spent = await shown_and_served()
+    assert shown.replace(",", "") == str(created)
+    await expect(page.get_by_test_id("stat-spent")).to_have_text(f"{spent:,}")
+    await screenshot(page, "admin-overview")
+    assert page_errors(page) == []
+
+
+async def test_a_plain_admin_cannot_change_roles_in_the_app_or_the_api(browser: Browser, admin_token) -> None:
+    email = unique_email("admin-app-admin")
+    async with api_session() as client:
+        account = await sign_up(client, email)
+        status, body, _ = await call(
+            client,
+            "PUT",
+            f"/api/admin/users/{account['user']['id']}/role",
+            json={"role": "admin"},
+            headers={"Authorization": f"Bearer {admin_token}"},
+        )
+        assert status == 200, body
+    page = await new_page(browser)
+    await sign_in_through_the_form(page, email)
+    await page.get_by_role("link", name="Users", exact=True).click()
+    await page.get_by_test_id("user-search").locator("input").fill(email)
+    await page.get_by_role("link", name=email).click()
+    await expect(page.get_by_text("Only a super admin changes roles.")).to_be_visible()
+    csrf = next(c["value"] for c in await page.context.cookies() if c["name"] == "fm_csrf")
+    refused = await page.request.put(
+        f"/api/admin/users/{account['user']['id']}/role",
+        data={"role": "super_admin"},
+        headers={"X-CSRF-Token": csrf},
+    )
+    assert refused.status == 403
