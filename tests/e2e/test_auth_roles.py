@@ -108,7 +108,8 @@ async def test_the_last_super_admin_cannot_be_demoted(platform, super_admin_emai
             params={"role": "super_admin", "limit": "100"},
             headers=bearer(root),
         )
-        for other in [u["id"] for u in listed["items"] if u["id"] != root_id]:
+        stepped_down = [u["id"] for u in listed["items"] if u["id"] != root_id]
+        for other in stepped_down:
             status, _, _ = await call(
                 client, "PUT", f"/api/admin/users/{other}/role", json={"role": "user"}, headers=bearer(root)
             )
@@ -139,6 +140,18 @@ async def test_the_last_super_admin_cannot_be_demoted(platform, super_admin_emai
         )
         assert status == 200, "with two, one may step down"
         assert demoted["role"] == "user"
+
+        # Put the others back: the session's super_admin (conftest's admin_email) may be among them, and the
+        # modules that run later act as that admin.
+        for other in stepped_down:
+            status, _, _ = await call(
+                client,
+                "PUT",
+                f"/api/admin/users/{other}/role",
+                json={"role": "super_admin"},
+                headers=bearer(root),
+            )
+            assert status == 200
 
 
 async def test_a_disabled_user_is_signed_out_everywhere_until_enabled(platform, super_admin_email) -> None:

@@ -18,6 +18,8 @@ const routes: RouteRecordRaw[] = [
   { path: '/not-authorised', name: 'not-authorised', component: () => import('./pages/NotAuthorisedPage.vue'), meta: { public: true } },
   { path: '/users', name: 'users', component: () => import('./pages/UsersPage.vue') },
   { path: '/users/:id', name: 'user', component: () => import('./pages/UserPage.vue'), props: true },
+  { path: '/tasks', name: 'tasks', component: () => import('./pages/TasksPage.vue') },
+  { path: '/tasks/:id', name: 'task', component: () => import('./pages/TaskPage.vue'), props: true },
   { path: '/:rest(.*)*', redirect: { name: 'overview' } },
 ]
 

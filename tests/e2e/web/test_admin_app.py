@@ -7,11 +7,14 @@ import re
 import uuid
 
 import pytest
-from clients import GATEWAY_URL, PASSWORD, call, sign_up, unique_email
+from clients import GATEWAY_URL, PASSWORD, bearer, call, png, sign_up, unique_email, upload
 from clients import browser as api_session
 from playwright.async_api import Browser, Page, expect
 
+from funmagic_kit.testing import wait_until
+
 from .conftest import new_page, page_errors, screenshot
+from .test_web_app import slow_tool
 
 pytestmark = pytest.mark.usefixtures("platform")
 
@@ -129,3 +132,39 @@ async def test_a_plain_admin_cannot_change_roles_in_the_app_or_the_api(browser: 
         headers={"X-CSRF-Token": csrf},
     )
     assert refused.status == 403
+
+
+async def test_an_admin_cancels_a_running_task_and_its_user_gets_the_hold_back(
+    browser: Browser, admin_email, admin_token
+) -> None:
+    slug = await slow_tool(admin_token, duration_ms=30_000)
+    async with api_session() as client:
+        account = await sign_up(client, unique_email("admin-app-runner"), mode="token")
+        token = account["access_token"]
+        image = await upload(token, png(64, 48))
+        status, task, _ = await call(
+            client, "POST", "/api/tasks", headers=bearer(token),
+            json={"toolSlug": slug, "input": {"imageAssetId": image}},
+        )  # fmt: skip
+        assert status == 202, task
+    page = await new_page(browser)
+    await sign_in_through_the_form(page, admin_email)
+    await page.get_by_role("link", name="Tasks", exact=True).click()
+    await page.get_by_test_id("filter-user").locator("input").fill(account["user"]["id"])
+    await page.get_by_test_id("apply-filters").click()
+    await page.get_by_role("link", name=slug).click()
+    await expect(page.get_by_test_id("task-status")).to_have_text(re.compile("Pending|Running"))
+    await screenshot(page, "admin-task")
+    await page.get_by_test_id("cancel-task").click()
+    await page.get_by_role("button", name="Confirm").click()
+    await expect(page.get_by_test_id("task-status")).to_have_text("Cancelled", timeout=30_000)
+
+    async def hold_released() -> bool:
+        async with api_session() as client:
+            _, balance, _ = await call(client, "GET", "/api/credits/balance", headers=bearer(token))
+            _, ended, _ = await call(client, "GET", f"/api/tasks/{task['id']}", headers=bearer(token))
+        # Only what the task used is kept (a cancel mid-step may charge the part that ran); the rest is back.
+        charged = ended["charged_credits"] or 0
+        return balance["reserved_balance"] == 0 and balance["balance"] == 50 - charged
+
+    await wait_until(hold_released, timeout=30, what="the cancelled task's hold to come back")

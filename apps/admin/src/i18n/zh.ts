@@ -2,7 +2,7 @@ import type { Messages } from '.'
 
 export default {
   app: { name: 'FunMagic 管理后台', skip: '跳到正文' },
-  nav: { overview: '概览', users: '用户', signOut: '退出登录', language: '语言', backToApp: '打开应用' },
+  nav: { overview: '概览', users: '用户', tasks: '任务', signOut: '退出登录', language: '语言', backToApp: '打开应用' },
   auth: {
     title: '登录管理后台',
     email: '邮箱',
@@ -64,6 +64,32 @@ export default {
     roleSaved: '角色已更改。',
     onlySuperAdmin: '只有超级管理员可以更改角色。',
   },
+  tasks: {
+    title: '任务',
+    userId: '用户 ID',
+    userIdInvalid: '用户 ID 的格式如 1b9d6bcd-bbfd-4b2d-9b5d-ab8dfbbd4bed。',
+    tool: '工具',
+    status: '状态',
+    anyStatus: '任意状态',
+    search: '搜索',
+    empty: '没有匹配的任务。',
+    credits: '积分',
+    created: '创建时间',
+  },
+  task: {
+    back: '全部任务',
+    owner: '所属用户',
+    price: '价格 {n}',
+    charged: '实扣 {n}',
+    cancel: '取消任务',
+    cancelConfirm: '取消此任务？未用完的积分会退还给用户。',
+    cancelAsked: '已请求取消，任务很快会停止。',
+    timeline: '时间线',
+    at: { created: '创建', started: '开始', finished: '结束' },
+    steps: '步骤与产出',
+    children: '子任务',
+  },
+  taskStatus: { pending: '排队中', running: '运行中', completed: '已完成', failed: '失败', cancelled: '已取消' },
   roles: { user: '用户', admin: '管理员', super_admin: '超级管理员' },
   errors: { generic: '出错了，请重试。', network: '无法连接平台，请检查网络。' },
 } satisfies Messages
