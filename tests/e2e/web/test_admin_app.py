@@ -16,7 +16,7 @@ from funmagic_kit.testing import wait_until
 from .conftest import new_page, page_errors, screenshot
 from .test_web_app import slow_tool
 
-pytestmark = pytest.mark.usefixtures("platform")
+pytestmark = pytest.mark.usefixtures("seeded_tools")
 
 
 async def signed_in_user(browser: Browser) -> tuple[Page, dict]:
@@ -58,6 +58,7 @@ async def test_an_admin_finds_a_user_and_adjusts_credits_once_per_key(browser: B
     await expect(page).to_have_url(re.compile(r"/admin/users"))
 
     await page.get_by_test_id("user-search").locator("input").fill(customer_email)
+    await expect(page).to_have_url(re.compile(r"\?q="))  # the search has run
     await page.get_by_role("link", name=customer_email).click()
     await expect(page.get_by_test_id("user-balance")).to_have_text("50")
     await page.get_by_label("Amount").fill("7")
@@ -123,6 +124,7 @@ async def test_a_plain_admin_cannot_change_roles_in_the_app_or_the_api(browser: 
     await sign_in_through_the_form(page, email)
     await page.get_by_role("link", name="Users", exact=True).click()
     await page.get_by_test_id("user-search").locator("input").fill(email)
+    await expect(page).to_have_url(re.compile(r"\?q="))  # the search has run
     await page.get_by_role("link", name=email).click()
     await expect(page.get_by_text("Only a super admin changes roles.")).to_be_visible()
     csrf = next(c["value"] for c in await page.context.cookies() if c["name"] == "fm_csrf")
