@@ -53,6 +53,8 @@ async def choose_photo(page: Page, data: bytes | None = None, name: str = "photo
         {"name": name, "mimeType": "image/png", "buffer": data if data is not None else png(96, 72)}
     )
     await expect(page.get_by_alt_text(re.compile(".+"), exact=False).first).to_be_visible()
+    # The preview shows at once; the photo is the form's only once its upload has finished.
+    await expect(page.get_by_test_id("dropzone")).to_have_attribute("data-ready", "true")
 
 
 async def slow_tool(admin_token: str, *, duration_ms: int = 6000) -> str:
