@@ -1154,12 +1154,21 @@ def test_the_suggested_dockerignore_keeps_what_the_web_build_needs_and_drops_its
     for directory, folders, files in os.walk(WEB_APP_DIR):
         folders[:] = [f for f in folders if f not in ("node_modules", "dist")]
         needed += [(Path(directory) / f).relative_to(REPO_ROOT).as_posix() for f in files]
-    for name in ("package.json", "package-lock.json", ".npmrc", "index.html", "vite.config.ts"):
-        assert f"apps/web/{name}" in needed, f"apps/web/{name} is missing"
+    for directory, folders, files in os.walk(REPO_ROOT / "apps" / "admin"):
+        folders[:] = [f for f in folders if f not in ("node_modules", "dist")]
+        needed += [(Path(directory) / f).relative_to(REPO_ROOT).as_posix() for f in files]
+    for app in ("web", "admin"):
+        for name in ("package.json", "package-lock.json", ".npmrc", "index.html", "vite.config.ts"):
+            assert f"apps/{app}/{name}" in needed, f"apps/{app}/{name} is missing"
     assert [f for f in needed if f.startswith("apps/web/src/")], "apps/web/src is empty"
     left_out = [f for f in needed if dockerignored(f, patterns)]
     assert not left_out, f"dockerignore.suggested leaves out files the web image is built from: {left_out}"
-    for output in ("apps/web/node_modules/vite/package.json", "apps/web/dist/index.html"):
+    for output in (
+        "apps/web/node_modules/vite/package.json",
+        "apps/web/dist/index.html",
+        "apps/admin/node_modules/vite/package.json",
+        "apps/admin/dist/index.html",
+    ):
         assert dockerignored(output, patterns), f"{output} would be sent to the builder"
 
 
@@ -1264,6 +1273,37 @@ def test_index_html_carries_the_gateways_content_security_policy():
             url = urlsplit(interpolate(storage[key], variables))
             origin = f"{url.scheme}://{url.netloc}"
             assert origin in allowed, f"the pages' CSP does not allow {key} ({origin})"
+
+
+def test_the_admin_app_is_built_beside_the_web_app_and_served_at_admin():
+    _, stages = dockerfile_stages(WEB_DOCKERFILE)
+    build, final = stages
+    runs = " && ".join(a for i, a in build if i == "RUN")
+    assert "npm ci --prefix /src/apps/admin" in runs
+    assert "npm run build --prefix /src/apps/admin" in runs
+    build_copies = [shlex.split(a) for i, a in build if i == "COPY"]
+    assert ["apps/admin/", "/src/apps/admin/"] in build_copies, "the admin app sits beside apps/web (@shared)"
+    copies = [shlex.split(a) for i, a in final if i == "COPY"]
+    assert ["--from=build", "/src/apps/admin/dist/", "/usr/share/nginx/html/admin/"] in copies
+
+    web_apps = gateway_module("entrypoints.web_apps")
+    env = web_container_environment(filled_env_file())
+    server = nginx_server(render_like_the_nginx_image(nginx_template(), env))
+    for path in ("/admin/", "/admin/users/0b7c2d4e-9f1a-4c3b-8d5e-6f7a8b9c0d1e", "/admin/queue"):
+        location = nginx_location(server, path)
+        assert location.value("try_files") == ["$uri", "/admin/index.html"], f"{path} is no admin deep link"
+    asset = nginx_location(server, "/admin/assets/index-BVNCUu4B.js")
+    assert asset.value("try_files") == ["$uri", "=404"], "a missing admin asset must be 404"
+    assert nginx_headers(server, asset)["Cache-Control"] == (web_apps.IMMUTABLE, False)
+    index = nginx_headers(server, nginx_location(server, "/admin/index.html"))
+    assert index["Cache-Control"][0] == web_apps.NO_CACHE
+    assert index["Content-Security-Policy"] == (
+        web_apps.content_security_policy(env["WEB_CONTENT_ORIGINS"].split()),
+        True,
+    )
+    assert nginx_location(server, "/admin/.vite/manifest.json").value("return") == ["404"]
+    # The product app's deep links are still its own.
+    assert nginx_location(server, "/administrator").value("try_files") == ["$uri", "/index.html"]
 
 
 def test_the_template_substitutes_only_what_web_yml_sets_and_leaves_nginx_variables_alone():

@@ -69,6 +69,8 @@ export default {
     tool: 'Tool',
     status: 'Status',
     anyStatus: 'Any status',
+    from: 'Created from',
+    to: 'Created to',
     search: 'Search',
     empty: 'No task matches.',
     credits: 'Credits',

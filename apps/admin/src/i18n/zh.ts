@@ -71,6 +71,8 @@ export default {
     tool: '工具',
     status: '状态',
     anyStatus: '任意状态',
+    from: '创建起始日',
+    to: '创建截止日',
     search: '搜索',
     empty: '没有匹配的任务。',
     credits: '积分',

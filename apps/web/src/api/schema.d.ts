@@ -1441,6 +1441,18 @@ export interface components {
              * @default false
              */
             include_deleted?: boolean;
+            /**
+             * Created From
+             * @description Created at or after this moment.
+             * @default null
+             */
+            created_from?: string | null;
+            /**
+             * Created To
+             * @description Created before this moment.
+             * @default null
+             */
+            created_to?: string | null;
         };
         /** AdminToolConfig */
         AdminToolConfig: {
@@ -10042,6 +10054,8 @@ export interface operations {
                 status?: ("pending" | "running" | "completed" | "failed" | "cancelled") | null;
                 user_id?: string | null;
                 include_deleted?: boolean;
+                created_from?: string | null;
+                created_to?: string | null;
             };
             header?: never;
             path?: never;

@@ -4,7 +4,7 @@ Request models and the tasks route they are the body (or query) of — the same 
 
     CreateTask (with TaskInput)   POST /v1/tasks (the gateway drops unset fields: `exclude_none`)
     TaskQuery                     GET /v1/tasks (query)
-    AdminTaskQuery                GET /v1/admin/tasks (query)
+    AdminTaskQuery                GET /v1/admin/tasks (query; `created_from` ≤ created_at < `created_to`)
     StatsQuery (api.stats)        GET /v1/admin/stats/tasks (query) → TaskStats
     (no body)                     DELETE /v1/tasks/{task_id} → 204 (the owner, or an admin)
 
@@ -27,7 +27,7 @@ import uuid
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import AwareDatetime, Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from funmagic_contracts.api.base import Reply, Request
@@ -117,6 +117,14 @@ class AdminTaskQuery(_TaskListQuery):
     status: TaskStatus | None = Field(None, description="The task's own status.")
     user_id: str | None = Field(None, max_length=64)
     include_deleted: bool = Field(False, description="List deleted tasks too (with their `deleted_at`).")
+    created_from: AwareDatetime | None = Field(None, description="Created at or after this moment.")
+    created_to: AwareDatetime | None = Field(None, description="Created before this moment.")
+
+    @model_validator(mode="after")
+    def _period_in_order(self) -> AdminTaskQuery:
+        if self.created_from and self.created_to and self.created_to <= self.created_from:
+            raise PydanticCustomError("period_order", "created_to must be after created_from")
+        return self
 
 
 def _canonical_uuid(value: str | None) -> str | None:

@@ -139,7 +139,7 @@ def query_params(query: BaseModel) -> dict[str, str]:
     """A validated query as the string parameters a service reads (`true`/`false` for booleans)."""
     return {
         name: str(value).lower() if isinstance(value, bool) else str(value)
-        for name, value in query.model_dump(exclude_none=True).items()
+        for name, value in query.model_dump(mode="json", exclude_none=True).items()
     }
 
 

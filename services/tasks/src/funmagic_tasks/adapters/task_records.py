@@ -110,6 +110,8 @@ WHERE (%(user_id)s::text IS NULL OR t.user_id = %(user_id)s)
   AND (%(category)s::text IS NULL OR t.tool_id IN (
         SELECT tl.id FROM tools tl JOIN tool_types tt ON tt.id = tl.tool_type_id
         WHERE tt.name = %(category)s))
+  AND (%(created_from)s::timestamptz IS NULL OR t.created_at >= %(created_from)s)
+  AND (%(created_to)s::timestamptz IS NULL OR t.created_at < %(created_to)s)
   AND (%(after_created)s::timestamptz IS NULL
        OR (t.created_at, t.id) < (%(after_created)s, %(after_id)s::uuid))
 ORDER BY t.created_at DESC, t.id DESC LIMIT %(limit)s
@@ -314,6 +316,8 @@ class TaskRecords:
         tool_slug: str | None,
         category: str | None = None,
         include_deleted: bool = False,
+        created_from: datetime | None = None,
+        created_to: datetime | None = None,
         limit: int,
         cursor: str | None,
     ) -> tuple[list[Task], str | None]:
@@ -323,6 +327,8 @@ class TaskRecords:
             "tool": tool_slug,
             "category": category,
             "include_deleted": include_deleted,
+            "created_from": created_from,
+            "created_to": created_to,
             **_after(cursor),
             "limit": limit + 1,
         }

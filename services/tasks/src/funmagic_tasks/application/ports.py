@@ -87,6 +87,8 @@ class TaskStore(Protocol):
         tool_slug: str | None,
         category: str | None = None,
         include_deleted: bool = False,
+        created_from: datetime | None = None,
+        created_to: datetime | None = None,
         limit: int,
         cursor: str | None,
     ) -> Page[Task]:

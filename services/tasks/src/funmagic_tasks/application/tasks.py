@@ -143,14 +143,18 @@ class TaskService:
         tool_slug: str | None = None,
         category: str | None = None,
         include_deleted: bool = False,
+        created_from: datetime | None = None,
+        created_to: datetime | None = None,
         limit: int = 20,
         cursor: str | None = None,
     ) -> JsonObject:
-        """The admin search: every task as it is (child tasks too), newest first; deleted ones on request."""
+        """The admin search: every task as it is (child tasks too), newest first; deleted ones on request;
+        those created in [`created_from`, `created_to`) when given."""
         async with self.uow() as uow:
             tasks, next_cursor = await uow.tasks.page(
                 user_id=user_id, status=status, tool_slug=tool_slug, category=category,
-                include_deleted=include_deleted, limit=limit, cursor=cursor,
+                include_deleted=include_deleted, created_from=created_from, created_to=created_to,
+                limit=limit, cursor=cursor,
             )  # fmt: skip
         items: list[JsonValue] = [{**task_view(task), "deleted_at": _iso(task.deleted_at)} for task in tasks]
         return {"items": items, "next_cursor": next_cursor}

@@ -79,7 +79,8 @@ class TasksApp:
         return web.json_response(
             await self.tasks.search(
                 user_id=query.user_id, status=query.status, tool_slug=query.tool, category=query.category,
-                include_deleted=query.include_deleted, limit=query.limit, cursor=query.cursor,
+                include_deleted=query.include_deleted, created_from=query.created_from,
+                created_to=query.created_to, limit=query.limit, cursor=query.cursor,
             )
         )  # fmt: skip
 
