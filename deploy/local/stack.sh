@@ -24,6 +24,16 @@
 #   FUNMAGIC_STOP_TIMEOUT [30]    seconds between the polite signal and SIGKILL
 set -euo pipefail
 
+# The daemons started here must not keep the caller's descriptors open: a lock a `flock` took for the
+# caller would be held as long as Kafka runs, and a pipe a CI runner reads would never end. Close every
+# inherited descriptor above stderr (255 is the one bash reads this script from).
+for inherited in /proc/$$/fd/*; do
+  inherited=${inherited##*/}
+  if [[ $inherited -gt 2 && $inherited -ne 255 ]]; then
+    eval "exec $inherited>&-" 2>/dev/null || true
+  fi
+done
+
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$SCRIPT_DIR/../.." && pwd)
 

@@ -15,8 +15,8 @@ pytestmark = pytest.mark.usefixtures("seeded_tools")
 async def test_tasks_are_found_by_the_period_they_were_created_in(admin_token: str) -> None:
     user = await new_user("date-search")
     image = await upload(user["token"], png())
-    first = await completed_task(user, {"toolSlug": "image-to-3d", "input": {"imageAssetId": image}})
-    second = await completed_task(user, {"toolSlug": "image-to-3d", "input": {"imageAssetId": image}})
+    first = await completed_task(user, {"toolSlug": "background-remove", "input": {"imageAssetId": image}})
+    second = await completed_task(user, {"toolSlug": "background-remove", "input": {"imageAssetId": image}})
     first_at = datetime.fromisoformat(first["created_at"])
     second_at = datetime.fromisoformat(second["created_at"])
     assert first_at < second_at

@@ -16,6 +16,7 @@ from funmagic_kit.errors import PlatformError
 __all__ = [
     "AUTH_ERROR_KEY",
     "INTERNAL_CALLER_KEY",
+    "ISSUED_AT_PRECISE_CLAIM",
     "PRINCIPAL_KEY",
     "ROLE_RANK",
     "InvalidToken",
@@ -25,6 +26,9 @@ __all__ = [
 
 Role = Literal["user", "admin", "super_admin"]
 ROLE_RANK = {"user": 0, "admin": 1, "super_admin": 2}
+# An access token's exact issue time (seconds, fractional), beside the whole-second `iat` that JWT
+# libraries verify; revocation marks compare with it.
+ISSUED_AT_PRECISE_CLAIM = "iat_precise"
 
 
 class InvalidToken(PlatformError):
@@ -64,10 +68,18 @@ class Principal:
             email=str(claims.get("email", "")),
             name=str(claims.get("name", "")),
             email_verified=bool(claims.get("email_verified", False)),
-            issued_at=float(claims["iat"]),
+            issued_at=_issued_at(claims),
             expires_at=float(claims["exp"]),
             token=token,
         )
+
+
+def _issued_at(claims: dict[str, Any]) -> float:
+    """When the token was issued, as exactly as it says (revocation marks are finer than a second)."""
+    precise = claims.get(ISSUED_AT_PRECISE_CLAIM)
+    if isinstance(precise, int | float) and not isinstance(precise, bool):
+        return float(precise)
+    return float(claims["iat"])
 
 
 PRINCIPAL_KEY: web.RequestKey[Principal] = web.RequestKey("principal", Principal)

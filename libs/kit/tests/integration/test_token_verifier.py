@@ -103,7 +103,7 @@ async def test_a_token_signed_by_a_published_key_verifies_to_the_principal_it_na
         email=f"{user_id}@example.test",
         name="Ada",
         email_verified=False,
-        issued_at=claims["iat"],
+        issued_at=claims["iat_precise"],
         expires_at=float(claims["exp"]),
         token=token,
     )

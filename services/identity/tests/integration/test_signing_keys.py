@@ -9,6 +9,8 @@ from typing import Any
 
 import jwt
 import pytest
+from joserfc import jwt as joserfc_jwt
+from joserfc.jwk import KeySet
 from psycopg_pool import AsyncConnectionPool
 
 from funmagic_identity.adapters.signing_keys import JwtAccessTokenIssuer, SigningKeyRing
@@ -117,6 +119,39 @@ async def test_an_issued_token_verifies_against_the_published_jwk(
     assert claims["sid"] == "session-1"
     assert (claims["role"], claims["email"], claims["email_verified"]) == ("admin", "alice@example.com", True)
     assert claims["exp"] - int(claims["iat"]) == 300
+
+
+async def test_a_fresh_token_passes_a_second_independent_jwt_library_at_once(
+    pool: AsyncConnectionPool, secret_box: SecretBox
+) -> None:
+    """Other teams verify our tokens with other libraries; strict ones compare `iat` with whole seconds and
+    refuse a fractional one issued within the second as "issued in the future"."""
+    ring = SigningKeyRing(pool, secret_box)
+    await ring.ensure_key(datetime.now(UTC))
+    now = datetime.now(UTC).replace(microsecond=999_000)  # the end of a second: the worst case
+
+    token = issue(ring, now)
+
+    keys = KeySet.import_key_set({"keys": ring.published_keys()})
+    verified = joserfc_jwt.decode(token, keys, algorithms=["ES256"])
+    claims = verified.claims
+    assert all(type(claims[name]) is int for name in ("iat", "nbf", "exp")), claims
+    # No leeway, the clock at the very moment of issue.
+    joserfc_jwt.JWTClaimsRegistry(
+        now=int(now.timestamp()),
+        leeway=0,
+        iss={"essential": True, "value": ISSUER},
+        aud={"essential": True, "value": AUDIENCE},
+        sub={"essential": True, "value": a_user().id},
+        sid={"essential": True, "value": "session-1"},
+        role={"essential": True, "value": "admin"},
+        email={"essential": True, "value": "alice@example.com"},
+        exp={"essential": True},
+        iat={"essential": True},
+        nbf={"essential": True},
+    ).validate(claims)
+    # Our own verifiers still know the issue time to the microsecond (revocation marks are that fine).
+    assert claims["iat_precise"] == now.timestamp()
 
 
 async def test_a_token_whose_claims_were_swapped_does_not_verify(

@@ -22,6 +22,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from funmagic_identity.domain.users import User
 from funmagic_kit.crypto import DecryptionFailed, SecretBox
+from funmagic_kit.request_keys import ISSUED_AT_PRECISE_CLAIM
 
 __all__ = ["JwtAccessTokenIssuer", "SigningKeyRing"]
 
@@ -161,8 +162,11 @@ class JwtAccessTokenIssuer:
             "email": user.email,
             "name": user.name,
             "email_verified": user.email_verified,
-            # Sub-second: a token issued right after a revocation mark must not look older than it.
-            "iat": issued_at,
+            # Whole seconds (RFC 7519 NumericDate as other libraries verify it: a fractional `iat` reads as
+            # "issued in the future" to strict ones), and the exact issue time beside it: a token issued
+            # right after a revocation mark must not look older than it.
+            "iat": int(issued_at),
+            ISSUED_AT_PRECISE_CLAIM: issued_at,
             "nbf": int(issued_at) - 5,
             "exp": int(issued_at) + self.ttl_seconds,
             "jti": uuid.uuid4().hex,
