@@ -49,6 +49,9 @@ $(ADMIN_NODE_STAMP): $(ADMIN)/package-lock.json $(ADMIN)/package.json
 browser: ## Install Debian's chromium for the browser tests (Playwright drives it; no browser download)
 	@command -v chromium >/dev/null || { echo "[setup] installing chromium"; \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null; }
+	@# A CJK font, so pages in zh/ja/ko render (and their screenshots read) as users see them.
+	@fc-list 2>/dev/null | grep -qi "WenQuanYi Micro Hei" || { echo "[setup] installing a CJK font"; \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q fonts-wqy-microhei >/dev/null; }
 
 web-build: setup ## Type-check and build the apps into apps/*/dist (the gateway serves them at / and /admin/)
 	@cd $(WEB) && npm run --silent build

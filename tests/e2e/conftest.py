@@ -107,11 +107,20 @@ def e2e_redis_url(stack_env: dict[str, str]) -> str:
 
 
 @pytest.fixture(scope="session")
+def poison_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The services' FUNMAGIC_POISON_DIR (a kit test hook): while a file named after an event id is in it,
+    every consumer refuses that event as if its handler failed for good, so it goes to the dead-letter
+    topic at once; deleting the file "fixes the handler"."""
+    return tmp_path_factory.mktemp("poison")
+
+
+@pytest.fixture(scope="session")
 def platform_env(
     stack_env: dict[str, str],
     oauth_fake: oauth_provider.FakeOAuthProvider,
     stripe_fake: stripe_api.RunningFake,
     e2e_redis_url: str,
+    poison_dir: Path,
 ) -> Iterator[dict[str, str]]:
     """The e2e services' environment: fresh databases per session, so counts (super_admins…) are exact."""
     import psycopg
@@ -146,6 +155,7 @@ def platform_env(
         "STEP_LEASE_SECONDS": "3",
         "LIMITER_LEASE_SECONDS": "10",
         "PROVIDER_POLL_INTERVAL_SECONDS": "0.1",
+        "FUNMAGIC_POISON_DIR": str(poison_dir),
     }
     try:
         yield env

@@ -7,7 +7,7 @@ credential and the user's access token, through the gateway's own `ServiceClient
 each reply model of its family, and `assert_reply_covers` fails naming any member of the real answer the
 model would drop. A member dropped on purpose is listed as `withheld`, with the reason.
 
-One test per route family: identity, tasks, catalog, credits, storage, providers.
+One test per route family: identity, tasks, catalog, credits, storage, providers, the queue monitor.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from clients import (
 from pydantic import BaseModel
 from run_services import PORT_OFFSETS
 
-from funmagic_contracts.api import catalog, credits, identity, providers, storage, tasks
+from funmagic_contracts.api import catalog, credits, identity, providers, queue, storage, tasks
 from funmagic_contracts.api.coverage import assert_reply_covers
 from funmagic_gateway.adapters.services import ServiceClient
 from funmagic_kit.testing import wait_until
@@ -399,6 +399,7 @@ async def test_provider_answers_are_covered_by_the_gateways_models(
     services: Services, admin_token: str
 ) -> None:
     service = services["providers"]
+    await covered(service, providers.StepTypeCatalog, "GET", "/v1/admin/step-types", token=admin_token)
     for registry in ("/v1/admin/providers", "/v1/admin/admin-providers"):
         created = await covered(
             service,
@@ -432,4 +433,32 @@ async def test_provider_answers_are_covered_by_the_gateways_models(
             service, providers.Provider, "POST", f"{item}/health-check", token=admin_token
         )
         assert checked["health_checked_at"] is not None
+        history = await covered(
+            service, providers.ProviderHealthCheckPage, "GET", f"{item}/health-history", token=admin_token
+        )
+        assert history["items"][0]["error"]  # the failed check says why
         await succeeds(service, "DELETE", item, token=admin_token)
+
+
+async def test_queue_monitor_answers_are_covered_by_the_gateways_models(
+    services: Services, admin_token: str
+) -> None:
+    service, base = services["providers"], "/v1/admin/queue"
+    await covered(service, queue.QueueLag, "GET", f"{base}/lag", token=admin_token)
+    topics = await covered(
+        service, queue.DeadLetterTopicList, "GET", f"{base}/dead-letters", token=admin_token
+    )
+    for topic in topics["items"]:
+        path = f"{base}/dead-letters/{topic['key']}/messages"
+        await covered(service, queue.DeadLetterPage, "GET", path, token=admin_token, params={"limit": "5"})
+    await covered(
+        service,
+        queue.ReplayResult,
+        "POST",
+        f"{base}/dead-letters/identity-events-dlq/replay",
+        token=admin_token,
+        json_body={"messages": [{"partition": 0, "offset": 10**15}]},  # no such message: nothing replayed
+    )
+    await covered(service, queue.StepJobStats, "GET", f"{base}/step-jobs", token=admin_token)
+    await covered(service, queue.LimiterStates, "GET", f"{base}/limiter", token=admin_token)
+    await covered(service, queue.CircuitStates, "GET", f"{base}/circuits", token=admin_token)

@@ -255,7 +255,93 @@ async def test_a_plain_admin_manages_web_providers_but_not_studio_ones(platform,
         assert status == 403
 
 
+async def test_the_step_types_schema_is_for_admins_and_covers_every_step_type(
+    platform, admin_token, user
+) -> None:
+    async with browser() as client:
+        status, _, _ = await call(client, "GET", "/api/admin/step-types")
+        assert status == 401
+        status, _, _ = await call(client, "GET", "/api/admin/step-types", headers=bearer(user["token"]))
+        assert status == 403
+        status, schema, _ = await call(client, "GET", "/api/admin/step-types", headers=bearer(admin_token))
+        assert status == 200, schema
+    by_type = {item["type"]: item for item in schema["items"]}
+    assert set(by_type) == {"image-gen", "remove-bg", "3d-gen", "point-cloud"}
+    # `local` runs every step type; the SaaS adapters each the one they are built for.
+    for item in schema["items"]:
+        assert "local" in [provider["type"] for provider in item["providers"]]
+    remove_bg = {provider["type"]: provider for provider in by_type["remove-bg"]["providers"]}
+    assert remove_bg["fal"]["models"][0] == "fal-ai/imageutils/rembg"
+    local_3d = next(p for p in by_type["3d-gen"]["providers"] if p["type"] == "local")
+    grid = next(option for option in local_3d["options"] if option["name"] == "grid")
+    assert (grid["kind"], grid["default"], grid["minimum"], grid["maximum"]) == ("integer", 64, 2, 512)
+
+
 # --- the local provider: real computation, real outputs -----------------------------------------
+
+
+async def test_a_providers_health_history_is_served_newest_first_to_its_managers_only(
+    platform, admin_token, user
+) -> None:
+    async with browser() as client:
+        email = unique_email("health-admin")
+        account = await sign_up(client, email, mode="token")
+        status, _, _ = await call(
+            client, "PUT", f"/api/admin/users/{account['user']['id']}/role", json={"role": "admin"},
+            headers=bearer(admin_token),
+        )  # fmt: skip
+        assert status == 200
+        _, signed_in = await sign_in(client, email, mode="token")
+        plain_admin, super_admin = bearer(signed_in["access_token"]), bearer(admin_token)
+        histories = {}
+        for registry in ("/api/admin/providers", "/api/admin/admin-providers"):
+            name = f"health-{uuid.uuid4().hex[:8]}"
+            status, created, _ = await call(
+                client, "POST", registry, json={"name": name, "type": "local"}, headers=super_admin
+            )
+            assert status == 201, created
+            item = f"{registry}/{created['id']}"
+            for _ in range(3):
+                status, checked, _ = await call(client, "POST", f"{item}/health-check", headers=super_admin)
+                assert status == 200, checked
+            histories[registry] = f"{item}/health-history"
+
+        # Newest first, in keyset pages that neither repeat nor skip.
+        path = histories["/api/admin/providers"]
+        status, first, _ = await call(client, "GET", f"{path}?limit=2", headers=super_admin)
+        assert status == 200, first
+        status, rest, _ = await call(
+            client, "GET", path, params={"limit": "2", "cursor": first["next_cursor"]}, headers=super_admin
+        )
+        assert status == 200, rest
+        checks = first["items"] + rest["items"]
+        assert rest["next_cursor"] is None
+        assert len({check["id"] for check in checks}) == 3
+        moments = [datetime.fromisoformat(check["checked_at"]) for check in checks]
+        assert moments == sorted(moments, reverse=True)
+        assert all(c["healthy"] and c["error"] is None and c["trigger"] == "manual" for c in checks)
+        assert all(c["latency_ms"] >= 0 for c in checks)
+
+        # Who may read it: the registry's managers (web: admins; studio: super admins only).
+        expected = {
+            ("/api/admin/providers", "anonymous"): 401, ("/api/admin/providers", "user"): 403,
+            ("/api/admin/providers", "admin"): 200, ("/api/admin/providers", "super_admin"): 200,
+            ("/api/admin/admin-providers", "anonymous"): 401, ("/api/admin/admin-providers", "user"): 403,
+            ("/api/admin/admin-providers", "admin"): 403, ("/api/admin/admin-providers", "super_admin"): 200,
+        }  # fmt: skip
+        callers = {
+            "anonymous": {},
+            "user": bearer(user["token"]),
+            "admin": plain_admin,
+            "super_admin": super_admin,
+        }
+        for (registry, caller), status_expected in expected.items():
+            status, body, _ = await call(client, "GET", histories[registry], headers=callers[caller])
+            assert status == status_expected, (registry, caller, body)
+        status, _, _ = await call(
+            client, "GET", f"/api/admin/providers/{uuid.uuid4()}/health-history", headers=super_admin
+        )
+        assert status == 404
 
 
 async def test_local_background_removal_makes_the_corners_transparent(

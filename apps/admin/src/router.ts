@@ -9,6 +9,8 @@ import { useSessionStore } from './stores/session'
 declare module 'vue-router' {
   interface RouteMeta {
     public?: boolean
+    /** Only a super admin may open it (the studio's providers); the API refuses everyone else too. */
+    superAdmin?: boolean
   }
 }
 
@@ -20,6 +22,30 @@ const routes: RouteRecordRaw[] = [
   { path: '/users/:id', name: 'user', component: () => import('./pages/UserPage.vue'), props: true },
   { path: '/tasks', name: 'tasks', component: () => import('./pages/TasksPage.vue') },
   { path: '/tasks/:id', name: 'task', component: () => import('./pages/TaskPage.vue'), props: true },
+  { path: '/tools', name: 'tools', component: () => import('./pages/ToolsPage.vue') },
+  { path: '/tools/new', name: 'tool-new', component: () => import('./pages/ToolEditorPage.vue') },
+  { path: '/tools/:id', name: 'tool', component: () => import('./pages/ToolEditorPage.vue'), props: true },
+  { path: '/tool-types', name: 'tool-types', component: () => import('./pages/ToolTypesPage.vue') },
+  { path: '/queue', name: 'queue', component: () => import('./pages/QueuePage.vue') },
+  { path: '/queue/dead-letters/:topic', name: 'dead-letters', component: () => import('./pages/DeadLettersPage.vue'), props: true },
+  { path: '/banners', name: 'banners', component: () => import('./pages/BannersPage.vue') },
+  { path: '/banners/new', name: 'banner-new', component: () => import('./pages/BannerEditorPage.vue') },
+  { path: '/banners/:id', name: 'banner', component: () => import('./pages/BannerEditorPage.vue'), props: true },
+  { path: '/packages', name: 'packages', component: () => import('./pages/PackagesPage.vue') },
+  { path: '/providers', name: 'providers', component: () => import('./pages/ProvidersPage.vue'), props: { scope: 'web' } },
+  { path: '/providers/new', name: 'provider-new', component: () => import('./pages/ProviderEditorPage.vue'), props: { scope: 'web' } },
+  { path: '/providers/:id', name: 'provider', component: () => import('./pages/ProviderEditorPage.vue'), props: (to) => ({ scope: 'web', id: to.params.id }) },
+  { path: '/admin-providers', name: 'admin-providers', component: () => import('./pages/ProvidersPage.vue'), props: { scope: 'admin' }, meta: { superAdmin: true } },
+  { path: '/admin-providers/new', name: 'admin-provider-new', component: () => import('./pages/ProviderEditorPage.vue'), props: { scope: 'admin' }, meta: { superAdmin: true } },
+  {
+    path: '/admin-providers/:id',
+    name: 'admin-provider',
+    component: () => import('./pages/ProviderEditorPage.vue'),
+    props: (to) => ({ scope: 'admin', id: to.params.id }),
+    meta: { superAdmin: true },
+  },
+  { path: '/settings/rate-limits', name: 'rate-limits', component: () => import('./pages/RateLimitsPage.vue') },
+  { path: '/audit', name: 'audit', component: () => import('./pages/AuditPage.vue') },
   { path: '/:rest(.*)*', redirect: { name: 'overview' } },
 ]
 
@@ -31,5 +57,6 @@ router.beforeEach(async (to) => {
   await session.check()
   if (!session.user) return { name: 'sign-in', query: { next: to.fullPath } }
   if (!session.isStaff) return { name: 'not-authorised' }
+  if (to.meta.superAdmin && !session.isSuperAdmin) return { name: 'not-authorised', query: { need: 'super_admin' } }
   return true
 })

@@ -45,12 +45,20 @@ async def browser() -> AsyncIterator[Browser]:
             await launched.close()
 
 
-async def new_page(browser: Browser, *, viewport: dict[str, int] = DESKTOP, dark: bool = False) -> Page:
+async def new_page(
+    browser: Browser,
+    *,
+    viewport: dict[str, int] = DESKTOP,
+    dark: bool = False,
+    timezone_id: str | None = None,
+) -> Page:
+    """A fresh context's page; `timezone_id` (e.g. "Asia/Shanghai") sets the browser's time zone."""
     context: BrowserContext = await browser.new_context(
         base_url=GATEWAY_URL,
         viewport=viewport,
         color_scheme="dark" if dark else "light",
         accept_downloads=True,
+        timezone_id=timezone_id,
     )
     context.set_default_timeout(20_000)
     page = await context.new_page()

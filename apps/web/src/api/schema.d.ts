@@ -436,6 +436,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/admin/audit": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The audit log: every admin write (who, when, what changed), newest first
+         * @description Merged over the services that made the changes (`service` says which); filters by admin, action and subject. Secrets are never shown: a key or password field reads `"changed"`. All or nothing: when a service cannot answer, a 503.
+         */
+        get: operations["audit_log"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/credits/balance": {
         parameters: {
             query?: never;
@@ -783,6 +803,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/admin/providers/{provider_id}/health-history": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The provider's health checks, newest first
+         * @description Every check, asked for or periodic, of the last 30 days: when, whether it passed, its latency and why it failed (never a key).
+         */
+        get: operations["provider_health_history"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/admin/admin-providers": {
         parameters: {
             query?: never;
@@ -831,6 +871,174 @@ export interface paths {
         put?: never;
         /** Check the provider now */
         post: operations["check_studio_provider_health"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/admin-providers/{provider_id}/health-history": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The provider's health checks, newest first
+         * @description Every check, asked for or periodic, of the last 30 days: when, whether it passed, its latency and why it failed (never a key).
+         */
+        get: operations["studio_provider_health_history"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/step-types": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * What each step type runs on: provider types, their models and options
+         * @description The schema of a tool's step config, from the provider adapters themselves: the admin tool editor's step form is generated from it.
+         */
+        get: operations["step_types"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/queue/lag": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Consumer lag per group, topic and partition, with its recent trend
+         * @description Read from Kafka's admin API at each call (committed and end offsets). `trend` holds the last samples, one every few seconds. Dead-letter topics have no consumer group: their messages wait for an admin.
+         */
+        get: operations["queue_lag"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/queue/dead-letters": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The dead-letter topics and how many messages each holds */
+        get: operations["dead_letter_topics"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/queue/dead-letters/{topic}/messages": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * A dead-letter topic's messages, newest first
+         * @description `{topic}` is the topic's `key` (`identity-events-dlq`). Each message shows why its consumer gave up (the dlq-* headers), its original headers, a preview of its value and whether its event was replayed.
+         */
+        get: operations["dead_letter_messages"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/queue/dead-letters/{topic}/replay": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Publish dead letters again to their origin topic, each event once
+         * @description Up to 100 messages by partition and offset. Each event is published again once (its value byte for byte, its key, its headers without the dlq-* ones), and the replay is kept in the audit log; asking again answers `already_replayed` and publishes nothing.
+         */
+        post: operations["replay_dead_letters"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/queue/step-jobs": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Unfinished step jobs per provider and state, with the oldest one's age */
+        get: operations["queue_step_jobs"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/queue/limiter": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The rate limiter per provider and scope: in flight, calls this minute and today */
+        get: operations["queue_limiter"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/queue/circuits": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The providers' circuit breakers (of the replica that answers) */
+        get: operations["queue_circuits"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -1781,6 +1989,116 @@ export interface components {
              */
             cursor?: string | null;
         };
+        /** AuditEntry */
+        AuditEntry: {
+            /** Id */
+            id: string;
+            /**
+             * At
+             * Format: date-time
+             */
+            at: string;
+            /**
+             * Service
+             * @description The service that made the change.
+             * @enum {string}
+             */
+            service: "identity" | "credits" | "tasks" | "providers" | "storage";
+            /**
+             * Actor Id
+             * @description The admin who acted (null: the platform itself, a CLI).
+             */
+            actor_id: string | null;
+            /**
+             * Action
+             * @example credits.adjusted
+             */
+            action: string;
+            /**
+             * Subject Type
+             * @example user
+             */
+            subject_type: string;
+            /** Subject Id */
+            subject_id: string;
+            /**
+             * Changes
+             * @description What was sent or changed; secrets only as `"changed"`.
+             */
+            changes: {
+                [key: string]: unknown;
+            };
+            /**
+             * Reason
+             * @default null
+             */
+            reason?: string | null;
+        };
+        /** AuditPage */
+        AuditPage: {
+            /** Items */
+            items: components["schemas"]["AuditEntry"][];
+            /**
+             * Next Cursor
+             * @default null
+             */
+            next_cursor?: string | null;
+        };
+        /** AuditQuery */
+        AuditQuery: {
+            /**
+             * Service
+             * @description Only what this service recorded.
+             * @default null
+             */
+            service?: ("identity" | "credits" | "tasks" | "providers" | "storage") | null;
+            /**
+             * Actor Id
+             * @description The admin.
+             * @default null
+             */
+            actor_id?: string | null;
+            /**
+             * Action
+             * @default null
+             * @example tool.updated
+             */
+            action?: string | null;
+            /**
+             * Subject Type
+             * @default null
+             * @example tool
+             */
+            subject_type?: string | null;
+            /**
+             * Subject Id
+             * @default null
+             */
+            subject_id?: string | null;
+            /**
+             * After
+             * @description Recorded at or after this moment.
+             * @default null
+             */
+            after?: string | null;
+            /**
+             * Before
+             * @description Recorded before this moment.
+             * @default null
+             */
+            before?: string | null;
+            /**
+             * Limit
+             * @default 50
+             */
+            limit?: number;
+            /**
+             * Cursor
+             * @description `next_cursor` of the previous page.
+             * @default null
+             */
+            cursor?: string | null;
+        };
         /** AuthResult */
         AuthResult: {
             user: components["schemas"]["UserView"];
@@ -2108,6 +2426,80 @@ export interface components {
              */
             url: string;
         };
+        /** CircuitState */
+        CircuitState: {
+            /**
+             * Scope
+             * @enum {string}
+             */
+            scope: "web" | "admin";
+            /** Provider */
+            provider: string;
+            /**
+             * State
+             * @enum {string}
+             */
+            state: "closed" | "open" | "half_open";
+            /** Consecutive Failures */
+            consecutive_failures: number;
+            /** Failure Threshold */
+            failure_threshold: number;
+            /**
+             * Opened At
+             * @default null
+             */
+            opened_at?: string | null;
+            /**
+             * Retry At
+             * @description When an open circuit lets a probe call through.
+             * @default null
+             */
+            retry_at?: string | null;
+        };
+        /** CircuitStates */
+        CircuitStates: {
+            /**
+             * Replica
+             * @description The providers replica that answered: each runs its own breakers, so with several replicas this is one replica's view.
+             */
+            replica: string;
+            /** Items */
+            items: components["schemas"]["CircuitState"][];
+        };
+        /** ConsumerGroupLag */
+        ConsumerGroupLag: {
+            /**
+             * Group
+             * @description The consumer group (a service's consumers share its name).
+             */
+            group: string;
+            /** Topic */
+            topic: string;
+            /**
+             * State
+             * @description Kafka's state of the group (`Stable`, `Empty` when no consumer runs…).
+             * @default null
+             */
+            state?: string | null;
+            /**
+             * Members
+             * @description Consumers in the group right now.
+             * @default null
+             */
+            members?: number | null;
+            /**
+             * Lag
+             * @description The sum over the partitions.
+             */
+            lag: number;
+            /** Partitions */
+            partitions: components["schemas"]["PartitionLag"][];
+            /**
+             * Trend
+             * @description Recent samples of `lag`, oldest first (one every few seconds, the last 60 kept).
+             */
+            trend: components["schemas"]["LagSample"][];
+        };
         /** CreateTask */
         CreateTask: {
             /**
@@ -2393,6 +2785,194 @@ export interface components {
              */
             access_token_expires_at: string;
         };
+        /** DeadLetterMessage */
+        DeadLetterMessage: {
+            /** Partition */
+            partition: number;
+            /** Offset */
+            offset: number;
+            /**
+             * Timestamp
+             * @description When the message was dead-lettered.
+             * @default null
+             */
+            timestamp?: string | null;
+            /**
+             * Key
+             * @default null
+             */
+            key?: string | null;
+            /**
+             * Event Id
+             * @description The envelope's `id` (null: the value is no envelope).
+             * @default null
+             */
+            event_id?: string | null;
+            /**
+             * Event Type
+             * @default null
+             */
+            event_type?: string | null;
+            /**
+             * Error
+             * @description Why the consumer gave up (`dlq-error`).
+             * @default null
+             */
+            error?: string | null;
+            /**
+             * Consumer
+             * @description The consumer group that gave up (`dlq-consumer`).
+             * @default null
+             */
+            consumer?: string | null;
+            /**
+             * Origin Topic
+             * @default null
+             */
+            origin_topic?: string | null;
+            /**
+             * Origin Partition
+             * @default null
+             */
+            origin_partition?: number | null;
+            /**
+             * Origin Offset
+             * @default null
+             */
+            origin_offset?: number | null;
+            /**
+             * Attempts
+             * @description How many times the handler ran (`dlq-attempts`).
+             * @default null
+             */
+            attempts?: number | null;
+            /**
+             * Headers
+             * @description The original message's headers (the dlq-* ones apart).
+             */
+            headers: {
+                [key: string]: string;
+            };
+            /**
+             * Value Preview
+             * @description The value as text, cut after a few kilobytes.
+             */
+            value_preview: string;
+            /**
+             * Value Size
+             * @description The value's size in bytes.
+             */
+            value_size: number;
+            /** Value Truncated */
+            value_truncated: boolean;
+            /**
+             * Replayed
+             * @description Whether this event was replayed to its origin topic already.
+             */
+            replayed: boolean;
+            /**
+             * Replayed At
+             * @default null
+             */
+            replayed_at?: string | null;
+            /**
+             * Replayed By
+             * @description The admin's user id.
+             * @default null
+             */
+            replayed_by?: string | null;
+        };
+        /** DeadLetterPage */
+        DeadLetterPage: {
+            /** Topic */
+            topic: string;
+            /**
+             * Items
+             * @description Newest first (by time, across partitions).
+             */
+            items: components["schemas"]["DeadLetterMessage"][];
+            /**
+             * Next Cursor
+             * @default null
+             */
+            next_cursor?: string | null;
+        };
+        /** DeadLetterPartition */
+        DeadLetterPartition: {
+            /** Partition */
+            partition: number;
+            /** Beginning Offset */
+            beginning_offset: number;
+            /** End Offset */
+            end_offset: number;
+            /** Messages */
+            messages: number;
+        };
+        /** DeadLetterPosition */
+        DeadLetterPosition: {
+            /** Partition */
+            partition: number;
+            /** Offset */
+            offset: number;
+        };
+        /** DeadLetterQuery */
+        DeadLetterQuery: {
+            /**
+             * Limit
+             * @default 20
+             */
+            limit?: number;
+            /**
+             * Partition
+             * @description Only this partition's messages.
+             * @default null
+             */
+            partition?: number | null;
+            /**
+             * Cursor
+             * @description `next_cursor` of the previous page.
+             * @default null
+             */
+            cursor?: string | null;
+        };
+        /** DeadLetterTopic */
+        DeadLetterTopic: {
+            /**
+             * Topic
+             * @example identity.events.dlq
+             */
+            topic: string;
+            /**
+             * Key
+             * @description The topic in the API's paths.
+             * @example identity-events-dlq
+             */
+            key: string;
+            /**
+             * Origin Topic
+             * @example identity.events
+             */
+            origin_topic: string;
+            /** Exists */
+            exists: boolean;
+            /**
+             * Messages
+             * @description Messages the topic holds (end minus beginning offsets).
+             */
+            messages: number;
+            /** Partitions */
+            partitions: components["schemas"]["DeadLetterPartition"][];
+        };
+        /** DeadLetterTopicList */
+        DeadLetterTopicList: {
+            /** Items */
+            items: components["schemas"]["DeadLetterTopic"][];
+            /**
+             * Total
+             * @description Dead letters over every topic.
+             */
+            total: number;
+        };
         /** DeleteAccountRequest */
         DeleteAccountRequest: {
             /**
@@ -2406,6 +2986,30 @@ export interface components {
         ForgotPasswordRequest: {
             /** Email */
             email: string;
+        };
+        /** HealthHistoryQuery */
+        HealthHistoryQuery: {
+            /**
+             * Limit
+             * @default 20
+             */
+            limit?: number;
+            /**
+             * Cursor
+             * @description `next_cursor` of the previous page.
+             * @default null
+             */
+            cursor?: string | null;
+        };
+        /** LagSample */
+        LagSample: {
+            /**
+             * At
+             * Format: date-time
+             */
+            at: string;
+            /** Lag */
+            lag: number;
         };
         /** LedgerEntry */
         LedgerEntry: {
@@ -2436,6 +3040,63 @@ export interface components {
              * @default null
              */
             next_cursor?: string | null;
+        };
+        /** LimiterState */
+        LimiterState: {
+            /**
+             * Scope
+             * @enum {string}
+             */
+            scope: "web" | "admin";
+            /** Provider */
+            provider: string;
+            /**
+             * In Flight
+             * @description Calls holding a slot now (unexpired leases).
+             */
+            in_flight: number;
+            /**
+             * Max Concurrency
+             * @description Null: not limited.
+             * @default null
+             */
+            max_concurrency?: number | null;
+            /**
+             * Used Per Minute
+             * @description Calls admitted in the current minute window.
+             */
+            used_per_minute: number;
+            /**
+             * Max Per Minute
+             * @default null
+             */
+            max_per_minute?: number | null;
+            /**
+             * Minute Resets In Seconds
+             * @description When the minute window ends (null: no window open).
+             * @default null
+             */
+            minute_resets_in_seconds?: number | null;
+            /**
+             * Used Per Day
+             * @description Calls admitted today (UTC).
+             */
+            used_per_day: number;
+            /**
+             * Max Per Day
+             * @default null
+             */
+            max_per_day?: number | null;
+            /**
+             * Day
+             * @description The UTC day the daily count is of (YYYY-MM-DD).
+             */
+            day: string;
+        };
+        /** LimiterStates */
+        LimiterStates: {
+            /** Items */
+            items: components["schemas"]["LimiterState"][];
         };
         /** NameTranslation */
         NameTranslation: {
@@ -2573,6 +3234,26 @@ export interface components {
              * @default null
              */
             cursor?: string | null;
+        };
+        /** PartitionLag */
+        PartitionLag: {
+            /** Partition */
+            partition: number;
+            /**
+             * Committed Offset
+             * @description The group's committed offset (the next message it will read); null: it has committed nothing on this partition and starts at the beginning.
+             */
+            committed_offset: number | null;
+            /**
+             * End Offset
+             * @description The offset the next message written to the partition gets.
+             */
+            end_offset: number;
+            /**
+             * Lag
+             * @description Messages written and not yet processed by the group.
+             */
+            lag: number;
         };
         /**
          * Problem
@@ -2747,6 +3428,45 @@ export interface components {
              */
             health_checked_at?: string | null;
         };
+        /** ProviderHealthCheck */
+        ProviderHealthCheck: {
+            /** Id */
+            id: string;
+            /**
+             * Checked At
+             * Format: date-time
+             */
+            checked_at: string;
+            /** Healthy */
+            healthy: boolean;
+            /**
+             * Latency Ms
+             * @description How long the check took, in milliseconds.
+             */
+            latency_ms: number;
+            /**
+             * Error
+             * @description Why the check failed (a status code, a timeout…); never a key. Null when healthy.
+             * @default null
+             */
+            error?: string | null;
+            /**
+             * Trigger
+             * @description `manual`: an admin asked for it; `periodic`: the service's own round.
+             * @enum {string}
+             */
+            trigger: "manual" | "periodic";
+        };
+        /** ProviderHealthCheckPage */
+        ProviderHealthCheckPage: {
+            /** Items */
+            items: components["schemas"]["ProviderHealthCheck"][];
+            /**
+             * Next Cursor
+             * @default null
+             */
+            next_cursor?: string | null;
+        };
         /** ProviderPage */
         ProviderPage: {
             /** Items */
@@ -2853,6 +3573,29 @@ export interface components {
             /** Pipeline */
             pipeline: boolean;
         };
+        /** QueueLag */
+        QueueLag: {
+            /**
+             * Sampled At
+             * Format: date-time
+             */
+            sampled_at: string;
+            /**
+             * Total Lag
+             * @description The sum of every group's lag.
+             */
+            total_lag: number;
+            /**
+             * Groups
+             * @description Per consumer group and topic it reads.
+             */
+            groups: components["schemas"]["ConsumerGroupLag"][];
+            /**
+             * Topics
+             * @description Every topic of the platform, dead-letter topics too.
+             */
+            topics: components["schemas"]["TopicOffsets"][];
+        };
         /**
          * RateLimit
          * @description At most `limit` requests per fixed window of `window_seconds`.
@@ -2954,6 +3697,56 @@ export interface components {
              * @default null
              */
             refresh_token?: string | null;
+        };
+        /** ReplayOutcome */
+        ReplayOutcome: {
+            /** Partition */
+            partition: number;
+            /** Offset */
+            offset: number;
+            /**
+             * Status
+             * @description `replayed`: published again to its origin topic (once the outbox relays it); `already_replayed`: this event was replayed before and is not published again; `not_found`: no such message; `not_replayable`: the message is no event envelope, or misses its origin.
+             * @enum {string}
+             */
+            status: "replayed" | "already_replayed" | "not_found" | "not_replayable";
+            /**
+             * Event Id
+             * @default null
+             */
+            event_id?: string | null;
+            /**
+             * Origin Topic
+             * @default null
+             */
+            origin_topic?: string | null;
+            /**
+             * Detail
+             * @description Why a message is not replayable.
+             * @default null
+             */
+            detail?: string | null;
+        };
+        /** ReplayRequest */
+        ReplayRequest: {
+            /** Messages */
+            messages: components["schemas"]["DeadLetterPosition"][];
+            /**
+             * Reason
+             * @description Kept in the audit log.
+             * @default null
+             */
+            reason?: string | null;
+        };
+        /** ReplayResult */
+        ReplayResult: {
+            /** Topic */
+            topic: string;
+            /**
+             * Items
+             * @description One per message asked for, in the order given.
+             */
+            items: components["schemas"]["ReplayOutcome"][];
         };
         /** ResetPasswordRequest */
         ResetPasswordRequest: {
@@ -3170,6 +3963,93 @@ export interface components {
             /** Prompt */
             prompt: string;
         };
+        /** StepJobCount */
+        StepJobCount: {
+            /**
+             * Scope
+             * @enum {string}
+             */
+            scope: "web" | "admin";
+            /** Provider */
+            provider: string;
+            /**
+             * State
+             * @description `queued`: waiting for a runner; `delayed`: held back by the rate limiter or an open circuit (no retry used); `retrying`: waiting to retry after a provider error or 429; `running`: claimed by a runner.
+             * @enum {string}
+             */
+            state: "queued" | "delayed" | "retrying" | "running";
+            /** Count */
+            count: number;
+            /**
+             * Oldest Age Seconds
+             * @description How long ago the oldest of them was requested.
+             */
+            oldest_age_seconds: number;
+        };
+        /** StepJobStats */
+        StepJobStats: {
+            /** Items */
+            items: components["schemas"]["StepJobCount"][];
+            /**
+             * Totals
+             * @description Jobs per state over every provider (all four states).
+             */
+            totals: {
+                [key: string]: number;
+            };
+        };
+        /** StepOptionField */
+        StepOptionField: {
+            /**
+             * Name
+             * @description The key in a step's `provider.options`.
+             */
+            name: string;
+            /**
+             * Kind
+             * @enum {string}
+             */
+            kind: "string" | "integer" | "number" | "boolean" | "enum";
+            /** Description */
+            description: string;
+            /**
+             * Default
+             * @description What the adapter uses when the option is not set (null: none).
+             * @default null
+             */
+            default?: unknown;
+            /**
+             * Enum
+             * @description The allowed values of an `enum` option.
+             * @default null
+             */
+            enum?: string[] | null;
+            /**
+             * Minimum
+             * @default null
+             */
+            minimum?: number | null;
+            /**
+             * Maximum
+             * @default null
+             */
+            maximum?: number | null;
+        };
+        /** StepProviderSupport */
+        StepProviderSupport: {
+            /**
+             * Type
+             * @description A provider type (`openai`, `fal`, `tripo`, `local`).
+             */
+            type: string;
+            /**
+             * Models
+             * @description Known models, the default first; others are passed on as given.
+             */
+            models: string[];
+            /** Options */
+            options: components["schemas"]["StepOptionField"][];
+        };
         /** StepResult */
         StepResult: {
             /** Step Id */
@@ -3178,6 +4058,23 @@ export interface components {
             assets?: components["schemas"]["OutputAsset"][];
         } & {
             [key: string]: unknown;
+        };
+        /** StepTypeCatalog */
+        StepTypeCatalog: {
+            /** Items */
+            items: components["schemas"]["StepTypeSchema"][];
+        };
+        /** StepTypeSchema */
+        StepTypeSchema: {
+            /**
+             * Type
+             * @description A step type, as in a tool's `steps[].type`.
+             */
+            type: string;
+            /** Description */
+            description: string;
+            /** Providers */
+            providers: components["schemas"]["StepProviderSupport"][];
         };
         /** StreamQuery */
         StreamQuery: {
@@ -4073,6 +4970,33 @@ export interface components {
             translations?: {
                 [key: string]: components["schemas"]["ToolTranslation"];
             } | null;
+        };
+        /** TopicOffsets */
+        TopicOffsets: {
+            /** Topic */
+            topic: string;
+            /**
+             * Kind
+             * @enum {string}
+             */
+            kind: "events" | "dead_letters";
+            /**
+             * Exists
+             * @description False when the topic has not been created on the broker.
+             */
+            exists: boolean;
+            /** Partitions */
+            partitions: number;
+            /**
+             * Messages
+             * @description Messages the topic holds (end minus beginning offsets).
+             */
+            messages: number;
+            /**
+             * Consumer Groups
+             * @description Groups with committed offsets on the topic; none for dead-letter topics, whose messages wait for an admin (browse, replay).
+             */
+            consumer_groups: string[];
         };
         /** Transaction */
         Transaction: {
@@ -5984,6 +6908,81 @@ export interface operations {
             };
         };
     };
+    audit_log: {
+        parameters: {
+            query?: {
+                service?: ("identity" | "credits" | "tasks" | "providers" | "storage") | null;
+                actor_id?: string | null;
+                action?: string | null;
+                subject_type?: string | null;
+                subject_id?: string | null;
+                after?: string | null;
+                before?: string | null;
+                limit?: number;
+                cursor?: string | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The audit log: every admin write (who, when, what changed), newest first */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AuditPage"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Content */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     balance: {
         parameters: {
             query?: never;
@@ -7789,6 +8788,76 @@ export interface operations {
             };
         };
     };
+    provider_health_history: {
+        parameters: {
+            query?: {
+                limit?: number;
+                cursor?: string | null;
+            };
+            header?: never;
+            path: {
+                provider_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The provider's health checks, newest first */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProviderHealthCheckPage"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Content */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     list_studio_providers: {
         parameters: {
             query?: {
@@ -8196,6 +9265,572 @@ export interface operations {
             };
             /** @description Not Found */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    studio_provider_health_history: {
+        parameters: {
+            query?: {
+                limit?: number;
+                cursor?: string | null;
+            };
+            header?: never;
+            path: {
+                provider_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The provider's health checks, newest first */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProviderHealthCheckPage"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Content */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    step_types: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description What each step type runs on: provider types, their models and options */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StepTypeCatalog"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    queue_lag: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Consumer lag per group, topic and partition, with its recent trend */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["QueueLag"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    dead_letter_topics: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The dead-letter topics and how many messages each holds */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DeadLetterTopicList"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    dead_letter_messages: {
+        parameters: {
+            query?: {
+                limit?: number;
+                partition?: number | null;
+                cursor?: string | null;
+            };
+            header?: never;
+            path: {
+                topic: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A dead-letter topic's messages, newest first */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DeadLetterPage"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Content */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    replay_dead_letters: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                topic: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ReplayRequest"];
+            };
+        };
+        responses: {
+            /** @description Publish dead letters again to their origin topic, each event once */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ReplayResult"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Content Too Large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unsupported Media Type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Content */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    queue_step_jobs: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Unfinished step jobs per provider and state, with the oldest one's age */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StepJobStats"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    queue_limiter: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The rate limiter per provider and scope: in flight, calls this minute and today */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LimiterStates"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    queue_circuits: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The providers' circuit breakers (of the replica that answers) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CircuitStates"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -31,6 +31,7 @@ import jwt
 from aiohttp import web
 from redis.asyncio import Redis
 
+from funmagic_kit.audit import bind_actor
 from funmagic_kit.errors import TransientError
 from funmagic_kit.http import problem
 from funmagic_kit.request_keys import INTERNAL_CALLER_KEY, PRINCIPAL_KEY, InvalidToken, Principal
@@ -234,12 +235,16 @@ def caller_middleware(
         token = bearer_token(request)
         if token is not None:
             try:
-                request[PRINCIPAL_KEY] = await verifier.verify(token)
+                principal = await verifier.verify(token)
             except InvalidToken as error:
                 return problem(401, "Unauthorized", error.reason)
             except TransientError as error:
                 return problem(503, "Service Unavailable", str(error))
-        elif not is_internal:
+            request[PRINCIPAL_KEY] = principal
+            # Admin actions the handler records (funmagic_kit.audit) are this caller's.
+            with bind_actor(principal.user_id):
+                return await handler(request)
+        if not is_internal:
             return problem(401, "Unauthorized", "this service needs a service credential or a user token")
         return await handler(request)
 

@@ -15,7 +15,8 @@ For every message, in order within its partition:
    commit per message would cost a broker round trip each and cap a consumer at a few hundred events/s.
 A handler that raises is retried (the partition waits, keeping order) up to `max_attempts`, then the
 message goes to `<topic>.dlq` with the error in its headers and the consumer moves on. A handler that
-raises `PermanentError` is dead-lettered at once.
+raises `PermanentError` is dead-lettered at once. So is an event a test poisoned
+(`funmagic_kit.failpoints.PoisonedEvents`, only when FUNMAGIC_POISON_DIR is set): its handler does not run.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ from funmagic_contracts.topics import (
 )
 from funmagic_kit.db import PostgresUnitOfWork
 from funmagic_kit.errors import PermanentError
+from funmagic_kit.failpoints import PoisonedEvents
 from funmagic_kit.logs import bind_correlation_id
 from funmagic_kit.metrics import Metrics
 
@@ -119,6 +121,7 @@ class EventConsumer:
         commit_every: int = 500,
         commit_interval_ms: int = 100,
         concurrency: int = 1,
+        poisoned: PoisonedEvents | None = None,
     ) -> None:
         self.name = name
         self._broker = broker
@@ -135,6 +138,8 @@ class EventConsumer:
         # Called with (envelope, outcome) once an event's transaction has committed, before the offset
         # commit; lets a benchmark or a test observe completion without polling.
         self._on_processed = on_processed
+        # The test hook (None outside tests): events named there fail as if their handler always did.
+        self._poisoned = poisoned
         self._offsets = _OffsetCommitter(
             commit_every=commit_every, commit_interval_s=commit_interval_ms / 1000
         )
@@ -225,6 +230,8 @@ class EventConsumer:
         offset: int,
     ) -> str:
         if self._unit_of_work is None:
+            if self._poisoned is not None:
+                self._poisoned.check(envelope.id)
             await handler(event, envelope, None)
             return "handled"
         async with self._unit_of_work() as uow:
@@ -233,6 +240,10 @@ class EventConsumer:
             )
             if cursor.rowcount == 0:
                 return "duplicate"
+            # After the inbox claim: an event this consumer already handled stays a duplicate, poisoned
+            # or not; a poisoned one rolls back with its inbox row, like a handler that raised.
+            if self._poisoned is not None:
+                self._poisoned.check(envelope.id)
             await handler(event, envelope, uow)
             return "handled"
 

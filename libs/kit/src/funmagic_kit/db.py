@@ -14,6 +14,8 @@ from psycopg_pool import AsyncConnectionPool
 
 from funmagic_contracts.base import IntegrationEvent
 from funmagic_contracts.envelope import Envelope
+from funmagic_kit.audit import AdminAction, current_actor
+from funmagic_kit.audit_log import record_admin_action
 from funmagic_kit.errors import ConcurrencyConflict, TransientError
 from funmagic_kit.logs import current_correlation_id
 from funmagic_kit.outbox import add_to_outbox
@@ -64,6 +66,7 @@ class PostgresUnitOfWork:
         self._tx_cm: object | None = None
         self._after_commit: list[Callable[[], None]] = []
         self._outbox: list[tuple[str, Envelope]] = []
+        self._audit: list[tuple[AdminAction, str | None]] = []
         self.conn: psycopg.AsyncConnection  # set on enter
 
     def bind(self, conn: psycopg.AsyncConnection) -> None:
@@ -92,6 +95,12 @@ class PostgresUnitOfWork:
         )
         self._outbox.append((event.TOPIC, envelope))
 
+    def record(self, action: AdminAction) -> None:
+        """Keep `action` in the audit log with this transaction: written just before the commit, like the
+        outbox rows, so it exists exactly when the change does. Who acted: `action.actor_id`, else the
+        request's caller (taken now, while the request's context is current)."""
+        self._audit.append((action, action.actor_id or current_actor()))
+
     def after_commit(self, callback: Callable[[], None]) -> None:
         """Call `callback` once the transaction has committed (never if it rolls back): e.g. wake a worker
         that must see the rows this unit of work wrote."""
@@ -112,15 +121,18 @@ class PostgresUnitOfWork:
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        if exc_type is None and self._outbox:
+        if exc_type is None and (self._outbox or self._audit):
             try:
-                await add_to_outbox(self.conn, self._outbox)
+                if self._outbox:
+                    await add_to_outbox(self.conn, self._outbox)
+                if self._audit:
+                    await _add_to_audit(self.conn, self._audit)
             except BaseException as error:
                 exc_type, exc, tb = type(error), error, error.__traceback__
                 await self._finish(exc_type, exc, tb)
                 raise
             finally:
-                self._outbox = []
+                self._outbox, self._audit = [], []
         await self._finish(exc_type, exc, tb)
 
     async def _finish(
@@ -135,3 +147,16 @@ class PostgresUnitOfWork:
         if exc_type is None:
             for callback in self._after_commit:
                 callback()
+
+
+async def _add_to_audit(conn: psycopg.AsyncConnection, actions: list[tuple[AdminAction, str | None]]) -> None:
+    for action, actor_id in actions:
+        await record_admin_action(
+            conn,
+            actor_id=actor_id,
+            action=action.action,
+            subject_type=action.subject_type,
+            subject_id=action.subject_id,
+            changes=action.changes,
+            reason=action.reason,
+        )

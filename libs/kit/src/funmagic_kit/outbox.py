@@ -19,6 +19,8 @@ import json
 import logging
 from collections.abc import Sequence
 from contextlib import suppress
+from dataclasses import dataclass
+from uuid import UUID
 
 import psycopg
 from aiokafka import AIOKafkaProducer
@@ -28,7 +30,7 @@ from funmagic_contracts.envelope import Envelope, encode, kafka_headers
 from funmagic_kit.failpoints import Failpoints
 from funmagic_kit.metrics import Metrics
 
-__all__ = ["OutboxRelay", "add_to_outbox"]
+__all__ = ["OutboxMessage", "OutboxRelay", "add_raw_to_outbox", "add_to_outbox"]
 
 log = logging.getLogger(__name__)
 
@@ -43,17 +45,47 @@ _SELECT_PAGE = "SELECT id, topic, key, payload, headers FROM outbox ORDER BY id 
 _DELETE = "DELETE FROM outbox WHERE id = ANY(%s)"
 
 
+@dataclass(frozen=True)
+class OutboxMessage:
+    """A Kafka message as the relay will send it: the value as bytes, the key and header values as text
+    (the outbox keeps them as text; the relay encodes them as UTF-8)."""
+
+    event_id: UUID
+    topic: str
+    key: str
+    payload: bytes
+    headers: Sequence[tuple[str, str]] = ()
+
+
 async def add_to_outbox(conn: psycopg.AsyncConnection, envelopes: Sequence[tuple[str, Envelope]]) -> None:
     """Write `(topic, envelope)` pairs in the caller's transaction."""
+    await add_raw_to_outbox(
+        conn,
+        [
+            OutboxMessage(
+                event_id=envelope.id,
+                topic=topic,
+                key=envelope.subject,
+                payload=encode(envelope),
+                headers=[(k, v.decode()) for k, v in kafka_headers(envelope)],
+            )
+            for topic, envelope in envelopes
+        ],
+    )
+
+
+async def add_raw_to_outbox(conn: psycopg.AsyncConnection, messages: Sequence[OutboxMessage]) -> None:
+    """Write messages that are already encoded in the caller's transaction: a message published before
+    (a dead letter replayed to its origin topic) goes out byte for byte, through the same relay."""
     rows = [
         {
-            "event_id": envelope.id,
-            "topic": topic,
-            "key": envelope.subject,
-            "payload": encode(envelope),
-            "headers": json.dumps([[k, v.decode()] for k, v in kafka_headers(envelope)]),
+            "event_id": message.event_id,
+            "topic": message.topic,
+            "key": message.key,
+            "payload": message.payload,
+            "headers": json.dumps([[k, v] for k, v in message.headers]),
         }
-        for topic, envelope in envelopes
+        for message in messages
     ]
     async with conn.cursor() as cursor:
         await cursor.executemany(_INSERT, rows)

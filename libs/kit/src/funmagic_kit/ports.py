@@ -15,6 +15,7 @@ from uuid import UUID
 
 from funmagic_contracts.base import IntegrationEvent
 from funmagic_contracts.envelope import Envelope
+from funmagic_kit.audit import AdminAction
 
 __all__ = ["UnitOfWork", "UnitOfWorkFactory"]
 
@@ -35,6 +36,10 @@ class UnitOfWork(Protocol):
     ) -> None:
         """Put `event` in the outbox with this transaction. `caused_by` (the event being handled) gives
         its correlation and causation; without it the current request's correlation id is used."""
+        ...
+
+    def record(self, action: AdminAction) -> None:
+        """Keep an admin's write in the audit log with this transaction (who: the request's caller)."""
         ...
 
     def after_commit(self, callback: Callable[[], None]) -> None:

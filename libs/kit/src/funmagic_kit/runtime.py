@@ -32,7 +32,7 @@ from funmagic_kit.auth import JwksSource, TokenVerifier, caller_middleware
 from funmagic_kit.consumer import EventConsumer, Subscription
 from funmagic_kit.db import PostgresUnitOfWork, create_pool
 from funmagic_kit.errors import ConfigError
-from funmagic_kit.failpoints import Failpoints
+from funmagic_kit.failpoints import Failpoints, PoisonedEvents
 from funmagic_kit.health import HealthCheck, HealthChecks
 from funmagic_kit.http import metrics_route, problem_middleware
 from funmagic_kit.kafka import create_broker, create_producer, kafka_is_reachable
@@ -235,6 +235,7 @@ async def _serve_until(
             retry_backoff_ms=settings.consumer_retry_backoff_ms,
             fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
             concurrency=settings.consumer_concurrency,
+            poisoned=PoisonedEvents.from_environment(),
         )
         for subscription in parts.subscriptions:
             consumer.subscribe(subscription)

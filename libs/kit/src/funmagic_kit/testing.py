@@ -24,6 +24,7 @@ from funmagic_contracts.envelope import Envelope, encode, kafka_headers
 from funmagic_contracts.topics import topic_for_source
 from funmagic_kit.consumer import EventConsumer, Subscription
 from funmagic_kit.db import PostgresUnitOfWork
+from funmagic_kit.failpoints import PoisonedEvents
 from funmagic_kit.kafka import create_broker
 from funmagic_kit.metrics import Metrics
 from funmagic_kit.migrations import migrate_database
@@ -152,11 +153,13 @@ async def in_memory_consumer(
     subscriptions: Sequence[Subscription[Any]],
     *,
     unit_of_work: Callable[[], PostgresUnitOfWork] | None = None,
+    poisoned: PoisonedEvents | None = None,
 ) -> AsyncIterator[InMemoryConsumer]:
     """The kit's consumer, named `name`, with `subscriptions`, on FastStream's in-memory broker.
 
     Handlers run in `unit_of_work` with the inbox row, as in production; only Kafka is replaced, so these
-    tests run in milliseconds beside the real-Kafka ones.
+    tests run in milliseconds beside the real-Kafka ones. `poisoned`: the poison test hook, as
+    FUNMAGIC_POISON_DIR sets it up in a service.
     """
     broker = create_broker("127.0.0.1:9", client_id=name)  # never dialled: the test broker replaces it
     outcomes: dict[str, str] = {}
@@ -169,6 +172,7 @@ async def in_memory_consumer(
         unit_of_work=unit_of_work,
         max_attempts=1,
         on_processed=lambda envelope, outcome: outcomes.__setitem__(str(envelope.id), outcome),
+        poisoned=poisoned,
     )
     for subscription in subscriptions:
         consumer.subscribe(subscription)

@@ -13,6 +13,7 @@ from funmagic_contracts.identity.events import UserDeleted, UserEmailVerified, U
 from funmagic_contracts.topics import DLQ_ERROR_HEADER, IDENTITY_EVENTS, TASKS_EVENTS
 from funmagic_kit.consumer import Subscription
 from funmagic_kit.db import PostgresUnitOfWork
+from funmagic_kit.failpoints import PoisonedEvents
 from funmagic_kit.testing import in_memory_consumer
 
 from .conftest import scalar
@@ -102,6 +103,35 @@ async def test_a_failing_handler_rolls_back_and_its_message_is_dead_lettered(poo
 
     assert outcome == "dead_lettered"
     assert await scalar(pool, "SELECT count(*) FROM processed_events") == 0
+
+
+async def test_a_poisoned_event_rolls_back_with_its_inbox_row_and_one_handled_before_stays_a_duplicate(
+    pool, subscriptions, received, tmp_path
+) -> None:
+    handled_before = Envelope.wrap(registered("user-6"))
+    poisoned_now = Envelope.wrap(registered("user-7"))
+    async with in_memory_consumer(
+        "kit-tests",
+        subscriptions,
+        unit_of_work=lambda: PostgresUnitOfWork(pool),
+        poisoned=PoisonedEvents(tmp_path),
+    ) as c:
+        assert await c.deliver(handled_before) == "handled"
+        for envelope in (handled_before, poisoned_now):
+            (tmp_path / str(envelope.id)).touch()
+
+        assert await c.deliver(handled_before) == "duplicate"
+        assert await c.deliver(poisoned_now) == "dead_lettered"
+        assert (
+            await scalar(pool, "SELECT count(*) FROM processed_events WHERE event_id = %s", poisoned_now.id)
+            == 0
+        )
+
+        (tmp_path / str(poisoned_now.id)).unlink()
+        assert await c.deliver(poisoned_now) == "handled"
+
+    assert [event.user_id for event, _ in received] == ["user-6", "user-7"]
+    assert await scalar(pool, "SELECT count(*) FROM orders WHERE id IN ('user-6', 'user-7')") == 2
 
 
 def test_a_handler_is_registered_only_on_the_topic_its_event_travels_on() -> None:

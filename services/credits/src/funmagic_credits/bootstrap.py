@@ -18,6 +18,7 @@ from funmagic_credits.application.ports import PaymentGateway
 from funmagic_credits.config import CreditsSettings
 from funmagic_credits.entrypoints import cli, kafka
 from funmagic_credits.entrypoints.http import CreditsApp
+from funmagic_kit.audit_log import audit_routes
 from funmagic_kit.clock import Clock, SystemClock
 from funmagic_kit.errors import ConfigError
 from funmagic_kit.runtime import Command, Runtime, ServiceParts, ServiceSpec
@@ -65,14 +66,17 @@ def build(
         cancel_url=settings.checkout_cancel_url,
     )
     parts = ServiceParts(
-        routes=CreditsApp(
-            ledger=ledger,
-            commerce=commerce,
-            reads=CreditsReads(pool),
-            clock=clock,
-            # Stripe's own test keys: nothing is charged, and the pricing page says so.
-            payments_test_mode=settings.stripe_secret_key.get_secret_value().startswith("sk_test_"),
-        ).routes(),
+        routes=[
+            *CreditsApp(
+                ledger=ledger,
+                commerce=commerce,
+                reads=CreditsReads(pool),
+                clock=clock,
+                # Stripe's own test keys: nothing is charged, and the pricing page says so.
+                payments_test_mode=settings.stripe_secret_key.get_secret_value().startswith("sk_test_"),
+            ).routes(),
+            *audit_routes(pool, "credits"),
+        ],
         subscriptions=kafka.subscriptions(ledger, signup_bonus=settings.signup_bonus_credits),
         unit_of_work=unit_of_work,
     )

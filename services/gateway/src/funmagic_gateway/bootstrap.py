@@ -8,12 +8,14 @@ from pathlib import Path
 import aiohttp
 from redis.asyncio import Redis
 
+from funmagic_contracts.api.audit import AUDITED_SERVICES
 from funmagic_gateway.adapters.rate_limiter import (
     PurchasedCredits,
     RateLimitSettingsStore,
     RedisRateLimiter,
 )
 from funmagic_gateway.adapters.services import (
+    AuditClient,
     CreditsClient,
     IdentityClient,
     ProvidersClient,
@@ -22,11 +24,16 @@ from funmagic_gateway.adapters.services import (
     TasksClient,
 )
 from funmagic_gateway.adapters.task_streams import TaskStreams, create_stream_read_client
+from funmagic_gateway.application.admin_audit import AdminAudit
 from funmagic_gateway.application.admin_stats import AdminStats
 from funmagic_gateway.application.task_views import TaskViews
 from funmagic_gateway.application.user_overview import UserOverviews
 from funmagic_gateway.config import GatewaySettings
-from funmagic_gateway.entrypoints.admin_routes import admin_stats_operations, admin_user_operations
+from funmagic_gateway.entrypoints.admin_routes import (
+    admin_audit_operations,
+    admin_stats_operations,
+    admin_user_operations,
+)
 from funmagic_gateway.entrypoints.auth import CookiePolicy, authentication_middleware, csrf_middleware
 from funmagic_gateway.entrypoints.auth_routes import AuthRoutes
 from funmagic_gateway.entrypoints.catalog_routes import catalog_operations
@@ -40,6 +47,7 @@ from funmagic_gateway.entrypoints.edge import (
 from funmagic_gateway.entrypoints.http import PublicApi, health_checks, rate_limit_operations
 from funmagic_gateway.entrypoints.kafka import PurchasesWatcher, SseProjector
 from funmagic_gateway.entrypoints.provider_routes import provider_operations
+from funmagic_gateway.entrypoints.queue_routes import queue_operations
 from funmagic_gateway.entrypoints.sse_routes import SseRoutes, task_owner_check
 from funmagic_gateway.entrypoints.storage_routes import storage_operations
 from funmagic_gateway.entrypoints.task_routes import task_operations
@@ -109,13 +117,16 @@ def build(
     task_views = TaskViews(tasks=tasks, assets=StorageClient(services["storage"]))
     user_overviews = UserOverviews(users=identity, credits=credits, tasks=tasks)
     admin_stats = AdminStats(tasks=tasks, credits=credits, providers=ProvidersClient(services["providers"]))
+    admin_audit = AdminAudit({name: AuditClient(services[name]) for name in AUDITED_SERVICES})
     operations = [
         *auth.operations(),
         *admin_user_operations(user_overviews),
         *admin_stats_operations(admin_stats, services["tasks"], services["credits"]),
+        *admin_audit_operations(admin_audit),
         *credits_operations(services["credits"]),
         *storage_operations(services["storage"]),
         *provider_operations(services["providers"]),
+        *queue_operations(services["providers"]),
         *rate_limit_operations(rate_limits),
         *catalog_operations(services["tasks"]),
         *task_operations(services["tasks"], task_views),

@@ -25,6 +25,7 @@ from funmagic_identity.application.settings import PlatformSettings
 from funmagic_identity.config import IdentitySettings, oauth_providers_from_env
 from funmagic_identity.entrypoints import cli
 from funmagic_identity.entrypoints.http import IdentityApp
+from funmagic_kit.audit_log import audit_routes
 from funmagic_kit.clock import Clock, SystemClock
 from funmagic_kit.crypto import SecretBox
 from funmagic_kit.runtime import BackgroundWorker, Runtime, ServiceParts, ServiceSpec
@@ -113,7 +114,9 @@ def build(
         workers.append(Periodic("mail", dispatcher.deliver_pending, MAIL_DELIVERY_INTERVAL_SECONDS))
     platform_settings = PlatformSettings(uow=unit_of_work, clock=clock)
     app = IdentityApp(handlers, settings=platform_settings, dev_mailbox=dev_mailbox, jwks=keys.published_keys)
-    parts = ServiceParts(routes=app.routes(), unit_of_work=unit_of_work, workers=workers)
+    parts = ServiceParts(
+        routes=[*app.routes(), *audit_routes(pool, "identity")], unit_of_work=unit_of_work, workers=workers
+    )
     return Identity(handlers=handlers, signing_keys=keys, clock=clock, parts=parts)
 
 

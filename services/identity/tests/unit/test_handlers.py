@@ -56,6 +56,7 @@ from funmagic_identity.domain.errors import (
     WeakPassword,
 )
 from funmagic_identity.domain.users import Role, User
+from funmagic_kit.audit import AdminAction
 from funmagic_kit.clock import ManualClock
 
 E = TypeVar("E", bound=IntegrationEvent)
@@ -95,6 +96,7 @@ class _State:
     accounts: dict[tuple[str, str], _Account] = field(default_factory=dict)
     mail: list[OutgoingMail] = field(default_factory=list)
     events: list[IntegrationEvent] = field(default_factory=list)
+    audit: list[AdminAction] = field(default_factory=list)
 
 
 class InMemoryIdentityStore:
@@ -255,11 +257,12 @@ class FakeUnitOfWork:
         self._database = database
         self._working = _State()
         self._pending: list[IntegrationEvent] = []
+        self._recorded: list[AdminAction] = []
         self._after_commit: list[Callable[[], None]] = []
 
     async def __aenter__(self) -> FakeUnitOfWork:
         self._working = copy.deepcopy(self._database.committed)
-        self._pending = []
+        self._pending, self._recorded = [], []
         self.store = InMemoryIdentityStore(self._working)
         return self
 
@@ -268,6 +271,7 @@ class FakeUnitOfWork:
     ) -> None:
         if exc_type is None:
             self._working.events.extend(self._pending)
+            self._working.audit.extend(self._recorded)
             self._database.committed = self._working
             for callback in self._after_commit:
                 callback()
@@ -283,6 +287,9 @@ class FakeUnitOfWork:
         time: datetime | None = None,
     ) -> None:
         self._pending.append(event)
+
+    def record(self, action: AdminAction) -> None:
+        self._recorded.append(action)
 
     def after_commit(self, callback: Callable[[], None]) -> None:
         self._after_commit.append(callback)
@@ -881,6 +888,15 @@ async def test_change_role_publishes_the_change_and_invalidates_the_users_tokens
     assert of_type(world.events, UserRoleChanged) == [
         UserRoleChanged(user_id=alice.user.id, old_role="user", new_role="admin", changed_by=boss.user.id)
     ]
+    assert world.db.committed.audit == [
+        AdminAction(
+            "user.role_changed",
+            "user",
+            alice.user.id,
+            {"role": {"from": "user", "to": "admin"}},
+            actor_id=boss.user.id,
+        )
+    ]
     assert world.revocations.invalid_before == [(alice.user.id, world.clock.now())]
 
 
@@ -890,6 +906,7 @@ async def test_change_role_to_the_current_role_changes_nothing(world: World) -> 
         actor_id="boss", actor_role="super_admin", user_id=alice.user.id, new_role="user"
     )
     assert of_type(world.events, UserRoleChanged) == []
+    assert world.db.committed.audit == [], "no change, nothing audited"
     assert world.revocations.invalid_before == []
 
 

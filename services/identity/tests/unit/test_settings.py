@@ -17,6 +17,7 @@ from funmagic_identity.domain.settings import (
     UnknownSetting,
     setting_named,
 )
+from funmagic_kit.audit import AdminAction
 from funmagic_kit.clock import ManualClock
 
 START = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -25,6 +26,7 @@ START = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 @dataclass
 class InMemorySettings:
     rows: dict[str, StoredSetting] = field(default_factory=dict)
+    audit: list[AdminAction] = field(default_factory=list)
 
     async def setting(self, name: SettingName) -> StoredSetting | None:
         return self.rows.get(name)
@@ -39,16 +41,22 @@ class SettingsUnitOfWork:
     def __init__(self, committed: InMemorySettings) -> None:
         self._committed = committed
         self.settings = InMemorySettings()
+        self._recorded: list[AdminAction] = []
 
     async def __aenter__(self) -> SettingsUnitOfWork:
         self.settings = InMemorySettings(dict(self._committed.rows))
+        self._recorded = []
         return self
+
+    def record(self, action: AdminAction) -> None:
+        self._recorded.append(action)
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         if exc_type is None:
             self._committed.rows = self.settings.rows
+            self._committed.audit += self._recorded
 
 
 @pytest.fixture
@@ -80,7 +88,7 @@ async def test_a_setting_never_stored_is_not_set(settings: PlatformSettings) -> 
 
 
 async def test_a_stored_setting_is_read_back_with_when_and_by_whom(
-    settings: PlatformSettings, clock: ManualClock
+    settings: PlatformSettings, clock: ManualClock, committed: InMemorySettings
 ) -> None:
     document = {"task_creation": {"limit": 10, "window_seconds": 60}, "tiers": []}
 
@@ -96,6 +104,10 @@ async def test_a_stored_setting_is_read_back_with_when_and_by_whom(
         clock.now(),
         None,
     )
+    assert committed.audit == [
+        AdminAction("setting.updated", "setting", "rate-limit", document, actor_id="admin-1"),
+        AdminAction("setting.updated", "setting", "rate-limit", {"upload": {"limit": 1}}),
+    ], "each store is an admin write in the audit log"
 
 
 async def test_an_unknown_setting_is_neither_read_nor_stored(

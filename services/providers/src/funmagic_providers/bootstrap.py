@@ -9,6 +9,7 @@ import aiohttp
 from psycopg_pool import AsyncConnectionPool
 from redis.asyncio import Redis
 
+from funmagic_kit.audit_log import audit_routes
 from funmagic_kit.clock import Clock, SystemClock
 from funmagic_kit.runtime import Runtime, ServiceParts, ServiceSpec
 from funmagic_kit.workers import Periodic
@@ -17,11 +18,14 @@ from funmagic_providers.adapters.apis.fal_queue import FalQueue
 from funmagic_providers.adapters.apis.local import LocalProvider
 from funmagic_providers.adapters.apis.openai_images import OpenAIImages
 from funmagic_providers.adapters.apis.tripo import Tripo
+from funmagic_providers.adapters.kafka_queue import KafkaQueueReader
 from funmagic_providers.adapters.keyring import ProviderKeyring
+from funmagic_providers.adapters.lag_trend import RedisLagTrend
 from funmagic_providers.adapters.postgres import ProvidersUnitOfWork
 from funmagic_providers.adapters.rate_limiter import ProviderRateLimiter
 from funmagic_providers.adapters.storage_client import StorageClient
-from funmagic_providers.application.ports import Storage
+from funmagic_providers.application.ports import KafkaQueue, Storage
+from funmagic_providers.application.queue_monitor import QueueMonitor
 from funmagic_providers.application.registry import ProviderRegistry
 from funmagic_providers.application.steps import StepJobs, StepRunner
 from funmagic_providers.config import ProvidersSettings
@@ -29,6 +33,7 @@ from funmagic_providers.domain.documents import JsonObject
 from funmagic_providers.domain.steps import ProviderAdapter
 from funmagic_providers.entrypoints import cli, kafka
 from funmagic_providers.entrypoints.http import ProvidersApp
+from funmagic_providers.entrypoints.queue_http import QueueMonitorApp
 
 
 @dataclass(frozen=True)
@@ -36,6 +41,7 @@ class Providers:
     registry: ProviderRegistry
     runner: StepRunner
     jobs: StepJobs
+    monitor: QueueMonitor
     parts: ServiceParts
 
 
@@ -49,9 +55,11 @@ def build(
     storage: Storage | None = None,
     adapters: Mapping[str, ProviderAdapter] | None = None,
     owner: str | None = None,
+    kafka_queue: KafkaQueue | None = None,
 ) -> Providers:
     """`adapters` replace the provider APIs of those types (fakes of third parties in tests); `owner`
-    names this process's runner in job leases."""
+    names this process's runner in job leases; `kafka_queue` is what the queue monitor reads Kafka with
+    (by default a reader of its own that connects on first use: its owner closes it)."""
     clock = clock or SystemClock()
 
     def unit_of_work() -> ProvidersUnitOfWork:
@@ -85,13 +93,27 @@ def build(
     )
     jobs = StepJobs(runner=runner, clock=clock)
     health_checks = Periodic("provider-health", registry.check_all, settings.health_check_interval_seconds)
+    monitor = QueueMonitor(
+        uow=unit_of_work,
+        kafka=kafka_queue or KafkaQueueReader(settings.kafka_bootstrap_servers, client_id="providers"),
+        trend=RedisLagTrend(redis),
+        limiter=limiter,
+        runner=runner,
+        clock=clock,
+        sample_spacing_seconds=settings.queue_lag_sample_seconds / 2,
+    )
+    lag_samples = Periodic("queue-lag-samples", monitor.sample_lag, settings.queue_lag_sample_seconds)
     parts = ServiceParts(
-        routes=ProvidersApp(registry).routes(),
+        routes=[
+            *ProvidersApp(registry).routes(),
+            *QueueMonitorApp(monitor).routes(),
+            *audit_routes(pool, "providers"),
+        ],
         subscriptions=kafka.subscriptions(jobs),
         unit_of_work=unit_of_work,
-        workers=(runner, health_checks),
+        workers=(runner, health_checks, lag_samples),
     )
-    return Providers(registry=registry, runner=runner, jobs=jobs, parts=parts)
+    return Providers(registry=registry, runner=runner, jobs=jobs, monitor=monitor, parts=parts)
 
 
 def _provider_apis(settings: ProvidersSettings, http: aiohttp.ClientSession) -> dict[str, ProviderAdapter]:
@@ -108,7 +130,11 @@ async def _build_from_runtime(runtime: Runtime) -> ServiceParts:
     settings: ProvidersSettings = runtime.settings
     timeout = aiohttp.ClientTimeout(total=settings.provider_call_timeout_seconds)
     http = await runtime.exit_stack.enter_async_context(aiohttp.ClientSession(timeout=timeout))
-    providers = build(settings, pool=runtime.require_pool(), redis=runtime.redis, http=http)
+    kafka_queue = KafkaQueueReader(settings.kafka_bootstrap_servers, client_id=SPEC.name)
+    runtime.exit_stack.push_async_callback(kafka_queue.close)
+    providers = build(
+        settings, pool=runtime.require_pool(), redis=runtime.redis, http=http, kafka_queue=kafka_queue
+    )
     # A wrong master key must stop the service here, not fail every step later.
     await providers.registry.verify_keys()
     return providers.parts

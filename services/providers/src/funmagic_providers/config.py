@@ -32,3 +32,5 @@ class ProvidersSettings(ServiceSettings, DatabaseSettings):
     health_check_interval_seconds: float = Field(
         300.0, validation_alias="HEALTH_CHECK_INTERVAL_SECONDS", gt=0
     )
+    # The queue monitor keeps a sample of every consumer group's lag this often (the trend of the last 60).
+    queue_lag_sample_seconds: float = Field(10.0, validation_alias="QUEUE_LAG_SAMPLE_SECONDS", gt=0, le=3600)

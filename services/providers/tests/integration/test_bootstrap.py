@@ -33,7 +33,7 @@ async def test_the_service_builds_its_parts_and_refuses_to_start_under_a_wrong_m
         assert parts.routes
         assert parts.subscriptions
         assert parts.unit_of_work is not None
-        assert len(parts.workers) == 2  # the step runner and the health checks
+        assert len(parts.workers) == 3  # the step runner, the health checks and the lag samples
         registry = await _registry_of(runtime)
         await registry.create(
             "web", name="openai", type="openai", api_key="sk-0123456789abcdef", base_url="https://a/v1"

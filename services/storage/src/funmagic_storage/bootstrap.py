@@ -8,6 +8,7 @@ from typing import Any
 
 from psycopg_pool import AsyncConnectionPool
 
+from funmagic_kit.audit_log import audit_routes
 from funmagic_kit.clock import Clock, SystemClock
 from funmagic_kit.runtime import Runtime, ServiceParts, ServiceSpec
 from funmagic_kit.s3 import open_presigning_client
@@ -57,7 +58,7 @@ def build(
     assets = AssetService(uow=unit_of_work, objects=objects, policy=policy, clock=clock or SystemClock())
     sweep = Periodic("upload-sweep", assets.sweep_expired_uploads, settings.upload_sweep_interval_seconds)
     parts = ServiceParts(
-        routes=StorageApp(assets).routes(),
+        routes=[*StorageApp(assets).routes(), *audit_routes(pool, "storage")],
         subscriptions=kafka.subscriptions(assets),
         unit_of_work=unit_of_work,
         workers=(sweep,),

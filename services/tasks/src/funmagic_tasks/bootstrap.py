@@ -9,6 +9,7 @@ from datetime import timedelta
 import aiohttp
 from psycopg_pool import AsyncConnectionPool
 
+from funmagic_kit.audit_log import audit_routes
 from funmagic_kit.clock import Clock, SystemClock
 from funmagic_kit.errors import ConfigError
 from funmagic_kit.runtime import Runtime, ServiceParts, ServiceSpec
@@ -68,7 +69,7 @@ def build(
         ),
     )
     parts = ServiceParts(
-        routes=[*TasksApp(tasks).routes(), *CatalogApp(catalog).routes()],
+        routes=[*TasksApp(tasks).routes(), *CatalogApp(catalog).routes(), *audit_routes(pool, "tasks")],
         subscriptions=kafka.subscriptions(tasks),
         unit_of_work=unit_of_work,
         workers=(Periodic("overdue-tasks", tasks.sweep_overdue, settings.sweep_interval_seconds),),

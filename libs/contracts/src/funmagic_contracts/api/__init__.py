@@ -5,6 +5,9 @@
     credits    /api/credits/*, /api/webhooks/stripe, admin credits and packages
     storage    /api/assets*                             providers  /api/admin/providers, admin-providers
     stats      the `?window=` of /api/admin/stats/* (tasks' and credits' figures are in their modules)
+    queue      /api/admin/queue/* (the queue monitor: lag, dead letters and their replay, step jobs,
+               the rate limiter, circuit breakers)
+    audit      /api/admin/audit (admin writes, merged over the services that made them)
 
 The gateway declares its routes with them (and /openapi.json is generated from them). `Request` models
 (extra fields refused) are the bodies and queries the gateway forwards to a service as they are, so the

@@ -7,6 +7,11 @@ both scopes (`/v1/admin/providers` and `/v1/admin/admin-providers`):
     ProviderCreate   POST /v1/admin/…providers
     ProviderUpdate   PATCH /v1/admin/…providers/{provider_id} (only the fields sent: `exclude_unset`)
     ProviderQuery    GET /v1/admin/…providers (query)
+    HealthHistoryQuery  GET /v1/admin/…providers/{provider_id}/health-history (query); the answer is a
+                     `ProviderHealthCheckPage`, newest first
+
+`StepTypeCatalog` is the answer of `GET /v1/admin/step-types`: for each step type, the provider types that
+can run it, their models and the options each adapter reads (the admin tool editor's step form).
 """
 
 from __future__ import annotations
@@ -18,7 +23,20 @@ from pydantic import Field
 
 from funmagic_contracts.api.base import Reply, Request
 
-__all__ = ["Provider", "ProviderCreate", "ProviderPage", "ProviderQuery", "ProviderUpdate"]
+__all__ = [
+    "HealthHistoryQuery",
+    "Provider",
+    "ProviderCreate",
+    "ProviderHealthCheck",
+    "ProviderHealthCheckPage",
+    "ProviderPage",
+    "ProviderQuery",
+    "ProviderUpdate",
+    "StepOptionField",
+    "StepProviderSupport",
+    "StepTypeCatalog",
+    "StepTypeSchema",
+]
 
 
 class ProviderCreate(Request):
@@ -68,3 +86,52 @@ class ProviderPage(Reply):
 class ProviderQuery(Request):
     limit: int = Field(50, ge=1, le=200)
     cursor: str | None = Field(None, max_length=63)
+
+
+class ProviderHealthCheck(Reply):
+    id: str
+    checked_at: datetime
+    healthy: bool
+    latency_ms: int = Field(description="How long the check took, in milliseconds.")
+    error: str | None = Field(
+        None, description="Why the check failed (a status code, a timeout…); never a key. Null when healthy."
+    )
+    trigger: Literal["manual", "periodic"] = Field(
+        description="`manual`: an admin asked for it; `periodic`: the service's own round."
+    )
+
+
+class ProviderHealthCheckPage(Reply):
+    items: list[ProviderHealthCheck]
+    next_cursor: str | None = None
+
+
+class HealthHistoryQuery(Request):
+    limit: int = Field(20, ge=1, le=100)
+    cursor: str | None = Field(None, max_length=200, description="`next_cursor` of the previous page.")
+
+
+class StepOptionField(Reply):
+    name: str = Field(description="The key in a step's `provider.options`.")
+    kind: Literal["string", "integer", "number", "boolean", "enum"]
+    description: str
+    default: Any = Field(None, description="What the adapter uses when the option is not set (null: none).")
+    enum: list[str] | None = Field(None, description="The allowed values of an `enum` option.")
+    minimum: float | None = None
+    maximum: float | None = None
+
+
+class StepProviderSupport(Reply):
+    type: str = Field(description="A provider type (`openai`, `fal`, `tripo`, `local`).")
+    models: list[str] = Field(description="Known models, the default first; others are passed on as given.")
+    options: list[StepOptionField]
+
+
+class StepTypeSchema(Reply):
+    type: str = Field(description="A step type, as in a tool's `steps[].type`.")
+    description: str
+    providers: list[StepProviderSupport]
+
+
+class StepTypeCatalog(Reply):
+    items: list[StepTypeSchema]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 __all__ = ["CheckoutStarted", "Commerce", "WebhookOutcome"]
 
+import dataclasses
 import logging
 from dataclasses import dataclass
 from datetime import datetime
@@ -27,6 +28,7 @@ from funmagic_credits.domain.commerce import (
     package_must_be_for_sale,
 )
 from funmagic_credits.domain.ledger import RecordPurchase
+from funmagic_kit.audit import AdminAction
 from funmagic_kit.clock import Clock
 from funmagic_kit.errors import Malformed
 from funmagic_kit.ports import UnitOfWorkFactory
@@ -68,11 +70,17 @@ class Commerce:
 
     async def add_package(self, entry: PackageEntry) -> CreditPackage:
         async with self.uow() as uow:
-            return await uow.commerce.add_package(entry, self.clock.now())
+            package = await uow.commerce.add_package(entry, self.clock.now())
+            uow.record(AdminAction("package.created", "credit_package", package.id, _package_fields(entry)))
+        return package
 
     async def update_package(self, package_id: str, entry: PackageEntry) -> CreditPackage:
         async with self.uow() as uow:
             package = await uow.commerce.update_package(package_id, entry, self.clock.now())
+            if package is not None:
+                uow.record(
+                    AdminAction("package.updated", "credit_package", package_id, _package_fields(entry))
+                )
         if package is None:
             raise UnknownPackage("no such credit package")
         return package
@@ -80,6 +88,8 @@ class Commerce:
     async def delete_package(self, package_id: str) -> None:
         async with self.uow() as uow:
             deleted = await uow.commerce.delete_package(package_id, self.clock.now())
+            if deleted:
+                uow.record(AdminAction("package.deleted", "credit_package", package_id))
         if not deleted:
             raise UnknownPackage("no such credit package")
 
@@ -144,3 +154,7 @@ class Commerce:
         if purchase is None:  # just added in this transaction
             raise AssertionError(f"purchase {session.id} vanished")
         return purchase
+
+
+def _package_fields(entry: PackageEntry) -> dict[str, object]:
+    return dataclasses.asdict(entry)

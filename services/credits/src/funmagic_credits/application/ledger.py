@@ -21,6 +21,7 @@ from funmagic_contracts.credits.events import (
 from funmagic_contracts.envelope import Envelope
 from funmagic_credits.application.ports import CreditsUnitOfWork, StoredEvent
 from funmagic_credits.domain.ledger import (
+    AdjustCredits,
     Adjusted,
     Command,
     Granted,
@@ -35,6 +36,7 @@ from funmagic_credits.domain.ledger import (
     fold,
     idempotency_key,
 )
+from funmagic_kit.audit import AdminAction
 from funmagic_kit.clock import Clock
 from funmagic_kit.ports import UnitOfWorkFactory
 
@@ -78,6 +80,19 @@ class Ledger:
                 caused_by=caused_by,
                 event_id=UUID(each.event_id),
                 time=each.occurred_at,
+            )
+        if isinstance(command, AdjustCredits):
+            # Once per adjustment: a retry with the same Idempotency-Key returned above.
+            change = {"amount": command.amount, "balance": {"from": account.balance, "to": updated.balance}}
+            uow.record(
+                AdminAction(
+                    "credits.adjusted",
+                    "user",
+                    command.user_id,
+                    change,
+                    command.reason,
+                    actor_id=command.admin_id,
+                )
             )
         return stored
 

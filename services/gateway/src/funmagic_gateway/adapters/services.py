@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 import aiohttp
 from pydantic import BaseModel
 
+from funmagic_contracts.api.audit import AuditPage, AuditQuery
 from funmagic_contracts.api.credits import AdminUserCredits, CreditStats, LifetimePurchases
 from funmagic_contracts.api.identity import UserView
 from funmagic_contracts.api.providers import Provider, ProviderPage
@@ -274,3 +275,16 @@ class ProvidersClient:
             if not page.next_cursor or not page.items:
                 return found
             params = {**params, "cursor": page.next_cursor}
+
+
+@dataclass(frozen=True)
+class AuditClient:
+    """One service's audit log (`GET /v1/admin/audit`, served alike by every service)."""
+
+    service: ServiceClient
+
+    async def audit_page(self, caller: Caller, query: AuditQuery) -> AuditPage:
+        # The service filter is the gateway's own: each service answers for itself.
+        params = query_params(query.model_copy(update={"service": None}))
+        reply = await _call(self.service, caller, "GET", "/v1/admin/audit", params=params)
+        return _read(reply, AuditPage, self.service.name)

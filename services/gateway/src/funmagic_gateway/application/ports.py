@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from funmagic_contracts.api.audit import AuditPage, AuditQuery
 from funmagic_contracts.api.credits import AdminUserCredits, CreditStats
 from funmagic_contracts.api.identity import UserView
 from funmagic_contracts.api.providers import Provider
@@ -22,6 +23,7 @@ from funmagic_gateway.domain.rate_limits import RateLimitSettings
 
 __all__ = [
     "AssetUrls",
+    "AuditLog",
     "Caller",
     "CreditFigures",
     "ProviderRegistry",
@@ -99,3 +101,9 @@ class RateLimitSettingsRecords(Protocol):
 
     async def save(self, settings: RateLimitSettings, caller: Caller) -> None:
         """Stores them whole; returns once they are stored (`caller`: whose change it is)."""
+
+
+class AuditLog(Protocol):
+    async def audit_page(self, caller: Caller, query: AuditQuery) -> AuditPage:
+        """One service's audit entries, newest first, after the query's cursor."""
+        ...

@@ -1,15 +1,18 @@
 """`/api/admin/providers/*` (web scope, admins) and `/api/admin/admin-providers/*` (studio scope,
 super_admins): the provider registry, every route a declared forward. Keys are write-only: answers carry
-`api_key_hint` only."""
+`api_key_hint` only. `/api/admin/step-types` (admins): what each step type can run on."""
 
 from __future__ import annotations
 
 from funmagic_contracts.api.providers import (
+    HealthHistoryQuery,
     Provider,
     ProviderCreate,
+    ProviderHealthCheckPage,
     ProviderPage,
     ProviderQuery,
     ProviderUpdate,
+    StepTypeCatalog,
 )
 from funmagic_gateway.adapters.services import ServiceClient
 from funmagic_gateway.entrypoints.forwarding import Forward, operations
@@ -53,5 +56,17 @@ def provider_operations(providers: ServiceClient) -> list[Operation]:
             Forward("POST", item + "/health-check", providers, internal_item + "/health-check",
                     "Check the provider now", tag, f"check_{noun}_health", access=access, reply=Provider,
                     errors=(404,)),
+            Forward("GET", item + "/health-history", providers, internal_item + "/health-history",
+                    "The provider's health checks, newest first", tag, f"{noun}_health_history",
+                    access=access, query=HealthHistoryQuery, reply=ProviderHealthCheckPage, errors=(404,),
+                    description="Every check, asked for or periodic, of the last 30 days: when, whether it "
+                                "passed, its latency and why it failed (never a key)."),
         ]  # fmt: skip
+    declared.append(
+        Forward("GET", "/api/admin/step-types", providers, "/v1/admin/step-types",
+                "What each step type runs on: provider types, their models and options", "admin: providers",
+                "step_types", access="admin", reply=StepTypeCatalog,
+                description="The schema of a tool's step config, from the provider adapters themselves: the "
+                            "admin tool editor's step form is generated from it."),
+    )  # fmt: skip
     return operations(*declared)

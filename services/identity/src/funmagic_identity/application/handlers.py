@@ -65,9 +65,13 @@ from funmagic_identity.domain.users import (
     role_change_is_allowed,
     status_change_is_allowed,
 )
+from funmagic_kit.audit import AdminAction
 from funmagic_kit.clock import Clock
 
 log = logging.getLogger(__name__)
+
+# The reason of the audit entries the operator's command writes (they have no actor).
+_BY_OPERATOR = "create-super-admin command"
 
 EMAIL_VERIFICATION = "email-verification"
 PASSWORD_RESET = "password-reset"
@@ -490,6 +494,8 @@ class IdentityHandlers:
             uow.publish(
                 UserRoleChanged(user_id=user_id, old_role=target.role, new_role=new_role, changed_by=actor_id)
             )
+            change = {"role": {"from": target.role, "to": new_role}}
+            uow.record(AdminAction("user.role_changed", "user", user_id, change, actor_id=actor_id))
         await self.revocations.tokens_invalid_before(user_id, now)
         log.info("role changed", extra={"user_id": user_id, "new_role": new_role, "by": actor_id})
         return updated
@@ -509,9 +515,13 @@ class IdentityHandlers:
                 updated = await uow.store.update_user(user_id, now, disabled_at=now, disabled_reason=reason)
                 await uow.store.revoke_user_sessions(user_id, "account_disabled", now)
                 uow.publish(UserDisabled(user_id=user_id, by=actor_id, reason=reason))
+                change = {"disabled": {"from": False, "to": True}}
+                uow.record(AdminAction("user.disabled", "user", user_id, change, reason, actor_id=actor_id))
             else:
                 updated = await uow.store.update_user(user_id, now, disabled_at=None, disabled_reason=None)
                 uow.publish(UserEnabled(user_id=user_id, by=actor_id, reason=reason))
+                change = {"disabled": {"from": True, "to": False}}
+                uow.record(AdminAction("user.enabled", "user", user_id, change, reason, actor_id=actor_id))
         if disabled:
             await self.revocations.tokens_invalid_before(user_id, now)
         return updated
@@ -536,6 +546,9 @@ class IdentityHandlers:
                             changed_by=existing.id,
                         )
                     )
+                    # The operator's doing, not an admin's: no actor.
+                    change = {"role": {"from": old_role, "to": "super_admin"}}
+                    uow.record(AdminAction("user.role_changed", "user", existing.id, change, _BY_OPERATOR))
                 created, user = False, existing
             else:
                 if password is None:
@@ -554,6 +567,8 @@ class IdentityHandlers:
                         user_id=user.id, old_role="user", new_role="super_admin", changed_by=user.id
                     )
                 )
+                change = {"email": email, "role": {"from": "user", "to": "super_admin"}}
+                uow.record(AdminAction("user.created", "user", user.id, change, _BY_OPERATOR))
                 created = True
         await self.revocations.tokens_invalid_before(user.id, now)
         return user, created

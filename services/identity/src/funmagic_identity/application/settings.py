@@ -12,6 +12,7 @@ from funmagic_identity.domain.settings import (
     StoredSetting,
     setting_named,
 )
+from funmagic_kit.audit import AdminAction
 from funmagic_kit.clock import Clock
 
 __all__ = ["PlatformSettings"]
@@ -40,5 +41,7 @@ class PlatformSettings:
         )
         async with self.uow() as uow:
             await uow.settings.save_setting(setting)
+            # Stored for the gateway, but an admin's write all the same (`by`: the forwarded caller).
+            uow.record(AdminAction("setting.updated", "setting", setting.name, document, actor_id=by))
         log.info("platform setting stored", extra={"setting": setting.name, "by": by})
         return setting

@@ -8,6 +8,7 @@ fences it by the lease) and written back with `save`.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -16,11 +17,15 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from funmagic_kit.db import PostgresUnitOfWork
+from funmagic_kit.pagination import decode_cursor, page_of
 from funmagic_kit.rows import from_row, to_row
+from funmagic_providers.adapters.queue_records import DeadLetterReplayRecords
+from funmagic_providers.domain.health import HealthCheck
 from funmagic_providers.domain.providers import SCOPES, Provider, Scope, SealedKey
+from funmagic_providers.domain.queue import StepJobCount
 from funmagic_providers.domain.step_job import StepError, StepJob, StepJobInput
 
-__all__ = ["ProviderRecords", "ProvidersUnitOfWork", "StepJobRecords"]
+__all__ = ["HealthCheckRecords", "ProviderRecords", "ProvidersUnitOfWork", "StepJobRecords"]
 
 Row = dict[str, Any]  # a row as psycopg's dict_row gives it, mapped to a domain object right away
 
@@ -198,6 +203,21 @@ WHERE id = %(id)s
 """
 
 
+_QUEUE_COUNTS = """
+SELECT scope, provider,
+       CASE WHEN status = 'running' THEN 'running'
+            WHEN delays > 0 THEN 'delayed'
+            WHEN retries > 0 THEN 'retrying'
+            ELSE 'queued' END AS state,
+       count(*)::int AS count,
+       EXTRACT(EPOCH FROM now() - min(created_at))::float8 AS oldest_age_seconds
+FROM step_jobs
+WHERE status IN ('queued', 'running')
+GROUP BY 1, 2, 3
+ORDER BY 1, 2, 3
+"""
+
+
 def _job(row: Row) -> StepJob:
     stored_input = row["input"]
     job_input = StepJobInput(
@@ -264,6 +284,12 @@ class StepJobRecords:
         )
         return [_job(row) for row in await cursor.fetchall()]
 
+    async def queue_counts(self) -> list[StepJobCount]:
+        """Unfinished jobs per scope, provider and monitor state, counted and aged by the database (the
+        partial indexes on queued and running jobs find them); the CASE is `domain.queue.queue_state`."""
+        cursor = await self._conn.execute(_QUEUE_COUNTS)
+        return [from_row(StepJobCount, row) for row in await cursor.fetchall()]
+
     async def of_task(self, task_id: str) -> list[StepJob]:
         """Every job of the task, oldest first (for operators and tests; nothing is locked)."""
         cursor = await self._conn.execute(
@@ -272,12 +298,73 @@ class StepJobRecords:
         return [_job(row) for row in await cursor.fetchall()]
 
 
+# --- health history --------------------------------------------------------------------------------
+
+HEALTH_CHECK_COLUMNS = (
+    "id::text AS id, provider_id::text AS provider_id, checked_at, healthy, latency_ms, error, trigger"
+)
+_INSERT_HEALTH_CHECK = """
+INSERT INTO provider_health_checks (id, scope, provider_id, checked_at, healthy, latency_ms, error, trigger)
+VALUES (%(id)s, %(scope)s, %(provider_id)s, %(checked_at)s, %(healthy)s, %(latency_ms)s, %(error)s,
+        %(trigger)s)
+"""
+_FORGET_HEALTH_CHECKS = """
+DELETE FROM provider_health_checks
+WHERE scope = %(scope)s AND provider_id = %(provider_id)s AND checked_at < %(before)s
+"""
+_HEALTH_HISTORY = f"""
+SELECT {HEALTH_CHECK_COLUMNS} FROM provider_health_checks
+WHERE scope = %(scope)s AND provider_id = %(provider_id)s
+  AND (%(after_at)s::timestamptz IS NULL OR (checked_at, id) < (%(after_at)s, %(after_id)s::uuid))
+ORDER BY checked_at DESC, id DESC
+LIMIT %(limit)s
+"""
+
+
+class HealthCheckRecords:
+    """Every health check of every provider (both scopes), newest first."""
+
+    def __init__(self, conn: psycopg.AsyncConnection) -> None:
+        self._conn = conn
+
+    async def add(self, scope: Scope, check: HealthCheck) -> None:
+        await self._conn.execute(_INSERT_HEALTH_CHECK, to_row(check, scope=scope))
+
+    async def forget_before(self, scope: Scope, provider_id: str, before: datetime) -> None:
+        """Drop a provider's checks older than `before` (the history is kept for a while, not forever)."""
+        await self._conn.execute(
+            _FORGET_HEALTH_CHECKS, {"scope": scope, "provider_id": provider_id, "before": before}
+        )
+
+    async def page(
+        self, scope: Scope, provider_id: str, *, limit: int, cursor: str | None
+    ) -> tuple[list[HealthCheck], str | None]:
+        after_at, after_id = decode_cursor(cursor, datetime, uuid.UUID) if cursor else (None, None)
+        cursor_rows = await self._conn.execute(
+            _HEALTH_HISTORY,
+            {
+                "scope": scope,
+                "provider_id": provider_id,
+                "after_at": after_at,
+                "after_id": after_id,
+                "limit": limit + 1,
+            },
+        )
+        checks = [from_row(HealthCheck, row) for row in await cursor_rows.fetchall()]
+        return page_of(checks, limit, key=lambda check: (check.checked_at, check.id))
+
+
 class ProvidersUnitOfWork(PostgresUnitOfWork):
-    """One transaction of providers, with its stores: `uow.jobs` and `uow.providers[scope]`."""
+    """One transaction of providers, with its stores: `uow.jobs`, `uow.providers[scope]`,
+    `uow.health_checks` and `uow.replays` (dead letters replayed)."""
 
     jobs: StepJobRecords
     providers: Mapping[Scope, ProviderRecords]
+    health_checks: HealthCheckRecords
+    replays: DeadLetterReplayRecords
 
     def bind(self, conn: psycopg.AsyncConnection) -> None:
         self.jobs = StepJobRecords(conn)
         self.providers = {scope: ProviderRecords(conn, scope) for scope in SCOPES}
+        self.health_checks = HealthCheckRecords(conn)
+        self.replays = DeadLetterReplayRecords(conn)

@@ -33,6 +33,7 @@ from redis.exceptions import RedisError
 
 from funmagic_kit.clock import SystemClock
 from funmagic_providers.domain.documents import JsonObject
+from funmagic_providers.domain.queue import LimiterUsage
 from funmagic_providers.domain.rate_limit import InvalidRateLimitConfig, RateLimitConfig
 
 __all__ = ["SCOPES", "Admission", "ProviderRateLimiter", "RateLimiterUnavailable"]
@@ -235,6 +236,29 @@ class ProviderRateLimiter:
         with _unavailable("renew a provider lease"):
             held = await self._renew_script(keys=[self.key(scope, provider, "sem")], args=args)
         return bool(int(held))
+
+    async def usage(self, scope: str, provider: str) -> LimiterUsage:
+        """What the provider's keys hold now, for the queue monitor: unexpired leases, the calls of the
+        current minute window (and when it ends) and of the UTC day. Reads only; nothing is written."""
+        now = self._now()
+        day = f"{now:%Y-%m-%d}"
+        with _unavailable("read the limiter's state"):
+            pipe = self._redis.pipeline(transaction=False)
+            # Expired leases are still in the set until the next acquire sweeps them: count live ones only.
+            pipe.zcount(self.key(scope, provider, "sem"), f"({_epoch_ms(now)}", "+inf")
+            pipe.get(self.key(scope, provider, "rpm"))
+            pipe.pttl(self.key(scope, provider, "rpm"))
+            pipe.get(self.key(scope, provider, f"rpd:{day}"))
+            in_flight, per_minute, minute_ttl_ms, per_day = await pipe.execute()
+        return LimiterUsage(
+            in_flight=int(in_flight),
+            used_per_minute=int(per_minute or 0),
+            minute_resets_in_seconds=minute_ttl_ms / 1000
+            if per_minute is not None and minute_ttl_ms > 0
+            else None,
+            used_per_day=int(per_day or 0),
+            day=day,
+        )
 
     async def forget_config(self, scope: str, provider: str) -> None:
         """Drop the cached config so an admin's edit applies to the next acquire, in every worker.

@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Protocol
 
 from funmagic_kit.ports import UnitOfWork
+from funmagic_providers.domain.health import HealthCheck
 from funmagic_providers.domain.providers import Provider, Scope
+from funmagic_providers.domain.queue import (
+    ConsumerGroupOffsets,
+    DeadLetterRecord,
+    LagSample,
+    LimiterUsage,
+    PartitionOffsets,
+    Replay,
+    ReplayRecord,
+    StepJobCount,
+)
 from funmagic_providers.domain.rate_limit import RateLimitConfig
 from funmagic_providers.domain.step_job import StepJob
 from funmagic_providers.domain.steps import InputFile, StoredAsset
@@ -15,8 +26,13 @@ from funmagic_providers.domain.steps import InputFile, StoredAsset
 __all__ = [
     "Admission",
     "ConfigCache",
+    "DeadLetterReplayStore",
+    "HealthCheckStore",
+    "KafkaQueue",
     "Keyring",
+    "LagTrend",
     "Limiter",
+    "LimiterGauge",
     "ProviderStore",
     "ProvidersUnitOfWork",
     "RunnerSettings",
@@ -44,6 +60,11 @@ class StepJobStore(Protocol):
         """The task's queued and running jobs, locked."""
         ...
 
+    async def queue_counts(self) -> list[StepJobCount]:
+        """Unfinished jobs per scope, provider and monitor state (`domain.queue.queue_state`), counted by
+        the database."""
+        ...
+
 
 class ProviderStore(Protocol):
     """The live providers of one scope."""
@@ -67,9 +88,43 @@ class ProviderStore(Protocol):
     async def delete(self, provider_id: str, now: datetime) -> bool: ...
 
 
+class HealthCheckStore(Protocol):
+    """The health history of the providers of both scopes."""
+
+    async def add(self, scope: Scope, check: HealthCheck) -> None: ...
+
+    async def forget_before(self, scope: Scope, provider_id: str, before: datetime) -> None:
+        """Drop a provider's checks older than `before`."""
+        ...
+
+    async def page(
+        self, scope: Scope, provider_id: str, *, limit: int, cursor: str | None
+    ) -> tuple[list[HealthCheck], str | None]:
+        """A provider's checks, newest first, and the cursor of the next page (None at the end)."""
+        ...
+
+
+class DeadLetterReplayStore(Protocol):
+    """Which events were replayed from a dead-letter topic (one row per event id)."""
+
+    async def add(self, replay: Replay, *, replayed_by: str, replayed_at: datetime) -> bool:
+        """Record the replay; False when this event was replayed before (nothing is written then)."""
+        ...
+
+    async def publish_again(self, replay: Replay) -> None:
+        """Put the original message in the outbox, bound for its origin topic."""
+        ...
+
+    async def of_events(self, event_ids: Sequence[str]) -> dict[str, ReplayRecord]:
+        """The replays of those events that were replayed, by event id."""
+        ...
+
+
 class ProvidersUnitOfWork(UnitOfWork, Protocol):
     jobs: StepJobStore
     providers: Mapping[Scope, ProviderStore]
+    replays: DeadLetterReplayStore
+    health_checks: HealthCheckStore
 
 
 class Keyring(Protocol):
@@ -137,3 +192,43 @@ class Storage(Protocol):
         data: bytes,
         visibility: str,
     ) -> StoredAsset: ...
+
+
+class KafkaQueue(Protocol):
+    """Kafka as the queue monitor reads it: offsets and consumer groups through the admin API, and the
+    messages of a partition."""
+
+    async def offsets(self, topics: Sequence[str]) -> dict[str, list[PartitionOffsets] | None]:
+        """Each topic's partitions with their beginning and end offsets; None for a topic that does not
+        exist."""
+        ...
+
+    async def consumer_groups(self, topics: Sequence[str]) -> list[ConsumerGroupOffsets]:
+        """The consumer groups with committed offsets on any of `topics` (only those offsets)."""
+        ...
+
+    async def read(self, topic: str, partition: int, start: int, stop: int) -> list[DeadLetterRecord]:
+        """The messages of a partition at offsets `start` ≤ offset < `stop` (an offset may be missing)."""
+        ...
+
+
+class LagTrend(Protocol):
+    """Recent lag samples per (group, topic), kept where every replica reads them."""
+
+    async def record(
+        self, lags: Mapping[tuple[str, str], int], at: datetime, *, spacing_seconds: float
+    ) -> bool:
+        """Keep a sample of each lag, unless a replica kept one less than `spacing_seconds` ago (False)."""
+        ...
+
+    async def recent(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], list[LagSample]]:
+        """The kept samples of each (group, topic), oldest first."""
+        ...
+
+
+class LimiterGauge(Protocol):
+    """The rate limiter, read: a provider's limits and what its keys hold now."""
+
+    async def config(self, scope: str, provider: str) -> RateLimitConfig: ...
+
+    async def usage(self, scope: str, provider: str) -> LimiterUsage: ...

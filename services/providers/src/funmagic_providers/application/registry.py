@@ -3,16 +3,20 @@ that hands out a decrypted key (for a single call).
 
 Keys are encrypted with the keyring before they reach the database, shown only as a hint, and never put
 in an event, a log line or an answer. An edit of a provider's config clears the rate limiter's cached
-copy so the new limits apply at once.
+copy so the new limits apply at once. Every health check, asked for or periodic, is kept in the
+provider's health history (for `HEALTH_HISTORY_KEPT`), with its latency and, for a failure, why.
 """
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from datetime import timedelta
 from typing import TypedDict
 
+from funmagic_kit.audit import AdminAction
 from funmagic_kit.clock import Clock
 from funmagic_kit.errors import ConfigError
 from funmagic_kit.logs import get_logger
@@ -20,6 +24,7 @@ from funmagic_kit.ports import UnitOfWorkFactory
 from funmagic_providers.application.ports import ConfigCache, Keyring, ProvidersUnitOfWork
 from funmagic_providers.domain.documents import JsonObject
 from funmagic_providers.domain.errors import ProviderRejected
+from funmagic_providers.domain.health import HealthCheck, HealthTrigger, health_check
 from funmagic_providers.domain.providers import (
     LOCAL_PROVIDER,
     SCOPES,
@@ -36,9 +41,12 @@ from funmagic_providers.domain.providers import (
     key_hint,
     record_health,
 )
-from funmagic_providers.domain.steps import ProviderAccess, ProviderAdapter
+from funmagic_providers.domain.steps import HealthReport, ProviderAccess, ProviderAdapter
 
 __all__ = [
+    "HEALTH_HISTORY_KEPT",
+    "HealthCheckPage",
+    "HealthCheckView",
     "ProviderChanges",
     "ProviderExists",
     "ProviderNotFound",
@@ -48,6 +56,10 @@ __all__ = [
 ]
 
 log = get_logger(__name__)
+
+# How long a provider's health history is kept: a periodic round every five minutes makes ~8,600 rows a
+# month per provider, plenty to see a pattern, and the table stays small.
+HEALTH_HISTORY_KEPT = timedelta(days=30)
 
 
 class ProviderView(TypedDict):
@@ -71,6 +83,22 @@ class ProviderView(TypedDict):
 
 class ProviderPage(TypedDict):
     items: list[ProviderView]
+    next_cursor: str | None
+
+
+class HealthCheckView(TypedDict):
+    """One check of a provider's health history."""
+
+    id: str
+    checked_at: str
+    healthy: bool
+    latency_ms: int
+    error: str | None
+    trigger: HealthTrigger
+
+
+class HealthCheckPage(TypedDict):
+    items: list[HealthCheckView]
     next_cursor: str | None
 
 
@@ -127,6 +155,11 @@ class ProviderRegistry:
         )
         async with self.uow() as uow:
             created = await uow.providers[scope].add(provider)
+            if created is not None:
+                change = {"scope": scope, "name": name, "type": type, "display_name": display_name,
+                          "base_url": base_url, "config": config or {}, "is_active": is_active,
+                          "api_key": api_key}  # fmt: skip
+                uow.record(AdminAction("provider.created", "provider", provider_id, change))
         if created is None:
             raise ProviderExists(f"a {scope} provider named {name!r} exists already")
         await self.config_cache.forget_config(scope, created.name)
@@ -158,6 +191,10 @@ class ProviderRegistry:
             if changes:
                 edited = replace(edited, updated_at=self.clock.now())
                 await records.save(edited)
+                # The key only as "changed" (the audit log keeps no secret, nor its hint).
+                before = {field: getattr(provider, field) for field in changes if field != "api_key"}
+                change = {"scope": scope, "name": provider.name, **changes, "before": before}
+                uow.record(AdminAction("provider.updated", "provider", provider_id, change))
         await self.config_cache.forget_config(scope, provider.name)
         log.info(
             "provider updated", extra={"scope": scope, "provider": provider.name, "fields": sorted(changes)}
@@ -187,6 +224,8 @@ class ProviderRegistry:
             provider = await records.get(provider_id, for_update=True)
             if provider is None or not await records.delete(provider_id, self.clock.now()):
                 raise ProviderNotFound("no such provider")
+            change = {"scope": scope, "name": provider.name}
+            uow.record(AdminAction("provider.deleted", "provider", provider_id, change))
         await self.config_cache.forget_config(scope, provider.name)
         log.info("provider deleted", extra={"scope": scope, "provider": provider.name})
 
@@ -230,7 +269,17 @@ class ProviderRegistry:
             provider = await uow.providers[scope].get(provider_id)
         if provider is None:
             raise ProviderNotFound("no such provider")
-        return _view(scope, await self._check(scope, provider))
+        return _view(scope, await self._check(scope, provider, trigger="manual"))
+
+    async def health_history(
+        self, scope: Scope, provider_id: str, *, limit: int, cursor: str | None
+    ) -> HealthCheckPage:
+        """A live provider's health checks, newest first."""
+        async with self.uow() as uow:
+            if await uow.providers[scope].get(provider_id) is None:
+                raise ProviderNotFound("no such provider")
+            checks, next_cursor = await uow.health_checks.page(scope, provider_id, limit=limit, cursor=cursor)
+        return {"items": [_check_view(check) for check in checks], "next_cursor": next_cursor}
 
     async def check_all(self) -> int:
         """One round of health checks over every live provider of both scopes; returns how many."""
@@ -240,25 +289,43 @@ class ProviderRegistry:
                 providers = await uow.providers[scope].all_live()
             for provider in providers:
                 if provider.is_active:
-                    await self._check(scope, provider)
+                    await self._check(scope, provider, trigger="periodic")
                     checked += 1
         return checked
 
-    async def _check(self, scope: Scope, provider: Provider) -> Provider:
+    async def _check(self, scope: Scope, provider: Provider, *, trigger: HealthTrigger) -> Provider:
+        access = self._access(provider)
+        # A duration, not a moment: measured on the monotonic clock (the `Clock` dates the check).
+        started = time.perf_counter()
         try:
-            healthy = await self.adapters[provider.type].check_health(self._access(provider))
+            report = await self.adapters[provider.type].check_health(access)
         except Exception as error:  # a check must never stop the round; the reason is logged
             log.warning(
                 "health check failed", extra={"provider": provider.name, "error": type(error).__name__}
             )
-            healthy = False
+            report = HealthReport(False, f"the check failed ({type(error).__name__})")
+        latency_ms = round((time.perf_counter() - started) * 1000)
         async with self.uow() as uow:
             records = uow.providers[scope]
             current = await records.get(provider.id, for_update=True)
             if current is None:  # deleted while it was being checked
                 return provider
-            checked, changed = record_health(current, scope, healthy=healthy, now=self.clock.now())
+            now = self.clock.now()
+            checked, changed = record_health(current, scope, healthy=report.healthy, now=now)
             await records.save(checked)
+            await uow.health_checks.add(
+                scope,
+                health_check(
+                    report,
+                    check_id=str(uuid.uuid4()),
+                    provider_id=provider.id,
+                    checked_at=now,
+                    latency_ms=latency_ms,
+                    trigger=trigger,
+                    api_key=access.api_key,
+                ),
+            )
+            await uow.health_checks.forget_before(scope, provider.id, now - HEALTH_HISTORY_KEPT)
             if changed is not None:
                 uow.publish(changed)
         return checked
@@ -318,6 +385,17 @@ def _scope(value: str) -> Scope:
         if value == scope:
             return scope
     raise ValueError(f"unknown scope {value!r}")
+
+
+def _check_view(check: HealthCheck) -> HealthCheckView:
+    return {
+        "id": check.id,
+        "checked_at": check.checked_at.isoformat(),
+        "healthy": check.healthy,
+        "latency_ms": check.latency_ms,
+        "error": check.error,
+        "trigger": check.trigger,
+    }
 
 
 def _view(scope: Scope, provider: Provider) -> ProviderView:

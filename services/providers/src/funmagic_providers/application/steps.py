@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from funmagic_contracts.base import OutputAsset
@@ -336,6 +336,11 @@ class StepRunner:
         await self._decide(
             job, lambda current, now: step_job.delay(current, owner=self.owner, until=until, reason=reason)
         )
+
+    def circuits(self) -> dict[tuple[str, str], CircuitBreaker]:
+        """A copy of this runner's circuit breakers by (scope, provider): the ones a call has met so far
+        (a provider not called yet is closed). Each replica has its own."""
+        return {key: replace(breaker) for key, breaker in self._breakers.items()}
 
     def _breaker(self, scope: str, provider: str) -> CircuitBreaker:
         key = (scope, provider)

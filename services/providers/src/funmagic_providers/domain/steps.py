@@ -15,6 +15,7 @@ from funmagic_providers.domain.documents import JsonObject
 
 __all__ = [
     "STEP_TYPES",
+    "HealthReport",
     "InputFile",
     "OutputFile",
     "ProgressReporter",
@@ -78,6 +79,15 @@ class StepResult:
 
 
 @dataclass(frozen=True)
+class HealthReport:
+    """What a health check found. `error` says why a provider is unhealthy in words our code chose (a
+    status code, "timed out"), never a provider's answer body or anything holding the key."""
+
+    healthy: bool
+    error: str | None = None
+
+
+@dataclass(frozen=True)
 class StoredAsset:
     """An output file once storage has registered it as an asset of the task's user."""
 
@@ -89,6 +99,6 @@ class ProviderAdapter(Protocol):
         """Do the step; raise a `ProviderError` subclass for anything the step policy must decide on."""
         ...
 
-    async def check_health(self, provider: ProviderAccess) -> bool:
+    async def check_health(self, provider: ProviderAccess) -> HealthReport:
         """Can the provider be reached with this key? (Cheap: no billable work.)"""
         ...

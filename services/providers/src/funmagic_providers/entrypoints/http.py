@@ -1,4 +1,5 @@
-"""Internal HTTP API of providers: the admin registry (health and /metrics come from the kit).
+"""Internal HTTP API of providers: the admin registry and the step types' schema (health and /metrics come
+from the kit).
 
 Web-scope providers are managed by admins; admin-scope (studio) providers by super_admins only. Bodies
 never echo a key back; answers show `api_key_hint`. Refusals (not found, a name taken, an invalid
@@ -11,9 +12,10 @@ from collections.abc import Awaitable, Callable, Sequence
 
 from aiohttp import web
 
-from funmagic_contracts.api.providers import ProviderCreate, ProviderQuery, ProviderUpdate
+from funmagic_contracts.api.providers import HealthHistoryQuery, ProviderCreate, ProviderQuery, ProviderUpdate
 from funmagic_kit.api import path_uuid, read_body, read_query, require_internal_caller, require_role
 from funmagic_kit.http import HttpProblem
+from funmagic_providers.adapters.apis.capabilities import step_type_catalog
 from funmagic_providers.application.registry import ProviderChanges, ProviderRegistry
 from funmagic_providers.domain.providers import SCOPES, Scope
 
@@ -36,9 +38,16 @@ class ProvidersApp:
                 web.patch(prefix + "/{provider_id}", self._update(scope)),
                 web.delete(prefix + "/{provider_id}", self._delete(scope)),
                 web.post(prefix + "/{provider_id}/health-check", self._health_check(scope)),
+                web.get(prefix + "/{provider_id}/health-history", self._health_history(scope)),
             ]
+        routes.append(web.get("/v1/admin/step-types", self.step_types))
         routes.append(web.get("/v1/internal/providers/{scope}/{name}", self.provider_exists))
         return routes
+
+    async def step_types(self, request: web.Request) -> web.Response:
+        """What each step type can run on (provider types, models, options): the tool editor's form."""
+        require_role(request, "admin")
+        return web.json_response(step_type_catalog())
 
     async def provider_exists(self, request: web.Request) -> web.Response:
         """For other services (tasks validating a tool's steps): 200 if the provider can run steps."""
@@ -94,6 +103,17 @@ class ProvidersApp:
         async def handler(request: web.Request) -> web.Response:
             _authorize(request, scope)
             return web.json_response(await self._registry.check_health(scope, _provider_id(request)))
+
+        return handler
+
+    def _health_history(self, scope: Scope) -> Handler:
+        async def handler(request: web.Request) -> web.Response:
+            _authorize(request, scope)
+            query = read_query(request, HealthHistoryQuery)
+            page = await self._registry.health_history(
+                scope, _provider_id(request), limit=query.limit, cursor=query.cursor
+            )
+            return web.json_response(page)
 
         return handler
 

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from funmagic_contracts.tasks.events import BannerChanged, CatalogAction, ToolChanged, ToolTypeChanged
+from funmagic_kit.audit import AdminAction
 from funmagic_kit.clock import Clock
 from funmagic_kit.logs import get_logger
 from funmagic_tasks.application.ports import (
@@ -89,6 +90,7 @@ class Catalog:
             if record is None:
                 raise CatalogConflict("tool_type_exists", f"a tool type named {entry.name!r} exists already")
             _tool_type_changed(uow, record, "created")
+            uow.record(AdminAction("tool_type.created", "tool_type", record.id, dict(fields)))
         log.info("tool type created", extra={"tool_type": entry.name})
         return _admin_type_view(record)
 
@@ -122,8 +124,10 @@ class Catalog:
             entry = check_tool_type({**record.entry.as_fields(), **changes})
             changed = changed_fields(record.entry, entry, changes)
             if changed:
+                audited = _sent(changes, changed, record.entry.as_fields())
                 record = await uow.catalog.update_tool_type(type_id, entry, self.clock.now())
                 _tool_type_changed(uow, record, "updated")
+                uow.record(AdminAction("tool_type.updated", "tool_type", type_id, audited))
         log.info("tool type updated", extra={"tool_type": record.entry.name, "fields": changed})
         return _admin_type_view(record)
 
@@ -141,6 +145,7 @@ class Catalog:
                 )
             await uow.catalog.delete_tool_type(type_id, self.clock.now())
             _tool_type_changed(uow, record, "deleted")
+            uow.record(AdminAction("tool_type.deleted", "tool_type", type_id, {"name": record.entry.name}))
         log.info("tool type deleted", extra={"tool_type": record.entry.name})
 
     async def active_tools_count(self, type_id: str) -> JsonObject:
@@ -163,6 +168,7 @@ class Catalog:
             if record is None:
                 raise CatalogConflict("tool_exists", f"a tool with the slug {entry.slug!r} exists already")
             _tool_changed(uow, record, "created")
+            uow.record(AdminAction("tool.created", "tool", record.id, dict(fields)))
         log.info("tool created", extra={"tool": entry.slug})
         return _admin_tool_view(record)
 
@@ -221,8 +227,10 @@ class Catalog:
             if image_urls != record.image_urls:
                 changed = sorted({*changed, "image_urls"})
             if changed:
+                audited = _sent(changes, changed, record.entry.as_fields())
                 record = await uow.catalog.update_tool(tool_id, entry, self.clock.now(), image_urls)
                 _tool_changed(uow, record, "updated")
+                uow.record(AdminAction("tool.updated", "tool", tool_id, audited))
         log.info("tool updated", extra={"tool": record.entry.slug, "fields": changed})
         return _admin_tool_view(record)
 
@@ -241,6 +249,8 @@ class Catalog:
             else:
                 await uow.catalog.remove_tool(tool_id)
             _tool_changed(uow, record, "deleted")
+            change = {"slug": record.entry.slug, "kept_for_tasks": kept}
+            uow.record(AdminAction("tool.deleted", "tool", tool_id, change))
         log.info("tool deleted", extra={"tool": record.entry.slug, "kept_for_tasks": kept})
 
     # --- banners (admin) --------------------------------------------------------------------------------
@@ -256,6 +266,7 @@ class Catalog:
             if record is None:
                 raise CatalogConflict("banner_exists", "a banner with that id exists (or existed)")
             uow.publish(BannerChanged(banner_id=record.id, action="created"))
+            uow.record(AdminAction("banner.created", "banner", record.id, dict(fields)))
         log.info("banner created", extra={"banner_id": record.id})
         return _admin_banner_view(record)
 
@@ -289,9 +300,14 @@ class Catalog:
                 raise CatalogNotFound("no such banner")
             entry = check_banner({**record.entry.as_fields(), **changes})
             image_urls = image_urls_of(banner_images(entry), {**record.image_urls, **published})
-            if changed_fields(record.entry, entry, changes) or image_urls != record.image_urls:
+            changed = changed_fields(record.entry, entry, changes)
+            if image_urls != record.image_urls:
+                changed = sorted({*changed, "image_urls"})
+            if changed:
+                audited = _sent(changes, changed, record.entry.as_fields())
                 record = await uow.catalog.update_banner(banner_id, entry, self.clock.now(), image_urls)
                 uow.publish(BannerChanged(banner_id=banner_id, action="updated"))
+                uow.record(AdminAction("banner.updated", "banner", banner_id, audited))
         return _admin_banner_view(record)
 
     async def delete_banner(self, banner_id: str) -> None:
@@ -299,6 +315,7 @@ class Catalog:
             if not await uow.catalog.delete_banner(banner_id, self.clock.now()):
                 raise CatalogNotFound("no such banner")
             uow.publish(BannerChanged(banner_id=banner_id, action="deleted"))
+            uow.record(AdminAction("banner.deleted", "banner", banner_id))
         log.info("banner deleted", extra={"banner_id": banner_id})
 
     # --- public reads -----------------------------------------------------------------------------------
@@ -549,3 +566,13 @@ def _public_banner_view(record: BannerRecord, locale: str | None) -> JsonObject:
         "ends_at": _time(record.entry.ends_at),
     }
     return localize(base, record.entry.translations, locale, ("title", "description", "link_text", "badge"))
+
+
+def _sent(
+    changes: Mapping[str, object], changed: Sequence[str], before: Mapping[str, object]
+) -> dict[str, object]:
+    """For the audit log: the fields an update changed with the values sent (a derived field, the price or
+    the image URLs, only named), and under `before` their values until then."""
+    sent: dict[str, object] = {name: changes.get(name, "changed") for name in changed}
+    sent["before"] = {name: before[name] for name in changed if name in before}
+    return sent

@@ -19,6 +19,7 @@ from funmagic_contracts.credits.events import CreditsReservationRejected, Credit
 from funmagic_contracts.envelope import Envelope
 from funmagic_contracts.providers.events import StepCompleted, StepFailed
 from funmagic_contracts.tasks.events import TaskCancelled, TaskCompleted, TaskFailed
+from funmagic_kit.audit import AdminAction
 from funmagic_kit.clock import Clock
 from funmagic_kit.logs import get_logger
 from funmagic_tasks.application.ports import Assets, TasksUnitOfWork, UnitOfWorkFactory
@@ -187,6 +188,9 @@ class TaskService:
             if task is None or not rules.visible_to(task, user_id, admin=admin):
                 raise TaskNotFound("no such task")
             cancelled = await _apply(uow, rules.cancel(task, by=user_id, now=self.clock.now()), None)
+            if task.user_id != user_id and cancelled.status != task.status:  # an admin, on someone's task
+                change = {"owner": task.user_id, "status": {"from": task.status, "to": cancelled.status}}
+                uow.record(AdminAction("task.cancelled", "task", task_id, change, actor_id=user_id))
         return task_view(cancelled, with_payload=True)
 
     async def delete(self, user_id: str, task_id: str, *, admin: bool = False) -> None:
@@ -203,6 +207,9 @@ class TaskService:
                 await uow.tasks.save(deleted)
             for event in deletion.events:
                 uow.publish(event)
+            if task.user_id != user_id and deletion.tasks:  # an admin, on someone's task
+                change = {"owner": task.user_id, "tasks": len(deletion.tasks)}
+                uow.record(AdminAction("task.deleted", "task", task_id, change, actor_id=user_id))
         log.info(
             "task deleted",
             extra={"task_id": task_id, "tasks": len(deletion.tasks), "by_admin": task.user_id != user_id},

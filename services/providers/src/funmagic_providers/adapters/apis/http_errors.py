@@ -1,4 +1,5 @@
-"""Shared translation of plain-HTTP provider answers (fal, Tripo) into the step policy's errors."""
+"""Shared translation of plain-HTTP provider answers (fal, Tripo) into the step policy's errors, and of a
+health check's answer into a `HealthReport`."""
 
 from __future__ import annotations
 
@@ -13,8 +14,9 @@ from funmagic_providers.domain.errors import (
     ProviderRejected,
     ProviderUnavailable,
 )
+from funmagic_providers.domain.steps import HealthReport
 
-__all__ = ["error_for_status", "retry_after_seconds", "transport_error"]
+__all__ = ["error_for_status", "health_of_status", "retry_after_seconds", "transport_error", "unreachable"]
 
 
 def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
@@ -50,3 +52,20 @@ def transport_error(provider: str, error: BaseException) -> ProviderUnavailable:
     if isinstance(error, aiohttp.ClientError):
         return ProviderUnavailable(f"{provider} could not be reached: {type(error).__name__}")
     raise error
+
+
+def health_of_status(status: int) -> HealthReport:
+    """A health check's HTTP answer: a refused key or a failing server is unhealthy; anything else means
+    the provider answered and took the key. Only the status is kept, never the body (it may echo the key)."""
+    if status in (401, 403):
+        return HealthReport(False, f"the API key was refused (HTTP {status})")
+    if status >= 500:
+        return HealthReport(False, f"the provider failed (HTTP {status})")
+    return HealthReport(True)
+
+
+def unreachable(error: BaseException) -> HealthReport:
+    """A health check that got no answer at all."""
+    if isinstance(error, TimeoutError):
+        return HealthReport(False, "no answer within the check's time limit")
+    return HealthReport(False, f"could not be reached ({type(error).__name__})")

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from funmagic_providers.adapters import local_compute
 from funmagic_providers.domain.errors import InvalidStepInput, UnsupportedStep
 from funmagic_providers.domain.steps import (
+    HealthReport,
     InputFile,
     OutputFile,
     ProgressReporter,
@@ -42,8 +43,8 @@ class LocalProvider:
         await progress(95, "Saving the result")
         return StepResult(tuple(files), provider_request_id=None, metadata=metadata)
 
-    async def check_health(self, provider: ProviderAccess) -> bool:
-        return True
+    async def check_health(self, provider: ProviderAccess) -> HealthReport:
+        return HealthReport(True)
 
     def _work_for(self, call: StepCall) -> Callable[[], tuple[list[OutputFile], dict]]:
         source = call.inputs[0] if call.inputs else None

@@ -13,7 +13,7 @@ import binascii
 
 import openai
 
-from funmagic_providers.adapters.apis.http_errors import retry_after_seconds
+from funmagic_providers.adapters.apis.http_errors import health_of_status, retry_after_seconds, unreachable
 from funmagic_providers.domain.errors import (
     BadProviderResponse,
     InvalidStepInput,
@@ -23,7 +23,14 @@ from funmagic_providers.domain.errors import (
     ProviderUnavailable,
     UnsupportedStep,
 )
-from funmagic_providers.domain.steps import OutputFile, ProgressReporter, ProviderAccess, StepCall, StepResult
+from funmagic_providers.domain.steps import (
+    HealthReport,
+    OutputFile,
+    ProgressReporter,
+    ProviderAccess,
+    StepCall,
+    StepResult,
+)
 
 __all__ = ["OpenAIImages"]
 
@@ -68,16 +75,19 @@ class OpenAIImages:
         request_id = getattr(response, "_request_id", None)
         return StepResult(files, provider_request_id=request_id, metadata={"size": options["size"]})
 
-    async def check_health(self, provider: ProviderAccess) -> bool:
+    async def check_health(self, provider: ProviderAccess) -> HealthReport:
         async with self._client(provider, timeout=5.0) as client:
             try:
                 await client.models.list()
-            except (openai.AuthenticationError, openai.PermissionDeniedError, openai.APIConnectionError):
-                return False
+            except openai.APITimeoutError:
+                return unreachable(TimeoutError())
+            except openai.APIConnectionError as error:
+                return unreachable(error)
             except openai.APIStatusError as error:
-                # A fake or a proxy without /models still answered, with our key accepted.
-                return error.status_code < 500
-        return True
+                # 401/403: the key is refused; another 4xx is a fake or a proxy without /models that still
+                # answered with our key accepted.
+                return health_of_status(error.status_code)
+        return HealthReport(True)
 
     def _client(self, provider: ProviderAccess, *, timeout: float | None = None) -> openai.AsyncOpenAI:
         return openai.AsyncOpenAI(

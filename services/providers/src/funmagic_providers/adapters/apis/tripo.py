@@ -14,7 +14,12 @@ from typing import Any
 
 import aiohttp
 
-from funmagic_providers.adapters.apis.http_errors import error_for_status, transport_error
+from funmagic_providers.adapters.apis.http_errors import (
+    error_for_status,
+    health_of_status,
+    transport_error,
+    unreachable,
+)
 from funmagic_providers.domain.errors import (
     BadProviderResponse,
     InvalidStepInput,
@@ -22,7 +27,14 @@ from funmagic_providers.domain.errors import (
     ProviderUnavailable,
     UnsupportedStep,
 )
-from funmagic_providers.domain.steps import OutputFile, ProgressReporter, ProviderAccess, StepCall, StepResult
+from funmagic_providers.domain.steps import (
+    HealthReport,
+    OutputFile,
+    ProgressReporter,
+    ProviderAccess,
+    StepCall,
+    StepResult,
+)
 
 __all__ = ["Tripo"]
 
@@ -85,16 +97,16 @@ class Tripo:
             tuple(files), provider_request_id=str(task_id), metadata={"task_type": body["type"]}
         )
 
-    async def check_health(self, provider: ProviderAccess) -> bool:
+    async def check_health(self, provider: ProviderAccess) -> HealthReport:
         try:
             async with self._session.get(
                 f"{provider.base_url}/user/balance",
                 headers=_auth(provider),
                 timeout=aiohttp.ClientTimeout(total=5),
             ) as response:
-                return response.status < 500 and response.status not in (401, 403)
-        except (aiohttp.ClientError, TimeoutError):
-            return False
+                return health_of_status(response.status)
+        except (aiohttp.ClientError, TimeoutError) as error:
+            return unreachable(error)
 
     async def _wait(self, url: str, headers: dict[str, str], progress: ProgressReporter) -> dict[str, Any]:
         reported = 20

@@ -1,0 +1,100 @@
+/**
+ * Banners: the list (filtered by type and state, page by page) and the editor (load, check, save, delete).
+ * A refusal comes back as the API's problem and its messages by field, for the page to show beside the
+ * fields; the checks the form can make itself run first, so an obvious mistake costs no round trip.
+ */
+
+import { useInfiniteQuery, useQuery, useQueryClient } from '@tanstack/vue-query'
+import { computed, type Ref, ref, watch } from 'vue'
+import { api, type Problem, toProblem, unwrap } from '@/api'
+import { type AdminBanner, bannerBody, bannerProblems, type BannerForm, type BannerType, blankBanner, fromBanner } from '@/banners/bannerForm'
+import { fieldErrors } from '@/tools/toolForm'
+
+export interface BannerFilters {
+  type: BannerType | null
+  active: boolean | null
+}
+
+/** Deletes a banner: null when gone, else the refusal. */
+export function useBannerRemoval(): (id: string) => Promise<Problem | null> {
+  const queries = useQueryClient()
+  return async (id) => {
+    try {
+      const result = await api.DELETE('/api/admin/banners/{banner_id}', { params: { path: { banner_id: id } } })
+      if (!result.response.ok) return toProblem(result.error, result.response.status)
+      await queries.invalidateQueries({ queryKey: ['admin-banners'] })
+      return null
+    } catch {
+      return toProblem(null, 0)
+    }
+  }
+}
+
+export function useBannerList(filters: Ref<BannerFilters>) {
+  const list = useInfiniteQuery({
+    queryKey: ['admin-banners', filters],
+    initialPageParam: null as string | null,
+    queryFn: ({ pageParam }) =>
+      unwrap(api.GET('/api/admin/banners', { params: { query: { limit: 50, cursor: pageParam, type: filters.value.type, active: filters.value.active } } })),
+    getNextPageParam: (page) => page.next_cursor ?? null,
+  })
+  const rows = computed(() => list.data.value?.pages.flatMap((page) => page.items) ?? [])
+  return { list, rows, remove: useBannerRemoval() }
+}
+
+export function useBannerForm(bannerId: () => string | null) {
+  const queries = useQueryClient()
+  const banner = useQuery({
+    queryKey: ['admin-banner', computed(() => bannerId())],
+    queryFn: () => unwrap(api.GET('/api/admin/banners/{banner_id}', { params: { path: { banner_id: bannerId() ?? '' } } })),
+    enabled: computed(() => bannerId() !== null),
+    // The form is the copy being edited: a refetch must not replace it behind the admin's back.
+    staleTime: Infinity,
+    refetchOnWindowFocus: false,
+  })
+  const form = ref<BannerForm>(blankBanner())
+  const errors = ref<Record<string, string>>({})
+  const problem = ref<Problem | null>(null)
+  const saving = ref(false)
+  const loaded = computed(() => bannerId() === null || banner.data.value !== undefined)
+  const checks = computed(() => bannerProblems(form.value))
+
+  watch(
+    () => banner.data.value,
+    (data) => {
+      if (data) form.value = fromBanner(data)
+    },
+    { immediate: true },
+  )
+
+  /** Creates or changes the banner; the banner as stored, or null with `errors`/`problem` saying why. */
+  async function save(): Promise<AdminBanner | null> {
+    errors.value = {}
+    problem.value = null
+    if (Object.keys(checks.value).length) return null
+    saving.value = true
+    const body = bannerBody(form.value)
+    const id = bannerId()
+    try {
+      const result = id
+        ? await api.PATCH('/api/admin/banners/{banner_id}', { params: { path: { banner_id: id } }, body })
+        : await api.POST('/api/admin/banners', { body })
+      if (!result.response.ok || !result.data) {
+        problem.value = toProblem(result.error, result.response.status)
+        errors.value = fieldErrors(result.error)
+        return null
+      }
+      form.value = fromBanner(result.data)
+      queries.setQueryData(['admin-banner', result.data.id], result.data)
+      await queries.invalidateQueries({ queryKey: ['admin-banners'] })
+      return result.data
+    } catch {
+      problem.value = toProblem(null, 0)
+      return null
+    } finally {
+      saving.value = false
+    }
+  }
+
+  return { banner, form, errors, checks, problem, saving, loaded, save }
+}

@@ -1,0 +1,78 @@
+/**
+ * Credit packages: the list (all of them, inactive ones too), and the editor's save, switch on/off and
+ * withdraw (the API's DELETE: the package leaves the shop and this list; purchases made keep it). A
+ * refusal comes back as the API's problem and its messages by field.
+ */
+
+import { useQuery, useQueryClient } from '@tanstack/vue-query'
+import { ref } from 'vue'
+import { api, type Problem, toProblem, unwrap } from '@/api'
+import { type CreditPackage, packageBody, type PackageForm, packageProblems, withActive } from '@/packages/packageForm'
+import { fieldErrors } from '@/tools/toolForm'
+
+export function usePackages() {
+  const queries = useQueryClient()
+  const list = useQuery({
+    queryKey: ['admin-packages'],
+    queryFn: () => unwrap(api.GET('/api/admin/credit-packages')),
+  })
+  const errors = ref<Record<string, string>>({})
+  const problem = ref<Problem | null>(null)
+  const saving = ref(false)
+
+  async function refresh(): Promise<void> {
+    await queries.invalidateQueries({ queryKey: ['admin-packages'] })
+  }
+
+  /** Creates (no id) or replaces a package; the package as stored, or null with `errors`/`problem` saying why. */
+  async function save(form: PackageForm, id: string | null): Promise<CreditPackage | null> {
+    errors.value = {}
+    problem.value = null
+    if (Object.keys(packageProblems(form)).length) return null
+    saving.value = true
+    const body = packageBody(form)
+    try {
+      const result = id
+        ? await api.PUT('/api/admin/credit-packages/{package_id}', { params: { path: { package_id: id } }, body })
+        : await api.POST('/api/admin/credit-packages', { body })
+      if (!result.response.ok || !result.data) {
+        problem.value = toProblem(result.error, result.response.status)
+        errors.value = fieldErrors(result.error)
+        return null
+      }
+      await refresh()
+      return result.data
+    } catch {
+      problem.value = toProblem(null, 0)
+      return null
+    } finally {
+      saving.value = false
+    }
+  }
+
+  /** Puts a package on sale or takes it off: null when done, else the refusal. */
+  async function setActive(pkg: CreditPackage, isActive: boolean): Promise<Problem | null> {
+    try {
+      const result = await api.PUT('/api/admin/credit-packages/{package_id}', { params: { path: { package_id: pkg.id } }, body: withActive(pkg, isActive) })
+      if (!result.response.ok) return toProblem(result.error, result.response.status)
+      await refresh()
+      return null
+    } catch {
+      return toProblem(null, 0)
+    }
+  }
+
+  /** Withdraws a package: null when gone, else the refusal. */
+  async function remove(id: string): Promise<Problem | null> {
+    try {
+      const result = await api.DELETE('/api/admin/credit-packages/{package_id}', { params: { path: { package_id: id } } })
+      if (!result.response.ok) return toProblem(result.error, result.response.status)
+      await refresh()
+      return null
+    } catch {
+      return toProblem(null, 0)
+    }
+  }
+
+  return { list, errors, problem, saving, save, setActive, remove }
+}

@@ -1,0 +1,69 @@
+/**
+ * Tool types: the list (with how many tools each has), and the editor's save and delete. A delete the API
+ * refuses because tools still use the type (409 `tool_type_in_use`) comes back as that refusal, for the
+ * page to say so.
+ */
+
+import { useInfiniteQuery, useQueryClient } from '@tanstack/vue-query'
+import { computed, ref } from 'vue'
+import { api, type Problem, toProblem, unwrap } from '@/api'
+import { fieldErrors } from '@/tools/toolForm'
+import { type ToolTypeForm, toolTypeBody } from '@/tools/toolTypeForm'
+
+export function useToolTypes() {
+  const queries = useQueryClient()
+  const list = useInfiniteQuery({
+    queryKey: ['admin-tool-types', 'pages'],
+    initialPageParam: null as string | null,
+    queryFn: ({ pageParam }) => unwrap(api.GET('/api/admin/tool-types', { params: { query: { limit: 100, cursor: pageParam } } })),
+    getNextPageParam: (page) => page.next_cursor ?? null,
+  })
+  const rows = computed(() => list.data.value?.pages.flatMap((page) => page.items) ?? [])
+  const errors = ref<Record<string, string>>({})
+  const problem = ref<Problem | null>(null)
+  const saving = ref(false)
+
+  async function refresh(): Promise<void> {
+    // The editor's type choices and the tools list show types too.
+    await queries.invalidateQueries({ queryKey: ['admin-tool-types'] })
+  }
+
+  /** Creates (no id) or changes a tool type; true when stored, else `errors`/`problem` say why. */
+  async function save(form: ToolTypeForm, id: string | null): Promise<boolean> {
+    saving.value = true
+    errors.value = {}
+    problem.value = null
+    const body = toolTypeBody(form)
+    try {
+      const result = id
+        ? await api.PATCH('/api/admin/tool-types/{type_id}', { params: { path: { type_id: id } }, body })
+        : await api.POST('/api/admin/tool-types', { body })
+      if (!result.response.ok) {
+        problem.value = toProblem(result.error, result.response.status)
+        errors.value = fieldErrors(result.error)
+        return false
+      }
+      await refresh()
+      return true
+    } catch {
+      problem.value = toProblem(null, 0)
+      return false
+    } finally {
+      saving.value = false
+    }
+  }
+
+  /** Deletes a tool type: null when gone, else the refusal (`tool_type_in_use` while tools use it). */
+  async function remove(id: string): Promise<Problem | null> {
+    try {
+      const result = await api.DELETE('/api/admin/tool-types/{type_id}', { params: { path: { type_id: id } } })
+      if (!result.response.ok) return toProblem(result.error, result.response.status)
+      await refresh()
+      return null
+    } catch {
+      return toProblem(null, 0)
+    }
+  }
+
+  return { list, rows, errors, problem, saving, save, remove }
+}
