@@ -19,7 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from clients import PASSWORD, bearer, browser, call
+from clients import PASSWORD, bearer, browser, call, png, upload
+from test_backend_parity import completed_task
+from test_backend_parity import new_user as new_bonus_user
 
 from funmagic_contracts.envelope import Envelope, encode, kafka_headers
 from funmagic_contracts.identity.events import UserRegistered
@@ -137,10 +139,25 @@ async def test_the_lag_of_a_real_consumer_group_is_read_per_partition_with_its_t
     assert "credits" in topics["identity.events"]["consumer_groups"]
     dead_letters = topics["identity.events.dlq"]
     assert (dead_letters["kind"], dead_letters["consumer_groups"]) == ("dead_letters", [])
-    # Every service's group reads what it subscribes to (tasks reads the providers' step events).
-    assert {("tasks", "providers.events"), ("providers", "tasks.events")} <= {
-        (g["group"], g["topic"]) for g in lag["groups"]
-    }
+
+
+async def test_a_task_makes_tasks_and_providers_commit_on_each_others_topics(
+    platform, seeded_tools: None, admin_token: str
+) -> None:
+    """A group shows once it has committed on a topic: one task, and tasks reads the providers' step
+    events while providers reads the step requests."""
+    user = await new_bonus_user("queue-lag")
+    image = await upload(user["token"], png())
+    await completed_task(user, {"toolSlug": "background-remove", "input": {"imageAssetId": image}})
+    pairs: set[tuple[str, str]] = set()
+
+    async def both_groups_listed() -> bool:
+        lag = await get(f"{QUEUE}/lag", admin_token)
+        pairs.clear()
+        pairs.update((g["group"], g["topic"]) for g in lag["groups"])
+        return {("tasks", "providers.events"), ("providers", "tasks.events")} <= pairs
+
+    await wait_until(both_groups_listed, timeout=30, what="both groups to have committed", interval=0.2)
 
 
 # --- a poisoned event, dead-lettered, then replayed once --------------------------------------------------

@@ -417,7 +417,7 @@ export default {
     history: 'Recent checks',
     noHistory: 'No checks yet.',
     latency: '{ms} ms',
-    triggers: { manual: 'asked for', periodic: 'periodic' },
+    triggers: { manual: 'checked by an admin', periodic: 'routine check' },
     key: 'API key',
     apiKey: 'API key',
     newKey: 'New API key',
