@@ -11,6 +11,13 @@ def test_every_event_topic_has_a_dead_letter_topic():
     assert {t.name for t in topics.ALL_TOPICS} == dead_letters | {t.name for t in topics.EVENT_TOPICS}
 
 
+def test_a_dead_letter_topic_names_its_origin_and_other_topics_are_their_own():
+    assert [topics.origin_topic(t.name) for t in topics.DEAD_LETTER_TOPICS] == [
+        t.name for t in topics.EVENT_TOPICS
+    ]
+    assert topics.origin_topic("identity.events") == "identity.events"
+
+
 def test_topics_keep_events_forever_by_default():
     assert all(t.kafka_config()["retention.ms"] == "-1" for t in topics.ALL_TOPICS)
 

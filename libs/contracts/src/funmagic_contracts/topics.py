@@ -31,6 +31,7 @@ __all__ = [
     "TASKS_EVENTS",
     "TopicSpec",
     "dead_letter_topic",
+    "origin_topic",
     "topic_by_name",
     "topic_for_source",
 ]
@@ -67,6 +68,12 @@ EVENT_TOPICS: tuple[TopicSpec, ...] = (
 
 def dead_letter_topic(topic: str) -> str:
     return f"{topic}.dlq"
+
+
+def origin_topic(dead_letter: str) -> str:
+    """The topic whose failed messages a dead-letter topic holds: `identity.events.dlq` → `identity.events`
+    (a topic that is no dead-letter topic comes back as it is)."""
+    return dead_letter.removesuffix(dead_letter_topic(""))
 
 
 DEAD_LETTER_TOPICS: tuple[TopicSpec, ...] = tuple(

@@ -71,7 +71,9 @@ class Commerce:
     async def add_package(self, entry: PackageEntry) -> CreditPackage:
         async with self.uow() as uow:
             package = await uow.commerce.add_package(entry, self.clock.now())
-            uow.record(AdminAction("package.created", "credit_package", package.id, _package_fields(entry)))
+            uow.record(
+                AdminAction("package.created", "credit_package", package.id, dataclasses.asdict(entry))
+            )
         return package
 
     async def update_package(self, package_id: str, entry: PackageEntry) -> CreditPackage:
@@ -79,7 +81,7 @@ class Commerce:
             package = await uow.commerce.update_package(package_id, entry, self.clock.now())
             if package is not None:
                 uow.record(
-                    AdminAction("package.updated", "credit_package", package_id, _package_fields(entry))
+                    AdminAction("package.updated", "credit_package", package_id, dataclasses.asdict(entry))
                 )
         if package is None:
             raise UnknownPackage("no such credit package")
@@ -154,7 +156,3 @@ class Commerce:
         if purchase is None:  # just added in this transaction
             raise AssertionError(f"purchase {session.id} vanished")
         return purchase
-
-
-def _package_fields(entry: PackageEntry) -> dict[str, object]:
-    return dataclasses.asdict(entry)

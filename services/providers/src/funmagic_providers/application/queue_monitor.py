@@ -10,11 +10,11 @@ again through this service's outbox, once per event (see `replay`).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from dataclasses import dataclass, replace
+from datetime import datetime
 
-from funmagic_contracts.api.queue import DEAD_LETTER_KEYS
-from funmagic_contracts.topics import DEAD_LETTER_TOPICS, EVENT_TOPICS
+from funmagic_contracts.api.queue import DEAD_LETTER_KEYS, dead_letter_key
+from funmagic_contracts.topics import DEAD_LETTER_TOPICS, EVENT_TOPICS, origin_topic
 from funmagic_kit.audit import AdminAction, bind_actor
 from funmagic_kit.clock import Clock
 from funmagic_kit.logs import get_logger
@@ -148,22 +148,11 @@ class QueueMonitor:
 
     async def lag(self) -> LagReport:
         """Every consumer group's lag per topic and partition, now, with its recent trend."""
-        at = self.clock.now()
-        offsets, groups = await self._offsets_and_groups()
-        lags = self._group_lags(offsets, groups)
+        at, offsets, lags = await self._measure()
         # A read is a sample too (when none was taken within the spacing): the trend starts at once.
-        await self.trend.record(
-            {(g.lag.group, g.lag.topic): g.lag.lag for g in lags},
-            at,
-            spacing_seconds=self.sample_spacing_seconds,
-        )
+        await self._sample(lags, at)
         trends = await self.trend.recent([(g.lag.group, g.lag.topic) for g in lags])
-        reports = [
-            GroupReport(
-                lag=g.lag, state=g.state, members=g.members, trend=trends.get((g.lag.group, g.lag.topic), [])
-            )
-            for g in lags
-        ]
+        reports = [replace(g, trend=trends.get((g.lag.group, g.lag.topic), [])) for g in lags]
         topics = [
             TopicReport(
                 topic=topic,
@@ -177,21 +166,24 @@ class QueueMonitor:
 
     async def sample_lag(self) -> bool:
         """One background sample of every group's lag; False when another replica sampled just now."""
+        at, _, lags = await self._measure()
+        return await self._sample(lags, at)
+
+    async def _measure(
+        self,
+    ) -> tuple[datetime, dict[str, list[PartitionOffsets] | None], list[GroupReport]]:
+        """Now, every topic's partitions, and every group's lag on each topic it committed on."""
         at = self.clock.now()
-        offsets, groups = await self._offsets_and_groups()
-        lags = self._group_lags(offsets, groups)
+        offsets = await self.kafka.offsets(_ALL_TOPICS)
+        groups = await self.kafka.consumer_groups(_ALL_TOPICS)
+        return at, offsets, self._group_lags(offsets, groups)
+
+    async def _sample(self, lags: list[GroupReport], at: datetime) -> bool:
         return await self.trend.record(
             {(g.lag.group, g.lag.topic): g.lag.lag for g in lags},
             at,
             spacing_seconds=self.sample_spacing_seconds,
         )
-
-    async def _offsets_and_groups(
-        self,
-    ) -> tuple[dict[str, list[PartitionOffsets] | None], list[queue.ConsumerGroupOffsets]]:
-        offsets = await self.kafka.offsets(_ALL_TOPICS)
-        groups = await self.kafka.consumer_groups(_ALL_TOPICS)
-        return offsets, groups
 
     @staticmethod
     def _group_lags(
@@ -214,7 +206,10 @@ class QueueMonitor:
         offsets = await self.kafka.offsets(names)
         return [
             DeadLetterTopicReport(
-                topic=name, key=_key_of(name), origin_topic=queue.origin_of(name), partitions=offsets[name]
+                topic=name,
+                key=dead_letter_key(name),
+                origin_topic=origin_topic(name),
+                partitions=offsets[name],
             )
             for name in names
         ]
@@ -328,20 +323,8 @@ class QueueMonitor:
     async def circuits(self) -> tuple[str, list[CircuitReport]]:
         """This replica's circuit breakers (each replica keeps its own): the runner's name, and a breaker per
         provider steps can name — closed for one this runner has not called yet."""
-        called = self.runner.circuits()
-        settings = self.runner.settings
-        reports = [
-            CircuitReport(
-                scope,
-                provider,
-                called.get((scope, provider))
-                or CircuitBreaker(
-                    failure_threshold=settings.circuit_failure_threshold,
-                    cooldown=timedelta(seconds=settings.circuit_cooldown_seconds),
-                ),
-            )
-            for scope, provider in sorted({*await self._providers(), *called})
-        ]
+        breakers = self.runner.circuits(await self._providers())
+        reports = [CircuitReport(scope, provider, breaker) for (scope, provider), breaker in breakers.items()]
         return self.runner.owner or "", reports
 
     async def _providers(self) -> list[tuple[str, str]]:
@@ -351,10 +334,6 @@ class QueueMonitor:
                 names |= {(scope, p.name) for p in await uow.providers[scope].all_live()}
         names |= {(scope, LOCAL_PROVIDER) for scope in SCOPES}
         return sorted(names)
-
-
-def _key_of(topic: str) -> str:
-    return next(key for key, name in DEAD_LETTER_KEYS.items() if name == topic)
 
 
 def _topic_of(key: str) -> str:

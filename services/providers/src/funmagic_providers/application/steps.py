@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
@@ -337,19 +337,26 @@ class StepRunner:
             job, lambda current, now: step_job.delay(current, owner=self.owner, until=until, reason=reason)
         )
 
-    def circuits(self) -> dict[tuple[str, str], CircuitBreaker]:
-        """A copy of this runner's circuit breakers by (scope, provider): the ones a call has met so far
-        (a provider not called yet is closed). Each replica has its own."""
-        return {key: replace(breaker) for key, breaker in self._breakers.items()}
+    def circuits(self, providers: Iterable[tuple[str, str]] = ()) -> dict[tuple[str, str], CircuitBreaker]:
+        """A copy of this runner's circuit breakers by (scope, provider), in order: the ones a call has met
+        so far, and each of `providers` not called yet as a new (closed) one. Each replica has its own."""
+        keys = sorted({*self._breakers, *providers})
+        return {
+            key: replace(self._breakers[key]) if key in self._breakers else self._new_breaker()
+            for key in keys
+        }
 
     def _breaker(self, scope: str, provider: str) -> CircuitBreaker:
         key = (scope, provider)
         if key not in self._breakers:
-            self._breakers[key] = CircuitBreaker(
-                failure_threshold=self.settings.circuit_failure_threshold,
-                cooldown=timedelta(seconds=self.settings.circuit_cooldown_seconds),
-            )
+            self._breakers[key] = self._new_breaker()
         return self._breakers[key]
+
+    def _new_breaker(self) -> CircuitBreaker:
+        return CircuitBreaker(
+            failure_threshold=self.settings.circuit_failure_threshold,
+            cooldown=timedelta(seconds=self.settings.circuit_cooldown_seconds),
+        )
 
 
 def _log_failure(job: StepJob, error_code: str) -> None:

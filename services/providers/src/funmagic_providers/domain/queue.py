@@ -33,6 +33,7 @@ from funmagic_contracts.topics import (
     DLQ_ORIGINAL_OFFSET_HEADER,
     DLQ_ORIGINAL_PARTITION_HEADER,
     DLQ_ORIGINAL_TOPIC_HEADER,
+    origin_topic,
 )
 from funmagic_kit.errors import NotFound, Refused
 
@@ -61,7 +62,6 @@ __all__ = [
     "group_lag",
     "newest_first",
     "next_cursor",
-    "origin_of",
     "page_ranges",
     "partition_lag",
     "queue_state",
@@ -75,7 +75,6 @@ PREVIEW_BYTES = 4096
 """How much of a dead letter's value the monitor shows (events are small; a huge poison value is cut)."""
 TREND_LENGTH = 60
 """Lag samples kept per group and topic (one every few seconds: the last few minutes)."""
-_DLQ_SUFFIX = ".dlq"
 
 
 class NoSuchDeadLetterTopic(NotFound, code="dead_letter_topic_not_found"):
@@ -203,11 +202,6 @@ class DeadLetter:
     value_truncated: bool
 
 
-def origin_of(dead_letter_topic: str) -> str:
-    """`identity.events.dlq` → `identity.events`."""
-    return dead_letter_topic.removesuffix(_DLQ_SUFFIX)
-
-
 def value_preview(value: bytes | None, limit: int = PREVIEW_BYTES) -> tuple[str, bool]:
     """The value as text, at most `limit` bytes of it, and whether it was cut. Bytes that are not UTF-8
     show as U+FFFD; a character the cut splits is left out rather than shown broken."""
@@ -286,7 +280,7 @@ def replay_of(record: DeadLetterRecord) -> Replay | NotReplayable:
     message without a text key, or a header that is not text (the outbox keeps them as text) cannot be
     replayed exactly, so it is not replayed at all.
     """
-    origin = origin_of(record.topic)
+    origin = origin_topic(record.topic)
     if origin == record.topic:
         return NotReplayable(f"{record.topic} is not a dead-letter topic")
     named = next((v for k, v in record.headers if k == DLQ_ORIGINAL_TOPIC_HEADER), None)
