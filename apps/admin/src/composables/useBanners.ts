@@ -8,7 +8,7 @@ import { useInfiniteQuery, useQuery, useQueryClient } from '@tanstack/vue-query'
 import { computed, type Ref, ref, watch } from 'vue'
 import { api, type Problem, toProblem, unwrap } from '@/api'
 import { type AdminBanner, bannerBody, bannerProblems, type BannerForm, type BannerType, blankBanner, fromBanner } from '@/banners/bannerForm'
-import { fieldErrors } from '@/tools/toolForm'
+import { useSubmission } from '@/composables/useSubmission'
 
 export interface BannerFilters {
   type: BannerType | null
@@ -53,9 +53,7 @@ export function useBannerForm(bannerId: () => string | null) {
     refetchOnWindowFocus: false,
   })
   const form = ref<BannerForm>(blankBanner())
-  const errors = ref<Record<string, string>>({})
-  const problem = ref<Problem | null>(null)
-  const saving = ref(false)
+  const { saving, errors, problem, clear, submit } = useSubmission()
   const loaded = computed(() => bannerId() === null || banner.data.value !== undefined)
   const checks = computed(() => bannerProblems(form.value))
 
@@ -69,31 +67,18 @@ export function useBannerForm(bannerId: () => string | null) {
 
   /** Creates or changes the banner; the banner as stored, or null with `errors`/`problem` saying why. */
   async function save(): Promise<AdminBanner | null> {
-    errors.value = {}
-    problem.value = null
+    clear()
     if (Object.keys(checks.value).length) return null
-    saving.value = true
     const body = bannerBody(form.value)
     const id = bannerId()
-    try {
-      const result = id
-        ? await api.PATCH('/api/admin/banners/{banner_id}', { params: { path: { banner_id: id } }, body })
-        : await api.POST('/api/admin/banners', { body })
-      if (!result.response.ok || !result.data) {
-        problem.value = toProblem(result.error, result.response.status)
-        errors.value = fieldErrors(result.error)
-        return null
-      }
-      form.value = fromBanner(result.data)
-      queries.setQueryData(['admin-banner', result.data.id], result.data)
-      await queries.invalidateQueries({ queryKey: ['admin-banners'] })
-      return result.data
-    } catch {
-      problem.value = toProblem(null, 0)
-      return null
-    } finally {
-      saving.value = false
-    }
+    const stored = await submit(() =>
+      id ? api.PATCH('/api/admin/banners/{banner_id}', { params: { path: { banner_id: id } }, body }) : api.POST('/api/admin/banners', { body }),
+    )
+    if (!stored) return null
+    form.value = fromBanner(stored)
+    queries.setQueryData(['admin-banner', stored.id], stored)
+    await queries.invalidateQueries({ queryKey: ['admin-banners'] })
+    return stored
   }
 
   return { banner, form, errors, checks, problem, saving, loaded, save }

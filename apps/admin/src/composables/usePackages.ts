@@ -5,10 +5,9 @@
  */
 
 import { useQuery, useQueryClient } from '@tanstack/vue-query'
-import { ref } from 'vue'
 import { api, type Problem, toProblem, unwrap } from '@/api'
 import { type CreditPackage, packageBody, type PackageForm, packageProblems, withActive } from '@/packages/packageForm'
-import { fieldErrors } from '@/tools/toolForm'
+import { useSubmission } from '@/composables/useSubmission'
 
 export function usePackages() {
   const queries = useQueryClient()
@@ -16,9 +15,7 @@ export function usePackages() {
     queryKey: ['admin-packages'],
     queryFn: () => unwrap(api.GET('/api/admin/credit-packages')),
   })
-  const errors = ref<Record<string, string>>({})
-  const problem = ref<Problem | null>(null)
-  const saving = ref(false)
+  const { saving, errors, problem, clear, submit } = useSubmission()
 
   async function refresh(): Promise<void> {
     await queries.invalidateQueries({ queryKey: ['admin-packages'] })
@@ -26,28 +23,16 @@ export function usePackages() {
 
   /** Creates (no id) or replaces a package; the package as stored, or null with `errors`/`problem` saying why. */
   async function save(form: PackageForm, id: string | null): Promise<CreditPackage | null> {
-    errors.value = {}
-    problem.value = null
+    clear()
     if (Object.keys(packageProblems(form)).length) return null
-    saving.value = true
     const body = packageBody(form)
-    try {
-      const result = id
-        ? await api.PUT('/api/admin/credit-packages/{package_id}', { params: { path: { package_id: id } }, body })
-        : await api.POST('/api/admin/credit-packages', { body })
-      if (!result.response.ok || !result.data) {
-        problem.value = toProblem(result.error, result.response.status)
-        errors.value = fieldErrors(result.error)
-        return null
-      }
-      await refresh()
-      return result.data
-    } catch {
-      problem.value = toProblem(null, 0)
-      return null
-    } finally {
-      saving.value = false
-    }
+    const stored = await submit(() =>
+      id
+        ? api.PUT('/api/admin/credit-packages/{package_id}', { params: { path: { package_id: id } }, body })
+        : api.POST('/api/admin/credit-packages', { body }),
+    )
+    if (stored) await refresh()
+    return stored
   }
 
   /** Puts a package on sale or takes it off: null when done, else the refusal. */

@@ -22,7 +22,7 @@ import {
   type Scope,
   updateBody,
 } from '@/providers/providerForm'
-import { fieldErrors } from '@/tools/toolForm'
+import { useSubmission } from '@/composables/useSubmission'
 
 /** The registry's calls for one scope (the same operations on two paths). */
 export function providerApi(scope: Scope) {
@@ -76,9 +76,7 @@ export function useProviderForm(scope: () => Scope, providerId: () => string | n
   const form = ref<ProviderForm>(blankProvider())
   /** The provider as stored (its key hint and health), kept current by saves and checks. */
   const stored = ref<Provider | null>(null)
-  const errors = ref<Record<string, string>>({})
-  const problem = ref<Problem | null>(null)
-  const saving = ref(false)
+  const { saving, errors, problem, clear, submit } = useSubmission()
   const checking = ref(false)
   const creating = computed(() => providerId() === null)
   const loaded = computed(() => creating.value || provider.data.value !== undefined)
@@ -104,28 +102,17 @@ export function useProviderForm(scope: () => Scope, providerId: () => string | n
 
   /** Creates or changes the provider; it as stored, or null with `errors`/`problem` saying why. */
   async function save(): Promise<Provider | null> {
-    errors.value = {}
-    problem.value = null
+    clear()
     if (Object.keys(checks.value).length) return null
-    saving.value = true
     const id = providerId()
-    try {
-      const result = id ? await calls.value.update(id, updateBody(form.value)) : await calls.value.create(createBody(form.value))
-      if (!result.response.ok || !result.data) {
-        problem.value = toProblem(result.error, result.response.status)
-        errors.value = fieldErrors(result.error)
-        if (problem.value.code === 'provider_exists') errors.value = { ...errors.value, name: problem.value.detail ?? problem.value.title }
-        return null
-      }
-      reset(result.data)
-      await refresh(result.data)
-      return result.data
-    } catch {
-      problem.value = toProblem(null, 0)
+    const saved = await submit(() => (id ? calls.value.update(id, updateBody(form.value)) : calls.value.create(createBody(form.value))))
+    if (!saved) {
+      if (problem.value?.code === 'provider_exists') errors.value = { ...errors.value, name: problem.value.detail ?? problem.value.title }
       return null
-    } finally {
-      saving.value = false
     }
+    reset(saved)
+    await refresh(saved)
+    return saved
   }
 
   /** Deletes the provider: null when gone, else the refusal. */

@@ -5,9 +5,9 @@
 
 import { useQuery, useQueryClient } from '@tanstack/vue-query'
 import { computed, ref, watch } from 'vue'
-import { api, type Problem, toProblem, unwrap } from '@/api'
+import { api, unwrap } from '@/api'
 import { fromSettings, newTier, type RateLimitForm, type RateLimitSettings, settingsBody, type SettingsProblems, settingsProblems } from '@/settings/rateLimitForm'
-import { fieldErrors } from '@/tools/toolForm'
+import { useSubmission } from '@/composables/useSubmission'
 
 export function useRateLimits() {
   const queries = useQueryClient()
@@ -20,9 +20,7 @@ export function useRateLimits() {
   })
   const form = ref<RateLimitForm | null>(null)
   const saved = ref('')
-  const errors = ref<Record<string, string>>({})
-  const problem = ref<Problem | null>(null)
-  const saving = ref(false)
+  const { saving, errors, problem, clear, submit } = useSubmission()
   const checks = computed<SettingsProblems>(() => (form.value ? settingsProblems(form.value) : {}))
   const dirty = computed(() => form.value !== null && JSON.stringify(settingsBody(form.value)) !== saved.value)
 
@@ -47,32 +45,20 @@ export function useRateLimits() {
   }
   function discard(): void {
     if (settings.data.value) reset(settings.data.value)
-    errors.value = {}
-    problem.value = null
+    clear()
   }
 
   /** Saves the whole set; the settings as stored, or null with `errors`/`problem` saying why. */
   async function save(): Promise<RateLimitSettings | null> {
-    errors.value = {}
-    problem.value = null
+    clear()
     if (!form.value || Object.keys(checks.value).length) return null
-    saving.value = true
-    try {
-      const result = await api.PUT('/api/admin/settings/rate-limit', { body: settingsBody(form.value) })
-      if (!result.response.ok || !result.data) {
-        problem.value = toProblem(result.error, result.response.status)
-        errors.value = fieldErrors(result.error)
-        return null
-      }
-      reset(result.data)
-      queries.setQueryData(['admin-rate-limits'], result.data)
-      return result.data
-    } catch {
-      problem.value = toProblem(null, 0)
-      return null
-    } finally {
-      saving.value = false
+    const body = settingsBody(form.value)
+    const stored = await submit(() => api.PUT('/api/admin/settings/rate-limit', { body }))
+    if (stored) {
+      reset(stored)
+      queries.setQueryData(['admin-rate-limits'], stored)
     }
+    return stored
   }
 
   return { settings, form, errors, checks, problem, saving, dirty, addTier, removeTier, discard, save }

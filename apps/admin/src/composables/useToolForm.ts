@@ -9,10 +9,10 @@
 
 import { useQuery, useQueryClient } from '@tanstack/vue-query'
 import { computed, type InjectionKey, inject, ref, watch } from 'vue'
-import { api, type Problem, toProblem, unwrap } from '@/api'
+import { api, unwrap } from '@/api'
+import { useSubmission } from '@/composables/useSubmission'
 import {
   blankTool,
-  fieldErrors,
   fromTool,
   MAX_STEPS,
   MAX_STYLES,
@@ -62,9 +62,7 @@ export function useToolForm(toolId: () => string | null) {
 
   const form = ref<ToolForm>(blankTool())
   const savedBody = ref('')
-  const errors = ref<Record<string, string>>({})
-  const problem = ref<Problem | null>(null)
-  const saving = ref(false)
+  const { saving, errors, problem, submit } = useSubmission()
   const loaded = computed(() => toolId() === null || tool.data.value !== undefined)
 
   function reset(next: ToolForm): void {
@@ -142,30 +140,16 @@ export function useToolForm(toolId: () => string | null) {
 
   /** Saves the form; the tool as stored, or null with `errors`/`problem` saying why not. */
   async function save() {
-    saving.value = true
-    errors.value = {}
-    problem.value = null
     const body = toBody(form.value)
     const id = toolId()
-    try {
-      const result = id
-        ? await api.PATCH('/api/admin/tools/{tool_id}', { params: { path: { tool_id: id } }, body })
-        : await api.POST('/api/admin/tools', { body })
-      if (!result.response.ok || !result.data) {
-        problem.value = toProblem(result.error, result.response.status)
-        errors.value = fieldErrors(result.error)
-        return null
-      }
-      reset(fromTool(result.data))
-      queries.setQueryData(['admin-tool', result.data.id], result.data)
-      await queries.invalidateQueries({ queryKey: ['admin-tools'] })
-      return result.data
-    } catch {
-      problem.value = toProblem(null, 0)
-      return null
-    } finally {
-      saving.value = false
-    }
+    const stored = await submit(() =>
+      id ? api.PATCH('/api/admin/tools/{tool_id}', { params: { path: { tool_id: id } }, body }) : api.POST('/api/admin/tools', { body }),
+    )
+    if (!stored) return null
+    reset(fromTool(stored))
+    queries.setQueryData(['admin-tool', stored.id], stored)
+    await queries.invalidateQueries({ queryKey: ['admin-tools'] })
+    return stored
   }
 
   return {

@@ -5,10 +5,10 @@
  */
 
 import { useInfiniteQuery, useQueryClient } from '@tanstack/vue-query'
-import { computed, ref } from 'vue'
+import { computed } from 'vue'
 import { api, type Problem, toProblem, unwrap } from '@/api'
-import { fieldErrors } from '@/tools/toolForm'
 import { type ToolTypeForm, toolTypeBody } from '@/tools/toolTypeForm'
+import { useSubmission } from '@/composables/useSubmission'
 
 export function useToolTypes() {
   const queries = useQueryClient()
@@ -19,9 +19,7 @@ export function useToolTypes() {
     getNextPageParam: (page) => page.next_cursor ?? null,
   })
   const rows = computed(() => list.data.value?.pages.flatMap((page) => page.items) ?? [])
-  const errors = ref<Record<string, string>>({})
-  const problem = ref<Problem | null>(null)
-  const saving = ref(false)
+  const { saving, errors, problem, submit } = useSubmission()
 
   async function refresh(): Promise<void> {
     // The editor's type choices and the tools list show types too.
@@ -30,27 +28,14 @@ export function useToolTypes() {
 
   /** Creates (no id) or changes a tool type; true when stored, else `errors`/`problem` say why. */
   async function save(form: ToolTypeForm, id: string | null): Promise<boolean> {
-    saving.value = true
-    errors.value = {}
-    problem.value = null
     const body = toolTypeBody(form)
-    try {
-      const result = id
-        ? await api.PATCH('/api/admin/tool-types/{type_id}', { params: { path: { type_id: id } }, body })
-        : await api.POST('/api/admin/tool-types', { body })
-      if (!result.response.ok) {
-        problem.value = toProblem(result.error, result.response.status)
-        errors.value = fieldErrors(result.error)
-        return false
-      }
-      await refresh()
-      return true
-    } catch {
-      problem.value = toProblem(null, 0)
-      return false
-    } finally {
-      saving.value = false
-    }
+    const stored = await submit(() =>
+      id
+        ? api.PATCH('/api/admin/tool-types/{type_id}', { params: { path: { type_id: id } }, body })
+        : api.POST('/api/admin/tool-types', { body }),
+    )
+    if (stored) await refresh()
+    return stored !== null
   }
 
   /** Deletes a tool type: null when gone, else the refusal (`tool_type_in_use` while tools use it). */
