@@ -16,6 +16,7 @@ CATALOG = {
     "UserRegistered", "UserEmailVerified", "UserRoleChanged", "UserDisabled", "UserEnabled", "UserDeleted",
     "TaskRequested", "TaskStarted", "StepRequested", "TaskCancelRequested", "TaskCompleted", "TaskFailed",
     "TaskCancelled", "TaskDeleted", "ToolChanged", "ToolTypeChanged", "BannerChanged",
+    "StudioReplyCompleted", "StudioReplyFailed", "StudioReplyCancelled", "StudioChatDeleted",
     "CreditsGranted", "CreditsPurchased", "CreditsReserved", "CreditsReservationRejected", "CreditsSpent",
     "CreditsReleased", "CreditsAdjusted",
     "StepStarted", "StepProgressed", "StepDelayed", "StepCompleted", "StepFailed", "ProviderHealthChanged",

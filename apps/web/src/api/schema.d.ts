@@ -1382,6 +1382,124 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/admin/studio/providers": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The studio's providers and the models each offers
+         * @description The active studio providers (and the built-in `local` one), each with its chat and image models and their options, for the prompt bar.
+         */
+        get: operations["studio_providers"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/studio/projects": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** My projects (names that group my chats) with their chat counts */
+        get: operations["studio_projects"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/studio/chats": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * My chats, most recently active first
+         * @description `all=true` lists every admin's chats (super admins only).
+         */
+        get: operations["list_chats"];
+        put?: never;
+        /** Start a chat */
+        post: operations["create_chat"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/studio/chats/{chat_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One of my chats */
+        get: operations["get_chat"];
+        put?: never;
+        post?: never;
+        /**
+         * Delete a chat, its messages and the images its replies made
+         * @description A reply still running is cancelled first.
+         */
+        delete: operations["delete_chat"];
+        options?: never;
+        head?: never;
+        /** Rename, move, archive or re-prompt a chat */
+        patch: operations["update_chat"];
+        trace?: never;
+    };
+    "/api/admin/studio/chats/{chat_id}/messages": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A chat's messages, newest first */
+        get: operations["list_messages"];
+        put?: never;
+        /**
+         * Send a prompt; the replies run in the background (send an Idempotency-Key to retry safely)
+         * @description `kind: text` continues the conversation (409 while a reply of the chat still runs); `kind: image` asks for `variants` images, each its own job. Replies stream on `GET /api/stream` as `reply_*` events.
+         */
+        post: operations["post_message"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/studio/messages/{message_id}/cancel": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Cancel a running reply */
+        post: operations["cancel_reply"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/tasks/{task_id}/stream": {
         parameters: {
             query?: never;
@@ -2411,6 +2529,170 @@ export interface components {
              */
             ends_at?: string | null;
         };
+        /** Chat */
+        Chat: {
+            /** Id */
+            id: string;
+            /** Admin Id */
+            admin_id: string;
+            /** Title */
+            title: string;
+            /**
+             * Project
+             * @default null
+             */
+            project?: string | null;
+            /** Provider */
+            provider: string;
+            /** Model */
+            model: string;
+            /**
+             * System Prompt
+             * @default null
+             */
+            system_prompt?: string | null;
+            /** Store */
+            store: boolean;
+            /**
+             * Last Response Id
+             * @description The provider's id of the chat's last turn.
+             * @default null
+             */
+            last_response_id?: string | null;
+            /**
+             * Archived At
+             * @default null
+             */
+            archived_at?: string | null;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /**
+             * Updated At
+             * Format: date-time
+             */
+            updated_at: string;
+        };
+        /** ChatCreate */
+        ChatCreate: {
+            /**
+             * Title
+             * @description Default: “New chat”.
+             * @default null
+             */
+            title?: string | null;
+            /**
+             * Project
+             * @description A name that groups chats (none: not in a project).
+             * @default null
+             */
+            project?: string | null;
+            /**
+             * Provider
+             * @description A studio provider's name.
+             * @default local
+             */
+            provider?: string;
+            /**
+             * Model
+             * @default local-chat
+             */
+            model?: string;
+            /**
+             * System Prompt
+             * @description Sent as the model's `instructions` on every turn.
+             * @default null
+             */
+            system_prompt?: string | null;
+            /**
+             * Store
+             * @description Whether the provider keeps the turns (needed to chain them).
+             * @default true
+             */
+            store?: boolean;
+        };
+        /** ChatPage */
+        ChatPage: {
+            /** Items */
+            items: components["schemas"]["Chat"][];
+            /**
+             * Next Cursor
+             * @default null
+             */
+            next_cursor?: string | null;
+        };
+        /** ChatQuery */
+        ChatQuery: {
+            /**
+             * Project
+             * @description Only chats of this project.
+             * @default null
+             */
+            project?: string | null;
+            /**
+             * Archived
+             * @description List archived chats instead of active ones.
+             * @default false
+             */
+            archived?: boolean;
+            /**
+             * All
+             * @description Super admins: every admin's chats.
+             * @default false
+             */
+            all?: boolean;
+            /**
+             * Limit
+             * @default 30
+             */
+            limit?: number;
+            /**
+             * Cursor
+             * @description `next_cursor` of the previous page.
+             * @default null
+             */
+            cursor?: string | null;
+        };
+        /**
+         * ChatUpdate
+         * @description Only the fields sent change; `project: null` takes the chat out of its project.
+         */
+        ChatUpdate: {
+            /**
+             * Title
+             * @default null
+             */
+            title?: string | null;
+            /**
+             * Project
+             * @description A name that groups chats (none: not in a project).
+             * @default null
+             */
+            project?: string | null;
+            /**
+             * Provider
+             * @default null
+             */
+            provider?: string | null;
+            /**
+             * Model
+             * @default null
+             */
+            model?: string | null;
+            /**
+             * System Prompt
+             * @description Sent as the model's `instructions` on every turn.
+             * @default null
+             */
+            system_prompt?: string | null;
+            /**
+             * Archived
+             * @default null
+             */
+            archived?: boolean | null;
+        };
         /** CheckoutRequest */
         CheckoutRequest: {
             /** Package Id */
@@ -3098,6 +3380,162 @@ export interface components {
             /** Items */
             items: components["schemas"]["LimiterState"][];
         };
+        /** Message */
+        Message: {
+            /** Id */
+            id: string;
+            /** Chat Id */
+            chat_id: string;
+            /**
+             * Role
+             * @enum {string}
+             */
+            role: "user" | "assistant";
+            /**
+             * Kind
+             * @enum {string}
+             */
+            kind: "text" | "image";
+            /** Content */
+            content: string;
+            /** Quoted Image Ids */
+            quoted_image_ids: string[];
+            /** Provider */
+            provider: string;
+            /** Model */
+            model: string;
+            /** Options */
+            options?: {
+                [key: string]: unknown;
+            };
+            /** Images */
+            images: components["schemas"]["MessageImage"][];
+            /**
+             * Status
+             * @enum {string}
+             */
+            status: "pending" | "running" | "completed" | "failed" | "cancelled";
+            /**
+             * Batch Id
+             * @description The user message a reply answers (its variants share it).
+             * @default null
+             */
+            batch_id?: string | null;
+            /**
+             * Variant
+             * @description Which of the batch's images (0-based).
+             * @default null
+             */
+            variant?: number | null;
+            /**
+             * Response Id
+             * @default null
+             */
+            response_id?: string | null;
+            /** @default null */
+            usage?: components["schemas"]["Usage"] | null;
+            /**
+             * Error Code
+             * @default null
+             */
+            error_code?: string | null;
+            /**
+             * Error Message
+             * @default null
+             */
+            error_message?: string | null;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /**
+             * Finished At
+             * @default null
+             */
+            finished_at?: string | null;
+        };
+        /** MessageImage */
+        MessageImage: {
+            /** Asset Id */
+            asset_id: string;
+            /**
+             * Role
+             * @default image
+             */
+            role?: string;
+        };
+        /** MessagePage */
+        MessagePage: {
+            /**
+             * Items
+             * @description Newest first.
+             */
+            items: components["schemas"]["Message"][];
+            /**
+             * Next Cursor
+             * @default null
+             */
+            next_cursor?: string | null;
+        };
+        /** MessagePost */
+        MessagePost: {
+            /**
+             * Content
+             * @description The prompt.
+             */
+            content: string;
+            /**
+             * Kind
+             * @default text
+             * @enum {string}
+             */
+            kind?: "text" | "image";
+            /**
+             * Provider
+             * @description Default: the chat's.
+             * @default null
+             */
+            provider?: string | null;
+            /**
+             * Model
+             * @description Default: the chat's.
+             * @default null
+             */
+            model?: string | null;
+            /**
+             * Quoted Image Ids
+             * @description Images sent with the prompt: outputs of this chat or the admin's uploads (asset ids).
+             */
+            quoted_image_ids?: string[];
+            /**
+             * Variants
+             * @description `image` only: how many images, each a job.
+             * @default 1
+             */
+            variants?: number;
+            /**
+             * Options
+             * @description The model's options (`size`, `quality`, `output_format`, `background`, `moderation`).
+             */
+            options?: {
+                [key: string]: unknown;
+            };
+        };
+        /** MessageQuery */
+        MessageQuery: {
+            /**
+             * Limit
+             * @default 30
+             */
+            limit?: number;
+            /**
+             * Cursor
+             * @description `next_cursor` of the previous page (older messages).
+             * @default null
+             */
+            cursor?: string | null;
+        };
         /** NameTranslation */
         NameTranslation: {
             /** Name */
@@ -3255,6 +3693,16 @@ export interface components {
              */
             lag: number;
         };
+        /** PostedMessage */
+        PostedMessage: {
+            /** @description The admin's message. */
+            message: components["schemas"]["Message"];
+            /**
+             * Replies
+             * @description The replies it asked for, pending (one per variant).
+             */
+            replies: components["schemas"]["Message"][];
+        };
         /**
          * Problem
          * @description An error, as RFC 9457 problem details (`application/problem+json`).
@@ -3274,6 +3722,18 @@ export interface components {
              * @default null
              */
             detail?: string | null;
+        };
+        /** Project */
+        Project: {
+            /** Name */
+            name: string;
+            /** Chats */
+            chats: number;
+        };
+        /** ProjectList */
+        ProjectList: {
+            /** Items */
+            items: components["schemas"]["Project"][];
         };
         /** Provider */
         Provider: {
@@ -4100,6 +4560,38 @@ export interface components {
             };
         } & {
             [key: string]: unknown;
+        };
+        /** StudioModel */
+        StudioModel: {
+            /** Id */
+            id: string;
+            /**
+             * Kind
+             * @description `text`: a chat model (it can draw too); `image`: an image model.
+             * @enum {string}
+             */
+            kind: "text" | "image";
+            /**
+             * Options
+             * @description Option name → allowed values, for the prompt bar.
+             */
+            options?: {
+                [key: string]: string[];
+            };
+        };
+        /** StudioProvider */
+        StudioProvider: {
+            /** Name */
+            name: string;
+            /** Type */
+            type: string;
+            /** Models */
+            models: components["schemas"]["StudioModel"][];
+        };
+        /** StudioProviderList */
+        StudioProviderList: {
+            /** Items */
+            items: components["schemas"]["StudioProvider"][];
         };
         /** StyleReferenceConfig */
         StyleReferenceConfig: {
@@ -5079,6 +5571,24 @@ export interface components {
              * Format: date-time
              */
             expires_at: string;
+        };
+        /** Usage */
+        Usage: {
+            /**
+             * Input Tokens
+             * @default 0
+             */
+            input_tokens?: number;
+            /**
+             * Output Tokens
+             * @default 0
+             */
+            output_tokens?: number;
+            /**
+             * Total Tokens
+             * @default 0
+             */
+            total_tokens?: number;
         };
         /** UserList */
         UserList: {
@@ -11886,6 +12396,696 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Task"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    studio_providers: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The studio's providers and the models each offers */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StudioProviderList"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    studio_projects: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description My projects (names that group my chats) with their chat counts */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProjectList"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    list_chats: {
+        parameters: {
+            query?: {
+                project?: string | null;
+                archived?: boolean;
+                all?: boolean;
+                limit?: number;
+                cursor?: string | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description My chats, most recently active first */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ChatPage"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Content */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    create_chat: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ChatCreate"];
+            };
+        };
+        responses: {
+            /** @description Start a chat */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Chat"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Content Too Large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unsupported Media Type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Content */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    get_chat: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                chat_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description One of my chats */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Chat"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    delete_chat: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                chat_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Delete a chat, its messages and the images its replies made */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    update_chat: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                chat_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ChatUpdate"];
+            };
+        };
+        responses: {
+            /** @description Rename, move, archive or re-prompt a chat */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Chat"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Content Too Large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unsupported Media Type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Content */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    list_messages: {
+        parameters: {
+            query?: {
+                limit?: number;
+                cursor?: string | null;
+            };
+            header?: never;
+            path: {
+                chat_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A chat's messages, newest first */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MessagePage"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Content */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    post_message: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                chat_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["MessagePost"];
+            };
+        };
+        responses: {
+            /** @description Send a prompt; the replies run in the background (send an Idempotency-Key to retry safely) */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PostedMessage"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Content Too Large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unsupported Media Type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Content */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    cancel_reply: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                message_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Cancel a running reply */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Message"];
                 };
             };
             /** @description Unauthorized */

@@ -39,6 +39,11 @@ from funmagic_contracts.tasks.events import (
     BannerChanged,
     StepInput,
     StepRequested,
+    StudioChatDeleted,
+    StudioReplyCancelled,
+    StudioReplyCompleted,
+    StudioReplyFailed,
+    StudioUsage,
     TaskCancelled,
     TaskCancelRequested,
     TaskCompleted,
@@ -64,6 +69,8 @@ ASSET = "0194690a-7c00-7000-8000-00000000d001"
 SOURCE_ASSET = "0194690a-7c00-7000-8000-00000000d000"
 PREVIEW_ASSET = "0194690a-7c00-7000-8000-00000000d002"
 PROVIDER = "0194690a-7c00-7000-8000-00000000e001"
+CHAT = "0194690a-7c00-7000-8000-00000000a100"
+MESSAGE = "0194690a-7c00-7000-8000-00000000a101"
 
 _EXAMPLES: tuple[IntegrationEvent, ...] = (
     UserRegistered(
@@ -118,6 +125,24 @@ _EXAMPLES: tuple[IntegrationEvent, ...] = (
     ),
     TaskCancelled(task_id=TASK, user_id=USER, charged_credits=0),
     TaskDeleted(task_id=PARENT_TASK, user_id=USER, deleted_task_ids=(PARENT_TASK, TASK), by=USER),
+    StudioReplyCompleted(
+        message_id=MESSAGE,
+        chat_id=CHAT,
+        admin_id=ADMIN,
+        content="Here is a watercolour fox.",
+        images=(OutputAsset(asset_id=ASSET, role="image"),),
+        response_id="resp_67ccd2bed1ec8190b14f964abc054267",
+        usage=StudioUsage(input_tokens=36, output_tokens=87, total_tokens=123),
+    ),
+    StudioReplyFailed(
+        message_id=MESSAGE,
+        chat_id=CHAT,
+        admin_id=ADMIN,
+        error_code="content_policy",
+        error_message="OpenAI's safety system refused the request.",
+    ),
+    StudioReplyCancelled(message_id=MESSAGE, chat_id=CHAT, admin_id=ADMIN, by=ADMIN),
+    StudioChatDeleted(chat_id=CHAT, admin_id=ADMIN, message_ids=(MESSAGE,), by=ADMIN),
     ToolChanged(tool_id=TOOL, slug="figme", action="updated"),
     ToolTypeChanged(tool_type_id=TOOL_TYPE, name="image", change="created", is_active=True),
     BannerChanged(banner_id="0194690a-7c00-7000-8000-00000000f001", action="created"),

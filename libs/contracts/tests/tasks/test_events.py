@@ -16,7 +16,7 @@ from funmagic_contracts.tasks.events import (
 REQUIRED = dict(task_id="t", user_id="u", tool_id="tool", tool_slug="figme", step_ids=["image-gen"], price=20)
 
 
-def test_task_events_are_keyed_by_task_and_catalog_events_by_their_own_id():
+def test_task_events_are_keyed_by_task_catalog_and_studio_events_by_their_own_id():
     keyed_by_task = [m for m in map(lambda n: getattr(events, n), events.__all__) if hasattr(m, "EVENT_TYPE")]
 
     assert {m.TOPIC for m in keyed_by_task} == {"tasks.events"}
@@ -24,6 +24,10 @@ def test_task_events_are_keyed_by_task_and_catalog_events_by_their_own_id():
         "ToolChanged": "tool_id",
         "ToolTypeChanged": "tool_type_id",
         "BannerChanged": "banner_id",
+        "StudioReplyCompleted": "message_id",
+        "StudioReplyFailed": "message_id",
+        "StudioReplyCancelled": "message_id",
+        "StudioChatDeleted": "chat_id",
     }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import aiohttp
 from redis.asyncio import Redis
 
 from funmagic_contracts.api.audit import AUDITED_SERVICES
+from funmagic_gateway.adapters.live_replies import LiveReplyReader
 from funmagic_gateway.adapters.rate_limiter import (
     PurchasedCredits,
     RateLimitSettingsStore,
@@ -46,10 +48,12 @@ from funmagic_gateway.entrypoints.edge import (
 )
 from funmagic_gateway.entrypoints.http import PublicApi, health_checks, rate_limit_operations
 from funmagic_gateway.entrypoints.kafka import PurchasesWatcher, SseProjector
+from funmagic_gateway.entrypoints.live_relay import LiveRelay
 from funmagic_gateway.entrypoints.provider_routes import provider_operations
 from funmagic_gateway.entrypoints.queue_routes import queue_operations
 from funmagic_gateway.entrypoints.sse_routes import SseRoutes, task_owner_check
 from funmagic_gateway.entrypoints.storage_routes import storage_operations
+from funmagic_gateway.entrypoints.studio_routes import studio_operations
 from funmagic_gateway.entrypoints.task_routes import task_operations
 from funmagic_gateway.entrypoints.web_apps import WebApp, web_app_routes
 from funmagic_kit.auth import TokenVerifier
@@ -130,6 +134,7 @@ def build(
         *rate_limit_operations(rate_limits),
         *catalog_operations(services["tasks"]),
         *task_operations(services["tasks"], task_views),
+        *studio_operations(services["tasks"], services["providers"]),
         *sse.operations(),
     ]
     api = PublicApi(operations, services["identity"])
@@ -154,6 +159,7 @@ def build(
         ],
         health_checks=health_checks(settings.service_urls()),
         middlewares=middlewares,
+        workers=(LiveRelay(LiveReplyReader(stream_reads, f"gateway-{uuid.uuid4()}"), task_streams),),
     )
     return Gateway(
         api, task_streams, sse, rate_limits, purchased, task_views, user_overviews, admin_stats, parts

@@ -202,7 +202,14 @@ def test_other_events_are_ignored() -> None:
     assert project(EVENT_ID, failed_step) is None
     assert project(EVENT_ID, TaskStarted(task_id=TASK, user_id=USER, reservation_id="r")) is None
     assert "StepFailed" not in PROJECTED_EVENT_TYPES["providers.events"]
-    assert set(PROJECTED_EVENT_TYPES["tasks.events"]) == {"TaskCompleted", "TaskFailed", "TaskCancelled"}
+    assert set(PROJECTED_EVENT_TYPES["tasks.events"]) == {
+        "TaskCompleted",
+        "TaskFailed",
+        "TaskCancelled",
+        "StudioReplyCompleted",
+        "StudioReplyFailed",
+        "StudioReplyCancelled",
+    }
 
 
 def test_the_projector_subscribes_to_exactly_the_projected_event_types(gateway: Gateway) -> None:

@@ -21,6 +21,7 @@ from funmagic_providers.adapters.apis.tripo import Tripo
 from funmagic_providers.adapters.kafka_queue import KafkaQueueReader
 from funmagic_providers.adapters.keyring import ProviderKeyring
 from funmagic_providers.adapters.lag_trend import RedisLagTrend
+from funmagic_providers.adapters.live_replies import RedisLiveReplies
 from funmagic_providers.adapters.postgres import ProvidersUnitOfWork
 from funmagic_providers.adapters.rate_limiter import ProviderRateLimiter
 from funmagic_providers.adapters.storage_client import StorageClient
@@ -90,6 +91,7 @@ def build(
         settings=settings,
         clock=clock,
         owner=owner,
+        live=RedisLiveReplies(redis),
     )
     jobs = StepJobs(runner=runner, clock=clock)
     health_checks = Periodic("provider-health", registry.check_all, settings.health_check_interval_seconds)

@@ -11,7 +11,6 @@ from providers_test_support import decide, jobs_of, outbox_events, step_requeste
 
 from funmagic_contracts.base import OutputAsset
 from funmagic_contracts.providers.events import StepCompleted, StepOutput
-from funmagic_contracts.tasks.events import TaskCancelRequested
 from funmagic_kit.clock import ManualClock
 from funmagic_kit.testing import wait_until
 from funmagic_providers.adapters.postgres import ProvidersUnitOfWork
@@ -123,9 +122,7 @@ async def test_a_cancel_stops_a_queued_job_and_fences_out_a_running_one(pool, bu
 
     for task_id in ("task-queued", "task-running"):
         async with ProvidersUnitOfWork(pool) as uow:
-            cancelled = await providers.jobs.cancel(
-                TaskCancelRequested(task_id=task_id, user_id="user-1", by="user-1"), uow
-            )
+            cancelled = await providers.jobs.cancel(task_id, uow)
         assert cancelled == 1
 
     assert [job.status for job in await jobs_of(pool, "task-queued")] == ["cancelled"]

@@ -14,15 +14,22 @@ from funmagic_kit.clock import Clock, SystemClock
 from funmagic_kit.errors import ConfigError
 from funmagic_kit.runtime import Runtime, ServiceParts, ServiceSpec
 from funmagic_kit.workers import Periodic
-from funmagic_tasks.adapters.services import ProvidersDirectory, StorageAssets, StorageCatalogImages
+from funmagic_tasks.adapters.services import (
+    ProvidersDirectory,
+    ProvidersStudioModels,
+    StorageAssets,
+    StorageCatalogImages,
+)
 from funmagic_tasks.adapters.unit_of_work import TasksUnitOfWork
 from funmagic_tasks.application.catalog import Catalog
-from funmagic_tasks.application.ports import Assets, CatalogImages, Providers
+from funmagic_tasks.application.ports import Assets, CatalogImages, Providers, StudioModels
+from funmagic_tasks.application.studio import StudioService
 from funmagic_tasks.application.tasks import TaskService
 from funmagic_tasks.config import TasksSettings
 from funmagic_tasks.domain.task import TaskPolicy
 from funmagic_tasks.entrypoints import cli, kafka
 from funmagic_tasks.entrypoints.catalog_http import CatalogApp
+from funmagic_tasks.entrypoints.studio_http import StudioApp
 from funmagic_tasks.entrypoints.tasks_http import TasksApp
 
 
@@ -30,6 +37,7 @@ from funmagic_tasks.entrypoints.tasks_http import TasksApp
 class Tasks:
     tasks: TaskService
     catalog: Catalog
+    studio: StudioService
     parts: ServiceParts
 
 
@@ -42,17 +50,19 @@ def build(
     assets: Assets | None = None,
     providers: Providers | None = None,
     catalog_images: CatalogImages | None = None,
+    studio_models: StudioModels | None = None,
 ) -> Tasks:
     """Tasks' application objects and what the runtime serves. `http` reaches storage and providers; a
     test may pass None with all of their ports given."""
     clock = clock or SystemClock()
-    if assets is None or providers is None or catalog_images is None:
+    if assets is None or providers is None or catalog_images is None or studio_models is None:
         if http is None:
             raise ConfigError("tasks needs an HTTP session to reach storage and providers")
         token = settings.internal_api_tokens()[0]
         assets = assets or StorageAssets(settings.storage_url, token, http)
         providers = providers or ProvidersDirectory(settings.providers_url, token, http)
         catalog_images = catalog_images or StorageCatalogImages(settings.storage_url, token, http)
+        studio_models = studio_models or ProvidersStudioModels(settings.providers_url, token, http)
 
     def unit_of_work() -> TasksUnitOfWork:
         return TasksUnitOfWork(pool)
@@ -68,13 +78,19 @@ def build(
             pending_timeout=timedelta(seconds=settings.pending_timeout_seconds),
         ),
     )
+    studio = StudioService(uow=unit_of_work, assets=assets, models=studio_models, clock=clock)
     parts = ServiceParts(
-        routes=[*TasksApp(tasks).routes(), *CatalogApp(catalog).routes(), *audit_routes(pool, "tasks")],
-        subscriptions=kafka.subscriptions(tasks),
+        routes=[
+            *TasksApp(tasks).routes(),
+            *CatalogApp(catalog).routes(),
+            *StudioApp(studio).routes(),
+            *audit_routes(pool, "tasks"),
+        ],
+        subscriptions=kafka.subscriptions(tasks, studio),
         unit_of_work=unit_of_work,
         workers=(Periodic("overdue-tasks", tasks.sweep_overdue, settings.sweep_interval_seconds),),
     )
-    return Tasks(tasks=tasks, catalog=catalog, parts=parts)
+    return Tasks(tasks=tasks, catalog=catalog, studio=studio, parts=parts)
 
 
 async def _http_session(runtime: Runtime) -> aiohttp.ClientSession:

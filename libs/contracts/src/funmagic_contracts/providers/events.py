@@ -4,6 +4,10 @@ Subject (Kafka key) = ``task_id`` for step events, so a task's step events stay 
 ``provider_id`` for ``ProviderHealthChanged``. Every step event repeats ``user_id`` (so the gateway can
 route it to the user's stream without a lookup) and ``attempt`` (so tasks can ignore news about a
 superseded attempt).
+
+Step events also report on studio replies: ``scope`` is ``admin`` there, ``task_id`` is the reply
+message's id and ``user_id`` the admin's (see ``StepRequested``). Events written before ``scope`` existed
+have none and were all ``web``.
 """
 
 from __future__ import annotations
@@ -35,6 +39,8 @@ __all__ = [
     "StepStarted",
 ]
 
+_SCOPE_DOC = "`web`: a step of a user's task; `admin`: a studio reply (`task_id` is the message's id)."
+
 DelayReason = Literal["rate_limited", "provider_429", "provider_error", "circuit_open"]
 
 
@@ -59,6 +65,7 @@ class StepStarted(_ProvidersEvent):
 
     task_id: Id
     user_id: Id
+    scope: ProviderScope = Field(default="web", description=_SCOPE_DOC)
     step_id: str = Field(min_length=1)
     provider: str = Field(min_length=1)
     attempt: int = Field(ge=1)
@@ -71,6 +78,7 @@ class StepProgressed(_ProvidersEvent):
 
     task_id: Id
     user_id: Id
+    scope: ProviderScope = Field(default="web", description=_SCOPE_DOC)
     step_id: str = Field(min_length=1)
     attempt: int = Field(ge=1)
     progress: int = Field(ge=0, le=100, description="Percent done.")
@@ -84,6 +92,7 @@ class StepDelayed(_ProvidersEvent):
 
     task_id: Id
     user_id: Id
+    scope: ProviderScope = Field(default="web", description=_SCOPE_DOC)
     step_id: str = Field(min_length=1)
     attempt: int = Field(ge=1)
     reason: DelayReason
@@ -97,6 +106,7 @@ class StepCompleted(_ProvidersEvent):
 
     task_id: Id
     user_id: Id
+    scope: ProviderScope = Field(default="web", description=_SCOPE_DOC)
     step_id: str = Field(min_length=1)
     attempt: int = Field(ge=1)
     output: StepOutput
@@ -109,6 +119,7 @@ class StepFailed(_ProvidersEvent):
 
     task_id: Id
     user_id: Id
+    scope: ProviderScope = Field(default="web", description=_SCOPE_DOC)
     step_id: str = Field(min_length=1)
     attempt: int = Field(ge=1)
     error_code: str = Field(min_length=1)

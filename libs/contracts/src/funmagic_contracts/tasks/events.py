@@ -1,7 +1,13 @@
 """Integration events of the tasks service. Topic ``tasks.events``.
 
 Subject (Kafka key) = ``task_id`` for task and step events, so one task's events stay in order;
-``tool_id`` / ``tool_type_id`` / ``banner_id`` for the catalogue change notifications.
+``tool_id`` / ``tool_type_id`` / ``banner_id`` for the catalogue change notifications; ``message_id`` for
+a studio reply's outcome and ``chat_id`` for a deleted studio chat.
+
+The admin AI studio's replies are work like task steps: tasks asks for one with a ``StepRequested`` of
+scope ``admin`` (``task_id`` = the reply message's id, ``user_id`` = the admin's), providers runs it under
+the admin limiter and reports with the usual step events, and tasks announces the reply's final state with
+``StudioReplyCompleted`` / ``StudioReplyFailed`` / ``StudioReplyCancelled``.
 """
 
 from __future__ import annotations
@@ -28,6 +34,11 @@ __all__ = [
     "ProviderScope",
     "StepInput",
     "StepRequested",
+    "StudioChatDeleted",
+    "StudioReplyCancelled",
+    "StudioReplyCompleted",
+    "StudioReplyFailed",
+    "StudioUsage",
     "TaskCancelRequested",
     "TaskCancelled",
     "TaskCompleted",
@@ -93,7 +104,10 @@ class TaskStarted(_TaskEvent):
 
 
 class StepRequested(_TaskEvent):
-    """Tasks asks providers to run one step of a task (again, when ``attempt`` > 1)."""
+    """Tasks asks providers to run one step of a task (again, when ``attempt`` > 1) — or, with scope
+    ``admin``, one studio reply: ``task_id`` is then the reply message's id, ``user_id`` the admin's, and
+    ``step_type`` ``studio-chat`` (a chat model, its image tool when ``input.options.image_generation`` is
+    set) or ``image-gen`` (an image model)."""
 
     EVENT_TYPE: ClassVar[str] = "StepRequested"
 
@@ -200,3 +214,68 @@ class BannerChanged(_TaskEvent):
 
     banner_id: Id
     action: CatalogAction
+
+
+# --- the admin AI studio -------------------------------------------------------------------------------
+
+
+class _StudioReplyEvent(_TaskEvent):
+    SUBJECT_FIELD: ClassVar[str] = "message_id"
+
+
+class StudioUsage(ContractModel):
+    """Tokens a reply used, as the provider counted them (0 where it does not count)."""
+
+    input_tokens: int = Field(default=0, ge=0)
+    output_tokens: int = Field(default=0, ge=0)
+    total_tokens: int = Field(default=0, ge=0)
+
+
+class StudioReplyCompleted(_StudioReplyEvent):
+    """A studio reply is done: its text and its images (assets of the admin in the admin bucket)."""
+
+    EVENT_TYPE: ClassVar[str] = "StudioReplyCompleted"
+
+    message_id: Id
+    chat_id: Id
+    admin_id: Id
+    content: str = Field(description="The reply's text (empty for an image model).")
+    images: tuple[OutputAsset, ...] = ()
+    response_id: str | None = Field(default=None, description="The provider's id of this turn.")
+    usage: StudioUsage = Field(default_factory=StudioUsage)
+
+
+class StudioReplyFailed(_StudioReplyEvent):
+    """A studio reply failed for good (the provider's retries are behind it)."""
+
+    EVENT_TYPE: ClassVar[str] = "StudioReplyFailed"
+
+    message_id: Id
+    chat_id: Id
+    admin_id: Id
+    error_code: str = Field(min_length=1)
+    error_message: str
+
+
+class StudioReplyCancelled(_StudioReplyEvent):
+    """An admin cancelled a studio reply (or deleted its chat); providers stop its call."""
+
+    EVENT_TYPE: ClassVar[str] = "StudioReplyCancelled"
+
+    message_id: Id
+    chat_id: Id
+    admin_id: Id
+    by: Id = Field(description="User id of who cancelled.")
+
+
+class StudioChatDeleted(_TaskEvent):
+    """A studio chat and its messages were deleted; storage deletes the images its replies made (the assets
+    whose task id is one of ``message_ids``). Any reply still running was cancelled first."""
+
+    EVENT_TYPE: ClassVar[str] = "StudioChatDeleted"
+    SUBJECT_FIELD: ClassVar[str] = "chat_id"
+
+    chat_id: Id
+    admin_id: Id
+    message_ids: tuple[Id, ...] = Field(description="Every message of the chat (replies made their images).")
+    by: Id = Field(description="User id of who deleted.")

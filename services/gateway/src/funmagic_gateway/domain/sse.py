@@ -7,6 +7,11 @@ Pure rules, no I/O: the Redis streams live in `adapters.task_streams`, the HTTP 
 - terminal events carry references to the output (asset ids and API URLs), never the output itself;
 - one logical event is appended once (the original often sent `failed` twice), and nothing follows a
   terminal event on a task's stream.
+
+Studio replies share the machinery: a reply's stream is keyed by its message id (step events of scope
+`admin` carry it as their task id) and its entries are `reply_*` types with `messageId`; their live pieces
+(text deltas, partial images) come from the Redis live channel (`project_live`), their final state from
+tasks' `StudioReply*` events.
 """
 
 from __future__ import annotations
@@ -20,8 +25,16 @@ from urllib.parse import quote
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError
 
 from funmagic_contracts.base import IntegrationEvent, OutputAsset
+from funmagic_contracts.live import LiveReplyPiece
 from funmagic_contracts.providers.events import StepCompleted, StepDelayed, StepProgressed, StepStarted
-from funmagic_contracts.tasks.events import TaskCancelled, TaskCompleted, TaskFailed
+from funmagic_contracts.tasks.events import (
+    StudioReplyCancelled,
+    StudioReplyCompleted,
+    StudioReplyFailed,
+    TaskCancelled,
+    TaskCompleted,
+    TaskFailed,
+)
 from funmagic_contracts.topics import PROVIDERS_EVENTS, TASKS_EVENTS
 
 __all__ = [
@@ -38,6 +51,7 @@ __all__ = [
     "event_frame",
     "parse_last_event_id",
     "project",
+    "project_live",
 ]
 
 JsonObject = dict[str, JsonValue]
@@ -50,11 +64,21 @@ RETRY_FRAME = f"retry: {RETRY_MILLISECONDS}\n\n"
 HEARTBEAT_FRAME = ": heartbeat\n\n"
 """A comment: clients ignore it; it keeps proxies and idle timers from closing a quiet connection."""
 
-TERMINAL_TYPES = frozenset({"completed", "failed", "cancelled"})
-"""SSE types that end a task: nothing is appended to its stream after one, and its stream ends there."""
+TERMINAL_TYPES = frozenset(
+    {"completed", "failed", "cancelled", "reply_completed", "reply_failed", "reply_cancelled"}
+)
+"""SSE types that end a task (or a studio reply): nothing is appended to its stream after one, and its
+stream ends there."""
 
 PROJECTED_EVENT_TYPES: dict[str, tuple[str, ...]] = {
-    TASKS_EVENTS.name: (TaskCompleted.EVENT_TYPE, TaskFailed.EVENT_TYPE, TaskCancelled.EVENT_TYPE),
+    TASKS_EVENTS.name: (
+        TaskCompleted.EVENT_TYPE,
+        TaskFailed.EVENT_TYPE,
+        TaskCancelled.EVENT_TYPE,
+        StudioReplyCompleted.EVENT_TYPE,
+        StudioReplyFailed.EVENT_TYPE,
+        StudioReplyCancelled.EVENT_TYPE,
+    ),
     PROVIDERS_EVENTS.name: (
         StepStarted.EVENT_TYPE,
         StepProgressed.EVENT_TYPE,
@@ -118,6 +142,11 @@ class _StepReference(BaseModel):
 
 def project(event_id: str, event: IntegrationEvent) -> Projection | None:
     """The SSE entries of one integration event (`event_id` is its envelope id), or None to ignore it."""
+    if (
+        isinstance(event, StepStarted | StepProgressed | StepDelayed | StepCompleted)
+        and event.scope == "admin"
+    ):
+        return _project_reply_step(event_id, event)
     match event:
         case StepStarted():
             entry = _step_started(event.task_id, event.step_id, event.attempt)
@@ -185,9 +214,76 @@ def project(event_id: str, event: IntegrationEvent) -> Projection | None:
             entry = SseEntry(
                 "cancelled", {"taskId": event.task_id, "chargedCredits": event.charged_credits}, event_id
             )
+        case StudioReplyCompleted():
+            data: JsonObject = {
+                "messageId": event.message_id,
+                "chatId": event.chat_id,
+                "content": event.content,
+                "images": _assets(event.images, "/api/admin/assets/"),
+                "usage": event.usage.model_dump(),
+            }
+            return Projection(
+                event.message_id, event.admin_id, (SseEntry("reply_completed", data, event_id),)
+            )
+        case StudioReplyFailed():
+            data = {
+                "messageId": event.message_id,
+                "chatId": event.chat_id,
+                "error": event.error_message,
+                "code": event.error_code,
+            }
+            return Projection(event.message_id, event.admin_id, (SseEntry("reply_failed", data, event_id),))
+        case StudioReplyCancelled():
+            data = {"messageId": event.message_id, "chatId": event.chat_id}
+            return Projection(
+                event.message_id, event.admin_id, (SseEntry("reply_cancelled", data, event_id),)
+            )
         case _:
             return None
     return Projection(event.task_id, event.user_id, (entry,))
+
+
+def _project_reply_step(
+    event_id: str, event: StepStarted | StepProgressed | StepDelayed | StepCompleted
+) -> Projection | None:
+    """A studio reply's step news: started and delayed are worth showing; its progress and completion are
+    not (the live pieces show the progress, `StudioReplyCompleted` the result)."""
+    match event:
+        case StepStarted():
+            entry = SseEntry(
+                "reply_started",
+                {"messageId": event.task_id, "attempt": event.attempt},
+                step_key("reply_started", event.task_id, event.step_id, event.attempt),
+            )
+        case StepDelayed():
+            entry = SseEntry(
+                "reply_delayed",
+                {
+                    "messageId": event.task_id,
+                    "reason": event.reason,
+                    "retryAt": _iso(event.retry_at.isoformat()),
+                },
+                event_id,
+            )
+        case _:
+            return None
+    return Projection(event.task_id, event.user_id, (entry,))
+
+
+def project_live(piece: LiveReplyPiece) -> Projection:
+    """A live piece of a studio reply: `reply_delta {messageId, text}` or `reply_partial_image {messageId,
+    index, image}` (a `data:` URL), keyed by its place in the reply so a redelivered piece is dropped."""
+    key = f"live:{piece.message_id}:{piece.seq}"
+    if piece.kind == "text_delta":
+        entry = SseEntry("reply_delta", {"messageId": piece.message_id, "text": piece.text or ""}, key)
+    else:
+        data: JsonObject = {
+            "messageId": piece.message_id,
+            "index": piece.index or 0,
+            "image": piece.image or "",
+        }
+        entry = SseEntry("reply_partial_image", data, key)
+    return Projection(piece.message_id, piece.user_id, (entry,))
 
 
 def _step_started(task_id: str, step_id: str, attempt: int) -> SseEntry:
@@ -219,10 +315,9 @@ def step_key(kind: str, task_id: str, step_id: str, attempt: int) -> str:
     return f"{kind}:{task_id}:{step_id}:{attempt}"
 
 
-def _assets(assets: Iterable[OutputAsset]) -> list[JsonValue]:
+def _assets(assets: Iterable[OutputAsset], api: str = "/api/assets/") -> list[JsonValue]:
     return [
-        {"assetId": a.asset_id, "role": a.role, "url": f"/api/assets/{quote(a.asset_id, safe='')}"}
-        for a in assets
+        {"assetId": a.asset_id, "role": a.role, "url": f"{api}{quote(a.asset_id, safe='')}"} for a in assets
     ]
 
 

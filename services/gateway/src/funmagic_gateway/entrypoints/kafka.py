@@ -1,10 +1,11 @@
 """Kafka subscriptions of gateway (consumer group `gateway`): the SSE projector and the purchases watcher.
 
-Step events (providers.events) and task outcomes (tasks.events) become entries of the task's and the
-owner's Redis streams, which `entrypoints.sse_routes` serves (mapping: `domain.sse.project`). One handler
-per projected event type; the kit's consumer parses each event (one that does not match its contract is
-dead-lettered there) and skips every other type. The gateway has no database, hence no inbox: the appends
-are idempotent by themselves (see `adapters.task_streams`), so a redelivered event changes nothing.
+Step events (providers.events) and task and studio-reply outcomes (tasks.events) become entries of the
+task's (or reply's) and the owner's Redis streams, which `entrypoints.sse_routes` serves (mapping:
+`domain.sse.project`). One handler per projected event type; the kit's consumer parses each event (one
+that does not match its contract is dead-lettered there) and skips every other type. The gateway has no
+database, hence no inbox: the appends are idempotent by themselves (see `adapters.task_streams`), so a
+redelivered event changes nothing.
 
 A purchase (credits.events `CreditsPurchased`) refreshes the buyer's cached lifetime purchases, so their
 higher rate-limit tier applies within seconds; refreshing again changes nothing either.
@@ -17,7 +18,14 @@ from collections.abc import Sequence
 from funmagic_contracts.credits.events import CreditsPurchased
 from funmagic_contracts.envelope import Envelope
 from funmagic_contracts.providers.events import StepCompleted, StepDelayed, StepProgressed, StepStarted
-from funmagic_contracts.tasks.events import TaskCancelled, TaskCompleted, TaskFailed
+from funmagic_contracts.tasks.events import (
+    StudioReplyCancelled,
+    StudioReplyCompleted,
+    StudioReplyFailed,
+    TaskCancelled,
+    TaskCompleted,
+    TaskFailed,
+)
 from funmagic_contracts.topics import CREDITS_EVENTS, PROVIDERS_EVENTS, TASKS_EVENTS
 from funmagic_gateway.adapters.rate_limiter import PurchasedCredits
 from funmagic_gateway.adapters.task_streams import TaskStreams
@@ -27,7 +35,16 @@ from funmagic_kit.consumer import Subscription
 __all__ = ["ProjectedEvent", "PurchasesWatcher", "SseProjector"]
 
 ProjectedEvent = (
-    StepStarted | StepProgressed | StepDelayed | StepCompleted | TaskCompleted | TaskFailed | TaskCancelled
+    StepStarted
+    | StepProgressed
+    | StepDelayed
+    | StepCompleted
+    | TaskCompleted
+    | TaskFailed
+    | TaskCancelled
+    | StudioReplyCompleted
+    | StudioReplyFailed
+    | StudioReplyCancelled
 )
 
 
@@ -45,7 +62,10 @@ class SseProjector:
             Subscription[None](TASKS_EVENTS)
             .on(TaskCompleted, self.project)
             .on(TaskFailed, self.project)
-            .on(TaskCancelled, self.project),
+            .on(TaskCancelled, self.project)
+            .on(StudioReplyCompleted, self.project)
+            .on(StudioReplyFailed, self.project)
+            .on(StudioReplyCancelled, self.project),
             Subscription[None](PROVIDERS_EVENTS)
             .on(StepStarted, self.project)
             .on(StepProgressed, self.project)

@@ -21,7 +21,7 @@ from funmagic_providers.domain.queue import (
 )
 from funmagic_providers.domain.rate_limit import RateLimitConfig
 from funmagic_providers.domain.step_job import StepJob
-from funmagic_providers.domain.steps import InputFile, StoredAsset
+from funmagic_providers.domain.steps import InputFile, LiveOutput, StoredAsset
 
 __all__ = [
     "Admission",
@@ -33,6 +33,7 @@ __all__ = [
     "LagTrend",
     "Limiter",
     "LimiterGauge",
+    "LiveReplies",
     "ProviderStore",
     "ProvidersUnitOfWork",
     "RunnerSettings",
@@ -174,6 +175,12 @@ class RunnerSettings(Protocol):
     step_poll_interval_seconds: float
     circuit_failure_threshold: int
     circuit_cooldown_seconds: float
+
+
+class LiveReplies(Protocol):
+    """Where the studio's replies show as they are made (text deltas, partial images)."""
+
+    def for_reply(self, user_id: str, message_id: str) -> LiveOutput: ...
 
 
 class Storage(Protocol):

@@ -253,6 +253,20 @@ class ProviderRegistry:
             provider = await uow.providers[scope].by_name(name)
         return provider is not None and provider.is_active
 
+    async def studio_providers(self) -> list[tuple[str, str]]:
+        """(name, type) of every studio provider that can run replies, in name order; the built-in `local`
+        is one unless an admin configured a provider under that name."""
+        async with self.uow() as uow:
+            providers = [p for p in await uow.providers["admin"].all_live() if p.is_active]
+        found = [(p.name, p.type) for p in providers]
+        if all(name != LOCAL_PROVIDER for name, _ in found):
+            found.append((LOCAL_PROVIDER, "local"))
+        return sorted(found)
+
+    async def studio_provider(self, name: str) -> tuple[str, str] | None:
+        """(name, type) of one studio provider that can run replies; None when there is none."""
+        return next((found for found in await self.studio_providers() if found[0] == name), None)
+
     async def rate_limit_source(self, scope: str, name: str) -> JsonObject | None:
         """The provider's config as the rate limiter loads it (None: no provider, no limits)."""
         async with self.uow() as uow:

@@ -24,19 +24,25 @@ from datetime import datetime, timedelta
 from funmagic_contracts.base import OutputAsset
 from funmagic_contracts.envelope import Envelope
 from funmagic_contracts.providers.events import StepOutput
-from funmagic_contracts.tasks.events import StepRequested, TaskCancelRequested
+from funmagic_contracts.tasks.events import StepRequested
 from funmagic_kit.clock import Clock
 from funmagic_kit.errors import TransientError
 from funmagic_kit.logs import bind_correlation_id, get_logger
 from funmagic_kit.ports import UnitOfWorkFactory
-from funmagic_providers.application.ports import Limiter, ProvidersUnitOfWork, RunnerSettings, Storage
+from funmagic_providers.application.ports import (
+    Limiter,
+    LiveReplies,
+    ProvidersUnitOfWork,
+    RunnerSettings,
+    Storage,
+)
 from funmagic_providers.application.registry import ProviderRegistry
 from funmagic_providers.domain import step_job
 from funmagic_providers.domain.circuit import CircuitBreaker
 from funmagic_providers.domain.errors import ProviderError, ProviderUnavailable
 from funmagic_providers.domain.step_job import StepJob, StepJobChange
 from funmagic_providers.domain.step_policy import FailStep
-from funmagic_providers.domain.steps import ProviderAccess, StepCall, StepResult
+from funmagic_providers.domain.steps import NO_LIVE_OUTPUT, LiveOutput, ProviderAccess, StepCall, StepResult
 
 __all__ = ["StepJobs", "StepRunner"]
 
@@ -69,10 +75,11 @@ class StepJobs:
             # After the commit: a runner woken earlier would not see the row yet and wait for its next poll.
             uow.after_commit(self.runner.wake)
 
-    async def cancel(self, cancel: TaskCancelRequested, uow: ProvidersUnitOfWork) -> int:
+    async def cancel(self, task_id: str, uow: ProvidersUnitOfWork) -> int:
+        """Cancel the unfinished jobs of a task (or of a studio reply: its id is the job's task id)."""
         now = self.clock.now()
         cancelled = 0
-        for job in await uow.jobs.running_of_task(cancel.task_id):
+        for job in await uow.jobs.running_of_task(task_id):
             change = step_job.cancel(job)
             if change is None:
                 continue
@@ -96,6 +103,7 @@ class StepRunner:
     settings: RunnerSettings
     clock: Clock
     owner: str | None = None  # this runner's name in job leases (a new one when not given)
+    live: LiveReplies | None = None  # where studio replies (scope admin) show as they are made
     # The loop's own state:
     _wake: asyncio.Event = field(init=False, default_factory=asyncio.Event)
     _stopping: asyncio.Event = field(init=False, default_factory=asyncio.Event)
@@ -225,7 +233,7 @@ class StepRunner:
             call = StepCall(
                 task_id=job.task_id, user_id=job.user_id, step_id=job.step_id, step_type=job.step_type,
                 model=job.model, prompt=job.input.prompt, options=job.input.options, inputs=inputs,
-                provider=access,
+                provider=access, live=self._live_output(job),
             )  # fmt: skip
             adapter = self.registry.adapter_for(access.type)
             result = await self._with_lease(job, adapter.run(call, self._progress_reporter(job)))
@@ -280,11 +288,13 @@ class StepRunner:
 
     async def _store(self, job: StepJob, result: StepResult) -> StepOutput:
         """Store every output file as an asset of the task's user; the step's output names them."""
+        # Studio outputs live in the admin bucket under `{adminId}/studio/…` (the seed's layout).
         visibility = "admin-private" if job.scope == "admin" else "private"
+        module = "studio" if job.scope == "admin" else job.step_type
         assets = []
         for output in result.files:
             stored = await self.storage.store_output(
-                user_id=job.user_id, task_id=job.task_id, module=job.step_type, filename=output.filename,
+                user_id=job.user_id, task_id=job.task_id, module=module, filename=output.filename,
                 content_type=output.content_type, data=output.data, visibility=visibility,
             )  # fmt: skip
             assets.append(OutputAsset(asset_id=stored.asset_id, role=output.role))
@@ -293,6 +303,11 @@ class StepRunner:
             provider_request_id=result.provider_request_id,
             metadata=dict(result.metadata),
         )
+
+    def _live_output(self, job: StepJob) -> LiveOutput:
+        if job.scope == "admin" and self.live is not None:
+            return self.live.for_reply(job.user_id, job.task_id)
+        return NO_LIVE_OUTPUT
 
     def _progress_reporter(self, job: StepJob) -> Callable[[int, str], Awaitable[None]]:
         owner = self.owner

@@ -242,6 +242,7 @@ def start(job: StepJob, *, owner: str) -> StepJobChange | None:
     started = StepStarted(
         task_id=job.task_id,
         user_id=job.user_id,
+        scope=job.scope,
         step_id=job.step_id,
         provider=job.provider,
         attempt=job.attempt,
@@ -259,6 +260,7 @@ def report_progress(job: StepJob, *, owner: str, percent: int, message: str) -> 
     progressed = StepProgressed(
         task_id=job.task_id,
         user_id=job.user_id,
+        scope=job.scope,
         step_id=job.step_id,
         attempt=job.attempt,
         progress=percent,
@@ -271,7 +273,12 @@ def complete(job: StepJob, *, owner: str, output: StepOutput) -> StepJobChange |
     if not held_by(job, owner):
         return None
     completed = StepCompleted(
-        task_id=job.task_id, user_id=job.user_id, step_id=job.step_id, attempt=job.attempt, output=output
+        task_id=job.task_id,
+        user_id=job.user_id,
+        scope=job.scope,
+        step_id=job.step_id,
+        attempt=job.attempt,
+        output=output,
     )
     request_id = output.provider_request_id or job.provider_request_id
     return StepJobChange(replace(_ended(job, "completed"), provider_request_id=request_id), (completed,))
@@ -283,6 +290,7 @@ def fail(job: StepJob, *, owner: str, failure: FailStep) -> StepJobChange | None
     failed = StepFailed(
         task_id=job.task_id,
         user_id=job.user_id,
+        scope=job.scope,
         step_id=job.step_id,
         attempt=job.attempt,
         error_code=failure.error_code,
@@ -358,6 +366,7 @@ def _delayed(job: StepJob, reason: DelayReason, retry_at: datetime) -> StepDelay
     return StepDelayed(
         task_id=job.task_id,
         user_id=job.user_id,
+        scope=job.scope,
         step_id=job.step_id,
         attempt=job.attempt,
         reason=reason,

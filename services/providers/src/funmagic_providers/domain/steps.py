@@ -14,9 +14,12 @@ from typing import Protocol
 from funmagic_providers.domain.documents import JsonObject
 
 __all__ = [
+    "NO_LIVE_OUTPUT",
     "STEP_TYPES",
+    "STUDIO_CHAT",
     "HealthReport",
     "InputFile",
+    "LiveOutput",
     "OutputFile",
     "ProgressReporter",
     "ProviderAccess",
@@ -28,6 +31,13 @@ __all__ = [
 
 # The kinds of work a tool step does (tools' `steps[].type`).
 STEP_TYPES = ("image-gen", "remove-bg", "3d-gen", "point-cloud")
+
+STUDIO_CHAT = "studio-chat"
+"""A studio reply (admin scope): text through a chat model, optionally with images from its image tool.
+Options: `instructions` (the chat's system prompt), `previous_response_id` (the chat's last turn),
+`store`, and `image_generation` (an object of the image tool's options, present when the admin asked for
+an image). Its result's metadata: `text`, `responseId` and `usage` (`inputTokens`, `outputTokens`,
+`totalTokens`)."""
 
 ProgressReporter = Callable[[int, str], Awaitable[None]]
 """`await progress(percent, message)`: percent 0–100, a short message for the user."""
@@ -50,6 +60,28 @@ class ProviderAccess:
     config: JsonObject = field(default_factory=dict)
 
 
+class LiveOutput(Protocol):
+    """Where an adapter sends what the admin may watch while a studio reply is made: text as it is
+    written and partial images. Best effort: the final result carries everything, so a lost piece only
+    makes the live view coarser."""
+
+    async def text_delta(self, text: str) -> None: ...
+
+    async def partial_image(self, index: int, data: bytes, content_type: str) -> None: ...
+
+
+class _NoLiveOutput:
+    async def text_delta(self, text: str) -> None:
+        return None
+
+    async def partial_image(self, index: int, data: bytes, content_type: str) -> None:
+        return None
+
+
+NO_LIVE_OUTPUT: LiveOutput = _NoLiveOutput()
+"""For steps nobody watches live (every tool step)."""
+
+
 @dataclass(frozen=True)
 class StepCall:
     task_id: str
@@ -61,6 +93,7 @@ class StepCall:
     options: JsonObject
     inputs: tuple[InputFile, ...]
     provider: ProviderAccess
+    live: LiveOutput = field(default=NO_LIVE_OUTPUT, repr=False)
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,5 @@
-"""Internal HTTP API of providers: the admin registry and the step types' schema (health and /metrics come
-from the kit).
+"""Internal HTTP API of providers: the admin registry, the step types' schema and the studio's models
+(health and /metrics come from the kit).
 
 Web-scope providers are managed by admins; admin-scope (studio) providers by super_admins only. Bodies
 never echo a key back; answers show `api_key_hint`. Refusals (not found, a name taken, an invalid
@@ -15,7 +15,7 @@ from aiohttp import web
 from funmagic_contracts.api.providers import HealthHistoryQuery, ProviderCreate, ProviderQuery, ProviderUpdate
 from funmagic_kit.api import path_uuid, read_body, read_query, require_internal_caller, require_role
 from funmagic_kit.http import HttpProblem
-from funmagic_providers.adapters.apis.capabilities import step_type_catalog
+from funmagic_providers.adapters.apis.capabilities import step_type_catalog, studio_models_of
 from funmagic_providers.application.registry import ProviderChanges, ProviderRegistry
 from funmagic_providers.domain.providers import SCOPES, Scope
 
@@ -42,7 +42,32 @@ class ProvidersApp:
             ]
         routes.append(web.get("/v1/admin/step-types", self.step_types))
         routes.append(web.get("/v1/internal/providers/{scope}/{name}", self.provider_exists))
+        routes.append(web.get("/v1/admin/studio/providers", self.studio_providers))
+        routes.append(web.get("/v1/internal/studio/providers/{name}", self.studio_provider))
         return routes
+
+    async def studio_providers(self, request: web.Request) -> web.Response:
+        """The studio's prompt bar: every active studio provider with the models its type offers (any admin
+        may see names and models; keys and settings stay with super admins)."""
+        require_role(request, "admin")
+        providers = await self._registry.studio_providers()
+        return web.json_response(
+            {
+                "items": [
+                    {"name": name, "type": type_, "models": studio_models_of(type_)}
+                    for name, type_ in providers
+                ]
+            }
+        )
+
+    async def studio_provider(self, request: web.Request) -> web.Response:
+        """For tasks (posting a studio message): one active studio provider and its models, else 404."""
+        require_internal_caller(request)
+        found = await self._registry.studio_provider(request.match_info["name"])
+        if found is None:
+            raise HttpProblem(404, "Not Found", "no such studio provider")
+        name, type_ = found
+        return web.json_response({"name": name, "type": type_, "models": studio_models_of(type_)})
 
     async def step_types(self, request: web.Request) -> web.Response:
         """What each step type can run on (provider types, models, options): the tool editor's form."""

@@ -3,12 +3,13 @@ records' change, its outbox rows and the inbox row commit together.
 
 - TaskDeleted → the deleted tasks' outputs go (objects and records, AssetDeleted each), except the
   published ones.
+- StudioChatDeleted → the same for the images the chat's replies made (their task id is the reply's id).
 """
 
 from __future__ import annotations
 
 from funmagic_contracts.envelope import Envelope
-from funmagic_contracts.tasks.events import TaskDeleted
+from funmagic_contracts.tasks.events import StudioChatDeleted, TaskDeleted
 from funmagic_contracts.topics import TASKS_EVENTS
 from funmagic_kit.consumer import Subscription
 from funmagic_storage.application.assets import AssetService
@@ -29,10 +30,19 @@ class StorageReactions:
             caused_by=envelope,
         )
 
+    async def studio_chat_deleted(
+        self, event: StudioChatDeleted, envelope: Envelope, uow: StorageUnitOfWork
+    ) -> None:
+        await self._assets.delete_task_outputs(
+            uow, user_id=event.admin_id, task_ids=event.message_ids, caused_by=envelope
+        )
+
 
 def subscriptions(assets: AssetService) -> tuple[Subscription[StorageUnitOfWork], ...]:
     reactions = StorageReactions(assets)
-    tasks: Subscription[StorageUnitOfWork] = Subscription(TASKS_EVENTS).on(
-        TaskDeleted, reactions.task_deleted
+    tasks: Subscription[StorageUnitOfWork] = (
+        Subscription(TASKS_EVENTS)
+        .on(TaskDeleted, reactions.task_deleted)
+        .on(StudioChatDeleted, reactions.studio_chat_deleted)
     )
     return (tasks,)

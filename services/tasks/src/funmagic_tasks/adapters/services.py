@@ -9,8 +9,9 @@ import aiohttp
 
 from funmagic_kit.auth import INTERNAL_TOKEN_HEADER
 from funmagic_kit.errors import TransientError
+from funmagic_tasks.domain.studio import ModelKind
 
-__all__ = ["ProvidersDirectory", "StorageAssets", "StorageCatalogImages"]
+__all__ = ["ProvidersDirectory", "ProvidersStudioModels", "StorageAssets", "StorageCatalogImages"]
 
 
 class _InternalClient:
@@ -61,3 +62,25 @@ class StorageCatalogImages(_InternalClient):
 class ProvidersDirectory(_InternalClient):
     async def exists(self, name: str, scope: str = "web") -> bool:
         return await self._exists(f"/v1/internal/providers/{scope}/{quote(name, safe='')}")
+
+
+class ProvidersStudioModels(_InternalClient):
+    async def model_kind(self, provider: str, model: str) -> ModelKind | None:
+        path = f"/v1/internal/studio/providers/{quote(provider, safe='')}"
+        try:
+            async with self._session.get(self._base_url + path, headers=self._headers) as response:
+                if response.status in (404, 422):
+                    return None
+                if response.status != 200:
+                    raise TransientError(f"{self._base_url} answered {response.status} for {path}")
+                body = await response.json()
+        except (aiohttp.ClientError, TimeoutError, ValueError) as error:
+            raise TransientError(f"{self._base_url} unreachable: {error}") from error
+        for offered in body.get("models", ()) if isinstance(body, dict) else ():
+            if (
+                isinstance(offered, dict)
+                and offered.get("id") == model
+                and offered.get("kind") in ("text", "image")
+            ):
+                return "text" if offered["kind"] == "text" else "image"
+        return None

@@ -6,6 +6,7 @@ import psycopg
 
 from funmagic_kit.db import PostgresUnitOfWork
 from funmagic_tasks.adapters.catalog_records import CatalogRecords
+from funmagic_tasks.adapters.studio_records import StudioRecords
 from funmagic_tasks.adapters.task_records import TaskRecords
 
 __all__ = ["TasksUnitOfWork"]
@@ -14,7 +15,9 @@ __all__ = ["TasksUnitOfWork"]
 class TasksUnitOfWork(PostgresUnitOfWork):
     tasks: TaskRecords
     catalog: CatalogRecords
+    studio: StudioRecords
 
     def bind(self, conn: psycopg.AsyncConnection) -> None:
         self.tasks = TaskRecords(conn)
         self.catalog = CatalogRecords(conn)
+        self.studio = StudioRecords(conn)

@@ -19,6 +19,7 @@ from funmagic_tasks.domain.catalog import (
     ToolTypeRecord,
 )
 from funmagic_tasks.domain.stats import TaskFigures
+from funmagic_tasks.domain.studio import Chat, Message, ModelKind
 from funmagic_tasks.domain.task import EffectiveStatus, Task, TaskFamily
 from funmagic_tasks.domain.tasks import TaskStatus
 
@@ -29,6 +30,8 @@ __all__ = [
     "Page",
     "Providers",
     "RowLock",
+    "StudioModels",
+    "StudioStore",
     "TaskStore",
     "TasksUnitOfWork",
     "UnitOfWorkFactory",
@@ -219,9 +222,58 @@ class CatalogStore(Protocol):
     ) -> Page[BannerRecord]: ...
 
 
+class StudioStore(Protocol):
+    """The studio's chats and messages (`admin_chats`, `admin_messages`)."""
+
+    async def add_chat(self, chat: Chat) -> Chat: ...
+
+    async def chat(self, chat_id: str, *, lock: bool = False) -> Chat | None: ...
+
+    async def save_chat(self, chat: Chat) -> Chat: ...
+
+    async def delete_chat(self, chat_id: str) -> None:
+        """The chat and its messages."""
+        ...
+
+    async def chats_page(
+        self,
+        *,
+        admin_id: str | None,
+        archived: bool,
+        project: str | None,
+        by_project: bool,
+        limit: int,
+        cursor: str | None,
+    ) -> tuple[list[Chat], str | None]:
+        """Most recently active first; `admin_id` None: every admin's; `by_project`: only chats whose
+        project is `project` (None: chats in no project)."""
+        ...
+
+    async def projects(self, admin_id: str) -> list[tuple[str, int]]:
+        """The admin's project names with the number of their active chats."""
+        ...
+
+    async def save_messages(self, messages: Sequence[Message]) -> None: ...
+
+    async def message(self, message_id: str, *, lock: bool = False) -> Message | None: ...
+
+    async def by_idempotency_key(self, admin_id: str, key: str) -> list[Message]: ...
+
+    async def active_replies(self, chat_id: str) -> list[Message]: ...
+
+    async def messages_of(self, chat_id: str) -> list[Message]: ...
+
+    async def messages_page(
+        self, chat_id: str, *, limit: int, cursor: str | None
+    ) -> tuple[list[Message], str | None]:
+        """Newest first."""
+        ...
+
+
 class TasksUnitOfWork(UnitOfWork, Protocol):
     tasks: TaskStore
     catalog: CatalogStore
+    studio: StudioStore
 
 
 class UnitOfWorkFactory(Protocol):
@@ -248,4 +300,13 @@ class Providers(Protocol):
 
     async def exists(self, name: str) -> bool:
         """Whether steps can run with that (web-scope) provider."""
+        ...
+
+
+class StudioModels(Protocol):
+    """The providers service's catalogue of studio providers and their models."""
+
+    async def model_kind(self, provider: str, model: str) -> ModelKind | None:
+        """`text` (a chat model) or `image` (an image model); None when the studio provider does not exist,
+        is turned off, or has no such model."""
         ...

@@ -1,23 +1,50 @@
 """Kafka reactions of tasks (consumer group `tasks`), each in the consumer's unit of work with its inbox row.
 
 - credits.events: CreditsReserved → running, first step requested; CreditsReservationRejected → failed.
-- providers.events: StepCompleted → next step or completed; StepFailed → failed. Other step events
-  (started, progress, delayed) are for the live stream, which the gateway projects itself.
+- providers.events, by the step's scope: `web` steps drive tasks — StepCompleted → next step or completed;
+  StepFailed → failed (started, progress and delayed are for the live stream, which the gateway projects
+  itself); `admin` steps are studio replies — StepStarted → running, StepCompleted → completed,
+  StepFailed → failed.
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from typing import Protocol, TypeVar
+
+from funmagic_contracts.base import ProviderScope
 from funmagic_contracts.credits.events import CreditsReservationRejected, CreditsReserved
-from funmagic_contracts.providers.events import StepCompleted, StepFailed
+from funmagic_contracts.envelope import Envelope
+from funmagic_contracts.providers.events import StepCompleted, StepFailed, StepStarted
 from funmagic_contracts.topics import CREDITS_EVENTS, PROVIDERS_EVENTS
 from funmagic_kit.consumer import Subscription
 from funmagic_tasks.application.ports import TasksUnitOfWork
+from funmagic_tasks.application.studio import StudioService
 from funmagic_tasks.application.tasks import TaskService
 
 __all__ = ["subscriptions"]
 
 
-def subscriptions(tasks: TaskService) -> tuple[Subscription[TasksUnitOfWork], ...]:
+class _ScopedStep(Protocol):
+    @property
+    def scope(self) -> ProviderScope: ...
+
+
+StepT = TypeVar("StepT", bound=_ScopedStep)
+Handler = Callable[[StepT, Envelope, TasksUnitOfWork], Awaitable[None]]
+
+
+def _by_scope(web: Handler[StepT] | None, admin: Handler[StepT]) -> Handler[StepT]:
+    async def handle(event: StepT, envelope: Envelope, uow: TasksUnitOfWork) -> None:
+        if event.scope == "admin":
+            await admin(event, envelope, uow)
+        elif web is not None:
+            await web(event, envelope, uow)
+
+    return handle
+
+
+def subscriptions(tasks: TaskService, studio: StudioService) -> tuple[Subscription[TasksUnitOfWork], ...]:
     credits: Subscription[TasksUnitOfWork] = (
         Subscription(CREDITS_EVENTS)
         .on(CreditsReserved, tasks.credits_reserved)
@@ -25,7 +52,8 @@ def subscriptions(tasks: TaskService) -> tuple[Subscription[TasksUnitOfWork], ..
     )
     steps: Subscription[TasksUnitOfWork] = (
         Subscription(PROVIDERS_EVENTS)
-        .on(StepCompleted, tasks.step_completed)
-        .on(StepFailed, tasks.step_failed)
+        .on(StepStarted, _by_scope(None, studio.reply_started))
+        .on(StepCompleted, _by_scope(tasks.step_completed, studio.reply_completed))
+        .on(StepFailed, _by_scope(tasks.step_failed, studio.reply_failed))
     )
     return credits, steps

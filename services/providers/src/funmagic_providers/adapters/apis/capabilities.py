@@ -21,10 +21,13 @@ from funmagic_providers.domain.steps import STEP_TYPES
 
 __all__ = [
     "CAPABILITIES",
+    "STUDIO_MODELS",
     "OptionField",
     "OptionKind",
     "StepSupport",
+    "StudioModel",
     "step_type_catalog",
+    "studio_models_of",
 ]
 
 OptionKind = Literal["string", "integer", "number", "boolean", "enum"]
@@ -167,3 +170,51 @@ def step_type_catalog() -> dict[str, JsonValue]:
             {"type": step_type, "description": _STEP_DESCRIPTIONS[step_type], "providers": providers}
         )
     return {"items": items}
+
+
+# --- the admin AI studio ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StudioModel:
+    """A model the studio's prompt bar offers: `text` models talk (and draw with their image tool), `image`
+    models only draw. `options` are the image options it takes, with their allowed values."""
+
+    id: str
+    kind: Literal["text", "image"]
+    options: tuple[OptionField, ...] = ()
+
+
+_STUDIO_IMAGE = tuple(field for field in _OPENAI_IMAGE if field.name != "input_fidelity")
+
+STUDIO_MODELS: dict[str, tuple[StudioModel, ...]] = {
+    "openai": (
+        StudioModel("gpt-5", "text", _STUDIO_IMAGE),
+        StudioModel("gpt-5-mini", "text", _STUDIO_IMAGE),
+        StudioModel("gpt-4.1", "text", _STUDIO_IMAGE),
+        StudioModel("gpt-image-1", "image", _STUDIO_IMAGE),
+        StudioModel("gpt-image-1-mini", "image", _STUDIO_IMAGE),
+    ),
+    "local": (
+        StudioModel("local-chat", "text", (
+            OptionField("size", "enum", "Image size.", default="512x512", enum=("256x256", "512x512")),
+        )),
+        StudioModel("local-image", "image", (
+            OptionField("size", "enum", "Image size.", default="512x512",
+                        enum=("256x256", "512x512", "1024x1024")),
+        )),
+    ),
+}  # fmt: skip
+"""Per provider type (`STUDIO_CHAT` steps for text models, `image-gen` for image models)."""
+
+
+def studio_models_of(provider_type: str) -> list[JsonValue]:
+    """The models a studio provider of this type offers, as the prompt bar reads them."""
+    return [
+        {
+            "id": model.id,
+            "kind": model.kind,
+            "options": {field.name: list(field.enum) for field in model.options if field.enum},
+        }
+        for model in STUDIO_MODELS.get(provider_type, ())
+    ]

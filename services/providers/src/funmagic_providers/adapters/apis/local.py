@@ -5,6 +5,9 @@
 - `remove-bg`: background removal for plain backgrounds (RGBA PNG).
 - `3d-gen`: a heightfield mesh (GLB) from the image, with the image as preview.
 - `point-cloud`: a coloured point cloud (PLY), one vertex per sampled pixel.
+- `studio-chat` (studio replies): a deterministic answer that repeats the prompt, written word by word to
+  the live output; with `options.image_generation`, also a procedural image from the prompt (a blurred
+  partial image first), so the studio works offline.
 
 `options.durationMs` spreads the work over that time with progress on the way, for demos and for tests
 that need a step to be in flight; it is capped so a tool config cannot park a runner for long.
@@ -13,11 +16,16 @@ that need a step to be in flight; it is capped so a tool config cannot park a ru
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import io
 from collections.abc import Callable
+
+from PIL import Image, ImageFilter
 
 from funmagic_providers.adapters import local_compute
 from funmagic_providers.domain.errors import InvalidStepInput, UnsupportedStep
 from funmagic_providers.domain.steps import (
+    STUDIO_CHAT,
     HealthReport,
     InputFile,
     OutputFile,
@@ -30,10 +38,14 @@ from funmagic_providers.domain.steps import (
 __all__ = ["LocalProvider"]
 
 _MAX_DURATION_SECONDS = 120.0
+# A studio answer is written at about this pace, so the live view has something to show.
+_WORD_INTERVAL_SECONDS = 0.02
 
 
 class LocalProvider:
     async def run(self, call: StepCall, progress: ProgressReporter) -> StepResult:
+        if call.step_type == STUDIO_CHAT:
+            return await self._studio_reply(call)
         work = self._work_for(call)
         await self._pace(call, progress)
         try:
@@ -45,6 +57,30 @@ class LocalProvider:
 
     async def check_health(self, provider: ProviderAccess) -> HealthReport:
         return HealthReport(True)
+
+    async def _studio_reply(self, call: StepCall) -> StepResult:
+        prompt = (call.prompt or "").strip()
+        if not prompt:
+            raise InvalidStepInput("a studio reply needs a prompt")
+        image_options = call.options.get("image_generation")
+        text = studio_answer(prompt, images=len(call.inputs), drawing=isinstance(image_options, dict))
+        for index, word in enumerate(text.split(" ")):
+            await call.live.text_delta(word if index == 0 else " " + word)
+            await asyncio.sleep(_WORD_INTERVAL_SECONDS)
+        files: tuple[OutputFile, ...] = ()
+        if isinstance(image_options, dict):
+            width, height = _size(str(image_options.get("size") or "512x512"))
+            image = await asyncio.to_thread(local_compute.generate_image, prompt, width=width, height=height)
+            await call.live.partial_image(0, await asyncio.to_thread(_blurred, image), "image/png")
+            files = (OutputFile("image", "image_0.png", "image/png", image),)
+        words = len(text.split())
+        response_id = "local_" + hashlib.sha256(f"{call.task_id}:{text}".encode()).hexdigest()[:24]
+        usage = {"inputTokens": len(prompt.split()), "outputTokens": words,
+                 "totalTokens": len(prompt.split()) + words}  # fmt: skip
+        return StepResult(
+            files, provider_request_id=response_id,
+            metadata={"text": text, "responseId": response_id, "usage": usage},
+        )  # fmt: skip
 
     def _work_for(self, call: StepCall) -> Callable[[], tuple[list[OutputFile], dict]]:
         source = call.inputs[0] if call.inputs else None
@@ -123,3 +159,23 @@ def _size(value: str) -> tuple[int, int]:
     except ValueError:
         raise InvalidStepInput(f"size must look like 512x512, not {value[:20]!r}") from None
     return width, height
+
+
+def studio_answer(prompt: str, *, images: int, drawing: bool) -> str:
+    """The local provider's studio answer: deterministic, and it repeats the prompt so a reader (and a
+    test) sees which prompt it answers."""
+    parts = [f"You asked: “{' '.join(prompt.split())}”."]
+    if images:
+        parts.append(f"I can see {images} image{'s' if images != 1 else ''} with it.")
+    if drawing:
+        parts.append("Here is a picture made on this machine from your words.")
+    else:
+        parts.append("I am the local model: I run offline and answer every prompt the same way.")
+    return " ".join(parts)
+
+
+def _blurred(png: bytes) -> bytes:
+    with Image.open(io.BytesIO(png)) as image:
+        buffer = io.BytesIO()
+        image.filter(ImageFilter.GaussianBlur(12)).save(buffer, format="PNG")
+    return buffer.getvalue()

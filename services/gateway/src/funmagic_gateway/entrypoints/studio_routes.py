@@ -1,0 +1,67 @@
+"""`/api/admin/studio/*`: the admin AI studio, every route a declared forward — chats and messages to tasks,
+the models the prompt bar offers to providers. Replies stream on `GET /api/stream` (see `domain.sse`)."""
+
+from __future__ import annotations
+
+from funmagic_contracts.api.studio import (
+    Chat,
+    ChatCreate,
+    ChatPage,
+    ChatQuery,
+    ChatUpdate,
+    Message,
+    MessagePage,
+    MessagePost,
+    MessageQuery,
+    PostedMessage,
+    ProjectList,
+    StudioProviderList,
+)
+from funmagic_gateway.adapters.services import ServiceClient
+from funmagic_gateway.entrypoints.forwarding import Forward, operations
+from funmagic_kit.api import Operation
+
+__all__ = ["studio_operations"]
+
+
+def studio_operations(tasks: ServiceClient, providers: ServiceClient) -> list[Operation]:
+    tag, public, internal = "admin: studio", "/api/admin/studio", "/v1/admin/studio"
+    chat, internal_chat = public + "/chats/{chat_id}", internal + "/chats/{chat_id}"
+    return operations(
+        Forward("GET", public + "/providers", providers, internal + "/providers",
+                "The studio's providers and the models each offers", tag, "studio_providers",
+                access="admin", reply=StudioProviderList,
+                description="The active studio providers (and the built-in `local` one), each with its chat "
+                            "and image models and their options, for the prompt bar."),
+        Forward("GET", public + "/projects", tasks, internal + "/projects",
+                "My projects (names that group my chats) with their chat counts", tag, "studio_projects",
+                access="admin", reply=ProjectList),
+        Forward("GET", public + "/chats", tasks, internal + "/chats",
+                "My chats, most recently active first", tag, "list_chats", access="admin", query=ChatQuery,
+                reply=ChatPage, description="`all=true` lists every admin's chats (super admins only)."),
+        Forward("POST", public + "/chats", tasks, internal + "/chats",
+                "Start a chat", tag, "create_chat", access="admin", body=ChatCreate, reply=Chat,
+                status=201, errors=(422,)),
+        Forward("GET", chat, tasks, internal_chat,
+                "One of my chats", tag, "get_chat", access="admin", reply=Chat, errors=(404,)),
+        Forward("PATCH", chat, tasks, internal_chat,
+                "Rename, move, archive or re-prompt a chat", tag, "update_chat", access="admin",
+                body=ChatUpdate, dump="exclude_unset", reply=Chat, errors=(404, 422)),
+        Forward("DELETE", chat, tasks, internal_chat,
+                "Delete a chat, its messages and the images its replies made", tag, "delete_chat",
+                access="admin", status=204, errors=(404,),
+                description="A reply still running is cancelled first."),
+        Forward("GET", chat + "/messages", tasks, internal_chat + "/messages",
+                "A chat's messages, newest first", tag, "list_messages", access="admin", query=MessageQuery,
+                reply=MessagePage, errors=(404,)),
+        Forward("POST", chat + "/messages", tasks, internal_chat + "/messages",
+                "Send a prompt; the replies run in the background (send an Idempotency-Key to retry safely)",
+                tag, "post_message", access="admin", body=MessagePost, reply=PostedMessage, status=202,
+                errors=(404, 409, 422), idempotent=True,
+                description="`kind: text` continues the conversation (409 while a reply of the chat still "
+                            "runs); `kind: image` asks for `variants` images, each its own job. Replies "
+                            "stream on `GET /api/stream` as `reply_*` events."),
+        Forward("POST", public + "/messages/{message_id}/cancel", tasks,
+                internal + "/messages/{message_id}/cancel",
+                "Cancel a running reply", tag, "cancel_reply", access="admin", reply=Message, errors=(404,)),
+    )  # fmt: skip

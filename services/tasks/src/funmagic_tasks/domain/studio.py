@@ -1,0 +1,500 @@
+"""The admin AI studio: a chat and its messages as aggregates, and the transitions of a reply.
+
+Pure: no I/O. The application locks the chat (or the message), calls one transition, saves what the change
+holds and publishes its events in one transaction. A reply is work like a task step: posting asks providers
+for one `StepRequested` of scope `admin` per reply (`task_id` = the reply's id), and the step events that
+come back drive the reply:
+
+    post_message ──► user message (completed) + replies: pending ──start_reply──► running
+                                                   │                              │
+                                                   │            complete_reply ───┼──► completed
+                                                   │            fail_reply ───────┼──► failed
+                                                   └────── cancel_reply ──────────┴──► cancelled
+
+News about a reply that already ended (a late StepCompleted after a cancel, a redelivery) changes nothing.
+A text reply continues the chat's conversation: it is sent with the chat's last turn
+(`previous_response_id`) and, once completed, its own turn becomes the chat's last — so a chat runs one
+text reply at a time (`one_text_reply_at_a_time`). Image replies do not chain and run side by side (a batch
+is up to `MAX_VARIANTS` of them, each its own job).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import Literal
+
+from funmagic_contracts.base import OutputAsset
+from funmagic_contracts.tasks.events import (
+    StepInput,
+    StepRequested,
+    StudioChatDeleted,
+    StudioReplyCancelled,
+    StudioReplyCompleted,
+    StudioReplyFailed,
+    StudioUsage,
+)
+from funmagic_kit.errors import Conflict, Forbidden, NotFound, Refused
+from funmagic_tasks.domain.json_values import JsonObject, JsonValue
+
+__all__ = [
+    "ACTIVE_REPLY_STATUSES",
+    "DEFAULT_TITLE",
+    "MAX_ERROR_LENGTH",
+    "MAX_VARIANTS",
+    "STUDIO_CHAT_STEP",
+    "Chat",
+    "ChatNotFound",
+    "ChatSettings",
+    "InvariantViolated",
+    "Message",
+    "MessageKind",
+    "MessageNotFound",
+    "MessageRequest",
+    "MessageStatus",
+    "ModelKind",
+    "OnlySuperAdmins",
+    "ReplyOutput",
+    "ReplyStillRunning",
+    "StudioChange",
+    "StudioEvent",
+    "StudioRefused",
+    "Usage",
+    "cancel_reply",
+    "check_invariants",
+    "complete_reply",
+    "delete_chat",
+    "fail_reply",
+    "new_chat",
+    "one_text_reply_at_a_time",
+    "post_message",
+    "reply_output",
+    "start_reply",
+    "update_chat",
+    "visible_to",
+]
+
+DEFAULT_TITLE = "New chat"
+MAX_VARIANTS = 8
+MAX_ERROR_LENGTH = 1000
+REPLY_DEADLINE = timedelta(minutes=10)
+STUDIO_CHAT_STEP = "studio-chat"  # a chat model (its image tool when asked for an image)
+IMAGE_STEP = "image-gen"  # an image model
+REPLY_STEP_ID = "reply"
+
+MessageKind = Literal["text", "image"]
+ModelKind = Literal["text", "image"]
+MessageStatus = Literal["pending", "running", "completed", "failed", "cancelled"]
+ACTIVE_REPLY_STATUSES: frozenset[MessageStatus] = frozenset({"pending", "running"})
+# The options a prompt bar may send, by what reads them; anything else is refused.
+IMAGE_OPTIONS = ("size", "quality", "output_format", "background", "moderation")
+
+StudioEvent = (
+    StepRequested | StudioReplyCompleted | StudioReplyFailed | StudioReplyCancelled | StudioChatDeleted
+)
+
+
+class StudioRefused(Refused, code="studio_refused"):
+    """A request the studio's rules refuse (422); `code` and `field` say why."""
+
+
+class ReplyStillRunning(Conflict, code="reply_running"):
+    """A text message while the chat's previous reply runs (409): the next turn chains from it."""
+
+    def __init__(self) -> None:
+        super().__init__("the chat's previous reply is still running; wait for it or cancel it")
+
+
+class OnlySuperAdmins(Forbidden, code="forbidden"):
+    """Listing every admin's chats is for super admins."""
+
+
+class InvariantViolated(AssertionError):
+    """A state a studio message must never reach."""
+
+
+class ChatNotFound(NotFound):
+    """No such chat for this admin (another admin's chat looks exactly like a missing one)."""
+
+
+class MessageNotFound(NotFound):
+    """No such message for this admin."""
+
+
+@dataclass(frozen=True)
+class ChatSettings:
+    title: str
+    project: str | None
+    provider: str
+    model: str
+    system_prompt: str | None
+    store: bool
+
+
+@dataclass(frozen=True)
+class Chat:
+    id: str
+    admin_id: str
+    title: str
+    project: str | None
+    provider: str
+    model: str
+    system_prompt: str | None
+    store: bool
+    last_response_id: str | None
+    archived_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class Usage:
+    input_tokens: int = 0
+    output_tokens: int = 0
+    total_tokens: int = 0
+
+
+@dataclass(frozen=True)
+class Message:
+    id: str
+    chat_id: str
+    admin_id: str
+    role: Literal["user", "assistant"]
+    kind: MessageKind
+    content: str
+    quoted_image_ids: tuple[str, ...]
+    provider: str
+    model: str
+    options: JsonObject
+    images: tuple[OutputAsset, ...]
+    status: MessageStatus
+    batch_id: str | None
+    variant: int | None
+    response_id: str | None
+    usage: Usage | None
+    error_code: str | None
+    error_message: str | None
+    idempotency_key: str | None
+    created_at: datetime
+    finished_at: datetime | None
+
+    @property
+    def active(self) -> bool:
+        return self.status in ACTIVE_REPLY_STATUSES
+
+
+@dataclass(frozen=True)
+class MessageRequest:
+    """What the admin sent, with the provider and model resolved (the chat's when not named) and what kind
+    of model that is (the providers service's catalogue says)."""
+
+    content: str
+    kind: MessageKind
+    provider: str
+    model: str
+    model_kind: ModelKind
+    quoted_image_ids: tuple[str, ...] = ()
+    variants: int = 1
+    options: Mapping[str, JsonValue] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ReplyOutput:
+    """What providers reported for a finished reply (`StepCompleted.output`)."""
+
+    text: str
+    images: tuple[OutputAsset, ...]
+    response_id: str | None
+    usage: Usage
+
+
+@dataclass(frozen=True)
+class StudioChange:
+    chat: Chat | None = None  # the chat as it is now, when this change touched it
+    messages: tuple[Message, ...] = ()  # messages added or changed
+    events: tuple[StudioEvent, ...] = ()
+
+
+# --- rules --------------------------------------------------------------------------------------------
+
+
+def visible_to(chat: Chat, admin_id: str, *, super_admin: bool) -> bool:
+    """An admin's chats are theirs; a super admin sees every chat."""
+    return chat.admin_id == admin_id or super_admin
+
+
+def one_text_reply_at_a_time(kind: MessageKind, replies: Iterable[Message]) -> bool:
+    """May a message of `kind` be posted while these replies of the chat exist? A text turn chains from the
+    previous text turn, so it waits for it; images never chain."""
+    return kind == "image" or not any(r.kind == "text" and r.active for r in replies)
+
+
+def check_invariants(message: Message) -> None:
+    """Raises InvariantViolated naming the broken invariant (raised even under `python -O`)."""
+    broken = [
+        (message.role == "user" and message.status != "completed", "a prompt is complete when sent"),
+        ((message.finished_at is None) != message.active, "a reply is finished exactly when it ended"),
+        (message.status != "completed" and bool(message.images), "only a completed reply has images"),
+        ((message.error_code is None) != (message.status != "failed"), "a failed reply says why, only it"),
+        (
+            message.variant is not None and not 0 <= message.variant < MAX_VARIANTS,
+            f"a batch has at most {MAX_VARIANTS} variants",
+        ),
+    ]
+    for is_broken, invariant in broken:
+        if is_broken:
+            raise InvariantViolated(f"{invariant} (message {message.id})")
+
+
+# --- chats --------------------------------------------------------------------------------------------
+
+
+def new_chat(chat_id: str, admin_id: str, settings: ChatSettings, now: datetime) -> Chat:
+    return Chat(
+        id=chat_id,
+        admin_id=admin_id,
+        title=settings.title,
+        project=settings.project,
+        provider=settings.provider,
+        model=settings.model,
+        system_prompt=settings.system_prompt,
+        store=settings.store,
+        last_response_id=None,
+        archived_at=None,
+        created_at=now,
+        updated_at=now,
+    )
+
+
+def update_chat(chat: Chat, changes: Mapping[str, object], now: datetime) -> Chat:
+    """`changes` holds only the fields the admin sent (`archived` archives or restores)."""
+    updated = chat
+    for name in ("title", "project", "provider", "model", "system_prompt"):
+        if name in changes:
+            updated = replace(updated, **{name: changes[name]})
+    if "archived" in changes:
+        archived = bool(changes["archived"])
+        updated = replace(updated, archived_at=(chat.archived_at or now) if archived else None)
+    if updated.provider != chat.provider:  # another provider cannot continue this one's stored turns
+        updated = replace(updated, last_response_id=None)
+    return replace(updated, updated_at=now) if updated != chat else chat
+
+
+def delete_chat(chat: Chat, messages: Sequence[Message], *, by: str, now: datetime) -> StudioChange:
+    """The chat goes with its messages; running replies are cancelled first, and storage is told to delete
+    the images the replies made."""
+    cancelled = [cancel_reply(m, by=by, now=now) for m in messages if m.active]
+    return StudioChange(
+        chat=chat,
+        messages=tuple(m for change in cancelled for m in change.messages),
+        events=(
+            *(e for change in cancelled for e in change.events),
+            StudioChatDeleted(
+                chat_id=chat.id, admin_id=chat.admin_id, message_ids=tuple(m.id for m in messages), by=by
+            ),
+        ),
+    )
+
+
+# --- posting: a prompt and its replies ----------------------------------------------------------------
+
+
+def post_message(
+    chat: Chat,
+    request: MessageRequest,
+    *,
+    message_id: str,
+    reply_ids: Sequence[str],
+    active_replies: Iterable[Message],
+    idempotency_key: str | None,
+    now: datetime,
+) -> StudioChange:
+    """The admin's message and one pending reply per variant, each asked of providers as an admin step."""
+    _check_request(request, reply_ids)
+    if chat.archived_at is not None:
+        raise StudioRefused("the chat is archived; restore it to continue", code="chat_archived")
+    if not one_text_reply_at_a_time(request.kind, active_replies):
+        raise ReplyStillRunning()
+    options = _options_of(request)
+    prompt = Message(
+        id=message_id,
+        chat_id=chat.id,
+        admin_id=chat.admin_id,
+        role="user",
+        kind=request.kind,
+        content=request.content,
+        quoted_image_ids=request.quoted_image_ids,
+        provider=request.provider,
+        model=request.model,
+        options=options,
+        images=(),
+        status="completed",
+        batch_id=None,
+        variant=None,
+        response_id=None,
+        usage=None,
+        error_code=None,
+        error_message=None,
+        idempotency_key=idempotency_key,
+        created_at=now,
+        finished_at=None,
+    )
+    replies = tuple(
+        replace(
+            prompt,
+            id=reply_id,
+            role="assistant",
+            content="",
+            status="pending",
+            batch_id=message_id,
+            variant=index if request.kind == "image" else None,
+            idempotency_key=None,
+        )
+        for index, reply_id in enumerate(reply_ids)
+    )
+    prompt = replace(prompt, finished_at=now)
+    events = tuple(_step_requested(chat, request, reply, now) for reply in replies)
+    if request.kind == "text":  # the chat talks on with the model it last talked with
+        kept_turn = chat.last_response_id if request.provider == chat.provider else None
+        updated_chat = replace(
+            chat, provider=request.provider, model=request.model, last_response_id=kept_turn, updated_at=now
+        )
+    else:
+        updated_chat = replace(chat, updated_at=now)
+    return StudioChange(chat=updated_chat, messages=(prompt, *replies), events=events)
+
+
+def _check_request(request: MessageRequest, reply_ids: Sequence[str]) -> None:
+    if not 1 <= request.variants <= MAX_VARIANTS:
+        raise StudioRefused(f"variants must be 1 to {MAX_VARIANTS}", field="variants")
+    if request.kind == "text" and request.variants != 1:
+        raise StudioRefused("a text message gets one reply; ask for variants of an image", field="variants")
+    if request.kind == "text" and request.model_kind == "image":
+        raise StudioRefused(f"{request.model} makes images; choose a chat model to talk", field="model")
+    if len(reply_ids) != request.variants:
+        raise ValueError("one reply id per variant")
+    unknown = sorted(set(request.options) - set(IMAGE_OPTIONS))
+    if unknown:
+        raise StudioRefused(f"unknown option {unknown[0]!r}", field=f"options.{unknown[0]}")
+    if request.options and request.kind == "text":
+        raise StudioRefused("options apply to images only", field="options")
+
+
+def _options_of(request: MessageRequest) -> JsonObject:
+    return {k: request.options[k] for k in IMAGE_OPTIONS if k in request.options}
+
+
+def _step_requested(chat: Chat, request: MessageRequest, reply: Message, now: datetime) -> StepRequested:
+    image_options = dict(reply.options)
+    if request.kind == "image" and request.model_kind == "image":
+        step_type, options = IMAGE_STEP, image_options
+    else:
+        step_type = STUDIO_CHAT_STEP
+        options = {"store": chat.store}
+        if chat.system_prompt:
+            options["instructions"] = chat.system_prompt
+        if request.kind == "text":
+            if chat.last_response_id and chat.provider == request.provider:
+                options["previous_response_id"] = chat.last_response_id
+        else:
+            options["image_generation"] = image_options
+    return StepRequested(
+        task_id=reply.id,
+        user_id=chat.admin_id,
+        step_id=REPLY_STEP_ID,
+        step_type=step_type,
+        provider=request.provider,
+        model=request.model,
+        scope="admin",
+        input=StepInput(asset_ids=request.quoted_image_ids, prompt=request.content, options=options),
+        attempt=1,
+        deadline_at=now + REPLY_DEADLINE,
+    )
+
+
+# --- a reply's life -----------------------------------------------------------------------------------
+
+
+def start_reply(reply: Message) -> StudioChange:
+    if reply.status != "pending":
+        return StudioChange()
+    return StudioChange(messages=(replace(reply, status="running"),))
+
+
+def complete_reply(reply: Message, chat: Chat | None, output: ReplyOutput, now: datetime) -> StudioChange:
+    """The reply is done. A text turn becomes the chat's last (the next one chains from it)."""
+    if not reply.active:
+        return StudioChange()
+    done = replace(
+        reply,
+        status="completed",
+        content=output.text,
+        images=output.images,
+        response_id=output.response_id,
+        usage=output.usage,
+        finished_at=now,
+    )
+    updated_chat = None
+    if chat is not None and reply.kind == "text" and output.response_id and chat.provider == reply.provider:
+        updated_chat = replace(chat, last_response_id=output.response_id, updated_at=now)
+    event = StudioReplyCompleted(
+        message_id=reply.id,
+        chat_id=reply.chat_id,
+        admin_id=reply.admin_id,
+        content=output.text,
+        images=output.images,
+        response_id=output.response_id,
+        usage=StudioUsage(
+            input_tokens=output.usage.input_tokens,
+            output_tokens=output.usage.output_tokens,
+            total_tokens=output.usage.total_tokens,
+        ),
+    )
+    return StudioChange(chat=updated_chat, messages=(done,), events=(event,))
+
+
+def fail_reply(reply: Message, *, error_code: str, error_message: str, now: datetime) -> StudioChange:
+    if not reply.active:
+        return StudioChange()
+    message = error_message[:MAX_ERROR_LENGTH]
+    failed = replace(reply, status="failed", error_code=error_code, error_message=message, finished_at=now)
+    event = StudioReplyFailed(
+        message_id=reply.id,
+        chat_id=reply.chat_id,
+        admin_id=reply.admin_id,
+        error_code=error_code,
+        error_message=message,
+    )
+    return StudioChange(messages=(failed,), events=(event,))
+
+
+def cancel_reply(reply: Message, *, by: str, now: datetime) -> StudioChange:
+    """Cancelling an ended reply changes nothing (it is answered as it is)."""
+    if reply.role != "assistant" or not reply.active:
+        return StudioChange()
+    cancelled = replace(reply, status="cancelled", finished_at=now)
+    event = StudioReplyCancelled(message_id=reply.id, chat_id=reply.chat_id, admin_id=reply.admin_id, by=by)
+    return StudioChange(messages=(cancelled,), events=(event,))
+
+
+def reply_output(assets: Iterable[OutputAsset], metadata: Mapping[str, JsonValue]) -> ReplyOutput:
+    """A StepCompleted's output as a reply: the text, the turn's id and the tokens the adapter reported."""
+    usage = metadata.get("usage")
+    counts = usage if isinstance(usage, dict) else {}
+    text = metadata.get("text")
+    response_id = metadata.get("responseId")
+    return ReplyOutput(
+        text=text if isinstance(text, str) else "",
+        images=tuple(a for a in assets if a.role == "image"),
+        response_id=response_id if isinstance(response_id, str) and response_id else None,
+        usage=Usage(
+            input_tokens=_count(counts.get("inputTokens")),
+            output_tokens=_count(counts.get("outputTokens")),
+            total_tokens=_count(counts.get("totalTokens")),
+        ),
+    )
+
+
+def _count(value: JsonValue) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0

@@ -1,0 +1,324 @@
+"""The studio's chat and reply aggregates, given/when/then: given a chat (and replies in some state), when a
+transition is decided, then these messages, this chat and these events. No I/O.
+
+Every message a transition produces is checked against the invariants, and news about a reply that
+already ended changes nothing and says nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from funmagic_contracts.base import OutputAsset
+from funmagic_contracts.tasks.events import (
+    StepRequested,
+    StudioChatDeleted,
+    StudioReplyCancelled,
+    StudioReplyCompleted,
+    StudioReplyFailed,
+)
+from funmagic_tasks.domain.studio import (
+    Chat,
+    ChatSettings,
+    InvariantViolated,
+    Message,
+    MessageRequest,
+    ReplyOutput,
+    ReplyStillRunning,
+    StudioChange,
+    StudioRefused,
+    Usage,
+    cancel_reply,
+    check_invariants,
+    complete_reply,
+    delete_chat,
+    fail_reply,
+    new_chat,
+    one_text_reply_at_a_time,
+    post_message,
+    reply_output,
+    start_reply,
+    update_chat,
+    visible_to,
+)
+
+NOW = datetime(2026, 12, 4, 12, 0, tzinfo=UTC)
+ADMIN = "0194690a-7c00-7000-8000-00000000a0ad"
+OTHER_ADMIN = "0194690a-7c00-7000-8000-00000000a0ae"
+CHAT = "0194690a-7c00-7000-8000-00000000a100"
+PROMPT = "0194690a-7c00-7000-8000-00000000a101"
+IMAGE = "0194690a-7c00-7000-8000-00000000d001"
+
+
+def a_chat(**changes: object) -> Chat:
+    settings = ChatSettings(
+        title="Foxes", project=None, provider="openai", model="gpt-5", system_prompt="Be brief.", store=True
+    )
+    return replace(new_chat(CHAT, ADMIN, settings, NOW - timedelta(hours=1)), **changes)
+
+
+def text(content: str = "Tell me about foxes", **changes: object) -> MessageRequest:
+    fields: dict = {
+        "content": content,
+        "kind": "text",
+        "provider": "openai",
+        "model": "gpt-5",
+        "model_kind": "text",
+    }
+    return MessageRequest(**{**fields, **changes})
+
+
+def image(variants: int = 1, **changes: object) -> MessageRequest:
+    fields: dict = {
+        "content": "a red fox", "kind": "image", "provider": "openai", "model": "gpt-image-1",
+        "model_kind": "image", "variants": variants, "options": {"size": "1024x1024"},
+    }  # fmt: skip
+    return MessageRequest(**{**fields, **changes})
+
+
+def when_posted(chat: Chat, request: MessageRequest, active: tuple[Message, ...] = ()) -> StudioChange:
+    change = post_message(
+        chat, request, message_id=PROMPT, reply_ids=[f"reply-{i}" for i in range(request.variants)],
+        active_replies=active, idempotency_key="key-1", now=NOW,
+    )  # fmt: skip
+    for message in change.messages:
+        check_invariants(message)
+    return change
+
+
+def a_running_reply(request: MessageRequest | None = None) -> Message:
+    reply = when_posted(a_chat(), request or text()).messages[1]
+    return start_reply(reply).messages[0]
+
+
+# --- posting --------------------------------------------------------------------------------------------
+
+
+def test_a_text_message_asks_for_one_reply_that_continues_the_conversation() -> None:
+    chat = a_chat(last_response_id="resp_1")
+
+    change = when_posted(chat, text())
+
+    prompt, reply = change.messages
+    assert (prompt.role, prompt.status, prompt.content) == ("user", "completed", "Tell me about foxes")
+    assert (reply.role, reply.status, reply.batch_id) == ("assistant", "pending", PROMPT)
+    (requested,) = change.events
+    assert isinstance(requested, StepRequested)
+    assert (requested.task_id, requested.user_id, requested.scope) == (reply.id, ADMIN, "admin")
+    assert requested.step_type == "studio-chat"
+    assert requested.input.prompt == "Tell me about foxes"
+    assert requested.input.options == {
+        "store": True, "instructions": "Be brief.", "previous_response_id": "resp_1",
+    }  # fmt: skip
+
+
+def test_a_first_turn_has_no_previous_response() -> None:
+    (requested,) = when_posted(a_chat(), text()).events
+
+    assert isinstance(requested, StepRequested)
+    assert "previous_response_id" not in requested.input.options
+
+
+def test_a_turn_on_another_provider_starts_a_new_conversation() -> None:
+    chat = a_chat(last_response_id="resp_1")
+
+    change = when_posted(chat, text(provider="local", model="local-chat"))
+
+    (requested,) = change.events
+    assert isinstance(requested, StepRequested)
+    assert "previous_response_id" not in requested.input.options
+    assert change.chat is not None
+    assert (change.chat.provider, change.chat.last_response_id) == ("local", None)
+
+
+def test_an_image_batch_asks_for_one_job_per_variant_from_the_image_model() -> None:
+    change = when_posted(a_chat(), image(variants=3))
+
+    replies = change.messages[1:]
+    assert [r.variant for r in replies] == [0, 1, 2]
+    assert all(isinstance(e, StepRequested) and e.step_type == "image-gen" for e in change.events)
+    assert {e.task_id for e in change.events if isinstance(e, StepRequested)} == {r.id for r in replies}
+    assert all(
+        e.input.options == {"size": "1024x1024"} for e in change.events if isinstance(e, StepRequested)
+    )
+
+
+def test_a_chat_model_draws_with_its_image_tool_and_does_not_chain() -> None:
+    change = when_posted(a_chat(last_response_id="resp_1"), image(model="gpt-5", model_kind="text"))
+
+    (requested,) = change.events
+    assert isinstance(requested, StepRequested)
+    assert requested.step_type == "studio-chat"
+    assert requested.input.options["image_generation"] == {"size": "1024x1024"}
+    assert "previous_response_id" not in requested.input.options
+
+
+def test_quoted_images_travel_with_the_prompt_in_order() -> None:
+    (requested,) = when_posted(a_chat(), text(quoted_image_ids=(IMAGE, PROMPT))).events
+
+    assert isinstance(requested, StepRequested)
+    assert requested.input.asset_ids == (IMAGE, PROMPT)
+
+
+def test_a_text_turn_waits_for_the_running_one_but_images_do_not() -> None:
+    running = a_running_reply()
+
+    with pytest.raises(ReplyStillRunning):
+        when_posted(a_chat(), text(), active=(running,))
+    assert when_posted(a_chat(), image(), active=(running,)).events
+    assert one_text_reply_at_a_time("text", [a_running_reply(image())])
+
+
+@pytest.mark.parametrize(
+    ("request_", "field"),
+    [
+        (text(variants=2), "variants"),
+        (image(variants=9), "variants"),
+        (text(model="gpt-image-1", model_kind="image"), "model"),
+        (image(options={"colour": "red"}), "options.colour"),
+        (text(options={"size": "1024x1024"}), "options"),
+    ],
+)
+def test_requests_the_rules_refuse_name_their_field(request_: MessageRequest, field: str) -> None:
+    with pytest.raises(StudioRefused) as refused:
+        when_posted(a_chat(), request_)
+
+    assert refused.value.field == field
+
+
+def test_an_archived_chat_takes_no_message() -> None:
+    with pytest.raises(StudioRefused) as refused:
+        when_posted(a_chat(archived_at=NOW), text())
+
+    assert refused.value.code == "chat_archived"
+
+
+# --- a reply's life -------------------------------------------------------------------------------------
+
+
+def test_a_completed_text_reply_becomes_the_chats_last_turn() -> None:
+    reply = a_running_reply()
+    output = ReplyOutput(text="Foxes are canids.", images=(), response_id="resp_2", usage=Usage(5, 4, 9))
+
+    change = complete_reply(reply, a_chat(), output, NOW)
+
+    (done,) = change.messages
+    check_invariants(done)
+    assert (done.status, done.content, done.usage) == ("completed", "Foxes are canids.", Usage(5, 4, 9))
+    assert change.chat is not None
+    assert change.chat.last_response_id == "resp_2"
+    (event,) = change.events
+    assert isinstance(event, StudioReplyCompleted)
+    assert (event.message_id, event.chat_id, event.admin_id, event.usage.total_tokens) == (
+        reply.id, CHAT, ADMIN, 9,
+    )  # fmt: skip
+
+
+def test_an_image_reply_keeps_its_images_and_leaves_the_conversation_alone() -> None:
+    reply = a_running_reply(image())
+    output = ReplyOutput(
+        text="", images=(OutputAsset(asset_id=IMAGE, role="image"),), response_id=None, usage=Usage()
+    )
+
+    change = complete_reply(reply, None, output, NOW)
+
+    assert change.chat is None
+    assert change.messages[0].images == (OutputAsset(asset_id=IMAGE, role="image"),)
+
+
+def test_a_failed_reply_says_why_in_short() -> None:
+    change = fail_reply(a_running_reply(), error_code="content_policy", error_message="x" * 5000, now=NOW)
+
+    (failed,) = change.messages
+    check_invariants(failed)
+    assert failed.status == "failed"
+    assert len(failed.error_message or "") == 1000
+    assert isinstance(change.events[0], StudioReplyFailed)
+
+
+def test_a_cancelled_reply_tells_providers_to_stop() -> None:
+    change = cancel_reply(a_running_reply(), by=ADMIN, now=NOW)
+
+    assert change.messages[0].status == "cancelled"
+    (event,) = change.events
+    assert isinstance(event, StudioReplyCancelled)
+
+
+@pytest.mark.parametrize("ending", ["complete", "fail", "cancel", "start"])
+def test_news_after_a_reply_ended_changes_nothing(ending: str) -> None:
+    cancelled = cancel_reply(a_running_reply(), by=ADMIN, now=NOW).messages[0]
+    output = ReplyOutput(text="late", images=(), response_id="resp_9", usage=Usage())
+
+    change = {
+        "complete": lambda: complete_reply(cancelled, a_chat(), output, NOW),
+        "fail": lambda: fail_reply(cancelled, error_code="x", error_message="y", now=NOW),
+        "cancel": lambda: cancel_reply(cancelled, by=ADMIN, now=NOW),
+        "start": lambda: start_reply(cancelled),
+    }[ending]()
+
+    assert change == StudioChange()
+
+
+def test_a_step_output_becomes_a_reply_output() -> None:
+    metadata = {
+        "text": "Hi",
+        "responseId": "resp_3",
+        "usage": {"inputTokens": 2, "outputTokens": 1, "totalTokens": 3},
+    }
+    assets = (OutputAsset(asset_id=IMAGE, role="image"), OutputAsset(asset_id=PROMPT, role="preview"))
+
+    output = reply_output(assets, metadata)
+
+    assert output == ReplyOutput("Hi", (OutputAsset(asset_id=IMAGE, role="image"),), "resp_3", Usage(2, 1, 3))
+    assert reply_output((), {"usage": {"inputTokens": -1, "outputTokens": True}}).usage == Usage()
+
+
+# --- chats ----------------------------------------------------------------------------------------------
+
+
+def test_a_chat_is_its_admins_and_every_super_admins() -> None:
+    chat = a_chat()
+
+    assert visible_to(chat, ADMIN, super_admin=False)
+    assert not visible_to(chat, OTHER_ADMIN, super_admin=False)
+    assert visible_to(chat, OTHER_ADMIN, super_admin=True)
+
+
+def test_archiving_and_moving_a_chat() -> None:
+    chat = a_chat(last_response_id="resp_1")
+
+    archived = update_chat(chat, {"archived": True, "project": "Zoo"}, NOW)
+    restored = update_chat(archived, {"archived": False}, NOW)
+    moved = update_chat(chat, {"provider": "local", "model": "local-chat"}, NOW)
+
+    assert (archived.archived_at, archived.project, archived.updated_at) == (NOW, "Zoo", NOW)
+    assert restored.archived_at is None
+    assert moved.last_response_id is None, "another provider cannot continue this one's turns"
+    assert update_chat(chat, {}, NOW) is chat
+
+
+def test_deleting_a_chat_cancels_its_running_replies_and_names_every_message() -> None:
+    posted = when_posted(a_chat(), image(variants=2))
+    prompt, first, second = posted.messages
+    finished = complete_reply(
+        first, None, ReplyOutput("", (OutputAsset(asset_id=IMAGE, role="image"),), None, Usage()), NOW
+    ).messages[0]
+
+    change = delete_chat(a_chat(), [prompt, finished, second], by=ADMIN, now=NOW)
+
+    assert [m.status for m in change.messages] == ["cancelled"]
+    cancelled, deleted = change.events
+    assert isinstance(cancelled, StudioReplyCancelled)
+    assert cancelled.message_id == second.id
+    assert isinstance(deleted, StudioChatDeleted)
+    assert deleted.message_ids == (prompt.id, first.id, second.id)
+
+
+def test_the_invariants_catch_a_reply_that_ended_without_saying_when() -> None:
+    reply = a_running_reply()
+
+    with pytest.raises(InvariantViolated, match="finished exactly when it ended"):
+        check_invariants(replace(reply, status="completed"))
