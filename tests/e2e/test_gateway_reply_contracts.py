@@ -7,7 +7,8 @@ credential and the user's access token, through the gateway's own `ServiceClient
 each reply model of its family, and `assert_reply_covers` fails naming any member of the real answer the
 model would drop. A member dropped on purpose is listed as `withheld`, with the reason.
 
-One test per route family: identity, tasks, catalog, credits, storage, providers, the queue monitor.
+One test per route family: identity, tasks, catalog, credits, storage, providers, the queue monitor, the
+studio.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from clients import (
 from pydantic import BaseModel
 from run_services import PORT_OFFSETS
 
-from funmagic_contracts.api import catalog, credits, identity, providers, queue, storage, tasks
+from funmagic_contracts.api import catalog, credits, identity, providers, queue, storage, studio, tasks
 from funmagic_contracts.api.coverage import assert_reply_covers
 from funmagic_gateway.adapters.services import ServiceClient
 from funmagic_kit.testing import wait_until
@@ -462,3 +463,30 @@ async def test_queue_monitor_answers_are_covered_by_the_gateways_models(
     await covered(service, queue.StepJobStats, "GET", f"{base}/step-jobs", token=admin_token)
     await covered(service, queue.LimiterStates, "GET", f"{base}/limiter", token=admin_token)
     await covered(service, queue.CircuitStates, "GET", f"{base}/circuits", token=admin_token)
+
+
+async def test_studio_answers_are_covered_by_the_gateways_models(
+    services: Services, admin_token: str
+) -> None:
+    tasks_service, providers_service = services["tasks"], services["providers"]
+    base = "/v1/admin/studio"
+    await covered(providers_service, studio.StudioProviderList, "GET", base + "/providers", token=admin_token)
+    chat = await covered(
+        tasks_service, studio.Chat, "POST", base + "/chats", token=admin_token, status=201,
+        json_body={"title": "Contract", "project": "Contracts", "system_prompt": "Be brief."},
+    )  # fmt: skip
+    item = f"{base}/chats/{chat['id']}"
+    await covered(tasks_service, studio.Chat, "GET", item, token=admin_token)
+    await covered(
+        tasks_service, studio.Chat, "PATCH", item, token=admin_token, json_body={"title": "Renamed"}
+    )
+    await covered(tasks_service, studio.ChatPage, "GET", base + "/chats", token=admin_token)
+    await covered(tasks_service, studio.ProjectList, "GET", base + "/projects", token=admin_token)
+    posted = await covered(
+        tasks_service, studio.PostedMessage, "POST", item + "/messages", token=admin_token, status=202,
+        json_body={"content": "a fox", "kind": "image", "model": "local-image", "variants": 2},
+    )  # fmt: skip
+    await covered(tasks_service, studio.MessagePage, "GET", item + "/messages", token=admin_token)
+    reply = posted["replies"][0]["id"]
+    await covered(tasks_service, studio.Message, "POST", f"{base}/messages/{reply}/cancel", token=admin_token)
+    await succeeds(tasks_service, "DELETE", item, token=admin_token)
