@@ -2,8 +2,10 @@
 
 A handler reads its input with `read_body` / `read_query` (malformed JSON → 400, a wrong content type →
 415, an invalid or unknown field → 422, never echoing the values sent, which may be passwords) and answers
-with `json_body`. The OpenAPI document is generated from the same `Operation` list, so it cannot drift
-from the routes.
+with `json_body`. Both refuse what Postgres or JSON cannot hold (`input_rules`: NUL, lone surrogates,
+integers past 64 bits, non-finite numbers) before the model sees it, and a body is validated strictly: a
+JSON `true` or `2.0` is not an integer, a number is not a string. The OpenAPI document is generated from
+the same `Operation` list, so it cannot drift from the routes.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from pydantic import BaseModel, ValidationError
 from pydantic.json_schema import models_json_schema
 
 from funmagic_kit.http import HttpProblem
+from funmagic_kit.input_rules import unstorable_values
 from funmagic_kit.request_keys import AUTH_ERROR_KEY, INTERNAL_CALLER_KEY, PRINCIPAL_KEY, Principal, Role
 
 __all__ = [
@@ -182,15 +185,28 @@ async def read_body(request: web.Request, model: type[ModelT]) -> ModelT:
         data = json.loads(raw)
     except (ValueError, UnicodeDecodeError):
         raise HttpProblem(400, "Bad Request", "the body is not valid JSON") from None
-    return _validate(model, data)
+    _refuse_unstorable(data)
+    return _validate(model, raw, strict=True)
 
 
 def read_query(request: web.Request, model: type[ModelT]) -> ModelT:
-    return _validate(model, dict(request.query))
+    query = dict(request.query)
+    _refuse_unstorable(query)
+    return _validate(model, query)
 
 
-def _validate(model: type[ModelT], data: object) -> ModelT:
+def _refuse_unstorable(data: object) -> None:
+    problems = unstorable_values(data)
+    if problems:
+        raise HttpProblem(422, "Unprocessable Content", "the request is invalid", errors=problems)
+
+
+def _validate(model: type[ModelT], data: object, *, strict: bool = False) -> ModelT:
+    """`data` is a query's strings (validated leniently: "2" is an integer there) or a raw JSON body
+    (validated strictly as JSON)."""
     try:
+        if isinstance(data, bytes):
+            return model.model_validate_json(data, strict=strict)
         return model.model_validate(data)
     except ValidationError as error:
         # `input` is left out on purpose: it would echo passwords and tokens back.

@@ -247,6 +247,26 @@ async def test_invalid_and_unknown_fields_are_422_listing_where_and_why_without_
         assert value not in text
 
 
+@pytest.mark.parametrize(
+    ("raw", "loc", "error_type"),
+    [
+        (b'{"email": "a\\u0000@example.test", "password": "long-enough"}', ["email"], "string_nul"),
+        (b'{"email": "a@example.test", "password": "long-\\ud800-enough"}', ["password"], "string_surrogate"),
+        (b'{"email": 12345678, "password": "long-enough"}', ["email"], "string_type"),
+        (b'{"email": "a@example.test", "password": "long-enough", "x": NaN}', ["x"], "number_not_finite"),
+    ],
+)
+async def test_values_postgres_or_json_cannot_hold_and_loose_types_are_422_naming_the_field(
+    client: aiohttp.ClientSession, raw: bytes, loc: list, error_type: str
+) -> None:
+    async with client.post(
+        "/api/accounts", data=raw, headers={"Content-Type": "application/json"}
+    ) as response:
+        body = await problem_of(response, 422)
+
+    assert [(e["loc"], e["type"]) for e in body["errors"]] == [(loc, error_type)]
+
+
 async def test_a_json_body_that_is_not_an_object_is_422(client: aiohttp.ClientSession) -> None:
     async with client.post("/api/accounts", json=["a@example.test", "long-enough"]) as response:
         body = await problem_of(response, 422)
@@ -294,6 +314,13 @@ async def test_invalid_query_parameters_are_422(
     assert [(e["loc"], e["type"]) for e in body["errors"]] == [(loc, error_type)]
     for value in params.values():
         assert value not in text
+
+
+async def test_a_nul_in_a_query_parameter_is_422(client: aiohttp.ClientSession) -> None:
+    async with client.get("/api/items?cursor=a%00b", headers={TEST_ROLE: "user"}) as response:
+        body = await problem_of(response, 422)
+
+    assert [(e["loc"], e["type"]) for e in body["errors"]] == [(["cursor"], "string_nul")]
 
 
 # --- enforce_access ----------------------------------------------------------------------------------

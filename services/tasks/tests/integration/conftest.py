@@ -102,6 +102,10 @@ class FakeProviders:
         self.asked.append(name)
         return name in self.known
 
+    async def model_kind(self, provider: str, model: str) -> str | None:
+        """The studio's catalogue: `local` offers `local-chat` (text) and `local-image` (image)."""
+        return {"local-chat": "text", "local-image": "image"}.get(model) if provider == "local" else None
+
 
 @dataclass
 class FakeCatalogImages:
@@ -135,7 +139,12 @@ def ports(
     assets: FakeAssets, providers: FakeProviders, catalog_images: FakeCatalogImages
 ) -> dict[str, object]:
     """The other services as `build` takes them: `build(settings, …, **ports)` with the fakes above."""
-    return {"assets": assets, "providers": providers, "catalog_images": catalog_images}
+    return {
+        "assets": assets,
+        "providers": providers,
+        "catalog_images": catalog_images,
+        "studio_models": providers,
+    }
 
 
 @pytest.fixture

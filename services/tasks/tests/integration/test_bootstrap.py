@@ -29,9 +29,11 @@ async def test_the_service_serves_its_routes_subscriptions_unit_of_work_and_swee
     assert {"/v1/tasks", "/v1/tasks/{task_id}/cancel", "/v1/tools/{slug}", "/v1/admin/banners"} <= paths
     assert ("DELETE", "/v1/tasks/{task_id}") in {(route.method, route.path) for route in parts.routes}
     assert "/v1/admin/tool-types/{type_id}/active-tools-count" in paths
+    assert {"/v1/admin/studio/chats", "/v1/admin/studio/chats/{chat_id}/messages"} <= paths
     assert {s.topic: set(s.event_types) for s in parts.subscriptions} == {
         "credits.events": {"CreditsReserved", "CreditsReservationRejected"},
-        "providers.events": {"StepCompleted", "StepFailed"},
+        # StepStarted only matters to studio replies (a task's start is the gateway's to show).
+        "providers.events": {"StepStarted", "StepCompleted", "StepFailed"},
     }
     assert parts.unit_of_work is not None
     async with parts.unit_of_work() as uow:
