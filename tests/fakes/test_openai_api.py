@@ -14,8 +14,12 @@ from typing import Any
 
 import aiohttp
 import openai
+import pydantic
 import pytest
+from openai.types.responses import Response, ResponseStreamEvent
 from PIL import Image
+
+from funmagic_kit.testing import wait_until
 
 sys.path.insert(0, str(Path(__file__).parent))
 
@@ -407,3 +411,304 @@ async def test_standalone_cli_prints_ready_and_stops_on_sigterm() -> None:
     finally:
         proc.terminate()
         assert await asyncio.wait_for(proc.wait(), timeout=20) == 0
+
+
+# --- responses ----------------------------------------------------------------------------------
+
+
+def data_url(image: bytes) -> str:
+    return "data:image/png;base64," + base64.b64encode(image).decode()
+
+
+def user_message(text: str, *images: bytes) -> list[dict[str, Any]]:
+    content: list[dict[str, Any]] = [{"type": "input_text", "text": text}]
+    content += [{"type": "input_image", "image_url": data_url(image)} for image in images]
+    return [{"role": "user", "content": content}]
+
+
+async def test_a_response_echoes_the_last_user_text_with_usage(
+    fake: FakeOpenAI, client: openai.AsyncOpenAI
+) -> None:
+    raw = await client.responses.with_raw_response.create(
+        model="gpt-5", input="Hello   there\nfox", instructions="Be brief.", metadata={"chat": "c1"}
+    )
+    response = raw.parse()
+
+    assert raw.headers["x-request-id"].startswith("req_")
+    assert (response.status, response.output_text) == ("completed", "Echo: Hello there fox")
+    assert response.id.startswith("resp_")
+    assert (response.instructions, response.metadata, response.store) == ("Be brief.", {"chat": "c1"}, True)
+    assert response.usage is not None
+    assert (response.usage.input_tokens, response.usage.output_tokens) == (5, 4)  # words, roughly
+    assert response.usage.total_tokens == 9
+    assert fake.responses_requests == [
+        {
+            "model": "gpt-5",
+            "input": "Hello   there\nfox",
+            "instructions": "Be brief.",
+            "metadata": {"chat": "c1"},
+        }
+    ]
+    Response.model_validate(raw.http_response.json())  # every field the SDK's model requires is there
+
+
+async def test_three_chained_turns_know_the_first_turns_words(client: openai.AsyncOpenAI) -> None:
+    first = await client.responses.create(model="gpt-5", input=user_message("My cat is called Pixel"))
+    second = await client.responses.create(
+        model="gpt-5", input=user_message("What colour are cats?"), previous_response_id=first.id
+    )
+    third = await client.responses.create(
+        model="gpt-5", input="What is my cat called?", previous_response_id=second.id
+    )
+
+    assert first.output_text == "Echo: My cat is called Pixel"
+    assert second.output_text == "Echo: What colour are cats? | context: My cat is called Pixel"
+    assert third.output_text == "Echo: What is my cat called? | context: My cat is called Pixel"
+    assert third.previous_response_id == second.id
+    assert len({first.id, second.id, third.id}) == 3
+    assert third.usage is not None
+    assert second.usage is not None
+    assert third.usage.input_tokens > second.usage.input_tokens  # the chain is part of the input
+
+
+async def test_an_unknown_previous_response_is_a_400(client: openai.AsyncOpenAI) -> None:
+    with pytest.raises(openai.BadRequestError) as caught:
+        await client.responses.create(model="gpt-5", input="x", previous_response_id="resp_nope")
+    error = caught.value
+    assert (error.code, error.param, error.type) == (
+        "previous_response_not_found",
+        "previous_response_id",
+        "invalid_request_error",
+    )
+    assert error.body == {
+        "message": "Previous response with id 'resp_nope' not found.",
+        "type": "invalid_request_error",
+        "param": "previous_response_id",
+        "code": "previous_response_not_found",
+    }
+
+
+async def test_a_response_made_with_store_false_cannot_be_continued(client: openai.AsyncOpenAI) -> None:
+    unstored = await client.responses.create(model="gpt-5", input="secret", store=False)
+    assert unstored.store is False
+    with pytest.raises(openai.BadRequestError) as caught:
+        await client.responses.create(model="gpt-5", input="x", previous_response_id=unstored.id)
+    assert caught.value.code == "previous_response_not_found"
+
+
+async def test_a_stream_sends_one_delta_per_word_that_add_up_to_the_final_text(
+    fake: FakeOpenAI, client: openai.AsyncOpenAI
+) -> None:
+    events = [e async for e in await client.responses.create(model="gpt-5", input="a quick fox", stream=True)]
+
+    types = [e.type for e in events]
+    assert types[:3] == ["response.created", "response.in_progress", "response.output_item.added"]
+    assert types[-2:] == ["response.output_item.done", "response.completed"]
+    assert [e.sequence_number for e in events] == list(range(len(events)))
+    assert events[0].type == "response.created"
+    assert events[0].response.status == "in_progress"
+    deltas = [e.delta for e in events if e.type == "response.output_text.delta"]
+    assert deltas == ["Echo:", " a", " quick", " fox"]
+    completed = events[-1]
+    assert completed.type == "response.completed"
+    assert "".join(deltas) == completed.response.output_text == "Echo: a quick fox"
+    assert completed.response.usage is not None
+    assert fake.disconnected == 0
+    assert fake.in_flight == 0
+
+
+async def test_every_streamed_frame_matches_the_sdk_models_strictly(
+    fake: FakeOpenAI, http: aiohttp.ClientSession
+) -> None:
+    """The SDK parses leniently; a strict pydantic validation shows no required field is missing."""
+    adapter: pydantic.TypeAdapter[Any] = pydantic.TypeAdapter(ResponseStreamEvent)
+    body = {"model": "gpt-5", "input": "hi", "stream": True,
+            "tools": [{"type": "image_generation", "size": "256x256", "partial_images": 2}]}  # fmt: skip
+    async with http.post(
+        f"{fake.url}/responses", json=body, headers={"Authorization": f"Bearer {KEY}"}
+    ) as resp:
+        assert resp.content_type == "text/event-stream"
+        raw = await resp.text()
+    frames = [block.split("\n") for block in raw.strip().split("\n\n")]
+    parsed = [adapter.validate_json(data.removeprefix("data: ")) for _, data in frames]
+    assert [f"event: {event.type}" for event in parsed] == [event for event, _ in frames]
+    assert len(parsed) > 10
+
+
+async def test_the_image_tool_streams_partial_images_then_the_final_image(
+    fake: FakeOpenAI, client: openai.AsyncOpenAI
+) -> None:
+    tool: Any = {"type": "image_generation", "partial_images": 3, "size": "256x256", "quality": "low"}
+    stream = await client.responses.create(model="gpt-5", input="a lighthouse", tools=[tool], stream=True)
+    events = [e async for e in stream]
+
+    partials = [e for e in events if e.type == "response.image_generation_call.partial_image"]
+    assert [p.partial_image_index for p in partials] == [0, 1, 2]
+    completed = events[-1]
+    assert completed.type == "response.completed"
+    (call,) = [item for item in completed.response.output if item.type == "image_generation_call"]
+    assert call.status == "completed"
+    final = decode(call.result)
+    assert (final.format, final.size) == ("PNG", (256, 256))
+    for partial in partials:
+        assert partial.item_id == call.id
+        image = decode(partial.partial_image_b64)
+        assert image.size == (256, 256)
+        assert image.tobytes() != final.tobytes()  # coarser versions of the final picture
+    # Partial images come after the text and before the response completes.
+    types = [e.type for e in events]
+    assert types.index("response.output_text.done") < types.index(partials[0].type)
+    assert fake.responses_requests[0]["tools"] == [tool]
+
+
+async def test_the_image_tool_without_a_stream_and_its_defaults(client: openai.AsyncOpenAI) -> None:
+    response = await client.responses.create(
+        model="gpt-5", input="a lighthouse", tools=[{"type": "image_generation", "output_format": "jpeg"}]
+    )
+    (call,) = [item for item in response.output if item.type == "image_generation_call"]
+    image = decode(call.result)
+    assert (image.format, image.size) == ("JPEG", (1024, 1024))
+    with pytest.raises(openai.BadRequestError) as caught:
+        await client.responses.create(
+            model="gpt-5", input="x", tools=[{"type": "image_generation", "partial_images": 4}]
+        )
+    assert (caught.value.param, caught.value.code) == ("tools[0].partial_images", "integer_out_of_range")
+    with pytest.raises(openai.BadRequestError) as refused:
+        await client.responses.create(
+            model="gpt-5", input="something forbidden", tools=[{"type": "image_generation"}]
+        )
+    assert refused.value.code == "moderation_blocked"
+
+
+async def test_input_images_are_counted_and_must_be_images(client: openai.AsyncOpenAI) -> None:
+    red, blue = png((8, 8), (255, 0, 0)), png((8, 8), (0, 0, 255))
+    response = await client.responses.create(model="gpt-5", input=user_message("compare", red, blue))  # type: ignore[arg-type]
+    assert response.output_text == "Echo: compare | images: 2"
+    assert response.usage is not None
+    assert response.usage.input_tokens > 2 * 80  # images cost input tokens
+
+    broken: Any = [
+        {"role": "user", "content": [{"type": "input_image", "image_url": "data:image/png;base64,AAAA"}]}
+    ]
+    with pytest.raises(openai.BadRequestError) as caught:
+        await client.responses.create(model="gpt-5", input=broken)
+    assert (caught.value.code, caught.value.param) == (
+        "invalid_base64_image",
+        "input[0].content[0].image_url",
+    )
+
+
+async def test_missing_model_or_input_is_a_400(client: openai.AsyncOpenAI) -> None:
+    for body in ({"input": "x"}, {"model": "gpt-5"}):
+        with pytest.raises(openai.BadRequestError) as caught:
+            await client.post("/responses", body=body, cast_to=Response)
+        assert caught.value.code == "missing_required_parameter"
+        assert caught.value.param in body.keys() ^ {"model", "input"}
+
+
+async def test_a_429_on_responses_is_a_rate_limit_error(fake: FakeOpenAI, client: openai.AsyncOpenAI) -> None:
+    fake.faults.queue("responses", Fault.rate_limited(retry_after=3))
+    with pytest.raises(openai.RateLimitError) as caught:
+        await client.responses.create(model="gpt-5", input="x", stream=True)
+    assert (caught.value.code, caught.value.response.headers["retry-after"]) == ("rate_limit_exceeded", "3")
+    assert fake.responses_requests == []  # a faulted call never reaches the API
+    fake.faults.queue("responses", Fault.server_error(503))
+    with pytest.raises(openai.InternalServerError):
+        await client.responses.create(model="gpt-5", input="x")
+
+
+async def test_a_stream_can_fail_midway_with_response_failed_or_an_error_event(
+    fake: FakeOpenAI, client: openai.AsyncOpenAI
+) -> None:
+    fake.fail_stream_after_deltas = 2
+    events = [
+        e async for e in await client.responses.create(model="gpt-5", input="one two three", stream=True)
+    ]
+    assert [e.delta for e in events if e.type == "response.output_text.delta"] == ["Echo:", " one"]
+    failed = events[-1]
+    assert failed.type == "response.failed"
+    assert failed.response.error is not None
+    assert (failed.response.status, failed.response.error.code) == ("failed", "server_error")
+    with pytest.raises(openai.BadRequestError):  # a failed response cannot be continued
+        await client.responses.create(model="gpt-5", input="x", previous_response_id=failed.response.id)
+
+    fake.stream_failure, fake.stream_failure_code = "error", "rate_limit_exceeded"
+    events = [e async for e in await client.responses.create(model="gpt-5", input="x", stream=True)]
+    error = events[-1]
+    assert error.type == "error"
+    assert (error.code, error.message) == ("rate_limit_exceeded", "The fake was told to fail this stream.")
+
+    fake.stream_failure = "error_envelope"
+    with pytest.raises(openai.APIError) as caught:
+        async for _ in await client.responses.create(model="gpt-5", input="x", stream=True):
+            pass
+    assert caught.value.body == {
+        "type": "server_error",
+        "code": "rate_limit_exceeded",
+        "message": "The fake was told to fail this stream.",
+        "param": None,
+    }
+
+
+async def test_bad_payload_is_an_image_that_is_not_base64(
+    fake: FakeOpenAI, client: openai.AsyncOpenAI
+) -> None:
+    fake.faults.queue("responses", Fault.bad_payload(), Fault.bad_payload())
+    events = [e async for e in await client.responses.create(model="gpt-5", input="x", stream=True)]
+    partial = next(e for e in events if e.type == "response.image_generation_call.partial_image")
+    completed = events[-1]
+    assert completed.type == "response.completed"
+    (call,) = [item for item in completed.response.output if item.type == "image_generation_call"]
+    for encoded in (partial.partial_image_b64, call.result):
+        assert encoded is not None
+        with pytest.raises(binascii.Error):
+            base64.b64decode(encoded)
+    plain = await client.responses.create(model="gpt-5", input="x")
+    assert any(item.type == "image_generation_call" for item in plain.output)
+
+
+async def test_a_client_leaving_a_slow_stream_is_counted_as_disconnected(
+    fake: FakeOpenAI, client: openai.AsyncOpenAI
+) -> None:
+    stream = await client.responses.create(model="gpt-5", input="tell it slowly please", stream=True)
+    async for event in stream:
+        if event.type == "response.output_text.delta":
+            break  # …mid-stream: the next delta is 200 ms away
+    await stream.close()
+
+    async def gone() -> bool:
+        return fake.disconnected == 1 and fake.in_flight == 0
+
+    await wait_until(gone, timeout=5, what="the fake noticing the client left")
+
+
+async def test_delta_delay_is_a_setting(fake: FakeOpenAI, http: aiohttp.ClientSession) -> None:
+    async with http.post(f"{fake.origin}/_control/settings", json={"delta_delay_seconds": 0.05}) as resp:
+        assert (await resp.json())["delta_delay_seconds"] == 0.05
+    async with openai.AsyncOpenAI(api_key=KEY, base_url=fake.url, max_retries=0) as sdk:
+        started = time.monotonic()
+        events = [e async for e in await sdk.responses.create(model="gpt-5", input="a b c", stream=True)]
+    deltas = [e for e in events if e.type == "response.output_text.delta"]
+    assert len(deltas) == 4
+    assert time.monotonic() - started >= 4 * 0.05
+
+
+async def test_in_flight_counts_image_and_response_calls_together(
+    fake: FakeOpenAI, client: openai.AsyncOpenAI
+) -> None:
+    fake.faults.set_latency("generations", 0.3)  # counted: a caller waits through it
+    fake.delta_delay_seconds = 0.1
+
+    async def chat() -> str:
+        events = [e async for e in await client.responses.create(model="gpt-5", input="x y", stream=True)]
+        return events[-1].type
+
+    results = await asyncio.gather(
+        client.images.generate(model="gpt-image-1", prompt="a", size="256x256"),
+        client.images.generate(model="gpt-image-1", prompt="b", size="256x256"),
+        chat(),
+    )
+    assert results[2] == "response.completed"
+    assert (fake.max_in_flight, fake.in_flight) == (3, 0)
+    await client.models.list()  # not a generation call
+    assert fake.max_in_flight == 3

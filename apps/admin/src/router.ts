@@ -46,6 +46,7 @@ const routes: RouteRecordRaw[] = [
   },
   { path: '/settings/rate-limits', name: 'rate-limits', component: () => import('./pages/RateLimitsPage.vue') },
   { path: '/audit', name: 'audit', component: () => import('./pages/AuditPage.vue') },
+  { path: '/studio', name: 'studio', component: () => import('./pages/StudioPage.vue') },
   { path: '/:rest(.*)*', redirect: { name: 'overview' } },
 ]
 

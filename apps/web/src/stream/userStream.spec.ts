@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { type StreamEvent, type StreamResponse, type Timers, UserStream } from './userStream'
+import { isTerminal, type StreamEvent, type StreamResponse, type Timers, UserStream } from './userStream'
 
 /** A server the test drives: each connection is a stream it writes frames into, or an error status. */
 class FakeServer {
@@ -102,6 +102,33 @@ describe('UserStream', () => {
     expect(first.map((e) => [e.type, e.data.progress])).toEqual([['progress', 10]])
     expect(second.map((e) => e.type)).toEqual(['completed'])
     expect(server.connections).toHaveLength(1) // two tasks, one connection
+    stream.stop()
+  })
+
+  it("routes a studio reply's events by its message id, and knows the reply's ends", async () => {
+    const server = new FakeServer()
+    const stream = new UserStream({ transport: server.transport, timers: new ManualTimers() })
+    const reply: StreamEvent[] = []
+    const other: StreamEvent[] = []
+    stream.subscribe('message-1', (e) => reply.push(e))
+    stream.subscribe('message-2', (e) => other.push(e))
+    await server.waitForConnections(1)
+
+    server.send(frame('1-0', 'reply_started', { messageId: 'message-1', attempt: 1 }))
+    server.send(frame('2-0', 'reply_delta', { messageId: 'message-1', text: 'Foxes' }))
+    server.send(frame('3-0', 'progress', { taskId: 'task-1', progress: 10 }))
+    server.send(frame('4-0', 'reply_completed', { messageId: 'message-1', chatId: 'chat-1', content: 'Foxes are quick.' }))
+    await flush()
+
+    expect(reply.map((e) => [e.type, e.messageId, e.taskId])).toEqual([
+      ['reply_started', 'message-1', null],
+      ['reply_delta', 'message-1', null],
+      ['reply_completed', 'message-1', null],
+    ])
+    expect(reply[1]?.data.text).toBe('Foxes')
+    expect(other).toEqual([])
+    expect(['reply_completed', 'reply_failed', 'reply_cancelled'].every(isTerminal)).toBe(true)
+    expect(['reply_started', 'reply_delayed', 'reply_delta', 'reply_partial_image'].some(isTerminal)).toBe(false)
     stream.stop()
   })
 

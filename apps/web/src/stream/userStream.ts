@@ -3,7 +3,8 @@
  * every component that follows a task: browsers allow six HTTP/1.1 connections per site, so one stream per
  * task would soon block the page's own requests.
  *
- * - Events are routed by `taskId` to whoever subscribed to that task (and to `onAny` listeners).
+ * - Events are routed by `taskId` to whoever subscribed to that task (and to `onAny` listeners); the admin
+ *   studio's `reply_*` events carry a `messageId` instead and are routed by it the same way.
  * - The connection is resumed after a drop with the last event id seen (`Last-Event-ID`), so nothing is
  *   missed and nothing is shown twice; a drop is noticed by a read error, by the server ending the response,
  *   or by silence longer than the heartbeat timeout (the server sends a comment every 15 s).
@@ -22,11 +23,20 @@ export type StreamEventType =
   | 'completed'
   | 'failed'
   | 'cancelled'
+  | 'reply_started'
+  | 'reply_delayed'
+  | 'reply_delta'
+  | 'reply_partial_image'
+  | 'reply_completed'
+  | 'reply_failed'
+  | 'reply_cancelled'
 
 export interface StreamEvent {
   id: string | null
   type: StreamEventType
   taskId: string | null
+  /** A studio reply's message id (`reply_*` events); absent or null on task events. */
+  messageId?: string | null
   data: Record<string, unknown>
 }
 
@@ -57,7 +67,8 @@ export interface UserStreamOptions {
   onUnauthorized?: () => void
 }
 
-const TERMINAL: ReadonlySet<string> = new Set(['completed', 'failed', 'cancelled'])
+// A task's end, and a studio reply's.
+const TERMINAL: ReadonlySet<string> = new Set(['completed', 'failed', 'cancelled', 'reply_completed', 'reply_failed', 'reply_cancelled'])
 
 export const browserTransport: StreamTransport = async (url, lastEventId, signal) => {
   const headers: Record<string, string> = { Accept: 'text/event-stream' }
@@ -103,7 +114,7 @@ export class UserStream {
     this.onUnauthorized = options.onUnauthorized
   }
 
-  /** Follow one task; returns the function that stops following it. */
+  /** Follow one task (or one studio reply, by its message id); returns the function that stops following it. */
   subscribe(taskId: string, listener: StreamListener): () => void {
     let listeners = this.byTask.get(taskId)
     if (listeners === undefined) {
@@ -197,9 +208,11 @@ export class UserStream {
     }
     if (id !== null) this.lastEventId = id
     const taskId = typeof data.taskId === 'string' ? data.taskId : null
-    const event: StreamEvent = { id, type: type as StreamEventType, taskId, data }
+    const messageId = typeof data.messageId === 'string' ? data.messageId : null
+    const event: StreamEvent = { id, type: type as StreamEventType, taskId, messageId, data }
     for (const listener of this.anyListeners) listener(event)
-    if (taskId !== null) for (const listener of this.byTask.get(taskId) ?? []) listener(event)
+    const key = taskId ?? messageId
+    if (key !== null) for (const listener of this.byTask.get(key) ?? []) listener(event)
   }
 
   private armWatchdog(abort: AbortController): void {

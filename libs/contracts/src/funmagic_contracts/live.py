@@ -30,7 +30,12 @@ LIVE_STREAM_MAXLEN = 20_000
 class LiveReplyPiece(ContractModel):
     message_id: Id = Field(description="The reply (the step's task id).")
     user_id: Id = Field(description="Its admin, whose SSE stream shows it.")
-    seq: int = Field(ge=0, description="Order within the reply's pieces, from 0.")
+    run: str = Field(
+        min_length=1,
+        max_length=64,
+        description="One call of the provider: a retried reply starts a new run, whose text starts over.",
+    )
+    seq: int = Field(ge=0, description="Order within the run's pieces, from 0.")
     kind: Literal["text_delta", "partial_image"]
     text: str | None = Field(default=None, description="`text_delta`: the text to append.")
     index: int | None = Field(default=None, ge=0, description="`partial_image`: which partial image.")

@@ -34,11 +34,16 @@ async def test_pieces_reach_the_replys_and_the_admins_streams_in_order(redis: Re
     await relay.relay_once(block_seconds=0.01)  # joins the group: pieces from now on are its own
     message_id, admin_id = str(uuid.uuid4()), str(uuid.uuid4())
     pieces = [
-        LiveReplyPiece(message_id=message_id, user_id=admin_id, seq=0, kind="text_delta", text="Foxes"),
-        LiveReplyPiece(message_id=message_id, user_id=admin_id, seq=1, kind="text_delta", text=" run"),
+        LiveReplyPiece(
+            message_id=message_id, user_id=admin_id, run="r1", seq=0, kind="text_delta", text="Foxes"
+        ),
+        LiveReplyPiece(
+            message_id=message_id, user_id=admin_id, run="r1", seq=1, kind="text_delta", text=" run"
+        ),
         LiveReplyPiece(
             message_id=message_id,
             user_id=admin_id,
+            run="r1",
             seq=2,
             kind="partial_image",
             index=0,
@@ -62,7 +67,9 @@ async def test_a_piece_written_twice_is_shown_once_and_nothing_follows_the_final
     relay = LiveRelay(LiveReplyReader(redis, f"test-{uuid.uuid4()}"), streams)
     await relay.relay_once(block_seconds=0.01)
     message_id, admin_id, chat_id = str(uuid.uuid4()), str(uuid.uuid4()), str(uuid.uuid4())
-    delta = LiveReplyPiece(message_id=message_id, user_id=admin_id, seq=0, kind="text_delta", text="Hi")
+    delta = LiveReplyPiece(
+        message_id=message_id, user_id=admin_id, run="r1", seq=0, kind="text_delta", text="Hi"
+    )
     await write(redis, delta)
     await write(redis, delta)
     await relay_all(relay, 2)
@@ -72,7 +79,9 @@ async def test_a_piece_written_twice_is_shown_once_and_nothing_follows_the_final
     projection = project(str(uuid.uuid4()), completed)
     assert projection is not None
     await streams.append(projection)
-    late = LiveReplyPiece(message_id=message_id, user_id=admin_id, seq=1, kind="text_delta", text=" there")
+    late = LiveReplyPiece(
+        message_id=message_id, user_id=admin_id, run="r1", seq=1, kind="text_delta", text=" there"
+    )
     await write(redis, late)
     await relay_all(relay, 1)
 

@@ -102,10 +102,11 @@ def test_failed_and_cancelled_replies_are_terminal_too() -> None:
 
 
 def test_live_pieces_are_keyed_by_their_place_in_the_reply() -> None:
-    delta = LiveReplyPiece(message_id=MESSAGE, user_id=ADMIN, seq=3, kind="text_delta", text=" fox")
+    delta = LiveReplyPiece(message_id=MESSAGE, user_id=ADMIN, run="r1", seq=3, kind="text_delta", text=" fox")
     partial = LiveReplyPiece(
         message_id=MESSAGE,
         user_id=ADMIN,
+        run="r1",
         seq=4,
         kind="partial_image",
         index=0,
@@ -116,9 +117,9 @@ def test_live_pieces_are_keyed_by_their_place_in_the_reply() -> None:
     (image,) = project_live(partial).entries
 
     assert (text.type, text.data, text.logical_key) == (
-        "reply_delta", {"messageId": MESSAGE, "text": " fox"}, f"live:{MESSAGE}:3",
+        "reply_delta", {"messageId": MESSAGE, "run": "r1", "text": " fox"}, f"live:{MESSAGE}:r1:3",
     )  # fmt: skip
     assert image.type == "reply_partial_image"
-    assert image.data == {"messageId": MESSAGE, "index": 0, "image": "data:image/jpeg;base64,AA"}
+    assert image.data == {"messageId": MESSAGE, "run": "r1", "index": 0, "image": "data:image/jpeg;base64,AA"}
     assert not text.terminal
     assert not image.terminal

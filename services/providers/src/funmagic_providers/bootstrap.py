@@ -16,7 +16,7 @@ from funmagic_kit.workers import Periodic
 from funmagic_providers import migrations
 from funmagic_providers.adapters.apis.fal_queue import FalQueue
 from funmagic_providers.adapters.apis.local import LocalProvider
-from funmagic_providers.adapters.apis.openai_images import OpenAIImages
+from funmagic_providers.adapters.apis.openai_api import OpenAIApi
 from funmagic_providers.adapters.apis.tripo import Tripo
 from funmagic_providers.adapters.kafka_queue import KafkaQueueReader
 from funmagic_providers.adapters.keyring import ProviderKeyring
@@ -121,7 +121,7 @@ def build(
 def _provider_apis(settings: ProvidersSettings, http: aiohttp.ClientSession) -> dict[str, ProviderAdapter]:
     poll = settings.provider_poll_interval_seconds
     return {
-        "openai": OpenAIImages(timeout_seconds=settings.provider_call_timeout_seconds),
+        "openai": OpenAIApi(timeout_seconds=settings.provider_call_timeout_seconds),
         "fal": FalQueue(http, poll_interval_seconds=poll),
         "tripo": Tripo(http, poll_interval_seconds=poll),
         "local": LocalProvider(),

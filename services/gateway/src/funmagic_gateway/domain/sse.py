@@ -271,19 +271,19 @@ def _project_reply_step(
 
 
 def project_live(piece: LiveReplyPiece) -> Projection:
-    """A live piece of a studio reply: `reply_delta {messageId, text}` or `reply_partial_image {messageId,
-    index, image}` (a `data:` URL), keyed by its place in the reply so a redelivered piece is dropped."""
-    key = f"live:{piece.message_id}:{piece.seq}"
+    """A live piece of a studio reply: `reply_delta {messageId, run, text}` or `reply_partial_image
+    {messageId, run, index, image}` (a `data:` URL), keyed by its place in its run so a redelivered piece is
+    dropped. A new `run` (the provider called again after an error) means the text starts over."""
+    key = f"live:{piece.message_id}:{piece.run}:{piece.seq}"
+    data: JsonObject = {"messageId": piece.message_id, "run": piece.run}
     if piece.kind == "text_delta":
-        entry = SseEntry("reply_delta", {"messageId": piece.message_id, "text": piece.text or ""}, key)
-    else:
-        data: JsonObject = {
-            "messageId": piece.message_id,
-            "index": piece.index or 0,
-            "image": piece.image or "",
-        }
-        entry = SseEntry("reply_partial_image", data, key)
-    return Projection(piece.message_id, piece.user_id, (entry,))
+        return Projection(
+            piece.message_id,
+            piece.user_id,
+            (SseEntry("reply_delta", {**data, "text": piece.text or ""}, key),),
+        )
+    image = {**data, "index": piece.index or 0, "image": piece.image or ""}
+    return Projection(piece.message_id, piece.user_id, (SseEntry("reply_partial_image", image, key),))
 
 
 def _step_started(task_id: str, step_id: str, attempt: int) -> SseEntry:

@@ -77,11 +77,11 @@ _WIRE_FORMAT = (
     "output: {assets: [{assetId, role, url}], metadata}}`, `completed {taskId, output: {assets}, "
     "chargedCredits}`, `failed {taskId, error, code, chargedCredits}`, `cancelled {taskId, "
     "chargedCredits}`; for an admin's studio replies (routed by `messageId`): `reply_started {messageId, "
-    "attempt}`, `reply_delayed {messageId, reason, retryAt}`, `reply_delta {messageId, text}`, "
-    "`reply_partial_image {messageId, index, image}` (a JPEG `data:` URL), `reply_completed {messageId, "
-    "chatId, content, images: [{assetId, role, url}], usage}`, `reply_failed {messageId, chatId, error, "
-    "code}`, `reply_cancelled {messageId, chatId}`. Resume with the `Last-Event-ID` header (EventSource "
-    "sends it by itself) or `?lastEventId=`."
+    "attempt}`, `reply_delayed {messageId, reason, retryAt}`, `reply_delta {messageId, run, text}` (a new "
+    "`run`: the text starts over), `reply_partial_image {messageId, run, index, image}` (a JPEG `data:` "
+    "URL), `reply_completed {messageId, chatId, content, images: [{assetId, role, url}], usage}`, "
+    "`reply_failed {messageId, chatId, error, code}`, `reply_cancelled {messageId, chatId}`. Resume with "
+    "the `Last-Event-ID` header (EventSource sends it by itself) or `?lastEventId=`."
 )
 
 

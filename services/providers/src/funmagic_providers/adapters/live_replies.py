@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import io
+import uuid
 
 from PIL import Image, UnidentifiedImageError
 from redis.asyncio import Redis
@@ -37,6 +38,7 @@ class _LiveReply:
         self._redis = redis
         self._user_id = user_id
         self._message_id = message_id
+        self._run = uuid.uuid4().hex[:12]  # this call's pieces: a retry's text starts over
         self._seq = 0
 
     async def text_delta(self, text: str) -> None:
@@ -52,7 +54,9 @@ class _LiveReply:
         await self._send(kind="partial_image", index=index, image=preview)
 
     async def _send(self, **fields: object) -> None:
-        piece = LiveReplyPiece(message_id=self._message_id, user_id=self._user_id, seq=self._seq, **fields)
+        piece = LiveReplyPiece(
+            message_id=self._message_id, user_id=self._user_id, run=self._run, seq=self._seq, **fields
+        )
         self._seq += 1
         try:
             await self._redis.xadd(

@@ -97,3 +97,19 @@ def test_every_studio_provider_type_offers_a_text_model_first() -> None:
         for model in models:
             assert all(isinstance(values, list) and values for values in model["options"].values()), model
     assert studio_models_of("tripo") == []
+
+
+async def test_a_seed_draws_another_picture_for_the_same_prompt() -> None:
+    def image_call(seed: int) -> StepCall:
+        return StepCall(
+            task_id="reply-1", user_id="admin-1", step_id="reply", step_type="image-gen", model="local-image",
+            prompt="a red fox", options={"size": "128x128", "seed": seed}, inputs=(),
+            provider=ProviderAccess("local", "local", None, None),
+        )  # fmt: skip
+
+    first, again, other = [
+        (await LocalProvider().run(image_call(seed), no_progress)).files[0].data for seed in (1, 1, 2)
+    ]
+
+    assert first == again
+    assert first != other

@@ -386,7 +386,8 @@ def _options_of(request: MessageRequest) -> JsonObject:
 
 
 def _step_requested(chat: Chat, request: MessageRequest, reply: Message, now: datetime) -> StepRequested:
-    image_options = dict(reply.options)
+    # A batch's variants differ by their seed (a provider without seeds draws each anew anyway).
+    image_options = {**reply.options, "seed": reply.variant} if reply.variant else dict(reply.options)
     if request.kind == "image" and request.model_kind == "image":
         step_type, options = IMAGE_STEP, image_options
     else:

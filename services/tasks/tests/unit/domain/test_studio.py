@@ -134,16 +134,19 @@ def test_a_turn_on_another_provider_starts_a_new_conversation() -> None:
     assert (change.chat.provider, change.chat.last_response_id) == ("local", None)
 
 
-def test_an_image_batch_asks_for_one_job_per_variant_from_the_image_model() -> None:
+def test_an_image_batch_asks_for_one_job_per_variant_from_the_image_model_each_with_its_seed() -> None:
     change = when_posted(a_chat(), image(variants=3))
 
     replies = change.messages[1:]
     assert [r.variant for r in replies] == [0, 1, 2]
     assert all(isinstance(e, StepRequested) and e.step_type == "image-gen" for e in change.events)
     assert {e.task_id for e in change.events if isinstance(e, StepRequested)} == {r.id for r in replies}
-    assert all(
-        e.input.options == {"size": "1024x1024"} for e in change.events if isinstance(e, StepRequested)
-    )
+    options = [e.input.options for e in change.events if isinstance(e, StepRequested)]
+    assert options == [
+        {"size": "1024x1024"},
+        {"size": "1024x1024", "seed": 1},
+        {"size": "1024x1024", "seed": 2},
+    ]
 
 
 def test_a_chat_model_draws_with_its_image_tool_and_does_not_chain() -> None:

@@ -117,6 +117,8 @@ CAPABILITIES: dict[str, dict[str, StepSupport]] = {
                         default="512x512"),
             OptionField("style", "enum", "The restyle applied when the step has an input image.",
                         default="vintage", enum=("vintage", "sketch", "posterize")),
+            OptionField("seed", "integer", "Another picture for the same prompt (a studio batch's variant).",
+                        default=0, minimum=0),
             _DURATION,
         )),
         "remove-bg": StepSupport(("default",), (_DURATION,)),

@@ -70,7 +70,8 @@ class LocalProvider:
         files: tuple[OutputFile, ...] = ()
         if isinstance(image_options, dict):
             width, height = _size(str(image_options.get("size") or "512x512"))
-            image = await asyncio.to_thread(local_compute.generate_image, prompt, width=width, height=height)
+            seeded = _seeded(prompt, image_options.get("seed"))
+            image = await asyncio.to_thread(local_compute.generate_image, seeded, width=width, height=height)
             await call.live.partial_image(0, await asyncio.to_thread(_blurred, image), "image/png")
             files = (OutputFile("image", "image_0.png", "image/png", image),)
         words = len(text.split())
@@ -90,7 +91,7 @@ class LocalProvider:
                 if not call.prompt:
                     raise InvalidStepInput("an image-gen step needs a prompt or an input image")
                 width, height = _size(str(options.get("size", "512x512")))
-                prompt = call.prompt
+                prompt = _seeded(call.prompt, options.get("seed"))
                 return lambda: (
                     [OutputFile("image", "generated.png", "image/png",
                                 local_compute.generate_image(prompt, width=width, height=height))],
@@ -151,6 +152,11 @@ def _needs_input(call: StepCall, source: InputFile | None) -> InputFile:
     if source is None:
         raise InvalidStepInput(f"a {call.step_type} step needs an input image")
     return source
+
+
+def _seeded(prompt: str, seed: object) -> str:
+    """The prompt the picture is drawn from: with a seed other than 0, another picture for the same words."""
+    return f"{prompt}\n#{seed}" if isinstance(seed, int) and not isinstance(seed, bool) and seed else prompt
 
 
 def _size(value: str) -> tuple[int, int]:

@@ -32,7 +32,7 @@ from funmagic_providers.domain.steps import (
     StepResult,
 )
 
-__all__ = ["OpenAIImages"]
+__all__ = ["OpenAIImages", "translate_openai_error"]
 
 _PASSED_OPTIONS = ("size", "quality", "background", "output_format", "moderation", "input_fidelity")
 
@@ -63,7 +63,7 @@ class OpenAIImages:
                 else:
                     response = await client.images.generate(model=call.model, prompt=prompt, **options)
             except openai.APIError as error:
-                raise _translate(error) from None
+                raise translate_openai_error(error) from None
             await progress(80, "Saving the generated image")
         output_format = str(options.get("output_format") or getattr(response, "output_format", None) or "png")
         files = tuple(
@@ -111,7 +111,8 @@ def _decode(item: object) -> bytes:
     return data
 
 
-def _translate(error: openai.APIError) -> ProviderError:
+def translate_openai_error(error: openai.APIError) -> ProviderError:
+    """An SDK error in the step policy's terms (also used by the Responses adapter)."""
     if isinstance(error, openai.APITimeoutError):
         return ProviderUnavailable("OpenAI did not answer in time")
     if isinstance(error, openai.APIConnectionError):
