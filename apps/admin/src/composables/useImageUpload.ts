@@ -41,6 +41,16 @@ export function failureOf(error: unknown): UploadFailure {
   return { kind: 'other' }
 }
 
+/** What to tell the admin about a failed upload, in their language (`t` is vue-i18n's). */
+export function uploadFailureText(failure: UploadFailure | null, t: (key: string, values?: Record<string, unknown>) => string): string | null {
+  if (failure === null) return null
+  if (failure.kind === 'type') return t('imageUpload.type', { types: 'PNG, JPEG, WEBP, GIF' })
+  if (failure.kind === 'size') return t('imageUpload.size', { mb: ADMIN_IMAGES.maxBytes / (1024 * 1024) })
+  if (failure.kind === 'empty') return t('imageUpload.empty')
+  if (failure.kind === 'problem') return failure.detail
+  return t('imageUpload.failed')
+}
+
 export function useImageUpload(module: () => string, uploader: UploadApi = adminUploadApi) {
   const percent = ref<number | null>(null)
   const failure = ref<UploadFailure | null>(null)

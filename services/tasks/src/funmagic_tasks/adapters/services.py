@@ -33,6 +33,20 @@ class _InternalClient:
         except (aiohttp.ClientError, TimeoutError) as error:
             raise TransientError(f"{self._base_url} unreachable: {error}") from error
 
+    async def _json(self, method: str, path: str, body: object = None) -> object | None:
+        """The answer's JSON; None for a 404 or 422 (no such thing); any other failure is transient."""
+        try:
+            async with self._session.request(
+                method, self._base_url + path, json=body, headers=self._headers
+            ) as response:
+                if response.status in (404, 422):
+                    return None
+                if response.status != 200:
+                    raise TransientError(f"{self._base_url} answered {response.status} for {path}")
+                return await response.json()
+        except (aiohttp.ClientError, TimeoutError, ValueError) as error:
+            raise TransientError(f"{self._base_url} unreachable: {error}") from error
+
 
 class StorageAssets(_InternalClient):
     async def owns(self, user_id: str, asset_id: str) -> bool:
@@ -44,15 +58,9 @@ class StorageCatalogImages(_InternalClient):
         """Storage's `publish-for-catalog`: the asset's immutable CDN URL (published first if it is not yet;
         idempotent); None when storage has no such asset."""
         path = f"/v1/internal/assets/{quote(asset_id, safe='')}/publish-for-catalog"
-        try:
-            async with self._session.post(self._base_url + path, json={}, headers=self._headers) as response:
-                if response.status in (404, 422):
-                    return None
-                if response.status != 200:
-                    raise TransientError(f"{self._base_url} answered {response.status} for {path}")
-                body = await response.json()
-        except (aiohttp.ClientError, TimeoutError, ValueError) as error:
-            raise TransientError(f"{self._base_url} unreachable: {error}") from error
+        body = await self._json("POST", path, {})
+        if body is None:
+            return None
         url = body.get("url") if isinstance(body, dict) else None
         if not isinstance(url, str) or not url:
             raise TransientError(f"{self._base_url} answered no url for {path}")
@@ -66,16 +74,7 @@ class ProvidersDirectory(_InternalClient):
 
 class ProvidersStudioModels(_InternalClient):
     async def model_kind(self, provider: str, model: str) -> ModelKind | None:
-        path = f"/v1/internal/studio/providers/{quote(provider, safe='')}"
-        try:
-            async with self._session.get(self._base_url + path, headers=self._headers) as response:
-                if response.status in (404, 422):
-                    return None
-                if response.status != 200:
-                    raise TransientError(f"{self._base_url} answered {response.status} for {path}")
-                body = await response.json()
-        except (aiohttp.ClientError, TimeoutError, ValueError) as error:
-            raise TransientError(f"{self._base_url} unreachable: {error}") from error
+        body = await self._json("GET", f"/v1/internal/studio/providers/{quote(provider, safe='')}")
         for offered in body.get("models", ()) if isinstance(body, dict) else ():
             if (
                 isinstance(offered, dict)
