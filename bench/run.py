@@ -28,6 +28,7 @@ import e2e_tasks
 import provider_limiter
 import roundtrip
 import storage_presign
+import studio_overhead
 import web_bundle
 
 BENCHMARKS = {
@@ -37,6 +38,7 @@ BENCHMARKS = {
     "storage_presign": storage_presign.run,
     "provider_limiter": provider_limiter.run,
     "e2e_tasks": e2e_tasks.run,
+    "studio_overhead": studio_overhead.run,
     "web_bundle": web_bundle.run,
 }
 RESULTS = Path(__file__).resolve().parent / "results"
