@@ -107,6 +107,17 @@ async def test_an_admin_chats_draws_and_quotes_an_image_in_the_studio(browser: B
     await expect(uploaded).to_have_attribute("data-status", "completed", timeout=REPLY_TIMEOUT)
     await expect(uploaded.get_by_test_id("reply-text")).to_contain_text("I can see 1 image")
 
+    # A chat model draws too, with its image tool, when asked to (Talk / Draw).
+    await page.get_by_test_id("prompt-mode-image").click()
+    one = page.get_by_test_id("prompt-variants").locator("input")
+    await one.fill("1")
+    await one.press("Tab")
+    await send(page, "a blue fox")
+    drawn = last_turn_replies(page)
+    await expect(drawn).to_have_attribute("data-status", "completed", timeout=REPLY_TIMEOUT)
+    await expect(drawn.get_by_test_id("reply-image").locator("img")).to_be_visible()
+    await expect(drawn.get_by_test_id("reply-text")).to_contain_text("picture made on this machine")
+
     # The same page in Chinese.
     await page.get_by_test_id("locale-menu").click()
     await page.get_by_text("中文", exact=True).click()
@@ -187,3 +198,53 @@ async def test_a_chat_is_renamed_moved_archived_and_deleted_from_its_menu(
     await expect(row).to_have_count(0)
     await expect(page.get_by_test_id("no-chat")).to_be_visible()
     assert page_errors(page) == []
+
+
+async def test_a_super_admin_reads_another_admins_chat_without_writing_to_it(
+    browser: Browser, admin_email
+) -> None:
+    title = f"Not mine {uuid.uuid4().hex[:8]}"
+    await _another_admins_chat(admin_email, title)
+    page = await new_page(browser)
+    await studio(page, admin_email)
+
+    await expect(page.get_by_test_id("chat-item").filter(has_text=title)).to_have_count(0)  # mine only
+    await page.get_by_test_id("show-everyone").click()
+    item = page.get_by_test_id("chat-item").filter(has_text=title)
+    await expect(item.get_by_test_id("others-chat")).to_be_visible()
+    await expect(item.get_by_test_id("chat-actions")).to_have_count(0)
+    await item.get_by_role("button").first.click()
+
+    await expect(page.get_by_test_id("chat-title-shown")).to_have_text(title)
+    await expect(page.get_by_test_id("user-message").last).to_contain_text("hello from another admin")
+    await expect(page.get_by_test_id("read-only")).to_be_visible()
+    await expect(page.get_by_test_id("prompt-bar")).to_have_count(0)
+    await expect(page.get_by_test_id("edit-chat")).to_have_count(0)
+    assert page_errors(page) == []
+
+
+async def _another_admins_chat(super_admin_email: str, title: str) -> None:
+    """A plain admin (made so by the super admin) starts a chat with one message, through the API."""
+    from clients import PASSWORD, bearer, call, sign_in, sign_up, unique_email
+    from clients import browser as api_client
+
+    async with api_client() as client:
+        _, root = await sign_in(client, super_admin_email, PASSWORD, mode="token")
+        email = unique_email("studio-other")
+        account = await sign_up(client, email, mode="token")
+        status, _, _ = await call(
+            client, "PUT", f"/api/admin/users/{account['user']['id']}/role", json={"role": "admin"},
+            headers=bearer(root["access_token"]),
+        )  # fmt: skip
+        assert status == 200
+        _, other = await sign_in(client, email, PASSWORD, mode="token")
+        token = bearer(other["access_token"])
+        status, chat, _ = await call(
+            client, "POST", "/api/admin/studio/chats", json={"title": title}, headers=token
+        )
+        assert status == 201, chat
+        status, posted, _ = await call(
+            client, "POST", f"/api/admin/studio/chats/{chat['id']}/messages",
+            json={"content": "hello from another admin"}, headers=token,
+        )  # fmt: skip
+        assert status == 202, posted

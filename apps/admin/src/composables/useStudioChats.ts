@@ -18,12 +18,16 @@ export function useStudioProjects() {
   })
 }
 
-export function useStudioChats(filter: Ref<ProjectFilter>, archived: Ref<boolean>) {
+export function useStudioChats(filter: Ref<ProjectFilter>, archived: Ref<boolean>, everyone: Ref<boolean>) {
   const chats = useInfiniteQuery({
-    queryKey: ['studio', 'chats', filter, archived],
+    queryKey: ['studio', 'chats', filter, archived, everyone],
     initialPageParam: null as string | null,
     queryFn: ({ pageParam }) =>
-      unwrap(api.GET('/api/admin/studio/chats', { params: { query: { ...chatQuery(filter.value, archived.value), limit: 30, cursor: pageParam } } })),
+      unwrap(
+        api.GET('/api/admin/studio/chats', {
+          params: { query: { ...chatQuery(filter.value, archived.value, everyone.value), limit: 30, cursor: pageParam } },
+        }),
+      ),
     getNextPageParam: (page) => page.next_cursor ?? null,
   })
   const rows = computed(() => chats.data.value?.pages.flatMap((page) => page.items) ?? [])

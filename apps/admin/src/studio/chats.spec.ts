@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { blankChat, type Chat, chatCreate, chatQuery, chatUpdate, fromChat, sameFilter } from './chats'
+import { blankChat, type Chat, chatCreate, chatQuery, chatUpdate, fromChat, sameFilter, writableBy } from './chats'
 
 const chat: Chat = {
   id: 'c1',
@@ -19,6 +19,7 @@ describe('the studio chat list', () => {
     expect(chatQuery({ kind: 'all' }, false)).toEqual({ archived: false })
     expect(chatQuery({ kind: 'none' }, false)).toEqual({ project: '', archived: false })
     expect(chatQuery({ kind: 'project', name: 'Animals' }, true)).toEqual({ project: 'Animals', archived: true })
+    expect(chatQuery({ kind: 'none' }, false, true)).toEqual({ project: '', archived: false, all: true })
     expect(sameFilter({ kind: 'project', name: 'a' }, { kind: 'project', name: 'b' })).toBe(false)
     expect(sameFilter({ kind: 'none' }, { kind: 'none' })).toBe(true)
   })
@@ -35,5 +36,13 @@ describe('the chat form', () => {
     expect(chatUpdate(chat, fromChat(chat))).toEqual({})
     expect(chatUpdate(chat, { ...fromChat(chat), title: 'Wolves', project: '' })).toEqual({ title: 'Wolves', project: null })
     expect(chatUpdate(chat, { ...fromChat(chat), title: ' ', systemPrompt: 'Be brief.' })).toEqual({ system_prompt: 'Be brief.' })
+  })
+})
+
+describe('who writes to a chat', () => {
+  it('is its own admin only; a super admin reads another admin\'s chat without writing to it', () => {
+    expect(writableBy(chat, 'a1')).toBe(true)
+    expect(writableBy(chat, 'someone-else')).toBe(false)
+    expect(writableBy(chat, null)).toBe(false)
   })
 })

@@ -13,9 +13,16 @@ export type ChatUpdate = components['schemas']['ChatUpdate']
 /** Every chat, the chats in no project, or one project's. */
 export type ProjectFilter = { kind: 'all' } | { kind: 'none' } | { kind: 'project'; name: string }
 
-export function chatQuery(filter: ProjectFilter, archived: boolean): { project?: string; archived: boolean } {
-  if (filter.kind === 'all') return { archived }
-  return { project: filter.kind === 'none' ? '' : filter.name, archived }
+/** The list's query; `everyone` (super admins) lists every admin's chats, not only mine. */
+export function chatQuery(filter: ProjectFilter, archived: boolean, everyone = false): { project?: string; archived: boolean; all?: boolean } {
+  const scope = everyone ? { archived, all: true } : { archived }
+  if (filter.kind === 'all') return scope
+  return { ...scope, project: filter.kind === 'none' ? '' : filter.name }
+}
+
+/** Whether `adminId` may write to the chat (post, rename, archive, delete): only its own admin may. */
+export function writableBy(chat: Chat, adminId: string | null | undefined): boolean {
+  return adminId !== null && adminId !== undefined && chat.admin_id === adminId
 }
 
 export function sameFilter(a: ProjectFilter, b: ProjectFilter): boolean {

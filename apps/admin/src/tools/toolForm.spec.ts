@@ -70,7 +70,7 @@ function storedTool(): AdminTool {
   return {
     id: 't-1', slug: 'sketch-cut', title: 'Sketch Cut', description: 'Sketch, then cut out.',
     thumbnail_asset_id: 'a-thumb', thumbnail_url: 'https://cdn/thumb.png', tool_type_id: 'tt-1',
-    tool_type: { id: 'tt-1', name: 'image', display_name: 'Image' },
+    tool_type: { id: 'tt-1', name: 'image', display_name: 'Image' }, usage_count: 12,
     config: {
       pipeline: true,
       steps: [

@@ -1955,6 +1955,11 @@ export interface components {
                 [key: string]: unknown;
             };
             /**
+             * Usage Count
+             * @description How many tasks of the tool started (child tasks not counted).
+             */
+            usage_count: number;
+            /**
              * Created At
              * Format: date-time
              */

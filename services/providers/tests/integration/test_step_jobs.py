@@ -176,3 +176,23 @@ async def test_a_repeated_step_requested_adds_no_second_job(pool) -> None:
 
     assert added == [True, False]
     assert len(await jobs_of(pool, "task-twice")) == 1
+
+
+async def test_due_jobs_are_taken_in_turns_per_user_so_a_burst_does_not_starve_the_others(pool) -> None:
+    async def queue(user_id: str, count: int, at: datetime) -> None:
+        async with ProvidersUnitOfWork(pool) as uow:
+            for number in range(count):
+                requested = step_requested(step_id=f"step-{number}").model_copy(update={"user_id": user_id})
+                change = step_job.accept(
+                    requested, job_id=str(uuid.uuid4()), correlation_id="c", causation_id="c", now=at
+                )
+                assert await uow.jobs.add(change.job, decided_at=at)
+
+    await queue("user-burst", 10, NOW - timedelta(seconds=5))  # queued first, and many
+    await queue("user-few", 2, NOW)
+
+    first = await claim(pool, "runner-a", limit=4)
+    rest = await claim(pool, "runner-a", limit=20)
+
+    assert [job.user_id for job in first] == ["user-burst", "user-few", "user-burst", "user-few"]
+    assert [job.user_id for job in rest] == ["user-burst"] * 8

@@ -217,3 +217,20 @@ async def test_tasks_are_listed_newest_first_in_keyset_pages(http, clock) -> Non
     assert theirs == {"items": [], "next_cursor": None}
     assert len(admin["items"]) == 3
     assert forged_status == 422
+
+
+async def test_a_tool_counts_its_started_tasks_once_each_and_not_their_child_tasks(http, app) -> None:
+    _, task = await call(http, "POST", "/v1/tasks", AS_OWNER, FIGME)
+    _, waiting = await call(http, "POST", "/v1/tasks", AS_OWNER, FIGME)
+    reserved = CreditsReserved(
+        user_id=OWNER, reservation_id=task["id"], amount=12, balance_after=0, reserved_after=12
+    )
+
+    async with in_memory_consumer("tasks", app.parts.subscriptions, unit_of_work=app.parts.unit_of_work) as c:
+        await c.deliver_event(reserved)
+        await c.deliver_event(reserved.model_copy(update={}))  # the same news again, as a new event
+
+    status, tool = await call(http, "GET", f"/v1/admin/tools/{task['tool_id']}", AS_ADMIN)
+    assert status == 200
+    assert tool["usage_count"] == 1, "one started task; the pending one is not a use yet"
+    assert waiting["status"] == "pending"

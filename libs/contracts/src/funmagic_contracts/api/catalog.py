@@ -423,6 +423,7 @@ class AdminToolView(Reply):
     is_active: bool
     is_featured: bool
     translations: dict[str, Any]
+    usage_count: int = Field(description="How many tasks of the tool started (child tasks not counted).")
     created_at: datetime
     updated_at: datetime
     deleted_at: datetime | None = Field(

@@ -178,15 +178,29 @@ VALUES (%(id)s, %(task_id)s, %(user_id)s, %(step_id)s, %(attempt)s, %(step_type)
 ON CONFLICT (task_id, step_id, attempt) DO NOTHING
 """
 
+# Due jobs are taken in turns per user and provider: each user's oldest due job of a provider first, then
+# each one's second, and so on (oldest first within a turn). A user with hundreds of queued steps takes
+# one place per turn, like a user with one, so nobody's burst starves the others of a provider's slots.
+# FOR UPDATE cannot sit beside a window function: the turns are numbered first, then the rows locked (and
+# checked again: a row may have changed in between), and the claimed jobs come back in turn order.
 _CLAIM_DUE = f"""
-UPDATE step_jobs SET status = 'running', lease_owner = %(owner)s,
-       lease_until = now() + make_interval(secs => %(lease)s), claims = claims + 1, updated_at = now()
-WHERE id IN (
-    SELECT id FROM step_jobs
-    WHERE (status = 'queued' AND run_at <= now())
-       OR (status = 'running' AND lease_until < now())
-    ORDER BY run_at LIMIT %(limit)s FOR UPDATE SKIP LOCKED)
-RETURNING {JOB_COLUMNS}
+WITH due AS (
+    SELECT id, run_at,
+           row_number() OVER (PARTITION BY scope, provider, user_id ORDER BY run_at, id) AS turn
+    FROM step_jobs
+    WHERE (status = 'queued' AND run_at <= now()) OR (status = 'running' AND lease_until < now())
+), picked AS (
+    SELECT j.id, due.turn, due.run_at FROM step_jobs j JOIN due ON due.id = j.id
+    WHERE (j.status = 'queued' AND j.run_at <= now()) OR (j.status = 'running' AND j.lease_until < now())
+    ORDER BY due.turn, due.run_at, due.id LIMIT %(limit)s FOR UPDATE OF j SKIP LOCKED
+), claimed AS (
+    UPDATE step_jobs SET status = 'running', lease_owner = %(owner)s,
+           lease_until = now() + make_interval(secs => %(lease)s), claims = claims + 1, updated_at = now()
+    WHERE id IN (SELECT id FROM picked)
+    RETURNING {JOB_COLUMNS}
+)
+SELECT claimed.* FROM claimed JOIN picked ON picked.id::text = claimed.id
+ORDER BY picked.turn, picked.run_at, picked.id
 """
 
 _SAVE_JOB = f"""
@@ -256,8 +270,9 @@ class StepJobRecords:
 
     async def claim_due(self, owner: str, *, limit: int, lease_seconds: float) -> list[StepJob]:
         """Take up to `limit` due jobs (`step_job.claim` for many jobs in one statement): queued ones whose
-        time has come and running ones whose runner's lease ran out (it crashed). Database time
-        throughout, so replicas agree on what is due; SKIP LOCKED, so two never take the same job."""
+        time has come and running ones whose runner's lease ran out (it crashed), in turns per user and
+        provider (fair shares under a provider's limits). Database time throughout, so replicas agree on
+        what is due; SKIP LOCKED, so two never take the same job."""
         cursor = await self._conn.execute(
             _CLAIM_DUE, {"owner": owner, "lease": lease_seconds, "limit": limit}
         )

@@ -55,7 +55,8 @@ TYPE_COUNTS = (
 TOOL_COLUMNS = (
     "t.id::text AS id, t.slug, t.title, t.description, t.thumbnail_asset_id::text AS thumbnail_asset_id, "
     "t.tool_type_id::text AS tool_type_id, t.config, t.credits_cost, t.is_active, t.is_featured, "
-    "t.translations, t.created_at, t.updated_at, t.deleted_at, t.image_urls, tt.name AS tool_type_name, "
+    "t.translations, t.created_at, t.updated_at, t.deleted_at, t.image_urls, t.usage_count, "
+    "tt.name AS tool_type_name, "
     "tt.display_name AS tool_type_display_name, tt.translations AS tool_type_translations"
 )
 TOOL_FROM = "tools t JOIN tool_types tt ON tt.id = t.tool_type_id"
@@ -245,6 +246,9 @@ class CatalogRecords:
         )
         row = await cursor.fetchone()
         return None if row is None else _tool_record(row)
+
+    async def count_use(self, tool_id: str) -> None:
+        await self._conn.execute("UPDATE tools SET usage_count = usage_count + 1 WHERE id = %s", [tool_id])
 
     async def hold_tool(self, tool_id: str) -> bool:
         cursor = await self._conn.execute(

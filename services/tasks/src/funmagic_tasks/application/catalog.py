@@ -505,6 +505,7 @@ def _admin_tool_view(record: ToolRecord) -> JsonObject:
         "id": record.id,
         "credits_cost": record.credits_cost,
         "tool_type": _tool_type_of(record.tool_type),
+        "usage_count": record.usage_count,
         "created_at": _time(record.created_at),
         "updated_at": _time(record.updated_at),
         "deleted_at": _time(record.deleted_at),

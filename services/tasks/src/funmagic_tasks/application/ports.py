@@ -168,6 +168,10 @@ class CatalogStore(Protocol):
         """Raises CatalogConflict when another live tool has the slug."""
         ...
 
+    async def count_use(self, tool_id: str) -> None:
+        """One more started top-level task of the tool."""
+        ...
+
     async def hold_tool(self, tool_id: str) -> bool:
         """Keep the live tool from being deleted until the transaction ends (FOR SHARE); False when it is
         gone already."""

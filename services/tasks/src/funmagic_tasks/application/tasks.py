@@ -222,7 +222,10 @@ class TaskService:
     ) -> None:
         task = await uow.tasks.lock(event.reservation_id)
         if task is not None:
-            await _apply(uow, rules.start(task, now=self.clock.now(), policy=self.policy), envelope)
+            change = rules.start(task, now=self.clock.now(), policy=self.policy)
+            await _apply(uow, change, envelope)
+            if rules.is_a_use_of_its_tool(change):
+                await uow.catalog.count_use(task.tool_id)
 
     async def reservation_rejected(
         self, event: CreditsReservationRejected, envelope: Envelope, uow: TasksUnitOfWork

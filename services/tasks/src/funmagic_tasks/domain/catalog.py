@@ -317,6 +317,8 @@ class ToolRecord:
     deleted_at: datetime | None = None
     # The CDN URL of each image the entry names, by asset id (none for an image not published yet).
     image_urls: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    # Top-level tasks of the tool that started.
+    usage_count: int = 0
 
     def as_tool(self) -> Tool:
         """The tool as the task saga uses it (an inactive one has `is_active` False)."""

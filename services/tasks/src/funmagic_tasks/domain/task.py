@@ -82,6 +82,7 @@ __all__ = [
     "delete",
     "event_is_about_the_current_step",
     "fail_step",
+    "is_a_use_of_its_tool",
     "may_request_another",
     "parent_of",
     "reject_reservation",
@@ -250,6 +251,12 @@ class TaskChange:
 
 
 # --- rules ---------------------------------------------------------------------------------------------
+
+
+def is_a_use_of_its_tool(change: TaskChange) -> bool:
+    """A tool is used once per top-level task that starts (a child task continues a use, it is not one)."""
+    started = any(isinstance(event, TaskStarted) for event in change.events)
+    return started and change.task.parent_task_id is None
 
 
 def event_is_about_the_current_step(task: Task, step_id: str, attempt: int) -> bool:

@@ -44,6 +44,7 @@ from funmagic_tasks.domain.task import (
     delete,
     event_is_about_the_current_step,
     fail_step,
+    is_a_use_of_its_tool,
     may_request_another,
     parent_of,
     reject_reservation,
@@ -282,6 +283,17 @@ def test_the_first_step_gets_the_users_prompt_else_the_styles_else_its_own() -> 
     assert first_request(image=None, style="anime").prompt == "Transform into anime style"
     assert first_request(image=None).prompt is None
     assert first_request(own_default, image=None).prompt == "a house prompt"
+
+
+def test_a_started_top_level_task_is_one_use_of_its_tool_and_nothing_else_is() -> None:
+    pending = a_pending_task()
+    started = start(pending, now=at(1), policy=POLICY)
+    child = replace(pending, parent_task_id="parent-task")
+
+    assert is_a_use_of_its_tool(started)
+    assert not is_a_use_of_its_tool(start(started.task, now=at(2), policy=POLICY)), "a redelivery"
+    assert not is_a_use_of_its_tool(start(child, now=at(1), policy=POLICY)), "a child task continues a use"
+    assert not is_a_use_of_its_tool(cancel(pending, by=USER, now=at(1)))
 
 
 def test_a_redelivered_reservation_starts_nothing_twice() -> None:
