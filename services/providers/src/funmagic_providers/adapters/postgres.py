@@ -179,8 +179,9 @@ ON CONFLICT (task_id, step_id, attempt) DO NOTHING
 """
 
 # Due jobs are taken in turns per user and provider: each user's oldest due job of a provider first, then
-# each one's second, and so on (oldest first within a turn). A user with hundreds of queued steps takes
-# one place per turn, like a user with one, so nobody's burst starves the others of a provider's slots.
+# each one's second, and so on (oldest first within a turn): a user with hundreds of due steps takes one
+# place per turn, like a user with one. (Not yet fair shares under a provider's concurrency limit: a job the
+# limiter delays waits out its delay while jobs never claimed yet take the freed slots.)
 # FOR UPDATE cannot sit beside a window function: the turns are numbered first, then the rows locked (and
 # checked again: a row may have changed in between), and the claimed jobs come back in turn order.
 _CLAIM_DUE = f"""
@@ -271,8 +272,8 @@ class StepJobRecords:
     async def claim_due(self, owner: str, *, limit: int, lease_seconds: float) -> list[StepJob]:
         """Take up to `limit` due jobs (`step_job.claim` for many jobs in one statement): queued ones whose
         time has come and running ones whose runner's lease ran out (it crashed), in turns per user and
-        provider (fair shares under a provider's limits). Database time throughout, so replicas agree on
-        what is due; SKIP LOCKED, so two never take the same job."""
+        provider. Database time throughout, so replicas agree on what is due; SKIP LOCKED, so two never
+        take the same job."""
         cursor = await self._conn.execute(
             _CLAIM_DUE, {"owner": owner, "lease": lease_seconds, "limit": limit}
         )
