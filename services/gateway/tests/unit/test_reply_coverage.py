@@ -117,6 +117,7 @@ def test_the_admin_tool_declares_the_step_details_the_public_one_hides() -> None
         "config": {"steps": [step], "styleReferences": [], "pipeline": True},
         "is_active": True,
         "translations": {"de": {"title": "Figme"}},
+        "usage_count": 3,
         "created_at": "2026-01-01T00:00:00Z",
         "updated_at": "2026-01-01T00:00:00Z",
     }

@@ -5,6 +5,7 @@ Postgres and Redis are real."""
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -13,7 +14,13 @@ from providers_test_support import FakeStorage, jobs_of, outbox_events, step_req
 from redis.asyncio import Redis
 
 from funmagic_contracts.base import IntegrationEvent
-from funmagic_contracts.providers.events import StepCompleted, StepFailed, StepProgressed, StepStarted
+from funmagic_contracts.providers.events import (
+    StepCompleted,
+    StepDelayed,
+    StepFailed,
+    StepProgressed,
+    StepStarted,
+)
 from funmagic_contracts.tasks.events import StepRequested, TaskCancelRequested
 from funmagic_kit.testing import in_memory_consumer, wait_until
 from funmagic_providers.application.steps import StepRunner
@@ -146,3 +153,70 @@ async def test_a_stopping_runner_hands_its_job_back_and_another_finishes_it_once
 
 def cancel_of(requested: StepRequested) -> TaskCancelRequested:
     return TaskCancelRequested(task_id=requested.task_id, user_id=requested.user_id, by=requested.user_id)
+
+
+async def test_one_users_burst_does_not_starve_another_users_few_under_a_providers_concurrency(
+    pool, redis, build_providers
+) -> None:
+    providers = build_providers(STEP_CONCURRENCY=8)
+    await providers.registry.create(
+        "web", name="shared-local", type="local", config={"rateLimit": {"maxConcurrency": 2}}
+    )
+
+    def steps_of(user_id: str, count: int) -> list[StepRequested]:
+        step = step_requested(provider="shared-local", options={"size": "64x64"})
+        return [
+            step.model_copy(update={"user_id": user_id, "task_id": str(uuid.uuid4())}) for _ in range(count)
+        ]
+
+    burst, few = steps_of("user-burst", 60), steps_of("user-few", 5)
+    await deliver(providers, *burst)  # queued first: the oldest jobs are all the burst's
+    await deliver(providers, *few)
+
+    async def completed(steps: list[StepRequested]) -> int:
+        ids = {s.task_id for s in steps}
+        return sum(1 for e in await outbox_events(pool) if isinstance(e, StepCompleted) and e.task_id in ids)
+
+    async def few_done() -> bool:
+        return await completed(few) == len(few)
+
+    try:
+        async with running(providers.runner):
+            await wait_until(few_done, timeout=60, what="the few steps of the second user")
+            burst_done = await completed(burst)
+    finally:
+        await redis.delete("prl:web:{shared-local}:config")
+
+    # Taking turns, the second user's 5 steps end by about the burst's 6th; 15 leaves room for timing.
+    assert burst_done <= 15, f"{burst_done} of the burst's steps ran before the second user's 5"
+    delayed = [e for e in await outbox_events(pool) if type(e).__name__ == "StepDelayed"]
+    assert delayed == [], "jobs beyond the free slots wait queued: the limiter never has to turn one away"
+
+
+async def test_a_job_the_limiter_turns_away_is_delayed_not_failed_and_runs_once_a_slot_frees(
+    pool, redis, build_providers
+) -> None:
+    providers = build_providers()
+    await providers.registry.create(
+        "web", name="held-local", type="local", config={"rateLimit": {"maxConcurrency": 1}}
+    )
+    # Another replica's call holds the only slot (the database shows no job of ours running).
+    semaphore = "prl:web:{held-local}:sem"
+    await redis.zadd(semaphore, {"another-replica-lease": 9_999_999_999_999})
+    requested = step_requested(provider="held-local", options={"size": "64x64"})
+    await deliver(providers, requested)
+
+    try:
+        async with running(providers.runner):
+            await wait_for_event(pool, requested.task_id, StepDelayed)
+            await redis.zrem(semaphore, "another-replica-lease")
+            await wait_for_event(pool, requested.task_id, StepCompleted)
+    finally:
+        await redis.delete(semaphore, "prl:web:{held-local}:config")
+
+    events = await events_of(pool, requested.task_id)
+    delayed = [e for e in events if isinstance(e, StepDelayed)]
+    assert [e.reason for e in delayed] == ["rate_limited"]
+    assert not any(isinstance(e, StepFailed) for e in events)
+    (job,) = await jobs_of(pool, requested.task_id)
+    assert (job.status, job.retries) == ("completed", 0), "a denial uses no attempt"

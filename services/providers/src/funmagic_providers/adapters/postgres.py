@@ -178,22 +178,41 @@ VALUES (%(id)s, %(task_id)s, %(user_id)s, %(step_id)s, %(attempt)s, %(step_type)
 ON CONFLICT (task_id, step_id, attempt) DO NOTHING
 """
 
-# Due jobs are taken in turns per user and provider: each user's oldest due job of a provider first, then
-# each one's second, and so on (oldest first within a turn): a user with hundreds of due steps takes one
-# place per turn, like a user with one. (Not yet fair shares under a provider's concurrency limit: a job the
-# limiter delays waits out its delay while jobs never claimed yet take the freed slots.)
-# FOR UPDATE cannot sit beside a window function: the turns are numbered first, then the rows locked (and
-# checked again: a row may have changed in between), and the claimed jobs come back in turn order.
+_DUE_WHERE = "(j.status = 'queued' AND j.run_at <= now()) OR (j.status = 'running' AND j.lease_until < now())"
+
+# Fair shares under providers' limits. Due jobs are taken in turns per user and provider, counting what
+# each user has in flight there: a user with k calls running takes their next place at turn k + 1, so a
+# burst of hundreds takes one place per turn like a single step, and a freed slot goes to whoever has the
+# fewest calls in flight. A provider with a concurrency limit gets no more jobs than it has free slots (its
+# limit minus its jobs running, on every replica): the others stay queued — not claimed, not delayed — and
+# the next claim, when a call ends, takes them in turn. (Two replicas may both see one free slot; the
+# limiter then turns one away and delays it, as before.) FOR UPDATE cannot sit beside window functions:
+# the places are numbered first, then the rows locked (and checked again), returned in turn order.
 _CLAIM_DUE = f"""
-WITH due AS (
-    SELECT id, run_at,
-           row_number() OVER (PARTITION BY scope, provider, user_id ORDER BY run_at, id) AS turn
-    FROM step_jobs
-    WHERE (status = 'queued' AND run_at <= now()) OR (status = 'running' AND lease_until < now())
+WITH busy AS (
+    SELECT scope, provider, user_id, count(*) AS running FROM step_jobs
+    WHERE status = 'running' AND lease_until >= now() GROUP BY scope, provider, user_id
+), due AS (
+    SELECT j.id, j.scope, j.provider, j.run_at,
+           row_number() OVER (PARTITION BY j.scope, j.provider, j.user_id ORDER BY j.run_at, j.id)
+             + coalesce(busy.running, 0) AS turn
+    FROM step_jobs j LEFT JOIN busy USING (scope, provider, user_id)
+    WHERE {_DUE_WHERE}
+), placed AS (
+    SELECT due.*, row_number() OVER (PARTITION BY scope, provider ORDER BY turn, run_at, id) AS place
+    FROM due
+), capped AS (
+    SELECT placed.* FROM placed
+    LEFT JOIN unnest(%(cap_scopes)s::text[], %(cap_providers)s::text[], %(cap_limits)s::int[])
+         AS cap (scope, provider, max_concurrency) USING (scope, provider)
+    LEFT JOIN (SELECT scope, provider, sum(running) AS running FROM busy GROUP BY scope, provider)
+         AS in_flight USING (scope, provider)
+    WHERE cap.max_concurrency IS NULL
+       OR placed.place <= cap.max_concurrency - coalesce(in_flight.running, 0)
 ), picked AS (
-    SELECT j.id, due.turn, due.run_at FROM step_jobs j JOIN due ON due.id = j.id
-    WHERE (j.status = 'queued' AND j.run_at <= now()) OR (j.status = 'running' AND j.lease_until < now())
-    ORDER BY due.turn, due.run_at, due.id LIMIT %(limit)s FOR UPDATE OF j SKIP LOCKED
+    SELECT j.id, capped.turn, capped.run_at FROM step_jobs j JOIN capped ON capped.id = j.id
+    WHERE {_DUE_WHERE}
+    ORDER BY capped.turn, capped.run_at, capped.id LIMIT %(limit)s FOR UPDATE OF j SKIP LOCKED
 ), claimed AS (
     UPDATE step_jobs SET status = 'running', lease_owner = %(owner)s,
            lease_until = now() + make_interval(secs => %(lease)s), claims = claims + 1, updated_at = now()
@@ -203,6 +222,8 @@ WITH due AS (
 SELECT claimed.* FROM claimed JOIN picked ON picked.id::text = claimed.id
 ORDER BY picked.turn, picked.run_at, picked.id
 """
+
+_DUE_PROVIDERS = f"SELECT DISTINCT scope, provider FROM step_jobs j WHERE {_DUE_WHERE}"
 
 _SAVE_JOB = f"""
 UPDATE step_jobs SET status = %(status)s,
@@ -269,14 +290,33 @@ class StepJobRecords:
         cursor = await self._conn.execute(_INSERT_JOB, _job_values(job, decided_at))
         return cursor.rowcount == 1
 
-    async def claim_due(self, owner: str, *, limit: int, lease_seconds: float) -> list[StepJob]:
+    async def due_providers(self) -> list[tuple[str, str]]:
+        """(scope, provider) of every job due now."""
+        cursor = await self._conn.execute(_DUE_PROVIDERS)
+        return [(row["scope"], row["provider"]) for row in await cursor.fetchall()]
+
+    async def claim_due(
+        self,
+        owner: str,
+        *,
+        limit: int,
+        lease_seconds: float,
+        max_concurrency: Mapping[tuple[str, str], int] | None = None,
+    ) -> list[StepJob]:
         """Take up to `limit` due jobs (`step_job.claim` for many jobs in one statement): queued ones whose
         time has come and running ones whose runner's lease ran out (it crashed), in turns per user and
-        provider. Database time throughout, so replicas agree on what is due; SKIP LOCKED, so two never
-        take the same job."""
+        provider, and for a provider in `max_concurrency` no more than its free slots. Database time
+        throughout, so replicas agree on what is due; SKIP LOCKED, so two never take the same job."""
+        caps = sorted((max_concurrency or {}).items())
         cursor = await self._conn.execute(
-            _CLAIM_DUE, {"owner": owner, "lease": lease_seconds, "limit": limit}
-        )
+            _CLAIM_DUE,
+            {
+                "owner": owner, "lease": lease_seconds, "limit": limit,
+                "cap_scopes": [scope for (scope, _), _ in caps],
+                "cap_providers": [provider for (_, provider), _ in caps],
+                "cap_limits": [limit_ for _, limit_ in caps],
+            },
+        )  # fmt: skip
         return [_job(row) for row in await cursor.fetchall()]
 
     async def lock(self, job_id: str) -> StepJob | None:

@@ -47,8 +47,21 @@ class StepJobStore(Protocol):
         """Record a new job; False if its (task, step, attempt) is known already."""
         ...
 
-    async def claim_due(self, owner: str, *, limit: int, lease_seconds: float) -> list[StepJob]:
-        """Claim up to `limit` due jobs for `owner` in one go; no two owners get the same job."""
+    async def due_providers(self) -> list[tuple[str, str]]:
+        """(scope, provider) of every job due now."""
+        ...
+
+    async def claim_due(
+        self,
+        owner: str,
+        *,
+        limit: int,
+        lease_seconds: float,
+        max_concurrency: Mapping[tuple[str, str], int] | None = None,
+    ) -> list[StepJob]:
+        """Claim up to `limit` due jobs for `owner` in one go; no two owners get the same job. Jobs are taken
+        in turns per user and provider, and a provider in `max_concurrency` gets no more than its free
+        slots (its limit minus its running jobs)."""
         ...
 
     async def lock(self, job_id: str) -> StepJob | None: ...

@@ -142,9 +142,19 @@ class StepRunner:
 
     async def _claim_and_start(self, free: int) -> None:
         async with self.uow() as uow:
+            due = await uow.jobs.due_providers()
+        # A provider with a concurrency limit is given no more jobs than it has free slots: the rest wait
+        # queued and are taken in turn when a call ends, not turned away by the limiter and delayed.
+        limits = {}
+        for scope, provider in due:
+            max_concurrency = (await self.limiter.config(scope, provider)).max_concurrency
+            if max_concurrency:
+                limits[(scope, provider)] = max_concurrency
+        async with self.uow() as uow:
             jobs = await uow.jobs.claim_due(
-                self.owner, limit=free, lease_seconds=self.settings.step_lease_seconds
-            )
+                self.owner, limit=free, lease_seconds=self.settings.step_lease_seconds,
+                max_concurrency=limits,
+            )  # fmt: skip
         for job in jobs:
             task = asyncio.create_task(self._execute(job), name=f"step-job-{job.id}")
             self._running[job.id] = task
