@@ -325,6 +325,22 @@ async def test_desktop_screenshots_of_home_and_profile(browser: Browser) -> None
     await screenshot(page, "profile")
 
 
+async def test_the_credit_history_shows_one_kind_of_entry_when_asked(browser: Browser) -> None:
+    from .test_admin_tools import choose
+
+    page, _ = await signed_in(browser)
+    await page.goto("/profile")
+    history = page.get_by_test_id("transactions")
+    await expect(history.locator("tr")).to_have_count(1)
+    await expect(history).to_contain_text("Welcome bonus")
+
+    await choose(page, page.get_by_test_id("transaction-kind"), "Purchase")
+    await expect(history).to_have_count(0)  # no purchase yet: the empty state
+    await choose(page, page.get_by_test_id("transaction-kind"), "Welcome bonus")
+    await expect(page.get_by_test_id("transactions").locator("tr")).to_have_count(1)
+    assert page_errors(page) == []
+
+
 async def test_signing_out_sends_protected_pages_to_sign_in(browser: Browser) -> None:
     page, _ = await signed_in(browser)
     await page.goto("/creations")

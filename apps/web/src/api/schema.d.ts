@@ -5531,6 +5531,26 @@ export interface components {
              */
             next_cursor?: string | null;
         };
+        /** TransactionQuery */
+        TransactionQuery: {
+            /**
+             * Limit
+             * @default 20
+             */
+            limit?: number;
+            /**
+             * Cursor
+             * @description `next_cursor` of the previous page.
+             * @default null
+             */
+            cursor?: string | null;
+            /**
+             * Type
+             * @description Only entries of this type.
+             * @default null
+             */
+            type?: ("purchase" | "spend" | "refund" | "bonus" | "admin_adjust") | null;
+        };
         /** UploadRequest */
         UploadRequest: {
             /** Filename */
@@ -7541,6 +7561,7 @@ export interface operations {
             query?: {
                 limit?: number;
                 cursor?: string | null;
+                type?: ("purchase" | "spend" | "refund" | "bonus" | "admin_adjust") | null;
             };
             header?: never;
             path?: never;
@@ -13149,7 +13170,9 @@ export interface operations {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "text/event-stream": string;
+                };
             };
             /** @description The task's stream already ended before `Last-Event-ID`. */
             204: {
@@ -13230,7 +13253,9 @@ export interface operations {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "text/event-stream": string;
+                };
             };
             /** @description Bad Request */
             400: {
@@ -13261,6 +13286,15 @@ export interface operations {
             };
             /** @description Too Many Requests */
             429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -155,6 +155,8 @@ export default {
     deleteConfirm: 'Gib zur Bestätigung dein Passwort ein',
     deleteAccount: 'Mein Konto löschen',
     lastActive: 'zuletzt aktiv: {when}',
+    allKinds: 'Alle Buchungen',
+    kindFilter: 'Anzeigen',
     kind: {
       bonus: 'Willkommensbonus',
       purchase: 'Kauf',

@@ -155,6 +155,8 @@ export default {
     deleteConfirm: 'Type your password to confirm',
     deleteAccount: 'Delete my account',
     lastActive: 'last active {when}',
+    allKinds: 'All entries',
+    kindFilter: 'Show',
     kind: {
       bonus: 'Welcome bonus',
       purchase: 'Purchase',

@@ -155,6 +155,8 @@ export default {
     deleteConfirm: 'Escribe tu contraseña para confirmar',
     deleteAccount: 'Eliminar mi cuenta',
     lastActive: 'última actividad: {when}',
+    allKinds: 'Todos los movimientos',
+    kindFilter: 'Mostrar',
     kind: {
       bonus: 'Bono de bienvenida',
       purchase: 'Compra',

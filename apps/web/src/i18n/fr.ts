@@ -156,6 +156,8 @@ export default {
     deleteConfirm: 'Saisissez votre mot de passe pour confirmer',
     deleteAccount: 'Supprimer mon compte',
     lastActive: 'dernière activité : {when}',
+    allKinds: 'Toutes les opérations',
+    kindFilter: 'Afficher',
     kind: {
       bonus: 'Bonus de bienvenue',
       purchase: 'Achat',

@@ -155,6 +155,8 @@ export default {
     deleteConfirm: '確認のためパスワードを入力してください',
     deleteAccount: 'アカウントを削除する',
     lastActive: '最終アクティブ：{when}',
+    allKinds: 'すべての取引',
+    kindFilter: '表示',
     kind: {
       bonus: 'ウェルカムボーナス',
       purchase: '購入',

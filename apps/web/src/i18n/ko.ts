@@ -155,6 +155,8 @@ export default {
     deleteConfirm: '확인을 위해 비밀번호를 입력하세요',
     deleteAccount: '내 계정 삭제',
     lastActive: '마지막 활동: {when}',
+    allKinds: '모든 내역',
+    kindFilter: '보기',
     kind: {
       bonus: '가입 환영 보너스',
       purchase: '구매',

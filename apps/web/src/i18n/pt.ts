@@ -155,6 +155,8 @@ export default {
     deleteConfirm: 'Digite sua senha para confirmar',
     deleteAccount: 'Excluir minha conta',
     lastActive: 'última atividade: {when}',
+    allKinds: 'Todos os lançamentos',
+    kindFilter: 'Mostrar',
     kind: {
       bonus: 'Bônus de boas-vindas',
       purchase: 'Compra',

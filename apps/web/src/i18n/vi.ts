@@ -155,6 +155,8 @@ export default {
     deleteConfirm: 'Nhập mật khẩu để xác nhận',
     deleteAccount: 'Xóa tài khoản của tôi',
     lastActive: 'hoạt động lần cuối: {when}',
+    allKinds: 'Tất cả giao dịch',
+    kindFilter: 'Hiển thị',
     kind: {
       bonus: 'Quà chào mừng',
       purchase: 'Mua',

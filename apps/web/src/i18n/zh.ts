@@ -155,6 +155,8 @@ export default {
     deleteConfirm: '输入密码以确认',
     deleteAccount: '删除我的账号',
     lastActive: '最近活跃：{when}',
+    allKinds: '全部记录',
+    kindFilter: '显示',
     kind: {
       bonus: '新用户奖励',
       purchase: '购买',

@@ -91,6 +91,8 @@ class Operation:
     extra_responses: dict[int, str] = field(default_factory=dict)
     # The OpenAPI operationId; by default the handler's name (give one when handlers are shared or built).
     name: str | None = None
+    # What a success answers when it is not a JSON model: "text/event-stream" for a stream of events.
+    media_type: str | None = None
 
     def route(self) -> web.RouteDef:
         """The aiohttp route, with the declared access enforced before the handler runs."""
@@ -274,6 +276,8 @@ def _operation_object(
     success: dict[str, Any] = {"description": op.summary}
     if op.response is not None:
         success["content"] = {"application/json": {"schema": refs[op.response]}}
+    elif op.media_type is not None:
+        success["content"] = {op.media_type: {"schema": {"type": "string"}}}
     responses: dict[str, Any] = {str(op.status): success}
     for status, text in op.extra_responses.items():
         responses[str(status)] = {"description": text}

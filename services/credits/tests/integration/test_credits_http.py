@@ -290,6 +290,27 @@ async def test_the_history_and_the_ledger_page_newest_first(http) -> None:
     assert [e["data"]["amount"] for e in ledger["items"]] == [3, 2, 1]
 
 
+async def test_the_history_shows_one_type_of_entry_when_asked(http) -> None:
+    user = new_id()
+    for amount in (5, -2, 7):
+        async with http.post(
+            f"/v1/admin/users/{user}/adjustments", json={"amount": amount, "reason": "r"}, headers=as_admin()
+        ) as response:
+            assert response.status == 201
+
+    async with http.get("/v1/credits/me/transactions?type=admin_adjust", headers=as_user(user)) as response:
+        adjustments = await response.json()
+    async with http.get("/v1/credits/me/transactions?type=purchase", headers=as_user(user)) as response:
+        purchases = await response.json()
+    async with http.get("/v1/credits/me/transactions?type=gift", headers=as_user(user)) as response:
+        refused = response.status
+
+    assert [t["amount"] for t in adjustments["items"]] == [7, -2, 5]
+    assert {t["type"] for t in adjustments["items"]} == {"admin_adjust"}
+    assert purchases["items"] == []
+    assert refused == 422
+
+
 async def test_changing_or_deleting_an_unknown_package_is_not_found(http) -> None:
     package = await add_package(http)
     async with http.put(f"/v1/admin/packages/{new_id()}", json=PACKAGE, headers=as_admin()) as response:

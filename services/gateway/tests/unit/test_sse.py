@@ -303,4 +303,7 @@ async def test_the_stream_operations_keep_the_openapi_document_valid(gateway: Ga
     task_stream = paths["/api/tasks/{task_id}/stream"]["get"]
     assert {"200", "204", "400", "401", "404", "429"} <= set(task_stream["responses"])
     assert "text/event-stream" in task_stream["description"]
+    for path in paths:  # what a success answers is declared, not only described
+        assert set(paths[path]["get"]["responses"]["200"]["content"]) == {"text/event-stream"}, path
+        assert "503" in paths[path]["get"]["responses"], path
     assert [p["name"] for p in task_stream["parameters"]] == ["task_id", "lastEventId"]

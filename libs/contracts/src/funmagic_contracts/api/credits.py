@@ -16,7 +16,7 @@ unparsed (the signature covers them). `LifetimePurchases` is the answer of the i
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -41,6 +41,8 @@ __all__ = [
     "StripeEvent",
     "Transaction",
     "TransactionPage",
+    "TransactionQuery",
+    "TransactionType",
     "WebhookReceipt",
 ]
 
@@ -115,6 +117,13 @@ class PageQuery(Request):
     cursor: str | None = Field(
         None, pattern=r"^[0-9]{1,19}$", description="`next_cursor` of the previous page."
     )
+
+
+TransactionType = Literal["purchase", "spend", "refund", "bonus", "admin_adjust"]
+
+
+class TransactionQuery(PageQuery):
+    type: TransactionType | None = Field(None, description="Only entries of this type.")
 
 
 class CheckoutRequest(Request):

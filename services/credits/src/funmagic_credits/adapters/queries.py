@@ -22,6 +22,10 @@ TRANSACTIONS = """
 SELECT position, type, amount, balance_after, reference_id, description, created_at
 FROM credit_transactions WHERE user_id = %s AND position < %s ORDER BY position DESC LIMIT %s
 """
+TRANSACTIONS_OF_TYPE = """
+SELECT position, type, amount, balance_after, reference_id, description, created_at
+FROM credit_transactions WHERE user_id = %s AND type = %s AND position < %s ORDER BY position DESC LIMIT %s
+"""
 # What the user ever bought: the amounts of their ledger's purchases (bonus credits of a package included).
 LIFETIME_PURCHASED = """
 SELECT coalesce(sum((data->>'amount')::bigint), 0) AS lifetime_purchased
@@ -90,8 +94,13 @@ class CreditsReads:
             ],
         }
 
-    async def transactions(self, user_id: str, *, limit: int, before: int | None) -> dict[str, Any]:
-        rows = await self._newest(TRANSACTIONS, user_id, limit=limit, before=before)
+    async def transactions(
+        self, user_id: str, *, limit: int, before: int | None, type_: str | None = None
+    ) -> dict[str, Any]:
+        if type_ is None:
+            rows = await self._newest(TRANSACTIONS, user_id, limit=limit, before=before)
+        else:
+            rows = await self._newest(TRANSACTIONS_OF_TYPE, user_id, type_, limit=limit, before=before)
         items = [
             {
                 "id": str(r["position"]),
@@ -122,10 +131,12 @@ class CreditsReads:
         return {"items": items, "next_cursor": _next_cursor(rows, limit)}
 
     async def _newest(
-        self, query: str, user_id: str, *, limit: int, before: int | None
+        self, query: str, user_id: str, *filters: str, limit: int, before: int | None
     ) -> list[dict[str, Any]]:
         async with self._pool.connection() as conn:
-            cursor = await conn.execute(query, (user_id, _FIRST if before is None else before, limit + 1))
+            cursor = await conn.execute(
+                query, (user_id, *filters, _FIRST if before is None else before, limit + 1)
+            )
             return await cursor.fetchall()
 
 

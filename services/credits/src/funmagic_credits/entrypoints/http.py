@@ -17,7 +17,13 @@ from typing import Any
 
 from aiohttp import web
 
-from funmagic_contracts.api.credits import AdjustmentRequest, CheckoutRequest, PackageRequest, PageQuery
+from funmagic_contracts.api.credits import (
+    AdjustmentRequest,
+    CheckoutRequest,
+    PackageRequest,
+    PageQuery,
+    TransactionQuery,
+)
 from funmagic_contracts.api.stats import StatsQuery, period_of
 from funmagic_credits.adapters.queries import CreditsReads
 from funmagic_credits.application.commerce import Commerce
@@ -72,8 +78,10 @@ class CreditsApp:
 
     async def my_transactions(self, request: web.Request) -> web.Response:
         principal = require_principal(request)
-        query = read_query(request, PageQuery)
-        page = await self.reads.transactions(principal.user_id, limit=query.limit, before=_before(query))
+        query = read_query(request, TransactionQuery)
+        page = await self.reads.transactions(
+            principal.user_id, limit=query.limit, before=_before(query), type_=query.type
+        )
         return web.json_response(page)
 
     async def active_packages(self, request: web.Request) -> web.Response:

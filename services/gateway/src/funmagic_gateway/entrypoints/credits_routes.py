@@ -22,6 +22,7 @@ from funmagic_contracts.api.credits import (
     PageQuery,
     StripeEvent,
     TransactionPage,
+    TransactionQuery,
     WebhookReceipt,
 )
 from funmagic_gateway.adapters.services import ServiceClient
@@ -39,8 +40,8 @@ def credits_operations(credits: ServiceClient) -> list[Operation]:
         Forward("GET", "/api/credits/balance", credits, "/v1/credits/me",
                 "My credit balance", mine, "balance", access="user", reply=Balance),
         Forward("GET", "/api/credits/transactions", credits, "/v1/credits/me/transactions",
-                "My credit history, newest first", mine, "transactions", access="user", query=PageQuery,
-                reply=TransactionPage),
+                "My credit history, newest first", mine, "transactions", access="user",
+                query=TransactionQuery, reply=TransactionPage),
         Forward("GET", "/api/credits/packages", credits, "/v1/packages",
                 "Credit packages for sale", mine, "packages", reply=PackageList),
         Forward("POST", "/api/credits/checkout", credits, "/v1/checkout",

@@ -165,6 +165,7 @@ class SseRoutes:
                 access="user",
                 query=StreamQuery,
                 errors=(400, 404, 503),
+                media_type="text/event-stream",
                 description=f"The owner of the task, or an admin. {_WIRE_FORMAT} The stream ends after "
                 "`completed`, `failed` or `cancelled`; a reconnect after that point gets 204.",
                 extra_responses={204: "The task's stream already ended before `Last-Event-ID`."},
@@ -177,7 +178,8 @@ class SseRoutes:
                 "tasks",
                 access="user",
                 query=StreamQuery,
-                errors=(400,),
+                errors=(400, 503),
+                media_type="text/event-stream",
                 description=f"Every task of the caller, multiplexed (`taskId` in each event). {_WIRE_FORMAT} "
                 "Never ends by itself.",
             ),
