@@ -262,8 +262,14 @@ async def test_a_chat_is_its_admins_alone(platform, admin_token, plain_admin, us
     assert status == 404
     status, _ = await api(other["token"], "DELETE", f"{STUDIO}/chats/{mine['id']}")
     assert status == 404
-    status, _ = await api(user["token"], "GET", f"{STUDIO}/chats/{mine['id']}")
-    assert status == 403, "the studio is for admins: a plain user learns nothing of any chat"
+    for method, path in (
+        ("GET", f"{STUDIO}/chats/{mine['id']}"),
+        ("GET", f"{STUDIO}/chats/{mine['id']}/messages"),
+    ):
+        status, _ = await api(user["token"], method, path)
+        assert status == 404, f"a plain user learns no more of my chat than another admin: {path}"
+    status, _ = await api(user["token"], "GET", f"{STUDIO}/chats")
+    assert status == 403, "the lists are for admins"
     status, listed = await api(plain_admin["token"], "GET", f"{STUDIO}/chats")
     assert [c["id"] for c in listed["items"]] == [mine["id"]], "an admin lists only their own chats"
     status, _ = await api(plain_admin["token"], "GET", f"{STUDIO}/chats", params={"all": "true"})

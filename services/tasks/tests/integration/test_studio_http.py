@@ -147,7 +147,9 @@ async def test_only_the_chats_admin_and_super_admins_see_it_and_only_its_admin_w
     assert (await call(http, "GET", item + "/messages", AS_OTHER_ADMIN))[0] == 404
     assert (await call(http, "PATCH", item, AS_OTHER_ADMIN, {"title": "Mine"}))[0] == 404
     assert (await call(http, "DELETE", item, AS_OTHER_ADMIN))[0] == 404
-    assert (await call(http, "GET", item, AS_USER))[0] == 403
+    for method, path in (("GET", item), ("GET", item + "/messages"), ("DELETE", item)):
+        assert (await call(http, method, path, AS_USER))[0] == 404, "a plain user learns nothing of a chat"
+    assert (await call(http, "GET", "/v1/admin/studio/chats", AS_USER))[0] == 403
     assert (await call(http, "GET", item, AS_ROOT))[0] == 200
     assert (await call(http, "POST", item + "/messages", AS_ROOT, {"content": "hi"}))[0] == 404
     _, everyone = await call(http, "GET", "/v1/admin/studio/chats?all=true", AS_ROOT)

@@ -1,5 +1,9 @@
 """`/api/admin/studio/*`: the admin AI studio, every route a declared forward — chats and messages to tasks,
-the models the prompt bar offers to providers. Replies stream on `GET /api/stream` (see `domain.sse`)."""
+the models the prompt bar offers to providers. Replies stream on `GET /api/stream` (see `domain.sse`).
+
+The routes of one chat or message are open to any signed-in caller and tasks answers 404 to anyone but
+the chat's admin (and, to read, a super admin): a plain user learns no more of a chat than another admin
+does. The lists and creation are for admins (403 otherwise)."""
 
 from __future__ import annotations
 
@@ -43,25 +47,25 @@ def studio_operations(tasks: ServiceClient, providers: ServiceClient) -> list[Op
                 "Start a chat", tag, "create_chat", access="admin", body=ChatCreate, reply=Chat,
                 status=201, errors=(422,)),
         Forward("GET", chat, tasks, internal_chat,
-                "One of my chats", tag, "get_chat", access="admin", reply=Chat, errors=(404,)),
+                "One of my chats", tag, "get_chat", access="user", reply=Chat, errors=(404,)),
         Forward("PATCH", chat, tasks, internal_chat,
-                "Rename, move, archive or re-prompt a chat", tag, "update_chat", access="admin",
+                "Rename, move, archive or re-prompt a chat", tag, "update_chat", access="user",
                 body=ChatUpdate, dump="exclude_unset", reply=Chat, errors=(404, 422)),
         Forward("DELETE", chat, tasks, internal_chat,
                 "Delete a chat, its messages and the images its replies made", tag, "delete_chat",
-                access="admin", status=204, errors=(404,),
+                access="user", status=204, errors=(404,),
                 description="A reply still running is cancelled first."),
         Forward("GET", chat + "/messages", tasks, internal_chat + "/messages",
-                "A chat's messages, newest first", tag, "list_messages", access="admin", query=MessageQuery,
+                "A chat's messages, newest first", tag, "list_messages", access="user", query=MessageQuery,
                 reply=MessagePage, errors=(404,)),
         Forward("POST", chat + "/messages", tasks, internal_chat + "/messages",
                 "Send a prompt; the replies run in the background (send an Idempotency-Key to retry safely)",
-                tag, "post_message", access="admin", body=MessagePost, reply=PostedMessage, status=202,
+                tag, "post_message", access="user", body=MessagePost, reply=PostedMessage, status=202,
                 errors=(404, 409, 422), idempotent=True,
                 description="`kind: text` continues the conversation (409 while a reply of the chat still "
                             "runs); `kind: image` asks for `variants` images, each its own job. Replies "
                             "stream on `GET /api/stream` as `reply_*` events."),
         Forward("POST", public + "/messages/{message_id}/cancel", tasks,
                 internal + "/messages/{message_id}/cancel",
-                "Cancel a running reply", tag, "cancel_reply", access="admin", reply=Message, errors=(404,)),
+                "Cancel a running reply", tag, "cancel_reply", access="user", reply=Message, errors=(404,)),
     )  # fmt: skip

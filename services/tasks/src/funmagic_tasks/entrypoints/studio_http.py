@@ -10,7 +10,15 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from funmagic_contracts.api.studio import ChatCreate, ChatQuery, ChatUpdate, MessagePost, MessageQuery
-from funmagic_kit.api import idempotency_key, path_uuid, read_body, read_query, require_role
+from funmagic_kit.api import (
+    idempotency_key,
+    path_uuid,
+    read_body,
+    read_query,
+    require_principal,
+    require_role,
+)
+from funmagic_kit.http import HttpProblem
 from funmagic_tasks.application.studio import Caller, StudioService
 
 __all__ = ["StudioApp"]
@@ -18,6 +26,14 @@ __all__ = ["StudioApp"]
 
 def _caller(request: web.Request) -> Caller:
     principal = require_role(request, "admin")
+    return Caller(principal.user_id, super_admin=principal.has_role("super_admin"))
+
+
+def _chat_caller(request: web.Request, what: str = "chat") -> Caller:
+    """For the routes of one chat or message: anyone but an admin gets the answer of a chat not theirs."""
+    principal = require_principal(request)
+    if not principal.has_role("admin"):
+        raise HttpProblem(404, "Not Found", f"no such {what}")
     return Caller(principal.user_id, super_admin=principal.has_role("super_admin"))
 
 
@@ -58,11 +74,11 @@ class StudioApp:
         return web.json_response(await self.studio.create_chat(caller, body.model_dump()), status=201)
 
     async def get_chat(self, request: web.Request) -> web.Response:
-        caller = _caller(request)
+        caller = _chat_caller(request)
         return web.json_response(await self.studio.get_chat(caller, path_uuid(request, "chat_id", "chat")))
 
     async def update_chat(self, request: web.Request) -> web.Response:
-        caller = _caller(request)
+        caller = _chat_caller(request)
         chat_id = path_uuid(request, "chat_id", "chat")
         body = await read_body(request, ChatUpdate)
         return web.json_response(
@@ -70,12 +86,12 @@ class StudioApp:
         )
 
     async def delete_chat(self, request: web.Request) -> web.Response:
-        caller = _caller(request)
+        caller = _chat_caller(request)
         await self.studio.delete_chat(caller, path_uuid(request, "chat_id", "chat"))
         return web.Response(status=204)
 
     async def messages(self, request: web.Request) -> web.Response:
-        caller = _caller(request)
+        caller = _chat_caller(request)
         chat_id = path_uuid(request, "chat_id", "chat")
         query = read_query(request, MessageQuery)
         return web.json_response(
@@ -83,7 +99,7 @@ class StudioApp:
         )
 
     async def post_message(self, request: web.Request) -> web.Response:
-        caller = _caller(request)
+        caller = _chat_caller(request)
         chat_id = path_uuid(request, "chat_id", "chat")
         body = await read_body(request, MessagePost)
         posted, created = await self.studio.post_message(
@@ -92,6 +108,6 @@ class StudioApp:
         return web.json_response(posted, status=202 if created else 200)
 
     async def cancel_reply(self, request: web.Request) -> web.Response:
-        caller = _caller(request)
+        caller = _chat_caller(request, "message")
         message_id = path_uuid(request, "message_id", "message")
         return web.json_response(await self.studio.cancel_reply(caller, message_id))
