@@ -13,7 +13,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 
 from funmagic_contracts.live import LIVE_STREAM, LIVE_STREAM_FIELD, LiveReplyPiece
-from funmagic_gateway.adapters.task_streams import StreamUnavailable
+from funmagic_gateway.adapters.task_streams import StreamUnavailable, stream_messages
 
 __all__ = ["LIVE_GROUP", "LiveReplyReader"]
 
@@ -43,7 +43,11 @@ class LiveReplyReader:
             raise StreamUnavailable(f"cannot read {LIVE_STREAM}: {error}") from error
         except (RedisError, OSError) as error:
             raise StreamUnavailable(f"cannot read {LIVE_STREAM}: {error}") from error
-        return [piece for piece in map(_piece, _messages(reply)) if piece is not None]
+        return [
+            piece
+            for piece in map(_piece, (fields for _id, fields in stream_messages(reply)))
+            if piece is not None
+        ]
 
     async def _create_group(self) -> None:
         try:
@@ -52,19 +56,6 @@ class LiveReplyReader:
             if "BUSYGROUP" not in str(error):  # another replica made it first: fine
                 raise
         self._group_ready = True
-
-
-def _messages(reply: Any) -> list[dict[Any, Any]]:
-    # RESP2: [[key, [(id, fields), ...]]]; RESP3: {key: [[(id, fields), ...]]}; None on timeout.
-    if not reply:
-        return []
-    streams = reply.values() if isinstance(reply, dict) else (messages for _key, messages in reply)
-    found = []
-    for messages in streams:
-        for message in messages:
-            if isinstance(message, list | tuple) and len(message) == 2 and isinstance(message[1], dict):
-                found.append(message[1])
-    return found
 
 
 def _piece(fields: dict[Any, Any]) -> LiveReplyPiece | None:

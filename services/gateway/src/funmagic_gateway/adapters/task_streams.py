@@ -39,6 +39,7 @@ __all__ = [
     "StreamUnavailable",
     "TaskStreams",
     "create_stream_read_client",
+    "stream_messages",
     "task_stream_key",
     "user_stream_key",
 ]
@@ -221,7 +222,7 @@ class TaskStreams:
             reply = await self._reads.xread({stream_key: after or START}, count=count, block=block_ms)
         except (RedisError, OSError) as error:
             raise StreamUnavailable(f"cannot read {stream_key}: {error}") from error
-        return [entry for entry in map(_stored_entry, _stream_messages(reply)) if entry is not None]
+        return [entry for entry in map(_stored_entry, stream_messages(reply)) if entry is not None]
 
 
 def _outcome(reply: bytes | str) -> Outcome:
@@ -233,7 +234,7 @@ def _outcome(reply: bytes | str) -> Outcome:
     return Outcome.APPENDED
 
 
-def _stream_messages(reply: Any) -> list[tuple[Any, dict[Any, Any]]]:
+def stream_messages(reply: Any) -> list[tuple[Any, dict[Any, Any]]]:
     # One stream was asked for: RESP2 answers [[key, messages]], RESP3 {key: [messages]}; None on timeout.
     if not reply:
         return []
