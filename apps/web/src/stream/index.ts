@@ -1,12 +1,13 @@
-/** The tab's one task stream, created on first use; a 401 on it means the session is over. */
+/** The tab's one task stream, created on first use; a 401 on it that a refresh cannot cure ends the session. */
 
+import { refreshSession } from '@/api/client'
 import { useSessionStore } from '@/stores/session'
 import { UserStream } from './userStream'
 
 let stream: UserStream | null = null
 
 export function userStream(): UserStream {
-  stream ??= new UserStream({ onUnauthorized: () => useSessionStore().forget() })
+  stream ??= new UserStream({ refresh: refreshSession, onUnauthorized: () => useSessionStore().forget() })
   return stream
 }
 

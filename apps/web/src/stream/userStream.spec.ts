@@ -217,6 +217,61 @@ describe('UserStream', () => {
     expect(timers.pending.size).toBe(0)
   })
 
+  it('renews the session once when the server ended the stream with it, and resumes where it was', async () => {
+    const server = new FakeServer()
+    const timers = new ManualTimers()
+    let refreshes = 0
+    let signedOut = 0
+    const stream = new UserStream({
+      transport: server.transport,
+      timers,
+      refresh: async () => (refreshes++, true),
+      onUnauthorized: () => signedOut++,
+    })
+    const seen: string[] = []
+    stream.subscribe('t', (e) => seen.push(e.type))
+    await server.waitForConnections(1)
+    server.send(frame('1-0', 'progress', { taskId: 't' }) + 'event: session_ended\ndata: {"reason":"token has expired"}\n\n')
+    server.drop()
+    await flush()
+    server.nextStatus = [401]
+    timers.advance(1000)
+    await server.waitForConnections(3)
+    await flush()
+
+    expect(refreshes).toBe(1)
+    expect(signedOut).toBe(0)
+    expect(server.connections.map((c) => c.lastEventId)).toEqual([null, '1-0', '1-0'])
+    expect(stream.state).toBe('open')
+    expect(seen).toEqual(['progress'])
+    stream.stop()
+  })
+
+  it('ends the session when the refresh is refused, or when the renewed token is refused again', async () => {
+    for (const [refreshAnswer, statuses] of [
+      [false, [401]],
+      [true, [401, 401]],
+    ] as const) {
+      const server = new FakeServer()
+      let refreshes = 0
+      let signedOut = 0
+      const stream = new UserStream({
+        transport: server.transport,
+        timers: new ManualTimers(),
+        refresh: async () => (refreshes++, refreshAnswer),
+        onUnauthorized: () => signedOut++,
+      })
+      server.nextStatus = [...statuses]
+      stream.subscribe('t', () => {})
+      await server.waitForConnections(statuses.length)
+      await flush()
+
+      expect(refreshes).toBe(1)
+      expect(signedOut).toBe(1)
+      expect(stream.state).toBe('closed')
+    }
+  })
+
   it('tells every-task listeners about every event', async () => {
     const server = new FakeServer()
     const stream = new UserStream({ transport: server.transport, timers: new ManualTimers() })

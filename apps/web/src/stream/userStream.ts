@@ -9,6 +9,9 @@
  *   missed and nothing is shown twice; a drop is noticed by a read error, by the server ending the response,
  *   or by silence longer than the heartbeat timeout (the server sends a comment every 15 s).
  * - Reconnects back off (1 s, 2 s, 4 s … at most 30 s, with jitter) and start over at 1 s once connected.
+ * - The server ends the stream with the session (`session_ended`: token expired, signed out, disabled); the
+ *   reconnect that follows is answered 401, the session is refreshed once and the stream resumes — or, when
+ *   the refresh is refused too, the session is over (`onUnauthorized`).
  * - The network is injected (`StreamTransport`), so the logic is tested without a server.
  */
 
@@ -30,6 +33,7 @@ export type StreamEventType =
   | 'reply_completed'
   | 'reply_failed'
   | 'reply_cancelled'
+  | 'session_ended'
 
 export interface StreamEvent {
   id: string | null
@@ -63,7 +67,9 @@ export interface UserStreamOptions {
   timers?: Timers
   heartbeatTimeoutMs?: number
   maxBackoffMs?: number
-  /** Called when the server answers 401: the session ended (the app then signs out). */
+  /** Renews the session after a 401 (`POST /api/auth/refresh`); true when the stream may try again. */
+  refresh?: () => Promise<boolean>
+  /** Called when the server answers 401 and the session cannot be renewed (the app then signs out). */
   onUnauthorized?: () => void
 }
 
@@ -94,6 +100,9 @@ export class UserStream {
   private readonly heartbeatTimeoutMs: number
   private readonly maxBackoffMs: number
   private readonly onUnauthorized: (() => void) | undefined
+  private readonly refresh: (() => Promise<boolean>) | undefined
+  /** A refresh was just done for a 401: another 401 before the stream opens means the session is over. */
+  private refreshed = false
   private readonly byTask = new Map<string, Set<StreamListener>>()
   private readonly anyListeners = new Set<StreamListener>()
   private readonly stateListeners = new Set<(state: ConnectionState) => void>()
@@ -112,6 +121,7 @@ export class UserStream {
     this.heartbeatTimeoutMs = options.heartbeatTimeoutMs ?? 35_000
     this.maxBackoffMs = options.maxBackoffMs ?? 30_000
     this.onUnauthorized = options.onUnauthorized
+    this.refresh = options.refresh
   }
 
   /** Follow one task (or one studio reply, by its message id); returns the function that stops following it. */
@@ -165,12 +175,19 @@ export class UserStream {
     try {
       const response = await this.transport(this.url, this.lastEventId, abort.signal)
       if (response.status === 401) {
+        const renewed = !this.refreshed && this.refresh !== undefined && (await this.refresh())
+        if (renewed && this.running && abort === this.abort) {
+          this.refreshed = true
+          void this.connect()
+          return
+        }
         this.running = false
         this.setState('closed')
         this.onUnauthorized?.()
         return
       }
       if (response.status !== 200 || response.body === null) throw new Error(`stream answered ${response.status}`)
+      this.refreshed = false
       this.attempt = 0
       this.setState('open')
       await this.read(response.body, abort)

@@ -51,7 +51,7 @@ from funmagic_gateway.entrypoints.kafka import PurchasesWatcher, SseProjector
 from funmagic_gateway.entrypoints.live_relay import LiveRelay
 from funmagic_gateway.entrypoints.provider_routes import provider_operations
 from funmagic_gateway.entrypoints.queue_routes import queue_operations
-from funmagic_gateway.entrypoints.sse_routes import SseRoutes, task_owner_check
+from funmagic_gateway.entrypoints.sse_routes import SseRoutes, task_owner_check, token_session_check
 from funmagic_gateway.entrypoints.storage_routes import storage_operations
 from funmagic_gateway.entrypoints.studio_routes import studio_operations
 from funmagic_gateway.entrypoints.task_routes import task_operations
@@ -105,7 +105,11 @@ def build(
     }
     task_streams = TaskStreams(redis, stream_reads)
     sse = SseRoutes(
-        task_streams, task_owner_check(services["tasks"]), heartbeat_seconds=settings.sse_heartbeat_seconds
+        task_streams,
+        task_owner_check(services["tasks"]),
+        heartbeat_seconds=settings.sse_heartbeat_seconds,
+        session_check=token_session_check(verifier),
+        session_check_seconds=settings.sse_session_check_seconds,
     )
     cookies = CookiePolicy(
         secure=settings.cookie_secure,

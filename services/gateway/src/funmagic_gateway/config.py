@@ -31,6 +31,8 @@ class GatewaySettings(ServiceSettings):
     upstream_timeout_seconds: float = Field(15.0, validation_alias="UPSTREAM_TIMEOUT_SECONDS", gt=0)
     # SSE: a `: heartbeat` comment after this many quiet seconds (also the longest blocking XREAD).
     sse_heartbeat_seconds: float = Field(15.0, validation_alias="SSE_HEARTBEAT_SECONDS", gt=0, le=60)
+    # SSE: how often an open stream asks whether its caller was signed out or disabled (expiry is exact).
+    sse_session_check_seconds: float = Field(5.0, validation_alias="SSE_SESSION_CHECK_SECONDS", gt=0, le=60)
     # SSE: Redis connections for blocking stream reads, one per open stream (a separate pool); streams
     # beyond it wait for a free connection.
     sse_redis_max_connections: int = Field(1000, validation_alias="SSE_REDIS_MAX_CONNECTIONS", ge=1)

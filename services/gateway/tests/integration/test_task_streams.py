@@ -44,7 +44,7 @@ from funmagic_gateway.adapters.task_streams import (
 from funmagic_gateway.domain.sse import project
 from funmagic_gateway.entrypoints.edge import cors_middleware, security_headers_middleware
 from funmagic_gateway.entrypoints.kafka import SseProjector
-from funmagic_gateway.entrypoints.sse_routes import SseRoutes
+from funmagic_gateway.entrypoints.sse_routes import SessionCheck, SseRoutes
 from funmagic_kit.http import problem_middleware
 from funmagic_kit.metrics import Metrics
 from funmagic_kit.request_keys import PRINCIPAL_KEY, Principal
@@ -395,8 +395,8 @@ async def fake_auth(
             name="",
             email_verified=True,
             issued_at=0,
-            expires_at=0,
-            token="t",
+            expires_at=float(request.headers.get("X-Test-Expires", "inf")),
+            token=f"token-of-{user}",
         )
     return await handler(request)
 
@@ -405,7 +405,11 @@ async def fake_auth(
 def serve(streams: TaskStreams) -> Callable[..., AbstractAsyncContextManager[Gateway]]:
     @asynccontextmanager
     async def start(
-        *, heartbeat_seconds: float = 30.0, disconnect_poll_seconds: float = 0.05
+        *,
+        heartbeat_seconds: float = 30.0,
+        disconnect_poll_seconds: float = 0.05,
+        session_check: SessionCheck | None = None,
+        session_check_seconds: float = 5.0,
     ) -> AsyncIterator[Gateway]:
         owned: dict[str, str] = {}
 
@@ -418,6 +422,8 @@ def serve(streams: TaskStreams) -> Callable[..., AbstractAsyncContextManager[Gat
             may_listen,
             heartbeat_seconds=heartbeat_seconds,
             disconnect_poll_seconds=disconnect_poll_seconds,
+            session_check=session_check,
+            session_check_seconds=session_check_seconds,
         )
         app = web.Application(
             middlewares=[
@@ -721,3 +727,63 @@ async def test_closing_ends_every_open_stream_for_a_quick_shutdown(
             for reader in readers:
                 assert await reader.frame(timeout=5) is None
         assert gateway.routes.open_streams == 0
+
+
+async def test_a_stream_ends_when_its_callers_session_is_signed_out(
+    projector: InMemoryConsumer, serve: Callable, ids: Ids
+) -> None:
+    task, user = ids.task(), ids.user()
+    signed_out: set[str] = set()
+    asked: list[str] = []
+
+    async def session_check(principal: Principal) -> str | None:
+        asked.append(principal.token)
+        return "session has been signed out or revoked" if principal.user_id in signed_out else None
+
+    # Heartbeats far apart: only the session check can end the stream within the wait.
+    async with serve(heartbeat_seconds=60, session_check=session_check, session_check_seconds=0.1) as gateway:
+        gateway.owned[task] = user
+        async with (
+            gateway.get("/api/stream", user) as mine,
+            gateway.get(f"/api/tasks/{task}/stream", user) as one_task,
+        ):
+            readers = [SseReader(mine), SseReader(one_task)]
+            for reader in readers:
+                assert await reader.frame() == ["retry: 3000"]
+                assert (await reader.frame())[0] == "event: connected"  # type: ignore[index]
+            await publish(projector, progressed(task, user, 5))
+            assert [(await reader.frame())[1] for reader in readers] == ["event: progress"] * 2  # type: ignore[index]
+
+            signed_out.add(user)
+
+            ends = [await reader.frames_until_end() for reader in readers]
+        assert gateway.routes.open_streams == 0
+
+    # A last frame without an id (it never moves the resume point), then the end.
+    assert (
+        ends == [[["event: session_ended", 'data: {"reason":"session has been signed out or revoked"}']]] * 2
+    )
+    assert set(asked) == {f"token-of-{user}"}
+
+
+async def test_a_stream_ends_when_its_token_expires_without_asking_anyone(serve: Callable, ids: Ids) -> None:
+    user = ids.user()
+    asked: list[str] = []
+
+    async def session_check(principal: Principal) -> str | None:
+        asked.append(principal.token)
+        return None
+
+    expires = datetime.now(UTC).timestamp() + 0.5
+    async with (
+        serve(heartbeat_seconds=60, session_check=session_check, session_check_seconds=60) as gateway,
+        gateway.get("/api/stream", user, {"X-Test-Expires": str(expires)}) as response,
+    ):
+        reader = SseReader(response)
+        assert await reader.frame() == ["retry: 3000"]
+        assert (await reader.frame())[0] == "event: connected"  # type: ignore[index]
+        ended = await reader.frames_until_end(timeout=5)
+
+    assert ended == [["event: session_ended", 'data: {"reason":"token has expired"}']]
+    assert datetime.now(UTC).timestamp() >= expires
+    assert asked == []  # expiry is known locally; the revocation check was not due

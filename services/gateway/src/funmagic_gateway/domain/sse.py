@@ -52,6 +52,7 @@ __all__ = [
     "parse_last_event_id",
     "project",
     "project_live",
+    "session_ended_frame",
 ]
 
 JsonObject = dict[str, JsonValue]
@@ -346,6 +347,12 @@ def _iso(value: str) -> str:
 def event_frame(entry_id: str, type_: str, data: JsonObject) -> str:
     """One SSE event: `id:` (the Redis stream entry id, what the client resumes from), `event:`, `data:`."""
     return f"id: {entry_id}\nevent: {type_}\ndata: {_dumps(data)}\n\n"
+
+
+def session_ended_frame(reason: str) -> str:
+    """The last event of a stream whose caller's session ended (signed out, disabled, token expired); no
+    `id:`. The client reconnects with a fresh token, or learns with a 401 that it is signed out."""
+    return f"event: session_ended\ndata: {_dumps({'reason': reason})}\n\n"
 
 
 def connected_frame(data: JsonObject) -> str:

@@ -13,6 +13,11 @@ its terminal event (`completed`, `failed`, `cancelled`); a reconnect past that p
 tells `EventSource` to stop reconnecting. `/api/stream` (all the caller's tasks on one connection: browsers
 allow six per site) never ends by itself.
 
+A stream lives no longer than its caller's session: when the access token expires, or the session is signed
+out, revoked or its user disabled (checked every `session_check_seconds`), the stream sends
+`event: session_ended` and ends. The client reconnects with a fresh token (after a refresh), or learns from
+the 401 that it is signed out.
+
 The response is an `EventStreamResponse`: like aiohttp's `FileResponse`, it writes its body when aiohttp
 prepares it, after the handler returned through every middleware, so CORS, security, rate-limit and
 request-id headers decorate it as they do every other answer (a response prepared inside the handler would
@@ -24,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import KW_ONLY, dataclass, field
 from typing import Any
@@ -48,18 +54,33 @@ from funmagic_gateway.domain.sse import (
     connected_frame,
     event_frame,
     parse_last_event_id,
+    session_ended_frame,
 )
 from funmagic_gateway.entrypoints.forwarding import forward
 from funmagic_kit.api import Operation, path_uuid, read_query, require_principal
+from funmagic_kit.auth import TokenVerifier
+from funmagic_kit.errors import TransientError
 from funmagic_kit.http import HttpProblem
 from funmagic_kit.logs import bind_correlation_id
+from funmagic_kit.request_keys import InvalidToken, Principal
 
-__all__ = ["EventStreamResponse", "MayListen", "SseRoutes", "StreamQuery", "task_owner_check"]
+__all__ = [
+    "EventStreamResponse",
+    "MayListen",
+    "SessionCheck",
+    "SseRoutes",
+    "StreamQuery",
+    "task_owner_check",
+    "token_session_check",
+]
 
 log = logging.getLogger(__name__)
 
 MayListen = Callable[[web.Request, str], Awaitable[bool]]
 """Whether the request's user may follow the task (its owner, or an admin)."""
+
+SessionCheck = Callable[[Principal], Awaitable[str | None]]
+"""Why the caller's session has ended (signed out, revoked, user disabled, token expired), or None."""
 
 SSE_HEADERS = {
     "Content-Type": "text/event-stream",
@@ -81,7 +102,9 @@ _WIRE_FORMAT = (
     "`run`: the text starts over), `reply_partial_image {messageId, run, index, image}` (a JPEG `data:` "
     "URL), `reply_completed {messageId, chatId, content, images: [{assetId, role, url}], usage}`, "
     "`reply_failed {messageId, chatId, error, code}`, `reply_cancelled {messageId, chatId}`. Resume with "
-    "the `Last-Event-ID` header (EventSource sends it by itself) or `?lastEventId=`."
+    "the `Last-Event-ID` header (EventSource sends it by itself) or `?lastEventId=`. When the caller's "
+    "session ends (token expired, signed out, disabled) the stream sends `session_ended {reason}` (no "
+    "`id:`) and ends: reconnect with a fresh token."
 )
 
 
@@ -92,6 +115,9 @@ class StreamQuery(Request):
     last_event_id: str | None = Field(
         None,
         alias="lastEventId",
+        # A stream entry id (`<ms>-<seq>`, as `domain.sse.parse_last_event_id` reads it), or empty: none.
+        max_length=41,
+        pattern=r"^([0-9]{1,20}-[0-9]{1,20})?$",
         description="For clients that cannot set `Last-Event-ID`: resume after this entry id (the header "
         "wins when both are sent).",
     )
@@ -110,6 +136,54 @@ def task_owner_check(tasks: ServiceClient) -> MayListen:
         return False
 
     return may_listen
+
+
+def token_session_check(verifier: TokenVerifier) -> SessionCheck:
+    """The session ends when the caller's token would no longer be accepted: the same verification as a new
+    request's (expiry, and the revocation marks of sign-out, role change and disable)."""
+
+    async def session_ended(principal: Principal) -> str | None:
+        try:
+            await verifier.verify(principal.token)
+        except InvalidToken as error:
+            return error.reason
+        except TransientError:
+            # No verdict: a Redis outage ends the stream by itself (its reads fail), and the reconnect is
+            # verified afresh.
+            return None
+        return None
+
+    return session_ended
+
+
+class _SessionEnded(Exception):
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(eq=False)
+class _SessionWatch:
+    """Ends a stream with its caller's session: expiry is seen locally at once; the rest (sign-out,
+    disable) by asking `check` at most every `interval` seconds."""
+
+    principal: Principal
+    check: SessionCheck
+    interval: float
+    _next_check: float = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._next_check = time.monotonic() + self.interval
+
+    async def raise_if_ended(self) -> None:
+        if time.time() >= self.principal.expires_at:
+            raise _SessionEnded("token has expired")
+        if time.monotonic() < self._next_check:
+            return
+        self._next_check = time.monotonic() + self.interval
+        reason = await self.check(self.principal)
+        if reason is not None:
+            raise _SessionEnded(reason)
 
 
 WriteEvents = Callable[["EventStreamResponse", web.BaseRequest], Awaitable[None]]
@@ -137,6 +211,9 @@ class SseRoutes:
     _: KW_ONLY
     heartbeat_seconds: float = 15.0
     disconnect_poll_seconds: float = 1.0
+    # Whether the caller's session still holds, asked every `session_check_seconds` (None: never asked).
+    session_check: SessionCheck | None = None
+    session_check_seconds: float = 5.0
     # Streams being written now on this replica, and whether `close` asked them to end.
     _open: int = field(init=False, default=0)
     _closing: bool = field(init=False, default=False)
@@ -163,6 +240,7 @@ class SseRoutes:
                 "Follow one task's progress (Server-Sent Events)",
                 "tasks",
                 access="user",
+                owner="caller_or_admin",
                 query=StreamQuery,
                 errors=(400, 404, 503),
                 media_type="text/event-stream",
@@ -193,14 +271,25 @@ class SseRoutes:
             raise HttpProblem(404, "Not Found", "no such task")
         if after is not None and await self._ended_at_or_before(task_id, after):
             return web.Response(status=204)
-        return self._event_stream(task_stream_key(task_id), after, {"taskId": task_id}, ends_with_task=True)
+        return self._event_stream(
+            task_stream_key(task_id), after, {"taskId": task_id}, self._watch(request), ends_with_task=True
+        )
 
     async def stream_my_tasks(self, request: web.Request) -> web.StreamResponse:
         principal = require_principal(request)
         after = _resume_point(request)
         return self._event_stream(
-            user_stream_key(principal.user_id), after, {"userId": principal.user_id}, ends_with_task=False
+            user_stream_key(principal.user_id),
+            after,
+            {"userId": principal.user_id},
+            self._watch(request),
+            ends_with_task=False,
         )
+
+    def _watch(self, request: web.Request) -> _SessionWatch | None:
+        if self.session_check is None:
+            return None
+        return _SessionWatch(require_principal(request), self.session_check, self.session_check_seconds)
 
     async def _ended_at_or_before(self, task_id: str, after: str) -> bool:
         try:
@@ -210,7 +299,13 @@ class SseRoutes:
         return terminal is not None and _id_key(after) >= _id_key(terminal)
 
     def _event_stream(
-        self, key: str, after: str | None, connected: dict[str, str], *, ends_with_task: bool
+        self,
+        key: str,
+        after: str | None,
+        connected: dict[str, str],
+        session: _SessionWatch | None,
+        *,
+        ends_with_task: bool,
     ) -> EventStreamResponse:
         async def write_events(response: EventStreamResponse, request: web.BaseRequest) -> None:
             self._open += 1
@@ -218,7 +313,10 @@ class SseRoutes:
             with bind_correlation_id(response.headers.get("X-Request-Id") or key):
                 try:
                     await response.write((RETRY_FRAME + connected_frame(connected)).encode())
-                    await self._follow(response, request, key, after, ends_with_task)
+                    await self._follow(response, request, key, after, session, ends_with_task)
+                except _SessionEnded as ended:
+                    with contextlib.suppress(ConnectionError):
+                        await response.write(session_ended_frame(ended.reason).encode())
                 except ConnectionError:
                     pass  # the client went away mid-write
                 except StreamUnavailable as error:
@@ -235,10 +333,11 @@ class SseRoutes:
         request: web.BaseRequest,
         key: str,
         cursor: str | None,
+        session: _SessionWatch | None,
         ends_with_task: bool,
     ) -> None:
         while True:
-            entries = await self._next_entries(request, key, cursor)
+            entries = await self._next_entries(request, key, cursor, session)
             if entries is None:
                 return  # the client went away
             if not entries:
@@ -254,10 +353,10 @@ class SseRoutes:
             await response.write("".join(frames).encode())
 
     async def _next_entries(
-        self, request: web.BaseRequest, key: str, cursor: str | None
+        self, request: web.BaseRequest, key: str, cursor: str | None, session: _SessionWatch | None
     ) -> list[StoredEntry] | None:
         """The next entries (empty after a quiet heartbeat interval), or None once the client has gone
-        (or `close` was called).
+        (or `close` was called); raises `_SessionEnded` when the caller's session did.
 
         aiohttp does not cancel a handler when its client disconnects (`handler_cancellation` is off), and
         a blocking XREAD would notice only at the next write: the connection is checked while waiting, so
@@ -265,6 +364,8 @@ class SseRoutes:
         """
         if self._closing or _client_left(request):
             return None
+        if session is not None:
+            await session.raise_if_ended()
         read = asyncio.ensure_future(self.streams.read(key, cursor, block_seconds=self.heartbeat_seconds))
         try:
             while True:
@@ -273,6 +374,8 @@ class SseRoutes:
                     return read.result()
                 if self._closing or _client_left(request):
                     return None
+                if session is not None:
+                    await session.raise_if_ended()
         finally:
             if not read.done():
                 read.cancel()
