@@ -20,7 +20,7 @@ NODE_STAMP := $(WEB)/node_modules/.installed
 ADMIN_NODE_STAMP := $(ADMIN)/node_modules/.installed
 
 .PHONY: help setup stack-up stack-down stack-status run seed demo mail stop test test-unit test-integration e2e bench lint contracts \
-	web-build web-types web-dev browser
+	web-build web-types web-dev browser promtool
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -52,6 +52,14 @@ browser: ## Install Debian's chromium for the browser tests (Playwright drives i
 	@# A CJK font, so pages in zh/ja/ko render (and their screenshots read) as users see them.
 	@fc-list 2>/dev/null | grep -qi "WenQuanYi Micro Hei" || { echo "[setup] installing a CJK font"; \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -q fonts-wqy-microhei >/dev/null; }
+
+# Debian's package also starts a Prometheus server where its init system may (a host with systemd; not in a
+# container whose policy-rc.d denies it): it is stopped and disabled at once, only promtool is wanted.
+promtool: ## Install promtool (Debian's prometheus package) for the alert rules' tests; no Prometheus server is left running
+	@command -v promtool >/dev/null || { echo "[setup] installing promtool (Debian's prometheus package)"; \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends prometheus >/dev/null; \
+		invoke-rc.d prometheus stop >/dev/null 2>&1 || true; \
+		systemctl disable --now prometheus >/dev/null 2>&1 || systemctl disable prometheus >/dev/null 2>&1 || true; }
 
 web-build: setup ## Type-check and build the apps into apps/*/dist (the gateway serves them at / and /admin/)
 	@cd $(WEB) && npm run --silent build
@@ -100,13 +108,13 @@ stop: ## Stop the six services (the stack keeps running)
 # their events (same consumer groups, same topics), so they are stopped first.
 STOP_DEV_SERVICES := $(WITH_STACK_ENV) $(PY) deploy/local/run_services.py --quiet down
 
-test: stack-up browser web-build ## Install, start the stack and run every test (unit, integration, contract, e2e, browser)
+test: stack-up browser promtool web-build ## Install, start the stack and run every test (unit, integration, contract, e2e, browser)
 	@$(STOP_DEV_SERVICES)
 	@cd $(WEB) && npx vitest run --reporter=dot
 	@cd $(ADMIN) && npx vitest run --reporter=dot
 	@$(WITH_STACK_ENV) $(PY) -m pytest -q libs services tests
 
-test-unit: setup ## Only the tests that need no running stack
+test-unit: setup promtool ## Only the tests that need no running stack
 	@$(PY) -m pytest -q -m "not integration and not e2e" libs services tests
 
 e2e: stack-up ## Only the end-to-end tests (service processes driven from outside)

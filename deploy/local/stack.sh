@@ -424,15 +424,18 @@ pg_write_conf() {
   local data=$1
   as_pg tee "$data/funmagic.conf" >/dev/null <<EOF
 # Written by deploy/local/stack.sh on every start; edit the script, not this file.
-# LOCAL DEV ONLY: fsync/full_page_writes/synchronous_commit off trade crash safety for speed
-# (a power cut can corrupt this cluster; a clean stop or a killed process cannot).
+# LOCAL DEV ONLY: fsync/full_page_writes off trade crash safety for speed (a power cut can corrupt this
+# cluster; a clean stop or a killed process cannot). synchronous_commit stays on: with it off, a commit
+# is acknowledged before its WAL is written, and a killed server forgets it — while a consumer has
+# already committed the Kafka offset of the event that commit handled (the fault tests SIGKILL it).
+# Without fsync, "on" costs a write() to the OS per commit, not a disk flush.
 listen_addresses = '127.0.0.1'
 port = $PG_PORT
 unix_socket_directories = ''
 max_connections = 300
 fsync = off
 full_page_writes = off
-synchronous_commit = off
+synchronous_commit = on
 password_encryption = 'scram-sha-256'
 logging_collector = off
 log_line_prefix = '%m [%p] %q%u@%d '

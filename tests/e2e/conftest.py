@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import subprocess
 import sys
 import uuid
@@ -43,10 +44,17 @@ RELAXED_RATE_LIMITS = {
 }
 
 
+FUZZ_TESTS = "test_schemathesis_finds_nothing_wrong"
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if Path(str(item.fspath)).is_relative_to(Path(__file__).parent):
             item.add_marker(pytest.mark.e2e)
+    # The gateway's fuzz tests run last in the session: a super admin's fuzzing leaves tools, banners,
+    # providers, packages… behind that other tests (and the browser tests' pages) would see.
+    fuzz = [item for item in items if item.name.startswith(FUZZ_TESTS)]
+    items[:] = [item for item in items if not item.name.startswith(FUZZ_TESTS)] + fuzz
 
 
 @pytest.fixture(scope="session")
@@ -114,6 +122,24 @@ def poison_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("poison")
 
 
+def apply_e2e_redis_settings(redis_url: str) -> None:
+    """The settings the e2e platform keeps in Redis (relaxed rate limits). Written at the session's start,
+    and again by a test that restarted Redis: the local Redis keeps no journal, so a SIGKILL loses them."""
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    try:
+        client.set("ratelimit:settings", json.dumps(RELAXED_RATE_LIMITS))
+    finally:
+        client.close()
+
+
+@pytest.fixture(scope="session")
+def e2e_redis_settings(e2e_redis_url: str):
+    """Writes the e2e settings into Redis again (after a test restarted it)."""
+    return lambda: apply_e2e_redis_settings(e2e_redis_url)
+
+
 @pytest.fixture(scope="session")
 def platform_env(
     stack_env: dict[str, str],
@@ -134,8 +160,8 @@ def platform_env(
             conn.execute(f'CREATE DATABASE "{database}"')
     client = redis.Redis.from_url(e2e_redis_url)
     client.flushdb()
-    client.set("ratelimit:settings", json.dumps(RELAXED_RATE_LIMITS))
     client.close()
+    apply_e2e_redis_settings(e2e_redis_url)
     env = {
         **stack_env,
         **_oauth_env(oauth_fake),
@@ -164,9 +190,47 @@ def platform_env(
             asyncio.run(drop_database(stack_env["POSTGRES_URL"], database))
 
 
+class ExpectedServerErrors:
+    """The 500s a test causes on purpose, so the end-of-session scan of the logs lets them pass:
+    `expected_server_errors.allow("tasks", r'"path": "/v1/boom"')` allows the tasks service's log lines
+    with `"status": 500` that match the pattern. No test needs one today."""
+
+    def __init__(self) -> None:
+        self._allowed: list[tuple[str, re.Pattern[str]]] = []
+
+    def allow(self, service: str, pattern: str) -> None:
+        self._allowed.append((service, re.compile(pattern)))
+
+    def allows(self, service: str, line: str) -> bool:
+        return any(s == service and p.search(line) for s, p in self._allowed)
+
+
 @pytest.fixture(scope="session")
-def platform(platform_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
-    """All six services, started once for the e2e session and stopped with SIGTERM at its end."""
+def expected_server_errors() -> ExpectedServerErrors:
+    return ExpectedServerErrors()
+
+
+def server_errors_in_logs(run_dir: Path, expected: ExpectedServerErrors) -> list[str]:
+    """Every log line of the services that answered a 500 (a JSON access-log line with `"status": 500`)
+    and that no test asked for."""
+    found = []
+    for log in sorted(run_dir.glob("*.log")):
+        for line in log.read_text(errors="replace").splitlines():
+            if '"status": 500' in line and not expected.allows(log.stem, line):
+                found.append(f"{log.name}: {line}")
+    return found
+
+
+@pytest.fixture(scope="session")
+def platform(
+    platform_env: dict[str, str],
+    tmp_path_factory: pytest.TempPathFactory,
+    expected_server_errors: ExpectedServerErrors,
+) -> Iterator[dict]:
+    """All six services, started once for the e2e session and stopped with SIGTERM at its end.
+
+    At the end, the services' logs must hold no 500 answer a test did not ask for: a failure of a
+    dependency is a 503, and anything else answering 500 is a bug (the lines are in the failure)."""
     run_dir = tmp_path_factory.mktemp("services")
     services = run_services.start_all(platform_env, E2E_PORT_BASE, run_dir)
     by_name = {s.name: s for s in services}
@@ -175,6 +239,21 @@ def platform(platform_env: dict[str, str], tmp_path_factory: pytest.TempPathFact
     finally:
         # By name: a test that restarts a service (after a SIGKILL) puts the new process in its place.
         run_services.stop_all(list(by_name.values()))
+    found = server_errors_in_logs(run_dir, expected_server_errors)
+    if found:
+        pytest.fail(f"{len(found)} answer(s) of 500 in the services' logs:\n" + "\n".join(found[:50]))
+
+
+@pytest.fixture
+def no_server_errors_so_far(platform: dict, expected_server_errors: ExpectedServerErrors):
+    """Checks now what the end of the session checks anyway: no service answered a 500 so far."""
+    run_dir = next(iter(platform.values())).log_path.parent
+
+    def check() -> None:
+        found = server_errors_in_logs(run_dir, expected_server_errors)
+        assert not found, f"{len(found)} answer(s) of 500 in the services' logs:\n" + "\n".join(found[:20])
+
+    return check
 
 
 @pytest.fixture(scope="session")

@@ -17,6 +17,9 @@ A handler that raises is retried (the partition waits, keeping order) up to `max
 message goes to `<topic>.dlq` with the error in its headers and the consumer moves on. A handler that
 raises `PermanentError` is dead-lettered at once. So is an event a test poisoned
 (`funmagic_kit.failpoints.PoisonedEvents`, only when FUNMAGIC_POISON_DIR is set): its handler does not run.
+A dependency that is down (`funmagic_kit.outages.is_outage`: a lost Postgres connection, a restarting
+Redis…) is not the message's fault: that failure is retried for as long as the outage lasts, with the
+backoff capped at MAX_RETRY_BACKOFF_MS, and never dead-lettered.
 """
 
 from __future__ import annotations
@@ -50,6 +53,7 @@ from funmagic_kit.errors import PermanentError
 from funmagic_kit.failpoints import PoisonedEvents
 from funmagic_kit.logs import bind_correlation_id
 from funmagic_kit.metrics import Metrics
+from funmagic_kit.outages import is_outage
 
 __all__ = ["EventConsumer", "EventHandler", "Subscription"]
 
@@ -61,6 +65,9 @@ UnitOfWorkT = TypeVar("UnitOfWorkT")
 EventHandler = Callable[[EventT, Envelope, UnitOfWorkT], Awaitable[None]]
 """`await handler(event, envelope, uow)`: the parsed event, its envelope, the unit of work (None without a
 database)."""
+
+# The longest wait between two tries of one message (an outage is retried for as long as it lasts).
+MAX_RETRY_BACKOFF_MS = 5_000
 
 _CLAIM_EVENT = """
 INSERT INTO processed_events (consumer, event_id, event_type, topic, kafka_partition, kafka_offset)
@@ -195,14 +202,17 @@ class EventConsumer:
                 )
             except Exception as error:  # every failure ends as a retry or a dead letter, never a drop
                 attempts = self._attempts.get(position, 0) + 1
-                if isinstance(error, PermanentError) or attempts >= self._max_attempts:
+                # A dependency that is down (Postgres restarting…) is not the event's fault: the partition
+                # waits for it as long as it takes, and the event is never dead-lettered for it.
+                outage = is_outage(error)
+                if not outage and (isinstance(error, PermanentError) or attempts >= self._max_attempts):
                     self._attempts.pop(position, None)
                     await self._dead_letter(msg, error, attempts=attempts)
                     return
                 self._attempts[position] = attempts
                 self.metrics.events_consumed.labels(self.name, "retried").inc()
                 log.warning(
-                    "event handler failed; retrying",
+                    "dependency unavailable; retrying" if outage else "event handler failed; retrying",
                     extra={
                         "event_type": envelope.type,
                         "event_id": str(envelope.id),
@@ -210,7 +220,8 @@ class EventConsumer:
                         "error": repr(error),
                     },
                 )
-                await asyncio.sleep(self._retry_backoff_ms * 2 ** (attempts - 1) / 1000)
+                backoff_ms = self._retry_backoff_ms * 2 ** min(attempts - 1, 10)
+                await asyncio.sleep(min(backoff_ms, MAX_RETRY_BACKOFF_MS) / 1000)
                 await msg.nack()  # seek back: the same message comes again, order kept
                 return
         self._attempts.pop(position, None)

@@ -23,8 +23,18 @@ from funmagic_kit.outbox import add_to_outbox
 __all__ = ["PostgresUnitOfWork", "create_pool", "translate_db_error"]
 
 
+# How long a unit of work waits for a connection from the pool. While Postgres is down the pool has none to
+# give, and every caller would wait this long for its 503: a few seconds, not the driver's 30.
+CHECKOUT_TIMEOUT_SECONDS = 5.0
+
+
 async def create_pool(
-    dsn: str, *, min_size: int = 2, max_size: int = 10, name: str = "funmagic"
+    dsn: str,
+    *,
+    min_size: int = 2,
+    max_size: int = 10,
+    name: str = "funmagic",
+    checkout_timeout: float = CHECKOUT_TIMEOUT_SECONDS,
 ) -> AsyncConnectionPool:
     pool = AsyncConnectionPool(
         dsn,
@@ -32,6 +42,7 @@ async def create_pool(
         max_size=max_size,
         name=name,
         open=False,
+        timeout=checkout_timeout,
         kwargs={"row_factory": dict_row},
         # No `check` on checkout: it costs a round trip per unit of work. A connection that died while
         # idle fails its unit of work (retried by the consumer or the client) and the pool replaces it.
@@ -106,15 +117,24 @@ class PostgresUnitOfWork:
         that must see the rows this unit of work wrote."""
         self._after_commit.append(callback)
 
+    # A lost connection surfaces wherever the next round trip happens: the pool checkout (PoolTimeout while
+    # the server is down), BEGIN, a statement of the handler, the outbox insert, COMMIT. Each place raises
+    # `TransientError` (503 at the HTTP edge, a retry in a consumer), never the driver's error.
+
     async def __aenter__(self) -> Self:
         self._conn_cm = self._pool.connection()
-        self.conn = await self._conn_cm.__aenter__()  # type: ignore[attr-defined]
+        try:
+            self.conn = await self._conn_cm.__aenter__()  # type: ignore[attr-defined]
+        except psycopg.OperationalError as error:
+            raise translate_db_error(error) from error
         self._tx_cm = self.conn.transaction()
         try:
             await self._tx_cm.__aenter__()  # type: ignore[attr-defined]
             self.bind(self.conn)
         except BaseException as e:
             await self._conn_cm.__aexit__(type(e), e, e.__traceback__)  # type: ignore[attr-defined]
+            if isinstance(e, psycopg.OperationalError):
+                raise translate_db_error(e) from e
             raise
         return self
 
@@ -130,10 +150,15 @@ class PostgresUnitOfWork:
             except BaseException as error:
                 exc_type, exc, tb = type(error), error, error.__traceback__
                 await self._finish(exc_type, exc, tb)
+                if isinstance(error, psycopg.OperationalError):
+                    raise translate_db_error(error) from error
                 raise
             finally:
                 self._outbox, self._audit = [], []
         await self._finish(exc_type, exc, tb)
+        if isinstance(exc, psycopg.OperationalError):
+            # The handler's own statement found the connection lost (rolled back above).
+            raise translate_db_error(exc) from exc
 
     async def _finish(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None

@@ -24,6 +24,7 @@ from funmagic_kit.errors import (
 )
 from funmagic_kit.logs import bind_correlation_id
 from funmagic_kit.metrics import CONTENT_TYPE_LATEST, Metrics
+from funmagic_kit.outages import is_transient
 from funmagic_kit.request_keys import PRINCIPAL_KEY
 
 __all__ = ["HttpProblem", "metrics_route", "problem", "problem_middleware", "refusal_problem"]
@@ -112,9 +113,7 @@ def problem_middleware(metrics: Metrics) -> Callable[[web.Request, Handler], Awa
             except Refused as error:
                 response = refusal_problem(error)
             except TransientError as error:
-                log.warning("dependency unavailable", extra={"path": request.path, "error": str(error)})
-                response = problem(503, "Service Unavailable", str(error), code="unavailable")
-                response.headers["Retry-After"] = str(TRANSIENT_RETRY_AFTER_SECONDS)
+                response = _unavailable(request, error)
             except web.HTTPException as error:
                 if error.status < 400:
                     # A redirect or other non-error: answered as a plain response (returning the exception
@@ -128,11 +127,21 @@ def problem_middleware(metrics: Metrics) -> Callable[[web.Request, Handler], Awa
                     for name, value in error.headers.items():
                         if name.lower() not in ("content-type", "content-length"):
                             response.headers[name] = value
-            except Exception:
-                log.exception("unhandled error", extra={"path": request.path, "method": request.method})
-                response = problem(500, "Internal Server Error", request_id=request_id)
+            except Exception as error:
+                if is_transient(error):
+                    # A driver's error that no adapter translated (a pool checkout, a raw query, a Redis
+                    # command): still a dependency that is down, not a bug.
+                    response = _unavailable(request, error)
+                else:
+                    log.exception("unhandled error", extra={"path": request.path, "method": request.method})
+                    response = problem(500, "Internal Server Error", request_id=request_id)
+            if response.status == 503 and "Retry-After" not in response.headers and not response.prepared:
+                # Every 503 tells the client when to come back, whoever answered it (an inner middleware,
+                # a handler's own problem, an upstream service's answer passed on).
+                response.headers["Retry-After"] = str(TRANSIENT_RETRY_AFTER_SECONDS)
             response.headers["X-Request-Id"] = request_id
             metrics.http_requests.labels(request.method, route, str(response.status)).inc()
+            metrics.http_request_seconds.labels(request.method, route).observe(time.perf_counter() - started)
             principal = request.get(PRINCIPAL_KEY)
             # The path only: query strings can carry one-time codes (OAuth) and must not reach the logs.
             access_log.info(
@@ -149,6 +158,16 @@ def problem_middleware(metrics: Metrics) -> Callable[[web.Request, Handler], Awa
             return response
 
     return middleware
+
+
+def _unavailable(request: web.Request, error: Exception) -> web.Response:
+    """503 with Retry-After: a dependency of ours is down or busy; the same request later can succeed."""
+    log.warning("dependency unavailable", extra={"path": request.path, "error": repr(error)[:300]})
+    # A driver's message names hosts and ports: callers get a plain sentence instead.
+    detail = str(error) if isinstance(error, TransientError) else "a dependency is unavailable; retry"
+    response = problem(503, "Service Unavailable", detail, code="unavailable")
+    response.headers["Retry-After"] = str(TRANSIENT_RETRY_AFTER_SECONDS)
+    return response
 
 
 def metrics_route(metrics: Metrics, *, token: str | None = None) -> web.RouteDef:

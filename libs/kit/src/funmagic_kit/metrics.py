@@ -6,7 +6,10 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-__all__ = ["CONTENT_TYPE_LATEST", "Metrics"]
+__all__ = ["CONTENT_TYPE_LATEST", "HTTP_BUCKETS", "Metrics"]
+
+# From 5 ms to 10 s: the HTTP latency alert's threshold (1 s) falls on a bucket edge.
+HTTP_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 
 
 class Metrics:
@@ -34,6 +37,14 @@ class Metrics:
             "HTTP requests served.",
             ["method", "route", "status"],
             registry=self.registry,
+        )
+        # Until the handler has its answer: a streamed body (SSE, a file) is written after, and not counted.
+        self.http_request_seconds = Histogram(
+            "funmagic_http_request_seconds",
+            "Time to answer one HTTP request, by route (the latency alerts read it).",
+            ["method", "route"],
+            registry=self.registry,
+            buckets=HTTP_BUCKETS,
         )
         self.service = labels["service"]
 

@@ -1,5 +1,7 @@
 """Poison messages go to the dead-letter topic with their error, and the consumer goes on."""
 
+import psycopg
+
 from funmagic_contracts.envelope import encode
 from funmagic_contracts.topics import dead_letter_topic
 
@@ -50,3 +52,29 @@ async def test_malformed_and_always_failing_messages_are_dead_lettered_and_the_n
     assert dict(failing.headers)["dlq-attempts"] == b"3"
     assert dict(failing.headers)["dlq-original-topic"] == topic.encode()
     assert dict(failing.headers)["dlq-consumer"] == consumer.name.encode()
+
+
+async def test_a_dependency_that_stays_down_is_waited_for_and_never_dead_lettered(
+    stack, pool, producer, topic
+) -> None:
+    # The handler's dependency is down for more tries than max_attempts allows a failing handler.
+    outage_tries = 5
+    tries: list[int] = []
+
+    async def needs_the_database(event, envelope, uow) -> None:
+        tries.append(1)
+        if len(tries) <= outage_tries:
+            raise psycopg.OperationalError("server closed the connection unexpectedly")
+        await record(event, envelope, uow)
+
+    await producer.send_and_wait(topic, encode(make_envelope("OrderPlaced", "order-3")), key=b"k")
+    subscription = typed_subscription(topic, {"OrderPlaced": needs_the_database})
+
+    async with running_consumer(
+        stack, pool, producer, subscription, max_attempts=2, retry_backoff_ms=5
+    ) as consumer:
+        await wait_until_consumed(consumer, 1, what="the message once its dependency is back")
+
+    assert await scalar(pool, "SELECT count(*) FROM orders WHERE id = 'order-3'") == 1
+    assert consumed(consumer, "retried") == outage_tries
+    assert consumed(consumer, "dead_lettered") == 0

@@ -6,10 +6,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+from psycopg_pool import AsyncConnectionPool
 
 from funmagic_contracts.envelope import ContractError, Envelope, decode
 from funmagic_contracts.identity.events import UserRegistered
 from funmagic_kit.db import PostgresUnitOfWork
+from funmagic_kit.errors import TransientError
 from funmagic_kit.logs import bind_correlation_id
 
 
@@ -124,3 +126,34 @@ class _CountingUnitOfWork(PostgresUnitOfWork):
 async def test_a_subclass_binds_its_stores_to_the_open_transaction(pool) -> None:
     async with _CountingUnitOfWork(pool) as uow:
         assert uow.bound_to is uow.conn
+
+
+async def test_a_connection_lost_mid_transaction_is_a_transient_error(pool) -> None:
+    """What a Postgres killed under a handler looks like to it: the statement after fails."""
+
+    async def handler_whose_connection_dies() -> None:
+        async with PostgresUnitOfWork(pool) as uow:
+            row = await (await uow.conn.execute("SELECT pg_backend_pid() AS pid")).fetchone()
+            async with pool.connection() as other:
+                await other.execute("SELECT pg_terminate_backend(%s)", (row["pid"],))
+            await uow.conn.execute("SELECT 1")
+
+    with pytest.raises(TransientError):
+        await handler_whose_connection_dies()
+    # The pool threw the dead connection away: the next unit of work works.
+    async with PostgresUnitOfWork(pool) as uow:
+        assert (await (await uow.conn.execute("SELECT 1 AS one")).fetchone())["one"] == 1
+
+
+async def test_no_connection_to_be_had_is_a_transient_error() -> None:
+    """A server that is down: the checkout waits `checkout_timeout`, then the unit of work says so."""
+    unreachable = AsyncConnectionPool(
+        "postgresql://nobody@127.0.0.1:1/nothing", min_size=1, open=False, timeout=0.5
+    )
+    await unreachable.open(wait=False)
+    try:
+        with pytest.raises(TransientError):
+            async with PostgresUnitOfWork(unreachable):
+                pass
+    finally:
+        await unreachable.close()

@@ -7,11 +7,13 @@ import logging
 from collections.abc import AsyncIterator
 
 import aiohttp
+import psycopg
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
+from redis.exceptions import ConnectionError as RedisConnectionError
 
-from funmagic_kit.http import HttpProblem, metrics_route, problem_middleware
+from funmagic_kit.http import HttpProblem, metrics_route, problem, problem_middleware
 from funmagic_kit.logs import JsonFormatter
 from funmagic_kit.metrics import Metrics
 
@@ -40,6 +42,19 @@ async def broken(request: web.Request) -> web.Response:
     raise RuntimeError("secret internals")
 
 
+async def database_gone(request: web.Request) -> web.Response:
+    # What a raw query on a pooled connection raises once Postgres was killed (no adapter translated it).
+    raise psycopg.OperationalError('connection to server at "10.0.0.7", port 5432 failed: Connection refused')
+
+
+async def busy(request: web.Request) -> web.Response:
+    return problem(503, "Service Unavailable", "cannot check the session right now; retry")
+
+
+async def redis_gone(request: web.Request) -> web.Response:
+    raise RedisConnectionError("Error 104 while writing to socket. Connection reset by peer.")
+
+
 @pytest.fixture
 def metrics() -> Metrics:
     return Metrics("test")
@@ -57,6 +72,9 @@ async def client(metrics: Metrics) -> AsyncIterator[aiohttp.ClientSession]:
             web.get("/conflict", conflict),
             web.get("/moved", moved),
             web.get("/broken", broken),
+            web.get("/database-gone", database_gone),
+            web.get("/redis-gone", redis_gone),
+            web.get("/busy", busy),
             metrics_route(metrics),
         ]
     )
@@ -175,6 +193,27 @@ async def test_requests_are_counted_by_route_template_and_status(
     assert count("/throttled", "429") == 1
 
 
+async def test_request_durations_are_observed_by_route_template_whatever_the_answer(
+    client: aiohttp.ClientSession, metrics: Metrics
+) -> None:
+    for path in ("/items/a", "/items/b", "/broken", "/nowhere"):
+        async with client.get(path) as response:
+            assert response.status in (200, 404, 500)
+
+    def sample(name: str, route: str, **extra: str) -> float | None:
+        labels = {"method": "GET", "route": route, **extra}
+        return metrics.registry.get_sample_value(f"funmagic_http_request_seconds_{name}", labels)
+
+    assert sample("count", "/items/{item_id}") == 2
+    assert sample("bucket", "/items/{item_id}", le="+Inf") == 2
+    assert sample("count", "/broken") == 1  # a 500 is answered, and timed, too
+    assert sample("count", "unmatched") == 1
+    total = sample("sum", "/items/{item_id}")
+    assert total is not None
+    assert 0 < total < 10
+    assert "funmagic_http_request_seconds_bucket" in metrics.exposition().decode()
+
+
 def access_records(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
     return [r for r in caplog.records if r.name == "funmagic.access"]
 
@@ -259,3 +298,21 @@ async def test_metrics_with_a_token_refuse_anyone_else_with_a_401_problem(
         text = json.dumps(body)
     assert "funmagic_http_requests" not in text
     assert METRICS_TOKEN not in text
+
+
+@pytest.mark.parametrize("path", ["/database-gone", "/redis-gone"])
+async def test_a_dependency_lost_outside_any_adapter_is_a_503_with_retry_after_and_no_internals(
+    client: aiohttp.ClientSession, path: str
+) -> None:
+    async with client.get(path) as response:
+        body = await problem_of(response, 503)
+        assert response.headers["Retry-After"] == "2"
+    assert body["code"] == "unavailable"
+    assert "10.0.0.7" not in json.dumps(body)
+    assert "socket" not in json.dumps(body)
+
+
+async def test_a_503_answered_without_retry_after_gets_one(client: aiohttp.ClientSession) -> None:
+    async with client.get("/busy") as response:
+        await problem_of(response, 503)
+        assert response.headers["Retry-After"] == "2"

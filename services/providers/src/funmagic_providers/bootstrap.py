@@ -11,6 +11,7 @@ from redis.asyncio import Redis
 
 from funmagic_kit.audit_log import audit_routes
 from funmagic_kit.clock import Clock, SystemClock
+from funmagic_kit.metrics import Metrics
 from funmagic_kit.runtime import Runtime, ServiceParts, ServiceSpec
 from funmagic_kit.workers import Periodic
 from funmagic_providers import migrations
@@ -22,6 +23,7 @@ from funmagic_providers.adapters.kafka_queue import KafkaQueueReader
 from funmagic_providers.adapters.keyring import ProviderKeyring
 from funmagic_providers.adapters.lag_trend import RedisLagTrend
 from funmagic_providers.adapters.live_replies import RedisLiveReplies
+from funmagic_providers.adapters.metrics import ProvidersMetrics
 from funmagic_providers.adapters.postgres import ProvidersUnitOfWork
 from funmagic_providers.adapters.rate_limiter import ProviderRateLimiter
 from funmagic_providers.adapters.storage_client import StorageClient
@@ -57,11 +59,14 @@ def build(
     adapters: Mapping[str, ProviderAdapter] | None = None,
     owner: str | None = None,
     kafka_queue: KafkaQueue | None = None,
+    metrics: Metrics | None = None,
 ) -> Providers:
     """`adapters` replace the provider APIs of those types (fakes of third parties in tests); `owner`
     names this process's runner in job leases; `kafka_queue` is what the queue monitor reads Kafka with
-    (by default a reader of its own that connects on first use: its owner closes it)."""
+    (by default a reader of its own that connects on first use: its owner closes it); `metrics`: the
+    process's registry that /metrics serves (by default one of its own, which nobody reads)."""
     clock = clock or SystemClock()
+    recorded = ProvidersMetrics((metrics or Metrics("providers")).registry)
 
     def unit_of_work() -> ProvidersUnitOfWork:
         return ProvidersUnitOfWork(pool)
@@ -90,9 +95,11 @@ def build(
         storage=storage or StorageClient(settings.storage_url, settings.internal_api_tokens()[0], http),
         settings=settings,
         clock=clock,
+        metrics=recorded,
         owner=owner,
         live=RedisLiveReplies(redis),
     )
+    recorded.watch_circuits(runner.circuits)
     jobs = StepJobs(runner=runner, clock=clock)
     health_checks = Periodic("provider-health", registry.check_all, settings.health_check_interval_seconds)
     monitor = QueueMonitor(
@@ -103,6 +110,7 @@ def build(
         runner=runner,
         clock=clock,
         sample_spacing_seconds=settings.queue_lag_sample_seconds / 2,
+        metrics=recorded,
     )
     lag_samples = Periodic("queue-lag-samples", monitor.sample_lag, settings.queue_lag_sample_seconds)
     parts = ServiceParts(
@@ -135,7 +143,12 @@ async def _build_from_runtime(runtime: Runtime) -> ServiceParts:
     kafka_queue = KafkaQueueReader(settings.kafka_bootstrap_servers, client_id=SPEC.name)
     runtime.exit_stack.push_async_callback(kafka_queue.close)
     providers = build(
-        settings, pool=runtime.require_pool(), redis=runtime.redis, http=http, kafka_queue=kafka_queue
+        settings,
+        pool=runtime.require_pool(),
+        redis=runtime.redis,
+        http=http,
+        kafka_queue=kafka_queue,
+        metrics=runtime.metrics,
     )
     # A wrong master key must stop the service here, not fail every step later.
     await providers.registry.verify_keys()

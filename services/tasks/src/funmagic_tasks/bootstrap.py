@@ -12,8 +12,10 @@ from psycopg_pool import AsyncConnectionPool
 from funmagic_kit.audit_log import audit_routes
 from funmagic_kit.clock import Clock, SystemClock
 from funmagic_kit.errors import ConfigError
+from funmagic_kit.metrics import Metrics
 from funmagic_kit.runtime import Runtime, ServiceParts, ServiceSpec
 from funmagic_kit.workers import Periodic
+from funmagic_tasks.adapters.metrics import TasksMetrics
 from funmagic_tasks.adapters.services import (
     ProvidersDirectory,
     ProvidersStudioModels,
@@ -51,9 +53,11 @@ def build(
     providers: Providers | None = None,
     catalog_images: CatalogImages | None = None,
     studio_models: StudioModels | None = None,
+    metrics: Metrics | None = None,
 ) -> Tasks:
     """Tasks' application objects and what the runtime serves. `http` reaches storage and providers; a
-    test may pass None with all of their ports given."""
+    test may pass None with all of their ports given. `metrics`: the process's registry that /metrics
+    serves (by default one of its own, which nobody reads)."""
     clock = clock or SystemClock()
     if assets is None or providers is None or catalog_images is None or studio_models is None:
         if http is None:
@@ -77,6 +81,7 @@ def build(
             deadline_grace=timedelta(seconds=settings.step_deadline_grace_seconds),
             pending_timeout=timedelta(seconds=settings.pending_timeout_seconds),
         ),
+        metrics=TasksMetrics((metrics or Metrics("tasks")).registry),
     )
     studio = StudioService(uow=unit_of_work, assets=assets, models=studio_models, clock=clock)
     parts = ServiceParts(
@@ -101,7 +106,7 @@ async def _http_session(runtime: Runtime) -> aiohttp.ClientSession:
 
 async def _from_runtime(runtime: Runtime) -> ServiceParts:
     http = await _http_session(runtime)
-    return build(runtime.settings, pool=runtime.require_pool(), http=http).parts
+    return build(runtime.settings, pool=runtime.require_pool(), http=http, metrics=runtime.metrics).parts
 
 
 class _EveryProviderExists:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Protocol
+from typing import Literal, Protocol
 
 from funmagic_kit.ports import UnitOfWork
 from funmagic_providers.domain.health import HealthCheck
@@ -25,6 +25,7 @@ from funmagic_providers.domain.steps import InputFile, LiveOutput, StoredAsset
 
 __all__ = [
     "Admission",
+    "CallOutcome",
     "ConfigCache",
     "DeadLetterReplayStore",
     "HealthCheckStore",
@@ -36,8 +37,10 @@ __all__ = [
     "LiveReplies",
     "ProviderStore",
     "ProvidersUnitOfWork",
+    "QueueMetrics",
     "RunnerSettings",
     "StepJobStore",
+    "StepMetrics",
     "Storage",
 ]
 
@@ -188,6 +191,29 @@ class RunnerSettings(Protocol):
     step_poll_interval_seconds: float
     circuit_failure_threshold: int
     circuit_cooldown_seconds: float
+
+
+CallOutcome = Literal["succeeded", "failed", "unavailable", "cancelled", "error"]
+"""How a provider call ended: a result; a provider's refusal (bad input, content policy…); the provider
+down, slow or past the step's deadline (what opens the circuit); cancelled (the task, or the runner
+stopping); anything else (a bug of ours or the adapter's)."""
+
+
+class StepMetrics(Protocol):
+    """What the step runner tells the metrics (dashboards and alerts read them)."""
+
+    def provider_call(self, provider: str, step_type: str, outcome: CallOutcome, seconds: float) -> None:
+        """One provider call ended after `seconds`."""
+        ...
+
+
+class QueueMetrics(Protocol):
+    """What the queue monitor's background round tells the metrics."""
+
+    def queue_sampled(self, lags: Mapping[tuple[str, str], int], dead_letters: Mapping[str, int]) -> None:
+        """The lag of every (consumer group, topic), and how many messages each dead-letter topic has
+        received so far (its partitions' end offsets: they only grow, so growth is a new dead letter)."""
+        ...
 
 
 class LiveReplies(Protocol):

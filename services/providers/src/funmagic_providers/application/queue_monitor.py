@@ -24,6 +24,7 @@ from funmagic_providers.application.ports import (
     LagTrend,
     LimiterGauge,
     ProvidersUnitOfWork,
+    QueueMetrics,
 )
 from funmagic_providers.application.steps import StepRunner
 from funmagic_providers.domain import queue
@@ -143,6 +144,7 @@ class QueueMonitor:
     runner: StepRunner
     clock: Clock
     sample_spacing_seconds: float
+    metrics: QueueMetrics
 
     # --- lag ---------------------------------------------------------------------------------------
 
@@ -165,8 +167,19 @@ class QueueMonitor:
         return LagReport(sampled_at=at, groups=reports, topics=topics)
 
     async def sample_lag(self) -> bool:
-        """One background sample of every group's lag; False when another replica sampled just now."""
-        at, _, lags = await self._measure()
+        """One background sample of every group's lag; False when another replica sampled just now.
+
+        Every replica's round also sets its metrics (lag and dead letters), sampled or not: each replica
+        reports what it measured, and the alerts take the highest."""
+        at, offsets, lags = await self._measure()
+        self.metrics.queue_sampled(
+            {(g.lag.group, g.lag.topic): g.lag.lag for g in lags},
+            {
+                topic.name: sum(p.end for p in partitions)
+                for topic in DEAD_LETTER_TOPICS
+                if (partitions := offsets.get(topic.name)) is not None
+            },
+        )
         return await self._sample(lags, at)
 
     async def _measure(

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field, replace
@@ -30,10 +31,12 @@ from funmagic_kit.errors import TransientError
 from funmagic_kit.logs import bind_correlation_id, get_logger
 from funmagic_kit.ports import UnitOfWorkFactory
 from funmagic_providers.application.ports import (
+    CallOutcome,
     Limiter,
     LiveReplies,
     ProvidersUnitOfWork,
     RunnerSettings,
+    StepMetrics,
     Storage,
 )
 from funmagic_providers.application.registry import ProviderRegistry
@@ -102,6 +105,7 @@ class StepRunner:
     storage: Storage
     settings: RunnerSettings
     clock: Clock
+    metrics: StepMetrics
     owner: str | None = None  # this runner's name in job leases (a new one when not given)
     live: LiveReplies | None = None  # where studio replies (scope admin) show as they are made
     # The loop's own state:
@@ -246,7 +250,9 @@ class StepRunner:
                 provider=access, live=self._live_output(job),
             )  # fmt: skip
             adapter = self.registry.adapter_for(access.type)
-            result = await self._with_lease(job, adapter.run(call, self._progress_reporter(job)))
+            result = await self._timed(
+                job, self._with_lease(job, adapter.run(call, self._progress_reporter(job)))
+            )
             output = await self._store(job, result)
         except ProviderError as error:
             if error.transient:
@@ -265,6 +271,23 @@ class StepRunner:
             return
         breaker.record_success()
         await self._decide(job, lambda current, now: step_job.complete(current, owner=owner, output=output))
+
+    async def _timed(self, job: StepJob, call: Awaitable[StepResult]) -> StepResult:
+        """The provider call, its time and how it ended told to the metrics."""
+        started = time.perf_counter()
+        outcome: CallOutcome = "error"
+        try:
+            result = await call
+            outcome = "succeeded"
+            return result
+        except ProviderError as error:
+            outcome = "unavailable" if error.transient else "failed"
+            raise
+        except asyncio.CancelledError:
+            outcome = "cancelled"
+            raise
+        finally:
+            self.metrics.provider_call(job.provider, job.step_type, outcome, time.perf_counter() - started)
 
     async def _with_lease(self, job: StepJob, call: Awaitable[StepResult]) -> StepResult:
         """Run the call while renewing the job's lease (and the limiter's); stop it if the job was

@@ -32,6 +32,7 @@ __all__ = [
     "RowLock",
     "StudioModels",
     "StudioStore",
+    "TaskMetrics",
     "TaskStore",
     "TasksUnitOfWork",
     "UnitOfWorkFactory",
@@ -313,4 +314,17 @@ class StudioModels(Protocol):
     async def model_kind(self, provider: str, model: str) -> ModelKind | None:
         """`text` (a chat model) or `image` (an image model); None when the studio provider does not exist,
         is turned off, or has no such model."""
+        ...
+
+
+class TaskMetrics(Protocol):
+    """What the task use cases tell the metrics (dashboards and alerts read them)."""
+
+    def task_ended(self, tool: str, outcome: TaskStatus, seconds: float) -> None:
+        """A task of `tool` ended (completed, failed or cancelled) `seconds` after it was created."""
+        ...
+
+    def overdue(self, count: int) -> None:
+        """How many tasks the sweeper found past their deadline (a running step past it, or credits that
+        never answered) on its last round, before ending them."""
         ...

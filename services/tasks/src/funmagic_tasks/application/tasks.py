@@ -22,7 +22,7 @@ from funmagic_contracts.tasks.events import TaskCancelled, TaskCompleted, TaskFa
 from funmagic_kit.audit import AdminAction
 from funmagic_kit.clock import Clock
 from funmagic_kit.logs import get_logger
-from funmagic_tasks.application.ports import Assets, TasksUnitOfWork, UnitOfWorkFactory
+from funmagic_tasks.application.ports import Assets, TaskMetrics, TasksUnitOfWork, UnitOfWorkFactory
 from funmagic_tasks.domain import task as rules  # the aggregate's transitions and rules
 from funmagic_tasks.domain.json_values import JsonObject, JsonValue
 from funmagic_tasks.domain.stats import success_rate
@@ -53,6 +53,7 @@ class TaskService:
     assets: Assets
     clock: Clock
     policy: TaskPolicy
+    metrics: TaskMetrics
 
     # --- HTTP: create, read, cancel, delete ----------------------------------------------------
 
@@ -101,7 +102,7 @@ class TaskService:
                 if held is None or not rules.visible_to(held, user_id, admin=False):
                     raise ParentNotFound()
             created = await uow.tasks.add(change.task)
-            _publish(uow, change, None)
+            self._publish(uow, change, None)
         log.info(
             "task requested", extra={"task_id": created.id, "tool": created.tool_slug, "price": created.price}
         )
@@ -187,7 +188,7 @@ class TaskService:
             task = await uow.tasks.lock(task_id)
             if task is None or not rules.visible_to(task, user_id, admin=admin):
                 raise TaskNotFound("no such task")
-            cancelled = await _apply(uow, rules.cancel(task, by=user_id, now=self.clock.now()), None)
+            cancelled = await self._apply(uow, rules.cancel(task, by=user_id, now=self.clock.now()), None)
             if task.user_id != user_id and cancelled.status != task.status:  # an admin, on someone's task
                 change = {"owner": task.user_id, "status": {"from": task.status, "to": cancelled.status}}
                 uow.record(AdminAction("task.cancelled", "task", task_id, change, actor_id=user_id))
@@ -205,8 +206,11 @@ class TaskService:
             deletion = rules.delete(task, descendants=descendants, by=user_id, now=self.clock.now())
             for deleted in deletion.tasks:
                 await uow.tasks.save(deleted)
+            ended = {t.id: t for t in deletion.tasks}
             for event in deletion.events:
                 uow.publish(event)
+                if isinstance(event, TaskCancelled):
+                    self._count_end(uow, ended[event.task_id])
             if task.user_id != user_id and deletion.tasks:  # an admin, on someone's task
                 change = {"owner": task.user_id, "tasks": len(deletion.tasks)}
                 uow.record(AdminAction("task.deleted", "task", task_id, change, actor_id=user_id))
@@ -223,7 +227,7 @@ class TaskService:
         task = await uow.tasks.lock(event.reservation_id)
         if task is not None:
             change = rules.start(task, now=self.clock.now(), policy=self.policy)
-            await _apply(uow, change, envelope)
+            await self._apply(uow, change, envelope)
             if rules.is_a_use_of_its_tool(change):
                 await uow.catalog.count_use(task.tool_id)
 
@@ -233,7 +237,7 @@ class TaskService:
         task = await uow.tasks.lock(event.reservation_id)
         if task is not None:
             change = rules.reject_reservation(task, reason=event.reason, now=self.clock.now())
-            await _apply(uow, change, envelope)
+            await self._apply(uow, change, envelope)
 
     async def step_completed(self, event: StepCompleted, envelope: Envelope, uow: TasksUnitOfWork) -> None:
         task = await uow.tasks.lock(event.task_id)
@@ -247,7 +251,7 @@ class TaskService:
                 now=self.clock.now(),
                 policy=self.policy,
             )
-            await _apply(uow, change, envelope)
+            await self._apply(uow, change, envelope)
 
     async def step_failed(self, event: StepFailed, envelope: Envelope, uow: TasksUnitOfWork) -> None:
         task = await uow.tasks.lock(event.task_id)
@@ -260,7 +264,7 @@ class TaskService:
                 message=event.error_message,
                 now=self.clock.now(),
             )
-            await _apply(uow, change, envelope)
+            await self._apply(uow, change, envelope)
 
     # --- the sweeper ------------------------------------------------------------------------------
 
@@ -271,6 +275,8 @@ class TaskService:
             overdue = await uow.tasks.overdue(
                 now, pending_before=now - self.policy.pending_timeout, limit=limit
             )
+        # Ended just below, normally: one still counted round after round is a task the sweep cannot end.
+        self.metrics.overdue(len(overdue))
         ended = 0
         for task_id in overdue:  # one transaction each: one stuck task never holds back the others
             async with self.uow() as uow:
@@ -278,36 +284,42 @@ class TaskService:
                 if task is None:
                     continue
                 change = rules.time_out(task, now=now, policy=self.policy)
-                await _apply(uow, change, None)
+                await self._apply(uow, change, None)
             if change.changed:
                 ended += 1
         if ended:
             log.warning("overdue tasks ended", extra={"count": ended})
         return ended
 
+    async def _apply(self, uow: TasksUnitOfWork, change: TaskChange, caused_by: Envelope | None) -> Task:
+        """Save the decided task and put its events in the outbox, in the caller's transaction; the task as
+        stored now."""
+        if not change.changed:
+            return change.task
+        saved = await uow.tasks.save(change.task)
+        self._publish(uow, change, caused_by)
+        return saved
 
-async def _apply(uow: TasksUnitOfWork, change: TaskChange, caused_by: Envelope | None) -> Task:
-    """Save the decided task and put its events in the outbox, in the caller's transaction; the task as
-    stored now."""
-    if not change.changed:
-        return change.task
-    saved = await uow.tasks.save(change.task)
-    _publish(uow, change, caused_by)
-    return saved
+    def _publish(self, uow: TasksUnitOfWork, change: TaskChange, caused_by: Envelope | None) -> None:
+        for event in change.events:
+            uow.publish(event, caused_by=caused_by)
+            if isinstance(event, TaskCompleted | TaskFailed | TaskCancelled):
+                log.info(
+                    f"task {change.task.status}",
+                    extra={
+                        "task_id": change.task.id,
+                        "charged": event.charged_credits,
+                        "error_code": change.task.error.code if change.task.error else None,
+                    },
+                )
+                self._count_end(uow, change.task)
 
-
-def _publish(uow: TasksUnitOfWork, change: TaskChange, caused_by: Envelope | None) -> None:
-    for event in change.events:
-        uow.publish(event, caused_by=caused_by)
-        if isinstance(event, TaskCompleted | TaskFailed | TaskCancelled):
-            log.info(
-                f"task {change.task.status}",
-                extra={
-                    "task_id": change.task.id,
-                    "charged": event.charged_credits,
-                    "error_code": change.task.error.code if change.task.error else None,
-                },
-            )
+    def _count_end(self, uow: TasksUnitOfWork, task: Task) -> None:
+        """Once the transaction commits: the ended task's time from creation to its end, by tool."""
+        if task.finished_at is None:
+            return
+        seconds = (task.finished_at - task.created_at).total_seconds()
+        uow.after_commit(lambda: self.metrics.task_ended(task.tool_slug, task.status, seconds))
 
 
 def _replayed(existing: Task, request: TaskRequest) -> JsonObject:
