@@ -376,7 +376,8 @@ async def test_local_point_cloud_has_one_vertex_per_sampled_pixel(platform, stac
     header, _, body = data.partition(b"end_header\n")
     assert b"format binary_little_endian 1.0" in header
     assert b"element vertex 1200" in header
-    assert len(body) == 1200 * struct.calcsize("<fffBBB")
+    assert b"property float confidence" in header
+    assert len(body) == 1200 * struct.calcsize("<fffBBBf")
 
 
 async def test_local_image_to_3d_gives_a_glb_model_and_a_preview(platform, stack_env, user, events) -> None:

@@ -10,10 +10,11 @@ import uuid
 from urllib.parse import parse_qs, urlsplit
 
 import aiohttp
+import numpy as np
 import pytest
 from clients import GATEWAY_URL, PASSWORD, call, mailbox, png, sign_up, unique_email
 from clients import browser as api_session
-from PIL import Image
+from PIL import Image, ImageDraw
 from playwright.async_api import Browser, Page, expect
 
 from funmagic_kit.testing import wait_until
@@ -192,6 +193,119 @@ async def test_figme_runs_both_steps_to_a_rendered_3d_model(browser: Browser) ->
 
     await wait_until(drawn, timeout=20, what="the 3D model to be drawn")
     await screenshot(page, "figme-3d")
+    assert page_errors(page) == []
+
+
+def memory_photo() -> bytes:
+    """A subject on a white background: a brightness ramp (a spread of depths), its right half striped
+    (texture: confident points) and its left half flat (unsure points)."""
+    image = Image.new("RGB", (240, 180), (255, 255, 255))
+    draw = ImageDraw.Draw(image)
+    for x in range(40, 200):
+        shade = 30 + (x - 40)  # 30..189: never the white of the background
+        stripe = x >= 120 and (x // 3) % 2 == 0
+        draw.line(
+            [(x, 30), (x, 150)], fill=(shade // 3, shade // 2, shade) if stripe else (shade, shade // 2, 40)
+        )
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def ply_vertices(data: bytes) -> np.ndarray:
+    """The vertices of the local provider's binary PLY (x y z r g b confidence)."""
+    header, _, body = data.partition(b"end_header\n")
+    assert b"property float confidence" in header
+    dtype = np.dtype(
+        [("x", "<f4"), ("y", "<f4"), ("z", "<f4"), ("r", "u1"), ("g", "u1"), ("b", "u1"), ("c", "<f4")]
+    )
+    return np.frombuffer(body, dtype=dtype)
+
+
+async def test_crystal_memory_point_cloud_filters_by_confidence_and_depth_and_exports_txt(
+    browser: Browser,
+) -> None:
+    page, _ = await signed_in(browser)
+    await page.goto("/tools/crystal-memory")
+    await choose_photo(page, memory_photo())
+    await page.get_by_test_id("run").click()
+    viewer = page.get_by_test_id("pointcloud-viewer")
+    count = page.get_by_test_id("points-shown")
+    await expect(count).to_be_visible(timeout=60_000)
+
+    # What the viewer should show is computed here from the stored PLY itself.
+    task_id = parse_qs(urlsplit(page.url).query)["taskId"][0]
+    task = await (await page.request.get(f"/api/tasks/{task_id}")).json()
+    cloud_id = next(a["asset_id"] for a in task["payload"]["output"]["assets"] if a["role"] == "point_cloud")
+    asset = await (await page.request.get(f"/api/assets/{cloud_id}")).json()
+    async with aiohttp.ClientSession() as http, http.get(asset["url"]) as response:
+        vertices = ply_vertices(await response.read())
+    total = len(vertices)
+    assert total > 1000
+    await expect(count).to_contain_text(f"of {total:,} points shown")
+
+    async def shown() -> int:
+        return int(await count.get_attribute("data-shown") or "-1")
+
+    # The z-crop is on at first: the stray ends of the depth range are hidden, the bulk is kept.
+    cropped = await shown()
+    assert 0.9 * total <= cropped < total
+    await screenshot(page, "pointcloud")
+
+    # The threshold, set from the keyboard: 39 % then one step right.
+    slider = page.get_by_label(re.compile("^Confidence threshold"))
+    await slider.fill("39")
+    await slider.press("ArrowRight")
+    await expect(slider).to_have_value("40")
+    await expect(page.get_by_text("40 %", exact=True)).to_be_visible()
+    await expect(count).not_to_have_attribute("data-shown", str(cropped))
+    # The z-crop off: only the threshold counts, exactly as the stored confidences say.
+    z_crop = page.get_by_role("switch", name="Z-crop")
+    await expect(z_crop).to_have_attribute("aria-checked", "true")
+    await z_crop.focus()
+    await page.keyboard.press("Space")
+    await expect(z_crop).to_have_attribute("aria-checked", "false")
+    confident = vertices[vertices["c"].astype(np.float64) >= 0.40]
+    assert 0 < len(confident) < total  # the flat half is below 40 %, the striped half above
+    await expect(count).to_have_attribute("data-shown", str(len(confident)))
+    await expect(count).to_contain_text(f"{len(confident):,} of {total:,} points shown")
+
+    # The tooltip says what the z-crop does.
+    await page.get_by_role("button", name="What z-crop does").hover()
+    tooltip = page.locator(".n-popover")
+    await expect(tooltip.get_by_text("keeps only the depth (z) range")).to_be_visible()
+    await expect(tooltip).not_to_have_class(re.compile("transition-enter"))  # faded in
+    await screenshot(page, "pointcloud-filtered")
+
+    # TXT holds the points shown: "x y z r g b confidence", in the PLY's order and coordinates.
+    await expect(viewer.locator("..").get_by_text("TXT holds the points shown")).to_contain_text(
+        "x y z r g b confidence"
+    )
+    async with page.expect_download() as download_info:
+        await page.get_by_test_id("download-txt").click()
+    download = await download_info.value
+    assert download.suggested_filename.endswith(".txt")
+    lines = (await download.path()).read_text().splitlines()  # type: ignore[union-attr]
+    assert len(lines) == len(confident)
+    rows = np.array([[float(v) for v in line.split(" ")] for line in lines])
+    assert rows.shape == (len(confident), 7)
+    for column, name in enumerate(["x", "y", "z"]):
+        assert np.allclose(rows[:, column], confident[name], atol=1e-5)
+    for column, name in enumerate(["r", "g", "b"], start=3):
+        assert np.array_equal(rows[:, column], confident[name])
+    assert np.allclose(rows[:, 6], confident["c"], atol=1e-4)
+    assert (rows[:, 6] >= 0.40 - 1e-4).all()
+    assert page_errors(page) == []
+
+    # The same result in Japanese on a phone: the controls fit, nothing scrolls sideways.
+    await page.set_viewport_size(PHONE)
+    await page.goto(f"/ja/tools/crystal-memory?taskId={task_id}")
+    await expect(count).to_contain_text(f"{total:,} 点中")
+    await expect(page.get_by_role("switch", name="Z クロップ")).to_be_visible()
+    await expect(page.get_by_test_id("download-txt")).to_have_text("TXT をダウンロード")
+    await page.get_by_test_id("download-txt").scroll_into_view_if_needed()
+    assert await horizontal_overflow(page) <= 0
+    await screenshot(page, "phone-pointcloud-ja")
     assert page_errors(page) == []
 
 

@@ -8,6 +8,8 @@ import { OrbitControls } from 'three/examples/jsm/controls/OrbitControls.js'
 
 export {
   Box3,
+  BufferAttribute,
+  BufferGeometry,
   Color,
   DirectionalLight,
   HemisphereLight,
@@ -20,7 +22,6 @@ export {
 } from 'three'
 export type { Mesh, MeshStandardMaterial } from 'three'
 export { GLTFLoader } from 'three/examples/jsm/loaders/GLTFLoader.js'
-export { PLYLoader } from 'three/examples/jsm/loaders/PLYLoader.js'
 export { OrbitControls } from 'three/examples/jsm/controls/OrbitControls.js'
 
 

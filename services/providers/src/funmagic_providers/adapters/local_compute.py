@@ -377,10 +377,25 @@ def _posterize(rgb: np.ndarray, levels: int = 4) -> np.ndarray:
 
 # --- point_cloud_ply -------------------------------------------------------------------------------
 
-# One PLY vertex, packed (15 bytes), in the order the header declares the properties.
+# One PLY vertex, packed (19 bytes), in the order the header declares the properties.
 _PLY_VERTEX = np.dtype(
-    [("x", "<f4"), ("y", "<f4"), ("z", "<f4"), ("red", "u1"), ("green", "u1"), ("blue", "u1")]
+    [
+        ("x", "<f4"),
+        ("y", "<f4"),
+        ("z", "<f4"),
+        ("red", "u1"),
+        ("green", "u1"),
+        ("blue", "u1"),
+        ("confidence", "<f4"),
+    ]
 )
+
+# Confidence of a point in a flat patch: seen, but with nothing there to place it by.
+_FLAT_CONFIDENCE = 0.2
+# The local contrast (std of 3x3 luma, 0..255 scale) at which a patch counts as ~63 % textured.
+_CONTRAST_SCALE = 12.0
+# Grid steps from a transparent pixel after which the silhouette no longer lowers confidence.
+_SILHOUETTE_DEPTH = 3
 
 
 def point_cloud_ply(image: bytes, *, max_points: int = 20_000) -> tuple[bytes, int]:
@@ -388,7 +403,9 @@ def point_cloud_ply(image: bytes, *, max_points: int = 20_000) -> tuple[bytes, i
 
     Pixels are sampled on a regular grid with the smallest stride that gives at most `max_points` grid
     pixels; transparent ones (alpha 0) are skipped. x and y come from the pixel position, the long side
-    spanning [-1, 1] and y pointing up; z is the luminance scaled to 0..RELIEF_HEIGHT.
+    spanning [-1, 1] and y pointing up; z is the luminance scaled to 0..RELIEF_HEIGHT. Each vertex also
+    carries a `confidence` in [0, 1], like a depth model's per-point confidence (see `_confidence`), so a
+    viewer can hide the least certain points.
     """
     if isinstance(max_points, bool) or not isinstance(max_points, int) or max_points < 1:
         raise LocalComputeError(f"max_points must be a positive integer, got {max_points!r}")
@@ -403,7 +420,41 @@ def point_cloud_ply(image: bytes, *, max_points: int = 20_000) -> tuple[bytes, i
     vertices["x"], vertices["y"] = x, y
     vertices["z"] = _luminance(colours[keep]) / 255 * RELIEF_HEIGHT
     vertices["red"], vertices["green"], vertices["blue"] = colours[keep].T
+    vertices["confidence"] = _confidence(colours, keep)[keep]
     return _ply_header(vertices.size) + vertices.tobytes(), int(vertices.size)
+
+
+def _confidence(grid: np.ndarray, visible: np.ndarray) -> np.ndarray:
+    """Per grid pixel, how well its depth is pinned down, in [0, 1] (float32).
+
+    What makes a depth model sure of a point, measured on the sampling grid (so the result does not depend
+    on the image's resolution): texture, and distance from the silhouette. Texture is the local contrast
+    (standard deviation of luma over the visible part of the 3x3 neighbourhood): a flat patch gets
+    _FLAT_CONFIDENCE, a contrasted one up to 1. Points within _SILHOUETTE_DEPTH steps of a transparent
+    pixel, where depth jumps to the background, get 1/4 to 3/4 of that (the fewer steps, the less).
+    """
+    # Contrast among visible neighbours only: the step to a transparent pixel's colour is not texture.
+    windows, seen = _neighbourhood(_luminance(grid)), _neighbourhood(visible)
+    counted = np.maximum(seen.sum(axis=0), 1)
+    mean = (windows * seen).sum(axis=0) / counted
+    contrast = np.sqrt(((windows - mean) ** 2 * seen).sum(axis=0) / counted)
+    texture = 1 - np.exp(-contrast / _CONTRAST_SCALE)
+    confidence = _FLAT_CONFIDENCE + (1 - _FLAT_CONFIDENCE) * texture
+    # How many 3x3 erosions of the visible mask each pixel survives, capped: its distance to transparency.
+    depth = np.zeros(visible.shape, dtype=np.float32)
+    inside = visible
+    for _ in range(_SILHOUETTE_DEPTH):
+        inside = _neighbourhood(inside).all(axis=0)
+        depth += inside
+    confidence *= (1 + depth) / (1 + _SILHOUETTE_DEPTH)
+    return np.clip(confidence, 0, 1).astype(np.float32)
+
+
+def _neighbourhood(values: np.ndarray) -> np.ndarray:
+    """The 3x3 neighbourhood of every element of a 2-D array, stacked: shape (9, h, w); edges repeat."""
+    padded = np.pad(values, 1, mode="edge")
+    height, width = values.shape
+    return np.stack([padded[r : r + height, c : c + width] for r in range(3) for c in range(3)])
 
 
 def sampling_stride(width: int, height: int, max_points: int) -> int:
@@ -426,7 +477,7 @@ def _plane_coordinates(
 
 
 def _ply_header(vertex_count: int) -> bytes:
-    """The ASCII header of a binary little-endian PLY of `vertex_count` coloured vertices."""
+    """The ASCII header of a binary little-endian PLY of `vertex_count` coloured vertices with confidence."""
     lines = [
         "ply",
         "format binary_little_endian 1.0",
@@ -438,6 +489,7 @@ def _ply_header(vertex_count: int) -> bytes:
         "property uchar red",
         "property uchar green",
         "property uchar blue",
+        "property float confidence",
         "end_header",
     ]
     return ("\n".join(lines) + "\n").encode("ascii")

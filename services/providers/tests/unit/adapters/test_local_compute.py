@@ -25,7 +25,9 @@ WHITE = (255, 255, 255)
 DARK_GREEN = (0, 90, 30)
 RED = (255, 0, 0)
 
-PLY_VERTEX = np.dtype([("x", "<f4"), ("y", "<f4"), ("z", "<f4"), ("r", "u1"), ("g", "u1"), ("b", "u1")])
+PLY_VERTEX = np.dtype(
+    [("x", "<f4"), ("y", "<f4"), ("z", "<f4"), ("r", "u1"), ("g", "u1"), ("b", "u1"), ("confidence", "<f4")]
+)
 
 
 def encode(image: Image.Image, fmt: str = "PNG", **options: object) -> bytes:
@@ -391,6 +393,7 @@ def parse_ply(data: bytes) -> tuple[list[str], np.ndarray]:
         "property uchar red",
         "property uchar green",
         "property uchar blue",
+        "property float confidence",
     ]
     assert len(body) == int(count) * PLY_VERTEX.itemsize
     return lines, np.frombuffer(body, dtype=PLY_VERTEX)
@@ -461,6 +464,46 @@ def test_z_grows_with_luminance_up_to_half() -> None:
     assert np.allclose(vertices["z"], luma / 255 * 0.5, atol=1e-4)
     assert vertices["z"].min() >= 0
     assert vertices["z"].max() <= 0.5
+
+
+def confidence_at(vertices: np.ndarray, width: int, height: int) -> np.ndarray:
+    """The vertices' confidences laid back on the (height, width) pixel grid (stride 1), NaN where none."""
+    half = (max(width, height) - 1) / 2
+    cols = np.rint(vertices["x"] * half + (width - 1) / 2).astype(int)
+    rows = np.rint((height - 1) / 2 - vertices["y"] * half).astype(int)
+    grid = np.full((height, width), np.nan, dtype=np.float32)
+    grid[rows, cols] = vertices["confidence"]
+    return grid
+
+
+def test_confidence_is_higher_where_the_picture_has_texture() -> None:
+    # Left half flat grey, right half a fine checkerboard: same mean luma, very different contrast.
+    rgb = np.full((40, 80, 3), 128, dtype=np.uint8)
+    ys, xs = np.mgrid[0:40, 40:80]
+    rgb[:, 40:] = np.where(((xs + ys) % 2 == 0)[..., None], 200, 56)
+    _, vertices = parse_ply(point_cloud_ply(encode(Image.fromarray(rgb, "RGB")))[0])
+    grid = confidence_at(vertices, 80, 40)
+    assert np.allclose(grid[:, :35], 0.2)  # flat: the floor
+    assert (grid[:, 45:] > 0.99).all()  # strong texture: nearly certain
+    assert ((vertices["confidence"] >= 0) & (vertices["confidence"] <= 1)).all()
+
+
+def test_confidence_drops_towards_the_silhouette() -> None:
+    # A flat opaque square in a transparent frame: confidence grows with the distance from the edge.
+    rgba = np.zeros((30, 30, 4), dtype=np.uint8)
+    rgba[5:25, 5:25] = (90, 120, 200, 255)
+    _, vertices = parse_ply(point_cloud_ply(encode(Image.fromarray(rgba, "RGBA")))[0])
+    grid = confidence_at(vertices, 30, 30)
+    row = grid[15, 5:16]  # from the left edge of the square to its middle
+    assert row[0] < row[1] < row[2] < row[3]
+    assert row[3] == pytest.approx(0.2, abs=1e-5)  # three steps in: only the (flat) texture counts
+    assert np.allclose(row[3:], 0.2, atol=1e-5)
+    assert row[0] == pytest.approx(0.2 / 4, abs=1e-5)  # next to transparency: a quarter
+
+
+def test_the_point_cloud_is_the_same_on_every_run() -> None:
+    data = encode(Image.fromarray(speckled_rgba(), "RGBA"))
+    assert point_cloud_ply(data)[0] == point_cloud_ply(data)[0]
 
 
 def test_a_fully_transparent_image_gives_an_empty_point_cloud() -> None:

@@ -4,7 +4,7 @@
   (`options.style`: vintage, sketch, posterize).
 - `remove-bg`: background removal for plain backgrounds (RGBA PNG).
 - `3d-gen`: a heightfield mesh (GLB) from the image, with the image as preview.
-- `point-cloud`: a coloured point cloud (PLY), one vertex per sampled pixel.
+- `point-cloud`: a coloured point cloud (PLY), one vertex per sampled pixel, each with a confidence.
 - `studio-chat` (studio replies): a deterministic answer that repeats the prompt, written word by word to
   the live output; with `options.image_generation`, also a procedural image from the prompt (a blurred
   partial image first), so the studio works offline.
