@@ -9,6 +9,12 @@ The pictures are real but cheap: a generation is a two-colour gradient whose col
 prompt (so the same prompt gives the same image); an edit is the first uploaded image with its colours
 inverted, resized to `size` when one is given.
 
+An edit takes its images as one `image` part or repeated `image[]` parts (PROVIDERS 1.3), and is refused
+(400, as OpenAI does) without one, with more than 16, with one that is not a PNG/JPEG/WEBP or is 50 MB or
+more, or with several for a model other than a GPT image model. `edits` records each edit that reached the
+handler: its prompt, model and image parts in the order they arrived (field name, filename, type, size,
+SHA-256), so a test sees which images went, in which order.
+
 Switches:
 - A prompt containing the word `forbidden` (any case) is refused like the safety system does: HTTP 400,
   code `moderation_blocked`, type `image_generation_user_error` (PROVIDERS 1.5).
@@ -72,6 +78,7 @@ FIXED_SIZES = {"256x256", "512x512", "1024x1024", "1536x1024", "1024x1536", "179
 DEFAULT_SIZE = (1024, 1024)  # what `auto` (or no size) means for a generation
 MAX_PROMPT = 32000
 MAX_EDIT_IMAGES = 16
+MAX_EDIT_IMAGE_BYTES = 50 * 1024 * 1024  # "each must be png/webp/jpg under 50 MB" (PROVIDERS 1.3)
 OUTPUT_FORMATS = {"png": "PNG", "jpeg": "JPEG", "webp": "WEBP"}
 _SIZE_RE = re.compile(r"(\d+)x(\d+)")
 _MODERATION_RE = re.compile(rf"\b{MODERATION_WORD}\b", re.IGNORECASE)
@@ -87,6 +94,26 @@ _DATA_URL_RE = re.compile(r"data:image/[\w.+-]+;base64,(.*)", re.DOTALL)
 _REQUEST_BODY: web.RequestKey[Any] = web.RequestKey("responses_body", object)  # see FakeOpenAI._answer
 # Events that wait `delta_delay_seconds` (or the slow pace) before they are sent.
 _PACED_EVENTS = ("response.output_text.delta", "response.image_generation_call.partial_image")
+
+
+@dataclass(frozen=True)
+class EditImage:
+    """One image part of an edit, as it arrived."""
+
+    field: str  # "image" (one file) or "image[]" (a list)
+    filename: str
+    content_type: str
+    size: int
+    sha256: str
+
+
+@dataclass(frozen=True)
+class RecordedEdit:
+    """An edit request that reached the handler (faulted calls are only in `requests`)."""
+
+    prompt: str | None
+    model: str | None
+    images: tuple[EditImage, ...]
 
 
 def _error(
@@ -122,6 +149,7 @@ class FakeOpenAI(FakeServer):
         self.stream_failure_code = "server_error"
         # What tests observe.
         self.responses_requests: list[dict[str, Any]] = []  # bodies that reached the handler, in order
+        self.edits: list[RecordedEdit] = []  # edits that reached the handler, in order
         self.in_flight = 0  # generation calls (images and responses) being served right now…
         self.max_in_flight = 0  # …and the most there ever were at once
         self.disconnected = 0  # response streams whose client went away before the end
@@ -155,16 +183,38 @@ class FakeOpenAI(FakeServer):
         except ValueError:
             raise _error(400, "Could not parse the multipart form body.") from None
         params = {k: v for k, v in form.items() if isinstance(v, str)}
-        # One file is sent as `image`, a list as repeated `image[]` (PROVIDERS 1.3).
+        # One file is sent as `image`, a list as repeated `image[]` (PROVIDERS 1.3); kept in arrival order.
         uploads = [
-            f for name in ("image", "image[]") for f in form.getall(name, []) if not isinstance(f, str)
+            (name, f) for name, f in form.items() if name in ("image", "image[]") and not isinstance(f, str)
         ]
+        contents = [upload.file.read() for _, upload in uploads]
+        self.edits.append(
+            RecordedEdit(
+                params.get("prompt"),
+                params.get("model"),
+                tuple(
+                    EditImage(
+                        name,
+                        upload.filename,
+                        upload.content_type,
+                        len(data),
+                        hashlib.sha256(data).hexdigest(),
+                    )
+                    for (name, upload), data in zip(uploads, contents, strict=True)
+                ),
+            )
+        )
         prompt, model, n, size, fmt, background = _common_params(params)
         if not uploads:
             raise _missing("image")
         if len(uploads) > MAX_EDIT_IMAGES:
             raise _invalid("image", f"Too many images: at most {MAX_EDIT_IMAGES} are allowed.")
-        sources = [_open_upload(upload.file.read(), index) for index, upload in enumerate(uploads, 1)]
+        if len(uploads) > 1 and not model.startswith(("gpt-image", "chatgpt-image")):
+            raise _invalid("image", f"Only GPT image models take several images; {model} takes one.")
+        for index, data in enumerate(contents, 1):
+            if len(data) >= MAX_EDIT_IMAGE_BYTES:
+                raise _invalid("image", f"Image {index} is too large: each image must be under 50 MB.")
+        sources = [_open_upload(data, index) for index, data in enumerate(contents, 1)]
         mask = form.get("mask")
         if mask is not None and not isinstance(mask, str):
             _open_upload(mask.file.read(), 0, param="mask")

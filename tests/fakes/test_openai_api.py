@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import hashlib
 import io
 import sys
 import time
@@ -23,6 +24,7 @@ from funmagic_kit.testing import wait_until
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+import openai_api
 from faults import Fault, FaultPlan
 from openai_api import DEFAULT_API_KEY, FakeOpenAI
 
@@ -183,6 +185,46 @@ async def test_edit_with_several_images_and_a_size(fake: FakeOpenAI, client: ope
     image = decode(result.data[0].b64_json)
     assert (image.size, image.convert("RGB").getpixel((0, 0))) == ((1024, 1536), (255, 255, 255))
     assert fake.requests[0].files == ["image[]", "image[]"]  # a list goes as repeated image[] fields
+
+
+async def test_edit_records_its_image_parts_in_the_order_they_arrived(
+    fake: FakeOpenAI, client: openai.AsyncOpenAI
+) -> None:
+    style, photo = png((16, 16), (0, 0, 200)), png((24, 24), (200, 0, 0))
+    await client.images.edit(
+        model="gpt-image-1",
+        image=[("style.png", style, "image/png"), ("photo.png", photo, "image/png")],
+        prompt="in this style",
+    )
+    [edit] = fake.edits
+    assert (edit.prompt, edit.model) == ("in this style", "gpt-image-1")
+    assert [(i.field, i.filename, i.size) for i in edit.images] == [
+        ("image[]", "style.png", len(style)),
+        ("image[]", "photo.png", len(photo)),
+    ]
+    assert [i.sha256 for i in edit.images] == [
+        hashlib.sha256(style).hexdigest(),
+        hashlib.sha256(photo).hexdigest(),
+    ]
+
+
+async def test_several_images_need_a_gpt_image_model(fake: FakeOpenAI, client: openai.AsyncOpenAI) -> None:
+    images = [("a.png", png((8, 8), (0, 0, 0)), "image/png"), ("b.png", png((8, 8), (9, 9, 9)), "image/png")]
+    with pytest.raises(openai.BadRequestError) as caught:
+        await client.images.edit(model="dall-e-2", image=images, prompt="x")
+    assert caught.value.param == "image"
+    await client.images.edit(model="dall-e-2", image=images[0], prompt="x")  # one image is fine
+
+
+async def test_an_image_of_50_mb_or_more_is_refused(
+    fake: FakeOpenAI, client: openai.AsyncOpenAI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = png((8, 8), (1, 2, 3))
+    monkeypatch.setattr(openai_api, "MAX_EDIT_IMAGE_BYTES", len(source))  # 50 MB, scaled down
+    with pytest.raises(openai.BadRequestError) as caught:
+        await client.images.edit(model="gpt-image-1", image=("big.png", source, "image/png"), prompt="x")
+    assert (caught.value.param, caught.value.code) == ("image", "invalid_value")
+    assert "under 50 MB" in caught.value.message
 
 
 async def test_edit_keeps_transparency(client: openai.AsyncOpenAI) -> None:

@@ -75,6 +75,8 @@ async def test_an_admin_builds_a_two_step_tool_that_a_user_runs_in_german(
     await fill(first.get_by_test_id("step-cost"), "3")
     await expect(first.get_by_test_id("option-style")).to_contain_text("vintage")  # the schema's default
     await choose(page, first.get_by_test_id("option-style").locator(".n-select"), "sketch")
+    # An image-gen step sends the chosen style's image with the photo unless told not to.
+    await expect(first.get_by_test_id("step-use-style-image")).to_have_attribute("aria-checked", "true")
 
     # Step 2: cut the sketch out, on the previous step's output.
     await page.get_by_test_id("add-step").click()
@@ -82,6 +84,7 @@ async def test_an_admin_builds_a_two_step_tool_that_a_user_runs_in_german(
     await choose(page, second.get_by_test_id("step-type"), "Background removal")
     await expect(second.get_by_test_id("option-durationMs")).to_be_visible()
     await expect(second.get_by_test_id("option-style")).to_have_count(0)
+    await expect(second.get_by_test_id("step-use-style-image")).to_have_count(0)  # not an image-gen step
     await fill(second.get_by_test_id("step-id"), "cut")
     await fill(second.get_by_test_id("step-name"), "Cut out")
     await fill(second.get_by_test_id("step-cost"), "2")
@@ -139,6 +142,7 @@ async def test_an_admin_builds_a_two_step_tool_that_a_user_runs_in_german(
         ("cut", "remove-bg", "local", 2),
     ]
     assert steps[0]["provider"]["options"]["style"] == "sketch"
+    assert steps[0]["useStyleImage"] is True
     assert steps[1]["input"] == {"image": "optional", "prompt": "none"}  # the previous output
     [ink] = stored["config"]["styleReferences"]
     assert ink["assetId"], "the style reference keeps its image"
@@ -180,6 +184,9 @@ async def test_an_admin_builds_a_two_step_tool_that_a_user_runs_in_german(
     task_id = re.search(r"taskId=([0-9a-f-]+)", user.url).group(1)  # type: ignore[union-attr]
     task = await (await user.request.get(f"/api/tasks/{task_id}")).json()
     assert (task["status"], task["charged_credits"]) == ("completed", 5)
+    # The local provider got the style's image with the photo (it tints the sketch towards it).
+    sketch_step = next(s for s in task["payload"]["steps"] if s["step_id"] == "sketch")
+    assert sketch_step["metadata"]["referenceAssetIds"] == [ink["assetId"]]
     assert page_errors(user) == []
 
 

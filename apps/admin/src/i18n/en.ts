@@ -172,6 +172,7 @@ export default {
     promptInput: 'Prompt from the user',
     defaultPrompt: 'Default prompt',
     defaultPromptHint: 'Used when the user gives none',
+    useStyleImage: "Send the chosen style's image with the user's image",
     moveUp: 'Move up',
     moveDown: 'Move down',
     remove: 'Remove',

@@ -174,6 +174,7 @@ export default {
     promptInput: '用户提供的提示词',
     defaultPrompt: '默认提示词',
     defaultPromptHint: '用户未填写时使用',
+    useStyleImage: '将所选风格的参考图与用户图片一起发送',
     moveUp: '上移',
     moveDown: '下移',
     remove: '移除',

@@ -77,7 +77,7 @@ function storedTool(): AdminTool {
         {
           id: 'sketch', name: 'Sketch', type: 'image-gen', cost: 3, timeoutSeconds: 120, prompt: 'draw it',
           provider: { name: 'local', model: 'default', options: { style: 'sketch', durationMs: 0 } },
-          input: { image: 'required', prompt: 'optional' },
+          input: { image: 'required', prompt: 'optional' }, useStyleImage: false,
         },
         {
           id: 'cut', name: 'Cut out', type: 'remove-bg', cost: 2, timeoutSeconds: 600, prompt: null,
@@ -105,12 +105,12 @@ describe('a stored tool in the editor', () => {
           {
             id: 'sketch', name: 'Sketch', type: 'image-gen', cost: 3, timeoutSeconds: 120, prompt: 'draw it',
             provider: { name: 'local', model: 'default', options: { style: 'sketch', durationMs: 0 } },
-            input: { image: 'required', prompt: 'optional' },
+            input: { image: 'required', prompt: 'optional' }, useStyleImage: false,
           },
           {
             id: 'cut', name: 'Cut out', type: 'remove-bg', cost: 2, timeoutSeconds: 600, prompt: null,
             provider: { name: 'fal', model: 'fal-ai/imageutils/rembg', options: {} },
-            input: { image: 'required', prompt: 'none' },
+            input: { image: 'required', prompt: 'none' }, useStyleImage: true,
           },
         ],
         styleReferences: [{ id: 'ink', name: 'Ink', prompt: 'in ink', assetId: 'a-ink' }],

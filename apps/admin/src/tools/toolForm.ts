@@ -46,6 +46,8 @@ export interface StepState {
   prompt: string
   image: InputMode
   promptMode: InputMode
+  /** image-gen steps: send the chosen style reference's image with the user's (the style's prompt is used either way). */
+  useStyleImage: boolean
 }
 
 export interface StyleState {
@@ -149,6 +151,7 @@ export function newStep(steps: readonly StepState[], catalog: StepTypeCatalog | 
   const blank: StepState = {
     key: newKey(), id: `step-${n}`, name: '', type: 'image-gen', provider: LOCAL, model: 'default', options: {},
     cost: 0, timeoutSeconds: 600, prompt: '', image: steps.length === 0 ? 'required' : 'optional', promptMode: 'optional',
+    useStyleImage: true,
   }
   return withProvider(blank, catalog, providers, LOCAL)
 }
@@ -218,6 +221,7 @@ export function fromTool(tool: AdminTool): ToolForm {
     prompt: step.prompt ?? '',
     image: mode(step.input.image),
     promptMode: mode(step.input.prompt),
+    useStyleImage: step.useStyleImage ?? true,
   }))
   const styles: StyleState[] = tool.config.styleReferences.map((style) => ({
     key: newKey(), id: style.id, name: style.name, prompt: style.prompt, assetId: style.assetId ?? null, imageUrl: style.image_url ?? null,
@@ -295,6 +299,7 @@ export function toBody(form: ToolForm): ToolBody {
         timeoutSeconds: step.timeoutSeconds,
         prompt: step.prompt.trim() || null,
         input: { image: step.image, prompt: step.promptMode },
+        useStyleImage: step.useStyleImage,
       })),
       styleReferences: form.styles.map((style) => ({ id: style.id.trim(), name: style.name.trim(), prompt: style.prompt.trim(), assetId: style.assetId })),
     },

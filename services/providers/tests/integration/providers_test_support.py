@@ -53,6 +53,7 @@ def step_requested(
     prompt: str | None = "a lighthouse at dusk",
     options: dict[str, int | str] | None = None,
     asset_ids: tuple[str, ...] = (),
+    reference_asset_ids: tuple[str, ...] = (),
     deadline_in: timedelta = timedelta(minutes=10),
 ) -> StepRequested:
     return StepRequested(
@@ -63,7 +64,12 @@ def step_requested(
         provider=provider,
         model="local-v1",
         scope="web",
-        input=StepInput(asset_ids=asset_ids, prompt=prompt, options=dict(options or {})),
+        input=StepInput(
+            asset_ids=asset_ids,
+            reference_asset_ids=reference_asset_ids,
+            prompt=prompt,
+            options=dict(options or {}),
+        ),
         attempt=attempt,
         deadline_at=datetime.now(UTC) + deadline_in,
     )
@@ -112,11 +118,18 @@ class FakeStorage:
 
     inputs: dict[str, InputFile] = field(default_factory=dict)
     outputs: list[StoredOutput] = field(default_factory=list)
+    # Published catalog images (style references'), by id.
+    catalog_images: dict[str, InputFile] = field(default_factory=dict)
 
     async def read_asset(self, user_id: str, asset_id: str) -> InputFile:
         if asset_id not in self.inputs:
             raise InvalidStepInput(f"input asset {asset_id} does not exist or is not yours")
         return self.inputs[asset_id]
+
+    async def read_catalog_image(self, asset_id: str) -> InputFile:
+        if asset_id not in self.catalog_images:
+            raise InvalidStepInput(f"input asset {asset_id} is not a published image")
+        return self.catalog_images[asset_id]
 
     async def store_output(
         self,

@@ -5,11 +5,13 @@ Postgres and Redis are real."""
 from __future__ import annotations
 
 import asyncio
+import io
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import pytest
+from PIL import Image
 from providers_test_support import FakeStorage, jobs_of, outbox_events, step_requested
 from redis.asyncio import Redis
 
@@ -25,8 +27,15 @@ from funmagic_contracts.tasks.events import StepRequested, TaskCancelRequested
 from funmagic_kit.testing import in_memory_consumer, wait_until
 from funmagic_providers.application.steps import StepRunner
 from funmagic_providers.bootstrap import Providers
+from funmagic_providers.domain.steps import InputFile
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def png(colour: tuple[int, int, int]) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (24, 16), colour).save(buffer, "PNG")
+    return buffer.getvalue()
 
 
 @pytest.fixture(autouse=True)
@@ -95,6 +104,42 @@ async def test_a_queued_job_runs_to_step_completed_with_its_output_stored(
     )
     (job,) = await jobs_of(pool, requested.task_id)
     assert (job.status, job.claims, job.lease_owner) == ("completed", 1, None)
+
+
+async def test_a_style_references_image_is_read_as_a_catalog_image_and_reaches_the_provider(
+    pool, build_providers, storage: FakeStorage
+) -> None:
+    storage.inputs["photo"] = InputFile("photo", "photo.png", "image/png", png((128, 128, 128)))
+    storage.catalog_images["style"] = InputFile("style", "style.png", "image/png", png((0, 0, 255)))
+    providers = build_providers()
+    requested = step_requested(asset_ids=("photo",), reference_asset_ids=("style",))
+    await deliver(providers, requested)
+
+    async with running(providers.runner):
+        await wait_for_event(pool, requested.task_id, StepCompleted)
+
+    (job,) = await jobs_of(pool, requested.task_id)
+    assert job.input.reference_asset_ids == ("style",), "kept with the durable job"
+    completed = (await events_of(pool, requested.task_id))[-1]
+    assert isinstance(completed, StepCompleted)
+    assert completed.output.metadata == {"style": "vintage", "referenceAssetIds": ["style"]}
+
+
+async def test_a_style_image_that_is_not_a_published_catalog_image_fails_the_step(
+    pool, build_providers, storage: FakeStorage
+) -> None:
+    # The user's own asset is not a catalog image: references are read only as published catalog images.
+    storage.inputs["photo"] = InputFile("photo", "photo.png", "image/png", png((128, 128, 128)))
+    providers = build_providers()
+    requested = step_requested(asset_ids=("photo",), reference_asset_ids=("photo",))
+    await deliver(providers, requested)
+
+    async with running(providers.runner):
+        await wait_for_event(pool, requested.task_id, StepFailed)
+
+    failed = (await events_of(pool, requested.task_id))[-1]
+    assert isinstance(failed, StepFailed)
+    assert (failed.error_code, failed.retryable) == ("invalid_input", False)
 
 
 async def test_a_step_for_a_provider_nobody_configured_fails_at_once(pool, build_providers, storage) -> None:

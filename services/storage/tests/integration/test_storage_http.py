@@ -129,3 +129,33 @@ async def test_other_services_store_and_read_a_users_bytes_and_nobody_else_may(
     [created] = await storage.outbox()
     assert created.type == "AssetCreated"
     assert URL(stored["url"]).query.get("X-Amz-Signature")
+
+
+async def test_other_services_read_a_published_asset_whoever_owns_it_and_only_while_published(
+    api: aiohttp.ClientSession, storage: Storage
+) -> None:
+    """A style reference's image: the admin's asset, read for another user's task (providers)."""
+    admin = storage.new_user()
+    query = f"user_id={admin}&module=banners&filename=style.png&visibility=admin-private"
+    async with api.post(
+        f"/v1/internal/assets?{query}", data=PNG, headers={**SERVICE, "Content-Type": "image/png"}
+    ) as response:
+        assert response.status == 201
+        stored = await response.json()
+    base = f"/v1/internal/assets/{stored['id']}"
+
+    async with api.get(f"{base}/published-content", headers=SERVICE) as response:
+        assert await problem_of(response) == (404, "not_found"), "not published: nobody's to read"
+    async with api.post(f"{base}/publish-for-catalog", json={}, headers=SERVICE) as response:
+        assert response.status == 200
+    async with api.get(f"{base}/published-content", headers=as_user(admin, "admin")) as response:
+        assert response.status == 403, "for other services only"
+    async with api.get(f"{base}/published-content", headers=SERVICE) as response:
+        assert response.status == 200
+        assert await response.read() == PNG
+        assert response.headers["X-Asset-Filename"] == "style.png"
+        assert response.content_type == "image/png"
+    async with api.post(f"/v1/assets/{stored['id']}/unpublish", headers=as_user(admin, "admin")) as response:
+        assert response.status == 200
+    async with api.get(f"{base}/published-content", headers=SERVICE) as response:
+        assert await problem_of(response) == (404, "not_found"), "unpublished: no longer readable"

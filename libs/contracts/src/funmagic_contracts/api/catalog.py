@@ -86,10 +86,13 @@ SLUG = r"^[a-z0-9][a-z0-9-]{0,62}$"
 LOCALE = r"^[a-z]{2}(-[A-Z]{2})?$"
 UUID = r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$"
 SEARCH = r"^[^\x00-\x1f\x7f]*$"
+# A hex colour or a colour token; empty clears it (the catalog's `_optional_color`).
+COLOR = r"^(#[0-9a-fA-F]{3,8}|[a-z][a-z0-9-]{0,31})?$"
 
-Slug = Annotated[str, Field(pattern=SLUG, examples=["figme"])]
-Locale = Annotated[str, Field(pattern=LOCALE, examples=["de"])]
-AssetId = Annotated[str, Field(pattern=UUID, description="An asset of storage (its id).")]
+# The lengths say what the patterns allow (the document shows them; a query's request line stays short).
+Slug = Annotated[str, Field(max_length=63, pattern=SLUG, examples=["figme"])]
+Locale = Annotated[str, Field(max_length=5, pattern=LOCALE, examples=["de"])]
+AssetId = Annotated[str, Field(max_length=36, pattern=UUID, description="An asset of storage (its id).")]
 InputMode = Literal["required", "optional", "none"]
 StepType = Literal["image-gen", "remove-bg", "3d-gen", "point-cloud"]
 LOCALE_DOC = "`de`, `de-AT`…: texts in that locale, falling back to the language, then English, per field."
@@ -120,6 +123,11 @@ class StepConfig(Request):
     input: StepInputModes = Field(
         default_factory=StepInputModes,
         description="A step after the first may take the previous step's output as its image.",
+    )
+    useStyleImage: bool = Field(
+        True,
+        description="image-gen steps: send the chosen style reference's image with the user's image (false:"
+        " the user's image alone; the style's prompt is used either way).",
     )
 
 
@@ -170,7 +178,7 @@ class ToolTypeCreate(Request):
     display_name: str = Field(min_length=1, max_length=120)
     description: str | None = Field(None, max_length=2000)
     icon: str | None = Field(None, max_length=64)
-    color: str | None = Field(None, max_length=32, examples=["#6366f1"])
+    color: str | None = Field(None, max_length=32, pattern=COLOR, examples=["#6366f1"])
     sort_order: int = Field(0, ge=-1_000_000, le=1_000_000)
     is_active: bool = True
     translations: dict[Locale, ToolTypeTranslation] = Field(default_factory=dict)
@@ -181,7 +189,7 @@ class ToolTypeUpdate(Request):
     display_name: str | None = Field(None, min_length=1, max_length=120)
     description: str | None = Field(None, max_length=2000)
     icon: str | None = Field(None, max_length=64)
-    color: str | None = Field(None, max_length=32)
+    color: str | None = Field(None, max_length=32, pattern=COLOR)
     sort_order: int | None = Field(None, ge=-1_000_000, le=1_000_000)
     is_active: bool | None = None
     translations: dict[Locale, ToolTypeTranslation] | None = None
@@ -223,7 +231,7 @@ class BannerCreate(Request):
     type: Literal["main", "side"] = "main"
     position: int = Field(0, ge=-1_000_000, le=1_000_000)
     badge: str | None = Field(None, max_length=40)
-    badge_color: str | None = Field(None, max_length=32)
+    badge_color: str | None = Field(None, max_length=32, pattern=COLOR)
     is_active: bool = True
     starts_at: AwareDatetime | None = Field(None, description="Shown from this moment (none: at once).")
     ends_at: AwareDatetime | None = Field(None, description="Shown until just before this moment.")
@@ -240,7 +248,7 @@ class BannerUpdate(Request):
     type: Literal["main", "side"] | None = None
     position: int | None = Field(None, ge=-1_000_000, le=1_000_000)
     badge: str | None = Field(None, max_length=40)
-    badge_color: str | None = Field(None, max_length=32)
+    badge_color: str | None = Field(None, max_length=32, pattern=COLOR)
     is_active: bool | None = None
     starts_at: AwareDatetime | None = None
     ends_at: AwareDatetime | None = None
@@ -401,6 +409,7 @@ class AdminStep(Reply):
     timeoutSeconds: int
     prompt: str | None = None
     input: StepInputView
+    useStyleImage: bool = True
 
 
 class AdminToolConfig(Reply):

@@ -67,6 +67,14 @@ class StepInput(ContractModel):
         default=(),
         description="Input assets in the order the step uses them (e.g. source image, style image).",
     )
+    reference_asset_ids: tuple[Id, ...] = Field(
+        default=(),
+        description=(
+            "Catalog images the step uses before `asset_ids`, in order (a chosen style reference's image):"
+            " named by the tool's config, never by the user, and read by providers as published catalog"
+            " images, not as the user's assets."
+        ),
+    )
     prompt: str | None = None
     options: Metadata = Field(default_factory=dict, description="Provider options from the tool config.")
 

@@ -336,6 +336,16 @@ def stylize(image: bytes, *, style: str) -> bytes:
     return _png(_join_alpha(styles[style](rgb), alpha))
 
 
+def tint_towards(image: bytes, reference: bytes, *, strength: float = 0.3) -> bytes:
+    """`image` (a PNG) moved `strength` of the way towards the average colour of `reference`: the local
+    stand-in for a style image guiding an edit. Same size, alpha kept."""
+    rgb, alpha = _split_alpha(decode_image(image))
+    reference_rgb, _ = _split_alpha(decode_image(reference))
+    colour = reference_rgb.reshape(-1, 3).astype(np.float32).mean(axis=0)
+    tinted = rgb.astype(np.float32) * (1 - strength) + colour * strength
+    return _png(_join_alpha(np.clip(np.rint(tinted), 0, 255).astype(np.uint8), alpha))
+
+
 def _vintage(rgb: np.ndarray) -> np.ndarray:
     """Sepia tone with lifted blacks, a darkened border and fixed-seed film grain."""
     height, width = rgb.shape[:2]

@@ -23,10 +23,19 @@ class StorageClient:
     async def read_asset(self, user_id: str, asset_id: str) -> InputFile:
         """The bytes of an asset `user_id` owns; another user's (or a missing) asset is an input error."""
         url = f"{self._base_url}/v1/internal/assets/{asset_id}/content"
+        return await self._read(url, {"user_id": user_id}, asset_id, "does not exist or is not yours")
+
+    async def read_catalog_image(self, asset_id: str) -> InputFile:
+        """The bytes of a published catalog image (a style reference's); an unpublished or missing one is
+        an input error."""
+        url = f"{self._base_url}/v1/internal/assets/{asset_id}/published-content"
+        return await self._read(url, {}, asset_id, "is not a published image")
+
+    async def _read(self, url: str, params: dict[str, str], asset_id: str, refusal: str) -> InputFile:
         try:
-            async with self._session.get(url, params={"user_id": user_id}, headers=self._headers) as response:
+            async with self._session.get(url, params=params, headers=self._headers) as response:
                 if response.status in (404, 422):
-                    raise InvalidStepInput(f"input asset {asset_id} does not exist or is not yours")
+                    raise InvalidStepInput(f"input asset {asset_id} {refusal}")
                 if response.status != 200:
                     raise TransientError(f"storage answered {response.status} reading asset {asset_id}")
                 data = await response.read()

@@ -227,6 +227,10 @@ class Storage(Protocol):
 
     async def read_asset(self, user_id: str, asset_id: str) -> InputFile: ...
 
+    async def read_catalog_image(self, asset_id: str) -> InputFile:
+        """A published image of the catalog (a style reference's), whoever owns it."""
+        ...
+
     async def store_output(
         self,
         *,

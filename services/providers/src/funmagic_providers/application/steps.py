@@ -244,10 +244,18 @@ class StepRunner:
             inputs = tuple(
                 [await self.storage.read_asset(job.user_id, asset_id) for asset_id in job.input.asset_ids]
             )
+            # The tool's own images (a style reference's), which the user does not own: storage gives
+            # only published ones, what anyone can fetch from the CDN anyway.
+            references = tuple(
+                [
+                    await self.storage.read_catalog_image(asset_id)
+                    for asset_id in job.input.reference_asset_ids
+                ]
+            )
             call = StepCall(
                 task_id=job.task_id, user_id=job.user_id, step_id=job.step_id, step_type=job.step_type,
                 model=job.model, prompt=job.input.prompt, options=job.input.options, inputs=inputs,
-                provider=access, live=self._live_output(job),
+                provider=access, live=self._live_output(job), references=references,
             )  # fmt: skip
             adapter = self.registry.adapter_for(access.type)
             result = await self._timed(

@@ -96,6 +96,8 @@ class StepJobInput:
     """What the step works on: asset ids (read from our own storage), a prompt, provider options."""
 
     asset_ids: tuple[str, ...] = ()
+    # Catalog images (a style reference's), read as published catalog images, not as the user's.
+    reference_asset_ids: tuple[str, ...] = ()
     prompt: str | None = None
     options: JsonObject = field(default_factory=dict)
 
@@ -200,6 +202,7 @@ def accept(
         scope=requested.scope,
         input=StepJobInput(
             asset_ids=tuple(requested.input.asset_ids),
+            reference_asset_ids=tuple(requested.input.reference_asset_ids),
             prompt=requested.input.prompt,
             options=dict(requested.input.options),
         ),

@@ -94,6 +94,8 @@ class StepCall:
     inputs: tuple[InputFile, ...]
     provider: ProviderAccess
     live: LiveOutput = field(default=NO_LIVE_OUTPUT, repr=False)
+    # Catalog images the step uses before `inputs` (a style reference's image), in order.
+    references: tuple[InputFile, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -314,6 +314,18 @@ class AssetService:
         data = await self.objects.read(asset.bucket, asset.storage_key)
         return asset, data
 
+    async def read_published(self, asset_id: str) -> tuple[AssetRecord, bytes]:
+        """For a provider reading a catalog image (a style reference's, which the task's user does not
+        own): the record and the bytes of the asset's public copy, only while it is published — nothing
+        that its CDN URL does not already give anyone. The catalog publishes its images when an admin saves
+        a tool (`publish_for_catalog`)."""
+        async with self.uow() as uow:
+            asset = await uow.assets.asset(asset_id)
+        if asset is None or not asset.public_key:
+            raise AssetNotFound("no such published asset")
+        data = await self.objects.read(self.policy.bucket_public, asset.public_key)
+        return asset, data
+
     async def _owned_by(self, user_id: str, asset_id: str) -> AssetRecord:
         """The asset if `user_id` owns it, whatever its visibility (service-to-service reads only)."""
         async with self.uow() as uow:

@@ -67,6 +67,7 @@ class StorageApp:
             web.post("/v1/internal/assets/urls", self.asset_urls),
             web.get("/v1/internal/assets/{asset_id}", self.owned_asset),
             web.get("/v1/internal/assets/{asset_id}/content", self.read_content),
+            web.get("/v1/internal/assets/{asset_id}/published-content", self.read_published_content),
             web.post("/v1/internal/assets/{asset_id}/publish-for-catalog", self.publish_for_catalog),
         ]
 
@@ -139,6 +140,17 @@ class StorageApp:
         require_internal_caller(request)
         query = read_query(request, OwnerQuery)
         asset, data = await self.assets.read_owned(query.user_id, path_uuid(request, "asset_id", "asset"))
+        return web.Response(
+            body=data,
+            content_type=asset.mime_type,
+            headers={"X-Asset-Filename": quote(asset.filename), "X-Asset-Module": asset.module},
+        )
+
+    async def read_published_content(self, request: web.Request) -> web.Response:
+        """For other services only (providers, for a style reference's image): the bytes of a published
+        asset, whoever owns it — its public copy, what its CDN URL gives anyone (404 when not published)."""
+        require_internal_caller(request)
+        asset, data = await self.assets.read_published(path_uuid(request, "asset_id", "asset"))
         return web.Response(
             body=data,
             content_type=asset.mime_type,

@@ -7,13 +7,17 @@ naming the field at fault as the API spells it (`config.steps[1].provider.name`,
 Tool configs are JSON documents in camelCase (as the admin SPA writes them):
 
     {"steps": [{"id", "name", "type", "provider": {"name", "model", "options"}, "cost", "timeoutSeconds",
-                "prompt", "input": {"image", "prompt"}}, ...],
+                "prompt", "input": {"image", "prompt"}, "useStyleImage"}, ...],
      "styleReferences": [{"id", "name", "prompt", "assetId"}, ...],
      "pipeline": true}
 
 A step after the first may take the previous step's output as its image: that is how a pipeline task
 (every step in order) and a chained task (`parentTaskId`, the next step on the parent's output) work, so no
 field says so. A tool's price (`credits_cost`) is the sum of its steps' costs, computed, never typed.
+
+A task may name one of the tool's style references: its prompt is the task's prompt (unless the user gave
+one), and an `image-gen` step working on the user's image also gets the style's image, before the user's
+(the original's `images.edit` with [style image, user image]) — unless the step says `useStyleImage: false`.
 
 Images: a tool's or banner's thumbnail and a style reference's image are assets of storage, named by id.
 When an entry is saved, storage publishes each image it names for the catalog and tasks keeps the image's
@@ -117,7 +121,9 @@ _HTTP_URL = re.compile(r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?([/?#][^\s]*)?$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 _CONFIG_KEYS = frozenset({"steps", "styleReferences", "pipeline"})
-_STEP_KEYS = frozenset({"id", "name", "type", "provider", "cost", "timeoutSeconds", "prompt", "input"})
+_STEP_KEYS = frozenset(
+    {"id", "name", "type", "provider", "cost", "timeoutSeconds", "prompt", "input", "useStyleImage"}
+)
 _PROVIDER_KEYS = frozenset({"name", "model", "options"})
 _INPUT_KEYS = frozenset({"image", "prompt"})
 _STYLE_KEYS = frozenset({"id", "name", "prompt", "assetId"})
@@ -171,6 +177,8 @@ class StepSpec:
     prompt: str | None
     image_input: str  # "required" | "optional" | "none"
     prompt_input: str  # "required" | "optional" | "none"
+    # image-gen steps: the chosen style reference's image goes with the user's (see the module's docstring).
+    use_style_image: bool = True
 
 
 @dataclass(frozen=True)
@@ -445,6 +453,9 @@ def _parse_step(document: object, where: str) -> StepSpec:
         modes[key] = mode
     if step_type in IMAGE_ONLY_STEP_TYPES and modes["image"] == "none":
         raise InvalidCatalogEntry(f"{where}.input.image", f"a {step_type} step works on an image")
+    use_style_image = raw.get("useStyleImage", True)
+    if not isinstance(use_style_image, bool):
+        raise InvalidCatalogEntry(f"{where}.useStyleImage", "must be true or false")
     return StepSpec(
         id=step_id,
         name=name,
@@ -455,6 +466,7 @@ def _parse_step(document: object, where: str) -> StepSpec:
         prompt=prompt or None,
         image_input=modes["image"],
         prompt_input=modes["prompt"],
+        use_style_image=use_style_image,
     )
 
 
@@ -503,6 +515,7 @@ def config_to_json(config: ToolConfig) -> JsonObject:
                 "timeoutSeconds": s.timeout_seconds,
                 "prompt": s.prompt,
                 "input": {"image": s.image_input, "prompt": s.prompt_input},
+                "useStyleImage": s.use_style_image,
             }
             for s in config.steps
         ],

@@ -57,6 +57,7 @@ from funmagic_tasks.domain.tasks import (
     plan_steps,
     primary_asset,
     resolve_prompt,
+    resolve_style_image,
     step_input,
 )
 
@@ -128,6 +129,9 @@ class ResolvedInput:
 
     prompt: str | None
     image_asset_id: str | None
+    # The chosen style reference's image, for the first step (decided now: a later edit of the tool's
+    # styles changes nothing for the task).
+    style_asset_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -322,7 +326,11 @@ def request_task(
         plan=plan_steps(tool, plan.step_ids),
         price=plan.price,
         request=request,
-        resolved=ResolvedInput(resolve_prompt(tool, request.input), plan.image_asset_id),
+        resolved=ResolvedInput(
+            resolve_prompt(tool, request.input),
+            plan.image_asset_id,
+            resolve_style_image(tool, request.input),
+        ),
         idempotency_key=idempotency_key,
         request_hash=fingerprint(request),
         created_at=now,
@@ -356,7 +364,8 @@ def start(task: Task, *, now: datetime, policy: TaskPolicy) -> TaskChange:
         step_deadline_at=_deadline(first, now) + policy.deadline_grace,
         updated_at=now,
     )
-    request = step_input(first, task.resolved.prompt, task.resolved.image_asset_id)
+    resolved = task.resolved
+    request = step_input(first, resolved.prompt, resolved.image_asset_id, resolved.style_asset_id)
     return _changed(
         running,
         TaskStarted(task_id=task.id, user_id=task.user_id, reservation_id=task.id),

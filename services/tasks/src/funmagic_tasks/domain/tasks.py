@@ -49,6 +49,7 @@ __all__ = [
     "primary_asset",
     "request_document",
     "resolve_prompt",
+    "resolve_style_image",
     "step_input",
 ]
 
@@ -161,6 +162,7 @@ class PlannedStep:
     timeout_seconds: int
     prompt: str | None
     image_input: str  # "required" | "optional" | "none"
+    use_style_image: bool = True
 
 
 # --- the request ---------------------------------------------------------------------------------------
@@ -291,6 +293,7 @@ def plan_steps(tool: Tool, step_ids: Sequence[str]) -> tuple[PlannedStep, ...]:
             timeout_seconds=spec.timeout_seconds,
             prompt=spec.prompt,
             image_input=spec.image_input,
+            use_style_image=spec.use_style_image,
         )
         for spec in (specs[step_id] for step_id in step_ids)
     )
@@ -306,11 +309,28 @@ def resolve_prompt(tool: Tool, task_input: TaskInput) -> str | None:
     return None
 
 
-def step_input(step: PlannedStep, prompt: str | None, image_asset_id: str | None) -> StepInput:
-    """What providers gets for a step: asset ids, the prompt to use, the tool's provider options."""
+def resolve_style_image(tool: Tool, task_input: TaskInput) -> str | None:
+    """The chosen style reference's image (an asset the admin gave the tool), if it has one."""
+    if not task_input.style_reference_id:
+        return None
+    style = next(s for s in tool.config.style_references if s.id == task_input.style_reference_id)
+    return style.asset_id
+
+
+def step_input(
+    step: PlannedStep, prompt: str | None, image_asset_id: str | None, style_asset_id: str | None = None
+) -> StepInput:
+    """What providers gets for a step: asset ids, the prompt to use, the tool's provider options. An
+    image-gen step that works on an image gets the style's image too, before it (the original's
+    `images.edit` with [style image, user image]), unless it says `useStyleImage: false`; without an image
+    it draws from the prompt alone (the original's `images.generate`), so the style's image is not sent."""
     takes_image = image_asset_id is not None and step.image_input != "none"
+    takes_style = (
+        takes_image and style_asset_id is not None and step.type == "image-gen" and step.use_style_image
+    )
     return StepInput(
         asset_ids=(image_asset_id,) if takes_image and image_asset_id is not None else (),
+        reference_asset_ids=(style_asset_id,) if takes_style and style_asset_id is not None else (),
         prompt=prompt or step.prompt,
         options=dict(step.options),
     )

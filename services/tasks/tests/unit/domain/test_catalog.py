@@ -168,6 +168,22 @@ def test_a_background_removal_cannot_go_without_an_image() -> None:
     assert refused(config(step(input={"image": "none"}))).field == "config.steps[0].input.image"
 
 
+def test_an_image_gen_step_uses_the_style_image_unless_it_says_false() -> None:
+    assert parse_tool_config(config(step(type="image-gen"))).steps[0].use_style_image is True
+    off = parse_tool_config(config(step(type="image-gen", useStyleImage=False)))
+
+    assert off.steps[0].use_style_image is False
+    assert config_to_json(off)["steps"][0]["useStyleImage"] is False
+    assert parse_tool_config(config_to_json(off)) == off
+
+
+@pytest.mark.parametrize("value", ["false", 0, None])
+def test_use_style_image_is_true_or_false(value: Any) -> None:
+    error = refused(config(step(type="image-gen", useStyleImage=value)))
+
+    assert error.field == "config.steps[0].useStyleImage"
+
+
 def test_the_default_prompt_is_at_most_4000_characters() -> None:
     parse_tool_config(config(step(prompt="x" * 4000)))
 

@@ -285,6 +285,76 @@ def test_the_first_step_gets_the_users_prompt_else_the_styles_else_its_own() -> 
     assert first_request(own_default, image=None).prompt == "a house prompt"
 
 
+STYLE_IMAGE = "9a1e4f20-3c5b-4d6e-8f70-0a1b2c3d4e5f"
+ANIME = {"id": "anime", "name": "Anime", "prompt": "Transform into anime style", "assetId": STYLE_IMAGE}
+PLAIN = {"id": "plain", "name": "Plain", "prompt": "Keep it plain"}  # a style without an image
+
+
+def figme(*, use_style_image: bool | None = None) -> Tool:
+    """An image-gen step on the user's photo (then a 3D step), with a style that has an image."""
+    extra = {} if use_style_image is None else {"useStyleImage": use_style_image}
+    return tool(
+        step("gen", 10, "image-gen", image="optional", **extra),
+        step("model", 7, "3d-gen", image="optional"),
+        styles=(ANIME, PLAIN),
+    )
+
+
+def first_step_input(on: Tool, **options: Any) -> StepInput:
+    return step_requested(when(start(a_pending_task(on, **options), now=T0, policy=POLICY))).input
+
+
+def test_a_styled_image_gen_step_gets_the_styles_image_before_the_users_and_the_styles_prompt() -> None:
+    pending = a_pending_task(figme(), style="anime")
+
+    assert pending.resolved == ResolvedInput(
+        prompt="Transform into anime style", image_asset_id=IMAGE, style_asset_id=STYLE_IMAGE
+    )
+    given = first_step_input(figme(), style="anime")
+    assert given == StepInput(
+        asset_ids=(IMAGE,), reference_asset_ids=(STYLE_IMAGE,), prompt="Transform into anime style",
+        options={"quality": "high"},
+    )  # fmt: skip
+
+
+def test_a_step_that_says_use_style_image_false_gets_the_users_image_alone() -> None:
+    given = first_step_input(figme(use_style_image=False), style="anime")
+
+    assert (given.asset_ids, given.reference_asset_ids) == ((IMAGE,), ())
+    assert given.prompt == "Transform into anime style", "the style's prompt is used either way"
+
+
+@pytest.mark.parametrize(
+    ("options", "why"),
+    [
+        ({"style": "anime", "image": None}, "no photo: the model draws from the prompt alone"),
+        ({"style": "plain"}, "the style has no image"),
+        ({}, "no style chosen"),
+    ],
+)
+def test_no_style_image_is_sent_without_a_photo_or_a_styles_image(options: dict, why: str) -> None:
+    given = first_step_input(figme(), **options)
+
+    assert given.reference_asset_ids == (), why
+
+
+def test_only_image_gen_steps_get_the_styles_image() -> None:
+    cut_first = tool(step("cut", 5), step("model", 7, "3d-gen", image="optional"), styles=(ANIME,))
+
+    assert first_step_input(cut_first, style="anime") == StepInput(
+        asset_ids=(IMAGE,), prompt="Transform into anime style", options={"quality": "high"}
+    )
+
+
+def test_the_steps_after_the_first_get_no_style_image() -> None:
+    running = a_running_task(figme(), style="anime")
+
+    following = step_requested(completion(running, "gen", ("gen-out", "image")))
+
+    assert (following.step_id, following.input.asset_ids) == ("model", ("gen-out",))
+    assert following.input.reference_asset_ids == ()
+
+
 def test_a_started_top_level_task_is_one_use_of_its_tool_and_nothing_else_is() -> None:
     pending = a_pending_task()
     started = start(pending, now=at(1), policy=POLICY)

@@ -1,7 +1,8 @@
 """The built-in `local` provider: no key, no network; really computes its outputs with Pillow/numpy.
 
 - `image-gen`: a procedural image from the prompt; with an input image, a style transfer stand-in
-  (`options.style`: vintage, sketch, posterize).
+  (`options.style`: vintage, sketch, posterize), tinted towards a style reference's image when the step
+  has one (its id in the metadata, `referenceAssetIds`).
 - `remove-bg`: background removal for plain backgrounds (RGBA PNG).
 - `3d-gen`: a heightfield mesh (GLB) from the image, with the image as preview.
 - `point-cloud`: a coloured point cloud (PLY), one vertex per sampled pixel, each with a confidence.
@@ -98,14 +99,18 @@ class LocalProvider:
                     {"width": width, "height": height},
                 )  # fmt: skip
             style = str(options.get("style", "vintage"))
-            return lambda: (
-                [
-                    OutputFile(
-                        "image", f"{style}.png", "image/png", local_compute.stylize(source.data, style=style)
-                    )
-                ],
-                {"style": style},
-            )
+            references = call.references
+
+            def restyled() -> tuple[list[OutputFile], dict]:
+                image = local_compute.stylize(source.data, style=style)
+                for reference in references:
+                    image = local_compute.tint_towards(image, reference.data)
+                metadata: dict = {"style": style}
+                if references:
+                    metadata["referenceAssetIds"] = [r.asset_id for r in references]
+                return [OutputFile("image", f"{style}.png", "image/png", image)], metadata
+
+            return restyled
         needed = _needs_input(call, source)
         if call.step_type == "remove-bg":
             return lambda: (

@@ -1,9 +1,10 @@
 """OpenAI images through the official SDK pointed at the provider's `baseUrl`.
 
-`image-gen` steps: `images.generate` from the prompt, or `images.edit` when the step has input images
-(style reference first, then the user's image, as the tool lists them). The SDK's own retries are off
-(`max_retries=0`): the step policy retries, with the provider's rate limits and the step's deadline in view.
-GPT image models always answer base64 (PROVIDERS.md 1.2).
+`image-gen` steps: `images.generate` from the prompt, or `images.edit` when the step has input images:
+the catalog's references first (a style reference's image), then the user's image — the original's
+`images.edit` with [style image, user image], sent as repeated `image[]` parts in that order. The SDK's
+own retries are off (`max_retries=0`): the step policy retries, with the provider's rate limits and the
+step's deadline in view. GPT image models always answer base64 (PROVIDERS.md 1.2).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import binascii
 import openai
 
 from funmagic_providers.adapters.apis.http_errors import health_of_status, retry_after_seconds, unreachable
+from funmagic_providers.domain.documents import JsonObject
 from funmagic_providers.domain.errors import (
     BadProviderResponse,
     InvalidStepInput,
@@ -53,7 +55,8 @@ class OpenAIImages:
             await progress(20, "Sending the request to OpenAI")
             try:
                 if call.inputs:
-                    images = [(f.filename, f.data, f.content_type) for f in call.inputs]
+                    parts = (*call.references, *call.inputs)
+                    images = [(f.filename, f.data, f.content_type) for f in parts]
                     response = await client.images.edit(
                         model=call.model,
                         prompt=prompt,
@@ -73,7 +76,10 @@ class OpenAIImages:
         if not files:
             raise BadProviderResponse("OpenAI answered without an image")
         request_id = getattr(response, "_request_id", None)
-        return StepResult(files, provider_request_id=request_id, metadata={"size": options["size"]})
+        metadata: JsonObject = {"size": options["size"]}
+        if call.inputs and call.references:
+            metadata["referenceAssetIds"] = [f.asset_id for f in call.references]
+        return StepResult(files, provider_request_id=request_id, metadata=metadata)
 
     async def check_health(self, provider: ProviderAccess) -> HealthReport:
         async with self._client(provider, timeout=5.0) as client:
