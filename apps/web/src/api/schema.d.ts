@@ -13,7 +13,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Create an account with email and password */
+        /**
+         * Create an account with email and password
+         * @description Business rule: the password policy (422 `weak_password`, every problem listed): 10–128 characters, no space at either end, more than three different characters, not a common password, not the email's local part or the name; and the email must be an address (422 `invalid_input`).
+         */
         post: operations["sign_up"];
         delete?: never;
         options?: never;
@@ -184,7 +187,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Confirm an email address with its token */
+        /**
+         * Confirm an email address with its token
+         * @description Business rule: `token` must be one mailed by identity, unused and unexpired (400 `invalid_token`).
+         */
         post: operations["verify_email"];
         delete?: never;
         options?: never;
@@ -218,7 +224,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Set a new password with a token */
+        /**
+         * Set a new password with a token
+         * @description Business rule: `token` must be one mailed by identity, unused and unexpired (400 `invalid_token`). The new password follows the sign-up's policy.
+         */
         post: operations["reset_password"];
         delete?: never;
         options?: never;
@@ -267,7 +276,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Where the provider sends the browser back */
+        /**
+         * Where the provider sends the browser back
+         * @description Business rule: `state` must be the one the start of this sign-in set in the browser's cookie (400 `bad_state`), and `code` one the provider issued for it.
+         */
         get: operations["oauth_callback"];
         put?: never;
         post?: never;
@@ -284,7 +296,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Find users (paginated) */
+        /**
+         * Find users (paginated)
+         * @description Business rule: `cursor` must be the `next_cursor` of a page this list returned; any other is refused (422): start again without it.
+         */
         get: operations["list_users"];
         put?: never;
         post?: never;
@@ -445,7 +460,7 @@ export interface paths {
         };
         /**
          * The audit log: every admin write (who, when, what changed), newest first
-         * @description Merged over the services that made the changes (`service` says which); filters by admin, action and subject. Secrets are never shown: a key or password field reads `"changed"`. All or nothing: when a service cannot answer, a 503.
+         * @description Merged over the services that made the changes (`service` says which); filters by admin, action and subject. Secrets are never shown: a key or password field reads `"changed"`. All or nothing: when a service cannot answer, a 503. Business rule: `cursor` must be the `next_cursor` of a page this list returned; any other is refused (422): start again without it.
          */
         get: operations["audit_log"];
         put?: never;
@@ -533,7 +548,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Stripe's payment notifications */
+        /**
+         * Stripe's payment notifications
+         * @description Business rule: the body must be signed by Stripe: its `Stripe-Signature` header (timestamp and v1 signature over the raw body with the webhook secret) is checked first (400 `invalid_signature`).
+         */
         post: operations["stripe_webhook"];
         delete?: never;
         options?: never;
@@ -621,7 +639,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Get a URL to upload a file to */
+        /**
+         * Get a URL to upload a file to
+         * @description Business rule: `content_type` must be one the bucket accepts (users: images; 422 `unsupported_type`, or `active_content` for types that can carry scripts) and `size` at most the module's limit (413).
+         */
         post: operations["create_upload"];
         delete?: never;
         options?: never;
@@ -653,7 +674,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** My assets, newest first */
+        /**
+         * My assets, newest first
+         * @description Business rule: `cursor` must be the `next_cursor` of a page this list returned; any other is refused (422): start again without it.
+         */
         get: operations["list_assets"];
         put?: never;
         post?: never;
@@ -724,7 +748,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Upload into the admin-only bucket */
+        /**
+         * Upload into the admin-only bucket
+         * @description Business rule: `content_type` must be one the bucket accepts (users: images; 422 `unsupported_type`, or `active_content` for types that can carry scripts) and `size` at most the module's limit (413).
+         */
         post: operations["create_admin_upload"];
         delete?: never;
         options?: never;
@@ -759,7 +786,10 @@ export interface paths {
         /** List AI providers for user tools */
         get: operations["list_providers"];
         put?: never;
-        /** Add one of the AI providers for user tools */
+        /**
+         * Add one of the AI providers for user tools
+         * @description Business rule: what a provider of its `type` needs (422 `invalid_provider`, naming the field): every type but `local` an API key and an http(s) `baseUrl` without query or fragment; `config` only its known keys, with a valid `rateLimit`.
+         */
         post: operations["create_provider"];
         delete?: never;
         options?: never;
@@ -782,7 +812,10 @@ export interface paths {
         delete: operations["delete_provider"];
         options?: never;
         head?: never;
-        /** Change one of the AI providers for user tools */
+        /**
+         * Change one of the AI providers for user tools
+         * @description Business rule: what a provider of its `type` needs (422 `invalid_provider`, naming the field): every type but `local` an API key and an http(s) `baseUrl` without query or fragment; `config` only its known keys, with a valid `rateLimit`.
+         */
         patch: operations["update_provider"];
         trace?: never;
     };
@@ -812,7 +845,7 @@ export interface paths {
         };
         /**
          * The provider's health checks, newest first
-         * @description Every check, asked for or periodic, of the last 30 days: when, whether it passed, its latency and why it failed (never a key).
+         * @description Every check, asked for or periodic, of the last 30 days: when, whether it passed, its latency and why it failed (never a key). Business rule: `cursor` must be the `next_cursor` of a page this list returned; any other is refused (422): start again without it.
          */
         get: operations["provider_health_history"];
         put?: never;
@@ -833,7 +866,10 @@ export interface paths {
         /** List AI providers for the studio */
         get: operations["list_studio_providers"];
         put?: never;
-        /** Add one of the AI providers for the studio */
+        /**
+         * Add one of the AI providers for the studio
+         * @description Business rule: what a provider of its `type` needs (422 `invalid_provider`, naming the field): every type but `local` an API key and an http(s) `baseUrl` without query or fragment; `config` only its known keys, with a valid `rateLimit`.
+         */
         post: operations["create_studio_provider"];
         delete?: never;
         options?: never;
@@ -856,7 +892,10 @@ export interface paths {
         delete: operations["delete_studio_provider"];
         options?: never;
         head?: never;
-        /** Change one of the AI providers for the studio */
+        /**
+         * Change one of the AI providers for the studio
+         * @description Business rule: what a provider of its `type` needs (422 `invalid_provider`, naming the field): every type but `local` an API key and an http(s) `baseUrl` without query or fragment; `config` only its known keys, with a valid `rateLimit`.
+         */
         patch: operations["update_studio_provider"];
         trace?: never;
     };
@@ -886,7 +925,7 @@ export interface paths {
         };
         /**
          * The provider's health checks, newest first
-         * @description Every check, asked for or periodic, of the last 30 days: when, whether it passed, its latency and why it failed (never a key).
+         * @description Every check, asked for or periodic, of the last 30 days: when, whether it passed, its latency and why it failed (never a key). Business rule: `cursor` must be the `next_cursor` of a page this list returned; any other is refused (422): start again without it.
          */
         get: operations["studio_provider_health_history"];
         put?: never;
@@ -963,7 +1002,7 @@ export interface paths {
         };
         /**
          * A dead-letter topic's messages, newest first
-         * @description `{topic}` is the topic's `key` (`identity-events-dlq`). Each message shows why its consumer gave up (the dlq-* headers), its original headers, a preview of its value and whether its event was replayed.
+         * @description `{topic}` is the topic's `key` (`identity-events-dlq`). Each message shows why its consumer gave up (the dlq-* headers), its original headers, a preview of its value and whether its event was replayed. Business rule: `cursor` must be the `next_cursor` of a page this list returned; any other is refused (422): start again without it.
          */
         get: operations["dead_letter_messages"];
         put?: never;
@@ -1056,7 +1095,7 @@ export interface paths {
         get: operations["get_rate_limits"];
         /**
          * Change API rate limits and tiers (stored durably; every gateway replica applies them within a second)
-         * @description The whole set: a category left out returns to its default, and so do the tiers. Tier names and thresholds must be unique.
+         * @description The whole set: a category left out returns to its default, and so do the tiers. Business rule: tier names and thresholds must be unique (422).
          */
         put: operations["put_rate_limits"];
         post?: never;
@@ -1073,7 +1112,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Tool types (categories), in order */
+        /**
+         * Tool types (categories), in order
+         * @description Business rule: `cursor` must be the `next_cursor` of a page this list returned; any other is refused (422): start again without it.
+         */
         get: operations["tool_types"];
         put?: never;
         post?: never;
@@ -1090,7 +1132,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Active tools, featured first */
+        /**
+         * Active tools, featured first
+         * @description Business rule: `cursor` must be the `next_cursor` of a page this list returned; any other is refused (422): start again without it.
+         */
         get: operations["tools"];
         put?: never;
         post?: never;
@@ -1124,7 +1169,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Banners shown now: main first, then by position */
+        /**
+         * Banners shown now: main first, then by position
+         * @description Business rule: `cursor` must be the `next_cursor` of a page this list returned; any other is refused (422): start again without it.
+         */
         get: operations["banners"];
         put?: never;
         post?: never;
@@ -1141,10 +1189,16 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** All tool types */
+        /**
+         * All tool types
+         * @description Business rule: `cursor` must be the `next_cursor` of a page this list returned; any other is refused (422): start again without it.
+         */
         get: operations["admin_tool_types"];
         put?: never;
-        /** Add a tool type */
+        /**
+         * Add a tool type
+         * @description Business rule: the catalog's entry rules (422 `invalid_catalog_entry`, naming the `field`): texts are trimmed, and names and titles must not be blank; no text holds control characters (descriptions may hold line breaks and tabs); a field an entry cannot do without (a name, a title, an order, a flag) cannot be set to null; colours are hex (#1e90ff) or tokens (red-500); translations are keyed by locale and hold only the entry's translatable texts.
+         */
         post: operations["create_tool_type"];
         delete?: never;
         options?: never;
@@ -1170,7 +1224,10 @@ export interface paths {
         delete: operations["delete_tool_type"];
         options?: never;
         head?: never;
-        /** Change a tool type */
+        /**
+         * Change a tool type
+         * @description Business rule: the catalog's entry rules (422 `invalid_catalog_entry`, naming the `field`): texts are trimmed, and names and titles must not be blank; no text holds control characters (descriptions may hold line breaks and tabs); a field an entry cannot do without (a name, a title, an order, a flag) cannot be set to null; colours are hex (#1e90ff) or tokens (red-500); translations are keyed by locale and hold only the entry's translatable texts.
+         */
         patch: operations["update_tool_type"];
         trace?: never;
     };
@@ -1198,12 +1255,15 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** All tools, inactive ones too */
+        /**
+         * All tools, inactive ones too
+         * @description Business rule: `cursor` must be the `next_cursor` of a page this list returned; any other is refused (422): start again without it.
+         */
         get: operations["admin_tools"];
         put?: never;
         /**
          * Add a tool
-         * @description Every provider a step names must exist (`local` always does); the price is computed from the steps' costs.
+         * @description Every provider a step names must exist (`local` always does); the price is computed from the steps' costs. Business rule: the catalog's entry rules (422 `invalid_catalog_entry`, naming the `field`): texts are trimmed, and names and titles must not be blank; no text holds control characters (descriptions may hold line breaks and tabs); a field an entry cannot do without (a name, a title, an order, a flag) cannot be set to null; colours are hex (#1e90ff) or tokens (red-500); translations are keyed by locale and hold only the entry's translatable texts. The tool type must exist, and the config must hold at least one valid step whose provider exists (`local` always does) and whose input modes and options its step type knows.
          */
         post: operations["create_tool"];
         delete?: never;
@@ -1230,7 +1290,10 @@ export interface paths {
         delete: operations["delete_tool"];
         options?: never;
         head?: never;
-        /** Change a tool */
+        /**
+         * Change a tool
+         * @description Business rule: the catalog's entry rules (422 `invalid_catalog_entry`, naming the `field`): texts are trimmed, and names and titles must not be blank; no text holds control characters (descriptions may hold line breaks and tabs); a field an entry cannot do without (a name, a title, an order, a flag) cannot be set to null; colours are hex (#1e90ff) or tokens (red-500); translations are keyed by locale and hold only the entry's translatable texts. The tool type must exist, and the config must hold at least one valid step whose provider exists (`local` always does) and whose input modes and options its step type knows.
+         */
         patch: operations["update_tool"];
         trace?: never;
     };
@@ -1241,10 +1304,16 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** All banners */
+        /**
+         * All banners
+         * @description Business rule: `cursor` must be the `next_cursor` of a page this list returned; any other is refused (422): start again without it.
+         */
         get: operations["admin_banners"];
         put?: never;
-        /** Add a banner */
+        /**
+         * Add a banner
+         * @description Business rule: the catalog's entry rules (422 `invalid_catalog_entry`, naming the `field`): texts are trimmed, and names and titles must not be blank; no text holds control characters (descriptions may hold line breaks and tabs); a field an entry cannot do without (a name, a title, an order, a flag) cannot be set to null; colours are hex (#1e90ff) or tokens (red-500); translations are keyed by locale and hold only the entry's translatable texts. A link is an http(s) URL or a path of the site (`/tools/figme`), and `ends_at` is after `starts_at`.
+         */
         post: operations["create_banner"];
         delete?: never;
         options?: never;
@@ -1267,7 +1336,10 @@ export interface paths {
         delete: operations["delete_banner"];
         options?: never;
         head?: never;
-        /** Change a banner */
+        /**
+         * Change a banner
+         * @description Business rule: the catalog's entry rules (422 `invalid_catalog_entry`, naming the `field`): texts are trimmed, and names and titles must not be blank; no text holds control characters (descriptions may hold line breaks and tabs); a field an entry cannot do without (a name, a title, an order, a flag) cannot be set to null; colours are hex (#1e90ff) or tokens (red-500); translations are keyed by locale and hold only the entry's translatable texts. A link is an http(s) URL or a path of the site (`/tools/figme`), and `ends_at` is after `starts_at`.
+         */
         patch: operations["update_banner"];
         trace?: never;
     };
@@ -1278,10 +1350,16 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** My creations: my tasks, newest first, each with its child tasks and thumbnail */
+        /**
+         * My creations: my tasks, newest first, each with its child tasks and thumbnail
+         * @description Business rule: `cursor` must be the `next_cursor` of a page this list returned; any other is refused (422): start again without it.
+         */
         get: operations["list_mine"];
         put?: never;
-        /** Start a tool task (send an Idempotency-Key to retry safely) */
+        /**
+         * Start a tool task (send an Idempotency-Key to retry safely)
+         * @description Business rule: `input` must match the tool's inputs (its steps' input modes, `GET /api/tools/{slug}`): asset ids that are the caller's assets, options the steps know (422).
+         */
         post: operations["create"];
         delete?: never;
         options?: never;
@@ -1334,7 +1412,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Search all tasks */
+        /**
+         * Search all tasks
+         * @description Business rule: `cursor` must be the `next_cursor` of a page this list returned; any other is refused (422): start again without it.
+         */
         get: operations["search"];
         put?: never;
         post?: never;
@@ -1428,11 +1509,14 @@ export interface paths {
         };
         /**
          * My chats, most recently active first
-         * @description `all=true` lists every admin's chats (super admins only).
+         * @description `all=true` lists every admin's chats (super admins only). Business rule: `cursor` must be the `next_cursor` of a page this list returned; any other is refused (422): start again without it.
          */
         get: operations["list_chats"];
         put?: never;
-        /** Start a chat */
+        /**
+         * Start a chat
+         * @description Business rule: `provider` must be an active studio provider and `model` one of its chat (or, for `kind: image`, image) models, as `GET /api/admin/studio/providers` lists them (422 `unknown_model`, `unknown_provider`).
+         */
         post: operations["create_chat"];
         delete?: never;
         options?: never;
@@ -1458,7 +1542,10 @@ export interface paths {
         delete: operations["delete_chat"];
         options?: never;
         head?: never;
-        /** Rename, move, archive or re-prompt a chat */
+        /**
+         * Rename, move, archive or re-prompt a chat
+         * @description Only the fields sent change. Business rule: `provider` must be an active studio provider and `model` one of its chat (or, for `kind: image`, image) models, as `GET /api/admin/studio/providers` lists them (422 `unknown_model`, `unknown_provider`).
+         */
         patch: operations["update_chat"];
         trace?: never;
     };
@@ -1469,12 +1556,15 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** A chat's messages, newest first */
+        /**
+         * A chat's messages, newest first
+         * @description Business rule: `cursor` must be the `next_cursor` of a page this list returned; any other is refused (422): start again without it.
+         */
         get: operations["list_messages"];
         put?: never;
         /**
          * Send a prompt; the replies run in the background (send an Idempotency-Key to retry safely)
-         * @description `kind: text` continues the conversation (409 while a reply of the chat still runs); `kind: image` asks for `variants` images, each its own job. Replies stream on `GET /api/stream` as `reply_*` events.
+         * @description `kind: text` continues the conversation (409 while a reply of the chat still runs); `kind: image` asks for `variants` images, each its own job. Replies stream on `GET /api/stream` as `reply_*` events. Business rule: `provider` must be an active studio provider and `model` one of its chat (or, for `kind: image`, image) models, as `GET /api/admin/studio/providers` lists them (422 `unknown_model`, `unknown_provider`). Quoted images must be outputs of this chat or the admin's uploads.
          */
         post: operations["post_message"];
         delete?: never;
@@ -1509,7 +1599,7 @@ export interface paths {
         };
         /**
          * Follow one task's progress (Server-Sent Events)
-         * @description The owner of the task, or an admin. `text/event-stream`. First `retry: 3000`, then `event: connected` (no `id:`), then one frame per event, `id: <stream entry id>`, `event: <type>`, `data: <JSON, camelCase>`: the history first (after `Last-Event-ID` when given), then live; a `: heartbeat` comment whenever nothing happened for 15 s. Types: `step_started {taskId, stepId, stepName, attempt}`, `progress {taskId, stepId, progress, message}`, `delayed {taskId, stepId, reason, retryAt}`, `step_completed {taskId, stepId, output: {assets: [{assetId, role, url}], metadata}}`, `completed {taskId, output: {assets}, chargedCredits}`, `failed {taskId, error, code, chargedCredits}`, `cancelled {taskId, chargedCredits}`; for an admin's studio replies (routed by `messageId`): `reply_started {messageId, attempt}`, `reply_delayed {messageId, reason, retryAt}`, `reply_delta {messageId, run, text}` (a new `run`: the text starts over), `reply_partial_image {messageId, run, index, image}` (a JPEG `data:` URL), `reply_completed {messageId, chatId, content, images: [{assetId, role, url}], usage}`, `reply_failed {messageId, chatId, error, code}`, `reply_cancelled {messageId, chatId}`. Resume with the `Last-Event-ID` header (EventSource sends it by itself) or `?lastEventId=`. The stream ends after `completed`, `failed` or `cancelled`; a reconnect after that point gets 204.
+         * @description The owner of the task, or an admin. `text/event-stream`. First `retry: 3000`, then `event: connected` (no `id:`), then one frame per event, `id: <stream entry id>`, `event: <type>`, `data: <JSON, camelCase>`: the history first (after `Last-Event-ID` when given), then live; a `: heartbeat` comment whenever nothing happened for 15 s. Types: `step_started {taskId, stepId, stepName, attempt}`, `progress {taskId, stepId, progress, message}`, `delayed {taskId, stepId, reason, retryAt}`, `step_completed {taskId, stepId, output: {assets: [{assetId, role, url}], metadata}}`, `completed {taskId, output: {assets}, chargedCredits}`, `failed {taskId, error, code, chargedCredits}`, `cancelled {taskId, chargedCredits}`; for an admin's studio replies (routed by `messageId`): `reply_started {messageId, attempt}`, `reply_delayed {messageId, reason, retryAt}`, `reply_delta {messageId, run, text}` (a new `run`: the text starts over), `reply_partial_image {messageId, run, index, image}` (a JPEG `data:` URL), `reply_completed {messageId, chatId, content, images: [{assetId, role, url}], usage}`, `reply_failed {messageId, chatId, error, code}`, `reply_cancelled {messageId, chatId}`. Resume with the `Last-Event-ID` header (EventSource sends it by itself) or `?lastEventId=`. When the caller's session ends (token expired, signed out, disabled) the stream sends `session_ended {reason}` (no `id:`) and ends: reconnect with a fresh token. The stream ends after `completed`, `failed` or `cancelled`; a reconnect after that point gets 204.
          */
         get: operations["stream_task_progress"];
         put?: never;
@@ -1529,7 +1619,7 @@ export interface paths {
         };
         /**
          * Follow all of my tasks on one connection (Server-Sent Events)
-         * @description Every task of the caller, multiplexed (`taskId` in each event). `text/event-stream`. First `retry: 3000`, then `event: connected` (no `id:`), then one frame per event, `id: <stream entry id>`, `event: <type>`, `data: <JSON, camelCase>`: the history first (after `Last-Event-ID` when given), then live; a `: heartbeat` comment whenever nothing happened for 15 s. Types: `step_started {taskId, stepId, stepName, attempt}`, `progress {taskId, stepId, progress, message}`, `delayed {taskId, stepId, reason, retryAt}`, `step_completed {taskId, stepId, output: {assets: [{assetId, role, url}], metadata}}`, `completed {taskId, output: {assets}, chargedCredits}`, `failed {taskId, error, code, chargedCredits}`, `cancelled {taskId, chargedCredits}`; for an admin's studio replies (routed by `messageId`): `reply_started {messageId, attempt}`, `reply_delayed {messageId, reason, retryAt}`, `reply_delta {messageId, run, text}` (a new `run`: the text starts over), `reply_partial_image {messageId, run, index, image}` (a JPEG `data:` URL), `reply_completed {messageId, chatId, content, images: [{assetId, role, url}], usage}`, `reply_failed {messageId, chatId, error, code}`, `reply_cancelled {messageId, chatId}`. Resume with the `Last-Event-ID` header (EventSource sends it by itself) or `?lastEventId=`. Never ends by itself.
+         * @description Every task of the caller, multiplexed (`taskId` in each event). `text/event-stream`. First `retry: 3000`, then `event: connected` (no `id:`), then one frame per event, `id: <stream entry id>`, `event: <type>`, `data: <JSON, camelCase>`: the history first (after `Last-Event-ID` when given), then live; a `: heartbeat` comment whenever nothing happened for 15 s. Types: `step_started {taskId, stepId, stepName, attempt}`, `progress {taskId, stepId, progress, message}`, `delayed {taskId, stepId, reason, retryAt}`, `step_completed {taskId, stepId, output: {assets: [{assetId, role, url}], metadata}}`, `completed {taskId, output: {assets}, chargedCredits}`, `failed {taskId, error, code, chargedCredits}`, `cancelled {taskId, chargedCredits}`; for an admin's studio replies (routed by `messageId`): `reply_started {messageId, attempt}`, `reply_delayed {messageId, reason, retryAt}`, `reply_delta {messageId, run, text}` (a new `run`: the text starts over), `reply_partial_image {messageId, run, index, image}` (a JPEG `data:` URL), `reply_completed {messageId, chatId, content, images: [{assetId, role, url}], usage}`, `reply_failed {messageId, chatId, error, code}`, `reply_cancelled {messageId, chatId}`. Resume with the `Last-Event-ID` header (EventSource sends it by itself) or `?lastEventId=`. When the caller's session ends (token expired, signed out, disabled) the stream sends `session_ended {reason}` (no `id:`) and ends: reconnect with a fresh token. Never ends by itself.
          */
         get: operations["stream_my_tasks"];
         put?: never;
@@ -1724,6 +1814,11 @@ export interface components {
              */
             prompt?: string | null;
             input: components["schemas"]["StepInputView"];
+            /**
+             * Usestyleimage
+             * @default true
+             */
+            useStyleImage?: boolean;
         };
         /** AdminTaskQuery */
         AdminTaskQuery: {
@@ -2662,41 +2757,30 @@ export interface components {
         };
         /**
          * ChatUpdate
-         * @description Only the fields sent change; `project: null` takes the chat out of its project.
+         * @description Only the fields sent change; `project: null` takes the chat out of its project, `system_prompt: null`
+         *     clears it. A chat always has a title, a provider and a model: those are never null.
          */
         ChatUpdate: {
-            /**
-             * Title
-             * @default null
-             */
-            title?: string | null;
+            /** Title */
+            title?: string;
             /**
              * Project
              * @description A name that groups chats (none: not in a project).
              * @default null
              */
             project?: string | null;
-            /**
-             * Provider
-             * @default null
-             */
-            provider?: string | null;
-            /**
-             * Model
-             * @default null
-             */
-            model?: string | null;
+            /** Provider */
+            provider?: string;
+            /** Model */
+            model?: string;
             /**
              * System Prompt
              * @description Sent as the model's `instructions` on every turn.
              * @default null
              */
             system_prompt?: string | null;
-            /**
-             * Archived
-             * @default null
-             */
-            archived?: boolean | null;
+            /** Archived */
+            archived?: boolean;
         };
         /** CheckoutRequest */
         CheckoutRequest: {
@@ -4158,7 +4242,7 @@ export interface components {
         RefreshRequest: {
             /**
              * Refresh Token
-             * @description Token mode only; browsers send the refresh cookie instead.
+             * @description Token mode only; browsers send the refresh cookie instead (and may send no body).
              * @default null
              */
             refresh_token?: string | null;
@@ -4403,6 +4487,12 @@ export interface components {
             prompt?: string | null;
             /** @description A step after the first may take the previous step's output as its image. */
             input?: components["schemas"]["StepInputModes"];
+            /**
+             * Usestyleimage
+             * @description image-gen steps: send the chosen style reference's image with the user's image (false: the user's image alone; the style's prompt is used either way).
+             * @default true
+             */
+            useStyleImage?: boolean;
         };
         /** StepInputModes */
         StepInputModes: {
@@ -5895,7 +5985,7 @@ export interface operations {
             path?: never;
             cookie?: never;
         };
-        requestBody: {
+        requestBody?: {
             content: {
                 "application/json": components["schemas"]["RefreshRequest"];
             };
@@ -5982,7 +6072,7 @@ export interface operations {
             path?: never;
             cookie?: never;
         };
-        requestBody: {
+        requestBody?: {
             content: {
                 "application/json": components["schemas"]["SignOutRequest"];
             };
@@ -6735,6 +6825,15 @@ export interface operations {
             };
             /** @description Forbidden */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -13117,7 +13216,13 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "text/event-stream": string;
+                    "text/event-stream": {
+                        event?: string;
+                        /** @description JSON */
+                        data?: string;
+                        id?: string;
+                        retry?: number;
+                    };
                 };
             };
             /** @description The task's stream already ended before `Last-Event-ID`. */
@@ -13200,7 +13305,13 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "text/event-stream": string;
+                    "text/event-stream": {
+                        event?: string;
+                        /** @description JSON */
+                        data?: string;
+                        id?: string;
+                        retry?: number;
+                    };
                 };
             };
             /** @description Bad Request */

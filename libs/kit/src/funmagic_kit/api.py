@@ -23,13 +23,14 @@ from pydantic import BaseModel, ValidationError
 from pydantic.json_schema import models_json_schema
 
 from funmagic_kit.http import HttpProblem
-from funmagic_kit.input_rules import unstorable_values
+from funmagic_kit.input_rules import INT64_MAX, INT64_MIN, unstorable_values
 from funmagic_kit.request_keys import AUTH_ERROR_KEY, INTERNAL_CALLER_KEY, PRINCIPAL_KEY, Principal, Role
 
 __all__ = [
     "AUTH_ERROR_KEY",
     "Access",
     "Operation",
+    "Owner",
     "Problem",
     "build_openapi",
     "docs_page",
@@ -45,10 +46,30 @@ __all__ = [
 ]
 
 Access = Literal["public", "user", "admin", "super_admin", "internal"]
+Owner = Literal["caller", "caller_or_admin", "admin"]
+"""Whose object the path names (`x-owner`), for `access="user"` operations: "caller", the user who created
+it (anyone else gets 404, as for no such object); "caller_or_admin", the same, and any admin too;
+"admin", the admin who created it (anyone else gets 404; a super_admin may read it, GET)."""
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
 _PATH_PARAM = re.compile(r"{(\w+)}")
+# Every path parameter names something by an id, a slug or a key: none is longer (a longer one is simply
+# not found), and the bound keeps a request line the document allows within what the server reads.
+_PATH_PARAM_SCHEMA = {"type": "string", "minLength": 1, "maxLength": 200}
+_REF_PREFIX = "#/components/schemas/"
+# Text without the NUL character (see `_state_input_rules`).
+_NO_NUL = "^[^\\u0000]*$"
+# One event of a `text/event-stream` answer, as Open API 3.1 describes a stream: each event, not the whole.
+_SSE_EVENT_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "event": {"type": "string"},
+        "data": {"type": "string", "description": "JSON"},
+        "id": {"type": "string"},
+        "retry": {"type": "integer", "minimum": 0},
+    },
+}
 _STATUS_TITLES = {
     302: "Found",
     400: "Bad Request",
@@ -80,7 +101,8 @@ class Operation:
     handler: Handler
     summary: str
     tag: str
-    access: Access = "public"
+    # Who may call it (`x-access` in the document), always declared: a route is never public by omission.
+    access: Access
     body: type[BaseModel] | None = None
     query: type[BaseModel] | None = None
     response: type[BaseModel] | None = None
@@ -93,6 +115,15 @@ class Operation:
     name: str | None = None
     # What a success answers when it is not a JSON model: "text/event-stream" for a stream of events.
     media_type: str | None = None
+    # False when the body may be left out altogether (refresh and sign-out: a browser sends its cookie).
+    body_required: bool = True
+    # Whose object the path names (`x-owner`); see `Owner`.
+    owner: Owner | None = None
+
+    def __post_init__(self) -> None:
+        if self.owner is not None and (self.access != "user" or not _PATH_PARAM.search(self.path)):
+            # Ownership is the rule of an open-to-users route that names an object; anything else is a typo.
+            raise ValueError(f"{self.method} {self.path}: an owner needs access='user' and a path parameter")
 
     def route(self) -> web.RouteDef:
         """The aiohttp route, with the declared access enforced before the handler runs."""
@@ -239,6 +270,9 @@ def build_openapi(
     )
     schemas = definitions.get("$defs", {})
     refs = {model: mapping[(model, "validation")] for model in unique}
+    requests = [refs[m] for op in operations for m in (op.body, op.query) if m is not None]
+    for name in _referenced(requests, schemas):
+        _state_input_rules(schemas[name])
     seen = [op.operation_id for op in operations]
     duplicates = sorted({name for name in seen if seen.count(name) > 1})
     if duplicates:
@@ -265,7 +299,7 @@ def _operation_object(
     op: Operation, refs: dict[type[BaseModel], dict[str, Any]], schemas: dict[str, Any]
 ) -> dict[str, Any]:
     parameters: list[dict[str, Any]] = [
-        {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+        {"name": name, "in": "path", "required": True, "schema": dict(_PATH_PARAM_SCHEMA)}
         for name in _PATH_PARAM.findall(op.path)
     ]
     if op.query is not None:
@@ -277,7 +311,8 @@ def _operation_object(
     if op.response is not None:
         success["content"] = {"application/json": {"schema": refs[op.response]}}
     elif op.media_type is not None:
-        success["content"] = {op.media_type: {"schema": {"type": "string"}}}
+        schema = _SSE_EVENT_SCHEMA if op.media_type == "text/event-stream" else {"type": "string"}
+        success["content"] = {op.media_type: {"schema": dict(schema)}}
     responses: dict[str, Any] = {str(op.status): success}
     for status, text in op.extra_responses.items():
         responses[str(status)] = {"description": text}
@@ -291,19 +326,63 @@ def _operation_object(
         "summary": op.summary,
         "tags": [op.tag],
         "responses": responses,
+        "x-access": op.access,
     }
+    if op.owner is not None:
+        operation["x-owner"] = op.owner
     if op.description:
         operation["description"] = op.description
     if parameters:
         operation["parameters"] = parameters
     if op.body is not None:
         operation["requestBody"] = {
-            "required": True,
+            "required": op.body_required,
             "content": {"application/json": {"schema": refs[op.body]}},
         }
     if op.access != "public":
         operation["security"] = [{"bearer": []}, {"cookie": []}] if op.cookie_auth else [{"bearer": []}]
     return operation
+
+
+def _referenced(roots: list[dict[str, Any]], schemas: dict[str, Any]) -> set[str]:
+    """The names of the components `roots` refer to, directly or through other components."""
+    names: set[str] = set()
+    pending: list[Any] = list(roots)
+    while pending:
+        node = pending.pop()
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.startswith(_REF_PREFIX):
+                name = ref.removeprefix(_REF_PREFIX)
+                if name not in names:
+                    names.add(name)
+                    pending.append(schemas[name])
+            pending.extend(node.values())
+        elif isinstance(node, list):
+            pending.extend(node)
+    return names
+
+
+def _state_input_rules(schema: Any) -> None:
+    """Say in a request schema what `input_rules` refuses whatever the model says, so that a request the
+    document allows is never refused for it: no text holds NUL, and every integer fits in 64 bits."""
+    if isinstance(schema, list):
+        for item in schema:
+            _state_input_rules(item)
+        return
+    if not isinstance(schema, dict):
+        return
+    for key, value in schema.items():
+        if key not in ("default", "examples", "example", "const", "enum"):
+            _state_input_rules(value)
+    if schema.get("type") == "string" and not schema.keys() & {"pattern", "format", "enum", "const"}:
+        schema["pattern"] = _NO_NUL
+    elif schema.get("type") == "integer":
+        schema.setdefault("minimum", INT64_MIN)
+        schema.setdefault("maximum", INT64_MAX)
+    elif schema.get("type") == "object" and schema.get("additionalProperties") not in (None, False):
+        # Keys are text too.
+        schema.setdefault("propertyNames", {"pattern": _NO_NUL})
 
 
 def _resolve(schema: dict[str, Any], schemas: dict[str, Any]) -> dict[str, Any]:

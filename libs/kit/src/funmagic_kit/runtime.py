@@ -127,6 +127,9 @@ class ServiceSpec:
     # The gateway authenticates users itself; every other service refuses callers without credentials.
     requires_caller: bool = True
     client_max_size: int = 1024**2
+    # The longest request line (method, path and query) read; a longer one is refused by aiohttp's parser
+    # with a plain-text 400 before any route or middleware sees it.
+    max_request_line: int = 8190
 
     @property
     def uses_database(self) -> bool:
@@ -279,7 +282,12 @@ async def _serve_until(
         metrics_endpoint = metrics_route(metrics, token=settings.metrics_token())
         app.add_routes([*checks.routes(), metrics_endpoint, *parts.routes])
         app[RUNTIME_KEY] = runtime
-        http_runner = web.AppRunner(app, access_log=None, shutdown_timeout=settings.shutdown_grace_seconds)
+        http_runner = web.AppRunner(
+            app,
+            access_log=None,
+            shutdown_timeout=settings.shutdown_grace_seconds,
+            max_line_size=spec.max_request_line,
+        )
         await http_runner.setup()
         stack.push_async_callback(http_runner.cleanup)  # lets in-flight requests finish
         site = web.TCPSite(http_runner, settings.http_host, settings.http_port)

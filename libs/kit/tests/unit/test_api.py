@@ -7,6 +7,7 @@ is seen the way a client sees it.
 from __future__ import annotations
 
 import enum
+import re
 import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any, Generic, TypeVar
@@ -19,6 +20,7 @@ from openapi_spec_validator import validate
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from funmagic_kit.api import (
+    Access,
     Operation,
     Problem,
     build_openapi,
@@ -114,6 +116,7 @@ OPERATIONS = [
         sign_up,
         "Create an account",
         "accounts",
+        access="public",
         body=SignUp,
         response=Account,
         status=201,
@@ -122,7 +125,16 @@ OPERATIONS = [
     Operation(
         "GET", "/api/items", list_items, "List items", "items", access="user", query=ListQuery, response=Items
     ),
-    Operation("GET", "/api/items/{item_id}", get_item, "Get an item", "items", access="user", response=Ok),
+    Operation(
+        "GET",
+        "/api/items/{item_id}",
+        get_item,
+        "Get an item",
+        "items",
+        access="user",
+        owner="caller",
+        response=Ok,
+    ),
     Operation(
         "DELETE",
         "/api/items/{item_id}",
@@ -133,7 +145,7 @@ OPERATIONS = [
         status=204,
         cookie_auth=False,
     ),
-    Operation("GET", "/ping", ping, "Ping", "misc", response=Ok),
+    Operation("GET", "/ping", ping, "Ping", "misc", access="public", response=Ok),
     Operation("GET", "/api/me", me, "Who am I", "accounts", access="user", response=Ok),
     Operation("POST", "/api/admin/manage", manage, "Manage", "admin", access="admin", response=Ok),
     Operation("POST", "/api/admin/own", own, "Own the place", "admin", access="super_admin", response=Ok),
@@ -474,6 +486,27 @@ def test_only_non_public_operations_declare_security(document: dict[str, Any]) -
     assert set(document["components"]["securitySchemes"]) == {"bearer", "cookie"}
 
 
+def test_every_operation_says_who_may_call_it_and_whose_object_it_names(document: dict[str, Any]) -> None:
+    for op in OPERATIONS:
+        operation = document["paths"][op.path][op.method.lower()]
+        assert operation["x-access"] == op.access, op.path
+    assert document["paths"]["/api/items/{item_id}"]["get"]["x-owner"] == "caller"
+    assert "x-owner" not in document["paths"]["/api/items/{item_id}"]["delete"]
+
+
+def test_an_operation_must_declare_its_access() -> None:
+    with pytest.raises(TypeError, match="access"):
+        Operation("GET", "/api/forgotten", ping, "Forgotten", "misc")  # type: ignore[call-arg]
+
+
+@pytest.mark.parametrize(
+    ("path", "access"), [("/api/items", "user"), ("/api/items/{item_id}", "admin"), ("/x/{x_id}", "public")]
+)
+def test_an_owner_belongs_to_a_user_operation_naming_an_object(path: str, access: Access) -> None:
+    with pytest.raises(ValueError, match="owner"):
+        Operation("GET", path, ping, "s", "t", access=access, owner="caller")
+
+
 def test_error_responses_are_problem_details(document: dict[str, Any]) -> None:
     error_responses = [
         (path, status, response)
@@ -508,12 +541,74 @@ def test_path_and_query_parameters_are_declared(document: dict[str, Any]) -> Non
     listing = document["paths"]["/api/items"]["get"]
 
     assert item["parameters"] == [
-        {"name": "item_id", "in": "path", "required": True, "schema": {"type": "string"}}
+        {
+            "name": "item_id",
+            "in": "path",
+            "required": True,
+            "schema": {"type": "string", "minLength": 1, "maxLength": 200},
+        }
     ]
     by_name = {p["name"]: p for p in listing["parameters"]}
     assert set(by_name) == {"limit", "cursor"}
     assert all(p["in"] == "query" and p["required"] is False for p in by_name.values())
     assert by_name["limit"]["schema"]["minimum"] == 1
+
+
+class Settings(BaseModel):
+    name: str = Field(max_length=40)
+    code: str = Field(pattern=r"^[A-Z]{3}$")
+    count: int
+    small: int = Field(ge=0, le=10)
+    labels: dict[str, Any] = Field(default_factory=dict)
+
+
+class Stored(BaseModel):
+    note: str
+
+
+def test_a_request_schema_says_what_the_input_rules_refuse_whatever_the_model_says() -> None:
+    document = build_openapi(
+        "T",
+        "1",
+        [Operation("PUT", "/s", ping, "s", "t", access="public", body=Settings, response=Stored)],
+    )
+    schemas = document["components"]["schemas"]
+    settings = schemas["Settings"]["properties"]
+
+    # No NUL in text (keys of a free-form object are text too); integers within 64 bits.
+    assert settings["name"]["pattern"] == "^[^\\u0000]*$"
+    assert re.fullmatch(settings["name"]["pattern"], "a\x00b") is None
+    assert settings["code"]["pattern"] == "^[A-Z]{3}$"  # a pattern of its own already says it
+    assert (settings["count"]["minimum"], settings["count"]["maximum"]) == (-(2**63), 2**63 - 1)
+    assert (settings["small"]["minimum"], settings["small"]["maximum"]) == (0, 10)
+    assert settings["labels"]["propertyNames"] == {"pattern": "^[^\\u0000]*$"}
+    # Answers are left as they are.
+    assert "pattern" not in schemas["Stored"]["properties"]["note"]
+
+
+class Token(BaseModel):
+    token: str | None = None
+
+
+async def stream(request: web.Request) -> web.StreamResponse:
+    raise AssertionError("not called")
+
+
+def test_an_optional_body_and_an_event_stream_are_declared() -> None:
+    document = build_openapi(
+        "T",
+        "1",
+        [
+            Operation("POST", "/out", ping, "s", "t", access="public", body=Token, body_required=False),
+            Operation("GET", "/events", stream, "s", "t", access="user", media_type="text/event-stream"),
+        ],
+    )
+
+    assert document["paths"]["/out"]["post"]["requestBody"]["required"] is False
+    events = document["paths"]["/events"]["get"]["responses"]["200"]["content"]["text/event-stream"]
+    # Open API 3.1 describes each event of a stream, as a reader parses it.
+    assert events["schema"]["type"] == "object"
+    assert set(events["schema"]["properties"]) == {"event", "data", "id", "retry"}
 
 
 class Colour(enum.Enum):
@@ -533,7 +628,9 @@ class Page(BaseModel, Generic[ItemT]):
 
 
 def test_a_query_parameter_of_an_enum_type_references_a_schema_that_exists() -> None:
-    document = build_openapi("T", "1", [Operation("GET", "/colours", ping, "s", "t", query=ColourQuery)])
+    document = build_openapi(
+        "T", "1", [Operation("GET", "/colours", ping, "s", "t", access="public", query=ColourQuery)]
+    )
 
     assert unresolved_refs(document) == []
 
@@ -549,7 +646,7 @@ def reply_models_pydantic_must_rename() -> dict[str, list[type[BaseModel]]]:
 def test_reply_models_whose_component_pydantic_renames_are_still_referenced_correctly(case: str) -> None:
     handlers = [ping, me]
     operations = [
-        Operation("GET", f"/r{i}", handlers[i], "s", "t", response=model)
+        Operation("GET", f"/r{i}", handlers[i], "s", "t", access="public", response=model)
         for i, model in enumerate(reply_models_pydantic_must_rename()[case])
     ]
 

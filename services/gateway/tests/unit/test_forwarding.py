@@ -120,20 +120,20 @@ def thing_forwards(client: ServiceClient) -> Sequence[Forward]:
     item = "/api/things/{thing_id}"
     return (
         Forward("GET", "/api/things", client, "/v1/things", "Things", "things", "list_things",
-                query=ThingQuery, reply=Thing),
+                access="public", query=ThingQuery, reply=Thing),
         Forward("GET", "/api/owners/{owner_id}/things/{thing_id}", client,
                 "/v1/owners/{owner_id}/things/{thing_id}/detail", "A thing", "things", "get_thing",
-                reply=Thing),
+                access="public", reply=Thing),
         Forward("POST", "/api/things", client, "/v1/things", "Add a thing", "things", "add_thing",
                 access="user", body=ThingChange, reply=Thing, status=201, idempotent=True),
         Forward("PUT", item, client, "/v1/things/{thing_id}", "Replace a thing", "things", "replace_thing",
-                body=ThingChange, reply=Thing),
+                access="public", body=ThingChange, reply=Thing),
         Forward("PATCH", item, client, "/v1/things/{thing_id}", "Change a thing", "things", "change_thing",
-                body=ThingChange, dump="exclude_unset", reply=Thing),
+                access="public", body=ThingChange, dump="exclude_unset", reply=Thing),
         Forward("POST", item + "/copies", client, "/v1/things/{thing_id}/copies", "Copy a thing", "things",
-                "copy_thing", body=ThingChange, dump="exclude_none", reply=Thing),
+                "copy_thing", access="public", body=ThingChange, dump="exclude_none", reply=Thing),
         Forward("DELETE", item, client, "/v1/things/{thing_id}", "Remove a thing", "things", "remove_thing",
-                status=204),
+                access="public", status=204),
         Forward("POST", item + "/seal", client, "/v1/things/{thing_id}/seal", "Seal a thing", "things",
                 "seal_thing", access="user", body=ThingChange, reply=Thing, guard=_only_admins),
     )  # fmt: skip
@@ -185,16 +185,25 @@ def test_a_forward_becomes_an_operation_named_and_documented_as_declared(service
 
 def test_an_upstream_path_may_only_name_parameters_of_the_public_path(service: ServiceClient) -> None:
     with pytest.raises(ValueError, match="thing_idd"):
-        Forward("GET", "/api/things/{thing_id}", service, "/v1/things/{thing_idd}", "A thing", "t", "thing")
+        Forward(
+            "GET",
+            "/api/things/{thing_id}",
+            service,
+            "/v1/things/{thing_idd}",
+            "A thing",
+            "t",
+            "thing",
+            access="public",
+        )
 
 
 def test_hand_written_operations_keep_their_place_among_forwards(service: ServiceClient) -> None:
     async def status(request: web.Request) -> web.Response:
         return web.Response()
 
-    written = Operation("GET", "/api/status", status, "Status", "things")
-    first = Forward("GET", "/api/a", service, "/v1/a", "A", "things", "a")
-    last = Forward("GET", "/api/b", service, "/v1/b", "B", "things", "b")
+    written = Operation("GET", "/api/status", status, "Status", "things", access="public")
+    first = Forward("GET", "/api/a", service, "/v1/a", "A", "things", "a", access="public")
+    last = Forward("GET", "/api/b", service, "/v1/b", "B", "things", "b", access="public")
 
     listed = operations(first, written, last)
 

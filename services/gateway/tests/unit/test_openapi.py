@@ -39,6 +39,20 @@ async def test_protected_operations_declare_their_security_and_errors(gateway: G
     }
 
 
+async def test_every_operation_says_who_may_call_it_and_whose_object_it_names(gateway: Gateway) -> None:
+    """The authorisation matrix (tests/e2e/test_authorization_matrix.py) checks these against the running
+    platform; here, that none is missing: a user's route naming an object must say whose it is."""
+    for path, item in gateway.api.document["paths"].items():
+        for method, operation in item.items():
+            assert operation["x-access"] in ("public", "user", "admin", "super_admin"), (method, path)
+            if operation["x-access"] == "user" and "{" in path:
+                assert operation["x-owner"] in ("caller", "caller_or_admin", "admin"), (method, path)
+    paths = gateway.api.document["paths"]
+    assert paths["/api/admin/users/{user_id}/role"]["put"]["x-access"] == "super_admin"
+    assert paths["/api/admin/studio/chats/{chat_id}"]["get"]["x-owner"] == "admin"
+    assert paths["/api/assets/{asset_id}"]["delete"]["x-owner"] == "caller"
+
+
 def _answer_schema(document: dict, method: str, path: str, status: str = "200") -> dict | None:
     content = document["paths"][path][method]["responses"][status].get("content")
     return content["application/json"]["schema"] if content else None

@@ -29,8 +29,8 @@ class AuditQuery(Request):
     actor_id: str | None = Field(
         None, max_length=64, pattern=r"^[0-9a-fA-F-]{1,64}$", description="The admin."
     )
-    action: str | None = Field(None, pattern=_NAME, examples=["tool.updated"])
-    subject_type: str | None = Field(None, pattern=_NAME, examples=["tool"])
+    action: str | None = Field(None, max_length=100, pattern=_NAME, examples=["tool.updated"])
+    subject_type: str | None = Field(None, max_length=100, pattern=_NAME, examples=["tool"])
     subject_id: str | None = Field(None, max_length=200, pattern=r"^[^\x00-\x1f\x7f]*$")
     after: AwareDatetime | None = Field(None, description="Recorded at or after this moment.")
     before: AwareDatetime | None = Field(None, description="Recorded before this moment.")

@@ -115,7 +115,7 @@ class PackageList(Reply):
 class PageQuery(Request):
     limit: int = Field(20, ge=1, le=100)
     cursor: str | None = Field(
-        None, pattern=r"^[0-9]{1,19}$", description="`next_cursor` of the previous page."
+        None, max_length=19, pattern=r"^[0-9]{1,19}$", description="`next_cursor` of the previous page."
     )
 
 

@@ -81,7 +81,10 @@ class SignInRequest(Request):
 
 class RefreshRequest(Request):
     refresh_token: str | None = Field(
-        None, max_length=512, description="Token mode only; browsers send the refresh cookie instead."
+        None,
+        min_length=10,
+        max_length=512,
+        description="Token mode only; browsers send the refresh cookie instead (and may send no body).",
     )
 
 
@@ -109,14 +112,16 @@ class DeleteAccountRequest(Request):
 
 
 class OAuthStartQuery(Request):
-    redirect_to: str = Field("/", max_length=2048, description="A path of the app to return to.")
+    # Bounded so that the longest request line this allows, every character percent-encoded, stays
+    # well within what the gateway reads (the same for `code`).
+    redirect_to: str = Field("/", max_length=1024, description="A path of the app to return to.")
     link: bool = Field(False, description="Link the provider to the signed-in account instead of signing in.")
 
 
 class OAuthCallbackQuery(Request):
     model_config = ConfigDict(extra="ignore")  # providers add their own parameters (scope, authuser…)
 
-    code: str | None = Field(None, max_length=2048)
+    code: str | None = Field(None, max_length=1024)
     state: str | None = Field(None, max_length=512)
     error: str | None = Field(None, max_length=200)
 

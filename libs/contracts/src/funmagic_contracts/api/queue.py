@@ -145,7 +145,10 @@ class DeadLetterTopicList(Reply):
 class DeadLetterQuery(Request):
     limit: int = Field(20, ge=1, le=100)
     partition: int | None = Field(None, ge=0, le=9999, description="Only this partition's messages.")
-    cursor: str | None = Field(None, max_length=2000, description="`next_cursor` of the previous page.")
+    # base64url of `partition:offset,…`: room for some 60 partitions.
+    cursor: str | None = Field(
+        None, max_length=1000, pattern=r"^[A-Za-z0-9_=-]*$", description="`next_cursor` of the previous page."
+    )
 
 
 class DeadLetterMessage(Reply):

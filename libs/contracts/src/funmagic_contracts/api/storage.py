@@ -44,7 +44,9 @@ class UploadRequest(Request):
     filename: str = Field(min_length=1, max_length=1024)
     content_type: str = Field(min_length=3, max_length=100, examples=["image/png"])
     size: int = Field(gt=0, le=10 * 1024**3, description="Bytes; the upload URL accepts exactly this many.")
-    module: str = Field(min_length=1, max_length=40, examples=["uploads"])
+    module: str = Field(
+        min_length=1, max_length=40, pattern=r"^[a-z0-9][a-z0-9-]{0,39}$", examples=["uploads"]
+    )
 
 
 class UploadTicket(Reply):

@@ -27,6 +27,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator
 
 from funmagic_contracts.api.base import Reply, Request
+from funmagic_contracts.api.catalog import AssetId
 
 __all__ = [
     "MAX_QUOTED_IMAGES",
@@ -77,15 +78,22 @@ class ChatCreate(Request):
     store: bool = Field(True, description="Whether the provider keeps the turns (needed to chain them).")
 
 
-class ChatUpdate(Request):
-    """Only the fields sent change; `project: null` takes the chat out of its project."""
+def _no_default(schema: dict[str, Any]) -> None:
+    schema.pop("default", None)
 
-    title: str | None = Field(None, min_length=1, max_length=200)
+
+class ChatUpdate(Request):
+    """Only the fields sent change; `project: null` takes the chat out of its project, `system_prompt: null`
+    clears it. A chat always has a title, a provider and a model: those are never null."""
+
+    # Defaults of None mean "not sent" (only the fields sent change); a null sent is refused, and the
+    # document shows no default (null is not a value of these fields).
+    title: str = Field(None, min_length=1, max_length=200, json_schema_extra=_no_default)  # type: ignore[assignment]
     project: str | None = _PROJECT
-    provider: str | None = Field(None, min_length=1, max_length=63)
-    model: str | None = Field(None, min_length=1, max_length=100)
+    provider: str = Field(None, min_length=1, max_length=63, json_schema_extra=_no_default)  # type: ignore[assignment]
+    model: str = Field(None, min_length=1, max_length=100, json_schema_extra=_no_default)  # type: ignore[assignment]
     system_prompt: str | None = _SYSTEM_PROMPT
-    archived: bool | None = None
+    archived: bool = Field(None, json_schema_extra=_no_default)  # type: ignore[assignment]
 
 
 class ChatQuery(Request):
@@ -108,9 +116,10 @@ class MessagePost(Request):
     kind: MessageKind = "text"
     provider: str | None = Field(None, min_length=1, max_length=63, description="Default: the chat's.")
     model: str | None = Field(None, min_length=1, max_length=100, description="Default: the chat's.")
-    quoted_image_ids: list[str] = Field(
+    quoted_image_ids: list[AssetId] = Field(
         default_factory=list,
         max_length=MAX_QUOTED_IMAGES,
+        json_schema_extra={"uniqueItems": True},
         description="Images sent with the prompt: outputs of this chat or the admin's uploads (asset ids).",
     )
     variants: int = Field(1, ge=1, le=MAX_VARIANTS, description="`image` only: how many images, each a job.")

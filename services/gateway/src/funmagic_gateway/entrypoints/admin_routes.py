@@ -21,7 +21,7 @@ from funmagic_gateway.application.admin_audit import AdminAudit
 from funmagic_gateway.application.admin_stats import AdminStats
 from funmagic_gateway.application.user_overview import UserOverviews
 from funmagic_gateway.application.views import AdminStatsOverview, AdminUserOverview
-from funmagic_gateway.entrypoints.forwarding import Forward, caller_of, operations, safe_id
+from funmagic_gateway.entrypoints.forwarding import CURSOR_RULE, Forward, caller_of, operations, safe_id
 from funmagic_kit.api import Operation, json_body, read_query
 
 __all__ = ["admin_audit_operations", "admin_stats_operations", "admin_user_operations"]
@@ -91,6 +91,6 @@ def admin_audit_operations(audit: AdminAudit) -> list[Operation]:
             errors=(503,),
             description="Merged over the services that made the changes (`service` says which); filters "
             "by admin, action and subject. Secrets are never shown: a key or password field reads "
-            '`"changed"`. All or nothing: when a service cannot answer, a 503.',
+            '`"changed"`. All or nothing: when a service cannot answer, a 503. ' + CURSOR_RULE,
         )
     ]

@@ -41,7 +41,7 @@ from funmagic_contracts.api.identity import (
 )
 from funmagic_gateway.adapters.services import ServiceClient, ServiceReply
 from funmagic_gateway.entrypoints.auth import OAUTH_STATE_COOKIE, REFRESH_COOKIE, CookiePolicy
-from funmagic_gateway.entrypoints.forwarding import Forward, answer, forward, operations, safe_id
+from funmagic_gateway.entrypoints.forwarding import CURSOR_RULE, Forward, answer, forward, operations, safe_id
 from funmagic_kit.api import Operation, json_body, read_body, read_query
 from funmagic_kit.clock import Clock
 from funmagic_kit.http import HttpProblem
@@ -50,6 +50,22 @@ from funmagic_kit.request_keys import PRINCIPAL_KEY, Principal
 __all__ = ["AuthRoutes"]
 
 OAUTH_STATE_MAX_AGE = 600
+
+
+# What refuses a request its schema allows (`Business rule:` marks them for the fuzz test, which lets these
+# operations answer such a request 4xx; tests/e2e/test_gateway_openapi.py).
+_SIGN_UP_RULE = (
+    "Business rule: the password policy (422 `weak_password`, every problem listed): 10–128 characters, "
+    "no space at either end, more than three different characters, not a common password, not the "
+    "email's local part or the name; and the email must be an address (422 `invalid_input`)."
+)
+_MAILED_TOKEN_RULE = (
+    "Business rule: `token` must be one mailed by identity, unused and unexpired (400 `invalid_token`)."
+)
+_OAUTH_CALLBACK_RULE = (
+    "Business rule: `state` must be the one the start of this sign-in set in the browser's cookie "
+    "(400 `bad_state`), and `code` one the provider issued for it."
+)
 
 
 class AuthRoutes:
@@ -65,16 +81,18 @@ class AuthRoutes:
         # Hand-written operations name their handler; forwards say where they go, then what they are.
         return operations(
             Operation("POST", "/api/auth/sign-up/email", self.sign_up,
-                      "Create an account with email and password", auth, body=SignUpRequest,
-                      response=AuthResult, status=201, errors=(409,)),
+                      "Create an account with email and password", auth, access="public",
+                      body=SignUpRequest, response=AuthResult, status=201, errors=(409,),
+                      description=_SIGN_UP_RULE),
             Operation("POST", "/api/auth/sign-in/email", self.sign_in,
-                      "Sign in with email and password", auth, body=SignInRequest, response=AuthResult,
-                      status=201, errors=(401, 403)),
+                      "Sign in with email and password", auth, access="public", body=SignInRequest,
+                      response=AuthResult, status=201, errors=(401, 403)),
             Operation("POST", "/api/auth/refresh", self.refresh,
-                      "Rotate the refresh token, get a new access token", auth, body=RefreshRequest,
-                      response=AuthResult, errors=(401, 403)),
+                      "Rotate the refresh token, get a new access token", auth, access="public",
+                      body=RefreshRequest, body_required=False, response=AuthResult, errors=(401, 403)),
             Operation("POST", "/api/auth/sign-out", self.sign_out,
-                      "Sign out of this session", auth, body=SignOutRequest, status=204, errors=(403,)),
+                      "Sign out of this session", auth, access="public", body=SignOutRequest,
+                      body_required=False, status=204, errors=(403,)),
             Operation("POST", "/api/auth/sign-out-everywhere", self.sign_out_everywhere,
                       "Sign out of every session", auth, access="user", response=RevokedSessions,
                       errors=(403,)),
@@ -83,8 +101,8 @@ class AuthRoutes:
             Forward("GET", "/api/auth/sessions", identity, "/v1/sessions",
                     "My active sessions", auth, "list_sessions", access="user", reply=SessionList),
             Forward("DELETE", "/api/auth/sessions/{session_id}", identity, "/v1/sessions/{session_id}",
-                    "Revoke one of my sessions", auth, "revoke_session", access="user", status=204,
-                    errors=(403, 404)),
+                    "Revoke one of my sessions", auth, "revoke_session", access="user", owner="caller",
+                    status=204, errors=(403, 404)),
             Forward("GET", "/api/auth/me", identity, "/v1/me",
                     "My account", auth, "me", access="user", reply=UserView, errors=(404,)),
             Operation("DELETE", "/api/auth/me", self.delete_account,
@@ -94,30 +112,33 @@ class AuthRoutes:
                     "Send the email verification link again", auth, "send_verification", access="user",
                     reply=VerificationSent, status=202, errors=(403,)),
             Forward("POST", "/api/auth/verify-email", identity, "/v1/email-verifications/confirm",
-                    "Confirm an email address with its token", auth, "verify_email",
-                    body=VerifyEmailRequest, reply=UserView),
+                    "Confirm an email address with its token", auth, "verify_email", access="public",
+                    body=VerifyEmailRequest, reply=UserView, description=_MAILED_TOKEN_RULE),
             Forward("POST", "/api/auth/forgot-password", identity, "/v1/password-resets",
-                    "Mail a password reset link", auth, "forgot_password", body=ForgotPasswordRequest,
-                    reply=Accepted, status=202),
+                    "Mail a password reset link", auth, "forgot_password", access="public",
+                    body=ForgotPasswordRequest, reply=Accepted, status=202),
             Forward("POST", "/api/auth/reset-password", identity, "/v1/password-resets/confirm",
-                    "Set a new password with a token", auth, "reset_password", body=ResetPasswordRequest,
-                    status=204),
+                    "Set a new password with a token", auth, "reset_password", access="public",
+                    body=ResetPasswordRequest, status=204,
+                    description=f"{_MAILED_TOKEN_RULE} The new password follows the sign-up's policy."),
             Forward("GET", "/api/auth/oauth/providers", identity, "/v1/oauth/providers",
-                    "Configured sign-in providers", auth, "oauth_providers", reply=OAuthProviders),
+                    "Configured sign-in providers", auth, "oauth_providers", access="public",
+                    reply=OAuthProviders),
             Operation("GET", "/api/auth/oauth/{provider}/start", self.oauth_start,
-                      "Start signing in (or linking) with a provider", auth, query=OAuthStartQuery,
-                      status=302, errors=(401, 404)),
+                      "Start signing in (or linking) with a provider", auth, access="public",
+                      query=OAuthStartQuery, status=302, errors=(401, 404)),
             Operation("GET", "/api/auth/oauth/{provider}/callback", self.oauth_callback,
-                      "Where the provider sends the browser back", auth, query=OAuthCallbackQuery, status=302,
-                      errors=(400, 403, 503)),
+                      "Where the provider sends the browser back", auth, access="public",
+                      query=OAuthCallbackQuery, status=302, errors=(400, 403, 404, 503),
+                      description=_OAUTH_CALLBACK_RULE),
             Forward("GET", "/api/admin/users", identity, "/v1/users",
                     "Find users (paginated)", admin, "list_users", access="admin", query=UserListQuery,
-                    reply=UserList),
+                    reply=UserList, description=CURSOR_RULE),
             Forward("GET", user, identity, "/v1/users/{user_id}",
                     "One user", admin, "get_user", access="admin", reply=UserView),
             Forward("PUT", user + "/role", identity, "/v1/users/{user_id}/role",
-                    "Change a user's role (super_admin only)", admin, "change_role", access="admin",
-                    body=RoleChangeRequest, reply=UserView, errors=(404, 409), guard=_only_super_admins),
+                    "Change a user's role (super_admin only)", admin, "change_role", access="super_admin",
+                    body=RoleChangeRequest, reply=UserView, errors=(404, 409)),
             Forward("POST", user + "/disable", identity, "/v1/users/{user_id}/disable",
                     "Disable a user", admin, "disable_user", access="admin", body=StatusChangeRequest,
                     reply=UserView, errors=(404,)),
@@ -262,12 +283,6 @@ class AuthRoutes:
             refresh_expires_at=datetime.fromisoformat(body["refresh_token_expires_at"]),
             now=self._clock.now(),
         )
-
-
-def _only_super_admins(request: web.Request) -> None:
-    # Admins may see users; only a super_admin may change a role (identity checks it again).
-    if request[PRINCIPAL_KEY].role != "super_admin":
-        raise HttpProblem(403, "Forbidden", "only a super_admin can change roles", code="not_allowed")
 
 
 async def _optional_body(request: web.Request, model: type[Any]) -> Any:

@@ -32,6 +32,7 @@ from funmagic_kit.api import (
     IDEMPOTENCY_KEY_HEADER,
     Access,
     Operation,
+    Owner,
     idempotency_key,
     json_body,
     read_body,
@@ -41,6 +42,7 @@ from funmagic_kit.http import HttpProblem
 from funmagic_kit.request_keys import PRINCIPAL_KEY
 
 __all__ = [
+    "CURSOR_RULE",
     "BodyDump",
     "Forward",
     "answer",
@@ -57,6 +59,12 @@ BodyDump = Literal["all", "exclude_none", "exclude_unset"]
 """Which fields of the validated body go upstream: all (defaults filled in), those not None, those sent."""
 
 _PATH_PARAMETER = re.compile(r"{(\w+)}")
+# The description of a paginated list: what refuses a cursor the schema allows (`Business rule:` marks it
+# for the fuzz test, tests/e2e/test_gateway_openapi.py).
+CURSOR_RULE = (
+    "Business rule: `cursor` must be the `next_cursor` of a page this list returned; any other is refused "
+    "(422): start again without it."
+)
 
 
 @dataclass(frozen=True)
@@ -71,7 +79,9 @@ class Forward:
     tag: str
     # The OpenAPI operationId (and the generated handler's name).
     name: str
-    access: Access = "public"
+    # Who may call it and whose object its path names: see `funmagic_kit.api.Operation`.
+    access: Access
+    owner: Owner | None = None
     body: type[BaseModel] | None = None
     dump: BodyDump = "all"
     query: type[BaseModel] | None = None
@@ -129,6 +139,7 @@ def forwarding_operation(declared: Forward) -> Operation:
         errors=declared.errors,
         description=declared.description,
         name=declared.name,
+        owner=declared.owner,
     )
 
 

@@ -21,7 +21,12 @@ API_VERSION = "1.0.0"
 API_DESCRIPTION = (
     "The public API of FunMagic. Browsers authenticate with HttpOnly cookies and send the `fm_csrf` "
     "cookie's value in `X-CSRF-Token` on state changes; API clients use `Authorization: Bearer`. "
-    "Errors are `application/problem+json` (RFC 9457). Limits are announced in `X-RateLimit-*` headers."
+    "Errors are `application/problem+json` (RFC 9457). Limits are announced in `X-RateLimit-*` headers. "
+    "Each operation says who may call it in `x-access`: `public`, `user` (signed in), `admin`, "
+    "`super_admin` (401 without a valid token, 403 without the role). `x-owner` says whose object its "
+    "path names: `caller` (the user who created it), `caller_or_admin` (that user, or any admin), "
+    "`admin` (the admin who created it; a super_admin may read it); anyone else gets 404, as for an "
+    "object that does not exist."
 )
 
 
@@ -57,7 +62,7 @@ def rate_limit_operations(store: RateLimitSettingsStore) -> list[Operation]:
             response=RateLimitSettings,
             errors=(503,),
             description="The whole set: a category left out returns to its default, and so do the tiers. "
-            "Tier names and thresholds must be unique.",
+            "Business rule: tier names and thresholds must be unique (422).",
         ),
     ]
 

@@ -15,7 +15,7 @@ from funmagic_contracts.api.providers import (
     StepTypeCatalog,
 )
 from funmagic_gateway.adapters.services import ServiceClient
-from funmagic_gateway.entrypoints.forwarding import Forward, operations
+from funmagic_gateway.entrypoints.forwarding import CURSOR_RULE, Forward, operations
 from funmagic_kit.api import Access, Operation
 
 __all__ = ["provider_operations"]
@@ -33,6 +33,14 @@ REGISTRIES: tuple[tuple[str, str, Access, str, str], ...] = (
 )
 
 
+# `Business rule:` marks what refuses a request its schema allows, for the fuzz test.
+_PROVIDER_RULE = (
+    "Business rule: what a provider of its `type` needs (422 `invalid_provider`, naming the field): every "
+    "type but `local` an API key and an http(s) `baseUrl` without query or fragment; `config` only its "
+    "known keys, with a valid `rateLimit`."
+)
+
+
 def provider_operations(providers: ServiceClient) -> list[Operation]:
     declared: list[Forward] = []
     for public, internal, access, what, noun in REGISTRIES:
@@ -44,12 +52,12 @@ def provider_operations(providers: ServiceClient) -> list[Operation]:
                     reply=ProviderPage),
             Forward("POST", public, providers, internal,
                     f"Add one of the {what}", tag, f"create_{noun}", access=access, body=ProviderCreate,
-                    reply=Provider, status=201, errors=(409, 422)),
+                    reply=Provider, status=201, errors=(409, 422), description=_PROVIDER_RULE),
             Forward("GET", item, providers, internal_item,
                     f"One of the {what}", tag, f"get_{noun}", access=access, reply=Provider, errors=(404,)),
             Forward("PATCH", item, providers, internal_item,
                     f"Change one of the {what}", tag, f"update_{noun}", access=access, body=ProviderUpdate,
-                    dump="exclude_unset", reply=Provider, errors=(404, 422)),
+                    dump="exclude_unset", reply=Provider, errors=(404, 422), description=_PROVIDER_RULE),
             Forward("DELETE", item, providers, internal_item,
                     f"Remove one of the {what}", tag, f"delete_{noun}", access=access, status=204,
                     errors=(404,)),
@@ -60,7 +68,7 @@ def provider_operations(providers: ServiceClient) -> list[Operation]:
                     "The provider's health checks, newest first", tag, f"{noun}_health_history",
                     access=access, query=HealthHistoryQuery, reply=ProviderHealthCheckPage, errors=(404,),
                     description="Every check, asked for or periodic, of the last 30 days: when, whether it "
-                                "passed, its latency and why it failed (never a key)."),
+                                "passed, its latency and why it failed (never a key). " + CURSOR_RULE),
         ]  # fmt: skip
     declared.append(
         Forward("GET", "/api/admin/step-types", providers, "/v1/admin/step-types",

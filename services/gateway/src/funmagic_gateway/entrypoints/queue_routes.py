@@ -18,7 +18,7 @@ from funmagic_contracts.api.queue import (
     StepJobStats,
 )
 from funmagic_gateway.adapters.services import ServiceClient
-from funmagic_gateway.entrypoints.forwarding import Forward, operations
+from funmagic_gateway.entrypoints.forwarding import CURSOR_RULE, Forward, operations
 from funmagic_kit.api import Operation
 
 __all__ = ["queue_operations"]
@@ -44,7 +44,7 @@ def queue_operations(providers: ServiceClient) -> list[Operation]:
                 access="admin", query=DeadLetterQuery, reply=DeadLetterPage, errors=(404, 503),
                 description="`{topic}` is the topic's `key` (`identity-events-dlq`). Each message shows "
                             "why its consumer gave up (the dlq-* headers), its original headers, a preview "
-                            "of its value and whether its event was replayed."),
+                            "of its value and whether its event was replayed. " + CURSOR_RULE),
         Forward("POST", PUBLIC + TOPIC + "/replay", providers, INTERNAL + TOPIC + "/replay",
                 "Publish dead letters again to their origin topic, each event once", TAG,
                 "replay_dead_letters", access="admin", body=ReplayRequest, reply=ReplayResult,

@@ -22,10 +22,17 @@ from funmagic_contracts.api.studio import (
     StudioProviderList,
 )
 from funmagic_gateway.adapters.services import ServiceClient
-from funmagic_gateway.entrypoints.forwarding import Forward, operations
+from funmagic_gateway.entrypoints.forwarding import CURSOR_RULE, Forward, operations
 from funmagic_kit.api import Operation
 
 __all__ = ["studio_operations"]
+
+# `Business rule:` marks what refuses a request its schema allows, for the fuzz test.
+_MODEL_RULE = (
+    "Business rule: `provider` must be an active studio provider and `model` one of its chat (or, for "
+    "`kind: image`, image) models, as `GET /api/admin/studio/providers` lists them (422 `unknown_model`, "
+    "`unknown_provider`)."
+)
 
 
 def studio_operations(tasks: ServiceClient, providers: ServiceClient) -> list[Operation]:
@@ -42,30 +49,34 @@ def studio_operations(tasks: ServiceClient, providers: ServiceClient) -> list[Op
                 access="admin", reply=ProjectList),
         Forward("GET", public + "/chats", tasks, internal + "/chats",
                 "My chats, most recently active first", tag, "list_chats", access="admin", query=ChatQuery,
-                reply=ChatPage, description="`all=true` lists every admin's chats (super admins only)."),
+                reply=ChatPage,
+                description="`all=true` lists every admin's chats (super admins only). " + CURSOR_RULE),
         Forward("POST", public + "/chats", tasks, internal + "/chats",
                 "Start a chat", tag, "create_chat", access="admin", body=ChatCreate, reply=Chat,
-                status=201, errors=(422,)),
+                status=201, errors=(422,), description=_MODEL_RULE),
         Forward("GET", chat, tasks, internal_chat,
-                "One of my chats", tag, "get_chat", access="user", reply=Chat, errors=(404,)),
+                "One of my chats", tag, "get_chat", access="user", owner="admin", reply=Chat, errors=(404,)),
         Forward("PATCH", chat, tasks, internal_chat,
                 "Rename, move, archive or re-prompt a chat", tag, "update_chat", access="user",
-                body=ChatUpdate, dump="exclude_unset", reply=Chat, errors=(404, 422)),
+                owner="admin", body=ChatUpdate, dump="exclude_unset", reply=Chat, errors=(404, 422),
+                description="Only the fields sent change. " + _MODEL_RULE),
         Forward("DELETE", chat, tasks, internal_chat,
                 "Delete a chat, its messages and the images its replies made", tag, "delete_chat",
-                access="user", status=204, errors=(404,),
+                access="user", owner="admin", status=204, errors=(404,),
                 description="A reply still running is cancelled first."),
         Forward("GET", chat + "/messages", tasks, internal_chat + "/messages",
-                "A chat's messages, newest first", tag, "list_messages", access="user", query=MessageQuery,
-                reply=MessagePage, errors=(404,)),
+                "A chat's messages, newest first", tag, "list_messages", access="user", owner="admin",
+                query=MessageQuery, reply=MessagePage, errors=(404,), description=CURSOR_RULE),
         Forward("POST", chat + "/messages", tasks, internal_chat + "/messages",
                 "Send a prompt; the replies run in the background (send an Idempotency-Key to retry safely)",
-                tag, "post_message", access="user", body=MessagePost, reply=PostedMessage, status=202,
-                errors=(404, 409, 422), idempotent=True,
+                tag, "post_message", access="user", owner="admin", body=MessagePost, reply=PostedMessage,
+                status=202, errors=(404, 409, 422), idempotent=True,
                 description="`kind: text` continues the conversation (409 while a reply of the chat still "
                             "runs); `kind: image` asks for `variants` images, each its own job. Replies "
-                            "stream on `GET /api/stream` as `reply_*` events."),
+                            "stream on `GET /api/stream` as `reply_*` events. " + _MODEL_RULE
+                            + " Quoted images must be outputs of this chat or the admin's uploads."),
         Forward("POST", public + "/messages/{message_id}/cancel", tasks,
                 internal + "/messages/{message_id}/cancel",
-                "Cancel a running reply", tag, "cancel_reply", access="user", reply=Message, errors=(404,)),
+                "Cancel a running reply", tag, "cancel_reply", access="user", owner="admin", reply=Message,
+                errors=(404,)),
     )  # fmt: skip

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,16 @@ IMMUTABLE = "public, max-age=31536000, immutable"
 NO_CACHE = "no-cache"
 # Paths the apps never own: the API, health, metrics and documents stay the gateway's own.
 _RESERVED = ("/api/", "/health", "/metrics", "/openapi.json", "/docs", "/.well-known/")
+# Any tail but those (the route's pattern starts after its `/`): "/api/" reserves `/api` and all below it,
+# "/health" anything that starts so.
+_NOT_RESERVED = (
+    "(?!"
+    + "|".join(
+        f"{re.escape(r.strip('/'))}(?:/|$)" if r.endswith("/") else re.escape(r.lstrip("/"))
+        for r in _RESERVED
+    )
+    + ").*"
+)
 
 
 @dataclass(frozen=True)
@@ -75,7 +86,9 @@ def web_app_routes(apps: Sequence[WebApp], *, content_origins: Sequence[str] = (
                 return _answer(app, path[len(app.prefix) :], policy)
         raise web.HTTPNotFound()
 
-    return [web.get("/{tail:.*}", serve, allow_head=True)]
+    # The reserved paths are left out of the route itself, not only refused by `serve`: a route matching
+    # `/api/auth/refresh` would make aiohttp's 405 for `OPTIONS /api/auth/refresh` advertise GET there.
+    return [web.get("/{tail:" + _NOT_RESERVED + "}", serve, allow_head=True)]
 
 
 def _answer(app: WebApp, relative: str, policy: str) -> web.StreamResponse:

@@ -1,0 +1,48 @@
+"""Schemathesis hooks for the gateway's fuzz test (tests/e2e/test_gateway_openapi.py), loaded by its config.
+
+A super admin's fuzzed `PUT /api/admin/settings/rate-limit` stores whatever limits it generated (one request
+a day, say); every later request of the run, and of the e2e session, would then be throttled (429) instead of
+reaching its operation. Right after each such call the relaxed limits the e2e platform runs with
+(FUNMAGIC_FUZZ_RATE_LIMITS, read before the run) are put back through the same route, with the same
+caller's token. The counters of the e2e platform's Redis (FUNMAGIC_FUZZ_REDIS_URL) are emptied first: the
+run has long used up any small limit it just set, and the request putting them back must not be refused.
+"""
+
+from __future__ import annotations
+
+import os
+
+import redis
+import requests
+import schemathesis
+
+RATE_LIMIT_SETTINGS = "/api/admin/settings/rate-limit"
+COUNTERS = "rl"  # the gateway's RedisRateLimiter prefix
+
+
+@schemathesis.hook
+def after_call(context: schemathesis.HookContext, case: schemathesis.Case, response: object) -> None:
+    if case.method.upper() != "PUT" or case.path != RATE_LIMIT_SETTINGS:
+        return
+    relaxed = os.environ.get("FUNMAGIC_FUZZ_RATE_LIMITS")
+    if relaxed is None:  # not the super admin's run
+        return
+    authorization = (case.headers or {}).get("Authorization")
+    if not authorization:
+        return
+    counters = redis.Redis.from_url(os.environ["FUNMAGIC_FUZZ_REDIS_URL"])
+    try:
+        keys = list(counters.scan_iter(match=f"{COUNTERS}:*"))
+        if keys:
+            counters.delete(*keys)
+    finally:
+        counters.close()
+    restored = requests.put(
+        os.environ["FUNMAGIC_FUZZ_GATEWAY_URL"] + RATE_LIMIT_SETTINGS,
+        data=relaxed,
+        headers={"Authorization": authorization, "Content-Type": "application/json"},
+        timeout=30,
+    )
+    # A token that was just refused (signed out everywhere) changed nothing, so there is nothing to undo.
+    if restored.status_code not in (200, 401):
+        raise AssertionError(f"relaxed rate limits not restored: {restored.status_code} {restored.text}")
