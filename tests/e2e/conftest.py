@@ -51,10 +51,16 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if Path(str(item.fspath)).is_relative_to(Path(__file__).parent):
             item.add_marker(pytest.mark.e2e)
-    # The gateway's fuzz tests run last in the session: a super admin's fuzzing leaves tools, banners,
-    # providers, packages… behind that other tests (and the browser tests' pages) would see.
-    fuzz = [item for item in items if item.name.startswith(FUZZ_TESTS)]
-    items[:] = [item for item in items if not item.name.startswith(FUZZ_TESTS)] + fuzz
+
+    # The gateway's fuzz tests and the authorisation matrix run last in the session: they leave tools, tool
+    # types, banners, providers, packages, chats… behind that other tests (and the browser tests' pages,
+    # which show the first page of such lists) would see.
+    def runs_last(item: pytest.Item) -> bool:
+        matrix = Path(str(item.fspath)).name == "test_authorization_matrix.py"
+        return matrix or item.name.startswith(FUZZ_TESTS)
+
+    last = [item for item in items if runs_last(item)]
+    items[:] = [item for item in items if not runs_last(item)] + last
 
 
 @pytest.fixture(scope="session")

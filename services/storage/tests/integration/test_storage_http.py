@@ -42,7 +42,8 @@ async def test_an_upload_over_its_module_limit_is_too_large_and_other_refusals_u
         (upload_body(module="avatar", size=5 * 1024 * 1024 + 1), (413, "too_large")),
         (upload_body(content_type="image/svg+xml"), (422, "active_content")),
         (upload_body(content_type="application/pdf"), (422, "unsupported_type")),
-        (upload_body(module="Bad-Module"), (422, "invalid_module")),
+        # Refused by the body's schema (the module's pattern, in the document), before storage's own rule.
+        (upload_body(module="Bad-Module"), (422, None)),
     ]
     for body, expected in cases:
         async with api.post("/v1/uploads", json=body, headers=user) as response:
