@@ -27,6 +27,7 @@ import run_services
 from clients import PASSWORD, bearer, browser, call, png, sign_in, upload
 from faults import Fault
 from openai_api import FakeOpenAI
+from test_tasks import create_tool
 from workload import (
     BONUS,
     PRICE,
@@ -469,7 +470,7 @@ async def test_a_provider_hanging_past_the_deadline_ends_its_tasks(
                 client, "POST", "/api/admin/providers", json=provider, headers=bearer(admin_token)
             )
             assert status == 201, created
-        slug = await _create_tool(
+        slug = await create_tool(
             admin_token,
             [{"id": "paint", "name": "Paint", "type": "image-gen", "cost": PRICE,
               "timeoutSeconds": step_timeout,
@@ -498,21 +499,3 @@ async def _start(user: dict, body: dict) -> str:
         status, task, _ = await call(client, "POST", "/api/tasks", json=body, headers=bearer(user["token"]))
     assert status == 202, task
     return task["id"]
-
-
-async def _create_tool(admin_token: str, steps: list[dict]) -> str:
-    async with browser() as client:
-        status, types_page, _ = await call(
-            client, "GET", "/api/admin/tool-types", headers=bearer(admin_token)
-        )
-        assert status == 200, types_page
-        slug = f"e2e-hang-{uuid.uuid4().hex[:10]}"
-        body = {
-            "slug": slug, "title": slug, "tool_type_id": types_page["items"][0]["id"],
-            "config": {"steps": steps, "pipeline": True},
-        }  # fmt: skip
-        status, tool, _ = await call(
-            client, "POST", "/api/admin/tools", json=body, headers=bearer(admin_token)
-        )
-        assert status == 201, tool
-    return slug
