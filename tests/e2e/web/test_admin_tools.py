@@ -24,8 +24,12 @@ EDITOR = {"width": 1440, "height": 1500}
 
 
 async def choose(page: Page, select: Locator, option: str) -> None:
-    """Picks `option` in a Naive UI select (its menu is teleported to the end of the page)."""
+    """Picks `option` in a Naive UI select (its menu is teleported to the end of the page). The menu is a
+    virtual list that renders only what is in view, so a filterable select is narrowed down first."""
     await select.click()
+    search = select.locator("input.n-base-selection-input")
+    if await search.count():
+        await search.fill(option)
     await (
         page.locator(".n-base-select-option")
         .filter(has_text=re.compile(f"^{re.escape(option)}$"))
