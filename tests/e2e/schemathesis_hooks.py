@@ -6,11 +6,16 @@ reaching its operation. Right after each such call the relaxed limits the e2e pl
 (FUNMAGIC_FUZZ_RATE_LIMITS, read before the run) are put back through the same route, with the same
 caller's token. The counters of the e2e platform's Redis (FUNMAGIC_FUZZ_REDIS_URL) are emptied first: the
 run has long used up any small limit it just set, and the request putting them back must not be refused.
+
+Bodies are sent with integers written as integers: JSON Schema counts `5.0` as an `integer`, but the API
+refuses a fraction where it declares one (strict types, the document's description says so, and the kit's
+tests check it), so a generated `5.0` is sent as `5` — any other generated value is sent as it is.
 """
 
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import redis
 import requests
@@ -18,6 +23,21 @@ import schemathesis
 
 RATE_LIMIT_SETTINGS = "/api/admin/settings/rate-limit"
 COUNTERS = "rl"  # the gateway's RedisRateLimiter prefix
+
+
+@schemathesis.hook
+def map_body(context: schemathesis.HookContext, body: Any) -> Any:
+    return _integral_floats_as_integers(body)
+
+
+def _integral_floats_as_integers(value: Any) -> Any:
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {key: _integral_floats_as_integers(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_integral_floats_as_integers(item) for item in value]
+    return value
 
 
 @schemathesis.hook

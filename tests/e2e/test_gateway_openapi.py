@@ -46,21 +46,6 @@ HOOKS = Path(__file__).with_name("schemathesis_hooks.py")
 MAX_EXAMPLES = 10
 
 
-# Findings of the fuzzer not fixed yet (issue 18 stays open for them): each check is switched off only on
-# the operation it fails, and the test prints them, so what is not proven is visible in every run.
-KNOWN_OPEN: dict[tuple[str, str], str] = {
-    ("create_upload", "allow_header_conformance"): "`uploads` also matches `{asset_id}`: OPTIONS lists GET",
-    ("create_admin_upload", "allow_header_conformance"): "the path `uploads` also matches `{asset_id}`",
-    ("add_package", "positive_data_acceptance"): "an integer sent as 1.0 is refused by the strict bodies",
-    ("update_package", "positive_data_acceptance"): "an integer sent as 1.0 is refused by the strict bodies",
-    ("replay_dead_letters", "positive_data_acceptance"): "an integer sent as 1.0 is refused",
-    ("adjust", "positive_data_acceptance"): "an adjustment of 0 is refused; the schema does not say non-zero",
-    ("audit_log", "negative_data_rejection"): "`before=0.5` is read as a timestamp, not refused",
-    ("search", "negative_data_rejection"): "`created_to=0.5` is read as a timestamp, not refused",
-    ("checkout", "not_a_server_error"): "a package whose Stripe price does not exist answers 502, not 409",
-}
-
-
 def _excused_operations(document: dict) -> dict[str, str]:
     """operationId → the business rule its description names, for operations that may refuse a schema-valid
     request (422) because of it."""
@@ -100,12 +85,6 @@ def _config(caller: str, email: str | None, excused: dict[str, str]) -> str:
             "payload = { " + ", ".join(f"{k} = {json.dumps(v)}" for k, v in payload.items()) + " }",
             'extract_selector = "/access_token"',
             "retry_on = [401]",
-        ]
-    for (operation_id, check), _ in sorted(KNOWN_OPEN.items()):
-        lines += [
-            "[[operations]]",
-            f"include-operation-id = {json.dumps(operation_id)}",
-            f"checks.{check}.enabled = false",
         ]
     if excused:
         lines += [
@@ -167,9 +146,6 @@ async def test_schemathesis_finds_nothing_wrong(
     operations = {f"{method.upper()} {path}" for path, item in document["paths"].items() for method in item}
     excused = _excused_operations(document)
     # Named in the output, for the notes that say which refusals are business rules.
-    print(f"{caller}: known open findings, their checks off on those operations only:")
-    for (operation_id, check), why in sorted(KNOWN_OPEN.items()):
-        print(f"  {operation_id} {check}: {why}")
     print(f"{caller}: 'valid request rejected' is excused on {len(excused)} operations:")
     for operation_id, rule in sorted(excused.items()):
         print(f"  {operation_id}: {rule}")

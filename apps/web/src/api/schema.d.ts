@@ -1651,7 +1651,7 @@ export interface components {
         AdjustmentRequest: {
             /**
              * Amount
-             * @description Signed; the balance never goes below 0.
+             * @description Signed and never 0; the balance never goes below 0.
              */
             amount: number;
             /** Reason */

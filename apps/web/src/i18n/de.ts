@@ -188,6 +188,7 @@ export default {
     network: 'FunMagic ist nicht erreichbar. Prüfe deine Verbindung.',
     notFound: 'Das konnten wir nicht finden.',
     insufficientCredits: 'Dafür hast du nicht genügend Credits.',
+    packageUnavailable: 'Dieses Paket kann gerade nicht gekauft werden. Wähle ein anderes oder versuche es später noch einmal.',
     getCredits: 'Credits holen',
     rateLimited: 'Zu viele Anfragen. Versuche es in {n} Sekunden erneut.',
     sessionEnded: 'Deine Sitzung ist abgelaufen. Bitte melde dich erneut an.',

@@ -188,6 +188,7 @@ export default {
     network: 'Cannot reach FunMagic. Check your connection.',
     notFound: 'We could not find that.',
     insufficientCredits: 'You do not have enough credits for this.',
+    packageUnavailable: 'This package cannot be bought right now. Choose another one or try again later.',
     getCredits: 'Get credits',
     rateLimited: 'Too many requests. Try again in {n} seconds.',
     sessionEnded: 'Your session has ended. Please sign in again.',

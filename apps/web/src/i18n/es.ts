@@ -188,6 +188,7 @@ export default {
     network: 'No se puede conectar con FunMagic. Revisa tu conexión.',
     notFound: 'No hemos encontrado lo que buscas.',
     insufficientCredits: 'No tienes suficientes créditos para esto.',
+    packageUnavailable: 'Este paquete no se puede comprar ahora. Elige otro o inténtalo más tarde.',
     getCredits: 'Conseguir créditos',
     rateLimited: 'Demasiadas solicitudes. Inténtalo de nuevo en {n} segundos.',
     sessionEnded: 'Tu sesión ha caducado. Vuelve a iniciar sesión.',

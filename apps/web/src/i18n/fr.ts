@@ -189,6 +189,7 @@ export default {
     network: 'Impossible de joindre FunMagic. Vérifiez votre connexion.',
     notFound: 'Nous n’avons pas trouvé ce que vous cherchez.',
     insufficientCredits: 'Vous n’avez pas assez de crédits pour cela.',
+    packageUnavailable: 'Ce pack ne peut pas être acheté pour le moment. Choisissez-en un autre ou réessayez plus tard.',
     getCredits: 'Obtenir des crédits',
     rateLimited: 'Trop de requêtes. Réessayez dans {n} secondes.',
     sessionEnded: 'Votre session a expiré. Veuillez vous reconnecter.',

@@ -188,6 +188,7 @@ export default {
     network: 'FunMagic に接続できません。ネットワーク接続を確認してください。',
     notFound: '見つかりませんでした。',
     insufficientCredits: 'クレジットが足りません。',
+    packageUnavailable: 'このパッケージは現在購入できません。別のパッケージを選ぶか、後でもう一度お試しください。',
     getCredits: 'クレジットを入手',
     rateLimited: 'リクエストが多すぎます。{n} 秒後にもう一度お試しください。',
     sessionEnded: 'セッションの有効期限が切れました。もう一度ログインしてください。',

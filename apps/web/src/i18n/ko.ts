@@ -188,6 +188,7 @@ export default {
     network: 'FunMagic에 연결할 수 없어요. 인터넷 연결을 확인해 주세요.',
     notFound: '찾을 수 없어요.',
     insufficientCredits: '크레딧이 부족해요.',
+    packageUnavailable: '지금은 이 패키지를 구매할 수 없어요. 다른 패키지를 고르거나 나중에 다시 시도해 주세요.',
     getCredits: '크레딧 충전',
     rateLimited: '요청이 너무 많아요. {n}초 후에 다시 시도해 주세요.',
     sessionEnded: '세션이 만료되었어요. 다시 로그인해 주세요.',

@@ -188,6 +188,7 @@ export default {
     network: 'Não foi possível conectar ao FunMagic. Verifique sua conexão.',
     notFound: 'Não encontramos o que você procura.',
     insufficientCredits: 'Você não tem créditos suficientes para isso.',
+    packageUnavailable: 'Este pacote não pode ser comprado agora. Escolha outro ou tente novamente mais tarde.',
     getCredits: 'Obter créditos',
     rateLimited: 'Muitas solicitações. Tente novamente em {n} segundos.',
     sessionEnded: 'Sua sessão expirou. Entre novamente.',

@@ -188,6 +188,7 @@ export default {
     network: 'Không thể kết nối tới FunMagic. Hãy kiểm tra kết nối mạng.',
     notFound: 'Chúng tôi không tìm thấy nội dung này.',
     insufficientCredits: 'Bạn không đủ tín dụng cho thao tác này.',
+    packageUnavailable: 'Hiện không thể mua gói này. Hãy chọn gói khác hoặc thử lại sau.',
     getCredits: 'Nạp tín dụng',
     rateLimited: 'Quá nhiều yêu cầu. Hãy thử lại sau {n} giây.',
     sessionEnded: 'Phiên đăng nhập đã kết thúc. Vui lòng đăng nhập lại.',

@@ -188,6 +188,7 @@ export default {
     network: '无法连接到 FunMagic，请检查网络连接。',
     notFound: '找不到相关内容。',
     insufficientCredits: '你的积分不足。',
+    packageUnavailable: '该套餐暂时无法购买。请选择其他套餐或稍后再试。',
     getCredits: '获取积分',
     rateLimited: '请求过于频繁，请在 {n} 秒后重试。',
     sessionEnded: '登录已过期，请重新登录。',

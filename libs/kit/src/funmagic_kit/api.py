@@ -53,7 +53,13 @@ it (anyone else gets 404, as for no such object); "caller_or_admin", the same, a
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
-_PATH_PARAM = re.compile(r"{(\w+)}")
+# `{name}`, or `{name:regex}` where a literal sibling path must not be read as the parameter (aiohttp's
+# syntax; the document shows `{name}`).
+_PATH_PARAM = re.compile(r"{(\w+)(?::[^{}]+)?}")
+UUID_SEGMENT = "[0-9a-fA-F-]+"
+"""The pattern of a path parameter that is a UUID, for `{asset_id:` + UUID_SEGMENT + `}`: keeps a literal
+sibling such as `/api/assets/uploads` from also matching `/api/assets/{asset_id}` (and OPTIONS from listing
+the sibling's methods)."""
 # Every path parameter names something by an id, a slug or a key: none is longer (a longer one is simply
 # not found), and the bound keeps a request line the document allows within what the server reads.
 _PATH_PARAM_SCHEMA = {"type": "string", "minLength": 1, "maxLength": 200}
@@ -124,6 +130,11 @@ class Operation:
         if self.owner is not None and (self.access != "user" or not _PATH_PARAM.search(self.path)):
             # Ownership is the rule of an open-to-users route that names an object; anything else is a typo.
             raise ValueError(f"{self.method} {self.path}: an owner needs access='user' and a path parameter")
+
+    @property
+    def document_path(self) -> str:
+        """The path as the OpenAPI document writes it: parameters without their patterns."""
+        return _PATH_PARAM.sub(lambda match: "{" + match[1] + "}", self.path)
 
     def route(self) -> web.RouteDef:
         """The aiohttp route, with the declared access enforced before the handler runs."""
@@ -280,7 +291,7 @@ def build_openapi(
         raise ValueError(f"operationIds used more than once: {', '.join(duplicates)}; give each a `name`")
     paths: dict[str, dict[str, Any]] = {}
     for op in operations:
-        paths.setdefault(op.path, {})[op.method.lower()] = _operation_object(op, refs, schemas)
+        paths.setdefault(op.document_path, {})[op.method.lower()] = _operation_object(op, refs, schemas)
     return {
         "openapi": "3.1.0",
         "info": {"title": title, "version": version, "description": description},

@@ -143,11 +143,20 @@ async def test_a_checkout_opens_a_stripe_session_keyed_by_the_idempotency_key(ht
     ) == ("pending")
 
 
-async def test_stripe_refusing_a_checkout_is_a_bad_gateway(pool, serve) -> None:
+@pytest.mark.parametrize(
+    ("stripe_error", "answer"),
+    [
+        # An admin typed a price id Stripe does not have: the package cannot be sold until it is fixed.
+        ({"code": "resource_missing", "param": "line_items[0][price]"}, (409, "package_unavailable")),
+        # Our own request is wrong (a revoked key, say): nothing the buyer can change.
+        ({"code": "api_key_expired"}, (502, "payment_provider_refused")),
+    ],
+)
+async def test_stripe_refusing_a_checkout_names_whose_problem_it_is(
+    pool, serve, stripe_error: dict, answer: tuple[int, str]
+) -> None:
     async def refuse(request: web.Request) -> web.Response:
-        return web.json_response(
-            {"error": {"type": "invalid_request_error", "code": "resource_missing"}}, status=400
-        )
+        return web.json_response({"error": {"type": "invalid_request_error", **stripe_error}}, status=400)
 
     stripe = web.Application()
     stripe.router.add_post("/v1/checkout/sessions", refuse)
@@ -159,7 +168,7 @@ async def test_stripe_refusing_a_checkout_is_a_bad_gateway(pool, serve) -> None:
             async with http.post(
                 "/v1/checkout", json={"package_id": package["id"]}, headers=as_user(new_id())
             ) as response:
-                assert await problem_of(response) == (502, "payment_provider_refused")
+                assert await problem_of(response) == answer
 
 
 # --- webhooks --------------------------------------------------------------------------------------------

@@ -12,10 +12,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import AwareDatetime, Field, model_validator
+from pydantic import Field, model_validator
 from pydantic_core import PydanticCustomError
 
-from funmagic_contracts.api.base import Reply, Request
+from funmagic_contracts.api.base import IsoDatetime, Reply, Request
 
 __all__ = ["AUDITED_SERVICES", "AuditEntry", "AuditPage", "AuditQuery", "AuditedService"]
 
@@ -32,8 +32,8 @@ class AuditQuery(Request):
     action: str | None = Field(None, max_length=100, pattern=_NAME, examples=["tool.updated"])
     subject_type: str | None = Field(None, max_length=100, pattern=_NAME, examples=["tool"])
     subject_id: str | None = Field(None, max_length=200, pattern=r"^[^\x00-\x1f\x7f]*$")
-    after: AwareDatetime | None = Field(None, description="Recorded at or after this moment.")
-    before: AwareDatetime | None = Field(None, description="Recorded before this moment.")
+    after: IsoDatetime | None = Field(None, description="Recorded at or after this moment.")
+    before: IsoDatetime | None = Field(None, description="Recorded before this moment.")
     limit: int = Field(50, ge=1, le=200)
     cursor: str | None = Field(None, max_length=300, description="`next_cursor` of the previous page.")
 

@@ -7,9 +7,29 @@ contract and the service's are one definition.
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+import re
+from datetime import datetime
+from typing import Annotated, Any
 
-__all__ = ["Reply", "Request"]
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict
+from pydantic_core import PydanticCustomError
+
+__all__ = ["IsoDatetime", "Reply", "Request"]
+
+_ISO_8601_START = re.compile(r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}")
+
+
+def _written_as_iso_8601(value: Any) -> Any:
+    # Pydantic also reads "0.5" or "1700000000" as seconds since 1970; the document says `date-time`.
+    if isinstance(value, datetime) or (isinstance(value, str) and _ISO_8601_START.match(value)):
+        return value
+    raise PydanticCustomError(
+        "datetime_format", "Input should be an ISO 8601 date and time with its offset (2026-01-31T09:30:00Z)"
+    )
+
+
+IsoDatetime = Annotated[AwareDatetime, BeforeValidator(_written_as_iso_8601)]
+"""A moment a caller sends: ISO 8601 text with its offset (a naive time or a number is refused)."""
 
 
 class Request(BaseModel):

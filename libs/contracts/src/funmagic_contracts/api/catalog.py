@@ -31,9 +31,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, Field
+from pydantic import Field
 
-from funmagic_contracts.api.base import Reply, Request
+from funmagic_contracts.api.base import IsoDatetime, Reply, Request
 
 __all__ = [
     "ActiveToolsCount",
@@ -233,8 +233,8 @@ class BannerCreate(Request):
     badge: str | None = Field(None, max_length=40)
     badge_color: str | None = Field(None, max_length=32, pattern=COLOR)
     is_active: bool = True
-    starts_at: AwareDatetime | None = Field(None, description="Shown from this moment (none: at once).")
-    ends_at: AwareDatetime | None = Field(None, description="Shown until just before this moment.")
+    starts_at: IsoDatetime | None = Field(None, description="Shown from this moment (none: at once).")
+    ends_at: IsoDatetime | None = Field(None, description="Shown until just before this moment.")
     translations: dict[Locale, BannerTranslation] = Field(default_factory=dict)
 
 
@@ -250,8 +250,8 @@ class BannerUpdate(Request):
     badge: str | None = Field(None, max_length=40)
     badge_color: str | None = Field(None, max_length=32, pattern=COLOR)
     is_active: bool | None = None
-    starts_at: AwareDatetime | None = None
-    ends_at: AwareDatetime | None = None
+    starts_at: IsoDatetime | None = None
+    ends_at: IsoDatetime | None = None
     translations: dict[Locale, BannerTranslation] | None = None
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from funmagic_contracts.api.base import Reply, Request
 from funmagic_contracts.api.stats import StatsWindow
@@ -137,9 +137,19 @@ class CheckoutResult(Reply):
 
 class AdjustmentRequest(Request):
     amount: int = Field(
-        ge=-1_000_000_000, le=1_000_000_000, description="Signed; the balance never goes below 0."
+        ge=-1_000_000_000,
+        le=1_000_000_000,
+        description="Signed and never 0; the balance never goes below 0.",
+        json_schema_extra={"not": {"const": 0}},
     )
     reason: str = Field(min_length=1, max_length=500)
+
+    @field_validator("amount")
+    @classmethod
+    def _not_zero(cls, amount: int) -> int:
+        if amount == 0:
+            raise ValueError("an adjustment of 0 changes nothing")
+        return amount
 
 
 class PackageRequest(Request):

@@ -27,10 +27,10 @@ import uuid
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import AwareDatetime, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
-from funmagic_contracts.api.base import Reply, Request
+from funmagic_contracts.api.base import IsoDatetime, Reply, Request
 from funmagic_contracts.api.stats import StatsWindow
 
 __all__ = [
@@ -117,8 +117,8 @@ class AdminTaskQuery(_TaskListQuery):
     status: TaskStatus | None = Field(None, description="The task's own status.")
     user_id: str | None = Field(None, max_length=64)
     include_deleted: bool = Field(False, description="List deleted tasks too (with their `deleted_at`).")
-    created_from: AwareDatetime | None = Field(None, description="Created at or after this moment.")
-    created_to: AwareDatetime | None = Field(None, description="Created before this moment.")
+    created_from: IsoDatetime | None = Field(None, description="Created at or after this moment.")
+    created_to: IsoDatetime | None = Field(None, description="Created before this moment.")
 
     @model_validator(mode="after")
     def _period_in_order(self) -> AdminTaskQuery:

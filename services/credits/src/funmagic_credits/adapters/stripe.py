@@ -17,9 +17,16 @@ import aiohttp
 
 from funmagic_credits.application.ports import CheckoutSession, CheckoutSessionReport, PaymentEvent
 from funmagic_credits.domain.commerce import CreditPackage
-from funmagic_kit.errors import Malformed, TransientError, UpstreamRefused
+from funmagic_kit.errors import Conflict, Malformed, TransientError, UpstreamRefused
 
-__all__ = ["InvalidSignature", "StripeClient", "StripeRefused", "StripeWebhooks", "verify_signature"]
+__all__ = [
+    "InvalidSignature",
+    "PriceMissing",
+    "StripeClient",
+    "StripeRefused",
+    "StripeWebhooks",
+    "verify_signature",
+]
 
 
 class InvalidSignature(Malformed, code="invalid_signature"):
@@ -27,7 +34,12 @@ class InvalidSignature(Malformed, code="invalid_signature"):
 
 
 class StripeRefused(UpstreamRefused, code="payment_provider_refused"):
-    """Stripe answered 4xx: the request itself is wrong (unknown price, bad key…)."""
+    """Stripe answered 4xx: our request to it is wrong (a bad key, say), which the buyer cannot change."""
+
+
+class PriceMissing(Conflict, code="package_unavailable"):
+    """The package names a Stripe price that Stripe does not have: it cannot be sold until an admin fixes it
+    (the buyer's request is fine; the package's state is not)."""
 
 
 def verify_signature(
@@ -100,6 +112,8 @@ class StripeClient:
             raise TransientError(f"Stripe answered {status}; retry")
         if status >= 400:
             error = (body or {}).get("error", {}) if isinstance(body, dict) else {}
+            if error.get("code") == "resource_missing" and str(error.get("param", "")).endswith("[price]"):
+                raise PriceMissing("this package cannot be bought now: its price is not set up for payment")
             raise StripeRefused(f"Stripe refused: {error.get('code') or error.get('type') or status}")
         return body
 

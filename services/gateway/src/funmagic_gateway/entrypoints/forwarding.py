@@ -58,7 +58,7 @@ __all__ = [
 BodyDump = Literal["all", "exclude_none", "exclude_unset"]
 """Which fields of the validated body go upstream: all (defaults filled in), those not None, those sent."""
 
-_PATH_PARAMETER = re.compile(r"{(\w+)}")
+_PATH_PARAMETER = re.compile(r"{(\w+)(?::[^{}]+)?}")
 # The description of a paginated list: what refuses a cursor the schema allows (`Business rule:` marks it
 # for the fuzz test, tests/e2e/test_gateway_openapi.py).
 CURSOR_RULE = (

@@ -21,7 +21,9 @@ API_VERSION = "1.0.0"
 API_DESCRIPTION = (
     "The public API of FunMagic. Browsers authenticate with HttpOnly cookies and send the `fm_csrf` "
     "cookie's value in `X-CSRF-Token` on state changes; API clients use `Authorization: Bearer`. "
-    "Errors are `application/problem+json` (RFC 9457). Limits are announced in `X-RateLimit-*` headers. "
+    "Errors are `application/problem+json` (RFC 9457). Types are strict: a field declared `integer` takes "
+    'an integer written without a fraction (`5`, not `5.0`, `true` or `"5"`; 422 otherwise). '
+    "Limits are announced in `X-RateLimit-*` headers. "
     "Each operation says who may call it in `x-access`: `public`, `user` (signed in), `admin`, "
     "`super_admin` (401 without a valid token, 403 without the role). `x-owner` says whose object its "
     "path names: `caller` (the user who created it), `caller_or_admin` (that user, or any admin), "

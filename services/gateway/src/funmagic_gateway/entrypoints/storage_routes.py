@@ -5,7 +5,7 @@ from __future__ import annotations
 from funmagic_contracts.api.storage import Asset, AssetPage, AssetQuery, UploadRequest, UploadTicket
 from funmagic_gateway.adapters.services import ServiceClient
 from funmagic_gateway.entrypoints.forwarding import CURSOR_RULE, Forward, operations
-from funmagic_kit.api import Operation
+from funmagic_kit.api import UUID_SEGMENT, Operation
 
 __all__ = ["storage_operations"]
 
@@ -18,7 +18,9 @@ _UPLOAD_RULE = (
 
 def storage_operations(storage: ServiceClient) -> list[Operation]:
     tag, admin = "assets", "admin: assets"
-    upload, asset = "/api/assets/uploads/{upload_id}", "/api/assets/{asset_id}"
+    # `uploads` is not an asset id: only UUID-like segments are.
+    asset_id = "{asset_id:" + UUID_SEGMENT + "}"
+    upload, asset = "/api/assets/uploads/{upload_id}", "/api/assets/" + asset_id
     return operations(
         Forward("POST", "/api/assets/uploads", storage, "/v1/uploads",
                 "Get a URL to upload a file to", tag, "create_upload", access="user", body=UploadRequest,
@@ -44,7 +46,7 @@ def storage_operations(storage: ServiceClient) -> list[Operation]:
         Forward("POST", "/api/admin/assets/uploads", storage, "/v1/admin/uploads",
                 "Upload into the admin-only bucket", admin, "create_admin_upload", access="admin",
                 body=UploadRequest, reply=UploadTicket, status=201, description=_UPLOAD_RULE),
-        Forward("GET", "/api/admin/assets/{asset_id}", storage, "/v1/admin/assets/{asset_id}",
+        Forward("GET", "/api/admin/assets/" + asset_id, storage, "/v1/admin/assets/{asset_id}",
                 "Any asset, admin-only ones too", admin, "get_any_asset", access="admin", reply=Asset,
                 errors=(404,)),
     )  # fmt: skip
