@@ -144,6 +144,8 @@ async def test_an_admin_chats_draws_and_quotes_an_image_in_the_studio(browser: B
     await phone.keyboard.press("Escape")
     await phone.get_by_test_id("locale-menu").click()
     await phone.get_by_text("中文", exact=True).click()
+    # The choice is kept once the Chinese messages have loaded (a lazy chunk): wait for them, not for a time.
+    await expect(phone.get_by_role("heading", name="AI 工作室")).to_be_visible()
     await phone.reload()  # the language is kept; opened again, the studio fills the screen
     await expect(phone.get_by_role("heading", name="AI 工作室")).to_be_visible()
     await expect(phone.get_by_test_id("reply-image").first.locator("img")).to_be_visible()
