@@ -187,6 +187,9 @@ def platform_env(
         "STEP_LEASE_SECONDS": "3",
         "LIMITER_LEASE_SECONDS": "10",
         "PROVIDER_POLL_INTERVAL_SECONDS": "0.1",
+        # A deleted account's files go seconds after the deletion, not 72 hours (test_account_lifecycle.py).
+        "DELETED_USER_ASSET_GRACE_HOURS": "0.001",
+        "DELETED_USER_PURGE_INTERVAL_SECONDS": "1",
         "FUNMAGIC_POISON_DIR": str(poison_dir),
     }
     try:

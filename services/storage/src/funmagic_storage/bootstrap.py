@@ -49,6 +49,7 @@ def build(
         pending_ttl=timedelta(seconds=settings.pending_upload_ttl_seconds),
         max_bytes=settings.upload_max_bytes,
         module_max_bytes=settings.module_limits(),
+        deleted_owner_grace=timedelta(hours=settings.deleted_user_asset_grace_hours),
     )
     objects = S3ObjectStore(s3, presigner)
 
@@ -57,11 +58,14 @@ def build(
 
     assets = AssetService(uow=unit_of_work, objects=objects, policy=policy, clock=clock or SystemClock())
     sweep = Periodic("upload-sweep", assets.sweep_expired_uploads, settings.upload_sweep_interval_seconds)
+    purge = Periodic(
+        "deleted-owner-purge", assets.purge_deleted_owners, settings.deleted_user_purge_interval_seconds
+    )
     parts = ServiceParts(
         routes=[*StorageApp(assets).routes(), *audit_routes(pool, "storage")],
         subscriptions=kafka.subscriptions(assets),
         unit_of_work=unit_of_work,
-        workers=(sweep,),
+        workers=(sweep, purge),
     )
     return Storage(assets=assets, objects=objects, policy=policy, parts=parts)
 

@@ -14,6 +14,17 @@ class StorageSettings(ServiceSettings, DatabaseSettings, S3Settings):
     # Uploads not confirmed within this time are swept, with their objects.
     pending_upload_ttl_seconds: int = Field(3600, validation_alias="PENDING_UPLOAD_TTL_SECONDS", ge=60)
     upload_sweep_interval_seconds: float = Field(60.0, validation_alias="UPLOAD_SWEEP_INTERVAL_SECONDS", gt=0)
+    # A deleted account's files (UserDeleted) stay this long, so an operator can still hand them back after a
+    # mistaken or contested deletion; then the purge worker removes them, records and objects, except the
+    # published ones (docs/architecture.md, "What a closed account leaves behind"). Disabling removes nothing.
+    # Fractions are fine (tests use a few seconds: 0.001 is 3.6 s); 0 purges at the next round.
+    deleted_user_asset_grace_hours: float = Field(
+        72.0, validation_alias="DELETED_USER_ASSET_GRACE_HOURS", ge=0
+    )
+    # How often the purge worker looks for deleted accounts whose grace period has passed.
+    deleted_user_purge_interval_seconds: float = Field(
+        300.0, validation_alias="DELETED_USER_PURGE_INTERVAL_SECONDS", gt=0
+    )
     upload_max_bytes: int = Field(20 * 1024 * 1024, validation_alias="UPLOAD_MAX_BYTES", ge=1)
     # Per-module limits, e.g. `avatar=2097152,image-gen=31457280`.
     upload_module_max_bytes: str = Field("avatar=5242880", validation_alias="UPLOAD_MODULE_MAX_BYTES")

@@ -34,6 +34,8 @@ async def test_the_service_serves_its_routes_subscriptions_unit_of_work_and_swee
         "credits.events": {"CreditsReserved", "CreditsReservationRejected"},
         # StepStarted only matters to studio replies (a task's start is the gateway's to show).
         "providers.events": {"StepStarted", "StepCompleted", "StepFailed"},
+        # A closed account's tasks are cancelled, and it requests no more.
+        "identity.events": {"UserDisabled", "UserEnabled", "UserDeleted"},
     }
     assert parts.unit_of_work is not None
     async with parts.unit_of_work() as uow:

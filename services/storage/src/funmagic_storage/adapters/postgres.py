@@ -1,4 +1,5 @@
-"""Asset records, pending uploads and the tasks known to be deleted, on Postgres."""
+"""Asset records, pending uploads, the tasks known to be deleted and the purges of deleted accounts' files,
+on Postgres."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import psycopg
 from funmagic_kit.pagination import decode_cursor, page_of
 from funmagic_kit.rows import from_row, to_row
 from funmagic_storage.domain.assets import ASSET_KINDS, AssetKind, AssetRecord, PendingUpload, Visibility
+from funmagic_storage.domain.deleted_owners import OwnerPurge
 
 __all__ = ["AssetRecords"]
 
@@ -60,6 +62,27 @@ FOR UPDATE
 # One lock per task id (a hash of it: a collision only makes two tasks wait for each other), held to the end
 # of the transaction: deleting a task's outputs and registering a new output of it take turns.
 LOCK_TASK = "SELECT pg_advisory_xact_lock(hashtext('storage:task:' || %s))"
+# One lock per account, like LOCK_TASK: registering a file for the owner takes it shared (registrations of
+# one owner do not wait for each other), scheduling and running the purge of their files take it exclusive.
+LOCK_OWNER = "SELECT pg_advisory_xact_lock(hashtext('storage:owner:' || %s))"
+LOCK_OWNER_SHARED = "SELECT pg_advisory_xact_lock_shared(hashtext('storage:owner:' || %s))"
+# The first schedule stays: a redelivered UserDeleted does not push the purge back.
+INSERT_OWNER_PURGE = """
+INSERT INTO deleted_owners (user_id, deleted_at, due_at, purged_at)
+VALUES (%(user_id)s, %(deleted_at)s, %(due_at)s, %(purged_at)s)
+ON CONFLICT (user_id) DO NOTHING
+"""
+OWNER_PURGE_COLUMNS = "user_id, deleted_at, due_at, purged_at"
+DUE_OWNER_PURGES = """
+SELECT user_id FROM deleted_owners WHERE purged_at IS NULL AND due_at <= %s ORDER BY due_at LIMIT %s
+"""
+# Locked: they are deleted in this transaction, and a concurrent publish waits for it.
+ASSETS_OWNED_BY = f"""
+SELECT {ASSET_COLUMNS} FROM assets
+WHERE user_id = %s AND deleted_at IS NULL
+ORDER BY created_at, id
+FOR UPDATE
+"""
 INSERT_DELETED_TASK = """
 INSERT INTO deleted_tasks (task_id, user_id, deleted_at) VALUES (%s, %s, %s)
 ON CONFLICT (task_id) DO NOTHING
@@ -154,6 +177,34 @@ class AssetRecords:
     async def task_is_deleted(self, task_id: str) -> bool:
         cursor = await self._conn.execute("SELECT 1 FROM deleted_tasks WHERE task_id = %s", (task_id,))
         return await cursor.fetchone() is not None
+
+    async def lock_owner(self, user_id: str, *, shared: bool = False) -> None:
+        await self._conn.execute(LOCK_OWNER_SHARED if shared else LOCK_OWNER, (user_id,))
+
+    async def schedule_owner_purge(self, purge: OwnerPurge) -> None:
+        await self._conn.execute(INSERT_OWNER_PURGE, to_row(purge))
+
+    async def owner_purge(self, user_id: str, *, for_update: bool = False) -> OwnerPurge | None:
+        cursor = await self._conn.execute(
+            f"SELECT {OWNER_PURGE_COLUMNS} FROM deleted_owners WHERE user_id = %s"
+            + (" FOR UPDATE" if for_update else ""),
+            (user_id,),
+        )
+        row = await cursor.fetchone()
+        return from_row(OwnerPurge, row) if row else None
+
+    async def due_owner_purges(self, now: datetime, limit: int = 10) -> list[str]:
+        cursor = await self._conn.execute(DUE_OWNER_PURGES, (now, limit))
+        return [row["user_id"] for row in await cursor.fetchall()]
+
+    async def save_owner_purge(self, purge: OwnerPurge) -> None:
+        await self._conn.execute(
+            "UPDATE deleted_owners SET purged_at = %s WHERE user_id = %s", (purge.purged_at, purge.user_id)
+        )
+
+    async def assets_owned_by(self, user_id: str) -> list[AssetRecord]:
+        cursor = await self._conn.execute(ASSETS_OWNED_BY, (user_id,))
+        return [_asset(row) for row in await cursor.fetchall()]
 
     async def outputs_of_tasks(self, user_id: str, task_ids: Iterable[str]) -> list[AssetRecord]:
         cursor = await self._conn.execute(OUTPUTS_OF_TASKS, (sorted(set(task_ids)), user_id))

@@ -1,5 +1,5 @@
-"""The storage use cases: presigned uploads, confirmation, server-side writes, downloads, publishing, and
-the outputs of deleted tasks.
+"""The storage use cases: presigned uploads, confirmation, server-side writes, downloads, publishing, the
+outputs of deleted tasks, and the files of deleted accounts (purged after a grace period).
 
 Every asset belongs to one user; another user's asset is simply not found. Users write only to the private
 bucket; publishing copies into the public one; the admin bucket is reached only through admin routes (and
@@ -51,6 +51,13 @@ from funmagic_storage.domain.assets import (
     sniff_image_type,
     storage_key,
 )
+from funmagic_storage.domain.deleted_owners import (
+    assets_purged_with_their_owner,
+    check_owner_not_deleted,
+    purge_is_due,
+    purged,
+    schedule_purge,
+)
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +74,8 @@ class StoragePolicy:
     max_bytes: int = 20 * 1024 * 1024
     module_max_bytes: dict[str, int] = field(default_factory=dict)
     user_types: frozenset[str] = USER_UPLOAD_TYPES
+    # How long a deleted account's files stay before the purge removes them (domain/deleted_owners.py).
+    deleted_owner_grace: timedelta = timedelta(hours=72)
 
     def bucket_for(self, visibility: Visibility) -> str:
         return {
@@ -448,6 +457,45 @@ class AssetService:
             )
         return len(doomed)
 
+    async def schedule_owner_purge(self, uow: StorageUnitOfWork, *, user_id: str) -> None:
+        """When `user_id`'s account is deleted (in the consumer's `uow`): their files are purged once the
+        grace period has passed (`purge_deleted_owners`), and nothing new is registered for them from now
+        on. A redelivered deletion keeps the first schedule."""
+        await uow.assets.lock_owner(user_id)
+        purge = schedule_purge(user_id, now=self.clock.now(), grace=self.policy.deleted_owner_grace)
+        await uow.assets.schedule_owner_purge(purge)
+        log.info("files of a deleted account scheduled for removal", extra={"user_id": user_id})
+
+    async def purge_deleted_owners(self, limit: int = 10) -> int:
+        """The purge worker's step: every deleted account whose grace period has passed loses its files
+        (records and objects, AssetDeleted each; published ones stay), one account per transaction. Returns
+        how many assets were deleted."""
+        now = self.clock.now()
+        async with self.uow() as uow:
+            due = await uow.assets.due_owner_purges(now, limit)
+        removed = 0
+        for user_id in due:  # one transaction each: one account that fails never holds back the others
+            async with self.uow() as uow:
+                await uow.assets.lock_owner(user_id)
+                purge = await uow.assets.owner_purge(user_id, for_update=True)
+                if purge is None or not purge_is_due(purge, now):  # another replica was first
+                    continue
+                owned = await uow.assets.assets_owned_by(user_id)
+                doomed = assets_purged_with_their_owner(owned, user_id=user_id)
+                for asset in doomed:
+                    await uow.assets.delete_asset(asset.id, now)
+                    uow.publish(AssetDeleted(asset_id=asset.id, user_id=asset.user_id))
+                await uow.assets.save_owner_purge(purged(purge, now=now))
+                # The objects last: a failure before here leaves them all, and the next round tries again.
+                for asset in doomed:
+                    await self.objects.delete(asset.bucket, asset.storage_key)
+            removed += len(doomed)
+            log.info(
+                "files of a deleted account removed",
+                extra={"user_id": user_id, "count": len(doomed), "kept": len(owned) - len(doomed)},
+            )
+        return removed
+
     async def sweep_expired_uploads(self) -> int:
         """Removes uploads never confirmed in time, and whatever object they left behind."""
         now = self.clock.now()
@@ -509,12 +557,16 @@ async def _register(
     uow: StorageUnitOfWork, upload: PendingUpload, now: datetime, *, task_id: str | None = None
 ) -> AssetRecord:
     """The upload, its object in place, becomes an asset: recorded, the upload completed and AssetCreated
-    published, in the caller's transaction. An output of a task deleted meanwhile is refused (its object,
-    never registered, goes with the sweep of unconfirmed uploads)."""
+    published, in the caller's transaction. An output of a task deleted meanwhile, or any file of an account
+    deleted meanwhile, is refused (its object, never registered, goes with the sweep of unconfirmed
+    uploads)."""
     if task_id is not None:
         await uow.assets.lock_tasks([task_id])  # taking turns with the deletion of the task's outputs
         if await uow.assets.task_is_deleted(task_id):
             raise OutputOfDeletedTask(f"task {task_id} was deleted; its outputs are not kept")
+    # Taking turns with the purge of a deleted account's files, which then leaves nothing behind.
+    await uow.assets.lock_owner(upload.user_id, shared=True)
+    check_owner_not_deleted(await uow.assets.owner_purge(upload.user_id))
     asset = await uow.assets.add_asset(_new_asset(upload, now, task_id))
     await uow.assets.complete_upload(upload.id, asset.id, now)
     uow.publish(

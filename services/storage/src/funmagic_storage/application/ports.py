@@ -10,6 +10,7 @@ from typing import Protocol
 
 from funmagic_kit.ports import UnitOfWork
 from funmagic_storage.domain.assets import AssetKind, AssetRecord, PendingUpload, Visibility
+from funmagic_storage.domain.deleted_owners import OwnerPurge
 
 __all__ = ["AssetStore", "ObjectInfo", "ObjectStore", "StorageUnitOfWork"]
 
@@ -61,6 +62,29 @@ class AssetStore(Protocol):
     async def mark_tasks_deleted(self, task_ids: Iterable[str], user_id: str, now: datetime) -> None: ...
 
     async def task_is_deleted(self, task_id: str) -> bool: ...
+
+    async def lock_owner(self, user_id: str, *, shared: bool = False) -> None:
+        """Until the transaction ends: `shared` while registering a file of the owner, exclusive while
+        scheduling or running the purge of their files, so the two take turns."""
+        ...
+
+    async def schedule_owner_purge(self, purge: OwnerPurge) -> None:
+        """Recorded unless the owner's purge is already (the first schedule stays)."""
+        ...
+
+    async def owner_purge(self, user_id: str, *, for_update: bool = False) -> OwnerPurge | None:
+        """The purge of the deleted account's files; None for an account not deleted."""
+        ...
+
+    async def due_owner_purges(self, now: datetime, limit: int = 10) -> list[str]:
+        """Ids of deleted accounts whose files are due to go and are still there, soonest due first."""
+        ...
+
+    async def save_owner_purge(self, purge: OwnerPurge) -> None: ...
+
+    async def assets_owned_by(self, user_id: str) -> list[AssetRecord]:
+        """Every live asset `user_id` owns (admin-only and published ones too), locked for the transaction."""
+        ...
 
     async def outputs_of_tasks(self, user_id: str, task_ids: Iterable[str]) -> list[AssetRecord]:
         """The live assets `user_id` owns that these tasks produced, locked for the transaction."""

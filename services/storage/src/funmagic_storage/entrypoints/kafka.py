@@ -4,13 +4,17 @@ records' change, its outbox rows and the inbox row commit together.
 - TaskDeleted → the deleted tasks' outputs go (objects and records, AssetDeleted each), except the
   published ones.
 - StudioChatDeleted → the same for the images the chat's replies made (their task id is the reply's id).
+- UserDeleted → the account's files are scheduled for removal after the grace period
+  (DELETED_USER_ASSET_GRACE_HOURS; the purge worker removes them), and nothing new is stored for it.
+  UserDisabled removes nothing: storage does not subscribe to it.
 """
 
 from __future__ import annotations
 
 from funmagic_contracts.envelope import Envelope
+from funmagic_contracts.identity.events import UserDeleted
 from funmagic_contracts.tasks.events import StudioChatDeleted, TaskDeleted
-from funmagic_contracts.topics import TASKS_EVENTS
+from funmagic_contracts.topics import IDENTITY_EVENTS, TASKS_EVENTS
 from funmagic_kit.consumer import Subscription
 from funmagic_storage.application.assets import AssetService
 from funmagic_storage.application.ports import StorageUnitOfWork
@@ -37,6 +41,9 @@ class StorageReactions:
             uow, user_id=event.admin_id, task_ids=event.message_ids, caused_by=envelope
         )
 
+    async def user_deleted(self, event: UserDeleted, envelope: Envelope, uow: StorageUnitOfWork) -> None:
+        await self._assets.schedule_owner_purge(uow, user_id=event.user_id)
+
 
 def subscriptions(assets: AssetService) -> tuple[Subscription[StorageUnitOfWork], ...]:
     reactions = StorageReactions(assets)
@@ -45,4 +52,7 @@ def subscriptions(assets: AssetService) -> tuple[Subscription[StorageUnitOfWork]
         .on(TaskDeleted, reactions.task_deleted)
         .on(StudioChatDeleted, reactions.studio_chat_deleted)
     )
-    return (tasks,)
+    identity: Subscription[StorageUnitOfWork] = Subscription(IDENTITY_EVENTS).on(
+        UserDeleted, reactions.user_deleted
+    )
+    return tasks, identity

@@ -297,6 +297,14 @@ class TaskRecords:
         row = await cursor.fetchone()
         return int(row["n"]) if row else 0
 
+    async def active_of(self, user_id: str) -> list[Task]:
+        cursor = await self._conn.execute(
+            f"{SELECT_TASK} WHERE t.user_id = %s AND t.status IN ('pending', 'running') "
+            "ORDER BY t.created_at, t.id FOR UPDATE OF t",
+            (user_id,),
+        )
+        return [_task(row) for row in await cursor.fetchall()]
+
     async def add(self, task: Task) -> Task:
         try:
             cursor = await self._conn.execute(INSERT_TASK, _columns(task))

@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from typing import Literal, Protocol, TypeAlias, TypeVar
 
 from funmagic_kit.ports import UnitOfWork
+from funmagic_tasks.domain.accounts import Standing
 from funmagic_tasks.domain.catalog import (
     BannerEntry,
     BannerRecord,
@@ -24,6 +25,7 @@ from funmagic_tasks.domain.task import EffectiveStatus, Task, TaskFamily
 from funmagic_tasks.domain.tasks import TaskStatus
 
 __all__ = [
+    "AccountStore",
     "Assets",
     "CatalogImages",
     "CatalogStore",
@@ -72,6 +74,10 @@ class TaskStore(Protocol):
         ...
 
     async def active_count(self, user_id: str) -> int: ...
+
+    async def active_of(self, user_id: str) -> list[Task]:
+        """The user's pending and running tasks, oldest first, locked for the rest of the transaction."""
+        ...
 
     async def add(self, task: Task) -> Task:
         """The new task as stored (read back: the answer shows it exactly as every later read will).
@@ -275,10 +281,21 @@ class StudioStore(Protocol):
         ...
 
 
+class AccountStore(Protocol):
+    """Whether identity closed an account (`domain.accounts`)."""
+
+    async def standing(self, user_id: str) -> Standing:
+        """The account's standing; open when identity never closed it."""
+        ...
+
+    async def save(self, standing: Standing) -> None: ...
+
+
 class TasksUnitOfWork(UnitOfWork, Protocol):
     tasks: TaskStore
     catalog: CatalogStore
     studio: StudioStore
+    accounts: AccountStore
 
 
 class UnitOfWorkFactory(Protocol):

@@ -1,5 +1,5 @@
 """The task use cases (DESIGN §4): creation, reads, cancellation and deletion over HTTP, then the saga's
-reactions to credits and providers events, and the sweeper.
+reactions to credits and providers events, and to identity's closed accounts, and the sweeper.
 
 Every change is lock → load → decide → save → publish in one unit of work: the task row is locked, the
 aggregate (`domain/task.py`) decides, the new state is saved and the change's events go to the outbox in
@@ -11,18 +11,21 @@ nothing (stale or redelivered news), and nothing is written.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
 from funmagic_contracts.api.stats import StatsWindow, period_of
 from funmagic_contracts.credits.events import CreditsReservationRejected, CreditsReserved
 from funmagic_contracts.envelope import Envelope
+from funmagic_contracts.identity.events import UserDeleted, UserDisabled, UserEnabled
 from funmagic_contracts.providers.events import StepCompleted, StepFailed
 from funmagic_contracts.tasks.events import TaskCancelled, TaskCompleted, TaskFailed
 from funmagic_kit.audit import AdminAction
 from funmagic_kit.clock import Clock
 from funmagic_kit.logs import get_logger
 from funmagic_tasks.application.ports import Assets, TaskMetrics, TasksUnitOfWork, UnitOfWorkFactory
+from funmagic_tasks.domain import accounts  # what a closed account means for tasks
 from funmagic_tasks.domain import task as rules  # the aggregate's transitions and rules
 from funmagic_tasks.domain.json_values import JsonObject, JsonValue
 from funmagic_tasks.domain.stats import success_rate
@@ -91,6 +94,9 @@ class TaskService:
             await uow.tasks.hold_creations_of(user_id)
             if idempotency_key and (existing := await uow.tasks.by_idempotency_key(user_id, idempotency_key)):
                 return _replayed(existing, request), False
+            # Under the creation lock, which the account's closing takes too: a request authenticated just
+            # before the account closed creates nothing the closing would not end.
+            accounts.check_may_request_tasks(await uow.accounts.standing(user_id))
             if not rules.may_request_another(await uow.tasks.active_count(user_id), self.policy):
                 raise TooManyTasks(self.policy.max_active_per_user)
             # The tool stays until this commits: deleting it then sees this task and keeps the tool.
@@ -265,6 +271,53 @@ class TaskService:
                 now=self.clock.now(),
             )
             await self._apply(uow, change, envelope)
+
+    # --- reactions to identity: a closed account (in the consumer's unit of work) -----------------------
+
+    async def user_disabled(self, event: UserDisabled, envelope: Envelope, uow: TasksUnitOfWork) -> None:
+        """An admin disabled the account: it requests no task, and its tasks end as that admin's cancel
+        would end them (credits releases what they did not use)."""
+        now = self.clock.now()
+        await self._set_standing(uow, event.user_id, lambda standing: accounts.disable(standing, now=now))
+        await self._end_tasks_of(uow, event.user_id, by=event.by, now=now, caused_by=envelope)
+
+    async def user_enabled(self, event: UserEnabled, envelope: Envelope, uow: TasksUnitOfWork) -> None:
+        """A disabled account may request tasks again (its ended tasks stay as they ended)."""
+        await self._set_standing(uow, event.user_id, accounts.enable)
+
+    async def user_deleted(self, event: UserDeleted, envelope: Envelope, uow: TasksUnitOfWork) -> None:
+        """The account is gone: it requests no task, and its tasks end as the user's own cancel would end
+        them. The ended tasks stay (the ledger and the audit name them)."""
+        now = self.clock.now()
+        await self._set_standing(uow, event.user_id, lambda standing: accounts.delete(standing, now=now))
+        await self._end_tasks_of(uow, event.user_id, by=event.user_id, now=now, caused_by=envelope)
+
+    async def _set_standing(
+        self,
+        uow: TasksUnitOfWork,
+        user_id: str,
+        transition: Callable[[accounts.Standing], accounts.Standing],
+    ) -> None:
+        # The creation lock first, as `create` takes it: a creation either commits before (and its task is
+        # ended below) or sees the account closed.
+        await uow.tasks.hold_creations_of(user_id)
+        standing = await uow.accounts.standing(user_id)
+        changed = transition(standing)
+        if changed != standing:
+            await uow.accounts.save(changed)
+            log.info("account standing changed", extra={"user_id": user_id, "closure": changed.closure})
+
+    async def _end_tasks_of(
+        self, uow: TasksUnitOfWork, user_id: str, *, by: str, now: datetime, caused_by: Envelope
+    ) -> None:
+        """Each pending or running task of the user, cancelled the way `cancel` cancels one (`rules.cancel`,
+        saved and published by `_apply`). A redelivery finds them ended and changes nothing."""
+        active = await uow.tasks.active_of(user_id)
+        changes = accounts.end_tasks_of_closed_account(active, by=by, now=now)
+        for change in changes:
+            await self._apply(uow, change, caused_by)
+        if changes:
+            log.info("tasks of a closed account cancelled", extra={"user_id": user_id, "count": len(changes)})
 
     # --- the sweeper ------------------------------------------------------------------------------
 

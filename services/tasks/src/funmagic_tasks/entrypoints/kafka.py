@@ -5,6 +5,9 @@
   StepFailed → failed (started, progress and delayed are for the live stream, which the gateway projects
   itself); `admin` steps are studio replies — StepStarted → running, StepCompleted → completed,
   StepFailed → failed.
+- identity.events: UserDisabled and UserDeleted → the account requests no task, and its pending and running
+  tasks are cancelled (credits releases their holds as for any cancel); UserEnabled → a disabled account may
+  request tasks again.
 """
 
 from __future__ import annotations
@@ -15,8 +18,9 @@ from typing import Protocol, TypeVar
 from funmagic_contracts.base import ProviderScope
 from funmagic_contracts.credits.events import CreditsReservationRejected, CreditsReserved
 from funmagic_contracts.envelope import Envelope
+from funmagic_contracts.identity.events import UserDeleted, UserDisabled, UserEnabled
 from funmagic_contracts.providers.events import StepCompleted, StepFailed, StepStarted
-from funmagic_contracts.topics import CREDITS_EVENTS, PROVIDERS_EVENTS
+from funmagic_contracts.topics import CREDITS_EVENTS, IDENTITY_EVENTS, PROVIDERS_EVENTS
 from funmagic_kit.consumer import Subscription
 from funmagic_tasks.application.ports import TasksUnitOfWork
 from funmagic_tasks.application.studio import StudioService
@@ -56,4 +60,10 @@ def subscriptions(tasks: TaskService, studio: StudioService) -> tuple[Subscripti
         .on(StepCompleted, _by_scope(tasks.step_completed, studio.reply_completed))
         .on(StepFailed, _by_scope(tasks.step_failed, studio.reply_failed))
     )
-    return credits, steps
+    identity: Subscription[TasksUnitOfWork] = (
+        Subscription(IDENTITY_EVENTS)
+        .on(UserDisabled, tasks.user_disabled)
+        .on(UserEnabled, tasks.user_enabled)
+        .on(UserDeleted, tasks.user_deleted)
+    )
+    return credits, steps, identity

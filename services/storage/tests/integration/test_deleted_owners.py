@@ -1,0 +1,143 @@
+"""UserDeleted and the purge worker's step: storage's own subscriptions (`build(...).parts`) on FastStream's
+in-memory broker, through the kit's consumer (parsing, inbox) and the service's unit of work, on real S3 and
+Postgres. A deleted account's files stay for the grace period, then go, records and objects, each with
+AssetDeleted (published ones stay); nothing new is registered for the account; a disabled account keeps
+everything."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+import aiohttp
+import pytest
+from storage_test_support import PNG, Storage, get, put, upload
+
+from funmagic_contracts.envelope import Envelope
+from funmagic_contracts.identity.events import UserDeleted, UserDisabled
+from funmagic_kit.testing import InMemoryConsumer, in_memory_consumer
+from funmagic_storage.domain.assets import AssetNotFound
+from funmagic_storage.domain.deleted_owners import OwnerDeleted
+
+GRACE = timedelta(
+    hours=72
+)  # the default of DELETED_USER_ASSET_GRACE_HOURS, which the fixture's settings keep
+
+
+@pytest.fixture
+async def consumer(storage: Storage) -> AsyncIterator[InMemoryConsumer]:
+    """Storage's subscriptions as `build` wires them, each event in the service's unit of work."""
+    parts = storage.parts
+    async with in_memory_consumer(
+        "storage", parts.subscriptions, unit_of_work=parts.unit_of_work
+    ) as consumer:
+        yield consumer
+
+
+async def output(storage: Storage, user: str, *, visibility: str = "private") -> str:
+    """An output as providers stores it; its asset id."""
+    stored = await storage.assets.store_bytes(
+        user_id=user,
+        module="image-gen",
+        filename="out.png",
+        content_type="image/png",
+        data=PNG,
+        visibility=visibility,  # type: ignore[arg-type]
+        task_id=str(uuid.uuid4()),
+    )
+    return str(stored["id"])
+
+
+async def object_of(storage: Storage, asset_id: str) -> tuple[str, str]:
+    async with storage.pool.connection() as conn:
+        cursor = await conn.execute("SELECT bucket, storage_key FROM assets WHERE id = %s", (asset_id,))
+        row = await cursor.fetchone()
+    assert row is not None
+    return row["bucket"], row["storage_key"]
+
+
+async def exists(storage: Storage, asset_id: str) -> bool:
+    """The record is live (as an admin finds it) and its object is there."""
+    try:
+        await storage.assets.get(str(uuid.uuid4()), asset_id, admin=True)
+    except AssetNotFound:
+        return False
+    return await storage.objects.head(*await object_of(storage, asset_id)) is not None
+
+
+async def deletions(storage: Storage) -> list[Envelope]:
+    return [e for e in await storage.outbox() if e.type == "AssetDeleted"]
+
+
+async def test_a_deleted_accounts_files_stay_for_the_grace_period_then_go_but_the_published_ones(
+    storage: Storage, consumer: InMemoryConsumer, http: aiohttp.ClientSession
+) -> None:
+    user, other = storage.new_user(), storage.new_user()
+    uploaded = (await upload(storage, http, user))["id"]
+    made = await output(storage, user)
+    admin_only = await output(storage, user, visibility="admin-private")
+    shared = await output(storage, user)
+    cdn_url = (await storage.assets.publish(user, shared))["url"]
+    someone_elses = await output(storage, other)
+    doomed = [uploaded, made, admin_only]
+    objects = [await object_of(storage, asset_id) for asset_id in doomed]
+
+    envelope = Envelope.wrap(UserDeleted(user_id=user))
+    assert await consumer.deliver(envelope) == "handled"
+    assert await consumer.deliver(envelope) == "duplicate"
+
+    # Within the grace period, everything is still there, whatever the worker does.
+    storage.clock.advance(GRACE - timedelta(minutes=1))
+    assert await storage.assets.purge_deleted_owners() == 0
+    assert all([await exists(storage, asset_id) for asset_id in [*doomed, shared, someone_elses]])
+    # The same news again (identity published it twice) does not push the purge back.
+    await consumer.deliver_event(UserDeleted(user_id=user))
+
+    storage.clock.advance(timedelta(minutes=1))
+    assert await storage.assets.purge_deleted_owners() == 3
+
+    for asset_id, stored in zip(doomed, objects, strict=True):
+        assert not await exists(storage, asset_id)
+        assert await storage.objects.head(*stored) is None
+    assert sorted(e.data["asset_id"] for e in await deletions(storage)) == sorted(doomed)
+    assert await exists(storage, shared)  # published: it stays at its public link
+    assert (await get(http, cdn_url))[0] == 200
+    assert await exists(storage, someone_elses)
+    # Done once: the next rounds find nothing to do.
+    storage.clock.advance(GRACE)
+    assert await storage.assets.purge_deleted_owners() == 0
+    assert len(await deletions(storage)) == 3
+
+
+async def test_nothing_new_is_registered_for_a_deleted_account(
+    storage: Storage, consumer: InMemoryConsumer, http: aiohttp.ClientSession
+) -> None:
+    user = storage.new_user()
+    ticket = await storage.assets.create_upload(
+        user, filename="late.png", content_type="image/png", size=len(PNG), module="uploads"
+    )
+    assert (await put(http, ticket, PNG))[0] == 200
+
+    await consumer.deliver_event(UserDeleted(user_id=user))
+
+    with pytest.raises(OwnerDeleted):  # a provider's output of a task that was finishing
+        await output(storage, user)
+    with pytest.raises(OwnerDeleted):  # an upload confirmed late
+        await storage.assets.complete_upload(user, ticket["upload_id"])
+    assert (await storage.assets.list(user, module=None, limit=10, cursor=None))["items"] == []
+
+
+async def test_a_disabled_account_keeps_its_files(
+    storage: Storage, consumer: InMemoryConsumer, http: aiohttp.ClientSession
+) -> None:
+    user = storage.new_user()
+    uploaded = (await upload(storage, http, user))["id"]
+
+    outcome = await consumer.deliver(Envelope.wrap(UserDisabled(user_id=user, by="admin-1", reason="abuse")))
+
+    assert outcome == "skipped"  # storage does not even subscribe to it
+    storage.clock.advance(GRACE * 2)
+    assert await storage.assets.purge_deleted_owners() == 0
+    assert await exists(storage, uploaded)
+    assert await output(storage, user)  # it may still get files (an admin may enable it again)
