@@ -20,10 +20,12 @@ from credits_test_support import (
     FakePayments,
     credits_service,
     credits_settings,
+    rows,
     scalar,
 )
 from psycopg_pool import AsyncConnectionPool
 
+from funmagic_contracts.envelope import decode
 from funmagic_credits.bootstrap import Credits, build
 
 PACKAGE = {"name": "Starter", "credits": 100, "price_minor": 999, "currency": "EUR"}
@@ -262,7 +264,9 @@ async def test_an_adjustment_never_takes_the_balance_below_zero_and_applies_once
     async with http.post(path, json={"amount": -11, "reason": "too much"}, headers=admin) as response:
         assert await problem_of(response) == (409, "would_go_negative")
     async with http.post(path, json={"amount": 0, "reason": "nothing"}, headers=admin) as response:
-        assert await problem_of(response) == (422, "invalid_amount")
+        refused = await response.json(content_type=None)
+    assert response.status == 422  # the body's schema says never 0
+    assert [error["loc"] for error in refused["errors"]] == [["amount"]]
     for _ in range(2):
         async with http.post(
             path, json={"amount": -4, "reason": "chargeback"}, headers={**admin, "Idempotency-Key": "adj-1"}
@@ -386,3 +390,94 @@ async def test_lifetime_purchases_are_for_services_only(http) -> None:
             assert response.status == 401
     async with http.get("/v1/internal/users/not-a-user/purchases", headers={"X-Test-Internal": "yes"}) as r:
         assert r.status == 404
+
+
+# --- what a package says: description, bonus, popular, translations -------------------------------------
+
+
+async def test_a_purchase_with_a_bonus_credits_the_package_and_its_bonus_once(http, pool) -> None:
+    user = new_id()
+    package = await add_package(http, bonus_credits=20, is_popular=True, description="A good start")
+    shown = (package["bonus_credits"], package["is_popular"], package["description"])
+    assert shown == (20, True, "A good start")
+    async with http.post("/v1/checkout", json={"package_id": package["id"]}, headers=as_user(user)) as r:
+        session_id = (await r.json())["session_id"]
+    # Changed after the checkout: the buyer gets the bonus they were shown.
+    async with http.put(
+        f"/v1/admin/packages/{package['id']}", json={**PACKAGE, "bonus_credits": 500}, headers=as_admin()
+    ) as response:
+        assert response.status == 200
+
+    outcomes = []
+    paid = session_event(session_id)
+    later = session_event(session_id, event_type="checkout.session.async_payment_succeeded")
+    for event in (paid, later):
+        for _ in range(2):  # each delivered twice
+            payload, headers = signed(event)
+            async with http.post("/v1/webhooks/stripe", data=payload, headers=headers) as response:
+                assert response.status == 200
+                outcomes.append((await response.json())["outcome"])
+
+    assert outcomes == ["credited", "duplicate", "duplicate", "duplicate"]
+    assert await balance(http, user) == 120
+    async with http.get("/v1/credits/me/transactions", headers=as_user(user)) as response:
+        history = (await response.json())["items"]
+    assert [(t["type"], t["amount"], t["description"]) for t in history] == [
+        ("purchase", 120, "Purchase of 100 credits + 20 bonus")
+    ]
+    (event,) = await rows(pool, "SELECT data FROM ledger_events WHERE user_id = %s", user)
+    assert (event["data"]["amount"], event["data"]["bonus_credits"]) == (120, 20)
+    published = [
+        decode(bytes(r["payload"]))
+        for r in await rows(pool, "SELECT payload FROM outbox WHERE key = %s ORDER BY id", user)
+    ]
+    assert [(e.type, e.data["amount"], e.data["bonus_credits"]) for e in published] == [
+        ("CreditsPurchased", 120, 20)
+    ]
+
+
+async def test_the_shop_lists_packages_in_the_callers_locale_with_english_where_untranslated(http) -> None:
+    await add_package(
+        http,
+        description="A good start",
+        translations={
+            "ja": {"name": "スターター"},
+            "de": {"name": "Start", "description": "Ein guter Anfang"},
+        },
+    )
+
+    async def shown(query: str) -> tuple[str, str | None]:
+        async with http.get(f"/v1/packages{query}") as response:
+            assert response.status == 200
+            (item,) = (await response.json())["items"]
+            assert "translations" not in item
+            return item["name"], item["description"]
+
+    assert await shown("?locale=ja") == ("スターター", "A good start")
+    assert await shown("?locale=de-AT") == ("Start", "Ein guter Anfang")
+    assert await shown("?locale=fr") == ("Starter", "A good start")
+    assert await shown("") == ("Starter", "A good start")
+    async with http.get("/v1/packages?locale=japanese") as response:
+        assert response.status == 422
+    async with http.get("/v1/admin/packages", headers=as_admin()) as response:
+        (item,) = (await response.json())["items"]
+    assert (item["name"], item["translations"]["ja"]) == ("Starter", {"name": "スターター"})
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"bonus_credits": 1001}, "bonus_credits"),  # more than ten times the 100 credits
+        ({"bonus_credits": -1}, "bonus_credits"),
+        ({"description": "x" * 501}, "description"),
+        ({"translations": {"xx": {"name": "?"}}}, "translations"),
+        ({"translations": {"ja": {"title": "?"}}}, "translations"),
+    ],
+)
+async def test_a_package_breaking_a_content_rule_is_refused(http, changes: dict, field: str) -> None:
+    async with http.post("/v1/admin/packages", json={**PACKAGE, **changes}, headers=as_admin()) as response:
+        body = await response.json(content_type=None)
+        assert response.status == 422, body
+    assert field in json.dumps(body)
+    async with http.get("/v1/admin/packages", headers=as_admin()) as response:
+        assert (await response.json())["items"] == []
