@@ -300,6 +300,10 @@ BODIES: dict[tuple[str, str], Made] = {
     ("POST", "/api/auth/refresh"): _signer_refresh_token,
     ("POST", "/api/auth/sign-out"): _signer_refresh_token,
     ("DELETE", "/api/auth/me"): lambda w, c: {"password": PASSWORD},
+    ("PATCH", "/api/auth/me"): lambda w, c: {"name": "Matrix"},
+    ("POST", "/api/auth/change-password"): lambda w, c: {
+        "current_password": PASSWORD, "new_password": PASSWORD
+    },
     ("POST", "/api/auth/verify-email"): lambda w, c: {"token": "not-a-real-token"},
     ("POST", "/api/auth/forgot-password"): lambda w, c: {"email": w.ids["signer_email"]},
     ("POST", "/api/auth/reset-password"): lambda w, c: {"token": "not-a-real-token", "password": PASSWORD},
@@ -344,7 +348,12 @@ BODIES: dict[tuple[str, str], Made] = {
 
 # Operations that end the caller's own sessions or account: an allowed call is made by a new account of
 # the caller's role, so the callers (and the owner's objects) live on.
-ENDS_THE_CALLER = {("POST", "/api/auth/sign-out-everywhere"), ("DELETE", "/api/auth/me")}
+# (A password change signs out the caller's other sessions.)
+ENDS_THE_CALLER = {
+    ("POST", "/api/auth/sign-out-everywhere"),
+    ("DELETE", "/api/auth/me"),
+    ("POST", "/api/auth/change-password"),
+}
 
 
 # --- the declaration ------------------------------------------------------------------------------------

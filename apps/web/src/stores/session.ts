@@ -47,7 +47,15 @@ export const useSessionStore = defineStore('session', () => {
     const result = await unwrap(api.POST('/api/auth/sign-in/email', { body: { email, password, mode: 'cookie' } }))
     user.value = result.user
     checked.value = true
+    // The sign-in answer has the avatar's asset id, not yet its URL; the account answer has both.
+    if (result.user.avatar_asset_id || result.user.image) await reloadUser()
     await refreshBalance()
+  }
+
+  /** The account again (`GET /api/auth/me`), with the avatar's URL. */
+  async function reloadUser(): Promise<void> {
+    const { data } = await api.GET('/api/auth/me')
+    if (data) user.value = data
   }
 
   async function signUp(email: string, password: string, name: string): Promise<void> {

@@ -116,7 +116,13 @@ def build(
         domain=settings.cookie_domain or None,
         samesite=settings.cookie_samesite,
     )
-    auth = AuthRoutes(services["identity"], cookies, clock or SystemClock(), app_url=settings.public_app_url)
+    auth = AuthRoutes(
+        services["identity"],
+        cookies,
+        clock or SystemClock(),
+        app_url=settings.public_app_url,
+        storage=services["storage"],
+    )
     identity, credits = IdentityClient(services["identity"]), CreditsClient(services["credits"])
     tasks = TasksClient(services["tasks"])
     # The limits are kept by identity and cached in Redis; what users bought is asked of credits.

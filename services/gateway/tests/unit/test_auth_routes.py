@@ -65,7 +65,7 @@ async def gateway() -> AsyncIterator[aiohttp.ClientSession]:
     async with TestServer(identity_app) as server, aiohttp.ClientSession() as http:
         client = ServiceClient("identity", str(server.make_url("")), "internal-token-for-unit-tests", http)
         cookies = CookiePolicy(secure=True, domain=None, samesite="Lax")
-        routes = AuthRoutes(client, cookies, ManualClock(NOW), app_url="https://app.example")
+        routes = AuthRoutes(client, cookies, ManualClock(NOW), app_url="https://app.example", storage=client)
         app = web.Application(middlewares=[problem_middleware(Metrics("gateway-test"))])
         app.add_routes([op.route() for op in routes.operations()])
         async with TestServer(app) as public, aiohttp.ClientSession(str(public.make_url(""))) as session:

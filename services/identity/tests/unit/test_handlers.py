@@ -47,15 +47,18 @@ from funmagic_identity.domain.errors import (
     AccountDisabled,
     EmailAlreadyRegistered,
     InvalidCredentials,
+    InvalidInput,
     InvalidVerificationToken,
     NotAllowed,
     OAuthFailed,
+    PasswordNotSet,
     SessionExpired,
     TooManyAttempts,
     UserNotFound,
     WeakPassword,
+    WrongPassword,
 )
-from funmagic_identity.domain.users import Role, User
+from funmagic_identity.domain.users import ProfileChange, Role, User
 from funmagic_kit.audit import AdminAction
 from funmagic_kit.clock import ManualClock
 
@@ -130,7 +133,7 @@ class InMemoryIdentityStore:
     async def update_user(self, user_id: str, now: datetime, **changes: Any) -> User:
         update: dict[str, Any] = {"updated_at": now}
         for column, value in changes.items():
-            if column in ("email_verified", "role", "name", "image"):
+            if column in ("email_verified", "role", "name", "image", "avatar_asset_id"):
                 update[column] = value
             elif column == "disabled_at":
                 update["disabled"] = value is not None
@@ -190,6 +193,18 @@ class InMemoryIdentityStore:
 
     async def revoke_user_sessions(self, user_id: str, reason: str, now: datetime) -> list[str]:
         ids = [s.id for s in self._s.sessions.values() if s.user_id == user_id and s.revoked_at is None]
+        for session_id in ids:
+            await self.revoke_session(session_id, reason, now)
+        return ids
+
+    async def revoke_other_sessions(
+        self, user_id: str, keep_session_id: str, reason: str, now: datetime
+    ) -> list[str]:
+        ids = [
+            s.id
+            for s in self._s.sessions.values()
+            if s.user_id == user_id and s.id != keep_session_id and s.revoked_at is None
+        ]
         for session_id in ids:
             await self.revoke_session(session_id, reason, now)
         return ids
@@ -1253,3 +1268,108 @@ async def test_oauth_into_a_disabled_account_is_refused(world: World) -> None:
     with pytest.raises(AccountDisabled):
         await world.oauth_sign_in(google_profile())
     assert len(world.db.committed.sessions) == sessions_before
+
+
+# --- self-service: profile and password --------------------------------------------------------------
+
+AVATAR = "0190f3a2-1111-7000-8000-000000000001"
+
+
+async def test_update_profile_renames_and_sets_the_avatar_without_publishing(world: World) -> None:
+    signed_up = await world.sign_up()
+    events_before = len(world.events)
+    world.clock.advance(minutes=1)
+
+    user = await world.handlers.update_profile(
+        signed_up.user.id, ProfileChange(name="  Alice L. ", avatar_asset_id=AVATAR)
+    )
+
+    assert (user.name, user.avatar_asset_id, user.updated_at) == ("Alice L.", AVATAR, world.clock.now())
+    assert world.user(signed_up.user.id) == user
+    assert len(world.events) == events_before  # no other service keeps names or avatars
+    assert world.revocations.invalid_before == []
+
+
+async def test_update_profile_clears_the_avatar(world: World) -> None:
+    signed_up = await world.sign_up()
+    await world.handlers.update_profile(signed_up.user.id, ProfileChange(avatar_asset_id=AVATAR))
+
+    user = await world.handlers.update_profile(signed_up.user.id, ProfileChange(clear_avatar=True))
+
+    assert user.avatar_asset_id is None
+
+
+async def test_an_update_that_changes_nothing_leaves_the_user_untouched(world: World) -> None:
+    signed_up = await world.sign_up()
+    world.clock.advance(minutes=1)
+
+    user = await world.handlers.update_profile(signed_up.user.id, ProfileChange(name="Alice"))
+
+    assert user.updated_at == START
+
+
+async def test_a_refused_profile_update_stores_nothing(world: World) -> None:
+    signed_up = await world.sign_up()
+    with pytest.raises(InvalidInput):
+        await world.handlers.update_profile(signed_up.user.id, ProfileChange(name=" "))
+    assert world.user(signed_up.user.id).name == "Alice"
+
+
+async def test_change_password_keeps_this_session_and_revokes_the_others(world: World) -> None:
+    here = await world.sign_up()
+    elsewhere = await world.handlers.sign_in("alice@example.com", PASSWORD, CONTEXT)
+    world.clock.advance(minutes=1)
+
+    revoked = await world.handlers.change_password(here.user.id, here.session.id, PASSWORD, NEW_PASSWORD)
+
+    assert revoked == 1
+    assert [s.id for s in world.active_sessions(here.user.id)] == [here.session.id]
+    assert world.db.committed.revoked_reasons == {elsewhere.session.id: "password_changed"}
+    # Only the other session's tokens stop at once; this session's token stays good.
+    assert world.revocations.sessions == [(here.user.id, elsewhere.session.id)]
+    assert world.revocations.invalid_before == []
+    with pytest.raises(SessionExpired):
+        await world.handlers.refresh(elsewhere.refresh_token)
+    await world.handlers.refresh(here.refresh_token)
+    with pytest.raises(InvalidCredentials):
+        await world.handlers.sign_in("alice@example.com", PASSWORD, CONTEXT)
+    await world.handlers.sign_in("alice@example.com", NEW_PASSWORD, CONTEXT)
+    assert world.mail[-1].purpose == "password-changed"
+    assert world.mail[-1].recipient == "alice@example.com"
+
+
+async def test_a_wrong_current_password_changes_nothing_and_counts_as_a_failure(world: World) -> None:
+    here = await world.sign_up()
+    elsewhere = await world.handlers.sign_in("alice@example.com", PASSWORD, CONTEXT)
+
+    with pytest.raises(WrongPassword):
+        await world.handlers.change_password(here.user.id, here.session.id, "not my password", NEW_PASSWORD)
+
+    assert world.guard.failures == {"alice@example.com": 1}
+    assert {s.id for s in world.active_sessions(here.user.id)} == {here.session.id, elsewhere.session.id}
+    await world.handlers.sign_in("alice@example.com", PASSWORD, CONTEXT)
+
+
+async def test_too_many_wrong_current_passwords_pause_the_account(world: World) -> None:
+    here = await world.sign_up()
+    for _ in range(world.guard.limit):
+        with pytest.raises(WrongPassword):
+            await world.handlers.change_password(here.user.id, here.session.id, "wrong guess!", NEW_PASSWORD)
+
+    with pytest.raises(TooManyAttempts):
+        await world.handlers.change_password(here.user.id, here.session.id, PASSWORD, NEW_PASSWORD)
+
+
+async def test_a_weak_new_password_is_refused_and_the_old_one_stays(world: World) -> None:
+    here = await world.sign_up()
+    with pytest.raises(WeakPassword):
+        await world.handlers.change_password(here.user.id, here.session.id, PASSWORD, "short")
+    await world.handlers.sign_in("alice@example.com", PASSWORD, CONTEXT)
+
+
+async def test_an_account_without_a_password_cannot_change_one(world: World) -> None:
+    signed_in = await world.oauth_sign_in(google_profile("gina@example.com", verified=True))
+    with pytest.raises(PasswordNotSet):
+        await world.handlers.change_password(
+            signed_in.user.id, signed_in.session.id, "anything at all", NEW_PASSWORD
+        )

@@ -6,6 +6,8 @@ Request models identity reads its route's body (or query) with, as the gateway f
     ForgotPasswordRequest  POST /v1/password-resets
     ResetPasswordRequest   POST /v1/password-resets/confirm
     DeleteAccountRequest   DELETE /v1/me
+    ProfileUpdateRequest   PATCH /v1/me (the gateway checks the avatar asset with storage first)
+    ChangePasswordRequest  POST /v1/me/password
     UserListQuery          GET /v1/users (query)
     RoleChangeRequest      PUT /v1/users/{user_id}/role
     StatusChangeRequest    POST /v1/users/{user_id}/disable and /enable
@@ -30,12 +32,15 @@ __all__ = [
     "Accepted",
     "AuthMode",
     "AuthResult",
+    "ChangePasswordRequest",
     "CurrentSession",
     "DeleteAccountRequest",
     "ForgotPasswordRequest",
     "OAuthCallbackQuery",
     "OAuthProviders",
     "OAuthStartQuery",
+    "PasswordChanged",
+    "ProfileUpdateRequest",
     "RefreshRequest",
     "ResetPasswordRequest",
     "RevokedSessions",
@@ -58,6 +63,7 @@ __all__ = [
 
 Role = Literal["user", "admin", "super_admin"]
 AuthMode = Literal["cookie", "token"]
+_UUID = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 
 
 # --- requests -------------------------------------------------------------------------------------------
@@ -111,6 +117,28 @@ class DeleteAccountRequest(Request):
     )
 
 
+class ProfileUpdateRequest(Request):
+    """Only the fields sent change; an empty body changes nothing."""
+
+    name: str | None = Field(
+        None, min_length=1, max_length=100, description="Trimmed; 1–100 characters, no control characters."
+    )
+    avatar_asset_id: str | None = Field(
+        None,
+        max_length=36,
+        pattern=_UUID,
+        description="An asset of mine uploaded with module `avatar` (POST /api/assets/uploads), an image.",
+    )
+    remove_avatar: bool = Field(False, description="Remove my avatar (then without `avatar_asset_id`).")
+
+
+class ChangePasswordRequest(Request):
+    current_password: str = Field(min_length=1, max_length=256)
+    new_password: str = Field(
+        min_length=1, max_length=256, description="10–128 characters, not a common one."
+    )
+
+
 class OAuthStartQuery(Request):
     # Bounded so that the longest request line this allows, every character percent-encoded, stays
     # well within what the gateway reads (the same for `code`).
@@ -149,7 +177,13 @@ class UserView(Reply):
     id: str
     email: str
     name: str
-    image: str | None = None
+    image: str | None = Field(None, description="The picture an OAuth provider gave, as it gave it.")
+    avatar_asset_id: str | None = Field(None, description="The avatar I chose: an asset of mine.")
+    avatar_url: str | None = Field(
+        None,
+        description="What to show as the avatar (GET and PATCH /api/auth/me): the chosen avatar's URL "
+        "(presigned, valid about an hour) or else the provider's picture; null: none (show initials).",
+    )
     role: Role
     email_verified: bool
     has_password: bool = False
@@ -207,6 +241,10 @@ class SessionList(Reply):
 
 class RevokedSessions(Reply):
     revoked_sessions: int
+
+
+class PasswordChanged(Reply):
+    revoked_sessions: int = Field(description="How many of my other sessions were signed out.")
 
 
 class Accepted(Reply):

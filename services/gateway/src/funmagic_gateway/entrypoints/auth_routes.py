@@ -18,11 +18,14 @@ from aiohttp import web
 from funmagic_contracts.api.identity import (
     Accepted,
     AuthResult,
+    ChangePasswordRequest,
     DeleteAccountRequest,
     ForgotPasswordRequest,
     OAuthCallbackQuery,
     OAuthProviders,
     OAuthStartQuery,
+    PasswordChanged,
+    ProfileUpdateRequest,
     RefreshRequest,
     ResetPasswordRequest,
     RevokedSessions,
@@ -39,7 +42,8 @@ from funmagic_contracts.api.identity import (
     VerificationSent,
     VerifyEmailRequest,
 )
-from funmagic_gateway.adapters.services import ServiceClient, ServiceReply
+from funmagic_contracts.api.storage import Asset
+from funmagic_gateway.adapters.services import ServiceClient, ServiceReply, StorageClient
 from funmagic_gateway.entrypoints.auth import OAUTH_STATE_COOKIE, REFRESH_COOKIE, CookiePolicy
 from funmagic_gateway.entrypoints.forwarding import CURSOR_RULE, Forward, answer, forward, operations, safe_id
 from funmagic_kit.api import Operation, json_body, read_body, read_query
@@ -62,6 +66,18 @@ _SIGN_UP_RULE = (
 _MAILED_TOKEN_RULE = (
     "Business rule: `token` must be one mailed by identity, unused and unexpired (400 `invalid_token`)."
 )
+_PROFILE_RULE = (
+    "Business rule: `avatar_asset_id` must be an image asset of mine uploaded with module `avatar` "
+    "(422 `invalid_avatar`), and not sent together with `remove_avatar`; `name` must not be only spaces "
+    "or hold control characters (422 `invalid_input`)."
+)
+_CHANGE_PASSWORD_RULE = (
+    "Business rule: `current_password` must be my current password (403 `wrong_password`; wrong ones count "
+    "towards the account's sign-in pause, 429 `too_many_attempts`); an account without a password sets one "
+    "with a reset link (409 `password_not_set`); `new_password` follows the sign-up's password policy "
+    "(422 `weak_password`). Every other session of mine is signed out; this one stays signed in."
+)
+AVATAR_MODULE = "avatar"
 _OAUTH_CALLBACK_RULE = (
     "Business rule: `state` must be the one the start of this sign-in set in the browser's cookie "
     "(400 `bad_state`), and `code` one the provider issued for it."
@@ -69,8 +85,20 @@ _OAUTH_CALLBACK_RULE = (
 
 
 class AuthRoutes:
-    def __init__(self, identity: ServiceClient, cookies: CookiePolicy, clock: Clock, *, app_url: str) -> None:
+    def __init__(
+        self,
+        identity: ServiceClient,
+        cookies: CookiePolicy,
+        clock: Clock,
+        *,
+        app_url: str,
+        storage: ServiceClient,
+    ) -> None:
         self._identity = identity
+        # Avatars are storage assets: the gateway checks one before identity keeps its id, and turns the id
+        # into a URL the browser can show (identity does not talk to storage).
+        self._storage = storage
+        self._assets = StorageClient(storage)
         self._cookies = cookies
         self._clock = clock
         self._app_url = app_url.rstrip("/")
@@ -103,8 +131,16 @@ class AuthRoutes:
             Forward("DELETE", "/api/auth/sessions/{session_id}", identity, "/v1/sessions/{session_id}",
                     "Revoke one of my sessions", auth, "revoke_session", access="user", owner="caller",
                     status=204, errors=(403, 404)),
-            Forward("GET", "/api/auth/me", identity, "/v1/me",
-                    "My account", auth, "me", access="user", reply=UserView, errors=(404,)),
+            Operation("GET", "/api/auth/me", self.me,
+                      "My account, with the URL of my avatar", auth, access="user", response=UserView,
+                      errors=(404,)),
+            Operation("PATCH", "/api/auth/me", self.update_profile,
+                      "Change my name or avatar", auth, access="user", body=ProfileUpdateRequest,
+                      response=UserView, errors=(404,), description=_PROFILE_RULE),
+            Forward("POST", "/api/auth/change-password", identity, "/v1/me/password",
+                    "Change my password (signs out my other sessions)", auth, "change_password",
+                    access="user", body=ChangePasswordRequest, reply=PasswordChanged,
+                    errors=(403, 409, 429), description=_CHANGE_PASSWORD_RULE),
             Operation("DELETE", "/api/auth/me", self.delete_account,
                       "Delete my account", auth, access="user", body=DeleteAccountRequest, status=204,
                       errors=(401, 403)),
@@ -200,6 +236,52 @@ class AuthRoutes:
                 },
             }
         )
+
+    async def me(self, request: web.Request) -> web.Response:
+        reply = await self._call(request, "GET", "/v1/me", None)
+        reply.raise_for_problem()
+        return json_body(await self._with_avatar_url(UserView.model_validate(reply.body)))
+
+    async def update_profile(self, request: web.Request) -> web.Response:
+        body = await read_body(request, ProfileUpdateRequest)
+        if body.avatar_asset_id is not None:
+            await self._check_avatar(request, body.avatar_asset_id)
+        reply = await self._call(request, "PATCH", "/v1/me", body.model_dump())
+        reply.raise_for_problem()
+        return json_body(await self._with_avatar_url(UserView.model_validate(reply.body)))
+
+    async def _check_avatar(self, request: web.Request, asset_id: str) -> None:
+        """The asset must be the caller's own (asked as the caller: another user's is not found), an image
+        uploaded with the `avatar` module (so its size and type limits applied)."""
+        reply = await forward(self._storage, request, "GET", f"/v1/assets/{safe_id(asset_id)}")
+        if reply.status == 404:
+            raise HttpProblem(
+                422,
+                "Unprocessable Content",
+                "no such asset of yours",
+                code="invalid_avatar",
+                field="avatar_asset_id",
+            )
+        reply.raise_for_problem()
+        asset = Asset.model_validate(reply.body)
+        if asset.module != AVATAR_MODULE or not asset.mime_type.startswith("image/"):
+            raise HttpProblem(
+                422,
+                "Unprocessable Content",
+                f"upload the avatar with module {AVATAR_MODULE!r} (an image)",
+                code="invalid_avatar",
+                field="avatar_asset_id",
+            )
+
+    async def _with_avatar_url(self, user: UserView) -> UserView:
+        """`avatar_url`: the chosen avatar's URL from storage (gone from storage: none), else the provider's
+        picture."""
+        url = user.image
+        if user.avatar_asset_id is not None:
+            found = await self._assets.urls(user.id, [user.avatar_asset_id])
+            if user.avatar_asset_id in found:
+                url = found[user.avatar_asset_id].url
+        return user.model_copy(update={"avatar_url": url})
 
     async def delete_account(self, request: web.Request) -> web.Response:
         body = await read_body(request, DeleteAccountRequest)

@@ -45,8 +45,8 @@ def task_operations(tasks: ServiceClient, views: TaskViews) -> list[Operation]:
     return operations(
         Forward("POST", "/api/tasks", tasks, "/v1/tasks",
                 "Start a tool task (send an Idempotency-Key to retry safely)", tag, "create", access="user",
-                body=CreateTask, dump="exclude_none", reply=Task, status=202, errors=(403, 404, 409, 422, 429),
-                idempotent=True,
+                body=CreateTask, dump="exclude_none", reply=Task, status=202,
+                errors=(403, 404, 409, 422, 429), idempotent=True,
                 description="Business rule: `input` must match the tool's inputs (its steps' input modes, "
                             "`GET /api/tools/{slug}`): asset ids that are the caller's assets, options the "
                             "steps know (422)."),

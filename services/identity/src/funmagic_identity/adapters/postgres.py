@@ -22,14 +22,15 @@ from funmagic_kit.rows import from_row, to_row
 __all__ = ["IdentityUnitOfWork", "PostgresIdentityStore", "PostgresSettingsStore"]
 
 _USER_COLUMNS = (
-    "id::text, email, name, image, role, email_verified, password_hash IS NOT NULL AS has_password, "
-    "disabled_at IS NOT NULL AS disabled, created_at, updated_at"
+    "id::text, email, name, image, avatar_asset_id::text, role, email_verified, "
+    "password_hash IS NOT NULL AS has_password, disabled_at IS NOT NULL AS disabled, created_at, updated_at"
 )
 _UPDATABLE = {
     "email_verified",
     "role",
     "name",
     "image",
+    "avatar_asset_id",
     "disabled_at",
     "disabled_reason",
     "deleted_at",
@@ -72,6 +73,12 @@ UPDATE sessions SET revoked_at = %s, revoked_reason = %s WHERE id = %s AND revok
 """
 REVOKE_USER_SESSIONS = """
 UPDATE sessions SET revoked_at = %s, revoked_reason = %s WHERE user_id = %s AND revoked_at IS NULL
+RETURNING id::text
+"""
+# Every session of the user but the one that asked (a password change keeps its own session signed in).
+REVOKE_OTHER_SESSIONS = """
+UPDATE sessions SET revoked_at = %s, revoked_reason = %s
+WHERE user_id = %s AND id <> %s::uuid AND revoked_at IS NULL
 RETURNING id::text
 """
 SELECT_ACTIVE_SESSIONS = f"""
@@ -235,6 +242,12 @@ class PostgresIdentityStore:
 
     async def revoke_user_sessions(self, user_id: str, reason: str, now: datetime) -> list[str]:
         cursor = await self._conn.execute(REVOKE_USER_SESSIONS, (now, reason, user_id))
+        return [row["id"] for row in await cursor.fetchall()]
+
+    async def revoke_other_sessions(
+        self, user_id: str, keep_session_id: str, reason: str, now: datetime
+    ) -> list[str]:
+        cursor = await self._conn.execute(REVOKE_OTHER_SESSIONS, (now, reason, user_id, keep_session_id))
         return [row["id"] for row in await cursor.fetchall()]
 
     async def sessions_of(self, user_id: str, now: datetime) -> list[SessionRecord]:

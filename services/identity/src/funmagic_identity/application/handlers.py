@@ -55,13 +55,17 @@ from funmagic_identity.domain.errors import (
     SessionExpired,
     TooManyAttempts,
     UserNotFound,
+    WrongPassword,
 )
 from funmagic_identity.domain.users import (
+    ProfileChange,
     Role,
     User,
     check_password_policy,
     display_name,
     normalise_email,
+    password_change_is_allowed,
+    profile_changes,
     role_change_is_allowed,
     status_change_is_allowed,
 )
@@ -75,6 +79,7 @@ _BY_OPERATOR = "create-super-admin command"
 
 EMAIL_VERIFICATION = "email-verification"
 PASSWORD_RESET = "password-reset"
+PASSWORD_CHANGED = "password-changed"
 
 
 def hash_token(token: str) -> bytes:
@@ -268,6 +273,81 @@ class IdentityHandlers:
         if user is None:
             raise UserNotFound("no such user")
         return user
+
+    # --- self-service: profile and password ----------------------------------------------------------
+
+    async def update_profile(self, user_id: str, change: ProfileChange) -> User:
+        """The user's own name and avatar. No event: no other service keeps a user's name or avatar (the
+        catalog's `UserRegistered` carries the name at sign-up only). Access tokens keep the old name until
+        their next refresh (minutes); `GET /v1/me` answers the new one at once."""
+        now = self.clock.now()
+        async with self.uow() as uow:
+            user = await uow.store.user_by_id(user_id, for_update=True)
+            if user is None:
+                raise UserNotFound("no such user")
+            changes = profile_changes(user, change)
+            if not changes:
+                return user
+            updated = await uow.store.update_user(user_id, now, **changes)
+        log.info("profile updated", extra={"user_id": user_id, "fields": sorted(changes)})
+        return updated
+
+    async def change_password(
+        self, user_id: str, session_id: str, current_password: str, new_password: str
+    ) -> int:
+        """A new password for a signed-in user who proves the current one. Every other session of theirs is
+        revoked (whoever else holds one no longer gets in), the asking one stays signed in. Wrong current
+        passwords count towards the same per-account pause as wrong sign-ins, so a stolen session cannot be
+        used to guess the password. Answers how many sessions were revoked."""
+        async with self.uow() as uow:
+            user = await uow.store.user_by_id(user_id)
+            password_hash = await uow.store.password_hash(user_id) if user else None
+        if user is None:
+            raise UserNotFound("no such user")
+        retry_after = await self.sign_in_guard.retry_after(user.email)
+        if retry_after is not None:
+            raise TooManyAttempts(retry_after)
+        matches = password_hash is not None and await self.hasher.verify(password_hash, current_password)
+        if password_hash is not None and not matches:
+            await self.sign_in_guard.failed(user.email)
+            log.info("password change refused: wrong current password", extra={"user_id": user_id})
+        password_change_is_allowed(
+            user,
+            has_password=password_hash is not None,
+            current_password_matches=matches,
+            new_password=new_password,
+        )
+        await self.sign_in_guard.succeeded(user.email)
+        new_hash = await self.hasher.hash(new_password)
+        now = self.clock.now()
+        async with self.uow() as uow:
+            locked = await uow.store.user_by_id(user_id, for_update=True)
+            if locked is None:
+                raise UserNotFound("no such user")
+            if await uow.store.password_hash(user_id) != password_hash:
+                # Another change (or a reset) won the race since the check: this one proved an old password.
+                raise WrongPassword("the password just changed; enter the current one again")
+            await uow.store.set_password_hash(user_id, new_hash, now)
+            revoked = await uow.store.revoke_other_sessions(user_id, session_id, "password_changed", now)
+            await uow.store.queue_mail(
+                OutgoingMail(
+                    recipient=user.email,
+                    subject="Your FunMagic password was changed",
+                    body=(
+                        f"Hello {user.name},\n\nThe password of your FunMagic account was just changed, "
+                        "and every other device was signed out.\n"
+                        "If it was not you, reset your password now:\n"
+                        f"{self.policy.app_url}/forgot-password\n"
+                    ),
+                    purpose=PASSWORD_CHANGED,
+                ),
+                now,
+            )
+        # Per session, not `tokens_invalid_before`: that would also refuse the asking session's token.
+        for revoked_id in revoked:
+            await self.revocations.session_revoked(user_id, revoked_id)
+        log.info("password changed", extra={"user_id": user_id, "revoked_sessions": len(revoked)})
+        return len(revoked)
 
     # --- verification and reset ----------------------------------------------------------------------
 

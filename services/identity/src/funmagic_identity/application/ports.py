@@ -144,6 +144,11 @@ class IdentityStore(Protocol):
 
     async def revoke_session(self, session_id: str, reason: str, now: datetime) -> bool: ...
     async def revoke_user_sessions(self, user_id: str, reason: str, now: datetime) -> list[str]: ...
+    async def revoke_other_sessions(
+        self, user_id: str, keep_session_id: str, reason: str, now: datetime
+    ) -> list[str]:
+        """Revokes every live session of the user except `keep_session_id`; answers the revoked ids."""
+
     async def sessions_of(self, user_id: str, now: datetime) -> list[SessionRecord]: ...
     async def count_active_sessions(self, user_id: str, now: datetime) -> int:
         """Sessions of the user neither revoked nor expired at `now`."""

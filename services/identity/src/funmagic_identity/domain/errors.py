@@ -25,10 +25,12 @@ __all__ = [
     "LastSuperAdmin",
     "NotAllowed",
     "OAuthFailed",
+    "PasswordNotSet",
     "SessionExpired",
     "TooManyAttempts",
     "UserNotFound",
     "WeakPassword",
+    "WrongPassword",
 ]
 
 
@@ -93,3 +95,14 @@ class LastSuperAdmin(Conflict, code="last_super_admin"):
 
 class OAuthFailed(Malformed, code="oauth_failed"):
     """A provider sign-in that cannot complete: an unknown attempt, a refusal, an unusable profile."""
+
+
+class WrongPassword(Forbidden, code="wrong_password"):
+    """A signed-in user's confirmation with their current password failed (changing the password).
+
+    403, not 401: the session is fine, so a client must not take it for an expired one and sign out.
+    """
+
+
+class PasswordNotSet(Conflict, code="password_not_set"):
+    """Changing a password the account does not have (OAuth only): the reset link sets the first one."""

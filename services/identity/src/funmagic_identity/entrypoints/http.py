@@ -15,8 +15,10 @@ from pydantic import Field, JsonValue, RootModel
 
 from funmagic_contracts.api import Request
 from funmagic_contracts.api.identity import (
+    ChangePasswordRequest,
     DeleteAccountRequest,
     ForgotPasswordRequest,
+    ProfileUpdateRequest,
     ResetPasswordRequest,
     RoleChangeRequest,
     StatusChangeRequest,
@@ -27,7 +29,7 @@ from funmagic_identity.adapters.mail import DevMailbox
 from funmagic_identity.application.handlers import ClientContext, IdentityHandlers, SignedIn
 from funmagic_identity.application.ports import SessionRecord
 from funmagic_identity.application.settings import PlatformSettings
-from funmagic_identity.domain.users import User
+from funmagic_identity.domain.users import ProfileChange, User
 from funmagic_kit.api import enforce_access, path_uuid, read_body, read_query, require_principal, require_role
 from funmagic_kit.http import HttpProblem
 from funmagic_kit.request_keys import INTERNAL_CALLER_KEY, PRINCIPAL_KEY, Principal
@@ -142,7 +144,9 @@ class IdentityApp:
             web.get("/v1/sessions", self.list_sessions),
             web.delete("/v1/sessions/{session_id}", self.revoke_session),
             web.get("/v1/me", self.me),
+            web.patch("/v1/me", self.update_profile),
             web.delete("/v1/me", self.delete_account),
+            web.post("/v1/me/password", self.change_password),
             web.post("/v1/email-verifications", self.resend_verification),
             web.post("/v1/email-verifications/confirm", self.verify_email),
             web.post("/v1/password-resets", self.forgot_password),
@@ -208,6 +212,24 @@ class IdentityApp:
     async def me(self, request: web.Request) -> web.Response:
         principal = require_principal(request)
         return web.json_response(user_view(await self._handlers.current_user(principal.user_id)))
+
+    async def update_profile(self, request: web.Request) -> web.Response:
+        """The caller's own name and avatar. That the avatar is the caller's own asset of the `avatar` module
+        is the gateway's check (it asks storage) before it forwards; identity keeps the id it is given."""
+        body = await read_body(request, ProfileUpdateRequest)
+        change = ProfileChange(
+            name=body.name, avatar_asset_id=body.avatar_asset_id, clear_avatar=body.remove_avatar
+        )
+        user = await self._handlers.update_profile(require_principal(request).user_id, change)
+        return web.json_response(user_view(user))
+
+    async def change_password(self, request: web.Request) -> web.Response:
+        principal = require_principal(request)
+        body = await read_body(request, ChangePasswordRequest)
+        revoked = await self._handlers.change_password(
+            principal.user_id, principal.session_id, body.current_password, body.new_password
+        )
+        return web.json_response({"revoked_sessions": revoked})
 
     async def delete_account(self, request: web.Request) -> web.Response:
         body = await read_body(request, DeleteAccountRequest)
