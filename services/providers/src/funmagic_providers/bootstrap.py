@@ -18,6 +18,7 @@ from funmagic_providers import migrations
 from funmagic_providers.adapters.apis.fal_queue import FalQueue
 from funmagic_providers.adapters.apis.local import LocalProvider
 from funmagic_providers.adapters.apis.openai_api import OpenAIApi
+from funmagic_providers.adapters.apis.recorded_http import ContextCallRecorder, provider_session
 from funmagic_providers.adapters.apis.tripo import Tripo
 from funmagic_providers.adapters.kafka_queue import KafkaQueueReader
 from funmagic_providers.adapters.keyring import ProviderKeyring
@@ -27,6 +28,7 @@ from funmagic_providers.adapters.metrics import ProvidersMetrics
 from funmagic_providers.adapters.postgres import ProvidersUnitOfWork
 from funmagic_providers.adapters.rate_limiter import ProviderRateLimiter
 from funmagic_providers.adapters.storage_client import StorageClient
+from funmagic_providers.application.diagnostics import ProviderDiagnostics
 from funmagic_providers.application.ports import KafkaQueue, Storage
 from funmagic_providers.application.queue_monitor import QueueMonitor
 from funmagic_providers.application.registry import ProviderRegistry
@@ -35,6 +37,7 @@ from funmagic_providers.config import ProvidersSettings
 from funmagic_providers.domain.documents import JsonObject
 from funmagic_providers.domain.steps import ProviderAdapter
 from funmagic_providers.entrypoints import cli, kafka
+from funmagic_providers.entrypoints.diagnostics_http import DiagnosticsApp
 from funmagic_providers.entrypoints.http import ProvidersApp
 from funmagic_providers.entrypoints.queue_http import QueueMonitorApp
 
@@ -98,6 +101,7 @@ def build(
         metrics=recorded,
         owner=owner,
         live=RedisLiveReplies(redis),
+        recorder=ContextCallRecorder(),
     )
     recorded.watch_circuits(runner.circuits)
     jobs = StepJobs(runner=runner, clock=clock)
@@ -117,6 +121,7 @@ def build(
         routes=[
             *ProvidersApp(registry).routes(),
             *QueueMonitorApp(monitor).routes(),
+            *DiagnosticsApp(ProviderDiagnostics(uow=unit_of_work)).routes(),
             *audit_routes(pool, "providers"),
         ],
         subscriptions=kafka.subscriptions(jobs),
@@ -138,8 +143,10 @@ def _provider_apis(settings: ProvidersSettings, http: aiohttp.ClientSession) -> 
 
 async def _build_from_runtime(runtime: Runtime) -> ServiceParts:
     settings: ProvidersSettings = runtime.settings
-    timeout = aiohttp.ClientTimeout(total=settings.provider_call_timeout_seconds)
-    http = await runtime.exit_stack.enter_async_context(aiohttp.ClientSession(timeout=timeout))
+    # The session the fal and Tripo adapters call through records their calls (`recorded_http`).
+    http = await runtime.exit_stack.enter_async_context(
+        provider_session(settings.provider_call_timeout_seconds)
+    )
     kafka_queue = KafkaQueueReader(settings.kafka_bootstrap_servers, client_id=SPEC.name)
     runtime.exit_stack.push_async_callback(kafka_queue.close)
     providers = build(

@@ -23,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from providers_test_support import FakeStorage, providers_settings
 
+from funmagic_providers.adapters.apis.recorded_http import provider_session
 from funmagic_providers.bootstrap import Providers, build
 
 PROVIDERS_REDIS_DB = 9
@@ -104,7 +105,8 @@ async def pool(database_url: str) -> AsyncIterator[object]:
 
 @pytest.fixture
 async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
+    # The session the service builds: its middleware records the adapters' calls (provider diagnostics).
+    async with provider_session(60.0) as session:
         yield session
 
 

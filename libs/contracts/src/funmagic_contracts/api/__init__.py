@@ -8,6 +8,7 @@
     queue      /api/admin/queue/* (the queue monitor: lag, dead letters and their replay, step jobs,
                the rate limiter, circuit breakers)
     audit      /api/admin/audit (admin writes, merged over the services that made them)
+    diagnostics /api/admin/tasks/{task_id}/provider-calls (a task's provider calls, redacted)
 
 The gateway declares its routes with them (and /openapi.json is generated from them). `Request` models
 (extra fields refused) are the bodies and queries the gateway forwards to a service as they are, so the

@@ -1,10 +1,12 @@
 """`/api/admin/queue/*` (admins): the queue monitor, every route a declared forward to providers —
 consumer lag from Kafka's admin API with its trend, the dead-letter topics and their messages, the replay
 of dead letters to their origin topic (once per event, audited), step jobs, the rate limiter and circuit
-breakers."""
+breakers; and `/api/admin/tasks/{task_id}/provider-calls`, a task's provider diagnostics (also kept by
+providers)."""
 
 from __future__ import annotations
 
+from funmagic_contracts.api.diagnostics import TaskProviderCalls
 from funmagic_contracts.api.queue import (
     MAX_REPLAY,
     CircuitStates,
@@ -62,4 +64,13 @@ def queue_operations(providers: ServiceClient) -> list[Operation]:
         Forward("GET", PUBLIC + "/circuits", providers, INTERNAL + "/circuits",
                 "The providers' circuit breakers (of the replica that answers)", TAG, "queue_circuits",
                 access="admin", reply=CircuitStates),
+        # A task's page, but providers' data: the calls its step jobs made to their providers.
+        Forward("GET", "/api/admin/tasks/{task_id}/provider-calls", providers,
+                "/v1/admin/tasks/{task_id}/provider-calls",
+                "The calls a task's step jobs made to their providers (redacted)", "admin: tasks",
+                "admin_task_provider_calls", access="admin", reply=TaskProviderCalls, errors=(404,),
+                description="Per step job (each step and attempt): method, URL without query, status, "
+                            "duration, the provider's request ids and the JSON bodies with images, base64 "
+                            "data and secrets replaced by markers, each body capped at 8 KiB. Never a key "
+                            "or another header. A task with no step jobs has no items."),
     )  # fmt: skip

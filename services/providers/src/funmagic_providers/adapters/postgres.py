@@ -9,7 +9,7 @@ fences it by the lease) and written back with `save`.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -21,11 +21,18 @@ from funmagic_kit.pagination import decode_cursor, page_of
 from funmagic_kit.rows import from_row, to_row
 from funmagic_providers.adapters.queue_records import DeadLetterReplayRecords
 from funmagic_providers.domain.health import HealthCheck
+from funmagic_providers.domain.provider_calls import ProviderCall
 from funmagic_providers.domain.providers import SCOPES, Provider, Scope, SealedKey
 from funmagic_providers.domain.queue import StepJobCount
 from funmagic_providers.domain.step_job import StepError, StepJob, StepJobInput
 
-__all__ = ["HealthCheckRecords", "ProviderRecords", "ProvidersUnitOfWork", "StepJobRecords"]
+__all__ = [
+    "HealthCheckRecords",
+    "ProviderCallRecords",
+    "ProviderRecords",
+    "ProvidersUnitOfWork",
+    "StepJobRecords",
+]
 
 Row = dict[str, Any]  # a row as psycopg's dict_row gives it, mapped to a domain object right away
 
@@ -412,17 +419,72 @@ class HealthCheckRecords:
         return page_of(checks, limit, key=lambda check: (check.checked_at, check.id))
 
 
+# --- provider calls (diagnostics) -------------------------------------------------------------------------
+
+_INSERT_PROVIDER_CALL = """
+INSERT INTO provider_calls
+  (job_id, started_at, method, url, status, duration_ms, request_ids, request_body, response_body, error)
+VALUES (%(job_id)s, %(started_at)s, %(method)s, %(url)s, %(status)s, %(duration_ms)s, %(request_ids)s,
+        %(request_body)s, %(response_body)s, %(error)s)
+"""
+_PROVIDER_CALLS_OF_JOBS = """
+SELECT job_id::text AS job_id, started_at, method, url, status, duration_ms, request_ids, request_body,
+       response_body, error
+FROM provider_calls WHERE job_id = ANY(%(job_ids)s::uuid[]) ORDER BY job_id, id
+"""
+
+
+def _optional_json(value: object) -> Jsonb | None:
+    return None if value is None else Jsonb(value)
+
+
+class ProviderCallRecords:
+    """The calls each step job made to its provider, redacted before they get here."""
+
+    def __init__(self, conn: psycopg.AsyncConnection) -> None:
+        self._conn = conn
+
+    async def add(self, job_id: str, calls: Sequence[ProviderCall]) -> None:
+        if not calls:
+            return
+        async with self._conn.cursor() as cursor:
+            await cursor.executemany(
+                _INSERT_PROVIDER_CALL,
+                [
+                    to_row(
+                        call,
+                        job_id=job_id,
+                        request_ids=Jsonb(dict(call.request_ids)),
+                        request_body=_optional_json(call.request_body),
+                        response_body=_optional_json(call.response_body),
+                        error=call.error[:300] if call.error else None,
+                    )
+                    for call in calls
+                ],
+            )
+
+    async def of_jobs(self, job_ids: Sequence[str]) -> dict[str, list[ProviderCall]]:
+        cursor = await self._conn.execute(_PROVIDER_CALLS_OF_JOBS, {"job_ids": list(job_ids)})
+        calls: dict[str, list[ProviderCall]] = {}
+        for row in await cursor.fetchall():
+            job_id = row.pop("job_id")
+            calls.setdefault(job_id, []).append(from_row(ProviderCall, row))
+        return calls
+
+
 class ProvidersUnitOfWork(PostgresUnitOfWork):
     """One transaction of providers, with its stores: `uow.jobs`, `uow.providers[scope]`,
-    `uow.health_checks` and `uow.replays` (dead letters replayed)."""
+    `uow.health_checks`, `uow.replays` (dead letters replayed) and `uow.provider_calls` (diagnostics)."""
 
     jobs: StepJobRecords
+    provider_calls: ProviderCallRecords
     providers: Mapping[Scope, ProviderRecords]
     health_checks: HealthCheckRecords
     replays: DeadLetterReplayRecords
 
     def bind(self, conn: psycopg.AsyncConnection) -> None:
         self.jobs = StepJobRecords(conn)
+        self.provider_calls = ProviderCallRecords(conn)
         self.providers = {scope: ProviderRecords(conn, scope) for scope in SCOPES}
         self.health_checks = HealthCheckRecords(conn)
         self.replays = DeadLetterReplayRecords(conn)

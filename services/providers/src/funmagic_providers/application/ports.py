@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Literal, Protocol
 
 from funmagic_kit.ports import UnitOfWork
 from funmagic_providers.domain.health import HealthCheck
+from funmagic_providers.domain.provider_calls import ProviderCall
 from funmagic_providers.domain.providers import Provider, Scope
 from funmagic_providers.domain.queue import (
     ConsumerGroupOffsets,
@@ -35,6 +37,8 @@ __all__ = [
     "Limiter",
     "LimiterGauge",
     "LiveReplies",
+    "ProviderCallRecorder",
+    "ProviderCallStore",
     "ProviderStore",
     "ProvidersUnitOfWork",
     "QueueMetrics",
@@ -75,6 +79,10 @@ class StepJobStore(Protocol):
 
     async def running_of_task(self, task_id: str) -> list[StepJob]:
         """The task's queued and running jobs, locked."""
+        ...
+
+    async def of_task(self, task_id: str) -> list[StepJob]:
+        """Every job of the task (all its steps and attempts), oldest first; nothing locked."""
         ...
 
     async def queue_counts(self) -> list[StepJobCount]:
@@ -137,8 +145,26 @@ class DeadLetterReplayStore(Protocol):
         ...
 
 
+class ProviderCallStore(Protocol):
+    """The recorded provider calls of step jobs (redacted already: `domain.provider_calls`)."""
+
+    async def add(self, job_id: str, calls: Sequence[ProviderCall]) -> None: ...
+
+    async def of_jobs(self, job_ids: Sequence[str]) -> dict[str, list[ProviderCall]]:
+        """Each job's calls in the order they were made (a job with none is left out)."""
+        ...
+
+
+class ProviderCallRecorder(Protocol):
+    """Where the provider adapters' HTTP calls are seen: `with recorder.record() as calls:` collects the
+    calls made inside the block (by the task running it and the tasks it starts)."""
+
+    def record(self) -> AbstractContextManager[list[ProviderCall]]: ...
+
+
 class ProvidersUnitOfWork(UnitOfWork, Protocol):
     jobs: StepJobStore
+    provider_calls: ProviderCallStore
     providers: Mapping[Scope, ProviderStore]
     replays: DeadLetterReplayStore
     health_checks: HealthCheckStore

@@ -34,6 +34,7 @@ from funmagic_providers.application.ports import (
     CallOutcome,
     Limiter,
     LiveReplies,
+    ProviderCallRecorder,
     ProvidersUnitOfWork,
     RunnerSettings,
     StepMetrics,
@@ -43,6 +44,7 @@ from funmagic_providers.application.registry import ProviderRegistry
 from funmagic_providers.domain import step_job
 from funmagic_providers.domain.circuit import CircuitBreaker
 from funmagic_providers.domain.errors import ProviderError, ProviderUnavailable
+from funmagic_providers.domain.provider_calls import ProviderCall
 from funmagic_providers.domain.step_job import StepJob, StepJobChange
 from funmagic_providers.domain.step_policy import FailStep
 from funmagic_providers.domain.steps import NO_LIVE_OUTPUT, LiveOutput, ProviderAccess, StepCall, StepResult
@@ -108,6 +110,7 @@ class StepRunner:
     metrics: StepMetrics
     owner: str | None = None  # this runner's name in job leases (a new one when not given)
     live: LiveReplies | None = None  # where studio replies (scope admin) show as they are made
+    recorder: ProviderCallRecorder | None = None  # sees the adapters' HTTP calls (diagnostics for admins)
     # The loop's own state:
     _wake: asyncio.Event = field(init=False, default_factory=asyncio.Event)
     _stopping: asyncio.Event = field(init=False, default_factory=asyncio.Event)
@@ -258,9 +261,15 @@ class StepRunner:
                 provider=access, live=self._live_output(job), references=references,
             )  # fmt: skip
             adapter = self.registry.adapter_for(access.type)
-            result = await self._timed(
-                job, self._with_lease(job, adapter.run(call, self._progress_reporter(job)))
-            )
+            with self._recording() as calls:
+                try:
+                    result = await self._timed(
+                        job, self._with_lease(job, adapter.run(call, self._progress_reporter(job)))
+                    )
+                finally:
+                    # Kept before the outcome is decided (and published), so an admin reading a finished
+                    # task finds its calls; kept for a failed or cancelled call too, where they matter most.
+                    await asyncio.shield(self._keep_calls(job, calls))
             output = await self._store(job, result)
         except ProviderError as error:
             if error.transient:
@@ -279,6 +288,19 @@ class StepRunner:
             return
         breaker.record_success()
         await self._decide(job, lambda current, now: step_job.complete(current, owner=owner, output=output))
+
+    def _recording(self) -> contextlib.AbstractContextManager[list[ProviderCall]]:
+        return contextlib.nullcontext([]) if self.recorder is None else self.recorder.record()
+
+    async def _keep_calls(self, job: StepJob, calls: list[ProviderCall]) -> None:
+        """Store the job's recorded calls. Diagnostics never decide a step: a failure here is logged only."""
+        if not calls:
+            return
+        try:
+            async with self.uow() as uow:
+                await uow.provider_calls.add(job.id, calls)
+        except Exception:
+            log.exception("keeping the provider calls failed", extra={"job_id": job.id})
 
     async def _timed(self, job: StepJob, call: Awaitable[StepResult]) -> StepResult:
         """The provider call, its time and how it ended told to the metrics."""

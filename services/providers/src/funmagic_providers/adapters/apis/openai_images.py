@@ -15,6 +15,7 @@ import binascii
 import openai
 
 from funmagic_providers.adapters.apis.http_errors import health_of_status, retry_after_seconds, unreachable
+from funmagic_providers.adapters.apis.recorded_http import openai_client
 from funmagic_providers.domain.documents import JsonObject
 from funmagic_providers.domain.errors import (
     BadProviderResponse,
@@ -96,12 +97,7 @@ class OpenAIImages:
         return HealthReport(True)
 
     def _client(self, provider: ProviderAccess, *, timeout: float | None = None) -> openai.AsyncOpenAI:
-        return openai.AsyncOpenAI(
-            api_key=provider.api_key or "",
-            base_url=provider.base_url,
-            max_retries=0,
-            timeout=timeout or self._timeout,
-        )
+        return openai_client(provider, timeout=timeout or self._timeout)
 
 
 def _decode(item: object) -> bytes:

@@ -22,6 +22,7 @@ import openai
 from openai.types.responses import Response, ResponseStreamEvent
 
 from funmagic_providers.adapters.apis.openai_images import OpenAIImages, translate_openai_error
+from funmagic_providers.adapters.apis.recorded_http import openai_client
 from funmagic_providers.domain.documents import JsonObject
 from funmagic_providers.domain.errors import (
     BadProviderResponse,
@@ -92,12 +93,7 @@ class OpenAIResponses:
         return await OpenAIImages(timeout_seconds=self._timeout).check_health(provider)
 
     def _client(self, provider: ProviderAccess) -> openai.AsyncOpenAI:
-        return openai.AsyncOpenAI(
-            api_key=provider.api_key or "",
-            base_url=provider.base_url,
-            max_retries=0,
-            timeout=self._timeout,
-        )
+        return openai_client(provider, timeout=self._timeout)
 
 
 def _request(call: StepCall, prompt: str) -> dict[str, Any]:
