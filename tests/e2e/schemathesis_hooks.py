@@ -7,6 +7,11 @@ reaching its operation. Right after each such call the relaxed limits the e2e pl
 caller's token. The counters of the e2e platform's Redis (FUNMAGIC_FUZZ_REDIS_URL) are emptied first: the
 run has long used up any small limit it just set, and the request putting them back must not be refused.
 
+A fuzzed `POST /api/auth/change-password` sends a wrong current password, and wrong passwords count towards
+the account's sign-in pause (as they must: it is a password guess) — after ten, the run could not sign its
+caller in again for a fresh token. The pause's counters (identity's `signin-failures:*`) are emptied after
+each such call; the pause itself is tested by tests/e2e/test_auth_security.py.
+
 Bodies are sent with integers written as integers: JSON Schema counts `5.0` as an `integer`, but the API
 refuses a fraction where it declares one (strict types, the document's description says so, and the kit's
 tests check it), so a generated `5.0` is sent as `5` — any other generated value is sent as it is.
@@ -23,6 +28,8 @@ import schemathesis
 
 RATE_LIMIT_SETTINGS = "/api/admin/settings/rate-limit"
 COUNTERS = "rl"  # the gateway's RedisRateLimiter prefix
+CHANGE_PASSWORD = "/api/auth/change-password"
+SIGN_IN_FAILURES = "signin-failures"  # identity's RedisSignInGuard prefix
 
 
 @schemathesis.hook
@@ -40,8 +47,21 @@ def _integral_floats_as_integers(value: Any) -> Any:
     return value
 
 
+def _delete_keys(pattern: str) -> None:
+    counters = redis.Redis.from_url(os.environ["FUNMAGIC_FUZZ_REDIS_URL"])
+    try:
+        keys = list(counters.scan_iter(match=pattern))
+        if keys:
+            counters.delete(*keys)
+    finally:
+        counters.close()
+
+
 @schemathesis.hook
 def after_call(context: schemathesis.HookContext, case: schemathesis.Case, response: object) -> None:
+    if case.method.upper() == "POST" and case.path == CHANGE_PASSWORD:
+        _delete_keys(f"{SIGN_IN_FAILURES}:*")
+        return
     if case.method.upper() != "PUT" or case.path != RATE_LIMIT_SETTINGS:
         return
     relaxed = os.environ.get("FUNMAGIC_FUZZ_RATE_LIMITS")
@@ -50,13 +70,7 @@ def after_call(context: schemathesis.HookContext, case: schemathesis.Case, respo
     authorization = (case.headers or {}).get("Authorization")
     if not authorization:
         return
-    counters = redis.Redis.from_url(os.environ["FUNMAGIC_FUZZ_REDIS_URL"])
-    try:
-        keys = list(counters.scan_iter(match=f"{COUNTERS}:*"))
-        if keys:
-            counters.delete(*keys)
-    finally:
-        counters.close()
+    _delete_keys(f"{COUNTERS}:*")
     restored = requests.put(
         os.environ["FUNMAGIC_FUZZ_GATEWAY_URL"] + RATE_LIMIT_SETTINGS,
         data=relaxed,
