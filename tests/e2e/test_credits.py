@@ -308,3 +308,94 @@ async def test_an_admin_adjusts_a_balance_but_never_below_zero(platform, admin_t
         )
         assert status == 200
         assert [e["type"] for e in ledger["items"]] == ["Adjusted", "Granted"]
+
+
+# A package's content: an admin sells a package with bonus credits and a Japanese translation; a buyer reads
+# it in Japanese, pays through the fake Stripe, and gets credits + bonus once, however often Stripe delivers.
+async def test_a_package_with_a_bonus_and_a_translation_is_shown_in_japanese_and_credited_once(
+    platform, stripe_fake, admin_token: str
+) -> None:
+    price_id = f"price_{uuid.uuid4().hex[:12]}"
+    stripe_fake.fake.register_price(price_id, 1999, "usd", "Creator")
+    name = f"Creator {uuid.uuid4().hex[:6]}"
+    account = await _new_user("bonus-buyer")
+    token = account["access_token"]
+
+    async with browser() as client:
+        status, package, _ = await call(
+            client,
+            "POST",
+            "/api/admin/credit-packages",
+            json={
+                "name": name,
+                "description": "For regular creators",
+                "credits": 500,
+                "bonus_credits": 100,
+                "is_popular": True,
+                "price_minor": 1999,
+                "currency": "USD",
+                "stripe_price_id": price_id,
+                "translations": {"ja": {"name": "クリエイター", "description": "よく使う方に"}},
+            },
+            headers=bearer(admin_token),
+        )
+        assert status == 201, package
+        assert package["translations"] == {"ja": {"name": "クリエイター", "description": "よく使う方に"}}
+
+        status, ja, _ = await call(client, "GET", "/api/credits/packages?locale=ja")
+        assert status == 200, ja
+        (shown,) = [p for p in ja["items"] if p["id"] == package["id"]]
+        assert (shown["name"], shown["description"]) == ("クリエイター", "よく使う方に")
+        assert (shown["credits"], shown["bonus_credits"], shown["is_popular"]) == (500, 100, True)
+        assert "translations" not in shown  # the public list shows texts, not the editor's data
+
+        # No translation for French: English, field by field.
+        _, fr, _ = await call(client, "GET", "/api/credits/packages?locale=fr")
+        (shown,) = [p for p in fr["items"] if p["id"] == package["id"]]
+        assert (shown["name"], shown["description"]) == (name, "For regular creators")
+        status, refused, _ = await call(client, "GET", "/api/credits/packages?locale=japanese")
+        assert status == 422, refused
+
+        # More than ten times the credits as a bonus is refused, naming the field.
+        status, problem, _ = await call(
+            client,
+            "POST",
+            "/api/admin/credit-packages",
+            json={
+                "name": "Too generous",
+                "credits": 10,
+                "bonus_credits": 101,
+                "price_minor": 1,
+                "currency": "USD",
+            },
+            headers=bearer(admin_token),
+        )
+        assert status == 422, problem
+        assert "bonus_credits" in str(problem)
+
+        status, checkout, _ = await call(
+            client, "POST", "/api/credits/checkout", json={"package_id": package["id"]}, headers=bearer(token)
+        )
+        assert status == 201, checkout
+
+    event = stripe_fake.fake.complete_session(checkout["session_id"])
+    for _ in range(2):  # Stripe delivers the same event again
+        status, receipt = await stripe_fake.fake.deliver(event, WEBHOOK_URL, STRIPE_WEBHOOK_SECRET)
+        assert status == 200, receipt
+
+    async with browser() as client:
+        _, history, _ = await call(client, "GET", "/api/credits/transactions", headers=bearer(token))
+    purchases = [(t["amount"], t["description"]) for t in history["items"] if t["type"] == "purchase"]
+    assert purchases == [(600, "Purchase of 500 credits + 100 bonus")]
+
+    # The balance is the purchase (credits + bonus, once) plus the sign-up bonus, whenever that one lands:
+    # read both until they agree (a second crediting never would).
+    async def balance_is_the_purchase_and_the_sign_up_bonus() -> bool:
+        async with browser() as client:
+            _, entries, _ = await call(client, "GET", "/api/credits/transactions", headers=bearer(token))
+        signup = sum(t["amount"] for t in entries["items"] if t["type"] == "bonus")
+        return (await _balance(token))["balance"] == signup + 600
+
+    await wait_until(
+        balance_is_the_purchase_and_the_sign_up_bonus, timeout=10, what="the balance", interval=0.2
+    )

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { blankPackage, type CreditPackage, decimalsOf, formatPrice, fromPackage, packageBody, packageProblems, toMinor, withActive } from './packageForm'
+import { blankPackage, type CreditPackage, decimalsOf, formatPrice, fromPackage, maxBonus, packageBody, packageProblems, toMinor, withActive } from './packageForm'
 
 const stored: CreditPackage = {
   id: 'p-1',
@@ -10,13 +10,20 @@ const stored: CreditPackage = {
   stripe_price_id: 'price_123',
   is_active: true,
   sort_order: 2,
+  description: 'A good start',
+  bonus_credits: 50,
+  is_popular: true,
+  translations: { ja: { name: 'スターター' }, xx: 'ignored' },
 }
 
 describe('a credit package form', () => {
   it('shows the price in the major unit and sends it back in cents', () => {
     const form = fromPackage(stored)
     expect(form.price).toBe(9.99)
-    expect(packageBody(form)).toEqual({ name: 'Starter', credits: 500, price_minor: 999, currency: 'USD', stripe_price_id: 'price_123', is_active: true, sort_order: 2 })
+    expect(packageBody(form)).toEqual({
+      name: 'Starter', description: 'A good start', credits: 500, bonus_credits: 50, is_popular: true, price_minor: 999, currency: 'USD',
+      stripe_price_id: 'price_123', is_active: true, sort_order: 2, translations: { ja: { name: 'スターター' } },
+    })
   })
 
   it('uses the currency decimals: none for yen, three for dinars', () => {
@@ -44,5 +51,23 @@ describe('a credit package form', () => {
       price_minor: 'priceInvalid',
     })
     expect(packageProblems(fromPackage(stored))).toEqual({})
+  })
+
+  it('keeps a translation per locale, sending only the texts that are filled in', () => {
+    const form = fromPackage(stored)
+    expect(form.translations.ja).toEqual({ name: 'スターター', description: '' })
+    expect(form.translations.de).toEqual({ name: '', description: '' })
+    form.translations.de = { name: ' ', description: ' Ein guter Anfang ' }
+    expect(packageBody(form).translations).toEqual({ ja: { name: 'スターター' }, de: { description: 'Ein guter Anfang' } })
+    expect(packageBody(blankPackage()).description).toBeNull()
+  })
+
+  it('bounds the bonus to ten times the credits and the description to 500 characters', () => {
+    expect(maxBonus(500)).toBe(5000)
+    expect(maxBonus(null)).toBe(0)
+    expect(packageProblems({ ...fromPackage(stored), bonusCredits: 5000 })).toEqual({})
+    expect(packageProblems({ ...fromPackage(stored), bonusCredits: 5001 })).toEqual({ bonus_credits: 'bonusInvalid' })
+    expect(packageProblems({ ...fromPackage(stored), bonusCredits: -1 })).toEqual({ bonus_credits: 'bonusInvalid' })
+    expect(packageProblems({ ...fromPackage(stored), description: 'x'.repeat(501) })).toEqual({ description: 'descriptionTooLong' })
   })
 })

@@ -150,12 +150,36 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** My account */
+        /** My account, with the URL of my avatar */
         get: operations["me"];
         put?: never;
         post?: never;
         /** Delete my account */
         delete: operations["delete_account"];
+        options?: never;
+        head?: never;
+        /**
+         * Change my name or avatar
+         * @description Business rule: `avatar_asset_id` must be an image asset of mine uploaded with module `avatar` (422 `invalid_avatar`), and not sent together with `remove_avatar`; `name` must not be only spaces or hold control characters (422 `invalid_input`).
+         */
+        patch: operations["update_profile"];
+        trace?: never;
+    };
+    "/api/auth/change-password": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Change my password (signs out my other sessions)
+         * @description Business rule: `current_password` must be my current password (403 `wrong_password`; wrong ones count towards the account's sign-in pause, 429 `too_many_attempts`); an account without a password sets one with a reset link (409 `password_not_set`); `new_password` follows the sign-up's password policy (422 `weak_password`). Every other session of mine is signed out; this one stays signed in.
+         */
+        post: operations["change_password"];
+        delete?: never;
         options?: never;
         head?: never;
         patch?: never;
@@ -1084,6 +1108,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/admin/tasks/{task_id}/provider-calls": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The calls a task's step jobs made to their providers (redacted)
+         * @description Per step job (each step and attempt): method, URL without query, status, duration, the provider's request ids and the JSON bodies with images, base64 data and secrets replaced by markers, each body capped at 8 KiB. Never a key or another header. A task with no step jobs has no items.
+         */
+        get: operations["admin_task_provider_calls"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/admin/settings/rate-limit": {
         parameters: {
             query?: never;
@@ -1765,6 +1809,66 @@ export interface components {
              * Format: date-time
              */
             updated_at: string;
+        };
+        /** AdminPackage */
+        AdminPackage: {
+            /** Id */
+            id: string;
+            /**
+             * Name
+             * @description In the requested locale (public list), else English.
+             */
+            name: string;
+            /**
+             * Description
+             * @description In the requested locale (public list), else English.
+             * @default null
+             */
+            description?: string | null;
+            /** Credits */
+            credits: number;
+            /**
+             * Bonus Credits
+             * @description Granted on top of `credits` when the package is bought.
+             * @default 0
+             */
+            bonus_credits?: number;
+            /**
+             * Is Popular
+             * @description Shown with a “Popular” badge.
+             * @default false
+             */
+            is_popular?: boolean;
+            /** Price Minor */
+            price_minor: number;
+            /** Currency */
+            currency: string;
+            /**
+             * Stripe Price Id
+             * @default null
+             */
+            stripe_price_id?: string | null;
+            /** Is Active */
+            is_active: boolean;
+            /** Sort Order */
+            sort_order: number;
+            /**
+             * Translations
+             * @description `{locale: {name, description}}`; `name`/`description` are English.
+             */
+            translations?: {
+                [key: string]: unknown;
+            };
+        };
+        /** AdminPackageList */
+        AdminPackageList: {
+            /** Items */
+            items: components["schemas"]["AdminPackage"][];
+            /**
+             * Test Mode
+             * @default false
+             */
+            test_mode?: boolean;
         };
         /** AdminStatsOverview */
         AdminStatsOverview: {
@@ -2629,6 +2733,16 @@ export interface components {
              */
             ends_at?: string | null;
         };
+        /** ChangePasswordRequest */
+        ChangePasswordRequest: {
+            /** Current Password */
+            current_password: string;
+            /**
+             * New Password
+             * @description 10–128 characters, not a common one.
+             */
+            new_password: string;
+        };
         /** Chat */
         Chat: {
             /** Id */
@@ -3372,6 +3486,7 @@ export interface components {
              */
             cursor?: string | null;
         };
+        JsonValue: unknown;
         /** LagSample */
         LagSample: {
             /**
@@ -3690,10 +3805,31 @@ export interface components {
         Package: {
             /** Id */
             id: string;
-            /** Name */
+            /**
+             * Name
+             * @description In the requested locale (public list), else English.
+             */
             name: string;
+            /**
+             * Description
+             * @description In the requested locale (public list), else English.
+             * @default null
+             */
+            description?: string | null;
             /** Credits */
             credits: number;
+            /**
+             * Bonus Credits
+             * @description Granted on top of `credits` when the package is bought.
+             * @default 0
+             */
+            bonus_credits?: number;
+            /**
+             * Is Popular
+             * @description Shown with a “Popular” badge.
+             * @default false
+             */
+            is_popular?: boolean;
             /** Price Minor */
             price_minor: number;
             /** Currency */
@@ -3719,12 +3855,41 @@ export interface components {
              */
             test_mode?: boolean;
         };
+        /** PackageListQuery */
+        PackageListQuery: {
+            /**
+             * Locale
+             * @description `de`, `de-AT`…: texts in that locale, falling back to the language, then English, per field.
+             * @default null
+             */
+            locale?: string | null;
+        };
         /** PackageRequest */
         PackageRequest: {
-            /** Name */
+            /**
+             * Name
+             * @description English (the base text).
+             */
             name: string;
+            /**
+             * Description
+             * @description English (the base text).
+             * @default null
+             */
+            description?: string | null;
             /** Credits */
             credits: number;
+            /**
+             * Bonus Credits
+             * @description Credited on top of `credits` when bought; at most 10 × `credits`.
+             * @default 0
+             */
+            bonus_credits?: number;
+            /**
+             * Is Popular
+             * @default false
+             */
+            is_popular?: boolean;
             /**
              * Price Minor
              * @description Price in the currency's minor unit (cents).
@@ -3747,6 +3912,26 @@ export interface components {
              * @default 0
              */
             sort_order?: number;
+            /**
+             * Translations
+             * @description Name and description per locale; an empty text falls back to English.
+             */
+            translations?: {
+                [key: string]: components["schemas"]["PackageTranslation"];
+            };
+        };
+        /** PackageTranslation */
+        PackageTranslation: {
+            /**
+             * Name
+             * @default null
+             */
+            name?: string | null;
+            /**
+             * Description
+             * @default null
+             */
+            description?: string | null;
         };
         /** PageQuery */
         PageQuery: {
@@ -3782,6 +3967,14 @@ export interface components {
              */
             lag: number;
         };
+        /** PasswordChanged */
+        PasswordChanged: {
+            /**
+             * Revoked Sessions
+             * @description How many of my other sessions were signed out.
+             */
+            revoked_sessions: number;
+        };
         /** PostedMessage */
         PostedMessage: {
             /** @description The admin's message. */
@@ -3811,6 +4004,30 @@ export interface components {
              * @default null
              */
             detail?: string | null;
+        };
+        /**
+         * ProfileUpdateRequest
+         * @description Only the fields sent change; an empty body changes nothing.
+         */
+        ProfileUpdateRequest: {
+            /**
+             * Name
+             * @description Trimmed; 1–100 characters, no control characters.
+             * @default null
+             */
+            name?: string | null;
+            /**
+             * Avatar Asset Id
+             * @description An asset of mine uploaded with module `avatar` (POST /api/assets/uploads), an image.
+             * @default null
+             */
+            avatar_asset_id?: string | null;
+            /**
+             * Remove Avatar
+             * @description Remove my avatar (then without `avatar_asset_id`).
+             * @default false
+             */
+            remove_avatar?: boolean;
         };
         /** Project */
         Project: {
@@ -3881,6 +4098,55 @@ export interface components {
              * Format: date-time
              */
             updated_at: string;
+        };
+        /** ProviderCallRecord */
+        ProviderCallRecord: {
+            /**
+             * Started At
+             * Format: date-time
+             */
+            started_at: string;
+            /** Method */
+            method: string;
+            /**
+             * Url
+             * @description The called URL without its query, fragment or credentials.
+             */
+            url: string;
+            /**
+             * Status
+             * @description The provider's HTTP status; null when no answer came.
+             * @default null
+             */
+            status?: number | null;
+            /**
+             * Duration Ms
+             * @description Until the answer was read (a download or stream: its headers).
+             */
+            duration_ms: number;
+            /**
+             * Request Ids
+             * @description The provider's request id headers; no other header is kept.
+             */
+            request_ids?: {
+                [key: string]: string;
+            };
+            /**
+             * @description The JSON sent, redacted; a file is only named.
+             * @default null
+             */
+            request_body?: components["schemas"]["JsonValue"];
+            /**
+             * @description The JSON answered, redacted; a file is only named.
+             * @default null
+             */
+            response_body?: components["schemas"]["JsonValue"];
+            /**
+             * Error
+             * @description Why no answer came (a timeout, a refused connection…).
+             * @default null
+             */
+            error?: string | null;
         };
         /** ProviderChoice */
         ProviderChoice: {
@@ -4518,6 +4784,39 @@ export interface components {
             /** Prompt */
             prompt: string;
         };
+        /** StepJobCalls */
+        StepJobCalls: {
+            /** Job Id */
+            job_id: string;
+            /** Step Id */
+            step_id: string;
+            /**
+             * Attempt
+             * @description The task's attempt at the step (a retried task asks again).
+             */
+            attempt: number;
+            /** Step Type */
+            step_type: string;
+            /** Provider */
+            provider: string;
+            /** Model */
+            model: string;
+            /**
+             * Status
+             * @enum {string}
+             */
+            status: "queued" | "running" | "completed" | "failed" | "cancelled";
+            /**
+             * Retries
+             * @description Provider retries the job used (each one's calls are listed).
+             */
+            retries: number;
+            /**
+             * Calls
+             * @description In the order they were made (the first 200).
+             */
+            calls: components["schemas"]["ProviderCallRecord"][];
+        };
         /** StepJobCount */
         StepJobCount: {
             /**
@@ -5017,6 +5316,16 @@ export interface components {
             output?: components["schemas"]["TaskResult"] | null;
         } & {
             [key: string]: unknown;
+        };
+        /** TaskProviderCalls */
+        TaskProviderCalls: {
+            /** Task Id */
+            task_id: string;
+            /**
+             * Items
+             * @description The task's step jobs, oldest first.
+             */
+            items: components["schemas"]["StepJobCalls"][];
         };
         /** TaskQuery */
         TaskQuery: {
@@ -5750,9 +6059,22 @@ export interface components {
             name: string;
             /**
              * Image
+             * @description The picture an OAuth provider gave, as it gave it.
              * @default null
              */
             image?: string | null;
+            /**
+             * Avatar Asset Id
+             * @description The avatar I chose: an asset of mine.
+             * @default null
+             */
+            avatar_asset_id?: string | null;
+            /**
+             * Avatar Url
+             * @description What to show as the avatar (GET and PATCH /api/auth/me): the chosen avatar's URL (presigned, valid about an hour) or else the provider's picture; null: none (show initials).
+             * @default null
+             */
+            avatar_url?: string | null;
             /**
              * Role
              * @enum {string}
@@ -6329,7 +6651,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description My account */
+            /** @description My account, with the URL of my avatar */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -6407,6 +6729,189 @@ export interface operations {
             };
             /** @description Forbidden */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Content Too Large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unsupported Media Type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Content */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    update_profile: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ProfileUpdateRequest"];
+            };
+        };
+        responses: {
+            /** @description Change my name or avatar */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UserView"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Content Too Large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unsupported Media Type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Content */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    change_password: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ChangePasswordRequest"];
+            };
+        };
+        responses: {
+            /** @description Change my password (signs out my other sessions) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PasswordChanged"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -7708,7 +8213,9 @@ export interface operations {
     };
     packages: {
         parameters: {
-            query?: never;
+            query?: {
+                locale?: string | null;
+            };
             header?: never;
             path?: never;
             cookie?: never;
@@ -7722,6 +8229,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["PackageList"];
+                };
+            };
+            /** @description Unprocessable Content */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Too Many Requests */
@@ -8198,7 +8714,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["PackageList"];
+                    "application/json": components["schemas"]["AdminPackageList"];
                 };
             };
             /** @description Unauthorized */
@@ -8249,7 +8765,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Package"];
+                    "application/json": components["schemas"]["AdminPackage"];
                 };
             };
             /** @description Bad Request */
@@ -8338,7 +8854,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Package"];
+                    "application/json": components["schemas"]["AdminPackage"];
                 };
             };
             /** @description Bad Request */
@@ -10484,6 +11000,64 @@ export interface operations {
             };
         };
     };
+    admin_task_provider_calls: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                task_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The calls a task's step jobs made to their providers (redacted) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TaskProviderCalls"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     get_rate_limits: {
         parameters: {
             query?: never;
@@ -12097,6 +12671,15 @@ export interface operations {
             };
             /** @description Unauthorized */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -5,6 +5,8 @@ Request models and the credits route they are the body (or query) of — the sam
     PageQuery          GET /v1/credits/me/transactions, /v1/admin/users/{user_id}/credits and /ledger (query)
     CheckoutRequest    POST /v1/checkout
     AdjustmentRequest  POST /v1/admin/users/{user_id}/adjustments
+    PackageListQuery   GET /v1/packages (query: `locale`, the catalog's rule — names and descriptions in that
+                       locale, falling back to its language, then English, per field)
     PackageRequest     POST /v1/admin/packages, PUT /v1/admin/packages/{package_id}
     StatsQuery         GET /v1/admin/stats/credits (query; `funmagic_contracts.api.stats`) → CreditStats
 
@@ -18,13 +20,18 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from funmagic_contracts.api.base import Reply, Request
+from funmagic_contracts.api.catalog import LOCALE_DOC, Locale
 from funmagic_contracts.api.stats import StatsWindow
 
 __all__ = [
+    "MAX_BONUS_FACTOR",
+    "PACKAGE_LOCALES",
     "AdjustmentRequest",
+    "AdminPackage",
+    "AdminPackageList",
     "AdminUserCredits",
     "Balance",
     "CheckoutRequest",
@@ -35,7 +42,10 @@ __all__ = [
     "LifetimePurchases",
     "Package",
     "PackageList",
+    "PackageListQuery",
+    "PackageLocale",
     "PackageRequest",
+    "PackageTranslation",
     "PageQuery",
     "Revenue",
     "StripeEvent",
@@ -93,10 +103,20 @@ class LifetimePurchases(Reply):
     lifetime_purchased: int = Field(ge=0, description="Credits the user ever bought (bonuses included).")
 
 
+# The web app's languages other than English: a package's base texts are English.
+PackageLocale = Literal["de", "es", "fr", "ja", "ko", "pt", "vi", "zh"]
+PACKAGE_LOCALES: tuple[str, ...] = ("de", "es", "fr", "ja", "ko", "pt", "vi", "zh")
+# The largest bonus, as a multiple of the package's credits (a typo cannot give away a fortune).
+MAX_BONUS_FACTOR = 10
+
+
 class Package(Reply):
     id: str
-    name: str
+    name: str = Field(description="In the requested locale (public list), else English.")
+    description: str | None = Field(None, description="In the requested locale (public list), else English.")
     credits: int
+    bonus_credits: int = Field(0, description="Granted on top of `credits` when the package is bought.")
+    is_popular: bool = Field(False, description="Shown with a “Popular” badge.")
     price_minor: int
     currency: str
     stripe_price_id: str | None = None
@@ -110,6 +130,21 @@ class PackageList(Reply):
         False,
         description="Payments go to Stripe's test mode (a test key): no money moves; say so to the buyer.",
     )
+
+
+class AdminPackage(Package):
+    translations: dict[str, Any] = Field(
+        default_factory=dict, description="`{locale: {name, description}}`; `name`/`description` are English."
+    )
+
+
+class AdminPackageList(Reply):
+    items: list[AdminPackage]
+    test_mode: bool = False
+
+
+class PackageListQuery(Request):
+    locale: Locale | None = Field(None, description=LOCALE_DOC)
 
 
 class PageQuery(Request):
@@ -152,14 +187,39 @@ class AdjustmentRequest(Request):
         return amount
 
 
+class PackageTranslation(Request):
+    name: str | None = Field(None, max_length=100)
+    description: str | None = Field(None, max_length=500)
+
+
 class PackageRequest(Request):
-    name: str = Field(min_length=1, max_length=100)
+    name: str = Field(min_length=1, max_length=100, description="English (the base text).")
+    description: str | None = Field(None, max_length=500, description="English (the base text).")
     credits: int = Field(gt=0, le=100_000_000)
+    bonus_credits: int = Field(
+        0,
+        ge=0,
+        le=1_000_000_000,
+        description=f"Credited on top of `credits` when bought; at most {MAX_BONUS_FACTOR} × `credits`.",
+    )
+    is_popular: bool = False
     price_minor: int = Field(ge=0, le=100_000_000, description="Price in the currency's minor unit (cents).")
     currency: str = Field(pattern=r"^[A-Z]{3}$")
     stripe_price_id: str | None = Field(None, max_length=100)
     is_active: bool = True
     sort_order: int = Field(0, ge=-1_000_000, le=1_000_000)
+    translations: dict[PackageLocale, PackageTranslation] = Field(
+        default_factory=dict,
+        description="Name and description per locale; an empty text falls back to English.",
+    )
+
+    @field_validator("bonus_credits")
+    @classmethod
+    def _bonus_within_bound(cls, bonus: int, info: ValidationInfo) -> int:
+        credits = info.data.get("credits")  # declared before: checked already (absent when it failed)
+        if isinstance(credits, int) and bonus > credits * MAX_BONUS_FACTOR:
+            raise ValueError(f"a bonus is at most {MAX_BONUS_FACTOR} times the package's credits")
+        return bonus
 
 
 class StripeEvent(BaseModel):

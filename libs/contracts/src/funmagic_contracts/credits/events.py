@@ -64,6 +64,9 @@ class CreditsPurchased(_CreditsEvent):
     price_minor: int = Field(ge=0, description="Price paid in the currency's minor unit (cents).")
     currency: str = Field(pattern=r"^[A-Z]{3}$", description="ISO 4217 code, e.g. USD.")
     balance_after: Credits
+    bonus_credits: Credits = Field(
+        0, description="Of `amount`, the package's bonus credits (0: none, or an event from before bonuses)."
+    )
 
 
 class CreditsReserved(_CreditsEvent):

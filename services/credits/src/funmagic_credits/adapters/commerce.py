@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 import psycopg
+from psycopg.types.json import Jsonb
 
 from funmagic_credits.domain.commerce import CreditPackage, PackageEntry, Purchase
 
@@ -15,35 +16,43 @@ __all__ = ["PostgresCommerceStore"]
 
 PACKAGE_COLUMNS = (
     "id::text, name, credits, price_minor, currency, stripe_price_id, is_active, sort_order, "
-    "created_at, updated_at"
+    "description, bonus_credits, is_popular, translations, created_at, updated_at"
 )
 INSERT_PACKAGE = f"""
 INSERT INTO credit_packages
-    (id, name, credits, price_minor, currency, stripe_price_id, is_active, sort_order, created_at, updated_at)
+    (id, name, credits, price_minor, currency, stripe_price_id, is_active, sort_order, description,
+     bonus_credits, is_popular, translations, created_at, updated_at)
 VALUES (%(id)s, %(name)s, %(credits)s, %(price_minor)s, %(currency)s, %(stripe_price_id)s, %(is_active)s,
-        %(sort_order)s, %(now)s, %(now)s)
+        %(sort_order)s, %(description)s, %(bonus_credits)s, %(is_popular)s, %(translations)s,
+        %(now)s, %(now)s)
 RETURNING {PACKAGE_COLUMNS}
 """
 UPDATE_PACKAGE = f"""
 UPDATE credit_packages SET name = %(name)s, credits = %(credits)s, price_minor = %(price_minor)s,
     currency = %(currency)s, stripe_price_id = %(stripe_price_id)s, is_active = %(is_active)s,
-    sort_order = %(sort_order)s, updated_at = %(now)s
+    sort_order = %(sort_order)s, description = %(description)s, bonus_credits = %(bonus_credits)s,
+    is_popular = %(is_popular)s, translations = %(translations)s, updated_at = %(now)s
 WHERE id = %(id)s
 RETURNING {PACKAGE_COLUMNS}
 """
 INSERT_PURCHASE = """
-INSERT INTO purchases (session_id, user_id, package_id, credits, price_minor, currency, status, created_at)
-VALUES (%s, %s, %s, %s, %s, %s, 'pending', %s)
+INSERT INTO purchases
+    (session_id, user_id, package_id, credits, bonus_credits, price_minor, currency, status, created_at)
+VALUES (%s, %s, %s, %s, %s, %s, %s, 'pending', %s)
 ON CONFLICT (session_id) DO NOTHING
 """
 SELECT_PURCHASE = """
-SELECT session_id, user_id, package_id::text, credits, price_minor, currency, status
+SELECT session_id, user_id, package_id::text, credits, bonus_credits, price_minor, currency, status
 FROM purchases WHERE session_id = %s
 """
 
 
 def _package(row: dict[str, Any]) -> CreditPackage:
     return CreditPackage(**row)
+
+
+def _package_params(entry: PackageEntry) -> dict[str, Any]:
+    return {**dataclasses.asdict(entry), "translations": Jsonb(dict(entry.translations))}
 
 
 class PostgresCommerceStore:
@@ -72,7 +81,7 @@ class PostgresCommerceStore:
 
     async def add_package(self, entry: PackageEntry, now: datetime) -> CreditPackage:
         cursor = await self._conn.execute(
-            INSERT_PACKAGE, {**dataclasses.asdict(entry), "id": uuid.uuid4(), "now": now}
+            INSERT_PACKAGE, {**_package_params(entry), "id": uuid.uuid4(), "now": now}
         )
         row = await cursor.fetchone()
         assert row is not None  # RETURNING of an INSERT
@@ -84,7 +93,7 @@ class PostgresCommerceStore:
         if await self.package(package_id) is None:
             return None
         cursor = await self._conn.execute(
-            UPDATE_PACKAGE, {**dataclasses.asdict(entry), "now": now, "id": package_id}
+            UPDATE_PACKAGE, {**_package_params(entry), "now": now, "id": package_id}
         )
         row = await cursor.fetchone()
         return _package(row) if row else None
@@ -102,7 +111,16 @@ class PostgresCommerceStore:
     ) -> None:
         await self._conn.execute(
             INSERT_PURCHASE,
-            (session_id, user_id, package.id, package.credits, package.price_minor, package.currency, now),
+            (
+                session_id,
+                user_id,
+                package.id,
+                package.credits,
+                package.bonus_credits,
+                package.price_minor,
+                package.currency,
+                now,
+            ),
         )
 
     async def purchase(self, session_id: str, *, for_update: bool = False) -> Purchase | None:

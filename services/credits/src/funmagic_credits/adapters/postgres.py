@@ -117,6 +117,9 @@ def transaction_row(stored: StoredEvent) -> tuple | None:
         case Purchased():
             kind, amount, reference = "purchase", event.amount, event.payment_reference
             text = f"Purchase of {event.amount} credits"
+            if event.bonus_credits:  # the entry says which part is the package's bonus
+                bought = event.amount - event.bonus_credits
+                text = f"Purchase of {bought} credits + {event.bonus_credits} bonus"
         case Spent():
             kind, amount, reference, text = "spend", -event.amount, event.reservation_id, "Task charged"
         case Released() if event.amount > 0:

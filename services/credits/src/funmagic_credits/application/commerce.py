@@ -25,6 +25,8 @@ from funmagic_credits.domain.commerce import (
     Purchase,
     UnknownPackage,
     UnknownPaidPackage,
+    check_package,
+    localized,
     package_must_be_for_sale,
 )
 from funmagic_credits.domain.ledger import RecordPurchase
@@ -64,11 +66,14 @@ class Commerce:
 
     # --- the shop --------------------------------------------------------------------------------------
 
-    async def packages(self, *, active_only: bool) -> list[CreditPackage]:
+    async def packages(self, *, active_only: bool, locale: str | None = None) -> list[CreditPackage]:
+        """The packages; with a `locale`, their names and descriptions in it (else English)."""
         async with self.uow() as uow:
-            return await uow.commerce.packages(active_only=active_only)
+            packages = await uow.commerce.packages(active_only=active_only)
+        return [localized(p, locale) for p in packages] if locale else packages
 
     async def add_package(self, entry: PackageEntry) -> CreditPackage:
+        entry = check_package(entry)
         async with self.uow() as uow:
             package = await uow.commerce.add_package(entry, self.clock.now())
             uow.record(
@@ -77,6 +82,7 @@ class Commerce:
         return package
 
     async def update_package(self, package_id: str, entry: PackageEntry) -> CreditPackage:
+        entry = check_package(entry)
         async with self.uow() as uow:
             package = await uow.commerce.update_package(package_id, entry, self.clock.now())
             if package is not None:
@@ -130,6 +136,7 @@ class Commerce:
             command = RecordPurchase(
                 user_id=purchase.user_id,
                 amount=purchase.credits,
+                bonus=purchase.bonus_credits,
                 package_id=purchase.package_id,
                 payment_reference=session.id,
                 price_minor=session.amount_total or purchase.price_minor,
@@ -138,7 +145,8 @@ class Commerce:
             stored = await self.ledger.execute(uow, command)
             await store.complete_purchase(session.id, now)
         log.info("purchase credited", extra={"user_id": purchase.user_id, "session_id": session.id})
-        return WebhookOutcome("credited" if stored else "duplicate", purchase.credits if stored else 0)
+        credited = purchase.credits + purchase.bonus_credits
+        return WebhookOutcome("credited" if stored else "duplicate", credited if stored else 0)
 
     async def _purchase_for(
         self, store: CommerceStore, session: CheckoutSessionReport, now: datetime

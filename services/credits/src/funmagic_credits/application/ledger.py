@@ -116,6 +116,7 @@ def to_integration_event(user_id: str, event: LedgerEvent) -> IntegrationEvent:
                 price_minor=event.price_minor,
                 currency=event.currency,
                 balance_after=event.balance_after,
+                bonus_credits=event.bonus_credits,
             )
         case Reserved():
             return CreditsReserved(

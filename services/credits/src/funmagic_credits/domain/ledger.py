@@ -86,11 +86,12 @@ class GrantCredits:
 @dataclass(frozen=True)
 class RecordPurchase:
     user_id: str
-    amount: int
+    amount: int  # the package's credits
     package_id: str
     payment_reference: str
     price_minor: int
     currency: str
+    bonus: int = 0  # the package's bonus credits, credited with `amount` in the same event
 
 
 @dataclass(frozen=True)
@@ -155,6 +156,8 @@ class Purchased:
     price_minor: int
     currency: str
     balance_after: int
+    # Of `amount` (everything credited), the package's bonus; 0 in events recorded before bonuses existed.
+    bonus_credits: int = 0
 
 
 @dataclass(frozen=True)
@@ -207,6 +210,11 @@ def amount_must_be_positive(amount: int) -> None:
         raise InvalidAmount(f"amounts are positive whole credits, not {amount!r}")
 
 
+def bonus_must_not_be_negative(bonus: int) -> None:
+    if not _whole(bonus) or bonus < 0:
+        raise InvalidAmount(f"a purchase's bonus is a whole number of credits, 0 or more, not {bonus!r}")
+
+
 def _whole(amount: object) -> bool:
     return isinstance(amount, int) and not isinstance(amount, bool)
 
@@ -240,14 +248,19 @@ def _grant(command: GrantCredits, account: Account) -> list[LedgerEvent]:
 @decide.register
 def _purchase(command: RecordPurchase, account: Account) -> list[LedgerEvent]:
     amount_must_be_positive(command.amount)
+    bonus_must_not_be_negative(command.bonus)
+    # One event for the credits and the bonus: a purchase is credited once (its payment is the idempotency
+    # key), so the bonus can never be granted without the purchase, or twice.
+    credited = command.amount + command.bonus
     return [
         Purchased(
-            command.amount,
+            credited,
             command.package_id,
             command.payment_reference,
             command.price_minor,
             command.currency,
-            account.balance + command.amount,
+            account.balance + credited,
+            bonus_credits=command.bonus,
         )
     ]
 

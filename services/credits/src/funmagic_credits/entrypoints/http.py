@@ -20,6 +20,7 @@ from aiohttp import web
 from funmagic_contracts.api.credits import (
     AdjustmentRequest,
     CheckoutRequest,
+    PackageListQuery,
     PackageRequest,
     PageQuery,
     TransactionQuery,
@@ -85,8 +86,10 @@ class CreditsApp:
         return web.json_response(page)
 
     async def active_packages(self, request: web.Request) -> web.Response:
-        packages = await self.commerce.packages(active_only=True)
-        items = [_package_view(p) for p in packages]
+        query = read_query(request, PackageListQuery)
+        packages = await self.commerce.packages(active_only=True, locale=query.locale)
+        # The texts in the caller's locale; the translations themselves are for the admins' editor.
+        items = [_package_view(p, public=True) for p in packages]
         return web.json_response({"items": items, "test_mode": self.payments_test_mode})
 
     async def checkout(self, request: web.Request) -> web.Response:
@@ -171,7 +174,13 @@ def _entry(body: PackageRequest) -> PackageEntry:
     return PackageEntry(**body.model_dump())
 
 
-def _package_view(package: CreditPackage) -> dict[str, Any]:
-    return to_row(
-        package, created_at=package.created_at.isoformat(), updated_at=package.updated_at.isoformat()
+def _package_view(package: CreditPackage, *, public: bool = False) -> dict[str, Any]:
+    view = to_row(
+        package,
+        created_at=package.created_at.isoformat(),
+        updated_at=package.updated_at.isoformat(),
+        translations=dict(package.translations),
     )
+    if public:
+        del view["translations"]
+    return view
