@@ -628,7 +628,10 @@ export interface paths {
         /** All credit packages */
         get: operations["all_packages"];
         put?: never;
-        /** Create a credit package */
+        /**
+         * Create a credit package
+         * @description Business rule: `bonus_credits` is at most 10 times `credits` (422), a bound between two fields that the schema cannot state.
+         */
         post: operations["add_package"];
         delete?: never;
         options?: never;
@@ -644,7 +647,10 @@ export interface paths {
             cookie?: never;
         };
         get?: never;
-        /** Change a credit package */
+        /**
+         * Change a credit package
+         * @description Business rule: `bonus_credits` is at most 10 times `credits` (422), a bound between two fields that the schema cannot state.
+         */
         put: operations["update_package"];
         post?: never;
         /** Withdraw a credit package */

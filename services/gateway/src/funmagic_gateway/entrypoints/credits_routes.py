@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from funmagic_contracts.api.credits import (
+    MAX_BONUS_FACTOR,
     AdjustmentRequest,
     AdminPackage,
     AdminPackageList,
@@ -33,6 +34,11 @@ from funmagic_gateway.entrypoints.forwarding import Forward, answer, operations
 from funmagic_kit.api import Operation
 
 __all__ = ["credits_operations"]
+
+_PACKAGE_RULE = (
+    f"Business rule: `bonus_credits` is at most {MAX_BONUS_FACTOR} times `credits` (422), a bound between "
+    "two fields that the schema cannot state."
+)
 
 
 def credits_operations(credits: ServiceClient) -> list[Operation]:
@@ -71,10 +77,10 @@ def credits_operations(credits: ServiceClient) -> list[Operation]:
                 "All credit packages", admin, "all_packages", access="admin", reply=AdminPackageList),
         Forward("POST", "/api/admin/credit-packages", credits, "/v1/admin/packages",
                 "Create a credit package", admin, "add_package", access="admin", body=PackageRequest,
-                reply=AdminPackage, status=201),
+                reply=AdminPackage, status=201, description=_PACKAGE_RULE),
         Forward("PUT", package, credits, "/v1/admin/packages/{package_id}",
                 "Change a credit package", admin, "update_package", access="admin", body=PackageRequest,
-                reply=AdminPackage, errors=(404,)),
+                reply=AdminPackage, errors=(404,), description=_PACKAGE_RULE),
         Forward("DELETE", package, credits, "/v1/admin/packages/{package_id}",
                 "Withdraw a credit package", admin, "delete_package", access="admin", status=204,
                 errors=(404,)),
