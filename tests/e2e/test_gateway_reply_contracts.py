@@ -289,7 +289,7 @@ async def test_credits_answers_are_covered_by_the_gateways_models(
     }
     package = await covered(
         service,
-        credits.Package,
+        credits.AdminPackage,
         "POST",
         "/v1/admin/packages",
         token=admin,
@@ -303,7 +303,7 @@ async def test_credits_answers_are_covered_by_the_gateways_models(
     )
     await covered(
         service,
-        credits.Package,
+        credits.AdminPackage,
         "PUT",
         package_path,
         token=admin,
@@ -311,9 +311,12 @@ async def test_credits_answers_are_covered_by_the_gateways_models(
         withheld=PACKAGE_TIMES,
     )
     await covered(
-        service, credits.PackageList, "GET", "/v1/admin/packages", token=admin, withheld=listed_times
+        service, credits.AdminPackageList, "GET", "/v1/admin/packages", token=admin, withheld=listed_times
     )
-    await covered(service, credits.PackageList, "GET", "/v1/packages", withheld=listed_times)
+    for locale in ({}, {"locale": "ja"}):
+        await covered(
+            service, credits.PackageList, "GET", "/v1/packages", params=locale, withheld=listed_times
+        )
     checkout = await covered(
         service,
         credits.CheckoutResult,

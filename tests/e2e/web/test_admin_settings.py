@@ -283,7 +283,7 @@ async def test_an_admin_changes_a_credit_package_and_the_shop_sells_it_changed(
 
     await page.get_by_test_id(f"edit-package-{name}").click()
     dialog = page.get_by_test_id("package-dialog")
-    await dialog.get_by_label("Credits").fill("450")
+    await dialog.get_by_label("Credits", exact=True).fill("450")
     await dialog.get_by_label("Price (USD)").fill("6.5")
     await screenshot(page, "admin-package-editor")
     await page.get_by_test_id("save-package").click()

@@ -20,9 +20,15 @@ _ISO_8601_START = re.compile(r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}")
 
 
 def _written_as_iso_8601(value: Any) -> Any:
-    # Pydantic also reads "0.5" or "1700000000" as seconds since 1970; the document says `date-time`.
-    if isinstance(value, datetime) or (isinstance(value, str) and _ISO_8601_START.match(value)):
+    # Pydantic also reads "0.5" or "1700000000" as seconds since 1970; the document says `date-time`. The
+    # text is parsed here (to a datetime, which strict bodies then accept as it is).
+    if isinstance(value, datetime):
         return value
+    if isinstance(value, str) and _ISO_8601_START.match(value):
+        try:
+            return datetime.fromisoformat(value)
+        except ValueError:
+            pass
     raise PydanticCustomError(
         "datetime_format", "Input should be an ISO 8601 date and time with its offset (2026-01-31T09:30:00Z)"
     )
