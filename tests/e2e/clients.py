@@ -122,13 +122,13 @@ def png(width: int = 64, height: int = 48, background: tuple[int, int, int] = (2
     return buffer.getvalue()
 
 
-async def upload(token: str, data: bytes, filename: str = "input.png") -> str:
-    """Upload → PUT to S3 → complete; returns the new asset's id."""
+async def upload(token: str, data: bytes, filename: str = "input.png", *, module: str = "uploads") -> str:
+    """Upload → PUT to S3 → complete (into storage's `module`); returns the new asset's id."""
     ticket_request = {
         "filename": filename,
         "content_type": "image/png",
         "size": len(data),
-        "module": "uploads",
+        "module": module,
     }
     async with browser() as client:
         status, ticket, _ = await call(

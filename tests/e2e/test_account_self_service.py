@@ -6,30 +6,14 @@ from __future__ import annotations
 from typing import Any
 
 import aiohttp
-from clients import PASSWORD, bearer, browser, call, png, sign_in, sign_up, unique_email
+from clients import PASSWORD, bearer, browser, call, png, sign_in, sign_up, unique_email, upload
 
 NEW_PASSWORD = "another long passphrase 77"
 
 
 async def _avatar(token: str, module: str = "avatar") -> str:
-    """Upload → PUT to S3 → complete, with the module the avatar check wants; the new asset's id."""
-    data = png(32, 32)
-    request = {"filename": "me.png", "content_type": "image/png", "size": len(data), "module": module}
-    async with browser() as client:
-        status, ticket, _ = await call(
-            client, "POST", "/api/assets/uploads", json=request, headers=bearer(token)
-        )
-        assert status == 201, ticket
-        async with (
-            aiohttp.ClientSession() as http,
-            http.put(ticket["url"], data=data, headers=ticket["headers"]) as response,
-        ):
-            assert response.status == 200
-        status, asset, _ = await call(
-            client, "POST", f"/api/assets/uploads/{ticket['upload_id']}/complete", headers=bearer(token)
-        )
-        assert status == 201, asset
-    return asset["id"]
+    """An uploaded picture, with the module the avatar check wants; the new asset's id."""
+    return await upload(token, png(32, 32), "me.png", module=module)
 
 
 async def _as(token: str, method: str, path: str, json: Any = None) -> tuple[int, Any]:

@@ -148,6 +148,22 @@ def ports(
 
 
 @pytest.fixture
+async def figme(app: Any) -> str:
+    """A two-step tool on the local provider (cut 5 → model 7) in the test module's `app`; its slug."""
+    image_type = await app.catalog.create_tool_type(name="image", display_name="Image")
+    steps = [
+        {"id": "cut", "name": "Cut", "type": "remove-bg", "cost": 5, "provider": {"name": "local"},
+         "input": {"image": "required"}},
+        {"id": "model", "name": "Model", "type": "3d-gen", "cost": 7, "provider": {"name": "local"},
+         "input": {"image": "optional"}},
+    ]  # fmt: skip
+    await app.catalog.create_tool(
+        slug="figme", title="FigMe", tool_type_id=image_type["id"], config={"steps": steps}
+    )
+    return "figme"
+
+
+@pytest.fixture
 def providers() -> FakeProviders:
     return FakeProviders()
 

@@ -39,22 +39,6 @@ async def consumer(app: Tasks) -> AsyncIterator[InMemoryConsumer]:
         yield c
 
 
-@pytest.fixture
-async def tool(app: Tasks) -> str:
-    """A two-step tool (cut 5 → model 7); its slug."""
-    image_type = await app.catalog.create_tool_type(name="image", display_name="Image")
-    steps = [
-        {"id": "cut", "name": "Cut", "type": "remove-bg", "cost": 5, "provider": {"name": "local"},
-         "input": {"image": "required"}},
-        {"id": "model", "name": "Model", "type": "3d-gen", "cost": 7, "provider": {"name": "local"},
-         "input": {"image": "optional"}},
-    ]  # fmt: skip
-    await app.catalog.create_tool(
-        slug="figme", title="FigMe", tool_type_id=image_type["id"], config={"steps": steps}
-    )
-    return "figme"
-
-
 async def new_task(app: Tasks, user_id: str, tool: str) -> str:
     view, created = await app.tasks.create(
         user_id, TaskRequest(tool, input=TaskInput(image_asset_id=IMAGE)), None
@@ -91,13 +75,13 @@ async def statuses(pool: AsyncConnectionPool) -> dict[str, tuple[str, int | None
 
 
 async def test_a_disabled_account_has_its_tasks_cancelled_as_a_cancel_by_the_admin_would_once(
-    app: Tasks, consumer: InMemoryConsumer, pool: AsyncConnectionPool, tool: str
+    app: Tasks, consumer: InMemoryConsumer, pool: AsyncConnectionPool, figme: str
 ) -> None:
-    pending, running = await new_task(app, USER, tool), await new_task(app, USER, tool)
+    pending, running = await new_task(app, USER, figme), await new_task(app, USER, figme)
     await past_cut(consumer, USER, running)
-    done = await new_task(app, USER, tool)
+    done = await new_task(app, USER, figme)
     await app.tasks.cancel(USER, done)
-    others = await new_task(app, OTHER, tool)
+    others = await new_task(app, OTHER, figme)
     before = len(await outbox(pool))
 
     envelope = Envelope.wrap(UserDisabled(user_id=USER, by=ADMIN, reason="abuse"))
@@ -130,22 +114,22 @@ async def test_a_disabled_account_has_its_tasks_cancelled_as_a_cancel_by_the_adm
 
 
 async def test_a_disabled_account_requests_no_task_until_it_is_enabled(
-    app: Tasks, consumer: InMemoryConsumer, tool: str
+    app: Tasks, consumer: InMemoryConsumer, figme: str
 ) -> None:
     await consumer.deliver_event(UserDisabled(user_id=USER, by=ADMIN, reason="abuse"))
 
     with pytest.raises(AccountClosed):
-        await new_task(app, USER, tool)
-    await new_task(app, OTHER, tool)  # only that account is closed
+        await new_task(app, USER, figme)
+    await new_task(app, OTHER, figme)  # only that account is closed
 
     await consumer.deliver_event(UserEnabled(user_id=USER, by=ADMIN, reason="appeal"))
-    await new_task(app, USER, tool)
+    await new_task(app, USER, figme)
 
 
 async def test_a_deleted_account_has_its_tasks_cancelled_and_never_requests_one_again(
-    app: Tasks, consumer: InMemoryConsumer, pool: AsyncConnectionPool, tool: str
+    app: Tasks, consumer: InMemoryConsumer, pool: AsyncConnectionPool, figme: str
 ) -> None:
-    running = await new_task(app, USER, tool)
+    running = await new_task(app, USER, figme)
     await past_cut(consumer, USER, running)
     before = len(await outbox(pool))
 
@@ -163,5 +147,5 @@ async def test_a_deleted_account_has_its_tasks_cancelled_and_never_requests_one_
 
     await consumer.deliver_event(UserEnabled(user_id=USER, by=ADMIN, reason="too late"))
     with pytest.raises(AccountClosed):
-        await new_task(app, USER, tool)
+        await new_task(app, USER, figme)
     assert len(await outbox(pool)) == before + 2

@@ -38,18 +38,8 @@ async def consumer(app: Tasks) -> AsyncIterator[InMemoryConsumer]:
 
 
 @pytest.fixture
-async def task_id(app: Tasks) -> str:
+async def task_id(app: Tasks, figme: str) -> str:
     """A pending two-step task (cut 5 → model 7), requested over the use case as the API does."""
-    image_type = await app.catalog.create_tool_type(name="image", display_name="Image")
-    steps = [
-        {"id": "cut", "name": "Cut", "type": "remove-bg", "cost": 5, "provider": {"name": "local"},
-         "input": {"image": "required"}},
-        {"id": "model", "name": "Model", "type": "3d-gen", "cost": 7, "provider": {"name": "local"},
-         "input": {"image": "optional"}},
-    ]  # fmt: skip
-    await app.catalog.create_tool(
-        slug="figme", title="FigMe", tool_type_id=image_type["id"], config={"steps": steps}
-    )
     view, created = await app.tasks.create(
         USER, TaskRequest("figme", input=TaskInput(image_asset_id=IMAGE)), None
     )
