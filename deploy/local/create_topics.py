@@ -2,6 +2,7 @@
 
 Idempotent: topics that already exist are left alone (a differing partition count is only
 reported). Partitions come from FUNMAGIC_KAFKA_PARTITIONS (default 6), replication factor 1.
+KAFKA_TOPIC_PREFIX (or --prefix) puts a deployment's prefix in front of every name, as the services do.
 
     KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:9092 PYTHONPATH=libs/contracts/src \
         python deploy/local/create_topics.py [--wait SECONDS]
@@ -26,7 +27,7 @@ TOPIC_ALREADY_EXISTS = 36
 RETRIABLE = {5, 7, 41, 19}  # LEADER_NOT_AVAILABLE, REQUEST_TIMED_OUT, NOT_CONTROLLER, NOT_ENOUGH_REPLICAS
 
 
-async def create(bootstrap: str, partitions: int, wait: float) -> int:
+async def create(bootstrap: str, partitions: int, wait: float, prefix: str = "") -> int:
     admin = AIOKafkaAdminClient(
         bootstrap_servers=bootstrap, request_timeout_ms=15000, client_id="funmagic-create-topics"
     )
@@ -35,13 +36,13 @@ async def create(bootstrap: str, partitions: int, wait: float) -> int:
         deadline = time.monotonic() + wait
         while True:
             existing = set(await admin.list_topics())
-            todo = [t for t in ALL_TOPICS if t.name not in existing]
+            todo = [t for t in ALL_TOPICS if prefix + t.name not in existing]
             if not todo:
                 break
             response = await admin.create_topics(
                 [
                     NewTopic(
-                        name=t.name,
+                        name=prefix + t.name,
                         num_partitions=partitions,
                         replication_factor=1,
                         topic_configs=t.kafka_config(),
@@ -72,7 +73,7 @@ async def create(bootstrap: str, partitions: int, wait: float) -> int:
             await asyncio.sleep(0.5)
 
         # Report topics that exist with another partition count (left alone on purpose).
-        described = await admin.describe_topics([t.name for t in ALL_TOPICS])
+        described = await admin.describe_topics([prefix + t.name for t in ALL_TOPICS])
         other = sorted(
             f"{t['topic']}={len(t.get('partitions') or [])}"
             for t in described
@@ -99,9 +100,10 @@ def main() -> int:
         "--partitions", type=int, default=int(os.environ.get("FUNMAGIC_KAFKA_PARTITIONS", "6"))
     )
     parser.add_argument("--wait", type=float, default=30.0, help="retry retriable errors this long")
+    parser.add_argument("--prefix", default=os.environ.get("KAFKA_TOPIC_PREFIX", ""))
     args = parser.parse_args()
     logging.basicConfig(level=logging.CRITICAL)
-    return asyncio.run(create(args.bootstrap, args.partitions, args.wait))
+    return asyncio.run(create(args.bootstrap, args.partitions, args.wait, args.prefix))
 
 
 if __name__ == "__main__":

@@ -1425,7 +1425,7 @@ def test_kafka_init_lists_exactly_the_contract_topics():
 
 
 def _run_kafka_init(
-    tmp_path: Path, existing: list[str], list_fails: bool = False
+    tmp_path: Path, existing: list[str], list_fails: bool = False, prefix: str = ""
 ) -> tuple[subprocess.CompletedProcess, list[list[str]]]:
     d = service("kafka-init")
     log = tmp_path / "calls.log"
@@ -1445,7 +1445,8 @@ done
     )
     script = shell_script(d).replace("/opt/kafka/bin/", f"{bin_dir}/")
     entrypoint = d["entrypoint"]
-    run = subprocess.run([*entrypoint, script], capture_output=True, text=True, timeout=60)
+    env = {**os.environ, "KAFKA_TOPIC_PREFIX": prefix}
+    run = subprocess.run([*entrypoint, script], capture_output=True, text=True, timeout=60, env=env)
     calls = [shlex.split(line) for line in log.read_text().splitlines()] if log.exists() else []
     return run, calls
 
@@ -1478,6 +1479,15 @@ def test_kafka_init_leaves_existing_topics_alone_and_creates_the_rest(tmp_path):
     created = _created_topics(calls)
     assert "identity.events" not in created
     assert sorted(created) == sorted(t.name for t in ALL_TOPICS if t.name != "identity.events")
+
+
+def test_kafka_init_puts_the_deployments_prefix_in_front_of_every_topic(tmp_path):
+    run, calls = _run_kafka_init(
+        tmp_path, existing=["blue.identity.events", "identity.events"], prefix="blue."
+    )
+    assert run.returncode == 0, run.stderr
+    created = _created_topics(calls)
+    assert sorted(created) == sorted(f"blue.{t.name}" for t in ALL_TOPICS if t.name != "identity.events")
 
 
 def test_kafka_init_fails_when_the_broker_cannot_list_topics(tmp_path):

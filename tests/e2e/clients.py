@@ -24,9 +24,9 @@ def unique_email(prefix: str = "user") -> str:
     return f"{prefix}-{uuid.uuid4().hex[:12]}@example.com"
 
 
-def browser() -> aiohttp.ClientSession:
+def browser(gateway: str = GATEWAY_URL) -> aiohttp.ClientSession:
     """Keeps cookies like a browser (127.0.0.1 needs the unsafe jar) and never follows redirects itself."""
-    return aiohttp.ClientSession(base_url=GATEWAY_URL, cookie_jar=aiohttp.CookieJar(unsafe=True))
+    return aiohttp.ClientSession(base_url=gateway, cookie_jar=aiohttp.CookieJar(unsafe=True))
 
 
 def cookie(session: aiohttp.ClientSession, name: str) -> str | None:
@@ -122,7 +122,14 @@ def png(width: int = 64, height: int = 48, background: tuple[int, int, int] = (2
     return buffer.getvalue()
 
 
-async def upload(token: str, data: bytes, filename: str = "input.png", *, module: str = "uploads") -> str:
+async def upload(
+    token: str,
+    data: bytes,
+    filename: str = "input.png",
+    *,
+    module: str = "uploads",
+    gateway: str = GATEWAY_URL,
+) -> str:
     """Upload → PUT to S3 → complete (into storage's `module`); returns the new asset's id."""
     ticket_request = {
         "filename": filename,
@@ -130,7 +137,7 @@ async def upload(token: str, data: bytes, filename: str = "input.png", *, module
         "size": len(data),
         "module": module,
     }
-    async with browser() as client:
+    async with browser(gateway) as client:
         status, ticket, _ = await call(
             client, "POST", "/api/assets/uploads", headers=bearer(token), json=ticket_request
         )
@@ -147,8 +154,8 @@ async def upload(token: str, data: bytes, filename: str = "input.png", *, module
     return asset["id"]
 
 
-async def download(token: str, asset_id: str) -> tuple[dict[str, Any], bytes]:
-    async with browser() as client:
+async def download(token: str, asset_id: str, *, gateway: str = GATEWAY_URL) -> tuple[dict[str, Any], bytes]:
+    async with browser(gateway) as client:
         status, asset, _ = await call(client, "GET", f"/api/assets/{asset_id}", headers=bearer(token))
         assert status == 200, asset
     async with aiohttp.ClientSession() as http, http.get(asset["url"]) as response:

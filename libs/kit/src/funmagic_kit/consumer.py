@@ -51,6 +51,7 @@ from funmagic_contracts.topics import (
 from funmagic_kit.db import PostgresUnitOfWork
 from funmagic_kit.errors import PermanentError
 from funmagic_kit.failpoints import PoisonedEvents
+from funmagic_kit.kafka import KafkaNames
 from funmagic_kit.logs import bind_correlation_id
 from funmagic_kit.metrics import Metrics
 from funmagic_kit.outages import is_outage
@@ -129,8 +130,10 @@ class EventConsumer:
         commit_interval_ms: int = 100,
         concurrency: int = 1,
         poisoned: PoisonedEvents | None = None,
+        names: KafkaNames | None = None,
     ) -> None:
         self.name = name
+        self._names = names or KafkaNames()
         self._broker = broker
         self._producer = producer
         self.metrics = metrics
@@ -163,8 +166,8 @@ class EventConsumer:
             await self._on_message(subscription, body, msg)
 
         self._broker.subscriber(
-            subscription.topic,
-            group_id=self.name,
+            self._names.topic(subscription.topic),
+            group_id=self._names.group(self.name),
             ack_policy=AckPolicy.MANUAL,
             auto_offset_reset="earliest",
             fetch_max_wait_ms=self._fetch_max_wait_ms,
@@ -198,7 +201,12 @@ class EventConsumer:
         with bind_correlation_id(envelope.correlation_id or str(envelope.id)):
             try:
                 outcome = await self._handle(
-                    event, envelope, handler, record.topic, record.partition, record.offset
+                    event,
+                    envelope,
+                    handler,
+                    self._names.logical_topic(record.topic),
+                    record.partition,
+                    record.offset,
                 )
             except Exception as error:  # every failure ends as a retry or a dead letter, never a drop
                 attempts = self._attempts.get(position, 0) + 1
@@ -277,7 +285,7 @@ class EventConsumer:
             *(record.headers or ()),
             (DLQ_ERROR_HEADER, _truncate(f"{type(error).__name__}: {error}").encode()),
             (DLQ_CONSUMER_HEADER, self.name.encode()),
-            (DLQ_ORIGINAL_TOPIC_HEADER, record.topic.encode()),
+            (DLQ_ORIGINAL_TOPIC_HEADER, self._names.logical_topic(record.topic).encode()),
             (DLQ_ORIGINAL_PARTITION_HEADER, str(record.partition).encode()),
             (DLQ_ORIGINAL_OFFSET_HEADER, str(record.offset).encode()),
             (DLQ_ATTEMPTS_HEADER, str(attempts).encode()),

@@ -4,13 +4,40 @@ from __future__ import annotations
 
 import logging
 from contextlib import suppress
+from dataclasses import dataclass
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 from faststream.kafka import KafkaBroker
 
-__all__ = ["create_broker", "create_producer", "create_topics", "kafka_is_reachable"]
+__all__ = ["KafkaNames", "create_broker", "create_producer", "create_topics", "kafka_is_reachable"]
+
+
+@dataclass(frozen=True)
+class KafkaNames:
+    """Where one deployment's topics and consumer groups live on a Kafka cluster it may share.
+
+    Code everywhere speaks the registry's logical names (`tasks.events`, group `credits`); only the Kafka
+    clients translate, with `KAFKA_TOPIC_PREFIX` in front of both (`blue.tasks.events`, `blue.credits`),
+    so two platforms with different prefixes on one cluster never take each other's events. The empty
+    prefix (the default) leaves every name as it is.
+    """
+
+    prefix: str = ""
+
+    def topic(self, logical: str) -> str:
+        return self.prefix + logical
+
+    def logical_topic(self, physical: str) -> str:
+        """The registry name of a topic of this deployment (a name without the prefix comes back as is)."""
+        return physical.removeprefix(self.prefix)
+
+    def group(self, name: str) -> str:
+        return self.prefix + name
+
+    def logical_group(self, physical: str) -> str:
+        return physical.removeprefix(self.prefix)
 
 
 async def create_producer(bootstrap_servers: str, *, client_id: str) -> AIOKafkaProducer:

@@ -28,6 +28,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from funmagic_contracts.envelope import Envelope, encode, kafka_headers
 from funmagic_kit.failpoints import Failpoints
+from funmagic_kit.kafka import KafkaNames
 from funmagic_kit.metrics import Metrics
 
 __all__ = ["OutboxMessage", "OutboxRelay", "add_raw_to_outbox", "add_to_outbox"]
@@ -102,8 +103,11 @@ class OutboxRelay:
         failpoints: Failpoints | None = None,
         page_size: int = 500,
         idle_poll_seconds: float = 1.0,
+        names: KafkaNames | None = None,
     ) -> None:
         self._dsn = dsn
+        # Rows name the registry's topics; the deployment's prefix is put on only here, at the send.
+        self._names = names or KafkaNames()
         self._pool = pool
         self._producer = producer
         self._metrics = metrics
@@ -180,7 +184,10 @@ class OutboxRelay:
                 headers = [(k, v.encode()) for k, v in row["headers"]]
                 futures.append(
                     await self._producer.send(
-                        row["topic"], value=bytes(row["payload"]), key=row["key"].encode(), headers=headers
+                        self._names.topic(row["topic"]),
+                        value=bytes(row["payload"]),
+                        key=row["key"].encode(),
+                        headers=headers,
                     )
                 )
             await asyncio.gather(*futures)

@@ -16,7 +16,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from funmagic_kit.db import create_pool
 from funmagic_kit.errors import ConfigError
 from funmagic_kit.failpoints import Failpoints
-from funmagic_kit.kafka import create_producer
+from funmagic_kit.kafka import KafkaNames, create_producer
 from funmagic_kit.logs import configure_logging
 from funmagic_kit.metrics import Metrics
 from funmagic_kit.outbox import OutboxRelay
@@ -31,6 +31,9 @@ class RelaySettings(BaseSettings):
     database_url: SecretStr = Field(validation_alias="DATABASE_URL")
     kafka_bootstrap_servers: str = Field(validation_alias="KAFKA_BOOTSTRAP_SERVERS")
     relay_name: str = Field("relay", validation_alias="RELAY_NAME")
+    kafka_topic_prefix: str = Field(
+        "", validation_alias="KAFKA_TOPIC_PREFIX", pattern=r"^[A-Za-z0-9._-]{0,64}$"
+    )
     log_level: str = Field("INFO", validation_alias="LOG_LEVEL")
 
 
@@ -44,6 +47,7 @@ async def run_relay(settings: RelaySettings) -> None:
         producer=producer,
         metrics=Metrics(settings.relay_name),
         failpoints=Failpoints.from_environment(),
+        names=KafkaNames(settings.kafka_topic_prefix),
     )
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -239,6 +239,7 @@ async def _serve_until(
             fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
             concurrency=settings.consumer_concurrency,
             poisoned=PoisonedEvents.from_environment(),
+            names=settings.kafka_names(),
         )
         for subscription in parts.subscriptions:
             consumer.subscribe(subscription)
@@ -250,6 +251,7 @@ async def _serve_until(
                 producer=producer,
                 metrics=metrics,
                 failpoints=Failpoints.from_environment(),
+                names=settings.kafka_names(),
             )
             relay_task = asyncio.create_task(relay.run(), name=f"{spec.name}-outbox-relay")
             # Runs after the consumers and HTTP have stopped (the exit stack unwinds in reverse), so it

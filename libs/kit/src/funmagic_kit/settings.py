@@ -12,6 +12,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from funmagic_kit.errors import ConfigError
+from funmagic_kit.kafka import KafkaNames
 
 __all__ = [
     "DatabaseSettings",
@@ -35,6 +36,11 @@ class ServiceSettings(BaseSettings):
     # Consumer tuning. A short fetch wait keeps a local round trip at a few milliseconds; the broker
     # still answers at once when data arrives (fetch.min.bytes=1), so this only bounds idle polls.
     kafka_fetch_max_wait_ms: int = Field(10, validation_alias="KAFKA_FETCH_MAX_WAIT_MS", ge=0)
+    # Put in front of every topic and consumer group name, so platforms can share one Kafka cluster
+    # (see `funmagic_kit.kafka.KafkaNames`); end it with a dot by convention: `blue.`.
+    kafka_topic_prefix: str = Field(
+        "", validation_alias="KAFKA_TOPIC_PREFIX", pattern=r"^[A-Za-z0-9._-]{0,64}$"
+    )
     consumer_max_attempts: int = Field(5, validation_alias="CONSUMER_MAX_ATTEMPTS", ge=1)
     # Kafka consumers per subscription: partitions are handled in parallel (each still in order). Keep
     # DATABASE_POOL_MAX at least this high.
@@ -51,6 +57,9 @@ class ServiceSettings(BaseSettings):
     auth_audience: str = Field("funmagic-api", validation_alias="AUTH_AUDIENCE", min_length=1)
     # When set, `/metrics` answers only `Authorization: Bearer <this>`; unset (or empty), it is open.
     metrics_auth_token: SecretStr | None = Field(None, validation_alias="METRICS_AUTH_TOKEN")
+
+    def kafka_names(self) -> KafkaNames:
+        return KafkaNames(self.kafka_topic_prefix)
 
     def metrics_token(self) -> str | None:
         """The bearer token `/metrics` asks for, or None when the metrics are open."""

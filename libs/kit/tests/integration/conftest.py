@@ -59,8 +59,8 @@ def stack() -> Stack:
     return Stack(os.environ["KAFKA_BOOTSTRAP_SERVERS"], os.environ["POSTGRES_URL"], os.environ["REDIS_URL"])
 
 
-@pytest.fixture
-async def database_url(stack: Stack) -> AsyncIterator[str]:
+@asynccontextmanager
+async def fresh_database(stack: Stack) -> AsyncIterator[str]:
     """A new database with the kit's tables and the test tables; dropped afterwards."""
     name = f"kit_test_{uuid.uuid4().hex[:12]}"
     async with await psycopg.AsyncConnection.connect(stack.postgres_url, autocommit=True) as admin:
@@ -69,8 +69,16 @@ async def database_url(stack: Stack) -> AsyncIterator[str]:
     async with await psycopg.AsyncConnection.connect(url) as conn:
         await apply_migrations(conn, load_migrations("kit", "funmagic_kit.sql"))
         await conn.execute(TEST_TABLES)
-    yield url
-    await drop_database(stack.postgres_url.rstrip("/"), name)
+    try:
+        yield url
+    finally:
+        await drop_database(stack.postgres_url.rstrip("/"), name)
+
+
+@pytest.fixture
+async def database_url(stack: Stack) -> AsyncIterator[str]:
+    async with fresh_database(stack) as url:
+        yield url
 
 
 @pytest.fixture

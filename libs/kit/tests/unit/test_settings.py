@@ -68,3 +68,26 @@ def test_the_metrics_are_open_unless_a_metrics_token_is_set() -> None:
 
     assert guarded.metrics_token() == "scrape-me-please"
     assert "scrape-me-please" not in repr(guarded)
+
+
+def test_without_a_topic_prefix_kafka_names_are_the_registrys() -> None:
+    names = load_settings(ExampleSettings, env=BASE_ENV).kafka_names()
+
+    assert names.topic("tasks.events") == "tasks.events"
+    assert names.group("credits") == "credits"
+
+
+def test_a_topic_prefix_goes_in_front_of_every_topic_and_group_and_comes_off_again() -> None:
+    names = load_settings(ExampleSettings, env={**BASE_ENV, "KAFKA_TOPIC_PREFIX": "blue."}).kafka_names()
+
+    assert names.topic("tasks.events") == "blue.tasks.events"
+    assert names.topic("tasks.events.dlq") == "blue.tasks.events.dlq"
+    assert names.group("credits") == "blue.credits"
+    assert names.logical_topic("blue.tasks.events") == "tasks.events"
+    assert names.logical_group("blue.credits") == "credits"
+
+
+@pytest.mark.parametrize("prefix", ["blue team.", "a/b.", "x" * 65])
+def test_a_topic_prefix_kafka_cannot_name_is_refused_naming_the_variable(prefix: str) -> None:
+    with pytest.raises(ConfigError, match="KAFKA_TOPIC_PREFIX"):
+        load_settings(ExampleSettings, env={**BASE_ENV, "KAFKA_TOPIC_PREFIX": prefix})

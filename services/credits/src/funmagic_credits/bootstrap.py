@@ -80,7 +80,7 @@ def build(
         subscriptions=kafka.subscriptions(ledger, signup_bonus=settings.signup_bonus_credits),
         unit_of_work=unit_of_work,
     )
-    maintenance = LedgerMaintenance(pool, settings.kafka_bootstrap_servers)
+    maintenance = LedgerMaintenance(pool, settings.kafka_bootstrap_servers, settings.kafka_names())
     return Credits(ledger=ledger, commerce=commerce, maintenance=maintenance, parts=parts)
 
 

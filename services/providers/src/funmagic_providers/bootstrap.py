@@ -108,7 +108,10 @@ def build(
     health_checks = Periodic("provider-health", registry.check_all, settings.health_check_interval_seconds)
     monitor = QueueMonitor(
         uow=unit_of_work,
-        kafka=kafka_queue or KafkaQueueReader(settings.kafka_bootstrap_servers, client_id="providers"),
+        kafka=kafka_queue
+        or KafkaQueueReader(
+            settings.kafka_bootstrap_servers, client_id="providers", names=settings.kafka_names()
+        ),
         trend=RedisLagTrend(redis),
         limiter=limiter,
         runner=runner,
@@ -147,7 +150,9 @@ async def _build_from_runtime(runtime: Runtime) -> ServiceParts:
     http = await runtime.exit_stack.enter_async_context(
         provider_session(settings.provider_call_timeout_seconds)
     )
-    kafka_queue = KafkaQueueReader(settings.kafka_bootstrap_servers, client_id=SPEC.name)
+    kafka_queue = KafkaQueueReader(
+        settings.kafka_bootstrap_servers, client_id=SPEC.name, names=settings.kafka_names()
+    )
     runtime.exit_stack.push_async_callback(kafka_queue.close)
     providers = build(
         settings,

@@ -27,7 +27,7 @@ from funmagic_contracts.topics import (
     DLQ_ORIGINAL_PARTITION_HEADER,
     DLQ_ORIGINAL_TOPIC_HEADER,
 )
-from funmagic_kit.kafka import create_producer, create_topics
+from funmagic_kit.kafka import KafkaNames, create_producer, create_topics
 from funmagic_providers.adapters.kafka_queue import KafkaQueueReader
 from funmagic_providers.adapters.lag_trend import RedisLagTrend
 from funmagic_providers.adapters.postgres import ProvidersUnitOfWork
@@ -322,6 +322,40 @@ async def test_a_consumer_groups_committed_offsets_and_the_topics_ends_are_read_
     assert found.state == "Empty"
     assert found.members == 0
     assert [(r.offset, r.value) for r in records] == [(1, b"m2"), (2, b"m4")]
+
+
+async def test_a_prefixed_deployment_reads_its_own_topics_and_groups_under_the_registrys_names(
+    kafka: str, producer
+) -> None:
+    topic = f"test.queue.{uuid.uuid4().hex[:12]}"
+    names = KafkaNames("teal.")
+    await create_topics(kafka, [names.topic(topic), topic], partitions=1)
+    await producer.send_and_wait(names.topic(topic), value=b"ours", partition=0)
+    await producer.send_and_wait(topic, value=b"another platform's", partition=0)
+    await producer.send_and_wait(topic, value=b"another platform's", partition=0)
+    group = f"queue-test-{uuid.uuid4().hex[:8]}"
+    for physical_group, physical_topic in ((names.group(group), names.topic(topic)), (group, topic)):
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=kafka, group_id=physical_group, enable_auto_commit=False
+        )
+        await consumer.start()
+        try:
+            consumer.assign([TopicPartition(physical_topic, 0)])
+            await consumer.commit({TopicPartition(physical_topic, 0): 1})
+        finally:
+            await consumer.stop()
+    reader = KafkaQueueReader(kafka, client_id="providers-tests", names=names)
+    try:
+        offsets = await reader.offsets([topic])
+        groups = [g for g in await reader.consumer_groups([topic]) if g.group == group]
+        records = await reader.read(topic, 0, 0, 1)
+    finally:
+        await reader.close()
+
+    assert [(p.beginning, p.end) for p in offsets[topic] or []] == [(0, 1)]
+    (found,) = groups  # the unprefixed group of the same name reads another platform's topic: not ours
+    assert found.committed == {topic: {0: 1}}
+    assert [(r.topic, r.value) for r in records] == [(topic, b"ours")]
 
 
 async def test_the_trend_keeps_one_sample_per_spacing_oldest_first_and_the_last_ones_only(

@@ -37,9 +37,10 @@ async def read_topic_from_start(bootstrap_servers: str, topic: str = CREDITS_EVE
 
 
 async def compare_with_topic(
-    conn: psycopg.AsyncConnection, bootstrap_servers: str
+    conn: psycopg.AsyncConnection, bootstrap_servers: str, topic: str = CREDITS_EVENTS.name
 ) -> tuple[list[tuple[str, Any, Any]], int]:
-    values = await read_topic_from_start(bootstrap_servers)
+    """`topic` is the name on the cluster (with the deployment's prefix, if it has one)."""
+    values = await read_topic_from_start(bootstrap_servers, topic)
     published = balances_from_published(iter(values))
     cursor = await conn.execute("SELECT user_id, balance, reserved_balance FROM credits")
     live = {

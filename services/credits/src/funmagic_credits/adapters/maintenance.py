@@ -7,6 +7,7 @@ from typing import Any
 
 from psycopg_pool import AsyncConnectionPool
 
+from funmagic_contracts.topics import CREDITS_EVENTS
 from funmagic_credits.adapters.kafka_replay import compare_with_topic
 from funmagic_credits.adapters.rebuild import (
     Difference,
@@ -15,14 +16,18 @@ from funmagic_credits.adapters.rebuild import (
     rebuild_projections,
     verify_projections,
 )
+from funmagic_kit.kafka import KafkaNames
 
 __all__ = ["LedgerMaintenance"]
 
 
 class LedgerMaintenance:
-    def __init__(self, pool: AsyncConnectionPool, kafka_bootstrap_servers: str) -> None:
+    def __init__(
+        self, pool: AsyncConnectionPool, kafka_bootstrap_servers: str, names: KafkaNames | None = None
+    ) -> None:
         self._pool = pool
         self._kafka_bootstrap_servers = kafka_bootstrap_servers
+        self._names = names or KafkaNames()
 
     async def rebuild(self, *, progress: Progress | None = None) -> Replay:
         """Replaces both projections with a replay of the event store, in one transaction."""
@@ -40,4 +45,6 @@ class LedgerMaintenance:
         """The balances `credits.events` folds into that differ from the live ones, and how many events
         were folded."""
         async with self._pool.connection() as conn:
-            return await compare_with_topic(conn, self._kafka_bootstrap_servers)
+            return await compare_with_topic(
+                conn, self._kafka_bootstrap_servers, self._names.topic(CREDITS_EVENTS.name)
+            )

@@ -11,6 +11,9 @@
 - Messages of a partition: the same consumer, assigned the partition and sought to the start; one read at
   a time (a lock), since assignment and position are the consumer's state.
 
+Callers speak the registry's topic and group names; with a deployment prefix (`KafkaNames`) this adapter
+puts it on what it asks Kafka and takes it off what it reports, and leaves out groups of other prefixes.
+
 The clients start on first use, so building the service needs no broker; `close` stops them. Kafka
 errors become `TransientError` (503 at the edge: the monitor is only as available as the broker).
 """
@@ -28,6 +31,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
 from funmagic_kit.errors import TransientError
+from funmagic_kit.kafka import KafkaNames
 from funmagic_providers.domain.queue import ConsumerGroupOffsets, DeadLetterRecord, PartitionOffsets
 
 __all__ = ["KafkaQueueReader"]
@@ -44,7 +48,9 @@ class KafkaQueueReader:
         client_id: str,
         request_timeout_ms: int = 10_000,
         read_timeout_seconds: float = 5.0,
+        names: KafkaNames | None = None,
     ) -> None:
+        self._names = names or KafkaNames()
         self._bootstrap_servers = bootstrap_servers
         self._client_id = client_id
         self._request_timeout_ms = request_timeout_ms
@@ -63,6 +69,10 @@ class KafkaQueueReader:
             await admin.close()
 
     async def offsets(self, topics: Sequence[str]) -> dict[str, list[PartitionOffsets] | None]:
+        physical = await self._physical_offsets([self._names.topic(t) for t in topics])
+        return {self._names.logical_topic(topic): offsets for topic, offsets in physical.items()}
+
+    async def _physical_offsets(self, topics: Sequence[str]) -> dict[str, list[PartitionOffsets] | None]:
         admin, consumer = await self._clients()
         with _unavailable("read the topics' offsets"):
             described = await admin.describe_topics(list(topics))
@@ -85,7 +95,7 @@ class KafkaQueueReader:
 
     async def consumer_groups(self, topics: Sequence[str]) -> list[ConsumerGroupOffsets]:
         admin, _ = await self._clients()
-        ours = set(topics)
+        ours = {self._names.topic(t) for t in topics}
         limit = asyncio.Semaphore(_GROUPS_AT_ONCE)
 
         async def committed(group: str) -> dict[str, dict[int, int]]:
@@ -96,7 +106,8 @@ class KafkaQueueReader:
             by_topic: dict[str, dict[int, int]] = {}
             for tp, meta in offsets.items():
                 if tp.topic in ours and meta.offset >= 0:  # -1: nothing committed there
-                    by_topic.setdefault(tp.topic, {})[tp.partition] = meta.offset
+                    topic = self._names.logical_topic(tp.topic)
+                    by_topic.setdefault(topic, {})[tp.partition] = meta.offset
             return by_topic
 
         async def described_group(group: str) -> Any:
@@ -117,7 +128,7 @@ class KafkaQueueReader:
                 states[group["group"]] = (group["state"] or None, len(group["members"]))
         return [
             ConsumerGroupOffsets(
-                group=group,
+                group=self._names.logical_group(group),
                 state=states.get(group, (None, None))[0],
                 members=states.get(group, (None, None))[1],
                 committed=commits[group],
@@ -129,7 +140,7 @@ class KafkaQueueReader:
         if start >= stop:
             return []
         _, consumer = await self._clients()
-        tp = TopicPartition(topic, partition)
+        tp = TopicPartition(self._names.topic(topic), partition)
         records: list[DeadLetterRecord] = []
         loop = asyncio.get_running_loop()
         async with self._reading:
@@ -146,7 +157,7 @@ class KafkaQueueReader:
                     )
                     for record in batch.get(tp, ()):
                         if start <= record.offset < stop:
-                            records.append(_record(record))
+                            records.append(_record(record, topic))
         return records
 
     async def _coordinator(self, admin: AIOKafkaAdminClient, group: str) -> int:
@@ -191,14 +202,14 @@ class KafkaQueueReader:
             return self._admin, self._consumer
 
 
-def _record(record: Any) -> DeadLetterRecord:
+def _record(record: Any, topic: str) -> DeadLetterRecord:
     timestamp = (
         datetime.fromtimestamp(record.timestamp / 1000, UTC)
         if record.timestamp and record.timestamp > 0
         else None
     )
     return DeadLetterRecord(
-        topic=record.topic,
+        topic=topic,
         partition=record.partition,
         offset=record.offset,
         timestamp=timestamp,
