@@ -4,68 +4,27 @@ other's events. Issue 19's "deployment prefix"."""
 
 from __future__ import annotations
 
-import asyncio
-import subprocess
-import sys
-import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import psycopg
 import pytest
-import redis
-import run_services
 from clients import E2E_PORT_BASE, bearer, browser, call, download, png, sign_up, unique_email, upload
-from conftest import SERVICES_WITH_DATABASE
+from extra_platform import ExtraPlatform, extra_platform
 
-from funmagic_kit.testing import drop_database, wait_until
+from funmagic_kit.testing import wait_until
 
-REPO = Path(__file__).resolve().parents[2]
 SECOND_PORT_BASE = E2E_PORT_BASE + 30
 SECOND_GATEWAY = f"http://127.0.0.1:{SECOND_PORT_BASE}"
-SECOND_REDIS_DB = 6
 
 
 @pytest.fixture(scope="module")
 def second_platform(
     platform: dict, platform_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[dict[str, str]]:
-    """The six services again, on other ports, with fresh databases and the prefix `second-<random>.`."""
-    suffix = uuid.uuid4().hex[:8]
-    prefix = f"second-{suffix}."
-    databases = {name: f"funmagic_{name}_second_{suffix}" for name in SERVICES_WITH_DATABASE}
-    postgres = platform_env["POSTGRES_URL"]
-    with psycopg.connect(postgres + "/postgres", autocommit=True) as conn:
-        for database in databases.values():
-            conn.execute(f'CREATE DATABASE "{database}"')
-    redis_url = platform_env["REDIS_URL"].rsplit("/", 1)[0] + f"/{SECOND_REDIS_DB}"
-    client = redis.Redis.from_url(redis_url)
-    client.flushdb()
-    client.close()
-    env = {
-        **platform_env,
-        **{f"{name.upper()}_DATABASE_URL": f"{postgres}/{db}" for name, db in databases.items()},
-        "REDIS_URL": redis_url,
-        "KAFKA_TOPIC_PREFIX": prefix,
-    }
-    created = subprocess.run(
-        [sys.executable, str(REPO / "deploy" / "local" / "create_topics.py"), "--prefix", prefix],
-        env=env, capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
-    assert created.returncode == 0, created.stdout + created.stderr
-    services = run_services.start_all(env, SECOND_PORT_BASE, tmp_path_factory.mktemp("second-platform"))
-    try:
-        seeded = subprocess.run(
-            [sys.executable, "-m", "funmagic_tasks", "seed"],
-            env=run_services.service_environment("tasks", env, SECOND_PORT_BASE),
-            capture_output=True, text=True, timeout=120, check=False,
-        )  # fmt: skip
-        assert seeded.returncode == 0, seeded.stdout + seeded.stderr
-        yield env
-    finally:
-        run_services.stop_all(services)
-        for database in databases.values():
-            asyncio.run(drop_database(postgres, database))
+) -> Iterator[ExtraPlatform]:
+    with extra_platform(
+        platform_env, port_base=SECOND_PORT_BASE, redis_db=6, run_dir=tmp_path_factory.mktemp("second")
+    ) as second:
+        yield second
 
 
 async def signed_up(gateway: str) -> dict:
@@ -88,7 +47,7 @@ async def credit_rows(database_url: str, user_id: str) -> int:
 
 
 async def test_a_second_prefixed_platform_runs_the_main_job_and_shares_no_event_with_the_first(
-    platform_env: dict[str, str], second_platform: dict[str, str]
+    platform_env: dict[str, str], second_platform: ExtraPlatform
 ) -> None:
     first_user = await signed_up(f"http://127.0.0.1:{E2E_PORT_BASE}")
     second_user = await signed_up(SECOND_GATEWAY)
@@ -128,9 +87,9 @@ async def test_a_second_prefixed_platform_runs_the_main_job_and_shares_no_event_
     await wait_until(second_charged, timeout=30, what="the second platform's charge")
 
     # Each platform's ledger knows only its own user: no event crossed over, either way.
-    assert await credit_rows(second_platform["CREDITS_DATABASE_URL"], second_user["user"]["id"]) == 1
+    assert await credit_rows(second_platform.env["CREDITS_DATABASE_URL"], second_user["user"]["id"]) == 1
     assert await credit_rows(platform_env["CREDITS_DATABASE_URL"], second_user["user"]["id"]) == 0
-    assert await credit_rows(second_platform["CREDITS_DATABASE_URL"], first_user["user"]["id"]) == 0
+    assert await credit_rows(second_platform.env["CREDITS_DATABASE_URL"], first_user["user"]["id"]) == 0
 
     async def first_bonus_arrived() -> bool:
         return (await balance(f"http://127.0.0.1:{E2E_PORT_BASE}", first_token))["balance"] == 50

@@ -34,6 +34,7 @@ from typing import Any, Generic, TypeVar
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker, KafkaMessage
+from opentelemetry.trace import SpanKind
 from pydantic import ValidationError
 
 from funmagic_contracts.base import IntegrationEvent
@@ -55,6 +56,7 @@ from funmagic_kit.kafka import KafkaNames
 from funmagic_kit.logs import bind_correlation_id
 from funmagic_kit.metrics import Metrics
 from funmagic_kit.outages import is_outage
+from funmagic_kit.tracing import context_from_headers, span
 
 __all__ = ["EventConsumer", "EventHandler", "Subscription"]
 
@@ -198,7 +200,18 @@ class EventConsumer:
             await self._dead_letter(msg, error, attempts=1)
             return
         started = time.perf_counter()
-        with bind_correlation_id(envelope.correlation_id or str(envelope.id)):
+        with (
+            bind_correlation_id(envelope.correlation_id or str(envelope.id)),
+            span(
+                f"consume {envelope.type}",
+                kind=SpanKind.CONSUMER,
+                parent=context_from_headers(record.headers),
+                attributes={
+                    "messaging.destination.name": record.topic,
+                    "messaging.consumer.group.name": self.name,
+                },
+            ),
+        ):
             try:
                 outcome = await self._handle(
                     event,

@@ -30,6 +30,7 @@ from funmagic_contracts.envelope import Envelope, encode, kafka_headers
 from funmagic_kit.failpoints import Failpoints
 from funmagic_kit.kafka import KafkaNames
 from funmagic_kit.metrics import Metrics
+from funmagic_kit.tracing import current_traceparent
 
 __all__ = ["OutboxMessage", "OutboxRelay", "add_raw_to_outbox", "add_to_outbox"]
 
@@ -59,7 +60,9 @@ class OutboxMessage:
 
 
 async def add_to_outbox(conn: psycopg.AsyncConnection, envelopes: Sequence[tuple[str, Envelope]]) -> None:
-    """Write `(topic, envelope)` pairs in the caller's transaction."""
+    """Write `(topic, envelope)` pairs in the caller's transaction, with the current span's traceparent
+    (the consumers of these events continue its trace)."""
+    traceparent = current_traceparent()
     await add_raw_to_outbox(
         conn,
         [
@@ -68,7 +71,7 @@ async def add_to_outbox(conn: psycopg.AsyncConnection, envelopes: Sequence[tuple
                 topic=topic,
                 key=envelope.subject,
                 payload=encode(envelope),
-                headers=[(k, v.decode()) for k, v in kafka_headers(envelope)],
+                headers=[(k, v.decode()) for k, v in kafka_headers(envelope, traceparent)],
             )
             for topic, envelope in envelopes
         ],

@@ -43,6 +43,8 @@ from funmagic_kit.outbox import OutboxRelay
 from funmagic_kit.redis import create_redis
 from funmagic_kit.s3 import open_s3_client
 from funmagic_kit.settings import DatabaseSettings, S3Settings, ServiceSettings, load_settings
+from funmagic_kit.tracing import configure_tracing
+from funmagic_kit.tracing_http import tracing_middleware
 
 __all__ = [
     "RUNTIME_KEY",
@@ -220,6 +222,10 @@ async def _serve_until(
 ) -> None:
     metrics = Metrics(spec.name)
     async with AsyncExitStack() as stack:
+        stop_tracing = configure_tracing(spec.name)
+        if stop_tracing is not None:
+            # Unwound last: the spans of the final drain are exported too (a blocking flush, in a thread).
+            stack.push_async_callback(asyncio.to_thread, stop_tracing)
         pool_max = settings.database_pool_max if spec.uses_database else 0
         runtime = await _open_adapters(spec, settings, stack, metrics=metrics, kafka=True, pool_max=pool_max)
         pool, redis, s3, verifier = runtime.pool, runtime.redis, runtime.s3, runtime.verifier
@@ -272,7 +278,7 @@ async def _serve_until(
             worker_task = asyncio.create_task(worker.run(), name=f"{spec.name}-{type(worker).__name__}")
             stack.push_async_callback(_stop_worker, worker, worker_task)
 
-        middlewares: list[Any] = [problem_middleware(metrics)]
+        middlewares: list[Any] = [tracing_middleware, problem_middleware(metrics)]
         if spec.requires_caller:
             middlewares.append(caller_middleware(verifier, settings.internal_api_tokens()))
         middlewares += parts.middlewares

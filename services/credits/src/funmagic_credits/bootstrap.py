@@ -22,6 +22,7 @@ from funmagic_kit.audit_log import audit_routes
 from funmagic_kit.clock import Clock, SystemClock
 from funmagic_kit.errors import ConfigError
 from funmagic_kit.runtime import Command, Runtime, ServiceParts, ServiceSpec
+from funmagic_kit.tracing_http import external_tracing_client_middleware
 
 
 @dataclass(frozen=True)
@@ -86,7 +87,10 @@ def build(
 
 async def _build_with(runtime: Runtime) -> Credits:
     http = await runtime.exit_stack.enter_async_context(
-        aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=15))
+        # Stripe only: spans, and no traceparent sent out.
+        aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(total=15), middlewares=(external_tracing_client_middleware,)
+        )
     )
     return build(runtime.settings, pool=runtime.require_pool(), http=http)
 

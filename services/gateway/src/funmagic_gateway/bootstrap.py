@@ -60,6 +60,7 @@ from funmagic_kit.auth import TokenVerifier
 from funmagic_kit.clock import Clock, SystemClock
 from funmagic_kit.errors import ConfigError
 from funmagic_kit.runtime import Runtime, ServiceParts, ServiceSpec
+from funmagic_kit.tracing_http import tracing_client_middleware
 
 # Pre-authentication actions carry no ambient authority; a foreign Origin is still refused for them.
 CSRF_EXEMPT = (
@@ -184,6 +185,7 @@ async def _build_from_runtime(runtime: Runtime) -> ServiceParts:
         aiohttp.ClientSession(
             timeout=aiohttp.ClientTimeout(total=settings.upstream_timeout_seconds),
             connector=aiohttp.TCPConnector(limit=200),
+            middlewares=(tracing_client_middleware,),
         )
     )
     # Each open SSE stream's blocking reads use a pool of their own, so they never starve the rate

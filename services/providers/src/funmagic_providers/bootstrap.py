@@ -13,6 +13,7 @@ from funmagic_kit.audit_log import audit_routes
 from funmagic_kit.clock import Clock, SystemClock
 from funmagic_kit.metrics import Metrics
 from funmagic_kit.runtime import Runtime, ServiceParts, ServiceSpec
+from funmagic_kit.tracing_http import tracing_client_middleware
 from funmagic_kit.workers import Periodic
 from funmagic_providers import migrations
 from funmagic_providers.adapters.apis.fal_queue import FalQueue
@@ -154,11 +155,19 @@ async def _build_from_runtime(runtime: Runtime) -> ServiceParts:
         settings.kafka_bootstrap_servers, client_id=SPEC.name, names=settings.kafka_names()
     )
     runtime.exit_stack.push_async_callback(kafka_queue.close)
+    # Storage is one of ours: its calls carry the trace on (the provider session's do not).
+    storage_http = await runtime.exit_stack.enter_async_context(
+        aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(total=settings.provider_call_timeout_seconds),
+            middlewares=(tracing_client_middleware,),
+        )
+    )
     providers = build(
         settings,
         pool=runtime.require_pool(),
         redis=runtime.redis,
         http=http,
+        storage=StorageClient(settings.storage_url, settings.internal_api_tokens()[0], storage_http),
         kafka_queue=kafka_queue,
         metrics=runtime.metrics,
     )

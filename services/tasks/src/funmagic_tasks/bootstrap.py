@@ -14,6 +14,7 @@ from funmagic_kit.clock import Clock, SystemClock
 from funmagic_kit.errors import ConfigError
 from funmagic_kit.metrics import Metrics
 from funmagic_kit.runtime import Runtime, ServiceParts, ServiceSpec
+from funmagic_kit.tracing_http import tracing_client_middleware
 from funmagic_kit.workers import Periodic
 from funmagic_tasks.adapters.metrics import TasksMetrics
 from funmagic_tasks.adapters.services import (
@@ -100,7 +101,9 @@ def build(
 
 async def _http_session(runtime: Runtime) -> aiohttp.ClientSession:
     return await runtime.exit_stack.enter_async_context(
-        aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
+        aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(total=10), middlewares=(tracing_client_middleware,)
+        )
     )
 
 

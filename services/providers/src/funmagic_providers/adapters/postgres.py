@@ -163,7 +163,7 @@ class ProviderRecords:
 JOB_COLUMNS = (
     "id::text AS id, task_id, user_id, step_id, attempt, step_type, provider, model, scope, input, "
     "deadline_at, correlation_id, causation_id, status, run_at, retries, delays, claims, progress, "
-    "lease_owner, lease_until, provider_request_id, error_code, error_message"
+    "lease_owner, lease_until, provider_request_id, error_code, error_message, traceparent"
 )
 
 # Leases and due times are on the database's clock, so every replica reads them alike (`claim_due`
@@ -178,10 +178,10 @@ _REBASED = """CASE WHEN %({name})s::timestamptz IS NULL THEN NULL
 _INSERT_JOB = """
 INSERT INTO step_jobs
   (id, task_id, user_id, step_id, attempt, step_type, provider, model, scope, input, deadline_at,
-   correlation_id, causation_id, status, run_at)
+   correlation_id, causation_id, status, run_at, traceparent)
 VALUES (%(id)s, %(task_id)s, %(user_id)s, %(step_id)s, %(attempt)s, %(step_type)s, %(provider)s, %(model)s,
         %(scope)s, %(input)s, %(deadline_at)s, %(correlation_id)s, %(causation_id)s, %(status)s,
-        now() + (%(run_at)s::timestamptz - %(decided_at)s::timestamptz))
+        now() + (%(run_at)s::timestamptz - %(decided_at)s::timestamptz), %(traceparent)s)
 ON CONFLICT (task_id, step_id, attempt) DO NOTHING
 """
 

@@ -30,6 +30,7 @@ from funmagic_kit.clock import Clock
 from funmagic_kit.errors import TransientError
 from funmagic_kit.logs import bind_correlation_id, get_logger
 from funmagic_kit.ports import UnitOfWorkFactory
+from funmagic_kit.tracing import context_from_traceparent, current_traceparent, span
 from funmagic_providers.application.ports import (
     CallOutcome,
     Limiter,
@@ -75,6 +76,7 @@ class StepJobs:
             correlation_id=envelope.correlation_id,
             causation_id=str(envelope.id),
             now=now,
+            traceparent=current_traceparent(),
         )
         if await uow.jobs.add(change.job, decided_at=now):
             # After the commit: a runner woken earlier would not see the row yet and wait for its next poll.
@@ -200,7 +202,14 @@ class StepRunner:
         return change
 
     async def _execute(self, job: StepJob) -> None:
-        with bind_correlation_id(job.correlation_id):
+        with (
+            bind_correlation_id(job.correlation_id),
+            span(
+                f"step {job.step_type} on {job.provider}",
+                parent=context_from_traceparent(job.traceparent),
+                attributes={"funmagic.task_id": job.task_id, "funmagic.step_id": job.step_id},
+            ),
+        ):
             try:
                 await self._execute_job(job)
             except asyncio.CancelledError:
@@ -261,7 +270,13 @@ class StepRunner:
                 provider=access, live=self._live_output(job), references=references,
             )  # fmt: skip
             adapter = self.registry.adapter_for(access.type)
-            with self._recording() as calls:
+            with (
+                span(
+                    f"provider call {access.type} {job.step_type}",
+                    attributes={"funmagic.provider": job.provider, "funmagic.model": job.model},
+                ),
+                self._recording() as calls,
+            ):
                 try:
                     result = await self._timed(
                         job, self._with_lease(job, adapter.run(call, self._progress_reporter(job)))

@@ -138,6 +138,7 @@ class StepJob:
     lease_until: datetime | None = None
     provider_request_id: str | None = None
     error: StepError | None = None
+    traceparent: str | None = None  # of the StepRequested: the runner continues its trace
 
 
 @dataclass(frozen=True)
@@ -188,6 +189,7 @@ def accept(
     correlation_id: str | None,
     causation_id: str | None,
     now: datetime,
+    traceparent: str | None = None,
 ) -> StepJobChange:
     """A StepRequested becomes a queued job, due at once. (The store keeps one job per `same_request`.)"""
     job = StepJob(
@@ -211,6 +213,7 @@ def accept(
         causation_id=causation_id,
         status="queued",
         run_at=now,
+        traceparent=traceparent,
     )
     return StepJobChange(job)
 

@@ -25,6 +25,7 @@ import aiohttp
 import httpx
 import openai
 
+from funmagic_kit.tracing_http import external_tracing_client_middleware
 from funmagic_providers.domain.documents import JsonValue
 from funmagic_providers.domain.provider_calls import (
     MAX_CALLS_PER_JOB,
@@ -61,9 +62,11 @@ class ContextCallRecorder:
 
 
 def provider_session(timeout_seconds: float) -> aiohttp.ClientSession:
-    """The aiohttp session of the fal and Tripo adapters (and the storage client: not recorded)."""
+    """The aiohttp session of the fal and Tripo adapters: each call a span (no traceparent goes to a third
+    party) and recorded."""
     return aiohttp.ClientSession(
-        timeout=aiohttp.ClientTimeout(total=timeout_seconds), middlewares=(record_provider_calls,)
+        timeout=aiohttp.ClientTimeout(total=timeout_seconds),
+        middlewares=(external_tracing_client_middleware, record_provider_calls),
     )
 
 
