@@ -126,7 +126,8 @@ class EventConsumer:
         unit_of_work: Callable[[], PostgresUnitOfWork] | None = None,
         max_attempts: int = 5,
         retry_backoff_ms: int = 200,
-        fetch_max_wait_ms: int = 10,
+        fetch_max_wait_ms: int = 500,
+        wake_interval_ms: int = 200,
         on_processed: Callable[[Envelope, str], None] | None = None,
         commit_every: int = 500,
         commit_interval_ms: int = 100,
@@ -143,6 +144,7 @@ class EventConsumer:
         self._max_attempts = max_attempts
         self._retry_backoff_ms = retry_backoff_ms
         self._fetch_max_wait_ms = fetch_max_wait_ms
+        self._wake_interval_ms = wake_interval_ms
         self._attempts: dict[tuple[str, int, int], int] = {}
         # Workers per subscription, each a Kafka consumer in the group with its own share of the
         # partitions: partitions are handled in parallel, each one still in order.
@@ -173,7 +175,7 @@ class EventConsumer:
             ack_policy=AckPolicy.MANUAL,
             auto_offset_reset="earliest",
             fetch_max_wait_ms=self._fetch_max_wait_ms,
-            consumer_timeout_ms=20,
+            consumer_timeout_ms=self._wake_interval_ms,
             decoder=_raw_body,
             max_workers=self._concurrency,
             title=f"{self.name}:{subscription.topic}",

@@ -243,6 +243,7 @@ async def _serve_until(
             max_attempts=settings.consumer_max_attempts,
             retry_backoff_ms=settings.consumer_retry_backoff_ms,
             fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
+            wake_interval_ms=settings.kafka_consumer_wake_ms,
             concurrency=settings.consumer_concurrency,
             poisoned=PoisonedEvents.from_environment(),
             names=settings.kafka_names(),

@@ -33,9 +33,13 @@ class ServiceSettings(BaseSettings):
     redis_url: str = Field(validation_alias="REDIS_URL", min_length=1)
     log_level: str = Field("INFO", validation_alias="LOG_LEVEL")
 
-    # Consumer tuning. A short fetch wait keeps a local round trip at a few milliseconds; the broker
-    # still answers at once when data arrives (fetch.min.bytes=1), so this only bounds idle polls.
-    kafka_fetch_max_wait_ms: int = Field(10, validation_alias="KAFKA_FETCH_MAX_WAIT_MS", ge=0)
+    # Consumer tuning. Idle consumers long-poll: the broker answers a fetch as soon as data arrives
+    # (fetch.min.bytes=1), so a long wait costs no latency and an idle platform sleeps instead of polling
+    # a hundred times a second. Only a fetch already waiting when a partition is re-read (a retry's
+    # seek) may hold that retry up to this long.
+    kafka_fetch_max_wait_ms: int = Field(500, validation_alias="KAFKA_FETCH_MAX_WAIT_MS", ge=0)
+    # How often a consumer's background fetcher wakes with nothing to do (it notices a rebalance then).
+    kafka_consumer_wake_ms: int = Field(200, validation_alias="KAFKA_CONSUMER_WAKE_MS", ge=10)
     # Put in front of every topic and consumer group name, so platforms can share one Kafka cluster
     # (see `funmagic_kit.kafka.KafkaNames`); end it with a dot by convention: `blue.`.
     kafka_topic_prefix: str = Field(
