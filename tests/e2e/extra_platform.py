@@ -36,6 +36,7 @@ def extra_platform(
     base_env: Mapping[str, str],
     *,
     port_base: int,
+    beside_port_base: int,
     redis_db: int,
     run_dir: Path,
     overrides: Mapping[str, str] | None = None,
@@ -56,6 +57,12 @@ def extra_platform(
         **{f"{name.upper()}_DATABASE_URL": f"{postgres}/{db}" for name, db in databases.items()},
         "REDIS_URL": redis_url,
         "KAFKA_TOPIC_PREFIX": prefix,
+        # The object store is shared and storage sets its buckets' CORS rules when it starts: they must
+        # keep answering the platform beside this one (its browser tests upload there), not only this one.
+        "S3_CORS_ORIGINS": ",".join(
+            run_services.service_environment("storage", dict(base_env), base)["S3_CORS_ORIGINS"]
+            for base in (beside_port_base, port_base)
+        ),
         **(overrides or {}),
     }
     services: list[run_services.ServiceProcess] = []

@@ -22,7 +22,11 @@ def second_platform(
     platform: dict, platform_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ExtraPlatform]:
     with extra_platform(
-        platform_env, port_base=SECOND_PORT_BASE, redis_db=6, run_dir=tmp_path_factory.mktemp("second")
+        platform_env,
+        port_base=SECOND_PORT_BASE,
+        beside_port_base=E2E_PORT_BASE,
+        redis_db=6,
+        run_dir=tmp_path_factory.mktemp("second"),
     ) as second:
         yield second
 

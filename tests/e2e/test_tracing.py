@@ -37,7 +37,8 @@ def traced_platform(
 ) -> Iterator[ExtraPlatform]:
     overrides = {"OTEL_EXPORTER_OTLP_ENDPOINT": receiver.url, "OTEL_BSP_SCHEDULE_DELAY": "200"}
     with extra_platform(
-        platform_env, port_base=TRACED_PORT_BASE, redis_db=7, run_dir=tmp_path_factory.mktemp("traced"),
+        platform_env, port_base=TRACED_PORT_BASE, beside_port_base=E2E_PORT_BASE, redis_db=7,
+        run_dir=tmp_path_factory.mktemp("traced"),
         overrides=overrides,
     ) as traced:  # fmt: skip
         yield traced
