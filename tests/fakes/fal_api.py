@@ -1,4 +1,4 @@
-"""A fake fal.ai queue API (background removal) for providers-service tests.
+"""A fake fal.ai queue API (background removal, upscaling) for providers-service tests.
 
 It is a real aiohttp server that follows /work/shared/PROVIDERS.md section 2. It stands in for
 `https://queue.fal.run`: `Authorization: Key <key>`, submit to `/{owner}/{app}[/{subpath}]`, then the
@@ -7,8 +7,12 @@ Errors are FastAPI-style `{"detail": ...}` (2.6); validation failures are 422 wi
 
 What the model does: it reads `image_url` (a `data:` URI, or an http(s) URL it downloads), makes the
 pixels close to the top-left corner's colour transparent (a crude background removal) and stores an RGBA
-PNG under `/files/<request_id>.png`, served without auth like fal's CDN. The work is done at submit; the
-queue is only a counter of status polls:
+PNG under `/files/<request_id>.png`, served without auth like fal's CDN — except `fal-ai/clarity-upscaler`
+(fal.ai/models/fal-ai/clarity-upscaler/llms.txt): it checks `prompt` (a string), `upscale_factor` (a number,
+1–4), `creativity` and `resemblance` (numbers, 0–1) — 422 with a `loc` otherwise — and really upscales the
+image by the factor (an RGB PNG, the result adds `seed`). `fal-ai/bria/background/remove` takes only
+`image_url` and cuts out like the others. The work is done at submit; the queue is only a counter of status
+polls:
 
 - `polls_until_done` (default 2): that many status polls answer 202, the first `IN_QUEUE`, the rest
   `IN_PROGRESS`; the next answers 200 `COMPLETED`. The result is 400 "still in progress" until then.
@@ -42,6 +46,13 @@ BACKGROUND_TOLERANCE = 40  # how far (per channel) a pixel may be from the corne
 MAX_DOWNLOAD_BYTES = 20 * 1024 * 1024
 DOWNLOAD_TIMEOUT_SECONDS = 10.0
 INFERENCE_TIME = 0.42
+UPSCALER = "fal-ai/clarity-upscaler"
+_UPSCALER_NUMBERS = {
+    "upscale_factor": (1.0, 4.0, 2.0),
+    "creativity": (0.0, 1.0, 0.35),
+    "resemblance": (0.0, 1.0, 0.6),
+}
+UPSCALER_SEED = 42
 _LOAD_ERROR = (
     "Failed to load the image. Please ensure the image file is not corrupted and is in a supported format."
 )
@@ -80,6 +91,7 @@ class _Queued:
     error: str | None = None
     error_type: str | None = None
     image: dict[str, Any] | None = None  # the result's `image` object once the work succeeded
+    extra: dict[str, Any] = field(default_factory=dict)  # more of the result (the upscaler's `seed`)
     logs: list[dict[str, str]] = field(default_factory=list)
     finished_logged: bool = False
 
@@ -140,15 +152,17 @@ class FakeFal(FakeServer):
             raise _body_error("image_url", "invalid or missing URL scheme", "value_error.url.scheme")
 
         app = f"{request.match_info['owner']}/{request.match_info['app']}"
+        endpoint_id = app + request.match_info["subpath"]
+        factor = _upscaler_factor(params) if endpoint_id == UPSCALER else None
         queued = _Queued(
             request_id=str(uuid.uuid4()),
             app=app,
-            endpoint_id=app + request.match_info["subpath"],
+            endpoint_id=endpoint_id,
             order=self._submitted,
             polls_left=self.polls_until_done,
         )
         self._submitted += 1
-        await self._run(queued, image_url, sync_mode=params.get("sync_mode") is True)
+        await self._run(queued, image_url, sync_mode=params.get("sync_mode") is True, factor=factor)
         self.queue[queued.request_id] = queued
         body = {
             "request_id": queued.request_id,
@@ -158,11 +172,17 @@ class FakeFal(FakeServer):
         }
         return web.json_response(body, headers={"x-fal-request-id": queued.request_id})
 
-    async def _run(self, queued: _Queued, image_url: str, *, sync_mode: bool) -> None:
+    async def _run(
+        self, queued: _Queued, image_url: str, *, sync_mode: bool, factor: float | None = None
+    ) -> None:
         """The model's work, done at submit (the queue only delays the answer): an image or an error."""
         try:
             source = await self._load(image_url)
-            png, width, height = await asyncio.to_thread(_remove_background, source)
+            if factor is not None:
+                png, width, height = await asyncio.to_thread(_upscale, source, factor)
+                queued.extra = {"seed": UPSCALER_SEED, "timings": {"inference": INFERENCE_TIME}}
+            else:
+                png, width, height = await asyncio.to_thread(_remove_background, source)
         except _Unloadable as exc:
             queued.error, queued.error_type, queued.input_error = exc.error, exc.error_type, True
             return
@@ -218,7 +238,7 @@ class FakeFal(FakeServer):
             raise _body_error("image_url", queued.error or "", queued.error_type or "")
         if queued.failed:
             raise _detail(422, queued.error)
-        return web.json_response({"image": queued.image})
+        return web.json_response({"image": queued.image, **queued.extra})
 
     async def _cancel(self, request: web.Request) -> web.Response:
         self._authenticate(request)
@@ -345,6 +365,33 @@ async def _download(url: str) -> bytes:
     if len(data) > MAX_DOWNLOAD_BYTES:
         raise _Unloadable("The file is too large.", "file_too_large")
     return data
+
+
+def _upscaler_factor(params: dict[str, Any]) -> float:
+    """Checks the upscaler's inputs as its schema does (422 with a `loc`); its upscale factor."""
+    prompt = params.get("prompt")
+    if prompt is not None and not isinstance(prompt, str):
+        raise _body_error("prompt", "str type expected", "type_error.str")
+    values = {}
+    for name, (low, high, default) in _UPSCALER_NUMBERS.items():
+        value = params.get(name, default)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise _body_error(name, "value is not a valid float", "type_error.float")
+        if not low <= value <= high:
+            raise _body_error(
+                name, f"ensure this value is between {low:g} and {high:g}", "value_error.number.not_in_range"
+            )
+        values[name] = float(value)
+    return values["upscale_factor"]
+
+
+def _upscale(source: Image.Image, factor: float) -> tuple[bytes, int, int]:
+    """The image `factor` times larger (rounded), as an RGB PNG; (png, w, h)."""
+    width, height = round(source.width * factor), round(source.height * factor)
+    larger = source.convert("RGB").resize((width, height), Image.Resampling.LANCZOS)
+    buffer = io.BytesIO()
+    larger.save(buffer, "PNG", compress_level=1)
+    return buffer.getvalue(), width, height
 
 
 def _remove_background(source: Image.Image) -> tuple[bytes, int, int]:

@@ -453,3 +453,71 @@ async def test_standalone_cli(http: aiohttp.ClientSession) -> None:
     finally:
         proc.terminate()
         assert await asyncio.wait_for(proc.wait(), timeout=20) == 0
+
+
+# --- the studio's utility models ---------------------------------------------------------------------
+
+
+async def result_image(
+    http: aiohttp.ClientSession, queued: dict[str, Any]
+) -> tuple[dict[str, Any], Image.Image]:
+    await poll_until_completed(http, queued["status_url"])
+    status, result, _ = await call(http, "GET", queued["response_url"])
+    assert status == 200
+    async with http.get(result["image"]["url"]) as resp:
+        return result, Image.open(io.BytesIO(await resp.read()))
+
+
+@pytest.mark.parametrize("factor", [2, 3.5])
+async def test_the_upscaler_makes_the_image_larger_by_its_factor(
+    fake: FakeFal, http: aiohttp.ClientSession, factor: float
+) -> None:
+    body = {"image_url": data_uri(subject_png()), "prompt": "crisp", "upscale_factor": factor,
+            "creativity": 0.35, "resemblance": 0.6}  # fmt: skip
+    status, queued, _ = await submit(http, fake, body, model="fal-ai/clarity-upscaler")
+    assert status == 200
+
+    result, larger = await result_image(http, queued)
+    assert larger.size == (round(40 * factor), round(30 * factor))
+    assert (result["image"]["width"], result["image"]["height"]) == larger.size
+    assert larger.convert("RGB").getpixel((round(20 * factor), round(15 * factor))) == (200, 20, 20)
+    assert result["seed"] == 42
+    submitted = [(r.path, r.json) for r in fake.requests if r.endpoint == "submit"]
+    assert submitted == [("/fal-ai/clarity-upscaler", body)]
+
+
+async def test_the_upscaler_defaults_to_twice_the_size(fake: FakeFal, http: aiohttp.ClientSession) -> None:
+    _, queued, _ = await submit(http, fake, model="fal-ai/clarity-upscaler")
+
+    assert (await result_image(http, queued))[1].size == (80, 60)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "type_"),
+    [
+        ("upscale_factor", 5, "value_error.number.not_in_range"),
+        ("upscale_factor", "2", "type_error.float"),
+        ("creativity", 1.5, "value_error.number.not_in_range"),
+        ("resemblance", -0.1, "value_error.number.not_in_range"),
+        ("prompt", 7, "type_error.str"),
+    ],
+)
+async def test_the_upscaler_refuses_invalid_inputs(
+    fake: FakeFal, http: aiohttp.ClientSession, field: str, value: Any, type_: str
+) -> None:
+    body = {"image_url": data_uri(subject_png()), field: value}
+    status, answer, _ = await submit(http, fake, body, model="fal-ai/clarity-upscaler")
+
+    assert status == 422
+    assert (answer["detail"][0]["loc"], answer["detail"][0]["type"]) == (["body", field], type_)
+    assert fake.queue == {}
+
+
+async def test_bria_cuts_the_background_out(fake: FakeFal, http: aiohttp.ClientSession) -> None:
+    _, queued, _ = await submit(http, fake, model="fal-ai/bria/background/remove")
+    assert queued["status_url"].startswith(f"{fake.url}/fal-ai/bria/requests/")  # no subpath
+
+    _, cut_out = await result_image(http, queued)
+    assert cut_out.mode == "RGBA"
+    assert cut_out.getpixel((0, 0))[3] == 0
+    assert cut_out.getpixel((20, 15)) == (200, 20, 20, 255)

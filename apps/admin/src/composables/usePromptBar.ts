@@ -11,7 +11,7 @@ import { api, type components } from '@/api'
 import { useImageUpload } from '@/composables/useImageUpload'
 import { useSubmission } from '@/composables/useSubmission'
 import type { Chat } from '@/studio/chats'
-import { canSend, clampVariants, emptyDraft, findModel, kindOf, messageBody, modelFor, type PromptDraft, type StudioProvider, withQuoted } from '@/studio/promptBar'
+import { canSend, clampVariants, emptyDraft, findModel, isBatch, kindOf, MAX_QUOTED, messageBody, modelFor, needsImage, type PromptDraft, replyCount, type StudioProvider, withQuoted } from '@/studio/promptBar'
 
 export type PostedMessage = components['schemas']['PostedMessage']
 
@@ -19,6 +19,10 @@ export function usePromptBar(chat: Ref<Chat | null>, providers: Ref<readonly Stu
   const draft = ref<PromptDraft>(emptyDraft())
   const model = computed(() => findModel(providers.value, draft.value.provider, draft.value.model))
   const kind = computed(() => kindOf(draft.value, model.value))
+  // A batch: one reply per quoted image (a utility model, or an image message quoting several).
+  const batch = computed(() => isBatch(draft.value, model.value))
+  const replies = computed(() => replyCount(draft.value, model.value))
+  const missingImage = computed(() => needsImage(draft.value, model.value))
   const { saving: sending, problem, clear, submit } = useSubmission()
   const uploading = useImageUpload(() => 'studio')
   const ready = computed(() => chat.value !== null && canSend(draft.value, model.value, sending.value))
@@ -71,6 +75,15 @@ export function usePromptBar(chat: Ref<Chat | null>, providers: Ref<readonly Stu
     if (asset) quote(asset.id)
   }
 
+  /** Uploads several images one after the other (a batch), as many as may still be quoted; stops at a failure. */
+  async function quoteUploads(files: readonly File[]): Promise<void> {
+    for (const file of files.slice(0, MAX_QUOTED - draft.value.quoted.length)) {
+      const asset = await uploading.upload(file)
+      if (!asset) return
+      quote(asset.id)
+    }
+  }
+
   /** Sends the prompt; true when the API took it (the prompt and the quotes are then cleared). */
   async function send(): Promise<boolean> {
     const chatId = chat.value?.id
@@ -90,7 +103,7 @@ export function usePromptBar(chat: Ref<Chat | null>, providers: Ref<readonly Stu
     return true
   }
 
-  return { draft, model, kind, sending, problem, uploading, ready, write, chooseProvider, chooseModel, chooseMode, chooseOption, chooseVariants, quote, unquote, quoteUpload, send }
+  return { draft, model, kind, batch, replies, missingImage, sending, problem, uploading, ready, write, chooseProvider, chooseModel, chooseMode, chooseOption, chooseVariants, quote, unquote, quoteUpload, quoteUploads, send }
 }
 
 export type PromptBar = ReturnType<typeof usePromptBar>

@@ -25,12 +25,14 @@ export type ProviderType = ProviderCreateBody['type']
 /** `web`: the providers of user tools (admins); `admin`: the studio's (super admins only). */
 export type Scope = 'web' | 'admin'
 
-export const PROVIDER_TYPES: readonly ProviderType[] = ['openai', 'fal', 'tripo', 'local']
+export const PROVIDER_TYPES: readonly ProviderType[] = ['openai', 'fal', 'tripo', 'replicate', 'gemini', 'local']
 /** What each remote API's base URL usually is (shown as the field's example, never filled in). */
 export const BASE_URL_EXAMPLES: Record<ProviderType, string> = {
   openai: 'https://api.openai.com/v1',
   fal: 'https://queue.fal.run',
   tripo: 'https://api.tripo3d.ai/v2/openapi',
+  replicate: 'https://api.replicate.com/v1',
+  gemini: 'https://generativelanguage.googleapis.com',
   local: '',
 }
 // The providers service's rules (`check_name`, `check_base_url`).

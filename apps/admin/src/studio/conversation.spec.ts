@@ -121,5 +121,7 @@ describe('a reply as the page shows it', () => {
   it("says why a stored reply failed, by its message or else its code", () => {
     expect(replyView(message('r1', { status: 'failed', error_code: 'timeout' }), undefined).error).toBe('timeout')
     expect(replyView(message('r1', { status: 'failed', error_code: 'x', error_message: 'took too long' }), undefined).error).toBe('took too long')
+    expect(replyView(message('r1', { kind: 'image', quoted_image_ids: ['img-9'] }), undefined).source).toBe('img-9')
+    expect(replyView(message('r1', { kind: 'text', quoted_image_ids: ['img-9'] }), undefined).source).toBeNull()
   })
 })

@@ -4,7 +4,7 @@
  * tested without a server.
  *
  * - The conversation reads oldest → newest; each prompt is followed by its replies (a batch of image
- *   variants is one turn, its replies in variant order).
+ *   variants, or of quoted images each worked on alone, is one turn, its replies in order).
  * - A reply's live state is folded from its events in stream order; nothing after its end changes it.
  * - Once the stored message has ended, it is the truth (the page refetches after each terminal event); until
  *   then the live events are newer than the record.
@@ -175,6 +175,8 @@ export interface ReplyView {
   error: string | null
   delay: Delay | null
   variant: number | null
+  /** The one image an image reply worked on (a batch applies its prompt to each image on its own). */
+  source: string | null
 }
 
 /** Tokens worth showing: none counted (an image model's reply) shows nothing rather than zeros. */
@@ -195,6 +197,7 @@ export function replyView(message: Message, live: LiveReply | undefined): ReplyV
     error: message.error_message ?? message.error_code ?? null,
     delay: null,
     variant: message.variant ?? null,
+    source: message.kind === 'image' && message.quoted_image_ids.length === 1 ? message.quoted_image_ids[0]! : null,
   }
   if (live === undefined || !isActive(message.status)) return stored
   return {

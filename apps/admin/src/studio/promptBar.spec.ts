@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { applicableOptions, canSend, clampVariants, emptyDraft, findModel, kindOf, MAX_QUOTED, messageBody, modelFor, sendsOnEnter, type StudioProvider, withQuoted } from './promptBar'
+import { applicableOptions, canSend, clampVariants, emptyDraft, findModel, isBatch, kindOf, MAX_QUOTED, messageBody, modelFor, replyCount, sendsOnEnter, type StudioProvider, withQuoted } from './promptBar'
 
 const providers: StudioProvider[] = [
   {
@@ -11,6 +11,14 @@ const providers: StudioProvider[] = [
     ],
   },
   { name: 'openai', type: 'openai', models: [{ id: 'gpt-image-1', kind: 'image', options: { quality: ['low', 'high'] } }] },
+  {
+    name: 'fal',
+    type: 'fal',
+    models: [
+      { id: 'fal-ai/clarity-upscaler', kind: 'utility', options: { upscale_factor: ['2', '3', '4'] } },
+      { id: 'fal-ai/bria/background/remove', kind: 'utility', options: {} },
+    ],
+  },
 ]
 
 describe('the prompt bar', () => {
@@ -43,6 +51,24 @@ describe('the prompt bar', () => {
     expect(kindOf(draft, chat)).toBe('image')
     expect(messageBody(draft, chat)).toMatchObject({ kind: 'image', model: 'local-chat', variants: 2, options: { size: '512x512' } })
     expect(kindOf({ ...draft, mode: 'text' }, findModel(providers, 'local', 'local-image'))).toBe('image')
+  })
+
+  it('makes a batch of one reply per quoted image, with one variant, for several images or a utility model', () => {
+    const upscaler = findModel(providers, 'fal', 'fal-ai/clarity-upscaler')!
+    const draft = { ...emptyDraft('fal', upscaler.id), content: 'sharper', variants: 3, quoted: ['a1', 'a2', 'a3'], options: { upscale_factor: '4' } }
+    expect([kindOf(draft, upscaler), isBatch(draft, upscaler), replyCount(draft, upscaler)]).toEqual(['image', true, 3])
+    expect(messageBody(draft, upscaler)).toMatchObject({ kind: 'image', variants: 1, quoted_image_ids: ['a1', 'a2', 'a3'], options: { upscale_factor: '4' } })
+    const image = findModel(providers, 'local', 'local-image')!
+    const one = { ...draft, provider: 'local', model: image.id, quoted: ['a1'], options: {} }
+    expect([isBatch(one, image), replyCount(one, image)]).toEqual([false, 3])
+    expect([isBatch({ ...one, quoted: ['a1', 'a2'] }, image), replyCount({ ...one, quoted: ['a1', 'a2'] }, image)]).toEqual([true, 2])
+  })
+
+  it('does not send a utility model without an image', () => {
+    const bria = findModel(providers, 'fal', 'fal-ai/bria/background/remove')!
+    const draft = { ...emptyDraft('fal', bria.id), content: 'cut out' }
+    expect(canSend(draft, bria, false)).toBe(false)
+    expect(canSend({ ...draft, quoted: ['a1'] }, bria, false)).toBe(true)
   })
 
   it('keeps variants between 1 and 8', () => {

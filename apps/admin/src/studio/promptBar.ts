@@ -1,8 +1,8 @@
 /**
  * The prompt bar's rules, pure: which model is chosen and what kind of answer it gives (a chat model
  * talks, or draws with its image tool when asked to; an image model always draws; drawing makes
- * `variants` images), which of the chosen options the model takes, what is
- * sent, and how the keyboard sends (Enter sends, Shift+Enter is a new line, an IME composition is neither).
+ * `variants` images; a utility model works on each quoted image), which of the chosen options the model
+ * takes, what is sent, and how the keyboard sends (Enter sends, Shift+Enter is a new line, an IME composition is neither).
  */
 
 import type { components } from '@/api'
@@ -32,9 +32,28 @@ export function emptyDraft(provider: string | null = null, model: string | null 
   return { content: '', provider, model, options: {}, variants: 1, quoted: [], mode: 'text' }
 }
 
-/** What the draft asks for: an image model always draws; a chat model talks unless asked to draw. */
+/** What the draft asks for: an image or utility model always makes images; a chat model talks unless asked to draw. */
 export function kindOf(draft: PromptDraft, model: StudioModel | null): 'text' | 'image' {
-  return model?.kind === 'image' ? 'image' : draft.mode
+  return model?.kind === 'image' || model?.kind === 'utility' ? 'image' : draft.mode
+}
+
+/**
+ * A batch (the API's rule): one prompt applied to each quoted image on its own, one reply (job) per image —
+ * a utility model's message, or an image message quoting two or more images. A batch takes one variant.
+ */
+export function isBatch(draft: PromptDraft, model: StudioModel | null): boolean {
+  return model?.kind === 'utility' || (kindOf(draft, model) === 'image' && draft.quoted.length > 1)
+}
+
+/** How many replies the draft will get. */
+export function replyCount(draft: PromptDraft, model: StudioModel | null): number {
+  if (isBatch(draft, model)) return draft.quoted.length
+  return kindOf(draft, model) === 'image' ? clampVariants(draft.variants) : 1
+}
+
+/** A utility model works on images: it needs at least one quoted or uploaded. */
+export function needsImage(draft: PromptDraft, model: StudioModel | null): boolean {
+  return model?.kind === 'utility' && draft.quoted.length === 0
 }
 
 export function findModel(providers: readonly StudioProvider[], provider: string | null, model: string | null): StudioModel | null {
@@ -68,12 +87,12 @@ export function withQuoted(quoted: readonly string[], assetId: string): string[]
   return [...quoted, assetId]
 }
 
-/** Whether the draft can go: a prompt, a model, and nothing on its way already. */
+/** Whether the draft can go: a prompt, a model (with an image when it needs one), and nothing on its way already. */
 export function canSend(draft: PromptDraft, model: StudioModel | null, sending: boolean): boolean {
-  return !sending && model !== null && draft.content.trim().length > 0
+  return !sending && model !== null && draft.content.trim().length > 0 && !needsImage(draft, model)
 }
 
-/** The request for a draft (`kindOf` decides text or image); options and variants only for images. */
+/** The request for a draft (`kindOf` decides text or image); options and variants only for images, one variant for a batch. */
 export function messageBody(draft: PromptDraft, model: StudioModel): MessagePost {
   const kind = kindOf(draft, model)
   const body: MessagePost = {
@@ -84,7 +103,7 @@ export function messageBody(draft: PromptDraft, model: StudioModel): MessagePost
     quoted_image_ids: [...draft.quoted],
     options: kind === 'image' ? applicableOptions(model, draft.options) : {},
   }
-  if (kind === 'image') body.variants = clampVariants(draft.variants)
+  if (kind === 'image') body.variants = isBatch(draft, model) ? 1 : clampVariants(draft.variants)
   return body
 }
 

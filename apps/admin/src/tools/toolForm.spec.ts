@@ -94,6 +94,20 @@ function storedTool(): AdminTool {
 }
 
 describe('a stored tool in the editor', () => {
+  it('keeps the providers users may choose for a step, as the body sends them', () => {
+    const tool = storedTool()
+    const step = tool.config.steps[1]!
+    step.choices = [
+      { provider: 'fal', label: 'fal', models: ['fal-ai/imageutils/rembg'], options: {}, default: true },
+      { provider: 'local', label: 'Built-in', models: [], options: { grid: { type: 'integer', min: 8, max: 64, values: null, default: null } }, default: false },
+    ]
+    const sent = toBody(fromTool(tool)).config.steps[1]!
+    expect(sent.choices).toEqual([
+      { provider: 'fal', label: 'fal', models: ['fal-ai/imageutils/rembg'], options: {} },
+      { provider: 'local', label: 'Built-in', models: [], options: { grid: { type: 'integer', min: 8, max: 64 } } },
+    ])
+  })
+
   it('goes back to the API as the same tool', () => {
     const body = toBody(fromTool(storedTool()))
     expect(body).toEqual({

@@ -18,6 +18,7 @@ export type ProviderSupport = Schemas['StepProviderSupport']
 export type OptionField = Schemas['StepOptionField']
 export type Provider = Schemas['Provider']
 export type StepType = Schemas['StepConfig']['type']
+export type StepChoice = Schemas['StepChoiceConfig']
 export type InputMode = 'required' | 'optional' | 'none'
 export type OptionValue = string | number | boolean | null
 
@@ -48,6 +49,8 @@ export interface StepState {
   promptMode: InputMode
   /** image-gen steps: send the chosen style reference's image with the user's (the style's prompt is used either way). */
   useStyleImage: boolean
+  /** The providers users may choose per request (the step's own must be one); edited as JSON. */
+  choices: StepChoice[]
 }
 
 export interface StyleState {
@@ -151,7 +154,7 @@ export function newStep(steps: readonly StepState[], catalog: StepTypeCatalog | 
   const blank: StepState = {
     key: newKey(), id: `step-${n}`, name: '', type: 'image-gen', provider: LOCAL, model: 'default', options: {},
     cost: 0, timeoutSeconds: 600, prompt: '', image: steps.length === 0 ? 'required' : 'optional', promptMode: 'optional',
-    useStyleImage: true,
+    useStyleImage: true, choices: [],
   }
   return withProvider(blank, catalog, providers, LOCAL)
 }
@@ -207,6 +210,15 @@ function optionValue(value: unknown): OptionValue {
   return typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean' ? value : null
 }
 
+/** A choice as the API shows it, as the body sends it (nulls left out). */
+function choiceOf(choice: Schemas['StepChoiceView']): StepChoice {
+  const options: StepChoice['options'] = {}
+  for (const [name, rule] of Object.entries(choice.options)) {
+    options[name] = Object.fromEntries(Object.entries(rule).filter(([, value]) => value !== null && value !== undefined)) as NonNullable<StepChoice['options']>[string]
+  }
+  return { provider: choice.provider, label: choice.label, models: choice.models, options }
+}
+
 export function fromTool(tool: AdminTool): ToolForm {
   const steps: StepState[] = tool.config.steps.map((step) => ({
     key: newKey(),
@@ -222,6 +234,7 @@ export function fromTool(tool: AdminTool): ToolForm {
     image: mode(step.input.image),
     promptMode: mode(step.input.prompt),
     useStyleImage: step.useStyleImage ?? true,
+    choices: (step.choices ?? []).map(choiceOf),
   }))
   const styles: StyleState[] = tool.config.styleReferences.map((style) => ({
     key: newKey(), id: style.id, name: style.name, prompt: style.prompt, assetId: style.assetId ?? null, imageUrl: style.image_url ?? null,
@@ -300,6 +313,7 @@ export function toBody(form: ToolForm): ToolBody {
         prompt: step.prompt.trim() || null,
         input: { image: step.image, prompt: step.promptMode },
         useStyleImage: step.useStyleImage,
+        ...(step.choices.length ? { choices: step.choices } : {}),
       })),
       styleReferences: form.styles.map((style) => ({ id: style.id.trim(), name: style.name.trim(), prompt: style.prompt.trim(), assetId: style.assetId })),
     },

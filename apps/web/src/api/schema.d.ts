@@ -1408,7 +1408,7 @@ export interface paths {
         put?: never;
         /**
          * Start a tool task (send an Idempotency-Key to retry safely)
-         * @description Business rule: `input` must match the tool's inputs (its steps' input modes, `GET /api/tools/{slug}`): asset ids that are the caller's assets, options the steps know (422).
+         * @description Business rule: `input` must match the tool's inputs (its steps' input modes, `GET /api/tools/{slug}`): asset ids that are the caller's assets, options the steps know (422). Business rule: `input.provider` must be one of the first step's `choices` (422 `provider_not_allowed`), its `model` one of the choice's `models` (422 `model_not_allowed`), each of its `options` one the choice lets users set (422 `option_not_allowed`) with a value it allows (422 `option_out_of_range`).
          */
         post: operations["create"];
         delete?: never;
@@ -1614,7 +1614,7 @@ export interface paths {
         put?: never;
         /**
          * Send a prompt; the replies run in the background (send an Idempotency-Key to retry safely)
-         * @description `kind: text` continues the conversation (409 while a reply of the chat still runs); `kind: image` asks for `variants` images, each its own job. Replies stream on `GET /api/stream` as `reply_*` events. Business rule: `provider` must be an active studio provider and `model` one of its chat (or, for `kind: image`, image) models, as `GET /api/admin/studio/providers` lists them (422 `unknown_model`, `unknown_provider`). Quoted images must be outputs of this chat or the admin's uploads.
+         * @description `kind: text` continues the conversation (409 while a reply of the chat still runs); `kind: image` asks for `variants` images, each its own job. Replies stream on `GET /api/stream` as `reply_*` events. Business rule: `provider` must be an active studio provider and `model` one of its chat (or, for `kind: image`, image) models, as `GET /api/admin/studio/providers` lists them (422 `unknown_model`, `unknown_provider`). Quoted images must be outputs of this chat or the admin's uploads. Business rule: a batch — a `kind: image` message quoting 2–8 images, or any message to a `utility` model (fal's `fal-ai/clarity-upscaler`, `fal-ai/bria/background/remove`) — applies the prompt to each image on its own: one reply per image, each its own job with that one image, in the order quoted. A batch takes `variants: 1` (422 `batch_variants`: variants × images would multiply the jobs); one quoted image (or none) keeps `variants`. A utility model needs at least one image (422 `image_required`) and takes only its options (`upscale_factor` 1–4, `creativity` and `resemblance` 0–1; 422 naming the option). More than 8 images: 422 (`too_many_images`).
          */
         post: operations["post_message"];
         delete?: never;
@@ -1929,6 +1929,8 @@ export interface components {
              * @default true
              */
             useStyleImage?: boolean;
+            /** Choices */
+            choices?: components["schemas"]["StepChoiceView"][];
         };
         /** AdminTaskQuery */
         AdminTaskQuery: {
@@ -3720,13 +3722,13 @@ export interface components {
             quoted_image_ids?: string[];
             /**
              * Variants
-             * @description `image` only: how many images, each a job.
+             * @description `image` only: how many images, each a job (1 for a batch: one reply per quoted image).
              * @default 1
              */
             variants?: number;
             /**
              * Options
-             * @description The model's options (`size`, `quality`, `output_format`, `background`, `moderation`).
+             * @description The model's options (`size`, `quality`, `output_format`, `background`, `moderation`; Gemini's `aspectRatio`, `imageSize`; a utility model's: `upscale_factor`, `creativity`, `resemblance`).
              */
             options?: {
                 [key: string]: unknown;
@@ -3788,6 +3790,66 @@ export interface components {
              * @default false
              */
             link?: boolean;
+        };
+        /** OptionRuleConfig */
+        OptionRuleConfig: {
+            /**
+             * Type
+             * @enum {string}
+             */
+            type: "enum" | "integer" | "boolean";
+            /**
+             * Values
+             * @description enum: the values allowed.
+             * @default null
+             */
+            values?: string[] | null;
+            /**
+             * Min
+             * @description integer: the lowest value allowed.
+             * @default null
+             */
+            min?: number | null;
+            /**
+             * Max
+             * @description integer: the highest value allowed.
+             * @default null
+             */
+            max?: number | null;
+            /**
+             * Default
+             * @description What the picker shows first.
+             * @default null
+             */
+            default?: boolean | number | string | null;
+        };
+        /** OptionRuleView */
+        OptionRuleView: {
+            /**
+             * Type
+             * @description `enum`, `integer` or `boolean`.
+             */
+            type: string;
+            /**
+             * Values
+             * @default null
+             */
+            values?: string[] | null;
+            /**
+             * Min
+             * @default null
+             */
+            min?: number | null;
+            /**
+             * Max
+             * @default null
+             */
+            max?: number | null;
+            /**
+             * Default
+             * @default null
+             */
+            default?: boolean | number | string | null;
         };
         /** OutputAsset */
         OutputAsset: {
@@ -4187,7 +4249,7 @@ export interface components {
              * Type
              * @enum {string}
              */
-            type: "openai" | "fal" | "tripo" | "local";
+            type: "openai" | "fal" | "tripo" | "replicate" | "gemini" | "local";
             /**
              * Display Name
              * @default null
@@ -4298,6 +4360,32 @@ export interface components {
              */
             next_cursor?: string | null;
         };
+        /** ProviderPick */
+        ProviderPick: {
+            /**
+             * Name
+             * @description One of the step's choices.
+             * @example tripo
+             */
+            name: string;
+            /**
+             * Model
+             * @description One of the choice's models (default: its first).
+             * @default null
+             */
+            model?: string | null;
+            /**
+             * Options
+             * @description Options the choice lets users set, each with a value it allows.
+             * @example {
+             *       "face_limit": 10000,
+             *       "pbr": true
+             *     }
+             */
+            options?: {
+                [key: string]: boolean | number | string;
+            };
+        };
         /** ProviderQuery */
         ProviderQuery: {
             /**
@@ -4364,6 +4452,11 @@ export interface components {
             /** Cost */
             cost: number;
             input: components["schemas"]["StepInputView"];
+            /**
+             * Choices
+             * @description Providers I may choose for this step (`input.provider`).
+             */
+            choices?: components["schemas"]["StepChoiceView"][];
         };
         /** PublicStyleReference */
         PublicStyleReference: {
@@ -4726,6 +4819,54 @@ export interface components {
             /** Reason */
             reason: string;
         };
+        /** StepChoiceConfig */
+        StepChoiceConfig: {
+            /**
+             * Provider
+             * @description A provider's name (of the registry).
+             */
+            provider: string;
+            /**
+             * Label
+             * @description Shown to users (default: the name).
+             * @default null
+             */
+            label?: string | null;
+            /**
+             * Models
+             * @description The models users may pick (the first: the default).
+             */
+            models?: string[];
+            /**
+             * Options
+             * @description The options users may set, by the provider's option name.
+             */
+            options?: {
+                [key: string]: components["schemas"]["OptionRuleConfig"];
+            };
+        };
+        /** StepChoiceView */
+        StepChoiceView: {
+            /** Provider */
+            provider: string;
+            /** Label */
+            label: string;
+            /**
+             * Models
+             * @description The first is the default.
+             */
+            models: string[];
+            /** Options */
+            options: {
+                [key: string]: components["schemas"]["OptionRuleView"];
+            };
+            /**
+             * Default
+             * @description The step's own provider (what runs when none is chosen).
+             * @default null
+             */
+            default?: boolean | null;
+        };
         /** StepConfig */
         StepConfig: {
             /**
@@ -4765,6 +4906,11 @@ export interface components {
              * @default true
              */
             useStyleImage?: boolean;
+            /**
+             * Choices
+             * @description Providers users may choose per request; the step's own `provider` must be one (its `model` first when the choice lists models) and is the default.
+             */
+            choices?: components["schemas"]["StepChoiceConfig"][];
         };
         /** StepInputModes */
         StepInputModes: {
@@ -4967,10 +5113,10 @@ export interface components {
             id: string;
             /**
              * Kind
-             * @description `text`: a chat model (it can draw too); `image`: an image model.
+             * @description `text`: a chat model (it can draw too); `image`: an image model; `utility`: works on each quoted image on its own (upscale, background removal), posted as `kind: image`.
              * @enum {string}
              */
-            kind: "text" | "image";
+            kind: "text" | "image" | "utility";
             /**
              * Options
              * @description Option name → allowed values, for the prompt bar.
@@ -5183,6 +5329,11 @@ export interface components {
              * @default null
              */
             styleReferenceId?: string | null;
+            /**
+             * @description Choose the first step's provider, model and options (default: the step's own).
+             * @default null
+             */
+            provider?: components["schemas"]["ProviderPick"] | null;
         };
         /**
          * TaskListItem

@@ -87,6 +87,16 @@ export default {
     model3d: '3D-Modell',
     pointCloud: 'Punktwolke',
   },
+  picker: {
+    title: 'Anbieter',
+    model: 'Modellversion',
+    faceLimit: 'Flächenlimit',
+    range: '{min}–{max}',
+    pbr: 'PBR-Materialien',
+    textureQuality: 'Texturqualität',
+    providerDefault: 'Standard des Anbieters',
+    invalid: 'Bitte diese Optionen prüfen: {names}',
+  },
   viewer: {
     rotate: 'Automatisch drehen',
     wireframe: 'Drahtgitter',

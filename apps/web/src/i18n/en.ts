@@ -87,6 +87,16 @@ export default {
     model3d: '3D model',
     pointCloud: 'Point cloud',
   },
+  picker: {
+    title: 'Provider',
+    model: 'Model version',
+    faceLimit: 'Face limit',
+    range: '{min}–{max}',
+    pbr: 'PBR materials',
+    textureQuality: 'Texture quality',
+    providerDefault: 'Provider default',
+    invalid: 'Check these options: {names}',
+  },
   viewer: {
     rotate: 'Auto-rotate',
     wireframe: 'Wireframe',

@@ -87,6 +87,16 @@ export default {
     model3d: 'Modelo 3D',
     pointCloud: 'Nube de puntos',
   },
+  picker: {
+    title: 'Proveedor',
+    model: 'Versión del modelo',
+    faceLimit: 'Límite de caras',
+    range: '{min}–{max}',
+    pbr: 'Materiales PBR',
+    textureQuality: 'Calidad de textura',
+    providerDefault: 'Valor del proveedor',
+    invalid: 'Revisa estas opciones: {names}',
+  },
   viewer: {
     rotate: 'Girar automáticamente',
     wireframe: 'Malla',

@@ -88,6 +88,16 @@ export default {
     model3d: 'Modèle 3D',
     pointCloud: 'Nuage de points',
   },
+  picker: {
+    title: 'Fournisseur',
+    model: 'Version du modèle',
+    faceLimit: 'Limite de faces',
+    range: '{min}–{max}',
+    pbr: 'Matériaux PBR',
+    textureQuality: 'Qualité de texture',
+    providerDefault: 'Valeur du fournisseur',
+    invalid: 'Vérifiez ces options : {names}',
+  },
   viewer: {
     rotate: 'Rotation auto',
     wireframe: 'Filaire',

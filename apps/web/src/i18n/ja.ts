@@ -87,6 +87,16 @@ export default {
     model3d: '3Dモデル',
     pointCloud: '点群',
   },
+  picker: {
+    title: 'プロバイダー',
+    model: 'モデルバージョン',
+    faceLimit: '面数の上限',
+    range: '{min}〜{max}',
+    pbr: 'PBR マテリアル',
+    textureQuality: 'テクスチャ品質',
+    providerDefault: 'プロバイダーの既定値',
+    invalid: '次のオプションを確認してください: {names}',
+  },
   viewer: {
     rotate: '自動回転',
     wireframe: 'ワイヤーフレーム',

@@ -87,6 +87,16 @@ export default {
     model3d: '3D 모델',
     pointCloud: '포인트 클라우드',
   },
+  picker: {
+    title: '제공자',
+    model: '모델 버전',
+    faceLimit: '면 수 제한',
+    range: '{min}~{max}',
+    pbr: 'PBR 재질',
+    textureQuality: '텍스처 품질',
+    providerDefault: '제공자 기본값',
+    invalid: '다음 옵션을 확인하세요: {names}',
+  },
   viewer: {
     rotate: '자동 회전',
     wireframe: '와이어프레임',

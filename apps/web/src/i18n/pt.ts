@@ -87,6 +87,16 @@ export default {
     model3d: 'Modelo 3D',
     pointCloud: 'Nuvem de pontos',
   },
+  picker: {
+    title: 'Provedor',
+    model: 'Versão do modelo',
+    faceLimit: 'Limite de faces',
+    range: '{min}–{max}',
+    pbr: 'Materiais PBR',
+    textureQuality: 'Qualidade da textura',
+    providerDefault: 'Padrão do provedor',
+    invalid: 'Verifique estas opções: {names}',
+  },
   viewer: {
     rotate: 'Girar automaticamente',
     wireframe: 'Aramado',

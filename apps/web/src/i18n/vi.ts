@@ -87,6 +87,16 @@ export default {
     model3d: 'Mô hình 3D',
     pointCloud: 'Đám mây điểm',
   },
+  picker: {
+    title: 'Nhà cung cấp',
+    model: 'Phiên bản mô hình',
+    faceLimit: 'Giới hạn số mặt',
+    range: '{min}–{max}',
+    pbr: 'Vật liệu PBR',
+    textureQuality: 'Chất lượng texture',
+    providerDefault: 'Mặc định của nhà cung cấp',
+    invalid: 'Hãy kiểm tra các tùy chọn: {names}',
+  },
   viewer: {
     rotate: 'Tự động xoay',
     wireframe: 'Khung dây',

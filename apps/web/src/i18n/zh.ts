@@ -87,6 +87,16 @@ export default {
     model3d: '3D 模型',
     pointCloud: '点云',
   },
+  picker: {
+    title: '服务商',
+    model: '模型版本',
+    faceLimit: '面数上限',
+    range: '{min}–{max}',
+    pbr: 'PBR 材质',
+    textureQuality: '纹理质量',
+    providerDefault: '服务商默认值',
+    invalid: '请检查这些选项：{names}',
+  },
   viewer: {
     rotate: '自动旋转',
     wireframe: '线框',

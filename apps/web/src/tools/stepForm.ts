@@ -5,8 +5,11 @@
  * - the first step of what runs decides the inputs: an image (required / optional / none), a prompt
  *   (required / optional / none), a style reference (which stands in for a prompt);
  * - a later step of a tool that is not a pipeline continues a finished task (a chained task, FigMe's
- *   "make it 3D" after the figurine): it needs no upload, only the parent task.
+ *   "make it 3D" after the figurine): it needs no upload, only the parent task;
+ * - the first step may offer a choice of provider (`choices`: see `providerPicker.ts`).
  */
+
+import type { ProviderChoice, ProviderPick } from './providerPicker'
 
 export type InputMode = 'required' | 'optional' | 'none'
 
@@ -16,6 +19,7 @@ export interface StepConfig {
   type: string
   cost: number
   input: { image: string; prompt: string }
+  choices?: ProviderChoice[]
 }
 
 export interface StyleReference {
@@ -41,6 +45,8 @@ export interface StepForm {
   cost: number
   /** The run continues a parent task's output instead of taking an upload. */
   continuesParent: boolean
+  /** The providers the user may choose for the first step (empty: no picker). */
+  choices: ProviderChoice[]
 }
 
 export interface FormValues {
@@ -48,6 +54,7 @@ export interface FormValues {
   prompt?: string | null
   styleReferenceId?: string | null
   parentTaskId?: string | null
+  provider?: ProviderPick | null
 }
 
 export type FormProblem = 'image_required' | 'prompt_required' | 'prompt_too_long' | 'parent_required'
@@ -76,6 +83,7 @@ export function formFor(config: ToolConfig, stepId: string | null): StepForm {
     styles: prompt === 'none' ? [] : config.styleReferences,
     cost: covered.reduce((sum, s) => sum + s.cost, 0),
     continuesParent,
+    choices: first.choices ?? [],
   }
 }
 
@@ -92,11 +100,12 @@ export function problemsOf(form: StepForm, values: FormValues): FormProblem[] {
 
 /** The body of `POST /api/tasks` for these values (only what the form takes). */
 export function taskRequest(toolSlug: string, form: StepForm, values: FormValues) {
-  const input: { imageAssetId?: string; prompt?: string; styleReferenceId?: string } = {}
+  const input: { imageAssetId?: string; prompt?: string; styleReferenceId?: string; provider?: ProviderPick } = {}
   if (form.image !== 'none' && values.imageAssetId) input.imageAssetId = values.imageAssetId
   const prompt = values.prompt?.trim()
   if (form.prompt !== 'none' && prompt) input.prompt = prompt
   if (form.styles.length > 0 && values.styleReferenceId) input.styleReferenceId = values.styleReferenceId
+  if (form.choices.length > 0 && values.provider) input.provider = values.provider
   return {
     toolSlug,
     ...(form.stepId !== null ? { stepId: form.stepId } : {}),

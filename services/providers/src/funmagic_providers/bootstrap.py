@@ -17,9 +17,11 @@ from funmagic_kit.tracing_http import tracing_client_middleware
 from funmagic_kit.workers import Periodic
 from funmagic_providers import migrations
 from funmagic_providers.adapters.apis.fal_queue import FalQueue
+from funmagic_providers.adapters.apis.gemini import Gemini
 from funmagic_providers.adapters.apis.local import LocalProvider
 from funmagic_providers.adapters.apis.openai_api import OpenAIApi
 from funmagic_providers.adapters.apis.recorded_http import ContextCallRecorder, provider_session
+from funmagic_providers.adapters.apis.replicate import Replicate
 from funmagic_providers.adapters.apis.tripo import Tripo
 from funmagic_providers.adapters.kafka_queue import KafkaQueueReader
 from funmagic_providers.adapters.keyring import ProviderKeyring
@@ -141,6 +143,8 @@ def _provider_apis(settings: ProvidersSettings, http: aiohttp.ClientSession) -> 
         "openai": OpenAIApi(timeout_seconds=settings.provider_call_timeout_seconds),
         "fal": FalQueue(http, poll_interval_seconds=poll),
         "tripo": Tripo(http, poll_interval_seconds=poll),
+        "replicate": Replicate(http, poll_interval_seconds=poll),
+        "gemini": Gemini(http),
         "local": LocalProvider(),
     }
 

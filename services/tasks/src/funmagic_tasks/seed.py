@@ -7,7 +7,8 @@ differ). A seed banner an admin deleted stays deleted; a seed tool or tool type 
 again (its slug is free).
 
 Every tool runs with the built-in `local` provider out of the box; `image_provider`,
-`background_provider` and `model_provider` pick real ones (`openai`, `fal`, `tripo`) with their models.
+`background_provider`, `model_provider` and `point_cloud_provider` pick real ones (`openai`, `fal`, `tripo`,
+`replicate`) with their models.
 """
 
 from __future__ import annotations
@@ -95,7 +96,12 @@ def tool_types() -> list[dict[str, Any]]:
 
 
 def tools(
-    type_ids: dict[str, str], *, image_provider: str, background_provider: str, model_provider: str
+    type_ids: dict[str, str],
+    *,
+    image_provider: str,
+    background_provider: str,
+    model_provider: str,
+    point_cloud_provider: str = "local",
 ) -> list[dict[str, Any]]:
     image_gen = {
         "provider": image_provider,
@@ -176,7 +182,16 @@ def tools(
             "config": {
                 "steps": [
                     _step("remove-bg", "Background Remove", "remove-bg", cost=5, prompt="none", **remove_bg),
-                    _step("point-cloud", "Point Cloud", "point-cloud", "local", "default", 15, prompt="none"),
+                    # "default" is each provider's own: the built-in cloud, or Replicate's VGGT version.
+                    _step(
+                        "point-cloud",
+                        "Point Cloud",
+                        "point-cloud",
+                        point_cloud_provider,
+                        "default",
+                        15,
+                        prompt="none",
+                    ),
                 ],
                 "pipeline": True,
             },
@@ -253,6 +268,7 @@ async def seed_catalog(
     image_provider: str = "local",
     background_provider: str = "local",
     model_provider: str = "local",
+    point_cloud_provider: str = "local",
     update_existing: bool = False,
 ) -> dict[str, Any]:
     """Creates what is missing; returns what happened to each entry:
@@ -280,6 +296,7 @@ async def seed_catalog(
         image_provider=image_provider,
         background_provider=background_provider,
         model_provider=model_provider,
+        point_cloud_provider=point_cloud_provider,
     )
     for entry in wanted:
         existing = await catalog.admin_tool_by_slug(entry["slug"])

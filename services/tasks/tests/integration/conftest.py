@@ -95,7 +95,7 @@ class FakeAssets:
 class FakeProviders:
     """The providers service as the catalog sees it: these names exist; every question is recorded."""
 
-    known: set[str] = field(default_factory=lambda: {"openai", "fal", "tripo"})
+    known: set[str] = field(default_factory=lambda: {"openai", "fal", "tripo", "replicate"})
     asked: list[str] = field(default_factory=list)
 
     async def exists(self, name: str) -> bool:

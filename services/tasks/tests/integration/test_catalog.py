@@ -393,7 +393,7 @@ async def test_the_public_sees_active_live_tools_without_provider_details(world:
     assert detail["id"] == shown["id"]
     assert detail["config"]["steps"] == [
         {"id": "remove-bg", "name": "Remove Bg", "type": "remove-bg", "cost": 5,
-         "input": {"image": "required", "prompt": "none"}}
+         "input": {"image": "required", "prompt": "none"}, "choices": []}
     ]  # fmt: skip
     assert "openai" not in repr(detail)
     assert "house prompt" not in repr(detail)
@@ -675,7 +675,8 @@ async def test_the_seed_can_switch_to_real_providers_and_keeps_admin_deletions(w
     world.clock.advance(minutes=1)
 
     report = await seed_catalog(world.catalog, image_provider="openai", background_provider="fal",
-                                model_provider="tripo", update_existing=True)  # fmt: skip
+                                model_provider="tripo", point_cloud_provider="replicate",
+                                update_existing=True)  # fmt: skip
 
     assert report["banners"][banner_id] == "skipped"
     assert report["tools"]["figme"] == "updated"
@@ -685,6 +686,9 @@ async def test_the_seed_can_switch_to_real_providers_and_keeps_admin_deletions(w
         ("openai", "gpt-image-1"), ("tripo", "v2.5-20250123")]  # fmt: skip
     background = await world.catalog.tool_by_slug("background-remove")
     assert background.config.steps[0].provider.model == "fal-ai/imageutils/rembg"
+    crystal = await world.catalog.tool_by_slug("crystal-memory")
+    assert [(s.provider.name, s.provider.model) for s in crystal.config.steps] == [
+        ("fal", "fal-ai/imageutils/rembg"), ("replicate", "default")]  # fmt: skip
     assert await world.count("tools") == 5
     assert await world.count("banners", "deleted_at IS NULL") == 1
 

@@ -55,11 +55,15 @@ __all__ = [
     "BannerUpdate",
     "BannerView",
     "NameTranslation",
+    "OptionRuleConfig",
+    "OptionRuleView",
     "ProviderChoice",
     "ProviderView",
     "PublicStep",
     "PublicStyleReference",
     "PublicToolConfig",
+    "StepChoiceConfig",
+    "StepChoiceView",
     "StepConfig",
     "StepInputModes",
     "StepInputView",
@@ -107,6 +111,27 @@ class ProviderChoice(Request):
     options: dict[str, Any] = Field(default_factory=dict, description="Passed to the provider as they are.")
 
 
+# What a user may set one option to: `enum` (one of `values`), `integer` (`min`–`max`) or `boolean`.
+class OptionRuleConfig(Request):
+    type: Literal["enum", "integer", "boolean"]
+    values: list[str] | None = Field(None, max_length=32, description="enum: the values allowed.")
+    min: int | None = Field(None, description="integer: the lowest value allowed.")
+    max: int | None = Field(None, description="integer: the highest value allowed.")
+    default: bool | int | str | None = Field(None, description="What the picker shows first.")
+
+
+# A provider the user may choose for the step per request.
+class StepChoiceConfig(Request):
+    provider: str = Field(min_length=1, max_length=63, description="A provider's name (of the registry).")
+    label: str | None = Field(None, max_length=120, description="Shown to users (default: the name).")
+    models: list[str] = Field(
+        default_factory=list, max_length=16, description="The models users may pick (the first: the default)."
+    )
+    options: dict[str, OptionRuleConfig] = Field(
+        default_factory=dict, description="The options users may set, by the provider's option name."
+    )
+
+
 class StepInputModes(Request):
     image: InputMode = Field("optional", description="Whether the step takes an image.")
     prompt: InputMode = Field("optional", description="Whether the step takes a prompt.")
@@ -128,6 +153,12 @@ class StepConfig(Request):
         True,
         description="image-gen steps: send the chosen style reference's image with the user's image (false:"
         " the user's image alone; the style's prompt is used either way).",
+    )
+    choices: list[StepChoiceConfig] = Field(
+        default_factory=list,
+        max_length=8,
+        description="Providers users may choose per request; the step's own `provider` must be one (its "
+        "`model` first when the choice lists models) and is the default.",
     )
 
 
@@ -357,12 +388,31 @@ class ProviderView(Reply):
     options: dict[str, Any]
 
 
+class OptionRuleView(Reply):
+    type: str = Field(description="`enum`, `integer` or `boolean`.")
+    values: list[str] | None = None
+    min: int | None = None
+    max: int | None = None
+    default: bool | int | str | None = None
+
+
+class StepChoiceView(Reply):
+    provider: str
+    label: str
+    models: list[str] = Field(description="The first is the default.")
+    options: dict[str, OptionRuleView]
+    default: bool | None = Field(None, description="The step's own provider (what runs when none is chosen).")
+
+
 class PublicStep(Reply):
     id: str
     name: str
     type: str
     cost: int
     input: StepInputView
+    choices: list[StepChoiceView] = Field(
+        default_factory=list, description="Providers I may choose for this step (`input.provider`)."
+    )
 
 
 class PublicStyleReference(Reply):
@@ -410,6 +460,7 @@ class AdminStep(Reply):
     prompt: str | None = None
     input: StepInputView
     useStyleImage: bool = True
+    choices: list[StepChoiceView] = Field(default_factory=list)
 
 
 class AdminToolConfig(Reply):

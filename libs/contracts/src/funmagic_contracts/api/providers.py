@@ -41,7 +41,7 @@ __all__ = [
 
 class ProviderCreate(Request):
     name: str = Field(min_length=1, max_length=63, examples=["openai"])
-    type: Literal["openai", "fal", "tripo", "local"]
+    type: Literal["openai", "fal", "tripo", "replicate", "gemini", "local"]
     display_name: str | None = Field(None, max_length=120)
     api_key: str | None = Field(None, min_length=1, max_length=1024, description="Write-only.")
     base_url: str | None = Field(None, max_length=500, examples=["https://api.openai.com/v1"])

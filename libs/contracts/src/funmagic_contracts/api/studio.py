@@ -15,7 +15,9 @@ Request models and the service route they are the body (or query) of — the sam
 A chat is its admin's: another admin gets 404 for it; a super admin sees every chat (`all=true` lists
 them). A message of `kind` `text` asks a chat model and continues the chat's conversation (only one reply
 runs at a time in a chat: the next turn chains from it); `image` asks for `variants` images (1–8, each its
-own job under the admin limiter), from an image model or from a chat model's image tool.
+own job under the admin limiter), from an image model or from a chat model's image tool. An `image`
+message quoting 2–8 images, or any message to a `utility` model (which needs at least one image), is a
+batch: one reply per image, each its own job with that one image (`variants` must then be 1).
 """
 
 from __future__ import annotations
@@ -122,10 +124,15 @@ class MessagePost(Request):
         json_schema_extra={"uniqueItems": True},
         description="Images sent with the prompt: outputs of this chat or the admin's uploads (asset ids).",
     )
-    variants: int = Field(1, ge=1, le=MAX_VARIANTS, description="`image` only: how many images, each a job.")
+    variants: int = Field(
+        1, ge=1, le=MAX_VARIANTS,
+        description="`image` only: how many images, each a job (1 for a batch: one reply per quoted image).",
+    )  # fmt: skip
     options: dict[str, Any] = Field(
         default_factory=dict,
-        description="The model's options (`size`, `quality`, `output_format`, `background`, `moderation`).",
+        description="The model's options (`size`, `quality`, `output_format`, `background`, `moderation`; "
+        "Gemini's `aspectRatio`, `imageSize`; "
+        "a utility model's: `upscale_factor`, `creativity`, `resemblance`).",
     )
 
     @field_validator("quoted_image_ids")
@@ -221,7 +228,10 @@ class ProjectList(Reply):
 
 class StudioModel(Reply):
     id: str
-    kind: MessageKind = Field(description="`text`: a chat model (it can draw too); `image`: an image model.")
+    kind: Literal["text", "image", "utility"] = Field(
+        description="`text`: a chat model (it can draw too); `image`: an image model; `utility`: works on "
+        "each quoted image on its own (upscale, background removal), posted as `kind: image`."
+    )
     options: dict[str, list[str]] = Field(
         default_factory=dict, description="Option name → allowed values, for the prompt bar."
     )

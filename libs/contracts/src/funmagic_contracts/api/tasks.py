@@ -37,6 +37,7 @@ __all__ = [
     "AdminTaskQuery",
     "CreateTask",
     "EffectiveStatus",
+    "ProviderPick",
     "Task",
     "TaskError",
     "TaskInput",
@@ -63,10 +64,29 @@ EFFECTIVE_STATUS_DOC = (
 # --- requests -------------------------------------------------------------------------------------------
 
 
+# The provider to run the first step on, where the step offers `choices` (`GET /api/tools/{slug}`).
+class ProviderPick(Request):
+    name: str = Field(
+        min_length=1, max_length=63, examples=["tripo"], description="One of the step's choices."
+    )
+    model: str | None = Field(
+        None, min_length=1, max_length=200, description="One of the choice's models (default: its first)."
+    )
+    options: dict[str, bool | int | str] = Field(
+        default_factory=dict,
+        max_length=16,
+        description="Options the choice lets users set, each with a value it allows.",
+        examples=[{"face_limit": 10000, "pbr": True}],
+    )
+
+
 class TaskInput(Request):
     imageAssetId: str | None = Field(None, description="An asset of yours (upload it first).")
     prompt: str | None = Field(None, max_length=4000)
     styleReferenceId: str | None = Field(None, max_length=64)
+    provider: ProviderPick | None = Field(
+        None, description="Choose the first step's provider, model and options (default: the step's own)."
+    )
 
     @field_validator("imageAssetId")
     @classmethod

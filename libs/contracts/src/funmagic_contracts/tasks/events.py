@@ -115,7 +115,8 @@ class StepRequested(_TaskEvent):
     """Tasks asks providers to run one step of a task (again, when ``attempt`` > 1) — or, with scope
     ``admin``, one studio reply: ``task_id`` is then the reply message's id, ``user_id`` the admin's, and
     ``step_type`` ``studio-chat`` (a chat model, its image tool when ``input.options.image_generation`` is
-    set) or ``image-gen`` (an image model)."""
+    set), ``image-gen`` (an image model) or ``studio-utility`` (a utility model such as fal's upscaler, on
+    the one image in ``input.asset_ids``)."""
 
     EVENT_TYPE: ClassVar[str] = "StepRequested"
 

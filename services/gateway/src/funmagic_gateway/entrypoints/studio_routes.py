@@ -33,6 +33,15 @@ _MODEL_RULE = (
     "`kind: image`, image) models, as `GET /api/admin/studio/providers` lists them (422 `unknown_model`, "
     "`unknown_provider`)."
 )
+_BATCH_RULE = (
+    "Business rule: a batch — a `kind: image` message quoting 2–8 images, or any message to a `utility` "
+    "model (fal's `fal-ai/clarity-upscaler`, `fal-ai/bria/background/remove`) — applies the prompt to each "
+    "image on its own: one reply per image, each its own job with that one image, in the order quoted. A "
+    "batch takes `variants: 1` (422 `batch_variants`: variants × images would multiply the jobs); one "
+    "quoted image (or none) keeps `variants`. A utility model needs at least one image (422 "
+    "`image_required`) and takes only its options (`upscale_factor` 1–4, `creativity` and `resemblance` "
+    "0–1; 422 naming the option). More than 8 images: 422 (`too_many_images`)."
+)
 
 
 def studio_operations(tasks: ServiceClient, providers: ServiceClient) -> list[Operation]:
@@ -74,7 +83,8 @@ def studio_operations(tasks: ServiceClient, providers: ServiceClient) -> list[Op
                 description="`kind: text` continues the conversation (409 while a reply of the chat still "
                             "runs); `kind: image` asks for `variants` images, each its own job. Replies "
                             "stream on `GET /api/stream` as `reply_*` events. " + _MODEL_RULE
-                            + " Quoted images must be outputs of this chat or the admin's uploads."),
+                            + " Quoted images must be outputs of this chat or the admin's uploads. "
+                            + _BATCH_RULE),
         Forward("POST", public + "/messages/{message_id}/cancel", tasks,
                 internal + "/messages/{message_id}/cancel",
                 "Cancel a running reply", tag, "cancel_reply", access="user", owner="admin", reply=Message,

@@ -49,7 +49,11 @@ def task_operations(tasks: ServiceClient, views: TaskViews) -> list[Operation]:
                 errors=(403, 404, 409, 422, 429), idempotent=True,
                 description="Business rule: `input` must match the tool's inputs (its steps' input modes, "
                             "`GET /api/tools/{slug}`): asset ids that are the caller's assets, options the "
-                            "steps know (422)."),
+                            "steps know (422). Business rule: `input.provider` must be one of the first "
+                            "step's `choices` (422 `provider_not_allowed`), its `model` one of the choice's "
+                            "`models` (422 `model_not_allowed`), each of its `options` one the choice lets "
+                            "users set (422 `option_not_allowed`) with a value it allows (422 "
+                            "`option_out_of_range`)."),
         Operation("GET", "/api/tasks", list_mine,
                   "My creations: my tasks, newest first, each with its child tasks and thumbnail", tag,
                   access="user", query=TaskQuery, response=CreationPage, errors=(503,), name="list_mine",

@@ -400,6 +400,8 @@ _PLY_VERTEX = np.dtype(
     ]
 )
 
+PLY_VERTEX = _PLY_VERTEX
+
 # Confidence of a point in a flat patch: seen, but with nothing there to place it by.
 _FLAT_CONFIDENCE = 0.2
 # The local contrast (std of 3x3 luma, 0..255 scale) at which a patch counts as ~63 % textured.
@@ -432,6 +434,14 @@ def point_cloud_ply(image: bytes, *, max_points: int = 20_000) -> tuple[bytes, i
     vertices["red"], vertices["green"], vertices["blue"] = colours[keep].T
     vertices["confidence"] = _confidence(colours, keep)[keep]
     return _ply_header(vertices.size) + vertices.tobytes(), int(vertices.size)
+
+
+def point_cloud_file(vertices: np.ndarray, *, comment: str) -> bytes:
+    """A PLY of `vertices` (structured, `PLY_VERTEX`) in the layout `point_cloud_ply` writes, for another
+    provider's points (Replicate's VGGT) to reach the viewer in the same file shape."""
+    if vertices.dtype != _PLY_VERTEX:
+        raise LocalComputeError("point cloud vertices must have the PLY_VERTEX layout")
+    return _ply_header(vertices.size, comment) + vertices.tobytes()
 
 
 def _confidence(grid: np.ndarray, visible: np.ndarray) -> np.ndarray:
@@ -486,12 +496,12 @@ def _plane_coordinates(
     return x.astype(np.float32), y.astype(np.float32)
 
 
-def _ply_header(vertex_count: int) -> bytes:
+def _ply_header(vertex_count: int, comment: str = "FunMagic local provider point cloud") -> bytes:
     """The ASCII header of a binary little-endian PLY of `vertex_count` coloured vertices with confidence."""
     lines = [
         "ply",
         "format binary_little_endian 1.0",
-        "comment FunMagic local provider point cloud",
+        f"comment {comment}",
         f"element vertex {vertex_count}",
         "property float x",
         "property float y",

@@ -55,7 +55,8 @@ _DATA_URL = re.compile(r"data:[^,;]{0,100}(;[^,;]{0,100})*;base64,", re.IGNORECA
 # Names (lower case, `-` as `_`) whose values are secrets wherever they appear in a body.
 _SECRET_NAMES = frozenset(
     {"authorization", "api_key", "apikey", "x_api_key", "key", "secret", "client_secret", "password",
-     "access_token", "refresh_token", "id_token", "proxy_authorization", "cookie", "set_cookie"}
+     "access_token", "refresh_token", "id_token", "proxy_authorization", "cookie", "set_cookie",
+     "x_goog_api_key"}
 )  # fmt: skip
 # A key as providers quote it masked (`sk-a***********wxyz`): whatever it shows of the key goes too.
 _MASKED_KEY = re.compile(r"[A-Za-z0-9_\-]{0,16}\*{4,}[A-Za-z0-9_\-]{0,8}")

@@ -39,7 +39,7 @@ __all__ = [
 ]
 
 Scope = Literal["web", "admin"]
-ProviderType = Literal["openai", "fal", "tripo", "local"]
+ProviderType = Literal["openai", "fal", "tripo", "replicate", "gemini", "local"]
 SCOPES: tuple[Scope, ...] = get_args(Scope)
 PROVIDER_TYPES: tuple[ProviderType, ...] = get_args(ProviderType)
 # The built-in provider: no key, no row needed, computes on this machine.

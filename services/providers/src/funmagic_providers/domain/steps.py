@@ -17,6 +17,7 @@ __all__ = [
     "NO_LIVE_OUTPUT",
     "STEP_TYPES",
     "STUDIO_CHAT",
+    "STUDIO_UTILITY",
     "HealthReport",
     "InputFile",
     "LiveOutput",
@@ -38,6 +39,11 @@ Options: `instructions` (the chat's system prompt), `previous_response_id` (the 
 `store`, and `image_generation` (an object of the image tool's options, present when the admin asked for
 an image). Its result's metadata: `text`, `responseId` and `usage` (`inputTokens`, `outputTokens`,
 `totalTokens`)."""
+
+STUDIO_UTILITY = "studio-utility"
+"""A studio reply of a utility model (admin scope): one input image, worked on as the model does (fal's
+`fal-ai/clarity-upscaler` upscales it, with the prompt; `fal-ai/bria/background/remove` cuts the subject
+out). Options: the model's (`upscale_factor`, `creativity`, `resemblance`). Its result: one image."""
 
 ProgressReporter = Callable[[int, str], Awaitable[None]]
 """`await progress(percent, message)`: percent 0–100, a short message for the user."""

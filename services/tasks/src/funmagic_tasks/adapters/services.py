@@ -72,6 +72,9 @@ class ProvidersDirectory(_InternalClient):
         return await self._exists(f"/v1/internal/providers/{scope}/{quote(name, safe='')}")
 
 
+_MODEL_KINDS: dict[str, ModelKind] = {"text": "text", "image": "image", "utility": "utility"}
+
+
 class ProvidersStudioModels(_InternalClient):
     async def model_kind(self, provider: str, model: str) -> ModelKind | None:
         body = await self._json("GET", f"/v1/internal/studio/providers/{quote(provider, safe='')}")
@@ -79,7 +82,7 @@ class ProvidersStudioModels(_InternalClient):
             if (
                 isinstance(offered, dict)
                 and offered.get("id") == model
-                and offered.get("kind") in ("text", "image")
+                and offered.get("kind") in _MODEL_KINDS
             ):
-                return "text" if offered["kind"] == "text" else "image"
+                return _MODEL_KINDS[offered["kind"]]
         return None

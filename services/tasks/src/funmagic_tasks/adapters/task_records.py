@@ -43,6 +43,7 @@ from funmagic_tasks.domain.task import (
 from funmagic_tasks.domain.tasks import (
     PlannedStep,
     ProducedAsset,
+    ProviderPick,
     TaskInput,
     TaskRequest,
     TaskStatus,
@@ -487,7 +488,18 @@ def _request(document: Row) -> TaskRequest:
             image_asset_id=given.get("imageAssetId"),
             prompt=given.get("prompt"),
             style_reference_id=given.get("styleReferenceId"),
+            provider=_pick(given.get("provider")),
         ),
+    )
+
+
+def _pick(document: Row | None) -> ProviderPick | None:
+    if document is None:
+        return None
+    return ProviderPick(
+        name=document["name"],
+        model=document.get("model"),
+        options=MappingProxyType(dict(document.get("options") or {})),
     )
 
 

@@ -57,6 +57,7 @@ from funmagic_tasks.domain.catalog import (
     check_slug,
     check_tool,
     check_tool_type,
+    choice_fields,
     config_to_json,
     image_urls_of,
     images_named,
@@ -396,6 +397,12 @@ class Catalog:
                 raise InvalidCatalogEntry(
                     f"config.steps[{index}].provider.name", f"no provider named {name!r} is configured"
                 )
+        # A provider a user may choose is checked like the step's own.
+        for field, name in choice_fields(config):
+            if name not in checked:
+                checked[name] = await self.providers.exists(name)
+            if not checked[name]:
+                raise InvalidCatalogEntry(field, f"no provider named {name!r} is configured")
 
     async def _publish(self, images: Sequence[CatalogImage]) -> dict[str, str]:
         """Each image's CDN URL, storage publishing it (idempotent) before anything is written."""

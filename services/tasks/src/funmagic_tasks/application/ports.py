@@ -329,8 +329,8 @@ class StudioModels(Protocol):
     """The providers service's catalogue of studio providers and their models."""
 
     async def model_kind(self, provider: str, model: str) -> ModelKind | None:
-        """`text` (a chat model) or `image` (an image model); None when the studio provider does not exist,
-        is turned off, or has no such model."""
+        """`text` (a chat model), `image` (an image model) or `utility` (works on images); None when the
+        studio provider does not exist, is turned off, or has no such model."""
         ...
 
 

@@ -167,10 +167,11 @@ class StudioService:
                 chat,
                 request,
                 message_id=str(uuid.uuid4()),
-                reply_ids=[str(uuid.uuid4()) for _ in range(request.variants)],
+                reply_ids=[str(uuid.uuid4()) for _ in range(rules.replies_of(request))],
                 active_replies=await uow.studio.active_replies(chat_id),
                 idempotency_key=idempotency_key,
                 now=self.clock.now(),
+                history=await uow.studio.messages_of(chat_id) if request.model_kind == "image" else (),
             )
             await _apply(uow, change, None)
         log.info(
@@ -179,7 +180,7 @@ class StudioService:
                 "chat_id": chat_id,
                 "kind": request.kind,
                 "provider": request.provider,
-                "replies": request.variants,
+                "replies": rules.replies_of(request),
             },
         )
         return _posted(list(change.messages)), True

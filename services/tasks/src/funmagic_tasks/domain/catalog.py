@@ -7,13 +7,22 @@ naming the field at fault as the API spells it (`config.steps[1].provider.name`,
 Tool configs are JSON documents in camelCase (as the admin SPA writes them):
 
     {"steps": [{"id", "name", "type", "provider": {"name", "model", "options"}, "cost", "timeoutSeconds",
-                "prompt", "input": {"image", "prompt"}, "useStyleImage"}, ...],
+                "prompt", "input": {"image", "prompt"}, "useStyleImage",
+                "choices": [{"provider", "label", "models", "options": {"<name>": {"type", …}}}, …]}, …],
      "styleReferences": [{"id", "name", "prompt", "assetId"}, ...],
      "pipeline": true}
 
 A step after the first may take the previous step's output as its image: that is how a pipeline task
 (every step in order) and a chained task (`parentTaskId`, the next step on the parent's output) work, so no
 field says so. A tool's price (`credits_cost`) is the sum of its steps' costs, computed, never typed.
+
+A step may let the user choose its provider per request (`choices`; the original's image-to-3d `3d-gen`
+step, Tripo or Hunyuan by `input.providerName`): each choice names a provider of the registry, the models the
+user may pick (the first is the default) and the options the user may set, each with what it allows
+(`{"type": "enum", "values": [...]}`, `{"type": "integer", "min", "max"}` or `{"type": "boolean"}`, with an
+optional `default` the picker shows). The step's own `provider` is the default and must be one of the
+choices (with its `model` first, when the choice lists models), so "nothing chosen" and "the default
+chosen" run the same. `tasks.plan_task` checks a request's choice against them.
 
 A task may name one of the tool's style references: its prompt is the task's prompt (unless the user gave
 one), and an `image-gen` step working on the user's image also gets the style's image, before the user's
@@ -38,6 +47,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from types import MappingProxyType
+from typing import cast
 
 from funmagic_kit.errors import Conflict, NotFound, Refused
 from funmagic_tasks.domain.json_values import JsonObject, JsonValue
@@ -59,6 +69,8 @@ __all__ = [
     "CatalogImage",
     "CatalogNotFound",
     "InvalidCatalogEntry",
+    "OptionRule",
+    "ProviderChoice",
     "ProviderRef",
     "StepSpec",
     "StyleReference",
@@ -79,6 +91,7 @@ __all__ = [
     "check_tool",
     "check_tool_type",
     "check_translations",
+    "choice_fields",
     "config_to_json",
     "credits_cost",
     "image_urls_of",
@@ -108,12 +121,15 @@ MAX_STEP_COST = 1_000_000
 MIN_TIMEOUT_SECONDS, MAX_TIMEOUT_SECONDS, DEFAULT_TIMEOUT_SECONDS = 10, 3600, 600
 MAX_OPTIONS_BYTES = 8 * 1024
 MAX_OPTIONS_DEPTH = 4
+MAX_CHOICES, MAX_CHOICE_MODELS, MAX_USER_OPTIONS, MAX_ENUM_VALUES = 8, 16, 16, 32
+OPTION_TYPES: tuple[str, ...] = ("enum", "integer", "boolean")
 MAX_LOCALES = 50
 MAX_SORT = 1_000_000  # sort_order and position: far inside a Postgres integer
 NAME_LENGTH, TITLE_LENGTH, DESCRIPTION_LENGTH, SHORT_LENGTH, LINK_LENGTH = 120, 200, 2000, 80, 2048
 
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 _PROVIDER_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")  # as the providers service names them
+_OPTION_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,62}$")  # a provider's option (`face_limit`, `EnablePBR`)
 _LOCALE = re.compile(r"^[a-z]{2}(-[A-Z]{2})?$")
 # A colour goes into the SPA's styles: a hex colour or a plain token (`red`, `primary-500`), nothing else.
 _COLOR = re.compile(r"^(#[0-9a-fA-F]{3,8}|[a-z][a-z0-9-]{0,31})$")
@@ -122,8 +138,25 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 _CONFIG_KEYS = frozenset({"steps", "styleReferences", "pipeline"})
 _STEP_KEYS = frozenset(
-    {"id", "name", "type", "provider", "cost", "timeoutSeconds", "prompt", "input", "useStyleImage"}
+    {
+        "id",
+        "name",
+        "type",
+        "provider",
+        "cost",
+        "timeoutSeconds",
+        "prompt",
+        "input",
+        "useStyleImage",
+        "choices",
+    }
 )
+_CHOICE_KEYS = frozenset({"provider", "label", "models", "options"})
+_OPTION_RULE_KEYS = {
+    "enum": frozenset({"type", "values", "default"}),
+    "integer": frozenset({"type", "min", "max", "default"}),
+    "boolean": frozenset({"type", "default"}),
+}
 _PROVIDER_KEYS = frozenset({"name", "model", "options"})
 _INPUT_KEYS = frozenset({"image", "prompt"})
 _STYLE_KEYS = frozenset({"id", "name", "prompt", "assetId"})
@@ -167,6 +200,50 @@ class ProviderRef:
 
 
 @dataclass(frozen=True)
+class OptionRule:
+    """What a user may set one option of a provider to: one of `values` (enum), a whole number in
+    `low`–`high` (integer), or true/false (boolean). `default` is what the picker shows first."""
+
+    type: str  # "enum" | "integer" | "boolean"
+    values: tuple[str, ...] = ()
+    low: int | None = None
+    high: int | None = None
+    default: str | int | bool | None = None
+
+    def allows(self, value: object) -> bool:
+        if self.type == "boolean":
+            return isinstance(value, bool)
+        if self.type == "integer":
+            return (
+                isinstance(value, int)
+                and not isinstance(value, bool)
+                and self.low is not None
+                and self.high is not None
+                and self.low <= value <= self.high
+            )
+        return isinstance(value, str) and value in self.values
+
+    def describe(self) -> str:
+        """What it allows, for a refusal."""
+        if self.type == "boolean":
+            return "true or false"
+        if self.type == "integer":
+            return f"a whole number from {self.low} to {self.high}"
+        return "one of " + ", ".join(self.values)
+
+
+@dataclass(frozen=True)
+class ProviderChoice:
+    """A provider the user may choose for a step, with the models (first = default) and options they may
+    pick."""
+
+    provider: str
+    label: str
+    models: tuple[str, ...]
+    options: Mapping[str, OptionRule]
+
+
+@dataclass(frozen=True)
 class StepSpec:
     id: str
     name: str
@@ -179,6 +256,11 @@ class StepSpec:
     prompt_input: str  # "required" | "optional" | "none"
     # image-gen steps: the chosen style reference's image goes with the user's (see the module's docstring).
     use_style_image: bool = True
+    # The providers a user may choose from per request (none: the step always runs on `provider`).
+    choices: tuple[ProviderChoice, ...] = ()
+
+    def choice(self, provider: str) -> ProviderChoice | None:
+        return next((c for c in self.choices if c.provider == provider), None)
 
 
 @dataclass(frozen=True)
@@ -456,6 +538,7 @@ def _parse_step(document: object, where: str) -> StepSpec:
     use_style_image = raw.get("useStyleImage", True)
     if not isinstance(use_style_image, bool):
         raise InvalidCatalogEntry(f"{where}.useStyleImage", "must be true or false")
+    choices = _parse_choices(raw.get("choices"), provider, f"{where}.choices")
     return StepSpec(
         id=step_id,
         name=name,
@@ -467,6 +550,7 @@ def _parse_step(document: object, where: str) -> StepSpec:
         image_input=modes["image"],
         prompt_input=modes["prompt"],
         use_style_image=use_style_image,
+        choices=choices,
     )
 
 
@@ -485,6 +569,112 @@ def _parse_provider(document: object, where: str) -> ProviderRef:
     if len(json.dumps(checked)) > MAX_OPTIONS_BYTES:
         raise InvalidCatalogEntry(f"{where}.options", f"at most {MAX_OPTIONS_BYTES} bytes of JSON")
     return ProviderRef(name=name, model=model, options=MappingProxyType(checked))
+
+
+def _parse_choices(document: object, default: ProviderRef, where: str) -> tuple[ProviderChoice, ...]:
+    """A step's `choices`: providers named once each, the step's own among them (its model first)."""
+    if document is None:
+        return ()
+    if not isinstance(document, list):
+        raise InvalidCatalogEntry(where, "must be a list")
+    if len(document) > MAX_CHOICES:
+        raise InvalidCatalogEntry(where, f"at most {MAX_CHOICES} choices")
+    choices: list[ProviderChoice] = []
+    for index, raw in enumerate(document):
+        choice = _parse_choice(raw, f"{where}[{index}]")
+        if any(c.provider == choice.provider for c in choices):
+            raise InvalidCatalogEntry(
+                f"{where}[{index}].provider", f"the provider {choice.provider!r} is offered twice"
+            )
+        choices.append(choice)
+    if not choices:
+        return ()
+    own = next((c for c in choices if c.provider == default.name), None)
+    if own is None:
+        raise InvalidCatalogEntry(where, f"must offer the step's own provider {default.name!r} (the default)")
+    if own.models and own.models[0] != default.model:
+        index = choices.index(own)
+        raise InvalidCatalogEntry(
+            f"{where}[{index}].models",
+            f"must start with the step's own model {default.model!r} (the default)",
+        )
+    return tuple(choices)
+
+
+def _parse_choice(document: object, where: str) -> ProviderChoice:
+    raw = _mapping(document, where)
+    _known_keys(raw, _CHOICE_KEYS, where)
+    name = raw.get("provider")
+    if not isinstance(name, str) or not _PROVIDER_NAME.match(name):
+        raise InvalidCatalogEntry(
+            f"{where}.provider", "a provider name: 1–63 lower-case letters, digits, '.', '_', '-'"
+        )
+    label = _optional_text(raw.get("label"), f"{where}.label", NAME_LENGTH) or name
+    models_raw = [] if raw.get("models") is None else raw["models"]
+    if not isinstance(models_raw, list) or len(models_raw) > MAX_CHOICE_MODELS:
+        raise InvalidCatalogEntry(f"{where}.models", f"a list of at most {MAX_CHOICE_MODELS} models")
+    models = tuple(_text(m, f"{where}.models[{i}]", 200) for i, m in enumerate(models_raw))
+    if len(set(models)) != len(models):
+        raise InvalidCatalogEntry(f"{where}.models", "each model once")
+    options_raw = _mapping({} if raw.get("options") is None else raw["options"], f"{where}.options")
+    if len(options_raw) > MAX_USER_OPTIONS:
+        raise InvalidCatalogEntry(f"{where}.options", f"at most {MAX_USER_OPTIONS} options")
+    options: dict[str, OptionRule] = {}
+    for option, rule in options_raw.items():
+        field = f"{where}.options.{_label(option)}"
+        if not _OPTION_NAME.match(option):
+            raise InvalidCatalogEntry(field, "an option name: a letter, then letters, digits or '_'")
+        options[option] = _parse_option_rule(rule, field)
+    return ProviderChoice(provider=name, label=label, models=models, options=MappingProxyType(options))
+
+
+def _parse_option_rule(document: object, where: str) -> OptionRule:
+    # A null field is an absent one (the admin API's model sends every field, unset ones as null).
+    raw = {key: value for key, value in _mapping(document, where).items() if value is not None}
+    kind = raw.get("type")
+    if not isinstance(kind, str) or kind not in OPTION_TYPES:
+        raise InvalidCatalogEntry(f"{where}.type", f"must be one of {', '.join(OPTION_TYPES)}")
+    _known_keys(raw, _OPTION_RULE_KEYS[kind], where)
+    if kind == "integer":
+        low = _integer(raw.get("min"), f"{where}.min", -(2**31), 2**31 - 1)
+        high = _integer(raw.get("max"), f"{where}.max", -(2**31), 2**31 - 1)
+        if high < low:
+            raise InvalidCatalogEntry(f"{where}.max", "must not be below min")
+        rule = OptionRule(kind, low=low, high=high)
+    elif kind == "enum":
+        values_raw = raw.get("values")
+        if not isinstance(values_raw, list) or not 1 <= len(values_raw) <= MAX_ENUM_VALUES:
+            raise InvalidCatalogEntry(f"{where}.values", f"a list of 1–{MAX_ENUM_VALUES} values")
+        values = tuple(_text(v, f"{where}.values[{i}]", 100) for i, v in enumerate(values_raw))
+        if len(set(values)) != len(values):
+            raise InvalidCatalogEntry(f"{where}.values", "each value once")
+        rule = OptionRule(kind, values=values)
+    else:
+        rule = OptionRule(kind)
+    default = raw.get("default")
+    if default is not None and not rule.allows(default):
+        raise InvalidCatalogEntry(f"{where}.default", f"must be {rule.describe()}")
+    return dataclasses.replace(rule, default=cast(str | int | bool | None, default))
+
+
+def _choice_document(choice: ProviderChoice) -> JsonObject:
+    return {
+        "provider": choice.provider,
+        "label": choice.label,
+        "models": list(choice.models),
+        "options": {name: _rule_document(rule) for name, rule in choice.options.items()},
+    }
+
+
+def _rule_document(rule: OptionRule) -> JsonObject:
+    document: JsonObject = {"type": rule.type}
+    if rule.type == "enum":
+        document["values"] = list(rule.values)
+    if rule.type == "integer":
+        document["min"], document["max"] = rule.low, rule.high
+    if rule.default is not None:
+        document["default"] = rule.default
+    return document
 
 
 def _parse_style(document: object, where: str) -> StyleReference:
@@ -516,6 +706,7 @@ def config_to_json(config: ToolConfig) -> JsonObject:
                 "prompt": s.prompt,
                 "input": {"image": s.image_input, "prompt": s.prompt_input},
                 "useStyleImage": s.use_style_image,
+                "choices": [_choice_document(c) for c in s.choices],
             }
             for s in config.steps
         ],
@@ -528,8 +719,9 @@ def config_to_json(config: ToolConfig) -> JsonObject:
 
 
 def public_config(config: ToolConfig, image_urls: Mapping[str, str] | None = None) -> JsonObject:
-    """What users see of a config: no providers, models, options, timeouts or default prompts; each style
-    reference's image as its CDN URL (`image_url`, from `image_urls`) beside its asset id."""
+    """What users see of a config: no timeouts, default prompts or the step's provider options; of the
+    providers and models only the `choices` a step offers (its default marked), each style reference's image
+    as its CDN URL (`image_url`, from `image_urls`) beside its asset id."""
     urls = image_urls or {}
     return {
         "steps": [
@@ -539,6 +731,9 @@ def public_config(config: ToolConfig, image_urls: Mapping[str, str] | None = Non
                 "type": s.type,
                 "cost": s.cost,
                 "input": {"image": s.image_input, "prompt": s.prompt_input},
+                "choices": [
+                    {**_choice_document(c), "default": c.provider == s.provider.name} for c in s.choices
+                ],
             }
             for s in config.steps
         ],
@@ -564,6 +759,15 @@ def credits_cost(config: ToolConfig) -> int:
 def provider_names(config: ToolConfig) -> list[str]:
     """The providers a config names, each once, in step order."""
     return list(dict.fromkeys(step.provider.name for step in config.steps))
+
+
+def choice_fields(config: ToolConfig) -> list[tuple[str, str]]:
+    """(field, provider) of every provider a step's `choices` name, for the registry check on save."""
+    return [
+        (f"config.steps[{index}].choices[{number}].provider", choice.provider)
+        for index, step in enumerate(config.steps)
+        for number, choice in enumerate(step.choices)
+    ]
 
 
 # --- entries ------------------------------------------------------------------------------------------

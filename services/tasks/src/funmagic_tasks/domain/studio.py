@@ -16,6 +16,14 @@ A text reply continues the chat's conversation: it is sent with the chat's last 
 (`previous_response_id`) and, once completed, its own turn becomes the chat's last — so a chat runs one
 text reply at a time (`one_text_reply_at_a_time`). Image replies do not chain and run side by side (a batch
 is up to `MAX_VARIANTS` of them, each its own job).
+
+Batches (`replies_of`, as the original's batch route): an image message quoting two or more images — or a
+`utility` model's message (fal's upscaler, its background removal), whatever it quotes — is one prompt
+applied to each image on its own: one reply per image, each a job with that one image, in the order
+quoted, at most `MAX_BATCH_IMAGES` (`too_many_images`). Such a batch asks for one variant per image
+(`batch_variants`): variants × images would multiply the jobs behind the admin's back. An image message
+quoting one image (or none) keeps `variants`. A utility model works on images only: without one it is
+refused (`image_required`), and it reads only its own options (`UTILITY_OPTIONS`, numbers in range).
 """
 
 from __future__ import annotations
@@ -41,6 +49,7 @@ from funmagic_tasks.domain.json_values import JsonObject, JsonValue
 __all__ = [
     "ACTIVE_REPLY_STATUSES",
     "DEFAULT_TITLE",
+    "MAX_BATCH_IMAGES",
     "MAX_ERROR_LENGTH",
     "MAX_VARIANTS",
     "STUDIO_CHAT_STEP",
@@ -66,9 +75,12 @@ __all__ = [
     "complete_reply",
     "delete_chat",
     "fail_reply",
+    "history_of",
+    "is_batch",
     "new_chat",
     "one_text_reply_at_a_time",
     "post_message",
+    "replies_of",
     "reply_output",
     "start_reply",
     "update_chat",
@@ -77,18 +89,29 @@ __all__ = [
 
 DEFAULT_TITLE = "New chat"
 MAX_VARIANTS = 8
+MAX_BATCH_IMAGES = 8  # the original's batch: one prompt × 1–8 images
 MAX_ERROR_LENGTH = 1000
 REPLY_DEADLINE = timedelta(minutes=10)
 STUDIO_CHAT_STEP = "studio-chat"  # a chat model (its image tool when asked for an image)
 IMAGE_STEP = "image-gen"  # an image model
+UTILITY_STEP = "studio-utility"  # a utility model (upscale, background removal) on one quoted image
 REPLY_STEP_ID = "reply"
 
 MessageKind = Literal["text", "image"]
-ModelKind = Literal["text", "image"]
+ModelKind = Literal["text", "image", "utility"]
 MessageStatus = Literal["pending", "running", "completed", "failed", "cancelled"]
 ACTIVE_REPLY_STATUSES: frozenset[MessageStatus] = frozenset({"pending", "running"})
 # The options a prompt bar may send, by what reads them; anything else is refused.
-IMAGE_OPTIONS = ("size", "quality", "output_format", "background", "moderation")
+IMAGE_OPTIONS = ("size", "quality", "output_format", "background", "moderation", "aspectRatio", "imageSize")
+# An image model's reply carries the chat's earlier turns (Gemini talks on from them; others ignore them):
+# at most this many, the latest.
+MAX_HISTORY_TURNS = 20
+# A utility model's options (fal's clarity-upscaler reads them), each a number within its range.
+UTILITY_OPTIONS: Mapping[str, tuple[float, float]] = {
+    "upscale_factor": (1, 4),
+    "creativity": (0, 1),
+    "resemblance": (0, 1),
+}
 
 StudioEvent = (
     StepRequested | StudioReplyCompleted | StudioReplyFailed | StudioReplyCancelled | StudioChatDeleted
@@ -239,7 +262,7 @@ def check_invariants(message: Message) -> None:
         ((message.error_code is None) != (message.status != "failed"), "a failed reply says why, only it"),
         (
             message.variant is not None and not 0 <= message.variant < MAX_VARIANTS,
-            f"a batch has at most {MAX_VARIANTS} variants",
+            f"a batch has at most {MAX_VARIANTS} replies",
         ),
     ]
     for is_broken, invariant in broken:
@@ -309,8 +332,11 @@ def post_message(
     active_replies: Iterable[Message],
     idempotency_key: str | None,
     now: datetime,
+    history: Sequence[Message] = (),
 ) -> StudioChange:
-    """The admin's message and one pending reply per variant, each asked of providers as an admin step."""
+    """The admin's message and its pending replies (`replies_of`: one per variant, or one per image of a
+    batch), each asked of providers as an admin step. `history` is the chat's messages so far, oldest
+    first: an image model's step gets their text as `history` (`history_of`)."""
     _check_request(request, reply_ids)
     if chat.archived_at is not None:
         raise StudioRefused("the chat is archived; restore it to continue", code="chat_archived")
@@ -348,13 +374,15 @@ def post_message(
             content="",
             status="pending",
             batch_id=message_id,
+            quoted_image_ids=images,
             variant=index if request.kind == "image" else None,
             idempotency_key=None,
         )
-        for index, reply_id in enumerate(reply_ids)
+        for index, (reply_id, images) in enumerate(zip(reply_ids, _reply_images(request), strict=True))
     )
     prompt = replace(prompt, finished_at=now)
-    events = tuple(_step_requested(chat, request, reply, now) for reply in replies)
+    turns = history_of(history)
+    events = tuple(_step_requested(chat, request, reply, now, turns) for reply in replies)
     if request.kind == "text":  # the chat talks on with the model it last talked with
         kept_turn = chat.last_response_id if request.provider == chat.provider else None
         updated_chat = replace(
@@ -365,31 +393,109 @@ def post_message(
     return StudioChange(chat=updated_chat, messages=(prompt, *replies), events=events)
 
 
+def is_batch(request: MessageRequest) -> bool:
+    """One prompt applied to each image on its own: a utility model's message, or an image message
+    quoting two or more images."""
+    return request.model_kind == "utility" or (request.kind == "image" and len(request.quoted_image_ids) > 1)
+
+
+def replies_of(request: MessageRequest) -> int:
+    """How many replies (jobs) a message asks for: one per image of a batch, else one per variant."""
+    return len(request.quoted_image_ids) if is_batch(request) else request.variants
+
+
+def _reply_images(request: MessageRequest) -> list[tuple[str, ...]]:
+    """The images each reply works on: its own one in a batch, all of them otherwise."""
+    if is_batch(request):
+        return [(image,) for image in request.quoted_image_ids]
+    return [request.quoted_image_ids] * request.variants
+
+
 def _check_request(request: MessageRequest, reply_ids: Sequence[str]) -> None:
     if not 1 <= request.variants <= MAX_VARIANTS:
         raise StudioRefused(f"variants must be 1 to {MAX_VARIANTS}", field="variants")
     if request.kind == "text" and request.variants != 1:
         raise StudioRefused("a text message gets one reply; ask for variants of an image", field="variants")
-    if request.kind == "text" and request.model_kind == "image":
+    if request.kind == "text" and request.model_kind != "text":
         raise StudioRefused(f"{request.model} makes images; choose a chat model to talk", field="model")
-    if len(reply_ids) != request.variants:
-        raise ValueError("one reply id per variant")
-    unknown = sorted(set(request.options) - set(IMAGE_OPTIONS))
+    if len(request.quoted_image_ids) > MAX_BATCH_IMAGES:
+        raise StudioRefused(
+            f"a message takes at most {MAX_BATCH_IMAGES} images", code="too_many_images",
+            field="quoted_image_ids",
+        )  # fmt: skip
+    if request.model_kind == "utility" and not request.quoted_image_ids:
+        raise StudioRefused(
+            f"{request.model} works on images: quote or upload at least one", code="image_required",
+            field="quoted_image_ids",
+        )  # fmt: skip
+    if is_batch(request) and request.variants != 1:
+        raise StudioRefused(
+            "a batch makes one reply per image; ask for variants of one image at a time",
+            code="batch_variants", field="variants",
+        )  # fmt: skip
+    if len(reply_ids) != replies_of(request):
+        raise ValueError("one reply id per variant (per image of a batch)")
+    allowed = UTILITY_OPTIONS if request.model_kind == "utility" else IMAGE_OPTIONS
+    unknown = sorted(set(request.options) - set(allowed))
     if unknown:
         raise StudioRefused(f"unknown option {unknown[0]!r}", field=f"options.{unknown[0]}")
     if request.options and request.kind == "text":
         raise StudioRefused("options apply to images only", field="options")
+    if request.model_kind == "utility":
+        for name, value in request.options.items():
+            low, high = UTILITY_OPTIONS[name]
+            number = _number(value)
+            if number is None or not low <= number <= high:
+                raise StudioRefused(
+                    f"{name} must be a number from {low:g} to {high:g}", field=f"options.{name}"
+                )
+
+
+def _number(value: JsonValue) -> float | None:
+    """A number, or a string that is one (the prompt bar offers its choices as strings)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return None
+    return None
 
 
 def _options_of(request: MessageRequest) -> JsonObject:
+    if request.model_kind == "utility":  # sent on as numbers, as the model takes them
+        return {k: _number(request.options[k]) for k in UTILITY_OPTIONS if k in request.options}
     return {k: request.options[k] for k in IMAGE_OPTIONS if k in request.options}
 
 
-def _step_requested(chat: Chat, request: MessageRequest, reply: Message, now: datetime) -> StepRequested:
-    # A batch's variants differ by their seed (a provider without seeds draws each anew anyway).
-    image_options = {**reply.options, "seed": reply.variant} if reply.variant else dict(reply.options)
-    if request.kind == "image" and request.model_kind == "image":
+def history_of(messages: Iterable[Message]) -> list[JsonValue]:
+    """The chat's completed turns as an image model's `history` option: the admin's prompts and the
+    replies' text, oldest first (images are not sent back: the original kept them out too)."""
+    turns: list[JsonValue] = []
+    for message in messages:
+        if message.role == "user" and message.content:
+            turns.append({"role": "user", "text": message.content})
+        elif message.role == "assistant" and message.status == "completed" and message.content:
+            turns.append({"role": "model", "text": message.content})
+    return turns[-MAX_HISTORY_TURNS:]
+
+
+def _step_requested(
+    chat: Chat, request: MessageRequest, reply: Message, now: datetime, history: list[JsonValue]
+) -> StepRequested:
+    # A batch's variants differ by their seed (a provider without seeds draws each anew anyway); a batch
+    # of images differs by its images.
+    seeded = bool(reply.variant) and not is_batch(request)
+    image_options = {**reply.options, "seed": reply.variant} if seeded else dict(reply.options)
+    if request.model_kind == "utility":
+        step_type, options = UTILITY_STEP, dict(reply.options)
+    elif request.kind == "image" and request.model_kind == "image":
         step_type, options = IMAGE_STEP, image_options
+        if history:
+            options["history"] = history
     else:
         step_type = STUDIO_CHAT_STEP
         options = {"store": chat.store}
@@ -408,7 +514,7 @@ def _step_requested(chat: Chat, request: MessageRequest, reply: Message, now: da
         provider=request.provider,
         model=request.model,
         scope="admin",
-        input=StepInput(asset_ids=request.quoted_image_ids, prompt=request.content, options=options),
+        input=StepInput(asset_ids=reply.quoted_image_ids, prompt=request.content, options=options),
         attempt=1,
         deadline_at=now + REPLY_DEADLINE,
     )

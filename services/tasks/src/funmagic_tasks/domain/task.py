@@ -323,7 +323,7 @@ def request_task(
         tool_id=tool.id,
         tool_slug=tool.slug,
         parent_task_id=request.parent_task_id,
-        plan=plan_steps(tool, plan.step_ids),
+        plan=plan_steps(tool, plan.step_ids, plan.provider),
         price=plan.price,
         request=request,
         resolved=ResolvedInput(

@@ -5,6 +5,13 @@ Pure planning rules; the task aggregate (`domain/task.py`) applies them. The flo
 step of a tool (`stepId`, or a tool that is not a pipeline) or every step in order (a pipeline). A chained
 task (`parentTaskId`) runs a later step on its parent's output.
 
+A request may choose the provider of the step it starts with (`input.provider`: name, model, options),
+where that step offers `choices` (see `catalog`): the choice must be one the step offers, the model one of
+the choice's, each option one the choice lets the user set, with a value it allows. The planned step then
+runs on the chosen provider (so providers rate-limits the chosen one, not the step's default), with the
+chosen model and the options merged over the step's own (only when the choice is the step's own provider:
+another provider's options are its choice's alone).
+
 Refusals derive from the kit's kinds, which say how the edge answers (404 for a missing tool or parent,
 409 for a reused Idempotency-Key, 429 for too many tasks, 422 for the rest); the `code` is what clients
 read.
@@ -15,24 +22,26 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Literal
 
 from funmagic_contracts.tasks.events import StepInput
 from funmagic_kit.errors import Conflict, LimitReached, NotFound, Refused
-from funmagic_tasks.domain.catalog import StepSpec, Tool
+from funmagic_tasks.domain.catalog import ProviderChoice, StepSpec, Tool
 from funmagic_tasks.domain.json_values import JsonObject, JsonValue
 
 __all__ = [
     "ACTIVE_STATUSES",
     "MAX_PROMPT_LENGTH",
     "TERMINAL_STATUSES",
+    "ChosenProvider",
     "IdempotencyKeyReused",
     "ParentNotFound",
     "ParentTask",
     "PlannedStep",
     "ProducedAsset",
+    "ProviderPick",
     "TaskInput",
     "TaskNotFound",
     "TaskPlan",
@@ -42,6 +51,7 @@ __all__ = [
     "TooManyTasks",
     "ToolNotFound",
     "charged_for",
+    "choose_provider",
     "fingerprint",
     "next_step",
     "plan_steps",
@@ -102,12 +112,22 @@ class TooManyTasks(LimitReached, code="too_many_tasks"):
 
 
 @dataclass(frozen=True)
+class ProviderPick:
+    """The provider a user chose for the first step: a name, and maybe a model and options."""
+
+    name: str
+    model: str | None = None
+    options: Mapping[str, JsonValue] = field(default_factory=lambda: MappingProxyType({}))
+
+
+@dataclass(frozen=True)
 class TaskInput:
     """What the first step works on, as the user gave it; the step says which parts it needs."""
 
     image_asset_id: str | None = None
     prompt: str | None = None
     style_reference_id: str | None = None
+    provider: ProviderPick | None = None
 
 
 @dataclass(frozen=True)
@@ -145,6 +165,18 @@ class TaskPlan:
     price: int
     # The first step's image: the user's asset, or the parent's output (chained tasks).
     image_asset_id: str | None
+    # The first step's provider as the user chose it (checked); None: the step's own.
+    provider: ChosenProvider | None = None
+
+
+@dataclass(frozen=True)
+class ChosenProvider:
+    """A user's choice of provider for a step, checked against the step's `choices`, resolved: the model
+    to run and the options the user set."""
+
+    name: str
+    model: str
+    options: Mapping[str, JsonValue]
 
 
 @dataclass(frozen=True)
@@ -181,6 +213,14 @@ def request_document(request: TaskRequest) -> JsonObject:
         ("styleReferenceId", request.input.style_reference_id),
     )
     document["input"] = {name: value for name, value in given if value is not None}
+    pick = request.input.provider
+    if pick is not None:
+        chosen: JsonObject = {"name": pick.name}
+        if pick.model is not None:
+            chosen["model"] = pick.model
+        if pick.options:
+            chosen["options"] = dict(pick.options)
+        document["input"]["provider"] = chosen
     return document
 
 
@@ -217,7 +257,52 @@ def plan_task(tool: Tool, step_id: str | None, parent: ParentTask | None, task_i
             field="parentTaskId",
         )
     _check_input(tool, first, task_input, image)
-    return TaskPlan(tuple(s.id for s in chosen), sum(s.cost for s in chosen), image)
+    provider = choose_provider(first, task_input.provider) if task_input.provider is not None else None
+    return TaskPlan(tuple(s.id for s in chosen), sum(s.cost for s in chosen), image, provider)
+
+
+def choose_provider(step: StepSpec, pick: ProviderPick) -> ChosenProvider:
+    """The user's pick checked against what `step` offers; refused by name (`provider_not_allowed`,
+    `model_not_allowed`, `option_not_allowed`, `option_out_of_range`), naming the field."""
+    offered = step.choice(pick.name)
+    if offered is None:
+        names = ", ".join(c.provider for c in step.choices)
+        raise TaskRefused(
+            f"step {step.id!r} offers {'the providers ' + names if names else 'no choice of provider'}",
+            code="provider_not_allowed",
+            field="input.provider.name",
+        )
+    models = offered.models or (_default_model(step, offered),)
+    model = models[0] if pick.model is None else pick.model
+    if model not in models:
+        raise TaskRefused(
+            f"{offered.provider!r} offers the models {', '.join(models)}",
+            code="model_not_allowed",
+            field="input.provider.model",
+        )
+    for name, value in pick.options.items():
+        rule = offered.options.get(name)
+        if rule is None:
+            known = ", ".join(offered.options) or "none"
+            raise TaskRefused(
+                f"{offered.provider!r} takes no option {name!r} from users (options: {known})",
+                code="option_not_allowed",
+                field=f"input.provider.options.{name}",
+            )
+        if not rule.allows(value):
+            raise TaskRefused(
+                f"{name} must be {rule.describe()}",
+                code="option_out_of_range",
+                field=f"input.provider.options.{name}",
+            )
+    return ChosenProvider(offered.provider, model, MappingProxyType(dict(pick.options)))
+
+
+def _default_model(step: StepSpec, offered: ProviderChoice) -> str:
+    """The first model the choice lists; else the step's own model for its own provider, else `default`."""
+    if offered.models:
+        return offered.models[0]
+    return step.provider.model if offered.provider == step.provider.name else "default"
 
 
 def _image_from_parent(tool: Tool, first: StepSpec, parent: ParentTask, image: str | None) -> str | None:
@@ -278,10 +363,12 @@ def _check_input(tool: Tool, first: StepSpec, task_input: TaskInput, image: str 
         raise TaskRefused(f"step {first.id!r} needs a prompt", code="prompt_required", field="input.prompt")
 
 
-def plan_steps(tool: Tool, step_ids: Sequence[str]) -> tuple[PlannedStep, ...]:
-    """The steps a task runs, as they are when it is created."""
+def plan_steps(
+    tool: Tool, step_ids: Sequence[str], provider: ChosenProvider | None = None
+) -> tuple[PlannedStep, ...]:
+    """The steps a task runs, as they are when it is created; the first on the provider the user chose."""
     specs = {s.id: s for s in tool.config.steps}
-    return tuple(
+    planned = [
         PlannedStep(
             id=spec.id,
             name=spec.name,
@@ -296,7 +383,18 @@ def plan_steps(tool: Tool, step_ids: Sequence[str]) -> tuple[PlannedStep, ...]:
             use_style_image=spec.use_style_image,
         )
         for spec in (specs[step_id] for step_id in step_ids)
-    )
+    ]
+    if provider is not None and planned:
+        first = planned[0]
+        # The step's options are its own provider's: another provider gets the user's options alone.
+        base = dict(first.options) if provider.name == first.provider else {}
+        planned[0] = replace(
+            first,
+            provider=provider.name,
+            model=provider.model,
+            options=MappingProxyType({**base, **provider.options}),
+        )
+    return tuple(planned)
 
 
 def resolve_prompt(tool: Tool, task_input: TaskInput) -> str | None:

@@ -1,5 +1,6 @@
 """Operator commands: `python -m funmagic_tasks seed [--image-provider …] [--background-provider …]
-[--model-provider …] [--update]`. Each takes the application objects the composition root built."""
+[--model-provider …] [--point-cloud-provider …] [--update]`. Each takes the application objects the
+composition root built."""
 
 from __future__ import annotations
 
@@ -24,6 +25,9 @@ async def seed(
     parser.add_argument("--background-provider", default="local", help="provider of remove-bg steps (fal)")
     parser.add_argument("--model-provider", default="local", help="provider of 3d-gen steps (tripo)")
     parser.add_argument(
+        "--point-cloud-provider", default="local", help="provider of point-cloud steps (replicate)"
+    )
+    parser.add_argument(
         "--update", action="store_true", help="write the seed's values over existing entries that differ"
     )
     args = parser.parse_args(list(argv))
@@ -34,6 +38,7 @@ async def seed(
             image_provider=args.image_provider,
             background_provider=args.background_provider,
             model_provider=args.model_provider,
+            point_cloud_provider=args.point_cloud_provider,
             update_existing=args.update,
         )
     except InvalidCatalogEntry as error:  # e.g. a provider name that is not one

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from types import MappingProxyType
 
 from aiohttp import web
 
@@ -19,7 +20,7 @@ from funmagic_kit.api import (
     require_role,
 )
 from funmagic_tasks.application.tasks import TaskService
-from funmagic_tasks.domain.tasks import TaskInput, TaskRequest
+from funmagic_tasks.domain.tasks import ProviderPick, TaskInput, TaskRequest
 
 __all__ = ["TasksApp"]
 
@@ -37,8 +38,15 @@ class CreateTaskBody(CreateTask):
                 image_asset_id=self.input.imageAssetId,
                 prompt=self.input.prompt,
                 style_reference_id=self.input.styleReferenceId,
+                provider=self._pick(),
             ),
         )
+
+    def _pick(self) -> ProviderPick | None:
+        pick = self.input.provider
+        if pick is None:
+            return None
+        return ProviderPick(name=pick.name, model=pick.model, options=MappingProxyType(dict(pick.options)))
 
 
 @dataclass(frozen=True)

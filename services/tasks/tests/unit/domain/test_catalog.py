@@ -270,7 +270,7 @@ def test_the_public_config_hides_providers_timeouts_and_default_prompts() -> Non
 
     assert shown["steps"] == [
         {"id": "remove-bg", "name": "Background Remove", "type": "remove-bg", "cost": 5,
-         "input": {"image": "required", "prompt": "none"}}
+         "input": {"image": "required", "prompt": "none"}, "choices": []}
     ]  # fmt: skip
     assert shown["styleReferences"] == [
         {"id": "style-anime", "name": "Anime", "prompt": "Transform into anime style", "assetId": None,

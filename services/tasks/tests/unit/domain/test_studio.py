@@ -39,6 +39,7 @@ from funmagic_tasks.domain.studio import (
     new_chat,
     one_text_reply_at_a_time,
     post_message,
+    replies_of,
     reply_output,
     start_reply,
     update_chat,
@@ -81,7 +82,7 @@ def image(variants: int = 1, **changes: object) -> MessageRequest:
 
 def when_posted(chat: Chat, request: MessageRequest, active: tuple[Message, ...] = ()) -> StudioChange:
     change = post_message(
-        chat, request, message_id=PROMPT, reply_ids=[f"reply-{i}" for i in range(request.variants)],
+        chat, request, message_id=PROMPT, reply_ids=[f"reply-{i}" for i in range(replies_of(request))],
         active_replies=active, idempotency_key="key-1", now=NOW,
     )  # fmt: skip
     for message in change.messages:
@@ -190,6 +191,97 @@ def test_requests_the_rules_refuse_name_their_field(request_: MessageRequest, fi
         when_posted(a_chat(), request_)
 
     assert refused.value.field == field
+
+
+# --- batches: one prompt applied to each image on its own ------------------------------------------------
+
+IMAGES = tuple(f"0194690a-7c00-7000-8000-00000000d00{i}" for i in range(1, 10))
+
+
+def utility(images: tuple[str, ...] = IMAGES[:3], **changes: object) -> MessageRequest:
+    fields: dict = {
+        "content": "sharper, please", "kind": "image", "provider": "fal", "model": "fal-ai/clarity-upscaler",
+        "model_kind": "utility", "quoted_image_ids": images, "options": {"upscale_factor": "2"},
+    }  # fmt: skip
+    return MessageRequest(**{**fields, **changes})
+
+
+def test_a_utility_model_runs_once_per_quoted_image_each_job_with_its_own_image() -> None:
+    change = when_posted(a_chat(), utility())
+
+    prompt, *replies = change.messages
+    assert prompt.quoted_image_ids == IMAGES[:3]
+    assert [r.quoted_image_ids for r in replies] == [(IMAGES[0],), (IMAGES[1],), (IMAGES[2],)]
+    assert [r.variant for r in replies] == [0, 1, 2]
+    requested = [e for e in change.events if isinstance(e, StepRequested)]
+    assert [e.input.asset_ids for e in requested] == [(IMAGES[0],), (IMAGES[1],), (IMAGES[2],)]
+    assert {e.step_type for e in requested} == {"studio-utility"}
+    assert all(e.input.options == {"upscale_factor": 2.0} for e in requested)  # numbers, no seed
+    assert all(e.input.prompt == "sharper, please" for e in requested)
+
+
+def test_an_image_message_quoting_several_images_is_a_batch_of_one_job_per_image() -> None:
+    change = when_posted(a_chat(), image(quoted_image_ids=IMAGES[:8]))
+
+    replies = change.messages[1:]
+    assert len(replies) == 8
+    assert [r.quoted_image_ids for r in replies] == [(i,) for i in IMAGES[:8]]
+    options = [e.input.options for e in change.events if isinstance(e, StepRequested)]
+    assert options == [{"size": "1024x1024"}] * 8  # the images differ, not the seeds
+
+
+def test_an_image_model_gets_the_chats_earlier_turns_as_text_history() -> None:
+    gemini = image(provider="gemini", model="gemini-2.5-flash-image", options={"aspectRatio": "16:9"})
+    first = when_posted(a_chat(), gemini)
+    prompt, reply = first.messages
+    done = complete_reply(
+        start_reply(reply).messages[0], None,
+        ReplyOutput(text="Here is a fox", images=(), response_id=None, usage=Usage()), NOW,
+    ).messages[0]  # fmt: skip
+    failed = fail_reply(when_posted(a_chat(), text()).messages[1], error_code="x", error_message="x", now=NOW)
+
+    second = post_message(
+        a_chat(), replace(gemini, content="now in snow"), message_id="prompt-2", reply_ids=["reply-2"],
+        active_replies=(), idempotency_key=None, now=NOW, history=(prompt, done, *failed.messages),
+    )  # fmt: skip
+
+    (event,) = second.events
+    assert isinstance(event, StepRequested)
+    assert event.input.options == {
+        "aspectRatio": "16:9",
+        "history": [{"role": "user", "text": "a red fox"}, {"role": "model", "text": "Here is a fox"}],
+    }
+    assert event.input.prompt == "now in snow"
+    assert second.messages[0].options == {"aspectRatio": "16:9"}  # the history is not kept with the prompt
+    # The first turn of a chat has no history.
+    assert first.events[0].input.options == {"aspectRatio": "16:9"}  # type: ignore[union-attr]
+
+
+def test_one_quoted_image_keeps_the_variants_each_with_that_image() -> None:
+    change = when_posted(a_chat(), image(variants=2, quoted_image_ids=(IMAGE,)))
+
+    assert [r.quoted_image_ids for r in change.messages[1:]] == [(IMAGE,), (IMAGE,)]
+
+
+@pytest.mark.parametrize(
+    ("request_", "code", "field"),
+    [
+        (utility(images=()), "image_required", "quoted_image_ids"),
+        (utility(images=IMAGES), "too_many_images", "quoted_image_ids"),
+        (image(quoted_image_ids=IMAGES), "too_many_images", "quoted_image_ids"),
+        (image(variants=2, quoted_image_ids=IMAGES[:2]), "batch_variants", "variants"),
+        (utility(variants=2), "batch_variants", "variants"),
+        (utility(options={"upscale_factor": 5}), "studio_refused", "options.upscale_factor"),
+        (utility(options={"creativity": "lots"}), "studio_refused", "options.creativity"),
+        (utility(options={"size": "1024x1024"}), "studio_refused", "options.size"),
+        (utility(kind="text"), "studio_refused", "model"),
+    ],
+)
+def test_the_batch_rules_refuse_with_a_named_error(request_: MessageRequest, code: str, field: str) -> None:
+    with pytest.raises(StudioRefused) as refused:
+        when_posted(a_chat(), request_)
+
+    assert (refused.value.code, refused.value.field) == (code, field)
 
 
 def test_an_archived_chat_takes_no_message() -> None:

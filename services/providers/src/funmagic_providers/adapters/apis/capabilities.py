@@ -94,6 +94,24 @@ _TRIPO_3D = (
                 enum=("default", "align_image")),
 )  # fmt: skip
 
+# Gemini's image config (ai.google.dev `generationConfig.imageConfig`): ten aspect ratios, three sizes (the
+# longest side ~1024/2048/4096 px). No default: Gemini then follows the input image (or draws 1:1, 1K).
+_GEMINI_IMAGE = (
+    OptionField("aspectRatio", "enum", "Aspect ratio of the image.",
+                enum=("1:1", "2:3", "3:2", "3:4", "4:3", "4:5", "5:4", "9:16", "16:9", "21:9")),
+    OptionField("imageSize", "enum", "Resolution: the longest side about 1K, 2K or 4K pixels.",
+                enum=("1K", "2K", "4K")),
+)  # fmt: skip
+
+# Replicate's VGGT (replicate.py): the original's `pcd_source` and `sampling_rate`; `images`, `return_pcd`
+# and `to_base64` are fixed by the adapter (it needs the point map back as tensors).
+_REPLICATE_VGGT = (
+    OptionField("pcd_source", "string", "Which VGGT head makes the points (the original used point_head).",
+                default="point_head"),
+    OptionField("sampling_rate", "integer", "Passed to the model as it is: its sampling of the point map.",
+                minimum=1),
+)  # fmt: skip
+
 # --- who runs what ----------------------------------------------------------------------------------------
 
 CAPABILITIES: dict[str, dict[str, StepSupport]] = {
@@ -105,9 +123,17 @@ CAPABILITIES: dict[str, dict[str, StepSupport]] = {
             ("fal-ai/imageutils/rembg", "fal-ai/birefnet/v2", "fal-ai/birefnet"), _FAL_REMOVE_BG
         ),
     },
+    "gemini": {
+        "image-gen": StepSupport(("gemini-2.5-flash-image", "gemini-3-pro-image-preview"), _GEMINI_IMAGE),
+    },
     "tripo": {
         "3d-gen": StepSupport(
             ("default", "v2.5-20250123", "v3.0-20250812", "Turbo-v1.0-20250506"), _TRIPO_3D
+        ),
+    },
+    "replicate": {
+        "point-cloud": StepSupport(
+            ("770898f053ca56571e8a49d71f27fc695b6d203e0691baa30d8fbb6954599f2b",), _REPLICATE_VGGT
         ),
     },
     "local": {
@@ -180,10 +206,11 @@ def step_type_catalog() -> dict[str, JsonValue]:
 @dataclass(frozen=True)
 class StudioModel:
     """A model the studio's prompt bar offers: `text` models talk (and draw with their image tool), `image`
-    models only draw. `options` are the image options it takes, with their allowed values."""
+    models only draw, `utility` models work on each quoted image on its own (`studio-utility` steps: fal's
+    upscaler and background removal). `options` are the options it takes, with their allowed values."""
 
     id: str
-    kind: Literal["text", "image"]
+    kind: Literal["text", "image", "utility"]
     options: tuple[OptionField, ...] = ()
 
 
@@ -197,6 +224,24 @@ STUDIO_MODELS: dict[str, tuple[StudioModel, ...]] = {
         StudioModel("gpt-image-1", "image", _STUDIO_IMAGE),
         StudioModel("gpt-image-1-mini", "image", _STUDIO_IMAGE),
     ),
+    # fal.ai's queue API (fal_queue.py); inputs as fal.ai/models/fal-ai/clarity-upscaler/llms.txt lists them
+    # (upscale_factor 1–4, creativity and resemblance 0–1; a few steps offered), bria's takes the image only.
+    "fal": (
+        StudioModel("fal-ai/clarity-upscaler", "utility", (
+            OptionField("upscale_factor", "enum", "How many times larger.", default="2",
+                        enum=("2", "3", "4")),
+            OptionField("creativity", "enum", "How much new detail the model may invent.", default="0.35",
+                        enum=("0.2", "0.35", "0.5", "0.7")),
+            OptionField("resemblance", "enum", "How closely the result keeps the original.", default="0.6",
+                        enum=("0.4", "0.6", "0.8", "1")),
+        )),
+        StudioModel("fal-ai/bria/background/remove", "utility"),
+    ),
+    # Gemini's image models (gemini.py): multi-turn, the chat's earlier turns sent along as history.
+    "gemini": (
+        StudioModel("gemini-2.5-flash-image", "image", _GEMINI_IMAGE),
+        StudioModel("gemini-3-pro-image-preview", "image", _GEMINI_IMAGE),
+    ),
     "local": (
         StudioModel("local-chat", "text", (
             OptionField("size", "enum", "Image size.", default="512x512", enum=("256x256", "512x512")),
@@ -207,7 +252,8 @@ STUDIO_MODELS: dict[str, tuple[StudioModel, ...]] = {
         )),
     ),
 }  # fmt: skip
-"""Per provider type (`STUDIO_CHAT` steps for text models, `image-gen` for image models)."""
+"""Per provider type (`STUDIO_CHAT` steps for text models, `image-gen` for image models, `STUDIO_UTILITY` for
+utility models)."""
 
 
 def studio_models_of(provider_type: str) -> list[JsonValue]:
