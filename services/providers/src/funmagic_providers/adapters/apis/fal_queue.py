@@ -18,10 +18,7 @@ from typing import Any
 import aiohttp
 
 from funmagic_providers.adapters.apis.http_errors import (
-    error_for_status,
-    health_of_status,
-    transport_error,
-    unreachable,
+    JsonApi,
 )
 from funmagic_providers.domain.errors import (
     BadProviderResponse,
@@ -50,7 +47,7 @@ _UPSCALER_OPTIONS = {"upscale_factor": (1.0, 4.0), "creativity": (0.0, 1.0), "re
 
 class FalQueue:
     def __init__(self, session: aiohttp.ClientSession, *, poll_interval_seconds: float = 1.0) -> None:
-        self._session = session
+        self._api = JsonApi(session, _NAME)
         self._poll_interval = poll_interval_seconds
 
     async def run(self, call: StepCall, progress: ProgressReporter) -> StepResult:
@@ -69,7 +66,7 @@ class FalQueue:
             }
             output_name, message = "background_removed", "Removing the background"
         headers = _auth(call.provider)
-        submitted = await self._json("POST", f"{call.provider.base_url}/{call.model}", headers, json=body)
+        submitted = await self._api.json("POST", f"{call.provider.base_url}/{call.model}", headers, json=body)
         try:
             request_id = str(submitted["request_id"])
             status_url, response_url = str(submitted["status_url"]), str(submitted["response_url"])
@@ -81,14 +78,14 @@ class FalQueue:
             await self._wait_until_done(status_url, headers, progress, message)
         except asyncio.CancelledError:
             if cancel_url:
-                await asyncio.shield(self._cancel(cancel_url, headers))
+                await asyncio.shield(self._api.cancel("PUT", cancel_url, headers))
             raise
-        result = await self._json("GET", response_url, headers)
+        result = await self._api.json("GET", response_url, headers)
         image = result.get("image") if isinstance(result, dict) else None
         if not isinstance(image, dict) or not image.get("url"):
             raise BadProviderResponse("fal.ai's result has no image")
         await progress(90, "Downloading the result")
-        data = await self._download(str(image["url"]))
+        data = await self._api.download(str(image["url"]))
         content_type = str(image.get("content_type") or "image/png")
         extension = content_type.rsplit("/", 1)[-1]
         return StepResult(
@@ -98,20 +95,14 @@ class FalQueue:
         )
 
     async def check_health(self, provider: ProviderAccess) -> HealthReport:
-        try:
-            async with self._session.get(
-                f"{provider.base_url}/", headers=_auth(provider), timeout=aiohttp.ClientTimeout(total=5)
-            ) as response:
-                return health_of_status(response.status)
-        except (aiohttp.ClientError, TimeoutError) as error:
-            return unreachable(error)
+        return await self._api.health(f"{provider.base_url}/", _auth(provider))
 
     async def _wait_until_done(
         self, status_url: str, headers: dict[str, str], progress: ProgressReporter, message: str
     ) -> None:
         reported = 10
         while True:
-            status = await self._json("GET", status_url, headers, params={"logs": "1"}, accept=(200, 202))
+            status = await self._api.json("GET", status_url, headers, params={"logs": "1"}, accept=(200, 202))
             state = status.get("status")
             if state == "COMPLETED":
                 if status.get("error"):
@@ -129,48 +120,6 @@ class FalQueue:
             elif state != "IN_QUEUE":
                 raise BadProviderResponse(f"fal.ai reported an unknown status {str(state)[:40]!r}")
             await asyncio.sleep(self._poll_interval)
-
-    async def _cancel(self, cancel_url: str, headers: dict[str, str]) -> None:
-        try:
-            async with self._session.put(cancel_url, headers=headers, timeout=aiohttp.ClientTimeout(total=5)):
-                pass
-        except (aiohttp.ClientError, TimeoutError):
-            pass  # best effort: the request's result is simply never fetched
-
-    async def _json(
-        self,
-        method: str,
-        url: str,
-        headers: dict[str, str],
-        *,
-        json: Any = None,
-        params: dict[str, str] | None = None,
-        accept: tuple[int, ...] = (200,),
-    ) -> dict[str, Any]:
-        try:
-            async with self._session.request(
-                method, url, headers=headers, json=json, params=params
-            ) as response:
-                if response.status not in accept:
-                    raise error_for_status(_NAME, response.status, response.headers, await response.text())
-                try:
-                    payload = await response.json(content_type=None)
-                except ValueError:
-                    raise BadProviderResponse("fal.ai answered with something that is not JSON") from None
-        except (aiohttp.ClientError, TimeoutError) as error:
-            raise transport_error(_NAME, error) from None
-        if not isinstance(payload, dict):
-            raise BadProviderResponse("fal.ai answered with an unexpected JSON shape")
-        return payload
-
-    async def _download(self, url: str) -> bytes:
-        try:
-            async with self._session.get(url) as response:
-                if response.status != 200:
-                    raise error_for_status(_NAME, response.status, response.headers, "downloading the result")
-                return await response.read()
-        except (aiohttp.ClientError, TimeoutError) as error:
-            raise transport_error(_NAME, error) from None
 
 
 def _utility_request(call: StepCall, image_url: str) -> tuple[dict[str, Any], str, str]:

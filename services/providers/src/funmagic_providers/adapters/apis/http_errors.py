@@ -1,14 +1,16 @@
-"""Shared translation of plain-HTTP provider answers (fal, Tripo) into the step policy's errors, and of a
-health check's answer into a `HealthReport`."""
+"""Shared translation of plain-HTTP provider answers (fal, Tripo, Replicate…) into the step policy's errors,
+and of a health check's answer into a `HealthReport`; `JsonApi`, the calls those adapters make with it."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
+from typing import Any
 
 import aiohttp
 
 from funmagic_providers.domain.errors import (
+    BadProviderResponse,
     ProviderError,
     ProviderRateLimited,
     ProviderRejected,
@@ -16,7 +18,14 @@ from funmagic_providers.domain.errors import (
 )
 from funmagic_providers.domain.steps import HealthReport
 
-__all__ = ["error_for_status", "health_of_status", "retry_after_seconds", "transport_error", "unreachable"]
+__all__ = [
+    "JsonApi",
+    "error_for_status",
+    "health_of_status",
+    "retry_after_seconds",
+    "transport_error",
+    "unreachable",
+]
 
 
 def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
@@ -69,3 +78,75 @@ def unreachable(error: BaseException) -> HealthReport:
     if isinstance(error, TimeoutError):
         return HealthReport(False, "no answer within the check's time limit")
     return HealthReport(False, f"could not be reached ({type(error).__name__})")
+
+
+class JsonApi:
+    """A third party's JSON-over-HTTP API as an adapter calls it, through the adapters' session: an answer
+    outside `accept` becomes the step policy's error, a transport failure `ProviderUnavailable`, an answer
+    that is not a JSON object `BadProviderResponse`."""
+
+    def __init__(self, session: aiohttp.ClientSession, name: str) -> None:
+        self._session = session
+        self._name = name
+
+    async def json(
+        self,
+        method: str,
+        url: str,
+        headers: Mapping[str, str],
+        *,
+        json: Any = None,
+        params: Mapping[str, str] | None = None,
+        accept: tuple[int, ...] = (200,),
+    ) -> dict[str, Any]:
+        try:
+            async with self._session.request(
+                method, url, headers=dict(headers), json=json, params=params
+            ) as response:
+                if response.status not in accept:
+                    raise error_for_status(
+                        self._name, response.status, response.headers, await response.text()
+                    )
+                try:
+                    payload = await response.json(content_type=None)
+                except ValueError:
+                    raise BadProviderResponse(
+                        f"{self._name} answered with something that is not JSON"
+                    ) from None
+        except (aiohttp.ClientError, TimeoutError) as error:
+            raise transport_error(self._name, error) from None
+        if not isinstance(payload, dict):
+            raise BadProviderResponse(f"{self._name} answered with an unexpected JSON shape")
+        return payload
+
+    async def download(self, url: str) -> bytes:
+        """A result file the API points at (its own host or a CDN: no credentials sent)."""
+        try:
+            async with self._session.get(url) as response:
+                if response.status != 200:
+                    raise error_for_status(
+                        self._name, response.status, response.headers, "downloading the result"
+                    )
+                return await response.read()
+        except (aiohttp.ClientError, TimeoutError) as error:
+            raise transport_error(self._name, error) from None
+
+    async def cancel(self, method: str, url: str, headers: Mapping[str, str]) -> None:
+        """Best effort: a job that cannot be cancelled is simply never fetched."""
+        try:
+            async with self._session.request(
+                method, url, headers=dict(headers), timeout=aiohttp.ClientTimeout(total=5)
+            ):
+                pass
+        except (aiohttp.ClientError, TimeoutError):
+            pass
+
+    async def health(self, url: str, headers: Mapping[str, str]) -> HealthReport:
+        """A cheap authenticated GET: its status says whether the key works (`health_of_status`)."""
+        try:
+            async with self._session.get(
+                url, headers=dict(headers), timeout=aiohttp.ClientTimeout(total=5)
+            ) as response:
+                return health_of_status(response.status)
+        except (aiohttp.ClientError, TimeoutError) as error:
+            return unreachable(error)

@@ -26,10 +26,7 @@ import aiohttp
 
 from funmagic_providers.adapters import vggt_points
 from funmagic_providers.adapters.apis.http_errors import (
-    error_for_status,
-    health_of_status,
-    transport_error,
-    unreachable,
+    JsonApi,
 )
 from funmagic_providers.domain.errors import (
     BadProviderResponse,
@@ -58,7 +55,7 @@ _IMAGE_TYPES = ("image/png", "image/jpeg", "image/webp")
 
 class Replicate:
     def __init__(self, session: aiohttp.ClientSession, *, poll_interval_seconds: float = 1.0) -> None:
-        self._session = session
+        self._api = JsonApi(session, _NAME)
         self._poll_interval = poll_interval_seconds
 
     async def run(self, call: StepCall, progress: ProgressReporter) -> StepResult:
@@ -80,7 +77,9 @@ class Replicate:
         }
         base, headers = call.provider.base_url, _auth(call.provider)
         await progress(15, "Calling VGGT on Replicate")
-        prediction = await self._json("POST", f"{base}/predictions", headers, json=body, accept=(200, 201))
+        prediction = await self._api.json(
+            "POST", f"{base}/predictions", headers, json=body, accept=(200, 201)
+        )
         prediction_id = prediction.get("id")
         if not isinstance(prediction_id, str) or not prediction_id:
             raise BadProviderResponse("Replicate's prediction has no id")
@@ -88,7 +87,9 @@ class Replicate:
             url = f"{base}/predictions/{prediction_id}"
             prediction = await self._wait(url, prediction, headers, progress)
         except asyncio.CancelledError:
-            await asyncio.shield(self._cancel(f"{base}/predictions/{prediction_id}/cancel", headers))
+            await asyncio.shield(
+                self._api.cancel("POST", f"{base}/predictions/{prediction_id}/cancel", headers)
+            )
             raise
         await progress(85, "Processing point cloud data")
         output = await self._output(prediction.get("output"))
@@ -107,15 +108,7 @@ class Replicate:
 
     async def check_health(self, provider: ProviderAccess) -> HealthReport:
         # `GET /account` answers the token's owner: the cheapest call that proves the token works.
-        try:
-            async with self._session.get(
-                f"{provider.base_url}/account",
-                headers=_auth(provider),
-                timeout=aiohttp.ClientTimeout(total=5),
-            ) as response:
-                return health_of_status(response.status)
-        except (aiohttp.ClientError, TimeoutError) as error:
-            return unreachable(error)
+        return await self._api.health(f"{provider.base_url}/account", _auth(provider))
 
     async def _wait(
         self, url: str, prediction: dict[str, Any], headers: dict[str, str], progress: ProgressReporter
@@ -142,7 +135,7 @@ class Replicate:
                     reported = percent
                     await progress(percent, "VGGT is reconstructing the scene")
             await asyncio.sleep(self._poll_interval)
-            prediction = await self._json("GET", url, headers)
+            prediction = await self._api.json("GET", url, headers)
 
     async def _output(self, output: Any) -> dict[str, Any]:
         if isinstance(output, dict) and isinstance(output.get("data"), list) and output["data"]:
@@ -150,38 +143,8 @@ class Replicate:
         if isinstance(output, dict):
             return output
         if isinstance(output, str) and output.startswith(("https://", "http://")):
-            return await self._json("GET", output, {})
+            return await self._api.json("GET", output, {})
         raise BadProviderResponse("VGGT's prediction has no point map output")
-
-    async def _cancel(self, url: str, headers: dict[str, str]) -> None:
-        try:
-            async with self._session.post(url, headers=headers, timeout=aiohttp.ClientTimeout(total=5)):
-                pass
-        except (aiohttp.ClientError, TimeoutError):
-            pass  # best effort: the prediction's result is simply never fetched
-
-    async def _json(
-        self,
-        method: str,
-        url: str,
-        headers: dict[str, str],
-        *,
-        json: Any = None,
-        accept: tuple[int, ...] = (200,),
-    ) -> dict[str, Any]:
-        try:
-            async with self._session.request(method, url, headers=headers, json=json) as response:
-                if response.status not in accept:
-                    raise error_for_status(_NAME, response.status, response.headers, await response.text())
-                try:
-                    payload = await response.json(content_type=None)
-                except ValueError:
-                    raise BadProviderResponse("Replicate answered with something that is not JSON") from None
-        except (aiohttp.ClientError, TimeoutError) as error:
-            raise transport_error(_NAME, error) from None
-        if not isinstance(payload, dict):
-            raise BadProviderResponse("Replicate answered with an unexpected JSON shape")
-        return payload
 
 
 def _auth(provider: ProviderAccess) -> dict[str, str]:

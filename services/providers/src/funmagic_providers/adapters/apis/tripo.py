@@ -15,10 +15,9 @@ from typing import Any
 import aiohttp
 
 from funmagic_providers.adapters.apis.http_errors import (
+    JsonApi,
     error_for_status,
-    health_of_status,
     transport_error,
-    unreachable,
 )
 from funmagic_providers.domain.errors import (
     BadProviderResponse,
@@ -47,6 +46,7 @@ _IMAGE_TYPES = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp"}
 class Tripo:
     def __init__(self, session: aiohttp.ClientSession, *, poll_interval_seconds: float = 2.0) -> None:
         self._session = session
+        self._api = JsonApi(session, _NAME)
         self._poll_interval = poll_interval_seconds
 
     async def run(self, call: StepCall, progress: ProgressReporter) -> StepResult:
@@ -86,11 +86,21 @@ class Tripo:
         if not model_url:
             raise BadProviderResponse("Tripo's finished task has no model")
         await progress(90, "Downloading the model")
-        files = [OutputFile("model", "model.glb", "model/gltf-binary", await self._download(str(model_url)))]
+        files = [
+            OutputFile(
+                "model",
+                "model.glb",
+                "model/gltf-binary",
+                await self._api.download(str(model_url)),
+            )
+        ]
         if output.get("rendered_image"):
             files.append(
                 OutputFile(
-                    "preview", "preview.png", "image/png", await self._download(str(output["rendered_image"]))
+                    "preview",
+                    "preview.png",
+                    "image/png",
+                    await self._api.download(str(output["rendered_image"])),
                 )
             )
         return StepResult(
@@ -98,15 +108,7 @@ class Tripo:
         )
 
     async def check_health(self, provider: ProviderAccess) -> HealthReport:
-        try:
-            async with self._session.get(
-                f"{provider.base_url}/user/balance",
-                headers=_auth(provider),
-                timeout=aiohttp.ClientTimeout(total=5),
-            ) as response:
-                return health_of_status(response.status)
-        except (aiohttp.ClientError, TimeoutError) as error:
-            return unreachable(error)
+        return await self._api.health(f"{provider.base_url}/user/balance", _auth(provider))
 
     async def _wait(self, url: str, headers: dict[str, str], progress: ProgressReporter) -> dict[str, Any]:
         reported = 20
@@ -158,15 +160,6 @@ class Tripo:
         ):
             raise BadProviderResponse(f"Tripo answered with an unexpected body: {_message(text)}")
         return payload["data"]
-
-    async def _download(self, url: str) -> bytes:
-        try:
-            async with self._session.get(url) as response:
-                if response.status != 200:
-                    raise error_for_status(_NAME, response.status, response.headers, "downloading the output")
-                return await response.read()
-        except (aiohttp.ClientError, TimeoutError) as error:
-            raise transport_error(_NAME, error) from None
 
 
 def _message(text: str) -> str:
