@@ -63,6 +63,20 @@ export const useSessionStore = defineStore('session', () => {
     user.value = result.user
     checked.value = true
     await refreshBalance()
+    void awaitSignUpBonus()
+  }
+
+  /**
+   * The sign-up bonus is credited by an event after the account exists, usually within a few dozen
+   * milliseconds of the sign-up answer: a balance read at once may still be 0. Read again a few times,
+   * backing off, until the bonus shows (or it is clearly not coming: a platform without one).
+   */
+  async function awaitSignUpBonus(): Promise<void> {
+    for (const delayMs of [150, 400, 1000, 2500]) {
+      if (!user.value || (balance.value && balance.value.balance > 0)) return
+      await new Promise((resolve) => setTimeout(resolve, delayMs))
+      await refreshBalance()
+    }
   }
 
   async function signOut(): Promise<void> {
