@@ -9,8 +9,9 @@ Every other process verifies them here, the same way:
   per `refetch_interval`, and is refused if still unknown;
 - issuer, audience and expiry are checked;
 - Redis says whether the session was revoked or the user's tokens were invalidated after this one was
-  issued (sign-out, role change, disable). One MGET per request, so a revocation is seen by every replica at
-  once, not when the token expires.
+  issued (sign-out, role change, disable): one MGET per request, or the gateway's local view of it kept
+  current by announcements (`funmagic_kit.revocations`), so a revocation is seen by every replica within a
+  second, not when the token expires.
 
 Services behind the gateway also require a caller: the internal service credential (`X-Internal-Token`)
 or a valid user token. A request that reaches a service directly with neither is refused.
@@ -35,6 +36,12 @@ from funmagic_kit.audit import bind_actor
 from funmagic_kit.errors import TransientError
 from funmagic_kit.http import problem
 from funmagic_kit.request_keys import INTERNAL_CALLER_KEY, PRINCIPAL_KEY, InvalidToken, Principal
+from funmagic_kit.revocations import (
+    REVOCATIONS_CHANNEL,
+    RedisRevocations,
+    RevocationCheck,
+    revocation_keys,
+)
 
 __all__ = [
     "ALLOWED_ALGORITHMS",
@@ -58,21 +65,24 @@ CLOCK_SKEW_SECONDS = 5
 INTERNAL_TOKEN_HEADER = "X-Internal-Token"
 
 
-def revocation_keys(user_id: str, session_id: str) -> tuple[str, str]:
-    """Redis keys: (this session revoked, the user's tokens invalid before). One hash tag: one slot."""
-    return f"auth:{{{user_id}}}:revoked:{session_id}", f"auth:{{{user_id}}}:valid-after"
-
-
 async def mark_session_revoked(redis: Redis, user_id: str, session_id: str, ttl_seconds: int) -> None:
     """Refuse this session's access tokens from now on (they expire within `ttl_seconds` anyway)."""
     revoked_key, _ = revocation_keys(user_id, session_id)
-    await redis.set(revoked_key, "1", ex=ttl_seconds)
+    await _set_and_announce(redis, user_id, revoked_key, "1", ttl_seconds)
 
 
 async def mark_tokens_invalid_before(redis: Redis, user_id: str, moment: float, ttl_seconds: int) -> None:
     """Refuse every access token of this user issued before `moment` (role change, disable, reset)."""
     _, valid_after_key = revocation_keys(user_id, "-")
-    await redis.set(valid_after_key, repr(moment), ex=ttl_seconds)
+    await _set_and_announce(redis, user_id, valid_after_key, repr(moment), ttl_seconds)
+
+
+async def _set_and_announce(redis: Redis, user_id: str, key: str, value: str, ttl_seconds: int) -> None:
+    # One MULTI: the key is set before local views hear of it (they then read the new value).
+    async with redis.pipeline(transaction=True) as pipe:
+        pipe.set(key, value, ex=ttl_seconds)
+        pipe.publish(REVOCATIONS_CHANNEL, user_id)
+        await pipe.execute()
 
 
 JwksFetcher = Callable[[], Awaitable[dict[str, Any]]]
@@ -132,10 +142,17 @@ class JwksSource:
 
 class TokenVerifier:
     def __init__(
-        self, jwks: JwksSource, redis: Redis, *, issuer: str, audience: str, cache_size: int = 10_000
+        self,
+        jwks: JwksSource,
+        redis: Redis,
+        *,
+        issuer: str,
+        audience: str,
+        cache_size: int = 10_000,
+        revocations: RevocationCheck | None = None,
     ) -> None:
         self._jwks = jwks
-        self._redis = redis
+        self._revocations = revocations or RedisRevocations(redis)
         self._issuer = issuer
         self._audience = audience
         # Signature checks of tokens seen recently (a client sends the same token for minutes). Only the
@@ -146,15 +163,10 @@ class TokenVerifier:
     async def verify(self, token: str) -> Principal:
         claims = await self.verify_signature(token)
         principal = Principal.from_claims(claims, token)
-        revoked_key, valid_after_key = revocation_keys(principal.user_id, principal.session_id)
-        try:
-            revoked, valid_after = await self._redis.mget(revoked_key, valid_after_key)
-        except Exception as error:
-            # Fail closed: without Redis we cannot know whether the session was revoked.
-            raise TransientError("cannot check the session's revocation") from error
-        if revoked is not None:
+        state = await self._revocations.session(principal.user_id, principal.session_id)
+        if state.revoked:
             raise InvalidToken("session has been signed out or revoked")
-        if valid_after is not None and principal.issued_at < float(valid_after):
+        if state.valid_after is not None and principal.issued_at < state.valid_after:
             raise InvalidToken("token was issued before the account changed; refresh it")
         return principal
 

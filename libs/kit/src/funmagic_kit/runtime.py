@@ -41,6 +41,7 @@ from funmagic_kit.metrics import Metrics
 from funmagic_kit.migrations import migrate_database
 from funmagic_kit.outbox import OutboxRelay
 from funmagic_kit.redis import create_redis
+from funmagic_kit.revocations import RevocationView
 from funmagic_kit.s3 import open_s3_client
 from funmagic_kit.settings import DatabaseSettings, S3Settings, ServiceSettings, load_settings
 from funmagic_kit.tracing import configure_tracing
@@ -73,6 +74,7 @@ class Runtime:
     pool: AsyncConnectionPool | None = None
     s3: Any = None
     verifier: TokenVerifier | None = None
+    revocation_view: RevocationView | None = None
     # Closes what a service's build opened (HTTP client sessions…), after HTTP and consumers stopped.
     exit_stack: AsyncExitStack = field(default_factory=AsyncExitStack)
 
@@ -132,6 +134,9 @@ class ServiceSpec:
     # The longest request line (method, path and query) read; a longer one is refused by aiohttp's parser
     # with a plain-text 400 before any route or middleware sees it.
     max_request_line: int = 8190
+    # Answer revocation checks from a local view kept current by announcements (the gateway, which checks
+    # every request) instead of one Redis round trip per check: `funmagic_kit.revocations`.
+    revocation_view: bool = False
 
     @property
     def uses_database(self) -> bool:
@@ -188,11 +193,14 @@ async def _open_adapters(
             graceful_timeout=settings.shutdown_grace_seconds,
         )
     s3 = await open_s3_client(settings, stack) if spec.uses_s3 else None
+    # Only a serving process keeps the view (an operator command has no traffic to spare a round trip on).
+    revocation_view = RevocationView(redis) if spec.revocation_view and kafka else None
     verifier = TokenVerifier(
         JwksSource.from_url(settings.auth_jwks_url),
         redis,
         issuer=settings.auth_issuer,
         audience=settings.auth_audience,
+        revocations=revocation_view,
     )
     return Runtime(
         settings=settings,
@@ -203,6 +211,7 @@ async def _open_adapters(
         pool=pool,
         s3=s3,
         verifier=verifier,
+        revocation_view=revocation_view,
         exit_stack=stack,
     )
 
@@ -275,7 +284,10 @@ async def _serve_until(
         for check in parts.health_checks:
             checks.add(check)
 
-        for worker in parts.workers:
+        workers = [*parts.workers]
+        if runtime.revocation_view is not None:
+            workers.append(runtime.revocation_view)
+        for worker in workers:
             worker_task = asyncio.create_task(worker.run(), name=f"{spec.name}-{type(worker).__name__}")
             stack.push_async_callback(_stop_worker, worker, worker_task)
 

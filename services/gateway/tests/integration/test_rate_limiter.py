@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import pytest
 from gateway_test_support import KeptSettings
-from redis.asyncio import Redis
+from redis.asyncio import Connection, Redis
 
 from funmagic_gateway.adapters.rate_limiter import (
     PurchasedCredits,
@@ -147,6 +148,46 @@ async def test_the_counters_and_another_key_of_the_subject_are_read_in_one_round
     assert again.extra is None
     missing = await limiter.count(windows, also_get=f"{prefix}:extra:{{nobody}}")
     assert missing.extra is None
+
+
+class CountingConnection(Connection):
+    """A real connection that counts how often it sends to Redis: the round trips of its client."""
+
+    sends = 0
+
+    async def send_packed_command(self, command: Any, check_health: bool = True) -> None:
+        CountingConnection.sends += 1
+        await super().send_packed_command(command, check_health)
+
+
+async def test_counting_a_request_is_one_round_trip_even_with_several_counters(
+    prefix: str, redis_url: str
+) -> None:
+    client = Redis.from_url(redis_url, connection_class=CountingConnection)
+    limiter = RedisRateLimiter(client, prefix=prefix)
+    windows = [(GLOBAL, "198.51.100.9", 60), (UPLOAD, "user-8", 30)]
+    try:
+        await limiter.count(windows)  # connects, and loads the script if Redis lacks it
+        CountingConnection.sends = 0
+
+        counted = await limiter.count(windows, also_get=f"{prefix}:extra:{{user-8}}")
+
+        assert [count for count, _ in counted.counts] == [2, 2]
+        assert CountingConnection.sends == 1
+    finally:
+        await client.aclose()
+
+
+async def test_a_script_redis_lost_is_loaded_again_and_each_counter_counted_once(
+    limiter: RedisRateLimiter, redis: Redis
+) -> None:
+    windows = [(GLOBAL, "198.51.100.10", 60), (UPLOAD, "user-9", 30)]
+    await limiter.count(windows)
+
+    await redis.script_flush()  # what a restarted Redis has forgotten
+    counted = await limiter.count(windows)
+
+    assert [count for count, _ in counted.counts] == [2, 2]
 
 
 # --- settings store -------------------------------------------------------------------------------
@@ -438,6 +479,27 @@ async def test_while_credits_cannot_say_nothing_bought_is_assumed_and_nothing_ca
 
     assert await purchased.lifetime_purchased("buyer", None) is None
     assert await redis.get(purchased.key("buyer")) is None
+
+
+async def test_after_credits_failed_misses_do_not_ask_it_again_for_a_while(
+    redis: Redis, prefix: str, purchases: FakePurchases
+) -> None:
+    clock = FakeClock()
+    purchased = PurchasedCredits(
+        redis, purchases, prefix=f"{prefix}:purchased", pause_after_failure_seconds=5.0, clock=clock
+    )
+    purchases.failure = HttpProblem(503, "Service Unavailable", "credits is not reachable")
+    assert await purchased.lifetime_purchased("buyer", None) is None
+    purchases.failure = None
+
+    clock.now += 4.9
+    paused = await purchased.lifetime_purchased("buyer", None)
+    clock.now += 0.2
+    resumed = await purchased.lifetime_purchased("buyer", None)
+
+    assert paused is None
+    assert resumed == 1000
+    assert purchases.asked == ["buyer", "buyer"], "asked when it failed, then only after the pause"
 
 
 async def test_a_slow_credits_is_given_up_on(purchased: PurchasedCredits, purchases: FakePurchases) -> None:

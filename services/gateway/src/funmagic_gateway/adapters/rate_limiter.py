@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 from pydantic import ValidationError
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
+from redis.exceptions import NoScriptError, RedisError
 
 from funmagic_gateway.application.ports import Caller, Purchases, RateLimitSettingsRecords
 from funmagic_gateway.domain.rate_limits import (
@@ -104,15 +104,29 @@ class RedisRateLimiter:
         """Count one hit in each `(category, subject, window seconds)` window and read `also_get` (a key
         of the same subject, such as its purchased credits), all in one round trip: the limits are decided
         afterwards (`domain.rate_limits.decide`), once what the extra key says is known."""
+        counters = [
+            (self.key(category, subject), window_seconds * 1000)
+            for category, subject, window_seconds in windows
+        ]
         try:
+            # EVALSHA by hand: redis-py's pipeline would ask SCRIPT EXISTS first, a second round trip on
+            # every request. A script Redis lacks (restarted, flushed) did not run: it is loaded and only
+            # those counters are counted again.
             async with self._redis.pipeline(transaction=False) as pipe:
-                for category, subject, window_seconds in windows:
-                    await self._script(
-                        keys=[self.key(category, subject)], args=[window_seconds * 1000], client=pipe
-                    )
+                for key, window_ms in counters:
+                    pipe.evalsha(self._script.sha, 1, key, window_ms)
                 if also_get is not None:
                     pipe.get(also_get)
-                replies = await pipe.execute()
+                replies = await pipe.execute(raise_on_error=False)
+            missing = [
+                i for i, reply in enumerate(replies[: len(counters)]) if isinstance(reply, NoScriptError)
+            ]
+            for i in missing:
+                key, window_ms = counters[i]
+                replies[i] = await self._script(keys=[key], args=[window_ms])
+            failed = next((reply for reply in replies if isinstance(reply, Exception)), None)
+            if failed is not None:
+                raise failed
         except (RedisError, OSError) as error:
             raise RateLimiterUnavailable(f"rate limiter unavailable: {error}") from error
         counts = [(int(count), int(ttl_ms)) for count, ttl_ms in replies[: len(windows)]]
@@ -247,10 +261,15 @@ class PurchasedCredits:
         prefix: str = "ratelimit:purchased",
         ttl_seconds: int = 300,
         lookup_timeout_seconds: float = 1.0,
+        pause_after_failure_seconds: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._redis = redis
         self._purchases = purchases
+        self._pause_after_failure_seconds = pause_after_failure_seconds
+        # After credits failed to answer, misses do not ask it again until then: a request each would
+        # otherwise wait for a down service (up to the lookup timeout) and hammer it as it comes back.
+        self._paused_until: float | None = None
         self._prefix = prefix
         self._ttl_seconds = ttl_seconds
         self._lookup_timeout_seconds = lookup_timeout_seconds
@@ -269,6 +288,8 @@ class PurchasedCredits:
         value = _purchased(cached)
         if value is not None:
             return value
+        if self._paused_until is not None and self._clock() < self._paused_until:
+            return None
         lookup = self._lookups.get(user_id)
         if lookup is None:
             lookup = asyncio.ensure_future(self._look_up(user_id, only_if_absent=True))
@@ -293,8 +314,10 @@ class PurchasedCredits:
             async with asyncio.timeout(self._lookup_timeout_seconds):
                 value = await self._purchases.lifetime_purchased(user_id)
         except (HttpProblem, TimeoutError, ValueError) as error:
+            self._paused_until = self._clock() + self._pause_after_failure_seconds
             self._warn("cannot ask credits what a user bought; their tier counts nothing bought", error)
             return None
+        self._paused_until = None
         try:
             await self._redis.set(self.key(user_id), value, ex=self._ttl_seconds, nx=only_if_absent)
         except (RedisError, OSError) as error:
