@@ -4,12 +4,17 @@ their locale, without provider details; users cannot manage them; invalid config
 from __future__ import annotations
 
 import asyncio
+import urllib.request
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import aiohttp
 import pytest
 from clients import bearer, browser, call, sign_up, unique_email
+from prometheus_client.parser import text_string_to_metric_families
+
+from funmagic_kit.testing import wait_until
 
 
 @pytest.fixture
@@ -203,3 +208,76 @@ async def test_the_seed_is_idempotent_and_its_tools_are_public(platform, service
         status, tool = await api("GET", f"/api/tools/{slug}")
         assert status == 200, tool
         assert tool["credits_cost"] == sum(s["cost"] for s in tool["config"]["steps"])
+
+
+# --- the gateway's short cache of public catalog answers -------------------------------------------
+
+
+def tasks_requests_of(platform, route: str) -> float:
+    """How many requests the tasks service answered on `route` so far (its own Prometheus counter)."""
+    with urllib.request.urlopen(platform["tasks"].url + "/metrics", timeout=5) as response:
+        text = response.read().decode()
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == "funmagic_http_requests_total" and sample.labels.get("route") == route
+    )
+
+
+async def test_a_public_catalog_answer_is_reused_without_asking_tasks_again(platform, admin) -> None:
+    tool_type = await create_type(admin)
+    await create_tool(admin, tool_type["id"])
+    query = {"type": tool_type["name"], "limit": "7"}
+    answers: list[Any] = []
+
+    # The creation's ToolChanged may still empty the cache once after the first read; after that, the
+    # same read is answered by the gateway alone.
+    async def answered_by_the_gateway_alone() -> bool:
+        asked = await asyncio.to_thread(tasks_requests_of, platform, "/v1/tools")
+        status, body = await api("GET", "/api/tools", params=query)
+        assert status == 200, body
+        answers.append(body)
+        return await asyncio.to_thread(tasks_requests_of, platform, "/v1/tools") == asked
+
+    await wait_until(answered_by_the_gateway_alone, timeout=15, what="a read the gateway answers alone")
+    assert all(body == answers[0] for body in answers)
+    assert [item["tool_type"]["name"] for item in answers[-1]["items"]] == [tool_type["name"]]
+
+
+async def test_an_admins_change_through_the_gateway_is_public_at_once(platform, admin) -> None:
+    tool_type = await create_type(admin)
+    tool = await create_tool(admin, tool_type["id"])
+    status, _ = await api("GET", f"/api/tools/{tool['slug']}")  # now cached
+    assert status == 200
+
+    status, changed = await api("PATCH", f"/api/admin/tools/{tool['id']}", admin, json={"title": "Renamed"})
+    assert status == 200, changed
+    status, detail = await api("GET", f"/api/tools/{tool['slug']}")
+
+    assert detail["title"] == "Renamed"
+
+
+async def test_a_change_made_beside_the_gateway_reaches_it_through_the_catalog_events(
+    platform, admin, admin_token: str
+) -> None:
+    tool_type = await create_type(admin)
+    tool = await create_tool(admin, tool_type["id"])
+    status, _ = await api("GET", f"/api/tools/{tool['slug']}")  # now cached
+    assert status == 200
+
+    # Straight to the tasks service (as another gateway replica would): only ToolChanged tells this one.
+    async with (
+        aiohttp.ClientSession() as client,
+        client.patch(
+            f"{platform['tasks'].url}/v1/admin/tools/{tool['id']}",
+            json={"title": "Renamed elsewhere"},
+            headers={"Authorization": f"Bearer {admin_token}"},
+        ) as response,
+    ):
+        assert response.status == 200, await response.text()
+
+    async def renamed() -> bool:
+        return (await api("GET", f"/api/tools/{tool['slug']}"))[1]["title"] == "Renamed elsewhere"
+
+    await wait_until(renamed, timeout=15, what="the gateway to serve the changed tool")

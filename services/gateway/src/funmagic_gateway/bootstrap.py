@@ -16,6 +16,7 @@ from funmagic_gateway.adapters.rate_limiter import (
     RateLimitSettingsStore,
     RedisRateLimiter,
 )
+from funmagic_gateway.adapters.reply_cache import ReplyCache
 from funmagic_gateway.adapters.services import (
     AuditClient,
     CreditsClient,
@@ -47,7 +48,7 @@ from funmagic_gateway.entrypoints.edge import (
     security_headers_middleware,
 )
 from funmagic_gateway.entrypoints.http import PublicApi, health_checks, rate_limit_operations
-from funmagic_gateway.entrypoints.kafka import PurchasesWatcher, SseProjector
+from funmagic_gateway.entrypoints.kafka import CatalogWatcher, PurchasesWatcher, SseProjector
 from funmagic_gateway.entrypoints.live_relay import LiveRelay
 from funmagic_gateway.entrypoints.provider_routes import provider_operations
 from funmagic_gateway.entrypoints.queue_routes import queue_operations
@@ -132,6 +133,7 @@ def build(
     task_views = TaskViews(tasks=tasks, assets=StorageClient(services["storage"]))
     user_overviews = UserOverviews(users=identity, credits=credits, tasks=tasks)
     admin_stats = AdminStats(tasks=tasks, credits=credits, providers=ProvidersClient(services["providers"]))
+    catalog_cache = ReplyCache(ttl_seconds=settings.catalog_cache_seconds)
     admin_audit = AdminAudit({name: AuditClient(services[name]) for name in AUDITED_SERVICES})
     operations = [
         *auth.operations(),
@@ -143,7 +145,7 @@ def build(
         *provider_operations(services["providers"]),
         *queue_operations(services["providers"]),
         *rate_limit_operations(rate_limits),
-        *catalog_operations(services["tasks"]),
+        *catalog_operations(services["tasks"], catalog_cache),
         *task_operations(services["tasks"], task_views),
         *studio_operations(services["tasks"], services["providers"]),
         *sse.operations(),
@@ -165,7 +167,7 @@ def build(
         # The apps' catch-all comes last: every API route is matched before it.
         routes=[*api.routes(), *web_app_routes(apps, content_origins=settings.content_origins())],
         subscriptions=[
-            *SseProjector(task_streams).subscriptions(),
+            *SseProjector(task_streams).subscriptions(CatalogWatcher(catalog_cache)),
             *PurchasesWatcher(purchased).subscriptions(),
         ],
         health_checks=health_checks(settings.service_urls()),

@@ -33,6 +33,8 @@ class GatewaySettings(ServiceSettings):
     sse_heartbeat_seconds: float = Field(15.0, validation_alias="SSE_HEARTBEAT_SECONDS", gt=0, le=60)
     # SSE: how often an open stream asks whether its caller was signed out or disabled (expiry is exact).
     sse_session_check_seconds: float = Field(5.0, validation_alias="SSE_SESSION_CHECK_SECONDS", gt=0, le=60)
+    # How long a public catalog answer (tools, tool types, banners) is reused; 0: never cached.
+    catalog_cache_seconds: float = Field(5.0, validation_alias="CATALOG_CACHE_SECONDS", ge=0, le=60)
     # SSE: Redis connections for blocking stream reads, one per open stream (a separate pool); streams
     # beyond it wait for a free connection.
     sse_redis_max_connections: int = Field(1000, validation_alias="SSE_REDIS_MAX_CONNECTIONS", ge=1)

@@ -19,6 +19,7 @@ from aiohttp.test_utils import TestServer
 from pydantic import AwareDatetime, Field
 
 from funmagic_contracts.api import Reply, Request
+from funmagic_gateway.adapters.reply_cache import ReplyCache
 from funmagic_gateway.adapters.services import ServiceClient
 from funmagic_gateway.entrypoints.forwarding import Forward, forwarding_operation, operations
 from funmagic_kit.api import Operation, build_openapi
@@ -406,3 +407,67 @@ async def test_the_declared_access_and_guard_come_before_anything_is_read() -> N
             assert response.status == 200
 
     assert upstream.last.path == "/v1/things/t-1/seal"
+
+
+# --- cached answers ------------------------------------------------------------------------------
+
+
+def cached_thing_forwards(cache: ReplyCache) -> Declare:
+    def declare(client: ServiceClient) -> Sequence[Forward]:
+        return (
+            Forward("GET", "/api/things", client, "/v1/things", "Things", "things", "list_things",
+                    access="public", query=ThingQuery, reply=Thing, cache=cache),
+            Forward("PATCH", "/api/things/{thing_id}", client, "/v1/things/{thing_id}", "Change a thing",
+                    "things", "change_thing", access="public", body=ThingChange, dump="exclude_unset",
+                    reply=Thing, clears=cache),
+        )  # fmt: skip
+
+    return declare
+
+
+async def test_a_cached_get_is_answered_again_without_asking_the_service_per_query() -> None:
+    cache = ReplyCache(ttl_seconds=60)
+    async with forwarding(cached_thing_forwards(cache)) as (gateway, upstream):
+        upstream.answers(200, THING)
+        first = await (await gateway.get("/api/things", params={"kind": "lamp"})).json()
+        upstream.answers(200, {**THING, "name": "changed upstream"})
+        again = await gateway.get("/api/things", params={"kind": "lamp"})
+        other_query = await (await gateway.get("/api/things", params={"kind": "desk"})).json()
+
+        assert again.status == 200
+        assert again.content_type == "application/json"
+        assert await again.json() == first
+        assert first["name"] == "lamp"
+        assert other_query["name"] == "changed upstream"
+        assert len(upstream.received) == 2
+
+
+async def test_a_successful_change_empties_the_cache_and_a_refused_one_does_not() -> None:
+    cache = ReplyCache(ttl_seconds=60)
+    async with forwarding(cached_thing_forwards(cache)) as (gateway, upstream):
+        upstream.answers(200, THING)
+        await gateway.get("/api/things")
+        upstream.answers(422, {"type": "about:blank", "title": "Unprocessable", "status": 422})
+        refused = await gateway.patch("/api/things/t-1", json={"name": "x"})
+        kept = len(cache)
+        upstream.answers(200, {**THING, "name": "desk"})
+        changed = await gateway.patch("/api/things/t-1", json={"name": "desk"})
+        after = await (await gateway.get("/api/things")).json()
+
+        assert refused.status == 422
+        assert kept == 1
+        assert changed.status == 200
+        assert after["name"] == "desk"
+
+
+async def test_problems_are_never_cached() -> None:
+    cache = ReplyCache(ttl_seconds=60)
+    async with forwarding(cached_thing_forwards(cache)) as (gateway, upstream):
+        upstream.answers(503, {"type": "about:blank", "title": "Unavailable", "status": 503})
+        down = await gateway.get("/api/things")
+        upstream.answers(200, THING)
+        up = await gateway.get("/api/things")
+
+        assert down.status == 503
+        assert up.status == 200
+        assert len(upstream.received) == 2

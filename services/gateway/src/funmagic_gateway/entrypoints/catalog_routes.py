@@ -34,6 +34,7 @@ from funmagic_contracts.api.catalog import (
     ToolTypeUpdate,
     ToolUpdate,
 )
+from funmagic_gateway.adapters.reply_cache import ReplyCache
 from funmagic_gateway.adapters.services import ServiceClient
 from funmagic_gateway.entrypoints.forwarding import CURSOR_RULE, Forward, operations
 from funmagic_kit.api import Operation
@@ -60,7 +61,8 @@ _BANNER_RULE = (
 )
 
 
-def catalog_operations(tasks: ServiceClient) -> list[Operation]:
+def catalog_operations(tasks: ServiceClient, cache: ReplyCache | None = None) -> list[Operation]:
+    """The routes; with a `cache`, the public answers are kept there and an admin's change empties it."""
     public, admin = "catalog", "admin: catalog"
     types_item, tools_item = "/api/admin/tool-types/{type_id}", "/api/admin/tools/{tool_id}"
     banners_item = "/api/admin/banners/{banner_id}"
@@ -68,33 +70,40 @@ def catalog_operations(tasks: ServiceClient) -> list[Operation]:
     return operations(
         Forward("GET", "/api/tool-types", tasks, "/v1/tool-types",
                 "Tool types (categories), in order", public, "tool_types", access="public",
-                query=ToolTypeQuery, reply=ToolTypePage, description=CURSOR_RULE),
+                query=ToolTypeQuery, reply=ToolTypePage, description=CURSOR_RULE,
+                cache=cache),
         Forward("GET", "/api/tools", tasks, "/v1/tools",
                 "Active tools, featured first", public, "tools", access="public", query=ToolListQuery,
-                reply=ToolPage, description=CURSOR_RULE),
+                reply=ToolPage, description=CURSOR_RULE,
+                cache=cache),
         Forward("GET", "/api/tools/{slug}", tasks, "/v1/tools/{slug}",
                 "One active tool, with its steps", public, "tool", access="public", query=ToolDetailQuery,
-                reply=ToolDetail, errors=(404,)),
+                reply=ToolDetail, errors=(404,),
+                cache=cache),
         Forward("GET", "/api/banners", tasks, "/v1/banners",
                 "Banners shown now: main first, then by position", public, "banners", access="public",
-                query=BannerListQuery, reply=BannerPage, description=CURSOR_RULE),
+                query=BannerListQuery, reply=BannerPage, description=CURSOR_RULE,
+                cache=cache),
         # --- admin: tool types
         Forward("GET", "/api/admin/tool-types", tasks, "/v1/admin/tool-types",
                 "All tool types", admin, "admin_tool_types", access="admin", query=AdminToolTypeQuery,
                 reply=AdminToolTypePage, description=CURSOR_RULE),
         Forward("POST", "/api/admin/tool-types", tasks, "/v1/admin/tool-types",
                 "Add a tool type", admin, "create_tool_type", access="admin", body=ToolTypeCreate,
-                reply=AdminToolTypeView, status=201, errors=(409, 422), description=_ENTRY_RULE),
+                reply=AdminToolTypeView, status=201, errors=(409, 422), description=_ENTRY_RULE,
+                clears=cache),
         Forward("GET", types_item, tasks, "/v1/admin/tool-types/{type_id}",
                 "One tool type", admin, "admin_tool_type", access="admin", reply=AdminToolTypeView,
                 errors=(404,)),
         Forward("PATCH", types_item, tasks, "/v1/admin/tool-types/{type_id}",
                 "Change a tool type", admin, "update_tool_type", access="admin", body=ToolTypeUpdate,
                 dump="exclude_unset", reply=AdminToolTypeView, errors=(404, 409, 422),
-                description=_ENTRY_RULE),
+                description=_ENTRY_RULE,
+                clears=cache),
         Forward("DELETE", types_item, tasks, "/v1/admin/tool-types/{type_id}",
                 "Delete a tool type no tool uses", admin, "delete_tool_type", access="admin", status=204,
-                errors=(404, 409), description="Refused (409 `tool_type_in_use`) while any tool has it."),
+                errors=(404, 409), description="Refused (409 `tool_type_in_use`) while any tool has it.",
+                clears=cache),
         Forward("GET", types_item + "/active-tools-count", tasks,
                 "/v1/admin/tool-types/{type_id}/active-tools-count",
                 "How many active tools a tool type has", admin, "active_tools_count", access="admin",
@@ -107,28 +116,34 @@ def catalog_operations(tasks: ServiceClient) -> list[Operation]:
                 "Add a tool", admin, "create_tool", access="admin", body=ToolCreate, reply=AdminToolView,
                 status=201, errors=(409, 422),
                 description="Every provider a step names must exist (`local` always does); the price is "
-                            "computed from the steps' costs. " + _TOOL_RULE),
+                            "computed from the steps' costs. " + _TOOL_RULE,
+                clears=cache),
         Forward("GET", tools_item, tasks, "/v1/admin/tools/{tool_id}",
                 "One tool, with its full config", admin, "admin_tool", access="admin", reply=AdminToolView,
                 errors=(404,)),
         Forward("PATCH", tools_item, tasks, "/v1/admin/tools/{tool_id}",
                 "Change a tool", admin, "update_tool", access="admin", body=ToolUpdate, dump="exclude_unset",
-                reply=AdminToolView, errors=(404, 409, 422), description=_TOOL_RULE),
+                reply=AdminToolView, errors=(404, 409, 422), description=_TOOL_RULE,
+                clears=cache),
         Forward("DELETE", tools_item, tasks, "/v1/admin/tools/{tool_id}",
                 "Delete a tool", admin, "delete_tool", access="admin", status=204, errors=(404,),
-                description="A tool tasks ran is kept, hidden from users (`deleted_at`), for their history."),
+                description="A tool tasks ran is kept, hidden from users (`deleted_at`), for their history.",
+                clears=cache),
         # --- admin: banners
         Forward("GET", "/api/admin/banners", tasks, "/v1/admin/banners",
                 "All banners", admin, "admin_banners", access="admin", query=AdminBannerQuery,
                 reply=AdminBannerPage, description=CURSOR_RULE),
         Forward("POST", "/api/admin/banners", tasks, "/v1/admin/banners",
                 "Add a banner", admin, "create_banner", access="admin", body=BannerCreate,
-                reply=AdminBannerView, status=201, errors=(422,), description=_BANNER_RULE),
+                reply=AdminBannerView, status=201, errors=(422,), description=_BANNER_RULE,
+                clears=cache),
         Forward("GET", banners_item, tasks, "/v1/admin/banners/{banner_id}",
                 "One banner", admin, "admin_banner", access="admin", reply=AdminBannerView, errors=(404,)),
         Forward("PATCH", banners_item, tasks, "/v1/admin/banners/{banner_id}",
                 "Change a banner", admin, "update_banner", access="admin", body=BannerUpdate,
-                dump="exclude_unset", reply=AdminBannerView, errors=(404, 422), description=_BANNER_RULE),
+                dump="exclude_unset", reply=AdminBannerView, errors=(404, 422), description=_BANNER_RULE,
+                clears=cache),
         Forward("DELETE", banners_item, tasks, "/v1/admin/banners/{banner_id}",
-                "Delete a banner", admin, "delete_banner", access="admin", status=204, errors=(404,)),
+                "Delete a banner", admin, "delete_banner", access="admin", status=204, errors=(404,),
+                clears=cache),
     )  # fmt: skip

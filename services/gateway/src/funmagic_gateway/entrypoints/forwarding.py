@@ -25,6 +25,7 @@ from typing import Any, Literal
 from aiohttp import web
 from pydantic import BaseModel
 
+from funmagic_gateway.adapters.reply_cache import CachedReply, ReplyCache
 from funmagic_gateway.adapters.services import ServiceClient, ServiceReply, query_params
 from funmagic_gateway.application.ports import Caller
 from funmagic_gateway.entrypoints.edge import CLIENT_IP_KEY
@@ -93,6 +94,11 @@ class Forward:
     # Pass the client's Idempotency-Key on (the service then acts once for retries of one request).
     idempotent: bool = False
     guard: Callable[[web.Request], None] | None = None
+    # A GET whose successful answers are the same for every caller: kept here a few seconds
+    # (`adapters.reply_cache`).
+    cache: ReplyCache | None = None
+    # A change whose success empties this cache (an admin's edit of what `cache` holds).
+    clears: ReplyCache | None = None
 
     def __post_init__(self) -> None:
         unknown = set(_PATH_PARAMETER.findall(self.upstream_path)) - set(_PATH_PARAMETER.findall(self.path))
@@ -112,6 +118,10 @@ def forwarding_operation(declared: Forward) -> Operation:
         if declared.body is not None:
             payload = _dumped(await read_body(request, declared.body), declared.dump)
         path = upstream_path(declared.upstream_path, request)
+        cache, key = declared.cache, (path, tuple(sorted((params or {}).items())))
+        if cache is not None and (cached := cache.get(key)) is not None:
+            return web.Response(body=cached.body, content_type=cached.content_type)
+        generation = cache.generation if cache is not None else 0
         headers = _idempotency_header(request) if declared.idempotent else None
         reply = await forward(
             declared.upstream,
@@ -122,7 +132,12 @@ def forwarding_operation(declared: Forward) -> Operation:
             params=params,
             extra_headers=headers,
         )
-        return answer(reply, declared.reply)
+        response = answer(reply, declared.reply)
+        if declared.clears is not None:
+            declared.clears.clear()
+        if cache is not None and response.status == 200 and isinstance(response.body, bytes):
+            cache.put(key, CachedReply(response.body, "application/json"), fetched_in=generation)
+        return response
 
     handler.__name__ = handler.__qualname__ = declared.name
     return Operation(

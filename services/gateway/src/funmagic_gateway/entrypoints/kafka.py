@@ -7,6 +7,10 @@ that does not match its contract is dead-lettered there) and skips every other t
 database, hence no inbox: the appends are idempotent by themselves (see `adapters.task_streams`), so a
 redelivered event changes nothing.
 
+A change to the catalog (tasks.events `ToolChanged`, `ToolTypeChanged`, `BannerChanged`) empties the cache
+of public catalog answers (`adapters.reply_cache`); it is handled on the task events' one subscription, since
+a second subscription of the group to the same topic would split its partitions with the projector.
+
 A purchase (credits.events `CreditsPurchased`) refreshes the buyer's cached lifetime purchases, so their
 higher rate-limit tier applies within seconds; refreshing again changes nothing either.
 """
@@ -19,20 +23,24 @@ from funmagic_contracts.credits.events import CreditsPurchased
 from funmagic_contracts.envelope import Envelope
 from funmagic_contracts.providers.events import StepCompleted, StepDelayed, StepProgressed, StepStarted
 from funmagic_contracts.tasks.events import (
+    BannerChanged,
     StudioReplyCancelled,
     StudioReplyCompleted,
     StudioReplyFailed,
     TaskCancelled,
     TaskCompleted,
     TaskFailed,
+    ToolChanged,
+    ToolTypeChanged,
 )
 from funmagic_contracts.topics import CREDITS_EVENTS, PROVIDERS_EVENTS, TASKS_EVENTS
 from funmagic_gateway.adapters.rate_limiter import PurchasedCredits
+from funmagic_gateway.adapters.reply_cache import ReplyCache
 from funmagic_gateway.adapters.task_streams import TaskStreams
 from funmagic_gateway.domain.sse import project
 from funmagic_kit.consumer import Subscription
 
-__all__ = ["ProjectedEvent", "PurchasesWatcher", "SseProjector"]
+__all__ = ["CatalogWatcher", "ProjectedEvent", "PurchasesWatcher", "SseProjector"]
 
 ProjectedEvent = (
     StepStarted
@@ -57,20 +65,40 @@ class SseProjector:
         if projection is not None:
             await self._streams.append(projection)  # StreamUnavailable (Redis down): retried
 
-    def subscriptions(self) -> Sequence[Subscription[None]]:
-        return (
+    def subscriptions(self, catalog: CatalogWatcher | None = None) -> Sequence[Subscription[None]]:
+        task_events = (
             Subscription[None](TASKS_EVENTS)
             .on(TaskCompleted, self.project)
             .on(TaskFailed, self.project)
             .on(TaskCancelled, self.project)
             .on(StudioReplyCompleted, self.project)
             .on(StudioReplyFailed, self.project)
-            .on(StudioReplyCancelled, self.project),
+            .on(StudioReplyCancelled, self.project)
+        )
+        return (
+            task_events if catalog is None else catalog.handled_on(task_events),
             Subscription[None](PROVIDERS_EVENTS)
             .on(StepStarted, self.project)
             .on(StepProgressed, self.project)
             .on(StepDelayed, self.project)
             .on(StepCompleted, self.project),
+        )
+
+
+class CatalogWatcher:
+    def __init__(self, cache: ReplyCache) -> None:
+        self._cache = cache
+
+    async def changed(
+        self, event: ToolChanged | ToolTypeChanged | BannerChanged, envelope: Envelope, uow: None
+    ) -> None:
+        self._cache.clear()
+
+    def handled_on(self, task_events: Subscription[None]) -> Subscription[None]:
+        return (
+            task_events.on(ToolChanged, self.changed)
+            .on(ToolTypeChanged, self.changed)
+            .on(BannerChanged, self.changed)
         )
 
 
