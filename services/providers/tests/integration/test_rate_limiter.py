@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio import BlockingConnectionPool, Connection, Redis
 
 from funmagic_providers.adapters.rate_limiter import (
     Admission,
@@ -375,6 +375,79 @@ async def test_config_is_cached_and_forget_config_applies_an_edit_at_once(
 
     assert (await limiter.acquire("web", provider, "b")).admitted
     assert source.calls == [("web", provider)] * 2
+
+
+class Monotonic:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class CountingConnection(Connection):
+    """A real connection that counts how often it sends to Redis: the round trips of its client."""
+
+    sends = 0
+
+    async def send_packed_command(self, command: Any, check_health: bool = True) -> None:
+        CountingConnection.sends += 1
+        await super().send_packed_command(command, check_health)
+
+
+async def test_with_its_config_known_in_process_acquire_and_release_are_one_round_trip_each(
+    redis_url: str, source: ConfigSource, provider: str
+) -> None:
+    client = Redis.from_url(redis_url, connection_class=CountingConnection)
+    try:
+        limiter = ProviderRateLimiter(client, source)
+        source.set("web", provider, maxConcurrency=2, maxPerMinute=100)
+        await limiter.release("web", provider, "warm-up")  # connects
+        assert (await limiter.acquire("web", provider, "first")).admitted  # reads the config
+
+        CountingConnection.sends = 0
+        admitted = await limiter.acquire("web", provider, "second")
+        acquire_trips = CountingConnection.sends
+        CountingConnection.sends = 0
+        await limiter.release("web", provider, "second")
+        release_trips = CountingConnection.sends
+    finally:
+        await client.aclose()
+
+    assert admitted.admitted
+    assert (acquire_trips, release_trips) == (1, 1)
+
+
+async def test_another_process_sees_an_edit_once_its_copy_of_the_config_expires(
+    redis: Redis, source: ConfigSource, provider: str
+) -> None:
+    monotonic = Monotonic()
+    editor = ProviderRateLimiter(redis, source)
+    other = ProviderRateLimiter(redis, source, local_config_seconds=5.0, monotonic=monotonic)
+    source.set("web", provider, maxConcurrency=1)
+    assert (await other.acquire("web", provider, "a")).admitted
+
+    source.set("web", provider, maxConcurrency=2)
+    await editor.forget_config("web", provider)  # the admin's edit, served by another process
+    monotonic.now += 4.9
+    before = await other.acquire("web", provider, "b")
+    monotonic.now += 0.2
+    after = await other.acquire("web", provider, "b")
+
+    assert not before.admitted
+    assert after.admitted
+
+
+async def test_a_script_redis_lost_is_loaded_again_and_the_call_counted_once(
+    redis: Redis, limiter: ProviderRateLimiter, source: ConfigSource, provider: str
+) -> None:
+    source.set("web", provider, maxPerMinute=100)
+    assert (await limiter.acquire("web", provider, "a")).admitted
+
+    await redis.script_flush()  # what a restarted Redis has forgotten
+    assert (await limiter.acquire("web", provider, "b")).admitted
+
+    assert int(await redis.get(f"prl:web:{{{provider}}}:rpm")) == 2
 
 
 class CountingRedis(Redis):

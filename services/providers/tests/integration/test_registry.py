@@ -163,18 +163,35 @@ async def test_an_inactive_provider_refuses_steps_and_local_works_without_a_row(
     assert (local.type, local.api_key) == ("local", None)
 
 
-async def test_an_edit_clears_the_cached_rate_limit_config(pool, redis, session) -> None:
+async def test_an_edit_applies_at_once_here_and_to_other_replicas_when_their_copy_expires(
+    pool, redis, session
+) -> None:
     registry = build(settings(), pool=pool, redis=redis, http=session).registry
-    # The service's limiter caches limits in Redis; this one (as another replica's) reads that cache.
-    limiter = ProviderRateLimiter(redis, registry.rate_limit_source)
+    # Another replica's limiter: it keeps the limits it read for a few seconds (its clock is ours).
+    monotonic = _Monotonic()
+    other = ProviderRateLimiter(redis, registry.rate_limit_source, monotonic=monotonic)
     created = await registry.create(
         "web", name="openai", type="openai", api_key=SECRET, base_url="https://a/v1",
         config={"rateLimit": {"maxConcurrency": 1}},
     )  # fmt: skip
-    assert (await limiter.config("web", "openai")).max_concurrency == 1
+    assert (await registry.config_cache.config("web", "openai")).max_concurrency == 1
+    assert (await other.config("web", "openai")).max_concurrency == 1
+
     await registry.update("web", created["id"], {"config": {"rateLimit": {"maxConcurrency": 7}}})
-    assert (await limiter.config("web", "openai")).max_concurrency == 7
+
+    assert (await registry.config_cache.config("web", "openai")).max_concurrency == 7
+    assert (await other.config("web", "openai")).max_concurrency == 1
+    monotonic.now += 5.0
+    assert (await other.config("web", "openai")).max_concurrency == 7
     await redis.delete("prl:web:{openai}:config")
+
+
+class _Monotonic:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
 
 
 async def test_health_checks_record_changes_as_events(pool, registry_for) -> None:

@@ -23,13 +23,16 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
+from redis.commands.core import AsyncScript
+from redis.exceptions import NoScriptError, RedisError
 
 from funmagic_kit.clock import SystemClock
 from funmagic_providers.domain.documents import JsonObject
@@ -142,6 +145,8 @@ class ProviderRateLimiter:
         config_ttl_seconds: int = 300,
         clock: Callable[[], datetime] | None = None,
         concurrency_retry_seconds: float = 1.0,
+        local_config_seconds: float = 5.0,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         if lease_seconds <= 0 or config_ttl_seconds <= 0 or concurrency_retry_seconds <= 0:
             raise ValueError("lease_seconds, config_ttl_seconds and concurrency_retry_seconds must be > 0")
@@ -156,6 +161,14 @@ class ProviderRateLimiter:
         self._renew_script = redis.register_script(_RENEW_LUA)
         # One database load per cold (scope, provider) in this process, however many jobs ask at once.
         self._loading: dict[tuple[str, str], asyncio.Future[RateLimitConfig]] = {}
+        # The config as this process last read it, for `local_config_seconds`: an acquire is then one
+        # round trip (the script). An edit in this process forgets it at once; other processes see the
+        # edit when their copy expires.
+        self._local_seconds = local_config_seconds
+        self._monotonic = monotonic
+        self._local: dict[tuple[str, str], tuple[float, RateLimitConfig]] = {}
+        # Bumped by every `forget_config`: a config read across a forget is used but not kept locally.
+        self._forgotten = 0
 
     @staticmethod
     def key(scope: str, provider: str, suffix: str) -> str:
@@ -168,7 +181,18 @@ class ProviderRateLimiter:
         return f"prl:{scope}:{{{provider}}}:{suffix}"
 
     async def config(self, scope: str, provider: str) -> RateLimitConfig:
-        """The provider's limits, from the Redis cache or else the loader (then cached, "none" too)."""
+        """The provider's limits: this process's copy, else the Redis cache, else the loader (then cached,
+        "none" too)."""
+        local = self._local.get((scope, provider))
+        if local is not None and self._monotonic() < local[0]:
+            return local[1]
+        forgotten = self._forgotten
+        config = await self._shared_config(scope, provider)
+        if forgotten == self._forgotten and self._local_seconds > 0:
+            self._local[(scope, provider)] = (self._monotonic() + self._local_seconds, config)
+        return config
+
+    async def _shared_config(self, scope: str, provider: str) -> RateLimitConfig:
         key = self.key(scope, provider, "config")
         with _unavailable("read the rate limit config"):
             raw = await self._redis.get(key)
@@ -208,7 +232,7 @@ class ProviderRateLimiter:
             self._concurrency_wait_max_ms,
         ]
         with _unavailable("acquire a provider slot"):
-            admitted, wait_ms, limit = await self._acquire_script(keys=keys, args=args)
+            admitted, wait_ms, limit = await self._evalsha(self._acquire_script, keys, args)
         if int(admitted):
             return Admission(admitted=True)
         return Admission(admitted=False, retry_after=int(wait_ms) / 1000, limit=_LIMIT_NAMES[int(limit)])
@@ -234,7 +258,7 @@ class ProviderRateLimiter:
             return True
         args = [_epoch_ms(self._now()), self._lease_ms, lease_id]
         with _unavailable("renew a provider lease"):
-            held = await self._renew_script(keys=[self.key(scope, provider, "sem")], args=args)
+            held = await self._evalsha(self._renew_script, [self.key(scope, provider, "sem")], args)
         return bool(int(held))
 
     async def usage(self, scope: str, provider: str) -> LimiterUsage:
@@ -268,10 +292,20 @@ class ProviderRateLimiter:
         database read long.
         """
         key = self.key(scope, provider, "config")
+        self._forgotten += 1
+        self._local.pop((scope, provider), None)
         # A load in flight may have read the old row: its waiters keep it, later callers start afresh.
         self._loading.pop((scope, provider), None)
         with _unavailable("forget the rate limit config"):
             await self._redis.delete(key)
+
+    async def _evalsha(self, script: AsyncScript, keys: list[str], args: list[object]) -> Any:
+        """The script in one round trip: EVALSHA, and only if Redis lacks the script (restarted, flushed)
+        SCRIPT LOAD and again (a script Redis lacked did not run, so nothing is counted twice)."""
+        try:
+            return await self._redis.evalsha(script.sha, len(keys), *keys, *args)
+        except NoScriptError:
+            return await script(keys=keys, args=args)
 
     async def _load_and_cache(self, scope: str, provider: str, key: str) -> RateLimitConfig:
         # Invalid configs raise here and are not cached: the next job reads the (fixed) row again.
