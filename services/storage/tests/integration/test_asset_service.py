@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import json
 from datetime import timedelta
 from typing import Any
 
 import aiohttp
 import pytest
+from psycopg_pool import AsyncConnectionPool
 from storage_test_support import PNG, Storage, get, key_of, png, put, upload
 from yarl import URL
 
@@ -689,3 +691,44 @@ async def test_list_refuses_a_cursor_that_is_not_one_with_an_invalid_cursor_refu
         with pytest.raises(InvalidCursor, match="cursor") as caught:
             await storage.assets.list(user, module=None, limit=10, cursor=cursor)
         assert (caught.value.code, caught.value.field) == ("invalid_cursor", "cursor")
+
+
+class ConnectionsSeenByS3:
+    """The real object store, noting how many database connections are checked out at each S3 call."""
+
+    def __init__(self, objects: Any, pool: AsyncConnectionPool) -> None:
+        self._objects = objects
+        self._pool = pool
+        self.checked_out: list[int] = []
+
+    def _note(self) -> None:
+        stats = self._pool.get_stats()
+        self.checked_out.append(stats["pool_size"] - stats["pool_available"])
+
+    async def head(self, *args: Any, **kwargs: Any) -> Any:
+        self._note()
+        return await self._objects.head(*args, **kwargs)
+
+    async def read_head(self, *args: Any, **kwargs: Any) -> Any:
+        self._note()
+        return await self._objects.read_head(*args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._objects, name)
+
+
+async def test_the_uploaded_object_is_checked_in_s3_while_no_database_connection_is_held(
+    storage: Storage, http: aiohttp.ClientSession, pool: AsyncConnectionPool
+) -> None:
+    observed = ConnectionsSeenByS3(storage.assets.objects, pool)
+    assets = dataclasses.replace(storage.assets, objects=observed)
+    user = storage.new_user()
+    ticket = await assets.create_upload(
+        user, filename="a.png", content_type="image/png", size=len(PNG), module="uploads"
+    )
+    assert (await put(http, ticket, PNG))[0] == 200
+
+    asset = await assets.complete_upload(user, ticket["upload_id"])
+
+    assert asset["id"]
+    assert observed.checked_out == [0, 0], "HEAD and the ranged GET run outside any transaction"

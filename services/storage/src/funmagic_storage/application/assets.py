@@ -203,20 +203,26 @@ class AssetService:
         }
 
     async def complete_upload(self, user_id: str, upload_id: str) -> AssetView:
+        """Check the uploaded object in S3, then record the asset. The S3 calls come before the
+        transaction, which only records: no database connection waits on S3. A confirmation that another
+        finished in between (a retry) answers that one's asset."""
         now = self.clock.now()
         async with self.uow() as uow:
-            upload = await uow.assets.upload(upload_id, for_update=True)
+            upload = await uow.assets.upload(upload_id)
             if upload is None or upload.user_id != user_id:
                 raise AssetNotFound("no such upload")
             if upload.completed_at is not None:  # a retried confirmation answers the same asset
-                asset = await uow.assets.asset(upload.asset_id) if upload.asset_id else None
-                if asset is None:  # confirmed, then deleted
-                    raise AssetNotFound("no such asset")
-                return await self._view(asset)
-            if upload.expires_at <= now:
-                raise UploadNotReady("this upload expired; start a new one", code="expired")
-            await self._check_object(upload)
-            asset = await _register(uow, upload, now)
+                return await self._view(await _confirmed_asset(uow, upload))
+        if upload.expires_at <= now:
+            raise UploadNotReady("this upload expired; start a new one", code="expired")
+        await self._check_object(upload)
+        async with self.uow() as uow:
+            locked = await uow.assets.upload(upload_id, for_update=True)
+            if locked is None:
+                raise AssetNotFound("no such upload")
+            if locked.completed_at is not None:  # a concurrent confirmation recorded it first
+                return await self._view(await _confirmed_asset(uow, locked))
+            asset = await _register(uow, locked, now)
         return await self._view(asset)
 
     async def _check_object(self, upload: PendingUpload) -> None:
@@ -549,6 +555,13 @@ def _owned(asset: AssetRecord | None, user_id: str, *, admin: bool = False) -> A
     if asset is None or (asset.user_id != user_id and not admin):
         raise AssetNotFound("no such asset")
     if asset.visibility == "admin-private" and not admin:
+        raise AssetNotFound("no such asset")
+    return asset
+
+
+async def _confirmed_asset(uow: StorageUnitOfWork, upload: PendingUpload) -> AssetRecord:
+    asset = await uow.assets.asset(upload.asset_id) if upload.asset_id else None
+    if asset is None:  # confirmed, then deleted
         raise AssetNotFound("no such asset")
     return asset
 
