@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import hmac
 import logging
+import random
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from aiohttp import web
 
@@ -97,7 +99,21 @@ def refusal_problem(error: Refused) -> web.Response:
     return response
 
 
-def problem_middleware(metrics: Metrics) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
+def problem_middleware(
+    metrics: Metrics,
+    *,
+    access_log_sample: float = 1.0,
+    slow_request_seconds: float = 1.0,
+    sample: Callable[[], float] = random.random,
+) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
+    """Errors as problem+json, the request id, metrics, and the access log.
+
+    Every answer is counted in the metrics; the access log writes a line for every error (status ≥ 400)
+    and every request slower than `slow_request_seconds`, and for a sample (`access_log_sample`, 0–1) of
+    the rest: on a busy gateway a JSON line per request costs more than the request's own work. Sampled
+    lines carry `sample_rate`, so a count of them can be scaled back.
+    """
+
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         started = time.perf_counter()
@@ -140,21 +156,24 @@ def problem_middleware(metrics: Metrics) -> Callable[[web.Request, Handler], Awa
                 # a handler's own problem, an upstream service's answer passed on).
                 response.headers["Retry-After"] = str(TRANSIENT_RETRY_AFTER_SECONDS)
             response.headers["X-Request-Id"] = request_id
+            elapsed = time.perf_counter() - started
             metrics.http_requests.labels(request.method, route, str(response.status)).inc()
-            metrics.http_request_seconds.labels(request.method, route).observe(time.perf_counter() - started)
-            principal = request.get(PRINCIPAL_KEY)
-            # The path only: query strings can carry one-time codes (OAuth) and must not reach the logs.
-            access_log.info(
-                "request",
-                extra={
+            metrics.http_request_seconds.labels(request.method, route).observe(elapsed)
+            always = response.status >= 400 or elapsed >= slow_request_seconds
+            if always or (access_log_sample > 0 and sample() < access_log_sample):
+                principal = request.get(PRINCIPAL_KEY)
+                # The path only: query strings can carry one-time codes (OAuth) and must not reach the logs.
+                extra: dict[str, Any] = {
                     "method": request.method,
                     "path": request.path,
                     "route": route,
                     "status": response.status,
-                    "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                    "duration_ms": round(elapsed * 1000, 2),
                     "user_id": getattr(principal, "user_id", None),
-                },
-            )
+                }
+                if not always and access_log_sample < 1:
+                    extra["sample_rate"] = access_log_sample
+                access_log.info("request", extra=extra)
             return response
 
     return middleware

@@ -291,7 +291,10 @@ async def _serve_until(
             worker_task = asyncio.create_task(worker.run(), name=f"{spec.name}-{type(worker).__name__}")
             stack.push_async_callback(_stop_worker, worker, worker_task)
 
-        middlewares: list[Any] = [tracing_middleware, problem_middleware(metrics)]
+        middlewares: list[Any] = [
+            tracing_middleware,
+            problem_middleware(metrics, access_log_sample=settings.access_log_sample),
+        ]
         if spec.requires_caller:
             middlewares.append(caller_middleware(verifier, settings.internal_api_tokens()))
         middlewares += parts.middlewares

@@ -32,6 +32,8 @@ class ServiceSettings(BaseSettings):
     kafka_bootstrap_servers: str = Field(validation_alias="KAFKA_BOOTSTRAP_SERVERS", min_length=1)
     redis_url: str = Field(validation_alias="REDIS_URL", min_length=1)
     log_level: str = Field("INFO", validation_alias="LOG_LEVEL")
+    # The share of successful, fast requests written to the access log (errors and slow ones always are).
+    access_log_sample: float = Field(0.1, validation_alias="ACCESS_LOG_SAMPLE", ge=0, le=1)
 
     # Consumer tuning. Idle consumers long-poll: the broker answers a fetch as soon as data arrives
     # (fetch.min.bytes=1), so a long wait costs no latency and an idle platform sleeps instead of polling

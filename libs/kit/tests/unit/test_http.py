@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import aiohttp
 import psycopg
@@ -250,6 +251,59 @@ async def test_error_responses_are_access_logged_without_the_query_string_too(
     ]
     for record in records:
         assert "secret-code" not in JsonFormatter("test").format(record)
+
+
+@asynccontextmanager
+async def sampled_server(
+    metrics: Metrics, draws: list[float], rate: float, slow_seconds: float = 1.0
+) -> AsyncIterator[aiohttp.ClientSession]:
+    """A server whose access log keeps `rate` of the quiet requests; the sampler's draws come from `draws`."""
+    middleware = problem_middleware(
+        metrics, access_log_sample=rate, slow_request_seconds=slow_seconds, sample=lambda: draws.pop(0)
+    )
+    app = web.Application(middlewares=[middleware])
+    app.add_routes([web.get("/x", ok), web.get("/throttled", throttled), metrics_route(metrics)])
+    server = TestServer(app)
+    await server.start_server()
+    try:
+        async with aiohttp.ClientSession(base_url=f"http://{server.host}:{server.port}") as session:
+            yield session
+    finally:
+        await server.close()
+
+
+async def test_quiet_requests_are_sampled_into_the_access_log_and_errors_always_written(
+    metrics: Metrics, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Kept, dropped, kept, dropped at a rate of 0.1; the last draw is the scrape of /metrics (dropped).
+    draws = [0.05, 0.5, 0.09, 0.99, 0.7]
+    async with sampled_server(metrics, draws, rate=0.1) as client:
+        with caplog.at_level(logging.INFO, logger="funmagic.access"):
+            for path in ("/x", "/x", "/throttled", "/x", "/x"):
+                async with client.get(path):
+                    pass
+        async with client.get("/metrics") as response:
+            exposition = await response.text()
+
+    records = access_records(caplog)
+    assert [(r.path, r.status, getattr(r, "sample_rate", None)) for r in records] == [
+        ("/x", 200, 0.1),
+        ("/throttled", 429, None),
+        ("/x", 200, 0.1),
+    ]
+    assert draws == [], "errors never draw from the sampler"
+    assert 'funmagic_http_requests_total{method="GET",route="/x",status="200"} 4.0' in exposition
+
+
+async def test_slow_requests_are_always_access_logged(
+    metrics: Metrics, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with sampled_server(metrics, [], rate=0.0, slow_seconds=0.0) as client:
+        with caplog.at_level(logging.INFO, logger="funmagic.access"):
+            async with client.get("/x") as response:
+                assert response.status == 200
+
+    assert [(r.path, r.status) for r in access_records(caplog)] == [("/x", 200)]
 
 
 # --- /metrics behind METRICS_AUTH_TOKEN --------------------------------------------------------------
