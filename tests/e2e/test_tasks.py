@@ -414,3 +414,44 @@ async def test_a_user_runs_a_limited_number_of_tasks_at_once(platform, seeded_to
         )  # fmt: skip
         assert {t["id"] for t in page["items"] + rest["items"]} == set(started)
     await until_balance(user, lambda b: b["reserved_balance"] == 0 and b["balance"] == 50)
+
+
+async def test_credit_history_by_task_groups_a_chain_under_its_root(
+    platform, seeded_tools, admin_token
+) -> None:
+    user = await new_user(admin_token, extra_credits=50)
+    await until_balance(user, lambda b: b["balance"] == 100)
+    image = await upload(user["token"], png())
+    _, first = await start_task(
+        user, {"toolSlug": "figme", "stepId": "image-gen", "input": {"imageAssetId": image}}
+    )
+    assert (await until_task(user, first["id"]))["status"] == "completed"
+    status, second = await start_task(
+        user, {"toolSlug": "figme", "stepId": "3d-gen", "parentTaskId": first["id"]}
+    )
+    assert status == 202, second
+    assert (await until_task(user, second["id"]))["status"] == "completed"
+    await until_balance(user, lambda b: b["reserved_balance"] == 0 and b["balance"] == 50)
+
+    async with browser() as client:
+        status, page, _ = await call(
+            client,
+            "GET",
+            "/api/credits/transaction-groups",
+            headers=bearer(user["token"]),
+            params={"limit": 1},
+        )
+        assert status == 200, page
+        status, rest, _ = await call(
+            client, "GET", "/api/credits/transaction-groups", headers=bearer(user["token"]),
+            params={"limit": 10, "cursor": page["next_cursor"]},
+        )  # fmt: skip
+        assert status == 200, rest
+
+    (chain,) = page["items"]
+    assert chain["root_task_id"] == first["id"]
+    assert chain["tool_slug"] == "figme"
+    assert {e["reference_id"] for e in chain["entries"]} == {first["id"], second["id"]}
+    assert chain["net_amount"] == -(first["price"] + second["price"])
+    assert [g["root_task_id"] for g in rest["items"]] == [None, None], "the bonus and the admin's grant"
+    assert rest["next_cursor"] is None

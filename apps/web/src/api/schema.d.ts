@@ -529,6 +529,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/credits/transaction-groups": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * My credit history by task: the entries of one root task together
+         * @description A task started from another's output (a FigMe 3D model from its image) belongs to that task's root: the group holds the charges and refunds of the whole chain, `net_amount` their sum. Purchases, bonuses and adjustments are groups of one. Business rule: `cursor` must be the `next_cursor` of a page this list returned; any other is refused (422): start again without it.
+         */
+        get: operations["transaction_groups"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/credits/packages": {
         parameters: {
             query?: never;
@@ -6077,6 +6097,73 @@ export interface components {
              */
             created_at: string;
         };
+        /**
+         * TransactionGroup
+         * @description The entries of one root task (its charges and refunds, and its child tasks'), or one other entry.
+         */
+        TransactionGroup: {
+            /**
+             * Root Task Id
+             * @description The task at the top of the chain these entries paid for; null for an entry of no task.
+             */
+            root_task_id: string | null;
+            /**
+             * Tool Slug
+             * @description The root task's tool, when known.
+             * @default null
+             */
+            tool_slug?: string | null;
+            /**
+             * Net Amount
+             * @description What the group changed the balance by (negative: credits spent): the sum of its charges and other entries. A refund only gives back the unused part of a task's hold, which is no entry, so refunds are not added.
+             */
+            net_amount: number;
+            /**
+             * First At
+             * Format: date-time
+             */
+            first_at: string;
+            /**
+             * Last At
+             * Format: date-time
+             */
+            last_at: string;
+            /**
+             * Entries
+             * @description Newest first.
+             */
+            entries: components["schemas"]["Transaction"][];
+        };
+        /** TransactionGroupPage */
+        TransactionGroupPage: {
+            /**
+             * Items
+             * @description Newest group (by its newest entry) first.
+             */
+            items: components["schemas"]["TransactionGroup"][];
+            /**
+             * Next Cursor
+             * @default null
+             */
+            next_cursor?: string | null;
+        };
+        /**
+         * TransactionGroupQuery
+         * @description A page of groups: `limit` groups, `cursor` the previous page's `next_cursor`.
+         */
+        TransactionGroupQuery: {
+            /**
+             * Limit
+             * @default 20
+             */
+            limit?: number;
+            /**
+             * Cursor
+             * @description `next_cursor` of the previous page.
+             * @default null
+             */
+            cursor?: string | null;
+        };
         /** TransactionPage */
         TransactionPage: {
             /** Items */
@@ -8337,6 +8424,56 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["TransactionPage"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Content */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    transaction_groups: {
+        parameters: {
+            query?: {
+                limit?: number;
+                cursor?: string | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description My credit history by task: the entries of one root task together */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TransactionGroupPage"];
                 };
             };
             /** @description Unauthorized */

@@ -50,6 +50,9 @@ __all__ = [
     "Revenue",
     "StripeEvent",
     "Transaction",
+    "TransactionGroup",
+    "TransactionGroupPage",
+    "TransactionGroupQuery",
     "TransactionPage",
     "TransactionQuery",
     "TransactionType",
@@ -77,6 +80,28 @@ class Transaction(Reply):
 
 class TransactionPage(Reply):
     items: list[Transaction]
+    next_cursor: str | None = None
+
+
+class TransactionGroup(Reply):
+    """The entries of one root task (its charges and refunds, and its child tasks'), or one other entry."""
+
+    root_task_id: str | None = Field(
+        description="The task at the top of the chain these entries paid for; null for an entry of no task."
+    )
+    tool_slug: str | None = Field(None, description="The root task's tool, when known.")
+    net_amount: int = Field(
+        description="What the group changed the balance by (negative: credits spent): the sum of its charges "
+        "and other entries. A refund only gives back the unused part of a task's hold, which is no entry, "
+        "so refunds are not added."
+    )
+    first_at: datetime
+    last_at: datetime
+    entries: list[Transaction] = Field(description="Newest first.")
+
+
+class TransactionGroupPage(Reply):
+    items: list[TransactionGroup] = Field(description="Newest group (by its newest entry) first.")
     next_cursor: str | None = None
 
 
@@ -159,6 +184,10 @@ TransactionType = Literal["purchase", "spend", "refund", "bonus", "admin_adjust"
 
 class TransactionQuery(PageQuery):
     type: TransactionType | None = Field(None, description="Only entries of this type.")
+
+
+class TransactionGroupQuery(PageQuery):
+    """A page of groups: `limit` groups, `cursor` the previous page's `next_cursor`."""
 
 
 class CheckoutRequest(Request):

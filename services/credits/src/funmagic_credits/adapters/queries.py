@@ -26,6 +26,35 @@ TRANSACTIONS_OF_TYPE = """
 SELECT position, type, amount, balance_after, reference_id, description, created_at
 FROM credit_transactions WHERE user_id = %s AND type = %s AND position < %s ORDER BY position DESC LIMIT %s
 """
+# A user's transactions in groups: the entries of one root task (its spends and refunds, and its child
+# tasks') together, every other entry alone. A group's place is its newest entry; pages go by groups.
+_GROUPED = """
+WITH entries AS (
+    SELECT t.position, t.type, t.amount, t.balance_after, t.reference_id, t.description, t.created_at,
+           CASE WHEN t.type IN ('spend', 'refund') AND t.reference_id IS NOT NULL
+                THEN 'task:' || coalesce(r.root_task_id, t.reference_id)
+                ELSE 'entry:' || t.position END AS group_key,
+           CASE WHEN t.type IN ('spend', 'refund') THEN coalesce(r.root_task_id, t.reference_id) END
+               AS root_task_id
+    FROM credit_transactions t LEFT JOIN task_roots r ON r.task_id = t.reference_id
+    WHERE t.user_id = %(user_id)s
+)
+"""
+TRANSACTION_GROUPS = (
+    _GROUPED
+    + """
+SELECT group_key, max(root_task_id) AS root_task_id, max(position) AS newest
+FROM entries GROUP BY group_key HAVING max(position) < %(before)s ORDER BY newest DESC LIMIT %(limit)s
+"""
+)
+ENTRIES_OF_GROUPS = (
+    _GROUPED
+    + """
+SELECT e.*, root.tool_slug AS root_tool_slug
+FROM entries e LEFT JOIN task_roots root ON root.task_id = e.root_task_id
+WHERE e.group_key = ANY(%(groups)s) ORDER BY e.position DESC
+"""
+)
 # What the user ever bought: the amounts of their ledger's purchases (bonus credits of a package included).
 LIFETIME_PURCHASED = """
 SELECT coalesce(sum((data->>'amount')::bigint), 0) AS lifetime_purchased
@@ -101,19 +130,26 @@ class CreditsReads:
             rows = await self._newest(TRANSACTIONS, user_id, limit=limit, before=before)
         else:
             rows = await self._newest(TRANSACTIONS_OF_TYPE, user_id, type_, limit=limit, before=before)
-        items = [
-            {
-                "id": str(r["position"]),
-                "type": r["type"],
-                "amount": r["amount"],
-                "balance_after": r["balance_after"],
-                "reference_id": r["reference_id"],
-                "description": r["description"],
-                "created_at": r["created_at"].isoformat(),
-            }
-            for r in rows[:limit]
-        ]
+        items = [_transaction_view(r) for r in rows[:limit]]
         return {"items": items, "next_cursor": _next_cursor(rows, limit)}
+
+    async def transaction_groups(self, user_id: str, *, limit: int, before: int | None) -> dict[str, Any]:
+        """The user's transactions grouped by root task (`TRANSACTION_GROUPS`), newest group first."""
+        params = {"user_id": user_id, "before": _FIRST if before is None else before, "limit": limit + 1}
+        async with self._pool.connection() as conn, conn.transaction():
+            # One snapshot for both reads: an entry written between them cannot join a group half-read.
+            await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            groups = await (await conn.execute(TRANSACTION_GROUPS, params)).fetchall()
+            keys = [g["group_key"] for g in groups[:limit]]
+            rows = await (
+                await conn.execute(ENTRIES_OF_GROUPS, {"user_id": user_id, "groups": keys})
+            ).fetchall()
+        by_group: dict[str, list[dict[str, Any]]] = {key: [] for key in keys}
+        for row in rows:
+            by_group[row["group_key"]].append(row)
+        items = [_group_view(groups[i], by_group[key]) for i, key in enumerate(keys)]
+        next_cursor = str(groups[limit - 1]["newest"]) if len(groups) > limit else None
+        return {"items": items, "next_cursor": next_cursor}
 
     async def ledger(self, user_id: str, *, limit: int, before: int | None) -> dict[str, Any]:
         rows = await self._newest(LEDGER, user_id, limit=limit, before=before)
@@ -138,6 +174,32 @@ class CreditsReads:
                 query, (user_id, *filters, _FIRST if before is None else before, limit + 1)
             )
             return await cursor.fetchall()
+
+
+def _group_view(group: dict[str, Any], rows: list[dict[str, Any]]) -> dict[str, Any]:
+    entries = [_transaction_view(r) for r in rows]
+    return {
+        "root_task_id": group["root_task_id"],
+        "tool_slug": rows[0]["root_tool_slug"] if rows and group["root_task_id"] else None,
+        # What the group changed the balance by. A refund gives back the unused part of a hold, and the hold
+        # is no entry (see PERIOD_TOTALS): the charges alone are what the tasks cost.
+        "net_amount": sum(r["amount"] for r in rows if r["type"] != "refund"),
+        "first_at": rows[-1]["created_at"].isoformat(),
+        "last_at": rows[0]["created_at"].isoformat(),
+        "entries": entries,
+    }
+
+
+def _transaction_view(r: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": str(r["position"]),
+        "type": r["type"],
+        "amount": r["amount"],
+        "balance_after": r["balance_after"],
+        "reference_id": r["reference_id"],
+        "description": r["description"],
+        "created_at": r["created_at"].isoformat(),
+    }
 
 
 def _next_cursor(rows: list[dict[str, Any]], limit: int) -> str | None:

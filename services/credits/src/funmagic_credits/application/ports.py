@@ -10,6 +10,7 @@ from typing import Protocol
 
 from funmagic_credits.domain.commerce import CreditPackage, PackageEntry, Purchase
 from funmagic_credits.domain.ledger import Account, LedgerEvent
+from funmagic_credits.domain.task_roots import TaskRoot
 from funmagic_kit.ports import UnitOfWork
 
 __all__ = [
@@ -93,9 +94,16 @@ class CommerceStore(Protocol):
         ...
 
 
+class TaskRootStore(Protocol):
+    async def get(self, task_id: str) -> TaskRoot | None: ...
+
+    async def add(self, root: TaskRoot) -> None: ...
+
+
 class CreditsUnitOfWork(UnitOfWork, Protocol):
     ledger: LedgerStore
     commerce: CommerceStore
+    task_roots: TaskRootStore
 
 
 @dataclass(frozen=True)

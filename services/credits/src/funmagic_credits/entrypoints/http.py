@@ -23,6 +23,7 @@ from funmagic_contracts.api.credits import (
     PackageListQuery,
     PackageRequest,
     PageQuery,
+    TransactionGroupQuery,
     TransactionQuery,
 )
 from funmagic_contracts.api.stats import StatsQuery, period_of
@@ -57,6 +58,7 @@ class CreditsApp:
         return [
             web.get("/v1/credits/me", self.my_balance),
             web.get("/v1/credits/me/transactions", self.my_transactions),
+            web.get("/v1/credits/me/transaction-groups", self.my_transaction_groups),
             web.get("/v1/packages", self.active_packages),
             web.post("/v1/checkout", self.checkout),
             web.post("/v1/webhooks/stripe", self.stripe_webhook),
@@ -82,6 +84,14 @@ class CreditsApp:
         query = read_query(request, TransactionQuery)
         page = await self.reads.transactions(
             principal.user_id, limit=query.limit, before=_before(query), type_=query.type
+        )
+        return web.json_response(page)
+
+    async def my_transaction_groups(self, request: web.Request) -> web.Response:
+        principal = require_principal(request)
+        query = read_query(request, TransactionGroupQuery)
+        page = await self.reads.transaction_groups(
+            principal.user_id, limit=query.limit, before=_before(query)
         )
         return web.json_response(page)
 

@@ -2,7 +2,8 @@
 the ledger change, its outbox rows and the inbox row commit together.
 
 - UserRegistered → the sign-up bonus (once per user: the grant's cause is the user id).
-- TaskRequested → hold the task's price, or reject it (`insufficient_credits`).
+- TaskRequested → hold the task's price, or reject it (`insufficient_credits`); and record the task's root
+  task (`domain.task_roots`), by which the user's transactions are grouped.
 - TaskCompleted / TaskFailed / TaskCancelled → spend what the task used, release the rest.
 """
 
@@ -17,6 +18,7 @@ from funmagic_contracts.topics import IDENTITY_EVENTS, TASKS_EVENTS
 from funmagic_credits.application.ledger import Ledger
 from funmagic_credits.application.ports import CreditsUnitOfWork
 from funmagic_credits.domain.ledger import GrantCredits, ReserveCredits, SettleReservation
+from funmagic_credits.domain.task_roots import root_of
 from funmagic_kit.consumer import Subscription
 
 __all__ = ["CreditsReactions", "subscriptions"]
@@ -40,6 +42,10 @@ class CreditsReactions:
         await self._ledger.execute(uow, command, caused_by=envelope)
 
     async def task_requested(self, event: TaskRequested, envelope: Envelope, uow: CreditsUnitOfWork) -> None:
+        parent = await uow.task_roots.get(event.parent_task_id) if event.parent_task_id else None
+        await uow.task_roots.add(
+            root_of(event.task_id, event.user_id, event.tool_slug, event.parent_task_id, parent)
+        )
         command = ReserveCredits(event.user_id, event.task_id, event.price)
         await self._ledger.execute(uow, command, caused_by=envelope)
 

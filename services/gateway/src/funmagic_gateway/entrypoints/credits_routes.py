@@ -24,13 +24,15 @@ from funmagic_contracts.api.credits import (
     PackageRequest,
     PageQuery,
     StripeEvent,
+    TransactionGroupPage,
+    TransactionGroupQuery,
     TransactionPage,
     TransactionQuery,
     WebhookReceipt,
 )
 from funmagic_gateway.adapters.services import ServiceClient
 from funmagic_gateway.entrypoints.edge import CLIENT_IP_KEY
-from funmagic_gateway.entrypoints.forwarding import Forward, answer, operations
+from funmagic_gateway.entrypoints.forwarding import CURSOR_RULE, Forward, answer, operations
 from funmagic_kit.api import Operation
 
 __all__ = ["credits_operations"]
@@ -38,6 +40,13 @@ __all__ = ["credits_operations"]
 _PACKAGE_RULE = (
     f"Business rule: `bonus_credits` is at most {MAX_BONUS_FACTOR} times `credits` (422), a bound between "
     "two fields that the schema cannot state."
+)
+
+
+_GROUPS_DOC = (
+    "A task started from another's output (a FigMe 3D model from its image) belongs to that task's root: "
+    "the group holds the charges and refunds of the whole chain, `net_amount` their sum. Purchases, "
+    "bonuses and adjustments are groups of one. "
 )
 
 
@@ -50,6 +59,10 @@ def credits_operations(credits: ServiceClient) -> list[Operation]:
         Forward("GET", "/api/credits/transactions", credits, "/v1/credits/me/transactions",
                 "My credit history, newest first", mine, "transactions", access="user",
                 query=TransactionQuery, reply=TransactionPage),
+        Forward("GET", "/api/credits/transaction-groups", credits, "/v1/credits/me/transaction-groups",
+                "My credit history by task: the entries of one root task together", mine,
+                "transaction_groups", access="user", query=TransactionGroupQuery, reply=TransactionGroupPage,
+                description=_GROUPS_DOC + CURSOR_RULE),
         Forward("GET", "/api/credits/packages", credits, "/v1/packages",
                 "Credit packages for sale", mine, "packages", access="public",
                 query=PackageListQuery, reply=PackageList),
