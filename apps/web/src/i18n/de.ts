@@ -178,6 +178,9 @@ export default {
     lastActive: 'zuletzt aktiv: {when}',
     allKinds: 'Alle Buchungen',
     kindFilter: 'Anzeigen',
+    byTask: 'Nach Aufgabe',
+    taskEntries: 'eine Buchung | {n} Buchungen',
+    hideEntries: 'Buchungen ausblenden',
     kind: {
       bonus: 'Willkommensbonus',
       purchase: 'Kauf',

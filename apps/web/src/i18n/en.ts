@@ -178,6 +178,9 @@ export default {
     lastActive: 'last active {when}',
     allKinds: 'All entries',
     kindFilter: 'Show',
+    byTask: 'By task',
+    taskEntries: 'one entry | {n} entries',
+    hideEntries: 'Hide entries',
     kind: {
       bonus: 'Welcome bonus',
       purchase: 'Purchase',

@@ -178,6 +178,9 @@ export default {
     lastActive: 'última actividad: {when}',
     allKinds: 'Todos los movimientos',
     kindFilter: 'Mostrar',
+    byTask: 'Por tarea',
+    taskEntries: 'un movimiento | {n} movimientos',
+    hideEntries: 'Ocultar movimientos',
     kind: {
       bonus: 'Bono de bienvenida',
       purchase: 'Compra',

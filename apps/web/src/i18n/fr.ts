@@ -179,6 +179,9 @@ export default {
     lastActive: 'dernière activité : {when}',
     allKinds: 'Toutes les opérations',
     kindFilter: 'Afficher',
+    byTask: 'Par tâche',
+    taskEntries: 'une opération | {n} opérations',
+    hideEntries: 'Masquer les opérations',
     kind: {
       bonus: 'Bonus de bienvenue',
       purchase: 'Achat',

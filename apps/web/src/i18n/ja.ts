@@ -178,6 +178,9 @@ export default {
     lastActive: '最終アクティブ：{when}',
     allKinds: 'すべての取引',
     kindFilter: '表示',
+    byTask: 'タスクごと',
+    taskEntries: '{n}件の取引',
+    hideEntries: '取引を隠す',
     kind: {
       bonus: 'ウェルカムボーナス',
       purchase: '購入',

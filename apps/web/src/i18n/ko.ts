@@ -178,6 +178,9 @@ export default {
     lastActive: '마지막 활동: {when}',
     allKinds: '모든 내역',
     kindFilter: '보기',
+    byTask: '작업별',
+    taskEntries: '내역 {n}건',
+    hideEntries: '내역 숨기기',
     kind: {
       bonus: '가입 환영 보너스',
       purchase: '구매',

@@ -178,6 +178,9 @@ export default {
     lastActive: 'última atividade: {when}',
     allKinds: 'Todos os lançamentos',
     kindFilter: 'Mostrar',
+    byTask: 'Por tarefa',
+    taskEntries: 'um lançamento | {n} lançamentos',
+    hideEntries: 'Ocultar lançamentos',
     kind: {
       bonus: 'Bônus de boas-vindas',
       purchase: 'Compra',

@@ -178,6 +178,9 @@ export default {
     lastActive: 'hoạt động lần cuối: {when}',
     allKinds: 'Tất cả giao dịch',
     kindFilter: 'Hiển thị',
+    byTask: 'Theo tác vụ',
+    taskEntries: '{n} giao dịch',
+    hideEntries: 'Ẩn giao dịch',
     kind: {
       bonus: 'Quà chào mừng',
       purchase: 'Mua',

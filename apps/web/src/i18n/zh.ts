@@ -178,6 +178,9 @@ export default {
     lastActive: '最近活跃：{when}',
     allKinds: '全部记录',
     kindFilter: '显示',
+    byTask: '按任务',
+    taskEntries: '{n} 条记录',
+    hideEntries: '收起记录',
     kind: {
       bonus: '新用户奖励',
       purchase: '购买',
