@@ -115,3 +115,27 @@ describe('a provider health', () => {
     expect(healthOf(stored)).toBe('healthy')
   })
 })
+
+describe('the write-only secret of a two-part credential', () => {
+  const hunyuan = { ...stored, type: 'hunyuan', has_api_secret: true, api_secret_hint: '••••wxyz' } as Provider
+
+  it('is created with the key for Hunyuan, and needed', () => {
+    const form = { ...blankProvider(), name: 'hunyuan', type: 'hunyuan' as const, baseUrl: 'https://ai3d.tencentcloudapi.com', newKey: 'AKIDid', newSecret: ' the-secret ' }
+    expect(createBody(form)).toMatchObject({ type: 'hunyuan', api_key: 'AKIDid', api_secret: 'the-secret' })
+    expect(providerProblems({ ...form, newSecret: '' }, true).api_secret).toBe('secretRequired')
+  })
+
+  it('is never sent by a type that has none', () => {
+    const form = { ...blankProvider(), name: 'fal', type: 'fal' as const, baseUrl: 'https://queue.fal.run', newKey: 'k', newSecret: 'stray' }
+    expect(createBody(form)).not.toHaveProperty('api_secret')
+    expect(providerProblems({ ...form, newSecret: '' }, true).api_secret).toBeUndefined()
+  })
+
+  it('is kept on an edit unless the admin replaces it', () => {
+    const form = fromProvider(hunyuan)
+    expect(form.newSecret).toBe('')
+    expect(updateBody(form)).not.toHaveProperty('api_secret')
+    expect(updateBody({ ...form, replacingSecret: true, newSecret: 'new-secret' })).toMatchObject({ api_secret: 'new-secret' })
+    expect(providerProblems({ ...form, replacingSecret: true }, false).api_secret).toBe('secretRequired')
+  })
+})

@@ -6,6 +6,9 @@
  * never holds the stored key; a new one is typed into `newKey`, and an edit sends `api_key` only when the
  * admin chose to replace the key and typed one — an edit of anything else leaves the key alone.
  *
+ * Tencent Hunyuan signs with a pair: its SecretId is the API key and its SecretKey the API secret, write-only
+ * like the key (`api_secret_hint`, `newSecret`, `replacingSecret`); only the types in `NEEDS_SECRET` have one.
+ *
  * Rate limits are the `config.rateLimit` fields the providers service's limiter reads
  * (`domain/rate_limit.py`): maxConcurrency, maxPerMinute, maxPerDay (≥ 1, none = unlimited), retryOn429
  * (default true), maxRetries (≥ 0, default 3), baseBackoffMs (≥ 1, default 1000). Other config keys
@@ -25,13 +28,20 @@ export type ProviderType = ProviderCreateBody['type']
 /** `web`: the providers of user tools (admins); `admin`: the studio's (super admins only). */
 export type Scope = 'web' | 'admin'
 
-export const PROVIDER_TYPES: readonly ProviderType[] = ['openai', 'fal', 'tripo', 'replicate', 'gemini', 'local']
+export const PROVIDER_TYPES: readonly ProviderType[] = ['openai', 'fal', 'tripo', 'replicate', 'hunyuan', 'gemini', 'local']
+/** Types whose credential has a second, secret part (the providers service refuses them without it). */
+export const NEEDS_SECRET: readonly ProviderType[] = ['hunyuan']
+
+export function needsSecret(type: ProviderType): boolean {
+  return NEEDS_SECRET.includes(type)
+}
 /** What each remote API's base URL usually is (shown as the field's example, never filled in). */
 export const BASE_URL_EXAMPLES: Record<ProviderType, string> = {
   openai: 'https://api.openai.com/v1',
   fal: 'https://queue.fal.run',
   tripo: 'https://api.tripo3d.ai/v2/openapi',
   replicate: 'https://api.replicate.com/v1',
+  hunyuan: 'https://ai3d.tencentcloudapi.com',
   gemini: 'https://generativelanguage.googleapis.com',
   local: '',
 }
@@ -66,6 +76,9 @@ export interface ProviderForm {
   replacingKey: boolean
   /** The key being typed; never the stored one, which the app never sees. */
   newKey: string
+  /** The same for the secret of a two-part credential (NEEDS_SECRET). */
+  replacingSecret: boolean
+  newSecret: string
 }
 
 export function blankRateLimit(): RateLimitForm {
@@ -73,7 +86,7 @@ export function blankRateLimit(): RateLimitForm {
 }
 
 export function blankProvider(): ProviderForm {
-  return { name: '', type: 'openai', displayName: '', baseUrl: '', isActive: true, rateLimit: blankRateLimit(), otherConfig: {}, replacingKey: true, newKey: '' }
+  return { name: '', type: 'openai', displayName: '', baseUrl: '', isActive: true, rateLimit: blankRateLimit(), otherConfig: {}, replacingKey: true, newKey: '', replacingSecret: true, newSecret: '' }
 }
 
 function record(value: unknown): Record<string, unknown> {
@@ -108,6 +121,8 @@ export function fromProvider(provider: Provider): ProviderForm {
     otherConfig,
     replacingKey: false,
     newKey: '',
+    replacingSecret: false,
+    newSecret: '',
   }
 }
 
@@ -139,6 +154,7 @@ export function createBody(form: ProviderForm): ProviderCreateBody {
     config: providerConfig(form),
     is_active: form.isActive,
     ...(key ? { api_key: key } : {}),
+    ...(needsSecret(form.type) && form.newSecret.trim() ? { api_secret: form.newSecret.trim() } : {}),
   }
 }
 
@@ -151,6 +167,7 @@ export function updateBody(form: ProviderForm): ProviderUpdateBody {
     config: providerConfig(form),
     is_active: form.isActive,
     ...(form.replacingKey && key ? { api_key: key } : {}),
+    ...(needsSecret(form.type) && form.replacingSecret && form.newSecret.trim() ? { api_secret: form.newSecret.trim() } : {}),
   }
 }
 
@@ -159,11 +176,12 @@ export type ProviderProblem =
   | 'baseUrlRequired'
   | 'baseUrlInvalid'
   | 'keyRequired'
+  | 'secretRequired'
   | 'limitInvalid'
   | 'retriesInvalid'
   | 'backoffInvalid'
 
-export type ProviderField = 'name' | 'base_url' | 'api_key' | `rateLimit.${keyof RateLimitForm}`
+export type ProviderField = 'name' | 'base_url' | 'api_key' | 'api_secret' | `rateLimit.${keyof RateLimitForm}`
 
 /** What the form can tell before asking the server, by field. `creating`: a new provider (its key is needed). */
 export function providerProblems(form: ProviderForm, creating: boolean): Partial<Record<ProviderField, ProviderProblem>> {
@@ -174,6 +192,7 @@ export function providerProblems(form: ProviderForm, creating: boolean): Partial
     if (!url) problems.base_url = 'baseUrlRequired'
     else if (!BASE_URL.test(url)) problems.base_url = 'baseUrlInvalid'
     if ((creating || form.replacingKey) && !form.newKey.trim()) problems.api_key = 'keyRequired'
+    if (needsSecret(form.type) && (creating || form.replacingSecret) && !form.newSecret.trim()) problems.api_secret = 'secretRequired'
   }
   const limits = form.rateLimit
   for (const field of LIMIT_FIELDS) {

@@ -4177,6 +4177,17 @@ export interface components {
              */
             api_key_hint?: string | null;
             /**
+             * Has Api Secret
+             * @default false
+             */
+            has_api_secret?: boolean;
+            /**
+             * Api Secret Hint
+             * @description '••••' and the secret's last four characters.
+             * @default null
+             */
+            api_secret_hint?: string | null;
+            /**
              * Created At
              * Format: date-time
              */
@@ -4269,7 +4280,7 @@ export interface components {
              * Type
              * @enum {string}
              */
-            type: "openai" | "fal" | "tripo" | "replicate" | "gemini" | "local";
+            type: "openai" | "fal" | "tripo" | "replicate" | "hunyuan" | "gemini" | "local";
             /**
              * Display Name
              * @default null
@@ -4277,10 +4288,16 @@ export interface components {
             display_name?: string | null;
             /**
              * Api Key
-             * @description Write-only.
+             * @description Write-only. For `hunyuan`: the SecretId.
              * @default null
              */
             api_key?: string | null;
+            /**
+             * Api Secret
+             * @description Write-only: the second part of a two-part credential, required for `hunyuan` (the SecretKey) and refused for the other types.
+             * @default null
+             */
+            api_secret?: string | null;
             /**
              * Base Url
              * @default null
@@ -4432,6 +4449,12 @@ export interface components {
              * @default null
              */
             api_key?: string | null;
+            /**
+             * Api Secret
+             * @description Write-only; replaces the stored secret (`hunyuan`).
+             * @default null
+             */
+            api_secret?: string | null;
             /**
              * Base Url
              * @default null

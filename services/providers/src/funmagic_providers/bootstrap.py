@@ -18,6 +18,7 @@ from funmagic_kit.workers import Periodic
 from funmagic_providers import migrations
 from funmagic_providers.adapters.apis.fal_queue import FalQueue
 from funmagic_providers.adapters.apis.gemini import Gemini
+from funmagic_providers.adapters.apis.hunyuan import Hunyuan
 from funmagic_providers.adapters.apis.local import LocalProvider
 from funmagic_providers.adapters.apis.openai_api import OpenAIApi
 from funmagic_providers.adapters.apis.recorded_http import ContextCallRecorder, provider_session
@@ -144,6 +145,7 @@ def _provider_apis(settings: ProvidersSettings, http: aiohttp.ClientSession) -> 
         "fal": FalQueue(http, poll_interval_seconds=poll),
         "tripo": Tripo(http, poll_interval_seconds=poll),
         "replicate": Replicate(http, poll_interval_seconds=poll),
+        "hunyuan": Hunyuan(http, poll_interval_seconds=poll),
         "gemini": Gemini(http),
         "local": LocalProvider(),
     }

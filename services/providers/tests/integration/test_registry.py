@@ -110,6 +110,75 @@ async def test_a_wrong_master_key_fails_loudly_at_start(registry_for) -> None:
         await registry_for(f"c:{KEY_B}").verify_keys()
 
 
+TENCENT_ID, TENCENT_KEY = "AKIDtencentSecretId0001", "tencent-secret-key-0000-wxyz"
+
+
+async def test_a_two_part_credential_keeps_its_secret_sealed_apart_and_shows_only_hints(
+    pool, registry_for
+) -> None:
+    registry = registry_for()
+    view = await registry.create(
+        "web", name="hunyuan", type="hunyuan", api_key=TENCENT_ID, api_secret=TENCENT_KEY,
+        base_url="https://ai3d.tencentcloudapi.com",
+    )  # fmt: skip
+
+    assert (view["has_api_secret"], view["api_secret_hint"]) == (True, "••••wxyz")
+    assert TENCENT_KEY not in repr(view)
+    (row,) = await raw_rows(pool)
+    assert row["api_secret_id"] == "a"
+    assert TENCENT_KEY.encode() not in bytes(row["api_secret_ciphertext"])
+    access = await registry.access("web", "hunyuan")
+    assert (access.api_key, access.api_secret) == (TENCENT_ID, TENCENT_KEY)
+    assert TENCENT_KEY not in repr(access)
+
+
+async def test_a_hunyuan_provider_needs_its_secret_and_others_take_none(registry_for) -> None:
+    registry = registry_for()
+    with pytest.raises(InvalidProvider, match="apiSecret"):
+        await registry.create("web", name="hunyuan", type="hunyuan", api_key=TENCENT_ID, base_url="https://t")
+    with pytest.raises(InvalidProvider, match="apiSecret"):
+        await registry.create(
+            "web", name="fal", type="fal", api_key="k" * 20, api_secret="stray", base_url="https://q.fal"
+        )
+    created = await registry.create(
+        "web",
+        name="hunyuan",
+        type="hunyuan",
+        api_key=TENCENT_ID,
+        api_secret=TENCENT_KEY,
+        base_url="https://t",
+    )
+    with pytest.raises(InvalidProvider, match="apiSecret"):
+        await registry.update("web", created["id"], {"api_secret": None})
+    changed = await registry.update("web", created["id"], {"api_secret": "another-secret-key-9876"})
+    assert changed["api_secret_hint"] == "••••9876"
+    assert (await registry.access("web", "hunyuan")).api_secret == "another-secret-key-9876"
+
+
+async def test_rotation_and_the_start_check_cover_secrets_too(pool, registry_for) -> None:
+    await registry_for().create(
+        "web",
+        name="hunyuan",
+        type="hunyuan",
+        api_key=TENCENT_ID,
+        api_secret=TENCENT_KEY,
+        base_url="https://t",
+    )
+    rotating = registry_for(f"b:{KEY_B},a:{KEY_A}")
+
+    assert await rotating.rotate_keys() == 1
+
+    (row,) = await raw_rows(pool)
+    assert (row["api_key_id"], row["api_secret_id"]) == ("b", "b")
+    only_new = registry_for(f"b:{KEY_B}")
+    assert await only_new.verify_keys() == 1
+    assert (await only_new.access("web", "hunyuan")).api_secret == TENCENT_KEY
+    async with PostgresUnitOfWork(pool) as uow:  # the secret's ciphertext where the key's belongs
+        await uow.conn.execute("UPDATE providers SET api_key_ciphertext = api_secret_ciphertext")
+    with pytest.raises(ConfigError, match="cannot decrypt"):
+        await only_new.verify_keys()
+
+
 async def test_crud_with_validation_and_conflicts(registry_for) -> None:
     registry = registry_for()
     created = await registry.create(

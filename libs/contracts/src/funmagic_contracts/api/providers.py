@@ -41,9 +41,18 @@ __all__ = [
 
 class ProviderCreate(Request):
     name: str = Field(min_length=1, max_length=63, examples=["openai"])
-    type: Literal["openai", "fal", "tripo", "replicate", "gemini", "local"]
+    type: Literal["openai", "fal", "tripo", "replicate", "hunyuan", "gemini", "local"]
     display_name: str | None = Field(None, max_length=120)
-    api_key: str | None = Field(None, min_length=1, max_length=1024, description="Write-only.")
+    api_key: str | None = Field(
+        None, min_length=1, max_length=1024, description="Write-only. For `hunyuan`: the SecretId."
+    )
+    api_secret: str | None = Field(
+        None,
+        min_length=1,
+        max_length=1024,
+        description="Write-only: the second part of a two-part credential, required for `hunyuan` (the "
+        "SecretKey) and refused for the other types.",
+    )
     base_url: str | None = Field(None, max_length=500, examples=["https://api.openai.com/v1"])
     config: dict[str, Any] = Field(
         default_factory=dict,
@@ -56,6 +65,9 @@ class ProviderCreate(Request):
 class ProviderUpdate(Request):
     display_name: str | None = Field(None, max_length=120)
     api_key: str | None = Field(None, max_length=1024, description="Write-only; replaces the stored key.")
+    api_secret: str | None = Field(
+        None, max_length=1024, description="Write-only; replaces the stored secret (`hunyuan`)."
+    )
     base_url: str | None = Field(None, max_length=500)
     config: dict[str, Any] | None = None
     is_active: bool | None = None
@@ -74,6 +86,8 @@ class Provider(Reply):
     health_checked_at: datetime | None = None
     has_api_key: bool
     api_key_hint: str | None = Field(None, description="'••••' and the key's last four characters.")
+    has_api_secret: bool = False
+    api_secret_hint: str | None = Field(None, description="'••••' and the secret's last four characters.")
     created_at: datetime
     updated_at: datetime
 

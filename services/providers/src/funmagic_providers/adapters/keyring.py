@@ -9,11 +9,15 @@ so a value copied onto another row does not decrypt.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Literal
 
 from funmagic_kit.crypto import SecretBox
 from funmagic_kit.errors import ConfigError
 
 __all__ = ["ProviderKeyring"]
+
+
+CredentialPart = Literal["key", "secret"]
 
 
 class ProviderKeyring:
@@ -42,19 +46,21 @@ class ProviderKeyring:
     def knows(self, key_id: str) -> bool:
         return key_id in self._boxes
 
-    def encrypt(self, api_key: str, *, row_id: str) -> tuple[str, bytes]:
+    def encrypt(self, api_key: str, *, row_id: str, part: CredentialPart = "key") -> tuple[str, bytes]:
         box = self._boxes[self.current]
-        return self.current, box.encrypt(api_key.encode(), purpose=_purpose(row_id))
+        return self.current, box.encrypt(api_key.encode(), purpose=_purpose(row_id, part))
 
-    def decrypt(self, key_id: str, ciphertext: bytes, *, row_id: str) -> str:
+    def decrypt(self, key_id: str, ciphertext: bytes, *, row_id: str, part: CredentialPart = "key") -> str:
         """The key in clear, for one call; raises DecryptionFailed or ConfigError (unknown key id)."""
         box = self._boxes.get(key_id)
         if box is None:
             raise ConfigError(
                 f"provider key of row {row_id} was encrypted with unknown master key {key_id!r}"
             )
-        return box.decrypt(ciphertext, purpose=_purpose(row_id)).decode()
+        return box.decrypt(ciphertext, purpose=_purpose(row_id, part)).decode()
 
 
-def _purpose(row_id: str) -> str:
-    return f"provider-api-key:{row_id}"
+def _purpose(row_id: str, part: CredentialPart) -> str:
+    # Bound to the row and to the part: a key's ciphertext copied into the secret's column (or another
+    # row's) does not open.
+    return f"provider-api-{part}:{row_id}"

@@ -37,26 +37,37 @@ __all__ = [
 Row = dict[str, Any]  # a row as psycopg's dict_row gives it, mapped to a domain object right away
 
 _TABLES: dict[Scope, str] = {"web": "providers", "admin": "admin_providers"}
-# Under the names of `Provider`'s fields; the key's two columns become its `SealedKey`.
+# Under the names of `Provider`'s fields; the key's (and the secret's) two columns become a `SealedKey`.
 PROVIDER_COLUMNS = (
     "id::text AS id, name, display_name, type, api_key_ciphertext, api_key_id, api_key_hint AS key_hint, "
+    "api_secret_ciphertext, api_secret_id, api_secret_hint AS secret_hint, "
     "base_url, config, is_active, is_healthy, health_checked_at, created_at, updated_at"
 )
 
 
 def _provider(row: Row) -> Provider:
-    ciphertext = row["api_key_ciphertext"]
-    key = None if ciphertext is None else SealedKey(row["api_key_id"], bytes(ciphertext))
-    return from_row(Provider, row, config=row["config"] or {}, key=key)
+    return from_row(
+        Provider,
+        row,
+        config=row["config"] or {},
+        key=_sealed(row["api_key_ciphertext"], row["api_key_id"]),
+        secret=_sealed(row["api_secret_ciphertext"], row["api_secret_id"]),
+    )
+
+
+def _sealed(ciphertext: bytes | None, key_id: str | None) -> SealedKey | None:
+    return None if ciphertext is None or key_id is None else SealedKey(key_id, bytes(ciphertext))
 
 
 def _provider_values(provider: Provider) -> Row:
-    key = provider.key
+    key, secret = provider.key, provider.secret
     return to_row(
         provider,
         config=Jsonb(dict(provider.config)),
         api_key_ciphertext=key.ciphertext if key else None,
         api_key_id=key.key_id if key else None,
+        api_secret_ciphertext=secret.ciphertext if secret else None,
+        api_secret_id=secret.key_id if secret else None,
     )
 
 
@@ -71,11 +82,12 @@ class ProviderRecords:
         """None when a live provider of that name exists."""
         cursor = await self._conn.execute(
             f"""INSERT INTO {self._table}
-                  (id, name, display_name, type, api_key_ciphertext, api_key_id, api_key_hint, base_url,
-                   config, is_active, created_at, updated_at)
+                  (id, name, display_name, type, api_key_ciphertext, api_key_id, api_key_hint,
+                   api_secret_ciphertext, api_secret_id, api_secret_hint, base_url, config, is_active,
+                   created_at, updated_at)
                 VALUES (%(id)s, %(name)s, %(display_name)s, %(type)s, %(api_key_ciphertext)s, %(api_key_id)s,
-                        %(key_hint)s, %(base_url)s, %(config)s, %(is_active)s, %(created_at)s,
-                        %(updated_at)s)
+                        %(key_hint)s, %(api_secret_ciphertext)s, %(api_secret_id)s, %(secret_hint)s,
+                        %(base_url)s, %(config)s, %(is_active)s, %(created_at)s, %(updated_at)s)
                 ON CONFLICT (name) WHERE deleted_at IS NULL DO NOTHING
                 RETURNING {PROVIDER_COLUMNS}""",
             _provider_values(provider),
@@ -113,18 +125,22 @@ class ProviderRecords:
         return [_provider(row) for row in await cursor.fetchall()]
 
     async def with_keys(self, *, not_under: str | None = None) -> list[Provider]:
-        """Providers holding a key (those not under master key `not_under`, locked, when it is given)."""
+        """Providers holding a key or secret (those with one not under master key `not_under`, locked,
+        when it is given)."""
         if not_under is None:
             cursor = await self._conn.execute(
                 f"""SELECT {PROVIDER_COLUMNS} FROM {self._table}
-                    WHERE deleted_at IS NULL AND api_key_ciphertext IS NOT NULL ORDER BY name"""
+                    WHERE deleted_at IS NULL
+                      AND (api_key_ciphertext IS NOT NULL OR api_secret_ciphertext IS NOT NULL)
+                    ORDER BY name"""
             )
         else:
             cursor = await self._conn.execute(
                 f"""SELECT {PROVIDER_COLUMNS} FROM {self._table}
-                    WHERE deleted_at IS NULL AND api_key_ciphertext IS NOT NULL AND api_key_id <> %s
+                    WHERE deleted_at IS NULL
+                      AND (api_key_id <> %(current)s OR api_secret_id <> %(current)s)
                     ORDER BY name FOR UPDATE""",
-                (not_under,),
+                {"current": not_under},
             )
         return [_provider(row) for row in await cursor.fetchall()]
 
@@ -134,7 +150,9 @@ class ProviderRecords:
             f"""UPDATE {self._table} SET display_name = %(display_name)s, base_url = %(base_url)s,
                        config = %(config)s, is_active = %(is_active)s,
                        api_key_ciphertext = %(api_key_ciphertext)s, api_key_id = %(api_key_id)s,
-                       api_key_hint = %(key_hint)s, is_healthy = %(is_healthy)s,
+                       api_key_hint = %(key_hint)s, api_secret_ciphertext = %(api_secret_ciphertext)s,
+                       api_secret_id = %(api_secret_id)s, api_secret_hint = %(secret_hint)s,
+                       is_healthy = %(is_healthy)s,
                        health_checked_at = %(health_checked_at)s, updated_at = %(updated_at)s
                 WHERE id = %(id)s AND deleted_at IS NULL""",
             _provider_values(provider),
@@ -145,7 +163,8 @@ class ProviderRecords:
         cursor = await self._conn.execute(
             f"""UPDATE {self._table}
                 SET deleted_at = %(now)s, updated_at = %(now)s, is_active = false,
-                    api_key_ciphertext = NULL, api_key_id = NULL, api_key_hint = NULL
+                    api_key_ciphertext = NULL, api_key_id = NULL, api_key_hint = NULL,
+                    api_secret_ciphertext = NULL, api_secret_id = NULL, api_secret_hint = NULL
                 WHERE id = %(id)s AND deleted_at IS NULL""",
             {"id": provider_id, "now": now},
         )

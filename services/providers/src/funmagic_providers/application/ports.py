@@ -175,9 +175,13 @@ class Keyring(Protocol):
 
     current: str
 
-    def encrypt(self, api_key: str, *, row_id: str) -> tuple[str, bytes]: ...
+    def encrypt(
+        self, api_key: str, *, row_id: str, part: Literal["key", "secret"] = "key"
+    ) -> tuple[str, bytes]: ...
 
-    def decrypt(self, key_id: str, ciphertext: bytes, *, row_id: str) -> str: ...
+    def decrypt(
+        self, key_id: str, ciphertext: bytes, *, row_id: str, part: Literal["key", "secret"] = "key"
+    ) -> str: ...
 
 
 class ConfigCache(Protocol):

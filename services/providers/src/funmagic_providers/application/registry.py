@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import timedelta
-from typing import TypedDict
+from typing import Literal, TypedDict
 
 from funmagic_kit.audit import AdminAction
 from funmagic_kit.clock import Clock
@@ -38,6 +38,7 @@ from funmagic_providers.domain.providers import (
     check_base_url,
     check_config,
     check_name,
+    check_secret,
     key_hint,
     record_health,
 )
@@ -77,6 +78,8 @@ class ProviderView(TypedDict):
     health_checked_at: str | None
     has_api_key: bool
     api_key_hint: str | None
+    has_api_secret: bool
+    api_secret_hint: str | None
     created_at: str
     updated_at: str
 
@@ -107,6 +110,7 @@ class ProviderChanges(TypedDict, total=False):
 
     display_name: str | None
     api_key: str | None
+    api_secret: str | None
     base_url: str | None
     config: JsonObject | None
     is_active: bool | None
@@ -130,6 +134,7 @@ class ProviderRegistry:
         type: ProviderType,
         display_name: str | None = None,
         api_key: str | None = None,
+        api_secret: str | None = None,
         base_url: str | None = None,
         config: JsonObject | None = None,
         is_active: bool = True,
@@ -137,6 +142,7 @@ class ProviderRegistry:
         provider_id = str(uuid.uuid4())
         if type != "local" and not api_key:
             raise InvalidProvider("apiKey", f"a {type} provider needs an API key")
+        api_secret = check_secret(api_secret, type)
         now = self.clock.now()
         provider = Provider(
             id=provider_id,
@@ -152,13 +158,15 @@ class ProviderRegistry:
             health_checked_at=None,
             created_at=now,
             updated_at=now,
+            secret=self._seal(api_secret, provider_id, part="secret"),
+            secret_hint=key_hint(api_secret),
         )
         async with self.uow() as uow:
             created = await uow.providers[scope].add(provider)
             if created is not None:
                 change = {"scope": scope, "name": name, "type": type, "display_name": display_name,
                           "base_url": base_url, "config": config or {}, "is_active": is_active,
-                          "api_key": api_key}  # fmt: skip
+                          "api_key": api_key, "api_secret": api_secret}  # fmt: skip
                 uow.record(AdminAction("provider.created", "provider", provider_id, change))
         if created is None:
             raise ProviderExists(f"a {scope} provider named {name!r} exists already")
@@ -192,7 +200,11 @@ class ProviderRegistry:
                 edited = replace(edited, updated_at=self.clock.now())
                 await records.save(edited)
                 # The key only as "changed" (the audit log keeps no secret, nor its hint).
-                before = {field: getattr(provider, field) for field in changes if field != "api_key"}
+                before = {
+                    field: getattr(provider, field)
+                    for field in changes
+                    if field not in ("api_key", "api_secret")
+                }
                 change = {"scope": scope, "name": provider.name, **changes, "before": before}
                 uow.record(AdminAction("provider.updated", "provider", provider_id, change))
         await self.config_cache.forget_config(scope, provider.name)
@@ -216,6 +228,10 @@ class ProviderRegistry:
             if not api_key and provider.type != "local":
                 raise InvalidProvider("apiKey", f"a {provider.type} provider needs an API key")
             edited = replace(edited, key=self._seal(api_key, provider.id), key_hint=key_hint(api_key))
+        if "api_secret" in changes:
+            api_secret = check_secret(changes["api_secret"], provider.type)
+            sealed = self._seal(api_secret, provider.id, part="secret")
+            edited = replace(edited, secret=sealed, secret_hint=key_hint(api_secret))
         return edited
 
     async def delete(self, scope: Scope, provider_id: str) -> None:
@@ -355,10 +371,11 @@ class ProviderRegistry:
             for provider in providers:
                 try:
                     self._open(provider)
+                    self._open_secret(provider)
                 except Exception as error:
                     key_id = provider.key.key_id if provider.key else None
                     raise ConfigError(
-                        f"cannot decrypt the API key of {scope} provider {provider.id} "
+                        f"cannot decrypt the API key or secret of {scope} provider {provider.id} "
                         f"(master key {key_id!r}): check PROVIDER_MASTER_KEYS / SECRET_KEY"
                     ) from error
                 count += 1
@@ -373,15 +390,24 @@ class ProviderRegistry:
                 records = uow.providers[scope]
                 for provider in await records.with_keys(not_under=self.keyring.current):
                     resealed = self._seal(self._open(provider), provider.id)
-                    await records.save(replace(provider, key=resealed, updated_at=now))
+                    secret = self._seal(self._open_secret(provider), provider.id, part="secret")
+                    await records.save(replace(provider, key=resealed, secret=secret, updated_at=now))
                     rotated += 1
         return rotated
 
-    def _seal(self, api_key: str | None, provider_id: str) -> SealedKey | None:
+    def _seal(
+        self, api_key: str | None, provider_id: str, *, part: Literal["key", "secret"] = "key"
+    ) -> SealedKey | None:
         if not api_key:
             return None
-        key_id, ciphertext = self.keyring.encrypt(api_key, row_id=provider_id)
+        key_id, ciphertext = self.keyring.encrypt(api_key, row_id=provider_id, part=part)
         return SealedKey(key_id, ciphertext)
+
+    def _open_secret(self, provider: Provider) -> str | None:
+        if provider.secret is None:
+            return None
+        sealed = provider.secret
+        return self.keyring.decrypt(sealed.key_id, sealed.ciphertext, row_id=provider.id, part="secret")
 
     def _open(self, provider: Provider) -> str | None:
         if provider.key is None:
@@ -390,7 +416,12 @@ class ProviderRegistry:
 
     def _access(self, provider: Provider) -> ProviderAccess:
         return ProviderAccess(
-            provider.name, provider.type, provider.base_url, self._open(provider), provider.config
+            provider.name,
+            provider.type,
+            provider.base_url,
+            self._open(provider),
+            provider.config,
+            api_secret=self._open_secret(provider),
         )
 
 
@@ -426,6 +457,8 @@ def _view(scope: Scope, provider: Provider) -> ProviderView:
         "health_checked_at": provider.health_checked_at.isoformat() if provider.health_checked_at else None,
         "has_api_key": provider.key is not None,
         "api_key_hint": provider.key_hint,
+        "has_api_secret": provider.secret is not None,
+        "api_secret_hint": provider.secret_hint,
         "created_at": provider.created_at.isoformat(),
         "updated_at": provider.updated_at.isoformat(),
     }

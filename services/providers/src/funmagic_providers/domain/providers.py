@@ -2,7 +2,8 @@
 
 Two scopes with the same shape: `web` (the `providers` table, user tasks) and `admin` (the
 `admin_providers` table, the admin studio). A key is write-only: it is stored encrypted and shown only
-as a hint of its last four characters.
+as a hint of its last four characters. A provider whose API signs requests with a pair (Tencent Cloud's
+SecretId and SecretKey) keeps the id as its key and the other part as its secret, stored the same way.
 
 `Provider` is one record of either table; the refusals an admin can meet (`InvalidProvider`,
 `ProviderNotFound`, `ProviderExists`) derive from the kit's refusal kinds, so the HTTP edge maps them.
@@ -22,6 +23,7 @@ from funmagic_providers.domain.rate_limit import RateLimitConfig
 
 __all__ = [
     "LOCAL_PROVIDER",
+    "NEEDS_SECRET",
     "PROVIDER_TYPES",
     "SCOPES",
     "InvalidProvider",
@@ -34,16 +36,19 @@ __all__ = [
     "check_base_url",
     "check_config",
     "check_name",
+    "check_secret",
     "key_hint",
     "record_health",
 ]
 
 Scope = Literal["web", "admin"]
-ProviderType = Literal["openai", "fal", "tripo", "replicate", "gemini", "local"]
+ProviderType = Literal["openai", "fal", "tripo", "replicate", "hunyuan", "gemini", "local"]
 SCOPES: tuple[Scope, ...] = get_args(Scope)
 PROVIDER_TYPES: tuple[ProviderType, ...] = get_args(ProviderType)
 # The built-in provider: no key, no row needed, computes on this machine.
 LOCAL_PROVIDER = "local"
+# Types whose credential has a second, secret part (`Provider.secret`): refused without it.
+NEEDS_SECRET: frozenset[ProviderType] = frozenset({"hunyuan"})
 
 # Lower-case, no braces: the name is part of Redis keys (a hash tag) and of log lines.
 _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
@@ -75,6 +80,9 @@ class Provider:
     health_checked_at: datetime | None
     created_at: datetime
     updated_at: datetime
+    # The credential's second part (NEEDS_SECRET), sealed like the key.
+    secret: SealedKey | None = None
+    secret_hint: str | None = None
 
 
 class InvalidProvider(Refused, code="invalid_provider"):
@@ -119,6 +127,18 @@ def check_config(config: JsonObject) -> dict[str, JsonValue]:
     except ValueError as error:  # InvalidRateLimitConfig
         raise InvalidProvider("config.rateLimit", str(error)) from None
     return dict(config)
+
+
+def check_secret(api_secret: str | None, provider_type: ProviderType) -> str | None:
+    """The secret a provider of this type keeps: required where the type signs with a pair, refused where
+    it would never be used (a secret stored for nothing is one more to leak)."""
+    if provider_type in NEEDS_SECRET:
+        if not api_secret:
+            raise InvalidProvider("apiSecret", f"a {provider_type} provider needs its API secret")
+        return api_secret
+    if api_secret:
+        raise InvalidProvider("apiSecret", f"a {provider_type} provider has no API secret")
+    return None
 
 
 def key_hint(api_key: str | None) -> str | None:

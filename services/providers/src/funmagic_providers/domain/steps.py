@@ -64,6 +64,8 @@ class ProviderAccess:
     base_url: str | None
     api_key: str | None = field(repr=False)  # in clear for this call only: never logged, never stored
     config: JsonObject = field(default_factory=dict)
+    # The credential's second part (Tencent Cloud's SecretKey), in clear for this call only, like the key.
+    api_secret: str | None = field(default=None, repr=False)
 
 
 class LiveOutput(Protocol):

@@ -21,6 +21,7 @@ from funmagic_contracts.api.providers import ProviderCreate, StepTypeCatalog
 from funmagic_providers.adapters.apis.capabilities import CAPABILITIES, OptionField, step_type_catalog
 from funmagic_providers.adapters.apis.fal_queue import FalQueue
 from funmagic_providers.adapters.apis.gemini import Gemini
+from funmagic_providers.adapters.apis.hunyuan import Hunyuan
 from funmagic_providers.adapters.apis.local import LocalProvider
 from funmagic_providers.adapters.apis.openai_images import OpenAIImages
 from funmagic_providers.adapters.apis.replicate import Replicate
@@ -84,6 +85,7 @@ async def adapters(closed_port: int) -> AsyncIterator[dict[str, tuple[ProviderAd
             "fal": (FalQueue(http, poll_interval_seconds=0.01), f"http://127.0.0.1:{closed_port}"),
             "tripo": (Tripo(http, poll_interval_seconds=0.01), f"http://127.0.0.1:{closed_port}/v2/openapi"),
             "replicate": (Replicate(http, poll_interval_seconds=0.01), f"http://127.0.0.1:{closed_port}/v1"),
+            "hunyuan": (Hunyuan(http, poll_interval_seconds=0.01), f"http://127.0.0.1:{closed_port}"),
             "gemini": (Gemini(http), f"http://127.0.0.1:{closed_port}"),
             "local": (LocalProvider(), None),
         }
@@ -95,7 +97,8 @@ def call(provider_type: str, base_url: str | None, step_type: str, *, image: boo
     return StepCall(
         task_id="task-1", user_id="user-1", step_id="step-1", step_type=step_type, model=model,
         prompt="a lighthouse at dusk", options=RecordedOptions(), inputs=inputs,
-        provider=ProviderAccess("p", provider_type, base_url, key),
+        provider=ProviderAccess("p", provider_type, base_url, key,
+                                api_secret="secret-5678" if provider_type == "hunyuan" else None),
     )  # fmt: skip
 
 

@@ -45,3 +45,15 @@ def test_a_wrong_master_key_fails_loudly() -> None:
 def test_malformed_master_key_lists_are_refused(value: str) -> None:
     with pytest.raises(ConfigError, match="PROVIDER_MASTER_KEYS"):
         ProviderKeyring.from_settings(value, OLD)
+
+
+def test_a_secret_opens_only_as_a_secret_so_key_and_secret_cannot_be_swapped() -> None:
+    keyring = ProviderKeyring.from_settings("", OLD)
+    key_id, secret = keyring.encrypt("tencent-secret-key", row_id="row-1", part="secret")
+    _, key = keyring.encrypt("AKIDsecretid", row_id="row-1")
+
+    assert keyring.decrypt(key_id, secret, row_id="row-1", part="secret") == "tencent-secret-key"
+    with pytest.raises(DecryptionFailed):
+        keyring.decrypt(key_id, secret, row_id="row-1")  # the secret's ciphertext put in the key's column
+    with pytest.raises(DecryptionFailed):
+        keyring.decrypt(key_id, key, row_id="row-1", part="secret")  # and the other way round

@@ -94,6 +94,16 @@ _TRIPO_3D = (
                 enum=("default", "align_image")),
 )  # fmt: skip
 
+# SubmitHunyuanTo3DProJob's options, under the API's own names (Tencent's SDK models of ai3d 2025-05-13).
+_HUNYUAN_3D = (
+    OptionField("EnablePBR", "boolean", "PBR materials (no effect with the Geometry type)."),
+    OptionField("FaceCount", "integer", "Faces of the model (Hunyuan's default: 500,000).",
+                minimum=40_000, maximum=1_500_000),
+    OptionField("GenerateType", "enum",
+                "Normal: textured; LowPoly: reduced faces; Geometry: untextured; Sketch: from a drawing.",
+                enum=("Normal", "LowPoly", "Geometry", "Sketch")),
+)  # fmt: skip
+
 # Gemini's image config (ai.google.dev `generationConfig.imageConfig`): ten aspect ratios, three sizes (the
 # longest side ~1024/2048/4096 px). No default: Gemini then follows the input image (or draws 1:1, 1K).
 _GEMINI_IMAGE = (
@@ -130,6 +140,9 @@ CAPABILITIES: dict[str, dict[str, StepSupport]] = {
         "3d-gen": StepSupport(
             ("default", "v2.5-20250123", "v3.0-20250812", "Turbo-v1.0-20250506"), _TRIPO_3D
         ),
+    },
+    "hunyuan": {
+        "3d-gen": StepSupport(("default",), _HUNYUAN_3D),
     },
     "replicate": {
         "point-cloud": StepSupport(
