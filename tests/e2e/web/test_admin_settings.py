@@ -364,3 +364,49 @@ async def test_an_admin_edits_the_api_rate_limits_and_reads_them_back(browser: B
             "/api/admin/settings/rate-limit", data=before, headers=await csrf(page)
         )
         assert restored.status == 200, await restored.text()
+
+
+async def test_a_hunyuan_provider_takes_its_secret_key_write_only_and_checks_the_pair(
+    browser: Browser, admin_email
+) -> None:
+    from hunyuan_api import DEFAULT_SECRET_ID, DEFAULT_SECRET_KEY, FakeHunyuan
+
+    from .test_admin_tools import choose
+
+    name = f"hunyuan-{uuid.uuid4().hex[:6]}"
+    async with FakeHunyuan() as fake:
+        page = await new_page(browser, viewport=EDITOR)
+        await sign_in(page, admin_email)
+        await page.goto("/admin/providers/new")
+        await page.get_by_test_id("provider-name").locator("input").fill(name)
+        await choose(page, page.get_by_test_id("provider-type"), "hunyuan")
+        await page.get_by_test_id("provider-base-url").locator("input").fill(fake.origin)
+        await page.get_by_test_id("provider-key-input").locator("input").fill(DEFAULT_SECRET_ID)
+        secret_input = page.get_by_test_id("provider-secret-input").locator("input")
+        await expect(secret_input).to_have_attribute("type", "password")
+
+        # Without its SecretKey the form refuses to save.
+        await page.get_by_test_id("save-provider").click()
+        await expect(page.get_by_test_id("provider-form")).to_contain_text(
+            "Type the secret, or keep the stored one."
+        )
+        await secret_input.fill(DEFAULT_SECRET_KEY)
+        await page.get_by_test_id("save-provider").click()
+        await expect(page).to_have_url(re.compile(r"/admin/providers/[0-9a-f-]{36}$"))
+
+        # Both parts are write-only: hints only, in the page and in the API's answer.
+        await expect(page.get_by_test_id("key-hint")).to_have_text("••••" + DEFAULT_SECRET_ID[-4:])
+        await expect(page.get_by_test_id("secret-hint")).to_have_text("••••" + DEFAULT_SECRET_KEY[-4:])
+        await expect(page.get_by_test_id("provider-secret-input")).to_have_count(0)
+        assert DEFAULT_SECRET_KEY not in await page.content()
+        provider_id = page.url.rsplit("/", 1)[-1]
+        served = await (await page.request.get(f"/api/admin/providers/{provider_id}")).json()
+        assert DEFAULT_SECRET_KEY not in str(served)
+
+        # The check signs a request with the pair; the fake verifies the signature.
+        await page.get_by_test_id("check-health").click()
+        await expect(page.get_by_test_id("check-result")).to_contain_text("Healthy")
+        assert any(r.endpoint == "api" for r in fake.requests)
+        await settled(page)
+        await screenshot(page, "admin-provider-hunyuan")
+        assert page_errors(page) == []
