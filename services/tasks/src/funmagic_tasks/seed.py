@@ -8,7 +8,9 @@ again (its slug is free).
 
 Every tool runs with the built-in `local` provider out of the box; `image_provider`,
 `background_provider`, `model_provider` and `point_cloud_provider` pick real ones (`openai`, `fal`, `tripo`,
-`replicate`) with their models.
+`replicate`) with their models. `tripo_choice` and `hunyuan_choice` (provider names) let Image to 3D's users
+pick Tripo (model version, face limit, PBR) or Hunyuan 3D (generate type, face count, PBR) per request, as
+the original did, beside the step's own provider (the default).
 """
 
 from __future__ import annotations
@@ -66,6 +68,42 @@ def _model_model(provider: str) -> str:
     return "v2.5-20250123" if provider == "tripo" else "default"
 
 
+# What each 3D provider lets a user choose (its adapter's options, within the API's bounds).
+_TRIPO_CHOICE_OPTIONS = {
+    "face_limit": {"type": "integer", "min": 500, "max": 500_000},
+    "pbr": {"type": "boolean", "default": True},
+}
+_HUNYUAN_CHOICE_OPTIONS = {
+    "GenerateType": {"type": "enum", "values": ["Normal", "LowPoly", "Geometry", "Sketch"]},
+    "FaceCount": {"type": "integer", "min": 40_000, "max": 1_500_000},
+    "EnablePBR": {"type": "boolean", "default": False},
+}
+
+
+def _image_to_3d_choices(
+    model_provider: str, tripo: str | None, hunyuan: str | None
+) -> list[dict[str, Any]] | None:
+    """The providers Image to 3D's users may pick: the step's own first (the default), then Tripo and
+    Hunyuan where named; None when there is nothing to choose from."""
+    if tripo is None and hunyuan is None:
+        return None
+    choices: list[dict[str, Any]] = []
+    if model_provider not in (tripo, hunyuan):
+        label = "Built-in" if model_provider == "local" else model_provider
+        choices.append({"provider": model_provider, "label": label})
+    for name, label, models, options in (
+        (tripo, "Tripo", ["v2.5-20250123", "v3.0-20250812", "Turbo-v1.0-20250506"], _TRIPO_CHOICE_OPTIONS),
+        (hunyuan, "Hunyuan 3D", None, _HUNYUAN_CHOICE_OPTIONS),
+    ):
+        if name is not None:
+            choice: dict[str, Any] = {"provider": name, "label": label, "options": options}
+            if models:
+                choice["models"] = models
+            # The step's own provider is the default, which comes first.
+            choices.insert(0 if name == model_provider else len(choices), choice)
+    return choices
+
+
 def tool_types() -> list[dict[str, Any]]:
     return [
         {
@@ -102,6 +140,8 @@ def tools(
     background_provider: str,
     model_provider: str,
     point_cloud_provider: str = "local",
+    tripo_choice: str | None = None,
+    hunyuan_choice: str | None = None,
 ) -> list[dict[str, Any]]:
     image_gen = {
         "provider": image_provider,
@@ -225,12 +265,21 @@ def tools(
             "description": "Make a textured 3D model from one picture.",
             "tool_type_id": type_ids["3d"],
             "config": {
-                "steps": [_step("3d-gen", "3D Model", "3d-gen", cost=30, prompt="none", **model_3d)],
+                "steps": [
+                    {
+                        **_step("3d-gen", "3D Model", "3d-gen", cost=30, prompt="none", **model_3d),
+                        **_choices_of(_image_to_3d_choices(model_provider, tripo_choice, hunyuan_choice)),
+                    }
+                ],
                 "pipeline": True,
             },
             "translations": {"de": {"title": "Bild zu 3D"}},
         },
     ]
+
+
+def _choices_of(choices: list[dict[str, Any]] | None) -> dict[str, Any]:
+    return {} if choices is None else {"choices": choices}
 
 
 def banners() -> list[dict[str, Any]]:
@@ -269,6 +318,8 @@ async def seed_catalog(
     background_provider: str = "local",
     model_provider: str = "local",
     point_cloud_provider: str = "local",
+    tripo_choice: str | None = None,
+    hunyuan_choice: str | None = None,
     update_existing: bool = False,
 ) -> dict[str, Any]:
     """Creates what is missing; returns what happened to each entry:
@@ -297,6 +348,8 @@ async def seed_catalog(
         background_provider=background_provider,
         model_provider=model_provider,
         point_cloud_provider=point_cloud_provider,
+        tripo_choice=tripo_choice,
+        hunyuan_choice=hunyuan_choice,
     )
     for entry in wanted:
         existing = await catalog.admin_tool_by_slug(entry["slug"])

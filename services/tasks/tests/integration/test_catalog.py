@@ -693,6 +693,28 @@ async def test_the_seed_can_switch_to_real_providers_and_keeps_admin_deletions(w
     assert await world.count("banners", "deleted_at IS NULL") == 1
 
 
+async def test_the_seed_lets_image_to_3d_users_pick_tripo_or_hunyuan_when_named(world: World) -> None:
+    await seed_catalog(world.catalog)
+    plain = await world.catalog.tool_by_slug("image-to-3d")
+    assert plain.config.steps[0].choices in (None, ())
+    world.providers.known.add("hunyuan")  # an admin configured one
+    world.clock.advance(minutes=1)
+
+    report = await seed_catalog(
+        world.catalog, tripo_choice="tripo", hunyuan_choice="hunyuan", update_existing=True
+    )
+
+    assert report["tools"]["image-to-3d"] == "updated"
+    tool = await world.catalog.tool("image-to-3d")
+    choices = tool["config"]["steps"][0]["choices"]
+    assert [(c["provider"], c["label"], c["default"]) for c in choices] == [
+        ("local", "Built-in", True), ("tripo", "Tripo", False), ("hunyuan", "Hunyuan 3D", False),
+    ]  # fmt: skip
+    assert set(choices[1]["options"]) == {"face_limit", "pbr"}
+    assert choices[1]["models"][0] == "v2.5-20250123"
+    assert set(choices[2]["options"]) == {"GenerateType", "FaceCount", "EnablePBR"}
+
+
 # --- the internal HTTP API -----------------------------------------------------------------------------
 
 

@@ -1,6 +1,6 @@
 """Operator commands: `python -m funmagic_tasks seed [--image-provider …] [--background-provider …]
-[--model-provider …] [--point-cloud-provider …] [--update]`. Each takes the application objects the
-composition root built."""
+[--model-provider …] [--point-cloud-provider …] [--tripo-choice …] [--hunyuan-choice …] [--update]`.
+Each takes the application objects the composition root built."""
 
 from __future__ import annotations
 
@@ -28,6 +28,14 @@ async def seed(
         "--point-cloud-provider", default="local", help="provider of point-cloud steps (replicate)"
     )
     parser.add_argument(
+        "--tripo-choice", default=None, help="a Tripo provider Image to 3D's users may pick per request"
+    )
+    parser.add_argument(
+        "--hunyuan-choice",
+        default=None,
+        help="a Hunyuan 3D provider Image to 3D's users may pick per request",
+    )
+    parser.add_argument(
         "--update", action="store_true", help="write the seed's values over existing entries that differ"
     )
     args = parser.parse_args(list(argv))
@@ -39,6 +47,8 @@ async def seed(
             background_provider=args.background_provider,
             model_provider=args.model_provider,
             point_cloud_provider=args.point_cloud_provider,
+            tripo_choice=args.tripo_choice,
+            hunyuan_choice=args.hunyuan_choice,
             update_existing=args.update,
         )
     except InvalidCatalogEntry as error:  # e.g. a provider name that is not one
