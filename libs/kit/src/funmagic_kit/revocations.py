@@ -5,14 +5,12 @@ and announces the user's id on `REVOCATIONS_CHANNEL` in the same transaction. `R
 two keys of a session with one MGET per request. `RevocationView` (the gateway's) keeps what MGET said per
 session and answers from memory while it is provably current:
 
-- it is subscribed to the channel, and drops a user's entries as soon as their id arrives;
-- it pings on the subscription every `ping_interval` with the send time as the payload; a pong proves that
-  every announcement published before that time has been read (one connection delivers in order), so the
-  view is current while the newest pong's send time is at most `max_staleness` old (identity promises a
-  revocation is seen within a second);
-- a (re)subscription confirmation empties the view: announcements may have been lost while the
-  connection was down, and redis-py reconnects and resubscribes by itself;
-- an answer read while an announcement or a resubscription arrived is used but not kept.
+- it is subscribed to the channel (`funmagic_kit.announcements`), and drops a user's entries as soon as
+  their id arrives;
+- it is current while it has provably read every announcement published up to `max_staleness` ago
+  (identity promises a revocation is seen within a second);
+- every gap (a (re)subscription, a lost connection) empties it: announcements may have been lost;
+- an answer read while an announcement or a gap arrived is used but not kept.
 
 When the view is not current (Redis slow or down, the subscription lost), every check goes to Redis again:
 fail closed, never a stale "not revoked"; with Redis unreachable that is a 503, as without the view.
@@ -20,18 +18,15 @@ fail closed, never a stale "not revoked"; with Redis unreachable that is a 503, 
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import logging
 import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
+from funmagic_kit.announcements import Announcements
 from funmagic_kit.errors import TransientError
 
 __all__ = [
@@ -43,7 +38,6 @@ __all__ = [
     "revocation_keys",
 ]
 
-log = logging.getLogger(__name__)
 
 REVOCATIONS_CHANNEL = "auth:revocations"
 
@@ -95,27 +89,26 @@ class RevocationView:
         max_users: int = 100_000,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._redis = redis
         self._source = RedisRevocations(redis)
-        self._channel = channel
         self._max_staleness = max_staleness
-        self._ping_interval = ping_interval
-        self._retry_seconds = retry_seconds
         self._max_users = max_users
-        self._clock = clock
+        self._announcements = Announcements(
+            redis,
+            channel,
+            on_message=self._revoked,
+            on_gap=self._forget_all,
+            ping_interval=ping_interval,
+            retry_seconds=retry_seconds,
+            clock=clock,
+        )
         # user id -> session id -> state; users in least-recently-used order.
         self._users: OrderedDict[str, dict[str, SessionRevocation]] = OrderedDict()
-        # Bumped by every announcement and every (re)subscription: an answer read across a bump is not kept.
+        # Bumped by every announcement and every gap: an answer read across a bump is not kept.
         self._version = 0
-        # Send time of the newest ping whose pong arrived after the current subscription (None: none yet).
-        self._synced_at: float | None = None
-        self._subscribed = False
-        self._stopping = asyncio.Event()
-        self._last_warning: float | None = None
 
     @property
     def current(self) -> bool:
-        return self._synced_at is not None and self._clock() - self._synced_at <= self._max_staleness
+        return self._announcements.current(self._max_staleness)
 
     async def session(self, user_id: str, session_id: str) -> SessionRevocation:
         if self.current:
@@ -129,76 +122,22 @@ class RevocationView:
             self._remember(user_id, session_id, state)
         return state
 
-    def stop(self) -> None:
-        self._stopping.set()
-
     async def run(self) -> None:
-        """Keep the view current until `stop`: subscribe, read announcements and pongs, ping, and start
-        over after a connection error."""
-        while not self._stopping.is_set():
-            pubsub = self._redis.pubsub()
-            self._subscribed = False
-            try:
-                await pubsub.subscribe(self._channel)
-                await self._listen(pubsub)
-            except (RedisError, OSError) as error:
-                self._forget_all()
-                self._warn(error)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stopping.wait(), timeout=self._retry_seconds)
-            finally:
-                self._forget_all()
-                self._subscribed = False
-                with contextlib.suppress(RedisError, OSError):
-                    await pubsub.aclose()
+        await self._announcements.run()
 
-    async def _listen(self, pubsub: Any) -> None:
-        next_ping = self._clock()
-        while not self._stopping.is_set():
-            now = self._clock()
-            if now >= next_ping:
-                await pubsub.ping(message=repr(now))
-                next_ping = now + self._ping_interval
-            message = await pubsub.get_message(timeout=max(0.0, next_ping - self._clock()))
-            if message is not None:
-                self._on_message(message)
+    def stop(self) -> None:
+        self._announcements.stop()
 
-    def _on_message(self, message: dict[str, Any]) -> None:
-        kind, data = message["type"], message["data"]
-        if kind == "message":
-            self._version += 1
-            self._users.pop(_text(data), None)
-        elif kind == "subscribe":
-            # Announcements may have been lost before this subscription (redis-py resubscribes by itself
-            # after a reconnect): nothing known before it counts.
-            self._forget_all()
-            self._subscribed = True
-        elif kind == "pong" and self._subscribed:
-            # Pings are sent after the subscription, so their pongs follow its confirmation.
-            with contextlib.suppress(ValueError):
-                self._synced_at = max(self._synced_at or float("-inf"), float(_text(data)))
+    def _revoked(self, user_id: str) -> None:
+        self._version += 1
+        self._users.pop(user_id, None)
 
     def _forget_all(self) -> None:
         self._version += 1
         self._users.clear()
-        self._synced_at = None
 
     def _remember(self, user_id: str, session_id: str, state: SessionRevocation) -> None:
         self._users.setdefault(user_id, {})[session_id] = state
         self._users.move_to_end(user_id)
         if len(self._users) > self._max_users:
             self._users.popitem(last=False)
-
-    def _warn(self, error: BaseException) -> None:
-        # Once a minute at most: while Redis is down every reconnect attempt fails.
-        now = self._clock()
-        if self._last_warning is None or now - self._last_warning >= 60.0:
-            self._last_warning = now
-            log.warning(
-                "revocation announcements unavailable; checking Redis on every request",
-                extra={"error": str(error) or type(error).__name__},
-            )
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value

@@ -26,7 +26,7 @@ from funmagic_gateway.adapters.services import (
     StorageClient,
     TasksClient,
 )
-from funmagic_gateway.adapters.task_streams import TaskStreams, create_stream_read_client
+from funmagic_gateway.adapters.task_streams import StreamWakeups, TaskStreams, create_stream_read_client
 from funmagic_gateway.application.admin_audit import AdminAudit
 from funmagic_gateway.application.admin_stats import AdminStats
 from funmagic_gateway.application.task_views import TaskViews
@@ -105,7 +105,9 @@ def build(
     services = {
         name: ServiceClient(name, url, internal_token, http) for name, url in settings.service_urls().items()
     }
-    task_streams = TaskStreams(redis, stream_reads)
+    # One subscription per process wakes every SSE stream waiting on a key (no connection per stream).
+    wakeups = StreamWakeups(redis)
+    task_streams = TaskStreams(redis, stream_reads, wakeups=wakeups)
     sse = SseRoutes(
         task_streams,
         task_owner_check(services["tasks"]),
@@ -172,7 +174,7 @@ def build(
         ],
         health_checks=health_checks(settings.service_urls()),
         middlewares=middlewares,
-        workers=(LiveRelay(LiveReplyReader(stream_reads, f"gateway-{uuid.uuid4()}"), task_streams),),
+        workers=(LiveRelay(LiveReplyReader(stream_reads, f"gateway-{uuid.uuid4()}"), task_streams), wakeups),
     )
     return Gateway(
         api, task_streams, sse, rate_limits, purchased, task_views, user_overviews, admin_stats, parts

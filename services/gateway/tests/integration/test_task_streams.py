@@ -36,6 +36,7 @@ from funmagic_contracts.tasks.events import (
 )
 from funmagic_gateway.adapters.task_streams import (
     Outcome,
+    StreamWakeups,
     TaskStreams,
     create_stream_read_client,
     task_stream_key,
@@ -48,7 +49,7 @@ from funmagic_gateway.entrypoints.sse_routes import SessionCheck, SseRoutes
 from funmagic_kit.http import problem_middleware
 from funmagic_kit.metrics import Metrics
 from funmagic_kit.request_keys import PRINCIPAL_KEY, Principal
-from funmagic_kit.testing import InMemoryConsumer, in_memory_consumer
+from funmagic_kit.testing import InMemoryConsumer, in_memory_consumer, wait_until
 
 # Databases 0, 3 and 9 belong to other suites; this one is ours alone.
 SSE_REDIS_DB = 11
@@ -323,6 +324,75 @@ async def test_streams_are_capped_and_expire_with_their_companions(
     assert await redis.zcard(f"sse:{{user:{user}}}:seen") == 40
     for key in (task_key, f"sse:{{task:{task}}}:seen", f"sse:{{task:{task}}}:terminal", user_key):
         assert 3500 < await redis.ttl(key) <= 3600, key
+
+
+# --- waiting readers woken by the appends' announcements ---------------------------------------------
+
+
+@pytest.fixture
+async def wakeups(redis: Redis) -> AsyncIterator[StreamWakeups]:
+    hub = StreamWakeups(redis, ping_interval=0.05)
+    running = asyncio.create_task(hub.run())
+
+    async def listening() -> bool:
+        return hub.listening
+
+    await wait_until(listening, timeout=10, what="the wakeups to listen")
+    yield hub
+    hub.stop()
+    await asyncio.wait_for(running, timeout=10)
+
+
+async def test_many_waiting_readers_hold_no_connection_and_each_wakes_on_its_own_append(
+    redis: Redis, redis_url: str, ids: Ids, wakeups: StreamWakeups
+) -> None:
+    # Two connections for 50 readers: blocking XREADs would queue behind each other for a heartbeat each.
+    reads = create_stream_read_client(redis_url, max_connections=2, block_seconds=30)
+    streams = TaskStreams(redis, reads, wakeups=wakeups)
+    user = ids.user()
+    tasks = [ids.task() for _ in range(50)]
+    try:
+        readers = [
+            asyncio.create_task(streams.read(task_stream_key(task), None, block_seconds=30)) for task in tasks
+        ]
+
+        async def all_waiting() -> bool:
+            return sum(len(w) for w in wakeups._waiters.values()) == len(tasks)
+
+        await wait_until(all_waiting, timeout=10, what="every reader to wait")
+        async with projecting(streams) as projector:
+            for task in tasks:
+                await publish(projector, started(task, user))
+            read = await asyncio.wait_for(asyncio.gather(*readers), timeout=10)
+    finally:
+        await reads.aclose()
+
+    assert [[entry.type for entry in entries] for entries in read] == [["step_started"]] * len(tasks)
+    assert wakeups._waiters == {}
+
+
+async def test_a_waiting_reader_gets_nothing_when_nothing_is_appended_in_time(
+    redis: Redis, reads: Redis, ids: Ids, wakeups: StreamWakeups
+) -> None:
+    streams = TaskStreams(redis, reads, wakeups=wakeups)
+
+    assert await streams.read(task_stream_key(ids.task()), None, block_seconds=0.2) == []
+
+
+async def test_without_a_current_subscription_reads_block_on_redis_as_before(
+    redis: Redis, reads: Redis, ids: Ids
+) -> None:
+    silent = StreamWakeups(redis)  # never run: it cannot prove it is current
+    streams = TaskStreams(redis, reads, wakeups=silent)
+    task, user = ids.task(), ids.user()
+    reader = asyncio.create_task(streams.read(task_stream_key(task), None, block_seconds=10))
+    async with projecting(streams) as projector:
+        await publish(projector, started(task, user))
+
+    entries = await asyncio.wait_for(reader, timeout=10)
+
+    assert [entry.type for entry in entries] == ["step_started"]
+    assert silent._waiters == {}
 
 
 # --- the HTTP endpoints --------------------------------------------------------------------------

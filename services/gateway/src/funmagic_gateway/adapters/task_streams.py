@@ -13,15 +13,23 @@ receives exactly what the task's stream accepted (checked first, since the two k
 slots). Streams are capped (XADD MAXLEN ~) and expire `retention_seconds` after their last entry — for a
 task stream that is its terminal entry — together with their seen set and marker.
 
-Reads use their own client (`create_stream_read_client`): a blocking XREAD holds a connection for up to a
-heartbeat interval, and one per open SSE stream must not starve the gateway's other Redis use.
+Each append also announces the stream's key on the `sse:appended` channel (in the same script), and
+`StreamWakeups` (one subscription per gateway process) wakes the readers waiting on that key. A waiting
+reader therefore holds no Redis connection: it reads without blocking, then waits in memory until its key is
+announced or the heartbeat is due, so thousands of open streams cost thousands of small coroutines, not
+thousands of connections. When the subscription cannot prove it is current (Redis slow or down, a
+reconnect), reads fall back to a blocking XREAD on their own client (`create_stream_read_client`), which
+holds a connection for up to a heartbeat interval and must not starve the gateway's other Redis use.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -30,6 +38,7 @@ from redis.asyncio import BlockingConnectionPool, Redis
 from redis.exceptions import RedisError
 
 from funmagic_gateway.domain.sse import Projection, SseEntry
+from funmagic_kit.announcements import Announcements
 from funmagic_kit.errors import TransientError
 
 __all__ = [
@@ -37,6 +46,7 @@ __all__ = [
     "Outcome",
     "StoredEntry",
     "StreamUnavailable",
+    "StreamWakeups",
     "TaskStreams",
     "create_stream_read_client",
     "stream_messages",
@@ -50,6 +60,7 @@ TASK_STREAM_MAXLEN = 1000
 USER_STREAM_MAXLEN = 10_000
 RETENTION_SECONDS = 7 * 24 * 3600
 START = "0-0"
+APPENDED_CHANNEL = "sse:appended"  # also named in _APPEND_LUA
 
 # KEYS[1] stream, KEYS[2] seen set, KEYS[3] (task streams only) terminal marker.
 # ARGV[1] MAXLEN, ARGV[2] TTL in s, ARGV[3] how many logical keys to remember, then per entry:
@@ -78,6 +89,7 @@ for i = 4, #ARGV, 3 do
   end
 end
 if appended then
+  redis.call('PUBLISH', 'sse:appended', stream)
   redis.call('ZREMRANGEBYRANK', seen, 0, -(remember + 1))
   redis.call('EXPIRE', stream, ttl)
   redis.call('EXPIRE', seen, ttl)
@@ -143,6 +155,62 @@ def create_stream_read_client(
     return Redis.from_pool(pool)
 
 
+class StreamWakeups:
+    """Wakes the readers waiting on a stream when an append to it is announced (see the module)."""
+
+    def __init__(
+        self,
+        redis: Redis,
+        *,
+        max_staleness: float = 2.0,
+        ping_interval: float = 0.5,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._max_staleness = max_staleness
+        self._waiters: dict[str, set[asyncio.Event]] = {}
+        self._announcements = Announcements(
+            redis,
+            APPENDED_CHANNEL,
+            on_message=self._appended,
+            on_gap=self._wake_all,
+            ping_interval=ping_interval,
+            clock=clock,
+        )
+
+    @property
+    def listening(self) -> bool:
+        return self._announcements.current(self._max_staleness)
+
+    @contextmanager
+    def watching(self, stream_key: str) -> Iterator[asyncio.Event]:
+        """An event set whenever `stream_key` is announced (or announcements may have been missed)."""
+        woken = asyncio.Event()
+        waiters = self._waiters.setdefault(stream_key, set())
+        waiters.add(woken)
+        try:
+            yield woken
+        finally:
+            waiters.discard(woken)
+            if not waiters:
+                self._waiters.pop(stream_key, None)
+
+    async def run(self) -> None:
+        await self._announcements.run()
+
+    def stop(self) -> None:
+        self._announcements.stop()
+
+    def _appended(self, stream_key: str) -> None:
+        for woken in self._waiters.get(stream_key, ()):
+            woken.set()
+
+    def _wake_all(self) -> None:
+        # Appends may have gone unannounced: every reader reads again (and blocks on Redis if need be).
+        for waiters in self._waiters.values():
+            for woken in waiters:
+                woken.set()
+
+
 class TaskStreams:
     def __init__(
         self,
@@ -152,9 +220,11 @@ class TaskStreams:
         task_maxlen: int = TASK_STREAM_MAXLEN,
         user_maxlen: int = USER_STREAM_MAXLEN,
         retention_seconds: int = RETENTION_SECONDS,
+        wakeups: StreamWakeups | None = None,
     ) -> None:
         self._redis = redis
         self._reads = reads
+        self._wakeups = wakeups
         self._task_maxlen = task_maxlen
         self._user_maxlen = user_maxlen
         self._retention_seconds = retention_seconds
@@ -217,7 +287,31 @@ class TaskStreams:
 
         An empty list means nothing arrived in time.
         """
-        block_ms = max(1, round(block_seconds * 1000))  # BLOCK 0 would wait forever
+        wakeups = self._wakeups
+        if wakeups is None or not wakeups.listening:
+            return await self._xread(stream_key, after, count=count, block_seconds=block_seconds)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + block_seconds
+        # Watching before reading: an append after the read is announced to this waiter, never lost.
+        with wakeups.watching(stream_key) as woken:
+            while True:
+                woken.clear()
+                entries = await self._xread(stream_key, after, count=count, block_seconds=None)
+                remaining = deadline - loop.time()
+                if entries or remaining <= 0:
+                    return entries
+                if not wakeups.listening:
+                    return await self._xread(stream_key, after, count=count, block_seconds=remaining)
+                try:
+                    await asyncio.wait_for(woken.wait(), timeout=remaining)
+                except TimeoutError:
+                    return []
+
+    async def _xread(
+        self, stream_key: str, after: str | None, *, count: int, block_seconds: float | None
+    ) -> list[StoredEntry]:
+        """XREAD, blocking up to `block_seconds` (None: not at all)."""
+        block_ms = None if block_seconds is None else max(1, round(block_seconds * 1000))  # BLOCK 0: forever
         try:
             reply = await self._reads.xread({stream_key: after or START}, count=count, block=block_ms)
         except (RedisError, OSError) as error:

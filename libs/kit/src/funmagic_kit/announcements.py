@@ -1,0 +1,121 @@
+"""A Redis pub/sub channel read by one background task, which knows how current it is.
+
+Pub/sub delivers a message only to those subscribed at that moment, and redis-py reconnects and resubscribes
+by itself: whatever was published in between is lost without a sign. So a reader that keeps state from the
+announcements (a cache to drop, waiters to wake) must know when it may have missed one:
+
+- every (re)subscription confirmation calls `on_gap` (announcements may have been lost before it), as does
+  a connection error;
+- it pings on the subscription every `ping_interval` with the send time as the payload; one connection
+  delivers in order, so a pong proves that everything published before its ping was read: `synced_at` is
+  the newest such time, and `current(max_staleness)` says whether it is recent enough.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+__all__ = ["Announcements"]
+
+log = logging.getLogger(__name__)
+
+
+class Announcements:
+    def __init__(
+        self,
+        redis: Redis,
+        channel: str,
+        *,
+        on_message: Callable[[str], None],
+        on_gap: Callable[[], None],
+        ping_interval: float = 0.25,
+        retry_seconds: float = 0.5,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._redis = redis
+        self._channel = channel
+        self._on_message = on_message
+        self._on_gap = on_gap
+        self._ping_interval = ping_interval
+        self._retry_seconds = retry_seconds
+        self._clock = clock
+        # Send time of the newest ping whose pong arrived after the current subscription (None: none yet).
+        self._synced_at: float | None = None
+        self._subscribed = False
+        self._stopping = asyncio.Event()
+        self._last_warning: float | None = None
+
+    def current(self, max_staleness: float) -> bool:
+        """Whether every announcement published up to `max_staleness` seconds ago has been read."""
+        return self._synced_at is not None and self._clock() - self._synced_at <= max_staleness
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    async def run(self) -> None:
+        """Read until `stop`: subscribe, read announcements and pongs, ping, and start over after an error."""
+        while not self._stopping.is_set():
+            pubsub = self._redis.pubsub()
+            self._subscribed = False
+            try:
+                await pubsub.subscribe(self._channel)
+                await self._listen(pubsub)
+            except (RedisError, OSError) as error:
+                self._gap()
+                self._warn(error)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), timeout=self._retry_seconds)
+            finally:
+                self._gap()
+                with contextlib.suppress(RedisError, OSError):
+                    await pubsub.aclose()
+
+    async def _listen(self, pubsub: Any) -> None:
+        next_ping = self._clock()
+        while not self._stopping.is_set():
+            now = self._clock()
+            if now >= next_ping:
+                await pubsub.ping(message=repr(now))
+                next_ping = now + self._ping_interval
+            message = await pubsub.get_message(timeout=max(0.0, next_ping - self._clock()))
+            if message is not None:
+                self._read(message)
+
+    def _read(self, message: dict[str, Any]) -> None:
+        kind, data = message["type"], message["data"]
+        if kind == "message":
+            self._on_message(_text(data))
+        elif kind == "subscribe":
+            self._gap()
+            self._subscribed = True
+        elif kind == "pong" and self._subscribed:
+            # Pings are sent after the subscription, so their pongs follow its confirmation.
+            with contextlib.suppress(ValueError):
+                self._synced_at = max(self._synced_at or float("-inf"), float(_text(data)))
+
+    def _gap(self) -> None:
+        self._synced_at = None
+        self._subscribed = False
+        self._on_gap()
+
+    def _warn(self, error: BaseException) -> None:
+        # Once a minute at most: while Redis is down every reconnect attempt fails.
+        now = self._clock()
+        if self._last_warning is None or now - self._last_warning >= 60.0:
+            self._last_warning = now
+            log.warning(
+                "announcements unavailable; falling back to asking Redis",
+                extra={"channel": self._channel, "error": str(error) or type(error).__name__},
+            )
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
