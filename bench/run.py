@@ -27,6 +27,7 @@ import credits_ledger
 import e2e_tasks
 import provider_limiter
 import roundtrip
+import sse_fanout
 import storage_presign
 import studio_overhead
 import web_bundle
@@ -38,6 +39,7 @@ BENCHMARKS = {
     "storage_presign": storage_presign.run,
     "provider_limiter": provider_limiter.run,
     "e2e_tasks": e2e_tasks.run,
+    "sse_fanout": sse_fanout.run,
     "studio_overhead": studio_overhead.run,
     "web_bundle": web_bundle.run,
 }
