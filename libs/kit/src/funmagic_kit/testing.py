@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 import psycopg
 from faststream.kafka import TestKafkaBroker
 from pydantic import ConfigDict, create_model
+from redis.asyncio import Connection
 
 from funmagic_contracts.base import IntegrationEvent
 from funmagic_contracts.envelope import Envelope, encode, kafka_headers
@@ -31,6 +32,7 @@ from funmagic_kit.migrations import migrate_database
 
 __all__ = [
     "InMemoryConsumer",
+    "RoundTripConnection",
     "adhoc_event_class",
     "drop_database",
     "in_memory_consumer",
@@ -178,3 +180,14 @@ async def in_memory_consumer(
         consumer.subscribe(subscription)
     async with TestKafkaBroker(broker, connect_only=False) as test_broker:
         yield InMemoryConsumer(test_broker, outcomes, dead_letters)
+
+
+class RoundTripConnection(Connection):
+    """A real Redis connection that counts how often it sends (a pipeline sends once): the round trips of a
+    client made with `Redis.from_url(url, connection_class=RoundTripConnection)`. Reset `sends` to 0 first."""
+
+    sends: ClassVar[int] = 0
+
+    async def send_packed_command(self, command: Any, check_health: bool = True) -> None:
+        RoundTripConnection.sends += 1
+        await super().send_packed_command(command, check_health)

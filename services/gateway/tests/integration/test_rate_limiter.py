@@ -5,11 +5,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
 
 import pytest
 from gateway_test_support import KeptSettings
-from redis.asyncio import Connection, Redis
+from redis.asyncio import Redis
 
 from funmagic_gateway.adapters.rate_limiter import (
     PurchasedCredits,
@@ -20,6 +19,7 @@ from funmagic_gateway.adapters.rate_limiter import (
 from funmagic_gateway.application.ports import Caller
 from funmagic_gateway.domain.rate_limits import RateLimit, RateLimitCategory, RateLimitSettings
 from funmagic_kit.http import HttpProblem
+from funmagic_kit.testing import RoundTripConnection
 
 WaitFor = Callable[..., Awaitable[None]]
 GLOBAL = RateLimitCategory.GLOBAL_API
@@ -150,30 +150,20 @@ async def test_the_counters_and_another_key_of_the_subject_are_read_in_one_round
     assert missing.extra is None
 
 
-class CountingConnection(Connection):
-    """A real connection that counts how often it sends to Redis: the round trips of its client."""
-
-    sends = 0
-
-    async def send_packed_command(self, command: Any, check_health: bool = True) -> None:
-        CountingConnection.sends += 1
-        await super().send_packed_command(command, check_health)
-
-
 async def test_counting_a_request_is_one_round_trip_even_with_several_counters(
     prefix: str, redis_url: str
 ) -> None:
-    client = Redis.from_url(redis_url, connection_class=CountingConnection)
+    client = Redis.from_url(redis_url, connection_class=RoundTripConnection)
     limiter = RedisRateLimiter(client, prefix=prefix)
     windows = [(GLOBAL, "198.51.100.9", 60), (UPLOAD, "user-8", 30)]
     try:
         await limiter.count(windows)  # connects, and loads the script if Redis lacks it
-        CountingConnection.sends = 0
+        RoundTripConnection.sends = 0
 
         counted = await limiter.count(windows, also_get=f"{prefix}:extra:{{user-8}}")
 
         assert [count for count, _ in counted.counts] == [2, 2]
-        assert CountingConnection.sends == 1
+        assert RoundTripConnection.sends == 1
     finally:
         await client.aclose()
 

@@ -12,8 +12,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from redis.asyncio import BlockingConnectionPool, Connection, Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 
+from funmagic_kit.testing import RoundTripConnection
 from funmagic_providers.adapters.rate_limiter import (
     Admission,
     ProviderRateLimiter,
@@ -385,32 +386,22 @@ class Monotonic:
         return self.now
 
 
-class CountingConnection(Connection):
-    """A real connection that counts how often it sends to Redis: the round trips of its client."""
-
-    sends = 0
-
-    async def send_packed_command(self, command: Any, check_health: bool = True) -> None:
-        CountingConnection.sends += 1
-        await super().send_packed_command(command, check_health)
-
-
 async def test_with_its_config_known_in_process_acquire_and_release_are_one_round_trip_each(
     redis_url: str, source: ConfigSource, provider: str
 ) -> None:
-    client = Redis.from_url(redis_url, connection_class=CountingConnection)
+    client = Redis.from_url(redis_url, connection_class=RoundTripConnection)
     try:
         limiter = ProviderRateLimiter(client, source)
         source.set("web", provider, maxConcurrency=2, maxPerMinute=100)
         await limiter.release("web", provider, "warm-up")  # connects
         assert (await limiter.acquire("web", provider, "first")).admitted  # reads the config
 
-        CountingConnection.sends = 0
+        RoundTripConnection.sends = 0
         admitted = await limiter.acquire("web", provider, "second")
-        acquire_trips = CountingConnection.sends
-        CountingConnection.sends = 0
+        acquire_trips = RoundTripConnection.sends
+        RoundTripConnection.sends = 0
         await limiter.release("web", provider, "second")
-        release_trips = CountingConnection.sends
+        release_trips = RoundTripConnection.sends
     finally:
         await client.aclose()
 
