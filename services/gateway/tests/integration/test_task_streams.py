@@ -49,7 +49,7 @@ from funmagic_gateway.entrypoints.sse_routes import SessionCheck, SseRoutes
 from funmagic_kit.http import problem_middleware
 from funmagic_kit.metrics import Metrics
 from funmagic_kit.request_keys import PRINCIPAL_KEY, Principal
-from funmagic_kit.testing import InMemoryConsumer, in_memory_consumer, wait_until
+from funmagic_kit.testing import InMemoryConsumer, RoundTripConnection, in_memory_consumer, wait_until
 
 # Databases 0, 3 and 9 belong to other suites; this one is ours alone.
 SSE_REDIS_DB = 11
@@ -369,6 +369,40 @@ async def test_many_waiting_readers_hold_no_connection_and_each_wakes_on_its_own
 
     assert [[entry.type for entry in entries] for entries in read] == [["step_started"]] * len(tasks)
     assert wakeups._waiters == {}
+
+
+async def test_a_reader_that_has_read_everything_waits_without_asking_redis_until_its_key_is_announced(
+    redis: Redis, redis_url: str, ids: Ids, wakeups: StreamWakeups
+) -> None:
+    reads = Redis.from_url(redis_url, connection_class=RoundTripConnection)
+    streams = TaskStreams(redis, reads, wakeups=wakeups)
+    task, user = ids.task(), ids.user()
+    key = task_stream_key(task)
+    before = wakeups.mark(key)
+    try:
+        async with projecting(streams) as projector:
+            await publish(projector, started(task, user))
+
+            async def announced() -> bool:
+                return wakeups.mark(key) != before
+
+            await wait_until(announced, timeout=10, what="the append's announcement")
+            (first,) = await streams.read(key, None, block_seconds=5)
+            RoundTripConnection.sends = 0
+            waiting = asyncio.create_task(streams.read(key, first.id, block_seconds=10))
+
+            async def waiting_in_memory() -> bool:
+                return key in wakeups._waiters
+
+            await wait_until(waiting_in_memory, timeout=10, what="the reader to wait")
+            asked_while_waiting = RoundTripConnection.sends
+            await publish(projector, progressed(task, user, 40))
+            (second,) = await asyncio.wait_for(waiting, timeout=10)
+    finally:
+        await reads.aclose()
+
+    assert asked_while_waiting == 0
+    assert (first.type, second.type) == ("step_started", "progress")
 
 
 async def test_a_waiting_reader_gets_nothing_when_nothing_is_appended_in_time(

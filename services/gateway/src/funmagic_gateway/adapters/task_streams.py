@@ -28,6 +28,7 @@ import asyncio
 import json
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -61,6 +62,7 @@ USER_STREAM_MAXLEN = 10_000
 RETENTION_SECONDS = 7 * 24 * 3600
 START = "0-0"
 APPENDED_CHANNEL = "sse:appended"  # also named in _APPEND_LUA
+_ANNOUNCED_KEPT = 100_000
 
 # KEYS[1] stream, KEYS[2] seen set, KEYS[3] (task streams only) terminal marker.
 # ARGV[1] MAXLEN, ARGV[2] TTL in s, ARGV[3] how many logical keys to remember, then per entry:
@@ -168,6 +170,13 @@ class StreamWakeups:
     ) -> None:
         self._max_staleness = max_staleness
         self._waiters: dict[str, set[asyncio.Event]] = {}
+        # The number of the latest announcement per key (newest keys kept), to tell a reader that nothing
+        # was announced for its key since it last read. A key forgotten here answers `_forgotten_upto`,
+        # the latest number forgotten, which is never lower than its own was.
+        self._announced: OrderedDict[str, int] = OrderedDict()
+        self._count = 0
+        self._forgotten_upto = 0
+        self._gaps = 0
         self._announcements = Announcements(
             redis,
             APPENDED_CHANNEL,
@@ -194,6 +203,10 @@ class StreamWakeups:
             if not waiters:
                 self._waiters.pop(stream_key, None)
 
+    def mark(self, stream_key: str) -> tuple[int, int]:
+        """What has been announced for `stream_key` so far: equal marks mean nothing was in between."""
+        return self._gaps, self._announced.get(stream_key, self._forgotten_upto)
+
     async def run(self) -> None:
         await self._announcements.run()
 
@@ -201,10 +214,16 @@ class StreamWakeups:
         self._announcements.stop()
 
     def _appended(self, stream_key: str) -> None:
+        self._count += 1
+        self._announced[stream_key] = self._count
+        self._announced.move_to_end(stream_key)
+        if len(self._announced) > _ANNOUNCED_KEPT:
+            _, self._forgotten_upto = self._announced.popitem(last=False)
         for woken in self._waiters.get(stream_key, ()):
             woken.set()
 
     def _wake_all(self) -> None:
+        self._gaps += 1
         # Appends may have gone unannounced: every reader reads again (and blocks on Redis if need be).
         for waiters in self._waiters.values():
             for woken in waiters:
@@ -225,6 +244,9 @@ class TaskStreams:
         self._redis = redis
         self._reads = reads
         self._wakeups = wakeups
+        # (stream key, last entry id read) -> the wakeups' mark just before that read: a reader coming back
+        # for what follows skips its first XREAD when nothing was announced since (newest kept).
+        self._caught_up: OrderedDict[tuple[str, str], tuple[int, int]] = OrderedDict()
         self._task_maxlen = task_maxlen
         self._user_maxlen = user_maxlen
         self._retention_seconds = retention_seconds
@@ -294,9 +316,16 @@ class TaskStreams:
         deadline = loop.time() + block_seconds
         # Watching before reading: an append after the read is announced to this waiter, never lost.
         with wakeups.watching(stream_key) as woken:
+            quiet = after is not None and self._caught_up.get((stream_key, after)) == wakeups.mark(stream_key)
             while True:
                 woken.clear()
-                entries = await self._xread(stream_key, after, count=count, block_seconds=None)
+                mark = wakeups.mark(stream_key)
+                entries = (
+                    [] if quiet else await self._xread(stream_key, after, count=count, block_seconds=None)
+                )
+                quiet = False
+                if entries:
+                    self._remember_caught_up(stream_key, entries[-1].id, mark)
                 remaining = deadline - loop.time()
                 if entries or remaining <= 0:
                     return entries
@@ -306,6 +335,12 @@ class TaskStreams:
                     await asyncio.wait_for(woken.wait(), timeout=remaining)
                 except TimeoutError:
                     return []
+
+    def _remember_caught_up(self, stream_key: str, entry_id: str, mark: tuple[int, int]) -> None:
+        self._caught_up[(stream_key, entry_id)] = mark
+        self._caught_up.move_to_end((stream_key, entry_id))
+        if len(self._caught_up) > _ANNOUNCED_KEPT:
+            self._caught_up.popitem(last=False)
 
     async def _xread(
         self, stream_key: str, after: str | None, *, count: int, block_seconds: float | None

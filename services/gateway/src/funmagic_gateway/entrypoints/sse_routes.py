@@ -175,6 +175,10 @@ class _SessionWatch:
     def __post_init__(self) -> None:
         self._next_check = time.monotonic() + self.interval
 
+    def due(self) -> bool:
+        """Whether `raise_if_ended` has something to look at now."""
+        return time.time() >= self.principal.expires_at or time.monotonic() >= self._next_check
+
     async def raise_if_ended(self) -> None:
         if time.time() >= self.principal.expires_at:
             raise _SessionEnded("token has expired")
@@ -184,6 +188,16 @@ class _SessionWatch:
         reason = await self.check(self.principal)
         if reason is not None:
             raise _SessionEnded(reason)
+
+
+@dataclass(eq=False)
+class _Waiting:
+    """A stream waiting for its next entries: `wake` is completed when it must look up (its client left, the
+    routes are closing, or its session check is due)."""
+
+    request: web.BaseRequest
+    session: _SessionWatch | None
+    wake: asyncio.Future[None]
 
 
 WriteEvents = Callable[["EventStreamResponse", web.BaseRequest], Awaitable[None]]
@@ -217,6 +231,10 @@ class SseRoutes:
     # Streams being written now on this replica, and whether `close` asked them to end.
     _open: int = field(init=False, default=0)
     _closing: bool = field(init=False, default=False)
+    # The waiting streams, and the one task that looks at all of them every `disconnect_poll_seconds`: a
+    # timer per stream would wake 10,000 open streams 10,000 times a second.
+    _waiting: set[_Waiting] = field(init=False, default_factory=set)
+    _sweeper: asyncio.Task[None] | None = field(init=False, default=None)
 
     @property
     def open_streams(self) -> int:
@@ -230,6 +248,9 @@ class SseRoutes:
         that never end by themselves (`/api/stream`) hold the shutdown for its whole grace period.
         """
         self._closing = True
+        for waiting in self._waiting:
+            if not waiting.wake.done():
+                waiting.wake.set_result(None)
 
     def operations(self) -> list[Operation]:
         return [
@@ -359,8 +380,9 @@ class SseRoutes:
         (or `close` was called); raises `_SessionEnded` when the caller's session did.
 
         aiohttp does not cancel a handler when its client disconnects (`handler_cancellation` is off), and
-        a blocking XREAD would notice only at the next write: the connection is checked while waiting, so
-        a closed tab frees its Redis connection within `disconnect_poll_seconds`.
+        a waiting read would notice only at the next write: one sweeper looks at every waiting stream's
+        connection each `disconnect_poll_seconds`, so a closed tab ends (and frees what its read holds)
+        within that time.
         """
         if self._closing or _client_left(request):
             return None
@@ -369,8 +391,14 @@ class SseRoutes:
         read = asyncio.ensure_future(self.streams.read(key, cursor, block_seconds=self.heartbeat_seconds))
         try:
             while True:
-                done, _ = await asyncio.wait({read}, timeout=self.disconnect_poll_seconds)
-                if done:
+                waiting = _Waiting(request, session, asyncio.get_running_loop().create_future())
+                self._waiting.add(waiting)
+                self._ensure_sweeper()
+                try:
+                    await asyncio.wait({read, waiting.wake}, return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    self._waiting.discard(waiting)
+                if read.done():
                     return read.result()
                 if self._closing or _client_left(request):
                     return None
@@ -379,8 +407,26 @@ class SseRoutes:
         finally:
             if not read.done():
                 read.cancel()
-                with contextlib.suppress(asyncio.CancelledError, StreamUnavailable):
-                    await read
+                # Bounded: a blocking XREAD that does not take the cancellation ends with its BLOCK anyway.
+                await asyncio.wait({read}, timeout=1.0)
+                if read.done() and not read.cancelled():
+                    read.exception()  # retrieved: the stream is over, whatever the read did
+
+    def _ensure_sweeper(self) -> None:
+        if self._sweeper is None or self._sweeper.done():
+            self._sweeper = asyncio.create_task(self._sweep(), name="sse-sweeper")
+
+    async def _sweep(self) -> None:
+        """Wakes each waiting stream whose client left, whose session check is due, or all of them when
+        closing; ends when no stream waits."""
+        while self._waiting:
+            await asyncio.sleep(self.disconnect_poll_seconds)
+            for waiting in list(self._waiting):
+                if waiting.wake.done():
+                    continue
+                session_due = waiting.session is not None and waiting.session.due()
+                if self._closing or session_due or _client_left(waiting.request):
+                    waiting.wake.set_result(None)
 
 
 def _resume_point(request: web.Request) -> str | None:
