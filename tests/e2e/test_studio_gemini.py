@@ -6,6 +6,7 @@ what it got), and the reply's image has the 16:9 proportions asked for.
 
 from __future__ import annotations
 
+import base64
 import io
 import uuid
 
@@ -87,3 +88,31 @@ async def test_a_rate_limited_gemini_reply_is_retried_and_an_unknown_ratio_refus
         assert done["status"] == "failed", done
         assert done["error_code"] == "invalid_input"
         assert len([r for r in fake.requests if r.endpoint == "generate"]) == 2
+
+
+async def test_an_earlier_prompts_quoted_image_goes_back_with_the_history(platform, admin_token) -> None:
+    async with FakeGemini(api_key=GEMINI_KEY) as fake:
+        provider = await gemini_provider(admin_token, fake)
+        chat = await new_chat(admin_token, provider="local", model="local-chat")
+        drawn = await post(admin_token, chat["id"], "a fox", kind="image", provider=provider, model=MODEL)
+        fox = (await finished(admin_token, chat["id"], drawn["replies"][0]["id"]))["images"][0]["asset_id"]
+        _, fox_bytes = await download_admin_asset(admin_token, fox)
+        quoted = await post(
+            admin_token, chat["id"], "this fox in snow", kind="image", provider=provider, model=MODEL,
+            quoted_image_ids=[fox],
+        )  # fmt: skip
+        assert (await finished(admin_token, chat["id"], quoted["replies"][0]["id"]))["status"] == "completed"
+
+        later = await post(
+            admin_token, chat["id"], "now at night", kind="image", provider=provider, model=MODEL
+        )
+        done = await finished(admin_token, chat["id"], later["replies"][0]["id"])
+
+        assert done["status"] == "completed", done
+        contents = fake.generated[-1]["contents"]
+        turn = next(
+            c for c in contents if c["role"] == "user" and c["parts"][0]["text"] == "this fox in snow"
+        )
+        (image,) = [part["inlineData"] for part in turn["parts"][1:]]
+        assert base64.b64decode(image["data"]) == fox_bytes
+        assert contents[-1]["parts"] == [{"text": "now at night"}]

@@ -75,6 +75,13 @@ class StepInput(ContractModel):
             " images, not as the user's assets."
         ),
     )
+    history_asset_ids: tuple[Id, ...] = Field(
+        default=(),
+        description=(
+            "Images of the conversation's earlier turns (a studio chat's), which the step sends back with"
+            " its `history` option; read as the requester's assets, like `asset_ids`."
+        ),
+    )
     prompt: str | None = None
     options: Metadata = Field(default_factory=dict, description="Provider options from the tool config.")
 

@@ -285,6 +285,7 @@ def _job(row: Row) -> StepJob:
     job_input = StepJobInput(
         asset_ids=tuple(stored_input.get("asset_ids") or ()),
         reference_asset_ids=tuple(stored_input.get("reference_asset_ids") or ()),
+        history_asset_ids=tuple(stored_input.get("history_asset_ids") or ()),
         prompt=stored_input.get("prompt"),
         options=stored_input.get("options") or {},
     )
@@ -296,6 +297,7 @@ def _job_values(job: StepJob, decided_at: datetime) -> Row:
     job_input = {
         "asset_ids": list(job.input.asset_ids),
         "reference_asset_ids": list(job.input.reference_asset_ids),
+        "history_asset_ids": list(job.input.history_asset_ids),
         "prompt": job.input.prompt,
         "options": dict(job.input.options),
     }

@@ -264,10 +264,17 @@ class StepRunner:
                     for asset_id in job.input.reference_asset_ids
                 ]
             )
+            history_inputs = tuple(
+                [
+                    await self.storage.read_asset(job.user_id, asset_id)
+                    for asset_id in job.input.history_asset_ids
+                ]
+            )
             call = StepCall(
                 task_id=job.task_id, user_id=job.user_id, step_id=job.step_id, step_type=job.step_type,
                 model=job.model, prompt=job.input.prompt, options=job.input.options, inputs=inputs,
                 provider=access, live=self._live_output(job), references=references,
+                history_inputs=history_inputs,
             )  # fmt: skip
             adapter = self.registry.adapter_for(access.type)
             with (

@@ -98,6 +98,8 @@ class StepJobInput:
     asset_ids: tuple[str, ...] = ()
     # Catalog images (a style reference's), read as published catalog images, not as the user's.
     reference_asset_ids: tuple[str, ...] = ()
+    # Images of a conversation's earlier turns, sent back with the `history` option (the user's own).
+    history_asset_ids: tuple[str, ...] = ()
     prompt: str | None = None
     options: JsonObject = field(default_factory=dict)
 
@@ -205,6 +207,7 @@ def accept(
         input=StepJobInput(
             asset_ids=tuple(requested.input.asset_ids),
             reference_asset_ids=tuple(requested.input.reference_asset_ids),
+            history_asset_ids=tuple(requested.input.history_asset_ids),
             prompt=requested.input.prompt,
             options=dict(requested.input.options),
         ),

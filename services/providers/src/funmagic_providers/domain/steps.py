@@ -104,6 +104,8 @@ class StepCall:
     live: LiveOutput = field(default=NO_LIVE_OUTPUT, repr=False)
     # Catalog images the step uses before `inputs` (a style reference's image), in order.
     references: tuple[InputFile, ...] = ()
+    # Images of the conversation's earlier turns, for the `history` option to name by asset id.
+    history_inputs: tuple[InputFile, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -122,6 +122,24 @@ async def test_the_history_goes_before_this_turn_alternating_and_text_only(gemin
     assert base64.b64decode(image_part["data"]) == photo_png()
 
 
+async def test_an_earlier_turns_images_go_back_with_its_text_and_unknown_ones_are_left_out(gemini) -> None:
+    adapter, fake = gemini
+    earlier = InputFile("asset-earlier", "fox.png", "image/png", photo_png())
+    history = [
+        {"role": "user", "text": "this fox", "images": ["asset-earlier", "asset-not-read"]},
+        {"role": "model", "text": "Here is the fox, restyled"},
+    ]
+    call = image_call(fake, "now at night", options={"history": history})
+    call = StepCall(**{**call.__dict__, "history_inputs": (earlier,)})
+
+    await adapter.run(call, no_progress)
+
+    first = fake.generated[-1]["contents"][0]
+    assert first["role"] == "user"
+    assert [list(part) for part in first["parts"]] == [["text"], ["inlineData"]]
+    assert base64.b64decode(first["parts"][1]["inlineData"]["data"]) == photo_png()
+
+
 async def test_options_outside_the_api_are_refused_before_calling(gemini) -> None:
     adapter, fake = gemini
     with pytest.raises(InvalidStepInput):

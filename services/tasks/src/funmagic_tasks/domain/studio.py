@@ -106,6 +106,8 @@ IMAGE_OPTIONS = ("size", "quality", "output_format", "background", "moderation",
 # An image model's reply carries the chat's earlier turns (Gemini talks on from them; others ignore them):
 # at most this many, the latest.
 MAX_HISTORY_TURNS = 20
+# Images of earlier turns sent back at most (the newest): each is a whole image in the request.
+MAX_HISTORY_IMAGES = 6
 # A utility model's options (fal's clarity-upscaler reads them), each a number within its range.
 UTILITY_OPTIONS: Mapping[str, tuple[float, float]] = {
     "upscale_factor": (1, 4),
@@ -472,15 +474,31 @@ def _options_of(request: MessageRequest) -> JsonObject:
 
 
 def history_of(messages: Iterable[Message]) -> list[JsonValue]:
-    """The chat's completed turns as an image model's `history` option: the admin's prompts and the
-    replies' text, oldest first (images are not sent back: the original kept them out too)."""
+    """The chat's completed turns as an image model's `history` option: the admin's prompts with the images
+    they quoted (by asset id: the step reads them, `history_images`) and the replies' text, oldest first
+    (the replies' images are not sent back: the original dropped them too)."""
     turns: list[JsonValue] = []
     for message in messages:
         if message.role == "user" and message.content:
-            turns.append({"role": "user", "text": message.content})
+            turn: dict[str, JsonValue] = {"role": "user", "text": message.content}
+            if message.quoted_image_ids:
+                turn["images"] = list(message.quoted_image_ids)
+            turns.append(turn)
         elif message.role == "assistant" and message.status == "completed" and message.content:
             turns.append({"role": "model", "text": message.content})
     return turns[-MAX_HISTORY_TURNS:]
+
+
+def history_images(history: Sequence[JsonValue]) -> tuple[str, ...]:
+    """The images a `history` names, the newest `MAX_HISTORY_IMAGES`, oldest first, each once."""
+    named = [
+        image
+        for turn in history
+        if isinstance(turn, dict)
+        for image in (turn.get("images") if isinstance(turn.get("images"), list) else ())
+        if isinstance(image, str)
+    ]
+    return tuple(dict.fromkeys(named))[-MAX_HISTORY_IMAGES:]
 
 
 def _step_requested(
@@ -514,7 +532,12 @@ def _step_requested(
         provider=request.provider,
         model=request.model,
         scope="admin",
-        input=StepInput(asset_ids=reply.quoted_image_ids, prompt=request.content, options=options),
+        input=StepInput(
+            asset_ids=reply.quoted_image_ids,
+            history_asset_ids=history_images(options.get("history") or ()) if step_type == IMAGE_STEP else (),
+            prompt=request.content,
+            options=options,
+        ),
         attempt=1,
         deadline_at=now + REPLY_DEADLINE,
     )

@@ -257,6 +257,27 @@ def test_an_image_model_gets_the_chats_earlier_turns_as_text_history() -> None:
     assert first.events[0].input.options == {"aspectRatio": "16:9"}  # type: ignore[union-attr]
 
 
+def test_an_earlier_prompts_images_go_back_with_the_history_for_the_step_to_read() -> None:
+    gemini = image(provider="gemini", model="gemini-2.5-flash-image", quoted_image_ids=(IMAGE,))
+    first = when_posted(a_chat(), gemini)
+    prompt, reply = first.messages
+    done = complete_reply(
+        start_reply(reply).messages[0], None,
+        ReplyOutput(text="Here it is", images=(), response_id=None, usage=Usage()), NOW,
+    ).messages[0]  # fmt: skip
+
+    second = post_message(
+        a_chat(), replace(gemini, content="now in snow", quoted_image_ids=()), message_id="prompt-2",
+        reply_ids=["reply-2"], active_replies=(), idempotency_key=None, now=NOW, history=(prompt, done),
+    )  # fmt: skip
+
+    (event,) = second.events
+    assert isinstance(event, StepRequested)
+    assert event.input.options["history"][0] == {"role": "user", "text": "a red fox", "images": [IMAGE]}
+    assert event.input.history_asset_ids == (IMAGE,)
+    assert event.input.asset_ids == ()
+
+
 def test_one_quoted_image_keeps_the_variants_each_with_that_image() -> None:
     change = when_posted(a_chat(), image(variants=2, quoted_image_ids=(IMAGE,)))
 

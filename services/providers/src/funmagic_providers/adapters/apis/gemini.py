@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import aiohttp
@@ -44,6 +44,7 @@ from funmagic_providers.domain.errors import (
 )
 from funmagic_providers.domain.steps import (
     HealthReport,
+    InputFile,
     OutputFile,
     ProgressReporter,
     ProviderAccess,
@@ -77,7 +78,10 @@ class Gemini:
         if not prompt:
             raise InvalidStepInput("a Gemini image needs a prompt")
         body = {
-            "contents": [*_history(call.options.get("history")), _user_turn(prompt, call)],
+            "contents": [
+                *_history(call.options.get("history"), call.history_inputs),
+                _user_turn(prompt, call),
+            ],
             "generationConfig": {
                 "responseModalities": ["TEXT", "IMAGE"],
                 **_image_config(call.options),
@@ -130,11 +134,14 @@ def _user_turn(prompt: str, call: StepCall) -> JsonObject:
     return {"role": "user", "parts": parts}
 
 
-def _history(value: JsonValue) -> list[JsonObject]:
-    """The chat's earlier turns as Gemini takes them: text only, roles alternating, the user's first and
-    last (this turn, the user's, follows)."""
+def _history(value: JsonValue, images: Sequence[InputFile] = ()) -> list[JsonObject]:
+    """The chat's earlier turns as Gemini takes them, roles alternating, the user's first and last (this
+    turn, the user's, follows): each turn's text, and a user turn's images (`images`, named by asset id in
+    the turn's `images`) after it, as the original re-sent them; the model's images are not sent back
+    (Gemini would want the thought signatures, which are not kept)."""
     if not isinstance(value, list):
         return []
+    by_id = {image.asset_id: image for image in images}
     turns: list[JsonObject] = []
     for item in value[-MAX_HISTORY_TURNS:]:
         if not isinstance(item, dict):
@@ -142,7 +149,14 @@ def _history(value: JsonValue) -> list[JsonObject]:
         role, text = item.get("role"), item.get("text")
         if role not in ("user", "model") or not isinstance(text, str) or not text.strip():
             continue
-        turn: JsonObject = {"role": role, "parts": [{"text": text[:MAX_TURN_TEXT]}]}
+        parts: list[JsonValue] = [{"text": text[:MAX_TURN_TEXT]}]
+        named = item.get("images") if role == "user" else None
+        for asset_id in named if isinstance(named, list) else ():
+            image = by_id.get(asset_id) if isinstance(asset_id, str) else None
+            if image is not None and image.content_type in _IMAGE_TYPES:
+                data = base64.b64encode(image.data).decode("ascii")
+                parts.append({"inlineData": {"mimeType": image.content_type, "data": data}})
+        turn: JsonObject = {"role": role, "parts": parts}
         if turns and turns[-1]["role"] == role:
             turns[-1] = turn  # the later of two turns of one role: the earlier one got no answer
         else:
