@@ -31,6 +31,7 @@ import sse_fanout
 import storage_presign
 import studio_overhead
 import web_bundle
+from floors import floors_table
 
 BENCHMARKS = {
     "roundtrip": roundtrip.run,
@@ -92,6 +93,9 @@ def main() -> int:
             "```",
             "",
         ]
+    table = floors_table(RESULTS)
+    print("\n== floors\n" + table, flush=True)
+    lines += ["## Floors (issue 16), newest value of each", "", table, ""]
     (RESULTS / "latest.md").write_text("\n".join(lines))
     return 0
 
