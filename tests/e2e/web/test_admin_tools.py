@@ -264,3 +264,37 @@ async def test_the_tool_editor_fits_a_phone(browser: Browser, admin_email) -> No
         overflow = await page.locator("main").evaluate("(main) => main.scrollWidth - main.clientWidth")
         assert overflow <= 0, path
     assert page_errors(page) == []
+
+
+async def test_the_tools_list_shows_how_many_tasks_each_tool_started(
+    browser: Browser, admin_email, admin_token
+) -> None:
+    from clients import upload
+    from test_tasks import create_tool, local_step, new_user, start_task, until_task
+
+    from funmagic_kit.testing import wait_until
+
+    slug = await create_tool(admin_token, [local_step("first", "remove-bg", 1)])
+    user = await new_user(admin_token)
+    image = await upload(user["token"], png(32, 32))
+    for _ in range(2):
+        status, task = await start_task(user, {"toolSlug": slug, "input": {"imageAssetId": image}})
+        assert status == 202, task
+        assert (await until_task(user, task["id"]))["status"] == "completed"
+
+    async def counted_twice() -> bool:
+        async with api_session() as client:
+            _, page_of_tools, _ = await call(
+                client, "GET", "/api/admin/tools", headers=bearer(admin_token), params={"q": slug}
+            )
+        return [t["usage_count"] for t in page_of_tools["items"] if t["slug"] == slug] == [2]
+
+    await wait_until(counted_twice, timeout=30, what="the tool's two started tasks to be counted")
+    page = await new_page(browser, viewport=EDITOR)
+    await sign_in_through_the_form(page, admin_email)
+    # Signed in (the header names the account) before leaving the page, or the sign-in is cut short.
+    await expect(page.get_by_test_id("signed-in-as")).to_contain_text(admin_email)
+    await page.goto(f"/admin/tools?q={slug}")
+
+    await expect(page.get_by_test_id(f"tool-row-{slug}").get_by_test_id("tool-uses")).to_have_text("2")
+    assert page_errors(page) == []
