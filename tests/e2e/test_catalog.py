@@ -4,7 +4,6 @@ their locale, without provider details; users cannot manage them; invalid config
 from __future__ import annotations
 
 import asyncio
-import urllib.request
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -12,7 +11,7 @@ from typing import Any
 import aiohttp
 import pytest
 from clients import bearer, browser, call, sign_up, unique_email
-from prometheus_client.parser import text_string_to_metric_families
+from test_platform_health import scrape, values
 
 from funmagic_kit.testing import wait_until
 
@@ -215,14 +214,7 @@ async def test_the_seed_is_idempotent_and_its_tools_are_public(platform, service
 
 def tasks_requests_of(platform, route: str) -> float:
     """How many requests the tasks service answered on `route` so far (its own Prometheus counter)."""
-    with urllib.request.urlopen(platform["tasks"].url + "/metrics", timeout=5) as response:
-        text = response.read().decode()
-    return sum(
-        sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-        if sample.name == "funmagic_http_requests_total" and sample.labels.get("route") == route
-    )
+    return sum(values(scrape(platform["tasks"]), "funmagic_http_requests_total", route=route))
 
 
 async def test_a_public_catalog_answer_is_reused_without_asking_tasks_again(platform, admin) -> None:

@@ -118,7 +118,8 @@ def forwarding_operation(declared: Forward) -> Operation:
         if declared.body is not None:
             payload = _dumped(await read_body(request, declared.body), declared.dump)
         path = upstream_path(declared.upstream_path, request)
-        cache, key = declared.cache, (path, tuple(sorted((params or {}).items())))
+        cache = declared.cache
+        key = (path, tuple(sorted((params or {}).items()))) if cache is not None else None
         if cache is not None and (cached := cache.get(key)) is not None:
             return web.Response(body=cached.body, content_type=cached.content_type)
         generation = cache.generation if cache is not None else 0

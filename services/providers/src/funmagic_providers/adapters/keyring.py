@@ -9,15 +9,12 @@ so a value copied onto another row does not decrypt.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Literal
 
 from funmagic_kit.crypto import SecretBox
 from funmagic_kit.errors import ConfigError
+from funmagic_providers.domain.providers import CredentialPart
 
 __all__ = ["ProviderKeyring"]
-
-
-CredentialPart = Literal["key", "secret"]
 
 
 class ProviderKeyring:

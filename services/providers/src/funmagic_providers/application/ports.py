@@ -10,7 +10,7 @@ from typing import Literal, Protocol
 from funmagic_kit.ports import UnitOfWork
 from funmagic_providers.domain.health import HealthCheck
 from funmagic_providers.domain.provider_calls import ProviderCall
-from funmagic_providers.domain.providers import Provider, Scope
+from funmagic_providers.domain.providers import CredentialPart, Provider, Scope
 from funmagic_providers.domain.queue import (
     ConsumerGroupOffsets,
     DeadLetterRecord,
@@ -175,12 +175,10 @@ class Keyring(Protocol):
 
     current: str
 
-    def encrypt(
-        self, api_key: str, *, row_id: str, part: Literal["key", "secret"] = "key"
-    ) -> tuple[str, bytes]: ...
+    def encrypt(self, api_key: str, *, row_id: str, part: CredentialPart = "key") -> tuple[str, bytes]: ...
 
     def decrypt(
-        self, key_id: str, ciphertext: bytes, *, row_id: str, part: Literal["key", "secret"] = "key"
+        self, key_id: str, ciphertext: bytes, *, row_id: str, part: CredentialPart = "key"
     ) -> str: ...
 
 

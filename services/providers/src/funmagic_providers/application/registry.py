@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import timedelta
-from typing import Literal, TypedDict
+from typing import TypedDict
 
 from funmagic_kit.audit import AdminAction
 from funmagic_kit.clock import Clock
@@ -28,6 +28,7 @@ from funmagic_providers.domain.health import HealthCheck, HealthTrigger, health_
 from funmagic_providers.domain.providers import (
     LOCAL_PROVIDER,
     SCOPES,
+    CredentialPart,
     InvalidProvider,
     Provider,
     ProviderExists,
@@ -396,7 +397,7 @@ class ProviderRegistry:
         return rotated
 
     def _seal(
-        self, api_key: str | None, provider_id: str, *, part: Literal["key", "secret"] = "key"
+        self, api_key: str | None, provider_id: str, *, part: CredentialPart = "key"
     ) -> SealedKey | None:
         if not api_key:
             return None

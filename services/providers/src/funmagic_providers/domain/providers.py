@@ -26,6 +26,7 @@ __all__ = [
     "NEEDS_SECRET",
     "PROVIDER_TYPES",
     "SCOPES",
+    "CredentialPart",
     "InvalidProvider",
     "Provider",
     "ProviderExists",
@@ -47,6 +48,8 @@ SCOPES: tuple[Scope, ...] = get_args(Scope)
 PROVIDER_TYPES: tuple[ProviderType, ...] = get_args(ProviderType)
 # The built-in provider: no key, no row needed, computes on this machine.
 LOCAL_PROVIDER = "local"
+# Which part of a credential a ciphertext holds: the key (or SecretId), or its secret.
+CredentialPart = Literal["key", "secret"]
 # Types whose credential has a second, secret part (`Provider.secret`): refused without it.
 NEEDS_SECRET: frozenset[ProviderType] = frozenset({"hunyuan"})
 

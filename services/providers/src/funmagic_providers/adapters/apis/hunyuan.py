@@ -21,6 +21,7 @@ import hashlib
 import hmac
 import json
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -100,7 +101,7 @@ class Hunyuan:
         poll_interval_seconds: float = 5.0,
         max_wait_seconds: float = 600.0,
         region: str = "ap-guangzhou",
-        clock: Any = time.time,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._session = session
         self._api = JsonApi(session, _NAME)
