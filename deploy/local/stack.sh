@@ -6,6 +6,7 @@
 #   deploy/local/stack.sh down [--purge] stop what `up` started (data kept unless --purge)
 #   deploy/local/stack.sh status        each part, who runs it, whether it answers
 #   deploy/local/stack.sh env           path of the env file (source "$(deploy/local/stack.sh env)")
+#   deploy/local/stack.sh kafka-jars    resolve the broker's jars with Maven (if needed), print their folder
 #
 # Settings (environment variables, defaults in brackets):
 #   FUNMAGIC_STACK_DIR [<repo>/.stack]      data, logs, pid files, env file
@@ -142,7 +143,7 @@ spawn() {
   SPAWNED_PID=$!
 }
 
-py() { PYTHONPATH="$REPO/libs/contracts/src${PYTHONPATH:+:$PYTHONPATH}" "$PYTHON" "$@"; }
+py() { PYTHONPATH="$REPO/libs/contracts/src:$REPO/libs/kit/src${PYTHONPATH:+:$PYTHONPATH}" "$PYTHON" "$@"; }
 probe() { py "$SCRIPT_DIR/probe.py" "$@"; }
 
 # Refuse stack dirs whose purge would hurt: /, $HOME, the repo itself or one of its parents.
@@ -358,7 +359,7 @@ kafka_wait() {
     die "kafka: not answering"
   fi
   [[ $KAFKA_MODE == started ]] && log "kafka: ready in $(since "$KAFKA_T0") ($(sed 's/^kafka: ok (\(.*\))$/\1/' "$RUN/kafka.probe"))"
-  if ! py "$SCRIPT_DIR/create_topics.py" --wait "$START_TIMEOUT" >"$RUN/kafka.topics" 2>&1; then
+  if ! py -m funmagic_kit.create_topics --wait "$START_TIMEOUT" >"$RUN/kafka.topics" 2>&1; then
     cat "$RUN/kafka.topics" >&2
     die "kafka: could not create the topics"
   fi
@@ -816,7 +817,7 @@ cmd_env() {
 }
 
 usage() {
-  sed -n '2,9p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+  sed -n '2,10p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
   exit "${1:-0}"
 }
 
@@ -829,6 +830,7 @@ main() {
   down) cmd_down "$@" ;;
   status) cmd_status "$@" ;;
   env) cmd_env "$@" ;;
+  kafka-jars) check_stack_dir && mkdir -p "$LOGS" && kafka_jars >&2 && echo "$KAFKA_LIB" ;; # for deploy/images/build.sh
   -h | --help | help) usage 0 ;;
   *) usage 2 >&2 ;;
   esac

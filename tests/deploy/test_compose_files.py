@@ -1,10 +1,12 @@
-"""The Docker Compose deployment in deploy/compose, checked without a Docker engine.
+"""The Docker Compose deployment in deploy/compose, checked fast and without a Docker engine.
 
-Every deploy/compose/*.yml is parsed with PyYAML and checked as one merged model (the files are
-used together: infra.yml first, then one file per service). The shell parts that compose would
-run — kafka-init, minio-init, the postgres init script, the image entrypoint and the services'
-healthchecks — are run here against stand-ins (fake kafka-topics.sh, mc and psql, a local HTTP
-server), so a mistake in them fails a test instead of a deployment.
+`make test-compose` (tests/compose) runs the deployment for real: the images built, the platform
+composed, the main job driven through it. These checks come before that and cover what one run does not
+show: every setting of every service, secrets, the files' shape, the MinIO variant (s3-minio.yml, which
+needs a registry's images), and the shell parts against stand-ins (fake mc and psql, a local HTTP server).
+
+Every deploy/compose/*.yml of the default deployment is parsed with PyYAML and checked as one merged
+model (infra.yml first, then one file per service); s3-minio.yml, an override, is checked on its own.
 
 What each FunMagic service must receive is read from its pydantic-settings class (the one in
 funmagic_<service>.config): every field without a default must be set, and a required secret must come
@@ -55,11 +57,6 @@ WEB_APP_DIR = REPO_ROOT / "apps" / "web"
 WEB_PORT = 8080
 POSTGRES_INIT_SCRIPT = COMPOSE_DIR / "postgres-init" / "01-create-service-databases.sh"
 
-try:
-    from funmagic_contracts.topics import ALL_TOPICS
-except ImportError:  # not installed: read it from the source tree
-    sys.path.insert(0, str(REPO_ROOT / "libs" / "contracts" / "src"))
-    from funmagic_contracts.topics import ALL_TOPICS
 try:
     from funmagic_kit.crypto import SecretBox
     from funmagic_kit.settings import ServiceSettings, load_settings
@@ -126,13 +123,23 @@ def expected_environment(service: str) -> set[str]:
 # --- loading -----------------------------------------------------------------------------------
 
 
+# Override files, added on top of the default deployment by all.sh when asked for (S3_SERVER=minio).
+OVERRIDE_FILES = ("s3-minio.yml",)
+
+
 def compose_paths() -> list[Path]:
-    return sorted(COMPOSE_DIR.glob("*.yml"))
+    """The files of the default deployment."""
+    return sorted(p for p in COMPOSE_DIR.glob("*.yml") if p.name not in OVERRIDE_FILES)
 
 
 @functools.cache
 def compose_documents() -> dict[str, dict[str, Any]]:
     return {path.name: yaml.safe_load(path.read_text()) for path in compose_paths()}
+
+
+@functools.cache
+def minio_services() -> dict[str, dict[str, Any]]:
+    return yaml.safe_load((COMPOSE_DIR / "s3-minio.yml").read_text())["services"]
 
 
 @functools.cache
@@ -225,9 +232,10 @@ def env_example() -> dict[str, str]:
 
 def compose_variables() -> list[tuple[str, str, str]]:
     """(file, variable, operator) for every ${…} compose interpolates (comments are not)."""
+    documents = compose_documents() | {"s3-minio.yml": {"services": minio_services()}}
     return [
         (name, variable, operator)
-        for name, doc in compose_documents().items()
+        for name, doc in documents.items()
         for text in strings(doc)
         for variable, operator in COMPOSE_VARIABLE.findall(text)
     ]
@@ -350,8 +358,7 @@ def secret_settings(name: str) -> set[str]:
 
 def funmagic_service_of(definition: dict[str, Any]) -> str | None:
     """Which FunMagic service a container runs (the service itself or its one-shot jobs), if any."""
-    build = definition.get("build")
-    return build.get("args", {}).get("SERVICE") if isinstance(build, dict) else None
+    return environment(definition).get("FUNMAGIC_SERVICE")
 
 
 def containers_of(name: str) -> list[str]:
@@ -364,7 +371,7 @@ def containers_of(name: str) -> list[str]:
 def test_the_deployment_has_an_infra_file_and_one_file_per_service():
     names = {path.name for path in compose_paths()}
     assert {"infra.yml", *(f"{s}.yml" for s in FUNMAGIC_SERVICES)} <= names
-    for extra in (".env.example", "README.md", "dockerignore.suggested", "all.sh"):
+    for extra in (".env.example", "README.md", "all.sh", "generate_env.py", "s3-minio.yml"):
         assert (COMPOSE_DIR / extra).is_file(), f"deploy/compose/{extra} is missing"
 
 
@@ -390,6 +397,7 @@ def test_all_sh_runs_compose_over_every_file_with_infra_first():
     assert listed[0] == "infra.yml", "infra.yml must come first (it holds the project name and network)"
     assert listed[-1] == "web.yml", "web.yml (the edge, which waits for the gateway) comes last"
     assert sorted(listed) == sorted(p.name for p in compose_paths())
+    assert "minio) compose_files+=(s3-minio.yml)" in text, "S3_SERVER=minio adds the MinIO override"
     assert "docker compose" in text
     assert "--env-file" in text
 
@@ -416,7 +424,7 @@ def test_every_long_running_service_has_a_healthcheck():
 def test_one_shot_jobs_never_restart_and_are_awaited_until_they_succeed():
     services = merged_services()
     one_shots = {name for name, d in services.items() if not (d.get("healthcheck") or {}).get("test")}
-    assert {"kafka-init", "minio-init"} <= one_shots
+    assert "kafka-init" in one_shots
     for name in one_shots:
         assert services[name].get("restart") == "no", (
             f'{name} has no healthcheck, so it must be a job with restart: "no"'
@@ -502,6 +510,7 @@ def test_env_example_lists_every_setting_and_holds_no_secret():
     assert required <= set(example), (
         f".env.example misses required settings: {sorted(required - set(example))}"
     )
+    used.add("S3_SERVER")  # read by all.sh, which picks the files
     assert set(example) <= used, f".env.example has settings no file uses: {sorted(set(example) - used)}"
     filled = {k: v for k, v in example.items() if is_secret_name(k) and v}
     assert not filled, f".env.example must leave secrets empty: {sorted(filled)}"
@@ -655,7 +664,6 @@ def test_each_funmagic_service_listens_on_its_own_port(name):
     d = service(name)
     assert environment(d)["HTTP_PORT"] == str(port)
     assert str(port) in [str(p) for p in d.get("expose", [])]
-    assert str(d["build"]["args"]["HTTP_PORT"]) == str(port)
     assert f"http://127.0.0.1:{port}/health'" in d["healthcheck"]["test"][-1]
 
 
@@ -686,22 +694,19 @@ def test_each_service_with_a_database_uses_its_own_database_and_role(name):
     )
 
 
-def test_storage_uses_the_buckets_that_minio_init_creates():
+def test_storage_uses_the_buckets_that_minio_init_creates_on_the_s3_service():
     env = environment(service("storage"))
     for key, bucket in BUCKETS.items():
         assert env[key] == bucket
-    assert env["S3_ENDPOINT"].endswith("http://minio:9000}") or env["S3_ENDPOINT"] == "http://minio:9000"
+    assert env["S3_ENDPOINT"] == "${S3_ENDPOINT:-http://s3:9000}"
 
 
 @pytest.mark.parametrize("name", FUNMAGIC_SERVICES)
-def test_each_funmagic_service_is_built_from_the_shared_dockerfile(name):
-    build = service(name)["build"]
-    assert (COMPOSE_DIR / build["context"]).resolve() == REPO_ROOT, (
-        "the build context must be the repository root"
-    )
-    assert (REPO_ROOT / build["dockerfile"]).resolve() == DOCKERFILE
-    assert build["args"]["SERVICE"] == name
-    assert service(name)["image"] == f"funmagic/{name}:${{FUNMAGIC_VERSION:-dev}}"
+def test_each_funmagic_service_runs_the_one_service_image(name):
+    d = service(name)
+    assert "build" not in d, "make images builds the images; compose only runs them"
+    assert d["image"] == "${FUNMAGIC_IMAGE_REPOSITORY:-funmagic}/service:${FUNMAGIC_VERSION:-dev}"
+    assert environment(d)["FUNMAGIC_SERVICE"] == name
 
 
 @pytest.mark.parametrize("name", FUNMAGIC_SERVICES)
@@ -725,7 +730,7 @@ def test_each_funmagic_service_waits_for_what_it_needs(name):
     if name in DATABASE_SERVICES:
         needed |= {"postgres": "service_healthy", f"{name}-migrate": "service_completed_successfully"}
     if name == "storage":
-        needed |= {"minio": "service_healthy", "minio-init": "service_completed_successfully"}
+        needed |= {"s3": "service_healthy"}
     if name == "gateway":
         needed |= {backend: "service_healthy" for backend in BACKEND_SERVICES}
     for dep, condition in needed.items():
@@ -738,7 +743,6 @@ def test_migrations_run_once_before_each_service_with_a_database(name):
     main = service(name)
     assert job["command"] == ["migrate"]
     assert job["image"] == main["image"]
-    assert job["build"] == main["build"]
     assert environment(job) == environment(main), "migrate must see the same settings as the service"
     assert depends_on(job)["postgres"]["condition"] == "service_healthy"
     assert is_one_shot(job)
@@ -813,55 +817,74 @@ def dockerfile_stages(path: Path = DOCKERFILE) -> tuple[dict[str, str], list[lis
     return global_args, stages
 
 
-def test_the_dockerfile_is_multi_stage_on_python_3_11_slim():
-    global_args, stages = dockerfile_stages()
-    assert len(stages) >= 2, "build and runtime should be separate stages"
-    for stage in stages:
-        base = stage[0][1].split()[0]
-        base = re.sub(r"\$\{(\w+)\}", lambda m: global_args.get(m.group(1), m.group(0)), base)
-        assert base == "python:3.11-slim", base
-    final = stages[-1]
-    assert any(i == "COPY" and a.startswith("--from=") for i, a in final), (
-        "the runtime stage copies nothing from the build"
+def stage_bases(path: Path) -> list[str]:
+    global_args, stages = dockerfile_stages(path)
+    return [
+        re.sub(r"\$\{(\w+)\}", lambda m: global_args.get(m.group(1), m.group(0)), stage[0][1].split()[0])
+        for stage in stages
+    ]
+
+
+@pytest.mark.parametrize("path", [DOCKERFILE, WEB_DOCKERFILE], ids=lambda p: p.name)
+def test_the_images_start_from_the_debootstrap_base_and_nothing_from_a_registry(path):
+    global_args, stages = dockerfile_stages(path)
+    assert global_args["BASE_IMAGE"] == "funmagic/base:bookworm", (
+        "the base make images builds with debootstrap"
     )
+    names = {stage[0][1].split()[-1] for stage in stages if " AS " in stage[0][1].upper()}
+    for base in stage_bases(path):
+        assert base in ("funmagic/base:bookworm", *names), f"{path.name} starts a stage from {base}"
 
 
-def test_the_dockerfile_installs_contracts_kit_and_the_service_with_the_constraints():
+def test_the_service_image_is_multi_stage_and_the_runtime_copies_only_the_virtualenv():
     _, stages = dockerfile_stages()
-    installs = [a for stage in stages for i, a in stage if i == "RUN" and "pip install" in a]
-    assert installs, "no pip install"
-    (install,) = installs
-    words = install.split("pip install", 1)[1]
-    assert re.search(r"(-c|--constraint)\s+constraints\.txt", words)
-    for package in ("libs/contracts", "libs/kit", "services/${SERVICE}"):
-        assert package in words, f"pip install does not install {package}"
-    copied = " ".join(a for stage in stages for i, a in stage if i == "COPY")
-    assert "constraints.txt" in copied
-    assert "services/${SERVICE}" in copied
+    assert len(stages) >= 3, "python, build and runtime should be separate stages"
+    final = stages[-1]
+    assert [a for i, a in final if i == "COPY"] == ["--from=build /opt/venv /opt/venv"]
+    assert not any("ca.crt" in a for i, a in final), "the build's CA bundle stays out of the final image"
 
 
-def test_the_dockerfile_takes_the_service_as_a_build_arg_and_runs_as_a_non_root_user():
+def test_the_third_party_packages_are_a_layer_of_their_own_before_the_code():
+    _, stages = dockerfile_stages()
+    build = next(stage for stage in stages if stage[0][1].endswith("AS build"))
+    steps = [(i, a) for i, a in build if i in ("COPY", "RUN")]
+    code_copy = steps.index(("COPY", "libs libs"))
+    dependencies = next(n for n, (i, a) in enumerate(steps) if i == "RUN" and "-r requirements.txt" in a)
+    assert dependencies < code_copy, "a code change must not reinstall the dependencies"
+    assert re.search(r"pip install -c constraints\.txt -r requirements\.txt", steps[dependencies][1])
+    before = " ".join(a for i, a in steps[:code_copy] if i == "COPY")
+    assert "/src" not in before, "only the manifests come before the code"
+    assert "pyproject.toml" in before
+    (install,) = [a for i, a in steps[code_copy:] if i == "RUN" and "pip install" in a]
+    assert "--no-deps" in install
+    for package in ("./libs/contracts", "./libs/kit", *(f"./services/{s}" for s in FUNMAGIC_SERVICES)):
+        assert package in install, f"the image does not install {package}"
+
+
+def test_the_requirements_layer_lists_every_third_party_dependency_and_no_funmagic_package():
+    sys.path.insert(0, str(REPO_ROOT / "deploy" / "images"))
+    from third_party_requirements import third_party_requirements
+
+    pyprojects = [REPO_ROOT / "libs" / n / "pyproject.toml" for n in ("contracts", "kit")]
+    pyprojects += [REPO_ROOT / "services" / n / "pyproject.toml" for n in FUNMAGIC_SERVICES]
+    requirements = third_party_requirements(pyprojects)
+    assert not [r for r in requirements if r.startswith("funmagic")]
+    names = {re.split(r"[<>=\[ ]", r)[0] for r in requirements}
+    assert {"pydantic", "aiokafka", "psycopg", "argon2-cffi", "openai", "pillow"} <= names
+
+
+def test_the_service_image_runs_as_a_non_root_user_and_drains_on_sigterm():
     _, stages = dockerfile_stages()
     final = stages[-1]
-    args = [a.split("=")[0] for i, a in final if i == "ARG"]
-    assert "SERVICE" in args, "ARG SERVICE must be declared in the runtime stage too"
-    assert all("SERVICE" in [a.split("=")[0] for i, a in stage if i == "ARG"] for stage in stages)
     users = [a for i, a in final if i == "USER"]
     assert users, "the runtime stage sets no USER"
-    user = users[-1].split(":")[0]
-    assert user not in ("root", "0"), f"the image runs as {users[-1]}"
+    assert users[-1].split(":")[0] not in ("root", "0"), f"the image runs as {users}"
     assert ("STOPSIGNAL", "SIGTERM") in final
-    exposes = [a for i, a in final if i == "EXPOSE"]
-    assert exposes == ["${HTTP_PORT}"], exposes
-    assert "HTTP_PORT" in args
 
 
-def test_the_image_entrypoint_runs_the_service_module_with_its_subcommand(tmp_path):
+def test_the_image_entrypoint_runs_the_named_service_module_with_its_subcommand(tmp_path):
     _, stages = dockerfile_stages()
     final = dict(stages[-1])
-    assert re.search(r"FUNMAGIC_SERVICE=\$\{SERVICE\}", final["ENV"]), (
-        "FUNMAGIC_SERVICE must come from ARG SERVICE"
-    )
     entrypoint = json.loads(final["ENTRYPOINT"])
     assert json.loads(final["CMD"]) == ["serve"]
     fake_bin = tmp_path / "bin"
@@ -875,6 +898,11 @@ def test_the_image_entrypoint_runs_the_service_module_with_its_subcommand(tmp_pa
         run = subprocess.run(entrypoint + args, capture_output=True, text=True, env=env, timeout=30)
         assert run.returncode == 0, run.stderr
         assert run.stdout.split("\n")[:-1] == expected
+    unnamed = subprocess.run(
+        [*entrypoint, "serve"], capture_output=True, text=True, env={"PATH": env["PATH"]}
+    )
+    assert unnamed.returncode == 64
+    assert "set FUNMAGIC_SERVICE" in unnamed.stderr
 
 
 # --- the web edge: nginx serving the web app (web.yml, web.Dockerfile, nginx/web.conf) -------------
@@ -910,11 +938,14 @@ def web_container_environment(variables: Mapping[str, str]) -> dict[str, str]:
     return env
 
 
+WEB_ENTRYPOINT = REPO_ROOT / "deploy" / "images" / "web" / "entrypoint.sh"
+# The variables the web image's entrypoint hands to envsubst: the defined WEB_* ones.
+WEB_SUBSTITUTED = "^WEB_"
+
+
 def render_like_the_nginx_image(template: str, env: Mapping[str, str]) -> str:
-    """The official image's 20-envsubst-on-templates.sh: envsubst with only the defined variables whose
-    name matches NGINX_ENVSUBST_FILTER (every defined variable when it is unset)."""
-    pattern = env.get("NGINX_ENVSUBST_FILTER", "")
-    names = [name for name in env if re.search(pattern, name)]
+    """The web image's entrypoint: envsubst with only the defined variables whose name starts with WEB_."""
+    names = [name for name in env if re.search(WEB_SUBSTITUTED, name)]
     for name in names:
         template = re.sub(rf"\$(?:\{{{name}\}}|{name}(?!\w))", lambda _m, n=name: env[n], template)
     return template
@@ -1036,82 +1067,52 @@ def nginx_size(value: str) -> int:
     return int(match.group(1)) * 1024 ** " kmg".index(match.group(2).lower() or " ")
 
 
-def test_the_web_edge_is_built_from_its_dockerfile_at_the_repository_root():
+def test_the_web_edge_runs_its_image():
     web = service("web")
-    build = web["build"]
-    assert (COMPOSE_DIR / build["context"]).resolve() == REPO_ROOT, (
-        "the build context must be the repository root"
-    )
-    assert (REPO_ROOT / build["dockerfile"]).resolve() == WEB_DOCKERFILE
-    assert web["image"] == "funmagic/web:${FUNMAGIC_VERSION:-dev}"
+    assert "build" not in web, "make images builds the images; compose only runs them"
+    assert web["image"] == "${FUNMAGIC_IMAGE_REPOSITORY:-funmagic}/web:${FUNMAGIC_VERSION:-dev}"
     assert web.get("restart") in ("unless-stopped", "always")
     assert depends_on(web)["gateway"]["condition"] == "service_healthy"
     assert str(WEB_PORT) in [str(p) for p in web.get("expose", [])]
 
 
-def test_the_web_dockerfile_builds_the_app_with_node_and_serves_the_build_with_nginx():
-    global_args, stages = dockerfile_stages(WEB_DOCKERFILE)
-    assert len(stages) == 2, "a node stage that builds, and the nginx stage that serves"
-    bases = [
-        re.sub(r"\$\{(\w+)\}", lambda m: global_args.get(m.group(1), m.group(0)), stage[0][1].split()[0])
-        for stage in stages
-    ]
-    assert bases == ["node:20-bookworm-slim", "nginx:1.27-bookworm"], bases
-    build, final = stages
-    words = build[0][1].split()
-    assert len(words) == 3, "the node stage needs a name to copy from (FROM … AS build)"
-    assert words[1].upper() == "AS"
-    workdir = dict(build)["WORKDIR"]
+def test_the_web_image_serves_both_apps_builds_with_nginx_from_the_template():
+    _, stages = dockerfile_stages(WEB_DOCKERFILE)
+    (final,) = stages
+    runs = " ".join(a for i, a in final if i == "RUN")
+    assert "nginx-light" in runs, "nginx with gzip_static"
+    assert "gettext-base" in runs, "envsubst for the template"
     copies = [shlex.split(a) for i, a in final if i == "COPY"]
-    assert [f"--from={words[2]}", f"{workdir}/dist/", "/usr/share/nginx/html/"] in copies, (
-        f"the nginx stage should copy {workdir}/dist/ (what `npm run build` writes) to /usr/share/nginx/html/"
-    )
-    # The nginx image's entrypoint renders /etc/nginx/templates/*.template into /etc/nginx/conf.d/.
+    assert ["apps/web/dist/", "/usr/share/nginx/html/"] in copies
+    assert ["apps/admin/dist/", "/usr/share/nginx/html/admin/"] in copies
     template = ["deploy/compose/nginx/web.conf", "/etc/nginx/templates/default.conf.template"]
     assert template in copies
     assert (REPO_ROOT / template[0]).resolve() == NGINX_TEMPLATE
     assert not [c for c in copies if c[-1].startswith("/etc/nginx/conf.d")], "conf.d is the template's output"
-    assert not [a for i, a in final if i == "USER"], "nginx runs as the image sets it up (workers as nginx)"
     assert [a for i, a in final if i == "EXPOSE"] == [str(WEB_PORT)]
+    assert ("STOPSIGNAL", "SIGQUIT") in final, "nginx's graceful stop"
+    entrypoint = WEB_ENTRYPOINT.read_text()
+    assert "/etc/nginx/templates/default.conf.template >/etc/nginx/conf.d/default.conf" in entrypoint
+    assert "exec nginx -g 'daemon off;'" in entrypoint
 
 
-def test_the_web_dockerfile_installs_the_node_packages_from_the_committed_lock():
-    _, stages = dockerfile_stages(WEB_DOCKERFILE)
-    build = stages[0]
-    runs = [(n, a) for n, (i, a) in enumerate(build) if i == "RUN"]
-    assert not [a for _, a in runs if re.search(r"npm (install|i)\b", a)], "npm install may change the lock"
-    (ci,) = [n for n, a in runs if re.search(r"\bnpm ci\b", a)]
-    (npm_build,) = [n for n, a in runs if "npm run build" in a]
-    copies = [(n, shlex.split(a)) for n, (i, a) in enumerate(build) if i == "COPY"]
-    manifests = [(n, words) for n, words in copies if "apps/web/package-lock.json" in words[:-1]]
-    assert manifests, "the lock is never copied"
-    ((manifest, copied),) = manifests
-    assert {"apps/web/package.json", "apps/web/.npmrc"} <= set(copied), "copy them with the lock"
-    sources = [n for n, words in copies if words[:-1] == ["apps/web/"]]
-    assert sources, "the rest of apps/web is never copied"
-    assert manifest < ci < sources[0] < npm_build, (
-        "copy package.json, package-lock.json and .npmrc, run npm ci, copy the rest, then npm run build"
+def test_the_web_entrypoint_substitutes_only_the_web_variables(tmp_path):
+    if not shutil.which("envsubst"):
+        pytest.fail("envsubst is missing (Debian's gettext-base)")
+    script = WEB_ENTRYPOINT.read_text().split("envsubst", 1)[0]  # up to the rendering: the variable list
+    run = subprocess.run(
+        ["sh", "-c", script + 'printf "%s" "$variables"'],
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin", "WEB_CONTENT_ORIGINS": "https://cdn.example", "HOST": "x", "uri": "y"},
+        timeout=30,
     )
-
-    package = json.loads((WEB_APP_DIR / "package.json").read_text())
-    lock = json.loads((WEB_APP_DIR / "package-lock.json").read_text())
-    assert "build" in package["scripts"]
-    # npm ci refuses a lock that does not match package.json: catch that here, not in a build.
-    assert lock["lockfileVersion"] >= 2
-    root = lock["packages"][""]
-    for field in ("dependencies", "devDependencies"):
-        assert root.get(field, {}) == package.get(field, {}), f"package-lock.json is stale ({field})"
-    if (REPO_ROOT / ".git").exists() and shutil.which("git"):
-        tracked = subprocess.run(
-            ["git", "-C", str(REPO_ROOT), "ls-files", "--error-unmatch", "apps/web/package-lock.json"],
-            capture_output=True,
-            timeout=30,
-        )
-        assert tracked.returncode == 0, "apps/web/package-lock.json is not committed"
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split() == ["${WEB_CONTENT_ORIGINS}"]
 
 
 def dockerignore_patterns() -> list[str]:
-    lines = (COMPOSE_DIR / "dockerignore.suggested").read_text().splitlines()
+    lines = (REPO_ROOT / ".dockerignore").read_text().splitlines()
     return [line.strip() for line in lines if line.strip() and not line.strip().startswith("#")]
 
 
@@ -1148,28 +1149,42 @@ def dockerignored(path: str, patterns: list[str]) -> bool:
     return excluded
 
 
-def test_the_suggested_dockerignore_keeps_what_the_web_build_needs_and_drops_its_output():
+def test_the_dockerignore_lets_in_what_the_images_copy_and_nothing_else():
     patterns = dockerignore_patterns()
-    needed = ["deploy/compose/nginx/web.conf"]
-    for directory, folders, files in os.walk(WEB_APP_DIR):
-        folders[:] = [f for f in folders if f not in ("node_modules", "dist")]
-        needed += [(Path(directory) / f).relative_to(REPO_ROOT).as_posix() for f in files]
-    for directory, folders, files in os.walk(REPO_ROOT / "apps" / "admin"):
-        folders[:] = [f for f in folders if f not in ("node_modules", "dist")]
-        needed += [(Path(directory) / f).relative_to(REPO_ROOT).as_posix() for f in files]
-    for app in ("web", "admin"):
-        for name in ("package.json", "package-lock.json", ".npmrc", "index.html", "vite.config.ts"):
-            assert f"apps/{app}/{name}" in needed, f"apps/{app}/{name} is missing"
-    assert [f for f in needed if f.startswith("apps/web/src/")], "apps/web/src is empty"
-    left_out = [f for f in needed if dockerignored(f, patterns)]
-    assert not left_out, f"dockerignore.suggested leaves out files the web image is built from: {left_out}"
-    for output in (
-        "apps/web/node_modules/vite/package.json",
+    needed = [
+        "constraints.txt",
+        "deploy/images/third_party_requirements.py",
+        "deploy/images/.build/ca.crt",
+        "deploy/images/web/entrypoint.sh",
+        "deploy/compose/nginx/web.conf",
         "apps/web/dist/index.html",
-        "apps/admin/node_modules/vite/package.json",
         "apps/admin/dist/index.html",
+    ]
+    for package in (
+        *(f"libs/{n}" for n in ("contracts", "kit")),
+        *(f"services/{n}" for n in FUNMAGIC_SERVICES),
     ):
-        assert dockerignored(output, patterns), f"{output} would be sent to the builder"
+        needed.append(f"{package}/pyproject.toml")
+        sources = sorted((REPO_ROOT / package / "src").rglob("*.py"))
+        assert sources, f"{package}/src has no source"
+        needed += [
+            path.relative_to(REPO_ROOT).as_posix() for path in sources if "__pycache__" not in path.parts
+        ]
+    needed.append("services/tasks/src/funmagic_tasks/migrations/001_catalog.sql")
+    left_out = [f for f in needed if dockerignored(f, patterns)]
+    assert not left_out, f".dockerignore leaves out files the images are built from: {left_out}"
+    for private in (
+        "deploy/compose/.env",
+        ".stack/env",
+        ".venv/bin/python",
+        "tests/e2e/conftest.py",
+        "services/tasks/tests/unit/test_x.py",
+        "bench/run.py",
+        "apps/web/node_modules/vite/package.json",
+        "apps/web/src/main.ts",
+        "services/tasks/src/funmagic_tasks/__pycache__/x.cpython-311.pyc",
+    ):
+        assert dockerignored(private, patterns), f"{private} would be sent to the builder"
 
 
 def test_the_web_edge_listens_on_its_port_without_telling_its_version():
@@ -1275,17 +1290,7 @@ def test_index_html_carries_the_gateways_content_security_policy():
             assert origin in allowed, f"the pages' CSP does not allow {key} ({origin})"
 
 
-def test_the_admin_app_is_built_beside_the_web_app_and_served_at_admin():
-    _, stages = dockerfile_stages(WEB_DOCKERFILE)
-    build, final = stages
-    runs = " && ".join(a for i, a in build if i == "RUN")
-    assert "npm ci --prefix /src/apps/admin" in runs
-    assert "npm run build --prefix /src/apps/admin" in runs
-    build_copies = [shlex.split(a) for i, a in build if i == "COPY"]
-    assert ["apps/admin/", "/src/apps/admin/"] in build_copies, "the admin app sits beside apps/web (@shared)"
-    copies = [shlex.split(a) for i, a in final if i == "COPY"]
-    assert ["--from=build", "/src/apps/admin/dist/", "/usr/share/nginx/html/admin/"] in copies
-
+def test_the_admin_app_is_served_at_admin_with_its_deep_links():
     web_apps = gateway_module("entrypoints.web_apps")
     env = web_container_environment(filled_env_file())
     server = nginx_server(render_like_the_nginx_image(nginx_template(), env))
@@ -1309,8 +1314,7 @@ def test_the_admin_app_is_built_beside_the_web_app_and_served_at_admin():
 def test_the_template_substitutes_only_what_web_yml_sets_and_leaves_nginx_variables_alone():
     template = nginx_template()
     env = web_container_environment(filled_env_file())
-    pattern = env.get("NGINX_ENVSUBST_FILTER")
-    assert pattern, "without NGINX_ENVSUBST_FILTER every defined variable is substituted"
+    pattern = WEB_SUBSTITUTED
     substituted = set(re.findall(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}", template))
     assert substituted, "the template takes nothing from the environment"
     assert substituted <= set(environment(service("web"))), (
@@ -1373,13 +1377,13 @@ def test_the_app_and_the_api_live_on_the_web_edge():
 # --- infrastructure ----------------------------------------------------------------------------
 
 
-def test_infra_runs_the_chosen_images():
-    assert service("postgres")["image"] == "postgres:18"
-    assert service("redis")["image"] == "redis:7.4"
-    assert service("kafka")["image"] == "apache/kafka:4.1.1"
-    assert service("kafka-init")["image"] == "apache/kafka:4.1.1"
-    assert "minio/minio" in service("minio")["image"]
-    assert "minio/mc" in service("minio-init")["image"]
+def test_infra_runs_the_images_make_images_builds_unless_told_otherwise():
+    assert service("postgres")["image"] == "${POSTGRES_IMAGE:-funmagic/postgres:dev}"
+    assert service("redis")["image"] == "${REDIS_IMAGE:-funmagic/redis:dev}"
+    assert service("kafka")["image"] == "${KAFKA_IMAGE:-funmagic/kafka:dev}"
+    assert service("s3")["image"] == "${S3_IMAGE:-funmagic/s3:dev}"
+    assert "minio/minio" in minio_services()["s3"]["image"]
+    assert "minio/mc" in minio_services()["minio-init"]["image"]
 
 
 def test_infra_keeps_its_data_in_named_volumes():
@@ -1388,7 +1392,7 @@ def test_infra_keeps_its_data_in_named_volumes():
         "postgres": "/var/lib/postgresql",
         "redis": "/data",
         "kafka": "/var/lib/kafka/data",
-        "minio": "/data",
+        "s3": "/data",
     }
     for name, target in targets.items():
         mounts = [str(v).split(":") for v in service(name).get("volumes", [])]
@@ -1396,6 +1400,7 @@ def test_infra_keeps_its_data_in_named_volumes():
         assert any(m[1] == target for m in named), (
             f"{name} keeps no named volume at {target} (postgres 18 wants /var/lib/postgresql)"
         )
+    assert minio_services()["s3"]["volumes"] == ["s3-data:/data"], "MinIO keeps its data in the same volume"
 
 
 def test_kafka_runs_kraft_combined_mode_and_advertises_the_address_services_use():
@@ -1413,93 +1418,23 @@ def test_kafka_runs_kraft_combined_mode_and_advertises_the_address_services_use(
     assert env["KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR"] == "1"
 
 
-def kafka_init_topic_list() -> list[str]:
-    script = shell_script(service("kafka-init"))
-    match = re.search(r"for topic in(.*?);\s*do", script, re.DOTALL)
-    assert match, "kafka-init has no `for topic in …; do` loop"
-    return match.group(1).replace("\\", " ").split()
-
-
-def test_kafka_init_lists_exactly_the_contract_topics():
-    assert sorted(kafka_init_topic_list()) == sorted(t.name for t in ALL_TOPICS)
-
-
-def _run_kafka_init(
-    tmp_path: Path, existing: list[str], list_fails: bool = False, prefix: str = ""
-) -> tuple[subprocess.CompletedProcess, list[list[str]]]:
-    d = service("kafka-init")
-    log = tmp_path / "calls.log"
-    bin_dir = tmp_path / "kafka-bin"
-    bin_dir.mkdir()
-    existing_file = tmp_path / "existing"
-    existing_file.write_text("".join(f"{t}\n" for t in existing))
-    on_list = "exit 3" if list_fails else f"cat {shlex.quote(str(existing_file))}"
-    executable(
-        bin_dir / "kafka-topics.sh",
-        f"""#!/bin/bash
-printf '%q ' "$@" >> {shlex.quote(str(log))}; echo >> {shlex.quote(str(log))}
-for a in "$@"; do
-  if [ "$a" = --list ]; then {on_list}; fi
-done
-""",
-    )
-    script = shell_script(d).replace("/opt/kafka/bin/", f"{bin_dir}/")
-    entrypoint = d["entrypoint"]
-    env = {**os.environ, "KAFKA_TOPIC_PREFIX": prefix}
-    run = subprocess.run([*entrypoint, script], capture_output=True, text=True, timeout=60, env=env)
-    calls = [shlex.split(line) for line in log.read_text().splitlines()] if log.exists() else []
-    return run, calls
-
-
-def _created_topics(calls: list[list[str]]) -> dict[str, list[str]]:
-    created = {}
-    for call in calls:
-        if "--create" in call:
-            created[call[call.index("--topic") + 1]] = call
-    return created
-
-
-def test_kafka_init_creates_every_contract_topic_with_six_partitions_and_its_config(tmp_path):
-    run, calls = _run_kafka_init(tmp_path, existing=[])
-    assert run.returncode == 0, run.stderr
-    created = _created_topics(calls)
-    assert sorted(created) == sorted(t.name for t in ALL_TOPICS)
-    for topic in ALL_TOPICS:
-        call = created[topic.name]
-        assert call[call.index("--partitions") + 1] == "6"
-        assert call[call.index("--bootstrap-server") + 1] == "kafka:9092"
-        configs = {call[i + 1] for i, word in enumerate(call) if word == "--config"}
-        expected = {f"{k}={v}" for k, v in topic.kafka_config().items()}
-        assert expected <= configs, f"{topic.name}: created with {configs}, the contract says {expected}"
-
-
-def test_kafka_init_leaves_existing_topics_alone_and_creates_the_rest(tmp_path):
-    run, calls = _run_kafka_init(tmp_path, existing=["identity.events", "__consumer_offsets"])
-    assert run.returncode == 0, run.stderr
-    created = _created_topics(calls)
-    assert "identity.events" not in created
-    assert sorted(created) == sorted(t.name for t in ALL_TOPICS if t.name != "identity.events")
-
-
-def test_kafka_init_puts_the_deployments_prefix_in_front_of_every_topic(tmp_path):
-    run, calls = _run_kafka_init(
-        tmp_path, existing=["blue.identity.events", "identity.events"], prefix="blue."
-    )
-    assert run.returncode == 0, run.stderr
-    created = _created_topics(calls)
-    assert sorted(created) == sorted(f"blue.{t.name}" for t in ALL_TOPICS if t.name != "identity.events")
-
-
-def test_kafka_init_fails_when_the_broker_cannot_list_topics(tmp_path):
-    run, calls = _run_kafka_init(tmp_path, existing=[], list_fails=True)
-    assert run.returncode != 0
-    assert not _created_topics(calls)
+def test_kafka_init_creates_the_contract_topics_with_the_code_the_native_stack_uses():
+    job = service("kafka-init")
+    assert job["image"] == service("tasks")["image"], "the service image holds funmagic_kit"
+    assert job["entrypoint"][:3] == ["python", "-m", "funmagic_kit.create_topics"]
+    assert "--wait" in job["entrypoint"], "the broker may be healthy before it answers metadata"
+    env = environment(job)
+    assert env["KAFKA_BOOTSTRAP_SERVERS"] == "kafka:9092"
+    assert env["KAFKA_TOPIC_PREFIX"] == "${KAFKA_TOPIC_PREFIX:-}"
+    assert env["FUNMAGIC_KAFKA_PARTITIONS"] == "6"
+    stack = (REPO_ROOT / "deploy" / "local" / "stack.sh").read_text()
+    assert "py -m funmagic_kit.create_topics" in stack
 
 
 def _run_minio_init(
     tmp_path: Path, attached: bool
 ) -> tuple[subprocess.CompletedProcess, list[list[str]], Path]:
-    d = service("minio-init")
+    d = minio_services()["minio-init"]
     log = tmp_path / "mc.log"
     policy_line = "echo 'PolicyName: funmagic-storage'" if attached else ":"
     bin_dir = tmp_path / "mc-bin"
@@ -1529,7 +1464,7 @@ if [ "$1 $2 $3" = "admin user info" ]; then echo "AccessKey: $5"; {policy_line};
 def test_minio_init_creates_the_buckets_and_opens_only_the_public_one(tmp_path):
     run, calls, policy = _run_minio_init(tmp_path, attached=False)
     assert run.returncode == 0, run.stderr
-    assert ["alias", "set", "funmagic", "http://minio:9000", "root-user", "root-password"] in calls
+    assert ["alias", "set", "funmagic", "http://s3:9000", "root-user", "root-password"] in calls
     made = {call[-1].split("/", 1)[1] for call in calls if call[:1] == ["mb"]}
     assert made == set(BUCKETS.values())
     anonymous = {call[-1].split("/", 1)[1]: call[2] for call in calls if call[:2] == ["anonymous", "set"]}

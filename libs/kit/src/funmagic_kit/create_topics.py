@@ -1,11 +1,13 @@
-"""Create every topic of the registry (funmagic_contracts.topics.ALL_TOPICS) on the local broker.
+"""Create every topic of the registry (funmagic_contracts.topics.ALL_TOPICS) on a broker.
 
 Idempotent: topics that already exist are left alone (a differing partition count is only
 reported). Partitions come from FUNMAGIC_KAFKA_PARTITIONS (default 6), replication factor 1.
 KAFKA_TOPIC_PREFIX (or --prefix) puts a deployment's prefix in front of every name, as the services do.
 
-    KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:9092 PYTHONPATH=libs/contracts/src \
-        python deploy/local/create_topics.py [--wait SECONDS]
+    KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:9092 python -m funmagic_kit.create_topics [--wait SECONDS]
+
+The native stack (deploy/local/stack.sh) and compose's one-shot `kafka-init` both run it; `--wait`
+also covers a broker that does not answer yet.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import sys
 import time
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import for_code
+from aiokafka.errors import KafkaError, for_code
 
 from funmagic_contracts.topics import ALL_TOPICS
 
@@ -27,13 +29,25 @@ TOPIC_ALREADY_EXISTS = 36
 RETRIABLE = {5, 7, 41, 19}  # LEADER_NOT_AVAILABLE, REQUEST_TIMED_OUT, NOT_CONTROLLER, NOT_ENOUGH_REPLICAS
 
 
+async def connected_admin(bootstrap: str, deadline: float) -> AIOKafkaAdminClient:
+    while True:
+        admin = AIOKafkaAdminClient(
+            bootstrap_servers=bootstrap, request_timeout_ms=15000, client_id="funmagic-create-topics"
+        )
+        try:
+            await admin.start()
+            return admin
+        except KafkaError:
+            await admin.close()
+            if time.monotonic() >= deadline:
+                raise
+            await asyncio.sleep(1.0)
+
+
 async def create(bootstrap: str, partitions: int, wait: float, prefix: str = "") -> int:
-    admin = AIOKafkaAdminClient(
-        bootstrap_servers=bootstrap, request_timeout_ms=15000, client_id="funmagic-create-topics"
-    )
-    await admin.start()
+    deadline = time.monotonic() + wait
+    admin = await connected_admin(bootstrap, deadline)
     try:
-        deadline = time.monotonic() + wait
         while True:
             existing = set(await admin.list_topics())
             todo = [t for t in ALL_TOPICS if prefix + t.name not in existing]
