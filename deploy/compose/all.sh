@@ -33,4 +33,11 @@ for file in "${compose_files[@]}"; do
 	args+=(-f "$here/$file")
 done
 
-exec docker compose --project-directory "$here" --env-file "$env_file" "${args[@]}" "$@"
+# The env file is the one source of settings: compose would let a variable of the calling shell win over
+# it, and a shell that sourced the native stack's env (S3_ENDPOINT=http://127.0.0.1:8333, …) would hand
+# the containers addresses they cannot reach. Only what docker itself needs is passed on.
+passed=(PATH="$PATH" HOME="$HOME")
+while IFS='=' read -r name _; do
+	case $name in DOCKER_* | COMPOSE_* | BUILDKIT_*) passed+=("$name=${!name}") ;; esac
+done < <(env)
+exec env -i "${passed[@]}" docker compose --project-directory "$here" --env-file "$env_file" "${args[@]}" "$@"
