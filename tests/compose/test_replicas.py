@@ -54,7 +54,8 @@ def relay_leader_address(compose, service: str) -> str | None:
     """The address of the replica whose outbox relay holds the lock in the service's database."""
     query = (
         "SELECT host(a.client_addr) FROM pg_locks l JOIN pg_stat_activity a USING (pid) "
-        f"WHERE l.locktype = 'advisory' AND l.granted AND l.classid = {RELAY_LOCK[0]} AND l.objid = {RELAY_LOCK[1]} "
+        "WHERE l.locktype = 'advisory' AND l.granted "
+        f"AND l.classid = {RELAY_LOCK[0]} AND l.objid = {RELAY_LOCK[1]} "
         "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())"
     )
     result = compose(
