@@ -20,7 +20,7 @@ NODE_STAMP := $(WEB)/node_modules/.installed
 ADMIN_NODE_STAMP := $(ADMIN)/node_modules/.installed
 
 .PHONY: help setup stack-up stack-down stack-status run seed demo mail stop test test-unit test-integration e2e bench lint contracts \
-	web-build web-types web-dev browser promtool docker images compose-env compose-up compose-down test-compose
+	web-build web-types web-dev browser promtool docker images compose-env compose-up compose-down test-compose test-containers
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -159,6 +159,10 @@ compose-down: ## Stop and remove the composed platform's containers (volumes are
 test-compose: compose-up ## The main job's end-to-end tests against the composed platform, then compose-down with its volumes
 	@status=0; FUNMAGIC_COMPOSE_ENV=$(CURDIR)/$(COMPOSE_ENV) $(PY) -m pytest -q tests/compose || status=$$?; \
 		$(MAKE) --no-print-directory compose-down PURGE=1 >/dev/null 2>&1 || true; exit $$status
+
+test-containers: images ## A representative part of the suites on the stack in containers (testcontainers), with no native stack
+	@env -i PATH="$$PATH" HOME="$$HOME" FUNMAGIC_TEST_STACK=containers $(PY) -m pytest -q \
+		libs/kit/tests/integration services/storage/tests/integration tests/e2e/test_tasks.py
 
 lint: setup ## ruff, formatting, import layering, and the contracts' exported files being current
 	@$(PY) -m ruff check .

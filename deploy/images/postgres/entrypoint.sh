@@ -20,8 +20,9 @@ if [[ ! -s $PGDATA/PG_VERSION ]]; then
 	printf 'host all all 0.0.0.0/0 scram-sha-256\nhost all all ::/0 scram-sha-256\n' >>"$PGDATA/pg_hba.conf"
 	pg_ctl -D "$PGDATA" -o "-c listen_addresses='' -k $socket_dir" -w start >/dev/null
 	if [[ $POSTGRES_DB != postgres ]]; then
+		# From stdin: psql interpolates :"db" there, not in -c.
 		psql -v ON_ERROR_STOP=1 -h "$socket_dir" -U "$POSTGRES_USER" -d postgres \
-			--set=db="$POSTGRES_DB" -c 'CREATE DATABASE :"db"' >/dev/null
+			--set=db="$POSTGRES_DB" <<<'CREATE DATABASE :"db"' >/dev/null
 	fi
 	for script in /docker-entrypoint-initdb.d/*; do
 		case $script in
