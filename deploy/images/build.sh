@@ -58,6 +58,8 @@ build_base() {
 	# pages, locales but the C one.
 	rm -rf "$rootfs"/var/lib/apt/lists/* "$rootfs"/usr/share/doc/* "$rootfs"/usr/share/man/* \
 		"$rootfs"/var/cache/apt/*.bin "$rootfs"/var/log/*.log
+	# Packages whose scripts register man pages with update-alternatives (Java) need the folder.
+	mkdir -p "$rootfs/usr/share/man/man1"
 	# Keep images small: no recommends, no docs from any later install.
 	printf 'APT::Install-Recommends "false";\nAPT::Install-Suggests "false";\n' >"$rootfs/etc/apt/apt.conf.d/90funmagic"
 	printf 'path-exclude /usr/share/doc/*\npath-exclude /usr/share/man/*\npath-exclude /usr/share/info/*\n' \
