@@ -409,6 +409,9 @@ class KafkaCounter:
             for partition in self._consumer.partitions_for_topic(topic) or await self._partitions_of(topic):
                 self._partitions.append(TopicPartition(topic, partition))
         self._consumer.assign(self._partitions)
+        # Between samples the reader is paused: its background fetcher would otherwise ask the broker for
+        # every partition 20 times a second, and the idle measurement would count that as the platform's.
+        self._consumer.pause(*self._partitions)
 
     async def _partitions_of(self, topic: str) -> set[int]:
         assert self._consumer is not None
@@ -430,14 +433,24 @@ class KafkaCounter:
         """The messages between two samples: (count per `topic:type` of those keyed by one of `users` or
         `tasks`, count of the others, per task the producer's timestamp (ms) of each of its events)."""
         assert self._consumer is not None
-        counted: Counter[str] = Counter()
-        stamps: dict[str, dict[str, int]] = {}
-        foreign = 0
         pending = {tp for tp in self._partitions if after[tp] > before[tp]}
         for tp in pending:
             self._consumer.seek(tp, before[tp])
         for tp in set(self._partitions) - pending:
             self._consumer.seek(tp, after[tp])
+        self._consumer.resume(*pending)
+        try:
+            return await self._read(pending, after, users, tasks)
+        finally:
+            self._consumer.pause(*self._partitions)
+
+    async def _read(
+        self, pending: set[TopicPartition], after: dict[TopicPartition, int], users: set[str], tasks: set[str]
+    ) -> tuple[Counter[str], int, dict[str, dict[str, int]]]:
+        assert self._consumer is not None
+        counted: Counter[str] = Counter()
+        stamps: dict[str, dict[str, int]] = {}
+        foreign = 0
         deadline = time.monotonic() + 60
         while pending and time.monotonic() < deadline:
             batches = await self._consumer.getmany(*pending, timeout_ms=500)

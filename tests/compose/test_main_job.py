@@ -16,6 +16,11 @@ from test_tasks import balance, get_task, new_user, start_task, until_balance
 
 
 async def test_a_user_signs_up_uploads_runs_a_tool_and_gets_the_output(seeded_tools, s3_origin) -> None:
+    await main_job(s3_origin)
+
+
+async def main_job(s3_origin: str) -> None:
+    """Sign up, upload, run background removal, follow it live, download the cut-out, pay exactly 5."""
     user = await new_user()
     assert (await balance(user))["balance"] == 50, "the sign-up bonus"
     image = await upload(user["token"], png(80, 60))

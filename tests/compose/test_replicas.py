@@ -15,6 +15,7 @@ import subprocess
 
 import pytest
 from clients import bearer, browser, call
+from test_main_job import main_job
 from workload import assert_ledgers_exact, every_task_ends, new_user, start_task
 
 from funmagic_kit.testing import wait_until
@@ -83,6 +84,12 @@ async def test_every_service_runs_two_healthy_replicas(compose, two_replicas) ->
         running = containers(compose, service)
         assert len(running) == 2, running
         assert all(c["Health"] == "healthy" for c in running), running
+
+
+async def test_the_main_job_passes_on_two_replicas_of_everything(
+    two_replicas, seeded_tools, s3_origin
+) -> None:
+    await main_job(s3_origin)
 
 
 async def test_a_killed_leader_hands_over_and_every_task_ends_with_exact_credits(
