@@ -68,7 +68,7 @@ def extra_platform(
     services: list[run_services.ServiceProcess] = []
     try:
         created = subprocess.run(
-            [sys.executable, str(REPO / "deploy" / "local" / "create_topics.py"), "--prefix", prefix],
+            [sys.executable, "-m", "funmagic_kit.create_topics", "--prefix", prefix],
             env=env, capture_output=True, text=True, timeout=120, check=False,
         )  # fmt: skip
         assert created.returncode == 0, created.stdout + created.stderr
