@@ -34,6 +34,7 @@ if ENV_FILE:
     os.environ["FUNMAGIC_GATEWAY_URL"] = f"http://127.0.0.1:{SETTINGS['WEB_PUBLISH_PORT']}"
     sys.path.insert(0, str(REPO / "tests" / "e2e"))
     sys.path.insert(0, str(REPO / "tests" / "fakes"))
+    sys.path.insert(0, str(Path(__file__).parent))
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
