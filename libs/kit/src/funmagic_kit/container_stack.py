@@ -61,6 +61,14 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+def kafka_cluster_id() -> str:
+    """Kafka's Uuid format: 16 random bytes, URL-safe base64 without padding, never starting with '-'."""
+    while True:
+        candidate = base64.urlsafe_b64encode(secrets.token_bytes(16)).decode().rstrip("=")
+        if not candidate.startswith("-"):
+            return candidate
+
+
 def wait_for(check: Callable[[], Any], what: str, timeout: float = START_TIMEOUT_SECONDS) -> None:
     """Call `check` until it stops raising; fail naming `what` and the last error after `timeout` seconds."""
     deadline = time.monotonic() + timeout
@@ -103,10 +111,7 @@ class ContainerStack:
             kafka_port,
             KAFKA_SETTINGS
             | {
-                "CLUSTER_ID": base64.urlsafe_b64encode(secrets.token_bytes(16))
-                .decode()
-                .rstrip("=")
-                .lstrip("-"),
+                "CLUSTER_ID": kafka_cluster_id(),
                 # The broker listens on the published port inside the container too, so the one address
                 # it advertises works from the host and from the broker itself.
                 "KAFKA_LISTENERS": f"PLAINTEXT://:{kafka_port},CONTROLLER://:9093",
