@@ -18,21 +18,26 @@ from clients import bearer, browser, call
 from test_main_job import main_job
 from workload import assert_ledgers_exact, every_task_ends, new_user, start_task
 
+from funmagic_kit.outbox import RELAY_LOCK_KEY
 from funmagic_kit.testing import wait_until
 
 SERVICES = ("gateway", "identity", "tasks", "credits", "storage", "providers")
 USERS = 5
 TASKS_PER_USER = 8  # under the gateway's default task-creation limit of 10 a minute per user
-# The outbox relay's advisory lock (funmagic_kit.outbox._RELAY_LOCK_KEY) as pg_locks shows a bigint key.
-RELAY_LOCK = (0x6F7574626F78 >> 32, 0x6F7574626F78 & 0xFFFFFFFF)
+# The outbox relay's advisory lock as pg_locks shows a bigint key: its high and low 32 bits.
+RELAY_LOCK = (RELAY_LOCK_KEY >> 32, RELAY_LOCK_KEY & 0xFFFFFFFF)
+
+
+def scale_every_service(compose, replicas: int, *options: str) -> None:
+    scale = [f"--scale={service}={replicas}" for service in SERVICES]
+    compose("up", "-d", *options, "--wait", "--wait-timeout", "300", *scale)
 
 
 @pytest.fixture(scope="module")
 def two_replicas(compose):
-    scale = [f"--scale={service}=2" for service in SERVICES]
-    compose("up", "-d", "--no-recreate", "--wait", "--wait-timeout", "300", *scale)
+    scale_every_service(compose, 2, "--no-recreate")
     yield
-    compose("up", "-d", "--wait", "--wait-timeout", "300", *[f"--scale={service}=1" for service in SERVICES])
+    scale_every_service(compose, 1)
 
 
 def containers(compose, service: str) -> list[dict]:
@@ -111,15 +116,13 @@ async def test_a_killed_leader_hands_over_and_every_task_ends_with_exact_credits
 
     await every_task_ends(users, set(task_ids), timeout=240)
     await assert_ledgers_exact(users)
-    compose(
-        "up", "-d", "--no-recreate", "--wait", "--wait-timeout", "300", *[f"--scale={s}=2" for s in SERVICES]
-    )
+    scale_every_service(compose, 2, "--no-recreate")
     for leader in killed.values():
         docker("update", "--restart=unless-stopped", leader)
 
 
 async def test_either_gateway_replica_serves_a_tasks_whole_story(compose, two_replicas, seeded_tools) -> None:
-    (user,) = await asyncio.gather(new_user("replicas-sse"))
+    user = await new_user("replicas-sse")
     task_id = await start_task(user)
     await every_task_ends([user], {task_id}, timeout=60)
 

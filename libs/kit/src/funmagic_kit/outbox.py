@@ -37,7 +37,8 @@ __all__ = ["OutboxMessage", "OutboxRelay", "add_raw_to_outbox", "add_to_outbox"]
 log = logging.getLogger(__name__)
 
 NOTIFY_CHANNEL = "funmagic_outbox"
-_RELAY_LOCK_KEY = 0x6F7574626F78  # "outbox"
+# The advisory lock one relay per database holds while it publishes (operators and tests look for it).
+RELAY_LOCK_KEY = 0x6F7574626F78  # "outbox"
 
 _INSERT = """
 INSERT INTO outbox (event_id, topic, key, payload, headers)
@@ -139,7 +140,7 @@ class OutboxRelay:
     async def _run_as_leader(self) -> None:
         async with await psycopg.AsyncConnection.connect(self._dsn, autocommit=True) as listener:
             while not self._stopping.is_set():
-                cursor = await listener.execute("SELECT pg_try_advisory_lock(%s)", (_RELAY_LOCK_KEY,))
+                cursor = await listener.execute("SELECT pg_try_advisory_lock(%s)", (RELAY_LOCK_KEY,))
                 row = await cursor.fetchone()
                 if row and row[0]:
                     break
