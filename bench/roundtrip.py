@@ -23,7 +23,7 @@ from funmagic_contracts.ids import uuid7
 from funmagic_kit.consumer import EventConsumer, Subscription
 from funmagic_kit.db import PostgresUnitOfWork, create_pool
 from funmagic_kit.failpoints import Failpoints
-from funmagic_kit.kafka import create_broker, create_producer, create_topics
+from funmagic_kit.kafka import create_producer, create_topics
 from funmagic_kit.metrics import Metrics
 from funmagic_kit.migrations import apply_migrations, load_migrations
 from funmagic_kit.outbox import OutboxRelay, add_to_outbox
@@ -125,10 +125,9 @@ async def _measure_platform(kafka: str, dsn: str, workers: int) -> dict[str, flo
         if burst_target and handled >= burst_target:
             all_handled.set()
 
-    broker = create_broker(kafka, client_id="bench", graceful_timeout=10)
     consumer = EventConsumer(
         name="bench",
-        broker=broker,
+        bootstrap_servers=kafka,
         producer=producer,
         metrics=metrics,
         unit_of_work=lambda: PostgresUnitOfWork(pool),
@@ -139,7 +138,7 @@ async def _measure_platform(kafka: str, dsn: str, workers: int) -> dict[str, flo
     consumer.subscribe(Subscription(topic).on(adhoc_event_class("BenchEvent", topic), on_event))
     relay = OutboxRelay(dsn=dsn, pool=pool, producer=producer, metrics=metrics, failpoints=Failpoints(""))
     relay_task = asyncio.create_task(relay.run())
-    await broker.start()
+    await consumer.start()
     try:
         latencies = []
         for i in range(WARMUP + LATENCY_SAMPLES):
@@ -160,8 +159,7 @@ async def _measure_platform(kafka: str, dsn: str, workers: int) -> dict[str, flo
         await asyncio.wait_for(all_handled.wait(), timeout=300)
         burst_seconds = time.perf_counter() - started
     finally:
-        await consumer.prepare_to_stop()
-        await broker.stop()
+        await consumer.stop()
         relay.stop()
         await relay_task
         await producer.stop()

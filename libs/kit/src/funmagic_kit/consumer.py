@@ -1,25 +1,39 @@
-"""The one consumer wrapper: at-least-once delivery, an inbox for idempotence, retries, a dead-letter topic.
+"""The one consumer wrapper: batches, an inbox for exactly-once effects, retries, a dead-letter topic.
 
 Subscriptions are typed: a handler is registered for a contract class
 (`Subscription(TASKS_EVENTS).on(TaskRequested, reserve)`) and receives the parsed event, the envelope it
 came in (for `caused_by`) and the unit of work — `async def reserve(event: TaskRequested, envelope, uow)`.
 
-For every message, in order within its partition:
-1. decode the envelope and, for a type this consumer handles, parse the event (a message that is not an
-   envelope, or an event that does not match its contract, goes straight to the dead-letter topic);
-2. in one transaction, insert `processed_events(consumer, event_id)` and run the handler; if the row
-   already existed the event was handled before, and nothing else happens;
-3. only after that commit, mark the Kafka offset as done; done offsets are committed to Kafka in the
-   background (every `commit_every` messages or `commit_interval_ms`, and at once while shutting down).
-   A crash before an offset commit redelivers a few events, which the inbox recognises: one offset
-   commit per message would cost a broker round trip each and cap a consumer at a few hundred events/s.
-A handler that raises is retried (the partition waits, keeping order) up to `max_attempts`, then the
-message goes to `<topic>.dlq` with the error in its headers and the consumer moves on. A handler that
-raises `PermanentError` is dead-lettered at once. So is an event a test poisoned
+One Kafka consumer per worker (`concurrency`) reads every topic the service subscribes to, in the
+service's consumer group. What one fetch returns (up to `max_batch` records, in order within each
+partition) is one batch:
+1. each record is decoded and, for a type this consumer handles, parsed into its event (a record that is
+   not an envelope, or an event that does not match its contract, goes to the dead-letter topic; a type
+   nobody here handles is skipped without a transaction);
+2. in ONE transaction, one statement inserts an inbox row `processed_events(consumer, event_id)` per event
+   and every event whose row is new runs its handler, in order; an event whose row already existed was
+   handled before and is a duplicate;
+3. only after that commit are the offsets marked done; they are committed to Kafka in the background
+   (every `commit_every` events or `commit_interval_ms`, when a rebalance takes partitions away, and at
+   once while stopping). A crash between the commit and the offset commit redelivers the batch, and the
+   inbox recognises every event in it.
+When any handler of a batch raises, the batch rolls back as a whole and its events are run again ONE AT A
+TIME, each in its own transaction: the ones before the failing event commit, the failing one is retried
+alone (in place, the partition waiting, so order holds) up to `max_attempts` and then dead-lettered alone
+(`<topic>.dlq`, the error in its headers), and the consumer moves on. A handler that raises
+`PermanentError` is dead-lettered at once; so is an event a test poisoned
 (`funmagic_kit.failpoints.PoisonedEvents`, only when FUNMAGIC_POISON_DIR is set): its handler does not run.
 A dependency that is down (`funmagic_kit.outages.is_outage`: a lost Postgres connection, a restarting
-Redis…) is not the message's fault: that failure is retried for as long as the outage lasts, with the
+Redis…) is not the event's fault: that failure is retried for as long as the outage lasts, with the
 backoff capped at MAX_RETRY_BACKOFF_MS, and never dead-lettered.
+
+Without a unit of work (the gateway has no database) there is no transaction to share: events run one at a
+time with the same retries and dead letters, and handlers must be idempotent by themselves.
+
+Retries happen in place, never by seeking back: a seek would wait for the fetch already parked at the
+broker (a long poll of up to `fetch_max_wait_ms`), and that long poll is what lets an idle consumer sleep.
+The loop is plain aiokafka (`getmany`) rather than FastStream's batch subscriber, which sleeps a whole
+batch timeout after every empty fetch.
 """
 
 from __future__ import annotations
@@ -27,13 +41,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from contextlib import suppress
+from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from faststream import AckPolicy
-from faststream.kafka import KafkaBroker, KafkaMessage
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.structs import ConsumerRecord
 from opentelemetry.trace import SpanKind
 from pydantic import ValidationError
 
@@ -51,14 +66,14 @@ from funmagic_contracts.topics import (
 )
 from funmagic_kit.db import PostgresUnitOfWork
 from funmagic_kit.errors import PermanentError
-from funmagic_kit.failpoints import PoisonedEvents
+from funmagic_kit.failpoints import Failpoints, PoisonedEvents
 from funmagic_kit.kafka import KafkaNames
 from funmagic_kit.logs import bind_correlation_id
 from funmagic_kit.metrics import Metrics
 from funmagic_kit.outages import is_outage
 from funmagic_kit.tracing import context_from_headers, span
 
-__all__ = ["EventConsumer", "EventHandler", "Subscription"]
+__all__ = ["DeadLetterProducer", "EventConsumer", "EventHandler", "Subscription"]
 
 log = logging.getLogger(__name__)
 
@@ -72,11 +87,21 @@ database)."""
 # The longest wait between two tries of one message (an outage is retried for as long as it lasts).
 MAX_RETRY_BACKOFF_MS = 5_000
 
-_CLAIM_EVENT = """
+# One statement claims the inbox rows of a whole batch; RETURNING names the events not handled before.
+_CLAIM_EVENTS = """
 INSERT INTO processed_events (consumer, event_id, event_type, topic, kafka_partition, kafka_offset)
-VALUES (%s, %s, %s, %s, %s, %s)
+SELECT %s, * FROM unnest(%s::uuid[], %s::text[], %s::text[], %s::integer[], %s::bigint[])
 ON CONFLICT (consumer, event_id) DO NOTHING
+RETURNING event_id
 """
+
+
+class DeadLetterProducer(Protocol):
+    """What the consumer needs of a Kafka producer: one acknowledged send (AIOKafkaProducer has it)."""
+
+    async def send_and_wait(
+        self, topic: str, value: bytes | None = None, key: bytes | None = None, headers: Any = None
+    ) -> Any: ...
 
 
 class Subscription(Generic[UnitOfWorkT]):
@@ -109,35 +134,63 @@ class Subscription(Generic[UnitOfWorkT]):
         return tuple(self._handlers)
 
 
-class EventConsumer:
-    """Registers subscriptions on a FastStream broker under one consumer group.
+@dataclass(frozen=True)
+class _Delivery:
+    """One record of a batch, sorted: an event to handle, or a record to dead-letter or to skip."""
 
-    With a `unit_of_work` factory, handlers get a unit of work and the inbox makes them idempotent. Without
-    one (the gateway has no database) handlers get `None` and must be idempotent by themselves.
+    record: ConsumerRecord[bytes, bytes]
+    topic: str  # the registry's name (without the deployment's prefix)
+    envelope: Envelope | None = None
+    event: IntegrationEvent | None = None
+    handler: EventHandler[Any, Any] | None = None
+    unreadable: Exception | None = None  # not an envelope, or not its contract: dead-lettered
+
+    @property
+    def position(self) -> tuple[str, int, int]:
+        return (self.record.topic, self.record.partition, self.record.offset)
+
+
+class _Stopping(Exception):
+    """Raised out of a retry loop when the consumer stops before the event could be finished."""
+
+
+MarkDone = Callable[[ConsumerRecord[bytes, bytes]], None]
+
+
+class EventConsumer:
+    """The subscriptions of one service under one consumer group.
+
+    With a `unit_of_work` factory, handlers get a unit of work and the inbox makes them exactly-once.
+    Without one (the gateway has no database) handlers get `None` and must be idempotent by themselves.
+    `start` begins consuming; `stop` lets the batch in progress finish (up to `grace_seconds`), commits the
+    done offsets and leaves the group.
     """
 
     def __init__(
         self,
         *,
         name: str,
-        broker: KafkaBroker,
-        producer: AIOKafkaProducer,
+        bootstrap_servers: str,
+        producer: DeadLetterProducer,
         metrics: Metrics,
         unit_of_work: Callable[[], PostgresUnitOfWork] | None = None,
         max_attempts: int = 5,
         retry_backoff_ms: int = 200,
         fetch_max_wait_ms: int = 500,
         wake_interval_ms: int = 200,
+        max_batch: int = 100,
         on_processed: Callable[[Envelope, str], None] | None = None,
         commit_every: int = 500,
         commit_interval_ms: int = 100,
         concurrency: int = 1,
+        grace_seconds: float = 15.0,
         poisoned: PoisonedEvents | None = None,
+        failpoints: Failpoints | None = None,
         names: KafkaNames | None = None,
     ) -> None:
         self.name = name
+        self._bootstrap_servers = bootstrap_servers
         self._names = names or KafkaNames()
-        self._broker = broker
         self._producer = producer
         self.metrics = metrics
         self._unit_of_work = unit_of_work
@@ -145,63 +198,232 @@ class EventConsumer:
         self._retry_backoff_ms = retry_backoff_ms
         self._fetch_max_wait_ms = fetch_max_wait_ms
         self._wake_interval_ms = wake_interval_ms
-        self._attempts: dict[tuple[str, int, int], int] = {}
-        # Workers per subscription, each a Kafka consumer in the group with its own share of the
-        # partitions: partitions are handled in parallel, each one still in order.
+        self._max_batch = max_batch
+        # Workers, each a Kafka consumer in the group with its own share of the partitions: partitions are
+        # handled in parallel, each one still in order.
         self._concurrency = concurrency
+        self._grace_seconds = grace_seconds
         # Called with (envelope, outcome) once an event's transaction has committed, before the offset
         # commit; lets a benchmark or a test observe completion without polling.
         self._on_processed = on_processed
         # The test hook (None outside tests): events named there fail as if their handler always did.
         self._poisoned = poisoned
+        # `consumer.batch_committed`: a crash test stops the process between a batch's commit and its
+        # offsets being marked done.
+        self._failpoints = failpoints or Failpoints()
+        self._subscriptions: dict[str, Subscription[Any]] = {}  # physical topic → its subscription
         self._offsets = _OffsetCommitter(
             commit_every=commit_every, commit_interval_s=commit_interval_ms / 1000
         )
-
-    async def prepare_to_stop(self) -> None:
-        """Commit done offsets now and at once from here on; call before stopping the broker."""
-        await self._offsets.commit_immediately_from_now_on()
+        self._kafka_consumers: list[AIOKafkaConsumer] = []
+        self._workers: list[asyncio.Task[None]] = []
+        self._stopping = asyncio.Event()
 
     def subscribe(self, subscription: Subscription[Any]) -> None:
-        async def on_message(body: bytes) -> None:
-            # The broker runs without FastStream's dependency injection (see create_broker), so the
-            # message comes from its context rather than from a typed parameter.
-            msg: KafkaMessage = self._broker.context.get_local("message")
-            await self._on_message(subscription, body, msg)
+        topic = self._names.topic(subscription.topic)
+        if topic in self._subscriptions:
+            # Two subscriptions of one topic in one group would each get only part of its partitions.
+            raise ValueError(f"{self.name} already subscribes to {subscription.topic}")
+        self._subscriptions[topic] = subscription
 
-        self._broker.subscriber(
-            self._names.topic(subscription.topic),
-            group_id=self._names.group(self.name),
-            ack_policy=AckPolicy.MANUAL,
-            auto_offset_reset="earliest",
-            fetch_max_wait_ms=self._fetch_max_wait_ms,
-            consumer_timeout_ms=self._wake_interval_ms,
-            decoder=_raw_body,
-            max_workers=self._concurrency,
-            title=f"{self.name}:{subscription.topic}",
-        )(on_message)
+    @property
+    def topics(self) -> tuple[str, ...]:
+        """The Kafka topics this consumer reads (with the deployment's prefix)."""
+        return tuple(self._subscriptions)
 
-    async def _on_message(self, subscription: Subscription[Any], body: bytes, msg: KafkaMessage) -> None:
-        record = msg.raw_message
-        position = (record.topic, record.partition, record.offset)
+    async def start(self) -> None:
+        if not self._subscriptions or self._workers:
+            return
+        self._stopping.clear()
+        for index in range(self._concurrency):
+            kafka = AIOKafkaConsumer(
+                bootstrap_servers=self._bootstrap_servers,
+                client_id=f"{self.name}-{index}",
+                group_id=self._names.group(self.name),
+                enable_auto_commit=False,
+                auto_offset_reset="earliest",
+                fetch_max_wait_ms=self._fetch_max_wait_ms,
+            )
+            kafka.subscribe(list(self._subscriptions), listener=_CommitOnRevoke(self._offsets, kafka))
+            await kafka.start()
+            self._kafka_consumers.append(kafka)
+            self._workers.append(asyncio.create_task(self._run(kafka), name=f"{self.name}-consumer-{index}"))
+
+    async def stop(self) -> None:
+        """Finish the batch in progress (up to the grace period), commit done offsets, leave the group."""
+        self._stopping.set()
+        if self._workers:
+            _, unfinished = await asyncio.wait(self._workers, timeout=self._grace_seconds)
+            for worker in unfinished:
+                worker.cancel()
+            await asyncio.gather(*self._workers, return_exceptions=True)
+        await self._offsets.commit_immediately_from_now_on()
+        for kafka in self._kafka_consumers:
+            with suppress(Exception):  # leaving the group: the broker may already be gone
+                await kafka.stop()
+        self._workers.clear()
+        self._kafka_consumers.clear()
+
+    async def _run(self, kafka: AIOKafkaConsumer) -> None:
+        def mark_done(record: ConsumerRecord[bytes, bytes]) -> None:
+            self._offsets.mark_done(kafka, record)
+
+        while not self._stopping.is_set():
+            try:
+                # Returns as soon as records are there; the wait only bounds how late `stop` is noticed.
+                fetched = await kafka.getmany(timeout_ms=self._wake_interval_ms, max_records=self._max_batch)
+            except Exception as error:  # KafkaError: the consumer reconnects on its own
+                log.warning("fetch failed; retrying", extra={"consumer": self.name, "error": repr(error)})
+                await self._sleep(1.0)
+                continue
+            records = [record for partition in fetched.values() for record in partition]
+            if not records:
+                continue
+            try:
+                await self.process(records, mark_done)
+            except _Stopping:
+                return
+            except Exception:  # a bug of this module: never let one batch end the worker silently
+                log.exception("batch failed; its events will be read again", extra={"consumer": self.name})
+                for partition, batch in fetched.items():
+                    kafka.seek(partition, batch[0].offset)
+                await self._sleep(1.0)
+
+    async def process(self, records: Sequence[ConsumerRecord[bytes, bytes]], mark_done: MarkDone) -> None:
+        """Handle one batch (records in order within each partition); `mark_done(record)` is called for
+        each record once nothing about it is left to do. Raises `_Stopping` when the consumer stops while
+        a record still waits for a retry (that record and what follows it are not marked done)."""
+        deliveries = [self._sort(record) for record in records]
+        handled_together = False
+        if self._unit_of_work is not None:
+            to_handle = [d for d in deliveries if d.handler is not None]
+            if len(to_handle) > 1:
+                handled_together = await self._handle_together(to_handle)
+        for delivery in deliveries:
+            if delivery.unreadable is not None:
+                await self._dead_letter_until_sent(delivery, delivery.unreadable, attempts=1)
+            elif delivery.handler is None:
+                # Not an event this service reacts to: nothing changes, so no transaction and no inbox row.
+                self.metrics.events_consumed.labels(self.name, "skipped").inc()
+            elif not handled_together:
+                await self._handle_alone_with_retries(delivery)
+            mark_done(delivery.record)
+
+    def _sort(self, record: ConsumerRecord[bytes, bytes]) -> _Delivery:
+        topic = self._names.logical_topic(record.topic)
         try:
-            envelope = decode(body)
+            envelope = decode(record.value or b"")
         except ValueError as error:
-            await self._dead_letter(msg, error, attempts=1)
-            return
-        registered = subscription.handlers.get(envelope.type)
+            return _Delivery(record, topic, unreadable=error)
+        subscription = self._subscriptions.get(record.topic)
+        registered = subscription.handlers.get(envelope.type) if subscription is not None else None
         if registered is None:
-            # Not an event this service reacts to: nothing changes, so no transaction and no inbox row.
-            self.metrics.events_consumed.labels(self.name, "skipped").inc()
-            await self._offsets.mark_done(msg)
-            return
+            return _Delivery(record, topic, envelope=envelope)
         event_class, handler = registered
         try:
             event = _parse(envelope, event_class)
         except ContractError as error:  # retrying cannot make it match its contract
-            await self._dead_letter(msg, error, attempts=1)
-            return
+            return _Delivery(record, topic, envelope=envelope, unreadable=error)
+        return _Delivery(record, topic, envelope=envelope, event=event, handler=handler)
+
+    async def _handle_together(self, deliveries: list[_Delivery]) -> bool:
+        """Run the batch's events in one transaction; False (everything rolled back) if any of them failed."""
+        assert self._unit_of_work is not None
         started = time.perf_counter()
+        outcomes: list[str] = []
+        try:
+            async with self._unit_of_work() as uow:
+                new_ids = await self._claim(uow, deliveries)
+                for delivery in deliveries:
+                    envelope = delivery.envelope
+                    assert envelope is not None
+                    if envelope.id not in new_ids:
+                        outcomes.append("duplicate")
+                        continue
+                    new_ids.discard(
+                        envelope.id
+                    )  # the same event twice in one batch: the second is a duplicate
+                    await self._run_handler(delivery, uow)
+                    outcomes.append("handled")
+        except Exception as error:
+            log.info(
+                "batch rolled back; its events run one at a time",
+                extra={"consumer": self.name, "events": len(deliveries), "error": repr(error)},
+            )
+            return False
+        await self._failpoints.reach("consumer.batch_committed")
+        seconds = (time.perf_counter() - started) / len(deliveries)
+        for delivery, outcome in zip(deliveries, outcomes, strict=True):
+            self._finished(delivery, outcome, seconds)
+        return True
+
+    async def _handle_alone_with_retries(self, delivery: _Delivery) -> None:
+        attempts = 0
+        while True:
+            started = time.perf_counter()
+            try:
+                outcome = await self._handle_alone(delivery)
+            except Exception as error:  # every failure ends as a retry or a dead letter, never a drop
+                attempts += 1
+                # A dependency that is down (Postgres restarting…) is not the event's fault: the partition
+                # waits for it as long as it takes, and the event is never dead-lettered for it.
+                outage = is_outage(error)
+                if not outage and (isinstance(error, PermanentError) or attempts >= self._max_attempts):
+                    await self._dead_letter_until_sent(delivery, error, attempts=attempts)
+                    return
+                self.metrics.events_consumed.labels(self.name, "retried").inc()
+                envelope = delivery.envelope
+                assert envelope is not None
+                log.warning(
+                    "dependency unavailable; retrying" if outage else "event handler failed; retrying",
+                    extra={
+                        "event_type": envelope.type,
+                        "event_id": str(envelope.id),
+                        "attempt": attempts,
+                        "error": repr(error),
+                    },
+                )
+                backoff_ms = self._retry_backoff_ms * 2 ** min(attempts - 1, 10)
+                await self._sleep(min(backoff_ms, MAX_RETRY_BACKOFF_MS) / 1000)
+                if self._stopping.is_set():
+                    raise _Stopping from error
+                continue
+            self._finished(delivery, outcome, time.perf_counter() - started)
+            return
+
+    async def _handle_alone(self, delivery: _Delivery) -> str:
+        envelope = delivery.envelope
+        assert envelope is not None
+        if self._unit_of_work is None:
+            await self._run_handler(delivery, None)
+            return "handled"
+        async with self._unit_of_work() as uow:
+            if not await self._claim(uow, [delivery]):
+                return "duplicate"
+            await self._run_handler(delivery, uow)
+            return "handled"
+
+    async def _claim(self, uow: PostgresUnitOfWork, deliveries: Sequence[_Delivery]) -> set[Any]:
+        """Insert the inbox rows of `deliveries`; the ids of the events not handled before."""
+        envelopes = [d.envelope for d in deliveries]
+        cursor = await uow.conn.execute(
+            _CLAIM_EVENTS,
+            (
+                self.name,
+                [e.id for e in envelopes if e is not None],
+                [e.type for e in envelopes if e is not None],
+                [d.topic for d in deliveries],
+                [d.record.partition for d in deliveries],
+                [d.record.offset for d in deliveries],
+            ),
+        )
+        return {row["event_id"] if isinstance(row, Mapping) else row[0] for row in await cursor.fetchall()}
+
+    async def _run_handler(self, delivery: _Delivery, uow: PostgresUnitOfWork | None) -> None:
+        envelope, handler = delivery.envelope, delivery.handler
+        assert envelope is not None
+        assert handler is not None
+        record = delivery.record
         with (
             bind_correlation_id(envelope.correlation_id or str(envelope.id)),
             span(
@@ -214,88 +436,36 @@ class EventConsumer:
                 },
             ),
         ):
-            try:
-                outcome = await self._handle(
-                    event,
-                    envelope,
-                    handler,
-                    self._names.logical_topic(record.topic),
-                    record.partition,
-                    record.offset,
-                )
-            except Exception as error:  # every failure ends as a retry or a dead letter, never a drop
-                attempts = self._attempts.get(position, 0) + 1
-                # A dependency that is down (Postgres restarting…) is not the event's fault: the partition
-                # waits for it as long as it takes, and the event is never dead-lettered for it.
-                outage = is_outage(error)
-                if not outage and (isinstance(error, PermanentError) or attempts >= self._max_attempts):
-                    self._attempts.pop(position, None)
-                    await self._dead_letter(msg, error, attempts=attempts)
-                    return
-                self._attempts[position] = attempts
-                self.metrics.events_consumed.labels(self.name, "retried").inc()
-                log.warning(
-                    "dependency unavailable; retrying" if outage else "event handler failed; retrying",
-                    extra={
-                        "event_type": envelope.type,
-                        "event_id": str(envelope.id),
-                        "attempt": attempts,
-                        "error": repr(error),
-                    },
-                )
-                backoff_ms = self._retry_backoff_ms * 2 ** min(attempts - 1, 10)
-                await asyncio.sleep(min(backoff_ms, MAX_RETRY_BACKOFF_MS) / 1000)
-                await msg.nack()  # seek back: the same message comes again, order kept
-                return
-        self._attempts.pop(position, None)
-        self.metrics.handler_seconds.labels(self.name).observe(time.perf_counter() - started)
-        self.metrics.events_consumed.labels(self.name, outcome).inc()
-        if self._on_processed is not None:
-            self._on_processed(envelope, outcome)
-        await self._offsets.mark_done(msg)
-
-    async def _handle(
-        self,
-        event: IntegrationEvent,
-        envelope: Envelope,
-        handler: EventHandler[Any, Any],
-        topic: str,
-        partition: int,
-        offset: int,
-    ) -> str:
-        if self._unit_of_work is None:
-            if self._poisoned is not None:
-                self._poisoned.check(envelope.id)
-            await handler(event, envelope, None)
-            return "handled"
-        async with self._unit_of_work() as uow:
-            cursor = await uow.conn.execute(
-                _CLAIM_EVENT, (self.name, envelope.id, envelope.type, topic, partition, offset)
-            )
-            if cursor.rowcount == 0:
-                return "duplicate"
             # After the inbox claim: an event this consumer already handled stays a duplicate, poisoned
             # or not; a poisoned one rolls back with its inbox row, like a handler that raised.
             if self._poisoned is not None:
                 self._poisoned.check(envelope.id)
-            await handler(event, envelope, uow)
-            return "handled"
+            await handler(delivery.event, envelope, uow)
 
-    async def _dead_letter(self, msg: KafkaMessage, error: BaseException, *, attempts: int) -> None:
-        """Move the message to `<topic>.dlq` and past it; if even that fails, retry it later."""
-        try:
-            await self._publish_dead_letter(msg, error, attempts=attempts)
-        except Exception as publish_error:  # the broker is unreachable: never skip the message silently
-            log.error(
-                "dead-lettering failed; the message will be retried", extra={"error": repr(publish_error)}
-            )
-            await asyncio.sleep(self._retry_backoff_ms / 1000)
-            await msg.nack()
-            return
-        await self._offsets.mark_done(msg)
+    def _finished(self, delivery: _Delivery, outcome: str, seconds: float) -> None:
+        assert delivery.envelope is not None
+        self.metrics.handler_seconds.labels(self.name).observe(seconds)
+        self.metrics.events_consumed.labels(self.name, outcome).inc()
+        if self._on_processed is not None:
+            self._on_processed(delivery.envelope, outcome)
 
-    async def _publish_dead_letter(self, msg: KafkaMessage, error: BaseException, *, attempts: int) -> None:
-        record = msg.raw_message
+    async def _dead_letter_until_sent(
+        self, delivery: _Delivery, error: BaseException, *, attempts: int
+    ) -> None:
+        """Move the record to `<topic>.dlq`; while the broker refuses, try again (never skip it silently)."""
+        while True:
+            try:
+                await self._publish_dead_letter(delivery.record, error, attempts=attempts)
+                return
+            except Exception as publish_error:
+                log.error("dead-lettering failed; trying again", extra={"error": repr(publish_error)})
+                await self._sleep(self._retry_backoff_ms / 1000 or 0.1)
+                if self._stopping.is_set():
+                    raise _Stopping from publish_error
+
+    async def _publish_dead_letter(
+        self, record: ConsumerRecord[bytes, bytes], error: BaseException, *, attempts: int
+    ) -> None:
         headers = [
             *(record.headers or ()),
             (DLQ_ERROR_HEADER, _truncate(f"{type(error).__name__}: {error}").encode()),
@@ -320,15 +490,19 @@ class EventConsumer:
             },
         )
 
+    async def _sleep(self, seconds: float) -> None:
+        with suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), timeout=seconds)
+
 
 class _OffsetCommitter:
-    """Commits the offsets of fully handled messages, never of one still in progress.
+    """Commits the offsets of fully handled records, never of one still in progress.
 
     Offsets are given explicitly per partition (the next offset to read), and through the Kafka consumer
-    that owns the partition (with `concurrency` > 1 there is one per worker), so a commit running while the
-    next message is being handled cannot cover that message. A failed commit (a rebalance took the
-    partition away, or the consumer is stopping) is only logged: the partition's next owner re-reads from
-    the last commit and the inbox skips what was already handled.
+    that owns the partition (one per worker), so a commit running while the next batch is being handled
+    cannot cover that batch. A failed commit (a rebalance took the partition away, or the consumer is
+    stopping) is only logged: the partition's next owner re-reads from the last commit and the inbox
+    skips what was already handled.
     """
 
     def __init__(self, *, commit_every: int, commit_interval_s: float) -> None:
@@ -340,17 +514,17 @@ class _OffsetCommitter:
         self._immediate = False
         self._background: set[asyncio.Task[None]] = set()
 
-    async def mark_done(self, msg: KafkaMessage) -> None:
-        record = msg.raw_message
-        consumer: AIOKafkaConsumer = msg.consumer  # type: ignore[assignment]
+    def mark_done(self, consumer: AIOKafkaConsumer, record: ConsumerRecord[bytes, bytes]) -> None:
         self._done.setdefault(consumer, {})[TopicPartition(record.topic, record.partition)] = (
             record.offset + 1
         )
         self._since_commit += 1
         if self._immediate or self._since_commit >= self._commit_every:
-            await self.commit()
+            self._commit_in_background()
         elif self._timer is None:
-            self._timer = asyncio.get_running_loop().call_later(self._commit_interval_s, self._commit_later)
+            self._timer = asyncio.get_running_loop().call_later(
+                self._commit_interval_s, self._commit_in_background
+            )
 
     async def commit_immediately_from_now_on(self) -> None:
         self._immediate = True
@@ -358,17 +532,19 @@ class _OffsetCommitter:
         if self._background:
             await asyncio.gather(*self._background, return_exceptions=True)
 
-    def _commit_later(self) -> None:
-        self._timer = None
+    def _commit_in_background(self) -> None:
         task = asyncio.get_running_loop().create_task(self.commit())
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
-    async def commit(self) -> None:
-        if self._timer is not None:
+    async def commit(self, only: AIOKafkaConsumer | None = None) -> None:
+        if self._timer is not None and only is None:
             self._timer.cancel()
             self._timer = None
-        done, self._done, self._since_commit = self._done, {}, 0
+        if only is None:
+            done, self._done, self._since_commit = self._done, {}, 0
+        else:
+            done = {only: self._done.pop(only)} if only in self._done else {}
         for consumer, offsets in done.items():
             try:
                 await consumer.commit(offsets)
@@ -376,6 +552,20 @@ class _OffsetCommitter:
                 log.warning(
                     "offset commit failed; those events may be redelivered", extra={"error": repr(error)}
                 )
+
+
+class _CommitOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Before partitions move to another member, commit what this one finished (fewer redeliveries)."""
+
+    def __init__(self, offsets: _OffsetCommitter, consumer: AIOKafkaConsumer) -> None:
+        self._offsets = offsets
+        self._consumer = consumer
+
+    async def on_partitions_revoked(self, revoked: Any) -> None:
+        await self._offsets.commit(only=self._consumer)
+
+    async def on_partitions_assigned(self, assigned: Any) -> None:
+        return None
 
 
 def _parse(envelope: Envelope, event_class: type[EventT]) -> EventT:
@@ -393,12 +583,6 @@ def _parse(envelope: Envelope, event_class: type[EventT]) -> EventT:
     if event.get_subject() != envelope.subject:
         raise ContractError(f"{envelope.type} envelope subject is not its {event_class.SUBJECT_FIELD}")
     return event
-
-
-async def _raw_body(msg: KafkaMessage) -> bytes:
-    # Envelopes are decoded by contracts, not by FastStream's content-type guessing. Async on purpose:
-    # FastStream runs a sync decoder in a worker thread, one thread hop per message.
-    return msg.body
 
 
 def _truncate(text: str, limit: int = 2000) -> str:

@@ -18,7 +18,8 @@ from funmagic_kit.audit import AdminAction, current_actor
 from funmagic_kit.audit_log import record_admin_action
 from funmagic_kit.errors import ConcurrencyConflict, TransientError
 from funmagic_kit.logs import current_correlation_id
-from funmagic_kit.outbox import add_to_outbox
+from funmagic_kit.outbox import OutboxMessage, add_raw_to_outbox, outbox_message
+from funmagic_kit.tracing import current_traceparent
 
 __all__ = ["PostgresUnitOfWork", "create_pool", "translate_db_error"]
 
@@ -76,7 +77,7 @@ class PostgresUnitOfWork:
         self._conn_cm: object | None = None
         self._tx_cm: object | None = None
         self._after_commit: list[Callable[[], None]] = []
-        self._outbox: list[tuple[str, Envelope]] = []
+        self._outbox: list[OutboxMessage] = []
         self._audit: list[tuple[AdminAction, str | None]] = []
         self.conn: psycopg.AsyncConnection  # set on enter
 
@@ -104,7 +105,8 @@ class PostgresUnitOfWork:
             id=event_id,
             time=time,
         )
-        self._outbox.append((event.TOPIC, envelope))
+        # The trace continued is the publisher's (a consumer's batch commits after each handler's span).
+        self._outbox.append(outbox_message(event.TOPIC, envelope, current_traceparent()))
 
     def record(self, action: AdminAction) -> None:
         """Keep `action` in the audit log with this transaction: written just before the commit, like the
@@ -144,7 +146,7 @@ class PostgresUnitOfWork:
         if exc_type is None and (self._outbox or self._audit):
             try:
                 if self._outbox:
-                    await add_to_outbox(self.conn, self._outbox)
+                    await add_raw_to_outbox(self.conn, self._outbox)
                 if self._audit:
                     await _add_to_audit(self.conn, self._audit)
             except BaseException as error:

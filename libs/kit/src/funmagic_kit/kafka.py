@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import logging
 from contextlib import suppress
 from dataclasses import dataclass
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
-from faststream.kafka import KafkaBroker
 
-__all__ = ["KafkaNames", "create_broker", "create_producer", "create_topics", "kafka_is_reachable"]
+__all__ = ["KafkaNames", "create_producer", "create_topics", "kafka_is_reachable"]
 
 
 @dataclass(frozen=True)
@@ -56,24 +54,6 @@ async def create_producer(bootstrap_servers: str, *, client_id: str) -> AIOKafka
     )
     await producer.start()
     return producer
-
-
-def create_broker(bootstrap_servers: str, *, client_id: str, graceful_timeout: float = 15.0) -> KafkaBroker:
-    """The FastStream broker consumers are registered on (see `funmagic_kit.consumer`).
-
-    FastStream logs every message it receives and processes; at DEBUG, so that only LOG_LEVEL=DEBUG
-    shows them. `graceful_timeout` bounds how long stopping waits for in-flight handlers. Dependency
-    injection is off (`apply_types=False`): our one consumer wrapper needs none, and FastStream's
-    resolver ran several sync steps per message in worker threads.
-    """
-    return KafkaBroker(
-        bootstrap_servers,
-        client_id=client_id,
-        graceful_timeout=graceful_timeout,
-        logger=logging.getLogger(f"{client_id}.broker"),
-        log_level=logging.DEBUG,
-        apply_types=False,
-    )
 
 
 async def kafka_is_reachable(producer: AIOKafkaProducer) -> None:

@@ -32,7 +32,7 @@ from funmagic_kit.kafka import KafkaNames
 from funmagic_kit.metrics import Metrics
 from funmagic_kit.tracing import current_traceparent
 
-__all__ = ["OutboxMessage", "OutboxRelay", "add_raw_to_outbox", "add_to_outbox"]
+__all__ = ["OutboxMessage", "OutboxRelay", "add_raw_to_outbox", "add_to_outbox", "outbox_message"]
 
 log = logging.getLogger(__name__)
 
@@ -65,17 +65,18 @@ async def add_to_outbox(conn: psycopg.AsyncConnection, envelopes: Sequence[tuple
     (the consumers of these events continue its trace)."""
     traceparent = current_traceparent()
     await add_raw_to_outbox(
-        conn,
-        [
-            OutboxMessage(
-                event_id=envelope.id,
-                topic=topic,
-                key=envelope.subject,
-                payload=encode(envelope),
-                headers=[(k, v.decode()) for k, v in kafka_headers(envelope, traceparent)],
-            )
-            for topic, envelope in envelopes
-        ],
+        conn, [outbox_message(topic, envelope, traceparent) for topic, envelope in envelopes]
+    )
+
+
+def outbox_message(topic: str, envelope: Envelope, traceparent: str | None) -> OutboxMessage:
+    """`envelope` as the relay will send it, continuing the trace of `traceparent` (None: no trace)."""
+    return OutboxMessage(
+        event_id=envelope.id,
+        topic=topic,
+        key=envelope.subject,
+        payload=encode(envelope),
+        headers=[(k, v.decode()) for k, v in kafka_headers(envelope, traceparent)],
     )
 
 

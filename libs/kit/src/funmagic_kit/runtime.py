@@ -1,7 +1,7 @@
 """The service runtime: what every service process does between start and SIGTERM.
 
 A service describes itself with a `ServiceSpec`: its name, settings, migrations, commands and `build`, the
-service's composition root. `serve` opens the concrete adapters (pool, Redis, producer, broker, S3) as a
+service's composition root. `serve` opens the concrete adapters (pool, Redis, producer, S3) as a
 `Runtime`, runs migrations, awaits `build(runtime)` for the service's `ServiceParts` (routes,
 subscriptions, workers, its unit of work…), starts the outbox relay, the consumers and the HTTP server, and
 on SIGTERM/SIGINT shuts down in the order that loses nothing: stop taking HTTP requests and messages, let
@@ -24,7 +24,6 @@ from typing import Any, Protocol
 
 from aiohttp import web
 from aiokafka import AIOKafkaProducer
-from faststream.kafka import KafkaBroker
 from psycopg_pool import AsyncConnectionPool
 from redis.asyncio import Redis
 
@@ -35,7 +34,7 @@ from funmagic_kit.errors import ConfigError
 from funmagic_kit.failpoints import Failpoints, PoisonedEvents
 from funmagic_kit.health import HealthCheck, HealthChecks
 from funmagic_kit.http import metrics_route, problem_middleware
-from funmagic_kit.kafka import create_broker, create_producer, kafka_is_reachable
+from funmagic_kit.kafka import create_producer, kafka_is_reachable
 from funmagic_kit.logs import configure_logging
 from funmagic_kit.metrics import Metrics
 from funmagic_kit.migrations import migrate_database
@@ -70,7 +69,6 @@ class Runtime:
     redis: Redis
     # None when an operator command opened the runtime (no Kafka there).
     producer: AIOKafkaProducer | None
-    broker: KafkaBroker | None
     pool: AsyncConnectionPool | None = None
     s3: Any = None
     verifier: TokenVerifier | None = None
@@ -183,15 +181,10 @@ async def _open_adapters(
         stack.push_async_callback(pool.close)
     redis = await create_redis(settings.redis_url)
     stack.push_async_callback(redis.aclose)
-    producer = broker = None
+    producer = None
     if kafka:
         producer = await create_producer(settings.kafka_bootstrap_servers, client_id=spec.name)
         stack.push_async_callback(producer.stop)
-        broker = create_broker(
-            settings.kafka_bootstrap_servers,
-            client_id=spec.name,
-            graceful_timeout=settings.shutdown_grace_seconds,
-        )
     s3 = await open_s3_client(settings, stack) if spec.uses_s3 else None
     # Only a serving process keeps the view (an operator command has no traffic to spare a round trip on).
     revocation_view = RevocationView(redis) if spec.revocation_view and kafka else None
@@ -207,7 +200,6 @@ async def _open_adapters(
         metrics=metrics,
         redis=redis,
         producer=producer,
-        broker=broker,
         pool=pool,
         s3=s3,
         verifier=verifier,
@@ -238,14 +230,14 @@ async def _serve_until(
         pool_max = settings.database_pool_max if spec.uses_database else 0
         runtime = await _open_adapters(spec, settings, stack, metrics=metrics, kafka=True, pool_max=pool_max)
         pool, redis, s3, verifier = runtime.pool, runtime.redis, runtime.s3, runtime.verifier
-        producer, broker = runtime.producer, runtime.broker
-        if producer is None or broker is None or verifier is None:
+        producer = runtime.producer
+        if producer is None or verifier is None:
             raise ConfigError("serving needs Kafka and a token verifier")
         parts = await spec.build(runtime)
 
         consumer = EventConsumer(
             name=spec.name,
-            broker=broker,
+            bootstrap_servers=settings.kafka_bootstrap_servers,
             producer=producer,
             metrics=metrics,
             unit_of_work=_unit_of_work(parts, pool),
@@ -253,8 +245,11 @@ async def _serve_until(
             retry_backoff_ms=settings.consumer_retry_backoff_ms,
             fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
             wake_interval_ms=settings.kafka_consumer_wake_ms,
+            max_batch=settings.consumer_max_batch,
             concurrency=settings.consumer_concurrency,
+            grace_seconds=settings.shutdown_grace_seconds,
             poisoned=PoisonedEvents.from_environment(),
+            failpoints=Failpoints.from_environment(),
             names=settings.kafka_names(),
         )
         for subscription in parts.subscriptions:
@@ -316,9 +311,8 @@ async def _serve_until(
         stack.push_async_callback(http_runner.cleanup)  # lets in-flight requests finish
         site = web.TCPSite(http_runner, settings.http_host, settings.http_port)
 
-        await broker.start()
-        stack.push_async_callback(broker.stop)  # waits for in-flight handlers up to the grace period
-        stack.push_async_callback(consumer.prepare_to_stop)
+        await consumer.start()
+        stack.push_async_callback(consumer.stop)  # lets the batch in progress finish (grace period)
         await site.start()
         stack.push_async_callback(site.stop)  # first of all: take no new requests
         log.info("service started", extra={"port": settings.http_port})

@@ -37,19 +37,21 @@ class ServiceSettings(BaseSettings):
 
     # Consumer tuning. Idle consumers long-poll: the broker answers a fetch as soon as data arrives
     # (fetch.min.bytes=1), so a long wait costs no latency and an idle platform sleeps instead of polling
-    # a hundred times a second. Only a fetch already waiting when a partition is re-read (a retry's
-    # seek) may hold that retry up to this long.
+    # a hundred times a second. Retries run in place, never by seeking back (which would wait for the
+    # parked fetch).
     kafka_fetch_max_wait_ms: int = Field(500, validation_alias="KAFKA_FETCH_MAX_WAIT_MS", ge=0)
-    # How often a consumer's background fetcher wakes with nothing to do (it notices a rebalance then).
+    # How long a consumer's loop waits for records before looking whether it should stop.
     kafka_consumer_wake_ms: int = Field(200, validation_alias="KAFKA_CONSUMER_WAKE_MS", ge=10)
+    # The most records one fetch hands over, handled in one transaction (a failure re-runs them singly).
+    consumer_max_batch: int = Field(100, validation_alias="CONSUMER_MAX_BATCH", ge=1, le=10_000)
     # Put in front of every topic and consumer group name, so platforms can share one Kafka cluster
     # (see `funmagic_kit.kafka.KafkaNames`); end it with a dot by convention: `blue.`.
     kafka_topic_prefix: str = Field(
         "", validation_alias="KAFKA_TOPIC_PREFIX", pattern=r"^[A-Za-z0-9._-]{0,64}$"
     )
     consumer_max_attempts: int = Field(5, validation_alias="CONSUMER_MAX_ATTEMPTS", ge=1)
-    # Kafka consumers per subscription: partitions are handled in parallel (each still in order). Keep
-    # DATABASE_POOL_MAX at least this high.
+    # Kafka consumers per service, each reading all its topics: partitions are handled in parallel (each
+    # still in order). Keep DATABASE_POOL_MAX at least this high.
     consumer_concurrency: int = Field(1, validation_alias="CONSUMER_CONCURRENCY", ge=1)
     consumer_retry_backoff_ms: int = Field(200, validation_alias="CONSUMER_RETRY_BACKOFF_MS", ge=0)
     shutdown_grace_seconds: float = Field(15.0, validation_alias="SHUTDOWN_GRACE_SECONDS", gt=0)

@@ -1,6 +1,6 @@
 """Helpers for tests and benchmarks: scratch databases (created fresh, migrated, dropped afterwards), a
-deadline loop to wait on a condition instead of sleeping, and the kit's consumer on FastStream's in-memory
-test broker (fast handler tests: the same routing, parsing, inbox and dead-lettering as on Kafka).
+deadline loop to wait on a condition instead of sleeping, and the kit's consumer fed records without Kafka
+(fast handler tests: the same batching, routing, parsing, inbox and dead-lettering as on Kafka).
 
 `DROP DATABASE … WITH (FORCE)` can race an autovacuum worker that just started on the new database (the
 server refuses to terminate it for a non-superuser); the drop is retried until that worker is gone.
@@ -9,6 +9,7 @@ server refuses to terminate it for a non-superuser); the drop is retried until t
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
@@ -16,17 +17,16 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import psycopg
-from faststream.kafka import TestKafkaBroker
+from aiokafka.structs import ConsumerRecord
 from pydantic import ConfigDict, create_model
 from redis.asyncio import Connection
 
 from funmagic_contracts.base import IntegrationEvent
 from funmagic_contracts.envelope import Envelope, encode, kafka_headers
-from funmagic_contracts.topics import topic_for_source
+from funmagic_contracts.topics import DLQ_ORIGINAL_OFFSET_HEADER, topic_for_source
 from funmagic_kit.consumer import EventConsumer, Subscription
 from funmagic_kit.db import PostgresUnitOfWork
 from funmagic_kit.failpoints import PoisonedEvents
-from funmagic_kit.kafka import create_broker
 from funmagic_kit.metrics import Metrics
 from funmagic_kit.migrations import migrate_database
 
@@ -110,32 +110,45 @@ class _DeadLetters:
     sent: list[tuple[str, bytes, list[tuple[str, bytes]]]] = field(default_factory=list)
 
     async def send_and_wait(
-        self, topic: str, value: bytes, key: bytes | None = None, headers: Any = None
+        self, topic: str, value: bytes | None = None, key: bytes | None = None, headers: Any = None
     ) -> None:
-        self.sent.append((topic, value, list(headers or ())))
+        self.sent.append((topic, value or b"", list(headers or ())))
 
 
 @dataclass
 class InMemoryConsumer:
-    """A service's subscriptions on FastStream's in-memory broker; `deliver` runs one event through them."""
+    """A service's subscriptions on the kit's consumer, fed records directly instead of fetched from Kafka;
+    `deliver` runs one event through them, `deliver_batch` several as one fetch would."""
 
-    broker: Any
-    outcomes: dict[str, str]
+    consumer: EventConsumer
+    outcomes: list[tuple[str, str]]  # (event id, outcome) in the order the consumer finished them
     dead_letters: _DeadLetters
+    next_offsets: dict[str, int] = field(default_factory=dict)
 
     async def deliver(self, envelope: Envelope) -> str:
-        """Publish `envelope` to its topic and return what the consumer did: `handled`, `duplicate`,
-        `skipped` or `dead_lettered`."""
-        dead_before = len(self.dead_letters.sent)
-        await self.broker.publish(
-            encode(envelope),
-            _topic_of(envelope),
-            key=envelope.subject.encode(),
-            headers={k: v.decode() for k, v in kafka_headers(envelope)},
-        )
-        if len(self.dead_letters.sent) > dead_before:
-            return "dead_lettered"
-        return self.outcomes.get(str(envelope.id), "skipped")
+        """Run `envelope` through the consumer and return what it did: `handled`, `duplicate`, `skipped`
+        or `dead_lettered`."""
+        (outcome,) = await self.deliver_batch([envelope])
+        return outcome
+
+    async def deliver_batch(self, envelopes: Sequence[Envelope]) -> list[str]:
+        """Run `envelopes` through the consumer as one batch (one partition per topic, in this order)."""
+        records = [self._record(envelope) for envelope in envelopes]
+        sent_before, finished_before = len(self.dead_letters.sent), len(self.outcomes)
+        await self.consumer.process(records, lambda record: None)
+        dead = {
+            (topic.removesuffix(".dlq"), _header(headers, DLQ_ORIGINAL_OFFSET_HEADER))
+            for topic, _, headers in self.dead_letters.sent[sent_before:]
+        }
+        finished: dict[str, list[str]] = {}
+        for event_id, outcome in self.outcomes[finished_before:]:
+            finished.setdefault(event_id, []).append(outcome)
+        return [
+            "dead_lettered"
+            if (record.topic, str(record.offset).encode()) in dead
+            else (finished.get(str(envelope.id)) or ["skipped"]).pop(0)
+            for record, envelope in zip(records, envelopes, strict=True)
+        ]
 
     async def deliver_event(self, event: IntegrationEvent, *, caused_by: Envelope | None = None) -> Envelope:
         envelope = Envelope.wrap(event, caused_by=caused_by)
@@ -144,9 +157,28 @@ class InMemoryConsumer:
             raise AssertionError(f"{event.EVENT_TYPE} was {outcome}, not handled")
         return envelope
 
+    def _record(self, envelope: Envelope) -> ConsumerRecord[bytes, bytes]:
+        topic = topic_for_source(envelope.source).name
+        offset = self.next_offsets.get(topic, 0)
+        self.next_offsets[topic] = offset + 1
+        key, value = envelope.subject.encode(), encode(envelope)
+        return ConsumerRecord(
+            topic=topic,
+            partition=0,
+            offset=offset,
+            timestamp=int(time.time() * 1000),
+            timestamp_type=0,
+            key=key,
+            value=value,
+            checksum=None,
+            serialized_key_size=len(key),
+            serialized_value_size=len(value),
+            headers=kafka_headers(envelope),
+        )
 
-def _topic_of(envelope: Envelope) -> str:
-    return topic_for_source(envelope.source).name
+
+def _header(headers: Sequence[tuple[str, bytes]], name: str) -> bytes | None:
+    return next((value for key, value in headers if key == name), None)
 
 
 @asynccontextmanager
@@ -157,29 +189,28 @@ async def in_memory_consumer(
     unit_of_work: Callable[[], PostgresUnitOfWork] | None = None,
     poisoned: PoisonedEvents | None = None,
 ) -> AsyncIterator[InMemoryConsumer]:
-    """The kit's consumer, named `name`, with `subscriptions`, on FastStream's in-memory broker.
+    """The kit's consumer, named `name`, with `subscriptions`, fed without Kafka.
 
-    Handlers run in `unit_of_work` with the inbox row, as in production; only Kafka is replaced, so these
-    tests run in milliseconds beside the real-Kafka ones. `poisoned`: the poison test hook, as
-    FUNMAGIC_POISON_DIR sets it up in a service.
+    Handlers run in `unit_of_work` with the inbox rows, batched exactly as in production (the same
+    sorting, parsing, inbox and dead-lettering); only the fetch is replaced, so these tests run in
+    milliseconds beside the real-Kafka ones. `poisoned`: the poison test hook, as FUNMAGIC_POISON_DIR sets
+    it up in a service.
     """
-    broker = create_broker("127.0.0.1:9", client_id=name)  # never dialled: the test broker replaces it
-    outcomes: dict[str, str] = {}
+    outcomes: list[tuple[str, str]] = []
     dead_letters = _DeadLetters()
     consumer = EventConsumer(
         name=name,
-        broker=broker,
-        producer=dead_letters,  # type: ignore[arg-type]
+        bootstrap_servers="127.0.0.1:9",  # never dialled: the consumer is never started
+        producer=dead_letters,
         metrics=Metrics(name),
         unit_of_work=unit_of_work,
         max_attempts=1,
-        on_processed=lambda envelope, outcome: outcomes.__setitem__(str(envelope.id), outcome),
+        on_processed=lambda envelope, outcome: outcomes.append((str(envelope.id), outcome)),
         poisoned=poisoned,
     )
     for subscription in subscriptions:
         consumer.subscribe(subscription)
-    async with TestKafkaBroker(broker, connect_only=False) as test_broker:
-        yield InMemoryConsumer(test_broker, outcomes, dead_letters)
+    yield InMemoryConsumer(consumer, outcomes, dead_letters)
 
 
 class RoundTripConnection(Connection):

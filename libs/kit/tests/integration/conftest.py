@@ -22,7 +22,7 @@ from funmagic_contracts.ids import uuid7
 from funmagic_contracts.topics import dead_letter_topic
 from funmagic_kit.consumer import EventConsumer, Subscription
 from funmagic_kit.db import PostgresUnitOfWork, create_pool
-from funmagic_kit.kafka import create_broker, create_producer, create_topics
+from funmagic_kit.kafka import create_producer, create_topics
 from funmagic_kit.metrics import Metrics
 from funmagic_kit.migrations import apply_migrations, load_migrations
 from funmagic_kit.testing import adhoc_event_class, drop_database, wait_until
@@ -33,6 +33,9 @@ TEST_TABLES = """
 CREATE TABLE counters (name text PRIMARY KEY, value integer NOT NULL);
 CREATE TABLE received (id bigserial PRIMARY KEY, key text NOT NULL, seq integer NOT NULL);
 CREATE TABLE orders (id text PRIMARY KEY);
+CREATE TABLE handled (
+    id bigserial PRIMARY KEY, key text NOT NULL, seq integer NOT NULL, txid bigint NOT NULL
+);
 """
 
 
@@ -147,23 +150,21 @@ async def running_consumer(
     name: str | None = None,
     **options: object,
 ) -> AsyncIterator[EventConsumer]:
-    broker = create_broker(stack.kafka, client_id="kit-tests", graceful_timeout=10)
     metrics = Metrics("kit-tests")
     consumer = EventConsumer(
         name=name or f"test-consumer-{uuid.uuid4().hex[:8]}",
-        broker=broker,
+        bootstrap_servers=stack.kafka,
         producer=producer,
         metrics=metrics,
         unit_of_work=(lambda: PostgresUnitOfWork(pool)) if pool is not None else None,
         **options,
     )
     consumer.subscribe(subscription)
-    await broker.start()
+    await consumer.start()
     try:
         yield consumer
     finally:
-        await consumer.prepare_to_stop()
-        await broker.stop()
+        await consumer.stop()
 
 
 async def wait_until_consumed(

@@ -1,6 +1,7 @@
-"""Typed subscriptions on FastStream's in-memory broker: the kit's consumer parses each event into the class
+"""Typed subscriptions on the kit's consumer fed without Kafka: it parses each event into the class
 its handler was registered for, runs the handler in the unit of work with the inbox row, passes over
-types nobody subscribed to, and dead-letters what does not match its contract."""
+types nobody subscribed to, dead-letters what does not match its contract, and
+handles a batch in one transaction with a failing event isolated."""
 
 from __future__ import annotations
 
@@ -132,6 +133,38 @@ async def test_a_poisoned_event_rolls_back_with_its_inbox_row_and_one_handled_be
 
     assert [event.user_id for event, _ in received] == ["user-6", "user-7"]
     assert await scalar(pool, "SELECT count(*) FROM orders WHERE id IN ('user-6', 'user-7')") == 2
+
+
+async def test_a_batch_with_a_failing_event_commits_the_others_and_dead_letters_only_that_one(
+    pool, subscriptions, received
+) -> None:
+    first, doomed, last = (
+        Envelope.wrap(registered("user-8")),
+        Envelope.wrap(UserDeleted(user_id="user-9")),
+        Envelope.wrap(registered("user-10")),
+    )
+    async with in_memory_consumer(
+        "kit-tests", subscriptions, unit_of_work=lambda: PostgresUnitOfWork(pool)
+    ) as c:
+        outcomes = await c.deliver_batch([first, doomed, last, first])
+
+    assert outcomes == ["handled", "dead_lettered", "handled", "duplicate"]
+    # The batch's transaction rolled back; the events then ran one at a time: each effect exactly once.
+    assert [event.user_id for event, _ in received] == ["user-8", "user-8", "user-10"]
+    assert await scalar(pool, "SELECT count(*) FROM orders WHERE id IN ('user-8', 'user-10')") == 2
+    assert await scalar(pool, "SELECT count(*) FROM processed_events") == 2
+
+
+async def test_a_batch_claims_its_inbox_rows_in_one_transaction(pool, subscriptions, received) -> None:
+    envelopes = [Envelope.wrap(registered(f"user-{n}")) for n in range(11, 16)]
+    async with in_memory_consumer(
+        "kit-tests", subscriptions, unit_of_work=lambda: PostgresUnitOfWork(pool)
+    ) as c:
+        outcomes = await c.deliver_batch([*envelopes, envelopes[0]])
+
+    assert outcomes == ["handled"] * 5 + ["duplicate"]
+    assert [event.user_id for event, _ in received] == [f"user-{n}" for n in range(11, 16)]
+    assert await scalar(pool, "SELECT count(DISTINCT xmin::text) FROM processed_events") == 1
 
 
 def test_a_handler_is_registered_only_on_the_topic_its_event_travels_on() -> None:

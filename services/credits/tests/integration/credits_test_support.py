@@ -32,7 +32,6 @@ from funmagic_credits.domain.ledger import (
 )
 from funmagic_kit.clock import Clock
 from funmagic_kit.consumer import EventConsumer, Subscription
-from funmagic_kit.kafka import create_broker
 from funmagic_kit.metrics import Metrics
 from funmagic_kit.settings import load_settings
 from funmagic_kit.testing import wait_until
@@ -245,10 +244,9 @@ async def running_consumer(
     **options: Any,
 ) -> AsyncIterator[EventConsumer]:
     """An EventConsumer in a fresh consumer group, the way the runtime builds it for the service."""
-    broker = create_broker(kafka, client_id="credits-tests", graceful_timeout=10)
     consumer = EventConsumer(
         name=f"credits-test-{uuid.uuid4().hex[:8]}",
-        broker=broker,
+        bootstrap_servers=kafka,
         producer=producer,
         metrics=Metrics("credits-tests"),
         unit_of_work=credits.parts.unit_of_work,
@@ -257,12 +255,11 @@ async def running_consumer(
     )
     for subscription in subscriptions:
         consumer.subscribe(subscription)
-    await broker.start()
+    await consumer.start()
     try:
         yield consumer
     finally:
-        await consumer.prepare_to_stop()
-        await broker.stop()
+        await consumer.stop()
 
 
 async def message_count(kafka: str, topic: str) -> int:

@@ -1,5 +1,5 @@
-"""The Kafka reactions of credits, fast: the service's own subscriptions (`build(...).parts`) on FastStream's
-in-memory broker, through the kit's consumer (parsing, inbox, dead letters) and the real Postgres unit of
+"""The Kafka reactions of credits, fast: the service's own subscriptions (`build(...).parts`) fed without
+Kafka, through the kit's consumer (parsing, inbox, dead letters) and the real Postgres unit of
 work. The same reactions run on real Kafka in test_reactions.py."""
 
 from __future__ import annotations

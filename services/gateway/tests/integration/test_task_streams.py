@@ -112,7 +112,7 @@ def streams(redis: Redis, reads: Redis) -> TaskStreams:
 
 @asynccontextmanager
 async def projecting(streams: TaskStreams) -> AsyncIterator[InMemoryConsumer]:
-    """The projector's subscriptions on the kit's consumer (FastStream's in-memory broker for Kafka)."""
+    """The projector's subscriptions on the kit's consumer (fed without Kafka)."""
     async with in_memory_consumer("gateway", SseProjector(streams).subscriptions()) as consumer:
         yield consumer
 

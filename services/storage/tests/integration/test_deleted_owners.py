@@ -1,5 +1,5 @@
-"""UserDeleted and the purge worker's step: storage's own subscriptions (`build(...).parts`) on FastStream's
-in-memory broker, through the kit's consumer (parsing, inbox) and the service's unit of work, on real S3 and
+"""UserDeleted and the purge worker's step: storage's own subscriptions (`build(...).parts`) fed without
+Kafka, through the kit's consumer (parsing, inbox) and the service's unit of work, on real S3 and
 Postgres. A deleted account's files stay for the grace period, then go, records and objects, each with
 AssetDeleted (published ones stay); nothing new is registered for the account; a disabled account keeps
 everything."""

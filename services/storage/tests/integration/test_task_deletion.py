@@ -1,4 +1,4 @@
-"""TaskDeleted, fast: storage's own subscriptions (`build(...).parts`) on FastStream's in-memory broker,
+"""TaskDeleted, fast: storage's own subscriptions (`build(...).parts`) fed without Kafka,
 through the kit's consumer (parsing, inbox) and the service's unit of work, on real S3 and Postgres. The
 deleted tasks' outputs go, objects and records, each with AssetDeleted; published ones stay; an output
 arriving for a deleted task afterwards is refused."""

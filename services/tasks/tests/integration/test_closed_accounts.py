@@ -1,5 +1,5 @@
-"""Identity's closed accounts through tasks' own subscriptions (`build(...).parts`), on FastStream's in-memory
-broker with the kit's consumer (parsing, inbox) and the real Postgres unit of work: UserDisabled and
+"""Identity's closed accounts through tasks' own subscriptions (`build(...).parts`), fed without
+Kafka to the kit's consumer (parsing, inbox) and the real Postgres unit of work: UserDisabled and
 UserDeleted cancel the account's pending and running tasks exactly as a cancel does (TaskCancelRequested,
 TaskCancelled with what the completed steps cost, so credits releases the rest), once; the account then
 requests no task until an admin enables it (a deleted one never again)."""

@@ -1,4 +1,4 @@
-"""Tasks' typed subscriptions on the kit's consumer, on FastStream's in-memory broker, with the real Postgres
+"""Tasks' typed subscriptions on the kit's consumer, fed without Kafka, with the real Postgres
 unit of work: each event is parsed into its contract class, handled with its inbox row, and what the saga
 decided is in the outbox caused by it. Redeliveries are recognised, stale and foreign news changes nothing,
 and data that does not match its contract is dead-lettered."""

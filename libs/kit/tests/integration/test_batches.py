@@ -1,0 +1,193 @@
+"""Batched consumption: what one fetch returns is handled in one transaction, in order per key; a failing
+event in the middle of a batch is isolated (the others commit once, it is retried or dead-lettered alone);
+a consumer killed between a batch's commit and its offset commit loses nothing and applies nothing twice."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+from funmagic_contracts.envelope import Envelope, encode
+from funmagic_contracts.topics import DLQ_ERROR_HEADER, dead_letter_topic
+from funmagic_kit.errors import PermanentError
+
+from .conftest import (
+    consumed,
+    make_envelope,
+    read_all,
+    running_consumer,
+    scalar,
+    typed_subscription,
+    wait_for,
+    wait_until_consumed,
+)
+from .consumer_process import record_numbered
+
+KEYS = 10
+
+
+def numbered(key: str, seq: int, **data: object) -> Envelope:
+    return make_envelope("Numbered", subject=key, data={"seq": seq, **data})
+
+
+async def send_numbered(producer, topic: str, count: int, **special: dict) -> list[Envelope]:
+    """`count` events over KEYS keys, each key's events numbered 0, 1, 2… in the order sent; `special`
+    maps a position (as text: "7") to extra data for the event at that position."""
+    envelopes = []
+    for n in range(count):
+        key = f"key-{n % KEYS}"
+        envelope = numbered(key, n // KEYS, **special.get(str(n), {}))
+        envelopes.append(envelope)
+        await producer.send(topic, encode(envelope), key=key.encode())
+    await producer.flush()
+    return envelopes
+
+
+async def handled_rows(pool) -> list[dict]:
+    async with pool.connection() as conn:
+        cursor = await conn.execute("SELECT key, seq, txid FROM handled ORDER BY id")
+        return await cursor.fetchall()
+
+
+def assert_in_order_per_key(rows: list[dict]) -> None:
+    by_key: dict[str, list[int]] = {}
+    for row in rows:
+        by_key.setdefault(row["key"], []).append(row["seq"])
+    for key, seqs in by_key.items():
+        assert seqs == sorted(seqs), f"{key} handled out of order: {seqs}"
+
+
+async def test_a_backlog_is_handled_in_few_transactions_in_order_per_key(
+    stack, pool, producer, topic
+) -> None:
+    await send_numbered(producer, topic, 300)
+    subscription = typed_subscription(topic, {"Numbered": record_numbered})
+
+    async with running_consumer(stack, pool, producer, subscription, max_batch=100) as consumer:
+        await wait_until_consumed(consumer, 300, what="the backlog of 300 events")
+
+    rows = await handled_rows(pool)
+    assert len(rows) == 300
+    assert {(row["key"], row["seq"]) for row in rows} == {
+        (f"key-{k}", s) for k in range(KEYS) for s in range(30)
+    }
+    assert_in_order_per_key(rows)
+    transactions = {row["txid"] for row in rows}
+    # One transaction per fetch (at most 100 events each), not one per event.
+    assert len(transactions) <= 30, f"{len(transactions)} transactions for 300 events"
+    assert await scalar(pool, "SELECT count(*) FROM processed_events") == 300
+
+
+async def test_a_failure_in_the_middle_of_a_batch_is_retried_alone_and_the_rest_commit_once(
+    stack, pool, producer, topic
+) -> None:
+    tries: list[str] = []
+
+    async def fails_twice_when_asked(event, envelope, uow) -> None:
+        await record_numbered(event, envelope, uow)
+        if envelope.data.get("fail") == "twice":
+            tries.append(str(envelope.id))
+            if len(tries) <= 2:
+                raise ConnectionError("provider unavailable")
+
+    await send_numbered(producer, topic, 100, **{"55": {"fail": "twice"}})
+    subscription = typed_subscription(topic, {"Numbered": fails_twice_when_asked})
+
+    async with running_consumer(
+        stack, pool, producer, subscription, max_batch=100, retry_backoff_ms=10
+    ) as consumer:
+        await wait_until_consumed(consumer, 100, what="all 100 events, one of them retried")
+
+    rows = await handled_rows(pool)
+    # The rolled-back batch left no trace: every event's effect is there exactly once.
+    assert sorted((row["key"], row["seq"]) for row in rows) == sorted(
+        (f"key-{n % KEYS}", n // KEYS) for n in range(100)
+    )
+    assert_in_order_per_key(rows)
+    # Failed once in its batch (which then ran one event at a time), once alone, then succeeded alone.
+    assert len(tries) == 3
+    assert consumed(consumer, "retried") == 1
+    assert consumed(consumer, "handled") == 100
+    assert await scalar(pool, "SELECT count(*) FROM processed_events") == 100
+
+
+async def test_an_event_that_always_fails_in_a_batch_is_dead_lettered_alone(
+    stack, pool, producer, topic
+) -> None:
+    async def refuses_when_asked(event, envelope, uow) -> None:
+        if envelope.data.get("fail") == "always":
+            raise PermanentError("this one can never be handled")
+        await record_numbered(event, envelope, uow)
+
+    envelopes = await send_numbered(producer, topic, 60, **{"33": {"fail": "always"}})
+    subscription = typed_subscription(topic, {"Numbered": refuses_when_asked})
+
+    async with running_consumer(stack, pool, producer, subscription, max_batch=100) as consumer:
+        await wait_until_consumed(
+            consumer, 60, outcomes=("handled", "dead_lettered"), what="59 handled and one dead letter"
+        )
+
+    (dead,) = await read_all(stack, dead_letter_topic(topic), 1)
+    assert dead.value == encode(envelopes[33])
+    assert b"can never be handled" in dict(dead.headers)[DLQ_ERROR_HEADER]
+    assert consumed(consumer, "handled") == 59
+    rows = await handled_rows(pool)
+    assert len(rows) == 59
+    assert (envelopes[33].subject, envelopes[33].data["seq"]) not in {(r["key"], r["seq"]) for r in rows}
+    assert_in_order_per_key(rows)
+
+
+def start_consumer_process(database_url: str, kafka: str, topic: str, group: str, marker_dir: Path):
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "KAFKA_BOOTSTRAP_SERVERS": kafka,
+        "TOPIC": topic,
+        "GROUP": group,
+        "FUNMAGIC_FAILPOINTS": "consumer.batch_committed=hang",
+        "FUNMAGIC_FAILPOINT_DIR": str(marker_dir),
+    }
+    script = Path(__file__).with_name("consumer_process.py")
+    return subprocess.Popen([sys.executable, str(script)], env=env)
+
+
+async def test_a_consumer_killed_between_a_batch_commit_and_its_offset_commit_applies_nothing_twice(
+    stack, database_url, pool, producer, topic, tmp_path
+) -> None:
+    await send_numbered(producer, topic, 200)
+    group = f"killed-{uuid.uuid4().hex[:8]}"
+    doomed = start_consumer_process(database_url, stack.kafka, topic, group, tmp_path)
+    try:
+
+        async def committed_a_batch() -> bool:
+            assert doomed.poll() is None, f"the consumer exited early with {doomed.returncode}"
+            return (tmp_path / "consumer.batch_committed").exists()
+
+        await wait_for(committed_a_batch, timeout=60, what="the consumer to commit its first batch")
+        doomed.send_signal(signal.SIGKILL)
+        await asyncio.to_thread(doomed.wait, 10)
+    finally:
+        if doomed.poll() is None:
+            doomed.kill()
+
+    before_restart = len(await handled_rows(pool))
+    assert 1 < before_restart < 200, "the first batch is committed, the rest is not"
+
+    subscription = typed_subscription(topic, {"Numbered": record_numbered})
+    async with running_consumer(stack, pool, producer, subscription, name=group) as consumer:
+        await wait_until_consumed(
+            consumer, 200, outcomes=("handled", "duplicate"), what="every event read again after the kill"
+        )
+
+    # The killed batch's offsets were never committed: its events came again and the inbox knew them.
+    assert consumed(consumer, "duplicate") == before_restart
+    assert consumed(consumer, "handled") == 200 - before_restart
+    rows = await handled_rows(pool)
+    assert len(rows) == 200
+    assert len({(row["key"], row["seq"]) for row in rows}) == 200
+    assert_in_order_per_key(rows)
