@@ -56,8 +56,14 @@ def _idle_cpu(record: Record) -> float | None:
     shares = record.get("idle_cpu_percent_of_one_core")
     if not isinstance(shares, dict):
         return None
-    # The platform's processes and its infrastructure; the benchmark's own client is not the platform.
-    return round(sum(v for k, v in shares.items() if k != "bench client" and isinstance(v, int | float)), 1)
+    # The platform's processes and its infrastructure; the benchmark's own client is not the platform, and
+    # neither is "other" (every other process of the machine: kernel threads, a shell, an editor…).
+    return round(
+        sum(v for k, v in shares.items() if k not in NOT_THE_PLATFORM and isinstance(v, int | float)), 1
+    )
+
+
+NOT_THE_PLATFORM = frozenset({"bench client", "other"})
 
 
 def _largest_sse_level(key: str) -> Callable[[Record], float | None]:

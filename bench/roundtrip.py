@@ -3,6 +3,8 @@
 Latency: one event at a time, from just before the producing transaction commits (platform) or just
 before `send` (baseline) until the consuming handler has committed (platform) or `getone` returned
 (baseline). Throughput: a burst of events written as fast as possible until the last one is handled.
+The platform path is measured with 10 ms fetch polling and again with the platform's 5 s long poll, whose
+latency must be the same (the broker answers a parked fetch when a record arrives).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ LATENCY_SAMPLES = int(os.environ.get("BENCH_LATENCY_SAMPLES", "500"))
 BURST = int(os.environ.get("BENCH_BURST", "5000"))
 WARMUP = 50
 PARTITIONS = 6
+LONG_POLL_MS = 5_000
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -86,7 +89,9 @@ async def baseline(kafka: str) -> dict[str, float]:
     return summary(latencies, burst_seconds, BURST)
 
 
-async def platform_path(kafka: str, postgres_url: str, workers: int) -> dict[str, float]:
+async def platform_path(
+    kafka: str, postgres_url: str, workers: int, fetch_max_wait_ms: int = 10
+) -> dict[str, float]:
     name = f"bench_{uuid.uuid4().hex[:8]}"
     async with await psycopg.AsyncConnection.connect(postgres_url, autocommit=True) as admin:
         await admin.execute(f'CREATE DATABASE "{name}"')
@@ -95,13 +100,13 @@ async def platform_path(kafka: str, postgres_url: str, workers: int) -> dict[str
         async with await psycopg.AsyncConnection.connect(dsn) as conn:
             await apply_migrations(conn, load_migrations("kit", "funmagic_kit.sql"))
             await conn.execute("CREATE TABLE effects (event_id uuid PRIMARY KEY)")
-        return await _measure_platform(kafka, dsn, workers)
+        return await _measure_platform(kafka, dsn, workers, fetch_max_wait_ms)
     finally:
         async with await psycopg.AsyncConnection.connect(postgres_url, autocommit=True) as admin:
             await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
 
 
-async def _measure_platform(kafka: str, dsn: str, workers: int) -> dict[str, float]:
+async def _measure_platform(kafka: str, dsn: str, workers: int, fetch_max_wait_ms: int) -> dict[str, float]:
     topic = f"bench.platform.{uuid.uuid4().hex[:8]}"
     await create_topics(kafka, [topic, f"{topic}.dlq"], partitions=PARTITIONS)
     pool = await create_pool(dsn, min_size=4, max_size=4 + workers)
@@ -131,7 +136,7 @@ async def _measure_platform(kafka: str, dsn: str, workers: int) -> dict[str, flo
         producer=producer,
         metrics=metrics,
         unit_of_work=lambda: PostgresUnitOfWork(pool),
-        fetch_max_wait_ms=10,
+        fetch_max_wait_ms=fetch_max_wait_ms,
         on_processed=on_processed,
         concurrency=workers,
     )
@@ -187,8 +192,9 @@ async def run() -> dict[str, object]:
     raw = await baseline(kafka)
     print(f"  raw aiokafka produce→consume       : {raw}", flush=True)
     result: dict[str, object] = {"baseline_raw_aiokafka": raw}
+    platform_rows: dict[int, dict[str, float]] = {}
     for workers in (1, PARTITIONS):
-        ours = await platform_path(kafka, postgres_url, workers)
+        ours = platform_rows[workers] = await platform_path(kafka, postgres_url, workers)
         ratio = {
             "throughput_ratio": round(ours["events_per_s"] / raw["events_per_s"], 4),
             "p50_ratio": round(ours["p50_ms"] / raw["p50_ms"], 2),
@@ -197,5 +203,15 @@ async def run() -> dict[str, object]:
         print(f"  outbox→Kafka→inbox, {workers} worker(s)   : {ours}", flush=True)
         print(f"    ratio to raw                     : {ratio}", flush=True)
         result[f"outbox_kafka_inbox_{workers}_workers"] = {**ours, "ratio_to_raw": ratio}
+    # The platform's consumers long-poll (KAFKA_FETCH_MAX_WAIT_MS, 5 s): the broker answers a parked fetch
+    # as soon as a record arrives, so the latency must match the 10 ms polling above.
+    long_poll = await platform_path(kafka, postgres_url, 1, fetch_max_wait_ms=LONG_POLL_MS)
+    polling = platform_rows[1]
+    versus = {
+        "p50_vs_10ms_polling": round(long_poll["p50_ms"] / polling["p50_ms"], 2),
+        "p99_vs_10ms_polling": round(long_poll["p99_ms"] / polling["p99_ms"], 2),
+    }
+    print(f"  same, 1 worker, {LONG_POLL_MS} ms long poll : {long_poll} {versus}", flush=True)
+    result["outbox_kafka_inbox_1_workers_long_poll"] = {**long_poll, **versus}
     result["settings"] = {"latency_samples": LATENCY_SAMPLES, "burst": BURST, "partitions": PARTITIONS}
     return result

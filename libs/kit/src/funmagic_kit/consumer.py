@@ -176,8 +176,8 @@ class EventConsumer:
         unit_of_work: Callable[[], PostgresUnitOfWork] | None = None,
         max_attempts: int = 5,
         retry_backoff_ms: int = 200,
-        fetch_max_wait_ms: int = 500,
-        wake_interval_ms: int = 200,
+        fetch_max_wait_ms: int = 5_000,
+        wake_interval_ms: int = 1_000,
         max_batch: int = 100,
         on_processed: Callable[[Envelope, str], None] | None = None,
         commit_every: int = 500,
@@ -217,6 +217,7 @@ class EventConsumer:
         )
         self._kafka_consumers: list[AIOKafkaConsumer] = []
         self._workers: list[asyncio.Task[None]] = []
+        self._waiting_for_records: set[asyncio.Task[None]] = set()  # workers with nothing in progress
         self._stopping = asyncio.Event()
 
     def subscribe(self, subscription: Subscription[Any]) -> None:
@@ -252,6 +253,8 @@ class EventConsumer:
     async def stop(self) -> None:
         """Finish the batch in progress (up to the grace period), commit done offsets, leave the group."""
         self._stopping.set()
+        for idle in self._waiting_for_records:
+            idle.cancel()  # nothing in progress: no need to wait for its fetch to time out
         if self._workers:
             _, unfinished = await asyncio.wait(self._workers, timeout=self._grace_seconds)
             for worker in unfinished:
@@ -268,14 +271,20 @@ class EventConsumer:
         def mark_done(record: ConsumerRecord[bytes, bytes]) -> None:
             self._offsets.mark_done(kafka, record)
 
+        worker = asyncio.current_task()
+        assert worker is not None
         while not self._stopping.is_set():
+            # Returns as soon as records are there. While it waits, `stop` may cancel this worker: records
+            # fetched but not yet handed over are read again by the partition's next owner.
+            self._waiting_for_records.add(worker)
             try:
-                # Returns as soon as records are there; the wait only bounds how late `stop` is noticed.
                 fetched = await kafka.getmany(timeout_ms=self._wake_interval_ms, max_records=self._max_batch)
             except Exception as error:  # KafkaError: the consumer reconnects on its own
                 log.warning("fetch failed; retrying", extra={"consumer": self.name, "error": repr(error)})
                 await self._sleep(1.0)
                 continue
+            finally:
+                self._waiting_for_records.discard(worker)
             records = [record for partition in fetched.values() for record in partition]
             if not records:
                 continue

@@ -107,7 +107,7 @@ class OutboxRelay:
         metrics: Metrics,
         failpoints: Failpoints | None = None,
         page_size: int = 500,
-        idle_poll_seconds: float = 1.0,
+        idle_poll_seconds: float = 5.0,
         names: KafkaNames | None = None,
     ) -> None:
         self._dsn = dsn
@@ -121,11 +121,19 @@ class OutboxRelay:
         self._idle_poll_seconds = idle_poll_seconds
         self._stopping = asyncio.Event()
         self._publish_lock = asyncio.Lock()
+        self._waking: asyncio.Task[None] | None = None
         self.is_leader = False
 
     def stop(self) -> None:
         """Ask the relay to flush pending rows once more and return from `run`."""
         self._stopping.set()
+        # The leader waits for a NOTIFY (or the idle poll, seconds away): send one so it stops at once.
+        self._waking = asyncio.get_running_loop().create_task(self._notify_listeners())
+
+    async def _notify_listeners(self) -> None:
+        with suppress(Exception):  # the database is gone: the idle poll ends the wait instead
+            async with self._pool.connection() as conn:
+                await conn.execute(f"NOTIFY {NOTIFY_CHANNEL}")
 
     async def run(self) -> None:
         """Publish until stopped; reconnect after database or broker errors."""

@@ -39,9 +39,9 @@ class ServiceSettings(BaseSettings):
     # (fetch.min.bytes=1), so a long wait costs no latency and an idle platform sleeps instead of polling
     # a hundred times a second. Retries run in place, never by seeking back (which would wait for the
     # parked fetch).
-    kafka_fetch_max_wait_ms: int = Field(500, validation_alias="KAFKA_FETCH_MAX_WAIT_MS", ge=0)
-    # How long a consumer's loop waits for records before looking whether it should stop.
-    kafka_consumer_wake_ms: int = Field(200, validation_alias="KAFKA_CONSUMER_WAKE_MS", ge=10)
+    kafka_fetch_max_wait_ms: int = Field(5_000, validation_alias="KAFKA_FETCH_MAX_WAIT_MS", ge=0)
+    # How long one wait of a consumer's loop for records lasts (stopping does not wait for it).
+    kafka_consumer_wake_ms: int = Field(1_000, validation_alias="KAFKA_CONSUMER_WAKE_MS", ge=10)
     # The most records one fetch hands over, handled in one transaction (a failure re-runs them singly).
     consumer_max_batch: int = Field(100, validation_alias="CONSUMER_MAX_BATCH", ge=1, le=10_000)
     # Put in front of every topic and consumer group name, so platforms can share one Kafka cluster

@@ -265,3 +265,23 @@ async def test_a_job_the_limiter_turns_away_is_delayed_not_failed_and_runs_once_
     assert not any(isinstance(e, StepFailed) for e in events)
     (job,) = await jobs_of(pool, requested.task_id)
     assert (job.status, job.retries) == ("completed", 0), "a denial uses no attempt"
+
+
+async def test_an_idle_runner_sleeps_until_the_next_job_falls_due_rather_than_polling(
+    pool, build_providers
+) -> None:
+    # Both polls far longer than the test may take: only the job's own time can wake the runner.
+    providers = build_providers(STEP_POLL_INTERVAL_SECONDS=60, STEP_IDLE_POLL_SECONDS=60)
+    requested = step_requested(options={"size": "64x64"})
+    await deliver(providers, requested)
+    async with pool.connection() as conn:
+        await conn.execute(
+            "UPDATE step_jobs SET run_at = now() + interval '1.5 seconds' WHERE task_id = %s",
+            (requested.task_id,),
+        )
+
+    async with running(providers.runner):
+        await wait_for_event(pool, requested.task_id, StepCompleted, timeout=20)
+
+    (job,) = await jobs_of(pool, requested.task_id)
+    assert (job.status, job.claims) == ("completed", 1)

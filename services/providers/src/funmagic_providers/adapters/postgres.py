@@ -250,6 +250,13 @@ ORDER BY picked.turn, picked.run_at, picked.id
 """
 
 _DUE_PROVIDERS = f"SELECT DISTINCT scope, provider FROM step_jobs j WHERE {_DUE_WHERE}"
+# Both minimums come from the partial indexes on queued run_at and running lease_until.
+_SECONDS_UNTIL_DUE = """
+SELECT EXTRACT(EPOCH FROM least(
+    (SELECT min(run_at) FROM step_jobs WHERE status = 'queued'),
+    (SELECT min(lease_until) FROM step_jobs WHERE status = 'running')
+) - now()) AS seconds
+"""
 
 _SAVE_JOB = f"""
 UPDATE step_jobs SET status = %(status)s,
@@ -324,6 +331,11 @@ class StepJobRecords:
         """(scope, provider) of every job due now."""
         cursor = await self._conn.execute(_DUE_PROVIDERS)
         return [(row["scope"], row["provider"]) for row in await cursor.fetchall()]
+
+    async def seconds_until_due(self) -> float | None:
+        cursor = await self._conn.execute(_SECONDS_UNTIL_DUE)
+        row = await cursor.fetchone()
+        return None if row is None or row["seconds"] is None else float(row["seconds"])
 
     async def claim_due(
         self,

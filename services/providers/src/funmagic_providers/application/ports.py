@@ -58,6 +58,11 @@ class StepJobStore(Protocol):
         """(scope, provider) of every job due now."""
         ...
 
+    async def seconds_until_due(self) -> float | None:
+        """Seconds until the next queued job's time comes or a running job's lease runs out (≤ 0: one is
+        due now); None when no job is queued or running."""
+        ...
+
     async def claim_due(
         self,
         owner: str,
@@ -217,6 +222,7 @@ class RunnerSettings(Protocol):
     step_concurrency: int
     step_lease_seconds: float
     step_poll_interval_seconds: float
+    step_idle_poll_seconds: float
     circuit_failure_threshold: int
     circuit_cooldown_seconds: float
 

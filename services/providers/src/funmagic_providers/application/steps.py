@@ -136,22 +136,33 @@ class StepRunner:
         try:
             while not self._stopping.is_set():
                 free = self.settings.step_concurrency - len(self._running)
+                wait = self.settings.step_poll_interval_seconds
                 if free > 0:
                     try:
-                        await self._claim_and_start(free)
+                        wait = self._next_look(await self._claim_and_start(free))
                     except Exception:  # the database is away: the next round tries again
                         log.exception("claiming step jobs failed; retrying")
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(
-                        self._wake.wait(), timeout=self.settings.step_poll_interval_seconds
-                    )
+                    await asyncio.wait_for(self._wake.wait(), timeout=wait)
                 self._wake.clear()
         finally:
             await self._hand_back_running()
 
-    async def _claim_and_start(self, free: int) -> None:
+    def _next_look(self, seconds_until_due: float | None) -> float:
+        """How long to sleep unless woken: until the next job falls due, no longer than the idle limit;
+        the short poll while a job is due but was not taken (this runner's or a provider's slots full)."""
+        if seconds_until_due is None:
+            return self.settings.step_idle_poll_seconds
+        if seconds_until_due <= 0:
+            return self.settings.step_poll_interval_seconds
+        return min(seconds_until_due, self.settings.step_idle_poll_seconds)
+
+    async def _claim_and_start(self, free: int) -> float | None:
+        """Claim and start up to `free` due jobs; the seconds until the next one falls due after that."""
         async with self.uow() as uow:
             due = await uow.jobs.due_providers()
+            if not due:  # the common idle round: one transaction
+                return await uow.jobs.seconds_until_due()
         # A provider with a concurrency limit is given no more jobs than it has free slots: the rest wait
         # queued and are taken in turn when a call ends, not turned away by the limiter and delayed.
         limits = {}
@@ -164,10 +175,12 @@ class StepRunner:
                 self.owner, limit=free, lease_seconds=self.settings.step_lease_seconds,
                 max_concurrency=limits,
             )  # fmt: skip
+            seconds_until_due = await uow.jobs.seconds_until_due()
         for job in jobs:
             task = asyncio.create_task(self._execute(job), name=f"step-job-{job.id}")
             self._running[job.id] = task
             task.add_done_callback(lambda _, job_id=job.id: self._finished(job_id))
+        return seconds_until_due
 
     def _finished(self, job_id: str) -> None:
         self._running.pop(job_id, None)
