@@ -46,6 +46,7 @@ from contextlib import suppress
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Generic, Protocol, TypeVar
+from uuid import UUID
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.structs import ConsumerRecord
@@ -135,19 +136,23 @@ class Subscription(Generic[UnitOfWorkT]):
 
 
 @dataclass(frozen=True)
-class _Delivery:
-    """One record of a batch, sorted: an event to handle, or a record to dead-letter or to skip."""
+class _Event:
+    """A record this consumer handles, parsed."""
 
     record: ConsumerRecord[bytes, bytes]
     topic: str  # the registry's name (without the deployment's prefix)
-    envelope: Envelope | None = None
-    event: IntegrationEvent | None = None
-    handler: EventHandler[Any, Any] | None = None
-    unreadable: Exception | None = None  # not an envelope, or not its contract: dead-lettered
+    envelope: Envelope
+    event: IntegrationEvent
+    handler: EventHandler[Any, Any]
 
-    @property
-    def position(self) -> tuple[str, int, int]:
-        return (self.record.topic, self.record.partition, self.record.offset)
+
+@dataclass(frozen=True)
+class _Delivery:
+    """One record of a batch, sorted: an event to handle, a record to dead-letter, or one to skip."""
+
+    record: ConsumerRecord[bytes, bytes]
+    event: _Event | None = None
+    unreadable: Exception | None = None  # not an envelope, or not its contract: dead-lettered
 
 
 class _Stopping(Exception):
@@ -305,84 +310,80 @@ class EventConsumer:
         deliveries = [self._sort(record) for record in records]
         handled_together = False
         if self._unit_of_work is not None:
-            to_handle = [d for d in deliveries if d.handler is not None]
-            if len(to_handle) > 1:
-                handled_together = await self._handle_together(to_handle)
+            events = [d.event for d in deliveries if d.event is not None]
+            if len(events) > 1:
+                handled_together = await self._handle_together(events)
         for delivery in deliveries:
             if delivery.unreadable is not None:
-                await self._dead_letter_until_sent(delivery, delivery.unreadable, attempts=1)
-            elif delivery.handler is None:
+                await self._dead_letter_until_sent(delivery.record, delivery.unreadable, attempts=1)
+            elif delivery.event is None:
                 # Not an event this service reacts to: nothing changes, so no transaction and no inbox row.
                 self.metrics.events_consumed.labels(self.name, "skipped").inc()
             elif not handled_together:
-                await self._handle_alone_with_retries(delivery)
+                await self._handle_alone_with_retries(delivery.event)
             mark_done(delivery.record)
 
     def _sort(self, record: ConsumerRecord[bytes, bytes]) -> _Delivery:
-        topic = self._names.logical_topic(record.topic)
         try:
             envelope = decode(record.value or b"")
         except ValueError as error:
-            return _Delivery(record, topic, unreadable=error)
+            return _Delivery(record, unreadable=error)
         subscription = self._subscriptions.get(record.topic)
         registered = subscription.handlers.get(envelope.type) if subscription is not None else None
         if registered is None:
-            return _Delivery(record, topic, envelope=envelope)
+            return _Delivery(record)
         event_class, handler = registered
         try:
             event = _parse(envelope, event_class)
         except ContractError as error:  # retrying cannot make it match its contract
-            return _Delivery(record, topic, envelope=envelope, unreadable=error)
-        return _Delivery(record, topic, envelope=envelope, event=event, handler=handler)
+            return _Delivery(record, unreadable=error)
+        topic = self._names.logical_topic(record.topic)
+        return _Delivery(record, event=_Event(record, topic, envelope, event, handler))
 
-    async def _handle_together(self, deliveries: list[_Delivery]) -> bool:
+    async def _handle_together(self, events: list[_Event]) -> bool:
         """Run the batch's events in one transaction; False (everything rolled back) if any of them failed."""
         assert self._unit_of_work is not None
         started = time.perf_counter()
         outcomes: list[str] = []
         try:
             async with self._unit_of_work() as uow:
-                new_ids = await self._claim(uow, deliveries)
-                for delivery in deliveries:
-                    envelope = delivery.envelope
-                    assert envelope is not None
-                    if envelope.id not in new_ids:
+                new_ids = await self._claim(uow, events)
+                for event in events:
+                    if event.envelope.id not in new_ids:
                         outcomes.append("duplicate")
                         continue
-                    new_ids.discard(
-                        envelope.id
-                    )  # the same event twice in one batch: the second is a duplicate
-                    await self._run_handler(delivery, uow)
+                    # Taken out: the same event twice in one batch is a duplicate the second time.
+                    new_ids.discard(event.envelope.id)
+                    await self._run_handler(event, uow)
                     outcomes.append("handled")
         except Exception as error:
             log.info(
                 "batch rolled back; its events run one at a time",
-                extra={"consumer": self.name, "events": len(deliveries), "error": repr(error)},
+                extra={"consumer": self.name, "events": len(events), "error": repr(error)},
             )
             return False
         await self._failpoints.reach("consumer.batch_committed")
-        seconds = (time.perf_counter() - started) / len(deliveries)
-        for delivery, outcome in zip(deliveries, outcomes, strict=True):
-            self._finished(delivery, outcome, seconds)
+        seconds = (time.perf_counter() - started) / len(events)
+        for event, outcome in zip(events, outcomes, strict=True):
+            self._finished(event, outcome, seconds)
         return True
 
-    async def _handle_alone_with_retries(self, delivery: _Delivery) -> None:
+    async def _handle_alone_with_retries(self, event: _Event) -> None:
         attempts = 0
         while True:
             started = time.perf_counter()
             try:
-                outcome = await self._handle_alone(delivery)
+                outcome = await self._handle_alone(event)
             except Exception as error:  # every failure ends as a retry or a dead letter, never a drop
                 attempts += 1
                 # A dependency that is down (Postgres restarting…) is not the event's fault: the partition
                 # waits for it as long as it takes, and the event is never dead-lettered for it.
                 outage = is_outage(error)
                 if not outage and (isinstance(error, PermanentError) or attempts >= self._max_attempts):
-                    await self._dead_letter_until_sent(delivery, error, attempts=attempts)
+                    await self._dead_letter_until_sent(event.record, error, attempts=attempts)
                     return
                 self.metrics.events_consumed.labels(self.name, "retried").inc()
-                envelope = delivery.envelope
-                assert envelope is not None
+                envelope = event.envelope
                 log.warning(
                     "dependency unavailable; retrying" if outage else "event handler failed; retrying",
                     extra={
@@ -397,42 +398,36 @@ class EventConsumer:
                 if self._stopping.is_set():
                     raise _Stopping from error
                 continue
-            self._finished(delivery, outcome, time.perf_counter() - started)
+            self._finished(event, outcome, time.perf_counter() - started)
             return
 
-    async def _handle_alone(self, delivery: _Delivery) -> str:
-        envelope = delivery.envelope
-        assert envelope is not None
+    async def _handle_alone(self, event: _Event) -> str:
         if self._unit_of_work is None:
-            await self._run_handler(delivery, None)
+            await self._run_handler(event, None)
             return "handled"
         async with self._unit_of_work() as uow:
-            if not await self._claim(uow, [delivery]):
+            if not await self._claim(uow, [event]):
                 return "duplicate"
-            await self._run_handler(delivery, uow)
+            await self._run_handler(event, uow)
             return "handled"
 
-    async def _claim(self, uow: PostgresUnitOfWork, deliveries: Sequence[_Delivery]) -> set[Any]:
-        """Insert the inbox rows of `deliveries`; the ids of the events not handled before."""
-        envelopes = [d.envelope for d in deliveries]
+    async def _claim(self, uow: PostgresUnitOfWork, events: Sequence[_Event]) -> set[UUID]:
+        """Insert the inbox rows of `events`; the ids of those not handled before."""
         cursor = await uow.conn.execute(
             _CLAIM_EVENTS,
             (
                 self.name,
-                [e.id for e in envelopes if e is not None],
-                [e.type for e in envelopes if e is not None],
-                [d.topic for d in deliveries],
-                [d.record.partition for d in deliveries],
-                [d.record.offset for d in deliveries],
+                [e.envelope.id for e in events],
+                [e.envelope.type for e in events],
+                [e.topic for e in events],
+                [e.record.partition for e in events],
+                [e.record.offset for e in events],
             ),
         )
-        return {row["event_id"] if isinstance(row, Mapping) else row[0] for row in await cursor.fetchall()}
+        return {row["event_id"] for row in await cursor.fetchall()}  # the pool's rows are dicts
 
-    async def _run_handler(self, delivery: _Delivery, uow: PostgresUnitOfWork | None) -> None:
-        envelope, handler = delivery.envelope, delivery.handler
-        assert envelope is not None
-        assert handler is not None
-        record = delivery.record
+    async def _run_handler(self, event: _Event, uow: PostgresUnitOfWork | None) -> None:
+        envelope, record = event.envelope, event.record
         with (
             bind_correlation_id(envelope.correlation_id or str(envelope.id)),
             span(
@@ -449,22 +444,21 @@ class EventConsumer:
             # or not; a poisoned one rolls back with its inbox row, like a handler that raised.
             if self._poisoned is not None:
                 self._poisoned.check(envelope.id)
-            await handler(delivery.event, envelope, uow)
+            await event.handler(event.event, envelope, uow)
 
-    def _finished(self, delivery: _Delivery, outcome: str, seconds: float) -> None:
-        assert delivery.envelope is not None
+    def _finished(self, event: _Event, outcome: str, seconds: float) -> None:
         self.metrics.handler_seconds.labels(self.name).observe(seconds)
         self.metrics.events_consumed.labels(self.name, outcome).inc()
         if self._on_processed is not None:
-            self._on_processed(delivery.envelope, outcome)
+            self._on_processed(event.envelope, outcome)
 
     async def _dead_letter_until_sent(
-        self, delivery: _Delivery, error: BaseException, *, attempts: int
+        self, record: ConsumerRecord[bytes, bytes], error: BaseException, *, attempts: int
     ) -> None:
         """Move the record to `<topic>.dlq`; while the broker refuses, try again (never skip it silently)."""
         while True:
             try:
-                await self._publish_dead_letter(delivery.record, error, attempts=attempts)
+                await self._publish_dead_letter(record, error, attempts=attempts)
                 return
             except Exception as publish_error:
                 log.error("dead-lettering failed; trying again", extra={"error": repr(publish_error)})
