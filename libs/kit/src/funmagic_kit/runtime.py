@@ -28,6 +28,7 @@ from psycopg_pool import AsyncConnectionPool
 from redis.asyncio import Redis
 
 from funmagic_kit.auth import JwksSource, TokenVerifier, caller_middleware
+from funmagic_kit.collector import settle_after_startup
 from funmagic_kit.consumer import EventConsumer, Subscription
 from funmagic_kit.db import PostgresUnitOfWork, create_pool
 from funmagic_kit.errors import ConfigError
@@ -315,6 +316,7 @@ async def _serve_until(
         stack.push_async_callback(consumer.stop)  # lets the batch in progress finish (grace period)
         await site.start()
         stack.push_async_callback(site.stop)  # first of all: take no new requests
+        settle_after_startup()
         log.info("service started", extra={"port": settings.http_port})
         if ready is not None:
             ready.set()

@@ -36,6 +36,7 @@ from funmagic_contracts.tasks.events import (
 )
 from funmagic_gateway.adapters.task_streams import (
     Outcome,
+    ReadInterrupt,
     StreamWakeups,
     TaskStreams,
     create_stream_read_client,
@@ -403,6 +404,43 @@ async def test_a_reader_that_has_read_everything_waits_without_asking_redis_unti
 
     assert asked_while_waiting == 0
     assert (first.type, second.type) == ("step_started", "progress")
+
+
+async def test_a_reader_that_found_nothing_waits_again_without_asking_redis_until_its_key_is_announced(
+    redis: Redis, redis_url: str, ids: Ids, wakeups: StreamWakeups
+) -> None:
+    # A quiet stream comes back after every heartbeat: ten thousand of them must not each ask Redis again.
+    reads = Redis.from_url(redis_url, connection_class=RoundTripConnection)
+    streams = TaskStreams(redis, reads, wakeups=wakeups)
+    key = task_stream_key(ids.task())
+    try:
+        assert await streams.read(key, None, block_seconds=0.05) == []
+        RoundTripConnection.sends = 0
+        again = await streams.read(key, None, block_seconds=0.05)
+        asked_again = RoundTripConnection.sends
+    finally:
+        await reads.aclose()
+
+    assert again == []
+    assert asked_again == 0
+
+
+async def test_an_interrupted_reader_returns_nothing_at_once_and_stops_waiting(
+    redis: Redis, reads: Redis, ids: Ids, wakeups: StreamWakeups
+) -> None:
+    streams = TaskStreams(redis, reads, wakeups=wakeups)
+    key = task_stream_key(ids.task())
+    interrupt = ReadInterrupt()
+    reader = asyncio.create_task(streams.read(key, None, block_seconds=30, interrupt=interrupt))
+
+    async def waiting_in_memory() -> bool:
+        return key in wakeups._waiters
+
+    await wait_until(waiting_in_memory, timeout=10, what="the reader to wait")
+    interrupt.interrupt()
+
+    assert await asyncio.wait_for(reader, timeout=5) == []
+    assert key not in wakeups._waiters
 
 
 async def test_a_waiting_reader_gets_nothing_when_nothing_is_appended_in_time(

@@ -29,8 +29,7 @@ import json
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -45,6 +44,7 @@ from funmagic_kit.errors import TransientError
 __all__ = [
     "AppendResult",
     "Outcome",
+    "ReadInterrupt",
     "StoredEntry",
     "StreamUnavailable",
     "StreamWakeups",
@@ -157,6 +157,23 @@ def create_stream_read_client(
     return Redis.from_pool(pool)
 
 
+class ReadInterrupt:
+    """Lets another task end a `TaskStreams.read` early while it waits in memory: the read then returns
+    nothing, and its caller looks at what it must (a client gone, a session to check) and reads again.
+
+    One per reader for as long as it reads: a waiting read holds a future and a timer, not a task of its own,
+    which is what keeps thousands of open streams cheap (and their garbage small, see `funmagic_kit.gc`).
+    """
+
+    __slots__ = ("_wake",)
+
+    def __init__(self) -> None:
+        self._wake: asyncio.Future[str] | None = None
+
+    def interrupt(self) -> None:
+        _wake(self._wake, _INTERRUPTED)
+
+
 class StreamWakeups:
     """Wakes the readers waiting on a stream when an append to it is announced (see the module)."""
 
@@ -169,7 +186,7 @@ class StreamWakeups:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._max_staleness = max_staleness
-        self._waiters: dict[str, set[asyncio.Event]] = {}
+        self._waiters: dict[str, set[asyncio.Future[str]]] = {}
         # The number of the latest announcement per key (newest keys kept), to tell a reader that nothing
         # was announced for its key since it last read. A key forgotten here answers `_forgotten_upto`,
         # the latest number forgotten, which is never lower than its own was.
@@ -190,18 +207,20 @@ class StreamWakeups:
     def listening(self) -> bool:
         return self._announcements.current(self._max_staleness)
 
-    @contextmanager
-    def watching(self, stream_key: str) -> Iterator[asyncio.Event]:
-        """An event set whenever `stream_key` is announced (or announcements may have been missed)."""
-        woken = asyncio.Event()
-        waiters = self._waiters.setdefault(stream_key, set())
-        waiters.add(woken)
-        try:
-            yield woken
-        finally:
-            waiters.discard(woken)
+    def watch(self, stream_key: str, wake: asyncio.Future[str]) -> None:
+        """Complete `wake` when `stream_key` is announced (or announcements may have been missed), until
+        `unwatch`."""
+        waiters = self._waiters.get(stream_key)
+        if waiters is None:
+            waiters = self._waiters[stream_key] = set()
+        waiters.add(wake)
+
+    def unwatch(self, stream_key: str, wake: asyncio.Future[str]) -> None:
+        waiters = self._waiters.get(stream_key)
+        if waiters is not None:
+            waiters.discard(wake)
             if not waiters:
-                self._waiters.pop(stream_key, None)
+                del self._waiters[stream_key]
 
     def mark(self, stream_key: str) -> tuple[int, int]:
         """What has been announced for `stream_key` so far: equal marks mean nothing was in between."""
@@ -219,15 +238,25 @@ class StreamWakeups:
         self._announced.move_to_end(stream_key)
         if len(self._announced) > _ANNOUNCED_KEPT:
             _, self._forgotten_upto = self._announced.popitem(last=False)
-        for woken in self._waiters.get(stream_key, ()):
-            woken.set()
+        for wake in self._waiters.get(stream_key, ()):
+            _wake(wake, _ANNOUNCED)
 
     def _wake_all(self) -> None:
         self._gaps += 1
         # Appends may have gone unannounced: every reader reads again (and blocks on Redis if need be).
         for waiters in self._waiters.values():
-            for woken in waiters:
-                woken.set()
+            for wake in waiters:
+                _wake(wake, _ANNOUNCED)
+
+
+_ANNOUNCED, _TIMED_OUT, _INTERRUPTED = "announced", "timed out", "interrupted"
+# A read that can be interrupted blocks on Redis (no current announcements) at most this long at a time.
+_INTERRUPTIBLE_BLOCK_SECONDS = 1.0
+
+
+def _wake(wake: asyncio.Future[str] | None, why: str) -> None:
+    if wake is not None and not wake.done():
+        wake.set_result(why)
 
 
 class TaskStreams:
@@ -303,44 +332,75 @@ class TaskStreams:
         return value.decode() if isinstance(value, bytes) else value
 
     async def read(
-        self, stream_key: str, after: str | None, *, block_seconds: float, count: int = 100
+        self,
+        stream_key: str,
+        after: str | None,
+        *,
+        block_seconds: float,
+        count: int = 100,
+        interrupt: ReadInterrupt | None = None,
     ) -> list[StoredEntry]:
         """Entries after `after` (exclusive; None: from the start), waiting up to `block_seconds` for one.
 
-        An empty list means nothing arrived in time.
+        An empty list means nothing arrived in time, or `interrupt` was used.
         """
         wakeups = self._wakeups
         if wakeups is None or not wakeups.listening:
-            return await self._xread(stream_key, after, count=count, block_seconds=block_seconds)
+            return await self._blocking_xread(stream_key, after, count, block_seconds, interrupt)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + block_seconds
-        # Watching before reading: an append after the read is announced to this waiter, never lost.
-        with wakeups.watching(stream_key) as woken:
-            quiet = after is not None and self._caught_up.get((stream_key, after)) == wakeups.mark(stream_key)
-            while True:
-                woken.clear()
-                mark = wakeups.mark(stream_key)
-                entries = (
-                    [] if quiet else await self._xread(stream_key, after, count=count, block_seconds=None)
-                )
+        position = (stream_key, after or START)
+        # Nothing announced for the key since this position was last read up to: Redis has nothing new.
+        quiet = self._caught_up.get(position) == wakeups.mark(stream_key)
+        while True:
+            wake: asyncio.Future[str] = loop.create_future()
+            # Watching before reading: an append after the read is announced to this waiter, never lost.
+            wakeups.watch(stream_key, wake)
+            try:
+                if not quiet:
+                    mark = wakeups.mark(stream_key)
+                    entries = await self._xread(stream_key, after, count=count, block_seconds=None)
+                    self._remember_caught_up(stream_key, entries[-1].id if entries else after or START, mark)
+                    if entries:
+                        return entries
                 quiet = False
-                if entries:
-                    self._remember_caught_up(stream_key, entries[-1].id, mark)
                 remaining = deadline - loop.time()
-                if entries or remaining <= 0:
-                    return entries
-                if not wakeups.listening:
-                    return await self._xread(stream_key, after, count=count, block_seconds=remaining)
-                try:
-                    await asyncio.wait_for(woken.wait(), timeout=remaining)
-                except TimeoutError:
+                if remaining <= 0:
                     return []
+                if not wakeups.listening:
+                    return await self._blocking_xread(stream_key, after, count, remaining, interrupt)
+                timer = loop.call_at(deadline, _wake, wake, _TIMED_OUT)
+                if interrupt is not None:
+                    interrupt._wake = wake
+                try:
+                    why = await wake
+                finally:
+                    timer.cancel()
+                    if interrupt is not None:
+                        interrupt._wake = None
+                if why != _ANNOUNCED:
+                    return []
+            finally:
+                wakeups.unwatch(stream_key, wake)
 
     def _remember_caught_up(self, stream_key: str, entry_id: str, mark: tuple[int, int]) -> None:
         self._caught_up[(stream_key, entry_id)] = mark
         self._caught_up.move_to_end((stream_key, entry_id))
         if len(self._caught_up) > _ANNOUNCED_KEPT:
             self._caught_up.popitem(last=False)
+
+    async def _blocking_xread(
+        self,
+        stream_key: str,
+        after: str | None,
+        count: int,
+        block_seconds: float,
+        interrupt: ReadInterrupt | None,
+    ) -> list[StoredEntry]:
+        # A blocking XREAD cannot be interrupted: one that may be blocks briefly, then the caller looks.
+        if interrupt is not None:
+            block_seconds = min(block_seconds, _INTERRUPTIBLE_BLOCK_SECONDS)
+        return await self._xread(stream_key, after, count=count, block_seconds=block_seconds)
 
     async def _xread(
         self, stream_key: str, after: str | None, *, count: int, block_seconds: float | None

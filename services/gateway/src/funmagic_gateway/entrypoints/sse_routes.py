@@ -40,6 +40,7 @@ from pydantic import ConfigDict, Field
 from funmagic_contracts.api import Request
 from funmagic_gateway.adapters.services import ServiceClient
 from funmagic_gateway.adapters.task_streams import (
+    ReadInterrupt,
     StoredEntry,
     StreamUnavailable,
     TaskStreams,
@@ -75,6 +76,8 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+_SWEEP_SLICE = 500  # streams the sweeper looks at before it lets other work run
 
 MayListen = Callable[[web.Request, str], Awaitable[bool]]
 """Whether the request's user may follow the task (its owner, or an admin)."""
@@ -192,12 +195,12 @@ class _SessionWatch:
 
 @dataclass(eq=False)
 class _Waiting:
-    """A stream waiting for its next entries: `wake` is completed when it must look up (its client left, the
-    routes are closing, or its session check is due)."""
+    """An open stream, for the sweeper: `interrupt` ends its read while it waits, so that it looks up (its
+    client left, the routes are closing, or its session check is due)."""
 
     request: web.BaseRequest
     session: _SessionWatch | None
-    wake: asyncio.Future[None]
+    interrupt: ReadInterrupt = field(default_factory=ReadInterrupt)
 
 
 WriteEvents = Callable[["EventStreamResponse", web.BaseRequest], Awaitable[None]]
@@ -249,8 +252,7 @@ class SseRoutes:
         """
         self._closing = True
         for waiting in self._waiting:
-            if not waiting.wake.done():
-                waiting.wake.set_result(None)
+            waiting.interrupt.interrupt()
 
     def operations(self) -> list[Operation]:
         return [
@@ -357,76 +359,69 @@ class SseRoutes:
         session: _SessionWatch | None,
         ends_with_task: bool,
     ) -> None:
-        while True:
-            entries = await self._next_entries(request, key, cursor, session)
-            if entries is None:
-                return  # the client went away
-            if not entries:
-                await response.write(HEARTBEAT_FRAME.encode())
-                continue
-            frames = []
-            for entry in entries:
-                frames.append(event_frame(entry.id, entry.type, entry.data))
-                cursor = entry.id
-                if ends_with_task and entry.type in TERMINAL_TYPES:
-                    await response.write("".join(frames).encode())
-                    return
-            await response.write("".join(frames).encode())
+        waiting = _Waiting(request, session)
+        self._waiting.add(waiting)
+        self._ensure_sweeper()
+        try:
+            while True:
+                entries = await self._next_entries(waiting, key, cursor)
+                if entries is None:
+                    return  # the client went away
+                if not entries:
+                    await response.write(HEARTBEAT_FRAME.encode())
+                    continue
+                frames = []
+                for entry in entries:
+                    frames.append(event_frame(entry.id, entry.type, entry.data))
+                    cursor = entry.id
+                    if ends_with_task and entry.type in TERMINAL_TYPES:
+                        await response.write("".join(frames).encode())
+                        return
+                await response.write("".join(frames).encode())
+        finally:
+            self._waiting.discard(waiting)
 
     async def _next_entries(
-        self, request: web.BaseRequest, key: str, cursor: str | None, session: _SessionWatch | None
+        self, waiting: _Waiting, key: str, cursor: str | None
     ) -> list[StoredEntry] | None:
         """The next entries (empty after a quiet heartbeat interval), or None once the client has gone
         (or `close` was called); raises `_SessionEnded` when the caller's session did.
 
         aiohttp does not cancel a handler when its client disconnects (`handler_cancellation` is off), and
         a waiting read would notice only at the next write: one sweeper looks at every waiting stream's
-        connection each `disconnect_poll_seconds`, so a closed tab ends (and frees what its read holds)
-        within that time.
+        connection each `disconnect_poll_seconds` and interrupts the read of one whose client left, so a
+        closed tab ends (and frees what its read holds) within that time.
         """
-        if self._closing or _client_left(request):
-            return None
-        if session is not None:
-            await session.raise_if_ended()
-        read = asyncio.ensure_future(self.streams.read(key, cursor, block_seconds=self.heartbeat_seconds))
-        try:
-            while True:
-                waiting = _Waiting(request, session, asyncio.get_running_loop().create_future())
-                self._waiting.add(waiting)
-                self._ensure_sweeper()
-                try:
-                    await asyncio.wait({read, waiting.wake}, return_when=asyncio.FIRST_COMPLETED)
-                finally:
-                    self._waiting.discard(waiting)
-                if read.done():
-                    return read.result()
-                if self._closing or _client_left(request):
-                    return None
-                if session is not None:
-                    await session.raise_if_ended()
-        finally:
-            if not read.done():
-                read.cancel()
-                # Bounded: a blocking XREAD that does not take the cancellation ends with its BLOCK anyway.
-                await asyncio.wait({read}, timeout=1.0)
-                if read.done() and not read.cancelled():
-                    read.exception()  # retrieved: the stream is over, whatever the read did
+        loop = asyncio.get_running_loop()
+        heartbeat_at = loop.time() + self.heartbeat_seconds
+        while True:
+            if self._closing or _client_left(waiting.request):
+                return None
+            if waiting.session is not None:
+                await waiting.session.raise_if_ended()
+            remaining = heartbeat_at - loop.time()
+            entries = await self.streams.read(
+                key, cursor, block_seconds=max(0.0, remaining), interrupt=waiting.interrupt
+            )
+            if entries or remaining <= 0:
+                return entries
 
     def _ensure_sweeper(self) -> None:
         if self._sweeper is None or self._sweeper.done():
             self._sweeper = asyncio.create_task(self._sweep(), name="sse-sweeper")
 
     async def _sweep(self) -> None:
-        """Wakes each waiting stream whose client left, whose session check is due, or all of them when
-        closing; ends when no stream waits."""
+        """Interrupts the read of each stream whose client left, whose session check is due, or of every one
+        when closing; ends when no stream is open."""
         while self._waiting:
             await asyncio.sleep(self.disconnect_poll_seconds)
-            for waiting in list(self._waiting):
-                if waiting.wake.done():
-                    continue
+            for looked_at, waiting in enumerate(list(self._waiting), start=1):
                 session_due = waiting.session is not None and waiting.session.due()
                 if self._closing or session_due or _client_left(waiting.request):
-                    waiting.wake.set_result(None)
+                    waiting.interrupt.interrupt()
+                if looked_at % _SWEEP_SLICE == 0:
+                    # 10,000 streams take milliseconds to look at: events due meanwhile go out in between.
+                    await asyncio.sleep(0)
 
 
 def _resume_point(request: web.Request) -> str | None:
