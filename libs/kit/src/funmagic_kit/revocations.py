@@ -84,7 +84,7 @@ class RevocationView:
         *,
         channel: str = REVOCATIONS_CHANNEL,
         max_staleness: float = 1.0,
-        ping_interval: float = 0.25,
+        ping_interval: float = 0.5,
         retry_seconds: float = 0.5,
         max_users: int = 100_000,
         clock: Callable[[], float] = time.monotonic,

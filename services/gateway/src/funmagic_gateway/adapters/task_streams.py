@@ -182,7 +182,7 @@ class StreamWakeups:
         redis: Redis,
         *,
         max_staleness: float = 2.0,
-        ping_interval: float = 0.5,
+        ping_interval: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._max_staleness = max_staleness
