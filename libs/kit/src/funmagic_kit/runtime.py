@@ -316,7 +316,6 @@ async def _serve_until(
         stack.push_async_callback(consumer.stop)  # lets the batch in progress finish (grace period)
         await site.start()
         stack.push_async_callback(site.stop)  # first of all: take no new requests
-        settle_after_startup()
         log.info("service started", extra={"port": settings.http_port})
         if ready is not None:
             ready.set()
@@ -372,7 +371,23 @@ def main(spec: ServiceSpec, argv: Sequence[str] | None = None) -> None:
     elif args.command in spec.commands:
         raise SystemExit(asyncio.run(_run_command(spec, settings, args.command, args.arguments)))
     else:
-        asyncio.run(serve(spec, settings))
+        asyncio.run(_serve_as_the_process(spec, settings))
+
+
+async def _serve_as_the_process(spec: ServiceSpec, settings: Any) -> None:
+    """`serve`, as the one job of this process: once it serves, the collector policy of a long-running
+    process applies (`funmagic_kit.collector`; not when tests serve a service inside their own process)."""
+    ready = asyncio.Event()
+
+    async def settle_once_serving() -> None:
+        await ready.wait()
+        settle_after_startup()
+
+    settling = asyncio.create_task(settle_once_serving())
+    try:
+        await serve(spec, settings, ready=ready)
+    finally:
+        settling.cancel()
 
 
 async def _run_command(spec: ServiceSpec, settings: Any, name: str, argv: Sequence[str]) -> int:

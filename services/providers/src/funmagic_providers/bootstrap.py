@@ -49,6 +49,7 @@ from funmagic_providers.entrypoints.queue_http import QueueMonitorApp
 @dataclass(frozen=True)
 class Providers:
     registry: ProviderRegistry
+    limiter: ProviderRateLimiter
     runner: StepRunner
     jobs: StepJobs
     monitor: QueueMonitor
@@ -135,7 +136,9 @@ def build(
         unit_of_work=unit_of_work,
         workers=(runner, health_checks, lag_samples),
     )
-    return Providers(registry=registry, runner=runner, jobs=jobs, monitor=monitor, parts=parts)
+    return Providers(
+        registry=registry, limiter=limiter, runner=runner, jobs=jobs, monitor=monitor, parts=parts
+    )
 
 
 def _provider_apis(settings: ProvidersSettings, http: aiohttp.ClientSession) -> dict[str, ProviderAdapter]:
@@ -179,6 +182,8 @@ async def _build_from_runtime(runtime: Runtime) -> ServiceParts:
     )
     # A wrong master key must stop the service here, not fail every step later.
     await providers.registry.verify_keys()
+    # Unwound after the step runner stopped: the slots of its last calls are given back, not left to expire.
+    runtime.exit_stack.push_async_callback(providers.limiter.flush_releases)
     return providers.parts
 
 

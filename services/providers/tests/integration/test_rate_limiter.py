@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from redis.asyncio import BlockingConnectionPool, Redis
 
-from funmagic_kit.testing import RoundTripConnection
+from funmagic_kit.testing import RoundTripConnection, wait_until
 from funmagic_providers.adapters.rate_limiter import (
     Admission,
     ProviderRateLimiter,
@@ -178,6 +178,7 @@ async def test_200_acquirers_never_exceed_max_concurrency(
     assert denials > 0
     assert max_holders == 5
     assert max(sampled) == 5, f"largest semaphore seen: {max(sampled)} in {len(sampled)} samples"
+    await limiter.flush_releases()  # the last releases, written behind (as at shutdown)
     assert await redis.zcard(sem) == 0
 
 
@@ -386,27 +387,84 @@ class Monotonic:
         return self.now
 
 
-async def test_with_its_config_known_in_process_acquire_and_release_are_one_round_trip_each(
-    redis_url: str, source: ConfigSource, provider: str
+async def test_with_its_config_known_an_acquire_is_one_round_trip_that_carries_the_releases_before_it(
+    redis: Redis, redis_url: str, source: ConfigSource, provider: str
 ) -> None:
     client = Redis.from_url(redis_url, connection_class=RoundTripConnection)
+    sem = f"prl:web:{{{provider}}}:sem"
     try:
-        limiter = ProviderRateLimiter(client, source)
+        # A delay no test waits out: only an acquire can send the release.
+        limiter = ProviderRateLimiter(client, source, release_delay_seconds=3600)
         source.set("web", provider, maxConcurrency=2, maxPerMinute=100)
-        await limiter.release("web", provider, "warm-up")  # connects
-        assert (await limiter.acquire("web", provider, "first")).admitted  # reads the config
+        assert (await limiter.acquire("web", provider, "first")).admitted  # connects, reads the config
 
         RoundTripConnection.sends = 0
         admitted = await limiter.acquire("web", provider, "second")
         acquire_trips = RoundTripConnection.sends
         RoundTripConnection.sends = 0
-        await limiter.release("web", provider, "second")
+        await limiter.release("web", provider, "first")
         release_trips = RoundTripConnection.sends
+        held_after_the_release = await redis.zrange(sem, 0, -1)
+        RoundTripConnection.sends = 0
+        next_admitted = await limiter.acquire("web", provider, "third")
+        next_acquire_trips = RoundTripConnection.sends
     finally:
         await client.aclose()
 
     assert admitted.admitted
-    assert (acquire_trips, release_trips) == (1, 1)
+    assert next_admitted.admitted  # two slots: "first" was given back by this acquire's script
+    assert (acquire_trips, release_trips, next_acquire_trips) == (1, 0, 1)
+    assert sorted(held_after_the_release) == [b"first", b"second"]
+    assert sorted(await redis.zrange(sem, 0, -1)) == [b"second", b"third"]
+
+
+async def test_a_release_no_acquire_follows_is_sent_within_the_delay(
+    redis: Redis, source: ConfigSource, provider: str
+) -> None:
+    limiter = ProviderRateLimiter(redis, source, release_delay_seconds=0.01)
+    source.set("web", provider, maxConcurrency=1)
+    assert (await limiter.acquire("web", provider, "only")).admitted
+
+    await limiter.release("web", provider, "only")
+
+    async def given_back() -> bool:
+        return await redis.zscore(f"prl:web:{{{provider}}}:sem", "only") is None
+
+    await wait_until(given_back, timeout=5, what="the written-behind release")
+    assert not await limiter.renew("web", provider, "only")
+
+
+async def test_a_lease_acquired_again_after_its_release_holds_a_fresh_slot_no_flush_removes(
+    redis: Redis, source: ConfigSource, provider: str
+) -> None:
+    limiter = ProviderRateLimiter(redis, source, release_delay_seconds=3600)
+    source.set("web", provider, maxConcurrency=2000)
+    others = [f"other-{n}" for n in range(1000)]
+    for lease in [*others, "job"]:
+        assert (await limiter.acquire("web", provider, lease)).admitted
+    for lease in [*others, "job"]:  # far more noted releases than one acquire carries
+        await limiter.release("web", provider, lease)
+
+    again = await limiter.acquire("web", provider, "job")  # the job retried with its lease
+    await limiter.flush_releases()
+
+    assert again.admitted
+    assert await redis.zrange(f"prl:web:{{{provider}}}:sem", 0, -1) == [b"job"]
+    assert await limiter.renew("web", provider, "job")
+
+
+async def test_a_released_lease_is_not_renewed_before_its_removal_is_sent(
+    redis: Redis, source: ConfigSource, provider: str
+) -> None:
+    limiter = ProviderRateLimiter(redis, source, release_delay_seconds=3600)
+    source.set("web", provider, maxConcurrency=1)
+    assert (await limiter.acquire("web", provider, "call")).admitted
+
+    await limiter.release("web", provider, "call")
+
+    assert not await limiter.renew("web", provider, "call")
+    await limiter.flush_releases()
+    assert await redis.zscore(f"prl:web:{{{provider}}}:sem", "call") is None
 
 
 async def test_another_process_sees_an_edit_once_its_copy_of_the_config_expires(
@@ -503,7 +561,10 @@ async def test_redis_down_is_reported_as_unavailable(source: ConfigSource) -> No
         limiter = ProviderRateLimiter(down, source)
         with pytest.raises(RateLimiterUnavailable, match="cannot read the rate limit config"):
             await limiter.acquire("web", "openai", "job")
-        with pytest.raises(RateLimiterUnavailable, match="cannot release a provider slot"):
-            await limiter.release("web", "openai", "job")
+        await limiter.release("web", "openai", "job")  # noted here; sent later
+        with pytest.raises(RateLimiterUnavailable, match="cannot release provider slots"):
+            await limiter.flush_releases()
+        with pytest.raises(RateLimiterUnavailable, match="cannot release provider slots"):
+            await limiter.flush_releases()  # still noted: the next try sends it again
     finally:
         await down.aclose()

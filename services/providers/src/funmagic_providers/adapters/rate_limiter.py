@@ -17,14 +17,21 @@ What the original got wrong (ORIGINAL.md, provider layer) and how this differs:
 - It released the slot in a `finally` even after a timeout, while the provider call was still running.
   `release` is for calls that have ended; an abandoned call that may still be running keeps its lease
   until it expires.
+
+Releases are written behind: `release` notes the lease, and the next acquire of the same provider in this
+process removes it in its own script (the same slot, the same round trip), or, when none comes within
+`release_delay_seconds`, a background flush sends the removals in one pipeline. Under load an acquire and
+a release therefore cost one round trip together; a slot is given back a few milliseconds later than the
+call ended, which only ever admits fewer calls, never more.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -41,14 +48,21 @@ from funmagic_providers.domain.rate_limit import InvalidRateLimitConfig, RateLim
 
 __all__ = ["SCOPES", "Admission", "ProviderRateLimiter", "RateLimiterUnavailable"]
 
+log = logging.getLogger(__name__)
+
 SCOPES = frozenset({"web", "admin"})
 # After a concurrency denial nobody knows when a holder releases; the hint is the time until the
 # earliest lease expires, kept between these bounds so a retry neither spins nor waits a whole lease.
 _CONCURRENCY_WAIT_MIN_MS = 10
 _LIMIT_NAMES = {1: "concurrency", 2: "per_minute", 3: "per_day"}
+# Releases one acquire carries at most (Lua's unpack has a stack limit); the rest wait for the next one.
+_RELEASES_PER_ACQUIRE = 100
+# After a flush that could not reach Redis, the next try; until then the releases stay noted here.
+_RELEASE_RETRY_SECONDS = 1.0
 
 # KEYS: sem, rpm, rpd. ARGV: now_ms, lease_ms, lease_id, max_concurrency, max_per_minute, max_per_day
-# (0 = not limited), ms until the UTC day ends, shortest and longest concurrency hint in ms.
+# (0 = not limited), ms until the UTC day ends, shortest and longest concurrency hint in ms, then the
+# leases of ended calls to release first (written behind, see the module).
 # The minute window is 60000 ms from its first call; the day counter lives 86400 s from its first call.
 # Returns {1, 0, 0} when admitted, else {0, retry_after_ms, limit} with limit 1 concurrency,
 # 2 per minute, 3 per day: of the limits that deny, the one with the longest wait, so the caller does
@@ -58,6 +72,7 @@ local sem, rpm, rpd = KEYS[1], KEYS[2], KEYS[3]
 local now, lease_ms, lease = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
 local max_concurrency, max_rpm, max_rpd = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
 local day_left_ms, wait_min, wait_max = tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9])
+if #ARGV > 9 then redis.call('ZREM', sem, unpack(ARGV, 10)) end
 
 local function keep_sem_until_last_lease()
   -- Every lease in the set ends within lease_ms, so the set need not outlive that.
@@ -147,9 +162,12 @@ class ProviderRateLimiter:
         concurrency_retry_seconds: float = 1.0,
         local_config_seconds: float = 5.0,
         monotonic: Callable[[], float] = time.monotonic,
+        release_delay_seconds: float = 0.005,
     ) -> None:
         if lease_seconds <= 0 or config_ttl_seconds <= 0 or concurrency_retry_seconds <= 0:
             raise ValueError("lease_seconds, config_ttl_seconds and concurrency_retry_seconds must be > 0")
+        if release_delay_seconds < 0:
+            raise ValueError("release_delay_seconds must be >= 0")
         self._redis = redis
         self._load_config = load_config
         self._lease_ms = max(1, round(lease_seconds * 1000))
@@ -169,6 +187,11 @@ class ProviderRateLimiter:
         self._local: dict[tuple[str, str], tuple[float, RateLimitConfig]] = {}
         # Bumped by every `forget_config`: a config read across a forget is used but not kept locally.
         self._forgotten = 0
+        # Leases of ended calls not yet removed from Redis (see the module), and the flush that will.
+        self._releases: dict[tuple[str, str], set[str]] = {}
+        self._release_delay = release_delay_seconds
+        self._flush_timer: asyncio.TimerHandle | None = None
+        self._flushing: asyncio.Task[None] | None = None
 
     @staticmethod
     def key(scope: str, provider: str, suffix: str) -> str:
@@ -231,22 +254,88 @@ class ProviderRateLimiter:
             _CONCURRENCY_WAIT_MIN_MS,
             self._concurrency_wait_max_ms,
         ]
-        with _unavailable("acquire a provider slot"):
-            admitted, wait_ms, limit = await self._evalsha(self._acquire_script, keys, args)
+        releases = self._take_releases(scope, provider, lease_id)
+        try:
+            with _unavailable("acquire a provider slot"):
+                admitted, wait_ms, limit = await self._evalsha(self._acquire_script, keys, [*args, *releases])
+        except RateLimiterUnavailable:
+            self._note_releases(scope, provider, releases)  # not sent: the next acquire or flush sends them
+            raise
         if int(admitted):
             return Admission(admitted=True)
         return Admission(admitted=False, retry_after=int(wait_ms) / 1000, limit=_LIMIT_NAMES[int(limit)])
 
     async def release(self, scope: str, provider: str, lease_id: str) -> None:
-        """Give the slot back once the call has ended. Idempotent; an unknown lease is ignored.
+        """Give the slot back once the call has ended. Idempotent; an unknown lease is ignored. Written
+        behind (see the module): the next acquire of the provider or a flush within
+        `release_delay_seconds` removes the lease.
 
         Not after a timeout while the provider may still be working on the call: that would admit
         another call over the limit. Let such a lease expire instead.
         """
         _check_lease_id(lease_id)
+        self.key(scope, provider, "sem")  # checks the names now rather than at the flush
         # No config lookup: a limit changed since the acquire must not strand the lease.
-        with _unavailable("release a provider slot"):
-            await self._redis.zrem(self.key(scope, provider, "sem"), lease_id)
+        self._note_releases(scope, provider, [lease_id])
+        if self._flush_timer is None and self._flushing is None:
+            loop = asyncio.get_running_loop()
+            self._flush_timer = loop.call_later(self._release_delay, self._start_flush)
+
+    async def flush_releases(self) -> None:
+        """Remove the leases released in this process and not yet carried by an acquire (one pipeline).
+
+        Runs by itself `release_delay_seconds` after a release; call it at shutdown so that no slot waits
+        for its lease to expire. Raises `RateLimiterUnavailable` when Redis does not answer; the releases
+        stay noted for the next try.
+        """
+        pending, self._releases = self._releases, {}
+        if not pending:
+            return
+        try:
+            with _unavailable("release provider slots"):
+                pipe = self._redis.pipeline(transaction=False)
+                for (scope, provider), leases in pending.items():
+                    pipe.zrem(self.key(scope, provider, "sem"), *leases)
+                await pipe.execute()
+        except RateLimiterUnavailable:
+            for (scope, provider), leases in pending.items():
+                self._note_releases(scope, provider, leases)
+            raise
+
+    def _note_releases(self, scope: str, provider: str, leases: Iterable[str]) -> None:
+        self._releases.setdefault((scope, provider), set()).update(leases)
+
+    def _take_releases(self, scope: str, provider: str, acquiring: str) -> list[str]:
+        noted = self._releases.get((scope, provider))
+        if not noted:
+            return []
+        # The lease being acquired goes first if it was released: the script must remove it before it looks
+        # (a lease still in the set counts as held by this acquire), and no later flush may remove it.
+        taken = [acquiring] if acquiring in noted else []
+        noted.discard(acquiring)
+        taken += [noted.pop() for _ in range(min(len(noted), _RELEASES_PER_ACQUIRE - len(taken)))]
+        if not noted:
+            del self._releases[(scope, provider)]
+        return taken
+
+    def _start_flush(self) -> None:
+        self._flush_timer = None
+        self._flushing = asyncio.ensure_future(self._flush_in_background())
+
+    async def _flush_in_background(self) -> None:
+        retry = False
+        try:
+            await self.flush_releases()
+        except RateLimiterUnavailable as error:
+            log.warning("releasing provider slots failed; retrying", extra={"error": str(error)})
+            retry = True
+        finally:
+            self._flushing = None
+        if retry or self._releases:
+            # Released meanwhile, or not sent: the leases expire by themselves if Redis stays away.
+            loop = asyncio.get_running_loop()
+            delay = _RELEASE_RETRY_SECONDS if retry else self._release_delay
+            self._flush_timer = loop.call_later(delay, self._start_flush)
 
     async def renew(self, scope: str, provider: str, lease_id: str) -> bool:
         """Extend a held lease to `lease_seconds` from now; False if it was released or had expired.
@@ -256,6 +345,8 @@ class ProviderRateLimiter:
         _check_lease_id(lease_id)
         if not (await self.config(scope, provider)).limits_admission:
             return True
+        if lease_id in self._releases.get((scope, provider), ()):
+            return False  # released here, its removal not yet sent
         args = [_epoch_ms(self._now()), self._lease_ms, lease_id]
         with _unavailable("renew a provider lease"):
             held = await self._evalsha(self._renew_script, [self.key(scope, provider, "sem")], args)
@@ -264,6 +355,7 @@ class ProviderRateLimiter:
     async def usage(self, scope: str, provider: str) -> LimiterUsage:
         """What the provider's keys hold now, for the queue monitor: unexpired leases, the calls of the
         current minute window (and when it ends) and of the UTC day. Reads only; nothing is written."""
+        await self.flush_releases()  # this process's own releases count as done
         now = self._now()
         day = f"{now:%Y-%m-%d}"
         with _unavailable("read the limiter's state"):
