@@ -13,15 +13,17 @@ the end).
    columns in the same order through a server-side cursor in batches of the same size and does nothing
    with the rows, so the ratio is the cost of replaying and writing the projections on top of the read
    (the driver's decoding of the rows, `jsonb` included, is in both).
-2. Reservations. `CONCURRENCY` asyncio workers share a pool of `POOL_SIZE` connections; each reservation is
-   one unit of work running `Ledger.apply(ReserveCredits)` (lock the stream, idempotency check, decide,
-   append, snapshot, projection, outbox). The baseline is one guarded `UPDATE` of a plain balances table
-   in the same kind of unit of work, pool and concurrency, so the ratio is the ledger's work per reservation.
-   Both are measured on distinct users (the generated users, each reservation on the next one) and on one
-   contended user with a large balance. Latency runs from asking for a connection to the commit, so the
-   wait for the pool is included. On one user every reservation stays open, so that stream's snapshot
-   grows by one entry per reservation; the result records how many were open at the end and the
-   throughput per second of the window.
+2. Reservations. `CONCURRENCY` asyncio workers share a pool of `POOL_SIZE` connections and one `Ledger`; each
+   reservation is `Ledger.apply(ReserveCredits)`: one transaction locks the stream and reads the decision's
+   inputs (causes applied before, the hold concerned) in one statement, decides, records events, snapshot,
+   holds and projections in one statement, and writes the outbox. Commands for a user whose transaction is
+   running wait and share the next one (group commit). The baseline is one guarded `UPDATE` of a plain
+   balances table in the same kind of unit of work, pool and concurrency, so the ratio is the ledger's work
+   per reservation. Both are measured on distinct users (the generated users, each reservation on the next
+   one) and on one contended user with a large balance. Latency runs from asking for a connection (or
+   joining a group) to the commit, so the wait for the pool is included. On one user every reservation stays
+   open; holds are rows of `ledger_holds`, so the user's snapshot does not grow with them; the result records
+   how many were open at the end and the throughput per second of the window.
 
 The machine may be shared: numbers from one run are noisy, compare ratios rather than absolute rates.
 """
@@ -76,6 +78,7 @@ COPY_EVENTS = (
     "FROM STDIN WITH (FREEZE)"
 )
 COPY_ACCOUNTS = "COPY ledger_accounts (user_id, version, state) FROM STDIN WITH (FREEZE)"
+COPY_HOLDS = "COPY ledger_holds (user_id, reservation_id, amount) FROM STDIN WITH (FREEZE)"
 READ_EVENTS = (
     "SELECT position, event_id, user_id, version, event_type, data, occurred_at FROM ledger_events "
     "ORDER BY position"
@@ -274,7 +277,7 @@ class _Generator:
         reference = f"cs_bench_{next(self._counter)}"
         data = (
             f'{{"amount": {amount}, "package_id": "{PACKAGE_ID}", "payment_reference": "{reference}", '
-            f'"price_minor": 499, "currency": "USD", "balance_after": {s.balance}}}'
+            f'"price_minor": 499, "currency": "USD", "balance_after": {s.balance}, "bonus_credits": 0}}'
         )
         self._row(rows, s, "Purchased", data, f"purchase:{reference}")
 
@@ -301,7 +304,7 @@ async def load_ledger(dsn: str) -> tuple[_Generated, dict[str, float]]:
     async with await psycopg.AsyncConnection.connect(dsn) as conn:
         async with conn.transaction():
             # FREEZE needs the table emptied in the loading transaction (it is empty: the database is new).
-            await conn.execute("TRUNCATE ledger_events, ledger_accounts")
+            await conn.execute("TRUNCATE ledger_events, ledger_accounts, ledger_holds")
             async with conn.cursor() as cursor, cursor.copy(COPY_EVENTS) as copy:
                 for chunk in generator.chunks():
                     await copy.write(chunk)
@@ -317,10 +320,15 @@ async def load_ledger(dsn: str) -> tuple[_Generated, dict[str, float]]:
             ):
                 for stream in generator.result.streams:
                     await copy.write_row((stream.user_id, stream.version, account_to_json(stream.account())))
+            async with conn.cursor() as cursor, cursor.copy(COPY_HOLDS) as copy:
+                for stream in generator.result.streams:
+                    if stream.open_id is not None:
+                        await copy.write_row((stream.user_id, stream.open_id, stream.open_amount))
         loaded = time.perf_counter() - started
         await conn.set_autocommit(True)
         await conn.execute("ANALYZE ledger_events")
         await conn.execute("ANALYZE ledger_accounts")
+        await conn.execute("ANALYZE ledger_holds")
         cursor = await conn.execute("SELECT pg_total_relation_size('ledger_events')")
         row = await cursor.fetchone()
         size_mb = round(row[0] / 2**20, 1) if row else 0.0
@@ -522,11 +530,8 @@ async def reservations(dsn: str, generated: _Generated) -> dict[str, Any]:
             print(f"    ratio ledger/baseline: {ratio}", flush=True)
             result[f"reserve_{variant}"] = {**measured, "ratio_to_baseline": ratio}
         async with pool.connection() as conn:
-            cursor = await conn.execute(
-                "SELECT (SELECT count(*) FROM jsonb_object_keys(state->'open_reservations')) AS n "
-                "FROM ledger_accounts WHERE user_id = %s",
-                (contended,),
-            )
+            holds = "SELECT count(*) AS n FROM ledger_holds WHERE user_id = %s"
+            cursor = await conn.execute(holds, (contended,))
             row = await cursor.fetchone()
         result["reserve_one_user"]["open_reservations_at_end"] = row["n"] if row else None
         result["reserve_distinct_users"]["users_available"] = len(users)

@@ -40,9 +40,13 @@ NOTIFY_CHANNEL = "funmagic_outbox"
 # The advisory lock one relay per database holds while it publishes (operators and tests look for it).
 RELAY_LOCK_KEY = 0x6F7574626F78  # "outbox"
 
+# One statement for a transaction's messages, ids in the order they were published (the relay's order).
 _INSERT = """
 INSERT INTO outbox (event_id, topic, key, payload, headers)
-VALUES (%(event_id)s, %(topic)s, %(key)s, %(payload)s, %(headers)s)
+SELECT m.event_id, m.topic, m.key, m.payload, m.headers
+FROM unnest(%s::uuid[], %s::text[], %s::text[], %s::bytea[], %s::jsonb[])
+    WITH ORDINALITY AS m (event_id, topic, key, payload, headers, n)
+ORDER BY m.n
 """
 _SELECT_PAGE = "SELECT id, topic, key, payload, headers FROM outbox ORDER BY id LIMIT %s"
 _DELETE = "DELETE FROM outbox WHERE id = ANY(%s)"
@@ -83,18 +87,16 @@ def outbox_message(topic: str, envelope: Envelope, traceparent: str | None) -> O
 async def add_raw_to_outbox(conn: psycopg.AsyncConnection, messages: Sequence[OutboxMessage]) -> None:
     """Write messages that are already encoded in the caller's transaction: a message published before
     (a dead letter replayed to its origin topic) goes out byte for byte, through the same relay."""
-    rows = [
-        {
-            "event_id": message.event_id,
-            "topic": message.topic,
-            "key": message.key,
-            "payload": message.payload,
-            "headers": json.dumps([[k, v] for k, v in message.headers]),
-        }
-        for message in messages
-    ]
-    async with conn.cursor() as cursor:
-        await cursor.executemany(_INSERT, rows)
+    await conn.execute(
+        _INSERT,
+        (
+            [m.event_id for m in messages],
+            [m.topic for m in messages],
+            [m.key for m in messages],
+            [m.payload for m in messages],
+            [json.dumps([[k, v] for k, v in m.headers]) for m in messages],
+        ),
+    )
 
 
 class OutboxRelay:

@@ -27,6 +27,7 @@ from funmagic_credits.adapters.rebuild import (
     replay_events,
     verify_projections,
 )
+from funmagic_credits.application.ports import Decision
 from funmagic_credits.domain.ledger import (
     Account,
     AdjustCredits,
@@ -36,6 +37,7 @@ from funmagic_credits.domain.ledger import (
     RecordPurchase,
     ReserveCredits,
     SettleReservation,
+    check_holds_complete,
     check_invariants,
     decide,
     fold,
@@ -110,13 +112,17 @@ async def test_a_writer_that_bypasses_the_lock_with_a_stale_version_is_refused(p
     stale = Account(user_id=user, version=1, balance=10, lifetime_earned=10)
     now = datetime.now(UTC)
 
+    first_grant, second_grant = [Granted(5, "promotion", "a", 15)], [Granted(7, "promotion", "b", 17)]
+
     async with pool.connection() as first, first.transaction():
-        await PostgresLedgerStore(first).append(stale, [Granted(5, "promotion", "a", 15)], "grant:a", now)
+        await PostgresLedgerStore(first).record(
+            stale, fold(stale, first_grant), [Decision("grant:a", first_grant)], now
+        )
     async with pool.connection() as second:
         with pytest.raises(psycopg.errors.UniqueViolation):
             async with second.transaction():
-                await PostgresLedgerStore(second).append(
-                    stale, [Granted(7, "promotion", "b", 17)], "grant:b", now
+                await PostgresLedgerStore(second).record(
+                    stale, fold(stale, second_grant), [Decision("grant:b", second_grant)], now
                 )
 
     assert await scalar(pool, "SELECT count(*) FROM ledger_events WHERE user_id = %s", user) == 2
@@ -201,14 +207,24 @@ async def test_the_snapshot_is_the_fold_of_the_users_events(pool) -> None:
     user = new_user()
     await every_kind_of_activity(pool, user)
 
-    state = await scalar(pool, "SELECT state FROM ledger_accounts WHERE user_id = %s", user)
+    snapshot = await _snapshot(pool, user)
     async with pool.connection() as conn, conn.transaction():
         replay = await _replayed(conn)
 
-    snapshot = account_from_json(user, state)
     check_invariants(snapshot)
+    check_holds_complete(snapshot)
     assert snapshot == replay[user]
     assert snapshot.open_reservations == {"task-f": 25}
+    assert "open_reservations" not in await scalar(
+        pool, "SELECT state FROM ledger_accounts WHERE user_id = %s", user
+    ), "the snapshot does not grow with the holds"
+
+
+async def _snapshot(pool: AsyncConnectionPool, user: str) -> Account:
+    """The user's snapshot with every open hold (decisions load only the ones they concern)."""
+    state = await scalar(pool, "SELECT state FROM ledger_accounts WHERE user_id = %s", user)
+    async with pool.connection() as conn:
+        return account_from_json(user, state, await PostgresLedgerStore(conn).holds(user))
 
 
 async def _replayed(conn: psycopg.AsyncConnection) -> dict[str, Account]:
@@ -474,9 +490,9 @@ async def test_random_commands_through_postgres_keep_the_invariants_and_rebuild_
     await asyncio.gather(*(play(user) for user in ids.values()))
 
     for user in ids.values():
-        state = await scalar(pool, "SELECT state FROM ledger_accounts WHERE user_id = %s", user)
-        snapshot = account_from_json(user, state)
+        snapshot = await _snapshot(pool, user)
         check_invariants(snapshot)
+        check_holds_complete(snapshot)
         assert snapshot == model[user]
     before = await projections(pool)
     assert await verify(pool) == []

@@ -24,6 +24,7 @@ from funmagic_credits.domain.ledger import (
     SettleReservation,
     Spent,
     WouldGoNegative,
+    check_holds_complete,
     check_invariants,
     decide,
     evolve,
@@ -326,17 +327,42 @@ def test_every_event_moves_the_version_by_one() -> None:
     [
         (Account(USER, balance=-1, lifetime_earned=0, adjustments=-1), "balance"),
         (Account(USER, reserved=-1, adjustments=-1), "reserved"),
-        (Account(USER, balance=0, reserved=5, lifetime_earned=5), "open reservations"),
         (Account(USER, balance=10, lifetime_earned=9), "earned - spent"),
         (
-            Account(USER, balance=0, reserved=5, lifetime_earned=5, open_reservations={"t": 4}),
-            "open reservations",
+            Account(USER, balance=0, reserved=5, lifetime_earned=5, open_reservations={"t": 4, "u": 2}),
+            "open reservations hold 6 > reserved 5",
+        ),
+        (
+            Account(USER, balance=0, reserved=5, lifetime_earned=5, open_reservations={"t": 6, "u": -1}),
+            "an open reservation < 0",
         ),
     ],
 )
 def test_check_invariants_catches_a_broken_state(broken: Account, names: str) -> None:
     with pytest.raises(AssertionError, match=names):
         check_invariants(broken)
+
+
+def test_a_decisions_view_knows_only_its_holds_so_they_may_add_up_to_less_than_reserved() -> None:
+    view = Account(USER, balance=0, reserved=5, lifetime_earned=5, open_reservations={"t": 4})
+
+    check_invariants(view)
+    with pytest.raises(AssertionError, match="reserved 5 != the open reservations' 4"):
+        check_holds_complete(view)
+
+
+def test_a_state_folded_from_all_its_events_knows_every_hold() -> None:
+    account = fold(
+        Account(USER),
+        [
+            Granted(50, "signup_bonus", USER, 50),
+            Reserved("task-1", 30, 20, 30),
+            Reserved("task-2", 5, 15, 35),
+        ],
+    )
+
+    check_holds_complete(account)
+    assert account.open_reservations == {"task-1": 30, "task-2": 5}
 
 
 def test_check_invariants_accepts_a_consistent_state() -> None:

@@ -24,6 +24,7 @@ from funmagic_credits.domain.ledger import (
     Reserved,
     SettleReservation,
     Spent,
+    check_holds_complete,
     check_invariants,
     decide,
     fold,
@@ -212,6 +213,7 @@ class LedgerMachine(RuleBasedStateMachine):
     @invariant()
     def holds_together(self) -> None:
         check_invariants(self.account)
+        check_holds_complete(self.account)
         assert self.account.balance == self.model_balance
         assert self.account.open_reservations == self.model_holds
         assert self.account.lifetime_spent == self.model_spent

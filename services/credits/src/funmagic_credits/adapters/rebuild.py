@@ -2,8 +2,9 @@
 
 `rebuild` replaces `credits` and `credit_transactions` with a replay of `ledger_events` in position order, in
 one transaction (readers see the old projections until it commits). `verify` replays into memory and reports
-every difference from the live tables without changing anything. `replay_topic` folds the published
-`credits.events` from offset 0 into balances, as another team's consumer would.
+every difference from the live tables (and from the open holds, `ledger_holds`) without changing anything.
+`replay_topic` folds the published `credits.events` from offset 0 into balances, as another team's consumer
+would.
 """
 
 from __future__ import annotations
@@ -115,6 +116,7 @@ async def verify_projections(
             for name in PROJECTED
             if row[name] != replayed[name]
         ]
+    differences += await _verify_holds(conn, replay)
     cursor = await conn.execute(
         "SELECT position, user_id, type, amount, balance_after, reference_id, description "
         "FROM credit_transactions"
@@ -141,6 +143,20 @@ async def verify_projections(
                 )
             )
     return differences
+
+
+async def _verify_holds(conn: psycopg.AsyncConnection, replay: Replay) -> list[Difference]:
+    """The open holds the decisions load (`ledger_holds`) against the ones the events leave open."""
+    cursor = await conn.execute("SELECT user_id, reservation_id, amount FROM ledger_holds")
+    live: dict[str, dict[str, int]] = {}
+    for row in await cursor.fetchall():
+        live.setdefault(row["user_id"], {})[row["reservation_id"]] = row["amount"]
+    replayed = {user_id: a.open_reservations for user_id, a in replay.accounts.items() if a.open_reservations}
+    return [
+        Difference(user_id, "holds", live.get(user_id, {}), replayed.get(user_id, {}))
+        for user_id in sorted(set(live) | set(replayed))
+        if live.get(user_id, {}) != replayed.get(user_id, {})
+    ]
 
 
 def balances_from_published(values: Iterator[bytes]) -> dict[str, dict[str, int]]:

@@ -18,7 +18,9 @@ __all__ = [
     "CheckoutSessionReport",
     "CommerceStore",
     "CreditsUnitOfWork",
+    "Decision",
     "LedgerStore",
+    "LockedAccount",
     "PaymentEvent",
     "PaymentGateway",
     "PaymentWebhooks",
@@ -36,25 +38,42 @@ class StoredEvent:
     occurred_at: datetime
 
 
-class LedgerStore(Protocol):
-    """The event store, its snapshots and projections, inside one transaction."""
+@dataclass(frozen=True)
+class LockedAccount:
+    """A stream locked for a decision: its account, knowing the holds of the reservations asked about, and
+    which of the causes asked about were applied before."""
 
-    async def lock_account(self, user_id: str) -> Account:
+    account: Account
+    applied: frozenset[str]
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The events one command decided, with the cause (idempotency key) that recorded them."""
+
+    key: str
+    events: Sequence[LedgerEvent]
+
+
+class LedgerStore(Protocol):
+    """The event store, its snapshots, open holds and projections, inside one transaction."""
+
+    async def lock_account(
+        self, user_id: str, *, causes: Sequence[str] = (), reservations: Sequence[str] = ()
+    ) -> LockedAccount:
         """The user's account, locked until the transaction ends (created empty when new)."""
         ...
 
-    async def cause_already_applied(self, user_id: str, key: str) -> bool: ...
-
-    async def append(
-        self, account: Account, events: Sequence[LedgerEvent], key: str, now: datetime
+    async def record(
+        self, before: Account, after: Account, decisions: Sequence[Decision], now: datetime
     ) -> list[StoredEvent]:
-        """Appends after `account.version` (unique (user, version) guards it); returns them with positions."""
+        """Appends the decisions' events after `before.version` (unique (user, version) guards it), saves
+        `after` as the snapshot with the holds that changed, and updates the `credits` and
+        `credit_transactions` projections; returns the events with their positions."""
         ...
 
-    async def save_account(self, account: Account) -> None: ...
-
-    async def project(self, stored: Sequence[StoredEvent], account: Account, now: datetime) -> None:
-        """Updates the `credits` and `credit_transactions` projections in the same transaction."""
+    async def holds(self, user_id: str) -> dict[str, int]:
+        """Every open hold of the user."""
         ...
 
 

@@ -7,6 +7,9 @@ produce satisfies `check_invariants`. Money is integer credits.
   task); a reservation moves credits from balance to reserved, settling it spends the charged part and
   releases the rest back to the balance.
 - `balance + reserved == lifetime_earned - lifetime_spent + adjustments` at all times.
+- The holds: a state folded from all of a stream's events knows every open one (`reserved` is their sum,
+  `check_holds_complete`); a state loaded for one decision knows only the holds that decision concerns, so
+  the work of a decision does not grow with a user's open holds (`check_invariants` holds for both).
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ __all__ = [
     "SettleReservation",
     "Spent",
     "WouldGoNegative",
+    "check_holds_complete",
     "check_invariants",
     "decide",
     "evolve",
@@ -68,7 +72,8 @@ class Account:
     lifetime_earned: int = 0
     lifetime_spent: int = 0
     adjustments: int = 0
-    # reservation id (the task id) -> credits held; settled ones are removed.
+    # reservation id (the task id) -> credits held; settled ones are removed. Every open one when folded
+    # from the stream's events; when loaded for a decision, only the ones that decision concerns.
     open_reservations: dict[str, int] = field(default_factory=dict)
 
 
@@ -406,12 +411,14 @@ class InvariantViolated(AssertionError):
 
 
 def check_invariants(account: Account) -> None:
-    """Raises InvariantViolated naming the broken invariant."""
+    """Raises InvariantViolated naming the broken invariant (of a full state and of a decision's view)."""
     expected = account.lifetime_earned - account.lifetime_spent + account.adjustments
+    held = sum(account.open_reservations.values())
     broken = [
         (account.balance < 0, f"balance {account.balance} < 0"),
         (account.reserved < 0, f"reserved {account.reserved} < 0"),
-        (account.reserved != sum(account.open_reservations.values()), "reserved != the open reservations"),
+        (any(amount < 0 for amount in account.open_reservations.values()), "an open reservation < 0"),
+        (held > account.reserved, f"the open reservations hold {held} > reserved {account.reserved}"),
         (
             account.balance + account.reserved != expected,
             f"balance + reserved = {account.balance + account.reserved}, "
@@ -421,3 +428,10 @@ def check_invariants(account: Account) -> None:
     for is_broken, message in broken:
         if is_broken:
             raise InvariantViolated(message)
+
+
+def check_holds_complete(account: Account) -> None:
+    """For a state that knows every open hold (folded from all its events): they add up to `reserved`."""
+    held = sum(account.open_reservations.values())
+    if held != account.reserved:
+        raise InvariantViolated(f"reserved {account.reserved} != the open reservations' {held}")
