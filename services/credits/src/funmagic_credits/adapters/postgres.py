@@ -55,28 +55,32 @@ PROJECTED = ("balance", "reserved_balance", "lifetime_earned", "lifetime_spent",
 ENSURE_ACCOUNT = """
 INSERT INTO ledger_accounts (user_id, version, state) VALUES (%s, 0, %s) ON CONFLICT (user_id) DO NOTHING
 """
-# The lock and what the decision reads, in one statement. The reads see the statement's snapshot, taken
-# before any wait for the lock, while the locked row is its newest version: when `version_read` (the row as
-# the snapshot saw it) differs from `version`, another transaction wrote the stream while this one waited, and
-# the reads are made again (`READ_DECISION_INPUTS`, a statement of its own, sees what it committed). Every
-# write to a stream's events or holds moves its version, under this lock.
-LOCK_ACCOUNT = """
+# What a decision reads besides the account: which of its causes were applied before, and its holds. One
+# index lookup per cause and per reservation (LATERAL … LIMIT 1): a user with thousands of events or open
+# holds costs the same as a new one, whatever the planner's statistics say about that user.
+_DECISION_INPUTS = """
+    (SELECT coalesce(array_agg(found.key), '{}')
+     FROM unnest(%(causes)s::text[]) AS cause (key),
+     LATERAL (SELECT e.idempotency_key AS key FROM ledger_events e
+              WHERE e.user_id = %(user_id)s AND e.idempotency_key = cause.key LIMIT 1) AS found) AS applied,
+    (SELECT coalesce(jsonb_object_agg(held.reservation_id, held.amount), '{}')
+     FROM unnest(%(reservations)s::text[]) AS asked (id),
+     LATERAL (SELECT h.reservation_id, h.amount FROM ledger_holds h
+              WHERE h.user_id = %(user_id)s AND h.reservation_id = asked.id LIMIT 1) AS held) AS holds
+"""
+# The lock and the decision's inputs, in one statement. The inputs are read in the statement's snapshot,
+# taken before any wait for the lock, while the locked row is its newest version: when `version_read` (the
+# row as the snapshot saw it) differs from `version`, another transaction wrote the stream while this one
+# waited, and the inputs are read again (`READ_DECISION_INPUTS`, a statement of its own, sees what it
+# committed). Every write to a stream's events or holds moves its version, under this lock.
+LOCK_ACCOUNT = f"""
 SELECT a.version, a.state,
     (SELECT version FROM ledger_accounts WHERE user_id = %(user_id)s) AS version_read,
-    (SELECT coalesce(array_agg(idempotency_key), '{}') FROM ledger_events
-     WHERE user_id = %(user_id)s AND idempotency_key = ANY(%(causes)s::text[])) AS applied,
-    (SELECT coalesce(jsonb_object_agg(reservation_id, amount), '{}') FROM ledger_holds
-     WHERE user_id = %(user_id)s AND reservation_id = ANY(%(reservations)s::text[])) AS holds
+{_DECISION_INPUTS}
 FROM ledger_accounts a WHERE a.user_id = %(user_id)s
 FOR UPDATE OF a
 """
-READ_DECISION_INPUTS = """
-SELECT
-    (SELECT coalesce(array_agg(idempotency_key), '{}') FROM ledger_events
-     WHERE user_id = %(user_id)s AND idempotency_key = ANY(%(causes)s::text[])) AS applied,
-    (SELECT coalesce(jsonb_object_agg(reservation_id, amount), '{}') FROM ledger_holds
-     WHERE user_id = %(user_id)s AND reservation_id = ANY(%(reservations)s::text[])) AS holds
-"""
+READ_DECISION_INPUTS = f"SELECT {_DECISION_INPUTS}"
 # One statement records a decision (or a group of them): the events, their `credit_transactions` rows
 # (which need the events' positions), the snapshot, the holds that changed and the `credits` row. What varies
 # in length comes as one JSON document (one parameter to encode, however many events).
@@ -105,11 +109,11 @@ appended AS (
 ), held AS (
     INSERT INTO ledger_holds (user_id, reservation_id, amount)
     SELECT %(user_id)s, h.key, h.value::bigint FROM decided, jsonb_each_text(d -> 'held') AS h
-    ON CONFLICT (user_id, reservation_id) DO UPDATE SET amount = EXCLUDED.amount
+    ON CONFLICT (reservation_id, user_id) DO UPDATE SET amount = EXCLUDED.amount
 ), ended AS (
     DELETE FROM ledger_holds
-    WHERE user_id = %(user_id)s
-      AND reservation_id IN (SELECT jsonb_array_elements_text(d -> 'ended') FROM decided)
+    WHERE reservation_id = ANY(ARRAY(SELECT jsonb_array_elements_text(d -> 'ended') FROM decided))
+      AND user_id = %(user_id)s
 ), projected AS (
     INSERT INTO credits (user_id, balance, reserved_balance, lifetime_earned, lifetime_spent, adjustments,
                          version, updated_at)

@@ -5,7 +5,9 @@ CREATE TABLE ledger_holds (
     user_id         text NOT NULL,
     reservation_id  text NOT NULL,
     amount          bigint NOT NULL CHECK (amount >= 0),   -- a free task holds 0 until it settles
-    PRIMARY KEY (user_id, reservation_id)
+    -- The reservation first: a decision finds its holds by reservation id, never by walking a user's holds
+    -- (a busy user has thousands).
+    PRIMARY KEY (reservation_id, user_id)
 );
 
 INSERT INTO ledger_holds (user_id, reservation_id, amount)
