@@ -54,6 +54,7 @@ from funmagic_credits.domain.ledger import Account, GrantCredits, ReserveCredits
 from funmagic_kit.clock import SystemClock
 from funmagic_kit.db import PostgresUnitOfWork, create_pool
 from funmagic_kit.migrations import migrate_database
+from funmagic_kit.testing import drop_database
 
 USERS = int(os.environ.get("BENCH_LEDGER_USERS", "20000"))
 EVENTS_PER_USER = 50
@@ -566,8 +567,8 @@ async def run() -> dict[str, Any]:
         print(f"    ratio rebuild/read (events/s): {ratio}", flush=True)
         reserved = await reservations(dsn, generated)
     finally:
-        async with await psycopg.AsyncConnection.connect(postgres_url, autocommit=True) as admin:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        # Retried while an autovacuum worker still holds the new database (it cannot be terminated).
+        await drop_database(postgres_url, name)
     total = round(time.perf_counter() - started, 1)
     print(f"  total {total} s", flush=True)
     return {

@@ -29,7 +29,7 @@ from funmagic_kit.kafka import create_producer, create_topics
 from funmagic_kit.metrics import Metrics
 from funmagic_kit.migrations import apply_migrations, load_migrations
 from funmagic_kit.outbox import OutboxRelay, add_to_outbox
-from funmagic_kit.testing import adhoc_event_class
+from funmagic_kit.testing import adhoc_event_class, drop_database
 
 LATENCY_SAMPLES = int(os.environ.get("BENCH_LATENCY_SAMPLES", "500"))
 BURST = int(os.environ.get("BENCH_BURST", "5000"))
@@ -102,8 +102,8 @@ async def platform_path(
             await conn.execute("CREATE TABLE effects (event_id uuid PRIMARY KEY)")
         return await _measure_platform(kafka, dsn, workers, fetch_max_wait_ms)
     finally:
-        async with await psycopg.AsyncConnection.connect(postgres_url, autocommit=True) as admin:
-            await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+        # Retried while an autovacuum worker still holds the new database (it cannot be terminated).
+        await drop_database(postgres_url, name)
 
 
 async def _measure_platform(kafka: str, dsn: str, workers: int, fetch_max_wait_ms: int) -> dict[str, float]:
