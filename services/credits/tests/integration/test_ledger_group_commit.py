@@ -137,6 +137,39 @@ async def test_a_caller_cancelled_while_waiting_is_not_recorded_and_the_others_a
     assert holds == ["task-1", "task-3"]
 
 
+async def test_a_caller_cancelled_as_it_is_given_the_lead_passes_it_on(pool) -> None:
+    ledger = credits_service(pool).ledger
+    user = new_user()
+    await ledger.apply(GrantCredits(user, 100, "promotion", "start"))
+    async with pool.connection() as blocker, blocker.transaction():
+        await blocker.execute("SELECT 1 FROM ledger_accounts WHERE user_id = %s FOR UPDATE", (user,))
+        leading = asyncio.create_task(ledger.apply(ReserveCredits(user, "task-1", 10)))
+        await wait_until(lambda: _waiting_for_a_lock(pool), timeout=10, what="the leader waits for the row")
+        given_the_lead = asyncio.create_task(ledger.apply(ReserveCredits(user, "task-2", 10)))
+        queued = asyncio.create_task(ledger.apply(ReserveCredits(user, "task-3", 10)))
+        await wait_until(lambda: _queued(ledger, user, 2), timeout=10, what="two commands queued")
+        pass_the_lead = ledger._pass_the_lead
+
+        def pass_it_and_cancel_the_caller(user_id: str, waiting: list) -> None:
+            # The instant the lead is passed, before its caller runs again: a client gone at that moment.
+            pass_the_lead(user_id, waiting)
+            given_the_lead.cancel()
+
+        object.__setattr__(ledger, "_pass_the_lead", pass_it_and_cancel_the_caller)
+
+    assert len(await leading) == 1
+    with pytest.raises(asyncio.CancelledError):
+        await given_the_lead
+    object.__setattr__(ledger, "_pass_the_lead", pass_the_lead)
+    assert len(await asyncio.wait_for(queued, timeout=10)) == 1, "the next caller took the lead"
+    assert len(await ledger.apply(ReserveCredits(user, "task-4", 10))) == 1
+    assert ledger._waiting == {}
+    holds = await scalar(
+        pool, "SELECT array_agg(reservation_id ORDER BY 1) FROM ledger_holds WHERE user_id = %s", user
+    )
+    assert holds == ["task-1", "task-3", "task-4"]
+
+
 async def _waiting_for_a_lock(pool: AsyncConnectionPool) -> bool:
     waiting = await scalar(
         pool,

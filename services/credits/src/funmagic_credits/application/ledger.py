@@ -103,7 +103,12 @@ class Ledger:
             waiting = self._waiting[command.user_id] = []
         else:
             waiting.append(request)
-            await request.called  # type: ignore[misc]
+            try:
+                await request.called  # type: ignore[misc]
+            except asyncio.CancelledError:
+                if request.leads:  # given the lead as it was cancelled: the next one waiting takes it
+                    self._pass_the_lead(command.user_id, waiting)
+                raise
             if not request.leads:
                 return request.result()
         group = [request, *waiting[: self.max_group - 1]]
