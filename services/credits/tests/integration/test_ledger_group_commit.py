@@ -23,6 +23,7 @@ from funmagic_credits.domain.ledger import (
     SettleReservation,
     fold,
 )
+from funmagic_kit.logs import bind_correlation_id
 from funmagic_kit.testing import wait_until
 
 pytestmark = pytest.mark.integration
@@ -57,6 +58,28 @@ async def test_concurrent_commands_of_one_user_share_transactions_and_each_gets_
     )
     assert (balance, reserved) == (400, 600)
     assert await scalar(pool, "SELECT count(*) FROM ledger_holds WHERE user_id = %s", user) == 60
+
+
+async def test_each_command_of_a_group_is_published_with_its_own_callers_correlation_id(pool) -> None:
+    ledger = credits_service(pool).ledger
+    user = new_user()
+    await ledger.apply(GrantCredits(user, 100, "promotion", "start"))
+
+    def apply_as(request_id: str, reservation_id: str) -> asyncio.Task:
+        with bind_correlation_id(request_id):  # the task copies the context of the request it serves
+            return asyncio.create_task(ledger.apply(ReserveCredits(user, reservation_id, 10)))
+
+    outcomes = await asyncio.gather(*(apply_as(f"request-{n}", f"task-{n}") for n in range(8)))
+
+    published = await scalar(
+        pool,
+        "SELECT jsonb_object_agg(convert_from(payload, 'UTF8')::jsonb #>> '{data,reservation_id}', "
+        "convert_from(payload, 'UTF8')::jsonb ->> 'correlation_id') FROM outbox "
+        "WHERE convert_from(payload, 'UTF8')::jsonb ->> 'type' = 'CreditsReserved'",
+    )
+    assert published == {f"task-{n}": f"request-{n}" for n in range(8)}
+    assert await transactions_that_wrote(pool, user) < 9, "some shared a transaction"
+    assert all(len(stored) == 1 for stored in outcomes)
 
 
 async def test_a_refused_command_in_a_group_gets_its_error_and_the_others_are_recorded(pool) -> None:
