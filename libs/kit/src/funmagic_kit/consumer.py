@@ -249,6 +249,11 @@ class EventConsumer:
                 enable_auto_commit=False,
                 auto_offset_reset="earliest",
                 fetch_max_wait_ms=self._fetch_max_wait_ms,
+                # aiokafka's background fetcher looks at its partitions every `consumer_timeout_ms` (200 by
+                # default) even while its fetch waits at the broker: five rounds a second per idle consumer.
+                # It wakes at once for what matters (a fetch answered, records consumed, a rebalance), so
+                # its idle round can be as rare as this consumer's own.
+                consumer_timeout_ms=self._wake_interval_ms,
             )
             kafka.subscribe(list(self._subscriptions), listener=_CommitOnRevoke(self._offsets, kafka))
             await kafka.start()

@@ -167,8 +167,7 @@ class OutboxRelay:
                     log.warning("outbox publish failed; will retry", extra={"error": repr(error)})
                     await self._sleep(0.5)
                     continue
-                async for _ in listener.notifies(timeout=self._idle_poll_seconds, stop_after=1):
-                    pass
+                await self._wait_for_rows(listener)
             # Stopping: flush what handlers committed before shutdown, while this relay still holds the lock.
             try:
                 flushed = await self.publish_all()
@@ -176,6 +175,25 @@ class OutboxRelay:
                 log.warning("outbox not flushed on shutdown", extra={"error": repr(error)})
             else:
                 log.info("outbox flushed on shutdown", extra={"published": flushed})
+
+    async def _wait_for_rows(self, listener: psycopg.AsyncConnection) -> None:
+        """Until a NOTIFY arrives (or the idle poll is due), then read what arrived. psycopg's `notifies()`
+        wakes every 0.1 s while it waits (to let Ctrl-C through): an idle relay, one per service, would wake
+        ten times a second for nothing. This waits on the connection's socket alone."""
+        loop = asyncio.get_running_loop()
+        arrived: asyncio.Future[None] = loop.create_future()
+        socket = listener.pgconn.socket
+        loop.add_reader(socket, _resolve, arrived)
+        idle_poll = loop.call_later(self._idle_poll_seconds, _resolve, arrived)
+        try:
+            await arrived
+        finally:
+            idle_poll.cancel()
+            loop.remove_reader(socket)
+        # Consumes what the socket holds (several NOTIFYs are one page to publish); a lost connection
+        # raises here and the relay reconnects.
+        async for _ in listener.notifies(timeout=0.0):
+            pass
 
     async def publish_all(self) -> int:
         """Publish every pending row; return how many were published."""
@@ -215,3 +233,8 @@ class OutboxRelay:
     async def _sleep(self, seconds: float) -> None:
         with suppress(TimeoutError):
             await asyncio.wait_for(self._stopping.wait(), timeout=seconds)
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
