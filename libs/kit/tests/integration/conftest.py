@@ -22,7 +22,7 @@ from funmagic_contracts.ids import uuid7
 from funmagic_contracts.topics import dead_letter_topic
 from funmagic_kit.consumer import EventConsumer, Subscription
 from funmagic_kit.db import PostgresUnitOfWork, create_pool
-from funmagic_kit.kafka import create_producer, create_topics
+from funmagic_kit.kafka import create_producer, create_topics, delete_topics
 from funmagic_kit.metrics import Metrics
 from funmagic_kit.migrations import apply_migrations, load_migrations
 from funmagic_kit.testing import adhoc_event_class, drop_database, wait_until
@@ -92,10 +92,11 @@ async def pool(database_url: str) -> AsyncIterator[AsyncConnectionPool]:
 
 
 @pytest.fixture
-async def topic(stack: Stack) -> str:
+async def topic(stack: Stack) -> AsyncIterator[str]:
     name = f"test.{uuid.uuid4().hex[:12]}"
     await create_topics(stack.kafka, [name, dead_letter_topic(name)], partitions=6)
-    return name
+    yield name
+    await delete_topics(stack.kafka, [name, dead_letter_topic(name)])
 
 
 @pytest.fixture

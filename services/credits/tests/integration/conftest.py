@@ -21,7 +21,7 @@ from psycopg_pool import AsyncConnectionPool
 from funmagic_contracts.topics import dead_letter_topic
 from funmagic_kit.db import create_pool
 from funmagic_kit.http import problem_middleware
-from funmagic_kit.kafka import create_producer, create_topics
+from funmagic_kit.kafka import create_producer, create_topics, delete_topics
 from funmagic_kit.metrics import Metrics
 from funmagic_kit.request_keys import INTERNAL_CALLER_KEY, PRINCIPAL_KEY, Principal, Role
 from funmagic_kit.testing import scratch_database
@@ -81,13 +81,15 @@ async def producer(kafka: str) -> AsyncIterator[AIOKafkaProducer]:
 
 
 @pytest.fixture
-async def private_topics(kafka: str) -> PrivateTopics:
+async def private_topics(kafka: str) -> AsyncIterator[PrivateTopics]:
     """A fresh identity-like and tasks-like topic (6 partitions each) with their dead-letter topics."""
     suffix = uuid.uuid4().hex[:12]
     topics = PrivateTopics(identity=f"test.credits.identity.{suffix}", tasks=f"test.credits.tasks.{suffix}")
     names = [topics.identity, topics.tasks]
-    await create_topics(kafka, [*names, *(dead_letter_topic(n) for n in names)], partitions=6)
-    return topics
+    names += [dead_letter_topic(n) for n in names]
+    await create_topics(kafka, names, partitions=6)
+    yield topics
+    await delete_topics(kafka, names)
 
 
 # --- HTTP (the service's routes as the runtime serves them) -----------------------------------------------
