@@ -22,9 +22,11 @@ from funmagic_contracts.ids import uuid7
 from funmagic_contracts.topics import dead_letter_topic
 from funmagic_kit.consumer import EventConsumer, Subscription
 from funmagic_kit.db import PostgresUnitOfWork, create_pool
+from funmagic_kit.failpoints import Failpoints
 from funmagic_kit.kafka import create_producer, create_topics, delete_topics
 from funmagic_kit.metrics import Metrics
 from funmagic_kit.migrations import apply_migrations, load_migrations
+from funmagic_kit.outbox import OutboxRelay
 from funmagic_kit.testing import adhoc_event_class, drop_database, wait_until
 
 pytestmark = pytest.mark.integration
@@ -226,3 +228,24 @@ async def message_count(stack: Stack, topic: str) -> int:
         return sum(ends[tp] - starts[tp] for tp in partitions)
     finally:
         await reader.stop()
+
+
+@asynccontextmanager
+async def running_relay(
+    dsn: str, pool: AsyncConnectionPool, producer, **options
+) -> AsyncIterator[OutboxRelay]:
+    """An outbox relay publishing in the background until the block ends (then stopped, its task awaited)."""
+    relay = OutboxRelay(
+        dsn=dsn,
+        pool=pool,
+        producer=producer,
+        metrics=Metrics("kit-tests"),
+        failpoints=Failpoints(""),
+        **options,
+    )
+    task = asyncio.create_task(relay.run())
+    try:
+        yield relay
+    finally:
+        relay.stop()
+        await asyncio.wait_for(task, timeout=20)  # the stop's NOTIFY ends the relay's wait at once

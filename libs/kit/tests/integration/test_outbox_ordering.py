@@ -5,11 +5,9 @@ import asyncio
 import pytest
 
 from funmagic_kit.db import PostgresUnitOfWork
-from funmagic_kit.failpoints import Failpoints
-from funmagic_kit.metrics import Metrics
-from funmagic_kit.outbox import OutboxRelay, add_to_outbox
+from funmagic_kit.outbox import add_to_outbox
 
-from .conftest import make_envelope, running_consumer, scalar, typed_subscription, wait_for
+from .conftest import make_envelope, running_consumer, running_relay, scalar, typed_subscription, wait_for
 
 KEYS = [f"aggregate-{n}" for n in range(10)]
 EVENTS_PER_KEY = 100
@@ -40,26 +38,17 @@ async def write_events_for(pool, topic: str, keys: list[str]) -> None:
 async def test_a_thousand_events_over_ten_keys_arrive_in_per_key_order(
     stack, database_url, pool, producer, topic, workers
 ):
-    relay = OutboxRelay(
-        dsn=database_url,
-        pool=pool,
-        producer=producer,
-        metrics=Metrics("kit-tests"),
-        failpoints=Failpoints(""),
-        page_size=97,  # not a divisor of anything above, so pages split transactions
-    )
-    relay_task = asyncio.create_task(relay.run())
     subscription = typed_subscription(topic, {"Sequenced": record_arrival})
-    try:
-        async with running_consumer(stack, pool, producer, subscription, concurrency=workers):
-            groups = [KEYS[i::WRITERS] for i in range(WRITERS)]
-            await asyncio.gather(*(write_events_for(pool, topic, group) for group in groups))
-            await wait_for(
-                lambda: _received(pool, len(KEYS) * EVENTS_PER_KEY), timeout=60, what="all 1,000 events"
-            )
-    finally:
-        relay.stop()
-        await relay_task
+    # page_size 97 is not a divisor of anything above, so pages split transactions.
+    async with (
+        running_relay(database_url, pool, producer, page_size=97),
+        running_consumer(stack, pool, producer, subscription, concurrency=workers),
+    ):
+        groups = [KEYS[i::WRITERS] for i in range(WRITERS)]
+        await asyncio.gather(*(write_events_for(pool, topic, group) for group in groups))
+        await wait_for(
+            lambda: _received(pool, len(KEYS) * EVENTS_PER_KEY), timeout=60, what="all 1,000 events"
+        )
 
     async with pool.connection() as conn:
         cursor = await conn.execute("SELECT key, seq FROM received ORDER BY id")

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 
 import pytest
@@ -136,41 +138,49 @@ async def test_a_cause_repeated_within_a_group_is_recorded_once(pool) -> None:
     assert await scalar(pool, "SELECT reserved_balance FROM credits WHERE user_id = %s", user) == 25
 
 
-async def test_a_caller_cancelled_while_waiting_is_not_recorded_and_the_others_are(pool) -> None:
-    ledger = credits_service(pool).ledger
-    user = new_user()
-    await ledger.apply(GrantCredits(user, 100, "promotion", "start"))
-    # Hold the user's row so the first command's transaction waits and the next ones queue behind it.
+@asynccontextmanager
+async def three_reservations_queued_behind_a_held_row(
+    pool: AsyncConnectionPool, ledger: Ledger, user: str
+) -> AsyncIterator[tuple[asyncio.Task, asyncio.Task, asyncio.Task]]:
+    """task-1 leads and waits for the user's row, held by another transaction until the block ends; task-2
+    and task-3 wait behind it for the next group."""
     async with pool.connection() as blocker, blocker.transaction():
         await blocker.execute("SELECT 1 FROM ledger_accounts WHERE user_id = %s FOR UPDATE", (user,))
         leading = asyncio.create_task(ledger.apply(ReserveCredits(user, "task-1", 10)))
         await wait_until(lambda: _waiting_for_a_lock(pool), timeout=10, what="the leader waits for the row")
-        cancelled = asyncio.create_task(ledger.apply(ReserveCredits(user, "task-2", 10)))
-        queued = asyncio.create_task(ledger.apply(ReserveCredits(user, "task-3", 10)))
+        second = asyncio.create_task(ledger.apply(ReserveCredits(user, "task-2", 10)))
+        third = asyncio.create_task(ledger.apply(ReserveCredits(user, "task-3", 10)))
         await wait_until(lambda: _queued(ledger, user, 2), timeout=10, what="two commands queued")
+        yield leading, second, third
+
+
+async def test_a_caller_cancelled_while_waiting_is_not_recorded_and_the_others_are(pool) -> None:
+    ledger = credits_service(pool).ledger
+    user = new_user()
+    await ledger.apply(GrantCredits(user, 100, "promotion", "start"))
+    async with three_reservations_queued_behind_a_held_row(pool, ledger, user) as (
+        leading,
+        cancelled,
+        queued,
+    ):
         cancelled.cancel()
 
     assert len(await leading) == 1
     assert len(await queued) == 1
     with pytest.raises(asyncio.CancelledError):
         await cancelled
-    holds = await scalar(
-        pool, "SELECT array_agg(reservation_id ORDER BY 1) FROM ledger_holds WHERE user_id = %s", user
-    )
-    assert holds == ["task-1", "task-3"]
+    assert await _holds_of(pool, user) == ["task-1", "task-3"]
 
 
 async def test_a_caller_cancelled_as_it_is_given_the_lead_passes_it_on(pool) -> None:
     ledger = credits_service(pool).ledger
     user = new_user()
     await ledger.apply(GrantCredits(user, 100, "promotion", "start"))
-    async with pool.connection() as blocker, blocker.transaction():
-        await blocker.execute("SELECT 1 FROM ledger_accounts WHERE user_id = %s FOR UPDATE", (user,))
-        leading = asyncio.create_task(ledger.apply(ReserveCredits(user, "task-1", 10)))
-        await wait_until(lambda: _waiting_for_a_lock(pool), timeout=10, what="the leader waits for the row")
-        given_the_lead = asyncio.create_task(ledger.apply(ReserveCredits(user, "task-2", 10)))
-        queued = asyncio.create_task(ledger.apply(ReserveCredits(user, "task-3", 10)))
-        await wait_until(lambda: _queued(ledger, user, 2), timeout=10, what="two commands queued")
+    async with three_reservations_queued_behind_a_held_row(pool, ledger, user) as (
+        leading,
+        given_the_lead,
+        queued,
+    ):
         pass_the_lead = ledger._pass_the_lead
 
         def pass_it_and_cancel_the_caller(user_id: str, waiting: list) -> None:
@@ -187,10 +197,13 @@ async def test_a_caller_cancelled_as_it_is_given_the_lead_passes_it_on(pool) -> 
     assert len(await asyncio.wait_for(queued, timeout=10)) == 1, "the next caller took the lead"
     assert len(await ledger.apply(ReserveCredits(user, "task-4", 10))) == 1
     assert ledger._waiting == {}
-    holds = await scalar(
+    assert await _holds_of(pool, user) == ["task-1", "task-3", "task-4"]
+
+
+async def _holds_of(pool: AsyncConnectionPool, user: str) -> list[str]:
+    return await scalar(
         pool, "SELECT array_agg(reservation_id ORDER BY 1) FROM ledger_holds WHERE user_id = %s", user
     )
-    assert holds == ["task-1", "task-3", "task-4"]
 
 
 async def _waiting_for_a_lock(pool: AsyncConnectionPool) -> bool:
