@@ -8,7 +8,11 @@ announcements (a cache to drop, waiters to wake) must know when it may have miss
   a connection error;
 - it pings on the subscription every `ping_interval` with the send time as the payload; one connection
   delivers in order, so a pong proves that everything published before its ping was read: `synced_at` is
-  the newest such time, and `current(max_staleness)` says whether it is recent enough.
+  the newest such time, and `current(max_staleness)` says whether it is recent enough;
+- it pings only while it is needed: while `current` was asked within the last `idle_after` seconds, or while
+  `in_use()` says a reader relies on it (`idle_after` None: always). An idle process then sends nothing and
+  keeps only the subscription; the first ask after a pause finds it not current (its last pong is old),
+  the caller does what it does without the channel, and the pings resume within a `ping_interval`.
 """
 
 from __future__ import annotations
@@ -37,6 +41,8 @@ class Announcements:
         on_message: Callable[[str], None],
         on_gap: Callable[[], None],
         ping_interval: float = 0.25,
+        idle_after: float | None = None,
+        in_use: Callable[[], bool] = lambda: False,
         retry_seconds: float = 0.5,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -45,17 +51,26 @@ class Announcements:
         self._on_message = on_message
         self._on_gap = on_gap
         self._ping_interval = ping_interval
+        self._idle_after = idle_after
+        self._in_use = in_use
         self._retry_seconds = retry_seconds
         self._clock = clock
         # Send time of the newest ping whose pong arrived after the current subscription (None: none yet).
         self._synced_at: float | None = None
+        self._asked_at = float("-inf")
         self._subscribed = False
         self._stopping = asyncio.Event()
         self._last_warning: float | None = None
 
+    @property
+    def synced_at(self) -> float | None:
+        """The send time of the newest ping answered on the current subscription (None: none yet)."""
+        return self._synced_at
+
     def current(self, max_staleness: float) -> bool:
         """Whether every announcement published up to `max_staleness` seconds ago has been read."""
-        return self._synced_at is not None and self._clock() - self._synced_at <= max_staleness
+        now = self._asked_at = self._clock()
+        return self._synced_at is not None and now - self._synced_at <= max_staleness
 
     def stop(self) -> None:
         self._stopping.set()
@@ -83,11 +98,15 @@ class Announcements:
         while not self._stopping.is_set():
             now = self._clock()
             if now >= next_ping:
-                await pubsub.ping(message=repr(now))
+                if self._needed(now):
+                    await pubsub.ping(message=repr(now))
                 next_ping = now + self._ping_interval
             message = await pubsub.get_message(timeout=max(0.0, next_ping - self._clock()))
             if message is not None:
                 self._read(message)
+
+    def _needed(self, now: float) -> bool:
+        return self._idle_after is None or now - self._asked_at <= self._idle_after or self._in_use()
 
     def _read(self, message: dict[str, Any]) -> None:
         kind, data = message["type"], message["data"]

@@ -10,6 +10,8 @@ session and answers from memory while it is provably current:
 - it is current while it has provably read every announcement published up to `max_staleness` ago
   (identity promises a revocation is seen within a second);
 - every gap (a (re)subscription, a lost connection) empties it: announcements may have been lost;
+- it pings (proves itself current) only while checks come: after `idle_after` seconds without one it stops,
+  and the first check after the pause goes to Redis while the pings resume;
 - an answer read while an announcement or a gap arrived is used but not kept.
 
 When the view is not current (Redis slow or down, the subscription lost), every check goes to Redis again:
@@ -85,6 +87,7 @@ class RevocationView:
         channel: str = REVOCATIONS_CHANNEL,
         max_staleness: float = 1.0,
         ping_interval: float = 0.5,
+        idle_after: float | None = 5.0,
         retry_seconds: float = 0.5,
         max_users: int = 100_000,
         clock: Callable[[], float] = time.monotonic,
@@ -98,6 +101,7 @@ class RevocationView:
             on_message=self._revoked,
             on_gap=self._forget_all,
             ping_interval=ping_interval,
+            idle_after=idle_after,
             retry_seconds=retry_seconds,
             clock=clock,
         )

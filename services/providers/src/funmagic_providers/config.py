@@ -16,11 +16,12 @@ class ProvidersSettings(ServiceSettings, DatabaseSettings):
     # Step jobs: calls in flight per process, how long a runner's claim lasts without renewal (a crashed
     # runner's jobs run again after this), how often due jobs are looked for while some are due but not
     # taken (slots or limits full), and at most how long an idle runner sleeps (it wakes when a job is
-    # committed here or falls due; the limit is for jobs another replica queued and could not take).
+    # committed here or falls due; the limit is for jobs another replica queued and could not take, its
+    # own runner being full — rare enough that an idle platform should not poll the table for it often).
     step_concurrency: int = Field(16, validation_alias="STEP_CONCURRENCY", ge=1, le=512)
     step_lease_seconds: float = Field(30.0, validation_alias="STEP_LEASE_SECONDS", ge=0.5, le=3600)
     step_poll_interval_seconds: float = Field(0.5, validation_alias="STEP_POLL_INTERVAL_SECONDS", gt=0, le=60)
-    step_idle_poll_seconds: float = Field(2.0, validation_alias="STEP_IDLE_POLL_SECONDS", gt=0, le=300)
+    step_idle_poll_seconds: float = Field(10.0, validation_alias="STEP_IDLE_POLL_SECONDS", gt=0, le=300)
     # Rate-limiter leases: a crashed holder's slot frees after this (long calls renew it).
     limiter_lease_seconds: float = Field(60.0, validation_alias="LIMITER_LEASE_SECONDS", ge=1)
     circuit_failure_threshold: int = Field(5, validation_alias="CIRCUIT_FAILURE_THRESHOLD", ge=1)

@@ -200,6 +200,10 @@ class StreamWakeups:
             on_message=self._appended,
             on_gap=self._wake_all,
             ping_interval=ping_interval,
+            # Always pinging (unlike the revocation view): a read that finds the channel not current falls
+            # back to a blocking XREAD holding a pooled connection, and a burst of new streams after a
+            # quiet spell would queue on that pool.
+            idle_after=None,
             clock=clock,
         )
 
