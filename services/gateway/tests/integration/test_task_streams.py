@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
@@ -37,6 +38,7 @@ from funmagic_contracts.tasks.events import (
 from funmagic_gateway.adapters.task_streams import (
     Outcome,
     ReadInterrupt,
+    StoredEntry,
     StreamWakeups,
     TaskStreams,
     create_stream_read_client,
@@ -552,6 +554,7 @@ def serve(streams: TaskStreams) -> Callable[..., AbstractAsyncContextManager[Gat
         disconnect_poll_seconds: float = 0.05,
         session_check: SessionCheck | None = None,
         session_check_seconds: float = 5.0,
+        served: TaskStreams | None = None,
     ) -> AsyncIterator[Gateway]:
         owned: dict[str, str] = {}
 
@@ -560,7 +563,7 @@ def serve(streams: TaskStreams) -> Callable[..., AbstractAsyncContextManager[Gat
             return owned.get(task_id) == principal.user_id or principal.has_role("admin")
 
         routes = SseRoutes(
-            streams,
+            served or streams,
             may_listen,
             heartbeat_seconds=heartbeat_seconds,
             disconnect_poll_seconds=disconnect_poll_seconds,
@@ -907,6 +910,44 @@ async def test_a_stream_ends_when_its_callers_session_is_signed_out(
         ends == [[["event: session_ended", 'data: {"reason":"session has been signed out or revoked"}']]] * 2
     )
     assert set(asked) == {f"token-of-{user}"}
+
+
+class CountingStreams(TaskStreams):
+    """The real streams, counting the reads the SSE routes start."""
+
+    reads_started = 0
+
+    async def read(self, *args: Any, **kwargs: Any) -> list[StoredEntry]:
+        self.reads_started += 1
+        return await super().read(*args, **kwargs)
+
+
+async def test_a_session_check_that_finds_the_session_holding_leaves_the_streams_read_waiting(
+    redis: Redis, reads: Redis, serve: Callable, ids: Ids
+) -> None:
+    counting = CountingStreams(redis, reads)
+    asked: list[str] = []
+
+    async def session_check(principal: Principal) -> str | None:
+        asked.append(principal.token)
+        return None
+
+    async with (
+        serve(
+            heartbeat_seconds=60, session_check=session_check, session_check_seconds=0.05, served=counting
+        ) as gateway,
+        gateway.get("/api/stream", ids.user()) as response,
+    ):
+        reader = SseReader(response)
+        assert await reader.frame() == ["retry: 3000"]
+        assert (await reader.frame())[0] == "event: connected"  # type: ignore[index]
+
+        async def checked_five_times() -> bool:
+            return len(asked) >= 5
+
+        await wait_until(checked_five_times, timeout=10, what="five session checks")
+
+        assert counting.reads_started == 1
 
 
 async def test_a_stream_ends_when_its_token_expires_without_asking_anyone(serve: Callable, ids: Ids) -> None:
