@@ -25,7 +25,7 @@ from funmagic_contracts.ids import uuid7
 from funmagic_kit.consumer import EventConsumer, Subscription
 from funmagic_kit.db import PostgresUnitOfWork, create_pool
 from funmagic_kit.failpoints import Failpoints
-from funmagic_kit.kafka import create_producer, create_topics
+from funmagic_kit.kafka import create_producer, create_topics, delete_topics
 from funmagic_kit.metrics import Metrics
 from funmagic_kit.migrations import apply_migrations, load_migrations
 from funmagic_kit.outbox import OutboxRelay, add_to_outbox
@@ -54,6 +54,14 @@ def summary(latencies_ms: list[float], burst_seconds: float, burst: int) -> dict
 async def baseline(kafka: str) -> dict[str, float]:
     topic = f"bench.raw.{uuid.uuid4().hex[:8]}"
     await create_topics(kafka, [topic], partitions=PARTITIONS)
+    try:
+        return await _measure_raw(kafka, topic)
+    finally:
+        # Left behind, every run's partitions would add to the broker's idle work (and to e2e_tasks' idle).
+        await delete_topics(kafka, [topic])
+
+
+async def _measure_raw(kafka: str, topic: str) -> dict[str, float]:
     producer = await create_producer(kafka, client_id="bench-raw")
     consumer = AIOKafkaConsumer(
         topic,
@@ -109,6 +117,15 @@ async def platform_path(
 async def _measure_platform(kafka: str, dsn: str, workers: int, fetch_max_wait_ms: int) -> dict[str, float]:
     topic = f"bench.platform.{uuid.uuid4().hex[:8]}"
     await create_topics(kafka, [topic, f"{topic}.dlq"], partitions=PARTITIONS)
+    try:
+        return await _measure_platform_on(kafka, dsn, workers, fetch_max_wait_ms, topic)
+    finally:
+        await delete_topics(kafka, [topic, f"{topic}.dlq"])
+
+
+async def _measure_platform_on(
+    kafka: str, dsn: str, workers: int, fetch_max_wait_ms: int, topic: str
+) -> dict[str, float]:
     pool = await create_pool(dsn, min_size=4, max_size=4 + workers)
     producer = await create_producer(kafka, client_id="bench-platform")
     metrics = Metrics("bench")
