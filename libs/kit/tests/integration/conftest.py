@@ -16,6 +16,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from psycopg_pool import AsyncConnectionPool
+from redis.asyncio import Redis
 
 from funmagic_contracts.envelope import Envelope
 from funmagic_contracts.ids import uuid7
@@ -99,6 +100,13 @@ async def topic(stack: Stack) -> AsyncIterator[str]:
     await create_topics(stack.kafka, [name, dead_letter_topic(name)], partitions=6)
     yield name
     await delete_topics(stack.kafka, [name, dead_letter_topic(name)])
+
+
+@pytest.fixture
+async def redis(stack: Stack) -> AsyncIterator[Redis]:
+    client = Redis.from_url(stack.redis_url)
+    yield client
+    await client.aclose()
 
 
 @pytest.fixture

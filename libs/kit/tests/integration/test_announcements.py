@@ -20,13 +20,6 @@ IDLE_AFTER = 0.3
 
 
 @pytest.fixture
-async def redis(stack) -> AsyncIterator[Redis]:
-    client = Redis.from_url(stack.redis_url)
-    yield client
-    await client.aclose()
-
-
-@pytest.fixture
 async def reading(redis: Redis) -> AsyncIterator[Callable[..., Announcements]]:
     started: list[tuple[Announcements, asyncio.Task[None]]] = []
 
@@ -75,8 +68,13 @@ async def test_a_reader_nobody_asks_stops_pinging_and_the_first_ask_brings_the_p
     await wait_until(_holds(lambda: reader.current(IDLE_AFTER)), timeout=10, what="the pings to resume")
 
 
-async def test_a_reader_in_use_keeps_pinging_though_nobody_asks(reading) -> None:
-    reader: Announcements = reading(idle_after=IDLE_AFTER, in_use=lambda: True)
+@pytest.mark.parametrize(
+    "options",
+    [{"idle_after": IDLE_AFTER, "in_use": lambda: True}, {}],
+    ids=["in use though nobody asks", "without an idle limit"],
+)
+async def test_a_reader_in_use_or_without_an_idle_limit_keeps_pinging(reading, options: dict) -> None:
+    reader: Announcements = reading(**options)
     await wait_until(_holds(lambda: reader.current(1.0)), timeout=10, what="the reader to become current")
     asked_at = time.monotonic()
 
@@ -85,16 +83,4 @@ async def test_a_reader_in_use_keeps_pinging_though_nobody_asks(reading) -> None
         _holds(lambda: (reader.synced_at or 0.0) > asked_at + IDLE_AFTER + 2 * PING_INTERVAL),
         timeout=10,
         what="a ping after the idle limit",
-    )
-
-
-async def test_a_reader_without_an_idle_limit_always_pings(reading) -> None:
-    reader: Announcements = reading()
-    await wait_until(_holds(lambda: reader.current(1.0)), timeout=10, what="the reader to become current")
-    asked_at = time.monotonic()
-
-    await wait_until(
-        _holds(lambda: (reader.synced_at or 0.0) > asked_at + IDLE_AFTER + 2 * PING_INTERVAL),
-        timeout=10,
-        what="a ping long after the last ask",
     )

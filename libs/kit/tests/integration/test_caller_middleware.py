@@ -52,13 +52,6 @@ async def metrics_export(request: web.Request) -> web.Response:
 
 
 @pytest.fixture
-async def redis(stack) -> AsyncIterator[Redis]:
-    client = Redis.from_url(stack.redis_url)
-    yield client
-    await client.aclose()
-
-
-@pytest.fixture
 def signing_key() -> SigningKey:
     return SigningKey.generate()
 

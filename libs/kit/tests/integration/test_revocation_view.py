@@ -40,13 +40,6 @@ class CountingRedis(Redis):
 
 
 @pytest.fixture
-async def redis(stack) -> AsyncIterator[Redis]:
-    client = Redis.from_url(stack.redis_url)
-    yield client
-    await client.aclose()
-
-
-@pytest.fixture
 async def view_redis(stack) -> AsyncIterator[CountingRedis]:
     # Named, so a test can find the view's subscription among the server's clients and cut it.
     client = CountingRedis.from_url(stack.redis_url, client_name=f"view-{uuid.uuid4().hex[:12]}")
