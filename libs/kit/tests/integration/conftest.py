@@ -145,6 +145,15 @@ async def wait_for(
     await wait_until(condition, timeout=timeout, what=what, interval=0.02)
 
 
+def holds(predicate: Callable[[], bool]) -> Callable[[], Awaitable[bool]]:
+    """A plain predicate as the async condition `wait_until` polls."""
+
+    async def condition() -> bool:
+        return predicate()
+
+    return condition
+
+
 async def scalar(pool: AsyncConnectionPool, sql: str, *params: object) -> object:
     async with pool.connection() as conn:
         cursor = await conn.execute(sql, params)

@@ -7,13 +7,15 @@ import asyncio
 import contextlib
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 
 import pytest
 from redis.asyncio import Redis
 
 from funmagic_kit.announcements import Announcements
 from funmagic_kit.testing import wait_until
+
+from .conftest import holds
 
 PING_INTERVAL = 0.05
 IDLE_AFTER = 0.3
@@ -42,30 +44,23 @@ async def reading(redis: Redis) -> AsyncIterator[Callable[..., Announcements]]:
             await asyncio.wait_for(task, timeout=10)
 
 
-def _holds(predicate: Callable[[], bool]) -> Callable[[], Awaitable[bool]]:
-    async def condition() -> bool:
-        return predicate()
-
-    return condition
-
-
 def _proof_older_than(reader: Announcements, seconds: float) -> Callable[[], bool]:
     return lambda: reader.synced_at is not None and time.monotonic() - reader.synced_at > seconds
 
 
 async def test_a_reader_nobody_asks_stops_pinging_and_the_first_ask_brings_the_pings_back(reading) -> None:
     reader: Announcements = reading(idle_after=IDLE_AFTER)
-    await wait_until(_holds(lambda: reader.current(1.0)), timeout=10, what="the reader to become current")
+    await wait_until(holds(lambda: reader.current(1.0)), timeout=10, what="the reader to become current")
 
     # Unasked, no newer proof arrives: the last one ages past the idle limit and several ping intervals.
     await wait_until(
-        _holds(_proof_older_than(reader, IDLE_AFTER + 4 * PING_INTERVAL)),
+        holds(_proof_older_than(reader, IDLE_AFTER + 4 * PING_INTERVAL)),
         timeout=10,
         what="the pings to stop",
     )
 
     assert not reader.current(IDLE_AFTER)
-    await wait_until(_holds(lambda: reader.current(IDLE_AFTER)), timeout=10, what="the pings to resume")
+    await wait_until(holds(lambda: reader.current(IDLE_AFTER)), timeout=10, what="the pings to resume")
 
 
 @pytest.mark.parametrize(
@@ -75,12 +70,12 @@ async def test_a_reader_nobody_asks_stops_pinging_and_the_first_ask_brings_the_p
 )
 async def test_a_reader_in_use_or_without_an_idle_limit_keeps_pinging(reading, options: dict) -> None:
     reader: Announcements = reading(**options)
-    await wait_until(_holds(lambda: reader.current(1.0)), timeout=10, what="the reader to become current")
+    await wait_until(holds(lambda: reader.current(1.0)), timeout=10, what="the reader to become current")
     asked_at = time.monotonic()
 
     # A proof sent well after the idle limit of the last ask: the pings went on.
     await wait_until(
-        _holds(lambda: (reader.synced_at or 0.0) > asked_at + IDLE_AFTER + 2 * PING_INTERVAL),
+        holds(lambda: (reader.synced_at or 0.0) > asked_at + IDLE_AFTER + 2 * PING_INTERVAL),
         timeout=10,
         what="a ping after the idle limit",
     )

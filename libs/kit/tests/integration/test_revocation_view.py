@@ -24,6 +24,7 @@ from funmagic_kit.errors import TransientError
 from funmagic_kit.revocations import RevocationView, revocation_keys
 from funmagic_kit.testing import wait_until
 
+from .conftest import holds
 from .signing import AUDIENCE, ISSUER, ManualClock, PublishedKeys, SigningKey, claims_for
 
 
@@ -53,7 +54,7 @@ async def run_view() -> AsyncIterator[Callable[[RevocationView], Any]]:
 
     async def start(view: RevocationView) -> RevocationView:
         running.append((view, asyncio.create_task(view.run())))
-        await wait_until(_is(lambda: view.current), timeout=10, what="the view to become current")
+        await wait_until(holds(lambda: view.current), timeout=10, what="the view to become current")
         return view
 
     yield start
@@ -66,13 +67,6 @@ async def run_view() -> AsyncIterator[Callable[[RevocationView], Any]]:
 @pytest.fixture
 def user_id() -> str:
     return f"user-{uuid.uuid4().hex}"
-
-
-def _is(predicate: Callable[[], bool]) -> Callable[[], Any]:
-    async def condition() -> bool:
-        return predicate()
-
-    return condition
 
 
 async def test_a_current_view_answers_a_session_it_knows_without_a_round_trip(
@@ -132,7 +126,7 @@ async def test_a_cut_subscription_forgets_everything_so_a_revocation_it_missed_i
     await redis.set(revoked_key, "1", ex=60)
 
     await wait_until(lambda: _revoked(view, user_id, "s1"), timeout=10, what="the view to re-read Redis")
-    await wait_until(_is(lambda: view.current), timeout=10, what="the view to be current again")
+    await wait_until(holds(lambda: view.current), timeout=10, what="the view to be current again")
     await redis.delete(revoked_key)
 
 
