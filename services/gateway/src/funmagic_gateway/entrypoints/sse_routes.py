@@ -182,9 +182,13 @@ class _SessionWatch:
     def __post_init__(self) -> None:
         self._next_check = time.monotonic() + self.interval
 
-    def over(self) -> bool:
-        """Whether the stream must end now: its token expired, or a check found the session ended."""
-        return self.ended is not None or time.time() >= self.principal.expires_at
+    def end_reason(self) -> str | None:
+        """Why the stream must end now (a check found the session ended, or its token expired), or None."""
+        if self.ended is not None:
+            return self.ended
+        if time.time() >= self.principal.expires_at:
+            return "token has expired"
+        return None
 
     def check_due(self) -> bool:
         return self.ended is None and time.monotonic() >= self._next_check
@@ -198,10 +202,9 @@ class _SessionWatch:
         return self.ended is not None
 
     def raise_if_ended(self) -> None:
-        if self.ended is not None:
-            raise _SessionEnded(self.ended)
-        if time.time() >= self.principal.expires_at:
-            raise _SessionEnded("token has expired")
+        reason = self.end_reason()
+        if reason is not None:
+            raise _SessionEnded(reason)
 
 
 @dataclass(eq=False)
@@ -429,7 +432,11 @@ class SseRoutes:
             due: list[_Waiting] = []
             for looked_at, waiting in enumerate(list(self._waiting), start=1):
                 session = waiting.session
-                if self._closing or _client_left(waiting.request) or (session is not None and session.over()):
+                if (
+                    self._closing
+                    or _client_left(waiting.request)
+                    or (session is not None and session.end_reason() is not None)
+                ):
                     waiting.interrupt.interrupt()
                 elif session is not None and session.check_due():
                     due.append(waiting)
