@@ -563,7 +563,11 @@ redis_start() {
   log "redis: starting $(redis-server --version | awk '{print $1, $3}' | tr -d 'v=') on 127.0.0.1:$REDIS_PORT…"
   REDIS_T0=$(now_us)
   # Dev settings: no AOF; RDB snapshots (and one on shutdown) keep data across down/up.
-  if ! setsid -w redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --protected-mode yes \
+  # --hz 2: Redis's housekeeping timer runs twice a second instead of ten times; an idle server then
+  # reads ~0.25 % of a core instead of ~0.5 %. The price is timer precision: a blocking read's timeout
+  # fires up to 500 ms late (data still wakes it at once) and expired keys are swept less often (a read
+  # never sees one). Our blocking reads wait 1 s or more.
+  if ! setsid -w redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --protected-mode yes --hz 2 \
     --dir "$REDIS_DIR" --dbfilename dump.rdb --appendonly no --save "3600 1 300 100 60 10000" \
     --daemonize yes --pidfile "$(pidfile redis)" --logfile "$LOGS/redis.log" \
     </dev/null >>"$LOGS/redis.out" 2>&1; then
