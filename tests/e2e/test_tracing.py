@@ -74,15 +74,16 @@ async def test_one_tasks_work_is_one_trace_across_five_services_with_correct_par
 
     async def whole_trace_arrived() -> bool:
         spans = spans_of_trace()
-        ids = {s.span_id for s in spans} | {client_span_id}
+        by_id = {s.span_id: s for s in spans}
+        ids = set(by_id) | {client_span_id}
         services = {s.service for s in spans}
         charged = any(s.name == "consume TaskCompleted" and s.service == "credits" for s in spans)
         # Each service exports its spans in its own batches: storage's answers to the runner's calls can
-        # arrive after everything else of the trace, so they are waited for by name.
-        by_id = {s.span_id: s for s in spans}
+        # arrive after everything else of the trace, so the wait asks for a storage server span whose
+        # parent is a providers span.
         stored_for_providers = any(
-            s.service == "storage" and s.kind == "server" and by_id.get(s.parent_span_id or "") is not None
-            and by_id[s.parent_span_id or ""].service == "providers"
+            s.service == "storage" and s.kind == "server"
+            and (caller := by_id.get(s.parent_span_id or "")) is not None and caller.service == "providers"
             for s in spans
         )  # fmt: skip
         return (
