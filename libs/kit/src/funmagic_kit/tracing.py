@@ -35,6 +35,7 @@ __all__ = [
     "context_from_traceparent",
     "current_traceparent",
     "inject_traceparent",
+    "is_recording",
     "span",
 ]
 
@@ -42,6 +43,8 @@ log = logging.getLogger(__name__)
 
 TRACEPARENT = "traceparent"
 _PROPAGATOR = TraceContextTextMapPropagator()
+# Set by `configure_tracing` once spans are exported.
+_recording = False
 
 
 def configure_tracing(service: str) -> Callable[[], None] | None:
@@ -55,11 +58,18 @@ def configure_tracing(service: str) -> Callable[[], None] | None:
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
+    global _recording
     provider = TracerProvider(resource=Resource.create({"service.name": service}))
     provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
     trace.set_tracer_provider(provider)
+    _recording = True
     log.info("tracing: spans exported by OTLP", extra={"service": service})
     return provider.shutdown
+
+
+def is_recording() -> bool:
+    """Whether spans are recorded and exported (`configure_tracing` found an endpoint)."""
+    return _recording
 
 
 def _tracer() -> trace.Tracer:

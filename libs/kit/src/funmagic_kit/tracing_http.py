@@ -9,7 +9,7 @@ import aiohttp
 from aiohttp import web
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from funmagic_kit.tracing import context_from_carrier, inject_traceparent, span
+from funmagic_kit.tracing import TRACEPARENT, context_from_carrier, inject_traceparent, is_recording, span
 
 __all__ = ["external_tracing_client_middleware", "tracing_client_middleware", "tracing_middleware"]
 
@@ -24,6 +24,9 @@ async def tracing_middleware(request: web.Request, handler: Handler) -> web.Stre
     """A SERVER span per request, continuing the caller's `traceparent` (outermost, so it sees the final
     status whatever inner middleware answered)."""
     if request.path.startswith(_UNTRACED_PATHS):
+        return await handler(request)
+    if not is_recording() and TRACEPARENT not in request.headers:
+        # A span would record nothing and pass nothing on: no trace came in and none is kept here.
         return await handler(request)
     resource = request.match_info.route.resource
     route = resource.canonical if resource is not None else "unmatched"

@@ -12,6 +12,7 @@ from redis.asyncio import Redis
 from funmagic_contracts.api.audit import AUDITED_SERVICES
 from funmagic_gateway.adapters.live_replies import LiveReplyReader
 from funmagic_gateway.adapters.rate_limiter import (
+    CounterLeases,
     PurchasedCredits,
     RateLimitSettingsStore,
     RedisRateLimiter,
@@ -159,7 +160,9 @@ def build(
         security_headers_middleware(hsts=settings.hsts),
         cors_middleware(origins),
         authentication_middleware(verifier),
-        rate_limit_middleware(RedisRateLimiter(redis), rate_limits, trusted_proxies, purchased=purchased),
+        rate_limit_middleware(
+            CounterLeases(RedisRateLimiter(redis)), rate_limits, trusted_proxies, purchased=purchased
+        ),
         csrf_middleware(origins, exempt_paths=CSRF_EXEMPT),
     )
     apps = [WebApp(Path(settings.web_admin_app_dir), "/admin/")] if settings.web_admin_app_dir else []

@@ -15,6 +15,7 @@ from gateway_test_support import KeptSettings
 from redis.asyncio import Redis
 
 from funmagic_gateway.adapters.rate_limiter import (
+    CounterLeases,
     PurchasedCredits,
     RateLimitSettingsStore,
     RedisRateLimiter,
@@ -116,7 +117,7 @@ class Edge:
                 security_headers_middleware(hsts=hsts),
                 cors_middleware([ORIGIN]),
                 fake_auth,
-                rate_limit_middleware(limiter, store, trusted, purchased=purchased),
+                rate_limit_middleware(CounterLeases(limiter), store, trusted, purchased=purchased),
             ]
         )
         app.add_routes(ROUTES)

@@ -11,13 +11,14 @@ from gateway_test_support import KeptSettings
 from redis.asyncio import Redis
 
 from funmagic_gateway.adapters.rate_limiter import (
+    CounterLeases,
     PurchasedCredits,
     RateLimiterUnavailable,
     RateLimitSettingsStore,
     RedisRateLimiter,
 )
 from funmagic_gateway.application.ports import Caller
-from funmagic_gateway.domain.rate_limits import RateLimit, RateLimitCategory, RateLimitSettings
+from funmagic_gateway.domain.rate_limits import RateLimit, RateLimitCategory, RateLimitSettings, decide
 from funmagic_kit.http import HttpProblem
 from funmagic_kit.testing import RoundTripConnection
 
@@ -178,6 +179,106 @@ async def test_a_script_redis_lost_is_loaded_again_and_each_counter_counted_once
     counted = await limiter.count(windows)
 
     assert [count for count, _ in counted.counts] == [2, 2]
+
+
+# --- leases: a replica counts hits in blocks --------------------------------------------------------
+
+
+async def test_a_busy_subject_costs_one_round_trip_per_lease(
+    prefix: str, redis_url: str, redis: Redis
+) -> None:
+    client = Redis.from_url(redis_url, connection_class=RoundTripConnection)
+    leases = CounterLeases(RedisRateLimiter(client, prefix=prefix))
+    limit = RateLimit(limit=1000, window_seconds=60)  # leases of 1000 / 16 = 62 hits
+    try:
+        await leases.count([(GLOBAL, "198.51.100.20", limit)])  # connects, loads the script
+        RoundTripConnection.sends = 0
+
+        counted = [await leases.count([(GLOBAL, "198.51.100.21", limit)]) for _ in range(62)]
+
+        assert [c.counts[0][0] for c in counted] == list(range(1, 63))
+        assert RoundTripConnection.sends == 1
+        assert await redis.get(f"{prefix}:global_api:{{198.51.100.21}}") == b"62"
+    finally:
+        await client.aclose()
+
+
+async def test_concurrent_requests_share_one_lease_instead_of_each_asking(
+    prefix: str, redis_url: str
+) -> None:
+    client = Redis.from_url(redis_url, connection_class=RoundTripConnection)
+    leases = CounterLeases(RedisRateLimiter(client, prefix=prefix))
+    limit = RateLimit(limit=1000, window_seconds=60)
+    try:
+        await leases.count([(GLOBAL, "198.51.100.22", limit)])
+        RoundTripConnection.sends = 0
+
+        counted = await asyncio.gather(*(leases.count([(GLOBAL, "198.51.100.23", limit)]) for _ in range(40)))
+
+        assert sorted(c.counts[0][0] for c in counted) == list(range(1, 41))
+        assert RoundTripConnection.sends == 1
+    finally:
+        await client.aclose()
+
+
+async def test_replicas_leasing_from_one_counter_never_admit_more_than_the_limit(
+    redis: Redis, prefix: str
+) -> None:
+    replicas = [CounterLeases(RedisRateLimiter(redis, prefix=prefix)) for _ in range(3)]
+    limit = RateLimit(limit=200, window_seconds=60)
+
+    admitted = 0
+    for n in range(600):
+        counted = await replicas[n % 3].count([(GLOBAL, "198.51.100.24", limit)])
+        count, ttl_ms = counted.counts[0]
+        admitted += decide(GLOBAL, limit, count, ttl_ms).allowed
+
+    assert admitted <= 200
+    # What the others leased and did not use is refused early: at most a 16th of the limit each.
+    assert admitted >= 200 - 2 * 200 // 16
+
+
+async def test_requests_refused_at_the_limit_are_added_to_the_counter_with_the_next_lease(
+    redis: Redis, prefix: str
+) -> None:
+    leases = CounterLeases(RedisRateLimiter(redis, prefix=prefix))
+    key = f"{prefix}:upload:{{user-20}}"
+    tight = RateLimit(limit=2, window_seconds=60)
+    for _ in range(5):
+        await leases.count([(UPLOAD, "user-20", tight)])
+    assert await redis.get(key) == b"2", "three refused without asking Redis"
+
+    raised = await leases.count([(UPLOAD, "user-20", RateLimit(limit=10, window_seconds=60))])
+
+    assert raised.counts[0][0] == 6
+    assert await redis.get(key) == b"6"
+
+
+async def test_while_redis_is_down_every_waiting_request_learns_it(unreachable_redis: Redis) -> None:
+    leases = CounterLeases(RedisRateLimiter(unreachable_redis, prefix="unused"))
+    limit = RateLimit(limit=1000, window_seconds=60)
+
+    answers = await asyncio.gather(
+        *(leases.count([(GLOBAL, "198.51.100.25", limit)]) for _ in range(3)), return_exceptions=True
+    )
+
+    assert all(isinstance(answer, RateLimiterUnavailable) for answer in answers)
+
+
+async def test_a_redis_that_hangs_is_given_up_on() -> None:
+    async def never_answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read()  # takes every command, answers none, until the client goes
+
+    server = await asyncio.start_server(never_answer, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    hanging = Redis.from_url(f"redis://127.0.0.1:{port}/0")
+    leases = CounterLeases(RedisRateLimiter(hanging, prefix="unused"), timeout_seconds=0.2)
+    try:
+        with pytest.raises(RateLimiterUnavailable, match=r"did not answer within 0\.2 s"):
+            await leases.count([(GLOBAL, "198.51.100.26", RateLimit(limit=10, window_seconds=60))])
+    finally:
+        await hanging.aclose()
+        server.close()
 
 
 # --- settings store -------------------------------------------------------------------------------

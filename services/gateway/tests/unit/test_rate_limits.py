@@ -7,6 +7,8 @@ from pydantic import ValidationError
 
 from funmagic_gateway.domain.rate_limits import (
     DEFAULT_TIERS,
+    MAX_LEASE,
+    CounterLease,
     RateLimit,
     RateLimitCategory,
     RateLimitDecision,
@@ -14,6 +16,8 @@ from funmagic_gateway.domain.rate_limits import (
     RateLimitTier,
     SubjectKind,
     decide,
+    decide_most_constraining,
+    lease_size,
     most_constraining,
     requests_to_limit,
 )
@@ -327,3 +331,110 @@ def test_remaining_ties_are_broken_by_the_later_reset() -> None:
 def test_decision_refuses_impossible_numbers(remaining: int, reset: int) -> None:
     with pytest.raises(ValueError, match="must be"):
         RateLimitDecision(G, True, limit=10, remaining=remaining, reset_seconds=reset)
+
+
+# --- leases: hits counted in Redis ahead of use -----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("limit", "counted", "expected"),
+    [
+        (10, 0, 1),  # small limits are counted hit by hit, as without leases
+        (60, 0, 3),
+        (500, 0, 31),
+        (500, 480, 1),  # near the limit a lease shrinks to one hit
+        (500, 600, 1),  # over it too: each further request is still counted once
+        (1_000_000, 0, MAX_LEASE),
+    ],
+)
+def test_a_lease_is_a_share_of_what_is_left_of_the_limit(limit: int, counted: int, expected: int) -> None:
+    assert lease_size(limit, counted) == expected
+
+
+def test_the_asking_request_gets_the_first_count_of_a_granted_lease() -> None:
+    first, lease = CounterLease.granted(last_count=40, size=10, ttl_ms=30_000, now=100.0)
+
+    assert first == 31
+    assert lease == CounterLease(next_count=32, last_count=40, window_ends_at=130.0)
+
+
+def test_a_lease_hands_out_its_counts_one_by_one_then_is_used_up() -> None:
+    limit = RateLimit(limit=100, window_seconds=60)
+    lease: CounterLease | None = CounterLease(next_count=5, last_count=7, window_ends_at=160.0)
+    counts = []
+    while lease is not None and (taken := lease.take(100.0, limit)) is not None:
+        count, left_ms, lease = taken
+        counts.append((count, left_ms))
+
+    assert counts == [(5, 60_000), (6, 60_000), (7, 60_000)]
+
+
+def test_a_lease_is_void_once_its_window_ended() -> None:
+    lease = CounterLease(next_count=5, last_count=7, window_ends_at=160.0)
+
+    assert lease.take(160.0, RateLimit(limit=100, window_seconds=60)) is None
+    assert lease.counted(160.0) == 0
+    assert lease.counted(159.9) == 7
+
+
+def test_a_shortened_window_voids_a_lease_that_would_outlive_it() -> None:
+    lease = CounterLease(next_count=5, last_count=7, window_ends_at=160.0)
+
+    assert lease.take(100.0, RateLimit(limit=100, window_seconds=30)) is None
+
+
+def test_used_up_at_the_limit_a_lease_refuses_every_further_request_without_redis() -> None:
+    limit = RateLimit(limit=7, window_seconds=60)
+    used_up = CounterLease(next_count=8, last_count=7, window_ends_at=160.0)
+
+    refused = []
+    lease = used_up
+    for _ in range(2):
+        taken = lease.take(100.0, limit)
+        assert taken is not None
+        count, _, lease = taken
+        refused.append(decide(G, limit, count, 1000).allowed)
+
+    assert refused == [False, False]
+    assert lease.owed(100.0) == 2, "each refused request is added to the counter with the next lease"
+    assert lease.owed(160.0) == 0, "not once the window ended"
+
+
+def test_a_used_up_lease_below_a_raised_limit_needs_a_new_one() -> None:
+    # Counted past the old limit of 7; the tier or an admin raised it to 10 within the window.
+    used_up = CounterLease(next_count=8, last_count=7, window_ends_at=160.0)
+
+    assert used_up.take(100.0, RateLimit(limit=10, window_seconds=60)) is None
+
+
+@pytest.mark.parametrize(("next_count", "last_count"), [(0, 5), (3, 0)])
+def test_a_lease_must_be_a_range_of_counts(next_count: int, last_count: int) -> None:
+    with pytest.raises(ValueError, match="range of counts"):
+        CounterLease(next_count=next_count, last_count=last_count, window_ends_at=1.0)
+
+
+def test_the_highest_multiplier_bounds_every_tier() -> None:
+    assert RateLimitSettings().highest_multiplier() == 3
+    assert RateLimitSettings(tiers=()).highest_multiplier() == 1
+
+
+@pytest.mark.parametrize(
+    "counted",
+    [
+        [],
+        [(G, 5, 1, 30_000)],
+        [(G, 5, 6, 30_000), (U, 5, 9, 50_000), (S, 5, 2, 10_000)],  # two denials: the later reset
+        [(G, 5, 6, 30_000), (U, 5, 6, 30_000)],  # equal denials: the first
+        [(G, 10, 3, 30_000), (U, 5, 2, 10_000), (S, 8, 5, 50_000)],  # fewest remaining, ties: later reset
+        [(G, 10, 3, 30_000), (U, 10, 3, 30_000)],  # equal allowances: the first
+        [(G, 5, 5, 1), (U, 5, 4, 60_000)],  # at the limit is still allowed
+    ],
+)
+def test_the_fast_pick_is_the_most_constraining_decision(
+    counted: list[tuple[RateLimitCategory, int, int, int]],
+) -> None:
+    with_limits = [(c, RateLimit(limit=n, window_seconds=60), count, ttl) for c, n, count, ttl in counted]
+
+    expected = most_constraining(decide(*each) for each in with_limits)
+
+    assert decide_most_constraining(with_limits) == expected

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 __all__ = [
     "CountedWindows",
+    "CounterLeases",
     "PurchasedCredits",
     "RateLimitSettingsStore",
     "RateLimiterUnavailable",
@@ -32,26 +33,31 @@ from redis.exceptions import NoScriptError, RedisError
 
 from funmagic_gateway.application.ports import Caller, Purchases, RateLimitSettingsRecords
 from funmagic_gateway.domain.rate_limits import (
+    CounterLease,
     RateLimit,
     RateLimitCategory,
     RateLimitDecision,
     RateLimitSettings,
     decide,
+    lease_size,
 )
 from funmagic_kit.errors import TransientError
 from funmagic_kit.http import HttpProblem
 
 log = logging.getLogger(__name__)
 
-# KEYS[1] the counter, ARGV[1] the window in ms. Returns {count after this hit, ms until the window ends}.
-# The expiry is (re)set when the window starts (count 1), when the key has no expiry (PTTL -1: someone
-# PERSISTed it or SET it without EX, and it would otherwise block forever), and when it outlives the
-# window (the window was shortened in the settings, which should apply now, not after the old window).
+# KEYS[1] the counter, ARGV[1] the window in ms, ARGV[2] how many hits to add (a lease, see
+# `CounterLeases`). Returns {count after these hits, ms until the window ends}.
+# The expiry is (re)set when the window starts (the count is just these hits), when the key has no
+# expiry (PTTL -1: someone PERSISTed it or SET it without EX, and it would otherwise block forever), and
+# when it outlives the window (the window was shortened in the settings, which should apply now, not
+# after the old window).
 _FIXED_WINDOW_LUA = """
-local count = redis.call('INCR', KEYS[1])
+local hits = tonumber(ARGV[2])
+local count = redis.call('INCRBY', KEYS[1], hits)
 local window = tonumber(ARGV[1])
 local ttl = redis.call('PTTL', KEYS[1])
-if count == 1 or ttl < 0 or ttl > window then
+if count == hits or ttl < 0 or ttl > window then
   redis.call('PEXPIRE', KEYS[1], window)
   ttl = window
 end
@@ -82,7 +88,7 @@ class RedisRateLimiter:
 
     def key(self, category: RateLimitCategory, subject: str) -> str:
         # The braces are a hash tag: in Redis Cluster every key of one subject lands on the same slot.
-        return f"{self._prefix}:{RateLimitCategory(category).value}:{{{subject}}}"
+        return f"{self._prefix}:{category}:{{{subject}}}"
 
     async def hit(self, category: RateLimitCategory, subject: str, limit: RateLimit) -> RateLimitDecision:
         """Count one request of `subject` against `limit` and say whether it may proceed."""
@@ -99,22 +105,26 @@ class RedisRateLimiter:
         ]
 
     async def count(
-        self, windows: Sequence[tuple[RateLimitCategory, str, int]], *, also_get: str | None = None
+        self,
+        windows: Sequence[tuple[RateLimitCategory, str, int]],
+        *,
+        also_get: str | None = None,
+        hits: Sequence[int] | None = None,
     ) -> CountedWindows:
-        """Count one hit in each `(category, subject, window seconds)` window and read `also_get` (a key
-        of the same subject, such as its purchased credits), all in one round trip: the limits are decided
-        afterwards (`domain.rate_limits.decide`), once what the extra key says is known."""
+        """Count one hit (or `hits[i]`) in each `(category, subject, window seconds)` window and read
+        `also_get` (a key of the same subject, such as its purchased credits), all in one round trip: the
+        limits are decided afterwards (`domain.rate_limits.decide`), once what the extra key says is known."""
         counters = [
-            (self.key(category, subject), window_seconds * 1000)
-            for category, subject, window_seconds in windows
+            (self.key(category, subject), window_seconds * 1000, hits[i] if hits is not None else 1)
+            for i, (category, subject, window_seconds) in enumerate(windows)
         ]
         try:
             # EVALSHA by hand: redis-py's pipeline would ask SCRIPT EXISTS first, a second round trip on
             # every request. A script Redis lacks (restarted, flushed) did not run: it is loaded and only
             # those counters are counted again.
             async with self._redis.pipeline(transaction=False) as pipe:
-                for key, window_ms in counters:
-                    pipe.evalsha(self._script.sha, 1, key, window_ms)
+                for key, window_ms, added in counters:
+                    pipe.evalsha(self._script.sha, 1, key, window_ms, added)
                 if also_get is not None:
                     pipe.get(also_get)
                 replies = await pipe.execute(raise_on_error=False)
@@ -122,8 +132,8 @@ class RedisRateLimiter:
                 i for i, reply in enumerate(replies[: len(counters)]) if isinstance(reply, NoScriptError)
             ]
             for i in missing:
-                key, window_ms = counters[i]
-                replies[i] = await self._script(keys=[key], args=[window_ms])
+                key, window_ms, added = counters[i]
+                replies[i] = await self._script(keys=[key], args=[window_ms, added])
             failed = next((reply for reply in replies if isinstance(reply, Exception)), None)
             if failed is not None:
                 raise failed
@@ -131,6 +141,134 @@ class RedisRateLimiter:
             raise RateLimiterUnavailable(f"rate limiter unavailable: {error}") from error
         counts = [(int(count), int(ttl_ms)) for count, ttl_ms in replies[: len(windows)]]
         return CountedWindows(counts, replies[len(windows)] if also_get is not None else None)
+
+
+# Leases are swept (those of ended windows dropped) when this many are held, then at twice what is left.
+_SWEEP_LEASES_AT = 4096
+
+
+class CounterLeases:
+    """Counts a request's hits from leases (`domain.rate_limits.CounterLease`): blocks of hits added to the
+    Redis counters ahead of use and handed out in this replica, one round trip per block.
+
+    Only one lease of a counter is asked for at a time: requests that find it used up while another asks
+    Redis wait for that answer instead of each asking (and each leasing a block). The request that asked
+    gets the first count of the block itself, so it never waits twice.
+    """
+
+    def __init__(
+        self,
+        counters: RedisRateLimiter,
+        *,
+        timeout_seconds: float = 0.5,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._counters = counters
+        # Bounds each round trip: a Redis that hangs instead of refusing must not hang the API either.
+        self._timeout_seconds = timeout_seconds
+        self._clock = clock
+        self._leases: dict[str, CounterLease] = {}
+        self._asking: dict[str, asyncio.Future[None]] = {}
+        self._sweep_at = _SWEEP_LEASES_AT
+
+    async def count(
+        self, windows: Sequence[tuple[RateLimitCategory, str, RateLimit]], *, also_get: str | None = None
+    ) -> CountedWindows:
+        """One hit in each `(category, subject, limit)` window, `(count, ms until the window ends)` each,
+        and `also_get` (read in the round trip the leases need, or in one of its own).
+
+        Each limit must be at least the one the request is decided by (while a user's tier is unknown, the
+        highest tier's): a lease used up at it refuses the rest of its window without asking Redis.
+        """
+        keys = [self._counters.key(category, subject) for category, subject, _ in windows]
+        counts = self._take(keys, windows)
+        if also_get is None and None not in counts:
+            return CountedWindows([count for count in counts if count is not None])
+        asked_by_others = {
+            self._asking[key]
+            for key, count in zip(keys, counts, strict=True)
+            if count is None and key in self._asking
+        }
+        if asked_by_others:
+            # These never fail: a request that asked Redis sees its error itself.
+            await asyncio.gather(*asked_by_others)
+            counts = self._take(keys, windows, counts)
+        missing = [i for i, count in enumerate(counts) if count is None]
+        extra = await self._ask(windows, keys, missing, counts, also_get) if missing or also_get else None
+        return CountedWindows([count for count in counts if count is not None], extra)
+
+    def _take(
+        self,
+        keys: list[str],
+        windows: Sequence[tuple[RateLimitCategory, str, RateLimit]],
+        taken_before: list[tuple[int, int] | None] | None = None,
+    ) -> list[tuple[int, int] | None]:
+        """A count from each window's lease (kept from `taken_before` where it has one); None where a new
+        lease is needed."""
+        now = self._clock()
+        counts: list[tuple[int, int] | None] = []
+        for i, key in enumerate(keys):
+            if taken_before is not None and taken_before[i] is not None:
+                counts.append(taken_before[i])
+                continue
+            lease = self._leases.get(key)
+            taken = lease.take(now, windows[i][2]) if lease is not None else None
+            if taken is None:
+                counts.append(None)
+                continue
+            count, left_ms, self._leases[key] = taken
+            counts.append((count, left_ms))
+        return counts
+
+    async def _ask(
+        self,
+        windows: Sequence[tuple[RateLimitCategory, str, RateLimit]],
+        keys: list[str],
+        missing: list[int],
+        counts: list[tuple[int, int] | None],
+        also_get: str | None,
+    ) -> bytes | str | None:
+        """Leases for the `missing` windows (their first counts go into `counts`) and `also_get`, in one
+        round trip."""
+        now = self._clock()
+        sizes = []
+        hits = []
+        for i in missing:
+            lease = self._leases.get(keys[i])
+            counted, owed = (lease.counted(now), lease.owed(now)) if lease is not None else (0, 0)
+            sizes.append(lease_size(windows[i][2].limit, counted))
+            hits.append(sizes[-1] + owed)
+        asking: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        for i in missing:
+            self._asking[keys[i]] = asking
+        try:
+            async with asyncio.timeout(self._timeout_seconds):
+                counted = await self._counters.count(
+                    [(windows[i][0], windows[i][1], windows[i][2].window_seconds) for i in missing],
+                    also_get=also_get,
+                    hits=hits,
+                )
+        except TimeoutError as error:
+            raise RateLimiterUnavailable(
+                f"rate limiter unavailable: Redis did not answer within {self._timeout_seconds} s"
+            ) from error
+        finally:
+            for i in missing:
+                if self._asking.get(keys[i]) is asking:
+                    del self._asking[keys[i]]
+            asking.set_result(None)
+        now = self._clock()
+        for i, size, (last_count, ttl_ms) in zip(missing, sizes, counted.counts, strict=True):
+            first, self._leases[keys[i]] = CounterLease.granted(last_count, size, ttl_ms, now)
+            counts[i] = (first, ttl_ms)
+        self._sweep(now)
+        return counted.extra
+
+    def _sweep(self, now: float) -> None:
+        if len(self._leases) < self._sweep_at:
+            return
+        self._leases = {key: lease for key, lease in self._leases.items() if now < lease.window_ends_at}
+        self._sweep_at = max(_SWEEP_LEASES_AT, 2 * len(self._leases))
 
 
 class RateLimitSettingsStore:
@@ -188,6 +326,10 @@ class RateLimitSettingsStore:
                 f"the settings are stored, but not yet applied (the cache is unavailable: {error}); retry"
             ) from error
         self._remember(settings)
+
+    def cached(self) -> RateLimitSettings | None:
+        """The settings without a read, while the replica's copy is fresh; None: `get` them."""
+        return self._fresh_cache()
 
     def _fresh_cache(self) -> RateLimitSettings | None:
         if self._cached is not None and self._clock() - self._cached_at < self._cache_seconds:
@@ -251,6 +393,10 @@ class PurchasedCredits:
     After a purchase (`CreditsPurchased`), `refresh` drops the cached value and puts credits' new answer in
     its place, so the higher tier applies within the event's delivery. A lookup on a miss fills the cache
     only where it is empty (SET NX): an answer read just before a purchase never replaces the refreshed one.
+
+    A value read from Redis is also remembered in this replica for `remember_seconds` (`remembered`), so a
+    busy user's requests mostly need no round trip for it; the replica that refreshes forgets it at once,
+    the others within that period.
     """
 
     def __init__(
@@ -262,9 +408,13 @@ class PurchasedCredits:
         ttl_seconds: int = 300,
         lookup_timeout_seconds: float = 1.0,
         pause_after_failure_seconds: float = 5.0,
+        remember_seconds: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._redis = redis
+        self._remember_seconds = remember_seconds
+        self._remembered: dict[str, tuple[int, float]] = {}
+        self._sweep_remembered_at = _SWEEP_LEASES_AT
         self._purchases = purchases
         self._pause_after_failure_seconds = pause_after_failure_seconds
         # After credits failed to answer, misses do not ask it again until then: a request each would
@@ -282,32 +432,50 @@ class PurchasedCredits:
         # Hash-tagged like the user's counters, so it can be read in their pipeline on a Redis Cluster too.
         return f"{self._prefix}:{{{user_id}}}"
 
+    def remembered(self, user_id: str) -> int | None:
+        """What the user bought as read here less than `remember_seconds` ago; None: read it (`key`)."""
+        entry = self._remembered.get(user_id)
+        if entry is None or self._clock() - entry[1] >= self._remember_seconds:
+            return None
+        return entry[0]
+
     async def lifetime_purchased(self, user_id: str, cached: bytes | str | None) -> int | None:
         """What the user bought: `cached` (the key's value, read with the counters) or, on a miss, credits'
         answer (then cached). None while credits cannot say: the caller counts that as nothing bought."""
         value = _purchased(cached)
         if value is not None:
+            self._remember(user_id, value)
             return value
-        if self._paused_until is not None and self._clock() < self._paused_until:
-            return None
-        lookup = self._lookups.get(user_id)
-        if lookup is None:
-            lookup = asyncio.ensure_future(self._look_up(user_id, only_if_absent=True))
-            self._lookups[user_id] = lookup
-            lookup.add_done_callback(lambda done: self._forget_lookup(user_id, done))
-        # Shielded: a request that gives up waiting does not cancel the lookup the others wait for.
-        return await asyncio.shield(lookup)
+        if self._paused_until is None or self._clock() >= self._paused_until:
+            lookup = self._lookups.get(user_id)
+            if lookup is None:
+                lookup = asyncio.ensure_future(self._look_up(user_id, only_if_absent=True))
+                self._lookups[user_id] = lookup
+                lookup.add_done_callback(lambda done: self._forget_lookup(user_id, done))
+            # Shielded: a request that gives up waiting does not cancel the lookup the others wait for.
+            value = await asyncio.shield(lookup)
+            # An answer is not remembered: like its SET NX, one given just before a purchase must not stand
+            # in for the refreshed value; the next request reads what Redis holds.
+            if value is not None:
+                return value
+        # Credits cannot say: nothing bought, remembered as if read, so the user's next requests need no
+        # round trip to learn the same.
+        self._remember(user_id, 0)
+        return None
 
     async def refresh(self, user_id: str) -> None:
         """After a purchase: the cached value goes at once, and credits' new answer takes its place (if
         credits does not answer, the next request asks it again)."""
+        self._remembered.pop(user_id, None)
         try:
             await self._redis.delete(self.key(user_id))
         except (RedisError, OSError) as error:
             raise RateLimiterUnavailable(
                 f"cannot drop what {user_id} bought from the cache: {error}"
             ) from error
-        await self._look_up(user_id, only_if_absent=False)
+        value = await self._look_up(user_id, only_if_absent=False)
+        if value is not None:
+            self._remember(user_id, value)
 
     async def _look_up(self, user_id: str, *, only_if_absent: bool) -> int | None:
         try:
@@ -323,6 +491,17 @@ class PurchasedCredits:
         except (RedisError, OSError) as error:
             self._warn("cannot cache what a user bought", error)
         return value
+
+    def _remember(self, user_id: str, value: int) -> None:
+        now = self._clock()
+        if len(self._remembered) >= self._sweep_remembered_at:
+            self._remembered = {
+                user: (bought, at)
+                for user, (bought, at) in self._remembered.items()
+                if now - at < self._remember_seconds
+            }
+            self._sweep_remembered_at = max(_SWEEP_LEASES_AT, 2 * len(self._remembered))
+        self._remembered[user_id] = (value, now)
 
     def _forget_lookup(self, user_id: str, done: asyncio.Future[int | None]) -> None:
         if self._lookups.get(user_id) is done:

@@ -6,6 +6,13 @@ Pure rules, no I/O: the Redis counter lives in `adapters.rate_limiter`, the HTTP
 - uploads are counted per user (the original keyed them by IP, so one NAT shared one bucket);
 - only `POST /api/tasks` counts as task creation (the original also counted listing tasks).
 
+A replica counts hits in leases (`CounterLease`): it adds a block of hits to a window's Redis counter at
+once and hands them out to its requests one by one, so a subject busy on one replica costs one round trip
+per block, not per request. A lease never hands out a count the counter does not hold, so no replica ever
+admits more than the limit; what a replica leased and did not use makes a subject be refused early, by at
+most `1 / LEASE_SHARE_OF_HEADROOM` of what was left of the limit when it leased (leases shrink to one hit
+near the limit).
+
 Tiers are the original's: a user's tier is the one with the highest `min_purchased` their lifetime
 purchased credits reach (free 0 → 1×, basic 1 → 2×, premium 1,000 → 3×), and its multiplier applies to the
 per-user API and task-creation limits only.
@@ -22,7 +29,10 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 __all__ = [
     "DEFAULT_TIERS",
+    "LEASE_SHARE_OF_HEADROOM",
+    "MAX_LEASE",
     "TIERED_CATEGORIES",
+    "CounterLease",
     "RateLimit",
     "RateLimitCategory",
     "RateLimitDecision",
@@ -30,6 +40,8 @@ __all__ = [
     "RateLimitTier",
     "SubjectKind",
     "decide",
+    "decide_most_constraining",
+    "lease_size",
     "most_constraining",
     "requests_to_limit",
 ]
@@ -131,7 +143,8 @@ class RateLimitSettings(BaseModel):
 
     def for_category(self, category: RateLimitCategory, multiplier: int = 1) -> RateLimit:
         """The category's limit; a tiered category's multiplied by the user's tier `multiplier`."""
-        limit: RateLimit = getattr(self, RateLimitCategory(category).value)
+        # A category is a str equal to its field's name (a StrEnum): no conversion on every request.
+        limit: RateLimit = getattr(self, category)
         if multiplier == 1 or category not in TIERED_CATEGORIES:
             return limit
         # Not validated again: a multiplied limit may exceed what an admin may set directly.
@@ -141,6 +154,10 @@ class RateLimitSettings(BaseModel):
         """The tier with the highest `min_purchased` that `lifetime_purchased` reaches, or None."""
         reached = [tier for tier in self.tiers if tier.min_purchased <= lifetime_purchased]
         return max(reached, key=lambda tier: tier.min_purchased, default=None)
+
+    def highest_multiplier(self) -> int:
+        """The largest multiplier any tier gives: a bound on a user's limits while their tier is unknown."""
+        return max((tier.multiplier for tier in self.tiers), default=1)
 
     def multiplier_for(self, lifetime_purchased: int | None) -> int:
         """The multiplier of a user's tier; an unknown purchase history counts as none (0 bought)."""
@@ -169,13 +186,94 @@ class RateLimitDecision:
 def decide(category: RateLimitCategory, limit: RateLimit, count: int, ttl_ms: int) -> RateLimitDecision:
     """The decision for a request that made a window's counter `count`, `ttl_ms` before it resets."""
     return RateLimitDecision(
-        category=RateLimitCategory(category),
+        category=category,
         allowed=count <= limit.limit,
         limit=limit.limit,
         remaining=max(0, limit.limit - count),
         # Rounded up, so a client that waits this long finds a fresh window.
         reset_seconds=max(1, math.ceil(int(ttl_ms) / 1000)),
     )
+
+
+def decide_most_constraining(
+    counted: Iterable[tuple[RateLimitCategory, RateLimit, int, int]],
+) -> RateLimitDecision | None:
+    """`most_constraining(decide(…) for each (category, limit, count, ttl_ms))`, building only the decision
+    it picks: this runs for every request."""
+    best: tuple[RateLimitCategory, RateLimit, int, int] | None = None
+    best_rank: tuple[int, int, int] | None = None
+    for category, limit, count, ttl_ms in counted:
+        reset_seconds = max(1, math.ceil(int(ttl_ms) / 1000))
+        # Smallest rank wins: a denial (latest reset first) before any allowance (fewest remaining, then
+        # latest reset); the first of equals, as `min` and `max` pick.
+        rank = (0, -reset_seconds, 0) if count > limit.limit else (1, limit.limit - count, -reset_seconds)
+        if best_rank is None or rank < best_rank:
+            best, best_rank = (category, limit, count, ttl_ms), rank
+    return decide(*best) if best is not None else None
+
+
+# A lease takes at most this share of what is left of a limit, and never more than MAX_LEASE hits.
+LEASE_SHARE_OF_HEADROOM = 16
+MAX_LEASE = 256
+
+
+def lease_size(limit: int, counted: int) -> int:
+    """How many hits to add to a window's counter at once, when it is known to hold `counted` already:
+    a share of what is left, at least one (so the counter still sees every request once over the limit)."""
+    return max(1, min(MAX_LEASE, (limit - counted) // LEASE_SHARE_OF_HEADROOM))
+
+
+@dataclass(frozen=True)
+class CounterLease:
+    """Hits of one window's counter this replica added in Redis ahead of use: it hands out the counts
+    `next_count`..`last_count` to its requests until the window ends at `window_ends_at` (seconds on the
+    replica's monotonic clock)."""
+
+    next_count: int
+    last_count: int
+    window_ends_at: float
+
+    def __post_init__(self) -> None:
+        # next_count == last_count + 1: used up. Beyond it only at the limit: refused requests (`owed`).
+        if self.last_count < 1 or self.next_count < 1:
+            raise ValueError(f"a lease of {self.next_count}..{self.last_count} is not a range of counts")
+
+    @classmethod
+    def granted(cls, last_count: int, size: int, ttl_ms: int, now: float) -> tuple[int, CounterLease]:
+        """Redis added `size` hits, reaching `last_count`, `ttl_ms` before the window ends: the first count
+        goes to the request that asked, the lease keeps the rest."""
+        first = last_count - size + 1
+        return first, cls(first + 1, last_count, now + ttl_ms / 1000)
+
+    def take(self, now: float, limit: RateLimit) -> tuple[int, int, CounterLease] | None:
+        """The next request's count and the ms until its window ends, with the lease after it; None when a
+        new lease is needed: the window ended, it is now shorter than what is left of it, or the lease is
+        used up below the limit.
+
+        Used up at or over the limit, the lease goes on counting without Redis: the counter holds the
+        limit already, so every further request of the window is refused whatever other replicas add.
+        Those hits are `owed` to the counter, added with the next lease (every request counts, as in the
+        original, so a limit raised within the window still sees them).
+        """
+        left_ms = math.ceil((self.window_ends_at - now) * 1000)
+        if left_ms <= 0 or left_ms > limit.window_seconds * 1000:
+            return None
+        if self.next_count > self.last_count and self.last_count < limit.limit:
+            return None
+        # Built directly, not with dataclasses.replace: this runs for every counter of every request.
+        return (
+            self.next_count,
+            left_ms,
+            CounterLease(self.next_count + 1, self.last_count, self.window_ends_at),
+        )
+
+    def counted(self, now: float) -> int:
+        """What the counter is known to hold: this lease's last count in its window, nothing after it."""
+        return self.last_count if now < self.window_ends_at else 0
+
+    def owed(self, now: float) -> int:
+        """Refused requests counted here but not yet in Redis; none once the window ended."""
+        return max(0, self.next_count - self.last_count - 1) if now < self.window_ends_at else 0
 
 
 def most_constraining(decisions: Iterable[RateLimitDecision]) -> RateLimitDecision | None:

@@ -19,10 +19,10 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from funmagic_gateway.adapters.rate_limiter import (
+    CounterLeases,
     PurchasedCredits,
     RateLimiterUnavailable,
     RateLimitSettingsStore,
-    RedisRateLimiter,
 )
 from funmagic_gateway.domain.rate_limits import (
     TIERED_CATEGORIES,
@@ -30,8 +30,7 @@ from funmagic_gateway.domain.rate_limits import (
     RateLimitDecision,
     RateLimitSettings,
     SubjectKind,
-    decide,
-    most_constraining,
+    decide_most_constraining,
     requests_to_limit,
 )
 from funmagic_kit.http import HttpProblem, problem
@@ -142,6 +141,7 @@ def _is_trusted(address: IPAddress, trusted_proxies: Iterable[IPNetwork]) -> boo
 # --- rate limiting --------------------------------------------------------------------------------
 
 _FAIL_OPEN_LOG_INTERVAL_SECONDS = 60.0
+_ADDRESS_MEMO_SIZE = 4096
 
 
 class _ThrottledWarning:
@@ -161,7 +161,7 @@ class _ThrottledWarning:
 
 
 def rate_limit_middleware(
-    limiter: RedisRateLimiter,
+    limiter: CounterLeases,
     settings_store: RateLimitSettingsStore,
     trusted_proxies: Sequence[IPNetwork],
     *,
@@ -175,11 +175,25 @@ def rate_limit_middleware(
     `user_id`. Sets `request[CLIENT_IP_KEY]` for every request, API or not.
 
     A signed-in user's per-user limits are multiplied by their tier's multiplier, from the credits they
-    ever bought (`purchased`; None: every user counts as having bought nothing). That value is read in the
-    counters' own round trip, so it costs no extra one; only when it is not cached is credits asked.
+    ever bought (`purchased`; None: every user counts as having bought nothing). That value is remembered
+    for a moment, else read in the counters' round trip; only when Redis lacks it is credits asked.
     """
     trusted = tuple(trusted_proxies)
     outage_warning = _ThrottledWarning(_FAIL_OPEN_LOG_INTERVAL_SECONDS)
+    # Parsing addresses is a few µs a request; a client sends many from one address. A full memo starts
+    # over, so a flood of addresses costs the parsing and no memory.
+    addresses: dict[tuple[str | None, tuple[str, ...]], str] = {}
+
+    def believed_address(request: web.Request) -> str:
+        # Forwarded-for entries can change the answer only when some proxy is trusted.
+        forwarded = tuple(request.headers.getall("X-Forwarded-For", ())) if trusted else ()
+        key = (request.remote, forwarded)
+        address = addresses.get(key)
+        if address is None:
+            if len(addresses) >= _ADDRESS_MEMO_SIZE:
+                addresses.clear()
+            address = addresses[key] = client_ip(request, trusted)
+        return address
 
     async def limit(request: web.Request) -> RateLimitDecision | None:
         principal = request.get(principal_key)
@@ -187,35 +201,42 @@ def rate_limit_middleware(
         if not categories:
             return None
         try:
-            # Bounded: a Redis that hangs instead of refusing must not hang the API either.
-            async with asyncio.timeout(redis_timeout_seconds):
-                settings = await settings_store.get()
-                # The user whose tier counts here (None: anonymous, or no tier changes these limits).
-                tiered_user = _tiered_user(principal, purchased, settings, categories)
-                windows = [
-                    (c, _subject(c, request, principal), settings.for_category(c).window_seconds)
-                    for c in categories
-                ]
-                counted = await limiter.count(
-                    windows, also_get=purchased.key(tiered_user) if purchased and tiered_user else None
-                )
+            settings = settings_store.cached()
+            if settings is None:
+                # Bounded: a Redis that hangs instead of refusing must not hang the API either (the
+                # counters bound their own round trips; most requests make none).
+                async with asyncio.timeout(redis_timeout_seconds):
+                    settings = await settings_store.get()
+            # The user whose tier counts here (None: anonymous, or no tier changes these limits).
+            tiered_user = _tiered_user(principal, purchased, settings, categories)
+            bought = purchased.remembered(tiered_user) if purchased and tiered_user else None
+            # Counted against the highest tier's limits while the user's is unknown: a lease may
+            # refuse by itself only at a limit no tier raises (see `CounterLeases.count`).
+            unknown_tier = tiered_user is not None and bought is None
+            bound = settings.highest_multiplier() if unknown_tier else settings.multiplier_for(bought)
+            windows = [
+                (c, _subject(c, request, principal), settings.for_category(c, bound)) for c in categories
+            ]
+            counted = await limiter.count(
+                windows, also_get=purchased.key(tiered_user) if purchased and unknown_tier else None
+            )
         except (RateLimiterUnavailable, TimeoutError) as error:
             # Fail open: with Redis down every request would otherwise fail, and keeping the API
             # available matters more than enforcing limits for the minutes an outage lasts.
             outage_warning.warn("rate limiter unavailable; requests are not rate limited", error)
             return None
-        bought = None
-        if purchased and tiered_user:
+        limits = [limit for _, _, limit in windows]
+        if purchased is not None and tiered_user is not None and bought is None:
             bought = await purchased.lifetime_purchased(tiered_user, counted.extra)
-        multiplier = settings.multiplier_for(bought)
-        return most_constraining(
-            decide(c, settings.for_category(c, multiplier), count, ttl_ms)
-            for c, (count, ttl_ms) in zip(categories, counted.counts, strict=True)
+            limits = [settings.for_category(c, settings.multiplier_for(bought)) for c in categories]
+        return decide_most_constraining(
+            (c, limit, count, ttl_ms)
+            for c, limit, (count, ttl_ms) in zip(categories, limits, counted.counts, strict=True)
         )
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        request[CLIENT_IP_KEY] = client_ip(request, trusted)
+        request[CLIENT_IP_KEY] = believed_address(request)
         decision = await limit(request)
         if decision is None:
             return await handler(request)
