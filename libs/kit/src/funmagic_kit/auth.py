@@ -159,10 +159,16 @@ class TokenVerifier:
         # signature and claims are cached; expiry and revocation are checked on every request.
         self._verified: OrderedDict[str, dict[str, Any]] = OrderedDict()
         self._cache_size = cache_size
+        # The principal each cached token names (immutable, read from the claims): built once per token.
+        self._principals: dict[str, Principal] = {}
 
     async def verify(self, token: str) -> Principal:
         claims = await self.verify_signature(token)
-        principal = Principal.from_claims(claims, token)
+        principal = self._principals.get(token)
+        if principal is None:
+            principal = Principal.from_claims(claims, token)
+            if token in self._verified:
+                self._principals[token] = principal
         state = await self._revocations.session(principal.user_id, principal.session_id)
         if state.revoked:
             raise InvalidToken("session has been signed out or revoked")
@@ -175,13 +181,15 @@ class TokenVerifier:
         if claims is not None:
             if claims["exp"] <= time.time():
                 del self._verified[token]
+                self._principals.pop(token, None)
                 raise InvalidToken("token has expired")
             self._verified.move_to_end(token)
             return claims
         claims = await self._decode(token)
         self._verified[token] = claims
         if len(self._verified) > self._cache_size:
-            self._verified.popitem(last=False)
+            oldest, _ = self._verified.popitem(last=False)
+            self._principals.pop(oldest, None)
         return claims
 
     async def _decode(self, token: str) -> dict[str, Any]:

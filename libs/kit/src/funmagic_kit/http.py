@@ -157,8 +157,7 @@ def problem_middleware(
                 response.headers["Retry-After"] = str(TRANSIENT_RETRY_AFTER_SECONDS)
             response.headers["X-Request-Id"] = request_id
             elapsed = time.perf_counter() - started
-            metrics.http_requests.labels(request.method, route, str(response.status)).inc()
-            metrics.http_request_seconds.labels(request.method, route).observe(elapsed)
+            metrics.count_request(request.method, route, response.status, elapsed)
             always = response.status >= 400 or elapsed >= slow_request_seconds
             if always or (access_log_sample > 0 and sample() < access_log_sample):
                 principal = request.get(PRINCIPAL_KEY)

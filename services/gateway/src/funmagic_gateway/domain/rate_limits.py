@@ -214,7 +214,7 @@ def decide_most_constraining(
 
 # A lease takes at most this share of what is left of a limit, and never more than MAX_LEASE hits.
 LEASE_SHARE_OF_HEADROOM = 16
-MAX_LEASE = 256
+MAX_LEASE = 1024
 
 
 def lease_size(limit: int, counted: int) -> int:
