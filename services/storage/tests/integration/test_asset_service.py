@@ -709,9 +709,9 @@ class ConnectionsSeenByS3:
         self._note()
         return await self._objects.head(*args, **kwargs)
 
-    async def read_head(self, *args: Any, **kwargs: Any) -> Any:
+    async def inspect(self, *args: Any, **kwargs: Any) -> Any:
         self._note()
-        return await self._objects.read_head(*args, **kwargs)
+        return await self._objects.inspect(*args, **kwargs)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._objects, name)
@@ -731,4 +731,32 @@ async def test_the_uploaded_object_is_checked_in_s3_while_no_database_connection
     asset = await assets.complete_upload(user, ticket["upload_id"])
 
     assert asset["id"]
-    assert observed.checked_out == [0, 0], "HEAD and the ranged GET run outside any transaction"
+    assert observed.checked_out == [0], "one ranged GET, outside any transaction"
+
+
+# --- the object store's inspection: size, type and first bytes in one request ----------------------
+
+
+@pytest.mark.parametrize(
+    ("body", "expected_first_bytes"),
+    [
+        (PNG + b"\x00" * 100, (PNG + b"\x00" * 100)[:32]),  # longer than what is read: the total size
+        (b"short", b"short"),
+        (b"", b""),  # nothing to range over: the size comes from a HEAD
+    ],
+)
+async def test_inspecting_an_object_reads_its_size_type_and_first_bytes(
+    storage: Storage, body: bytes, expected_first_bytes: bytes
+) -> None:
+    bucket, key = storage.policy.bucket_private, f"inspected/{len(body)}.bin"
+    await storage.objects.put(bucket, key, body, content_type="image/png")
+
+    info = await storage.objects.inspect(bucket, key)
+
+    assert info is not None
+    assert (info.size, info.content_type, info.first_bytes) == (len(body), "image/png", expected_first_bytes)
+    await storage.objects.delete(bucket, key)
+
+
+async def test_inspecting_a_missing_object_finds_none(storage: Storage) -> None:
+    assert await storage.objects.inspect(storage.policy.bucket_private, "inspected/nothing-here") is None

@@ -66,10 +66,26 @@ class S3ObjectStore:
             raise TransientError(f"S3 HEAD failed: {error}") from error
         return ObjectInfo(int(response["ContentLength"]), str(response.get("ContentType", "")))
 
-    async def read_head(self, bucket: str, key: str, length: int = 32) -> bytes:
-        response = await self._client.get_object(Bucket=bucket, Key=key, Range=f"bytes=0-{length - 1}")
+    async def inspect(self, bucket: str, key: str, length: int = 32) -> ObjectInfo | None:
+        # One ranged GET instead of a HEAD and a GET: its Content-Range names the whole object's size.
+        try:
+            response = await self._client.get_object(Bucket=bucket, Key=key, Range=f"bytes=0-{length - 1}")
+        except ClientError as error:
+            code = error.response.get("Error", {}).get("Code")
+            if code in ("404", "NoSuchKey", "NotFound"):
+                return None
+            if code in ("416", "InvalidRange"):
+                # An empty object has no first byte to range over: what a HEAD says, and no bytes.
+                return await self.head(bucket, key)
+            raise TransientError(f"S3 GET failed: {error}") from error
         async with response["Body"] as body:
-            return await body.read()
+            # At most `length`: a server that ignored the range would otherwise send the whole object.
+            first_bytes = await body.read(length)
+        return ObjectInfo(
+            _object_size(response.get("ContentRange"), int(response["ContentLength"])),
+            str(response.get("ContentType", "")),
+            first_bytes,
+        )
 
     async def read(self, bucket: str, key: str) -> bytes:
         try:
@@ -96,3 +112,12 @@ class S3ObjectStore:
 
     async def delete(self, bucket: str, key: str) -> None:
         await self._client.delete_object(Bucket=bucket, Key=key)
+
+
+def _object_size(content_range: str | None, content_length: int) -> int:
+    """The whole object's size: "bytes 0-31/67" → 67; without a range answered, the body's own length."""
+    if content_range:
+        total = content_range.rpartition("/")[2]
+        if total.isdigit():
+            return int(total)
+    return content_length

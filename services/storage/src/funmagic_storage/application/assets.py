@@ -226,7 +226,7 @@ class AssetService:
         return await self._view(asset)
 
     async def _check_object(self, upload: PendingUpload) -> None:
-        info = await self.objects.head(upload.bucket, upload.storage_key)
+        info = await self.objects.inspect(upload.bucket, upload.storage_key)
         if info is None:
             raise UploadNotReady("nothing was uploaded yet", code="not_uploaded")
         if info.size != upload.size:
@@ -239,7 +239,7 @@ class AssetService:
                 f"the object is {info.content_type}, {declared} was declared", code="type_mismatch"
             )
         if declared.startswith("image/"):
-            sniffed = sniff_image_type(await self.objects.read_head(upload.bucket, upload.storage_key))
+            sniffed = sniff_image_type(info.first_bytes)
             if sniffed != declared:
                 raise UploadNotReady(f"the bytes are not a {declared} image", code="content_mismatch")
 

@@ -117,6 +117,8 @@ class StorageUnitOfWork(UnitOfWork, Protocol):
 class ObjectInfo:
     size: int
     content_type: str
+    # The object's first bytes, when they were read with the rest (`ObjectStore.inspect`).
+    first_bytes: bytes = b""
 
 
 class ObjectStore(Protocol):
@@ -128,7 +130,10 @@ class ObjectStore(Protocol):
         """None when there is no such object."""
         ...
 
-    async def read_head(self, bucket: str, key: str, length: int = 32) -> bytes: ...
+    async def inspect(self, bucket: str, key: str, length: int = 32) -> ObjectInfo | None:
+        """Size, type and the first `length` bytes in one request; None when there is no such object."""
+        ...
+
     async def read(self, bucket: str, key: str) -> bytes: ...
     async def put(self, bucket: str, key: str, body: bytes, *, content_type: str) -> None: ...
     async def copy_public(
