@@ -9,13 +9,14 @@ upload) are raised in Redis for the run and restored afterwards, even on failure
    counters, relay; storage: checks, one presigned PUT, one insert) for a warm-up and a measured window.
 2. Confirmation: `CONFIRM_UPLOADS` of the uploads issued in 1 get the bytes of a tiny valid PNG, PUT with
    plain HTTP to their presigned URLs (untimed). Then the same workers `POST
-   /api/assets/uploads/{id}/complete` (storage: lock the upload, HEAD and a ranged GET on S3 to check size,
-   type and the PNG signature, insert the asset, outbox row, presigned GET for the answer), each upload
-   once, for at most the measured window; the first `CONFIRM_WARMUP` are not counted.
+   /api/assets/uploads/{id}/complete` (storage: read the upload, one ranged GET on S3 — sent with aiohttp to
+   a URL storage signs itself — for size, type and the PNG signature, then lock the upload, insert the asset,
+   outbox row, presigned GET for the answer), each upload once, for at most the measured window; the first
+   `CONFIRM_WARMUP` are not counted.
 3. Baselines, in this process: `generate_presigned_url("put_object", …)` of aiobotocore with the same
    parameters, called back to back (signing is local computation: this is the ceiling of issuance on one
-   core), and the two S3 calls a confirmation makes (`head_object` + a 32-byte ranged `get_object`) with
-   the same concurrency on the uploaded objects (the floor under confirmation).
+   core), and the S3 checks as aiobotocore makes them (`head_object` + a 32-byte ranged `get_object`, what
+   a confirmation once sent) with the same concurrency on the uploaded objects (issue 16's baseline).
 
 The machine may be shared and the gateway path spans three processes plus Postgres, Redis and S3: compare
 ratios across runs rather than absolute rates. The objects written are removed at the end.
@@ -44,7 +45,7 @@ import aiohttp
 from redis.asyncio import Redis
 from yarl import URL
 
-from funmagic_kit.s3 import open_presigning_client, open_s3_client
+from funmagic_kit.s3 import open_s3_client
 from funmagic_kit.settings import S3Settings, load_settings
 from funmagic_kit.testing import scratch_database
 
@@ -477,7 +478,7 @@ async def run() -> dict[str, object]:
             AsyncExitStack() as stack,
         ):
             client = await open_s3_client(s3, stack)
-            presigner = await open_presigning_client(s3, stack)
+            presigner = await open_s3_client(s3, stack, endpoint=s3.s3_public_endpoint or s3.s3_endpoint)
             env = {**os.environ, "LOG_LEVEL": "WARNING", "STORAGE_DATABASE_URL": storage_db}
             with tempfile.TemporaryDirectory(prefix="bench-storage-presign-") as run_dir:
                 results: dict[str, Any] = {}

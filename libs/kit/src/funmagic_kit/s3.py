@@ -1,4 +1,4 @@
-"""The S3 client factory (aiobotocore). Nothing here is specific to one S3 server."""
+"""The S3 client factory (aiobotocore) and URL signers. Nothing here is specific to one S3 server."""
 
 from __future__ import annotations
 
@@ -8,9 +8,10 @@ from typing import Any
 from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
 
+from funmagic_kit.s3_urls import PresignedUrls
 from funmagic_kit.settings import S3Settings
 
-__all__ = ["open_presigning_client", "open_s3_client"]
+__all__ = ["open_s3_client", "presigned_urls"]
 
 
 async def open_s3_client(settings: S3Settings, stack: AsyncExitStack, *, endpoint: str | None = None) -> Any:
@@ -28,6 +29,13 @@ async def open_s3_client(settings: S3Settings, stack: AsyncExitStack, *, endpoin
     )
 
 
-async def open_presigning_client(settings: S3Settings, stack: AsyncExitStack) -> Any:
-    """A client that signs URLs for the host clients reach (`S3_PUBLIC_ENDPOINT`); it never connects."""
-    return await open_s3_client(settings, stack, endpoint=settings.s3_public_endpoint or settings.s3_endpoint)
+def presigned_urls(settings: S3Settings, *, for_clients: bool) -> PresignedUrls:
+    """The URL signer for the host clients reach (`S3_PUBLIC_ENDPOINT`, `for_clients`) or the one services
+    use (`S3_ENDPOINT`): a presigned URL is valid only for the host it was signed for."""
+    endpoint = (settings.s3_public_endpoint or settings.s3_endpoint) if for_clients else settings.s3_endpoint
+    return PresignedUrls(
+        endpoint,
+        region=settings.s3_region,
+        access_key=settings.s3_access_key.get_secret_value(),
+        secret_key=settings.s3_secret_key.get_secret_value(),
+    )

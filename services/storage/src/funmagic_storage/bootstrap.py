@@ -6,12 +6,13 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+import aiohttp
 from psycopg_pool import AsyncConnectionPool
 
 from funmagic_kit.audit_log import audit_routes
 from funmagic_kit.clock import Clock, SystemClock
 from funmagic_kit.runtime import Runtime, ServiceParts, ServiceSpec
-from funmagic_kit.s3 import open_presigning_client
+from funmagic_kit.s3 import presigned_urls
 from funmagic_kit.workers import Periodic
 from funmagic_storage.adapters.s3 import S3ObjectStore
 from funmagic_storage.adapters.unit_of_work import StorageUnitOfWork
@@ -34,11 +35,11 @@ def build(
     *,
     pool: AsyncConnectionPool,
     s3: Any,
-    presigner: Any,
+    http: aiohttp.ClientSession,
     clock: Clock | None = None,
 ) -> Storage:
-    """Storage's application objects and what the runtime serves. `s3` is the aiobotocore client that
-    connects; `presigner` the one that only signs URLs, for the endpoint clients reach."""
+    """Storage's application objects and what the runtime serves. `s3` is the aiobotocore client; `http`
+    sends the requests of URLs signed for the services' own endpoint."""
     policy = StoragePolicy(
         bucket_public=settings.s3_bucket_public,
         bucket_private=settings.s3_bucket_private,
@@ -51,7 +52,12 @@ def build(
         module_max_bytes=settings.module_limits(),
         deleted_owner_grace=timedelta(hours=settings.deleted_user_asset_grace_hours),
     )
-    objects = S3ObjectStore(s3, presigner)
+    objects = S3ObjectStore(
+        s3,
+        client_urls=presigned_urls(settings, for_clients=True),
+        service_urls=presigned_urls(settings, for_clients=False),
+        http=http,
+    )
 
     def unit_of_work() -> StorageUnitOfWork:
         return StorageUnitOfWork(pool)
@@ -72,8 +78,10 @@ def build(
 
 async def _from_runtime(runtime: Runtime) -> ServiceParts:
     settings: StorageSettings = runtime.settings
-    presigner = await open_presigning_client(settings, runtime.exit_stack)
-    storage = build(settings, pool=runtime.require_pool(), s3=runtime.s3, presigner=presigner)
+    http = await runtime.exit_stack.enter_async_context(
+        aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=S3_REQUEST_TIMEOUT_SECONDS))
+    )
+    storage = build(settings, pool=runtime.require_pool(), s3=runtime.s3, http=http)
     buckets = (settings.s3_bucket_public, settings.s3_bucket_private, settings.s3_bucket_admin)
     await storage.objects.ensure_buckets(*buckets)
     if settings.cors_origins():
@@ -81,6 +89,8 @@ async def _from_runtime(runtime: Runtime) -> ServiceParts:
     return storage.parts
 
 
+# What the S3 requests storage sends itself may take (one ranged GET of a few bytes).
+S3_REQUEST_TIMEOUT_SECONDS = 10.0
 # Server-side writes of provider outputs come in one request, and a 3D model can be large.
 MAX_REQUEST_BYTES = 64 * 1024 * 1024
 

@@ -28,7 +28,7 @@ from funmagic_kit.db import create_pool
 from funmagic_kit.http import problem_middleware
 from funmagic_kit.metrics import Metrics
 from funmagic_kit.request_keys import INTERNAL_CALLER_KEY, PRINCIPAL_KEY, Principal, Role
-from funmagic_kit.s3 import open_presigning_client, open_s3_client
+from funmagic_kit.s3 import open_s3_client
 from funmagic_kit.testing import scratch_database
 from funmagic_storage.application.assets import AssetService
 from funmagic_storage.bootstrap import build
@@ -87,15 +87,15 @@ async def http() -> AsyncIterator[aiohttp.ClientSession]:
 async def storage(s3_settings: StorageSettings, pool: AsyncConnectionPool) -> AsyncIterator[Storage]:
     async with AsyncExitStack() as stack:
         client = await open_s3_client(s3_settings, stack)
-        presigner = await open_presigning_client(s3_settings, stack)
+        s3_http = await stack.enter_async_context(aiohttp.ClientSession())
         clock = TestClock()
 
         def build_assets(**settings: Any) -> AssetService:
             # model_copy skips validation: a test may ask for what an operator may not (no pending time).
             changed = s3_settings.model_copy(update=settings)
-            return build(changed, pool=pool, s3=client, presigner=presigner, clock=clock).assets
+            return build(changed, pool=pool, s3=client, http=s3_http, clock=clock).assets
 
-        built = build(s3_settings, pool=pool, s3=client, presigner=presigner, clock=clock)
+        built = build(s3_settings, pool=pool, s3=client, http=s3_http, clock=clock)
         await built.objects.ensure_buckets(
             s3_settings.s3_bucket_public, s3_settings.s3_bucket_private, s3_settings.s3_bucket_admin
         )
@@ -105,7 +105,7 @@ async def storage(s3_settings: StorageSettings, pool: AsyncConnectionPool) -> As
             policy=built.policy,
             objects=built.objects,
             s3=client,
-            presigner=presigner,
+            s3_http=s3_http,
             pool=pool,
             clock=clock,
             settings=s3_settings,
@@ -154,7 +154,7 @@ async def api(
 ) -> AsyncIterator[aiohttp.ClientSession]:
     """The service's routes (from `build`) as the runtime serves them: behind the kit's problem+json
     middleware, with a stand-in for the caller check."""
-    built = build(s3_settings, pool=pool, s3=storage.s3, presigner=storage.presigner, clock=storage.clock)
+    built = build(s3_settings, pool=pool, s3=storage.s3, http=storage.s3_http, clock=storage.clock)
     app = web.Application(middlewares=[problem_middleware(Metrics("storage-tests")), _caller])
     app.add_routes(built.parts.routes)
     async with TestServer(app) as server, aiohttp.ClientSession(str(server.make_url("/"))) as session:

@@ -87,7 +87,7 @@ class Storage:
     policy: StoragePolicy
     objects: S3ObjectStore
     s3: Any  # the connecting aiobotocore client
-    presigner: Any  # the signing one
+    s3_http: aiohttp.ClientSession  # what storage sends its own signed S3 requests with
     pool: AsyncConnectionPool
     clock: TestClock
     settings: StorageSettings

@@ -345,10 +345,8 @@ async def test_an_expired_presigned_get_is_refused(storage: Storage, http: aioht
         task_id=None,
     )
     [envelope] = await storage.outbox()
-    url = await storage.presigner.generate_presigned_url(
-        "get_object",
-        Params={"Bucket": envelope.data["bucket"], "Key": envelope.data["storage_key"]},
-        ExpiresIn=1,
+    url = await storage.objects.presign_get(
+        envelope.data["bucket"], envelope.data["storage_key"], ttl_seconds=1
     )
     assert stored["id"] == envelope.data["asset_id"]
     loop = asyncio.get_running_loop()
