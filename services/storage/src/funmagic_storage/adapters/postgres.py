@@ -35,13 +35,19 @@ VALUES (%(id)s, %(user_id)s, %(bucket)s, %(storage_key)s, %(visibility)s, %(modu
         %(content_type)s, %(size)s, %(created_at)s, %(expires_at)s)
 ON CONFLICT (bucket, storage_key) DO NOTHING
 """
-INSERT_ASSET = f"""
-INSERT INTO assets
-    (id, user_id, bucket, storage_key, visibility, module, filename, mime_type, kind, size, task_id,
-     created_at, updated_at)
-VALUES (%(id)s, %(user_id)s, %(bucket)s, %(storage_key)s, %(visibility)s, %(module)s, %(filename)s,
-        %(mime_type)s, %(kind)s, %(size)s, %(task_id)s, %(created_at)s, %(updated_at)s)
-RETURNING {ASSET_COLUMNS}
+# The asset and its upload's completion in one round trip (one statement: both or neither).
+INSERT_ASSET_OF_UPLOAD = f"""
+WITH asset AS (
+    INSERT INTO assets
+        (id, user_id, bucket, storage_key, visibility, module, filename, mime_type, kind, size, task_id,
+         created_at, updated_at)
+    VALUES (%(id)s, %(user_id)s, %(bucket)s, %(storage_key)s, %(visibility)s, %(module)s, %(filename)s,
+            %(mime_type)s, %(kind)s, %(size)s, %(task_id)s, %(created_at)s, %(updated_at)s)
+    RETURNING {ASSET_COLUMNS}
+), completed AS (
+    UPDATE pending_uploads SET completed_at = %(completed_at)s, asset_id = %(id)s WHERE id = %(upload_id)s
+)
+SELECT * FROM asset
 """
 SET_PUBLICATION = f"""
 UPDATE assets SET public_key = %s, visibility = %s, updated_at = %s
@@ -118,12 +124,6 @@ class AssetRecords:
         row = await cursor.fetchone()
         return from_row(PendingUpload, row) if row else None
 
-    async def complete_upload(self, upload_id: str, asset_id: str, now: datetime) -> None:
-        await self._conn.execute(
-            "UPDATE pending_uploads SET completed_at = %s, asset_id = %s WHERE id = %s",
-            (now, asset_id, upload_id),
-        )
-
     async def expired_uploads(self, now: datetime, limit: int = 100) -> list[PendingUpload]:
         cursor = await self._conn.execute(
             f"SELECT {UPLOAD_COLUMNS} FROM pending_uploads WHERE completed_at IS NULL AND expires_at < %s "
@@ -135,8 +135,10 @@ class AssetRecords:
     async def drop_upload(self, upload_id: str) -> None:
         await self._conn.execute("DELETE FROM pending_uploads WHERE id = %s", (upload_id,))
 
-    async def add_asset(self, asset: AssetRecord) -> AssetRecord:
-        cursor = await self._conn.execute(INSERT_ASSET, to_row(asset))
+    async def add_asset_of_upload(self, asset: AssetRecord, upload_id: str, now: datetime) -> AssetRecord:
+        cursor = await self._conn.execute(
+            INSERT_ASSET_OF_UPLOAD, {**to_row(asset), "upload_id": upload_id, "completed_at": now}
+        )
         return _asset(await cursor.fetchone())
 
     async def asset(self, asset_id: str, *, for_update: bool = False) -> AssetRecord | None:

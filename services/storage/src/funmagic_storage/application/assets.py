@@ -580,8 +580,7 @@ async def _register(
     # Taking turns with the purge of a deleted account's files, which then leaves nothing behind.
     await uow.assets.lock_owner(upload.user_id, shared=True)
     check_owner_not_deleted(await uow.assets.owner_purge(upload.user_id))
-    asset = await uow.assets.add_asset(_new_asset(upload, now, task_id))
-    await uow.assets.complete_upload(upload.id, asset.id, now)
+    asset = await uow.assets.add_asset_of_upload(_new_asset(upload, now, task_id), upload.id, now)
     uow.publish(
         AssetCreated(
             asset_id=asset.id,

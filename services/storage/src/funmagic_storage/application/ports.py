@@ -26,16 +26,14 @@ class AssetStore(Protocol):
         """None for an id that is not one of an upload (not even a UUID included)."""
         ...
 
-    async def complete_upload(self, upload_id: str, asset_id: str, now: datetime) -> None: ...
-
     async def expired_uploads(self, now: datetime, limit: int = 100) -> list[PendingUpload]:
         """Unconfirmed uploads past their time, locked (others sweeping at once skip them)."""
         ...
 
     async def drop_upload(self, upload_id: str) -> None: ...
 
-    async def add_asset(self, asset: AssetRecord) -> AssetRecord:
-        """The asset as stored."""
+    async def add_asset_of_upload(self, asset: AssetRecord, upload_id: str, now: datetime) -> AssetRecord:
+        """The asset as stored, its upload completed by it at `now` (one statement)."""
         ...
 
     async def asset(self, asset_id: str, *, for_update: bool = False) -> AssetRecord | None:
