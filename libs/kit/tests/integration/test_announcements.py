@@ -49,7 +49,9 @@ def _proof_older_than(reader: Announcements, seconds: float) -> Callable[[], boo
 
 
 async def test_a_reader_nobody_asks_stops_pinging_and_the_first_ask_brings_the_pings_back(reading) -> None:
-    reader: Announcements = reading(idle_after=IDLE_AFTER)
+    # Paused, it would look again only after a minute: the ask itself wakes it (and `stop` does, when the
+    # fixture ends the test, well within its 10 s).
+    reader: Announcements = reading(idle_after=IDLE_AFTER, paused_read_seconds=60.0)
     await wait_until(holds(lambda: reader.current(1.0)), timeout=10, what="the reader to become current")
 
     # Unasked, no newer proof arrives: the last one ages past the idle limit and several ping intervals.
