@@ -20,6 +20,7 @@ tests check it), so a generated `5.0` is sent as `5` — any other generated val
 from __future__ import annotations
 
 import os
+import time
 from typing import Any
 
 import redis
@@ -71,12 +72,19 @@ def after_call(context: schemathesis.HookContext, case: schemathesis.Case, respo
     if not authorization:
         return
     _delete_keys(f"{COUNTERS}:*")
-    restored = requests.put(
-        os.environ["FUNMAGIC_FUZZ_GATEWAY_URL"] + RATE_LIMIT_SETTINGS,
-        data=relaxed,
-        headers={"Authorization": authorization, "Content-Type": "application/json"},
-        timeout=30,
-    )
+    # A gateway that refused this caller at a limit goes on refusing on its own for up to a second before it
+    # sees the counters reset (`domain.rate_limits.LOCAL_REFUSAL_SECONDS`): until then the PUT is a 429.
+    deadline = time.monotonic() + 10
+    while True:
+        restored = requests.put(
+            os.environ["FUNMAGIC_FUZZ_GATEWAY_URL"] + RATE_LIMIT_SETTINGS,
+            data=relaxed,
+            headers={"Authorization": authorization, "Content-Type": "application/json"},
+            timeout=30,
+        )
+        if restored.status_code != 429 or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)  # polling towards the deadline, not waiting for a state
     # A token that was just refused (signed out everywhere) changed nothing, so there is nothing to undo.
     if restored.status_code not in (200, 401):
         raise AssertionError(f"relaxed rate limits not restored: {restored.status_code} {restored.text}")

@@ -18,7 +18,13 @@ from funmagic_gateway.adapters.rate_limiter import (
     RedisRateLimiter,
 )
 from funmagic_gateway.application.ports import Caller
-from funmagic_gateway.domain.rate_limits import RateLimit, RateLimitCategory, RateLimitSettings, decide
+from funmagic_gateway.domain.rate_limits import (
+    LOCAL_REFUSAL_SECONDS,
+    RateLimit,
+    RateLimitCategory,
+    RateLimitSettings,
+    decide,
+)
 from funmagic_kit.http import HttpProblem
 from funmagic_kit.testing import RoundTripConnection
 
@@ -252,6 +258,24 @@ async def test_requests_refused_at_the_limit_are_added_to_the_counter_with_the_n
 
     assert raised.counts[0][0] == 6
     assert await redis.get(key) == b"6"
+
+
+async def test_a_counter_reset_in_redis_frees_a_refused_subject_within_the_local_refusal_period(
+    redis: Redis, prefix: str
+) -> None:
+    clock = FakeClock()
+    leases = CounterLeases(RedisRateLimiter(redis, prefix=prefix), clock=clock)
+    key = f"{prefix}:upload:{{user-21}}"
+    tight = RateLimit(limit=2, window_seconds=60)
+    counts = [(await leases.count([(UPLOAD, "user-21", tight)])).counts[0][0] for _ in range(5)]
+    assert counts == [1, 2, 3, 4, 5]  # the last three refused, without asking Redis
+
+    await redis.delete(key)  # an operator's reset
+    clock.now += LOCAL_REFUSAL_SECONDS
+    after_reset = await leases.count([(UPLOAD, "user-21", tight)])
+
+    assert after_reset.counts[0][0] == 1, "the refused hits belonged to the window that was reset"
+    assert await redis.get(key) == b"1"
 
 
 async def test_while_redis_is_down_every_waiting_request_learns_it(unreachable_redis: Redis) -> None:

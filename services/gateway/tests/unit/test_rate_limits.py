@@ -7,6 +7,7 @@ from pydantic import ValidationError
 
 from funmagic_gateway.domain.rate_limits import (
     DEFAULT_TIERS,
+    LOCAL_REFUSAL_SECONDS,
     MAX_LEASE,
     CounterLease,
     RateLimit,
@@ -355,7 +356,7 @@ def test_the_asking_request_gets_the_first_count_of_a_granted_lease() -> None:
     first, lease = CounterLease.granted(last_count=40, size=10, ttl_ms=30_000, now=100.0)
 
     assert first == 31
-    assert lease == CounterLease(next_count=32, last_count=40, window_ends_at=130.0)
+    assert lease == CounterLease(next_count=32, last_count=40, window_ends_at=130.0, granted_at=100.0)
 
 
 def test_a_lease_hands_out_its_counts_one_by_one_then_is_used_up() -> None:
@@ -385,7 +386,7 @@ def test_a_shortened_window_voids_a_lease_that_would_outlive_it() -> None:
 
 def test_used_up_at_the_limit_a_lease_refuses_every_further_request_without_redis() -> None:
     limit = RateLimit(limit=7, window_seconds=60)
-    used_up = CounterLease(next_count=8, last_count=7, window_ends_at=160.0)
+    used_up = CounterLease(next_count=8, last_count=7, window_ends_at=160.0, granted_at=99.5)
 
     refused = []
     lease = used_up
@@ -398,6 +399,15 @@ def test_used_up_at_the_limit_a_lease_refuses_every_further_request_without_redi
     assert refused == [False, False]
     assert lease.owed(100.0) == 2, "each refused request is added to the counter with the next lease"
     assert lease.owed(160.0) == 0, "not once the window ended"
+
+
+def test_a_lease_refuses_on_its_own_for_a_moment_then_asks_redis_again() -> None:
+    # Redis may have been reset meanwhile (an operator, a restart): at most once a period it is asked.
+    used_up = CounterLease(next_count=8, last_count=7, window_ends_at=160.0, granted_at=100.0)
+    limit = RateLimit(limit=7, window_seconds=60)
+
+    assert used_up.take(100.0 + LOCAL_REFUSAL_SECONDS - 0.01, limit) is not None
+    assert used_up.take(100.0 + LOCAL_REFUSAL_SECONDS, limit) is None
 
 
 def test_a_used_up_lease_below_a_raised_limit_needs_a_new_one() -> None:

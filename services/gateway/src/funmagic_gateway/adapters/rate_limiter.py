@@ -47,13 +47,19 @@ from funmagic_kit.http import HttpProblem
 log = logging.getLogger(__name__)
 
 # KEYS[1] the counter, ARGV[1] the window in ms, ARGV[2] how many hits to add (a lease, see
-# `CounterLeases`). Returns {count after these hits, ms until the window ends}.
+# `CounterLeases`), ARGV[3] refused hits owed to the window in which the counter was seen at ARGV[4]:
+# added only while it still holds that much (reset by an operator or restarted, it is another window).
+# Returns {count after these hits, ms until the window ends}.
 # The expiry is (re)set when the window starts (the count is just these hits), when the key has no
 # expiry (PTTL -1: someone PERSISTed it or SET it without EX, and it would otherwise block forever), and
 # when it outlives the window (the window was shortened in the settings, which should apply now, not
 # after the old window).
 _FIXED_WINDOW_LUA = """
 local hits = tonumber(ARGV[2])
+local owed = tonumber(ARGV[3])
+if owed > 0 and tonumber(redis.call('GET', KEYS[1]) or '0') >= tonumber(ARGV[4]) then
+  hits = hits + owed
+end
 local count = redis.call('INCRBY', KEYS[1], hits)
 local window = tonumber(ARGV[1])
 local ttl = redis.call('PTTL', KEYS[1])
@@ -110,12 +116,19 @@ class RedisRateLimiter:
         *,
         also_get: str | None = None,
         hits: Sequence[int] | None = None,
+        owed: Sequence[tuple[int, int]] | None = None,
     ) -> CountedWindows:
         """Count one hit (or `hits[i]`) in each `(category, subject, window seconds)` window and read
         `also_get` (a key of the same subject, such as its purchased credits), all in one round trip: the
-        limits are decided afterwards (`domain.rate_limits.decide`), once what the extra key says is known."""
+        limits are decided afterwards (`domain.rate_limits.decide`), once what the extra key says is known.
+        `owed[i]`: `(refused hits, count seen)`, added too while the counter still holds the count seen."""
         counters = [
-            (self.key(category, subject), window_seconds * 1000, hits[i] if hits is not None else 1)
+            (
+                self.key(category, subject),
+                window_seconds * 1000,
+                hits[i] if hits is not None else 1,
+                *(owed[i] if owed is not None else (0, 0)),
+            )
             for i, (category, subject, window_seconds) in enumerate(windows)
         ]
         try:
@@ -123,8 +136,8 @@ class RedisRateLimiter:
             # every request. A script Redis lacks (restarted, flushed) did not run: it is loaded and only
             # those counters are counted again.
             async with self._redis.pipeline(transaction=False) as pipe:
-                for key, window_ms, added in counters:
-                    pipe.evalsha(self._script.sha, 1, key, window_ms, added)
+                for key, *args in counters:
+                    pipe.evalsha(self._script.sha, 1, key, *args)
                 if also_get is not None:
                     pipe.get(also_get)
                 replies = await pipe.execute(raise_on_error=False)
@@ -132,8 +145,8 @@ class RedisRateLimiter:
                 i for i, reply in enumerate(replies[: len(counters)]) if isinstance(reply, NoScriptError)
             ]
             for i in missing:
-                key, window_ms, added = counters[i]
-                replies[i] = await self._script(keys=[key], args=[window_ms, added])
+                key, *args = counters[i]
+                replies[i] = await self._script(keys=[key], args=args)
             failed = next((reply for reply in replies if isinstance(reply, Exception)), None)
             if failed is not None:
                 raise failed
@@ -232,12 +245,12 @@ class CounterLeases:
         round trip."""
         now = self._clock()
         sizes = []
-        hits = []
+        owed = []
         for i in missing:
             lease = self._leases.get(keys[i])
-            counted, owed = (lease.counted(now), lease.owed(now)) if lease is not None else (0, 0)
+            counted = lease.counted(now) if lease is not None else 0
             sizes.append(lease_size(windows[i][2].limit, counted))
-            hits.append(sizes[-1] + owed)
+            owed.append((lease.owed(now) if lease is not None else 0, counted))
         asking: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         for i in missing:
             self._asking[keys[i]] = asking
@@ -246,7 +259,8 @@ class CounterLeases:
                 counted = await self._counters.count(
                     [(windows[i][0], windows[i][1], windows[i][2].window_seconds) for i in missing],
                     also_get=also_get,
-                    hits=hits,
+                    hits=sizes,
+                    owed=owed,
                 )
         except TimeoutError as error:
             raise RateLimiterUnavailable(

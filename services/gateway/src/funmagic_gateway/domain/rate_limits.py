@@ -30,6 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 __all__ = [
     "DEFAULT_TIERS",
     "LEASE_SHARE_OF_HEADROOM",
+    "LOCAL_REFUSAL_SECONDS",
     "MAX_LEASE",
     "TIERED_CATEGORIES",
     "CounterLease",
@@ -215,6 +216,8 @@ def decide_most_constraining(
 # A lease takes at most this share of what is left of a limit, and never more than MAX_LEASE hits.
 LEASE_SHARE_OF_HEADROOM = 16
 MAX_LEASE = 1024
+# How long a lease used up at the limit refuses on its own before asking Redis again.
+LOCAL_REFUSAL_SECONDS = 1.0
 
 
 def lease_size(limit: int, counted: int) -> int:
@@ -232,6 +235,8 @@ class CounterLease:
     next_count: int
     last_count: int
     window_ends_at: float
+    # When Redis granted it: refusing on its own is trusted for LOCAL_REFUSAL_SECONDS after that.
+    granted_at: float = 0.0
 
     def __post_init__(self) -> None:
         # next_count == last_count + 1: used up. Beyond it only at the limit: refused requests (`owed`).
@@ -243,28 +248,32 @@ class CounterLease:
         """Redis added `size` hits, reaching `last_count`, `ttl_ms` before the window ends: the first count
         goes to the request that asked, the lease keeps the rest."""
         first = last_count - size + 1
-        return first, cls(first + 1, last_count, now + ttl_ms / 1000)
+        return first, cls(first + 1, last_count, now + ttl_ms / 1000, now)
 
     def take(self, now: float, limit: RateLimit) -> tuple[int, int, CounterLease] | None:
         """The next request's count and the ms until its window ends, with the lease after it; None when a
         new lease is needed: the window ended, it is now shorter than what is left of it, or the lease is
         used up below the limit.
 
-        Used up at or over the limit, the lease goes on counting without Redis: the counter holds the
-        limit already, so every further request of the window is refused whatever other replicas add.
-        Those hits are `owed` to the counter, added with the next lease (every request counts, as in the
-        original, so a limit raised within the window still sees them).
+        Used up at or over the limit, the lease goes on counting without Redis for LOCAL_REFUSAL_SECONDS
+        after it was granted: the counter holds the limit already, so every further request of the window is
+        refused whatever other replicas add. Those hits are `owed` to the counter, added with the next lease
+        (every request counts, as in the original, so a limit raised within the window still sees them).
+        After that it asks Redis again (at most once a period per refused subject): a counter an operator
+        reset, or a window Redis restarted, frees the subject within that period.
         """
         left_ms = math.ceil((self.window_ends_at - now) * 1000)
         if left_ms <= 0 or left_ms > limit.window_seconds * 1000:
             return None
-        if self.next_count > self.last_count and self.last_count < limit.limit:
+        if self.next_count > self.last_count and (
+            self.last_count < limit.limit or now - self.granted_at >= LOCAL_REFUSAL_SECONDS
+        ):
             return None
         # Built directly, not with dataclasses.replace: this runs for every counter of every request.
         return (
             self.next_count,
             left_ms,
-            CounterLease(self.next_count + 1, self.last_count, self.window_ends_at),
+            CounterLease(self.next_count + 1, self.last_count, self.window_ends_at, self.granted_at),
         )
 
     def counted(self, now: float) -> int:
