@@ -410,6 +410,17 @@ def test_a_lease_refuses_on_its_own_for_a_moment_then_asks_redis_again() -> None
     assert used_up.take(100.0 + LOCAL_REFUSAL_SECONDS, limit) is None
 
 
+def test_leased_hits_a_lowered_limit_refuses_are_trusted_only_for_a_moment() -> None:
+    # Leased under a limit of 1,000; an admin lowered it to 10 and may have reset the counters.
+    lease = CounterLease(next_count=300, last_count=400, window_ends_at=160.0, granted_at=100.0)
+    lowered = RateLimit(limit=10, window_seconds=60)
+
+    taken = lease.take(100.5, lowered)
+    assert taken is not None
+    assert not decide(G, lowered, taken[0], taken[1]).allowed
+    assert lease.take(100.0 + LOCAL_REFUSAL_SECONDS, lowered) is None
+
+
 def test_a_used_up_lease_below_a_raised_limit_needs_a_new_one() -> None:
     # Counted past the old limit of 7; the tier or an admin raised it to 10 within the window.
     used_up = CounterLease(next_count=8, last_count=7, window_ends_at=160.0)

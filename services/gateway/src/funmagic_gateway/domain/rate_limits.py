@@ -265,9 +265,12 @@ class CounterLease:
         left_ms = math.ceil((self.window_ends_at - now) * 1000)
         if left_ms <= 0 or left_ms > limit.window_seconds * 1000:
             return None
-        if self.next_count > self.last_count and (
-            self.last_count < limit.limit or now - self.granted_at >= LOCAL_REFUSAL_SECONDS
-        ):
+        refusing = self.next_count > limit.limit
+        if self.next_count > self.last_count and not refusing:
+            return None
+        # A refusal (at the limit, or below leased hits a lowered limit no longer allows) is trusted only
+        # for a moment after Redis granted the lease.
+        if refusing and now - self.granted_at >= LOCAL_REFUSAL_SECONDS:
             return None
         # Built directly, not with dataclasses.replace: this runs for every counter of every request.
         return (
