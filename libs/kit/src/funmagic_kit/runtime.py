@@ -133,10 +133,9 @@ class ServiceSpec:
     # The longest request line (method, path and query) read; a longer one is refused by aiohttp's parser
     # with a plain-text 400 before any route or middleware sees it.
     max_request_line: int = 8190
-    # Answer revocation checks from a local view kept current by announcements instead of one Redis round
-    # trip per check (`funmagic_kit.revocations`): the gateway checks every request, and each service checks
-    # the user's token the gateway forwards again.
-    revocation_view: bool = True
+    # Answer revocation checks from a local view kept current by announcements (the gateway, which checks
+    # every request) instead of one Redis round trip per check: `funmagic_kit.revocations`.
+    revocation_view: bool = False
 
     @property
     def uses_database(self) -> bool:

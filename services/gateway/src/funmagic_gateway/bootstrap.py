@@ -213,6 +213,7 @@ SPEC = ServiceSpec(
     settings_class=GatewaySettings,
     build=_build_from_runtime,
     requires_caller=False,
+    revocation_view=True,
     # Every query the document allows, each character percent-encoded (up to 12 bytes), and a query some
     # way past its bounds, reach the routes: they answer what is wrong (422, problem+json) instead of the
     # parser's plain-text 400. What the gateway forwards is only ever validated, bounded parameters.
