@@ -191,9 +191,19 @@ def decide(category: RateLimitCategory, limit: RateLimit, count: int, ttl_ms: in
         allowed=count <= limit.limit,
         limit=limit.limit,
         remaining=max(0, limit.limit - count),
-        # Rounded up, so a client that waits this long finds a fresh window.
-        reset_seconds=max(1, math.ceil(int(ttl_ms) / 1000)),
+        reset_seconds=_reset_seconds(ttl_ms),
     )
+
+
+def _reset_seconds(ttl_ms: int) -> int:
+    # Rounded up, so a client that waits this long finds a fresh window.
+    return max(1, math.ceil(int(ttl_ms) / 1000))
+
+
+def _constraint_rank(allowed: bool, remaining: int, reset_seconds: int) -> tuple[int, int, int]:
+    """Smallest is most constraining: a denial (the latest reset first) before any allowance (the fewest
+    remaining, then the latest reset)."""
+    return (1, remaining, -reset_seconds) if allowed else (0, -reset_seconds, 0)
 
 
 def decide_most_constraining(
@@ -204,10 +214,8 @@ def decide_most_constraining(
     best: tuple[RateLimitCategory, RateLimit, int, int] | None = None
     best_rank: tuple[int, int, int] | None = None
     for category, limit, count, ttl_ms in counted:
-        reset_seconds = max(1, math.ceil(int(ttl_ms) / 1000))
-        # Smallest rank wins: a denial (latest reset first) before any allowance (fewest remaining, then
-        # latest reset); the first of equals, as `min` and `max` pick.
-        rank = (0, -reset_seconds, 0) if count > limit.limit else (1, limit.limit - count, -reset_seconds)
+        rank = _constraint_rank(count <= limit.limit, max(0, limit.limit - count), _reset_seconds(ttl_ms))
+        # Strictly smaller: the first of equals stays, as `min` picks it.
         if best_rank is None or rank < best_rank:
             best, best_rank = (category, limit, count, ttl_ms), rank
     return decide(*best) if best is not None else None
@@ -295,13 +303,9 @@ def most_constraining(decisions: Iterable[RateLimitDecision]) -> RateLimitDecisi
     cannot succeed before every exceeded window has reset (so its Retry-After is the honest one).
     Otherwise the one with the fewest requests remaining, ties broken by the later reset.
     """
-    decisions = list(decisions)
-    denied = [d for d in decisions if not d.allowed]
-    if denied:
-        return max(denied, key=lambda d: d.reset_seconds)
-    if not decisions:
-        return None
-    return min(decisions, key=lambda d: (d.remaining, -d.reset_seconds))
+    return min(
+        decisions, key=lambda d: _constraint_rank(d.allowed, d.remaining, d.reset_seconds), default=None
+    )
 
 
 _API_PREFIX = "/api/"
