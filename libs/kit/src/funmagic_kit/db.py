@@ -79,7 +79,15 @@ class PostgresUnitOfWork:
         self._after_commit: list[Callable[[], None]] = []
         self._outbox: list[OutboxMessage] = []
         self._audit: list[tuple[AdminAction, str | None]] = []
+        self._in_transaction = True
         self.conn: psycopg.AsyncConnection  # set on enter
+
+    def reading(self) -> Self:
+        """This unit of work only reads, each statement on its own (autocommit): no BEGIN and no COMMIT, two
+        round trips fewer. For reads of one statement each: two statements may see two different moments.
+        Publishing, recording or a write that must be undone on failure has no place in it (refused)."""
+        self._in_transaction = False
+        return self
 
     def bind(self, conn: psycopg.AsyncConnection) -> None:
         """Called once the transaction is open: a subclass creates its stores on `conn` here."""
@@ -94,6 +102,7 @@ class PostgresUnitOfWork:
         event_id: UUID | None = None,
         time: datetime | None = None,
     ) -> None:
+        self._require_transaction("publish")
         # Wrapped now, so an invalid event fails where it is published, not at commit.
         if caused_by is None and correlation_id is None:
             correlation_id = current_correlation_id() or None
@@ -112,12 +121,18 @@ class PostgresUnitOfWork:
         """Keep `action` in the audit log with this transaction: written just before the commit, like the
         outbox rows, so it exists exactly when the change does. Who acted: `action.actor_id`, else the
         request's caller (taken now, while the request's context is current)."""
+        self._require_transaction("record")
         self._audit.append((action, action.actor_id or current_actor()))
 
     def after_commit(self, callback: Callable[[], None]) -> None:
         """Call `callback` once the transaction has committed (never if it rolls back): e.g. wake a worker
         that must see the rows this unit of work wrote."""
+        self._require_transaction("after_commit")
         self._after_commit.append(callback)
+
+    def _require_transaction(self, what: str) -> None:
+        if not self._in_transaction:
+            raise RuntimeError(f"{what} needs a transaction; this unit of work is reading()")
 
     # A lost connection surfaces wherever the next round trip happens: the pool checkout (PoolTimeout while
     # the server is down), BEGIN, a statement of the handler, the outbox insert, COMMIT. Each place raises
@@ -129,6 +144,10 @@ class PostgresUnitOfWork:
             self.conn = await self._conn_cm.__aenter__()  # type: ignore[attr-defined]
         except psycopg.OperationalError as error:
             raise translate_db_error(error) from error
+        if not self._in_transaction:
+            await self.conn.set_autocommit(True)  # a flag of the client: no round trip
+            self.bind(self.conn)
+            return self
         self._tx_cm = self.conn.transaction()
         try:
             await self._tx_cm.__aenter__()  # type: ignore[attr-defined]
@@ -143,6 +162,9 @@ class PostgresUnitOfWork:
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
+        if not self._in_transaction:
+            await self._release_reading(exc_type, exc, tb)
+            return
         if exc_type is None and (self._outbox or self._audit):
             try:
                 if self._outbox:
@@ -160,6 +182,18 @@ class PostgresUnitOfWork:
         await self._finish(exc_type, exc, tb)
         if isinstance(exc, psycopg.OperationalError):
             # The handler's own statement found the connection lost (rolled back above).
+            raise translate_db_error(exc) from exc
+
+    async def _release_reading(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        try:
+            await self.conn.set_autocommit(False)
+        except psycopg.Error:
+            # Never back to the pool in autocommit: the next unit of work would run without a transaction.
+            await self.conn.close()
+        await self._conn_cm.__aexit__(exc_type, exc, tb)  # type: ignore[attr-defined]
+        if isinstance(exc, psycopg.OperationalError):
             raise translate_db_error(exc) from exc
 
     async def _finish(

@@ -10,7 +10,8 @@ from psycopg_pool import AsyncConnectionPool
 
 from funmagic_contracts.envelope import ContractError, Envelope, decode
 from funmagic_contracts.identity.events import UserRegistered
-from funmagic_kit.db import PostgresUnitOfWork
+from funmagic_kit.audit import AdminAction
+from funmagic_kit.db import PostgresUnitOfWork, create_pool
 from funmagic_kit.errors import TransientError
 from funmagic_kit.logs import bind_correlation_id
 
@@ -157,3 +158,72 @@ async def test_no_connection_to_be_had_is_a_transient_error() -> None:
                 pass
     finally:
         await unreachable.close()
+
+
+# --- reading(): statements on their own, no transaction -----------------------------------------------------
+
+
+async def test_a_reading_unit_of_work_runs_without_a_transaction(pool) -> None:
+    async with PostgresUnitOfWork(pool).reading() as uow:
+        row = await (await uow.conn.execute("SELECT now() = statement_timestamp() AS outside")).fetchone()
+        # Inside a transaction now() is the transaction's start; outside one each statement is its own.
+        assert row["outside"] is True
+        assert uow.conn.info.transaction_status.name == "IDLE"
+
+
+async def test_a_reading_unit_of_work_gives_its_connection_back_in_transaction_mode(pool) -> None:
+    """A connection back in the pool in autocommit would let the next unit of work run without a
+    transaction: the rollback below would then undo nothing."""
+    small = await create_pool(pool.conninfo, min_size=1, max_size=1)
+    try:
+        async with PostgresUnitOfWork(small).reading() as uow:
+            await uow.conn.execute("SELECT 1")
+
+        async def failing_write() -> None:
+            async with PostgresUnitOfWork(small) as uow:
+                assert uow.conn.autocommit is False
+                await uow.conn.execute(
+                    "INSERT INTO outbox (event_id, topic, key, payload) "
+                    "VALUES (gen_random_uuid(), 'r', 'k', 'x')"
+                )
+                raise RuntimeError("the use case failed after writing")
+
+        with pytest.raises(RuntimeError):
+            await failing_write()
+        async with PostgresUnitOfWork(small).reading() as uow:
+            cursor = await uow.conn.execute("SELECT count(*) AS n FROM outbox WHERE topic = 'r'")
+            row = await cursor.fetchone()
+        assert row["n"] == 0
+    finally:
+        await small.close()
+
+
+@pytest.mark.parametrize(
+    "use",
+    [
+        lambda uow: uow.publish(_registered("user-r")),
+        lambda uow: uow.record(AdminAction(action="tool.updated", subject_type="tool", subject_id="t")),
+        lambda uow: uow.after_commit(lambda: None),
+    ],
+    ids=["publish", "record", "after_commit"],
+)
+async def test_a_reading_unit_of_work_refuses_what_needs_a_commit(pool, use) -> None:
+    async with PostgresUnitOfWork(pool).reading() as uow:
+        with pytest.raises(RuntimeError, match="needs a transaction"):
+            use(uow)
+    assert await _outbox_envelopes(pool) == []
+
+
+async def test_a_reading_unit_of_work_whose_connection_dies_is_a_transient_error(pool) -> None:
+    async def reader_whose_connection_dies() -> None:
+        async with PostgresUnitOfWork(pool).reading() as uow:
+            row = await (await uow.conn.execute("SELECT pg_backend_pid() AS pid")).fetchone()
+            async with pool.connection() as other:
+                await other.execute("SELECT pg_terminate_backend(%s)", (row["pid"],))
+            await uow.conn.execute("SELECT 1")
+
+    with pytest.raises(TransientError):
+        await reader_whose_connection_dies()
+    async with PostgresUnitOfWork(pool) as uow:
+        assert uow.conn.autocommit is False
+        assert (await (await uow.conn.execute("SELECT 1 AS one")).fetchone())["one"] == 1

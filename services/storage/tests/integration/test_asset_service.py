@@ -732,6 +732,66 @@ async def test_the_uploaded_object_is_checked_in_s3_while_no_database_connection
     assert observed.checked_out == [0], "one ranged GET, outside any transaction"
 
 
+class SomethingHappensDuringTheCheck:
+    """The real object store, running `meanwhile` while the uploaded object is inspected: what another
+    request or worker does between the confirmation's read and its record."""
+
+    def __init__(self, objects: Any, meanwhile: Any) -> None:
+        self._objects = objects
+        self._meanwhile = meanwhile
+
+    async def inspect(self, *args: Any, **kwargs: Any) -> Any:
+        await self._meanwhile()
+        return await self._objects.inspect(*args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._objects, name)
+
+
+async def test_a_confirmation_that_another_finished_during_the_check_answers_that_ones_asset(
+    storage: Storage, http: aiohttp.ClientSession
+) -> None:
+    user = storage.new_user()
+    ticket = await storage.assets.create_upload(
+        user, filename="a.png", content_type="image/png", size=len(PNG), module="uploads"
+    )
+    assert (await put(http, ticket, PNG))[0] == 200
+    first: list[dict[str, Any]] = []
+
+    async def another_confirmation() -> None:
+        first.append(dict(await storage.assets.complete_upload(user, ticket["upload_id"])))
+
+    racing = dataclasses.replace(
+        storage.assets, objects=SomethingHappensDuringTheCheck(storage.assets.objects, another_confirmation)
+    )
+    asset = await racing.complete_upload(user, ticket["upload_id"])
+
+    assert asset["id"] == first[0]["id"]
+    assert [e.type for e in await storage.outbox()] == ["AssetCreated"]
+
+
+async def test_an_upload_swept_during_the_check_is_not_found_and_records_nothing(
+    storage: Storage, http: aiohttp.ClientSession
+) -> None:
+    user = storage.new_user()
+    ticket = await storage.assets.create_upload(
+        user, filename="a.png", content_type="image/png", size=len(PNG), module="uploads"
+    )
+    assert (await put(http, ticket, PNG))[0] == 200
+
+    async def swept() -> None:
+        async with storage.pool.connection() as conn:
+            await conn.execute("DELETE FROM pending_uploads WHERE id = %s", (ticket["upload_id"],))
+
+    racing = dataclasses.replace(
+        storage.assets, objects=SomethingHappensDuringTheCheck(storage.assets.objects, swept)
+    )
+    with pytest.raises(AssetNotFound):
+        await racing.complete_upload(user, ticket["upload_id"])
+    assert (await storage.assets.list(user, module=None, limit=10, cursor=None))["items"] == []
+    assert await storage.outbox() == []
+
+
 # --- the object store's inspection: size, type and first bytes in one request ----------------------
 
 

@@ -6,6 +6,7 @@ everything."""
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -125,6 +126,30 @@ async def test_nothing_new_is_registered_for_a_deleted_account(
         await output(storage, user)
     with pytest.raises(OwnerDeleted):  # an upload confirmed late
         await storage.assets.complete_upload(user, ticket["upload_id"])
+    assert (await storage.assets.list(user, module=None, limit=10, cursor=None))["items"] == []
+
+
+async def test_an_account_deleted_while_its_upload_is_checked_gets_nothing_registered(
+    storage: Storage, consumer: InMemoryConsumer, http: aiohttp.ClientSession
+) -> None:
+    user = storage.new_user()
+    ticket = await storage.assets.create_upload(
+        user, filename="late.png", content_type="image/png", size=len(PNG), module="uploads"
+    )
+    assert (await put(http, ticket, PNG))[0] == 200
+    objects = storage.assets.objects
+
+    class DeletedDuringTheCheck:
+        async def inspect(self, *args: object, **kwargs: object) -> object:
+            await consumer.deliver_event(UserDeleted(user_id=user))
+            return await objects.inspect(*args, **kwargs)
+
+        def __getattr__(self, name: str) -> object:
+            return getattr(objects, name)
+
+    racing = dataclasses.replace(storage.assets, objects=DeletedDuringTheCheck())
+    with pytest.raises(OwnerDeleted):
+        await racing.complete_upload(user, ticket["upload_id"])
     assert (await storage.assets.list(user, module=None, limit=10, cursor=None))["items"] == []
 
 

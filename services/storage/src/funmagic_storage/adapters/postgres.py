@@ -35,17 +35,24 @@ VALUES (%(id)s, %(user_id)s, %(bucket)s, %(storage_key)s, %(visibility)s, %(modu
         %(content_type)s, %(size)s, %(created_at)s, %(expires_at)s)
 ON CONFLICT (bucket, storage_key) DO NOTHING
 """
-# The asset and its upload's completion in one round trip (one statement: both or neither).
+# The upload's completion and its asset in one statement: both or neither. Neither when the upload is
+# completed already (a concurrent confirmation won: the row lock makes this one wait for it, then skip) or
+# gone, or when the owner's account is deleted — read after the caller took the owner's lock, so this
+# statement's snapshot sees any purge scheduled before it.
 INSERT_ASSET_OF_UPLOAD = f"""
-WITH asset AS (
+WITH completed AS (
+    UPDATE pending_uploads SET completed_at = %(completed_at)s, asset_id = %(id)s::uuid
+    WHERE id = %(upload_id)s AND completed_at IS NULL
+      AND NOT EXISTS (SELECT 1 FROM deleted_owners WHERE user_id = %(user_id)s)
+    RETURNING id
+), asset AS (
     INSERT INTO assets
         (id, user_id, bucket, storage_key, visibility, module, filename, mime_type, kind, size, task_id,
          created_at, updated_at)
-    VALUES (%(id)s, %(user_id)s, %(bucket)s, %(storage_key)s, %(visibility)s, %(module)s, %(filename)s,
-            %(mime_type)s, %(kind)s, %(size)s, %(task_id)s, %(created_at)s, %(updated_at)s)
+    SELECT %(id)s::uuid, %(user_id)s, %(bucket)s, %(storage_key)s, %(visibility)s, %(module)s, %(filename)s,
+           %(mime_type)s, %(kind)s, %(size)s::bigint, %(task_id)s, %(created_at)s, %(updated_at)s
+    FROM completed
     RETURNING {ASSET_COLUMNS}
-), completed AS (
-    UPDATE pending_uploads SET completed_at = %(completed_at)s, asset_id = %(id)s WHERE id = %(upload_id)s
 )
 SELECT * FROM asset
 """
@@ -135,11 +142,16 @@ class AssetRecords:
     async def drop_upload(self, upload_id: str) -> None:
         await self._conn.execute("DELETE FROM pending_uploads WHERE id = %s", (upload_id,))
 
-    async def add_asset_of_upload(self, asset: AssetRecord, upload_id: str, now: datetime) -> AssetRecord:
+    async def add_asset_of_upload(
+        self, asset: AssetRecord, upload_id: str, now: datetime
+    ) -> AssetRecord | None:
+        """`asset` recorded and its upload completed; None (nothing written) when the upload is completed or
+        gone, or the owner's account is deleted."""
         cursor = await self._conn.execute(
             INSERT_ASSET_OF_UPLOAD, {**to_row(asset), "upload_id": upload_id, "completed_at": now}
         )
-        return _asset(await cursor.fetchone())
+        row = await cursor.fetchone()
+        return _asset(row) if row else None
 
     async def asset(self, asset_id: str, *, for_update: bool = False) -> AssetRecord | None:
         if not _is_uuid(asset_id):

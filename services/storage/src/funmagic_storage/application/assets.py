@@ -207,7 +207,7 @@ class AssetService:
         transaction, which only records: no database connection waits on S3. A confirmation that another
         finished in between (a retry) answers that one's asset."""
         now = self.clock.now()
-        async with self.uow() as uow:
+        async with self.uow().reading() as uow:
             upload = await uow.assets.upload(upload_id)
             if upload is None or upload.user_id != user_id:
                 raise AssetNotFound("no such upload")
@@ -217,12 +217,7 @@ class AssetService:
             raise UploadNotReady("this upload expired; start a new one", code="expired")
         await self._check_object(upload)
         async with self.uow() as uow:
-            locked = await uow.assets.upload(upload_id, for_update=True)
-            if locked is None:
-                raise AssetNotFound("no such upload")
-            if locked.completed_at is not None:  # a concurrent confirmation recorded it first
-                return await self._view(await _confirmed_asset(uow, locked))
-            asset = await _register(uow, locked, now)
+            asset = await _register(uow, upload, now)
         return await self._view(asset)
 
     async def _check_object(self, upload: PendingUpload) -> None:
@@ -559,7 +554,9 @@ def _owned(asset: AssetRecord | None, user_id: str, *, admin: bool = False) -> A
     return asset
 
 
-async def _confirmed_asset(uow: StorageUnitOfWork, upload: PendingUpload) -> AssetRecord:
+async def _confirmed_asset(uow: StorageUnitOfWork, upload: PendingUpload | None) -> AssetRecord:
+    if upload is None:  # swept meanwhile
+        raise AssetNotFound("no such upload")
     asset = await uow.assets.asset(upload.asset_id) if upload.asset_id else None
     if asset is None:  # confirmed, then deleted
         raise AssetNotFound("no such asset")
@@ -570,17 +567,19 @@ async def _register(
     uow: StorageUnitOfWork, upload: PendingUpload, now: datetime, *, task_id: str | None = None
 ) -> AssetRecord:
     """The upload, its object in place, becomes an asset: recorded, the upload completed and AssetCreated
-    published, in the caller's transaction. An output of a task deleted meanwhile, or any file of an account
-    deleted meanwhile, is refused (its object, never registered, goes with the sweep of unconfirmed
-    uploads)."""
+    published, in the caller's transaction. An upload another confirmation completed meanwhile answers that
+    one's asset. An output of a task deleted meanwhile, or any file of an account deleted meanwhile, is
+    refused (its object, never registered, goes with the sweep of unconfirmed uploads)."""
     if task_id is not None:
         await uow.assets.lock_tasks([task_id])  # taking turns with the deletion of the task's outputs
         if await uow.assets.task_is_deleted(task_id):
             raise OutputOfDeletedTask(f"task {task_id} was deleted; its outputs are not kept")
     # Taking turns with the purge of a deleted account's files, which then leaves nothing behind.
     await uow.assets.lock_owner(upload.user_id, shared=True)
-    check_owner_not_deleted(await uow.assets.owner_purge(upload.user_id))
     asset = await uow.assets.add_asset_of_upload(_new_asset(upload, now, task_id), upload.id, now)
+    if asset is None:  # the account is deleted, or the upload was completed (or swept) meanwhile
+        check_owner_not_deleted(await uow.assets.owner_purge(upload.user_id))
+        return await _confirmed_asset(uow, await uow.assets.upload(upload.id))
     uow.publish(
         AssetCreated(
             asset_id=asset.id,
