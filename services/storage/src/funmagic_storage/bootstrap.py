@@ -100,4 +100,6 @@ SPEC = ServiceSpec(
     "funmagic_storage.migrations",
     build=_from_runtime,
     client_max_size=MAX_REQUEST_BYTES,
+    # Every upload, download and confirmation re-checks the forwarded token: from the local view, not Redis.
+    revocation_view=True,
 )
