@@ -145,7 +145,11 @@ class PostgresUnitOfWork:
         except psycopg.OperationalError as error:
             raise translate_db_error(error) from error
         if not self._in_transaction:
-            await self.conn.set_autocommit(True)  # a flag of the client: no round trip
+            try:
+                await self.conn.set_autocommit(True)  # a flag of the client: no round trip
+            except BaseException as e:
+                await self._conn_cm.__aexit__(type(e), e, e.__traceback__)  # type: ignore[attr-defined]
+                raise
             self.bind(self.conn)
             return self
         self._tx_cm = self.conn.transaction()
