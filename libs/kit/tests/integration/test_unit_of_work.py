@@ -129,11 +129,13 @@ async def test_a_subclass_binds_its_stores_to_the_open_transaction(pool) -> None
         assert uow.bound_to is uow.conn
 
 
-async def test_a_connection_lost_mid_transaction_is_a_transient_error(pool) -> None:
+@pytest.mark.parametrize("reading", [False, True], ids=["in a transaction", "reading"])
+async def test_a_connection_lost_mid_unit_of_work_is_a_transient_error(pool, reading: bool) -> None:
     """What a Postgres killed under a handler looks like to it: the statement after fails."""
 
     async def handler_whose_connection_dies() -> None:
-        async with PostgresUnitOfWork(pool) as uow:
+        uow = PostgresUnitOfWork(pool)
+        async with uow.reading() if reading else uow:
             row = await (await uow.conn.execute("SELECT pg_backend_pid() AS pid")).fetchone()
             async with pool.connection() as other:
                 await other.execute("SELECT pg_terminate_backend(%s)", (row["pid"],))
@@ -141,8 +143,9 @@ async def test_a_connection_lost_mid_transaction_is_a_transient_error(pool) -> N
 
     with pytest.raises(TransientError):
         await handler_whose_connection_dies()
-    # The pool threw the dead connection away: the next unit of work works.
+    # The pool threw the dead connection away: the next unit of work works, in a transaction.
     async with PostgresUnitOfWork(pool) as uow:
+        assert uow.conn.autocommit is False
         assert (await (await uow.conn.execute("SELECT 1 AS one")).fetchone())["one"] == 1
 
 
@@ -212,18 +215,3 @@ async def test_a_reading_unit_of_work_refuses_what_needs_a_commit(pool, use) -> 
         with pytest.raises(RuntimeError, match="needs a transaction"):
             use(uow)
     assert await _outbox_envelopes(pool) == []
-
-
-async def test_a_reading_unit_of_work_whose_connection_dies_is_a_transient_error(pool) -> None:
-    async def reader_whose_connection_dies() -> None:
-        async with PostgresUnitOfWork(pool).reading() as uow:
-            row = await (await uow.conn.execute("SELECT pg_backend_pid() AS pid")).fetchone()
-            async with pool.connection() as other:
-                await other.execute("SELECT pg_terminate_backend(%s)", (row["pid"],))
-            await uow.conn.execute("SELECT 1")
-
-    with pytest.raises(TransientError):
-        await reader_whose_connection_dies()
-    async with PostgresUnitOfWork(pool) as uow:
-        assert uow.conn.autocommit is False
-        assert (await (await uow.conn.execute("SELECT 1 AS one")).fetchone())["one"] == 1

@@ -127,6 +127,18 @@ async def get(http: aiohttp.ClientSession, url: str) -> tuple[int, bytes, dict[s
         return response.status, await response.read(), dict(response.headers)
 
 
+async def uploaded_ticket(
+    storage: Storage, http: aiohttp.ClientSession, user_id: str, filename: str = "a.png"
+) -> dict[str, Any]:
+    """An upload's ticket whose PNG is in S3, not yet confirmed."""
+    ticket = await storage.assets.create_upload(
+        user_id, filename=filename, content_type="image/png", size=len(PNG), module="uploads"
+    )
+    status, text = await put(http, ticket, PNG)
+    assert status == 200, text
+    return ticket
+
+
 async def upload(
     storage: Storage,
     http: aiohttp.ClientSession,

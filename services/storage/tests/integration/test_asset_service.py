@@ -14,7 +14,7 @@ from typing import Any
 import aiohttp
 import pytest
 from psycopg_pool import AsyncConnectionPool
-from storage_test_support import PNG, Storage, get, key_of, png, put, upload
+from storage_test_support import PNG, Storage, get, key_of, png, put, upload, uploaded_ticket
 from yarl import URL
 
 from funmagic_kit.pagination import InvalidCursor
@@ -752,10 +752,7 @@ async def test_a_confirmation_that_another_finished_during_the_check_answers_tha
     storage: Storage, http: aiohttp.ClientSession
 ) -> None:
     user = storage.new_user()
-    ticket = await storage.assets.create_upload(
-        user, filename="a.png", content_type="image/png", size=len(PNG), module="uploads"
-    )
-    assert (await put(http, ticket, PNG))[0] == 200
+    ticket = await uploaded_ticket(storage, http, user)
     first: list[dict[str, Any]] = []
 
     async def another_confirmation() -> None:
@@ -774,10 +771,7 @@ async def test_an_upload_swept_during_the_check_is_not_found_and_records_nothing
     storage: Storage, http: aiohttp.ClientSession
 ) -> None:
     user = storage.new_user()
-    ticket = await storage.assets.create_upload(
-        user, filename="a.png", content_type="image/png", size=len(PNG), module="uploads"
-    )
-    assert (await put(http, ticket, PNG))[0] == 200
+    ticket = await uploaded_ticket(storage, http, user)
 
     async def swept() -> None:
         async with storage.pool.connection() as conn:

@@ -13,7 +13,7 @@ from datetime import timedelta
 
 import aiohttp
 import pytest
-from storage_test_support import PNG, Storage, get, put, upload
+from storage_test_support import PNG, Storage, get, put, upload, uploaded_ticket
 
 from funmagic_contracts.envelope import Envelope
 from funmagic_contracts.identity.events import UserDeleted, UserDisabled
@@ -133,10 +133,7 @@ async def test_an_account_deleted_while_its_upload_is_checked_gets_nothing_regis
     storage: Storage, consumer: InMemoryConsumer, http: aiohttp.ClientSession
 ) -> None:
     user = storage.new_user()
-    ticket = await storage.assets.create_upload(
-        user, filename="late.png", content_type="image/png", size=len(PNG), module="uploads"
-    )
-    assert (await put(http, ticket, PNG))[0] == 200
+    ticket = await uploaded_ticket(storage, http, user, "late.png")
     objects = storage.assets.objects
 
     class DeletedDuringTheCheck:
