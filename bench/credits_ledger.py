@@ -17,7 +17,8 @@ the end).
    reservation is `Ledger.apply(ReserveCredits)`: one transaction locks the stream and reads the decision's
    inputs (causes applied before, the hold concerned) in one statement, decides, records events, snapshot,
    holds and projections in one statement, and writes the outbox. Commands for a user whose transaction is
-   running wait and share the next one (group commit). The baseline is one guarded `UPDATE` of a plain
+   running wait and share the next one (group commit), and while `MAX_TRANSACTIONS` transactions run, the
+   commands of other users wait and share the next one (one lock statement, one write, one commit for all). The baseline is one guarded `UPDATE` of a plain
    balances table in the same kind of unit of work, pool and concurrency, so the ratio is the ledger's work
    per reservation. Both are measured on distinct users (the generated users, each reservation on the next
    one) and on one contended user with a large balance. Latency runs from asking for a connection (or

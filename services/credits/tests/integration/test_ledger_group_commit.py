@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 
 import pytest
-from credits_test_support import credits_service, scalar
+from credits_test_support import credits_service, scalar, waiting_for_a_lock
 from psycopg_pool import AsyncConnectionPool
 
 from funmagic_credits.adapters.postgres import PostgresLedgerStore
@@ -147,7 +147,7 @@ async def three_reservations_queued_behind_a_held_row(
     async with pool.connection() as blocker, blocker.transaction():
         await blocker.execute("SELECT 1 FROM ledger_accounts WHERE user_id = %s FOR UPDATE", (user,))
         leading = asyncio.create_task(ledger.apply(ReserveCredits(user, "task-1", 10)))
-        await wait_until(lambda: _waiting_for_a_lock(pool), timeout=10, what="the leader waits for the row")
+        await wait_until(lambda: waiting_for_a_lock(pool), timeout=10, what="the leader waits for the row")
         second = asyncio.create_task(ledger.apply(ReserveCredits(user, "task-2", 10)))
         third = asyncio.create_task(ledger.apply(ReserveCredits(user, "task-3", 10)))
         await wait_until(lambda: _queued(ledger, user, 2), timeout=10, what="two commands queued")
@@ -206,15 +206,6 @@ async def _holds_of(pool: AsyncConnectionPool, user: str) -> list[str]:
     )
 
 
-async def _waiting_for_a_lock(pool: AsyncConnectionPool) -> bool:
-    waiting = await scalar(
-        pool,
-        "SELECT count(*) FROM pg_stat_activity "
-        "WHERE datname = current_database() AND wait_event_type = 'Lock'",
-    )
-    return waiting > 0
-
-
 async def _queued(ledger: Ledger, user: str, count: int) -> bool:
     return len(ledger._waiting.get(user, ())) == count
 
@@ -234,7 +225,7 @@ async def test_a_decision_that_waited_for_the_lock_reads_what_the_one_before_it_
         store = PostgresLedgerStore(first)
         locked = await store.lock_account(user, **asked)
         waiting = asyncio.create_task(lock_in_a_second_transaction())
-        await wait_until(lambda: _waiting_for_a_lock(pool), timeout=10, what="the second waits")
+        await wait_until(lambda: waiting_for_a_lock(pool), timeout=10, what="the second waits")
         reserved = [Reserved("task-1", 20, 30, 20)]
         after = fold(locked.account, reserved)
         await store.record(locked.account, after, [Decision("reserve:task-1", reserved)], datetime.now(UTC))

@@ -27,7 +27,7 @@ from funmagic_credits.adapters.rebuild import (
     replay_events,
     verify_projections,
 )
-from funmagic_credits.application.ports import Decision
+from funmagic_credits.application.ports import AccountAsk, Decision, StreamChange
 from funmagic_credits.domain.ledger import (
     Account,
     AdjustCredits,
@@ -170,6 +170,76 @@ async def test_a_refused_command_leaves_no_trace(pool) -> None:
 
 
 # --- projections -----------------------------------------------------------------------------------------
+
+
+async def test_several_streams_are_locked_and_read_in_one_statement_each_with_its_own_causes_and_holds(
+    pool,
+) -> None:
+    ada, bob, new = new_user(), new_user(), new_user()
+    await run(pool, GrantCredits(ada, 100, "promotion", "start"))
+    await run(pool, GrantCredits(bob, 100, "promotion", "start"))
+    await run(pool, ReserveCredits(ada, "task-1", 30))
+    await run(pool, ReserveCredits(bob, "task-2", 20))
+    asks = [
+        # The same cause and reservation ids asked for both: each stream answers for itself.
+        AccountAsk(bob, ["reserve:task-1", "reserve:task-2"], ["task-1", "task-2"]),
+        AccountAsk(ada, ["reserve:task-1", "reserve:task-2"], ["task-1", "task-2"]),
+        AccountAsk(new, ["reserve:task-1"], ["task-1"]),  # a first command: the stream starts empty
+    ]
+
+    async with pool.connection() as conn, conn.transaction():
+        locked = await PostgresLedgerStore(conn).lock_accounts(asks)
+
+    assert locked[ada].applied == {"reserve:task-1"}
+    assert locked[ada].account.open_reservations == {"task-1": 30}
+    ada_account = locked[ada].account
+    assert (ada_account.balance, ada_account.reserved, ada_account.version) == (70, 30, 2)
+    assert locked[bob].applied == {"reserve:task-2"}
+    assert locked[bob].account.open_reservations == {"task-2": 20}
+    assert locked[new].account == Account(new)
+    assert locked[new].applied == frozenset()
+
+
+async def test_several_streams_are_recorded_in_one_statement_each_at_its_own_versions(pool) -> None:
+    ada, bob = new_user(), new_user()
+    await run(pool, GrantCredits(ada, 100, "promotion", "start"))
+    await run(pool, GrantCredits(bob, 50, "promotion", "start"))
+    await run(pool, ReserveCredits(bob, "task-9", 10))
+    now = datetime.now(UTC)
+
+    async with pool.connection() as conn, conn.transaction():
+        store = PostgresLedgerStore(conn)
+        locked = await store.lock_accounts(
+            [AccountAsk(ada, ["reserve:task-1"], ["task-1"]), AccountAsk(bob, ["settle:task-9"], ["task-9"])]
+        )
+        changes = []
+        commands = [ReserveCredits(ada, "task-1", 40), SettleReservation(bob, "task-9", 4, "completed")]
+        for command in commands:
+            before = locked[command.user_id].account
+            events = decide(command, before)
+            decision = Decision(idempotency_key(command), events)
+            changes.append(StreamChange(before, fold(before, events), [decision]))
+        stored = await store.record_all(changes, now)
+
+    assert [(s.user_id, s.version, type(s.event).__name__) for s in stored[ada]] == [(ada, 2, "Reserved")]
+    assert [(s.user_id, s.version, type(s.event).__name__) for s in stored[bob]] == [
+        (bob, 3, "Spent"),
+        (bob, 4, "Released"),
+    ]
+    async with pool.connection() as conn, conn.transaction():
+        replay = await _replayed(conn)
+    for user in (ada, bob):
+        assert await _snapshot(pool, user) == replay[user]
+        credits_row = await scalar(
+            pool, "SELECT array[balance, reserved_balance, version] FROM credits WHERE user_id = %s", user
+        )
+        assert credits_row == [replay[user].balance, replay[user].reserved, replay[user].version]
+    assert await scalar(pool, "SELECT count(*) FROM ledger_holds WHERE user_id = %s", bob) == 0
+    assert await scalar(pool, "SELECT amount FROM ledger_holds WHERE user_id = %s", ada) == 40
+    lines = await scalar(
+        pool, "SELECT array_agg(type ORDER BY position) FROM credit_transactions WHERE user_id = %s", bob
+    )
+    assert lines == ["bonus", "spend", "refund"]
 
 
 async def test_credit_transactions_use_the_seed_types_and_carry_the_balance_after(pool) -> None:

@@ -18,7 +18,7 @@ from typing import Any
 import psycopg
 
 from funmagic_contracts.ids import uuid7
-from funmagic_credits.application.ports import Decision, LockedAccount, StoredEvent
+from funmagic_credits.application.ports import AccountAsk, Decision, LockedAccount, StoredEvent, StreamChange
 from funmagic_credits.domain.ledger import (
     Account,
     Adjusted,
@@ -52,79 +52,101 @@ EVENT_CLASSES: dict[str, type] = {
 # The columns of `credits` an account projects to (all but `user_id` and `updated_at`).
 PROJECTED = ("balance", "reserved_balance", "lifetime_earned", "lifetime_spent", "adjustments", "version")
 
-ENSURE_ACCOUNT = """
-INSERT INTO ledger_accounts (user_id, version, state) VALUES (%s, 0, %s) ON CONFLICT (user_id) DO NOTHING
+ENSURE_ACCOUNTS = """
+INSERT INTO ledger_accounts (user_id, version, state)
+SELECT u.user_id, 0, '{}' FROM unnest(%s::text[]) AS u (user_id)
+ON CONFLICT (user_id) DO NOTHING
 """
 # What a decision reads besides the account: which of its causes were applied before, and its holds. One
 # index lookup per cause and per reservation (LATERAL … LIMIT 1): a user with thousands of events or open
-# holds costs the same as a new one, whatever the planner's statistics say about that user.
+# holds costs the same as a new one, whatever the planner's statistics say about that user. The causes and
+# reservations asked about come as (user, key) pairs for every stream at once; `{who}` is the stream's user.
 _DECISION_INPUTS = """
-    (SELECT coalesce(array_agg(found.key), '{}')
-     FROM unnest(%(causes)s::text[]) AS cause (key),
+    (SELECT coalesce(array_agg(found.key), '{{}}')
+     FROM unnest(%(cause_users)s::text[], %(causes)s::text[]) AS cause (user_id, key),
      LATERAL (SELECT e.idempotency_key AS key FROM ledger_events e
-              WHERE e.user_id = %(user_id)s AND e.idempotency_key = cause.key LIMIT 1) AS found) AS applied,
-    (SELECT coalesce(jsonb_object_agg(held.reservation_id, held.amount), '{}')
-     FROM unnest(%(reservations)s::text[]) AS asked (id),
+              WHERE e.user_id = cause.user_id AND e.idempotency_key = cause.key LIMIT 1) AS found
+     WHERE cause.user_id = {who}) AS applied,
+    (SELECT coalesce(jsonb_object_agg(held.reservation_id, held.amount), '{{}}')
+     FROM unnest(%(hold_users)s::text[], %(reservations)s::text[]) AS asked (user_id, id),
      LATERAL (SELECT h.reservation_id, h.amount FROM ledger_holds h
-              WHERE h.user_id = %(user_id)s AND h.reservation_id = asked.id LIMIT 1) AS held) AS holds
+              WHERE h.user_id = asked.user_id AND h.reservation_id = asked.id LIMIT 1) AS held
+     WHERE asked.user_id = {who}) AS holds
 """
-# The lock and the decision's inputs, in one statement. The inputs are read in the statement's snapshot,
-# taken before any wait for the lock, while the locked row is its newest version: when `version_read` (the
-# row as the snapshot saw it) differs from `version`, another transaction wrote the stream while this one
-# waited, and the inputs are read again (`READ_DECISION_INPUTS`, a statement of its own, sees what it
-# committed). Every write to a stream's events or holds moves its version, under this lock.
-LOCK_ACCOUNT = f"""
-SELECT a.version, a.state,
-    (SELECT version FROM ledger_accounts WHERE user_id = %(user_id)s) AS version_read,
-{_DECISION_INPUTS}
-FROM ledger_accounts a WHERE a.user_id = %(user_id)s
+# The locks and the decisions' inputs of one or more streams, in one statement; the rows are locked in
+# user order, so two transactions locking streams in common never wait for each other in a cycle. The inputs
+# are read in the statement's snapshot, taken before any wait for a lock, while a locked row is its newest
+# version: when `version_read` (the row as the snapshot saw it) differs from `version`, another transaction
+# wrote the stream while this one waited, and its inputs are read again (`READ_DECISION_INPUTS`, a statement
+# of its own, sees what it committed). Every write to a stream's events or holds moves its version, under
+# this lock.
+LOCK_ACCOUNTS = f"""
+SELECT a.user_id, a.version, a.state,
+    (SELECT version FROM ledger_accounts WHERE user_id = a.user_id) AS version_read,
+{_DECISION_INPUTS.format(who="a.user_id")}
+FROM ledger_accounts a WHERE a.user_id = ANY(%(users)s::text[])
+ORDER BY a.user_id
 FOR UPDATE OF a
 """
-READ_DECISION_INPUTS = f"SELECT {_DECISION_INPUTS}"
-# One statement records a decision (or a group of them): the events, their `credit_transactions` rows
-# (which need the events' positions), the snapshot, the holds that changed and the `credits` row. What varies
-# in length comes as one JSON document (one parameter to encode, however many events).
+READ_DECISION_INPUTS = f"""
+SELECT u.user_id, {_DECISION_INPUTS.format(who="u.user_id")}
+FROM unnest(%(users)s::text[]) AS u (user_id)
+"""
+# One statement records the decisions of one or more streams: the events, their `credit_transactions` rows
+# (which need the events' positions), the snapshots, the holds that changed and the `credits` rows. What
+# varies in length comes as one JSON document (one parameter to encode, however many events and streams).
 RECORD = """
 WITH decided AS (SELECT %(decided)s::jsonb AS d),
 appended AS (
     INSERT INTO ledger_events (event_id, user_id, version, event_type, data, idempotency_key, occurred_at)
-    SELECT e.event_id, %(user_id)s, e.version, e.event_type, e.data, e.idempotency_key, %(now)s
+    SELECT e.event_id, e.user_id, e.version, e.event_type, e.data, e.idempotency_key, %(now)s
     FROM decided,
-        jsonb_to_recordset(d -> 'events')
-            AS e (event_id uuid, version int, event_type text, data jsonb, idempotency_key text)
-    RETURNING position, version
+        jsonb_to_recordset(d -> 'events') AS e (
+            event_id uuid, user_id text, version int, event_type text, data jsonb, idempotency_key text
+        )
+    RETURNING position, user_id, version
 ), entered AS (
     INSERT INTO credit_transactions
         (position, user_id, type, amount, balance_after, reference_id, description, created_at)
-    SELECT a.position, %(user_id)s, t.type, t.amount, t.balance_after, t.reference_id, t.description, %(now)s
+    SELECT a.position, a.user_id, t.type, t.amount, t.balance_after, t.reference_id, t.description, %(now)s
     FROM appended a
     JOIN (
         SELECT t.* FROM decided, jsonb_to_recordset(d -> 'entries') AS t (
-            version int, type text, amount bigint, balance_after bigint, reference_id text, description text
+            user_id text, version int, type text, amount bigint, balance_after bigint, reference_id text,
+            description text
         )
-    ) t USING (version)
+    ) t USING (user_id, version)
+), accounts AS (
+    SELECT s.* FROM decided, jsonb_to_recordset(d -> 'accounts') AS s (
+        user_id text, version int, state jsonb, balance bigint, reserved_balance bigint,
+        lifetime_earned bigint, lifetime_spent bigint, adjustments bigint
+    )
 ), saved AS (
-    UPDATE ledger_accounts SET version = %(version)s, state = (SELECT d -> 'state' FROM decided)
-    WHERE user_id = %(user_id)s
+    UPDATE ledger_accounts la SET version = s.version, state = s.state
+    FROM accounts s WHERE la.user_id = s.user_id
 ), held AS (
     INSERT INTO ledger_holds (user_id, reservation_id, amount)
-    SELECT %(user_id)s, h.key, h.value::bigint FROM decided, jsonb_each_text(d -> 'held') AS h
+    SELECT h.user_id, h.reservation_id, h.amount
+    FROM decided, jsonb_to_recordset(d -> 'held') AS h (user_id text, reservation_id text, amount bigint)
     ON CONFLICT (reservation_id, user_id) DO UPDATE SET amount = EXCLUDED.amount
 ), ended AS (
-    DELETE FROM ledger_holds
-    WHERE reservation_id = ANY(ARRAY(SELECT jsonb_array_elements_text(d -> 'ended') FROM decided))
-      AND user_id = %(user_id)s
+    DELETE FROM ledger_holds h
+    USING (
+        SELECT x.* FROM decided, jsonb_to_recordset(d -> 'ended') AS x (user_id text, reservation_id text)
+    ) x
+    WHERE h.user_id = x.user_id AND h.reservation_id = x.reservation_id
 ), projected AS (
     INSERT INTO credits (user_id, balance, reserved_balance, lifetime_earned, lifetime_spent, adjustments,
                          version, updated_at)
-    VALUES (%(user_id)s, %(balance)s, %(reserved_balance)s, %(lifetime_earned)s, %(lifetime_spent)s,
-            %(adjustments)s, %(version)s, %(now)s)
+    SELECT s.user_id, s.balance, s.reserved_balance, s.lifetime_earned, s.lifetime_spent, s.adjustments,
+           s.version, %(now)s
+    FROM accounts s
     ON CONFLICT (user_id) DO UPDATE SET
         balance = EXCLUDED.balance, reserved_balance = EXCLUDED.reserved_balance,
         lifetime_earned = EXCLUDED.lifetime_earned, lifetime_spent = EXCLUDED.lifetime_spent,
         adjustments = EXCLUDED.adjustments, version = EXCLUDED.version, updated_at = EXCLUDED.updated_at
 )
-SELECT position, version FROM appended
+SELECT position, user_id, version FROM appended
 """
 
 
@@ -214,66 +236,103 @@ class PostgresLedgerStore:
     async def lock_account(
         self, user_id: str, *, causes: Sequence[str] = (), reservations: Sequence[str] = ()
     ) -> LockedAccount:
-        asked = {"user_id": user_id, "causes": list(causes), "reservations": list(reservations)}
-        cursor = await self._conn.execute(LOCK_ACCOUNT, asked)
-        row = await cursor.fetchone()
-        if row is None:  # a user's first command: the stream starts empty
-            await self._conn.execute(ENSURE_ACCOUNT, (user_id, "{}"))
-            return await self.lock_account(user_id, causes=causes, reservations=reservations)
-        read = row
-        if row["version_read"] != row["version"]:  # written while this transaction waited for the lock
-            cursor = await self._conn.execute(READ_DECISION_INPUTS, asked)
-            read = await cursor.fetchone()
-            assert read is not None
-        account = account_from_json(user_id, row["state"], read["holds"])
-        return LockedAccount(account, frozenset(read["applied"]))
+        (locked,) = (await self.lock_accounts([AccountAsk(user_id, causes, reservations)])).values()
+        return locked
+
+    async def lock_accounts(self, asks: Sequence[AccountAsk]) -> dict[str, LockedAccount]:
+        if len({ask.user_id for ask in asks}) != len(asks):
+            raise ValueError("each stream is locked once: ask for every user at most once")
+        asked = {
+            "users": [ask.user_id for ask in asks],
+            "cause_users": [ask.user_id for ask in asks for _ in ask.causes],
+            "causes": [cause for ask in asks for cause in ask.causes],
+            "hold_users": [ask.user_id for ask in asks for _ in ask.reservations],
+            "reservations": [rid for ask in asks for rid in ask.reservations],
+        }
+        cursor = await self._conn.execute(LOCK_ACCOUNTS, asked)
+        rows = {row["user_id"]: row for row in await cursor.fetchall()}
+        if len(rows) < len(asks):  # a user's first command: the stream starts empty
+            await self._conn.execute(ENSURE_ACCOUNTS, ([a.user_id for a in asks if a.user_id not in rows],))
+            return await self.lock_accounts(asks)
+        inputs = rows
+        moved = [user for user, row in rows.items() if row["version_read"] != row["version"]]
+        if moved:  # written while this transaction waited for the lock
+            cursor = await self._conn.execute(READ_DECISION_INPUTS, {**asked, "users": moved})
+            inputs = {**rows, **{row["user_id"]: row for row in await cursor.fetchall()}}
+        return {
+            ask.user_id: LockedAccount(
+                account_from_json(ask.user_id, rows[ask.user_id]["state"], inputs[ask.user_id]["holds"]),
+                frozenset(inputs[ask.user_id]["applied"]),
+            )
+            for ask in asks
+        }
 
     async def record(
         self, before: Account, after: Account, decisions: Sequence[Decision], now: datetime
     ) -> list[StoredEvent]:
-        events: list[tuple[str, LedgerEvent]] = []  # (event id, event), versions from before.version + 1
-        keys: list[str | None] = []
-        for decision in decisions:
-            for offset, event in enumerate(decision.events):
-                events.append((str(uuid7()), event))
-                keys.append(decision.key if offset == 0 else None)  # the cause is on the first event only
-        versions = list(range(before.version + 1, before.version + 1 + len(events)))
-        if versions[-1:] != [after.version]:
-            raise ValueError(f"{len(events)} events do not take version {before.version} to {after.version}")
-        changed = {
-            rid: amount
-            for rid, amount in after.open_reservations.items()
-            if before.open_reservations.get(rid) != amount
+        return (await self.record_all([StreamChange(before, after, decisions)], now))[after.user_id]
+
+    async def record_all(
+        self, changes: Sequence[StreamChange], now: datetime
+    ) -> dict[str, list[StoredEvent]]:
+        decided: dict[str, list[dict[str, Any]]] = {
+            "events": [],
+            "entries": [],
+            "accounts": [],
+            "held": [],
+            "ended": [],
         }
-        decided = {
-            "events": [
-                {
-                    "event_id": event_id,
-                    "version": version,
-                    "event_type": type(event).__name__,
-                    "data": dataclasses.asdict(event),
-                    "idempotency_key": key,
-                }
-                for version, (event_id, event), key in zip(versions, events, keys, strict=True)
-            ],
-            "entries": [
-                dict(zip(_ENTRY_FIELDS, (version, *entry), strict=True))
-                for version, (_, event) in zip(versions, events, strict=True)
-                if (entry := transaction_entry(event)) is not None
-            ],
-            "state": _counters(after),
-            "held": changed,
-            "ended": [rid for rid in before.open_reservations if rid not in after.open_reservations],
+        # (user, version) -> (event id, event), in the order recorded
+        recorded: dict[str, list[tuple[int, str, LedgerEvent]]] = {}
+        for change in changes:
+            before, after, user_id = change.before, change.after, change.after.user_id
+            mine = recorded[user_id] = []
+            version = before.version
+            for decision in change.decisions:
+                for offset, event in enumerate(decision.events):
+                    version += 1
+                    event_id = str(uuid7())
+                    mine.append((version, event_id, event))
+                    decided["events"].append(
+                        {
+                            "event_id": event_id,
+                            "user_id": user_id,
+                            "version": version,
+                            "event_type": type(event).__name__,
+                            "data": dataclasses.asdict(event),
+                            # The cause is on the first event only.
+                            "idempotency_key": decision.key if offset == 0 else None,
+                        }
+                    )
+                    if (entry := transaction_entry(event)) is not None:
+                        decided["entries"].append(
+                            {"user_id": user_id, **dict(zip(_ENTRY_FIELDS, (version, *entry), strict=True))}
+                        )
+            if version != after.version:
+                taken = version - before.version
+                raise ValueError(f"{taken} events do not take version {before.version} to {after.version}")
+            decided["accounts"].append(
+                {"user_id": user_id, "state": _counters(after), **projection_of(after)}
+            )
+            decided["held"] += [
+                {"user_id": user_id, "reservation_id": rid, "amount": amount}
+                for rid, amount in after.open_reservations.items()
+                if before.open_reservations.get(rid) != amount
+            ]
+            decided["ended"] += [
+                {"user_id": user_id, "reservation_id": rid}
+                for rid in before.open_reservations
+                if rid not in after.open_reservations
+            ]
+        cursor = await self._conn.execute(RECORD, {"decided": json.dumps(decided), "now": now})
+        positions = {(row["user_id"], row["version"]): row["position"] for row in await cursor.fetchall()}
+        return {
+            user_id: [
+                StoredEvent(event_id, positions[(user_id, version)], user_id, version, event, now)
+                for version, event_id, event in mine
+            ]
+            for user_id, mine in recorded.items()
         }
-        cursor = await self._conn.execute(
-            RECORD,
-            {"decided": json.dumps(decided), "user_id": after.user_id, "now": now, **projection_of(after)},
-        )
-        positions = {row["version"]: row["position"] for row in await cursor.fetchall()}
-        return [
-            StoredEvent(event_id, positions[version], after.user_id, version, event, now)
-            for version, (event_id, event) in zip(versions, events, strict=True)
-        ]
 
     async def holds(self, user_id: str) -> dict[str, int]:
         """Every open hold of the user (checks and tools; decisions load only theirs)."""

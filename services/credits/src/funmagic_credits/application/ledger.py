@@ -1,5 +1,6 @@
 """The ledger use case: lock the stream, decide, record (events, snapshot, holds, projections), publish — one
-command per transaction, or one user's commands together in one (group commit)."""
+command per transaction, or commands together in one (group commit): one user's that arrive while one of
+theirs is being committed, and other users' that arrive while every transaction slot is taken."""
 
 from __future__ import annotations
 
@@ -22,7 +23,14 @@ from funmagic_contracts.credits.events import (
     CreditsSpent,
 )
 from funmagic_contracts.envelope import Envelope
-from funmagic_credits.application.ports import CreditsUnitOfWork, Decision, StoredEvent
+from funmagic_credits.application.ports import (
+    AccountAsk,
+    CreditsUnitOfWork,
+    Decision,
+    LockedAccount,
+    StoredEvent,
+    StreamChange,
+)
 from funmagic_credits.domain.ledger import (
     Account,
     AdjustCredits,
@@ -51,8 +59,11 @@ from funmagic_kit.ports import UnitOfWorkFactory
 log = logging.getLogger(__name__)
 
 
-# How many commands of one user share a transaction at most (group commit).
+# How many commands share a transaction at most (group commit).
 MAX_GROUP = 100
+# How many transactions `apply` runs at once; the commands that arrive while all are running wait and share
+# the next one, whichever users they are for.
+MAX_TRANSACTIONS = 4
 
 
 @dataclass(eq=False)
@@ -66,6 +77,7 @@ class _Request:
     called: asyncio.Future[None] | None = None
     leads: bool = False
     outcome: list[StoredEvent] | BaseException | None = None
+    in_batch: bool = False  # in a transaction now (whoever leads it settles this request)
 
     def settle(self, outcome: list[StoredEvent] | BaseException) -> None:
         self.outcome = outcome
@@ -79,19 +91,45 @@ class _Request:
         return self.outcome
 
 
+@dataclass(eq=False)
+class _Ready:
+    """One user's group waiting for a transaction shared with other users' groups (`_commit_shared`)."""
+
+    group: list[_Request]
+    # Resolved to wake the group's leader: its group was committed (`done`), or a transaction slot is free.
+    turn: asyncio.Future[None]
+    done: bool = False
+
+    def wake(self) -> None:
+        if not self.turn.done():
+            self.turn.set_result(None)
+
+
+@dataclass
+class _Batches:
+    ready: list[_Ready] = field(default_factory=list)
+    running: int = 0
+    # Transactions of several callers' groups, kept until done (the event loop holds only weak references).
+    committing: set[asyncio.Task[None]] = field(default_factory=set)
+
+
 @dataclass(frozen=True, kw_only=True)
 class Ledger:
     uow: UnitOfWorkFactory[CreditsUnitOfWork]
     clock: Clock
     max_group: int = MAX_GROUP
+    max_transactions: int = MAX_TRANSACTIONS
     # user id -> the requests waiting while a transaction for that user runs (no entry: none running).
     _waiting: dict[str, list[_Request]] = field(default_factory=dict, init=False, repr=False, compare=False)
+    _batches: _Batches = field(default_factory=_Batches, init=False, repr=False, compare=False)
 
     async def apply(self, command: Command, *, caused_by: Envelope | None = None) -> list[StoredEvent]:
         """Runs `command` in a transaction of its own, or shared with the other commands for the same user
         that arrived while one of theirs was running (group commit): one lock, one snapshot and one commit for
-        all of them, so a busy user's commands do not queue one transaction each on the row lock. Each
-        command gets its own outcome; a group whose transaction fails runs again one command at a time."""
+        all of them, so a busy user's commands do not queue one transaction each on the row lock. While
+        `max_transactions` are running, the groups of other users wait and then share the next one (one lock
+        statement, one write, one commit for all of them). Each command gets its own outcome; a transaction
+        that fails runs again one group, then one command, at a time."""
         request = _Request(
             command,
             caused_by,
@@ -114,11 +152,12 @@ class Ledger:
         group = [request, *waiting[: self.max_group - 1]]
         del waiting[: len(group) - 1]
         try:
-            await self._commit_group(group)
+            await self._commit_shared(group)
         finally:
             # Requests of the group left without an outcome (this caller was cancelled mid-transaction,
-            # which rolled back) go first into the next group.
-            waiting[:0] = [r for r in group[1:] if r.outcome is None and not _cancelled(r)]
+            # which rolled back) go first into the next group; ones in another caller's transaction get
+            # their outcome from it.
+            waiting[:0] = [r for r in group[1:] if r.outcome is None and not _cancelled(r) and not r.in_batch]
             self._pass_the_lead(command.user_id, waiting)
         return request.result()
 
@@ -130,6 +169,98 @@ class Ledger:
         if isinstance(outcome, BaseException):
             raise outcome
         return outcome
+
+    async def _commit_shared(self, group: list[_Request]) -> None:
+        """Commits one user's `group` in a transaction of its own while fewer than `max_transactions` run,
+        else waits for a slot; whoever takes a slot takes every group waiting (up to `max_group` commands)."""
+        batches = self._batches
+        ready = _Ready(group, asyncio.get_running_loop().create_future())
+        batches.ready.append(ready)
+        try:
+            while not ready.done:
+                if batches.running < self.max_transactions and ready in batches.ready:
+                    await self._run_batch(ready)
+                    continue
+                # No await between this check and the wait: a wake cannot come in between and be lost.
+                ready.turn = asyncio.get_running_loop().create_future()
+                await ready.turn
+        except asyncio.CancelledError:
+            if ready in batches.ready:  # not in a transaction: nobody else will run it
+                batches.ready.remove(ready)
+                self._wake_waiting()
+            raise
+
+    async def _run_batch(self, own: _Ready) -> None:
+        """Takes the waiting groups (oldest first, one per user, up to `max_group` commands) into one
+        transaction. Its own group alone runs in the caller's task: cancelling the caller rolls it back, as
+        without batches. With other callers' groups it runs in a task of its own that the caller's
+        cancellation does not reach, so every group in it gets its outcome."""
+        batches = self._batches
+        batch: list[_Ready] = []
+        users: set[str] = set()
+        size = 0
+        for waiting in list(batches.ready):
+            if batch and size + len(waiting.group) > self.max_group:
+                break
+            user_id = waiting.group[0].command.user_id
+            if user_id in users:  # one group per user in a transaction: the next one takes it
+                continue
+            batches.ready.remove(waiting)
+            batch.append(waiting)
+            users.add(user_id)
+            size += len(waiting.group)
+            for request in waiting.group:
+                request.in_batch = True
+        batches.running += 1
+        if batch == [own]:
+            await self._commit_batch(batch)
+            return
+        committing = asyncio.get_running_loop().create_task(self._commit_batch(batch))
+        batches.committing.add(committing)
+        committing.add_done_callback(batches.committing.discard)
+        await asyncio.shield(committing)
+
+    async def _commit_batch(self, batch: list[_Ready]) -> None:
+        """Commits a batch taken by `_run_batch` (which counted it as running), then wakes its groups' callers
+        and as many waiting groups as there are free slots."""
+        batches = self._batches
+        try:
+            await self._commit_groups([taken.group for taken in batch])
+        finally:
+            batches.running -= 1
+            for taken in batch:
+                for request in taken.group:
+                    request.in_batch = False
+                # Outcomes missing: the caller of a lone group was cancelled mid-transaction (rolled back).
+                if all(r.outcome is not None for r in taken.group):
+                    taken.done = True
+                    taken.wake()
+            self._wake_waiting()
+
+    def _wake_waiting(self) -> None:
+        """Wakes as many waiting groups as there are free transaction slots (each then takes one or waits)."""
+        batches = self._batches
+        for waiting in batches.ready[: max(self.max_transactions - batches.running, 0)]:
+            waiting.wake()
+
+    async def _commit_groups(self, groups: list[list[_Request]]) -> None:
+        if len(groups) == 1:
+            await self._commit_group(groups[0])
+            return
+        try:
+            async with self.uow() as uow:
+                outcomes = await self._execute_groups(uow, groups)
+        except Exception:
+            log.warning(
+                "ledger batch rolled back; its users' groups run one at a time",
+                extra={"users": len(groups), "commands": sum(len(g) for g in groups)},
+            )
+            for group in groups:
+                await self._commit_group(group)
+            return
+        for group, group_outcomes in zip(groups, outcomes, strict=True):
+            for request, outcome in zip(group, group_outcomes, strict=True):
+                request.settle(outcome)
 
     async def _commit_group(self, group: list[_Request]) -> None:
         try:
@@ -166,16 +297,53 @@ class Ledger:
     async def _execute_all(
         self, uow: CreditsUnitOfWork, requests: list[_Request]
     ) -> list[list[StoredEvent] | LedgerRuleBroken]:
-        """Decides the commands of one user in order, each on the state the ones before it left, and records
-        what they decided in one write. A command the ledger refuses gets its error and changes nothing."""
+        """The commands of one user, decided and recorded (`_execute_groups`)."""
+        (outcomes,) = await self._execute_groups(uow, [requests])
+        return outcomes
+
+    async def _execute_groups(
+        self, uow: CreditsUnitOfWork, groups: list[list[_Request]]
+    ) -> list[list[list[StoredEvent] | LedgerRuleBroken]]:
+        """Decides the commands of each group (each group one user's, each user in one group) in order, each
+        on the state the ones before it left, and records what they all decided in one write, after locking
+        every stream in one statement. A command the ledger refuses gets its error and changes nothing."""
         store = uow.ledger
-        user_id = requests[0].command.user_id
-        keys = [idempotency_key(r.command) for r in requests]
-        locked = await store.lock_account(
-            user_id,
-            causes=keys,
-            reservations=[r.command.reservation_id for r in requests if _holds(r.command)],
+        keys = [[idempotency_key(r.command) for r in group] for group in groups]
+        locked = await store.lock_accounts(
+            [
+                AccountAsk(
+                    group[0].command.user_id,
+                    group_keys,
+                    [r.command.reservation_id for r in group if _holds(r.command)],
+                )
+                for group, group_keys in zip(groups, keys, strict=True)
+            ]
         )
+        all_outcomes: list[list[list[StoredEvent] | LedgerRuleBroken]] = []
+        # per stream that changed: (its change, [(index of the outcome, request, decision, decided from)])
+        changed: list[tuple[list[list[StoredEvent] | LedgerRuleBroken], StreamChange, list[tuple]]] = []
+        for group, group_keys in zip(groups, keys, strict=True):
+            outcomes, change, decided = self._decide(locked[group[0].command.user_id], group, group_keys)
+            all_outcomes.append(outcomes)
+            if change is not None:
+                changed.append((outcomes, change, decided))
+        if not changed:
+            return all_outcomes
+        stored_by_user = await store.record_all([change for _, change, _ in changed], self.clock.now())
+        for outcomes, change, decided in changed:
+            stored = stored_by_user[change.after.user_id]
+            for index, request, decision, decided_from in decided:
+                mine, stored = stored[: len(decision.events)], stored[len(decision.events) :]
+                outcomes[index] = mine
+                self._publish(uow, request, mine, decided_from)
+        return all_outcomes
+
+    def _decide(
+        self, locked: LockedAccount, requests: list[_Request], keys: list[str]
+    ) -> tuple[list[list[StoredEvent] | LedgerRuleBroken], StreamChange | None, list[tuple]]:
+        """One user's commands decided in order on the locked account: each one's outcome (its events are
+        filled in once recorded), what the stream records (None: nothing) and the decisions behind it."""
+        user_id = locked.account.user_id
         before = account = locked.account
         applied = set(locked.applied)
         outcomes: list[list[StoredEvent] | LedgerRuleBroken] = []
@@ -201,13 +369,8 @@ class Ledger:
             applied.add(key)  # the same cause twice in a group: the second is a repeat
             account = updated
         if not decided:
-            return outcomes
-        stored = await store.record(before, account, [d for _, _, d, _ in decided], self.clock.now())
-        for index, request, decision, decided_from in decided:
-            mine, stored = stored[: len(decision.events)], stored[len(decision.events) :]
-            outcomes[index] = mine
-            self._publish(uow, request, mine, decided_from)
-        return outcomes
+            return outcomes, None, decided
+        return outcomes, StreamChange(before, account, [d for _, _, d, _ in decided]), decided
 
     def _publish(
         self, uow: CreditsUnitOfWork, request: _Request, stored: list[StoredEvent], decided_from: Account

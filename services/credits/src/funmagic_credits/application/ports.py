@@ -14,6 +14,7 @@ from funmagic_credits.domain.task_roots import TaskRoot
 from funmagic_kit.ports import UnitOfWork
 
 __all__ = [
+    "AccountAsk",
     "CheckoutSession",
     "CheckoutSessionReport",
     "CommerceStore",
@@ -25,6 +26,7 @@ __all__ = [
     "PaymentGateway",
     "PaymentWebhooks",
     "StoredEvent",
+    "StreamChange",
 ]
 
 
@@ -55,6 +57,24 @@ class Decision:
     events: Sequence[LedgerEvent]
 
 
+@dataclass(frozen=True)
+class AccountAsk:
+    """A stream to lock for a decision, with the causes and reservations the decision asks about."""
+
+    user_id: str
+    causes: Sequence[str] = ()
+    reservations: Sequence[str] = ()
+
+
+@dataclass(frozen=True)
+class StreamChange:
+    """What the decisions on one stream change: the account before them, after them, and the decisions."""
+
+    before: Account
+    after: Account
+    decisions: Sequence[Decision]
+
+
 class LedgerStore(Protocol):
     """The event store, its snapshots, open holds and projections, inside one transaction."""
 
@@ -64,12 +84,22 @@ class LedgerStore(Protocol):
         """The user's account, locked until the transaction ends (created empty when new)."""
         ...
 
+    async def lock_accounts(self, asks: Sequence[AccountAsk]) -> dict[str, LockedAccount]:
+        """`lock_account` for several users at once (each at most once), in one statement: by user id."""
+        ...
+
     async def record(
         self, before: Account, after: Account, decisions: Sequence[Decision], now: datetime
     ) -> list[StoredEvent]:
         """Appends the decisions' events after `before.version` (unique (user, version) guards it), saves
         `after` as the snapshot with the holds that changed, and updates the `credits` and
         `credit_transactions` projections; returns the events with their positions."""
+        ...
+
+    async def record_all(
+        self, changes: Sequence[StreamChange], now: datetime
+    ) -> dict[str, list[StoredEvent]]:
+        """`record` for several streams at once (each at most once), in one statement: events by user id."""
         ...
 
     async def holds(self, user_id: str) -> dict[str, int]:
