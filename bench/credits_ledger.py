@@ -18,9 +18,10 @@ the end).
    inputs (causes applied before, the hold concerned) in one statement, decides, records events, snapshot,
    holds and projections in one statement, and writes the outbox. Commands for a user whose transaction is
    running wait and share the next one (group commit), and while `MAX_TRANSACTIONS` transactions run, the
-   commands of other users wait and share the next one (one lock statement, one write, one commit for all). The baseline is one guarded `UPDATE` of a plain
-   balances table in the same kind of unit of work, pool and concurrency, so the ratio is the ledger's work
-   per reservation. Both are measured on distinct users (the generated users, each reservation on the next
+   commands of other users wait and share the next one (one lock statement, one write, one commit for all).
+   The baseline is one guarded `UPDATE` of a plain balances table in the same kind of unit of work, pool and
+   concurrency, one transaction per reservation (it does not batch), so the ratio is the ledger's work per
+   reservation, its batching included. Both are measured on distinct users (the generated users, each reservation on the next
    one) and on one contended user with a large balance. Latency runs from asking for a connection (or
    joining a group) to the commit, so the wait for the pool is included. On one user every reservation stays
    open; holds are rows of `ledger_holds`, so the user's snapshot does not grow with them; the result records
