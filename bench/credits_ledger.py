@@ -22,10 +22,10 @@ the end).
    The baseline is one guarded `UPDATE` of a plain balances table in the same kind of unit of work, pool and
    concurrency, one transaction per reservation (it does not batch), so the ratio is the ledger's work per
    reservation, its batching included. Both are measured on distinct users (the generated users, each
-   reservation on the next one) and on one contended user with a large balance. Latency runs from asking for a connection (or
-   joining a group) to the commit, so the wait for the pool is included. On one user every reservation stays
-   open; holds are rows of `ledger_holds`, so the user's snapshot does not grow with them; the result records
-   how many were open at the end and the throughput per second of the window.
+   reservation on the next one) and on one contended user with a large balance. Latency runs from asking for a
+   connection (or joining a group) to the commit, so the wait for the pool is included. On one user every
+   reservation stays open; holds are rows of `ledger_holds`, so the user's snapshot does not grow with them;
+   the result records how many were open at the end and the throughput per second of the window.
 
 The machine may be shared: numbers from one run are noisy, compare ratios rather than absolute rates.
 """
