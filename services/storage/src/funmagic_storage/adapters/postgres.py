@@ -120,13 +120,11 @@ class AssetRecords:
         cursor = await self._conn.execute(INSERT_UPLOAD, to_row(upload))
         return cursor.rowcount == 1
 
-    async def upload(self, upload_id: str, *, for_update: bool = False) -> PendingUpload | None:
+    async def upload(self, upload_id: str) -> PendingUpload | None:
         if not _is_uuid(upload_id):
             return None
         cursor = await self._conn.execute(
-            f"SELECT {UPLOAD_COLUMNS} FROM pending_uploads WHERE id = %s"
-            + (" FOR UPDATE" if for_update else ""),
-            (upload_id,),
+            f"SELECT {UPLOAD_COLUMNS} FROM pending_uploads WHERE id = %s", (upload_id,)
         )
         row = await cursor.fetchone()
         return from_row(PendingUpload, row) if row else None

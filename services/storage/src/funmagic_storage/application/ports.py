@@ -22,7 +22,7 @@ class AssetStore(Protocol):
         """False when another upload already holds its key."""
         ...
 
-    async def upload(self, upload_id: str, *, for_update: bool = False) -> PendingUpload | None:
+    async def upload(self, upload_id: str) -> PendingUpload | None:
         """None for an id that is not one of an upload (not even a UUID included)."""
         ...
 
@@ -32,8 +32,11 @@ class AssetStore(Protocol):
 
     async def drop_upload(self, upload_id: str) -> None: ...
 
-    async def add_asset_of_upload(self, asset: AssetRecord, upload_id: str, now: datetime) -> AssetRecord:
-        """The asset as stored, its upload completed by it at `now` (one statement)."""
+    async def add_asset_of_upload(
+        self, asset: AssetRecord, upload_id: str, now: datetime
+    ) -> AssetRecord | None:
+        """The asset as stored, its upload completed by it at `now` (one statement); None (nothing written)
+        when the upload is completed or gone, or the owner's account is deleted."""
         ...
 
     async def asset(self, asset_id: str, *, for_update: bool = False) -> AssetRecord | None:
