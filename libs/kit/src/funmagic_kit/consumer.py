@@ -12,15 +12,18 @@ partition) is one batch:
    nobody here handles is skipped without a transaction);
 2. in ONE transaction, one statement inserts an inbox row `processed_events(consumer, event_id)` per event
    and every event whose row is new runs its handler, in order; an event whose row already existed was
-   handled before and is a duplicate;
+   handled before and is a duplicate. The transaction is pipelined (`PostgresUnitOfWork.pipelined`): a
+   statement whose result nobody reads does not wait for it, so the batch costs a round trip per read,
+   not per statement — an event alone in its fetch gets the same on its first try;
 3. only after that commit are the offsets marked done; they are committed to Kafka in the background
    (every `commit_every` events or `commit_interval_ms`, when a rebalance takes partitions away, and at
    once while stopping). A crash between the commit and the offset commit redelivers the batch, and the
    inbox recognises every event in it.
-When any handler of a batch raises, the batch rolls back as a whole and its events are run again ONE AT A
-TIME, each in its own transaction: the ones before the failing event commit, the failing one is retried
-alone (in place, the partition waiting, so order holds) up to `max_attempts` and then dead-lettered alone
-(`<topic>.dlq`, the error in its headers), and the consumer moves on. A handler that raises
+When any handler of a batch raises (or its COMMIT fails), the batch rolls back as a whole and its events
+are run again ONE AT A TIME, each in its own transaction and statement by statement (not pipelined): the
+ones before the failing event commit, the failing one is retried alone (in place, the partition waiting,
+so order holds) up to `max_attempts` and then dead-lettered alone (`<topic>.dlq`, the error in its
+headers), and the consumer moves on. A handler that raises
 `PermanentError` is dead-lettered at once; so is an event a test poisoned
 (`funmagic_kit.failpoints.PoisonedEvents`, only when FUNMAGIC_POISON_DIR is set): its handler does not run.
 A dependency that is down (`funmagic_kit.outages.is_outage`: a lost Postgres connection, a restarting
@@ -89,9 +92,10 @@ database)."""
 MAX_RETRY_BACKOFF_MS = 5_000
 
 # One statement claims the inbox rows of a whole batch; RETURNING names the events not handled before.
+# Arrays in binary (%b): psycopg's text arrays are escaped element by element in Python.
 _CLAIM_EVENTS = """
 INSERT INTO processed_events (consumer, event_id, event_type, topic, kafka_partition, kafka_offset)
-SELECT %s, * FROM unnest(%s::uuid[], %s::text[], %s::text[], %s::integer[], %s::bigint[])
+SELECT %s, * FROM unnest(%b::uuid[], %b::text[], %b::text[], %b::integer[], %b::bigint[])
 ON CONFLICT (consumer, event_id) DO NOTHING
 RETURNING event_id
 """
@@ -313,11 +317,10 @@ class EventConsumer:
         each record once nothing about it is left to do. Raises `_Stopping` when the consumer stops while
         a record still waits for a retry (that record and what follows it are not marked done)."""
         deliveries = [self._sort(record) for record in records]
+        events = [d.event for d in deliveries if d.event is not None]
         handled_together = False
-        if self._unit_of_work is not None:
-            events = [d.event for d in deliveries if d.event is not None]
-            if len(events) > 1:
-                handled_together = await self._handle_together(events)
+        if self._unit_of_work is not None and len(events) > 1:
+            handled_together = await self._handle_together(events)
         for delivery in deliveries:
             if delivery.unreadable is not None:
                 await self._dead_letter_until_sent(delivery.record, delivery.unreadable, attempts=1)
@@ -325,7 +328,10 @@ class EventConsumer:
                 # Not an event this service reacts to: nothing changes, so no transaction and no inbox row.
                 self.metrics.events_consumed.labels(self.name, "skipped").inc()
             elif not handled_together:
-                await self._handle_alone_with_retries(delivery.event)
+                # Alone in its fetch, an event's first try is pipelined like a batch; after a failed batch
+                # (or a failed try) it runs statement by statement, so a handler that catches a statement's
+                # error sees it where it happened.
+                await self._handle_alone_with_retries(delivery.event, pipelined=len(events) == 1)
             mark_done(delivery.record)
 
     def _sort(self, record: ConsumerRecord[bytes, bytes]) -> _Delivery:
@@ -351,7 +357,7 @@ class EventConsumer:
         started = time.perf_counter()
         outcomes: list[str] = []
         try:
-            async with self._unit_of_work() as uow:
+            async with self._unit_of_work().pipelined() as uow:
                 new_ids = await self._claim(uow, events)
                 for event in events:
                     if event.envelope.id not in new_ids:
@@ -373,12 +379,12 @@ class EventConsumer:
             self._finished(event, outcome, seconds)
         return True
 
-    async def _handle_alone_with_retries(self, event: _Event) -> None:
+    async def _handle_alone_with_retries(self, event: _Event, *, pipelined: bool = False) -> None:
         attempts = 0
         while True:
             started = time.perf_counter()
             try:
-                outcome = await self._handle_alone(event)
+                outcome = await self._handle_alone(event, pipelined=pipelined and attempts == 0)
             except Exception as error:  # every failure ends as a retry or a dead letter, never a drop
                 attempts += 1
                 # A dependency that is down (Postgres restarting…) is not the event's fault: the partition
@@ -406,11 +412,12 @@ class EventConsumer:
             self._finished(event, outcome, time.perf_counter() - started)
             return
 
-    async def _handle_alone(self, event: _Event) -> str:
+    async def _handle_alone(self, event: _Event, *, pipelined: bool) -> str:
         if self._unit_of_work is None:
             await self._run_handler(event, None)
             return "handled"
-        async with self._unit_of_work() as uow:
+        unit_of_work = self._unit_of_work()
+        async with unit_of_work.pipelined() if pipelined else unit_of_work as uow:
             if not await self._claim(uow, [event]):
                 return "duplicate"
             await self._run_handler(event, uow)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import suppress
 from datetime import datetime
 from types import TracebackType
 from typing import Self
@@ -80,6 +81,8 @@ class PostgresUnitOfWork:
         self._outbox: list[OutboxMessage] = []
         self._audit: list[tuple[AdminAction, str | None]] = []
         self._in_transaction = True
+        self._pipelined = False
+        self._pipeline_cm: object | None = None
         self.conn: psycopg.AsyncConnection  # set on enter
 
     def reading(self) -> Self:
@@ -87,6 +90,15 @@ class PostgresUnitOfWork:
         round trips fewer. For reads of one statement each: two statements may see two different moments.
         Publishing, recording or a write that must be undone on failure has no place in it (refused)."""
         self._in_transaction = False
+        return self
+
+    def pipelined(self) -> Self:
+        """Statements whose results nobody reads are sent without waiting for them (psycopg's pipeline mode):
+        the transaction costs a round trip per read (and one for BEGIN, one for COMMIT), not per statement.
+        A failing statement's error surfaces at the next read, at the end of a savepoint or at COMMIT rather
+        than at the statement itself, and everything rolls back: for a caller that can run the work again
+        statement by statement when it fails (the consumer does, one event at a time)."""
+        self._pipelined = True
         return self
 
     def bind(self, conn: psycopg.AsyncConnection) -> None:
@@ -154,14 +166,25 @@ class PostgresUnitOfWork:
             return self
         self._tx_cm = self.conn.transaction()
         try:
+            if self._pipelined:
+                self._pipeline_cm = self.conn.pipeline()
+                await self._pipeline_cm.__aenter__()  # type: ignore[attr-defined]
             await self._tx_cm.__aenter__()  # type: ignore[attr-defined]
             self.bind(self.conn)
         except BaseException as e:
+            await self._leave_pipeline(type(e), e, e.__traceback__)
             await self._conn_cm.__aexit__(type(e), e, e.__traceback__)  # type: ignore[attr-defined]
             if isinstance(e, psycopg.OperationalError):
                 raise translate_db_error(e) from e
             raise
         return self
+
+    async def _leave_pipeline(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        pipeline, self._pipeline_cm = self._pipeline_cm, None
+        if pipeline is not None:
+            await pipeline.__aexit__(exc_type, exc, tb)  # type: ignore[attr-defined]
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
@@ -205,7 +228,10 @@ class PostgresUnitOfWork:
     ) -> None:
         try:
             await self._tx_cm.__aexit__(exc_type, exc, tb)  # type: ignore[attr-defined]
+            await self._leave_pipeline(exc_type, exc, tb)
         except psycopg.Error as error:
+            with suppress(psycopg.Error):  # the connection is broken: the pool discards it below
+                await self._leave_pipeline(type(error), error, error.__traceback__)
             await self._conn_cm.__aexit__(type(error), error, error.__traceback__)  # type: ignore[attr-defined]
             raise translate_db_error(error) from error
         await self._conn_cm.__aexit__(exc_type, exc, tb)  # type: ignore[attr-defined]

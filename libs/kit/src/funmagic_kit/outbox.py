@@ -41,15 +41,17 @@ NOTIFY_CHANNEL = "funmagic_outbox"
 RELAY_LOCK_KEY = 0x6F7574626F78  # "outbox"
 
 # One statement for a transaction's messages, ids in the order they were published (the relay's order).
+# The arrays go in binary (%b): psycopg writes a text array element by element in Python, escaping each
+# one, which cost four times the CPU of the whole binary statement.
 _INSERT = """
 INSERT INTO outbox (event_id, topic, key, payload, headers)
 SELECT m.event_id, m.topic, m.key, m.payload, m.headers
-FROM unnest(%s::uuid[], %s::text[], %s::text[], %s::bytea[], %s::jsonb[])
+FROM unnest(%b::uuid[], %b::text[], %b::text[], %b::bytea[], %b::jsonb[])
     WITH ORDINALITY AS m (event_id, topic, key, payload, headers, n)
 ORDER BY m.n
 """
 _SELECT_PAGE = "SELECT id, topic, key, payload, headers FROM outbox ORDER BY id LIMIT %s"
-_DELETE = "DELETE FROM outbox WHERE id = ANY(%s)"
+_DELETE = "DELETE FROM outbox WHERE id = ANY(%b)"
 
 
 @dataclass(frozen=True)

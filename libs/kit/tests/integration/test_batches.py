@@ -12,6 +12,9 @@ import sys
 import uuid
 from pathlib import Path
 
+import psycopg
+from psycopg import pq
+
 from funmagic_contracts.envelope import Envelope, encode
 from funmagic_contracts.topics import DLQ_ERROR_HEADER, dead_letter_topic
 from funmagic_kit.errors import PermanentError
@@ -140,6 +143,75 @@ async def test_an_event_that_always_fails_in_a_batch_is_dead_lettered_alone(
     assert len(rows) == 59
     assert (envelopes[33].subject, envelopes[33].data["seq"]) not in {(r["key"], r["seq"]) for r in rows}
     assert_in_order_per_key(rows)
+
+
+async def test_a_lone_event_runs_its_first_try_pipelined(stack, pool, producer, topic) -> None:
+    """Alone in its fetch, an event's statements go out without waiting for each other, like a batch's."""
+    modes: list[object] = []
+
+    async def notes_the_mode(event, envelope, uow) -> None:
+        modes.append(uow.conn.pgconn.pipeline_status)
+        await record_numbered(event, envelope, uow)
+
+    await send_numbered(producer, topic, 1)
+    subscription = typed_subscription(topic, {"Numbered": notes_the_mode})
+
+    async with running_consumer(stack, pool, producer, subscription) as consumer:
+        await wait_until_consumed(consumer, 1, what="the lone event")
+
+    assert modes == [pq.PipelineStatus.ON]
+    assert len(await handled_rows(pool)) == 1
+
+
+async def test_a_handler_that_recovers_from_a_clash_in_a_savepoint_does_so_pipelined(
+    stack, pool, producer, topic
+) -> None:
+    """psycopg answers a savepoint's statements before leaving it: the clash is raised inside the handler's
+    `try`, as it would be statement by statement."""
+    modes: list[object] = []
+
+    async def records_or_notes_the_clash(event, envelope, uow) -> None:
+        modes.append(uow.conn.pgconn.pipeline_status)
+        await uow.conn.execute("INSERT INTO orders (id) VALUES ('taken') ON CONFLICT DO NOTHING")
+        try:
+            async with uow.conn.transaction():  # a savepoint: the clash must not end the transaction
+                await uow.conn.execute("INSERT INTO orders (id) VALUES ('taken')")
+        except psycopg.errors.UniqueViolation:
+            await uow.conn.execute("INSERT INTO orders (id) VALUES (%s)", (f"clash-{envelope.subject}",))
+
+    await send_numbered(producer, topic, 1)
+    subscription = typed_subscription(topic, {"Numbered": records_or_notes_the_clash})
+
+    async with running_consumer(stack, pool, producer, subscription) as consumer:
+        await wait_until_consumed(consumer, 1, what="the event")
+
+    assert modes == [pq.PipelineStatus.ON]
+    assert await scalar(pool, "SELECT count(*) FROM orders WHERE id LIKE 'clash-%%'") == 1
+    assert consumed(consumer, "retried") == 0
+
+
+async def test_an_event_whose_pipelined_try_failed_is_tried_again_statement_by_statement(
+    stack, pool, producer, topic
+) -> None:
+    """In pipeline mode an error surfaces at the next read or at COMMIT: the retry runs without the pipeline,
+    so whatever failed fails (or succeeds) where it happens."""
+    modes: list[object] = []
+
+    async def fails_its_first_try(event, envelope, uow) -> None:
+        modes.append(uow.conn.pgconn.pipeline_status)
+        await record_numbered(event, envelope, uow)
+        if len(modes) == 1:
+            raise ConnectionError("provider unavailable")
+
+    await send_numbered(producer, topic, 1)
+    subscription = typed_subscription(topic, {"Numbered": fails_its_first_try})
+
+    async with running_consumer(stack, pool, producer, subscription, retry_backoff_ms=5) as consumer:
+        await wait_until_consumed(consumer, 1, what="the event, handled on its second try")
+
+    assert modes == [pq.PipelineStatus.ON, pq.PipelineStatus.OFF]
+    assert len(await handled_rows(pool)) == 1
+    assert consumed(consumer, "retried") == 1
 
 
 def start_consumer_process(database_url: str, kafka: str, topic: str, group: str, marker_dir: Path):

@@ -6,13 +6,14 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+from psycopg import pq
 from psycopg_pool import AsyncConnectionPool
 
 from funmagic_contracts.envelope import ContractError, Envelope, decode
 from funmagic_contracts.identity.events import UserRegistered
 from funmagic_kit.audit import AdminAction
 from funmagic_kit.db import PostgresUnitOfWork, create_pool
-from funmagic_kit.errors import TransientError
+from funmagic_kit.errors import ConcurrencyConflict, TransientError
 from funmagic_kit.logs import bind_correlation_id
 
 
@@ -129,13 +130,13 @@ async def test_a_subclass_binds_its_stores_to_the_open_transaction(pool) -> None
         assert uow.bound_to is uow.conn
 
 
-@pytest.mark.parametrize("reading", [False, True], ids=["in a transaction", "reading"])
-async def test_a_connection_lost_mid_unit_of_work_is_a_transient_error(pool, reading: bool) -> None:
+@pytest.mark.parametrize("mode", ["transaction", "reading", "pipelined"])
+async def test_a_connection_lost_mid_unit_of_work_is_a_transient_error(pool, mode: str) -> None:
     """What a Postgres killed under a handler looks like to it: the statement after fails."""
 
     async def handler_whose_connection_dies() -> None:
         uow = PostgresUnitOfWork(pool)
-        async with uow.reading() if reading else uow:
+        async with uow.reading() if mode == "reading" else uow.pipelined() if mode == "pipelined" else uow:
             row = await (await uow.conn.execute("SELECT pg_backend_pid() AS pid")).fetchone()
             async with pool.connection() as other:
                 await other.execute("SELECT pg_terminate_backend(%s)", (row["pid"],))
@@ -215,3 +216,82 @@ async def test_a_reading_unit_of_work_refuses_what_needs_a_commit(pool, use) -> 
         with pytest.raises(RuntimeError, match="needs a transaction"):
             use(uow)
     assert await _outbox_envelopes(pool) == []
+
+
+# --- pipelined(): statements sent without waiting for their results -----------------------------------------
+
+
+async def _published(pool) -> list[str]:
+    """The subjects of the events in the outbox (the plain rows these tests write are not events)."""
+    async with pool.connection() as conn:
+        cursor = await conn.execute(
+            "SELECT payload FROM outbox WHERE topic = %s ORDER BY id", (UserRegistered.TOPIC,)
+        )
+        return [decode(bytes(row["payload"])).subject for row in await cursor.fetchall()]
+
+
+_INSERT_ORDER = "INSERT INTO outbox (event_id, topic, key, payload) VALUES (gen_random_uuid(), %s, 'k', 'x')"
+
+
+async def test_a_pipelined_unit_of_work_commits_its_writes_and_events_together(pool) -> None:
+    async with PostgresUnitOfWork(pool).pipelined() as uow:
+        assert uow.conn.pgconn.pipeline_status == pq.PipelineStatus.ON
+        await uow.conn.execute(_INSERT_ORDER, ("p",))
+        await uow.conn.execute(_INSERT_ORDER, ("p",))
+        uow.publish(_registered("user-p"))
+        # A read waits for the writes sent before it, and sees them.
+        cursor = await uow.conn.execute("SELECT count(*) AS n FROM outbox WHERE topic = 'p'")
+        assert (await cursor.fetchone())["n"] == 2
+
+    assert await _published(pool) == ["user-p"]
+    async with PostgresUnitOfWork(pool) as uow:
+        assert uow.conn.pgconn.pipeline_status == pq.PipelineStatus.OFF  # back to the pool without it
+        cursor = await uow.conn.execute("SELECT count(*) AS n FROM outbox WHERE topic = 'p'")
+        assert (await cursor.fetchone())["n"] == 2
+
+
+async def test_a_failing_statement_of_a_pipelined_unit_of_work_fails_the_commit_and_undoes_everything(
+    pool,
+) -> None:
+    """The error surfaces at COMMIT, not at its statement: the writes around it are rolled back with it."""
+    small = await create_pool(pool.conninfo, min_size=1, max_size=1)
+    duplicate = (
+        "INSERT INTO outbox (id, event_id, topic, key, payload) VALUES (-1, gen_random_uuid(), 'f', 'k', 'x')"
+    )
+
+    async def writes_with_a_clash_in_the_middle() -> None:
+        async with PostgresUnitOfWork(small).pipelined() as uow:
+            await uow.conn.execute(_INSERT_ORDER, ("f",))
+            await uow.conn.execute(duplicate)
+            await uow.conn.execute(duplicate)  # the unique violation; sent, not yet answered
+            await uow.conn.execute(_INSERT_ORDER, ("f",))
+            uow.publish(_registered("user-f"))
+
+    try:
+        with pytest.raises(ConcurrencyConflict):
+            await writes_with_a_clash_in_the_middle()
+
+        # The pool's one connection is usable again, in a transaction, out of pipeline mode.
+        async with PostgresUnitOfWork(small) as uow:
+            assert uow.conn.pgconn.pipeline_status == pq.PipelineStatus.OFF
+            cursor = await uow.conn.execute("SELECT count(*) AS n FROM outbox WHERE topic = 'f'")
+            assert (await cursor.fetchone())["n"] == 0
+        assert await _published(pool) == []
+    finally:
+        await small.close()
+
+
+async def test_a_pipelined_unit_of_work_that_raises_rolls_back(pool) -> None:
+    seen: list[int] = []
+
+    async def failing_handler() -> None:
+        async with PostgresUnitOfWork(pool).pipelined() as uow:
+            await uow.conn.execute(_INSERT_ORDER, ("r",))
+            uow.publish(_registered("user-r"))
+            uow.after_commit(lambda: seen.append(1))
+            raise RuntimeError("the handler failed")
+
+    with pytest.raises(RuntimeError):
+        await failing_handler()
+    assert seen == []
+    assert await _published(pool) == []
