@@ -140,7 +140,7 @@ class PostgresCommerceStore:
         """False when this Stripe event was handled before (Stripe redelivers)."""
         cursor = await self._conn.execute(
             "INSERT INTO stripe_events (event_id, type, received_at) VALUES (%s, %s, %s) "
-            "ON CONFLICT (event_id) DO NOTHING",
+            "ON CONFLICT (event_id) DO NOTHING RETURNING 1",
             (event_id, event_type, now),
         )
-        return cursor.rowcount == 1
+        return await cursor.fetchone() is not None

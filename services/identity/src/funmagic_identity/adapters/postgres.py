@@ -67,9 +67,11 @@ FROM refresh_tokens r JOIN sessions s ON s.id = r.session_id WHERE r.token_hash 
 """
 RETIRE_REFRESH_TOKEN = """
 UPDATE refresh_tokens SET rotated_at = %s WHERE token_hash = %s AND session_id = %s AND rotated_at IS NULL
+RETURNING 1
 """
 REVOKE_SESSION = """
 UPDATE sessions SET revoked_at = %s, revoked_reason = %s WHERE id = %s AND revoked_at IS NULL
+RETURNING 1
 """
 REVOKE_USER_SESSIONS = """
 UPDATE sessions SET revoked_at = %s, revoked_reason = %s WHERE user_id = %s AND revoked_at IS NULL
@@ -228,7 +230,7 @@ class PostgresIdentityStore:
         self, session_id: str, old_hash: bytes, new_hash: bytes, now: datetime
     ) -> bool:
         cursor = await self._conn.execute(RETIRE_REFRESH_TOKEN, (now, old_hash, session_id))
-        if cursor.rowcount != 1:
+        if await cursor.fetchone() is None:
             return False
         await self._conn.execute(INSERT_REFRESH_TOKEN, (new_hash, session_id, now))
         await self._conn.execute(
@@ -238,7 +240,7 @@ class PostgresIdentityStore:
 
     async def revoke_session(self, session_id: str, reason: str, now: datetime) -> bool:
         cursor = await self._conn.execute(REVOKE_SESSION, (now, reason, session_id))
-        return cursor.rowcount == 1
+        return await cursor.fetchone() is not None
 
     async def revoke_user_sessions(self, user_id: str, reason: str, now: datetime) -> list[str]:
         cursor = await self._conn.execute(REVOKE_USER_SESSIONS, (now, reason, user_id))

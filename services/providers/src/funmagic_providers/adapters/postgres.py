@@ -165,10 +165,11 @@ class ProviderRecords:
                 SET deleted_at = %(now)s, updated_at = %(now)s, is_active = false,
                     api_key_ciphertext = NULL, api_key_id = NULL, api_key_hint = NULL,
                     api_secret_ciphertext = NULL, api_secret_id = NULL, api_secret_hint = NULL
-                WHERE id = %(id)s AND deleted_at IS NULL""",
+                WHERE id = %(id)s AND deleted_at IS NULL
+                RETURNING 1""",
             {"id": provider_id, "now": now},
         )
-        return cursor.rowcount == 1
+        return await cursor.fetchone() is not None
 
     @staticmethod
     async def _one(cursor: psycopg.AsyncCursor[Row]) -> Provider | None:
@@ -202,6 +203,7 @@ VALUES (%(id)s, %(task_id)s, %(user_id)s, %(step_id)s, %(attempt)s, %(step_type)
         %(scope)s, %(input)s, %(deadline_at)s, %(correlation_id)s, %(causation_id)s, %(status)s,
         now() + (%(run_at)s::timestamptz - %(decided_at)s::timestamptz), %(traceparent)s)
 ON CONFLICT (task_id, step_id, attempt) DO NOTHING
+RETURNING 1
 """
 
 _DUE_WHERE = "(j.status = 'queued' AND j.run_at <= now()) OR (j.status = 'running' AND j.lease_until < now())"
@@ -325,7 +327,7 @@ class StepJobRecords:
     async def add(self, job: StepJob, *, decided_at: datetime) -> bool:
         """False when this (task, step, attempt) is already known: StepRequested came again."""
         cursor = await self._conn.execute(_INSERT_JOB, _job_values(job, decided_at))
-        return cursor.rowcount == 1
+        return await cursor.fetchone() is not None
 
     async def due_providers(self) -> list[tuple[str, str]]:
         """(scope, provider) of every job due now."""

@@ -27,6 +27,7 @@ INSERT INTO dead_letter_replays (event_id, dead_letter_topic, dead_letter_partit
 VALUES (%(event_id)s, %(dead_letter_topic)s, %(partition)s, %(offset)s, %(origin_topic)s, %(replayed_by)s,
         %(replayed_at)s)
 ON CONFLICT (event_id) DO NOTHING
+RETURNING 1
 """
 _REPLAYS_OF = """
 SELECT event_id::text AS event_id, dead_letter_topic, dead_letter_partition AS partition,
@@ -52,7 +53,7 @@ class DeadLetterReplayRecords:
                 "replayed_at": replayed_at,
             },
         )
-        return cursor.rowcount == 1
+        return await cursor.fetchone() is not None
 
     async def publish_again(self, replay: Replay) -> None:
         message = OutboxMessage(

@@ -34,6 +34,7 @@ INSERT INTO pending_uploads
 VALUES (%(id)s, %(user_id)s, %(bucket)s, %(storage_key)s, %(visibility)s, %(module)s, %(filename)s,
         %(content_type)s, %(size)s, %(created_at)s, %(expires_at)s)
 ON CONFLICT (bucket, storage_key) DO NOTHING
+RETURNING 1
 """
 # The upload's completion and its asset in one statement: both or neither. Neither when the upload is
 # completed already (a concurrent confirmation won: the row lock makes this one wait for it, then skip) or
@@ -118,7 +119,7 @@ class AssetRecords:
     async def add_upload(self, upload: PendingUpload) -> bool:
         """False when another upload already holds this key."""
         cursor = await self._conn.execute(INSERT_UPLOAD, to_row(upload))
-        return cursor.rowcount == 1
+        return await cursor.fetchone() is not None
 
     async def upload(self, upload_id: str) -> PendingUpload | None:
         if not _is_uuid(upload_id):

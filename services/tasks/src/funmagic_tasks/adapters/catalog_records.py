@@ -196,10 +196,10 @@ class CatalogRecords:
     async def delete_tool_type(self, type_id: str, now: datetime) -> bool:
         cursor = await self._conn.execute(
             "UPDATE tool_types SET deleted_at = %(now)s, updated_at = %(now)s, is_active = false "
-            "WHERE id = %(id)s AND deleted_at IS NULL",
+            "WHERE id = %(id)s AND deleted_at IS NULL RETURNING 1",
             {"id": type_id, "now": now},
         )
-        return cursor.rowcount == 1
+        return await cursor.fetchone() is not None
 
     async def tool_types_page(
         self, *, active: bool | None, limit: int, cursor: str | None
@@ -284,14 +284,14 @@ class CatalogRecords:
     async def delete_tool(self, tool_id: str, now: datetime) -> bool:
         cursor = await self._conn.execute(
             "UPDATE tools SET deleted_at = %(now)s, updated_at = %(now)s, is_active = false "
-            "WHERE id = %(id)s AND deleted_at IS NULL",
+            "WHERE id = %(id)s AND deleted_at IS NULL RETURNING 1",
             {"id": tool_id, "now": now},
         )
-        return cursor.rowcount == 1
+        return await cursor.fetchone() is not None
 
     async def remove_tool(self, tool_id: str) -> bool:
-        cursor = await self._conn.execute("DELETE FROM tools WHERE id = %s", (tool_id,))
-        return cursor.rowcount == 1
+        cursor = await self._conn.execute("DELETE FROM tools WHERE id = %s RETURNING 1", (tool_id,))
+        return await cursor.fetchone() is not None
 
     async def tools_page(
         self,
@@ -387,10 +387,10 @@ class CatalogRecords:
     async def delete_banner(self, banner_id: str, now: datetime) -> bool:
         cursor = await self._conn.execute(
             "UPDATE banners SET deleted_at = %(now)s, updated_at = %(now)s, is_active = false "
-            "WHERE id = %(id)s AND deleted_at IS NULL",
+            "WHERE id = %(id)s AND deleted_at IS NULL RETURNING 1",
             {"id": banner_id, "now": now},
         )
-        return cursor.rowcount == 1
+        return await cursor.fetchone() is not None
 
     async def banners_page(
         self,
