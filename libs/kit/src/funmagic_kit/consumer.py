@@ -134,6 +134,13 @@ class Subscription(Generic[UnitOfWorkT]):
         """Event type name → (contract class, handler)."""
         return MappingProxyType(self._handlers)
 
+    def handler_for(
+        self, event_type: str
+    ) -> tuple[type[IntegrationEvent], EventHandler[Any, UnitOfWorkT]] | None:
+        """(contract class, handler) of `event_type`, None when this subscription skips it (per message: no
+        read-only view built)."""
+        return self._handlers.get(event_type)
+
     @property
     def event_types(self) -> tuple[str, ...]:
         return tuple(self._handlers)
@@ -228,6 +235,15 @@ class EventConsumer:
         self._workers: list[asyncio.Task[None]] = []
         self._waiting_for_records: set[asyncio.Task[None]] = set()  # workers with nothing in progress
         self._stopping = asyncio.Event()
+        # The labelled metrics, looked up once (`labels()` takes a lock and builds a key per call).
+        self._handler_seconds = metrics.handler_seconds.labels(name)
+        self._consumed: dict[str, Any] = {}
+
+    def _count(self, outcome: str) -> None:
+        counter = self._consumed.get(outcome)
+        if counter is None:
+            counter = self._consumed[outcome] = self.metrics.events_consumed.labels(self.name, outcome)
+        counter.inc()
 
     def subscribe(self, subscription: Subscription[Any]) -> None:
         topic = self._names.topic(subscription.topic)
@@ -326,7 +342,7 @@ class EventConsumer:
                 await self._dead_letter_until_sent(delivery.record, delivery.unreadable, attempts=1)
             elif delivery.event is None:
                 # Not an event this service reacts to: nothing changes, so no transaction and no inbox row.
-                self.metrics.events_consumed.labels(self.name, "skipped").inc()
+                self._count("skipped")
             elif not handled_together:
                 # Alone in its fetch, an event's first try is pipelined like a batch; after a failed batch
                 # (or a failed try) it runs statement by statement, so a handler that catches a statement's
@@ -340,7 +356,7 @@ class EventConsumer:
         except ValueError as error:
             return _Delivery(record, unreadable=error)
         subscription = self._subscriptions.get(record.topic)
-        registered = subscription.handlers.get(envelope.type) if subscription is not None else None
+        registered = subscription.handler_for(envelope.type) if subscription is not None else None
         if registered is None:
             return _Delivery(record)
         event_class, handler = registered
@@ -393,7 +409,7 @@ class EventConsumer:
                 if not outage and (isinstance(error, PermanentError) or attempts >= self._max_attempts):
                     await self._dead_letter_until_sent(event.record, error, attempts=attempts)
                     return
-                self.metrics.events_consumed.labels(self.name, "retried").inc()
+                self._count("retried")
                 envelope = event.envelope
                 log.warning(
                     "dependency unavailable; retrying" if outage else "event handler failed; retrying",
@@ -459,8 +475,8 @@ class EventConsumer:
             await event.handler(event.event, envelope, uow)
 
     def _finished(self, event: _Event, outcome: str, seconds: float) -> None:
-        self.metrics.handler_seconds.labels(self.name).observe(seconds)
-        self.metrics.events_consumed.labels(self.name, outcome).inc()
+        self._handler_seconds.observe(seconds)
+        self._count(outcome)
         if self._on_processed is not None:
             self._on_processed(event.envelope, outcome)
 
@@ -493,7 +509,7 @@ class EventConsumer:
         await self._producer.send_and_wait(
             dead_letter_topic(record.topic), value=record.value, key=record.key, headers=headers
         )
-        self.metrics.events_consumed.labels(self.name, "dead_lettered").inc()
+        self._count("dead_lettered")
         log.error(
             "event dead-lettered",
             extra={
