@@ -555,6 +555,7 @@ class Level:
     errors: Counter[str] = field(default_factory=Counter)
     error_samples: list[str] = field(default_factory=list)
     latencies_ms: list[float] = field(default_factory=list)
+    accepted_ms: list[float] = field(default_factory=list)  # POST → its 202, in the measuring window
     completed_in_window: int = 0
     task_ids: set[str] = field(default_factory=set)
     drain_seconds: float = 0.0
@@ -598,6 +599,8 @@ async def run_level(http: aiohttp.ClientSession, users: list[User], slug: str, c
                 await asyncio.sleep(0.2)
                 continue
             task_id = json.loads(text)["id"]
+            if measure_from <= started < stop_at:
+                level.accepted_ms.append((time.perf_counter() - started) * 1000)
             level.started += 1
             level.task_ids.add(task_id)
             try:
@@ -705,6 +708,13 @@ def _row(level: Level, cost: dict[str, Any]) -> dict[str, Any]:
         "p50_ms": round(statistics.median(lat), 1) if lat else None,
         "p99_ms": round(percentile(lat, 0.99), 1) if lat else None,
         "latency_samples": len(lat),
+        # The HTTP part of `post → TaskRequested`: gateway, tasks, the creating transaction.
+        "post_202_p50_p99_ms": [
+            round(statistics.median(level.accepted_ms), 1),
+            round(percentile(level.accepted_ms, 0.99), 1),
+        ]
+        if level.accepted_ms
+        else None,
         "tasks_started": level.started,
         "tasks_completed": level.completed,
         "errors": sum(level.errors.values()),
