@@ -64,12 +64,11 @@ class TaskService:
         self, user_id: str, request: TaskRequest, idempotency_key: str | None
     ) -> tuple[JsonObject, bool]:
         """(task view, created?) — a retried request with the same key and body gets the same task."""
-        if idempotency_key:
-            async with self.uow() as uow:
-                existing = await uow.tasks.by_idempotency_key(user_id, idempotency_key)
-            if existing is not None:
+        # Reads of one statement each, outside a transaction (no BEGIN, no COMMIT): what they find is
+        # checked again under the creation lock below.
+        async with self.uow().reading() as uow:
+            if idempotency_key and (existing := await uow.tasks.by_idempotency_key(user_id, idempotency_key)):
                 return _replayed(existing, request), False
-        async with self.uow() as uow:
             tool = await uow.catalog.tool_by_slug(request.tool_slug)
             parent = await uow.tasks.get(request.parent_task_id) if request.parent_task_id else None
         if tool is None:
@@ -89,7 +88,8 @@ class TaskService:
             idempotency_key=idempotency_key,
             now=self.clock.now(),
         )
-        async with self.uow() as uow:
+        # Pipelined: the lock goes out with the first read, the outbox rows with the COMMIT.
+        async with self.uow().pipelined() as uow:
             # One creation per user at a time, so the cap on running tasks holds under concurrency.
             await uow.tasks.hold_creations_of(user_id)
             if idempotency_key and (existing := await uow.tasks.by_idempotency_key(user_id, idempotency_key)):
