@@ -123,4 +123,6 @@ SPEC = ServiceSpec(
         "replay-topic": _maintenance_command(cli.replay_topic),
         "seed-packages": _seed_packages,
     },
+    # Every balance, history or checkout request re-checks the forwarded token: from the local view.
+    revocation_view=True,
 )

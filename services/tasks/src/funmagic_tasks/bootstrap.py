@@ -128,5 +128,11 @@ async def _seed(runtime: Runtime, argv: Sequence[str]) -> int:
 
 
 SPEC = ServiceSpec(
-    "tasks", TasksSettings, "funmagic_tasks.migrations", build=_from_runtime, commands={"seed": _seed}
+    "tasks",
+    TasksSettings,
+    "funmagic_tasks.migrations",
+    build=_from_runtime,
+    commands={"seed": _seed},
+    # Every task request re-checks the forwarded token: from the local view, not Redis.
+    revocation_view=True,
 )

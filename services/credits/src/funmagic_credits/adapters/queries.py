@@ -13,6 +13,8 @@ from typing import Any
 
 from psycopg_pool import AsyncConnectionPool
 
+from funmagic_kit.db import PostgresUnitOfWork
+
 __all__ = ["CreditsReads"]
 
 BALANCE = """
@@ -94,13 +96,13 @@ class CreditsReads:
         self._pool = pool
 
     async def balance(self, user_id: str) -> dict[str, Any]:
-        async with self._pool.connection() as conn:
-            row = await (await conn.execute(BALANCE, (user_id,))).fetchone()
+        async with PostgresUnitOfWork(self._pool).reading() as uow:
+            row = await (await uow.conn.execute(BALANCE, (user_id,))).fetchone()
         return {"user_id": user_id, **(row or _NO_CREDITS)}
 
     async def purchases(self, user_id: str) -> dict[str, Any]:
-        async with self._pool.connection() as conn:
-            row = await (await conn.execute(LIFETIME_PURCHASED, (user_id,))).fetchone()
+        async with PostgresUnitOfWork(self._pool).reading() as uow:
+            row = await (await uow.conn.execute(LIFETIME_PURCHASED, (user_id,))).fetchone()
         return {"user_id": user_id, "lifetime_purchased": int(row["lifetime_purchased"]) if row else 0}
 
     async def period(self, since: datetime, until: datetime) -> dict[str, Any]:
@@ -169,8 +171,8 @@ class CreditsReads:
     async def _newest(
         self, query: str, user_id: str, *filters: str, limit: int, before: int | None
     ) -> list[dict[str, Any]]:
-        async with self._pool.connection() as conn:
-            cursor = await conn.execute(
+        async with PostgresUnitOfWork(self._pool).reading() as uow:
+            cursor = await uow.conn.execute(
                 query, (user_id, *filters, _FIRST if before is None else before, limit + 1)
             )
             return await cursor.fetchall()

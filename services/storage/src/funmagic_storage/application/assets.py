@@ -338,7 +338,7 @@ class AssetService:
 
     async def _owned_by(self, user_id: str, asset_id: str) -> AssetRecord:
         """The asset if `user_id` owns it, whatever its visibility (service-to-service reads only)."""
-        async with self.uow() as uow:
+        async with self.uow().reading() as uow:
             asset = await uow.assets.asset(asset_id)
         if asset is None or asset.user_id != user_id:
             raise AssetNotFound("no such asset")
@@ -353,7 +353,8 @@ class AssetService:
         limit: int,
         cursor: str | None,
     ) -> AssetPage:
-        async with self.uow() as uow:
+        # Outside a transaction: the counts may be a moment newer than the page, which no one can tell.
+        async with self.uow().reading() as uow:
             items, next_cursor = await uow.assets.assets_of(
                 user_id, module=module, kind=kind, limit=limit, cursor=cursor
             )
@@ -364,7 +365,7 @@ class AssetService:
         """For other services composing a user's views (thumbnails of tasks): a URL for each of `asset_ids`
         that `user_id` owns, whatever its visibility (the owner of an admin-only output is the admin whose
         studio task made it); the others are simply absent."""
-        async with self.uow() as uow:
+        async with self.uow().reading() as uow:
             assets = await uow.assets.owned_assets(user_id, asset_ids)
         return {
             asset.id: {

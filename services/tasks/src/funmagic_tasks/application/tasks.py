@@ -116,7 +116,9 @@ class TaskService:
 
     async def get(self, user_id: str, task_id: str, *, admin: bool = False) -> JsonObject:
         """The task with its payload and its child tasks (and theirs) with theirs, oldest first."""
-        async with self.uow() as uow:
+        # Outside a transaction (two round trips fewer): a child read a moment after its parent is newer,
+        # never inconsistent — a task's family only grows, and a deleted task is filtered either way.
+        async with self.uow().reading() as uow:
             task = await uow.tasks.get(task_id)
             if task is None or not rules.visible_to(task, user_id, admin=admin):
                 raise TaskNotFound("no such task")
@@ -136,7 +138,7 @@ class TaskService:
         cursor: str | None = None,
     ) -> JsonObject:
         """The creations page: the user's top-level tasks, newest first, each with its family folded in."""
-        async with self.uow() as uow:
+        async with self.uow().reading() as uow:
             families, next_cursor = await uow.tasks.families(
                 user_id=user_id, status=status, tool_slug=tool_slug, category=category, limit=limit,
                 cursor=cursor,
