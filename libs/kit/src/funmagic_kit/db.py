@@ -96,8 +96,9 @@ class PostgresUnitOfWork:
         """Statements whose results nobody reads are sent without waiting for them (psycopg's pipeline mode):
         the transaction costs a round trip per read (and one for BEGIN, one for COMMIT), not per statement.
         A failing statement's error surfaces at the next read, at the end of a savepoint or at COMMIT rather
-        than at the statement itself, and everything rolls back: for a caller that can run the work again
-        statement by statement when it fails (the consumer does, one event at a time)."""
+        than at the statement itself, and everything rolls back: for work whose failure does not depend on
+        which statement failed (a consumer's batch, run again statement by statement; a creation whose every
+        database error answers the same). `cursor.rowcount` is -1 until something reads: use RETURNING."""
         self._pipelined = True
         return self
 
