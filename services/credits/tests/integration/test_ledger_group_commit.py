@@ -15,7 +15,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from funmagic_credits.adapters.postgres import PostgresLedgerStore
 from funmagic_credits.application.ledger import Ledger
-from funmagic_credits.application.ports import Decision
+from funmagic_credits.application.ports import AccountAsk, Decision, StreamChange
 from funmagic_credits.domain.ledger import (
     AdjustCredits,
     GrantCredits,
@@ -215,20 +215,21 @@ async def test_a_decision_that_waited_for_the_lock_reads_what_the_one_before_it_
     this one waited for the lock, the reads are made again after it."""
     user = new_user()
     await credits_service(pool).ledger.apply(GrantCredits(user, 50, "promotion", "start"))
-    asked = {"causes": ["reserve:task-1", "settle:task-1"], "reservations": ["task-1"]}
+    asked = AccountAsk(user, causes=["reserve:task-1", "settle:task-1"], reservations=["task-1"])
 
     async def lock_in_a_second_transaction():
         async with pool.connection() as conn, conn.transaction():
-            return await PostgresLedgerStore(conn).lock_account(user, **asked)
+            return (await PostgresLedgerStore(conn).lock_accounts([asked]))[user]
 
     async with pool.connection() as first, first.transaction():
         store = PostgresLedgerStore(first)
-        locked = await store.lock_account(user, **asked)
+        locked = (await store.lock_accounts([asked]))[user]
         waiting = asyncio.create_task(lock_in_a_second_transaction())
         await wait_until(lambda: waiting_for_a_lock(pool), timeout=10, what="the second waits")
         reserved = [Reserved("task-1", 20, 30, 20)]
         after = fold(locked.account, reserved)
-        await store.record(locked.account, after, [Decision("reserve:task-1", reserved)], datetime.now(UTC))
+        change = StreamChange(locked.account, after, [Decision("reserve:task-1", reserved)])
+        await store.record_all([change], datetime.now(UTC))
 
     seen = await waiting
     assert seen.applied == {"reserve:task-1"}
@@ -244,9 +245,8 @@ async def test_settling_loads_only_the_hold_it_concerns(pool) -> None:
         await ledger.apply(ReserveCredits(user, f"task-{n}", 10))
 
     async with pool.connection() as conn, conn.transaction():
-        locked = await PostgresLedgerStore(conn).lock_account(
-            user, causes=["settle:task-3"], reservations=["task-3"]
-        )
+        asked = AccountAsk(user, causes=["settle:task-3"], reservations=["task-3"])
+        locked = (await PostgresLedgerStore(conn).lock_accounts([asked]))[user]
     await ledger.apply(SettleReservation(user, "task-3", 4, "completed"))
 
     assert locked.account.open_reservations == {"task-3": 10}

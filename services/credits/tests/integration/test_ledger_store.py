@@ -115,14 +115,14 @@ async def test_a_writer_that_bypasses_the_lock_with_a_stale_version_is_refused(p
     first_grant, second_grant = [Granted(5, "promotion", "a", 15)], [Granted(7, "promotion", "b", 17)]
 
     async with pool.connection() as first, first.transaction():
-        await PostgresLedgerStore(first).record(
-            stale, fold(stale, first_grant), [Decision("grant:a", first_grant)], now
+        await PostgresLedgerStore(first).record_all(
+            [StreamChange(stale, fold(stale, first_grant), [Decision("grant:a", first_grant)])], now
         )
     async with pool.connection() as second:
         with pytest.raises(psycopg.errors.UniqueViolation):
             async with second.transaction():
-                await PostgresLedgerStore(second).record(
-                    stale, fold(stale, second_grant), [Decision("grant:b", second_grant)], now
+                await PostgresLedgerStore(second).record_all(
+                    [StreamChange(stale, fold(stale, second_grant), [Decision("grant:b", second_grant)])], now
                 )
 
     assert await scalar(pool, "SELECT count(*) FROM ledger_events WHERE user_id = %s", user) == 2

@@ -18,7 +18,7 @@ from typing import Any
 import psycopg
 
 from funmagic_contracts.ids import uuid7
-from funmagic_credits.application.ports import AccountAsk, Decision, LockedAccount, StoredEvent, StreamChange
+from funmagic_credits.application.ports import AccountAsk, LockedAccount, StoredEvent, StreamChange
 from funmagic_credits.domain.ledger import (
     Account,
     Adjusted,
@@ -233,12 +233,6 @@ class PostgresLedgerStore:
     def __init__(self, conn: psycopg.AsyncConnection) -> None:
         self._conn = conn
 
-    async def lock_account(
-        self, user_id: str, *, causes: Sequence[str] = (), reservations: Sequence[str] = ()
-    ) -> LockedAccount:
-        (locked,) = (await self.lock_accounts([AccountAsk(user_id, causes, reservations)])).values()
-        return locked
-
     async def lock_accounts(self, asks: Sequence[AccountAsk]) -> dict[str, LockedAccount]:
         if len({ask.user_id for ask in asks}) != len(asks):
             raise ValueError("each stream is locked once: ask for every user at most once")
@@ -266,11 +260,6 @@ class PostgresLedgerStore:
             )
             for ask in asks
         }
-
-    async def record(
-        self, before: Account, after: Account, decisions: Sequence[Decision], now: datetime
-    ) -> list[StoredEvent]:
-        return (await self.record_all([StreamChange(before, after, decisions)], now))[after.user_id]
 
     async def record_all(
         self, changes: Sequence[StreamChange], now: datetime

@@ -78,28 +78,18 @@ class StreamChange:
 class LedgerStore(Protocol):
     """The event store, its snapshots, open holds and projections, inside one transaction."""
 
-    async def lock_account(
-        self, user_id: str, *, causes: Sequence[str] = (), reservations: Sequence[str] = ()
-    ) -> LockedAccount:
-        """The user's account, locked until the transaction ends (created empty when new)."""
-        ...
-
     async def lock_accounts(self, asks: Sequence[AccountAsk]) -> dict[str, LockedAccount]:
-        """`lock_account` for several users at once (each at most once), in one statement: by user id."""
-        ...
-
-    async def record(
-        self, before: Account, after: Account, decisions: Sequence[Decision], now: datetime
-    ) -> list[StoredEvent]:
-        """Appends the decisions' events after `before.version` (unique (user, version) guards it), saves
-        `after` as the snapshot with the holds that changed, and updates the `credits` and
-        `credit_transactions` projections; returns the events with their positions."""
+        """Each asked user's account (each user at most once), locked until the transaction ends (created
+        empty when new), with what its decision asks about; one statement, by user id."""
         ...
 
     async def record_all(
         self, changes: Sequence[StreamChange], now: datetime
     ) -> dict[str, list[StoredEvent]]:
-        """`record` for several streams at once (each at most once), in one statement: events by user id."""
+        """For each stream (each at most once), in one statement: appends the decisions' events after
+        `before.version` (unique (user, version) guards it), saves `after` as the snapshot with the holds
+        that changed, and updates the `credits` and `credit_transactions` projections; returns the events with
+        their positions, by user id."""
         ...
 
     async def holds(self, user_id: str) -> dict[str, int]:
