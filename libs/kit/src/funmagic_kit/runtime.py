@@ -134,8 +134,8 @@ class ServiceSpec:
     # with a plain-text 400 before any route or middleware sees it.
     max_request_line: int = 8190
     # Answer revocation checks from a local view kept current by announcements instead of one Redis round
-    # trip per check (`funmagic_kit.revocations`): the gateway, which checks every request, and storage, which
-    # re-checks every upload, download and confirmation forwarded to it. (Identity with a view of its own
+    # trip per check (`funmagic_kit.revocations`): the gateway, which checks every request, and storage, tasks
+    # and credits, which re-check every request forwarded to them. (Identity with a view of its own
     # failed the super admin's fuzz run's sign-ins, not yet diagnosed: keep it off there.)
     revocation_view: bool = False
 
