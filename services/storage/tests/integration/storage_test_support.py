@@ -128,13 +128,21 @@ async def get(http: aiohttp.ClientSession, url: str) -> tuple[int, bytes, dict[s
 
 
 async def uploaded_ticket(
-    storage: Storage, http: aiohttp.ClientSession, user_id: str, filename: str = "a.png"
+    storage: Storage,
+    http: aiohttp.ClientSession,
+    user_id: str,
+    body: bytes = PNG,
+    *,
+    content_type: str = "image/png",
+    filename: str = "a.png",
+    module: str = "uploads",
+    **kwargs: Any,
 ) -> dict[str, Any]:
-    """An upload's ticket whose PNG is in S3, not yet confirmed."""
+    """An upload's ticket whose body is in S3, not yet confirmed."""
     ticket = await storage.assets.create_upload(
-        user_id, filename=filename, content_type="image/png", size=len(PNG), module="uploads"
+        user_id, filename=filename, content_type=content_type, size=len(body), module=module, **kwargs
     )
-    status, text = await put(http, ticket, PNG)
+    status, text = await put(http, ticket, body)
     assert status == 200, text
     return ticket
 
@@ -151,9 +159,7 @@ async def upload(
     **kwargs: Any,
 ) -> dict[str, Any]:
     """A confirmed upload: the asset's view."""
-    ticket = await storage.assets.create_upload(
-        user_id, filename=filename, content_type=content_type, size=len(body), module=module, **kwargs
+    ticket = await uploaded_ticket(
+        storage, http, user_id, body, content_type=content_type, filename=filename, module=module, **kwargs
     )
-    status, text = await put(http, ticket, body)
-    assert status == 200, text
     return await storage.assets.complete_upload(user_id, ticket["upload_id"])

@@ -133,7 +133,7 @@ async def test_an_account_deleted_while_its_upload_is_checked_gets_nothing_regis
     storage: Storage, consumer: InMemoryConsumer, http: aiohttp.ClientSession
 ) -> None:
     user = storage.new_user()
-    ticket = await uploaded_ticket(storage, http, user, "late.png")
+    ticket = await uploaded_ticket(storage, http, user, filename="late.png")
     objects = storage.assets.objects
 
     class DeletedDuringTheCheck:
