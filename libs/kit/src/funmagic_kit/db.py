@@ -98,7 +98,7 @@ class PostgresUnitOfWork:
         A failing statement's error surfaces at the next read, at the end of a savepoint or at COMMIT rather
         than at the statement itself, and everything rolls back: for work whose failure does not depend on
         which statement failed (a consumer's batch, run again statement by statement; a creation whose every
-        database error answers the same). `cursor.rowcount` is -1 until something reads: use RETURNING."""
+        database error answers the same). A cursor's row count is -1 until something reads: use RETURNING."""
         self._pipelined = True
         return self
 
