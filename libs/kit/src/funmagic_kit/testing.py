@@ -1,6 +1,7 @@
 """Helpers for tests and benchmarks: scratch databases (created fresh, migrated, dropped afterwards), a
 deadline loop to wait on a condition instead of sleeping, and the kit's consumer fed records without Kafka
-(fast handler tests: the same batching, routing, parsing, inbox and dead-lettering as on Kafka).
+(fast handler tests: the same batching, routing, parsing, inbox and dead-lettering as on Kafka), and a
+Redis server of a test's own, to SIGKILL and start again without touching the shared stack's.
 
 `DROP DATABASE … WITH (FORCE)` can race an autovacuum worker that just started on the new database (the
 server refuses to terminate it for a non-superuser); the drop is retried until that worker is gone.
@@ -9,11 +10,16 @@ server refuses to terminate it for a non-superuser); the drop is retried until t
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import socket
+import subprocess
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar
 
 import psycopg
@@ -32,6 +38,7 @@ from funmagic_kit.migrations import migrate_database
 
 __all__ = [
     "InMemoryConsumer",
+    "OwnRedisServer",
     "RoundTripConnection",
     "adhoc_event_class",
     "drop_database",
@@ -222,3 +229,47 @@ class RoundTripConnection(Connection):
     async def send_packed_command(self, command: Any, check_health: bool = True) -> None:
         RoundTripConnection.sends += 1
         await super().send_packed_command(command, check_health)
+
+
+class OwnRedisServer:
+    """A `redis-server` on a free local port, without persistence: a restart (`kill`, then `start`) loses
+    its data and every client connection, as a crashed Redis does."""
+
+    def __init__(self, directory: Path) -> None:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port: int = probe.getsockname()[1]
+        self.directory = directory
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    async def start(self) -> None:
+        self.process = subprocess.Popen(  # noqa: ASYNC220 (starts at once; the wait below is async)
+            ["redis-server", "--bind", "127.0.0.1", "--port", str(self.port), "--save", "",
+             "--appendonly", "no", "--dir", str(self.directory)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+
+        async def answers() -> bool:
+            try:
+                _, writer = await asyncio.open_connection("127.0.0.1", self.port)
+            except OSError:
+                return False
+            writer.close()
+            return True
+
+        await wait_until(answers, timeout=10, what="redis-server to listen", interval=0.02)
+
+    def kill(self) -> None:
+        assert self.process is not None
+        os.kill(self.process.pid, signal.SIGKILL)
+        self.process.wait(5)
+
+    def stop(self) -> None:
+        """Kill the server if it still runs (a fixture's teardown)."""
+        if self.process is not None and self.process.poll() is None:
+            self.kill()

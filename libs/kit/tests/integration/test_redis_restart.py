@@ -4,68 +4,23 @@ again on the same port), so the shared stack's Redis is never touched."""
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import socket
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from funmagic_kit.redis import create_redis, safe_to_retry
-from funmagic_kit.testing import wait_until
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-class OwnRedis:
-    def __init__(self, directory: Path) -> None:
-        self.port = _free_port()
-        self.directory = directory
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    async def start(self) -> None:
-        self.process = subprocess.Popen(  # noqa: ASYNC220 (starts at once; the wait below is async)
-            ["redis-server", "--bind", "127.0.0.1", "--port", str(self.port), "--save", "",
-             "--appendonly", "no", "--dir", str(self.directory)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-
-        async def answers() -> bool:
-            try:
-                _, writer = await asyncio.open_connection("127.0.0.1", self.port)
-            except OSError:
-                return False
-            writer.close()
-            return True
-
-        await wait_until(answers, timeout=10, what="redis-server to listen", interval=0.02)
-
-    def kill(self) -> None:
-        assert self.process is not None
-        os.kill(self.process.pid, signal.SIGKILL)
-        self.process.wait(5)
+from funmagic_kit.testing import OwnRedisServer
 
 
 @pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[OwnRedis]:
-    server = OwnRedis(tmp_path)
+def own_redis(tmp_path: Path) -> Iterator[OwnRedisServer]:
+    server = OwnRedisServer(tmp_path)
     yield server
-    if server.process is not None and server.process.poll() is None:
-        server.kill()
+    server.stop()
 
 
-async def test_reads_and_idempotent_writes_survive_a_redis_restart(own_redis: OwnRedis) -> None:
+async def test_reads_and_idempotent_writes_survive_a_redis_restart(own_redis: OwnRedisServer) -> None:
     await own_redis.start()
     client = await create_redis(own_redis.url)
     try:

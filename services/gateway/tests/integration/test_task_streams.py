@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -51,8 +52,15 @@ from funmagic_gateway.entrypoints.kafka import SseProjector
 from funmagic_gateway.entrypoints.sse_routes import SessionCheck, SseRoutes
 from funmagic_kit.http import problem_middleware
 from funmagic_kit.metrics import Metrics
+from funmagic_kit.redis import create_redis
 from funmagic_kit.request_keys import PRINCIPAL_KEY, Principal
-from funmagic_kit.testing import InMemoryConsumer, RoundTripConnection, in_memory_consumer, wait_until
+from funmagic_kit.testing import (
+    InMemoryConsumer,
+    OwnRedisServer,
+    RoundTripConnection,
+    in_memory_consumer,
+    wait_until,
+)
 
 # Databases 0, 3 and 9 belong to other suites; this one is ours alone.
 SSE_REDIS_DB = 11
@@ -467,6 +475,34 @@ async def test_without_a_current_subscription_reads_block_on_redis_as_before(
 
     assert [entry.type for entry in entries] == ["step_started"]
     assert silent._waiters == {}
+
+
+async def test_reads_go_on_after_a_redis_restart(tmp_path: Path) -> None:
+    """A restarted Redis leaves every pooled connection of the read client dead: the next reads are sent
+    again on fresh connections instead of ending each open stream (StreamUnavailable)."""
+    server = OwnRedisServer(tmp_path)
+    await server.start()
+    writes = await create_redis(server.url)
+    reads = create_stream_read_client(server.url, max_connections=4, block_seconds=1)
+    streams = TaskStreams(writes, reads)
+    task, user = str(uuid.uuid4()), str(uuid.uuid4())
+    key = task_stream_key(task)
+    try:
+        # Four blocking reads at once: four pooled connections, all of which die with the server.
+        readers = [streams.read(key, None, block_seconds=0.05) for _ in range(4)]
+        assert await asyncio.gather(*readers) == [[]] * 4
+        server.kill()
+        await server.start()
+
+        readers = [streams.read(key, None, block_seconds=0.05) for _ in range(4)]
+        assert await asyncio.gather(*readers) == [[]] * 4
+        async with projecting(streams) as projector:
+            await publish(projector, started(task, user))
+        assert [entry.type for entry in await streams.read(key, None, block_seconds=1)] == ["step_started"]
+    finally:
+        await reads.aclose()
+        await writes.aclose()
+        server.stop()
 
 
 # --- the HTTP endpoints --------------------------------------------------------------------------

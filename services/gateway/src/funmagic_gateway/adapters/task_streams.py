@@ -40,6 +40,7 @@ from redis.exceptions import RedisError
 from funmagic_gateway.domain.sse import Projection, SseEntry
 from funmagic_kit.announcements import Announcements
 from funmagic_kit.errors import TransientError
+from funmagic_kit.redis import PlatformRedis
 
 __all__ = [
     "AppendResult",
@@ -144,8 +145,9 @@ def create_stream_read_client(
     url: str, *, max_connections: int, block_seconds: float, wait_for_connection_seconds: float = 5.0
 ) -> Redis:
     """A client for blocking stream reads: a pool that waits for a free connection rather than failing
-    (redis-py's default asyncio pool raises "Too many connections"), and a socket timeout longer than the
-    longest XREAD BLOCK."""
+    (redis-py's default asyncio pool raises "Too many connections"), a socket timeout longer than the
+    longest XREAD BLOCK, and the kit's retry of a read on a fresh connection after a Redis restart (one
+    dead pooled connection would otherwise end an open stream)."""
     pool = BlockingConnectionPool.from_url(
         url,
         max_connections=max_connections,
@@ -154,7 +156,7 @@ def create_stream_read_client(
         socket_connect_timeout=5,
         health_check_interval=30,
     )
-    return Redis.from_pool(pool)
+    return PlatformRedis.from_pool(pool)
 
 
 class ReadInterrupt:
