@@ -20,11 +20,6 @@ the platform's gateway, and puts the platform's gateway back whatever happens.
 from __future__ import annotations
 
 import asyncio
-import os
-import shutil
-import signal
-import socket
-import subprocess
 import uuid
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -46,9 +41,8 @@ from clients import (
     upload,
 )
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
-from funmagic_kit.testing import wait_until
+from funmagic_kit.testing import OwnRedisServer, wait_until
 
 TERMINAL = {"completed", "failed", "cancelled"}
 SETTINGS = "/api/admin/settings/rate-limit"
@@ -628,65 +622,6 @@ async def test_a_buyer_gets_the_higher_limit_within_five_seconds(
 # --- the settings survive Redis ------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-class OwnRedis:
-    """A redis-server of this test's own, without persistence: a SIGKILL and a restart leave it empty."""
-
-    def __init__(self, directory: Path) -> None:
-        binary = shutil.which("redis-server")
-        if binary is None:
-            pytest.fail("redis-server is not installed (deploy/local/stack.sh installs it for the stack)")
-        self.binary, self.directory, self.port = binary, directory, _free_port()
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def launch(self) -> None:
-        command = [self.binary, "--bind", "127.0.0.1", "--port", str(self.port), "--protected-mode", "yes",
-                   "--save", "", "--appendonly", "no", "--dir", str(self.directory)]  # fmt: skip
-        with (self.directory / "redis.log").open("ab") as log:
-            self.process = subprocess.Popen(
-                command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-            )
-
-    async def start(self) -> None:
-        """Starts it (again, on the same port) and returns once it answers."""
-        self.launch()
-        client = Redis.from_url(self.url, socket_connect_timeout=1)
-
-        async def answers() -> bool:
-            try:
-                return bool(await client.ping())
-            except (RedisError, OSError):  # not listening yet
-                return False
-
-        try:
-            await wait_until(answers, timeout=15, what="the test's redis-server to answer", interval=0.1)
-        finally:
-            await client.aclose()
-
-    def kill(self) -> None:
-        assert self.process is not None
-        os.kill(self.process.pid, signal.SIGKILL)
-        self.process.wait(10)
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-
-
 async def _replace_gateway(platform: dict, env: dict[str, str], run_dir: Path) -> None:
     """Stops the running gateway and starts one with `env` on the same port, in its place."""
     await asyncio.to_thread(run_services.stop_service, platform["gateway"])
@@ -707,7 +642,7 @@ async def test_the_rate_limit_settings_and_tiers_survive_a_redis_sigkill_and_res
             {"name": "gold", "min_purchased": 5000, "multiplier": 9},
         ],
     }
-    redis = OwnRedis(tmp_path)
+    redis = OwnRedisServer(tmp_path)
     run_dir = platform["gateway"].log_path.parent
     await redis.start()
     try:

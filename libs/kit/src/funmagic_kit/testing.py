@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -25,7 +26,8 @@ from typing import Any, ClassVar
 import psycopg
 from aiokafka.structs import ConsumerRecord
 from pydantic import ConfigDict, create_model
-from redis.asyncio import Connection
+from redis.asyncio import Connection, Redis
+from redis.exceptions import RedisError
 
 from funmagic_contracts.base import IntegrationEvent
 from funmagic_contracts.envelope import Envelope, encode, kafka_headers
@@ -232,14 +234,20 @@ class RoundTripConnection(Connection):
 
 
 class OwnRedisServer:
-    """A `redis-server` on a free local port, without persistence: a restart (`kill`, then `start`) loses
-    its data and every client connection, as a crashed Redis does."""
+    """A `redis-server` of a test's own on a free local port, without persistence: a SIGKILL and a start
+    again (on the same port) leave it empty and every client connection dead, as a crashed Redis does. Its
+    log is `redis.log` in `directory`."""
 
     def __init__(self, directory: Path) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise RuntimeError(
+                "redis-server is not installed (deploy/local/stack.sh installs it for the stack)"
+            )
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             self.port: int = probe.getsockname()[1]
-        self.directory = directory
+        self.binary, self.directory = binary, directory
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -247,29 +255,37 @@ class OwnRedisServer:
         return f"redis://127.0.0.1:{self.port}/0"
 
     async def start(self) -> None:
-        self.process = subprocess.Popen(  # noqa: ASYNC220 (starts at once; the wait below is async)
-            ["redis-server", "--bind", "127.0.0.1", "--port", str(self.port), "--save", "",
-             "--appendonly", "no", "--dir", str(self.directory)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )  # fmt: skip
+        """Starts it (again, on the same port) and returns once it answers a PING."""
+        command = [self.binary, "--bind", "127.0.0.1", "--port", str(self.port), "--protected-mode", "yes",
+                   "--save", "", "--appendonly", "no", "--dir", str(self.directory)]  # fmt: skip
+        with (self.directory / "redis.log").open("ab") as log:
+            self.process = subprocess.Popen(  # noqa: ASYNC220 (starts at once; the wait below is async)
+                command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        client = Redis.from_url(self.url, socket_connect_timeout=1)
 
         async def answers() -> bool:
             try:
-                _, writer = await asyncio.open_connection("127.0.0.1", self.port)
-            except OSError:
+                return bool(await client.ping())
+            except (RedisError, OSError):  # not listening yet
                 return False
-            writer.close()
-            return True
 
-        await wait_until(answers, timeout=10, what="redis-server to listen", interval=0.02)
+        try:
+            await wait_until(answers, timeout=15, what="the test's redis-server to answer", interval=0.05)
+        finally:
+            await client.aclose()
 
     def kill(self) -> None:
         assert self.process is not None
         os.kill(self.process.pid, signal.SIGKILL)
-        self.process.wait(5)
+        self.process.wait(10)
 
     def stop(self) -> None:
-        """Kill the server if it still runs (a fixture's teardown)."""
+        """Stops the server if it still runs (a fixture's teardown)."""
         if self.process is not None and self.process.poll() is None:
-            self.kill()
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
