@@ -20,10 +20,12 @@ tasks/s = `completed` events received in the window / its length; p50/p99 over t
 the window. Clients stop starting tasks at the window's end and wait for the ones in flight.
 
 Cost per task: Postgres transactions (`xact_commit` + `xact_rollback` of the five scratch databases in
-`pg_stat_database`) and Kafka messages (end offsets of the five event topics) before and after the
-level, divided by the tasks the level completed (warm-up and drain included: every task started in the
-level). Postgres publishes a backend's counters up to `PGSTAT_IDLE_INTERVAL` (10 s) after it went idle,
-so the after-sample waits `SETTLE_SECONDS`; the background work of an idle platform (pollers, sweepers)
+`pg_stat_database`), Redis commands (the server's `INFO commandstats`, by command; those a Lua script
+runs count too, beside its EVALSHA; the run has Redis to itself, it refuses to start beside another
+platform) and Kafka messages (end offsets of the five event topics) before and after the level, divided
+by the tasks the level completed (warm-up and drain included: every task started in the level). Postgres
+publishes a backend's counters up to `PGSTAT_IDLE_INTERVAL` (10 s) after it went idle, so the
+after-sample waits `SETTLE_SECONDS`; the background work of an idle platform (pollers, sweepers, pings)
 is measured once before the first level and subtracted. The Kafka messages of each level are also read
 back and counted by type, keeping only those keyed by this run's users and tasks (the topics are shared
 with anything else using the stack).
@@ -394,6 +396,25 @@ async def pg_transactions(postgres_url: str, databases: dict[str, str]) -> dict[
     return {service: int(by_name.get(name, 0)) for service, name in databases.items()}
 
 
+async def redis_commands(redis: Redis) -> dict[str, int]:
+    """Calls of each command since the Redis server started (`INFO commandstats`), without this sampling's
+    own INFO."""
+    stats = await redis.info("commandstats")
+    calls = {name.removeprefix("cmdstat_"): int(stat["calls"]) for name, stat in stats.items()}
+    calls.pop("info", None)
+    return calls
+
+
+def _per_task(
+    before: dict[str, int], after: dict[str, int], idle_rate: dict[str, float], elapsed: float, done: int
+) -> dict[str, float]:
+    """Redis commands of a level per completed task, the idle platform's background subtracted."""
+    net = {name: (after[name] - before.get(name, 0)) - idle_rate.get(name, 0.0) * elapsed for name in after}
+    return {
+        name: round(v / done, 2) for name, v in sorted(net.items(), key=lambda i: -i[1]) if v / done >= 0.05
+    }
+
+
 class KafkaCounter:
     """End offsets of the event topics, and the messages between two samples read back and counted."""
 
@@ -729,7 +750,7 @@ def _row(level: Level, cost: dict[str, Any]) -> dict[str, Any]:
 def _print_table(rows: list[dict[str, Any]]) -> None:
     header = (
         f"  {'clients':>7} {'tasks/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>6} "
-        f"{'pg tx/task':>10} {'kafka msg/task':>14}"
+        f"{'pg tx/task':>10} {'redis cmd/task':>14} {'kafka msg/task':>14}"
     )
     print(header, flush=True)
     for r in rows:
@@ -737,7 +758,8 @@ def _print_table(rows: list[dict[str, Any]]) -> None:
         p99 = "-" if r["p99_ms"] is None else f"{r['p99_ms']:.1f}"
         print(
             f"  {r['clients']:>7} {r['tasks_per_s']:>8.1f} {p50:>8} {p99:>8} {r['errors']:>6} "
-            f"{r['pg_transactions_per_task']:>10.2f} {r['kafka_messages_per_task']:>14.2f}",
+            f"{r['pg_transactions_per_task']:>10.2f} {r['redis_commands_per_task']:>14.1f} "
+            f"{r['kafka_messages_per_task']:>14.2f}",
             flush=True,
         )
 
@@ -756,9 +778,12 @@ async def _measure(
     )
     await asyncio.sleep(SETTLE_SECONDS)
     idle_from, idle_cpu_from = await pg_transactions(postgres_url, databases), cpu_seconds(ours_pids)
+    idle_redis_from = await redis_commands(redis)
     await asyncio.sleep(IDLE_SECONDS)
     idle_to, idle_cpu_to = await pg_transactions(postgres_url, databases), cpu_seconds(ours_pids)
+    idle_redis_to = await redis_commands(redis)
     idle_rate = {s: (idle_to[s] - idle_from[s]) / IDLE_SECONDS for s in databases}
+    idle_redis_rate = {c: (n - idle_redis_from.get(c, 0)) / IDLE_SECONDS for c, n in idle_redis_to.items()}
     idle_cpu = {
         g: round((idle_cpu_to[g] - idle_cpu_from.get(g, 0.0)) * 100 / IDLE_SECONDS, 1) for g in idle_cpu_to
     }
@@ -777,6 +802,7 @@ async def _measure(
             flush=True,
         )
         pg_before, kafka_before = await pg_transactions(postgres_url, databases), await kafka.offsets()
+        redis_before = await redis_commands(redis)
         began = time.perf_counter()
         cpu_before, machine_before = cpu_seconds(ours_pids), machine_busy_seconds()
         watch = asyncio.create_task(_watch_for_other_platforms(frozenset(ours_pids)))
@@ -786,6 +812,7 @@ async def _measure(
         others_seen = await asyncio.gather(watch, return_exceptions=True)
         await asyncio.sleep(SETTLE_SECONDS)
         pg_after, kafka_after = await pg_transactions(postgres_url, databases), await kafka.offsets()
+        redis_after = await redis_commands(redis)
         elapsed = time.perf_counter() - began
         counted, foreign, stamps = await kafka.read_between(
             kafka_before, kafka_after, ours_base, level.task_ids
@@ -801,6 +828,10 @@ async def _measure(
             "pg_transactions_per_task": round(sum(pg_net.values()) / done, 2),
             "pg_transactions_per_task_raw": round(sum(pg_raw.values()) / done, 2),
             "pg_transactions_per_task_by_service": {s: round(v / done, 2) for s, v in pg_net.items()},
+            "redis_commands_per_task_by_command": (
+                redis_per_task := _per_task(redis_before, redis_after, idle_redis_rate, elapsed, done)
+            ),
+            "redis_commands_per_task": round(sum(redis_per_task.values()), 1),
             "kafka_messages_per_task": round(sum(v for k, v in counted.items() if ".dlq" not in k) / done, 2),
             "kafka_messages_per_task_from_offsets": round(offsets_delta / done, 2),
             "kafka_messages_per_task_by_type": {k: round(v / done, 3) for k, v in sorted(counted.items())},
@@ -835,6 +866,7 @@ async def _measure(
                 await user.stream.close()
     return rows, {
         "idle_pg_transactions_per_s": round(sum(idle_rate.values()), 2),
+        "idle_redis_commands_per_s": round(sum(idle_redis_rate.values()), 1),
         "idle_cpu_percent_of_one_core": idle_cpu,
     }
 
