@@ -1,14 +1,15 @@
 """The transactional outbox and its relay.
 
 Writers add an envelope to `outbox` inside the transaction that changes state; a trigger notifies
-`funmagic_outbox` at commit. The relay publishes pending rows to Kafka and deletes them once acked.
+`funmagic_outbox` at commit. The relay takes a page of pending rows by deleting them in a transaction,
+publishes them to Kafka, and commits that transaction once Kafka acked them.
 
 Ordering strategy (STYLE.md point 7): exactly one relay per database publishes at a time — it holds a
 session advisory lock, and standby replicas wait for it — and it reads rows by ascending id, sending a
 whole page through one idempotent producer before awaiting acks. It never tails a cursor, so a row that
 commits late with a lower id is simply picked up by the next page. Per-key order holds because writes
 to one aggregate are serialized by that aggregate's own lock (version uniqueness or row lock), so for
-one key id order is commit order. A crash after Kafka acked but before the delete re-publishes those
+one key id order is commit order. A crash after Kafka acked but before the commit re-publishes those
 rows: delivery is at-least-once and consumers deduplicate by event id (the inbox).
 """
 
@@ -50,8 +51,11 @@ FROM unnest(%b::uuid[], %b::text[], %b::text[], %b::bytea[], %b::jsonb[])
     WITH ORDINALITY AS m (event_id, topic, key, payload, headers, n)
 ORDER BY m.n
 """
-_SELECT_PAGE = "SELECT id, topic, key, payload, headers FROM outbox ORDER BY id LIMIT %s"
-_DELETE = "DELETE FROM outbox WHERE id = ANY(%b)"
+# A page is taken by deleting it, in a transaction that commits only once Kafka acked every row of it.
+_TAKE_PAGE = """
+DELETE FROM outbox WHERE id IN (SELECT id FROM outbox ORDER BY id LIMIT %s)
+RETURNING id, topic, key, payload, headers
+"""
 
 
 @dataclass(frozen=True)
@@ -207,10 +211,13 @@ class OutboxRelay:
                 return total
 
     async def _publish_page(self) -> int:
-        async with self._publish_lock:
-            async with self._pool.connection() as conn:
-                cursor = await conn.execute(_SELECT_PAGE, (self._page_size,))
-                rows = await cursor.fetchall()
+        # One transaction per page: its rows are deleted, sent, and the deletion commits once Kafka acked
+        # them all. A failed send rolls it back, and a relay that dies leaves it uncommitted: either way the
+        # rows are still there for the next page (sent twice at worst; consumers deduplicate). The pool's
+        # connection commits on leaving the block and rolls back on an exception.
+        async with self._publish_lock, self._pool.connection() as conn:
+            cursor = await conn.execute(_TAKE_PAGE, (self._page_size,))
+            rows = sorted(await cursor.fetchall(), key=lambda row: row["id"])
             if not rows:
                 return 0
             await self._failpoints.reach("relay.before_publish")
@@ -227,10 +234,8 @@ class OutboxRelay:
                 )
             await asyncio.gather(*futures)
             await self._failpoints.reach("relay.after_publish")
-            async with self._pool.connection() as conn:
-                await conn.execute(_DELETE, ([row["id"] for row in rows],))
-            self._metrics.outbox_published.inc(len(rows))
-            return len(rows)
+        self._metrics.outbox_published.inc(len(rows))
+        return len(rows)
 
     async def _sleep(self, seconds: float) -> None:
         with suppress(TimeoutError):
