@@ -4,7 +4,9 @@ Latency: one event at a time, from just before the producing transaction commits
 before `send` (baseline) until the consuming handler has committed (platform) or `getone` returned
 (baseline). Throughput: a burst of events written as fast as possible until the last one is handled.
 The platform path is measured with 10 ms fetch polling and again with the platform's 5 s long poll, whose
-latency must be the same (the broker answers a parked fetch when a record arrives).
+latency must be the same (the broker answers a parked fetch when a record arrives). The consuming handler
+writes an effect row per event: one statement per event (a per-event handler, the floor's row), and again
+with a batch handler (`Subscription.on_batch`) that writes a run of events with one statement.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import os
 import statistics
 import time
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 import psycopg
@@ -98,7 +101,7 @@ async def _measure_raw(kafka: str, topic: str) -> dict[str, float]:
 
 
 async def platform_path(
-    kafka: str, postgres_url: str, workers: int, fetch_max_wait_ms: int = 10
+    kafka: str, postgres_url: str, workers: int, fetch_max_wait_ms: int = 10, *, batched: bool = False
 ) -> dict[str, float]:
     name = f"bench_{uuid.uuid4().hex[:8]}"
     async with await psycopg.AsyncConnection.connect(postgres_url, autocommit=True) as admin:
@@ -108,23 +111,25 @@ async def platform_path(
         async with await psycopg.AsyncConnection.connect(dsn) as conn:
             await apply_migrations(conn, load_migrations("kit", "funmagic_kit.sql"))
             await conn.execute("CREATE TABLE effects (event_id uuid PRIMARY KEY)")
-        return await _measure_platform(kafka, dsn, workers, fetch_max_wait_ms)
+        return await _measure_platform(kafka, dsn, workers, fetch_max_wait_ms, batched)
     finally:
         # Retried while an autovacuum worker still holds the new database (it cannot be terminated).
         await drop_database(postgres_url, name)
 
 
-async def _measure_platform(kafka: str, dsn: str, workers: int, fetch_max_wait_ms: int) -> dict[str, float]:
+async def _measure_platform(
+    kafka: str, dsn: str, workers: int, fetch_max_wait_ms: int, batched: bool
+) -> dict[str, float]:
     topic = f"bench.platform.{uuid.uuid4().hex[:8]}"
     await create_topics(kafka, [topic, f"{topic}.dlq"], partitions=PARTITIONS)
     try:
-        return await _measure_platform_on(kafka, dsn, workers, fetch_max_wait_ms, topic)
+        return await _measure_platform_on(kafka, dsn, workers, fetch_max_wait_ms, topic, batched)
     finally:
         await delete_topics(kafka, [topic, f"{topic}.dlq"])
 
 
 async def _measure_platform_on(
-    kafka: str, dsn: str, workers: int, fetch_max_wait_ms: int, topic: str
+    kafka: str, dsn: str, workers: int, fetch_max_wait_ms: int, topic: str, batched: bool
 ) -> dict[str, float]:
     pool = await create_pool(dsn, min_size=4, max_size=4 + workers)
     producer = await create_producer(kafka, client_id="bench-platform")
@@ -136,6 +141,12 @@ async def _measure_platform_on(
 
     async def on_event(event: IntegrationEvent, envelope: Envelope, uow: PostgresUnitOfWork) -> None:
         await uow.conn.execute("INSERT INTO effects (event_id) VALUES (%s)", (envelope.id,))
+
+    async def on_events(
+        deliveries: Sequence[tuple[IntegrationEvent, Envelope]], uow: PostgresUnitOfWork
+    ) -> None:
+        ids = [envelope.id for _, envelope in deliveries]
+        await uow.conn.execute("INSERT INTO effects (event_id) SELECT unnest(%b::uuid[])", (ids,))
 
     def on_processed(envelope: Envelope, outcome: str) -> None:
         # Called by the consumer after the handler's transaction has committed.
@@ -157,7 +168,11 @@ async def _measure_platform_on(
         on_processed=on_processed,
         concurrency=workers,
     )
-    consumer.subscribe(Subscription(topic).on(adhoc_event_class("BenchEvent", topic), on_event))
+    event_class = adhoc_event_class("BenchEvent", topic)
+    subscription = Subscription(topic)
+    consumer.subscribe(
+        subscription.on_batch(event_class, on_events) if batched else subscription.on(event_class, on_event)
+    )
     relay = OutboxRelay(dsn=dsn, pool=pool, producer=producer, metrics=metrics, failpoints=Failpoints(""))
     relay_task = asyncio.create_task(relay.run())
     await consumer.start()
@@ -189,6 +204,14 @@ async def _measure_platform_on(
     return summary(latencies, burst_seconds, BURST)
 
 
+def ratio_to_raw(ours: dict[str, float], raw: dict[str, float]) -> dict[str, float]:
+    return {
+        "throughput_ratio": round(ours["events_per_s"] / raw["events_per_s"], 4),
+        "p50_ratio": round(ours["p50_ms"] / raw["p50_ms"], 2),
+        "p99_ratio": round(ours["p99_ms"] / raw["p99_ms"], 2),
+    }
+
+
 def _event(i: int) -> Envelope:
     return Envelope(
         id=uuid7(),
@@ -212,11 +235,7 @@ async def run() -> dict[str, object]:
     platform_rows: dict[int, dict[str, float]] = {}
     for workers in (1, PARTITIONS):
         ours = platform_rows[workers] = await platform_path(kafka, postgres_url, workers)
-        ratio = {
-            "throughput_ratio": round(ours["events_per_s"] / raw["events_per_s"], 4),
-            "p50_ratio": round(ours["p50_ms"] / raw["p50_ms"], 2),
-            "p99_ratio": round(ours["p99_ms"] / raw["p99_ms"], 2),
-        }
+        ratio = ratio_to_raw(ours, raw)
         print(f"  outbox→Kafka→inbox, {workers} worker(s)   : {ours}", flush=True)
         print(f"    ratio to raw                     : {ratio}", flush=True)
         result[f"outbox_kafka_inbox_{workers}_workers"] = {**ours, "ratio_to_raw": ratio}
@@ -230,5 +249,12 @@ async def run() -> dict[str, object]:
     }
     print(f"  same, 1 worker, {LONG_POLL_MS} ms long poll : {long_poll} {versus}", flush=True)
     result["outbox_kafka_inbox_1_workers_long_poll"] = {**long_poll, **versus}
+    # The same path, the effects written by a batch handler: one statement per run instead of per event.
+    for workers in (1, PARTITIONS):
+        batched = await platform_path(kafka, postgres_url, workers, batched=True)
+        ratio = ratio_to_raw(batched, raw)
+        print(f"  same, {workers} worker(s), batch handler : {batched}", flush=True)
+        print(f"    ratio to raw                     : {ratio}", flush=True)
+        result[f"outbox_kafka_inbox_{workers}_workers_batch_handler"] = {**batched, "ratio_to_raw": ratio}
     result["settings"] = {"latency_samples": LATENCY_SAMPLES, "burst": BURST, "partitions": PARTITIONS}
     return result

@@ -12,9 +12,12 @@ partition) is one batch:
    nobody here handles is skipped without a transaction);
 2. in ONE transaction, one statement inserts an inbox row `processed_events(consumer, event_id)` per event
    and every event whose row is new runs its handler, in order; an event whose row already existed was
-   handled before and is a duplicate. The transaction is pipelined (`PostgresUnitOfWork.pipelined`): a
-   statement whose result nobody reads does not wait for it, so the batch costs a round trip per read,
-   not per statement — an event alone in its fetch gets the same on its first try;
+   handled before and is a duplicate. A batch handler (`Subscription.on_batch`) is called once per run of
+   consecutive new events of its type, with all of them — a projection then writes a run with one
+   set-based statement instead of one statement per event. The transaction is pipelined
+   (`PostgresUnitOfWork.pipelined`): a statement whose result nobody reads does not wait for it, so the
+   batch costs a round trip per read, not per statement — an event alone in its fetch gets the same on its
+   first try;
 3. only after that commit are the offsets marked done; they are committed to Kafka in the background
    (every `commit_every` events or `commit_interval_ms`, when a rebalance takes partitions away, and at
    once while stopping). A crash between the commit and the offset commit redelivers the batch, and the
@@ -31,7 +34,9 @@ Redis…) is not the event's fault: that failure is retried for as long as the o
 backoff capped at MAX_RETRY_BACKOFF_MS, and never dead-lettered.
 
 Without a unit of work (the gateway has no database) there is no transaction to share: events run one at a
-time with the same retries and dead letters, and handlers must be idempotent by themselves.
+time with the same retries and dead letters, and handlers must be idempotent by themselves. A batch handler
+there is called once per run, in order, until a call fails; the events of that run and all after it in the
+batch then run one at a time (the runs before it stay handled: nothing rolls them back).
 
 Retries happen in place, never by seeking back: a seek would wait for the fetch already parked at the
 broker (a long poll of up to `fetch_max_wait_ms`), and that long poll is what lets an idle consumer sleep.
@@ -77,7 +82,7 @@ from funmagic_kit.metrics import Metrics
 from funmagic_kit.outages import is_outage
 from funmagic_kit.tracing import context_from_headers, span
 
-__all__ = ["DeadLetterProducer", "EventConsumer", "EventHandler", "Subscription"]
+__all__ = ["BatchHandler", "DeadLetterProducer", "EventConsumer", "EventHandler", "Subscription"]
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +92,10 @@ UnitOfWorkT = TypeVar("UnitOfWorkT")
 EventHandler = Callable[[EventT, Envelope, UnitOfWorkT], Awaitable[None]]
 """`await handler(event, envelope, uow)`: the parsed event, its envelope, the unit of work (None without a
 database)."""
+
+BatchHandler = Callable[[Sequence[tuple[EventT, Envelope]], UnitOfWorkT], Awaitable[None]]
+"""`await handler(deliveries, uow)`: consecutive events of one type as `(event, envelope)` pairs, in the order
+they arrived, and the unit of work — one call for what a per-event handler would take one call each."""
 
 # The longest wait between two tries of one message (an outage is retried for as long as it lasts).
 MAX_RETRY_BACKOFF_MS = 5_000
@@ -113,37 +122,59 @@ class Subscription(Generic[UnitOfWorkT]):
     """A topic and a handler per contract class this consumer reacts to; other types are skipped.
 
     Built fluently, and typed: `on(TaskRequested, handler)` accepts only a handler of `TaskRequested`.
+    `on_batch(TaskRequested, handler)` registers a handler that takes a run of consecutive events of that
+    type in one call (a projection written with one set-based statement instead of one per event).
     """
 
     def __init__(self, topic: TopicSpec | str) -> None:
         self.topic = topic if isinstance(topic, str) else topic.name
-        self._handlers: dict[str, tuple[type[IntegrationEvent], EventHandler[Any, UnitOfWorkT]]] = {}
+        self._registered: dict[str, _Registered] = {}
 
     def on(
         self, event_class: type[EventT], handler: EventHandler[EventT, UnitOfWorkT]
     ) -> Subscription[UnitOfWorkT]:
+        return self._register(_Registered(event_class, handler, batched=False))
+
+    def on_batch(
+        self, event_class: type[EventT], handler: BatchHandler[EventT, UnitOfWorkT]
+    ) -> Subscription[UnitOfWorkT]:
+        """Handle runs of consecutive `event_class` events with one call each. A run is never split by
+        anything but another event type, the end of a fetch or a failure: when a call raises, its events
+        are retried (and at last dead-lettered) one at a time, as a run of one each."""
+        return self._register(_Registered(event_class, handler, batched=True))
+
+    def _register(self, registered: _Registered) -> Subscription[UnitOfWorkT]:
+        event_class = registered.event_class
         if self.topic != event_class.TOPIC:
             raise ValueError(f"{event_class.EVENT_TYPE} travels on {event_class.TOPIC}, not {self.topic}")
-        if event_class.EVENT_TYPE in self._handlers:
+        if event_class.EVENT_TYPE in self._registered:
             raise ValueError(f"{event_class.EVENT_TYPE} already has a handler on {self.topic}")
-        self._handlers[event_class.EVENT_TYPE] = (event_class, handler)
+        self._registered[event_class.EVENT_TYPE] = registered
         return self
 
     @property
     def handlers(self) -> Mapping[str, tuple[type[IntegrationEvent], EventHandler[Any, UnitOfWorkT]]]:
-        """Event type name → (contract class, handler)."""
-        return MappingProxyType(self._handlers)
+        """Event type name → (contract class, handler), of the per-event handlers."""
+        return MappingProxyType(
+            {name: (r.event_class, r.handler) for name, r in self._registered.items() if not r.batched}
+        )
 
-    def handler_for(
-        self, event_type: str
-    ) -> tuple[type[IntegrationEvent], EventHandler[Any, UnitOfWorkT]] | None:
-        """(contract class, handler) of `event_type`, None when this subscription skips it (per message: no
-        read-only view built)."""
-        return self._handlers.get(event_type)
+    def handler_for(self, event_type: str) -> _Registered | None:
+        """How `event_type` is handled, None when this subscription skips it."""
+        return self._registered.get(event_type)
 
     @property
     def event_types(self) -> tuple[str, ...]:
-        return tuple(self._handlers)
+        return tuple(self._registered)
+
+
+@dataclass(frozen=True)
+class _Registered:
+    """A handler as registered: per event, or (`batched`) per run of consecutive events."""
+
+    event_class: type[IntegrationEvent]
+    handler: Callable[..., Awaitable[None]]
+    batched: bool
 
 
 @dataclass(frozen=True)
@@ -154,7 +185,8 @@ class _Event:
     topic: str  # the registry's name (without the deployment's prefix)
     envelope: Envelope
     event: IntegrationEvent
-    handler: EventHandler[Any, Any]
+    handler: Callable[..., Awaitable[None]]  # an EventHandler, or a BatchHandler when `batched`
+    batched: bool = False
 
 
 @dataclass(frozen=True)
@@ -334,20 +366,26 @@ class EventConsumer:
         a record still waits for a retry (that record and what follows it are not marked done)."""
         deliveries = [self._sort(record) for record in records]
         events = [d.event for d in deliveries if d.event is not None]
-        handled_together = False
-        if self._unit_of_work is not None and len(events) > 1:
-            handled_together = await self._handle_together(events)
+        together = 0  # how many of `events`, from the first on, are handled already
+        if len(events) > 1:
+            if self._unit_of_work is not None:
+                together = len(events) if await self._handle_together(events) else 0
+            elif any(event.batched for event in events):
+                together = await self._handle_runs_without_transaction(events)
+        seen = 0
         for delivery in deliveries:
             if delivery.unreadable is not None:
                 await self._dead_letter_until_sent(delivery.record, delivery.unreadable, attempts=1)
             elif delivery.event is None:
                 # Not an event this service reacts to: nothing changes, so no transaction and no inbox row.
                 self._count("skipped")
-            elif not handled_together:
-                # Alone in its fetch, an event's first try is pipelined like a batch; after a failed batch
-                # (or a failed try) it runs statement by statement, so a handler that catches a statement's
-                # error sees it where it happened.
-                await self._handle_alone_with_retries(delivery.event, pipelined=len(events) == 1)
+            else:
+                seen += 1
+                if seen > together:
+                    # Alone in its fetch, an event's first try is pipelined like a batch; after a failed
+                    # batch (or a failed try) it runs statement by statement, so a handler that catches a
+                    # statement's error sees it where it happened.
+                    await self._handle_alone_with_retries(delivery.event, pipelined=len(events) == 1)
             mark_done(delivery.record)
 
     def _sort(self, record: ConsumerRecord[bytes, bytes]) -> _Delivery:
@@ -359,13 +397,14 @@ class EventConsumer:
         registered = subscription.handler_for(envelope.type) if subscription is not None else None
         if registered is None:
             return _Delivery(record)
-        event_class, handler = registered
         try:
-            event = _parse(envelope, event_class)
+            event = _parse(envelope, registered.event_class)
         except ContractError as error:  # retrying cannot make it match its contract
             return _Delivery(record, unreadable=error)
         topic = self._names.logical_topic(record.topic)
-        return _Delivery(record, event=_Event(record, topic, envelope, event, handler))
+        return _Delivery(
+            record, event=_Event(record, topic, envelope, event, registered.handler, registered.batched)
+        )
 
     async def _handle_together(self, events: list[_Event]) -> bool:
         """Run the batch's events in one transaction; False (everything rolled back) if any of them failed."""
@@ -375,14 +414,17 @@ class EventConsumer:
         try:
             async with self._unit_of_work().pipelined() as uow:
                 new_ids = await self._claim(uow, events)
+                new_events = []
                 for event in events:
                     if event.envelope.id not in new_ids:
                         outcomes.append("duplicate")
                         continue
                     # Taken out: the same event twice in one batch is a duplicate the second time.
                     new_ids.discard(event.envelope.id)
-                    await self._run_handler(event, uow)
+                    new_events.append(event)
                     outcomes.append("handled")
+                for run in _runs(new_events):
+                    await self._run_handlers(run, uow)
         except Exception as error:
             log.info(
                 "batch rolled back; its events run one at a time",
@@ -394,6 +436,26 @@ class EventConsumer:
         for event, outcome in zip(events, outcomes, strict=True):
             self._finished(event, outcome, seconds)
         return True
+
+    async def _handle_runs_without_transaction(self, events: list[_Event]) -> int:
+        """Without a database: each run (see `_runs`) in one call, in order, until a call fails; how many
+        events were handled. The one that failed and all after it then run one at a time, in order."""
+        handled = 0
+        for run in _runs(events):
+            started = time.perf_counter()
+            try:
+                await self._run_handlers(run, None)
+            except Exception as error:
+                log.info(
+                    "a run of events failed; it and the rest of the batch run one at a time",
+                    extra={"consumer": self.name, "events": len(run), "error": repr(error)},
+                )
+                return handled
+            seconds = (time.perf_counter() - started) / len(run)
+            for event in run:
+                self._finished(event, "handled", seconds)
+            handled += len(run)
+        return handled
 
     async def _handle_alone_with_retries(self, event: _Event, *, pipelined: bool = False) -> None:
         attempts = 0
@@ -430,13 +492,13 @@ class EventConsumer:
 
     async def _handle_alone(self, event: _Event, *, pipelined: bool) -> str:
         if self._unit_of_work is None:
-            await self._run_handler(event, None)
+            await self._run_handlers([event], None)
             return "handled"
         unit_of_work = self._unit_of_work()
         async with unit_of_work.pipelined() if pipelined else unit_of_work as uow:
             if not await self._claim(uow, [event]):
                 return "duplicate"
-            await self._run_handler(event, uow)
+            await self._run_handlers([event], uow)
             return "handled"
 
     async def _claim(self, uow: PostgresUnitOfWork, events: Sequence[_Event]) -> set[UUID]:
@@ -453,6 +515,28 @@ class EventConsumer:
             ),
         )
         return {row["event_id"] for row in await cursor.fetchall()}  # the pool's rows are dicts
+
+    async def _run_handlers(self, run: Sequence[_Event], uow: PostgresUnitOfWork | None) -> None:
+        """Run one event's handler, or one batch handler over a run of its events (see `_runs`)."""
+        first = run[0]
+        if not first.batched:
+            await self._run_handler(first, uow)
+            return
+        # One span for the call; each event's trace is linked to it rather than continued.
+        with span(
+            f"consume {first.envelope.type} x{len(run)}",
+            kind=SpanKind.CONSUMER,
+            links=(context_from_headers(event.record.headers) for event in run),
+            attributes={
+                "messaging.destination.name": first.record.topic,
+                "messaging.consumer.group.name": self.name,
+                "messaging.batch.message_count": len(run),
+            },
+        ):
+            if self._poisoned is not None:
+                for event in run:
+                    self._poisoned.check(event.envelope.id)
+            await first.handler([(event.event, event.envelope) for event in run], uow)
 
     async def _run_handler(self, event: _Event, uow: PostgresUnitOfWork | None) -> None:
         envelope, record = event.envelope, event.record
@@ -597,6 +681,18 @@ class _CommitOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
 
     async def on_partitions_assigned(self, assigned: Any) -> None:
         return None
+
+
+def _runs(events: Sequence[_Event]) -> list[list[_Event]]:
+    """`events` cut into what one call handles, in order: a run of consecutive events that share a batch
+    handler, or one event of a per-event handler."""
+    runs: list[list[_Event]] = []
+    for event in events:
+        if event.batched and runs and runs[-1][0].handler is event.handler:
+            runs[-1].append(event)
+        else:
+            runs.append([event])
+    return runs
 
 
 def _parse(envelope: Envelope, event_class: type[EventT]) -> EventT:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -115,9 +115,11 @@ def span(
     kind: SpanKind = SpanKind.INTERNAL,
     parent: Context | None = None,
     attributes: Mapping[str, str | int | float | bool] | None = None,
+    links: Iterable[Context | None] = (),
 ) -> Iterator[trace.Span]:
     """A span around a piece of work, current while it runs (so what it calls or writes continues it).
-    `parent`: continue that context instead of the current one."""
+    `parent`: continue that context instead of the current one. `links`: the contexts of other traces this
+    work belongs to (a batch of messages), read only while recording — a generator costs nothing otherwise."""
     token = otel_context.attach(parent) if parent is not None else None
     try:
         if not _recording:
@@ -125,7 +127,9 @@ def span(
             # skipping it saves a consumer a few microseconds per event.
             yield trace.get_current_span()
             return
-        with _tracer().start_as_current_span(name, kind=kind, attributes=attributes) as current:
+        others = (trace.get_current_span(ctx).get_span_context() for ctx in links if ctx is not None)
+        linked = [trace.Link(other) for other in others if other.is_valid]
+        with _tracer().start_as_current_span(name, kind=kind, attributes=attributes, links=linked) as current:
             yield current
     finally:
         if token is not None:

@@ -1,5 +1,6 @@
 """A consumer in a process of its own, for tests that SIGKILL it: it records every `Numbered` event of TOPIC
-in `handled` (key, seq, transaction id) under consumer group GROUP, with FUNMAGIC_FAILPOINTS honoured.
+in `handled` (key, seq, transaction id) under consumer group GROUP, with FUNMAGIC_FAILPOINTS honoured; with
+BATCHED=1 through a batch handler (one statement per run of events) instead of one statement per event.
 
 Run as `python consumer_process.py`; DATABASE_URL, KAFKA_BOOTSTRAP_SERVERS, TOPIC and GROUP come from the
 environment. It stops on SIGTERM.
@@ -10,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+from collections.abc import Sequence
 
 from funmagic_contracts.envelope import Envelope
 from funmagic_kit.consumer import EventConsumer, Subscription
@@ -27,6 +29,19 @@ async def record_numbered(event: object, envelope: Envelope, uow: PostgresUnitOf
     )
 
 
+async def record_numbered_runs(
+    deliveries: Sequence[tuple[object, Envelope]], uow: PostgresUnitOfWork
+) -> None:
+    await uow.conn.execute(
+        "INSERT INTO handled (key, seq, txid) SELECT key, seq, txid_current()"
+        " FROM unnest(%s::text[], %s::integer[]) WITH ORDINALITY AS run(key, seq, n) ORDER BY n",
+        (
+            [envelope.subject for _, envelope in deliveries],
+            [envelope.data["seq"] for _, envelope in deliveries],
+        ),
+    )
+
+
 async def main() -> None:
     topic, kafka = os.environ["TOPIC"], os.environ["KAFKA_BOOTSTRAP_SERVERS"]
     pool = await create_pool(os.environ["DATABASE_URL"], min_size=1, max_size=2)
@@ -39,7 +54,11 @@ async def main() -> None:
         unit_of_work=lambda: PostgresUnitOfWork(pool),
         failpoints=Failpoints.from_environment(),
     )
-    consumer.subscribe(Subscription(topic).on(adhoc_event_class("Numbered", topic), record_numbered))
+    numbered = adhoc_event_class("Numbered", topic)
+    if os.environ.get("BATCHED") == "1":
+        consumer.subscribe(Subscription(topic).on_batch(numbered, record_numbered_runs))
+    else:
+        consumer.subscribe(Subscription(topic).on(numbered, record_numbered))
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
     await consumer.start()

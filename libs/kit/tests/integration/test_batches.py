@@ -1,6 +1,8 @@
 """Batched consumption: what one fetch returns is handled in one transaction, in order per key; a failing
 event in the middle of a batch is isolated (the others commit once, it is retried or dead-lettered alone);
-a consumer killed between a batch's commit and its offset commit loses nothing and applies nothing twice."""
+a consumer killed between a batch's commit and its offset commit loses nothing and applies nothing twice.
+A batch handler (`Subscription.on_batch`) takes each run of consecutive events of its type in one call, with
+the same guarantees."""
 
 from __future__ import annotations
 
@@ -13,11 +15,14 @@ import uuid
 from pathlib import Path
 
 import psycopg
+import pytest
 from psycopg import pq
 
 from funmagic_contracts.envelope import Envelope, encode
 from funmagic_contracts.topics import DLQ_ERROR_HEADER, dead_letter_topic
+from funmagic_kit.consumer import Subscription
 from funmagic_kit.errors import PermanentError
+from funmagic_kit.testing import adhoc_event_class
 
 from .conftest import (
     consumed,
@@ -29,7 +34,7 @@ from .conftest import (
     wait_for,
     wait_until_consumed,
 )
-from .consumer_process import record_numbered
+from .consumer_process import record_numbered, record_numbered_runs
 
 KEYS = 10
 
@@ -214,9 +219,12 @@ async def test_an_event_whose_pipelined_try_failed_is_tried_again_statement_by_s
     assert consumed(consumer, "retried") == 1
 
 
-def start_consumer_process(database_url: str, kafka: str, topic: str, group: str, marker_dir: Path):
+def start_consumer_process(
+    database_url: str, kafka: str, topic: str, group: str, marker_dir: Path, *, batched: bool = False
+):
     env = {
         **os.environ,
+        "BATCHED": "1" if batched else "0",
         "DATABASE_URL": database_url,
         "KAFKA_BOOTSTRAP_SERVERS": kafka,
         "TOPIC": topic,
@@ -228,12 +236,13 @@ def start_consumer_process(database_url: str, kafka: str, topic: str, group: str
     return subprocess.Popen([sys.executable, str(script)], env=env)
 
 
+@pytest.mark.parametrize("batched", [False, True], ids=["per-event handler", "batch handler"])
 async def test_a_consumer_killed_between_a_batch_commit_and_its_offset_commit_applies_nothing_twice(
-    stack, database_url, pool, producer, topic, tmp_path
+    stack, database_url, pool, producer, topic, tmp_path, batched
 ) -> None:
     await send_numbered(producer, topic, 200)
     group = f"killed-{uuid.uuid4().hex[:8]}"
-    doomed = start_consumer_process(database_url, stack.kafka, topic, group, tmp_path)
+    doomed = start_consumer_process(database_url, stack.kafka, topic, group, tmp_path, batched=batched)
     try:
 
         async def committed_a_batch() -> bool:
@@ -250,7 +259,12 @@ async def test_a_consumer_killed_between_a_batch_commit_and_its_offset_commit_ap
     before_restart = len(await handled_rows(pool))
     assert 1 < before_restart < 200, "the first batch is committed, the rest is not"
 
-    subscription = typed_subscription(topic, {"Numbered": record_numbered})
+    numbered = adhoc_event_class("Numbered", topic)
+    subscription = (
+        Subscription(topic).on_batch(numbered, record_numbered_runs)
+        if batched
+        else Subscription(topic).on(numbered, record_numbered)
+    )
     async with running_consumer(stack, pool, producer, subscription, name=group) as consumer:
         await wait_until_consumed(
             consumer, 200, outcomes=("handled", "duplicate"), what="every event read again after the kill"
@@ -263,3 +277,155 @@ async def test_a_consumer_killed_between_a_batch_commit_and_its_offset_commit_ap
     assert len(rows) == 200
     assert len({(row["key"], row["seq"]) for row in rows}) == 200
     assert_in_order_per_key(rows)
+
+
+# --- batch handlers ----------------------------------------------------------------------------------
+
+
+class RunsSeen:
+    """A batch handler of `Numbered` that records each run it is given and its effects with one statement;
+    `fails(envelope, calls_with_it)` decides whether a call raises (after writing, so a rollback shows)."""
+
+    def __init__(self, fails=lambda envelope, calls_with_it: None) -> None:
+        self.runs: list[list[str]] = []
+        self._fails = fails
+        self._calls_with: dict[str, int] = {}
+
+    async def __call__(self, deliveries, uow) -> None:
+        self.runs.append([str(envelope.id) for _, envelope in deliveries])
+        if uow is not None:
+            await record_numbered_runs(deliveries, uow)
+        for _, envelope in deliveries:
+            calls = self._calls_with[str(envelope.id)] = self._calls_with.get(str(envelope.id), 0) + 1
+            error = self._fails(envelope, calls)
+            if error is not None:
+                raise error
+
+
+async def test_a_batch_handler_takes_each_run_of_its_events_in_one_call_in_order(
+    stack, pool, producer, topic
+) -> None:
+    """One key (one partition), so the order across types is the order sent: the per-event `Marker`
+    handler runs between the runs of `Numbered` around it, and no run reaches across a marker."""
+    sent: list[Envelope] = []
+    for n in range(30):
+        if n in (10, 20):
+            envelope = make_envelope("Marker", subject="one-key", data={"at": n})
+        else:
+            envelope = numbered("one-key", n)
+        sent.append(envelope)
+        await producer.send(topic, encode(envelope), key=b"one-key")
+    await producer.flush()
+    runs = RunsSeen()
+
+    async def record_marker(event, envelope, uow) -> None:
+        await uow.conn.execute(
+            "INSERT INTO handled (key, seq, txid) VALUES ('marker', %s, txid_current())",
+            (envelope.data["at"],),
+        )
+
+    subscription = Subscription(topic).on_batch(adhoc_event_class("Numbered", topic), runs)
+    subscription.on(adhoc_event_class("Marker", topic), record_marker)
+    async with running_consumer(stack, pool, producer, subscription, max_batch=100) as consumer:
+        await wait_until_consumed(consumer, 30, what="28 numbered events and 2 markers")
+
+    rows = await handled_rows(pool)
+    assert [row["seq"] for row in rows] == list(range(30)), "every effect once, in the order sent"
+    order = {str(envelope.id): n for n, envelope in enumerate(sent)}
+    for run in runs.runs:
+        positions = [order[event_id] for event_id in run]
+        assert positions == list(range(positions[0], positions[0] + len(positions))), "a run is consecutive"
+        assert not any(positions[0] < marker <= positions[-1] for marker in (10, 20)), "no run spans a marker"
+    assert sum(len(run) for run in runs.runs) == 28
+    # A backlog of 30 comes in one or two fetches: three runs, or a few more — never one call per event.
+    assert len(runs.runs) <= 6, runs.runs
+    assert consumed(consumer, "handled") == 30
+
+
+async def test_a_failed_batch_handler_call_is_retried_one_event_at_a_time(
+    stack, pool, producer, topic
+) -> None:
+    """The flagged event fails its first two calls: the batch rolls back, then every event runs as a run of
+    one — those before it commit, it succeeds on its second try alone, those after it follow in order."""
+    envelopes = await send_numbered(producer, topic, 50, **{"27": {"fail": "twice"}})
+    flagged = str(envelopes[27].id)
+
+    def fails_twice(envelope, calls_with_it):
+        if str(envelope.id) == flagged and calls_with_it <= 2:
+            return ConnectionError("provider unavailable")
+        return None
+
+    runs = RunsSeen(fails_twice)
+    subscription = Subscription(topic).on_batch(adhoc_event_class("Numbered", topic), runs)
+    async with running_consumer(
+        stack, pool, producer, subscription, max_batch=100, retry_backoff_ms=10
+    ) as consumer:
+        await wait_until_consumed(consumer, 50, what="all 50 events, one of them retried")
+
+    rows = await handled_rows(pool)
+    assert sorted((row["key"], row["seq"]) for row in rows) == sorted(
+        (f"key-{n % KEYS}", n // KEYS) for n in range(50)
+    ), "the rolled-back batch left nothing; every effect is there once"
+    assert_in_order_per_key(rows)
+    calls_with_flagged = [run for run in runs.runs if flagged in run]
+    assert len(calls_with_flagged) == 3
+    assert calls_with_flagged[1:] == [[flagged], [flagged]]
+    assert consumed(consumer, "retried") == 1
+    assert consumed(consumer, "handled") == 50
+    assert await scalar(pool, "SELECT count(*) FROM processed_events") == 50
+
+
+async def test_an_event_a_batch_handler_can_never_handle_is_dead_lettered_alone(
+    stack, pool, producer, topic
+) -> None:
+    envelopes = await send_numbered(producer, topic, 40, **{"13": {"fail": "always"}})
+    doomed = str(envelopes[13].id)
+    runs = RunsSeen(
+        lambda envelope, _: (
+            PermanentError("this one can never be handled") if str(envelope.id) == doomed else None
+        )
+    )
+    subscription = Subscription(topic).on_batch(adhoc_event_class("Numbered", topic), runs)
+
+    async with running_consumer(stack, pool, producer, subscription, max_batch=100) as consumer:
+        await wait_until_consumed(
+            consumer, 40, outcomes=("handled", "dead_lettered"), what="39 handled and one dead letter"
+        )
+
+    (dead,) = await read_all(stack, dead_letter_topic(topic), 1)
+    assert dead.value == encode(envelopes[13])
+    assert b"can never be handled" in dict(dead.headers)[DLQ_ERROR_HEADER]
+    rows = await handled_rows(pool)
+    assert len(rows) == 39
+    assert (envelopes[13].subject, envelopes[13].data["seq"]) not in {(r["key"], r["seq"]) for r in rows}
+    assert_in_order_per_key(rows)
+
+
+async def test_without_a_database_runs_go_in_one_call_until_one_fails_then_one_at_a_time(
+    stack, producer, topic
+) -> None:
+    """No transaction to roll back (the gateway): the runs before a failing call stay handled; the failing
+    run and everything after it go one event at a time, in order."""
+    envelopes = await send_numbered(producer, topic, 40, **{"25": {"fail": "once"}})
+    flagged = str(envelopes[25].id)
+    handled_order: list[str] = []
+
+    async def remembers(deliveries, uow) -> None:
+        assert uow is None
+        ids = [str(envelope.id) for _, envelope in deliveries]
+        if flagged in ids and len(ids) > 1:
+            raise ConnectionError("Redis restarting")
+        handled_order.extend(ids)
+
+    subscription = Subscription(topic).on_batch(adhoc_event_class("Numbered", topic), remembers)
+    async with running_consumer(stack, None, producer, subscription, max_batch=100) as consumer:
+        await wait_until_consumed(consumer, 40, what="all 40 events without a database")
+
+    assert sorted(handled_order) == sorted(str(envelope.id) for envelope in envelopes), "each exactly once"
+    by_key: dict[str, list[int]] = {}
+    position = {str(envelope.id): envelope for envelope in envelopes}
+    for event_id in handled_order:
+        envelope = position[event_id]
+        by_key.setdefault(envelope.subject, []).append(envelope.data["seq"])
+    assert all(seqs == sorted(seqs) for seqs in by_key.values()), by_key
+    assert consumed(consumer, "handled") == 40
