@@ -13,7 +13,7 @@ partition) is one batch:
 2. in ONE transaction, one statement inserts an inbox row `processed_events(consumer, event_id)` per event
    and every event whose row is new runs its handler, in order; an event whose row already existed was
    handled before and is a duplicate. A batch handler (`Subscription.on_batch`) is called once per run of
-   consecutive new events of its type, with all of them — a projection then writes a run with one
+   consecutive new events it handles, with all of them — a projection then writes a run with one
    set-based statement instead of one statement per event. The transaction is pipelined
    (`PostgresUnitOfWork.pipelined`): a statement whose result nobody reads does not wait for it, so the
    batch costs a round trip per read, not per statement — an event alone in its fetch gets the same on its
@@ -138,9 +138,10 @@ class Subscription(Generic[UnitOfWorkT]):
     def on_batch(
         self, event_class: type[EventT], handler: BatchHandler[EventT, UnitOfWorkT]
     ) -> Subscription[UnitOfWorkT]:
-        """Handle runs of consecutive `event_class` events with one call each. A run is never split by
-        anything but another event type, the end of a fetch or a failure: when a call raises, its events
-        are retried (and at last dead-lettered) one at a time, as a run of one each."""
+        """Handle runs of consecutive `event_class` events with one call each (events of other types
+        registered with the same handler join the run). A run ends at an event of another handler, at the
+        end of a fetch, or at a failure: when a call raises, its events are retried (and at last
+        dead-lettered) one at a time, as a run of one each."""
         return self._register(_Registered(event_class, handler, batched=True))
 
     def _register(self, registered: _Registered) -> Subscription[UnitOfWorkT]:
@@ -685,10 +686,12 @@ class _CommitOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
 
 def _runs(events: Sequence[_Event]) -> list[list[_Event]]:
     """`events` cut into what one call handles, in order: a run of consecutive events that share a batch
-    handler, or one event of a per-event handler."""
+    handler (of one type, or of several registered with the same handler), or one event of a per-event
+    handler."""
     runs: list[list[_Event]] = []
     for event in events:
-        if event.batched and runs and runs[-1][0].handler is event.handler:
+        # `==`: a bound method (`self.project`) is a new object at each access, equal to the others.
+        if event.batched and runs and runs[-1][0].handler == event.handler:
             runs[-1].append(event)
         else:
             runs.append([event])

@@ -429,3 +429,33 @@ async def test_without_a_database_runs_go_in_one_call_until_one_fails_then_one_a
         by_key.setdefault(envelope.subject, []).append(envelope.data["seq"])
     assert all(seqs == sorted(seqs) for seqs in by_key.values()), by_key
     assert consumed(consumer, "handled") == 40
+
+
+async def test_events_of_several_types_registered_with_one_batch_handler_share_its_runs(
+    stack, pool, producer, topic
+) -> None:
+    class Projection:
+        def __init__(self) -> None:
+            self.runs: list[list[str]] = []
+
+        async def write(self, deliveries, uow) -> None:
+            self.runs.append([envelope.type for _, envelope in deliveries])
+            await record_numbered_runs(deliveries, uow)
+
+    for n in range(20):
+        envelope = make_envelope("Started" if n % 2 else "Progressed", subject="one-key", data={"seq": n})
+        await producer.send(topic, encode(envelope), key=b"one-key")
+    await producer.flush()
+    projection = Projection()
+    # Two accesses of `projection.write` are two bound-method objects: still one handler.
+    subscription = (
+        Subscription(topic)
+        .on_batch(adhoc_event_class("Started", topic), projection.write)
+        .on_batch(adhoc_event_class("Progressed", topic), projection.write)
+    )
+    async with running_consumer(stack, pool, producer, subscription, max_batch=100) as consumer:
+        await wait_until_consumed(consumer, 20, what="20 events of two types")
+
+    assert [row["seq"] for row in await handled_rows(pool)] == list(range(20))
+    assert sum(len(run) for run in projection.runs) == 20
+    assert len(projection.runs) <= 2, projection.runs  # one fetch, or two: never a call per type change

@@ -201,6 +201,63 @@ async def test_a_redelivered_event_is_appended_once_to_each_stream(
     assert again.task == again.user == (Outcome.DUPLICATE,)
 
 
+async def test_a_run_of_events_is_appended_in_order_in_two_round_trips(
+    redis_url: str, redis: Redis, reads: Redis, ids: Ids
+) -> None:
+    """A fetch of several projected events (two tasks of one user, one of them ending) reaches Redis as two
+    pipelines — the task streams', then the user's — and leaves the streams as one event at a time would."""
+    writes = Redis.from_url(redis_url, connection_class=RoundTripConnection)
+    streams = TaskStreams(writes, reads)
+    first, second, user = ids.task(), ids.task(), ids.user()
+    run = [
+        started(first, user),
+        started(second, user),
+        progressed(first, user, 50),
+        task_completed(first, user, "asset-1"),
+        progressed(second, user, 20),
+        progressed(first, user, 99),  # after the terminal entry: dropped from both streams
+    ]
+    try:
+        async with projecting(streams) as projector:
+            await projector.deliver(Envelope.wrap(started(ids.task(), user)))  # the script is loaded
+            RoundTripConnection.sends = 0
+            outcomes = await projector.deliver_batch([Envelope.wrap(event) for event in run])
+            round_trips = RoundTripConnection.sends
+    finally:
+        await writes.aclose()
+
+    assert outcomes == ["handled"] * len(run)
+    assert round_trips == 2
+    # A task's outcome brings its step's completion along when that has not come yet.
+    ended = ["step_started", "progress", "step_completed", "completed"]
+    assert await stream_types(redis, task_stream_key(first)) == ended
+    assert await stream_types(redis, task_stream_key(second)) == ["step_started", "progress"]
+    assert (await stream_types(redis, user_stream_key(user)))[1:] == [
+        "step_started",
+        "step_started",
+        "progress",
+        "step_completed",
+        "completed",
+        "progress",
+    ]
+
+
+async def test_a_run_is_appended_after_redis_forgot_the_script(
+    redis: Redis, streams: TaskStreams, projector: InMemoryConsumer, ids: Ids
+) -> None:
+    task, user = ids.task(), ids.user()
+    await publish(projector, started(task, user))
+    await redis.script_flush()  # as a restarted Redis would
+
+    outcomes = await projector.deliver_batch(
+        [Envelope.wrap(progressed(task, user, 30)), Envelope.wrap(progressed(task, user, 60))]
+    )
+
+    assert outcomes == ["handled", "handled"]
+    assert await stream_types(redis, task_stream_key(task)) == ["step_started", "progress", "progress"]
+    assert await stream_types(redis, user_stream_key(user)) == ["step_started", "progress", "progress"]
+
+
 async def test_an_event_that_breaks_its_contract_is_dead_lettered_and_appends_nothing(
     redis: Redis, projector: InMemoryConsumer, ids: Ids
 ) -> None:

@@ -35,7 +35,7 @@ from enum import StrEnum
 from typing import Any
 
 from redis.asyncio import BlockingConnectionPool, Redis
-from redis.exceptions import RedisError
+from redis.exceptions import NoScriptError, RedisError
 
 from funmagic_gateway.domain.sse import Projection, SseEntry
 from funmagic_kit.announcements import Announcements
@@ -294,39 +294,87 @@ class TaskStreams:
         Idempotent: run again with the same projection (a redelivery), it appends nothing new — and after
         a failure between the two scripts, it completes the user's stream.
         """
-        entries = projection.entries
-        task_key = task_stream_key(projection.task_id)
-        task = await self._append_to(
-            task_key,
-            entries,
-            maxlen=self._task_maxlen,
-            terminal_marker=_companion_key(task_key, "terminal"),
-        )
+        (result,) = await self.append_all([projection])
+        return result
+
+    async def append_all(self, projections: Sequence[Projection]) -> list[AppendResult]:
+        """`append` for several projections in order, in two round trips whatever their number: every task
+        stream's script in one pipeline, then every user stream's (which needs the task streams' answers:
+        an entry a task stream dropped is not added to its user's)."""
+        task_scripts = []
+        for projection in projections:
+            task_key = task_stream_key(projection.task_id)
+            task_scripts.append(
+                self._script_call(
+                    task_key,
+                    projection.entries,
+                    maxlen=self._task_maxlen,
+                    terminal_marker=_companion_key(task_key, "terminal"),
+                )
+            )
+        task_outcomes = await self._run_in_order(task_scripts)
         # "duplicate" on the task stream still goes on: the previous delivery may have stopped before the
         # user's stream (whose own seen set then says duplicate too).
-        accepted = [entry for entry, outcome in zip(entries, task, strict=True) if outcome != Outcome.DROPPED]
-        user_outcomes = iter(
-            await self._append_to(user_stream_key(projection.user_id), accepted, maxlen=self._user_maxlen)
+        accepted = [
+            [entry for entry, outcome in zip(p.entries, task, strict=True) if outcome != Outcome.DROPPED]
+            for p, task in zip(projections, task_outcomes, strict=True)
+        ]
+        user_outcomes = await self._run_in_order(
+            [
+                self._script_call(user_stream_key(p.user_id), entries, maxlen=self._user_maxlen)
+                for p, entries in zip(projections, accepted, strict=True)
+            ]
         )
-        user = tuple(Outcome.DROPPED if t == Outcome.DROPPED else next(user_outcomes) for t in task)
-        return AppendResult(task, user)
+        results = []
+        for task, user in zip(task_outcomes, user_outcomes, strict=True):
+            user_left = iter(user)
+            results.append(
+                AppendResult(
+                    task, tuple(Outcome.DROPPED if t == Outcome.DROPPED else next(user_left) for t in task)
+                )
+            )
+        return results
 
-    async def _append_to(
+    def _script_call(
         self, stream_key: str, entries: Sequence[SseEntry], *, maxlen: int, terminal_marker: str | None = None
-    ) -> tuple[Outcome, ...]:
+    ) -> _ScriptCall | None:
+        """The append script's keys and arguments for `entries` (None: nothing to append)."""
         if not entries:
-            return ()
+            return None
         keys = [stream_key, _companion_key(stream_key, "seen")]
         if terminal_marker is not None:
             keys.append(terminal_marker)
         args: list[str | int] = [maxlen, self._retention_seconds, 2 * maxlen]
         for entry in entries:
             args += [entry.logical_key, entry.to_json(), "1" if entry.terminal else "0"]
-        try:
-            replies = await self._append(keys=keys, args=args)
-        except (RedisError, OSError) as error:
-            raise StreamUnavailable(f"cannot append to {stream_key}: {error}") from error
-        return tuple(_outcome(reply) for reply in replies)
+        return _ScriptCall(keys, args)
+
+    async def _run_in_order(self, calls: Sequence[_ScriptCall | None]) -> list[tuple[Outcome, ...]]:
+        """Run the append script once per call, in order, in one round trip (EVALSHA by hand: redis-py's
+        pipeline would ask SCRIPT EXISTS first). If Redis lacks the script (restarted, flushed), the calls
+        from the first refused one on run again through the registered script, which loads it; the appends
+        are idempotent, so one that had run answers `duplicate` the second time."""
+        present = [call for call in calls if call is not None]
+        replies: list[Any] = []
+        if present:
+            try:
+                async with self._redis.pipeline(transaction=False) as pipe:
+                    for call in present:
+                        pipe.evalsha(self._append.sha, len(call.keys), *call.keys, *call.args)
+                    replies = await pipe.execute(raise_on_error=False)
+                refused = next(
+                    (i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)), None
+                )
+                if refused is not None:
+                    for i in range(refused, len(present)):
+                        replies[i] = await self._append(keys=present[i].keys, args=present[i].args)
+            except (RedisError, OSError) as error:
+                raise StreamUnavailable(f"cannot append to the task streams: {error}") from error
+            failed = next((reply for reply in replies if isinstance(reply, Exception)), None)
+            if failed is not None:
+                raise StreamUnavailable(f"cannot append to the task streams: {failed}") from failed
+        answered = iter(replies)
+        return [() if call is None else tuple(map(_outcome, next(answered))) for call in calls]
 
     async def terminal_entry_id(self, task_id: str) -> str | None:
         """The id of the task's terminal entry, or None while the task runs (or once it expired)."""
@@ -418,6 +466,12 @@ class TaskStreams:
         except (RedisError, OSError) as error:
             raise StreamUnavailable(f"cannot read {stream_key}: {error}") from error
         return [entry for entry in map(_stored_entry, stream_messages(reply)) if entry is not None]
+
+
+@dataclass(frozen=True)
+class _ScriptCall:
+    keys: list[str]
+    args: list[str | int]
 
 
 def _outcome(reply: bytes | str) -> Outcome:

@@ -2,10 +2,12 @@
 
 Step events (providers.events) and task and studio-reply outcomes (tasks.events) become entries of the
 task's (or reply's) and the owner's Redis streams, which `entrypoints.sse_routes` serves (mapping:
-`domain.sse.project`). One handler per projected event type; the kit's consumer parses each event (one
-that does not match its contract is dead-lettered there) and skips every other type. The gateway has no
-database, hence no inbox: the appends are idempotent by themselves (see `adapters.task_streams`), so a
-redelivered event changes nothing.
+`domain.sse.project`). One batch handler for every projected event type: the kit's consumer parses each
+event (one that does not match its contract is dead-lettered there), skips every other type, and hands the
+projector each run of consecutive projected events at once, whose appends then cost two Redis round trips
+whatever their number. The gateway has no database, hence no inbox: the appends are idempotent by
+themselves (see `adapters.task_streams`), so a redelivered event changes nothing — nor does a run retried
+one event at a time after it failed halfway.
 
 A change to the catalog (tasks.events `ToolChanged`, `ToolTypeChanged`, `BannerChanged`) empties the cache
 of public catalog answers (`adapters.reply_cache`); it is handled on the task events' one subscription, since
@@ -60,28 +62,29 @@ class SseProjector:
     def __init__(self, streams: TaskStreams) -> None:
         self._streams = streams
 
-    async def project(self, event: ProjectedEvent, envelope: Envelope, uow: None) -> None:
-        projection = project(str(envelope.id), event)
-        if projection is not None:
-            await self._streams.append(projection)  # StreamUnavailable (Redis down): retried
+    async def project(self, deliveries: Sequence[tuple[ProjectedEvent, Envelope]], uow: None) -> None:
+        projections = [project(str(envelope.id), event) for event, envelope in deliveries]
+        kept = [projection for projection in projections if projection is not None]
+        if kept:
+            await self._streams.append_all(kept)  # StreamUnavailable (Redis down): retried
 
     def subscriptions(self, catalog: CatalogWatcher | None = None) -> Sequence[Subscription[None]]:
         task_events = (
             Subscription[None](TASKS_EVENTS)
-            .on(TaskCompleted, self.project)
-            .on(TaskFailed, self.project)
-            .on(TaskCancelled, self.project)
-            .on(StudioReplyCompleted, self.project)
-            .on(StudioReplyFailed, self.project)
-            .on(StudioReplyCancelled, self.project)
+            .on_batch(TaskCompleted, self.project)
+            .on_batch(TaskFailed, self.project)
+            .on_batch(TaskCancelled, self.project)
+            .on_batch(StudioReplyCompleted, self.project)
+            .on_batch(StudioReplyFailed, self.project)
+            .on_batch(StudioReplyCancelled, self.project)
         )
         return (
             task_events if catalog is None else catalog.handled_on(task_events),
             Subscription[None](PROVIDERS_EVENTS)
-            .on(StepStarted, self.project)
-            .on(StepProgressed, self.project)
-            .on(StepDelayed, self.project)
-            .on(StepCompleted, self.project),
+            .on_batch(StepStarted, self.project)
+            .on_batch(StepProgressed, self.project)
+            .on_batch(StepDelayed, self.project)
+            .on_batch(StepCompleted, self.project),
         )
 
 
