@@ -433,9 +433,7 @@ class EventConsumer:
             )
             return False
         await self._failpoints.reach("consumer.batch_committed")
-        seconds = (time.perf_counter() - started) / len(events)
-        for event, outcome in zip(events, outcomes, strict=True):
-            self._finished(event, outcome, seconds)
+        self._finished_together(events, outcomes, started)
         return True
 
     async def _handle_runs_without_transaction(self, events: list[_Event]) -> int:
@@ -452,9 +450,7 @@ class EventConsumer:
                     extra={"consumer": self.name, "events": len(run), "error": repr(error)},
                 )
                 return handled
-            seconds = (time.perf_counter() - started) / len(run)
-            for event in run:
-                self._finished(event, "handled", seconds)
+            self._finished_together(run, ["handled"] * len(run), started)
             handled += len(run)
         return handled
 
@@ -558,6 +554,12 @@ class EventConsumer:
             if self._poisoned is not None:
                 self._poisoned.check(envelope.id)
             await event.handler(event.event, envelope, uow)
+
+    def _finished_together(self, events: Sequence[_Event], outcomes: Sequence[str], started: float) -> None:
+        """Events handled by one piece of work begun at `started`, each timed at its share of it."""
+        seconds = (time.perf_counter() - started) / len(events)
+        for event, outcome in zip(events, outcomes, strict=True):
+            self._finished(event, outcome, seconds)
 
     def _finished(self, event: _Event, outcome: str, seconds: float) -> None:
         self._handler_seconds.observe(seconds)

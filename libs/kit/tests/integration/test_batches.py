@@ -62,6 +62,14 @@ async def handled_rows(pool) -> list[dict]:
         return await cursor.fetchall()
 
 
+def assert_each_effect_once_in_order(rows: list[dict], sent: int) -> None:
+    """The effects of the `sent` events of `send_numbered`: each once, and in order per key."""
+    assert sorted((row["key"], row["seq"]) for row in rows) == sorted(
+        (f"key-{n % KEYS}", n // KEYS) for n in range(sent)
+    )
+    assert_in_order_per_key(rows)
+
+
 def assert_in_order_per_key(rows: list[dict]) -> None:
     by_key: dict[str, list[int]] = {}
     for row in rows:
@@ -111,12 +119,8 @@ async def test_a_failure_in_the_middle_of_a_batch_is_retried_alone_and_the_rest_
     ) as consumer:
         await wait_until_consumed(consumer, 100, what="all 100 events, one of them retried")
 
-    rows = await handled_rows(pool)
     # The rolled-back batch left no trace: every event's effect is there exactly once.
-    assert sorted((row["key"], row["seq"]) for row in rows) == sorted(
-        (f"key-{n % KEYS}", n // KEYS) for n in range(100)
-    )
-    assert_in_order_per_key(rows)
+    assert_each_effect_once_in_order(await handled_rows(pool), 100)
     # Failed once in its batch (which then ran one event at a time), once alone, then succeeded alone.
     assert len(tries) == 3
     assert consumed(consumer, "retried") == 1
@@ -362,11 +366,8 @@ async def test_a_failed_batch_handler_call_is_retried_one_event_at_a_time(
     ) as consumer:
         await wait_until_consumed(consumer, 50, what="all 50 events, one of them retried")
 
-    rows = await handled_rows(pool)
-    assert sorted((row["key"], row["seq"]) for row in rows) == sorted(
-        (f"key-{n % KEYS}", n // KEYS) for n in range(50)
-    ), "the rolled-back batch left nothing; every effect is there once"
-    assert_in_order_per_key(rows)
+    # The rolled-back batch left nothing; every effect is there once.
+    assert_each_effect_once_in_order(await handled_rows(pool), 50)
     calls_with_flagged = [run for run in runs.runs if flagged in run]
     assert len(calls_with_flagged) == 3
     assert calls_with_flagged[1:] == [[flagged], [flagged]]
