@@ -50,7 +50,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from contextlib import suppress
+from contextlib import nullcontext, suppress
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Generic, Protocol, TypeVar
@@ -519,16 +519,23 @@ class EventConsumer:
         if not first.batched:
             await self._run_handler(first, uow)
             return
-        # One span for the call; each event's trace is linked to it rather than continued.
-        with span(
-            f"consume {first.envelope.type} x{len(run)}",
-            kind=SpanKind.CONSUMER,
-            links=(context_from_headers(event.record.headers) for event in run),
-            attributes={
-                "messaging.destination.name": first.record.topic,
-                "messaging.consumer.group.name": self.name,
-                "messaging.batch.message_count": len(run),
-            },
+        # One span for the call; each event's trace is linked to it rather than continued. A run of one (a
+        # retry, a lone event) logs under its event's correlation id, as a per-event handler does.
+        envelope = first.envelope
+        with (
+            bind_correlation_id(envelope.correlation_id or str(envelope.id))
+            if len(run) == 1
+            else nullcontext(),
+            span(
+                f"consume {envelope.type} x{len(run)}",
+                kind=SpanKind.CONSUMER,
+                links=(context_from_headers(event.record.headers) for event in run),
+                attributes={
+                    "messaging.destination.name": first.record.topic,
+                    "messaging.consumer.group.name": self.name,
+                    "messaging.batch.message_count": len(run),
+                },
+            ),
         ):
             if self._poisoned is not None:
                 for event in run:

@@ -22,6 +22,7 @@ from funmagic_contracts.envelope import Envelope, encode
 from funmagic_contracts.topics import DLQ_ERROR_HEADER, dead_letter_topic
 from funmagic_kit.consumer import Subscription
 from funmagic_kit.errors import PermanentError
+from funmagic_kit.logs import current_correlation_id
 from funmagic_kit.testing import adhoc_event_class
 
 from .conftest import (
@@ -292,11 +293,13 @@ class RunsSeen:
 
     def __init__(self, fails=lambda envelope, calls_with_it: None) -> None:
         self.runs: list[list[str]] = []
+        self.correlation_ids: list[str | None] = []  # what the logs of each call were bound to
         self._fails = fails
         self._calls_with: dict[str, int] = {}
 
     async def __call__(self, deliveries, uow) -> None:
         self.runs.append([str(envelope.id) for _, envelope in deliveries])
+        self.correlation_ids.append(current_correlation_id())
         if uow is not None:
             await record_numbered_runs(deliveries, uow)
         for _, envelope in deliveries:
@@ -368,9 +371,12 @@ async def test_a_failed_batch_handler_call_is_retried_one_event_at_a_time(
 
     # The rolled-back batch left nothing; every effect is there once.
     assert_each_effect_once_in_order(await handled_rows(pool), 50)
-    calls_with_flagged = [run for run in runs.runs if flagged in run]
+    calls = zip(runs.runs, runs.correlation_ids, strict=True)
+    calls_with_flagged = [(run, bound) for run, bound in calls if flagged in run]
     assert len(calls_with_flagged) == 3
-    assert calls_with_flagged[1:] == [[flagged], [flagged]]
+    # Alone, the event is retried under its own correlation id; a run of many binds none.
+    assert calls_with_flagged[1:] == [([flagged], envelopes[27].correlation_id)] * 2
+    assert calls_with_flagged[0][1] is None
     assert consumed(consumer, "retried") == 1
     assert consumed(consumer, "handled") == 50
     assert await scalar(pool, "SELECT count(*) FROM processed_events") == 50
