@@ -514,53 +514,39 @@ class EventConsumer:
         return {row["event_id"] for row in await cursor.fetchall()}  # the pool's rows are dicts
 
     async def _run_handlers(self, run: Sequence[_Event], uow: PostgresUnitOfWork | None) -> None:
-        """Run one event's handler, or one batch handler over a run of its events (see `_runs`)."""
-        first = run[0]
-        if not first.batched:
-            await self._run_handler(first, uow)
-            return
-        # One span for the call; each event's trace is linked to it rather than continued. A run of one (a
-        # retry, a lone event) logs under its event's correlation id, as a per-event handler does.
-        envelope = first.envelope
-        with (
-            bind_correlation_id(envelope.correlation_id or str(envelope.id))
-            if len(run) == 1
-            else nullcontext(),
-            span(
-                f"consume {envelope.type} x{len(run)}",
-                kind=SpanKind.CONSUMER,
-                links=(context_from_headers(event.record.headers) for event in run),
-                attributes={
-                    "messaging.destination.name": first.record.topic,
-                    "messaging.consumer.group.name": self.name,
-                    "messaging.batch.message_count": len(run),
-                },
-            ),
-        ):
-            if self._poisoned is not None:
-                for event in run:
-                    self._poisoned.check(event.envelope.id)
-            await first.handler([(event.event, event.envelope) for event in run], uow)
+        """Run one event's handler, or one batch handler over a run of events (see `_runs`).
 
-    async def _run_handler(self, event: _Event, uow: PostgresUnitOfWork | None) -> None:
-        envelope, record = event.envelope, event.record
+        One event continues its own trace and logs under its correlation id, whichever kind of handler takes
+        it; a run of several is one span that links each event's trace, with no correlation id of its own.
+        """
+        first = run[0]
+        envelope, record = first.envelope, first.record
+        alone = len(run) == 1
+        attributes: dict[str, str | int] = {
+            "messaging.destination.name": record.topic,
+            "messaging.consumer.group.name": self.name,
+        }
+        if not alone:
+            attributes["messaging.batch.message_count"] = len(run)
         with (
-            bind_correlation_id(envelope.correlation_id or str(envelope.id)),
+            bind_correlation_id(envelope.correlation_id or str(envelope.id)) if alone else nullcontext(),
             span(
-                f"consume {envelope.type}",
+                f"consume {envelope.type}" if alone else f"consume {envelope.type} x{len(run)}",
                 kind=SpanKind.CONSUMER,
-                parent=context_from_headers(record.headers),
-                attributes={
-                    "messaging.destination.name": record.topic,
-                    "messaging.consumer.group.name": self.name,
-                },
+                parent=context_from_headers(record.headers) if alone else None,
+                links=() if alone else (context_from_headers(event.record.headers) for event in run),
+                attributes=attributes,
             ),
         ):
             # After the inbox claim: an event this consumer already handled stays a duplicate, poisoned
             # or not; a poisoned one rolls back with its inbox row, like a handler that raised.
             if self._poisoned is not None:
-                self._poisoned.check(envelope.id)
-            await event.handler(event.event, envelope, uow)
+                for event in run:
+                    self._poisoned.check(event.envelope.id)
+            if first.batched:
+                await first.handler([(event.event, event.envelope) for event in run], uow)
+            else:
+                await first.handler(first.event, envelope, uow)
 
     def _finished_together(self, events: Sequence[_Event], outcomes: Sequence[str], started: float) -> None:
         """Events handled by one piece of work begun at `started`, each timed at its share of it."""
