@@ -213,14 +213,15 @@ def ratio_to_raw(ours: dict[str, float], raw: dict[str, float]) -> dict[str, flo
 
 
 def _event(i: int) -> Envelope:
+    event_id = uuid7()
     return Envelope(
-        id=uuid7(),
+        id=event_id,
         type="BenchEvent",
         version=1,
         source="bench",
         subject=f"k{i % 10}",
         time=datetime.now(UTC),
-        correlation_id=str(uuid.uuid4()),
+        correlation_id=str(event_id),  # a flow's first event, as `Envelope.wrap` makes it
         causation_id=None,
         data={"subject": f"k{i % 10}", "n": i, "pad": "x" * 200},
     )

@@ -1,3 +1,4 @@
+import os
 import threading
 import time
 import uuid
@@ -67,3 +68,21 @@ def test_ids_from_many_threads_are_unique():
         t.join()
 
     assert len(set(results)) == 16_000
+
+
+def test_a_forked_child_never_draws_the_random_bytes_its_parent_draws():
+    uuid7()  # the parent has random bytes in hand before it forks
+    reading, writing = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover - runs in the child
+        os.write(writing, "\n".join(str(uuid7()) for _ in range(50)).encode())
+        os._exit(0)
+    os.close(writing)
+    parents = [uuid7() for _ in range(50)]
+    with os.fdopen(reading) as pipe:
+        childs = [uuid.UUID(line) for line in pipe.read().splitlines()]
+    os.waitpid(child, 0)
+
+    random_tails = {value.int & 0xFFFFFFFF for value in parents}
+    assert len(childs) == 50
+    assert random_tails.isdisjoint(value.int & 0xFFFFFFFF for value in childs)

@@ -16,15 +16,19 @@ rows: delivery is at-least-once and consumers deduplicate by event id (the inbox
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import Sequence
 from contextlib import suppress
 from dataclasses import dataclass
+from typing import Any
 from uuid import UUID
 
+import orjson
 import psycopg
 from aiokafka import AIOKafkaProducer
+from aiokafka.partitioner import DefaultPartitioner
+from aiokafka.producer.message_accumulator import BatchBuilder
+from psycopg.rows import tuple_row
 from psycopg_pool import AsyncConnectionPool
 
 from funmagic_contracts.envelope import Envelope, encode, kafka_headers
@@ -40,6 +44,8 @@ log = logging.getLogger(__name__)
 NOTIFY_CHANNEL = "funmagic_outbox"
 # The advisory lock one relay per database holds while it publishes (operators and tests look for it).
 RELAY_LOCK_KEY = 0x6F7574626F78  # "outbox"
+_PARTITIONER = DefaultPartitioner()
+_Row = tuple[int, str, str, bytes, str]  # a taken row: id, topic, key, payload, headers as JSON text
 
 # One statement for a transaction's messages, ids in the order they were published (the relay's order).
 # The arrays go in binary (%b): psycopg writes a text array element by element in Python, escaping each
@@ -52,9 +58,11 @@ FROM unnest(%b::uuid[], %b::text[], %b::text[], %b::bytea[], %b::jsonb[])
 ORDER BY m.n
 """
 # A page is taken by deleting it, in a transaction that commits only once Kafka acked every row of it.
+# The header lists come back as text for orjson: psycopg's jsonb loader (the standard library's json) was a
+# twentieth of the relay's CPU.
 _TAKE_PAGE = """
 DELETE FROM outbox WHERE id IN (SELECT id FROM outbox ORDER BY id LIMIT %s)
-RETURNING id, topic, key, payload, headers
+RETURNING id, topic, key, payload, headers::text
 """
 
 
@@ -100,7 +108,7 @@ async def add_raw_to_outbox(conn: psycopg.AsyncConnection, messages: Sequence[Ou
             [m.topic for m in messages],
             [m.key for m in messages],
             [m.payload for m in messages],
-            [json.dumps([[k, v] for k, v in m.headers]) for m in messages],
+            [orjson.dumps(m.headers).decode() for m in messages],
         ),
     )
 
@@ -216,26 +224,47 @@ class OutboxRelay:
         # rows are still there for the next page (sent twice at worst; consumers deduplicate). The pool's
         # connection commits on leaving the block and rolls back on an exception.
         async with self._publish_lock, self._pool.connection() as conn:
-            cursor = await conn.execute(_TAKE_PAGE, (self._page_size,))
-            rows = sorted(await cursor.fetchall(), key=lambda row: row["id"])
+            cursor = conn.cursor(row_factory=tuple_row)
+            await cursor.execute(_TAKE_PAGE, (self._page_size,))
+            rows: list[_Row] = sorted(await cursor.fetchall())  # by id
             if not rows:
                 return 0
             await self._failpoints.reach("relay.before_publish")
-            futures = []
-            for row in rows:
-                headers = [(k, v.encode()) for k, v in row["headers"]]
-                futures.append(
-                    await self._producer.send(
-                        self._names.topic(row["topic"]),
-                        value=bytes(row["payload"]),
-                        key=row["key"].encode(),
-                        headers=headers,
-                    )
-                )
-            await asyncio.gather(*futures)
+            await self._send(rows)
             await self._failpoints.reach("relay.after_publish")
         self._metrics.outbox_published.inc(len(rows))
         return len(rows)
+
+    async def _send(self, rows: Sequence[_Row]) -> None:
+        """Send a page as record batches built here, one open batch per partition, and wait for every ack.
+
+        `producer.send` costs ~10 µs of Python a message (a future each, the partitioner, the accumulator);
+        appending to a batch costs ~1 µs. Rows keep their page order within a partition: a partition's
+        batches are queued in the order they were filled. A row goes to the partition the producer's own
+        partitioner would pick for its key (murmur2 over the topic's partitions by id, as every Kafka client
+        does), so a key never changes partition whichever way it was sent.
+        """
+        partitions: dict[str, list[int]] = {}
+        filling: dict[tuple[str, int], BatchBuilder] = {}
+        acks: list[asyncio.Future[Any]] = []
+        for _, logical_topic, text_key, payload, headers_json in rows:
+            topic = self._names.topic(logical_topic)
+            if topic not in partitions:
+                partitions[topic] = sorted(await self._producer.partitions_for(topic))
+            key = text_key.encode()
+            partition = _PARTITIONER(key, partitions[topic], None)
+            value = bytes(payload)
+            headers = [(k, v.encode()) for k, v in orjson.loads(headers_json)]
+            batch = filling.get((topic, partition))
+            if batch is not None and batch.append(timestamp=None, key=key, value=value, headers=headers):
+                continue
+            if batch is not None:  # full: queue it, start the partition's next one
+                acks.append(await self._producer.send_batch(batch, topic, partition=partition))
+            batch = filling[(topic, partition)] = self._producer.create_batch()
+            batch.append(timestamp=None, key=key, value=value, headers=headers)  # a batch takes its first row
+        for (topic, partition), batch in filling.items():
+            acks.append(await self._producer.send_batch(batch, topic, partition=partition))
+        await asyncio.gather(*acks)
 
     async def _sleep(self, seconds: float) -> None:
         with suppress(TimeoutError):
