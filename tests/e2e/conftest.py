@@ -187,6 +187,8 @@ def platform_env(
         "STEP_LEASE_SECONDS": "3",
         "LIMITER_LEASE_SECONDS": "10",
         "PROVIDER_POLL_INTERVAL_SECONDS": "0.1",
+        # Progress coalesced on the same faster clock as the polls (a tenth of the defaults).
+        "STEP_PROGRESS_INTERVAL_SECONDS": "0.05",
         # A deleted account's files go seconds after the deletion, not 72 hours (test_account_lifecycle.py).
         "DELETED_USER_ASSET_GRACE_HOURS": "0.001",
         "DELETED_USER_PURGE_INTERVAL_SECONDS": "1",

@@ -354,7 +354,7 @@ async def test_local_background_removal_makes_the_corners_transparent(
     assert_completed(completed)
     types = events.types(requested.task_id)
     assert types[0] == "StepStarted"
-    assert "StepProgressed" in types
+    assert set(types[1:-1]) <= {"StepProgressed"}  # a call this short may end before progress is due
     asset, data = await download(user, output_assets(completed)["image"])
     assert asset["task_id"] == requested.task_id
     image = Image.open(io.BytesIO(data))

@@ -102,8 +102,9 @@ async def test_background_remove_end_to_end(platform, seeded_tools) -> None:
     seen = types(events)
     assert seen[0] == "connected"
     assert seen[1] == "step_started"
-    assert "progress" in seen
     assert seen[-2:] == ["step_completed", "completed"], seen
+    # A call this short may end before its progress is due (coalesced, STEP_PROGRESS_INTERVAL_SECONDS);
+    # the web tests watch the progress of a slow one.
     assert set(seen[2:-2]) <= {"progress"}
     assert all(e.id for e in events[1:]), "every replayable event has an id"
     completed = events[-1].data

@@ -22,6 +22,12 @@ class ProvidersSettings(ServiceSettings, DatabaseSettings):
     step_lease_seconds: float = Field(30.0, validation_alias="STEP_LEASE_SECONDS", ge=0.5, le=3600)
     step_poll_interval_seconds: float = Field(0.5, validation_alias="STEP_POLL_INTERVAL_SECONDS", gt=0, le=60)
     step_idle_poll_seconds: float = Field(10.0, validation_alias="STEP_IDLE_POLL_SECONDS", gt=0, le=300)
+    # A step's progress reports are published at most this often, the first once the call has run this
+    # long; a newer report replaces one still waiting, and one still waiting when the call ends is dropped
+    # (a call shorter than this shows no progress, only started and completed). 0: every report at once.
+    step_progress_interval_seconds: float = Field(
+        0.5, validation_alias="STEP_PROGRESS_INTERVAL_SECONDS", ge=0, le=60
+    )
     # Rate-limiter leases: a crashed holder's slot frees after this (long calls renew it).
     limiter_lease_seconds: float = Field(60.0, validation_alias="LIMITER_LEASE_SECONDS", ge=1)
     circuit_failure_threshold: int = Field(5, validation_alias="CIRCUIT_FAILURE_THRESHOLD", ge=1)

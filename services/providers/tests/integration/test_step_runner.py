@@ -76,7 +76,7 @@ async def wait_for_event(pool, task_id: str, kind: type[IntegrationEvent], timeo
 async def test_a_queued_job_runs_to_step_completed_with_its_output_stored(
     pool, build_providers, storage: FakeStorage
 ) -> None:
-    providers = build_providers()
+    providers = build_providers(STEP_PROGRESS_INTERVAL_SECONDS=0)  # every progress report published
     requested = step_requested(options={"size": "96x64"})
     await deliver(providers, requested)
 
@@ -154,6 +154,38 @@ async def test_a_step_for_a_provider_nobody_configured_fails_at_once(pool, build
     assert isinstance(failed, StepFailed)
     assert (failed.error_code, failed.retryable) == ("provider_not_found", False)
     assert storage.outputs == []
+
+
+async def test_a_call_shorter_than_the_progress_interval_shows_only_started_and_completed(
+    pool, build_providers
+) -> None:
+    providers = build_providers(STEP_PROGRESS_INTERVAL_SECONDS=5)
+    requested = step_requested(options={"size": "64x64"})
+    await deliver(providers, requested)
+
+    async with running(providers.runner):
+        await wait_for_event(pool, requested.task_id, StepCompleted)
+
+    assert [type(e) for e in await events_of(pool, requested.task_id)] == [StepStarted, StepCompleted]
+
+
+async def test_a_long_call_publishes_its_progress_coalesced_and_never_after_its_outcome(
+    pool, build_providers
+) -> None:
+    # The local provider reports ten times over 1.5 s (a start, eight ticks, "Saving the result").
+    providers = build_providers(STEP_PROGRESS_INTERVAL_SECONDS=0.5)
+    requested = step_requested(options={"durationMs": 1500, "size": "64x64"})
+    await deliver(providers, requested)
+
+    async with running(providers.runner):
+        await wait_for_event(pool, requested.task_id, StepCompleted)
+
+    events = await events_of(pool, requested.task_id)
+    assert (type(events[0]), type(events[-1])) == (StepStarted, StepCompleted)
+    progress = [e.progress for e in events[1:-1] if isinstance(e, StepProgressed)]
+    assert len(progress) == len(events) - 2, "only progress between started and completed"
+    assert 1 <= len(progress) <= 4, progress  # at most one per 0.5 s of a 1.5 s call, plus its last
+    assert progress == sorted(set(progress))
 
 
 async def test_cancelling_a_running_job_stops_its_call(pool, build_providers, storage) -> None:

@@ -223,6 +223,7 @@ class RunnerSettings(Protocol):
     step_lease_seconds: float
     step_poll_interval_seconds: float
     step_idle_poll_seconds: float
+    step_progress_interval_seconds: float
     circuit_failure_threshold: int
     circuit_cooldown_seconds: float
 

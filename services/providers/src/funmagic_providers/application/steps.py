@@ -41,6 +41,7 @@ from funmagic_providers.application.ports import (
     StepMetrics,
     Storage,
 )
+from funmagic_providers.application.progress import ProgressCoalescer
 from funmagic_providers.application.registry import ProviderRegistry
 from funmagic_providers.domain import step_job
 from funmagic_providers.domain.circuit import CircuitBreaker
@@ -290,6 +291,7 @@ class StepRunner:
                 history_inputs=history_inputs,
             )  # fmt: skip
             adapter = self.registry.adapter_for(access.type)
+            progress = self._progress_of(job)
             with (
                 span(
                     f"provider call {access.type} {job.step_type}",
@@ -298,10 +300,11 @@ class StepRunner:
                 self._recording() as calls,
             ):
                 try:
-                    result = await self._timed(
-                        job, self._with_lease(job, adapter.run(call, self._progress_reporter(job)))
-                    )
+                    result = await self._timed(job, self._with_lease(job, adapter.run(call, progress.report)))
                 finally:
+                    # No progress after the outcome: a report still waiting is dropped, one being
+                    # published commits first.
+                    await asyncio.shield(progress.close())
                     # Kept before the outcome is decided (and published), so an admin reading a finished
                     # task finds its calls; kept for a failed or cancelled call too, where they matter most.
                     await asyncio.shield(self._keep_calls(job, calls))
@@ -407,10 +410,10 @@ class StepRunner:
             return self.live.for_reply(job.user_id, job.task_id)
         return NO_LIVE_OUTPUT
 
-    def _progress_reporter(self, job: StepJob) -> Callable[[int, str], Awaitable[None]]:
+    def _progress_of(self, job: StepJob) -> ProgressCoalescer:
         owner = self.owner
 
-        async def report(percent: int, message: str) -> None:
+        async def publish(percent: int, message: str) -> None:
             await self._decide(
                 job,
                 lambda current, now: step_job.report_progress(
@@ -418,7 +421,7 @@ class StepRunner:
                 ),
             )
 
-        return report
+        return ProgressCoalescer(publish, interval_seconds=self.settings.step_progress_interval_seconds)
 
     # --- outcomes ----------------------------------------------------------------------------------
 
