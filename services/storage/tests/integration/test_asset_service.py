@@ -17,7 +17,12 @@ from psycopg_pool import AsyncConnectionPool
 from storage_test_support import PNG, Storage, get, key_of, png, put, upload, uploaded_ticket
 from yarl import URL
 
+from funmagic_kit.errors import TransientError
+from funmagic_kit.outages import is_transient
 from funmagic_kit.pagination import InvalidCursor
+from funmagic_kit.s3_urls import PresignedUrls
+from funmagic_storage.adapters.s3 import S3ObjectStore, S3Refused
+from funmagic_storage.application.ports import ObjectInfo
 from funmagic_storage.domain.assets import AssetNotFound, UploadNotReady, UploadRefused
 
 GIF = (  # a 1 × 1 GIF
@@ -812,3 +817,36 @@ async def test_inspecting_an_object_reads_its_size_type_and_first_bytes(
 
 async def test_inspecting_a_missing_object_finds_none(storage: Storage) -> None:
     assert await storage.objects.inspect(storage.policy.bucket_private, "inspected/nothing-here") is None
+
+
+# --- the object store's reads and writes on a task's path (signed URLs sent with aiohttp) ------------------
+
+
+async def test_an_object_written_is_read_back_byte_for_byte_with_its_type(storage: Storage) -> None:
+    bucket, key = storage.policy.bucket_private, "written/model.glb"
+    body = bytes(range(256)) * 40
+
+    await storage.objects.put(bucket, key, body, content_type="model/gltf-binary")
+
+    assert await storage.objects.read(bucket, key) == body
+    assert await storage.objects.head(bucket, key) == ObjectInfo(len(body), "model/gltf-binary")
+    await storage.objects.delete(bucket, key)
+
+
+async def test_reading_a_missing_object_is_a_transient_error(storage: Storage) -> None:
+    with pytest.raises(TransientError, match="404"):
+        await storage.objects.read(storage.policy.bucket_private, "written/nothing-here")
+
+
+async def test_a_write_s3_refuses_for_good_is_not_taken_for_an_outage(storage: Storage) -> None:
+    # Signed with a secret S3 does not know: 403, which no retry changes (and no 503 should promise).
+    wrong = PresignedUrls(
+        storage.settings.s3_endpoint, region=storage.settings.s3_region,
+        access_key=storage.settings.s3_access_key.get_secret_value(), secret_key="not-the-secret",
+    )  # fmt: skip
+    objects = S3ObjectStore(storage.s3, client_urls=wrong, service_urls=wrong, http=storage.s3_http)
+
+    with pytest.raises(S3Refused, match="403") as refused:
+        await objects.put(storage.policy.bucket_private, "written/refused", b"x", content_type="image/png")
+
+    assert not is_transient(refused.value)

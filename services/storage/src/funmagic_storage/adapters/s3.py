@@ -1,9 +1,10 @@
 """Objects in S3 (any S3: SeaweedFS locally, MinIO or AWS in production) through aiobotocore.
 
 Presigned URLs are signed directly (`funmagic_kit.s3_urls`) for the endpoint clients reach
-(`S3_PUBLIC_ENDPOINT`). A confirmation's inspection of an upload, the one S3 read on a hot path, is a
-ranged GET of a URL signed for the services' endpoint, sent with plain aiohttp: botocore spends ~1 ms of
-Python on a call that aiohttp sends in ~0.2.
+(`S3_PUBLIC_ENDPOINT`). The calls on a task's path — a confirmation's inspection of an upload (a ranged
+GET), reading an input, writing an output — go to URLs signed the same way for the services' endpoint,
+sent with plain aiohttp: botocore spends ~1 ms of Python on a call that aiohttp sends in ~0.2. The rest
+(buckets, copies, deletes) stays with botocore.
 """
 
 from __future__ import annotations
@@ -17,10 +18,14 @@ from funmagic_kit.errors import TransientError
 from funmagic_kit.s3_urls import PresignedUrls
 from funmagic_storage.application.ports import ObjectInfo
 
-__all__ = ["S3ObjectStore"]
+__all__ = ["S3ObjectStore", "S3Refused"]
 
 # A signature only needs to outlive the request it is made for.
-_INSPECTION_URL_SECONDS = 60
+_SERVICE_URL_SECONDS = 60
+
+
+class S3Refused(RuntimeError):
+    """S3 refused a write for a reason retrying cannot change (a wrong signature or bucket: a bug of ours)."""
 
 
 class S3ObjectStore:
@@ -83,7 +88,7 @@ class S3ObjectStore:
 
     async def inspect(self, bucket: str, key: str, length: int = 32) -> ObjectInfo | None:
         # One ranged GET instead of a HEAD and a GET: its Content-Range names the whole object's size.
-        url = self._service_urls.url("GET", bucket, key, expires_seconds=_INSPECTION_URL_SECONDS)
+        url = self._service_urls.url("GET", bucket, key, expires_seconds=_SERVICE_URL_SECONDS)
         try:
             async with self._http.get(url, headers={"Range": f"bytes=0-{length - 1}"}) as response:
                 if response.status == 404:
@@ -108,15 +113,29 @@ class S3ObjectStore:
             raise TransientError(f"S3 GET failed: {error}") from error
 
     async def read(self, bucket: str, key: str) -> bytes:
+        url = self._service_urls.url("GET", bucket, key, expires_seconds=_SERVICE_URL_SECONDS)
         try:
-            response = await self._client.get_object(Bucket=bucket, Key=key)
-        except ClientError as error:
+            async with self._http.get(url) as response:
+                if response.status != 200:
+                    raise TransientError(f"S3 GET failed: {response.status} {await response.text()}")
+                return await response.read()
+        except (aiohttp.ClientError, TimeoutError) as error:
             raise TransientError(f"S3 GET failed: {error}") from error
-        async with response["Body"] as body:
-            return await body.read()
 
     async def put(self, bucket: str, key: str, body: bytes, *, content_type: str) -> None:
-        await self._client.put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type)
+        # Type and length are signed, as for a browser's upload: S3 stores exactly this body and type.
+        headers = {"Content-Type": content_type, "Content-Length": str(len(body))}
+        url = self._service_urls.url(
+            "PUT", bucket, key, expires_seconds=_SERVICE_URL_SECONDS, headers=headers
+        )
+        try:
+            async with self._http.put(url, data=body, headers={"Content-Type": content_type}) as response:
+                if response.status >= 500:  # a store that cannot write now (a full disk): try again later
+                    raise TransientError(f"S3 PUT failed: {response.status} {await response.text()}")
+                if response.status != 200:
+                    raise S3Refused(f"S3 PUT refused: {response.status} {await response.text()}")
+        except (aiohttp.ClientError, TimeoutError) as error:
+            raise TransientError(f"S3 PUT failed: {error}") from error
 
     async def copy_public(
         self, source_bucket: str, source_key: str, bucket: str, key: str, content_type: str
