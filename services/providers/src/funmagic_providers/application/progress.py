@@ -3,10 +3,10 @@
 Progress is there to watch a long call (a 3D model takes minutes). Each published report is a transaction, a
 Kafka message and an entry on the user's live stream; a call that ends within a fraction of a second has
 nothing to watch, and its two reports cost about a fifth of a fast task's CPU at one client (e2e_tasks,
-December 6). So a report waits until the
-interval since the call started (or since the last published report) has passed; a newer report that
-comes in the meantime replaces it; and when the call ends, a report still waiting is dropped — the step's
-outcome says more. Reports stay in order, and none is published after the call returned.
+December 6). So a report waits until the interval since the call started (or since the last published
+report) has passed; a newer report that comes in the meantime replaces it; and when the call ends, a report
+still waiting is dropped — the step's outcome says more. Reports stay in order, and none is published after
+the call returned.
 """
 
 from __future__ import annotations
