@@ -35,6 +35,7 @@ from funmagic_contracts.topics import DLQ_ORIGINAL_OFFSET_HEADER, topic_for_sour
 from funmagic_kit.consumer import EventConsumer, Subscription
 from funmagic_kit.db import PostgresUnitOfWork
 from funmagic_kit.failpoints import PoisonedEvents
+from funmagic_kit.kafka import create_topics, delete_topics
 from funmagic_kit.metrics import Metrics
 from funmagic_kit.migrations import migrate_database
 
@@ -42,6 +43,7 @@ __all__ = [
     "InMemoryConsumer",
     "OwnRedisServer",
     "RoundTripConnection",
+    "ScratchTopics",
     "adhoc_event_class",
     "drop_database",
     "in_memory_consumer",
@@ -91,6 +93,24 @@ async def scratch_database(
         yield url
     finally:
         await drop_database(postgres_url, name)
+
+
+class ScratchTopics:
+    """Topics a test makes for itself, all deleted by `delete_all()` when it ends: left behind, every run adds
+    partitions that a long-lived local stack's broker keeps serving (it had gathered eighty topics)."""
+
+    def __init__(self, bootstrap_servers: str) -> None:
+        self._bootstrap_servers = bootstrap_servers
+        self._made: list[str] = []
+
+    async def create(self, names: Sequence[str], **options: Any) -> None:
+        await create_topics(self._bootstrap_servers, list(names), **options)
+        self._made.extend(names)
+
+    async def delete_all(self) -> None:
+        if self._made:
+            await delete_topics(self._bootstrap_servers, self._made)
+            self._made.clear()
 
 
 class _AdhocEvent(IntegrationEvent):

@@ -28,7 +28,7 @@ from funmagic_kit.kafka import create_producer, create_topics, delete_topics
 from funmagic_kit.metrics import Metrics
 from funmagic_kit.migrations import apply_migrations, load_migrations
 from funmagic_kit.outbox import OutboxRelay
-from funmagic_kit.testing import adhoc_event_class, drop_database, wait_until
+from funmagic_kit.testing import ScratchTopics, adhoc_event_class, drop_database, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -100,6 +100,14 @@ async def topic(stack: Stack) -> AsyncIterator[str]:
     await create_topics(stack.kafka, [name, dead_letter_topic(name)], partitions=6)
     yield name
     await delete_topics(stack.kafka, [name, dead_letter_topic(name)])
+
+
+@pytest.fixture
+async def scratch_topics(stack: Stack) -> AsyncIterator[ScratchTopics]:
+    """Topics of the test's own making (other names than `topic`'s), deleted after it."""
+    topics = ScratchTopics(stack.kafka)
+    yield topics
+    await topics.delete_all()
 
 
 @pytest.fixture

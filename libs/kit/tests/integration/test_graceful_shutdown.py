@@ -8,7 +8,6 @@ import uuid
 
 from funmagic_contracts.envelope import encode
 from funmagic_kit.consumer import Subscription
-from funmagic_kit.kafka import create_topics
 from funmagic_kit.outbox import add_to_outbox
 from funmagic_kit.runtime import ServiceParts, ServiceSpec, serve
 from funmagic_kit.settings import DatabaseSettings, ServiceSettings, load_settings
@@ -27,10 +26,10 @@ def free_port() -> int:
 
 
 async def test_sigterm_during_a_handler_finishes_it_and_publishes_its_event(
-    stack, database_url, pool, producer, topic
+    stack, database_url, pool, producer, topic, scratch_topics
 ) -> None:
     announced = f"test.{uuid.uuid4().hex[:12]}"
-    await create_topics(stack.kafka, [announced], partitions=1)
+    await scratch_topics.create([announced], partitions=1)
     handler_started = asyncio.Event()
 
     async def place_order_slowly(event, envelope, uow) -> None:

@@ -12,7 +12,7 @@ from psycopg_pool import AsyncConnectionPool
 from funmagic_contracts.topics import DLQ_ORIGINAL_TOPIC_HEADER, dead_letter_topic
 from funmagic_kit.db import PostgresUnitOfWork, create_pool
 from funmagic_kit.failpoints import Failpoints
-from funmagic_kit.kafka import KafkaNames, create_topics
+from funmagic_kit.kafka import KafkaNames
 from funmagic_kit.metrics import Metrics
 from funmagic_kit.outbox import OutboxRelay, add_to_outbox
 
@@ -61,11 +61,13 @@ async def publish(pool, topic: str, event_type: str, subject: str, seq: int) -> 
         await add_to_outbox(uow.conn, [(topic, make_envelope(event_type, subject, {"seq": seq}))])
 
 
-async def test_two_prefixed_deployments_on_one_cluster_never_take_each_others_events(stack, producer):
+async def test_two_prefixed_deployments_on_one_cluster_never_take_each_others_events(
+    stack, producer, scratch_topics
+):
     topic = f"test.{uuid.uuid4().hex[:12]}"  # the logical name both deployments use
     blue, green = KafkaNames("blue."), KafkaNames("green.")
     for names in (blue, green):
-        await create_topics(stack.kafka, [names.topic(topic), names.topic(dead_letter_topic(topic))])
+        await scratch_topics.create([names.topic(topic), names.topic(dead_letter_topic(topic))])
     service = f"test-consumer-{uuid.uuid4().hex[:8]}"  # the same service name in both deployments
     subscription = typed_subscription(topic, {"Sequenced": record_arrival})
 
@@ -92,10 +94,12 @@ async def test_two_prefixed_deployments_on_one_cluster_never_take_each_others_ev
         assert await message_count(stack, green.topic(topic)) == 5
 
 
-async def test_a_prefixed_deployment_dead_letters_to_its_own_dead_letter_topic(stack, producer):
+async def test_a_prefixed_deployment_dead_letters_to_its_own_dead_letter_topic(
+    stack, producer, scratch_topics
+):
     topic = f"test.{uuid.uuid4().hex[:12]}"
     names = KafkaNames("amber.")
-    await create_topics(stack.kafka, [names.topic(topic), names.topic(dead_letter_topic(topic))])
+    await scratch_topics.create([names.topic(topic), names.topic(dead_letter_topic(topic))])
     subscription = typed_subscription(topic, {"Doomed": always_fails})
 
     async with (

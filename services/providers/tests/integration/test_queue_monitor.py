@@ -27,7 +27,8 @@ from funmagic_contracts.topics import (
     DLQ_ORIGINAL_PARTITION_HEADER,
     DLQ_ORIGINAL_TOPIC_HEADER,
 )
-from funmagic_kit.kafka import KafkaNames, create_producer, create_topics
+from funmagic_kit.kafka import KafkaNames, create_producer
+from funmagic_kit.testing import ScratchTopics
 from funmagic_providers.adapters.kafka_queue import KafkaQueueReader
 from funmagic_providers.adapters.lag_trend import RedisLagTrend
 from funmagic_providers.adapters.postgres import ProvidersUnitOfWork
@@ -47,6 +48,13 @@ def kafka() -> str:
     if not servers:
         pytest.fail("KAFKA_BOOTSTRAP_SERVERS is unset: start the local stack and source .stack/env")
     return servers
+
+
+@pytest.fixture
+async def scratch_topics(kafka: str) -> AsyncIterator[ScratchTopics]:
+    topics = ScratchTopics(kafka)
+    yield topics
+    await topics.delete_all()
 
 
 @pytest.fixture
@@ -295,10 +303,10 @@ async def test_step_jobs_are_counted_per_provider_and_state_with_the_oldest_age(
 
 
 async def test_a_consumer_groups_committed_offsets_and_the_topics_ends_are_read_from_kafka(
-    kafka: str, reader: KafkaQueueReader, producer
+    kafka: str, reader: KafkaQueueReader, producer, scratch_topics: ScratchTopics
 ) -> None:
     topic = f"test.queue.{uuid.uuid4().hex[:12]}"
-    await create_topics(kafka, [topic], partitions=2)
+    await scratch_topics.create([topic], partitions=2)
     for number in range(5):
         await producer.send_and_wait(topic, value=b"m%d" % number, partition=number % 2)
     group = f"queue-test-{uuid.uuid4().hex[:8]}"
@@ -325,11 +333,11 @@ async def test_a_consumer_groups_committed_offsets_and_the_topics_ends_are_read_
 
 
 async def test_a_prefixed_deployment_reads_its_own_topics_and_groups_under_the_registrys_names(
-    kafka: str, producer
+    kafka: str, producer, scratch_topics: ScratchTopics
 ) -> None:
     topic = f"test.queue.{uuid.uuid4().hex[:12]}"
     names = KafkaNames("teal.")
-    await create_topics(kafka, [names.topic(topic), topic], partitions=1)
+    await scratch_topics.create([names.topic(topic), topic], partitions=1)
     await producer.send_and_wait(names.topic(topic), value=b"ours", partition=0)
     await producer.send_and_wait(topic, value=b"another platform's", partition=0)
     await producer.send_and_wait(topic, value=b"another platform's", partition=0)
