@@ -24,7 +24,7 @@ from funmagic_contracts.topics import dead_letter_topic
 from funmagic_kit.consumer import EventConsumer, Subscription
 from funmagic_kit.db import PostgresUnitOfWork, create_pool
 from funmagic_kit.failpoints import Failpoints
-from funmagic_kit.kafka import create_producer, create_topics, delete_topics
+from funmagic_kit.kafka import create_producer
 from funmagic_kit.metrics import Metrics
 from funmagic_kit.migrations import apply_migrations, load_migrations
 from funmagic_kit.outbox import OutboxRelay
@@ -95,19 +95,18 @@ async def pool(database_url: str) -> AsyncIterator[AsyncConnectionPool]:
 
 
 @pytest.fixture
-async def topic(stack: Stack) -> AsyncIterator[str]:
-    name = f"test.{uuid.uuid4().hex[:12]}"
-    await create_topics(stack.kafka, [name, dead_letter_topic(name)], partitions=6)
-    yield name
-    await delete_topics(stack.kafka, [name, dead_letter_topic(name)])
-
-
-@pytest.fixture
 async def scratch_topics(stack: Stack) -> AsyncIterator[ScratchTopics]:
-    """Topics of the test's own making (other names than `topic`'s), deleted after it."""
+    """Topics of the test's own making, deleted after it."""
     topics = ScratchTopics(stack.kafka)
     yield topics
     await topics.delete_all()
+
+
+@pytest.fixture
+async def topic(scratch_topics: ScratchTopics) -> str:
+    name = f"test.{uuid.uuid4().hex[:12]}"
+    await scratch_topics.create([name, dead_letter_topic(name)], partitions=6)
+    return name
 
 
 @pytest.fixture

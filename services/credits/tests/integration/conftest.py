@@ -21,10 +21,10 @@ from psycopg_pool import AsyncConnectionPool
 from funmagic_contracts.topics import dead_letter_topic
 from funmagic_kit.db import create_pool
 from funmagic_kit.http import problem_middleware
-from funmagic_kit.kafka import create_producer, create_topics, delete_topics
+from funmagic_kit.kafka import create_producer
 from funmagic_kit.metrics import Metrics
 from funmagic_kit.request_keys import INTERNAL_CALLER_KEY, PRINCIPAL_KEY, Principal, Role
-from funmagic_kit.testing import scratch_database
+from funmagic_kit.testing import ScratchTopics, scratch_database
 
 # The tests' shared helpers live beside this file. No __init__.py here on purpose: with one, this folder
 # would be the package `integration`, as the kit's tests are, and collecting the whole repository would
@@ -86,10 +86,10 @@ async def private_topics(kafka: str) -> AsyncIterator[PrivateTopics]:
     suffix = uuid.uuid4().hex[:12]
     topics = PrivateTopics(identity=f"test.credits.identity.{suffix}", tasks=f"test.credits.tasks.{suffix}")
     names = [topics.identity, topics.tasks]
-    names += [dead_letter_topic(n) for n in names]
-    await create_topics(kafka, names, partitions=6)
+    scratch = ScratchTopics(kafka)
+    await scratch.create([*names, *(dead_letter_topic(n) for n in names)], partitions=6)
     yield topics
-    await delete_topics(kafka, names)
+    await scratch.delete_all()
 
 
 # --- HTTP (the service's routes as the runtime serves them) -----------------------------------------------

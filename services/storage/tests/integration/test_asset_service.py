@@ -14,13 +14,14 @@ from typing import Any
 import aiohttp
 import pytest
 from psycopg_pool import AsyncConnectionPool
+from pydantic import SecretStr
 from storage_test_support import PNG, Storage, get, key_of, png, put, upload, uploaded_ticket
 from yarl import URL
 
 from funmagic_kit.errors import TransientError
 from funmagic_kit.outages import is_transient
 from funmagic_kit.pagination import InvalidCursor
-from funmagic_kit.s3_urls import PresignedUrls
+from funmagic_kit.s3 import presigned_urls
 from funmagic_storage.adapters.s3 import S3ObjectStore, S3Refused
 from funmagic_storage.application.ports import ObjectInfo
 from funmagic_storage.domain.assets import AssetNotFound, UploadNotReady, UploadRefused
@@ -840,10 +841,8 @@ async def test_reading_a_missing_object_is_a_transient_error(storage: Storage) -
 
 async def test_a_write_s3_refuses_for_good_is_not_taken_for_an_outage(storage: Storage) -> None:
     # Signed with a secret S3 does not know: 403, which no retry changes (and no 503 should promise).
-    wrong = PresignedUrls(
-        storage.settings.s3_endpoint, region=storage.settings.s3_region,
-        access_key=storage.settings.s3_access_key.get_secret_value(), secret_key="not-the-secret",
-    )  # fmt: skip
+    wrong_secret = storage.settings.model_copy(update={"s3_secret_key": SecretStr("not-the-secret")})
+    wrong = presigned_urls(wrong_secret, for_clients=False)
     objects = S3ObjectStore(storage.s3, client_urls=wrong, service_urls=wrong, http=storage.s3_http)
 
     with pytest.raises(S3Refused, match="403") as refused:
