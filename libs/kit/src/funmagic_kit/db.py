@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from contextlib import suppress
 from datetime import datetime
 from types import TracebackType
 from typing import Self
@@ -20,6 +19,7 @@ from funmagic_kit.audit_log import record_admin_action
 from funmagic_kit.errors import ConcurrencyConflict, TransientError
 from funmagic_kit.logs import current_correlation_id
 from funmagic_kit.outbox import OutboxMessage, add_raw_to_outbox, outbox_message
+from funmagic_kit.pipelined import PipelinedTransaction
 from funmagic_kit.tracing import current_traceparent
 
 __all__ = ["PostgresUnitOfWork", "create_pool", "translate_db_error"]
@@ -82,7 +82,6 @@ class PostgresUnitOfWork:
         self._audit: list[tuple[AdminAction, str | None]] = []
         self._in_transaction = True
         self._pipelined = False
-        self._pipeline_cm: object | None = None
         self.conn: psycopg.AsyncConnection  # set on enter
 
     def reading(self) -> Self:
@@ -94,7 +93,8 @@ class PostgresUnitOfWork:
 
     def pipelined(self) -> Self:
         """Statements whose results nobody reads are sent without waiting for them (psycopg's pipeline mode):
-        the transaction costs a round trip per read (and one for BEGIN, one for COMMIT), not per statement.
+        the transaction costs a round trip per read and one at the end (BEGIN leaves with the first read,
+        COMMIT with the end: `funmagic_kit.pipelined`), not one per statement.
         A failing statement's error surfaces at the next read, at the end of a savepoint or at COMMIT rather
         than at the statement itself, and everything rolls back: for work whose failure does not depend on
         which statement failed (a consumer's batch, run again statement by statement; a creation whose every
@@ -165,27 +165,16 @@ class PostgresUnitOfWork:
                 raise
             self.bind(self.conn)
             return self
-        self._tx_cm = self.conn.transaction()
+        self._tx_cm = PipelinedTransaction(self.conn) if self._pipelined else self.conn.transaction()
         try:
-            if self._pipelined:
-                self._pipeline_cm = self.conn.pipeline()
-                await self._pipeline_cm.__aenter__()  # type: ignore[attr-defined]
             await self._tx_cm.__aenter__()  # type: ignore[attr-defined]
             self.bind(self.conn)
         except BaseException as e:
-            await self._leave_pipeline(type(e), e, e.__traceback__)
             await self._conn_cm.__aexit__(type(e), e, e.__traceback__)  # type: ignore[attr-defined]
             if isinstance(e, psycopg.OperationalError):
                 raise translate_db_error(e) from e
             raise
         return self
-
-    async def _leave_pipeline(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        pipeline, self._pipeline_cm = self._pipeline_cm, None
-        if pipeline is not None:
-            await pipeline.__aexit__(exc_type, exc, tb)  # type: ignore[attr-defined]
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
@@ -229,10 +218,7 @@ class PostgresUnitOfWork:
     ) -> None:
         try:
             await self._tx_cm.__aexit__(exc_type, exc, tb)  # type: ignore[attr-defined]
-            await self._leave_pipeline(exc_type, exc, tb)
         except psycopg.Error as error:
-            with suppress(psycopg.Error):  # the connection is broken: the pool discards it below
-                await self._leave_pipeline(type(error), error, error.__traceback__)
             await self._conn_cm.__aexit__(type(error), error, error.__traceback__)  # type: ignore[attr-defined]
             raise translate_db_error(error) from error
         await self._conn_cm.__aexit__(exc_type, exc, tb)  # type: ignore[attr-defined]

@@ -35,6 +35,7 @@ from funmagic_contracts.envelope import Envelope, encode, kafka_headers
 from funmagic_kit.failpoints import Failpoints
 from funmagic_kit.kafka import KafkaNames
 from funmagic_kit.metrics import Metrics
+from funmagic_kit.pipelined import PipelinedTransaction
 from funmagic_kit.tracing import current_traceparent
 
 __all__ = ["OutboxMessage", "OutboxRelay", "add_raw_to_outbox", "add_to_outbox", "outbox_message"]
@@ -221,9 +222,9 @@ class OutboxRelay:
     async def _publish_page(self) -> int:
         # One transaction per page: its rows are deleted, sent, and the deletion commits once Kafka acked
         # them all. A failed send rolls it back, and a relay that dies leaves it uncommitted: either way the
-        # rows are still there for the next page (sent twice at worst; consumers deduplicate). The pool's
-        # connection commits on leaving the block and rolls back on an exception.
-        async with self._publish_lock, self._pool.connection() as conn:
+        # rows are still there for the next page (sent twice at worst; consumers deduplicate). The
+        # transaction is pipelined: BEGIN leaves with the page's DELETE and COMMIT with the final sync.
+        async with self._publish_lock, self._pool.connection() as conn, PipelinedTransaction(conn):
             cursor = conn.cursor(row_factory=tuple_row)
             await cursor.execute(_TAKE_PAGE, (self._page_size,))
             rows: list[_Row] = sorted(await cursor.fetchall())  # by id

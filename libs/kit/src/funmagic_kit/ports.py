@@ -46,6 +46,15 @@ class UnitOfWork(Protocol):
         """Call `callback` once the transaction has committed (never if it rolls back)."""
         ...
 
+    def reading(self) -> Self:
+        """Reads only, each statement on its own: no transaction (publish, record and after_commit refuse)."""
+        ...
+
+    def pipelined(self) -> Self:
+        """Statements sent without waiting for their results: a round trip per read and one at the end. A
+        failed statement's error surfaces at the next read or at the end, and everything rolls back."""
+        ...
+
     async def __aenter__(self) -> Self: ...
 
     async def __aexit__(

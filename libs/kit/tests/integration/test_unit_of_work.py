@@ -3,6 +3,8 @@ run only once it has committed."""
 
 from __future__ import annotations
 
+import itertools
+import tempfile
 from datetime import UTC, datetime
 
 import pytest
@@ -274,6 +276,7 @@ async def test_a_failing_statement_of_a_pipelined_unit_of_work_fails_the_commit_
         # The pool's one connection is usable again, in a transaction, out of pipeline mode.
         async with PostgresUnitOfWork(small) as uow:
             assert uow.conn.pgconn.pipeline_status == pq.PipelineStatus.OFF
+            assert uow.conn.autocommit is False
             cursor = await uow.conn.execute("SELECT count(*) AS n FROM outbox WHERE topic = 'f'")
             assert (await cursor.fetchone())["n"] == 0
         assert await _published(pool) == []
@@ -295,3 +298,91 @@ async def test_a_pipelined_unit_of_work_that_raises_rolls_back(pool) -> None:
         await failing_handler()
     assert seen == []
     assert await _published(pool) == []
+
+
+async def test_a_pipelined_unit_of_work_that_raises_gives_its_connection_back_in_transaction_mode(
+    pool,
+) -> None:
+    small = await create_pool(pool.conninfo, min_size=1, max_size=1)
+
+    async def failing_handler() -> None:
+        async with PostgresUnitOfWork(small).pipelined() as uow:
+            await uow.conn.execute(_INSERT_ORDER, ("a",))
+            raise RuntimeError("the handler failed")
+
+    try:
+        with pytest.raises(RuntimeError):
+            await failing_handler()
+        async with PostgresUnitOfWork(small) as uow:
+            assert uow.conn.autocommit is False
+            assert uow.conn.info.transaction_status.name == "INTRANS"
+    finally:
+        await small.close()
+
+
+async def test_a_savepoint_inside_a_pipelined_unit_of_work_undoes_only_its_own_statements(pool) -> None:
+    """A handler may try a statement under a savepoint (psycopg's nested `transaction()`) and carry on."""
+
+    async def failing_attempt(uow: PostgresUnitOfWork) -> None:
+        async with uow.conn.transaction():
+            await uow.conn.execute(_INSERT_ORDER, ("s",))
+            raise RuntimeError("undo this one")
+
+    async with PostgresUnitOfWork(pool).pipelined() as uow:
+        await uow.conn.execute(_INSERT_ORDER, ("s",))
+        with pytest.raises(RuntimeError):
+            await failing_attempt(uow)
+        await uow.conn.execute(_INSERT_ORDER, ("s",))
+    async with PostgresUnitOfWork(pool) as uow:
+        cursor = await uow.conn.execute("SELECT count(*) AS n FROM outbox WHERE topic = 's'")
+        assert (await cursor.fetchone())["n"] == 2
+
+
+# --- what a unit of work costs in round trips, read from the client's protocol trace ------------------------
+
+
+def _round_trips(trace: str) -> int:
+    """How many times the client sent and then waited for the server: each run of frontend (F) messages
+    followed by backend (B) ones."""
+    senders = [line.split("\t", 1)[0] for line in trace.splitlines() if line[:2] in ("F\t", "B\t")]
+    return sum(1 for sent, answered in itertools.pairwise(senders) if (sent, answered) == ("F", "B"))
+
+
+async def _traced_round_trips(pool, work) -> int:
+    """Round trips of `work(uow_factory)` on a one-connection pool whose connection is traced."""
+    small = await create_pool(pool.conninfo, min_size=1, max_size=1)
+    try:
+        with tempfile.TemporaryFile("w+") as trace:
+            async with small.connection() as conn:
+                conn.pgconn.trace(trace.fileno())
+                conn.pgconn.set_trace_flags(pq.Trace.SUPPRESS_TIMESTAMPS | pq.Trace.REGRESS_MODE)
+            await work(lambda: PostgresUnitOfWork(small))
+            async with small.connection() as conn:
+                conn.pgconn.untrace()
+            trace.seek(0)
+            return _round_trips(trace.read())
+    finally:
+        await small.close()
+
+
+async def test_a_pipelined_unit_of_work_waits_once_per_read_and_once_at_the_end(pool) -> None:
+    """BEGIN leaves with the first read; the writes after it, the outbox rows and COMMIT with the end."""
+
+    async def claim_then_write(unit_of_work) -> None:
+        async with unit_of_work().pipelined() as uow:
+            await (await uow.conn.execute("SELECT 1 AS one")).fetchone()
+            await uow.conn.execute(_INSERT_ORDER, ("w",))
+            await uow.conn.execute(_INSERT_ORDER, ("w",))
+            uow.publish(_registered("user-w"))
+
+    async def statement_by_statement(unit_of_work) -> None:
+        async with unit_of_work() as uow:
+            await (await uow.conn.execute("SELECT 1 AS one")).fetchone()
+            await uow.conn.execute(_INSERT_ORDER, ("w",))
+            await uow.conn.execute(_INSERT_ORDER, ("w",))
+            uow.publish(_registered("user-w"))
+
+    assert await _traced_round_trips(pool, claim_then_write) == 2
+    # BEGIN, the read, two writes, the outbox rows, COMMIT: one round trip each.
+    assert await _traced_round_trips(pool, statement_by_statement) == 6
+    assert await _published(pool) == ["user-w", "user-w"]

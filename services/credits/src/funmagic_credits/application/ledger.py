@@ -248,7 +248,9 @@ class Ledger:
             await self._commit_group(groups[0])
             return
         try:
-            async with self.uow() as uow:
+            # Pipelined (a round trip for the locks' read and one for the writes and the commit): a failure
+            # of any statement fails the batch, which then runs group by group.
+            async with self.uow().pipelined() as uow:
                 outcomes = await self._execute_groups(uow, groups)
         except Exception:
             log.warning(
@@ -264,7 +266,7 @@ class Ledger:
 
     async def _commit_group(self, group: list[_Request]) -> None:
         try:
-            async with self.uow() as uow:
+            async with self.uow().pipelined() as uow:
                 outcomes = await self._execute_all(uow, group)
         except Exception as error:
             if len(group) == 1:

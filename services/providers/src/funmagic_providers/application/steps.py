@@ -160,9 +160,9 @@ class StepRunner:
 
     async def _claim_and_start(self, free: int) -> float | None:
         """Claim and start up to `free` due jobs; the seconds until the next one falls due after that."""
-        async with self.uow() as uow:
+        async with self.uow().reading() as uow:
             due = await uow.jobs.due_providers()
-            if not due:  # the common idle round: one transaction
+            if not due:  # the common idle round: two reads, no transaction
                 return await uow.jobs.seconds_until_due()
         # A provider with a concurrency limit is given no more jobs than it has free slots: the rest wait
         # queued and are taken in turn when a call ends, not turned away by the limiter and delayed.
@@ -171,7 +171,7 @@ class StepRunner:
             max_concurrency = (await self.limiter.config(scope, provider)).max_concurrency
             if max_concurrency:
                 limits[(scope, provider)] = max_concurrency
-        async with self.uow() as uow:
+        async with self.uow().pipelined() as uow:
             jobs = await uow.jobs.claim_due(
                 self.owner, limit=free, lease_seconds=self.settings.step_lease_seconds,
                 max_concurrency=limits,
@@ -202,10 +202,11 @@ class StepRunner:
     # --- one job -----------------------------------------------------------------------------------
 
     async def _decide(self, job: StepJob, transition: Transition) -> StepJobChange | None:
-        """Lock the job, decide, save, publish — one unit of work. None: the decision changed nothing
-        (the job is no longer this runner's, or there was nothing new to say)."""
+        """Lock the job, decide, save, publish — one unit of work, pipelined: the lock is one round trip,
+        the save, the events and the commit one more. None: the decision changed nothing (the job is no
+        longer this runner's, or there was nothing new to say)."""
         now = self.clock.now()
-        async with self.uow() as uow:
+        async with self.uow().pipelined() as uow:
             current = await uow.jobs.lock(job.id)
             change = None if current is None else transition(current, now)
             if change is None:
@@ -335,7 +336,7 @@ class StepRunner:
         if not calls:
             return
         try:
-            async with self.uow() as uow:
+            async with self.uow().pipelined() as uow:
                 await uow.provider_calls.add(job.id, calls)
         except Exception:
             log.exception("keeping the provider calls failed", extra={"job_id": job.id})

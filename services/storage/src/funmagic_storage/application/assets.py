@@ -216,7 +216,7 @@ class AssetService:
         if upload.expires_at <= now:
             raise UploadNotReady("this upload expired; start a new one", code="expired")
         await self._check_object(upload)
-        async with self.uow() as uow:
+        async with self.uow().pipelined() as uow:  # see `_register`
             asset = await _register(uow, upload, now)
         return await self._view(asset)
 
@@ -265,7 +265,7 @@ class AssetService:
             now=now,
         )
         await self.objects.put(reserved.bucket, reserved.storage_key, data, content_type=content_type)
-        async with self.uow() as uow:
+        async with self.uow().pipelined() as uow:  # see `_register`
             asset = await _register(uow, reserved, now, task_id=task_id)
         return await self._view(asset)
 
@@ -286,7 +286,7 @@ class AssetService:
         bucket = self.policy.bucket_for(visibility)
         filename = sanitize_filename(filename)
         timestamp_ms = int(now.timestamp() * 1000)
-        async with self.uow() as uow:
+        async with self.uow().pipelined() as uow:  # a round trip per attempt, one for the commit
             while True:
                 upload = PendingUpload(
                     id=str(uuid.uuid4()),
@@ -308,7 +308,7 @@ class AssetService:
     # --- reading -------------------------------------------------------------------------------------
 
     async def get(self, user_id: str, asset_id: str, *, admin: bool = False) -> AssetView:
-        async with self.uow() as uow:
+        async with self.uow().reading() as uow:
             asset = await uow.assets.asset(asset_id)
         return await self._view(_owned(asset, user_id, admin=admin))
 
@@ -329,7 +329,7 @@ class AssetService:
         own): the record and the bytes of the asset's public copy, only while it is published — nothing
         that its CDN URL does not already give anyone. The catalog publishes its images when an admin saves
         a tool (`publish_for_catalog`)."""
-        async with self.uow() as uow:
+        async with self.uow().reading() as uow:
             asset = await uow.assets.asset(asset_id)
         if asset is None or not asset.public_key:
             raise AssetNotFound("no such published asset")
@@ -570,7 +570,10 @@ async def _register(
     """The upload, its object in place, becomes an asset: recorded, the upload completed and AssetCreated
     published, in the caller's transaction. An upload another confirmation completed meanwhile answers that
     one's asset. An output of a task deleted meanwhile, or any file of an account deleted meanwhile, is
-    refused (its object, never registered, goes with the sweep of unconfirmed uploads)."""
+    refused (its object, never registered, goes with the sweep of unconfirmed uploads).
+
+    Callers run it pipelined: the locks go out with the reads after them, the outbox row with the commit —
+    whichever statement fails, the registration fails as a whole and rolls back."""
     if task_id is not None:
         await uow.assets.lock_tasks([task_id])  # taking turns with the deletion of the task's outputs
         if await uow.assets.task_is_deleted(task_id):
