@@ -62,7 +62,7 @@ from opentelemetry.trace import SpanKind
 from pydantic import ValidationError
 
 from funmagic_contracts.base import IntegrationEvent
-from funmagic_contracts.envelope import ContractError, Envelope, decode
+from funmagic_contracts.envelope import TYPE_HEADER, ContractError, Envelope, decode
 from funmagic_contracts.topics import (
     DLQ_ATTEMPTS_HEADER,
     DLQ_CONSUMER_HEADER,
@@ -390,11 +390,16 @@ class EventConsumer:
             mark_done(delivery.record)
 
     def _sort(self, record: ConsumerRecord[bytes, bytes]) -> _Delivery:
+        subscription = self._subscriptions.get(record.topic)
+        # The type header names the event without decoding it: one this service does not react to (most of
+        # what a topic carries, for most of its consumers) is passed over without parsing its JSON.
+        declared = _type_header(record)
+        if declared is not None and (subscription is None or subscription.handler_for(declared) is None):
+            return _Delivery(record)
         try:
             envelope = decode(record.value or b"")
         except ValueError as error:
             return _Delivery(record, unreadable=error)
-        subscription = self._subscriptions.get(record.topic)
         registered = subscription.handler_for(envelope.type) if subscription is not None else None
         if registered is None:
             return _Delivery(record)
@@ -691,6 +696,17 @@ def _runs(events: Sequence[_Event]) -> list[list[_Event]]:
         else:
             runs.append([event])
     return runs
+
+
+def _type_header(record: ConsumerRecord[bytes, bytes]) -> str | None:
+    """The event type its `type` header names (every message the outbox sends has one); None without it."""
+    for key, value in record.headers or ():
+        if key == TYPE_HEADER:
+            try:
+                return value.decode()
+            except UnicodeDecodeError:
+                return None
+    return None
 
 
 def _parse(envelope: Envelope, event_class: type[EventT]) -> EventT:

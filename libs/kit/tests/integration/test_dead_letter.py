@@ -54,6 +54,23 @@ async def test_malformed_and_always_failing_messages_are_dead_lettered_and_the_n
     assert dict(failing.headers)["dlq-consumer"] == consumer.name.encode()
 
 
+async def test_a_message_whose_type_header_names_an_event_not_handled_here_is_passed_over_unread(
+    stack, pool, producer, topic
+) -> None:
+    """The `type` header decides before the body is parsed: a body this consumer could not read, of an event
+    it does not react to, is skipped (another service's business), not dead-lettered."""
+    await producer.send_and_wait(topic, b"{not json", key=b"k", headers=[("type", b"OrderShipped")])
+    await producer.send_and_wait(topic, encode(make_envelope("OrderPlaced", "order-5")), key=b"k")
+    subscription = typed_subscription(topic, {"OrderPlaced": record})
+
+    async with running_consumer(stack, pool, producer, subscription) as consumer:
+        await wait_until_consumed(consumer, 1, what="the handled message after the skipped one")
+
+    assert consumed(consumer, "skipped") == 1
+    assert consumed(consumer, "dead_lettered") == 0
+    assert await scalar(pool, "SELECT count(*) FROM orders WHERE id = 'order-5'") == 1
+
+
 async def test_a_dependency_that_stays_down_is_waited_for_and_never_dead_lettered(
     stack, pool, producer, topic
 ) -> None:
