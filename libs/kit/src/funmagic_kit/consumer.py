@@ -131,9 +131,16 @@ class Subscription(Generic[UnitOfWorkT]):
         self._registered: dict[str, _Registered] = {}
 
     def on(
-        self, event_class: type[EventT], handler: EventHandler[EventT, UnitOfWorkT]
+        self,
+        event_class: type[EventT],
+        handler: EventHandler[EventT, UnitOfWorkT],
+        *,
+        when: Callable[[EventT], bool] | None = None,
     ) -> Subscription[UnitOfWorkT]:
-        return self._register(_Registered(event_class, handler, batched=False))
+        """`when`: which of these events the handler is for; the others are skipped like an event of a type
+        not registered — no transaction, no inbox row (a handler that would do nothing with them still
+        cost both)."""
+        return self._register(_Registered(event_class, handler, batched=False, when=when))
 
     def on_batch(
         self, event_class: type[EventT], handler: BatchHandler[EventT, UnitOfWorkT]
@@ -176,6 +183,7 @@ class _Registered:
     event_class: type[IntegrationEvent]
     handler: Callable[..., Awaitable[None]]
     batched: bool
+    when: Callable[[Any], bool] | None = None
 
 
 @dataclass(frozen=True)
@@ -409,6 +417,8 @@ class EventConsumer:
             event = _parse(envelope, registered.event_class)
         except ContractError as error:  # retrying cannot make it match its contract
             return _Delivery(record, unreadable=error)
+        if registered.when is not None and not registered.when(event):
+            return _Delivery(record)
         topic = self._names.logical_topic(record.topic)
         return _Delivery(
             record, event=_Event(record, topic, envelope, event, registered.handler, registered.batched)

@@ -1,6 +1,8 @@
 """The inbox: an event delivered more than once changes state once."""
 
 from funmagic_contracts.envelope import encode
+from funmagic_kit.consumer import Subscription
+from funmagic_kit.testing import adhoc_event_class
 
 from .conftest import (
     consumed,
@@ -76,3 +78,24 @@ async def test_an_event_type_without_a_handler_is_passed_over_without_a_transact
     assert consumed(consumer, "skipped") == 1
     assert await scalar(pool, "SELECT count(*) FROM processed_events") == 1
     assert await scalar(pool, "SELECT value FROM counters WHERE name = 'c'") == 1
+
+
+async def test_an_event_its_handler_is_not_for_is_passed_over_without_a_transaction(
+    stack, pool, producer, topic
+) -> None:
+    """`on(…, when=…)`: the events the predicate refuses are skipped like a type without a handler."""
+    await producer.send_and_wait(topic, encode(make_envelope("CounterIncremented", "other")), key=b"c")
+    await producer.send_and_wait(topic, encode(make_envelope("CounterIncremented", "mine")), key=b"c")
+    subscription = Subscription(topic).on(
+        adhoc_event_class("CounterIncremented", topic),
+        increment_counter,
+        when=lambda event: event.subject == "mine",
+    )
+
+    async with running_consumer(stack, pool, producer, subscription) as consumer:
+        await wait_until_consumed(consumer, 1, what="the event the handler is for")
+
+    assert consumed(consumer, "skipped") == 1
+    assert await scalar(pool, "SELECT count(*) FROM processed_events") == 1
+    assert await scalar(pool, "SELECT count(*) FROM counters WHERE name = 'other'") == 0
+    assert await scalar(pool, "SELECT value FROM counters WHERE name = 'mine'") == 1

@@ -14,7 +14,7 @@ from psycopg_pool import AsyncConnectionPool
 from funmagic_contracts.base import OutputAsset
 from funmagic_contracts.credits.events import CreditsReservationRejected, CreditsReserved
 from funmagic_contracts.envelope import Envelope
-from funmagic_contracts.providers.events import StepCompleted, StepFailed, StepOutput
+from funmagic_contracts.providers.events import StepCompleted, StepFailed, StepOutput, StepStarted
 from funmagic_contracts.topics import DLQ_ERROR_HEADER
 from funmagic_kit.clock import ManualClock
 from funmagic_kit.testing import InMemoryConsumer, in_memory_consumer
@@ -83,6 +83,21 @@ async def test_reserved_credits_start_the_task_and_its_events_follow_from_the_re
     assert (started.causation_id, step.causation_id) == (str(cause.id), str(cause.id))
     assert step.correlation_id == cause.correlation_id
     assert (step.subject, step.data["step_id"], step.data["input"]["asset_ids"]) == (task_id, "cut", [IMAGE])
+
+
+async def test_a_started_step_of_a_task_is_passed_over_without_a_transaction(pool, consumer, task_id) -> None:
+    """Only a studio reply shows that its step started: a task's StepStarted leaves no inbox row."""
+    await consumer.deliver_event(reserved(task_id))
+    before = (await state(pool, task_id), len(await outbox(pool)))
+    started = StepStarted(task_id=task_id, user_id=USER, step_id="cut", provider="local", attempt=1)
+
+    assert await consumer.deliver(Envelope.wrap(started)) == "skipped"
+    assert (await state(pool, task_id), len(await outbox(pool))) == before
+    async with pool.connection() as conn:
+        cursor = await conn.execute(
+            "SELECT count(*) AS n FROM processed_events WHERE event_type = 'StepStarted'"
+        )
+        assert (await cursor.fetchone())["n"] == 0
 
 
 async def test_a_redelivered_event_is_a_duplicate_and_changes_nothing(pool, consumer, task_id) -> None:

@@ -38,14 +38,18 @@ StepT = TypeVar("StepT", bound=_ScopedStep)
 Handler = Callable[[StepT, Envelope, TasksUnitOfWork], Awaitable[None]]
 
 
-def _by_scope(web: Handler[StepT] | None, admin: Handler[StepT]) -> Handler[StepT]:
+def _by_scope(web: Handler[StepT], admin: Handler[StepT]) -> Handler[StepT]:
     async def handle(event: StepT, envelope: Envelope, uow: TasksUnitOfWork) -> None:
         if event.scope == "admin":
             await admin(event, envelope, uow)
-        elif web is not None:
+        else:
             await web(event, envelope, uow)
 
     return handle
+
+
+def _in_studio(event: _ScopedStep) -> bool:
+    return event.scope == "admin"
 
 
 def subscriptions(tasks: TaskService, studio: StudioService) -> tuple[Subscription[TasksUnitOfWork], ...]:
@@ -56,7 +60,8 @@ def subscriptions(tasks: TaskService, studio: StudioService) -> tuple[Subscripti
     )
     steps: Subscription[TasksUnitOfWork] = (
         Subscription(PROVIDERS_EVENTS)
-        .on(StepStarted, _by_scope(None, studio.reply_started))
+        # Only a studio reply shows that its step started; a task's step leaves the task as it is.
+        .on(StepStarted, studio.reply_started, when=_in_studio)
         .on(StepCompleted, _by_scope(tasks.step_completed, studio.reply_completed))
         .on(StepFailed, _by_scope(tasks.step_failed, studio.reply_failed))
     )
