@@ -5,6 +5,12 @@ again at the pipeline's end: a transaction with one read cost five round trips, 
 transaction without a pipeline (four). Here BEGIN and COMMIT are statements of the pipeline, sent on a
 connection in autocommit (so psycopg adds no BEGIN of its own): BEGIN leaves with the first read, which is
 one round trip, and COMMIT with the pipeline's one sync at the end — two round trips.
+
+Both are queued the way psycopg queues its own BEGIN and COMMIT in a pipeline (`_exec_command`): sent with
+whatever goes out next, not each with a send and an event-loop wait of its own as `execute` would (in a
+consumer's transaction that was a tenth of the service's CPU). A private method of psycopg (pinned in
+constraints.txt); the round-trip test in libs/kit/tests/integration/test_unit_of_work.py fails if it
+changes.
 """
 
 from __future__ import annotations
@@ -18,6 +24,11 @@ from psycopg import pq
 __all__ = ["PipelinedTransaction"]
 
 _OPEN = (pq.TransactionStatus.INTRANS, pq.TransactionStatus.INERROR)
+
+
+async def _queue(conn: psycopg.AsyncConnection, command: bytes) -> None:
+    """Put `command` in the pipeline's queue, unsent; its result is checked when the pipeline syncs."""
+    await conn.wait(conn._exec_command(command))
 
 
 class PipelinedTransaction:
@@ -41,7 +52,7 @@ class PipelinedTransaction:
             pipeline = conn.pipeline()
             await pipeline.__aenter__()
             self._pipeline = pipeline
-            await conn.execute("BEGIN")  # queued: it leaves with the first read or the final sync
+            await _queue(conn, b"BEGIN")
         except BaseException as error:
             await self._end(error)
             raise
@@ -52,7 +63,7 @@ class PipelinedTransaction:
         failure: psycopg.Error | None = None
         if exc is None:
             try:
-                await self._conn.execute("COMMIT")
+                await _queue(self._conn, b"COMMIT")
             except psycopg.Error as error:  # the connection is gone
                 failure = error
         await self._end(exc or failure)
