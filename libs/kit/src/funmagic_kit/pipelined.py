@@ -7,8 +7,8 @@ connection in autocommit (so psycopg adds no BEGIN of its own): BEGIN leaves wit
 one round trip, and COMMIT with the pipeline's one sync at the end — two round trips.
 
 Both are queued the way psycopg queues its own BEGIN and COMMIT in a pipeline (`_exec_command`): sent with
-whatever goes out next, not each with a send and an event-loop wait of its own as `execute` would (in a
-consumer's transaction that was a tenth of the service's CPU). A private method of psycopg (pinned in
+whatever goes out next, not each with a send and an event-loop wait of its own as `execute` would (the two
+were 6.6 % of the tasks service's samples under load). A private method of psycopg (pinned in
 constraints.txt); the round-trip test in libs/kit/tests/integration/test_unit_of_work.py fails if it
 changes.
 """
