@@ -249,8 +249,9 @@ class ProviderRegistry:
     # --- for the step runner and the rate limiter ---------------------------------------------------
 
     async def access(self, scope: Scope, name: str) -> ProviderAccess:
-        """The provider a step names, with its key decrypted for this one call."""
-        async with self.uow() as uow:
+        """The provider a step names, with its key decrypted for this one call (read outside a transaction:
+        one statement, no BEGIN and COMMIT around it — every step job asks)."""
+        async with self.uow().reading() as uow:
             provider = await uow.providers[scope].by_name(name)
         if provider is None:
             if name == LOCAL_PROVIDER:
@@ -266,14 +267,14 @@ class ProviderRegistry:
         """Can steps name this provider? (`local` always can.)"""
         if name == LOCAL_PROVIDER:
             return True
-        async with self.uow() as uow:
+        async with self.uow().reading() as uow:
             provider = await uow.providers[scope].by_name(name)
         return provider is not None and provider.is_active
 
     async def studio_providers(self) -> list[tuple[str, str]]:
         """(name, type) of every studio provider that can run replies, in name order; the built-in `local`
         is one unless an admin configured a provider under that name."""
-        async with self.uow() as uow:
+        async with self.uow().reading() as uow:
             providers = [p for p in await uow.providers["admin"].all_live() if p.is_active]
         found = [(p.name, p.type) for p in providers]
         if all(name != LOCAL_PROVIDER for name, _ in found):
@@ -286,7 +287,7 @@ class ProviderRegistry:
 
     async def rate_limit_source(self, scope: str, name: str) -> JsonObject | None:
         """The provider's config as the rate limiter loads it (None: no provider, no limits)."""
-        async with self.uow() as uow:
+        async with self.uow().reading() as uow:
             provider = await uow.providers[_scope(scope)].by_name(name)
         return None if provider is None else provider.config
 
