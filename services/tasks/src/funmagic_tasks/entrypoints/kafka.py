@@ -38,18 +38,15 @@ StepT = TypeVar("StepT", bound=_ScopedStep)
 Handler = Callable[[StepT, Envelope, TasksUnitOfWork], Awaitable[None]]
 
 
-def _by_scope(web: Handler[StepT], admin: Handler[StepT]) -> Handler[StepT]:
-    async def handle(event: StepT, envelope: Envelope, uow: TasksUnitOfWork) -> None:
-        if event.scope == "admin":
-            await admin(event, envelope, uow)
-        else:
-            await web(event, envelope, uow)
-
-    return handle
-
-
 def _in_studio(event: _ScopedStep) -> bool:
     return event.scope == "admin"
+
+
+def _by_scope(web: Handler[StepT], admin: Handler[StepT]) -> Handler[StepT]:
+    async def handle(event: StepT, envelope: Envelope, uow: TasksUnitOfWork) -> None:
+        await (admin if _in_studio(event) else web)(event, envelope, uow)
+
+    return handle
 
 
 def subscriptions(tasks: TaskService, studio: StudioService) -> tuple[Subscription[TasksUnitOfWork], ...]:
