@@ -19,7 +19,7 @@ from funmagic_kit.audit_log import record_admin_action
 from funmagic_kit.errors import ConcurrencyConflict, TransientError
 from funmagic_kit.logs import current_correlation_id
 from funmagic_kit.outbox import OutboxMessage, add_raw_to_outbox, outbox_message
-from funmagic_kit.pipelined import PipelinedTransaction
+from funmagic_kit.pipelined import PipelinedTransaction, QueuingCursor
 from funmagic_kit.tracing import current_traceparent
 
 __all__ = ["PostgresUnitOfWork", "create_pool", "translate_db_error"]
@@ -45,7 +45,9 @@ async def create_pool(
         name=name,
         open=False,
         timeout=checkout_timeout,
-        kwargs={"row_factory": dict_row},
+        # QueuingCursor: in a pipelined unit of work, statements leave together with the next read or the
+        # end instead of one write each; anywhere else it is psycopg's cursor.
+        kwargs={"row_factory": dict_row, "cursor_factory": QueuingCursor},
         # No `check` on checkout: it costs a round trip per unit of work. A connection that died while
         # idle fails its unit of work (retried by the consumer or the client) and the pool replaces it.
     )

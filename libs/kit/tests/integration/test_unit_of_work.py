@@ -4,6 +4,9 @@ run only once it has committed."""
 from __future__ import annotations
 
 import itertools
+import os
+import socket
+import struct
 import tempfile
 from datetime import UTC, datetime
 
@@ -386,3 +389,42 @@ async def test_a_pipelined_unit_of_work_waits_once_per_read_and_once_at_the_end(
     # BEGIN, the read, two writes, the outbox rows, COMMIT: one round trip each.
     assert await _traced_round_trips(pool, statement_by_statement) == 6
     assert await _published(pool) == ["user-w", "user-w"]
+
+
+# --- what a unit of work costs in writes to the server's socket -----------------------------------------
+
+
+def _data_segments_sent(conn) -> int:
+    """How many TCP segments with data the connection's socket has sent (the kernel's `tcp_info`): on a
+    loopback connection with TCP_NODELAY, as libpq sets it, one per write of the client."""
+    sock = socket.socket(fileno=os.dup(conn.pgconn.socket))
+    try:
+        info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 256)
+    finally:
+        sock.close()
+    return struct.unpack_from("I", info, _TCPI_DATA_SEGS_OUT)[0]
+
+
+_TCPI_DATA_SEGS_OUT = 156  # offset of `tcpi_data_segs_out` in Linux's `struct tcp_info` (since 4.6)
+
+
+async def test_a_pipelined_unit_of_work_sends_its_statements_together_not_one_by_one(pool) -> None:
+    """Twenty writes after a read leave together with the outbox rows and COMMIT: psycopg's own `execute` in
+    a pipeline sends each at once, a system call (and a wakeup of the server's process) apiece."""
+    small = await create_pool(pool.conninfo, min_size=1, max_size=1)
+    try:
+        async with small.connection() as conn:
+            before = _data_segments_sent(conn)
+        async with PostgresUnitOfWork(small).pipelined() as uow:
+            await (await uow.conn.execute("SELECT 1 AS one")).fetchone()
+            for _ in range(20):
+                await uow.conn.execute(_INSERT_ORDER, ("t",))
+            uow.publish(_registered("user-t"))
+        async with small.connection() as conn:
+            sent = _data_segments_sent(conn) - before
+    finally:
+        await small.close()
+    # BEGIN with the read and a flush request; the writes, the outbox rows and COMMIT; then psycopg's end of
+    # the pipeline: the sync, which libpq sends on its own, and a flush request for the answers.
+    assert sent == 4
+    assert await _published(pool) == ["user-t"]
