@@ -196,3 +196,33 @@ async def test_due_jobs_are_taken_in_turns_per_user_so_a_burst_does_not_starve_t
 
     assert [job.user_id for job in first] == ["user-burst", "user-few", "user-burst", "user-few"]
     assert [job.user_id for job in rest] == ["user-burst"] * 8
+
+
+async def test_a_runner_looks_at_the_queue_in_one_read_what_is_due_and_when_the_next_is(pool) -> None:
+    async def look():
+        async with ProvidersUnitOfWork(pool).reading() as uow:
+            return await uow.jobs.look()
+
+    empty = await look()
+    assert (empty.providers, empty.seconds_until_due) == ([], None)
+
+    clock = ManualClock(datetime(2020, 1, 1, tzinfo=UTC))
+    later_id, now_id = await add_jobs(pool, 2)
+    due = await look()
+    assert due.providers == [("web", "local")]  # two jobs of one provider: one pair
+    assert due.seconds_until_due is not None
+    assert due.seconds_until_due <= 0
+
+    await claim(pool, "runner-a", lease_seconds=30)
+    async with ProvidersUnitOfWork(pool) as uow:
+        soon = clock.now() + timedelta(seconds=60)
+        await decide(
+            uow, later_id, lambda job: step_job.postpone(job, owner="runner-a", until=soon), clock.now()
+        )
+    # One running job whose lease ends in 30 s, one queued for 60 s from now: nothing due, the lease first.
+    waiting = await look()
+    assert waiting.providers == []
+    assert waiting.seconds_until_due is not None
+    assert 25 < waiting.seconds_until_due <= 30
+    assert {job.status for job in await jobs_of(pool, "task-1")} == {"queued", "running"}
+    assert now_id in {job.id for job in await jobs_of(pool, "task-1") if job.status == "running"}

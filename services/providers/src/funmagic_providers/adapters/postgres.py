@@ -23,7 +23,7 @@ from funmagic_providers.adapters.queue_records import DeadLetterReplayRecords
 from funmagic_providers.domain.health import HealthCheck
 from funmagic_providers.domain.provider_calls import ProviderCall
 from funmagic_providers.domain.providers import SCOPES, Provider, Scope, SealedKey
-from funmagic_providers.domain.queue import StepJobCount
+from funmagic_providers.domain.queue import DueLook, StepJobCount
 from funmagic_providers.domain.step_job import StepError, StepJob, StepJobInput
 
 __all__ = [
@@ -251,13 +251,18 @@ SELECT claimed.* FROM claimed JOIN picked ON picked.id::text = claimed.id
 ORDER BY picked.turn, picked.run_at, picked.id
 """
 
-_DUE_PROVIDERS = f"SELECT DISTINCT scope, provider FROM step_jobs j WHERE {_DUE_WHERE}"
 # Both minimums come from the partial indexes on queued run_at and running lease_until.
-_SECONDS_UNTIL_DUE = """
-SELECT EXTRACT(EPOCH FROM least(
+_UNTIL_DUE = """EXTRACT(EPOCH FROM least(
     (SELECT min(run_at) FROM step_jobs WHERE status = 'queued'),
     (SELECT min(lease_until) FROM step_jobs WHERE status = 'running')
-) - now()) AS seconds
+) - now())::float8"""
+_SECONDS_UNTIL_DUE = f"SELECT {_UNTIL_DUE} AS seconds"
+# A row per (scope, provider) with a job due now, and one row without a provider: the seconds until due.
+_LOOK = f"""
+SELECT scope, provider, NULL::float8 AS seconds
+FROM (SELECT DISTINCT scope, provider FROM step_jobs j WHERE {_DUE_WHERE}) AS due
+UNION ALL
+SELECT NULL, NULL, {_UNTIL_DUE}
 """
 
 _SAVE_JOB = f"""
@@ -329,10 +334,16 @@ class StepJobRecords:
         cursor = await self._conn.execute(_INSERT_JOB, _job_values(job, decided_at))
         return await cursor.fetchone() is not None
 
-    async def due_providers(self) -> list[tuple[str, str]]:
-        """(scope, provider) of every job due now."""
-        cursor = await self._conn.execute(_DUE_PROVIDERS)
-        return [(row["scope"], row["provider"]) for row in await cursor.fetchall()]
+    async def look(self) -> DueLook:
+        cursor = await self._conn.execute(_LOOK)
+        providers: list[tuple[str, str]] = []
+        seconds: float | None = None
+        for row in await cursor.fetchall():
+            if row["provider"] is None:
+                seconds = row["seconds"]
+            else:
+                providers.append((row["scope"], row["provider"]))
+        return DueLook(providers, seconds)
 
     async def seconds_until_due(self) -> float | None:
         cursor = await self._conn.execute(_SECONDS_UNTIL_DUE)

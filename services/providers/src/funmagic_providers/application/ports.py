@@ -14,6 +14,7 @@ from funmagic_providers.domain.providers import CredentialPart, Provider, Scope
 from funmagic_providers.domain.queue import (
     ConsumerGroupOffsets,
     DeadLetterRecord,
+    DueLook,
     LagSample,
     LimiterUsage,
     PartitionOffsets,
@@ -54,8 +55,8 @@ class StepJobStore(Protocol):
         """Record a new job; False if its (task, step, attempt) is known already."""
         ...
 
-    async def due_providers(self) -> list[tuple[str, str]]:
-        """(scope, provider) of every job due now."""
+    async def look(self) -> DueLook:
+        """Which providers have jobs due now, and the seconds until the next job falls due — one read."""
         ...
 
     async def seconds_until_due(self) -> float | None:

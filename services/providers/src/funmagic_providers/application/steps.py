@@ -161,9 +161,10 @@ class StepRunner:
     async def _claim_and_start(self, free: int) -> float | None:
         """Claim and start up to `free` due jobs; the seconds until the next one falls due after that."""
         async with self.uow().reading() as uow:
-            due = await uow.jobs.due_providers()
-            if not due:  # the common idle round: two reads, no transaction
-                return await uow.jobs.seconds_until_due()
+            look = await uow.jobs.look()
+        due = look.providers
+        if not due:  # the common idle round: one read, no transaction
+            return look.seconds_until_due
         # A provider with a concurrency limit is given no more jobs than it has free slots: the rest wait
         # queued and are taken in turn when a call ends, not turned away by the limiter and delayed.
         limits = {}

@@ -450,6 +450,16 @@ QUEUE_STATES: tuple[QueueState, ...] = ("queued", "delayed", "retrying", "runnin
 
 
 @dataclass(frozen=True)
+class DueLook:
+    """What the step runner sees when it looks at the queue: the (scope, provider) pairs with a job due
+    now, and the seconds until the next job falls due (≤ 0: one is due now; None: nothing queued or
+    running)."""
+
+    providers: list[tuple[str, str]]
+    seconds_until_due: float | None
+
+
+@dataclass(frozen=True)
 class StepJobCount:
     """How many unfinished jobs of a provider are in a state, and how long ago the oldest was requested."""
 
