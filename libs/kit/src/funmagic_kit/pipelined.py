@@ -15,16 +15,19 @@ changes.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, suppress
 from types import TracebackType
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import psycopg
 from psycopg import pq
 from psycopg.abc import Params, PQGen, Query
 from psycopg.rows import Row
 
-__all__ = ["PipelinedTransaction", "QueuingCursor"]
+__all__ = ["PipelinedTransaction", "QueuingCursor", "Sent"]
+
+T = TypeVar("T")
 
 _OPEN = (pq.TransactionStatus.INTRANS, pq.TransactionStatus.INERROR)
 
@@ -138,3 +141,23 @@ class QueuingCursor(psycopg.AsyncCursor[Row]):
         _hand_to_libpq(self._conn)  # instead of psycopg's communication: nothing is sent here
         self._last_query = query
         yield from self._conn._prepared.maintain_gen(self._conn)
+
+
+class Sent(Generic[T]):
+    """A read sent and not yet answered (`funmagic_kit.ports.SentRead`): `await sent.answer()` reads it.
+
+    In a pipelined unit of work, reads sent one after another before the first answer share one round
+    trip: the first `answer()` sends them all and takes every result (a store's `send_…` methods return
+    these, its plain methods answer at once). Outside a pipeline each read was answered when sent.
+    """
+
+    __slots__ = ("_cursor", "_read")
+
+    def __init__(
+        self, cursor: psycopg.AsyncCursor[Any], read: Callable[[psycopg.AsyncCursor[Any]], Awaitable[T]]
+    ) -> None:
+        self._cursor = cursor
+        self._read = read
+
+    async def answer(self) -> T:
+        return await self._read(self._cursor)

@@ -17,7 +17,7 @@ from funmagic_contracts.base import IntegrationEvent
 from funmagic_contracts.envelope import Envelope
 from funmagic_kit.audit import AdminAction
 
-__all__ = ["UnitOfWork", "UnitOfWorkFactory"]
+__all__ = ["SentRead", "UnitOfWork", "UnitOfWorkFactory"]
 
 
 class UnitOfWork(Protocol):
@@ -67,3 +67,14 @@ UnitOfWorkT_co = TypeVar("UnitOfWorkT_co", bound=UnitOfWork, covariant=True)
 
 class UnitOfWorkFactory(Protocol[UnitOfWorkT_co]):
     def __call__(self) -> UnitOfWorkT_co: ...
+
+
+AnswerT_co = TypeVar("AnswerT_co", covariant=True)
+
+
+class SentRead(Protocol[AnswerT_co]):
+    """A read sent and not yet answered (`funmagic_kit.pipelined.Sent`). In a pipelined unit of work, the
+    reads a store's `send_…` methods sent one after another share one round trip: the first `answer()`
+    takes every result."""
+
+    async def answer(self) -> AnswerT_co: ...

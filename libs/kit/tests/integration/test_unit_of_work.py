@@ -20,6 +20,7 @@ from funmagic_kit.audit import AdminAction
 from funmagic_kit.db import PostgresUnitOfWork, create_pool
 from funmagic_kit.errors import ConcurrencyConflict, TransientError
 from funmagic_kit.logs import bind_correlation_id
+from funmagic_kit.pipelined import Sent
 
 
 async def test_after_commit_callbacks_run_once_the_rows_are_visible(pool) -> None:
@@ -389,6 +390,34 @@ async def test_a_pipelined_unit_of_work_waits_once_per_read_and_once_at_the_end(
     # BEGIN, the read, two writes, the outbox rows, COMMIT: one round trip each.
     assert await _traced_round_trips(pool, statement_by_statement) == 6
     assert await _published(pool) == ["user-w", "user-w"]
+
+
+async def test_reads_sent_before_the_first_answer_share_one_round_trip(pool) -> None:
+    """A store's `send_…` reads, answered after all were sent: BEGIN and three reads in one round trip."""
+
+    async def count(uow: PostgresUnitOfWork, topic: str) -> Sent[int]:
+        async def read(cursor) -> int:
+            return (await cursor.fetchone())["n"]
+
+        cursor = await uow.conn.execute("SELECT count(*) AS n FROM outbox WHERE topic = %s", (topic,))
+        return Sent(cursor, read)
+
+    answers: list[int] = []
+
+    async def sent_together(unit_of_work) -> None:
+        async with unit_of_work().pipelined() as uow:
+            await uow.conn.execute(_INSERT_ORDER, ("x",))
+            sent = [await count(uow, topic) for topic in ("x", "y", "x")]
+            answers.extend([await read.answer() for read in sent])
+
+    async def answered_one_by_one(unit_of_work) -> None:
+        async with unit_of_work().pipelined() as uow:
+            answers.extend([await (await count(uow, topic)).answer() for topic in ("x", "y", "x")])
+
+    assert await _traced_round_trips(pool, sent_together) == 2  # the reads, then the end
+    assert answers == [1, 0, 1]  # each its own answer, in order; a read sees the write sent before it
+    assert await _traced_round_trips(pool, answered_one_by_one) == 4
+    assert answers[3:] == [1, 0, 1]
 
 
 # --- what a unit of work costs in writes to the server's socket -----------------------------------------

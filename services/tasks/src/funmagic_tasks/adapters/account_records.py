@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import psycopg
 
+from funmagic_kit.pipelined import Sent
 from funmagic_kit.rows import from_row, to_row
 from funmagic_tasks.domain.accounts import Standing
 
@@ -23,9 +26,14 @@ class AccountRecords:
         self._conn = conn
 
     async def standing(self, user_id: str) -> Standing:
-        cursor = await self._conn.execute(SELECT_STANDING, (user_id,))
-        row = await cursor.fetchone()
-        return Standing(user_id) if row is None else from_row(Standing, row)
+        return await (await self.send_standing(user_id)).answer()
+
+    async def send_standing(self, user_id: str) -> Sent[Standing]:
+        async def read(cursor: psycopg.AsyncCursor[Any]) -> Standing:
+            row = await cursor.fetchone()
+            return Standing(user_id) if row is None else from_row(Standing, row)
+
+        return Sent(await self._conn.execute(SELECT_STANDING, (user_id,)), read)
 
     async def save(self, standing: Standing) -> None:
         if standing.is_open:

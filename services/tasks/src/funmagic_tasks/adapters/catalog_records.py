@@ -20,6 +20,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from funmagic_kit.pagination import InvalidCursor, decode_cursor, page_of
+from funmagic_kit.pipelined import Sent
 from funmagic_kit.rows import from_row, to_row
 from funmagic_tasks.application.ports import RowLock
 from funmagic_tasks.domain.catalog import (
@@ -251,10 +252,16 @@ class CatalogRecords:
         await self._conn.execute("UPDATE tools SET usage_count = usage_count + 1 WHERE id = %s", [tool_id])
 
     async def hold_tool(self, tool_id: str) -> bool:
+        return await (await self.send_hold_tool(tool_id)).answer()
+
+    async def send_hold_tool(self, tool_id: str) -> Sent[bool]:
+        async def read(cursor: psycopg.AsyncCursor[Any]) -> bool:
+            return await cursor.fetchone() is not None
+
         cursor = await self._conn.execute(
             "SELECT 1 FROM tools WHERE id = %s AND deleted_at IS NULL FOR SHARE", (tool_id,)
         )
-        return await cursor.fetchone() is not None
+        return Sent(cursor, read)
 
     async def tool_record_by_slug(self, slug: str, *, active_only: bool = False) -> ToolRecord | None:
         active = " AND t.is_active" if active_only else ""

@@ -27,6 +27,7 @@ from psycopg.types.json import Jsonb
 
 from funmagic_kit.db import translate_db_error
 from funmagic_kit.pagination import decode_cursor, page_of
+from funmagic_kit.pipelined import Sent
 from funmagic_kit.rows import from_row, to_row
 from funmagic_tasks.domain.stats import StatsBucket, TaskFigures
 from funmagic_tasks.domain.task import (
@@ -281,22 +282,34 @@ class TaskRecords:
         return bool(row and row["ran"])
 
     async def by_idempotency_key(self, user_id: str, key: str) -> Task | None:
+        return await (await self.send_by_idempotency_key(user_id, key)).answer()
+
+    async def send_by_idempotency_key(self, user_id: str, key: str) -> Sent[Task | None]:
+        async def read(cursor: psycopg.AsyncCursor[Any]) -> Task | None:
+            row = await cursor.fetchone()
+            return None if row is None else _task(row)
+
         cursor = await self._conn.execute(
             f"{SELECT_TASK} WHERE t.user_id = %s AND t.idempotency_key = %s", (user_id, key)
         )
-        row = await cursor.fetchone()
-        return None if row is None else _task(row)
+        return Sent(cursor, read)
 
     async def hold_creations_of(self, user_id: str) -> None:
         await self._conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"tasks:{user_id}",))
 
     async def active_count(self, user_id: str) -> int:
+        return await (await self.send_active_count(user_id)).answer()
+
+    async def send_active_count(self, user_id: str) -> Sent[int]:
+        async def read(cursor: psycopg.AsyncCursor[Any]) -> int:
+            row = await cursor.fetchone()
+            return int(row["n"]) if row else 0
+
         cursor = await self._conn.execute(
             "SELECT count(*) AS n FROM tasks WHERE user_id = %s AND status IN ('pending', 'running')",
             (user_id,),
         )
-        row = await cursor.fetchone()
-        return int(row["n"]) if row else 0
+        return Sent(cursor, read)
 
     async def active_of(self, user_id: str) -> list[Task]:
         cursor = await self._conn.execute(

@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Literal, Protocol, TypeAlias, TypeVar
 
-from funmagic_kit.ports import UnitOfWork
+from funmagic_kit.ports import SentRead, UnitOfWork
 from funmagic_tasks.domain.accounts import Standing
 from funmagic_tasks.domain.catalog import (
     BannerEntry,
@@ -69,11 +69,17 @@ class TaskStore(Protocol):
 
     async def by_idempotency_key(self, user_id: str, key: str) -> Task | None: ...
 
+    async def send_by_idempotency_key(self, user_id: str, key: str) -> SentRead[Task | None]:
+        """`by_idempotency_key`, answered later (reads sent together share a round trip)."""
+        ...
+
     async def hold_creations_of(self, user_id: str) -> None:
         """Let one creation of this user's tasks run at a time, until the transaction ends."""
         ...
 
     async def active_count(self, user_id: str) -> int: ...
+
+    async def send_active_count(self, user_id: str) -> SentRead[int]: ...
 
     async def active_of(self, user_id: str) -> list[Task]:
         """The user's pending and running tasks, oldest first, locked for the rest of the transaction."""
@@ -184,6 +190,8 @@ class CatalogStore(Protocol):
         gone already."""
         ...
 
+    async def send_hold_tool(self, tool_id: str) -> SentRead[bool]: ...
+
     async def delete_tool(self, tool_id: str, now: datetime) -> bool:
         """Soft delete: the row stays (with `deleted_at`) for the tasks that ran it."""
         ...
@@ -287,6 +295,8 @@ class AccountStore(Protocol):
     async def standing(self, user_id: str) -> Standing:
         """The account's standing; open when identity never closed it."""
         ...
+
+    async def send_standing(self, user_id: str) -> SentRead[Standing]: ...
 
     async def save(self, standing: Standing) -> None: ...
 

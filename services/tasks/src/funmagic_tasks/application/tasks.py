@@ -88,19 +88,24 @@ class TaskService:
             idempotency_key=idempotency_key,
             now=self.clock.now(),
         )
-        # Pipelined: the lock goes out with the first read, the outbox rows with the COMMIT.
+        # Pipelined: the lock and the checks under it go out together, one round trip; the task, the outbox
+        # rows and the COMMIT with the end.
         async with self.uow().pipelined() as uow:
             # One creation per user at a time, so the cap on running tasks holds under concurrency.
             await uow.tasks.hold_creations_of(user_id)
-            if idempotency_key and (existing := await uow.tasks.by_idempotency_key(user_id, idempotency_key)):
+            replayed = idempotency_key and await uow.tasks.send_by_idempotency_key(user_id, idempotency_key)
+            standing = await uow.accounts.send_standing(user_id)
+            active = await uow.tasks.send_active_count(user_id)
+            # The tool stays until this commits: deleting it then sees this task and keeps the tool.
+            tool_held = await uow.catalog.send_hold_tool(tool.id)
+            if replayed and (existing := await replayed.answer()):
                 return _replayed(existing, request), False
             # Under the creation lock, which the account's closing takes too: a request authenticated just
             # before the account closed creates nothing the closing would not end.
-            accounts.check_may_request_tasks(await uow.accounts.standing(user_id))
-            if not rules.may_request_another(await uow.tasks.active_count(user_id), self.policy):
+            accounts.check_may_request_tasks(await standing.answer())
+            if not rules.may_request_another(await active.answer(), self.policy):
                 raise TooManyTasks(self.policy.max_active_per_user)
-            # The tool stays until this commits: deleting it then sees this task and keeps the tool.
-            if not await uow.catalog.hold_tool(tool.id):
+            if not await tool_held.answer():
                 raise ToolNotFound(request.tool_slug)
             # And the parent is still there: deleting it waits for this task, and deletes it too.
             if request.parent_task_id:
