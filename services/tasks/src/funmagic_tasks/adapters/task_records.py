@@ -326,9 +326,11 @@ class TaskRecords:
             raise translate_db_error(error) from error
         return _task(await _fetched(cursor))
 
-    async def save(self, task: Task) -> Task:
-        cursor = await self._conn.execute(SAVE_TASK, _columns(task))
-        return _task(await _fetched(cursor))
+    async def save(self, task: Task) -> Sent[Task]:
+        async def read(cursor: psycopg.AsyncCursor[Any]) -> Task:
+            return _task(await _fetched(cursor))
+
+        return Sent(await self._conn.execute(SAVE_TASK, _columns(task)), read)
 
     async def page(
         self,

@@ -91,8 +91,9 @@ class TaskStore(Protocol):
         `hold_creations_of` and look the key up first, so only a retry ends up here)."""
         ...
 
-    async def save(self, task: Task) -> Task:
-        """The task as stored now."""
+    async def save(self, task: Task) -> SentRead[Task]:
+        """Write a task locked in this transaction; the answer is the task as stored now. A pipelined unit of
+        work that does not wait for the answer pays no round trip for the write."""
         ...
 
     async def page(

@@ -24,6 +24,7 @@ from funmagic_contracts.tasks.events import TaskCancelled, TaskCompleted, TaskFa
 from funmagic_kit.audit import AdminAction
 from funmagic_kit.clock import Clock
 from funmagic_kit.logs import get_logger
+from funmagic_kit.ports import SentRead
 from funmagic_tasks.application.ports import Assets, TaskMetrics, TasksUnitOfWork, UnitOfWorkFactory
 from funmagic_tasks.domain import accounts  # what a closed account means for tasks
 from funmagic_tasks.domain import task as rules  # the aggregate's transitions and rules
@@ -201,7 +202,9 @@ class TaskService:
             task = await uow.tasks.lock(task_id)
             if task is None or not rules.visible_to(task, user_id, admin=admin):
                 raise TaskNotFound("no such task")
-            cancelled = await self._apply(uow, rules.cancel(task, by=user_id, now=self.clock.now()), None)
+            change = rules.cancel(task, by=user_id, now=self.clock.now())
+            saved = await self._apply(uow, change, None)
+            cancelled = change.task if saved is None else await saved.answer()
             if task.user_id != user_id and cancelled.status != task.status:  # an admin, on someone's task
                 change = {"owner": task.user_id, "status": {"from": task.status, "to": cancelled.status}}
                 uow.record(AdminAction("task.cancelled", "task", task_id, change, actor_id=user_id))
@@ -351,11 +354,14 @@ class TaskService:
             log.warning("overdue tasks ended", extra={"count": ended})
         return ended
 
-    async def _apply(self, uow: TasksUnitOfWork, change: TaskChange, caused_by: Envelope | None) -> Task:
-        """Save the decided task and put its events in the outbox, in the caller's transaction; the task as
-        stored now."""
+    async def _apply(
+        self, uow: TasksUnitOfWork, change: TaskChange, caused_by: Envelope | None
+    ) -> SentRead[Task] | None:
+        """Save the decided task and put its events in the outbox, in the caller's transaction; the save's
+        answer (the task as stored) for a caller that needs it, None when nothing changed. A reaction to an
+        event does not wait for it: its write leaves with the COMMIT."""
         if not change.changed:
-            return change.task
+            return None
         saved = await uow.tasks.save(change.task)
         self._publish(uow, change, caused_by)
         return saved
