@@ -257,7 +257,7 @@ async def test_step_jobs_are_counted_per_provider_and_state_with_the_oldest_age(
             request, job_id=str(uuid.uuid4()), correlation_id=None, causation_id=None, now=NOW
         )
         async with ProvidersUnitOfWork(pool) as uow:
-            assert await uow.jobs.add(change.job, decided_at=NOW)
+            assert await (await uow.jobs.add(change.job, decided_at=NOW)).answer()
         return change.job.id
 
     async def claimed() -> None:

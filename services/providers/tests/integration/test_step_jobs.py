@@ -32,7 +32,7 @@ async def add_jobs(pool, count: int, task_id: str = "task-1") -> list[str]:
                 causation_id="cause-1",
                 now=NOW,
             )
-            assert await uow.jobs.add(change.job, decided_at=NOW)
+            assert await (await uow.jobs.add(change.job, decided_at=NOW)).answer()
             ids.append(change.job.id)
     return ids
 
@@ -163,8 +163,8 @@ async def test_times_a_runner_decides_are_kept_as_distances_on_the_database_cloc
 
 async def test_a_repeated_step_requested_adds_no_second_job(pool) -> None:
     requested = step_requested(task_id="task-twice")
-    async with ProvidersUnitOfWork(pool) as uow:
-        added = [
+    async with ProvidersUnitOfWork(pool).pipelined() as uow:
+        sent = [
             await uow.jobs.add(
                 step_job.accept(
                     requested, job_id=job_id, correlation_id=None, causation_id=None, now=NOW
@@ -173,6 +173,7 @@ async def test_a_repeated_step_requested_adds_no_second_job(pool) -> None:
             )
             for job_id in (str(uuid.uuid4()), str(uuid.uuid4()))
         ]
+        added = [await each.answer() for each in sent]
 
     assert added == [True, False]
     assert len(await jobs_of(pool, "task-twice")) == 1
@@ -186,7 +187,7 @@ async def test_due_jobs_are_taken_in_turns_per_user_so_a_burst_does_not_starve_t
                 change = step_job.accept(
                     requested, job_id=str(uuid.uuid4()), correlation_id="c", causation_id="c", now=at
                 )
-                assert await uow.jobs.add(change.job, decided_at=at)
+                assert await (await uow.jobs.add(change.job, decided_at=at)).answer()
 
     await queue("user-burst", 10, NOW - timedelta(seconds=5))  # queued first, and many
     await queue("user-few", 2, NOW)

@@ -18,6 +18,7 @@ from psycopg.types.json import Jsonb
 
 from funmagic_kit.db import PostgresUnitOfWork
 from funmagic_kit.pagination import decode_cursor, page_of
+from funmagic_kit.pipelined import Sent
 from funmagic_kit.rows import from_row, to_row
 from funmagic_providers.adapters.queue_records import DeadLetterReplayRecords
 from funmagic_providers.domain.health import HealthCheck
@@ -329,10 +330,13 @@ class StepJobRecords:
     def __init__(self, conn: psycopg.AsyncConnection) -> None:
         self._conn = conn
 
-    async def add(self, job: StepJob, *, decided_at: datetime) -> bool:
-        """False when this (task, step, attempt) is already known: StepRequested came again."""
-        cursor = await self._conn.execute(_INSERT_JOB, _job_values(job, decided_at))
-        return await cursor.fetchone() is not None
+    async def add(self, job: StepJob, *, decided_at: datetime) -> Sent[bool]:
+        """Answers False when this (task, step, attempt) is already known: StepRequested came again."""
+
+        async def read(cursor: psycopg.AsyncCursor[Any]) -> bool:
+            return await cursor.fetchone() is not None
+
+        return Sent(await self._conn.execute(_INSERT_JOB, _job_values(job, decided_at)), read)
 
     async def look(self) -> DueLook:
         cursor = await self._conn.execute(_LOOK)

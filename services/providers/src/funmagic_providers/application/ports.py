@@ -7,7 +7,7 @@ from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Literal, Protocol
 
-from funmagic_kit.ports import UnitOfWork
+from funmagic_kit.ports import SentRead, UnitOfWork
 from funmagic_providers.domain.health import HealthCheck
 from funmagic_providers.domain.provider_calls import ProviderCall
 from funmagic_providers.domain.providers import CredentialPart, Provider, Scope
@@ -51,8 +51,8 @@ __all__ = [
 
 
 class StepJobStore(Protocol):
-    async def add(self, job: StepJob, *, decided_at: datetime) -> bool:
-        """Record a new job; False if its (task, step, attempt) is known already."""
+    async def add(self, job: StepJob, *, decided_at: datetime) -> SentRead[bool]:
+        """Record a new job; the answer is False if its (task, step, attempt) is known already."""
         ...
 
     async def look(self) -> DueLook:

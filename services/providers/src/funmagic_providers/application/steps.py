@@ -79,9 +79,11 @@ class StepJobs:
             now=now,
             traceparent=current_traceparent(),
         )
-        if await uow.jobs.add(change.job, decided_at=now):
-            # After the commit: a runner woken earlier would not see the row yet and wait for its next poll.
-            uow.after_commit(self.runner.wake)
+        # Not waited for: the insert leaves with the batch's COMMIT. A StepRequested that came again adds
+        # nothing, and the runner it wakes finds nothing new.
+        await uow.jobs.add(change.job, decided_at=now)
+        # After the commit: a runner woken earlier would not see the row yet and wait for its next poll.
+        uow.after_commit(self.runner.wake)
 
     async def cancel(self, task_id: str, uow: ProvidersUnitOfWork) -> int:
         """Cancel the unfinished jobs of a task (or of a studio reply: its id is the job's task id)."""
