@@ -350,9 +350,14 @@ class StepJobRecords:
         return DueLook(providers, seconds)
 
     async def seconds_until_due(self) -> float | None:
-        cursor = await self._conn.execute(_SECONDS_UNTIL_DUE)
-        row = await cursor.fetchone()
-        return None if row is None or row["seconds"] is None else float(row["seconds"])
+        return await (await self.send_seconds_until_due()).answer()
+
+    async def send_seconds_until_due(self) -> Sent[float | None]:
+        async def read(cursor: psycopg.AsyncCursor[Any]) -> float | None:
+            row = await cursor.fetchone()
+            return None if row is None or row["seconds"] is None else float(row["seconds"])
+
+        return Sent(await self._conn.execute(_SECONDS_UNTIL_DUE), read)
 
     async def claim_due(
         self,
@@ -362,6 +367,19 @@ class StepJobRecords:
         lease_seconds: float,
         max_concurrency: Mapping[tuple[str, str], int] | None = None,
     ) -> list[StepJob]:
+        claim = await self.send_claim_due(
+            owner, limit=limit, lease_seconds=lease_seconds, max_concurrency=max_concurrency
+        )
+        return await claim.answer()
+
+    async def send_claim_due(
+        self,
+        owner: str,
+        *,
+        limit: int,
+        lease_seconds: float,
+        max_concurrency: Mapping[tuple[str, str], int] | None = None,
+    ) -> Sent[list[StepJob]]:
         """Take up to `limit` due jobs (`step_job.claim` for many jobs in one statement): queued ones whose
         time has come and running ones whose runner's lease ran out (it crashed), in turns per user and
         provider, and for a provider in `max_concurrency` no more than its free slots. Database time
@@ -376,7 +394,11 @@ class StepJobRecords:
                 "cap_limits": [limit_ for _, limit_ in caps],
             },
         )  # fmt: skip
-        return [_job(row) for row in await cursor.fetchall()]
+
+        async def read(cursor: psycopg.AsyncCursor[Any]) -> list[StepJob]:
+            return [_job(row) for row in await cursor.fetchall()]
+
+        return Sent(cursor, read)
 
     async def lock(self, job_id: str) -> StepJob | None:
         """The job, locked until the transaction ends."""

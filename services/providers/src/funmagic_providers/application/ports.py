@@ -64,6 +64,8 @@ class StepJobStore(Protocol):
         due now); None when no job is queued or running."""
         ...
 
+    async def send_seconds_until_due(self) -> SentRead[float | None]: ...
+
     async def claim_due(
         self,
         owner: str,
@@ -75,6 +77,17 @@ class StepJobStore(Protocol):
         """Claim up to `limit` due jobs for `owner` in one go; no two owners get the same job. Jobs are taken
         in turns per user and provider, and a provider in `max_concurrency` gets no more than its free
         slots (its limit minus its running jobs)."""
+        ...
+
+    async def send_claim_due(
+        self,
+        owner: str,
+        *,
+        limit: int,
+        lease_seconds: float,
+        max_concurrency: Mapping[tuple[str, str], int] | None = None,
+    ) -> SentRead[list[StepJob]]:
+        """`claim_due`, answered later (reads sent together share a round trip)."""
         ...
 
     async def lock(self, job_id: str) -> StepJob | None: ...

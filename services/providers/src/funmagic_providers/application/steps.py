@@ -174,12 +174,15 @@ class StepRunner:
             max_concurrency = (await self.limiter.config(scope, provider)).max_concurrency
             if max_concurrency:
                 limits[(scope, provider)] = max_concurrency
+        # The claim and the look after it go out together: one round trip, then the COMMIT.
         async with self.uow().pipelined() as uow:
-            jobs = await uow.jobs.claim_due(
+            claimed = await uow.jobs.send_claim_due(
                 self.owner, limit=free, lease_seconds=self.settings.step_lease_seconds,
                 max_concurrency=limits,
             )  # fmt: skip
-            seconds_until_due = await uow.jobs.seconds_until_due()
+            next_due = await uow.jobs.send_seconds_until_due()
+            jobs = await claimed.answer()
+            seconds_until_due = await next_due.answer()
         for job in jobs:
             task = asyncio.create_task(self._execute(job), name=f"step-job-{job.id}")
             self._running[job.id] = task
