@@ -89,12 +89,14 @@ class TaskService:
             idempotency_key=idempotency_key,
             now=self.clock.now(),
         )
-        # Pipelined: the lock and the checks under it go out together, one round trip; the task, the outbox
-        # rows and the COMMIT with the end.
+        # Pipelined: the lock and the checks under it go out together (one round trip), then the task's
+        # insert, whose stored row the reply shows (one more), then the outbox rows with the COMMIT.
         async with self.uow().pipelined() as uow:
             # One creation per user at a time, so the cap on running tasks holds under concurrency.
             await uow.tasks.hold_creations_of(user_id)
-            replayed = idempotency_key and await uow.tasks.send_by_idempotency_key(user_id, idempotency_key)
+            replayed = None
+            if idempotency_key:
+                replayed = await uow.tasks.send_by_idempotency_key(user_id, idempotency_key)
             standing = await uow.accounts.send_standing(user_id)
             active = await uow.tasks.send_active_count(user_id)
             # The tool stays until this commits: deleting it then sees this task and keeps the tool.
