@@ -51,22 +51,21 @@ def _integral_floats_as_integers(value: Any) -> Any:
     return value
 
 
+def _platform_redis() -> redis.Redis:
+    """The e2e platform's Redis; closed when its `with` block ends."""
+    return redis.Redis.from_url(os.environ["FUNMAGIC_FUZZ_REDIS_URL"])
+
+
 def _delete_keys(pattern: str) -> None:
-    counters = redis.Redis.from_url(os.environ["FUNMAGIC_FUZZ_REDIS_URL"])
-    try:
+    with _platform_redis() as counters:
         keys = list(counters.scan_iter(match=pattern))
         if keys:
             counters.delete(*keys)
-    finally:
-        counters.close()
 
 
 def _cache_settings(settings_json: str) -> None:
-    cache = redis.Redis.from_url(os.environ["FUNMAGIC_FUZZ_REDIS_URL"])
-    try:
+    with _platform_redis() as cache:
         cache.set(SETTINGS_CACHE, settings_json, ex=300)
-    finally:
-        cache.close()
 
 
 @schemathesis.hook

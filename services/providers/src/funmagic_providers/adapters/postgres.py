@@ -349,9 +349,6 @@ class StepJobRecords:
                 providers.append((row["scope"], row["provider"]))
         return DueLook(providers, seconds)
 
-    async def seconds_until_due(self) -> float | None:
-        return await (await self.send_seconds_until_due()).answer()
-
     async def send_seconds_until_due(self) -> Sent[float | None]:
         async def read(cursor: psycopg.AsyncCursor[Any]) -> float | None:
             row = await cursor.fetchone()

@@ -59,12 +59,10 @@ class StepJobStore(Protocol):
         """Which providers have jobs due now, and the seconds until the next job falls due — one read."""
         ...
 
-    async def seconds_until_due(self) -> float | None:
-        """Seconds until the next queued job's time comes or a running job's lease runs out (≤ 0: one is
-        due now); None when no job is queued or running."""
+    async def send_seconds_until_due(self) -> SentRead[float | None]:
+        """Answers the seconds until the next queued job's time comes or a running job's lease runs out
+        (≤ 0: one is due now); None when no job is queued or running."""
         ...
-
-    async def send_seconds_until_due(self) -> SentRead[float | None]: ...
 
     async def claim_due(
         self,
