@@ -8,10 +8,13 @@ import os
 import socket
 import struct
 import tempfile
+import uuid
 from datetime import UTC, datetime
 
+import psycopg
 import pytest
 from psycopg import pq
+from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
 from funmagic_contracts.envelope import ContractError, Envelope, decode
@@ -457,3 +460,33 @@ async def test_a_pipelined_unit_of_work_sends_its_statements_together_not_one_by
     # the pipeline: the sync, which libpq sends on its own, and a flush request for the answers.
     assert sent == 4
     assert await _published(pool) == ["user-t"]
+
+
+# --- the pool's cursors ------------------------------------------------------------------------------------
+
+
+async def test_a_pool_cursor_sets_everything_psycopgs_own_cursor_sets(pool) -> None:
+    """QueuingCursor builds itself without psycopg's `__init__` (to skip the adapters' copy): a psycopg
+    upgrade that adds a cursor attribute fails here instead of in a statement."""
+    async with pool.connection() as conn:
+        ours = conn.cursor()
+        theirs = psycopg.AsyncCursor(conn)
+        slots = [name for cls in type(theirs).__mro__ for name in getattr(cls, "__slots__", ())]
+        set_by_psycopg = {name for name in slots if name != "__weakref__" and hasattr(theirs, name)}
+        assert set_by_psycopg, "psycopg's cursor keeps its state in slots"
+        assert {name for name in set_by_psycopg if not hasattr(ours, name)} == set()
+        assert ours.adapters is conn.adapters  # shared, not copied
+        assert theirs.adapters is not conn.adapters
+
+
+async def test_a_pool_cursor_dumps_and_loads_every_kind_of_parameter(pool) -> None:
+    when = datetime(2026, 12, 7, 4, 30, tzinfo=UTC)
+    ids = [uuid.uuid4(), uuid.uuid4()]
+    async with PostgresUnitOfWork(pool) as uow:
+        cursor = await uow.conn.execute(
+            "SELECT %s::uuid AS id, %s::text AS name, %s::int AS n, %s::timestamptz AS at, "
+            "%b::uuid[] AS ids, %s::jsonb AS doc",
+            (ids[0], "ünï", 7, when, ids, Jsonb({"a": [1, 2]})),
+        )
+        row = await cursor.fetchone()
+    assert row == {"id": ids[0], "name": "ünï", "n": 7, "at": when, "ids": ids, "doc": {"a": [1, 2]}}
