@@ -642,7 +642,10 @@ s3_start() {
   # -volume.preStopSeconds=0: no 10 s pause on stop; telemetry off (no network here anyway);
   # -master.electionTimeout=1s: a restarted single master otherwise waits the default 10 s
   # before electing itself leader (S3 answers ~13 s after a restart instead of ~3 s);
-  # -logtostderr: logs go to our log file, not to /tmp/weed.*; Iceberg/Lance side ports off.
+  # -logtostderr: logs go to our log file, not to /tmp/weed.*; Iceberg/Lance side ports off;
+  # -filer.saveToFilerLimit=65536: an object under 64 KiB is kept in the filer's own store instead of a
+  # volume (one hop fewer inside SeaweedFS: a small PUT 1.6 → 1.25 ms, a GET 1.1 → 0.85 ms, and a quarter
+  # less of its CPU; a task's input and output are such objects).
   spawn "$LOGS/seaweedfs.log" "$weed" -logtostderr=true server -dir="$WEED_DIR/data" \
     -ip=127.0.0.1 -ip.bind=127.0.0.1 \
     -master.port="$S3_MASTER_PORT" -volume.port="$S3_VOLUME_PORT" -filer.port="$S3_FILER_PORT" \
@@ -650,7 +653,7 @@ s3_start() {
     -master.electionTimeout=1s \
     -filer.localSocket="$WEED_DIR/filer.sock" -s3.localSocket="$WEED_DIR/s3.sock" \
     -s3 -s3.port="$S3_PORT" -s3.config="$WEED_DIR/identities.json" \
-    -s3.port.iceberg=0 -s3.port.lance=0
+    -s3.port.iceberg=0 -s3.port.lance=0 -filer.saveToFilerLimit=65536
   S3_PID=$SPAWNED_PID S3_MODE=started
   echo "$S3_PID" >"$(pidfile s3)"
 }

@@ -20,8 +20,9 @@ cat >"$identities" <<JSON
 }
 JSON
 # The flags are the native stack's (deploy/local/stack.sh): small sparse volumes, no stop pause, no
-# telemetry, a fast leader election on restart, the Iceberg and Lance side ports off.
+# telemetry, a fast leader election on restart, the Iceberg and Lance side ports off, small objects kept
+# in the filer's store.
 exec weed -logtostderr=true server -dir=/data -ip.bind=0.0.0.0 \
 	-master.volumeSizeLimitMB=64 -volume.max=0 -volume.preStopSeconds=0 -master.telemetry=false \
-	-master.electionTimeout=1s \
+	-master.electionTimeout=1s -filer.saveToFilerLimit=65536 \
 	-s3 -s3.port=9000 -s3.config="$identities" -s3.port.iceberg=0 -s3.port.lance=0 "$@"
