@@ -660,3 +660,23 @@ async def test_seed_packages_fills_an_empty_shop_once(database_url, pool) -> Non
     assert code == 0, (out, err)
     assert "3 already there, none added" in out
     assert await scalar(pool, "SELECT count(*) FROM credit_packages WHERE is_active") == 3
+
+
+async def test_locking_accounts_runs_its_generic_plan_once_prepared(pool) -> None:
+    # The planner would re-plan it at every execution otherwise (its custom plan looks cheaper), a cost
+    # on the server larger than running it.
+    user = new_user()
+    await run(pool, GrantCredits(user, 100, "promotion", "start"))
+    async with pool.connection() as conn:
+        for _ in range(10):  # psycopg prepares a statement at its sixth execution on a connection
+            async with conn.transaction():
+                await PostgresLedgerStore(conn).lock_accounts([AccountAsk(user, ["reserve:t"], ["t"])])
+        cursor = await conn.execute(
+            "SELECT generic_plans, custom_plans FROM pg_prepared_statements WHERE statement LIKE %s",
+            ("%FOR UPDATE OF a%",),
+        )
+        plans = await cursor.fetchall()
+
+    assert len(plans) == 1
+    assert plans[0]["generic_plans"] >= 4
+    assert plans[0]["custom_plans"] == 0

@@ -4,9 +4,11 @@ Lists are keyset pages in SQL: tool types by (sort_order, name), tools by (featu
 deleted tool may share its slug with a live one), banners by (main first, position, id). Names and slugs
 are unique among live rows (partial unique indexes); a clash is a `CatalogConflict`. A tool type is locked
 `FOR SHARE` while a tool is written against it and `FOR UPDATE` while it is deleted, so a delete never
-slips past a tool being created; likewise a tool is locked `FOR SHARE` while a task is created on it and
-`FOR UPDATE` while it is deleted, so whether tasks ran it (soft delete) or not (hard delete) is decided on
-what is committed.
+slips past a tool being created; likewise a tool is locked `FOR KEY SHARE` while a task is created on it
+and `FOR UPDATE` while it is edited or deleted, so whether tasks ran it (soft delete) or not (hard delete) is
+decided on what is committed. `FOR KEY SHARE`, not `FOR SHARE`: counting a use of the tool (an UPDATE of
+`usage_count` when another of its tasks starts) does not conflict with it, so starts on a popular tool do
+not queue behind its creations, nor creations behind those starts.
 """
 
 from __future__ import annotations
@@ -259,7 +261,7 @@ class CatalogRecords:
             return await cursor.fetchone() is not None
 
         cursor = await self._conn.execute(
-            "SELECT 1 FROM tools WHERE id = %s AND deleted_at IS NULL FOR SHARE", (tool_id,)
+            "SELECT 1 FROM tools WHERE id = %s AND deleted_at IS NULL FOR KEY SHARE", (tool_id,)
         )
         return Sent(cursor, read)
 

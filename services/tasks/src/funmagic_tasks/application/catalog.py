@@ -240,7 +240,7 @@ class Catalog:
         tasks are refused, admins still list it (`deleted_at`). One no task ran is removed. Either way its
         slug is free again."""
         async with self.uow() as uow:
-            # Locked first: a task being created on it holds it FOR SHARE, so this sees that task.
+            # Locked first: a task being created on it holds it FOR KEY SHARE, so this sees that task.
             record = await uow.catalog.tool(tool_id, lock="update")
             if record is None:
                 raise CatalogNotFound("no such tool")

@@ -187,8 +187,8 @@ class CatalogStore(Protocol):
         ...
 
     async def hold_tool(self, tool_id: str) -> bool:
-        """Keep the live tool from being deleted until the transaction ends (FOR SHARE); False when it is
-        gone already."""
+        """Keep the live tool from being edited or deleted until the transaction ends (FOR KEY SHARE: its
+        use count may still change); False when it is gone already."""
         ...
 
     async def send_hold_tool(self, tool_id: str) -> SentRead[bool]: ...
