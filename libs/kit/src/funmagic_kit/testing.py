@@ -1,5 +1,6 @@
 """Helpers for tests and benchmarks: scratch databases (created fresh, migrated, dropped afterwards), a
-deadline loop to wait on a condition instead of sleeping, and the kit's consumer fed records without Kafka
+deadline loop to wait on a condition instead of sleeping (and a common one: a transaction waits for a
+row lock), and the kit's consumer fed records without Kafka
 (fast handler tests: the same batching, routing, parsing, inbox and dead-lettering as on Kafka), and a
 Redis server of a test's own, to SIGKILL and start again without touching the shared stack's.
 
@@ -25,6 +26,8 @@ from typing import Any, ClassVar
 
 import psycopg
 from aiokafka.structs import ConsumerRecord
+from psycopg.rows import tuple_row
+from psycopg_pool import AsyncConnectionPool
 from pydantic import ConfigDict, create_model
 from redis.asyncio import Connection, Redis
 from redis.exceptions import RedisError
@@ -49,6 +52,7 @@ __all__ = [
     "in_memory_consumer",
     "scratch_database",
     "wait_until",
+    "waiting_for_a_lock",
 ]
 
 
@@ -61,6 +65,17 @@ async def wait_until(
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what or condition}")
         await asyncio.sleep(interval)
+
+
+async def waiting_for_a_lock(pool: AsyncConnectionPool) -> bool:
+    """Some transaction of the pool's database waits for a lock (a row another holds)."""
+    async with pool.connection() as conn:
+        cursor = await conn.cursor(row_factory=tuple_row).execute(
+            "SELECT count(*) > 0 FROM pg_stat_activity "
+            "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+        )
+        row = await cursor.fetchone()
+    return row is not None and bool(row[0])
 
 
 async def drop_database(postgres_url: str, name: str, *, timeout_seconds: float = 15.0) -> None:

@@ -280,13 +280,3 @@ async def message_count(kafka: str, topic: str) -> int:
         return sum(ends[tp] - starts[tp] for tp in partitions)
     finally:
         await reader.stop()
-
-
-async def waiting_for_a_lock(pool: AsyncConnectionPool) -> bool:
-    """Some transaction of this database waits for a lock (a row another holds)."""
-    waiting = await scalar(
-        pool,
-        "SELECT count(*) FROM pg_stat_activity "
-        "WHERE datname = current_database() AND wait_event_type = 'Lock'",
-    )
-    return waiting > 0

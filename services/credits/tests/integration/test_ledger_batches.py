@@ -13,12 +13,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import pytest
-from credits_test_support import credits_service, scalar, waiting_for_a_lock
+from credits_test_support import credits_service, scalar
 from psycopg_pool import AsyncConnectionPool
 
 from funmagic_credits.application.ledger import Ledger
 from funmagic_credits.domain.ledger import AdjustCredits, GrantCredits, ReserveCredits, Reserved
-from funmagic_kit.testing import wait_until
+from funmagic_kit.testing import wait_until, waiting_for_a_lock
 
 pytestmark = pytest.mark.integration
 

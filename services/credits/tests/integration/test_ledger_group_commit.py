@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 
 import pytest
-from credits_test_support import credits_service, scalar, waiting_for_a_lock
+from credits_test_support import credits_service, scalar
 from psycopg_pool import AsyncConnectionPool
 
 from funmagic_credits.adapters.postgres import PostgresLedgerStore
@@ -26,7 +26,7 @@ from funmagic_credits.domain.ledger import (
     fold,
 )
 from funmagic_kit.logs import bind_correlation_id
-from funmagic_kit.testing import wait_until
+from funmagic_kit.testing import wait_until, waiting_for_a_lock
 
 pytestmark = pytest.mark.integration
 

@@ -20,7 +20,7 @@ from funmagic_contracts.api import catalog as api
 from funmagic_contracts.api.coverage import assert_reply_covers
 from funmagic_contracts.envelope import Envelope
 from funmagic_kit.clock import ManualClock
-from funmagic_kit.testing import wait_until
+from funmagic_kit.testing import wait_until, waiting_for_a_lock
 from funmagic_tasks.adapters.unit_of_work import TasksUnitOfWork
 from funmagic_tasks.application.catalog import Catalog
 from funmagic_tasks.application.tasks import TaskService
@@ -231,16 +231,11 @@ async def test_a_task_being_created_holds_its_tool_against_deletion_but_not_agai
             await starting.conn.execute("SET LOCAL lock_timeout = '10s'")
             await starting.catalog.count_use(tool["id"])
         deleting = asyncio.create_task(world.catalog.delete_tool(tool["id"]))
-        await wait_until(lambda: _waiting_for_a_lock(world), timeout=10, what="the delete's lock wait")
+        await wait_until(lambda: waiting_for_a_lock(world.pool), timeout=10, what="the delete's lock wait")
         assert not deleting.done()
     await deleting
 
     assert await world.count("tools", f"id = '{tool['id']}' AND deleted_at IS NULL") == 0
-
-
-async def _waiting_for_a_lock(world: World) -> bool:
-    waiting = "datname = current_database() AND wait_event_type = 'Lock'"
-    return await world.count("pg_stat_activity", waiting) > 0
 
 
 async def test_a_tool_type_counts_its_active_tools_and_announces_its_changes(world: World) -> None:
