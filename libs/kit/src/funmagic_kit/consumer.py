@@ -82,7 +82,14 @@ from funmagic_kit.metrics import Metrics
 from funmagic_kit.outages import is_outage
 from funmagic_kit.tracing import context_from_headers, span
 
-__all__ = ["BatchHandler", "DeadLetterProducer", "EventConsumer", "EventHandler", "Subscription"]
+__all__ = [
+    "GATHERING_FETCH_MIN_BYTES",
+    "BatchHandler",
+    "DeadLetterProducer",
+    "EventConsumer",
+    "EventHandler",
+    "Subscription",
+]
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +106,12 @@ they arrived, and the unit of work — one call for what a per-event handler wou
 
 # The longest wait between two tries of one message (an outage is retried for as long as it lasts).
 MAX_RETRY_BACKOFF_MS = 5_000
+
+# What a gathering consumer (`fetch_min_bytes`; a service's `reactions_may_wait_ms`) asks the broker to
+# collect before it answers a fetch: more than a busy platform writes to a service's topics in its wait on
+# this machine, so in practice the wait decides. Each fetch answered costs a request and its parsing on both
+# sides.
+GATHERING_FETCH_MIN_BYTES = 1024 * 1024
 
 # One statement claims the inbox rows of a whole batch; RETURNING names the events not handled before.
 # Arrays in binary (%b): psycopg's text arrays are escaped element by element in Python.
@@ -234,6 +247,9 @@ class EventConsumer:
         max_attempts: int = 5,
         retry_backoff_ms: int = 200,
         fetch_max_wait_ms: int = 5_000,
+        # 1: a fetch parked at the broker is answered by the first record. More: the broker gathers records
+        # until they reach this size or `fetch_max_wait_ms` passes (see `GATHERING_FETCH_MIN_BYTES`).
+        fetch_min_bytes: int = 1,
         wake_interval_ms: int = 1_000,
         max_batch: int = 100,
         on_processed: Callable[[Envelope, str], None] | None = None,
@@ -256,6 +272,7 @@ class EventConsumer:
         self._max_attempts = max_attempts
         self._retry_backoff_ms = retry_backoff_ms
         self._fetch_max_wait_ms = fetch_max_wait_ms
+        self._fetch_min_bytes = fetch_min_bytes
         self._wake_interval_ms = wake_interval_ms
         self._max_batch = max_batch
         # Workers, each a Kafka consumer in the group with its own share of the partitions: partitions are
@@ -312,6 +329,7 @@ class EventConsumer:
                 enable_auto_commit=False,
                 auto_offset_reset="earliest",
                 fetch_max_wait_ms=self._fetch_max_wait_ms,
+                fetch_min_bytes=self._fetch_min_bytes,
                 # aiokafka's background fetcher looks at its partitions every `consumer_timeout_ms` (200 by
                 # default) even while its fetch waits at the broker: five rounds a second per idle consumer.
                 # It wakes at once for what matters (a fetch answered, records consumed, a rebalance), so

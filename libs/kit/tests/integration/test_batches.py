@@ -466,3 +466,32 @@ async def test_events_of_several_types_registered_with_one_batch_handler_share_i
     assert [row["seq"] for row in await handled_rows(pool)] == list(range(20))
     assert sum(len(run) for run in projection.runs) == 20
     assert len(projection.runs) <= 2, projection.runs  # one fetch, or two: never a call per type change
+
+
+async def test_a_gathering_consumer_is_handed_what_the_broker_collected_not_each_event_as_it_comes(
+    stack, pool, producer, topic
+) -> None:
+    """With `fetch_min_bytes`, the broker holds the consumer's fetch until that much has arrived (or its
+    wait passes: a minute here, longer than the test waits). A large first event, handled alone, shows the
+    consumer already waiting at the broker; a small event sent after it is then handed over only with those
+    that follow it, up to a large one that completes the size — a consumer woken by each record would take
+    the small event in a run of its own."""
+    gathers = 40_000
+    runs = RunsSeen()
+    subscription = Subscription(topic).on_batch(adhoc_event_class("Numbered", topic), runs)
+    large = {"pad": "x" * gathers}
+    async with running_consumer(
+        stack, pool, producer, subscription, fetch_min_bytes=gathers, fetch_max_wait_ms=60_000
+    ) as consumer:
+        await producer.send_and_wait(topic, encode(numbered("one-key", 0, **large)), key=b"one-key")
+        await wait_until_consumed(consumer, 1, what="a first event larger than what the broker gathers")
+        lone = numbered("one-key", 1)
+        await producer.send_and_wait(topic, encode(lone), key=b"one-key")
+        for n in range(2, 12):
+            await producer.send(topic, encode(numbered("one-key", n)), key=b"one-key")
+        await producer.send_and_wait(topic, encode(numbered("one-key", 12, **large)), key=b"one-key")
+        await wait_until_consumed(consumer, 13, what="the small events and the large one after them")
+
+    run_of_lone = next(run for run in runs.runs if str(lone.id) in run)
+    assert len(run_of_lone) == 12, "the small event waited at the broker for the others, up to the large one"
+    assert [row["seq"] for row in await handled_rows(pool)] == list(range(13)), "each once, in order"

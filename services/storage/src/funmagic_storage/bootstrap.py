@@ -102,4 +102,6 @@ SPEC = ServiceSpec(
     client_max_size=MAX_REQUEST_BYTES,
     # Every upload, download and confirmation re-checks the forwarded token: from the local view, not Redis.
     revocation_view=True,
+    # Its reactions are deletions (a task's outputs, a chat's files, a user's assets): a second late is fine.
+    reactions_may_wait_ms=1_000,
 )
