@@ -5,14 +5,9 @@ from funmagic_kit.consumer import GATHERING_FETCH_MIN_BYTES
 from funmagic_kit.runtime import ServiceSpec, consumer_fetch
 from funmagic_kit.settings import ServiceSettings, load_settings
 
-ENV = {
-    "HTTP_PORT": "8123",
-    "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:9092",
-    "REDIS_URL": "redis://127.0.0.1:6379/0",
-    "INTERNAL_API_TOKEN": "an-internal-token-of-enough-length",
-    "AUTH_JWKS_URL": "http://127.0.0.1:8001/.well-known/jwks.json",
-    "KAFKA_FETCH_MAX_WAIT_MS": "4000",
-}
+from .test_settings import BASE_ENV
+
+ENV = {**BASE_ENV, "KAFKA_FETCH_MAX_WAIT_MS": "4000"}
 
 
 def test_a_service_in_a_task_s_flow_is_woken_by_the_first_record_after_its_long_poll() -> None:
