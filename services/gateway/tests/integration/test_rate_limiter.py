@@ -26,7 +26,7 @@ from funmagic_gateway.domain.rate_limits import (
     decide,
 )
 from funmagic_kit.http import HttpProblem
-from funmagic_kit.testing import RoundTripConnection
+from funmagic_kit.testing import RoundTripConnection, wait_until
 
 WaitFor = Callable[..., Awaitable[None]]
 GLOBAL = RateLimitCategory.GLOBAL_API
@@ -303,6 +303,113 @@ async def test_a_redis_that_hangs_is_given_up_on() -> None:
     finally:
         await hanging.aclose()
         server.close()
+
+
+class SlowRedis:
+    """A TCP proxy in front of the real Redis: commands reach it at once; while `slow`, the answer to a
+    counting script (EVALSHA) is held `delay` seconds on its way back — a Redis (or a gateway's event loop)
+    too busy to answer in time. Connecting stays quick, so every command given up on did reach Redis."""
+
+    def __init__(self, redis_url: str, delay: float) -> None:
+        self._target = redis_url.removeprefix("redis://").split("/")[0].rsplit(":", 1)
+        self.delay = delay
+        self.slow = False
+        self._server: asyncio.Server | None = None
+
+    async def __aenter__(self) -> str:
+        self._server = await asyncio.start_server(self._relay, "127.0.0.1", 0)
+        return f"redis://127.0.0.1:{self._server.sockets[0].getsockname()[1]}/0"
+
+    async def __aexit__(self, *_: object) -> None:
+        assert self._server is not None
+        self._server.close()
+
+    async def _relay(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
+        host, port = self._target
+        redis_reader, redis_writer = await asyncio.open_connection(host, int(port))
+        counting = False
+
+        async def commands() -> None:
+            nonlocal counting
+            while chunk := await client_reader.read(65536):
+                counting = counting or b"EVALSHA" in chunk.upper()
+                redis_writer.write(chunk)
+                await redis_writer.drain()
+
+        async def replies() -> None:
+            nonlocal counting
+            while chunk := await redis_reader.read(65536):
+                if counting and self.slow:
+                    await asyncio.sleep(self.delay)
+                counting = False
+                client_writer.write(chunk)
+                await client_writer.drain()
+
+        try:
+            await asyncio.gather(commands(), replies())
+        except ConnectionError:
+            pass  # the client gave up on the connection
+        finally:
+            client_writer.close()
+            redis_writer.close()
+
+
+async def test_requests_waiting_on_an_ask_that_timed_out_do_not_each_ask_again(
+    redis_url: str, redis: Redis, prefix: str
+) -> None:
+    limit = RateLimit(limit=600, window_seconds=60)  # leases of 600 / 16 = 37 hits
+    key = f"{prefix}:global_api:{{198.51.100.27}}"
+    proxy = SlowRedis(redis_url, delay=0.5)
+    async with proxy as slow_url:
+        client = Redis.from_url(slow_url)
+        leases = CounterLeases(RedisRateLimiter(client, prefix=prefix), timeout_seconds=0.2)
+        try:
+            await leases.count([(GLOBAL, "198.51.100.29", limit)])  # connects, loads the script
+            proxy.slow = True
+            answers = await asyncio.gather(
+                *(leases.count([(GLOBAL, "198.51.100.27", limit)]) for _ in range(8)), return_exceptions=True
+            )
+            assert all(isinstance(answer, RateLimiterUnavailable) for answer in answers), answers
+
+            async def block_arrived() -> bool:
+                return await redis.get(key) is not None
+
+            await wait_until(block_arrived, timeout=5, what="the given-up block to reach Redis")
+            assert await redis.get(key) == b"37", "one block for the eight, not one each"
+        finally:
+            await client.aclose()
+
+
+async def test_after_a_timed_out_ask_the_next_lease_is_of_one_hit(
+    redis_url: str, redis: Redis, prefix: str
+) -> None:
+    limit = RateLimit(limit=600, window_seconds=60)
+    key = f"{prefix}:global_api:{{198.51.100.28}}"
+    proxy = SlowRedis(redis_url, delay=0.5)
+    async with proxy as slow_url:
+        client = Redis.from_url(slow_url)
+        leases = CounterLeases(RedisRateLimiter(client, prefix=prefix), timeout_seconds=0.2)
+        try:
+            await leases.count([(GLOBAL, "198.51.100.29", limit)])  # connects, loads the script
+            proxy.slow = True
+            for _ in range(3):  # one request after another, each given up on
+                with pytest.raises(RateLimiterUnavailable):
+                    await leases.count([(GLOBAL, "198.51.100.28", limit)])
+
+            async def all_arrived() -> bool:
+                return await redis.get(key) == b"39"
+
+            await wait_until(all_arrived, timeout=5, what="a block and two single hits in Redis")
+            proxy.slow = False
+            recovered = await leases.count([(GLOBAL, "198.51.100.28", limit)])
+            after = await leases.count([(GLOBAL, "198.51.100.28", limit)])
+        finally:
+            await client.aclose()
+
+    assert recovered.counts[0][0] == 40, "the first answer after the timeouts is a lease of one hit"
+    assert after.counts[0][0] == 41
+    # Answered again, the counter leases blocks again: (600 - 40) / 16 = 35 hits.
+    assert await redis.get(key) == b"75"
 
 
 # --- settings store -------------------------------------------------------------------------------

@@ -166,7 +166,12 @@ class CounterLeases:
 
     Only one lease of a counter is asked for at a time: requests that find it used up while another asks
     Redis wait for that answer instead of each asking (and each leasing a block). The request that asked
-    gets the first count of the block itself, so it never waits twice.
+    gets the first count of the block itself, so it never waits twice. When that ask fails, its waiters
+    fail with it (unlimited for the moment, as on any outage) rather than each asking in turn.
+
+    A round trip given up on (timed out) may still have added its block in Redis, where nobody will hand
+    it out: the counter's next lease is of one hit, so a Redis slow for a while costs a subject at most one
+    block, not a block per request that timed out.
     """
 
     def __init__(
@@ -181,7 +186,10 @@ class CounterLeases:
         self._timeout_seconds = timeout_seconds
         self._clock = clock
         self._leases: dict[str, CounterLease] = {}
-        self._asking: dict[str, asyncio.Future[None]] = {}
+        # The ask under way for a counter; it resolves to the error that ended it, or None.
+        self._asking: dict[str, asyncio.Future[BaseException | None]] = {}
+        # Counters whose last ask failed: hits may be in Redis that no lease holds.
+        self._unsure: set[str] = set()
         self._sweep_at = _SWEEP_LEASES_AT
 
     async def count(
@@ -203,8 +211,10 @@ class CounterLeases:
             if count is None and key in self._asking
         }
         if asked_by_others:
-            # These never fail: a request that asked Redis sees its error itself.
-            await asyncio.gather(*asked_by_others)
+            # These never raise: they hand over the error that ended the ask, if any.
+            failed = next((error for error in await asyncio.gather(*asked_by_others) if error), None)
+            if failed is not None:
+                raise RateLimiterUnavailable(f"rate limiter unavailable: {failed}") from failed
             counts = self._take(keys, windows, counts)
         missing = [i for i, count in enumerate(counts) if count is None]
         extra = await self._ask(windows, keys, missing, counts, also_get) if missing or also_get else None
@@ -249,11 +259,12 @@ class CounterLeases:
         for i in missing:
             lease = self._leases.get(keys[i])
             counted = lease.counted(now) if lease is not None else 0
-            sizes.append(lease_size(windows[i][2].limit, counted))
+            sizes.append(1 if keys[i] in self._unsure else lease_size(windows[i][2].limit, counted))
             owed.append((lease.owed(now) if lease is not None else 0, counted))
-        asking: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        asking: asyncio.Future[BaseException | None] = asyncio.get_running_loop().create_future()
         for i in missing:
             self._asking[keys[i]] = asking
+        failure: BaseException | None = None
         try:
             async with asyncio.timeout(self._timeout_seconds):
                 counted = await self._counters.count(
@@ -263,14 +274,26 @@ class CounterLeases:
                     owed=owed,
                 )
         except TimeoutError as error:
-            raise RateLimiterUnavailable(
+            failure = RateLimiterUnavailable(
                 f"rate limiter unavailable: Redis did not answer within {self._timeout_seconds} s"
-            ) from error
+            )
+            raise failure from error
+        except BaseException as error:
+            failure = error
+            raise
         finally:
             for i in missing:
                 if self._asking.get(keys[i]) is asking:
                     del self._asking[keys[i]]
-            asking.set_result(None)
+                if failure is None:
+                    self._unsure.discard(keys[i])
+                else:
+                    self._unsure.add(keys[i])
+            if len(self._unsure) > _SWEEP_LEASES_AT:
+                # A long outage seen by many subjects: forgetting costs at most a block each, later.
+                self._unsure.clear()
+            # An asker cancelled (its client went) says nothing about Redis: its waiters ask themselves.
+            asking.set_result(None if isinstance(failure, asyncio.CancelledError) else failure)
         now = self._clock()
         for i, size, (last_count, ttl_ms) in zip(missing, sizes, counted.counts, strict=True):
             first, self._leases[keys[i]] = CounterLease.granted(last_count, size, ttl_ms, now)
