@@ -354,57 +354,58 @@ class SlowRedis:
             redis_writer.close()
 
 
-async def test_requests_waiting_on_an_ask_that_timed_out_do_not_each_ask_again(
-    redis_url: str, redis: Redis, prefix: str
-) -> None:
-    limit = RateLimit(limit=600, window_seconds=60)  # leases of 600 / 16 = 37 hits
-    key = f"{prefix}:global_api:{{198.51.100.27}}"
+LEASED_UP_TO = RateLimit(limit=600, window_seconds=60)  # leases of 600 / 16 = 37 hits
+
+
+@pytest.fixture
+async def slow(redis_url: str, prefix: str) -> AsyncIterator[tuple[SlowRedis, CounterLeases]]:
+    """Leases through a `SlowRedis`, slow once they have connected; they give up after 0.2 s."""
     proxy = SlowRedis(redis_url, delay=0.5)
     async with proxy as slow_url:
         client = Redis.from_url(slow_url)
         leases = CounterLeases(RedisRateLimiter(client, prefix=prefix), timeout_seconds=0.2)
         try:
-            await leases.count([(GLOBAL, "198.51.100.29", limit)])  # connects, loads the script
+            await leases.count([(GLOBAL, "198.51.100.29", LEASED_UP_TO)])  # connects, loads the script
             proxy.slow = True
-            answers = await asyncio.gather(
-                *(leases.count([(GLOBAL, "198.51.100.27", limit)]) for _ in range(8)), return_exceptions=True
-            )
-            assert all(isinstance(answer, RateLimiterUnavailable) for answer in answers), answers
-
-            async def block_arrived() -> bool:
-                return await redis.get(key) is not None
-
-            await wait_until(block_arrived, timeout=5, what="the given-up block to reach Redis")
-            assert await redis.get(key) == b"37", "one block for the eight, not one each"
+            yield proxy, leases
         finally:
             await client.aclose()
+
+
+async def test_requests_waiting_on_an_ask_that_timed_out_do_not_each_ask_again(
+    slow: tuple[SlowRedis, CounterLeases], redis: Redis, prefix: str
+) -> None:
+    _, leases = slow
+    answers = await asyncio.gather(
+        *(leases.count([(GLOBAL, "198.51.100.27", LEASED_UP_TO)]) for _ in range(8)), return_exceptions=True
+    )
+
+    assert all(isinstance(answer, RateLimiterUnavailable) for answer in answers), answers
+    key = f"{prefix}:global_api:{{198.51.100.27}}"
+
+    async def block_arrived() -> bool:
+        return await redis.get(key) is not None
+
+    await wait_until(block_arrived, timeout=5, what="the given-up block to reach Redis")
+    assert await redis.get(key) == b"37", "one block for the eight, not one each"
 
 
 async def test_after_a_timed_out_ask_the_next_lease_is_of_one_hit(
-    redis_url: str, redis: Redis, prefix: str
+    slow: tuple[SlowRedis, CounterLeases], redis: Redis, prefix: str
 ) -> None:
-    limit = RateLimit(limit=600, window_seconds=60)
+    proxy, leases = slow
     key = f"{prefix}:global_api:{{198.51.100.28}}"
-    proxy = SlowRedis(redis_url, delay=0.5)
-    async with proxy as slow_url:
-        client = Redis.from_url(slow_url)
-        leases = CounterLeases(RedisRateLimiter(client, prefix=prefix), timeout_seconds=0.2)
-        try:
-            await leases.count([(GLOBAL, "198.51.100.29", limit)])  # connects, loads the script
-            proxy.slow = True
-            for _ in range(3):  # one request after another, each given up on
-                with pytest.raises(RateLimiterUnavailable):
-                    await leases.count([(GLOBAL, "198.51.100.28", limit)])
+    for _ in range(3):  # one request after another, each given up on
+        with pytest.raises(RateLimiterUnavailable):
+            await leases.count([(GLOBAL, "198.51.100.28", LEASED_UP_TO)])
 
-            async def all_arrived() -> bool:
-                return await redis.get(key) == b"39"
+    async def all_arrived() -> bool:
+        return await redis.get(key) == b"39"
 
-            await wait_until(all_arrived, timeout=5, what="a block and two single hits in Redis")
-            proxy.slow = False
-            recovered = await leases.count([(GLOBAL, "198.51.100.28", limit)])
-            after = await leases.count([(GLOBAL, "198.51.100.28", limit)])
-        finally:
-            await client.aclose()
+    await wait_until(all_arrived, timeout=5, what="a block and two single hits in Redis")
+    proxy.slow = False
+    recovered = await leases.count([(GLOBAL, "198.51.100.28", LEASED_UP_TO)])
+    after = await leases.count([(GLOBAL, "198.51.100.28", LEASED_UP_TO)])
 
     assert recovered.counts[0][0] == 40, "the first answer after the timeouts is a lease of one hit"
     assert after.counts[0][0] == 41
