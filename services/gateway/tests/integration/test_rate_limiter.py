@@ -381,6 +381,9 @@ async def test_requests_waiting_on_an_ask_that_timed_out_do_not_each_ask_again(
     )
 
     assert all(isinstance(answer, RateLimiterUnavailable) for answer in answers), answers
+    assert {str(answer) for answer in answers} == {
+        "rate limiter unavailable: Redis did not answer within 0.2 s"
+    }, "the waiters were told what the asker learnt"
     key = f"{prefix}:global_api:{{198.51.100.27}}"
 
     async def block_arrived() -> bool:

@@ -213,8 +213,10 @@ class CounterLeases:
         if asked_by_others:
             # These never raise: they hand over the error that ended the ask, if any.
             failed = next((error for error in await asyncio.gather(*asked_by_others) if error), None)
+            if isinstance(failed, RateLimiterUnavailable):
+                raise RateLimiterUnavailable(str(failed)) from failed
             if failed is not None:
-                raise RateLimiterUnavailable(f"rate limiter unavailable: {failed}") from failed
+                raise RateLimiterUnavailable(f"rate limiter unavailable: {failed!r}") from failed
             counts = self._take(keys, windows, counts)
         missing = [i for i, count in enumerate(counts) if count is None]
         extra = await self._ask(windows, keys, missing, counts, also_get) if missing or also_get else None
