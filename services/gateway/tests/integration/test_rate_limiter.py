@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
+from urllib.parse import urlsplit
 
 import pytest
 from gateway_test_support import KeptSettings
@@ -311,7 +312,7 @@ class SlowRedis:
     too busy to answer in time. Connecting stays quick, so every command given up on did reach Redis."""
 
     def __init__(self, redis_url: str, delay: float) -> None:
-        self._target = redis_url.removeprefix("redis://").split("/")[0].rsplit(":", 1)
+        self._target = urlsplit(redis_url)
         self.delay = delay
         self.slow = False
         self._server: asyncio.Server | None = None
@@ -325,8 +326,7 @@ class SlowRedis:
         self._server.close()
 
     async def _relay(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
-        host, port = self._target
-        redis_reader, redis_writer = await asyncio.open_connection(host, int(port))
+        redis_reader, redis_writer = await asyncio.open_connection(self._target.hostname, self._target.port)
         counting = False
 
         async def commands() -> None:

@@ -166,8 +166,9 @@ class CounterLeases:
 
     Only one lease of a counter is asked for at a time: requests that find it used up while another asks
     Redis wait for that answer instead of each asking (and each leasing a block). The request that asked
-    gets the first count of the block itself, so it never waits twice. When that ask fails, its waiters
-    fail with it (unlimited for the moment, as on any outage) rather than each asking in turn.
+    gets the first count of the block itself, so it never waits twice. When that ask finds Redis down or too
+    slow, its waiters fail with it (unlimited for the moment, as on any outage) rather than each asking in
+    turn.
 
     A round trip given up on (timed out) may still have added its block in Redis, where nobody will hand
     it out: the counter's next lease is of one hit, so a Redis slow for a while costs a subject at most one
@@ -186,8 +187,8 @@ class CounterLeases:
         self._timeout_seconds = timeout_seconds
         self._clock = clock
         self._leases: dict[str, CounterLease] = {}
-        # The ask under way for a counter; it resolves to the error that ended it, or None.
-        self._asking: dict[str, asyncio.Future[BaseException | None]] = {}
+        # The ask under way for a counter; it resolves to the outage that ended it, or None.
+        self._asking: dict[str, asyncio.Future[RateLimiterUnavailable | None]] = {}
         # Counters whose last ask failed: hits may be in Redis that no lease holds.
         self._unsure: set[str] = set()
         self._sweep_at = _SWEEP_LEASES_AT
@@ -211,12 +212,10 @@ class CounterLeases:
             if count is None and key in self._asking
         }
         if asked_by_others:
-            # These never raise: they hand over the error that ended the ask, if any.
+            # These never raise: they hand over the outage that ended the ask, if any.
             failed = next((error for error in await asyncio.gather(*asked_by_others) if error), None)
-            if isinstance(failed, RateLimiterUnavailable):
-                raise RateLimiterUnavailable(str(failed)) from failed
             if failed is not None:
-                raise RateLimiterUnavailable(f"rate limiter unavailable: {failed!r}") from failed
+                raise RateLimiterUnavailable(str(failed)) from failed
             counts = self._take(keys, windows, counts)
         missing = [i for i, count in enumerate(counts) if count is None]
         extra = await self._ask(windows, keys, missing, counts, also_get) if missing or also_get else None
@@ -263,7 +262,7 @@ class CounterLeases:
             counted = lease.counted(now) if lease is not None else 0
             sizes.append(1 if keys[i] in self._unsure else lease_size(windows[i][2].limit, counted))
             owed.append((lease.owed(now) if lease is not None else 0, counted))
-        asking: asyncio.Future[BaseException | None] = asyncio.get_running_loop().create_future()
+        asking: asyncio.Future[RateLimiterUnavailable | None] = asyncio.get_running_loop().create_future()
         for i in missing:
             self._asking[keys[i]] = asking
         failure: BaseException | None = None
@@ -294,8 +293,9 @@ class CounterLeases:
             if len(self._unsure) > _SWEEP_LEASES_AT:
                 # A long outage seen by many subjects: forgetting costs at most a block each, later.
                 self._unsure.clear()
-            # An asker cancelled (its client went) says nothing about Redis: its waiters ask themselves.
-            asking.set_result(None if isinstance(failure, asyncio.CancelledError) else failure)
+            # Only an outage is shared: an asker cancelled (its client went) or failing otherwise says nothing
+            # about Redis, and its waiters ask themselves.
+            asking.set_result(failure if isinstance(failure, RateLimiterUnavailable) else None)
         now = self._clock()
         for i, size, (last_count, ttl_ms) in zip(missing, sizes, counted.counts, strict=True):
             first, self._leases[keys[i]] = CounterLease.granted(last_count, size, ttl_ms, now)
