@@ -205,6 +205,27 @@ async def test_crud_with_validation_and_conflicts(registry_for) -> None:
         await registry.access("web", "tripo")
 
 
+async def test_moving_a_provider_to_another_base_url_needs_its_key_again(registry_for) -> None:
+    registry = registry_for()
+    created = await registry.create(
+        "web", name="openai", type="openai", api_key=SECRET, base_url="https://api.openai.com/v1"
+    )
+    # The stored key would go to the new address at the next call or health check.
+    with pytest.raises(InvalidProvider, match="apiKey"):
+        await registry.update("web", created["id"], {"base_url": "https://collector.example"})
+    access = await registry.access("web", "openai")
+    assert (access.base_url, access.api_key) == ("https://api.openai.com/v1", SECRET)
+
+    # The same address sent again (as the admin app's form does) changes nothing and needs no key.
+    await registry.update(
+        "web", created["id"], {"base_url": "https://api.openai.com/v1/", "display_name": "O"}
+    )
+    moved = await registry.update(
+        "web", created["id"], {"base_url": "https://proxy.example/v1", "api_key": "sk-proxy-key-4321"}
+    )
+    assert (moved["base_url"], moved["api_key_hint"]) == ("https://proxy.example/v1", "••••4321")
+
+
 async def test_pages_are_cut_in_sql_by_name(registry_for) -> None:
     registry = registry_for()
     for name in ("p3", "p1", "p2", "p5", "p4"):

@@ -38,6 +38,7 @@ from funmagic_providers.domain.providers import (
     SealedKey,
     check_base_url,
     check_config,
+    check_credentials_follow_base_url,
     check_name,
     check_secret,
     key_hint,
@@ -219,7 +220,9 @@ class ProviderRegistry:
         if "display_name" in changes:
             edited = replace(edited, display_name=changes["display_name"])
         if "base_url" in changes:
-            edited = replace(edited, base_url=check_base_url(changes["base_url"], provider.type))
+            base_url = check_base_url(changes["base_url"], provider.type)
+            check_credentials_follow_base_url(provider, base_url, changes.keys())
+            edited = replace(edited, base_url=base_url)
         if "config" in changes:
             edited = replace(edited, config=check_config(changes["config"] or {}))
         if "is_active" in changes:

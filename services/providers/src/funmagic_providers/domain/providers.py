@@ -12,6 +12,7 @@ SecretId and SecretKey) keeps the id as its key and the other part as its secret
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Literal, get_args
@@ -36,6 +37,7 @@ __all__ = [
     "SealedKey",
     "check_base_url",
     "check_config",
+    "check_credentials_follow_base_url",
     "check_name",
     "check_secret",
     "key_hint",
@@ -119,6 +121,20 @@ def check_base_url(base_url: str | None, provider_type: ProviderType) -> str | N
     if not re.match(r"^https?://[^\s/?#]+(/[^\s?#]*)?$", base_url):
         raise InvalidProvider("baseUrl", "must be an http(s) URL without query or fragment")
     return base_url.rstrip("/")
+
+
+def check_credentials_follow_base_url(
+    provider: Provider, new_base_url: str | None, given: Collection[str]
+) -> None:
+    """A stored key (and secret) is only ever sent to the address it was entered for: moving a provider to
+    another base URL needs them again, or an admin could point it at a server of their own and read the key
+    off the next call. `given`: the credential fields the same edit sets."""
+    if new_base_url == provider.base_url:
+        return
+    if provider.key is not None and "api_key" not in given:
+        raise InvalidProvider("apiKey", "a new base URL needs the API key entered again")
+    if provider.secret is not None and "api_secret" not in given:
+        raise InvalidProvider("apiSecret", "a new base URL needs the API secret entered again")
 
 
 def check_config(config: JsonObject) -> dict[str, JsonValue]:

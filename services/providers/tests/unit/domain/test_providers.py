@@ -1,11 +1,17 @@
 """What a provider record may hold, and how much of its key anyone sees."""
 
+from dataclasses import replace
+from datetime import UTC, datetime
+
 import pytest
 
 from funmagic_providers.domain.providers import (
     InvalidProvider,
+    Provider,
+    SealedKey,
     check_base_url,
     check_config,
+    check_credentials_follow_base_url,
     check_name,
     key_hint,
 )
@@ -52,3 +58,39 @@ def test_the_key_hint_shows_only_the_last_four_characters() -> None:
     assert key_hint("sk-test-abcdefghijkl1234") == "••••1234"
     assert key_hint("short-key") == "••••"  # a short key would give too much away
     assert key_hint(None) is None
+
+
+NOW = datetime(2026, 12, 7, tzinfo=UTC)
+SEALED = SealedKey(key_id="a", ciphertext=b"sealed")
+OPENAI = Provider(
+    id="p1", name="openai", display_name=None, type="openai", base_url="https://api.openai.com/v1", config={},
+    is_active=True, key=SEALED, key_hint="••••abcd", is_healthy=None, health_checked_at=None,
+    created_at=NOW, updated_at=NOW,
+)  # fmt: skip
+
+
+def test_a_stored_key_is_not_carried_to_another_base_url() -> None:
+    with pytest.raises(InvalidProvider, match="apiKey: a new base URL needs the API key entered again"):
+        check_credentials_follow_base_url(OPENAI, "https://collector.example", given=["base_url"])
+
+
+def test_a_new_base_url_with_the_key_entered_again_is_accepted() -> None:
+    check_credentials_follow_base_url(OPENAI, "https://proxy.example/v1", given=["base_url", "api_key"])
+
+
+def test_the_same_base_url_sent_again_needs_no_key() -> None:
+    check_credentials_follow_base_url(OPENAI, OPENAI.base_url, given=["base_url", "display_name"])
+
+
+def test_a_stored_secret_must_be_entered_again_too() -> None:
+    hunyuan = replace(OPENAI, type="hunyuan", secret=SEALED, secret_hint="••••wxyz")
+    with pytest.raises(InvalidProvider, match="apiSecret"):
+        check_credentials_follow_base_url(hunyuan, "https://elsewhere.example", given=["base_url", "api_key"])
+    check_credentials_follow_base_url(
+        hunyuan, "https://elsewhere.example", given=["base_url", "api_key", "api_secret"]
+    )
+
+
+def test_a_provider_without_credentials_moves_freely() -> None:
+    local = replace(OPENAI, type="local", key=None, key_hint=None)
+    check_credentials_follow_base_url(local, None, given=["base_url"])
