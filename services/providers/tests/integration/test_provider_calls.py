@@ -143,3 +143,21 @@ async def test_a_fal_steps_calls_through_the_shared_session_are_kept_data_url_re
     assert SECRET[-12:] not in rows
     assert "iVBOR" not in rows
     assert json.dumps([c.request_ids for c in calls]).count("Key ") == 0
+
+
+async def test_a_studio_replys_jobs_are_not_shown_as_a_tasks_provider_calls(build_providers) -> None:
+    # A studio reply runs as an admin-scope job under the reply's id; its prompts and answers belong to
+    # the chat's owner, whom the studio's own rules protect — the task diagnostics show user tasks only.
+    providers = build_providers()
+    reply = step_requested(provider="local").model_copy(update={"scope": "admin"})
+    task = step_requested(provider="local")
+    async with in_memory_consumer(
+        "providers", providers.parts.subscriptions, unit_of_work=providers.parts.unit_of_work
+    ) as consumer:
+        await consumer.deliver_event(reply)
+        await consumer.deliver_event(task)
+    diagnostics = ProviderDiagnostics(uow=providers.parts.unit_of_work)
+
+    assert await diagnostics.of_task(reply.task_id) == []
+    (item,) = await diagnostics.of_task(task.task_id)
+    assert (item.job.task_id, item.job.scope) == (task.task_id, "web")

@@ -25,8 +25,10 @@ class ProviderDiagnostics:
 
     async def of_task(self, task_id: str) -> list[JobCalls]:
         """Every step job of the task (each step, attempt), oldest first, with its calls. None for a task
-        providers never saw: that is an empty list, not an error (the task may have had no step yet)."""
+        providers never saw: that is an empty list, not an error (the task may have had no step yet).
+        User tasks' (`web`) jobs only: a studio reply's job, whose task id is the reply's, carries an admin's
+        chat (prompts, instructions, answers), which only its owner may read — through the studio."""
         async with self.uow() as uow:
-            jobs = await uow.jobs.of_task(task_id)
+            jobs = [job for job in await uow.jobs.of_task(task_id) if job.scope == "web"]
             calls = await uow.provider_calls.of_jobs([job.id for job in jobs])
         return [JobCalls(job, calls.get(job.id, [])) for job in jobs]
