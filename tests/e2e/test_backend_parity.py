@@ -492,9 +492,20 @@ async def test_the_catalog_keeps_the_originals_rules_and_shows_images_at_cdn_url
     status, count, _ = await api("GET", f"{type_path}/active-tools-count", admin_token)
     assert (status, count) == (200, {"count": 1})
 
-    # A tool tasks ran is only hidden: its tasks keep their history.
+    # A user's private upload is no admin's to publish: refused as no image, and it stays private.
     user = await new_user("catalog")
     image = await upload(user["token"], png())
+    for path, body in (
+        (f"/api/admin/tools/{tool['id']}", {"thumbnail_asset_id": image}),
+        ("/api/admin/banners", {"title": unique("banner"), "thumbnail_asset_id": image}),
+    ):
+        status, problem, _ = await api("PATCH" if "tools" in path else "POST", path, admin_token, json=body)
+        assert (status, problem["code"]) == (422, "invalid_catalog_entry"), problem
+        assert "thumbnail_asset_id" in problem["detail"]
+    status, private, _ = await api("GET", f"/api/assets/{image}", user["token"])
+    assert (status, private["visibility"]) == (200, "private"), private
+
+    # A tool tasks ran is only hidden: its tasks keep their history.
     task = await completed_task(user, {"toolSlug": tool["slug"], "input": {"imageAssetId": image}})
     status, _, _ = await api("DELETE", f"/api/admin/tools/{tool['id']}", admin_token)
     assert status == 204

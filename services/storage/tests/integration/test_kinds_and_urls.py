@@ -225,8 +225,8 @@ async def test_publish_for_catalog_publishes_an_admin_upload_once_at_an_immutabl
     uploaded = await upload(storage, http, admin, filename="thumb.png", visibility="admin-private")
     assert uploaded["visibility"] == "admin-private"
 
-    first = await storage.assets.publish_for_catalog(uploaded["id"])
-    again = await storage.assets.publish_for_catalog(uploaded["id"])
+    first = await storage.assets.publish_for_catalog(uploaded["id"], admin)
+    again = await storage.assets.publish_for_catalog(uploaded["id"], admin)
 
     key = f"shared/{admin}/{uploaded['id']}/thumb.png"
     assert (
@@ -238,7 +238,29 @@ async def test_publish_for_catalog_publishes_an_admin_upload_once_at_an_immutabl
     published = [e for e in await storage.outbox() if e.type == "AssetPublished"]
     assert [(e.data["asset_id"], e.data["cdn_url"]) for e in published] == [(uploaded["id"], first["url"])]
     with pytest.raises(AssetNotFound):
-        await storage.assets.publish_for_catalog(str(uuid.uuid4()))
+        await storage.assets.publish_for_catalog(str(uuid.uuid4()), admin)
+
+
+async def test_an_admin_publishes_for_the_catalog_only_their_own_asset_or_one_public_already(
+    storage: Storage, http: aiohttp.ClientSession
+) -> None:
+    admin, other_admin, user = storage.new_user(), storage.new_user(), storage.new_user()
+    private_upload = await upload(storage, http, user, filename="passport.png")
+    studio_output = await store(storage, other_admin, visibility="admin-private")
+    thumbnail = await upload(storage, http, other_admin, filename="thumb.png", visibility="admin-private")
+    kept = await storage.assets.publish_for_catalog(thumbnail["id"], other_admin)
+
+    # A user's private file and another admin's unpublished output look like no asset at all, and stay so.
+    for asset_id in (private_upload["id"], studio_output):
+        with pytest.raises(AssetNotFound):
+            await storage.assets.publish_for_catalog(asset_id, admin)
+    assert (await storage.assets.get(user, private_upload["id"]))["visibility"] == "private"
+    assert (await storage.assets.get(other_admin, studio_output, admin=True))["visibility"] == "admin-private"
+    assert [e.data["asset_id"] for e in await storage.outbox() if e.type == "AssetPublished"] == [
+        thumbnail["id"]
+    ]
+    # Another admin's image public already (kept on the tool this admin edits) is answered as it is.
+    assert await storage.assets.publish_for_catalog(thumbnail["id"], admin) == kept
 
 
 async def test_a_catalog_asset_taken_private_again_is_admin_only_again(
@@ -246,7 +268,7 @@ async def test_a_catalog_asset_taken_private_again_is_admin_only_again(
 ) -> None:
     admin = storage.new_user()
     uploaded = await upload(storage, http, admin, visibility="admin-private")
-    await storage.assets.publish_for_catalog(uploaded["id"])
+    await storage.assets.publish_for_catalog(uploaded["id"], admin)
 
     unpublished = await storage.assets.unpublish(admin, uploaded["id"])
 
@@ -263,18 +285,26 @@ async def test_the_publish_for_catalog_route_is_for_services_only(
     asset_id = await store(storage, admin, visibility="admin-private")
     path = f"/v1/internal/assets/{asset_id}/publish-for-catalog"
 
-    async with api.post(path, json={}, headers=as_user(admin, "admin")) as response:
+    on_behalf = {"admin_id": admin}
+    async with api.post(path, json=on_behalf, headers=as_user(admin, "admin")) as response:
         assert response.status == 403
-    async with api.post(path, json={}, headers=SERVICE) as response:
+    async with api.post(path, json=on_behalf, headers=SERVICE) as response:
         assert response.status == 200
         answer = await response.json()
-    async with api.post(path, headers=SERVICE) as response:  # no body at all: the same
+    async with api.post(path, json=on_behalf, headers=SERVICE) as response:  # again: the same
         assert await response.json() == answer
+    async with api.post(path, json={}, headers=SERVICE) as response:  # on nobody's behalf: refused
+        assert response.status == 422
+    async with api.post(path, headers=SERVICE) as response:  # no body at all
+        assert response.status == 415
     assert answer["asset_id"] == asset_id
     assert URL(answer["url"]).path.endswith(f"/shared/{admin}/{asset_id}/out")
     assert (await get(http, answer["url"]))[:2] == (200, PNG)
     async with api.post(path, json={"asset_id": asset_id}, headers=SERVICE) as response:
         assert response.status == 422
     missing = f"/v1/internal/assets/{uuid.uuid4()}/publish-for-catalog"
-    async with api.post(missing, json={}, headers=SERVICE) as response:
+    async with api.post(missing, json=on_behalf, headers=SERVICE) as response:
         assert response.status == 404
+    async with api.post(path.replace(asset_id, await store(storage, storage.new_user())), json=on_behalf,
+                        headers=SERVICE) as response:  # fmt: skip
+        assert response.status == 404, "another user's asset is not found"

@@ -147,7 +147,7 @@ async def test_other_services_read_a_published_asset_whoever_owns_it_and_only_wh
 
     async with api.get(f"{base}/published-content", headers=SERVICE) as response:
         assert await problem_of(response) == (404, "not_found"), "not published: nobody's to read"
-    async with api.post(f"{base}/publish-for-catalog", json={}, headers=SERVICE) as response:
+    async with api.post(f"{base}/publish-for-catalog", json={"admin_id": admin}, headers=SERVICE) as response:
         assert response.status == 200
     async with api.get(f"{base}/published-content", headers=as_user(admin, "admin")) as response:
         assert response.status == 403, "for other services only"

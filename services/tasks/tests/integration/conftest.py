@@ -110,17 +110,19 @@ class FakeProviders:
 @dataclass
 class FakeCatalogImages:
     """Storage's `publish-for-catalog` as tasks sees it: every asset but the `missing` ones is published at
-    `url(asset_id)`; each request is recorded."""
+    `url(asset_id)`; each request is recorded, with the admin it was made for."""
 
     missing: set[str] = field(default_factory=set)
     published: list[str] = field(default_factory=list)
+    on_behalf_of: list[str] = field(default_factory=list)
 
     @staticmethod
     def url(asset_id: str) -> str:
         return f"https://cdn.test/catalog/{asset_id}.png"
 
-    async def publish(self, asset_id: str) -> str | None:
+    async def publish(self, asset_id: str, admin_id: str) -> str | None:
         self.published.append(asset_id)
+        self.on_behalf_of.append(admin_id)
         return None if asset_id in self.missing else self.url(asset_id)
 
 

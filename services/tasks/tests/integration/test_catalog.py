@@ -87,13 +87,16 @@ async def a_type(world: World, name: str = "image", **fields: Any) -> dict:
     return await world.catalog.create_tool_type(name=name, display_name=name.title(), **fields)
 
 
+ADMIN = str(uuid.uuid4())  # the admin whose edits the tests make, as the HTTP routes pass the caller's id
+
+
 async def a_tool(world: World, type_id: str, slug: str = "background-remove", **fields: Any) -> dict:
     values = {"title": slug.replace("-", " ").title(), "config": tool_config(), **fields}
-    return await world.catalog.create_tool(slug=slug, tool_type_id=type_id, **values)
+    return await world.catalog.create_tool(slug=slug, tool_type_id=type_id, admin_id=ADMIN, **values)
 
 
 async def a_banner(world: World, title: str = "Hello", **fields: Any) -> dict:
-    return await world.catalog.create_banner(title=title, **fields)
+    return await world.catalog.create_banner(title=title, admin_id=ADMIN, **fields)
 
 
 # --- CRUD and uniqueness -------------------------------------------------------------------------------
@@ -457,6 +460,7 @@ async def test_images_are_published_when_saved_and_shown_as_cdn_urls(world: Worl
     assert_reply_covers(api.AdminBannerView, banner)
 
     assert world.images.published == [THUMBNAIL, STYLE_IMAGE, THUMBNAIL]
+    assert world.images.on_behalf_of == [ADMIN] * 3
     assert (tool["thumbnail_url"], listed["thumbnail_url"], detail["thumbnail_url"]) == (
         world.images.url(THUMBNAIL),
     ) * 3
@@ -475,10 +479,12 @@ async def test_a_changed_image_is_published_and_the_old_url_dropped(world: World
 
     retitled = await world.catalog.update_tool(tool["id"], {"title": "New"})
     changed = await world.catalog.update_tool(
-        tool["id"], {"thumbnail_asset_id": NEW_THUMBNAIL, "config": styled_config(None)}
+        tool["id"], {"thumbnail_asset_id": NEW_THUMBNAIL, "config": styled_config(None)}, admin_id=ADMIN
     )
     cleared = await world.catalog.update_tool(tool["id"], {"thumbnail_asset_id": None})
-    pictured = await world.catalog.update_banner(banner["id"], {"thumbnail_asset_id": NEW_THUMBNAIL})
+    pictured = await world.catalog.update_banner(
+        banner["id"], {"thumbnail_asset_id": NEW_THUMBNAIL}, admin_id=ADMIN
+    )
 
     assert world.images.published == [NEW_THUMBNAIL, NEW_THUMBNAIL]
     assert retitled["thumbnail_url"] == world.images.url(THUMBNAIL)
@@ -501,13 +507,26 @@ async def test_an_image_storage_does_not_have_is_refused_naming_its_field(world:
     with pytest.raises(InvalidCatalogEntry) as on_create:
         await a_tool(world, image["id"], "other", config=styled_config(STYLE_IMAGE))
     with pytest.raises(InvalidCatalogEntry) as on_update:
-        await world.catalog.update_tool(tool["id"], {"thumbnail_asset_id": STYLE_IMAGE})
+        await world.catalog.update_tool(tool["id"], {"thumbnail_asset_id": STYLE_IMAGE}, admin_id=ADMIN)
     with pytest.raises(InvalidCatalogEntry) as on_banner:
         await a_banner(world, thumbnail_asset_id=STYLE_IMAGE)
 
     assert on_create.value.field == "config.styleReferences[0].assetId"
     assert (on_update.value.field, on_banner.value.field) == ("thumbnail_asset_id", "thumbnail_asset_id")
     assert await world.count("tools") == 1
+
+
+async def test_an_image_needs_an_admins_edit_to_be_published(world: World) -> None:
+    # Storage publishes only the admin's own upload (or an image public already); an edit made for no
+    # admin (the seed's) could not say whose, so it sets no image — and storage is not asked.
+    image = await a_type(world)
+
+    with pytest.raises(InvalidCatalogEntry) as refused:
+        await world.catalog.create_tool(slug="figme", tool_type_id=image["id"], title="Figme",
+                                        config=tool_config(), thumbnail_asset_id=THUMBNAIL)  # fmt: skip
+
+    assert refused.value.field == "thumbnail_asset_id"
+    assert (world.images.published, await world.count("tools")) == ([], 0)
 
 
 async def test_the_public_sees_active_tool_types_only(world: World) -> None:

@@ -17,7 +17,7 @@ from funmagic_kit.errors import TransientError
 from funmagic_tasks.adapters.services import StorageCatalogImages
 
 TOKEN = "tasks-tests-internal-token-0123456789"
-KNOWN, MISSING, BROKEN = (str(uuid.uuid4()) for _ in range(3))
+KNOWN, MISSING, BROKEN, ADMIN = (str(uuid.uuid4()) for _ in range(4))
 
 
 @pytest.fixture
@@ -45,16 +45,17 @@ async def test_an_image_is_published_and_its_cdn_url_returned(storage) -> None:
     async with aiohttp.ClientSession() as http:
         images = StorageCatalogImages(base_url, TOKEN, http)
 
-        url = await images.publish(KNOWN)
-        missing = await images.publish(MISSING)
+        url = await images.publish(KNOWN, ADMIN)
+        missing = await images.publish(MISSING, ADMIN)
         with pytest.raises(TransientError):
-            await images.publish(BROKEN)
+            await images.publish(BROKEN, ADMIN)
 
     assert (url, missing) == (f"https://cdn.test/{KNOWN}.png", None)
-    assert calls == [(KNOWN, TOKEN, {}), (MISSING, TOKEN, {}), (BROKEN, TOKEN, {})]
+    on_behalf = {"admin_id": ADMIN}
+    assert calls == [(KNOWN, TOKEN, on_behalf), (MISSING, TOKEN, on_behalf), (BROKEN, TOKEN, on_behalf)]
 
 
 async def test_storage_out_of_reach_is_a_transient_error() -> None:
     async with aiohttp.ClientSession() as http:
         with pytest.raises(TransientError):
-            await StorageCatalogImages("http://127.0.0.1:9", TOKEN, http).publish(KNOWN)
+            await StorageCatalogImages("http://127.0.0.1:9", TOKEN, http).publish(KNOWN, ADMIN)

@@ -386,13 +386,15 @@ class AssetService:
             asset = await self._publish(uow, asset, now)
         return await self._view(asset)
 
-    async def publish_for_catalog(self, asset_id: str) -> CatalogAsset:
-        """For tasks, when an admin puts an asset (their upload, in any bucket) on a tool or a banner: the
-        asset published, and its immutable CDN URL. Publishing a published asset changes nothing."""
+    async def publish_for_catalog(self, asset_id: str, admin_id: str) -> CatalogAsset:
+        """For tasks, when `admin_id` puts an asset (their upload, in any bucket) on a tool or a banner: the
+        asset published, and its immutable CDN URL. Publishing a published asset changes nothing, whoever
+        owns it (it is public already: another admin's image kept on the tool they edit); an unpublished
+        asset of anyone else — a user's private upload, another admin's studio output — is not found."""
         now = self.clock.now()
         async with self.uow() as uow:
             asset = await uow.assets.asset(asset_id, for_update=True)
-            if asset is None:
+            if asset is None or (not asset.public_key and asset.user_id != admin_id):
                 raise AssetNotFound("no such asset")
             asset = await self._publish(uow, asset, now)
         return {"asset_id": asset.id, "url": await self._url(asset)}  # published: the CDN's URL

@@ -36,8 +36,10 @@ class OwnerQuery(_Body):
     user_id: str = Field(min_length=1, max_length=64)
 
 
-class NoBody(_Body):
-    """`{}`: nothing to say."""
+class CatalogPublication(_Body):
+    """On behalf of whom an image is published for the catalog: the admin whose edit names it."""
+
+    admin_id: str = Field(min_length=1, max_length=64)
 
 
 class StoreQuery(_Body):
@@ -172,10 +174,9 @@ class StorageApp:
         return web.json_response({"urls": await self.assets.urls(body.user_id, body.asset_ids)})
 
     async def publish_for_catalog(self, request: web.Request) -> web.Response:
-        """For other services only (tasks, for a tool's or banner's image): publish the asset, whoever owns
-        it and in whichever bucket, and answer its CDN URL. The body is `{}` (or nothing)."""
+        """For other services only (tasks, for a tool's or banner's image): publish the asset of the admin
+        the body names (`CatalogPublication`), in whichever bucket, and answer its CDN URL."""
         require_internal_caller(request)
-        if request.can_read_body:
-            await read_body(request, NoBody)
+        body = await read_body(request, CatalogPublication)
         asset_id = path_uuid(request, "asset_id", "asset")
-        return web.json_response(await self.assets.publish_for_catalog(asset_id))
+        return web.json_response(await self.assets.publish_for_catalog(asset_id, body.admin_id))

@@ -15,6 +15,9 @@ __all__ = ["ProvidersDirectory", "ProvidersStudioModels", "StorageAssets", "Stor
 
 
 class _InternalClient:
+    # Named in errors, which may reach a client's 503: the service, not its address nor the driver's words.
+    service = "a service"
+
     def __init__(self, base_url: str, internal_token: str, session: aiohttp.ClientSession) -> None:
         self._base_url = base_url.rstrip("/")
         self._headers = {INTERNAL_TOKEN_HEADER: internal_token}
@@ -29,9 +32,9 @@ class _InternalClient:
                     return True
                 if response.status in (404, 422):
                     return False
-                raise TransientError(f"{self._base_url} answered {response.status} for {path}")
+                raise TransientError(f"{self.service} answered {response.status}")
         except (aiohttp.ClientError, TimeoutError) as error:
-            raise TransientError(f"{self._base_url} unreachable: {error}") from error
+            raise TransientError(f"{self.service} is unreachable ({type(error).__name__})") from error
 
     async def _json(self, method: str, path: str, body: object = None) -> object | None:
         """The answer's JSON; None for a 404 or 422 (no such thing); any other failure is transient."""
@@ -42,32 +45,38 @@ class _InternalClient:
                 if response.status in (404, 422):
                     return None
                 if response.status != 200:
-                    raise TransientError(f"{self._base_url} answered {response.status} for {path}")
+                    raise TransientError(f"{self.service} answered {response.status}")
                 return await response.json()
         except (aiohttp.ClientError, TimeoutError, ValueError) as error:
-            raise TransientError(f"{self._base_url} unreachable: {error}") from error
+            raise TransientError(f"{self.service} is unreachable ({type(error).__name__})") from error
 
 
 class StorageAssets(_InternalClient):
+    service = "storage"
+
     async def owns(self, user_id: str, asset_id: str) -> bool:
         return await self._exists(f"/v1/internal/assets/{quote(asset_id, safe='')}", {"user_id": user_id})
 
 
 class StorageCatalogImages(_InternalClient):
-    async def publish(self, asset_id: str) -> str | None:
+    service = "storage"
+
+    async def publish(self, asset_id: str, admin_id: str) -> str | None:
         """Storage's `publish-for-catalog`: the asset's immutable CDN URL (published first if it is not yet;
-        idempotent); None when storage has no such asset."""
+        idempotent); None when storage has no such asset of `admin_id`'s (nor a public one)."""
         path = f"/v1/internal/assets/{quote(asset_id, safe='')}/publish-for-catalog"
-        body = await self._json("POST", path, {})
+        body = await self._json("POST", path, {"admin_id": admin_id})
         if body is None:
             return None
         url = body.get("url") if isinstance(body, dict) else None
         if not isinstance(url, str) or not url:
-            raise TransientError(f"{self._base_url} answered no url for {path}")
+            raise TransientError(f"{self.service} answered no url")
         return url
 
 
 class ProvidersDirectory(_InternalClient):
+    service = "providers"
+
     async def exists(self, name: str, scope: str = "web") -> bool:
         return await self._exists(f"/v1/internal/providers/{scope}/{quote(name, safe='')}")
 
@@ -76,6 +85,8 @@ _MODEL_KINDS: dict[str, ModelKind] = {"text": "text", "image": "image", "utility
 
 
 class ProvidersStudioModels(_InternalClient):
+    service = "providers"
+
     async def model_kind(self, provider: str, model: str) -> ModelKind | None:
         body = await self._json("GET", f"/v1/internal/studio/providers/{quote(provider, safe='')}")
         for offered in body.get("models", ()) if isinstance(body, dict) else ():

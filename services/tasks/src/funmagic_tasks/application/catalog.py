@@ -159,10 +159,11 @@ class Catalog:
 
     # --- tools (admin) ----------------------------------------------------------------------------------
 
-    async def create_tool(self, **fields: object) -> JsonObject:
+    async def create_tool(self, *, admin_id: str | None = None, **fields: object) -> JsonObject:
+        """`admin_id`: the admin creating it, whose uploads its images may be (see `_publish`)."""
         entry = check_tool(_only(fields, TOOL_FIELDS))
         await self._check_providers(entry.config)
-        image_urls = await self._publish(tool_images(entry))
+        image_urls = await self._publish(tool_images(entry), admin_id)
         async with self.uow() as uow:
             await _live_type(uow.catalog, entry.tool_type_id)
             record = await uow.catalog.add_tool(str(uuid.uuid4()), entry, self.clock.now(), image_urls)
@@ -206,13 +207,15 @@ class Catalog:
             record = await uow.catalog.tool_record_by_slug(slug)
         return None if record is None else _admin_tool_view(record)
 
-    async def update_tool(self, tool_id: str, changes: Mapping[str, object]) -> JsonObject:
+    async def update_tool(
+        self, tool_id: str, changes: Mapping[str, object], *, admin_id: str | None = None
+    ) -> JsonObject:
         changes = _only(changes, TOOL_FIELDS)
         config = parse_tool_config(changes["config"]) if changes.get("config") is not None else None
         if config is not None:
             # Before the transaction: a call to the providers service holds no lock and no connection.
             await self._check_providers(config)
-        published = await self._publish(images_named(changes, config))
+        published = await self._publish(images_named(changes, config), admin_id)
         async with self.uow() as uow:
             record = await uow.catalog.tool(tool_id, lock="update")
             if record is None:
@@ -256,10 +259,13 @@ class Catalog:
 
     # --- banners (admin) --------------------------------------------------------------------------------
 
-    async def create_banner(self, *, banner_id: str | None = None, **fields: object) -> JsonObject:
-        """`banner_id` is for the seed (a fixed id makes it idempotent); the API leaves it out."""
+    async def create_banner(
+        self, *, banner_id: str | None = None, admin_id: str | None = None, **fields: object
+    ) -> JsonObject:
+        """`banner_id` is for the seed (a fixed id makes it idempotent); the API leaves it out. `admin_id`:
+        as for a tool."""
         entry = check_banner(_only(fields, BANNER_FIELDS))
-        image_urls = await self._publish(banner_images(entry))
+        image_urls = await self._publish(banner_images(entry), admin_id)
         async with self.uow() as uow:
             record = await uow.catalog.add_banner(
                 banner_id or str(uuid.uuid4()), entry, self.clock.now(), image_urls
@@ -292,9 +298,11 @@ class Catalog:
             raise CatalogNotFound("no such banner")
         return _admin_banner_view(record)
 
-    async def update_banner(self, banner_id: str, changes: Mapping[str, object]) -> JsonObject:
+    async def update_banner(
+        self, banner_id: str, changes: Mapping[str, object], *, admin_id: str | None = None
+    ) -> JsonObject:
         changes = _only(changes, BANNER_FIELDS)
-        published = await self._publish(images_named(changes, None))
+        published = await self._publish(images_named(changes, None), admin_id)
         async with self.uow() as uow:
             record = await uow.catalog.banner(banner_id, lock="update")
             if record is None:
@@ -404,13 +412,17 @@ class Catalog:
             if not checked[name]:
                 raise InvalidCatalogEntry(field, f"no provider named {name!r} is configured")
 
-    async def _publish(self, images: Sequence[CatalogImage]) -> dict[str, str]:
-        """Each image's CDN URL, storage publishing it (idempotent) before anything is written."""
+    async def _publish(self, images: Sequence[CatalogImage], admin_id: str | None) -> dict[str, str]:
+        """Each image's CDN URL, storage publishing it (idempotent) before anything is written. An image is
+        the editing admin's own upload, or one public already: never another user's private file, which the
+        catalog would otherwise put on a public CDN. The seed, acting for no admin, sets no image."""
         urls: dict[str, str] = {}
         for image in images:
             if image.asset_id in urls:
                 continue
-            url = await self.images.publish(image.asset_id)
+            if admin_id is None:
+                raise InvalidCatalogEntry(image.field, "an image is set by an admin's edit")
+            url = await self.images.publish(image.asset_id, admin_id)
             if url is None:
                 raise InvalidCatalogEntry(image.field, "no such image in storage: upload it first")
             urls[image.asset_id] = url

@@ -322,9 +322,9 @@ class Assets(Protocol):
 class CatalogImages(Protocol):
     """Storage publishing an admin's upload for the catalog (thumbnails, style-reference images)."""
 
-    async def publish(self, asset_id: str) -> str | None:
+    async def publish(self, asset_id: str, admin_id: str) -> str | None:
         """The asset's immutable CDN URL, publishing it first if it is not yet (idempotent); None when
-        storage has no such asset."""
+        storage has no such asset of `admin_id`'s (or of anyone's, public already)."""
         ...
 
 

@@ -134,19 +134,21 @@ class CatalogApp:
         return web.json_response(await self.catalog.admin_tools(**query.model_dump()))
 
     async def create_tool(self, request: web.Request) -> web.Response:
-        require_role(request, "admin")
+        admin = require_role(request, "admin")
         body = await read_body(request, ToolBody)
-        return web.json_response(await self.catalog.create_tool(**body.model_dump()), status=201)
+        created = await self.catalog.create_tool(admin_id=admin.user_id, **body.model_dump())
+        return web.json_response(created, status=201)
 
     async def admin_tool(self, request: web.Request) -> web.Response:
         require_role(request, "admin")
         return web.json_response(await self.catalog.admin_tool(_id(request, "tool_id", "tool")))
 
     async def update_tool(self, request: web.Request) -> web.Response:
-        require_role(request, "admin")
+        admin = require_role(request, "admin")
         tool_id = _id(request, "tool_id", "tool")
         body = await read_body(request, ToolChanges)
-        return web.json_response(await self.catalog.update_tool(tool_id, body.model_dump(exclude_unset=True)))
+        changes = body.model_dump(exclude_unset=True)
+        return web.json_response(await self.catalog.update_tool(tool_id, changes, admin_id=admin.user_id))
 
     async def delete_tool(self, request: web.Request) -> web.Response:
         require_role(request, "admin")
@@ -161,21 +163,21 @@ class CatalogApp:
         return web.json_response(await self.catalog.admin_banners(**query.model_dump()))
 
     async def create_banner(self, request: web.Request) -> web.Response:
-        require_role(request, "admin")
+        admin = require_role(request, "admin")
         body = await read_body(request, BannerCreate)
-        return web.json_response(await self.catalog.create_banner(**body.model_dump()), status=201)
+        created = await self.catalog.create_banner(admin_id=admin.user_id, **body.model_dump())
+        return web.json_response(created, status=201)
 
     async def admin_banner(self, request: web.Request) -> web.Response:
         require_role(request, "admin")
         return web.json_response(await self.catalog.admin_banner(_id(request, "banner_id", "banner")))
 
     async def update_banner(self, request: web.Request) -> web.Response:
-        require_role(request, "admin")
+        admin = require_role(request, "admin")
         banner_id = _id(request, "banner_id", "banner")
         body = await read_body(request, BannerUpdate)
-        return web.json_response(
-            await self.catalog.update_banner(banner_id, body.model_dump(exclude_unset=True))
-        )
+        changes = body.model_dump(exclude_unset=True)
+        return web.json_response(await self.catalog.update_banner(banner_id, changes, admin_id=admin.user_id))
 
     async def delete_banner(self, request: web.Request) -> web.Response:
         require_role(request, "admin")
