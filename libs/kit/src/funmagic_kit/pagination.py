@@ -40,6 +40,9 @@ def encode_cursor(*values: object) -> str:
     return base64.urlsafe_b64encode(json.dumps(plain, separators=(",", ":")).encode()).decode()
 
 
+_BIGINT_MIN, _BIGINT_MAX = -(2**63), 2**63 - 1
+
+
 def decode_cursor(cursor: str, *types: type) -> tuple[Any, ...]:
     """The key values of `cursor`, as `types` (`datetime`, `uuid.UUID` → canonical text, `str`, `int`)."""
     try:
@@ -64,6 +67,8 @@ def _as(value: object, expected: type) -> Any:
             return str(uuid.UUID(value))
     except ValueError:
         raise InvalidCursor() from None
+    if expected is int and type(value) is int and not _BIGINT_MIN <= value <= _BIGINT_MAX:
+        raise InvalidCursor()  # no column holds it; Postgres would refuse to cast it (a 500, not a 422)
     if expected in (str, int) and type(value) is expected:  # bool is not int here
         return value
     raise InvalidCursor()

@@ -54,6 +54,16 @@ def test_a_boolean_is_not_taken_for_a_number() -> None:
         decode_cursor(forge([True]), int)
 
 
+@pytest.mark.parametrize("number", [2**63, -(2**63) - 1, 10**20])
+def test_a_number_no_bigint_column_could_hold_is_refused(number: int) -> None:
+    with pytest.raises(InvalidCursor):
+        decode_cursor(forge([number]), int)
+
+
+def test_the_bigint_range_itself_is_accepted() -> None:
+    assert decode_cursor(forge([2**63 - 1, -(2**63)]), int, int) == (2**63 - 1, -(2**63))
+
+
 def test_a_page_keeps_limit_rows_and_points_after_the_last_one() -> None:
     rows = [(3, "c"), (2, "b"), (1, "a")]  # fetched with limit + 1
 

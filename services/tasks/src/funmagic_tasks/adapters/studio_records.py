@@ -4,6 +4,7 @@ order they were written in (`seq`)."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -124,7 +125,7 @@ class StudioRecords:
         limit: int,
         cursor: str | None,
     ) -> tuple[list[Chat], str | None]:
-        after_updated, after_id = decode_cursor(cursor, datetime, str) if cursor else (None, None)
+        after_updated, after_id = decode_cursor(cursor, datetime, uuid.UUID) if cursor else (None, None)
         rows = await self._all(
             CHAT_PAGE,
             {
