@@ -4,6 +4,8 @@ keyset pages, Idempotency-Key replays, who sees what, and the step events of sco
 
 from __future__ import annotations
 
+import base64
+import json
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -108,6 +110,25 @@ async def test_messages_come_in_keyset_pages_newest_first(http, app) -> None:
     assert seen == list(reversed(posted))
 
 
+def forged_cursor(*values: object) -> str:
+    return base64.urlsafe_b64encode(json.dumps(list(values)).encode()).decode()
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        f"/v1/admin/studio/chats?cursor={forged_cursor('2030-01-01T00:00:00+00:00', 'not-a-uuid')}",
+        "/v1/admin/studio/chats/{chat}/messages?cursor=" + forged_cursor(10**20),
+    ],
+)
+async def test_a_forged_page_cursor_is_refused_as_invalid_not_a_server_error(http, path: str) -> None:
+    chat = await a_chat(http)
+
+    status, problem = await call(http, "GET", path.replace("{chat}", chat["id"]), AS_ADMIN)
+
+    assert (status, problem["code"], problem.get("field")) == (422, "invalid_cursor", "cursor"), problem
+
+
 async def test_a_retried_post_with_the_same_key_gets_the_same_messages_and_asks_once(http, pool) -> None:
     chat = await a_chat(http)
     key = {**AS_ADMIN, "Idempotency-Key": "post-1"}
@@ -119,6 +140,24 @@ async def test_a_retried_post_with_the_same_key_gets_the_same_messages_and_asks_
     assert (first_status, again_status) == (202, 200)
     assert again == first
     assert (await outbox_types(pool)).count("StepRequested") == 2
+
+
+async def test_a_key_sent_again_with_another_chat_or_prompt_is_refused_not_replayed(http) -> None:
+    first_chat, other_chat = await a_chat(http), await a_chat(http)
+    key = {**AS_ADMIN, "Idempotency-Key": "post-elsewhere"}
+    body = {"content": "a fox", "kind": "image", "model": "local-image", "variants": 1}
+    status, _ = await call(http, "POST", f"/v1/admin/studio/chats/{first_chat['id']}/messages", key, body)
+    assert status == 202
+
+    other = await call(http, "POST", f"/v1/admin/studio/chats/{other_chat['id']}/messages", key, body)
+    changed = await call(
+        http, "POST", f"/v1/admin/studio/chats/{first_chat['id']}/messages", key, {**body, "content": "a cat"}
+    )
+
+    for status, problem in (other, changed):
+        assert (status, problem["code"]) == (409, "idempotency_key_reused"), problem
+    status, page = await call(http, "GET", f"/v1/admin/studio/chats/{other_chat['id']}/messages", AS_ADMIN)
+    assert (status, page["items"]) == (200, [])
 
 
 async def test_a_second_text_turn_waits_and_a_quoted_image_must_be_the_admins(http) -> None:

@@ -33,6 +33,7 @@ from funmagic_tasks.domain.studio import (
     StudioChange,
     StudioRefused,
 )
+from funmagic_tasks.domain.tasks import IdempotencyKeyReused
 
 __all__ = ["Caller", "StudioService", "chat_view", "message_view"]
 
@@ -148,7 +149,7 @@ class StudioService:
             async with self.uow() as uow:
                 existing = await uow.studio.by_idempotency_key(caller.admin_id, idempotency_key)
             if existing:
-                return _posted(existing), False
+                return _replayed(existing, chat_id, fields), False
         async with self.uow() as uow:
             chat = await self._writable(uow, caller, chat_id)
         request = await self._request(chat, fields)
@@ -162,7 +163,7 @@ class StudioService:
             if idempotency_key and (
                 existing := await uow.studio.by_idempotency_key(caller.admin_id, idempotency_key)
             ):
-                return _posted(existing), False
+                return _replayed(existing, chat_id, fields), False
             change = rules.post_message(
                 chat,
                 request,
@@ -263,6 +264,16 @@ async def _apply(uow: TasksUnitOfWork, change: StudioChange, caused_by: Envelope
         await uow.studio.save_messages(change.messages)
     for event in change.events:
         uow.publish(event, caused_by=caused_by)
+
+
+def _replayed(messages: list[Message], chat_id: str, fields: Mapping[str, object]) -> JsonObject:
+    """The messages a key made before, for a retry of the same post: the same chat and prompt. A key sent
+    again with another chat or prompt is a client's mistake, refused rather than answered with another
+    chat's messages."""
+    prompt = next(m for m in messages if m.role == "user")
+    if prompt.chat_id != chat_id or prompt.content != str(fields.get("content") or ""):
+        raise IdempotencyKeyReused()
+    return _posted(messages)
 
 
 def _posted(messages: list[Message]) -> JsonObject:

@@ -28,6 +28,7 @@ refused (`image_required`), and it reads only its own options (`UTILITY_OPTIONS`
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -102,6 +103,7 @@ ModelKind = Literal["text", "image", "utility"]
 MessageStatus = Literal["pending", "running", "completed", "failed", "cancelled"]
 ACTIVE_REPLY_STATUSES: frozenset[MessageStatus] = frozenset({"pending", "running"})
 # The options a prompt bar may send, by what reads them; anything else is refused.
+_IMAGE_OPTION_VALUE = re.compile(r"[A-Za-z0-9][A-Za-z0-9:._-]{0,31}")
 IMAGE_OPTIONS = ("size", "quality", "output_format", "background", "moderation", "aspectRatio", "imageSize")
 # An image model's reply carries the chat's earlier turns (Gemini talks on from them; others ignore them):
 # at most this many, the latest.
@@ -443,6 +445,14 @@ def _check_request(request: MessageRequest, reply_ids: Sequence[str]) -> None:
         raise StudioRefused(f"unknown option {unknown[0]!r}", field=f"options.{unknown[0]}")
     if request.options and request.kind == "text":
         raise StudioRefused("options apply to images only", field="options")
+    if request.model_kind != "utility":
+        for name, value in request.options.items():
+            # A model's own choice ("1024x1024", "high", "16:9", "2K"): refused here, not deep in the job.
+            if not isinstance(value, str) or not _IMAGE_OPTION_VALUE.fullmatch(value):
+                raise StudioRefused(
+                    f"{name} must be one of the model's choices, like 1024x1024 or high",
+                    field=f"options.{name}",
+                )
     if request.model_kind == "utility":
         for name, value in request.options.items():
             low, high = UTILITY_OPTIONS[name]

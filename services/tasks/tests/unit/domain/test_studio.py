@@ -184,6 +184,10 @@ def test_a_text_turn_waits_for_the_running_one_but_images_do_not() -> None:
         (text(model="gpt-image-1", model_kind="image"), "model"),
         (image(options={"colour": "red"}), "options.colour"),
         (text(options={"size": "1024x1024"}), "options"),
+        (image(options={"size": {"width": 1024}}), "options.size"),
+        (image(options={"quality": "x" * 33}), "options.quality"),
+        (image(options={"background": "transparent; drop"}), "options.background"),
+        (image(options={"aspectRatio": 16}), "options.aspectRatio"),
     ],
 )
 def test_requests_the_rules_refuse_name_their_field(request_: MessageRequest, field: str) -> None:
