@@ -187,7 +187,7 @@ async def test_the_verification_link_in_the_dev_mailbox_verifies_the_email(
 ) -> None:
     email = an_email()
     await sign_up(http, email)
-    status, mailbox, _ = await send(http, "GET", "/v1/dev/mail", params={"to": email})
+    status, mailbox, _ = await send(http, "GET", "/v1/dev/mail", params={"to": email}, headers=INTERNAL)
     assert status == 200, mailbox
     (mail,) = mailbox["items"]
     token = mail["body"].split("token=", 1)[1].split()[0]
@@ -204,12 +204,16 @@ async def test_the_dev_mailbox_without_an_address_lists_the_mail_to_anyone(
     await sign_up(http, first)
     await sign_up(http, second)
 
-    status, mailbox, _ = await send(http, "GET", "/v1/dev/mail", params={"limit": "100"})
-    status_one, just_one, _ = await send(http, "GET", "/v1/dev/mail", params={"limit": "1"})
+    status, mailbox, _ = await send(http, "GET", "/v1/dev/mail", params={"limit": "100"}, headers=INTERNAL)
+    status_one, just_one, _ = await send(http, "GET", "/v1/dev/mail", params={"limit": "1"}, headers=INTERNAL)
 
     assert status == 200, mailbox
     assert {first, second} <= {mail["to"] for mail in mailbox["items"]}
     assert (status_one, len(just_one["items"])) == (200, 1)
+    # Its links sign anyone in: no user, not even an admin, reads it with their own token.
+    for caller in (as_user(str(uuid.uuid4())), as_user(str(uuid.uuid4()), "super_admin")):
+        status, problem, _ = await send(http, "GET", "/v1/dev/mail", headers=caller)
+        assert status == 403, problem
 
 
 async def test_an_oauth_callback_for_a_flow_never_started_is_400_oauth_failed(

@@ -30,7 +30,15 @@ from funmagic_identity.application.handlers import ClientContext, IdentityHandle
 from funmagic_identity.application.ports import SessionRecord
 from funmagic_identity.application.settings import PlatformSettings
 from funmagic_identity.domain.users import ProfileChange, User
-from funmagic_kit.api import enforce_access, path_uuid, read_body, read_query, require_principal, require_role
+from funmagic_kit.api import (
+    enforce_access,
+    path_uuid,
+    read_body,
+    read_query,
+    require_internal_caller,
+    require_principal,
+    require_role,
+)
 from funmagic_kit.http import HttpProblem
 from funmagic_kit.request_keys import INTERNAL_CALLER_KEY, PRINCIPAL_KEY, Principal
 
@@ -338,9 +346,11 @@ class IdentityApp:
 
 def dev_mail_route(mailbox: DevMailbox) -> web.RouteDef:
     """GET /v1/dev/mail[?to=…]: the mail the sink kept, newest first, for an address or for anyone (sink
-    mode: development and tests; `make mail` reads it)."""
+    mode: development and tests; `make mail` reads it). Its links sign anyone in: for holders of the
+    internal credential only, never a user's token."""
 
     async def dev_mail(request: web.Request) -> web.Response:
+        require_internal_caller(request)
         query = read_query(request, DevMailQuery)
         recipient = query.to.strip().lower() if query.to else None
         return web.json_response({"items": await mailbox.messages_to(recipient, limit=query.limit)})
