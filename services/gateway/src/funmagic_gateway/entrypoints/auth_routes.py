@@ -201,8 +201,9 @@ class AuthRoutes:
         if not token:
             raise HttpProblem(401, "Unauthorized", "no refresh token", code="session_expired")
         reply = await self._call(request, "POST", "/v1/sessions/refresh", {"refresh_token": token})
-        if not reply.ok and not body.refresh_token:
-            # The browser's session is over: its problem as it is, and its cookies gone.
+        if reply.status in (401, 403) and not body.refresh_token:
+            # The browser's session is over: its problem as it is, and its cookies gone. Any other failure
+            # (identity's database down: 503) says nothing about the session, which the next try may renew.
             return self._signed_out(
                 web.json_response(reply.body, status=reply.status, content_type="application/problem+json")
             )
