@@ -180,8 +180,17 @@ def problem_middleware(
 
 def _unavailable(request: web.Request, error: Exception) -> web.Response:
     """503 with Retry-After: a dependency of ours is down or busy; the same request later can succeed."""
-    log.warning("dependency unavailable", extra={"path": request.path, "error": repr(error)[:300]})
-    # A driver's message names hosts and ports: callers get a plain sentence instead.
+    cause = error.__cause__
+    log.warning(
+        "dependency unavailable",
+        extra={
+            "path": request.path,
+            "error": repr(error)[:300],
+            "cause": repr(cause)[:300] if cause else None,
+        },
+    )
+    # A driver's message names hosts and ports: callers get a plain sentence instead (our own errors say
+    # which dependency, never where it is: the driver's words stay in their cause, logged above).
     detail = str(error) if isinstance(error, TransientError) else "a dependency is unavailable; retry"
     response = problem(503, "Service Unavailable", detail, code="unavailable")
     response.headers["Retry-After"] = str(TRANSIENT_RETRY_AFTER_SECONDS)

@@ -42,7 +42,7 @@ class StorageClient:
                 filename = unquote(response.headers.get("X-Asset-Filename", "input"))
                 return InputFile(asset_id, filename, response.content_type, data)
         except aiohttp.ClientError as error:
-            raise TransientError(f"storage unreachable: {error}") from error
+            raise TransientError(f"storage is unreachable ({type(error).__name__})") from error
 
     async def store_output(
         self,
@@ -70,4 +70,4 @@ class StorageClient:
                 asset = await response.json()
                 return StoredAsset(asset_id=str(asset["id"]))
         except aiohttp.ClientError as error:
-            raise TransientError(f"storage unreachable: {error}") from error
+            raise TransientError(f"storage is unreachable ({type(error).__name__})") from error

@@ -83,7 +83,7 @@ class S3ObjectStore:
         except ClientError as error:
             if error.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
                 return None
-            raise TransientError(f"S3 HEAD failed: {error}") from error
+            raise TransientError(f"S3 HEAD failed ({type(error).__name__})") from error
         return ObjectInfo(int(response["ContentLength"]), str(response.get("ContentType", "")))
 
     async def inspect(self, bucket: str, key: str, length: int = 32) -> ObjectInfo | None:
@@ -97,7 +97,7 @@ class S3ObjectStore:
                     # An empty object has no first byte to range over: what a HEAD says, and no bytes.
                     return await self.head(bucket, key)
                 if response.status not in (200, 206):
-                    raise TransientError(f"S3 GET failed: {response.status} {await response.text()}")
+                    raise TransientError(f"S3 GET failed ({response.status})")
                 # At most `length`: a server that ignored the range would otherwise send the whole object.
                 first_bytes = b""
                 while len(first_bytes) < length and (
@@ -110,17 +110,17 @@ class S3ObjectStore:
                     first_bytes,
                 )
         except (aiohttp.ClientError, TimeoutError) as error:
-            raise TransientError(f"S3 GET failed: {error}") from error
+            raise TransientError(f"S3 GET failed ({type(error).__name__})") from error
 
     async def read(self, bucket: str, key: str) -> bytes:
         url = self._service_urls.url("GET", bucket, key, expires_seconds=_SERVICE_URL_SECONDS)
         try:
             async with self._http.get(url) as response:
                 if response.status != 200:
-                    raise TransientError(f"S3 GET failed: {response.status} {await response.text()}")
+                    raise TransientError(f"S3 GET failed ({response.status})")
                 return await response.read()
         except (aiohttp.ClientError, TimeoutError) as error:
-            raise TransientError(f"S3 GET failed: {error}") from error
+            raise TransientError(f"S3 GET failed ({type(error).__name__})") from error
 
     async def put(self, bucket: str, key: str, body: bytes, *, content_type: str) -> None:
         # Type and length are signed, as for a browser's upload: S3 stores exactly this body and type.
@@ -131,11 +131,11 @@ class S3ObjectStore:
         try:
             async with self._http.put(url, data=body, headers={"Content-Type": content_type}) as response:
                 if response.status >= 500:  # a store that cannot write now (a full disk): try again later
-                    raise TransientError(f"S3 PUT failed: {response.status} {await response.text()}")
+                    raise TransientError(f"S3 PUT failed ({response.status})")
                 if response.status != 200:
                     raise S3Refused(f"S3 PUT refused: {response.status} {await response.text()}")
         except (aiohttp.ClientError, TimeoutError) as error:
-            raise TransientError(f"S3 PUT failed: {error}") from error
+            raise TransientError(f"S3 PUT failed ({type(error).__name__})") from error
 
     async def copy_public(
         self, source_bucket: str, source_key: str, bucket: str, key: str, content_type: str
