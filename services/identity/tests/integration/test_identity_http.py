@@ -7,11 +7,13 @@ the kit's: `X-Test-User` is the verified user, `X-Test-Role` their role.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from typing import Any, cast
 
 import aiohttp
+import psycopg
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
@@ -21,10 +23,12 @@ from redis.asyncio import Redis
 
 from funmagic_identity.bootstrap import Identity, build
 from funmagic_identity.config import IdentitySettings
+from funmagic_identity.domain.errors import LastSuperAdmin
 from funmagic_kit.clock import ManualClock
 from funmagic_kit.http import problem_middleware
 from funmagic_kit.metrics import Metrics
 from funmagic_kit.request_keys import INTERNAL_CALLER_KEY, PRINCIPAL_KEY, Principal, Role
+from funmagic_kit.testing import wait_until
 from funmagic_kit.workers import Periodic
 
 PASSWORD = "correct horse battery staple"
@@ -255,6 +259,41 @@ async def test_demoting_the_last_super_admin_is_409_last_super_admin(
         json={"role": "admin"},
         headers=as_user(root.id, "super_admin"),
     ) == (409, "last_super_admin")
+
+
+async def test_two_super_admins_demoting_each_other_at_once_leave_one(
+    identity: Identity, database_url: str
+) -> None:
+    first, _ = await identity.handlers.create_super_admin(an_email("root"), PASSWORD, "First")
+    second, _ = await identity.handlers.create_super_admin(an_email("root"), PASSWORD, "Second")
+
+    def demote(actor: str, target: str) -> Awaitable[object]:
+        return identity.handlers.change_role(actor_id=actor, actor_role="super_admin", user_id=target,
+                                             new_role="admin")  # fmt: skip
+
+    # Both demotions are held just before they commit (their outbox rows wait on a lock this test holds),
+    # so each decides while the other is still in flight: each must count the other's change.
+    async with await psycopg.AsyncConnection.connect(database_url) as holder:
+        await holder.execute("LOCK TABLE outbox IN SHARE MODE")
+        demotions = asyncio.gather(demote(first.id, second.id), demote(second.id, first.id),
+                                   return_exceptions=True)  # fmt: skip
+
+        async def both_waiting() -> bool:
+            cursor = await (await psycopg.AsyncConnection.connect(database_url, autocommit=True)).execute(
+                "SELECT count(*) FROM pg_locks WHERE NOT granted"
+            )
+            row = await cursor.fetchone()
+            await cursor.connection.close()
+            return row is not None and row[0] >= 2
+
+        await wait_until(both_waiting, timeout=10, what="both demotions waiting")
+        await holder.rollback()
+    outcomes = await demotions
+
+    refused = [o for o in outcomes if isinstance(o, LastSuperAdmin)]
+    assert len(refused) == 1, outcomes
+    roles = {(await identity.handlers.current_user(u.id)).role for u in (first, second)}
+    assert roles == {"super_admin", "admin"}
 
 
 async def test_the_user_list_pages_with_kit_cursors_and_refuses_a_forged_one(

@@ -21,6 +21,9 @@ from funmagic_kit.rows import from_row, to_row
 
 __all__ = ["IdentityUnitOfWork", "PostgresIdentityStore", "PostgresSettingsStore"]
 
+# Held while super_admins are counted for a demotion or a deletion (see `count_super_admins`); distinct from
+# the relay's, the migrator's and the signing keys' locks in the same database.
+_SUPER_ADMINS_LOCK = 0x73_75_70_65_72  # "super"
 _USER_COLUMNS = (
     "id::text, email, name, image, avatar_asset_id::text, role, email_verified, "
     "password_hash IS NOT NULL AS has_password, disabled_at IS NOT NULL AS disabled, created_at, updated_at"
@@ -183,6 +186,10 @@ class PostgresIdentityStore:
         return _user(row)
 
     async def count_super_admins(self) -> int:
+        """Counted under a lock held to the transaction's end: two super_admins demoting (or deleting)
+        each other at once are decided one after the other, the second counting the first's change.
+        Its own statement first: the count's snapshot must be taken after the wait."""
+        await self._conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SUPER_ADMINS_LOCK,))
         row = await self._one(
             "SELECT count(*) AS n FROM users WHERE role = 'super_admin' AND deleted_at IS NULL", ()
         )
