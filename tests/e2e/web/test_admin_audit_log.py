@@ -42,7 +42,7 @@ async def test_an_adjustment_is_found_in_the_audit_log_with_its_reason(
     row = page.get_by_test_id("audit-credits.adjusted")
     await expect(row).to_have_count(1)
     await expect(row).to_contain_text("a refund for a failed render")
-    await row.get_by_text("field(s) changed").click()
+    await row.get_by_text(re.compile(r"fields? changed")).click()
     await expect(row).to_contain_text('"amount": 12')
     await screenshot(page, "admin-audit")
     # The subject links to the user's page.

@@ -5,13 +5,14 @@
  */
 
 import { ref, watch } from 'vue'
-import { api, ProblemError, unwrap } from '@/api'
+import { api, unwrap } from '@/api'
 
 export function useAdjustment(userId: () => string, onApplied: () => void) {
   const amount = ref<number | null>(null)
   const reason = ref('')
   const busy = ref(false)
-  const error = ref<string | null>(null)
+  /** Why the last attempt failed (a `ProblemError`, or whatever it threw), for `problemText`; null after success. */
+  const error = ref<unknown>(null)
   let key = crypto.randomUUID()
 
   watch([amount, reason], () => (key = crypto.randomUUID()))
@@ -34,7 +35,7 @@ export function useAdjustment(userId: () => string, onApplied: () => void) {
       onApplied()
       return true
     } catch (problem) {
-      error.value = problem instanceof ProblemError ? problem.message : String(problem)
+      error.value = problem
       return false
     } finally {
       busy.value = false

@@ -47,6 +47,6 @@ describe('an admin image upload', () => {
     const fake = storage(new ProblemError(toProblem({ detail: 'this needs the admin role', code: 'forbidden' }, 403)))
     const upload = useImageUpload(() => 'tools', fake.api)
     expect(await upload.upload(new File([new Uint8Array([1])], 'a.png', { type: 'image/png' }))).toBeNull()
-    expect(upload.failure.value).toEqual({ kind: 'problem', detail: 'this needs the admin role' })
+    expect(upload.failure.value).toMatchObject({ kind: 'problem', problem: { status: 403, detail: 'this needs the admin role' } })
   })
 })

@@ -7,7 +7,8 @@
  */
 
 import { ref } from 'vue'
-import { api, ProblemError, unwrap } from '@/api'
+import { api, type Problem, ProblemError, unwrap } from '@/api'
+import { problemText, type Translate } from '@/composables/useProblemText'
 import { type UploadApi, type UploadedAsset, type UploadLimits, UploadRefused, type UploadRefusal, uploadFile, xhrPut } from '@shared/upload/upload'
 
 /** What storage takes as an image (its `USER_UPLOAD_TYPES`, `UPLOAD_MAX_BYTES`). */
@@ -32,22 +33,22 @@ export const adminUploadApi: UploadApi = {
   },
 }
 
-/** Why an upload failed, for the message: a refusal before sending, the server's words, or anything else. */
-export type UploadFailure = UploadRefusal | { kind: 'problem'; detail: string } | { kind: 'other' }
+/** Why an upload failed, for the message: a refusal before sending, the platform's problem, or anything else. */
+export type UploadFailure = UploadRefusal | { kind: 'problem'; problem: Problem } | { kind: 'other' }
 
 export function failureOf(error: unknown): UploadFailure {
   if (error instanceof UploadRefused) return error.refusal
-  if (error instanceof ProblemError) return { kind: 'problem', detail: error.message }
+  if (error instanceof ProblemError) return { kind: 'problem', problem: error.problem }
   return { kind: 'other' }
 }
 
 /** What to tell the admin about a failed upload, in their language (`t` is vue-i18n's). */
-export function uploadFailureText(failure: UploadFailure | null, t: (key: string, values?: Record<string, unknown>) => string): string | null {
+export function uploadFailureText(failure: UploadFailure | null, t: Translate): string | null {
   if (failure === null) return null
   if (failure.kind === 'type') return t('imageUpload.type', { types: 'PNG, JPEG, WEBP, GIF' })
   if (failure.kind === 'size') return t('imageUpload.size', { mb: ADMIN_IMAGES.maxBytes / (1024 * 1024) })
   if (failure.kind === 'empty') return t('imageUpload.empty')
-  if (failure.kind === 'problem') return failure.detail
+  if (failure.kind === 'problem') return problemText(failure.problem, t)
   return t('imageUpload.failed')
 }
 

@@ -107,7 +107,8 @@ export function useProviderForm(scope: () => Scope, providerId: () => string | n
     const id = providerId()
     const saved = await submit(() => (id ? calls.value.update(id, updateBody(form.value)) : calls.value.create(createBody(form.value))))
     if (!saved) {
-      if (problem.value?.code === 'provider_exists') errors.value = { ...errors.value, name: problem.value.detail ?? problem.value.title }
+      // The server's sentence names the clash; the alert above the form says it too when it has none.
+      if (problem.value?.code === 'provider_exists' && problem.value.detail) errors.value = { ...errors.value, name: problem.value.detail }
       return null
     }
     reset(saved)

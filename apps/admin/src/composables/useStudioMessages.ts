@@ -6,7 +6,7 @@
 
 import { useInfiniteQuery, useQueryClient } from '@tanstack/vue-query'
 import { computed, type Ref } from 'vue'
-import { api, ProblemError, unwrap } from '@/api'
+import { api, type Problem, ProblemError, unwrap } from '@/api'
 import { oldestFirst, turns } from '@/studio/conversation'
 
 export const MESSAGES_PER_PAGE = 30
@@ -33,13 +33,13 @@ export function useStudioMessages(chatId: Ref<string | null>) {
     await queries.invalidateQueries({ queryKey: ['studio', 'messages', chatId.value] })
   }
 
-  /** Asks the API to stop a reply; the refusal's words, or null (the stream then says it was cancelled). */
-  async function cancel(messageId: string): Promise<string | null> {
+  /** Asks the API to stop a reply; the API's refusal, or null (the stream then says it was cancelled). */
+  async function cancel(messageId: string): Promise<Problem | null> {
     try {
       await unwrap(api.POST('/api/admin/studio/messages/{message_id}/cancel', { params: { path: { message_id: messageId } } }))
       return null
     } catch (error) {
-      return error instanceof ProblemError ? error.message : null
+      return error instanceof ProblemError ? error.problem : null
     } finally {
       await refresh()
     }

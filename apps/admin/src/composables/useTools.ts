@@ -6,7 +6,7 @@
 
 import { useInfiniteQuery, useQueryClient } from '@tanstack/vue-query'
 import { computed, type Ref, ref } from 'vue'
-import { api, ProblemError, unwrap } from '@/api'
+import { api, unwrap } from '@/api'
 
 export interface ToolFilters {
   q: string
@@ -31,7 +31,8 @@ export function useToolsList(filters: Ref<ToolFilters>) {
 
 export type ToolSwitch = 'is_active' | 'is_featured'
 
-export function useToolSwitches(onFailed: (message: string | null) => void) {
+/** `onFailed` gets what a refused switch threw (a `ProblemError` mostly), for `problemText`. */
+export function useToolSwitches(onFailed: (problem: unknown) => void) {
   const queries = useQueryClient()
   // `${toolId}:${field}` of the switches on their way.
   const pending = ref(new Set<string>())
@@ -44,7 +45,7 @@ export function useToolSwitches(onFailed: (message: string | null) => void) {
       await queries.invalidateQueries({ queryKey: ['admin-tools'] })
       queries.removeQueries({ queryKey: ['admin-tool', toolId] })
     } catch (problem) {
-      onFailed(problem instanceof ProblemError ? problem.message : null)
+      onFailed(problem)
     } finally {
       const next = new Set(pending.value)
       next.delete(key)

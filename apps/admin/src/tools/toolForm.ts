@@ -378,7 +378,8 @@ export function fieldErrors(body: unknown): Record<string, string> {
   }
   const field = text(problem.field) || CONFLICT_FIELDS[text(problem.code)] || ''
   // The service's detail starts with the field it names (`slug: …`): beside the field, that is said already.
-  const said = text(problem.detail) || text(problem.title)
+  // Only the server's own sentence: its `title` is English, and the alert over the errors says the rest.
+  const said = text(problem.detail)
   const detail = field && said.startsWith(`${field}: `) ? said.slice(field.length + 2) : said
   if (Object.keys(errors).length === 0 && detail) errors[field] = detail
   return errors
