@@ -510,6 +510,25 @@ async def test_an_interrupted_reader_returns_nothing_at_once_and_stops_waiting(
     assert key not in wakeups._waiters
 
 
+async def test_an_interrupt_while_the_reader_is_not_waiting_ends_its_next_wait_at_once(
+    redis: Redis, reads: Redis, ids: Ids, wakeups: StreamWakeups
+) -> None:
+    # Given while the reader reads Redis or between two reads (here: before this one began): not lost
+    # until the read's own 30 s timeout — the read returns nothing at once, as when interrupted waiting.
+    streams = TaskStreams(redis, reads, wakeups=wakeups)
+    key = task_stream_key(ids.task())
+    interrupt = ReadInterrupt()
+    interrupt.interrupt()
+
+    assert (
+        await asyncio.wait_for(streams.read(key, None, block_seconds=30, interrupt=interrupt), timeout=5)
+        == []
+    )
+    assert key not in wakeups._waiters
+    # Taken by that read: the next one waits as usual (and gets nothing when nothing comes in time).
+    assert interrupt._pending is False
+
+
 async def test_a_waiting_reader_gets_nothing_when_nothing_is_appended_in_time(
     redis: Redis, reads: Redis, ids: Ids, wakeups: StreamWakeups
 ) -> None:

@@ -167,13 +167,27 @@ class ReadInterrupt:
     which is what keeps thousands of open streams cheap (and their garbage small, see `funmagic_kit.gc`).
     """
 
-    __slots__ = ("_wake",)
+    __slots__ = ("_pending", "_wake")
 
     def __init__(self) -> None:
         self._wake: asyncio.Future[str] | None = None
+        self._pending = False
 
     def interrupt(self) -> None:
-        _wake(self._wake, _INTERRUPTED)
+        if self._wake is None:
+            # Not waiting now (reading Redis, or between two reads): the read's next wait ends at once,
+            # rather than this interrupt being lost until the read's own timeout.
+            self._pending = True
+        else:
+            _wake(self._wake, _INTERRUPTED)
+
+    def _waiting_on(self, wake: asyncio.Future[str]) -> bool:
+        """Whether the read may wait on `wake`: False (and the interrupt taken) when one is pending."""
+        if self._pending:
+            self._pending = False
+            return False
+        self._wake = wake
+        return True
 
 
 class StreamWakeups:
@@ -423,9 +437,9 @@ class TaskStreams:
                     return []
                 if not wakeups.listening:
                     return await self._blocking_xread(stream_key, after, count, remaining, interrupt)
+                if interrupt is not None and not interrupt._waiting_on(wake):
+                    return []
                 timer = loop.call_at(deadline, _wake, wake, _TIMED_OUT)
-                if interrupt is not None:
-                    interrupt._wake = wake
                 try:
                     why = await wake
                 finally:
