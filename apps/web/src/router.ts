@@ -72,3 +72,16 @@ router.afterEach((to) => {
   const name = i18n.global.t('app.name')
   document.title = to.meta.title ? `${i18n.global.t(to.meta.title)} · ${name}` : name
 })
+
+/**
+ * Loads the code of the pages the header links to (not their data), so that a click on one still opens the
+ * page when the network has gone since the app loaded: the page then says what it cannot load, with a Retry,
+ * instead of the click doing nothing.
+ */
+export async function prefetchPages(names: readonly string[] = ['home', 'tools', 'pricing', 'creations', 'profile']): Promise<void> {
+  const loaders = router
+    .getRoutes()
+    .filter((route) => typeof route.name === 'string' && names.includes(route.name))
+    .map((route) => route.components?.default)
+  await Promise.allSettled(loaders.map((load) => (typeof load === 'function' ? (load as () => Promise<unknown>)() : null)))
+}

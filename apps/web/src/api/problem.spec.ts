@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { ProblemError, toProblem, unwrap } from './problem'
+import { ProblemError, problemOf, toProblem, unwrap } from './problem'
 
 describe('toProblem', () => {
   it('keeps what a problem+json answer says', () => {
@@ -41,5 +41,15 @@ describe('unwrap', () => {
 
   it('turns a thrown fetch into a network problem', async () => {
     await expect(unwrap(Promise.reject(new TypeError('Failed to fetch')))).rejects.toMatchObject({ problem: { code: 'network' } })
+  })
+})
+
+describe('problemOf', () => {
+  it('is the problem of a ProblemError, a network problem for anything else, null for no error', () => {
+    const problem = toProblem({ code: 'not_found' }, 404)
+    expect(problemOf(new ProblemError(problem))).toBe(problem)
+    expect(problemOf(new TypeError('Failed to fetch'))).toMatchObject({ status: 0, code: 'network' })
+    expect(problemOf(null)).toBeNull()
+    expect(problemOf(undefined)).toBeNull()
   })
 })

@@ -46,3 +46,9 @@ export async function unwrap<T>(call: Promise<{ data?: T; error?: unknown; respo
   if (result.response.ok) return result.data as T
   throw new ProblemError(toProblem(result.error, result.response.status, result.response.headers.get('Retry-After')))
 }
+
+/** What a failed query or action went wrong with: its problem, or a network problem for anything else; null for no error. */
+export function problemOf(error: unknown): Problem | null {
+  if (error === null || error === undefined) return null
+  return error instanceof ProblemError ? error.problem : toProblem(null, 0)
+}

@@ -76,3 +76,14 @@ export function useToolsList(filters: Ref<{ q?: string; type?: string; featured?
   const tools = computed(() => query.data.value?.pages.flatMap((page) => page.items) ?? [])
   return { ...query, tools }
 }
+
+/** Tool titles in the page's locale by slug: `titleOf(slug)` is the title, or the slug for a tool no longer listed. */
+export function useToolTitles() {
+  const locale = useLocale()
+  const tools = useQuery({
+    queryKey: ['tool-titles', locale],
+    queryFn: () => unwrap(api.GET('/api/tools', { params: { query: { locale: locale.value as never, limit: 100 } } })),
+  })
+  const titles = computed(() => new Map((tools.data.value?.items ?? []).map((tool) => [tool.slug, tool.title])))
+  return { titleOf: (slug: string): string => titles.value.get(slug) ?? slug }
+}

@@ -6,6 +6,7 @@
 import { createI18n } from 'vue-i18n'
 import en from './en'
 import { DEFAULT_LOCALE, type Locale } from './locales'
+import { PLURAL_RULES } from './plural'
 
 export type Messages = typeof en
 
@@ -16,6 +17,7 @@ export const i18n = createI18n({
   messages: { en } as Record<string, Messages>,
   missingWarn: false,
   fallbackWarn: false,
+  pluralRules: PLURAL_RULES,
 })
 
 const loaders: Record<Exclude<Locale, 'en'>, () => Promise<{ default: Messages }>> = {
