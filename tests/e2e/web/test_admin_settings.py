@@ -176,6 +176,30 @@ async def test_a_super_admin_keeps_a_studio_provider_key_write_only_and_checks_i
         await expect(page.get_by_test_id(f"provider-row-{name}")).to_contain_text("Unhealthy")
         await settled(page)
         await screenshot(page, "admin-providers")
+
+        # Moving the provider to another address (the same fake, by name instead of by number): the stored
+        # key would go there, so the form asks for it again and the server refuses the move without it.
+        await page.goto(f"/admin/admin-providers/{provider_id}")
+        moved = fake.url.replace("127.0.0.1", "localhost")
+        await page.get_by_test_id("provider-base-url").locator("input").fill(moved)
+        key_input = page.get_by_test_id("provider-key-input").locator("input")
+        await expect(key_input).to_have_value("")
+        await expect(page.get_by_test_id("keep-key")).to_have_count(0)
+        await page.get_by_test_id("save-provider").click()
+        await expect(page.get_by_test_id("provider-key")).to_contain_text(
+            "A new address needs the API key again"
+        )
+        refused = await page.request.patch(
+            f"/api/admin/admin-providers/{provider_id}", data={"base_url": moved}, headers=await csrf(page),
+        )  # fmt: skip
+        assert refused.status == 422, await refused.text()
+        await key_input.fill(first_key)
+        await page.get_by_test_id("save-provider").click()
+        await expect(page.get_by_test_id("key-hint")).to_have_text("••••1111")
+        await page.get_by_test_id("check-health").click()
+        await expect(page.get_by_test_id("check-result")).to_contain_text("Healthy")
+        served = await (await page.request.get(f"/api/admin/admin-providers/{provider_id}")).json()
+        assert served["base_url"] == moved
         assert page_errors(page) == []
 
 

@@ -80,7 +80,7 @@ export function useProviderForm(scope: () => Scope, providerId: () => string | n
   const checking = ref(false)
   const creating = computed(() => providerId() === null)
   const loaded = computed(() => creating.value || provider.data.value !== undefined)
-  const checks = computed(() => providerProblems(form.value, creating.value))
+  const checks = computed(() => providerProblems(form.value, creating.value, stored.value?.base_url))
 
   function reset(data: Provider): void {
     stored.value = data

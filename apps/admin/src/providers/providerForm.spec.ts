@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { blankProvider, createBody, fromProvider, healthOf, limitsSummary, type Provider, providerProblems, updateBody } from './providerForm'
+import { blankProvider, createBody, fromProvider, healthOf, limitsSummary, movesBaseUrl, type Provider, providerProblems, updateBody } from './providerForm'
 
 const stored: Provider = {
   id: 'p-1',
@@ -137,5 +137,29 @@ describe('the write-only secret of a two-part credential', () => {
     expect(updateBody(form)).not.toHaveProperty('api_secret')
     expect(updateBody({ ...form, replacingSecret: true, newSecret: 'new-secret' })).toMatchObject({ api_secret: 'new-secret' })
     expect(providerProblems({ ...form, replacingSecret: true }, false).api_secret).toBe('secretRequired')
+  })
+})
+
+describe('a stored provider moved to another address', () => {
+  it('needs its key typed again, since a stored key only goes where it was entered', () => {
+    const moved = { ...fromProvider(stored), baseUrl: 'https://collector.example' }
+    expect(movesBaseUrl(moved, stored.base_url)).toBe(true)
+    expect(providerProblems(moved, false, stored.base_url).api_key).toBe('keyAgainForNewUrl')
+    expect(providerProblems({ ...moved, replacingKey: true }, false, stored.base_url).api_key).toBe('keyAgainForNewUrl')
+    const retyped = { ...moved, replacingKey: true, newKey: 'sk-new' }
+    expect(providerProblems(retyped, false, stored.base_url).api_key).toBeUndefined()
+    expect(updateBody(retyped)).toMatchObject({ base_url: 'https://collector.example', api_key: 'sk-new' })
+  })
+
+  it('is not moved by a trailing slash, nor by an edit of anything else', () => {
+    const same = { ...fromProvider(stored), baseUrl: 'https://api.openai.com/v1/ ', displayName: 'Main' }
+    expect(movesBaseUrl(same, stored.base_url)).toBe(false)
+    expect(providerProblems(same, false, stored.base_url)).toEqual({})
+  })
+
+  it('needs the secret of a two-part credential too', () => {
+    const hunyuan = { ...stored, type: 'hunyuan', has_api_secret: true } as Provider
+    const moved = { ...fromProvider(hunyuan), baseUrl: 'https://elsewhere.example', replacingKey: true, newKey: 'AKID' }
+    expect(providerProblems(moved, false, hunyuan.base_url).api_secret).toBe('secretAgainForNewUrl')
   })
 })

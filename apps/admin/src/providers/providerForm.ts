@@ -176,23 +176,46 @@ export type ProviderProblem =
   | 'baseUrlRequired'
   | 'baseUrlInvalid'
   | 'keyRequired'
+  | 'keyAgainForNewUrl'
   | 'secretRequired'
+  | 'secretAgainForNewUrl'
   | 'limitInvalid'
   | 'retriesInvalid'
   | 'backoffInvalid'
 
 export type ProviderField = 'name' | 'base_url' | 'api_key' | 'api_secret' | `rateLimit.${keyof RateLimitForm}`
 
-/** What the form can tell before asking the server, by field. `creating`: a new provider (its key is needed). */
-export function providerProblems(form: ProviderForm, creating: boolean): Partial<Record<ProviderField, ProviderProblem>> {
+/**
+ * Whether the form moves a stored provider to another address than `storedBaseUrl` (trailing slashes aside,
+ * as the server compares them): its stored key and secret are then needed again — a key only ever goes to
+ * the address it was entered for.
+ */
+export function movesBaseUrl(form: ProviderForm, storedBaseUrl: string | null | undefined): boolean {
+  if (storedBaseUrl === undefined || form.type === 'local') return false
+  const bare = (url: string | null): string => (url ?? '').trim().replace(/\/+$/, '')
+  return bare(form.baseUrl) !== bare(storedBaseUrl)
+}
+
+/**
+ * What the form can tell before asking the server, by field. `creating`: a new provider (its key is needed).
+ * `storedBaseUrl`: a stored provider's address (undefined while creating, or before it loaded).
+ */
+export function providerProblems(
+  form: ProviderForm,
+  creating: boolean,
+  storedBaseUrl?: string | null,
+): Partial<Record<ProviderField, ProviderProblem>> {
   const problems: Partial<Record<ProviderField, ProviderProblem>> = {}
   if (creating && !NAME.test(form.name.trim())) problems.name = 'nameInvalid'
   if (form.type !== 'local') {
     const url = form.baseUrl.trim()
     if (!url) problems.base_url = 'baseUrlRequired'
     else if (!BASE_URL.test(url)) problems.base_url = 'baseUrlInvalid'
+    const moved = !creating && movesBaseUrl(form, storedBaseUrl)
     if ((creating || form.replacingKey) && !form.newKey.trim()) problems.api_key = 'keyRequired'
+    if (moved && !(form.replacingKey && form.newKey.trim())) problems.api_key = 'keyAgainForNewUrl'
     if (needsSecret(form.type) && (creating || form.replacingSecret) && !form.newSecret.trim()) problems.api_secret = 'secretRequired'
+    if (needsSecret(form.type) && moved && !(form.replacingSecret && form.newSecret.trim())) problems.api_secret = 'secretAgainForNewUrl'
   }
   const limits = form.rateLimit
   for (const field of LIMIT_FIELDS) {
