@@ -17,7 +17,7 @@ from funmagic_kit.settings import load_settings
 from funmagic_providers.adapters.postgres import ProvidersUnitOfWork
 from funmagic_providers.application.ports import ProvidersUnitOfWork as UnitOfWorkPort
 from funmagic_providers.config import ProvidersSettings
-from funmagic_providers.domain.errors import InvalidStepInput
+from funmagic_providers.domain.errors import InvalidStepInput, OutputRefused
 from funmagic_providers.domain.step_job import StepJob, StepJobChange
 from funmagic_providers.domain.steps import InputFile, StoredAsset
 
@@ -120,6 +120,8 @@ class FakeStorage:
     outputs: list[StoredOutput] = field(default_factory=list)
     # Published catalog images (style references'), by id.
     catalog_images: dict[str, InputFile] = field(default_factory=dict)
+    # Set: every output is refused for good with this reason (as storage's 413 for one too large).
+    refuse_outputs: str | None = None
 
     async def read_asset(self, user_id: str, asset_id: str) -> InputFile:
         if asset_id not in self.inputs:
@@ -142,6 +144,8 @@ class FakeStorage:
         data: bytes,
         visibility: str,
     ) -> StoredAsset:
+        if self.refuse_outputs is not None:
+            raise OutputRefused(self.refuse_outputs)
         asset_id = str(uuid.uuid4())
         self.outputs.append(
             StoredOutput(asset_id, user_id, task_id, module, filename, content_type, data, visibility)

@@ -142,6 +142,26 @@ async def test_a_style_image_that_is_not_a_published_catalog_image_fails_the_ste
     assert (failed.error_code, failed.retryable) == ("invalid_input", False)
 
 
+async def test_an_output_storage_refuses_for_good_fails_the_step_without_calling_the_provider_again(
+    pool, build_providers, storage: FakeStorage
+) -> None:
+    # Storage's 413 for an output too large: the same call would make the same output (and be paid again).
+    storage.refuse_outputs = "storage refused the output (413): larger than 64 MiB"
+    providers = build_providers()
+    requested = step_requested(options={"size": "96x64"})
+    await deliver(providers, requested)
+
+    async with running(providers.runner):
+        await wait_for_event(pool, requested.task_id, StepFailed)
+
+    failed = (await events_of(pool, requested.task_id))[-1]
+    assert isinstance(failed, StepFailed)
+    assert (failed.error_code, failed.retryable) == ("output_refused", False)
+    assert "413" in failed.error_message
+    (job,) = await jobs_of(pool, requested.task_id)
+    assert (job.status, job.claims, job.retries) == ("failed", 1, 0), "one call, not one per claim"
+
+
 async def test_a_step_for_a_provider_nobody_configured_fails_at_once(pool, build_providers, storage) -> None:
     providers = build_providers()
     requested = step_requested(provider="nobody")

@@ -192,6 +192,30 @@ async def test_the_sweeper_ends_a_task_whose_credits_never_answered(pool, app, s
     assert (row["status"], row["error_code"], row["charged_credits"]) == ("failed", "reservation_timeout", 0)
 
 
+async def test_one_task_the_sweeper_cannot_end_does_not_hold_back_the_others(
+    pool: AsyncConnectionPool, app, service, clock
+) -> None:
+    # The oldest overdue task comes first every round: a bug that stops its ending (here a trigger refusing
+    # its update) must not stop the round before the tasks behind it.
+    stuck = await add_task(app, created_at=T0)
+    behind = await add_task(app, created_at=T0 + timedelta(seconds=1))
+    async with pool.connection() as conn:
+        await conn.execute(
+            "CREATE FUNCTION refuse_update() RETURNS trigger LANGUAGE plpgsql AS $$"
+            " BEGIN RAISE EXCEPTION 'this task cannot be updated'; END $$"
+        )
+        await conn.execute(
+            f"CREATE TRIGGER refuse_stuck BEFORE UPDATE ON tasks FOR EACH ROW"
+            f" WHEN (OLD.id = '{stuck}') EXECUTE FUNCTION refuse_update()"
+        )
+    clock.set(T0 + timedelta(minutes=10, seconds=2))
+
+    assert await service.sweep_overdue() == 1
+
+    assert (await task(pool, behind))["status"] == "failed"
+    assert (await task(pool, stuck))["status"] == "pending"
+
+
 async def test_news_about_a_task_that_is_not_ours_is_passed_over(pool, app, service) -> None:
     # Reservations and step events of other producers share the topics; ids need not even be UUIDs.
     async with app.parts.unit_of_work() as uow:

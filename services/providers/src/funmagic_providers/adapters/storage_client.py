@@ -8,10 +8,15 @@ import aiohttp
 
 from funmagic_kit.auth import INTERNAL_TOKEN_HEADER
 from funmagic_kit.errors import TransientError
-from funmagic_providers.domain.errors import InvalidStepInput
+from funmagic_providers.domain.errors import InvalidStepInput, OutputRefused
 from funmagic_providers.domain.steps import InputFile, StoredAsset
 
 __all__ = ["StorageClient"]
+
+# What storage answers when it will never keep this output (a body too large, a type or name it refuses, a
+# query it finds invalid). Anything else — its outages, a credential it does not take (ours to fix) — is
+# retried: the job waits for us.
+_REFUSED_FOR_GOOD = frozenset({400, 413, 415, 422})
 
 
 class StorageClient:
@@ -66,6 +71,8 @@ class StorageClient:
             ) as response:
                 if response.status != 201:
                     detail = (await response.text())[:300]
+                    if response.status in _REFUSED_FOR_GOOD:
+                        raise OutputRefused(f"storage refused the output ({response.status}): {detail}")
                     raise TransientError(f"storage refused an output ({response.status}): {detail}")
                 asset = await response.json()
                 return StoredAsset(asset_id=str(asset["id"]))

@@ -67,5 +67,10 @@ class InvalidStepInput(ProviderError, code="invalid_input"):
     """The step's input cannot be processed (an asset that is not an image, a missing prompt…)."""
 
 
+class OutputRefused(ProviderError, code="output_refused"):
+    """Storage refused the step's output for good (too large, a type it does not keep): calling the
+    provider again would make the same output, and pay for it again."""
+
+
 class UnsupportedStep(ProviderError, code="unsupported_step"):
     """The provider has no implementation of this step type."""
