@@ -3,6 +3,7 @@ Postgres holds them, and a stand-in for the storage service (another service: it
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -122,6 +123,8 @@ class FakeStorage:
     catalog_images: dict[str, InputFile] = field(default_factory=dict)
     # Set: every output is refused for good with this reason (as storage's 413 for one too large).
     refuse_outputs: str | None = None
+    # How long storing an output takes (a slow storage: a large 3D model on a busy S3).
+    store_seconds: float = 0.0
 
     async def read_asset(self, user_id: str, asset_id: str) -> InputFile:
         if asset_id not in self.inputs:
@@ -146,6 +149,8 @@ class FakeStorage:
     ) -> StoredAsset:
         if self.refuse_outputs is not None:
             raise OutputRefused(self.refuse_outputs)
+        if self.store_seconds:
+            await asyncio.sleep(self.store_seconds)
         asset_id = str(uuid.uuid4())
         self.outputs.append(
             StoredOutput(asset_id, user_id, task_id, module, filename, content_type, data, visibility)

@@ -224,6 +224,25 @@ async def test_cancelling_a_running_job_stops_its_call(pool, build_providers, st
     assert job.status == "cancelled"
 
 
+async def test_a_slow_store_keeps_the_lease_so_no_other_runner_calls_the_provider_again(
+    pool, build_providers, storage: FakeStorage
+) -> None:
+    # Storing takes four leases' time; the runner renews its lease throughout, so the other runner (looking
+    # for jobs whose lease ran out) never claims this one.
+    storage.store_seconds = 2.0
+    first = build_providers(owner="runner-first", STEP_LEASE_SECONDS=0.5, STEP_POLL_INTERVAL_SECONDS=0.1)
+    second = build_providers(owner="runner-second", STEP_LEASE_SECONDS=0.5, STEP_POLL_INTERVAL_SECONDS=0.1)
+    requested = step_requested(options={"size": "64x64"})
+    await deliver(first, requested)
+
+    async with running(first.runner), running(second.runner):
+        await wait_for_event(pool, requested.task_id, StepCompleted)
+
+    (job,) = await jobs_of(pool, requested.task_id)
+    assert (job.status, job.claims) == ("completed", 1)
+    assert len(storage.outputs) == 1, "the provider was called once, its output stored once"
+
+
 async def test_a_stopping_runner_hands_its_job_back_and_another_finishes_it_once(
     pool, build_providers, storage
 ) -> None:

@@ -21,6 +21,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from typing import TypeVar
 
 from funmagic_contracts.base import OutputAsset
 from funmagic_contracts.envelope import Envelope
@@ -54,6 +55,8 @@ from funmagic_providers.domain.steps import NO_LIVE_OUTPUT, LiveOutput, Provider
 __all__ = ["StepJobs", "StepRunner"]
 
 log = get_logger(__name__)
+
+T = TypeVar("T")
 
 # A storage hiccup (our own infrastructure) puts the job back for this long without using a retry.
 INFRASTRUCTURE_RETRY = timedelta(seconds=1)
@@ -274,48 +277,9 @@ class StepRunner:
             breaker.record_neutral()
             return
         try:
-            inputs = tuple(
-                [await self.storage.read_asset(job.user_id, asset_id) for asset_id in job.input.asset_ids]
-            )
-            # The tool's own images (a style reference's), which the user does not own: storage gives
-            # only published ones, what anyone can fetch from the CDN anyway.
-            references = tuple(
-                [
-                    await self.storage.read_catalog_image(asset_id)
-                    for asset_id in job.input.reference_asset_ids
-                ]
-            )
-            history_inputs = tuple(
-                [
-                    await self.storage.read_asset(job.user_id, asset_id)
-                    for asset_id in job.input.history_asset_ids
-                ]
-            )
-            call = StepCall(
-                task_id=job.task_id, user_id=job.user_id, step_id=job.step_id, step_type=job.step_type,
-                model=job.model, prompt=job.input.prompt, options=job.input.options, inputs=inputs,
-                provider=access, live=self._live_output(job), references=references,
-                history_inputs=history_inputs,
-            )  # fmt: skip
-            adapter = self.registry.adapter_for(access.type)
-            progress = self._progress_of(job)
-            with (
-                span(
-                    f"provider call {access.type} {job.step_type}",
-                    attributes={"funmagic.provider": job.provider, "funmagic.model": job.model},
-                ),
-                self._recording() as calls,
-            ):
-                try:
-                    result = await self._timed(job, self._with_lease(job, adapter.run(call, progress.report)))
-                finally:
-                    # No progress after the outcome: a report still waiting is dropped, one being
-                    # published commits first.
-                    await asyncio.shield(progress.close())
-                    # Kept before the outcome is decided (and published), so an admin reading a finished
-                    # task finds its calls; kept for a failed or cancelled call too, where they matter most.
-                    await asyncio.shield(self._keep_calls(job, calls))
-            output = await self._store(job, result)
+            # Leased from the first input read to the last output stored: a slow storage must not let the
+            # lease run out mid-step, or another runner would claim the job and call the provider again.
+            output = await self._with_lease(job, self._run(job, access))
         except ProviderError as error:
             if error.transient:
                 breaker.record_failure(self.clock.now())
@@ -333,6 +297,45 @@ class StepRunner:
             return
         breaker.record_success()
         await self._decide(job, lambda current, now: step_job.complete(current, owner=owner, output=output))
+
+    async def _run(self, job: StepJob, access: ProviderAccess) -> StepOutput:
+        """The step itself: its inputs read, the provider called, the outputs stored."""
+        inputs = tuple(
+            [await self.storage.read_asset(job.user_id, asset_id) for asset_id in job.input.asset_ids]
+        )
+        # The tool's own images (a style reference's), which the user does not own: storage gives only
+        # published ones, what anyone can fetch from the CDN anyway.
+        references = tuple(
+            [await self.storage.read_catalog_image(asset_id) for asset_id in job.input.reference_asset_ids]
+        )
+        history_inputs = tuple(
+            [await self.storage.read_asset(job.user_id, asset_id) for asset_id in job.input.history_asset_ids]
+        )
+        call = StepCall(
+            task_id=job.task_id, user_id=job.user_id, step_id=job.step_id, step_type=job.step_type,
+            model=job.model, prompt=job.input.prompt, options=job.input.options, inputs=inputs,
+            provider=access, live=self._live_output(job), references=references,
+            history_inputs=history_inputs,
+        )  # fmt: skip
+        adapter = self.registry.adapter_for(access.type)
+        progress = self._progress_of(job)
+        with (
+            span(
+                f"provider call {access.type} {job.step_type}",
+                attributes={"funmagic.provider": job.provider, "funmagic.model": job.model},
+            ),
+            self._recording() as calls,
+        ):
+            try:
+                result = await self._timed(job, adapter.run(call, progress.report))
+            finally:
+                # No progress after the outcome: a report still waiting is dropped, one being published
+                # commits first.
+                await asyncio.shield(progress.close())
+                # Kept before the outcome is decided (and published), so an admin reading a finished task
+                # finds its calls; kept for a failed or cancelled call too, where they matter most.
+                await asyncio.shield(self._keep_calls(job, calls))
+        return await self._store(job, result)
 
     def _recording(self) -> contextlib.AbstractContextManager[list[ProviderCall]]:
         return contextlib.nullcontext([]) if self.recorder is None else self.recorder.record()
@@ -364,9 +367,9 @@ class StepRunner:
         finally:
             self.metrics.provider_call(job.provider, job.step_type, outcome, time.perf_counter() - started)
 
-    async def _with_lease(self, job: StepJob, call: Awaitable[StepResult]) -> StepResult:
-        """Run the call while renewing the job's lease (and the limiter's); stop it if the job was
-        cancelled or taken over, and when the step's deadline passes."""
+    async def _with_lease(self, job: StepJob, call: Awaitable[T]) -> T:
+        """Run `call` (the step's work) while renewing the job's lease (and the limiter's); stop it if the
+        job was cancelled or taken over, and when the step's deadline passes."""
         call_task = asyncio.ensure_future(call)
         remaining = (job.deadline_at - self.clock.now()).total_seconds()
         lease_seconds = self.settings.step_lease_seconds
