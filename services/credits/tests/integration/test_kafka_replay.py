@@ -53,7 +53,13 @@ async def test_the_published_ledger_folds_into_the_live_balances(
     for user in users[:2]:
         await every_kind_of_activity(pool, user)
     await random_activity(pool, users, seed=21, steps=200)
-    ledger = await rows(pool, "SELECT event_id, user_id FROM ledger_events ORDER BY user_id, version")
+    # The ledger's own bookkeeping (ReservationClosed: a task ended with nothing held) moves no credits and
+    # is not published; every other ledger event is.
+    ledger = await rows(
+        pool,
+        "SELECT event_id, user_id FROM ledger_events WHERE event_type <> 'ReservationClosed'"
+        " ORDER BY user_id, version",
+    )
 
     published = await publish_outbox(database_url, pool, producer)
 

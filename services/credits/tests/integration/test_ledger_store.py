@@ -291,10 +291,12 @@ async def test_the_snapshot_is_the_fold_of_the_users_events(pool) -> None:
 
 
 async def _snapshot(pool: AsyncConnectionPool, user: str) -> Account:
-    """The user's snapshot with every open hold (decisions load only the ones they concern)."""
+    """The user's snapshot with every open hold and every ended reservation (decisions load only the ones
+    they concern)."""
     state = await scalar(pool, "SELECT state FROM ledger_accounts WHERE user_id = %s", user)
     async with pool.connection() as conn:
-        return account_from_json(user, state, await PostgresLedgerStore(conn).holds(user))
+        store = PostgresLedgerStore(conn)
+        return account_from_json(user, state, await store.holds(user), await store.ended_reservations(user))
 
 
 async def _replayed(conn: psycopg.AsyncConnection) -> dict[str, Account]:

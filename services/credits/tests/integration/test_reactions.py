@@ -159,6 +159,26 @@ async def test_the_same_task_request_reserves_once(kafka, pool, credits, produce
     await assert_nothing_dead_lettered(kafka, private_topics, consumer)
 
 
+async def test_a_task_request_replayed_after_its_task_ended_holds_nothing(
+    kafka, pool, credits, producer, private_topics
+) -> None:
+    # The request was dead-lettered, the task timed out (or was cancelled) meanwhile, and an admin replays
+    # the dead letter: it arrives after the task's end, with nothing left to settle the hold it would make.
+    user, task = new_id(), new_id()
+    await run(pool, GrantCredits(user, 100, "promotion", "start"))
+
+    async with running_consumer(kafka, credits, producer, subscriptions(credits, private_topics)) as consumer:
+        await produce(
+            producer, private_topics.tasks, [task_failed(user, task), task_requested(user, task, 30)]
+        )
+        await wait_until_consumed(consumer, 2, what="a task's failure, then its request")
+
+    assert await balances(pool, user) == (100, 0, 0), "nothing held for an ended task"
+    assert await ledger_types(pool, user) == ["Granted", "ReservationClosed"]
+    assert [e.type for e in await published(pool, user)] == ["CreditsGranted"]
+    await assert_nothing_dead_lettered(kafka, private_topics, consumer)
+
+
 async def test_task_outcomes_spend_what_was_used_and_release_the_rest(
     kafka, pool, credits, producer, private_topics
 ) -> None:
@@ -208,7 +228,8 @@ async def test_a_task_above_the_balance_is_rejected_and_the_rejection_published(
         await wait_until_consumed(consumer, 2, what="a task request above the balance and its failure")
 
     assert await balances(pool, user) == (10, 0, 0)
-    assert await ledger_types(pool, user) == ["Granted", "ReservationRejected"]
+    # The failure settles nothing held, and records that the task ended (a late request holds nothing).
+    assert await ledger_types(pool, user) == ["Granted", "ReservationRejected", "ReservationClosed"]
     rejection = (await published(pool, user))[-1]
     assert rejection.type == "CreditsReservationRejected"
     assert rejection.subject == user

@@ -18,6 +18,7 @@ from funmagic_credits.domain.ledger import (
     Purchased,
     RecordPurchase,
     Released,
+    ReservationClosed,
     ReservationRejected,
     ReserveCredits,
     Reserved,
@@ -191,16 +192,41 @@ def test_a_zero_price_reservation_is_held_even_with_an_empty_balance() -> None:
     assert after.open_reservations == {"free-task": 0}
 
 
-def test_settling_an_unknown_reservation_decides_nothing() -> None:
+def test_settling_a_reservation_never_made_records_that_its_task_ended() -> None:
     account = a_user_with(50)
 
-    assert decide(SettleReservation(USER, "never-reserved", 10, "completed"), account) == []
+    events, after = when(account, SettleReservation(USER, "never-reserved", 10, "cancelled"))
+
+    assert events == [ReservationClosed("never-reserved")]
+    assert (after.balance, after.reserved) == (50, 0), "nothing held, nothing moved"
 
 
-def test_settling_a_rejected_reservation_decides_nothing() -> None:
+def test_settling_a_rejected_reservation_moves_nothing() -> None:
     account = given(ReservationRejected("task-1", 30, "insufficient_credits"))
 
-    assert decide(SettleReservation(USER, "task-1", 30, "failed"), account) == []
+    assert decide(SettleReservation(USER, "task-1", 30, "failed"), account) == [ReservationClosed("task-1")]
+
+
+def test_a_reservation_asked_after_its_task_ended_holds_nothing() -> None:
+    # A dead-lettered TaskRequested replayed after the task timed out: its credits would stay held forever.
+    account = given(granted(50), ReservationClosed("task-1"))
+
+    events, after = when(account, ReserveCredits(USER, "task-1", 30))
+
+    assert events == []
+    assert (after.balance, after.reserved) == (50, 0)
+
+
+def test_a_reservation_asked_again_after_its_settlement_holds_nothing() -> None:
+    account = given(granted(50), Reserved("task-1", 30, 20, 30), Spent("task-1", 30, 20, 0))
+
+    assert decide(ReserveCredits(USER, "task-1", 30), account) == []
+
+
+def test_settling_a_closed_reservation_again_decides_nothing() -> None:
+    account = given(ReservationClosed("task-1"))
+
+    assert decide(SettleReservation(USER, "task-1", 0, "failed"), account) == []
 
 
 def test_settling_twice_decides_nothing_the_second_time() -> None:

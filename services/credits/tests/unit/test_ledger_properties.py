@@ -19,6 +19,7 @@ from funmagic_credits.domain.ledger import (
     Purchased,
     RecordPurchase,
     Released,
+    ReservationClosed,
     ReservationRejected,
     ReserveCredits,
     Reserved,
@@ -66,6 +67,8 @@ def assert_amounts_are_whole_and_non_negative(event: LedgerEvent) -> None:
     def whole(value: object) -> bool:
         return isinstance(value, int) and not isinstance(value, bool)
 
+    if isinstance(event, ReservationClosed):  # moves no credits: it has no amount
+        return
     assert whole(event.amount), event
     match event:
         case Adjusted():
@@ -152,6 +155,7 @@ class LedgerMachine(RuleBasedStateMachine):
         self.account = Account(user_id="alice")
         self.events: list[LedgerEvent] = []
         self.model_holds: dict[str, int] = {}
+        self.model_ended: set[str] = set()  # tasks whose settlement is recorded
         self.model_balance = 0
         self.model_spent = 0
 
@@ -174,8 +178,8 @@ class LedgerMachine(RuleBasedStateMachine):
     @rule(task=reservation_ids, price=st.integers(min_value=0, max_value=60))
     def reserve(self, task: str, price: int) -> None:
         events = self._run(ReserveCredits("alice", task, price))
-        if task in self.model_holds:
-            assert events == []
+        if task in self.model_holds or task in self.model_ended:
+            assert events == [], "held already, or its task has ended: nothing more is held"
         elif price <= self.model_balance:
             assert events == [Reserved(task, price, self.model_balance - price, self.account.reserved)]
             self.model_holds[task] = price
@@ -188,6 +192,7 @@ class LedgerMachine(RuleBasedStateMachine):
     def settle_held(self, data: st.DataObject, charged: int) -> None:
         task = data.draw(st.sampled_from(sorted(self.model_holds)))
         held = self.model_holds.pop(task)
+        self.model_ended.add(task)
         events = self._run(SettleReservation("alice", task, charged, "completed"))
         spent = min(charged, held)
         assert sum(e.amount for e in events if isinstance(e, Spent)) == spent
@@ -199,7 +204,10 @@ class LedgerMachine(RuleBasedStateMachine):
     def settle_anything(self, task: str, charged: int) -> None:
         if task in self.model_holds:
             return  # settle_held covers it
-        assert self._run(SettleReservation("alice", task, charged, "failed")) == []
+        events = self._run(SettleReservation("alice", task, charged, "failed"))
+        # Nothing held: the task's end is recorded (once), so a reservation asked later holds nothing.
+        assert events == ([] if task in self.model_ended else [ReservationClosed(task)])
+        self.model_ended.add(task)
 
     @rule(amount=st.integers(min_value=-60, max_value=30).filter(bool), reference=references)
     def adjust(self, amount: int, reference: str) -> None:
@@ -216,6 +224,7 @@ class LedgerMachine(RuleBasedStateMachine):
         check_holds_complete(self.account)
         assert self.account.balance == self.model_balance
         assert self.account.open_reservations == self.model_holds
+        assert self.account.ended_reservations == self.model_ended
         assert self.account.lifetime_spent == self.model_spent
         assert self.account.version == len(self.events)
         assert fold(Account(user_id="alice"), self.events) == self.account

@@ -26,6 +26,7 @@ from funmagic_credits.domain.ledger import (
     LedgerEvent,
     Purchased,
     Released,
+    ReservationClosed,
     ReservationRejected,
     Reserved,
     Spent,
@@ -46,7 +47,16 @@ __all__ = [
 
 EVENT_CLASSES: dict[str, type] = {
     cls.__name__: cls
-    for cls in (Granted, Purchased, Reserved, ReservationRejected, Spent, Released, Adjusted)
+    for cls in (
+        Granted,
+        Purchased,
+        Reserved,
+        ReservationRejected,
+        Spent,
+        Released,
+        ReservationClosed,
+        Adjusted,
+    )
 }
 
 # The columns of `credits` an account projects to (all but `user_id` and `updated_at`).
@@ -157,13 +167,14 @@ SELECT position, user_id, version FROM appended
 
 
 def account_to_json(account: Account) -> str:
-    """The snapshot: the account's counters (its holds are rows of `ledger_holds`)."""
+    """The snapshot: the account's counters (its holds are rows of `ledger_holds`; which reservations ended
+    is known from the settlements' idempotency keys)."""
     return json.dumps(_counters(account))
 
 
 def _counters(account: Account) -> dict[str, Any]:
     state = dataclasses.asdict(account)
-    del state["open_reservations"]
+    del state["open_reservations"], state["ended_reservations"]
     return state
 
 
@@ -171,11 +182,24 @@ _ENTRY_FIELDS = ("version", "type", "amount", "balance_after", "reference_id", "
 
 
 def account_from_json(
-    user_id: str, state: dict[str, Any] | None, holds: dict[str, int] | None = None
+    user_id: str,
+    state: dict[str, Any] | None,
+    holds: dict[str, int] | None = None,
+    ended: frozenset[str] = frozenset(),
 ) -> Account:
-    """The account of a snapshot, knowing `holds` (the ones a decision concerns, or all of them)."""
-    counters = {k: v for k, v in (state or {}).items() if k != "open_reservations"}
-    return Account(**{**counters, "user_id": user_id, "open_reservations": dict(holds or {})})
+    """The account of a snapshot, knowing `holds` (the ones a decision concerns, or all of them) and the
+    reservations among those it asks about whose task has `ended`."""
+    counters = {
+        k: v for k, v in (state or {}).items() if k not in ("open_reservations", "ended_reservations")
+    }
+    return Account(
+        **{
+            **counters,
+            "user_id": user_id,
+            "open_reservations": dict(holds or {}),
+            "ended_reservations": ended,
+        }
+    )
 
 
 def event_to_json(event: LedgerEvent) -> str:
@@ -260,13 +284,16 @@ class PostgresLedgerStore:
         if moved:  # written while this transaction waited for the lock
             cursor = await self._conn.execute(READ_DECISION_INPUTS, {**asked, "users": moved})
             inputs = {**rows, **{row["user_id"]: row for row in await cursor.fetchall()}}
-        return {
-            ask.user_id: LockedAccount(
-                account_from_json(ask.user_id, rows[ask.user_id]["state"], inputs[ask.user_id]["holds"]),
-                frozenset(inputs[ask.user_id]["applied"]),
+        locked = {}
+        for ask in asks:
+            applied = frozenset(inputs[ask.user_id]["applied"])
+            # A reservation's task has ended once its settlement's key is recorded (`causes_of` asks it).
+            ended = frozenset(key.removeprefix("settle:") for key in applied if key.startswith("settle:"))
+            account = account_from_json(
+                ask.user_id, rows[ask.user_id]["state"], inputs[ask.user_id]["holds"], ended
             )
-            for ask in asks
-        }
+            locked[ask.user_id] = LockedAccount(account, applied)
+        return locked
 
     async def record_all(
         self, changes: Sequence[StreamChange], now: datetime
@@ -329,6 +356,16 @@ class PostgresLedgerStore:
             ]
             for user_id, mine in recorded.items()
         }
+
+    async def ended_reservations(self, user_id: str) -> frozenset[str]:
+        """Every reservation of the user whose settlement is recorded (checks and tools; decisions load only
+        theirs)."""
+        cursor = await self._conn.execute(
+            "SELECT substr(idempotency_key, 8) AS reservation_id FROM ledger_events"
+            " WHERE user_id = %s AND idempotency_key LIKE 'settle:%%'",
+            (user_id,),
+        )
+        return frozenset(row["reservation_id"] for row in await cursor.fetchall())
 
     async def holds(self, user_id: str) -> dict[str, int]:
         """Every open hold of the user (checks and tools; decisions load only theirs)."""

@@ -41,11 +41,13 @@ from funmagic_credits.domain.ledger import (
     LedgerRuleBroken,
     Purchased,
     Released,
+    ReservationClosed,
     ReservationRejected,
     ReserveCredits,
     Reserved,
     SettleReservation,
     Spent,
+    causes_of,
     check_invariants,
     decide,
     fold,
@@ -315,10 +317,10 @@ class Ledger:
             [
                 AccountAsk(
                     group[0].command.user_id,
-                    group_keys,
+                    [cause for r in group for cause in causes_of(r.command)],
                     [r.command.reservation_id for r in group if _holds(r.command)],
                 )
-                for group, group_keys in zip(groups, keys, strict=True)
+                for group in groups
             ]
         )
         all_outcomes: list[list[list[StoredEvent] | LedgerRuleBroken]] = []
@@ -379,10 +381,13 @@ class Ledger:
     ) -> None:
         command = request.command
         for each in stored:
+            published = to_integration_event(command.user_id, each.event)
+            if published is None:
+                continue
             # Published under the ledger's own event id and time: consumers of credits.events and the
             # replay/verify tooling match envelopes to ledger events by it.
             uow.publish(
-                to_integration_event(command.user_id, each.event),
+                published,
                 caused_by=request.caused_by,
                 correlation_id=request.correlation_id,
                 event_id=UUID(each.event_id),
@@ -412,7 +417,8 @@ def _holds(command: Command) -> TypeGuard[ReserveCredits | SettleReservation]:
     return isinstance(command, ReserveCredits | SettleReservation)
 
 
-def to_integration_event(user_id: str, event: LedgerEvent) -> IntegrationEvent:
+def to_integration_event(user_id: str, event: LedgerEvent) -> IntegrationEvent | None:
+    """The event other services read of a ledger event; None for the ledger's own bookkeeping."""
     match event:
         case Granted():
             return CreditsGranted(
@@ -469,4 +475,6 @@ def to_integration_event(user_id: str, event: LedgerEvent) -> IntegrationEvent:
                 reason=event.reason,
                 balance_after=event.balance_after,
             )
+        case ReservationClosed():
+            return None  # moves no credits; the task's own end is the news
     raise TypeError(f"not a ledger event: {event!r}")

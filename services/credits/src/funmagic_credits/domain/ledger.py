@@ -10,6 +10,10 @@ produce satisfies `check_invariants`. Money is integer credits.
 - The holds: a state folded from all of a stream's events knows every open one (`reserved` is their sum,
   `check_holds_complete`); a state loaded for one decision knows only the holds that decision concerns, so
   the work of a decision does not grow with a user's open holds (`check_invariants` holds for both).
+- A reservation's task ends once: after its settlement, a reservation asked for it again (a dead-lettered
+  `TaskRequested` replayed late, after the task timed out or was cancelled) holds nothing
+  (`reservation_must_not_outlive_its_task`); a task that ends with nothing held records `ReservationClosed`,
+  so its settlement is known.
 """
 
 from __future__ import annotations
@@ -33,12 +37,14 @@ __all__ = [
     "Purchased",
     "RecordPurchase",
     "Released",
+    "ReservationClosed",
     "ReservationRejected",
     "ReserveCredits",
     "Reserved",
     "SettleReservation",
     "Spent",
     "WouldGoNegative",
+    "causes_of",
     "check_holds_complete",
     "check_invariants",
     "decide",
@@ -75,6 +81,9 @@ class Account:
     # reservation id (the task id) -> credits held; settled ones are removed. Every open one when folded
     # from the stream's events; when loaded for a decision, only the ones that decision concerns.
     open_reservations: dict[str, int] = field(default_factory=dict)
+    # reservation ids whose task has ended (its settlement recorded). Every one when folded; when loaded for
+    # a decision, only the ones that decision concerns (a reservation asked again after its settlement).
+    ended_reservations: frozenset[str] = frozenset()
 
 
 # --- commands ------------------------------------------------------------------------------------------
@@ -142,6 +151,14 @@ def idempotency_key(command: Command) -> str:
     raise TypeError(f"not a ledger command: {command!r}")
 
 
+def causes_of(command: Command) -> tuple[str, ...]:
+    """The causes whose being applied a decision on `command` needs to know: its own (a repeat changes
+    nothing) and, for a reservation, its task's settlement (`reservation_must_not_outlive_its_task`)."""
+    if isinstance(command, ReserveCredits):
+        return idempotency_key(command), f"settle:{command.reservation_id}"
+    return (idempotency_key(command),)
+
+
 # --- events --------------------------------------------------------------------------------------------
 
 
@@ -197,6 +214,14 @@ class Released:
 
 
 @dataclass(frozen=True)
+class ReservationClosed:
+    """The reservation's task ended with nothing held for it (refused, or not asked yet): nothing to spend or
+    release, but the settlement is recorded, so a reservation asked later holds nothing."""
+
+    reservation_id: str
+
+
+@dataclass(frozen=True)
 class Adjusted:
     amount: int
     admin_id: str
@@ -204,7 +229,9 @@ class Adjusted:
     balance_after: int
 
 
-LedgerEvent = Granted | Purchased | Reserved | ReservationRejected | Spent | Released | Adjusted
+LedgerEvent = (
+    Granted | Purchased | Reserved | ReservationRejected | Spent | Released | ReservationClosed | Adjusted
+)
 
 
 # --- rules ---------------------------------------------------------------------------------------------
@@ -226,6 +253,11 @@ def _whole(amount: object) -> bool:
 
 def reservation_must_not_exceed_balance(account: Account, amount: int) -> bool:
     return amount <= account.balance
+
+
+def reservation_must_not_outlive_its_task(account: Account, reservation_id: str) -> bool:
+    """False once the task's settlement is recorded: its credits would stay held with no end to come."""
+    return reservation_id not in account.ended_reservations
 
 
 def adjustment_must_not_go_below_zero(account: Account, amount: int) -> None:
@@ -276,6 +308,8 @@ def _reserve(command: ReserveCredits, account: Account) -> list[LedgerEvent]:
         raise InvalidAmount(f"a reservation cannot be {command.amount!r}")
     if command.reservation_id in account.open_reservations:
         return []  # already held: the same task asked twice
+    if not reservation_must_not_outlive_its_task(account, command.reservation_id):
+        return []  # the task has ended: nobody waits for an answer, and nothing may be held for it
     if not reservation_must_not_exceed_balance(account, command.amount):
         return [ReservationRejected(command.reservation_id, command.amount, "insufficient_credits")]
     return [
@@ -292,7 +326,9 @@ def _reserve(command: ReserveCredits, account: Account) -> list[LedgerEvent]:
 def _settle(command: SettleReservation, account: Account) -> list[LedgerEvent]:
     held = account.open_reservations.get(command.reservation_id)
     if held is None:
-        return []  # never reserved (rejected) or already settled: nothing is held
+        if command.reservation_id in account.ended_reservations:
+            return []  # settled already
+        return [ReservationClosed(command.reservation_id)]  # refused, or not asked yet: nothing is held
     if not _whole(command.charged) or command.charged < 0:
         raise InvalidAmount(f"a charge cannot be {command.charged!r}")
     # Never more than was held: a task cannot cost more than its price.
@@ -365,6 +401,7 @@ def _spent(event: Spent, account: Account) -> Account:
         reserved=account.reserved - event.amount,
         lifetime_spent=account.lifetime_spent + event.amount,
         open_reservations=_shrink(account.open_reservations, event.reservation_id, remaining),
+        ended_reservations=_ended(account.ended_reservations, event.reservation_id, remaining),
     )
 
 
@@ -376,7 +413,13 @@ def _released(event: Released, account: Account) -> Account:
         balance=account.balance + event.amount,
         reserved=account.reserved - event.amount,
         open_reservations=_shrink(account.open_reservations, event.reservation_id, remaining),
+        ended_reservations=_ended(account.ended_reservations, event.reservation_id, remaining),
     )
+
+
+@evolve.register
+def _closed(event: ReservationClosed, account: Account) -> Account:
+    return _next(account, ended_reservations=account.ended_reservations | {event.reservation_id})
 
 
 @evolve.register
@@ -394,6 +437,10 @@ def _shrink(reservations: dict[str, int], reservation_id: str, remaining: int) -
     else:
         rest[reservation_id] = remaining
     return rest
+
+
+def _ended(ended: frozenset[str], reservation_id: str, remaining: int) -> frozenset[str]:
+    return ended | {reservation_id} if remaining <= 0 else ended
 
 
 def _next(account: Account, **changes: object) -> Account:
