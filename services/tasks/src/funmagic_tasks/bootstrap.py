@@ -94,7 +94,10 @@ def build(
         ],
         subscriptions=kafka.subscriptions(tasks, studio),
         unit_of_work=unit_of_work,
-        workers=(Periodic("overdue-tasks", tasks.sweep_overdue, settings.sweep_interval_seconds),),
+        workers=(
+            Periodic("overdue-tasks", tasks.sweep_overdue, settings.sweep_interval_seconds),
+            Periodic("overdue-studio-replies", studio.sweep_overdue_replies, settings.sweep_interval_seconds),
+        ),
     )
     return Tasks(tasks=tasks, catalog=catalog, studio=studio, parts=parts)
 

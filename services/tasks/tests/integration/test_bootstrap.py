@@ -41,7 +41,10 @@ async def test_the_service_serves_its_routes_subscriptions_unit_of_work_and_swee
     async with parts.unit_of_work() as uow:
         assert isinstance(uow, TasksUnitOfWork)
         assert await uow.tasks.active_count("nobody") == 0
-    assert [(type(w), getattr(w, "name", None)) for w in parts.workers] == [(Periodic, "overdue-tasks")]
+    assert [(type(w), getattr(w, "name", None)) for w in parts.workers] == [
+        (Periodic, "overdue-tasks"),
+        (Periodic, "overdue-studio-replies"),
+    ]
 
 
 async def test_the_seed_command_seeds_the_catalog_and_says_what_it_did(runtime, capsys) -> None:

@@ -20,6 +20,7 @@ from funmagic_kit.clock import ManualClock
 from funmagic_kit.testing import in_memory_consumer
 from funmagic_tasks.bootstrap import Tasks, build
 from funmagic_tasks.config import TasksSettings
+from funmagic_tasks.domain.studio import REPLY_GIVE_UP_AFTER
 
 T0 = datetime(2026, 12, 4, 10, 0, tzinfo=UTC)
 ADMIN, OTHER_ADMIN, ROOT = (str(uuid.uuid4()) for _ in range(3))
@@ -108,6 +109,31 @@ async def test_messages_come_in_keyset_pages_newest_first(http, app) -> None:
             break
 
     assert seen == list(reversed(posted))
+
+
+async def test_a_reply_nothing_will_end_fails_after_its_deadline_and_frees_the_chats_next_turn(
+    http, app: Tasks, pool
+) -> None:
+    # Its StepRequested was dead-lettered at providers: no event will ever end the reply.
+    chat = await a_chat(http)
+    path = f"/v1/admin/studio/chats/{chat['id']}/messages"
+    status, posted = await call(http, "POST", path, AS_ADMIN, {"content": "a fox?", "kind": "text"})
+    assert status == 202, posted
+    (reply,) = posted["replies"]
+    clock = app.studio.clock
+    assert isinstance(clock, ManualClock)
+
+    assert await app.studio.sweep_overdue_replies() == 0  # within its time
+    clock.advance(REPLY_GIVE_UP_AFTER.total_seconds() + 1)
+    assert await app.studio.sweep_overdue_replies() == 1
+
+    status, page = await call(http, "GET", path, AS_ADMIN)
+    shown = next(m for m in page["items"] if m["id"] == reply["id"])
+    assert (shown["status"], shown["error_code"]) == ("failed", "reply_timeout")
+    assert (await outbox_types(pool)).count("StudioReplyFailed") == 1
+    status, _ = await call(http, "POST", path, AS_ADMIN, {"content": "still there?", "kind": "text"})
+    assert status == 202, "the next text turn is no longer held by the stuck one"
+    assert await app.studio.sweep_overdue_replies() == 0
 
 
 def forged_cursor(*values: object) -> str:

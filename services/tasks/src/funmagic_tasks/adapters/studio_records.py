@@ -184,6 +184,15 @@ class StudioRecords:
         )
         return [_message(r) for r in rows]
 
+    async def overdue_replies(self, created_before: datetime, limit: int) -> list[str]:
+        rows = await self._all(
+            "SELECT id::text AS id FROM admin_messages"
+            " WHERE role = 'assistant' AND status IN ('pending', 'running') AND created_at < %s"
+            " ORDER BY created_at LIMIT %s",
+            [created_before, limit],
+        )
+        return [row["id"] for row in rows]
+
     async def messages_of(self, chat_id: str) -> list[Message]:
         rows = await self._all(
             f"SELECT {MESSAGE_COLUMNS} FROM admin_messages WHERE chat_id = %s ORDER BY seq", [chat_id]

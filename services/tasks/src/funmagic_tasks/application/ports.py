@@ -281,6 +281,10 @@ class StudioStore(Protocol):
 
     async def active_replies(self, chat_id: str) -> list[Message]: ...
 
+    async def overdue_replies(self, created_before: datetime, limit: int) -> list[str]:
+        """Ids of replies still pending or running that were asked before `created_before`, oldest first."""
+        ...
+
     async def messages_of(self, chat_id: str) -> list[Message]: ...
 
     async def messages_page(

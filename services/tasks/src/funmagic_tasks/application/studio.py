@@ -18,6 +18,7 @@ from funmagic_contracts.envelope import Envelope
 from funmagic_contracts.providers.events import StepCompleted, StepFailed, StepStarted
 from funmagic_kit.clock import Clock
 from funmagic_kit.logs import get_logger
+from funmagic_kit.outages import is_outage
 from funmagic_tasks.application.ports import Assets, StudioModels, TasksUnitOfWork, UnitOfWorkFactory
 from funmagic_tasks.domain import studio as rules
 from funmagic_tasks.domain.json_values import JsonObject, JsonValue
@@ -194,6 +195,30 @@ class StudioService:
             change = rules.cancel_reply(reply, by=caller.admin_id, now=self.clock.now())
             await _apply(uow, change, None)
         return message_view(change.messages[0] if change.messages else reply)
+
+    async def sweep_overdue_replies(self, limit: int = 100) -> int:
+        """Fail replies that can no longer end by themselves (`rules.time_out_reply`); how many it ended."""
+        now = self.clock.now()
+        async with self.uow() as uow:
+            overdue = await uow.studio.overdue_replies(now - rules.REPLY_GIVE_UP_AFTER, limit)
+        ended = 0
+        for reply_id in overdue:  # one transaction each, as the tasks' sweeper
+            try:
+                async with self.uow() as uow:
+                    reply = await uow.studio.message(reply_id, lock=True)
+                    if reply is None:
+                        continue
+                    change = rules.time_out_reply(reply, now=now)
+                    await _apply(uow, change, None)
+            except Exception as error:
+                if is_outage(error):
+                    raise
+                log.exception("an overdue studio reply could not be ended", extra={"message_id": reply_id})
+                continue
+            ended += bool(change.messages)
+        if ended:
+            log.warning("overdue studio replies failed", extra={"count": ended})
+        return ended
 
     async def _request(self, chat: Chat, fields: Mapping[str, object]) -> MessageRequest:
         kind: MessageKind = "image" if fields.get("kind") == "image" else "text"

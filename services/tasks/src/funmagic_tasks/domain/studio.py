@@ -93,6 +93,9 @@ MAX_VARIANTS = 8
 MAX_BATCH_IMAGES = 8  # the original's batch: one prompt × 1–8 images
 MAX_ERROR_LENGTH = 1000
 REPLY_DEADLINE = timedelta(minutes=10)
+# Past its deadline, providers has ended the reply's job (or never had one: its request dead-lettered); the
+# studio gives up on a reply this long after the deadline, as tasks does on a step.
+REPLY_GIVE_UP_AFTER = REPLY_DEADLINE + timedelta(seconds=30)
 STUDIO_CHAT_STEP = "studio-chat"  # a chat model (its image tool when asked for an image)
 IMAGE_STEP = "image-gen"  # an image model
 UTILITY_STEP = "studio-utility"  # a utility model (upscale, background removal) on one quoted image
@@ -607,6 +610,18 @@ def fail_reply(reply: Message, *, error_code: str, error_message: str, now: date
         error_message=message,
     )
     return StudioChange(messages=(failed,), events=(event,))
+
+
+def time_out_reply(reply: Message, *, now: datetime) -> StudioChange:
+    """A reply still pending or running well past its step's deadline fails: no answer can come any more
+    (the events that would have brought one were lost, or dead-lettered), and a stuck text reply would block
+    the chat's next turn."""
+    if not reply.active or now < reply.created_at + REPLY_GIVE_UP_AFTER:
+        return StudioChange()
+    minutes = int(REPLY_DEADLINE.total_seconds() // 60)
+    return fail_reply(
+        reply, error_code="reply_timeout", error_message=f"no answer came within {minutes} minutes", now=now
+    )
 
 
 def cancel_reply(reply: Message, *, by: str, now: datetime) -> StudioChange:

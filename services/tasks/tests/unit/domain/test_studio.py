@@ -21,6 +21,7 @@ from funmagic_contracts.tasks.events import (
     StudioReplyFailed,
 )
 from funmagic_tasks.domain.studio import (
+    REPLY_GIVE_UP_AFTER,
     Chat,
     ChatSettings,
     InvariantViolated,
@@ -42,6 +43,7 @@ from funmagic_tasks.domain.studio import (
     replies_of,
     reply_output,
     start_reply,
+    time_out_reply,
     update_chat,
     visible_to,
 )
@@ -442,3 +444,25 @@ def test_the_invariants_catch_a_reply_that_ended_without_saying_when() -> None:
 
     with pytest.raises(InvariantViolated, match="finished exactly when it ended"):
         check_invariants(replace(reply, status="completed"))
+
+
+# --- a reply nothing will end ---------------------------------------------------------------------------
+
+
+def test_a_reply_still_running_well_past_its_deadline_fails() -> None:
+    reply = a_running_reply()
+
+    change = time_out_reply(reply, now=NOW + REPLY_GIVE_UP_AFTER)
+
+    (failed,) = change.messages
+    assert (failed.status, failed.error_code) == ("failed", "reply_timeout")
+    assert failed.error_message == "no answer came within 10 minutes"
+    assert [type(e).__name__ for e in change.events] == ["StudioReplyFailed"]
+
+
+def test_a_reply_within_its_time_or_ended_is_left_as_it_is() -> None:
+    reply = a_running_reply()
+    cancelled = cancel_reply(reply, by=ADMIN, now=NOW).messages[0]
+
+    assert time_out_reply(reply, now=NOW + REPLY_GIVE_UP_AFTER - timedelta(seconds=1)) == StudioChange()
+    assert time_out_reply(cancelled, now=NOW + REPLY_GIVE_UP_AFTER * 2) == StudioChange()
