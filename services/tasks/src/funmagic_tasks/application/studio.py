@@ -18,8 +18,8 @@ from funmagic_contracts.envelope import Envelope
 from funmagic_contracts.providers.events import StepCompleted, StepFailed, StepStarted
 from funmagic_kit.clock import Clock
 from funmagic_kit.logs import get_logger
-from funmagic_kit.outages import is_outage
 from funmagic_tasks.application.ports import Assets, StudioModels, TasksUnitOfWork, UnitOfWorkFactory
+from funmagic_tasks.application.sweeping import SweepRound
 from funmagic_tasks.domain import studio as rules
 from funmagic_tasks.domain.json_values import JsonObject, JsonValue
 from funmagic_tasks.domain.studio import (
@@ -202,7 +202,10 @@ class StudioService:
         async with self.uow() as uow:
             overdue = await uow.studio.overdue_replies(now - rules.REPLY_GIVE_UP_AFTER, limit)
         ended = 0
+        sweep = SweepRound()
         for reply_id in overdue:  # one transaction each, as the tasks' sweeper
+            if sweep.over:
+                break
             try:
                 async with self.uow() as uow:
                     reply = await uow.studio.message(reply_id, lock=True)
@@ -210,11 +213,11 @@ class StudioService:
                         continue
                     change = rules.time_out_reply(reply, now=now)
                     await _apply(uow, change, None)
-            except Exception as error:
-                if is_outage(error):
-                    raise
+            except Exception:
                 log.exception("an overdue studio reply could not be ended", extra={"message_id": reply_id})
+                sweep.failed()
                 continue
+            sweep.succeeded()
             ended += bool(change.messages)
         if ended:
             log.warning("overdue studio replies failed", extra={"count": ended})

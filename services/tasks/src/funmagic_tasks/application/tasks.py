@@ -24,9 +24,9 @@ from funmagic_contracts.tasks.events import TaskCancelled, TaskCompleted, TaskFa
 from funmagic_kit.audit import AdminAction
 from funmagic_kit.clock import Clock
 from funmagic_kit.logs import get_logger
-from funmagic_kit.outages import is_outage
 from funmagic_kit.ports import SentRead
 from funmagic_tasks.application.ports import Assets, TaskMetrics, TasksUnitOfWork, UnitOfWorkFactory
+from funmagic_tasks.application.sweeping import SweepRound
 from funmagic_tasks.domain import accounts  # what a closed account means for tasks
 from funmagic_tasks.domain import task as rules  # the aggregate's transitions and rules
 from funmagic_tasks.domain.json_values import JsonObject, JsonValue
@@ -344,7 +344,10 @@ class TaskService:
         # Ended just below, normally: one still counted round after round is a task the sweep cannot end.
         self.metrics.overdue(len(overdue))
         ended = 0
+        sweep = SweepRound()
         for task_id in overdue:  # one transaction each: one stuck task never holds back the others
+            if sweep.over:
+                break
             try:
                 async with self.uow() as uow:
                     task = await uow.tasks.lock(task_id)
@@ -352,15 +355,11 @@ class TaskService:
                         continue
                     change = rules.time_out(task, now=now, policy=self.policy)
                     await self._apply(uow, change, None)
-            except Exception as error:
-                if is_outage(error):  # Postgres down: the next round tries them all again
-                    raise
-                # A bug of this one task's: it comes first again next round (oldest first), so the round
-                # must go on past it, or every overdue task behind it would wait forever.
-                log.exception(
-                    "an overdue task could not be ended; the sweep goes on", extra={"task_id": task_id}
-                )
+            except Exception:
+                log.exception("an overdue task could not be ended", extra={"task_id": task_id})
+                sweep.failed()
                 continue
+            sweep.succeeded()
             if change.changed:
                 ended += 1
         if ended:
