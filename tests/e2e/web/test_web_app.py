@@ -353,21 +353,27 @@ async def test_another_users_task_link_shows_not_found(browser: Browser, admin_t
 # --- buying credits ------------------------------------------------------------------------------
 
 
-async def test_buying_a_package_through_stripe_raises_the_badge_once(
-    browser: Browser, stripe_fake, admin_token
-) -> None:
+async def a_package(admin_token: str, stripe_fake, name: str, credits: int, price_minor: int) -> dict:
+    """A credit package on sale (first on the pricing page), its price known to the fake Stripe."""
     price_id = f"price_{uuid.uuid4().hex[:12]}"
-    stripe_fake.fake.register_price(price_id, 499, "usd", "100 credits")
+    stripe_fake.fake.register_price(price_id, price_minor, "usd", f"{credits} credits")
     async with api_session() as client:
         status, package, _ = await call(
             client,
             "POST",
             "/api/admin/credit-packages",
-            json={"name": "Web 100", "credits": 100, "price_minor": 499, "currency": "USD",
+            json={"name": name, "credits": credits, "price_minor": price_minor, "currency": "USD",
                   "stripe_price_id": price_id, "sort_order": -1},
             headers={"Authorization": f"Bearer {admin_token}"},
         )  # fmt: skip
         assert status == 201, package
+    return package
+
+
+async def test_buying_a_package_through_stripe_raises_the_badge_once(
+    browser: Browser, stripe_fake, admin_token
+) -> None:
+    package = await a_package(admin_token, stripe_fake, "Web 100", credits=100, price_minor=499)
     page, _ = await signed_in(browser)
     before = await balance_of(page)
     await page.goto("/pricing")

@@ -10,35 +10,16 @@ import re
 import uuid
 
 import pytest
-from clients import browser as api_session
-from clients import call
 from playwright.async_api import Browser, Locator, Page, expect
 from playwright.async_api import TimeoutError as PlaywrightTimeout
 
 from .conftest import page_errors, screenshot
-from .test_web_app import signed_in
+from .test_web_app import a_package, signed_in
 
 pytestmark = pytest.mark.usefixtures("seeded_tools")
 
 NETWORK_ERROR = "Cannot reach FunMagic. Check your connection."
 BUSY = re.compile(r"\bn-button--loading\b")
-
-
-async def a_package(admin_token: str, stripe_fake) -> dict:
-    """A credit package on sale, so the pricing page has something to show once it can load."""
-    price_id = f"price_{uuid.uuid4().hex[:12]}"
-    stripe_fake.fake.register_price(price_id, 299, "usd", "30 credits")
-    async with api_session() as client:
-        status, package, _ = await call(
-            client,
-            "POST",
-            "/api/admin/credit-packages",
-            json={"name": f"Offline {price_id[-4:]}", "credits": 30, "price_minor": 299, "currency": "USD",
-                  "stripe_price_id": price_id, "sort_order": -1},
-            headers={"Authorization": f"Bearer {admin_token}"},
-        )  # fmt: skip
-        assert status == 201, package
-    return package
 
 
 async def on_the_tools_page(page: Page, *, then_opens: str) -> None:
@@ -82,7 +63,9 @@ async def retry_fails_again_offline(page: Page, retry: Locator, api_path: str) -
 async def test_pricing_offline_shows_the_error_with_a_retry_that_brings_the_packages(
     browser: Browser, admin_token, stripe_fake
 ) -> None:
-    package = await a_package(admin_token, stripe_fake)
+    package = await a_package(
+        admin_token, stripe_fake, f"Offline {uuid.uuid4().hex[:4]}", credits=30, price_minor=299
+    )
     page, _ = await signed_in(browser)
     await on_the_tools_page(page, then_opens="PricingPage")
 
