@@ -28,6 +28,10 @@ describe('the admin catalogs', () => {
     expect(t('audit.changes', { count: 2 }, 2)).toBe('2 fields changed')
     expect(t('toolTypes.inUse', { name: 'Art', n: 1 }, 1)).toBe('Art still has one tool. Move it to another tool type or delete it first.')
     expect(t('toolTypes.inUse', { name: 'Art', n: 4 }, 4)).toMatch(/^Art still has 4 tools\./)
+    expect(t('toolEditor.preview.run', { n: 1 }, 1)).toBe('Run for 1 credit')
+    expect(t('toolEditor.preview.from', { n: 20 }, 20)).toBe('From 20 credits')
+    expect(t('toolEditor.preview.credits', { n: 1 }, 1)).toBe('1 credit')
+    expect(t('toolEditor.price', { n: 0 }, 0)).toBe('price 0 credits')
     locale.value = 'zh'
     expect(t('queue.partitionCount', { count: 1 }, 1)).toBe('1 个分区')
     expect(t('queue.partitionCount', { count: 3 }, 3)).toBe('3 个分区')
