@@ -30,6 +30,8 @@ from funmagic_credits.domain.ledger import (
     ReservationRejected,
     Reserved,
     Spent,
+    settled_among,
+    settlement_key,
 )
 from funmagic_kit.rows import to_row
 
@@ -288,9 +290,8 @@ class PostgresLedgerStore:
         for ask in asks:
             applied = frozenset(inputs[ask.user_id]["applied"])
             # A reservation's task has ended once its settlement's key is recorded (`causes_of` asks it).
-            ended = frozenset(key.removeprefix("settle:") for key in applied if key.startswith("settle:"))
             account = account_from_json(
-                ask.user_id, rows[ask.user_id]["state"], inputs[ask.user_id]["holds"], ended
+                ask.user_id, rows[ask.user_id]["state"], inputs[ask.user_id]["holds"], settled_among(applied)
             )
             locked[ask.user_id] = LockedAccount(account, applied)
         return locked
@@ -361,11 +362,11 @@ class PostgresLedgerStore:
         """Every reservation of the user whose settlement is recorded (checks and tools; decisions load only
         theirs)."""
         cursor = await self._conn.execute(
-            "SELECT substr(idempotency_key, 8) AS reservation_id FROM ledger_events"
-            " WHERE user_id = %s AND idempotency_key LIKE 'settle:%%'",
-            (user_id,),
+            "SELECT idempotency_key FROM ledger_events"
+            " WHERE user_id = %s AND starts_with(idempotency_key, %s)",
+            (user_id, settlement_key("")),
         )
-        return frozenset(row["reservation_id"] for row in await cursor.fetchall())
+        return settled_among(row["idempotency_key"] for row in await cursor.fetchall())
 
     async def holds(self, user_id: str) -> dict[str, int]:
         """Every open hold of the user (checks and tools; decisions load only theirs)."""

@@ -18,6 +18,7 @@ produce satisfies `check_invariants`. Money is integer credits.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from functools import singledispatch
 from typing import Literal
@@ -51,6 +52,8 @@ __all__ = [
     "evolve",
     "fold",
     "idempotency_key",
+    "settled_among",
+    "settlement_key",
 ]
 
 
@@ -145,7 +148,7 @@ def idempotency_key(command: Command) -> str:
         case ReserveCredits():
             return f"reserve:{command.reservation_id}"
         case SettleReservation():
-            return f"settle:{command.reservation_id}"
+            return settlement_key(command.reservation_id)
         case AdjustCredits():
             return f"adjust:{command.reference_id}"
     raise TypeError(f"not a ledger command: {command!r}")
@@ -155,8 +158,21 @@ def causes_of(command: Command) -> tuple[str, ...]:
     """The causes whose being applied a decision on `command` needs to know: its own (a repeat changes
     nothing) and, for a reservation, its task's settlement (`reservation_must_not_outlive_its_task`)."""
     if isinstance(command, ReserveCredits):
-        return idempotency_key(command), f"settle:{command.reservation_id}"
+        return idempotency_key(command), settlement_key(command.reservation_id)
     return (idempotency_key(command),)
+
+
+_SETTLEMENT = "settle:"
+
+
+def settlement_key(reservation_id: str) -> str:
+    """The idempotency key of a reservation's settlement (its task's end)."""
+    return _SETTLEMENT + reservation_id
+
+
+def settled_among(keys: Iterable[str]) -> frozenset[str]:
+    """The reservations whose settlement is among these idempotency keys."""
+    return frozenset(key.removeprefix(_SETTLEMENT) for key in keys if key.startswith(_SETTLEMENT))
 
 
 # --- events --------------------------------------------------------------------------------------------
