@@ -19,7 +19,7 @@ from funmagic_contracts.providers.events import StepCompleted, StepFailed, StepS
 from funmagic_kit.clock import Clock
 from funmagic_kit.logs import get_logger
 from funmagic_tasks.application.ports import Assets, StudioModels, TasksUnitOfWork, UnitOfWorkFactory
-from funmagic_tasks.application.sweeping import SweepRound
+from funmagic_tasks.application.sweeping import sweep
 from funmagic_tasks.domain import studio as rules
 from funmagic_tasks.domain.json_values import JsonObject, JsonValue
 from funmagic_tasks.domain.studio import (
@@ -201,27 +201,20 @@ class StudioService:
         now = self.clock.now()
         async with self.uow() as uow:
             overdue = await uow.studio.overdue_replies(now - rules.REPLY_GIVE_UP_AFTER, limit)
-        ended = 0
-        sweep = SweepRound()
-        for reply_id in overdue:  # one transaction each, as the tasks' sweeper
-            if sweep.over:
-                break
-            try:
-                async with self.uow() as uow:
-                    reply = await uow.studio.message(reply_id, lock=True)
-                    if reply is None:
-                        continue
-                    change = rules.time_out_reply(reply, now=now)
-                    await _apply(uow, change, None)
-            except Exception:
-                log.exception("an overdue studio reply could not be ended", extra={"message_id": reply_id})
-                sweep.failed()
-                continue
-            sweep.succeeded()
-            ended += bool(change.messages)
+        ended = await sweep(overdue, lambda reply_id: self._time_out(reply_id, now), what="studio reply")
         if ended:
             log.warning("overdue studio replies failed", extra={"count": ended})
         return ended
+
+    async def _time_out(self, reply_id: str, now: datetime) -> bool:
+        """One overdue reply failed, in a transaction of its own; whether it changed."""
+        async with self.uow() as uow:
+            reply = await uow.studio.message(reply_id, lock=True)
+            if reply is None:
+                return False
+            change = rules.time_out_reply(reply, now=now)
+            await _apply(uow, change, None)
+        return bool(change.messages)
 
     async def _request(self, chat: Chat, fields: Mapping[str, object]) -> MessageRequest:
         kind: MessageKind = "image" if fields.get("kind") == "image" else "text"

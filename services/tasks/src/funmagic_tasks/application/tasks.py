@@ -26,7 +26,7 @@ from funmagic_kit.clock import Clock
 from funmagic_kit.logs import get_logger
 from funmagic_kit.ports import SentRead
 from funmagic_tasks.application.ports import Assets, TaskMetrics, TasksUnitOfWork, UnitOfWorkFactory
-from funmagic_tasks.application.sweeping import SweepRound
+from funmagic_tasks.application.sweeping import sweep
 from funmagic_tasks.domain import accounts  # what a closed account means for tasks
 from funmagic_tasks.domain import task as rules  # the aggregate's transitions and rules
 from funmagic_tasks.domain.json_values import JsonObject, JsonValue
@@ -343,28 +343,20 @@ class TaskService:
             )
         # Ended just below, normally: one still counted round after round is a task the sweep cannot end.
         self.metrics.overdue(len(overdue))
-        ended = 0
-        sweep = SweepRound()
-        for task_id in overdue:  # one transaction each: one stuck task never holds back the others
-            if sweep.over:
-                break
-            try:
-                async with self.uow() as uow:
-                    task = await uow.tasks.lock(task_id)
-                    if task is None:
-                        continue
-                    change = rules.time_out(task, now=now, policy=self.policy)
-                    await self._apply(uow, change, None)
-            except Exception:
-                log.exception("an overdue task could not be ended", extra={"task_id": task_id})
-                sweep.failed()
-                continue
-            sweep.succeeded()
-            if change.changed:
-                ended += 1
+        ended = await sweep(overdue, lambda task_id: self._time_out(task_id, now), what="task")
         if ended:
             log.warning("overdue tasks ended", extra={"count": ended})
         return ended
+
+    async def _time_out(self, task_id: str, now: datetime) -> bool:
+        """One overdue task ended, in a transaction of its own; whether it changed."""
+        async with self.uow() as uow:
+            task = await uow.tasks.lock(task_id)
+            if task is None:
+                return False
+            change = rules.time_out(task, now=now, policy=self.policy)
+            await self._apply(uow, change, None)
+        return change.changed
 
     async def _apply(
         self, uow: TasksUnitOfWork, change: TaskChange, caused_by: Envelope | None
