@@ -275,6 +275,13 @@ async def test_an_adjustment_never_takes_the_balance_below_zero_and_applies_once
             body = await response.json()
 
     assert body["balance"] == 6, "a retried adjustment applies once"
+    async with http.post(
+        path, json={"amount": -5, "reason": "chargeback"}, headers={**admin, "Idempotency-Key": "adj-1"}
+    ) as response:
+        reused = await response.json(content_type=None)
+    assert (response.status, reused["code"]) == (409, "idempotency_key_reused"), "not a retry: another amount"
+    async with http.get(f"/v1/admin/users/{user}/credits", headers=admin) as response:
+        assert (await response.json())["balance"] == 6
     async with http.post(path, json={"amount": 5, "reason": "x"}, headers=as_user(user)) as response:
         assert response.status == 403
 

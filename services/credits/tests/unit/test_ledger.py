@@ -11,6 +11,7 @@ from funmagic_credits.domain.ledger import (
     Account,
     AdjustCredits,
     Adjusted,
+    AdjustmentKeyReused,
     GrantCredits,
     Granted,
     InvalidAmount,
@@ -25,6 +26,7 @@ from funmagic_credits.domain.ledger import (
     SettleReservation,
     Spent,
     WouldGoNegative,
+    a_repeat_must_ask_for_the_same_adjustment,
     check_holds_complete,
     check_invariants,
     decide,
@@ -274,6 +276,31 @@ def test_an_adjustment_cannot_take_credits_held_for_a_running_task() -> None:
 def test_an_adjustment_needs_a_reason() -> None:
     with pytest.raises(InvalidAmount):
         decide(AdjustCredits(USER, 5, "admin-1", "   ", "adj-1"), a_user_with(10))
+
+
+def test_a_repeated_adjustment_asking_for_the_same_change_passes() -> None:
+    earlier = Adjusted(-4, "admin-1", "chargeback", 6)
+
+    repeat = AdjustCredits(USER, -4, "admin-1", "chargeback", "adj-1")
+
+    a_repeat_must_ask_for_the_same_adjustment(repeat, earlier)
+
+
+@pytest.mark.parametrize(
+    "repeat",
+    [
+        AdjustCredits(USER, -5, "admin-1", "chargeback", "adj-1"),
+        AdjustCredits(USER, -4, "admin-1", "goodwill", "adj-1"),
+        AdjustCredits(USER, -4, "admin-2", "chargeback", "adj-1"),
+    ],
+    ids=["another amount", "another reason", "another admin"],
+)
+def test_an_adjustment_key_used_for_another_change_is_refused(repeat: AdjustCredits) -> None:
+    earlier = Adjusted(-4, "admin-1", "chargeback", 6)
+
+    with pytest.raises(AdjustmentKeyReused) as refused:
+        a_repeat_must_ask_for_the_same_adjustment(repeat, earlier)
+    assert (refused.value.code, refused.value.field) == ("idempotency_key_reused", "Idempotency-Key")
 
 
 @pytest.mark.parametrize("amount", [0, True, False, 1.5, "5"])

@@ -368,6 +368,14 @@ class PostgresLedgerStore:
         )
         return settled_among(row["idempotency_key"] for row in await cursor.fetchall())
 
+    async def event_of_cause(self, user_id: str, key: str) -> LedgerEvent | None:
+        cursor = await self._conn.execute(
+            "SELECT event_type, data FROM ledger_events WHERE user_id = %s AND idempotency_key = %s",
+            (user_id, key),
+        )
+        row = await cursor.fetchone()
+        return EVENT_CLASSES[row["event_type"]](**row["data"]) if row else None
+
     async def holds(self, user_id: str) -> dict[str, int]:
         """Every open hold of the user (checks and tools; decisions load only theirs)."""
         cursor = await self._conn.execute(

@@ -47,6 +47,7 @@ from funmagic_credits.domain.ledger import (
     Reserved,
     SettleReservation,
     Spent,
+    a_repeat_must_ask_for_the_same_adjustment,
     causes_of,
     check_invariants,
     decide,
@@ -162,6 +163,18 @@ class Ledger:
             waiting[:0] = [r for r in group[1:] if r.outcome is None and not _cancelled(r) and not r.in_batch]
             self._pass_the_lead(command.user_id, waiting)
         return request.result()
+
+    async def adjust(self, command: AdjustCredits) -> list[StoredEvent]:
+        """An admin's adjustment, once per idempotency key: a repeat asking for the same change records
+        nothing (the retry of a request whose answer was lost); one asking for another change is refused."""
+        recorded = await self.apply(command)
+        if recorded:
+            return recorded
+        async with self.uow() as uow:
+            earlier = await uow.ledger.event_of_cause(command.user_id, idempotency_key(command))
+        if isinstance(earlier, Adjusted):
+            a_repeat_must_ask_for_the_same_adjustment(command, earlier)
+        return recorded
 
     async def execute(
         self, uow: CreditsUnitOfWork, command: Command, *, caused_by: Envelope | None = None

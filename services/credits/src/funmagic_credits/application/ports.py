@@ -96,6 +96,10 @@ class LedgerStore(Protocol):
         """Every open hold of the user."""
         ...
 
+    async def event_of_cause(self, user_id: str, key: str) -> LedgerEvent | None:
+        """The event the user's command with this idempotency key recorded first (None: not applied)."""
+        ...
+
 
 class CommerceStore(Protocol):
     """Credit packages, checkout purchases and the payment provider's events already handled."""

@@ -29,6 +29,7 @@ __all__ = [
     "Account",
     "AdjustCredits",
     "Adjusted",
+    "AdjustmentKeyReused",
     "GrantCredits",
     "Granted",
     "InvalidAmount",
@@ -45,6 +46,7 @@ __all__ = [
     "SettleReservation",
     "Spent",
     "WouldGoNegative",
+    "a_repeat_must_ask_for_the_same_adjustment",
     "causes_of",
     "check_holds_complete",
     "check_invariants",
@@ -67,6 +69,13 @@ class InvalidAmount(LedgerRuleBroken, code="invalid_amount"):
 
 class WouldGoNegative(LedgerRuleBroken, Conflict, code="would_go_negative"):
     """The command would take the balance (or a hold) below zero."""
+
+
+class AdjustmentKeyReused(LedgerRuleBroken, Conflict, code="idempotency_key_reused"):
+    """An adjustment's Idempotency-Key was used before for another adjustment of the user."""
+
+    def __init__(self) -> None:
+        super().__init__("this Idempotency-Key was used for a different adjustment", field="Idempotency-Key")
 
 
 # --- state ---------------------------------------------------------------------------------------------
@@ -282,6 +291,15 @@ def adjustment_must_not_go_below_zero(account: Account, amount: int) -> None:
             f"an adjustment of {amount} would leave {account.balance + amount} credits; the balance is "
             f"{account.balance} (credits held for running tasks cannot be taken)"
         )
+
+
+def a_repeat_must_ask_for_the_same_adjustment(command: AdjustCredits, earlier: Adjusted) -> None:
+    """A command whose cause was applied before decides nothing; for an adjustment that is right only when
+    it asks for what the first did. The same key with another amount or reason is a client's mistake, and
+    answering it as applied would tell the admin a change was made that was not."""
+    asked = (command.amount, command.reason, command.admin_id)
+    if asked != (earlier.amount, earlier.reason, earlier.admin_id):
+        raise AdjustmentKeyReused()
 
 
 # --- decide --------------------------------------------------------------------------------------------

@@ -133,9 +133,9 @@ class CreditsApp:
         admin = require_principal(request)  # an admin: the route checked the role
         body = await read_body(request, AdjustmentRequest)
         user_id = path_uuid(request, "user_id", "user")
-        # A retried request (same Idempotency-Key) adjusts once.
+        # A retried request (same Idempotency-Key) adjusts once; the key with another change is a 409.
         reference = idempotency_key(request) or uuid.uuid4().hex
-        await self.ledger.apply(
+        await self.ledger.adjust(
             AdjustCredits(user_id, body.amount, admin.user_id, body.reason.strip(), reference)
         )
         return web.json_response(await self.reads.balance(user_id), status=201)
