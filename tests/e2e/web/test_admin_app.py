@@ -65,6 +65,9 @@ async def test_an_admin_finds_a_user_and_adjusts_credits_once_per_key(browser: B
     await page.get_by_label("Reason", exact=True).fill("goodwill")
     await page.get_by_test_id("adjust").click()
     await expect(page.get_by_test_id("user-balance")).to_have_text("57")
+    # The history says the adjustment's reason, and no server wording such as "Bonus: signup_bonus".
+    await expect(page.get_by_role("cell", name="goodwill")).to_be_visible()
+    await expect(page.get_by_text("signup_bonus")).to_have_count(0)
     await screenshot(page, "admin-user")
 
     # A client retrying one adjustment with the same key: applied once.
