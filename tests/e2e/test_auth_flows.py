@@ -117,12 +117,17 @@ async def test_reusing_a_rotated_refresh_token_revokes_the_session(platform) -> 
     email = unique_email("reuse")
     async with browser() as client:
         first = await sign_up(client, email, mode="token")
-        status, second, _ = await call(
+        status, middle, _ = await call(
             client, "POST", "/api/auth/refresh", json={"refresh_token": first["refresh_token"]}
         )
+        assert status == 200, middle
+        status, second, _ = await call(
+            client, "POST", "/api/auth/refresh", json={"refresh_token": middle["refresh_token"]}
+        )
         assert status == 200, second
-        assert second["refresh_token"] != first["refresh_token"]
+        assert second["refresh_token"] not in (first["refresh_token"], middle["refresh_token"])
 
+        # Older than the last rotation: no other tab can be racing with it, so it leaked.
         status, problem, _ = await call(
             client, "POST", "/api/auth/refresh", json={"refresh_token": first["refresh_token"]}
         )
@@ -135,6 +140,27 @@ async def test_reusing_a_rotated_refresh_token_revokes_the_session(platform) -> 
         assert status == 401
         status, _, _ = await call(client, "GET", "/api/auth/session", headers=bearer(second["access_token"]))
         assert status == 401
+
+
+async def test_a_refresh_superseded_by_another_tabs_an_instant_before_keeps_the_session(platform) -> None:
+    email = unique_email("two-tabs")
+    async with browser() as client:
+        first = await sign_up(client, email, mode="token")
+        status, winner, _ = await call(
+            client, "POST", "/api/auth/refresh", json={"refresh_token": first["refresh_token"]}
+        )
+        assert status == 200, winner
+
+        status, problem, _ = await call(
+            client, "POST", "/api/auth/refresh", json={"refresh_token": first["refresh_token"]}
+        )
+        assert (status, problem["code"]) == (409, "refresh_superseded")
+        status, _, _ = await call(client, "GET", "/api/auth/session", headers=bearer(winner["access_token"]))
+        assert status == 200, "the session lives on"
+        status, renewed, _ = await call(
+            client, "POST", "/api/auth/refresh", json={"refresh_token": winner["refresh_token"]}
+        )
+        assert status == 200, renewed
 
 
 async def test_sessions_can_be_listed_and_revoked_one_by_one_or_all(platform) -> None:
@@ -177,6 +203,35 @@ async def test_sessions_can_be_listed_and_revoked_one_by_one_or_all(platform) ->
         assert revoked["revoked_sessions"] == 2
         status, _, _ = await call(client, "GET", "/api/auth/session", headers=bearer(laptop["access_token"]))
         assert status == 401
+
+
+async def test_my_sessions_come_a_page_at_a_time_through_the_gateway(platform) -> None:
+    email = unique_email("pages")
+    async with browser() as client:
+        here = await sign_up(client, email, mode="token")
+        for _ in range(2):
+            status, _ = await sign_in(client, email, mode="token")
+            assert status == 201
+        await sign_up(client, unique_email("someone-else"), mode="token")
+        me = bearer(here["access_token"])
+
+        status, first, _ = await call(client, "GET", "/api/auth/sessions", params={"limit": "2"}, headers=me)
+        assert status == 200, first
+        assert (len(first["items"]), first["next_cursor"] is not None) == (2, True)
+        params = {"limit": "2", "cursor": first["next_cursor"]}
+        status, last, _ = await call(client, "GET", "/api/auth/sessions", params=params, headers=me)
+        assert status == 200, last
+        assert (len(last["items"]), last["next_cursor"]) == (1, None)
+        listed = [session["id"] for session in first["items"] + last["items"]]
+        assert len(set(listed)) == 3, "the pages are disjoint and hold my three sessions"
+        assert here["session"]["id"] in listed
+
+        forged = {"cursor": "bm90LWEtY3Vyc29y"}  # base64 of "not-a-cursor"
+        status, problem, _ = await call(client, "GET", "/api/auth/sessions", params=forged, headers=me)
+        assert (status, problem["code"]) == (422, "invalid_cursor")
+        too_many = {"limit": "101"}
+        status, problem, _ = await call(client, "GET", "/api/auth/sessions", params=too_many, headers=me)
+        assert (status, [error["loc"] for error in problem["errors"]]) == (422, [["limit"]])
 
 
 async def test_sign_up_refuses_a_taken_email_and_a_weak_password(platform) -> None:

@@ -1,5 +1,6 @@
 """Account self-service in the web app: rename, upload an avatar (shown in the header), change the password
-(other sessions end, this one stays), in English and German, on a desktop and on a 375 px phone."""
+(other sessions end, this one stays), in English and German, on a desktop and on a 375 px phone; and the
+signed-in devices, a page at a time, one of them signed out."""
 
 from __future__ import annotations
 
@@ -130,4 +131,39 @@ async def test_the_account_forms_fit_a_phone_and_the_header_shows_initials_witho
     await page.get_by_test_id("password-change").scroll_into_view_if_needed()
     await screenshot(page, "account-password-phone-zh")
     assert await horizontal_overflow(page) <= 0
+    assert page_errors(page) == []
+
+
+async def test_the_devices_list_loads_more_and_a_device_signed_out_leaves_it(browser: Browser) -> None:
+    page, email = await signed_in(browser)
+    # Ten more devices: with this browser, one more than the list's first page (`SESSIONS_PAGE_SIZE`, 10).
+    async with api_session() as client:
+        others = []
+        for _ in range(10):
+            status, other = await sign_in(client, email, mode="token")
+            assert status == 201, other
+            others.append(other)
+    await page.goto("/profile")
+    devices = page.get_by_test_id("sessions").locator(".n-list-item")
+    more = page.get_by_test_id("sessions-more")
+
+    await expect(devices).to_have_count(10)
+    await more.click()
+    await expect(devices).to_have_count(11)
+    await expect(more).to_have_count(0)
+    # This browser signed in first, so it is the oldest: the last row, the one without a button.
+    await expect(devices.last.get_by_text("This device")).to_be_visible()
+    await expect(devices.get_by_role("button", name="Sign out")).to_have_count(10)
+
+    # Newest first: the first row is the last device that signed in.
+    await devices.first.get_by_role("button", name="Sign out").click()
+    await expect(devices).to_have_count(10)
+    await expect(more).to_have_count(0)
+    async with api_session() as client:
+        newest = bearer(others[-1]["access_token"])
+        status, _, _ = await call(client, "GET", "/api/auth/session", headers=newest)
+        assert status == 401, "the device signed out on the page is signed out"
+        oldest = bearer(others[0]["access_token"])
+        status, listed, _ = await call(client, "GET", "/api/auth/sessions", headers=oldest)
+        assert (status, len(listed["items"])) == (200, 10)
     assert page_errors(page) == []

@@ -50,7 +50,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Rotate the refresh token, get a new access token */
+        /**
+         * Rotate the refresh token, get a new access token
+         * @description Each refresh rotates the refresh token. A rotated token used again is a leak and ends the session (401 `session_expired`), except the one the session's last rotation replaced, within 30 s of it: another tab refreshed with the same cookie an instant before (409 `refresh_superseded`; the cookies are kept, and that refresh's answer brings the new ones).
+         */
         post: operations["refresh"];
         delete?: never;
         options?: never;
@@ -116,7 +119,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** My active sessions */
+        /**
+         * My active sessions, newest first (paginated)
+         * @description Business rule: `cursor` must be the `next_cursor` of a page this list returned; any other is refused (422): start again without it.
+         */
         get: operations["list_sessions"];
         put?: never;
         post?: never;
@@ -4749,6 +4755,25 @@ export interface components {
         SessionList: {
             /** Items */
             items: components["schemas"]["SessionView"][];
+            /**
+             * Next Cursor
+             * @default null
+             */
+            next_cursor?: string | null;
+        };
+        /** SessionListQuery */
+        SessionListQuery: {
+            /**
+             * Limit
+             * @default 20
+             */
+            limit?: number;
+            /**
+             * Cursor
+             * @description `next_cursor` of the previous page.
+             * @default null
+             */
+            cursor?: string | null;
         };
         /** SessionUser */
         SessionUser: {
@@ -6616,6 +6641,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Content Too Large */
             413: {
                 headers: {
@@ -6817,14 +6851,17 @@ export interface operations {
     };
     list_sessions: {
         parameters: {
-            query?: never;
+            query?: {
+                limit?: number;
+                cursor?: string | null;
+            };
             header?: never;
             path?: never;
             cookie?: never;
         };
         requestBody?: never;
         responses: {
-            /** @description My active sessions */
+            /** @description My active sessions, newest first (paginated) */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -6835,6 +6872,15 @@ export interface operations {
             };
             /** @description Unauthorized */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Content */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -9,6 +9,7 @@ from aiohttp.test_utils import make_mocked_request
 from openapi_spec_validator import validate
 
 from funmagic_gateway.bootstrap import Gateway
+from funmagic_gateway.entrypoints.forwarding import CURSOR_RULE
 
 NOT_IN_THE_API = {("GET", "/openapi.json"), ("GET", "/docs"), ("GET", "/.well-known/jwks.json")}
 
@@ -126,3 +127,21 @@ async def test_the_admin_stats_routes_take_the_window_and_say_who_may_read_them(
     assert {"series", "success_rate", "active_users", "by_status"} <= set(schemas["TaskStats"]["properties"])
     assert {"credits_sold", "revenue", "credits_spent"} <= set(schemas["CreditStats"]["properties"])
     assert {"is_healthy", "health_checked_at"} <= set(schemas["ProviderHealth"]["properties"])
+
+
+async def test_my_sessions_are_documented_as_a_paginated_list(gateway: Gateway) -> None:
+    """As every list of the platform: `limit` (20 by default, at most 100) and the `cursor` a page gave, an
+    answer with its `next_cursor`, and the rule that refuses any other cursor."""
+    document = gateway.api.document
+    operation = document["paths"]["/api/auth/sessions"]["get"]
+    parameters = {p["name"]: p for p in operation["parameters"]}
+
+    assert set(parameters) == {"limit", "cursor"}
+    assert all(p["in"] == "query" and not p.get("required") for p in parameters.values())
+    limit = parameters["limit"]["schema"]
+    assert (limit["default"], limit["minimum"], limit["maximum"]) == (20, 1, 100)
+    answer = _answer_schema(document, "get", "/api/auth/sessions")
+    assert answer == {"$ref": "#/components/schemas/SessionList"}
+    assert {"items", "next_cursor"} <= set(document["components"]["schemas"]["SessionList"]["properties"])
+    assert CURSOR_RULE in operation["description"]
+    assert "422" in operation["responses"]

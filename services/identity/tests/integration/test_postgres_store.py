@@ -267,7 +267,7 @@ async def test_a_session_round_trips_and_is_found_by_its_refresh_token(uow: UowF
 
     async with uow() as work:
         assert await work.store.session(session.id, for_update=True) == session
-        assert await work.store.session_by_refresh_hash(digest("r1")) == (session, False)
+        assert await work.store.session_by_refresh_hash(digest("r1")) == (session, None)
         assert await work.store.session_by_refresh_hash(digest("unknown")) is None
         assert await work.store.session("not-a-uuid") is None
 
@@ -290,9 +290,9 @@ async def test_refresh_rotation_retires_the_old_token_and_refuses_it_as_current(
         current = await work.store.session_by_refresh_hash(digest("r2"))
         assert await work.store.session_by_refresh_hash(digest("r3")) is None
     assert old is not None
-    assert old[1] is True
+    assert old[1] == later, "retired when the session was last rotated"
     assert current is not None
-    assert current[1] is False
+    assert current[1] is None
     assert current[0].last_refreshed_at == later
 
 
@@ -330,8 +330,10 @@ async def test_revoke_user_sessions_revokes_that_users_active_sessions_only(
     async with uow() as work:
         revoked = await work.store.revoke_user_sessions(alice.id, "password_reset", NOW)
         assert await work.store.revoke_user_sessions(alice.id, "password_reset", NOW) == []
-        assert [s.id for s in await work.store.sessions_of(alice.id, NOW)] == []
-        assert [s.id for s in await work.store.sessions_of(bob.id, NOW)] == [b1.id]
+        alices = await work.store.sessions_of(alice.id, NOW, limit=10, cursor=None)
+        bobs = await work.store.sessions_of(bob.id, NOW, limit=10, cursor=None)
+        assert [s.id for s in alices.sessions] == []
+        assert [s.id for s in bobs.sessions] == [b1.id]
 
     assert sorted(revoked) == sorted([a1.id, a2.id])
     reason = await scalar(pool, "SELECT revoked_reason FROM sessions WHERE id = %s", already.id)
@@ -345,8 +347,10 @@ async def test_sessions_of_leaves_out_expired_sessions(uow: UowFactory) -> None:
     async with uow() as work:
         await work.store.add_session(live, digest("live"))
         await work.store.add_session(short, digest("short"))
-        in_two_minutes = await work.store.sessions_of(user.id, NOW + timedelta(minutes=2))
-    assert [s.id for s in in_two_minutes] == [live.id]
+        in_two_minutes = await work.store.sessions_of(
+            user.id, NOW + timedelta(minutes=2), limit=10, cursor=None
+        )
+    assert [s.id for s in in_two_minutes.sessions] == [live.id]
 
 
 async def test_active_sessions_are_counted_without_revoked_or_expired_ones(uow: UowFactory) -> None:

@@ -1,5 +1,6 @@
 """A user's self-service over identity's HTTP API, on a real database and Redis: `PATCH /v1/me` (name and
-avatar) and `POST /v1/me/password` (the current password proves it is them; the other sessions end).
+avatar), `POST /v1/me/password` (the current password proves it is them; the other sessions end) and
+`GET /v1/sessions` (my signed-in devices, a page at a time).
 
 A caller check stand-in plays the kit's: `X-Test-User` and `X-Test-Session` are the verified token's user
 and session.
@@ -25,6 +26,7 @@ from funmagic_kit.auth import revocation_keys
 from funmagic_kit.clock import ManualClock
 from funmagic_kit.http import problem_middleware
 from funmagic_kit.metrics import Metrics
+from funmagic_kit.pagination import encode_cursor
 from funmagic_kit.request_keys import INTERNAL_CALLER_KEY, PRINCIPAL_KEY, Principal
 
 PASSWORD = "correct horse battery staple"
@@ -52,8 +54,15 @@ async def signed_in_as(request: web.Request, handler: Handler) -> web.StreamResp
 
 
 @pytest.fixture
-async def identity(settings: IdentitySettings, pool: AsyncConnectionPool, redis: Redis) -> Identity:
-    built = build(settings, pool=pool, redis=redis, clock=ManualClock())
+def clock() -> ManualClock:
+    return ManualClock()
+
+
+@pytest.fixture
+async def identity(
+    settings: IdentitySettings, pool: AsyncConnectionPool, redis: Redis, clock: ManualClock
+) -> Identity:
+    built = build(settings, pool=pool, redis=redis, clock=clock)
     await built.signing_keys.ensure_key(built.clock.now())
     return built
 
@@ -260,3 +269,73 @@ async def test_wrong_current_passwords_pause_the_account_like_wrong_sign_ins(
         429,
         "too_many_attempts",
     )
+
+
+# --- GET /v1/sessions ---------------------------------------------------------------------------------
+
+
+async def my_session_pages(
+    http: aiohttp.ClientSession, me: dict[str, Any], limit: int
+) -> list[list[dict[str, Any]]]:
+    """Every page of my sessions, following `next_cursor` until it is null (and never longer than a page
+    per session: a cursor that led back would otherwise loop)."""
+    pages: list[list[dict[str, Any]]] = []
+    params = {"limit": str(limit)}
+    for _ in range(20):
+        status, page, _ = await send(http, "GET", "/v1/sessions", params=params, headers=as_session(me))
+        assert status == 200, page
+        pages.append(page["items"])
+        if page["next_cursor"] is None:
+            return pages
+        params["cursor"] = page["next_cursor"]
+    raise AssertionError(f"the cursors never ended: {pages}")
+
+
+async def test_my_sessions_come_a_page_at_a_time_newest_first_and_no_one_elses(
+    http: aiohttp.ClientSession, clock: ManualClock
+) -> None:
+    email = an_email()
+    mine = [await signed_up(http, email)]
+    for minutes in (1, 1, 0, 1):  # the 3rd and 4th sign in at one instant: their ids order them
+        clock.advance(minutes=minutes)
+        mine.append(await signed_in(http, email))
+    someone_else = await signed_up(http, an_email())
+    await signed_in(http, someone_else["user"]["email"])
+    me = mine[2]
+
+    pages = await my_session_pages(http, me, limit=2)
+
+    assert [len(page) for page in pages] == [2, 2, 1]
+    listed = [session["id"] for page in pages for session in page]
+    newest_first = sorted(
+        (result["session"] for result in mine), key=lambda s: (s["created_at"], s["id"]), reverse=True
+    )
+    assert listed == [session["id"] for session in newest_first]
+    current = [session["id"] for page in pages for session in page if session["current"]]
+    assert current == [me["session"]["id"]]
+    # Without a limit, the default page holds all five.
+    status, whole, _ = await send(http, "GET", "/v1/sessions", headers=as_session(me))
+    assert (status, [s["id"] for s in whole["items"]], whole["next_cursor"]) == (200, listed, None)
+
+
+async def test_a_cursor_this_list_never_gave_or_a_limit_out_of_range_is_422(
+    http: aiohttp.ClientSession,
+) -> None:
+    me = await signed_up(http, an_email())
+    forged = [
+        "not-a-cursor",
+        encode_cursor("yesterday", "not-a-uuid"),  # well-formed, but not a time and an id
+        encode_cursor("2026-01-01T12:00:00+00:00"),  # a time without the id
+    ]
+    for cursor in forged:
+        status, problem, _ = await send(
+            http, "GET", "/v1/sessions", params={"cursor": cursor}, headers=as_session(me)
+        )
+        assert (status, problem["code"], problem["field"]) == (422, "invalid_cursor", "cursor"), cursor
+
+    for limit in ("0", "101", "many"):
+        status, problem, response = await send(
+            http, "GET", "/v1/sessions", params={"limit": limit}, headers=as_session(me)
+        )
+        assert response.content_type == "application/problem+json"
+        assert (status, [error["loc"] for error in problem["errors"]]) == (422, [["limit"]]), limit

@@ -40,6 +40,7 @@ from funmagic_identity.application.ports import (
     IdentityUnitOfWork,
     OAuthProfile,
     OutgoingMail,
+    SessionPage,
     SessionRecord,
     UserPage,
 )
@@ -52,6 +53,7 @@ from funmagic_identity.domain.errors import (
     NotAllowed,
     OAuthFailed,
     PasswordNotSet,
+    RefreshSuperseded,
     SessionExpired,
     TooManyAttempts,
     UserNotFound,
@@ -94,7 +96,8 @@ class _State:
     deleted: set[str] = field(default_factory=set)
     sessions: dict[str, SessionRecord] = field(default_factory=dict)
     revoked_reasons: dict[str, str] = field(default_factory=dict)
-    refresh_tokens: dict[bytes, tuple[str, bool]] = field(default_factory=dict)  # hash → (session, rotated)
+    # hash → (session, when it was rotated: None while it is the newest)
+    refresh_tokens: dict[bytes, tuple[str, datetime | None]] = field(default_factory=dict)
     verifications: dict[bytes, _Verification] = field(default_factory=dict)
     accounts: dict[tuple[str, str], _Account] = field(default_factory=dict)
     mail: list[OutgoingMail] = field(default_factory=list)
@@ -163,22 +166,24 @@ class InMemoryIdentityStore:
 
     async def add_session(self, session: SessionRecord, refresh_token_hash: bytes) -> None:
         self._s.sessions[session.id] = session
-        self._s.refresh_tokens[refresh_token_hash] = (session.id, False)
+        self._s.refresh_tokens[refresh_token_hash] = (session.id, None)
 
     async def session(self, session_id: str, *, for_update: bool = False) -> SessionRecord | None:
         return self._s.sessions.get(session_id)
 
-    async def session_by_refresh_hash(self, token_hash: bytes) -> tuple[SessionRecord, bool] | None:
+    async def session_by_refresh_hash(
+        self, token_hash: bytes
+    ) -> tuple[SessionRecord, datetime | None] | None:
         found = self._s.refresh_tokens.get(token_hash)
         return (self._s.sessions[found[0]], found[1]) if found else None
 
     async def rotate_refresh_token(
         self, session_id: str, old_hash: bytes, new_hash: bytes, now: datetime
     ) -> bool:
-        if self._s.refresh_tokens.get(old_hash) != (session_id, False):
+        if self._s.refresh_tokens.get(old_hash) != (session_id, None):
             return False
-        self._s.refresh_tokens[old_hash] = (session_id, True)
-        self._s.refresh_tokens[new_hash] = (session_id, False)
+        self._s.refresh_tokens[old_hash] = (session_id, now)
+        self._s.refresh_tokens[new_hash] = (session_id, None)
         session = self._s.sessions[session_id]
         self._s.sessions[session_id] = replace(session, last_refreshed_at=now)
         return True
@@ -209,15 +214,26 @@ class InMemoryIdentityStore:
             await self.revoke_session(session_id, reason, now)
         return ids
 
-    async def sessions_of(self, user_id: str, now: datetime) -> list[SessionRecord]:
+    def _active_sessions(self, user_id: str, now: datetime) -> list[SessionRecord]:
         return [
             s
             for s in self._s.sessions.values()
             if s.user_id == user_id and s.revoked_at is None and s.expires_at > now
         ]
 
+    async def sessions_of(
+        self, user_id: str, now: datetime, *, limit: int, cursor: str | None
+    ) -> SessionPage:
+        sessions = sorted(
+            self._active_sessions(user_id, now), key=lambda s: (s.created_at, s.id), reverse=True
+        )
+        start = int(cursor or 0)
+        page = sessions[start : start + limit]
+        more = len(sessions) > start + limit
+        return SessionPage(sessions=page, next_cursor=str(start + limit) if more else None)
+
     async def count_active_sessions(self, user_id: str, now: datetime) -> int:
-        return len(await self.sessions_of(user_id, now))
+        return len(self._active_sessions(user_id, now))
 
     async def add_verification(
         self, identifier: str, token_hash: bytes, expires_at: datetime, now: datetime
@@ -698,6 +714,7 @@ async def test_refresh_rotates_the_refresh_token(world: World) -> None:
 async def test_reusing_a_rotated_refresh_token_revokes_the_session(world: World) -> None:
     signed_up = await world.sign_up()
     refreshed = await world.handlers.refresh(signed_up.refresh_token)
+    world.clock.advance(seconds=31)  # no longer another tab's refresh of the same moment
 
     with pytest.raises(SessionExpired, match="already used"):
         await world.handlers.refresh(signed_up.refresh_token)
@@ -707,6 +724,35 @@ async def test_reusing_a_rotated_refresh_token_revokes_the_session(world: World)
     # The thief's copy and the owner's newest token are both dead now.
     with pytest.raises(SessionExpired):
         await world.handlers.refresh(refreshed.refresh_token)
+
+
+async def test_a_refresh_token_rotated_an_instant_before_by_another_tab_is_superseded_not_leaked(
+    world: World,
+) -> None:
+    signed_up = await world.sign_up()
+    winner = await world.handlers.refresh(signed_up.refresh_token)  # the other tab, with the same cookie
+    world.clock.advance(seconds=30)
+
+    with pytest.raises(RefreshSuperseded):
+        await world.handlers.refresh(signed_up.refresh_token)
+
+    assert world.revocations.sessions == []
+    assert world.db.committed.revoked_reasons == {}
+    assert (await world.handlers.refresh(winner.refresh_token)).session.id == signed_up.session.id
+
+
+async def test_a_token_older_than_the_last_rotation_is_a_leak_however_soon_it_comes_back(
+    world: World,
+) -> None:
+    signed_up = await world.sign_up()
+    second = await world.handlers.refresh(signed_up.refresh_token)
+    world.clock.advance(seconds=1)
+    await world.handlers.refresh(second.refresh_token)  # its successor was used: no tab races with it now
+
+    with pytest.raises(SessionExpired, match="already used"):
+        await world.handlers.refresh(signed_up.refresh_token)
+
+    assert world.db.committed.revoked_reasons == {signed_up.session.id: "refresh_token_reused"}
 
 
 async def test_an_unknown_refresh_token_is_refused_without_revoking_anything(world: World) -> None:

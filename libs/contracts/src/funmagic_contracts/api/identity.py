@@ -8,6 +8,7 @@ Request models identity reads its route's body (or query) with, as the gateway f
     DeleteAccountRequest   DELETE /v1/me
     ProfileUpdateRequest   PATCH /v1/me (the gateway checks the avatar asset with storage first)
     ChangePasswordRequest  POST /v1/me/password
+    SessionListQuery       GET /v1/sessions (query)
     UserListQuery          GET /v1/users (query)
     RoleChangeRequest      PUT /v1/users/{user_id}/role
     StatusChangeRequest    POST /v1/users/{user_id}/disable and /enable
@@ -48,6 +49,7 @@ __all__ = [
     "RoleChangeRequest",
     "SessionInfo",
     "SessionList",
+    "SessionListQuery",
     "SessionUser",
     "SessionView",
     "SignInRequest",
@@ -154,6 +156,11 @@ class OAuthCallbackQuery(Request):
     error: str | None = Field(None, max_length=200)
 
 
+class SessionListQuery(Request):
+    limit: int = Field(20, ge=1, le=100)
+    cursor: str | None = Field(None, max_length=200, description="`next_cursor` of the previous page.")
+
+
 class UserListQuery(Request):
     query: str | None = Field(None, max_length=200, description="Part of an email or name.")
     role: Role | None = None
@@ -235,8 +242,10 @@ class SessionInfo(Reply):
     session: CurrentSession
 
 
+# My active sessions, newest first (by when they were signed in).
 class SessionList(Reply):
     items: list[SessionView]
+    next_cursor: str | None = None
 
 
 class RevokedSessions(Reply):

@@ -32,6 +32,7 @@ from funmagic_contracts.api.identity import (
     RoleChangeRequest,
     SessionInfo,
     SessionList,
+    SessionListQuery,
     SignInRequest,
     SignOutRequest,
     SignUpRequest,
@@ -62,6 +63,12 @@ _SIGN_UP_RULE = (
     "Business rule: the password policy (422 `weak_password`, every problem listed): 10–128 characters, "
     "no space at either end, more than three different characters, not a common password, not the "
     "email's local part or the name; and the email must be an address (422 `invalid_input`)."
+)
+_REFRESH_RULE = (
+    "Each refresh rotates the refresh token. A rotated token used again is a leak and ends the session "
+    "(401 `session_expired`), except the one the session's last rotation replaced, within 30 s of it: "
+    "another tab refreshed with the same cookie an instant before (409 `refresh_superseded`; the cookies "
+    "are kept, and that refresh's answer brings the new ones)."
 )
 _MAILED_TOKEN_RULE = (
     "Business rule: `token` must be one mailed by identity, unused and unexpired (400 `invalid_token`)."
@@ -117,7 +124,8 @@ class AuthRoutes:
                       response=AuthResult, status=201, errors=(401, 403)),
             Operation("POST", "/api/auth/refresh", self.refresh,
                       "Rotate the refresh token, get a new access token", auth, access="public",
-                      body=RefreshRequest, body_required=False, response=AuthResult, errors=(401, 403)),
+                      body=RefreshRequest, body_required=False, response=AuthResult, errors=(401, 403, 409),
+                      description=_REFRESH_RULE),
             Operation("POST", "/api/auth/sign-out", self.sign_out,
                       "Sign out of this session", auth, access="public", body=SignOutRequest,
                       body_required=False, status=204, errors=(403,)),
@@ -127,7 +135,8 @@ class AuthRoutes:
             Operation("GET", "/api/auth/session", self.session,
                       "The signed-in user and session", auth, access="user", response=SessionInfo),
             Forward("GET", "/api/auth/sessions", identity, "/v1/sessions",
-                    "My active sessions", auth, "list_sessions", access="user", reply=SessionList),
+                    "My active sessions, newest first (paginated)", auth, "list_sessions", access="user",
+                    query=SessionListQuery, reply=SessionList, description=CURSOR_RULE),
             Forward("DELETE", "/api/auth/sessions/{session_id}", identity, "/v1/sessions/{session_id}",
                     "Revoke one of my sessions", auth, "revoke_session", access="user", owner="caller",
                     status=204, errors=(403, 404)),

@@ -10,7 +10,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
-from funmagic_identity.application.ports import OutgoingMail, SessionRecord, UserPage
+from funmagic_identity.application.ports import OutgoingMail, SessionPage, SessionRecord, UserPage
 from funmagic_identity.domain.errors import EmailAlreadyRegistered, InvalidInput
 from funmagic_identity.domain.settings import SettingName, StoredSetting
 from funmagic_identity.domain.users import Role, User
@@ -50,13 +50,15 @@ VALUES (%(id)s, %(email)s, %(name)s, %(image)s, %(role)s, %(email_verified)s, %(
         %(created_at)s, %(updated_at)s)
 """
 # Newest first, by the unique (created_at, id) the cursors carry; a filter given as NULL is not applied.
+# The order names the table's columns: a bare `id` would be the text the SELECT makes of it (sorted as text,
+# by a sort instead of users_created_at_idx, and only by luck in the uuid order the cursor compares in).
 SEARCH_USERS = f"""
-SELECT {_USER_COLUMNS} FROM users
+SELECT {_USER_COLUMNS} FROM users u
 WHERE deleted_at IS NULL
   AND (%(pattern)s::text IS NULL OR email ILIKE %(pattern)s OR name ILIKE %(pattern)s)
   AND (%(role)s::text IS NULL OR role = %(role)s)
   AND (%(after_created)s::timestamptz IS NULL OR (created_at, id) < (%(after_created)s, %(after_id)s::uuid))
-ORDER BY created_at DESC, id DESC LIMIT %(limit)s
+ORDER BY u.created_at DESC, u.id DESC LIMIT %(limit)s
 """
 INSERT_SESSION = """
 INSERT INTO sessions (id, user_id, expires_at, ip_address, user_agent, created_at, last_refreshed_at)
@@ -65,7 +67,7 @@ VALUES (%(id)s, %(user_id)s, %(expires_at)s, %(ip_address)s, %(user_agent)s, %(c
 """
 INSERT_REFRESH_TOKEN = "INSERT INTO refresh_tokens (token_hash, session_id, created_at) VALUES (%s, %s, %s)"
 SELECT_SESSION_BY_REFRESH = f"""
-SELECT {", ".join("s." + c.strip() for c in _SESSION_COLUMNS.split(","))}, r.rotated_at IS NOT NULL AS rotated
+SELECT {", ".join("s." + c.strip() for c in _SESSION_COLUMNS.split(","))}, r.rotated_at
 FROM refresh_tokens r JOIN sessions s ON s.id = r.session_id WHERE r.token_hash = %s
 """
 RETIRE_REFRESH_TOKEN = """
@@ -86,9 +88,14 @@ UPDATE sessions SET revoked_at = %s, revoked_reason = %s
 WHERE user_id = %s AND id <> %s::uuid AND revoked_at IS NULL
 RETURNING id::text
 """
+# Newest first, by the unique (created_at, id) the cursors carry (index sessions_user_created_idx). The order
+# names the table's columns: a bare `id` would be the text the SELECT makes of it, which no index holds.
 SELECT_ACTIVE_SESSIONS = f"""
-SELECT {_SESSION_COLUMNS} FROM sessions
-WHERE user_id = %s AND revoked_at IS NULL AND expires_at > %s ORDER BY created_at DESC LIMIT 100
+SELECT {_SESSION_COLUMNS} FROM sessions s
+WHERE user_id = %(user_id)s AND revoked_at IS NULL AND expires_at > %(now)s
+  AND (%(after_created)s::timestamptz IS NULL
+       OR (s.created_at, s.id) < (%(after_created)s, %(after_id)s::uuid))
+ORDER BY s.created_at DESC, s.id DESC LIMIT %(limit)s
 """
 COUNT_ACTIVE_SESSIONS = """
 SELECT count(*) AS n FROM sessions WHERE user_id = %s AND revoked_at IS NULL AND expires_at > %s
@@ -229,9 +236,11 @@ class PostgresIdentityStore:
             return None
         return _session(row) if row else None
 
-    async def session_by_refresh_hash(self, token_hash: bytes) -> tuple[SessionRecord, bool] | None:
+    async def session_by_refresh_hash(
+        self, token_hash: bytes
+    ) -> tuple[SessionRecord, datetime | None] | None:
         row = await self._one(SELECT_SESSION_BY_REFRESH, (token_hash,))
-        return (_session(row), bool(row["rotated"])) if row else None
+        return (_session(row), row["rotated_at"]) if row else None
 
     async def rotate_refresh_token(
         self, session_id: str, old_hash: bytes, new_hash: bytes, now: datetime
@@ -259,9 +268,24 @@ class PostgresIdentityStore:
         cursor = await self._conn.execute(REVOKE_OTHER_SESSIONS, (now, reason, user_id, keep_session_id))
         return [row["id"] for row in await cursor.fetchall()]
 
-    async def sessions_of(self, user_id: str, now: datetime) -> list[SessionRecord]:
-        cursor = await self._conn.execute(SELECT_ACTIVE_SESSIONS, (user_id, now))
-        return [_session(row) for row in await cursor.fetchall()]
+    async def sessions_of(
+        self, user_id: str, now: datetime, *, limit: int, cursor: str | None
+    ) -> SessionPage:
+        after_created, after_id = decode_cursor(cursor, datetime, uuid.UUID) if cursor else (None, None)
+        rows = await self._conn.execute(
+            SELECT_ACTIVE_SESSIONS,
+            {
+                "user_id": user_id,
+                "now": now,
+                "after_created": after_created,
+                "after_id": after_id,
+                "limit": limit + 1,
+            },
+        )
+        sessions, next_cursor = page_of(
+            [_session(row) for row in await rows.fetchall()], limit, key=lambda s: (s.created_at, s.id)
+        )
+        return SessionPage(sessions=sessions, next_cursor=next_cursor)
 
     async def count_active_sessions(self, user_id: str, now: datetime) -> int:
         row = await self._one(COUNT_ACTIVE_SESSIONS, (user_id, now))

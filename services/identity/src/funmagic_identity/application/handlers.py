@@ -39,6 +39,7 @@ from funmagic_identity.application.ports import (
     OutgoingMail,
     PasswordHasher,
     Revocations,
+    SessionPage,
     SessionRecord,
     SignInGuard,
     UnitOfWorkFactory,
@@ -52,11 +53,13 @@ from funmagic_identity.domain.errors import (
     InvalidVerificationToken,
     NotAllowed,
     OAuthFailed,
+    RefreshSuperseded,
     SessionExpired,
     TooManyAttempts,
     UserNotFound,
     WrongPassword,
 )
+from funmagic_identity.domain.sessions import reuse_is_a_leak
 from funmagic_identity.domain.users import (
     ProfileChange,
     Role,
@@ -201,12 +204,14 @@ class IdentityHandlers:
             found = await uow.store.session_by_refresh_hash(old_hash)
             if found is None:
                 raise SessionExpired("sign in again")
-            session, already_rotated = found
-            if already_rotated:
-                # An old refresh token came back: it leaked. The revocation commits before the refusal.
-                await uow.store.revoke_session(session.id, "refresh_token_reused", now)
-            else:
+            session, retired_at = found
+            if retired_at is None:
                 return await self._rotate(uow, session.id, old_hash, now)
+            last_rotation_at = session.last_refreshed_at
+            if not reuse_is_a_leak(retired_at=retired_at, last_rotation_at=last_rotation_at, now=now):
+                raise RefreshSuperseded()  # another tab's refresh with the same cookie, an instant before
+            # An old refresh token came back: it leaked. The revocation commits before the refusal.
+            await uow.store.revoke_session(session.id, "refresh_token_reused", now)
         await self.revocations.session_revoked(session.user_id, session.id)
         log.warning(
             "refresh token reused: session revoked",
@@ -225,8 +230,8 @@ class IdentityHandlers:
             raise SessionExpired("sign in again")
         new_refresh = f"{session.id}.{_new_token()}"
         if not await uow.store.rotate_refresh_token(session.id, old_hash, hash_token(new_refresh), now):
-            # A concurrent refresh with the same token won the row lock; this one just loses.
-            raise SessionExpired("this refresh token was just used; use the newest one")
+            # A concurrent refresh with the same token (another tab's) won the row lock; the session lives on.
+            raise RefreshSuperseded()
         return self._signed_in(user, session, new_refresh, now)
 
     async def sign_out(
@@ -254,9 +259,9 @@ class IdentityHandlers:
         await self.revocations.tokens_invalid_before(user_id, now)
         return len(revoked)
 
-    async def list_sessions(self, user_id: str) -> list[SessionRecord]:
+    async def list_sessions(self, user_id: str, *, limit: int, cursor: str | None) -> SessionPage:
         async with self.uow() as uow:
-            return await uow.store.sessions_of(user_id, self.clock.now())
+            return await uow.store.sessions_of(user_id, self.clock.now(), limit=limit, cursor=cursor)
 
     async def revoke_session(self, user_id: str, session_id: str) -> None:
         now = self.clock.now()

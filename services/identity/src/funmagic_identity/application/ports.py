@@ -23,6 +23,7 @@ __all__ = [
     "OutgoingMail",
     "PasswordHasher",
     "Revocations",
+    "SessionPage",
     "SessionRecord",
     "SettingsStore",
     "SignInGuard",
@@ -119,6 +120,12 @@ class UserPage:
     next_cursor: str | None
 
 
+@dataclass(frozen=True)
+class SessionPage:
+    sessions: list[SessionRecord]
+    next_cursor: str | None
+
+
 class IdentityStore(Protocol):
     async def add_user(self, user: User, password_hash: str | None) -> None: ...
     async def user_by_id(self, user_id: str, *, for_update: bool = False) -> User | None: ...
@@ -134,8 +141,10 @@ class IdentityStore(Protocol):
 
     async def add_session(self, session: SessionRecord, refresh_token_hash: bytes) -> None: ...
     async def session(self, session_id: str, *, for_update: bool = False) -> SessionRecord | None: ...
-    async def session_by_refresh_hash(self, token_hash: bytes) -> tuple[SessionRecord, bool] | None:
-        """The session a refresh token belongs to, and whether that token was already rotated."""
+    async def session_by_refresh_hash(
+        self, token_hash: bytes
+    ) -> tuple[SessionRecord, datetime | None] | None:
+        """The session a refresh token belongs to, and when that token was rotated (None: not yet)."""
 
     async def rotate_refresh_token(
         self, session_id: str, old_hash: bytes, new_hash: bytes, now: datetime
@@ -149,7 +158,12 @@ class IdentityStore(Protocol):
     ) -> list[str]:
         """Revokes every live session of the user except `keep_session_id`; answers the revoked ids."""
 
-    async def sessions_of(self, user_id: str, now: datetime) -> list[SessionRecord]: ...
+    async def sessions_of(
+        self, user_id: str, now: datetime, *, limit: int, cursor: str | None
+    ) -> SessionPage:
+        """The user's sessions neither revoked nor expired at `now`, newest first; `cursor` is a page's
+        `next_cursor` (another is refused: the kit's InvalidCursor)."""
+
     async def count_active_sessions(self, user_id: str, now: datetime) -> int:
         """Sessions of the user neither revoked nor expired at `now`."""
 

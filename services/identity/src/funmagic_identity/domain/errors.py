@@ -26,6 +26,7 @@ __all__ = [
     "NotAllowed",
     "OAuthFailed",
     "PasswordNotSet",
+    "RefreshSuperseded",
     "SessionExpired",
     "TooManyAttempts",
     "UserNotFound",
@@ -79,6 +80,14 @@ class InvalidVerificationToken(Malformed, code="invalid_token"):
 
 class SessionExpired(Unauthenticated, code="session_expired"):
     """The refresh token is unknown, expired, revoked, or was reused (which revokes its session)."""
+
+
+class RefreshSuperseded(Conflict, code="refresh_superseded"):
+    """Another refresh of the session (another tab's, with the same cookie) rotated this refresh token an
+    instant before; the session lives on with the token that refresh issued."""
+
+    def __init__(self) -> None:
+        super().__init__("this refresh token was just rotated by another refresh; use the newest one")
 
 
 class UserNotFound(NotFound, code="user_not_found"):

@@ -21,6 +21,7 @@ from funmagic_contracts.api.identity import (
     ProfileUpdateRequest,
     ResetPasswordRequest,
     RoleChangeRequest,
+    SessionListQuery,
     StatusChangeRequest,
     UserListQuery,
     VerifyEmailRequest,
@@ -209,8 +210,14 @@ class IdentityApp:
 
     async def list_sessions(self, request: web.Request) -> web.Response:
         principal = require_principal(request)
-        sessions = await self._handlers.list_sessions(principal.user_id)
-        return web.json_response({"items": [session_view(s, principal.session_id) for s in sessions]})
+        query = read_query(request, SessionListQuery)
+        page = await self._handlers.list_sessions(principal.user_id, limit=query.limit, cursor=query.cursor)
+        return web.json_response(
+            {
+                "items": [session_view(s, principal.session_id) for s in page.sessions],
+                "next_cursor": page.next_cursor,
+            }
+        )
 
     async def revoke_session(self, request: web.Request) -> web.Response:
         principal = require_principal(request)
