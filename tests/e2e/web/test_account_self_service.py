@@ -148,6 +148,8 @@ async def test_the_devices_list_loads_more_and_a_device_signed_out_leaves_it(bro
     more = page.get_by_test_id("sessions-more")
 
     await expect(devices).to_have_count(10)
+    await more.scroll_into_view_if_needed()
+    await screenshot(page, "web-profile-devices")
     await more.click()
     await expect(devices).to_have_count(11)
     await expect(more).to_have_count(0)
