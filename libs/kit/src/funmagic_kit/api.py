@@ -25,6 +25,7 @@ from pydantic.json_schema import models_json_schema
 from funmagic_kit.http import HttpProblem
 from funmagic_kit.input_rules import INT64_MAX, INT64_MIN, unstorable_values
 from funmagic_kit.request_keys import AUTH_ERROR_KEY, INTERNAL_CALLER_KEY, PRINCIPAL_KEY, Principal, Role
+from funmagic_kit.request_once import RequestKey, request_fingerprint
 
 __all__ = [
     "AUTH_ERROR_KEY",
@@ -40,6 +41,7 @@ __all__ = [
     "path_uuid",
     "read_body",
     "read_query",
+    "request_key",
     "require_internal_caller",
     "require_principal",
     "require_role",
@@ -211,6 +213,16 @@ def idempotency_key(request: web.Request) -> str | None:
     if not (1 <= len(key) <= 200 and key.isprintable()):
         raise HttpProblem(422, "Unprocessable Content", "Idempotency-Key must be 1–200 printable characters")
     return key
+
+
+def request_key(request: web.Request, kind: str, body: BaseModel) -> RequestKey | None:
+    """The caller's retryable request of this kind (`funmagic_kit.request_once`): its `Idempotency-Key`
+    with the caller and what the body asks; None without the header (every such request creates)."""
+    key = idempotency_key(request)
+    if key is None:
+        return None
+    scope = f"{kind}:{require_principal(request).user_id}"
+    return RequestKey(scope, key, request_fingerprint(body.model_dump(mode="json")))
 
 
 def path_uuid(request: web.Request, name: str, what: str = "resource") -> str:

@@ -20,6 +20,7 @@ from funmagic_kit.errors import ConcurrencyConflict, TransientError
 from funmagic_kit.logs import current_correlation_id
 from funmagic_kit.outbox import OutboxMessage, add_raw_to_outbox, outbox_message
 from funmagic_kit.pipelined import PipelinedTransaction, QueuingCursor
+from funmagic_kit.request_once import IdempotencyKeyReused, RequestKey
 from funmagic_kit.tracing import current_traceparent
 
 __all__ = ["PostgresUnitOfWork", "create_pool", "translate_db_error"]
@@ -82,6 +83,7 @@ class PostgresUnitOfWork:
         self._after_commit: list[Callable[[], None]] = []
         self._outbox: list[OutboxMessage] = []
         self._audit: list[tuple[AdminAction, str | None]] = []
+        self._created: list[tuple[RequestKey, str]] = []
         self._in_transaction = True
         self._pipelined = False
         self.conn: psycopg.AsyncConnection  # set on enter
@@ -145,6 +147,21 @@ class PostgresUnitOfWork:
         self._require_transaction("after_commit")
         self._after_commit.append(callback)
 
+    async def claim(self, key: RequestKey) -> str | None:
+        self._require_transaction("claim")
+        cursor = await self.conn.execute(_CLAIM_REQUEST_KEY, (key.scope, key.key, key.fingerprint))
+        if await cursor.fetchone() is not None:
+            return None
+        cursor = await self.conn.execute(_CLAIMED_REQUEST_KEY, (key.scope, key.key))
+        claimed = await cursor.fetchone()
+        if claimed is None or claimed["fingerprint"] != key.fingerprint:
+            raise IdempotencyKeyReused()
+        return claimed["resource_id"]
+
+    def created(self, key: RequestKey, resource_id: str) -> None:
+        self._require_transaction("created")
+        self._created.append((key, resource_id))
+
     def _require_transaction(self, what: str) -> None:
         if not self._in_transaction:
             raise RuntimeError(f"{what} needs a transaction; this unit of work is reading()")
@@ -184,12 +201,14 @@ class PostgresUnitOfWork:
         if not self._in_transaction:
             await self._release_reading(exc_type, exc, tb)
             return
-        if exc_type is None and (self._outbox or self._audit):
+        if exc_type is None and (self._outbox or self._audit or self._created):
             try:
                 if self._outbox:
                     await add_raw_to_outbox(self.conn, self._outbox)
                 if self._audit:
                     await _add_to_audit(self.conn, self._audit)
+                for key, resource_id in self._created:
+                    await self.conn.execute(_ANSWER_REQUEST_KEY, (resource_id, key.scope, key.key))
             except BaseException as error:
                 exc_type, exc, tb = type(error), error, error.__traceback__
                 await self._finish(exc_type, exc, tb)
@@ -197,7 +216,7 @@ class PostgresUnitOfWork:
                     raise translate_db_error(error) from error
                 raise
             finally:
-                self._outbox, self._audit = [], []
+                self._outbox, self._audit, self._created = [], [], []
         await self._finish(exc_type, exc, tb)
         if isinstance(exc, psycopg.OperationalError):
             # The handler's own statement found the connection lost (rolled back above).
@@ -227,6 +246,15 @@ class PostgresUnitOfWork:
         if exc_type is None:
             for callback in self._after_commit:
                 callback()
+
+
+# A key being claimed by another transaction makes the INSERT wait for it: then it conflicts (committed) or
+# inserts (rolled back).
+_CLAIM_REQUEST_KEY = """
+INSERT INTO request_keys (scope, key, fingerprint) VALUES (%s, %s, %s) ON CONFLICT DO NOTHING RETURNING 1
+"""
+_CLAIMED_REQUEST_KEY = "SELECT fingerprint, resource_id FROM request_keys WHERE scope = %s AND key = %s"
+_ANSWER_REQUEST_KEY = "UPDATE request_keys SET resource_id = %s WHERE scope = %s AND key = %s"
 
 
 async def _add_to_audit(conn: psycopg.AsyncConnection, actions: list[tuple[AdminAction, str | None]]) -> None:

@@ -16,6 +16,7 @@ from uuid import UUID
 from funmagic_contracts.base import IntegrationEvent
 from funmagic_contracts.envelope import Envelope
 from funmagic_kit.audit import AdminAction
+from funmagic_kit.request_once import RequestKey
 
 __all__ = ["SentRead", "UnitOfWork", "UnitOfWorkFactory"]
 
@@ -44,6 +45,16 @@ class UnitOfWork(Protocol):
 
     def after_commit(self, callback: Callable[[], None]) -> None:
         """Call `callback` once the transaction has committed (never if it rolls back)."""
+        ...
+
+    async def claim(self, key: RequestKey) -> str | None:
+        """Claims a retryable creation's key for this transaction: None the first time (then say what was
+        created with `created`), else the id of what the key's first request created. Raises
+        `IdempotencyKeyReused` when the key came with another request."""
+        ...
+
+    def created(self, key: RequestKey, resource_id: str) -> None:
+        """What this transaction created for the key it claimed, kept with the key at commit."""
         ...
 
     def reading(self) -> Self:
