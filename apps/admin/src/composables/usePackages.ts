@@ -7,6 +7,7 @@
 import { useQuery, useQueryClient } from '@tanstack/vue-query'
 import { api, type Problem, toProblem, unwrap } from '@/api'
 import { type CreditPackage, packageBody, type PackageForm, packageProblems, withActive } from '@/packages/packageForm'
+import { useCreationKey } from '@/composables/useCreationKey'
 import { useSubmission } from '@/composables/useSubmission'
 
 export function usePackages() {
@@ -16,6 +17,7 @@ export function usePackages() {
     queryFn: () => unwrap(api.GET('/api/admin/credit-packages')),
   })
   const { saving, errors, problem, clear, submit } = useSubmission()
+  const creation = useCreationKey()
 
   async function refresh(): Promise<void> {
     await queries.invalidateQueries({ queryKey: ['admin-packages'] })
@@ -29,8 +31,9 @@ export function usePackages() {
     const stored = await submit(() =>
       id
         ? api.PUT('/api/admin/credit-packages/{package_id}', { params: { path: { package_id: id } }, body })
-        : api.POST('/api/admin/credit-packages', { body }),
+        : api.POST('/api/admin/credit-packages', { body, headers: { 'Idempotency-Key': creation.keyFor(body) } }),
     )
+    if (stored && !id) creation.succeeded()
     if (stored) await refresh()
     return stored
   }

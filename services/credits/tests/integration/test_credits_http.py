@@ -331,6 +331,25 @@ async def test_the_history_shows_one_type_of_entry_when_asked(http) -> None:
     assert refused == 422
 
 
+async def test_a_package_created_again_with_its_idempotency_key_is_created_once(http) -> None:
+    admin = {**as_admin(), "Idempotency-Key": "package-1"}
+    answers = []
+    for _ in range(2):  # the admin's retry after a lost answer
+        async with http.post("/v1/admin/packages", json=PACKAGE, headers=admin) as response:
+            answers.append((response.status, (await response.json())["id"]))
+    async with http.post("/v1/admin/packages", json={**PACKAGE, "credits": 999}, headers=admin) as response:
+        reused = (response.status, (await response.json(content_type=None))["code"])
+    async with http.post("/v1/admin/packages", json=PACKAGE, headers=as_admin()) as response:
+        assert response.status == 201, "without a key, every request creates"
+    async with http.get("/v1/admin/packages", headers=as_admin()) as response:
+        listed = (await response.json())["items"]
+
+    assert answers[0] == answers[1]
+    assert answers[0][0] == 201
+    assert reused == (409, "idempotency_key_reused"), "the key with another package is not a retry"
+    assert len(listed) == 2
+
+
 async def test_changing_or_deleting_an_unknown_package_is_not_found(http) -> None:
     package = await add_package(http)
     async with http.put(f"/v1/admin/packages/{new_id()}", json=PACKAGE, headers=as_admin()) as response:

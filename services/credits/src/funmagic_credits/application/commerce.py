@@ -34,6 +34,7 @@ from funmagic_kit.audit import AdminAction
 from funmagic_kit.clock import Clock
 from funmagic_kit.errors import Malformed
 from funmagic_kit.ports import UnitOfWorkFactory
+from funmagic_kit.request_once import RequestKey
 
 log = logging.getLogger(__name__)
 
@@ -72,13 +73,21 @@ class Commerce:
             packages = await uow.commerce.packages(active_only=active_only)
         return [localized(p, locale) for p in packages] if locale else packages
 
-    async def add_package(self, entry: PackageEntry) -> CreditPackage:
+    async def add_package(self, entry: PackageEntry, *, key: RequestKey | None = None) -> CreditPackage:
+        """A new package; with `key`, once: a retry answers with the package its first request created."""
         entry = check_package(entry)
         async with self.uow() as uow:
+            if key is not None and (earlier := await uow.claim(key)) is not None:
+                created = await uow.commerce.package(earlier)
+                if created is None:
+                    raise UnknownPackage("the package this request created was withdrawn since")
+                return created
             package = await uow.commerce.add_package(entry, self.clock.now())
             uow.record(
                 AdminAction("package.created", "credit_package", package.id, dataclasses.asdict(entry))
             )
+            if key is not None:
+                uow.created(key, package.id)
         return package
 
     async def update_package(self, package_id: str, entry: PackageEntry) -> CreditPackage:

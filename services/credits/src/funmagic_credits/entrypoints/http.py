@@ -38,6 +38,7 @@ from funmagic_kit.api import (
     path_uuid,
     read_body,
     read_query,
+    request_key,
     require_principal,
 )
 from funmagic_kit.clock import Clock
@@ -147,7 +148,10 @@ class CreditsApp:
 
     async def add_package(self, request: web.Request) -> web.Response:
         body = await read_body(request, PackageRequest)
-        return web.json_response(_package_view(await self.commerce.add_package(_entry(body))), status=201)
+        # A retried request (same Idempotency-Key and body) creates once.
+        key = request_key(request, "packages.create", body)
+        package = await self.commerce.add_package(_entry(body), key=key)
+        return web.json_response(_package_view(package), status=201)
 
     async def update_package(self, request: web.Request) -> web.Response:
         body = await read_body(request, PackageRequest)

@@ -90,7 +90,7 @@ def credits_operations(credits: ServiceClient) -> list[Operation]:
                 "All credit packages", admin, "all_packages", access="admin", reply=AdminPackageList),
         Forward("POST", "/api/admin/credit-packages", credits, "/v1/admin/packages",
                 "Create a credit package", admin, "add_package", access="admin", body=PackageRequest,
-                reply=AdminPackage, status=201, description=_PACKAGE_RULE),
+                reply=AdminPackage, status=201, errors=(409,), description=_PACKAGE_RULE, idempotent=True),
         Forward("PUT", package, credits, "/v1/admin/packages/{package_id}",
                 "Change a credit package", admin, "update_package", access="admin", body=PackageRequest,
                 reply=AdminPackage, errors=(404,), description=_PACKAGE_RULE),
