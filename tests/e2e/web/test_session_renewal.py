@@ -11,11 +11,13 @@ revoked as if its token had leaked."""
 from __future__ import annotations
 
 import asyncio
+import re
 
 import pytest
 from playwright.async_api import Browser, Page, Response, Route, expect
 
-from .conftest import page_errors
+from .conftest import new_page, page_errors
+from .test_admin_app import sign_in_through_the_form
 from .test_web_app import signed_in
 
 pytestmark = pytest.mark.usefixtures("platform")
@@ -84,3 +86,20 @@ async def test_two_tabs_renewing_the_session_at_once_both_stay_signed_in(browser
         assert me.status == 200, await me.text()
     assert page_errors(first) == []
     assert page_errors(second) == []
+
+
+async def test_the_admin_app_opened_after_the_access_token_expired_renews_the_session(
+    browser: Browser, admin_email: str
+) -> None:
+    page = await new_page(browser)
+    await sign_in_through_the_form(page, admin_email)
+    await expect(page.get_by_role("link", name="Users", exact=True)).to_be_visible()
+
+    await the_access_token_expires(page)
+    async with page.expect_response("**/api/auth/refresh") as refreshed:
+        await page.goto("/admin/users")
+    assert (await refreshed.value).status == 200
+
+    await expect(page).to_have_url(re.compile(r"/admin/users"))
+    await expect(page.get_by_test_id("user-search")).to_be_visible()
+    assert page_errors(page) == []
