@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import orjson
 
+from funmagic_kit.audit import redacted
 from funmagic_kit.errors import Conflict
 
 __all__ = ["IdempotencyKeyReused", "RequestKey", "request_fingerprint"]
@@ -38,5 +39,7 @@ class RequestKey:
 
 
 def request_fingerprint(body: object) -> str:
-    """What a request asked, as a digest of its JSON (keys sorted: the same body, however it was sent)."""
-    return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
+    """What a request asked, as a digest of its JSON (keys sorted: the same body, however it was sent).
+    Secret-named fields count by their presence only: nothing derived from a secret (a provider's API key)
+    is kept at rest, not even its digest."""
+    return hashlib.sha256(orjson.dumps(redacted(body), option=orjson.OPT_SORT_KEYS)).hexdigest()

@@ -22,9 +22,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
+import aiohttp
 import psycopg
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+from aiohttp.typedefs import Handler
 from aiokafka.structs import ConsumerRecord
 from psycopg.rows import tuple_row
 from psycopg_pool import AsyncConnectionPool
@@ -38,9 +42,11 @@ from funmagic_contracts.topics import DLQ_ORIGINAL_OFFSET_HEADER, topic_for_sour
 from funmagic_kit.consumer import EventConsumer, Subscription
 from funmagic_kit.db import PostgresUnitOfWork
 from funmagic_kit.failpoints import PoisonedEvents
+from funmagic_kit.http import problem_middleware
 from funmagic_kit.kafka import create_topics, delete_topics
 from funmagic_kit.metrics import Metrics
 from funmagic_kit.migrations import migrate_database
+from funmagic_kit.request_keys import INTERNAL_CALLER_KEY, PRINCIPAL_KEY, Principal, Role
 
 __all__ = [
     "InMemoryConsumer",
@@ -51,6 +57,8 @@ __all__ = [
     "drop_database",
     "in_memory_consumer",
     "scratch_database",
+    "serve_routes",
+    "signed_in_as_test_caller",
     "wait_until",
     "waiting_for_a_lock",
 ]
@@ -76,6 +84,40 @@ async def waiting_for_a_lock(pool: AsyncConnectionPool) -> bool:
         )
         row = await cursor.fetchone()
     return row is not None and bool(row[0])
+
+
+@web.middleware
+async def signed_in_as_test_caller(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Stands in for the kit's caller check in a service's HTTP tests: `X-Test-User` is the verified user,
+    `X-Test-Role` their role (user by default), `X-Test-Session` their session, `X-Test-Internal: yes` the
+    internal credential (another service calling)."""
+    request[INTERNAL_CALLER_KEY] = request.headers.get("X-Test-Internal") == "yes"
+    user_id = request.headers.get("X-Test-User")
+    if user_id:
+        request[PRINCIPAL_KEY] = Principal(
+            user_id=user_id,
+            session_id=request.headers.get("X-Test-Session", "session"),
+            role=cast(Role, request.headers.get("X-Test-Role", "user")),
+            email=f"{user_id}@example.test",
+            name="Test User",
+            email_verified=True,
+            issued_at=0,
+            expires_at=0,
+            token="token",
+        )
+    return await handler(request)
+
+
+@asynccontextmanager
+async def serve_routes(routes: Sequence[web.RouteDef], service: str) -> AsyncIterator[aiohttp.ClientSession]:
+    """`async with serve_routes(routes, "credits") as http:` a service's routes behind the kit's problem+json
+    middleware, as the runtime serves them, with `signed_in_as_test_caller` for the caller check."""
+    app = web.Application(
+        middlewares=[problem_middleware(Metrics(f"{service}-tests")), signed_in_as_test_caller]
+    )
+    app.add_routes(routes)
+    async with TestServer(app) as server, aiohttp.ClientSession(str(server.make_url("/"))) as session:
+        yield session
 
 
 async def drop_database(postgres_url: str, name: str, *, timeout_seconds: float = 15.0) -> None:

@@ -11,6 +11,7 @@ import pytest
 
 from funmagic_kit.db import PostgresUnitOfWork
 from funmagic_kit.request_once import IdempotencyKeyReused, RequestKey, request_fingerprint
+from funmagic_kit.testing import wait_until, waiting_for_a_lock
 
 
 @pytest.fixture
@@ -53,6 +54,13 @@ def test_a_fingerprint_is_the_same_for_the_same_body_however_its_keys_are_ordere
     assert request_fingerprint({"a": 1}) != request_fingerprint({"a": 2})
 
 
+def test_a_fingerprint_keeps_nothing_of_a_secret() -> None:
+    assert request_fingerprint({"name": "openai", "api_key": "sk-one"}) == request_fingerprint(
+        {"name": "openai", "api_key": "sk-two"}
+    )
+    assert request_fingerprint({"api_key": "sk-one"}) != request_fingerprint({"api_key": None})
+
+
 async def test_a_retry_answers_with_what_the_first_request_created(pool, things: str) -> None:
     key = a_key({"name": "lamp"})
 
@@ -88,7 +96,8 @@ async def test_two_requests_with_one_key_at_once_create_once(pool, things: str) 
     first = asyncio.create_task(create_once(pool, things, key, "lamp", hold=hold))
     await wait_until_claimed(pool, key)
     second = asyncio.create_task(create_once(pool, things, key, "lamp"))
-    await wait_until_waiting_on_a_lock(pool)  # the second claim waits for the first transaction
+    # The second claim waits for the first transaction.
+    await wait_until(lambda: waiting_for_a_lock(pool), timeout=10, what="the second claim waiting")
 
     hold.set()
 
@@ -119,15 +128,6 @@ async def wait_until_claimed(pool, key: RequestKey) -> None:
         pool,
         "SELECT count(*) AS n FROM pg_stat_activity"
         " WHERE datname = current_database() AND state = 'idle in transaction'",
-        1,
-    )
-
-
-async def wait_until_waiting_on_a_lock(pool) -> None:
-    await wait_for(
-        pool,
-        "SELECT count(*) AS n FROM pg_stat_activity"
-        " WHERE datname = current_database() AND wait_event_type = 'Lock'",
         1,
     )
 

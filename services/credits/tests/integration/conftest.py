@@ -6,25 +6,19 @@ import os
 import sys
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
-from typing import cast
 
 import aiohttp
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestServer
-from aiohttp.typedefs import Handler
 from aiokafka import AIOKafkaProducer
 from psycopg_pool import AsyncConnectionPool
 
 from funmagic_contracts.topics import dead_letter_topic
 from funmagic_kit.db import create_pool
-from funmagic_kit.http import problem_middleware
 from funmagic_kit.kafka import create_producer
-from funmagic_kit.metrics import Metrics
-from funmagic_kit.request_keys import INTERNAL_CALLER_KEY, PRINCIPAL_KEY, Principal, Role
-from funmagic_kit.testing import ScratchTopics, scratch_database
+from funmagic_kit.testing import ScratchTopics, scratch_database, serve_routes
 
 # The tests' shared helpers live beside this file. No __init__.py here on purpose: with one, this folder
 # would be the package `integration`, as the kit's tests are, and collecting the whole repository would
@@ -95,40 +89,10 @@ async def private_topics(kafka: str) -> AsyncIterator[PrivateTopics]:
 # --- HTTP (the service's routes as the runtime serves them) -----------------------------------------------
 
 
-@web.middleware
-async def _signed_in_as(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Stands in for the kit's caller check: `X-Test-User` is the verified user, `X-Test-Role` their role,
-    `X-Test-Internal: yes` the internal credential (another service calling)."""
-    request[INTERNAL_CALLER_KEY] = request.headers.get("X-Test-Internal") == "yes"
-    user_id = request.headers.get("X-Test-User")
-    if user_id:
-        request[PRINCIPAL_KEY] = Principal(
-            user_id=user_id,
-            session_id="session",
-            role=cast(Role, request.headers.get("X-Test-Role", "user")),
-            email=f"{user_id}@example.test",
-            name="Test User",
-            email_verified=True,
-            issued_at=0,
-            expires_at=0,
-            token="token",
-        )
-    return await handler(request)
-
-
 Serve = Callable[[Sequence[web.RouteDef]], AbstractAsyncContextManager[aiohttp.ClientSession]]
 
 
 @pytest.fixture
 def serve() -> Serve:
-    """`async with serve(routes) as http:` the routes behind the kit's problem+json middleware, as the
-    runtime serves them, with a stand-in for the caller check."""
-
-    @asynccontextmanager
-    async def serving(routes: Sequence[web.RouteDef]) -> AsyncIterator[aiohttp.ClientSession]:
-        app = web.Application(middlewares=[problem_middleware(Metrics("credits-tests")), _signed_in_as])
-        app.add_routes(routes)
-        async with TestServer(app) as server, aiohttp.ClientSession(str(server.make_url("/"))) as session:
-            yield session
-
-    return serving
+    """`async with serve(routes) as http:` the routes as the runtime serves them (`serve_routes`)."""
+    return lambda routes: serve_routes(routes, "credits")

@@ -10,14 +10,12 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator, Awaitable
-from typing import Any, cast
+from typing import Any
 
 import aiohttp
 import psycopg
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestServer
-from aiohttp.typedefs import Handler
 from psycopg_pool import AsyncConnectionPool
 from redis.asyncio import Redis
 
@@ -25,33 +23,11 @@ from funmagic_identity.bootstrap import Identity, build
 from funmagic_identity.config import IdentitySettings
 from funmagic_identity.domain.errors import LastSuperAdmin
 from funmagic_kit.clock import ManualClock
-from funmagic_kit.http import problem_middleware
-from funmagic_kit.metrics import Metrics
-from funmagic_kit.request_keys import INTERNAL_CALLER_KEY, PRINCIPAL_KEY, Principal, Role
-from funmagic_kit.testing import wait_until
+from funmagic_kit.request_keys import Role
+from funmagic_kit.testing import serve_routes, wait_until
 from funmagic_kit.workers import Periodic
 
 PASSWORD = "correct horse battery staple"
-
-
-@web.middleware
-async def signed_in_as(request: web.Request, handler: Handler) -> web.StreamResponse:
-    # `X-Test-Internal: yes` stands for the internal credential (another service calling).
-    request[INTERNAL_CALLER_KEY] = request.headers.get("X-Test-Internal") == "yes"
-    user_id = request.headers.get("X-Test-User")
-    if user_id:
-        request[PRINCIPAL_KEY] = Principal(
-            user_id=user_id,
-            session_id="session",
-            role=cast(Role, request.headers.get("X-Test-Role", "user")),
-            email=f"{user_id}@example.test",
-            name="Test User",
-            email_verified=True,
-            issued_at=0,
-            expires_at=0,
-            token="token",
-        )
-    return await handler(request)
 
 
 @pytest.fixture
@@ -63,9 +39,7 @@ async def identity(settings: IdentitySettings, pool: AsyncConnectionPool, redis:
 
 @pytest.fixture
 async def http(identity: Identity) -> AsyncIterator[aiohttp.ClientSession]:
-    app = web.Application(middlewares=[problem_middleware(Metrics("identity-tests")), signed_in_as])
-    app.add_routes(identity.parts.routes)
-    async with TestServer(app) as server, aiohttp.ClientSession(str(server.make_url("/"))) as session:
+    async with serve_routes(identity.parts.routes, "identity") as session:
         yield session
 
 

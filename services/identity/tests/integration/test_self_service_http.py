@@ -14,9 +14,6 @@ from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp import web
-from aiohttp.test_utils import TestServer
-from aiohttp.typedefs import Handler
 from psycopg_pool import AsyncConnectionPool
 from redis.asyncio import Redis
 
@@ -24,33 +21,12 @@ from funmagic_identity.bootstrap import Identity, build
 from funmagic_identity.config import IdentitySettings
 from funmagic_kit.auth import revocation_keys
 from funmagic_kit.clock import ManualClock
-from funmagic_kit.http import problem_middleware
-from funmagic_kit.metrics import Metrics
 from funmagic_kit.pagination import encode_cursor
-from funmagic_kit.request_keys import INTERNAL_CALLER_KEY, PRINCIPAL_KEY, Principal
+from funmagic_kit.testing import serve_routes
 
 PASSWORD = "correct horse battery staple"
 NEW_PASSWORD = "a brand new passphrase 2026"
 AVATAR = "0190f3a2-1111-7000-8000-000000000001"
-
-
-@web.middleware
-async def signed_in_as(request: web.Request, handler: Handler) -> web.StreamResponse:
-    request[INTERNAL_CALLER_KEY] = False
-    user_id = request.headers.get("X-Test-User")
-    if user_id:
-        request[PRINCIPAL_KEY] = Principal(
-            user_id=user_id,
-            session_id=request.headers.get("X-Test-Session", "session"),
-            role="user",
-            email=f"{user_id}@example.test",
-            name="Test User",
-            email_verified=True,
-            issued_at=0,
-            expires_at=0,
-            token="token",
-        )
-    return await handler(request)
 
 
 @pytest.fixture
@@ -69,9 +45,7 @@ async def identity(
 
 @pytest.fixture
 async def http(identity: Identity) -> AsyncIterator[aiohttp.ClientSession]:
-    app = web.Application(middlewares=[problem_middleware(Metrics("identity-tests")), signed_in_as])
-    app.add_routes(identity.parts.routes)
-    async with TestServer(app) as server, aiohttp.ClientSession(str(server.make_url("/"))) as session:
+    async with serve_routes(identity.parts.routes, "identity") as session:
         yield session
 
 
