@@ -147,6 +147,23 @@ async def test_banners_show_inside_their_window_main_first(platform, admin) -> N
     assert problem["field"] == "link"
 
 
+async def test_a_banner_posted_again_with_its_idempotency_key_exists_once(platform, admin) -> None:
+    marker = uuid.uuid4().hex[:8]
+    keyed = {**admin, "Idempotency-Key": f"banner-{marker}"}
+    body = {"title": f"retried {marker}", "type": "side", "position": -1_000_000}
+
+    first = await api("POST", "/api/admin/banners", keyed, json=body)
+    again = await api("POST", "/api/admin/banners", keyed, json=body)  # the admin's retry after a lost answer
+    reused = await api("POST", "/api/admin/banners", keyed, json={**body, "title": f"other {marker}"})
+    status, shown = await api("GET", "/api/banners", params={"limit": 100})
+
+    assert (first[0], again[0]) == (201, 201), (first, again)
+    assert again[1]["id"] == first[1]["id"]
+    assert (reused[0], reused[1]["code"]) == (409, "idempotency_key_reused"), reused
+    assert status == 200, shown
+    assert [b["id"] for b in shown["items"] if marker in b["title"]] == [first[1]["id"]]
+
+
 async def test_users_cannot_manage_the_catalog(platform, user) -> None:
     admin_routes = (
         ("GET", "/api/admin/tools"),

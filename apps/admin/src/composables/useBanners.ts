@@ -8,6 +8,7 @@ import { useInfiniteQuery, useQuery, useQueryClient } from '@tanstack/vue-query'
 import { computed, type Ref, ref, watch } from 'vue'
 import { api, type Problem, toProblem, unwrap } from '@/api'
 import { type AdminBanner, bannerBody, bannerProblems, type BannerForm, type BannerType, blankBanner, fromBanner } from '@/banners/bannerForm'
+import { useCreationKey } from '@/composables/useCreationKey'
 import { useSubmission } from '@/composables/useSubmission'
 
 export interface BannerFilters {
@@ -54,6 +55,7 @@ export function useBannerForm(bannerId: () => string | null) {
   })
   const form = ref<BannerForm>(blankBanner())
   const { saving, errors, problem, clear, submit } = useSubmission()
+  const creation = useCreationKey()
   const loaded = computed(() => bannerId() === null || banner.data.value !== undefined)
   const checks = computed(() => bannerProblems(form.value))
 
@@ -72,9 +74,12 @@ export function useBannerForm(bannerId: () => string | null) {
     const body = bannerBody(form.value)
     const id = bannerId()
     const stored = await submit(() =>
-      id ? api.PATCH('/api/admin/banners/{banner_id}', { params: { path: { banner_id: id } }, body }) : api.POST('/api/admin/banners', { body }),
+      id
+        ? api.PATCH('/api/admin/banners/{banner_id}', { params: { path: { banner_id: id } }, body })
+        : api.POST('/api/admin/banners', { body, headers: { 'Idempotency-Key': creation.keyFor(body) } }),
     )
     if (!stored) return null
+    if (!id) creation.succeeded()
     form.value = fromBanner(stored)
     queries.setQueryData(['admin-banner', stored.id], stored)
     await queries.invalidateQueries({ queryKey: ['admin-banners'] })

@@ -22,16 +22,21 @@ import {
   type Scope,
   updateBody,
 } from '@/providers/providerForm'
+import { useCreationKey } from '@/composables/useCreationKey'
 import { useSubmission } from '@/composables/useSubmission'
 
-/** The registry's calls for one scope (the same operations on two paths). */
+/**
+ * The registry's calls for one scope (the same operations on two paths). `create` sends `key` as the
+ * Idempotency-Key: a retry with it (same body) answers with the provider its first request created.
+ */
 export function providerApi(scope: Scope) {
   const item = (id: string) => ({ params: { path: { provider_id: id } } })
+  const once = (key: string) => ({ 'Idempotency-Key': key })
   if (scope === 'web') {
     return {
       list: (cursor: string | null) => api.GET('/api/admin/providers', { params: { query: { limit: 100, cursor } } }),
       get: (id: string) => api.GET('/api/admin/providers/{provider_id}', item(id)),
-      create: (body: ProviderCreateBody) => api.POST('/api/admin/providers', { body }),
+      create: (body: ProviderCreateBody, key: string) => api.POST('/api/admin/providers', { body, headers: once(key) }),
       update: (id: string, body: ProviderUpdateBody) => api.PATCH('/api/admin/providers/{provider_id}', { ...item(id), body }),
       remove: (id: string) => api.DELETE('/api/admin/providers/{provider_id}', item(id)),
       check: (id: string) => api.POST('/api/admin/providers/{provider_id}/health-check', item(id)),
@@ -42,7 +47,7 @@ export function providerApi(scope: Scope) {
   return {
     list: (cursor: string | null) => api.GET('/api/admin/admin-providers', { params: { query: { limit: 100, cursor } } }),
     get: (id: string) => api.GET('/api/admin/admin-providers/{provider_id}', item(id)),
-    create: (body: ProviderCreateBody) => api.POST('/api/admin/admin-providers', { body }),
+    create: (body: ProviderCreateBody, key: string) => api.POST('/api/admin/admin-providers', { body, headers: once(key) }),
     update: (id: string, body: ProviderUpdateBody) => api.PATCH('/api/admin/admin-providers/{provider_id}', { ...item(id), body }),
     remove: (id: string) => api.DELETE('/api/admin/admin-providers/{provider_id}', item(id)),
     check: (id: string) => api.POST('/api/admin/admin-providers/{provider_id}/health-check', item(id)),
@@ -77,6 +82,7 @@ export function useProviderForm(scope: () => Scope, providerId: () => string | n
   /** The provider as stored (its key hint and health), kept current by saves and checks. */
   const stored = ref<Provider | null>(null)
   const { saving, errors, problem, clear, submit } = useSubmission()
+  const creation = useCreationKey()
   const checking = ref(false)
   const creating = computed(() => providerId() === null)
   const loaded = computed(() => creating.value || provider.data.value !== undefined)
@@ -105,12 +111,17 @@ export function useProviderForm(scope: () => Scope, providerId: () => string | n
     clear()
     if (Object.keys(checks.value).length) return null
     const id = providerId()
-    const saved = await submit(() => (id ? calls.value.update(id, updateBody(form.value)) : calls.value.create(createBody(form.value))))
+    const saved = await submit(() => {
+      if (id) return calls.value.update(id, updateBody(form.value))
+      const body = createBody(form.value)
+      return calls.value.create(body, creation.keyFor(body))
+    })
     if (!saved) {
       // The server's sentence names the clash; the alert above the form says it too when it has none.
       if (problem.value?.code === 'provider_exists' && problem.value.detail) errors.value = { ...errors.value, name: problem.value.detail }
       return null
     }
+    if (!id) creation.succeeded()
     reset(saved)
     await refresh(saved)
     return saved

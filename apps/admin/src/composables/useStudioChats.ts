@@ -8,6 +8,7 @@
 import { useInfiniteQuery, useQuery, useQueryClient } from '@tanstack/vue-query'
 import { computed, type Ref } from 'vue'
 import { api, type Problem, toProblem, unwrap } from '@/api'
+import { useCreationKey } from '@/composables/useCreationKey'
 import { useSubmission } from '@/composables/useSubmission'
 import { type Chat, type ChatForm, chatCreate, chatQuery, chatUpdate, type ChatUpdate, type ProjectFilter } from '@/studio/chats'
 
@@ -46,6 +47,7 @@ export function useStudioChat(chatId: Ref<string | null>) {
 export function useChatActions() {
   const queries = useQueryClient()
   const { saving, errors, problem, clear, submit } = useSubmission()
+  const creation = useCreationKey()
 
   async function refresh(): Promise<void> {
     await Promise.all(['chats', 'chat', 'projects'].map((part) => queries.invalidateQueries({ queryKey: ['studio', part] })))
@@ -53,8 +55,11 @@ export function useChatActions() {
 
   /** Starts a chat; the chat, or null with `errors`/`problem` saying why not. */
   async function create(form: ChatForm): Promise<Chat | null> {
-    const chat = await submit(() => api.POST('/api/admin/studio/chats', { body: chatCreate(form) }))
-    if (chat) await refresh()
+    const body = chatCreate(form)
+    const chat = await submit(() => api.POST('/api/admin/studio/chats', { body, headers: { 'Idempotency-Key': creation.keyFor(body) } }))
+    if (!chat) return null
+    creation.succeeded()
+    await refresh()
     return chat
   }
 

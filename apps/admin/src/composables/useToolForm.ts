@@ -10,6 +10,7 @@
 import { useQuery, useQueryClient } from '@tanstack/vue-query'
 import { computed, type InjectionKey, inject, ref, watch } from 'vue'
 import { api, unwrap } from '@/api'
+import { useCreationKey } from '@/composables/useCreationKey'
 import { useSubmission } from '@/composables/useSubmission'
 import {
   blankTool,
@@ -63,6 +64,7 @@ export function useToolForm(toolId: () => string | null) {
   const form = ref<ToolForm>(blankTool())
   const savedBody = ref('')
   const { saving, errors, problem, submit } = useSubmission()
+  const creation = useCreationKey()
   const loaded = computed(() => toolId() === null || tool.data.value !== undefined)
 
   function reset(next: ToolForm): void {
@@ -143,9 +145,12 @@ export function useToolForm(toolId: () => string | null) {
     const body = toBody(form.value)
     const id = toolId()
     const stored = await submit(() =>
-      id ? api.PATCH('/api/admin/tools/{tool_id}', { params: { path: { tool_id: id } }, body }) : api.POST('/api/admin/tools', { body }),
+      id
+        ? api.PATCH('/api/admin/tools/{tool_id}', { params: { path: { tool_id: id } }, body })
+        : api.POST('/api/admin/tools', { body, headers: { 'Idempotency-Key': creation.keyFor(body) } }),
     )
     if (!stored) return null
+    if (!id) creation.succeeded()
     reset(fromTool(stored))
     queries.setQueryData(['admin-tool', stored.id], stored)
     await queries.invalidateQueries({ queryKey: ['admin-tools'] })

@@ -8,6 +8,7 @@ import { useInfiniteQuery, useQueryClient } from '@tanstack/vue-query'
 import { computed } from 'vue'
 import { api, type Problem, toProblem, unwrap } from '@/api'
 import { type ToolTypeForm, toolTypeBody } from '@/tools/toolTypeForm'
+import { useCreationKey } from '@/composables/useCreationKey'
 import { useSubmission } from '@/composables/useSubmission'
 
 export function useToolTypes() {
@@ -20,6 +21,7 @@ export function useToolTypes() {
   })
   const rows = computed(() => list.data.value?.pages.flatMap((page) => page.items) ?? [])
   const { saving, errors, problem, submit } = useSubmission()
+  const creation = useCreationKey()
 
   async function refresh(): Promise<void> {
     // The editor's type choices and the tools list show types too.
@@ -32,8 +34,9 @@ export function useToolTypes() {
     const stored = await submit(() =>
       id
         ? api.PATCH('/api/admin/tool-types/{type_id}', { params: { path: { type_id: id } }, body })
-        : api.POST('/api/admin/tool-types', { body }),
+        : api.POST('/api/admin/tool-types', { body, headers: { 'Idempotency-Key': creation.keyFor(body) } }),
     )
+    if (stored && !id) creation.succeeded()
     if (stored) await refresh()
     return stored !== null
   }

@@ -838,3 +838,60 @@ async def test_the_http_api_answers_problems(http: aiohttp.ClientSession) -> Non
         assert (await response.json())["field"] == "link"
     async with http.post("/v1/admin/banners", json={"title": "T\u0000"}, headers=ADMIN) as response:
         assert response.status == 422
+
+
+async def post(http: aiohttp.ClientSession, path: str, body: dict, headers: dict) -> tuple[int, dict]:
+    async with http.post(path, json=body, headers=headers) as response:
+        return response.status, await response.json(content_type=None)
+
+
+async def test_a_banner_posted_again_with_its_idempotency_key_is_created_once(
+    http: aiohttp.ClientSession, world: World
+) -> None:
+    admin = {**ADMIN, "X-Test-User": str(uuid.uuid4())}  # keys are the caller's: one admin throughout
+    keyed = {**admin, "Idempotency-Key": "banner-1"}
+    body = {"title": "Spring sale", "link": "https://example.com/sale"}
+
+    first = await post(http, "/v1/admin/banners", body, keyed)
+    again = await post(http, "/v1/admin/banners", body, keyed)  # the admin's retry after a lost answer
+    reused = await post(http, "/v1/admin/banners", {**body, "title": "Summer sale"}, keyed)
+    banners_after_the_retry = await world.count("banners")
+    unkeyed = [await post(http, "/v1/admin/banners", body, admin) for _ in range(2)]
+
+    assert (first[0], again[0]) == (201, 201)
+    assert again[1] == first[1]
+    assert (reused[0], reused[1]["code"]) == (409, "idempotency_key_reused"), "another body is not a retry"
+    assert reused[1]["field"] == "Idempotency-Key"
+    assert banners_after_the_retry == 1
+    assert [status for status, _ in unkeyed] == [201, 201], "without a key, every request creates"
+    assert len({banner["id"] for _, banner in [first, *unkeyed]}) == 3
+    async with http.get("/v1/admin/banners", headers=admin) as response:
+        assert len((await response.json())["items"]) == 3
+
+
+async def test_a_tool_type_and_a_tool_posted_again_with_their_keys_answer_with_the_ones_created(
+    http: aiohttp.ClientSession, world: World
+) -> None:
+    admin = {**ADMIN, "X-Test-User": str(uuid.uuid4())}
+    # One key for two kinds of request: each kind keys its own creations.
+    keyed = {**admin, "Idempotency-Key": "create-1"}
+    type_body = {"name": "image", "display_name": "Image"}
+
+    types = [await post(http, "/v1/admin/tool-types", type_body, keyed) for _ in range(2)]
+    tool_body = {
+        "slug": "figme",
+        "title": "FigMe",
+        "tool_type_id": types[0][1]["id"],
+        "config": tool_config(),
+    }
+    tools = [await post(http, "/v1/admin/tools", tool_body, keyed) for _ in range(2)]
+    reused = await post(http, "/v1/admin/tools", {**tool_body, "slug": "figme-2"}, keyed)
+    unkeyed = await post(http, "/v1/admin/tool-types", type_body, admin)
+
+    assert [status for status, _ in types] == [201, 201]
+    assert types[1][1]["id"] == types[0][1]["id"], "the retry is answered with it, not a taken name"
+    assert [status for status, _ in tools] == [201, 201]
+    assert tools[1][1]["id"] == tools[0][1]["id"], "the retry is answered with it, not a taken slug"
+    assert (reused[0], reused[1]["code"]) == (409, "idempotency_key_reused")
+    assert (unkeyed[0], unkeyed[1]["code"]) == (409, "tool_type_exists"), "without a key: a new tool type"
+    assert (await world.count("tool_types"), await world.count("tools")) == (1, 1)

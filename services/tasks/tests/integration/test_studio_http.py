@@ -281,3 +281,28 @@ async def test_cancelling_a_reply_and_deleting_a_chat_tell_providers_and_storage
     assert types[-1] == "StudioChatDeleted"
     assert second  # both replies were named
     assert (await call(http, "GET", f"/v1/admin/studio/chats/{chat['id']}", AS_ADMIN))[0] == 404
+
+
+async def test_a_chat_posted_again_with_its_idempotency_key_is_created_once(http) -> None:
+    keyed = {**AS_ADMIN, "Idempotency-Key": "chat-1"}
+    body = {"title": "Foxes", "project": "Zoo"}
+
+    first = await call(http, "POST", "/v1/admin/studio/chats", keyed, body)
+    again = await call(http, "POST", "/v1/admin/studio/chats", keyed, body)  # the retry after a lost answer
+    reused = await call(http, "POST", "/v1/admin/studio/chats", keyed, {**body, "title": "Owls"})
+    _, after_the_retry = await call(http, "GET", "/v1/admin/studio/chats", AS_ADMIN)
+    unkeyed = [await call(http, "POST", "/v1/admin/studio/chats", AS_ADMIN, body) for _ in range(2)]
+    theirs = await call(
+        http, "POST", "/v1/admin/studio/chats", {**AS_OTHER_ADMIN, "Idempotency-Key": "chat-1"}, body
+    )
+    _, listed = await call(http, "GET", "/v1/admin/studio/chats", AS_ADMIN)
+
+    assert (first[0], again[0]) == (201, 201)
+    assert again[1] == first[1]
+    assert (reused[0], reused[1]["code"]) == (409, "idempotency_key_reused"), "another body is not a retry"
+    assert reused[1]["field"] == "Idempotency-Key"
+    assert [chat["id"] for chat in after_the_retry["items"]] == [first[1]["id"]]
+    assert [status for status, _ in unkeyed] == [201, 201], "without a key, every request creates"
+    assert len(listed["items"]) == 3
+    assert theirs[0] == 201
+    assert theirs[1]["id"] != first[1]["id"], "another admin's key is another request"

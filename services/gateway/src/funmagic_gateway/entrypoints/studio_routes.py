@@ -62,7 +62,7 @@ def studio_operations(tasks: ServiceClient, providers: ServiceClient) -> list[Op
                 description="`all=true` lists every admin's chats (super admins only). " + CURSOR_RULE),
         Forward("POST", public + "/chats", tasks, internal + "/chats",
                 "Start a chat", tag, "create_chat", access="admin", body=ChatCreate, reply=Chat,
-                status=201, errors=(422,), description=_MODEL_RULE),
+                status=201, errors=(409, 422), description=_MODEL_RULE, idempotent=True),
         Forward("GET", chat, tasks, internal_chat,
                 "One of my chats", tag, "get_chat", access="user", owner="admin", reply=Chat, errors=(404,)),
         Forward("PATCH", chat, tasks, internal_chat,

@@ -21,6 +21,7 @@ from funmagic_kit.clock import Clock
 from funmagic_kit.errors import ConfigError
 from funmagic_kit.logs import get_logger
 from funmagic_kit.ports import UnitOfWorkFactory
+from funmagic_kit.request_once import RequestKey
 from funmagic_providers.application.ports import ConfigCache, Keyring, ProvidersUnitOfWork
 from funmagic_providers.domain.documents import JsonObject
 from funmagic_providers.domain.errors import ProviderRejected
@@ -140,7 +141,10 @@ class ProviderRegistry:
         base_url: str | None = None,
         config: JsonObject | None = None,
         is_active: bool = True,
+        key: RequestKey | None = None,
     ) -> ProviderView:
+        """A new provider; with `key`, once: a retry answers with the provider its first request created,
+        as it is now."""
         provider_id = str(uuid.uuid4())
         if type != "local" and not api_key:
             raise InvalidProvider("apiKey", f"a {type} provider needs an API key")
@@ -164,14 +168,22 @@ class ProviderRegistry:
             secret_hint=key_hint(api_secret),
         )
         async with self.uow() as uow:
+            # Claimed before the name is checked: a retry finds its own provider, not a taken name.
+            if key is not None and (earlier := await uow.claim(key)) is not None:
+                existing = await uow.providers[scope].get(earlier)
+                if existing is None:
+                    raise ProviderNotFound("the provider this request created was removed since")
+                return _view(scope, existing)
             created = await uow.providers[scope].add(provider)
-            if created is not None:
-                change = {"scope": scope, "name": name, "type": type, "display_name": display_name,
-                          "base_url": base_url, "config": config or {}, "is_active": is_active,
-                          "api_key": api_key, "api_secret": api_secret}  # fmt: skip
-                uow.record(AdminAction("provider.created", "provider", provider_id, change))
-        if created is None:
-            raise ProviderExists(f"a {scope} provider named {name!r} exists already")
+            if created is None:
+                # Raised inside the transaction: it rolls back, and the key stays free for another try.
+                raise ProviderExists(f"a {scope} provider named {name!r} exists already")
+            change = {"scope": scope, "name": name, "type": type, "display_name": display_name,
+                      "base_url": base_url, "config": config or {}, "is_active": is_active,
+                      "api_key": api_key, "api_secret": api_secret}  # fmt: skip
+            uow.record(AdminAction("provider.created", "provider", provider_id, change))
+            if key is not None:
+                uow.created(key, provider_id)
         await self.config_cache.forget_config(scope, created.name)
         log.info("provider created", extra={"scope": scope, "provider": created.name})
         return _view(scope, created)

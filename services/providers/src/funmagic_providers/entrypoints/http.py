@@ -13,7 +13,14 @@ from collections.abc import Awaitable, Callable, Sequence
 from aiohttp import web
 
 from funmagic_contracts.api.providers import HealthHistoryQuery, ProviderCreate, ProviderQuery, ProviderUpdate
-from funmagic_kit.api import path_uuid, read_body, read_query, require_internal_caller, require_role
+from funmagic_kit.api import (
+    path_uuid,
+    read_body,
+    read_query,
+    request_key,
+    require_internal_caller,
+    require_role,
+)
 from funmagic_kit.http import HttpProblem
 from funmagic_providers.adapters.apis.capabilities import step_type_catalog, studio_models_of
 from funmagic_providers.application.registry import ProviderChanges, ProviderRegistry
@@ -96,7 +103,10 @@ class ProvidersApp:
         async def handler(request: web.Request) -> web.Response:
             _authorize(request, scope)
             body = await read_body(request, ProviderCreate)
-            return web.json_response(await self._registry.create(scope, **body.model_dump()), status=201)
+            # A retried request (same Idempotency-Key and body) creates once; each scope keys its own.
+            key = request_key(request, f"{scope}_providers.create", body)
+            created = await self._registry.create(scope, key=key, **body.model_dump())
+            return web.json_response(created, status=201)
 
         return handler
 

@@ -29,6 +29,7 @@ from funmagic_contracts.tasks.events import BannerChanged, CatalogAction, ToolCh
 from funmagic_kit.audit import AdminAction
 from funmagic_kit.clock import Clock
 from funmagic_kit.logs import get_logger
+from funmagic_kit.request_once import RequestKey
 from funmagic_tasks.application.ports import (
     CatalogImages,
     CatalogStore,
@@ -84,14 +85,23 @@ class Catalog:
 
     # --- tool types (admin) -----------------------------------------------------------------------------
 
-    async def create_tool_type(self, **fields: object) -> JsonObject:
+    async def create_tool_type(self, *, key: RequestKey | None = None, **fields: object) -> JsonObject:
+        """With `key`, once: a retry answers with the tool type its first request created, as it is now."""
         entry = check_tool_type(_only(fields, TOOL_TYPE_FIELDS))
         async with self.uow() as uow:
+            # Claimed before the name is checked: a retry finds its own tool type, not a taken name.
+            if key is not None and (earlier := await uow.claim(key)) is not None:
+                created = await uow.catalog.tool_type(earlier)
+                if created is None:
+                    raise CatalogNotFound("the tool type this request created was deleted since")
+                return _admin_type_view(created)
             record = await uow.catalog.add_tool_type(str(uuid.uuid4()), entry, self.clock.now())
             if record is None:
                 raise CatalogConflict("tool_type_exists", f"a tool type named {entry.name!r} exists already")
             _tool_type_changed(uow, record, "created")
             uow.record(AdminAction("tool_type.created", "tool_type", record.id, dict(fields)))
+            if key is not None:
+                uow.created(key, record.id)
         log.info("tool type created", extra={"tool_type": entry.name})
         return _admin_type_view(record)
 
@@ -159,18 +169,30 @@ class Catalog:
 
     # --- tools (admin) ----------------------------------------------------------------------------------
 
-    async def create_tool(self, *, admin_id: str | None = None, **fields: object) -> JsonObject:
-        """`admin_id`: the admin creating it, whose uploads its images may be (see `_publish`)."""
+    async def create_tool(
+        self, *, admin_id: str | None = None, key: RequestKey | None = None, **fields: object
+    ) -> JsonObject:
+        """`admin_id`: the admin creating it, whose uploads its images may be (see `_publish`). With `key`,
+        once: a retry answers with the tool its first request created, as it is now (`deleted_at` if a
+        task ran it and it was deleted since)."""
         entry = check_tool(_only(fields, TOOL_FIELDS))
         await self._check_providers(entry.config)
         image_urls = await self._publish(tool_images(entry), admin_id)
         async with self.uow() as uow:
+            # Claimed before the slug is checked: a retry finds its own tool, not a taken slug.
+            if key is not None and (earlier := await uow.claim(key)) is not None:
+                created = await uow.catalog.tool(earlier, include_deleted=True)
+                if created is None:
+                    raise CatalogNotFound("the tool this request created was deleted since")
+                return _admin_tool_view(created)
             await _live_type(uow.catalog, entry.tool_type_id)
             record = await uow.catalog.add_tool(str(uuid.uuid4()), entry, self.clock.now(), image_urls)
             if record is None:
                 raise CatalogConflict("tool_exists", f"a tool with the slug {entry.slug!r} exists already")
             _tool_changed(uow, record, "created")
             uow.record(AdminAction("tool.created", "tool", record.id, dict(fields)))
+            if key is not None:
+                uow.created(key, record.id)
         log.info("tool created", extra={"tool": entry.slug})
         return _admin_tool_view(record)
 
@@ -260,13 +282,24 @@ class Catalog:
     # --- banners (admin) --------------------------------------------------------------------------------
 
     async def create_banner(
-        self, *, banner_id: str | None = None, admin_id: str | None = None, **fields: object
+        self,
+        *,
+        banner_id: str | None = None,
+        admin_id: str | None = None,
+        key: RequestKey | None = None,
+        **fields: object,
     ) -> JsonObject:
         """`banner_id` is for the seed (a fixed id makes it idempotent); the API leaves it out. `admin_id`:
-        as for a tool."""
+        as for a tool. With `key`, once: a retry answers with the banner its first request created, as it
+        is now."""
         entry = check_banner(_only(fields, BANNER_FIELDS))
         image_urls = await self._publish(banner_images(entry), admin_id)
         async with self.uow() as uow:
+            if key is not None and (earlier := await uow.claim(key)) is not None:
+                created = await uow.catalog.banner(earlier)
+                if created is None:
+                    raise CatalogNotFound("the banner this request created was deleted since")
+                return _admin_banner_view(created)
             record = await uow.catalog.add_banner(
                 banner_id or str(uuid.uuid4()), entry, self.clock.now(), image_urls
             )
@@ -274,6 +307,8 @@ class Catalog:
                 raise CatalogConflict("banner_exists", "a banner with that id exists (or existed)")
             uow.publish(BannerChanged(banner_id=record.id, action="created"))
             uow.record(AdminAction("banner.created", "banner", record.id, dict(fields)))
+            if key is not None:
+                uow.created(key, record.id)
         log.info("banner created", extra={"banner_id": record.id})
         return _admin_banner_view(record)
 

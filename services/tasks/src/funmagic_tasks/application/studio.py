@@ -18,6 +18,7 @@ from funmagic_contracts.envelope import Envelope
 from funmagic_contracts.providers.events import StepCompleted, StepFailed, StepStarted
 from funmagic_kit.clock import Clock
 from funmagic_kit.logs import get_logger
+from funmagic_kit.request_once import RequestKey
 from funmagic_tasks.application.ports import Assets, StudioModels, TasksUnitOfWork, UnitOfWorkFactory
 from funmagic_tasks.application.sweeping import sweep
 from funmagic_tasks.domain import studio as rules
@@ -56,7 +57,10 @@ class StudioService:
 
     # --- chats ---------------------------------------------------------------------------------------
 
-    async def create_chat(self, caller: Caller, fields: Mapping[str, object]) -> JsonObject:
+    async def create_chat(
+        self, caller: Caller, fields: Mapping[str, object], *, key: RequestKey | None = None
+    ) -> JsonObject:
+        """With `key`, once: a retry answers with the chat its first request created, as it is now."""
         provider, model = str(fields.get("provider") or "local"), str(fields.get("model") or "local-chat")
         if await self.models.model_kind(provider, model) != "text":
             raise StudioRefused(
@@ -72,7 +76,14 @@ class StudioService:
         )
         chat = rules.new_chat(str(uuid.uuid4()), caller.admin_id, settings, self.clock.now())
         async with self.uow() as uow:
+            if key is not None and (earlier := await uow.claim(key)) is not None:
+                created = await uow.studio.chat(earlier)
+                if created is None:
+                    raise ChatNotFound("the chat this request created was deleted since")
+                return chat_view(created)
             chat = await uow.studio.add_chat(chat)
+            if key is not None:
+                uow.created(key, chat.id)
         return chat_view(chat)
 
     async def get_chat(self, caller: Caller, chat_id: str) -> JsonObject:

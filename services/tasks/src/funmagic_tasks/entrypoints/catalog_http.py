@@ -30,7 +30,7 @@ from funmagic_contracts.api.catalog import (
     ToolTypeUpdate,
     ToolUpdate,
 )
-from funmagic_kit.api import path_uuid, read_body, read_query, require_role
+from funmagic_kit.api import path_uuid, read_body, read_query, request_key, require_role
 from funmagic_tasks.application.catalog import Catalog
 
 __all__ = ["CatalogApp"]
@@ -103,7 +103,10 @@ class CatalogApp:
     async def create_tool_type(self, request: web.Request) -> web.Response:
         require_role(request, "admin")
         body = await read_body(request, ToolTypeCreate)
-        return web.json_response(await self.catalog.create_tool_type(**body.model_dump()), status=201)
+        # A retried request (same Idempotency-Key and body) creates once.
+        key = request_key(request, "tool_types.create", body)
+        created = await self.catalog.create_tool_type(key=key, **body.model_dump())
+        return web.json_response(created, status=201)
 
     async def admin_tool_type(self, request: web.Request) -> web.Response:
         require_role(request, "admin")
@@ -136,7 +139,8 @@ class CatalogApp:
     async def create_tool(self, request: web.Request) -> web.Response:
         admin = require_role(request, "admin")
         body = await read_body(request, ToolBody)
-        created = await self.catalog.create_tool(admin_id=admin.user_id, **body.model_dump())
+        key = request_key(request, "tools.create", body)
+        created = await self.catalog.create_tool(admin_id=admin.user_id, key=key, **body.model_dump())
         return web.json_response(created, status=201)
 
     async def admin_tool(self, request: web.Request) -> web.Response:
@@ -165,7 +169,8 @@ class CatalogApp:
     async def create_banner(self, request: web.Request) -> web.Response:
         admin = require_role(request, "admin")
         body = await read_body(request, BannerCreate)
-        created = await self.catalog.create_banner(admin_id=admin.user_id, **body.model_dump())
+        key = request_key(request, "banners.create", body)
+        created = await self.catalog.create_banner(admin_id=admin.user_id, key=key, **body.model_dump())
         return web.json_response(created, status=201)
 
     async def admin_banner(self, request: web.Request) -> web.Response:

@@ -15,6 +15,7 @@ from funmagic_kit.api import (
     path_uuid,
     read_body,
     read_query,
+    request_key,
     require_principal,
     require_role,
 )
@@ -71,7 +72,10 @@ class StudioApp:
     async def create_chat(self, request: web.Request) -> web.Response:
         caller = _caller(request)
         body = await read_body(request, ChatCreate)
-        return web.json_response(await self.studio.create_chat(caller, body.model_dump()), status=201)
+        # A retried request (same Idempotency-Key and body) creates once.
+        key = request_key(request, "chats.create", body)
+        chat = await self.studio.create_chat(caller, body.model_dump(), key=key)
+        return web.json_response(chat, status=201)
 
     async def get_chat(self, request: web.Request) -> web.Response:
         caller = _chat_caller(request)
