@@ -27,10 +27,21 @@ async def test_no_log_line_or_response_contains_a_secret(platform, platform_env)
         )
         assert status == 200
         secrets |= {body["access_token"], body["refresh_token"]}
+        renewed = body
         status, body, _ = await call(
             client, "POST", "/api/auth/refresh", json={"refresh_token": account["refresh_token"]}
         )
-        assert status == 401, "reuse"
+        assert status == 409, "superseded: another client's refresh with it an instant before"
+        responses.append(str(body))
+        status, body, _ = await call(
+            client, "POST", "/api/auth/refresh", json={"refresh_token": renewed["refresh_token"]}
+        )
+        assert status == 200
+        secrets |= {body["access_token"], body["refresh_token"]}
+        status, body, _ = await call(
+            client, "POST", "/api/auth/refresh", json={"refresh_token": account["refresh_token"]}
+        )
+        assert status == 401, "reuse of a token older than the last rotation: a leak"
         responses.append(str(body))
         await call(client, "POST", "/api/auth/forgot-password", json={"email": email})
         reset_token = await token_from_mail(email, "password-reset", platform_env["INTERNAL_API_TOKEN"])
