@@ -21,6 +21,7 @@ __all__ = [
     "ConfigError",
     "Conflict",
     "Forbidden",
+    "IdempotencyKeyReused",
     "LimitReached",
     "Malformed",
     "NotFound",
@@ -112,6 +113,15 @@ class Conflict(Refused):
     """The request contradicts the current state (a duplicate, a key reused for another request)."""
 
     code = "conflict"
+
+
+class IdempotencyKeyReused(Conflict):
+    """The caller sent this Idempotency-Key before, with a different request (another body or change)."""
+
+    code = "idempotency_key_reused"
+
+    def __init__(self) -> None:
+        super().__init__("this Idempotency-Key was used for a different request", field="Idempotency-Key")
 
 
 class Forbidden(Refused):

@@ -17,16 +17,9 @@ from dataclasses import dataclass
 import orjson
 
 from funmagic_kit.audit import redacted
-from funmagic_kit.errors import Conflict
+from funmagic_kit.errors import IdempotencyKeyReused
 
 __all__ = ["IdempotencyKeyReused", "RequestKey", "request_fingerprint"]
-
-
-class IdempotencyKeyReused(Conflict, code="idempotency_key_reused"):
-    """The caller sent this Idempotency-Key before, with a different request."""
-
-    def __init__(self) -> None:
-        super().__init__("this Idempotency-Key was used for a different request", field="Idempotency-Key")
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,6 @@ from funmagic_credits.domain.ledger import (
     Account,
     AdjustCredits,
     Adjusted,
-    AdjustmentKeyReused,
     GrantCredits,
     Granted,
     InvalidAmount,
@@ -34,6 +33,7 @@ from funmagic_credits.domain.ledger import (
     fold,
     idempotency_key,
 )
+from funmagic_kit.errors import IdempotencyKeyReused
 
 USER = "user-1"
 
@@ -298,7 +298,7 @@ def test_a_repeated_adjustment_asking_for_the_same_change_passes() -> None:
 def test_an_adjustment_key_used_for_another_change_is_refused(repeat: AdjustCredits) -> None:
     earlier = Adjusted(-4, "admin-1", "chargeback", 6)
 
-    with pytest.raises(AdjustmentKeyReused) as refused:
+    with pytest.raises(IdempotencyKeyReused) as refused:
         a_repeat_must_ask_for_the_same_adjustment(repeat, earlier)
     assert (refused.value.code, refused.value.field) == ("idempotency_key_reused", "Idempotency-Key")
 

@@ -23,13 +23,12 @@ from dataclasses import dataclass, field, replace
 from functools import singledispatch
 from typing import Literal
 
-from funmagic_kit.errors import Conflict, Refused
+from funmagic_kit.errors import Conflict, IdempotencyKeyReused, Refused
 
 __all__ = [
     "Account",
     "AdjustCredits",
     "Adjusted",
-    "AdjustmentKeyReused",
     "GrantCredits",
     "Granted",
     "InvalidAmount",
@@ -69,13 +68,6 @@ class InvalidAmount(LedgerRuleBroken, code="invalid_amount"):
 
 class WouldGoNegative(LedgerRuleBroken, Conflict, code="would_go_negative"):
     """The command would take the balance (or a hold) below zero."""
-
-
-class AdjustmentKeyReused(LedgerRuleBroken, Conflict, code="idempotency_key_reused"):
-    """An adjustment's Idempotency-Key was used before for another adjustment of the user."""
-
-    def __init__(self) -> None:
-        super().__init__("this Idempotency-Key was used for a different adjustment", field="Idempotency-Key")
 
 
 # --- state ---------------------------------------------------------------------------------------------
@@ -299,7 +291,7 @@ def a_repeat_must_ask_for_the_same_adjustment(command: AdjustCredits, earlier: A
     answering it as applied would tell the admin a change was made that was not."""
     asked = (command.amount, command.reason, command.admin_id)
     if asked != (earlier.amount, earlier.reason, earlier.admin_id):
-        raise AdjustmentKeyReused()
+        raise IdempotencyKeyReused()
 
 
 # --- decide --------------------------------------------------------------------------------------------

@@ -27,7 +27,7 @@ from types import MappingProxyType
 from typing import Literal
 
 from funmagic_contracts.tasks.events import StepInput
-from funmagic_kit.errors import Conflict, LimitReached, NotFound, Refused
+from funmagic_kit.errors import IdempotencyKeyReused, LimitReached, NotFound, Refused
 from funmagic_tasks.domain.catalog import ProviderChoice, StepSpec, Tool
 from funmagic_tasks.domain.json_values import JsonObject, JsonValue
 
@@ -92,13 +92,6 @@ class ParentNotFound(NotFound, code="parent_not_found"):
 
     def __init__(self) -> None:
         super().__init__("no such parent task", field="parentTaskId")
-
-
-class IdempotencyKeyReused(Conflict, code="idempotency_key_reused"):
-    """The user sent this Idempotency-Key before, with a different request."""
-
-    def __init__(self) -> None:
-        super().__init__("this Idempotency-Key was used for a different request", field="Idempotency-Key")
 
 
 class TooManyTasks(LimitReached, code="too_many_tasks"):
