@@ -1,6 +1,7 @@
 """Account self-service in the web app: rename, upload an avatar (shown in the header), change the password
 (other sessions end, this one stays), in English and German, on a desktop and on a 375 px phone; and the
-signed-in devices, a page at a time, one of them signed out."""
+signed-in devices, a page at a time, one of them signed out (offline first: the failure is shown, the device
+stays)."""
 
 from __future__ import annotations
 
@@ -156,6 +157,13 @@ async def test_the_devices_list_loads_more_and_a_device_signed_out_leaves_it(bro
     # This browser signed in first, so it is the oldest: the last row, the one without a button.
     await expect(devices.last.get_by_text("This device")).to_be_visible()
     await expect(devices.get_by_role("button", name="Sign out")).to_have_count(10)
+
+    # Offline, signing a device out fails and says so; the device stays listed (nothing was signed out).
+    await page.context.set_offline(True)
+    await devices.first.get_by_role("button", name="Sign out").click()
+    await expect(page.get_by_text("Cannot reach FunMagic. Check your connection.")).to_be_visible()
+    await page.context.set_offline(False)
+    await expect(devices).to_have_count(11)
 
     # Newest first: the first row is the last device that signed in.
     await devices.first.get_by_role("button", name="Sign out").click()
