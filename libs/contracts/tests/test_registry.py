@@ -15,7 +15,7 @@ IRREGULAR_PAST_TENSE = {"Spent", "Sent", "Paid", "Built", "Made", "Held", "Lost"
 CATALOG = {
     "UserRegistered", "UserEmailVerified", "UserRoleChanged", "UserDisabled", "UserEnabled", "UserDeleted",
     "TaskRequested", "TaskStarted", "StepRequested", "TaskCancelRequested", "TaskCompleted", "TaskFailed",
-    "TaskCancelled", "TaskDeleted", "ToolChanged", "ToolTypeChanged", "BannerChanged",
+    "TaskCancelled", "TaskDeleted", "StepOutputDiscarded", "ToolChanged", "ToolTypeChanged", "BannerChanged",
     "StudioReplyCompleted", "StudioReplyFailed", "StudioReplyCancelled", "StudioChatDeleted",
     "CreditsGranted", "CreditsPurchased", "CreditsReserved", "CreditsReservationRejected", "CreditsSpent",
     "CreditsReleased", "CreditsAdjusted",

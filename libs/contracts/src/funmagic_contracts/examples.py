@@ -38,6 +38,7 @@ from funmagic_contracts.storage.events import AssetCreated, AssetDeleted, AssetP
 from funmagic_contracts.tasks.events import (
     BannerChanged,
     StepInput,
+    StepOutputDiscarded,
     StepRequested,
     StudioChatDeleted,
     StudioReplyCancelled,
@@ -125,6 +126,7 @@ _EXAMPLES: tuple[IntegrationEvent, ...] = (
     ),
     TaskCancelled(task_id=TASK, user_id=USER, charged_credits=0),
     TaskDeleted(task_id=PARENT_TASK, user_id=USER, deleted_task_ids=(PARENT_TASK, TASK), by=USER),
+    StepOutputDiscarded(task_id=TASK, user_id=USER, step_id="image-gen", attempt=1, asset_ids=(ASSET,)),
     StudioReplyCompleted(
         message_id=MESSAGE,
         chat_id=CHAT,

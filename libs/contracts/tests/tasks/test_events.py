@@ -6,6 +6,7 @@ from pydantic import ValidationError
 from funmagic_contracts.tasks import events
 from funmagic_contracts.tasks.events import (
     StepInput,
+    StepOutputDiscarded,
     StepRequested,
     TaskDeleted,
     TaskRequested,
@@ -89,3 +90,13 @@ def test_a_tool_type_change_says_its_name_whether_it_is_active_and_what_changed(
     assert (event.name, event.change, event.is_active) == ("image", "deleted", False)
     with pytest.raises(ValidationError, match="change"):
         ToolTypeChanged(tool_type_id="tt", name="image", change="renamed", is_active=True)
+
+
+def test_a_discarded_step_output_names_at_least_one_asset_and_a_real_attempt():
+    event = StepOutputDiscarded(task_id="t", user_id="u", step_id="cut", attempt=2, asset_ids=["a", "b"])
+
+    assert (event.asset_ids, event.attempt) == (("a", "b"), 2)
+    with pytest.raises(ValidationError, match="asset_ids"):
+        StepOutputDiscarded(task_id="t", user_id="u", step_id="cut", attempt=1, asset_ids=[])
+    with pytest.raises(ValidationError, match="attempt"):
+        StepOutputDiscarded(task_id="t", user_id="u", step_id="cut", attempt=0, asset_ids=["a"])

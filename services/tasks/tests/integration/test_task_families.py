@@ -286,7 +286,9 @@ async def test_deleting_a_running_family_cancels_it_first_and_hides_it_but_keeps
     ]
 
 
-async def test_news_for_a_deleted_task_changes_nothing_and_it_cannot_be_continued(saga: Saga, pool) -> None:
+async def test_news_for_a_deleted_task_only_discards_its_output_and_it_cannot_be_continued(
+    saga: Saga, pool
+) -> None:
     parent = await saga.create("figme")
     await saga.reserve(parent)
     await saga.complete(parent, "gen", ("gen-image", "image"))
@@ -302,7 +304,8 @@ async def test_news_for_a_deleted_task_changes_nothing_and_it_cannot_be_continue
         {"toolSlug": "figme", "stepId": "model", "parentTaskId": parent, "input": {}},
     )  # fmt: skip
 
-    assert len(await outbox(pool)) == before
+    added = (await outbox(pool))[before:]
+    assert [(e.type, e.data["asset_ids"]) for e in added] == [("StepOutputDiscarded", ["late"])]
     assert problem is not None
     assert (status, problem["code"]) == (404, "parent_not_found")
 

@@ -124,7 +124,7 @@ async def test_the_same_news_in_a_new_envelope_is_handled_and_changes_nothing(
     assert (await state(pool, task_id), len(await outbox(pool))) == before
 
 
-async def test_a_step_completed_in_another_attempt_or_for_another_step_changes_nothing(
+async def test_a_step_completed_in_another_attempt_or_for_another_step_only_has_its_output_discarded(
     pool, consumer, task_id
 ) -> None:
     await consumer.deliver_event(reserved(task_id))
@@ -133,7 +133,12 @@ async def test_a_step_completed_in_another_attempt_or_for_another_step_changes_n
     assert await consumer.deliver(Envelope.wrap(completed(task_id, "cut", attempt=2))) == "handled"
     assert await consumer.deliver(Envelope.wrap(completed(task_id, "model"))) == "handled"
 
-    assert (await state(pool, task_id), len(await outbox(pool))) == before
+    assert await state(pool, task_id) == before[0]
+    added = (await outbox(pool))[before[1] :]
+    assert [(e.type, e.data["step_id"], e.data["asset_ids"]) for e in added] == [
+        ("StepOutputDiscarded", "cut", ["cut-out"]),
+        ("StepOutputDiscarded", "model", ["model-out"]),
+    ]
 
 
 async def test_the_steps_run_in_order_to_a_completed_task_that_charges_every_step(

@@ -119,9 +119,12 @@ async def test_steps_run_in_order_and_stale_or_repeated_news_changes_nothing(poo
         await service.credits_reserved(reserved(task_id), cause(), uow)
     output = ("cut-1", "image")
     for step_id, attempt in (("one", 2), ("two", 1)):  # another attempt, another step: stale
+        stale = (f"stale-{step_id}-{attempt}", "image")
         async with app.parts.unit_of_work() as uow:
-            await service.step_completed(step_completed(task_id, step_id, attempt, output), cause(), uow)
+            await service.step_completed(step_completed(task_id, step_id, attempt, stale), cause(), uow)
     assert (await task(pool, task_id))["completed_steps"] == []
+    discarded = [e[1] for e in await events(pool) if e[0] == "StepOutputDiscarded"]
+    assert [d["asset_ids"] for d in discarded] == [["stale-one-2"], ["stale-two-1"]]
     for _ in range(2):  # a redelivery of the real one
         async with app.parts.unit_of_work() as uow:
             await service.step_completed(step_completed(task_id, "one", 1, output), cause(), uow)
@@ -137,6 +140,32 @@ async def test_steps_run_in_order_and_stale_or_repeated_news_changes_nothing(poo
     completed = next(e for e in await events(pool) if e[0] == "TaskCompleted")
     assert completed[1]["output"]["assets"] == [{"asset_id": "m", "role": "model"}]
     assert [s["step_id"] for s in completed[1]["output"]["metadata"]["steps"]] == ["one", "two"]
+
+
+async def test_a_step_that_completes_after_its_task_was_cancelled_has_its_output_discarded(
+    pool, app, service
+) -> None:
+    task_id = await add_task(app)
+    async with app.parts.unit_of_work() as uow:
+        await service.credits_reserved(reserved(task_id), cause(), uow)
+        await service.step_completed(step_completed(task_id, "one", 1, ("cut", "image")), cause(), uow)
+    await service.cancel("user-1", task_id)
+    before = await task(pool, task_id)
+
+    async with app.parts.unit_of_work() as uow:  # the provider finished as the cancel went through
+        await service.step_completed(step_completed(task_id, "two", 1, ("model", "model")), cause(), uow)
+    for _ in range(2):  # and step one's completion, redelivered: the task paid for that one
+        async with app.parts.unit_of_work() as uow:
+            await service.step_completed(step_completed(task_id, "one", 1, ("cut", "image")), cause(), uow)
+
+    after = await task(pool, task_id)
+    assert (after["status"], after["charged_credits"]) == ("cancelled", 5)
+    assert after == before
+    kinds = [e[0] for e in await events(pool)]
+    assert kinds[-3:] == ["TaskCancelRequested", "TaskCancelled", "StepOutputDiscarded"]
+    discarded = (await events(pool))[-1][1]
+    assert (discarded["step_id"], discarded["asset_ids"]) == ("two", ["model"])
+    assert discarded["user_id"] == "user-1"
 
 
 async def test_a_failed_step_charges_only_the_steps_done(pool, app, service) -> None:

@@ -33,6 +33,7 @@ __all__ = [
     "CatalogAction",
     "ProviderScope",
     "StepInput",
+    "StepOutputDiscarded",
     "StepRequested",
     "StudioChatDeleted",
     "StudioReplyCancelled",
@@ -197,6 +198,23 @@ class TaskDeleted(_TaskEvent):
         min_length=1, description="The task and its child tasks deleted with it (the task first)."
     )
     by: Id = Field(description="User id of who deleted (the owner or an admin).")
+
+
+class StepOutputDiscarded(_TaskEvent):
+    """A step's output came for a task that no longer waited for it: the task had ended without that step
+    (cancelled, failed, timed out) or runs another attempt. Nothing pays for it, so nobody keeps it: storage
+    deletes these assets (published ones excepted). A redelivered completion the task did use is not
+    discarded."""
+
+    EVENT_TYPE: ClassVar[str] = "StepOutputDiscarded"
+
+    task_id: Id
+    user_id: Id = Field(description="The task's owner.")
+    step_id: str
+    attempt: int = Field(ge=1)
+    asset_ids: tuple[Id, ...] = Field(
+        min_length=1, description="The step's output assets the task does not hold (its input excepted)."
+    )
 
 
 class ToolChanged(_TaskEvent):

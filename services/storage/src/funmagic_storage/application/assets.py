@@ -21,7 +21,7 @@ __all__ = [
 
 import logging
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TypedDict
@@ -45,6 +45,7 @@ from funmagic_storage.domain.assets import (
     asset_kind,
     check_module,
     check_upload,
+    discarded_outputs,
     outputs_deleted_with_their_tasks,
     public_key,
     sanitize_filename,
@@ -448,18 +449,43 @@ class AssetService:
         await uow.assets.mark_tasks_deleted(task_ids, user_id, now)
         outputs = await uow.assets.outputs_of_tasks(user_id, task_ids)
         doomed = outputs_deleted_with_their_tasks(outputs, user_id=user_id, task_ids=task_ids)
-        for asset in doomed:
-            await uow.assets.delete_asset(asset.id, now)
-            uow.publish(AssetDeleted(asset_id=asset.id, user_id=asset.user_id), caused_by=caused_by)
-        # The objects last: a failure before here leaves them all, and the redelivered event tries again.
-        for asset in doomed:
-            await self.objects.delete(asset.bucket, asset.storage_key)
+        await self._delete_outputs(uow, doomed, now=now, caused_by=caused_by)
         if doomed:
             log.info(
                 "outputs of deleted tasks removed",
                 extra={"count": len(doomed), "kept": len(outputs) - len(doomed)},
             )
         return len(doomed)
+
+    async def delete_discarded_outputs(
+        self,
+        uow: StorageUnitOfWork,
+        *,
+        user_id: str,
+        task_id: str,
+        asset_ids: Iterable[str],
+        caused_by: Envelope,
+    ) -> int:
+        """When a step's output came for a task that no longer took it (in the consumer's `uow`): nothing
+        paid for it, so those outputs go, objects and records, each with AssetDeleted (published ones stay).
+        Returns how many assets were deleted."""
+        await uow.assets.lock_tasks((task_id,))
+        outputs = await uow.assets.outputs_of_tasks(user_id, (task_id,))
+        doomed = discarded_outputs(outputs, user_id=user_id, task_id=task_id, asset_ids=asset_ids)
+        await self._delete_outputs(uow, doomed, now=self.clock.now(), caused_by=caused_by)
+        if doomed:
+            log.info("discarded step outputs removed", extra={"task_id": task_id, "count": len(doomed)})
+        return len(doomed)
+
+    async def _delete_outputs(
+        self, uow: StorageUnitOfWork, doomed: Sequence[AssetRecord], *, now: datetime, caused_by: Envelope
+    ) -> None:
+        for asset in doomed:
+            await uow.assets.delete_asset(asset.id, now)
+            uow.publish(AssetDeleted(asset_id=asset.id, user_id=asset.user_id), caused_by=caused_by)
+        # The objects last: a failure before here leaves them all, and the redelivered event tries again.
+        for asset in doomed:
+            await self.objects.delete(asset.bucket, asset.storage_key)
 
     async def schedule_owner_purge(self, uow: StorageUnitOfWork, *, user_id: str) -> None:
         """When `user_id`'s account is deleted (in the consumer's `uow`): their files are purged once the

@@ -28,6 +28,7 @@ __all__ = [
     "asset_kind",
     "check_module",
     "check_upload",
+    "discarded_outputs",
     "outputs_deleted_with_their_tasks",
     "public_key",
     "published_assets_outlive_their_task",
@@ -189,6 +190,19 @@ def outputs_deleted_with_their_tasks(
         if asset.task_id in deleted
         and asset.user_id == user_id
         and not published_assets_outlive_their_task(asset)
+    ]
+
+
+def discarded_outputs(
+    assets: Iterable[AssetRecord], *, user_id: str, task_id: str, asset_ids: Iterable[str]
+) -> list[AssetRecord]:
+    """Of `assets`, those that go when a step's output of `user_id`'s task `task_id` is discarded (nothing
+    paid for it): the named assets that are that task's outputs and that user's, except published ones."""
+    named = set(asset_ids)
+    return [
+        asset
+        for asset in outputs_deleted_with_their_tasks(assets, user_id=user_id, task_ids=(task_id,))
+        if asset.id in named
     ]
 
 

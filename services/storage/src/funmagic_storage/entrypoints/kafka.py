@@ -3,6 +3,8 @@ records' change, its outbox rows and the inbox row commit together.
 
 - TaskDeleted → the deleted tasks' outputs go (objects and records, AssetDeleted each), except the
   published ones.
+- StepOutputDiscarded → the discarded outputs go the same way (a cancel or a timeout won the race with
+  the step: nothing paid for them).
 - StudioChatDeleted → the same for the images the chat's replies made (their task id is the reply's id).
 - UserDeleted → the account's files are scheduled for removal after the grace period
   (DELETED_USER_ASSET_GRACE_HOURS; the purge worker removes them), and nothing new is stored for it.
@@ -13,7 +15,7 @@ from __future__ import annotations
 
 from funmagic_contracts.envelope import Envelope
 from funmagic_contracts.identity.events import UserDeleted
-from funmagic_contracts.tasks.events import StudioChatDeleted, TaskDeleted
+from funmagic_contracts.tasks.events import StepOutputDiscarded, StudioChatDeleted, TaskDeleted
 from funmagic_contracts.topics import IDENTITY_EVENTS, TASKS_EVENTS
 from funmagic_kit.consumer import Subscription
 from funmagic_storage.application.assets import AssetService
@@ -34,6 +36,13 @@ class StorageReactions:
             caused_by=envelope,
         )
 
+    async def step_output_discarded(
+        self, event: StepOutputDiscarded, envelope: Envelope, uow: StorageUnitOfWork
+    ) -> None:
+        await self._assets.delete_discarded_outputs(
+            uow, user_id=event.user_id, task_id=event.task_id, asset_ids=event.asset_ids, caused_by=envelope
+        )
+
     async def studio_chat_deleted(
         self, event: StudioChatDeleted, envelope: Envelope, uow: StorageUnitOfWork
     ) -> None:
@@ -50,6 +59,7 @@ def subscriptions(assets: AssetService) -> tuple[Subscription[StorageUnitOfWork]
     tasks: Subscription[StorageUnitOfWork] = (
         Subscription(TASKS_EVENTS)
         .on(TaskDeleted, reactions.task_deleted)
+        .on(StepOutputDiscarded, reactions.step_output_discarded)
         .on(StudioChatDeleted, reactions.studio_chat_deleted)
     )
     identity: Subscription[StorageUnitOfWork] = Subscription(IDENTITY_EVENTS).on(

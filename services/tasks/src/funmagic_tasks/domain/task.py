@@ -15,8 +15,10 @@ contract events other services react to (credits holds and settles, providers ru
     each is marked deleted (`deleted_at`; kept for the ledger and the audit) and one TaskDeleted says so.
 
 News that is not about the task's current state — a step event of another step or attempt, anything
-after the task ended, a redelivery of what was already applied — is a `TaskChange` with no events and
-the task unchanged, so redeliveries are harmless. Every state a transition produces satisfies
+after the task ended, a redelivery of what was already applied — leaves the task unchanged, so
+redeliveries are harmless. The one thing such news may still say: a step completion the task did not take
+brought outputs that nobody pays for (a cancel or a timeout won the race), so `StepOutputDiscarded` has
+storage delete them. Every state a transition produces satisfies
 `check_invariants`.
 """
 
@@ -30,6 +32,7 @@ from typing import Literal
 from funmagic_contracts.base import OutputAsset
 from funmagic_contracts.tasks.events import (
     StepInput,
+    StepOutputDiscarded,
     StepRequested,
     TaskCancelled,
     TaskCancelRequested,
@@ -85,6 +88,7 @@ __all__ = [
     "fail_step",
     "is_a_use_of_its_tool",
     "may_request_another",
+    "outputs_nobody_pays_for",
     "parent_of",
     "reject_reservation",
     "request_task",
@@ -108,6 +112,7 @@ TaskEvent = (
     | TaskCancelRequested
     | TaskCancelled
     | TaskDeleted
+    | StepOutputDiscarded
 )
 
 
@@ -269,6 +274,14 @@ def event_is_about_the_current_step(task: Task, step_id: str, attempt: int) -> b
     return task.status == "running" and task.current_step_id == step_id and task.attempt == attempt
 
 
+def outputs_nobody_pays_for(task: Task, assets: Sequence[ProducedAsset]) -> tuple[str, ...]:
+    """A step completion the task did not take: its assets that the task does not hold (its recorded
+    results, its input) were made for nothing it charges. A redelivery of a completion it took has none."""
+    held = {asset.asset_id for result in task.step_results for asset in result.assets}
+    held.update(a for a in (task.resolved.image_asset_id, task.resolved.style_asset_id) if a is not None)
+    return tuple(dict.fromkeys(asset.asset_id for asset in assets if asset.asset_id not in held))
+
+
 def charged_is_the_cost_of_completed_steps(task: Task) -> int:
     """What a task that ends now pays: its completed steps, nothing for the rest."""
     return charged_for(task.plan, task.completed_steps)
@@ -393,9 +406,9 @@ def complete_step(
     policy: TaskPolicy,
 ) -> TaskChange:
     """The current step succeeded: the next step works on its output, or the task is complete and pays for
-    every step."""
+    every step. A completion the task no longer waits for changes nothing but discards what it made."""
     if not event_is_about_the_current_step(task, step_id, attempt):
-        return TaskChange(task)
+        return _discard(task, step_id, attempt, assets)
     result = StepResult(step_id, attempt, tuple(assets), dict(metadata))
     done = replace(
         task,
@@ -527,6 +540,16 @@ def _fail(task: Task, code: str, message: str, now: datetime) -> TaskChange:
             charged_credits=failed.charged_credits or 0,
         ),
     )
+
+
+def _discard(task: Task, step_id: str, attempt: int, assets: Sequence[ProducedAsset]) -> TaskChange:
+    unpaid = outputs_nobody_pays_for(task, assets)
+    if not unpaid:
+        return TaskChange(task)
+    discarded = StepOutputDiscarded(
+        task_id=task.id, user_id=task.user_id, step_id=step_id, attempt=attempt, asset_ids=unpaid
+    )
+    return TaskChange(task, (discarded,))
 
 
 def _changed(task: Task, *events: TaskEvent) -> TaskChange:

@@ -16,6 +16,7 @@ import pytest
 from funmagic_contracts.base import OutputAsset
 from funmagic_contracts.tasks.events import (
     StepInput,
+    StepOutputDiscarded,
     StepRequested,
     TaskCancelled,
     TaskCancelRequested,
@@ -112,6 +113,16 @@ def then_nothing_changed(before: Task, change: TaskChange) -> None:
     assert change.events == ()
     assert not change.changed
     assert change.task == before
+
+
+def then_only_discarded(before: Task, change: TaskChange, step_id: str, *asset_ids: str, attempt: int = 1):
+    """The task stays as it was; what the step made is discarded (nobody pays for it)."""
+    assert change.task == before
+    assert change.events == (
+        StepOutputDiscarded(
+            task_id=before.id, user_id=before.user_id, step_id=step_id, attempt=attempt, asset_ids=asset_ids
+        ),
+    )
 
 
 def at(seconds: float) -> datetime:
@@ -519,7 +530,9 @@ def test_a_tool_that_is_not_a_pipeline_completes_after_its_first_step() -> None:
 def test_news_of_another_step_or_attempt_is_stale(step_id: str, attempt: int) -> None:
     running = a_running_task()
 
-    then_nothing_changed(running, completion(running, step_id, ("x", "image"), attempt=attempt))
+    then_only_discarded(
+        running, completion(running, step_id, ("x", "image"), attempt=attempt), step_id, "x", attempt=attempt
+    )
     then_nothing_changed(
         running, fail_step(running, step_id=step_id, attempt=attempt, code="x", message="y", now=at(1))
     )
@@ -532,18 +545,52 @@ def test_a_step_completed_twice_moves_the_task_once() -> None:
     then_nothing_changed(once, completion(once, "cut", ("cut-1", "image")))
 
 
-def test_news_after_the_task_ended_changes_nothing() -> None:
+def test_news_after_the_task_ended_leaves_it_as_it_ended() -> None:
     running = a_running_task()
     cancelled = when(cancel(running, by=USER, now=at(1))).task
     completed = a_task_past(running, "cut", "model")
     failed = when(fail_step(running, step_id="cut", attempt=1, code="x", message="y", now=at(1))).task
 
     for ended in (cancelled, completed, failed):
-        then_nothing_changed(ended, completion(ended, "cut", ("x", "image")))
-        then_nothing_changed(ended, completion(ended, "model", ("x", "image")))
+        then_only_discarded(ended, completion(ended, "cut", ("x", "image")), "cut", "x")
+        then_only_discarded(ended, completion(ended, "model", ("x", "image")), "model", "x")
         then_nothing_changed(
             ended, fail_step(ended, step_id="cut", attempt=1, code="x", message="y", now=at(2))
         )
+
+
+def test_a_cancel_that_wins_the_race_with_the_step_discards_every_output_of_that_step() -> None:
+    cancelled = when(cancel(a_running_task(), by=USER, now=at(1))).task
+
+    late = completion(cancelled, "cut", ("cut-1", "image"), ("cut-1-mask", "mask"), now=at(2))
+
+    then_only_discarded(cancelled, late, "cut", "cut-1", "cut-1-mask")
+    assert cancelled.charged_credits == 0, "the cancel charged nothing for the step, so nothing keeps it"
+
+
+def test_a_step_that_completes_after_it_timed_out_has_its_output_discarded() -> None:
+    running = a_running_task()
+    timed_out = when(time_out(running, now=at(10_000), policy=POLICY)).task
+    assert timed_out.status == "failed"
+
+    then_only_discarded(timed_out, completion(timed_out, "cut", ("cut-late", "image")), "cut", "cut-late")
+
+
+def test_a_redelivered_completion_the_task_took_discards_nothing_even_after_the_task_ended() -> None:
+    after_cut = a_task_past(a_running_task(), "cut")
+    cancelled = when(cancel(after_cut, by=USER, now=at(5))).task
+
+    for task in (after_cut, cancelled, a_completed_task()):
+        then_nothing_changed(task, completion(task, "cut", ("cut-out", "image")))
+
+
+def test_a_late_output_that_is_the_tasks_own_input_is_not_discarded() -> None:
+    cancelled = when(cancel(a_running_task(), by=USER, now=at(1))).task
+
+    then_nothing_changed(cancelled, completion(cancelled, "cut", (IMAGE, "image")))
+    then_only_discarded(
+        cancelled, completion(cancelled, "cut", (IMAGE, "image"), ("new", "mask")), "cut", "new"
+    )
 
 
 def test_a_step_event_is_about_the_current_step_only_while_running() -> None:

@@ -1,7 +1,10 @@
-"""TaskDeleted, fast: storage's own subscriptions (`build(...).parts`) fed without Kafka,
-through the kit's consumer (parsing, inbox) and the service's unit of work, on real S3 and Postgres. The
-deleted tasks' outputs go, objects and records, each with AssetDeleted; published ones stay; an output
-arriving for a deleted task afterwards is refused."""
+"""Outputs that lose their task, fast: storage's own subscriptions (`build(...).parts`) fed without Kafka,
+through the kit's consumer (parsing, inbox) and the service's unit of work, on real S3 and Postgres.
+
+TaskDeleted: the deleted tasks' outputs go, objects and records, each with AssetDeleted; published ones
+stay; an output arriving for a deleted task afterwards is refused. StepOutputDiscarded (a cancel or a
+timeout won the race with the step, so nothing paid for its output): the named outputs of that task go the
+same way, and nothing else."""
 
 from __future__ import annotations
 
@@ -14,7 +17,7 @@ import pytest
 from storage_test_support import PNG, Storage, get
 
 from funmagic_contracts.envelope import Envelope
-from funmagic_contracts.tasks.events import TaskDeleted
+from funmagic_contracts.tasks.events import StepOutputDiscarded, TaskDeleted
 from funmagic_kit.testing import InMemoryConsumer, in_memory_consumer, wait_until
 from funmagic_storage.domain.assets import AssetNotFound, OutputOfDeletedTask
 
@@ -27,6 +30,10 @@ def new_id() -> str:
 
 def deleted(user: str, task: str, *children: str, by: str | None = None) -> TaskDeleted:
     return TaskDeleted(task_id=task, user_id=user, deleted_task_ids=(task, *children), by=by or user)
+
+
+def discarded(user: str, task: str, *asset_ids: str) -> StepOutputDiscarded:
+    return StepOutputDiscarded(task_id=task, user_id=user, step_id="cut", attempt=1, asset_ids=asset_ids)
 
 
 @pytest.fixture
@@ -208,3 +215,45 @@ async def test_an_output_racing_the_deletion_of_its_task_does_not_outlive_it(
         assert not await exists(storage, stored)
         assert [e.data["asset_id"] for e in await deletions(storage)] == [stored]
     assert (await storage.assets.list(user, module=None, limit=10, cursor=None))["items"] == []
+
+
+async def test_a_discarded_step_output_goes_and_the_tasks_other_outputs_stay(
+    storage: Storage, consumer: InMemoryConsumer, http: aiohttp.ClientSession
+) -> None:
+    user = storage.new_user()
+    task = new_id()
+    paid_for = await output(storage, user, task)  # an earlier step's output, charged
+    late, late_mask = await output(storage, user, task), await output(storage, user, task)
+    url = (await storage.assets.get(user, late))["url"]
+    stored = await object_of(storage, late)
+
+    envelope = await consumer.deliver_event(discarded(user, task, late, late_mask))
+
+    assert not await exists(storage, late)
+    assert not await exists(storage, late_mask)
+    assert await storage.objects.head(*stored) is None
+    assert (await get(http, url))[0] in (403, 404)  # the link the step's SSE frame carried is dead
+    assert await exists(storage, paid_for)
+    events = await deletions(storage)
+    assert sorted(e.data["asset_id"] for e in events) == sorted([late, late_mask])
+    assert {e.causation_id for e in events} == {str(envelope.id)}
+    assert await consumer.deliver(envelope) == "duplicate"
+    assert len(await deletions(storage)) == 2
+
+
+async def test_a_discard_names_only_what_it_may_delete(storage: Storage, consumer: InMemoryConsumer) -> None:
+    user, other_user = storage.new_user(), storage.new_user()
+    task = new_id()
+    of_another_task = await output(storage, user, new_id())
+    upload = await output(storage, user, None)
+    of_another_user = await output(storage, other_user, task)
+    published = await output(storage, user, task)
+    await storage.assets.publish(user, published)
+
+    await consumer.deliver_event(
+        discarded(user, task, of_another_task, upload, of_another_user, published, new_id())
+    )
+
+    for asset_id in (of_another_task, upload, of_another_user, published):
+        assert await exists(storage, asset_id)
+    assert await deletions(storage) == []
