@@ -158,6 +158,15 @@ class PostgresUnitOfWork:
             raise IdempotencyKeyReused()
         return claimed["resource_id"]
 
+    async def answered(self, key: RequestKey) -> str | None:
+        cursor = await self.conn.execute(_CLAIMED_REQUEST_KEY, (key.scope, key.key))
+        answered = await cursor.fetchone()
+        if answered is None or answered["resource_id"] is None:
+            return None
+        if answered["fingerprint"] != key.fingerprint:
+            raise IdempotencyKeyReused()
+        return answered["resource_id"]
+
     def created(self, key: RequestKey, resource_id: str) -> None:
         self._require_transaction("created")
         self._created.append((key, resource_id))

@@ -53,6 +53,13 @@ class UnitOfWork(Protocol):
         `IdempotencyKeyReused` when the key came with another request."""
         ...
 
+    async def answered(self, key: RequestKey) -> str | None:
+        """The id of what the key's first request created, once that committed; None before. Raises
+        `IdempotencyKeyReused` when the key came with another request. A read (it works in `reading()`): a
+        creation that checks other services first looks here, so a retry answers what was created even when
+        those checks would now fail; `claim` still decides."""
+        ...
+
     def created(self, key: RequestKey, resource_id: str) -> None:
         """What this transaction created for the key it claimed, kept with the key at commit."""
         ...

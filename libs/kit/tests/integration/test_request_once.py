@@ -1,6 +1,7 @@
 """A creation a client may retry happens once per Idempotency-Key (`UnitOfWork.claim` / `created`): the first
 request claims the key and creates; a retry finds what it created; the key with another request is refused;
-two requests with one key at once create once; a rolled-back creation leaves the key free."""
+two requests with one key at once create once; a rolled-back creation leaves the key free. `answered` reads a
+key's committed answer without claiming it."""
 
 from __future__ import annotations
 
@@ -114,6 +115,30 @@ async def test_a_creation_that_rolled_back_leaves_the_key_free(pool, things: str
 
     assert await count(pool, things) == 1
     assert created
+
+
+async def answered(pool, key: RequestKey) -> str | None:
+    async with PostgresUnitOfWork(pool).reading() as uow:
+        return await uow.answered(key)
+
+
+async def test_what_a_key_answered_is_read_without_claiming_it_and_only_once_committed(
+    pool, things: str
+) -> None:
+    key = a_key({"name": "lamp"})
+    assert await answered(pool, key) is None, "nothing asked yet"
+
+    hold = asyncio.Event()
+    first = asyncio.create_task(create_once(pool, things, key, "lamp", hold=hold))
+    await wait_until_claimed(pool, key)
+    assert await answered(pool, key) is None, "claimed, not committed: no wait, no answer"
+    hold.set()
+    created = await first
+
+    assert await answered(pool, key) == created
+    with pytest.raises(IdempotencyKeyReused):
+        await answered(pool, RequestKey(key.scope, key.key, request_fingerprint({"name": "chair"})))
+    assert await answered(pool, a_key({"name": "lamp"})) is None, "another admin's key"
 
 
 async def claim_and_fail(pool, key: RequestKey) -> None:

@@ -869,6 +869,32 @@ async def test_a_banner_posted_again_with_its_idempotency_key_is_created_once(
         assert len((await response.json())["items"]) == 3
 
 
+async def test_a_tools_retry_answers_with_it_even_after_its_provider_was_removed(
+    http: aiohttp.ClientSession, world: World
+) -> None:
+    admin = {**ADMIN, "X-Test-User": str(uuid.uuid4()), "Idempotency-Key": "tool-1"}
+    tool_type = await post(http, "/v1/admin/tool-types", {"name": "image", "display_name": "Image"}, admin)
+    body = {
+        "slug": "cut-fal",
+        "title": "Cut",
+        "tool_type_id": tool_type[1]["id"],
+        "config": tool_config(step(provider="fal")),
+    }
+    first = await post(http, "/v1/admin/tools", body, admin)
+    world.providers.known.discard("fal")  # an admin removed the provider since the first request
+
+    again = await post(http, "/v1/admin/tools", body, admin)
+    fresh = await post(
+        http, "/v1/admin/tools", {**body, "slug": "cut-fal-2"}, {**admin, "Idempotency-Key": "t2"}
+    )
+
+    assert (first[0], again[0]) == (201, 201)
+    assert again[1] == first[1], "the retry is answered with the tool created, as it is"
+    assert world.providers.asked == ["fal", "fal"], "the retry asked nothing; the new request did"
+    assert (fresh[0], fresh[1]["field"]) == (422, "config.steps[0].provider.name")
+    assert await world.count("tools") == 1
+
+
 async def test_a_tool_type_and_a_tool_posted_again_with_their_keys_answer_with_the_ones_created(
     http: aiohttp.ClientSession, world: World
 ) -> None:

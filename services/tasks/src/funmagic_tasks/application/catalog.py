@@ -176,15 +176,17 @@ class Catalog:
         once: a retry answers with the tool its first request created, as it is now (`deleted_at` if a
         task ran it and it was deleted since)."""
         entry = check_tool(_only(fields, TOOL_FIELDS))
+        # A retry of a creation that committed answers before the checks of providers and images: they may
+        # fail now (a provider removed since) though the tool was created.
+        if (earlier := await self._answered(key)) is not None:
+            async with self.uow().reading() as uow:
+                return await _created_tool(uow.catalog, earlier)
         await self._check_providers(entry.config)
         image_urls = await self._publish(tool_images(entry), admin_id)
         async with self.uow() as uow:
             # Claimed before the slug is checked: a retry finds its own tool, not a taken slug.
             if key is not None and (earlier := await uow.claim(key)) is not None:
-                created = await uow.catalog.tool(earlier, include_deleted=True)
-                if created is None:
-                    raise CatalogNotFound("the tool this request created was deleted since")
-                return _admin_tool_view(created)
+                return await _created_tool(uow.catalog, earlier)
             await _live_type(uow.catalog, entry.tool_type_id)
             record = await uow.catalog.add_tool(str(uuid.uuid4()), entry, self.clock.now(), image_urls)
             if record is None:
@@ -293,13 +295,13 @@ class Catalog:
         as for a tool. With `key`, once: a retry answers with the banner its first request created, as it
         is now."""
         entry = check_banner(_only(fields, BANNER_FIELDS))
+        if (earlier := await self._answered(key)) is not None:  # as for a tool: before the images' checks
+            async with self.uow().reading() as uow:
+                return await _created_banner(uow.catalog, earlier)
         image_urls = await self._publish(banner_images(entry), admin_id)
         async with self.uow() as uow:
             if key is not None and (earlier := await uow.claim(key)) is not None:
-                created = await uow.catalog.banner(earlier)
-                if created is None:
-                    raise CatalogNotFound("the banner this request created was deleted since")
-                return _admin_banner_view(created)
+                return await _created_banner(uow.catalog, earlier)
             record = await uow.catalog.add_banner(
                 banner_id or str(uuid.uuid4()), entry, self.clock.now(), image_urls
             )
@@ -430,6 +432,13 @@ class Catalog:
 
     # --- helpers ----------------------------------------------------------------------------------------
 
+    async def _answered(self, key: RequestKey | None) -> str | None:
+        """What a keyed creation's first request created, once it committed (see `UnitOfWork.answered`)."""
+        if key is None:
+            return None
+        async with self.uow().reading() as uow:
+            return await uow.answered(key)
+
     async def _check_providers(self, config: ToolConfig) -> None:
         checked: dict[str, bool] = {LOCAL_PROVIDER: True}
         for index, step in enumerate(config.steps):
@@ -470,6 +479,21 @@ async def _live_type(catalog: CatalogStore, type_id: str) -> ToolTypeRecord:
     if record is None:
         raise InvalidCatalogEntry("tool_type_id", "no such tool type")
     return record
+
+
+async def _created_tool(catalog: CatalogStore, tool_id: str) -> JsonObject:
+    """The tool a keyed creation made, as it is now (`deleted_at` if a task ran it and it was deleted)."""
+    created = await catalog.tool(tool_id, include_deleted=True)
+    if created is None:
+        raise CatalogNotFound("the tool this request created was deleted since")
+    return _admin_tool_view(created)
+
+
+async def _created_banner(catalog: CatalogStore, banner_id: str) -> JsonObject:
+    created = await catalog.banner(banner_id)
+    if created is None:
+        raise CatalogNotFound("the banner this request created was deleted since")
+    return _admin_banner_view(created)
 
 
 def _tool_changed(uow: TasksUnitOfWork, record: ToolRecord, action: CatalogAction) -> None:
