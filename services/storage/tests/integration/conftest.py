@@ -15,21 +15,15 @@ import sys
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp import web
-from aiohttp.test_utils import TestServer
-from aiohttp.typedefs import Handler
 from psycopg_pool import AsyncConnectionPool
 
 from funmagic_kit.db import create_pool
-from funmagic_kit.http import problem_middleware
-from funmagic_kit.metrics import Metrics
-from funmagic_kit.request_keys import INTERNAL_CALLER_KEY, PRINCIPAL_KEY, Principal, Role
 from funmagic_kit.s3 import open_s3_client
-from funmagic_kit.testing import scratch_database
+from funmagic_kit.testing import scratch_database, serve_routes
 from funmagic_storage.application.assets import AssetService
 from funmagic_storage.bootstrap import build
 from funmagic_storage.config import StorageSettings
@@ -127,35 +121,12 @@ async def _remove_objects_of(client: Any, settings: StorageSettings, users: list
                 await client.delete_object(Bucket=bucket, Key=item["Key"])
 
 
-@web.middleware
-async def _caller(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Stands in for the kit's caller check: `X-Test-User` is the verified user and `X-Test-Role` their role;
-    `X-Test-Service: yes` is a caller with the internal service credential."""
-    request[INTERNAL_CALLER_KEY] = request.headers.get("X-Test-Service") == "yes"
-    user_id = request.headers.get("X-Test-User")
-    if user_id:
-        request[PRINCIPAL_KEY] = Principal(
-            user_id=user_id,
-            session_id="session",
-            role=cast(Role, request.headers.get("X-Test-Role", "user")),
-            email=f"{user_id}@example.test",
-            name="Test User",
-            email_verified=True,
-            issued_at=0,
-            expires_at=0,
-            token="token",
-        )
-    return await handler(request)
-
-
 @pytest.fixture
 async def api(
     storage: Storage, pool: AsyncConnectionPool, s3_settings: StorageSettings
 ) -> AsyncIterator[aiohttp.ClientSession]:
-    """The service's routes (from `build`) as the runtime serves them: behind the kit's problem+json
-    middleware, with a stand-in for the caller check."""
+    """The service's routes (from `build`) as the runtime serves them (`serve_routes`): `X-Test-User` is the
+    verified user, `X-Test-Role` their role, `X-Test-Internal: yes` the internal service credential."""
     built = build(s3_settings, pool=pool, s3=storage.s3, http=storage.s3_http, clock=storage.clock)
-    app = web.Application(middlewares=[problem_middleware(Metrics("storage-tests")), _caller])
-    app.add_routes(built.parts.routes)
-    async with TestServer(app) as server, aiohttp.ClientSession(str(server.make_url("/"))) as session:
+    async with serve_routes(built.parts.routes, "storage") as session:
         yield session

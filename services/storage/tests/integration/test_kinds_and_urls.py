@@ -17,7 +17,7 @@ from funmagic_kit.migrations import apply_migrations, load_migrations
 from funmagic_kit.testing import scratch_database
 from funmagic_storage.domain.assets import AssetNotFound
 
-SERVICE = {"X-Test-Service": "yes"}
+SERVICE = {"X-Test-Internal": "yes"}
 GLB = b"glTF\x02\x00\x00\x00" + b"\x00" * 12
 PLY = b"ply\nformat ascii 1.0\nelement vertex 0\nend_header\n"
 NO_COUNTS = {"image": 0, "model": 0, "pointcloud": 0, "other": 0}

@@ -11,7 +11,7 @@ import aiohttp
 from storage_test_support import PNG, Storage
 from yarl import URL
 
-SERVICE = {"X-Test-Service": "yes"}
+SERVICE = {"X-Test-Internal": "yes"}
 
 
 def as_user(user_id: str, role: str = "user") -> dict[str, str]:

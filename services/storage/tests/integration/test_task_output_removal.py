@@ -21,7 +21,7 @@ from funmagic_contracts.tasks.events import StepOutputDiscarded, TaskDeleted
 from funmagic_kit.testing import InMemoryConsumer, in_memory_consumer, wait_until
 from funmagic_storage.domain.assets import AssetNotFound, OutputOfDeletedTask
 
-SERVICE = {"X-Test-Service": "yes", "Content-Type": "image/png"}
+SERVICE = {"X-Test-Internal": "yes", "Content-Type": "image/png"}
 
 
 def new_id() -> str:

@@ -7,25 +7,20 @@ Postgres: a fresh database per test, migrated with the kit's tables (outbox, inb
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import aiohttp
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestServer
 from psycopg_pool import AsyncConnectionPool
 
 from funmagic_kit.db import create_pool
-from funmagic_kit.http import problem_middleware
-from funmagic_kit.metrics import Metrics
-from funmagic_kit.request_keys import PRINCIPAL_KEY, Principal, Role
 from funmagic_kit.settings import load_settings
-from funmagic_kit.testing import scratch_database
+from funmagic_kit.testing import scratch_database, serve_routes
 from funmagic_tasks.config import TasksSettings
 
 TASKS_MIGRATIONS = ("tasks", "funmagic_tasks.migrations")
@@ -170,39 +165,11 @@ def providers() -> FakeProviders:
     return FakeProviders()
 
 
-@web.middleware
-async def _test_principal(request: web.Request, handler: Any) -> web.StreamResponse:
-    """Stands in for the kit's caller check: `X-Test-Role` names the verified user's role, `X-Test-User`
-    their id (a new one per request without it)."""
-    role = request.headers.get("X-Test-Role")
-    if role:
-        request[PRINCIPAL_KEY] = Principal(
-            user_id=request.headers.get("X-Test-User") or str(uuid.uuid4()),
-            session_id="s",
-            role=cast(Role, role),
-            email="a@example.com",
-            name="A",
-            email_verified=True,
-            issued_at=0,
-            expires_at=0,
-            token="t",
-        )
-    return await handler(request)
-
-
 Serve = Callable[[Sequence[web.RouteDef]], AbstractAsyncContextManager[aiohttp.ClientSession]]
 
 
 @pytest.fixture
 def serve() -> Serve:
-    """`async with serve(routes) as http:` the routes behind the kit's problem+json middleware, as the
-    runtime serves them, with a test stand-in for the caller check."""
-
-    @asynccontextmanager
-    async def serving(routes: Sequence[web.RouteDef]) -> AsyncIterator[aiohttp.ClientSession]:
-        app = web.Application(middlewares=[problem_middleware(Metrics("tasks-test")), _test_principal])
-        app.add_routes(routes)
-        async with TestServer(app) as server, aiohttp.ClientSession(str(server.make_url("/"))) as session:
-            yield session
-
-    return serving
+    """`async with serve(routes) as http:` the routes as the runtime serves them (`serve_routes`):
+    `X-Test-User` is the verified user and `X-Test-Role` their role; no principal without `X-Test-User`."""
+    return lambda routes: serve_routes(routes, "tasks")

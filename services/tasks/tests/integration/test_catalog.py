@@ -766,7 +766,8 @@ async def http(world: World, serve) -> AsyncIterator[aiohttp.ClientSession]:
         yield session
 
 
-ADMIN = {"X-Test-Role": "admin"}
+ADMIN = {"X-Test-Role": "admin", "X-Test-User": str(uuid.uuid4())}
+NOT_ADMIN = {"X-Test-Role": "user", "X-Test-User": str(uuid.uuid4())}
 
 
 async def test_the_http_api_creates_and_reads_the_catalog(http: aiohttp.ClientSession) -> None:
@@ -808,7 +809,7 @@ async def test_the_http_api_answers_problems(http: aiohttp.ClientSession) -> Non
         assert (await response.json())["field"] == "config.steps[0].type"
     async with http.post("/v1/admin/tools", json={**body, "credits_cost": 3}, headers=ADMIN) as response:
         assert response.status == 422
-    async with http.post("/v1/admin/tools", json=body, headers={"X-Test-Role": "user"}) as response:
+    async with http.post("/v1/admin/tools", json=body, headers=NOT_ADMIN) as response:
         assert response.status == 403
     async with http.get("/v1/admin/banners") as response:
         assert response.status == 401
@@ -848,15 +849,14 @@ async def post(http: aiohttp.ClientSession, path: str, body: dict, headers: dict
 async def test_a_banner_posted_again_with_its_idempotency_key_is_created_once(
     http: aiohttp.ClientSession, world: World
 ) -> None:
-    admin = {**ADMIN, "X-Test-User": str(uuid.uuid4())}  # keys are the caller's: one admin throughout
-    keyed = {**admin, "Idempotency-Key": "banner-1"}
+    keyed = {**ADMIN, "Idempotency-Key": "banner-1"}  # keys are the caller's: one admin throughout
     body = {"title": "Spring sale", "link": "https://example.com/sale"}
 
     first = await post(http, "/v1/admin/banners", body, keyed)
     again = await post(http, "/v1/admin/banners", body, keyed)  # the admin's retry after a lost answer
     reused = await post(http, "/v1/admin/banners", {**body, "title": "Summer sale"}, keyed)
     banners_after_the_retry = await world.count("banners")
-    unkeyed = [await post(http, "/v1/admin/banners", body, admin) for _ in range(2)]
+    unkeyed = [await post(http, "/v1/admin/banners", body, ADMIN) for _ in range(2)]
 
     assert (first[0], again[0]) == (201, 201)
     assert again[1] == first[1]
@@ -865,14 +865,14 @@ async def test_a_banner_posted_again_with_its_idempotency_key_is_created_once(
     assert banners_after_the_retry == 1
     assert [status for status, _ in unkeyed] == [201, 201], "without a key, every request creates"
     assert len({banner["id"] for _, banner in [first, *unkeyed]}) == 3
-    async with http.get("/v1/admin/banners", headers=admin) as response:
+    async with http.get("/v1/admin/banners", headers=ADMIN) as response:
         assert len((await response.json())["items"]) == 3
 
 
 async def test_a_tools_retry_answers_with_it_even_after_its_provider_was_removed(
     http: aiohttp.ClientSession, world: World
 ) -> None:
-    admin = {**ADMIN, "X-Test-User": str(uuid.uuid4()), "Idempotency-Key": "tool-1"}
+    admin = {**ADMIN, "Idempotency-Key": "tool-1"}
     tool_type = await post(http, "/v1/admin/tool-types", {"name": "image", "display_name": "Image"}, admin)
     body = {
         "slug": "cut-fal",
@@ -898,9 +898,8 @@ async def test_a_tools_retry_answers_with_it_even_after_its_provider_was_removed
 async def test_a_tool_type_and_a_tool_posted_again_with_their_keys_answer_with_the_ones_created(
     http: aiohttp.ClientSession, world: World
 ) -> None:
-    admin = {**ADMIN, "X-Test-User": str(uuid.uuid4())}
     # One key for two kinds of request: each kind keys its own creations.
-    keyed = {**admin, "Idempotency-Key": "create-1"}
+    keyed = {**ADMIN, "Idempotency-Key": "create-1"}
     type_body = {"name": "image", "display_name": "Image"}
 
     types = [await post(http, "/v1/admin/tool-types", type_body, keyed) for _ in range(2)]
@@ -912,7 +911,7 @@ async def test_a_tool_type_and_a_tool_posted_again_with_their_keys_answer_with_t
     }
     tools = [await post(http, "/v1/admin/tools", tool_body, keyed) for _ in range(2)]
     reused = await post(http, "/v1/admin/tools", {**tool_body, "slug": "figme-2"}, keyed)
-    unkeyed = await post(http, "/v1/admin/tool-types", type_body, admin)
+    unkeyed = await post(http, "/v1/admin/tool-types", type_body, ADMIN)
 
     assert [status for status, _ in types] == [201, 201]
     assert types[1][1]["id"] == types[0][1]["id"], "the retry is answered with it, not a taken name"
