@@ -23,7 +23,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from funmagic_kit.db import create_pool
 from funmagic_kit.s3 import open_s3_client
-from funmagic_kit.testing import scratch_database, serve_routes
+from funmagic_kit.testing import InMemoryConsumer, in_memory_consumer, scratch_database, serve_routes
 from funmagic_storage.application.assets import AssetService
 from funmagic_storage.bootstrap import build
 from funmagic_storage.config import StorageSettings
@@ -130,3 +130,13 @@ async def api(
     built = build(s3_settings, pool=pool, s3=storage.s3, http=storage.s3_http, clock=storage.clock)
     async with serve_routes(built.parts.routes, "storage") as session:
         yield session
+
+
+@pytest.fixture
+async def consumer(storage: Storage) -> AsyncIterator[InMemoryConsumer]:
+    """Storage's subscriptions as `build` wires them, each event in the service's unit of work."""
+    parts = storage.parts
+    async with in_memory_consumer(
+        "storage", parts.subscriptions, unit_of_work=parts.unit_of_work
+    ) as consumer:
+        yield consumer

@@ -22,8 +22,23 @@ from funmagic_kit.settings import load_settings
 from funmagic_storage.adapters.s3 import S3ObjectStore
 from funmagic_storage.application.assets import AssetService, StoragePolicy
 from funmagic_storage.config import StorageSettings
+from funmagic_storage.domain.assets import AssetNotFound
 
-__all__ = ["PNG", "Storage", "TestClock", "get", "key_of", "png", "put", "storage_settings", "upload"]
+__all__ = [
+    "PNG",
+    "Storage",
+    "TestClock",
+    "deletions",
+    "exists",
+    "get",
+    "key_of",
+    "object_of",
+    "output",
+    "png",
+    "put",
+    "storage_settings",
+    "upload",
+]
 
 
 def png(width: int = 1, height: int = 1) -> bytes:
@@ -163,3 +178,40 @@ async def upload(
         storage, http, user_id, body, content_type=content_type, filename=filename, module=module, **kwargs
     )
     return await storage.assets.complete_upload(user_id, ticket["upload_id"])
+
+
+async def output(storage: Storage, user: str, task: str | None, *, visibility: str = "private") -> str:
+    """An output of `task` as providers stores it (None: of no task); its asset id."""
+    stored = await storage.assets.store_bytes(
+        user_id=user,
+        module="image-gen",
+        filename="out.png",
+        content_type="image/png",
+        data=PNG,
+        visibility=visibility,  # type: ignore[arg-type]
+        task_id=task,
+    )
+    return str(stored["id"])
+
+
+async def object_of(storage: Storage, asset_id: str) -> tuple[str, str]:
+    """Where an asset's object is: its bucket and key."""
+    async with storage.pool.connection() as conn:
+        cursor = await conn.execute("SELECT bucket, storage_key FROM assets WHERE id = %s", (asset_id,))
+        row = await cursor.fetchone()
+    assert row is not None
+    return row["bucket"], row["storage_key"]
+
+
+async def exists(storage: Storage, asset_id: str) -> bool:
+    """The record is live (as an admin finds it) and its object is there."""
+    try:
+        await storage.assets.get(str(uuid.uuid4()), asset_id, admin=True)
+    except AssetNotFound:
+        return False
+    return await storage.objects.head(*await object_of(storage, asset_id)) is not None
+
+
+async def deletions(storage: Storage) -> list[Envelope]:
+    """The AssetDeleted events storage has written so far."""
+    return [e for e in await storage.outbox() if e.type == "AssetDeleted"]

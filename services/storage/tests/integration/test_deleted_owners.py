@@ -8,17 +8,26 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
-from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import aiohttp
 import pytest
-from storage_test_support import PNG, Storage, get, put, upload, uploaded_ticket
+from storage_test_support import (
+    PNG,
+    Storage,
+    deletions,
+    exists,
+    get,
+    object_of,
+    output,
+    put,
+    upload,
+    uploaded_ticket,
+)
 
 from funmagic_contracts.envelope import Envelope
 from funmagic_contracts.identity.events import UserDeleted, UserDisabled
-from funmagic_kit.testing import InMemoryConsumer, in_memory_consumer
-from funmagic_storage.domain.assets import AssetNotFound
+from funmagic_kit.testing import InMemoryConsumer
 from funmagic_storage.domain.deleted_owners import OwnerDeleted
 
 GRACE = timedelta(
@@ -26,49 +35,8 @@ GRACE = timedelta(
 )  # the default of DELETED_USER_ASSET_GRACE_HOURS, which the fixture's settings keep
 
 
-@pytest.fixture
-async def consumer(storage: Storage) -> AsyncIterator[InMemoryConsumer]:
-    """Storage's subscriptions as `build` wires them, each event in the service's unit of work."""
-    parts = storage.parts
-    async with in_memory_consumer(
-        "storage", parts.subscriptions, unit_of_work=parts.unit_of_work
-    ) as consumer:
-        yield consumer
-
-
-async def output(storage: Storage, user: str, *, visibility: str = "private") -> str:
-    """An output as providers stores it; its asset id."""
-    stored = await storage.assets.store_bytes(
-        user_id=user,
-        module="image-gen",
-        filename="out.png",
-        content_type="image/png",
-        data=PNG,
-        visibility=visibility,  # type: ignore[arg-type]
-        task_id=str(uuid.uuid4()),
-    )
-    return str(stored["id"])
-
-
-async def object_of(storage: Storage, asset_id: str) -> tuple[str, str]:
-    async with storage.pool.connection() as conn:
-        cursor = await conn.execute("SELECT bucket, storage_key FROM assets WHERE id = %s", (asset_id,))
-        row = await cursor.fetchone()
-    assert row is not None
-    return row["bucket"], row["storage_key"]
-
-
-async def exists(storage: Storage, asset_id: str) -> bool:
-    """The record is live (as an admin finds it) and its object is there."""
-    try:
-        await storage.assets.get(str(uuid.uuid4()), asset_id, admin=True)
-    except AssetNotFound:
-        return False
-    return await storage.objects.head(*await object_of(storage, asset_id)) is not None
-
-
-async def deletions(storage: Storage) -> list[Envelope]:
-    return [e for e in await storage.outbox() if e.type == "AssetDeleted"]
+def new_task() -> str:
+    return str(uuid.uuid4())
 
 
 async def test_a_deleted_accounts_files_stay_for_the_grace_period_then_go_but_the_published_ones(
@@ -76,11 +44,11 @@ async def test_a_deleted_accounts_files_stay_for_the_grace_period_then_go_but_th
 ) -> None:
     user, other = storage.new_user(), storage.new_user()
     uploaded = (await upload(storage, http, user))["id"]
-    made = await output(storage, user)
-    admin_only = await output(storage, user, visibility="admin-private")
-    shared = await output(storage, user)
+    made = await output(storage, user, new_task())
+    admin_only = await output(storage, user, new_task(), visibility="admin-private")
+    shared = await output(storage, user, new_task())
     cdn_url = (await storage.assets.publish(user, shared))["url"]
-    someone_elses = await output(storage, other)
+    someone_elses = await output(storage, other, new_task())
     doomed = [uploaded, made, admin_only]
     objects = [await object_of(storage, asset_id) for asset_id in doomed]
 
@@ -123,7 +91,7 @@ async def test_nothing_new_is_registered_for_a_deleted_account(
     await consumer.deliver_event(UserDeleted(user_id=user))
 
     with pytest.raises(OwnerDeleted):  # a provider's output of a task that was finishing
-        await output(storage, user)
+        await output(storage, user, new_task())
     with pytest.raises(OwnerDeleted):  # an upload confirmed late
         await storage.assets.complete_upload(user, ticket["upload_id"])
     assert (await storage.assets.list(user, module=None, limit=10, cursor=None))["items"] == []
@@ -162,4 +130,4 @@ async def test_a_disabled_account_keeps_its_files(
     storage.clock.advance(GRACE * 2)
     assert await storage.assets.purge_deleted_owners() == 0
     assert await exists(storage, uploaded)
-    assert await output(storage, user)  # it may still get files (an admin may enable it again)
+    assert await output(storage, user, new_task())  # it may still get files (an admin may enable it again)

@@ -10,16 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
-from storage_test_support import PNG, Storage, get
+from storage_test_support import PNG, Storage, deletions, exists, get, object_of, output
 
-from funmagic_contracts.envelope import Envelope
 from funmagic_contracts.tasks.events import StepOutputDiscarded, TaskDeleted
-from funmagic_kit.testing import InMemoryConsumer, in_memory_consumer, wait_until
-from funmagic_storage.domain.assets import AssetNotFound, OutputOfDeletedTask
+from funmagic_kit.testing import InMemoryConsumer, wait_until
+from funmagic_storage.domain.assets import OutputOfDeletedTask
 
 SERVICE = {"X-Test-Internal": "yes", "Content-Type": "image/png"}
 
@@ -36,47 +34,6 @@ def discarded(user: str, task: str, *asset_ids: str) -> StepOutputDiscarded:
     return StepOutputDiscarded(task_id=task, user_id=user, step_id="cut", attempt=1, asset_ids=asset_ids)
 
 
-@pytest.fixture
-async def consumer(storage: Storage) -> AsyncIterator[InMemoryConsumer]:
-    """Storage's subscriptions as `build` wires them, each event in the service's unit of work."""
-    parts = storage.parts
-    async with in_memory_consumer(
-        "storage", parts.subscriptions, unit_of_work=parts.unit_of_work
-    ) as consumer:
-        yield consumer
-
-
-async def output(storage: Storage, user: str, task: str | None, *, visibility: str = "private") -> str:
-    """An output as providers stores it; its asset id."""
-    stored = await storage.assets.store_bytes(
-        user_id=user,
-        module="image-gen",
-        filename="out.png",
-        content_type="image/png",
-        data=PNG,
-        visibility=visibility,  # type: ignore[arg-type]
-        task_id=task,
-    )
-    return str(stored["id"])
-
-
-async def object_of(storage: Storage, asset_id: str) -> tuple[str, str]:
-    async with storage.pool.connection() as conn:
-        cursor = await conn.execute("SELECT bucket, storage_key FROM assets WHERE id = %s", (asset_id,))
-        row = await cursor.fetchone()
-    assert row is not None
-    return row["bucket"], row["storage_key"]
-
-
-async def exists(storage: Storage, asset_id: str) -> bool:
-    """The record is live (as an admin finds it) and its object is there."""
-    try:
-        await storage.assets.get(new_id(), asset_id, admin=True)
-    except AssetNotFound:
-        return False
-    return await storage.objects.head(*await object_of(storage, asset_id)) is not None
-
-
 async def waiting_for_locks(storage: Storage, count: int) -> bool:
     """Whether `count` sessions of this database wait for an advisory lock."""
     async with storage.pool.connection() as conn:
@@ -86,10 +43,6 @@ async def waiting_for_locks(storage: Storage, count: int) -> bool:
         )
         row = await cursor.fetchone()
     return row is not None and row["n"] >= count
-
-
-async def deletions(storage: Storage) -> list[Envelope]:
-    return [e for e in await storage.outbox() if e.type == "AssetDeleted"]
 
 
 async def test_the_outputs_of_a_deleted_task_and_its_children_go_with_asset_deleted_each(
