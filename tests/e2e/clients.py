@@ -14,6 +14,7 @@ E2E_PORT_BASE = int(os.environ.get("FUNMAGIC_E2E_PORT_BASE", "18000"))
 # FUNMAGIC_GATEWAY_URL points the same clients at another platform (tests/compose: the composed one).
 GATEWAY_URL = os.environ.get("FUNMAGIC_GATEWAY_URL") or f"http://127.0.0.1:{E2E_PORT_BASE}"
 IDENTITY_URL = f"http://127.0.0.1:{E2E_PORT_BASE + 1}"
+STORAGE_URL = f"http://127.0.0.1:{E2E_PORT_BASE + 4}"
 PASSWORD = "a long test passphrase 42"
 # The e2e platform's Stripe credentials (the fake Stripe server knows the same ones).
 STRIPE_SECRET_KEY = "sk_test_e2e_secret_key"

@@ -7,11 +7,28 @@ from __future__ import annotations
 import io
 import uuid
 
-from clients import bearer, browser, call, download, png, read_sse, sign_up, unique_email, upload
+import aiohttp
+from aiokafka import AIOKafkaProducer
+from clients import (
+    STORAGE_URL,
+    bearer,
+    browser,
+    call,
+    download,
+    png,
+    read_sse,
+    sign_up,
+    unique_email,
+    upload,
+)
 from faults import Fault
 from openai_api import FakeOpenAI
 from PIL import Image
 
+from funmagic_contracts.base import OutputAsset
+from funmagic_contracts.envelope import Envelope, encode, kafka_headers, kafka_key
+from funmagic_contracts.providers.events import StepCompleted, StepOutput
+from funmagic_contracts.topics import PROVIDERS_EVENTS
 from funmagic_kit.testing import wait_until
 
 TERMINAL = {"completed", "failed", "cancelled"}
@@ -366,6 +383,76 @@ async def test_cancel_mid_step_gives_back_the_unused_part(platform, seeded_tools
     assert types(events)[-1] == "cancelled"
     assert "completed" not in types(events)
     await until_balance(user, lambda b: b["reserved_balance"] == 0 and b["balance"] == 45)
+
+
+async def test_an_output_that_comes_after_the_cancel_is_not_kept(
+    platform, seeded_tools, admin_token, stack_env
+) -> None:
+    """The race a cancel can win: the provider finished its step as the cancel went through. Its output was
+    stored and its StepCompleted sent (here as providers sends them, the step's job being held for 30 s), but
+    the cancelled task charged nothing for it, so nobody keeps it: tasks discards it, storage deletes it."""
+    slug = await create_tool(admin_token, [local_step("first", "remove-bg", 5, durationMs=30_000)])
+    user = await new_user()
+    image = await upload(user["token"], png())
+    _, task = await start_task(user, {"toolSlug": slug, "input": {"imageAssetId": image}})
+    await read_sse(
+        user["token"], f"/api/tasks/{task['id']}/stream", stop_after=lambda e: e.event == "step_started"
+    )
+    async with browser() as client:
+        status, cancelled, _ = await call(
+            client, "POST", f"/api/tasks/{task['id']}/cancel", headers=bearer(user["token"])
+        )
+    assert (status, cancelled["charged_credits"]) == (200, 0)
+    late = await store_output(stack_env, user["id"], task["id"])
+    assert (await asset_status(user, late)) == 200, "stored for the user, as a step's output is"
+
+    await publish_step_completed(stack_env, user["id"], task["id"], "first", late)
+
+    async def gone() -> bool:
+        return await asset_status(user, late) == 404
+
+    await wait_until(gone, timeout=30, what="the late output to be deleted", interval=0.1)
+    assert (await until_task(user, task["id"]))["status"] == "cancelled"
+    await until_balance(user, lambda b: b["reserved_balance"] == 0 and b["balance"] == 50)
+    assert (await asset_status(user, image)) == 200, "the task's input stays"
+
+
+async def store_output(stack_env: dict[str, str], user_id: str, task_id: str) -> str:
+    """An output of the task as providers stores it (storage's internal API, with the internal credential)."""
+    query = {"user_id": user_id, "module": "remove-bg", "filename": "late.png", "task_id": task_id}
+    headers = {"X-Internal-Token": stack_env["INTERNAL_API_TOKEN"].split(",")[0].strip(),
+               "Content-Type": "image/png"}  # fmt: skip
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(f"{STORAGE_URL}/v1/internal/assets", params=query, data=png(), headers=headers) as sent,
+    ):
+        stored = await sent.json()
+        assert sent.status == 201, stored
+    return str(stored["id"])
+
+
+async def asset_status(user: dict, asset_id: str) -> int:
+    async with browser() as client:
+        status, _, _ = await call(client, "GET", f"/api/assets/{asset_id}", headers=bearer(user["token"]))
+    return status
+
+
+async def publish_step_completed(
+    stack_env: dict[str, str], user_id: str, task_id: str, step_id: str, asset_id: str
+) -> None:
+    completed = StepCompleted(
+        task_id=task_id, user_id=user_id, step_id=step_id, attempt=1,
+        output=StepOutput(assets=(OutputAsset(asset_id=asset_id, role="image"),)),
+    )  # fmt: skip
+    envelope = Envelope.wrap(completed)
+    producer = AIOKafkaProducer(bootstrap_servers=stack_env["KAFKA_BOOTSTRAP_SERVERS"], acks="all")
+    await producer.start()
+    try:
+        await producer.send_and_wait(
+            PROVIDERS_EVENTS.name, encode(envelope), key=kafka_key(envelope), headers=kafka_headers(envelope)
+        )
+    finally:
+        await producer.stop()
 
 
 async def test_admins_search_view_and_cancel_any_task(platform, seeded_tools, admin_token) -> None:
