@@ -21,7 +21,7 @@ tool types.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -178,9 +178,8 @@ class Catalog:
         entry = check_tool(_only(fields, TOOL_FIELDS))
         # A retry of a creation that committed answers before the checks of providers and images: they may
         # fail now (a provider removed since) though the tool was created.
-        if (earlier := await self._answered(key)) is not None:
-            async with self.uow().reading() as uow:
-                return await _created_tool(uow.catalog, earlier)
+        if (created := await self._created_before(key, _created_tool)) is not None:
+            return created
         await self._check_providers(entry.config)
         image_urls = await self._publish(tool_images(entry), admin_id)
         async with self.uow() as uow:
@@ -295,9 +294,9 @@ class Catalog:
         as for a tool. With `key`, once: a retry answers with the banner its first request created, as it
         is now."""
         entry = check_banner(_only(fields, BANNER_FIELDS))
-        if (earlier := await self._answered(key)) is not None:  # as for a tool: before the images' checks
-            async with self.uow().reading() as uow:
-                return await _created_banner(uow.catalog, earlier)
+        # As for a tool: before the images' checks.
+        if (created := await self._created_before(key, _created_banner)) is not None:
+            return created
         image_urls = await self._publish(banner_images(entry), admin_id)
         async with self.uow() as uow:
             if key is not None and (earlier := await uow.claim(key)) is not None:
@@ -432,12 +431,16 @@ class Catalog:
 
     # --- helpers ----------------------------------------------------------------------------------------
 
-    async def _answered(self, key: RequestKey | None) -> str | None:
-        """What a keyed creation's first request created, once it committed (see `UnitOfWork.answered`)."""
+    async def _created_before(
+        self, key: RequestKey | None, view: Callable[[CatalogStore, str], Awaitable[JsonObject]]
+    ) -> JsonObject | None:
+        """What a keyed creation's first request created, once it committed (see `UnitOfWork.answered`),
+        as `view` shows it; None: not created yet (or no key)."""
         if key is None:
             return None
         async with self.uow().reading() as uow:
-            return await uow.answered(key)
+            earlier = await uow.answered(key)
+            return None if earlier is None else await view(uow.catalog, earlier)
 
     async def _check_providers(self, config: ToolConfig) -> None:
         checked: dict[str, bool] = {LOCAL_PROVIDER: True}
