@@ -51,14 +51,17 @@ async def new_page(
     viewport: dict[str, int] = DESKTOP,
     dark: bool = False,
     timezone_id: str | None = None,
+    locale: str | None = None,
 ) -> Page:
-    """A fresh context's page; `timezone_id` (e.g. "Asia/Shanghai") sets the browser's time zone."""
+    """A fresh context's page; `timezone_id` (e.g. "Asia/Shanghai") sets the browser's time zone, `locale`
+    (e.g. "zh-CN") its language."""
     context: BrowserContext = await browser.new_context(
         base_url=GATEWAY_URL,
         viewport=viewport,
         color_scheme="dark" if dark else "light",
         accept_downloads=True,
         timezone_id=timezone_id,
+        locale=locale,
     )
     context.set_default_timeout(20_000)
     page = await context.new_page()

@@ -13,7 +13,7 @@ from playwright.async_api import Browser, Page, expect
 
 from funmagic_kit.testing import wait_until
 
-from .conftest import new_page, page_errors, screenshot
+from .conftest import PHONE, new_page, page_errors, screenshot
 from .test_web_app import slow_tool
 
 pytestmark = pytest.mark.usefixtures("seeded_tools")
@@ -107,7 +107,41 @@ async def test_the_overview_shows_the_platforms_numbers_for_the_chosen_window(
     shown, created, spent = await shown_and_served()
     assert shown.replace(",", "") == str(created)
     await expect(page.get_by_test_id("stat-spent")).to_have_text(f"{spent:,}")
+    # The chart says what its bars add up to, or that the window had no tasks, never an empty box.
+    served = await (await page.request.get("/api/admin/stats/overview?window=7d")).json()
+    charted = sum(point["created"] for point in served["tasks"]["series"])
+    if charted:
+        await expect(page.get_by_text(f"{charted:,} created")).to_be_visible()
+        await expect(page.get_by_test_id("tasks-chart")).to_be_visible()
+    else:
+        await expect(page.get_by_test_id("tasks-chart-empty")).to_have_text(
+            "No tasks were created in this window."
+        )
+        await expect(page.get_by_test_id("tasks-chart")).to_have_count(0)
     await screenshot(page, "admin-overview")
+    assert page_errors(page) == []
+
+
+async def test_on_a_phone_in_chinese_the_overview_speaks_the_browsers_language_and_fits_the_screen(
+    browser: Browser, admin_email
+) -> None:
+    page = await new_page(browser, viewport=PHONE, locale="zh-CN")
+    await page.goto("/admin/")
+    # A first visit follows the browser's language: nothing was chosen in this browser yet.
+    await page.get_by_label("邮箱").fill(admin_email)
+    await page.get_by_label("密码").fill(PASSWORD)
+    await page.get_by_test_id("sign-in").click()
+    await expect(page.get_by_role("heading", name="概览")).to_be_visible()
+    # Four window buttons do not fit 375 px: the choice is a select there, and nothing runs off the screen.
+    await expect(page.get_by_test_id("window-7d")).to_be_hidden()
+    await page.get_by_test_id("window-select").click()
+    await page.locator(".n-base-select-option", has_text="最近 7 天").click()
+    await expect(page.get_by_test_id("window-select")).to_contain_text("最近 7 天")
+    served = await (await page.request.get("/api/admin/stats/overview?window=7d")).json()
+    await expect(page.get_by_test_id("stat-created")).to_have_text(f"{served['tasks']['created']:,}")
+    overflow = await page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+    assert overflow <= 0, f"the page is {overflow} px wider than the phone"
+    await screenshot(page, "admin-overview-phone-zh")
     assert page_errors(page) == []
 
 

@@ -2,10 +2,10 @@
 
 import { createI18n } from 'vue-i18n'
 import en from './en'
+import { startingLocale, type Locale } from './locales'
 
+export { LOCALES, type Locale } from './locales'
 export type Messages = typeof en
-export const LOCALES = ['en', 'zh'] as const
-export type Locale = (typeof LOCALES)[number]
 const STORED = 'funmagic.admin.locale'
 
 export const i18n = createI18n({
@@ -26,7 +26,7 @@ export async function setLocale(locale: Locale): Promise<void> {
   localStorage.setItem(STORED, locale)
 }
 
+/** The locale chosen in this browser before, else the browser's own language when the app speaks it. */
 export function storedLocale(): Locale {
-  const value = localStorage.getItem(STORED)
-  return (LOCALES as readonly string[]).includes(value ?? '') ? (value as Locale) : 'en'
+  return startingLocale(localStorage.getItem(STORED), navigator.languages ?? [])
 }
