@@ -94,7 +94,18 @@ async def page(browser: Browser) -> Page:
     return await new_page(browser)
 
 
+# Every image in the viewport has finished (loaded, or failed: `complete` either way). Lazy images below it
+# have not started and are not waited for.
+_IMAGES_ON_SCREEN_COMPLETE = """() => [...document.images].every((img) => {
+  const box = img.getBoundingClientRect()
+  const onScreen = box.bottom > 0 && box.right > 0 && box.top < innerHeight && box.left < innerWidth
+  return !onScreen || img.complete
+})"""
+
+
 async def screenshot(page: Page, name: str) -> None:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    # A picture still arriving would be half drawn (or blank) in the file the README shows.
+    await page.wait_for_function(_IMAGES_ON_SCREEN_COMPLETE)
     # Transitions finished: a screenshot right after a click shows the state it led to.
     await page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=False, animations="disabled")

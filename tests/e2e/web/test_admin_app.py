@@ -122,9 +122,25 @@ async def test_the_overview_shows_the_platforms_numbers_for_the_chosen_window(
     assert page_errors(page) == []
 
 
-async def test_on_a_phone_in_chinese_the_overview_speaks_the_browsers_language_and_fits_the_screen(
-    browser: Browser, admin_email
+async def test_on_a_phone_in_chinese_the_admin_app_speaks_the_browsers_language_and_fits_the_screen(
+    browser: Browser, admin_email, admin_token
 ) -> None:
+    # A package off sale (the pricing page other tests look at does not list it), so the table has a row.
+    async with api_session() as client:
+        status, body, _ = await call(
+            client,
+            "POST",
+            "/api/admin/credit-packages",
+            json={
+                "name": f"Phone {uuid.uuid4().hex[:6]}",
+                "credits": 100,
+                "price_minor": 499,
+                "currency": "USD",
+                "is_active": False,
+            },
+            headers={"Authorization": f"Bearer {admin_token}"},
+        )
+        assert status == 201, body
     page = await new_page(browser, viewport=PHONE, locale="zh-CN")
     await page.goto("/admin/")
     # A first visit follows the browser's language: nothing was chosen in this browser yet.
@@ -142,6 +158,19 @@ async def test_on_a_phone_in_chinese_the_overview_speaks_the_browsers_language_a
     overflow = await page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
     assert overflow <= 0, f"the page is {overflow} px wider than the phone"
     await screenshot(page, "admin-overview-phone-zh")
+
+    # The menu folds behind one button on a phone; a page opened from it folds it again.
+    await expect(page.get_by_test_id("nav-sections")).to_be_hidden()
+    await page.get_by_test_id("menu-toggle").click()
+    await expect(page.get_by_test_id("menu-toggle")).to_have_attribute("aria-expanded", "true")
+    await page.get_by_test_id("nav-packages").click()
+    await expect(page.get_by_role("heading", name="积分套餐")).to_be_visible()
+    await expect(page.get_by_test_id("nav-sections")).to_be_hidden()
+    # A table wider than the phone scrolls in its own box: its edge is on the screen, not cut off.
+    table = page.get_by_test_id("packages")
+    await expect(table).to_be_visible()
+    right = await table.evaluate("(table) => table.getBoundingClientRect().right")
+    assert right <= PHONE["width"], f"the table's edge is at {right} px on a {PHONE['width']} px screen"
     assert page_errors(page) == []
 
 

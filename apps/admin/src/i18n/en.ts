@@ -1,6 +1,6 @@
 export default {
   app: { name: 'FunMagic Admin', skip: 'Skip to content' },
-  nav: { overview: 'Overview', users: 'Users', tasks: 'Tasks', queue: 'Queue', audit: 'Audit log', studio: 'AI Studio', workspace: 'Workspace', catalog: 'Catalog', billing: 'Billing', providers: 'Providers', settings: 'Settings', sections: 'Sections', signOut: 'Sign out', language: 'Language', backToApp: 'Open the app' },
+  nav: { overview: 'Overview', users: 'Users', tasks: 'Tasks', queue: 'Queue', audit: 'Audit log', studio: 'AI Studio', workspace: 'Workspace', catalog: 'Catalog', billing: 'Billing', providers: 'Providers', settings: 'Settings', sections: 'Sections', signOut: 'Sign out', menu: 'Menu', language: 'Language', backToApp: 'Open the app' },
   auth: {
     title: 'Sign in to the admin app',
     email: 'Email',

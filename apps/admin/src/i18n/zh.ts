@@ -2,7 +2,7 @@ import type { Messages } from '.'
 
 export default {
   app: { name: 'FunMagic 管理后台', skip: '跳到正文' },
-  nav: { overview: '概览', users: '用户', tasks: '任务', queue: '队列', audit: '审计日志', studio: 'AI 工作室', workspace: '工作台', catalog: '目录', billing: '计费', providers: '服务商', settings: '设置', sections: '分区', signOut: '退出登录', language: '语言', backToApp: '打开应用' },
+  nav: { overview: '概览', users: '用户', tasks: '任务', queue: '队列', audit: '审计日志', studio: 'AI 工作室', workspace: '工作台', catalog: '目录', billing: '计费', providers: '服务商', settings: '设置', sections: '分区', signOut: '退出登录', menu: '菜单', language: '语言', backToApp: '打开应用' },
   auth: {
     title: '登录管理后台',
     email: '邮箱',
