@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it, vi } from 'vitest'
-import { type AdminBanner, bannerBody, bannerProblems, blankBanner, fromBanner, isoWithOffset, scheduleState } from './bannerForm'
+import { type AdminBanner, badgeColors, bannerBody, bannerProblems, blankBanner, fromBanner, isoWithOffset, scheduleState } from './bannerForm'
 
 const stored: AdminBanner = {
   id: 'b-1',
@@ -120,5 +120,20 @@ describe('the checks before saving', () => {
       form.badgeColor = color
       expect(bannerProblems(form), color).toEqual({})
     }
+  })
+})
+
+describe('a badge in the colour an admin chose', () => {
+  it('takes the text that reads best on it', () => {
+    expect(badgeColors('#ef4444')).toEqual({ color: '#ef4444', textColor: '#000000' })
+    expect(badgeColors('#7c3aed')).toEqual({ color: '#7c3aed', textColor: '#ffffff' })
+    expect(badgeColors('#FFD700')?.textColor).toBe('#000000')
+    expect(badgeColors('#000')).toEqual({ color: '#000000', textColor: '#ffffff' })
+  })
+
+  it('leaves anything but a hex colour to the tag', () => {
+    expect(badgeColors('red')).toBeUndefined()
+    expect(badgeColors('#12345')).toBeUndefined()
+    expect(badgeColors(null)).toBeUndefined()
   })
 })

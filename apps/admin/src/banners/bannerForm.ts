@@ -177,3 +177,20 @@ export function scheduleTag(state: ScheduleState): 'success' | 'info' | 'default
   if (state === 'off') return 'warning'
   return 'default'
 }
+
+/**
+ * How a badge of background `color` (as an admin typed it: `#rgb` or `#rrggbb`) is drawn: the colour with the
+ * black or the white text, whichever contrasts more (white on the red `#ef4444` is 3.8:1, black 5.6:1);
+ * undefined for anything else (the tag's own colours).
+ */
+export function badgeColors(color: string | null | undefined): { color: string; textColor: string } | undefined {
+  const hex = /^#([0-9a-f]{3}|[0-9a-f]{6})$/i.exec(color?.trim() ?? '')?.[1]
+  if (hex === undefined) return undefined
+  const full = hex.length === 3 ? [...hex].map((c) => c + c).join('') : hex
+  const channels = [0, 2, 4].map((i) => parseInt(full.slice(i, i + 2), 16) / 255)
+  const linear = channels.map((c) => (c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4))
+  const luminance = 0.2126 * linear[0]! + 0.7152 * linear[1]! + 0.0722 * linear[2]!
+  const onWhite = 1.05 / (luminance + 0.05)
+  const onBlack = (luminance + 0.05) / 0.05
+  return { color: `#${full}`, textColor: onBlack > onWhite ? '#000000' : '#ffffff' }
+}
