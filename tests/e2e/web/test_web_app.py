@@ -439,6 +439,9 @@ async def test_desktop_screenshots_of_home_and_profile(browser: Browser) -> None
     await page.goto("/")
     await expect(page.get_by_test_id("tool-card-figme")).to_be_visible()
     await expect(page.locator(".n-skeleton")).to_have_count(0)
+    # The banners' arrows are buttons with names (Naive's own are unnamed divs).
+    await expect(page.get_by_role("button", name="Previous banner")).to_be_visible()
+    await expect(page.get_by_role("button", name="Next banner")).to_be_visible()
     await screenshot(page, "home")
     await page.goto("/profile")
     await expect(page.get_by_test_id("balance-card")).to_contain_text("50")

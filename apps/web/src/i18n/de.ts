@@ -43,6 +43,8 @@ export default {
     heroTitle: 'Verwandle deine Fotos in etwas Magisches',
     heroSubtitle: 'Hintergründe entfernen, Figuren erstellen, 3D-Modelle bauen – in Sekunden, direkt im Browser.',
     heroCta: 'Tools entdecken',
+    previousBanner: 'Vorheriges Banner',
+    nextBanner: 'Nächstes Banner',
     featured: 'Empfohlene Tools',
     allTools: 'Alle Tools',
     noFeatured: 'Gerade gibt es keine empfohlenen Tools.',

@@ -43,6 +43,8 @@ export default {
     heroTitle: 'Turn photos into something magical',
     heroSubtitle: 'Remove backgrounds, make figurines, build 3D models — in seconds, in your browser.',
     heroCta: 'Explore the tools',
+    previousBanner: 'Previous banner',
+    nextBanner: 'Next banner',
     featured: 'Featured tools',
     allTools: 'All tools',
     noFeatured: 'No featured tools right now.',

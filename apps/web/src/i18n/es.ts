@@ -43,6 +43,8 @@ export default {
     heroTitle: 'Convierte tus fotos en algo mágico',
     heroSubtitle: 'Quita fondos, crea figuras, genera modelos 3D — en segundos y desde tu navegador.',
     heroCta: 'Explorar las herramientas',
+    previousBanner: 'Banner anterior',
+    nextBanner: 'Banner siguiente',
     featured: 'Herramientas destacadas',
     allTools: 'Todas las herramientas',
     noFeatured: 'Ahora mismo no hay herramientas destacadas.',

@@ -44,6 +44,8 @@ export default {
     heroSubtitle:
       'Supprimez l’arrière-plan, créez des figurines, générez des modèles 3D — en quelques secondes, dans votre navigateur.',
     heroCta: 'Découvrir les outils',
+    previousBanner: 'Bannière précédente',
+    nextBanner: 'Bannière suivante',
     featured: 'Outils à la une',
     allTools: 'Tous les outils',
     noFeatured: 'Aucun outil à la une pour le moment.',

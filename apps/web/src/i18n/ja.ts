@@ -43,6 +43,8 @@ export default {
     heroTitle: '写真を、魔法みたいな作品に',
     heroSubtitle: '背景の削除、フィギュア化、3Dモデルの作成まで。ブラウザだけで、数秒で。',
     heroCta: 'ツールを見てみる',
+    previousBanner: '前のバナー',
+    nextBanner: '次のバナー',
     featured: 'おすすめツール',
     allTools: 'すべてのツール',
     noFeatured: '現在おすすめのツールはありません。',

@@ -43,6 +43,8 @@ export default {
     heroTitle: '사진을 마법처럼 바꿔 보세요',
     heroSubtitle: '배경 제거, 피규어 만들기, 3D 모델 생성까지 — 브라우저에서 몇 초 만에.',
     heroCta: '도구 둘러보기',
+    previousBanner: '이전 배너',
+    nextBanner: '다음 배너',
     featured: '추천 도구',
     allTools: '모든 도구',
     noFeatured: '지금은 추천 도구가 없어요.',

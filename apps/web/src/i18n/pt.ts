@@ -43,6 +43,8 @@ export default {
     heroTitle: 'Transforme suas fotos em pura magia',
     heroSubtitle: 'Remova fundos, crie miniaturas, gere modelos 3D — em segundos, direto no navegador.',
     heroCta: 'Explorar as ferramentas',
+    previousBanner: 'Banner anterior',
+    nextBanner: 'Próximo banner',
     featured: 'Ferramentas em destaque',
     allTools: 'Todas as ferramentas',
     noFeatured: 'Nenhuma ferramenta em destaque no momento.',

@@ -43,6 +43,8 @@ export default {
     heroTitle: 'Biến ảnh của bạn thành điều kỳ diệu',
     heroSubtitle: 'Xóa phông nền, tạo tượng mini, dựng mô hình 3D — chỉ trong vài giây, ngay trên trình duyệt.',
     heroCta: 'Khám phá công cụ',
+    previousBanner: 'Biểu ngữ trước',
+    nextBanner: 'Biểu ngữ tiếp theo',
     featured: 'Công cụ nổi bật',
     allTools: 'Tất cả công cụ',
     noFeatured: 'Hiện chưa có công cụ nổi bật nào.',

@@ -43,6 +43,8 @@ export default {
     heroTitle: '让你的照片瞬间变神奇',
     heroSubtitle: '一键抠图、制作手办、生成 3D 模型——在浏览器里几秒搞定。',
     heroCta: '探索工具',
+    previousBanner: '上一个横幅',
+    nextBanner: '下一个横幅',
     featured: '精选工具',
     allTools: '全部工具',
     noFeatured: '暂时没有精选工具。',
