@@ -13,7 +13,7 @@ from playwright.async_api import Browser, Page, expect
 
 from funmagic_kit.testing import wait_until
 
-from .conftest import PHONE, new_page, page_errors, screenshot
+from .conftest import DESKTOP, PHONE, new_page, page_errors, screenshot
 from .test_web_app import slow_tool
 
 pytestmark = pytest.mark.usefixtures("seeded_tools")
@@ -69,6 +69,17 @@ async def test_an_admin_finds_a_user_and_adjusts_credits_once_per_key(browser: B
     await expect(page.get_by_role("cell", name="goodwill")).to_be_visible()
     await expect(page.get_by_text("signup_bonus")).to_have_count(0)
     await screenshot(page, "admin-user")
+    # On a phone the history's amounts stay whole ("+57", not "+5" over "7": a card breaks words anywhere).
+    await page.set_viewport_size(PHONE)
+    one_line = """() => [...document.querySelectorAll('td.amount')].map((cell) => {
+      const range = document.createRange()
+      range.selectNodeContents(cell)
+      return range.getClientRects().length
+    })"""
+    lines = await page.evaluate(one_line)
+    assert lines, "the history shows no amounts"
+    assert set(lines) == {1}, lines
+    await page.set_viewport_size(DESKTOP)
 
     # A client retrying one adjustment with the same key: applied once.
     key = str(uuid.uuid4())
