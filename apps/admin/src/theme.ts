@@ -1,4 +1,5 @@
 import type { GlobalThemeOverrides } from 'naive-ui'
+import { READABLE_LIGHT } from '@shared/theme'
 
 /**
  * The brand's violet on Naive UI's light theme, and text that reads: Naive's secondary text (4.2:1 on
@@ -10,12 +11,12 @@ export const themeOverrides: GlobalThemeOverrides = {
     primaryColor: '#7c3aed',
     primaryColorHover: '#8b5cf6',
     primaryColorPressed: '#6d28d9',
-    textColor3: '#6b7078',
-    placeholderColor: '#737373',
+    textColor3: READABLE_LIGHT.quiet,
+    placeholderColor: READABLE_LIGHT.placeholder,
   },
-  Empty: { textColor: '#6b7078' },
+  Empty: { textColor: READABLE_LIGHT.quiet },
   Tag: {
-    textColorSuccess: '#0f7a41',
+    textColorSuccess: READABLE_LIGHT.successText,
     textColorWarning: '#8a5300',
     textColorError: '#b4213f',
     textColorInfo: '#1d5fa8',

@@ -8,9 +8,12 @@ import type { GlobalThemeOverrides } from 'naive-ui'
  * 3.0:1 and 3.9:1, and the violet's secondary buttons on their tint at 4.48:1: each is a shade darker (lighter
  * in the dark theme) here.
  */
+/** Naive's light-theme greys and success text, darkened to 4.5:1 on white (the admin app uses them too). */
+export const READABLE_LIGHT = { quiet: '#6b7078', placeholder: '#737373', successText: '#0f7a41' } as const
+
 export function themeOverrides(dark: boolean): GlobalThemeOverrides {
   const primary = dark ? '#a78bfa' : '#7636e3'
-  const quiet = dark ? 'rgba(255, 255, 255, 0.55)' : '#6b7078'
+  const quiet = dark ? 'rgba(255, 255, 255, 0.55)' : READABLE_LIGHT.quiet
   return {
     common: {
       primaryColor: primary,
@@ -19,7 +22,7 @@ export function themeOverrides(dark: boolean): GlobalThemeOverrides {
       primaryColorSuppl: primary,
       borderRadius: '10px',
       fontFamily: 'system-ui, -apple-system, "Segoe UI", Roboto, "Noto Sans", "Noto Sans CJK SC", sans-serif',
-      placeholderColor: dark ? quiet : '#737373',
+      placeholderColor: dark ? quiet : READABLE_LIGHT.placeholder,
       ...(dark ? {} : { textColor3: quiet, errorColor: '#b4213f', errorColorSuppl: '#b4213f' }),
     },
     Empty: { textColor: quiet },
@@ -29,6 +32,6 @@ export function themeOverrides(dark: boolean): GlobalThemeOverrides {
       headerTextColorWait: quiet,
       descriptionTextColorWait: quiet,
     },
-    ...(dark ? {} : { Tag: { textColorSuccess: '#0f7a41' } }),
+    ...(dark ? {} : { Tag: { textColorSuccess: READABLE_LIGHT.successText } }),
   }
 }

@@ -1,5 +1,7 @@
 /** Which of the admin app's locales to start in: the one chosen here before, else the browser's. */
 
+import { firstSpoken } from '@shared/i18n/locales'
+
 export const LOCALES = ['en', 'zh'] as const
 export type Locale = (typeof LOCALES)[number]
 
@@ -13,9 +15,5 @@ function isLocale(value: unknown): value is Locale {
  */
 export function startingLocale(stored: string | null, languages: readonly string[]): Locale {
   if (isLocale(stored)) return stored
-  for (const language of languages) {
-    const base = language.toLowerCase().split('-')[0]
-    if (isLocale(base)) return base
-  }
-  return 'en'
+  return firstSpoken(languages, LOCALES) ?? 'en'
 }

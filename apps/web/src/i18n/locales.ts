@@ -21,9 +21,18 @@ export function isLocale(value: unknown): value is Locale {
 
 /** The locale a visitor most likely reads, from the browser's preferences. */
 export function preferredLocale(languages: readonly string[] = navigator.languages): Locale {
+  return firstSpoken(languages, LOCALES) ?? DEFAULT_LOCALE
+}
+
+/**
+ * The first of the browser's `languages` (`zh-CN`, `de`) whose base language is one of `locales`, undefined
+ * when none is (the admin app, with fewer locales, asks the same question).
+ */
+export function firstSpoken<L extends string>(languages: readonly string[], locales: readonly L[]): L | undefined {
   for (const language of languages) {
     const base = language.toLowerCase().split('-')[0]
-    if (isLocale(base)) return base
+    const spoken = locales.find((locale) => locale === base)
+    if (spoken !== undefined) return spoken
   }
-  return DEFAULT_LOCALE
+  return undefined
 }
